@@ -1,0 +1,92 @@
+"""wsresearch: exchange WebSocket feeds for research, from Jupyter.
+
+Resilient connections, validated messages as polars frames, per-stream
+health, and an embedded exchange simulator with fault injection. The public
+names are re-exported here; see ``docs/architecture.md`` for how they fit.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .backoff import DEFAULT_BACKOFF, RATE_LIMIT_BACKOFF, BackoffConfig, backoff_delay
+from .clock import Clock, SystemClock, VirtualClock
+from .connection import (
+    CloseCategory,
+    CloseInfo,
+    ConnectionConfig,
+    ConnectionState,
+    HeartbeatConfig,
+    ReconnectConfig,
+    WebSocketManager,
+    classify_close_code,
+)
+from .errors import (
+    InvalidURLError,
+    MaxReconnectsExceededError,
+    NotConnectedError,
+    QueueClosedError,
+    QueueFullError,
+    UnknownChannelError,
+    WebSocketAuthError,
+    WebSocketError,
+    WsResearchError,
+)
+from .feed import Feed, FeedStats
+from .frames import FrameStore
+from .health import HealthMonitor, HealthTransition, StreamConfig, StreamStatus
+from .parser import DedupeStats, MessageParser, ParseOutcome, Reject
+from .queue import MessageQueue, OverflowPolicy, QueueConfig
+from .sim import Fault, Simulator
+from .spec import Channel, FeedSpec
+
+try:
+    __version__ = version("wsresearch")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "BackoffConfig",
+    "Channel",
+    "Clock",
+    "CloseCategory",
+    "CloseInfo",
+    "ConnectionConfig",
+    "ConnectionState",
+    "DEFAULT_BACKOFF",
+    "DedupeStats",
+    "Fault",
+    "Feed",
+    "FeedSpec",
+    "FeedStats",
+    "FrameStore",
+    "HealthMonitor",
+    "HealthTransition",
+    "HeartbeatConfig",
+    "InvalidURLError",
+    "MaxReconnectsExceededError",
+    "MessageParser",
+    "MessageQueue",
+    "NotConnectedError",
+    "OverflowPolicy",
+    "ParseOutcome",
+    "QueueClosedError",
+    "QueueConfig",
+    "QueueFullError",
+    "RATE_LIMIT_BACKOFF",
+    "ReconnectConfig",
+    "Reject",
+    "Simulator",
+    "StreamConfig",
+    "StreamStatus",
+    "SystemClock",
+    "UnknownChannelError",
+    "VirtualClock",
+    "WebSocketAuthError",
+    "WebSocketError",
+    "WebSocketManager",
+    "WsResearchError",
+    "__version__",
+    "backoff_delay",
+    "classify_close_code",
+]

@@ -1,0 +1,231 @@
+"""The ``wsresearch`` command line.
+
+Commands:
+
+``demo``
+    Start the embedded simulator with a fault script, run a feed against it
+    with a live view, and end with a summary. Offline, no configuration.
+``simulate``
+    Serve the simulator on a local port for other programs, optionally with
+    scripted faults.
+
+Every error a user can cause ends in one line on stderr and a non-zero exit
+status (2 for bad arguments, 1 for anything else), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.live import Live
+
+from . import __version__
+from .backoff import BackoffConfig
+from .connection import ConnectionConfig, HeartbeatConfig, ReconnectConfig
+from .errors import WsResearchError
+from .feed import Feed
+from .sim import Fault, Simulator
+
+__all__ = ["demo_faults", "main", "parse_fault"]
+
+_DEMO_SCRIPT: tuple[tuple[float, dict[str, Any]], ...] = (
+    # (fraction of the run, fault): a tour of what exchanges do to connections.
+    (0.10, {"kind": "duplicate", "count": 5}),
+    (0.15, {"kind": "malformed", "count": 6}),
+    (0.20, {"kind": "disconnect"}),  # abrupt: the client sees 1006
+    (0.28, {"kind": "burst", "count": 2000}),
+    (0.32, {"kind": "sequence_gap", "count": 3}),
+    (0.38, {"kind": "silence", "stream": "ticker", "duration": 3.5}),
+    (0.55, {"kind": "reject_auth", "count": 1}),
+    (0.55, {"kind": "disconnect", "code": 1001}),  # reconnect is rejected once with 4401
+    (0.68, {"kind": "rate_limit", "code": 4429}),
+    (0.82, {"kind": "no_pong", "duration": 3.0}),  # half-open: heartbeat must notice
+)
+
+
+def demo_faults(seconds: float) -> list[Fault]:
+    """The demo's fault script, spread over a run of ``seconds``."""
+    scale = seconds / 20.0
+    faults = []
+    for fraction, fields in _DEMO_SCRIPT:
+        fields = dict(fields)
+        if "duration" in fields:
+            fields["duration"] = max(0.5, fields["duration"] * scale)
+        faults.append(Fault(at=fraction * seconds, **fields))
+    return faults
+
+
+def parse_fault(text: str) -> Fault:
+    """Parse ``KIND@SECONDS[:key=value,...]``, e.g. ``silence@9:stream=ticker,duration=4``.
+
+    Raises
+    ------
+    ValueError
+        With a one-line reason.
+    """
+    head, _, options = text.partition(":")
+    kind, at_sep, at = head.partition("@")
+    fields: dict[str, Any] = {"kind": kind, "at": at if at_sep else 0.0}
+    for option in filter(None, options.split(",")):
+        key, eq, value = option.partition("=")
+        if not eq:
+            raise ValueError(f"fault option {option!r} is not key=value")
+        fields[key.strip()] = value.strip()
+    try:
+        return Fault.model_validate(fields)
+    except ValidationError as exc:
+        raise ValueError(f"bad fault {text!r}: {_one_line(exc)}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="wsresearch", description="Exchange WebSocket feeds for research.")
+    parser.add_argument("--version", action="version", version=f"wsresearch {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log connection events")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = commands.add_parser(
+        "demo", help="run a feed against the embedded simulator with injected faults",
+        description="Start the simulator with a fault script (disconnects, an auth rejection, "
+        "a rate-limit close, silence, duplicates, malformed frames, a burst, a half-open "
+        "socket), run a feed against it with a live view, and print a summary.",
+    )
+    demo.add_argument("--seconds", type=_positive, default=20.0, help="run time (default 20)")
+    demo.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
+    demo.add_argument("--no-faults", action="store_true", help="run without the fault script")
+
+    simulate = commands.add_parser(
+        "simulate", help="serve the simulator on a local port",
+        description="Serve the embedded exchange simulator until interrupted or --seconds "
+        "pass. Faults: KIND@SECONDS[:key=value,...], e.g. 'disconnect@5:code=1001' or "
+        "'silence@9:stream=ticker,duration=4'.",
+    )
+    simulate.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    simulate.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    simulate.add_argument("--seconds", type=_positive, default=None, help="stop after this long")
+    simulate.add_argument(
+        "--fault", action="append", default=[], type=_fault, metavar="FAULT",
+        help="a scripted fault (repeatable)",
+    )
+    return parser
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _fault(text: str) -> Fault:
+    try:
+        return parse_fault(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _demo_connection(url: str) -> ConnectionConfig:
+    """Quick schedules so a 20-second demo shows several reconnects."""
+    return ConnectionConfig(
+        url=url,
+        reconnect=ReconnectConfig(
+            max_attempts=20,
+            backoff=BackoffConfig(initial_delay=0.3, max_delay=3.0, jitter=0.1),
+            rate_limit_backoff=BackoffConfig(initial_delay=1.5, max_delay=10.0, jitter=0.1),
+        ),
+        heartbeat=HeartbeatConfig(interval=0.5, timeout=1.0),
+    )
+
+
+async def _demo(args: argparse.Namespace, console: Console) -> int:
+    from .console import FeedMonitor  # rich rendering is only needed here
+
+    faults = [] if args.no_faults else demo_faults(args.seconds)
+    async with Simulator(faults=faults, seed=args.seed) as sim:
+        spec = sim.spec(api_key="demo-key", connection=_demo_connection(sim.url))
+        feed = Feed(spec)
+        monitor = FeedMonitor(feed)
+        console.print(
+            f"simulator at {sim.url}; running a feed for {args.seconds:g} s with "
+            f"{len(faults)} scripted faults"
+        )
+        run = asyncio.ensure_future(feed.run_for(args.seconds))
+        if console.is_terminal:
+            with Live(monitor.render(), console=console, refresh_per_second=4) as live:
+                while not run.done():
+                    await asyncio.wait({run}, timeout=0.25)
+                    monitor.sample()
+                    live.update(monitor.render())
+        else:
+            while not run.done():
+                await asyncio.wait({run}, timeout=1.0)
+                monitor.sample()
+                console.print(monitor.progress_line(), highlight=False, soft_wrap=True)
+        await run
+        console.print(monitor.summary())
+        healthy = feed.health.is_healthy()
+        survived = feed.stats.generation >= 1 and feed.manager.last_error is None
+    if not survived:
+        console.print("[bold red]the feed did not survive the faults[/]")
+        return 1
+    note = "all streams healthy at the end" if healthy else "some streams stale at the end"
+    console.print(f"[bold green]feed survived every fault[/] ({note})")
+    return 0
+
+
+async def _simulate(args: argparse.Namespace, console: Console) -> int:
+    async with Simulator(faults=args.fault, seed=args.seed, port=args.port) as sim:
+        console.print(f"simulator listening at {sim.url} (Ctrl-C to stop)", highlight=False)
+        console.file.flush()
+        if args.seconds is None:
+            await asyncio.Event().wait()
+        else:
+            await asyncio.sleep(args.seconds)
+        console.print(f"served {sim.connections} connection(s), sent {sim.sent} frames")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.CRITICAL,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    console = Console()
+    command = {"demo": _demo, "simulate": _simulate}[args.command]
+    try:
+        return asyncio.run(command(args, console))
+    except KeyboardInterrupt:
+        return 130
+    except (WsResearchError, ValidationError, OSError, ValueError) as exc:
+        print(f"wsresearch {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"])
+        return f"{where}: {err['msg']}" if where else str(err["msg"])
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())

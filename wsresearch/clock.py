@@ -1,0 +1,165 @@
+"""Injected time: the only place wsresearch reads the system clock.
+
+Every time-dependent component takes a ``clock=`` argument. Live runs use
+:class:`SystemClock`; replays and tests use :class:`VirtualClock`, which only
+moves when told to, so a backoff schedule, a staleness episode or a de-dup TTL
+can be checked exactly without sleeping.
+
+Timestamps are ``int`` nanoseconds. Durations passed to :meth:`Clock.sleep`
+are ``float`` seconds, as in :mod:`asyncio`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Clock", "SystemClock", "VirtualClock"]
+
+_NS_PER_S = 1_000_000_000
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """What every time-dependent component needs from a clock."""
+
+    def monotonic_ns(self) -> int:
+        """Return monotonic time in nanoseconds (for intervals and ordering)."""
+        ...
+
+    def time_ns(self) -> int:
+        """Return wall-clock time in nanoseconds since the Unix epoch."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time."""
+        ...
+
+
+class SystemClock:
+    """The real clock: :func:`time.monotonic_ns`, :func:`time.time_ns`, :func:`asyncio.sleep`.
+
+    Examples
+    --------
+    >>> clock = SystemClock()
+    >>> clock.monotonic_ns() > 0
+    True
+    """
+
+    __slots__ = ()
+
+    # Bound straight to the builtins: these sit on the per-message hot path.
+    monotonic_ns = staticmethod(time.monotonic_ns)
+    time_ns = staticmethod(time.time_ns)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on the running event loop."""
+        await asyncio.sleep(seconds)
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+class VirtualClock:
+    """A clock that moves only when :meth:`advance` or :meth:`set` is called.
+
+    Coroutines waiting in :meth:`sleep` wake when the clock passes their
+    deadline, in deadline order. Monotonic and wall time move together, so
+    the wall clock keeps its offset from the monotonic one.
+
+    Parameters
+    ----------
+    mono_ns
+        Initial monotonic time in nanoseconds.
+    wall_ns
+        Initial wall time in nanoseconds since the epoch.
+
+    Examples
+    --------
+    >>> clock = VirtualClock(mono_ns=0, wall_ns=1_700_000_000_000_000_000)
+    >>> clock.advance(1.5)
+    >>> clock.monotonic_ns()
+    1500000000
+    """
+
+    def __init__(self, mono_ns: int = 0, wall_ns: int = 1_700_000_000 * _NS_PER_S) -> None:
+        self._mono = int(mono_ns)
+        self._wall = int(wall_ns)
+        self._sleepers: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def monotonic_ns(self) -> int:
+        """Return the current virtual monotonic time in nanoseconds."""
+        return self._mono
+
+    def time_ns(self) -> int:
+        """Return the current virtual wall time in nanoseconds."""
+        return self._wall
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks forward by ``seconds`` and wake sleepers now due.
+
+        Raises
+        ------
+        ValueError
+            If ``seconds`` is negative: time never goes back.
+        """
+        if seconds < 0:
+            raise ValueError(f"cannot advance a clock by a negative duration ({seconds} s)")
+        step = round(seconds * _NS_PER_S)
+        self._mono += step
+        self._wall += step
+        self._wake()
+
+    def set(self, mono_ns: int, wall_ns: int | None = None) -> None:
+        """Jump to ``mono_ns`` (and ``wall_ns`` when given), waking sleepers now due.
+
+        Replay uses this to follow recorded timestamps exactly.
+
+        Raises
+        ------
+        ValueError
+            If ``mono_ns`` is earlier than the current monotonic time.
+        """
+        if mono_ns < self._mono:
+            raise ValueError(
+                f"monotonic time cannot go back (now {self._mono} ns, asked {mono_ns} ns)"
+            )
+        self._wall = self._wall + (mono_ns - self._mono) if wall_ns is None else int(wall_ns)
+        self._mono = int(mono_ns)
+        self._wake()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait until the virtual clock has advanced ``seconds`` from now."""
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        deadline = self._mono + round(seconds * _NS_PER_S)
+        heapq.heappush(self._sleepers, (deadline, next(self._order), future))
+        await future
+
+    @property
+    def sleepers(self) -> int:
+        """Number of coroutines waiting in :meth:`sleep` (cancelled ones excluded)."""
+        return sum(1 for _, _, f in self._sleepers if not f.done())
+
+    def next_deadline(self) -> float | None:
+        """Seconds until the earliest pending sleeper wakes, or ``None`` if none waits."""
+        self._sleepers = [s for s in self._sleepers if not s[2].done()]
+        heapq.heapify(self._sleepers)
+        if not self._sleepers:
+            return None
+        return max(0.0, (self._sleepers[0][0] - self._mono) / _NS_PER_S)
+
+    def _wake(self) -> None:
+        while self._sleepers and self._sleepers[0][0] <= self._mono:
+            _, _, future = heapq.heappop(self._sleepers)
+            if not future.done():
+                future.set_result(None)
+
+    def __repr__(self) -> str:
+        return f"VirtualClock(mono_ns={self._mono}, wall_ns={self._wall})"

@@ -1,0 +1,792 @@
+"""A WebSocket connection that survives what exchanges do to it.
+
+:class:`WebSocketManager` wraps the ``websockets`` asyncio client (all protocol
+work stays there) and adds the lifecycle a long-running feed needs:
+
+* **single-flight connect**: concurrent :meth:`~WebSocketManager.connect`
+  calls share one attempt and one socket;
+* **generations**: every successful open increments
+  :attr:`~WebSocketManager.generation`, and each inbound message carries the
+  generation it arrived on, so late events from an old socket are recognisable;
+* **close-code policy**: each close is classified (:func:`classify_close_code`)
+  and the category picks the policy: ``AUTH_FAILURE`` halts after
+  ``max_auth_failure_attempts`` with :class:`~wsresearch.errors.WebSocketAuthError`,
+  ``RATE_LIMITED`` waits on ``rate_limit_backoff``, ``NORMAL`` and ``UNKNOWN``
+  on ``backoff``; ``max_attempts`` consecutive failures halt with
+  :class:`~wsresearch.errors.MaxReconnectsExceededError`. The attempt counter
+  resets only once a connection has delivered a message, so a server that
+  accepts and immediately closes walks up the backoff schedule instead of
+  being hammered;
+* **re-subscription**: ``on_connected`` hooks run on every open, before the
+  messages queued by :meth:`~WebSocketManager.send` while disconnected;
+* **heartbeat**: a WebSocket ping every ``interval`` (plus an optional
+  app-level ping message); no pong within ``timeout`` means the peer is gone
+  (half-open TCP), so the socket is dropped and the reconnect policy runs;
+* **flow control**: :meth:`~WebSocketManager.pause_reading` stops reading the
+  socket, so backpressure reaches TCP instead of memory.
+
+Exceptions raised by user handlers are reported through ``on_error`` and never
+reach the connection. Backoff sleeps and pong timeouts run on the injected
+clock; only the TCP/TLS/HTTP handshake itself uses real time (``open_timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
+
+from .backoff import DEFAULT_BACKOFF, RATE_LIMIT_BACKOFF, BackoffConfig, backoff_delay
+from .clock import Clock, SystemClock
+from .errors import (
+    InvalidURLError,
+    MaxReconnectsExceededError,
+    NotConnectedError,
+    WebSocketAuthError,
+    WebSocketError,
+)
+
+__all__ = [
+    "CloseCategory",
+    "CloseInfo",
+    "ConnectionConfig",
+    "ConnectionState",
+    "HeartbeatConfig",
+    "ReconnectConfig",
+    "WebSocketManager",
+    "classify_close_code",
+    "validate_ws_url",
+]
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Messages read back-to-back before the reader yields to the loop: websockets
+# hands over already-buffered frames without suspending, and the parser's
+# worker must get a turn before a bounded queue overflows for no real reason.
+_READ_BURST = 64
+# Code and reason recorded when this side drops a peer that stopped answering pings.
+_ABNORMAL = 1006
+
+
+class ConnectionState(str, Enum):
+    """Where a :class:`WebSocketManager` is in its lifecycle."""
+
+    DISCONNECTED = "DISCONNECTED"
+    CONNECTING = "CONNECTING"
+    CONNECTED = "CONNECTED"
+    RECONNECTING = "RECONNECTING"
+
+
+class CloseCategory(str, Enum):
+    """How a close code is handled by the reconnect policy."""
+
+    AUTH_FAILURE = "AUTH_FAILURE"
+    RATE_LIMITED = "RATE_LIMITED"
+    NORMAL = "NORMAL"
+    UNKNOWN = "UNKNOWN"
+
+
+_CATEGORIES: dict[int, CloseCategory] = {
+    4401: CloseCategory.AUTH_FAILURE,
+    4403: CloseCategory.AUTH_FAILURE,
+    1008: CloseCategory.AUTH_FAILURE,  # policy violation: what servers send for bad keys
+    4429: CloseCategory.RATE_LIMITED,
+    1013: CloseCategory.RATE_LIMITED,  # try again later
+    1000: CloseCategory.NORMAL,
+    1001: CloseCategory.NORMAL,
+    1006: CloseCategory.NORMAL,  # abnormal closure: the network blip case
+}
+
+
+def classify_close_code(
+    code: int | None, overrides: Mapping[int, CloseCategory] | None = None
+) -> CloseCategory:
+    """Map a WebSocket close code to the category that decides the reconnect policy.
+
+    Parameters
+    ----------
+    code
+        The close code; ``None`` (no close frame at all) counts as 1006.
+    overrides
+        Exchange-specific codes, consulted first.
+
+    Returns
+    -------
+    CloseCategory
+        ``AUTH_FAILURE`` for 4401, 4403, 1008; ``RATE_LIMITED`` for 4429, 1013;
+        ``NORMAL`` for 1000, 1001, 1006; ``UNKNOWN`` otherwise.
+
+    Examples
+    --------
+    >>> classify_close_code(4429).name
+    'RATE_LIMITED'
+    >>> classify_close_code(4000, {4000: CloseCategory.AUTH_FAILURE}).name
+    'AUTH_FAILURE'
+    """
+    if code is None:
+        code = _ABNORMAL
+    if overrides and code in overrides:
+        return CloseCategory(overrides[code])
+    return _CATEGORIES.get(code, CloseCategory.UNKNOWN)
+
+
+def validate_ws_url(url: str) -> str:
+    """Return ``url`` if it is a valid ``ws://`` or ``wss://`` URL.
+
+    Raises
+    ------
+    InvalidURLError
+        Naming what is wrong with it (credentials are not echoed).
+    """
+    if not isinstance(url, str) or not url:
+        raise InvalidURLError(f"a WebSocket URL must be a non-empty string, got {url!r}")
+    try:
+        parse_uri(url)
+    except InvalidURI as exc:
+        scheme = url.split(":", 1)[0] if ":" in url else ""
+        hint = " (expected ws:// or wss://)" if scheme not in ("ws", "wss") else ""
+        raise InvalidURLError(f"invalid WebSocket URL{hint}: {exc.__str__().split(' isn')[0]}")
+    return url
+
+
+class ReconnectConfig(BaseModel):
+    """When and how fast to reconnect.
+
+    Parameters
+    ----------
+    enabled
+        Reconnect after a close at all.
+    max_attempts
+        Consecutive failed attempts before giving up; ``None`` never gives up.
+    max_auth_failure_attempts
+        Auth-failure closes in a row before giving up.
+    backoff
+        Schedule after ``NORMAL`` and ``UNKNOWN`` closes and failed opens.
+    rate_limit_backoff
+        Schedule after ``RATE_LIMITED`` closes.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    max_attempts: int | None = Field(10, ge=1)
+    max_auth_failure_attempts: int = Field(3, ge=1)
+    backoff: BackoffConfig = DEFAULT_BACKOFF
+    rate_limit_backoff: BackoffConfig = RATE_LIMIT_BACKOFF
+
+
+class HeartbeatConfig(BaseModel):
+    """Liveness checks; durations in seconds.
+
+    Parameters
+    ----------
+    enabled
+        Send pings at all.
+    interval
+        Seconds between pings.
+    timeout
+        Seconds to wait for the pong before declaring the peer gone.
+    ping_message
+        An app-level ping sent alongside each WebSocket ping, for exchanges
+        that want one: a string, a JSON-able dict, or a callable returning one.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    enabled: bool = True
+    interval: float = Field(20.0, gt=0)
+    timeout: float = Field(10.0, gt=0)
+    ping_message: str | dict[str, Any] | Callable[[], str | dict[str, Any]] | None = None
+
+
+class ConnectionConfig(BaseModel):
+    """Everything needed to open and keep one WebSocket connection.
+
+    Parameters
+    ----------
+    url
+        ``ws://`` or ``wss://`` URL.
+    subprotocols
+        Subprotocols to offer.
+    headers
+        Extra HTTP headers for the handshake (hidden from ``repr``: they often
+        carry keys).
+    reconnect
+        Reconnect policy.
+    heartbeat
+        Ping policy.
+    max_message_size
+        Largest inbound message in bytes; larger ones close the connection
+        with 1009. ``None`` for no limit.
+    open_timeout
+        Seconds allowed for the TCP, TLS and HTTP handshake.
+    close_timeout
+        Seconds allowed for the closing handshake before the socket is dropped.
+    close_codes
+        Exchange-specific close codes and their categories.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str
+    subprotocols: tuple[str, ...] = ()
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    reconnect: ReconnectConfig = ReconnectConfig()
+    heartbeat: HeartbeatConfig = HeartbeatConfig()
+    max_message_size: int | None = Field(16 * 1024 * 1024, ge=1)
+    open_timeout: float = Field(10.0, gt=0)
+    close_timeout: float = Field(5.0, gt=0)
+    close_codes: dict[int, CloseCategory] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        try:
+            return validate_ws_url(url)
+        except InvalidURLError as exc:
+            raise ValueError(str(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class CloseInfo:
+    """One closed connection: its close ``code``, ``reason``, ``category``, and when."""
+
+    generation: int
+    code: int | None
+    reason: str
+    category: CloseCategory
+    mono_ns: int
+
+
+class WebSocketManager:
+    """One logical connection to a feed, reopened per policy for as long as needed.
+
+    Parameters
+    ----------
+    config
+        A :class:`ConnectionConfig`, or just a URL.
+    clock
+        Time source for backoff sleeps, heartbeats and timestamps.
+    rng
+        Source of backoff jitter; seed it for a reproducible schedule.
+
+    Examples
+    --------
+    >>> async def main(url):                                   # doctest: +SKIP
+    ...     ws = WebSocketManager(url)
+    ...     ws.on_connected(lambda: ws.send({"op": "subscribe", "args": ["trade"]}))
+    ...     ws.on_message(lambda data, generation: print(generation, data))
+    ...     await ws.connect()
+    ...     await asyncio.sleep(5)
+    ...     await ws.disconnect()
+    """
+
+    def __init__(
+        self,
+        config: ConnectionConfig | str,
+        clock: Clock | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        if isinstance(config, str):
+            config = ConnectionConfig(url=config)
+        self.config = config
+        self._clock = clock or SystemClock()
+        self._rng = rng
+        self._state = ConnectionState.DISCONNECTED
+        self._generation = 0
+        self._attempt = 0
+        self._supervisor: asyncio.Task[None] | None = None
+        self._connect_waiters: list[asyncio.Future[None]] = []
+        self._ws: ClientConnection | None = None
+        self._outbox: deque[str] = deque()
+        self._outbox_ready: asyncio.Event | None = None
+        self._readable = asyncio.Event()
+        self._readable.set()
+        self._user_closed = False
+        self._drop_reason: str | None = None
+        self._reconnect_now = False
+        self._closing: set[asyncio.Task[None]] = set()
+        self.last_close: CloseInfo | None = None
+        """The most recent close, or ``None``."""
+        self.last_error: BaseException | None = None
+        """The error that halted the manager, if it halted."""
+        self.received = 0
+        """Messages received over all generations."""
+        self._on_connected: list[Callable[[], Awaitable[None] | None]] = []
+        self._on_disconnected: list[Callable[[int | None, str, CloseCategory], None]] = []
+        self._on_message: list[Callable[[str | bytes, int], None]] = []
+        self._on_state_change: list[Callable[[ConnectionState], None]] = []
+        self._on_error: list[Callable[[BaseException], None]] = []
+        self._on_pong: list[Callable[[float], None]] = []
+        self._on_reconnect: list[Callable[[int, float, CloseCategory], None]] = []
+
+    # -- read-only state --------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The URL this manager connects to."""
+        return self.config.url
+
+    @property
+    def state(self) -> ConnectionState:
+        """The current :class:`ConnectionState`."""
+        return self._state
+
+    @property
+    def generation(self) -> int:
+        """Successful opens so far: 0 before the first, +1 per (re)connect."""
+        return self._generation
+
+    @property
+    def attempt(self) -> int:
+        """Consecutive failed attempts since a connection last delivered data."""
+        return self._attempt
+
+    @property
+    def reading_paused(self) -> bool:
+        """Whether :meth:`pause_reading` is in effect."""
+        return not self._readable.is_set()
+
+    # -- handlers ----------------------------------------------------------------
+
+    def on_connected(self, fn: Callable[[], Awaitable[None] | None]) -> Callable[[], None]:
+        """Run ``fn`` on every open, reconnects included, before queued sends go out.
+
+        Use it to authenticate, subscribe and catch up. ``fn`` may be ``async``.
+        Returns a callable that unregisters ``fn``.
+        """
+        return _register(self._on_connected, fn)
+
+    def on_disconnected(
+        self, fn: Callable[[int | None, str, CloseCategory], None]
+    ) -> Callable[[], None]:
+        """Call ``fn(code, reason, category)`` whenever an open connection closes."""
+        return _register(self._on_disconnected, _sync_only(fn, "on_disconnected"))
+
+    def on_message(self, fn: Callable[[str | bytes, int], None]) -> Callable[[], None]:
+        """Call ``fn(data, generation)`` for every inbound message, in order.
+
+        ``fn`` runs on the reader: keep it short (hand work to a queue).
+        """
+        return _register(self._on_message, _sync_only(fn, "on_message"))
+
+    def on_state_change(self, fn: Callable[[ConnectionState], None]) -> Callable[[], None]:
+        """Call ``fn(state)`` on every state change."""
+        return _register(self._on_state_change, _sync_only(fn, "on_state_change"))
+
+    def on_error(self, fn: Callable[[BaseException], None]) -> Callable[[], None]:
+        """Call ``fn(exc)`` for failed opens, handler errors and the halting error."""
+        return _register(self._on_error, _sync_only(fn, "on_error"))
+
+    def on_pong(self, fn: Callable[[float], None]) -> Callable[[], None]:
+        """Call ``fn(rtt_seconds)`` for every WebSocket pong."""
+        return _register(self._on_pong, _sync_only(fn, "on_pong"))
+
+    def on_reconnect(self, fn: Callable[[int, float, CloseCategory], None]) -> Callable[[], None]:
+        """Call ``fn(attempt, delay_seconds, category)`` when a retry is scheduled."""
+        return _register(self._on_reconnect, _sync_only(fn, "on_reconnect"))
+
+    # -- control -------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Connect, or join the connection attempt already under way.
+
+        Returns once a connection is open and its ``on_connected`` hooks have
+        run. Failed attempts are retried per the reconnect policy.
+
+        Raises
+        ------
+        WebSocketAuthError
+            If authentication failed ``max_auth_failure_attempts`` times.
+        MaxReconnectsExceededError
+            If ``max_attempts`` attempts in a row failed.
+        WebSocketError
+            If the connection closed with reconnects disabled, or
+            :meth:`disconnect` was called meanwhile.
+        """
+        self._user_closed = False
+        if self._state is ConnectionState.CONNECTED:
+            return
+        if self._supervisor is None or self._supervisor.done():
+            self.last_error = None
+            self._supervisor = asyncio.get_running_loop().create_task(
+                self._supervise(), name=f"wsresearch-connection {self.url}"
+            )
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._connect_waiters.append(waiter)
+        await waiter
+
+    async def disconnect(self) -> None:
+        """Close the connection and cancel any pending reconnect; leave no task behind."""
+        self._user_closed = True
+        task, self._supervisor = self._supervisor, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self._fail_waiters(WebSocketError("disconnect() was called while connecting"))
+        self._set_state(ConnectionState.DISCONNECTED)
+
+    async def wait_stopped(self) -> None:
+        """Wait until the manager stops for good; raise the error that halted it, if any."""
+        task = self._supervisor
+        if task is not None:
+            await asyncio.shield(task)
+        if self.last_error is not None:
+            raise self.last_error
+
+    def reconnect(self, reason: str = "reconnect requested") -> None:
+        """Drop the current connection and open a new one at once (no backoff).
+
+        Use it to resync after a sequence gap. Does nothing when not connected.
+        """
+        ws = self._ws
+        if ws is None:
+            return
+        self._reconnect_now = True
+        self._drop(ws, reason, graceful=True)
+
+    def send(self, message: str | Mapping[str, Any] | list[Any]) -> None:
+        """Send ``message`` now, or as soon as a connection is open.
+
+        Non-string messages are serialised as compact JSON. Messages sent while
+        disconnected are queued and go out, in order, after the next open's
+        ``on_connected`` hooks.
+
+        Raises
+        ------
+        NotConnectedError
+            After :meth:`disconnect` (call :meth:`connect` first).
+        TypeError
+            If ``message`` cannot be serialised as JSON.
+        """
+        if self._user_closed:
+            raise NotConnectedError("send() after disconnect(): call connect() first")
+        text = message if isinstance(message, str) else json.dumps(message, separators=(",", ":"))
+        self._outbox.append(text)
+        if self._outbox_ready is not None:
+            self._outbox_ready.set()
+
+    def pause_reading(self) -> None:
+        """Stop reading the socket until :meth:`resume_reading` (backpressure)."""
+        self._readable.clear()
+
+    def resume_reading(self) -> None:
+        """Resume reading the socket."""
+        self._readable.set()
+
+    # -- the supervisor --------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        reconnect = self.config.reconnect
+        auth_failures = 0
+        first = True
+        try:
+            while True:
+                self._set_state(
+                    ConnectionState.CONNECTING if first else ConnectionState.RECONNECTING
+                )
+                first = False
+                code, reason, delivered = await self._attempt_once()
+                category = classify_close_code(code, self.config.close_codes)
+                if delivered:
+                    self._attempt = 0
+                if category is CloseCategory.AUTH_FAILURE:
+                    auth_failures += 1
+                    if auth_failures >= reconnect.max_auth_failure_attempts:
+                        raise WebSocketAuthError(
+                            f"authentication rejected {auth_failures} times in a row "
+                            f"(close {code}: {reason or 'no reason'}); not retrying",
+                            code,
+                        )
+                elif delivered:
+                    auth_failures = 0
+                if not reconnect.enabled:
+                    raise WebSocketError(
+                        f"connection closed (code {code}: {reason or 'no reason'}) "
+                        "and reconnect is disabled",
+                        code,
+                    )
+                if self._reconnect_now:
+                    self._reconnect_now = False
+                    continue
+                self._attempt += 1
+                if reconnect.max_attempts is not None and self._attempt > reconnect.max_attempts:
+                    raise MaxReconnectsExceededError(reconnect.max_attempts, code)
+                schedule = (
+                    reconnect.rate_limit_backoff
+                    if category is CloseCategory.RATE_LIMITED
+                    else reconnect.backoff
+                )
+                delay = backoff_delay(self._attempt, schedule, self._rng)
+                log.info(
+                    "reconnecting to %s in %.2f s (attempt %d, %s)",
+                    self.url, delay, self._attempt, category.name,
+                )
+                self._set_state(ConnectionState.RECONNECTING)
+                self._emit(self._on_reconnect, self._attempt, delay, category)
+                await self._clock.sleep(delay)
+        except WebSocketError as exc:
+            self.last_error = exc
+            log.error("%s", exc)
+            self._emit(self._on_error, exc)
+            self._fail_waiters(exc)
+            self._set_state(ConnectionState.DISCONNECTED)
+
+    async def _attempt_once(self) -> tuple[int | None, str, bool]:
+        """Open one connection and serve it until it closes: ``(code, reason, delivered)``."""
+        try:
+            ws = await ws_connect(
+                self.url,
+                subprotocols=[Subprotocol(p) for p in self.config.subprotocols] or None,
+                additional_headers=self.config.headers or None,
+                max_size=self.config.max_message_size,
+                open_timeout=self.config.open_timeout,
+                close_timeout=self.config.close_timeout,
+                ping_interval=None,  # heartbeat is ours: on the injected clock, with on_pong
+                compression="deflate",
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            code = {401: 4401, 403: 4403, 429: 4429}.get(status, _ABNORMAL)
+            self._report_open_failure(f"server answered HTTP {status}")
+            return code, f"HTTP {status}", False
+        except InvalidURI as exc:
+            raise WebSocketError(f"invalid WebSocket URL: {exc}") from None
+        except Exception as exc:  # refused, DNS, TLS, timeout, bad handshake: all retryable
+            self._report_open_failure(f"{type(exc).__name__}: {exc}")
+            return _ABNORMAL, str(exc), False
+        return await self._serve(ws)
+
+    async def _serve(self, ws: ClientConnection) -> tuple[int | None, str, bool]:
+        self._generation += 1
+        generation = self._generation
+        self._ws = ws
+        self._drop_reason = None
+        self._outbox_ready = asyncio.Event()
+        queued, self._outbox = self._outbox, deque()  # hooks' sends go first
+        loop = asyncio.get_running_loop()
+        reader = loop.create_task(self._read(ws, generation), name="wsresearch-reader")
+        writer = loop.create_task(self._write(ws), name="wsresearch-writer")
+        heartbeat = (
+            loop.create_task(self._heartbeat(ws), name="wsresearch-heartbeat")
+            if self.config.heartbeat.enabled
+            else None
+        )
+        delivered = False
+        try:
+            for hook in list(self._on_connected):
+                try:
+                    result = hook()
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception as exc:
+                    self._report(exc)
+            self._outbox.extend(queued)
+            self._outbox_ready.set()
+            if not reader.done():
+                log.info("connected to %s (generation %d)", self.url, generation)
+                self._set_state(ConnectionState.CONNECTED)
+                self._resolve_waiters()
+            delivered = await reader
+        finally:
+            tasks = [t for t in (reader, writer, heartbeat) if t is not None and not t.done()]
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    ws.close(1000, "client disconnect"), self.config.close_timeout
+                )
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._ws = None
+            self._outbox_ready = None
+            code, reason = self._close_status(ws)
+            self._record_close(generation, code, reason)
+        return code, reason, delivered
+
+    def _close_status(self, ws: ClientConnection) -> tuple[int | None, str]:
+        if self._drop_reason is None:
+            return ws.close_code, ws.close_reason or ""
+        # We dropped it: a reconnect request closes cleanly, a dead peer is abnormal.
+        code = 1000 if self._reconnect_now else _ABNORMAL
+        return code, self._drop_reason
+
+    def _record_close(self, generation: int, code: int | None, reason: str) -> None:
+        category = classify_close_code(code, self.config.close_codes)
+        self.last_close = CloseInfo(generation, code, reason, category, self._clock.monotonic_ns())
+        log.warning(
+            "connection to %s closed: code %s (%s) %s", self.url, code, category.name, reason
+        )
+        self._emit(self._on_disconnected, code, reason, category)
+
+    async def _read(self, ws: ClientConnection, generation: int) -> bool:
+        delivered = False
+        readable = self._readable
+        handlers = self._on_message
+        burst = 0
+        try:
+            while True:
+                if not readable.is_set():
+                    # Paused for backpressure: websockets stops reading TCP once
+                    # its own small buffer fills. Resume reads what it buffered.
+                    await readable.wait()
+                data = await ws.recv()
+                if not delivered:
+                    delivered = True
+                    self._attempt = 0
+                self.received += 1
+                for handler in handlers:
+                    try:
+                        handler(data, generation)
+                    except Exception as exc:
+                        self._report(exc)
+                burst += 1
+                if burst >= _READ_BURST:
+                    burst = 0
+                    await asyncio.sleep(0)
+        except ConnectionClosed:
+            return delivered
+
+    async def _write(self, ws: ClientConnection) -> None:
+        ready = self._outbox_ready
+        assert ready is not None
+        while True:
+            await ready.wait()
+            ready.clear()
+            outbox = self._outbox
+            while outbox:
+                try:
+                    await ws.send(outbox[0])
+                except ConnectionClosed:
+                    return  # unsent messages stay queued for the next connection
+                outbox.popleft()
+
+    async def _heartbeat(self, ws: ClientConnection) -> None:
+        config = self.config.heartbeat
+        try:
+            while True:
+                await self._clock.sleep(config.interval)
+                if config.ping_message is not None:
+                    try:
+                        message = config.ping_message
+                        self.send(message() if callable(message) else message)
+                    except Exception as exc:
+                        self._report(exc)
+                rtt = await self._wait_on_clock(await ws.ping(), config.timeout)
+                if rtt is not None:
+                    self._emit(self._on_pong, rtt)
+                elif not self.reading_paused:
+                    # While reading is paused the pong may sit unread in our own
+                    # buffer: only an unpaused silence condemns the peer.
+                    log.warning(
+                        "no pong from %s within %g s: dropping the connection",
+                        self.url, config.timeout,
+                    )
+                    self._drop(ws, f"no pong within {config.timeout:g} s", graceful=False)
+                    return
+        except ConnectionClosed:
+            return
+
+    async def _wait_on_clock(self, future: Awaitable[float], timeout: float) -> float | None:
+        """Await ``future`` for at most ``timeout`` seconds of the injected clock.
+
+        Returns ``None`` on timeout; raises what ``future`` raised (``ConnectionClosed``).
+        """
+        pong = asyncio.ensure_future(future)
+        timer = asyncio.ensure_future(self._clock.sleep(timeout))
+        try:
+            await asyncio.wait({pong, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+        if pong.done():
+            return pong.result()
+        pong.cancel()
+        return None
+
+    def _drop(self, ws: ClientConnection, reason: str, *, graceful: bool) -> None:
+        self._drop_reason = reason
+        if graceful:
+            task = asyncio.get_running_loop().create_task(ws.close(1000, reason))
+            self._closing.add(task)  # owned until done, so it is never garbage-collected early
+            task.add_done_callback(self._closing.discard)
+        else:
+            ws.transport.abort()
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _set_state(self, state: ConnectionState) -> None:
+        if state is self._state:
+            return
+        self._state = state
+        self._emit(self._on_state_change, state)
+
+    def _emit(self, handlers: list[Callable[..., Any]], *args: Any) -> None:
+        for handler in list(handlers):
+            try:
+                handler(*args)
+            except Exception as exc:
+                if handlers is self._on_error:
+                    log.exception("on_error handler raised")
+                else:
+                    self._report(exc)
+
+    def _report(self, exc: BaseException) -> None:
+        log.debug("handler raised %s: %s", type(exc).__name__, exc)
+        if not self._on_error:
+            log.error("handler raised %s: %s", type(exc).__name__, exc)
+        self._emit(self._on_error, exc)
+
+    def _report_open_failure(self, what: str) -> None:
+        log.warning("could not connect to %s: %s", self.url, what)
+        self._emit(self._on_error, WebSocketError(f"could not connect to {self.url}: {what}"))
+
+    def _resolve_waiters(self) -> None:
+        waiters, self._connect_waiters = self._connect_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _fail_waiters(self, exc: BaseException) -> None:
+        waiters, self._connect_waiters = self._connect_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(exc)
+
+    def __repr__(self) -> str:
+        return (
+            f"WebSocketManager(url={self.url!r}, state={self._state.name}, "
+            f"generation={self._generation})"
+        )
+
+
+def _register(handlers: list[F], fn: F) -> Callable[[], None]:
+    handlers.append(fn)
+
+    def unsubscribe() -> None:
+        with contextlib.suppress(ValueError):
+            handlers.remove(fn)
+
+    return unsubscribe
+
+
+def _sync_only(fn: F, name: str) -> F:
+    if inspect.iscoroutinefunction(fn):
+        raise TypeError(f"{name} handlers must be plain functions, not async def")
+    return fn
+

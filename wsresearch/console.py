@@ -1,0 +1,176 @@
+"""Terminal views of a running :class:`~wsresearch.feed.Feed`, drawn with rich.
+
+:class:`FeedMonitor` samples a feed (it only reads public state, like the
+notebook widget) and renders a live status table, a one-line progress string
+for logs that are not terminals, and an end-of-run summary.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from .connection import CloseCategory, ConnectionState
+from .feed import Feed
+
+__all__ = ["FeedMonitor"]
+
+_NS_PER_S = 1_000_000_000
+_STATE_STYLE = {
+    ConnectionState.CONNECTED: "bold green",
+    ConnectionState.CONNECTING: "yellow",
+    ConnectionState.RECONNECTING: "bold yellow",
+    ConnectionState.DISCONNECTED: "bold red",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    at_s: float
+    text: str
+    style: str
+
+
+class FeedMonitor:
+    """Samples a feed's counters over time and renders them.
+
+    Parameters
+    ----------
+    feed
+        The feed to watch. The monitor registers listeners for closes and
+        health transitions, to list them as events.
+    max_events
+        How many recent events to show.
+    """
+
+    def __init__(self, feed: Feed, max_events: int = 8) -> None:
+        self.feed = feed
+        self._clock = feed.clock
+        self._t0 = self._clock.monotonic_ns()
+        self._events: deque[_Event] = deque(maxlen=max_events)
+        self.closes: list[tuple[float, int | None, str, CloseCategory]] = []
+        self._prev_rows: dict[str, int] = {}
+        self._prev_at = self._t0
+        self._rates: dict[str, float] = {}
+        feed.manager.on_disconnected(self._closed)
+        feed.manager.on_connected(self._opened)
+        feed.on_health(self._health)
+
+    def elapsed(self) -> float:
+        """Seconds since the monitor was created."""
+        return (self._clock.monotonic_ns() - self._t0) / _NS_PER_S
+
+    def sample(self) -> None:
+        """Update per-channel message rates since the last sample."""
+        now = self._clock.monotonic_ns()
+        span = (now - self._prev_at) / _NS_PER_S
+        for name in self.feed.spec.channel_names:
+            rows = self.feed.store.rows(name)
+            if span > 0:
+                self._rates[name] = (rows - self._prev_rows.get(name, 0)) / span
+            self._prev_rows[name] = rows
+        self._prev_at = now
+
+    def render(self) -> Group:
+        """The live view: connection line, per-stream table, pipeline counters, events."""
+        feed, stats = self.feed, self.feed.stats
+        state = feed.state
+        head = Text.assemble(
+            ("wsresearch ", "bold"),
+            (f"{state.name:<12}", _STATE_STYLE[state]),
+            f" {feed.spec.url}  generation {stats.generation}  reconnects {stats.reconnects}  "
+            f"t={self.elapsed():5.1f}s",
+        )
+        streams = Table(title=None, expand=False, box=None, pad_edge=False)
+        for column in ("stream", "rows", "msg/s", "last msg", "health"):
+            streams.add_column(column, justify="right" if column != "stream" else "left")
+        status = feed.health.status()
+        now = self._clock.monotonic_ns()
+        for channel in feed.spec.channels:
+            name = channel.name
+            st = status.get(channel.stream_name)
+            if st is None:
+                health, age = Text("unmonitored", "dim"), "-"
+            else:
+                age = "-" if st.last_message_ns is None else (
+                    f"{(now - st.last_message_ns) / _NS_PER_S:.1f}s ago"
+                )
+                if st.silent_ok:
+                    health = Text("silent-ok", "cyan")
+                elif st.healthy:
+                    health = Text("healthy", "green")
+                else:
+                    health = Text("STALE", "bold red")
+            streams.add_row(
+                name, str(feed.store.rows(name)), f"{self._rates.get(name, 0.0):.1f}", age, health
+            )
+        rejects = ", ".join(f"{k} {v}" for k, v in stats.rejects.items() if v) or "none"
+        close = stats.last_close
+        last_close = "none" if close is None else f"{close.code} {close.category.name}"
+        pipeline = Text(
+            f"queue {stats.queue_size}/{stats.queue_max}  dropped {stats.dropped}  "
+            f"duplicates {stats.duplicates}  stale {stats.stale}  rejects: {rejects}\n"
+            f"last close: {last_close}  pongs {stats.pongs}"
+            + ("" if stats.last_rtt is None else f" (rtt {stats.last_rtt * 1000:.1f} ms)")
+        )
+        events = Text()
+        for event in self._events:
+            events.append(f"  {event.at_s:6.1f}s  {event.text}\n", event.style)
+        return Group(head, streams, pipeline, Text("events:", "bold"), events)
+
+    def progress_line(self) -> str:
+        """One line for logs that are not terminals."""
+        stats = self.feed.stats
+        unhealthy = [s for s, st in self.feed.health.status().items() if not st.healthy]
+        return (
+            f"[{self.elapsed():5.1f}s] {stats.state:<12} gen {stats.generation} "
+            f"ok {stats.ok} dup {stats.duplicates} invalid {stats.invalid} "
+            f"dropped {stats.dropped} queue {stats.queue_size}/{stats.queue_max} "
+            f"stale streams {unhealthy or 'none'}"
+        )
+
+    def summary(self) -> Table:
+        """The end-of-run table: totals, per-channel rows, and every close."""
+        stats = self.feed.stats
+        table = Table(title="session summary", show_header=True)
+        table.add_column("what")
+        table.add_column("value", justify="right")
+        for label, value in (
+            ("duration", f"{self.elapsed():.1f} s"),
+            ("connections (generations)", stats.generation),
+            ("reconnects", stats.reconnects),
+            ("frames received", stats.received),
+            ("messages stored", stats.ok),
+            ("duplicates removed", stats.duplicates),
+            ("control frames", stats.control),
+            ("rejected frames", stats.invalid),
+            ("dropped by queue", stats.dropped),
+            ("stale-generation frames", stats.stale),
+            ("health transitions", len(self.feed.health.transitions)),
+        ):
+            table.add_row(label, str(value))
+        for reason, n in stats.rejects.items():
+            if n:
+                table.add_row(f"  rejected: {reason}", str(n))
+        for name in self.feed.spec.channel_names:
+            table.add_row(f"  rows: {name}", str(self.feed.store.rows(name)))
+        for at, code, reason, category in self.closes:
+            table.add_row(f"  close at {at:.1f} s", f"{code} {category.name} {reason}".strip())
+        return table
+
+    def _closed(self, code: int | None, reason: str, category: CloseCategory) -> None:
+        at = self.elapsed()
+        self.closes.append((at, code, reason, category))
+        self._events.append(_Event(at, f"closed {code} {category.name} {reason}", "yellow"))
+
+    def _opened(self) -> None:
+        generation = self.feed.manager.generation
+        self._events.append(_Event(self.elapsed(), f"connected (generation {generation})", "green"))
+
+    def _health(self, stream: str, healthy: bool) -> None:
+        text, style = (f"{stream} recovered", "green") if healthy else (f"{stream} STALE", "red")
+        self._events.append(_Event(self.elapsed(), text, style))

@@ -1,0 +1,96 @@
+"""Exceptions raised by wsresearch.
+
+Every exception the package raises on purpose derives from
+:class:`WsResearchError`, so ``except WsResearchError`` catches them all.
+Where a builtin says the same thing, the class also inherits it, so code that
+already catches ``ValueError`` or ``KeyError`` keeps working::
+
+    WsResearchError
+    ├── WebSocketError(message, code=None)      connection-level failures
+    │   ├── WebSocketAuthError                  auth rejected too often: halted
+    │   ├── MaxReconnectsExceededError(attempts) reconnect budget spent: halted
+    │   └── NotConnectedError (+ RuntimeError)  send() after disconnect()
+    ├── InvalidURLError (+ ValueError)          not a ws:// or wss:// URL
+    ├── QueueFullError (+ RuntimeError)         put() on a full BLOCK queue
+    ├── QueueClosedError (+ RuntimeError)       put() after close()
+    └── UnknownChannelError (+ KeyError)        frame() for a channel the spec lacks
+
+Configuration mistakes surface as :class:`pydantic.ValidationError` from the
+config models, naming the field at fault.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InvalidURLError",
+    "MaxReconnectsExceededError",
+    "NotConnectedError",
+    "QueueClosedError",
+    "QueueFullError",
+    "UnknownChannelError",
+    "WebSocketAuthError",
+    "WebSocketError",
+    "WsResearchError",
+]
+
+
+class WsResearchError(Exception):
+    """Root of every exception wsresearch raises on purpose."""
+
+
+class WebSocketError(WsResearchError):
+    """A connection-level failure.
+
+    Parameters
+    ----------
+    message
+        What went wrong, for people.
+    code
+        The WebSocket close code involved, when there is one.
+    """
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class WebSocketAuthError(WebSocketError):
+    """The server rejected authentication too many times; reconnecting stopped."""
+
+    def __init__(
+        self, message: str = "WebSocket authentication failed", code: int | None = None
+    ) -> None:
+        super().__init__(message, code)
+
+
+class MaxReconnectsExceededError(WebSocketError):
+    """Reconnection gave up after ``attempts`` consecutive failed attempts."""
+
+    def __init__(self, attempts: int, code: int | None = None) -> None:
+        super().__init__(f"Max reconnection attempts ({attempts}) exceeded", code)
+        self.attempts = attempts
+
+
+class NotConnectedError(WebSocketError, RuntimeError):
+    """A message was sent after :meth:`WebSocketManager.disconnect`."""
+
+
+class InvalidURLError(WsResearchError, ValueError):
+    """A URL is not a valid ``ws://`` or ``wss://`` URL."""
+
+
+class QueueFullError(WsResearchError, RuntimeError):
+    """``put()`` on a full queue whose policy is ``BLOCK``; await ``put_wait()`` instead."""
+
+
+class QueueClosedError(WsResearchError, RuntimeError):
+    """``put()`` on a queue after ``close()``."""
+
+
+class UnknownChannelError(WsResearchError, KeyError):
+    """A channel name that the spec does not define."""
+
+    def __str__(self) -> str:
+        # KeyError repr-quotes its argument; keep the message readable.
+        return str(self.args[0]) if self.args else ""

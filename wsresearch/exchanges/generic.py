@@ -1,0 +1,164 @@
+"""The embedded simulator's own dialect: trades, tickers and a mostly silent order stream.
+
+Frames are JSON objects with a ``type`` field::
+
+    {"type": "trade", "symbol": "BTC-USD", "seq": 17, "trade_id": 1042,
+     "price": "30012.5", "size": "0.015", "side": "buy", "ts": 1700000000123456789}
+    {"type": "ticker", "symbol": "BTC-USD", "seq": 9, "bid": "30012.0", "ask": "30013.0",
+     "bid_size": "1.2", "ask_size": "0.8", "ts": 1700000000123456789}
+    {"type": "order", "order_id": "o-3", "symbol": "ETH-USD", "status": "filled",
+     "price": "2000.1", "size": "0.5", "ts": 1700000000123456789}
+
+Prices and sizes arrive as strings, as on most exchanges, and become
+``float64`` columns. ``ts`` is the exchange time in ns; ``seq`` counts per
+symbol and stream. The client subscribes with
+``{"op": "subscribe", "channels": [...], "symbols": [...]}``, may authenticate
+with ``{"op": "auth", "key": ...}`` first, and may ping with ``{"op": "ping"}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from ..connection import ConnectionConfig, HeartbeatConfig
+from ..health import StreamConfig
+from ..spec import Channel, FeedSpec
+
+__all__ = ["CHANNELS", "SYMBOLS", "Order", "Ticker", "Trade", "spec", "type_of"]
+
+SYMBOLS: tuple[str, ...] = ("BTC-USD", "ETH-USD", "SOL-USD")
+CHANNELS: tuple[str, ...] = ("trade", "ticker", "order")
+
+
+class Trade(BaseModel):
+    """One trade print."""
+
+    symbol: str
+    seq: int
+    trade_id: int
+    price: float
+    size: float
+    side: Literal["buy", "sell"]
+    ts: int
+
+
+class Ticker(BaseModel):
+    """Best bid and offer."""
+
+    symbol: str
+    seq: int
+    bid: float
+    ask: float
+    bid_size: float
+    ask_size: float
+    ts: int
+
+
+class Order(BaseModel):
+    """An update to one of the account's orders (rare: silence is normal)."""
+
+    order_id: str
+    symbol: str
+    status: str
+    price: float
+    size: float
+    ts: int
+
+
+def type_of(message: Any) -> str | None:
+    """Route by the ``type`` field; anything but an object has no type."""
+    return message.get("type") if isinstance(message, dict) else None
+
+
+_CHANNELS = {
+    "trade": Channel(
+        name="trade",
+        model=Trade,
+        dedupe_key=lambda t: (t.symbol, t.trade_id),
+        sequence=lambda t: t.seq,
+        exchange_time=lambda t: t.ts,
+    ),
+    "ticker": Channel(
+        name="ticker",
+        model=Ticker,
+        dedupe_key=lambda t: (t.symbol, t.seq),
+        sequence=lambda t: t.seq,
+        exchange_time=lambda t: t.ts,
+    ),
+    "order": Channel(
+        name="order",
+        model=Order,
+        dedupe_key=lambda o: (o.order_id, o.status),
+        exchange_time=lambda o: o.ts,
+    ),
+}
+
+_HEALTH = {
+    "trade": StreamConfig(expected_interval=0.05, stale_threshold=2.0),
+    "ticker": StreamConfig(expected_interval=0.1, stale_threshold=2.0),
+    "order": StreamConfig(expected_interval=30.0, stale_threshold=60.0, allow_silence=True),
+}
+
+
+def spec(
+    symbols: Sequence[str] = SYMBOLS,
+    channels: Sequence[str] = CHANNELS,
+    url: str | None = None,
+    *,
+    api_key: str | None = None,
+    app_ping: bool = False,
+    connection: ConnectionConfig | None = None,
+    **overrides: Any,
+) -> FeedSpec:
+    """Build the spec for the simulator's generic dialect.
+
+    Parameters
+    ----------
+    symbols
+        Symbols to subscribe to.
+    channels
+        Any of ``"trade"``, ``"ticker"``, ``"order"``.
+    url
+        The simulator's URL (``Simulator.url``); required, as there is no public server.
+    api_key
+        Sent as ``{"op": "auth", "key": ...}`` on every connect (redacted in records).
+    app_ping
+        Also send ``{"op": "ping"}`` with every WebSocket ping.
+    connection
+        Connection settings (reconnect, heartbeat...).
+    **overrides
+        Any other :class:`~wsresearch.spec.FeedSpec` field (``queue=``, ``health=``...).
+
+    Raises
+    ------
+    ValueError
+        For an unknown channel, no symbols, or no URL.
+    """
+    unknown = sorted(set(channels) - set(_CHANNELS))
+    if unknown:
+        raise ValueError(f"unknown generic channel(s) {unknown}; choose from {list(CHANNELS)}")
+    if not symbols or not channels:
+        raise ValueError("need at least one symbol and one channel")
+    if url is None:
+        raise ValueError("the generic dialect has no public server: pass url=sim.url")
+    if connection is None:
+        connection = ConnectionConfig(url=url)
+    if app_ping:
+        heartbeat = connection.heartbeat.model_copy(update={"ping_message": {"op": "ping"}})
+        connection = connection.model_copy(update={"heartbeat": HeartbeatConfig.model_validate(
+            heartbeat.model_dump())})
+    fields: dict[str, Any] = {
+        "url": url,
+        "channels": [_CHANNELS[name] for name in channels],
+        "type_of": type_of,
+        "subscribe": [{"op": "subscribe", "channels": list(channels), "symbols": list(symbols)}],
+        "auth": None if api_key is None else {"op": "auth", "key": api_key},
+        "health": {name: _HEALTH[name] for name in channels},
+        "connection": connection,
+        "control": frozenset({"subscribed", "authenticated", "pong", "error"}),
+        "description": f"simulator generic: {', '.join(channels)} on {', '.join(symbols)}",
+    }
+    return FeedSpec.model_validate(fields | overrides)

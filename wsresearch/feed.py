@@ -1,0 +1,394 @@
+"""The composed pipeline: connection → queue → parser → health and frames.
+
+:class:`Feed` wires the parts of DESIGN's data flow together for one
+:class:`~wsresearch.spec.FeedSpec`::
+
+    WebSocketManager ──(data, generation, recv times)──► MessageQueue
+                                                          │
+                               MessageParser ◄────────────┘
+                                 │          │
+                         HealthMonitor   FrameStore
+
+Receive times are taken when the frame leaves the socket, before the queue,
+so queueing delay never shows up as exchange latency. Frames that were
+received on a previous generation but are still queued when a new connection
+opens are *stale*: counted, never parsed (a fresh snapshot follows every
+reconnect, and applying old deltas after it would corrupt state).
+
+Everything runs on the event loop that calls :meth:`Feed.start`, the notebook
+kernel's included: ``start()`` returns once connected and the feed keeps
+running in background tasks until :meth:`Feed.stop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import polars as pl
+
+from .clock import Clock, SystemClock
+from .connection import CloseInfo, ConnectionState, WebSocketManager
+from .errors import WebSocketError
+from .frames import FrameStore
+from .health import HealthMonitor
+from .parser import CONTROL, DUPLICATE, OK, REJECT_REASONS, MessageParser, Reject
+from .queue import MessageQueue, OverflowPolicy
+from .spec import FeedSpec, OutboundMessage
+
+__all__ = ["Feed", "FeedStats"]
+
+log = logging.getLogger(__name__)
+
+_Item = tuple[str | bytes, int, int, int]  # data, generation, recv_mono_ns, recv_wall_ns
+
+
+@dataclass(frozen=True)
+class FeedStats:
+    """A snapshot of every stage's counters.
+
+    Attributes
+    ----------
+    state
+        Connection state name.
+    generation
+        Current connection generation.
+    reconnects
+        Successful opens after the first.
+    received
+        Frames read from the socket.
+    processed
+        Frames that went through the parser (stale ones excluded).
+    ok
+        Valid, new messages stored as rows.
+    duplicates
+        Valid messages dropped by de-dup.
+    control
+        Protocol chatter (acks, pongs, heartbeats).
+    invalid
+        Rejected frames, all reasons.
+    rejects
+        Rejected frames by reason.
+    dropped
+        Frames discarded by the queue's overflow policy.
+    stale
+        Frames from a previous generation discarded after a reconnect.
+    queue_size
+        Frames waiting now.
+    queue_max
+        Queue capacity.
+    handler_errors
+        Exceptions raised by the pipeline's or the user's handlers.
+    pongs
+        Pongs received.
+    last_rtt
+        Round-trip time of the last pong, in seconds.
+    last_close
+        The last close (code, reason, category), if any.
+    """
+
+    state: str
+    generation: int
+    reconnects: int
+    received: int
+    processed: int
+    ok: int
+    duplicates: int
+    control: int
+    invalid: int
+    rejects: dict[str, int]
+    dropped: int
+    stale: int
+    queue_size: int
+    queue_max: int
+    handler_errors: int
+    pongs: int
+    last_rtt: float | None
+    last_close: CloseInfo | None = field(default=None)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counters as a plain dict."""
+        return asdict(self)
+
+
+class Feed:
+    """A live feed: connect, validate, de-duplicate, track health, keep frames.
+
+    Parameters
+    ----------
+    spec
+        What to connect to and how to turn frames into rows.
+    clock
+        Time source (a :class:`~wsresearch.clock.VirtualClock` in tests).
+    rng
+        Backoff jitter source; seed it for a reproducible reconnect schedule.
+
+    Examples
+    --------
+    >>> async def main():                                       # doctest: +SKIP
+    ...     async with Simulator() as sim, Feed(sim.spec()) as feed:
+    ...         await asyncio.sleep(2)
+    ...         return feed.frame("trade")
+    """
+
+    def __init__(
+        self, spec: FeedSpec, clock: Clock | None = None, *, rng: random.Random | None = None
+    ) -> None:
+        if not isinstance(spec, FeedSpec):
+            raise TypeError(f"Feed needs a FeedSpec, got {type(spec).__name__}")
+        self.spec = spec
+        self._clock = clock or SystemClock()
+        self.manager = WebSocketManager(spec.connection, self._clock, rng=rng)
+        self.parser = MessageParser(
+            spec.type_of,
+            max_dedupe_size=spec.max_dedupe_size,
+            dedupe_ttl=spec.dedupe_ttl,
+            clock=self._clock,
+        )
+        for channel in spec.channels:
+            self.parser.register(channel.name, channel.model, dedupe_key=channel.dedupe_key)
+        self.parser.ignore(spec.control)
+        self._stream_of = {channel.name: channel.stream_name for channel in spec.channels}
+        self.health = HealthMonitor(
+            spec.health,
+            on_unhealthy=self._on_unhealthy,
+            on_recovered=self._on_recovered,
+            check_interval=spec.check_interval,
+            clock=self._clock,
+            on_error=self._on_error,
+        )
+        self.store = FrameStore({channel.name: channel.model for channel in spec.channels})
+        self.queue: MessageQueue[_Item] = MessageQueue(
+            self._process,
+            max_size=spec.queue.max_size,
+            concurrency=spec.queue.concurrency,
+            overflow=spec.queue.overflow,
+            on_error=self._on_error,
+            on_pressure=self._on_pressure,
+        )
+        self.errors: deque[BaseException] = deque(maxlen=100)
+        """The most recent errors from every stage (handlers, opens, the halting one)."""
+        self._current_generation = 0
+        self._stale = 0
+        self._handler_errors = 0
+        self._pongs = 0
+        self._last_rtt: float | None = None
+        self._started = False
+        self._health_listeners: list[Callable[[str, bool], None]] = []
+        self.manager.on_message(self._on_frame)
+        self.manager.on_connected(self._on_connected)
+        self.manager.on_error(self._on_error)
+        self.manager.on_pong(self._on_pong)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect and keep the feed running in the background; return once connected.
+
+        Raises
+        ------
+        WebSocketError
+            If no connection could be opened under the reconnect policy.
+        """
+        if self._started:
+            return
+        self._started = True
+        self.health.reset()
+        self.health.start()
+        try:
+            await self.manager.connect()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Disconnect, handle what was already received, and end every task."""
+        await self.manager.disconnect()
+        if not self.queue.closed:
+            await self.queue.join()
+            self.queue.close()
+        await self.queue.wait_closed()
+        await self.health.stop()
+        self._started = False
+
+    async def run_for(self, seconds: float) -> Feed:
+        """Run for ``seconds`` (on the feed's clock), then stop; return the feed.
+
+        Raises
+        ------
+        WebSocketError
+            If the connection halted (auth rejected, reconnects exhausted).
+        """
+        await self.start()
+        try:
+            halted = asyncio.ensure_future(self.manager.wait_stopped())
+            timer = asyncio.ensure_future(self._clock.sleep(seconds))
+            try:
+                await asyncio.wait({halted, timer}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (halted, timer):
+                    task.cancel()
+                await asyncio.gather(halted, timer, return_exceptions=True)
+        finally:
+            await self.stop()
+        if self.manager.last_error is not None:
+            raise self.manager.last_error
+        return self
+
+    async def __aenter__(self) -> Feed:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def send(self, message: OutboundMessage) -> None:
+        """Send a message on the connection (queued while disconnected)."""
+        self.manager.send(message)
+
+    def on_health(self, fn: Callable[[str, bool], None]) -> Callable[[], None]:
+        """Call ``fn(stream, healthy)`` on every health transition; returns an unsubscriber."""
+        self._health_listeners.append(fn)
+        return lambda: self._health_listeners.remove(fn) if fn in self._health_listeners else None
+
+    # -- views -------------------------------------------------------------------------
+
+    @property
+    def clock(self) -> Clock:
+        """The feed's time source."""
+        return self._clock
+
+    @property
+    def state(self) -> ConnectionState:
+        """Connection state."""
+        return self.manager.state
+
+    @property
+    def generation(self) -> int:
+        """Connection generation (+1 per successful open)."""
+        return self.manager.generation
+
+    def frame(self, channel: str) -> pl.DataFrame:
+        """Every valid, new message of ``channel`` so far, one row each.
+
+        Columns are the model's fields plus ``recv_wall_ns``, ``recv_mono_ns``
+        and ``generation``.
+
+        Raises
+        ------
+        UnknownChannelError
+            If the spec has no such channel.
+        """
+        return self.store.frame(channel)
+
+    @property
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """Every channel's frame."""
+        return self.store.frames()
+
+    @property
+    def rejects(self) -> list[Reject]:
+        """The most recent rejected frames, with raw text, reason and detail."""
+        return list(self.parser.rejects)
+
+    @property
+    def stats(self) -> FeedStats:
+        """Counters of every stage, as of now."""
+        counts = self.parser.counts
+        rejects = {reason: counts[reason] for reason in REJECT_REASONS}
+        generation = self.manager.generation
+        return FeedStats(
+            state=self.manager.state.name,
+            generation=generation,
+            reconnects=max(0, generation - 1),
+            received=self.manager.received,
+            processed=sum(counts.values()),
+            ok=counts[OK],
+            duplicates=counts[DUPLICATE],
+            control=counts[CONTROL],
+            invalid=sum(rejects.values()),
+            rejects=rejects,
+            dropped=self.queue.dropped,
+            stale=self._stale,
+            queue_size=self.queue.size,
+            queue_max=self.queue.max_size,
+            handler_errors=self._handler_errors,
+            pongs=self._pongs,
+            last_rtt=self._last_rtt,
+            last_close=self.manager.last_close,
+        )
+
+    # -- the pipeline --------------------------------------------------------------------
+
+    def _on_frame(self, data: str | bytes, generation: int) -> None:
+        clock = self._clock
+        item = (data, generation, clock.monotonic_ns(), clock.time_ns())
+        if self.queue.closed:
+            return
+        self.queue.put(item)
+
+    def _process(self, item: _Item) -> None:
+        data, generation, mono, wall = item
+        if generation != self._current_generation:
+            self._stale += 1
+            return
+        outcome = self.parser.parse(data)
+        kind = outcome.type
+        if kind is None or outcome.message is None:
+            return
+        if outcome.status == OK:
+            self.store.append(kind, outcome.message, generation, mono, wall)
+        self.health.record_message(self._stream_of[kind], mono)
+
+    async def _on_connected(self) -> None:
+        self._current_generation = self.manager.generation
+        spec = self.spec
+        if spec.auth is not None:
+            self.manager.send(spec.auth() if callable(spec.auth) else spec.auth)
+        for message in spec.subscribe:
+            self.manager.send(message)
+
+    def _on_pressure(self, full: bool) -> None:
+        if self.queue.overflow is not OverflowPolicy.BLOCK:
+            return
+        if full:
+            self.manager.pause_reading()
+        else:
+            self.manager.resume_reading()
+
+    def _on_pong(self, rtt: float) -> None:
+        self._pongs += 1
+        self._last_rtt = rtt
+        self.health.record_pong()
+
+    def _on_unhealthy(self, stream: str, last_ns: int | None) -> None:
+        self._notify_health(stream, False)
+
+    def _on_recovered(self, stream: str) -> None:
+        log.info("stream %r recovered", stream)
+        self._notify_health(stream, True)
+
+    def _notify_health(self, stream: str, healthy: bool) -> None:
+        for listener in list(self._health_listeners):
+            try:
+                listener(stream, healthy)
+            except Exception as exc:
+                self._on_error(exc)
+
+    def _on_error(self, exc: BaseException) -> None:
+        # Connection reports (failed opens, the halting error) are not handler errors.
+        self._handler_errors += not isinstance(exc, WebSocketError)
+        self.errors.append(exc)
+
+    def __repr__(self) -> str:
+        s = self.stats
+        return (
+            f"Feed(url={self.spec.url!r}, state={s.state}, generation={s.generation}, "
+            f"ok={s.ok}, duplicates={s.duplicates}, invalid={s.invalid}, dropped={s.dropped})"
+        )
+

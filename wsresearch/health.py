@@ -1,0 +1,283 @@
+"""Per-stream staleness, on the injected clock.
+
+"Any message means healthy" hides the failure researchers care about: the
+ticker still flows while the trade stream has silently stopped. So health is
+tracked per stream, each with its own expectations (:class:`StreamConfig`).
+A stream is *stale* once it has been silent longer than its
+``stale_threshold``, counted from its last message, or from the monitor's
+start if it never had one. Streams where silence is normal (order updates
+when no orders are open) set ``allow_silence`` and are never reported.
+
+:meth:`HealthMonitor.check` evaluates every stream once, *now*. The timer
+started by :meth:`HealthMonitor.start` calls it every ``check_interval``;
+replays and tests call it directly at the instants they choose. A stream is
+reported once per episode: ``on_unhealthy`` when it goes stale, and
+``on_recovered`` as soon as a message arrives again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .clock import Clock, SystemClock
+
+__all__ = ["HealthMonitor", "HealthTransition", "StreamConfig", "StreamStatus"]
+
+log = logging.getLogger(__name__)
+_NS_PER_S = 1_000_000_000
+
+
+class StreamConfig(BaseModel):
+    """What one stream is expected to do; durations in seconds.
+
+    Parameters
+    ----------
+    expected_interval
+        Typical gap between messages (used for display and rate baselines).
+    stale_threshold
+        Silence longer than this makes the stream stale; must be at least
+        ``expected_interval``.
+    allow_silence
+        Silence is normal for this stream: never report it stale.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    expected_interval: float = Field(gt=0)
+    stale_threshold: float = Field(gt=0)
+    allow_silence: bool = False
+
+    @model_validator(mode="after")
+    def _check_threshold(self) -> StreamConfig:
+        if self.stale_threshold < self.expected_interval:
+            raise ValueError(
+                f"stale_threshold ({self.stale_threshold}) must be >= "
+                f"expected_interval ({self.expected_interval})"
+            )
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStatus:
+    """One stream's health at the last evaluation.
+
+    Attributes
+    ----------
+    healthy
+        Not stale (always ``True`` for ``allow_silence`` streams).
+    last_message_ns
+        Monotonic time of the last message, or ``None`` if none yet.
+    silent_ok
+        Silent beyond its threshold, but allowed to be.
+    """
+
+    healthy: bool
+    last_message_ns: int | None
+    silent_ok: bool
+
+
+class HealthTransition(NamedTuple):
+    """A change of one stream's health at monotonic time ``mono_ns``."""
+
+    mono_ns: int
+    stream: str
+    healthy: bool
+
+
+class HealthMonitor:
+    """Track per-stream staleness and report each unhealthy episode once.
+
+    Parameters
+    ----------
+    streams
+        Stream name to its expectations.
+    on_unhealthy
+        Called with ``(stream, last_message_ns or None)`` when a stream goes stale.
+    on_recovered
+        Called with ``stream`` when a stale stream receives a message.
+    check_interval
+        Seconds between evaluations once :meth:`start` is called.
+    clock
+        Time source.
+
+    Examples
+    --------
+    >>> from wsresearch.clock import VirtualClock
+    >>> clock, alerts = VirtualClock(), []
+    >>> monitor = HealthMonitor(
+    ...     {"trade": StreamConfig(expected_interval=1.0, stale_threshold=5.0)},
+    ...     on_unhealthy=lambda s, last: alerts.append((s, last)), clock=clock)
+    >>> monitor.record_message("trade")
+    >>> clock.advance(6.0)
+    >>> monitor.check()
+    >>> alerts
+    [('trade', 0)]
+    """
+
+    def __init__(
+        self,
+        streams: Mapping[str, StreamConfig],
+        on_unhealthy: Callable[[str, int | None], None] | None = None,
+        on_recovered: Callable[[str], None] | None = None,
+        check_interval: float = 5.0,
+        clock: Clock | None = None,
+        *,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        if check_interval <= 0:
+            raise ValueError(f"check_interval must be > 0 seconds, got {check_interval}")
+        self._clock = clock or SystemClock()
+        self._configs = {
+            name: cfg if isinstance(cfg, StreamConfig) else StreamConfig.model_validate(cfg)
+            for name, cfg in streams.items()
+        }
+        self._thresholds = {
+            name: round(cfg.stale_threshold * _NS_PER_S) for name, cfg in self._configs.items()
+        }
+        self._on_unhealthy = on_unhealthy
+        self._on_recovered = on_recovered
+        self._on_error = on_error
+        self.check_interval = check_interval
+        self._since = self._clock.monotonic_ns()
+        self._last: dict[str, int] = {}
+        self._stale: set[str] = set()
+        self._silent: set[str] = set()
+        self._last_pong_ns: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.transitions: list[HealthTransition] = []
+        """Every health change, in order."""
+
+    @property
+    def streams(self) -> dict[str, StreamConfig]:
+        """The monitored streams and their configs."""
+        return dict(self._configs)
+
+    @property
+    def last_pong_ns(self) -> int | None:
+        """Monotonic time of the last pong, or ``None``."""
+        return self._last_pong_ns
+
+    @property
+    def running(self) -> bool:
+        """Whether the periodic check is running."""
+        return self._task is not None and not self._task.done()
+
+    def record_message(self, stream: str, now_ns: int | None = None) -> None:
+        """Note a message on ``stream`` (at ``now_ns``, default the clock's now).
+
+        A stale stream recovers here, at once, rather than at the next check.
+        Unmonitored stream names are remembered but never judged.
+        """
+        now = self._clock.monotonic_ns() if now_ns is None else now_ns
+        self._last[stream] = now
+        if self._stale and stream in self._stale:
+            self._stale.discard(stream)
+            self.transitions.append(HealthTransition(now, stream, True))
+            self._call(self._on_recovered, stream)
+        if self._silent:
+            self._silent.discard(stream)
+
+    def record_pong(self) -> None:
+        """Note a WebSocket-level pong."""
+        self._last_pong_ns = self._clock.monotonic_ns()
+
+    def reset(self) -> None:
+        """Restart every silence count from now, as if freshly started; keep transitions."""
+        self._since = self._clock.monotonic_ns()
+        self._last.clear()
+        self._silent.clear()
+
+    def check(self) -> None:
+        """Evaluate every stream now and report streams that just went stale."""
+        now = self._clock.monotonic_ns()
+        for name, threshold in self._thresholds.items():
+            last = self._last.get(name)
+            silent_for = now - (self._since if last is None else last)
+            if silent_for <= threshold:
+                self._silent.discard(name)
+                continue
+            if self._configs[name].allow_silence:
+                self._silent.add(name)
+                continue
+            if name not in self._stale:
+                self._stale.add(name)
+                self.transitions.append(HealthTransition(now, name, False))
+                log.warning(
+                    "stream %r stale: silent for %.1f s (threshold %.1f s)",
+                    name, silent_for / _NS_PER_S, threshold / _NS_PER_S,
+                )
+                self._call(self._on_unhealthy, name, last)
+
+    def is_stream_healthy(self, stream: str) -> bool:
+        """Whether ``stream`` is not stale as of the last :meth:`check`.
+
+        Raises
+        ------
+        KeyError
+            If ``stream`` is not monitored.
+        """
+        if stream not in self._configs:
+            raise KeyError(f"unknown stream {stream!r}; monitored: {sorted(self._configs)}")
+        return stream not in self._stale
+
+    def is_healthy(self) -> bool:
+        """Whether no monitored stream is stale."""
+        return not self._stale
+
+    def status(self) -> dict[str, StreamStatus]:
+        """Each monitored stream's :class:`StreamStatus` as of the last check."""
+        return {
+            name: StreamStatus(
+                healthy=name not in self._stale,
+                last_message_ns=self._last.get(name),
+                silent_ok=name in self._silent,
+            )
+            for name in self._configs
+        }
+
+    def start(self) -> None:
+        """Run :meth:`check` every ``check_interval`` on the running loop."""
+        if self.running:
+            return
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name="wsresearch-health"
+        )
+
+    async def stop(self) -> None:
+        """Stop the periodic check and wait for it to end."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await self._clock.sleep(self.check_interval)
+            try:
+                self.check()
+            except Exception as exc:
+                self._report(exc)
+
+    def _call(self, fn: Callable[..., None] | None, *args: object) -> None:
+        if fn is None:
+            return
+        try:
+            fn(*args)
+        except Exception as exc:  # a user callback must not stop health tracking
+            self._report(exc)
+
+    def _report(self, exc: BaseException) -> None:
+        if self._on_error is not None:
+            self._on_error(exc)
+        else:
+            log.error("health callback raised %s: %s", type(exc).__name__, exc)
+
+    def __repr__(self) -> str:
+        stale = sorted(self._stale)
+        return f"HealthMonitor(streams={sorted(self._configs)}, stale={stale})"

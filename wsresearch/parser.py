@@ -1,0 +1,360 @@
+"""Decode, route, validate and de-duplicate inbound frames.
+
+:meth:`MessageParser.parse` takes one raw frame and always returns a
+:class:`ParseOutcome`; it never raises on anything a peer can send. Every
+frame ends in exactly one status, and every status is counted:
+
+==================  ==========================================================
+``ok``              valid, new, handed to the handler
+``duplicate``       valid, but its de-dup key was seen within the TTL
+``control``         a type declared as control traffic (acks, pongs, heartbeats)
+``invalid_utf8``    a binary frame that is not UTF-8 text
+``invalid_json``    not JSON
+``unknown_type``    ``type_of`` returned no registered type, or raised
+``schema_error``    JSON of a registered type that fails its model
+``handler_error``   the registered handler raised
+==================  ==========================================================
+
+Everything but ``ok``, ``duplicate`` and ``control`` is a *reject*: the last
+``max_rejects`` of them are kept with their raw text, reason and detail, for
+inspection in a notebook.
+
+De-duplication uses a :class:`cachetools.TTLCache` whose timer is the injected
+clock, so an entry expires after ``dedupe_ttl`` seconds of *that* clock (a
+replay's virtual time included) or when ``max_dedupe_size`` newer keys push it
+out, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections import Counter, deque
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from cachetools import TTLCache
+from pydantic import BaseModel, ValidationError
+
+from .clock import Clock, SystemClock
+
+__all__ = [
+    "OUTCOMES",
+    "REJECT_REASONS",
+    "DedupeStats",
+    "MessageParser",
+    "ParseOutcome",
+    "Reject",
+]
+
+log = logging.getLogger(__name__)
+
+OK = "ok"
+DUPLICATE = "duplicate"
+CONTROL = "control"
+INVALID_UTF8 = "invalid_utf8"
+INVALID_JSON = "invalid_json"
+UNKNOWN_TYPE = "unknown_type"
+SCHEMA_ERROR = "schema_error"
+HANDLER_ERROR = "handler_error"
+
+REJECT_REASONS: tuple[str, ...] = (
+    INVALID_UTF8,
+    INVALID_JSON,
+    UNKNOWN_TYPE,
+    SCHEMA_ERROR,
+    HANDLER_ERROR,
+)
+"""Statuses that count as rejects and are kept in the reject buffer."""
+
+OUTCOMES: tuple[str, ...] = (OK, DUPLICATE, CONTROL, *REJECT_REASONS)
+"""Every status :meth:`MessageParser.parse` can return."""
+
+_NS_PER_S = 1_000_000_000
+# Raw text kept per reject: enough to see what went wrong, bounded in memory.
+_MAX_REJECT_TEXT = 4096
+
+
+class ParseOutcome(NamedTuple):
+    """The result of parsing one frame.
+
+    Attributes
+    ----------
+    status
+        One of :data:`OUTCOMES`.
+    type
+        The routed type, when ``type_of`` produced one.
+    message
+        The validated model (for ``ok`` and ``duplicate``), else ``None``.
+    """
+
+    status: str
+    type: str | None = None
+    message: BaseModel | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the frame was valid, new and handled."""
+        return self.status == OK
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A rejected frame kept for inspection.
+
+    Attributes
+    ----------
+    reason
+        One of :data:`REJECT_REASONS`.
+    raw
+        The frame as received (text; at most 4096 characters, binary frames
+        shown with ``repr``).
+    detail
+        What the decoder, router, model or handler said.
+    mono_ns
+        When it was parsed, on the parser's clock.
+    type
+        The routed type, if routing got that far.
+    """
+
+    reason: str
+    raw: str
+    detail: str
+    mono_ns: int
+    type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DedupeStats:
+    """De-duplication cache figures: current ``size``, ``hits`` (duplicates), ``misses``."""
+
+    size: int
+    hits: int
+    misses: int
+
+
+@dataclass(slots=True)
+class _Route:
+    model: type[BaseModel]
+    handler: Callable[[Any], object] | None
+    dedupe_key: Callable[[Any], Hashable] | None
+
+
+class MessageParser:
+    """Route raw frames to pydantic models by type, de-duplicate, and count outcomes.
+
+    Parameters
+    ----------
+    type_of
+        Maps a decoded JSON value to its type name (``None`` when it has none).
+        May raise on odd shapes; that is counted as ``unknown_type``.
+    max_dedupe_size
+        De-dup cache capacity in keys.
+    dedupe_ttl
+        Seconds a key is remembered.
+    clock
+        Time source for the TTL and reject timestamps.
+    max_rejects
+        How many recent rejects to keep.
+
+    Examples
+    --------
+    >>> from pydantic import BaseModel
+    >>> class Trade(BaseModel):
+    ...     type: str
+    ...     id: int
+    >>> parser = MessageParser(type_of=lambda m: m.get("type"))
+    >>> parser.register("trade", Trade, dedupe_key=lambda t: t.id)
+    >>> [parser.parse(raw).status for raw in
+    ...  ['{"type":"trade","id":1}', '{"type":"trade","id":1}', '{"type":"x"}', "{oops"]]
+    ['ok', 'duplicate', 'unknown_type', 'invalid_json']
+    """
+
+    def __init__(
+        self,
+        type_of: Callable[[Any], str | None],
+        max_dedupe_size: int = 10_000,
+        dedupe_ttl: float = 60.0,
+        clock: Clock | None = None,
+        *,
+        max_rejects: int = 1000,
+    ) -> None:
+        if max_dedupe_size < 1:
+            raise ValueError(f"max_dedupe_size must be >= 1, got {max_dedupe_size}")
+        if dedupe_ttl <= 0:
+            raise ValueError(f"dedupe_ttl must be > 0 seconds, got {dedupe_ttl}")
+        if max_rejects < 0:
+            raise ValueError(f"max_rejects must be >= 0, got {max_rejects}")
+        self._type_of = type_of
+        self._clock = clock or SystemClock()
+        self._routes: dict[str, _Route] = {}
+        self._control: set[str] = set()
+        self._cache: TTLCache[Hashable, bool] = TTLCache(
+            maxsize=max_dedupe_size,
+            ttl=round(dedupe_ttl * _NS_PER_S),
+            timer=self._clock.monotonic_ns,
+        )
+        self._hits = 0
+        self._misses = 0
+        self.counts: Counter[str] = Counter({outcome: 0 for outcome in OUTCOMES})
+        """Frames per status since creation."""
+        self.rejects: deque[Reject] = deque(maxlen=max_rejects)
+        """The most recent rejects, oldest first."""
+
+    def register(
+        self,
+        type: str,
+        model: type[BaseModel],
+        handler: Callable[[Any], object] | None = None,
+        dedupe_key: Callable[[Any], Hashable] | None = None,
+    ) -> None:
+        """Route frames whose ``type_of`` is ``type`` to ``model``.
+
+        Parameters
+        ----------
+        type
+            The type name ``type_of`` returns for these frames.
+        model
+            The pydantic model that validates them.
+        handler
+            Called with each valid, new message. Optional: a caller can use the
+            returned :class:`ParseOutcome` instead.
+        dedupe_key
+            Maps a valid message to a hashable key; messages with a key seen
+            within the TTL are ``duplicate``. ``None`` disables de-dup.
+
+        Raises
+        ------
+        TypeError
+            If ``model`` is not a pydantic model class.
+        ValueError
+            If ``type`` is already registered or declared as control.
+        """
+        if not (inspect.isclass(model) and issubclass(model, BaseModel)):
+            raise TypeError(f"model for {type!r} must be a pydantic BaseModel subclass")
+        if type in self._routes or type in self._control:
+            raise ValueError(f"type {type!r} is already registered")
+        self._routes[type] = _Route(model, handler, dedupe_key)
+
+    def ignore(self, types: Iterable[str]) -> None:
+        """Declare ``types`` as control traffic: counted as ``control``, never rejected."""
+        for name in types:
+            if name in self._routes:
+                raise ValueError(f"type {name!r} is registered with a model")
+            self._control.add(name)
+
+    @property
+    def types(self) -> list[str]:
+        """Registered types, in registration order."""
+        return list(self._routes)
+
+    def parse(self, raw: str | bytes | bytearray | memoryview) -> ParseOutcome:
+        """Parse one raw frame; never raises on bad input.
+
+        Parameters
+        ----------
+        raw
+            The frame as received: text, or bytes for a binary frame.
+
+        Returns
+        -------
+        ParseOutcome
+            The status, routed type and validated message.
+        """
+        if not isinstance(raw, str):
+            try:
+                raw = bytes(raw).decode("utf-8")
+            except (UnicodeDecodeError, TypeError) as exc:
+                return self._reject(INVALID_UTF8, raw, f"binary frame is not UTF-8: {exc}")
+        try:
+            decoded = json.loads(raw)
+        except ValueError as exc:
+            return self._reject(INVALID_JSON, raw, str(exc))
+        except RecursionError:
+            return self._reject(INVALID_JSON, raw, "JSON nested too deeply")
+        try:
+            kind = self._type_of(decoded)
+        except Exception as exc:
+            return self._reject(
+                UNKNOWN_TYPE, raw, f"type_of raised {type(exc).__name__}: {exc}"
+            )
+        route = self._routes.get(kind) if isinstance(kind, str) else None
+        if route is None:
+            if isinstance(kind, str) and kind in self._control:
+                self.counts[CONTROL] += 1
+                return ParseOutcome(CONTROL, kind)
+            return self._reject(UNKNOWN_TYPE, raw, f"no model registered for type {kind!r}")
+        try:
+            message = route.model.model_validate(decoded)
+        except ValidationError as exc:
+            return self._reject(SCHEMA_ERROR, raw, _summarise(exc), kind)
+        if route.dedupe_key is not None:
+            try:
+                key = (kind, route.dedupe_key(message))
+                cache = self._cache
+                if key in cache:
+                    self._hits += 1
+                    self.counts[DUPLICATE] += 1
+                    return ParseOutcome(DUPLICATE, kind, message)
+                cache[key] = True
+                self._misses += 1
+            except Exception as exc:
+                return self._reject(
+                    HANDLER_ERROR, raw, f"dedupe_key raised {type(exc).__name__}: {exc}", kind
+                )
+        if route.handler is not None:
+            try:
+                route.handler(message)
+            except Exception as exc:
+                return self._reject(
+                    HANDLER_ERROR, raw, f"handler raised {type(exc).__name__}: {exc}", kind
+                )
+        self.counts[OK] += 1
+        return ParseOutcome(OK, kind, message)
+
+    @property
+    def dedupe_stats(self) -> DedupeStats:
+        """Current size, hits and misses of the de-dup cache."""
+        return DedupeStats(size=len(self._cache), hits=self._hits, misses=self._misses)
+
+    def clear_dedupe(self) -> None:
+        """Forget every de-dup key (hit and miss counts are kept)."""
+        self._cache.clear()
+
+    @property
+    def rejected(self) -> int:
+        """Total rejects since creation (all reasons)."""
+        counts = self.counts
+        return sum(counts[reason] for reason in REJECT_REASONS)
+
+    def _reject(
+        self, reason: str, raw: str | bytes | bytearray | memoryview, detail: str,
+        kind: str | None = None,
+    ) -> ParseOutcome:
+        self.counts[reason] += 1
+        text = raw if isinstance(raw, str) else repr(bytes(raw))
+        if len(text) > _MAX_REJECT_TEXT:
+            text = text[:_MAX_REJECT_TEXT] + f"… ({len(text)} chars)"
+        self.rejects.append(Reject(reason, text, detail, self._clock.monotonic_ns(), kind))
+        log.debug("rejected frame (%s): %s", reason, detail)
+        return ParseOutcome(reason, kind)
+
+    def __repr__(self) -> str:
+        return (
+            f"MessageParser(types={self.types}, ok={self.counts[OK]}, "
+            f"duplicates={self.counts[DUPLICATE]}, rejected={self.rejected})"
+        )
+
+
+def _summarise(exc: ValidationError) -> str:
+    """One line naming each failing field, e.g. ``price: Input should be a valid number``."""
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)

@@ -1,0 +1,460 @@
+"""An embedded exchange simulator: a real ``websockets`` server on 127.0.0.1.
+
+It speaks a dialect (``profile``), streams seeded market data, and injects the
+faults real exchanges inflict, either on a script (:class:`Fault` with an
+``at`` time, for demos) or on demand from a test (``await sim.disconnect()``,
+``sim.silence("trade", 5)``...), which keeps tests free of timing guesses.
+
+Market events are generated once and broadcast to every subscribed
+connection; sequence numbers run per symbol and stream across connections, so
+a client that was away sees the gap as an exchange would show it.
+
+Faults
+------
+``disconnect``      close every connection, abruptly (``code=None``: the
+                    client sees 1006) or with ``code``
+``reject_auth``     the next ``count`` auth requests are closed with 4401
+``rate_limit``      close every connection with ``code`` (4429 default, or 1013)
+``silence``         stop sending ``stream`` for ``duration`` seconds
+``duplicate``       send each of the next ``count`` trades twice
+``sequence_gap``    skip ``count`` sequence numbers on the next trade
+``burst``           send ``count`` trades at once
+``no_pong``         stop reading (so no pongs) and sending for ``duration``:
+                    a half-open connection
+``malformed``       send ``count`` bad frames: broken JSON, binary, wrong
+                    schema, unknown type, non-object JSON
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from .clock import Clock, SystemClock
+from .exchanges import generic
+from .spec import FeedSpec
+
+__all__ = ["PROFILES", "Fault", "Simulator", "generic_frames"]
+
+log = logging.getLogger(__name__)
+
+PROFILES: tuple[str, ...] = ("generic",)
+"""Dialects the simulator speaks."""
+
+FaultKind = Literal[
+    "disconnect", "reject_auth", "rate_limit", "silence", "duplicate", "sequence_gap", "burst",
+    "no_pong", "malformed",
+]
+
+_MALFORMED: tuple[str | bytes, ...] = (
+    "{not json",
+    b"\xff\xfe\x00binary",
+    '{"type":"trade","symbol":"BTC-USD"}',
+    '{"type":"mystery","x":1}',
+    "[1,2,3]",
+    '{"type":"trade","symbol":"BTC-USD","seq":"x","trade_id":1,"price":"1","size":"1",'
+    '"side":"hold","ts":0}',
+)
+_RATES = {"trade": 20.0, "ticker": 10.0, "order": 1 / 30}
+_START_PRICE = {"BTC-USD": 30_000.0, "ETH-USD": 2_000.0, "SOL-USD": 25.0}
+
+
+class Fault(BaseModel):
+    """One scripted fault, ``at`` seconds after the first client connects.
+
+    Parameters
+    ----------
+    kind
+        Which fault (see the module docs).
+    at
+        Seconds after the first connection opened.
+    code
+        Close code for ``disconnect`` (``None``: abrupt) and ``rate_limit``.
+    stream
+        Stream for ``silence``.
+    duration
+        Seconds for ``silence`` and ``no_pong``.
+    count
+        How many, for ``reject_auth``, ``duplicate``, ``sequence_gap``, ``burst``, ``malformed``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: FaultKind
+    at: float = Field(0.0, ge=0)
+    code: int | None = Field(None, ge=1000, le=4999)
+    stream: str | None = None
+    duration: float = Field(0.0, ge=0)
+    count: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Fault:
+        if self.code in (1005, 1006, 1015):
+            raise ValueError(f"close code {self.code} cannot be sent; use code=None for abrupt")
+        if self.kind == "silence" and not self.stream:
+            raise ValueError("a silence fault needs stream=")
+        if self.kind in ("silence", "no_pong") and self.duration <= 0:
+            raise ValueError(f"a {self.kind} fault needs duration > 0")
+        return self
+
+
+@dataclass(eq=False)
+class _Client:
+    ws: ServerConnection
+    channels: set[str] = field(default_factory=set)
+    symbols: set[str] = field(default_factory=set)
+    frozen: bool = False
+
+
+class _Market:
+    """Seeded market state: prices random-walk, sequences count per (stream, symbol)."""
+
+    def __init__(
+        self, symbols: Sequence[str], rng: random.Random, time_ns: Callable[[], int]
+    ) -> None:
+        self.symbols = list(symbols)
+        self.rng = rng
+        self.time_ns = time_ns
+        self.price = {s: _START_PRICE.get(s, 100.0) for s in self.symbols}
+        self.seq: dict[tuple[str, str], int] = {}
+        self.trade_ids = itertools.count(1)
+        self.order_ids = itertools.count(1)
+        self.skip = 0
+
+    def _next_seq(self, stream: str, symbol: str) -> int:
+        n = self.seq.get((stream, symbol), 0) + 1 + self.skip
+        self.skip = 0
+        self.seq[(stream, symbol)] = n
+        return n
+
+    def event(self, stream: str) -> tuple[str, str]:
+        """One event of ``stream``: ``(symbol, json text)``."""
+        rng = self.rng
+        symbol = rng.choice(self.symbols)
+        price = self.price[symbol] = max(0.01, self.price[symbol] * (1 + rng.gauss(0, 2e-4)))
+        ts = self.time_ns()
+        body: dict[str, Any]
+        if stream == "trade":
+            body = {"type": "trade", "symbol": symbol, "seq": self._next_seq(stream, symbol),
+                    "trade_id": next(self.trade_ids), "price": f"{price:.2f}",
+                    "size": f"{rng.uniform(0.001, 2):.4f}", "side": rng.choice(("buy", "sell")),
+                    "ts": ts}
+        elif stream == "ticker":
+            half = price * 5e-5
+            body = {"type": "ticker", "symbol": symbol, "seq": self._next_seq(stream, symbol),
+                    "bid": f"{price - half:.2f}", "ask": f"{price + half:.2f}",
+                    "bid_size": f"{rng.uniform(0.1, 5):.3f}",
+                    "ask_size": f"{rng.uniform(0.1, 5):.3f}", "ts": ts}
+        else:
+            body = {"type": "order", "order_id": f"o-{next(self.order_ids)}", "symbol": symbol,
+                    "status": rng.choice(("new", "filled", "cancelled")),
+                    "price": f"{price:.2f}", "size": f"{rng.uniform(0.01, 1):.3f}", "ts": ts}
+        return symbol, json.dumps(body, separators=(",", ":"))
+
+
+def generic_frames(n: int, seed: int = 0, symbols: Sequence[str] = generic.SYMBOLS) -> Iterator[str]:
+    """Yield ``n`` generic trade frames (for benchmarks and fixtures), deterministically.
+
+    Examples
+    --------
+    >>> frame = next(generic_frames(1))
+    >>> frame.startswith('{"type":"trade"')
+    True
+    """
+    timestamps = itertools.count(1_700_000_000_000_000_000, 1_000_000)
+    market = _Market(symbols, random.Random(seed), timestamps.__next__)
+    for _ in range(n):
+        yield market.event("trade")[1]
+
+
+class Simulator:
+    """A local exchange that streams seeded data and misbehaves on request.
+
+    Parameters
+    ----------
+    profile
+        The dialect (see :data:`PROFILES`).
+    faults
+        Scripted faults, timed from the first connection.
+    seed
+        Seed for prices, sizes and choice of symbols.
+    symbols
+        Symbols traded.
+    rates
+        Messages per second per stream (defaults: trade 20, ticker 10, order 1/30).
+    host, port
+        Where to listen: loopback, and a free port by default.
+    clock
+        Source of exchange timestamps.
+
+    Examples
+    --------
+    >>> async def main():                                       # doctest: +SKIP
+    ...     async with Simulator(seed=1) as sim:
+    ...         async with Feed(sim.spec()) as feed:
+    ...             await sim.disconnect()          # the feed reconnects by itself
+    """
+
+    def __init__(
+        self,
+        profile: str = "generic",
+        faults: Sequence[Fault] = (),
+        seed: int = 0,
+        *,
+        symbols: Sequence[str] = generic.SYMBOLS,
+        rates: dict[str, float] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Clock | None = None,
+    ) -> None:
+        if profile not in PROFILES:
+            raise ValueError(f"unknown simulator profile {profile!r}; choose from {list(PROFILES)}")
+        rates = dict(_RATES if rates is None else rates)
+        bad = {k: v for k, v in rates.items() if k not in _RATES or v <= 0}
+        if bad:
+            raise ValueError(f"rates must be positive, for streams {list(_RATES)}; got {bad}")
+        if not symbols:
+            raise ValueError("the simulator needs at least one symbol")
+        self.profile = profile
+        self.faults = tuple(Fault.model_validate(f) for f in faults)
+        self.seed = seed
+        self.rates = rates
+        self.host = host
+        self.port = port
+        self._clock = clock or SystemClock()
+        self._market = _Market(symbols, random.Random(seed), self._clock.time_ns)
+        self._clients: set[_Client] = set()
+        self._server: Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._first_connection = asyncio.Event()
+        self._silenced: dict[str, float] = {}
+        self._duplicates = 0
+        self._auth_rejections = 0
+        self._malformed = itertools.cycle(_MALFORMED)
+        self.connections = 0
+        """Connections accepted so far."""
+        self.sent = 0
+        """Frames sent, over every connection."""
+        self.received: list[str] = []
+        """Text frames received from clients, in order."""
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port`` of the running simulator."""
+        if self._server is None:
+            raise RuntimeError("the simulator is not running: use 'async with Simulator() as sim'")
+        port = self._server.sockets[0].getsockname()[1]
+        return f"ws://{self.host}:{port}"
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Start listening and generating data."""
+        if self._server is not None:
+            return
+        self._server = await serve(
+            self._serve, self.host, self.port, ping_interval=None, close_timeout=1,
+            max_size=None,
+        )
+        self._spawn(self._generate())
+        if self.faults:
+            self._spawn(self._run_script())
+
+    async def stop(self) -> None:
+        """Stop generating, close every connection and the listening socket."""
+        tasks, self._tasks = self._tasks, set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        server, self._server = self._server, None
+        if server is not None:
+            for client in list(self._clients):
+                if client.frozen:
+                    client.ws.transport.abort()
+            server.close()
+            await server.wait_closed()
+
+    def spec(self, **options: Any) -> FeedSpec:
+        """The :class:`~wsresearch.spec.FeedSpec` for this profile, pointed at :attr:`url`."""
+        return generic.spec(url=self.url, **options)
+
+    # -- faults on demand -------------------------------------------------------------
+
+    async def disconnect(self, code: int | None = None, reason: str = "") -> None:
+        """Close every connection: abruptly when ``code`` is ``None``, else with ``code``."""
+        clients = list(self._clients)
+        for client in clients:
+            if code is None:
+                client.ws.transport.abort()
+            else:
+                await client.ws.close(code, reason)
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.ws.wait_closed(), 2)
+
+    async def rate_limit(self, code: int = 4429) -> None:
+        """Close every connection with a rate-limit code (4429 or 1013)."""
+        await self.disconnect(code, "rate limited")
+
+    def reject_auth(self, times: int = 1) -> None:
+        """Close the next ``times`` auth requests with 4401."""
+        self._auth_rejections += times
+
+    def silence(self, stream: str, duration: float) -> None:
+        """Send nothing on ``stream`` for ``duration`` seconds."""
+        self._silenced[stream] = asyncio.get_running_loop().time() + duration
+
+    def duplicate(self, count: int = 1) -> None:
+        """Send each of the next ``count`` trades twice."""
+        self._duplicates += count
+
+    def sequence_gap(self, count: int = 1) -> None:
+        """Skip ``count`` sequence numbers on the next event."""
+        self._market.skip += count
+
+    async def burst(self, count: int) -> None:
+        """Send ``count`` trades at once."""
+        for _ in range(count):
+            await self._broadcast("trade", *self._market.event("trade"))
+
+    async def malformed(self, count: int = 1) -> None:
+        """Send ``count`` malformed frames to every client."""
+        for _ in range(count):
+            frame = next(self._malformed)
+            for client in list(self._clients):
+                await self._send(client, frame)
+
+    def stop_pongs(self, duration: float) -> None:
+        """Make every current connection half-open for ``duration`` seconds."""
+        for client in list(self._clients):
+            client.frozen = True
+            client.ws.transport.pause_reading()
+            self._spawn(self._thaw(client, duration))
+
+    async def apply(self, fault: Fault) -> None:
+        """Inject ``fault`` now."""
+        kind = fault.kind
+        if kind == "disconnect":
+            await self.disconnect(fault.code, "simulated disconnect")
+        elif kind == "rate_limit":
+            await self.rate_limit(fault.code or 4429)
+        elif kind == "reject_auth":
+            self.reject_auth(fault.count)
+        elif kind == "silence":
+            self.silence(fault.stream or "", fault.duration)
+        elif kind == "duplicate":
+            self.duplicate(fault.count)
+        elif kind == "sequence_gap":
+            self.sequence_gap(fault.count)
+        elif kind == "burst":
+            await self.burst(fault.count)
+        elif kind == "no_pong":
+            self.stop_pongs(fault.duration)
+        else:
+            await self.malformed(fault.count)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, ws: ServerConnection) -> None:
+        client = _Client(ws)
+        self.connections += 1
+        self._clients.add(client)
+        self._first_connection.set()
+        try:
+            async for raw in ws:
+                if isinstance(raw, str):
+                    self.received.append(raw)
+                    await self._on_request(client, raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._clients.discard(client)
+
+    async def _on_request(self, client: _Client, raw: str) -> None:
+        try:
+            request = json.loads(raw)
+            op = request.get("op") if isinstance(request, dict) else None
+        except ValueError:
+            op = None
+        if op == "subscribe":
+            channels = [c for c in request.get("channels", []) if c in _RATES]
+            client.channels.update(channels)
+            client.symbols.update(request.get("symbols") or self._market.symbols)
+            await self._send(client, json.dumps({"type": "subscribed", "channels": channels}))
+        elif op == "auth":
+            if self._auth_rejections > 0:
+                self._auth_rejections -= 1
+                await client.ws.close(4401, "invalid api key")
+            else:
+                await self._send(client, '{"type":"authenticated"}')
+        elif op == "ping":
+            await self._send(client, '{"type":"pong"}')
+        else:
+            await self._send(client, json.dumps({"type": "error", "message": "unknown request"}))
+
+    async def _send(self, client: _Client, frame: str | bytes) -> None:
+        if client.frozen:
+            return
+        with contextlib.suppress(ConnectionClosed):
+            await client.ws.send(frame)
+            self.sent += 1
+
+    async def _broadcast(self, stream: str, symbol: str, frame: str) -> None:
+        copies = 1
+        if stream == "trade" and self._duplicates:
+            self._duplicates -= 1
+            copies = 2
+        for client in list(self._clients):
+            if stream in client.channels and symbol in client.symbols:
+                for _ in range(copies):
+                    await self._send(client, frame)
+
+    async def _generate(self) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        due = {stream: start + 1 / rate for stream, rate in self.rates.items()}
+        while True:
+            stream = min(due, key=due.__getitem__)
+            await asyncio.sleep(max(0.0, due[stream] - loop.time()))
+            due[stream] += 1 / self.rates[stream]
+            if self._silenced.get(stream, 0.0) > loop.time():
+                continue
+            await self._broadcast(stream, *self._market.event(stream))
+
+    async def _run_script(self) -> None:
+        await self._first_connection.wait()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for fault in sorted(self.faults, key=lambda f: f.at):
+            await asyncio.sleep(max(0.0, start + fault.at - loop.time()))
+            log.info("simulator: injecting %s", fault)
+            await self.apply(fault)
+
+    async def _thaw(self, client: _Client, duration: float) -> None:
+        await asyncio.sleep(duration)
+        client.frozen = False
+        if client in self._clients:
+            client.ws.transport.resume_reading()

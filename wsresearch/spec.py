@@ -1,0 +1,207 @@
+"""What a feed is: the URL, the channels and their models, and how to talk to it.
+
+A :class:`FeedSpec` holds everything that decides how frames become rows:
+routing (``type_of``), models, de-dup keys, health expectations, queue policy,
+and what to send on every connect. The same spec drives a live
+:class:`~wsresearch.feed.Feed` and (later) a replay of its recording, which is
+why both give the same rows. Exchange adapters in :mod:`wsresearch.exchanges`
+build specs; :meth:`FeedSpec.with_url` points one at a simulator or a proxy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .connection import ConnectionConfig
+from .errors import UnknownChannelError
+from .frames import META_COLUMNS
+from .health import StreamConfig
+from .queue import QueueConfig
+
+__all__ = ["Channel", "FeedSpec", "OutboundMessage"]
+
+OutboundMessage = str | dict[str, Any] | list[Any]
+"""A message to send: text as is, anything else as compact JSON."""
+
+
+class Channel(BaseModel):
+    """One message type of a feed and how to handle it.
+
+    Parameters
+    ----------
+    name
+        The type name ``type_of`` returns for its frames; also the frame name.
+    model
+        The pydantic model that validates them; its fields become columns.
+    dedupe_key
+        Maps a message to a key; repeats within the TTL are dropped as duplicates.
+    stream
+        The health stream it feeds (default: ``name``). Several channels may
+        share one stream.
+    sequence
+        Maps a message to its exchange sequence number, where there is one.
+    exchange_time
+        Maps a message to its exchange timestamp in ns, where there is one.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    name: str = Field(min_length=1)
+    model: type[BaseModel]
+    dedupe_key: Callable[[Any], Hashable] | None = None
+    stream: str | None = None
+    sequence: Callable[[Any], int | None] | None = None
+    exchange_time: Callable[[Any], int | None] | None = None
+
+    @property
+    def stream_name(self) -> str:
+        """The health stream this channel feeds."""
+        return self.stream or self.name
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, model: type[BaseModel]) -> type[BaseModel]:
+        clash = sorted(set(model.model_fields) & set(META_COLUMNS))
+        if clash:
+            raise ValueError(
+                f"model {model.__name__} has field(s) {clash} that clash with the metadata "
+                f"columns {sorted(META_COLUMNS)}"
+            )
+        return model
+
+
+class FeedSpec(BaseModel):
+    """Everything that decides how a feed's frames become rows.
+
+    Parameters
+    ----------
+    url
+        ``ws://`` or ``wss://`` URL.
+    channels
+        The channels to validate and keep.
+    type_of
+        Maps a decoded frame to its type name (``None`` when it has none).
+    subscribe
+        Messages sent, in order, on every connect (after ``auth``).
+    auth
+        A message, or a callable returning one, sent first on every connect.
+    health
+        Stream name to its :class:`~wsresearch.health.StreamConfig`. Streams
+        without one are not judged.
+    queue
+        Inbound queue policy.
+    connection
+        Connection settings; its ``url`` is replaced by ``url``.
+    redact
+        JSON keys whose values are secrets, masked wherever sent messages are
+        shown or stored.
+    control
+        Type names that are protocol chatter (acks, pongs, heartbeats): counted
+        as ``control``, never rejected.
+    description
+        A line saying what this feed is.
+    dedupe_ttl
+        Seconds a de-dup key is remembered.
+    max_dedupe_size
+        De-dup cache capacity.
+    check_interval
+        Seconds between health checks.
+
+    Examples
+    --------
+    >>> from pydantic import BaseModel
+    >>> class Trade(BaseModel):
+    ...     type: str
+    ...     id: int
+    >>> spec = FeedSpec(url="ws://127.0.0.1:9000", channels=[Channel(name="trade", model=Trade)],
+    ...                 type_of=lambda m: m.get("type"))
+    >>> spec.channel_names
+    ['trade']
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    url: str
+    channels: tuple[Channel, ...] = Field(min_length=1)
+    type_of: Callable[[Any], str | None]
+    subscribe: tuple[OutboundMessage, ...] = ()
+    auth: OutboundMessage | Callable[[], OutboundMessage] | None = None
+    health: dict[str, StreamConfig] = Field(default_factory=dict)
+    queue: QueueConfig = QueueConfig()
+    connection: ConnectionConfig
+    redact: tuple[str, ...] = ("key", "apiKey", "api_key", "secret", "signature", "passphrase",
+                               "token", "password")
+    control: frozenset[str] = frozenset()
+    description: str = ""
+    dedupe_ttl: float = Field(60.0, gt=0)
+    max_dedupe_size: int = Field(10_000, ge=1)
+    check_interval: float = Field(1.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _connection_follows_url(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "url" not in data:
+            return data
+        data = dict(data)
+        connection = data.get("connection")
+        if connection is None:
+            data["connection"] = {"url": data["url"]}
+        elif isinstance(connection, ConnectionConfig):
+            data["connection"] = connection.model_dump() | {"url": data["url"]}
+        elif isinstance(connection, dict):
+            data["connection"] = connection | {"url": data["url"]}
+        return data
+
+    @model_validator(mode="after")
+    def _check_names(self) -> FeedSpec:
+        names = [channel.name for channel in self.channels]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"channel names must be unique; repeated: {repeated}")
+        streams = {channel.stream_name for channel in self.channels}
+        unknown = sorted(set(self.health) - streams)
+        if unknown:
+            raise ValueError(
+                f"health configured for unknown stream(s) {unknown}; streams: {sorted(streams)}"
+            )
+        overlap = sorted(self.control & set(names))
+        if overlap:
+            raise ValueError(f"type(s) {overlap} are both channels and control")
+        return self
+
+    @property
+    def channel_names(self) -> list[str]:
+        """Channel names, in order."""
+        return [channel.name for channel in self.channels]
+
+    @property
+    def streams(self) -> list[str]:
+        """Health stream names, in channel order, without repeats."""
+        return list(dict.fromkeys(channel.stream_name for channel in self.channels))
+
+    def channel(self, name: str) -> Channel:
+        """The channel called ``name``.
+
+        Raises
+        ------
+        UnknownChannelError
+            Listing the channels there are.
+        """
+        for channel in self.channels:
+            if channel.name == name:
+                return channel
+        raise UnknownChannelError(f"unknown channel {name!r}; this spec has {self.channel_names}")
+
+    def with_url(self, url: str) -> FeedSpec:
+        """A copy pointed at ``url`` (a simulator, a replay server, a proxy)."""
+        return FeedSpec.model_validate(self._fields() | {"url": url})
+
+    def replace(self, **changes: Any) -> FeedSpec:
+        """A validated copy with ``changes`` applied (e.g. ``queue=QueueConfig(...)``)."""
+        return FeedSpec.model_validate(self._fields() | changes)
+
+    def _fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in type(self).model_fields}
