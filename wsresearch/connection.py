@@ -38,10 +38,11 @@ import inspect
 import json
 import logging
 import random
+from urllib.parse import urlsplit, urlunsplit
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -70,6 +71,7 @@ __all__ = [
     "ReconnectConfig",
     "WebSocketManager",
     "classify_close_code",
+    "redact_url",
     "validate_ws_url",
 ]
 
@@ -84,7 +86,7 @@ _READ_BURST = 64
 _ABNORMAL = 1006
 
 
-class ConnectionState(str, Enum):
+class ConnectionState(StrEnum):
     """Where a :class:`WebSocketManager` is in its lifecycle."""
 
     DISCONNECTED = "DISCONNECTED"
@@ -93,7 +95,7 @@ class ConnectionState(str, Enum):
     RECONNECTING = "RECONNECTING"
 
 
-class CloseCategory(str, Enum):
+class CloseCategory(StrEnum):
     """How a close code is handled by the reconnect policy."""
 
     AUTH_FAILURE = "AUTH_FAILURE"
@@ -158,11 +160,30 @@ def validate_ws_url(url: str) -> str:
         raise InvalidURLError(f"a WebSocket URL must be a non-empty string, got {url!r}")
     try:
         parse_uri(url)
-    except InvalidURI as exc:
+    except InvalidURI:
         scheme = url.split(":", 1)[0] if ":" in url else ""
         hint = " (expected ws:// or wss://)" if scheme not in ("ws", "wss") else ""
-        raise InvalidURLError(f"invalid WebSocket URL{hint}: {exc.__str__().split(' isn')[0]}")
+        raise InvalidURLError(f"invalid WebSocket URL{hint}: {redact_url(url)!r}") from None
     return url
+
+
+def redact_url(url: str) -> str:
+    """``url`` without credentials: user info and query values are masked.
+
+    Examples
+    --------
+    >>> redact_url("wss://user:pw@example.com/ws?token=abc&x=1")
+    'wss://***@example.com/ws?token=***&x=***'
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(
+        f"{key}=***" if sep else key
+        for key, sep, _ in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class ReconnectConfig(BaseModel):
@@ -242,7 +263,8 @@ class ConnectionConfig(BaseModel):
         Exchange-specific close codes and their categories.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Inputs are hidden from validation errors: URLs and headers may carry keys.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     url: str
     subprotocols: tuple[str, ...] = ()
@@ -307,6 +329,7 @@ class WebSocketManager:
         if isinstance(config, str):
             config = ConnectionConfig(url=config)
         self.config = config
+        self._safe_url = redact_url(config.url)
         self._clock = clock or SystemClock()
         self._rng = rng
         self._state = ConnectionState.DISCONNECTED
@@ -427,7 +450,7 @@ class WebSocketManager:
         if self._supervisor is None or self._supervisor.done():
             self.last_error = None
             self._supervisor = asyncio.get_running_loop().create_task(
-                self._supervise(), name=f"wsresearch-connection {self.url}"
+                self._supervise(), name=f"wsresearch-connection {self._safe_url}"
             )
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._connect_waiters.append(waiter)
@@ -537,7 +560,7 @@ class WebSocketManager:
                 delay = backoff_delay(self._attempt, schedule, self._rng)
                 log.info(
                     "reconnecting to %s in %.2f s (attempt %d, %s)",
-                    self.url, delay, self._attempt, category.name,
+                    self._safe_url, delay, self._attempt, category.name,
                 )
                 self._set_state(ConnectionState.RECONNECTING)
                 self._emit(self._on_reconnect, self._attempt, delay, category)
@@ -601,7 +624,7 @@ class WebSocketManager:
             self._outbox.extend(queued)
             self._outbox_ready.set()
             if not reader.done():
-                log.info("connected to %s (generation %d)", self.url, generation)
+                log.info("connected to %s (generation %d)", self._safe_url, generation)
                 self._set_state(ConnectionState.CONNECTED)
                 self._resolve_waiters()
             delivered = await reader
@@ -631,7 +654,7 @@ class WebSocketManager:
         category = classify_close_code(code, self.config.close_codes)
         self.last_close = CloseInfo(generation, code, reason, category, self._clock.monotonic_ns())
         log.warning(
-            "connection to %s closed: code %s (%s) %s", self.url, code, category.name, reason
+            "connection to %s closed: code %s (%s) %s", self._safe_url, code, category.name, reason
         )
         self._emit(self._on_disconnected, code, reason, category)
 
@@ -696,20 +719,20 @@ class WebSocketManager:
                     # buffer: only an unpaused silence condemns the peer.
                     log.warning(
                         "no pong from %s within %g s: dropping the connection",
-                        self.url, config.timeout,
+                        self._safe_url, config.timeout,
                     )
                     self._drop(ws, f"no pong within {config.timeout:g} s", graceful=False)
                     return
         except ConnectionClosed:
             return
 
-    async def _wait_on_clock(self, future: Awaitable[float], timeout: float) -> float | None:
-        """Await ``future`` for at most ``timeout`` seconds of the injected clock.
+    async def _wait_on_clock(self, future: Awaitable[float], limit: float) -> float | None:
+        """Await ``future`` for at most ``limit`` seconds of the injected clock.
 
         Returns ``None`` on timeout; raises what ``future`` raised (``ConnectionClosed``).
         """
         pong = asyncio.ensure_future(future)
-        timer = asyncio.ensure_future(self._clock.sleep(timeout))
+        timer = asyncio.ensure_future(self._clock.sleep(limit))
         try:
             await asyncio.wait({pong, timer}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -753,8 +776,8 @@ class WebSocketManager:
         self._emit(self._on_error, exc)
 
     def _report_open_failure(self, what: str) -> None:
-        log.warning("could not connect to %s: %s", self.url, what)
-        self._emit(self._on_error, WebSocketError(f"could not connect to {self.url}: {what}"))
+        log.warning("could not connect to %s: %s", self._safe_url, what)
+        self._emit(self._on_error, WebSocketError(f"could not connect to {self._safe_url}: {what}"))
 
     def _resolve_waiters(self) -> None:
         waiters, self._connect_waiters = self._connect_waiters, []
@@ -770,7 +793,7 @@ class WebSocketManager:
 
     def __repr__(self) -> str:
         return (
-            f"WebSocketManager(url={self.url!r}, state={self._state.name}, "
+            f"WebSocketManager(url={self._safe_url!r}, state={self._state.name}, "
             f"generation={self._generation})"
         )
 

@@ -29,7 +29,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from enum import Enum
+from enum import StrEnum
 from typing import Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 _YIELD_EVERY = 256
 
 
-class OverflowPolicy(str, Enum):
+class OverflowPolicy(StrEnum):
     """What a full :class:`MessageQueue` does with one more message."""
 
     DROP_OLDEST = "drop_oldest"

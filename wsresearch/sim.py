@@ -163,7 +163,9 @@ class _Market:
         return symbol, json.dumps(body, separators=(",", ":"))
 
 
-def generic_frames(n: int, seed: int = 0, symbols: Sequence[str] = generic.SYMBOLS) -> Iterator[str]:
+def generic_frames(
+    n: int, seed: int = 0, symbols: Sequence[str] = generic.SYMBOLS
+) -> Iterator[str]:
     """Yield ``n`` generic trade frames (for benchmarks and fixtures), deterministically.
 
     Examples

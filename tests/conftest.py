@@ -1,0 +1,51 @@
+"""Shared test helpers: scaled waits on conditions, loopback servers, task-leak checks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+# One factor scales every real-time wait in the suite (slow CI machines set it > 1).
+TIME_FACTOR = float(os.environ.get("WSR_TEST_TIME_FACTOR", "1"))
+
+
+async def eventually(
+    condition: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
+) -> None:
+    """Wait until ``condition()`` is true, failing after ``timeout`` (scaled) seconds.
+
+    This waits on a state, never for a guessed duration: it returns as soon as
+    the condition holds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout * TIME_FACTOR
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout * TIME_FACTOR:g} s waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+@asynccontextmanager
+async def loopback_server(
+    handler: Callable[[ServerConnection], Awaitable[None]], **kwargs: object
+) -> AsyncIterator[tuple[Server, str]]:
+    """A real websockets server on 127.0.0.1, port 0, stopped on exit."""
+    async with serve(handler, "127.0.0.1", 0, ping_interval=None, close_timeout=1, **kwargs) as server:
+        port = server.sockets[0].getsockname()[1]
+        yield server, f"ws://127.0.0.1:{port}"
+
+
+def other_tasks() -> set[asyncio.Task[object]]:
+    """Tasks on the running loop other than the current one."""
+    current = asyncio.current_task()
+    return {t for t in asyncio.all_tasks() if t is not current and not t.done()}
+
+
+@pytest.fixture
+def time_factor() -> float:
+    return TIME_FACTOR

@@ -1,0 +1,507 @@
+import asyncio
+import json
+import random
+
+import pytest
+from pydantic import ValidationError
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.http11 import Response
+
+from wsresearch import (
+    BackoffConfig,
+    CloseCategory,
+    ConnectionConfig,
+    ConnectionState,
+    HeartbeatConfig,
+    MaxReconnectsExceededError,
+    NotConnectedError,
+    ReconnectConfig,
+    VirtualClock,
+    WebSocketAuthError,
+    WebSocketError,
+    WebSocketManager,
+    classify_close_code,
+)
+
+from .conftest import eventually, loopback_server, other_tasks
+
+FAST = BackoffConfig(initial_delay=0.01, max_delay=0.05, jitter=0.0)
+
+
+def config(url: str, **kw: object) -> ConnectionConfig:
+    reconnect = kw.pop("reconnect", ReconnectConfig(backoff=FAST, rate_limit_backoff=FAST))
+    heartbeat = kw.pop("heartbeat", HeartbeatConfig(enabled=False))
+    return ConnectionConfig(url=url, reconnect=reconnect, heartbeat=heartbeat, **kw)  # type: ignore[arg-type]
+
+
+class Script:
+    """A loopback server whose per-connection behaviour is scripted by the test."""
+
+    def __init__(self) -> None:
+        self.connections: list[ServerConnection] = []
+        self.received: list[tuple[int, str]] = []
+        self.on_open: list = []  # per connection index: coroutine fn(ws) or None
+
+    async def handler(self, ws: ServerConnection) -> None:
+        index = len(self.connections)
+        self.connections.append(ws)
+        action = self.on_open[index] if index < len(self.on_open) else None
+        if action is not None:
+            await action(ws)
+            return
+        async for message in ws:
+            self.received.append((index, message))  # type: ignore[arg-type]
+
+
+def test_close_codes_are_classified() -> None:
+    table = {
+        4401: "AUTH_FAILURE", 4403: "AUTH_FAILURE", 1008: "AUTH_FAILURE",
+        4429: "RATE_LIMITED", 1013: "RATE_LIMITED",
+        1000: "NORMAL", 1001: "NORMAL", 1006: "NORMAL", None: "NORMAL",
+        1011: "UNKNOWN", 4000: "UNKNOWN", 1009: "UNKNOWN",
+    }
+    assert {code: classify_close_code(code).name for code in table} == table
+    assert classify_close_code(4000, {4000: CloseCategory.RATE_LIMITED}) is CloseCategory.RATE_LIMITED
+
+
+def test_bad_urls_and_values_give_one_clear_error() -> None:
+    with pytest.raises(ValidationError, match=r"(?s)url.*expected ws:// or wss://"):
+        ConnectionConfig(url="http://example.com")
+    with pytest.raises(ValidationError, match="url"):
+        WebSocketManager("not a url")
+    with pytest.raises(ValidationError, match="ws://\\*\\*\\*@") as info:
+        ConnectionConfig(url="ws://user:secret@:nope")
+    assert "secret" not in str(info.value)
+    with pytest.raises(ValidationError, match="max_attempts"):
+        ReconnectConfig(max_attempts=0)
+    with pytest.raises(ValidationError, match="timeout"):
+        HeartbeatConfig(timeout=-1)
+    assert "secret" not in repr(ConnectionConfig(url="ws://h", headers={"X-Key": "secret"}))
+
+
+async def test_connect_and_state_transitions() -> None:
+    script = Script()
+    states: list[ConnectionState] = []
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url))
+        ws.on_state_change(states.append)
+        assert ws.state is ConnectionState.DISCONNECTED and ws.generation == 0
+        await ws.connect()
+        assert ws.state is ConnectionState.CONNECTED and ws.generation == 1
+        await ws.connect()  # already connected: nothing new
+        await ws.disconnect()
+    assert states == [ConnectionState.CONNECTING, ConnectionState.CONNECTED,
+                      ConnectionState.DISCONNECTED]
+    assert len(script.connections) == 1
+
+
+async def test_concurrent_connects_open_exactly_one_socket() -> None:
+    script = Script()
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url))
+        await asyncio.gather(*(ws.connect() for _ in range(10)))
+        assert len(script.connections) == 1
+        assert ws.generation == 1
+        await ws.disconnect()
+
+
+async def test_reconnect_after_1006_reruns_on_connected_and_bumps_generation() -> None:
+    script = Script()
+    hooks: list[int] = []
+    seen: list[tuple[int, int, str]] = []
+
+    async def talk_then_drop(conn: ServerConnection) -> None:
+        await conn.send("hello")
+        await conn.recv()  # the subscribe
+        conn.transport.abort()  # no close frame: the client sees 1006
+
+    script.on_open = [talk_then_drop]
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url))
+        closes: list[tuple[int | None, str, CloseCategory]] = []
+        ws.on_disconnected(lambda code, reason, cat: closes.append((code, reason, cat)))
+
+        async def subscribe() -> None:
+            hooks.append(ws.generation)
+            ws.send({"op": "subscribe"})
+
+        ws.on_connected(subscribe)
+        ws.on_message(lambda data, gen: seen.append((gen, ws.generation, str(data))))
+        await ws.connect()
+        await eventually(lambda: ws.generation == 2 and ws.state is ConnectionState.CONNECTED,
+                         what="the second connection")
+        await eventually(lambda: len(script.received) == 1, what="the re-subscribe")
+        await ws.disconnect()
+    assert hooks == [1, 2]
+    assert closes[0][0] == 1006 and closes[0][2] is CloseCategory.NORMAL
+    assert script.received == [(1, '{"op":"subscribe"}')]
+    # Every message reached the handler tagged with the generation it arrived on,
+    # which was the current one: nothing from an old socket leaks into a new one.
+    assert seen == [(1, 1, "hello")]
+    assert all(gen == current for gen, current, _ in seen)
+
+
+async def test_on_connected_runs_before_queued_messages_are_flushed() -> None:
+    script = Script()
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url))
+        ws.send("queued before connect")
+        ws.send({"n": 2})
+        ws.on_connected(lambda: ws.send("auth"))
+        await ws.connect()
+        await eventually(lambda: len(script.received) == 3, what="three messages")
+        await ws.disconnect()
+    assert [m for _, m in script.received] == ["auth", "queued before connect", '{"n":2}']
+
+
+async def test_send_after_disconnect_is_a_clear_error() -> None:
+    script = Script()
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url))
+        await ws.connect()
+        await ws.disconnect()
+        with pytest.raises(NotConnectedError, match="call connect"):
+            ws.send("late")
+        with pytest.raises(TypeError):
+            WebSocketManager(config(url)).send({"not": object()})  # type: ignore[dict-item]
+
+
+async def test_auth_rejected_three_times_halts_with_no_further_attempts() -> None:
+    script = Script()
+
+    async def reject(conn: ServerConnection) -> None:
+        await conn.recv()
+        await conn.close(4401, "invalid api key")
+
+    script.on_open = [reject] * 10
+    errors: list[BaseException] = []
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url))
+        ws.on_connected(lambda: ws.send({"op": "auth", "key": "k"}))
+        ws.on_error(errors.append)
+        await ws.connect()  # the first open succeeds; auth fails after it
+        with pytest.raises(WebSocketAuthError, match="rejected 3 times") as info:
+            await ws.wait_stopped()
+        assert info.value.code == 4401
+        assert len(script.connections) == 3
+        assert ws.state is ConnectionState.DISCONNECTED
+        assert isinstance(errors[-1], WebSocketAuthError)
+        # A later connect() starts afresh (the user fixed the key, say).
+        script.on_open[3] = None
+        await ws.connect()
+        assert ws.generation == 4
+        await ws.disconnect()
+
+
+async def test_rate_limit_close_waits_longer_than_1006_at_the_same_attempt() -> None:
+    async def first_delay(close: object) -> tuple[int, float, CloseCategory]:
+        script = Script()
+        script.on_open = [close]
+        clock = VirtualClock()
+        scheduled: list[tuple[int, float, CloseCategory]] = []
+        async with loopback_server(script.handler) as (_, url):
+            ws = WebSocketManager(
+                config(url, reconnect=ReconnectConfig()), clock=clock, rng=random.Random(1)
+            )
+            ws.on_reconnect(lambda *a: scheduled.append(a))
+            await ws.connect()
+            await eventually(lambda: bool(scheduled), what="a scheduled retry")
+            await ws.disconnect()
+        return scheduled[0]
+
+    async def abort(conn: ServerConnection) -> None:
+        conn.transport.abort()
+
+    async def rate_limited(conn: ServerConnection) -> None:
+        await conn.close(4429, "slow down")
+
+    async def try_later(conn: ServerConnection) -> None:
+        await conn.close(1013, "try again later")
+
+    normal = await first_delay(abort)
+    limited = await first_delay(rate_limited)
+    later = await first_delay(try_later)
+    assert normal[0] == limited[0] == later[0] == 1
+    assert normal[2] is CloseCategory.NORMAL
+    assert limited[2] is later[2] is CloseCategory.RATE_LIMITED
+    assert limited[1] > normal[1] and later[1] > normal[1]
+
+
+async def test_backoff_sleeps_on_the_injected_clock() -> None:
+    script = Script()
+
+    async def abort(conn: ServerConnection) -> None:
+        conn.transport.abort()
+
+    script.on_open = [abort]
+    clock = VirtualClock()
+    async with loopback_server(script.handler) as (_, url):
+        cfg = config(url, reconnect=ReconnectConfig(backoff=BackoffConfig(initial_delay=30,
+                                                                             jitter=0)))
+        ws = WebSocketManager(cfg, clock=clock)
+        await ws.connect()
+        await eventually(lambda: clock.sleepers == 1, what="the backoff sleep")
+        assert clock.next_deadline() == 30.0
+        assert ws.state is ConnectionState.RECONNECTING
+        clock.advance(29.9)
+        await asyncio.sleep(0.05)
+        assert len(script.connections) == 1  # still waiting: virtual time has not passed
+        clock.advance(0.1)
+        await eventually(lambda: ws.generation == 2, what="the reconnect")
+        await ws.disconnect()
+
+
+async def test_attempts_reset_only_after_a_connection_delivers_data() -> None:
+    async def accept_then_close(conn: ServerConnection) -> None:
+        await conn.close(1000)
+
+    async def talk_then_close(conn: ServerConnection) -> None:
+        await conn.send("data")
+        await conn.close(1000)
+
+    script = Script()
+    script.on_open = [accept_then_close] * 20
+    attempts: list[int] = []
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url, reconnect=ReconnectConfig(max_attempts=4, backoff=FAST)))
+        ws.on_reconnect(lambda attempt, delay, cat: attempts.append(attempt))
+        await ws.connect()
+        with pytest.raises(MaxReconnectsExceededError) as info:
+            await ws.wait_stopped()
+    assert attempts == [1, 2, 3, 4]  # the schedule escalates: no tight loop
+    assert info.value.attempts == 4
+    assert len(script.connections) == 5
+
+    script = Script()
+    script.on_open = [talk_then_close] * 20
+    attempts = []
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url, reconnect=ReconnectConfig(max_attempts=1, backoff=FAST)))
+        ws.on_reconnect(lambda attempt, delay, cat: attempts.append(attempt))
+        await ws.connect()
+        await eventually(lambda: len(attempts) >= 5, what="five reconnects")
+        assert ws.last_error is None  # one attempt allowed, yet it never gives up:
+        await ws.disconnect()
+    assert attempts[:5] == [1, 1, 1, 1, 1]  # each connection delivered data, resetting it
+
+
+async def test_unreachable_server_exhausts_attempts() -> None:
+    async with loopback_server(Script().handler) as (server, url):
+        pass  # closed: the port is now refused
+    ws = WebSocketManager(config(url, reconnect=ReconnectConfig(max_attempts=2, backoff=FAST)))
+    errors: list[BaseException] = []
+    ws.on_error(errors.append)
+    with pytest.raises(MaxReconnectsExceededError, match=r"\(2\)"):
+        await ws.connect()
+    assert len(errors) >= 3  # each failed open is reported, then the halt
+    assert "could not connect" in str(errors[0])
+    assert ws.state is ConnectionState.DISCONNECTED
+
+
+async def test_http_401_at_handshake_counts_as_auth_failure() -> None:
+    def refuse(conn: ServerConnection, request: object) -> Response:
+        return Response(401, "Unauthorized", Headers(), b"no")
+
+    async with loopback_server(Script().handler, process_request=refuse) as (_, url):
+        ws = WebSocketManager(config(url))
+        with pytest.raises(WebSocketAuthError):
+            await ws.connect()
+
+
+async def test_close_code_and_reason_reach_on_disconnected() -> None:
+    codes = [1000, 1001, 1008, 4403, 1013, 4000, 1011]
+    script = Script()
+
+    def closer(code: int) -> object:
+        async def close(conn: ServerConnection) -> None:
+            await conn.send("x")
+            await conn.close(code, f"because {code}")
+        return close
+
+    script.on_open = [closer(c) for c in codes]
+    closes: list[tuple[int | None, str, CloseCategory]] = []
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url))
+        ws.on_disconnected(lambda *a: closes.append(a))
+        await ws.connect()
+        await eventually(lambda: len(closes) == len(codes), what="every close")
+        await ws.disconnect()
+    assert [(c, r, cat.name) for c, r, cat in closes[: len(codes)]] == [
+        (c, f"because {c}", classify_close_code(c).name) for c in codes
+    ]
+
+
+async def test_handler_errors_are_reported_and_never_kill_the_connection() -> None:
+    script = Script()
+
+    async def chatter(conn: ServerConnection) -> None:
+        for n in range(5):
+            await conn.send(str(n))
+        await conn.wait_closed()
+
+    script.on_open = [chatter]
+    errors: list[BaseException] = []
+    got: list[str] = []
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url))
+
+        def fussy(data: str | bytes, gen: int) -> None:
+            if data == "2":
+                raise ValueError("cannot handle 2")
+            got.append(str(data))
+
+        ws.on_message(fussy)
+        ws.on_error(errors.append)
+        ws.on_connected(lambda: 1 / 0)
+        await ws.connect()
+        await eventually(lambda: len(got) == 4, what="the other messages")
+        assert ws.state is ConnectionState.CONNECTED and ws.generation == 1
+        await ws.disconnect()
+    assert got == ["0", "1", "3", "4"]
+    assert [type(e) for e in errors] == [ZeroDivisionError, ValueError]
+
+
+async def test_unsubscribe_and_async_handler_refusal() -> None:
+    script = Script()
+
+    async def chatter(conn: ServerConnection) -> None:
+        await conn.send("a")
+        await conn.recv()
+        await conn.send("b")
+        await conn.wait_closed()
+
+    script.on_open = [chatter]
+    got: list[str] = []
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url))
+        unsubscribe = ws.on_message(lambda d, g: got.append(str(d)))
+        await ws.connect()
+        await eventually(lambda: got == ["a"], what="the first message")
+        unsubscribe()
+        unsubscribe()  # twice is harmless
+        ws.send("go")
+        await eventually(lambda: ws.received == 2, what="the second message")
+        await ws.disconnect()
+    assert got == ["a"]
+
+    async def handler(data: str, gen: int) -> None: ...
+
+    with pytest.raises(TypeError, match="plain functions"):
+        WebSocketManager("ws://127.0.0.1:1").on_message(handler)  # type: ignore[arg-type]
+
+
+async def test_a_peer_that_stops_answering_pings_is_dropped_and_reconnected() -> None:
+    script = Script()
+
+    async def half_open(conn: ServerConnection) -> None:
+        conn.transport.pause_reading()  # pings are never read, so never answered
+        await conn.wait_closed()
+
+    script.on_open = [half_open]
+    pongs: list[float] = []
+    closes: list[tuple[int | None, str, CloseCategory]] = []
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url, heartbeat=HeartbeatConfig(interval=0.05, timeout=0.2)))
+        ws.on_pong(pongs.append)
+        ws.on_disconnected(lambda *a: closes.append(a))
+        await ws.connect()
+        await eventually(lambda: ws.generation == 2 and ws.state is ConnectionState.CONNECTED,
+                         what="detection and reconnect")
+        await eventually(lambda: len(pongs) >= 2, what="pongs on the healthy connection")
+        await ws.disconnect()
+    assert closes[0][0] == 1006 and "no pong" in closes[0][1]
+    assert all(0 <= rtt < 1 for rtt in pongs)
+
+
+async def test_app_level_ping_message_is_sent_with_each_heartbeat() -> None:
+    script = Script()
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url, heartbeat=HeartbeatConfig(
+            interval=0.02, timeout=1, ping_message=lambda: {"op": "ping"})))
+        await ws.connect()
+        await eventually(lambda: len(script.received) >= 2, what="two app pings")
+        await ws.disconnect()
+    assert {m for _, m in script.received} == {'{"op":"ping"}'}
+
+
+async def test_reconnect_now_skips_the_backoff() -> None:
+    script = Script()
+    clock = VirtualClock()
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url, reconnect=ReconnectConfig()), clock=clock)
+        closes: list[tuple[int | None, str, CloseCategory]] = []
+        ws.on_disconnected(lambda *a: closes.append(a))
+        await ws.connect()
+        ws.reconnect("sequence gap")
+        await eventually(lambda: ws.generation == 2, what="an immediate reconnect")
+        await ws.disconnect()
+    assert closes[0][:2] == (1000, "sequence gap")
+
+
+async def test_pause_reading_pushes_back_to_the_sender_over_tcp() -> None:
+    script = Script()
+    total = 20_000
+    sent = 0
+    stalled = asyncio.Event()
+
+    async def flood(conn: ServerConnection) -> None:
+        nonlocal sent
+        pad = "x" * 1000
+        for n in range(total):
+            await conn.send(json.dumps({"n": n, "pad": pad}))
+            sent += 1
+            if conn.transport.get_write_buffer_size() > 0:
+                stalled.set()  # the kernel buffers are full: our writes now queue
+        await conn.wait_closed()
+
+    script.on_open = [flood]
+    got: list[int] = []
+    # Uncompressed, so the bytes on the wire are as large as the messages.
+    async with loopback_server(script.handler, compression=None) as (_, url):
+        ws = WebSocketManager(config(url))
+        ws.on_message(lambda d, g: got.append(json.loads(d)["n"]))
+        ws.pause_reading()
+        await ws.connect()
+        await asyncio.wait_for(stalled.wait(), 10)
+        assert got == [] and ws.reading_paused
+        assert sent < total
+        ws.resume_reading()
+        await eventually(lambda: len(got) == total, what="every message after resume")
+        await ws.disconnect()
+    assert got == list(range(total))
+
+
+async def test_disconnect_cancels_everything_and_leaves_no_task() -> None:
+    before = other_tasks()
+    script = Script()
+
+    async def abort(conn: ServerConnection) -> None:
+        conn.transport.abort()
+
+    script.on_open = [abort]
+    clock = VirtualClock()
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url, reconnect=ReconnectConfig(),
+                                     heartbeat=HeartbeatConfig()), clock=clock)
+        await ws.connect()
+        await eventually(lambda: ws.state is ConnectionState.RECONNECTING and clock.sleepers >= 1,
+                         what="a pending reconnect")
+        await ws.disconnect()
+        assert ws.state is ConnectionState.DISCONNECTED
+        assert other_tasks() == before
+        clock.advance(3600)
+        await asyncio.sleep(0.05)
+        assert len(script.connections) == 1  # the pending reconnect was cancelled
+
+
+async def test_disconnect_while_connecting_fails_the_waiter() -> None:
+    clock = VirtualClock()
+    async with loopback_server(Script().handler) as (server, url):
+        pass
+    ws = WebSocketManager(config(url, reconnect=ReconnectConfig()), clock=clock)
+    attempt = asyncio.create_task(ws.connect())
+    await eventually(lambda: clock.sleepers == 1, what="the first backoff")
+    await ws.disconnect()
+    with pytest.raises(WebSocketError, match="disconnect"):
+        await attempt

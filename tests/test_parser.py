@@ -1,0 +1,158 @@
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from wsresearch import MessageParser, VirtualClock
+from wsresearch.parser import OUTCOMES, REJECT_REASONS
+
+
+class Trade(BaseModel):
+    symbol: str
+    id: int
+    price: float
+
+
+def type_of(message: object) -> str | None:
+    return message.get("type") if isinstance(message, dict) else None  # type: ignore[return-value]
+
+
+def trade(n: int, symbol: str = "BTC") -> str:
+    return json.dumps({"type": "trade", "symbol": symbol, "id": n, "price": "1.5"})
+
+
+def make(clock: VirtualClock | None = None, **kw: object) -> MessageParser:
+    parser = MessageParser(type_of, clock=clock or VirtualClock(), **kw)  # type: ignore[arg-type]
+    parser.register("trade", Trade, dedupe_key=lambda t: (t.symbol, t.id))
+    parser.ignore(["pong"])
+    return parser
+
+
+def test_every_outcome_is_counted_and_rejects_are_kept() -> None:
+    handled: list[Trade] = []
+    parser = MessageParser(type_of, clock=VirtualClock())
+    parser.register("trade", Trade, handler=handled.append, dedupe_key=lambda t: t.id)
+    parser.register(
+        "boom", Trade, handler=lambda t: (_ for _ in ()).throw(RuntimeError("handler broke"))
+    )
+    parser.ignore(["pong"])
+    frames = {
+        trade(1): "ok",
+        trade(2).encode(): "ok",  # a binary frame holding UTF-8 JSON is parsed as text
+        '{"type":"pong"}': "control",
+        b"\xff\xfe": "invalid_utf8",
+        "{nope": "invalid_json",
+        '{"type":"mystery"}': "unknown_type",
+        "[1,2]": "unknown_type",
+        '{"type":"trade","symbol":"BTC","id":"x","price":1}': "schema_error",
+        '{"type":"boom","symbol":"B","id":1,"price":1}': "handler_error",
+    }
+    for raw, expected in frames.items():
+        assert parser.parse(raw).status == expected, raw
+    assert parser.parse(trade(1)).status == "duplicate"
+    assert [t.id for t in handled] == [1, 2]
+    assert parser.counts["ok"] == 2 and parser.counts["duplicate"] == 1
+    assert parser.rejected == 6
+    assert [r.reason for r in parser.rejects] == [
+        "invalid_utf8", "invalid_json", "unknown_type", "unknown_type", "schema_error",
+        "handler_error",
+    ]
+    schema = parser.rejects[4]
+    assert schema.raw.startswith('{"type":"trade"') and "id" in schema.detail
+    assert schema.type == "trade"
+
+
+def test_ok_outcome_carries_the_validated_model() -> None:
+    outcome = make().parse(trade(7))
+    assert outcome.ok and outcome.type == "trade"
+    assert outcome.message == Trade(symbol="BTC", id=7, price=1.5)
+
+
+def test_dedupe_entries_expire_after_the_ttl_on_the_injected_clock() -> None:
+    clock = VirtualClock()
+    parser = make(clock, dedupe_ttl=10.0)
+    assert parser.parse(trade(1)).status == "ok"
+    clock.advance(9.999)
+    assert parser.parse(trade(1)).status == "duplicate"
+    clock.advance(0.002)  # 10.001 s after the key was stored
+    assert parser.parse(trade(1)).status == "ok"
+    stats = parser.dedupe_stats
+    assert (stats.hits, stats.misses, stats.size) == (1, 2, 1)
+
+
+def test_dedupe_cache_is_bounded_by_size() -> None:
+    parser = make(max_dedupe_size=3)
+    for n in range(5):
+        parser.parse(trade(n))
+    assert parser.dedupe_stats.size == 3
+    assert parser.parse(trade(0)).status == "ok"  # pushed out by newer keys
+    assert parser.parse(trade(4)).status == "duplicate"
+    parser.clear_dedupe()
+    assert parser.dedupe_stats.size == 0
+    assert parser.parse(trade(4)).status == "ok"
+
+
+def test_reject_buffer_is_bounded_and_raw_text_truncated() -> None:
+    parser = make(max_rejects=3)
+    for n in range(10):
+        parser.parse(f"bad {n}")
+    assert [r.raw for r in parser.rejects] == ["bad 7", "bad 8", "bad 9"]
+    parser.parse("x" * 100_000)
+    assert len(parser.rejects[-1].raw) < 5000
+    assert parser.counts["invalid_json"] == 11
+
+
+def test_type_of_that_raises_is_an_unknown_type() -> None:
+    parser = MessageParser(lambda m: m["type"], clock=VirtualClock())
+    parser.register("trade", Trade)
+    assert parser.parse("[1]").status == "unknown_type"
+    assert "type_of raised TypeError" in parser.rejects[-1].detail
+    assert parser.parse('{"type": ["not", "hashable"]}').status == "unknown_type"
+
+
+def test_registration_mistakes_are_refused() -> None:
+    parser = make()
+    with pytest.raises(ValueError, match="already registered"):
+        parser.register("trade", Trade)
+    with pytest.raises(ValueError, match="already registered"):
+        parser.register("pong", Trade)
+    with pytest.raises(TypeError, match="pydantic"):
+        parser.register("x", dict)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="registered with a model"):
+        parser.ignore(["trade"])
+    with pytest.raises(ValueError, match="dedupe_ttl"):
+        MessageParser(type_of, dedupe_ttl=0)
+    with pytest.raises(ValueError, match="max_dedupe_size"):
+        MessageParser(type_of, max_dedupe_size=0)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.sampled_from(["type", "symbol", "id", "price", "x"]), children,
+                      max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    frame=st.one_of(
+        st.text(),
+        st.binary(),
+        json_values.map(json.dumps),
+        st.builds(
+            lambda v: json.dumps({"type": "trade", "symbol": v, "id": v, "price": v}),
+            json_values,
+        ),
+    )
+)
+def test_parser_never_raises_and_counts_every_frame(frame: str | bytes) -> None:
+    parser = make()
+    outcome = parser.parse(frame)
+    assert outcome.status in OUTCOMES
+    assert sum(parser.counts.values()) == 1
+    if outcome.status in REJECT_REASONS:
+        assert parser.rejects[-1].reason == outcome.status
