@@ -15,19 +15,19 @@ TIME_FACTOR = float(os.environ.get("WSR_TEST_TIME_FACTOR", "1"))
 
 
 async def eventually(
-    condition: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
+    condition: Callable[[], bool], within: float = 5.0, what: str = "condition"
 ) -> None:
-    """Wait until ``condition()`` is true, failing after ``timeout`` (scaled) seconds.
+    """Wait until ``condition()`` is true, failing after ``within`` (scaled) seconds.
 
     This waits on a state, never for a guessed duration: it returns as soon as
     the condition holds.
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout * TIME_FACTOR
+    deadline = loop.time() + within * TIME_FACTOR
     while not condition():
         if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout * TIME_FACTOR:g} s waiting for {what}")
-        await asyncio.sleep(0.005)
+            raise AssertionError(f"timed out after {within * TIME_FACTOR:g} s waiting for {what}")
+        await asyncio.sleep(0.005)  # poll: the conditions are plain attributes
 
 
 @asynccontextmanager
@@ -35,7 +35,9 @@ async def loopback_server(
     handler: Callable[[ServerConnection], Awaitable[None]], **kwargs: object
 ) -> AsyncIterator[tuple[Server, str]]:
     """A real websockets server on 127.0.0.1, port 0, stopped on exit."""
-    async with serve(handler, "127.0.0.1", 0, ping_interval=None, close_timeout=1, **kwargs) as server:
+    async with serve(
+        handler, "127.0.0.1", 0, ping_interval=None, close_timeout=1, **kwargs
+    ) as server:
         port = server.sockets[0].getsockname()[1]
         yield server, f"ws://127.0.0.1:{port}"
 

@@ -62,7 +62,8 @@ def test_close_codes_are_classified() -> None:
         1011: "UNKNOWN", 4000: "UNKNOWN", 1009: "UNKNOWN",
     }
     assert {code: classify_close_code(code).name for code in table} == table
-    assert classify_close_code(4000, {4000: CloseCategory.RATE_LIMITED}) is CloseCategory.RATE_LIMITED
+    rate_limited = CloseCategory.RATE_LIMITED
+    assert classify_close_code(4000, {4000: rate_limited}) is rate_limited
 
 
 def test_bad_urls_and_values_give_one_clear_error() -> None:
@@ -287,7 +288,7 @@ async def test_attempts_reset_only_after_a_connection_delivers_data() -> None:
 
 
 async def test_unreachable_server_exhausts_attempts() -> None:
-    async with loopback_server(Script().handler) as (server, url):
+    async with loopback_server(Script().handler) as (_, url):
         pass  # closed: the port is now refused
     ws = WebSocketManager(config(url, reconnect=ReconnectConfig(max_attempts=2, backoff=FAST)))
     errors: list[BaseException] = []
@@ -497,7 +498,7 @@ async def test_disconnect_cancels_everything_and_leaves_no_task() -> None:
 
 async def test_disconnect_while_connecting_fails_the_waiter() -> None:
     clock = VirtualClock()
-    async with loopback_server(Script().handler) as (server, url):
+    async with loopback_server(Script().handler) as (_, url):
         pass
     ws = WebSocketManager(config(url, reconnect=ReconnectConfig()), clock=clock)
     attempt = asyncio.create_task(ws.connect())

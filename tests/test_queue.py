@@ -4,7 +4,7 @@ import pytest
 
 from wsresearch import MessageQueue, OverflowPolicy, QueueClosedError, QueueFullError
 
-from .conftest import other_tasks
+from .conftest import eventually, other_tasks
 
 
 async def test_drop_oldest_keeps_the_newest_max_size() -> None:
@@ -89,8 +89,7 @@ async def test_concurrency_bounds_handlers_in_flight() -> None:
     q: MessageQueue[int] = MessageQueue(handler, concurrency=3)
     for n in range(10):
         q.put(n)
-    while in_flight < 3:
-        await asyncio.sleep(0)
+    await eventually(lambda: in_flight == 3, what="three handlers in flight")
     assert q.size == 7
     release.set()
     await q.join()

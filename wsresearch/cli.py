@@ -41,26 +41,19 @@ _DEMO_SCRIPT: tuple[tuple[float, dict[str, Any]], ...] = (
     (0.10, {"kind": "duplicate", "count": 5}),
     (0.15, {"kind": "malformed", "count": 6}),
     (0.20, {"kind": "disconnect"}),  # abrupt: the client sees 1006
+    (0.26, {"kind": "silence", "stream": "ticker", "duration": 3.5}),  # stale, then back
     (0.28, {"kind": "burst", "count": 2000}),
     (0.32, {"kind": "sequence_gap", "count": 3}),
-    (0.38, {"kind": "silence", "stream": "ticker", "duration": 3.5}),
-    (0.55, {"kind": "reject_auth", "count": 1}),
-    (0.55, {"kind": "disconnect", "code": 1001}),  # reconnect is rejected once with 4401
-    (0.68, {"kind": "rate_limit", "code": 4429}),
-    (0.82, {"kind": "no_pong", "duration": 3.0}),  # half-open: heartbeat must notice
+    (0.40, {"kind": "reject_auth", "count": 1}),
+    (0.40, {"kind": "disconnect", "code": 1001}),  # reconnect is rejected once with 4401
+    (0.58, {"kind": "no_pong", "duration": 3.0}),  # half-open: heartbeat must notice
+    (0.80, {"kind": "rate_limit", "code": 4429}),
 )
 
 
 def demo_faults(seconds: float) -> list[Fault]:
-    """The demo's fault script, spread over a run of ``seconds``."""
-    scale = seconds / 20.0
-    faults = []
-    for fraction, fields in _DEMO_SCRIPT:
-        fields = dict(fields)
-        if "duration" in fields:
-            fields["duration"] = max(0.5, fields["duration"] * scale)
-        faults.append(Fault(at=fraction * seconds, **fields))
-    return faults
+    """The demo's fault script, spread over a run of ``seconds`` (durations stay as they are)."""
+    return [Fault(at=fraction * seconds, **fields) for fraction, fields in _DEMO_SCRIPT]
 
 
 def parse_fault(text: str) -> Fault:

@@ -1,0 +1,84 @@
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from wsresearch.cli import demo_faults, main, parse_fault
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wsresearch.cli", *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def test_demo_runs_offline_and_survives_every_fault() -> None:
+    result = run("demo", "--seconds", "12")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "session summary" in out
+    assert "feed survived every fault" in out
+    for shown in ("1006 NORMAL", "AUTH_FAILURE", "RATE_LIMITED", "no pong",
+                  "duplicates removed", "rejected: invalid_json"):
+        assert shown in out, shown
+    progress = [line for line in out.splitlines() if line.startswith("[")]
+    assert len(progress) >= 10  # a progress line a second when stdout is not a terminal
+    assert result.stderr == ""
+
+
+def test_simulate_serves_then_stops() -> None:
+    result = run("simulate", "--seconds", "0.3", "--fault", "disconnect@1")
+    assert result.returncode == 0, result.stderr
+    assert "listening at ws://127.0.0.1:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["demo", "--seconds", "-1"], "must be > 0"),
+        (["demo", "--seconds", "soon"], "not a number"),
+        (["simulate", "--fault", "meteor@3"], "bad fault 'meteor@3'"),
+        (["simulate", "--fault", "silence@3"], "stream="),
+        (["simulate", "--fault", "burst@x"], "at"),
+        (["nonsense"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_runtime_errors_give_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["simulate", "--port", str(port), "--seconds", "0.1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("wsresearch simulate: error:")
+
+
+def test_every_command_has_help() -> None:
+    for command in ("demo", "simulate"):
+        result = run(command, "--help")
+        assert result.returncode == 0 and command in result.stdout
+
+
+def test_fault_parsing_and_the_demo_script() -> None:
+    fault = parse_fault("silence@9:stream=ticker,duration=4")
+    assert (fault.kind, fault.at, fault.stream, fault.duration) == ("silence", 9.0, "ticker", 4.0)
+    assert parse_fault("disconnect").at == 0.0
+    with pytest.raises(ValueError, match="not key=value"):
+        parse_fault("burst@1:count")
+    script = demo_faults(20)
+    assert {f.kind for f in script} >= {"disconnect", "reject_auth", "rate_limit", "silence",
+                                        "duplicate", "sequence_gap", "burst", "no_pong",
+                                        "malformed"}
+    assert max(f.at for f in script) < 20

@@ -1,0 +1,227 @@
+import asyncio
+import time
+
+import polars as pl
+import pytest
+
+from wsresearch import (
+    BackoffConfig,
+    ConnectionConfig,
+    ConnectionState,
+    Feed,
+    HeartbeatConfig,
+    OverflowPolicy,
+    QueueConfig,
+    ReconnectConfig,
+    Simulator,
+    StreamConfig,
+    UnknownChannelError,
+    WebSocketAuthError,
+)
+from wsresearch.sim import generic_frames
+
+from .conftest import eventually, other_tasks
+
+RATES = {"trade": 200.0, "ticker": 100.0, "order": 0.1}
+FAST = BackoffConfig(initial_delay=0.01, max_delay=0.05, jitter=0.0)
+
+
+def quick(url: str, **kw: object) -> ConnectionConfig:
+    return ConnectionConfig(
+        url=url,
+        reconnect=ReconnectConfig(backoff=FAST, rate_limit_backoff=FAST),
+        heartbeat=kw.pop("heartbeat", HeartbeatConfig(interval=0.1, timeout=0.5)),  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def rows(feed: Feed, channel: str) -> int:
+    return feed.store.rows(channel)
+
+
+async def test_a_feed_turns_frames_into_validated_polars_rows() -> None:
+    async with Simulator(rates=RATES, seed=3) as sim:
+        feed = Feed(sim.spec(connection=quick(sim.url)))
+        await feed.start()
+        assert feed.state is ConnectionState.CONNECTED and feed.generation == 1
+        await eventually(lambda: rows(feed, "trade") >= 50 and rows(feed, "ticker") >= 20,
+                         what="trades and tickers")
+        await feed.stop()
+    trades = feed.frame("trade")
+    assert trades.columns == ["symbol", "seq", "trade_id", "price", "size", "side", "ts",
+                              "recv_wall_ns", "recv_mono_ns", "generation"]
+    assert trades.schema["price"] == pl.Float64 and trades.schema["ts"] == pl.Int64
+    assert trades["generation"].unique().to_list() == [1]
+    assert trades["recv_mono_ns"].is_sorted()
+    assert trades["trade_id"].is_unique().all()
+    now = time.time_ns()
+    assert trades["recv_wall_ns"].is_between(now - 60 * 10**9, now).all()
+    assert feed.frame("order").height == 0 and "order_id" in feed.frame("order").columns
+    assert set(feed.frames) == {"trade", "ticker", "order"}
+    stats = feed.stats
+    assert stats.ok == trades.height + feed.frame("ticker").height
+    assert stats.control == 1  # the 'subscribed' ack
+    assert stats.invalid == stats.dropped == stats.stale == 0
+    assert stats.received == stats.processed
+    with pytest.raises(UnknownChannelError, match="unknown channel 'trades'"):
+        feed.frame("trades")
+
+
+async def test_duplicates_and_malformed_frames_are_counted_not_fatal() -> None:
+    async with Simulator(rates=RATES) as sim, Feed(sim.spec(connection=quick(sim.url))) as feed:
+        await eventually(lambda: rows(feed, "trade") >= 5, what="first trades")
+        sim.duplicate(7)
+        await sim.malformed(6)
+        await eventually(
+            lambda: feed.stats.duplicates == 7 and feed.stats.invalid == 6,
+            what="duplicates and rejects counted",
+        )
+        assert feed.state is ConnectionState.CONNECTED and feed.generation == 1
+    stats = feed.stats
+    assert stats.rejects == {"invalid_utf8": 1, "invalid_json": 1, "unknown_type": 2,
+                             "schema_error": 2, "handler_error": 0}
+    assert {r.reason for r in feed.rejects} == {"invalid_utf8", "invalid_json", "unknown_type",
+                                                 "schema_error"}
+    trades = feed.frame("trade")
+    assert trades.select(["symbol", "trade_id"]).is_unique().all()  # duplicates never stored
+
+
+async def test_the_feed_survives_disconnects_and_keeps_collecting() -> None:
+    async with Simulator(rates=RATES) as sim, Feed(sim.spec(connection=quick(sim.url))) as feed:
+        await eventually(lambda: rows(feed, "trade") >= 5, what="first trades")
+        await sim.disconnect()  # abrupt
+        await eventually(lambda: feed.generation == 2, what="reconnect after 1006")
+        await sim.disconnect(1001, "going away")
+        await eventually(lambda: feed.generation == 3, what="reconnect after 1001")
+        await sim.rate_limit(1013)
+        await eventually(lambda: feed.generation == 4, what="reconnect after 1013")
+        before = rows(feed, "trade")
+        await eventually(lambda: rows(feed, "trade") > before + 5, what="trades on gen 4")
+    trades = feed.frame("trade")
+    assert set(trades["generation"].unique().to_list()) >= {1, 4}
+    assert feed.stats.reconnects == 3
+    assert [s.count("subscribe") for s in sim.received if "subscribe" in s] == [1] * 4
+    assert feed.stats.last_close is not None  # the final, client-side close
+
+
+async def test_auth_rejection_surfaces_and_halts() -> None:
+    async with Simulator(rates=RATES) as sim:
+        sim.reject_auth(3)
+        feed = Feed(sim.spec(api_key="bad", connection=quick(sim.url)))
+        with pytest.raises(WebSocketAuthError):
+            await feed.run_for(30)
+        assert sim.connections == 3
+        assert isinstance(feed.errors[-1], WebSocketAuthError)
+
+
+async def test_a_silent_stream_goes_stale_and_recovers() -> None:
+    fast_health = {
+        "trade": StreamConfig(expected_interval=0.01, stale_threshold=0.3),
+        "ticker": StreamConfig(expected_interval=0.01, stale_threshold=0.3),
+        "order": StreamConfig(expected_interval=0.1, stale_threshold=0.3, allow_silence=True),
+    }
+    async with Simulator(rates=RATES) as sim:
+        spec = sim.spec(connection=quick(sim.url), health=fast_health, check_interval=0.05)
+        events: list[tuple[str, bool]] = []
+        feed = Feed(spec)
+        feed.on_health(lambda stream, healthy: events.append((stream, healthy)))
+        async with feed:
+            await eventually(lambda: rows(feed, "ticker") >= 3, what="first tickers")
+            sim.silence("ticker", 0.8)
+            await eventually(lambda: ("ticker", False) in events, what="ticker stale")
+            assert not feed.health.is_stream_healthy("ticker")
+            assert feed.health.is_stream_healthy("trade")
+            await eventually(lambda: ("ticker", True) in events, what="ticker recovered")
+            assert feed.health.status()["order"].healthy  # silent, and allowed to be
+    assert events == [("ticker", False), ("ticker", True)]
+
+
+async def test_a_half_open_connection_is_detected_through_the_feed() -> None:
+    async with Simulator(rates=RATES) as sim:
+        spec = sim.spec(connection=quick(sim.url, heartbeat=HeartbeatConfig(interval=0.05,
+                                                                             timeout=0.2)))
+        async with Feed(spec) as feed:
+            await eventually(lambda: feed.stats.pongs >= 1, what="a pong")
+            sim.stop_pongs(5)
+            await eventually(lambda: feed.generation == 2, what="drop and reconnect")
+        assert feed.stats.last_rtt is not None
+    closes = [e for e in feed.errors]  # nothing but connection reports
+    assert feed.stats.handler_errors == 0, closes
+
+
+async def test_stale_generation_frames_are_counted_and_never_parsed() -> None:
+    async with Simulator(rates=RATES) as sim, Feed(sim.spec(connection=quick(sim.url))) as feed:
+        await eventually(lambda: rows(feed, "trade") >= 1, what="a trade")
+        await sim.disconnect()
+        await eventually(lambda: feed.generation == 2, what="the reconnect")
+        old = next(generic_frames(1, seed=99))
+        # A frame that arrived on generation 1 but was still queued at the reconnect.
+        feed.queue.put((old, 1, 0, 0))
+        await feed.queue.join()
+        assert feed.stats.stale == 1
+        assert 0 not in feed.frame("trade")["recv_mono_ns"].to_list()
+
+
+async def test_block_policy_drops_nothing_even_under_a_burst() -> None:
+    async with Simulator(rates=RATES) as sim:
+        spec = sim.spec(connection=quick(sim.url),
+                        queue=QueueConfig(max_size=8, overflow=OverflowPolicy.BLOCK))
+        async with Feed(spec) as feed:
+            await eventually(lambda: rows(feed, "trade") >= 1, what="a trade")
+            await sim.burst(3000)
+            await eventually(lambda: rows(feed, "trade") >= 3000, what="the whole burst")
+        assert feed.stats.dropped == 0
+        assert feed.frame("trade")["trade_id"].is_unique().all()
+
+
+async def test_drop_oldest_under_a_burst_counts_what_it_drops() -> None:
+    async with Simulator(rates=RATES) as sim:
+        spec = sim.spec(connection=quick(sim.url), queue=QueueConfig(max_size=1))
+        async with Feed(spec) as feed:
+            await eventually(lambda: rows(feed, "trade") >= 1, what="the subscription")
+            await sim.burst(2000)
+            await eventually(lambda: feed.stats.received >= 2000, what="the burst read")
+            assert feed.stats.dropped > 0  # a queue of one cannot absorb a burst
+            await feed.queue.join()
+        s = feed.stats
+        assert s.received == s.processed + s.dropped + s.stale
+        assert s.ok + s.duplicates + s.control + s.invalid == s.processed
+
+
+async def test_stop_leaves_no_task_socket_or_timer_behind() -> None:
+    before = other_tasks()
+    async with Simulator(rates=RATES) as sim:
+        feed = Feed(sim.spec(connection=quick(sim.url)))
+        await feed.start()
+        await eventually(lambda: rows(feed, "trade") >= 1, what="a trade")
+        await feed.stop()
+        assert feed.state is ConnectionState.DISCONNECTED
+        assert not feed.health.running
+        await eventually(lambda: not sim._clients, what="the server to see the close")
+        await feed.stop()  # stopping twice is harmless
+    assert other_tasks() == before
+
+
+async def test_run_for_runs_then_stops() -> None:
+    async with Simulator(rates=RATES) as sim:
+        feed = await Feed(sim.spec(connection=quick(sim.url))).run_for(0.3)
+        assert feed.state is ConnectionState.DISCONNECTED
+        assert rows(feed, "trade") > 0
+
+
+def test_feed_needs_a_spec() -> None:
+    with pytest.raises(TypeError, match="FeedSpec"):
+        Feed("ws://127.0.0.1:1")  # type: ignore[arg-type]
+
+
+async def test_start_that_cannot_connect_cleans_up() -> None:
+    before = other_tasks()
+    async with Simulator() as sim:
+        url = sim.url
+        spec = sim.spec(connection=ConnectionConfig(
+            url=url, reconnect=ReconnectConfig(max_attempts=1, backoff=FAST)))
+    feed = Feed(spec)
+    with pytest.raises(Exception, match="Max reconnection attempts"):
+        await feed.start()
+    await asyncio.sleep(0)
+    assert other_tasks() == before

@@ -1,0 +1,91 @@
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from wsresearch import (
+    Channel,
+    ConnectionConfig,
+    FeedSpec,
+    HeartbeatConfig,
+    QueueConfig,
+    StreamConfig,
+    UnknownChannelError,
+)
+from wsresearch.exchanges import generic
+
+
+class Trade(BaseModel):
+    id: int
+
+
+def type_of(m: object) -> str | None:
+    return m.get("type") if isinstance(m, dict) else None  # type: ignore[return-value]
+
+
+def spec(**kw: object) -> FeedSpec:
+    fields: dict[str, object] = {
+        "url": "ws://127.0.0.1:9", "channels": [Channel(name="trade", model=Trade)],
+        "type_of": type_of,
+    }
+    return FeedSpec(**(fields | kw))  # type: ignore[arg-type]
+
+
+def test_connection_follows_the_spec_url() -> None:
+    s = spec(connection=ConnectionConfig(url="ws://elsewhere:1",
+                                         heartbeat=HeartbeatConfig(interval=3)))
+    assert s.connection.url == "ws://127.0.0.1:9"
+    assert s.connection.heartbeat.interval == 3
+    moved = s.with_url("ws://127.0.0.1:10")
+    assert (moved.url, moved.connection.url) == ("ws://127.0.0.1:10", "ws://127.0.0.1:10")
+    assert moved.connection.heartbeat.interval == 3
+    assert s.replace(queue=QueueConfig(max_size=5)).queue.max_size == 5
+
+
+def test_channel_lookup_and_streams() -> None:
+    s = spec(channels=[Channel(name="trade", model=Trade),
+                       Channel(name="trade_v2", model=Trade, stream="trade")])
+    assert s.channel("trade_v2").stream_name == "trade"
+    assert s.streams == ["trade"]
+    with pytest.raises(UnknownChannelError, match="trade_v2"):
+        s.channel("quote")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"url": "https://x"}, "ws://"),
+        ({"channels": []}, "channels"),
+        ({"channels": [Channel(name="a", model=Trade), Channel(name="a", model=Trade)]},
+         "unique"),
+        ({"health": {"nope": StreamConfig(expected_interval=1, stale_threshold=2)}},
+         "unknown stream"),
+        ({"control": frozenset({"trade"})}, "both channels and control"),
+        ({"dedupe_ttl": 0}, "dedupe_ttl"),
+        ({"typo": 1}, "typo"),
+    ],
+)
+def test_bad_specs_are_refused_naming_the_problem(changes: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        spec(**changes)
+
+
+def test_channel_model_must_not_clash_with_metadata_columns() -> None:
+    class Bad(BaseModel):
+        recv_wall_ns: int
+
+    with pytest.raises(ValidationError, match="clash"):
+        Channel(name="bad", model=Bad)
+
+
+def test_generic_adapter_builds_a_spec() -> None:
+    s = generic.spec(["BTC-USD"], ["trade", "order"], url="ws://127.0.0.1:1", api_key="k",
+                     app_ping=True)
+    assert s.channel_names == ["trade", "order"]
+    assert s.health["order"].allow_silence
+    assert s.subscribe == ({"op": "subscribe", "channels": ["trade", "order"],
+                            "symbols": ["BTC-USD"]},)
+    assert s.auth == {"op": "auth", "key": "k"}
+    assert s.connection.heartbeat.ping_message == {"op": "ping"}
+    with pytest.raises(ValueError, match="unknown generic channel"):
+        generic.spec(channels=["candles"], url="ws://127.0.0.1:1")
+    with pytest.raises(ValueError, match="pass url="):
+        generic.spec()
