@@ -34,7 +34,7 @@ import polars as pl
 
 from .clock import Clock, SystemClock
 from .connection import CloseInfo, ConnectionState, WebSocketManager
-from .errors import WebSocketError
+from .errors import QueueClosedError, WebSocketError
 from .frames import FrameStore
 from .health import HealthMonitor
 from .parser import CONTROL, DUPLICATE, OK, REJECT_REASONS, MessageParser, Reject
@@ -173,6 +173,13 @@ class Feed:
         )
         self.errors: deque[BaseException] = deque(maxlen=100)
         """The most recent errors from every stage (handlers, opens, the halting one)."""
+        # Bound once: these run for every message.
+        self._mono_ns = self._clock.monotonic_ns
+        self._wall_ns = self._clock.time_ns
+        self._put = self.queue.put
+        self._parse = self.parser.parse
+        self._append = self.store.append
+        self._record = self.health.record_message
         self._current_generation = 0
         self._stale = 0
         self._handler_errors = 0
@@ -326,24 +333,23 @@ class Feed:
     # -- the pipeline --------------------------------------------------------------------
 
     def _on_frame(self, data: str | bytes, generation: int) -> None:
-        clock = self._clock
-        item = (data, generation, clock.monotonic_ns(), clock.time_ns())
-        if self.queue.closed:
-            return
-        self.queue.put(item)
+        try:  # noqa: SIM105  (a try costs nothing here; contextlib.suppress would)
+            self._put((data, generation, self._mono_ns(), self._wall_ns()))
+        except QueueClosedError:
+            pass  # stopping: the socket is being closed too
 
     def _process(self, item: _Item) -> None:
+        # Runs once per message: tuple indexing and bound methods, no more.
         data, generation, mono, wall = item
         if generation != self._current_generation:
             self._stale += 1
             return
-        outcome = self.parser.parse(data)
-        kind = outcome.type
-        if kind is None or outcome.message is None:
+        status, kind, message = self._parse(data)
+        if message is None or kind is None:
             return
-        if outcome.status == OK:
-            self.store.append(kind, outcome.message, generation, mono, wall)
-        self.health.record_message(self._stream_of[kind], mono)
+        if status == OK:
+            self._append(kind, message, generation, mono, wall)
+        self._record(self._stream_of[kind], mono)
 
     async def _on_connected(self) -> None:
         self._current_generation = self.manager.generation

@@ -133,6 +133,7 @@ class MessageQueue(Generic[T]):
         self._low_water = max(0, config.max_size // 2)
         self._concurrency = config.concurrency
         self._policy = config.overflow
+        self._blocking = config.overflow is OverflowPolicy.BLOCK
         self._on_drop = on_drop
         self._on_error = on_error
         self._on_pressure = on_pressure
@@ -188,33 +189,33 @@ class MessageQueue(Generic[T]):
         QueueClosedError
             After :meth:`close`.
         """
-        if self._closed:
-            raise QueueClosedError("put() on a closed MessageQueue")
         items = self._items
-        if len(items) >= self._max:
-            policy = self._policy
-            if policy is OverflowPolicy.DROP_OLDEST:
-                items.popleft()
-                self._drop(1)
-            elif policy is OverflowPolicy.DROP_NEWEST:
-                self._drop(1)
-                return False
-            else:
-                raise QueueFullError(
-                    f"queue is full ({self._max} messages) and its policy is BLOCK; "
-                    "await put_wait() to wait for room"
-                )
+        if self._closed or len(items) >= self._max:
+            return self._put_full(msg)
         items.append(msg)
-        if not self._workers:
-            self._start_workers()
         if self._getters:
             self._wake(self._getters)
-        if (
-            self._policy is OverflowPolicy.BLOCK
-            and not self._pressured
-            and len(items) >= self._max
-        ):
+        elif not self._workers:
+            self._start_workers()
+        if self._blocking and len(items) >= self._max and not self._pressured:
             self._set_pressure(True)
+        return True
+
+    def _put_full(self, msg: T) -> bool:
+        if self._closed:
+            raise QueueClosedError("put() on a closed MessageQueue")
+        policy = self._policy
+        if policy is OverflowPolicy.DROP_NEWEST:
+            self._drop(1)
+            return False
+        if policy is OverflowPolicy.BLOCK:
+            raise QueueFullError(
+                f"queue is full ({self._max} messages) and its policy is BLOCK; "
+                "await put_wait() to wait for room"
+            )
+        self._items.popleft()
+        self._drop(1)
+        self._items.append(msg)
         return True
 
     async def put_wait(self, msg: T) -> None:
@@ -284,27 +285,59 @@ class MessageQueue(Generic[T]):
         ]
 
     async def _work(self) -> None:
+        if self._is_async:
+            await self._work_async()
+        else:
+            await self._work_sync()
+
+    async def _wait_for_items(self) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._getters.append(future)
+        await future
+
+    async def _work_sync(self) -> None:
+        # The hot path: drain up to _YIELD_EVERY messages per turn of the loop,
+        # with bookkeeping per batch rather than per message.
         items = self._items
-        handler = self._handler
-        is_async = self._is_async
-        streak = 0
+        popleft = items.popleft
+        handler = cast(Callable[[T], object], self._handler)
         while True:
             if not items:
-                streak = 0
-                future = asyncio.get_running_loop().create_future()
-                self._getters.append(future)
-                await future
+                await self._wait_for_items()
+                continue
+            n = 0
+            self._in_flight += 1
+            try:
+                while items and n < _YIELD_EVERY:
+                    msg = popleft()
+                    n += 1
+                    try:
+                        handler(msg)
+                    except Exception as exc:  # a user handler must never kill the worker
+                        self.errors += 1
+                        self._report(exc)
+                    if self._pressured or self._putters:
+                        self._after_take()
+            finally:
+                self._in_flight -= 1
+                self.processed += n
+            if items:
+                await asyncio.sleep(0)  # let the reader and other tasks run
+            else:
+                self._check_idle()
+
+    async def _work_async(self) -> None:
+        items = self._items
+        handler = cast(Callable[[T], Awaitable[None]], self._handler)
+        while True:
+            if not items:
+                await self._wait_for_items()
                 continue
             msg = items.popleft()
             self._in_flight += 1
             self._after_take()
             try:
-                if is_async:
-                    await cast(Awaitable[None], handler(msg))
-                else:
-                    handler(msg)
-            except asyncio.CancelledError:
-                raise
+                await handler(msg)
             except Exception as exc:  # a user handler must never kill the worker
                 self.errors += 1
                 self._report(exc)
@@ -313,10 +346,6 @@ class MessageQueue(Generic[T]):
                 self.processed += 1
             if not items and self._in_flight == 0:
                 self._check_idle()
-            streak += 1
-            if streak >= _YIELD_EVERY:
-                streak = 0
-                await asyncio.sleep(0)
 
     def _after_take(self) -> None:
         """Release waiting producers and BLOCK pressure once there is room."""
