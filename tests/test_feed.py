@@ -225,3 +225,17 @@ async def test_start_that_cannot_connect_cleans_up() -> None:
         await feed.start()
     await asyncio.sleep(0)
     assert other_tasks() == before
+
+
+async def test_a_stopped_feed_can_start_again_and_keeps_its_rows() -> None:
+    async with Simulator(rates=RATES) as sim:
+        feed = Feed(sim.spec(connection=quick(sim.url)))
+        await feed.start()
+        await eventually(lambda: rows(feed, "trade") >= 3, what="trades")
+        await feed.stop()
+        first = rows(feed, "trade")
+        await feed.start()
+        assert feed.generation == 2
+        await eventually(lambda: rows(feed, "trade") > first + 3, what="more trades")
+        await feed.stop()
+    assert feed.frame("trade")["generation"].unique().sort().to_list() == [1, 2]

@@ -163,20 +163,13 @@ class Feed:
             on_error=self._on_error,
         )
         self.store = FrameStore({channel.name: channel.model for channel in spec.channels})
-        self.queue: MessageQueue[_Item] = MessageQueue(
-            self._process,
-            max_size=spec.queue.max_size,
-            concurrency=spec.queue.concurrency,
-            overflow=spec.queue.overflow,
-            on_error=self._on_error,
-            on_pressure=self._on_pressure,
-        )
+        self.queue = self._new_queue()
+        self._dropped_before = 0  # drops counted by queues of earlier runs
         self.errors: deque[BaseException] = deque(maxlen=100)
         """The most recent errors from every stage (handlers, opens, the halting one)."""
         # Bound once: these run for every message.
         self._mono_ns = self._clock.monotonic_ns
         self._wall_ns = self._clock.time_ns
-        self._put = self.queue.put
         self._parse = self.parser.parse
         self._append = self.store.append
         self._record = self.health.record_message
@@ -205,6 +198,9 @@ class Feed:
         if self._started:
             return
         self._started = True
+        if self.queue.closed:  # started again after stop(): rows and counters carry on
+            self._dropped_before += self.queue.dropped
+            self.queue = self._new_queue()
         self.health.reset()
         self.health.start()
         try:
@@ -263,6 +259,18 @@ class Feed:
         self._health_listeners.append(fn)
         return lambda: self._health_listeners.remove(fn) if fn in self._health_listeners else None
 
+    def _new_queue(self) -> MessageQueue[_Item]:
+        queue: MessageQueue[_Item] = MessageQueue(
+            self._process,
+            max_size=self.spec.queue.max_size,
+            concurrency=self.spec.queue.concurrency,
+            overflow=self.spec.queue.overflow,
+            on_error=self._on_error,
+            on_pressure=self._on_pressure,
+        )
+        self._put = queue.put
+        return queue
+
     # -- views -------------------------------------------------------------------------
 
     @property
@@ -320,7 +328,7 @@ class Feed:
             control=counts[CONTROL],
             invalid=sum(rejects.values()),
             rejects=rejects,
-            dropped=self.queue.dropped,
+            dropped=self._dropped_before + self.queue.dropped,
             stale=self._stale,
             queue_size=self.queue.size,
             queue_max=self.queue.max_size,
