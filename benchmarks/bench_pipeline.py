@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import statistics
 import subprocess
 import sys
@@ -104,6 +105,11 @@ def main() -> None:
         [sys.executable, str(HERE / "flood_server.py"), str(args.messages)],
         stdout=subprocess.PIPE, text=True,
     )
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) >= 2:
+        # One core each, so neither side migrates mid-round or steals the other's.
+        os.sched_setaffinity(server.pid, {cores[1]})
+        os.sched_setaffinity(0, {cores[0]})
     try:
         assert server.stdout is not None
         url = f"ws://127.0.0.1:{server.stdout.readline().strip()}"
