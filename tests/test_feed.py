@@ -197,7 +197,7 @@ async def test_stop_leaves_no_task_socket_or_timer_behind() -> None:
         await feed.stop()
         assert feed.state is ConnectionState.DISCONNECTED
         assert not feed.health.running
-        await eventually(lambda: not sim._clients, what="the server to see the close")
+        await eventually(lambda: sim.open_connections == 0, what="the server to see the close")
         await feed.stop()  # stopping twice is harmless
     assert other_tasks() == before
 

@@ -87,7 +87,7 @@ async def test_scripted_faults_fire_after_the_first_connection() -> None:
 async def test_malformed_frames_cycle_through_every_kind() -> None:
     async with Simulator(rates={"trade": 0.1, "ticker": 0.1, "order": 0.1}) as sim, \
             connect(sim.url) as ws:
-        await eventually(lambda: len(sim._clients) == 1, what="the connection")
+        await eventually(lambda: sim.open_connections == 1, what="the connection")
         await sim.malformed(6)
         got = [await ws.recv() for _ in range(6)]
     assert isinstance(got[1], bytes)
@@ -99,7 +99,7 @@ async def test_stop_closes_everything_even_half_open_connections() -> None:
     sim = Simulator(rates=RATES)
     await sim.start()
     ws = await connect(sim.url)
-    await eventually(lambda: len(sim._clients) == 1, what="the connection")
+    await eventually(lambda: sim.open_connections == 1, what="the connection")
     sim.stop_pongs(60)
     await sim.stop()
     await asyncio.wait_for(ws.wait_closed(), 5)

@@ -261,6 +261,11 @@ class Simulator:
         port = self._server.sockets[0].getsockname()[1]
         return f"ws://{self.host}:{port}"
 
+    @property
+    def open_connections(self) -> int:
+        """Client connections open right now."""
+        return len(self._clients)
+
     async def __aenter__(self) -> Simulator:
         await self.start()
         return self
