@@ -37,37 +37,28 @@ from wsresearch.exchanges import generic
 HERE = Path(__file__).parent
 
 
-async def bare(url: str, n: int) -> float:
+async def recv_loop(url: str, n: int, per_message: Callable[[str | bytes], object]) -> float:
     async with connect(url, max_size=None) as ws:
         await ws.send("go")
         count = 0
         start = time.perf_counter()
         try:
             while True:
-                await ws.recv()
+                per_message(await ws.recv())
                 count += 1
         except ConnectionClosed:
             pass
         elapsed = time.perf_counter() - start
     assert count == n, (count, n)
     return count / elapsed
+
+
+async def bare(url: str, n: int) -> float:
+    return await recv_loop(url, n, lambda message: None)
 
 
 async def bare_validate(url: str, n: int) -> float:
-    model = generic.Trade
-    async with connect(url, max_size=None) as ws:
-        await ws.send("go")
-        count = 0
-        start = time.perf_counter()
-        try:
-            while True:
-                model.model_validate_json(await ws.recv())
-                count += 1
-        except ConnectionClosed:
-            pass
-        elapsed = time.perf_counter() - start
-    assert count == n, (count, n)
-    return count / elapsed
+    return await recv_loop(url, n, generic.Trade.model_validate_json)
 
 
 async def full_feed(url: str, n: int) -> float:

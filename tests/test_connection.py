@@ -29,6 +29,11 @@ from .conftest import eventually, loopback_server, other_tasks
 FAST = BackoffConfig(initial_delay=0.01, max_delay=0.05, jitter=0.0)
 
 
+async def abort(conn: ServerConnection) -> None:
+    """Drop the TCP connection without a close frame: the client sees 1006."""
+    conn.transport.abort()
+
+
 def config(url: str, **kw: object) -> ConnectionConfig:
     reconnect = kw.pop("reconnect", ReconnectConfig(backoff=FAST, rate_limit_backoff=FAST))
     heartbeat = kw.pop("heartbeat", HeartbeatConfig(enabled=False))
@@ -211,8 +216,6 @@ async def test_rate_limit_close_waits_longer_than_1006_at_the_same_attempt() -> 
             await ws.disconnect()
         return scheduled[0]
 
-    async def abort(conn: ServerConnection) -> None:
-        conn.transport.abort()
 
     async def rate_limited(conn: ServerConnection) -> None:
         await conn.close(4429, "slow down")
@@ -232,8 +235,6 @@ async def test_rate_limit_close_waits_longer_than_1006_at_the_same_attempt() -> 
 async def test_backoff_sleeps_on_the_injected_clock() -> None:
     script = Script()
 
-    async def abort(conn: ServerConnection) -> None:
-        conn.transport.abort()
 
     script.on_open = [abort]
     clock = VirtualClock()
@@ -477,8 +478,6 @@ async def test_disconnect_cancels_everything_and_leaves_no_task() -> None:
     before = other_tasks()
     script = Script()
 
-    async def abort(conn: ServerConnection) -> None:
-        conn.transport.abort()
 
     script.on_open = [abort]
     clock = VirtualClock()

@@ -653,8 +653,11 @@ class WebSocketManager:
     def _record_close(self, generation: int, code: int | None, reason: str) -> None:
         category = classify_close_code(code, self.config.close_codes)
         self.last_close = CloseInfo(generation, code, reason, category, self._clock.monotonic_ns())
-        log.warning(
-            "connection to %s closed: code %s (%s) %s", self._safe_url, code, category.name, reason
+        # A close we asked for is news; one the peer or the network imposed is a warning.
+        level = logging.INFO if self._user_closed or self._reconnect_now else logging.WARNING
+        log.log(
+            level, "connection to %s closed: code %s (%s) %s",
+            self._safe_url, code, category.name, reason,
         )
         self._emit(self._on_disconnected, code, reason, category)
 
