@@ -239,3 +239,20 @@ async def test_a_stopped_feed_can_start_again_and_keeps_its_rows() -> None:
         await eventually(lambda: rows(feed, "trade") > first + 3, what="more trades")
         await feed.stop()
     assert feed.frame("trade")["generation"].unique().sort().to_list() == [1, 2]
+
+
+async def test_block_feed_restarts_after_stopping_under_pressure() -> None:
+    async with Simulator(rates=RATES) as sim:
+        spec = sim.spec(connection=quick(sim.url),
+                        queue=QueueConfig(max_size=2, overflow=OverflowPolicy.BLOCK))
+        feed = Feed(spec)
+        await feed.start()
+        await eventually(lambda: rows(feed, "trade") >= 1, what="a trade")
+        await sim.burst(500)
+        await feed.stop()  # mid-burst: the queue is drained, not dropped
+        assert not feed.manager.reading_paused
+        before = rows(feed, "trade")
+        await feed.start()
+        await eventually(lambda: rows(feed, "trade") > before + 3, what="trades after restart")
+        await feed.stop()
+    assert feed.stats.dropped == 0

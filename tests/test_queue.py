@@ -161,3 +161,16 @@ def test_bad_configuration_is_refused() -> None:
         MessageQueue(print, concurrency=0)
     with pytest.raises(ValueError, match="drop_sideways"):
         MessageQueue(print, overflow="drop_sideways")
+
+
+async def test_closing_a_pressured_block_queue_releases_the_pressure() -> None:
+    pressure: list[bool] = []
+    q: MessageQueue[int] = MessageQueue(
+        lambda n: None, max_size=2, overflow="block", on_pressure=pressure.append
+    )
+    q.put(1)
+    q.put(2)
+    assert pressure == [True]
+    q.close()
+    assert pressure == [True, False]
+    await q.wait_closed()

@@ -267,6 +267,8 @@ class MessageQueue(Generic[T]):
             self._wake(waiters, everyone=True)
         self._items.clear()
         self._in_flight = 0
+        if self._pressured:
+            self._set_pressure(False)  # whatever was paused for this queue may go on
         self._check_idle()
 
     async def wait_closed(self) -> None:
