@@ -360,6 +360,8 @@ class Feed:
         self._record(self._stream_of[kind], mono)
 
     async def _on_connected(self) -> None:
+        # Registered first, and it never awaits, so this runs before the new
+        # socket's reader has delivered anything: no new frame is judged stale.
         self._current_generation = self.manager.generation
         spec = self.spec
         if spec.auth is not None:
