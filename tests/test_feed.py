@@ -156,7 +156,7 @@ async def test_stale_generation_frames_are_counted_and_never_parsed() -> None:
         await eventually(lambda: feed.generation == 2, what="the reconnect")
         old = next(generic_frames(1, seed=99))
         # A frame that arrived on generation 1 but was still queued at the reconnect.
-        feed.queue.put((old, 1, 0, 0))
+        feed.queue.put((old, 1, 0, 0, -1))
         await feed.queue.join()
         assert feed.stats.stale == 1
         assert 0 not in feed.frame("trade")["recv_mono_ns"].to_list()

@@ -359,6 +359,7 @@ class WebSocketManager:
         self._on_error: list[Callable[[BaseException], None]] = []
         self._on_pong: list[Callable[[float], None]] = []
         self._on_reconnect: list[Callable[[int, float, CloseCategory], None]] = []
+        self._on_sent: list[Callable[[str, int], None]] = []
 
     # -- read-only state --------------------------------------------------------
 
@@ -425,6 +426,10 @@ class WebSocketManager:
     def on_reconnect(self, fn: Callable[[int, float, CloseCategory], None]) -> Callable[[], None]:
         """Call ``fn(attempt, delay_seconds, category)`` when a retry is scheduled."""
         return _register(self._on_reconnect, _sync_only(fn, "on_reconnect"))
+
+    def on_sent(self, fn: Callable[[str, int], None]) -> Callable[[], None]:
+        """Call ``fn(text, generation)`` for every message written to the socket."""
+        return _register(self._on_sent, _sync_only(fn, "on_sent"))
 
     # -- control -------------------------------------------------------------------
 
@@ -692,16 +697,19 @@ class WebSocketManager:
     async def _write(self, ws: ClientConnection) -> None:
         ready = self._outbox_ready
         assert ready is not None
+        generation = self._generation
         while True:
             await ready.wait()
             ready.clear()
             outbox = self._outbox
             while outbox:
+                text = outbox[0]
                 try:
-                    await ws.send(outbox[0])
+                    await ws.send(text)
                 except ConnectionClosed:
                     return  # unsent messages stay queued for the next connection
                 outbox.popleft()
+                self._emit(self._on_sent, text, generation)
 
     async def _heartbeat(self, ws: ClientConnection) -> None:
         config = self.config.heartbeat

@@ -13,7 +13,9 @@ already catches ``ValueError`` or ``KeyError`` keeps working::
     ├── InvalidURLError (+ ValueError)          not a ws:// or wss:// URL
     ├── QueueFullError (+ RuntimeError)         put() on a full BLOCK queue
     ├── QueueClosedError (+ RuntimeError)       put() after close()
-    └── UnknownChannelError (+ KeyError)        frame() for a channel the spec lacks
+    ├── UnknownChannelError (+ KeyError)        frame() for a channel the spec lacks
+    └── RecordingError (+ OSError)              a recording cannot be created or written
+        └── RecordingFormatError (+ ValueError) not a recording, or a newer format version
 
 Configuration mistakes surface as :class:`pydantic.ValidationError` from the
 config models, naming the field at fault.
@@ -27,6 +29,8 @@ __all__ = [
     "NotConnectedError",
     "QueueClosedError",
     "QueueFullError",
+    "RecordingError",
+    "RecordingFormatError",
     "UnknownChannelError",
     "WebSocketAuthError",
     "WebSocketError",
@@ -94,3 +98,11 @@ class UnknownChannelError(WsResearchError, KeyError):
     def __str__(self) -> str:
         # KeyError repr-quotes its argument; keep the message readable.
         return str(self.args[0]) if self.args else ""
+
+
+class RecordingError(WsResearchError, OSError):
+    """A recording cannot be created, written or read."""
+
+
+class RecordingFormatError(RecordingError, ValueError):
+    """Not a recording, a damaged manifest, or a format version newer than this one reads."""

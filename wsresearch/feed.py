@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from collections import deque
 from collections.abc import Callable
@@ -33,19 +34,21 @@ from typing import Any
 import polars as pl
 
 from .clock import Clock, SystemClock
-from .connection import CloseInfo, ConnectionState, WebSocketManager
-from .errors import QueueClosedError, WebSocketError
+from .connection import CloseCategory, CloseInfo, ConnectionState, WebSocketManager
+from .errors import QueueClosedError, RecordingError, WebSocketError
 from .frames import FrameStore
 from .health import HealthMonitor
 from .parser import CONTROL, DUPLICATE, OK, REJECT_REASONS, MessageParser, Reject
 from .queue import MessageQueue, OverflowPolicy
+from .recording import Recorder
 from .spec import FeedSpec, OutboundMessage
 
 __all__ = ["Feed", "FeedStats"]
 
 log = logging.getLogger(__name__)
 
-_Item = tuple[str | bytes, int, int, int]  # data, generation, recv_mono_ns, recv_wall_ns
+# data, generation, recv_mono_ns, recv_wall_ns, seq in the recording (-1 when not recording)
+_Item = tuple[str | bytes, int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,10 @@ class FeedStats:
         Round-trip time of the last pong, in seconds.
     last_close
         The last close (code, reason, category), if any.
+    recorded
+        Events recorded (0 when not recording).
+    recording_errors
+        Recording writes that failed (the live feed went on; the recording is incomplete).
     """
 
     state: str
@@ -110,6 +117,8 @@ class FeedStats:
     pongs: int
     last_rtt: float | None
     last_close: CloseInfo | None = field(default=None)
+    recorded: int = 0
+    recording_errors: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The counters as a plain dict."""
@@ -123,10 +132,15 @@ class Feed:
     ----------
     spec
         What to connect to and how to turn frames into rows.
+    record_to
+        A new directory to record the session into (see :mod:`wsresearch.recording`):
+        every frame as received, before the queue, and every other event.
     clock
         Time source (a :class:`~wsresearch.clock.VirtualClock` in tests).
     rng
         Backoff jitter source; seed it for a reproducible reconnect schedule.
+    flush_interval
+        Seconds between recording writes (what a crash can lose at most).
 
     Examples
     --------
@@ -137,7 +151,13 @@ class Feed:
     """
 
     def __init__(
-        self, spec: FeedSpec, clock: Clock | None = None, *, rng: random.Random | None = None
+        self,
+        spec: FeedSpec,
+        record_to: str | os.PathLike[str] | None = None,
+        clock: Clock | None = None,
+        *,
+        rng: random.Random | None = None,
+        flush_interval: float = 1.0,
     ) -> None:
         if not isinstance(spec, FeedSpec):
             raise TypeError(f"Feed needs a FeedSpec, got {type(spec).__name__}")
@@ -180,10 +200,27 @@ class Feed:
         self._last_rtt: float | None = None
         self._started = False
         self._health_listeners: list[Callable[[str, bool], None]] = []
+        self.recorder: Recorder | None = None
+        """The session's recorder, when ``record_to`` was given."""
+        if record_to is not None:
+            self.recorder = Recorder(
+                record_to,
+                source_url=spec.url,
+                description=spec.description,
+                channels=spec.channel_names,
+                redact=spec.redact,
+                flush_interval=flush_interval,
+                clock=self._clock,
+                on_error=self._on_error,
+            )
+            self._record_frame = self.recorder.record_frame
         self.manager.on_message(self._on_frame)
         self.manager.on_connected(self._on_connected)
         self.manager.on_error(self._on_error)
         self.manager.on_pong(self._on_pong)
+        if self.recorder is not None:
+            self.manager.on_disconnected(self._record_close)
+            self.manager.on_sent(self._record_sent)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -204,6 +241,8 @@ class Feed:
         self.health.reset()
         self.health.start()
         try:
+            if self.recorder is not None:
+                await self.recorder.start()
             await self.manager.connect()
         except BaseException:
             await self.stop()
@@ -217,6 +256,8 @@ class Feed:
             self.queue.close()
         await self.queue.wait_closed()
         await self.health.stop()
+        if self.recorder is not None:
+            await self.recorder.stop()
         self._started = False
 
     async def run_for(self, seconds: float) -> Feed:
@@ -267,6 +308,7 @@ class Feed:
             overflow=self.spec.queue.overflow,
             on_error=self._on_error,
             on_pressure=self._on_pressure,
+            on_dropped=self._on_dropped,
         )
         self._put = queue.put
         return queue
@@ -333,6 +375,8 @@ class Feed:
             queue_size=self.queue.size,
             queue_max=self.queue.max_size,
             handler_errors=self._handler_errors,
+            recorded=0 if self.recorder is None else self.recorder.events,
+            recording_errors=0 if self.recorder is None else self.recorder.errors,
             pongs=self._pongs,
             last_rtt=self._last_rtt,
             last_close=self.manager.last_close,
@@ -341,14 +385,17 @@ class Feed:
     # -- the pipeline --------------------------------------------------------------------
 
     def _on_frame(self, data: str | bytes, generation: int) -> None:
+        mono, wall = self._mono_ns(), self._wall_ns()
+        # Recorded first, before the queue can drop it.
+        seq = -1 if self.recorder is None else self._record_frame(data, generation, mono, wall)
         try:  # noqa: SIM105  (a try costs nothing here; contextlib.suppress would)
-            self._put((data, generation, self._mono_ns(), self._wall_ns()))
+            self._put((data, generation, mono, wall, seq))
         except QueueClosedError:
             pass  # stopping: the socket is being closed too
 
     def _process(self, item: _Item) -> None:
         # Runs once per message: tuple indexing and bound methods, no more.
-        data, generation, mono, wall = item
+        data, generation, mono, wall, _ = item
         if generation != self._current_generation:
             self._stale += 1
             return
@@ -363,6 +410,8 @@ class Feed:
         # Registered first, and it never awaits, so this runs before the new
         # socket's reader has delivered anything: no new frame is judged stale.
         self._current_generation = self.manager.generation
+        if self.recorder is not None:
+            self.recorder.record("open", self._current_generation, data=self.spec.url)
         spec = self.spec
         if spec.auth is not None:
             self.manager.send(spec.auth() if callable(spec.auth) else spec.auth)
@@ -378,6 +427,8 @@ class Feed:
             self.manager.resume_reading()
 
     def _on_pong(self, rtt: float) -> None:
+        if self.recorder is not None:
+            self.recorder.record("pong", self.manager.generation, rtt=rtt)
         self._pongs += 1
         self._last_rtt = rtt
         self.health.record_pong()
@@ -390,15 +441,43 @@ class Feed:
         self._notify_health(stream, True)
 
     def _notify_health(self, stream: str, healthy: bool) -> None:
+        if self.recorder is not None:
+            when = self.health.transitions[-1].mono_ns if self.health.transitions else None
+            self.recorder.record(
+                "health", self.manager.generation, mono_ns=when, stream=stream, healthy=healthy
+            )
         for listener in list(self._health_listeners):
             try:
                 listener(stream, healthy)
             except Exception as exc:
                 self._on_error(exc)
 
+    def _record_close(self, code: int | None, reason: str, category: CloseCategory) -> None:
+        assert self.recorder is not None
+        self.recorder.record(
+            "close", self.manager.generation, code=code, reason=reason, category=category.name
+        )
+
+    def _record_sent(self, text: str, generation: int) -> None:
+        assert self.recorder is not None
+        self.recorder.record("sent", generation, data=text)
+
+    def _on_dropped(self, item: _Item) -> None:
+        if self.recorder is not None:
+            self.recorder.record("drop", item[1], ref_seq=item[4])
+
+    def mark(self, note: str) -> None:
+        """Add a note to the recorded timeline (does nothing when not recording)."""
+        if self.recorder is not None:
+            self.recorder.record("mark", self.manager.generation, data=str(note))
+
     def _on_error(self, exc: BaseException) -> None:
-        # Connection reports (failed opens, the halting error) are not handler errors.
-        self._handler_errors += not isinstance(exc, WebSocketError)
+        if self.recorder is not None and not isinstance(exc, RecordingError):
+            self.recorder.record("error", self.manager.generation,
+                                 data=f"{type(exc).__name__}: {exc}")
+        # Connection reports (failed opens, the halting error) and recording write
+        # failures (counted by the recorder) are not handler errors.
+        self._handler_errors += not isinstance(exc, WebSocketError | RecordingError)
         self.errors.append(exc)
 
     def __repr__(self) -> str:

@@ -90,6 +90,8 @@ class MessageQueue(Generic[T]):
         What to do when full; see :class:`OverflowPolicy`.
     on_drop
         Called with the number of messages just dropped.
+    on_dropped
+        Called with each dropped message itself (to record which one went).
     on_error
         Called with any exception the handler raises; the worker goes on.
         Without it, handler errors are logged.
@@ -123,6 +125,7 @@ class MessageQueue(Generic[T]):
         *,
         on_error: Callable[[BaseException], None] | None = None,
         on_pressure: Callable[[bool], None] | None = None,
+        on_dropped: Callable[[T], None] | None = None,
     ) -> None:
         config = QueueConfig(
             max_size=max_size, concurrency=concurrency, overflow=OverflowPolicy(overflow)
@@ -135,6 +138,7 @@ class MessageQueue(Generic[T]):
         self._policy = config.overflow
         self._blocking = config.overflow is OverflowPolicy.BLOCK
         self._on_drop = on_drop
+        self._on_dropped = on_dropped
         self._on_error = on_error
         self._on_pressure = on_pressure
         self._items: deque[T] = deque()
@@ -206,15 +210,14 @@ class MessageQueue(Generic[T]):
             raise QueueClosedError("put() on a closed MessageQueue")
         policy = self._policy
         if policy is OverflowPolicy.DROP_NEWEST:
-            self._drop(1)
+            self._drop(msg)
             return False
         if policy is OverflowPolicy.BLOCK:
             raise QueueFullError(
                 f"queue is full ({self._max} messages) and its policy is BLOCK; "
                 "await put_wait() to wait for room"
             )
-        self._items.popleft()
-        self._drop(1)
+        self._drop(self._items.popleft())
         self._items.append(msg)
         return True
 
@@ -363,13 +366,15 @@ class MessageQueue(Generic[T]):
                 if not future.done():
                     future.set_result(None)
 
-    def _drop(self, n: int) -> None:
-        self.dropped += n
-        if self._on_drop is not None:
-            try:
-                self._on_drop(n)
-            except Exception as exc:
-                self._report(exc)
+    def _drop(self, msg: T) -> None:
+        self.dropped += 1
+        try:
+            if self._on_dropped is not None:
+                self._on_dropped(msg)
+            if self._on_drop is not None:
+                self._on_drop(1)
+        except Exception as exc:
+            self._report(exc)
 
     def _set_pressure(self, on: bool) -> None:
         self._pressured = on

@@ -1,0 +1,519 @@
+"""Session recordings: written at receive time, crash-safe, readable with polars alone.
+
+A recording is a directory::
+
+    manifest.json                       format, version, source, spec, start/end, completeness
+    segments/0000/events-000000000000.parquet
+    segments/0000/events-000000001873.parquet
+    segments/0001/...
+
+Every event of the session (``open``, ``frame``, ``sent``, ``close``, ``error``,
+``pong``, ``drop``, ``health``, ``mark``) is one row of one table (:data:`EVENT_SCHEMA`),
+numbered by ``seq``. The :class:`Recorder` keeps new events in memory (a tuple
+append on the hot path) and writes them as one Parquet file per flush, at least
+every ``flush_interval`` seconds, from a worker thread. Each file is written under
+a temporary name and renamed when complete, so a crash loses at most the events of
+the last interval and never leaves a half-written file where a reader looks: a
+leftover ``.tmp`` is skipped with a warning. Files are grouped in segment folders,
+a new one every ``rotate_interval`` seconds, so no folder or file grows without
+bound.
+
+Read it back with :class:`Recording`, or with polars alone::
+
+    pl.read_parquet("session/segments/*/*.parquet").sort("seq")
+
+``docs/recording-format.md`` documents the format and the measurements behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .clock import Clock, SystemClock
+from .connection import redact_url
+from .errors import RecordingError, RecordingFormatError
+
+__all__ = [
+    "EVENT_KINDS",
+    "EVENT_SCHEMA",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "Recorder",
+    "Recording",
+    "RecordingManifest",
+    "redact_text",
+]
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "wsresearch-recording"
+FORMAT_VERSION = 1
+EVENT_KINDS: tuple[str, ...] = (
+    "open", "frame", "sent", "close", "error", "pong", "drop", "health", "mark",
+)
+
+EVENT_SCHEMA: dict[str, pl.DataType] = {
+    "seq": pl.Int64(),  # 0, 1, 2 ... over the whole recording
+    "generation": pl.Int64(),  # connection generation the event belongs to
+    "mono_ns": pl.Int64(),  # monotonic receive/event time
+    "wall_ns": pl.Int64(),  # wall-clock time, ns since the epoch
+    "kind": pl.String(),
+    "data": pl.String(),  # frame text (base64 when binary), sent text, note, error, URL
+    "binary": pl.Boolean(),  # frame: data is base64 of a binary frame
+    "code": pl.Int64(),  # close: close code
+    "reason": pl.String(),  # close: reason
+    "category": pl.String(),  # close: CloseCategory name
+    "rtt": pl.Float64(),  # pong: round-trip time in seconds
+    "stream": pl.String(),  # health: stream name
+    "healthy": pl.Boolean(),  # health: new state
+    "ref_seq": pl.Int64(),  # drop: seq of the frame the queue dropped
+}
+"""Columns of every segment file, in order."""
+
+_FRAME_COLUMNS = ("seq", "generation", "mono_ns", "wall_ns", "data")
+_OTHER_COLUMNS = tuple(EVENT_SCHEMA)
+_MANIFEST = "manifest.json"
+_SEGMENTS = "segments"
+
+
+class RecordingManifest(BaseModel):
+    """``manifest.json``: what was recorded, from where, and whether it is complete."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: Literal["wsresearch-recording"] = "wsresearch-recording"
+    version: int = FORMAT_VERSION
+    wsresearch_version: str
+    source_url: str
+    description: str = ""
+    channels: list[str] = []
+    redacted_keys: list[str] = []
+    started_wall_ns: int
+    ended_wall_ns: int | None = None
+    complete: bool = False
+    incomplete_reason: str | None = None
+    events: int | None = None
+    flush_interval: float
+    rotate_interval: float
+
+
+def redact_text(text: str, keys: Sequence[str]) -> str:
+    """``text`` with the values of JSON ``keys`` (at any depth) replaced by ``"***"``.
+
+    Text that is not JSON is returned unchanged.
+
+    Examples
+    --------
+    >>> redact_text('{"op":"auth","args":{"key":"k1","sign":"s"}}', ["key"])
+    '{"op":"auth","args":{"key":"***","sign":"s"}}'
+    """
+    if not keys:
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    secret = {k.lower() for k in keys}
+
+    def scrub(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: "***" if k.lower() in secret else scrub(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [scrub(v) for v in node]
+        return node
+
+    return json.dumps(scrub(value), separators=(",", ":"))
+
+
+class Recorder:
+    """Append every event of a session to a recording directory.
+
+    Parameters
+    ----------
+    path
+        The recording directory; created, and refused if it already holds a recording.
+    source_url
+        Where the feed connects (credentials are removed before it is stored).
+    description
+        What the feed is (the spec's description).
+    channels
+        The spec's channel names, for the manifest.
+    redact
+        JSON keys whose values are masked in ``sent`` events.
+    flush_interval
+        Seconds between writes (at most this much is lost in a crash).
+    rotate_interval
+        Seconds per segment folder.
+    max_buffer
+        Events held in memory before a write is started early.
+    clock
+        Time source for events without their own timestamps, and for the flush timer.
+    on_error
+        Called with a :class:`~wsresearch.errors.RecordingError` when a write fails;
+        the recorder goes on, and the manifest says the recording is incomplete.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        source_url: str,
+        description: str = "",
+        channels: Sequence[str] = (),
+        redact: Sequence[str] = (),
+        flush_interval: float = 1.0,
+        rotate_interval: float = 3600.0,
+        max_buffer: int = 100_000,
+        clock: Clock | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        if flush_interval <= 0:
+            raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval}")
+        if rotate_interval <= 0:
+            raise ValueError(f"rotate_interval must be > 0 seconds, got {rotate_interval}")
+        if max_buffer < 1:
+            raise ValueError(f"max_buffer must be >= 1, got {max_buffer}")
+        self.path = Path(path)
+        self._clock = clock or SystemClock()
+        self._redact = tuple(redact)
+        self._flush_interval = flush_interval
+        self._rotate_ns = round(rotate_interval * 1e9)
+        self._max_buffer = max_buffer
+        self._on_error = on_error
+        self._frames: list[tuple[int, int, int, int, str]] = []
+        self._binary: set[int] = set()
+        self._others: list[tuple[Any, ...]] = []
+        self._seq = 0
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._writing: asyncio.Future[None] | None = None
+        self._started_wall = 0
+        self.flushed_seq = -1
+        """Highest ``seq`` safely on disk."""
+        self.errors = 0
+        """Writes that failed."""
+        self.lost = 0
+        """Events lost to failed writes."""
+        from . import __version__
+
+        self.manifest = RecordingManifest(
+            wsresearch_version=__version__,
+            source_url=redact_url(source_url),
+            description=description,
+            channels=list(channels),
+            redacted_keys=list(self._redact),
+            started_wall_ns=0,
+            flush_interval=flush_interval,
+            rotate_interval=rotate_interval,
+        )
+
+    @property
+    def events(self) -> int:
+        """Events recorded so far (written or buffered)."""
+        return self._seq
+
+    @property
+    def running(self) -> bool:
+        """Whether the flush timer runs."""
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Create the directory and manifest and start the flush timer.
+
+        Raises
+        ------
+        RecordingError
+            If the directory already holds a recording, or cannot be created.
+        """
+        if self.running:
+            return
+        if (self.path / _MANIFEST).exists():
+            raise RecordingError(
+                f"{self.path} already holds a recording; choose a new directory"
+            )
+        try:
+            (self.path / _SEGMENTS).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecordingError(f"cannot create recording directory {self.path}: {exc}") from None
+        self._started_wall = self._clock.time_ns()
+        self.manifest = self.manifest.model_copy(update={"started_wall_ns": self._started_wall})
+        self._write_manifest()
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name="wsresearch-recorder"
+        )
+
+    async def stop(self) -> None:
+        """Write everything buffered, mark the manifest complete, stop the timer."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await self.flush()
+        update: dict[str, Any] = {
+            "ended_wall_ns": self._clock.time_ns(),
+            "events": self._seq,
+            "complete": self.errors == 0,
+        }
+        if self.errors:
+            update["incomplete_reason"] = (
+                f"{self.errors} write(s) failed; {self.lost} event(s) lost"
+            )
+        self.manifest = self.manifest.model_copy(update=update)
+        try:
+            self._write_manifest()
+        except OSError as exc:
+            self._fail(f"cannot write the manifest: {exc}")
+
+    # -- the hot path and its friends ---------------------------------------------
+
+    def record_frame(self, data: str | bytes, generation: int, mono_ns: int, wall_ns: int) -> int:
+        """Record an inbound frame as received; return its ``seq``."""
+        seq = self._seq
+        self._seq = seq + 1
+        if not isinstance(data, str):
+            self._binary.add(seq)
+            data = base64.b64encode(bytes(data)).decode("ascii")
+        self._frames.append((seq, generation, mono_ns, wall_ns, data))
+        if len(self._frames) >= self._max_buffer:
+            self._wake.set()
+        return seq
+
+    def record(
+        self,
+        kind: str,
+        generation: int,
+        *,
+        mono_ns: int | None = None,
+        wall_ns: int | None = None,
+        data: str | None = None,
+        code: int | None = None,
+        reason: str | None = None,
+        category: str | None = None,
+        rtt: float | None = None,
+        stream: str | None = None,
+        healthy: bool | None = None,
+        ref_seq: int | None = None,
+    ) -> int:
+        """Record any event but a frame; return its ``seq``.
+
+        ``sent`` data is redacted here; ``open`` data (a URL) loses its credentials.
+        """
+        if kind not in EVENT_KINDS or kind == "frame":
+            raise ValueError(f"unknown event kind {kind!r}; use record_frame() for frames")
+        if kind == "sent" and data is not None:
+            data = redact_text(data, self._redact)
+        elif kind == "open" and data is not None:
+            data = redact_url(data)
+        seq = self._seq
+        self._seq = seq + 1
+        self._others.append((
+            seq, generation,
+            self._clock.monotonic_ns() if mono_ns is None else mono_ns,
+            self._clock.time_ns() if wall_ns is None else wall_ns,
+            kind, data, None, code, reason, category, rtt, stream, healthy, ref_seq,
+        ))
+        return seq
+
+    async def flush(self) -> None:
+        """Write what is buffered now (in a worker thread) and wait for it."""
+        while self._writing is not None:  # one write at a time, in seq order
+            await asyncio.shield(self._writing)
+        frames, self._frames = self._frames, []
+        others, self._others = self._others, []
+        binary, self._binary = self._binary, set()
+        if not frames and not others:
+            return
+        self._writing = asyncio.ensure_future(
+            asyncio.to_thread(self._write_segment, frames, binary, others)
+        )
+        try:
+            await asyncio.shield(self._writing)
+        except OSError as exc:
+            self.lost += len(frames) + len(others)
+            self._fail(f"cannot write events to {self.path}: {exc}")
+        finally:
+            self._writing = None
+
+    # -- internals ----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            sleep = asyncio.ensure_future(self._clock.sleep(self._flush_interval))
+            wake = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({sleep, wake}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleep.cancel()
+                wake.cancel()
+            self._wake.clear()
+            await self.flush()
+
+    def _write_segment(
+        self,
+        frames: list[tuple[int, int, int, int, str]],
+        binary: set[int],
+        others: list[tuple[Any, ...]],
+    ) -> None:
+        parts = []
+        if frames:
+            part = pl.DataFrame(
+                frames, schema={c: EVENT_SCHEMA[c] for c in _FRAME_COLUMNS}, orient="row"
+            ).with_columns(kind=pl.lit("frame"))
+            if binary:
+                part = part.with_columns(binary=pl.col("seq").is_in(list(binary)))
+            else:
+                part = part.with_columns(binary=pl.lit(False))
+            parts.append(part)
+        if others:
+            parts.append(pl.DataFrame(others, schema=EVENT_SCHEMA, orient="row"))
+        table = pl.concat(parts, how="diagonal_relaxed").select(
+            [pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()]
+        ).sort("seq")
+        first_seq = int(table["seq"][0])
+        first_wall = int(table["wall_ns"][0])
+        rotation = max(0, (first_wall - self._started_wall) // self._rotate_ns)
+        folder = self.path / _SEGMENTS / f"{rotation:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / f"events-{first_seq:012d}.parquet"
+        temporary = final.with_suffix(".parquet.tmp")
+        table.write_parquet(temporary, compression="zstd", statistics=True)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, final)
+        self.flushed_seq = int(table["seq"][-1])
+
+    def _write_manifest(self) -> None:
+        temporary = self.path / (_MANIFEST + ".tmp")
+        temporary.write_text(self.manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, self.path / _MANIFEST)
+
+    def _fail(self, message: str) -> None:
+        self.errors += 1
+        error = RecordingError(message)
+        log.error("%s", message)
+        if self._on_error is not None:
+            self._on_error(error)
+
+    def __repr__(self) -> str:
+        return f"Recorder({str(self.path)!r}, events={self._seq}, flushed_seq={self.flushed_seq})"
+
+
+class Recording:
+    """A recording directory, opened for reading.
+
+    Use :meth:`open`. Segment files are read in ``seq`` order; a leftover
+    temporary file from a crash, or a file that cannot be read, is skipped with
+    a warning.
+    """
+
+    def __init__(self, path: Path, manifest: RecordingManifest, files: list[Path]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.files = files
+        """The readable segment files, in ``seq`` order."""
+        self._events: pl.DataFrame | None = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Recording:
+        """Open the recording at ``path``.
+
+        Raises
+        ------
+        RecordingFormatError
+            If ``path`` is not a recording, or was written by a newer format version.
+        """
+        root = Path(path)
+        manifest_path = root / _MANIFEST
+        if not manifest_path.is_file():
+            raise RecordingFormatError(f"{root} is not a recording: it has no {_MANIFEST}")
+        try:
+            raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RecordingFormatError(f"cannot read {manifest_path}: {exc}") from None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
+            raise RecordingFormatError(f"{manifest_path} is not a {FORMAT_NAME} manifest")
+        version = raw.get("version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise RecordingFormatError(
+                f"{root} uses recording format version {version}, newer than this "
+                f"wsresearch reads (version {FORMAT_VERSION}); upgrade wsresearch"
+            )
+        try:
+            manifest = RecordingManifest.model_validate(raw)
+        except ValidationError as exc:
+            raise RecordingFormatError(f"{manifest_path} is damaged: {exc}") from None
+        files = []
+        for file in sorted((root / _SEGMENTS).glob("*/*"), key=lambda p: p.name):
+            if file.suffix == ".tmp" or file.name.endswith(".parquet.tmp"):
+                warnings.warn(
+                    f"skipping {file}: an unfinished write (the session ended abruptly)",
+                    stacklevel=2,
+                )
+                continue
+            if file.suffix == ".parquet":
+                files.append(file)
+        return cls(root, manifest, files)
+
+    def iter_events(self) -> Iterator[dict[str, Any]]:
+        """Yield every event as a dict, in ``seq`` order, one segment file in memory at a time."""
+        for file in self.files:
+            table = self._read(file)
+            if table is not None:
+                yield from table.iter_rows(named=True)
+
+    def events(self) -> pl.DataFrame:
+        """Every event, one row each, in ``seq`` order (:data:`EVENT_SCHEMA`)."""
+        if self._events is None:
+            tables = [t for t in (self._read(f) for f in self.files) if t is not None]
+            self._events = (
+                pl.concat(tables).sort("seq") if tables
+                else pl.DataFrame(schema=EVENT_SCHEMA)
+            )
+        return self._events
+
+    def frames(self) -> pl.DataFrame:
+        """Inbound frames only: ``seq, generation, recv_mono_ns, recv_wall_ns, data``.
+
+        A last column, ``binary``, says which frames were binary: their ``data`` holds
+        the frame's bytes in base64.
+        """
+        return (
+            self.events()
+            .filter(pl.col("kind") == "frame")
+            .select("seq", "generation", pl.col("mono_ns").alias("recv_mono_ns"),
+                    pl.col("wall_ns").alias("recv_wall_ns"), "data", "binary")
+        )
+
+    def _read(self, file: Path) -> pl.DataFrame | None:
+        try:
+            return pl.read_parquet(file)
+        except Exception as exc:  # a damaged file must not hide the others
+            warnings.warn(f"skipping unreadable segment {file}: {exc}", stacklevel=3)
+            return None
+
+    def __repr__(self) -> str:
+        events = self.events()
+        if events.height == 0:
+            return f"Recording({str(self.path)!r}, empty)"
+        kinds = events["kind"]
+        frames = int((kinds == "frame").sum())
+        closes = events.filter(pl.col("kind") == "close")
+        codes = ", ".join(str(c) for c in closes["code"].to_list()) or "none"
+        duration = (int(events["mono_ns"].max()) - int(events["mono_ns"].min())) / 1e9  # type: ignore[arg-type]
+        state = "complete" if self.manifest.complete else "INCOMPLETE"
+        return (
+            f"Recording({str(self.path)!r}, {state}, {duration:.1f} s, {frames} frames, "
+            f"{events['generation'].n_unique()} generations, closes: {codes})"
+        )
