@@ -27,6 +27,8 @@ from .errors import (
     NotConnectedError,
     QueueClosedError,
     QueueFullError,
+    RecordingError,
+    RecordingFormatError,
     UnknownChannelError,
     WebSocketAuthError,
     WebSocketError,
@@ -37,6 +39,7 @@ from .frames import FrameStore
 from .health import HealthMonitor, HealthTransition, StreamConfig, StreamStatus
 from .parser import DedupeStats, MessageParser, ParseOutcome, Reject
 from .queue import MessageQueue, OverflowPolicy, QueueConfig
+from .recording import Recorder, Recording, RecordingManifest
 from .sim import Fault, Simulator
 from .spec import Channel, FeedSpec
 
@@ -75,6 +78,11 @@ __all__ = [
     "QueueFullError",
     "RATE_LIMIT_BACKOFF",
     "ReconnectConfig",
+    "Recorder",
+    "Recording",
+    "RecordingError",
+    "RecordingFormatError",
+    "RecordingManifest",
     "Reject",
     "Simulator",
     "StreamConfig",

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import os
@@ -329,22 +330,28 @@ class Recorder:
     async def flush(self) -> None:
         """Write what is buffered now (in a worker thread) and wait for it."""
         while self._writing is not None:  # one write at a time, in seq order
-            await asyncio.shield(self._writing)
+            await asyncio.wait({self._writing})
         frames, self._frames = self._frames, []
         others, self._others = self._others, []
         binary, self._binary = self._binary, set()
         if not frames and not others:
             return
-        self._writing = asyncio.ensure_future(
+        writing = asyncio.ensure_future(
             asyncio.to_thread(self._write_segment, frames, binary, others)
         )
-        try:
-            await asyncio.shield(self._writing)
-        except OSError as exc:
-            self.lost += len(frames) + len(others)
-            self._fail(f"cannot write events to {self.path}: {exc}")
-        finally:
-            self._writing = None
+        self._writing = writing
+        writing.add_done_callback(functools.partial(self._written, len(frames) + len(others)))
+        # If the caller is cancelled here, the write still finishes and is accounted
+        # for by _written; the next flush waits for it.
+        await asyncio.wait({writing})
+
+    def _written(self, events: int, writing: asyncio.Future[None]) -> None:
+        self._writing = None
+        exc = None if writing.cancelled() else writing.exception()
+        if writing.cancelled() or exc is not None:
+            # A full disk must not stop the feed: count, report, go on.
+            self.lost += events
+            self._fail(f"cannot write events to {self.path}: {type(exc).__name__}: {exc}")
 
     # -- internals ----------------------------------------------------------------
 
@@ -378,8 +385,12 @@ class Recorder:
             parts.append(part)
         if others:
             parts.append(pl.DataFrame(others, schema=EVENT_SCHEMA, orient="row"))
-        table = pl.concat(parts, how="diagonal_relaxed").select(
-            [pl.col(c).cast(t) for c, t in EVENT_SCHEMA.items()]
+        table = pl.concat(parts, how="diagonal_relaxed")
+        table = table.select(
+            [
+                pl.col(c).cast(t) if c in table.columns else pl.lit(None, dtype=t).alias(c)
+                for c, t in EVENT_SCHEMA.items()
+            ]
         ).sort("seq")
         first_seq = int(table["seq"][0])
         first_wall = int(table["wall_ns"][0])

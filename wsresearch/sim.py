@@ -40,6 +40,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from .clock import Clock, SystemClock
 from .exchanges import generic
@@ -112,6 +113,7 @@ class Fault(BaseModel):
 @dataclass(eq=False)
 class _Client:
     ws: ServerConnection
+    index: int
     channels: set[str] = field(default_factory=set)
     symbols: set[str] = field(default_factory=set)
     frozen: bool = False
@@ -199,6 +201,8 @@ class Simulator:
         Where to listen: loopback, and a free port by default.
     clock
         Source of exchange timestamps.
+    keep_sent
+        Keep every frame sent, per connection, in :attr:`sent_log` (for tests).
 
     Examples
     --------
@@ -219,6 +223,7 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Clock | None = None,
+        keep_sent: bool = False,
     ) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown simulator profile {profile!r}; choose from {list(PROFILES)}")
@@ -250,6 +255,9 @@ class Simulator:
         """Frames sent, over every connection."""
         self.received: list[str] = []
         """Text frames received from clients, in order."""
+        self.keep_sent = keep_sent
+        self.sent_log: list[tuple[int, str | bytes]] = []
+        """``(connection index, frame)`` for every frame sent, when ``keep_sent``."""
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -386,7 +394,7 @@ class Simulator:
         task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, ws: ServerConnection) -> None:
-        client = _Client(ws)
+        client = _Client(ws, self.connections)
         self.connections += 1
         self._clients.add(client)
         self._first_connection.set()
@@ -425,9 +433,15 @@ class Simulator:
     async def _send(self, client: _Client, frame: str | bytes) -> None:
         if client.frozen:
             return
+        if client.ws.state is not State.OPEN:
+            return
+        # Logged before the await: send() writes at once when the connection is
+        # open, so the log is in wire order even with several senders at a time.
+        if self.keep_sent:
+            self.sent_log.append((client.index, frame))
+        self.sent += 1
         with contextlib.suppress(ConnectionClosed):
             await client.ws.send(frame)
-            self.sent += 1
 
     async def _broadcast(self, stream: str, symbol: str, frame: str) -> None:
         copies = 1

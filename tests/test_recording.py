@@ -1,0 +1,247 @@
+import asyncio
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from wsresearch import (
+    BackoffConfig,
+    ConnectionConfig,
+    Feed,
+    HeartbeatConfig,
+    QueueConfig,
+    ReconnectConfig,
+    RecordingError,
+    RecordingFormatError,
+    Simulator,
+)
+from wsresearch.recording import EVENT_SCHEMA, Recorder, Recording, redact_text
+
+from .conftest import eventually, other_tasks
+
+RATES = {"trade": 200.0, "ticker": 100.0, "order": 0.1}
+FAST = BackoffConfig(initial_delay=0.01, max_delay=0.05, jitter=0.0)
+SECRET = "SECRET-KEY-4f1b"
+
+
+def quick(url: str) -> ConnectionConfig:
+    return ConnectionConfig(
+        url=url, reconnect=ReconnectConfig(backoff=FAST, rate_limit_backoff=FAST),
+        heartbeat=HeartbeatConfig(interval=0.1, timeout=0.5),
+    )
+
+
+async def test_every_frame_sent_before_each_close_is_recorded_once_in_order(
+    tmp_path: Path,
+) -> None:
+    before = other_tasks()
+    async with Simulator(rates=RATES, keep_sent=True) as sim:
+        feed = Feed(sim.spec(connection=quick(sim.url)), record_to=tmp_path / "rec",
+                    flush_interval=0.05)
+        async with feed:
+            await eventually(lambda: feed.store.rows("trade") >= 20, what="trades")
+            sim.duplicate(3)
+            await sim.malformed(6)
+            await sim.disconnect(1001, "maintenance")
+            await eventually(lambda: feed.generation == 2 and feed.store.rows("trade") >= 60,
+                             what="the second connection")
+            await sim.rate_limit(4429)
+            await eventually(lambda: feed.generation == 3, what="the third connection")
+            await eventually(lambda: feed.recorder is not None and feed.recorder.flushed_seq > 0,
+                             what="a flush")
+            feed.mark("checked")
+        sent = list(sim.sent_log)
+    assert other_tasks() == before
+    recording = Recording.open(tmp_path / "rec")
+    frames = recording.frames()
+    for index in range(3):
+        got = frames.filter(pl.col("generation") == index + 1)
+        expected = [f for i, f in sent if i == index]
+        as_text = [
+            f if isinstance(f, str) else base64.b64encode(f).decode()
+            for f in expected
+        ]
+        if index < 2:  # closed by the server: everything it sent arrived first
+            assert got["data"].to_list() == as_text
+        else:  # closed by us: what arrived is a prefix of what was sent
+            assert got["data"].to_list() == as_text[: got.height]
+    assert frames["seq"].is_sorted() and frames["seq"].is_unique().all()
+    assert frames["recv_mono_ns"].is_sorted()
+    assert frames.filter(pl.col("binary"))["data"].len() == 1  # the malformed binary frame
+    events = recording.events()
+    assert events.schema == pl.Schema(EVENT_SCHEMA)
+    assert events["seq"].to_list() == list(range(events.height))
+    closes = events.filter(pl.col("kind") == "close")
+    assert closes.select("generation", "code", "category").rows() == [
+        (1, 1001, "NORMAL"), (2, 4429, "RATE_LIMITED"), (3, 1000, "NORMAL"),
+    ]
+    assert events.filter(pl.col("kind") == "open")["generation"].to_list() == [1, 2, 3]
+    assert events.filter(pl.col("kind") == "mark")["data"].to_list() == ["checked"]
+    assert events.filter(pl.col("kind") == "pong").height >= 1
+    assert recording.manifest.complete and recording.manifest.events == events.height
+    text = repr(recording)
+    assert "complete" in text and "3 generations" in text and "1001, 4429, 1000" in text
+
+
+async def test_a_dropping_queue_still_leaves_a_complete_recording(tmp_path: Path) -> None:
+    async with Simulator(rates=RATES, keep_sent=True) as sim:
+        spec = sim.spec(connection=quick(sim.url), queue=QueueConfig(max_size=1))
+        async with Feed(spec, record_to=tmp_path / "rec") as feed:
+            await eventually(lambda: feed.store.rows("trade") >= 1, what="a trade")
+            await sim.burst(2000)
+            await eventually(lambda: feed.stats.received >= 2000, what="the burst")
+        sent = [f for _, f in sim.sent_log]
+    assert feed.stats.dropped > 0
+    recording = Recording.open(tmp_path / "rec")
+    frames = recording.frames()["data"].to_list()
+    assert frames == sent[: len(frames)]
+    assert len(frames) == feed.stats.received
+    drops = recording.events().filter(pl.col("kind") == "drop")
+    assert drops.height == feed.stats.dropped
+    frame_seqs = set(recording.frames()["seq"].to_list())
+    assert set(drops["ref_seq"].to_list()) <= frame_seqs
+
+
+async def test_secrets_never_reach_the_recording_directory(tmp_path: Path) -> None:
+    async with Simulator(rates=RATES) as sim:
+        url = sim.url.replace("ws://", f"ws://user:{SECRET}@") + f"/?token={SECRET}"
+        spec = sim.spec(api_key=SECRET, connection=quick(sim.url)).with_url(url)
+        async with Feed(spec, record_to=tmp_path / "rec") as feed:
+            await eventually(lambda: feed.store.rows("trade") >= 5, what="trades")
+    for file in (tmp_path / "rec").rglob("*"):
+        if file.is_file():
+            assert SECRET.encode() not in file.read_bytes(), file
+    events = Recording.open(tmp_path / "rec").events()
+    for column in ("data", "reason"):
+        assert not events[column].str.contains(SECRET, literal=True).any()
+    sent = events.filter(pl.col("kind") == "sent")["data"].to_list()
+    assert '{"op":"auth","key":"***"}' in sent
+
+
+def test_redact_text_masks_nested_keys_and_leaves_other_text() -> None:
+    assert redact_text('{"a":[{"Secret":1}],"b":2}', ["secret"]) == '{"a":[{"Secret":"***"}],"b":2}'
+    assert redact_text("ping", ["key"]) == "ping"
+
+
+def test_newer_versions_and_non_recordings_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(RecordingFormatError, match=r"no manifest\.json"):
+        Recording.open(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(RecordingFormatError, match="not a wsresearch-recording"):
+        Recording.open(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"format": "wsresearch-recording", "version": 99}))
+    with pytest.raises(RecordingFormatError, match="version 99, newer than"):
+        Recording.open(tmp_path)
+    assert issubclass(RecordingFormatError, ValueError)
+
+
+async def test_torn_and_damaged_segments_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1")
+    await recorder.start()
+    for n in range(10):
+        recorder.record_frame(f'{{"n":{n}}}', 1, n, n)
+    await recorder.flush()
+    for n in range(10, 15):
+        recorder.record_frame(f'{{"n":{n}}}', 1, n, n)
+    await recorder.stop()
+    folder = tmp_path / "rec" / "segments" / "0000"
+    (folder / "events-000000000015.parquet.tmp").write_bytes(b"PAR1 half written")
+    (folder / "events-000000000020.parquet").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="unfinished write"):
+        recording = Recording.open(tmp_path / "rec")
+    with pytest.warns(UserWarning, match="unreadable segment"):
+        events = recording.events()
+    assert events["seq"].to_list() == list(range(15))
+    with pytest.warns(UserWarning, match="unreadable segment"):
+        streamed = list(recording.iter_events())
+    assert [e["seq"] for e in streamed] == list(range(15))
+    assert_frame_equal(pl.DataFrame(streamed, schema=EVENT_SCHEMA), events)
+
+
+async def test_a_recording_directory_is_never_overwritten(tmp_path: Path) -> None:
+    first = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1")
+    await first.start()
+    await first.stop()
+    with pytest.raises(RecordingError, match="already holds a recording"):
+        await Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1").start()
+
+
+async def test_disk_errors_are_reported_and_the_feed_keeps_running(tmp_path: Path) -> None:
+    async with Simulator(rates=RATES) as sim:
+        feed = Feed(sim.spec(connection=quick(sim.url)), record_to=tmp_path / "rec",
+                    flush_interval=0.05)
+        async with feed:
+            await eventually(lambda: feed.store.rows("trade") >= 5, what="trades")
+            segments = tmp_path / "rec" / "segments"
+            for child in sorted(segments.rglob("*"), reverse=True):
+                child.unlink() if child.is_file() else child.rmdir()
+            segments.rmdir()
+            segments.write_text("not a folder")  # every write now fails
+            await eventually(lambda: feed.stats.recording_errors >= 1, what="a failed write")
+            rows = feed.store.rows("trade")
+            await eventually(lambda: feed.store.rows("trade") > rows + 5, what="more trades")
+    assert any(isinstance(e, RecordingError) for e in feed.errors)
+    assert feed.stats.handler_errors == 0
+    manifest = json.loads((tmp_path / "rec" / "manifest.json").read_text())
+    assert manifest["complete"] is False
+    assert "failed" in manifest["incomplete_reason"]
+
+
+CHILD = textwrap.dedent("""
+    import asyncio, sys
+    from wsresearch import Feed, Simulator
+    async def main():
+        async with Simulator(rates={"trade": 300.0, "ticker": 100.0, "order": 0.1}) as sim:
+            feed = Feed(sim.spec(), record_to=sys.argv[1], flush_interval=0.05)
+            await feed.start()
+            last = -1
+            while True:
+                await asyncio.sleep(0.01)
+                if feed.recorder.flushed_seq != last:
+                    last = feed.recorder.flushed_seq
+                    print(last, flush=True)
+    asyncio.run(main())
+""")
+
+
+def test_sigkill_mid_session_keeps_everything_flushed(tmp_path: Path) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path / "rec")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout is not None
+        flushed = [int(child.stdout.readline()) for _ in range(6)]
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    assert child.returncode == -signal.SIGKILL
+    last = max(flushed)
+    assert last > 0
+    recording = Recording.open(tmp_path / "rec")
+    assert not recording.manifest.complete
+    seqs = recording.events()["seq"].to_list()
+    assert seqs == list(range(len(seqs)))  # nothing torn, nothing missing in between
+    assert len(seqs) >= last + 1
+    assert recording.frames().height > 0
+
+
+def test_polars_alone_reads_a_recording(tmp_path: Path) -> None:
+    async def record() -> None:
+        async with Simulator(rates=RATES) as sim, Feed(
+            sim.spec(), record_to=tmp_path / "rec"
+        ) as feed:
+            await eventually(lambda: feed.store.rows("trade") >= 5, what="trades")
+
+    asyncio.run(record())
+    direct = pl.read_parquet(tmp_path / "rec" / "segments" / "*" / "*.parquet").sort("seq")
+    assert_frame_equal(direct, Recording.open(tmp_path / "rec").events())
