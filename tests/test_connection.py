@@ -1,6 +1,8 @@
 import asyncio
 import json
+import os
 import random
+import socket
 
 import pytest
 from pydantic import ValidationError
@@ -505,3 +507,37 @@ async def test_disconnect_while_connecting_fails_the_waiter() -> None:
     await ws.disconnect()
     with pytest.raises(WebSocketError, match="disconnect"):
         await attempt
+
+
+async def test_disconnect_drops_a_peer_that_never_answers_the_close() -> None:
+    script = Script()
+    server_side: list[ServerConnection] = []
+
+    async def deaf(conn: ServerConnection) -> None:
+        server_side.append(conn)
+        conn.transport.pause_reading()  # our close frame is never read, never answered
+        await conn.wait_closed()
+
+    script.on_open = [deaf]
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url, close_timeout=0.2))
+        await ws.connect()
+        await ws.disconnect()
+        # The TCP connection is gone, not left half alive: reading the server's end
+        # of it (behind the paused transport) reaches end-of-stream.
+        fd = os.dup(server_side[0].transport.get_extra_info("socket").fileno())
+        with socket.socket(fileno=fd) as raw:
+            raw.setblocking(False)
+
+            def ended() -> bool:
+                try:
+                    while raw.recv(65536):
+                        pass  # our close frame, unread by the deaf server
+                except BlockingIOError:
+                    return False
+                except ConnectionResetError:
+                    return True
+                return True
+
+            await eventually(ended, what="the TCP connection to end")
+        server_side[0].transport.abort()

@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
@@ -641,6 +642,10 @@ class WebSocketManager:
                 await asyncio.wait_for(
                     ws.close(1000, "client disconnect"), self.config.close_timeout
                 )
+            if ws.state is not State.CLOSED:
+                # The closing handshake timed out (a peer that no longer reads, say):
+                # drop the TCP connection rather than leave it half alive.
+                ws.transport.abort()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._ws = None
             self._outbox_ready = None
