@@ -40,6 +40,7 @@ from .health import HealthMonitor, HealthTransition, StreamConfig, StreamStatus
 from .parser import DedupeStats, MessageParser, ParseOutcome, Reject
 from .queue import MessageQueue, OverflowPolicy, QueueConfig
 from .recording import Recorder, Recording, RecordingManifest
+from .replay import ReplayResult, replay
 from .sim import Fault, Simulator
 from .spec import Channel, FeedSpec
 
@@ -84,6 +85,7 @@ __all__ = [
     "RecordingFormatError",
     "RecordingManifest",
     "Reject",
+    "ReplayResult",
     "Simulator",
     "StreamConfig",
     "StreamStatus",
@@ -97,4 +99,5 @@ __all__ = [
     "__version__",
     "backoff_delay",
     "classify_close_code",
+    "replay",
 ]

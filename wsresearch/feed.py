@@ -398,6 +398,8 @@ class Feed:
         data, generation, mono, wall, _ = item
         if generation != self._current_generation:
             self._stale += 1
+            if self.recorder is not None:  # so a faithful replay skips it too
+                self.recorder.record("drop", generation, ref_seq=item[4], reason="stale")
             return
         status, kind, message = self._parse(data)
         if message is None or kind is None:
@@ -464,7 +466,7 @@ class Feed:
 
     def _on_dropped(self, item: _Item) -> None:
         if self.recorder is not None:
-            self.recorder.record("drop", item[1], ref_seq=item[4])
+            self.recorder.record("drop", item[1], ref_seq=item[4], reason="overflow")
 
     def mark(self, note: str) -> None:
         """Add a note to the recorded timeline (does nothing when not recording)."""

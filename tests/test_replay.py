@@ -1,0 +1,129 @@
+import asyncio
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from wsresearch import (
+    BackoffConfig,
+    ConnectionConfig,
+    Feed,
+    HeartbeatConfig,
+    QueueConfig,
+    ReconnectConfig,
+    Simulator,
+    replay,
+)
+
+from .conftest import eventually
+
+RATES = {"trade": 200.0, "ticker": 100.0, "order": 0.1}
+FAST = BackoffConfig(initial_delay=0.01, max_delay=0.05, jitter=0.0)
+
+
+def quick(url: str) -> ConnectionConfig:
+    return ConnectionConfig(
+        url=url, reconnect=ReconnectConfig(backoff=FAST, rate_limit_backoff=FAST),
+        heartbeat=HeartbeatConfig(interval=0.1, timeout=0.5),
+    )
+
+
+def parquet_digests(frames: dict[str, pl.DataFrame]) -> dict[str, str]:
+    digests = {}
+    for name, frame in sorted(frames.items()):
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer)
+        digests[name] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    return digests
+
+
+async def record_session(path: Path, **spec_options: object) -> Feed:
+    async with Simulator(rates=RATES, seed=4) as sim:
+        spec = sim.spec(connection=quick(sim.url), **spec_options)  # type: ignore[arg-type]
+        async with Feed(spec, record_to=path, flush_interval=0.05) as feed:
+            await eventually(lambda: feed.store.rows("trade") >= 20, what="trades")
+            sim.duplicate(4)
+            await sim.malformed(6)
+            await sim.disconnect()
+            await eventually(lambda: feed.generation == 2, what="a reconnect")
+            await sim.rate_limit(4429)
+            await eventually(lambda: feed.generation == 3 and feed.store.rows("trade") >= 80,
+                             what="more trades")
+    return feed
+
+
+async def test_complete_replay_gives_the_live_frames_and_counters(tmp_path: Path) -> None:
+    live = await record_session(tmp_path / "rec")
+    assert live.stats.dropped == live.stats.stale == 0
+    result = replay(tmp_path / "rec", live.spec)
+    for channel in live.spec.channel_names:
+        assert_frame_equal(result.frames[channel], live.frame(channel))
+    stats = live.stats
+    assert result.stats["ok"] == stats.ok
+    assert result.stats["duplicates"] == stats.duplicates
+    assert result.stats["rejects"] == stats.rejects
+    assert result.stats["generations"] == 3
+    assert [r.raw for r in result.rejects] == [r.raw for r in live.rejects]
+
+
+async def test_two_replays_are_byte_identical_also_in_a_fresh_process(tmp_path: Path) -> None:
+    live = await record_session(tmp_path / "rec")
+    first = replay(tmp_path / "rec", live.spec)
+    second = replay(tmp_path / "rec", live.spec)
+    assert parquet_digests(first.frames) == parquet_digests(second.frames)
+    assert first.health_transitions == second.health_transitions
+    assert first.stats == second.stats
+    script = textwrap.dedent(f"""
+        import hashlib, io, json
+        from wsresearch import replay
+        from wsresearch.exchanges import generic
+        spec = generic.spec(url="ws://127.0.0.1:1")
+        result = replay({str(tmp_path / "rec")!r}, spec)
+        digests = {{}}
+        for name, frame in sorted(result.frames.items()):
+            buffer = io.BytesIO()
+            frame.write_parquet(buffer)
+            digests[name] = hashlib.sha256(buffer.getvalue()).hexdigest()
+        print(json.dumps([digests, result.stats, [list(t) for t in result.health_transitions]]))
+    """)
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", script],
+        capture_output=True, text=True, check=True, timeout=60,
+    )
+    out = done.stdout
+
+
+    digests, stats, transitions = json.loads(out)
+    assert digests == parquet_digests(first.frames)
+    assert stats == first.stats
+    assert transitions == [list(t) for t in first.health_transitions]
+
+
+async def test_faithful_replay_reproduces_a_live_run_that_dropped(tmp_path: Path) -> None:
+    async with Simulator(rates=RATES, seed=2) as sim:
+        spec = sim.spec(connection=quick(sim.url), queue=QueueConfig(max_size=1))
+        async with Feed(spec, record_to=tmp_path / "rec", flush_interval=0.05) as live:
+            await eventually(lambda: live.store.rows("trade") >= 1, what="a trade")
+            await sim.burst(2000)
+            await eventually(lambda: live.stats.received >= 2000, what="the burst")
+    assert live.stats.dropped > 0
+    faithful = replay(tmp_path / "rec", spec, mode="faithful")
+    complete = replay(tmp_path / "rec", spec, mode="complete")
+    for channel in spec.channel_names:
+        assert_frame_equal(faithful.frames[channel], live.frame(channel))
+    assert faithful.stats["skipped"] == live.stats.dropped + live.stats.stale
+    assert complete.frames["trade"].height > live.frame("trade").height
+
+
+def test_bad_mode_is_refused(tmp_path: Path) -> None:
+    from wsresearch.exchanges import generic
+
+    with pytest.raises(ValueError, match="mode must be"):
+        replay(tmp_path, generic.spec(url="ws://127.0.0.1:1"), mode="fast")  # type: ignore[arg-type]
