@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import statistics
+import tempfile
 import subprocess
 import sys
 import time
@@ -61,16 +62,27 @@ async def bare_validate(url: str, n: int) -> float:
     return await recv_loop(url, n, generic.Trade.model_validate_json)
 
 
-async def full_feed(url: str, n: int) -> float:
+async def full_feed(url: str, n: int, record: bool = False) -> float:
     spec = generic.spec(url=url, connection=ConnectionConfig(
         url=url, heartbeat=HeartbeatConfig(enabled=False)))
-    feed = Feed(spec)
+    with tempfile.TemporaryDirectory(prefix="wsr-bench-") as folder:
+        feed = Feed(spec, record_to=Path(folder) / "rec" if record else None)
+        return await _measure_feed(feed, n)
+
+
+async def recording_feed(url: str, n: int) -> float:
+    return await full_feed(url, n, record=True)
+
+
+async def _measure_feed(feed: Feed, n: int) -> float:
     done = asyncio.Event()
     feed.manager.on_disconnected(lambda *_: done.set())
     await feed.start()
     start = time.perf_counter()
     await done.wait()
     await feed.queue.join()
+    if feed.recorder is not None:
+        await feed.recorder.flush()  # everything on disk counts
     elapsed = time.perf_counter() - start
     await feed.stop()
     stats = feed.stats
@@ -84,6 +96,7 @@ VARIANTS: dict[str, Callable[[str, int], Awaitable[float]]] = {
     "(a) bare websockets recv loop": bare,
     "(b) recv + model_validate_json": bare_validate,
     "(c) full Feed pipeline": full_feed,
+    "(d) full Feed, recording to disk": recording_feed,
 }
 
 
@@ -118,11 +131,19 @@ def main() -> None:
     print("ratio: best against best; in brackets the median of per-round ratios, each")
     print("round's variant against that same round's bare loop (robust to machine drift)")
     print(f"{'variant':<34} {'best msgs/s':>11} {'us/msg':>7} {'ratio to (a)':>13}")
+    recording_ratio = statistics.median(
+        d / c for d, c in zip(results["(d) full Feed, recording to disk"],
+                              results["(c) full Feed pipeline"], strict=True)
+    )
     for name, rates in results.items():
         best = max(rates)
         paired = statistics.median(r / b for r, b in zip(rates, baselines, strict=True))
         print(f"{name:<34} {best:>11,.0f} {1e6 / best:>7.2f} {best / max(baselines):>8.2f} "
               f"[{paired:.2f}]")
+    best_ratio = max(results["(d) full Feed, recording to disk"]) / max(
+        results["(c) full Feed pipeline"])
+    print(f"recording on vs off, (d)/(c): {best_ratio:.2f} best vs best, "
+          f"{recording_ratio:.2f} median per round")
 
 
 if __name__ == "__main__":

@@ -375,9 +375,12 @@ class Recorder:
     ) -> None:
         parts = []
         if frames:
-            part = pl.DataFrame(
-                frames, schema={c: EVENT_SCHEMA[c] for c in _FRAME_COLUMNS}, orient="row"
-            ).with_columns(kind=pl.lit("frame"))
+            # Transposed in C (zip), then one typed Series per column: several times
+            # cheaper than building from rows, and this holds the GIL.
+            part = pl.DataFrame([
+                pl.Series(name, values, dtype=EVENT_SCHEMA[name])
+                for name, values in zip(_FRAME_COLUMNS, zip(*frames, strict=True), strict=True)
+            ]).with_columns(kind=pl.lit("frame"))
             if binary:
                 part = part.with_columns(binary=pl.col("seq").is_in(list(binary)))
             else:
