@@ -22,9 +22,9 @@ import asyncio
 import logging
 import os
 import statistics
-import tempfile
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
