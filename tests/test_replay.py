@@ -18,6 +18,8 @@ from wsresearch import (
     HeartbeatConfig,
     QueueConfig,
     ReconnectConfig,
+    Recording,
+    ReplayServer,
     Simulator,
     replay,
 )
@@ -127,3 +129,50 @@ def test_bad_mode_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="mode must be"):
         replay(tmp_path, generic.spec(url="ws://127.0.0.1:1"), mode="fast")  # type: ignore[arg-type]
+
+
+async def test_a_feed_recording_from_a_replay_server_gets_the_same_frames(
+    tmp_path: Path,
+) -> None:
+    async with Simulator(rates=RATES, seed=6) as sim:
+        spec = sim.spec(connection=quick(sim.url))
+        async with Feed(spec, record_to=tmp_path / "original", flush_interval=0.05) as feed:
+            await eventually(lambda: feed.store.rows("trade") >= 20, what="trades")
+            await sim.malformed(6)
+            await sim.disconnect(1001, "maintenance")
+            await eventually(lambda: feed.generation == 2 and feed.store.rows("trade") >= 50,
+                             what="the second connection")
+            await sim.rate_limit(4429)
+            await eventually(lambda: feed.generation == 3 and feed.store.rows("trade") >= 80,
+                             what="the third connection")
+    original = Recording.open(tmp_path / "original")
+    async with ReplayServer(original, speed=None) as server:
+        closes: list[tuple[int | None, str]] = []
+        replayed = Feed(spec.with_url(server.url), record_to=tmp_path / "copy",
+                        flush_interval=0.05)
+        replayed.manager.on_disconnected(lambda code, reason, category: closes.append(
+            (code, reason)))
+        async with replayed:
+            last = original.frames().filter(pl.col("generation") == 3).height
+            await eventually(
+                lambda: replayed.generation == 3 and replayed.stats.received
+                == original.frames().height,
+                what="every recorded frame, over three connections",
+            )
+            assert last > 0
+    assert closes[:2] == [(1001, "maintenance"), (4429, "rate limited")]
+    copy = Recording.open(tmp_path / "copy")
+    for generation in (1, 2, 3):
+        def data(recording: Recording) -> list[str]:
+            return recording.frames().filter(pl.col("generation") == generation)["data"].to_list()
+
+        assert data(copy) == data(original)
+    assert_frame_equal(
+        replay(copy, spec).frames["trade"].drop("recv_wall_ns", "recv_mono_ns"),
+        replay(original, spec).frames["trade"].drop("recv_wall_ns", "recv_mono_ns"),
+    )
+
+
+def test_replay_server_refuses_a_bad_speed(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="speed must be > 0"):
+        ReplayServer(tmp_path, speed=0)

@@ -40,7 +40,7 @@ from .health import HealthMonitor, HealthTransition, StreamConfig, StreamStatus
 from .parser import DedupeStats, MessageParser, ParseOutcome, Reject
 from .queue import MessageQueue, OverflowPolicy, QueueConfig
 from .recording import Recorder, Recording, RecordingManifest
-from .replay import ReplayResult, replay
+from .replay import ReplayResult, ReplayServer, replay
 from .sim import Fault, Simulator
 from .spec import Channel, FeedSpec
 
@@ -86,6 +86,7 @@ __all__ = [
     "RecordingManifest",
     "Reject",
     "ReplayResult",
+    "ReplayServer",
     "Simulator",
     "StreamConfig",
     "StreamStatus",

@@ -18,12 +18,16 @@ as ``drop`` events, so its frames equal the live feed's.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import polars as pl
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from .clock import VirtualClock
 from .feed import Feed
@@ -32,7 +36,7 @@ from .parser import CONTROL, DUPLICATE, OK, REJECT_REASONS, Reject
 from .recording import Recording
 from .spec import FeedSpec
 
-__all__ = ["ReplayResult", "replay"]
+__all__ = ["ReplayResult", "ReplayServer", "replay"]
 
 _NS_PER_S = 1_000_000_000
 
@@ -154,3 +158,149 @@ def replay(
         stats=stats,
         rejects=feed.rejects,
     )
+
+
+@dataclass(frozen=True)
+class _Session:
+    generation: int
+    waits_for_client: bool
+    frames: list[tuple[int, str | bytes]]  # (mono_ns, payload)
+    close_code: int | None
+    close_reason: str
+    server_closed: bool
+
+
+def _sessions(recording: Recording) -> list[_Session]:
+    events = recording.events()
+    sessions = []
+    for (generation,), part in events.filter(pl.col("generation") > 0).group_by(
+        "generation", maintain_order=True
+    ):
+        kinds = part["kind"].to_list()
+        first_frame = kinds.index("frame") if "frame" in kinds else len(kinds)
+        frames = [
+            (mono, base64.b64decode(data) if binary else data)
+            for mono, data, binary in part.filter(pl.col("kind") == "frame")
+            .select("mono_ns", "data", "binary").iter_rows()
+        ]
+        closes = part.filter(pl.col("kind") == "close")
+        code, reason = (
+            (None, "") if closes.height == 0 else closes.select("code", "reason").row(0)
+        )
+        # Closes this side caused are not the server's to reproduce: the end of the
+        # session, a resync, a dropped half-open socket. The server then just waits.
+        client_side = closes.height == 0 or (reason or "").startswith(
+            ("client disconnect", "no pong", "reconnect requested")
+        )
+        sessions.append(_Session(
+            generation=int(str(generation)),
+            waits_for_client="sent" in kinds[:first_frame],
+            frames=frames,
+            close_code=code,
+            close_reason=reason or "",
+            server_closed=not client_side,
+        ))
+    return sessions
+
+
+class ReplayServer:
+    """Serve a recording over a local WebSocket, one recorded connection per client connection.
+
+    The n-th connection a client opens receives generation n's frames, paced as
+    recorded (divided by ``speed``; ``None`` sends as fast as the client reads),
+    then is closed the way the server closed it: with the recorded code and
+    reason, or abruptly for 1006. Closes the client made (the end of the
+    session, a resync) are left to the client again. So the whole live stack,
+    reconnects and ``on_connected`` hooks included, can run against a recording.
+
+    Parameters
+    ----------
+    recording
+        A :class:`~wsresearch.recording.Recording` or its directory.
+    speed
+        Time factor: 2.0 plays twice as fast; ``None`` as fast as possible.
+    host, port
+        Where to listen: loopback and a free port by default.
+
+    Examples
+    --------
+    >>> async with ReplayServer("data/sessions/sim-faults", speed=None) as server:  # doctest: +SKIP
+    ...     async with Feed(spec.with_url(server.url)) as feed:
+    ...         ...
+    """
+
+    def __init__(
+        self,
+        recording: Recording | str | os.PathLike[str],
+        speed: float | None = 1.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if speed is not None and not speed > 0:
+            raise ValueError(f"speed must be > 0 (or None for as fast as possible), got {speed}")
+        if not isinstance(recording, Recording):
+            recording = Recording.open(recording)
+        self.recording = recording
+        self.speed = speed
+        self.host = host
+        self.port = port
+        self._sessions = _sessions(recording)
+        self._server: Server | None = None
+        self.connections = 0
+        """Client connections accepted so far."""
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port`` of the running server."""
+        if self._server is None:
+            raise RuntimeError("the replay server is not running: use 'async with'")
+        return f"ws://{self.host}:{self._server.sockets[0].getsockname()[1]}"
+
+    @property
+    def generations(self) -> int:
+        """Recorded connections this server will play."""
+        return len(self._sessions)
+
+    async def __aenter__(self) -> ReplayServer:
+        self._server = await serve(
+            self._serve, self.host, self.port, ping_interval=None, close_timeout=1,
+            max_size=None, compression=None,
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+
+    async def _serve(self, ws: ServerConnection) -> None:
+        index = self.connections
+        self.connections += 1
+        if index >= len(self._sessions):
+            await ws.close(1001, "the recording has ended")
+            return
+        session = self._sessions[index]
+        loop = asyncio.get_running_loop()
+        try:
+            if session.waits_for_client:
+                # A client that does not subscribe still gets the data, after a wait.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ws.recv(), 5)
+            start = loop.time()
+            first = session.frames[0][0] if session.frames else 0
+            for mono, payload in session.frames:
+                if self.speed is not None:
+                    delay = start + (mono - first) / _NS_PER_S / self.speed - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                await ws.send(payload)
+            if session.server_closed:
+                if session.close_code in (None, 1005, 1006, 1015):
+                    ws.transport.abort()
+                else:
+                    await ws.close(session.close_code, session.close_reason)
+                return
+            await ws.wait_closed()
+        except ConnectionClosed:
+            return
