@@ -162,11 +162,11 @@ async def test_a_feed_recording_from_a_replay_server_gets_the_same_frames(
             assert last > 0
     assert closes[:2] == [(1001, "maintenance"), (4429, "rate limited")]
     copy = Recording.open(tmp_path / "copy")
-    for generation in (1, 2, 3):
-        def data(recording: Recording) -> list[str]:
-            return recording.frames().filter(pl.col("generation") == generation)["data"].to_list()
+    def data(recording: Recording, generation: int) -> list[str]:
+        return recording.frames().filter(pl.col("generation") == generation)["data"].to_list()
 
-        assert data(copy) == data(original)
+    for generation in (1, 2, 3):
+        assert data(copy, generation) == data(original, generation)
     assert_frame_equal(
         replay(copy, spec).frames["trade"].drop("recv_wall_ns", "recv_mono_ns"),
         replay(original, spec).frames["trade"].drop("recv_wall_ns", "recv_mono_ns"),
