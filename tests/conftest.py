@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+pytest_plugins = ["pytester"]
+
 # One factor scales every real-time wait in the suite (slow CI machines set it > 1).
 TIME_FACTOR = float(os.environ.get("WSR_TEST_TIME_FACTOR", "1"))
 
