@@ -15,11 +15,12 @@ SPEC = generic.spec(url="ws://127.0.0.1:1")
 
 @pytest.fixture
 async def recording(tmp_path: Path) -> Path:
-    async with Simulator(rates=RATES, seed=8) as sim:
-        async with Feed(sim.spec(), record_to=tmp_path / "rec", flush_interval=0.05) as feed:
-            await eventually(lambda: feed.store.rows("trade") >= 30, what="trades")
-            await sim.malformed(3)
-            await eventually(lambda: feed.stats.invalid == 3, what="rejects")
+    async with Simulator(rates=RATES, seed=8) as sim, Feed(
+        sim.spec(), record_to=tmp_path / "rec", flush_interval=0.05
+    ) as feed:
+        await eventually(lambda: feed.store.rows("trade") >= 30, what="trades")
+        await sim.malformed(3)
+        await eventually(lambda: feed.stats.invalid == 3, what="rejects")
     return tmp_path / "rec"
 
 
