@@ -1,9 +1,12 @@
+import asyncio
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from wsresearch import Recording, Simulator
 from wsresearch.cli import demo_faults, main, parse_fault
 
 
@@ -14,8 +17,8 @@ def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_demo_runs_offline_and_survives_every_fault() -> None:
-    result = run("demo", "--seconds", "12")
+def test_demo_runs_offline_and_survives_every_fault(tmp_path: Path) -> None:
+    result = run("demo", "--seconds", "12", "--record", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "session summary" in out
@@ -26,6 +29,8 @@ def test_demo_runs_offline_and_survives_every_fault() -> None:
     progress = [line for line in out.splitlines() if line.startswith("[")]
     assert len(progress) >= 10  # a progress line a second when stdout is not a terminal
     assert result.stderr == ""
+    assert f"session recorded to {tmp_path / 'demo'}" in out
+    assert "4401" in repr(Recording.open(tmp_path / "demo"))
 
 
 def test_simulate_serves_then_stops() -> None:
@@ -82,3 +87,44 @@ def test_fault_parsing_and_the_demo_script() -> None:
                                         "duplicate", "sequence_gap", "burst", "no_pong",
                                         "malformed"}
     assert max(f.at for f in script) < 20
+
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "sessions" / "sim-faults"
+
+
+def test_replay_summarises_the_shipped_session() -> None:
+    result = run("replay", str(DATA))
+    assert result.returncode == 0, result.stderr
+    assert "6 generations" in result.stdout
+    assert "trade" in result.stdout and "2220 frames over 6 connection(s)" in result.stdout
+
+
+def test_replay_refuses_what_is_not_a_recording(tmp_path: Path) -> None:
+    result = run("replay", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"wsresearch replay: error: {tmp_path} is not a recording: it has no manifest.json"
+    ]
+
+
+async def test_record_then_replay_a_simulator_feed(tmp_path: Path) -> None:
+    async with Simulator(rates={"trade": 100.0, "ticker": 50.0, "order": 0.1}) as sim:
+        done = await asyncio.to_thread(
+            run, "record", sim.url, "--out", str(tmp_path / "rec"), "--seconds", "1",
+            "--subscribe", '{"op":"subscribe","channels":["trade"]}',
+        )
+    assert done.returncode == 0, done.stderr
+    assert "recorded" in done.stdout
+    recording = Recording.open(tmp_path / "rec")
+    assert recording.frames().height > 20
+    result = run("replay", str(tmp_path / "rec"))
+    assert result.returncode == 0, result.stderr
+    assert "subscribed" in result.stdout and "trade" in result.stdout
+
+
+def test_record_refuses_bad_json_and_urls(tmp_path: Path) -> None:
+    bad = run("record", "ws://127.0.0.1:1", "--out", str(tmp_path / "r"), "--subscribe", "{x")
+    assert bad.returncode == 2 and "not JSON" in bad.stderr
+    url = run("record", "http://example.com", "--out", str(tmp_path / "r"))
+    assert url.returncode == 1 and "ws:// or wss://" in url.stderr
+    assert len(url.stderr.strip().splitlines()) == 1

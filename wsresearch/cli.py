@@ -8,6 +8,11 @@ Commands:
 ``simulate``
     Serve the simulator on a local port for other programs, optionally with
     scripted faults.
+``record``
+    Record any JSON WebSocket feed to a recording directory.
+``replay``
+    Replay a recording through the pipeline and summarise it, or serve it over
+    a local WebSocket.
 
 Every error a user can cause ends in one line on stderr and a non-zero exit
 status (2 for bad arguments, 1 for anything else), never a traceback.
@@ -18,20 +23,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
+from rich.progress import Progress
+from rich.table import Table
 
 from . import __version__
 from .backoff import BackoffConfig
-from .connection import ConnectionConfig, HeartbeatConfig, ReconnectConfig
+from .connection import ConnectionConfig, HeartbeatConfig, ReconnectConfig, redact_url
 from .errors import WsResearchError
+from .exchanges import raw
 from .feed import Feed
+from .recording import Recording
+from .replay import ReplayServer, replay
 from .sim import Fault, Simulator
 
 __all__ = ["demo_faults", "main", "parse_fault"]
@@ -98,6 +111,38 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=_positive, default=20.0, help="run time (default 20)")
     demo.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
     demo.add_argument("--no-faults", action="store_true", help="run without the fault script")
+    where = demo.add_mutually_exclusive_group()
+    where.add_argument("--record", metavar="DIR", default=None,
+                       help="record the session here (default: recordings/demo-<time>)")
+    where.add_argument("--no-record", action="store_true", help="do not record the session")
+
+    record = commands.add_parser(
+        "record", help="record a JSON WebSocket feed",
+        description="Connect to URL, send each --subscribe message on every connect, and "
+        "record every frame and connection event to --out until --seconds pass or Ctrl-C.",
+    )
+    record.add_argument("url", help="ws:// or wss:// URL")
+    record.add_argument("--out", required=True, metavar="DIR", help="a new recording directory")
+    record.add_argument("--seconds", type=_positive, default=None, help="stop after this long")
+    record.add_argument("--subscribe", action="append", default=[], type=_json_message,
+                        metavar="JSON", help="a message to send on connect (repeatable)")
+    record.add_argument("--type-field", default="type",
+                        help="JSON field naming each message's type (default: type)")
+
+    replay_cmd = commands.add_parser(
+        "replay", help="replay a recording, or serve it over a local WebSocket",
+        description="Replay DIR through the pipeline and print what it holds, or with "
+        "--serve play it to WebSocket clients, one recorded connection per connection.",
+    )
+    replay_cmd.add_argument("dir", help="a recording directory")
+    replay_cmd.add_argument("--type-field", default="type",
+                            help="JSON field naming each message's type (default: type)")
+    replay_cmd.add_argument("--serve", action="store_true", help="serve it over a WebSocket")
+    replay_cmd.add_argument("--port", type=int, default=0, help="port for --serve (default: free)")
+    replay_cmd.add_argument("--speed", type=_positive, default=None,
+                            help="playback speed for --serve (default: as fast as possible)")
+    replay_cmd.add_argument("--seconds", type=_positive, default=None,
+                            help="stop serving after this long")
 
     simulate = commands.add_parser(
         "simulate", help="serve the simulator on a local port",
@@ -125,6 +170,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _json_message(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {text!r} ({exc})") from None
+
+
 def _fault(text: str) -> Fault:
     try:
         return parse_fault(text)
@@ -149,13 +201,16 @@ async def _demo(args: argparse.Namespace, console: Console) -> int:
     from .console import FeedMonitor  # rich rendering is only needed here
 
     faults = [] if args.no_faults else demo_faults(args.seconds)
+    record_to = None
+    if not args.no_record:
+        record_to = Path(args.record or f"recordings/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     async with Simulator(faults=faults, seed=args.seed) as sim:
         spec = sim.spec(api_key="demo-key", connection=_demo_connection(sim.url))
-        feed = Feed(spec)
+        feed = Feed(spec, record_to=record_to)
         monitor = FeedMonitor(feed)
         console.print(
             f"simulator at {sim.url}; running a feed for {args.seconds:g} s with "
-            f"{len(faults)} scripted faults"
+            f"{len(faults)} scripted faults", soft_wrap=True
         )
         run = asyncio.ensure_future(feed.run_for(args.seconds))
         if console.is_terminal:
@@ -173,6 +228,10 @@ async def _demo(args: argparse.Namespace, console: Console) -> int:
         console.print(monitor.summary())
         healthy = feed.health.is_healthy()
         survived = feed.stats.generation >= 1 and feed.manager.last_error is None
+    if record_to is not None:
+        console.print(f"session recorded to {record_to} "
+                      f"(replay it: wsresearch replay {record_to})", highlight=False,
+                      soft_wrap=True)
     if not survived:
         console.print("[bold red]the feed did not survive the faults[/]")
         return 1
@@ -193,6 +252,71 @@ async def _simulate(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+async def _record(args: argparse.Namespace, console: Console) -> int:
+    from .console import FeedMonitor
+
+    spec = raw.spec(args.url, type_field=args.type_field, subscribe=args.subscribe)
+    feed = Feed(spec, record_to=args.out)
+    monitor = FeedMonitor(feed)
+    console.print(f"recording {redact_url(args.url)} to {args.out} (Ctrl-C to stop)",
+                  highlight=False)
+    run = asyncio.ensure_future(feed.run_for(args.seconds or float("inf")))
+    try:
+        while not run.done():
+            await asyncio.wait({run}, timeout=1.0)
+            monitor.sample()
+            if not run.done():
+                console.print(monitor.progress_line(), highlight=False, soft_wrap=True)
+        await run
+    finally:
+        if not run.done():
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+            await feed.stop()
+    recorder = feed.recorder
+    assert recorder is not None
+    console.print(f"recorded {recorder.events} events to {args.out}", highlight=False)
+    return 0
+
+
+async def _replay(args: argparse.Namespace, console: Console) -> int:
+    recording = Recording.open(args.dir)
+    console.print(repr(recording), highlight=False)
+    if args.serve:
+        async with ReplayServer(recording, speed=args.speed, port=args.port) as server:
+            console.print(f"serving {server.generations} recorded connection(s) at "
+                          f"{server.url} (Ctrl-C to stop)", highlight=False)
+            console.file.flush()
+            if args.seconds is None:
+                await asyncio.Event().wait()
+            else:
+                await asyncio.sleep(args.seconds)
+            console.print(f"served {server.connections} connection(s)")
+        return 0
+    spec = raw.spec(recording.manifest.source_url or "ws://127.0.0.1:1",
+                    type_field=args.type_field)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("replaying", total=None)
+        result = replay(recording, spec, progress=lambda done, total: bar.update(
+            task, completed=done, total=total))
+    table = Table(title=f"replay of {args.dir}")
+    table.add_column(args.type_field)
+    table.add_column("messages", justify="right")
+    counts = result.frames["message"].group_by(args.type_field).len().sort(
+        "len", descending=True)
+    for kind, n in counts.iter_rows():
+        table.add_row(str(kind), str(n))
+    console.print(table)
+    stats = result.stats
+    console.print(
+        f"{stats['frames']} frames over {stats['generations']} connection(s); "
+        f"{stats['ok']} JSON objects, {stats['invalid']} rejected "
+        f"({', '.join(f'{k} {v}' for k, v in stats['rejects'].items() if v) or 'none'})",
+        highlight=False,
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _build_parser().parse_args(argv)
@@ -201,7 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     console = Console()
-    command = {"demo": _demo, "simulate": _simulate}[args.command]
+    command = {"demo": _demo, "simulate": _simulate, "record": _record, "replay": _replay}[
+        args.command
+    ]
     try:
         return asyncio.run(command(args, console))
     except KeyboardInterrupt:

@@ -22,6 +22,7 @@ import asyncio
 import base64
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -69,6 +70,8 @@ def replay(
     recording: Recording | str | os.PathLike[str],
     spec: FeedSpec,
     mode: Literal["complete", "faithful"] = "complete",
+    *,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ReplayResult:
     """Replay ``recording`` through ``spec``'s pipeline; a pure function of both.
 
@@ -80,6 +83,8 @@ def replay(
         The spec that decides how frames become rows (usually the one recorded with).
     mode
         ``"complete"``: every frame; ``"faithful"``: skip what the live session dropped.
+    progress
+        Called with ``(events done, events in all)`` every 10,000 events and at the end.
 
     Returns
     -------
@@ -116,7 +121,12 @@ def replay(
     frames = replayed = skipped = generations = 0
 
     columns = ("seq", "generation", "mono_ns", "wall_ns", "kind", "data", "binary")
-    for seq, generation, mono, wall, kind, data, binary in events.select(columns).iter_rows():
+    total = events.height
+    for done, (seq, generation, mono, wall, kind, data, binary) in enumerate(
+        events.select(columns).iter_rows(), 1
+    ):
+        if progress is not None and done % 10_000 == 0:
+            progress(done, total)
         if not started:
             clock.set(mono, wall)
             health.reset()
@@ -139,6 +149,8 @@ def replay(
             payload: str | bytes = base64.b64decode(data) if binary else data
             feed._process((payload, generation, mono, wall, seq))
 
+    if progress is not None:
+        progress(total, total)
     counts = feed.parser.counts
     stats: dict[str, Any] = {
         "frames": frames,
