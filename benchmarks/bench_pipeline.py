@@ -7,9 +7,10 @@ per second of:
 (a) a bare ``websockets`` recv loop that only counts messages (the ceiling);
 (b) the same loop plus ``model_validate_json`` per message (pydantic's floor);
 (c) the full :class:`wsresearch.Feed`: queue, JSON decode, routing, pydantic
-    validation, de-dup in a TTLCache, health, and column batches for polars.
+    validation, de-dup, health, and column batches for polars;
+(d) the same feed recording the session to disk.
 
-and prints the ratios against (a). Each variant runs ``--rounds`` times,
+and prints the ratios against (a), and (d) against (c). Each variant runs ``--rounds`` times,
 interleaved, and the best round counts (the least disturbed by the machine).
 
 Usage: python benchmarks/bench_pipeline.py [--messages 300000] [--rounds 3]
