@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from wsresearch import BackoffConfig, ConnectionConfig, HeartbeatConfig, ReconnectConfig
+
 pytest_plugins = ["pytester"]
 
 # One factor scales every real-time wait in the suite (slow CI machines set it > 1).
@@ -42,6 +44,22 @@ async def loopback_server(
     ) as server:
         port = server.sockets[0].getsockname()[1]
         yield server, f"ws://127.0.0.1:{port}"
+
+
+RATES = {"trade": 200.0, "ticker": 100.0, "order": 0.1}
+"""Simulator rates for tests: enough traffic to see things happen within a fraction of a second."""
+
+FAST = BackoffConfig(initial_delay=0.01, max_delay=0.05, jitter=0.0)
+"""A reconnect schedule fast enough for tests on real sockets."""
+
+
+def quick(url: str, heartbeat: HeartbeatConfig | None = None) -> ConnectionConfig:
+    """Connection settings for tests: fast retries, a quick heartbeat."""
+    return ConnectionConfig(
+        url=url,
+        reconnect=ReconnectConfig(backoff=FAST, rate_limit_backoff=FAST),
+        heartbeat=heartbeat or HeartbeatConfig(interval=0.1, timeout=0.5),
+    )
 
 
 def other_tasks() -> set[asyncio.Task[object]]:

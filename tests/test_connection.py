@@ -26,9 +26,7 @@ from wsresearch import (
     classify_close_code,
 )
 
-from .conftest import eventually, loopback_server, other_tasks
-
-FAST = BackoffConfig(initial_delay=0.01, max_delay=0.05, jitter=0.0)
+from .conftest import FAST, eventually, loopback_server, other_tasks
 
 
 async def abort(conn: ServerConnection) -> None:

@@ -5,7 +5,6 @@ import polars as pl
 import pytest
 
 from wsresearch import (
-    BackoffConfig,
     ConnectionConfig,
     ConnectionState,
     Feed,
@@ -20,19 +19,7 @@ from wsresearch import (
 )
 from wsresearch.sim import generic_frames
 
-from .conftest import eventually, other_tasks
-
-RATES = {"trade": 200.0, "ticker": 100.0, "order": 0.1}
-FAST = BackoffConfig(initial_delay=0.01, max_delay=0.05, jitter=0.0)
-
-
-def quick(url: str, **kw: object) -> ConnectionConfig:
-    return ConnectionConfig(
-        url=url,
-        reconnect=ReconnectConfig(backoff=FAST, rate_limit_backoff=FAST),
-        heartbeat=kw.pop("heartbeat", HeartbeatConfig(interval=0.1, timeout=0.5)),  # type: ignore[arg-type]
-        **kw,  # type: ignore[arg-type]
-    )
+from .conftest import FAST, RATES, eventually, other_tasks, quick
 
 
 def rows(feed: Feed, channel: str) -> int:

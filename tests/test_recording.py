@@ -13,30 +13,18 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from wsresearch import (
-    BackoffConfig,
-    ConnectionConfig,
     Feed,
-    HeartbeatConfig,
     QueueConfig,
-    ReconnectConfig,
     RecordingError,
     RecordingFormatError,
     Simulator,
 )
 from wsresearch.recording import EVENT_SCHEMA, Recorder, Recording, redact_text
 
-from .conftest import eventually, other_tasks
+from .conftest import RATES, eventually, other_tasks, quick
 
-RATES = {"trade": 200.0, "ticker": 100.0, "order": 0.1}
-FAST = BackoffConfig(initial_delay=0.01, max_delay=0.05, jitter=0.0)
 SECRET = "SECRET-KEY-4f1b"
 
-
-def quick(url: str) -> ConnectionConfig:
-    return ConnectionConfig(
-        url=url, reconnect=ReconnectConfig(backoff=FAST, rate_limit_backoff=FAST),
-        heartbeat=HeartbeatConfig(interval=0.1, timeout=0.5),
-    )
 
 
 async def test_every_frame_sent_before_each_close_is_recorded_once_in_order(

@@ -12,29 +12,15 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from wsresearch import (
-    BackoffConfig,
-    ConnectionConfig,
     Feed,
-    HeartbeatConfig,
     QueueConfig,
-    ReconnectConfig,
     Recording,
     ReplayServer,
     Simulator,
     replay,
 )
 
-from .conftest import eventually
-
-RATES = {"trade": 200.0, "ticker": 100.0, "order": 0.1}
-FAST = BackoffConfig(initial_delay=0.01, max_delay=0.05, jitter=0.0)
-
-
-def quick(url: str) -> ConnectionConfig:
-    return ConnectionConfig(
-        url=url, reconnect=ReconnectConfig(backoff=FAST, rate_limit_backoff=FAST),
-        heartbeat=HeartbeatConfig(interval=0.1, timeout=0.5),
-    )
+from .conftest import RATES, eventually, quick
 
 
 def parquet_digests(frames: dict[str, pl.DataFrame]) -> dict[str, str]:

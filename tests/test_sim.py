@@ -10,9 +10,7 @@ from websockets.exceptions import ConnectionClosed
 from wsresearch import Fault, Simulator
 from wsresearch.sim import generic_frames
 
-from .conftest import eventually, other_tasks
-
-RATES = {"trade": 200.0, "ticker": 100.0, "order": 0.1}
+from .conftest import RATES, eventually, other_tasks
 
 
 async def subscribe(ws: object, channels: list[str]) -> None:

@@ -7,9 +7,8 @@ from wsresearch import Feed, Simulator
 from wsresearch.exchanges import generic
 from wsresearch.testing import assert_replay_matches, frame_differences
 
-from .conftest import eventually
+from .conftest import RATES, eventually
 
-RATES = {"trade": 200.0, "ticker": 100.0, "order": 0.1}
 SPEC = generic.spec(url="ws://127.0.0.1:1")
 
 
