@@ -83,7 +83,6 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
 """Columns of every segment file, in order."""
 
 _FRAME_COLUMNS = ("seq", "generation", "mono_ns", "wall_ns", "data")
-_OTHER_COLUMNS = tuple(EVENT_SCHEMA)
 _MANIFEST = "manifest.json"
 _SEGMENTS = "segments"
 
