@@ -311,13 +311,20 @@ class WebSocketManager:
 
     Examples
     --------
-    >>> async def main(url):                                   # doctest: +SKIP
-    ...     ws = WebSocketManager(url)
-    ...     ws.on_connected(lambda: ws.send({"op": "subscribe", "args": ["trade"]}))
-    ...     ws.on_message(lambda data, generation: print(generation, data))
-    ...     await ws.connect()
-    ...     await asyncio.sleep(5)
-    ...     await ws.disconnect()
+    >>> from wsresearch import Simulator
+    >>> async def main():
+    ...     async with Simulator() as sim:
+    ...         ws = WebSocketManager(sim.url)
+    ...         ws.on_connected(lambda: ws.send({"op": "subscribe", "channels": ["trade"]}))
+    ...         got = []
+    ...         ws.on_message(lambda data, generation: got.append(generation))
+    ...         await ws.connect()
+    ...         while not got:
+    ...             await asyncio.sleep(0.01)
+    ...         await ws.disconnect()
+    ...         return ws.generation, got[0]
+    >>> asyncio.run(main())
+    (1, 1)
     """
 
     def __init__(
@@ -655,7 +662,8 @@ class WebSocketManager:
 
     def _close_status(self, ws: ClientConnection) -> tuple[int | None, str]:
         if self._drop_reason is None:
-            return ws.close_code, ws.close_reason or ""
+            code = ws.close_code  # websockets' CloseCode enum, or None
+            return (None if code is None else int(code)), ws.close_reason or ""
         # We dropped it: a reconnect request closes cleanly, a dead peer is abnormal.
         code = 1000 if self._reconnect_now else _ABNORMAL
         return code, self._drop_reason

@@ -144,10 +144,15 @@ class Feed:
 
     Examples
     --------
-    >>> async def main():                                       # doctest: +SKIP
-    ...     async with Simulator() as sim, Feed(sim.spec()) as feed:
-    ...         await asyncio.sleep(2)
-    ...         return feed.frame("trade")
+    >>> from wsresearch import Simulator
+    >>> async def main():
+    ...     async with Simulator(rates={"trade": 200.0, "ticker": 10.0, "order": 0.1}) as sim:
+    ...         async with Feed(sim.spec()) as feed:
+    ...             while feed.store.rows("trade") < 5:
+    ...                 await asyncio.sleep(0.01)
+    ...     return feed.frame("trade").columns[-3:]
+    >>> asyncio.run(main())
+    ['recv_wall_ns', 'recv_mono_ns', 'generation']
     """
 
     def __init__(

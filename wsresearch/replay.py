@@ -99,8 +99,10 @@ def replay(
 
     Examples
     --------
-    >>> result = replay("data/sessions/sim-faults", spec)          # doctest: +SKIP
-    >>> result.frames["trade"].height
+    >>> from wsresearch.exchanges import generic
+    >>> result = replay("data/sessions/sim-faults", generic.spec(url="ws://127.0.0.1:1"))
+    >>> result.stats["generations"], result.stats["duplicates"]
+    (6, 5)
     """
     if mode not in ("complete", "faithful"):
         raise ValueError(f"mode must be 'complete' or 'faithful', got {mode!r}")
@@ -236,9 +238,16 @@ class ReplayServer:
 
     Examples
     --------
-    >>> async with ReplayServer("data/sessions/sim-faults", speed=None) as server:  # doctest: +SKIP
-    ...     async with Feed(spec.with_url(server.url)) as feed:
-    ...         ...
+    >>> from wsresearch.exchanges import generic
+    >>> async def main():
+    ...     async with ReplayServer("data/sessions/sim-faults", speed=None) as server:
+    ...         spec = generic.spec(url=server.url)
+    ...         async with Feed(spec) as feed:
+    ...             while feed.store.rows("trade") < 100:
+    ...                 await asyncio.sleep(0.01)
+    ...         return server.generations, feed.frame("trade")["generation"][0]
+    >>> asyncio.run(main())
+    (6, 1)
     """
 
     def __init__(

@@ -206,10 +206,17 @@ class Simulator:
 
     Examples
     --------
-    >>> async def main():                                       # doctest: +SKIP
+    >>> import asyncio
+    >>> from wsresearch import Feed
+    >>> async def main():
     ...     async with Simulator(seed=1) as sim:
     ...         async with Feed(sim.spec()) as feed:
-    ...             await sim.disconnect()          # the feed reconnects by itself
+    ...             await sim.disconnect()          # abrupt: the feed reconnects by itself
+    ...             while feed.generation < 2:
+    ...                 await asyncio.sleep(0.01)
+    ...             return feed.stats.last_close.code
+    >>> asyncio.run(main())
+    1006
     """
 
     def __init__(
