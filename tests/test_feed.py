@@ -132,7 +132,7 @@ async def test_a_half_open_connection_is_detected_through_the_feed() -> None:
             sim.stop_pongs(5)
             await eventually(lambda: feed.generation == 2, what="drop and reconnect")
         assert feed.stats.last_rtt is not None
-    closes = [e for e in feed.errors]  # nothing but connection reports
+    closes = list(feed.errors)  # nothing but connection reports
     assert feed.stats.handler_errors == 0, closes
 
 

@@ -53,6 +53,7 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from ._callbacks import register
 from .backoff import DEFAULT_BACKOFF, RATE_LIMIT_BACKOFF, BackoffConfig, backoff_delay
 from .clock import Clock, SystemClock
 from .errors import (
@@ -404,40 +405,40 @@ class WebSocketManager:
         Use it to authenticate, subscribe and catch up. ``fn`` may be ``async``.
         Returns a callable that unregisters ``fn``.
         """
-        return _register(self._on_connected, fn)
+        return register(self._on_connected, fn)
 
     def on_disconnected(
         self, fn: Callable[[int | None, str, CloseCategory], None]
     ) -> Callable[[], None]:
         """Call ``fn(code, reason, category)`` whenever an open connection closes."""
-        return _register(self._on_disconnected, _sync_only(fn, "on_disconnected"))
+        return register(self._on_disconnected, _sync_only(fn, "on_disconnected"))
 
     def on_message(self, fn: Callable[[str | bytes, int], None]) -> Callable[[], None]:
         """Call ``fn(data, generation)`` for every inbound message, in order.
 
         ``fn`` runs on the reader: keep it short (hand work to a queue).
         """
-        return _register(self._on_message, _sync_only(fn, "on_message"))
+        return register(self._on_message, _sync_only(fn, "on_message"))
 
     def on_state_change(self, fn: Callable[[ConnectionState], None]) -> Callable[[], None]:
         """Call ``fn(state)`` on every state change."""
-        return _register(self._on_state_change, _sync_only(fn, "on_state_change"))
+        return register(self._on_state_change, _sync_only(fn, "on_state_change"))
 
     def on_error(self, fn: Callable[[BaseException], None]) -> Callable[[], None]:
         """Call ``fn(exc)`` for failed opens, handler errors and the halting error."""
-        return _register(self._on_error, _sync_only(fn, "on_error"))
+        return register(self._on_error, _sync_only(fn, "on_error"))
 
     def on_pong(self, fn: Callable[[float], None]) -> Callable[[], None]:
         """Call ``fn(rtt_seconds)`` for every WebSocket pong."""
-        return _register(self._on_pong, _sync_only(fn, "on_pong"))
+        return register(self._on_pong, _sync_only(fn, "on_pong"))
 
     def on_reconnect(self, fn: Callable[[int, float, CloseCategory], None]) -> Callable[[], None]:
         """Call ``fn(attempt, delay_seconds, category)`` when a retry is scheduled."""
-        return _register(self._on_reconnect, _sync_only(fn, "on_reconnect"))
+        return register(self._on_reconnect, _sync_only(fn, "on_reconnect"))
 
     def on_sent(self, fn: Callable[[str, int], None]) -> Callable[[], None]:
         """Call ``fn(text, generation)`` for every message written to the socket."""
-        return _register(self._on_sent, _sync_only(fn, "on_sent"))
+        return register(self._on_sent, _sync_only(fn, "on_sent"))
 
     # -- control -------------------------------------------------------------------
 
@@ -820,16 +821,6 @@ class WebSocketManager:
             f"WebSocketManager(url={self._safe_url!r}, state={self._state.name}, "
             f"generation={self._generation})"
         )
-
-
-def _register(handlers: list[F], fn: F) -> Callable[[], None]:
-    handlers.append(fn)
-
-    def unsubscribe() -> None:
-        with contextlib.suppress(ValueError):
-            handlers.remove(fn)
-
-    return unsubscribe
 
 
 def _sync_only(fn: F, name: str) -> F:

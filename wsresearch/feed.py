@@ -33,6 +33,7 @@ from typing import Any
 
 import polars as pl
 
+from ._callbacks import register
 from .clock import Clock, SystemClock
 from .connection import CloseCategory, CloseInfo, ConnectionState, WebSocketManager
 from .errors import QueueClosedError, RecordingError, WebSocketError
@@ -302,8 +303,7 @@ class Feed:
 
     def on_health(self, fn: Callable[[str, bool], None]) -> Callable[[], None]:
         """Call ``fn(stream, healthy)`` on every health transition; returns an unsubscriber."""
-        self._health_listeners.append(fn)
-        return lambda: self._health_listeners.remove(fn) if fn in self._health_listeners else None
+        return register(self._health_listeners, fn)
 
     def _new_queue(self) -> MessageQueue[_Item]:
         queue: MessageQueue[_Item] = MessageQueue(

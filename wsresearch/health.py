@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ._callbacks import report
 from .clock import Clock, SystemClock
 
 __all__ = ["HealthMonitor", "HealthTransition", "StreamConfig", "StreamStatus"]
@@ -273,10 +274,7 @@ class HealthMonitor:
             self._report(exc)
 
     def _report(self, exc: BaseException) -> None:
-        if self._on_error is not None:
-            self._on_error(exc)
-        else:
-            log.error("health callback raised %s: %s", type(exc).__name__, exc)
+        report(exc, self._on_error, log, "health callback")
 
     def __repr__(self) -> str:
         stale = sorted(self._stale)

@@ -34,6 +34,7 @@ from typing import Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._callbacks import report
 from .errors import QueueClosedError, QueueFullError
 
 __all__ = ["MessageQueue", "OverflowPolicy", "QueueConfig"]
@@ -385,13 +386,7 @@ class MessageQueue(Generic[T]):
                 self._report(exc)
 
     def _report(self, exc: BaseException) -> None:
-        if self._on_error is None:
-            log.error("message handler raised %s: %s", type(exc).__name__, exc)
-            return
-        try:
-            self._on_error(exc)
-        except Exception:
-            log.exception("on_error handler raised")
+        report(exc, self._on_error, log, "message handler")
 
     @staticmethod
     def _wake(waiters: deque[asyncio.Future[None]], everyone: bool = False) -> None:

@@ -1,0 +1,48 @@
+"""Registering and calling user callbacks: one way, everywhere.
+
+Every component that calls code it does not own (handlers, alert sinks, drop
+counters) follows the same rules: a registration returns a callable that undoes
+it, and an exception raised by a callback goes to the component's ``on_error``
+(or the log) and never stops the component.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+__all__ = ["register", "report"]
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def register(handlers: list[F], fn: F) -> Callable[[], None]:
+    """Append ``fn`` to ``handlers``; return a callable that removes it (twice is harmless)."""
+    handlers.append(fn)
+
+    def unsubscribe() -> None:
+        with contextlib.suppress(ValueError):
+            handlers.remove(fn)
+
+    return unsubscribe
+
+
+def report(
+    exc: BaseException,
+    on_error: Callable[[BaseException], object] | None,
+    logger: logging.Logger,
+    what: str,
+) -> None:
+    """Hand ``exc`` to ``on_error``, or log it as ``what raised ...`` when there is none.
+
+    An ``on_error`` that raises in turn is logged, never propagated.
+    """
+    if on_error is None:
+        logger.error("%s raised %s: %s", what, type(exc).__name__, exc)
+        return
+    try:
+        on_error(exc)
+    except Exception:
+        logger.exception("on_error handler raised")
