@@ -6,6 +6,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -45,6 +46,9 @@ async def loopback_server(
         port = server.sockets[0].getsockname()[1]
         yield server, f"ws://127.0.0.1:{port}"
 
+
+SESSION = Path(__file__).resolve().parent.parent / "data" / "sessions" / "sim-faults"
+"""The shipped simulator session with faults (data/sessions/sim-faults)."""
 
 RATES = {"trade": 200.0, "ticker": 100.0, "order": 0.1}
 """Simulator rates for tests: enough traffic to see things happen within a fraction of a second."""

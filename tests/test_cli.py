@@ -9,6 +9,8 @@ import pytest
 from wsresearch import Recording, Simulator
 from wsresearch.cli import demo_faults, main, parse_fault
 
+from .conftest import SESSION as DATA
+
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -89,7 +91,6 @@ def test_fault_parsing_and_the_demo_script() -> None:
     assert max(f.at for f in script) < 20
 
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "sessions" / "sim-faults"
 
 
 def test_replay_summarises_the_shipped_session() -> None:

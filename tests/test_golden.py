@@ -5,12 +5,11 @@ After an intended change to the generic dialect's models or the pipeline:
 """
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from wsresearch.exchanges import generic
 
-SESSION = Path(__file__).resolve().parent.parent / "data" / "sessions" / "sim-faults"
+from .conftest import SESSION
 
 
 def test_the_shipped_session_replays_as_recorded(replay_snapshot: Callable[..., Any]) -> None:

@@ -1,12 +1,15 @@
 import json
 
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from wsresearch import MessageParser, VirtualClock
+from wsresearch import MessageParser, Recording, VirtualClock, by_field
 from wsresearch.parser import OUTCOMES, REJECT_REASONS
+
+from .conftest import SESSION
 
 
 class Trade(BaseModel):
@@ -156,3 +159,78 @@ def test_parser_never_raises_and_counts_every_frame(frame: str | bytes) -> None:
     assert sum(parser.counts.values()) == 1
     if outcome.status in REJECT_REASONS:
         assert parser.rejects[-1].reason == outcome.status
+
+
+class Quote(BaseModel):
+    symbol: str
+    bid: float
+    ask: float
+
+
+def both_routings() -> tuple[MessageParser, MessageParser]:
+    """The same parser twice: routed by a plain function, and by ``by_field``."""
+    parsers = []
+    for route in (type_of, by_field("type")):
+        parser = MessageParser(route, clock=VirtualClock())
+        parser.register("trade", Trade, dedupe_key=lambda t: (t.symbol, t.id))
+        parser.register("quote", Quote)
+        parser.ignore(["pong"])
+        parsers.append(parser)
+    assert not parsers[0].single_call and parsers[1].single_call
+    return parsers[0], parsers[1]
+
+
+def outcome_of(parser: MessageParser, frame: str | bytes) -> tuple[object, ...]:
+    status, kind, message = parser.parse(frame)
+    dumped = None if message is None else (type(message).__name__, message.model_dump())
+    return status, kind, dumped
+
+
+def test_by_field_gives_the_outcomes_of_the_equivalent_function() -> None:
+    edge_cases: list[str | bytes] = [
+        trade(1), trade(1), trade(2).encode(), '{"type":"pong"}', b"\xff", "{nope", "",
+        '{"type":"mystery"}', '{"type":5}', '{"type":null}', '{"type":["trade"]}', "[1,2]",
+        '"trade"', '{"symbol":"B","id":1,"price":1}',
+        '{"type":"trade","symbol":"BTC","id":"x","price":1}',
+        '{"type":"quote","symbol":"E","bid":"1.5","ask":2}',
+        '{"type":"quote","symbol":"E","bid":"1.5"}',
+        '{"type":"trade","symbol":"BTC","id":3,"price":"1e400"}',
+        '{"type":"trade","symbol":"BTC","id":4,"price":1,"extra":{"nested":[1]}}',
+    ]
+    recorded = Recording.open(SESSION).events().filter(pl.col("kind") == "frame")["data"]
+    plain, fast = both_routings()
+    for frame in [*edge_cases, *recorded.to_list()]:
+        assert outcome_of(plain, frame) == outcome_of(fast, frame), frame
+    assert plain.counts == fast.counts
+    assert [(r.reason, r.raw, r.detail, r.type) for r in plain.rejects] == [
+        (r.reason, r.raw, r.detail, r.type) for r in fast.rejects
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    frame=st.one_of(
+        json_values.map(json.dumps),
+        st.builds(
+            lambda t, v: json.dumps({"type": t, "symbol": v, "id": v, "price": v, "bid": v,
+                                     "ask": v}),
+            st.sampled_from(["trade", "quote", "pong", "x"]),
+            json_values,
+        ),
+    )
+)
+def test_by_field_agrees_with_the_function_on_any_json(frame: str) -> None:
+    plain, fast = both_routings()
+    assert outcome_of(plain, frame) == outcome_of(fast, frame)
+
+
+def test_by_field_falls_back_when_models_are_shared_or_the_field_is_bad() -> None:
+    parser = MessageParser(by_field("type"), clock=VirtualClock())
+    parser.register("trade", Trade)
+    assert parser.single_call
+    parser.register("trade2", Trade)  # one model for two types: the class cannot name the route
+    assert not parser.single_call
+    assert parser.parse(trade(1)).type == "trade"
+    with pytest.raises(ValueError, match="non-empty string"):
+        by_field("")
+    assert repr(by_field("e")) == "by_field('e')" and by_field("e") == by_field("e")

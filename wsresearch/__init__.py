@@ -37,7 +37,7 @@ from .errors import (
 from .feed import Feed, FeedStats
 from .frames import FrameStore
 from .health import HealthMonitor, HealthTransition, StreamConfig, StreamStatus
-from .parser import DedupeStats, MessageParser, ParseOutcome, Reject
+from .parser import DedupeStats, FieldRouter, MessageParser, ParseOutcome, Reject, by_field
 from .queue import MessageQueue, OverflowPolicy, QueueConfig
 from .recording import Recorder, Recording, RecordingManifest
 from .replay import ReplayResult, ReplayServer, replay
@@ -63,6 +63,7 @@ __all__ = [
     "Feed",
     "FeedSpec",
     "FeedStats",
+    "FieldRouter",
     "FrameStore",
     "HealthMonitor",
     "HealthTransition",
@@ -99,6 +100,7 @@ __all__ = [
     "WsResearchError",
     "__version__",
     "backoff_delay",
+    "by_field",
     "classify_close_code",
     "replay",
 ]

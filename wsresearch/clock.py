@@ -130,7 +130,8 @@ class VirtualClock:
             )
         self._wall = self._wall + (mono_ns - self._mono) if wall_ns is None else int(wall_ns)
         self._mono = int(mono_ns)
-        self._wake()
+        if self._sleepers:
+            self._wake()
 
     async def sleep(self, seconds: float) -> None:
         """Wait until the virtual clock has advanced ``seconds`` from now."""

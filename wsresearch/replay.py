@@ -118,38 +118,41 @@ def replay(
     feed = Feed(spec, clock=clock)
     health = feed.health
     interval = round(spec.check_interval * _NS_PER_S)
-    started = False
     next_check = 0
     frames = replayed = skipped = generations = 0
 
-    columns = ("seq", "generation", "mono_ns", "wall_ns", "kind", "data", "binary")
+    columns = [
+        events.get_column(name).to_list()
+        for name in ("seq", "generation", "mono_ns", "wall_ns", "kind", "data", "binary")
+    ]
     total = events.height
+    process = feed._process
+    set_clock = clock.set
+    if total:
+        set_clock(columns[2][0], columns[3][0])
+        health.reset()
+        next_check = columns[2][0] + interval
     for done, (seq, generation, mono, wall, kind, data, binary) in enumerate(
-        events.select(columns).iter_rows(), 1
+        zip(*columns, strict=True), 1
     ):
         if progress is not None and done % 10_000 == 0:
             progress(done, total)
-        if not started:
-            clock.set(mono, wall)
-            health.reset()
-            next_check = mono + interval
-            started = True
         while next_check <= mono:  # the checks the live timer made before this event
-            clock.set(max(clock.monotonic_ns(), next_check))
+            set_clock(max(clock.monotonic_ns(), next_check))
             health.check()
             next_check += interval
-        clock.set(max(clock.monotonic_ns(), mono), wall)
-        if kind == "open":
-            generations += 1
-            feed._current_generation = generation
-        elif kind == "frame":
+        now = clock.monotonic_ns()
+        set_clock(mono if mono > now else now, wall)  # recorded times never go back, but...
+        if kind == "frame":
             frames += 1
             if seq in skip:
                 skipped += 1
                 continue
             replayed += 1
-            payload: str | bytes = base64.b64decode(data) if binary else data
-            feed._process((payload, generation, mono, wall, seq))
+            process((base64.b64decode(data) if binary else data, generation, mono, wall, seq))
+        elif kind == "open":
+            generations += 1
+            feed._current_generation = generation
 
     if progress is not None:
         progress(total, total)

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from ..connection import ConnectionConfig, HeartbeatConfig
 from ..health import StreamConfig
+from ..parser import by_field
 from ..spec import Channel, FeedSpec
 
 __all__ = ["CHANNELS", "SYMBOLS", "Order", "Ticker", "Trade", "spec", "type_of"]
@@ -68,9 +69,8 @@ class Order(BaseModel):
     ts: int
 
 
-def type_of(message: Any) -> str | None:
-    """Route by the ``type`` field; anything but an object has no type."""
-    return message.get("type") if isinstance(message, dict) else None
+type_of = by_field("type")
+"""Route by the ``type`` field; anything but an object has no type."""
 
 
 _CHANNELS = {
