@@ -2,6 +2,7 @@ import asyncio
 import hashlib
 import io
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,12 +16,14 @@ from wsresearch import (
     Feed,
     QueueConfig,
     Recording,
+    RecordingFormatError,
     ReplayServer,
     Simulator,
     replay,
 )
+from wsresearch.exchanges import generic
 
-from .conftest import RATES, eventually, quick
+from .conftest import RATES, SESSION, eventually, quick
 
 
 def parquet_digests(frames: dict[str, pl.DataFrame]) -> dict[str, str]:
@@ -162,3 +165,50 @@ async def test_a_feed_recording_from_a_replay_server_gets_the_same_frames(
 def test_replay_server_refuses_a_bad_speed(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="speed must be > 0"):
         ReplayServer(tmp_path, speed=0)
+
+
+def test_a_recording_rebuilds_its_adapter_spec_and_replays_with_it() -> None:
+    recording = Recording.open(SESSION)
+    rebuilt = recording.spec
+    assert rebuilt is not None
+    assert rebuilt.channel_names == ["trade", "ticker", "order"]
+    assert rebuilt.url == recording.manifest.source_url
+    own = replay(recording)
+    given = replay(recording, generic.spec(url="ws://127.0.0.1:1"))
+    assert parquet_digests(own.frames) == parquet_digests(given.frames)
+    assert own.stats == given.stats
+
+
+async def test_recorded_origin_leaves_secrets_out_and_follows_the_spec(tmp_path: Path) -> None:
+    await record_session(tmp_path / "rec", api_key="sekret", channels=["trade", "ticker"])
+    recording = Recording.open(tmp_path / "rec")
+    assert recording.manifest.spec_origin is not None
+    assert "sekret" not in recording.manifest.model_dump_json()
+    rebuilt = recording.spec
+    assert rebuilt is not None and rebuilt.channel_names == ["trade", "ticker"]
+
+
+async def test_a_hand_built_or_changed_spec_leaves_no_origin(tmp_path: Path) -> None:
+    base = generic.spec(url="ws://127.0.0.1:1")
+    assert base.replace(queue=QueueConfig(max_size=10)).origin == base.origin
+    changed = base.replace(check_interval=0.5)
+    assert changed.origin is None
+    await record_session(tmp_path / "rec", check_interval=0.5)
+    recording = Recording.open(tmp_path / "rec")
+    assert recording.spec is None
+    with pytest.raises(ValueError, match="pass it as spec="):
+        replay(recording)
+
+
+def test_an_unknown_adapter_in_a_manifest_is_a_clear_error(tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(SESSION, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["spec_origin"] = {"adapter": "nowhere", "arguments": {}}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RecordingFormatError, match="adapter 'nowhere'"):
+        _ = Recording.open(copy).spec
+    manifest["spec_origin"] = {"adapter": "generic", "arguments": {"channels": ["nope"]}}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RecordingFormatError, match="cannot rebuild"):
+        _ = Recording.open(copy).spec

@@ -42,7 +42,7 @@ from .queue import MessageQueue, OverflowPolicy, QueueConfig
 from .recording import Recorder, Recording, RecordingManifest
 from .replay import ReplayResult, ReplayServer, replay
 from .sim import Fault, Simulator
-from .spec import Channel, FeedSpec
+from .spec import Channel, FeedSpec, SpecOrigin
 
 try:
     __version__ = version("wsresearch")
@@ -89,6 +89,7 @@ __all__ = [
     "ReplayResult",
     "ReplayServer",
     "Simulator",
+    "SpecOrigin",
     "StreamConfig",
     "StreamStatus",
     "SystemClock",

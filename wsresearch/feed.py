@@ -215,6 +215,7 @@ class Feed:
                 description=spec.description,
                 channels=spec.channel_names,
                 redact=spec.redact,
+                origin=spec.origin,
                 flush_interval=flush_interval,
                 clock=self._clock,
                 on_error=self._on_error,

@@ -30,13 +30,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import importlib
 import json
 import logging
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -44,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .clock import Clock, SystemClock
 from .connection import redact_url
 from .errors import RecordingError, RecordingFormatError
+from .spec import FeedSpec, SpecOrigin
 
 __all__ = [
     "EVENT_KINDS",
@@ -105,6 +107,7 @@ class RecordingManifest(BaseModel):
     complete: bool = False
     incomplete_reason: str | None = None
     events: int | None = None
+    spec_origin: SpecOrigin | None = None
     flush_interval: float
     rotate_interval: float
 
@@ -152,6 +155,8 @@ class Recorder:
         The spec's channel names, for the manifest.
     redact
         JSON keys whose values are masked in ``sent`` events.
+    origin
+        The spec's :class:`~wsresearch.spec.SpecOrigin`, so the recording can rebuild it.
     flush_interval
         Seconds between writes (at most this much is lost in a crash).
     rotate_interval
@@ -173,6 +178,7 @@ class Recorder:
         description: str = "",
         channels: Sequence[str] = (),
         redact: Sequence[str] = (),
+        origin: SpecOrigin | None = None,
         flush_interval: float = 1.0,
         rotate_interval: float = 3600.0,
         max_buffer: int = 100_000,
@@ -217,6 +223,7 @@ class Recorder:
             description=description,
             channels=list(channels),
             redacted_keys=list(self._redact),
+            spec_origin=origin,
             started_wall_ns=0,
             flush_interval=flush_interval,
             rotate_interval=rotate_interval,
@@ -385,7 +392,7 @@ class Recorder:
         if frames[0]:
             part = pl.DataFrame([
                 pl.Series(name, values, dtype=EVENT_SCHEMA[name])
-                for name, values in zip(_FRAME_COLUMNS, frames, strict=True)
+                for name, values in zip(_FRAME_COLUMNS, cast(tuple[list[Any], ...], frames), strict=True)
             ]).with_columns(kind=pl.lit("frame"))
             if binary:
                 part = part.with_columns(binary=pl.col("seq").is_in(list(binary)))
@@ -485,6 +492,39 @@ class Recording:
             if file.suffix == ".parquet":
                 files.append(file)
         return cls(root, manifest, files)
+
+    @property
+    def spec(self) -> FeedSpec | None:
+        """The spec that recorded this session, rebuilt; ``None`` where it cannot be.
+
+        Specs from the adapters in :mod:`wsresearch.exchanges` are rebuilt from the
+        manifest's ``spec_origin`` (adapter name and arguments), pointed at the
+        recorded URL. A spec built by hand, or changed in a way that decides rows,
+        left no origin: pass it to :func:`~wsresearch.replay.replay` yourself.
+
+        Raises
+        ------
+        RecordingFormatError
+            If the origin names an adapter this wsresearch does not have, or
+            arguments it refuses.
+        """
+        origin = self.manifest.spec_origin
+        if origin is None:
+            return None
+        try:
+            adapter = importlib.import_module(f"wsresearch.exchanges.{origin.adapter}")
+        except ImportError:
+            raise RecordingFormatError(
+                f"{self.path} was recorded with the adapter {origin.adapter!r}, which this "
+                "wsresearch does not have; upgrade it, or pass the spec yourself"
+            ) from None
+        try:
+            spec: FeedSpec = adapter.spec(url=self.manifest.source_url, **origin.arguments)
+        except (TypeError, ValueError) as exc:
+            raise RecordingFormatError(
+                f"cannot rebuild the {origin.adapter!r} spec of {self.path}: {exc}"
+            ) from None
+        return spec
 
     def iter_events(self) -> Iterator[dict[str, Any]]:
         """Yield every event as a dict, in ``seq`` order, one segment file in memory at a time."""

@@ -68,7 +68,7 @@ class ReplayResult:
 
 def replay(
     recording: Recording | str | os.PathLike[str],
-    spec: FeedSpec,
+    spec: FeedSpec | None = None,
     mode: Literal["complete", "faithful"] = "complete",
     *,
     progress: Callable[[int, int], None] | None = None,
@@ -81,6 +81,8 @@ def replay(
         A :class:`~wsresearch.recording.Recording` or its directory.
     spec
         The spec that decides how frames become rows (usually the one recorded with).
+        ``None``: the recording's own (:attr:`Recording.spec`), for sessions
+        recorded with an adapter's spec.
     mode
         ``"complete"``: every frame; ``"faithful"``: skip what the live session dropped.
     progress
@@ -93,7 +95,7 @@ def replay(
     Raises
     ------
     ValueError
-        For an unknown ``mode``.
+        For an unknown ``mode``, or no ``spec`` for a recording that cannot rebuild its own.
     RecordingFormatError
         If ``recording`` is not a readable recording.
 
@@ -108,6 +110,12 @@ def replay(
         raise ValueError(f"mode must be 'complete' or 'faithful', got {mode!r}")
     if not isinstance(recording, Recording):
         recording = Recording.open(recording)
+    if spec is None:
+        spec = recording.spec
+        if spec is None:
+            raise ValueError(
+                f"{recording.path} was recorded with a spec built by hand; pass it as spec="
+            )
     events = recording.events()
     skip: set[int] = set()
     if mode == "faithful":

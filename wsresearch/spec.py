@@ -21,7 +21,7 @@ from .frames import META_COLUMNS
 from .health import StreamConfig
 from .queue import QueueConfig
 
-__all__ = ["Channel", "FeedSpec", "OutboundMessage"]
+__all__ = ["Channel", "FeedSpec", "OutboundMessage", "SpecOrigin"]
 
 OutboundMessage = str | dict[str, Any] | list[Any]
 """A message to send: text as is, anything else as compact JSON."""
@@ -73,6 +73,33 @@ class Channel(BaseModel):
         return model
 
 
+# Fields that change how frames become rows: a spec whose origin is recorded
+# cannot keep it once one of these is changed by hand.
+_ROW_FIELDS = frozenset({"channels", "type_of", "health", "control", "dedupe_ttl",
+                         "max_dedupe_size", "check_interval"})
+
+
+class SpecOrigin(BaseModel):
+    """How an adapter built a spec, so a recording can rebuild it (:attr:`Recording.spec`).
+
+    Only adapters in :mod:`wsresearch.exchanges` record an origin, and only
+    JSON arguments that decide rows (symbols, channels): never a secret, a URL
+    or connection settings.
+
+    Attributes
+    ----------
+    adapter
+        The adapter module's name in :mod:`wsresearch.exchanges` (e.g. ``"generic"``).
+    arguments
+        Keyword arguments for its ``spec()``, besides ``url``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    adapter: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
 class FeedSpec(BaseModel):
     """Everything that decides how a feed's frames become rows.
 
@@ -109,6 +136,9 @@ class FeedSpec(BaseModel):
         De-dup cache capacity.
     check_interval
         Seconds between health checks.
+    origin
+        Set by exchange adapters: how to rebuild this spec from a recording.
+        Dropped by :meth:`replace` when a field that decides rows changes.
 
     Examples
     --------
@@ -139,6 +169,7 @@ class FeedSpec(BaseModel):
     dedupe_ttl: float = Field(60.0, gt=0)
     max_dedupe_size: int = Field(10_000, ge=1)
     check_interval: float = Field(1.0, gt=0)
+    origin: SpecOrigin | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -200,7 +231,13 @@ class FeedSpec(BaseModel):
         return FeedSpec.model_validate(self._fields() | {"url": url})
 
     def replace(self, **changes: Any) -> FeedSpec:
-        """A validated copy with ``changes`` applied (e.g. ``queue=QueueConfig(...)``)."""
+        """A validated copy with ``changes`` applied (e.g. ``queue=QueueConfig(...)``).
+
+        Changing a field that decides rows (channels, routing, health, de-dup)
+        drops :attr:`origin`, as the adapter would no longer rebuild this spec.
+        """
+        if _ROW_FIELDS & set(changes) and "origin" not in changes:
+            changes = changes | {"origin": None}
         return FeedSpec.model_validate(self._fields() | changes)
 
     def _fields(self) -> dict[str, Any]:

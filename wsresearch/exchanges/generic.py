@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from ..connection import ConnectionConfig, HeartbeatConfig
 from ..health import StreamConfig
 from ..parser import by_field
-from ..spec import Channel, FeedSpec
+from ..spec import Channel, FeedSpec, SpecOrigin
 
 __all__ = ["CHANNELS", "SYMBOLS", "Order", "Ticker", "Trade", "spec", "type_of"]
 
@@ -160,5 +160,7 @@ def spec(
         "connection": connection,
         "control": frozenset({"subscribed", "authenticated", "pong", "error"}),
         "description": f"simulator generic: {', '.join(channels)} on {', '.join(symbols)}",
+        "origin": SpecOrigin(adapter="generic", arguments={"symbols": list(symbols),
+                                                           "channels": list(channels)}),
     }
-    return FeedSpec.model_validate(fields | overrides)
+    return FeedSpec(**fields).replace(**overrides)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from ..spec import Channel, FeedSpec, OutboundMessage
+from ..spec import Channel, FeedSpec, OutboundMessage, SpecOrigin
 
 __all__ = ["spec"]
 
@@ -41,8 +41,9 @@ def spec(
         "type_of": _message_if_object,
         "subscribe": list(subscribe),
         "description": f"raw JSON feed at {url}, by {type_field!r}",
+        "origin": SpecOrigin(adapter="raw", arguments={"type_field": type_field}),
     }
-    return FeedSpec.model_validate(fields | overrides)
+    return FeedSpec(**fields).replace(**overrides)
 
 
 def _message_if_object(decoded: Any) -> str | None:
