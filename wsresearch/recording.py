@@ -390,9 +390,10 @@ class Recorder:
     ) -> None:
         parts = []
         if frames[0]:
+            columns = cast(tuple[list[Any], ...], frames)
             part = pl.DataFrame([
                 pl.Series(name, values, dtype=EVENT_SCHEMA[name])
-                for name, values in zip(_FRAME_COLUMNS, cast(tuple[list[Any], ...], frames), strict=True)
+                for name, values in zip(_FRAME_COLUMNS, columns, strict=True)
             ]).with_columns(kind=pl.lit("frame"))
             if binary:
                 part = part.with_columns(binary=pl.col("seq").is_in(list(binary)))
