@@ -205,6 +205,8 @@ class Feed:
         self._pongs = 0
         self._last_rtt: float | None = None
         self._started = False
+        self._started_ns: int | None = None
+        self._connected_ns: int | None = None
         self._health_listeners: list[Callable[[str, bool], None]] = []
         self.recorder: Recorder | None = None
         """The session's recorder, when ``record_to`` was given."""
@@ -242,6 +244,7 @@ class Feed:
         if self._started:
             return
         self._started = True
+        self._started_ns = self._mono_ns()
         if self.queue.closed:  # started again after stop(): rows and counters carry on
             self._dropped_before += self.queue.dropped
             self.queue = self._new_queue()
@@ -266,6 +269,7 @@ class Feed:
         if self.recorder is not None:
             await self.recorder.stop()
         self._started = False
+        self._started_ns = self._connected_ns = None
 
     async def run_for(self, seconds: float) -> Feed:
         """Run for ``seconds`` (on the feed's clock), then stop; return the feed.
@@ -290,6 +294,31 @@ class Feed:
         if self.manager.last_error is not None:
             raise self.manager.last_error
         return self
+
+    def collect(self, seconds: float) -> dict[str, pl.DataFrame]:
+        """Run for ``seconds``, stop, and return every channel's frame: for synchronous code.
+
+        Works in a plain script (no event loop) and in a notebook cell (the
+        kernel's loop is running), through :func:`wsresearch.notebook.run`. In a
+        coroutine, ``await feed.run_for(seconds)`` instead.
+
+        Raises
+        ------
+        RuntimeError
+            When called from inside a coroutine.
+        WebSocketError
+            If the connection halted.
+        """
+        from .notebook import run
+
+        run(self.run_for(seconds))
+        return self.frames
+
+    def dashboard(self, **options: Any) -> Any:
+        """A live :class:`~wsresearch.widgets.Dashboard` of this feed (``wsresearch[notebook]``)."""
+        from .widgets import Dashboard
+
+        return Dashboard(self, **options)
 
     async def __aenter__(self) -> Feed:
         await self.start()
@@ -325,6 +354,25 @@ class Feed:
     def clock(self) -> Clock:
         """The feed's time source."""
         return self._clock
+
+    @property
+    def running(self) -> bool:
+        """Whether the feed was started and not yet stopped (connected or reconnecting)."""
+        return self._started
+
+    @property
+    def uptime(self) -> float | None:
+        """Seconds since :meth:`start`, on the feed's clock; ``None`` when not running."""
+        if self._started_ns is None:
+            return None
+        return (self._mono_ns() - self._started_ns) / 1e9
+
+    @property
+    def connected_for(self) -> float | None:
+        """Seconds the current connection has been open; ``None`` when not connected."""
+        if self._connected_ns is None or self.manager.state is not ConnectionState.CONNECTED:
+            return None
+        return (self._mono_ns() - self._connected_ns) / 1e9
 
     @property
     def state(self) -> ConnectionState:
@@ -418,6 +466,7 @@ class Feed:
         # Registered first, and it never awaits, so this runs before the new
         # socket's reader has delivered anything: no new frame is judged stale.
         self._current_generation = self.manager.generation
+        self._connected_ns = self._mono_ns()
         if self.recorder is not None:
             self.recorder.record("open", self._current_generation, data=self.spec.url)
         spec = self.spec

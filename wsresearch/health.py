@@ -184,6 +184,10 @@ class HealthMonitor:
         if self._silent:
             self._silent.discard(stream)
 
+    def last_seen(self, stream: str) -> int | None:
+        """Monotonic time of ``stream``'s last message since the last reset, or ``None``."""
+        return self._last.get(stream)
+
     def record_pong(self) -> None:
         """Note a WebSocket-level pong."""
         self._last_pong_ns = self._clock.monotonic_ns()
