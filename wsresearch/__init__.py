@@ -7,6 +7,7 @@ names are re-exported here; see ``docs/architecture.md`` for how they fit.
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from .backoff import DEFAULT_BACKOFF, RATE_LIMIT_BACKOFF, BackoffConfig, backoff_delay
@@ -43,6 +44,10 @@ from .recording import Recorder, Recording, RecordingManifest
 from .replay import ReplayResult, ReplayServer, replay
 from .sim import Fault, Simulator
 from .spec import Channel, FeedSpec, SpecOrigin
+
+# A library's loggers stay quiet unless the application configures logging
+# (``logging.basicConfig(level=logging.INFO)`` shows reconnects, closes, staleness).
+logging.getLogger("wsresearch").addHandler(logging.NullHandler())
 
 try:
     __version__ = version("wsresearch")

@@ -285,7 +285,9 @@ class ReplayServer:
     def url(self) -> str:
         """``ws://host:port`` of the running server."""
         if self._server is None:
-            raise RuntimeError("the replay server is not running: use 'async with'")
+            raise RuntimeError(
+                "the replay server is not running: use 'async with' or 'await server.start()'"
+            )
         return f"ws://{self.host}:{self._server.sockets[0].getsockname()[1]}"
 
     @property
@@ -293,18 +295,27 @@ class ReplayServer:
         """Recorded connections this server will play."""
         return len(self._sessions)
 
-    async def __aenter__(self) -> ReplayServer:
-        self._server = await serve(
-            self._serve, self.host, self.port, ping_interval=None, close_timeout=1,
-            max_size=None, compression=None,
-        )
-        return self
+    async def start(self) -> None:
+        """Listen on ``host:port`` (for notebooks; ``async with`` does the same)."""
+        if self._server is None:
+            self._server = await serve(
+                self._serve, self.host, self.port, ping_interval=None, close_timeout=1,
+                max_size=None, compression=None,
+            )
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def stop(self) -> None:
+        """Close every connection and stop listening."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
             await server.wait_closed()
+
+    async def __aenter__(self) -> ReplayServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
     async def _serve(self, ws: ServerConnection) -> None:
         index = self.connections
