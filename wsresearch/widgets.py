@@ -58,7 +58,7 @@ def sparkline(values: list[float], width: int = 30) -> str:
     Examples
     --------
     >>> sparkline([0, 1, 2, 4])
-    '▁▂▄█'
+    '▁▃▅█'
     >>> sparkline([])
     ''
     """
