@@ -52,15 +52,17 @@ def jupyterlab(tmp_path: Path) -> Iterator[str]:
     settings.mkdir(parents=True)
     (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     port, token = free_port(), secrets.token_hex(16)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
-         f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--LabApp.expose_app_in_browser=True", "--ServerApp.port_retries=0", "--allow-root",
-         f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
-         f"--LabApp.user_settings_dir={tmp_path / 'settings'}"],
-        env=os.environ | {"JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")},
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "jupyterlab.log", "w"),  # noqa: SIM115
-    )
+    log = tmp_path / "jupyterlab.log"
+    with log.open("w") as log_file:  # the server keeps its own handle
+        server = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
+             f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+             "--LabApp.expose_app_in_browser=True", "--ServerApp.port_retries=0", "--allow-root",
+             f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+             f"--LabApp.user_settings_dir={tmp_path / 'settings'}"],
+            env=os.environ | {"JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")},
+            stdout=subprocess.DEVNULL, stderr=log_file,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -71,8 +73,7 @@ def jupyterlab(tmp_path: Path) -> Iterator[str]:
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    log = (tmp_path / "jupyterlab.log").read_text()[-2000:]
-                    pytest.fail(f"JupyterLab did not start:\n{log}")
+                    pytest.fail(f"JupyterLab did not start:\n{log.read_text()[-2000:]}")
                 time.sleep(0.2)
         yield f"{base}/lab/tree/{QUICKSTART.name}?token={token}"
     finally:

@@ -65,6 +65,12 @@ def test_run_refuses_what_cannot_be_awaited() -> None:
         run(42)  # type: ignore[arg-type]
 
 
+class Later:
+    """An awaitable that is not a coroutine."""
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return asyncio.sleep(0, result="done").__await__()
+
+
 def test_run_accepts_any_awaitable() -> None:
-    loop_future_result = run(asyncio.sleep(0, result="done"))
-    assert loop_future_result == "done"
+    assert run(Later()) == "done"

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from wsresearch import Feed, Simulator
+from wsresearch.exchanges import generic
 from wsresearch.widgets import Dashboard, sparkline
 
 from .conftest import RATES, eventually, other_tasks, quick
@@ -62,15 +63,15 @@ async def test_closing_the_widget_ends_its_timer_and_leaves_the_feed_alone() -> 
 async def test_a_dashboard_of_a_stopped_feed_shows_its_final_state() -> None:
     async with Simulator(rates=RATES, seed=3) as sim:
         feed = Feed(sim.spec(connection=quick(sim.url)))
-        frames = await feed.run_for(0.3)
+        await feed.run_for(0.3)
         dash = Dashboard(feed)
         assert "STOPPED" in dash.header.value
-        assert counter(dash, "ok") == frames.stats.ok > 0
+        assert counter(dash, "ok") == feed.stats.ok > 0
         await eventually(lambda: not dash.updating, what="a single final refresh")
 
 
 def test_a_dashboard_without_a_loop_is_refreshed_by_hand() -> None:
-    feed = Feed(_offline_spec())
+    feed = Feed(generic.spec(url="ws://127.0.0.1:1"))
     dash = Dashboard(feed)
     assert not dash.updating and dash.refreshes == 1
     dash.refresh()
@@ -78,14 +79,8 @@ def test_a_dashboard_without_a_loop_is_refreshed_by_hand() -> None:
     assert [row.status for row in dash.rows] == ["waiting", "waiting", "waiting"]
 
 
-def _offline_spec():  # type: ignore[no-untyped-def]
-    from wsresearch.exchanges import generic
-
-    return generic.spec(url="ws://127.0.0.1:1")
-
-
 def test_bad_options_and_a_missing_ipywidgets_are_clear(monkeypatch: pytest.MonkeyPatch) -> None:
-    feed = Feed(_offline_spec())
+    feed = Feed(generic.spec(url="ws://127.0.0.1:1"))
     with pytest.raises(ValueError, match="between 1 and 4"):
         Dashboard(feed, max_hz=50)
     with pytest.raises(ValueError, match="history"):

@@ -96,6 +96,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _add_type_field(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--type-field", default="type",
+                         help="JSON field naming each message's type (default: type)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wsresearch", description="Exchange WebSocket feeds for research.")
     parser.add_argument("--version", action="version", version=f"wsresearch {__version__}")
@@ -126,8 +131,7 @@ def _build_parser() -> argparse.ArgumentParser:
     record.add_argument("--seconds", type=_positive, default=None, help="stop after this long")
     record.add_argument("--subscribe", action="append", default=[], type=_json_message,
                         metavar="JSON", help="a message to send on connect (repeatable)")
-    record.add_argument("--type-field", default="type",
-                        help="JSON field naming each message's type (default: type)")
+    _add_type_field(record)
 
     replay_cmd = commands.add_parser(
         "replay", help="replay a recording, or serve it over a local WebSocket",
@@ -135,8 +139,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--serve play it to WebSocket clients, one recorded connection per connection.",
     )
     replay_cmd.add_argument("dir", help="a recording directory")
-    replay_cmd.add_argument("--type-field", default="type",
-                            help="JSON field naming each message's type (default: type)")
+    _add_type_field(replay_cmd)
     replay_cmd.add_argument("--serve", action="store_true", help="serve it over a WebSocket")
     replay_cmd.add_argument("--port", type=int, default=0, help="port for --serve (default: free)")
     replay_cmd.add_argument("--speed", type=_positive, default=None,

@@ -29,7 +29,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -43,6 +43,9 @@ from .parser import CONTROL, DUPLICATE, OK, REJECT_REASONS, MessageParser, Rejec
 from .queue import MessageQueue, OverflowPolicy
 from .recording import Recorder
 from .spec import FeedSpec, OutboundMessage
+
+if TYPE_CHECKING:
+    from .widgets import Dashboard
 
 __all__ = ["Feed", "FeedStats"]
 
@@ -314,7 +317,7 @@ class Feed:
         run(self.run_for(seconds))
         return self.frames
 
-    def dashboard(self, **options: Any) -> Any:
+    def dashboard(self, **options: Any) -> Dashboard:
         """A live :class:`~wsresearch.widgets.Dashboard` of this feed (``wsresearch[notebook]``)."""
         from .widgets import Dashboard
 

@@ -35,7 +35,6 @@ T = TypeVar("T")
 _COROUTINE_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
 
 _runner: asyncio.Runner | None = None
-_patched: set[int] = set()  # ids of loops made re-entrant
 
 
 def run(awaitable: Awaitable[T]) -> T:
@@ -115,9 +114,6 @@ def _own_runner() -> asyncio.Runner:
 
 
 def _make_reentrant(loop: asyncio.AbstractEventLoop) -> None:
-    if id(loop) in _patched:
-        return
     import nest_asyncio2  # only when a running loop must be re-entered
 
-    nest_asyncio2.apply(loop)
-    _patched.add(id(loop))
+    nest_asyncio2.apply(loop)  # idempotent: a patched loop is marked and left as it is
