@@ -38,7 +38,20 @@ def test_schema_follows_the_model_annotations() -> None:
         "symbol": pl.String(), "id": pl.Int64(), "price": pl.Float64(), "side": pl.String(),
         "maker": pl.Boolean(),
     }
-    assert polars_schema(Book)["bids"] is None  # nested: left to polars
+    assert polars_schema(Book)["bids"] == pl.List(
+        pl.Struct({"price": pl.Decimal(38, 18), "size": pl.Decimal(38, 18)})
+    )
+
+
+class Untyped(BaseModel):
+    anything: list[dict[str, int]]
+    pair: tuple[float, float]
+    mixed: tuple[float, str]
+
+
+def test_homogeneous_containers_are_lists_and_the_rest_is_inferred() -> None:
+    schema = polars_schema(Untyped)
+    assert schema == {"anything": None, "pair": pl.List(pl.Float64()), "mixed": None}
 
 
 def test_an_empty_channel_has_the_full_schema() -> None:
@@ -103,3 +116,39 @@ def test_clear_forgets_rows() -> None:
     store.frame("trade")
     store.clear()
     assert store.frame("trade").height == 0
+
+
+class Fill(BaseModel):
+    id: int
+    price: float
+
+
+class Batch(BaseModel):
+    symbol: str
+    fills: list[Fill]
+
+
+def test_an_exploded_channel_has_one_row_per_item() -> None:
+    store = FrameStore({"fills": Batch}, explode={"fills": "fills"})
+    assert store.frame("fills").columns == [
+        "symbol", "id", "price", "recv_wall_ns", "recv_mono_ns", "generation"]
+    batches = [Batch(symbol="A", fills=[Fill(id=1, price=1.0), Fill(id=2, price=2.0)]),
+               Batch(symbol="B", fills=[]),
+               Batch(symbol="C", fills=[Fill(id=3, price=3.0)])]
+    for n, batch in enumerate(batches):
+        store.append("fills", batch, generation=1, recv_mono_ns=n, recv_wall_ns=n)
+    frame = store.frame("fills")
+    assert frame.select("symbol", "id", "recv_mono_ns").rows() == [
+        ("A", 1, 0), ("A", 2, 0), ("C", 3, 2)]
+
+
+def test_explode_needs_a_list_of_models_without_clashing_names() -> None:
+    with pytest.raises(ValueError, match="list\\[<model>\\]"):
+        FrameStore({"t": Trade}, explode={"t": "symbol"})
+
+    class Clash(BaseModel):
+        id: int
+        fills: list[Fill]
+
+    with pytest.raises(ValueError, match="clash"):
+        FrameStore({"c": Clash}, explode={"c": "fills"})

@@ -23,6 +23,7 @@ from .connection import (
     classify_close_code,
 )
 from .errors import (
+    ExchangeError,
     InvalidURLError,
     MaxReconnectsExceededError,
     NotConnectedError,
@@ -42,6 +43,7 @@ from .parser import DedupeStats, FieldRouter, MessageParser, ParseOutcome, Rejec
 from .queue import MessageQueue, OverflowPolicy, QueueConfig
 from .recording import Recorder, Recording, RecordingManifest
 from .replay import ReplayResult, ReplayServer, replay
+from .sequence import Seq, SequenceGap, SequenceTracker
 from .sim import Fault, Simulator
 from .spec import Channel, FeedSpec, SpecOrigin
 
@@ -55,6 +57,10 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "ExchangeError",
+    "Seq",
+    "SequenceGap",
+    "SequenceTracker",
     "BackoffConfig",
     "Channel",
     "Clock",

@@ -9,6 +9,7 @@ already catches ``ValueError`` or ``KeyError`` keeps working::
     ├── WebSocketError(message, code=None)      connection-level failures
     │   ├── WebSocketAuthError                  auth rejected too often: halted
     │   ├── MaxReconnectsExceededError(attempts) reconnect budget spent: halted
+    │   ├── ExchangeError(message, type)        an error report the exchange sent
     │   └── NotConnectedError (+ RuntimeError)  send() after disconnect()
     ├── InvalidURLError (+ ValueError)          not a ws:// or wss:// URL
     ├── QueueFullError (+ RuntimeError)         put() on a full BLOCK queue
@@ -24,6 +25,7 @@ config models, naming the field at fault.
 from __future__ import annotations
 
 __all__ = [
+    "ExchangeError",
     "InvalidURLError",
     "MaxReconnectsExceededError",
     "NotConnectedError",
@@ -57,6 +59,22 @@ class WebSocketError(WsResearchError):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+class ExchangeError(WebSocketError):
+    """An error report the exchange sent on the connection (subscription rejected, bad symbol).
+
+    Parameters
+    ----------
+    message
+        The exchange's own message.
+    type
+        The type name the spec routed the report to.
+    """
+
+    def __init__(self, message: str, type: str | None = None) -> None:
+        super().__init__(message)
+        self.type = type
 
 
 class WebSocketAuthError(WebSocketError):

@@ -23,6 +23,7 @@ running in background tasks until :meth:`Feed.stop`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -36,13 +37,22 @@ import polars as pl
 from ._callbacks import register
 from .clock import Clock, SystemClock
 from .connection import CloseCategory, CloseInfo, ConnectionState, WebSocketManager
-from .errors import QueueClosedError, RecordingError, WebSocketError
+from .errors import ExchangeError, QueueClosedError, RecordingError, WebSocketError
 from .frames import FrameStore
 from .health import HealthMonitor
-from .parser import CONTROL, DUPLICATE, OK, REJECT_REASONS, MessageParser, Reject
+from .parser import (
+    CONTROL,
+    DUPLICATE,
+    EXCHANGE_ERROR,
+    OK,
+    REJECT_REASONS,
+    MessageParser,
+    Reject,
+)
 from .queue import MessageQueue, OverflowPolicy
 from .recording import Recorder
-from .spec import FeedSpec, OutboundMessage
+from .sequence import GAP, OUT_OF_ORDER, REPEAT, SequenceGap, SequenceTracker
+from .spec import Channel, FeedSpec, OutboundMessage
 
 if TYPE_CHECKING:
     from .widgets import Dashboard
@@ -101,6 +111,16 @@ class FeedStats:
         Events recorded (0 when not recording).
     recording_errors
         Recording writes that failed (the live feed went on; the recording is incomplete).
+    exchange_errors
+        Error reports the exchange sent (see ``FeedSpec.errors``).
+    sequence_gaps
+        Sequence gaps found (see :mod:`wsresearch.sequence`).
+    sequence_missing
+        Sequence numbers those gaps skipped.
+    sequence_repeats
+        Messages whose numbers had already been seen.
+    sequence_out_of_order
+        Messages that arrived late, inside a gap found earlier.
     """
 
     state: str
@@ -123,6 +143,11 @@ class FeedStats:
     last_close: CloseInfo | None = field(default=None)
     recorded: int = 0
     recording_errors: int = 0
+    exchange_errors: int = 0
+    sequence_gaps: int = 0
+    sequence_missing: int = 0
+    sequence_repeats: int = 0
+    sequence_out_of_order: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The counters as a plain dict."""
@@ -182,7 +207,11 @@ class Feed:
         for channel in spec.channels:
             self.parser.register(channel.name, channel.model, dedupe_key=channel.dedupe_key)
         self.parser.ignore(spec.control)
+        self.parser.report_errors(spec.errors)
         self._stream_of = {channel.name: channel.stream_name for channel in spec.channels}
+        self._sequenced = {c.name: c for c in spec.channels if c.sequence is not None}
+        self.sequences = SequenceTracker()
+        """Sequence expectations and counts (see :mod:`wsresearch.sequence`)."""
         self.health = HealthMonitor(
             spec.health,
             on_unhealthy=self._on_unhealthy,
@@ -191,7 +220,10 @@ class Feed:
             clock=self._clock,
             on_error=self._on_error,
         )
-        self.store = FrameStore({channel.name: channel.model for channel in spec.channels})
+        self.store = FrameStore(
+            {channel.name: channel.model for channel in spec.channels},
+            explode={c.name: c.explode for c in spec.channels if c.explode is not None},
+        )
         self.queue = self._new_queue()
         self._dropped_before = 0  # drops counted by queues of earlier runs
         self.errors: deque[BaseException] = deque(maxlen=100)
@@ -211,6 +243,8 @@ class Feed:
         self._started_ns: int | None = None
         self._connected_ns: int | None = None
         self._health_listeners: list[Callable[[str, bool], None]] = []
+        self._gap_listeners: list[Callable[[SequenceGap], None]] = []
+        self._error_listeners: list[Callable[[BaseException], None]] = []
         self.recorder: Recorder | None = None
         """The session's recorder, when ``record_to`` was given."""
         if record_to is not None:
@@ -338,6 +372,19 @@ class Feed:
         """Call ``fn(stream, healthy)`` on every health transition; returns an unsubscriber."""
         return register(self._health_listeners, fn)
 
+    def on_gap(self, fn: Callable[[SequenceGap], None]) -> Callable[[], None]:
+        """Call ``fn(gap)`` for every sequence gap found; returns an unsubscriber."""
+        return register(self._gap_listeners, fn)
+
+    def on_error(self, fn: Callable[[BaseException], None]) -> Callable[[], None]:
+        """Call ``fn(exc)`` for every error of any stage; returns an unsubscriber.
+
+        Exchange error reports arrive as :class:`~wsresearch.errors.ExchangeError`
+        with the exchange's own message; failed opens as
+        :class:`~wsresearch.errors.WebSocketError`; failing handlers as what they raised.
+        """
+        return register(self._error_listeners, fn)
+
     def _new_queue(self) -> MessageQueue[_Item]:
         queue: MessageQueue[_Item] = MessageQueue(
             self._process,
@@ -406,6 +453,11 @@ class Feed:
         return self.store.frames()
 
     @property
+    def gaps(self) -> pl.DataFrame:
+        """The most recent sequence gaps, one row each (:data:`~wsresearch.sequence.GAP_SCHEMA`)."""
+        return self.sequences.frame()
+
+    @property
     def rejects(self) -> list[Reject]:
         """The most recent rejected frames, with raw text, reason and detail."""
         return list(self.parser.rejects)
@@ -437,6 +489,11 @@ class Feed:
             pongs=self._pongs,
             last_rtt=self._last_rtt,
             last_close=self.manager.last_close,
+            exchange_errors=counts[EXCHANGE_ERROR],
+            sequence_gaps=self.sequences.counts[GAP],
+            sequence_missing=self.sequences.counts["missing"],
+            sequence_repeats=self.sequences.counts[REPEAT],
+            sequence_out_of_order=self.sequences.counts[OUT_OF_ORDER],
         )
 
     # -- the pipeline --------------------------------------------------------------------
@@ -463,7 +520,56 @@ class Feed:
             return
         if status == OK:
             self._append(kind, message, generation, mono, wall)
+            sequenced = self._sequenced.get(kind)
+            if sequenced is not None:
+                self._check_sequence(sequenced, message, generation, mono, item[4])
+        elif status == EXCHANGE_ERROR:
+            self._exchange_error(kind, message, data)
+            return
         self._record(self._stream_of[kind], mono)
+
+    def _check_sequence(
+        self, channel: Channel, message: Any, generation: int, mono: int, ref_seq: int
+    ) -> None:
+        try:
+            value = channel.sequence(message)  # type: ignore[misc]  # set for these
+            if value is None:
+                return
+            key = None if channel.sequence_key is None else channel.sequence_key(message)
+            _, gap = self.sequences.observe(
+                channel.sequence_group_name, channel.name, key, value, generation, mono
+            )
+        except Exception as exc:
+            self._on_error(exc)
+            return
+        if gap is None:
+            return
+        log.warning("sequence gap on %s %r: expected %d, got %d (%d missing)",
+                    channel.name, gap.key, gap.expected, gap.first, gap.missing)
+        if self.recorder is not None:
+            self.recorder.record(
+                "gap", generation, mono_ns=mono, stream=channel.name,
+                ref_seq=None if ref_seq < 0 else ref_seq,
+                data=json.dumps({"group": gap.group, "key": _jsonable(gap.key),
+                                 "expected": gap.expected, "first": gap.first}),
+            )
+        for listener in list(self._gap_listeners):
+            try:
+                listener(gap)
+            except Exception as exc:
+                self._on_error(exc)
+        if channel.resync_on_gap and generation == self.manager.generation:
+            self.manager.reconnect(f"resync: sequence gap on {channel.name} {gap.key!r}")
+
+    def _exchange_error(self, kind: str, decoded: Any, data: str | bytes) -> None:
+        text = data if isinstance(data, str) else repr(data)
+        if self.spec.error_text is not None:
+            try:
+                text = self.spec.error_text(decoded)
+            except Exception as exc:  # keep the raw text; say why
+                self._on_error(exc)
+        log.warning("exchange error (%s): %s", kind, text)
+        self._on_error(ExchangeError(text, kind))
 
     async def _on_connected(self) -> None:
         # Registered first, and it never awaits, so this runs before the new
@@ -539,6 +645,12 @@ class Feed:
         # failures (counted by the recorder) are not handler errors.
         self._handler_errors += not isinstance(exc, WebSocketError | RecordingError)
         self.errors.append(exc)
+        for listener in list(self._error_listeners):
+            try:
+                listener(exc)
+            except Exception:  # reporting it through on_error again could loop
+                self._handler_errors += 1
+                log.exception("an on_error listener raised")
 
     def __repr__(self) -> str:
         s = self.stats
@@ -547,3 +659,12 @@ class Feed:
             f"ok={s.ok}, duplicates={s.duplicates}, invalid={s.invalid}, dropped={s.dropped})"
         )
 
+
+
+def _jsonable(key: Any) -> Any:
+    """A stream key as JSON: scalars as they are, anything else as text."""
+    if key is None or isinstance(key, str | int | float | bool):
+        return key
+    if isinstance(key, tuple):
+        return [_jsonable(part) for part in key]
+    return str(key)

@@ -11,9 +11,14 @@ garbage collector to walk).
 
 Column types come from the model's annotations (``int`` → ``Int64``, ``float``
 → ``Float64``, ``str`` → ``String``, ``bool`` → ``Boolean``, ``Decimal`` →
-``Decimal``, ``Optional[X]`` → ``X``, ``Literal`` of strings → ``String``), so
-an empty channel still has the right schema. Other annotations (lists, nested
-models) are left to polars to infer.
+``Decimal``, ``Optional[X]`` → ``X``, ``Literal`` of strings → ``String``,
+``list[X]`` and homogeneous tuples → ``List``, a nested model → ``Struct``), so
+an empty channel still has the right schema. Other annotations are left to
+polars to infer.
+
+A channel may *explode* one list-of-models field (:func:`explode_fields`): each
+item becomes a row, with the message's other fields repeated, for exchanges
+that batch several trades into one frame.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pydantic import BaseModel
 
 from .errors import UnknownChannelError
 
-__all__ = ["META_COLUMNS", "FrameStore", "polars_schema"]
+__all__ = ["META_COLUMNS", "FrameStore", "explode_fields", "polars_schema"]
 
 META_COLUMNS: dict[str, pl.DataType] = {
     "recv_wall_ns": pl.Int64(),
@@ -71,7 +76,46 @@ def _dtype(annotation: Any) -> pl.DataType | None:
             return pl.Int64()
     if origin is typing.Annotated:
         return _dtype(get_args(annotation)[0])
+    if origin is list or origin is tuple:
+        args = [a for a in get_args(annotation) if a is not Ellipsis]
+        if not args or any(a != args[0] for a in args):
+            return None
+        inner = _dtype(args[0])
+        return None if inner is None else pl.List(inner)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        fields = polars_schema(annotation)
+        if any(dtype is None for dtype in fields.values()):
+            return None
+        return pl.Struct(fields)  # type: ignore[arg-type]
     return None
+
+
+def explode_fields(model: type[BaseModel], field: str) -> dict[str, pl.DataType | None]:
+    """The columns the items of ``model.field`` give when a channel explodes it.
+
+    Raises
+    ------
+    ValueError
+        If ``field`` is not a ``list`` of a pydantic model, or an item field
+        clashes with one of the message's other fields or a metadata column.
+    """
+    info = model.model_fields.get(field)
+    args = get_args(info.annotation) if info is not None else ()
+    item = args[0] if len(args) == 1 else None
+    if (info is None or get_origin(info.annotation) is not list
+            or not (isinstance(item, type) and issubclass(item, BaseModel))):
+        raise ValueError(
+            f"explode={field!r}: {model.__name__} needs a field {field!r} of type list[<model>]"
+        )
+    columns = polars_schema(item)
+    others = set(model.model_fields) - {field}
+    clash = sorted(set(columns) & (others | set(META_COLUMNS)))
+    if clash:
+        raise ValueError(
+            f"explode={field!r}: item field(s) {clash} of {item.__name__} clash with the "
+            f"other columns of {model.__name__}"
+        )
+    return columns
 
 
 def polars_schema(model: type[BaseModel]) -> dict[str, pl.DataType | None]:
@@ -106,6 +150,8 @@ class FrameStore:
         Channel name to the model whose fields become its columns.
     batch_rows
         Pending rows per channel that trigger a conversion to a polars chunk.
+    explode
+        Channel name to the list-of-models field whose items become its rows.
 
     Raises
     ------
@@ -113,7 +159,12 @@ class FrameStore:
         If a model has a field named like a metadata column.
     """
 
-    def __init__(self, channels: Mapping[str, type[BaseModel]], batch_rows: int = 4096) -> None:
+    def __init__(
+        self,
+        channels: Mapping[str, type[BaseModel]],
+        batch_rows: int = 4096,
+        explode: Mapping[str, str] | None = None,
+    ) -> None:
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
         self._batch = batch_rows
@@ -127,6 +178,9 @@ class FrameStore:
                     f"columns {sorted(META_COLUMNS)}; rename them (pydantic alias)"
                 )
             self._schemas[name] = schema
+        self._explode = dict(explode or {})
+        for name, field in self._explode.items():
+            explode_fields(channels[name], field)  # raises on a bad field
         # Rows hold the model's __dict__, not the model: a dict of plain values is
         # invisible to the garbage collector, so thousands of pending rows cost
         # no collection time, and the model object itself is freed at once.
@@ -152,7 +206,10 @@ class FrameStore:
             self.frame(channel)
 
     def rows(self, channel: str) -> int:
-        """Rows held for ``channel`` (built and pending)."""
+        """Rows held for ``channel``, built and pending.
+
+        Pending messages of an exploded channel count one each until built.
+        """
         self._check(channel)
         built = self._built.get(channel)
         return len(self._pending[channel]) + (0 if built is None else built.height)
@@ -203,11 +260,19 @@ class FrameStore:
             if dtype is None:
                 # Nested models and containers of them: plain Python for polars to infer.
                 columns.append(pl.Series(name, [_plain(v) for v in values]))
+            elif dtype.is_nested():
+                columns.append(pl.Series(name, [_plain(v) for v in values], dtype=dtype,
+                                         strict=False))
             else:
                 columns.append(pl.Series(name, values, dtype=dtype, strict=False))
         for index, (name, dtype) in zip((3, 2, 1), META_COLUMNS.items(), strict=True):
             columns.append(pl.Series(name, [row[index] for row in rows], dtype=dtype))
-        return pl.DataFrame(columns)
+        frame = pl.DataFrame(columns)
+        field = self._explode.get(channel)
+        if field is None:
+            return frame
+        # One row per item: empty lists give no row (explode would give a null one).
+        return frame.filter(pl.col(field).list.len() > 0).explode(field).unnest(field)
 
     def _check(self, channel: str) -> None:
         if channel not in self._schemas:

@@ -8,6 +8,8 @@ frame ends in exactly one status, and every status is counted:
 ``ok``              valid, new, handed to the handler
 ``duplicate``       valid, but its de-dup key was seen within the TTL
 ``control``         a type declared as control traffic (acks, pongs, heartbeats)
+``exchange_error``  a type declared as the exchange's error report (the decoded
+                    frame is the outcome's message)
 ``invalid_utf8``    a binary frame that is not UTF-8 text
 ``invalid_json``    not JSON
 ``unknown_type``    ``type_of`` returned no registered type, or raised
@@ -15,7 +17,7 @@ frame ends in exactly one status, and every status is counted:
 ``handler_error``   the registered handler raised
 ==================  ==========================================================
 
-Everything but ``ok``, ``duplicate`` and ``control`` is a *reject*: the last
+Everything but ``ok``, ``duplicate``, ``control`` and ``exchange_error`` is a *reject*: the last
 ``max_rejects`` of them are kept with their raw text, reason and detail, for
 inspection in a notebook.
 
@@ -67,6 +69,7 @@ log = logging.getLogger(__name__)
 OK = "ok"
 DUPLICATE = "duplicate"
 CONTROL = "control"
+EXCHANGE_ERROR = "exchange_error"
 INVALID_UTF8 = "invalid_utf8"
 INVALID_JSON = "invalid_json"
 UNKNOWN_TYPE = "unknown_type"
@@ -82,7 +85,7 @@ REJECT_REASONS: tuple[str, ...] = (
 )
 """Statuses that count as rejects and are kept in the reject buffer."""
 
-OUTCOMES: tuple[str, ...] = (OK, DUPLICATE, CONTROL, *REJECT_REASONS)
+OUTCOMES: tuple[str, ...] = (OK, DUPLICATE, CONTROL, EXCHANGE_ERROR, *REJECT_REASONS)
 """Every status :meth:`MessageParser.parse` can return."""
 
 _NS_PER_S = 1_000_000_000
@@ -100,12 +103,13 @@ class ParseOutcome(NamedTuple):
     type
         The routed type, when ``type_of`` produced one.
     message
-        The validated model (for ``ok`` and ``duplicate``), else ``None``.
+        The validated model (for ``ok`` and ``duplicate``), the decoded JSON
+        (for ``exchange_error``), else ``None``.
     """
 
     status: str
     type: str | None = None
-    message: BaseModel | None = None
+    message: Any = None
 
     @property
     def ok(self) -> bool:
@@ -268,6 +272,7 @@ class MessageParser:
         self._tagged: Callable[[str], BaseModel] | None = None
         self._route_of: dict[type[BaseModel], tuple[str, _Route]] = {}
         self._control: set[str] = set()
+        self._errors: set[str] = set()
         self._max_dedupe_size = max_dedupe_size
         self._dedupe_ttl_ns = round(dedupe_ttl * _NS_PER_S)
         self._hits = 0
@@ -308,7 +313,7 @@ class MessageParser:
         """
         if not (inspect.isclass(model) and issubclass(model, BaseModel)):
             raise TypeError(f"model for {type!r} must be a pydantic BaseModel subclass")
-        if type in self._routes or type in self._control:
+        if type in self._routes or type in self._control or type in self._errors:
             raise ValueError(f"type {type!r} is already registered")
         cache = None
         if dedupe_key is not None:
@@ -347,9 +352,20 @@ class MessageParser:
     def ignore(self, types: Iterable[str]) -> None:
         """Declare ``types`` as control traffic: counted as ``control``, never rejected."""
         for name in types:
-            if name in self._routes:
-                raise ValueError(f"type {name!r} is registered with a model")
+            if name in self._routes or name in self._errors:
+                raise ValueError(f"type {name!r} is registered with a model or as an error")
             self._control.add(name)
+
+    def report_errors(self, types: Iterable[str]) -> None:
+        """Declare ``types`` as the exchange's error reports: status ``exchange_error``.
+
+        The outcome carries the decoded frame, so the caller can show the
+        exchange's own message.
+        """
+        for name in types:
+            if name in self._routes or name in self._control:
+                raise ValueError(f"type {name!r} is already registered or control")
+            self._errors.add(name)
 
     @property
     def single_call(self) -> bool:
@@ -408,6 +424,9 @@ class MessageParser:
             if isinstance(kind, str) and kind in self._control:
                 self.counts[CONTROL] += 1
                 return _outcome(ParseOutcome, (CONTROL, kind, None))
+            if isinstance(kind, str) and kind in self._errors:
+                self.counts[EXCHANGE_ERROR] += 1
+                return _outcome(ParseOutcome, (EXCHANGE_ERROR, kind, decoded))
             return self._reject(UNKNOWN_TYPE, raw, f"no model registered for type {kind!r}")
         try:
             message = route.validate(decoded)

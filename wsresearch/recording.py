@@ -8,7 +8,7 @@ A recording is a directory::
     segments/0001/...
 
 Every event of the session (``open``, ``frame``, ``sent``, ``close``, ``error``,
-``pong``, ``drop``, ``health``, ``mark``) is one row of one table (:data:`EVENT_SCHEMA`),
+``pong``, ``drop``, ``health``, ``mark``, ``gap``) is one row of one table (:data:`EVENT_SCHEMA`),
 numbered by ``seq``. The :class:`Recorder` keeps new events in memory (a tuple
 append on the hot path) and writes them as one Parquet file per flush, at least
 every ``flush_interval`` seconds, from a worker thread. Each file is written under
@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 FORMAT_NAME = "wsresearch-recording"
 FORMAT_VERSION = 1
 EVENT_KINDS: tuple[str, ...] = (
-    "open", "frame", "sent", "close", "error", "pong", "drop", "health", "mark",
+    "open", "frame", "sent", "close", "error", "pong", "drop", "health", "mark", "gap",
 )
 
 EVENT_SCHEMA: dict[str, pl.DataType] = {
@@ -78,9 +78,9 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "reason": pl.String(),  # close: reason
     "category": pl.String(),  # close: CloseCategory name
     "rtt": pl.Float64(),  # pong: round-trip time in seconds
-    "stream": pl.String(),  # health: stream name
+    "stream": pl.String(),  # health: stream name; gap: channel
     "healthy": pl.Boolean(),  # health: new state
-    "ref_seq": pl.Int64(),  # drop: seq of the frame the queue dropped
+    "ref_seq": pl.Int64(),  # drop: seq of the frame the queue dropped; gap: the revealing frame
 }
 """Columns of every segment file, in order."""
 

@@ -40,6 +40,8 @@ from .spec import FeedSpec
 __all__ = ["ReplayResult", "ReplayServer", "replay"]
 
 _NS_PER_S = 1_000_000_000
+_SEQUENCE_STATS = ("exchange_errors", "sequence_gaps", "sequence_missing", "sequence_repeats",
+                   "sequence_out_of_order")
 
 
 @dataclass(frozen=True)
@@ -55,15 +57,19 @@ class ReplayResult:
     stats
         Counters: ``frames``, ``replayed``, ``skipped`` (faithful drops), ``ok``,
         ``duplicates``, ``control``, ``invalid``, ``rejects`` (by reason),
-        ``stale``, ``generations``.
+        ``stale``, ``generations``, ``exchange_errors``, ``sequence_gaps``,
+        ``sequence_missing``, ``sequence_repeats``, ``sequence_out_of_order``.
     rejects
         The rejected frames, with raw text and reason.
+    gaps
+        Every sequence gap found, as ``Feed.gaps`` gives them.
     """
 
     frames: dict[str, pl.DataFrame]
     health_transitions: list[HealthTransition]
     stats: dict[str, Any] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
+    gaps: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 def replay(
@@ -177,11 +183,14 @@ def replay(
         "stale": feed._stale,
         "generations": generations,
     }
+    live = feed.stats
+    stats.update({name: getattr(live, name) for name in _SEQUENCE_STATS})
     return ReplayResult(
         frames=feed.frames,
         health_transitions=list(health.transitions),
         stats=stats,
         rejects=feed.rejects,
+        gaps=feed.gaps,
     )
 
 

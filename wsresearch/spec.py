@@ -17,9 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .connection import ConnectionConfig
 from .errors import UnknownChannelError
-from .frames import META_COLUMNS
+from .frames import META_COLUMNS, explode_fields
 from .health import StreamConfig
 from .queue import QueueConfig
+from .sequence import Seq
 
 __all__ = ["Channel", "FeedSpec", "OutboundMessage", "SpecOrigin"]
 
@@ -42,9 +43,24 @@ class Channel(BaseModel):
         The health stream it feeds (default: ``name``). Several channels may
         share one stream.
     sequence
-        Maps a message to its exchange sequence number, where there is one.
+        Maps a message to the exchange sequence numbers it carries: an ``int``,
+        a :class:`~wsresearch.sequence.Seq` range or snapshot, or ``None``
+        (see :mod:`wsresearch.sequence`). The Feed counts gaps, repeats and
+        out-of-order messages with it.
+    sequence_key
+        Maps a message to the key its numbers count under (e.g. the symbol);
+        ``None``: one counter for the group.
+    sequence_group
+        Channels with the same group share one counter per key (default: the
+        channel's own name).
+    resync_on_gap
+        Reconnect (for a fresh snapshot) when a gap is found on this channel.
     exchange_time
         Maps a message to its exchange timestamp in ns, where there is one.
+    explode
+        The name of a list-of-models field whose items become the rows (e.g. the
+        trades of a frame that batches several); the message's other fields are
+        repeated on each. ``None``: one row per message.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -53,13 +69,22 @@ class Channel(BaseModel):
     model: type[BaseModel]
     dedupe_key: Callable[[Any], Hashable] | None = None
     stream: str | None = None
-    sequence: Callable[[Any], int | None] | None = None
+    sequence: Callable[[Any], int | Seq | None] | None = None
+    sequence_key: Callable[[Any], Hashable] | None = None
+    sequence_group: str | None = None
+    resync_on_gap: bool = False
     exchange_time: Callable[[Any], int | None] | None = None
+    explode: str | None = None
 
     @property
     def stream_name(self) -> str:
         """The health stream this channel feeds."""
         return self.stream or self.name
+
+    @property
+    def sequence_group_name(self) -> str:
+        """The group whose counter this channel's sequence numbers count in."""
+        return self.sequence_group or self.name
 
     @field_validator("model")
     @classmethod
@@ -72,10 +97,16 @@ class Channel(BaseModel):
             )
         return model
 
+    @model_validator(mode="after")
+    def _check_explode(self) -> Channel:
+        if self.explode is not None:
+            explode_fields(self.model, self.explode)  # raises on a bad field
+        return self
+
 
 # Fields that change how frames become rows: a spec whose origin is recorded
 # cannot keep it once one of these is changed by hand.
-_ROW_FIELDS = frozenset({"channels", "type_of", "health", "control", "dedupe_ttl",
+_ROW_FIELDS = frozenset({"channels", "type_of", "health", "control", "errors", "dedupe_ttl",
                          "max_dedupe_size", "check_interval"})
 
 
@@ -128,6 +159,13 @@ class FeedSpec(BaseModel):
     control
         Type names that are protocol chatter (acks, pongs, heartbeats): counted
         as ``control``, never rejected.
+    errors
+        Type names of the exchange's error reports (subscription rejected,
+        invalid symbol): each is counted as ``exchange_error`` and reported
+        through ``Feed.on_error`` as an :class:`~wsresearch.errors.ExchangeError`.
+    error_text
+        Maps a decoded error report to the exchange's own message (default:
+        the frame's text).
     description
         A line saying what this feed is.
     dedupe_ttl
@@ -165,6 +203,8 @@ class FeedSpec(BaseModel):
     redact: tuple[str, ...] = ("key", "apiKey", "api_key", "secret", "signature", "passphrase",
                                "token", "password")
     control: frozenset[str] = frozenset()
+    errors: frozenset[str] = frozenset()
+    error_text: Callable[[Any], str] | None = None
     description: str = ""
     dedupe_ttl: float = Field(60.0, gt=0)
     max_dedupe_size: int = Field(10_000, ge=1)
@@ -198,9 +238,13 @@ class FeedSpec(BaseModel):
             raise ValueError(
                 f"health configured for unknown stream(s) {unknown}; streams: {sorted(streams)}"
             )
-        overlap = sorted(self.control & set(names))
-        if overlap:
-            raise ValueError(f"type(s) {overlap} are both channels and control")
+        for label, declared in (("control", self.control), ("errors", self.errors)):
+            overlap = sorted(declared & set(names))
+            if overlap:
+                raise ValueError(f"type(s) {overlap} are both channels and {label}")
+        both = sorted(self.control & self.errors)
+        if both:
+            raise ValueError(f"type(s) {both} are both control and errors")
         return self
 
     @property

@@ -79,6 +79,7 @@ _CHANNELS = {
         model=Trade,
         dedupe_key=lambda t: (t.symbol, t.trade_id),
         sequence=lambda t: t.seq,
+        sequence_key=lambda t: t.symbol,
         exchange_time=lambda t: t.ts,
     ),
     "ticker": Channel(
@@ -86,6 +87,7 @@ _CHANNELS = {
         model=Ticker,
         dedupe_key=lambda t: (t.symbol, t.seq),
         sequence=lambda t: t.seq,
+        sequence_key=lambda t: t.symbol,
         exchange_time=lambda t: t.ts,
     ),
     "order": Channel(
@@ -101,6 +103,10 @@ _HEALTH = {
     "ticker": StreamConfig(expected_interval=0.1, stale_threshold=2.0),
     "order": StreamConfig(expected_interval=30.0, stale_threshold=60.0, allow_silence=True),
 }
+
+
+def _error_text(report: dict[str, Any]) -> str:
+    return str(report.get("message", report))
 
 
 def spec(
@@ -158,7 +164,9 @@ def spec(
         "auth": None if api_key is None else {"op": "auth", "key": api_key},
         "health": {name: _HEALTH[name] for name in channels},
         "connection": connection,
-        "control": frozenset({"subscribed", "authenticated", "pong", "error"}),
+        "control": frozenset({"subscribed", "authenticated", "pong"}),
+        "errors": frozenset({"error"}),
+        "error_text": _error_text,
         "description": f"simulator generic: {', '.join(channels)} on {', '.join(symbols)}",
         "origin": SpecOrigin(adapter="generic", arguments={"symbols": list(symbols),
                                                            "channels": list(channels)}),

@@ -1,0 +1,243 @@
+"""Exchange sequence numbers: find gaps, repeats and out-of-order updates per stream key.
+
+Most exchanges number their updates so a client can tell when it missed one:
+Binance depth diffs carry the range ``U``..``u`` of book updates they cover,
+Bybit books an update id ``u``, OKX books ``seqId`` with the ``prevSeqId`` it
+follows, Coinbase a ``sequence_num`` per connection. A channel's ``sequence``
+extractor maps a message to what it carries:
+
+* an ``int`` ``n``: the message is number ``n``; the next is expected to be ``n + 1``;
+* a :class:`Seq` ``(first, last)``: it covers ``first`` .. ``last``; the next is
+  expected to start at ``last + 1``. A link to the previous message (OKX
+  ``prevSeqId``, Binance futures ``pu``) is ``Seq(prev + 1, this)``;
+* ``Seq(first, last, reset=True)``: a snapshot. It sets the baseline and is
+  never a gap;
+* ``None``: nothing to check.
+
+Numbers are tracked per *key*: the channel's ``sequence_key`` (e.g. the symbol)
+within its ``sequence_group`` (the channel by default; channels that share one
+counter, like everything on a Coinbase Advanced Trade connection, share a
+group). The first message of a key sets the baseline. A new connection
+generation forgets everything: a fresh snapshot follows a reconnect, and
+numbers from before it say nothing about what comes after.
+
+Each message is then exactly one of:
+
+================  =====================================================
+``in_order``      starts where the previous one ended (or overlaps it and goes further)
+``gap``           starts later: ``missing`` numbers never arrived (so far)
+``repeat``        ends before the expected number and fills no known gap
+``out_of_order``  ends before the expected number, inside a gap seen earlier
+``reset``         a snapshot (or the first message of a key)
+================  =====================================================
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import polars as pl
+
+__all__ = ["GAP_SCHEMA", "SEQUENCE_OUTCOMES", "Seq", "SequenceGap", "SequenceTracker"]
+
+IN_ORDER = "in_order"
+GAP = "gap"
+REPEAT = "repeat"
+OUT_OF_ORDER = "out_of_order"
+RESET = "reset"
+
+SEQUENCE_OUTCOMES: tuple[str, ...] = (IN_ORDER, GAP, REPEAT, OUT_OF_ORDER, RESET)
+"""Every outcome :meth:`SequenceTracker.observe` can return."""
+
+# Open gaps remembered per key, to tell a late message from a repeat.
+_MAX_OPEN_GAPS = 64
+
+
+class Seq(NamedTuple):
+    """The sequence numbers one message covers (see the module docs).
+
+    Attributes
+    ----------
+    first
+        The first number it covers.
+    last
+        The last number it covers (``first`` for a single update).
+    reset
+        A snapshot: it sets the baseline and is never a gap.
+    """
+
+    first: int
+    last: int
+    reset: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceGap:
+    """One gap: numbers that should have come before a message, and did not.
+
+    Attributes
+    ----------
+    group
+        The sequence group (the channel's name unless it shares a counter).
+    channel
+        The channel of the message that revealed the gap.
+    key
+        The stream key (e.g. the symbol), ``None`` for one counter per group.
+    expected
+        The number that should have come next.
+    first
+        The first number the message carried.
+    generation
+        Connection generation.
+    recv_mono_ns
+        When the revealing message was received.
+    """
+
+    group: str
+    channel: str
+    key: Hashable
+    expected: int
+    first: int
+    generation: int
+    recv_mono_ns: int
+
+    @property
+    def missing(self) -> int:
+        """How many numbers were skipped."""
+        return self.first - self.expected
+
+
+GAP_SCHEMA: dict[str, pl.DataType] = {
+    "group": pl.String(),
+    "channel": pl.String(),
+    "key": pl.String(),
+    "expected": pl.Int64(),
+    "first": pl.Int64(),
+    "missing": pl.Int64(),
+    "generation": pl.Int64(),
+    "recv_mono_ns": pl.Int64(),
+}
+"""Columns of :meth:`SequenceTracker.frame`."""
+
+
+class _KeyState:
+    __slots__ = ("expected", "open_gaps")
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.open_gaps: deque[tuple[int, int]] = deque(maxlen=_MAX_OPEN_GAPS)
+
+
+class SequenceTracker:
+    """Expected next numbers per (group, key); counts every outcome.
+
+    Parameters
+    ----------
+    max_gaps
+        How many recent gaps :attr:`gaps` keeps.
+
+    Examples
+    --------
+    >>> tracker = SequenceTracker()
+    >>> [tracker.observe("trade", "trade", "BTC", n, 1, 0)[0] for n in (1, 2, 5, 3, 3, 6)]
+    ['reset', 'in_order', 'gap', 'out_of_order', 'repeat', 'in_order']
+    >>> tracker.counts["missing"]
+    2
+    """
+
+    def __init__(self, max_gaps: int = 10_000) -> None:
+        self._state: dict[tuple[str, Hashable], _KeyState] = {}
+        self._generation: int | None = None
+        self.counts: dict[str, int] = dict.fromkeys((*SEQUENCE_OUTCOMES, "missing"), 0)
+        """Messages per outcome, plus ``missing``: the numbers skipped by every gap."""
+        self.gaps: deque[SequenceGap] = deque(maxlen=max_gaps)
+        """The most recent gaps, oldest first."""
+
+    def observe(
+        self,
+        group: str,
+        channel: str,
+        key: Hashable,
+        value: int | Seq,
+        generation: int,
+        recv_mono_ns: int,
+    ) -> tuple[str, SequenceGap | None]:
+        """Judge one message's numbers; return its outcome and the gap it revealed, if any.
+
+        Raises
+        ------
+        TypeError
+            If ``value`` is neither an ``int`` nor a :class:`Seq`.
+        ValueError
+            If a :class:`Seq` ends before it starts.
+        """
+        if isinstance(value, Seq):
+            first, last, reset = value
+        elif isinstance(value, int) and not isinstance(value, bool):
+            first = last = value
+            reset = False
+        else:
+            raise TypeError(f"a sequence must be an int or a Seq, got {type(value).__name__}")
+        if last < first:
+            raise ValueError(f"a sequence range cannot end before it starts: {value!r}")
+        if generation != self._generation:
+            self._state.clear()
+            self._generation = generation
+        state = self._state.get((group, key))
+        counts = self.counts
+        if state is None or reset:
+            self._state[(group, key)] = _KeyState(last + 1)
+            counts[RESET] += 1
+            return RESET, None
+        expected = state.expected
+        if first <= expected <= last:
+            state.expected = last + 1
+            counts[IN_ORDER] += 1
+            return IN_ORDER, None
+        if first > expected:
+            gap = SequenceGap(group, channel, key, expected, first, generation, recv_mono_ns)
+            state.open_gaps.append((expected, first - 1))
+            state.expected = last + 1
+            counts[GAP] += 1
+            counts["missing"] += first - expected
+            self.gaps.append(gap)
+            return GAP, gap
+        # last < expected: old news. Late if it falls in a gap seen earlier.
+        gaps = state.open_gaps
+        for index, (low, high) in enumerate(gaps):
+            if low <= first <= high:
+                # What it fills is no longer open: a second copy is a repeat.
+                del gaps[index]
+                if low < first:
+                    gaps.append((low, first - 1))
+                if last < high:
+                    gaps.append((last + 1, high))
+                counts[OUT_OF_ORDER] += 1
+                return OUT_OF_ORDER, None
+        counts[REPEAT] += 1
+        return REPEAT, None
+
+    def reset(self) -> None:
+        """Forget every expectation (counts and gaps are kept)."""
+        self._state.clear()
+        self._generation = None
+
+    def frame(self) -> pl.DataFrame:
+        """The kept gaps as a DataFrame (:data:`GAP_SCHEMA`); keys shown as text."""
+        rows = list(self.gaps)
+        return pl.DataFrame(
+            {
+                "group": [g.group for g in rows],
+                "channel": [g.channel for g in rows],
+                "key": [None if g.key is None else str(g.key) for g in rows],
+                "expected": [g.expected for g in rows],
+                "first": [g.first for g in rows],
+                "missing": [g.missing for g in rows],
+                "generation": [g.generation for g in rows],
+                "recv_mono_ns": [g.recv_mono_ns for g in rows],
+            },
+            schema=GAP_SCHEMA,
+        )
