@@ -208,6 +208,7 @@ class Feed:
             self.parser.register(channel.name, channel.model, dedupe_key=channel.dedupe_key)
         self.parser.ignore(spec.control)
         self.parser.report_errors(spec.errors)
+        self.parser.ignore_texts(spec.control_texts)
         self._stream_of = {channel.name: channel.stream_name for channel in spec.channels}
         self._sequenced = {c.name: c for c in spec.channels if c.sequence is not None}
         self.sequences = SequenceTracker()

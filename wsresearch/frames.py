@@ -259,7 +259,7 @@ class FrameStore:
             values = [row[0][name] for row in rows]
             if dtype is None:
                 # Nested models and containers of them: plain Python for polars to infer.
-                columns.append(pl.Series(name, [_plain(v) for v in values]))
+                columns.append(pl.Series(name, [_plain(v) for v in values], strict=False))
             elif dtype.is_nested():
                 columns.append(pl.Series(name, [_plain(v) for v in values], dtype=dtype,
                                          strict=False))

@@ -273,6 +273,7 @@ class MessageParser:
         self._route_of: dict[type[BaseModel], tuple[str, _Route]] = {}
         self._control: set[str] = set()
         self._errors: set[str] = set()
+        self._control_texts: frozenset[str] = frozenset()
         self._max_dedupe_size = max_dedupe_size
         self._dedupe_ttl_ns = round(dedupe_ttl * _NS_PER_S)
         self._hits = 0
@@ -356,6 +357,10 @@ class MessageParser:
                 raise ValueError(f"type {name!r} is registered with a model or as an error")
             self._control.add(name)
 
+    def ignore_texts(self, texts: Iterable[str]) -> None:
+        """Declare non-JSON frames (e.g. OKX's ``pong``) as control traffic, by exact text."""
+        self._control_texts = self._control_texts | frozenset(texts)
+
     def report_errors(self, types: Iterable[str]) -> None:
         """Declare ``types`` as the exchange's error reports: status ``exchange_error``.
 
@@ -411,6 +416,9 @@ class MessageParser:
             # pydantic-core's parser (jiter): about twice as fast as json.loads here.
             decoded = from_json(raw)
         except ValueError as exc:
+            if raw in self._control_texts:
+                self.counts[CONTROL] += 1
+                return _outcome(ParseOutcome, (CONTROL, raw, None))
             return self._reject(INVALID_JSON, raw, str(exc))
         try:
             kind = self._type_of(decoded)

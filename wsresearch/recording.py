@@ -35,14 +35,14 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .clock import Clock, SystemClock
+from .clock import Clock, SystemClock, VirtualClock
 from .connection import redact_url
 from .errors import RecordingError, RecordingFormatError
 from .spec import FeedSpec, SpecOrigin
@@ -494,6 +494,48 @@ class Recording:
                 files.append(file)
         return cls(root, manifest, files)
 
+    @classmethod
+    def from_frames(
+        cls,
+        path: str | os.PathLike[str],
+        frames: Iterable[str | bytes | tuple[int, str | bytes]],
+        *,
+        spec: FeedSpec | None = None,
+        source_url: str = "ws://127.0.0.1/",
+        description: str = "",
+    ) -> Recording:
+        """Write frames captured elsewhere as a one-connection recording, and open it.
+
+        For frames another tool captured (the JSON-lines files of other
+        recorders, an exchange's sample messages), so they can be replayed,
+        reported on and exported like any session.
+
+        Parameters
+        ----------
+        path
+            A new directory.
+        frames
+            Frame texts in arrival order, or ``(wall_ns, text)`` pairs where the
+            receive times are known. Without times, frames are 1 ms apart from
+            the epoch, so health figures say nothing about the capture.
+        spec
+            The spec the frames belong to: its URL, channels and origin go into
+            the manifest, so :attr:`spec` rebuilds it for replay.
+        source_url
+            The URL to record when there is no ``spec``.
+        description
+            What the frames are and where they come from.
+
+        Raises
+        ------
+        RecordingError
+            If ``path`` already holds a recording or cannot be written.
+        """
+        from .notebook import run
+
+        run(_write_frames(Path(path), frames, spec, source_url, description))
+        return cls.open(path)
+
     @property
     def spec(self) -> FeedSpec | None:
         """The spec that recorded this session, rebuilt; ``None`` where it cannot be.
@@ -578,3 +620,38 @@ class Recording:
             f"Recording({str(self.path)!r}, {state}, {duration:.1f} s, {frames} frames, "
             f"{events['generation'].n_unique()} generations, closes: {codes})"
         )
+
+
+async def _write_frames(
+    path: Path,
+    frames: Iterable[str | bytes | tuple[int, str | bytes]],
+    spec: FeedSpec | None,
+    source_url: str,
+    description: str,
+) -> None:
+    clock = VirtualClock(mono_ns=0, wall_ns=0)
+    recorder = Recorder(
+        path,
+        source_url=spec.url if spec is not None else source_url,
+        description=description or (spec.description if spec is not None else ""),
+        channels=spec.channel_names if spec is not None else (),
+        redact=spec.redact if spec is not None else (),
+        origin=spec.origin if spec is not None else None,
+        flush_interval=3600.0,
+        clock=clock,
+    )
+    await recorder.start()
+    recorder.record("open", 1, mono_ns=0, wall_ns=0, data=recorder.manifest.source_url)
+    first_wall: int | None = None
+    for index, item in enumerate(frames, 1):
+        if isinstance(item, tuple):
+            wall, data = item
+            first_wall = wall if first_wall is None else first_wall
+            mono = wall - first_wall
+        else:
+            data, wall = item, index * 1_000_000
+            mono = wall
+        recorder.record_frame(data, 1, mono, wall)
+        if index % 100_000 == 0:
+            await recorder.flush()
+    await recorder.stop()

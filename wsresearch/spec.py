@@ -106,7 +106,8 @@ class Channel(BaseModel):
 
 # Fields that change how frames become rows: a spec whose origin is recorded
 # cannot keep it once one of these is changed by hand.
-_ROW_FIELDS = frozenset({"channels", "type_of", "health", "control", "errors", "dedupe_ttl",
+_ROW_FIELDS = frozenset({"channels", "type_of", "health", "control", "control_texts",
+                         "errors", "dedupe_ttl",
                          "max_dedupe_size", "check_interval"})
 
 
@@ -159,6 +160,9 @@ class FeedSpec(BaseModel):
     control
         Type names that are protocol chatter (acks, pongs, heartbeats): counted
         as ``control``, never rejected.
+    control_texts
+        Whole frames that are not JSON but protocol chatter (OKX answers a
+        ``ping`` with the text ``pong``): counted as ``control``.
     errors
         Type names of the exchange's error reports (subscription rejected,
         invalid symbol): each is counted as ``exchange_error`` and reported
@@ -203,6 +207,7 @@ class FeedSpec(BaseModel):
     redact: tuple[str, ...] = ("key", "apiKey", "api_key", "secret", "signature", "passphrase",
                                "token", "password")
     control: frozenset[str] = frozenset()
+    control_texts: frozenset[str] = frozenset()
     errors: frozenset[str] = frozenset()
     error_text: Callable[[Any], str] | None = None
     description: str = ""

@@ -1,0 +1,398 @@
+"""Coinbase market data: Advanced Trade (``api="advanced"``) and the Exchange feed (``"exchange"``).
+
+**Advanced Trade** (``wss://advanced-trade-ws.coinbase.com``) subscribes one
+channel per message (``{"type": "subscribe", "channel": "ticker",
+"product_ids": [...]}``). Every frame carries ``sequence_num``, counted per
+*connection* over every channel, so all channels (the ``subscriptions`` acks
+included) share one sequence group. A frame batches ``events``, each a
+snapshot or an update of several items; the channels explode them into one
+row per item (trade, ticker, book level).
+
+**Exchange** (``wss://ws-feed.exchange.coinbase.com``) subscribes all
+channels in one message; frames are flat objects routed by ``type``. Matches
+carry a ``trade_id`` that counts up by one per product, which is what the
+``matches`` channel tracks.
+
+See ``docs/exchanges/coinbase.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..connection import ConnectionConfig
+from ..health import StreamConfig
+from ..spec import Channel, FeedSpec
+from ._common import NsFromIso, assemble, check_channels, check_choice, check_symbols
+
+__all__ = [
+    "ADVANCED_CHANNELS", "APIS", "EXCHANGE_CHANNELS", "AdvancedHeartbeat", "AdvancedLevel2",
+    "AdvancedTicker", "AdvancedTrades", "ExchangeHeartbeat", "ExchangeL2Update", "ExchangeMatch",
+    "ExchangeSnapshot", "ExchangeTicker", "L2Change", "spec",
+]
+
+APIS: dict[str, str] = {
+    "advanced": "wss://advanced-trade-ws.coinbase.com",
+    "exchange": "wss://ws-feed.exchange.coinbase.com",
+}
+"""API name to its URL."""
+
+ADVANCED_CHANNELS: tuple[str, ...] = ("ticker", "market_trades", "level2", "heartbeats")
+EXCHANGE_CHANNELS: tuple[str, ...] = ("ticker", "matches", "level2", "heartbeat")
+
+_SYMBOL = r"[A-Z0-9]{1,12}-[A-Z0-9]{1,12}"
+
+
+class _Flat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# -- Advanced Trade ------------------------------------------------------------------
+
+
+class _Envelope(_Flat):
+    """Fields every Advanced Trade frame has."""
+
+    sequence_num: int
+    timestamp_ns: NsFromIso = Field(alias="timestamp")
+
+
+def _items(value: Any, key: str) -> Any:
+    """Flatten ``events[*][key][*]`` into one ``items`` list, each with its event's type."""
+    if not isinstance(value, dict) or not isinstance(value.get("events"), list):
+        return value
+    items = []
+    for event in value["events"]:
+        if not isinstance(event, dict):
+            raise ValueError("an event is not an object")
+        for item in event.get(key) or ():
+            if not isinstance(item, dict):
+                raise ValueError(f"an item of {key!r} is not an object")
+            extra = {"event": event.get("type")}
+            if "product_id" in event:  # level2 names the product on the event
+                extra["product_id"] = event["product_id"]
+            items.append(item | extra)
+    return value | {"items": items}
+
+
+class AdvancedTrade(_Flat):
+    """One trade of a ``market_trades`` frame."""
+
+    event: str
+    trade_id: str
+    product_id: str
+    price: float
+    size: float
+    side: str
+    time_ns: NsFromIso = Field(alias="time")
+
+
+class AdvancedTrades(_Envelope):
+    """A ``market_trades`` frame: one row per trade."""
+
+    items: list[AdvancedTrade]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, value: Any) -> Any:
+        return _items(value, "trades")
+
+
+class AdvancedTickerItem(_Flat):
+    """One product's ticker."""
+
+    event: str
+    product_id: str
+    price: float
+    volume_24_h: float | None = None
+    low_24_h: float | None = None
+    high_24_h: float | None = None
+    price_percent_chg_24_h: float | None = None
+    best_bid: float | None = None
+    best_bid_quantity: float | None = None
+    best_ask: float | None = None
+    best_ask_quantity: float | None = None
+
+
+class AdvancedTicker(_Envelope):
+    """A ``ticker`` frame: one row per product."""
+
+    items: list[AdvancedTickerItem]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, value: Any) -> Any:
+        return _items(value, "tickers")
+
+
+class AdvancedLevel(_Flat):
+    """One book level change: ``new_quantity`` 0 removes the level."""
+
+    event: str
+    product_id: str
+    side: Literal["bid", "offer"]
+    price_level: float
+    new_quantity: float
+    event_time_ns: NsFromIso = Field(alias="event_time")
+
+
+class AdvancedLevel2(_Envelope):
+    """A ``level2`` frame (``l2_data`` on the wire): one row per level change."""
+
+    items: list[AdvancedLevel]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, value: Any) -> Any:
+        return _items(value, "updates")
+
+
+class AdvancedHeartbeat(_Envelope):
+    """A ``heartbeats`` frame: a counter the exchange bumps every second."""
+
+    heartbeat_counter: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("events"), list) and value["events"]:
+            event = value["events"][0]
+            if isinstance(event, dict):
+                return value | {"heartbeat_counter": event.get("heartbeat_counter")}
+        return value
+
+
+class AdvancedSubscriptions(_Envelope):
+    """A ``subscriptions`` ack: kept as a channel because it takes a ``sequence_num``."""
+
+
+_ADVANCED_WIRE = {"l2_data": "level2", "market_trades": "market_trades", "ticker": "ticker",
+                  "ticker_batch": "ticker", "heartbeats": "heartbeats",
+                  "subscriptions": "subscriptions"}
+
+
+def advanced_type_of(message: Any) -> str | None:
+    """Advanced Trade routing: the ``channel`` field (``l2_data`` is ``level2``)."""
+    if not isinstance(message, dict):
+        return None
+    if message.get("type") == "error":
+        return "error"
+    channel = message.get("channel")
+    return _ADVANCED_WIRE.get(channel) if isinstance(channel, str) else None
+
+
+def _connection_seq(message: _Envelope) -> int:
+    return message.sequence_num
+
+
+def _advanced(name: str, model: type[BaseModel], explode: bool = True,
+              dedupe: bool = True) -> Channel:
+    return Channel(
+        name=name, model=model, explode="items" if explode else None,
+        # A frame repeated within a connection has the same sequence_num.
+        dedupe_key=(lambda m: m.sequence_num) if dedupe else None,
+        sequence=_connection_seq, sequence_group="connection",
+        exchange_time=lambda m: m.timestamp_ns,
+    )
+
+
+_ADVANCED = {
+    "ticker": _advanced("ticker", AdvancedTicker),
+    "market_trades": _advanced("market_trades", AdvancedTrades),
+    "level2": _advanced("level2", AdvancedLevel2),
+    "heartbeats": _advanced("heartbeats", AdvancedHeartbeat, explode=False),
+    "subscriptions": _advanced("subscriptions", AdvancedSubscriptions, explode=False),
+}
+
+
+# -- Exchange ------------------------------------------------------------------------
+
+
+class ExchangeTicker(_Flat):
+    """A ``ticker`` message: the last trade and the best bid and ask."""
+
+    product_id: str
+    sequence: int
+    price: float
+    best_bid: float | None = None
+    best_ask: float | None = None
+    side: str | None = None
+    last_size: float | None = None
+    trade_id: int | None = None
+    volume_24h: float | None = None
+    time_ns: NsFromIso | None = Field(None, alias="time")
+
+
+class ExchangeMatch(_Flat):
+    """A trade (``match``), or the last one before subscribing (``last_match``)."""
+
+    type: Literal["match", "last_match"]
+    product_id: str
+    trade_id: int
+    sequence: int
+    price: float
+    size: float
+    side: Literal["buy", "sell"]
+    maker_order_id: str
+    taker_order_id: str
+    time_ns: NsFromIso = Field(alias="time")
+
+
+class ExchangeSnapshot(_Flat):
+    """The full level-2 book on subscribing: levels as ``[price, size]``."""
+
+    product_id: str
+    bids: list[tuple[float, float]]
+    asks: list[tuple[float, float]]
+
+
+class L2Change(_Flat):
+    """One level change of an ``l2update``: ``size`` 0 removes the level."""
+
+    side: Literal["buy", "sell"]
+    price: float
+    size: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_triple(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple) and len(value) == 3:
+            return {"side": value[0], "price": value[1], "size": value[2]}
+        return value
+
+
+class ExchangeL2Update(_Flat):
+    """Level changes (``[side, price, size]`` on the wire), as structs."""
+
+    product_id: str
+    changes: list[L2Change]
+    time_ns: NsFromIso = Field(alias="time")
+
+
+class ExchangeHeartbeat(_Flat):
+    """Once a second per product: the last trade id and the channel sequence."""
+
+    product_id: str
+    sequence: int
+    last_trade_id: int
+    time_ns: NsFromIso = Field(alias="time")
+
+
+def exchange_type_of(message: Any) -> str | None:
+    """Exchange routing: the ``type`` field; ``last_match`` counts as a ``match``."""
+    if not isinstance(message, dict):
+        return None
+    kind = message.get("type")
+    return "match" if kind == "last_match" else kind if isinstance(kind, str) else None
+
+
+_EXCHANGE = {
+    "ticker": [Channel(name="ticker", model=ExchangeTicker,
+                       dedupe_key=lambda t: (t.product_id, t.sequence),
+                       exchange_time=lambda t: t.time_ns)],
+    "matches": [Channel(name="match", model=ExchangeMatch, stream="matches",
+                        dedupe_key=lambda m: (m.product_id, m.trade_id),
+                        sequence=lambda m: m.trade_id, sequence_key=lambda m: m.product_id,
+                        exchange_time=lambda m: m.time_ns)],
+    "level2": [Channel(name="snapshot", model=ExchangeSnapshot, stream="level2"),
+               Channel(name="l2update", model=ExchangeL2Update, stream="level2",
+                       exchange_time=lambda u: u.time_ns)],
+    "heartbeat": [Channel(name="heartbeat", model=ExchangeHeartbeat,
+                          dedupe_key=lambda h: (h.product_id, h.sequence),
+                          exchange_time=lambda h: h.time_ns)],
+}
+
+_HEALTH = {
+    "ticker": StreamConfig(expected_interval=1.0, stale_threshold=60.0, allow_silence=True),
+    "market_trades": StreamConfig(expected_interval=1.0, stale_threshold=60.0,
+                                  allow_silence=True),
+    "matches": StreamConfig(expected_interval=1.0, stale_threshold=60.0, allow_silence=True),
+    "level2": StreamConfig(expected_interval=0.5, stale_threshold=30.0),
+    "heartbeats": StreamConfig(expected_interval=1.0, stale_threshold=5.0),
+    "heartbeat": StreamConfig(expected_interval=1.0, stale_threshold=5.0),
+    "subscriptions": StreamConfig(expected_interval=60.0, stale_threshold=60.0,
+                                  allow_silence=True),
+}
+
+
+def _error_text(report: dict[str, Any]) -> str:
+    message = str(report.get("message", report))
+    reason = report.get("reason")
+    return f"{message}: {reason}" if reason else message
+
+
+def spec(
+    symbols: Sequence[str] = ("BTC-USD",),
+    channels: Sequence[str] | None = None,
+    url: str | None = None,
+    *,
+    api: str = "advanced",
+    connection: ConnectionConfig | None = None,
+    **overrides: Any,
+) -> FeedSpec:
+    """The spec for Coinbase market data.
+
+    Parameters
+    ----------
+    symbols
+        Product ids such as ``"BTC-USD"`` (any case).
+    channels
+        Advanced Trade: any of :data:`ADVANCED_CHANNELS` (default ``ticker``,
+        ``market_trades``, ``heartbeats``). Exchange: any of
+        :data:`EXCHANGE_CHANNELS` (default ``ticker``, ``matches``, ``heartbeat``).
+    url
+        Where to connect instead of Coinbase.
+    api
+        ``"advanced"`` or ``"exchange"``.
+    connection
+        Connection settings.
+    **overrides
+        Any other :class:`~wsresearch.spec.FeedSpec` field.
+
+    Raises
+    ------
+    ValueError
+        For an unknown API or channel, or a product id not spelled like Coinbase's.
+
+    Examples
+    --------
+    >>> s = spec(["btc-usd"], ["market_trades"])
+    >>> s.subscribe[0], s.channel_names
+    ({'type': 'subscribe', 'product_ids': ['BTC-USD'], 'channel': 'market_trades'}, \
+['market_trades', 'subscriptions'])
+    """
+    check_choice("API", api, APIS, "Coinbase")
+    names = check_symbols(symbols, _SYMBOL, "BTC-USD", "Coinbase", upper=True)
+    url = url or APIS[api]
+    if api == "advanced":
+        chosen = check_channels(channels or ("ticker", "market_trades", "heartbeats"),
+                                ADVANCED_CHANNELS, "Coinbase Advanced Trade")
+        spec_channels = [_ADVANCED[name] for name in (*chosen, "subscriptions")]
+        subscribe: list[dict[str, Any]] = [
+            {"type": "subscribe", "product_ids": names, "channel": name} for name in chosen
+        ]
+        type_of, control = advanced_type_of, frozenset[str]()
+    else:
+        chosen = check_channels(channels or ("ticker", "matches", "heartbeat"),
+                                EXCHANGE_CHANNELS, "Coinbase Exchange")
+        spec_channels = [channel for name in chosen for channel in _EXCHANGE[name]]
+        subscribe = [{"type": "subscribe", "product_ids": names, "channels": chosen}]
+        type_of, control = exchange_type_of, frozenset({"subscriptions"})
+    streams = {channel.stream_name for channel in spec_channels}
+    arguments: dict[str, Any] = {"symbols": names, "channels": chosen, "api": api}
+    return assemble(
+        "coinbase", arguments, overrides,
+        url=url,
+        channels=spec_channels,
+        type_of=type_of,
+        subscribe=subscribe,
+        health={name: _HEALTH[name] for name in streams},
+        connection=connection or ConnectionConfig(url=url),
+        control=control,
+        errors=frozenset({"error"}),
+        error_text=_error_text,
+        description=f"Coinbase {api}: {', '.join(chosen)} on {', '.join(names)}",
+    )

@@ -1,0 +1,561 @@
+"""Kraken: spot WebSocket v2 (``api="v2"``), spot v1 (``"v1"``) and Futures v1 (``"futures"``).
+
+* **v2** (``wss://ws.kraken.com/v2``): JSON objects with ``channel``,
+  ``type`` (``snapshot``/``update``) and a ``data`` list, one row per item;
+  acks and pongs answer ``{"method": ...}`` requests; a ``heartbeat`` comes
+  every second once subscribed; clients ping with ``{"method": "ping"}``.
+* **v1** (``wss://ws.kraken.com``): data frames are JSON *arrays*
+  ``[channelID, payload..., channelName, pair]``; events are objects with
+  ``event``. Times are decimal seconds (converted exactly to ns).
+* **Futures v1** (``wss://futures.kraken.com/ws/v1``): objects with ``feed``;
+  book updates carry ``seq`` per product, contiguous from the snapshot's.
+
+Prices and sizes become ``float64``. See ``docs/exchanges/kraken.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..connection import ConnectionConfig
+from ..health import StreamConfig
+from ..sequence import Seq
+from ..spec import Channel, FeedSpec
+from ._common import (
+    NsFromIso,
+    NsFromMs,
+    NsFromSeconds,
+    app_ping,
+    assemble,
+    check_channels,
+    check_choice,
+    check_symbols,
+)
+
+__all__ = [
+    "APIS", "CHANNELS", "FuturesBook", "FuturesBookSnapshot", "FuturesTickerLite",
+    "FuturesTrade", "FuturesTradeSnapshot", "V1Book", "V1Ticker", "V1Trades", "V2Book",
+    "V2Ticker", "V2Trades", "spec",
+]
+
+APIS: dict[str, str] = {
+    "v2": "wss://ws.kraken.com/v2",
+    "v1": "wss://ws.kraken.com",
+    "futures": "wss://futures.kraken.com/ws/v1",
+}
+"""API name to its URL."""
+
+CHANNELS: dict[str, tuple[str, ...]] = {
+    "v2": ("trade", "ticker", "book"),
+    "v1": ("trade", "ticker", "book"),
+    "futures": ("trade", "book", "ticker_lite"),
+}
+"""Channels each API offers."""
+
+_SYMBOL = {"v2": (r"[A-Z0-9]{1,10}/[A-Z0-9]{1,10}", "BTC/USD"),
+           "v1": (r"[A-Z0-9]{1,10}/[A-Z0-9]{1,10}", "XBT/USD"),
+           "futures": (r"(PI|PF|FI|FF|IN|RR)_[A-Z0-9]{4,16}(_\d{6})?", "PI_XBTUSD")}
+_BOOK_DEPTHS = (10, 25, 100, 500, 1000)
+
+
+class _Flat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# -- v2 ----------------------------------------------------------------------------
+
+
+class _V2(_Flat):
+    """Frame-level fields of a v2 data frame."""
+
+    type: Literal["snapshot", "update"]
+
+
+class V2Trade(_Flat):
+    """One v2 trade."""
+
+    symbol: str
+    side: Literal["buy", "sell"]
+    price: float
+    qty: float
+    ord_type: str
+    trade_id: int
+    timestamp_ns: NsFromIso = Field(alias="timestamp")
+
+
+class V2Trades(_V2):
+    """A v2 ``trade`` frame: one row per trade."""
+
+    data: list[V2Trade]
+
+
+class V2TickerItem(_Flat):
+    """One v2 ticker."""
+
+    symbol: str
+    bid: float
+    bid_qty: float
+    ask: float
+    ask_qty: float
+    last: float
+    volume: float
+    vwap: float
+    low: float
+    high: float
+    change: float
+    change_pct: float
+
+
+class V2Ticker(_V2):
+    """A v2 ``ticker`` frame: one row per symbol."""
+
+    data: list[V2TickerItem]
+
+
+class V2Level(_Flat):
+    """One v2 book level; ``qty`` 0 removes it."""
+
+    price: float
+    qty: float
+
+
+class V2BookItem(_Flat):
+    """One symbol's v2 book snapshot or update, with Kraken's CRC32 ``checksum``."""
+
+    symbol: str
+    bids: list[V2Level]
+    asks: list[V2Level]
+    checksum: int
+    timestamp_ns: NsFromIso | None = Field(None, alias="timestamp")
+
+
+class V2Book(_V2):
+    """A v2 ``book`` frame: one row per symbol."""
+
+    data: list[V2BookItem]
+
+
+def v2_type_of(message: Any) -> str | None:
+    """v2 routing: ``channel`` for data; ``ack``/``pong``/``error`` for method replies."""
+    if not isinstance(message, dict):
+        return None
+    channel = message.get("channel")
+    if isinstance(channel, str):
+        return channel
+    if "method" in message:
+        if message.get("success") is False or "error" in message:
+            return "error"
+        return "pong" if message["method"] == "pong" else "ack"
+    return "error" if "error" in message else None
+
+
+def _v2_trade_seq(frame: V2Trades) -> Seq | None:
+    if not frame.data:
+        return None
+    ids = [t.trade_id for t in frame.data]
+    return Seq(min(ids), max(ids), reset=frame.type == "snapshot")
+
+
+_V2_CHANNELS = {
+    "trade": Channel(name="trade", model=V2Trades, explode="data",
+                     dedupe_key=lambda f: tuple(t.trade_id for t in f.data),
+                     # trade ids count per symbol; a frame holds one symbol's trades.
+                     sequence=_v2_trade_seq,
+                     sequence_key=lambda f: f.data[0].symbol if f.data else None,
+                     exchange_time=lambda f: f.data[0].timestamp_ns if f.data else None),
+    "ticker": Channel(name="ticker", model=V2Ticker, explode="data"),
+    "book": Channel(name="book", model=V2Book, explode="data"),
+}
+
+
+# -- v1 ----------------------------------------------------------------------------
+
+
+def _v1_parts(value: Any) -> tuple[int, list[Any], str, str] | None:
+    """``[channelID, payload..., channelName, pair]`` split, or ``None`` for other shapes."""
+    if (isinstance(value, list) and len(value) >= 4 and isinstance(value[-1], str)
+            and isinstance(value[-2], str)):
+        return value[0], value[1:-2], value[-2], value[-1]
+    return None
+
+
+class V1Trade(_Flat):
+    """One v1 trade: side ``b``/``s``, order type ``m``/``l``."""
+
+    price: float
+    volume: float
+    time_ns: NsFromSeconds
+    side: Literal["b", "s"]
+    order_type: Literal["m", "l"]
+    misc: str
+
+
+class V1Trades(_Flat):
+    """A v1 ``trade`` frame: one row per trade."""
+
+    channel_id: int
+    pair: str
+    trades: list[V1Trade]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_array(cls, value: Any) -> Any:
+        parts = _v1_parts(value)
+        if parts is None:
+            return value
+        channel_id, payload, _, pair = parts
+        trades = [dict(zip(("price", "volume", "time_ns", "side", "order_type", "misc"), t,
+                           strict=False)) for t in (payload[0] if payload else [])]
+        return {"channel_id": channel_id, "pair": pair, "trades": trades}
+
+
+class V1Ticker(_Flat):
+    """A v1 ``ticker`` frame: best bid and ask, last trade, today's and 24 h figures."""
+
+    channel_id: int
+    pair: str
+    ask: float
+    ask_volume: float
+    bid: float
+    bid_volume: float
+    last: float
+    last_volume: float
+    volume_today: float
+    volume_24h: float
+    vwap_today: float
+    vwap_24h: float
+    trades_today: int
+    trades_24h: int
+    low_today: float
+    low_24h: float
+    high_today: float
+    high_24h: float
+    open_today: float
+    open_24h: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_array(cls, value: Any) -> Any:
+        parts = _v1_parts(value)
+        if parts is None or not parts[1] or not isinstance(parts[1][0], dict):
+            return value
+        channel_id, payload, _, pair = parts
+        t = payload[0]
+
+        def pick(key: str, index: int) -> Any:
+            entry = t.get(key)
+            return entry[index] if isinstance(entry, list) and len(entry) > index else None
+
+        return {
+            "channel_id": channel_id, "pair": pair,
+            "ask": pick("a", 0), "ask_volume": pick("a", 2),
+            "bid": pick("b", 0), "bid_volume": pick("b", 2),
+            "last": pick("c", 0), "last_volume": pick("c", 1),
+            "volume_today": pick("v", 0), "volume_24h": pick("v", 1),
+            "vwap_today": pick("p", 0), "vwap_24h": pick("p", 1),
+            "trades_today": pick("t", 0), "trades_24h": pick("t", 1),
+            "low_today": pick("l", 0), "low_24h": pick("l", 1),
+            "high_today": pick("h", 0), "high_24h": pick("h", 1),
+            "open_today": pick("o", 0), "open_24h": pick("o", 1),
+        }
+
+
+class V1Level(_Flat):
+    """One v1 book level; ``volume`` 0 removes it; ``republish`` marks a re-sent level."""
+
+    price: float
+    volume: float
+    timestamp_ns: NsFromSeconds
+    republish: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, value: Any) -> Any:
+        if isinstance(value, list) and len(value) >= 3:
+            return {"price": value[0], "volume": value[1], "timestamp_ns": value[2],
+                    "republish": len(value) > 3 and value[3] == "r"}
+        return value
+
+
+class V1Book(_Flat):
+    """A v1 ``book-<depth>`` frame: a snapshot (``snapshot``) or an update, with its checksum."""
+
+    channel_id: int
+    pair: str
+    depth: int
+    snapshot: bool
+    asks: list[V1Level]
+    bids: list[V1Level]
+    checksum: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_array(cls, value: Any) -> Any:
+        parts = _v1_parts(value)
+        if parts is None:
+            return value
+        channel_id, payload, name, pair = parts
+        merged: dict[str, Any] = {}
+        for part in payload:
+            if not isinstance(part, dict):
+                raise ValueError("a book payload is not an object")
+            merged |= part
+        snapshot = "as" in merged or "bs" in merged
+        return {
+            "channel_id": channel_id, "pair": pair,
+            "depth": name.partition("-")[2] or None, "snapshot": snapshot,
+            "asks": merged.get("as" if snapshot else "a", []),
+            "bids": merged.get("bs" if snapshot else "b", []),
+            "checksum": merged.get("c"),
+        }
+
+
+def v1_type_of(message: Any) -> str | None:
+    """v1 routing: the channel name of arrays (``book-10`` is ``book``); events by ``event``."""
+    if isinstance(message, list):
+        if len(message) < 4 or not isinstance(message[-2], str):
+            return None
+        return message[-2].partition("-")[0]
+    if not isinstance(message, dict):
+        return None
+    event = message.get("event")
+    if event == "subscriptionStatus":
+        return "error" if message.get("status") == "error" else "subscriptionStatus"
+    return event if isinstance(event, str) else None
+
+
+_V1_CHANNELS = {
+    "trade": Channel(name="trade", model=V1Trades, explode="trades",
+                     dedupe_key=lambda f: (f.pair, tuple((t.time_ns, t.price, t.volume)
+                                                         for t in f.trades)),
+                     exchange_time=lambda f: f.trades[0].time_ns if f.trades else None),
+    "ticker": Channel(name="ticker", model=V1Ticker),
+    "book": Channel(name="book", model=V1Book),
+}
+
+
+# -- Futures -------------------------------------------------------------------------
+
+
+class FuturesLevel(_Flat):
+    """One futures book level."""
+
+    price: float
+    qty: float
+
+
+class FuturesBookSnapshot(_Flat):
+    """The full book of a product on subscribing; ``seq`` starts the count."""
+
+    product_id: str
+    seq: int
+    timestamp_ns: NsFromMs = Field(alias="timestamp")
+    bids: list[FuturesLevel]
+    asks: list[FuturesLevel]
+
+
+class FuturesBook(_Flat):
+    """One level change; ``qty`` 0 removes it; ``seq`` is the previous one's + 1."""
+
+    product_id: str
+    seq: int
+    side: Literal["buy", "sell"]
+    price: float
+    qty: float
+    timestamp_ns: NsFromMs = Field(alias="timestamp")
+
+
+class FuturesTrade(_Flat):
+    """One futures trade (``type``: ``fill``, ``liquidation``, ``termination``, ``block``)."""
+
+    product_id: str
+    uid: str
+    side: Literal["buy", "sell"]
+    type: str
+    seq: int
+    time_ns: NsFromMs = Field(alias="time")
+    qty: float
+    price: float
+
+
+class FuturesSnapshotTrade(_Flat):
+    """One trade of a ``trade_snapshot`` (the product is on the frame)."""
+
+    uid: str
+    side: Literal["buy", "sell"]
+    type: str
+    seq: int
+    time_ns: NsFromMs = Field(alias="time")
+    qty: float
+    price: float
+
+
+class FuturesTradeSnapshot(_Flat):
+    """The last trades of a product on subscribing: one row per trade."""
+
+    product_id: str
+    trades: list[FuturesSnapshotTrade]
+
+
+class FuturesTickerLite(_Flat):
+    """The light ticker: best bid and ask, 24 h change and volume."""
+
+    product_id: str
+    bid: float | None = None
+    ask: float | None = None
+    change: float | None = None
+    premium: float | None = None
+    volume: float | None = None
+    tag: str | None = None
+    pair: str | None = None
+    dtm: int | None = None
+    maturity_time_ns: NsFromMs | None = Field(None, alias="maturityTime")
+
+
+_FUTURES_EVENTS_OK = frozenset({"info", "subscribed", "unsubscribed", "heartbeat", "pong"})
+
+
+def futures_type_of(message: Any) -> str | None:
+    """Futures routing: ``feed`` for data, ``event`` for replies (``error``/``alert``)."""
+    if not isinstance(message, dict):
+        return None
+    feed = message.get("feed")
+    if isinstance(feed, str) and "event" not in message:
+        return feed
+    event = message.get("event")
+    if event in ("error", "alert", "subscribed_failed"):
+        return "error"
+    return event if isinstance(event, str) else None
+
+
+def _snapshot_seq(frame: FuturesTradeSnapshot) -> Seq | None:
+    if not frame.trades:
+        return None
+    last = max(t.seq for t in frame.trades)
+    return Seq(last, last, reset=True)
+
+
+_FUTURES_CHANNELS = {
+    "book": [
+        Channel(name="book_snapshot", model=FuturesBookSnapshot, stream="book",
+                sequence=lambda b: Seq(b.seq, b.seq, reset=True),
+                sequence_key=lambda b: b.product_id, sequence_group="book",
+                exchange_time=lambda b: b.timestamp_ns),
+        Channel(name="book", model=FuturesBook,
+                dedupe_key=lambda b: (b.product_id, b.seq),
+                sequence=lambda b: b.seq, sequence_key=lambda b: b.product_id,
+                sequence_group="book", exchange_time=lambda b: b.timestamp_ns),
+    ],
+    "trade": [
+        Channel(name="trade_snapshot", model=FuturesTradeSnapshot, stream="trade",
+                explode="trades", sequence=_snapshot_seq,
+                sequence_key=lambda f: f.product_id, sequence_group="trade"),
+        Channel(name="trade", model=FuturesTrade, dedupe_key=lambda t: t.uid,
+                sequence=lambda t: t.seq, sequence_key=lambda t: t.product_id,
+                sequence_group="trade", exchange_time=lambda t: t.time_ns),
+    ],
+    "ticker_lite": [Channel(name="ticker_lite", model=FuturesTickerLite)],
+}
+
+_HEALTH = {
+    "trade": StreamConfig(expected_interval=1.0, stale_threshold=60.0, allow_silence=True),
+    "ticker": StreamConfig(expected_interval=1.0, stale_threshold=60.0, allow_silence=True),
+    "ticker_lite": StreamConfig(expected_interval=1.0, stale_threshold=60.0,
+                                allow_silence=True),
+    "book": StreamConfig(expected_interval=1.0, stale_threshold=60.0),
+}
+
+
+def _error_text(report: Any) -> str:
+    if isinstance(report, dict):
+        for key in ("errorMessage", "error", "message"):
+            if report.get(key):
+                return str(report[key])
+    return str(report)
+
+
+def spec(
+    symbols: Sequence[str] = ("BTC/USD",),
+    channels: Sequence[str] = ("trade", "ticker"),
+    url: str | None = None,
+    *,
+    api: str = "v2",
+    book_depth: int = 10,
+    connection: ConnectionConfig | None = None,
+    **overrides: Any,
+) -> FeedSpec:
+    """The spec for Kraken spot (v2 or v1) or Kraken Futures.
+
+    Parameters
+    ----------
+    symbols
+        Spot pairs such as ``"BTC/USD"`` (v1 spells bitcoin ``XBT``), or futures
+        products such as ``"PI_XBTUSD"``.
+    channels
+        Any of ``CHANNELS[api]``.
+    url
+        Where to connect instead of Kraken.
+    api
+        ``"v2"``, ``"v1"`` or ``"futures"``.
+    book_depth
+        Spot book depth: 10, 25, 100, 500 or 1000.
+    connection
+        Connection settings.
+    **overrides
+        Any other :class:`~wsresearch.spec.FeedSpec` field.
+
+    Raises
+    ------
+    ValueError
+        For an unknown API, channel or depth, or a symbol not spelled like Kraken's.
+
+    Examples
+    --------
+    >>> spec(["xbt/usd"], ["book"], api="v1").subscribe[0]
+    {'event': 'subscribe', 'pair': ['XBT/USD'], 'subscription': {'name': 'book', 'depth': 10}}
+    """
+    check_choice("API", api, APIS, "Kraken")
+    pattern, example = _SYMBOL[api]
+    names = check_symbols(symbols, pattern, example, f"Kraken {api}", upper=True)
+    chosen = check_channels(channels, CHANNELS[api], f"Kraken {api}")
+    if book_depth not in _BOOK_DEPTHS:
+        raise ValueError(f"unknown Kraken book depth {book_depth}; choose from {_BOOK_DEPTHS}")
+    url = url or APIS[api]
+    connection = connection or ConnectionConfig(url=url)
+    subscribe: list[dict[str, Any]]
+    if api == "v2":
+        spec_channels = [_V2_CHANNELS[name] for name in chosen]
+        subscribe = [{"method": "subscribe", "params": {"channel": name, "symbol": names}
+                      | ({"depth": book_depth} if name == "book" else {})} for name in chosen]
+        type_of, control = v2_type_of, frozenset({"ack", "pong", "heartbeat", "status"})
+        connection = app_ping(connection, {"method": "ping"}, 30.0)
+    elif api == "v1":
+        spec_channels = [_V1_CHANNELS[name] for name in chosen]
+        subscribe = [{"event": "subscribe", "pair": names, "subscription": {"name": name}
+                      | ({"depth": book_depth} if name == "book" else {})} for name in chosen]
+        type_of = v1_type_of
+        control = frozenset({"heartbeat", "systemStatus", "subscriptionStatus", "pong"})
+    else:
+        spec_channels = [c for name in chosen for c in _FUTURES_CHANNELS[name]]
+        subscribe = [{"event": "subscribe", "feed": name, "product_ids": names}
+                     for name in chosen]
+        type_of, control = futures_type_of, _FUTURES_EVENTS_OK
+    streams = list(dict.fromkeys(channel.stream_name for channel in spec_channels))
+    arguments: dict[str, Any] = {"symbols": names, "channels": chosen, "api": api,
+                                 "book_depth": book_depth}
+    return assemble(
+        "kraken", arguments, overrides,
+        url=url,
+        channels=spec_channels,
+        type_of=type_of,
+        subscribe=subscribe,
+        health={name: _HEALTH[name] for name in streams},
+        connection=connection,
+        control=control,
+        errors=frozenset({"error"}),
+        error_text=_error_text,
+        description=f"Kraken {api}: {', '.join(chosen)} on {', '.join(names)}",
+    )
