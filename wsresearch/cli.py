@@ -9,7 +9,8 @@ Commands:
     Serve the simulator on a local port for other programs, optionally with
     scripted faults.
 ``record``
-    Record any JSON WebSocket feed to a recording directory.
+    Record an exchange through its adapter (``binance:btcusdt``), or any JSON
+    WebSocket feed (a URL), to a recording directory.
 ``replay``
     Replay a recording through the pipeline and summarise it, or serve it over
     a local WebSocket.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
 import sys
@@ -45,9 +47,13 @@ from .exchanges import raw
 from .feed import Feed
 from .recording import Recording
 from .replay import ReplayServer, replay
-from .sim import Fault, Simulator
+from .sim import PROFILES, Fault, Simulator
+from .spec import FeedSpec
 
-__all__ = ["demo_faults", "main", "parse_fault"]
+__all__ = ["EXCHANGES", "demo_faults", "main", "parse_fault"]
+
+EXCHANGES: tuple[str, ...] = ("binance", "coinbase", "kraken", "bybit", "okx")
+"""Exchanges ``record`` knows by name (modules of :mod:`wsresearch.exchanges`)."""
 
 _DEMO_SCRIPT: tuple[tuple[float, dict[str, Any]], ...] = (
     # (fraction of the run, fault): a tour of what exchanges do to connections.
@@ -96,9 +102,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _add_type_field(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--type-field", default="type",
-                         help="JSON field naming each message's type (default: type)")
+def _add_type_field(command: argparse.ArgumentParser, default: str | None = "type") -> None:
+    command.add_argument("--type-field", default=default,
+                         help="JSON field naming each message's type (default: type"
+                         + (")" if default else "; for a recording made with an exchange "
+                            "adapter, that adapter's channels)"))
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -116,21 +124,35 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=_positive, default=20.0, help="run time (default 20)")
     demo.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
     demo.add_argument("--no-faults", action="store_true", help="run without the fault script")
+    demo.add_argument("--exchange", choices=PROFILES[1:], default=None,
+                      help="speak this exchange's dialect, through its adapter "
+                      "(default: the simulator's own)")
     where = demo.add_mutually_exclusive_group()
     where.add_argument("--record", metavar="DIR", default=None,
                        help="record the session here (default: recordings/demo-<time>)")
     where.add_argument("--no-record", action="store_true", help="do not record the session")
 
     record = commands.add_parser(
-        "record", help="record a JSON WebSocket feed",
-        description="Connect to URL, send each --subscribe message on every connect, and "
-        "record every frame and connection event to --out until --seconds pass or Ctrl-C.",
+        "record", help="record an exchange or any JSON WebSocket feed",
+        description="Record every frame and connection event to --out until --seconds pass "
+        "or Ctrl-C. TARGET is EXCHANGE:SYMBOL[,SYMBOL...] (e.g. binance:btcusdt, "
+        "coinbase:BTC-USD), recorded through that exchange's adapter, which subscribes to "
+        "--channels on every connect; or a ws:// URL of any JSON feed, sent each --subscribe "
+        "message on every connect.",
     )
-    record.add_argument("url", help="ws:// or wss:// URL")
+    record.add_argument("target", metavar="TARGET", help="EXCHANGE:SYMBOLS or a ws:// URL")
     record.add_argument("--out", required=True, metavar="DIR", help="a new recording directory")
     record.add_argument("--seconds", type=_positive, default=None, help="stop after this long")
+    record.add_argument("--channels", default=None, metavar="A,B",
+                        help="exchange channels (default: the adapter's)")
+    record.add_argument("--url", default=None,
+                        help="connect here instead of the exchange (a simulator, a proxy)")
+    record.add_argument("--option", action="append", default=[], type=_option,
+                        metavar="KEY=VALUE",
+                        help="an adapter option, e.g. market=usdm or api=exchange (repeatable)")
     record.add_argument("--subscribe", action="append", default=[], type=_json_message,
-                        metavar="JSON", help="a message to send on connect (repeatable)")
+                        metavar="JSON", help="a message to send on connect, for a URL "
+                        "(repeatable)")
     _add_type_field(record)
 
     replay_cmd = commands.add_parser(
@@ -139,7 +161,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--serve play it to WebSocket clients, one recorded connection per connection.",
     )
     replay_cmd.add_argument("dir", help="a recording directory")
-    _add_type_field(replay_cmd)
+    _add_type_field(replay_cmd, default=None)
     replay_cmd.add_argument("--serve", action="store_true", help="serve it over a WebSocket")
     replay_cmd.add_argument("--port", type=int, default=0, help="port for --serve (default: free)")
     replay_cmd.add_argument("--speed", type=_positive, default=None,
@@ -154,6 +176,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "'silence@9:stream=ticker,duration=4'.",
     )
     simulate.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    simulate.add_argument("--profile", choices=PROFILES, default="generic",
+                          help="the dialect to speak (default: generic)")
     simulate.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     simulate.add_argument("--seconds", type=_positive, default=None, help="stop after this long")
     simulate.add_argument(
@@ -180,6 +204,17 @@ def _json_message(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not JSON: {text!r} ({exc})") from None
 
 
+def _option(text: str) -> tuple[str, Any]:
+    key, eq, value = text.partition("=")
+    if not eq or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"not KEY=VALUE: {text!r}")
+    try:
+        parsed: Any = json.loads(value)  # numbers and booleans as such
+    except ValueError:
+        parsed = value
+    return key.strip(), parsed
+
+
 def _fault(text: str) -> Fault:
     try:
         return parse_fault(text)
@@ -204,15 +239,19 @@ async def _demo(args: argparse.Namespace, console: Console) -> int:
     from .console import FeedMonitor  # rich rendering is only needed here
 
     faults = [] if args.no_faults else demo_faults(args.seconds)
+    profile = args.exchange or "generic"
+    if profile != "generic":  # exchange feeds are public: no auth to reject
+        faults = [fault for fault in faults if fault.kind != "reject_auth"]
     record_to = None
     if not args.no_record:
         record_to = Path(args.record or f"recordings/demo-{time.strftime('%Y%m%d-%H%M%S')}")
-    async with Simulator(faults=faults, seed=args.seed) as sim:
-        spec = sim.spec(api_key="demo-key", connection=_demo_connection(sim.url))
+    async with Simulator(profile, faults=faults, seed=args.seed) as sim:
+        options: dict[str, Any] = {"api_key": "demo-key"} if profile == "generic" else {}
+        spec = sim.spec(connection=_demo_connection(sim.url), **options)
         feed = Feed(spec, record_to=record_to)
         monitor = FeedMonitor(feed)
         console.print(
-            f"simulator at {sim.url}; running a feed for {args.seconds:g} s with "
+            f"simulator ({profile}) at {sim.url}; running a feed for {args.seconds:g} s with "
             f"{len(faults)} scripted faults", soft_wrap=True
         )
         run = asyncio.ensure_future(feed.run_for(args.seconds))
@@ -244,8 +283,9 @@ async def _demo(args: argparse.Namespace, console: Console) -> int:
 
 
 async def _simulate(args: argparse.Namespace, console: Console) -> int:
-    async with Simulator(faults=args.fault, seed=args.seed, port=args.port) as sim:
-        console.print(f"simulator listening at {sim.url} (Ctrl-C to stop)", highlight=False)
+    async with Simulator(args.profile, faults=args.fault, seed=args.seed, port=args.port) as sim:
+        console.print(f"simulator ({args.profile}) listening at {sim.url} (Ctrl-C to stop)",
+                      highlight=False)
         console.file.flush()
         if args.seconds is None:
             await asyncio.Event().wait()
@@ -258,11 +298,11 @@ async def _simulate(args: argparse.Namespace, console: Console) -> int:
 async def _record(args: argparse.Namespace, console: Console) -> int:
     from .console import FeedMonitor
 
-    spec = raw.spec(args.url, type_field=args.type_field, subscribe=args.subscribe)
+    spec = _record_spec(args)
     feed = Feed(spec, record_to=args.out)
     monitor = FeedMonitor(feed)
-    console.print(f"recording {redact_url(args.url)} to {args.out} (Ctrl-C to stop)",
-                  highlight=False)
+    console.print(f"recording {spec.description or redact_url(spec.url)} to {args.out} "
+                  "(Ctrl-C to stop)", highlight=False, soft_wrap=True)
     run = asyncio.ensure_future(feed.run_for(args.seconds or float("inf")))
     try:
         while not run.done():
@@ -282,6 +322,32 @@ async def _record(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _record_spec(args: argparse.Namespace) -> FeedSpec:
+    """The spec for ``record``: an adapter's for ``EXCHANGE:SYMBOLS``, the raw one for a URL."""
+    target: str = args.target
+    if target.startswith(("ws://", "wss://")):
+        if args.channels or args.option or args.url:
+            raise ValueError("--channels, --option and --url go with EXCHANGE:SYMBOLS, not a URL")
+        return raw.spec(target, type_field=args.type_field, subscribe=args.subscribe)
+    name, colon, symbols = target.partition(":")
+    if not colon or name not in EXCHANGES or not symbols:
+        raise ValueError(f"TARGET {target!r} is neither a ws:// or wss:// URL nor "
+                         f"EXCHANGE:SYMBOLS "
+                         f"with EXCHANGE one of {list(EXCHANGES)}")
+    if args.subscribe:
+        raise ValueError("--subscribe goes with a URL; an exchange's adapter subscribes itself")
+    adapter = importlib.import_module(f"wsresearch.exchanges.{name}")
+    options: dict[str, Any] = dict(args.option)
+    if args.channels:
+        options["channels"] = [c.strip() for c in args.channels.split(",") if c.strip()]
+    try:
+        spec: FeedSpec = adapter.spec([s for s in symbols.split(",") if s], url=args.url,
+                                      **options)
+    except TypeError as exc:  # an option the adapter does not take
+        raise ValueError(f"{name}: {exc}") from None
+    return spec
+
+
 async def _replay(args: argparse.Namespace, console: Console) -> int:
     recording = Recording.open(args.dir)
     console.print(repr(recording), highlight=False)
@@ -296,26 +362,37 @@ async def _replay(args: argparse.Namespace, console: Console) -> int:
                 await asyncio.sleep(args.seconds)
             console.print(f"served {server.connections} connection(s)")
         return 0
-    spec = raw.spec(recording.manifest.source_url or "ws://127.0.0.1:1",
-                    type_field=args.type_field)
+    spec = recording.spec if args.type_field is None else None
+    type_field = args.type_field or "type"
+    if spec is None:
+        spec = raw.spec(recording.manifest.source_url or "ws://127.0.0.1:1",
+                        type_field=type_field)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("replaying", total=None)
         result = replay(recording, spec, progress=lambda done, total: bar.update(
             task, completed=done, total=total))
     table = Table(title=f"replay of {args.dir}")
-    table.add_column(args.type_field)
-    table.add_column("messages", justify="right")
-    counts = result.frames["message"].group_by(args.type_field).len().sort(
-        "len", descending=True)
-    for kind, n in counts.iter_rows():
-        table.add_row(str(kind), str(n))
+    if spec.origin is not None and spec.origin.adapter != "raw":
+        table.add_column("channel")
+        table.add_column("rows", justify="right")
+        for channel, frame in result.frames.items():
+            table.add_row(channel, str(frame.height))
+    else:
+        table.add_column(type_field)
+        table.add_column("messages", justify="right")
+        counts = result.frames["message"].group_by(type_field).len().sort(
+            "len", descending=True)
+        for kind, n in counts.iter_rows():
+            table.add_row(str(kind), str(n))
     console.print(table)
     stats = result.stats
     console.print(
         f"{stats['frames']} frames over {stats['generations']} connection(s); "
-        f"{stats['ok']} JSON objects, {stats['invalid']} rejected "
-        f"({', '.join(f'{k} {v}' for k, v in stats['rejects'].items() if v) or 'none'})",
-        highlight=False,
+        f"{stats['ok']} valid, {stats['control']} control, {stats['invalid']} rejected "
+        f"({', '.join(f'{k} {v}' for k, v in stats['rejects'].items() if v) or 'none'}); "
+        f"{stats['sequence_gaps']} sequence gap(s), {stats['exchange_errors']} exchange "
+        "error(s)",
+        highlight=False, soft_wrap=True,
     )
     return 0
 

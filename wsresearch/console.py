@@ -151,6 +151,9 @@ class FeedMonitor:
             ("dropped by queue", stats.dropped),
             ("stale-generation frames", stats.stale),
             ("health transitions", len(self.feed.health.transitions)),
+            ("sequence gaps (numbers missing)",
+             f"{stats.sequence_gaps} ({stats.sequence_missing})"),
+            ("exchange errors", stats.exchange_errors),
         ):
             table.add_row(label, str(value))
         for reason, n in stats.rejects.items():

@@ -17,7 +17,9 @@ Faults
 ``rate_limit``      close every connection with ``code`` (4429 default, or 1013)
 ``silence``         stop sending ``stream`` for ``duration`` seconds
 ``duplicate``       send each of the next ``count`` trades twice
-``sequence_gap``    skip ``count`` sequence numbers on the next trade
+``sequence_gap``    skip ``count`` sequence numbers on the next event (of
+                    ``stream`` if given; exchange profiles: of the stream the
+                    adapter tracks)
 ``burst``           send ``count`` trades at once
 ``no_pong``         stop reading (so no pongs) and sending for ``duration``:
                     a half-open connection
@@ -44,14 +46,15 @@ from websockets.protocol import State
 
 from .clock import Clock, SystemClock
 from .exchanges import generic
+from .sim_dialects import DIALECTS, Subscriber
 from .spec import FeedSpec
 
 __all__ = ["PROFILES", "Fault", "Simulator", "generic_frames"]
 
 log = logging.getLogger(__name__)
 
-PROFILES: tuple[str, ...] = ("generic",)
-"""Dialects the simulator speaks."""
+PROFILES: tuple[str, ...] = ("generic", *DIALECTS)
+"""Dialects the simulator speaks: its own, and each exchange's (:mod:`wsresearch.sim_dialects`)."""
 
 FaultKind = Literal[
     "disconnect", "reject_auth", "rate_limit", "silence", "duplicate", "sequence_gap", "burst",
@@ -68,7 +71,7 @@ _MALFORMED: tuple[str | bytes, ...] = (
     '"side":"hold","ts":0}',
 )
 _RATES = {"trade": 20.0, "ticker": 10.0, "order": 1 / 30}
-_START_PRICE = {"BTC-USD": 30_000.0, "ETH-USD": 2_000.0, "SOL-USD": 25.0}
+_START_PRICE = {"BTC": 30_000.0, "ETH": 2_000.0, "SOL": 25.0}
 
 
 class Fault(BaseModel):
@@ -83,7 +86,7 @@ class Fault(BaseModel):
     code
         Close code for ``disconnect`` (``None``: abrupt) and ``rate_limit``.
     stream
-        Stream for ``silence``.
+        Stream for ``silence`` (and optionally ``sequence_gap``).
     duration
         Seconds for ``silence`` and ``no_pong``.
     count
@@ -117,10 +120,20 @@ class _Client:
     channels: set[str] = field(default_factory=set)
     symbols: set[str] = field(default_factory=set)
     frozen: bool = False
+    sub: Subscriber = field(default_factory=lambda: Subscriber(0))
+
+
+def _text(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"))
 
 
 class _Market:
-    """Seeded market state: prices random-walk, sequences count per (stream, symbol)."""
+    """Seeded market state: prices random-walk, sequences count per (stream, symbol).
+
+    Events are plain dicts in the generic shape; each dialect renders them in
+    its exchange's. The order book is real state (levels change and vanish), so
+    a snapshot sent to a new subscriber agrees with the updates that follow it.
+    """
 
     def __init__(
         self, symbols: Sequence[str], rng: random.Random, time_ns: Callable[[], int]
@@ -128,21 +141,50 @@ class _Market:
         self.symbols = list(symbols)
         self.rng = rng
         self.time_ns = time_ns
-        self.price = {s: _START_PRICE.get(s, 100.0) for s in self.symbols}
+        self.price = {s: _start_price(s) for s in self.symbols}
         self.seq: dict[tuple[str, str], int] = {}
         self.trade_ids = itertools.count(1)
         self.order_ids = itertools.count(1)
-        self.skip = 0
+        self.skip: dict[str | None, int] = {}
+        """Numbers to skip on the next event of a stream (``None``: of any stream)."""
+        self.books: dict[str, tuple[dict[float, float], dict[float, float]]] = {}
 
     def _next_seq(self, stream: str, symbol: str) -> int:
-        n = self.seq.get((stream, symbol), 0) + 1 + self.skip
-        self.skip = 0
+        skip = self.skip
+        n = self.seq.get((stream, symbol), 0) + 1
+        if skip:
+            n += skip.pop(stream, 0) + skip.pop(None, 0)
         self.seq[(stream, symbol)] = n
         return n
 
-    def event(self, stream: str) -> tuple[str, str]:
-        """One event of ``stream``: ``(symbol, json text)``."""
+    def _step(self, symbol: str) -> float:
+        return max(0.01, round(self.price[symbol] * 1e-4, 2))
+
+    def book(self, symbol: str) -> tuple[dict[float, float], dict[float, float]]:
+        """The (bids, asks) of ``symbol``: price to size, ten levels a side to start."""
+        book = self.books.get(symbol)
+        if book is None:
+            step, mid = self._step(symbol), self.price[symbol]
+            book = self.books[symbol] = (
+                {round(mid - i * step, 2): round(self.rng.uniform(0.1, 5), 3) for i in
+                 range(1, 11)},
+                {round(mid + i * step, 2): round(self.rng.uniform(0.1, 5), 3) for i in
+                 range(1, 11)},
+            )
+        return book
+
+    def snapshot(self, symbol: str) -> dict[str, Any]:
+        """The whole book of ``symbol`` now, with the sequence number of its last update."""
+        bids, asks = self.book(symbol)
+        return {"symbol": symbol, "seq": self.seq.get(("book", symbol), 0),
+                "bids": [[p, bids[p]] for p in sorted(bids, reverse=True)],
+                "asks": [[p, asks[p]] for p in sorted(asks)], "ts": self.time_ns()}
+
+    def event(self, stream: str) -> tuple[str, dict[str, Any]]:
+        """One event of ``stream``: ``(symbol, body)`` in the generic shape."""
         rng = self.rng
+        if stream == "heartbeat":
+            return "", {"type": "heartbeat", "ts": self.time_ns()}
         symbol = rng.choice(self.symbols)
         price = self.price[symbol] = max(0.01, self.price[symbol] * (1 + rng.gauss(0, 2e-4)))
         ts = self.time_ns()
@@ -158,11 +200,34 @@ class _Market:
                     "bid": f"{price - half:.2f}", "ask": f"{price + half:.2f}",
                     "bid_size": f"{rng.uniform(0.1, 5):.3f}",
                     "ask_size": f"{rng.uniform(0.1, 5):.3f}", "ts": ts}
+        elif stream == "book":
+            bids, asks = self.book(symbol)
+            side, levels = ("bids", bids) if rng.random() < 0.5 else ("asks", asks)
+            offset = rng.randint(1, 12) * self._step(symbol)
+            level = round(price - offset if side == "bids" else price + offset, 2)
+            size = 0.0 if level in levels and rng.random() < 0.3 else round(
+                rng.uniform(0.01, 5), 3)
+            if size:
+                levels[level] = size
+            else:
+                levels.pop(level, None)
+            body = {"type": "book", "symbol": symbol, "seq": self._next_seq(stream, symbol),
+                    "bids": [[level, size]] if side == "bids" else [],
+                    "asks": [[level, size]] if side == "asks" else [], "ts": ts}
         else:
             body = {"type": "order", "order_id": f"o-{next(self.order_ids)}", "symbol": symbol,
                     "status": rng.choice(("new", "filled", "cancelled")),
                     "price": f"{price:.2f}", "size": f"{rng.uniform(0.01, 1):.3f}", "ts": ts}
-        return symbol, json.dumps(body, separators=(",", ":"))
+        return symbol, body
+
+
+def _start_price(symbol: str) -> float:
+    """A plausible price for ``symbol`` in any exchange's spelling (``btcusdt``, ``XBT/USD``)."""
+    upper = symbol.upper()
+    for base, price in _START_PRICE.items():
+        if upper.startswith(base) or (base == "BTC" and upper.startswith("XBT")):
+            return price
+    return 100.0
 
 
 def generic_frames(
@@ -179,7 +244,7 @@ def generic_frames(
     timestamps = itertools.count(1_700_000_000_000_000_000, 1_000_000)
     market = _Market(symbols, random.Random(seed), timestamps.__next__)
     for _ in range(n):
-        yield market.event("trade")[1]
+        yield _text(market.event("trade")[1])
 
 
 class Simulator:
@@ -194,9 +259,11 @@ class Simulator:
     seed
         Seed for prices, sizes and choice of symbols.
     symbols
-        Symbols traded.
+        Symbols traded, in the profile's spelling (default: the profile's own).
     rates
-        Messages per second per stream (defaults: trade 20, ticker 10, order 1/30).
+        Events per second per market stream. Generic: ``trade`` 20, ``ticker`` 10,
+        ``order`` 1/30. Exchange profiles: ``trade`` 20, ``ticker`` 10, ``book``
+        20, and ``heartbeat`` 1 where the exchange sends heartbeats.
     host, port
         Where to listen: loopback, and a free port by default.
     clock
@@ -225,7 +292,7 @@ class Simulator:
         faults: Sequence[Fault] = (),
         seed: int = 0,
         *,
-        symbols: Sequence[str] = generic.SYMBOLS,
+        symbols: Sequence[str] | None = None,
         rates: dict[str, float] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -234,12 +301,17 @@ class Simulator:
     ) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown simulator profile {profile!r}; choose from {list(PROFILES)}")
-        rates = dict(_RATES if rates is None else rates)
-        bad = {k: v for k, v in rates.items() if k not in _RATES or v <= 0}
+        self._dialect = DIALECTS.get(profile)
+        streams = _RATES if self._dialect is None else self._dialect.rates
+        rates = dict(streams if rates is None else rates)
+        bad = {k: v for k, v in rates.items() if k not in streams or v <= 0}
         if bad:
-            raise ValueError(f"rates must be positive, for streams {list(_RATES)}; got {bad}")
-        if not symbols:
-            raise ValueError("the simulator needs at least one symbol")
+            raise ValueError(f"rates must be positive, for the {profile} streams "
+                             f"{list(streams)}; got {bad}")
+        if symbols is None:
+            symbols = generic.SYMBOLS if self._dialect is None else self._dialect.symbols
+        if not symbols or isinstance(symbols, str):
+            raise ValueError("the simulator needs a list of at least one symbol")
         self.profile = profile
         self.faults = tuple(Fault.model_validate(f) for f in faults)
         self.seed = seed
@@ -315,8 +387,15 @@ class Simulator:
             await server.wait_closed()
 
     def spec(self, **options: Any) -> FeedSpec:
-        """The :class:`~wsresearch.spec.FeedSpec` for this profile, pointed at :attr:`url`."""
-        return generic.spec(url=self.url, **options)
+        """The :class:`~wsresearch.spec.FeedSpec` for this profile, pointed at :attr:`url`.
+
+        ``options`` go to the adapter's ``spec()`` (``channels=``, ``connection=``...);
+        the symbols are the simulator's unless given.
+        """
+        if self._dialect is None:
+            return generic.spec(url=self.url, **options)
+        symbols = options.pop("symbols", self._market.symbols)
+        return self._dialect.spec(self.url, symbols, **options)
 
     # -- faults on demand -------------------------------------------------------------
 
@@ -348,9 +427,21 @@ class Simulator:
         """Send each of the next ``count`` trades twice."""
         self._duplicates += count
 
-    def sequence_gap(self, count: int = 1) -> None:
-        """Skip ``count`` sequence numbers on the next event."""
-        self._market.skip += count
+    def sequence_gap(self, count: int = 1, stream: str | None = None) -> None:
+        """Skip ``count`` sequence numbers on the next event of ``stream``.
+
+        ``None``: the next event of any stream (generic), or the stream the
+        profile's adapter tracks (exchange profiles: ``book``, or ``trade`` for
+        Kraken v2, or every connection's ``sequence_num`` for Coinbase).
+        """
+        dialect = self._dialect
+        if dialect is not None and dialect.connection_sequence and stream is None:
+            for client in self._clients:
+                client.sub.skip += count
+            return
+        if stream is None and dialect is not None:
+            stream = dialect.gap_stream
+        self._market.skip[stream] = self._market.skip.get(stream, 0) + count
 
     async def burst(self, count: int) -> None:
         """Send ``count`` trades at once."""
@@ -385,7 +476,7 @@ class Simulator:
         elif kind == "duplicate":
             self.duplicate(fault.count)
         elif kind == "sequence_gap":
-            self.sequence_gap(fault.count)
+            self.sequence_gap(fault.count, fault.stream)
         elif kind == "burst":
             await self.burst(fault.count)
         elif kind == "no_pong":
@@ -401,7 +492,7 @@ class Simulator:
         task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, ws: ServerConnection) -> None:
-        client = _Client(ws, self.connections)
+        client = _Client(ws, self.connections, sub=Subscriber(self.connections))
         self.connections += 1
         self._clients.add(client)
         self._first_connection.set()
@@ -416,6 +507,10 @@ class Simulator:
             self._clients.discard(client)
 
     async def _on_request(self, client: _Client, raw: str) -> None:
+        if self._dialect is not None:
+            for frame in self._dialect.on_request(client.sub, raw, self._market):
+                await self._send(client, frame)
+            return
         try:
             request = json.loads(raw)
             op = request.get("op") if isinstance(request, dict) else None
@@ -450,13 +545,21 @@ class Simulator:
         with contextlib.suppress(ConnectionClosed):
             await client.ws.send(frame)
 
-    async def _broadcast(self, stream: str, symbol: str, frame: str) -> None:
+    async def _broadcast(self, stream: str, symbol: str, body: dict[str, Any]) -> None:
         copies = 1
         if stream == "trade" and self._duplicates:
             self._duplicates -= 1
             copies = 2
+        dialect = self._dialect
+        if dialect is None:
+            frame = _text(body)
+            for client in list(self._clients):
+                if stream in client.channels and symbol in client.symbols:
+                    for _ in range(copies):
+                        await self._send(client, frame)
+            return
         for client in list(self._clients):
-            if stream in client.channels and symbol in client.symbols:
+            for frame in dialect.render(client.sub, stream, symbol, body):
                 for _ in range(copies):
                     await self._send(client, frame)
 

@@ -1,0 +1,144 @@
+"""Each exchange adapter against the simulator speaking that exchange: the whole live stack."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+import pytest
+
+from wsresearch import ExchangeError, Feed, HeartbeatConfig, Simulator
+from wsresearch.sim_dialects import DIALECTS
+
+from .conftest import eventually, quick
+
+PROFILES = sorted(DIALECTS)
+
+# A subscription each exchange refuses, in its own request format, and a word of its reply.
+BAD_SUBSCRIBE: dict[str, tuple[Any, str]] = {
+    "binance": ({"method": "SUBSCRIBE", "params": ["nosuchusdt@trade"], "id": 9},
+                "unknown stream 'nosuchusdt@trade'"),
+    "coinbase": ({"type": "subscribe", "product_ids": ["NOPE-USD"], "channel": "ticker"},
+                 "NOPE-USD is not a valid product"),
+    "kraken": ({"method": "subscribe", "params": {"channel": "trade", "symbol": ["NOPE/USD"]}},
+               "Currency pair not supported NOPE/USD"),
+    "bybit": ({"op": "subscribe", "args": ["publicTrade.NOPEUSDT"]},
+              "handler not found,topic:publicTrade.NOPEUSDT"),
+    "okx": ({"op": "subscribe", "args": [{"channel": "trades", "instId": "NOPE-USDT"}]},
+            "instId:NOPE-USDT doesn't exist"),
+}
+APP_PING = {"kraken": '{"method":"ping"}', "bybit": '{"op":"ping"}', "okx": "ping"}
+
+
+def fast(profile: str) -> dict[str, float]:
+    return {stream: rate * 10 for stream, rate in DIALECTS[profile].rates.items()}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_every_channel_arrives_valid_and_survives_a_disconnect(profile: str) -> None:
+    async with Simulator(profile, seed=4, rates=fast(profile), keep_sent=True) as sim:
+        feed = Feed(sim.spec(connection=quick(sim.url)))
+        channels = [c.name for c in feed.spec.channels if c.name != "subscriptions"]
+        async with feed:
+            await eventually(lambda: all(feed.store.rows(c) >= 3 for c in channels),
+                             what=f"rows on every channel of {channels}")
+            subscribes = list(sim.received)
+            await sim.disconnect()
+            await eventually(lambda: feed.generation == 2, what="the reconnect")
+            await eventually(lambda: all(
+                feed.frame(c).filter(generation=2).height >= 3 for c in channels),
+                what="rows on every channel after resubscribing")
+    stats = feed.stats
+    assert stats.invalid == 0 and stats.exchange_errors == 0, feed.rejects[:3]
+    assert stats.handler_errors == 0, list(feed.errors)
+    def requests(sent: list[str]) -> list[Any]:
+        return [json.loads(m) for m in sent if m not in APP_PING.values()]
+
+    first, second = requests(subscribes), requests(sim.received[len(subscribes):])
+    assert first == second == list(feed.spec.subscribe)  # sent again on the new connection
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_an_injected_sequence_gap_is_found(profile: str) -> None:
+    dialect = DIALECTS[profile]
+    async with Simulator(profile, seed=5, rates=fast(profile),
+                         symbols=dialect.symbols[:1]) as sim:
+        feed = Feed(sim.spec(connection=quick(sim.url)))
+        tracked = [c.name for c in feed.spec.channels if c.sequence is not None]
+        async with feed:
+            await eventually(lambda: feed.sequences.counts["in_order"] >= 5,
+                             what=f"in-order messages on {tracked}")
+            assert feed.stats.sequence_gaps == 0
+            sim.sequence_gap(3)
+            await eventually(lambda: feed.stats.sequence_gaps == 1, what="the gap")
+            await eventually(lambda: feed.sequences.counts["in_order"] >= 10, what="more")
+    assert feed.stats.sequence_missing == 3
+    assert feed.gaps["missing"].to_list() == [3]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_app_level_pings_are_answered(profile: str) -> None:
+    async with Simulator(profile, rates=fast(profile)) as sim:
+        connection = quick(sim.url, HeartbeatConfig(interval=0.05, timeout=1.0))
+        async with Feed(sim.spec(connection=connection)) as feed:
+            await eventually(lambda: feed.stats.pongs >= 3, what="WebSocket pongs")
+            if profile in APP_PING:
+                await eventually(lambda: sim.received.count(APP_PING[profile]) >= 3,
+                                 what="app-level pings")
+                control = feed.stats.control
+                await eventually(lambda: feed.stats.control >= control + 2,
+                                 what="their answers, counted as control")
+    assert feed.stats.invalid == 0
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_a_rejected_subscription_reaches_on_error_in_the_exchanges_words(
+    profile: str,
+) -> None:
+    request, words = BAD_SUBSCRIBE[profile]
+    errors: list[ExchangeError] = []
+    async with Simulator(profile, rates=fast(profile)) as sim, Feed(
+        sim.spec(connection=quick(sim.url))
+    ) as feed:
+        feed.on_error(lambda e: errors.append(e) if isinstance(e, ExchangeError) else None)
+        feed.send(request)
+        await eventually(lambda: feed.stats.exchange_errors == 1, what="the error report")
+    assert len(errors) == 1 and words in str(errors[0]), errors
+    assert feed.stats.invalid == 0
+    assert feed.state.name == "DISCONNECTED" and feed.stats.generation == 1
+
+
+def test_unknown_profiles_and_streams_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown simulator profile 'ftx'"):
+        Simulator("ftx")
+    with pytest.raises(ValueError, match="binance streams"):
+        Simulator("binance", rates={"order": 1.0})
+
+
+async def test_a_book_snapshot_agrees_with_the_updates_before_it() -> None:
+    async with Simulator("bybit", seed=6, rates={"book": 300.0, "trade": 0.1, "ticker": 0.1},
+                         symbols=["BTCUSDT"]) as sim:
+        spec = sim.spec(channels=["orderbook"], connection=quick(sim.url))
+        async with Feed(spec) as early:
+            await eventually(lambda: early.store.rows("orderbook") >= 30, what="book updates")
+            async with Feed(spec) as late:
+                await eventually(lambda: late.store.rows("orderbook") >= 1, what="a snapshot")
+            later = late.frame("orderbook").row(0, named=True)
+            await eventually(lambda: early.frame("orderbook")["update_id"].max()
+                             >= later["update_id"], what="the early feed to catch up")
+    book = early.frame("orderbook")
+    first = book.row(0, named=True)
+    assert first["type"] == later["type"] == "snapshot"
+    levels = {("b", p): q for p, q in first["bids"]} | {("a", p): q for p, q in first["asks"]}
+    for row in book.slice(1).filter(pl.col("update_id") <= later["update_id"]).iter_rows(
+            named=True):
+        for side, changes in (("b", row["bids"]), ("a", row["asks"])):
+            for price, size in changes:
+                if size:
+                    levels[(side, price)] = size
+                else:
+                    levels.pop((side, price), None)
+    expected = {("b", p): q for p, q in later["bids"]} | {("a", p): q for p, q in later["asks"]}
+    assert levels == expected
+    assert early.stats.sequence_gaps == 0

@@ -1,0 +1,489 @@
+"""How the simulator speaks each exchange: requests it accepts, replies, and message shapes.
+
+A :class:`Dialect` turns the simulator's market events (trades, tickers, book
+updates, heartbeats, in one generic shape) into one exchange's frames, for
+the subscriptions each connection made in that exchange's own request format.
+It acknowledges subscriptions as the exchange does, rejects unknown channels
+and symbols with the exchange's error frame, answers its app-level ping, and
+sends a book snapshot before the first update where the exchange does.
+Sequence fields count per symbol (per connection for Coinbase's
+``sequence_num``), so a ``sequence_gap`` fault shows up exactly as a real gap.
+
+Only what the simulator needs is modelled: no auth, no unsubscribe, and book
+checksums are not computed (they are sent as 0).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .exchanges import binance, bybit, coinbase, kraken, okx
+from .spec import FeedSpec
+
+__all__ = ["DIALECTS", "Dialect", "Subscriber"]
+
+
+def _text(body: Any) -> str:
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _ms(ns: int) -> int:
+    return ns // 1_000_000
+
+
+def _iso(ns: int) -> str:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{rest:09d}Z"
+
+
+def _num(value: Any) -> str:
+    """A number as exchanges send it: text, without float noise."""
+    return f"{float(value):.8f}".rstrip("0").rstrip(".")
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One connection's subscriptions: (market stream, symbol) to the exchange channels."""
+
+    index: int
+    subs: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    heartbeats: bool = False
+    seq: int = 0
+    skip: int = 0
+
+    def add(self, stream: str, symbol: str, channel: str) -> None:
+        """Subscribe to ``stream`` events of ``symbol``, rendered as ``channel``."""
+        self.subs.setdefault((stream, symbol), set()).add(channel)
+
+    def next_seq(self) -> int:
+        """The next per-connection sequence number (a pending gap skips some)."""
+        self.seq += 1 + self.skip
+        self.skip = 0
+        return self.seq
+
+
+class Dialect:
+    """One exchange's wire format, as the simulator speaks it (subclass per exchange).
+
+    Attributes
+    ----------
+    name
+        The profile name.
+    symbols
+        Symbols traded by default, in the exchange's spelling.
+    rates
+        Default events per second per market stream.
+    connection_sequence
+        Sequence numbers count per connection (gaps go to connections, not symbols).
+    gap_stream
+        The market stream whose sequence numbers the adapter tracks, where a
+        ``sequence_gap`` fault goes by default.
+    """
+
+    name: ClassVar[str]
+    symbols: ClassVar[tuple[str, ...]]
+    rates: ClassVar[dict[str, float]] = {"trade": 20.0, "ticker": 10.0, "book": 20.0}
+    connection_sequence: ClassVar[bool] = False
+    gap_stream: ClassVar[str] = "book"
+
+    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
+        """The adapter's spec for this simulator, subscribing to ``symbols``."""
+        raise NotImplementedError  # pragma: no cover - every dialect defines it
+
+    def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
+        """Handle one text request; return the frames to answer with."""
+        raise NotImplementedError  # pragma: no cover
+
+    def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
+               ) -> list[str]:
+        """The frames ``client`` gets for one market event (none if not subscribed)."""
+        raise NotImplementedError  # pragma: no cover
+
+    @staticmethod
+    def channels_of(client: Subscriber, stream: str, symbol: str) -> set[str]:
+        """The exchange channels ``client`` wants ``stream`` events of ``symbol`` as."""
+        return client.subs.get((stream, symbol), set())
+
+
+# -- Binance ---------------------------------------------------------------------------
+
+
+class BinanceDialect(Dialect):
+    """Binance spot combined streams: ``trade``, ``aggTrade``, ``bookTicker``, ``depth``."""
+
+    name = "binance"
+    symbols = ("btcusdt", "ethusdt")
+    _STREAMS: ClassVar[dict[str, str]] = {
+        "trade": "trade", "aggTrade": "trade", "bookTicker": "ticker", "depth": "book"}
+
+    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
+        """The Binance spot spec pointed at ``url``."""
+        options.setdefault("channels", ("trade", "bookTicker", "depth"))
+        options.setdefault("depth_speed", "100ms")
+        return binance.spec(symbols, url=url, **options)
+
+    def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
+        """``SUBSCRIBE`` with stream names; an unknown stream is error code 2."""
+        try:
+            request = json.loads(text)
+            method, params, ident = request["method"], request["params"], request.get("id")
+        except (ValueError, KeyError, TypeError):
+            return [_text({"error": {"code": 3, "msg": "Invalid JSON: expected a request"}})]
+        if method != "SUBSCRIBE":
+            return [_text({"result": None, "id": ident})]
+        for name in params:
+            symbol, _, rest = str(name).partition("@")
+            channel = rest.partition("@")[0]
+            if channel not in self._STREAMS or symbol not in market.symbols:
+                return [_text({"error": {"code": 2, "msg": f"Invalid request: unknown stream "
+                                                           f"'{name}'"}, "id": ident})]
+            client.add(self._STREAMS[channel], symbol, f"{symbol}@{rest}")
+        return [_text({"result": None, "id": ident})]
+
+    def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
+               ) -> list[str]:
+        """Combined-stream frames for each subscribed stream name."""
+        frames = []
+        ms = _ms(body["ts"])
+        for name in sorted(self.channels_of(client, stream, symbol)):
+            kind = name.partition("@")[2].partition("@")[0]
+            upper = symbol.upper()
+            if kind == "trade":
+                data = {"e": "trade", "E": ms, "s": upper, "t": body["seq"], "p": body["price"],
+                        "q": body["size"], "T": ms, "m": body["side"] == "sell", "M": True}
+            elif kind == "aggTrade":
+                data = {"e": "aggTrade", "E": ms, "s": upper, "a": body["seq"],
+                        "p": body["price"], "q": body["size"], "f": body["trade_id"],
+                        "l": body["trade_id"], "T": ms, "m": body["side"] == "sell", "M": True}
+            elif kind == "bookTicker":
+                data = {"u": body["seq"], "s": upper, "b": body["bid"], "B": body["bid_size"],
+                        "a": body["ask"], "A": body["ask_size"]}
+            else:
+                data = {"e": "depthUpdate", "E": ms, "s": upper, "U": body["seq"],
+                        "u": body["seq"],
+                        "b": [[_num(p), _num(q)] for p, q in body["bids"]],
+                        "a": [[_num(p), _num(q)] for p, q in body["asks"]]}
+            frames.append(_text({"stream": name, "data": data}))
+        return frames
+
+
+# -- Coinbase Advanced Trade -----------------------------------------------------------
+
+
+class CoinbaseDialect(Dialect):
+    """Coinbase Advanced Trade: ``ticker``, ``market_trades``, ``level2``, ``heartbeats``."""
+
+    name = "coinbase"
+    symbols = ("BTC-USD", "ETH-USD")
+    rates: ClassVar[dict[str, float]] = {"trade": 20.0, "ticker": 10.0, "book": 20.0,
+                                         "heartbeat": 1.0}
+    connection_sequence = True
+    _STREAMS: ClassVar[dict[str, str]] = {
+        "ticker": "ticker", "market_trades": "trade", "level2": "book"}
+
+    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
+        """The Advanced Trade spec pointed at ``url``."""
+        options.setdefault("channels", ("ticker", "market_trades", "level2", "heartbeats"))
+        return coinbase.spec(symbols, url=url, api="advanced", **options)
+
+    def _frame(self, client: Subscriber, channel: str, ts: int, events: list[Any]) -> str:
+        return _text({"channel": channel, "client_id": "", "timestamp": _iso(ts),
+                      "sequence_num": client.next_seq(), "events": events})
+
+    def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
+        """One ``subscribe`` per channel; level2 starts with a snapshot."""
+        try:
+            request = json.loads(text)
+            channel, products = request["channel"], list(request.get("product_ids", []))
+        except (ValueError, KeyError, TypeError):
+            return [_text({"type": "error", "message": "Failed to parse the request"})]
+        unknown = [p for p in products if p not in market.symbols]
+        if channel != "heartbeats" and channel not in self._STREAMS:
+            return [_text({"type": "error", "message": "Failed to subscribe",
+                           "reason": f"channel {channel!r} is not supported"})]
+        if unknown:
+            return [_text({"type": "error", "message": "Failed to subscribe",
+                           "reason": f"{unknown[0]} is not a valid product"})]
+        ts = market.time_ns()
+        frames = [self._frame(client, "subscriptions", ts,
+                              [{"subscriptions": {channel: products}}])]
+        if channel == "heartbeats":
+            client.heartbeats = True
+            return frames
+        for product in products:
+            client.add(self._STREAMS[channel], product, channel)
+            if channel == "level2":
+                book = market.snapshot(product)
+                updates = ([self._level("bid", p, q, ts) for p, q in book["bids"]]
+                           + [self._level("offer", p, q, ts) for p, q in book["asks"]])
+                frames.append(self._frame(client, "l2_data", ts, [
+                    {"type": "snapshot", "product_id": product, "updates": updates}]))
+        return frames
+
+    @staticmethod
+    def _level(side: str, price: float, size: float, ts: int) -> dict[str, str]:
+        return {"side": side, "event_time": _iso(ts), "price_level": _num(price),
+                "new_quantity": _num(size)}
+
+    def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
+               ) -> list[str]:
+        """One Advanced Trade frame per subscribed channel."""
+        ts = body["ts"]
+        if stream == "heartbeat":
+            if not client.heartbeats:
+                return []
+            return [self._frame(client, "heartbeats", ts, [
+                {"current_time": _iso(ts), "heartbeat_counter": client.seq + 1}])]
+        if not self.channels_of(client, stream, symbol):
+            return []
+        if stream == "trade":
+            trade = {"trade_id": str(body["trade_id"]), "product_id": symbol,
+                     "price": body["price"], "size": body["size"],
+                     "side": body["side"].upper(), "time": _iso(ts)}
+            return [self._frame(client, "market_trades", ts,
+                                [{"type": "update", "trades": [trade]}])]
+        if stream == "ticker":
+            ticker = {"type": "ticker", "product_id": symbol, "price": body["bid"],
+                      "best_bid": body["bid"], "best_bid_quantity": body["bid_size"],
+                      "best_ask": body["ask"], "best_ask_quantity": body["ask_size"]}
+            return [self._frame(client, "ticker", ts, [{"type": "update", "tickers": [ticker]}])]
+        updates = ([self._level("bid", p, q, ts) for p, q in body["bids"]]
+                   + [self._level("offer", p, q, ts) for p, q in body["asks"]])
+        return [self._frame(client, "l2_data", ts, [
+            {"type": "update", "product_id": symbol, "updates": updates}])]
+
+
+# -- Kraken v2 -------------------------------------------------------------------------
+
+
+class KrakenDialect(Dialect):
+    """Kraken spot v2: ``trade``, ``ticker``, ``book``, heartbeats and ``{"method": "ping"}``."""
+
+    name = "kraken"
+    symbols = ("BTC/USD", "ETH/USD")
+    gap_stream = "trade"
+    rates: ClassVar[dict[str, float]] = {"trade": 20.0, "ticker": 10.0, "book": 20.0,
+                                         "heartbeat": 1.0}
+    _STREAMS: ClassVar[dict[str, str]] = {"trade": "trade", "ticker": "ticker", "book": "book"}
+
+    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
+        """The Kraken v2 spec pointed at ``url``."""
+        options.setdefault("channels", ("trade", "ticker", "book"))
+        return kraken.spec(symbols, url=url, api="v2", **options)
+
+    def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
+        """``subscribe`` per channel (book answers with a snapshot) and ``ping``."""
+        ts = _iso(market.time_ns())
+        try:
+            request = json.loads(text)
+            method = request["method"]
+        except (ValueError, KeyError, TypeError):
+            return [_text({"error": "Malformed request", "success": False})]
+        if method == "ping":
+            return [_text({"method": "pong", "time_in": ts, "time_out": ts})]
+        params = request.get("params") or {}
+        channel, symbols = params.get("channel"), list(params.get("symbol") or [])
+        frames = []
+        for symbol in symbols:
+            if channel not in self._STREAMS or symbol not in market.symbols:
+                frames.append(_text({"error": f"Currency pair not supported {symbol}"
+                                     if channel in self._STREAMS else
+                                     f"Channel {channel} not supported",
+                                     "method": "subscribe", "success": False,
+                                     "symbol": symbol, "time_in": ts, "time_out": ts}))
+                continue
+            client.add(self._STREAMS[channel], symbol, channel)
+            client.heartbeats = True
+            frames.append(_text({"method": "subscribe", "result": {"channel": channel,
+                                                                   "symbol": symbol},
+                                 "success": True, "time_in": ts, "time_out": ts}))
+            if channel == "book":
+                book = market.snapshot(symbol)
+                frames.append(_text({"channel": "book", "type": "snapshot", "data": [
+                    {"symbol": symbol, "checksum": 0,
+                     "bids": [{"price": p, "qty": q} for p, q in book["bids"]],
+                     "asks": [{"price": p, "qty": q} for p, q in book["asks"]]}]}))
+        return frames
+
+    def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
+               ) -> list[str]:
+        """v2 ``update`` frames (numbers as JSON numbers, times ISO)."""
+        if stream == "heartbeat":
+            return [_text({"channel": "heartbeat"})] if client.heartbeats else []
+        if not self.channels_of(client, stream, symbol):
+            return []
+        ts = body["ts"]
+        if stream == "trade":
+            item: dict[str, Any] = {
+                "symbol": symbol, "side": body["side"], "price": float(body["price"]),
+                "qty": float(body["size"]), "ord_type": "market", "trade_id": body["seq"],
+                "timestamp": _iso(ts)}
+            return [_text({"channel": "trade", "type": "update", "data": [item]})]
+        if stream == "ticker":
+            bid, ask = float(body["bid"]), float(body["ask"])
+            item = {"symbol": symbol, "bid": bid, "bid_qty": float(body["bid_size"]),
+                    "ask": ask, "ask_qty": float(body["ask_size"]), "last": bid,
+                    "volume": 1000.0, "vwap": bid, "low": bid, "high": ask, "change": 0.0,
+                    "change_pct": 0.0}
+            return [_text({"channel": "ticker", "type": "update", "data": [item]})]
+        item = {"symbol": symbol, "checksum": 0, "timestamp": _iso(ts),
+                "bids": [{"price": p, "qty": q} for p, q in body["bids"]],
+                "asks": [{"price": p, "qty": q} for p, q in body["asks"]]}
+        return [_text({"channel": "book", "type": "update", "data": [item]})]
+
+
+# -- Bybit v5 --------------------------------------------------------------------------
+
+
+class BybitDialect(Dialect):
+    """Bybit v5 public (linear): ``publicTrade``, ``tickers``, ``orderbook.N``; ``op`` ping."""
+
+    name = "bybit"
+    symbols = ("BTCUSDT", "ETHUSDT")
+    _STREAMS: ClassVar[dict[str, str]] = {
+        "publicTrade": "trade", "tickers": "ticker", "orderbook": "book"}
+
+    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
+        """The Bybit linear spec pointed at ``url``."""
+        options.setdefault("channels", ("publicTrade", "tickers", "orderbook"))
+        return bybit.spec(symbols, url=url, **options)
+
+    def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
+        """``subscribe`` with topics (books answer with a snapshot) and ``ping``."""
+        conn = f"sim-{client.index}"
+        try:
+            request = json.loads(text)
+            op = request["op"]
+        except (ValueError, KeyError, TypeError):
+            return [_text({"success": False, "ret_msg": "error:invalid request",
+                           "conn_id": conn})]
+        if op == "ping":
+            return [_text({"success": True, "ret_msg": "pong", "conn_id": conn, "op": "ping"})]
+        topics = [str(t) for t in request.get("args") or []]
+        for topic in topics:
+            parts = topic.split(".")
+            if parts[0] not in self._STREAMS or parts[-1] not in market.symbols:
+                return [_text({"success": False, "ret_msg": f"error:handler not found,"
+                                                            f"topic:{topic}",
+                               "conn_id": conn, "req_id": "", "op": op})]
+        frames = [_text({"success": True, "ret_msg": "", "conn_id": conn, "req_id": "",
+                         "op": op})]
+        for topic in topics:
+            parts = topic.split(".")
+            client.add(self._STREAMS[parts[0]], parts[-1], topic)
+            if parts[0] == "orderbook":
+                book = market.snapshot(parts[-1])
+                frames.append(self._book(topic, "snapshot", book))
+        return frames
+
+    @staticmethod
+    def _book(topic: str, kind: str, body: dict[str, Any]) -> str:
+        ms = _ms(body["ts"])
+        return _text({"topic": topic, "type": kind, "ts": ms, "data": {
+            "s": body["symbol"], "b": [[_num(p), _num(q)] for p, q in body["bids"]],
+            "a": [[_num(p), _num(q)] for p, q in body["asks"]], "u": body["seq"],
+            "seq": body["seq"]}, "cts": ms})
+
+    def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
+               ) -> list[str]:
+        """Frames per subscribed topic."""
+        frames = []
+        ms = _ms(body["ts"])
+        for topic in sorted(self.channels_of(client, stream, symbol)):
+            if stream == "trade":
+                frames.append(_text({"topic": topic, "type": "snapshot", "ts": ms, "data": [
+                    {"T": ms, "s": symbol, "S": "Buy" if body["side"] == "buy" else "Sell",
+                     "v": body["size"], "p": body["price"], "L": "PlusTick",
+                     "i": f"t-{body['trade_id']}", "BT": False}]}))
+            elif stream == "ticker":
+                frames.append(_text({"topic": topic, "type": "snapshot", "cs": body["seq"],
+                                     "ts": ms, "data": {
+                                         "symbol": symbol, "lastPrice": body["bid"],
+                                         "bid1Price": body["bid"],
+                                         "bid1Size": body["bid_size"],
+                                         "ask1Price": body["ask"],
+                                         "ask1Size": body["ask_size"]}}))
+            else:
+                frames.append(self._book(topic, "delta", body))
+        return frames
+
+
+# -- OKX v5 ----------------------------------------------------------------------------
+
+
+class OkxDialect(Dialect):
+    """OKX v5 public: ``trades``, ``tickers``, ``books``; the text ``ping`` gets ``pong``."""
+
+    name = "okx"
+    symbols = ("BTC-USDT", "ETH-USDT")
+    _STREAMS: ClassVar[dict[str, str]] = {"trades": "trade", "tickers": "ticker", "books": "book"}
+
+    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
+        """The OKX spec pointed at ``url``."""
+        options.setdefault("channels", ("trades", "tickers", "books"))
+        return okx.spec(symbols, url=url, **options)
+
+    def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
+        """``subscribe`` with args (books answer with a snapshot); ``ping`` as text."""
+        conn = f"sim-{client.index}"
+        if text == "ping":
+            return ["pong"]
+        try:
+            request = json.loads(text)
+            args = [dict(a) for a in request["args"]]
+        except (ValueError, KeyError, TypeError):
+            return [_text({"event": "error", "code": "60012",
+                           "msg": f"Invalid request: {text[:100]}", "connId": conn})]
+        frames = []
+        for arg in args:
+            channel, symbol = str(arg.get("channel")), str(arg.get("instId"))
+            if channel not in self._STREAMS or symbol not in market.symbols:
+                frames.append(_text({"event": "error", "code": "60018",
+                                     "msg": f"Wrong URL or channel:{channel},instId:{symbol} "
+                                            "doesn't exist.", "connId": conn}))
+                continue
+            client.add(self._STREAMS[channel], symbol, channel)
+            frames.append(_text({"event": "subscribe", "arg": arg, "connId": conn}))
+            if channel == "books":
+                book = market.snapshot(symbol)
+                frames.append(self._book(symbol, "snapshot", book, -1))
+        return frames
+
+    @staticmethod
+    def _book(symbol: str, action: str, body: dict[str, Any], prev: int) -> str:
+        return _text({"arg": {"channel": "books", "instId": symbol}, "action": action, "data": [{
+            "asks": [[_num(p), _num(q), "0", "1"] for p, q in body["asks"]],
+            "bids": [[_num(p), _num(q), "0", "1"] for p, q in body["bids"]],
+            "ts": str(_ms(body["ts"])), "checksum": 0, "seqId": body["seq"],
+            "prevSeqId": prev}]})
+
+    def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
+               ) -> list[str]:
+        """``data`` frames per subscribed channel."""
+        if not self.channels_of(client, stream, symbol):
+            return []
+        ts = str(_ms(body["ts"]))
+        if stream == "trade":
+            return [_text({"arg": {"channel": "trades", "instId": symbol}, "data": [
+                {"instId": symbol, "tradeId": str(body["trade_id"]), "px": body["price"],
+                 "sz": body["size"], "side": body["side"], "ts": ts}]})]
+        if stream == "ticker":
+            return [_text({"arg": {"channel": "tickers", "instId": symbol}, "data": [
+                {"instType": "SPOT", "instId": symbol, "last": body["bid"], "lastSz": "1",
+                 "askPx": body["ask"], "askSz": body["ask_size"], "bidPx": body["bid"],
+                 "bidSz": body["bid_size"], "open24h": body["bid"], "high24h": body["ask"],
+                 "low24h": body["bid"], "volCcy24h": "1000", "vol24h": "10", "ts": ts}]})]
+        return [self._book(symbol, "update", body, body["seq"] - 1)]
+
+
+DIALECTS: dict[str, Dialect] = {
+    dialect.name: dialect
+    for dialect in (BinanceDialect(), CoinbaseDialect(), KrakenDialect(), BybitDialect(),
+                    OkxDialect())
+}
+"""Exchange profiles of the simulator, by name."""
