@@ -73,7 +73,7 @@ def test_runtime_errors_give_one_line_and_exit_1(capsys: pytest.CaptureFixture[s
 
 
 def test_every_command_has_help() -> None:
-    for command in ("demo", "simulate"):
+    for command in ("demo", "simulate", "record", "replay"):
         result = run(command, "--help")
         assert result.returncode == 0 and command in result.stdout
 
@@ -129,3 +129,53 @@ def test_record_refuses_bad_json_and_urls(tmp_path: Path) -> None:
     url = run("record", "http://example.com", "--out", str(tmp_path / "r"))
     assert url.returncode == 1 and "ws:// or wss://" in url.stderr
     assert len(url.stderr.strip().splitlines()) == 1
+
+
+def test_demo_speaks_an_exchange_dialect_through_its_adapter() -> None:
+    result = run("demo", "--exchange", "okx", "--seconds", "8", "--no-record")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "simulator (okx)" in out and "feed survived every fault" in out
+    for shown in ("rows: trades", "rows: books", "1001 NORMAL", "sequence gaps"):
+        assert shown in out, shown
+    assert result.stderr == ""
+
+
+async def test_record_an_exchange_by_name_against_its_simulator(tmp_path: Path) -> None:
+    async with Simulator("binance", rates={"trade": 100.0, "ticker": 50.0, "book": 50.0}) as sim:
+        url = sim.url
+        done = await asyncio.to_thread(
+            run, "record", "binance:btcusdt,ethusdt", "--channels", "trade,bookTicker",
+            "--url", sim.url, "--out", str(tmp_path / "rec"), "--seconds", "1",
+        )
+    assert done.returncode == 0, done.stderr
+    recording = Recording.open(tmp_path / "rec")
+    spec = recording.spec
+    assert spec is not None and spec.channel_names == ["trade", "bookTicker"]
+    assert spec.url == url
+    result = run("replay", str(tmp_path / "rec"))
+    assert result.returncode == 0, result.stderr
+    assert "bookTicker" in result.stdout and "0 rejected" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("target", "extra", "message"),
+    [
+        ("ftx:btcusd", [], "neither a ws:// or wss:// URL nor EXCHANGE:SYMBOLS"),
+        ("binance:", [], "neither"),
+        ("binance:btcusdt", ["--channels", "trades"], "unknown Binance channel(s) ['trades']"),
+        ("binance:BTC-USDT", [], "symbols look like 'btcusdt'"),
+        ("binance:btcusdt", ["--option", "colour=blue"],
+         "binance has no option 'colour'; its options: ['market'"),
+        ("ws://127.0.0.1:1", ["--channels", "trade"], "go with EXCHANGE:SYMBOLS"),
+        ("okx:BTC-USDT", ["--subscribe", "{}"], "--subscribe goes with a URL"),
+    ],
+)
+def test_record_refuses_bad_targets_in_one_line(
+    target: str, extra: list[str], message: str, tmp_path: Path,
+) -> None:
+    result = run("record", target, "--out", str(tmp_path / "r"), *extra)
+    assert result.returncode == 1, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "r").exists()

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import inspect
 import json
 import logging
 import sys
@@ -338,6 +339,11 @@ def _record_spec(args: argparse.Namespace) -> FeedSpec:
         raise ValueError("--subscribe goes with a URL; an exchange's adapter subscribes itself")
     adapter = importlib.import_module(f"wsresearch.exchanges.{name}")
     options: dict[str, Any] = dict(args.option)
+    accepted = [p.name for p in inspect.signature(adapter.spec).parameters.values()
+                if p.kind is p.KEYWORD_ONLY and p.name != "connection"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"{name} has no option {unknown[0]!r}; its options: {accepted}")
     if args.channels:
         options["channels"] = [c.strip() for c in args.channels.split(",") if c.strip()]
     try:

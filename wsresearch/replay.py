@@ -63,6 +63,9 @@ class ReplayResult:
         The rejected frames, with raw text and reason.
     gaps
         Every sequence gap found, as ``Feed.gaps`` gives them.
+    errors
+        The most recent 100 errors as text: exchange error reports (with the
+        exchange's own message) and failing extractors or handlers.
     """
 
     frames: dict[str, pl.DataFrame]
@@ -70,6 +73,7 @@ class ReplayResult:
     stats: dict[str, Any] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
     gaps: pl.DataFrame = field(default_factory=pl.DataFrame)
+    errors: list[str] = field(default_factory=list)
 
 
 def replay(
@@ -191,6 +195,7 @@ def replay(
         stats=stats,
         rejects=feed.rejects,
         gaps=feed.gaps,
+        errors=[f"{type(exc).__name__}: {exc}" for exc in feed.errors],
     )
 
 

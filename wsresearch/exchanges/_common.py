@@ -16,12 +16,13 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from ..connection import ConnectionConfig, HeartbeatConfig
 from ..spec import FeedSpec, OutboundMessage, SpecOrigin
 
 __all__ = [
+    "Flat",
     "NsFromIso",
     "NsFromMs",
     "NsFromSeconds",
@@ -80,6 +81,12 @@ NsFromSeconds = Annotated[int, BeforeValidator(lambda v: _scaled(v, _NS))]
 """Seconds since the epoch with a fraction (``"1618678123.481570"``) → ns."""
 NsFromIso = Annotated[int, BeforeValidator(_iso_ns)]
 """ISO 8601 UTC text (``"2021-04-17T16:43:30.244075Z"``) → ns."""
+
+
+class Flat(BaseModel):
+    """A message model that ignores the fields it does not name (exchanges add fields)."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 def check_choice(what: str, value: str, choices: Iterable[str], exchange: str) -> str:

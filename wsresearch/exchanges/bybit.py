@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from ..connection import ConnectionConfig
 from ..health import StreamConfig
 from ..sequence import Seq
 from ..spec import Channel, FeedSpec
-from ._common import NsFromMs, app_ping, assemble, check_channels, check_choice, check_symbols
+from ._common import Flat, NsFromMs, app_ping, assemble, check_channels, check_choice, check_symbols
 
 __all__ = ["CATEGORIES", "CHANNELS", "OrderBook", "PublicTrades", "Tickers", "spec", "type_of"]
 
@@ -36,11 +36,7 @@ _DEPTHS = {"spot": (1, 50, 200, 1000), "linear": (1, 50, 200, 500, 1000),
 _MAX_ARGS = 10
 
 
-class _Flat(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class Trade(_Flat):
+class Trade(Flat):
     """One trade of a ``publicTrade`` frame."""
 
     trade_time_ns: NsFromMs = Field(alias="T")
@@ -53,14 +49,14 @@ class Trade(_Flat):
     block_trade: bool = Field(False, alias="BT")
 
 
-class PublicTrades(_Flat):
+class PublicTrades(Flat):
     """A ``publicTrade.<symbol>`` frame: one row per trade."""
 
     ts_ns: NsFromMs = Field(alias="ts")
     data: list[Trade]
 
 
-class Tickers(_Flat):
+class Tickers(Flat):
     """A ``tickers.<symbol>`` frame; derivatives send deltas, so absent fields are null."""
 
     type: Literal["snapshot", "delta"] = "snapshot"
@@ -90,7 +86,7 @@ class Tickers(_Flat):
         return value
 
 
-class OrderBook(_Flat):
+class OrderBook(Flat):
     """An ``orderbook.<depth>.<symbol>`` frame: levels as ``[price, size]``, size 0 = gone."""
 
     type: Literal["snapshot", "delta"]

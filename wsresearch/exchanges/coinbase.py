@@ -21,12 +21,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from ..connection import ConnectionConfig
 from ..health import StreamConfig
 from ..spec import Channel, FeedSpec
-from ._common import NsFromIso, assemble, check_channels, check_choice, check_symbols
+from ._common import Flat, NsFromIso, assemble, check_channels, check_choice, check_symbols
 
 __all__ = [
     "ADVANCED_CHANNELS", "APIS", "EXCHANGE_CHANNELS", "AdvancedHeartbeat", "AdvancedLevel2",
@@ -46,14 +46,10 @@ EXCHANGE_CHANNELS: tuple[str, ...] = ("ticker", "matches", "level2", "heartbeat"
 _SYMBOL = r"[A-Z0-9]{1,12}-[A-Z0-9]{1,12}"
 
 
-class _Flat(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
 # -- Advanced Trade ------------------------------------------------------------------
 
 
-class _Envelope(_Flat):
+class _Envelope(Flat):
     """Fields every Advanced Trade frame has."""
 
     sequence_num: int
@@ -78,7 +74,7 @@ def _items(value: Any, key: str) -> Any:
     return value | {"items": items}
 
 
-class AdvancedTrade(_Flat):
+class AdvancedTrade(Flat):
     """One trade of a ``market_trades`` frame."""
 
     event: str
@@ -101,7 +97,7 @@ class AdvancedTrades(_Envelope):
         return _items(value, "trades")
 
 
-class AdvancedTickerItem(_Flat):
+class AdvancedTickerItem(Flat):
     """One product's ticker."""
 
     event: str
@@ -128,7 +124,7 @@ class AdvancedTicker(_Envelope):
         return _items(value, "tickers")
 
 
-class AdvancedLevel(_Flat):
+class AdvancedLevel(Flat):
     """One book level change: ``new_quantity`` 0 removes the level."""
 
     event: str
@@ -211,7 +207,7 @@ _ADVANCED = {
 # -- Exchange ------------------------------------------------------------------------
 
 
-class ExchangeTicker(_Flat):
+class ExchangeTicker(Flat):
     """A ``ticker`` message: the last trade and the best bid and ask."""
 
     product_id: str
@@ -226,7 +222,7 @@ class ExchangeTicker(_Flat):
     time_ns: NsFromIso | None = Field(None, alias="time")
 
 
-class ExchangeMatch(_Flat):
+class ExchangeMatch(Flat):
     """A trade (``match``), or the last one before subscribing (``last_match``)."""
 
     type: Literal["match", "last_match"]
@@ -241,7 +237,7 @@ class ExchangeMatch(_Flat):
     time_ns: NsFromIso = Field(alias="time")
 
 
-class ExchangeSnapshot(_Flat):
+class ExchangeSnapshot(Flat):
     """The full level-2 book on subscribing: levels as ``[price, size]``."""
 
     product_id: str
@@ -249,7 +245,7 @@ class ExchangeSnapshot(_Flat):
     asks: list[tuple[float, float]]
 
 
-class L2Change(_Flat):
+class L2Change(Flat):
     """One level change of an ``l2update``: ``size`` 0 removes the level."""
 
     side: Literal["buy", "sell"]
@@ -264,7 +260,7 @@ class L2Change(_Flat):
         return value
 
 
-class ExchangeL2Update(_Flat):
+class ExchangeL2Update(Flat):
     """Level changes (``[side, price, size]`` on the wire), as structs."""
 
     product_id: str
@@ -272,7 +268,7 @@ class ExchangeL2Update(_Flat):
     time_ns: NsFromIso = Field(alias="time")
 
 
-class ExchangeHeartbeat(_Flat):
+class ExchangeHeartbeat(Flat):
     """Once a second per product: the last trade id and the channel sequence."""
 
     product_id: str

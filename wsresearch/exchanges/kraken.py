@@ -18,13 +18,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from ..connection import ConnectionConfig
 from ..health import StreamConfig
 from ..sequence import Seq
 from ..spec import Channel, FeedSpec
 from ._common import (
+    Flat,
     NsFromIso,
     NsFromMs,
     NsFromSeconds,
@@ -61,20 +62,16 @@ _SYMBOL = {"v2": (r"[A-Z0-9]{1,10}/[A-Z0-9]{1,10}", "BTC/USD"),
 _BOOK_DEPTHS = (10, 25, 100, 500, 1000)
 
 
-class _Flat(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
 # -- v2 ----------------------------------------------------------------------------
 
 
-class _V2(_Flat):
+class _V2(Flat):
     """Frame-level fields of a v2 data frame."""
 
     type: Literal["snapshot", "update"]
 
 
-class V2Trade(_Flat):
+class V2Trade(Flat):
     """One v2 trade."""
 
     symbol: str
@@ -92,7 +89,7 @@ class V2Trades(_V2):
     data: list[V2Trade]
 
 
-class V2TickerItem(_Flat):
+class V2TickerItem(Flat):
     """One v2 ticker."""
 
     symbol: str
@@ -115,14 +112,14 @@ class V2Ticker(_V2):
     data: list[V2TickerItem]
 
 
-class V2Level(_Flat):
+class V2Level(Flat):
     """One v2 book level; ``qty`` 0 removes it."""
 
     price: float
     qty: float
 
 
-class V2BookItem(_Flat):
+class V2BookItem(Flat):
     """One symbol's v2 book snapshot or update, with Kraken's CRC32 ``checksum``."""
 
     symbol: str
@@ -182,7 +179,7 @@ def _v1_parts(value: Any) -> tuple[int, list[Any], str, str] | None:
     return None
 
 
-class V1Trade(_Flat):
+class V1Trade(Flat):
     """One v1 trade: side ``b``/``s``, order type ``m``/``l``."""
 
     price: float
@@ -193,7 +190,7 @@ class V1Trade(_Flat):
     misc: str
 
 
-class V1Trades(_Flat):
+class V1Trades(Flat):
     """A v1 ``trade`` frame: one row per trade."""
 
     channel_id: int
@@ -212,7 +209,7 @@ class V1Trades(_Flat):
         return {"channel_id": channel_id, "pair": pair, "trades": trades}
 
 
-class V1Ticker(_Flat):
+class V1Ticker(Flat):
     """A v1 ``ticker`` frame: best bid and ask, last trade, today's and 24 h figures."""
 
     channel_id: int
@@ -263,7 +260,7 @@ class V1Ticker(_Flat):
         }
 
 
-class V1Level(_Flat):
+class V1Level(Flat):
     """One v1 book level; ``volume`` 0 removes it; ``republish`` marks a re-sent level."""
 
     price: float
@@ -280,7 +277,7 @@ class V1Level(_Flat):
         return value
 
 
-class V1Book(_Flat):
+class V1Book(Flat):
     """A v1 ``book-<depth>`` frame: a snapshot (``snapshot``) or an update, with its checksum."""
 
     channel_id: int
@@ -340,14 +337,14 @@ _V1_CHANNELS = {
 # -- Futures -------------------------------------------------------------------------
 
 
-class FuturesLevel(_Flat):
+class FuturesLevel(Flat):
     """One futures book level."""
 
     price: float
     qty: float
 
 
-class FuturesBookSnapshot(_Flat):
+class FuturesBookSnapshot(Flat):
     """The full book of a product on subscribing; ``seq`` starts the count."""
 
     product_id: str
@@ -357,7 +354,7 @@ class FuturesBookSnapshot(_Flat):
     asks: list[FuturesLevel]
 
 
-class FuturesBook(_Flat):
+class FuturesBook(Flat):
     """One level change; ``qty`` 0 removes it; ``seq`` is the previous one's + 1."""
 
     product_id: str
@@ -368,7 +365,7 @@ class FuturesBook(_Flat):
     timestamp_ns: NsFromMs = Field(alias="timestamp")
 
 
-class FuturesTrade(_Flat):
+class FuturesTrade(Flat):
     """One futures trade (``type``: ``fill``, ``liquidation``, ``termination``, ``block``)."""
 
     product_id: str
@@ -381,7 +378,7 @@ class FuturesTrade(_Flat):
     price: float
 
 
-class FuturesSnapshotTrade(_Flat):
+class FuturesSnapshotTrade(Flat):
     """One trade of a ``trade_snapshot`` (the product is on the frame)."""
 
     uid: str
@@ -393,14 +390,14 @@ class FuturesSnapshotTrade(_Flat):
     price: float
 
 
-class FuturesTradeSnapshot(_Flat):
+class FuturesTradeSnapshot(Flat):
     """The last trades of a product on subscribing: one row per trade."""
 
     product_id: str
     trades: list[FuturesSnapshotTrade]
 
 
-class FuturesTickerLite(_Flat):
+class FuturesTickerLite(Flat):
     """The light ticker: best bid and ask, 24 h change and volume."""
 
     product_id: str

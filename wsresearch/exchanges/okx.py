@@ -15,22 +15,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from ..connection import ConnectionConfig
 from ..health import StreamConfig
 from ..sequence import Seq
 from ..spec import Channel, FeedSpec
-from ._common import NsFromMs, app_ping, assemble, check_channels, check_symbols
+from ._common import Flat, NsFromMs, app_ping, assemble, check_channels, check_symbols
 
 __all__ = ["CHANNELS", "URL", "Books", "Tickers", "Trades", "spec", "type_of"]
 
 URL = "wss://ws.okx.com:8443/ws/v5/public"
 CHANNELS: tuple[str, ...] = ("trades", "tickers", "books", "books5")
-
-
-class _Flat(BaseModel):
-    model_config = ConfigDict(extra="ignore")
 
 
 def _first(value: Any) -> Any:
@@ -47,7 +43,7 @@ def _first(value: Any) -> Any:
     return {"instId": arg.get("instId"), "action": value.get("action")} | item
 
 
-class Trade(_Flat):
+class Trade(Flat):
     """One trade."""
 
     inst_id: str = Field(alias="instId")
@@ -60,13 +56,13 @@ class Trade(_Flat):
     """Trades aggregated into this one (newer API versions)."""
 
 
-class Trades(_Flat):
+class Trades(Flat):
     """A ``trades`` frame: one row per trade."""
 
     data: list[Trade]
 
 
-class Tickers(_Flat):
+class Tickers(Flat):
     """A ``tickers`` frame: last trade, best bid and ask, 24 h figures."""
 
     inst_type: str | None = Field(None, alias="instType")
@@ -97,7 +93,7 @@ def _level(value: Any) -> Any:
     return value
 
 
-class Books(_Flat):
+class Books(Flat):
     """A ``books``/``books5`` frame: levels as ``[price, size, orders]``, size 0 = gone."""
 
     inst_id: str = Field(alias="instId")

@@ -1,0 +1,137 @@
+"""Exchange adapters: argument checks, rebuilding from a recording, error reports, exact times."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from wsresearch import Recording, replay
+from wsresearch.exchanges import binance, bybit, coinbase, kraken, okx
+from wsresearch.exchanges._common import NsFromIso, NsFromMs, NsFromSeconds
+
+ADAPTERS = ["binance", "coinbase", "kraken", "bybit", "okx"]
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (lambda: binance.spec(["btcusdt"], ["trades"]), ValueError,
+         "unknown Binance channel(s) ['trades']; choose from ['trade', 'aggTrade'"),
+        (lambda: binance.spec(["BTC-USDT"]), ValueError, "symbols look like 'btcusdt'"),
+        (lambda: binance.spec(["btcusdt"], market="coinm"), ValueError,
+         "unknown Binance market 'coinm'; choose from ['spot', 'usdm']"),
+        (lambda: binance.spec(["btcusdt"], ["depth"], depth_speed="0ms"), ValueError,
+         "spot depth speed '0ms'; choose from ['100ms', '1000ms']"),
+        (lambda: binance.spec([f"s{i}usdt" for i in range(300)], market="usdm"), ValueError,
+         "at most 200 per connection"),
+        (lambda: binance.spec("btcusdt"), TypeError, "must be a list"),
+        (lambda: coinbase.spec(["BTC-USD"], ["matches"]), ValueError,
+         "unknown Coinbase Advanced Trade channel(s) ['matches']"),
+        (lambda: coinbase.spec(["BTCUSD"]), ValueError, "look like 'BTC-USD'"),
+        (lambda: coinbase.spec(["BTC-USD"], api="pro"), ValueError, "unknown Coinbase API"),
+        (lambda: kraken.spec(["BTC/USD"], ["ohlc"]), ValueError,
+         "unknown Kraken v2 channel(s) ['ohlc']; choose from ['trade', 'ticker', 'book']"),
+        (lambda: kraken.spec(["XBTUSD"], api="v1"), ValueError, "look like 'XBT/USD'"),
+        (lambda: kraken.spec(["PI_XBTUSD"], ["book"], api="futures", book_depth=7), ValueError,
+         "book depth 7"),
+        (lambda: bybit.spec(["BTCUSDT"], ["trade"]), ValueError, "choose from ['publicTrade'"),
+        (lambda: bybit.spec(["BTC/USDT"]), ValueError, "look like 'BTCUSDT'"),
+        (lambda: bybit.spec(["BTCUSDT"], category="option", book_depth=50), ValueError,
+         "option book depth 50; choose from (25, 100)"),
+        (lambda: okx.spec(["BTC-USDT"], ["bookz"]), ValueError,
+         "unknown OKX channel(s) ['bookz']; choose from ['trades', 'tickers', 'books', 'books5']"),
+        (lambda: okx.spec(["BTCUSDT"]), ValueError, "look like 'BTC-USDT'"),
+        (lambda: okx.spec([]), ValueError, "no OKX symbol given"),
+        (lambda: okx.spec(["BTC-USDT"], []), ValueError, "no OKX channel given"),
+    ],
+)
+def test_bad_arguments_fail_at_spec_with_the_choices(build: Any, error: type, message: str,
+                                                      ) -> None:
+    with pytest.raises(error) as info:
+        build()
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_a_recording_rebuilds_the_adapters_spec(name: str, tmp_path: Path) -> None:
+    adapter = importlib.import_module(f"wsresearch.exchanges.{name}")
+    spec = adapter.spec(url="ws://127.0.0.1:9/feed")
+    recording = Recording.from_frames(tmp_path / "r", [], spec=spec)
+    rebuilt = recording.spec
+    assert rebuilt is not None
+    assert (rebuilt.url, rebuilt.channel_names, rebuilt.subscribe, rebuilt.description) == (
+        spec.url, spec.channel_names, spec.subscribe, spec.description)
+    assert rebuilt.origin == spec.origin
+
+
+def test_every_model_documents_itself() -> None:
+    for name in ADAPTERS:
+        module = importlib.import_module(f"wsresearch.exchanges.{name}")
+        assert module.__doc__ and module.spec.__doc__
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == (
+                    module.__name__):
+                assert obj.__doc__, f"{name}.{obj.__name__}"
+
+
+# Error reports in each exchange's documented shape, and the message the Feed must show.
+ERROR_REPORTS = [
+    (binance.spec(), '{"error":{"code":2,"msg":"Invalid request: unknown variant"},"id":1}',
+     "Invalid request: unknown variant (code 2)"),
+    (binance.spec(), '{"code":1,"msg":"Invalid value type: expected Boolean"}',
+     "Invalid value type: expected Boolean (code 1)"),
+    (coinbase.spec(api="exchange"),
+     '{"type":"error","message":"Failed to subscribe","reason":"XYZ-USD is not a valid product"}',
+     "Failed to subscribe: XYZ-USD is not a valid product"),
+    (coinbase.spec(), '{"type":"error","message":"failure to subscribe"}',
+     "failure to subscribe"),
+    (kraken.spec(), '{"error":"Currency pair not supported XYZ/USD","method":"subscribe",'
+     '"success":false,"time_in":"2023-01-01T00:00:00.000000Z"}',
+     "Currency pair not supported XYZ/USD"),
+    (kraken.spec(["XBT/USD"], api="v1"),
+     '{"errorMessage":"Currency pair not in ISO 4217-A3 format XBTUSD",'
+     '"event":"subscriptionStatus","pair":"XBTUSD","status":"error",'
+     '"subscription":{"name":"ticker"}}', "Currency pair not in ISO 4217-A3 format XBTUSD"),
+    (kraken.spec(["PI_XBTUSD"], ["book"], api="futures"),
+     '{"event":"error","message":"Invalid product id"}', "Invalid product id"),
+    (bybit.spec(), '{"success":false,"ret_msg":"error:handler not found,topic:x",'
+     '"conn_id":"c1","op":"subscribe"}', "error:handler not found,topic:x"),
+    (okx.spec(), '{"event":"error","code":"60012","msg":"Invalid request: {\\"op\\": \\"x\\"}",'
+     '"connId":"a4d3ae55"}', 'Invalid request: {"op": "x"} (code 60012)'),
+]
+
+
+@pytest.mark.parametrize(("spec", "frame", "message"), ERROR_REPORTS,
+                         ids=[f"{s.origin.adapter}-{i}" for i, (s, _, _) in
+                              enumerate(ERROR_REPORTS)])  # type: ignore[union-attr]
+def test_exchange_error_reports_are_counted_with_their_message(
+    spec: Any, frame: str, message: str, tmp_path: Path,
+) -> None:
+    result = replay(Recording.from_frames(tmp_path / "r", [frame], spec=spec))
+    assert result.stats["exchange_errors"] == 1
+    assert result.stats["invalid"] == 0
+    assert result.errors == [f"ExchangeError: {message}"]
+
+
+class Times(BaseModel):
+    ms: NsFromMs
+    seconds: NsFromSeconds
+    iso: NsFromIso
+
+
+def test_times_become_exact_nanoseconds() -> None:
+    times = Times(ms="1652459223003", seconds="1618678123.481570",
+                  iso="2023-02-09T20:30:37.167359596Z")
+    assert times.ms == 1_652_459_223_003_000_000
+    assert times.seconds == 1_618_678_123_481_570_000
+    assert times.iso == 1_675_974_637_167_359_596
+    assert Times(ms=1, seconds=2, iso="1970-01-01T00:00:01Z").model_dump() == {
+        "ms": 1_000_000, "seconds": 2_000_000_000, "iso": 1_000_000_000}
+    with pytest.raises(ValueError, match="not an ISO 8601"):
+        Times(ms=1, seconds=1, iso="yesterday")
+    with pytest.raises(ValueError, match="not a number"):
+        Times(ms="soon", seconds=1, iso="1970-01-01T00:00:01Z")
