@@ -21,7 +21,8 @@ def test_all_is_sorted_complete_and_importable() -> None:
 def test_every_public_name_is_documented() -> None:
     modules = ["backoff", "clock", "connection", "errors", "feed", "frames", "health", "parser",
                "queue", "sim", "spec", "cli", "console", "exchanges.generic", "exchanges.raw",
-               "sequence", "recording", "replay", "testing", "pytest_plugin", "dedupe"]
+               "sequence", "sim_dialects", "exchanges.binance", "exchanges.coinbase",
+               "exchanges.kraken", "exchanges.bybit", "exchanges.okx", "recording", "replay", "testing", "pytest_plugin", "dedupe"]
     for module_name in modules:
         module = importlib.import_module(f"wsresearch.{module_name}")
         assert module.__doc__, module_name

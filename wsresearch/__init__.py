@@ -57,10 +57,6 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "ExchangeError",
-    "Seq",
-    "SequenceGap",
-    "SequenceTracker",
     "BackoffConfig",
     "Channel",
     "Clock",
@@ -70,6 +66,7 @@ __all__ = [
     "ConnectionState",
     "DEFAULT_BACKOFF",
     "DedupeStats",
+    "ExchangeError",
     "Fault",
     "Feed",
     "FeedSpec",
@@ -99,6 +96,9 @@ __all__ = [
     "Reject",
     "ReplayResult",
     "ReplayServer",
+    "Seq",
+    "SequenceGap",
+    "SequenceTracker",
     "Simulator",
     "SpecOrigin",
     "StreamConfig",
