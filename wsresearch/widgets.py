@@ -14,7 +14,7 @@ What it shows:
 - per stream: message rate, age of the last message, healthy / stale / silent
   (allowed), and a sparkline of the recent message rate;
 - the pipeline: queue depth against its bound (a progress bar), drops,
-  duplicates, rejects by reason, recorded events.
+  duplicates, rejects by reason, sequence gaps, exchange errors, recorded events.
 
 Needs ``pip install 'wsresearch[notebook]'``; without ipywidgets, creating a
 dashboard raises an :class:`ImportError` saying so.
@@ -268,6 +268,8 @@ class Dashboard:
             f"received <b>{stats.received}</b> · ok <b>{stats.ok}</b> · "
             f"dropped <b>{stats.dropped}</b> · duplicates <b>{stats.duplicates}</b> · "
             f"stale <b>{stats.stale}</b> · rejects <b>{stats.invalid}</b> ({rejects}) · "
+            f"sequence gaps <b>{stats.sequence_gaps}</b> ({stats.sequence_missing} missing) · "
+            f"exchange errors <b>{stats.exchange_errors}</b> · "
             f"recorded <b>{stats.recorded}</b></div>"
         )
 
