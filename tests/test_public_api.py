@@ -22,7 +22,8 @@ def test_every_public_name_is_documented() -> None:
     modules = ["backoff", "clock", "connection", "errors", "feed", "frames", "health", "parser",
                "queue", "sim", "spec", "cli", "console", "exchanges.generic", "exchanges.raw",
                "sequence", "sim_dialects", "exchanges.binance", "exchanges.coinbase",
-               "exchanges.kraken", "exchanges.bybit", "exchanges.okx", "recording", "replay", "testing", "pytest_plugin", "dedupe"]
+               "exchanges.kraken", "exchanges.bybit", "exchanges.okx", "recording", "replay",
+               "testing", "pytest_plugin", "dedupe", "notebook", "widgets"]
     for module_name in modules:
         module = importlib.import_module(f"wsresearch.{module_name}")
         assert module.__doc__, module_name
