@@ -28,7 +28,7 @@ import logging
 import os
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +51,7 @@ from .parser import (
 )
 from .queue import MessageQueue, OverflowPolicy
 from .recording import Recorder
-from .sequence import GAP, OUT_OF_ORDER, REPEAT, SequenceGap, SequenceTracker
+from .sequence import GAP, OUT_OF_ORDER, REPEAT, Seq, SequenceGap, SequenceTracker
 from .spec import Channel, FeedSpec, OutboundMessage
 
 if TYPE_CHECKING:
@@ -63,6 +63,10 @@ log = logging.getLogger(__name__)
 
 # data, generation, recv_mono_ns, recv_wall_ns, seq in the recording (-1 when not recording)
 _Item = tuple[str | bytes, int, int, int, int]
+# A sequenced channel's extractor, key extractor, group, and the channel itself.
+_Sequenced = tuple[
+    Callable[[Any], "int | Seq | None"], Callable[[Any], Hashable] | None, str, Channel
+]
 
 
 @dataclass(frozen=True)
@@ -210,9 +214,14 @@ class Feed:
         self.parser.report_errors(spec.errors)
         self.parser.ignore_texts(spec.control_texts)
         self._stream_of = {channel.name: channel.stream_name for channel in spec.channels}
-        self._sequenced = {c.name: c for c in spec.channels if c.sequence is not None}
         self.sequences = SequenceTracker()
         """Sequence expectations and counts (see :mod:`wsresearch.sequence`)."""
+        # Per sequenced channel, what its check needs, looked up once.
+        self._sequenced = {
+            c.name: (c.sequence, c.sequence_key, c.sequence_group_name, c)
+            for c in spec.channels if c.sequence is not None
+        }
+        self._observe = self.sequences.observe
         self.health = HealthMonitor(
             spec.health,
             on_unhealthy=self._on_unhealthy,
@@ -530,16 +539,15 @@ class Feed:
         self._record(self._stream_of[kind], mono)
 
     def _check_sequence(
-        self, channel: Channel, message: Any, generation: int, mono: int, ref_seq: int
+        self, sequenced: _Sequenced, message: Any, generation: int, mono: int, ref_seq: int
     ) -> None:
+        sequence, sequence_key, group, channel = sequenced
         try:
-            value = channel.sequence(message)  # type: ignore[misc]  # set for these
+            value = sequence(message)
             if value is None:
                 return
-            key = None if channel.sequence_key is None else channel.sequence_key(message)
-            _, gap = self.sequences.observe(
-                channel.sequence_group_name, channel.name, key, value, generation, mono
-            )
+            key = None if sequence_key is None else sequence_key(message)
+            gap = self._observe(group, channel.name, key, value, generation, mono)[1]
         except Exception as exc:
             self._on_error(exc)
             return

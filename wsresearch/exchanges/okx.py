@@ -118,12 +118,12 @@ class Books(Flat):
 
 
 def type_of(message: Any) -> str | None:
-    """The ``arg.channel`` of data frames; ``ack``/``error`` for ``event`` replies."""
+    """The ``arg.channel`` of data frames; ``error`` for ``error`` events, else ``ack``."""
     if not isinstance(message, dict):
         return None
     event = message.get("event")
-    if event is not None:
-        return "error" if event == "error" else "ack"
+    if event is not None:  # subscribe, notice, channel-conn-count...: acks and notices
+        return "error" if str(event).endswith("error") else "ack"
     arg = message.get("arg")
     if isinstance(arg, dict) and "data" in message:
         channel = arg.get("channel")
