@@ -1,10 +1,11 @@
 import json
+from typing import Any
 
 import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
 from wsresearch import MessageParser, Recording, VirtualClock, by_field
 from wsresearch.parser import OUTCOMES, REJECT_REASONS
@@ -234,3 +235,26 @@ def test_by_field_falls_back_when_models_are_shared_or_the_field_is_bad() -> Non
     with pytest.raises(ValueError, match="non-empty string"):
         by_field("")
     assert repr(by_field("e")) == "by_field('e')" and by_field("e") == by_field("e")
+
+
+class Fussy(BaseModel):
+    type: str
+    n: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape(cls, value: Any) -> Any:
+        if isinstance(value, dict) and value.get("n") == 13:
+            raise TypeError("a validator that trips on odd input")
+        return value
+
+
+@pytest.mark.parametrize("type_of", [by_field("type"), lambda m: m.get("type")])
+def test_a_model_validator_that_raises_is_a_schema_error_not_a_crash(type_of: Any) -> None:
+    parser = MessageParser(type_of)
+    parser.register("x", Fussy)
+    assert parser.parse('{"type":"x","n":1}').status == "ok"
+    outcome = parser.parse('{"type":"x","n":13}')
+    assert outcome.status == "schema_error"
+    assert parser.rejects[-1].detail == (
+        "model validator raised TypeError: a validator that trips on odd input")

@@ -13,7 +13,8 @@ frame ends in exactly one status, and every status is counted:
 ``invalid_utf8``    a binary frame that is not UTF-8 text
 ``invalid_json``    not JSON
 ``unknown_type``    ``type_of`` returned no registered type, or raised
-``schema_error``    JSON of a registered type that fails its model
+``schema_error``    JSON of a registered type that fails its model (or makes one of
+                    its validators raise)
 ``handler_error``   the registered handler raised
 ==================  ==========================================================
 
@@ -408,7 +409,7 @@ class MessageParser:
             try:
                 message = self._tagged(raw)
                 name, fast_route = self._route_of[message.__class__]
-            except (ValidationError, KeyError):
+            except Exception:
                 pass  # not a valid frame of a registered type: classified below
             else:
                 return self._accept(fast_route, name, message, raw)
@@ -440,6 +441,10 @@ class MessageParser:
             message = route.validate(decoded)
         except ValidationError as exc:
             return self._reject(SCHEMA_ERROR, raw, _summarise(exc), kind)
+        except Exception as exc:  # a model's own validator failed on an odd shape
+            return self._reject(
+                SCHEMA_ERROR, raw, f"model validator raised {type(exc).__name__}: {exc}", kind
+            )
         return self._accept(route, kind, message, raw)
 
     def _accept(

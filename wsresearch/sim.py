@@ -1,6 +1,8 @@
 """An embedded exchange simulator: a real ``websockets`` server on 127.0.0.1.
 
-It speaks a dialect (``profile``), streams seeded market data, and injects the
+It speaks a dialect (``profile``: its own ``generic`` one, or Binance's,
+Coinbase's, Kraken's, Bybit's or OKX's, see :mod:`wsresearch.sim_dialects`),
+streams seeded market data, and injects the
 faults real exchanges inflict, either on a script (:class:`Fault` with an
 ``at`` time, for demos) or on demand from a test (``await sim.disconnect()``,
 ``sim.silence("trade", 5)``...), which keeps tests free of timing guesses.

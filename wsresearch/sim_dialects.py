@@ -15,6 +15,7 @@ checksums are not computed (they are sent as 0).
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -67,7 +68,7 @@ class Subscriber:
         return self.seq
 
 
-class Dialect:
+class Dialect(abc.ABC):
     """One exchange's wire format, as the simulator speaks it (subclass per exchange).
 
     Attributes
@@ -91,18 +92,18 @@ class Dialect:
     connection_sequence: ClassVar[bool] = False
     gap_stream: ClassVar[str] = "book"
 
+    @abc.abstractmethod
     def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
         """The adapter's spec for this simulator, subscribing to ``symbols``."""
-        raise NotImplementedError  # pragma: no cover - every dialect defines it
 
+    @abc.abstractmethod
     def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
         """Handle one text request; return the frames to answer with."""
-        raise NotImplementedError  # pragma: no cover
 
+    @abc.abstractmethod
     def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
                ) -> list[str]:
         """The frames ``client`` gets for one market event (none if not subscribed)."""
-        raise NotImplementedError  # pragma: no cover
 
     @staticmethod
     def channels_of(client: Subscriber, stream: str, symbol: str) -> set[str]:

@@ -204,8 +204,11 @@ class V1Trades(Flat):
         if parts is None:
             return value
         channel_id, payload, _, pair = parts
+        if len(payload) != 1 or not isinstance(payload[0], list) or not all(
+                isinstance(t, list) for t in payload[0]):
+            raise ValueError("a trade payload is a list of [price, volume, time, ...] lists")
         trades = [dict(zip(("price", "volume", "time_ns", "side", "order_type", "misc"), t,
-                           strict=False)) for t in (payload[0] if payload else [])]
+                           strict=False)) for t in payload[0]]
         return {"channel_id": channel_id, "pair": pair, "trades": trades}
 
 
