@@ -3,11 +3,13 @@ from typing import Literal
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from pydantic import BaseModel
 
 from wsresearch import FrameStore, UnknownChannelError
-from wsresearch.frames import polars_schema
+from wsresearch.frames import _plain, nested_series, polars_schema
 
 
 class Trade(BaseModel):
@@ -51,7 +53,7 @@ class Untyped(BaseModel):
 
 def test_homogeneous_containers_are_lists_and_the_rest_is_inferred() -> None:
     schema = polars_schema(Untyped)
-    assert schema == {"anything": None, "pair": pl.List(pl.Float64()), "mixed": None}
+    assert schema == {"anything": None, "pair": pl.Array(pl.Float64(), 2), "mixed": None}
 
 
 def test_an_empty_channel_has_the_full_schema() -> None:
@@ -152,3 +154,32 @@ def test_explode_needs_a_list_of_models_without_clashing_names() -> None:
 
     with pytest.raises(ValueError, match="clash"):
         FrameStore({"c": Clash}, explode={"c": "fills"})
+
+
+class Quote(BaseModel):
+    price: float
+    size: float
+    side: str
+
+
+levels = st.lists(st.tuples(st.floats(allow_nan=False), st.floats(allow_nan=False)), max_size=4)
+structs = st.lists(st.builds(Quote, price=st.floats(allow_nan=False),
+                             size=st.floats(allow_nan=False), side=st.text(max_size=3)),
+                   max_size=4)
+NESTED = [
+    (levels, pl.List(pl.Array(pl.Float64, 2))),
+    (st.lists(st.lists(st.integers(-10, 10), max_size=3), max_size=4), pl.List(pl.List(pl.Int64))),
+    (structs, pl.List(pl.Struct({"price": pl.Float64, "size": pl.Float64, "side": pl.String}))),
+    (st.one_of(st.none(), levels), pl.List(pl.Array(pl.Float64, 2))),  # None: polars' own path
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), case=st.sampled_from(range(len(NESTED))))
+def test_nested_columns_are_built_fast_and_the_same(data: st.DataObject, case: int) -> None:
+    strategy, dtype = NESTED[case]
+    values = data.draw(st.lists(strategy, max_size=6))
+    fast = nested_series("x", values, dtype)
+    slow = pl.Series("x", [_plain(v) for v in values], dtype=dtype, strict=False)
+    assert fast.dtype == dtype
+    assert fast.to_list() == slow.to_list()
