@@ -10,8 +10,8 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 
 def test_there_are_example_notebooks() -> None:
-    assert [p.name for p in NOTEBOOKS][:3] == [
-        "01_quickstart.ipynb", "02_record_and_replay.ipynb", "03_exchanges.ipynb"]
+    assert {p.name for p in NOTEBOOKS} >= {
+        "01_quickstart.ipynb", "02_record_and_replay.ipynb", "05_exchanges.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
