@@ -19,6 +19,14 @@ PROFILES = sorted(DIALECTS)
 BAD_SUBSCRIBE: dict[str, tuple[Any, str]] = {
     "binance": ({"method": "SUBSCRIBE", "params": ["nosuchusdt@trade"], "id": 9},
                 "unknown stream 'nosuchusdt@trade'"),
+    "binance-usdm": ({"method": "SUBSCRIBE", "params": ["btcusdt@nosuch"], "id": 9},
+                     "unknown stream 'btcusdt@nosuch'"),
+    "coinbase-exchange": ({"type": "subscribe", "product_ids": ["NOPE-USD"],
+                           "channels": ["ticker"]}, "NOPE-USD is not a valid product"),
+    "kraken-v1": ({"event": "subscribe", "pair": ["NOPE/USD"], "subscription": {"name": "trade"}},
+                  "Currency pair not supported NOPE/USD"),
+    "kraken-futures": ({"event": "subscribe", "feed": "trade", "product_ids": ["PI_NOPEUSD"]},
+                       "Invalid product id"),
     "coinbase": ({"type": "subscribe", "product_ids": ["NOPE-USD"], "channel": "ticker"},
                  "NOPE-USD is not a valid product"),
     "kraken": ({"method": "subscribe", "params": {"channel": "trade", "symbol": ["NOPE/USD"]}},
@@ -31,6 +39,13 @@ BAD_SUBSCRIBE: dict[str, tuple[Any, str]] = {
 APP_PING = {"kraken": '{"method":"ping"}', "bybit": '{"op":"ping"}', "okx": "ping"}
 
 
+# Channels that need not have rows: an empty trade snapshot, the acks of Coinbase.
+MAY_BE_EMPTY = {"trade_snapshot", "subscriptions"}
+SEQUENCED = [p for p in PROFILES if any(
+    c.sequence is not None
+    for c in DIALECTS[p].spec("ws://127.0.0.1:1", DIALECTS[p].symbols).channels)]
+
+
 def fast(profile: str) -> dict[str, float]:
     return {stream: rate * 10 for stream, rate in DIALECTS[profile].rates.items()}
 
@@ -39,15 +54,15 @@ def fast(profile: str) -> dict[str, float]:
 async def test_every_channel_arrives_valid_and_survives_a_disconnect(profile: str) -> None:
     async with Simulator(profile, seed=4, rates=fast(profile), keep_sent=True) as sim:
         feed = Feed(sim.spec(connection=quick(sim.url)))
-        channels = [c.name for c in feed.spec.channels if c.name != "subscriptions"]
+        channels = [c.name for c in feed.spec.channels if c.name not in MAY_BE_EMPTY]
         async with feed:
-            await eventually(lambda: all(feed.store.rows(c) >= 3 for c in channels),
-                             what=f"rows on every channel of {channels}")
+            await eventually(lambda: all(feed.store.rows(c) >= 1 for c in channels)
+                             and feed.stats.ok >= 30, what=f"rows on every channel of {channels}")
             subscribes = list(sim.received)
             await sim.disconnect()
             await eventually(lambda: feed.generation == 2, what="the reconnect")
             await eventually(lambda: all(
-                feed.frame(c).filter(generation=2).height >= 3 for c in channels),
+                feed.frame(c).filter(generation=2).height >= 1 for c in channels),
                 what="rows on every channel after resubscribing")
     stats = feed.stats
     assert stats.invalid == 0 and stats.exchange_errors == 0, feed.rejects[:3]
@@ -59,7 +74,11 @@ async def test_every_channel_arrives_valid_and_survives_a_disconnect(profile: st
     assert first == second == list(feed.spec.subscribe)  # sent again on the new connection
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_but_kraken_v1_tracks_sequences() -> None:
+    assert sorted(set(PROFILES) - set(SEQUENCED)) == ["kraken-v1"]  # v1 has no numbers
+
+
+@pytest.mark.parametrize("profile", SEQUENCED)
 async def test_an_injected_sequence_gap_is_found(profile: str) -> None:
     dialect = DIALECTS[profile]
     async with Simulator(profile, seed=5, rates=fast(profile),

@@ -225,9 +225,9 @@ class _Market:
 
 def _start_price(symbol: str) -> float:
     """A plausible price for ``symbol`` in any exchange's spelling (``btcusdt``, ``XBT/USD``)."""
-    upper = symbol.upper()
+    upper = symbol.upper().replace("XBT", "BTC")
     for base, price in _START_PRICE.items():
-        if upper.startswith(base) or (base == "BTC" and upper.startswith("XBT")):
+        if base in upper:
             return price
     return 100.0
 

@@ -42,6 +42,12 @@ def _iso(ns: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{rest:09d}Z"
 
 
+def _seconds(ns: int) -> str:
+    """Ns as Kraken v1's decimal seconds, e.g. ``"1618678142.557535"``."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return f"{seconds}.{rest // 1000:06d}"
+
+
 def _num(value: Any) -> str:
     """A number as exchanges send it: text, without float noise."""
     return f"{float(value):.8f}".rstrip("0").rstrip(".")
@@ -119,14 +125,15 @@ class BinanceDialect(Dialect):
 
     name = "binance"
     symbols = ("btcusdt", "ethusdt")
+    market: ClassVar[str] = "spot"
     _STREAMS: ClassVar[dict[str, str]] = {
         "trade": "trade", "aggTrade": "trade", "bookTicker": "ticker", "depth": "book"}
 
     def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
-        """The Binance spot spec pointed at ``url``."""
+        """The Binance spec for this market, pointed at ``url``."""
         options.setdefault("channels", ("trade", "bookTicker", "depth"))
         options.setdefault("depth_speed", "100ms")
-        return binance.spec(symbols, url=url, **options)
+        return binance.spec(symbols, url=url, market=self.market, **options)
 
     def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
         """``SUBSCRIBE`` with stream names; an unknown stream is error code 2."""
@@ -169,8 +176,33 @@ class BinanceDialect(Dialect):
                         "u": body["seq"],
                         "b": [[_num(p), _num(q)] for p, q in body["bids"]],
                         "a": [[_num(p), _num(q)] for p, q in body["asks"]]}
+            if self.market == "usdm":  # futures add transaction times and links
+                data = self._usdm(kind, data, ms, body)
             frames.append(_text({"stream": name, "data": data}))
         return frames
+
+    @staticmethod
+    def _usdm(kind: str, data: dict[str, Any], ms: int, body: dict[str, Any]) -> dict[str, Any]:
+        if kind == "trade":
+            data.pop("M")
+            return data | {"X": "MARKET"}
+        if kind == "bookTicker":
+            return {"e": "bookTicker"} | data | {"T": ms, "E": ms}
+        if kind == "depth":
+            return data | {"T": ms, "pu": body["seq"] - 1}
+        return data
+
+
+class BinanceUsdmDialect(BinanceDialect):
+    """Binance USD-M futures: as spot, plus ``pu`` links on depth and transaction times."""
+
+    name = "binance-usdm"
+    market = "usdm"
+
+    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
+        """The Binance USD-M spec pointed at ``url``."""
+        options.setdefault("depth_speed", "0ms")
+        return super().spec(url, symbols, **options)
 
 
 # -- Coinbase Advanced Trade -----------------------------------------------------------
@@ -259,6 +291,89 @@ class CoinbaseDialect(Dialect):
             {"type": "update", "product_id": symbol, "updates": updates}])]
 
 
+# -- Coinbase Exchange -----------------------------------------------------------------
+
+
+class CoinbaseExchangeDialect(Dialect):
+    """The Coinbase Exchange feed: ``ticker``, ``matches``, ``level2``, ``heartbeat``.
+
+    Matches start with a ``last_match``, level2 with a snapshot.
+    """
+
+    name = "coinbase-exchange"
+    symbols = ("BTC-USD", "ETH-USD")
+    rates: ClassVar[dict[str, float]] = {"trade": 20.0, "ticker": 10.0, "book": 20.0,
+                                         "heartbeat": 1.0}
+    gap_stream = "trade"
+    _STREAMS: ClassVar[dict[str, str]] = {
+        "ticker": "ticker", "matches": "trade", "level2": "book", "heartbeat": "heartbeat"}
+
+    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
+        """The Exchange-feed spec pointed at ``url``."""
+        options.setdefault("channels", ("ticker", "matches", "level2", "heartbeat"))
+        return coinbase.spec(symbols, url=url, api="exchange", **options)
+
+    def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
+        """One ``subscribe`` for every channel; matches and level2 start with their state."""
+        try:
+            request = json.loads(text)
+            products = [str(p) for p in request.get("product_ids", [])]
+            channels = [c if isinstance(c, str) else c["name"] for c in request["channels"]]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return [_text({"type": "error", "message": "Failed to parse the request"})]
+        unknown = [p for p in products if p not in market.symbols]
+        bad = [c for c in channels if c not in self._STREAMS]
+        if unknown or bad:
+            reason = (f"{unknown[0]} is not a valid product" if unknown
+                      else f"{bad[0]} is not a valid channel")
+            return [_text({"type": "error", "message": "Failed to subscribe", "reason": reason})]
+        frames = [_text({"type": "subscriptions", "channels": [
+            {"name": channel, "product_ids": products} for channel in channels]})]
+        ts = _iso(market.time_ns())
+        for channel in channels:
+            for product in products:
+                client.add(self._STREAMS[channel], product, channel)
+                if channel == "matches":  # the last trade before subscribing
+                    last = market.seq.get(("trade", product), 0)
+                    frames.append(_text({
+                        "type": "last_match", "trade_id": last, "maker_order_id": "m-0",
+                        "taker_order_id": "t-0", "side": "buy", "size": "1",
+                        "price": _num(market.price[product]), "product_id": product,
+                        "sequence": last, "time": ts}))
+                elif channel == "level2":
+                    book = market.snapshot(product)
+                    frames.append(_text({
+                        "type": "snapshot", "product_id": product,
+                        "bids": [[_num(p), _num(q)] for p, q in book["bids"]],
+                        "asks": [[_num(p), _num(q)] for p, q in book["asks"]]}))
+        return frames
+
+    def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
+               ) -> list[str]:
+        """Flat ``type`` messages per subscribed channel."""
+        ts = _iso(body["ts"])
+        if stream == "heartbeat":
+            return [_text({"type": "heartbeat", "sequence": body["ts"] // 1_000_000,
+                           "last_trade_id": 0, "product_id": product, "time": ts})
+                    for (kind, product) in sorted(client.subs) if kind == "heartbeat"]
+        if not self.channels_of(client, stream, symbol):
+            return []
+        if stream == "trade":
+            side = "sell" if body["side"] == "buy" else "buy"  # the maker's side
+            return [_text({"type": "match", "trade_id": body["seq"], "maker_order_id": "m-1",
+                           "taker_order_id": "t-1", "side": side, "size": body["size"],
+                           "price": body["price"], "product_id": symbol,
+                           "sequence": body["trade_id"], "time": ts})]
+        if stream == "ticker":
+            return [_text({"type": "ticker", "sequence": body["seq"], "product_id": symbol,
+                           "price": body["bid"], "best_bid": body["bid"],
+                           "best_ask": body["ask"], "time": ts})]
+        changes = ([["buy", _num(p), _num(q)] for p, q in body["bids"]]
+                   + [["sell", _num(p), _num(q)] for p, q in body["asks"]])
+        return [_text({"type": "l2update", "product_id": symbol, "changes": changes,
+                       "time": ts})]
+
+
 # -- Kraken v2 -------------------------------------------------------------------------
 
 
@@ -336,6 +451,148 @@ class KrakenDialect(Dialect):
                 "bids": [{"price": p, "qty": q} for p, q in body["bids"]],
                 "asks": [{"price": p, "qty": q} for p, q in body["asks"]]}
         return [_text({"channel": "book", "type": "update", "data": [item]})]
+
+
+# -- Kraken v1 and Futures -------------------------------------------------------------
+
+
+class KrakenV1Dialect(Dialect):
+    """Kraken spot v1: arrays ``[channelID, payload, channelName, pair]``, ``event`` replies."""
+
+    name = "kraken-v1"
+    symbols = ("XBT/USD", "ETH/USD")
+    rates: ClassVar[dict[str, float]] = {"trade": 20.0, "ticker": 10.0, "book": 20.0,
+                                         "heartbeat": 1.0}
+    _STREAMS: ClassVar[dict[str, str]] = {"trade": "trade", "ticker": "ticker", "book": "book"}
+
+    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
+        """The Kraken v1 spec pointed at ``url``."""
+        options.setdefault("channels", ("trade", "ticker", "book"))
+        return kraken.spec(symbols, url=url, api="v1", **options)
+
+    def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
+        """``subscribe`` per pair (book answers with a snapshot), and ``ping``."""
+        try:
+            request = json.loads(text)
+            event = request["event"]
+        except (ValueError, KeyError, TypeError):
+            return [_text({"event": "error", "errorMessage": "Malformed request"})]
+        if event == "ping":
+            return [_text({"event": "pong", "reqid": request.get("reqid")})]
+        subscription = request.get("subscription") or {}
+        name, depth = subscription.get("name"), subscription.get("depth", 10)
+        frames = []
+        for pair in request.get("pair") or []:
+            if name not in self._STREAMS or pair not in market.symbols:
+                frames.append(_text({
+                    "errorMessage": f"Currency pair not supported {pair}"
+                    if name in self._STREAMS else f"Subscription name invalid {name}",
+                    "event": "subscriptionStatus", "pair": pair, "status": "error",
+                    "subscription": subscription}))
+                continue
+            channel = f"book-{depth}" if name == "book" else str(name)
+            client.add(self._STREAMS[str(name)], pair, channel)
+            client.heartbeats = True
+            frames.append(_text({"channelID": 100 + client.index, "channelName": channel,
+                                 "event": "subscriptionStatus", "pair": pair,
+                                 "status": "subscribed", "subscription": subscription}))
+            if name == "book":
+                book = market.snapshot(pair)
+                seconds = _seconds(book["ts"])
+                frames.append(_text([100 + client.index, {
+                    "as": [[_num(p), _num(q), seconds] for p, q in book["asks"]],
+                    "bs": [[_num(p), _num(q), seconds] for p, q in book["bids"]]},
+                    channel, pair]))
+        return frames
+
+    def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
+               ) -> list[str]:
+        """v1 arrays per subscribed channel; ``{"event": "heartbeat"}`` each second."""
+        if stream == "heartbeat":
+            return [_text({"event": "heartbeat"})] if client.heartbeats else []
+        channel_id, seconds = 100 + client.index, _seconds(body["ts"])
+        frames = []
+        for channel in sorted(self.channels_of(client, stream, symbol)):
+            if stream == "trade":
+                payload: Any = [[body["price"], body["size"], seconds,
+                                 "b" if body["side"] == "buy" else "s", "m", ""]]
+            elif stream == "ticker":
+                bid, ask = body["bid"], body["ask"]
+                payload = {"a": [ask, 1, body["ask_size"]], "b": [bid, 1, body["bid_size"]],
+                           "c": [bid, "1"], "v": ["10", "20"], "p": [bid, bid], "t": [5, 9],
+                           "l": [bid, bid], "h": [ask, ask], "o": [bid, bid]}
+            else:
+                payload = {"b" if body["bids"] else "a": [
+                    [_num(p), _num(q), seconds] for p, q in body["bids"] or body["asks"]],
+                    "c": "0"}
+            frames.append(_text([channel_id, payload, channel, symbol]))
+        return frames
+
+
+class KrakenFuturesDialect(Dialect):
+    """Kraken Futures v1: ``book`` and ``trade`` (snapshot, then ``seq``), ``ticker_lite``.
+
+    A book update is one level; its ``seq`` follows the snapshot's.
+    """
+
+    name = "kraken-futures"
+    symbols = ("PI_XBTUSD", "PI_ETHUSD")
+    _STREAMS: ClassVar[dict[str, str]] = {"trade": "trade", "book": "book",
+                                          "ticker_lite": "ticker"}
+
+    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
+        """The Kraken Futures spec pointed at ``url``."""
+        options.setdefault("channels", ("trade", "book", "ticker_lite"))
+        return kraken.spec(symbols, url=url, api="futures", **options)
+
+    def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
+        """``subscribe`` per feed; book and trade start with their snapshots."""
+        try:
+            request = json.loads(text)
+            feed, products = request["feed"], [str(p) for p in request["product_ids"]]
+        except (ValueError, KeyError, TypeError):
+            return [_text({"event": "error", "message": "Json Error"})]
+        if feed not in self._STREAMS:
+            return [_text({"event": "error", "message": f"Invalid feed {feed}"})]
+        unknown = [p for p in products if p not in market.symbols]
+        if unknown:
+            return [_text({"event": "error", "message": "Invalid product id"})]
+        frames = [_text({"event": "subscribed", "feed": feed, "product_ids": products})]
+        for product in products:
+            client.add(self._STREAMS[feed], product, feed)
+            if feed == "book":
+                book = market.snapshot(product)
+                frames.append(_text({
+                    "feed": "book_snapshot", "product_id": product,
+                    "timestamp": _ms(book["ts"]), "seq": book["seq"], "tickSize": None,
+                    "bids": [{"price": p, "qty": q} for p, q in book["bids"]],
+                    "asks": [{"price": p, "qty": q} for p, q in book["asks"]]}))
+            elif feed == "trade":
+                frames.append(_text({"feed": "trade_snapshot", "product_id": product,
+                                     "trades": []}))
+        return frames
+
+    def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
+               ) -> list[str]:
+        """One object per event and subscribed feed."""
+        if not self.channels_of(client, stream, symbol):
+            return []
+        ms = _ms(body["ts"])
+        if stream == "trade":
+            return [_text({"feed": "trade", "product_id": symbol,
+                           "uid": f"u-{body['trade_id']}", "side": body["side"],
+                           "type": "fill", "seq": body["seq"], "time": ms,
+                           "qty": float(body["size"]), "price": float(body["price"])})]
+        if stream == "ticker":
+            return [_text({"feed": "ticker_lite", "product_id": symbol,
+                           "bid": float(body["bid"]), "ask": float(body["ask"]),
+                           "change": 0.0, "premium": 0.0, "volume": 1000.0,
+                           "tag": "perpetual", "pair": symbol[3:6] + ":USD", "dtm": 0,
+                           "maturityTime": 0})]
+        side, (price, qty) = (("buy", body["bids"][0]) if body["bids"]
+                              else ("sell", body["asks"][0]))
+        return [_text({"feed": "book", "product_id": symbol, "side": side,
+                       "seq": body["seq"], "price": price, "qty": qty, "timestamp": ms})]
 
 
 # -- Bybit v5 --------------------------------------------------------------------------
@@ -484,7 +741,8 @@ class OkxDialect(Dialect):
 
 DIALECTS: dict[str, Dialect] = {
     dialect.name: dialect
-    for dialect in (BinanceDialect(), CoinbaseDialect(), KrakenDialect(), BybitDialect(),
-                    OkxDialect())
+    for dialect in (BinanceDialect(), BinanceUsdmDialect(), CoinbaseDialect(),
+                    CoinbaseExchangeDialect(), KrakenDialect(), KrakenV1Dialect(),
+                    KrakenFuturesDialect(), BybitDialect(), OkxDialect())
 }
 """Exchange profiles of the simulator, by name."""
