@@ -183,3 +183,10 @@ def test_nested_columns_are_built_fast_and_the_same(data: st.DataObject, case: i
     slow = pl.Series("x", [_plain(v) for v in values], dtype=dtype, strict=False)
     assert fast.dtype == dtype
     assert fast.to_list() == slow.to_list()
+
+
+def test_rows_of_an_exploded_channel_count_items_not_messages() -> None:
+    store = FrameStore({"fills": Batch}, explode={"fills": "fills"})
+    store.append("fills", Batch(symbol="A", fills=[]), 1, 0, 0)
+    store.append("fills", Batch(symbol="B", fills=[Fill(id=1, price=1.0)] * 3), 1, 0, 0)
+    assert store.rows("fills") == 3

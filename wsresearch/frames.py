@@ -275,9 +275,12 @@ class FrameStore:
     def rows(self, channel: str) -> int:
         """Rows held for ``channel``, built and pending.
 
-        Pending messages of an exploded channel count one each until built.
+        An exploded channel's pending messages are built first, as their row
+        count is only known then.
         """
         self._check(channel)
+        if channel in self._explode:
+            return self.frame(channel).height
         built = self._built.get(channel)
         return len(self._pending[channel]) + (0 if built is None else built.height)
 
