@@ -144,7 +144,8 @@ _CHANNELS = {
     ),
     "orderbook": Channel(
         name="orderbook", model=OrderBook,
-        dedupe_key=lambda b: (b.symbol, b.depth, b.type, b.update_id),
+        # With the time: a snapshot re-sent after a reconnect is new, a repeated frame is not.
+        dedupe_key=lambda b: (b.symbol, b.depth, b.type, b.update_id, b.ts_ns),
         sequence=_book_seq, sequence_key=lambda b: (b.symbol, b.depth),
         exchange_time=lambda b: b.ts_ns,
     ),

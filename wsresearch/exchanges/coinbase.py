@@ -188,8 +188,9 @@ def _advanced(name: str, model: type[BaseModel], explode: bool = True,
               dedupe: bool = True) -> Channel:
     return Channel(
         name=name, model=model, explode="items" if explode else None,
-        # A frame repeated within a connection has the same sequence_num.
-        dedupe_key=(lambda m: m.sequence_num) if dedupe else None,
+        # sequence_num restarts on every connection: with the exchange's timestamp it
+        # names one frame, so a new connection's frames are never taken for repeats.
+        dedupe_key=(lambda m: (m.sequence_num, m.timestamp_ns)) if dedupe else None,
         sequence=_connection_seq, sequence_group="connection",
         exchange_time=lambda m: m.timestamp_ns,
     )

@@ -158,7 +158,8 @@ def _v2_trade_seq(frame: V2Trades) -> Seq | None:
 
 _V2_CHANNELS = {
     "trade": Channel(name="trade", model=V2Trades, explode="data",
-                     dedupe_key=lambda f: tuple(t.trade_id for t in f.data),
+                     # trade ids count per symbol: the symbol is part of the key.
+                     dedupe_key=lambda f: tuple((t.symbol, t.trade_id) for t in f.data),
                      # trade ids count per symbol; a frame holds one symbol's trades.
                      sequence=_v2_trade_seq,
                      sequence_key=lambda f: f.data[0].symbol if f.data else None,
