@@ -162,3 +162,26 @@ async def test_a_book_snapshot_agrees_with_the_updates_before_it() -> None:
     expected = {("b", p): q for p, q in later["bids"]} | {("a", p): q for p, q in later["asks"]}
     assert levels == expected
     assert early.stats.sequence_gaps == 0
+
+
+async def test_resync_on_a_book_gap_reconnects_and_the_new_snapshot_restarts_the_count() -> None:
+    async with Simulator("bybit", seed=8, rates={"book": 200.0, "trade": 1.0, "ticker": 1.0},
+                         symbols=["BTCUSDT"]) as sim:
+        spec = sim.spec(channels=["orderbook"], connection=quick(sim.url)).with_resync()
+        assert spec.channel("orderbook").resync_on_gap and spec.origin is not None
+        async with Feed(spec) as feed:
+            await eventually(lambda: feed.sequences.counts["in_order"] >= 10, what="deltas")
+            sim.sequence_gap(2)
+            await eventually(lambda: feed.generation == 2, what="the resync")
+            await eventually(lambda: feed.frame("orderbook").filter(generation=2).height >= 10,
+                             what="a fresh snapshot and deltas")
+    book = feed.frame("orderbook").filter(generation=2)
+    assert book["type"][0] == "snapshot"
+    assert feed.stats.sequence_gaps == 1  # the new snapshot set a new baseline
+
+
+def test_with_resync_refuses_channels_without_numbers() -> None:
+    spec = DIALECTS["bybit"].spec("ws://127.0.0.1:1", ["BTCUSDT"])
+    with pytest.raises(ValueError, match="'tickers' has no sequence numbers"):
+        spec.with_resync("tickers")
+    assert spec.with_resync("orderbook").channel("publicTrade").resync_on_gap is False

@@ -279,6 +279,29 @@ class FeedSpec(BaseModel):
         """A copy pointed at ``url`` (a simulator, a replay server, a proxy)."""
         return FeedSpec.model_validate(self._fields() | {"url": url})
 
+    def with_resync(self, *channels: str) -> FeedSpec:
+        """A copy that reconnects for a fresh snapshot on a sequence gap in ``channels``.
+
+        Default: every channel with a ``sequence`` extractor. The origin is kept:
+        resyncing changes when connections are replaced, not how frames become rows.
+
+        Raises
+        ------
+        UnknownChannelError
+            For a name the spec does not have.
+        ValueError
+            For a channel without a ``sequence`` extractor.
+        """
+        names = channels or tuple(c.name for c in self.channels if c.sequence is not None)
+        for name in names:
+            if self.channel(name).sequence is None:
+                raise ValueError(f"channel {name!r} has no sequence numbers to resync on")
+        updated = tuple(
+            c.model_copy(update={"resync_on_gap": True}) if c.name in names else c
+            for c in self.channels
+        )
+        return FeedSpec.model_validate(self._fields() | {"channels": updated})
+
     def replace(self, **changes: Any) -> FeedSpec:
         """A validated copy with ``changes`` applied (e.g. ``queue=QueueConfig(...)``).
 
