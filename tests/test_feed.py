@@ -36,7 +36,10 @@ async def test_a_feed_turns_frames_into_validated_polars_rows() -> None:
         await feed.stop()
     trades = feed.frame("trade")
     assert trades.columns == ["symbol", "seq", "trade_id", "price", "size", "side", "ts",
-                              "recv_wall_ns", "recv_mono_ns", "generation"]
+                              "recv_wall_ns", "recv_mono_ns", "generation", "exchange_ns",
+                              "frame_seq"]
+    assert (trades["exchange_ns"] == trades["ts"]).all()  # the channel's exchange_time
+    assert trades["frame_seq"].null_count() == trades.height  # not recording
     assert trades.schema["price"] == pl.Float64 and trades.schema["ts"] == pl.Int64
     assert trades["generation"].unique().to_list() == [1]
     assert trades["recv_mono_ns"].is_sorted()
@@ -243,3 +246,15 @@ async def test_block_feed_restarts_after_stopping_under_pressure() -> None:
         await eventually(lambda: rows(feed, "trade") > before + 3, what="trades after restart")
         await feed.stop()
     assert feed.stats.dropped == 0
+
+
+async def test_an_exchange_time_that_fails_leaves_the_row_without_it() -> None:
+    async with Simulator(rates=RATES, seed=2) as sim:
+        spec = sim.spec(channels=["trade"], connection=quick(sim.url))
+        broken = spec.channel("trade").model_copy(update={"exchange_time": lambda t: 1 // 0})
+        async with Feed(spec.replace(channels=[broken])) as feed:
+            await eventually(lambda: rows(feed, "trade") >= 5, what="trades")
+    trades = feed.frame("trade")
+    assert trades["exchange_ns"].null_count() == trades.height
+    assert feed.stats.handler_errors >= trades.height
+    assert isinstance(feed.errors[-1], ZeroDivisionError)

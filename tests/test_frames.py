@@ -62,18 +62,20 @@ def test_an_empty_channel_has_the_full_schema() -> None:
     assert frame.schema == pl.Schema({
         "symbol": pl.String, "id": pl.Int64, "price": pl.Float64, "side": pl.String,
         "maker": pl.Boolean, "recv_wall_ns": pl.Int64, "recv_mono_ns": pl.Int64,
-        "generation": pl.Int64,
+        "generation": pl.Int64, "exchange_ns": pl.Int64, "frame_seq": pl.Int64,
     })
 
 
 def test_rows_become_columns_with_receive_metadata() -> None:
     store = FrameStore({"trade": Trade})
     for n in range(3):
-        store.append("trade", trade(n), generation=1, recv_mono_ns=10 + n, recv_wall_ns=100 + n)
+        store.append("trade", trade(n), generation=1, recv_mono_ns=10 + n, recv_wall_ns=100 + n,
+                     exchange_ns=None if n == 1 else 90 + n, frame_seq=7 + n)
     expected = pl.DataFrame({
         "symbol": ["BTC"] * 3, "id": [0, 1, 2], "price": [0.5, 1.5, 2.5],
         "side": ["sell", "buy", "sell"], "maker": pl.Series([None] * 3, dtype=pl.Boolean),
         "recv_wall_ns": [100, 101, 102], "recv_mono_ns": [10, 11, 12], "generation": [1, 1, 1],
+        "exchange_ns": [90, None, 92], "frame_seq": [7, 8, 9],
     })
     assert_frame_equal(store.frame("trade"), expected)
 
@@ -133,7 +135,8 @@ class Batch(BaseModel):
 def test_an_exploded_channel_has_one_row_per_item() -> None:
     store = FrameStore({"fills": Batch}, explode={"fills": "fills"})
     assert store.frame("fills").columns == [
-        "symbol", "id", "price", "recv_wall_ns", "recv_mono_ns", "generation"]
+        "symbol", "id", "price", "recv_wall_ns", "recv_mono_ns", "generation", "exchange_ns",
+        "frame_seq"]
     batches = [Batch(symbol="A", fills=[Fill(id=1, price=1.0), Fill(id=2, price=2.0)]),
                Batch(symbol="B", fills=[]),
                Batch(symbol="C", fills=[Fill(id=3, price=3.0)])]

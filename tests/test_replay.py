@@ -157,8 +157,9 @@ async def test_a_feed_recording_from_a_replay_server_gets_the_same_frames(
     for generation in (1, 2, 3):
         assert data(copy, generation) == data(original, generation)
     assert_frame_equal(
-        replay(copy, spec).frames["trade"].drop("recv_wall_ns", "recv_mono_ns"),
-        replay(original, spec).frames["trade"].drop("recv_wall_ns", "recv_mono_ns"),
+        replay(copy, spec).frames["trade"].drop("recv_wall_ns", "recv_mono_ns", "frame_seq"),
+        replay(original, spec).frames["trade"].drop("recv_wall_ns", "recv_mono_ns",
+                                                     "frame_seq"),
     )
 
 
@@ -212,3 +213,14 @@ def test_an_unknown_adapter_in_a_manifest_is_a_clear_error(tmp_path: Path) -> No
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(RecordingFormatError, match="cannot rebuild"):
         _ = Recording.open(copy).spec
+
+
+def test_replayed_rows_name_the_frame_they_came_from_and_its_exchange_time() -> None:
+    recording = Recording.open(SESSION)
+    trades = replay(recording).frames["trade"]
+    assert trades["frame_seq"].null_count() == 0
+    texts = dict(zip(*recording.frames().select("seq", "data").to_dict(as_series=False).values(),
+                     strict=True))
+    for row in trades.head(50).iter_rows(named=True):
+        frame = json.loads(texts[row["frame_seq"]])
+        assert (frame["trade_id"], frame["ts"]) == (row["trade_id"], row["exchange_ns"])

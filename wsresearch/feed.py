@@ -183,9 +183,9 @@ class Feed:
     ...         async with Feed(sim.spec()) as feed:
     ...             while feed.store.rows("trade") < 5:
     ...                 await asyncio.sleep(0.01)
-    ...     return feed.frame("trade").columns[-3:]
+    ...     return feed.frame("trade").columns[-5:]
     >>> asyncio.run(main())
-    ['recv_wall_ns', 'recv_mono_ns', 'generation']
+    ['recv_wall_ns', 'recv_mono_ns', 'generation', 'exchange_ns', 'frame_seq']
     """
 
     def __init__(
@@ -214,6 +214,7 @@ class Feed:
         self.parser.report_errors(spec.errors)
         self.parser.ignore_texts(spec.control_texts)
         self._stream_of = {channel.name: channel.stream_name for channel in spec.channels}
+        self._exchange_time = {c.name: c.exchange_time for c in spec.channels}
         self.sequences = SequenceTracker()
         """Sequence expectations and counts (see :mod:`wsresearch.sequence`)."""
         # Per sequenced channel, what its check needs, looked up once.
@@ -447,8 +448,10 @@ class Feed:
     def frame(self, channel: str) -> pl.DataFrame:
         """Every valid, new message of ``channel`` so far, one row each.
 
-        Columns are the model's fields plus ``recv_wall_ns``, ``recv_mono_ns``
-        and ``generation``.
+        Columns are the model's fields plus ``recv_wall_ns``, ``recv_mono_ns``,
+        ``generation``, ``exchange_ns`` (the channel's ``exchange_time``, null
+        where it has none) and ``frame_seq`` (the frame's ``seq`` in the
+        recording; null when not recording).
 
         Raises
         ------
@@ -519,24 +522,36 @@ class Feed:
 
     def _process(self, item: _Item) -> None:
         # Runs once per message: tuple indexing and bound methods, no more.
-        data, generation, mono, wall, _ = item
+        data, generation, mono, wall, seq = item
         if generation != self._current_generation:
             self._stale += 1
             if self.recorder is not None:  # so a faithful replay skips it too
-                self.recorder.record("drop", generation, ref_seq=item[4], reason="stale")
+                self.recorder.record("drop", generation, ref_seq=seq, reason="stale")
             return
         status, kind, message = self._parse(data)
         if message is None or kind is None:
             return
         if status == OK:
-            self._append(kind, message, generation, mono, wall)
+            exchange_time = self._exchange_time[kind]
+            self._append(
+                kind, message, generation, mono, wall,
+                None if exchange_time is None else self._exchange_ns(exchange_time, message),
+                None if seq < 0 else seq,
+            )
             sequenced = self._sequenced.get(kind)
             if sequenced is not None:
-                self._check_sequence(sequenced, message, generation, mono, item[4])
+                self._check_sequence(sequenced, message, generation, mono, seq)
         elif status == EXCHANGE_ERROR:
             self._exchange_error(kind, message, data)
             return
         self._record(self._stream_of[kind], mono)
+
+    def _exchange_ns(self, exchange_time: Callable[[Any], int | None], message: Any) -> int | None:
+        try:
+            return exchange_time(message)
+        except Exception as exc:  # the row is kept, without its exchange time
+            self._on_error(exc)
+            return None
 
     def _check_sequence(
         self, sequenced: _Sequenced, message: Any, generation: int, mono: int, ref_seq: int

@@ -41,8 +41,17 @@ META_COLUMNS: dict[str, pl.DataType] = {
     "recv_wall_ns": pl.Int64(),
     "recv_mono_ns": pl.Int64(),
     "generation": pl.Int64(),
+    "exchange_ns": pl.Int64(),
+    "frame_seq": pl.Int64(),
 }
-"""Columns added to every channel frame: receive times (ns) and connection generation."""
+"""Columns added to every channel frame: receive times (ns), connection generation, the
+exchange's own time of the message in ns (null where the channel has none), and the
+``seq`` of the frame in the session's recording (null when not recording)."""
+
+# A stored row: the model's dict, generation, receive mono and wall ns, exchange ns, seq.
+_Row = tuple[dict[str, Any], int, int, int, int | None, int | None]
+# Where each metadata column is in a stored row (the model's dict is at 0).
+_META_INDEX = (3, 2, 1, 4, 5)
 
 # Fold cached chunks into one after this many appends, so repeated frame()
 # calls on a live feed do not leave a DataFrame of thousands of tiny chunks.
@@ -251,9 +260,7 @@ class FrameStore:
         # Rows hold the model's __dict__, not the model: a dict of plain values is
         # invisible to the garbage collector, so thousands of pending rows cost
         # no collection time, and the model object itself is freed at once.
-        self._pending: dict[str, list[tuple[dict[str, Any], int, int, int]]] = {
-            name: [] for name in self._schemas
-        }
+        self._pending: dict[str, list[_Row]] = {name: [] for name in self._schemas}
         self._built: dict[str, pl.DataFrame] = {}
         self._chunks: dict[str, int] = {}
 
@@ -264,11 +271,13 @@ class FrameStore:
 
     def append(
         self, channel: str, message: BaseModel, generation: int, recv_mono_ns: int,
-        recv_wall_ns: int,
+        recv_wall_ns: int, exchange_ns: int | None = None, frame_seq: int | None = None,
     ) -> None:
         """Add one validated message (the per-message hot path: one list append)."""
         pending = self._pending[channel]
-        pending.append((message.__dict__, generation, recv_mono_ns, recv_wall_ns))
+        pending.append(
+            (message.__dict__, generation, recv_mono_ns, recv_wall_ns, exchange_ns, frame_seq)
+        )
         if len(pending) >= self._batch:
             self.frame(channel)
 
@@ -321,9 +330,7 @@ class FrameStore:
         self._built.clear()
         self._chunks.clear()
 
-    def _build(
-        self, channel: str, rows: list[tuple[dict[str, Any], int, int, int]]
-    ) -> pl.DataFrame:
+    def _build(self, channel: str, rows: list[_Row]) -> pl.DataFrame:
         columns = []
         for name, dtype in self._schemas[channel].items():
             values = [row[0][name] for row in rows]
@@ -334,8 +341,9 @@ class FrameStore:
                 columns.append(nested_series(name, values, dtype))
             else:
                 columns.append(pl.Series(name, values, dtype=dtype, strict=False))
-        for index, (name, dtype) in zip((3, 2, 1), META_COLUMNS.items(), strict=True):
-            columns.append(pl.Series(name, [row[index] for row in rows], dtype=dtype))
+        for index, (name, dtype) in zip(_META_INDEX, META_COLUMNS.items(), strict=True):
+            columns.append(pl.Series(name, [row[index] for row in rows], dtype=dtype,
+                                     strict=False))
         frame = pl.DataFrame(columns)
         field = self._explode.get(channel)
         if field is None:
