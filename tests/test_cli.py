@@ -73,7 +73,7 @@ def test_runtime_errors_give_one_line_and_exit_1(capsys: pytest.CaptureFixture[s
 
 
 def test_every_command_has_help() -> None:
-    for command in ("demo", "simulate", "record", "replay"):
+    for command in ("demo", "simulate", "record", "replay", "export"):
         result = run(command, "--help")
         assert result.returncode == 0 and command in result.stdout
 
@@ -179,3 +179,25 @@ def test_record_refuses_bad_targets_in_one_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_export_writes_a_dataset_and_replaces_on_a_second_run(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    first = run("export", str(DATA), "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    assert "trade 2150, ticker 49" in first.stdout
+    again = run("export", str(DATA), "--out", str(out))
+    assert again.returncode == 0 and "replacing 3 earlier file(s)" in again.stdout
+    assert len(list(out.glob("channel=*/date=*/*.parquet"))) == 2
+
+
+def test_export_needs_an_adapter_for_recordings_without_one(tmp_path: Path) -> None:
+    Recording.from_frames(tmp_path / "rec", ['{"type":"trade"}'])  # no spec: no adapter named
+    plain = run("export", str(tmp_path / "rec"), "--out", str(tmp_path / "ds"))
+    assert plain.returncode == 1 and "say which with --exchange" in plain.stderr
+    bad = run("export", str(DATA), "--out", str(tmp_path / "ds"), "--channels", "trade")
+    assert bad.returncode == 1 and "go with --exchange" in bad.stderr
+    chosen = run("export", str(DATA), "--out", str(tmp_path / "ds2"), "--exchange", "okx",
+                 "--channels", "trades")
+    assert chosen.returncode == 0, chosen.stderr
+    assert "no rows" in chosen.stdout  # generic frames are not OKX's

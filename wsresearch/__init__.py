@@ -36,6 +36,7 @@ from .errors import (
     WebSocketError,
     WsResearchError,
 )
+from .export import ExportSummary, export_parquet, load_connections, load_dataset, merge_events
 from .feed import Feed, FeedStats
 from .frames import FrameStore
 from .health import HealthMonitor, HealthTransition, StreamConfig, StreamStatus
@@ -67,6 +68,7 @@ __all__ = [
     "DEFAULT_BACKOFF",
     "DedupeStats",
     "ExchangeError",
+    "ExportSummary",
     "Fault",
     "Feed",
     "FeedSpec",
@@ -114,5 +116,9 @@ __all__ = [
     "backoff_delay",
     "by_field",
     "classify_close_code",
+    "export_parquet",
+    "load_connections",
+    "load_dataset",
+    "merge_events",
     "replay",
 ]

@@ -14,6 +14,8 @@ Commands:
 ``replay``
     Replay a recording through the pipeline and summarise it, or serve it over
     a local WebSocket.
+``export``
+    Write recordings' rows into one Hive-partitioned Parquet dataset.
 
 Every error a user can cause ends in one line on stderr and a non-zero exit
 status (2 for bad arguments, 1 for anything else), never a traceback.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import importlib
 import inspect
 import json
@@ -37,7 +40,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from . import __version__
@@ -169,6 +172,21 @@ def _build_parser() -> argparse.ArgumentParser:
                             help="playback speed for --serve (default: as fast as possible)")
     replay_cmd.add_argument("--seconds", type=_positive, default=None,
                             help="stop serving after this long")
+
+    export = commands.add_parser(
+        "export", help="write recordings into a Parquet dataset",
+        description="Replay each DIR through its spec (the adapter it was recorded with, or "
+        "--exchange NAME) and write its rows into the dataset --out, partitioned by channel "
+        "and date. Exporting a recording again replaces its files.",
+    )
+    export.add_argument("dirs", nargs="+", metavar="DIR", help="recording directories")
+    export.add_argument("--out", required=True, metavar="DATASET", help="the dataset directory")
+    export.add_argument("--exchange", choices=EXCHANGES, default=None,
+                        help="the adapter for recordings that do not name theirs")
+    export.add_argument("--channels", default=None, metavar="A,B",
+                        help="with --exchange: its channels (default: all of them)")
+    export.add_argument("--option", action="append", default=[], type=_option,
+                        metavar="KEY=VALUE", help="with --exchange: an adapter option")
 
     simulate = commands.add_parser(
         "simulate", help="serve the simulator on a local port",
@@ -403,6 +421,59 @@ async def _replay(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _export_spec(args: argparse.Namespace, recording: Recording) -> FeedSpec | None:
+    """The spec to export ``recording`` with: ``--exchange`` if given, else its own."""
+    if args.exchange is None:
+        if args.channels or args.option:
+            raise ValueError("--channels and --option go with --exchange")
+        if recording.spec is None:
+            raise ValueError(f"{recording.path} does not name the adapter it was recorded "
+                             f"with; say which with --exchange ({', '.join(EXCHANGES)})")
+        return None
+    adapter = importlib.import_module(f"wsresearch.exchanges.{args.exchange}")
+    options: dict[str, Any] = dict(args.option)
+    accepted = [p.name for p in inspect.signature(adapter.spec).parameters.values()
+                if p.kind is p.KEYWORD_ONLY and p.name != "connection"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"{args.exchange} has no option {unknown[0]!r}; "
+                         f"its options: {accepted}")
+    channels = ([c.strip() for c in args.channels.split(",") if c.strip()] if args.channels
+                else _all_channels(adapter, options))
+    spec: FeedSpec = adapter.spec(channels=channels, url=recording.manifest.source_url or None,
+                                  **options)
+    return spec
+
+
+def _all_channels(adapter: Any, options: dict[str, Any]) -> list[str]:
+    channels = adapter.CHANNELS
+    if isinstance(channels, dict):  # per API (Kraken)
+        channels = channels[options.get("api", "v2")]
+    return list(channels)
+
+
+def _advance(bar: Progress, task: TaskID, done: int, total: int) -> None:
+    bar.update(task, completed=done, total=total)
+
+
+async def _export(args: argparse.Namespace, console: Console) -> int:
+    from .export import export_parquet
+
+    for folder in args.dirs:
+        recording = Recording.open(folder)
+        spec = _export_spec(args, recording)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"exporting {folder}", total=None)
+            advance = functools.partial(_advance, bar, task)
+            summary = await asyncio.to_thread(
+                export_parquet, recording, spec, args.out, progress=advance)
+        rows = ", ".join(f"{name} {n}" for name, n in summary.rows.items() if n) or "no rows"
+        again = f", replacing {summary.replaced} earlier file(s)" if summary.replaced else ""
+        console.print(f"{folder}: {rows} -> {args.out} as {summary.recording}{again}",
+                      highlight=False, soft_wrap=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _build_parser().parse_args(argv)
@@ -411,9 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     console = Console()
-    command = {"demo": _demo, "simulate": _simulate, "record": _record, "replay": _replay}[
-        args.command
-    ]
+    command = {"demo": _demo, "simulate": _simulate, "record": _record, "replay": _replay,
+               "export": _export}[args.command]
     try:
         return asyncio.run(command(args, console))
     except KeyboardInterrupt:

@@ -1,0 +1,311 @@
+"""Recordings as a Parquet dataset for backtests, and an event-time merge across channels.
+
+:func:`export_parquet` replays a recording through its spec and writes every
+channel's rows into one Hive-partitioned dataset::
+
+    out_dir/
+      channel=trade/date=2026-11-27/<recording id>.parquet
+      channel=ticker/date=2026-11-27/<recording id>.parquet
+      _connections/<recording id>.parquet      opens and closes, to see the gaps
+
+Rows keep the model's fields and ``recv_wall_ns``, ``recv_mono_ns``,
+``exchange_ns``, ``generation`` and ``frame_seq``, plus ``recording`` (the
+recording's id), so several recordings share one dataset. The date partition is
+the UTC date of ``recv_wall_ns``. A recording's files are named by its id:
+exporting it again replaces them, never duplicates them.
+
+Plain Parquet with Hive partitioning, so DuckDB, Spark or pyarrow read it as
+well; :func:`load_dataset` gives a lazy polars frame with partition pruning and
+predicate pushdown, and :func:`merge_events` one time-ordered stream.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from .recording import Recording
+from .replay import replay
+from .spec import FeedSpec
+
+__all__ = [
+    "CONNECTION_SCHEMA",
+    "ExportSummary",
+    "export_parquet",
+    "load_connections",
+    "load_dataset",
+    "merge_events",
+    "recording_id",
+]
+
+_CONNECTIONS = "_connections"
+_NS_PER_DAY = 86_400 * 1_000_000_000
+
+CONNECTION_SCHEMA: dict[str, pl.DataType] = {
+    "recording": pl.String(),
+    "generation": pl.Int64(),
+    "kind": pl.String(),  # open or close
+    "mono_ns": pl.Int64(),
+    "wall_ns": pl.Int64(),
+    "code": pl.Int64(),
+    "reason": pl.String(),
+    "category": pl.String(),
+}
+"""Columns of the ``_connections`` table: every open and close of every recording."""
+
+Time = dt.datetime | dt.date | int
+"""A bound: a datetime (naive means UTC), a date (its midnight, UTC) or ns since the epoch."""
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What :func:`export_parquet` wrote.
+
+    Attributes
+    ----------
+    recording
+        The recording's id (the files' name).
+    rows
+        Rows per channel.
+    files
+        Every file written, connections table included.
+    replaced
+        Files of an earlier export of the same recording that were removed.
+    """
+
+    recording: str
+    rows: dict[str, int]
+    files: list[Path] = field(default_factory=list)
+    replaced: int = 0
+
+
+def recording_id(recording: Recording) -> str:
+    """A stable id for ``recording``: the same for every export of it, different between recordings.
+
+    Derived from what the recording holds, not where it is: the source URL, the
+    start time, the number of events and the first events' data. A recording
+    moved or copied keeps its id; two recordings started at the same instant
+    (frames imported with :meth:`Recording.from_frames`) still differ.
+    """
+    manifest = recording.manifest
+    events = recording.events()
+    head = "\x1f".join(str(v) for v in events.head(16)["data"].to_list())
+    basis = f"{manifest.source_url}|{manifest.started_wall_ns}|{events.height}|{head}"
+    digest = hashlib.sha256(basis.encode()).hexdigest()[:12]
+    started = dt.datetime.fromtimestamp(manifest.started_wall_ns / 1e9, dt.UTC)
+    return f"{started:%Y%m%dT%H%M%S}-{digest}"
+
+
+def export_parquet(
+    recording: Recording | str | os.PathLike[str],
+    spec: FeedSpec | None,
+    out_dir: str | os.PathLike[str],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExportSummary:
+    """Replay ``recording`` through ``spec`` and write its rows into the dataset at ``out_dir``.
+
+    Parameters
+    ----------
+    recording
+        A :class:`~wsresearch.recording.Recording` or its directory.
+    spec
+        The spec that turns its frames into rows; ``None``: the recording's own
+        (:attr:`Recording.spec`).
+    out_dir
+        The dataset's directory (created if needed; other recordings' files are kept).
+    progress
+        Called with ``(events done, events in all)`` during the replay.
+
+    Returns
+    -------
+    ExportSummary
+
+    Raises
+    ------
+    RecordingFormatError
+        If ``recording`` is not a readable recording.
+    ValueError
+        If there is no ``spec`` and the recording cannot rebuild its own.
+    """
+    if not isinstance(recording, Recording):
+        recording = Recording.open(recording)
+    result = replay(recording, spec, progress=progress)
+    rid = recording_id(recording)
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    old = sorted(root.glob(f"channel=*/date=*/{rid}.parquet"))
+    old += sorted((root / _CONNECTIONS).glob(f"{rid}.parquet"))
+    for path in old:  # an earlier export of this recording: replaced, never duplicated
+        path.unlink()
+    files: list[Path] = []
+    rows: dict[str, int] = {}
+    for channel, frame in result.frames.items():
+        rows[channel] = frame.height
+        dated = frame.with_columns(
+            pl.lit(rid).alias("recording"),
+            pl.from_epoch("recv_wall_ns", time_unit="ns").dt.date().alias("_date"),
+        )
+        for (day,), part in dated.group_by("_date", maintain_order=True):
+            assert isinstance(day, dt.date)
+            path = root / f"channel={channel}" / f"date={day.isoformat()}" / f"{rid}.parquet"
+            files.append(_write(part.drop("_date"), path))
+    connections = _connections(recording, rid)
+    files.append(_write(connections, root / _CONNECTIONS / f"{rid}.parquet"))
+    return ExportSummary(recording=rid, rows=rows, files=files, replaced=len(old))
+
+
+def _connections(recording: Recording, rid: str) -> pl.DataFrame:
+    events = recording.events().filter(pl.col("kind").is_in(["open", "close"]))
+    return events.select(
+        pl.lit(rid).alias("recording"), "generation", "kind", "mono_ns", "wall_ns", "code",
+        "reason", "category",
+    ).cast(CONNECTION_SCHEMA)  # type: ignore[arg-type]
+
+
+def _write(frame: pl.DataFrame, path: Path) -> Path:
+    """Write atomically: a crash leaves the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".tmp")
+    frame.write_parquet(partial, compression="zstd", statistics=True)
+    os.replace(partial, path)
+    return path
+
+
+def _ns(bound: Time) -> int:
+    if isinstance(bound, int):
+        return bound
+    if isinstance(bound, dt.datetime):
+        moment = bound if bound.tzinfo else bound.replace(tzinfo=dt.UTC)
+        return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+    return int(dt.datetime(bound.year, bound.month, bound.day, tzinfo=dt.UTC).timestamp()
+               ) * 1_000_000_000
+
+
+def _channels_in(root: Path) -> list[str]:
+    return sorted(p.name.partition("=")[2] for p in root.glob("channel=*") if p.is_dir())
+
+
+def load_dataset(
+    path: str | os.PathLike[str],
+    channels: Sequence[str] | None = None,
+    start: Time | None = None,
+    end: Time | None = None,
+) -> pl.LazyFrame:
+    """The dataset at ``path`` as one lazy frame, with ``channel`` and ``date`` columns.
+
+    Channels keep their own columns (a column a channel lacks is null in its
+    rows). ``start`` (inclusive) and ``end`` (exclusive) bound ``recv_wall_ns``;
+    whole days outside them are never read (partition pruning), and polars
+    pushes other filters down into the Parquet scan.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` holds no dataset.
+    ValueError
+        For a channel the dataset does not have.
+    """
+    root = Path(path)
+    present = _channels_in(root)
+    if not present:
+        raise FileNotFoundError(f"{root} holds no exported dataset (no channel=... folders)")
+    chosen = list(channels) if channels is not None else present
+    missing = sorted(set(chosen) - set(present))
+    if missing:
+        raise ValueError(f"the dataset has no channel(s) {missing}; it has {present}")
+    low = None if start is None else _ns(start)
+    high = None if end is None else _ns(end)
+    frames = []
+    for channel in chosen:
+        files = sorted((root / f"channel={channel}").glob("date=*/*.parquet"))
+        files = [f for f in files if _day_overlaps(f.parent.name, low, high)]
+        if not files:
+            continue
+        frames.append(pl.scan_parquet(
+            files, hive_partitioning=True,
+            hive_schema={"channel": pl.String(), "date": pl.Date()},
+        ))
+    if not frames:
+        return pl.LazyFrame(schema={"channel": pl.String(), "date": pl.Date()})
+    lazy = pl.concat(frames, how="diagonal_relaxed")
+    if low is not None:
+        lazy = lazy.filter(pl.col("recv_wall_ns") >= low)
+    if high is not None:
+        lazy = lazy.filter(pl.col("recv_wall_ns") < high)
+    return lazy
+
+
+def _day_overlaps(folder: str, low: int | None, high: int | None) -> bool:
+    day = dt.date.fromisoformat(folder.partition("=")[2])
+    first = _ns(day)
+    return (low is None or first + _NS_PER_DAY > low) and (high is None or first < high)
+
+
+def load_connections(path: str | os.PathLike[str]) -> pl.DataFrame:
+    """Every open and close of every recording in the dataset (:data:`CONNECTION_SCHEMA`)."""
+    files = sorted((Path(path) / _CONNECTIONS).glob("*.parquet"))
+    if not files:
+        return pl.DataFrame(schema=CONNECTION_SCHEMA)
+    return pl.read_parquet(files).sort("recording", "mono_ns")
+
+
+def merge_events(
+    source: str | os.PathLike[str] | Mapping[str, pl.DataFrame | pl.LazyFrame],
+    by: Literal["recv", "exchange"] = "recv",
+    channels: Sequence[str] | None = None,
+) -> pl.LazyFrame:
+    """Every row of every channel as one stream in time order, for event-driven backtests.
+
+    Parameters
+    ----------
+    source
+        A dataset directory, or channel frames (``Feed.frames``,
+        ``ReplayResult.frames``).
+    by
+        ``"recv"``: receive order (``recv_wall_ns``), what a live strategy saw.
+        ``"exchange"``: ``exchange_ns``, rows without one falling back to their
+        receive time.
+    channels
+        Only these channels.
+
+    Returns
+    -------
+    pl.LazyFrame
+        The rows of all channels (a ``channel`` column says which; columns a
+        channel lacks are null), with ``event_ns``, the time it is ordered by.
+        Ties keep receive order: ``recv_mono_ns``, then ``frame_seq``, then the
+        channel's own row order. Collect it, or stream it with
+        ``.collect_batches()``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``by``.
+    """
+    if by not in ("recv", "exchange"):
+        raise ValueError(f"by must be 'recv' or 'exchange', got {by!r}")
+    if isinstance(source, Mapping):
+        names = list(channels) if channels is not None else list(source)
+        frames = [source[name].lazy().with_columns(pl.lit(name).alias("channel"))
+                  for name in names]
+        lazy = pl.concat(frames, how="diagonal_relaxed") if frames else pl.LazyFrame()
+    else:
+        lazy = load_dataset(source, channels)
+    time = pl.col("recv_wall_ns")
+    if by == "exchange":
+        time = pl.coalesce(pl.col("exchange_ns"), time)
+    return (
+        lazy.with_row_index("_order")
+        .with_columns(time.alias("event_ns"))
+        .sort("event_ns", "recv_mono_ns", "frame_seq", "_order", nulls_last=True,
+              maintain_order=True)
+        .drop("_order")
+    )
