@@ -73,7 +73,7 @@ def test_runtime_errors_give_one_line_and_exit_1(capsys: pytest.CaptureFixture[s
 
 
 def test_every_command_has_help() -> None:
-    for command in ("demo", "simulate", "record", "replay", "export"):
+    for command in ("demo", "simulate", "record", "replay", "report", "export"):
         result = run(command, "--help")
         assert result.returncode == 0 and command in result.stdout
 
@@ -201,3 +201,13 @@ def test_export_needs_an_adapter_for_recordings_without_one(tmp_path: Path) -> N
                  "--channels", "trades")
     assert chosen.returncode == 0, chosen.stderr
     assert "no rows" in chosen.stdout  # generic frames are not OKX's
+
+
+def test_report_prints_the_summary_and_writes_html(tmp_path: Path) -> None:
+    result = run("report", str(DATA), "--html", str(tmp_path / "r.html"))
+    assert result.returncode == 0, result.stderr
+    for shown in ("4429 RATE_LIMITED", "1 (3 missing)", "no pong", "report written to"):
+        assert shown in result.stdout, shown
+    assert (tmp_path / "r.html").read_text().startswith("<!doctype html>")
+    missing = run("report", str(tmp_path / "none"))
+    assert missing.returncode == 1 and "is not a recording" in missing.stderr

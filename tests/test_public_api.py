@@ -23,7 +23,8 @@ def test_every_public_name_is_documented() -> None:
                "queue", "sim", "spec", "cli", "console", "exchanges.generic", "exchanges.raw",
                "sequence", "sim_dialects", "exchanges.binance", "exchanges.coinbase",
                "exchanges.kraken", "exchanges.bybit", "exchanges.okx", "recording", "replay",
-               "testing", "pytest_plugin", "dedupe", "notebook", "widgets", "export"]
+               "testing", "pytest_plugin", "dedupe", "notebook", "widgets", "export",
+               "quality"]
     for module_name in modules:
         module = importlib.import_module(f"wsresearch.{module_name}")
         assert module.__doc__, module_name

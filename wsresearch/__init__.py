@@ -41,6 +41,7 @@ from .feed import Feed, FeedStats
 from .frames import FrameStore
 from .health import HealthMonitor, HealthTransition, StreamConfig, StreamStatus
 from .parser import DedupeStats, FieldRouter, MessageParser, ParseOutcome, Reject, by_field
+from .quality import QualityReport, compare, quality_report
 from .queue import MessageQueue, OverflowPolicy, QueueConfig
 from .recording import Recorder, Recording, RecordingManifest
 from .replay import ReplayResult, ReplayServer, replay
@@ -85,6 +86,7 @@ __all__ = [
     "NotConnectedError",
     "OverflowPolicy",
     "ParseOutcome",
+    "QualityReport",
     "QueueClosedError",
     "QueueConfig",
     "QueueFullError",
@@ -116,9 +118,11 @@ __all__ = [
     "backoff_delay",
     "by_field",
     "classify_close_code",
+    "compare",
     "export_parquet",
     "load_connections",
     "load_dataset",
     "merge_events",
+    "quality_report",
     "replay",
 ]

@@ -14,6 +14,8 @@ Commands:
 ``replay``
     Replay a recording through the pipeline and summarise it, or serve it over
     a local WebSocket.
+``report``
+    Print a recording's feed-quality summary, and write it as an HTML page.
 ``export``
     Write recordings' rows into one Hive-partitioned Parquet dataset.
 
@@ -172,6 +174,16 @@ def _build_parser() -> argparse.ArgumentParser:
                             help="playback speed for --serve (default: as fast as possible)")
     replay_cmd.add_argument("--seconds", type=_positive, default=None,
                             help="stop serving after this long")
+
+    report = commands.add_parser(
+        "report", help="summarise a recording's feed quality",
+        description="Replay DIR through the spec it was recorded with and print what the "
+        "feed was like: connections and closes, downtime, silences, duplicates, rejects, "
+        "sequence gaps, latency. --html writes the full report with plots.",
+    )
+    report.add_argument("dir", help="a recording directory")
+    report.add_argument("--html", metavar="FILE", default=None,
+                        help="also write a self-contained HTML report (needs matplotlib)")
 
     export = commands.add_parser(
         "export", help="write recordings into a Parquet dataset",
@@ -452,6 +464,33 @@ def _all_channels(adapter: Any, options: dict[str, Any]) -> list[str]:
     return list(channels)
 
 
+async def _report(args: argparse.Namespace, console: Console) -> int:
+    from .quality import quality_report
+
+    with Progress(console=console, transient=True) as bar:
+        bar.add_task(f"analysing {args.dir}", total=None)
+        report = await asyncio.to_thread(quality_report, args.dir)
+    table = Table(title=f"feed quality: {args.dir}")
+    table.add_column("metric")
+    table.add_column("value")
+    for metric, value in report.summary().iter_rows():
+        table.add_row(metric, value)
+    console.print(table)
+    closes = Table(title="connections")
+    for column in ("generation", "code", "category", "reason", "connected_s",
+                   "downtime_after_s"):
+        closes.add_column(column)
+    for row in report.connections.iter_rows(named=True):
+        closes.add_row(*(("" if row[c] is None else f"{row[c]:.2f}" if isinstance(row[c], float)
+                          else str(row[c])) for c in (
+            "generation", "code", "category", "reason", "connected_s", "downtime_after_s")))
+    console.print(closes)
+    if args.html:
+        path = await asyncio.to_thread(report.to_html, args.html)
+        console.print(f"report written to {path}", highlight=False)
+    return 0
+
+
 def _advance(bar: Progress, task: TaskID, done: int, total: int) -> None:
     bar.update(task, completed=done, total=total)
 
@@ -483,12 +522,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     console = Console()
     command = {"demo": _demo, "simulate": _simulate, "record": _record, "replay": _replay,
-               "export": _export}[args.command]
+               "report": _report, "export": _export}[args.command]
     try:
         return asyncio.run(command(args, console))
     except KeyboardInterrupt:
         return 130
-    except (WsResearchError, ValidationError, OSError, ValueError) as exc:
+    except (WsResearchError, ValidationError, OSError, ValueError, ImportError) as exc:
         print(f"wsresearch {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
 

@@ -254,6 +254,9 @@ class Feed:
         self._started_ns: int | None = None
         self._connected_ns: int | None = None
         self._health_listeners: list[Callable[[str, bool], None]] = []
+        # Every open and close: (kind, generation, mono_ns, wall_ns, code, reason, category).
+        self._timeline: deque[tuple[str, int, int, int, int | None, str | None, str | None]] = (
+            deque(maxlen=100_000))
         self._gap_listeners: list[Callable[[SequenceGap], None]] = []
         self._error_listeners: list[Callable[[BaseException], None]] = []
         self.recorder: Recorder | None = None
@@ -275,8 +278,8 @@ class Feed:
         self.manager.on_connected(self._on_connected)
         self.manager.on_error(self._on_error)
         self.manager.on_pong(self._on_pong)
+        self.manager.on_disconnected(self._on_closed)
         if self.recorder is not None:
-            self.manager.on_disconnected(self._record_close)
             self.manager.on_sent(self._record_sent)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -466,6 +469,20 @@ class Feed:
         return self.store.frames()
 
     @property
+    def connections(self) -> pl.DataFrame:
+        """Every open and close so far, one row each, as the recording's events.
+
+        Columns: ``kind`` (``open``/``close``), ``generation``, ``mono_ns``,
+        ``wall_ns``, ``code``, ``reason``, ``category``.
+        """
+        return pl.DataFrame(
+            list(self._timeline), orient="row",
+            schema={"kind": pl.String, "generation": pl.Int64, "mono_ns": pl.Int64,
+                    "wall_ns": pl.Int64, "code": pl.Int64, "reason": pl.String,
+                    "category": pl.String},
+        )
+
+    @property
     def gaps(self) -> pl.DataFrame:
         """The most recent sequence gaps, one row each (:data:`~wsresearch.sequence.GAP_SCHEMA`)."""
         return self.sequences.frame()
@@ -600,6 +617,8 @@ class Feed:
         # socket's reader has delivered anything: no new frame is judged stale.
         self._current_generation = self.manager.generation
         self._connected_ns = self._mono_ns()
+        self._timeline.append(("open", self._current_generation, self._connected_ns,
+                               self._wall_ns(), None, None, None))
         if self.recorder is not None:
             self.recorder.record("open", self._current_generation, data=self.spec.url)
         spec = self.spec
@@ -642,11 +661,14 @@ class Feed:
             except Exception as exc:
                 self._on_error(exc)
 
-    def _record_close(self, code: int | None, reason: str, category: CloseCategory) -> None:
-        assert self.recorder is not None
-        self.recorder.record(
-            "close", self.manager.generation, code=code, reason=reason, category=category.name
-        )
+    def _on_closed(self, code: int | None, reason: str, category: CloseCategory) -> None:
+        generation = self.manager.generation
+        self._timeline.append(("close", generation, self._mono_ns(), self._wall_ns(), code,
+                               reason, category.name))
+        if self.recorder is not None:
+            self.recorder.record(
+                "close", generation, code=code, reason=reason, category=category.name
+            )
 
     def _record_sent(self, text: str, generation: int) -> None:
         assert self.recorder is not None

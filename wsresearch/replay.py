@@ -66,6 +66,9 @@ class ReplayResult:
     errors
         The most recent 100 errors as text: exchange error reports (with the
         exchange's own message) and failing extractors or handlers.
+    sequence_by_channel
+        Per sequenced channel that saw any: ``gap``, ``missing``, ``repeat`` and
+        ``out_of_order`` counts.
     """
 
     frames: dict[str, pl.DataFrame]
@@ -74,6 +77,7 @@ class ReplayResult:
     rejects: list[Reject] = field(default_factory=list)
     gaps: pl.DataFrame = field(default_factory=pl.DataFrame)
     errors: list[str] = field(default_factory=list)
+    sequence_by_channel: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def replay(
@@ -196,6 +200,7 @@ def replay(
         rejects=feed.rejects,
         gaps=feed.gaps,
         errors=[f"{type(exc).__name__}: {exc}" for exc in feed.errors],
+        sequence_by_channel={k: dict(v) for k, v in feed.sequences.by_channel.items()},
     )
 
 

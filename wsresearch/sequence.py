@@ -156,6 +156,8 @@ class SequenceTracker:
         """Messages per outcome, plus ``missing``: the numbers skipped by every gap."""
         self.gaps: deque[SequenceGap] = deque(maxlen=max_gaps)
         """The most recent gaps, oldest first."""
+        self.by_channel: dict[str, dict[str, int]] = {}
+        """Per channel: ``gap``, ``missing``, ``repeat`` and ``out_of_order`` counts."""
 
     def observe(
         self,
@@ -211,6 +213,9 @@ class SequenceTracker:
             state.expected = last + 1
             counts[GAP] += 1
             counts["missing"] += first - expected
+            mine = self._channel_counts(channel)
+            mine[GAP] += 1
+            mine["missing"] += first - expected
             self.gaps.append(gap)
             return GAP, gap
         # last < expected: old news. Late if it falls in a gap seen earlier.
@@ -224,9 +229,18 @@ class SequenceTracker:
                 if last < high:
                     gaps.append((last + 1, high))
                 counts[OUT_OF_ORDER] += 1
+                self._channel_counts(channel)[OUT_OF_ORDER] += 1
                 return OUT_OF_ORDER, None
         counts[REPEAT] += 1
+        self._channel_counts(channel)[REPEAT] += 1
         return REPEAT, None
+
+    def _channel_counts(self, channel: str) -> dict[str, int]:
+        mine = self.by_channel.get(channel)
+        if mine is None:
+            mine = self.by_channel[channel] = dict.fromkeys(
+                (GAP, "missing", REPEAT, OUT_OF_ORDER), 0)
+        return mine
 
     def reset(self) -> None:
         """Forget every expectation (counts and gaps are kept)."""

@@ -1,0 +1,96 @@
+"""Feed-quality reports find exactly what a known fault script did, and nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from wsresearch import Feed, Recording, Simulator
+from wsresearch.quality import compare, quality_report
+
+from .conftest import RATES, SESSION, eventually, quick
+
+NS = 1_000_000_000
+
+
+def test_the_shipped_session_shows_exactly_its_fault_script() -> None:
+    # data/sessions/sim-faults: the demo's script over 12 s (see data/SOURCES.md).
+    report = quality_report(SESSION)
+    closes = report.connections.select("code", "category").rows()
+    assert closes == [(1006, "NORMAL"), (1001, "NORMAL"), (4401, "AUTH_FAILURE"),
+                      (1006, "NORMAL"), (4429, "RATE_LIMITED"), (1000, "NORMAL")]
+    assert report.connections["reason"][3] == "no pong within 1 s"
+    downtimes = report.connections["downtime_after_s"].to_list()
+    assert downtimes[-1] is None and all(0 < d < 3 for d in downtimes[:-1])
+    # One silence longer than a threshold: the ticker, silenced 3.5 s at 0.26 x 12 s.
+    silences = report.silences
+    assert silences.select("stream", "kind", "recovered").rows() == [("ticker", "stale", True)]
+    first_open = report.connections["opened_mono_ns"][0]
+    started = (silences["start_mono_ns"][0] - first_open) / NS
+    assert 3.12 - 0.2 <= started <= 3.12  # its last tick came just before the fault
+    assert 3.5 - 1.0 <= silences["length_s"][0] <= 3.5 + 1.0  # within one check interval
+    outcomes = dict(report.outcomes.iter_rows())
+    assert outcomes["duplicates"] == 5
+    assert {k: v for k, v in outcomes.items() if k.startswith("reject:") and v} == {
+        "reject:invalid_utf8": 1, "reject:invalid_json": 1, "reject:unknown_type": 2,
+        "reject:schema_error": 2}
+    assert report.sequence.filter(pl.col("gaps") > 0).rows() == [("trade", 1, 3, 0, 0)]
+    assert outcomes["dropped_live"] == outcomes["stale_live"] == 0
+    streams = {r["stream"]: r for r in report.streams.iter_rows(named=True)}
+    assert streams["trade"]["messages"] == 2150 and streams["trade"]["stale_episodes"] == 0
+    assert streams["order"]["messages"] == 0  # silent, and allowed to be
+    assert report.latency["negative_share"].to_list() == [0.0, 0.0]
+    summary = dict(report.summary().iter_rows())
+    assert summary["sequence gaps"] == "1 (3 missing)"
+    assert summary["stale episodes"].startswith("1 (")
+
+
+def test_without_a_spec_the_figures_are_frame_level(tmp_path: Path) -> None:
+    lines = ['{"type":"x"}'] * 5
+    recording = Recording.from_frames(tmp_path / "r", [(i * NS // 10, t) for i, t in
+                                                       enumerate(lines)])
+    report = quality_report(recording)
+    assert report.streams.select("stream", "messages").rows() == [("frames", 5)]
+    assert dict(report.outcomes.iter_rows())["received"] == 5
+    assert report.silences.height == report.sequence.height == report.latency.height == 0
+    assert report.connections["generation"].to_list() == [1]
+
+
+async def test_a_live_feed_and_its_recording_tell_the_same_story(tmp_path: Path) -> None:
+    async with Simulator(rates=RATES, seed=9) as sim:
+        feed = Feed(sim.spec(connection=quick(sim.url)), record_to=tmp_path / "rec",
+                    flush_interval=0.05)
+        async with feed:
+            # Every symbol has its first trade (a baseline) well before the gap.
+            await eventually(lambda: feed.store.rows("trade") >= 60, what="trades")
+            sim.duplicate(2)
+            sim.sequence_gap(2, "trade")
+            await eventually(lambda: feed.stats.duplicates == 2 and feed.stats.sequence_gaps
+                             == 1, what="the duplicates and the gap")
+            await sim.disconnect(4429, "slow down")
+            await eventually(lambda: feed.generation == 2, what="the reconnect")
+            live = quality_report(feed)
+    recorded = quality_report(tmp_path / "rec")
+    for report in (live, recorded):
+        assert report.connections["code"][0] == 4429
+        assert report.connections["category"][0] == "RATE_LIMITED"
+        assert dict(report.outcomes.iter_rows())["duplicates"] == 2
+        assert report.sequence.filter(pl.col("gaps") > 0)["missing"].to_list() == [2]
+    side = compare(live, recorded)
+    assert side.columns == ["metric", "a", "b"]
+    assert dict(side.select("metric", "a").iter_rows())["sequence gaps"] == "1 (2 missing)"
+
+
+def test_plots_and_a_self_contained_html_page(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="plots need the report extra (matplotlib)")
+    report = quality_report(SESSION)
+    figure = report.plot()
+    assert len(figure.axes) == 3
+    assert report.png().startswith(b"\x89PNG")
+    page = report.to_html(tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 1
+    assert "Feed quality:" in page and "RATE_LIMITED" in page and "<h2>Silences</h2>" in page
+    assert "http" not in page.replace(str(SESSION), "")  # nothing to fetch: self-contained
+    assert "<table" in report._repr_html_()
