@@ -1,10 +1,11 @@
-"""Export of a large recording to Parquet, and reading it back, against replay alone.
+"""Export and feed-quality analysis of a large recording, and reading it back, against replay.
 
 Builds a recording of ``--frames`` simulator trade frames (1 ms apart; no network), then,
 in the same run (best of ``--rounds``):
 
 - ``replay()`` of it: the baseline, since an export replays first;
 - ``export_parquet()`` into a fresh dataset: seconds and rows/s, and its ratio to replay;
+- ``quality_report()`` (which replays too): seconds and rows/s, and its ratio to replay;
 - ``load_dataset(...).collect()`` and ``merge_events(...).collect()``: rows/s read back.
 
 Usage: python benchmarks/bench_export.py [--frames 1000000] [--rounds 2]
@@ -19,7 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from wsresearch import Recording, export_parquet, load_dataset, merge_events, replay
+from wsresearch import (
+    Recording,
+    export_parquet,
+    load_dataset,
+    merge_events,
+    quality_report,
+    replay,
+)
 from wsresearch.exchanges import generic
 from wsresearch.sim import generic_frames
 
@@ -39,8 +47,8 @@ def main() -> None:
             root / "rec", ((start_ns + i * 1_000_000, f) for i, f in
                            enumerate(generic_frames(n, seed=5))), spec=spec)
         print(f"{n:,} frames recorded in {time.perf_counter() - made:.1f} s")
-        best = {"replay": float("inf"), "export": float("inf"), "load": float("inf"),
-                "merge": float("inf")}
+        best = {"replay": float("inf"), "export": float("inf"), "quality": float("inf"),
+                "load": float("inf"), "merge": float("inf")}
         rows = 0
         for _ in range(args.rounds):
             began = time.perf_counter()
@@ -52,6 +60,9 @@ def main() -> None:
             best["export"] = min(best["export"], time.perf_counter() - began)
             rows = sum(summary.rows.values())
             began = time.perf_counter()
+            quality_report(recording, spec)
+            best["quality"] = min(best["quality"], time.perf_counter() - began)
+            began = time.perf_counter()
             assert load_dataset(root / "ds").collect().height == rows
             best["load"] = min(best["load"], time.perf_counter() - began)
             began = time.perf_counter()
@@ -59,10 +70,12 @@ def main() -> None:
             best["merge"] = min(best["merge"], time.perf_counter() - began)
     print(f"best of {args.rounds} rounds; {rows:,} rows")
     for name, label in (("replay", "replay() (baseline)"), ("export", "export_parquet()"),
+                        ("quality", "quality_report()"),
                         ("load", "load_dataset().collect()"),
                         ("merge", "merge_events().collect()")):
         print(f"{label:<26}{best[name]:8.2f} s {rows / best[name]:>12,.0f} rows/s")
-    print(f"export / replay time: {best['export'] / best['replay']:.2f}")
+    print(f"export / replay time: {best['export'] / best['replay']:.2f}; "
+          f"quality_report / replay time: {best['quality'] / best['replay']:.2f}")
 
 
 if __name__ == "__main__":
