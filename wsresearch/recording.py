@@ -31,6 +31,7 @@ import asyncio
 import base64
 import functools
 import importlib
+import itertools
 import json
 import logging
 import os
@@ -629,7 +630,12 @@ async def _write_frames(
     source_url: str,
     description: str,
 ) -> None:
-    clock = VirtualClock(mono_ns=0, wall_ns=0)
+    items = iter(frames)
+    first = next(items, None)
+    # The session starts with its first frame: times given are kept, the manifest's
+    # start and end follow them, and the connection opens at the first frame.
+    first_wall = first[0] if isinstance(first, tuple) else 0
+    clock = VirtualClock(mono_ns=0, wall_ns=first_wall)
     recorder = Recorder(
         path,
         source_url=spec.url if spec is not None else source_url,
@@ -641,12 +647,12 @@ async def _write_frames(
         clock=clock,
     )
     await recorder.start()
-    recorder.record("open", 1, mono_ns=0, wall_ns=0, data=recorder.manifest.source_url)
-    first_wall: int | None = None
-    for index, item in enumerate(frames, 1):
+    recorder.record("open", 1, mono_ns=0, wall_ns=first_wall, data=recorder.manifest.source_url)
+    mono = 0
+    for index, item in enumerate(itertools.chain([first] if first is not None else [], items),
+                                 1):
         if isinstance(item, tuple):
             wall, data = item
-            first_wall = wall if first_wall is None else first_wall
             mono = wall - first_wall
         else:
             data, wall = item, index * 1_000_000
@@ -654,4 +660,5 @@ async def _write_frames(
         recorder.record_frame(data, 1, mono, wall)
         if index % 100_000 == 0:
             await recorder.flush()
+    clock.set(max(mono, 0), wall_ns=first_wall + max(mono, 0))
     await recorder.stop()
