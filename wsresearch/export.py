@@ -281,8 +281,8 @@ def merge_events(
     pl.LazyFrame
         The rows of all channels (a ``channel`` column says which; columns a
         channel lacks are null), with ``event_ns``, the time it is ordered by.
-        Ties keep receive order: ``recv_mono_ns``, then ``frame_seq``, then the
-        channel's own row order. Collect it, or stream it with
+        Ties keep the order the frames were recorded in (``frame_seq``), then
+        each channel's own row order (rows of one frame). Collect it, or stream it with
         ``.collect_batches()``.
 
     Raises
@@ -305,7 +305,6 @@ def merge_events(
     return (
         lazy.with_row_index("_order")
         .with_columns(time.alias("event_ns"))
-        .sort("event_ns", "recv_mono_ns", "frame_seq", "_order", nulls_last=True,
-              maintain_order=True)
+        .sort("event_ns", "frame_seq", "_order", nulls_last=True, maintain_order=True)
         .drop("_order")
     )

@@ -92,6 +92,8 @@ class QualityReport:
         Messages per stream per second of the session (for plots).
     health
         Every health transition.
+    latencies
+        Every latency sample: ``channel``, ``ms`` (for the distribution plot).
     """
 
     source: str
@@ -105,6 +107,7 @@ class QualityReport:
     outcomes: pl.DataFrame
     rates: pl.DataFrame
     health: pl.DataFrame
+    latencies: pl.DataFrame
 
     @property
     def duration_s(self) -> float:
@@ -186,13 +189,13 @@ class QualityReport:
         rate_ax.set_xlabel("seconds")
         if self.rates.height:
             rate_ax.legend(loc="upper right", fontsize="small")
-        lat_ax.set_title("latency, exchange time to receive time (ms)")
-        if self.latency.height:
-            names = self.latency["channel"].to_list()
-            lat_ax.barh(names, self.latency["p50_ms"], label="p50")
-            lat_ax.barh(names, self.latency["p99_ms"] - self.latency["p50_ms"],
-                        left=self.latency["p50_ms"], alpha=0.5, label="p50 to p99")
-            lat_ax.legend(loc="lower right", fontsize="small")
+        lat_ax.set_title("latency, exchange time to receive time (ms; box: p25-p75, "
+                         "whiskers: p1-p99)")
+        if self.latencies.height:
+            names = self.latencies["channel"].unique(maintain_order=True).to_list()
+            lat_ax.boxplot([self.latencies.filter(channel=n)["ms"].to_numpy() for n in names],
+                           orientation="horizontal", tick_labels=names, whis=(1, 99),
+                           showfliers=False)
         else:
             lat_ax.text(0.5, 0.5, "no exchange times", ha="center", va="center")
         streams = self.streams["stream"].to_list()
@@ -372,6 +375,7 @@ def _report(
                               schema={"outcome": pl.String, "count": pl.Int64}),
         rates=_rates(stream_times, start, end),
         health=health,
+        latencies=_latency_samples(frames),
     )
 
 
@@ -483,6 +487,16 @@ def _rates(times: dict[str, pl.Series], start: int, end: int) -> pl.DataFrame:
     if not parts:
         return pl.DataFrame(schema={"stream": pl.String, "second": pl.Int64,
                                     "messages": pl.UInt32})
+    return pl.concat(parts)
+
+
+def _latency_samples(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    parts = [frame.filter(pl.col("exchange_ns").is_not_null()).select(
+        pl.lit(channel).alias("channel"),
+        ((pl.col("recv_wall_ns") - pl.col("exchange_ns")) / 1e6).alias("ms"))
+        for channel, frame in frames.items()]
+    if not parts:
+        return pl.DataFrame(schema={"channel": pl.String, "ms": pl.Float64})
     return pl.concat(parts)
 
 
