@@ -32,7 +32,7 @@ notebooks: $(STAMP)
 	cd notebooks && ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace *.ipynb
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_pipeline.py
+	$(PY) benchmarks/suite.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

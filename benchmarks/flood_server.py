@@ -6,7 +6,10 @@ connection it waits for one message from the client (a subscribe, or "go"),
 then writes ``N`` pre-serialised frames to the socket as fast as the client
 reads them and closes with 1000.
 
-Usage: python flood_server.py N   (prints the port on stdout, then serves)
+With a rate (messages per second), it paces the frames instead, in slices
+every 10 ms, for CPU-cost measurements at a realistic load.
+
+Usage: python flood_server.py N [RATE]   (prints the port on stdout, then serves)
 """
 
 from __future__ import annotations
@@ -22,23 +25,35 @@ from wsresearch.sim import generic_frames
 _CHUNK = 256 * 1024
 
 
-def wire_bytes(n: int) -> bytes:
+def frames(n: int) -> list[bytes]:
     """N unmasked text frames, serialised once, so sending costs the server nearly nothing."""
-    return b"".join(
-        Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
-        for text in generic_frames(n, seed=7)
-    )
+    return [Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
+            for text in generic_frames(n, seed=7)]
 
 
-async def main(n: int) -> None:
-    wire = wire_bytes(n)
+def wire_bytes(n: int) -> bytes:
+    """The N frames as one buffer."""
+    return b"".join(frames(n))
+
+
+async def main(n: int, rate: float | None = None) -> None:
+    wire = wire_bytes(n) if rate is None else b""
+    paced = frames(n) if rate is not None else []
 
     async def flood(ws: ServerConnection) -> None:
         await ws.recv()
         transport = ws.transport
-        for offset in range(0, len(wire), _CHUNK):
-            transport.write(wire[offset : offset + _CHUNK])
-            await ws.drain()  # flow control: wait while the client is behind
+        if rate is not None:
+            loop = asyncio.get_running_loop()
+            start, per_slice = loop.time(), max(1, round(rate / 100))
+            for index in range(0, n, per_slice):
+                await asyncio.sleep(max(0.0, start + index / rate - loop.time()))
+                transport.write(b"".join(paced[index : index + per_slice]))
+                await ws.drain()
+        else:
+            for offset in range(0, len(wire), _CHUNK):
+                transport.write(wire[offset : offset + _CHUNK])
+                await ws.drain()  # flow control: wait while the client is behind
         await ws.close(1000, "done")
 
     # No compression: deflate on this side would make the server the bottleneck.
@@ -50,4 +65,4 @@ async def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(int(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else None))

@@ -1,0 +1,223 @@
+"""The benchmark suite: every figure a ratio to a baseline measured in the same run.
+
+``make bench`` runs it. Each benchmark repeats for ``--rounds``; the table shows the median
+and the min-max of the per-round ratios, and the target where there is one:
+
+- live ingest: the full Feed (recording on, and off) against a bare websockets recv loop
+  over the same flood from a server in another process (``--messages`` frames);
+- recording on vs off;
+- CPU per message at a fixed rate (``--rate`` msgs/s for ``--seconds``): process CPU seconds
+  of the full Feed (recording on) against the bare loop on the same paced stream;
+- replay of ``--messages`` recorded frames against pydantic batch validation of the same
+  payloads (``TypeAdapter(list[Trade]).validate_json`` in batches of 1,000);
+- ``Feed.frame()`` refresh after 10,000 new rows on a frame of 1M rows against the same on
+  a frame of 10,000 rows (1.0 means the cost follows the new rows, not the total);
+- memory: peak RSS of a feed with a slow consumer under a flood, ``DROP_OLDEST`` and
+  ``BLOCK``, above the bare loop's peak in the same conditions (each in its own process),
+  for the flood and for a flood three times as long: the same excess means memory is
+  bounded by the queue, not by the flood;
+- RSS growth over a run with a reconnect every 10 s (``--soak`` seconds, 300 by default).
+
+Usage: python benchmarks/suite.py [--rounds 3] [--messages 300000] [--rate 20000]
+       [--seconds 10] [--soak 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import TypeAdapter
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+from bench_pipeline import bare, full_feed, recv_loop  # noqa: E402
+
+from wsresearch import FrameStore, Recording, replay  # noqa: E402
+from wsresearch.exchanges import generic  # noqa: E402
+from wsresearch.sim import generic_frames  # noqa: E402
+
+
+@dataclass
+class Figure:
+    """One row of the table: per-round values of a ratio."""
+
+    name: str
+    baseline: str
+    target: str = ""
+    values: list[float] = field(default_factory=list)
+    unit: str = "x"
+
+    def row(self) -> str:
+        if not self.values:
+            return f"{self.name:<44} {self.baseline:<34} {'-':>8}"
+        mid, low, high = statistics.median(self.values), min(self.values), max(self.values)
+        return (f"{self.name:<44} {self.baseline:<34} {mid:>8.2f} {low:>7.2f}-{high:<7.2f} "
+                f"{self.unit:<5} {self.target}")
+
+
+@contextmanager
+def flood_server(messages: int, rate: float | None = None) -> Iterator[str]:
+    """The flood server in its own process, on its own core; yields its URL."""
+    command = [sys.executable, str(HERE / "flood_server.py"), str(messages)]
+    if rate is not None:
+        command.append(str(rate))
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) >= 2:
+        os.sched_setaffinity(server.pid, {cores[1]})
+        os.sched_setaffinity(0, {cores[0]})
+    try:
+        assert server.stdout is not None
+        yield f"ws://127.0.0.1:{server.stdout.readline().strip()}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def live(args: argparse.Namespace, on: Figure, off: Figure, ratio: Figure) -> None:
+    with flood_server(args.messages) as url:
+        for _ in range(args.rounds):
+            base = asyncio.run(bare(url, args.messages))
+            plain = asyncio.run(full_feed(url, args.messages))
+            recording = asyncio.run(full_feed(url, args.messages, record=True))
+            on.values.append(recording / base)
+            off.values.append(plain / base)
+            ratio.values.append(recording / plain)
+
+
+def cpu(args: argparse.Namespace, figure: Figure, per_message: Figure) -> None:
+    n = int(args.rate * args.seconds)
+    with flood_server(n, args.rate) as url:
+        for _ in range(args.rounds):
+            start = time.process_time()
+            asyncio.run(recv_loop(url, n, lambda message: None))
+            base = time.process_time() - start
+            start = time.process_time()
+            asyncio.run(full_feed(url, n, record=True))
+            feed = time.process_time() - start
+            figure.values.append(feed / base)
+            per_message.values.append(feed / n * 1e6)
+
+
+def replay_speed(args: argparse.Namespace, figure: Figure) -> None:
+    frames = list(generic_frames(args.messages, seed=3))
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    adapter = TypeAdapter(list[generic.Trade])
+    batches = ["[" + ",".join(frames[i: i + 1000]) + "]" for i in range(0, len(frames), 1000)]
+    with tempfile.TemporaryDirectory(prefix="wsr-bench-") as folder:
+        recording = Recording.from_frames(Path(folder) / "rec", frames, spec=spec)
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            replay(recording, spec)
+            replayed = time.perf_counter() - start
+            start = time.perf_counter()
+            for batch in batches:
+                adapter.validate_json(batch)
+            validated = time.perf_counter() - start
+            figure.values.append(validated / replayed)
+
+
+def refresh(args: argparse.Namespace, figure: Figure) -> None:
+    trade = generic.Trade(symbol="BTC-USD", seq=1, trade_id=1, price=1.0, size=1.0,
+                          side="buy", ts=0)
+
+    def cost(total: int) -> float:
+        store = FrameStore({"trade": generic.Trade}, batch_rows=10**9)
+        for i in range(total):
+            store.append("trade", trade, 1, i, i)
+        store.frame("trade")
+        for i in range(10_000):
+            store.append("trade", trade, 1, i, i)
+        start = time.perf_counter()
+        store.frame("trade")
+        return time.perf_counter() - start
+
+    for _ in range(args.rounds):
+        figure.values.append(cost(1_000_000) / cost(10_000))
+
+
+def probe(*arguments: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, str(HERE / "memory_probe.py"), *arguments],
+                         capture_output=True, text=True, check=True).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def memory(args: argparse.Namespace, figures: dict[tuple[str, int], Figure]) -> None:
+    for factor in (1, 3):
+        n = args.messages * factor
+        with flood_server(n) as url:
+            for _ in range(args.rounds):
+                base = probe("bare", url, str(n))["peak_mb"]
+                for policy in ("drop_oldest", "block"):
+                    peak = probe("flood", url, str(n), policy)["peak_mb"]
+                    figures[(policy, factor)].values.append(peak - base)
+
+
+def soak(args: argparse.Namespace, growth: Figure) -> None:
+    result = probe("reconnects", str(args.soak))
+    growth.values.append(result["rss_end_mb"] - result["rss_early_mb"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=300_000)
+    parser.add_argument("--rate", type=float, default=20_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--soak", type=float, default=300.0)
+    args = parser.parse_args()
+    on = Figure("live ingest, Feed recording", "bare websockets recv loop", ">= 0.5")
+    off = Figure("live ingest, Feed not recording", "bare websockets recv loop")
+    ratio = Figure("recording on / off", "the same Feed not recording", ">= 0.9")
+    cpu_ratio = Figure(f"CPU at {args.rate:,.0f} msgs/s, Feed recording",
+                       "bare recv loop CPU, same stream")
+    cpu_us = Figure("  CPU per message, Feed recording", "(absolute)", unit="us")
+    replayed = Figure("replay()", "TypeAdapter batch validation", ">= 0.6")
+    refreshed = Figure("frame() after 10k new rows, 1M rows held", "same on 10k rows held",
+                       "~1 (O(new rows))")
+    memory_figures = {
+        (policy, factor): Figure(
+            f"peak RSS, slow consumer, {policy.upper()}, {factor}x flood",
+            "above the bare loop's peak", "same for 1x and 3x", unit="MB")
+        for policy in ("drop_oldest", "block") for factor in (1, 3)
+    }
+    growth = Figure(f"RSS growth, {args.soak:g} s, reconnect every 10 s", "RSS after 1/5",
+                    "~0 (no leak)", unit="MB")
+    steps = [
+        ("live ingest", lambda: live(args, on, off, ratio)),
+        ("CPU at a fixed rate", lambda: cpu(args, cpu_ratio, cpu_us)),
+        ("replay", lambda: replay_speed(args, replayed)),
+        ("frame refresh", lambda: refresh(args, refreshed)),
+        ("memory under a flood", lambda: memory(args, memory_figures)),
+        ("reconnect soak", lambda: soak(args, growth)),
+    ]
+    for label, step in steps:
+        began = time.perf_counter()
+        step()
+        print(f"{label}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
+    print(f"\nPython {sys.version.split()[0]}, {args.rounds} rounds; median and min-max of "
+          "per-round ratios to the baseline measured in the same round")
+    print(f"{'figure':<44} {'baseline':<34} {'median':>8} {'min-max':<15} {'unit':<5} target")
+    for figure in (on, off, ratio, cpu_ratio, cpu_us, replayed, refreshed,
+                   *memory_figures.values(), growth):
+        print(figure.row())
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.ERROR)
+    main()
