@@ -19,7 +19,7 @@ and the min-max of the per-round ratios, and the target where there is one:
 - RSS growth over a run with a reconnect every 10 s (``--soak`` seconds, 300 by default).
 
 Usage: python benchmarks/suite.py [--rounds 3] [--messages 300000] [--rate 20000]
-       [--seconds 10] [--soak 300]
+       [--seconds 10] [--soak 300] [--flood 100000]
 """
 
 from __future__ import annotations
@@ -158,10 +158,12 @@ def probe(*arguments: str) -> dict[str, float]:
 
 
 def memory(args: argparse.Namespace, figures: dict[tuple[str, int], Figure]) -> None:
+    # One round: peak memory does not jitter like timings do, and each probe takes
+    # n / 10,000 seconds behind its slow consumer.
     for factor in (1, 3):
-        n = args.messages * factor
+        n = args.flood * factor
         with flood_server(n) as url:
-            for _ in range(args.rounds):
+            for _ in range(1):
                 base = probe("bare", url, str(n))["peak_mb"]
                 for policy in ("drop_oldest", "block"):
                     peak = probe("flood", url, str(n), policy)["peak_mb"]
@@ -180,6 +182,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--soak", type=float, default=300.0)
+    parser.add_argument("--flood", type=int, default=100_000,
+                        help="messages of the memory probes' flood (1x; 3x is the other)")
     args = parser.parse_args()
     on = Figure("live ingest, Feed recording", "bare websockets recv loop", ">= 0.5")
     off = Figure("live ingest, Feed not recording", "bare websockets recv loop")

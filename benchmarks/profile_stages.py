@@ -1,0 +1,121 @@
+"""Where the pipeline's time goes per message, stage by stage, without the network.
+
+Each stage runs over the same ``--messages`` generic trade frames, alone, best of
+``--rounds``; the stages add up to the Feed's per-message work after the socket:
+
+- ``from_json`` alone, and the parser's full ``parse`` (decode, route, validate, de-dup);
+- ``FrameStore.append`` and the polars build of the rows;
+- the channel's exchange-time extractor and the sequence check;
+- ``HealthMonitor.record_message``;
+- the recorder's ``record_frame``;
+- the whole ``Feed._process`` per message, and the queue's ``put`` plus worker.
+
+Usage: python benchmarks/profile_stages.py [--messages 200000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic_core import from_json
+
+from wsresearch import Feed, MessageQueue, Recorder
+from wsresearch.exchanges import generic
+from wsresearch.sim import generic_frames
+
+
+def best(rounds: int, run: Callable[[], object]) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    n, rounds = args.messages, args.rounds
+    frames = list(generic_frames(n, seed=11))
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    results: dict[str, float] = {}
+
+    results["from_json (decode only)"] = best(rounds, lambda: [from_json(f) for f in frames])
+
+    def parse() -> None:
+        parse_one = Feed(spec).parser.parse
+        for f in frames:
+            parse_one(f)
+    results["MessageParser.parse (decode, route, validate, de-dup)"] = best(rounds, parse)
+
+    feed = Feed(spec)
+    messages = [feed.parser.parse(f).message for f in frames]
+
+    def append() -> None:
+        store = Feed(spec).store
+        add = store.append
+        for i, m in enumerate(messages):
+            add("trade", m, 1, i, i, i, i)  # type: ignore[arg-type]
+        store.frame("trade")
+    results["FrameStore.append + polars build"] = best(rounds, append)
+
+    extractor = spec.channel("trade").exchange_time
+    assert extractor is not None
+    results["exchange-time extractor"] = best(rounds, lambda: [extractor(m) for m in messages])
+
+    def sequence() -> None:
+        fresh = Feed(spec)
+        check, sequenced = fresh._check_sequence, fresh._sequenced["trade"]
+        for i, m in enumerate(messages):
+            check(sequenced, m, 1, i, -1)
+    results["sequence check"] = best(rounds, sequence)
+
+    def health() -> None:
+        record = Feed(spec).health.record_message
+        for i in range(n):
+            record("trade", i)
+    results["HealthMonitor.record_message"] = best(rounds, health)
+
+    def recorder() -> None:
+        with tempfile.TemporaryDirectory(prefix="wsr-profile-") as folder:
+            rec = Recorder(Path(folder) / "r", source_url="ws://127.0.0.1:1")
+            record = rec.record_frame
+            for i, f in enumerate(frames):
+                record(f, 1, i, i)
+    results["Recorder.record_frame (buffering only)"] = best(rounds, recorder)
+
+    def process() -> None:
+        fresh = Feed(spec)
+        fresh._current_generation = 1
+        step = fresh._process
+        for i, f in enumerate(frames):
+            step((f, 1, i, i, -1))
+    results["Feed._process, all of the above but recording"] = best(rounds, process)
+
+    async def queue_round() -> None:
+        queue: MessageQueue[str] = MessageQueue(lambda item: None, max_size=n + 1)
+        for f in frames:
+            queue.put(f)
+        await queue.join()
+        queue.close()
+        await queue.wait_closed()
+    results["MessageQueue put + worker (empty handler)"] = best(
+        rounds, lambda: asyncio.run(queue_round()))
+
+    print(f"{n:,} generic trade frames, best of {rounds} rounds, per message:")
+    for name, seconds in results.items():
+        print(f"  {name:<52} {seconds / n * 1e6:6.2f} us")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.ERROR)
+    main()
