@@ -94,3 +94,9 @@ def test_plots_and_a_self_contained_html_page(tmp_path: Path) -> None:
     assert "Feed quality:" in page and "RATE_LIMITED" in page and "<h2>Silences</h2>" in page
     assert "http" not in page.replace(str(SESSION), "")  # nothing to fetch: self-contained
     assert "<table" in report._repr_html_()
+
+
+def test_a_recordings_report_shows_progress() -> None:
+    calls: list[tuple[int, int]] = []
+    quality_report(SESSION, progress=lambda done, total: calls.append((done, total)))
+    assert calls and calls[-1][0] == calls[-1][1] > 0

@@ -468,8 +468,9 @@ async def _report(args: argparse.Namespace, console: Console) -> int:
     from .quality import quality_report
 
     with Progress(console=console, transient=True) as bar:
-        bar.add_task(f"analysing {args.dir}", total=None)
-        report = await asyncio.to_thread(quality_report, args.dir)
+        task = bar.add_task(f"analysing {args.dir}", total=None)
+        report = await asyncio.to_thread(
+            quality_report, args.dir, progress=functools.partial(_advance, bar, task))
     table = Table(title=f"feed quality: {args.dir}")
     table.add_column("metric")
     table.add_column("value")

@@ -17,6 +17,7 @@ import base64
 import html
 import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -246,7 +247,10 @@ class QualityReport:
 
 
 def quality_report(
-    source: Recording | Feed | str | os.PathLike[str], spec: FeedSpec | None = None
+    source: Recording | Feed | str | os.PathLike[str],
+    spec: FeedSpec | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
 ) -> QualityReport:
     """Analyse a recording (replayed) or a live feed (so far).
 
@@ -259,6 +263,8 @@ def quality_report(
         For a recording: the spec to replay it with (default: its own). Without
         one the report has frame-level figures only: connections, frame rates,
         outcomes.
+    progress
+        For a recording: called with ``(events done, events in all)`` while it replays.
 
     Raises
     ------
@@ -268,10 +274,12 @@ def quality_report(
     if isinstance(source, Feed):
         return _from_feed(source)
     recording = source if isinstance(source, Recording) else Recording.open(source)
-    return _from_recording(recording, spec if spec is not None else recording.spec)
+    return _from_recording(recording, spec if spec is not None else recording.spec, progress)
 
 
-def _from_recording(recording: Recording, spec: FeedSpec | None) -> QualityReport:
+def _from_recording(
+    recording: Recording, spec: FeedSpec | None, progress: Callable[[int, int], None] | None
+) -> QualityReport:
     events = recording.events()
     start = int(events["mono_ns"].min()) if events.height else 0  # type: ignore[arg-type]
     end = int(events["mono_ns"].max()) if events.height else 0  # type: ignore[arg-type]
@@ -286,7 +294,7 @@ def _from_recording(recording: Recording, spec: FeedSpec | None) -> QualityRepor
         times = {"frames": frames_seen["recv_mono_ns"]}
         return _report(str(recording.path), start, end, timeline, frames_seen, times, {},
                        {}, [], {}, {}, outcomes, None)
-    result = replay(recording, spec)
+    result = replay(recording, spec, progress=progress)
     stats = result.stats
     outcomes = {"received": stats["frames"], "ok": stats["ok"],
                 "duplicates": stats["duplicates"], "control": stats["control"],
