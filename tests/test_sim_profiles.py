@@ -66,7 +66,10 @@ async def test_every_channel_arrives_valid_and_survives_a_disconnect(profile: st
                 what="rows on every channel after resubscribing")
     stats = feed.stats
     assert stats.invalid == 0 and stats.exchange_errors == 0, feed.rejects[:3]
-    assert stats.duplicates == 0  # a new connection's messages are new, whatever they count
+    # A new connection's messages are new, whatever they count. The one exception is
+    # right: Coinbase's last_match on resubscribing repeats the last trade already seen.
+    repeats = len(DIALECTS[profile].symbols) if profile == "coinbase-exchange" else 0
+    assert stats.duplicates <= repeats
     assert stats.handler_errors == 0, list(feed.errors)
     def requests(sent: list[str]) -> list[Any]:
         return [json.loads(m) for m in sent if m not in APP_PING.values()]
