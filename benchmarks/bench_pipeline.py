@@ -21,22 +21,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from flood_server import running
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from wsresearch import ConnectionConfig, Feed, HeartbeatConfig
 from wsresearch.exchanges import generic
-
-HERE = Path(__file__).parent
 
 
 async def recv_loop(url: str, n: int, per_message: Callable[[str | bytes], object]) -> float:
@@ -106,27 +103,13 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=300_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "flood_server.py"), str(args.messages)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) >= 2:
-        # One core each, so neither side migrates mid-round or steals the other's.
-        os.sched_setaffinity(server.pid, {cores[1]})
-        os.sched_setaffinity(0, {cores[0]})
-    try:
-        assert server.stdout is not None
-        url = f"ws://127.0.0.1:{server.stdout.readline().strip()}"
+    with running(args.messages) as url:
         results: dict[str, list[float]] = {name: [] for name in VARIANTS}
         for round_ in range(args.rounds):
             for name, variant in VARIANTS.items():
                 rate = asyncio.run(variant(url, args.messages))
                 results[name].append(rate)
                 print(f"round {round_ + 1}: {name:<34} {rate:>10,.0f} msgs/s", flush=True)
-    finally:
-        server.terminate()
-        server.wait(10)
     baselines = results["(a) bare websockets recv loop"]
     print(f"\n{args.messages:,} messages, {args.rounds} rounds, Python {sys.version.split()[0]}")
     print("ratio: best against best; in brackets the median of per-round ratios, each")

@@ -10,12 +10,17 @@ With a rate (messages per second), it paces the frames instead, in slices
 every 10 ms, for CPU-cost measurements at a realistic load.
 
 Usage: python flood_server.py N [RATE]   (prints the port on stdout, then serves)
+Benchmarks start it with :func:`running`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame, Opcode
@@ -62,6 +67,28 @@ async def main(n: int, rate: float | None = None) -> None:
     ) as server:
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.Event().wait()
+
+
+@contextmanager
+def running(messages: int, rate: float | None = None) -> Iterator[str]:
+    """This server in its own process, pinned to another core than the caller; yields its URL.
+
+    One core each, so neither side migrates mid-round or steals the other's.
+    """
+    command = [sys.executable, __file__, str(messages)]
+    if rate is not None:
+        command.append(str(rate))
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) >= 2:
+        os.sched_setaffinity(server.pid, {cores[1]})
+        os.sched_setaffinity(0, {cores[0]})
+    try:
+        assert server.stdout is not None
+        yield f"ws://127.0.0.1:{server.stdout.readline().strip()}"
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 if __name__ == "__main__":

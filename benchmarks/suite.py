@@ -28,14 +28,11 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +42,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 from bench_pipeline import bare, full_feed, recv_loop  # noqa: E402
+from flood_server import running  # noqa: E402
 
 from wsresearch import FrameStore, Recording, replay  # noqa: E402
 from wsresearch.exchanges import generic  # noqa: E402
@@ -69,27 +67,8 @@ class Figure:
                 f"{self.unit:<5} {self.target}")
 
 
-@contextmanager
-def flood_server(messages: int, rate: float | None = None) -> Iterator[str]:
-    """The flood server in its own process, on its own core; yields its URL."""
-    command = [sys.executable, str(HERE / "flood_server.py"), str(messages)]
-    if rate is not None:
-        command.append(str(rate))
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) >= 2:
-        os.sched_setaffinity(server.pid, {cores[1]})
-        os.sched_setaffinity(0, {cores[0]})
-    try:
-        assert server.stdout is not None
-        yield f"ws://127.0.0.1:{server.stdout.readline().strip()}"
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
 def live(args: argparse.Namespace, on: Figure, off: Figure, ratio: Figure) -> None:
-    with flood_server(args.messages) as url:
+    with running(args.messages) as url:
         for _ in range(args.rounds):
             base = asyncio.run(bare(url, args.messages))
             plain = asyncio.run(full_feed(url, args.messages))
@@ -101,7 +80,7 @@ def live(args: argparse.Namespace, on: Figure, off: Figure, ratio: Figure) -> No
 
 def cpu(args: argparse.Namespace, figure: Figure, per_message: Figure) -> None:
     n = int(args.rate * args.seconds)
-    with flood_server(n, args.rate) as url:
+    with running(n, args.rate) as url:
         for _ in range(args.rounds):
             start = time.process_time()
             asyncio.run(recv_loop(url, n, lambda message: None))
@@ -162,7 +141,7 @@ def memory(args: argparse.Namespace, figures: dict[tuple[str, int], Figure]) -> 
     # n / 10,000 seconds behind its slow consumer.
     for factor in (1, 3):
         n = args.flood * factor
-        with flood_server(n) as url:
+        with running(n) as url:
             for _ in range(1):
                 base = probe("bare", url, str(n))["peak_mb"]
                 for policy in ("drop_oldest", "block"):

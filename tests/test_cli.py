@@ -211,3 +211,13 @@ def test_report_prints_the_summary_and_writes_html(tmp_path: Path) -> None:
     assert (tmp_path / "r.html").read_text().startswith("<!doctype html>")
     missing = run("report", str(tmp_path / "none"))
     assert missing.returncode == 1 and "is not a recording" in missing.stderr
+
+
+def test_export_with_an_adapter_of_several_apis_takes_every_channel_of_the_chosen_one(
+    tmp_path: Path,
+) -> None:
+    for options in ([], ["--option", "api=exchange"]):
+        result = run("export", str(DATA), "--out", str(tmp_path / "ds"), "--exchange",
+                     "coinbase", *options)
+        assert result.returncode == 0, result.stderr
+        assert "no rows" in result.stdout  # generic frames are not Coinbase's

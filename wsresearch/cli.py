@@ -367,19 +367,38 @@ def _record_spec(args: argparse.Namespace) -> FeedSpec:
                          f"with EXCHANGE one of {list(EXCHANGES)}")
     if args.subscribe:
         raise ValueError("--subscribe goes with a URL; an exchange's adapter subscribes itself")
+    return _adapter_spec(name, args, url=args.url,
+                         symbols=[s for s in symbols.split(",") if s])
+
+
+def _adapter_spec(
+    name: str, args: argparse.Namespace, *, url: str | None, symbols: list[str] | None = None,
+) -> FeedSpec:
+    """The ``name`` adapter's spec from ``--option`` and ``--channels``.
+
+    Without ``--channels``: the adapter's default channels when ``symbols`` are
+    given (recording), every channel it has otherwise (exporting, where rows
+    of any channel may be in the recording).
+    """
     adapter = importlib.import_module(f"wsresearch.exchanges.{name}")
-    options: dict[str, Any] = dict(args.option)
-    accepted = [p.name for p in inspect.signature(adapter.spec).parameters.values()
+    parameters = inspect.signature(adapter.spec).parameters
+    accepted = [p.name for p in parameters.values()
                 if p.kind is p.KEYWORD_ONLY and p.name != "connection"]
+    options: dict[str, Any] = dict(args.option)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ValueError(f"{name} has no option {unknown[0]!r}; its options: {accepted}")
     if args.channels:
         options["channels"] = [c.strip() for c in args.channels.split(",") if c.strip()]
+    elif symbols is None:
+        channels = adapter.CHANNELS
+        if isinstance(channels, dict):  # per API: the one chosen, or the default
+            channels = channels[options.get("api", parameters["api"].default)]
+        options["channels"] = list(channels)
     try:
-        spec: FeedSpec = adapter.spec([s for s in symbols.split(",") if s], url=args.url,
+        spec: FeedSpec = adapter.spec(*([symbols] if symbols is not None else []), url=url,
                                       **options)
-    except TypeError as exc:  # an option the adapter does not take
+    except TypeError as exc:  # an option value of the wrong kind
         raise ValueError(f"{name}: {exc}") from None
     return spec
 
@@ -442,26 +461,7 @@ def _export_spec(args: argparse.Namespace, recording: Recording) -> FeedSpec | N
             raise ValueError(f"{recording.path} does not name the adapter it was recorded "
                              f"with; say which with --exchange ({', '.join(EXCHANGES)})")
         return None
-    adapter = importlib.import_module(f"wsresearch.exchanges.{args.exchange}")
-    options: dict[str, Any] = dict(args.option)
-    accepted = [p.name for p in inspect.signature(adapter.spec).parameters.values()
-                if p.kind is p.KEYWORD_ONLY and p.name != "connection"]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ValueError(f"{args.exchange} has no option {unknown[0]!r}; "
-                         f"its options: {accepted}")
-    channels = ([c.strip() for c in args.channels.split(",") if c.strip()] if args.channels
-                else _all_channels(adapter, options))
-    spec: FeedSpec = adapter.spec(channels=channels, url=recording.manifest.source_url or None,
-                                  **options)
-    return spec
-
-
-def _all_channels(adapter: Any, options: dict[str, Any]) -> list[str]:
-    channels = adapter.CHANNELS
-    if isinstance(channels, dict):  # per API (Kraken)
-        channels = channels[options.get("api", "v2")]
-    return list(channels)
+    return _adapter_spec(args.exchange, args, url=recording.manifest.source_url or None)
 
 
 async def _report(args: argparse.Namespace, console: Console) -> int:

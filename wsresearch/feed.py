@@ -213,14 +213,19 @@ class Feed:
         self.parser.ignore(spec.control)
         self.parser.report_errors(spec.errors)
         self.parser.ignore_texts(spec.control_texts)
-        self._stream_of = {channel.name: channel.stream_name for channel in spec.channels}
-        self._exchange_time = {c.name: c.exchange_time for c in spec.channels}
         self.sequences = SequenceTracker()
         """Sequence expectations and counts (see :mod:`wsresearch.sequence`)."""
         # Per sequenced channel, what its check needs, looked up once.
         self._sequenced = {
             c.name: (c.sequence, c.sequence_key, c.sequence_group_name, c)
             for c in spec.channels if c.sequence is not None
+        }
+        # Per channel, everything the hot path needs after parsing, in one lookup:
+        # its health stream, its exchange-time extractor, its sequence check.
+        self._per_type: dict[str, tuple[str, Callable[[Any], int | None] | None,
+                                        _Sequenced | None]] = {
+            c.name: (c.stream_name, c.exchange_time, self._sequenced.get(c.name))
+            for c in spec.channels
         }
         self._observe = self.sequences.observe
         self.health = HealthMonitor(
@@ -548,20 +553,19 @@ class Feed:
         status, kind, message = self._parse(data)
         if message is None or kind is None:
             return
+        if status == EXCHANGE_ERROR:
+            self._exchange_error(kind, message, data)
+            return
+        stream, exchange_time, sequenced = self._per_type[kind]
         if status == OK:
-            exchange_time = self._exchange_time[kind]
             self._append(
                 kind, message, generation, mono, wall,
                 None if exchange_time is None else self._exchange_ns(exchange_time, message),
                 None if seq < 0 else seq,
             )
-            sequenced = self._sequenced.get(kind)
             if sequenced is not None:
                 self._check_sequence(sequenced, message, generation, mono, seq)
-        elif status == EXCHANGE_ERROR:
-            self._exchange_error(kind, message, data)
-            return
-        self._record(self._stream_of[kind], mono)
+        self._record(stream, mono)
 
     def _exchange_ns(self, exchange_time: Callable[[Any], int | None], message: Any) -> int | None:
         try:

@@ -293,7 +293,7 @@ def _from_recording(
         outcomes = {"received": frames_seen.height, **live}
         times = {"frames": frames_seen["recv_mono_ns"]}
         return _report(str(recording.path), start, end, timeline, frames_seen, times, {},
-                       {}, [], {}, {}, outcomes, None)
+                       {}, [], {}, {}, outcomes)
     result = replay(recording, spec, progress=progress)
     stats = result.stats
     outcomes = {"received": stats["frames"], "ok": stats["ok"],
@@ -303,7 +303,7 @@ def _from_recording(
     return _report(str(recording.path), start, end, timeline, frames_seen,
                    _stream_times(result.frames, spec), result.frames, _thresholds(spec),
                    result.health_transitions, result.sequence_by_channel,
-                   _sequenced(spec), outcomes, spec)
+                   _sequenced(spec), outcomes)
 
 
 def _from_feed(feed: Feed) -> QualityReport:
@@ -321,7 +321,7 @@ def _from_feed(feed: Feed) -> QualityReport:
                 "dropped_live": stats.dropped, "stale_live": stats.stale}
     return _report(spec.url, start, now, timeline, seen, _stream_times(frames, spec), frames,
                    _thresholds(spec), list(feed.health.transitions),
-                   feed.sequences.by_channel, _sequenced(spec), outcomes, spec)
+                   feed.sequences.by_channel, _sequenced(spec), outcomes)
 
 
 def _thresholds(spec: FeedSpec) -> dict[str, tuple[float, bool]]:
@@ -357,9 +357,11 @@ def _report(
     sequence_counts: dict[str, dict[str, int]],
     sequenced: dict[str, bool],
     outcomes: dict[str, int],
-    spec: FeedSpec | None,
 ) -> QualityReport:
     silences = _silences(stream_times, thresholds, transitions, end)
+    rates = _rates(stream_times, start, end)
+    latencies = _latency_samples(frames)
+    empty: dict[str, int] = {}
     health = pl.DataFrame(
         [(t.mono_ns, t.stream, t.healthy) for t in transitions], orient="row",
         schema={"mono_ns": pl.Int64, "stream": pl.String, "healthy": pl.Boolean})
@@ -368,22 +370,20 @@ def _report(
         start_mono_ns=start,
         end_mono_ns=end,
         connections=_connections(timeline, frames_seen, end),
-        streams=_streams(stream_times, thresholds, silences, start, end),
+        streams=_streams(stream_times, rates, thresholds, silences, start, end),
         silences=silences,
         sequence=pl.DataFrame(
-            [(name, sequence_counts.get(name, {}).get("gap", 0),
-              sequence_counts.get(name, {}).get("missing", 0),
-              sequence_counts.get(name, {}).get("repeat", 0),
-              sequence_counts.get(name, {}).get("out_of_order", 0))
+            [(name, *(sequence_counts.get(name, empty).get(outcome, 0)
+                      for outcome in ("gap", "missing", "repeat", "out_of_order")))
              for name, has in sequenced.items() if has],
             schema={"channel": pl.String, "gaps": pl.Int64, "missing": pl.Int64,
                     "repeats": pl.Int64, "out_of_order": pl.Int64}, orient="row"),
-        latency=_latency(frames),
+        latency=_latency(latencies),
         outcomes=pl.DataFrame(list(outcomes.items()), orient="row",
                               schema={"outcome": pl.String, "count": pl.Int64}),
-        rates=_rates(stream_times, start, end),
+        rates=rates,
         health=health,
-        latencies=_latency_samples(frames),
+        latencies=latencies,
     )
 
 
@@ -458,6 +458,7 @@ def _episode(stream: str, received: pl.Series, detected: int, stop: int, thresho
 
 def _streams(
     times: dict[str, pl.Series],
+    rates: pl.DataFrame,
     thresholds: dict[str, tuple[float, bool]],
     silences: pl.DataFrame,
     start: int,
@@ -466,10 +467,7 @@ def _streams(
     seconds = max(1, (end - start + _NS - 1) // _NS)
     rows = []
     for stream, received in times.items():
-        per_second = (received - start) // _NS
-        counts = per_second.value_counts().rename({per_second.name: "s"})
-        full = pl.DataFrame({"s": pl.int_range(0, seconds, eager=True)}).join(
-            counts.cast({"s": pl.Int64}), on="s", how="left").fill_null(0)["count"]
+        full = rates.filter(stream=stream)["messages"]
         mine = silences.filter(stream=stream)
         stale, allowed = mine.filter(kind="stale"), mine.filter(kind="silent_ok")
         threshold = thresholds.get(stream, (None, False))[0]
@@ -508,22 +506,13 @@ def _latency_samples(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
     return pl.concat(parts)
 
 
-def _latency(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    rows = []
-    for channel, frame in frames.items():
-        known = frame.filter(pl.col("exchange_ns").is_not_null())
-        if not known.height:
-            continue
-        ms = (known["recv_wall_ns"] - known["exchange_ns"]) / 1e6
-        figures = ms.to_frame("ms").select(
-            pl.col("ms").quantile(0.5).alias("p50"), pl.col("ms").quantile(0.9).alias("p90"),
-            pl.col("ms").quantile(0.99).alias("p99"), pl.col("ms").max().alias("max"),
-            (pl.col("ms") < 0).mean().alias("negative"),
-        ).row(0)
-        rows.append((channel, ms.len(), *figures))
-    return pl.DataFrame(rows, orient="row", schema={
-        "channel": pl.String, "messages": pl.Int64, "p50_ms": pl.Float64, "p90_ms": pl.Float64,
-        "p99_ms": pl.Float64, "max_ms": pl.Float64, "negative_share": pl.Float64})
+def _latency(samples: pl.DataFrame) -> pl.DataFrame:
+    ms = pl.col("ms")
+    return samples.group_by("channel", maintain_order=True).agg(
+        pl.len().cast(pl.Int64).alias("messages"), ms.quantile(0.5).alias("p50_ms"),
+        ms.quantile(0.9).alias("p90_ms"), ms.quantile(0.99).alias("p99_ms"),
+        ms.max().alias("max_ms"), (ms < 0).mean().alias("negative_share"),
+    )
 
 
 def compare(a: QualityReport, b: QualityReport) -> pl.DataFrame:

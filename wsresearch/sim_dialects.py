@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -26,6 +26,10 @@ from .exchanges import binance, bybit, coinbase, kraken, okx
 from .spec import FeedSpec
 
 __all__ = ["DIALECTS", "Dialect", "Subscriber"]
+
+
+_RATES: dict[str, float] = {"trade": 20.0, "ticker": 10.0, "book": 20.0}
+_RATES_WITH_HEARTBEAT: dict[str, float] = _RATES | {"heartbeat": 1.0}
 
 
 def _text(body: Any) -> str:
@@ -94,13 +98,19 @@ class Dialect(abc.ABC):
 
     name: ClassVar[str]
     symbols: ClassVar[tuple[str, ...]]
-    rates: ClassVar[dict[str, float]] = {"trade": 20.0, "ticker": 10.0, "book": 20.0}
+    rates: ClassVar[dict[str, float]] = _RATES
     connection_sequence: ClassVar[bool] = False
     gap_stream: ClassVar[str] = "book"
+    adapter: ClassVar[Callable[..., FeedSpec]]
+    """The adapter module's ``spec`` function."""
+    fixed: ClassVar[dict[str, Any]] = {}
+    """Adapter options that pick the API this dialect speaks (``api="v1"``...)."""
+    defaults: ClassVar[dict[str, Any]]
+    """Adapter options used unless given: every channel the dialect serves."""
 
-    @abc.abstractmethod
     def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
-        """The adapter's spec for this simulator, subscribing to ``symbols``."""
+        """The adapter's spec for this dialect, pointed at ``url``, subscribing to ``symbols``."""
+        return type(self).adapter(symbols, url=url, **(self.defaults | options | self.fixed))
 
     @abc.abstractmethod
     def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
@@ -125,15 +135,12 @@ class BinanceDialect(Dialect):
 
     name = "binance"
     symbols = ("btcusdt", "ethusdt")
-    market: ClassVar[str] = "spot"
+    adapter = binance.spec
+    fixed: ClassVar[dict[str, Any]] = {"market": "spot"}
+    defaults: ClassVar[dict[str, Any]] = {"channels": ("trade", "bookTicker", "depth"),
+                                          "depth_speed": "100ms"}
     _STREAMS: ClassVar[dict[str, str]] = {
         "trade": "trade", "aggTrade": "trade", "bookTicker": "ticker", "depth": "book"}
-
-    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
-        """The Binance spec for this market, pointed at ``url``."""
-        options.setdefault("channels", ("trade", "bookTicker", "depth"))
-        options.setdefault("depth_speed", "100ms")
-        return binance.spec(symbols, url=url, market=self.market, **options)
 
     def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
         """``SUBSCRIBE`` with stream names; an unknown stream is error code 2."""
@@ -176,7 +183,7 @@ class BinanceDialect(Dialect):
                         "u": body["seq"],
                         "b": [[_num(p), _num(q)] for p, q in body["bids"]],
                         "a": [[_num(p), _num(q)] for p, q in body["asks"]]}
-            if self.market == "usdm":  # futures add transaction times and links
+            if self.fixed["market"] == "usdm":  # futures add transaction times and links
                 data = self._usdm(kind, data, ms, body)
             frames.append(_text({"stream": name, "data": data}))
         return frames
@@ -197,12 +204,8 @@ class BinanceUsdmDialect(BinanceDialect):
     """Binance USD-M futures: as spot, plus ``pu`` links on depth and transaction times."""
 
     name = "binance-usdm"
-    market = "usdm"
-
-    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
-        """The Binance USD-M spec pointed at ``url``."""
-        options.setdefault("depth_speed", "0ms")
-        return super().spec(url, symbols, **options)
+    fixed: ClassVar[dict[str, Any]] = {"market": "usdm"}
+    defaults: ClassVar[dict[str, Any]] = BinanceDialect.defaults | {"depth_speed": "0ms"}
 
 
 # -- Coinbase Advanced Trade -----------------------------------------------------------
@@ -212,17 +215,15 @@ class CoinbaseDialect(Dialect):
     """Coinbase Advanced Trade: ``ticker``, ``market_trades``, ``level2``, ``heartbeats``."""
 
     name = "coinbase"
+    adapter = coinbase.spec
+    fixed: ClassVar[dict[str, Any]] = {"api": "advanced"}
+    defaults: ClassVar[dict[str, Any]] = {
+        "channels": ("ticker", "market_trades", "level2", "heartbeats")}
     symbols = ("BTC-USD", "ETH-USD")
-    rates: ClassVar[dict[str, float]] = {"trade": 20.0, "ticker": 10.0, "book": 20.0,
-                                         "heartbeat": 1.0}
+    rates = _RATES_WITH_HEARTBEAT
     connection_sequence = True
     _STREAMS: ClassVar[dict[str, str]] = {
         "ticker": "ticker", "market_trades": "trade", "level2": "book"}
-
-    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
-        """The Advanced Trade spec pointed at ``url``."""
-        options.setdefault("channels", ("ticker", "market_trades", "level2", "heartbeats"))
-        return coinbase.spec(symbols, url=url, api="advanced", **options)
 
     def _frame(self, client: Subscriber, channel: str, ts: int, events: list[Any]) -> str:
         return _text({"channel": channel, "client_id": "", "timestamp": _iso(ts),
@@ -301,17 +302,14 @@ class CoinbaseExchangeDialect(Dialect):
     """
 
     name = "coinbase-exchange"
+    adapter = coinbase.spec
+    fixed: ClassVar[dict[str, Any]] = {"api": "exchange"}
+    defaults: ClassVar[dict[str, Any]] = {"channels": ("ticker", "matches", "level2", "heartbeat")}
     symbols = ("BTC-USD", "ETH-USD")
-    rates: ClassVar[dict[str, float]] = {"trade": 20.0, "ticker": 10.0, "book": 20.0,
-                                         "heartbeat": 1.0}
+    rates = _RATES_WITH_HEARTBEAT
     gap_stream = "trade"
     _STREAMS: ClassVar[dict[str, str]] = {
         "ticker": "ticker", "matches": "trade", "level2": "book", "heartbeat": "heartbeat"}
-
-    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
-        """The Exchange-feed spec pointed at ``url``."""
-        options.setdefault("channels", ("ticker", "matches", "level2", "heartbeat"))
-        return coinbase.spec(symbols, url=url, api="exchange", **options)
 
     def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
         """One ``subscribe`` for every channel; matches and level2 start with their state."""
@@ -381,16 +379,13 @@ class KrakenDialect(Dialect):
     """Kraken spot v2: ``trade``, ``ticker``, ``book``, heartbeats and ``{"method": "ping"}``."""
 
     name = "kraken"
+    adapter = kraken.spec
+    fixed: ClassVar[dict[str, Any]] = {"api": "v2"}
+    defaults: ClassVar[dict[str, Any]] = {"channels": ("trade", "ticker", "book")}
     symbols = ("BTC/USD", "ETH/USD")
     gap_stream = "trade"
-    rates: ClassVar[dict[str, float]] = {"trade": 20.0, "ticker": 10.0, "book": 20.0,
-                                         "heartbeat": 1.0}
+    rates = _RATES_WITH_HEARTBEAT
     _STREAMS: ClassVar[dict[str, str]] = {"trade": "trade", "ticker": "ticker", "book": "book"}
-
-    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
-        """The Kraken v2 spec pointed at ``url``."""
-        options.setdefault("channels", ("trade", "ticker", "book"))
-        return kraken.spec(symbols, url=url, api="v2", **options)
 
     def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
         """``subscribe`` per channel (book answers with a snapshot) and ``ping``."""
@@ -460,15 +455,12 @@ class KrakenV1Dialect(Dialect):
     """Kraken spot v1: arrays ``[channelID, payload, channelName, pair]``, ``event`` replies."""
 
     name = "kraken-v1"
+    adapter = kraken.spec
+    fixed: ClassVar[dict[str, Any]] = {"api": "v1"}
+    defaults: ClassVar[dict[str, Any]] = {"channels": ("trade", "ticker", "book")}
     symbols = ("XBT/USD", "ETH/USD")
-    rates: ClassVar[dict[str, float]] = {"trade": 20.0, "ticker": 10.0, "book": 20.0,
-                                         "heartbeat": 1.0}
+    rates = _RATES_WITH_HEARTBEAT
     _STREAMS: ClassVar[dict[str, str]] = {"trade": "trade", "ticker": "ticker", "book": "book"}
-
-    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
-        """The Kraken v1 spec pointed at ``url``."""
-        options.setdefault("channels", ("trade", "ticker", "book"))
-        return kraken.spec(symbols, url=url, api="v1", **options)
 
     def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
         """``subscribe`` per pair (book answers with a snapshot), and ``ping``."""
@@ -536,14 +528,12 @@ class KrakenFuturesDialect(Dialect):
     """
 
     name = "kraken-futures"
+    adapter = kraken.spec
+    fixed: ClassVar[dict[str, Any]] = {"api": "futures"}
+    defaults: ClassVar[dict[str, Any]] = {"channels": ("trade", "book", "ticker_lite")}
     symbols = ("PI_XBTUSD", "PI_ETHUSD")
     _STREAMS: ClassVar[dict[str, str]] = {"trade": "trade", "book": "book",
                                           "ticker_lite": "ticker"}
-
-    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
-        """The Kraken Futures spec pointed at ``url``."""
-        options.setdefault("channels", ("trade", "book", "ticker_lite"))
-        return kraken.spec(symbols, url=url, api="futures", **options)
 
     def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
         """``subscribe`` per feed; book and trade start with their snapshots."""
@@ -602,14 +592,11 @@ class BybitDialect(Dialect):
     """Bybit v5 public (linear): ``publicTrade``, ``tickers``, ``orderbook.N``; ``op`` ping."""
 
     name = "bybit"
+    adapter = bybit.spec
+    defaults: ClassVar[dict[str, Any]] = {"channels": ("publicTrade", "tickers", "orderbook")}
     symbols = ("BTCUSDT", "ETHUSDT")
     _STREAMS: ClassVar[dict[str, str]] = {
         "publicTrade": "trade", "tickers": "ticker", "orderbook": "book"}
-
-    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
-        """The Bybit linear spec pointed at ``url``."""
-        options.setdefault("channels", ("publicTrade", "tickers", "orderbook"))
-        return bybit.spec(symbols, url=url, **options)
 
     def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
         """``subscribe`` with topics (books answer with a snapshot) and ``ping``."""
@@ -678,13 +665,10 @@ class OkxDialect(Dialect):
     """OKX v5 public: ``trades``, ``tickers``, ``books``; the text ``ping`` gets ``pong``."""
 
     name = "okx"
+    adapter = okx.spec
+    defaults: ClassVar[dict[str, Any]] = {"channels": ("trades", "tickers", "books")}
     symbols = ("BTC-USDT", "ETH-USDT")
     _STREAMS: ClassVar[dict[str, str]] = {"trades": "trade", "tickers": "ticker", "books": "book"}
-
-    def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
-        """The OKX spec pointed at ``url``."""
-        options.setdefault("channels", ("trades", "tickers", "books"))
-        return okx.spec(symbols, url=url, **options)
 
     def on_request(self, client: Subscriber, text: str, market: Any) -> list[str]:
         """``subscribe`` with args (books answer with a snapshot); ``ping`` as text."""

@@ -29,9 +29,9 @@ from ..spec import Channel, FeedSpec
 from ._common import Flat, NsFromIso, assemble, check_channels, check_choice, check_symbols
 
 __all__ = [
-    "ADVANCED_CHANNELS", "APIS", "EXCHANGE_CHANNELS", "AdvancedHeartbeat", "AdvancedLevel2",
-    "AdvancedTicker", "AdvancedTrades", "ExchangeHeartbeat", "ExchangeL2Update", "ExchangeMatch",
-    "ExchangeSnapshot", "ExchangeTicker", "L2Change", "spec",
+    "ADVANCED_CHANNELS", "APIS", "CHANNELS", "EXCHANGE_CHANNELS", "AdvancedHeartbeat",
+    "AdvancedLevel2", "AdvancedTicker", "AdvancedTrades", "ExchangeHeartbeat", "ExchangeL2Update",
+    "ExchangeMatch", "ExchangeSnapshot", "ExchangeTicker", "L2Change", "spec",
 ]
 
 APIS: dict[str, str] = {
@@ -42,6 +42,9 @@ APIS: dict[str, str] = {
 
 ADVANCED_CHANNELS: tuple[str, ...] = ("ticker", "market_trades", "level2", "heartbeats")
 EXCHANGE_CHANNELS: tuple[str, ...] = ("ticker", "matches", "level2", "heartbeat")
+CHANNELS: dict[str, tuple[str, ...]] = {"advanced": ADVANCED_CHANNELS,
+                                        "exchange": EXCHANGE_CHANNELS}
+"""Channels each API offers."""
 
 _SYMBOL = r"[A-Z0-9]{1,12}-[A-Z0-9]{1,12}"
 

@@ -191,12 +191,11 @@ class V1Trade(Flat):
     misc: str
 
 
-class V1Trades(Flat):
-    """A v1 ``trade`` frame: one row per trade."""
+class _V1Frame(Flat):
+    """A v1 data frame: ``[channelID, payload..., channelName, pair]`` on the wire."""
 
     channel_id: int
     pair: str
-    trades: list[V1Trade]
 
     @model_validator(mode="before")
     @classmethod
@@ -204,20 +203,35 @@ class V1Trades(Flat):
         parts = _v1_parts(value)
         if parts is None:
             return value
-        channel_id, payload, _, pair = parts
+        channel_id, payload, name, pair = parts
+        fields = cls._fields(payload, name)
+        if fields is None:
+            return value
+        return {"channel_id": channel_id, "pair": pair} | fields
+
+    @classmethod
+    def _fields(cls, payload: list[Any], name: str) -> dict[str, Any] | None:
+        """The frame's own fields from its payload (``None``: not this frame's shape)."""
+        raise ValueError(f"{cls.__name__} does not read v1 arrays")
+
+
+class V1Trades(_V1Frame):
+    """A v1 ``trade`` frame: one row per trade."""
+
+    trades: list[V1Trade]
+
+    @classmethod
+    def _fields(cls, payload: list[Any], name: str) -> dict[str, Any] | None:
         if len(payload) != 1 or not isinstance(payload[0], list) or not all(
                 isinstance(t, list) for t in payload[0]):
             raise ValueError("a trade payload is a list of [price, volume, time, ...] lists")
-        trades = [dict(zip(("price", "volume", "time_ns", "side", "order_type", "misc"), t,
-                           strict=False)) for t in payload[0]]
-        return {"channel_id": channel_id, "pair": pair, "trades": trades}
+        return {"trades": [dict(zip(("price", "volume", "time_ns", "side", "order_type", "misc"),
+                                    t, strict=False)) for t in payload[0]]}
 
 
-class V1Ticker(Flat):
+class V1Ticker(_V1Frame):
     """A v1 ``ticker`` frame: best bid and ask, last trade, today's and 24 h figures."""
 
-    channel_id: int
-    pair: str
     ask: float
     ask_volume: float
     bid: float
@@ -237,13 +251,10 @@ class V1Ticker(Flat):
     open_today: float
     open_24h: float
 
-    @model_validator(mode="before")
     @classmethod
-    def _from_array(cls, value: Any) -> Any:
-        parts = _v1_parts(value)
-        if parts is None or not parts[1] or not isinstance(parts[1][0], dict):
-            return value
-        channel_id, payload, _, pair = parts
+    def _fields(cls, payload: list[Any], name: str) -> dict[str, Any] | None:
+        if not payload or not isinstance(payload[0], dict):
+            return None
         t = payload[0]
 
         def pick(key: str, index: int) -> Any:
@@ -251,7 +262,6 @@ class V1Ticker(Flat):
             return entry[index] if isinstance(entry, list) and len(entry) > index else None
 
         return {
-            "channel_id": channel_id, "pair": pair,
             "ask": pick("a", 0), "ask_volume": pick("a", 2),
             "bid": pick("b", 0), "bid_volume": pick("b", 2),
             "last": pick("c", 0), "last_volume": pick("c", 1),
@@ -281,24 +291,17 @@ class V1Level(Flat):
         return value
 
 
-class V1Book(Flat):
+class V1Book(_V1Frame):
     """A v1 ``book-<depth>`` frame: a snapshot (``snapshot``) or an update, with its checksum."""
 
-    channel_id: int
-    pair: str
     depth: int
     snapshot: bool
     asks: list[V1Level]
     bids: list[V1Level]
     checksum: int | None = None
 
-    @model_validator(mode="before")
     @classmethod
-    def _from_array(cls, value: Any) -> Any:
-        parts = _v1_parts(value)
-        if parts is None:
-            return value
-        channel_id, payload, name, pair = parts
+    def _fields(cls, payload: list[Any], name: str) -> dict[str, Any] | None:
         merged: dict[str, Any] = {}
         for part in payload:
             if not isinstance(part, dict):
@@ -306,7 +309,6 @@ class V1Book(Flat):
             merged |= part
         snapshot = "as" in merged or "bs" in merged
         return {
-            "channel_id": channel_id, "pair": pair,
             "depth": name.partition("-")[2] or None, "snapshot": snapshot,
             "asks": merged.get("as" if snapshot else "a", []),
             "bids": merged.get("bs" if snapshot else "b", []),
