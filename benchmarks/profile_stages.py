@@ -74,9 +74,10 @@ def main() -> None:
 
     def sequence() -> None:
         fresh = Feed(spec)
-        check, sequenced = fresh._check_sequence, fresh._sequenced["trade"]
+        observe = fresh.sequences.observe
+        value, key, group, _ = fresh._sequenced["trade"]
         for i, m in enumerate(messages):
-            check(sequenced, m, 1, i, -1)
+            observe(group, "trade", None if key is None else key(m), value(m), 1, i)
     results["sequence check"] = best(rounds, sequence)
 
     def health() -> None:
@@ -93,12 +94,15 @@ def main() -> None:
                 record(f, 1, i, i)
     results["Recorder.record_frame (buffering only)"] = best(rounds, recorder)
 
+    items = [(f, 1, i, i, -1) for i, f in enumerate(frames)]
+
     def process() -> None:
         fresh = Feed(spec)
         fresh._current_generation = 1
         step = fresh._process
-        for i, f in enumerate(frames):
-            step((f, 1, i, i, -1))
+        for start in range(0, n, 256):  # the queue hands over up to 256 at a time
+            step(items[start:start + 256])
+        fresh.store.frames()
     results["Feed._process, all of the above but recording"] = best(rounds, process)
 
     async def queue_round() -> None:

@@ -59,3 +59,12 @@ def test_bad_settings_are_refused() -> None:
         DedupeCache(0, 1, int)
     with pytest.raises(ValueError, match="ttl"):
         DedupeCache(1, 0, int)
+
+
+def test_keys_remembered_afresh_leave_nothing_behind() -> None:
+    now = [0]
+    cache = DedupeCache(10, 5, lambda: now[0])
+    for _ in range(1000):
+        assert not cache.seen("k")  # expired each time: remembered afresh
+        now[0] += 5
+    assert len(cache._order) <= 2

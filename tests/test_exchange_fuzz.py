@@ -52,10 +52,12 @@ def mangle(value: Any, rng: random.Random) -> Any:
 
 
 def check(feed: Feed, text: str) -> None:
-    outcome = feed.parser.parse(text)
-    assert outcome.status in OUTCOMES
-    if outcome.status == "ok" and outcome.type in feed._sequenced:
-        feed._check_sequence(feed._sequenced[outcome.type], outcome.message, 1, 0, -1)
+    """Parse, extract and sequence-check one frame as the live feed does: one outcome."""
+    before = sum(feed.parser.counts.values())
+    feed._current_generation = 1
+    feed._process([(text, 1, 0, 0, -1)])
+    assert sum(feed.parser.counts.values()) == before + 1
+    assert set(feed.parser.counts) == set(OUTCOMES)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -193,3 +193,14 @@ def test_rows_of_an_exploded_channel_count_items_not_messages() -> None:
     store.append("fills", Batch(symbol="A", fills=[]), 1, 0, 0)
     store.append("fills", Batch(symbol="B", fills=[Fill(id=1, price=1.0)] * 3), 1, 0, 0)
     assert store.rows("fills") == 3
+
+
+def test_extend_stores_rows_as_append_does_and_builds_at_the_batch_size() -> None:
+    one, many = FrameStore({"trade": Trade}), FrameStore({"trade": Trade}, batch_rows=4)
+    rows = [(trade(n).__dict__, 1, 10 + n, 100 + n, None, n) for n in range(6)]
+    for row in rows:
+        one.append("trade", trade(row[5]), 1, row[2], row[3], None, row[5])
+    many.extend("trade", rows[:5])
+    assert many._built["trade"].height == 5  # the batch size was passed: built at once
+    many.extend("trade", rows[5:])
+    assert_frame_equal(one.frame("trade"), many.frame("trade"))

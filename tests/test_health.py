@@ -137,3 +137,32 @@ def test_bad_configs_name_the_field() -> None:
         StreamConfig(expected_interval=0, stale_threshold=1)
     with pytest.raises(ValueError, match="check_interval"):
         HealthMonitor({}, check_interval=0)
+
+
+def test_record_batch_is_record_message_for_each_message_in_order() -> None:
+    messages = [("orders", 3), ("trade", 4), ("trade", 6), ("elsewhere", 7), ("orders", 9)]
+    results = []
+    for batched in (False, True):
+        clock = VirtualClock()
+        unhealthy: list[tuple[str, int | None]] = []
+        recovered: list[str] = []
+        strict = StreamConfig(expected_interval=1.0, stale_threshold=5.0)
+        m = HealthMonitor({"trade": strict, "orders": strict}, clock=clock,
+                          on_unhealthy=lambda s, last, seen=unhealthy: seen.append((s, last)),
+                          on_recovered=recovered.append)
+        clock.advance(200)
+        m.check()  # both streams go stale: never spoke
+        if batched:
+            first: dict[str, int] = {}
+            last: dict[str, int] = {}
+            for stream, at in messages:
+                first.setdefault(stream, at * S)
+                last[stream] = at * S
+            m.record_batch(first, last)
+        else:
+            for stream, at in messages:
+                m.record_message(stream, at * S)
+        results.append((unhealthy, recovered, m.transitions,
+                        [m.last_seen(s) for s in ("trade", "orders", "elsewhere")]))
+    assert results[0] == results[1]
+    assert results[0][1] == ["orders", "trade"]  # recovered in order of their first message

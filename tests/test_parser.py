@@ -258,3 +258,70 @@ def test_a_model_validator_that_raises_is_a_schema_error_not_a_crash(type_of: An
     assert outcome.status == "schema_error"
     assert parser.rejects[-1].detail == (
         "model validator raised TypeError: a validator that trips on odd input")
+
+
+def batch_parsers() -> tuple[MessageParser, MessageParser]:
+    """Two identical by_field parsers with a handler route, an error type and a bad key."""
+    parsers = []
+    for _ in range(2):
+        parser = MessageParser(by_field("type"), clock=VirtualClock(), max_dedupe_size=3,
+                               dedupe_ttl=1.0)
+        parser.register("trade", Trade, dedupe_key=lambda t: (t.symbol, t.id))
+        parser.register("quote", Quote, handler=lambda q: 1 / (q.bid > 0))
+        parser.register("odd", Sparse, dedupe_key=lambda s: {"unhashable": s.id})
+        parser.ignore(["pong"])
+        parser.report_errors(["error"])
+        parsers.append(parser)
+    return parsers[0], parsers[1]
+
+
+class Sparse(BaseModel):
+    id: int
+
+
+BATCH_FRAMES: list[str | bytes] = [
+    trade(1), trade(1), trade(2).encode(), trade(3), trade(4), trade(5), trade(1),
+    '{"type":"pong"}', b"\xff", "{nope", '{"type":"error","msg":"bad"}',
+    '{"type":"quote","symbol":"E","bid":"1.5","ask":2}',
+    '{"type":"quote","symbol":"E","bid":"-1","ask":2}',  # the handler raises
+    '{"type":"odd","id":1}',  # the de-dup key cannot be hashed
+    '{"type":"trade","symbol":"BTC","id":"x","price":1}', "[1]", "",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    order=st.lists(st.sampled_from(range(len(BATCH_FRAMES))), max_size=40),
+    gaps=st.lists(st.integers(0, 800_000_000), min_size=40, max_size=40),
+)
+def test_parse_batch_gives_the_outcomes_of_parse_one_at_a_time(
+    order: list[int], gaps: list[int]
+) -> None:
+    one, batch = batch_parsers()
+    frames = [BATCH_FRAMES[i] for i in order]
+    times = [sum(gaps[: n + 1]) for n in range(len(frames))]
+    singles = [one.parse(frame, now) for frame, now in zip(frames, times, strict=True)]
+    together = batch.parse_batch(frames, times)
+    assert [(s, k, None if m is None else repr(m)) for s, k, m in singles] == [
+        (s, k, None if m is None else repr(m)) for s, k, m in together
+    ]
+    assert one.counts == batch.counts
+    assert one.dedupe_stats == batch.dedupe_stats
+    assert [(r.reason, r.raw, r.detail, r.mono_ns, r.type) for r in one.rejects] == [
+        (r.reason, r.raw, r.detail, r.mono_ns, r.type) for r in batch.rejects
+    ]
+
+
+def test_parse_batch_refuses_times_of_another_length() -> None:
+    with pytest.raises(ValueError, match=r"shorter|longer"):
+        make().parse_batch([trade(1), trade(2)], [0])
+
+
+def test_de_dup_times_are_the_frames_own_not_the_clock() -> None:
+    clock = VirtualClock()
+    parser = make(clock, dedupe_ttl=1.0)
+    second = 1_000_000_000
+    assert parser.parse(trade(1), now_ns=0).status == "ok"
+    assert parser.parse(trade(1), now_ns=second - 1).status == "duplicate"
+    assert parser.parse(trade(1), now_ns=second).status == "ok"  # the clock never moved
+    assert clock.monotonic_ns() == 0

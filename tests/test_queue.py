@@ -174,3 +174,45 @@ async def test_closing_a_pressured_block_queue_releases_the_pressure() -> None:
     q.close()
     assert pressure == [True, False]
     await q.wait_closed()
+
+
+async def test_batches_hand_over_every_message_waiting_in_order() -> None:
+    batches: list[list[int]] = []
+    errors: list[BaseException] = []
+
+    def handler(batch: list[int]) -> None:
+        batches.append(batch)
+        if 7 in batch:
+            raise RuntimeError("seven")
+
+    q: MessageQueue[int] = MessageQueue(handler, max_size=1000, batches=True,
+                                        on_error=errors.append)
+    for n in range(600):  # nothing yields: all 600 wait for the worker
+        q.put(n)
+    await q.join()
+    assert [len(b) for b in batches] == [256, 256, 88]
+    assert [n for b in batches for n in b] == list(range(600))
+    assert (q.processed, q.errors, [str(e) for e in errors]) == (600, 1, ["seven"])
+    q.close()
+    await q.wait_closed()
+
+
+async def test_batches_release_block_pressure_once_taken() -> None:
+    pressure: list[bool] = []
+    q: MessageQueue[int] = MessageQueue(lambda batch: None, max_size=10, batches=True,
+                                        overflow=OverflowPolicy.BLOCK, on_pressure=pressure.append)
+    for n in range(10):
+        q.put(n)
+    assert pressure == [True]
+    await q.join()
+    assert pressure == [True, False]
+    q.close()
+    await q.wait_closed()
+
+
+def test_batches_need_a_synchronous_handler() -> None:
+    async def handler(batch: list[int]) -> None:
+        return None
+
+    with pytest.raises(ValueError, match="synchronous"):
+        MessageQueue(handler, batches=True)

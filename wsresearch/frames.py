@@ -281,6 +281,17 @@ class FrameStore:
         if len(pending) >= self._batch:
             self.frame(channel)
 
+    def extend(self, channel: str, rows: list[_Row]) -> None:
+        """Add a batch of stored rows (the feed's path; :meth:`append` makes one).
+
+        Each row is ``(model.__dict__, generation, recv_mono_ns, recv_wall_ns,
+        exchange_ns, frame_seq)``.
+        """
+        pending = self._pending[channel]
+        pending.extend(rows)
+        if len(pending) >= self._batch:
+            self.frame(channel)
+
     def rows(self, channel: str) -> int:
         """Rows held for ``channel``, built and pending.
 

@@ -184,6 +184,23 @@ class HealthMonitor:
         if self._silent:
             self._silent.discard(stream)
 
+    def record_batch(self, first: Mapping[str, int], last: Mapping[str, int]) -> None:
+        """Note a batch of messages: each stream's ``first`` and ``last`` message times.
+
+        The same as :meth:`record_message` for every message of the batch, in
+        order: a stale stream recovers at its first message of the batch.
+        """
+        stale = self._stale
+        if stale:
+            for stream, now in first.items():
+                if stream in stale:
+                    stale.discard(stream)
+                    self.transitions.append(HealthTransition(now, stream, True))
+                    self._call(self._on_recovered, stream)
+        self._last.update(last)
+        if self._silent:
+            self._silent.difference_update(last)
+
     def last_seen(self, stream: str) -> int | None:
         """Monotonic time of ``stream``'s last message since the last reset, or ``None``."""
         return self._last.get(stream)

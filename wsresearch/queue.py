@@ -19,7 +19,10 @@ fixed capacity and an explicit overflow policy:
 Workers run on the event loop that first calls :meth:`MessageQueue.put`.
 A synchronous handler is called directly; an ``async def`` handler is awaited,
 with ``concurrency`` of them in flight at once. Workers hand the loop back
-every few hundred messages so the reader is never starved.
+every few hundred messages so the reader is never starved. With ``batches=True``
+a synchronous handler is called once per turn with every message waiting (up
+to a few hundred, in order): the per-message cost of a Python call is paid
+once per batch, which is how :class:`~wsresearch.feed.Feed` drains its queue.
 """
 
 from __future__ import annotations
@@ -99,6 +102,11 @@ class MessageQueue(Generic[T]):
     on_pressure
         Called with ``True`` when a ``BLOCK`` queue fills and ``False`` once
         it has drained to half its capacity.
+    batches
+        Call a synchronous ``handler`` with a list of the messages waiting (at
+        most 256, in order) instead of one message. An exception it raises
+        counts as one error; the handler itself must not lose the rest of its
+        batch to one bad message.
 
     Examples
     --------
@@ -118,7 +126,7 @@ class MessageQueue(Generic[T]):
 
     def __init__(
         self,
-        handler: Callable[[T], Awaitable[None] | None],
+        handler: Callable[[T], Awaitable[None] | None] | Callable[[list[T]], None],
         max_size: int = 1000,
         concurrency: int = 1,
         overflow: OverflowPolicy | str = OverflowPolicy.DROP_OLDEST,
@@ -127,12 +135,16 @@ class MessageQueue(Generic[T]):
         on_error: Callable[[BaseException], None] | None = None,
         on_pressure: Callable[[bool], None] | None = None,
         on_dropped: Callable[[T], None] | None = None,
+        batches: bool = False,
     ) -> None:
         config = QueueConfig(
             max_size=max_size, concurrency=concurrency, overflow=OverflowPolicy(overflow)
         )
         self._handler = handler
         self._is_async = inspect.iscoroutinefunction(handler)
+        if batches and self._is_async:
+            raise ValueError("batches=True needs a synchronous handler")
+        self._batches = batches
         self._max = config.max_size
         self._low_water = max(0, config.max_size // 2)
         self._concurrency = config.concurrency
@@ -293,6 +305,8 @@ class MessageQueue(Generic[T]):
     async def _work(self) -> None:
         if self._is_async:
             await self._work_async()
+        elif self._batches:
+            await self._work_batches()
         else:
             await self._work_sync()
 
@@ -324,6 +338,32 @@ class MessageQueue(Generic[T]):
                         self._report(exc)
                     if self._pressured or self._putters:
                         self._after_take()
+            finally:
+                self._in_flight -= 1
+                self.processed += n
+            if items:
+                await asyncio.sleep(0)  # let the reader and other tasks run
+            else:
+                self._check_idle()
+
+    async def _work_batches(self) -> None:
+        items = self._items
+        popleft = items.popleft
+        handler = cast(Callable[[list[T]], object], self._handler)
+        while True:
+            if not items:
+                await self._wait_for_items()
+                continue
+            n = min(len(items), _YIELD_EVERY)
+            batch = [popleft() for _ in range(n)]
+            self._in_flight += 1
+            if self._pressured or self._putters:
+                self._after_take()
+            try:
+                handler(batch)
+            except Exception as exc:  # a user handler must never kill the worker
+                self.errors += 1
+                self._report(exc)
             finally:
                 self._in_flight -= 1
                 self.processed += n

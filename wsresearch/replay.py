@@ -40,6 +40,7 @@ from .spec import FeedSpec
 __all__ = ["ReplayResult", "ReplayServer", "replay"]
 
 _NS_PER_S = 1_000_000_000
+_BATCH = 256  # frames per call into the pipeline: short-lived, so the GC has little to walk
 _SEQUENCE_STATS = ("exchange_errors", "sequence_gaps", "sequence_missing", "sequence_repeats",
                    "sequence_out_of_order")
 
@@ -154,27 +155,45 @@ def replay(
         set_clock(columns[2][0], columns[3][0])
         health.reset()
         next_check = columns[2][0] + interval
+    # Frames go through the feed in batches, as the live queue hands them over. A
+    # batch ends before any other event and before a health check point, so every
+    # check sees exactly the frames received before it. Processing reads no clock:
+    # de-dup, health and sequence times are the frames' recorded receive times.
+    batch: list[tuple[str | bytes, int, int, int, int]] = []
     for done, (seq, generation, mono, wall, kind, data, binary) in enumerate(
         zip(*columns, strict=True), 1
     ):
         if progress is not None and done % 10_000 == 0:
             progress(done, total)
-        while next_check <= mono:  # the checks the live timer made before this event
-            set_clock(max(clock.monotonic_ns(), next_check))
-            health.check()
-            next_check += interval
-        now = clock.monotonic_ns()
-        set_clock(mono if mono > now else now, wall)  # recorded times never go back, but...
+        if next_check <= mono:
+            if batch:
+                process(batch)
+                batch = []
+            while next_check <= mono:  # the checks the live timer made before this event
+                set_clock(max(clock.monotonic_ns(), next_check))
+                health.check()
+                next_check += interval
         if kind == "frame":
             frames += 1
             if seq in skip:
                 skipped += 1
                 continue
             replayed += 1
-            process((base64.b64decode(data) if binary else data, generation, mono, wall, seq))
-        elif kind == "open":
+            batch.append((base64.b64decode(data) if binary else data, generation, mono, wall, seq))
+            if len(batch) >= _BATCH:
+                process(batch)
+                batch = []
+            continue
+        if batch:
+            process(batch)
+            batch = []
+        now = clock.monotonic_ns()
+        set_clock(mono if mono > now else now, wall)  # recorded times never go back, but...
+        if kind == "open":
             generations += 1
             feed._current_generation = generation
+    if batch:
+        process(batch)
 
     if progress is not None:
         progress(total, total)

@@ -12,6 +12,7 @@ event type). Columns get readable names (``s`` → ``symbol``, ``T`` →
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -182,28 +183,28 @@ def _depth_seq(d: Depth) -> Seq:
 
 _CHANNELS = {
     "trade": Channel(
-        name="trade", model=Trade, dedupe_key=lambda t: (t.symbol, t.trade_id),
-        sequence=lambda t: t.trade_id, sequence_key=lambda t: t.symbol,
-        exchange_time=lambda t: t.trade_time_ns,
+        name="trade", model=Trade, dedupe_key=attrgetter("symbol", "trade_id"),
+        sequence=attrgetter("trade_id"), sequence_key=attrgetter("symbol"),
+        exchange_time=attrgetter("trade_time_ns"),
     ),
     "aggTrade": Channel(
-        name="aggTrade", model=AggTrade, dedupe_key=lambda t: (t.symbol, t.agg_id),
-        sequence=lambda t: t.agg_id, sequence_key=lambda t: t.symbol,
-        exchange_time=lambda t: t.trade_time_ns,
+        name="aggTrade", model=AggTrade, dedupe_key=attrgetter("symbol", "agg_id"),
+        sequence=attrgetter("agg_id"), sequence_key=attrgetter("symbol"),
+        exchange_time=attrgetter("trade_time_ns"),
     ),
     "bookTicker": Channel(
-        name="bookTicker", model=BookTicker, dedupe_key=lambda b: (b.symbol, b.update_id),
-        exchange_time=lambda b: b.event_time_ns,
+        name="bookTicker", model=BookTicker, dedupe_key=attrgetter("symbol", "update_id"),
+        exchange_time=attrgetter("event_time_ns"),
     ),
     "depth": Channel(
-        name="depth", model=Depth, dedupe_key=lambda d: (d.symbol, d.final_update_id),
-        sequence=_depth_seq, sequence_key=lambda d: d.symbol,
-        exchange_time=lambda d: d.event_time_ns,
+        name="depth", model=Depth, dedupe_key=attrgetter("symbol", "final_update_id"),
+        sequence=_depth_seq, sequence_key=attrgetter("symbol"),
+        exchange_time=attrgetter("event_time_ns"),
     ),
     "kline": Channel(
         name="kline", model=Kline,
-        dedupe_key=lambda k: (k.symbol, k.interval, k.open_time_ns, k.event_time_ns),
-        exchange_time=lambda k: k.event_time_ns,
+        dedupe_key=attrgetter("symbol", "interval", "open_time_ns", "event_time_ns"),
+        exchange_time=attrgetter("event_time_ns"),
     ),
 }
 

@@ -12,6 +12,7 @@ the service restarted: the count starts again). See ``docs/exchanges/bybit.md``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -136,18 +137,18 @@ _CHANNELS = {
     "publicTrade": Channel(
         name="publicTrade", model=PublicTrades, explode="data",
         dedupe_key=lambda f: tuple(t.trade_id for t in f.data),
-        exchange_time=lambda f: f.ts_ns,
+        exchange_time=attrgetter("ts_ns"),
     ),
     "tickers": Channel(
-        name="tickers", model=Tickers, dedupe_key=lambda t: (t.symbol, t.ts_ns, t.cross_seq),
-        exchange_time=lambda t: t.ts_ns,
+        name="tickers", model=Tickers, dedupe_key=attrgetter("symbol", "ts_ns", "cross_seq"),
+        exchange_time=attrgetter("ts_ns"),
     ),
     "orderbook": Channel(
         name="orderbook", model=OrderBook,
         # With the time: a snapshot re-sent after a reconnect is new, a repeated frame is not.
-        dedupe_key=lambda b: (b.symbol, b.depth, b.type, b.update_id, b.ts_ns),
-        sequence=_book_seq, sequence_key=lambda b: (b.symbol, b.depth),
-        exchange_time=lambda b: b.ts_ns,
+        dedupe_key=attrgetter("symbol", "depth", "type", "update_id", "ts_ns"),
+        sequence=_book_seq, sequence_key=attrgetter("symbol", "depth"),
+        exchange_time=attrgetter("ts_ns"),
     ),
 }
 

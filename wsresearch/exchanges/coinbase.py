@@ -19,6 +19,7 @@ See ``docs/exchanges/coinbase.md``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -193,9 +194,9 @@ def _advanced(name: str, model: type[BaseModel], explode: bool = True,
         name=name, model=model, explode="items" if explode else None,
         # sequence_num restarts on every connection: with the exchange's timestamp it
         # names one frame, so a new connection's frames are never taken for repeats.
-        dedupe_key=(lambda m: (m.sequence_num, m.timestamp_ns)) if dedupe else None,
+        dedupe_key=(attrgetter("sequence_num", "timestamp_ns")) if dedupe else None,
         sequence=_connection_seq, sequence_group="connection",
-        exchange_time=lambda m: m.timestamp_ns,
+        exchange_time=attrgetter("timestamp_ns"),
     )
 
 
@@ -291,18 +292,18 @@ def exchange_type_of(message: Any) -> str | None:
 
 _EXCHANGE = {
     "ticker": [Channel(name="ticker", model=ExchangeTicker,
-                       dedupe_key=lambda t: (t.product_id, t.sequence),
-                       exchange_time=lambda t: t.time_ns)],
+                       dedupe_key=attrgetter("product_id", "sequence"),
+                       exchange_time=attrgetter("time_ns"))],
     "matches": [Channel(name="match", model=ExchangeMatch, stream="matches",
-                        dedupe_key=lambda m: (m.product_id, m.trade_id),
-                        sequence=lambda m: m.trade_id, sequence_key=lambda m: m.product_id,
-                        exchange_time=lambda m: m.time_ns)],
+                        dedupe_key=attrgetter("product_id", "trade_id"),
+                        sequence=attrgetter("trade_id"), sequence_key=attrgetter("product_id"),
+                        exchange_time=attrgetter("time_ns"))],
     "level2": [Channel(name="snapshot", model=ExchangeSnapshot, stream="level2"),
                Channel(name="l2update", model=ExchangeL2Update, stream="level2",
-                       exchange_time=lambda u: u.time_ns)],
+                       exchange_time=attrgetter("time_ns"))],
     "heartbeat": [Channel(name="heartbeat", model=ExchangeHeartbeat,
-                          dedupe_key=lambda h: (h.product_id, h.sequence),
-                          exchange_time=lambda h: h.time_ns)],
+                          dedupe_key=attrgetter("product_id", "sequence"),
+                          exchange_time=attrgetter("time_ns"))],
 }
 
 _HEALTH = {

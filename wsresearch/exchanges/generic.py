@@ -19,6 +19,7 @@ with ``{"op": "auth", "key": ...}`` first, and may ping with ``{"op": "ping"}``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -77,24 +78,24 @@ _CHANNELS = {
     "trade": Channel(
         name="trade",
         model=Trade,
-        dedupe_key=lambda t: (t.symbol, t.trade_id),
-        sequence=lambda t: t.seq,
-        sequence_key=lambda t: t.symbol,
-        exchange_time=lambda t: t.ts,
+        dedupe_key=attrgetter("symbol", "trade_id"),
+        sequence=attrgetter("seq"),
+        sequence_key=attrgetter("symbol"),
+        exchange_time=attrgetter("ts"),
     ),
     "ticker": Channel(
         name="ticker",
         model=Ticker,
-        dedupe_key=lambda t: (t.symbol, t.seq),
-        sequence=lambda t: t.seq,
-        sequence_key=lambda t: t.symbol,
-        exchange_time=lambda t: t.ts,
+        dedupe_key=attrgetter("symbol", "seq"),
+        sequence=attrgetter("seq"),
+        sequence_key=attrgetter("symbol"),
+        exchange_time=attrgetter("ts"),
     ),
     "order": Channel(
         name="order",
         model=Order,
-        dedupe_key=lambda o: (o.order_id, o.status),
-        exchange_time=lambda o: o.ts,
+        dedupe_key=attrgetter("order_id", "status"),
+        exchange_time=attrgetter("ts"),
     ),
 }
 

@@ -16,6 +16,7 @@ Prices and sizes become ``float64``. See ``docs/exchanges/kraken.md``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -445,20 +446,20 @@ _FUTURES_CHANNELS = {
     "book": [
         Channel(name="book_snapshot", model=FuturesBookSnapshot, stream="book",
                 sequence=lambda b: Seq(b.seq, b.seq, reset=True),
-                sequence_key=lambda b: b.product_id, sequence_group="book",
-                exchange_time=lambda b: b.timestamp_ns),
+                sequence_key=attrgetter("product_id"), sequence_group="book",
+                exchange_time=attrgetter("timestamp_ns")),
         Channel(name="book", model=FuturesBook,
-                dedupe_key=lambda b: (b.product_id, b.seq),
-                sequence=lambda b: b.seq, sequence_key=lambda b: b.product_id,
-                sequence_group="book", exchange_time=lambda b: b.timestamp_ns),
+                dedupe_key=attrgetter("product_id", "seq"),
+                sequence=attrgetter("seq"), sequence_key=attrgetter("product_id"),
+                sequence_group="book", exchange_time=attrgetter("timestamp_ns")),
     ],
     "trade": [
         Channel(name="trade_snapshot", model=FuturesTradeSnapshot, stream="trade",
                 explode="trades", sequence=_snapshot_seq,
-                sequence_key=lambda f: f.product_id, sequence_group="trade"),
-        Channel(name="trade", model=FuturesTrade, dedupe_key=lambda t: t.uid,
-                sequence=lambda t: t.seq, sequence_key=lambda t: t.product_id,
-                sequence_group="trade", exchange_time=lambda t: t.time_ns),
+                sequence_key=attrgetter("product_id"), sequence_group="trade"),
+        Channel(name="trade", model=FuturesTrade, dedupe_key=attrgetter("uid"),
+                sequence=attrgetter("seq"), sequence_key=attrgetter("product_id"),
+                sequence_group="trade", exchange_time=attrgetter("time_ns")),
     ],
     "ticker_lite": [Channel(name="ticker_lite", model=FuturesTickerLite)],
 }

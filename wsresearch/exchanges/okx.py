@@ -13,6 +13,7 @@ the text ``pong`` (not JSON), counted as control. Book frames are a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -145,9 +146,9 @@ def _book_seq(book: Books) -> Seq | None:
 def _books(name: str) -> Channel:
     return Channel(
         name=name, model=Books,
-        dedupe_key=lambda b: (b.inst_id, b.ts_ns, b.seq_id, b.checksum),
+        dedupe_key=attrgetter("inst_id", "ts_ns", "seq_id", "checksum"),
         sequence=_book_seq if name == "books" else None,
-        sequence_key=lambda b: b.inst_id, exchange_time=lambda b: b.ts_ns,
+        sequence_key=attrgetter("inst_id"), exchange_time=attrgetter("ts_ns"),
     )
 
 
@@ -158,8 +159,8 @@ _CHANNELS = {
         exchange_time=lambda f: f.data[0].ts_ns if f.data else None,
     ),
     "tickers": Channel(
-        name="tickers", model=Tickers, dedupe_key=lambda t: (t.inst_id, t.ts_ns),
-        exchange_time=lambda t: t.ts_ns,
+        name="tickers", model=Tickers, dedupe_key=attrgetter("inst_id", "ts_ns"),
+        exchange_time=attrgetter("ts_ns"),
     ),
     "books": _books("books"),
     "books5": _books("books5"),
