@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench notebooks clean
+.PHONY: demo test lint typecheck pytest bench bench-instructions notebooks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "wsresearch needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -33,6 +33,9 @@ notebooks: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/suite.py
+
+bench-instructions: $(STAMP)
+	$(PY) benchmarks/instructions.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

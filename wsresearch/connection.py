@@ -351,6 +351,7 @@ class WebSocketManager:
         self._outbox_ready: asyncio.Event | None = None
         self._readable = asyncio.Event()
         self._readable.set()
+        self._paused = False  # mirrors the event, read once per frame without a call
         self._user_closed = False
         self._drop_reason: str | None = None
         self._reconnect_now = False
@@ -395,7 +396,7 @@ class WebSocketManager:
     @property
     def reading_paused(self) -> bool:
         """Whether :meth:`pause_reading` is in effect."""
-        return not self._readable.is_set()
+        return self._paused
 
     # -- handlers ----------------------------------------------------------------
 
@@ -522,10 +523,12 @@ class WebSocketManager:
 
     def pause_reading(self) -> None:
         """Stop reading the socket until :meth:`resume_reading` (backpressure)."""
+        self._paused = True
         self._readable.clear()
 
     def resume_reading(self) -> None:
         """Resume reading the socket."""
+        self._paused = False
         self._readable.set()
 
     # -- the supervisor --------------------------------------------------------------
@@ -687,7 +690,7 @@ class WebSocketManager:
         burst = 0
         try:
             while True:
-                if not readable.is_set():
+                if self._paused:
                     # Paused for backpressure: websockets stops reading TCP once
                     # its own small buffer fills. Resume reads what it buffered.
                     await readable.wait()

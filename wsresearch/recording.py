@@ -417,7 +417,10 @@ class Recorder:
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / f"events-{first_seq:012d}.parquet"
         temporary = final.with_suffix(".parquet.tmp")
-        table.write_parquet(temporary, compression="zstd", statistics=True)
+        # zstd level 1: as small as the default level 3 for frame text here, and a
+        # third less CPU, which is taken from the feed sharing this core.
+        table.write_parquet(temporary, compression="zstd", compression_level=1,
+                            statistics=True)
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, final)
