@@ -64,10 +64,14 @@ class SlowFeed(Feed):
     design; what is measured here is whether the backlog does.
     """
 
-    def _process(self, item: tuple[str | bytes, int, int, int, int]) -> None:
-        time.sleep(0.0001)
-        super()._process(item)
-        if self.parser.counts["ok"] % 5_000 == 0:
+    _kept = 0
+
+    def _process(self, items: list[tuple[str | bytes, int, int, int, int]]) -> None:
+        time.sleep(0.0001 * len(items))
+        super()._process(items)
+        self._kept += len(items)
+        if self._kept >= 5_000:
+            self._kept = 0
             self.store.clear()
 
 

@@ -19,7 +19,7 @@ and the min-max of the per-round ratios, and the target where there is one:
 - RSS growth over a run with a reconnect every 10 s (``--soak`` seconds, 300 by default).
 
 Usage: python benchmarks/suite.py [--rounds 3] [--messages 300000] [--rate 20000]
-       [--seconds 10] [--soak 300] [--flood 100000]
+       [--seconds 10] [--soak 300] [--flood 100000] [--only live,cpu,replay,refresh,memory,soak]
 """
 
 from __future__ import annotations
@@ -163,6 +163,8 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=300.0)
     parser.add_argument("--flood", type=int, default=100_000,
                         help="messages of the memory probes' flood (1x; 3x is the other)")
+    parser.add_argument("--only", default="live,cpu,replay,refresh,memory,soak",
+                        help="comma-separated steps to run (default: all)")
     args = parser.parse_args()
     on = Figure("live ingest, Feed recording", "bare websockets recv loop", ">= 0.5")
     off = Figure("live ingest, Feed not recording", "bare websockets recv loop")
@@ -181,15 +183,19 @@ def main() -> None:
     }
     growth = Figure(f"RSS growth, {args.soak:g} s, reconnect every 10 s", "RSS after 1/5",
                     "~0 (no leak)", unit="MB")
-    steps = [
-        ("live ingest", lambda: live(args, on, off, ratio)),
-        ("CPU at a fixed rate", lambda: cpu(args, cpu_ratio, cpu_us)),
-        ("replay", lambda: replay_speed(args, replayed)),
-        ("frame refresh", lambda: refresh(args, refreshed)),
-        ("memory under a flood", lambda: memory(args, memory_figures)),
-        ("reconnect soak", lambda: soak(args, growth)),
-    ]
-    for label, step in steps:
+    steps = {
+        "live": ("live ingest", lambda: live(args, on, off, ratio)),
+        "cpu": ("CPU at a fixed rate", lambda: cpu(args, cpu_ratio, cpu_us)),
+        "replay": ("replay", lambda: replay_speed(args, replayed)),
+        "refresh": ("frame refresh", lambda: refresh(args, refreshed)),
+        "memory": ("memory under a flood", lambda: memory(args, memory_figures)),
+        "soak": ("reconnect soak", lambda: soak(args, growth)),
+    }
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(steps))
+    if unknown:
+        parser.error(f"unknown step(s) {unknown}; choose from {sorted(steps)}")
+    for label, step in (steps[name] for name in chosen):
         began = time.perf_counter()
         step()
         print(f"{label}: {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import contextlib
 import os
 from collections.abc import Callable
@@ -139,64 +140,10 @@ def replay(
 
     clock = VirtualClock(mono_ns=0, wall_ns=0)
     feed = Feed(spec, clock=clock)
-    health = feed.health
-    interval = round(spec.check_interval * _NS_PER_S)
-    next_check = 0
-    frames = replayed = skipped = generations = 0
-
-    columns = [
-        events.get_column(name).to_list()
-        for name in ("seq", "generation", "mono_ns", "wall_ns", "kind", "data", "binary")
-    ]
-    total = events.height
-    process = feed._process
-    set_clock = clock.set
-    if total:
-        set_clock(columns[2][0], columns[3][0])
-        health.reset()
-        next_check = columns[2][0] + interval
-    # Frames go through the feed in batches, as the live queue hands them over. A
-    # batch ends before any other event and before a health check point, so every
-    # check sees exactly the frames received before it. Processing reads no clock:
-    # de-dup, health and sequence times are the frames' recorded receive times.
-    batch: list[tuple[str | bytes, int, int, int, int]] = []
-    for done, (seq, generation, mono, wall, kind, data, binary) in enumerate(
-        zip(*columns, strict=True), 1
-    ):
-        if progress is not None and done % 10_000 == 0:
-            progress(done, total)
-        if next_check <= mono:
-            if batch:
-                process(batch)
-                batch = []
-            while next_check <= mono:  # the checks the live timer made before this event
-                set_clock(max(clock.monotonic_ns(), next_check))
-                health.check()
-                next_check += interval
-        if kind == "frame":
-            frames += 1
-            if seq in skip:
-                skipped += 1
-                continue
-            replayed += 1
-            batch.append((base64.b64decode(data) if binary else data, generation, mono, wall, seq))
-            if len(batch) >= _BATCH:
-                process(batch)
-                batch = []
-            continue
-        if batch:
-            process(batch)
-            batch = []
-        now = clock.monotonic_ns()
-        set_clock(mono if mono > now else now, wall)  # recorded times never go back, but...
-        if kind == "open":
-            generations += 1
-            feed._current_generation = generation
-    if batch:
-        process(batch)
-
-    if progress is not None:
-        progress(total, total)
+    frames, skipped, generations = _drive(
+        events, feed, clock, round(spec.check_interval * _NS_PER_S), skip, progress
+    )
+    replayed = frames - skipped
     counts = feed.parser.counts
     stats: dict[str, Any] = {
         "frames": frames,
@@ -214,13 +161,94 @@ def replay(
     stats.update({name: getattr(live, name) for name in _SEQUENCE_STATS})
     return ReplayResult(
         frames=feed.frames,
-        health_transitions=list(health.transitions),
+        health_transitions=list(feed.health.transitions),
         stats=stats,
         rejects=feed.rejects,
         gaps=feed.gaps,
         errors=[f"{type(exc).__name__}: {exc}" for exc in feed.errors],
         sequence_by_channel={k: dict(v) for k, v in feed.sequences.by_channel.items()},
     )
+
+
+def _drive(
+    events: pl.DataFrame,
+    feed: Feed,
+    clock: VirtualClock,
+    interval: int,
+    skip: set[int],
+    progress: Callable[[int, int], None] | None,
+) -> tuple[int, int, int]:
+    """Put ``events`` through ``feed`` on ``clock``; return frames, skipped and generations.
+
+    Frames go through the feed in batches, as the live queue hands them over. A batch ends
+    before any other event and before each health check point, so every check sees
+    exactly the frames received before it: the checks the live timer made every
+    ``interval`` from the first event, each run before the first event whose receive time
+    reaches it (recorded times can step back a little between events stamped in different
+    places, so "reaches" is judged on the running maximum). Processing reads no clock:
+    de-dup, health and sequence times are the frames' recorded receive times. The frames
+    are gathered in columns, not one event at a time: a replay's cost is the pipeline's.
+    """
+    total = events.height
+    if total == 0:
+        if progress is not None:
+            progress(0, 0)
+        return 0, 0, 0
+    health, process, set_clock = feed.health, feed._process, clock.set
+    first_mono, first_wall = events["mono_ns"][0], events["wall_ns"][0]
+    set_clock(first_mono, first_wall)
+    health.reset()
+
+    indexed = events.with_row_index("index")
+    is_frame = pl.col("kind") == "frame"
+    frames = int(events.select(is_frame.sum()).item())
+    skipped = pl.Series(sorted(skip), dtype=pl.Int64).implode()
+    kept = indexed.filter(is_frame & ~pl.col("seq").is_in(skipped))
+    data = kept["data"].to_list()
+    for j in kept["binary"].fill_null(False).arg_true().to_list():
+        data[j] = base64.b64decode(data[j])
+    items = list(zip(data, *(kept[c].to_list() for c in ("generation", "mono_ns", "wall_ns",
+                                                           "seq")), strict=True))
+    at = kept["index"].to_list()  # the event index of each item
+
+    # Stops, in event order: each health check point before the event that reaches it,
+    # then each event that is not a frame. (position, order, check time or event row)
+    reach = events["mono_ns"].cum_max()
+    checks = range(first_mono + interval, reach[-1] + 1, interval)
+    stops: list[tuple[int, int, Any]] = [
+        (position, 0, when)
+        for position, when in zip(
+            reach.search_sorted(pl.Series(checks, dtype=pl.Int64), side="left").to_list(),
+            checks, strict=True)
+    ]
+    others = indexed.filter(~is_frame).select("index", "generation", "mono_ns", "wall_ns", "kind")
+    stops.extend((row[0], 1, row) for row in others.iter_rows())
+    stops.sort(key=lambda stop: (stop[0], stop[1]))
+    stops.append((total, 2, None))
+
+    done = generations = 0
+    next_report = 10_000
+    for position, order, what in stops:
+        end = bisect.bisect_left(at, position, lo=done)
+        for start in range(done, end, _BATCH):
+            process(items[start:min(start + _BATCH, end)])
+        done = end
+        while progress is not None and next_report <= position:
+            progress(next_report, total)
+            next_report += 10_000
+        if order == 0:  # a check point
+            set_clock(max(clock.monotonic_ns(), what))
+            health.check()
+        elif order == 1:  # another event: the clock follows it, never back
+            _, generation, mono, wall, kind = what
+            now = clock.monotonic_ns()
+            set_clock(mono if mono > now else now, wall)
+            if kind == "open":
+                generations += 1
+                feed._current_generation = generation
+    if progress is not None:
+        progress(total, total)
+    return frames, frames - len(items), generations
 
 
 @dataclass(frozen=True)

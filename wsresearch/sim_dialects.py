@@ -66,10 +66,21 @@ class Subscriber:
     heartbeats: bool = False
     seq: int = 0
     skip: int = 0
+    last_ms: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def add(self, stream: str, symbol: str, channel: str) -> None:
         """Subscribe to ``stream`` events of ``symbol``, rendered as ``channel``."""
         self.subs.setdefault((stream, symbol), set()).add(channel)
+
+    def distinct_ms(self, channel: str, symbol: str, ns: int) -> int:
+        """``ns`` in ms, bumped past the last one sent on ``channel`` for ``symbol``.
+
+        Exchanges that push a channel at most every few ms stamp each push with its
+        own ms (OKX's tickers); a fast simulated market must not send two in one ms.
+        """
+        ms = max(_ms(ns), self.last_ms.get((channel, symbol), -1) + 1)
+        self.last_ms[(channel, symbol)] = ms
+        return ms
 
     def next_seq(self) -> int:
         """The next per-connection sequence number (a pending gap skips some)."""
@@ -715,6 +726,7 @@ class OkxDialect(Dialect):
                 {"instId": symbol, "tradeId": str(body["trade_id"]), "px": body["price"],
                  "sz": body["size"], "side": body["side"], "ts": ts}]})]
         if stream == "ticker":
+            ts = str(client.distinct_ms("tickers", symbol, body["ts"]))
             return [_text({"arg": {"channel": "tickers", "instId": symbol}, "data": [
                 {"instType": "SPOT", "instId": symbol, "last": body["bid"], "lastSz": "1",
                  "askPx": body["ask"], "askSz": body["ask_size"], "bidPx": body["bid"],
