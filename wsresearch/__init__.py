@@ -41,6 +41,7 @@ from .feed import Feed, FeedStats
 from .frames import FrameStore
 from .health import HealthMonitor, HealthTransition, StreamConfig, StreamStatus
 from .parser import DedupeStats, FieldRouter, MessageParser, ParseOutcome, Reject, by_field
+from .proxy import FaultProxy
 from .quality import QualityReport, compare, quality_report
 from .queue import MessageQueue, OverflowPolicy, QueueConfig
 from .recording import Recorder, Recording, RecordingManifest
@@ -71,6 +72,7 @@ __all__ = [
     "ExchangeError",
     "ExportSummary",
     "Fault",
+    "FaultProxy",
     "Feed",
     "FeedSpec",
     "FeedStats",

@@ -392,12 +392,14 @@ class Simulator:
         """The :class:`~wsresearch.spec.FeedSpec` for this profile, pointed at :attr:`url`.
 
         ``options`` go to the adapter's ``spec()`` (``channels=``, ``connection=``...);
-        the symbols are the simulator's unless given.
+        the symbols are the simulator's unless given. ``url=`` points the spec
+        elsewhere, e.g. at a :class:`~wsresearch.proxy.FaultProxy` in front of it.
         """
+        url = options.pop("url", self.url)
         if self._dialect is None:
-            return generic.spec(url=self.url, **options)
+            return generic.spec(url=url, **options)
         symbols = options.pop("symbols", self._market.symbols)
-        return self._dialect.spec(self.url, symbols, **options)
+        return self._dialect.spec(url, symbols, **options)
 
     # -- faults on demand -------------------------------------------------------------
 
