@@ -106,6 +106,9 @@ class CloseCategory(StrEnum):
     UNKNOWN = "UNKNOWN"
 
 
+# Codes this side sends when it fails a connection because of what the peer sent.
+_FAILED_BY_US = frozenset({1002, 1007, 1009})
+
 _CATEGORIES: dict[int, CloseCategory] = {
     4401: CloseCategory.AUTH_FAILURE,
     4403: CloseCategory.AUTH_FAILURE,
@@ -666,6 +669,11 @@ class WebSocketManager:
 
     def _close_status(self, ws: ClientConnection) -> tuple[int | None, str]:
         if self._drop_reason is None:
+            sent, rcvd = ws.protocol.close_sent, ws.protocol.close_rcvd
+            if rcvd is None and sent is not None and sent.code in _FAILED_BY_US:
+                # We failed the connection (a protocol error such as an invalid close
+                # code, bad UTF-8, a message over max_message_size): say so, not 1006.
+                return int(sent.code), sent.reason
             code = ws.close_code  # websockets' CloseCode enum, or None
             return (None if code is None else int(code)), ws.close_reason or ""
         # We dropped it: a reconnect request closes cleanly, a dead peer is abnormal.
