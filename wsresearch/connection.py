@@ -615,6 +615,12 @@ class WebSocketManager:
         except Exception as exc:  # refused, DNS, TLS, timeout, bad handshake: all retryable
             self._report_open_failure(f"{type(exc).__name__}: {exc}")
             return _ABNORMAL, str(exc), False
+        if self._user_closed:
+            # disconnect() came while the handshake was finishing, and on Python 3.11
+            # asyncio's timeout can swallow that cancellation: without this check the
+            # new connection would be served, and disconnect() would wait on it forever.
+            ws.transport.abort()
+            raise asyncio.CancelledError
         return await self._serve(ws)
 
     async def _serve(self, ws: ClientConnection) -> tuple[int | None, str, bool]:

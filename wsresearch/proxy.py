@@ -222,15 +222,13 @@ class FaultProxy:
                 await self._flowing.wait()
                 if self._latency:
                     await asyncio.sleep(self._latency)
-                await self._forward(link, writer, data)
-                if up:
-                    self.bytes_up += len(data)
-                else:
-                    self.bytes_down += len(data)
+                await self._forward(link, writer, data, up)
         except (ConnectionError, OSError):
             return
 
-    async def _forward(self, link: _Link, writer: asyncio.StreamWriter, data: bytes) -> None:
+    async def _forward(
+        self, link: _Link, writer: asyncio.StreamWriter, data: bytes, up: bool
+    ) -> None:
         step = self._split or len(data)
         if self._rate is not None:  # at most a tenth of a second's worth at once
             step = max(1, min(step, int(self._rate / 10)))
@@ -241,6 +239,10 @@ class FaultProxy:
             piece = data[start:start + step]
             writer.write(piece)
             await writer.drain()
+            if up:
+                self.bytes_up += len(piece)
+            else:
+                self.bytes_down += len(piece)
             if self._split is not None:
                 self.writes += 1
                 await asyncio.sleep(0)  # let the kernel send it as a segment of its own
