@@ -39,7 +39,7 @@ import json
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -105,6 +105,9 @@ class CloseCategory(StrEnum):
     NORMAL = "NORMAL"
     UNKNOWN = "UNKNOWN"
 
+
+# Shorter values are not masked in logs (a query's "x=1" is not a credential).
+_MIN_SECRET = 6
 
 # Codes this side sends when it fails a connection because of what the peer sent.
 _FAILED_BY_US = frozenset({1002, 1007, 1009})
@@ -289,6 +292,11 @@ class ConnectionConfig(BaseModel):
         except InvalidURLError as exc:
             raise ValueError(str(exc)) from None
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The URL may carry a token in its query or credentials: shown masked.
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "url" else value
+
 
 @dataclass(frozen=True, slots=True)
 class CloseInfo:
@@ -299,6 +307,35 @@ class CloseInfo:
     reason: str
     category: CloseCategory
     mono_ns: int
+
+
+class _MaskingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets' logger for a manager's connections, with the manager's secrets masked.
+
+    At DEBUG, websockets logs the handshake (the URL with its query, every header) and
+    every frame (an auth request with its key): each secret value becomes ``***``.
+    """
+
+    def __init__(self, logger: logging.Logger, secrets: set[str]) -> None:
+        super().__init__(logger, {})
+        self._secrets = secrets
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        text = str(msg) % args if args else str(msg)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        kwargs.setdefault("stacklevel", 2)
+        self.logger.log(level, "%s", text, **kwargs)
+
+
+def _url_secrets(url: str, headers: Mapping[str, str]) -> set[str]:
+    """The values in a URL (password, query values) and headers that must not be logged."""
+    parts = urlsplit(url)
+    values = {value for _, _, value in (item.partition("=") for item in parts.query.split("&"))}
+    values |= {parts.password or "", *headers.values()}
+    return {value for value in values if len(value) >= _MIN_SECRET}
 
 
 class WebSocketManager:
@@ -342,6 +379,8 @@ class WebSocketManager:
             config = ConnectionConfig(url=config)
         self.config = config
         self._safe_url = redact_url(config.url)
+        self._secrets = _url_secrets(config.url, config.headers)
+        self._ws_logger = _MaskingLogger(logging.getLogger("websockets.client"), self._secrets)
         self._clock = clock or SystemClock()
         self._rng = rng
         self._state = ConnectionState.DISCONNECTED
@@ -443,6 +482,15 @@ class WebSocketManager:
     def on_sent(self, fn: Callable[[str, int], None]) -> Callable[[], None]:
         """Call ``fn(text, generation)`` for every message written to the socket."""
         return register(self._on_sent, _sync_only(fn, "on_sent"))
+
+    def hide(self, *values: str) -> None:
+        """Mask ``values`` (a key, a signature) wherever websockets' own log shows them.
+
+        The URL's password and query values and the headers' values are masked
+        from the start; :class:`~wsresearch.feed.Feed` adds the values of its
+        spec's ``redact`` keys in every auth message it sends.
+        """
+        self._secrets.update(v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET)
 
     # -- control -------------------------------------------------------------------
 
@@ -604,6 +652,7 @@ class WebSocketManager:
                 close_timeout=self.config.close_timeout,
                 ping_interval=None,  # heartbeat is ours: on the injected clock, with on_pong
                 compression="deflate",
+                logger=self._ws_logger,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code

@@ -28,7 +28,7 @@ import logging
 import os
 import random
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ import polars as pl
 
 from ._callbacks import register
 from .clock import Clock, SystemClock
-from .connection import CloseCategory, CloseInfo, ConnectionState, WebSocketManager
+from .connection import CloseCategory, CloseInfo, ConnectionState, WebSocketManager, redact_url
 from .errors import ExchangeError, QueueClosedError, RecordingError, WebSocketError
 from .frames import FrameStore
 from .health import HealthMonitor
@@ -644,7 +644,9 @@ class Feed:
             self.recorder.record("open", self._current_generation, data=self.spec.url)
         spec = self.spec
         if spec.auth is not None:
-            self.manager.send(spec.auth() if callable(spec.auth) else spec.auth)
+            auth = spec.auth() if callable(spec.auth) else spec.auth
+            self.manager.hide(*_values_of(auth, spec.redact))  # out of websockets' log
+            self.manager.send(auth)
         for message in spec.subscribe:
             self.manager.send(message)
 
@@ -722,7 +724,7 @@ class Feed:
     def __repr__(self) -> str:
         s = self.stats
         return (
-            f"Feed(url={self.spec.url!r}, state={s.state}, generation={s.generation}, "
+            f"Feed(url={redact_url(self.spec.url)!r}, state={s.state}, generation={s.generation}, "
             f"ok={s.ok}, duplicates={s.duplicates}, invalid={s.invalid}, dropped={s.dropped})"
         )
 
@@ -735,3 +737,28 @@ def _jsonable(key: Any) -> Any:
     if isinstance(key, tuple):
         return [_jsonable(part) for part in key]
     return str(key)
+
+
+def _values_of(message: Any, keys: Sequence[str]) -> list[str]:
+    """The string values of ``keys`` (any case, at any depth) in a JSON-like ``message``."""
+    if isinstance(message, str):
+        try:
+            message = json.loads(message)
+        except ValueError:
+            return []
+    wanted = {key.lower() for key in keys}
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(key, str) and key.lower() in wanted and isinstance(value, str):
+                    found.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(message)
+    return found

@@ -38,7 +38,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, BinaryIO, Literal, cast
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -89,6 +89,21 @@ _FRAME_COLUMNS = ("seq", "generation", "mono_ns", "wall_ns", "data")
 _FrameColumns = tuple[list[int], list[int], list[int], list[int], list[str]]
 _MANIFEST = "manifest.json"
 _SEGMENTS = "segments"
+
+
+_PRIVATE_DIR = 0o700
+_PRIVATE_FILE = 0o600
+
+
+def _private(path: Path) -> BinaryIO:
+    """Open ``path`` for writing, created readable by its owner only.
+
+    Recordings hold what an exchange sent to an account (and the account's own
+    requests, redacted): nobody else on the machine should read them.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE_FILE)
+    os.fchmod(fd, _PRIVATE_FILE)  # also when the file was left over by a crash
+    return os.fdopen(fd, "wb")
 
 
 class RecordingManifest(BaseModel):
@@ -255,7 +270,10 @@ class Recorder:
                 f"{self.path} already holds a recording; choose a new directory"
             )
         try:
-            (self.path / _SEGMENTS).mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            for folder in (self.path, self.path / _SEGMENTS):
+                folder.mkdir(mode=_PRIVATE_DIR, exist_ok=True)
+                os.chmod(folder, _PRIVATE_DIR)  # whatever the umask: the owner's only
         except OSError as exc:
             raise RecordingError(f"cannot create recording directory {self.path}: {exc}") from None
         self._started_wall = self._clock.time_ns()
@@ -414,21 +432,23 @@ class Recorder:
         first_wall = int(table["wall_ns"][0])
         rotation = max(0, (first_wall - self._started_wall) // self._rotate_ns)
         folder = self.path / _SEGMENTS / f"{rotation:04d}"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=_PRIVATE_DIR, exist_ok=True)
         final = folder / f"events-{first_seq:012d}.parquet"
         temporary = final.with_suffix(".parquet.tmp")
         # zstd level 1: as small as the default level 3 for frame text here, and a
         # third less CPU, which is taken from the feed sharing this core.
-        table.write_parquet(temporary, compression="zstd", compression_level=1,
-                            statistics=True)
-        with open(temporary, "rb") as handle:
+        with _private(temporary) as handle:
+            table.write_parquet(handle, compression="zstd", compression_level=1,
+                                statistics=True)
+            handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, final)
         self.flushed_seq = int(table["seq"][-1])
 
     def _write_manifest(self) -> None:
         temporary = self.path / (_MANIFEST + ".tmp")
-        temporary.write_text(self.manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        with _private(temporary) as handle:
+            handle.write((self.manifest.model_dump_json(indent=2) + "\n").encode("utf-8"))
         os.replace(temporary, self.path / _MANIFEST)
 
     def _fail(self, message: str) -> None:
