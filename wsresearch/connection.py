@@ -38,6 +38,8 @@ import inspect
 import json
 import logging
 import random
+import ssl
+import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -269,6 +271,10 @@ class ConnectionConfig(BaseModel):
         Seconds allowed for the closing handshake before the socket is dropped.
     close_codes
         Exchange-specific close codes and their categories.
+    verify_tls
+        Verify a ``wss://`` server's certificate and name (the default). Turning it
+        off lets anyone on the path read and alter the feed; it is allowed only
+        explicitly, and warns.
     """
 
     # Inputs are hidden from validation errors: URLs and headers may carry keys.
@@ -283,6 +289,7 @@ class ConnectionConfig(BaseModel):
     open_timeout: float = Field(10.0, gt=0)
     close_timeout: float = Field(5.0, gt=0)
     close_codes: dict[int, CloseCategory] = Field(default_factory=dict)
+    verify_tls: bool = True
 
     @field_validator("url")
     @classmethod
@@ -307,6 +314,23 @@ class CloseInfo:
     reason: str
     category: CloseCategory
     mono_ns: int
+
+
+def _tls_context(config: ConnectionConfig, safe_url: str) -> ssl.SSLContext | None:
+    """The TLS context to connect with: ``None`` keeps websockets' verified default.
+
+    An unverifying context only when ``verify_tls=False`` was asked for, with a warning.
+    """
+    if config.verify_tls or not config.url.startswith("wss://"):
+        return None
+    message = (f"TLS certificate verification is off for {safe_url}: anyone on the path "
+               "can read and alter this feed")
+    warnings.warn(message, stacklevel=4)
+    log.warning("%s", message)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 class _MaskingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -379,6 +403,9 @@ class WebSocketManager:
             config = ConnectionConfig(url=config)
         self.config = config
         self._safe_url = redact_url(config.url)
+        # Only an explicit opt-out passes a TLS context: websockets' default verifies.
+        context = _tls_context(config, self._safe_url)
+        self._tls: dict[str, Any] = {} if context is None else {"ssl": context}
         self._secrets = _url_secrets(config.url, config.headers)
         self._ws_logger = _MaskingLogger(logging.getLogger("websockets.client"), self._secrets)
         self._clock = clock or SystemClock()
@@ -653,6 +680,7 @@ class WebSocketManager:
                 ping_interval=None,  # heartbeat is ours: on the injected clock, with on_pong
                 compression="deflate",
                 logger=self._ws_logger,
+                **self._tls,
             )
         except InvalidStatus as exc:
             status = exc.response.status_code

@@ -1,0 +1,80 @@
+"""TLS: verified by default for wss://; off only when asked for, and then with a warning."""
+
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.server import ServerConnection
+
+from wsresearch import (
+    ConnectionConfig,
+    HeartbeatConfig,
+    MaxReconnectsExceededError,
+    ReconnectConfig,
+    WebSocketManager,
+)
+
+from .conftest import FAST, eventually, loopback_server
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None,
+                                reason="needs the openssl command to make a test certificate")
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> ssl.SSLContext:
+    """A server context with a fresh self-signed certificate for 127.0.0.1."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def hello(ws: ServerConnection) -> None:
+    await ws.send("hello")
+    await ws.wait_closed()
+
+
+def config(url: str, **kw: object) -> ConnectionConfig:
+    return ConnectionConfig(
+        url=url, heartbeat=HeartbeatConfig(enabled=False),
+        reconnect=ReconnectConfig(max_attempts=1, backoff=FAST), **kw)  # type: ignore[arg-type]
+
+
+async def test_an_unverifiable_certificate_is_refused_by_default(
+    self_signed: ssl.SSLContext,
+) -> None:
+    errors: list[BaseException] = []
+    async with loopback_server(hello, ssl=self_signed) as (_, url):
+        manager = WebSocketManager(config(url.replace("ws://", "wss://")))
+        manager.on_error(errors.append)
+        with pytest.raises(MaxReconnectsExceededError):
+            await manager.connect()
+    assert manager.generation == 0  # never connected
+    assert any("CERTIFICATE_VERIFY_FAILED" in str(e) for e in errors), errors
+
+
+async def test_verification_is_off_only_when_asked_and_then_it_warns(
+    self_signed: ssl.SSLContext,
+) -> None:
+    got: list[str | bytes] = []
+    async with loopback_server(hello, ssl=self_signed) as (_, url):
+        secure = url.replace("ws://", "wss://")
+        with pytest.warns(UserWarning, match="verification is off"):
+            manager = WebSocketManager(config(secure, verify_tls=False))
+        manager.on_message(lambda data, generation: got.append(data))
+        await manager.connect()
+        await eventually(lambda: got == ["hello"], what="the greeting over TLS")
+        await manager.disconnect()
+
+
+def test_plain_ws_and_the_default_never_warn(recwarn: pytest.WarningsRecorder) -> None:
+    WebSocketManager(config("ws://127.0.0.1:1", verify_tls=False))
+    WebSocketManager(config("wss://127.0.0.1:1"))
+    assert not [w for w in recwarn if "verification" in str(w.message)]
