@@ -625,8 +625,13 @@ class Recording:
 
     def _read(self, file: Path) -> pl.DataFrame | None:
         try:
-            return pl.read_parquet(file)
-        except Exception as exc:  # a damaged file must not hide the others
+            table = pl.read_parquet(file)
+            if table.columns != list(EVENT_SCHEMA):  # a damaged footer can rename a column
+                raise ValueError(f"its columns {table.columns} are not the event schema's")
+            return table.cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+        # A damaged file must not hide the others. polars' Parquet reader can also
+        # panic on one (a PanicException is a BaseException, not an Exception).
+        except (Exception, pl.exceptions.PanicException) as exc:
             warnings.warn(f"skipping unreadable segment {file}: {exc}", stacklevel=3)
             return None
 
