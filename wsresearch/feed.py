@@ -28,7 +28,7 @@ import logging
 import os
 import random
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +50,7 @@ from .parser import (
     Reject,
 )
 from .queue import MessageQueue, OverflowPolicy
-from .recording import Recorder
+from .recording import Recorder, secret_values
 from .sequence import GAP, OUT_OF_ORDER, REPEAT, Seq, SequenceGap, SequenceTracker
 from .spec import Channel, FeedSpec, OutboundMessage
 
@@ -645,7 +645,7 @@ class Feed:
         spec = self.spec
         if spec.auth is not None:
             auth = spec.auth() if callable(spec.auth) else spec.auth
-            self.manager.hide(*_values_of(auth, spec.redact))  # out of websockets' log
+            self.manager.hide(*secret_values(auth, spec.redact))  # out of websockets' log
             self.manager.send(auth)
         for message in spec.subscribe:
             self.manager.send(message)
@@ -737,28 +737,3 @@ def _jsonable(key: Any) -> Any:
     if isinstance(key, tuple):
         return [_jsonable(part) for part in key]
     return str(key)
-
-
-def _values_of(message: Any, keys: Sequence[str]) -> list[str]:
-    """The string values of ``keys`` (any case, at any depth) in a JSON-like ``message``."""
-    if isinstance(message, str):
-        try:
-            message = json.loads(message)
-        except ValueError:
-            return []
-    wanted = {key.lower() for key in keys}
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if isinstance(key, str) and key.lower() in wanted and isinstance(value, str):
-                    found.append(value)
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(message)
-    return found

@@ -273,13 +273,10 @@ class FrameStore:
         self, channel: str, message: BaseModel, generation: int, recv_mono_ns: int,
         recv_wall_ns: int, exchange_ns: int | None = None, frame_seq: int | None = None,
     ) -> None:
-        """Add one validated message (the per-message hot path: one list append)."""
-        pending = self._pending[channel]
-        pending.append(
+        """Add one validated message (:meth:`extend` adds a batch)."""
+        self.extend(channel, [
             (message.__dict__, generation, recv_mono_ns, recv_wall_ns, exchange_ns, frame_seq)
-        )
-        if len(pending) >= self._batch:
-            self.frame(channel)
+        ])
 
     def extend(self, channel: str, rows: list[_Row]) -> None:
         """Add a batch of stored rows (the feed's path; :meth:`append` makes one).

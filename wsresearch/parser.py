@@ -502,10 +502,7 @@ class MessageParser:
                 try:
                     seen = cache.seen(route.dedupe_key(message), now)  # type: ignore[misc]
                 except Exception as exc:
-                    add(self._reject(
-                        HANDLER_ERROR, raw, f"dedupe_key raised {type(exc).__name__}: {exc}",
-                        name, now,
-                    ))
+                    add(self._key_failed(raw, exc, name, now))
                     continue
                 if seen:
                     hits += 1
@@ -534,10 +531,7 @@ class MessageParser:
                     return _outcome(ParseOutcome, (DUPLICATE, kind, message))
                 self._misses += 1
             except Exception as exc:
-                return self._reject(
-                    HANDLER_ERROR, raw, f"dedupe_key raised {type(exc).__name__}: {exc}", kind,
-                    now_ns,
-                )
+                return self._key_failed(raw, exc, kind, now_ns)
         if route.handler is not None:
             try:
                 route.handler(message)
@@ -548,6 +542,13 @@ class MessageParser:
                 )
         self.counts[OK] += 1
         return _outcome(ParseOutcome, (OK, kind, message))
+
+    def _key_failed(
+        self, raw: str, exc: Exception, kind: str | None, now_ns: int | None
+    ) -> ParseOutcome:
+        return self._reject(
+            HANDLER_ERROR, raw, f"dedupe_key raised {type(exc).__name__}: {exc}", kind, now_ns
+        )
 
     @property
     def dedupe_stats(self) -> DedupeStats:

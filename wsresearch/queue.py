@@ -305,8 +305,6 @@ class MessageQueue(Generic[T]):
     async def _work(self) -> None:
         if self._is_async:
             await self._work_async()
-        elif self._batches:
-            await self._work_batches()
         else:
             await self._work_sync()
 
@@ -316,28 +314,18 @@ class MessageQueue(Generic[T]):
         await future
 
     async def _work_sync(self) -> None:
-        # The hot path: drain up to _YIELD_EVERY messages per turn of the loop,
-        # with bookkeeping per batch rather than per message.
+        # The hot path: drain up to _YIELD_EVERY messages per turn of the loop, with
+        # bookkeeping per turn rather than per message, one message or one batch a call.
         items = self._items
-        popleft = items.popleft
-        handler = cast(Callable[[T], object], self._handler)
+        run = self._run_batch if self._batches else self._run_each
         while True:
             if not items:
                 await self._wait_for_items()
                 continue
-            n = 0
             self._in_flight += 1
+            n = 0
             try:
-                while items and n < _YIELD_EVERY:
-                    msg = popleft()
-                    n += 1
-                    try:
-                        handler(msg)
-                    except Exception as exc:  # a user handler must never kill the worker
-                        self.errors += 1
-                        self._report(exc)
-                    if self._pressured or self._putters:
-                        self._after_take()
+                n = run(min(len(items), _YIELD_EVERY))
             finally:
                 self._in_flight -= 1
                 self.processed += n
@@ -346,31 +334,35 @@ class MessageQueue(Generic[T]):
             else:
                 self._check_idle()
 
-    async def _work_batches(self) -> None:
-        items = self._items
-        popleft = items.popleft
-        handler = cast(Callable[[list[T]], object], self._handler)
-        while True:
-            if not items:
-                await self._wait_for_items()
-                continue
-            n = min(len(items), _YIELD_EVERY)
-            batch = [popleft() for _ in range(n)]
-            self._in_flight += 1
-            if self._pressured or self._putters:
-                self._after_take()
+    def _run_each(self, n: int) -> int:
+        """Hand up to ``n`` waiting messages to the handler one by one; return how many."""
+        items, popleft = self._items, self._items.popleft
+        handler = cast(Callable[[T], object], self._handler)
+        done = 0
+        while items and done < n:  # the handler may clear() or close() the queue
+            msg = popleft()
+            done += 1
             try:
-                handler(batch)
+                handler(msg)
             except Exception as exc:  # a user handler must never kill the worker
                 self.errors += 1
                 self._report(exc)
-            finally:
-                self._in_flight -= 1
-                self.processed += n
-            if items:
-                await asyncio.sleep(0)  # let the reader and other tasks run
-            else:
-                self._check_idle()
+            if self._pressured or self._putters:
+                self._after_take()
+        return done
+
+    def _run_batch(self, n: int) -> int:
+        """Hand ``n`` waiting messages to the handler as one list; return ``n``."""
+        popleft = self._items.popleft
+        batch = [popleft() for _ in range(n)]
+        if self._pressured or self._putters:
+            self._after_take()
+        try:
+            cast(Callable[[list[T]], object], self._handler)(batch)
+        except Exception as exc:  # a user handler must never kill the worker
+            self.errors += 1
+            self._report(exc)
+        return n
 
     async def _work_async(self) -> None:
         items = self._items

@@ -57,6 +57,7 @@ __all__ = [
     "Recording",
     "RecordingManifest",
     "redact_text",
+    "secret_values",
 ]
 
 log = logging.getLogger(__name__)
@@ -144,16 +145,44 @@ def redact_text(text: str, keys: Sequence[str]) -> str:
         value = json.loads(text)
     except ValueError:
         return text
-    secret = {k.lower() for k in keys}
+    return json.dumps(_scrub(value, {k.lower() for k in keys}, []), separators=(",", ":"))
 
-    def scrub(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: "***" if k.lower() in secret else scrub(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [scrub(v) for v in node]
-        return node
 
-    return json.dumps(scrub(value), separators=(",", ":"))
+def secret_values(message: Any, keys: Sequence[str]) -> list[str]:
+    """The string values of JSON ``keys`` (any case, at any depth) in ``message``.
+
+    ``message`` is JSON text or a decoded value: what :func:`redact_text` would mask.
+
+    Examples
+    --------
+    >>> secret_values({"op": "auth", "args": {"Key": "k1", "sign": "s"}}, ["key"])
+    ['k1']
+    """
+    if isinstance(message, str):
+        try:
+            message = json.loads(message)
+        except ValueError:
+            return []
+    found: list[str] = []
+    _scrub(message, {k.lower() for k in keys}, found)
+    return found
+
+
+def _scrub(node: Any, secret: set[str], found: list[str]) -> Any:
+    """``node`` with the values of ``secret`` keys masked; their string values go to ``found``."""
+    if isinstance(node, dict):
+        scrubbed = {}
+        for key, value in node.items():
+            if isinstance(key, str) and key.lower() in secret:
+                if isinstance(value, str):
+                    found.append(value)
+                scrubbed[key] = "***"
+            else:
+                scrubbed[key] = _scrub(value, secret, found)
+        return scrubbed
+    if isinstance(node, list):
+        return [_scrub(value, secret, found) for value in node]
+    return node
 
 
 class Recorder:
