@@ -114,7 +114,8 @@ class FeedStats:
     recorded
         Events recorded (0 when not recording).
     recording_errors
-        Recording writes that failed (the live feed went on; the recording is incomplete).
+        Recording writes that failed. The live feed went on, and the events were held
+        and retried with the next write (see ``Recorder(max_backlog=)``).
     exchange_errors
         Error reports the exchange sent (see ``FeedSpec.errors``).
     sequence_gaps

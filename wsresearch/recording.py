@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
+import contextlib
 import functools
 import importlib
+import io
 import itertools
 import json
 import logging
@@ -88,6 +91,7 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
 
 _FRAME_COLUMNS = ("seq", "generation", "mono_ns", "wall_ns", "data")
 _FrameColumns = tuple[list[int], list[int], list[int], list[int], list[str]]
+_Batch = tuple[_FrameColumns, set[int], list[tuple[Any, ...]]]
 _MANIFEST = "manifest.json"
 _SEGMENTS = "segments"
 
@@ -208,6 +212,13 @@ class Recorder:
         Seconds per segment folder.
     max_buffer
         Events held in memory before a write is started early.
+    max_backlog
+        Events held in memory while writes fail (a full disk, a vanished folder).
+        A failed write is not lost: its events are kept and written with the next
+        flush, so a disk that frees up again leaves a complete recording. Past this
+        many held events the oldest are dropped, counted in :attr:`lost`, and an
+        ``error`` event says which ``seq`` range went. The default holds about
+        half a gigabyte of 300-byte frames.
     clock
         Time source for events without their own timestamps, and for the flush timer.
     on_error
@@ -227,6 +238,7 @@ class Recorder:
         flush_interval: float = 1.0,
         rotate_interval: float = 3600.0,
         max_buffer: int = 100_000,
+        max_backlog: int = 1_000_000,
         clock: Clock | None = None,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
@@ -236,12 +248,18 @@ class Recorder:
             raise ValueError(f"rotate_interval must be > 0 seconds, got {rotate_interval}")
         if max_buffer < 1:
             raise ValueError(f"max_buffer must be >= 1, got {max_buffer}")
+        if max_backlog < max_buffer:
+            raise ValueError(
+                f"max_backlog must be >= max_buffer ({max_buffer}), got {max_backlog}"
+            )
         self.path = Path(path)
         self._clock = clock or SystemClock()
         self._redact = tuple(redact)
         self._flush_interval = flush_interval
         self._rotate_ns = round(rotate_interval * 1e9)
         self._max_buffer = max_buffer
+        self._max_backlog = max_backlog
+        self._failing = False  # the last write failed: retry on the timer only
         self._on_error = on_error
         # Frames are buffered column by column (seq, generation, mono_ns, wall_ns,
         # data): five appends on the hot path cost less than transposing rows in
@@ -257,9 +275,9 @@ class Recorder:
         self.flushed_seq = -1
         """Highest ``seq`` safely on disk."""
         self.errors = 0
-        """Writes that failed."""
+        """Writes that failed (each is retried with the next flush)."""
         self.lost = 0
-        """Events lost to failed writes."""
+        """Events lost: dropped from the backlog, or still unwritten at :meth:`stop`."""
         from . import __version__
 
         self.manifest = RecordingManifest(
@@ -320,12 +338,18 @@ class Recorder:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await self.flush()
+        unwritten = len(self._frames[0]) + len(self._others)
+        if unwritten:  # the last write failed too: nothing more can be done
+            log.error("recording %s stopped with %d event(s) never written", self.path,
+                      unwritten)
+            self.lost += unwritten
+            self._frames, self._others, self._binary = ([], [], [], [], []), [], set()
         update: dict[str, Any] = {
             "ended_wall_ns": self._clock.time_ns(),
             "events": self._seq,
-            "complete": self.errors == 0,
+            "complete": self.lost == 0,
         }
-        if self.errors:
+        if self.lost:
             update["incomplete_reason"] = (
                 f"{self.errors} write(s) failed; {self.lost} event(s) lost"
             )
@@ -391,30 +415,67 @@ class Recorder:
         return seq
 
     async def flush(self) -> None:
-        """Write what is buffered now (in a worker thread) and wait for it."""
+        """Write what is buffered now (in a worker thread) and wait for it.
+
+        A write that fails is reported (``on_error``, :attr:`errors`) and its
+        events are held for the next flush; see ``max_backlog``.
+        """
         while self._writing is not None:  # one write at a time, in seq order
             await asyncio.wait({self._writing})
-        frames, self._frames = self._frames, ([], [], [], [], [])
-        others, self._others = self._others, []
-        binary, self._binary = self._binary, set()
-        if not frames[0] and not others:
+        batch: _Batch = (self._frames, self._binary, self._others)
+        self._frames, self._binary, self._others = ([], [], [], [], []), set(), []
+        if not batch[0][0] and not batch[2]:
             return
-        writing = asyncio.ensure_future(
-            asyncio.to_thread(self._write_segment, frames, binary, others)
-        )
+        writing = asyncio.ensure_future(asyncio.to_thread(self._write_segment, *batch))
         self._writing = writing
-        writing.add_done_callback(functools.partial(self._written, len(frames[0]) + len(others)))
+        writing.add_done_callback(functools.partial(self._written, batch))
         # If the caller is cancelled here, the write still finishes and is accounted
         # for by _written; the next flush waits for it.
         await asyncio.wait({writing})
 
-    def _written(self, events: int, writing: asyncio.Future[None]) -> None:
+    def _written(self, batch: _Batch, writing: asyncio.Future[None]) -> None:
         self._writing = None
         exc = None if writing.cancelled() else writing.exception()
-        if writing.cancelled() or exc is not None:
-            # A full disk must not stop the feed: count, report, go on.
-            self.lost += events
-            self._fail(f"cannot write events to {self.path}: {type(exc).__name__}: {exc}")
+        if not writing.cancelled() and exc is None:
+            if self._failing:
+                log.warning("recording writes to %s work again; the held events are written",
+                            self.path)
+            self._failing = False
+            return
+        # A full disk must not stop the feed, nor lose what it could not write yet:
+        # report, hold the events for the next flush, go on.
+        self._failing = True
+        self._hold(batch)
+        self._fail(f"cannot write events to {self.path}: {type(exc).__name__}: {exc}; "
+                   f"{self.held} event(s) held for the next write")
+
+    @property
+    def held(self) -> int:
+        """Events in memory, not yet written (more than usual while writes fail)."""
+        return len(self._frames[0]) + len(self._others)
+
+    def _hold(self, batch: _Batch) -> None:
+        """Put a failed batch back in front of what came since, within ``max_backlog``."""
+        frames, binary, others = batch
+        columns: Iterable[tuple[list[Any], list[Any]]] = zip(frames, self._frames, strict=True)
+        self._frames = cast(_FrameColumns, tuple(old + new for old, new in columns))
+        self._binary = binary | self._binary
+        self._others = others + self._others
+        excess = self.held - self._max_backlog
+        if excess <= 0:
+            return
+        seqs = sorted(itertools.chain(self._frames[0], (event[0] for event in self._others)))
+        first, keep_from = seqs[0], seqs[excess]
+        cut = bisect.bisect_left(self._frames[0], keep_from)
+        self._frames = cast(_FrameColumns, tuple(column[cut:] for column in self._frames))
+        self._binary = {seq for seq in self._binary if seq >= keep_from}
+        self._others = [event for event in self._others if event[0] >= keep_from]
+        self.lost += excess
+        message = (f"recording backlog full ({self._max_backlog} events) while writes fail: "
+                   f"{excess} event(s) dropped, seq {first}-{keep_from - 1}")
+        log.error("%s", message)
+        generation = self._others[-1][1] if self._others else self._frames[1][-1]
+        self.record("error", generation, data=message)
 
     # -- internals ----------------------------------------------------------------
 
@@ -422,8 +483,11 @@ class Recorder:
         while True:
             sleep = asyncio.ensure_future(self._clock.sleep(self._flush_interval))
             wake = asyncio.ensure_future(self._wake.wait())
+            # While writes fail, retry on the timer only: a full buffer must not
+            # turn into a loop of writes to a full disk.
+            waits = {sleep} if self._failing else {sleep, wake}
             try:
-                await asyncio.wait({sleep, wake}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 sleep.cancel()
                 wake.cancel()
@@ -466,12 +530,20 @@ class Recorder:
         temporary = final.with_suffix(".parquet.tmp")
         # zstd level 1: as small as the default level 3 for frame text here, and a
         # third less CPU, which is taken from the feed sharing this core.
-        with _private(temporary) as handle:
-            table.write_parquet(handle, compression="zstd", compression_level=1,
-                                statistics=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, final)
+        # Encoded in memory first, so that a failing disk surfaces as the OSError
+        # itself (ENOSPC, EIO) and not as a polars "transport error".
+        encoded = io.BytesIO()
+        table.write_parquet(encoded, compression="zstd", compression_level=1, statistics=True)
+        try:
+            with _private(temporary) as handle:
+                handle.write(encoded.getbuffer())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, final)
+        except BaseException:
+            with contextlib.suppress(OSError):  # a torn file would only take space
+                temporary.unlink(missing_ok=True)
+            raise
         self.flushed_seq = int(table["seq"][-1])
 
     def _write_manifest(self) -> None:
