@@ -40,7 +40,7 @@ import logging
 import random
 import ssl
 import warnings
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -431,6 +431,8 @@ class WebSocketManager:
         """The error that halted the manager, if it halted."""
         self.received = 0
         """Messages received over all generations."""
+        self.closes: Counter[int | None] = Counter()
+        """Connections closed, by close code (``None``: closed without one)."""
         self._on_connected: list[Callable[[], Awaitable[None] | None]] = []
         self._on_disconnected: list[Callable[[int | None, str, CloseCategory], None]] = []
         self._on_message: list[Callable[[str | bytes, int], None]] = []
@@ -765,6 +767,7 @@ class WebSocketManager:
 
     def _record_close(self, generation: int, code: int | None, reason: str) -> None:
         category = classify_close_code(code, self.config.close_codes)
+        self.closes[code] += 1
         self.last_close = CloseInfo(generation, code, reason, category, self._clock.monotonic_ns())
         # A close we asked for is news; one the peer or the network imposed is a warning.
         level = logging.INFO if self._user_closed or self._reconnect_now else logging.WARNING

@@ -156,6 +156,10 @@ class FeedMonitor:
             ("exchange errors", stats.exchange_errors),
         ):
             table.add_row(label, str(value))
+        for label, value in (("recording errors", stats.recording_errors),
+                             ("oversized closes (1009)", stats.oversized)):
+            if value:  # shown once there is something to look at
+                table.add_row(label, str(value))
         for reason, n in stats.rejects.items():
             if n:
                 table.add_row(f"  rejected: {reason}", str(n))

@@ -61,6 +61,8 @@ __all__ = ["Feed", "FeedStats"]
 
 log = logging.getLogger(__name__)
 
+_MESSAGE_TOO_BIG = 1009
+
 # data, generation, recv_mono_ns, recv_wall_ns, seq in the recording (-1 when not recording)
 _Item = tuple[str | bytes, int, int, int, int]
 # A sequenced channel's extractor, key extractor, group, and the channel itself.
@@ -126,6 +128,10 @@ class FeedStats:
         Messages whose numbers had already been seen.
     sequence_out_of_order
         Messages that arrived late, inside a gap found earlier.
+    oversized
+        Connections closed with 1009 (message too big), by either side: a message
+        over ``ConnectionConfig.max_message_size``, or a compressed one that would
+        inflate past it, fails the connection before it is held in memory.
     """
 
     state: str
@@ -153,6 +159,7 @@ class FeedStats:
     sequence_missing: int = 0
     sequence_repeats: int = 0
     sequence_out_of_order: int = 0
+    oversized: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The counters as a plain dict."""
@@ -531,6 +538,7 @@ class Feed:
             sequence_missing=self.sequences.counts["missing"],
             sequence_repeats=self.sequences.counts[REPEAT],
             sequence_out_of_order=self.sequences.counts[OUT_OF_ORDER],
+            oversized=self.manager.closes[_MESSAGE_TOO_BIG],
         )
 
     # -- the pipeline --------------------------------------------------------------------

@@ -270,7 +270,7 @@ class Dashboard:
             f"stale <b>{stats.stale}</b> · rejects <b>{stats.invalid}</b> ({rejects}) · "
             f"sequence gaps <b>{stats.sequence_gaps}</b> ({stats.sequence_missing} missing) · "
             f"exchange errors <b>{stats.exchange_errors}</b> · "
-            f"recorded <b>{stats.recorded}</b></div>"
+            f"recorded <b>{stats.recorded}</b>{_trouble(stats)}</div>"
         )
 
     @staticmethod
@@ -299,3 +299,14 @@ def _seconds(value: float | None) -> str:
     if value < 120:
         return f"{value:.1f} s"
     return f"{value / 60:.1f} min"
+
+
+def _trouble(stats: FeedStats) -> str:
+    """Counters shown only once they are not zero: each means something to look at."""
+    shown = [
+        f" · {label} <b>{value}</b>"
+        for label, value in (("recording errors", stats.recording_errors),
+                             ("oversized closes", stats.oversized))
+        if value
+    ]
+    return "".join(shown)
