@@ -1,4 +1,5 @@
 import asyncio
+import socket
 import time
 
 import polars as pl
@@ -15,8 +16,11 @@ from wsresearch import (
     Simulator,
     StreamConfig,
     UnknownChannelError,
+    VirtualClock,
     WebSocketAuthError,
+    WebSocketError,
 )
+from wsresearch.exchanges import generic
 from wsresearch.sim import generic_frames
 
 from .conftest import FAST, RATES, eventually, other_tasks, quick
@@ -258,3 +262,25 @@ async def test_an_exchange_time_that_fails_leaves_the_row_without_it() -> None:
     assert trades["exchange_ns"].null_count() == trades.height
     assert feed.stats.handler_errors >= trades.height
     assert isinstance(feed.errors[-1], ZeroDivisionError)
+
+
+async def test_run_for_counts_connecting_and_ends_on_time_when_no_server_answers() -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
+        probe.bind(("127.0.0.1", 0))
+        url = f"ws://127.0.0.1:{probe.getsockname()[1]}"
+    clock = VirtualClock()
+    before = other_tasks()
+    feed = Feed(generic.spec(url=url, connection=quick(url)), clock=clock)
+    run = asyncio.ensure_future(feed.run_for(5))
+    await eventually(lambda: len(feed.errors) >= 1, what="a failed open")
+    assert not run.done()
+    clock.advance(4.9)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not run.done()  # still within the five seconds
+    clock.advance(0.2)
+    with pytest.raises(WebSocketError, match=r"no connection to .* opened within 5 s \(last: "
+                                             r"could not connect .*ConnectionRefused"):
+        await run
+    assert feed.manager.state is ConnectionState.DISCONNECTED
+    assert other_tasks() == before

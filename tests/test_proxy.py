@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 
-from wsresearch import FaultProxy, Feed, HeartbeatConfig, QueueConfig, Simulator
+from wsresearch import FaultProxy, Feed, HeartbeatConfig, QueueConfig, ReplayServer, Simulator
 
-from .conftest import TIME_FACTOR, eventually, other_tasks, quick
+from .conftest import SESSION, TIME_FACTOR, eventually, other_tasks, quick
 
 NS = 1_000_000_000
 
@@ -121,3 +121,12 @@ def test_bad_settings_are_refused() -> None:
         proxy.split(0)
     with pytest.raises(RuntimeError, match="not running"):
         _ = proxy.url
+
+
+@pytest.mark.parametrize("port", [-1, 65_536, 2**70, True])
+def test_every_local_server_refuses_a_port_it_could_not_listen_on(port: int) -> None:
+    for make in (lambda: FaultProxy(("127.0.0.1", 1), port=port),
+                 lambda: Simulator(port=port),
+                 lambda: ReplayServer(SESSION, port=port)):
+        with pytest.raises(ValueError, match="port must be an integer from 0"):
+            make()

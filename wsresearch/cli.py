@@ -46,6 +46,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from . import __version__
+from ._ports import check_port
 from .backoff import BackoffConfig
 from .connection import ConnectionConfig, HeartbeatConfig, ReconnectConfig, redact_url
 from .errors import WsResearchError
@@ -169,7 +170,8 @@ def _build_parser() -> argparse.ArgumentParser:
     replay_cmd.add_argument("dir", help="a recording directory")
     _add_type_field(replay_cmd, default=None)
     replay_cmd.add_argument("--serve", action="store_true", help="serve it over a WebSocket")
-    replay_cmd.add_argument("--port", type=int, default=0, help="port for --serve (default: free)")
+    replay_cmd.add_argument("--port", type=_port, default=0,
+                            help="port for --serve (default: free)")
     replay_cmd.add_argument("--speed", type=_positive, default=None,
                             help="playback speed for --serve (default: as fast as possible)")
     replay_cmd.add_argument("--seconds", type=_positive, default=None,
@@ -206,7 +208,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "pass. Faults: KIND@SECONDS[:key=value,...], e.g. 'disconnect@5:code=1001' or "
         "'silence@9:stream=ticker,duration=4'.",
     )
-    simulate.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    simulate.add_argument("--port", type=_port, default=0, help="port (default: a free one)")
     simulate.add_argument("--profile", choices=PROFILES, default="generic",
                           help="the dialect to speak (default: generic)")
     simulate.add_argument("--seed", type=int, default=0, help="seed (default 0)")
@@ -226,6 +228,17 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    try:
+        return check_port(port)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _json_message(text: str) -> Any:

@@ -338,22 +338,37 @@ class Feed:
     async def run_for(self, seconds: float) -> Feed:
         """Run for ``seconds`` (on the feed's clock), then stop; return the feed.
 
+        The time counts from the call, connecting included: a server that cannot
+        be reached does not make the run last longer.
+
         Raises
         ------
         WebSocketError
-            If the connection halted (auth rejected, reconnects exhausted).
+            If the connection halted (auth rejected, reconnects exhausted), or no
+            connection opened within ``seconds`` (the message gives the last reason).
         """
-        await self.start()
+        timer = asyncio.ensure_future(self._clock.sleep(seconds))
         try:
+            starting = asyncio.ensure_future(self.start())
+            await asyncio.wait({starting, timer}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
+                last = f" (last: {self.errors[-1]})" if self.errors else ""
+                raise WebSocketError(
+                    f"no connection to {redact_url(self.spec.url)} opened within "
+                    f"{seconds:g} s{last}"
+                )
+            starting.result()  # the connection halted before it opened
             halted = asyncio.ensure_future(self.manager.wait_stopped())
-            timer = asyncio.ensure_future(self._clock.sleep(seconds))
             try:
                 await asyncio.wait({halted, timer}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in (halted, timer):
-                    task.cancel()
-                await asyncio.gather(halted, timer, return_exceptions=True)
+                halted.cancel()
+                await asyncio.gather(halted, return_exceptions=True)
         finally:
+            timer.cancel()
+            await asyncio.gather(timer, return_exceptions=True)
             await self.stop()
         if self.manager.last_error is not None:
             raise self.manager.last_error

@@ -44,6 +44,8 @@ import struct
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ._ports import check_port
+
 __all__ = ["FaultProxy"]
 
 _CHUNK = 65_536
@@ -88,7 +90,7 @@ class FaultProxy:
                 raise ValueError(f"FaultProxy works on loopback only, got {address!r}")
         self.target = target
         self.host = host
-        self.port = port
+        self.port = check_port(port)
         self._server: asyncio.Server | None = None
         self._links: list[_Link] = []
         self._latency = 0.0

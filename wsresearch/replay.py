@@ -31,6 +31,7 @@ import polars as pl
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from ._ports import check_port
 from .clock import VirtualClock
 from .feed import Feed
 from .health import HealthTransition
@@ -341,7 +342,7 @@ class ReplayServer:
         self.recording = recording
         self.speed = speed
         self.host = host
-        self.port = port
+        self.port = check_port(port)
         self._sessions = _sessions(recording)
         self._server: Server | None = None
         self.connections = 0

@@ -46,6 +46,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
+from ._ports import check_port
 from .clock import Clock, SystemClock
 from .exchanges import generic
 from .sim_dialects import DIALECTS, Subscriber
@@ -319,7 +320,7 @@ class Simulator:
         self.seed = seed
         self.rates = rates
         self.host = host
-        self.port = port
+        self.port = check_port(port)
         self._clock = clock or SystemClock()
         self._market = _Market(symbols, random.Random(seed), self._clock.time_ns)
         self._clients: set[_Client] = set()
