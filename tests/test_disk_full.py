@@ -135,21 +135,35 @@ CHILD = textwrap.dedent("""
             feed = Feed(sim.spec(), record_to=os.path.join(disk, "rec"), flush_interval=0.05)
             async with feed:
                 await until(lambda: feed.recorder.flushed_seq > 50, "a first write", within)
-                filler = os.path.join(disk, "filler")
-                with open(filler, "wb", buffering=0) as handle:
+                path = os.path.join(disk, "filler")
+                filler = open(path, "wb", buffering=0)
+
+                def fill():
                     try:
                         while True:
-                            handle.write(b"x" * 4096)
+                            filler.write(b"x" * 4096)
                     except OSError as exc:
                         assert exc.errno == errno.ENOSPC, exc
+
+                async def keep_full():
+                    # A failed segment write gives its blocks back: take them again.
+                    while True:
+                        fill()
+                        await asyncio.sleep(0.002)
+
+                fill()
+                keeper = asyncio.ensure_future(keep_full())
                 await until(lambda: feed.stats.recording_errors >= 3, "failed writes", within)
+                await until(lambda: feed.recorder.held > 100, "held events", within)
                 received = feed.stats.received
                 await until(lambda: feed.stats.received > received + 100,
                             "frames while the disk is full", within)
                 full = feed.stats.as_dict()
                 full["held"] = feed.recorder.held
                 full["errors"] = [str(e) for e in feed.errors if isinstance(e, RecordingError)]
-                os.remove(filler)
+                keeper.cancel()
+                filler.close()
+                os.remove(path)
                 flushed = feed.recorder.flushed_seq
                 await until(lambda: feed.recorder.flushed_seq > flushed + full["held"],
                             "the held events written", within)
