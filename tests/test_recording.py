@@ -20,6 +20,7 @@ from wsresearch import (
     Simulator,
 )
 from wsresearch.recording import EVENT_SCHEMA, Recorder, Recording, redact_text
+from wsresearch.widgets import Dashboard
 
 from .conftest import RATES, eventually, other_tasks, quick
 
@@ -177,6 +178,10 @@ async def test_disk_errors_are_reported_and_the_feed_keeps_running(tmp_path: Pat
             await eventually(lambda: feed.stats.recording_errors >= 1, what="a failed write")
             rows = feed.store.rows("trade")
             await eventually(lambda: feed.store.rows("trade") > rows + 5, what="more trades")
+            stats = feed.stats
+            assert stats.recording_held > 0  # kept for the next write, not dropped
+            shown = Dashboard(feed).counters.value
+            assert f"recording errors <b>{stats.recording_errors}</b>" in shown
     assert any(isinstance(e, RecordingError) for e in feed.errors)
     assert feed.stats.handler_errors == 0
     manifest = json.loads((tmp_path / "rec" / "manifest.json").read_text())

@@ -156,10 +156,12 @@ class FeedMonitor:
             ("exchange errors", stats.exchange_errors),
         ):
             table.add_row(label, str(value))
-        for label, value in (("recording errors", stats.recording_errors),
-                             ("oversized closes (1009)", stats.oversized)):
-            if value:  # shown once there is something to look at
-                table.add_row(label, str(value))
+        # Shown once there is something to look at.
+        if stats.recording_errors:
+            table.add_row("recording errors (events held)",
+                          f"{stats.recording_errors} ({stats.recording_held})")
+        if stats.oversized:
+            table.add_row("oversized closes (1009)", str(stats.oversized))
         for reason, n in stats.rejects.items():
             if n:
                 table.add_row(f"  rejected: {reason}", str(n))

@@ -118,6 +118,9 @@ class FeedStats:
     recording_errors
         Recording writes that failed. The live feed went on, and the events were held
         and retried with the next write (see ``Recorder(max_backlog=)``).
+    recording_held
+        Events the recorder holds in memory, not yet on disk: at most a flush
+        interval's worth normally, growing while writes fail.
     exchange_errors
         Error reports the exchange sent (see ``FeedSpec.errors``).
     sequence_gaps
@@ -154,6 +157,7 @@ class FeedStats:
     last_close: CloseInfo | None = field(default=None)
     recorded: int = 0
     recording_errors: int = 0
+    recording_held: int = 0
     exchange_errors: int = 0
     sequence_gaps: int = 0
     sequence_missing: int = 0
@@ -545,6 +549,7 @@ class Feed:
             handler_errors=self._handler_errors,
             recorded=0 if self.recorder is None else self.recorder.events,
             recording_errors=0 if self.recorder is None else self.recorder.errors,
+            recording_held=0 if self.recorder is None else self.recorder.held,
             pongs=self._pongs,
             last_rtt=self._last_rtt,
             last_close=self.manager.last_close,

@@ -303,10 +303,10 @@ def _seconds(value: float | None) -> str:
 
 def _trouble(stats: FeedStats) -> str:
     """Counters shown only once they are not zero: each means something to look at."""
-    shown = [
-        f" · {label} <b>{value}</b>"
-        for label, value in (("recording errors", stats.recording_errors),
-                             ("oversized closes", stats.oversized))
-        if value
-    ]
+    shown = []
+    if stats.recording_errors:
+        shown.append(f" · recording errors <b>{stats.recording_errors}</b> "
+                     f"({stats.recording_held} events held)")
+    if stats.oversized:
+        shown.append(f" · oversized closes <b>{stats.oversized}</b>")
     return "".join(shown)
