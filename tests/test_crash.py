@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from wsresearch import Recording
+from wsresearch import Recording, quality_report
 
 # A recording feed in a process of its own, printing each flushed seq as it is written.
 CHILD = """
@@ -86,5 +86,7 @@ async def test_sigkill_at_random_points_loses_no_flushed_event(tmp_path: Path) -
         assert seqs.max() >= last > 0, (folder, last)
         assert seqs.to_list() == list(range(seqs.len())), folder
         assert events.filter(pl.col("kind") == "frame").height > 0
+        assert quality_report(recording).recording.startswith(
+            "incomplete: the session did not stop cleanly")
         leftovers = [p for p in folder.rglob("*") if p.suffix == ".tmp"]
         assert all(p.name.endswith(".parquet.tmp") for p in leftovers)  # ignored by readers

@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from wsresearch import RecordingError
+from wsresearch import RecordingError, quality_report
 from wsresearch.recording import Recorder, Recording
 
 from .conftest import TIME_FACTOR
@@ -91,6 +91,8 @@ async def test_the_backlog_is_bounded_and_what_it_drops_is_counted_and_named(
     assert events.filter(pl.col("kind") == "mark")["data"].to_list() == ["six in"]
     (note,) = events.filter(pl.col("kind") == "error")["data"].to_list()
     assert "4 event(s) dropped, seq 0-3" in note
+    assert quality_report(recording).recording == (
+        "incomplete: 1 write(s) failed; 4 event(s) lost; 4 of 13 event(s) not in the files")
 
 
 async def test_events_still_unwritten_at_stop_are_counted_lost(tmp_path: Path) -> None:

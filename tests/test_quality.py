@@ -45,6 +45,7 @@ def test_the_shipped_session_shows_exactly_its_fault_script() -> None:
     summary = dict(report.summary().iter_rows())
     assert summary["sequence gaps"] == "1 (3 missing)"
     assert summary["stale episodes"].startswith("1 (")
+    assert summary["recording"] == report.recording == "complete"
 
 
 def test_without_a_spec_the_figures_are_frame_level(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wsresearch import ConnectionConfig, Feed, Recording, Simulator
+from wsresearch import ConnectionConfig, Feed, Recording, Simulator, quality_report
 from wsresearch.exchanges import generic
 
 from .conftest import eventually, quick
@@ -40,7 +40,8 @@ async def test_credentials_reach_no_recording_log_repr_manifest_or_dashboard(
                              what="trades after the reconnect")
             feed.mark("a note")
             views = [repr(feed), str(feed.stats), repr(feed.manager), repr(feed.recorder),
-                     repr(feed.spec.connection), str(feed.errors), feed.connections.__repr__()]
+                     repr(feed.spec.connection), str(feed.errors), feed.connections.__repr__(),
+                     repr(quality_report(feed))]
             try:
                 dashboard = feed.dashboard()
             except ImportError:  # the notebook extra is not installed

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from .connection import redact_url
 from .feed import Feed
 from .health import HealthTransition
 from .recording import Recording
@@ -95,6 +96,12 @@ class QualityReport:
         Every health transition.
     latencies
         Every latency sample: ``channel``, ``ms`` (for the distribution plot).
+    recording
+        Whether the recording holds the whole session: ``complete``, or
+        ``incomplete:`` and why (the session did not stop cleanly, writes
+        failed and events were lost, ``seq`` numbers are missing). For a live
+        feed, what its recorder has written, or ``not recording``. Every other
+        figure describes what the recording holds, so read them with this.
     """
 
     source: str
@@ -109,6 +116,7 @@ class QualityReport:
     rates: pl.DataFrame
     health: pl.DataFrame
     latencies: pl.DataFrame
+    recording: str = "not recording"
 
     @property
     def duration_s(self) -> float:
@@ -124,6 +132,7 @@ class QualityReport:
         stale = self.silences.filter(kind="stale")
         lat = self.latency
         rows: list[tuple[str, str]] = [
+            ("recording", self.recording),
             ("duration", f"{self.duration_s:.1f} s"),
             ("connections", str(c.height)),
             ("disconnects", ", ".join(f"{code} {cat}" for code, cat in
@@ -289,11 +298,12 @@ def _from_recording(
     drops = events.filter(kind="drop")
     live = {"dropped_live": drops.filter(reason="overflow").height,
             "stale_live": drops.filter(reason="stale").height}
+    whole = _completeness(recording, events)
     if spec is None:
         outcomes = {"received": frames_seen.height, **live}
         times = {"frames": frames_seen["recv_mono_ns"]}
         return _report(str(recording.path), start, end, timeline, frames_seen, times, {},
-                       {}, [], {}, {}, outcomes)
+                       {}, [], {}, {}, outcomes, whole)
     result = replay(recording, spec, progress=progress)
     stats = result.stats
     outcomes = {"received": stats["frames"], "ok": stats["ok"],
@@ -303,7 +313,26 @@ def _from_recording(
     return _report(str(recording.path), start, end, timeline, frames_seen,
                    _stream_times(result.frames, spec), result.frames, _thresholds(spec),
                    result.health_transitions, result.sequence_by_channel,
-                   _sequenced(spec), outcomes)
+                   _sequenced(spec), outcomes, whole)
+
+
+def _completeness(recording: Recording, events: pl.DataFrame) -> str:
+    """``complete``, or ``incomplete:`` with every reason the recording gives."""
+    manifest = recording.manifest
+    recorded = manifest.events if manifest.events is not None else (
+        int(events["seq"].max()) + 1 if events.height else 0)  # type: ignore[arg-type]
+    missing = recorded - events.height
+    if manifest.complete and missing <= 0:
+        return "complete"
+    reasons = []
+    if manifest.ended_wall_ns is None:
+        reasons.append("the session did not stop cleanly (a crash or a kill): "
+                       "the last flush interval may be missing")
+    elif manifest.incomplete_reason:
+        reasons.append(manifest.incomplete_reason)
+    if missing > 0:
+        reasons.append(f"{missing} of {recorded} event(s) not in the files")
+    return "incomplete: " + ("; ".join(reasons) or "marked so by its manifest")
 
 
 def _from_feed(feed: Feed) -> QualityReport:
@@ -319,9 +348,14 @@ def _from_feed(feed: Feed) -> QualityReport:
                 "control": stats.control, "exchange_errors": stats.exchange_errors,
                 **{f"reject:{k}": v for k, v in stats.rejects.items()},
                 "dropped_live": stats.dropped, "stale_live": stats.stale}
-    return _report(spec.url, start, now, timeline, seen, _stream_times(frames, spec), frames,
-                   _thresholds(spec), list(feed.health.transitions),
-                   feed.sequences.by_channel, _sequenced(spec), outcomes)
+    recorder = feed.recorder
+    recording = "not recording" if recorder is None else (
+        f"to {recorder.path}: {recorder.errors} failed write(s), {recorder.held} event(s) "
+        f"held, {recorder.lost} lost")
+    return _report(redact_url(spec.url), start, now, timeline, seen,
+                   _stream_times(frames, spec), frames, _thresholds(spec),
+                   list(feed.health.transitions), feed.sequences.by_channel, _sequenced(spec),
+                   outcomes, recording)
 
 
 def _thresholds(spec: FeedSpec) -> dict[str, tuple[float, bool]]:
@@ -357,6 +391,7 @@ def _report(
     sequence_counts: dict[str, dict[str, int]],
     sequenced: dict[str, bool],
     outcomes: dict[str, int],
+    recording: str,
 ) -> QualityReport:
     silences = _silences(stream_times, thresholds, transitions, end)
     rates = _rates(stream_times, start, end)
@@ -366,6 +401,7 @@ def _report(
         [(t.mono_ns, t.stream, t.healthy) for t in transitions], orient="row",
         schema={"mono_ns": pl.Int64, "stream": pl.String, "healthy": pl.Boolean})
     return QualityReport(
+        recording=recording,
         source=source,
         start_mono_ns=start,
         end_mono_ns=end,
