@@ -24,7 +24,7 @@ def test_every_public_name_is_documented() -> None:
                "sequence", "sim_dialects", "exchanges.binance", "exchanges.coinbase",
                "exchanges.kraken", "exchanges.bybit", "exchanges.okx", "recording", "replay",
                "testing", "pytest_plugin", "dedupe", "notebook", "widgets", "export",
-               "quality", "proxy"]
+               "quality", "proxy", "redaction"]
     for module_name in modules:
         module = importlib.import_module(f"wsresearch.{module_name}")
         assert module.__doc__, module_name

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from wsresearch import ConnectionConfig, Feed, Recording, Simulator, quality_report
-from wsresearch.exchanges import generic
+from wsresearch.exchanges import generic, raw
 
 from .conftest import eventually, quick
 
@@ -41,7 +41,7 @@ async def test_credentials_reach_no_recording_log_repr_manifest_or_dashboard(
             feed.mark("a note")
             views = [repr(feed), str(feed.stats), repr(feed.manager), repr(feed.recorder),
                      repr(feed.spec.connection), str(feed.errors), feed.connections.__repr__(),
-                     repr(quality_report(feed))]
+                     repr(quality_report(feed)), repr(feed.spec), str(feed.spec)]
             try:
                 dashboard = feed.dashboard()
             except ImportError:  # the notebook extra is not installed
@@ -83,3 +83,13 @@ def test_a_connection_config_repr_masks_the_url() -> None:
     config = ConnectionConfig(url=f"wss://example.com/ws?token={TOKEN}",
                               headers={"Authorization": HEADER})
     assert leaks(repr(config)) == [] and leaks(str(config)) == []
+
+
+def test_a_spec_shows_its_credentials_masked() -> None:
+    url = f"ws://127.0.0.1:9/ws?token={TOKEN}"
+    spec = raw.spec(url, subscribe=[{"op": "subscribe", "signature": KEY}])
+    assert leaks(spec.description) == [] and leaks(repr(spec)) == []
+    assert "token=***" in spec.description
+    spec = generic.spec(url=url, api_key=KEY)
+    assert leaks(repr(spec)) == [] and "'key': '***'" in repr(spec)
+    assert spec.auth == {"op": "auth", "key": KEY}  # masked when shown, not when sent

@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .clock import Clock, SystemClock, VirtualClock
 from .connection import redact_url
 from .errors import RecordingError, RecordingFormatError
+from .redaction import redact_text, secret_values
 from .spec import FeedSpec, SpecOrigin
 
 __all__ = [
@@ -131,62 +132,6 @@ class RecordingManifest(BaseModel):
     spec_origin: SpecOrigin | None = None
     flush_interval: float
     rotate_interval: float
-
-
-def redact_text(text: str, keys: Sequence[str]) -> str:
-    """``text`` with the values of JSON ``keys`` (at any depth) replaced by ``"***"``.
-
-    Text that is not JSON is returned unchanged.
-
-    Examples
-    --------
-    >>> redact_text('{"op":"auth","args":{"key":"k1","sign":"s"}}', ["key"])
-    '{"op":"auth","args":{"key":"***","sign":"s"}}'
-    """
-    if not keys:
-        return text
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return text
-    return json.dumps(_scrub(value, {k.lower() for k in keys}, []), separators=(",", ":"))
-
-
-def secret_values(message: Any, keys: Sequence[str]) -> list[str]:
-    """The string values of JSON ``keys`` (any case, at any depth) in ``message``.
-
-    ``message`` is JSON text or a decoded value: what :func:`redact_text` would mask.
-
-    Examples
-    --------
-    >>> secret_values({"op": "auth", "args": {"Key": "k1", "sign": "s"}}, ["key"])
-    ['k1']
-    """
-    if isinstance(message, str):
-        try:
-            message = json.loads(message)
-        except ValueError:
-            return []
-    found: list[str] = []
-    _scrub(message, {k.lower() for k in keys}, found)
-    return found
-
-
-def _scrub(node: Any, secret: set[str], found: list[str]) -> Any:
-    """``node`` with the values of ``secret`` keys masked; their string values go to ``found``."""
-    if isinstance(node, dict):
-        scrubbed = {}
-        for key, value in node.items():
-            if isinstance(key, str) and key.lower() in secret:
-                if isinstance(value, str):
-                    found.append(value)
-                scrubbed[key] = "***"
-            else:
-                scrubbed[key] = _scrub(value, secret, found)
-        return scrubbed
-    if isinstance(node, list):
-        return [_scrub(value, secret, found) for value in node]
-    return node
 
 
 class Recorder:
@@ -283,7 +228,7 @@ class Recorder:
         self.manifest = RecordingManifest(
             wsresearch_version=__version__,
             source_url=redact_url(source_url),
-            description=description,
+            description=description.replace(source_url, redact_url(source_url)),
             channels=list(channels),
             redacted_keys=list(self._redact),
             spec_origin=origin,

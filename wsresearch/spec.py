@@ -10,16 +10,17 @@ build specs; :meth:`FeedSpec.with_url` points one at a simulator or a proxy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .connection import ConnectionConfig
+from .connection import ConnectionConfig, redact_url
 from .errors import UnknownChannelError
 from .frames import META_COLUMNS, explode_fields
 from .health import StreamConfig
 from .queue import QueueConfig
+from .redaction import mask
 from .sequence import Seq
 
 __all__ = ["Channel", "FeedSpec", "OutboundMessage", "SpecOrigin"]
@@ -251,6 +252,21 @@ class FeedSpec(BaseModel):
         if both:
             raise ValueError(f"type(s) {both} are both control and errors")
         return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Credentials shown masked: the URL's, and the redact keys' values in the
+        # auth and subscribe messages (a notebook displays a spec in full).
+        url = redact_url(self.url)
+        for name, value in super().__repr_args__():
+            if name == "url":
+                value = url
+            elif name == "description":
+                value = value.replace(self.url, url)
+            elif name == "auth" and not callable(value):
+                value = mask(value, self.redact)
+            elif name == "subscribe":
+                value = tuple(mask(message, self.redact) for message in value)
+            yield name, value
 
     @property
     def channel_names(self) -> list[str]:
