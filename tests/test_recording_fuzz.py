@@ -1,5 +1,7 @@
-"""A damaged recording: opening it raises RecordingFormatError or nothing; reading never raises."""
+"""A damaged recording: opening it raises RecordingFormatError or nothing; reading it,
+replaying it and reporting on it never raise."""
 
+import contextlib
 import shutil
 import tempfile
 import warnings
@@ -8,12 +10,14 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wsresearch import Recording, RecordingFormatError
+from wsresearch import Recording, RecordingFormatError, quality_report, replay
+from wsresearch.exchanges import generic
 
 from .conftest import SESSION
 
 FILES = sorted(p.relative_to(SESSION) for p in SESSION.rglob("*") if p.is_file())
 EVENTS = Recording.open(SESSION).events().height
+SPEC = generic.spec(url="ws://127.0.0.1:1")  # the session's own adapter
 
 
 @settings(max_examples=120, deadline=None, derandomize=True,
@@ -45,4 +49,9 @@ def test_a_truncated_or_corrupted_file_is_refused_or_skipped_never_raised(
             events = recording.events()
             recording.frames()
             repr(recording)
+            with contextlib.suppress(RecordingFormatError):  # documented: a spec not rebuilt
+                recording.spec  # noqa: B018
+            # What a user does next with it: replay it, report on it.
+            replay(recording, SPEC)
+            quality_report(recording, SPEC).summary()
         assert events.height <= EVENTS  # damage can lose a segment, never invent events
