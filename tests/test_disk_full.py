@@ -95,6 +95,32 @@ async def test_the_backlog_is_bounded_and_what_it_drops_is_counted_and_named(
         "incomplete: 1 write(s) failed; 4 event(s) lost; 4 of 13 event(s) not in the files")
 
 
+@pytest.mark.parametrize("mark_at", [1, 4])  # dropped with the oldest, or kept
+async def test_a_backlog_that_overflows_on_a_later_failed_write_keeps_the_newest_in_order(
+    tmp_path: Path, mark_at: int,
+) -> None:
+    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1",
+                        max_buffer=2, max_backlog=5)
+    await recorder.start()
+    _break(tmp_path / "rec" / "segments")
+    for seq in range(8):  # seq 0-7: frames, and one mark
+        if seq == mark_at:
+            recorder.record("mark", 1, data="here")
+        else:
+            recorder.record_frame(f'{{"n":{seq}}}', 1, seq, seq)
+        if seq == 3:
+            await recorder.flush()  # fails: 4 held, within the bound
+            assert (recorder.held, recorder.lost) == (4, 0)
+    await recorder.flush()  # fails: 8 held, 3 over the bound
+    assert recorder.lost == 3
+    _mend(tmp_path / "rec" / "segments")
+    await recorder.stop()
+    events = Recording.open(tmp_path / "rec").events()
+    assert events["seq"].to_list() == [3, 4, 5, 6, 7, 8]  # 8: the error naming seq 0-2
+    assert ("here" in events["data"].to_list()) is (mark_at >= 3)
+    assert "3 event(s) dropped, seq 0-2" in events.filter(kind="error")["data"][0]
+
+
 async def test_events_still_unwritten_at_stop_are_counted_lost(tmp_path: Path) -> None:
     recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1")
     await recorder.start()

@@ -32,6 +32,7 @@ import base64
 import bisect
 import contextlib
 import functools
+import heapq
 import importlib
 import io
 import itertools
@@ -400,26 +401,37 @@ class Recorder:
         return len(self._frames[0]) + len(self._others)
 
     def _hold(self, batch: _Batch) -> None:
-        """Put a failed batch back in front of what came since, within ``max_backlog``."""
+        """Put a failed batch back in front of what came since, within ``max_backlog``.
+
+        Runs on the event loop once per failed flush, so it costs what arrived
+        since the last flush, not the size of the backlog: the failed batch's own
+        lists are extended in place.
+        """
         frames, binary, others = batch
-        columns: Iterable[tuple[list[Any], list[Any]]] = zip(frames, self._frames, strict=True)
-        self._frames = cast(_FrameColumns, tuple(old + new for old, new in columns))
-        self._binary = binary | self._binary
-        self._others = others + self._others
+        columns: tuple[list[Any], ...] = frames
+        arrived: tuple[list[Any], ...] = self._frames
+        for held, new in zip(columns, arrived, strict=True):
+            held.extend(new)
+        others.extend(self._others)
+        binary |= self._binary
+        self._frames, self._binary, self._others = frames, binary, others
         excess = self.held - self._max_backlog
         if excess <= 0:
             return
-        seqs = sorted(itertools.chain(self._frames[0], (event[0] for event in self._others)))
-        first, keep_from = seqs[0], seqs[excess]
-        cut = bisect.bisect_left(self._frames[0], keep_from)
-        self._frames = cast(_FrameColumns, tuple(column[cut:] for column in self._frames))
-        self._binary = {seq for seq in self._binary if seq >= keep_from}
-        self._others = [event for event in self._others if event[0] >= keep_from]
+        # Both lists are in seq order: the first seq kept is the excess-th of their merge.
+        seqs = heapq.merge(frames[0], (event[0] for event in others))
+        first = min(frames[0][:1] + [event[0] for event in others[:1]])
+        keep_from = next(itertools.islice(seqs, excess, None))
+        cut = bisect.bisect_left(frames[0], keep_from)
+        for column in columns:
+            del column[:cut]
+        self._binary = {seq for seq in binary if seq >= keep_from}
+        self._others = [event for event in others if event[0] >= keep_from]
         self.lost += excess
         message = (f"recording backlog full ({self._max_backlog} events) while writes fail: "
                    f"{excess} event(s) dropped, seq {first}-{keep_from - 1}")
         log.error("%s", message)
-        generation = self._others[-1][1] if self._others else self._frames[1][-1]
+        generation = self._others[-1][1] if self._others else frames[1][-1]
         self.record("error", generation, data=message)
 
     # -- internals ----------------------------------------------------------------
