@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -539,3 +540,38 @@ async def test_disconnect_drops_a_peer_that_never_answers_the_close() -> None:
 
             await eventually(ended, what="the TCP connection to end")
         server_side[0].transport.abort()
+
+
+async def test_disconnect_returns_when_an_on_connected_hook_swallows_its_cancellation() -> None:
+    connections = 0
+
+    async def handler(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        await ws.wait_closed()
+
+    entered = asyncio.Event()
+
+    async def stubborn_hook() -> None:
+        entered.set()
+        # Waits for an ack that never comes, and swallows the cancellation, as user
+        # code sometimes does.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+
+    before = other_tasks()
+    async with loopback_server(handler) as (_, url):
+        manager = WebSocketManager(ConnectionConfig(
+            url=url, heartbeat=HeartbeatConfig(enabled=False),
+            reconnect=ReconnectConfig(backoff=FAST)))
+        manager.on_connected(stubborn_hook)
+        connecting = asyncio.ensure_future(manager.connect())
+        await asyncio.wait_for(entered.wait(), 5)
+        # Without the check after the hooks, the cancelled supervisor served this
+        # connection (and every reconnect after it) and disconnect() never returned.
+        await asyncio.wait_for(manager.disconnect(), 5)
+        with pytest.raises(WebSocketError, match="disconnect"):
+            await connecting
+        assert manager.state is ConnectionState.DISCONNECTED
+        assert connections == 1
+    assert other_tasks() == before

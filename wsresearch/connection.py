@@ -624,6 +624,8 @@ class WebSocketManager:
                 )
                 first = False
                 code, reason, delivered = await self._attempt_once()
+                if self._user_closed:
+                    return  # disconnect() came and its cancellation was swallowed on the way
                 category = classify_close_code(code, self.config.close_codes)
                 if delivered:
                     self._attempt = 0
@@ -662,6 +664,8 @@ class WebSocketManager:
                 self._set_state(ConnectionState.RECONNECTING)
                 self._emit(self._on_reconnect, self._attempt, delay, category)
                 await self._clock.sleep(delay)
+                if self._user_closed:
+                    return
         except WebSocketError as exc:
             self.last_error = exc
             log.error("%s", exc)
@@ -726,6 +730,10 @@ class WebSocketManager:
                         await result
                 except Exception as exc:
                     self._report(exc)
+            if self._user_closed:
+                # disconnect() came while a hook ran, and the hook (or a timeout inside
+                # it) swallowed the cancellation: do not serve a connection nobody wants.
+                raise asyncio.CancelledError
             self._outbox.extend(queued)
             self._outbox_ready.set()
             if not reader.done():
