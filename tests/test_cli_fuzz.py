@@ -75,8 +75,11 @@ OPTIONS: dict[str, dict[str, st.SearchStrategy[str] | None]] = {
                "--channels": odd_text, "--option": odd_text},
 }
 POSITIONAL = {"record": target, "replay": path, "report": path, "export": path}
-STRAY = st.sampled_from(["--", "-", "--nope", "-x", "--seconds=", "-h", "--version", "-vv",
-                         "--verbose=1"])
+STRAY = st.one_of(
+    st.sampled_from(["--", "-", "--nope", "-x", "--seconds=", "-h", "--version", "-vv",
+                     "--verbose=1", "a\nb", "\x1c", "\u2028", "\x1b[31mred"]),
+    st.text(max_size=6).filter(lambda t: not t.startswith(("-", "/")) and ".." not in t),
+)
 
 
 @st.composite
@@ -128,6 +131,7 @@ def test_any_arguments_end_in_a_documented_exit(
     assert status in (0, 1, 2), (args, status, err)
     assert "Traceback" not in err, (args, err)
     if status:
-        lines = err.strip().splitlines()
+        lines = err.strip().splitlines()  # any line break, \x1c and \u2028 included
         assert len(lines) == 1, (args, err)
+        assert lines[0].isprintable(), (args, err)  # control characters come escaped
         assert lines[0].startswith("wsresearch"), (args, err)

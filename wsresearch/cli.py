@@ -106,7 +106,12 @@ def parse_fault(text: str) -> Fault:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {_printable(message)} (see --help)\n")
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped: an error stays one line on a terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _add_type_field(command: argparse.ArgumentParser, default: str | None = "type") -> None:
@@ -547,11 +552,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
+    text = str(exc)
     if isinstance(exc, ValidationError):
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"])
-        return f"{where}: {err['msg']}" if where else str(err["msg"])
-    return " ".join(str(exc).split()) or type(exc).__name__
+        text = f"{where}: {err['msg']}" if where else str(err["msg"])
+    return _printable(" ".join(text.split())) or type(exc).__name__
 
 
 if __name__ == "__main__":
