@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from websockets.asyncio.client import connect
 
 from wsresearch import (
     Feed,
@@ -224,3 +225,33 @@ def test_replayed_rows_name_the_frame_they_came_from_and_its_exchange_time() -> 
     for row in trades.head(50).iter_rows(named=True):
         frame = json.loads(texts[row["frame_seq"]])
         assert (frame["trade_id"], frame["ts"]) == (row["trade_id"], row["exchange_ns"])
+
+
+def test_a_frame_whose_recorded_data_was_garbled_is_replayed_and_warned_about(
+    tmp_path: Path,
+) -> None:
+    trade = ('{"type":"trade","symbol":"BTC-USD","seq":1,"trade_id":1,"price":1.0,'
+             '"size":1.0,"side":"buy","ts":1}')
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    Recording.from_frames(tmp_path / "rec", [trade, trade.encode(), trade.encode()], spec=spec)
+    (segment,) = (tmp_path / "rec").rglob("*.parquet")
+    events = pl.read_parquet(segment)
+    # What a damaged segment can leave: base64 that no longer decodes, and a lost value.
+    first, second = events.filter(pl.col("binary"))["seq"].to_list()
+    events = events.with_columns(data=pl.when(pl.col("seq") == first).then(pl.lit("eyJ0eX#"))
+                                 .when(pl.col("seq") == second).then(None)
+                                 .otherwise(pl.col("data")))
+    events.write_parquet(segment)
+    recording = Recording.open(tmp_path / "rec")
+    with pytest.warns(UserWarning, match="2 frame.s. whose recorded data a damaged segment"):
+        result = replay(recording, spec)
+    assert result.stats["frames"] == result.stats["replayed"] == 3
+    assert result.stats["ok"] == 1 and result.stats["invalid"] == 2  # one outcome each
+    with pytest.warns(UserWarning, match="garbled"):
+        server = ReplayServer(recording, speed=None)
+
+    async def receive() -> list[str | bytes]:
+        async with server, connect(server.url) as ws:
+            return [await ws.recv() for _ in range(3)]
+
+    assert asyncio.run(receive()) == [trade, b"eyJ0eX#", b""]  # served as they are

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import bisect
 import contextlib
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -142,7 +144,8 @@ def replay(
     clock = VirtualClock(mono_ns=0, wall_ns=0)
     feed = Feed(spec, clock=clock)
     frames, skipped, generations = _drive(
-        events, feed, clock, round(spec.check_interval * _NS_PER_S), skip, progress
+        events, feed, clock, round(spec.check_interval * _NS_PER_S), skip, progress,
+        recording.path,
     )
     replayed = frames - skipped
     counts = feed.parser.counts
@@ -171,6 +174,28 @@ def replay(
     )
 
 
+def _payloads(texts: pl.Series, binary: pl.Series, source: object) -> list[str | bytes]:
+    """Each frame's payload as received: its text, or the bytes its base64 text holds.
+
+    A damaged segment can garble a frame's data (a lost value, a binary frame whose
+    text is no longer base64). Such a frame is still replayed, as its text's bytes
+    (empty when lost), so it gets an outcome like every other frame, almost surely
+    a reject, and a warning says how many there were.
+    """
+    damaged = texts.null_count()
+    data: list[Any] = texts.fill_null("").to_list()
+    for j in binary.fill_null(False).arg_true().to_list():
+        try:
+            data[j] = base64.b64decode(data[j], validate=True)
+        except binascii.Error:
+            data[j] = data[j].encode()
+            damaged += 1
+    if damaged:
+        warnings.warn(f"{source}: {damaged} frame(s) whose recorded data a damaged segment "
+                      "garbled; replayed as the bytes left", stacklevel=3)
+    return data
+
+
 def _drive(
     events: pl.DataFrame,
     feed: Feed,
@@ -178,6 +203,7 @@ def _drive(
     interval: int,
     skip: set[int],
     progress: Callable[[int, int], None] | None,
+    source: object,
 ) -> tuple[int, int, int]:
     """Put ``events`` through ``feed`` on ``clock``; return frames, skipped and generations.
 
@@ -205,9 +231,7 @@ def _drive(
     frames = int(events.select(is_frame.sum()).item())
     skipped = pl.Series(sorted(skip), dtype=pl.Int64).implode()
     kept = indexed.filter(is_frame & ~pl.col("seq").is_in(skipped))
-    data = kept["data"].to_list()
-    for j in kept["binary"].fill_null(False).arg_true().to_list():
-        data[j] = base64.b64decode(data[j])
+    data = _payloads(kept["data"], kept["binary"], source)
     items = list(zip(data, *(kept[c].to_list() for c in ("generation", "mono_ns", "wall_ns",
                                                            "seq")), strict=True))
     at = kept["index"].to_list()  # the event index of each item
@@ -270,11 +294,10 @@ def _sessions(recording: Recording) -> list[_Session]:
     ):
         kinds = part["kind"].to_list()
         first_frame = kinds.index("frame") if "frame" in kinds else len(kinds)
-        frames = [
-            (mono, base64.b64decode(data) if binary else data)
-            for mono, data, binary in part.filter(pl.col("kind") == "frame")
-            .select("mono_ns", "data", "binary").iter_rows()
-        ]
+        recorded = part.filter(pl.col("kind") == "frame")
+        frames = list(zip(recorded["mono_ns"].to_list(),
+                          _payloads(recorded["data"], recorded["binary"], recording.path),
+                          strict=True))
         closes = part.filter(pl.col("kind") == "close")
         code, reason = (
             (None, "") if closes.height == 0 else closes.select("code", "reason").row(0)
