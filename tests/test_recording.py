@@ -238,3 +238,23 @@ def test_polars_alone_reads_a_recording(tmp_path: Path) -> None:
     asyncio.run(record())
     direct = pl.read_parquet(tmp_path / "rec" / "segments" / "*" / "*.parquet").sort("seq")
     assert_frame_equal(direct, Recording.open(tmp_path / "rec").events())
+
+
+@pytest.mark.parametrize(("frames", "error", "message"), [
+    ("one text", TypeError, "not one str: wrap it in a list"),
+    ([1], TypeError, "frame 1: a frame is text or bytes, got int"),
+    (["ok", None], TypeError, "frame 2: a frame is text or bytes, got NoneType"),
+    ([(1,)], ValueError, r"frame 1: a pair is \(wall_ns, text\), got 1 items"),
+    ([(1, "a"), ("soon", "b")], ValueError, "frame 2: wall_ns must be an int of 64 bits"),
+    ([(2**70, "a")], ValueError, "frame 1: wall_ns must be an int of 64 bits"),
+    ([(True, "a")], ValueError, "frame 1: wall_ns must be an int"),
+])
+def test_from_frames_refuses_what_is_not_a_frame_and_leaves_nothing(
+    tmp_path: Path, frames: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        Recording.from_frames(tmp_path / "rec", frames)  # type: ignore[arg-type]
+    assert not (tmp_path / "rec").exists()  # a retry is not refused as "already recorded"
+    # Bytes-like frames are frames.
+    recording = Recording.from_frames(tmp_path / "rec", [(1, b"a"), (2, bytearray(b"b"))])
+    assert recording.frames()["data"].to_list() == ["YQ==", "Yg=="]  # base64, as recorded

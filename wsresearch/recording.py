@@ -39,6 +39,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -612,8 +613,16 @@ class Recording:
         ------
         RecordingError
             If ``path`` already holds a recording or cannot be written.
+        TypeError, ValueError
+            For a frame that is not text, bytes or a ``(wall_ns, text)`` pair with
+            a time that fits in 64 bits (the error names its position); nothing is
+            left behind at ``path``.
         """
         from .notebook import run
+
+        if isinstance(frames, str | bytes):
+            raise TypeError("frames must be an iterable of frames, not one "
+                            f"{type(frames).__name__}: wrap it in a list")
 
         run(_write_frames(Path(path), frames, spec, source_url, description))
         return cls.open(path)
@@ -717,10 +726,10 @@ async def _write_frames(
     description: str,
 ) -> None:
     items = iter(frames)
-    first = next(items, None)
+    head = list(itertools.islice(items, 1))  # the first frame, if there is one
     # The session starts with its first frame: times given are kept, the manifest's
     # start and end follow them, and the connection opens at the first frame.
-    first_wall = first[0] if isinstance(first, tuple) else 0
+    first_wall = (_frame(head[0], 1)[0] or 0) if head else 0
     clock = VirtualClock(mono_ns=0, wall_ns=first_wall)
     recorder = Recorder(
         path,
@@ -733,18 +742,47 @@ async def _write_frames(
         clock=clock,
     )
     await recorder.start()
-    recorder.record("open", 1, mono_ns=0, wall_ns=first_wall, data=recorder.manifest.source_url)
-    mono = 0
-    for index, item in enumerate(itertools.chain([first] if first is not None else [], items),
-                                 1):
-        if isinstance(item, tuple):
-            wall, data = item
-            mono = wall - first_wall
-        else:
-            data, wall = item, index * 1_000_000
-            mono = wall
-        recorder.record_frame(data, 1, mono, wall)
-        if index % 100_000 == 0:
-            await recorder.flush()
-    clock.set(max(mono, 0), wall_ns=first_wall + max(mono, 0))
+    try:
+        recorder.record("open", 1, mono_ns=0, wall_ns=first_wall,
+                        data=recorder.manifest.source_url)
+        mono = 0
+        for index, item in enumerate(itertools.chain(head, items), 1):
+            wall, data = _frame(item, index)
+            if wall is None:
+                wall = mono = index * 1_000_000
+            else:
+                mono = wall - first_wall
+            recorder.record_frame(data, 1, mono, wall)
+            if index % 100_000 == 0:
+                await recorder.flush()
+        clock.set(max(mono, 0), wall_ns=first_wall + max(mono, 0))
+    except BaseException:
+        await recorder.stop()
+        shutil.rmtree(path, ignore_errors=True)  # made here, from input that was refused
+        raise
     await recorder.stop()
+    if recorder.lost:
+        raise RecordingError(f"{recorder.lost} frame(s) could not be written to {path}; "
+                             "see the log for why")
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _frame(item: object, index: int) -> tuple[int | None, str | bytes]:
+    """``(wall_ns or None, data)`` of one ``from_frames`` item, or a clear error naming it."""
+    wall: int | None = None
+    data = item
+    if isinstance(item, tuple):
+        if len(item) != 2:
+            raise ValueError(f"frame {index}: a pair is (wall_ns, text), got {len(item)} items")
+        time, data = item
+        if isinstance(time, bool) or not isinstance(time, int) or time not in _INT64:
+            raise ValueError(f"frame {index}: wall_ns must be an int of 64 bits "
+                             f"(ns since the epoch), got {time!r}")
+        wall = time
+    if isinstance(data, bytearray | memoryview):
+        data = bytes(data)
+    if not isinstance(data, str | bytes):
+        raise TypeError(f"frame {index}: a frame is text or bytes, got {type(data).__name__}")
+    return wall, data
