@@ -105,6 +105,13 @@ def test_time_bounds_prune_days_and_filter_rows(tmp_path: Path) -> None:
         load_dataset(tmp_path / "ds", ["trades"])
     with pytest.raises(FileNotFoundError, match="holds no exported dataset"):
         load_dataset(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="is after end"):
+        load_dataset(tmp_path / "ds", ["depth"], start=middle + 1, end=middle)
+    # One channel by its name alone, not read as a list of letters.
+    assert load_dataset(tmp_path / "ds", "depth").collect().height == depth.height
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ValueError, match="is a file; a dataset is a directory"):
+        export_parquet(tmp_path / "not-even-read", None, tmp_path / "a-file")  # found first
 
 
 def test_merged_events_are_in_time_order_with_stable_ties(tmp_path: Path) -> None:

@@ -255,3 +255,9 @@ def test_a_frame_whose_recorded_data_was_garbled_is_replayed_and_warned_about(
             return [await ws.recv() for _ in range(3)]
 
     assert asyncio.run(receive()) == [trade, b"eyJ0eX#", b""]  # served as they are
+
+
+def test_a_spec_that_is_not_a_feedspec_is_refused_by_name() -> None:
+    with pytest.raises(TypeError, match=r"spec must be a FeedSpec \(or None: the recording's "
+                                        r"own\), got str"):
+        replay(SESSION, "generic")  # type: ignore[arg-type]

@@ -133,13 +133,16 @@ def export_parquet(
     RecordingFormatError
         If ``recording`` is not a readable recording.
     ValueError
-        If there is no ``spec`` and the recording cannot rebuild its own.
+        If there is no ``spec`` and the recording cannot rebuild its own, or
+        ``out_dir`` is a file.
     """
+    root = Path(out_dir)
+    if root.exists() and not root.is_dir():  # found before the replay, not after it
+        raise ValueError(f"out_dir {root} is a file; a dataset is a directory")
     if not isinstance(recording, Recording):
         recording = Recording.open(recording)
     result = replay(recording, spec, progress=progress)
     rid = recording_id(recording)
-    root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     old = sorted(root.glob(f"channel=*/date=*/{rid}.parquet"))
     old += sorted((root / _CONNECTIONS).glob(f"{rid}.parquet"))
@@ -204,25 +207,30 @@ def load_dataset(
     Channels keep their own columns (a column a channel lacks is null in its
     rows). ``start`` (inclusive) and ``end`` (exclusive) bound ``recv_wall_ns``;
     whole days outside them are never read (partition pruning), and polars
-    pushes other filters down into the Parquet scan.
+    pushes other filters down into the Parquet scan. One channel may be given
+    by its name alone.
 
     Raises
     ------
     FileNotFoundError
         If ``path`` holds no dataset.
     ValueError
-        For a channel the dataset does not have.
+        For a channel the dataset does not have, or ``start`` after ``end``.
     """
     root = Path(path)
     present = _channels_in(root)
     if not present:
         raise FileNotFoundError(f"{root} holds no exported dataset (no channel=... folders)")
+    if isinstance(channels, str):
+        channels = [channels]
     chosen = list(channels) if channels is not None else present
     missing = sorted(set(chosen) - set(present))
     if missing:
         raise ValueError(f"the dataset has no channel(s) {missing}; it has {present}")
     low = None if start is None else _ns(start)
     high = None if end is None else _ns(end)
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"start ({start}) is after end ({end})")
     frames = []
     for channel in chosen:
         files = sorted((root / f"channel={channel}").glob("date=*/*.parquet"))

@@ -115,6 +115,8 @@ def replay(
     ------
     ValueError
         For an unknown ``mode``, or no ``spec`` for a recording that cannot rebuild its own.
+    TypeError
+        For a ``spec`` that is not a :class:`~wsresearch.spec.FeedSpec`.
     RecordingFormatError
         If ``recording`` is not a readable recording.
 
@@ -127,6 +129,9 @@ def replay(
     """
     if mode not in ("complete", "faithful"):
         raise ValueError(f"mode must be 'complete' or 'faithful', got {mode!r}")
+    if spec is not None and not isinstance(spec, FeedSpec):
+        raise TypeError(f"spec must be a FeedSpec (or None: the recording's own), "
+                        f"got {type(spec).__name__}")
     if not isinstance(recording, Recording):
         recording = Recording.open(recording)
     if spec is None:
