@@ -284,3 +284,11 @@ async def test_run_for_counts_connecting_and_ends_on_time_when_no_server_answers
         await run
     assert feed.manager.state is ConnectionState.DISCONNECTED
     assert other_tasks() == before
+
+
+@pytest.mark.parametrize("seconds", [0, -1, float("nan")])
+async def test_run_for_refuses_a_run_that_cannot_last(seconds: float) -> None:
+    feed = Feed(generic.spec(url="ws://127.0.0.1:9"))
+    with pytest.raises(ValueError, match="seconds must be > 0"):
+        await feed.run_for(seconds)
+    assert feed.manager.state is ConnectionState.DISCONNECTED  # nothing was started

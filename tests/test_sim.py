@@ -1,6 +1,8 @@
 import asyncio
+import inspect
 import itertools
 import json
+from collections.abc import Callable
 
 import pytest
 from pydantic import ValidationError
@@ -117,3 +119,30 @@ def test_bad_simulator_settings_are_refused() -> None:
         Fault(kind="disconnect", code=1006)
     with pytest.raises(ValidationError, match="kind"):
         Fault(kind="meteor")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda sim: sim.malformed(0), "malformed: count: Input should be greater than or equal to 1"),
+    (lambda sim: sim.burst(-3), "burst: count"),
+    (lambda sim: sim.duplicate(0), "duplicate: count"),
+    (lambda sim: sim.reject_auth(0), "reject_auth: count"),
+    (lambda sim: sim.disconnect(99999), "disconnect: code"),
+    (lambda sim: sim.disconnect(1006), "close code 1006 cannot be sent"),
+    (lambda sim: sim.silence("nope", 1), "silence: no stream 'nope' in the generic profile"),
+    (lambda sim: sim.silence("ticker", float("nan")), "silence: duration"),
+    (lambda sim: sim.stop_pongs(-1), "no_pong: duration"),
+    (lambda sim: sim.sequence_gap(1, "nope"), "sequence_gap: no stream 'nope'"),
+])
+async def test_faults_on_demand_are_checked_as_scripted_ones(
+    call: Callable[[Simulator], object], message: str
+) -> None:
+    async with Simulator() as sim:
+        with pytest.raises(ValueError, match=message):
+            result = call(sim)
+            if inspect.isawaitable(result):
+                await result
+
+
+def test_a_scripted_fault_on_a_stream_the_profile_lacks_is_refused_at_once() -> None:
+    with pytest.raises(ValueError, match="no stream 'depth' in the okx profile"):
+        Simulator("okx", faults=[Fault(kind="silence", stream="depth", duration=1)])

@@ -347,10 +347,14 @@ class Feed:
 
         Raises
         ------
+        ValueError
+            If ``seconds`` is not > 0.
         WebSocketError
             If the connection halted (auth rejected, reconnects exhausted), or no
             connection opened within ``seconds`` (the message gives the last reason).
         """
+        if not seconds > 0:  # NaN included
+            raise ValueError(f"seconds must be > 0, got {seconds}")
         timer = asyncio.ensure_future(self._clock.sleep(seconds))
         try:
             starting = asyncio.ensure_future(self.start())
@@ -389,8 +393,10 @@ class Feed:
         ------
         RuntimeError
             When called from inside a coroutine.
+        ValueError
+            If ``seconds`` is not > 0.
         WebSocketError
-            If the connection halted.
+            If the connection halted, or none opened within ``seconds``.
         """
         from .notebook import run
 

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
@@ -316,9 +316,9 @@ class Simulator:
         if not symbols or isinstance(symbols, str):
             raise ValueError("the simulator needs a list of at least one symbol")
         self.profile = profile
-        self.faults = tuple(Fault.model_validate(f) for f in faults)
-        self.seed = seed
         self.rates = rates
+        self.faults = tuple(self._known_stream(Fault.model_validate(f)) for f in faults)
+        self.seed = seed
         self.host = host
         self.port = check_port(port)
         self._clock = clock or SystemClock()
@@ -406,6 +406,7 @@ class Simulator:
 
     async def disconnect(self, code: int | None = None, reason: str = "") -> None:
         """Close every connection: abruptly when ``code`` is ``None``, else with ``code``."""
+        self._checked("disconnect", code=code)
         clients = list(self._clients)
         for client in clients:
             if code is None:
@@ -422,15 +423,16 @@ class Simulator:
 
     def reject_auth(self, times: int = 1) -> None:
         """Close the next ``times`` auth requests with 4401."""
-        self._auth_rejections += times
+        self._auth_rejections += self._checked("reject_auth", count=times).count
 
     def silence(self, stream: str, duration: float) -> None:
         """Send nothing on ``stream`` for ``duration`` seconds."""
+        self._checked("silence", stream=stream, duration=duration)
         self._silenced[stream] = asyncio.get_running_loop().time() + duration
 
     def duplicate(self, count: int = 1) -> None:
         """Send each of the next ``count`` trades twice."""
-        self._duplicates += count
+        self._duplicates += self._checked("duplicate", count=count).count
 
     def sequence_gap(self, count: int = 1, stream: str | None = None) -> None:
         """Skip ``count`` sequence numbers on the next event of ``stream``.
@@ -439,6 +441,7 @@ class Simulator:
         profile's adapter tracks (exchange profiles: ``book``, or ``trade`` for
         Kraken v2, or every connection's ``sequence_num`` for Coinbase).
         """
+        self._checked("sequence_gap", count=count, stream=stream)
         dialect = self._dialect
         if dialect is not None and dialect.connection_sequence and stream is None:
             for client in self._clients:
@@ -450,18 +453,19 @@ class Simulator:
 
     async def burst(self, count: int) -> None:
         """Send ``count`` trades at once."""
-        for _ in range(count):
+        for _ in range(self._checked("burst", count=count).count):
             await self._broadcast("trade", *self._market.event("trade"))
 
     async def malformed(self, count: int = 1) -> None:
         """Send ``count`` malformed frames to every client."""
-        for _ in range(count):
+        for _ in range(self._checked("malformed", count=count).count):
             frame = next(self._malformed)
             for client in list(self._clients):
                 await self._send(client, frame)
 
     def stop_pongs(self, duration: float) -> None:
         """Make every current connection half-open for ``duration`` seconds."""
+        self._checked("no_pong", duration=duration)
         for client in list(self._clients):
             client.frozen = True
             client.ws.transport.pause_reading()
@@ -490,6 +494,29 @@ class Simulator:
             await self.malformed(fault.count)
 
     # -- internals ---------------------------------------------------------------------
+
+    def _checked(self, kind: FaultKind, **fields: Any) -> Fault:
+        """The fault an on-demand call asks for, checked as a scripted one would be.
+
+        Raises
+        ------
+        ValueError
+            In one line, for a count below 1, a negative or NaN duration, a close
+            code that cannot be sent, or a stream this profile does not have.
+        """
+        try:
+            fault = Fault(kind=kind, **fields)
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise ValueError(f"{kind}: {where + ': ' if where else ''}{error['msg']}") from None
+        return self._known_stream(fault)
+
+    def _known_stream(self, fault: Fault) -> Fault:
+        if fault.stream is not None and fault.stream not in self.rates:
+            raise ValueError(f"{fault.kind}: no stream {fault.stream!r} in the {self.profile} "
+                             f"profile; its streams: {list(self.rates)}")
+        return fault
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
