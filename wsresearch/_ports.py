@@ -1,6 +1,8 @@
-"""The one check every local server of the package makes on the port it is given."""
+"""Ports and URLs of the package's local servers (simulator, replay server, proxy)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 
 def check_port(port: int) -> int:
@@ -12,3 +14,16 @@ def check_port(port: int) -> int:
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65_535:
         raise ValueError(f"port must be an integer from 0 (any free port) to 65535, got {port!r}")
     return port
+
+
+def listening_url(server: Any, host: str, not_running: str) -> str:
+    """``ws://host:port`` of a listening ``server`` (asyncio's or websockets').
+
+    Raises
+    ------
+    RuntimeError
+        With ``not_running``, when ``server`` is ``None``: it was never started.
+    """
+    if server is None:
+        raise RuntimeError(not_running)
+    return f"ws://{host}:{server.sockets[0].getsockname()[1]}"

@@ -49,7 +49,7 @@ from . import __version__
 from ._ports import check_port
 from .backoff import BackoffConfig
 from .connection import ConnectionConfig, HeartbeatConfig, ReconnectConfig, redact_url
-from .errors import WsResearchError
+from .errors import WsResearchError, first_error
 from .exchanges import raw
 from .feed import Feed
 from .recording import Recording
@@ -552,11 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc)
-    if isinstance(exc, ValidationError):
-        err = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in err["loc"])
-        text = f"{where}: {err['msg']}" if where else str(err["msg"])
+    text = first_error(exc) if isinstance(exc, ValidationError) else str(exc)
     return _printable(" ".join(text.split())) or type(exc).__name__
 
 

@@ -24,6 +24,11 @@ config models, naming the field at fault.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 __all__ = [
     "ExchangeError",
     "InvalidURLError",
@@ -124,3 +129,14 @@ class RecordingError(WsResearchError, OSError):
 
 class RecordingFormatError(RecordingError, ValueError):
     """Not a recording, a damaged manifest, or a format version newer than this one reads."""
+
+
+def first_error(exc: ValidationError) -> str:
+    """A :class:`pydantic.ValidationError` in one line: its first error and where it is.
+
+    ``count: Input should be greater than or equal to 1``; a model-level error
+    without a field gives its message alone.
+    """
+    error = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])

@@ -50,7 +50,8 @@ from .parser import (
     Reject,
 )
 from .queue import MessageQueue, OverflowPolicy
-from .recording import Recorder, secret_values
+from .recording import Recorder
+from .redaction import secret_values
 from .sequence import GAP, OUT_OF_ORDER, REPEAT, Seq, SequenceGap, SequenceTracker
 from .spec import Channel, FeedSpec, OutboundMessage
 

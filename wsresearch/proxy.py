@@ -44,7 +44,7 @@ import struct
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ._ports import check_port
+from ._ports import check_port, listening_url
 
 __all__ = ["FaultProxy"]
 
@@ -112,9 +112,8 @@ class FaultProxy:
     @property
     def url(self) -> str:
         """``ws://host:port`` of the proxy, for a client to connect to instead of the target."""
-        if self._server is None:
-            raise RuntimeError("the proxy is not running: use 'async with' or 'await start()'")
-        return f"ws://{self.host}:{self._server.sockets[0].getsockname()[1]}"
+        return listening_url(self._server, self.host,
+                             "the proxy is not running: use 'async with' or 'await start()'")
 
     @property
     def open_connections(self) -> int:

@@ -285,7 +285,7 @@ class Recorder:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await self.flush()
-        unwritten = len(self._frames[0]) + len(self._others)
+        unwritten = self.held
         if unwritten:  # the last write failed too: nothing more can be done
             log.error("recording %s stopped with %d event(s) never written", self.path,
                       unwritten)

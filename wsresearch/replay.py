@@ -33,7 +33,7 @@ import polars as pl
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from ._ports import check_port
+from ._ports import check_port, listening_url
 from .clock import VirtualClock
 from .feed import Feed
 from .health import HealthTransition
@@ -379,11 +379,10 @@ class ReplayServer:
     @property
     def url(self) -> str:
         """``ws://host:port`` of the running server."""
-        if self._server is None:
-            raise RuntimeError(
-                "the replay server is not running: use 'async with' or 'await server.start()'"
-            )
-        return f"ws://{self.host}:{self._server.sockets[0].getsockname()[1]}"
+        return listening_url(
+            self._server, self.host,
+            "the replay server is not running: use 'async with' or 'await server.start()'",
+        )
 
     @property
     def generations(self) -> int:

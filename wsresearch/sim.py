@@ -46,8 +46,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from ._ports import check_port
+from ._ports import check_port, listening_url
 from .clock import Clock, SystemClock
+from .errors import first_error
 from .exchanges import generic
 from .sim_dialects import DIALECTS, Subscriber
 from .spec import FeedSpec
@@ -346,10 +347,8 @@ class Simulator:
     @property
     def url(self) -> str:
         """``ws://host:port`` of the running simulator."""
-        if self._server is None:
-            raise RuntimeError("the simulator is not running: use 'async with Simulator() as sim'")
-        port = self._server.sockets[0].getsockname()[1]
-        return f"ws://{self.host}:{port}"
+        return listening_url(self._server, self.host,
+                             "the simulator is not running: use 'async with Simulator() as sim'")
 
     @property
     def open_connections(self) -> int:
@@ -507,9 +506,7 @@ class Simulator:
         try:
             fault = Fault(kind=kind, **fields)
         except ValidationError as exc:
-            error = exc.errors(include_url=False)[0]
-            where = ".".join(str(part) for part in error["loc"])
-            raise ValueError(f"{kind}: {where + ': ' if where else ''}{error['msg']}") from None
+            raise ValueError(f"{kind}: {first_error(exc)}") from None
         return self._known_stream(fault)
 
     def _known_stream(self, fault: Fault) -> Fault:

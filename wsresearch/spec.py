@@ -232,6 +232,18 @@ class FeedSpec(BaseModel):
             data["connection"] = connection | {"url": data["url"]}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _description_masks_url(cls, data: Any) -> Any:
+        # A description that names the URL (the raw adapter's does) must not carry
+        # its credentials into reprs, the console and recordings' manifests.
+        if isinstance(data, dict) and isinstance(data.get("url"), str) and isinstance(
+            data.get("description"), str
+        ):
+            url = data["url"]
+            data = data | {"description": data["description"].replace(url, redact_url(url))}
+        return data
+
     @model_validator(mode="after")
     def _check_names(self) -> FeedSpec:
         names = [channel.name for channel in self.channels]
@@ -256,12 +268,9 @@ class FeedSpec(BaseModel):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # Credentials shown masked: the URL's, and the redact keys' values in the
         # auth and subscribe messages (a notebook displays a spec in full).
-        url = redact_url(self.url)
         for name, value in super().__repr_args__():
             if name == "url":
-                value = url
-            elif name == "description":
-                value = value.replace(self.url, url)
+                value = redact_url(value)
             elif name == "auth" and not callable(value):
                 value = mask(value, self.redact)
             elif name == "subscribe":

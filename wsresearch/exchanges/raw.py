@@ -13,7 +13,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from ..connection import redact_url
 from ..spec import Channel, FeedSpec, OutboundMessage, SpecOrigin
 
 __all__ = ["spec"]
@@ -41,7 +40,7 @@ def spec(
         "channels": [Channel(name="message", model=model)],
         "type_of": _message_if_object,
         "subscribe": list(subscribe),
-        "description": f"raw JSON feed at {redact_url(url)}, by {type_field!r}",
+        "description": f"raw JSON feed at {url}, by {type_field!r}",
         "origin": SpecOrigin(adapter="raw", arguments={"type_field": type_field}),
     }
     return FeedSpec(**fields).replace(**overrides)
