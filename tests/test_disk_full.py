@@ -87,12 +87,13 @@ async def test_the_backlog_is_bounded_and_what_it_drops_is_counted_and_named(
     assert not recording.manifest.complete
     assert recording.manifest.incomplete_reason == "1 write(s) failed; 4 event(s) lost"
     events = recording.events()
-    assert events["seq"].to_list() == list(range(4, 13))
+    assert events["seq"].to_list() == list(range(4, 14))  # 13: the session's stop
+    assert events["kind"][-1] == "stop"
     assert events.filter(pl.col("kind") == "mark")["data"].to_list() == ["six in"]
     (note,) = events.filter(pl.col("kind") == "error")["data"].to_list()
     assert "4 event(s) dropped, seq 0-3" in note
     assert quality_report(recording).recording == (
-        "incomplete: 1 write(s) failed; 4 event(s) lost; 4 of 13 event(s) not in the files")
+        "incomplete: 1 write(s) failed; 4 event(s) lost; 4 of 14 event(s) not in the files")
 
 
 @pytest.mark.parametrize("mark_at", [1, 4])  # dropped with the oldest, or kept
@@ -116,7 +117,8 @@ async def test_a_backlog_that_overflows_on_a_later_failed_write_keeps_the_newest
     _mend(tmp_path / "rec" / "segments")
     await recorder.stop()
     events = Recording.open(tmp_path / "rec").events()
-    assert events["seq"].to_list() == [3, 4, 5, 6, 7, 8]  # 8: the error naming seq 0-2
+    # 8: the error naming seq 0-2; 9: the session's stop
+    assert events["seq"].to_list() == [3, 4, 5, 6, 7, 8, 9]
     assert ("here" in events["data"].to_list()) is (mark_at >= 3)
     assert "3 event(s) dropped, seq 0-2" in events.filter(kind="error")["data"][0]
 
@@ -129,9 +131,9 @@ async def test_events_still_unwritten_at_stop_are_counted_lost(tmp_path: Path) -
     _break(tmp_path / "rec" / "segments")
     _frames(recorder, 3, 7)
     await recorder.stop()
-    assert (recorder.lost, recorder.held, recorder.errors) == (7, 0, 1)
+    assert (recorder.lost, recorder.held, recorder.errors) == (8, 0, 1)  # 7 frames, the stop
     recording = Recording.open(tmp_path / "rec")
-    assert recording.manifest.incomplete_reason == "1 write(s) failed; 7 event(s) lost"
+    assert recording.manifest.incomplete_reason == "1 write(s) failed; 8 event(s) lost"
     (written,) = (tmp_path / "rec" / "aside").rglob("*.parquet")  # out of the reader's way
     assert pl.read_parquet(written)["seq"].to_list() == [0, 1, 2]
 

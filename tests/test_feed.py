@@ -55,7 +55,7 @@ async def test_a_feed_turns_frames_into_validated_polars_rows() -> None:
     stats = feed.stats
     assert stats.ok == trades.height + feed.frame("ticker").height
     assert stats.control == 1  # the 'subscribed' ack
-    assert stats.invalid == stats.dropped == stats.stale == 0
+    assert stats.invalid == stats.dropped == stats.old_generation == 0
     assert stats.received == stats.processed
     with pytest.raises(UnknownChannelError, match="unknown channel 'trades'"):
         feed.frame("trades")
@@ -152,7 +152,7 @@ async def test_stale_generation_frames_are_counted_and_never_parsed() -> None:
         # A frame that arrived on generation 1 but was still queued at the reconnect.
         feed.queue.put((old, 1, 0, 0, -1))
         await feed.queue.join()
-        assert feed.stats.stale == 1
+        assert feed.stats.old_generation == 1
         assert 0 not in feed.frame("trade")["recv_mono_ns"].to_list()
 
 
@@ -178,7 +178,7 @@ async def test_drop_oldest_under_a_burst_counts_what_it_drops() -> None:
             assert feed.stats.dropped > 0  # a queue of one cannot absorb a burst
             await feed.queue.join()
         s = feed.stats
-        assert s.received == s.processed + s.dropped + s.stale
+        assert s.received == s.processed + s.dropped + s.old_generation
         assert s.ok + s.duplicates + s.control + s.invalid == s.processed
 
 

@@ -37,7 +37,7 @@ def test_the_shipped_session_shows_exactly_its_fault_script() -> None:
         "reject:invalid_utf8": 1, "reject:invalid_json": 1, "reject:unknown_type": 2,
         "reject:schema_error": 2}
     assert report.sequence.filter(pl.col("gaps") > 0).rows() == [("trade", 1, 3, 0, 0)]
-    assert outcomes["dropped_live"] == outcomes["stale_live"] == 0
+    assert outcomes["dropped_live"] == outcomes["old_generation_live"] == 0
     streams = {r["stream"]: r for r in report.streams.iter_rows(named=True)}
     assert streams["trade"]["messages"] == 2150 and streams["trade"]["stale_episodes"] == 0
     assert streams["order"]["messages"] == 0  # silent, and allowed to be

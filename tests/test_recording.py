@@ -149,10 +149,11 @@ async def test_torn_and_damaged_segments_are_skipped_with_a_warning(tmp_path: Pa
         recording = Recording.open(tmp_path / "rec")
     with pytest.warns(UserWarning, match="unreadable segment"):
         events = recording.events()
-    assert events["seq"].to_list() == list(range(15))
+    assert events["seq"].to_list() == list(range(16))  # 15: the session's stop
+    assert events["kind"][-1] == "stop"
     with pytest.warns(UserWarning, match="unreadable segment"):
         streamed = list(recording.iter_events())
-    assert [e["seq"] for e in streamed] == list(range(15))
+    assert [e["seq"] for e in streamed] == list(range(16))
     assert_frame_equal(pl.DataFrame(streamed, schema=EVENT_SCHEMA), events)
 
 

@@ -53,7 +53,7 @@ async def record_session(path: Path, **spec_options: object) -> Feed:
 
 async def test_complete_replay_gives_the_live_frames_and_counters(tmp_path: Path) -> None:
     live = await record_session(tmp_path / "rec")
-    assert live.stats.dropped == live.stats.stale == 0
+    assert live.stats.dropped == live.stats.old_generation == 0
     result = replay(tmp_path / "rec", live.spec)
     for channel in live.spec.channel_names:
         assert_frame_equal(result.frames[channel], live.frame(channel))
@@ -110,7 +110,7 @@ async def test_faithful_replay_reproduces_a_live_run_that_dropped(tmp_path: Path
     complete = replay(tmp_path / "rec", spec, mode="complete")
     for channel in spec.channel_names:
         assert_frame_equal(faithful.frames[channel], live.frame(channel))
-    assert faithful.stats["skipped"] == live.stats.dropped + live.stats.stale
+    assert faithful.stats["skipped"] == live.stats.dropped + live.stats.old_generation
     assert complete.frames["trade"].height > live.frame("trade").height
 
 

@@ -31,11 +31,11 @@ class BackoffConfig(BaseModel):
         Relative spread in ``[0, 1]``: ``0.1`` gives delays within ±10 %.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    initial_delay: float = Field(1.0, gt=0)
-    max_delay: float = Field(60.0, gt=0)
-    multiplier: float = Field(2.0, ge=1)
+    initial_delay: float = Field(1.0, gt=0, le=86_400)
+    max_delay: float = Field(60.0, gt=0, le=86_400)
+    multiplier: float = Field(2.0, ge=1, le=1_000)
     jitter: float = Field(0.1, ge=0, le=1)
 
     @model_validator(mode="after")

@@ -67,6 +67,7 @@ from .errors import (
 )
 
 __all__ = [
+    "CLIENT_CLOSE_REASONS",
     "CloseCategory",
     "CloseInfo",
     "ConnectionConfig",
@@ -75,6 +76,7 @@ __all__ = [
     "ReconnectConfig",
     "WebSocketManager",
     "classify_close_code",
+    "describe_close",
     "redact_url",
     "validate_ws_url",
 ]
@@ -110,6 +112,13 @@ class CloseCategory(StrEnum):
 
 # Shorter values are not masked in logs (a query's "x=1" is not a credential).
 _MIN_SECRET = 6
+
+CLIENT_CLOSE_REASONS: tuple[str, ...] = (
+    "client disconnect", "no pong", "reconnect requested", "resync", "peer stopped reading",
+)
+"""How the reasons of the closes this side makes begin: the end of a session, a dead or
+stalled peer dropped by the heartbeat, a requested reconnect or resync. A replay server
+leaves these closes to its client, as the live server never made them."""
 
 # Codes this side sends when it fails a connection because of what the peer sent.
 _FAILED_BY_US = frozenset({1002, 1007, 1009})
@@ -156,6 +165,57 @@ def classify_close_code(
     if overrides and code in overrides:
         return CloseCategory(overrides[code])
     return _CATEGORIES.get(code, CloseCategory.UNKNOWN)
+
+
+_CLOSE_NAMES: dict[int, str] = {
+    1000: "normal closure",
+    1001: "going away",
+    1002: "protocol error",
+    1003: "unsupported data",
+    1005: "no status code",
+    1006: "abnormal closure",
+    1007: "invalid data",
+    1008: "policy violation",
+    1009: "message too big",
+    1010: "mandatory extension",
+    1011: "internal error",
+    1012: "service restart",
+    1013: "try again later",
+    1014: "bad gateway",
+    1015: "TLS handshake failure",
+    # What the manager records for a refused handshake (HTTP 401, 403, 429).
+    4401: "unauthorized",
+    4403: "forbidden",
+    4429: "rate limited",
+}
+
+
+def describe_close(code: int | None, category: CloseCategory | str | None = None) -> str:
+    """A close code for people: its name, the code, and the category that decides the retry.
+
+    1006 is the code of a connection that ended without a closing handshake
+    (a reset, a dead peer): it is named *abnormal closure* even though its
+    category, ``NORMAL``, retries it on the normal backoff like any network blip.
+
+    Examples
+    --------
+    >>> describe_close(1006, CloseCategory.NORMAL)
+    'abnormal closure (1006), NORMAL'
+    >>> describe_close(4000)
+    'application code (4000)'
+    >>> describe_close(None)
+    'no close code'
+    """
+    if code is None:
+        text = "no close code"
+    else:
+        name = _CLOSE_NAMES.get(code)
+        if name is None:
+            name = "application code" if 3000 <= code <= 4999 else "unknown code"
+        text = f"{name} ({code})"
+    if category is not None:
+        text += f", {CloseCategory(category).name}"
+    return text
 
 
 def validate_ws_url(url: str) -> str:
@@ -238,11 +298,12 @@ class HeartbeatConfig(BaseModel):
         that want one: a string, a JSON-able dict, or a callable returning one.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True,
+                              allow_inf_nan=False)
 
     enabled: bool = True
-    interval: float = Field(20.0, gt=0)
-    timeout: float = Field(10.0, gt=0)
+    interval: float = Field(20.0, gt=0, le=3600)
+    timeout: float = Field(10.0, gt=0, le=3600)
     ping_message: str | dict[str, Any] | Callable[[], str | dict[str, Any]] | None = None
 
 
@@ -278,7 +339,8 @@ class ConnectionConfig(BaseModel):
     """
 
     # Inputs are hidden from validation errors: URLs and headers may carry keys.
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True,
+                              allow_inf_nan=False)
 
     url: str
     subprotocols: tuple[str, ...] = ()
@@ -286,8 +348,8 @@ class ConnectionConfig(BaseModel):
     reconnect: ReconnectConfig = ReconnectConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
     max_message_size: int | None = Field(16 * 1024 * 1024, ge=1)
-    open_timeout: float = Field(10.0, gt=0)
-    close_timeout: float = Field(5.0, gt=0)
+    open_timeout: float = Field(10.0, gt=0, le=3600)
+    close_timeout: float = Field(5.0, gt=0, le=3600)
     close_codes: dict[int, CloseCategory] = Field(default_factory=dict)
     verify_tls: bool = True
 

@@ -113,7 +113,8 @@ class FeedMonitor:
         last_close = "none" if close is None else f"{close.code} {close.category.name}"
         pipeline = Text(
             f"queue {stats.queue_size}/{stats.queue_max}  dropped {stats.dropped}  "
-            f"duplicates {stats.duplicates}  stale {stats.stale}  rejects: {rejects}\n"
+            f"duplicates {stats.duplicates}  old generation {stats.old_generation}  "
+            f"rejects: {rejects}\n"
             f"last close: {last_close}  pongs {stats.pongs}"
             + ("" if stats.last_rtt is None else f" (rtt {stats.last_rtt * 1000:.1f} ms)")
         )
@@ -149,7 +150,7 @@ class FeedMonitor:
             ("control frames", stats.control),
             ("rejected frames", stats.invalid),
             ("dropped by queue", stats.dropped),
-            ("stale-generation frames", stats.stale),
+            ("old-generation frames", stats.old_generation),
             ("health transitions", len(self.feed.health.transitions)),
             ("sequence gaps (numbers missing)",
              f"{stats.sequence_gaps} ({stats.sequence_missing})"),

@@ -12,7 +12,7 @@
 Receive times are taken when the frame leaves the socket, before the queue,
 so queueing delay never shows up as exchange latency. Frames that were
 received on a previous generation but are still queued when a new connection
-opens are *stale*: counted, never parsed (a fresh snapshot follows every
+opens are *old-generation* frames: counted, never parsed (a fresh snapshot follows every
 reconnect, and applying old deltas after it would corrupt state).
 
 Everything runs on the event loop that calls :meth:`Feed.start`, the notebook
@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import random
+import warnings
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass, field
@@ -87,7 +88,7 @@ class FeedStats:
     received
         Frames read from the socket.
     processed
-        Frames that went through the parser (stale ones excluded).
+        Frames that went through the parser (old-generation ones excluded).
     ok
         Valid, new messages stored as rows.
     duplicates
@@ -100,8 +101,10 @@ class FeedStats:
         Rejected frames by reason.
     dropped
         Frames discarded by the queue's overflow policy.
-    stale
-        Frames from a previous generation discarded after a reconnect.
+    old_generation
+        Frames of a replaced connection, still queued when the new one opened:
+        discarded unparsed (a fresh snapshot follows every reconnect). Not to be
+        confused with a *stale stream*, one silent beyond its threshold.
     queue_size
         Frames waiting now.
     queue_max
@@ -149,7 +152,7 @@ class FeedStats:
     invalid: int
     rejects: dict[str, int]
     dropped: int
-    stale: int
+    old_generation: int
     queue_size: int
     queue_max: int
     handler_errors: int
@@ -169,6 +172,14 @@ class FeedStats:
     def as_dict(self) -> dict[str, Any]:
         """The counters as a plain dict."""
         return asdict(self)
+
+    @property
+    def stale(self) -> int:
+        """Deprecated name of :attr:`old_generation`."""
+        warnings.warn("FeedStats.stale is now FeedStats.old_generation (frames of a replaced "
+                      "connection; a stale stream is another thing)", DeprecationWarning,
+                      stacklevel=2)
+        return self.old_generation
 
 
 class Feed:
@@ -264,7 +275,7 @@ class Feed:
         self._extend = self.store.extend
         self._record_batch = self.health.record_batch
         self._current_generation = 0
-        self._stale = 0
+        self._old_generation = 0
         self._handler_errors = 0
         self._pongs = 0
         self._last_rtt: float | None = None
@@ -550,7 +561,7 @@ class Feed:
             invalid=sum(rejects.values()),
             rejects=rejects,
             dropped=self._dropped_before + self.queue.dropped,
-            stale=self._stale,
+            old_generation=self._old_generation,
             queue_size=self.queue.size,
             queue_max=self.queue.max_size,
             handler_errors=self._handler_errors,
@@ -585,7 +596,7 @@ class Feed:
         current = self._current_generation
         fresh = [item for item in items if item[1] == current]
         if len(fresh) != len(items):
-            self._drop_stale([item for item in items if item[1] != current])
+            self._drop_old_generation([item for item in items if item[1] != current])
         outcomes = self._parse_batch([item[0] for item in fresh], [item[2] for item in fresh])
         per_type, observe = self._per_type, self._observe
         rows: dict[str, list[Any]] = {}
@@ -633,10 +644,11 @@ class Feed:
         if last:
             self._record_batch(first, last)
 
-    def _drop_stale(self, items: list[_Item]) -> None:
-        self._stale += len(items)
+    def _drop_old_generation(self, items: list[_Item]) -> None:
+        self._old_generation += len(items)
         if self.recorder is not None:  # so a faithful replay skips them too
             for item in items:
+                # "stale" is the recording format's name for an old-generation drop.
                 self.recorder.record("drop", item[1], ref_seq=item[4], reason="stale")
 
     def _on_sequence_gap(
@@ -671,7 +683,7 @@ class Feed:
 
     async def _on_connected(self) -> None:
         # Registered first, and it never awaits, so this runs before the new
-        # socket's reader has delivered anything: no new frame is judged stale.
+        # socket's reader has delivered anything: no new frame is judged old.
         self._current_generation = self.manager.generation
         self._connected_ns = self._mono_ns()
         self._timeline.append(("open", self._current_generation, self._connected_ns,

@@ -32,6 +32,11 @@ __all__ = ["HealthMonitor", "HealthTransition", "StreamConfig", "StreamStatus"]
 
 log = logging.getLogger(__name__)
 _NS_PER_S = 1_000_000_000
+_WEEK = 7 * 86_400.0
+MIN_CHECK_INTERVAL = 0.001
+"""The shortest ``check_interval``: a check costs microseconds, a thousand a second is plenty."""
+MAX_CHECK_INTERVAL = 3600.0
+"""The longest ``check_interval``."""
 
 
 class StreamConfig(BaseModel):
@@ -48,10 +53,10 @@ class StreamConfig(BaseModel):
         Silence is normal for this stream: never report it stale.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    expected_interval: float = Field(gt=0)
-    stale_threshold: float = Field(gt=0)
+    expected_interval: float = Field(gt=0, le=_WEEK)
+    stale_threshold: float = Field(gt=0, le=_WEEK)
     allow_silence: bool = False
 
     @model_validator(mode="after")
@@ -131,8 +136,9 @@ class HealthMonitor:
         *,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
-        if check_interval <= 0:
-            raise ValueError(f"check_interval must be > 0 seconds, got {check_interval}")
+        if not MIN_CHECK_INTERVAL <= check_interval <= MAX_CHECK_INTERVAL:  # NaN fails too
+            raise ValueError(f"check_interval must be between {MIN_CHECK_INTERVAL:g} and "
+                             f"{MAX_CHECK_INTERVAL:g} seconds, got {check_interval}")
         self._clock = clock or SystemClock()
         self._configs = {
             name: cfg if isinstance(cfg, StreamConfig) else StreamConfig.model_validate(cfg)

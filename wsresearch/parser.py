@@ -90,6 +90,7 @@ OUTCOMES: tuple[str, ...] = (OK, DUPLICATE, CONTROL, EXCHANGE_ERROR, *REJECT_REA
 """Every status :meth:`MessageParser.parse` can return."""
 
 _NS_PER_S = 1_000_000_000
+_MAX_TTL = 7 * 86_400.0  # a week: longer would only fill the cache
 # Raw text kept per reject: enough to see what went wrong, bounded in memory.
 _MAX_REJECT_TEXT = 4096
 
@@ -261,8 +262,9 @@ class MessageParser:
     ) -> None:
         if max_dedupe_size < 1:
             raise ValueError(f"max_dedupe_size must be >= 1, got {max_dedupe_size}")
-        if dedupe_ttl <= 0:
-            raise ValueError(f"dedupe_ttl must be > 0 seconds, got {dedupe_ttl}")
+        if not 0 < dedupe_ttl <= _MAX_TTL:  # NaN fails too
+            raise ValueError(f"dedupe_ttl must be > 0 and <= {_MAX_TTL:g} seconds, "
+                             f"got {dedupe_ttl}")
         if max_rejects < 0:
             raise ValueError(f"max_rejects must be >= 0, got {max_rejects}")
         self._type_of = type_of

@@ -297,7 +297,7 @@ def _from_recording(
     frames_seen = recording.frames().select("generation", "recv_mono_ns")
     drops = events.filter(kind="drop")
     live = {"dropped_live": drops.filter(reason="overflow").height,
-            "stale_live": drops.filter(reason="stale").height}
+            "old_generation_live": drops.filter(reason="stale").height}
     whole = _completeness(recording, events)
     if spec is None:
         outcomes = {"received": frames_seen.height, **live}
@@ -347,7 +347,7 @@ def _from_feed(feed: Feed) -> QualityReport:
     outcomes = {"received": stats.received, "ok": stats.ok, "duplicates": stats.duplicates,
                 "control": stats.control, "exchange_errors": stats.exchange_errors,
                 **{f"reject:{k}": v for k, v in stats.rejects.items()},
-                "dropped_live": stats.dropped, "stale_live": stats.stale}
+                "dropped_live": stats.dropped, "old_generation_live": stats.old_generation}
     recorder = feed.recorder
     recording = "not recording" if recorder is None else (
         f"to {recorder.path}: {recorder.errors} failed write(s), {recorder.held} event(s) "

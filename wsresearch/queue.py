@@ -71,7 +71,7 @@ class QueueConfig(BaseModel):
         Policy when full.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     max_size: int = Field(1000, ge=1)
     concurrency: int = Field(1, ge=1)

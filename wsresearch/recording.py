@@ -8,15 +8,16 @@ A recording is a directory::
     segments/0001/...
 
 Every event of the session (``open``, ``frame``, ``sent``, ``close``, ``error``,
-``pong``, ``drop``, ``health``, ``mark``, ``gap``) is one row of one table (:data:`EVENT_SCHEMA`),
-numbered by ``seq``. The :class:`Recorder` keeps new events in memory (a tuple
-append on the hot path) and writes them as one Parquet file per flush, at least
-every ``flush_interval`` seconds, from a worker thread. Each file is written under
-a temporary name and renamed when complete, so a crash loses at most the events of
-the last interval and never leaves a half-written file where a reader looks: a
-leftover ``.tmp`` is skipped with a warning. Files are grouped in segment folders,
-a new one every ``rotate_interval`` seconds, so no folder or file grows without
-bound.
+``pong``, ``drop``, ``health``, ``mark``, ``gap``, ``stop``) is one row of one
+table (:data:`EVENT_SCHEMA`), numbered by ``seq``. The :class:`Recorder` keeps new
+events in memory (a tuple append on the hot path) and writes them as one Parquet
+file per flush, at least every ``flush_interval`` seconds, from a worker thread.
+Each file is written under a temporary name and renamed when complete, so a crash
+loses at most the events of the last interval and never leaves a half-written file
+where a reader looks: a leftover ``.tmp`` is skipped with a warning. Files are
+grouped in segment folders, a new one every ``rotate_interval`` seconds, so no
+folder or file grows without bound. One recorder writes a directory: it claims it
+with a lock file, and refuses a directory that is not new or empty.
 
 Read it back with :class:`Recording`, or with polars alone::
 
@@ -34,23 +35,26 @@ import contextlib
 import functools
 import heapq
 import importlib
+import inspect
 import io
 import itertools
 import json
 import logging
+import math
 import os
 import shutil
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ._files import make_private_dirs, write_private
 from .clock import Clock, SystemClock, VirtualClock
 from .connection import redact_url
-from .errors import RecordingError, RecordingFormatError
+from .errors import RecordingError, RecordingFormatError, first_error
 from .redaction import redact_text, secret_values
 from .spec import FeedSpec, SpecOrigin
 
@@ -71,8 +75,10 @@ log = logging.getLogger(__name__)
 FORMAT_NAME = "wsresearch-recording"
 FORMAT_VERSION = 1
 EVENT_KINDS: tuple[str, ...] = (
-    "open", "frame", "sent", "close", "error", "pong", "drop", "health", "mark", "gap",
+    "open", "frame", "sent", "close", "error", "pong", "drop", "health", "mark", "gap", "stop",
 )
+"""Every event kind a recorder writes. Readers skip kinds they do not know, so a
+recording with a kind added later still reads, replays and reports."""
 
 EVENT_SCHEMA: dict[str, pl.DataType] = {
     "seq": pl.Int64(),  # 0, 1, 2 ... over the whole recording
@@ -97,43 +103,67 @@ _FrameColumns = tuple[list[int], list[int], list[int], list[int], list[str]]
 _Batch = tuple[_FrameColumns, set[int], list[tuple[Any, ...]]]
 _MANIFEST = "manifest.json"
 _SEGMENTS = "segments"
+_LOCK = ".lock"
+# Values shorter than this are not masked by value in sent messages: masking every
+# "1" would garble the text, and no credential is that short.
+_MIN_HIDDEN = 6
+_INT64 = range(-(2**63), 2**63)
+# Longer flush intervals would let a crash lose more than anyone would expect.
+_MAX_FLUSH_INTERVAL = 3600.0
 
 
-_PRIVATE_DIR = 0o700
-_PRIVATE_FILE = 0o600
+def clean_text(text: str) -> str:
+    r"""``text`` as it can be stored: a lone surrogate (which UTF-8 cannot encode) escaped.
 
+    A note or an error message can hold one (``os.fsdecode`` of a file name that is
+    not UTF-8 gives ``"\udce9"``); written as is, it would fail the whole segment.
 
-def _private(path: Path) -> BinaryIO:
-    """Open ``path`` for writing, created readable by its owner only.
-
-    Recordings hold what an exchange sent to an account (and the account's own
-    requests, redacted): nobody else on the machine should read them.
+    Examples
+    --------
+    >>> clean_text("caf\udce9.csv")
+    'caf\\udce9.csv'
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE_FILE)
-    os.fchmod(fd, _PRIVATE_FILE)  # also when the file was left over by a crash
-    return os.fdopen(fd, "wb")
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _clean(value: str | None) -> str | None:
+    return None if value is None else clean_text(str(value))
+
+
+_Ns = Annotated[int, Field(strict=True, ge=_INT64.start, lt=_INT64.stop)]
 
 
 class RecordingManifest(BaseModel):
-    """``manifest.json``: what was recorded, from where, and whether it is complete."""
+    """``manifest.json``: what was recorded, from where, and whether it is complete.
 
-    model_config = ConfigDict(extra="allow")
+    Every field is checked when a recording is opened (a manifest is data, perhaps
+    edited or damaged): times are ints of ns that fit in 64 bits, counts are not
+    negative, intervals are finite and positive.
+    """
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     format: Literal["wsresearch-recording"] = "wsresearch-recording"
-    version: int = FORMAT_VERSION
+    version: int = Field(FORMAT_VERSION, strict=True, ge=1)
     wsresearch_version: str
     source_url: str
     description: str = ""
     channels: list[str] = []
     redacted_keys: list[str] = []
-    started_wall_ns: int
-    ended_wall_ns: int | None = None
+    started_wall_ns: _Ns
+    ended_wall_ns: _Ns | None = None
     complete: bool = False
     incomplete_reason: str | None = None
-    events: int | None = None
+    events: int | None = Field(None, ge=0)
     spec_origin: SpecOrigin | None = None
-    flush_interval: float
-    rotate_interval: float
+    flush_interval: float = Field(gt=0)
+    rotate_interval: float = Field(gt=0)
 
 
 class Recorder:
@@ -142,7 +172,9 @@ class Recorder:
     Parameters
     ----------
     path
-        The recording directory; created, and refused if it already holds a recording.
+        A new or empty directory. It is created (owner-only) if missing; a directory
+        that holds a recording, or anything else, is refused rather than written
+        into, and one that another recorder has claimed is refused too.
     source_url
         Where the feed connects (credentials are removed before it is stored).
     description
@@ -154,9 +186,10 @@ class Recorder:
     origin
         The spec's :class:`~wsresearch.spec.SpecOrigin`, so the recording can rebuild it.
     flush_interval
-        Seconds between writes (at most this much is lost in a crash).
+        Seconds between writes (at most this much is lost in a crash); finite,
+        at most an hour.
     rotate_interval
-        Seconds per segment folder.
+        Seconds per segment folder; finite, at least a second.
     max_buffer
         Events held in memory before a write is started early.
     max_backlog
@@ -189,10 +222,13 @@ class Recorder:
         clock: Clock | None = None,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
-        if flush_interval <= 0:
-            raise ValueError(f"flush_interval must be > 0 seconds, got {flush_interval}")
-        if rotate_interval <= 0:
-            raise ValueError(f"rotate_interval must be > 0 seconds, got {rotate_interval}")
+        # NaN fails every comparison: each check is written so that NaN fails it.
+        if not 0 < flush_interval <= _MAX_FLUSH_INTERVAL:
+            raise ValueError(f"flush_interval must be > 0 and <= {_MAX_FLUSH_INTERVAL:g} "
+                             f"seconds, got {flush_interval}")
+        if not 1.0 <= rotate_interval < math.inf:
+            raise ValueError(f"rotate_interval must be a finite number of seconds >= 1, "
+                             f"got {rotate_interval}")
         if max_buffer < 1:
             raise ValueError(f"max_buffer must be >= 1, got {max_buffer}")
         if max_backlog < max_buffer:
@@ -214,6 +250,9 @@ class Recorder:
         self._frames: _FrameColumns = ([], [], [], [], [])
         self._binary: set[int] = set()
         self._others: list[tuple[Any, ...]] = []
+        self._hidden: set[str] = set()
+        self._generation = 0  # of the last open: where the stop event belongs
+        self._lock: int | None = None
         self._seq = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -259,23 +298,57 @@ class Recorder:
         """
         if self.running:
             return
-        if (self.path / _MANIFEST).exists():
-            raise RecordingError(
-                f"{self.path} already holds a recording; choose a new directory"
-            )
+        self._claim()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            for folder in (self.path, self.path / _SEGMENTS):
-                folder.mkdir(mode=_PRIVATE_DIR, exist_ok=True)
-                os.chmod(folder, _PRIVATE_DIR)  # whatever the umask: the owner's only
+            make_private_dirs(self.path / _SEGMENTS)
+            self._started_wall = self._clock.time_ns()
+            self.manifest = self.manifest.model_copy(
+                update={"started_wall_ns": self._started_wall})
+            self._write_manifest()
         except OSError as exc:
+            self._release()
             raise RecordingError(f"cannot create recording directory {self.path}: {exc}") from None
-        self._started_wall = self._clock.time_ns()
-        self.manifest = self.manifest.model_copy(update={"started_wall_ns": self._started_wall})
-        self._write_manifest()
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name="wsresearch-recorder"
         )
+
+    def _claim(self) -> None:
+        """Make :attr:`path` this recorder's: new or empty, and locked against a second writer.
+
+        The directory is created if missing (owner-only). An existing one is never
+        changed: it must be empty, and the lock file is created exclusively, so of
+        two recorders started at once on one directory, one is refused.
+        """
+        path = self.path
+        try:
+            make_private_dirs(path)
+        except OSError as exc:
+            raise RecordingError(f"cannot create recording directory {path}: {exc}") from None
+        if (path / _MANIFEST).exists():
+            raise RecordingError(f"{path} already holds a recording; choose a new directory")
+        try:
+            self._lock = os.open(path / _LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise RecordingError(
+                f"another recorder is writing to {path} (or one was killed there, leaving "
+                f"{_LOCK}); choose a new directory") from None
+        except OSError as exc:
+            raise RecordingError(f"cannot write to {path}: {exc}") from None
+        others = sorted(p.name for p in path.iterdir() if p.name != _LOCK)
+        if others:
+            self._release()
+            raise RecordingError(
+                f"{path} is not empty ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}"
+                "); a recording goes into a new or empty directory")
+
+    def _release(self) -> None:
+        """Give the directory up: the lock file goes, so the recording reads as finished."""
+        if self._lock is None:
+            return
+        os.close(self._lock)
+        self._lock = None
+        with contextlib.suppress(OSError):
+            (self.path / _LOCK).unlink()
 
     async def stop(self) -> None:
         """Write everything buffered, mark the manifest complete, stop the timer."""
@@ -284,6 +357,8 @@ class Recorder:
             return
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        # The end of the session: time spent disconnected, or stale, up to here counts.
+        self.record("stop", self._generation)
         await self.flush()
         unwritten = self.held
         if unwritten:  # the last write failed too: nothing more can be done
@@ -305,6 +380,7 @@ class Recorder:
             self._write_manifest()
         except OSError as exc:
             self._fail(f"cannot write the manifest: {exc}")
+        self._release()
 
     # -- the hot path and its friends ---------------------------------------------
 
@@ -343,14 +419,22 @@ class Recorder:
     ) -> int:
         """Record any event but a frame; return its ``seq``.
 
-        ``sent`` data is redacted here; ``open`` data (a URL) loses its credentials.
+        ``sent`` data is redacted here (the ``redact`` keys' values, and every value
+        given to :meth:`hide`); ``open`` data (a URL) loses its credentials. Text
+        that UTF-8 cannot encode (a lone surrogate) is stored escaped
+        (:func:`clean_text`), so one odd string cannot fail the writes after it.
         """
         if kind not in EVENT_KINDS or kind == "frame":
             raise ValueError(f"unknown event kind {kind!r}; use record_frame() for frames")
-        if kind == "sent" and data is not None:
-            data = redact_text(data, self._redact)
-        elif kind == "open" and data is not None:
-            data = redact_url(data)
+        if data is not None:
+            data = clean_text(str(data))
+            if kind == "sent":
+                data = self._redacted(data)
+            elif kind == "open":
+                data = redact_url(data)
+        if kind == "open":
+            self._generation = generation
+        reason, category, stream = _clean(reason), _clean(category), _clean(stream)
         seq = self._seq
         self._seq = seq + 1
         self._others.append((
@@ -360,6 +444,25 @@ class Recorder:
             kind, data, None, code, reason, category, rtt, stream, healthy, ref_seq,
         ))
         return seq
+
+    def hide(self, *values: str) -> None:
+        """Mask ``values`` (a key, a signature) wherever they appear in ``sent`` events.
+
+        For secrets no ``redact`` key names: the positional arguments of an auth
+        message (``{"op": "auth", "args": [KEY, expires, SIGNATURE]}``). Values
+        shorter than six characters are not masked by value.
+        """
+        self._hidden.update(v for v in values if isinstance(v, str) and len(v) >= _MIN_HIDDEN)
+
+    def _redacted(self, text: str) -> str:
+        text = redact_text(text, self._redact)
+        for value in self._hidden:
+            if value in text:
+                text = text.replace(value, "***")
+            escaped = json.dumps(value)[1:-1]  # as it appears inside JSON text
+            if escaped != value and escaped in text:
+                text = text.replace(escaped, "***")
+        return text
 
     async def flush(self) -> None:
         """Write what is buffered now (in a worker thread) and wait for it.
@@ -462,7 +565,7 @@ class Recorder:
         if frames[0]:
             columns = cast(tuple[list[Any], ...], frames)
             part = pl.DataFrame([
-                pl.Series(name, values, dtype=EVENT_SCHEMA[name])
+                _column(name, values)
                 for name, values in zip(_FRAME_COLUMNS, columns, strict=True)
             ]).with_columns(kind=pl.lit("frame"))
             if binary:
@@ -483,32 +586,19 @@ class Recorder:
         first_wall = int(table["wall_ns"][0])
         rotation = max(0, (first_wall - self._started_wall) // self._rotate_ns)
         folder = self.path / _SEGMENTS / f"{rotation:04d}"
-        folder.mkdir(mode=_PRIVATE_DIR, exist_ok=True)
-        final = folder / f"events-{first_seq:012d}.parquet"
-        temporary = final.with_suffix(".parquet.tmp")
+        make_private_dirs(folder)
         # zstd level 1: as small as the default level 3 for frame text here, and a
         # third less CPU, which is taken from the feed sharing this core.
         # Encoded in memory first, so that a failing disk surfaces as the OSError
         # itself (ENOSPC, EIO) and not as a polars "transport error".
         encoded = io.BytesIO()
         table.write_parquet(encoded, compression="zstd", compression_level=1, statistics=True)
-        try:
-            with _private(temporary) as handle:
-                handle.write(encoded.getbuffer())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, final)
-        except BaseException:
-            with contextlib.suppress(OSError):  # a torn file would only take space
-                temporary.unlink(missing_ok=True)
-            raise
+        write_private(folder / f"events-{first_seq:012d}.parquet", encoded.getbuffer())
         self.flushed_seq = int(table["seq"][-1])
 
     def _write_manifest(self) -> None:
-        temporary = self.path / (_MANIFEST + ".tmp")
-        with _private(temporary) as handle:
-            handle.write((self.manifest.model_dump_json(indent=2) + "\n").encode("utf-8"))
-        os.replace(temporary, self.path / _MANIFEST)
+        text = self.manifest.model_dump_json(indent=2) + "\n"
+        write_private(self.path / _MANIFEST, text.encode("utf-8"))
 
     def _fail(self, message: str) -> None:
         self.errors += 1
@@ -519,6 +609,21 @@ class Recorder:
 
     def __repr__(self) -> str:
         return f"Recorder({str(self.path)!r}, events={self._seq}, flushed_seq={self.flushed_seq})"
+
+
+def _column(name: str, values: list[Any]) -> pl.Series:
+    """One column of a segment; frame text that UTF-8 cannot encode is stored escaped.
+
+    Frames from a socket are always valid UTF-8 (websockets checks), so the
+    escape path runs only for text handed to the recorder directly.
+    """
+    dtype = EVENT_SCHEMA[name]
+    try:
+        return pl.Series(name, values, dtype=dtype)
+    except UnicodeEncodeError:
+        log.warning("a recorded frame held text UTF-8 cannot encode (a lone surrogate); "
+                    "it is stored with that character escaped")
+        return pl.Series(name, [clean_text(v) for v in values], dtype=dtype)
 
 
 class Recording:
@@ -556,7 +661,11 @@ class Recording:
         if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
             raise RecordingFormatError(f"{manifest_path} is not a {FORMAT_NAME} manifest")
         version = raw.get("version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise RecordingFormatError(
+                f"{manifest_path} is damaged: its version must be an integer >= 1, "
+                f"got {version!r}")
+        if version > FORMAT_VERSION:
             raise RecordingFormatError(
                 f"{root} uses recording format version {version}, newer than this "
                 f"wsresearch reads (version {FORMAT_VERSION}); upgrade wsresearch"
@@ -564,18 +673,9 @@ class Recording:
         try:
             manifest = RecordingManifest.model_validate(raw)
         except ValidationError as exc:
-            raise RecordingFormatError(f"{manifest_path} is damaged: {exc}") from None
-        files = []
-        for file in sorted((root / _SEGMENTS).glob("*/*"), key=lambda p: p.name):
-            if file.suffix == ".tmp" or file.name.endswith(".parquet.tmp"):
-                warnings.warn(
-                    f"skipping {file}: an unfinished write (the session ended abruptly)",
-                    stacklevel=2,
-                )
-                continue
-            if file.suffix == ".parquet":
-                files.append(file)
-        return cls(root, manifest, files)
+            raise RecordingFormatError(
+                f"{manifest_path} is damaged: {first_error(exc)}") from None
+        return cls(root, manifest, _segment_files(root / _SEGMENTS))
 
     @classmethod
     def from_frames(
@@ -615,8 +715,8 @@ class Recording:
             If ``path`` already holds a recording or cannot be written.
         TypeError, ValueError
             For a frame that is not text, bytes or a ``(wall_ns, text)`` pair with
-            a time that fits in 64 bits (the error names its position); nothing is
-            left behind at ``path``.
+            a time that fits in 64 bits, or text UTF-8 cannot encode (the error
+            names its position); nothing is left behind at ``path``.
         """
         from .notebook import run
 
@@ -636,28 +736,44 @@ class Recording:
         recorded URL. A spec built by hand, or changed in a way that decides rows,
         left no origin: pass it to :func:`~wsresearch.replay.replay` yourself.
 
+        Only the arguments the adapter's ``spec()`` declares by name are taken from
+        the manifest (symbols, channels, market options): a manifest is data, and
+        must not set health, queue or timing fields of the spec.
+
         Raises
         ------
         RecordingFormatError
             If the origin names an adapter this wsresearch does not have, or
-            arguments it refuses.
+            arguments it does not declare or refuses.
         """
         origin = self.manifest.spec_origin
         if origin is None:
             return None
         try:
             adapter = importlib.import_module(f"wsresearch.exchanges.{origin.adapter}")
-        except ImportError:
+            build = adapter.spec
+        except (ImportError, AttributeError):
             raise RecordingFormatError(
                 f"{self.path} was recorded with the adapter {origin.adapter!r}, which this "
                 "wsresearch does not have; upgrade it, or pass the spec yourself"
             ) from None
-        try:
-            spec: FeedSpec = adapter.spec(url=self.manifest.source_url, **origin.arguments)
-        except (TypeError, ValueError) as exc:
+        declared = _declared_arguments(build)
+        unknown = sorted(set(origin.arguments) - declared)
+        if unknown:
             raise RecordingFormatError(
-                f"cannot rebuild the {origin.adapter!r} spec of {self.path}: {exc}"
+                f"{self.path}: the manifest's spec_origin gives the {origin.adapter!r} adapter "
+                f"argument(s) {unknown} it does not take from a recording; it takes "
+                f"{sorted(declared)}")
+        try:
+            spec = build(url=self.manifest.source_url, **origin.arguments)
+        except Exception as exc:  # any refusal of edited arguments, whatever it raises
+            raise RecordingFormatError(
+                f"cannot rebuild the {origin.adapter!r} spec of {self.path}: "
+                f"{type(exc).__name__}: {exc}"
             ) from None
+        if not isinstance(spec, FeedSpec):
+            raise RecordingFormatError(
+                f"the {origin.adapter!r} adapter did not build a FeedSpec for {self.path}")
         return spec
 
     def iter_events(self) -> Iterator[dict[str, Any]]:
@@ -718,6 +834,37 @@ class Recording:
         )
 
 
+def _declared_arguments(build: Callable[..., Any]) -> set[str]:
+    """The arguments an adapter's ``spec()`` names, but the URL and connection settings.
+
+    Its ``**overrides`` (any :class:`~wsresearch.spec.FeedSpec` field) are not among them.
+    """
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {name for name, parameter in inspect.signature(build).parameters.items()
+            if parameter.kind in named and name not in ("url", "connection")}
+
+
+def _segment_files(segments: Path) -> list[Path]:
+    """The segment files to read, in ``seq`` order; anything else is skipped with a warning.
+
+    Only regular files are read: a FIFO, socket or device named like a segment
+    would block or mislead the reader. A leftover temporary file is the
+    unfinished write of a session that ended abruptly.
+    """
+    files = []
+    for file in sorted(segments.glob("*/*"), key=lambda p: p.name):
+        if file.name.endswith(".tmp"):
+            warnings.warn(f"skipping {file}: an unfinished write (the session ended abruptly)",
+                          stacklevel=3)
+        elif file.suffix != ".parquet":
+            continue
+        elif not file.is_file():  # follows a symlink: a link to a segment is read
+            warnings.warn(f"skipping {file}: not a regular file", stacklevel=3)
+        else:
+            files.append(file)
+    return files
+
+
 async def _write_frames(
     path: Path,
     frames: Iterable[str | bytes | tuple[int, str | bytes]],
@@ -762,11 +909,9 @@ async def _write_frames(
         raise
     await recorder.stop()
     if recorder.lost:
-        raise RecordingError(f"{recorder.lost} frame(s) could not be written to {path}; "
-                             "see the log for why")
-
-
-_INT64 = range(-(2**63), 2**63)
+        shutil.rmtree(path, ignore_errors=True)  # half a recording: gone, so a retry works
+        raise RecordingError(f"{recorder.lost} event(s) could not be written to {path} "
+                             f"({recorder.errors} failed write(s)); nothing was kept")
 
 
 def _frame(item: object, index: int) -> tuple[int | None, str | bytes]:
@@ -785,4 +930,8 @@ def _frame(item: object, index: int) -> tuple[int | None, str | bytes]:
         data = bytes(data)
     if not isinstance(data, str | bytes):
         raise TypeError(f"frame {index}: a frame is text or bytes, got {type(data).__name__}")
+    if isinstance(data, str) and clean_text(data) is not data:
+        raise ValueError(f"frame {index}: its text holds a character UTF-8 cannot encode "
+                         "(a lone surrogate, as from decoding bytes with surrogateescape); "
+                         "a WebSocket text frame never does: pass the frame's bytes")
     return wall, data

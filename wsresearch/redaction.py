@@ -1,8 +1,15 @@
 """Masking credentials in the messages a feed sends: for recordings, logs and reprs.
 
-A spec names the JSON keys whose values are secret (``FeedSpec.redact``: ``key``,
-``apiKey``, ``signature``, ``passphrase``...). These functions find or mask those
-values at any depth, in any letter case, in JSON text or in decoded values.
+A spec names the JSON keys whose values are secret (``FeedSpec.redact``, by
+default :data:`DEFAULT_REDACT`: ``key``, ``apiKey``, ``signature``, ``sign``,
+``passphrase``, ``jwt``, ``client_secret``, ``listenKey``...). These functions
+find or mask those values at any depth, in any letter case, in JSON text or in
+decoded values.
+
+An *auth* message is masked more widely: some exchanges pass the key and the
+signature positionally (Bybit: ``{"op": "auth", "args": [KEY, expires, SIG]}``),
+where no key names them. In an auth message every string inside a list is
+treated as secret too (:func:`auth_secret_values`, :func:`mask_auth`).
 """
 
 from __future__ import annotations
@@ -11,7 +18,18 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["mask", "redact_text", "secret_values"]
+__all__ = ["DEFAULT_REDACT", "auth_secret_values", "mask", "mask_auth", "redact_text",
+           "secret_values"]
+
+DEFAULT_REDACT: tuple[str, ...] = (
+    "key", "apiKey", "api_key", "secret", "secretKey", "secret_key", "api_secret",
+    "signature", "sign", "passphrase", "password", "token", "access_token", "refresh_token",
+    "jwt", "client_id", "client_secret", "listenKey", "private_key",
+)
+"""JSON keys whose values are masked by default (any letter case): the auth shapes of
+Binance, Bybit, OKX, Kraken, Coinbase and Deribit, and the common OAuth ones."""
+
+_MASK = "***"
 
 
 def redact_text(text: str, keys: Sequence[str]) -> str:
@@ -30,7 +48,7 @@ def redact_text(text: str, keys: Sequence[str]) -> str:
         value = json.loads(text)
     except ValueError:
         return text
-    return json.dumps(_scrub(value, {k.lower() for k in keys}, []), separators=(",", ":"))
+    return json.dumps(_scrub(value, _lower(keys), [], False), separators=(",", ":"))
 
 
 def secret_values(message: Any, keys: Sequence[str]) -> list[str]:
@@ -43,31 +61,22 @@ def secret_values(message: Any, keys: Sequence[str]) -> list[str]:
     >>> secret_values({"op": "auth", "args": {"Key": "k1", "sign": "s"}}, ["key"])
     ['k1']
     """
-    if isinstance(message, str):
-        try:
-            message = json.loads(message)
-        except ValueError:
-            return []
     found: list[str] = []
-    _scrub(message, {k.lower() for k in keys}, found)
+    _scrub(_decoded(message), _lower(keys), found, False)
     return found
 
 
-def _scrub(node: Any, secret: set[str], found: list[str]) -> Any:
-    """``node`` with the values of ``secret`` keys masked; their string values go to ``found``."""
-    if isinstance(node, dict):
-        scrubbed = {}
-        for key, value in node.items():
-            if isinstance(key, str) and key.lower() in secret:
-                if isinstance(value, str):
-                    found.append(value)
-                scrubbed[key] = "***"
-            else:
-                scrubbed[key] = _scrub(value, secret, found)
-        return scrubbed
-    if isinstance(node, list):
-        return [_scrub(value, secret, found) for value in node]
-    return node
+def auth_secret_values(message: Any, keys: Sequence[str]) -> list[str]:
+    """The secrets of an auth message: the values of ``keys``, and every string in a list.
+
+    Examples
+    --------
+    >>> auth_secret_values({"op": "auth", "args": ["KEY123", 1700000000, "SIG456"]}, ["key"])
+    ['KEY123', 'SIG456']
+    """
+    found: list[str] = []
+    _scrub(_decoded(message), _lower(keys), found, True)
+    return found
 
 
 def mask(message: Any, keys: Sequence[str]) -> Any:
@@ -83,4 +92,71 @@ def mask(message: Any, keys: Sequence[str]) -> Any:
     """
     if isinstance(message, str):
         return redact_text(message, keys)
-    return _scrub(message, {k.lower() for k in keys}, [])
+    return _scrub(message, _lower(keys), [], False)
+
+
+def mask_auth(message: Any, keys: Sequence[str]) -> Any:
+    """An auth message with its secrets masked: ``keys``' values and every string in a list.
+
+    Examples
+    --------
+    >>> mask_auth({"op": "auth", "args": ["KEY123", 1700000000, "SIG456"]}, [])
+    {'op': 'auth', 'args': ['***', 1700000000, '***']}
+    """
+    if isinstance(message, str):
+        decoded = _decoded(message)
+        if decoded is message:  # not JSON: nothing to tell apart, all of it is secret
+            return _MASK
+        return json.dumps(_scrub(decoded, _lower(keys), [], True), separators=(",", ":"))
+    return _scrub(message, _lower(keys), [], True)
+
+
+def _lower(keys: Sequence[str]) -> set[str]:
+    return {k.lower() for k in keys}
+
+
+def _decoded(message: Any) -> Any:
+    if isinstance(message, str):
+        try:
+            return json.loads(message)
+        except ValueError:
+            return message
+    return message
+
+
+def _scrub(node: Any, secret: set[str], found: list[str], positional: bool) -> Any:
+    """``node`` with secrets masked; their string values go to ``found``.
+
+    Secrets are the values of ``secret`` keys, and with ``positional`` every string
+    that is an item of a list.
+    """
+    if isinstance(node, dict):
+        scrubbed = {}
+        for key, value in node.items():
+            if isinstance(key, str) and key.lower() in secret:
+                found.extend(_strings(value))
+                scrubbed[key] = _MASK
+            else:
+                scrubbed[key] = _scrub(value, secret, found, positional)
+        return scrubbed
+    if isinstance(node, list):
+        items = []
+        for value in node:
+            if positional and isinstance(value, str):
+                found.append(value)
+                items.append(_MASK)
+            else:
+                items.append(_scrub(value, secret, found, positional))
+        return items
+    return node
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a masked value: a secret may be a list of them, or a nested object."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []

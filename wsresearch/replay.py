@@ -12,7 +12,7 @@ Health is checked at the recorded timeline's check points: every
 monitor's timer did, each check run before the first frame received after it.
 
 ``mode="complete"`` processes every recorded frame. ``mode="faithful"`` skips the
-frames the live session discarded (queue overflow, stale generation), recorded
+frames the live session discarded (queue overflow, old generation), recorded
 as ``drop`` events, so its frames equal the live feed's.
 """
 
@@ -35,6 +35,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ._ports import check_port, listening_url
 from .clock import VirtualClock
+from .connection import CLIENT_CLOSE_REASONS
 from .feed import Feed
 from .health import HealthTransition
 from .parser import CONTROL, DUPLICATE, OK, REJECT_REASONS, Reject
@@ -62,8 +63,9 @@ class ReplayResult:
     stats
         Counters: ``frames``, ``replayed``, ``skipped`` (faithful drops), ``ok``,
         ``duplicates``, ``control``, ``invalid``, ``rejects`` (by reason),
-        ``stale``, ``generations``, ``exchange_errors``, ``sequence_gaps``,
-        ``sequence_missing``, ``sequence_repeats``, ``sequence_out_of_order``.
+        ``old_generation`` (frames of a replaced connection), ``generations``,
+        ``exchange_errors``, ``sequence_gaps``, ``sequence_missing``,
+        ``sequence_repeats``, ``sequence_out_of_order``.
     rejects
         The rejected frames, with raw text and reason.
     gaps
@@ -163,7 +165,7 @@ def replay(
         "control": counts[CONTROL],
         "invalid": sum(counts[r] for r in REJECT_REASONS),
         "rejects": {r: counts[r] for r in REJECT_REASONS},
-        "stale": feed._stale,
+        "old_generation": feed._old_generation,
         "generations": generations,
     }
     live = feed.stats
@@ -309,9 +311,7 @@ def _sessions(recording: Recording) -> list[_Session]:
         )
         # Closes this side caused are not the server's to reproduce: the end of the
         # session, a resync, a dropped half-open socket. The server then just waits.
-        client_side = closes.height == 0 or (reason or "").startswith(
-            ("client disconnect", "no pong", "reconnect requested")
-        )
+        client_side = closes.height == 0 or (reason or "").startswith(CLIENT_CLOSE_REASONS)
         sessions.append(_Session(
             generation=int(str(generation)),
             waits_for_client="sent" in kinds[:first_frame],

@@ -97,7 +97,7 @@ class Fault(BaseModel):
         How many, for ``reject_auth``, ``duplicate``, ``sequence_gap``, ``burst``, ``malformed``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     kind: FaultKind
     at: float = Field(0.0, ge=0)

@@ -18,12 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .connection import ConnectionConfig, redact_url
 from .errors import UnknownChannelError
 from .frames import META_COLUMNS, explode_fields
-from .health import StreamConfig
+from .health import MAX_CHECK_INTERVAL, MIN_CHECK_INTERVAL, StreamConfig
 from .queue import QueueConfig
-from .redaction import mask
+from .redaction import DEFAULT_REDACT, mask, mask_auth
 from .sequence import Seq
 
-__all__ = ["Channel", "FeedSpec", "OutboundMessage", "SpecOrigin"]
+__all__ = ["CHANNEL_NAME", "Channel", "FeedSpec", "OutboundMessage", "SpecOrigin"]
+
+CHANNEL_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.@:-]*$"
+"""What a channel name may be: one safe path component (it names an export folder)."""
 
 OutboundMessage = str | dict[str, Any] | list[Any]
 """A message to send: text as is, anything else as compact JSON."""
@@ -35,7 +38,9 @@ class Channel(BaseModel):
     Parameters
     ----------
     name
-        The type name ``type_of`` returns for its frames; also the frame name.
+        The type name ``type_of`` returns for its frames; also the frame name, and
+        the name of its folder in an exported dataset: letters, digits and
+        ``_ . @ : -``, starting with a letter, digit or ``_`` (so never a path).
     model
         The pydantic model that validates them; its fields become columns.
     dedupe_key
@@ -66,7 +71,7 @@ class Channel(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=100, pattern=CHANNEL_NAME)
     model: type[BaseModel]
     dedupe_key: Callable[[Any], Hashable] | None = None
     stream: str | None = None
@@ -195,7 +200,8 @@ class FeedSpec(BaseModel):
     ['trade']
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True,
+                              allow_inf_nan=False)
 
     url: str
     channels: tuple[Channel, ...] = Field(min_length=1)
@@ -205,16 +211,15 @@ class FeedSpec(BaseModel):
     health: dict[str, StreamConfig] = Field(default_factory=dict)
     queue: QueueConfig = QueueConfig()
     connection: ConnectionConfig
-    redact: tuple[str, ...] = ("key", "apiKey", "api_key", "secret", "signature", "passphrase",
-                               "token", "password")
+    redact: tuple[str, ...] = DEFAULT_REDACT
     control: frozenset[str] = frozenset()
     control_texts: frozenset[str] = frozenset()
     errors: frozenset[str] = frozenset()
     error_text: Callable[[Any], str] | None = None
     description: str = ""
-    dedupe_ttl: float = Field(60.0, gt=0)
+    dedupe_ttl: float = Field(60.0, gt=0, le=7 * 86_400)
     max_dedupe_size: int = Field(10_000, ge=1)
-    check_interval: float = Field(1.0, gt=0)
+    check_interval: float = Field(1.0, ge=MIN_CHECK_INTERVAL, le=MAX_CHECK_INTERVAL)
     origin: SpecOrigin | None = None
 
     @model_validator(mode="before")
@@ -272,7 +277,7 @@ class FeedSpec(BaseModel):
             if name == "url":
                 value = redact_url(value)
             elif name == "auth" and not callable(value):
-                value = mask(value, self.redact)
+                value = mask_auth(value, self.redact)
             elif name == "subscribe":
                 value = tuple(mask(message, self.redact) for message in value)
             yield name, value

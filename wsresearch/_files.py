@@ -1,0 +1,80 @@
+"""Files only their owner can read, written whole or not at all.
+
+Recordings and exported datasets hold what an exchange sent to an account, so
+both are written the same way: every directory wsresearch creates is ``0700``
+and every file ``0600``, whatever the umask, and a file appears under its name
+only once it is complete. A file is written to a new temporary name in its own
+folder (created exclusively, so a symlink or file planted at a predictable
+name is never followed or overwritten), flushed to disk, and renamed over the
+target. A crash leaves the old file or the new one, plus at most a ``*.tmp``
+that readers skip.
+
+Directories that already exist are left as they are: wsresearch never changes
+the permissions of a folder it did not create.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["PRIVATE_DIR", "PRIVATE_FILE", "make_private_dirs", "write_private"]
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents, each readable by its owner only.
+
+    Folders that exist already keep their permissions.
+
+    Raises
+    ------
+    OSError
+        If a folder cannot be created, or something that is not a folder is in the way.
+    """
+    missing = []
+    folder = path
+    while not folder.is_dir():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, PRIVATE_DIR)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+            continue  # made meanwhile by someone else: theirs, left as it is
+        os.chmod(folder, PRIVATE_DIR)  # the umask may have taken the owner's bits too
+
+
+def write_private(path: Path, data: bytes | bytearray | memoryview) -> None:
+    """Write ``data`` to ``path`` atomically, the file readable by its owner only.
+
+    The bytes go to a temporary file made with ``O_EXCL`` in the same folder
+    (never an existing file or a symlink), are flushed to disk, and the file is
+    renamed to ``path``. On any failure the temporary file is removed and the
+    error raised: ``path`` is untouched.
+
+    Raises
+    ------
+    OSError
+        What the filesystem said (``ENOSPC``, ``EACCES``...).
+    """
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), PRIVATE_FILE)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a torn file would only take space
+            os.unlink(temporary)
+        raise
