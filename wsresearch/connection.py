@@ -472,6 +472,7 @@ class WebSocketManager:
         self._ws_logger = _MaskingLogger(logging.getLogger("websockets.client"), self._secrets)
         self._clock = clock or SystemClock()
         self._rng = rng
+        self._connected_url = config.url
         self._state = ConnectionState.DISCONNECTED
         self._generation = 0
         self._attempt = 0
@@ -510,6 +511,11 @@ class WebSocketManager:
     def url(self) -> str:
         """The URL this manager connects to."""
         return self.config.url
+
+    @property
+    def connected_url(self) -> str:
+        """The URL of the current (or last) connection: :attr:`url`, or where a redirect led."""
+        return self._connected_url
 
     @property
     def state(self) -> ConnectionState:

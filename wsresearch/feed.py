@@ -39,7 +39,7 @@ from ._callbacks import register
 from .clock import Clock, SystemClock
 from .connection import CloseCategory, CloseInfo, ConnectionState, WebSocketManager, redact_url
 from .errors import ExchangeError, QueueClosedError, RecordingError, WebSocketError
-from .frames import FrameStore
+from .frames import ColumnCheck, FrameStore, polars_schema
 from .health import HealthMonitor
 from .parser import (
     CONTROL,
@@ -48,11 +48,12 @@ from .parser import (
     OK,
     REJECT_REASONS,
     MessageParser,
+    ParseOutcome,
     Reject,
 )
 from .queue import MessageQueue, OverflowPolicy
 from .recording import Recorder
-from .redaction import secret_values
+from .redaction import auth_secret_values, secret_values
 from .sequence import GAP, OUT_OF_ORDER, REPEAT, Seq, SequenceGap, SequenceTracker
 from .spec import Channel, FeedSpec, OutboundMessage
 
@@ -64,6 +65,7 @@ __all__ = ["Feed", "FeedStats"]
 log = logging.getLogger(__name__)
 
 _MESSAGE_TOO_BIG = 1009
+_MIN_NS, _MAX_NS = -(2**63), 2**63 - 1  # what an Int64 column of ns holds
 
 # data, generation, recv_mono_ns, recv_wall_ns, seq in the recording (-1 when not recording)
 _Item = tuple[str | bytes, int, int, int, int]
@@ -198,6 +200,13 @@ class Feed:
         Backoff jitter source; seed it for a reproducible reconnect schedule.
     flush_interval
         Seconds between recording writes (what a crash can lose at most).
+    max_rows
+        Rows kept in memory per channel: ``None`` keeps every row (a session in a
+        notebook); ``n`` keeps the newest ``n`` (a ring, for a feed that runs for
+        days); ``0`` keeps none, for a recorder whose rows live on disk only
+        (``wsresearch record``). Counters, health and the recording are the same
+        either way; ``feed.store.added(channel)`` counts every row. A row costs
+        about 80-140 bytes in memory (``docs/pipeline.md``).
 
     Examples
     --------
@@ -220,6 +229,7 @@ class Feed:
         *,
         rng: random.Random | None = None,
         flush_interval: float = 1.0,
+        max_rows: int | None = None,
     ) -> None:
         if not isinstance(spec, FeedSpec):
             raise TypeError(f"Feed needs a FeedSpec, got {type(spec).__name__}")
@@ -263,7 +273,13 @@ class Feed:
         self.store = FrameStore(
             {channel.name: channel.model for channel in spec.channels},
             explode={c.name: c.explode for c in spec.channels if c.explode is not None},
+            max_rows=max_rows,
         )
+        # Per channel whose columns can be out of range (ints, decimals): the check
+        # that turns a value they cannot hold into a counted reject, not a null.
+        self._column_checks = {
+            c.name: check for c in spec.channels
+            if (check := ColumnCheck(polars_schema(c.model)))}
         self.queue = self._new_queue()
         self._dropped_before = 0  # drops counted by queues of earlier runs
         self.errors: deque[BaseException] = deque(maxlen=100)
@@ -279,8 +295,15 @@ class Feed:
         self._handler_errors = 0
         self._pongs = 0
         self._last_rtt: float | None = None
+        self._warned_auth = False
         self._started = False
+        self._starting: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._started_ns: int | None = None
+        self.stopped_while: ConnectionState | None = None
+        """The connection's state when the feed was last stopped: ``CONNECTED`` when the
+        session ended on a live connection, ``RECONNECTING`` when it ended between
+        connections (rate-limited, say). ``None`` before the first stop."""
         self._connected_ns: int | None = None
         self._health_listeners: list[Callable[[str, bool], None]] = []
         # Every open and close: (kind, generation, mono_ns, wall_ns, code, reason, category).
@@ -316,14 +339,39 @@ class Feed:
     async def start(self) -> None:
         """Connect and keep the feed running in the background; return once connected.
 
+        Calls made while a start is under way wait for it and share its outcome, so
+        every caller returns connected (or with the same error). The feed then
+        belongs to the running event loop: stop it there.
+
         Raises
         ------
         WebSocketError
             If no connection could be opened under the reconnect policy.
+        RuntimeError
+            If the feed is running on another event loop.
         """
+        self._check_loop("start")
+        if self._starting is not None:
+            await asyncio.shield(self._starting)
+            return
         if self._started:
             return
+        starting = self._starting = asyncio.get_running_loop().create_future()
+        try:
+            await self._start()
+        except BaseException as exc:
+            starting.set_exception(exc if isinstance(exc, Exception) else WebSocketError(
+                "the feed's start was cancelled"))
+            starting.exception()  # retrieved: only the waiting callers re-raise it
+            raise
+        else:
+            starting.set_result(None)
+        finally:
+            self._starting = None
+
+    async def _start(self) -> None:
         self._started = True
+        self._loop = asyncio.get_running_loop()
         self._started_ns = self._mono_ns()
         if self.queue.closed:  # started again after stop(): rows and counters carry on
             self._dropped_before += self.queue.dropped
@@ -338,8 +386,28 @@ class Feed:
             await self.stop()
             raise
 
+    def _check_loop(self, what: str) -> None:
+        """Refuse a call from another event loop than the one the feed runs on."""
+        loop = self._loop
+        if loop is None or not self._started or loop.is_closed():
+            return
+        if asyncio.get_running_loop() is not loop:
+            raise RuntimeError(
+                f"Feed.{what}() was called from another event loop than the one this feed "
+                f"runs on ({loop!r}); call it on that loop, e.g. from another thread: "
+                f"asyncio.run_coroutine_threadsafe(feed.{what}(), loop).result()")
+
     async def stop(self) -> None:
-        """Disconnect, handle what was already received, and end every task."""
+        """Disconnect, handle what was already received, and end every task.
+
+        Raises
+        ------
+        RuntimeError
+            If called from another event loop than the one the feed runs on.
+        """
+        self._check_loop("stop")
+        if self._started:
+            self.stopped_while = self.manager.state
         await self.manager.disconnect()
         if not self.queue.closed:
             await self.queue.join()
@@ -349,13 +417,15 @@ class Feed:
         if self.recorder is not None:
             await self.recorder.stop()
         self._started = False
+        self._loop = None
         self._started_ns = self._connected_ns = None
 
     async def run_for(self, seconds: float) -> Feed:
         """Run for ``seconds`` (on the feed's clock), then stop; return the feed.
 
         The time counts from the call, connecting included: a server that cannot
-        be reached does not make the run last longer.
+        be reached does not make the run last longer. On a feed already started,
+        it runs it ``seconds`` more and then stops it.
 
         Raises
         ------
@@ -598,6 +668,8 @@ class Feed:
         if len(fresh) != len(items):
             self._drop_old_generation([item for item in items if item[1] != current])
         outcomes = self._parse_batch([item[0] for item in fresh], [item[2] for item in fresh])
+        if self._column_checks:
+            self._refuse_misfits(fresh, outcomes)
         per_type, observe = self._per_type, self._observe
         rows: dict[str, list[Any]] = {}
         first: dict[str, int] = {}
@@ -616,7 +688,11 @@ class Feed:
                 if exchange_time is not None:
                     try:
                         exchange_ns = exchange_time(message)
+                        if exchange_ns is not None and not _MIN_NS <= exchange_ns <= _MAX_NS:
+                            raise ValueError(f"{kind}: exchange time {exchange_ns} ns does not "
+                                             "fit 64 bits; the row is kept without it")
                     except Exception as exc:  # the row is kept, without its exchange time
+                        exchange_ns = None
                         self._on_error(exc)
                 bucket = rows.get(kind)
                 if bucket is None:
@@ -643,6 +719,25 @@ class Feed:
             extend(kind, bucket)
         if last:
             self._record_batch(first, last)
+
+    def _refuse_misfits(self, items: list[_Item], outcomes: list[ParseOutcome]) -> None:
+        """Reject the valid messages whose values their columns cannot hold exactly.
+
+        One check per channel and column over the batch (a ``min``/``max`` per int
+        column); a message that does not fit becomes a counted ``schema_error``
+        naming the field and value, where it would otherwise be a null in the frame.
+        """
+        checks = self._column_checks
+        batches: dict[str, list[int]] = {}
+        for index, outcome in enumerate(outcomes):
+            if outcome[0] == OK and outcome[1] in checks:
+                batches.setdefault(outcome[1], []).append(index)
+        refuse = self.parser.refuse
+        for kind, indexes in batches.items():
+            bad = checks[kind].bad_rows([outcomes[i][2].__dict__ for i in indexes])
+            for position, detail in bad.items():
+                index = indexes[position]
+                outcomes[index] = refuse(items[index][0], kind, detail, items[index][2])
 
     def _drop_old_generation(self, items: list[_Item]) -> None:
         self._old_generation += len(items)
@@ -681,22 +776,42 @@ class Feed:
         log.warning("exchange error (%s): %s", kind, text)
         self._on_error(ExchangeError(text, kind))
 
-    async def _on_connected(self) -> None:
-        # Registered first, and it never awaits, so this runs before the new
+    def _on_connected(self) -> None:
+        # Registered first, and a plain function, so this runs before the new
         # socket's reader has delivered anything: no new frame is judged old.
         self._current_generation = self.manager.generation
         self._connected_ns = self._mono_ns()
         self._timeline.append(("open", self._current_generation, self._connected_ns,
                                self._wall_ns(), None, None, None))
         if self.recorder is not None:
-            self.recorder.record("open", self._current_generation, data=self.spec.url)
+            # Where it connected: after a redirect, not the spec's URL.
+            self.recorder.record("open", self._current_generation,
+                                 data=self.manager.connected_url)
         spec = self.spec
         if spec.auth is not None:
             auth = spec.auth() if callable(spec.auth) else spec.auth
-            self.manager.hide(*secret_values(auth, spec.redact))  # out of websockets' log
+            self._hide(auth_secret_values(auth, spec.redact), auth)
             self.manager.send(auth)
         for message in spec.subscribe:
+            self._hide(secret_values(message, spec.redact))
             self.manager.send(message)
+
+    def _hide(self, secrets: list[str], auth: object = None) -> None:
+        """Keep ``secrets`` out of websockets' log of frames, and out of recorded ``sent`` events.
+
+        An auth message with nothing to mask is warned about once: its secret may
+        sit under a key the spec's ``redact`` does not name.
+        """
+        self.manager.hide(*secrets)
+        if self.recorder is not None:
+            self.recorder.hide(*secrets)
+        if auth is not None and not secrets and not self._warned_auth:
+            self._warned_auth = True
+            message = ("the auth message has no value under the spec's redact keys and no "
+                       "positional strings, so nothing in it is masked in logs and "
+                       "recordings; if it carries a secret, add its key to FeedSpec.redact")
+            warnings.warn(message, stacklevel=2)
+            log.warning("%s", message)
 
     def _on_pressure(self, full: bool) -> None:
         if self.queue.overflow is not OverflowPolicy.BLOCK:

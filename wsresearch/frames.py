@@ -9,12 +9,24 @@ loop pays only for the new rows, and a long session holds its rows in Arrow
 memory rather than as Python objects (a tenth of the size, and nothing for the
 garbage collector to walk).
 
-Column types come from the model's annotations (``int`` → ``Int64``, ``float``
-→ ``Float64``, ``str`` → ``String``, ``bool`` → ``Boolean``, ``Decimal`` →
-``Decimal``, ``Optional[X]`` → ``X``, ``Literal`` of strings → ``String``,
-``list[X]`` and homogeneous tuples → ``List``, a nested model → ``Struct``), so
-an empty channel still has the right schema. Other annotations are left to
-polars to infer.
+Column types come from the model's annotations (``int`` → ``Int64``, or
+``UInt64`` for a field constrained to ``ge=0``; ``float`` → ``Float64``, ``str`` →
+``String``, ``bool`` → ``Boolean``, ``Decimal`` → ``Decimal(38, 18)``,
+``datetime`` → ``Datetime("us", "UTC")``, ``Optional[X]`` → ``X``, ``Literal`` of
+strings → ``String``, ``list[X]`` and homogeneous tuples → ``List``, a nested
+model → ``Struct``), so an empty channel still has the right schema. Other
+annotations are left to polars to infer.
+
+Every value is stored exactly or not at all. The feed holds each message to
+what its columns keep (:class:`ColumnCheck`): an int beyond 64 bits, or a decimal
+beyond 20 digits before the point or 18 after, makes the message a counted
+``schema_error`` naming the field, never a null. Datetimes are stored in UTC: aware values are
+converted, naive ones are taken as UTC (exchanges publish UTC), so one naive
+value among aware ones cannot poison a channel.
+
+A store may keep only each channel's newest rows (``max_rows``, a ring), or none
+(``max_rows=0``, for a recorder that keeps rows on disk only); :meth:`FrameStore.added`
+counts every row either way.
 
 A channel may *explode* one list-of-models field (:func:`explode_fields`): each
 item becomes a row, with the message's other fields repeated, for exchanges
@@ -27,15 +39,17 @@ import datetime as dt
 import decimal
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, Union, cast, get_args, get_origin
 
+import annotated_types
 import polars as pl
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from .errors import UnknownChannelError
 
-__all__ = ["META_COLUMNS", "FrameStore", "explode_fields", "polars_schema"]
+__all__ = ["META_COLUMNS", "ColumnCheck", "FrameStore", "explode_fields", "polars_schema"]
 
 META_COLUMNS: dict[str, pl.DataType] = {
     "recv_wall_ns": pl.Int64(),
@@ -64,19 +78,45 @@ _SIMPLE: dict[Any, pl.DataType] = {
     bool: pl.Boolean(),
     bytes: pl.Binary(),
     decimal.Decimal: pl.Decimal(38, 18),
-    dt.datetime: pl.Datetime("us"),
+    dt.datetime: pl.Datetime("us", "UTC"),
     dt.date: pl.Date(),
 }
 
+_INT64_MIN, _INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
+_DECIMAL_DIGITS, _DECIMAL_PLACES = 38, 18
 
-def _dtype(annotation: Any) -> pl.DataType | None:
+
+def _unsigned(constraints: Iterable[Any]) -> bool:
+    """Whether constraints (``ge=0``, ``gt=0``...) keep an int from being negative."""
+    for item in constraints:
+        if isinstance(item, FieldInfo):
+            nested = _unsigned(item.metadata)
+        elif isinstance(item, annotated_types.Ge):
+            nested = _at_least(item.ge, 0)
+        else:
+            nested = isinstance(item, annotated_types.Gt) and _at_least(item.gt, -1)
+        if nested:
+            return True
+    return False
+
+
+def _at_least(bound: Any, floor: int) -> bool:
+    try:
+        return bool(bound >= floor)
+    except TypeError:
+        return False
+
+
+def _dtype(annotation: Any, constraints: Iterable[Any] = ()) -> pl.DataType | None:
     """The polars dtype for a field annotation, or ``None`` to let polars infer it."""
+    if annotation is int and _unsigned(constraints):
+        return pl.UInt64()
     if annotation in _SIMPLE:
         return _SIMPLE[annotation]
     origin = get_origin(annotation)
     if origin in (Union, types.UnionType):
         members = [a for a in get_args(annotation) if a is not type(None)]
-        return _dtype(members[0]) if len(members) == 1 else None
+        return _dtype(members[0], constraints) if len(members) == 1 else None
     if origin is Literal:
         values = get_args(annotation)
         if all(isinstance(v, str) for v in values):
@@ -84,7 +124,8 @@ def _dtype(annotation: Any) -> pl.DataType | None:
         if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             return pl.Int64()
     if origin is typing.Annotated:
-        return _dtype(get_args(annotation)[0])
+        inner, *extra = get_args(annotation)
+        return _dtype(inner, [*constraints, *extra])
     if origin is list or origin is tuple:
         fixed = origin is tuple and Ellipsis not in get_args(annotation)
         args = tuple(a for a in get_args(annotation) if a is not Ellipsis)
@@ -143,7 +184,104 @@ def polars_schema(model: type[BaseModel]) -> dict[str, pl.DataType | None]:
     >>> polars_schema(Trade)
     {'price': Float64, 'side': String}
     """
-    return {name: _dtype(field.annotation) for name, field in model.model_fields.items()}
+    return {name: _dtype(field.annotation, field.metadata)
+            for name, field in model.model_fields.items()}
+
+
+class ColumnCheck:
+    """Finds the rows whose values a channel's columns cannot keep exactly.
+
+    A model accepts any Python int or Decimal; its columns do not: ``Int64`` (or
+    ``UInt64`` for a field constrained to ``ge=0``) and ``Decimal(38, 18)``. Built
+    from a channel's :func:`polars_schema`, :meth:`bad_rows` checks a batch of
+    validated messages, column by column (a ``min``/``max`` per int column on the
+    common path), so the pipeline can reject the few that do not fit, with a reason,
+    before they become nulls.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> check = ColumnCheck({"id": pl.Int64(), "price": pl.Float64()})
+    >>> check.bad_rows([{"id": 1, "price": 1.0}, {"id": 2**64, "price": 2.0}])
+    {1: 'id: 18446744073709551616 does not fit a 64-bit int column'}
+    """
+
+    def __init__(self, schema: Mapping[str, pl.DataType | None]) -> None:
+        self._checks = [(name, dtype) for name, dtype in schema.items()
+                        if dtype is not None and _checked(dtype)]
+
+    def __bool__(self) -> bool:
+        return bool(self._checks)
+
+    def bad_rows(self, rows: list[dict[str, Any]]) -> dict[int, str]:
+        """Row index to what does not fit, for each row that has such a value."""
+        bad: dict[int, str] = {}
+        for name, dtype in self._checks:
+            values = [row[name] for row in rows]
+            for index, detail in _misfits(values, dtype):
+                bad.setdefault(index, f"{name}{detail}")
+        return bad
+
+
+def _checked(dtype: pl.DataType) -> bool:
+    """Whether values of ``dtype`` can be out of its range (ints, decimals, inside too)."""
+    if isinstance(dtype, pl.Int64 | pl.UInt64 | pl.Decimal):
+        return True
+    if isinstance(dtype, pl.List | pl.Array):
+        return _checked(_instance(dtype.inner))
+    if isinstance(dtype, pl.Struct):
+        return any(_checked(_instance(f.dtype)) for f in dtype.fields)
+    return False
+
+
+def _misfits(values: list[Any], dtype: pl.DataType) -> list[tuple[int, str]]:
+    """``(index, detail)`` of each value that ``dtype`` cannot hold exactly."""
+    if isinstance(dtype, pl.Int64 | pl.UInt64):
+        low, high = (0, _UINT64_MAX) if isinstance(dtype, pl.UInt64) else (
+            _INT64_MIN, _INT64_MAX)
+        present = [v for v in values if v is not None]
+        if not present or (low <= min(present) and max(present) <= high):
+            return []
+        kind = "an unsigned 64-bit" if low == 0 else "a 64-bit"
+        return [(i, f": {v} does not fit {kind} int column") for i, v in enumerate(values)
+                if v is not None and not low <= v <= high]
+    if isinstance(dtype, pl.Decimal):
+        return [(i, f": {v} does not fit Decimal(38, 18) (at most 20 digits before "
+                    "the point and 18 after)") for i, v in enumerate(values)
+                if v is not None and not _decimal_fits(v)]
+    if isinstance(dtype, pl.List | pl.Array):
+        owners = [i for i, v in enumerate(values) if v for _ in v]
+        items = [x for v in values if v for x in v]
+        return [(owners[j], f"[]{detail}")
+                for j, detail in _misfits(items, _instance(dtype.inner))]
+    if isinstance(dtype, pl.Struct):
+        found: list[tuple[int, str]] = []
+        for field in dtype.fields:
+            inner = _instance(field.dtype)
+            if not _checked(inner):
+                continue
+            members = [(i, _member(v, field.name)) for i, v in enumerate(values)
+                       if v is not None]
+            found += [(members[j][0], f".{field.name}{detail}")
+                      for j, detail in _misfits([m for _, m in members], inner)]
+        return found
+    return []
+
+
+def _member(value: Any, name: str) -> Any:
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+
+def _decimal_fits(value: Any) -> bool:
+    if not isinstance(value, decimal.Decimal) or not value.is_finite():
+        return not isinstance(value, decimal.Decimal)  # NaN and infinity do not fit
+    if value.is_zero():
+        return True
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    places_ok = exponent >= -_DECIMAL_PLACES or value == value.quantize(
+        decimal.Decimal(1).scaleb(-_DECIMAL_PLACES))
+    return places_ok and value.adjusted() < _DECIMAL_DIGITS - _DECIMAL_PLACES
 
 
 def _plain(value: Any) -> Any:
@@ -198,6 +336,8 @@ def _nested(name: str, values: list[Any], dtype: pl.DataType) -> pl.Series:
         fields = [_nested(f.name, [row[f.name] for row in rows], _instance(f.dtype))
                   for f in dtype.fields]
         return pl.DataFrame(fields, schema={f.name: f.dtype for f in dtype.fields}).to_struct(name)
+    if isinstance(dtype, pl.Datetime):
+        values = _utc(values)
     return pl.Series(name, values, dtype=dtype, strict=False)
 
 
@@ -228,11 +368,15 @@ class FrameStore:
         Pending rows per channel that trigger a conversion to a polars chunk.
     explode
         Channel name to the list-of-models field whose items become its rows.
+    max_rows
+        Rows kept per channel: ``None`` keeps every row; ``n`` keeps the newest
+        ``n`` (a ring: older rows are let go, counted in :meth:`evicted`); ``0``
+        keeps none, for a feed whose rows live on disk only (a recorder).
 
     Raises
     ------
     ValueError
-        If a model has a field named like a metadata column.
+        If a model has a field named like a metadata column, or ``max_rows`` is negative.
     """
 
     def __init__(
@@ -240,10 +384,14 @@ class FrameStore:
         channels: Mapping[str, type[BaseModel]],
         batch_rows: int = 4096,
         explode: Mapping[str, str] | None = None,
+        max_rows: int | None = None,
     ) -> None:
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+        if max_rows is not None and (isinstance(max_rows, bool) or max_rows < 0):
+            raise ValueError(f"max_rows must be None or an int >= 0, got {max_rows!r}")
         self._batch = batch_rows
+        self._max_rows = max_rows
         self._schemas: dict[str, dict[str, pl.DataType | None]] = {}
         for name, model in channels.items():
             schema = polars_schema(model)
@@ -263,11 +411,20 @@ class FrameStore:
         self._pending: dict[str, list[_Row]] = {name: [] for name in self._schemas}
         self._built: dict[str, pl.DataFrame] = {}
         self._chunks: dict[str, int] = {}
+        # Rows added and let go, per channel. An exploded channel's rows are counted
+        # when built (a message's row count is only known then).
+        self._added = dict.fromkeys(self._schemas, 0)
+        self._evicted = dict.fromkeys(self._schemas, 0)
 
     @property
     def channels(self) -> list[str]:
         """Channel names, in spec order."""
         return list(self._schemas)
+
+    @property
+    def max_rows(self) -> int | None:
+        """Rows kept per channel (``None``: all of them; ``0``: none)."""
+        return self._max_rows
 
     def append(
         self, channel: str, message: BaseModel, generation: int, recv_mono_ns: int,
@@ -284,13 +441,22 @@ class FrameStore:
         Each row is ``(model.__dict__, generation, recv_mono_ns, recv_wall_ns,
         exchange_ns, frame_seq)``.
         """
+        limit = self._max_rows
+        if channel not in self._explode:
+            self._added[channel] += len(rows)
+            if limit == 0:  # rows live on disk only: counted, not kept
+                self._evicted[channel] += len(rows)
+                return
         pending = self._pending[channel]
         pending.extend(rows)
         if len(pending) >= self._batch:
             self.frame(channel)
+        elif limit is not None and len(pending) > limit and channel not in self._explode:
+            # Pending rows alone fill the ring: every built row is older than them.
+            self._evict_pending(channel, len(pending) - limit)
 
     def rows(self, channel: str) -> int:
-        """Rows held for ``channel``, built and pending.
+        """Rows held for ``channel`` now, built and pending (at most ``max_rows``).
 
         An exploded channel's pending messages are built first, as their row
         count is only known then.
@@ -301,8 +467,22 @@ class FrameStore:
         built = self._built.get(channel)
         return len(self._pending[channel]) + (0 if built is None else built.height)
 
+    def added(self, channel: str) -> int:
+        """Rows added to ``channel`` since the store was made or cleared, those let go included."""
+        self._check(channel)
+        if channel in self._explode:
+            self.frame(channel)
+        return self._added[channel]
+
+    def evicted(self, channel: str) -> int:
+        """Rows of ``channel`` let go to keep within ``max_rows``."""
+        self._check(channel)
+        if channel in self._explode:
+            self.frame(channel)
+        return self._evicted[channel]
+
     def frame(self, channel: str) -> pl.DataFrame:
-        """The DataFrame of every message received on ``channel`` so far.
+        """The DataFrame of the rows of ``channel`` held now (all of them, or the newest).
 
         Raises
         ------
@@ -316,6 +496,8 @@ class FrameStore:
             return built
         new = self._build(channel, pending)
         self._pending[channel] = []
+        if channel in self._explode:
+            self._added[channel] += new.height
         if built is None:
             frame, chunks = new, 1
         else:
@@ -324,6 +506,11 @@ class FrameStore:
             )
             if chunks > _MAX_CHUNKS:
                 frame, chunks = frame.rechunk(), 1
+        limit = self._max_rows
+        if limit is not None and frame.height > limit:
+            self._evicted[channel] += frame.height - limit
+            # A slice shares the chunks it keeps; whole chunks before it are freed.
+            frame = frame.tail(limit) if limit else frame.clear()
         self._built[channel], self._chunks[channel] = frame, chunks
         return frame
 
@@ -332,11 +519,20 @@ class FrameStore:
         return {name: self.frame(name) for name in self._schemas}
 
     def clear(self) -> None:
-        """Forget every row."""
+        """Forget every row, and the counts of rows added and let go."""
         for name in self._schemas:
             self._pending[name] = []
+            self._added[name] = self._evicted[name] = 0
         self._built.clear()
         self._chunks.clear()
+
+    def _evict_pending(self, channel: str, count: int) -> None:
+        del self._pending[channel][:count]
+        self._evicted[channel] += count
+        built = self._built.pop(channel, None)
+        if built is not None:
+            self._evicted[channel] += built.height
+            self._chunks.pop(channel, None)
 
     def _build(self, channel: str, rows: list[_Row]) -> pl.DataFrame:
         columns = []
@@ -348,6 +544,8 @@ class FrameStore:
             elif dtype.is_nested():
                 columns.append(nested_series(name, values, dtype))
             else:
+                if isinstance(dtype, pl.Datetime):
+                    values = _utc(values)
                 columns.append(pl.Series(name, values, dtype=dtype, strict=False))
         for index, (name, dtype) in zip(_META_INDEX, META_COLUMNS.items(), strict=True):
             columns.append(pl.Series(name, [row[index] for row in rows], dtype=dtype,
@@ -364,3 +562,12 @@ class FrameStore:
             raise UnknownChannelError(
                 f"unknown channel {channel!r}; this feed has {self.channels}"
             )
+
+
+def _utc(values: list[Any]) -> list[Any]:
+    """Datetimes for a UTC column: naive ones are taken as UTC, aware ones kept (polars converts).
+
+    One naive value among aware ones would otherwise make the whole column unbuildable.
+    """
+    return [v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) and v.tzinfo is None else v
+            for v in values]

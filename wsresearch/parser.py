@@ -14,7 +14,8 @@ frame ends in exactly one status, and every status is counted:
 ``invalid_json``    not JSON
 ``unknown_type``    ``type_of`` returned no registered type, or raised
 ``schema_error``    JSON of a registered type that fails its model (or makes one of
-                    its validators raise)
+                    its validators raise), or holds a value its columns cannot
+                    keep exactly (:meth:`MessageParser.refuse`)
 ``handler_error``   the registered handler raised
 ==================  ==========================================================
 
@@ -551,6 +552,18 @@ class MessageParser:
         return self._reject(
             HANDLER_ERROR, raw, f"dedupe_key raised {type(exc).__name__}: {exc}", kind, now_ns
         )
+
+    def refuse(
+        self, raw: str | bytes, kind: str | None, detail: str, now_ns: int | None = None
+    ) -> ParseOutcome:
+        """Turn an ``ok`` outcome into a ``schema_error``: the message cannot be stored.
+
+        For a check after validation (a value its column cannot hold exactly): the
+        frame moves from the ``ok`` count to the ``schema_error`` count and joins the
+        reject log with ``detail``.
+        """
+        self.counts[OK] -= 1
+        return self._reject(SCHEMA_ERROR, raw, detail, kind, now_ns)
 
     @property
     def dedupe_stats(self) -> DedupeStats:
