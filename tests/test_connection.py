@@ -255,16 +255,21 @@ async def test_backoff_sleeps_on_the_injected_clock() -> None:
         await ws.disconnect()
 
 
-async def test_attempts_reset_only_after_a_connection_delivers_data() -> None:
-    async def accept_then_close(conn: ServerConnection) -> None:
-        await conn.close(1000)
+async def accept_then_close(conn: ServerConnection) -> None:
+    await conn.close(1000)
 
-    async def talk_then_close(conn: ServerConnection) -> None:
-        await conn.send("data")
-        await conn.close(1000)
 
+async def talk_then_close(conn: ServerConnection) -> None:
+    await conn.send("welcome")
+    await conn.close(1000)
+
+
+@pytest.mark.parametrize("server", [accept_then_close, talk_then_close])
+async def test_short_connections_walk_up_the_schedule_and_spend_the_budget(server: object) -> None:
+    # Delivering a message (a welcome, an ack) is not a success: only staying open
+    # for stable_after seconds is. Before, a welcome reset the count every time.
     script = Script()
-    script.on_open = [accept_then_close] * 20
+    script.on_open = [server] * 20
     attempts: list[int] = []
     async with loopback_server(script.handler) as (_, url):
         ws = WebSocketManager(config(url, reconnect=ReconnectConfig(max_attempts=4, backoff=FAST)))
@@ -276,17 +281,35 @@ async def test_attempts_reset_only_after_a_connection_delivers_data() -> None:
     assert info.value.attempts == 4
     assert len(script.connections) == 5
 
+
+async def test_attempts_reset_once_a_connection_stays_open_for_stable_after() -> None:
+    clock = VirtualClock()
+    release = asyncio.Event()
+
+    async def talk_and_hold(conn: ServerConnection) -> None:
+        await conn.send("data")
+        await release.wait()
+        await conn.close(1000)
+
     script = Script()
-    script.on_open = [talk_then_close] * 20
-    attempts = []
+    script.on_open = [accept_then_close, accept_then_close, talk_and_hold, accept_then_close]
+    scheduled: list[tuple[int, float]] = []
+    backoff = BackoffConfig(initial_delay=1.0, max_delay=60.0, jitter=0.0)
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url, reconnect=ReconnectConfig(max_attempts=1, backoff=FAST)))
-        ws.on_reconnect(lambda attempt, delay, cat: attempts.append(attempt))
+        ws = WebSocketManager(config(url, reconnect=ReconnectConfig(
+            backoff=backoff, stable_after=10.0)), clock=clock)
+        ws.on_reconnect(lambda attempt, delay, cat: scheduled.append((attempt, delay)))
         await ws.connect()
-        await eventually(lambda: len(attempts) >= 5, what="five reconnects")
-        assert ws.last_error is None  # one attempt allowed, yet it never gives up:
+        for retries in (1, 2):  # two connections closed at once: attempts 1, 2
+            await eventually(lambda n=retries: len(scheduled) == n, what=f"retry {retries}")
+            clock.advance(scheduled[-1][1])
+        await eventually(lambda: ws.generation == 3 and ws.state is ConnectionState.CONNECTED,
+                         what="the third connection")
+        clock.advance(10.0)  # it stays open stable_after seconds of the manager's clock
+        release.set()
+        await eventually(lambda: len(scheduled) == 3, what="the retry after the good run")
         await ws.disconnect()
-    assert attempts[:5] == [1, 1, 1, 1, 1]  # each connection delivered data, resetting it
+    assert scheduled == [(1, 1.0), (2, 2.0), (1, 1.0)]
 
 
 async def test_unreachable_server_exhausts_attempts() -> None:
@@ -428,18 +451,31 @@ async def test_app_level_ping_message_is_sent_with_each_heartbeat() -> None:
     assert {m for _, m in script.received} == {'{"op":"ping"}'}
 
 
-async def test_reconnect_now_skips_the_backoff() -> None:
+async def test_reconnect_now_skips_the_backoff_only_after_a_stable_connection() -> None:
     script = Script()
     clock = VirtualClock()
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url, reconnect=ReconnectConfig()), clock=clock)
+        ws = WebSocketManager(config(url, reconnect=ReconnectConfig(backoff=FAST, stable_after=10)),
+                              clock=clock)
         closes: list[tuple[int | None, str, CloseCategory]] = []
+        scheduled: list[tuple[int, float, CloseCategory]] = []
         ws.on_disconnected(lambda *a: closes.append(a))
+        ws.on_reconnect(lambda *a: scheduled.append(a))
         await ws.connect()
+        clock.advance(10.0)  # open for stable_after seconds: a good run
         ws.reconnect("sequence gap")
         await eventually(lambda: ws.generation == 2, what="an immediate reconnect")
+        assert scheduled == []
+        # Asked again right after opening (a resync that fails at once, again and
+        # again): it waits its backoff and counts as an attempt, so it cannot storm.
+        ws.reconnect("sequence gap")
+        await eventually(lambda: len(scheduled) == 1, what="a scheduled retry")
+        assert ws.generation == 2 and clock.sleepers == 1
+        assert scheduled[0][:2] == (1, 0.01)  # attempt 1 of FAST, no jitter
+        clock.advance(0.01)
+        await eventually(lambda: ws.generation == 3, what="the reconnect after the backoff")
         await ws.disconnect()
-    assert closes[0][:2] == (1000, "sequence gap")
+    assert closes[0][:2] == (1000, "reconnect requested: sequence gap")
 
 
 async def test_pause_reading_pushes_back_to_the_sender_over_tcp() -> None:

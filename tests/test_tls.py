@@ -66,10 +66,10 @@ async def test_verification_is_off_only_when_asked_and_then_it_warns(
     got: list[str | bytes] = []
     async with loopback_server(hello, ssl=self_signed) as (_, url):
         secure = url.replace("ws://", "wss://")
-        with pytest.warns(UserWarning, match="verification is off"):
-            manager = WebSocketManager(config(secure, verify_tls=False))
+        manager = WebSocketManager(config(secure, verify_tls=False))
         manager.on_message(lambda data, generation: got.append(data))
-        await manager.connect()
+        with pytest.warns(UserWarning, match="verification is off"):  # when it connects
+            await manager.connect()
         await eventually(lambda: got == ["hello"], what="the greeting over TLS")
         await manager.disconnect()
 

@@ -14,14 +14,20 @@ work stays there) and adds the lifecycle a long-running feed needs:
   ``RATE_LIMITED`` waits on ``rate_limit_backoff``, ``NORMAL`` and ``UNKNOWN``
   on ``backoff``; ``max_attempts`` consecutive failures halt with
   :class:`~wsresearch.errors.MaxReconnectsExceededError`. The attempt counter
-  resets only once a connection has delivered a message, so a server that
-  accepts and immediately closes walks up the backoff schedule instead of
-  being hammered;
+  resets only once a connection has stayed open for ``stable_after`` seconds
+  (10 by default), so a server that accepts and closes at once, or sends one
+  welcome or ack and then closes, walks up the backoff schedule instead of
+  being hammered; rate-limit closes count their own attempts on their own
+  schedule, and a requested reconnect (a resync) goes at once only after a
+  stable connection;
 * **re-subscription**: ``on_connected`` hooks run on every open, before the
   messages queued by :meth:`~WebSocketManager.send` while disconnected;
 * **heartbeat**: a WebSocket ping every ``interval`` (plus an optional
-  app-level ping message); no pong within ``timeout`` means the peer is gone
-  (half-open TCP), so the socket is dropped and the reconnect policy runs;
+  app-level ping message); no pong within ``timeout``, counted from before the
+  ping is written, means the peer is gone (half-open TCP) or has stopped
+  reading, so the socket is dropped and the reconnect policy runs; a peer that
+  lets more than :data:`MAX_UNSENT` bytes pile up unread (a ping flood whose
+  pongs it never reads) is dropped at once;
 * **flow control**: :meth:`~WebSocketManager.pause_reading` stops reading the
   socket, so backpressure reaches TCP instead of memory.
 
@@ -33,11 +39,14 @@ clock; only the TCP/TLS/HTTP handshake itself uses real time (``open_timeout``).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import functools
 import inspect
 import json
 import logging
 import random
+import re
 import ssl
 import warnings
 from collections import Counter, deque
@@ -45,7 +54,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from websockets.asyncio.client import ClientConnection
@@ -68,6 +77,7 @@ from .errors import (
 
 __all__ = [
     "CLIENT_CLOSE_REASONS",
+    "MAX_UNSENT",
     "CloseCategory",
     "CloseInfo",
     "ConnectionConfig",
@@ -76,6 +86,7 @@ __all__ = [
     "ReconnectConfig",
     "WebSocketManager",
     "classify_close_code",
+    "close_reason",
     "describe_close",
     "redact_url",
     "validate_ws_url",
@@ -90,6 +101,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 _READ_BURST = 64
 # Code and reason recorded when this side drops a peer that stopped answering pings.
 _ABNORMAL = 1006
+# The longest close reason a close frame holds (125 bytes of payload, 2 for the code).
+_MAX_CLOSE_REASON = 123
+MAX_UNSENT = 8 * 1024 * 1024
+"""Bytes this side may have waiting to be written to a peer. Only our own sends (which
+wait for the buffer to drain) and automatic pongs fill it; past this much, the peer has
+stopped reading and the connection is dropped."""
 
 
 class ConnectionState(StrEnum):
@@ -238,22 +255,35 @@ def validate_ws_url(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """``url`` without credentials: user info and query values are masked.
+    """``url`` without credentials: user info, query values and token-like path parts masked.
+
+    A query item without ``=`` (``?TOKEN``) is masked whole. A path segment that
+    looks like a token (24 or more letters, digits, ``_`` or ``-``, with both
+    letters and digits: a Binance listen key, say) is masked; stream names such as
+    ``btcusdt@depth@100ms`` are not.
 
     Examples
     --------
     >>> redact_url("wss://user:pw@example.com/ws?token=abc&x=1")
     'wss://***@example.com/ws?token=***&x=***'
+    >>> redact_url("wss://example.com/ws/pqia91ma19a5s61cv6a81va65sdf19v8a65a1?BARETOKEN")
+    'wss://example.com/ws/***?***'
     """
     parts = urlsplit(url)
     netloc = parts.netloc
     if "@" in netloc:
         netloc = "***@" + netloc.rsplit("@", 1)[1]
     query = "&".join(
-        f"{key}=***" if sep else key
+        f"{key}=***" if sep else "***"
         for key, sep, _ in (item.partition("=") for item in parts.query.split("&") if item)
     )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    path = "/".join("***" if _TOKEN_LIKE.fullmatch(part) else part
+                    for part in parts.path.split("/"))
+    return urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
+
+
+# A path segment that is a credential, not a name: long, of both letters and digits.
+_TOKEN_LIKE = re.compile(r"(?=[A-Za-z0-9_\-]*[0-9])(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{24,}")
 
 
 class ReconnectConfig(BaseModel):
@@ -270,16 +300,23 @@ class ReconnectConfig(BaseModel):
     backoff
         Schedule after ``NORMAL`` and ``UNKNOWN`` closes and failed opens.
     rate_limit_backoff
-        Schedule after ``RATE_LIMITED`` closes.
+        Schedule after ``RATE_LIMITED`` closes, with its own attempt count.
+    stable_after
+        Seconds a connection must stay open to count as a success: only then do
+        the attempt counts (and the auth-failure count) start again from zero, and
+        only then does a requested reconnect (a resync) go without a backoff. A
+        connection that delivers a welcome and closes, or that is resynced again
+        and again, keeps walking up the schedule and spends the budget.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     enabled: bool = True
     max_attempts: int | None = Field(10, ge=1)
     max_auth_failure_attempts: int = Field(3, ge=1)
     backoff: BackoffConfig = DEFAULT_BACKOFF
     rate_limit_backoff: BackoffConfig = RATE_LIMIT_BACKOFF
+    stable_after: float = Field(10.0, ge=0, le=86_400)
 
 
 class HeartbeatConfig(BaseModel):
@@ -387,7 +424,7 @@ def _tls_context(config: ConnectionConfig, safe_url: str) -> ssl.SSLContext | No
         return None
     message = (f"TLS certificate verification is off for {safe_url}: anyone on the path "
                "can read and alter this feed")
-    warnings.warn(message, stacklevel=4)
+    warnings.warn(message, stacklevel=2)
     log.warning("%s", message)
     context = ssl.create_default_context()
     context.check_hostname = False
@@ -417,10 +454,22 @@ class _MaskingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 def _url_secrets(url: str, headers: Mapping[str, str]) -> set[str]:
-    """The values in a URL (password, query values) and headers that must not be logged."""
+    """The values in a URL and headers that must not be logged.
+
+    The URL's password (and the ``Basic`` credentials websockets makes of its user
+    and password), query values and bare query items, token-like path segments,
+    and every header value.
+    """
     parts = urlsplit(url)
-    values = {value for _, _, value in (item.partition("=") for item in parts.query.split("&"))}
+    values = {value if sep else key
+              for key, sep, value in (item.partition("=") for item in parts.query.split("&"))}
+    values |= {part for part in parts.path.split("/") if _TOKEN_LIKE.fullmatch(part)}
     values |= {parts.password or "", *headers.values()}
+    if parts.password:
+        # What websockets sends (and logs) for user:password in the URL.
+        pair = f"{unquote(parts.username or '')}:{unquote(parts.password)}"
+        values.add(base64.b64encode(pair.encode()).decode())
+        values.add(unquote(parts.password))
     return {value for value in values if len(value) >= _MIN_SECRET}
 
 
@@ -466,8 +515,9 @@ class WebSocketManager:
         self.config = config
         self._safe_url = redact_url(config.url)
         # Only an explicit opt-out passes a TLS context: websockets' default verifies.
-        context = _tls_context(config, self._safe_url)
-        self._tls: dict[str, Any] = {} if context is None else {"ssl": context}
+        # Made on the first connection attempt (with its warning), not here: a spec
+        # replayed offline never connects.
+        self._tls: dict[str, Any] | None = None
         self._secrets = _url_secrets(config.url, config.headers)
         self._ws_logger = _MaskingLogger(logging.getLogger("websockets.client"), self._secrets)
         self._clock = clock or SystemClock()
@@ -476,6 +526,7 @@ class WebSocketManager:
         self._state = ConnectionState.DISCONNECTED
         self._generation = 0
         self._attempt = 0
+        self._rate_attempt = 0
         self._supervisor: asyncio.Task[None] | None = None
         self._connect_waiters: list[asyncio.Future[None]] = []
         self._ws: ClientConnection | None = None
@@ -529,7 +580,7 @@ class WebSocketManager:
 
     @property
     def attempt(self) -> int:
-        """Consecutive failed attempts since a connection last delivered data."""
+        """Consecutive failures: failed opens, connections closed before ``stable_after``."""
         return self._attempt
 
     @property
@@ -638,13 +689,19 @@ class WebSocketManager:
             raise self.last_error
 
     def reconnect(self, reason: str = "reconnect requested") -> None:
-        """Drop the current connection and open a new one at once (no backoff).
+        """Drop the current connection and open a new one: at once after a stable one.
 
-        Use it to resync after a sequence gap. Does nothing when not connected.
+        Use it to resync after a sequence gap. If the connection was open for less
+        than ``ReconnectConfig.stable_after`` seconds, the new one waits its backoff
+        and counts as an attempt, so a resync that fails again and again cannot
+        become a reconnect storm. The close sent carries ``reason`` (shortened to the
+        123 bytes a close frame holds). Does nothing when not connected.
         """
         ws = self._ws
         if ws is None:
             return
+        if not reason.startswith(CLIENT_CLOSE_REASONS):
+            reason = f"reconnect requested: {reason}"  # recognisably this side's close
         self._reconnect_now = True
         self._drop(ws, reason, graceful=True)
 
@@ -691,12 +748,12 @@ class WebSocketManager:
                     ConnectionState.CONNECTING if first else ConnectionState.RECONNECTING
                 )
                 first = False
-                code, reason, delivered = await self._attempt_once()
+                code, reason, stable = await self._attempt_once()
                 if self._user_closed:
                     return  # disconnect() came and its cancellation was swallowed on the way
                 category = classify_close_code(code, self.config.close_codes)
-                if delivered:
-                    self._attempt = 0
+                if stable:
+                    self._attempt = self._rate_attempt = 0
                 if category is CloseCategory.AUTH_FAILURE:
                     auth_failures += 1
                     if auth_failures >= reconnect.max_auth_failure_attempts:
@@ -705,7 +762,7 @@ class WebSocketManager:
                             f"(close {code}: {reason or 'no reason'}); not retrying",
                             code,
                         )
-                elif delivered:
+                elif stable:
                     auth_failures = 0
                 if not reconnect.enabled:
                     raise WebSocketError(
@@ -713,18 +770,24 @@ class WebSocketManager:
                         "and reconnect is disabled",
                         code,
                     )
-                if self._reconnect_now:
-                    self._reconnect_now = False
-                    continue
+                requested, self._reconnect_now = self._reconnect_now, False
+                if requested and stable:
+                    continue  # a resync after a good run: a fresh connection at once
                 self._attempt += 1
                 if reconnect.max_attempts is not None and self._attempt > reconnect.max_attempts:
                     raise MaxReconnectsExceededError(reconnect.max_attempts, code)
-                schedule = (
-                    reconnect.rate_limit_backoff
-                    if category is CloseCategory.RATE_LIMITED
-                    else reconnect.backoff
-                )
-                delay = backoff_delay(self._attempt, schedule, self._rng)
+                if category is CloseCategory.RATE_LIMITED:
+                    self._rate_attempt += 1
+                    delay = backoff_delay(self._rate_attempt, reconnect.rate_limit_backoff,
+                                          self._rng)
+                else:
+                    delay = backoff_delay(self._attempt, reconnect.backoff, self._rng)
+                if requested:
+                    log.warning(
+                        "a reconnect (%s) was requested within %g s of the last one: "
+                        "waiting %.2f s first (attempt %d), so repeated resyncs cannot "
+                        "become a reconnect storm", reason, reconnect.stable_after, delay,
+                        self._attempt)
                 log.info(
                     "reconnecting to %s in %.2f s (attempt %d, %s)",
                     self._safe_url, delay, self._attempt, category.name,
@@ -742,28 +805,32 @@ class WebSocketManager:
             self._set_state(ConnectionState.DISCONNECTED)
 
     async def _attempt_once(self) -> tuple[int | None, str, bool]:
-        """Open one connection and serve it until it closes: ``(code, reason, delivered)``."""
+        """Open one connection and serve it until it closes: ``(code, reason, stable)``."""
+        if self._tls is None:  # decided on the first attempt: an offline replay never warns
+            context = _tls_context(self.config, self._safe_url)
+            self._tls = {} if context is None else {"ssl": context}
+        connector = _Connect(
+            self.url,
+            on_redirect=self._redirected,
+            subprotocols=[Subprotocol(p) for p in self.config.subprotocols] or None,
+            additional_headers=self.config.headers or None,
+            max_size=self.config.max_message_size,
+            open_timeout=self.config.open_timeout,
+            close_timeout=self.config.close_timeout,
+            ping_interval=None,  # heartbeat is ours: on the injected clock, with on_pong
+            compression="deflate",
+            logger=self._ws_logger,
+            create_connection=_GuardedConnection,
+            **self._tls,
+        )
         try:
-            ws = await ws_connect(
-                self.url,
-                subprotocols=[Subprotocol(p) for p in self.config.subprotocols] or None,
-                additional_headers=self.config.headers or None,
-                max_size=self.config.max_message_size,
-                open_timeout=self.config.open_timeout,
-                close_timeout=self.config.close_timeout,
-                ping_interval=None,  # heartbeat is ours: on the injected clock, with on_pong
-                compression="deflate",
-                logger=self._ws_logger,
-                **self._tls,
-            )
+            ws = await connector
         except InvalidStatus as exc:
             status = exc.response.status_code
             code = {401: 4401, 403: 4403, 429: 4429}.get(status, _ABNORMAL)
             self._report_open_failure(f"server answered HTTP {status}")
             return code, f"HTTP {status}", False
-        except InvalidURI as exc:
-            raise WebSocketError(f"invalid WebSocket URL: {exc}") from None
-        except Exception as exc:  # refused, DNS, TLS, timeout, bad handshake: all retryable
+        except Exception as exc:  # refused, DNS, TLS, timeout, bad redirect: all retryable
             self._report_open_failure(f"{type(exc).__name__}: {exc}")
             return _ABNORMAL, str(exc), False
         if self._user_closed:
@@ -772,11 +839,20 @@ class WebSocketManager:
             # new connection would be served, and disconnect() would wait on it forever.
             ws.transport.abort()
             raise asyncio.CancelledError
+        self._connected_url = connector.uri
         return await self._serve(ws)
+
+    def _redirected(self, old: str, new: str, cross_origin: bool) -> None:
+        if cross_origin:
+            log.warning("%s redirected to %s, another origin: the connection's headers "
+                        "are not sent there", redact_url(old), redact_url(new))
+        else:
+            log.info("%s redirected to %s", redact_url(old), redact_url(new))
 
     async def _serve(self, ws: ClientConnection) -> tuple[int | None, str, bool]:
         self._generation += 1
         generation = self._generation
+        opened = self._clock.monotonic_ns()
         self._ws = ws
         self._drop_reason = None
         self._outbox_ready = asyncio.Event()
@@ -789,7 +865,6 @@ class WebSocketManager:
             if self.config.heartbeat.enabled
             else None
         )
-        delivered = False
         try:
             for hook in list(self._on_connected):
                 try:
@@ -805,10 +880,11 @@ class WebSocketManager:
             self._outbox.extend(queued)
             self._outbox_ready.set()
             if not reader.done():
-                log.info("connected to %s (generation %d)", self._safe_url, generation)
+                log.info("connected to %s (generation %d)", redact_url(self._connected_url),
+                         generation)
                 self._set_state(ConnectionState.CONNECTED)
                 self._resolve_waiters()
-            delivered = await reader
+            await reader
         finally:
             tasks = [t for t in (reader, writer, heartbeat) if t is not None and not t.done()]
             for task in tasks:
@@ -826,9 +902,13 @@ class WebSocketManager:
             self._outbox_ready = None
             code, reason = self._close_status(ws)
             self._record_close(generation, code, reason)
-        return code, reason, delivered
+        stable = self._clock.monotonic_ns() - opened >= self.config.reconnect.stable_after * 1e9
+        return code, reason, stable
 
     def _close_status(self, ws: ClientConnection) -> tuple[int | None, str]:
+        stalled = getattr(ws, "stalled", None)
+        if stalled is not None:
+            return _ABNORMAL, f"peer stopped reading: {stalled} bytes unsent (over {MAX_UNSENT})"
         if self._drop_reason is None:
             sent, rcvd = ws.protocol.close_sent, ws.protocol.close_rcvd
             if rcvd is None and sent is not None and sent.code in _FAILED_BY_US:
@@ -839,7 +919,7 @@ class WebSocketManager:
             return (None if code is None else int(code)), ws.close_reason or ""
         # We dropped it: a reconnect request closes cleanly, a dead peer is abnormal.
         code = 1000 if self._reconnect_now else _ABNORMAL
-        return code, self._drop_reason
+        return code, close_reason(self._drop_reason)
 
     def _record_close(self, generation: int, code: int | None, reason: str) -> None:
         category = classify_close_code(code, self.config.close_codes)
@@ -853,8 +933,7 @@ class WebSocketManager:
         )
         self._emit(self._on_disconnected, code, reason, category)
 
-    async def _read(self, ws: ClientConnection, generation: int) -> bool:
-        delivered = False
+    async def _read(self, ws: ClientConnection, generation: int) -> None:
         readable = self._readable
         handlers = self._on_message
         burst = 0
@@ -865,9 +944,6 @@ class WebSocketManager:
                     # its own small buffer fills. Resume reads what it buffered.
                     await readable.wait()
                 data = await ws.recv()
-                if not delivered:
-                    delivered = True
-                    self._attempt = 0
                 self.received += 1
                 for handler in handlers:
                     try:
@@ -879,7 +955,7 @@ class WebSocketManager:
                     burst = 0
                     await asyncio.sleep(0)
         except ConnectionClosed:
-            return delivered
+            return
 
     async def _write(self, ws: ClientConnection) -> None:
         ready = self._outbox_ready
@@ -909,9 +985,23 @@ class WebSocketManager:
                         self.send(message() if callable(message) else message)
                     except Exception as exc:
                         self._report(exc)
-                rtt = await self._wait_on_clock(await ws.ping(), config.timeout)
+                written = asyncio.Event()
+                # The timer starts before the ping is written: websockets' ping()
+                # waits for the write buffer to drain first, and a peer that stopped
+                # reading never lets it, so the ping itself is part of the wait.
+                rtt = await self._wait_on_clock(_ping(ws, written), config.timeout)
                 if rtt is not None:
                     self._emit(self._on_pong, rtt)
+                elif not written.is_set():
+                    unsent = ws.transport.get_write_buffer_size()
+                    log.warning(
+                        "%s stopped reading: the ping could not be written within %g s "
+                        "(%d bytes unsent); dropping the connection",
+                        self._safe_url, config.timeout, unsent,
+                    )
+                    self._drop(ws, f"peer stopped reading: {unsent} bytes unsent after "
+                               f"{config.timeout:g} s", graceful=False)
+                    return
                 elif not self.reading_paused:
                     # While reading is paused the pong may sit unread in our own
                     # buffer: only an unpaused silence condemns the peer.
@@ -943,10 +1033,18 @@ class WebSocketManager:
     def _drop(self, ws: ClientConnection, reason: str, *, graceful: bool) -> None:
         self._drop_reason = reason
         if graceful:
-            task = asyncio.get_running_loop().create_task(ws.close(1000, reason))
+            task = asyncio.get_running_loop().create_task(ws.close(1000, close_reason(reason)))
             self._closing.add(task)  # owned until done, so it is never garbage-collected early
-            task.add_done_callback(self._closing.discard)
+            task.add_done_callback(functools.partial(self._closed, ws))
         else:
+            ws.transport.abort()
+
+    def _closed(self, ws: ClientConnection, task: asyncio.Task[None]) -> None:
+        """A graceful drop is done: if the close itself failed, the socket goes anyway."""
+        self._closing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("closing %s failed (%s): dropping the connection", self._safe_url,
+                        task.exception())
             ws.transport.abort()
 
     # -- helpers -------------------------------------------------------------------
@@ -1001,3 +1099,80 @@ def _sync_only(fn: F, name: str) -> F:
         raise TypeError(f"{name} handlers must be plain functions, not async def")
     return fn
 
+
+
+def close_reason(text: str) -> str:
+    """``text`` cut to the 123 UTF-8 bytes a close frame's reason may hold.
+
+    A longer reason makes websockets refuse to send the close at all.
+
+    Examples
+    --------
+    >>> len(close_reason("resync: " + "x" * 200).encode())
+    123
+    """
+    data = text.encode("utf-8")
+    if len(data) <= _MAX_CLOSE_REASON:
+        return text
+    return data[:_MAX_CLOSE_REASON].decode("utf-8", "ignore")  # never half a character
+
+
+async def _ping(ws: ClientConnection, written: asyncio.Event) -> float:
+    """Ping and wait for the pong: the round trip in seconds. ``written`` once it is sent."""
+    pong = await ws.ping()
+    written.set()
+    return await pong
+
+
+class _Connect(ws_connect):
+    """websockets' ``connect``, with redirects that leak nothing and never halt the feed.
+
+    * A redirect to a URL that is not ``ws://`` or ``wss://`` (an ``https://``
+      maintenance page) is a failed open, retried on the backoff, with an error
+      that says where the server pointed.
+    * A redirect to another origin does not carry the connection's headers
+      (websockets drops only ``Authorization`` and ``Cookie``; exchange keys travel
+      in headers of their own, such as ``X-MBX-APIKEY``).
+    * Every redirect is reported to ``on_redirect(old, new, cross_origin)``.
+    """
+
+    def __init__(
+        self, uri: str, *, on_redirect: Callable[[str, str, bool], None], **kwargs: Any
+    ) -> None:
+        super().__init__(uri, **kwargs)
+        self._on_redirect = on_redirect
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        old = self.uri
+        try:
+            new = super().process_redirect(exc)
+        except InvalidURI as bad:
+            return WebSocketError(
+                f"the server redirected to {redact_url(bad.uri)}, which is not a WebSocket "
+                "URL (ws:// or wss://): retrying")
+        if isinstance(new, str):
+            was, now = parse_uri(old), parse_uri(new)
+            cross = (was.secure, was.host, was.port) != (now.secure, now.host, now.port)
+            if cross:
+                self.additional_headers = None
+            self._on_redirect(old, new, cross)
+        return new
+
+
+class _GuardedConnection(ClientConnection):
+    """A client connection that drops a peer letting unread data pile up.
+
+    websockets answers every ping with a pong at once, and writes it whether or not
+    the peer reads: a server that floods pings and never reads would grow this
+    side's write buffer without bound. Past :data:`MAX_UNSENT` bytes the connection
+    is aborted (recorded as 1006, ``peer stopped reading``).
+    """
+
+    stalled: int | None = None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        unsent = self.transport.get_write_buffer_size()
+        if unsent > MAX_UNSENT and self.stalled is None:
+            self.stalled = unsent
+            self.transport.abort()

@@ -1,0 +1,104 @@
+"""A peer that stops reading is found and dropped, with bounded memory (F4, F5).
+
+The server in each test stops reading its socket (``transport.pause_reading()``), so
+what this side writes piles up: first in the kernel's buffers, then in the client's
+own write buffer. websockets' ``ping()`` waits for that buffer to drain before it
+sends, so a heartbeat that started its timer after the ping never timed out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from websockets.asyncio.server import ServerConnection
+
+from wsresearch import ConnectionConfig, HeartbeatConfig, ReconnectConfig, WebSocketManager
+from wsresearch.connection import MAX_UNSENT
+
+from .conftest import FAST, eventually, loopback_server
+
+# One unmasked WebSocket ping frame from a server, with the largest payload (125 bytes).
+PING = b"\x89\x7d" + b"p" * 125
+
+
+class DeafServer:
+    """Sends a greeting, then stops reading; optionally floods pings it never reads answers to."""
+
+    def __init__(self, flood: bool = False) -> None:
+        self.flood = flood
+        self.connections = 0
+
+    async def handler(self, conn: ServerConnection) -> None:
+        self.connections += 1
+        await conn.send("hello")
+        conn.transport.pause_reading()
+        while self.flood and not conn.transport.is_closing():
+            if conn.transport.get_write_buffer_size() < 1_000_000:
+                conn.transport.write(PING * 500)  # raw frames: the protocol keeps no state
+            await asyncio.sleep(0)
+        await conn.wait_closed()
+
+
+async def test_a_peer_that_stops_reading_is_dropped_within_the_heartbeat_even_with_data_pending(
+) -> None:
+    # F4: with 4 MB or more waiting to be sent, the ping never went out and the pong
+    # timer never started: the dead peer was never found.
+    server = DeafServer()
+    async with loopback_server(server.handler) as (_, url):
+        manager = WebSocketManager(ConnectionConfig(
+            url=url, heartbeat=HeartbeatConfig(interval=0.2, timeout=0.3), close_timeout=0.2,
+            reconnect=ReconnectConfig(backoff=FAST)))
+        closes: list[tuple[int | None, str]] = []
+        manager.on_disconnected(lambda code, reason, category: closes.append((code, reason)))
+        await manager.connect()
+        for _ in range(128):  # 8 MB in 64 kB messages
+            manager.send("x" * 65_536)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await eventually(lambda: bool(closes), within=5, what="the dead peer to be dropped")
+        found_after = loop.time() - started
+        await eventually(lambda: manager.generation == 2, what="the reconnect")
+        await manager.disconnect()
+    code, reason = closes[0]
+    assert code == 1006
+    assert reason.startswith(("peer stopped reading", "no pong within 0.3 s")), reason
+    # Found by the heartbeat: its interval and timeout, plus slack for a loaded machine.
+    assert found_after < 3.0, found_after
+
+
+async def test_a_ping_flood_from_a_peer_that_never_reads_is_dropped_with_bounded_memory() -> None:
+    # F5: each ping is answered with a pong written to a socket the server never reads:
+    # the client's write buffer grew by 10 MB/s without bound, and the heartbeat stalled.
+    # With the heartbeat off, the bound on unsent bytes alone must end it.
+    server = DeafServer(flood=True)
+    async with loopback_server(server.handler) as (_, url):
+        manager = WebSocketManager(ConnectionConfig(
+            url=url, heartbeat=HeartbeatConfig(enabled=False), close_timeout=0.2,
+            reconnect=ReconnectConfig(backoff=FAST)))
+        closes: list[tuple[int | None, str]] = []
+        manager.on_disconnected(lambda code, reason, category: closes.append((code, reason)))
+        await manager.connect()
+        await eventually(lambda: bool(closes), within=20, what="the flood to be cut off")
+        await manager.disconnect()
+    code, reason = closes[0]
+    assert code == 1006
+    assert reason.startswith("peer stopped reading:"), reason
+    unsent = int(reason.split(":")[1].split()[0])
+    # Cut off once past the bound: never more than one read's worth of pongs beyond it.
+    assert MAX_UNSENT < unsent < MAX_UNSENT + 1_000_000, unsent
+
+
+async def test_a_ping_flood_with_the_heartbeat_on_is_found_by_the_heartbeat_first() -> None:
+    server = DeafServer(flood=True)
+    async with loopback_server(server.handler) as (_, url):
+        manager = WebSocketManager(ConnectionConfig(
+            url=url, heartbeat=HeartbeatConfig(interval=0.1, timeout=0.2), close_timeout=0.2,
+            reconnect=ReconnectConfig(backoff=FAST)))
+        closes: list[tuple[int | None, str]] = []
+        manager.on_disconnected(lambda code, reason, category: closes.append((code, reason)))
+        await manager.connect()
+        await eventually(lambda: bool(closes), within=5, what="the flood to be found")
+        await eventually(lambda: manager.generation >= 2, what="the reconnect")
+        await manager.disconnect()
+    assert closes[0][0] == 1006
+    assert closes[0][1].startswith(("peer stopped reading", "no pong")), closes[0]
