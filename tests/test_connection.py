@@ -77,7 +77,7 @@ def test_bad_urls_and_values_give_one_clear_error() -> None:
         ConnectionConfig(url="http://example.com")
     with pytest.raises(ValidationError, match="url"):
         WebSocketManager("not a url")
-    with pytest.raises(ValidationError, match="ws://\\*\\*\\*@") as info:
+    with pytest.raises(ValidationError, match="ws://\\*\\*\\*:\\*\\*\\*@") as info:
         ConnectionConfig(url="ws://user:secret@:nope")
     assert "secret" not in str(info.value)
     with pytest.raises(ValidationError, match="max_attempts"):

@@ -93,3 +93,105 @@ def test_a_spec_shows_its_credentials_masked() -> None:
     spec = generic.spec(url=url, api_key=KEY)
     assert leaks(repr(spec)) == [] and "'key': '***'" in repr(spec)
     assert spec.auth == {"op": "auth", "key": KEY}  # masked when shown, not when sent
+
+
+# The real auth shapes of the exchanges, and URL credentials websockets turns into
+# headers of its own (F14, F15, F16).
+BARE = "BAREQUERYTOKEN77abc"  # ws://host/ws?BAREQUERYTOKEN77abc
+PASSWORD = "Sup3rSecretPw9"  # ws://alice:Sup3rSecretPw9@host/: websockets sends Basic auth
+BASIC = "YWxpY2U6U3VwM3JTZWNyZXRQdzk="  # base64("alice:Sup3rSecretPw9"), what it logs
+LISTEN_KEY = "pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a"  # Binance user data
+BYBIT_KEY, BYBIT_SIG = "BYBITKEY7f3a9c", "BYBITSIG0e4d8b2a"  # {"op":"auth","args":[...]}
+JWT = "eyJhbGciOiJFUzI1NiJ9.COINBASEJWT.sig"  # Coinbase Advanced Trade subscribe
+KRAKEN_TOKEN = "KRAKENWSTOKEN5d2e"  # Kraken v2 params.token
+CLIENT_SECRET = "DERIBITSECRET8c1f"  # Deribit params.client_secret
+OKX_SIGN = "OKXSIGNATURE3b7a"  # OKX login args[0].sign
+EVERY = (*SECRETS, BARE, PASSWORD, BASIC, LISTEN_KEY, BYBIT_KEY, BYBIT_SIG, JWT, KRAKEN_TOKEN,
+         CLIENT_SECRET, OKX_SIGN)
+
+
+def leaks_any(text: str | bytes) -> list[str]:
+    data = text.encode() if isinstance(text, str) else text
+    return [secret for secret in EVERY if secret.encode() in data]
+
+
+def every_byte(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+async def test_every_auth_shape_and_url_credential_stays_out_of_every_output(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import asyncio
+
+    from rich.console import Console
+
+    from wsresearch.cli import main
+    from wsresearch.console import FeedMonitor
+    from wsresearch.export import export_parquet
+
+    caplog.set_level(logging.DEBUG)
+    folder = tmp_path / "rec"
+    async with Simulator(seed=3) as sim:
+        host = sim.url.removeprefix("ws://")
+        url = f"ws://alice:{PASSWORD}@{host}/ws/{LISTEN_KEY}?{BARE}&token={TOKEN}"
+        connection = quick(url).model_copy(update={"headers": {"X-MBX-APIKEY": HEADER}})
+        spec = generic.spec(url=url, api_key=KEY, connection=connection).replace(
+            auth={"op": "auth", "key": KEY, "args": [BYBIT_KEY, 1_700_000_000, BYBIT_SIG]},
+            subscribe=[{"op": "subscribe", "channels": ["trade", "ticker"], "jwt": JWT,
+                        "params": {"token": KRAKEN_TOKEN, "client_secret": CLIENT_SECRET},
+                        "args": [{"sign": OKX_SIGN, "apiKey": KEY}]}])
+        feed = Feed(spec, record_to=folder)
+        monitor = FeedMonitor(feed)
+        async with feed:
+            await eventually(lambda: feed.store.rows("trade") >= 5, what="trades")
+            await sim.disconnect()  # auth and subscribe go out again
+            await eventually(lambda: feed.generation == 2, what="the reconnect")
+            await eventually(lambda: feed.frame("trade").filter(generation=2).height >= 1,
+                             what="trades after the reconnect")
+            console = Console(record=True, width=250)
+            monitor.sample()
+            console.print(monitor.render())
+            console.print(monitor.summary())
+            console.print(monitor.progress_line())
+            live = quality_report(feed)
+            views = [repr(feed), str(feed.stats), repr(feed.manager), repr(feed.recorder),
+                     repr(feed.spec), str(feed.spec), str(feed.errors), repr(live),
+                     live._repr_html_(), console.export_text(), repr(feed.connections)]
+        received = "\n".join(sim.received)
+        assert BYBIT_SIG in received and JWT in received  # they did reach the server
+        # The command line, on the same server: record, then report, replay, export.
+        cli_record = tmp_path / "cli_rec"
+        assert await asyncio.to_thread(
+            main, ["record", url, "--out", str(cli_record), "--seconds", "1"]) == 0
+    report = quality_report(folder)
+    html = report.to_html(tmp_path / "report.html").read_bytes()
+    dataset = tmp_path / "ds"
+    export_parquet(folder, None, dataset)
+    for command in (["report", str(folder), "--html", str(tmp_path / "cli.html")],
+                    ["replay", str(folder)], ["export", str(folder), "--out", str(dataset)]):
+        assert await asyncio.to_thread(main, command) == 0
+    printed = capsys.readouterr()
+    logs = "\n".join(r.getMessage() for r in caplog.records if r.name != "websockets.server")
+    assert any(r.name == "websockets.client" and "Authorization" in r.getMessage()
+               for r in caplog.records)  # the handshake was logged, masked
+    assert leaks_any(every_byte(folder)) == []
+    assert leaks_any(every_byte(cli_record)) == []
+    assert leaks_any(every_byte(dataset)) == []  # exported Parquet
+    assert leaks_any(html) == [] and leaks_any((tmp_path / "cli.html").read_bytes()) == []
+    assert leaks_any(repr(report)) == []
+    assert leaks_any(logs) == []
+    assert leaks_any(printed.out + printed.err) == []
+    assert leaks_any("\n".join(views)) == []
+    manifest = (folder / "manifest.json").read_text()
+    assert f"ws://***:***@{host}/ws/***?***&token=***" in manifest  # what stays is useful
+    sent = Recording.open(folder).events().filter(kind="sent")["data"].to_list()
+    assert '{"op":"auth","key":"***","args":["***",1700000000,"***"]}' in sent
+
+
+def test_an_auth_message_with_nothing_to_mask_is_warned_about() -> None:
+    spec = generic.spec(url="ws://127.0.0.1:1").replace(
+        auth={"op": "login", "credential": "SOMESECRETVALUE"})
+    feed = Feed(spec)
+    with pytest.warns(UserWarning, match="the auth message has no value under the spec's redact"):
+        feed._on_connected()

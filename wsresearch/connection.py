@@ -265,14 +265,16 @@ def redact_url(url: str) -> str:
     Examples
     --------
     >>> redact_url("wss://user:pw@example.com/ws?token=abc&x=1")
-    'wss://***@example.com/ws?token=***&x=***'
+    'wss://***:***@example.com/ws?token=***&x=***'
     >>> redact_url("wss://example.com/ws/pqia91ma19a5s61cv6a81va65sdf19v8a65a1?BARETOKEN")
     'wss://example.com/ws/***?***'
     """
     parts = urlsplit(url)
     netloc = parts.netloc
     if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
+        # Still a valid URL (websockets wants a password with a user): a recording's
+        # spec is rebuilt from its masked URL.
+        netloc = "***:***@" + netloc.rsplit("@", 1)[1]
     query = "&".join(
         f"{key}=***" if sep else "***"
         for key, sep, _ in (item.partition("=") for item in parts.query.split("&") if item)

@@ -16,14 +16,23 @@ exporting it again replaces them, never duplicates them.
 
 Plain Parquet with Hive partitioning, so DuckDB, Spark or pyarrow read it as
 well; :func:`load_dataset` gives a lazy polars frame with partition pruning and
-predicate pushdown, and :func:`merge_events` one time-ordered stream.
+predicate pushdown, and :func:`merge_events` one time-ordered stream. Files of one
+channel may differ in their columns (two exchanges' ``trade`` rows): each file is
+read with its own schema and a column a file lacks is null in its rows. Columns
+whose types cannot be reconciled are refused up front, naming the files.
+
+Exports are private, like recordings: folders wsresearch creates are ``0700``,
+files ``0600``, each written whole under a new temporary name and renamed (a
+symlink planted at a predictable name is never followed).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +40,10 @@ from typing import Literal
 
 import polars as pl
 
+from ._files import make_private_dirs, write_private
 from .recording import Recording
 from .replay import replay
-from .spec import FeedSpec
+from .spec import CHANNEL_NAME, FeedSpec
 
 __all__ = [
     "CONNECTION_SCHEMA",
@@ -143,7 +153,10 @@ def export_parquet(
         recording = Recording.open(recording)
     result = replay(recording, spec, progress=progress)
     rid = recording_id(recording)
-    root.mkdir(parents=True, exist_ok=True)
+    unsafe = sorted(name for name in result.frames if not re.fullmatch(CHANNEL_NAME, name))
+    if unsafe:  # a Channel refuses such names; a frames dict built by hand might not
+        raise ValueError(f"channel name(s) {unsafe} cannot name a dataset folder")
+    make_private_dirs(root)
     old = sorted(root.glob(f"channel=*/date=*/{rid}.parquet"))
     old += sorted((root / _CONNECTIONS).glob(f"{rid}.parquet"))
     for path in old:  # an earlier export of this recording: replaced, never duplicated
@@ -174,11 +187,11 @@ def _connections(recording: Recording, rid: str) -> pl.DataFrame:
 
 
 def _write(frame: pl.DataFrame, path: Path) -> Path:
-    """Write atomically: a crash leaves the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".tmp")
-    frame.write_parquet(partial, compression="zstd", statistics=True)
-    os.replace(partial, path)
+    """Write atomically and privately: a crash leaves the old file or the new one."""
+    make_private_dirs(path.parent)
+    encoded = io.BytesIO()
+    frame.write_parquet(encoded, compression="zstd", statistics=True)
+    write_private(path, encoded.getbuffer())
     return path
 
 
@@ -231,24 +244,51 @@ def load_dataset(
     high = None if end is None else _ns(end)
     if low is not None and high is not None and low > high:
         raise ValueError(f"start ({start}) is after end ({end})")
-    frames = []
+    files = []
     for channel in chosen:
-        files = sorted((root / f"channel={channel}").glob("date=*/*.parquet"))
-        files = [f for f in files if _day_overlaps(f.parent.name, low, high)]
-        if not files:
-            continue
-        frames.append(pl.scan_parquet(
-            files, hive_partitioning=True,
-            hive_schema={"channel": pl.String(), "date": pl.Date()},
-        ))
-    if not frames:
+        found = sorted((root / f"channel={channel}").glob("date=*/*.parquet"))
+        files += [f for f in found if _day_overlaps(f.parent.name, low, high)]
+    if not files:
         return pl.LazyFrame(schema={"channel": pl.String(), "date": pl.Date()})
-    lazy = pl.concat(frames, how="diagonal_relaxed")
+    # One scan per file, each with its own columns: two recordings' rows of one
+    # channel may have different fields (a scan of many files assumes the first's).
+    lazy = _union([(str(file), pl.scan_parquet(
+        file, hive_partitioning=True, hive_schema={"channel": pl.String(), "date": pl.Date()},
+    )) for file in files])
     if low is not None:
         lazy = lazy.filter(pl.col("recv_wall_ns") >= low)
     if high is not None:
         lazy = lazy.filter(pl.col("recv_wall_ns") < high)
     return lazy
+
+
+def _union(parts: list[tuple[str, pl.LazyFrame]]) -> pl.LazyFrame:
+    """The rows of every part in one frame, a column a part lacks null in its rows.
+
+    Raises
+    ------
+    ValueError
+        If a column's types in two parts have no common type (a list of structs and
+        a list of arrays): naming the column, both types and where each comes from.
+    """
+    types: dict[str, tuple[pl.DataType, str]] = {}
+    for where, lazy in parts:
+        for column, dtype in lazy.collect_schema().items():
+            seen = types.get(column)
+            if seen is None:
+                types[column] = (dtype, where)
+                continue
+            try:
+                merged = pl.concat([pl.DataFrame(schema={column: seen[0]}),
+                                    pl.DataFrame(schema={column: dtype})],
+                                   how="vertical_relaxed").schema[column]
+            except pl.exceptions.PolarsError:
+                raise ValueError(
+                    f"column {column!r} is {seen[0]} in {seen[1]} but {dtype} in {where}: "
+                    "they cannot share one frame; load those channels one at a time "
+                    "(load_dataset(path, 'channel'))") from None
+            types[column] = (merged, seen[1])
+    return pl.concat([lazy for _, lazy in parts], how="diagonal_relaxed")
 
 
 def _day_overlaps(folder: str, low: int | None, high: int | None) -> bool:
@@ -302,9 +342,9 @@ def merge_events(
         raise ValueError(f"by must be 'recv' or 'exchange', got {by!r}")
     if isinstance(source, Mapping):
         names = list(channels) if channels is not None else list(source)
-        frames = [source[name].lazy().with_columns(pl.lit(name).alias("channel"))
-                  for name in names]
-        lazy = pl.concat(frames, how="diagonal_relaxed") if frames else pl.LazyFrame()
+        frames = [(f"channel {name!r}", source[name].lazy().with_columns(
+            pl.lit(name).alias("channel"))) for name in names]
+        lazy = _union(frames) if frames else pl.LazyFrame()
     else:
         lazy = load_dataset(source, channels)
     time = pl.col("recv_wall_ns")

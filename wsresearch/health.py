@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -33,6 +34,7 @@ __all__ = ["HealthMonitor", "HealthTransition", "StreamConfig", "StreamStatus"]
 log = logging.getLogger(__name__)
 _NS_PER_S = 1_000_000_000
 _WEEK = 7 * 86_400.0
+_MAX_TRANSITIONS = 100_000
 MIN_CHECK_INTERVAL = 0.001
 """The shortest ``check_interval``: a check costs microseconds, a thousand a second is plenty."""
 MAX_CHECK_INTERVAL = 3600.0
@@ -157,8 +159,8 @@ class HealthMonitor:
         self._silent: set[str] = set()
         self._last_pong_ns: int | None = None
         self._task: asyncio.Task[None] | None = None
-        self.transitions: list[HealthTransition] = []
-        """Every health change, in order."""
+        self.transitions: deque[HealthTransition] = deque(maxlen=_MAX_TRANSITIONS)
+        """Every health change, in order (the newest 100,000: a feed runs for days)."""
 
     @property
     def streams(self) -> dict[str, StreamConfig]:
@@ -206,6 +208,19 @@ class HealthMonitor:
         self._last.update(last)
         if self._silent:
             self._silent.difference_update(last)
+
+    def due(self) -> int | None:
+        """When :meth:`check` would next find a change, if no message came first.
+
+        The earliest monotonic time at which a stream goes stale (or an
+        ``allow_silence`` stream falls silent); ``None`` when no stream can change
+        without a message. A replay runs only the checks that can change something: between two
+        recorded events, the first check and then each check at or after this time.
+        """
+        times = [(self._since if (last := self._last.get(name)) is None else last) + limit + 1
+                 for name, limit in self._thresholds.items()
+                 if name not in self._stale and name not in self._silent]
+        return min(times) if times else None
 
     def last_seen(self, stream: str) -> int | None:
         """Monotonic time of ``stream``'s last message since the last reset, or ``None``."""

@@ -37,7 +37,7 @@ from ._ports import check_port, listening_url
 from .clock import VirtualClock
 from .connection import CLIENT_CLOSE_REASONS
 from .feed import Feed
-from .health import HealthTransition
+from .health import HealthMonitor, HealthTransition
 from .parser import CONTROL, DUPLICATE, OK, REJECT_REASONS, Reject
 from .recording import Recording
 from .spec import FeedSpec
@@ -243,16 +243,19 @@ def _drive(
                                                            "seq")), strict=True))
     at = kept["index"].to_list()  # the event index of each item
 
-    # Stops, in event order: each health check point before the event that reaches it,
-    # then each event that is not a frame. (position, order, check time or event row)
+    # Stops, in event order: the health check points that fall before each event
+    # (check k, at first_mono + k * interval, runs before the first event whose
+    # receive time reaches it), then each event that is not a frame. Only the check
+    # points that can change something run (see _run_checks), so a tiny interval
+    # over a long recording costs nothing per check point it skips.
+    # (position, order, (first and last check point) or event row)
     reach = events["mono_ns"].cum_max()
-    checks = range(first_mono + interval, reach[-1] + 1, interval)
+    slot = (reach - first_mono) // interval
+    before = slot.shift(1, fill_value=0)
+    reached = pl.DataFrame({"position": pl.int_range(0, total, eager=True),
+                            "low": before, "high": slot}).filter(pl.col("high") > pl.col("low"))
     stops: list[tuple[int, int, Any]] = [
-        (position, 0, when)
-        for position, when in zip(
-            reach.search_sorted(pl.Series(checks, dtype=pl.Int64), side="left").to_list(),
-            checks, strict=True)
-    ]
+        (position, 0, (low, high)) for position, low, high in reached.iter_rows()]
     others = indexed.filter(~is_frame).select("index", "generation", "mono_ns", "wall_ns", "kind")
     stops.extend((row[0], 1, row) for row in others.iter_rows())
     stops.sort(key=lambda stop: (stop[0], stop[1]))
@@ -268,9 +271,8 @@ def _drive(
         while progress is not None and next_report <= position:
             progress(next_report, total)
             next_report += 10_000
-        if order == 0:  # a check point
-            set_clock(max(clock.monotonic_ns(), what))
-            health.check()
+        if order == 0:  # check points (low, high]
+            _run_checks(health, clock, first_mono, interval, *what)
         elif order == 1:  # another event: the clock follows it, never back
             _, generation, mono, wall, kind = what
             now = clock.monotonic_ns()
@@ -281,6 +283,30 @@ def _drive(
     if progress is not None:
         progress(total, total)
     return frames, frames - len(items), generations
+
+
+def _run_checks(
+    health: HealthMonitor, clock: VirtualClock, first: int, interval: int, low: int, high: int
+) -> None:
+    """Run the health checks ``low + 1 .. high`` that can change something, in order.
+
+    With no frame between them, a check changes nothing until some stream's silence
+    passes its threshold (:meth:`HealthMonitor.due`): the first check runs (a frame
+    since the last one may end a silence), then only the check points at or after
+    each such moment. The transitions are those of running every check, at the same
+    times; at most one check per stream runs between two events.
+    """
+    def check(k: int) -> None:
+        clock.set(max(clock.monotonic_ns(), first + k * interval))
+        health.check()
+
+    k = low + 1
+    check(k)
+    while (due := health.due()) is not None:
+        k = max(k + 1, -((first - due) // interval))  # the first check point at or after due
+        if k > high:
+            return
+        check(k)
 
 
 @dataclass(frozen=True)

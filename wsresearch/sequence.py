@@ -52,6 +52,7 @@ RESET = "reset"
 SEQUENCE_OUTCOMES: tuple[str, ...] = (IN_ORDER, GAP, REPEAT, OUT_OF_ORDER, RESET)
 """Every outcome :meth:`SequenceTracker.observe` can return."""
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # Open gaps remembered per key, to tell a late message from a repeat.
 _MAX_OPEN_GAPS = 64
 _IN_ORDER: tuple[str, None] = (IN_ORDER, None)
@@ -175,7 +176,8 @@ class SequenceTracker:
         TypeError
             If ``value`` is neither an ``int`` nor a :class:`Seq`.
         ValueError
-            If a :class:`Seq` ends before it starts.
+            If a :class:`Seq` ends before it starts, or a number does not fit in 64
+            bits (the gap table's columns are Int64).
         """
         # The common case first, in as few steps as possible: the next int, in order.
         if value.__class__ is int and generation == self._generation:
@@ -193,6 +195,10 @@ class SequenceTracker:
             raise TypeError(f"a sequence must be an int or a Seq, got {type(value).__name__}")
         if last < first:
             raise ValueError(f"a sequence range cannot end before it starts: {value!r}")
+        if first < _INT64_MIN or last > _INT64_MAX:
+            # A mangled id: it would make a gap no table can hold, and poison the counts.
+            raise ValueError(f"a sequence number must fit in 64 bits, got {value!r}; "
+                             "the message is kept, its number not checked")
         if generation != self._generation:
             self._state.clear()
             self._generation = generation
