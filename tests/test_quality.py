@@ -25,8 +25,17 @@ def test_the_shipped_session_shows_exactly_its_fault_script() -> None:
     downtimes = report.connections["downtime_after_s"].to_list()
     assert downtimes[-1] is None and all(0 < d < 3 for d in downtimes[:-1])
     # One silence longer than a threshold: the ticker, silenced 3.5 s at 0.26 x 12 s.
-    silences = report.silences
-    assert silences.select("stream", "kind", "recovered").rows() == [("ticker", "stale", True)]
+    silences = report.silences.filter(kind="stale")
+    assert silences.select("stream", "recovered").rows() == [("ticker", True)]
+    # Holes: the trade stream's silences across the three longest downtimes (the 1001
+    # close then the 4401 rejection, the half-open socket, the rate limit); the 0.3 s
+    # after the first 1006 is shorter than min_hole_s, and the ticker's 49 messages are
+    # too few to judge its gaps by.
+    holes = report.silences.filter(kind="hole")
+    assert holes["stream"].to_list() == ["trade"] * 3 and all(holes["recovered"])
+    closes = report.connections["closed_mono_ns"].to_list()
+    assert [sum(start <= c <= end for c in closes) for start, end in holes.select(
+        "start_mono_ns", "end_mono_ns").iter_rows()] == [2, 1, 1]
     first_open = report.connections["opened_mono_ns"][0]
     started = (silences["start_mono_ns"][0] - first_open) / NS
     assert 3.12 - 0.2 <= started <= 3.12  # its last tick came just before the fault
@@ -45,6 +54,10 @@ def test_the_shipped_session_shows_exactly_its_fault_script() -> None:
     summary = dict(report.summary().iter_rows())
     assert summary["sequence gaps"] == "1 (3 missing)"
     assert summary["stale episodes"].startswith("1 (")
+    assert summary["holes"] == f"3 ({holes['length_s'].sum():.1f} s)"
+    assert streams["trade"]["holes"] == 3 and streams["ticker"]["holes"] == 0
+    assert report.latency["plausible"].all() and report.warnings == []
+    assert "warnings" not in summary
     assert summary["recording"] == report.recording == "complete"
 
 

@@ -77,6 +77,7 @@ from .errors import (
 
 __all__ = [
     "CLIENT_CLOSE_REASONS",
+    "END_OF_SESSION",
     "MAX_UNSENT",
     "CloseCategory",
     "CloseInfo",
@@ -130,8 +131,11 @@ class CloseCategory(StrEnum):
 # Shorter values are not masked in logs (a query's "x=1" is not a credential).
 _MIN_SECRET = 6
 
+END_OF_SESSION = "client disconnect"
+"""The reason of the close that ends a session (:meth:`WebSocketManager.disconnect`)."""
+
 CLIENT_CLOSE_REASONS: tuple[str, ...] = (
-    "client disconnect", "no pong", "reconnect requested", "resync", "peer stopped reading",
+    END_OF_SESSION, "no pong", "reconnect requested", "resync", "peer stopped reading",
 )
 """How the reasons of the closes this side makes begin: the end of a session, a dead or
 stalled peer dropped by the heartbeat, a requested reconnect or resync. A replay server
@@ -893,7 +897,7 @@ class WebSocketManager:
                 task.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
-                    ws.close(1000, "client disconnect"), self.config.close_timeout
+                    ws.close(1000, END_OF_SESSION), self.config.close_timeout
                 )
             if ws.state is not State.CLOSED:
                 # The closing handshake timed out (a peer that no longer reads, say):

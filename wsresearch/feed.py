@@ -409,6 +409,9 @@ class Feed:
         if self._started:
             self.stopped_while = self.manager.state
         await self.manager.disconnect()
+        if self._started:  # the end of the session, after its last close
+            self._timeline.append(("stop", self.manager.generation, self._mono_ns(),
+                                   self._wall_ns(), None, None, None))
         if not self.queue.closed:
             await self.queue.join()
             self.queue.close()
@@ -593,8 +596,9 @@ class Feed:
     def connections(self) -> pl.DataFrame:
         """Every open and close so far, one row each, as the recording's events.
 
-        Columns: ``kind`` (``open``/``close``), ``generation``, ``mono_ns``,
-        ``wall_ns``, ``code``, ``reason``, ``category``.
+        Columns: ``kind`` (``open``, ``close``, or ``stop`` where the feed was
+        stopped), ``generation``, ``mono_ns``, ``wall_ns``, ``code``, ``reason``,
+        ``category``.
         """
         return pl.DataFrame(
             list(self._timeline), orient="row",
@@ -735,7 +739,7 @@ class Feed:
         refuse = self.parser.refuse
         for kind, indexes in batches.items():
             bad = checks[kind].bad_rows([outcomes[i][2].__dict__ for i in indexes])
-            for position, detail in bad.items():
+            for position, detail in sorted(bad.items()):  # in the order received
                 index = indexes[position]
                 outcomes[index] = refuse(items[index][0], kind, detail, items[index][2])
 

@@ -1,4 +1,4 @@
-"""How good was a feed: connections, rates, silences, sequence gaps, latency, rejects.
+"""How good was a feed: connections, rates, silences, holes, sequence gaps, latency, rejects.
 
 :func:`quality_report` works on a recording (replayed through its spec, so every
 figure is what the live session would have shown, and the same on every run) or
@@ -9,22 +9,29 @@ writes a self-contained page. :func:`compare` puts two sessions side by side.
 
 Times in the tables are ns on the session's monotonic clock (``*_mono_ns``)
 and seconds (``*_s``) for durations; latencies are in ms.
+
+The report says what it cannot measure rather than print an impossible number:
+receive times before 2000 (invented on import), latencies beyond an hour
+(clocks that cannot be compared) and negative latencies (clock skew) are flagged
+in :attr:`QualityReport.warnings` and in the summary.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import html
 import io
+import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from .connection import redact_url
+from .connection import END_OF_SESSION, CloseCategory, describe_close, redact_url
 from .feed import Feed
 from .health import HealthTransition
 from .recording import Recording
@@ -37,6 +44,11 @@ if TYPE_CHECKING:
 __all__ = ["QualityReport", "compare", "quality_report"]
 
 _NS = 1_000_000_000
+_YEAR_2000_NS = 946_684_800 * _NS
+"""Receive times before 2000-01-01 UTC were not taken from a clock: they were invented."""
+_HOUR_MS = 3_600_000.0
+"""No network delivers a message an hour late: a latency beyond it compares two clocks
+that cannot be compared (times shifted, data re-served later)."""
 
 CONNECTION_COLUMNS: dict[str, pl.DataType] = {
     "generation": pl.Int64(),
@@ -52,13 +64,54 @@ CONNECTION_COLUMNS: dict[str, pl.DataType] = {
 }
 SILENCE_COLUMNS: dict[str, pl.DataType] = {
     "stream": pl.String(),
-    "kind": pl.String(),  # stale (the stream was judged stale) or silent_ok (allowed)
+    # stale (judged stale by the health monitor), silent_ok (an allow_silence stream's
+    # silence beyond its threshold) or hole (long for the stream's own rate)
+    "kind": pl.String(),
     "start_mono_ns": pl.Int64(),
     "end_mono_ns": pl.Int64(),
     "length_s": pl.Float64(),
+    "threshold_s": pl.Float64(),
     "beyond_threshold_s": pl.Float64(),
     "recovered": pl.Boolean(),
 }
+
+
+@dataclass(frozen=True)
+class _HoleRule:
+    """When a gap between two messages of a stream is a hole (see :func:`quality_report`)."""
+
+    factor: float
+    window: int
+    min_gaps: int
+    min_s: float
+
+
+def _hole_rule(factor: float, window: int, min_gaps: int, min_s: float) -> _HoleRule:
+    """The rule from :func:`quality_report`'s arguments, or a ValueError naming the bad one."""
+
+    def number(name: str, value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
+        return float(value)
+
+    def count(name: str, value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an int, got {value!r}")
+        return value
+
+    if number("hole_factor", factor) < 1:
+        raise ValueError(f"hole_factor must be >= 1 (below 1, ordinary gaps would be holes), "
+                         f"got {factor!r}")
+    if count("hole_window", window) < 2:
+        raise ValueError(f"hole_window must be >= 2 gaps, got {window!r}")
+    if not 1 <= count("hole_min_gaps", min_gaps) <= window:
+        raise ValueError(f"hole_min_gaps must be between 1 and hole_window ({window}), "
+                         f"got {min_gaps!r}")
+    if number("min_hole_s", min_s) <= 0:
+        raise ValueError(f"min_hole_s must be > 0, got {min_s!r}")
+    return _HoleRule(float(factor), window, min_gaps, float(min_s))
 
 
 @dataclass(frozen=True)
@@ -70,26 +123,38 @@ class QualityReport:
     source
         What was analysed (a recording's path, or the feed's URL).
     start_mono_ns, end_mono_ns
-        The session's span on its monotonic clock.
+        The session's span on its monotonic clock. It ends when the session
+        ended: a recording's ``stop`` event (or, in recordings made before
+        there was one, its last event); for a live feed, now, or the close that
+        stopped it.
     connections
         One row per connection: opened, time to its first message, closed (code,
-        reason, category), time connected, downtime until the next open.
+        reason, category), time connected, downtime until the next open, or
+        until the end of the session when it ended while disconnected. The
+        client's own end-of-session close (reason ``client disconnect``) is
+        followed by no downtime (``null``).
     streams
         One row per health stream: messages, rate (mean, p50, p99 over 1 s
-        windows), stale episodes and time, silent-ok time. Without a spec, one
-        ``frames`` row for all frames.
+        windows), stale episodes and time, silent-ok time, holes and their
+        time. Without a spec, one ``frames`` row for all frames.
     silences
-        Every silence longer than its stream's ``stale_threshold``: the stale
-        episodes the health monitor saw, and the allowed silences of
-        ``allow_silence`` streams.
+        Every silence worth a look, one row each, by ``kind``: ``stale``
+        episodes the health monitor saw, the silences of ``allow_silence``
+        streams beyond their ``stale_threshold`` (``silent_ok``), and ``hole``:
+        a gap between two messages far longer than the stream's own recent gaps
+        (the rule is in :func:`quality_report`). ``threshold_s`` is the
+        threshold the silence was judged against.
     sequence
         Per sequenced channel: gaps, numbers missing, repeats, late messages.
     latency
         Per channel with an exchange time: receive minus exchange time, in ms
-        (p50, p90, p99, max), and the share of negative values (clock skew).
+        (p50, p90, p99, max), the share of negative values (clock skew), and
+        ``plausible``: false when the figures are not measurements (receive
+        times before 2000, or the 1st or 99th percentile beyond an hour either way).
     outcomes
         Frames by outcome: received, ok, duplicates, control, exchange errors,
-        each reject reason, and what the live pipeline dropped or found stale.
+        each reject reason, and what the live pipeline dropped or discarded as
+        frames of a replaced connection.
     rates
         Messages per stream per second of the session (for plots).
     health
@@ -102,6 +167,12 @@ class QualityReport:
         failed and events were lost, ``seq`` numbers are missing). For a live
         feed, what its recorder has written, or ``not recording``. Every other
         figure describes what the recording holds, so read them with this.
+    first_receive_wall_ns
+        The earliest receive time on the wall clock (ns since the epoch), or
+        ``None`` without frames: before 2000 it was invented, not measured.
+    warnings
+        Each figure the report could not take as a measurement, in a sentence:
+        receive times invented on import, latencies beyond an hour, clock skew.
     """
 
     source: str
@@ -117,29 +188,50 @@ class QualityReport:
     health: pl.DataFrame
     latencies: pl.DataFrame
     recording: str = "not recording"
+    first_receive_wall_ns: int | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
         """Length of the session in seconds."""
         return (self.end_mono_ns - self.start_mono_ns) / _NS
 
+    @property
+    def receive_times_invented(self) -> bool:
+        """Whether the receive times are before 2000, so not read from a clock."""
+        first = self.first_receive_wall_ns
+        return first is not None and first < _YEAR_2000_NS
+
     def summary(self) -> pl.DataFrame:
-        """The overview: one ``metric``/``value`` row per figure (values as text)."""
+        """The overview: one ``metric``/``value`` row per figure (values as text).
+
+        Returns
+        -------
+        polars.DataFrame
+            Columns ``metric`` and ``value`` (both text): recording, warnings
+            (only when there are any), duration, connections, disconnects,
+            downtime, uptime, messages, duplicates, rejected, dropped, exchange
+            errors, sequence gaps, stale episodes, holes, latency, clock skew.
+        """
         c, o = self.connections, dict(self.outcomes.iter_rows())
-        connected = float(c["connected_s"].sum()) if c.height else 0.0
-        first_open = int(c["opened_mono_ns"].min()) if c.height else self.start_mono_ns  # type: ignore[arg-type]
-        span = max(1e-9, (self.end_mono_ns - first_open) / _NS)
+        connected = float(c["connected_s"].sum() or 0.0)
+        down = float(c["downtime_after_s"].sum() or 0.0)
         stale = self.silences.filter(kind="stale")
-        lat = self.latency
-        rows: list[tuple[str, str]] = [
-            ("recording", self.recording),
+        holes = self.silences.filter(kind="hole")
+        closes = c.filter(pl.col("closed_mono_ns").is_not_null()
+                          & ~pl.col("reason").fill_null("").str.starts_with(END_OF_SESSION))
+        rows: list[tuple[str, str]] = [("recording", self.recording)]
+        if self.warnings:
+            rows.append(("warnings", " ".join(self.warnings)))
+        rows += [
             ("duration", f"{self.duration_s:.1f} s"),
             ("connections", str(c.height)),
-            ("disconnects", ", ".join(f"{code} {cat}" for code, cat in
-                                      c.filter(pl.col("closed_mono_ns").is_not_null())
-                                      .select("code", "category").iter_rows()) or "none"),
-            ("downtime", f"{float(c['downtime_after_s'].sum() or 0.0):.2f} s"),
-            ("uptime", f"{100 * min(1.0, connected / span):.1f}%"),
+            ("disconnects", "; ".join(_describe(code, category, reason) for code, category,
+                                      reason in closes.select("code", "category", "reason")
+                                      .iter_rows()) or "none"),
+            ("downtime", f"{down:.2f} s"),
+            ("uptime", f"{100 * connected / (connected + down):.1f}%"
+             if connected + down > 0 else "n/a"),
             ("messages", str(o.get("ok", 0))),
             ("duplicates", str(o.get("duplicates", 0))),
             ("rejected", str(sum(v for k, v in o.items() if k.startswith("reject:")))),
@@ -148,23 +240,62 @@ class QualityReport:
             ("sequence gaps", f"{int(self.sequence['gaps'].sum() or 0)} "
                               f"({int(self.sequence['missing'].sum() or 0)} missing)"),
             ("stale episodes", f"{stale.height} ({float(stale['length_s'].sum() or 0):.1f} s)"),
-            ("latency p50 / p99", "n/a" if not lat.height else
-             f"{float(lat['p50_ms'].median()):.1f} / {float(lat['p99_ms'].max()):.1f} ms"),  # type: ignore[arg-type]
-            ("clock skew", ", ".join(lat.filter(pl.col("negative_share") > 0)["channel"])
-             or "none"),
+            ("holes", f"{holes.height} ({float(holes['length_s'].sum() or 0):.1f} s)"),
+            ("latency p50 / p99", self._latency_text()),
+            ("clock skew", self._skew_text()),
         ]
         return pl.DataFrame(rows, schema={"metric": pl.String, "value": pl.String},
                             orient="row")
 
+    def _latency_text(self) -> str:
+        lat = self.latency
+        if not lat.height:
+            return "n/a"
+        if self.receive_times_invented:
+            return "not measured: receive times are before 2000 (invented on import?)"
+        good, bad = lat.filter("plausible"), lat.filter(~pl.col("plausible"))
+        implausible = "" if not bad.height else (
+            f"implausible: p50 {_span_ms(float(bad['p50_ms'].median()))}"  # type: ignore[arg-type]
+            " (clocks not comparable)")
+        if not good.height:
+            return implausible
+        text = (f"{float(good['p50_ms'].median()):.1f} / "  # type: ignore[arg-type]
+                f"{float(good['p99_ms'].max()):.1f} ms")  # type: ignore[arg-type]
+        if bad.height:
+            text += f"; {', '.join(bad['channel'])}: {implausible}"
+        return text
+
+    def _skew_text(self) -> str:
+        lat = self.latency
+        if not lat.height:
+            return "n/a"
+        if self.receive_times_invented:
+            return "not measured: receive times are before 2000"
+        parts = [f"{channel} {share:.1%} negative (down to {_ms(low)})"
+                 for channel, share, low in _skewed(lat, self.latencies)]
+        bad = lat.filter(~pl.col("plausible"))["channel"].to_list()
+        if bad:
+            parts.append(f"not judged on {', '.join(bad)} (implausible latencies)")
+        return "; ".join(parts) or "none"
+
     def _repr_html_(self) -> str:
-        return f"<b>Feed quality: {html.escape(self.source)}</b>" + (
-            self.summary()._repr_html_())
+        return (f"{_STYLE}<div class='wsr-quality'><b>Feed quality: "
+                f"{html.escape(self.source)}</b>{_html_table(self.summary())}</div>")
 
     def __repr__(self) -> str:
         return f"QualityReport({self.source!r})\n{self.summary()}"
 
     def plot(self) -> Figure:
-        """Rates per stream with disconnects and stale spells shaded, latency, health timeline.
+        """Rates per stream with disconnects, holes and stale spells shaded; latency; health.
+
+        Both time axes span the whole session, the downtime at its end included.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            Three panels: messages per second per stream (grey: disconnected,
+            orange: hole, red: stale), the latency per channel (plausible
+            channels only), and a health timeline per stream with a connection row.
 
         Raises
         ------
@@ -179,60 +310,99 @@ class QualityReport:
         figure = Figure(figsize=(10, 8), layout="constrained")
         rate_ax, lat_ax, health_ax = figure.subplots(3, 1, height_ratios=(3, 2, 2))
         zero = self.start_mono_ns
+        span = max(self.duration_s, 1e-9)
 
         def seconds(ns: Any) -> float:
             return (float(ns) - zero) / _NS
 
         for stream in self.rates["stream"].unique(maintain_order=True):
             rows = self.rates.filter(stream=stream)
-            rate_ax.plot(rows["second"], rows["messages"], label=stream, linewidth=1)
-        for row in self.connections.iter_rows(named=True):
-            if row["closed_mono_ns"] is not None and row["downtime_after_s"] is not None:
-                start = seconds(row["closed_mono_ns"])
-                rate_ax.axvspan(start, start + row["downtime_after_s"], color="grey",
-                                alpha=0.3, label="_down")
-        for row in self.silences.filter(kind="stale").iter_rows(named=True):
-            rate_ax.axvspan(seconds(row["start_mono_ns"]), seconds(row["end_mono_ns"]),
-                            color="red", alpha=0.15, label="_stale")
+            counts = rows["messages"].to_list()
+            # Each count holds for its second: a step to the session's end.
+            rate_ax.plot([*rows["second"].to_list(), span], [*counts, counts[-1]],
+                         label=stream, linewidth=1, drawstyle="steps-post")
+        for kind, color, alpha in (("hole", "tab:orange", 0.2), ("stale", "red", 0.15)):
+            for start, end in self.silences.filter(kind=kind).select(
+                    "start_mono_ns", "end_mono_ns").unique(maintain_order=True).iter_rows():
+                rate_ax.axvspan(seconds(start), seconds(end), color=color, alpha=alpha,
+                                label=f"_{kind}")
+        down = self._downtimes()
+        for start, length in down:  # on top, hatched: the reason for the silences under it
+            rate_ax.axvspan(seconds(start), seconds(start) + length, facecolor="grey",
+                            alpha=0.4, hatch="//", edgecolor="dimgrey", zorder=3,
+                            label="_down")
         rate_ax.set_yscale("symlog")  # a burst must not flatten the quiet streams
-        rate_ax.set_title("messages per second (grey: disconnected, red: stale)")
+        rate_ax.set_xlim(0, span)
+        rate_ax.set_title("messages per second (grey, hatched: disconnected; orange: hole; "
+                          "red: stale)")
         rate_ax.set_xlabel("seconds")
         if self.rates.height:
             rate_ax.legend(loc="upper right", fontsize="small")
         lat_ax.set_title("latency, exchange time to receive time (ms; box: p25-p75, "
                          "whiskers: p1-p99)")
-        if self.latencies.height:
-            names = self.latencies["channel"].unique(maintain_order=True).to_list()
-            lat_ax.boxplot([self.latencies.filter(channel=n)["ms"].to_numpy() for n in names],
-                           orientation="horizontal", tick_labels=names, whis=(1, 99),
+        plausible = self.latency.filter("plausible")["channel"].to_list()
+        if plausible:
+            lat_ax.boxplot([self.latencies.filter(channel=n)["ms"].to_numpy()
+                            for n in plausible],
+                           orientation="horizontal", tick_labels=plausible, whis=(1, 99),
                            showfliers=False)
         else:
-            lat_ax.text(0.5, 0.5, "no exchange times", ha="center", va="center")
+            lat_ax.text(0.5, 0.5, "no exchange times" if not self.latency.height else
+                        f"latency {self._latency_text()}", ha="center", va="center")
         streams = self.streams["stream"].to_list()
         for index, stream in enumerate(streams):
-            health_ax.broken_barh([(0, self.duration_s)], (index - 0.4, 0.8), color="tab:green")
-            spells = self.silences.filter(stream=stream, kind="stale")
-            health_ax.broken_barh(
-                [(seconds(s), (e - s) / _NS) for s, e in spells.select(
-                    "start_mono_ns", "end_mono_ns").iter_rows()],
-                (index - 0.4, 0.8), color="tab:red")
-        down = [(seconds(r["closed_mono_ns"]), r["downtime_after_s"])
-                for r in self.connections.iter_rows(named=True)
-                if r["closed_mono_ns"] is not None and r["downtime_after_s"] is not None]
-        health_ax.broken_barh(down, (len(streams) - 0.4, 0.8), color="grey")
+            health_ax.broken_barh([(0, span)], (index - 0.4, 0.8), color="tab:green")
+            for kind, color in (("hole", "tab:orange"), ("stale", "tab:red")):
+                spells = self.silences.filter(stream=stream, kind=kind)
+                health_ax.broken_barh(
+                    [(seconds(s), (e - s) / _NS) for s, e in spells.select(
+                        "start_mono_ns", "end_mono_ns").iter_rows()],
+                    (index - 0.4, 0.8), color=color)
+        health_ax.broken_barh([(seconds(start), length) for start, length in down],
+                              (len(streams) - 0.4, 0.8), color="grey")
         health_ax.set_yticks(range(len(streams) + 1), [*streams, "connection"])
-        health_ax.set_title("health (green: healthy, red: stale, grey: disconnected)")
+        health_ax.set_xlim(0, span)
+        health_ax.set_title("health (green: healthy, orange: hole, red: stale, "
+                            "grey: disconnected)")
         health_ax.set_xlabel("seconds")
         return figure
 
+    def _downtimes(self) -> list[tuple[int, float]]:
+        """``(closed_mono_ns, seconds)`` of every spell disconnected, the trailing one included."""
+        return [(r["closed_mono_ns"], r["downtime_after_s"])
+                for r in self.connections.iter_rows(named=True)
+                if r["closed_mono_ns"] is not None and r["downtime_after_s"] is not None]
+
     def png(self) -> bytes:
-        """:meth:`plot` as PNG bytes."""
+        """:meth:`plot` as PNG bytes.
+
+        Returns
+        -------
+        bytes
+            The figure as a PNG image.
+        """
         buffer = io.BytesIO()
         self.plot().savefig(buffer, format="png", dpi=90)
         return buffer.getvalue()
 
     def to_html(self, path: str | os.PathLike[str]) -> Path:
-        """Write a self-contained HTML report (tables, and the plots embedded as PNG)."""
+        """Write a self-contained HTML report: warnings, every table in full, the plots.
+
+        Every row of every table is shown (no truncation), values as they are
+        (text unquoted, HTML-escaped, so text from a server stays inert), wide
+        tables scroll sideways; the plots are embedded as a PNG, so the page
+        fetches nothing.
+
+        Parameters
+        ----------
+        path
+            The file to write.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+        """
         image = base64.b64encode(self.png()).decode("ascii")
         sections = [
             ("Summary", self.summary()), ("Connections", self.connections),
@@ -240,14 +410,16 @@ class QualityReport:
             ("Sequence", self.sequence), ("Latency", self.latency),
             ("Outcomes", self.outcomes),
         ]
+        warnings = "" if not self.warnings else "<h2>Warnings</h2><ul>" + "".join(
+            f"<li>{html.escape(w)}</li>" for w in self.warnings) + "</ul>"
         body = "".join(
-            f"<h2>{title}</h2>{frame._repr_html_()}" for title, frame in sections)
+            f"<h2>{title}</h2>{_html_table(frame)}" for title, frame in sections)
         page = (
             "<!doctype html><html><head><meta charset='utf-8'>"
             f"<title>Feed quality: {html.escape(self.source)}</title>"
-            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{padding:2px 8px}</style></head><body>"
-            f"<h1>Feed quality: {html.escape(self.source)}</h1>"
+            "<style>body{font-family:sans-serif;margin:2em}</style>"
+            f"{_STYLE}</head><body class='wsr-quality'>"
+            f"<h1>Feed quality: {html.escape(self.source)}</h1>{warnings}"
             f"<img alt='plots' src='data:image/png;base64,{image}'>{body}</body></html>"
         )
         target = Path(path)
@@ -255,13 +427,133 @@ class QualityReport:
         return target
 
 
+_STYLE = (
+    "<style>.wsr-quality .wsr-table{overflow-x:auto;max-width:100%}"
+    ".wsr-quality table{border-collapse:collapse}"
+    ".wsr-quality th,.wsr-quality td{padding:2px 8px;border-bottom:1px solid #ddd;"
+    "text-align:left;vertical-align:top}"
+    ".wsr-quality td.num{text-align:right;white-space:nowrap}"
+    ".wsr-quality td.null{color:#999;font-style:italic}</style>"
+)
+
+
+def _html_table(frame: pl.DataFrame) -> str:
+    """Every row and column of ``frame`` as an HTML table, inside a sideways-scrolling box.
+
+    Unlike polars' own ``_repr_html_`` it never truncates, has no dtype row,
+    shows text as it is (unquoted) and escapes every value. Numbers are
+    right-aligned, floats shown with 6 significant digits, nulls as ``null``.
+    """
+    numeric = [dtype.is_numeric() for dtype in frame.dtypes]
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(_html_cell(value, number) for value, number in zip(
+            row, numeric, strict=True)) + "</tr>"
+        for row in frame.iter_rows())
+    return (f"<div class='wsr-table'><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table></div>")
+
+
+def _html_cell(value: object, number: bool) -> str:
+    if value is None:
+        return "<td class='null'>null</td>"
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, float):
+        text = f"{value:.6g}"
+    else:
+        text = str(value)
+    return f"<td class='num'>{html.escape(text)}</td>" if number else (
+        f"<td>{html.escape(text)}</td>")
+
+
+def _describe(code: int | None, category: str | None, reason: str | None) -> str:
+    """A close for the summary: its code named, its category, and the peer's reason."""
+    known = category in CloseCategory.__members__.values()
+    text = describe_close(code, category if known else None)
+    if category is not None and not known:
+        text += f", {category}"
+    return f"{text}: {reason}" if reason else text
+
+
+def _span_ms(ms: float) -> str:
+    """A latency in the unit a person reads it in: ``12.3 ms``, ``3.2 days``, ``2.4 years``."""
+    size = abs(ms)
+    for limit, unit, per in ((1e3, "ms", 1.0), (60e3, "s", 1e3), (_HOUR_MS, "min", 60e3),
+                             (48 * _HOUR_MS, "h", _HOUR_MS),
+                             (365.25 * 24 * _HOUR_MS, "days", 24 * _HOUR_MS)):
+        if size < limit:
+            return f"{ms / per:.1f} {unit}"
+    return f"{ms / (365.25 * 24 * _HOUR_MS):.1f} years"
+
+
+def _ms(ms: float) -> str:
+    """Milliseconds to one decimal, or two significant digits when that would show 0.0."""
+    return f"{ms:.1f} ms" if abs(ms) >= 0.05 or ms == 0 else f"{ms:.2g} ms"
+
+
+def _skewed(latency: pl.DataFrame, samples: pl.DataFrame) -> list[tuple[str, float, float]]:
+    """``(channel, negative share, lowest ms)`` of each plausible channel with negatives."""
+    lowest = dict(samples.group_by("channel").agg(pl.col("ms").min()).iter_rows())
+    return [(channel, share, float(lowest[channel]))
+            for channel, share in latency.filter(pl.col("plausible")
+                                                 & (pl.col("negative_share") > 0))
+            .select("channel", "negative_share").iter_rows()]
+
+
+def _warnings(first_wall: int | None, latency: pl.DataFrame, samples: pl.DataFrame) -> list[str]:
+    """Each figure that is not a measurement, in a sentence."""
+    if first_wall is not None and first_wall < _YEAR_2000_NS:
+        when = dt.datetime.fromtimestamp(first_wall / _NS, dt.UTC)
+        return [f"Receive times start at {when:%Y-%m-%d %H:%M:%S} UTC, before 2000: they "
+                "were invented on import (Recording.from_frames without times?), so "
+                "latencies are not measured, and durations, rates, gaps and holes describe "
+                "the import, not the capture."]
+    found = []
+    farthest = dict(samples.group_by("channel").agg(
+        pl.col("ms").get(pl.col("ms").abs().arg_max())).iter_rows())
+    for channel, p50 in latency.filter(~pl.col("plausible")).select(
+            "channel", "p50_ms").iter_rows():
+        found.append(f"{channel}: latencies reach {_span_ms(farthest[channel])} (p50 "
+                     f"{_span_ms(p50)}), beyond an hour: the receive and exchange clocks "
+                     "cannot be compared (times shifted, or data re-served later), so these "
+                     "are not measurements.")
+    for channel, share, low in _skewed(latency, samples):
+        found.append(f"{channel}: {share:.1%} of latencies are negative (down to {_ms(low)}): "
+                     "the local clock is behind the exchange's (clock skew), so latencies "
+                     "read low.")
+    return found
+
+
 def quality_report(
     source: Recording | Feed | str | os.PathLike[str],
     spec: FeedSpec | None = None,
     *,
     progress: Callable[[int, int], None] | None = None,
+    hole_factor: float = 10.0,
+    hole_window: int = 1000,
+    hole_min_gaps: int = 100,
+    min_hole_s: float = 1.0,
 ) -> QualityReport:
     """Analyse a recording (replayed) or a live feed (so far).
+
+    A gap between two consecutive messages of a stream is a *hole* when it is
+    longer than ``max(min_hole_s, hole_factor * p99)``, where p99 is the 99th
+    percentile of the stream's preceding ``hole_window`` gaps, capped at the
+    stream's ``stale_threshold`` where the spec's health config has one
+    (``allow_silence`` streams too; no cap otherwise). A gap is judged only
+    once ``hole_min_gaps`` gaps precede it. The silence from a stream's last
+    message to the end of the session is judged the same way, as an
+    unrecovered hole. So a stream's silence is reported when it is long for
+    *that stream*, even when it is far shorter than the fixed stale threshold
+    (10 s of nothing from an 80 msg/s stream whose threshold is 30 s).
+
+    The defaults: the p99 of 1000 gaps is the stream's own "long gap", seen
+    about 10 times in the window; ten times it is far outside the stream's
+    habits (for a Poisson stream, the odds of a gap 10 * p99 long are e^-46);
+    with 100 gaps the p99 is at least the second longest, so one odd gap
+    cannot set it on its own; below 1 s a silence is network jitter for a person reading the report,
+    however fast the stream.
 
     Parameters
     ----------
@@ -271,49 +563,108 @@ def quality_report(
     spec
         For a recording: the spec to replay it with (default: its own). Without
         one the report has frame-level figures only: connections, frame rates,
-        outcomes.
+        holes (in all frames), outcomes.
     progress
         For a recording: called with ``(events done, events in all)`` while it replays.
+    hole_factor
+        How many times the p99 gap a hole must last (>= 1).
+    hole_window
+        How many preceding gaps the p99 is taken over (>= 2).
+    hole_min_gaps
+        How many preceding gaps a gap needs before it is judged (1 to ``hole_window``).
+    min_hole_s
+        The shortest hole, in seconds (> 0).
+
+    Returns
+    -------
+    QualityReport
+        The tables, the summary, the warnings.
 
     Raises
     ------
     RecordingFormatError
         If ``source`` is not a readable recording.
+    ValueError
+        If a hole argument is out of its range.
+
+    Examples
+    --------
+    Frames 10 ms apart, then 5 s of nothing: far below any stale threshold, but a
+    hole for a stream whose gaps are 10 ms.
+
+    >>> import tempfile
+    >>> from wsresearch import Recording
+    >>> start = 1_700_000_000 * 10**9
+    >>> times = [start + i * 10**7 for i in range(200)] + [start + 7 * 10**9]
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> recording = Recording.from_frames(folder.name + "/rec",
+    ...                                   [(t, '{"type": "x"}') for t in times])
+    >>> report = quality_report(recording)
+    >>> hole = report.silences.row(0, named=True)
+    >>> hole["stream"], hole["kind"], round(hole["length_s"], 3), hole["threshold_s"]
+    ('frames', 'hole', 5.01, 1.0)
+    >>> dict(report.summary().iter_rows())["holes"]
+    '1 (5.0 s)'
+    >>> folder.cleanup()
     """
+    rule = _hole_rule(hole_factor, hole_window, hole_min_gaps, min_hole_s)
     if isinstance(source, Feed):
-        return _from_feed(source)
+        return _from_feed(source, rule)
     recording = source if isinstance(source, Recording) else Recording.open(source)
-    return _from_recording(recording, spec if spec is not None else recording.spec, progress)
+    return _from_recording(recording, spec if spec is not None else recording.spec, progress,
+                           rule)
+
+
+@dataclass(frozen=True)
+class _Session:
+    """What every report is made from, whatever the source."""
+
+    source: str
+    start: int
+    end: int
+    timeline: pl.DataFrame  # open, close and stop events
+    frames_seen: pl.DataFrame  # generation, recv_mono_ns, recv_wall_ns of every frame
+    outcomes: dict[str, int]
+    recording: str
+    stream_times: dict[str, pl.Series]
+    frames: dict[str, pl.DataFrame] = field(default_factory=dict)
+    thresholds: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    transitions: list[HealthTransition] = field(default_factory=list)
+    sequence_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    sequenced: dict[str, bool] = field(default_factory=dict)
 
 
 def _from_recording(
-    recording: Recording, spec: FeedSpec | None, progress: Callable[[int, int], None] | None
+    recording: Recording, spec: FeedSpec | None, progress: Callable[[int, int], None] | None,
+    rule: _HoleRule,
 ) -> QualityReport:
     events = recording.events()
     start = int(events["mono_ns"].min()) if events.height else 0  # type: ignore[arg-type]
+    # The session ends with its stop event, the last one written (recordings made
+    # before there was one: with their last event).
     end = int(events["mono_ns"].max()) if events.height else 0  # type: ignore[arg-type]
-    timeline = events.filter(pl.col("kind").is_in(["open", "close"])).select(
+    timeline = events.filter(pl.col("kind").is_in(["open", "close", "stop"])).select(
         "kind", "generation", "mono_ns", "wall_ns", "code", "reason", "category")
-    frames_seen = recording.frames().select("generation", "recv_mono_ns")
+    frames_seen = recording.frames().select("generation", "recv_mono_ns", "recv_wall_ns")
     drops = events.filter(kind="drop")
     live = {"dropped_live": drops.filter(reason="overflow").height,
             "old_generation_live": drops.filter(reason="stale").height}
     whole = _completeness(recording, events)
     if spec is None:
-        outcomes = {"received": frames_seen.height, **live}
-        times = {"frames": frames_seen["recv_mono_ns"]}
-        return _report(str(recording.path), start, end, timeline, frames_seen, times, {},
-                       {}, [], {}, {}, outcomes, whole)
+        return _report(_Session(
+            str(recording.path), start, end, timeline, frames_seen,
+            {"received": frames_seen.height, **live}, whole,
+            {"frames": frames_seen["recv_mono_ns"].sort()}), rule)
     result = replay(recording, spec, progress=progress)
     stats = result.stats
     outcomes = {"received": stats["frames"], "ok": stats["ok"],
                 "duplicates": stats["duplicates"], "control": stats["control"],
                 "exchange_errors": stats["exchange_errors"],
                 **{f"reject:{k}": v for k, v in stats["rejects"].items()}, **live}
-    return _report(str(recording.path), start, end, timeline, frames_seen,
-                   _stream_times(result.frames, spec), result.frames, _thresholds(spec),
-                   result.health_transitions, result.sequence_by_channel,
-                   _sequenced(spec), outcomes, whole)
+    return _report(_Session(
+        str(recording.path), start, end, timeline, frames_seen, outcomes, whole,
+        _stream_times(result.frames, spec), result.frames, _thresholds(spec),
+        result.health_transitions, result.sequence_by_channel, _sequenced(spec)), rule)
 
 
 def _completeness(recording: Recording, events: pl.DataFrame) -> str:
@@ -335,13 +686,14 @@ def _completeness(recording: Recording, events: pl.DataFrame) -> str:
     return "incomplete: " + ("; ".join(reasons) or "marked so by its manifest")
 
 
-def _from_feed(feed: Feed) -> QualityReport:
+def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
     spec = feed.spec
     frames = feed.frames
     stats = feed.stats
     timeline = feed.connections
-    seen = pl.concat([f.select("generation", "recv_mono_ns") for f in frames.values()]) if (
-        frames) else pl.DataFrame(schema={"generation": pl.Int64, "recv_mono_ns": pl.Int64})
+    columns = ("generation", "recv_mono_ns", "recv_wall_ns")
+    seen = pl.concat([f.select(columns) for f in frames.values()]) if frames else (
+        pl.DataFrame(schema=dict.fromkeys(columns, pl.Int64)))
     now = feed.clock.monotonic_ns()
     start = int(timeline["mono_ns"].min()) if timeline.height else now  # type: ignore[arg-type]
     outcomes = {"received": stats.received, "ok": stats.ok, "duplicates": stats.duplicates,
@@ -352,10 +704,25 @@ def _from_feed(feed: Feed) -> QualityReport:
     recording = "not recording" if recorder is None else (
         f"to {recorder.path}: {recorder.errors} failed write(s), {recorder.held} event(s) "
         f"held, {recorder.lost} lost")
-    return _report(redact_url(spec.url), start, now, timeline, seen,
-                   _stream_times(frames, spec), frames, _thresholds(spec),
-                   list(feed.health.transitions), feed.sequences.by_channel, _sequenced(spec),
-                   outcomes, recording)
+    return _report(_Session(
+        redact_url(spec.url), start, _feed_end(timeline, now), timeline, seen, outcomes,
+        recording, _stream_times(frames, spec), frames, _thresholds(spec),
+        list(feed.health.transitions), feed.sequences.by_channel, _sequenced(spec)), rule)
+
+
+def _feed_end(timeline: pl.DataFrame, now: int) -> int:
+    """Where a live feed's session ends: now, unless it was stopped.
+
+    A stopped feed's timeline ends with its stop (where the feed records one)
+    or with the close of the disconnect that stopped it; the time since is not
+    part of the session.
+    """
+    if not timeline.height:
+        return now
+    kind, mono, reason = timeline.select("kind", "mono_ns", "reason").row(-1)
+    if kind == "stop" or (kind == "close" and (reason or "").startswith(END_OF_SESSION)):
+        return min(int(mono), now)
+    return now
 
 
 def _thresholds(spec: FeedSpec) -> dict[str, tuple[float, bool]]:
@@ -378,52 +745,49 @@ def _stream_times(frames: dict[str, pl.DataFrame], spec: FeedSpec) -> dict[str, 
     return {stream: pl.concat(parts).sort() for stream, parts in times.items()}
 
 
-def _report(
-    source: str,
-    start: int,
-    end: int,
-    timeline: pl.DataFrame,
-    frames_seen: pl.DataFrame,
-    stream_times: dict[str, pl.Series],
-    frames: dict[str, pl.DataFrame],
-    thresholds: dict[str, tuple[float, bool]],
-    transitions: list[HealthTransition],
-    sequence_counts: dict[str, dict[str, int]],
-    sequenced: dict[str, bool],
-    outcomes: dict[str, int],
-    recording: str,
-) -> QualityReport:
-    silences = _silences(stream_times, thresholds, transitions, end)
-    rates = _rates(stream_times, start, end)
-    latencies = _latency_samples(frames)
+def _report(session: _Session, rule: _HoleRule) -> QualityReport:
+    s = session
+    silences = pl.concat([
+        _silences(s.stream_times, s.thresholds, s.transitions, s.end),
+        _holes(s.stream_times, s.thresholds, s.end, rule),
+    ]).sort("start_mono_ns", "stream", "kind")
+    rates = _rates(s.stream_times, s.start, s.end)
+    latencies = _latency_samples(s.frames)
+    walls = s.frames_seen["recv_wall_ns"]
+    first_wall = None if walls.is_empty() else int(walls.min())  # type: ignore[arg-type]
+    invented = first_wall is not None and first_wall < _YEAR_2000_NS
+    latency = _latency(latencies, invented)
     empty: dict[str, int] = {}
     health = pl.DataFrame(
-        [(t.mono_ns, t.stream, t.healthy) for t in transitions], orient="row",
+        [(t.mono_ns, t.stream, t.healthy) for t in s.transitions], orient="row",
         schema={"mono_ns": pl.Int64, "stream": pl.String, "healthy": pl.Boolean})
     return QualityReport(
-        recording=recording,
-        source=source,
-        start_mono_ns=start,
-        end_mono_ns=end,
-        connections=_connections(timeline, frames_seen, end),
-        streams=_streams(stream_times, rates, thresholds, silences, start, end),
+        recording=s.recording,
+        source=s.source,
+        start_mono_ns=s.start,
+        end_mono_ns=s.end,
+        connections=_connections(s.timeline, s.frames_seen, s.end),
+        streams=_streams(s.stream_times, rates, s.thresholds, silences, s.start, s.end),
         silences=silences,
         sequence=pl.DataFrame(
-            [(name, *(sequence_counts.get(name, empty).get(outcome, 0)
+            [(name, *(s.sequence_counts.get(name, empty).get(outcome, 0)
                       for outcome in ("gap", "missing", "repeat", "out_of_order")))
-             for name, has in sequenced.items() if has],
+             for name, has in s.sequenced.items() if has],
             schema={"channel": pl.String, "gaps": pl.Int64, "missing": pl.Int64,
                     "repeats": pl.Int64, "out_of_order": pl.Int64}, orient="row"),
-        latency=_latency(latencies),
-        outcomes=pl.DataFrame(list(outcomes.items()), orient="row",
+        latency=latency,
+        outcomes=pl.DataFrame(list(s.outcomes.items()), orient="row",
                               schema={"outcome": pl.String, "count": pl.Int64}),
         rates=rates,
         health=health,
         latencies=latencies,
+        first_receive_wall_ns=first_wall,
+        warnings=_warnings(first_wall, latency, latencies),
     )
 
 
 def _connections(timeline: pl.DataFrame, seen: pl.DataFrame, end: int) -> pl.DataFrame:
+    """One row per connection; the downtime after the last one runs to the session's end."""
     first_message = dict(seen.group_by("generation").agg(pl.col("recv_mono_ns").min())
                          .iter_rows())
     rows: list[dict[str, Any]] = []
@@ -442,13 +806,19 @@ def _connections(timeline: pl.DataFrame, seen: pl.DataFrame, end: int) -> pl.Dat
                 "closed_mono_ns": None, "code": None, "reason": None, "category": None,
                 "connected_s": None, "downtime_after_s": None,
             })
-        elif rows and rows[-1]["closed_mono_ns"] is None:
+        elif event["kind"] == "close" and rows and rows[-1]["closed_mono_ns"] is None:
             row = rows[-1]
             row.update(closed_mono_ns=event["mono_ns"], code=event["code"],
                        reason=event["reason"], category=event["category"],
                        connected_s=(event["mono_ns"] - row["opened_mono_ns"]) / _NS)
-    if rows and rows[-1]["connected_s"] is None:  # still open at the end
-        rows[-1]["connected_s"] = (end - rows[-1]["opened_mono_ns"]) / _NS
+    if rows:
+        last = rows[-1]
+        if last["connected_s"] is None:  # still open at the end
+            last["connected_s"] = (end - last["opened_mono_ns"]) / _NS
+        elif not (last["reason"] or "").startswith(END_OF_SESSION):
+            # Closed by the peer or the network, and never reopened: the session
+            # ended disconnected, so the downtime runs to its end.
+            last["downtime_after_s"] = max(0, end - last["closed_mono_ns"]) / _NS
     return pl.DataFrame(rows, schema=CONNECTION_COLUMNS)
 
 
@@ -458,6 +828,7 @@ def _silences(
     transitions: list[HealthTransition],
     end: int,
 ) -> pl.DataFrame:
+    """Stale episodes (from the monitor's transitions) and ``allow_silence`` silences."""
     rows: list[tuple[Any, ...]] = []
     for stream, (threshold, allowed) in thresholds.items():
         received = times.get(stream, pl.Series([], dtype=pl.Int64))
@@ -466,8 +837,8 @@ def _silences(
             for start, stop in gaps.filter(
                     (pl.col("end") - pl.col("start")) > threshold * _NS).iter_rows():
                 length = (stop - start) / _NS
-                rows.append((stream, "silent_ok", start, stop, length, length - threshold,
-                             True))
+                rows.append((stream, "silent_ok", start, stop, length, threshold,
+                             length - threshold, True))
             continue
         stale_since: int | None = None
         for transition in transitions:
@@ -481,7 +852,7 @@ def _silences(
                 stale_since = None
         if stale_since is not None:
             rows.append(_episode(stream, received, stale_since, end, threshold, False))
-    return pl.DataFrame(rows, schema=SILENCE_COLUMNS, orient="row").sort("start_mono_ns")
+    return pl.DataFrame(rows, schema=SILENCE_COLUMNS, orient="row")
 
 
 def _episode(stream: str, received: pl.Series, detected: int, stop: int, threshold: float,
@@ -489,7 +860,46 @@ def _episode(stream: str, received: pl.Series, detected: int, stop: int, thresho
     before = received.filter(received <= detected)
     start = int(before[-1]) if before.len() else int(detected - threshold * _NS)
     length = (stop - start) / _NS
-    return (stream, "stale", start, stop, length, max(0.0, length - threshold), recovered)
+    return (stream, "stale", start, stop, length, threshold, max(0.0, length - threshold),
+            recovered)
+
+
+def _holes(
+    times: dict[str, pl.Series],
+    thresholds: dict[str, tuple[float, bool]],
+    end: int,
+    rule: _HoleRule,
+) -> pl.DataFrame:
+    """Gaps long for their own stream (the rule is in :func:`quality_report`).
+
+    Each gap is judged against the p99 of the gaps before it (a rolling quantile,
+    so the rule adapts as the stream's rate changes, and no gap sees the future
+    or itself). The last row's gap is the silence from the last message to the
+    session's end.
+    """
+    parts = []
+    for stream, received in times.items():
+        if received.is_empty():
+            continue
+        cap = thresholds[stream][0] if stream in thresholds else None
+        gap = (pl.col("end") - pl.col("start")) / _NS
+        usual = gap.shift(1).rolling_quantile(0.99, window_size=rule.window,
+                                              min_samples=rule.min_gaps)
+        threshold = pl.max_horizontal(pl.lit(rule.min_s), rule.factor * usual)
+        if cap is not None:
+            threshold = threshold.clip(upper_bound=cap)
+        parts.append(
+            pl.DataFrame({"start": received})
+            .with_columns(end=pl.col("start").shift(-1).fill_null(max(end, int(received[-1]))))
+            .with_columns(length_s=gap, threshold_s=pl.when(usual.is_not_null()).then(threshold),
+                          recovered=pl.int_range(pl.len()) < pl.len() - 1)
+            .filter(pl.col("length_s") > pl.col("threshold_s"))
+            .select(pl.lit(stream).alias("stream"), pl.lit("hole").alias("kind"),
+                    pl.col("start").alias("start_mono_ns"), pl.col("end").alias("end_mono_ns"),
+                    "length_s", "threshold_s",
+                    (pl.col("length_s") - pl.col("threshold_s")).alias("beyond_threshold_s"),
+                    "recovered"))
+    return pl.concat([pl.DataFrame(schema=SILENCE_COLUMNS), *parts], how="vertical_relaxed")
 
 
 def _streams(
@@ -506,15 +916,18 @@ def _streams(
         full = rates.filter(stream=stream)["messages"]
         mine = silences.filter(stream=stream)
         stale, allowed = mine.filter(kind="stale"), mine.filter(kind="silent_ok")
+        holes = mine.filter(kind="hole")
         threshold = thresholds.get(stream, (None, False))[0]
         rows.append((stream, received.len(), received.len() / (seconds or 1),
                      float(full.quantile(0.5) or 0.0), float(full.quantile(0.99) or 0.0),
                      threshold, stale.height, float(stale["beyond_threshold_s"].sum() or 0.0),
-                     float(allowed["beyond_threshold_s"].sum() or 0.0)))
+                     float(allowed["beyond_threshold_s"].sum() or 0.0), holes.height,
+                     float(holes["length_s"].sum() or 0.0)))
     return pl.DataFrame(rows, orient="row", schema={
         "stream": pl.String, "messages": pl.Int64, "rate_mean": pl.Float64,
         "rate_p50": pl.Float64, "rate_p99": pl.Float64, "stale_threshold_s": pl.Float64,
-        "stale_episodes": pl.Int64, "stale_s": pl.Float64, "silent_ok_s": pl.Float64})
+        "stale_episodes": pl.Int64, "stale_s": pl.Float64, "silent_ok_s": pl.Float64,
+        "holes": pl.Int64, "hole_s": pl.Float64})
 
 
 def _rates(times: dict[str, pl.Series], start: int, end: int) -> pl.DataFrame:
@@ -542,17 +955,33 @@ def _latency_samples(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
     return pl.concat(parts)
 
 
-def _latency(samples: pl.DataFrame) -> pl.DataFrame:
+def _latency(samples: pl.DataFrame, invented: bool) -> pl.DataFrame:
+    """Latency per channel; ``plausible`` unless times were invented or the bulk is > 1 h."""
     ms = pl.col("ms")
     return samples.group_by("channel", maintain_order=True).agg(
         pl.len().cast(pl.Int64).alias("messages"), ms.quantile(0.5).alias("p50_ms"),
         ms.quantile(0.9).alias("p90_ms"), ms.quantile(0.99).alias("p99_ms"),
         ms.max().alias("max_ms"), (ms < 0).mean().alias("negative_share"),
+        # The bulk, not one odd timestamp: 98% of the latencies within an hour.
+        (pl.lit(not invented) & (ms.quantile(0.01).abs() <= _HOUR_MS)
+         & (ms.quantile(0.99).abs() <= _HOUR_MS)).alias("plausible"),
     )
 
 
 def compare(a: QualityReport, b: QualityReport) -> pl.DataFrame:
-    """Two sessions side by side: ``metric``, then each summary's ``value``."""
+    """Two sessions side by side: ``metric``, then each summary's ``value``.
+
+    Parameters
+    ----------
+    a, b
+        The two reports.
+
+    Returns
+    -------
+    polars.DataFrame
+        Columns ``metric``, ``a`` and ``b``; a metric one summary lacks (``warnings``)
+        is null on that side.
+    """
     return a.summary().rename({"value": "a"}).join(
         b.summary().rename({"value": "b"}), on="metric", how="full", coalesce=True,
         maintain_order="left")

@@ -1,0 +1,390 @@
+"""The quality report tells the truth: about a session's end, holes, impossible figures, HTML.
+
+Each test is a finding of the research trial (rows 3a to 3c), on real sockets or real
+exchange frames: a session that ends disconnected, a hole far shorter than the
+stale threshold, latencies that are not measurements, and an HTML page that shows
+every row of every table.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from wsresearch import (
+    BackoffConfig,
+    ConnectionConfig,
+    ConnectionState,
+    Feed,
+    HeartbeatConfig,
+    ReconnectConfig,
+    Recording,
+    Simulator,
+    StreamConfig,
+)
+from wsresearch.connection import CLIENT_CLOSE_REASONS
+from wsresearch.exchanges import binance, bybit
+from wsresearch.quality import quality_report
+from wsresearch.spec import FeedSpec
+
+from .conftest import FAST, RATES, SESSION, eventually
+
+NS = 1_000_000_000
+DATA = Path(__file__).resolve().parent.parent / "data"
+SPOT = DATA / ("binance/hftbacktest_2024-08-08_spot_btcusdt_depth100ms_bookTicker_trade"
+               "_first6000.jsonl")
+BYBIT = DATA / "bybit/nautilus_bybit-history_2024-12-01_XRPUSDT_orderbook500_linear.jsonl.gz"
+YEAR_NS = 365 * 24 * 3600 * NS
+
+
+def spot_spec() -> FeedSpec:
+    return binance.spec(["btcusdt"], ["trade", "bookTicker", "depth"], depth_speed="100ms")
+
+
+def spot_frames() -> list[tuple[int, str]]:
+    """The Binance spot capture with receive times taken from the frames themselves.
+
+    The capture lost hftbacktest's local timestamps, and spot ``bookTicker`` carries
+    no event time. Trades and depth updates do (``E``, ms): a frame without one gets
+    a time interpolated between its neighbours', in arrival order, so the times run
+    with the market (53 s) rather than 1 ms apart from the epoch.
+    """
+    lines = SPOT.read_text().splitlines()
+    exchange_ms = [json.loads(line)["data"].get("E") for line in lines]
+    first = next(ms for ms in exchange_ms if ms is not None)
+    times = pl.DataFrame({"E": exchange_ms}, schema={"E": pl.Int64}).select(
+        ((pl.col("E") - first).cast(pl.Float64).interpolate().forward_fill().backward_fill()
+         .cum_max() * 1e6).round().cast(pl.Int64) + first * 1_000_000
+    ).to_series()
+    return list(zip(times.to_list(), lines, strict=True))
+
+
+def stream_of(text: str) -> str:
+    name: str = json.loads(text)["stream"].split("@")[1]
+    return name
+
+
+# -- 1. a session that ends while disconnected ------------------------------------------------
+
+
+async def test_a_session_that_ends_disconnected_has_its_downtime_to_the_end(
+    tmp_path: Path,
+) -> None:
+    async with Simulator(rates=RATES, seed=5) as sim:
+        # Rate-limited, the feed waits a minute before it tries again: it is still
+        # disconnected when it stops.
+        connection = ConnectionConfig(
+            url=sim.url,
+            reconnect=ReconnectConfig(
+                backoff=FAST,
+                rate_limit_backoff=BackoffConfig(initial_delay=60.0, max_delay=60.0, jitter=0),
+            ),
+            heartbeat=HeartbeatConfig(interval=0.1, timeout=0.5),
+        )
+        spec = sim.spec(connection=connection, check_interval=0.05, health={
+            "trade": StreamConfig(expected_interval=0.005, stale_threshold=0.3),
+            "ticker": StreamConfig(expected_interval=0.01, stale_threshold=0.3),
+            "order": StreamConfig(expected_interval=10.0, stale_threshold=60.0,
+                                  allow_silence=True),
+        })
+        feed = Feed(spec, record_to=tmp_path / "rec", flush_interval=0.05)
+        async with feed:
+            await eventually(lambda: feed.store.rows("trade") >= 150, what="150 trades")
+            await sim.rate_limit()
+            # Waiting on the monitor: both streams go stale 0.3 s into the downtime.
+            await eventually(lambda: not any(feed.health.is_stream_healthy(s)
+                                             for s in ("trade", "ticker")),
+                             what="both streams stale while disconnected")
+            # And silent for longer than the threshold plus a check interval, so the
+            # replay's check points (every 0.05 s from the first event) see it too.
+            last = max(status.last_message_ns or 0 for status in feed.health.status().values())
+            await eventually(lambda: feed.clock.monotonic_ns() - last > 0.4 * NS,
+                             what="0.4 s of silence")
+            assert feed.state is ConnectionState.RECONNECTING
+            live = quality_report(feed)
+    events = Recording.open(tmp_path / "rec").events()
+    assert events["kind"][-1] == "stop"
+    opened, closed, stopped = (int(events.filter(kind=k)["mono_ns"][0])
+                               for k in ("open", "close", "stop"))
+
+    report = quality_report(tmp_path / "rec", spec)
+    assert (report.start_mono_ns, report.end_mono_ns) == (opened, stopped)
+    row = report.connections.row(0, named=True)
+    assert report.connections.height == 1 and row["code"] == 4429
+    assert row["connected_s"] == (closed - opened) / NS
+    assert row["downtime_after_s"] == (stopped - closed) / NS >= 0.3
+    assert row["connected_s"] + row["downtime_after_s"] == pytest.approx(report.duration_s)
+    summary = dict(report.summary().iter_rows())
+    assert summary["duration"] == f"{(stopped - opened) / NS:.1f} s"
+    assert summary["downtime"] == f"{(stopped - closed) / NS:.2f} s"
+    assert summary["uptime"] == f"{100 * (closed - opened) / (stopped - opened):.1f}%"
+    assert summary["disconnects"] == "rate limited (4429), RATE_LIMITED: rate limited"
+    # The stale spells the live feed saw, still open when it stopped.
+    stale = report.silences.filter(kind="stale", recovered=False)
+    assert sorted(stale["stream"]) == ["ticker", "trade"]
+    assert stale["end_mono_ns"].to_list() == [stopped, stopped]
+    # The trade stream's hole runs to the end; its threshold is the stream's stale
+    # threshold, below min_hole_s (the cap).
+    hole = report.silences.filter(kind="hole", stream="trade").row(-1, named=True)
+    assert (hole["end_mono_ns"], hole["recovered"], hole["threshold_s"]) == (stopped, False, 0.3)
+    assert hole["start_mono_ns"] <= closed
+
+    # Live, while still disconnected: the downtime runs to now.
+    live_row = live.connections.row(0, named=True)
+    assert live_row["downtime_after_s"] >= 0.3
+    assert live_row["connected_s"] + live_row["downtime_after_s"] == pytest.approx(
+        live.duration_s)
+
+    # The plot shades the tail grey, on the rate panel and the connection bar, and
+    # both time axes span the whole session.
+    pytest.importorskip("matplotlib", reason="plots need the report extra (matplotlib)")
+    figure = report.plot()
+    rate_ax, _, health_ax = figure.axes
+    assert rate_ax.get_xlim() == health_ax.get_xlim() == (0.0, report.duration_s)
+    grey = [p.get_extents().transformed(rate_ax.transData.inverted()).x1
+            for p in rate_ax.patches if p.get_label() == "_down"]
+    assert grey == [pytest.approx(report.duration_s)]
+    connection_bar = health_ax.collections[-1].get_paths()[0].get_extents()
+    assert connection_bar.x1 == pytest.approx(report.duration_s)
+    assert connection_bar.x0 == pytest.approx((closed - opened) / NS)
+    ends = [line.get_path().get_extents().x1 for line in rate_ax.get_lines()]
+    assert ends == [report.duration_s] * 3  # every stream's rate, to the end
+
+
+def test_the_clients_own_end_of_session_close_is_no_disconnect() -> None:
+    # data/sessions/sim-faults ends with Feed.stop(): a 1000 close, "client disconnect".
+    assert CLIENT_CLOSE_REASONS[0] == "client disconnect"
+    report = quality_report(SESSION)
+    assert report.connections["reason"][-1] == "client disconnect"
+    assert report.connections["downtime_after_s"][-1] is None  # the session ended there
+    summary = dict(report.summary().iter_rows())
+    assert summary["disconnects"] == (
+        "abnormal closure (1006), NORMAL; going away (1001), NORMAL: simulated disconnect; "
+        "unauthorized (4401), AUTH_FAILURE: invalid api key; abnormal closure (1006), "
+        "NORMAL: no pong within 1 s; rate limited (4429), RATE_LIMITED: rate limited")
+    down = float(report.connections["downtime_after_s"].sum())
+    connected = float(report.connections["connected_s"].sum())
+    assert summary["downtime"] == f"{down:.2f} s"
+    assert summary["uptime"] == f"{100 * connected / (connected + down):.1f}%"
+
+
+# -- 2. holes, relative to a stream's own rate ------------------------------------------------
+
+
+def test_a_ten_second_hole_is_found_though_the_stale_threshold_is_thirty(
+    tmp_path: Path,
+) -> None:
+    frames = spot_frames()
+    first = frames[0][0]
+    whole = quality_report(Recording.from_frames(tmp_path / "whole", frames, spec=spot_spec()))
+    assert whole.silences.height == 0  # the capture has no hole, nor a stale spell
+    assert dict(whole.summary().iter_rows())["holes"] == "0 (0.0 s)"
+    assert whole.warnings == []
+
+    # Cut out the frames received from 20 s to 30 s into the capture (1125 of 5999).
+    cut_from, cut_to = first + 20 * NS, first + 30 * NS
+    kept = [(t, text) for t, text in frames if not cut_from <= t < cut_to]
+    assert len(frames) - len(kept) == 1125
+    before = [t for t, text in kept if t < cut_from and stream_of(text) == "bookTicker"][-1]
+    after = next(t for t, text in kept if t >= cut_to and stream_of(text) == "bookTicker")
+    report = quality_report(Recording.from_frames(tmp_path / "cut", kept, spec=spot_spec()))
+
+    holes = report.silences.filter(kind="hole")
+    ticker = holes.filter(stream="bookTicker").row(0, named=True)
+    assert holes.filter(stream="bookTicker").height == 1
+    assert (ticker["start_mono_ns"], ticker["end_mono_ns"]) == (before - first, after - first)
+    assert ticker["length_s"] == pytest.approx((after - before) / NS) and after - before > 10 * NS
+    # Judged against the stream's own gaps (p99 about 0.16 s), not its 30 s threshold.
+    assert 1.0 <= ticker["threshold_s"] < 3.0 and ticker["recovered"]
+    # Every other hole is the same cut, seen in another stream; nothing else is a hole.
+    assert all(start < cut_from - first and end >= cut_to - first
+               for start, end in holes.select("start_mono_ns", "end_mono_ns").iter_rows())
+    assert sorted(holes["stream"]) == ["bookTicker", "depth", "trade"]
+    assert report.silences.filter(kind="stale").height == 0  # the monitor saw nothing
+    streams = {r["stream"]: r for r in report.streams.iter_rows(named=True)}
+    assert streams["bookTicker"]["holes"] == 1
+    assert streams["bookTicker"]["hole_s"] == ticker["length_s"]
+    summary = dict(report.summary().iter_rows())
+    assert summary["holes"] == f"3 ({holes['length_s'].sum():.1f} s)"
+    assert summary["stale episodes"] == "0 (0.0 s)"
+
+    # The rule's settings are the caller's: a 20 s minimum finds no 10 s hole.
+    lenient = quality_report(tmp_path / "cut", spot_spec(), min_hole_s=20.0)
+    assert lenient.silences.filter(kind="hole").height == 0
+
+
+@pytest.mark.parametrize(("argument", "value"), [
+    ("hole_factor", 0.5), ("hole_factor", float("nan")), ("hole_window", 1),
+    ("hole_window", 2.5), ("hole_min_gaps", 0), ("hole_min_gaps", 2000),
+    ("min_hole_s", 0.0), ("min_hole_s", float("inf")), ("min_hole_s", True),
+])
+def test_the_hole_rule_refuses_settings_out_of_range(argument: str, value: object) -> None:
+    with pytest.raises(ValueError, match=argument):
+        quality_report(SESSION, **{argument: value})  # type: ignore[arg-type]
+
+
+# -- 3. impossible figures are flagged, not reported as measurements ---------------------------
+
+
+@pytest.mark.parametrize("capture", ["binance", "bybit"])
+def test_receive_times_invented_on_import_give_no_latency(capture: str, tmp_path: Path) -> None:
+    if capture == "binance":
+        lines, spec = SPOT.read_text().splitlines(), spot_spec()
+    else:
+        lines = gzip.decompress(BYBIT.read_bytes()).decode().splitlines()
+        spec = bybit.spec(["XRPUSDT"], ["orderbook"], book_depth=500)
+    report = quality_report(Recording.from_frames(tmp_path / "rec", lines, spec=spec))
+    # The numbers stay available, as what they are: receive (1970) minus exchange (2024).
+    assert report.latency.height and (report.latency["p50_ms"] < -1.7e12).all()
+    assert not report.latency["plausible"].any()
+    assert report.receive_times_invented
+    summary = dict(report.summary().iter_rows())
+    assert summary["latency p50 / p99"] == (
+        "not measured: receive times are before 2000 (invented on import?)")
+    assert summary["clock skew"] == "not measured: receive times are before 2000"
+    assert len(report.warnings) == 1
+    assert report.warnings[0].startswith("Receive times start at 1970-01-01 00:00:00 UTC, "
+                                         "before 2000: they were invented on import")
+    assert summary["warnings"] == report.warnings[0]
+
+
+def test_latencies_from_clocks_years_apart_are_implausible(tmp_path: Path) -> None:
+    frames = spot_frames()
+    later = [(t + 2 * YEAR_NS, text) for t, text in frames]  # re-recorded two years on
+    report = quality_report(Recording.from_frames(tmp_path / "later", later, spec=spot_spec()))
+    assert not report.receive_times_invented
+    assert report.latency.select("channel", "plausible").rows() == [
+        ("trade", False), ("depth", False)]
+    assert (report.latency["p50_ms"] > 2 * 365 * 86_400_000 - 1_000).all()  # still there
+    summary = dict(report.summary().iter_rows())
+    assert summary["latency p50 / p99"] == "implausible: p50 2.0 years (clocks not comparable)"
+    assert summary["clock skew"] == "not judged on trade, depth (implausible latencies)"
+    assert [w.split(":")[0] for w in report.warnings] == ["trade", "depth"]
+    assert "beyond an hour" in report.warnings[0] and "2.0 years" in report.warnings[0]
+
+    earlier = [(t - 3 * YEAR_NS, text) for t, text in frames]  # 2021: after 2000, but wrong
+    report = quality_report(
+        Recording.from_frames(tmp_path / "earlier", earlier, spec=spot_spec()))
+    assert not report.latency["plausible"].any()
+    assert dict(report.summary().iter_rows())["latency p50 / p99"] == (
+        "implausible: p50 -3.0 years (clocks not comparable)")
+
+
+def test_negative_latencies_are_flagged_as_clock_skew(tmp_path: Path) -> None:
+    # Receive times 50 ms before the exchange's own: a local clock running behind.
+    behind = [(t - 50_000_000, text) for t, text in spot_frames()]
+    report = quality_report(Recording.from_frames(tmp_path / "r", behind, spec=spot_spec()))
+    assert report.latency["plausible"].all()
+    shares = dict(report.latency.select("channel", "negative_share").iter_rows())
+    assert list(shares) == ["trade", "depth"] and min(shares.values()) > 0.9
+    summary = dict(report.summary().iter_rows())
+    assert summary["latency p50 / p99"].endswith(" ms")
+    assert summary["clock skew"] == (
+        f"trade {shares['trade']:.1%} negative (down to -50.0 ms); "
+        f"depth {shares['depth']:.1%} negative (down to -50.0 ms)")
+    assert report.warnings[0] == (
+        f"trade: {shares['trade']:.1%} of latencies are negative (down to -50.0 ms): the local "
+        "clock is behind the exchange's (clock skew), so latencies read low.")
+    assert summary["warnings"] == " ".join(report.warnings)
+
+
+# -- 4. the HTML shows every row of every table ------------------------------------------------
+
+
+class _Tables(HTMLParser):
+    """The tables of a page: each a list of rows, each row a list of (tag, text) cells."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[tuple[str, str]]]] = []
+        self.cell: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = ""
+            self.tables[-1][-1].append((tag, ""))
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            tag, text = self.tables[-1][-1][-1]
+            self.tables[-1][-1][-1] = (tag, text + data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th"):
+            self.cell = None
+
+
+def tables_of(page: str) -> list[list[list[tuple[str, str]]]]:
+    parser = _Tables()
+    parser.feed(page)
+    return parser.tables
+
+
+def assert_rendered_in_full(table: list[list[tuple[str, str]]], frame: pl.DataFrame) -> None:
+    header, *rows = table
+    assert header == [("th", name) for name in frame.columns]  # one header row, no dtypes
+    assert len(rows) == frame.height
+    for cells, values in zip(rows, frame.iter_rows(), strict=True):
+        assert all(tag == "td" for tag, _ in cells)
+        for (_, text), value in zip(cells, values, strict=True):
+            if isinstance(value, str):
+                assert text == value  # unquoted, unabridged
+            elif isinstance(value, int) and not isinstance(value, bool):
+                assert text == str(value)
+
+
+async def test_the_html_page_and_notebook_view_show_every_row(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="plots need the report extra (matplotlib)")
+    reason = "<img src=x onerror=alert(1)>"  # server text: must stay inert
+    async with Simulator(rates=RATES, seed=11) as sim:
+        # Twelve closes in a row: more than the default ten attempts allow.
+        connection = ConnectionConfig(
+            url=sim.url, heartbeat=HeartbeatConfig(interval=0.1, timeout=0.5),
+            reconnect=ReconnectConfig(backoff=FAST, rate_limit_backoff=FAST, max_attempts=None))
+        async with Feed(sim.spec(connection=connection)) as feed:
+            for generation in range(1, 13):
+                await eventually(lambda g=generation: feed.generation == g,  # type: ignore[misc]
+                                 what=f"connection {generation}")
+                await sim.disconnect(1001, reason)
+            await eventually(lambda: feed.generation == 13, what="the last reconnect")
+            report = quality_report(feed)
+        # Stopped: the session ended with the client's own close, then its stop; so
+        # does the report.
+        stopped = quality_report(feed)
+    last_close = stopped.connections["closed_mono_ns"][-1]
+    assert feed.connections["kind"][-1] == "stop"
+    assert stopped.end_mono_ns == feed.connections["mono_ns"][-1] >= last_close
+    assert stopped.connections["reason"][-1] == "client disconnect"
+    assert stopped.connections["downtime_after_s"][-1] is None
+    assert dict(stopped.summary().iter_rows())["disconnects"].count("(1001)") == 12
+    assert report.connections.height == 13
+    assert (report.connections["reason"] == reason).sum() == 12
+    page = report.to_html(tmp_path / "report.html").read_text()
+    assert "…" not in page and "<img src=x" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "overflow-x:auto" in page  # wide tables scroll inside their box
+    sections = [report.summary(), report.connections, report.streams, report.silences,
+                report.sequence, report.latency, report.outcomes]
+    tables = tables_of(page)
+    assert len(tables) == len(sections)
+    assert report.summary().height > 10 and report.outcomes.height > 10
+    for table, frame in zip(tables, sections, strict=True):
+        assert_rendered_in_full(table, frame)
+    summary = dict(report.summary().iter_rows())
+    assert summary["disconnects"].count(reason) == 12
+    assert summary["disconnects"].startswith(f"going away (1001), NORMAL: {reason}; ")
+
+    notebook = report._repr_html_()
+    assert "…" not in notebook and "<img src=x" not in notebook
+    [table] = tables_of(notebook)
+    assert_rendered_in_full(table, report.summary())
+
