@@ -388,7 +388,8 @@ class FrameStore:
     ) -> None:
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
-        if max_rows is not None and (isinstance(max_rows, bool) or max_rows < 0):
+        if max_rows is not None and (
+                isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 0):
             raise ValueError(f"max_rows must be None or an int >= 0, got {max_rows!r}")
         self._batch = batch_rows
         self._max_rows = max_rows
