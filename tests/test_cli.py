@@ -1,22 +1,37 @@
 import asyncio
+import os
+import re
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.server import ServerConnection
 
-from wsresearch import Recording, Simulator
+from wsresearch import Feed, Recording, Simulator
 from wsresearch.cli import demo_faults, main, parse_fault
+from wsresearch.exchanges import raw
 
 from .conftest import SESSION as DATA
+from .conftest import eventually, loopback_server, quick
 
 
-def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "wsresearch.cli", *args],
         capture_output=True, text=True, timeout=timeout, check=False,
+        env=None if env is None else {**os.environ, **env},
     )
+
+
+def summary_value(stdout: str, what: str) -> str:
+    """A value of the session summary table."""
+    match = re.search(rf"{re.escape(what)}[^│]*│\s*(.*?)\s*│", stdout)
+    assert match, stdout
+    return match.group(1)
 
 
 def test_demo_runs_offline_and_survives_every_fault(tmp_path: Path) -> None:
@@ -25,8 +40,8 @@ def test_demo_runs_offline_and_survives_every_fault(tmp_path: Path) -> None:
     out = result.stdout
     assert "session summary" in out
     assert "feed survived every fault" in out
-    for shown in ("1006 NORMAL", "AUTH_FAILURE", "RATE_LIMITED", "no pong",
-                  "duplicates removed", "rejected: invalid_json"):
+    for shown in ("abnormal closure (1006), NORMAL", "AUTH_FAILURE", "RATE_LIMITED",
+                  "no pong", "duplicates removed", "rejected: invalid_json"):
         assert shown in out, shown
     progress = [line for line in out.splitlines() if line.startswith("[")]
     assert len(progress) >= 10  # a progress line a second when stdout is not a terminal
@@ -109,15 +124,24 @@ def test_replay_refuses_what_is_not_a_recording(tmp_path: Path) -> None:
 
 
 async def test_record_then_replay_a_simulator_feed(tmp_path: Path) -> None:
+    out = tmp_path / "r[" / "x]ec"  # a path that is rich markup, printed as it is
     async with Simulator(rates={"trade": 100.0, "ticker": 50.0, "order": 0.1}) as sim:
+        url = sim.url
         done = await asyncio.to_thread(
-            run, "record", sim.url, "--out", str(tmp_path / "rec"), "--seconds", "1",
+            run, "record", url, "--out", str(out), "--seconds", "1",
             "--subscribe", '{"op":"subscribe","channels":["trade"]}',
         )
     assert done.returncode == 0, done.stderr
-    assert "recorded" in done.stdout
+    # Read through a plain name: polars reads a path with "[" as a glob pattern.
+    (tmp_path / "rec").symlink_to(out)
     recording = Recording.open(tmp_path / "rec")
     assert recording.frames().height > 20
+    assert f"recording {url} to {out} (Ctrl-C to stop)" in done.stdout
+    assert f"recorded {recording.events().height} events to {out}" in done.stdout
+    # The session summary, as demo prints it; rows are counted though none stay in memory.
+    assert "session summary" in done.stdout
+    assert int(summary_value(done.stdout, "rows: message")) == recording.frames().height
+    assert int(summary_value(done.stdout, "frames received")) == recording.frames().height
     result = run("replay", str(tmp_path / "rec"))
     assert result.returncode == 0, result.stderr
     assert "subscribed" in result.stdout and "trade" in result.stdout
@@ -136,7 +160,7 @@ def test_demo_speaks_an_exchange_dialect_through_its_adapter() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "simulator (okx)" in out and "feed survived every fault" in out
-    for shown in ("rows: trades", "rows: books", "1001 NORMAL", "sequence gaps"):
+    for shown in ("rows: trades", "rows: books", "going away (1001), NORMAL", "sequence gaps"):
         assert shown in out, shown
     assert result.stderr == ""
 
@@ -206,7 +230,8 @@ def test_export_needs_an_adapter_for_recordings_without_one(tmp_path: Path) -> N
 def test_report_prints_the_summary_and_writes_html(tmp_path: Path) -> None:
     result = run("report", str(DATA), "--html", str(tmp_path / "r.html"))
     assert result.returncode == 0, result.stderr
-    for shown in ("4429 RATE_LIMITED", "1 (3 missing)", "no pong", "report written to"):
+    for shown in ("rate limited (4429), RATE_LIMITED", "1 (3 missing)", "no pong",
+                  "report written to"):
         assert shown in result.stdout, shown
     assert (tmp_path / "r.html").read_text().startswith("<!doctype html>")
     missing = run("report", str(tmp_path / "none"))
@@ -221,3 +246,79 @@ def test_export_with_an_adapter_of_several_apis_takes_every_channel_of_the_chose
                      "coinbase", *options)
         assert result.returncode == 0, result.stderr
         assert "no rows" in result.stdout  # generic frames are not Coinbase's
+
+
+def test_the_demo_says_when_it_ended_disconnected() -> None:
+    # Rate-limited 0.3 s in: the backoff (1.5 s) outlasts the run, which ends disconnected.
+    result = run("demo", "--seconds", "1.2", "--no-record", "--fault", "rate_limit@0.3")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "with 1 scripted faults" in out
+    assert ("feed survived every fault (ended disconnected (RECONNECTING) after rate limited "
+            "(4429), RATE_LIMITED)") in out
+    assert "healthy at the end" not in out
+    assert "rate limited (4429), RATE_LIMITED: rate limited" in summary_value(out, "close at")
+
+
+def test_demo_refuses_faults_with_no_faults() -> None:
+    result = run("demo", "--no-faults", "--fault", "disconnect@1")
+    assert result.returncode == 2 and "not allowed with argument" in result.stderr
+
+
+async def make_markup_recording(folder: Path) -> None:
+    """A real session whose frames and close reason are rich markup."""
+
+    async def handler(ws: ServerConnection) -> None:
+        for kind in ("[/oops]", "[link=file:///etc/passwd]x[/link]", ":smile:"):
+            await ws.send(f'{{"type":"{kind}"}}')
+        await ws.close(1001, "[/bold] maintenance")
+
+    async with loopback_server(handler) as (_, url):
+        feed = Feed(raw.spec(url, connection=quick(url)), record_to=folder)
+        async with feed:
+            await eventually(lambda: feed.stats.last_close is not None, what="the close")
+
+
+async def test_server_strings_and_paths_are_printed_literally(tmp_path: Path) -> None:
+    folder = tmp_path / "rec"
+    await make_markup_recording(folder)
+    replayed = await asyncio.to_thread(run, "replay", str(folder))
+    assert replayed.returncode == 0, replayed.stderr
+    for literal in ("[/oops]", "[link=file:///etc/passwd]x[/link]", ":smile:",
+                    repr(Recording.open(folder))):
+        assert literal in replayed.stdout, literal
+    (tmp_path / "h[").mkdir()
+    html = tmp_path / "h[" / "y]report.html"
+    reported = await asyncio.to_thread(run, "report", str(folder), "--html", str(html))
+    assert reported.returncode == 0, reported.stderr
+    for literal in ("[/bold] maintenance", f"report written to {html}"):
+        assert literal in reported.stdout, literal
+    assert html.exists()
+    # A recording's path that is markup: shown as it is.
+    (tmp_path / "a[").mkdir()
+    (tmp_path / "a[" / "x]rec").symlink_to(folder)
+    odd = tmp_path / "a[" / "x]rec"
+    for command in ("replay", "report"):
+        result = await asyncio.to_thread(run, command, str(odd))
+        assert "MarkupError" not in result.stderr and "Traceback" not in result.stderr
+        assert str(odd) in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", [["replay", str(DATA)], ["report", str(DATA)]],
+                         ids=["replay", "report"])
+def test_output_does_not_depend_on_the_terminal_width(command: list[str]) -> None:
+    narrow = run(*command, env={"COLUMNS": "20"})
+    wide = run(*command, env={"COLUMNS": "300"})
+    assert narrow.returncode == 0, narrow.stderr
+    assert narrow.stdout == wide.stdout
+    lines = [line.strip() for line in narrow.stdout.splitlines()]
+    if command[0] == "replay":
+        assert repr(Recording.open(DATA)) in lines
+        assert any(line.startswith("2220 frames over 6 connection(s);")
+                   and line.endswith("0 exchange error(s)") for line in lines)
+        assert f"replay of {DATA}" in lines
+    else:
+        assert f"feed quality: {DATA}" in lines
+        assert any("abnormal closure (1006), NORMAL; going away (1001), NORMAL" in line
+                   for line in lines)
+        assert any(re.search(r"\b4429\b.*RATE_LIMITED.*rate limited", line) for line in lines)

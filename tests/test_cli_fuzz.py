@@ -64,7 +64,7 @@ COMMON = {"--type-field": odd_text}
 OPTIONS: dict[str, dict[str, st.SearchStrategy[str] | None]] = {
     "demo": {"--seconds": number, "--seed": number, "--no-faults": None,
              "--exchange": st.sampled_from(["binance", "okx", "kraken", "nope", ""]),
-             "--record": path, "--no-record": None},
+             "--record": path, "--no-record": None, "--fault": fault},
     "simulate": {"--port": port, "--profile": st.sampled_from(["generic", "okx", "x"]),
                  "--seed": number, "--fault": fault},
     "record": {"--out": path, "--channels": odd_text, "--option": odd_text,

@@ -35,7 +35,8 @@ from wsresearch import (
     replay,
 )
 from wsresearch.cli import main
-from wsresearch.exchanges import generic
+from wsresearch.exchanges import generic, raw
+from wsresearch.export import export_parquet, load_connections, load_dataset
 
 from .conftest import RATES, SESSION, eventually, quick
 
@@ -236,3 +237,15 @@ async def test_a_recording_that_ends_disconnected_reports_through_its_stop_event
     events = Recording.open(tmp_path / "rec").events()
     assert events["kind"].to_list()[-2:] == ["close", "stop"]
     assert quality_report(tmp_path / "rec").recording == "complete"
+
+
+def test_a_recording_whose_path_holds_glob_characters_reads_whole(tmp_path: Path) -> None:
+    # polars reads a path as a pattern unless told otherwise: "[x]" matched nothing.
+    folder = tmp_path / "runs [x] *" / "rec"
+    frames = ['{"type":"a"}', '{"type":"b"}']
+    recording = Recording.from_frames(folder, frames)
+    assert recording.frames()["data"].to_list() == frames
+    dataset = tmp_path / "ds [y]"
+    export_parquet(recording, raw.spec("ws://127.0.0.1:1"), dataset)
+    assert load_dataset(dataset, "message").collect().height == 2
+    assert load_connections(dataset).height == 1

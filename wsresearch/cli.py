@@ -21,6 +21,17 @@ Commands:
 
 Every error a user can cause ends in one line on stderr and a non-zero exit
 status (2 for bad arguments, 1 for anything else), never a traceback.
+
+``demo``, ``simulate``, ``record`` and ``replay --serve`` stop the same way on
+SIGINT (Ctrl-C), SIGTERM and SIGHUP: the running command is cancelled, the feed
+stops cleanly (its recording flushed and closed, the manifest complete), a line
+says which signal came, and the exit status is 128 + the signal's number (130,
+143, 129). A signal the process was started ignoring (``nohup``) stays ignored.
+
+Output does not depend on the terminal's width when it is not a terminal: lines
+are never wrapped and tables are never squeezed, so logs and tests read the same
+everywhere. Nothing that came from outside the program (server strings, paths,
+arguments) is read as rich markup.
 """
 
 from __future__ import annotations
@@ -33,22 +44,32 @@ import importlib
 import inspect
 import json
 import logging
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from ._ports import check_port
 from .backoff import BackoffConfig
-from .connection import ConnectionConfig, HeartbeatConfig, ReconnectConfig, redact_url
+from .connection import (
+    ConnectionConfig,
+    ConnectionState,
+    HeartbeatConfig,
+    ReconnectConfig,
+    describe_close,
+    redact_url,
+)
 from .errors import WsResearchError, first_error
 from .exchanges import raw
 from .feed import Feed
@@ -56,6 +77,9 @@ from .recording import Recording
 from .replay import ReplayServer, replay
 from .sim import PROFILES, Fault, Simulator
 from .spec import FeedSpec
+
+if TYPE_CHECKING:
+    from .console import FeedMonitor
 
 __all__ = ["EXCHANGES", "demo_faults", "main", "parse_fault"]
 
@@ -135,7 +159,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seconds", type=_positive, default=20.0, help="run time (default 20)")
     demo.add_argument("--seed", type=int, default=0, help="simulator seed (default 0)")
-    demo.add_argument("--no-faults", action="store_true", help="run without the fault script")
+    script = demo.add_mutually_exclusive_group()
+    script.add_argument("--no-faults", action="store_true", help="run without the fault script")
+    script.add_argument("--fault", action="append", default=[], type=_fault, metavar="FAULT",
+                        help="a fault of your own instead of the script, as for simulate, e.g. "
+                        "'rate_limit@5' (repeatable)")
     demo.add_argument("--exchange", choices=PROFILES[1:], default=None,
                       help="speak this exchange's dialect, through its adapter "
                       "(default: the simulator's own)")
@@ -272,11 +300,17 @@ def _fault(text: str) -> Fault:
 
 
 def _demo_connection(url: str) -> ConnectionConfig:
-    """Quick schedules so a 20-second demo shows several reconnects."""
+    """Quick schedules so a 20-second demo shows several reconnects.
+
+    The tour packs a day's faults into seconds: a connection that lasted one
+    second counts as stable here (``stable_after``, 10 s by default), so the
+    backoff starts afresh after each fault instead of walking up across them.
+    """
     return ConnectionConfig(
         url=url,
         reconnect=ReconnectConfig(
             max_attempts=20,
+            stable_after=1.0,
             backoff=BackoffConfig(initial_delay=0.3, max_delay=3.0, jitter=0.1),
             rate_limit_backoff=BackoffConfig(initial_delay=1.5, max_delay=10.0, jitter=0.1),
         ),
@@ -287,7 +321,7 @@ def _demo_connection(url: str) -> ConnectionConfig:
 async def _demo(args: argparse.Namespace, console: Console) -> int:
     from .console import FeedMonitor  # rich rendering is only needed here
 
-    faults = [] if args.no_faults else demo_faults(args.seconds)
+    faults = args.fault or ([] if args.no_faults else demo_faults(args.seconds))
     profile = args.exchange or "generic"
     if profile != "generic":  # exchange feeds are public: no auth to reject
         faults = [fault for fault in faults if fault.kind != "reject_auth"]
@@ -299,48 +333,109 @@ async def _demo(args: argparse.Namespace, console: Console) -> int:
         spec = sim.spec(connection=_demo_connection(sim.url), **options)
         feed = Feed(spec, record_to=record_to)
         monitor = FeedMonitor(feed)
-        console.print(
-            f"simulator ({profile}) at {sim.url}; running a feed for {args.seconds:g} s with "
-            f"{len(faults)} scripted faults", soft_wrap=True
-        )
-        run = asyncio.ensure_future(feed.run_for(args.seconds))
-        if console.is_terminal:
-            with Live(monitor.render(), console=console, refresh_per_second=4) as live:
+        _say(console, f"simulator ({profile}) at {sim.url}; running a feed for "
+             f"{args.seconds:g} s with {len(faults)} scripted faults")
+        try:
+            await _run_feed(feed, args.seconds, monitor, console, live=True)
+        except asyncio.CancelledError:  # a signal: say what the session was, then stop
+            _demo_end(console, monitor, record_to)
+            raise
+        _demo_end(console, monitor, record_to)
+        ending = _ending(feed)
+    if not (feed.stats.generation >= 1 and feed.manager.last_error is None):
+        _say(console, "the feed did not survive the faults", "bold red")
+        return 1
+    _say(console, "feed survived every fault", "bold green", f" ({ending})")
+    return 0
+
+
+def _demo_end(console: Console, monitor: FeedMonitor, record_to: Path | None) -> None:
+    console.print(monitor.summary())
+    if record_to is not None:
+        _say(console, f"session recorded to {record_to} (replay it: wsresearch replay "
+             f"{record_to})")
+
+
+def _ending(feed: Feed) -> str:
+    """How a stopped feed's session ended, in words: never "healthy" when it ended disconnected.
+
+    A session can end between connections (rate-limited and waiting out the
+    backoff, say); its streams then last looked healthy only because nothing was
+    checked since. Say so, with the close that ended the last connection.
+    """
+    ended = feed.stopped_while
+    if ended is not None and ended is not ConnectionState.CONNECTED:
+        close = feed.stats.last_close
+        after = "" if close is None else f" after {describe_close(close.code, close.category)}"
+        return f"ended disconnected ({ended.name}){after}"
+    if feed.health.is_healthy():
+        return "all streams healthy at the end"
+    return "some streams stale at the end"
+
+
+async def _run_feed(
+    feed: Feed, seconds: float, monitor: FeedMonitor, console: Console, *, live: bool,
+) -> None:
+    """Run ``feed`` for ``seconds``, showing it; stop it cleanly if this is cancelled.
+
+    With ``live`` and a terminal: a live view four times a second. Otherwise a
+    progress line a second (a log, a pipe, a days-long ``record``).
+
+    Raises
+    ------
+    asyncio.CancelledError
+        When cancelled (a signal), after the feed stopped and its recording closed.
+    WebSocketError
+        If the feed halted, or no connection opened within ``seconds``.
+    """
+    run = asyncio.ensure_future(feed.run_for(seconds))
+    try:
+        if live and console.is_terminal:
+            with Live(monitor.render(), console=console, refresh_per_second=4) as view:
                 while not run.done():
                     await asyncio.wait({run}, timeout=0.25)
                     monitor.sample()
-                    live.update(monitor.render())
+                    view.update(monitor.render())
         else:
             while not run.done():
                 await asyncio.wait({run}, timeout=1.0)
                 monitor.sample()
-                console.print(monitor.progress_line(), highlight=False, soft_wrap=True)
+                if not run.done():
+                    _say(console, monitor.progress_line())
         await run
-        console.print(monitor.summary())
-        healthy = feed.health.is_healthy()
-        survived = feed.stats.generation >= 1 and feed.manager.last_error is None
-    if record_to is not None:
-        console.print(f"session recorded to {record_to} "
-                      f"(replay it: wsresearch replay {record_to})", highlight=False,
-                      soft_wrap=True)
-    if not survived:
-        console.print("[bold red]the feed did not survive the faults[/]")
-        return 1
-    note = "all streams healthy at the end" if healthy else "some streams stale at the end"
-    console.print(f"[bold green]feed survived every fault[/] ({note})")
-    return 0
+    finally:
+        if not run.done():
+            await _stop_run(run, feed, console)
+
+
+_CLOSE_NOTE_AFTER = 0.5
+"""Seconds a stop may take before saying that the closing handshake is being waited for."""
+
+
+async def _stop_run(run: asyncio.Future[Feed], feed: Feed, console: Console) -> None:
+    """Cancel a feed's ``run_for`` and wait until the feed stopped (its recording closed).
+
+    A peer that ignores the close frame makes the closing handshake last up to
+    ``close_timeout``: a line says so, so the wait does not look like a hang.
+    """
+    run.cancel()
+    await asyncio.wait({run}, timeout=_CLOSE_NOTE_AFTER)
+    if not run.done() and feed.state is ConnectionState.CONNECTED:
+        _say(console, f"closing the connection (up to "
+             f"{feed.spec.connection.close_timeout:g} s)\N{HORIZONTAL ELLIPSIS}")
+    await asyncio.gather(run, return_exceptions=True)
+    await feed.stop()
 
 
 async def _simulate(args: argparse.Namespace, console: Console) -> int:
     async with Simulator(args.profile, faults=args.fault, seed=args.seed, port=args.port) as sim:
-        console.print(f"simulator ({args.profile}) listening at {sim.url} (Ctrl-C to stop)",
-                      highlight=False)
+        _say(console, f"simulator ({args.profile}) listening at {sim.url} (Ctrl-C to stop)")
         console.file.flush()
         if args.seconds is None:
             await asyncio.Event().wait()
         else:
             await asyncio.sleep(args.seconds)
-        console.print(f"served {sim.connections} connection(s), sent {sim.sent} frames")
+        _say(console, f"served {sim.connections} connection(s), sent {sim.sent} frames")
     return 0
 
 
@@ -348,27 +443,28 @@ async def _record(args: argparse.Namespace, console: Console) -> int:
     from .console import FeedMonitor
 
     spec = _record_spec(args)
-    feed = Feed(spec, record_to=args.out)
+    # Rows on disk only: a recorder that runs for days must not grow with every row.
+    feed = Feed(spec, record_to=args.out, max_rows=0)
     monitor = FeedMonitor(feed)
-    console.print(f"recording {spec.description or redact_url(spec.url)} to {args.out} "
-                  "(Ctrl-C to stop)", highlight=False, soft_wrap=True)
-    run = asyncio.ensure_future(feed.run_for(args.seconds or float("inf")))
+    source = redact_url(spec.url)
+    if spec.origin is not None and spec.origin.adapter != "raw" and spec.description:
+        source = f"{spec.description} from {source}"
+    _say(console, f"recording {source} to {args.out} (Ctrl-C to stop)")
+    console.file.flush()
     try:
-        while not run.done():
-            await asyncio.wait({run}, timeout=1.0)
-            monitor.sample()
-            if not run.done():
-                console.print(monitor.progress_line(), highlight=False, soft_wrap=True)
-        await run
-    finally:
-        if not run.done():
-            run.cancel()
-            await asyncio.gather(run, return_exceptions=True)
-            await feed.stop()
+        await _run_feed(feed, args.seconds or float("inf"), monitor, console, live=False)
+    except asyncio.CancelledError:  # a signal: the recording is closed; say what it holds
+        _record_end(console, monitor, feed, args.out)
+        raise
+    _record_end(console, monitor, feed, args.out)
+    return 0
+
+
+def _record_end(console: Console, monitor: FeedMonitor, feed: Feed, out: str) -> None:
+    console.print(monitor.summary())
     recorder = feed.recorder
     assert recorder is not None
-    console.print(f"recorded {recorder.events} events to {args.out}", highlight=False)
-    return 0
+    _say(console, f"recorded {recorder.events} events to {out}")
 
 
 def _record_spec(args: argparse.Namespace) -> FeedSpec:
@@ -423,17 +519,17 @@ def _adapter_spec(
 
 async def _replay(args: argparse.Namespace, console: Console) -> int:
     recording = Recording.open(args.dir)
-    console.print(repr(recording), highlight=False)
+    _say(console, repr(recording))
     if args.serve:
         async with ReplayServer(recording, speed=args.speed, port=args.port) as server:
-            console.print(f"serving {server.generations} recorded connection(s) at "
-                          f"{server.url} (Ctrl-C to stop)", highlight=False)
+            _say(console, f"serving {server.generations} recorded connection(s) at "
+                 f"{server.url} (Ctrl-C to stop)")
             console.file.flush()
             if args.seconds is None:
                 await asyncio.Event().wait()
             else:
                 await asyncio.sleep(args.seconds)
-            console.print(f"served {server.connections} connection(s)")
+            _say(console, f"served {server.connections} connection(s)")
         return 0
     spec = recording.spec if args.type_field is None else None
     type_field = args.type_field or "type"
@@ -444,29 +540,27 @@ async def _replay(args: argparse.Namespace, console: Console) -> int:
         task = bar.add_task("replaying", total=None)
         result = replay(recording, spec, progress=lambda done, total: bar.update(
             task, completed=done, total=total))
-    table = Table(title=f"replay of {args.dir}")
+    table = _table(f"replay of {args.dir}")
     if spec.origin is not None and spec.origin.adapter != "raw":
         table.add_column("channel")
         table.add_column("rows", justify="right")
         for channel, frame in result.frames.items():
-            table.add_row(channel, str(frame.height))
+            table.add_row(Text(channel), Text(str(frame.height)))
     else:
-        table.add_column(type_field)
+        table.add_column(Text(type_field))
         table.add_column("messages", justify="right")
         counts = result.frames["message"].group_by(type_field).len().sort(
             "len", descending=True)
         for kind, n in counts.iter_rows():
-            table.add_row(str(kind), str(n))
+            table.add_row(Text(_printable(str(kind))), Text(str(n)))
     console.print(table)
     stats = result.stats
-    console.print(
-        f"{stats['frames']} frames over {stats['generations']} connection(s); "
-        f"{stats['ok']} valid, {stats['control']} control, {stats['invalid']} rejected "
-        f"({', '.join(f'{k} {v}' for k, v in stats['rejects'].items() if v) or 'none'}); "
-        f"{stats['sequence_gaps']} sequence gap(s), {stats['exchange_errors']} exchange "
-        "error(s)",
-        highlight=False, soft_wrap=True,
-    )
+    _say(console,
+         f"{stats['frames']} frames over {stats['generations']} connection(s); "
+         f"{stats['ok']} valid, {stats['control']} control, {stats['invalid']} rejected "
+         f"({', '.join(f'{k} {v}' for k, v in stats['rejects'].items() if v) or 'none'}); "
+         f"{stats['sequence_gaps']} sequence gap(s), {stats['exchange_errors']} exchange "
+         "error(s)")
     return 0
 
 
@@ -486,27 +580,27 @@ async def _report(args: argparse.Namespace, console: Console) -> int:
     from .quality import quality_report
 
     with Progress(console=console, transient=True) as bar:
-        task = bar.add_task(f"analysing {args.dir}", total=None)
+        task = bar.add_task(f"analysing {escape(str(args.dir))}", total=None)
         report = await asyncio.to_thread(
             quality_report, args.dir, progress=functools.partial(_advance, bar, task))
-    table = Table(title=f"feed quality: {args.dir}")
+    table = _table(f"feed quality: {args.dir}")
     table.add_column("metric")
     table.add_column("value")
     for metric, value in report.summary().iter_rows():
-        table.add_row(metric, value)
+        table.add_row(Text(str(metric)), Text(_printable(str(value))))
     console.print(table)
-    closes = Table(title="connections")
-    for column in ("generation", "code", "category", "reason", "connected_s",
-                   "downtime_after_s"):
+    columns = ("generation", "code", "category", "reason", "connected_s", "downtime_after_s")
+    closes = _table("connections")
+    for column in columns:
         closes.add_column(column)
     for row in report.connections.iter_rows(named=True):
-        closes.add_row(*(("" if row[c] is None else f"{row[c]:.2f}" if isinstance(row[c], float)
-                          else str(row[c])) for c in (
-            "generation", "code", "category", "reason", "connected_s", "downtime_after_s")))
+        closes.add_row(*(Text("" if row[c] is None else f"{row[c]:.2f}"
+                              if isinstance(row[c], float) else _printable(str(row[c])))
+                         for c in columns))
     console.print(closes)
     if args.html:
         path = await asyncio.to_thread(report.to_html, args.html)
-        console.print(f"report written to {path}", highlight=False)
+        _say(console, f"report written to {path}")
     return 0
 
 
@@ -521,14 +615,13 @@ async def _export(args: argparse.Namespace, console: Console) -> int:
         recording = Recording.open(folder)
         spec = _export_spec(args, recording)
         with Progress(console=console, transient=True) as bar:
-            task = bar.add_task(f"exporting {folder}", total=None)
+            task = bar.add_task(f"exporting {escape(str(folder))}", total=None)
             advance = functools.partial(_advance, bar, task)
             summary = await asyncio.to_thread(
                 export_parquet, recording, spec, args.out, progress=advance)
         rows = ", ".join(f"{name} {n}" for name, n in summary.rows.items() if n) or "no rows"
         again = f", replacing {summary.replaced} earlier file(s)" if summary.replaced else ""
-        console.print(f"{folder}: {rows} -> {args.out} as {summary.recording}{again}",
-                      highlight=False, soft_wrap=True)
+        _say(console, f"{folder}: {rows} -> {args.out} as {summary.recording}{again}")
     return 0
 
 
@@ -539,16 +632,100 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.CRITICAL,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    console = Console()
+    console = _console()
     command = {"demo": _demo, "simulate": _simulate, "record": _record, "replay": _replay,
                "report": _report, "export": _export}[args.command]
+    running = command(args, console)
+    # Commands that run until stopped stop cleanly on a signal; the others are
+    # short and read-only (a signal ends them at once, as usual).
+    if args.command in ("demo", "simulate", "record") or getattr(args, "serve", False):
+        running = _until_signalled(running, console)
     try:
-        return asyncio.run(command(args, console))
+        return asyncio.run(running)
     except KeyboardInterrupt:
         return 130
     except (WsResearchError, ValidationError, OSError, ValueError, ImportError) as exc:
         print(f"wsresearch {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _table(title: str) -> Table:
+    """A table whose ``title`` (a path, say) is shown whole, not wrapped to the table's width."""
+    text = Text(_printable(title))
+    return Table(title=text, min_width=text.cell_len)
+
+
+def _say(console: Console, text: str, style: str = "", rest: str = "") -> None:
+    """Print ``text`` (in ``style``) and ``rest`` as one line: never markup, never wrapped.
+
+    Control characters (in a path, a URL) are shown escaped: one cannot break the
+    line or drive the terminal.
+    """
+    console.print(Text.assemble((_printable(text), style), _printable(rest)), soft_wrap=True)
+
+
+def _console() -> Console:
+    """The console every command prints to.
+
+    Markup and emoji codes are off, so text from outside (a server's strings,
+    a path) prints as it is. When the output is not a terminal, the width is
+    not the terminal's (or ``COLUMNS``'): tables are not squeezed and nothing
+    wraps, so a log reads the same whatever window it was made in.
+    """
+    console = Console(markup=False, emoji=False, highlight=False)
+    if not console.is_terminal:
+        console.width = _PIPED_WIDTH
+    return console
+
+
+_PIPED_WIDTH = 10_000
+"""Columns when the output is not a terminal: wider than any table the commands print."""
+
+_STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+async def _until_signalled(command: Coroutine[Any, Any, int], console: Console) -> int:
+    """Run ``command``; on SIGINT, SIGTERM or SIGHUP cancel it and return 128 + the signal.
+
+    The command's own cleanup (``finally``, ``async with``) runs as for Ctrl-C:
+    the feed stops, its recording is flushed, closed and marked complete. The
+    first signal cancels; more while stopping are ignored, as the stop is
+    bounded (the closing handshake's timeout, then a flush). A signal the
+    process was started ignoring (``nohup``) stays ignored. The handlers are
+    removed when the command ends.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    caught: list[signal.Signals] = []
+
+    def stop(signum: signal.Signals) -> None:
+        if caught:
+            return
+        caught.append(signum)
+        _say(console, f"{signum.name} received: stopping")
+        task.cancel()
+
+    installed: list[signal.Signals] = []
+    for name in _STOP_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is None or signal.getsignal(signum) is signal.SIG_IGN:
+            continue
+        try:
+            loop.add_signal_handler(signum, stop, signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # no such support here
+            continue
+        installed.append(signum)
+    try:
+        return await command
+    except asyncio.CancelledError:
+        if not caught:
+            raise
+        task.uncancel()
+        return 128 + caught[0].value
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -933,8 +933,8 @@ class WebSocketManager:
         self.last_close = CloseInfo(generation, code, reason, category, self._clock.monotonic_ns())
         # A close we asked for is news; one the peer or the network imposed is a warning.
         level = logging.INFO if self._user_closed or self._reconnect_now else logging.WARNING
-        log.log(
-            level, "connection to %s closed: code %s (%s) %s",
+        log.log(  # the reason is the peer's text: quoted, so it cannot drive a terminal
+            level, "connection to %s closed: code %s (%s) %r",
             self._safe_url, code, category.name, reason,
         )
         self._emit(self._on_disconnected, code, reason, category)

@@ -3,6 +3,12 @@
 :class:`FeedMonitor` samples a feed (it only reads public state, like the
 notebook widget) and renders a live status table, a one-line progress string
 for logs that are not terminals, and an end-of-run summary.
+
+Every view is safe to print on any rich console: text from outside the program
+(channel names, close reasons) is built as :class:`rich.text.Text`, never
+parsed as markup, and the URL is shown with its credentials masked. Row counts
+are rows *received* (``feed.store.added``), so they mean the same for a feed that
+keeps its rows on disk only (``Feed(max_rows=0)``, as ``wsresearch record`` runs).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from .connection import CloseCategory, ConnectionState
+from .connection import CloseCategory, ConnectionState, describe_close, redact_url
 from .feed import Feed
 
 __all__ = ["FeedMonitor"]
@@ -65,11 +71,11 @@ class FeedMonitor:
         return (self._clock.monotonic_ns() - self._t0) / _NS_PER_S
 
     def sample(self) -> None:
-        """Update per-channel message rates since the last sample."""
+        """Update per-channel row rates since the last sample."""
         now = self._clock.monotonic_ns()
         span = (now - self._prev_at) / _NS_PER_S
         for name in self.feed.spec.channel_names:
-            rows = self.feed.store.rows(name)
+            rows = self.feed.store.added(name)
             if span > 0:
                 self._rates[name] = (rows - self._prev_rows.get(name, 0)) / span
             self._prev_rows[name] = rows
@@ -82,7 +88,8 @@ class FeedMonitor:
         head = Text.assemble(
             ("wsresearch ", "bold"),
             (f"{state.name:<12}", _STATE_STYLE[state]),
-            f" {feed.spec.url}  generation {stats.generation}  reconnects {stats.reconnects}  "
+            f" {redact_url(feed.spec.url)}  generation {stats.generation}  "
+            f"reconnects {stats.reconnects}  "
             f"t={self.elapsed():5.1f}s",
         )
         streams = Table(title=None, expand=False, box=None, pad_edge=False)
@@ -106,14 +113,15 @@ class FeedMonitor:
                 else:
                     health = Text("STALE", "bold red")
             streams.add_row(
-                name, str(feed.store.rows(name)), f"{self._rates.get(name, 0.0):.1f}", age, health
+                Text(name), Text(str(feed.store.added(name))),
+                Text(f"{self._rates.get(name, 0.0):.1f}"), Text(age), health,
             )
         rejects = ", ".join(f"{k} {v}" for k, v in stats.rejects.items() if v) or "none"
         close = stats.last_close
-        last_close = "none" if close is None else f"{close.code} {close.category.name}"
+        last_close = "none" if close is None else describe_close(close.code, close.category)
         pipeline = Text(
             f"queue {stats.queue_size}/{stats.queue_max}  dropped {stats.dropped}  "
-            f"duplicates {stats.duplicates}  old generation {stats.old_generation}  "
+            f"duplicates {stats.duplicates}  old-generation frames {stats.old_generation}  "
             f"rejects: {rejects}\n"
             f"last close: {last_close}  pongs {stats.pongs}"
             + ("" if stats.last_rtt is None else f" (rtt {stats.last_rtt * 1000:.1f} ms)")
@@ -145,7 +153,7 @@ class FeedMonitor:
             ("connections (generations)", stats.generation),
             ("reconnects", stats.reconnects),
             ("frames received", stats.received),
-            ("messages stored", stats.ok),
+            ("valid messages (rows)", stats.ok),
             ("duplicates removed", stats.duplicates),
             ("control frames", stats.control),
             ("rejected frames", stats.invalid),
@@ -156,26 +164,26 @@ class FeedMonitor:
              f"{stats.sequence_gaps} ({stats.sequence_missing})"),
             ("exchange errors", stats.exchange_errors),
         ):
-            table.add_row(label, str(value))
+            table.add_row(Text(label), Text(str(value)))
         # Shown once there is something to look at.
         if stats.recording_errors:
-            table.add_row("recording errors (events held)",
-                          f"{stats.recording_errors} ({stats.recording_held})")
+            table.add_row(Text("recording errors (events held)"),
+                          Text(f"{stats.recording_errors} ({stats.recording_held})"))
         if stats.oversized:
-            table.add_row("oversized closes (1009)", str(stats.oversized))
+            table.add_row(Text("oversized closes (1009)"), Text(str(stats.oversized)))
         for reason, n in stats.rejects.items():
             if n:
-                table.add_row(f"  rejected: {reason}", str(n))
+                table.add_row(Text(f"  rejected: {reason}"), Text(str(n)))
         for name in self.feed.spec.channel_names:
-            table.add_row(f"  rows: {name}", str(self.feed.store.rows(name)))
+            table.add_row(Text(f"  rows: {name}"), Text(str(self.feed.store.added(name))))
         for at, code, reason, category in self.closes:
-            table.add_row(f"  close at {at:.1f} s", f"{code} {category.name} {reason}".strip())
+            table.add_row(Text(f"  close at {at:.1f} s"), Text(_close_text(code, reason, category)))
         return table
 
     def _closed(self, code: int | None, reason: str, category: CloseCategory) -> None:
         at = self.elapsed()
         self.closes.append((at, code, reason, category))
-        self._events.append(_Event(at, f"closed {code} {category.name} {reason}", "yellow"))
+        self._events.append(_Event(at, f"closed: {_close_text(code, reason, category)}", "yellow"))
 
     def _opened(self) -> None:
         generation = self.feed.manager.generation
@@ -184,3 +192,15 @@ class FeedMonitor:
     def _health(self, stream: str, healthy: bool) -> None:
         text, style = (f"{stream} recovered", "green") if healthy else (f"{stream} STALE", "red")
         self._events.append(_Event(self.elapsed(), text, style))
+
+
+def _close_text(code: int | None, reason: str, category: CloseCategory) -> str:
+    """``abnormal closure (1006), NORMAL: no pong within 1 s``, the reason shown as sent.
+
+    A reason is the peer's text: control characters are escaped, so one cannot
+    break the line or drive the terminal.
+    """
+    described = describe_close(code, category)
+    if not reason:
+        return described
+    return f"{described}: " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in reason)

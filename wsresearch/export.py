@@ -254,6 +254,7 @@ def load_dataset(
     # channel may have different fields (a scan of many files assumes the first's).
     lazy = _union([(str(file), pl.scan_parquet(
         file, hive_partitioning=True, hive_schema={"channel": pl.String(), "date": pl.Date()},
+        glob=False,  # a path (which may hold "[" or "*"), never a pattern
     )) for file in files])
     if low is not None:
         lazy = lazy.filter(pl.col("recv_wall_ns") >= low)
@@ -302,7 +303,7 @@ def load_connections(path: str | os.PathLike[str]) -> pl.DataFrame:
     files = sorted((Path(path) / _CONNECTIONS).glob("*.parquet"))
     if not files:
         return pl.DataFrame(schema=CONNECTION_SCHEMA)
-    return pl.read_parquet(files).sort("recording", "mono_ns")
+    return pl.concat([pl.read_parquet(f, glob=False) for f in files]).sort("recording", "mono_ns")
 
 
 def merge_events(

@@ -808,7 +808,7 @@ class Recording:
 
     def _read(self, file: Path) -> pl.DataFrame | None:
         try:
-            table = pl.read_parquet(file)
+            table = pl.read_parquet(file, glob=False)  # a path, never a pattern
             if table.columns != list(EVENT_SCHEMA):  # a damaged footer can rename a column
                 raise ValueError(f"its columns {table.columns} are not the event schema's")
             return table.cast(EVENT_SCHEMA)  # type: ignore[arg-type]

@@ -93,7 +93,7 @@ def assert_replay_matches(
             problems.append(f"channel {channel!r}: no snapshot at {path}")
             continue
         problems += [f"channel {channel!r}: {p}" for p in frame_differences(
-            pl.read_parquet(path), frame)]
+            pl.read_parquet(path, glob=False), frame)]
     expected = json.loads((folder / _SUMMARY).read_text(encoding="utf-8"))
     for key in ("stats", "health_transitions"):
         if expected.get(key) != json.loads(json.dumps(summary[key])):

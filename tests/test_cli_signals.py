@@ -1,0 +1,162 @@
+"""Signals stop ``record``, ``demo`` and ``simulate`` cleanly, as Ctrl-C does.
+
+Each test runs the real command line as subprocesses on loopback, waits on what
+they print and write, sends a real signal, and kills whatever is left in
+``finally``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.server import ServerConnection
+
+from wsresearch import Recording
+
+from .conftest import TIME_FACTOR, eventually, loopback_server
+
+SUBSCRIBE = '{"op":"subscribe","channels":["trade"]}'
+
+
+class Cli:
+    """A ``wsresearch`` command running as a subprocess, its output read as it comes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.out: list[str] = []
+        self.err: list[str] = []
+        assert proc.stdout is not None and proc.stderr is not None
+        self._readers = [asyncio.ensure_future(self._read(proc.stdout, self.out)),
+                         asyncio.ensure_future(self._read(proc.stderr, self.err))]
+
+    @staticmethod
+    async def _read(stream: asyncio.StreamReader, lines: list[str]) -> None:
+        async for line in stream:
+            lines.append(line.decode())
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self.out)
+
+    def said(self, text: str) -> bool:
+        return text in self.stdout
+
+    async def exit_status(self, within: float = 20.0) -> int:
+        status = await asyncio.wait_for(self.proc.wait(), within * TIME_FACTOR)
+        await asyncio.gather(*self._readers)
+        return status
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            with suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
+        for reader in self._readers:
+            reader.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+
+
+@asynccontextmanager
+async def running(*args: str) -> AsyncIterator[Cli]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wsresearch.cli", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    cli = Cli(proc)
+    try:
+        yield cli
+    finally:
+        await cli.kill()
+
+
+def has_segments(folder: Path) -> bool:
+    """Whether the recorder flushed events to disk (segment files are renamed into place)."""
+    return any(folder.glob("segments/*/events-*.parquet"))
+
+
+def assert_closed_cleanly(folder: Path) -> Recording:
+    recording = Recording.open(folder)
+    assert recording.manifest.complete
+    events = recording.events()
+    assert events["kind"].to_list()[-2:] == ["close", "stop"]
+    assert events["seq"].to_list() == list(range(events.height))  # no event missing
+    assert recording.frames().height > 0
+    return recording
+
+
+def summary_rows(stdout: str, channel: str) -> int:
+    match = re.search(rf"rows: {channel}\s*│\s*(\d+)", stdout)
+    assert match, stdout
+    return int(match.group(1))
+
+
+CASES = [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)]
+
+
+@pytest.mark.parametrize(("signum", "status"), CASES, ids=[s.name for s, _ in CASES])
+async def test_a_signal_stops_record_and_simulate_cleanly(
+    signum: signal.Signals, status: int, tmp_path: Path,
+) -> None:
+    if signum is signal.SIGINT and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        pytest.skip("started with SIGINT ignored: the children inherit that (as with nohup)")
+    out = tmp_path / "rec"
+    async with running("simulate") as sim:
+        await eventually(lambda: sim.said("listening at"), within=20, what="the simulator")
+        match = re.search(r"ws://127\.0\.0\.1:\d+", sim.stdout)
+        assert match, sim.stdout
+        async with running("record", match.group(0), "--out", str(out),
+                           "--subscribe", SUBSCRIBE) as record:
+            await eventually(lambda: has_segments(out), within=20, what="events on disk")
+            record.proc.send_signal(signum)
+            assert await record.exit_status() == status, "".join(record.err)
+        sim.proc.send_signal(signum)
+        assert await sim.exit_status() == status, "".join(sim.err)
+    assert f"{signum.name} received: stopping" in record.stdout
+    assert f"{signum.name} received: stopping" in sim.stdout
+    assert record.err == [] and sim.err == []
+    recording = assert_closed_cleanly(out)
+    # The session summary, with the rows it counted: every recorded frame is one.
+    assert "session summary" in record.stdout
+    assert summary_rows(record.stdout, "message") == recording.frames().height
+
+
+async def test_sigterm_stops_the_demo_and_closes_its_recording(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    async with running("demo", "--seconds", "60", "--record", str(out)) as demo:
+        await eventually(lambda: has_segments(out), within=20, what="events on disk")
+        demo.proc.send_signal(signal.SIGTERM)
+        assert await demo.exit_status() == 143, "".join(demo.err)
+    assert "SIGTERM received: stopping" in demo.stdout
+    assert "session summary" in demo.stdout and f"session recorded to {out}" in demo.stdout
+    assert demo.err == []
+    assert_closed_cleanly(out)
+
+
+async def test_a_stop_that_waits_for_the_closing_handshake_says_so(tmp_path: Path) -> None:
+    async def ignores_the_close(ws: ServerConnection) -> None:
+        for n in range(5):
+            await ws.send(f'{{"type":"trade","n":{n}}}')
+        ws.transport.pause_reading()  # the client's close frame is never read nor answered
+        await ws.wait_closed()
+
+    out = tmp_path / "rec"
+    async with loopback_server(ignores_the_close) as (_, url), running(
+        "record", url, "--out", str(out)
+    ) as record:
+        await eventually(lambda: has_segments(out), within=20, what="events on disk")
+        record.proc.send_signal(signal.SIGTERM)
+        await eventually(lambda: record.said("closing the connection (up to 5 s)"), within=4,
+                         what="the note on the wait")
+        assert record.proc.returncode is None  # said while waiting, not after
+        assert await record.exit_status() == 143, "".join(record.err)
+    lines = record.stdout.splitlines()
+    note = lines.index("closing the connection (up to 5 s)\N{HORIZONTAL ELLIPSIS}")
+    assert lines[note - 1] == "SIGTERM received: stopping"
+    assert_closed_cleanly(out)
