@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.server import ServerConnection
 
-from wsresearch import Recording
+from wsresearch import Recording, Simulator
 
 from .conftest import TIME_FACTOR, eventually, loopback_server
 
@@ -159,4 +159,51 @@ async def test_a_stop_that_waits_for_the_closing_handshake_says_so(tmp_path: Pat
     lines = record.stdout.splitlines()
     note = lines.index("closing the connection (up to 5 s)\N{HORIZONTAL ELLIPSIS}")
     assert lines[note - 1] == "SIGTERM received: stopping"
+    assert_closed_cleanly(out)
+
+
+# The recipe of docs/cli.md ("A program of your own that runs a Feed"), pointed at a
+# simulator: SIGTERM and SIGHUP cancel the task, and run_for stops the feed cleanly.
+PROGRAM = """
+import asyncio, signal, sys
+from wsresearch import Feed
+from wsresearch.exchanges import generic
+
+async def record(url, folder):
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, task.cancel)  # stop as on Ctrl-C
+    try:
+        feed = Feed(generic.spec(url=url), record_to=folder, max_rows=0)
+        await feed.run_for(24 * 3600)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+
+try:
+    asyncio.run(record(sys.argv[1], sys.argv[2]))
+except (KeyboardInterrupt, asyncio.CancelledError):
+    sys.exit("stopped; the recording is complete")
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+async def test_a_program_running_its_own_feed_stops_cleanly_with_the_documented_recipe(
+    signum: signal.Signals, tmp_path: Path,
+) -> None:
+    out = tmp_path / "rec"
+    async with Simulator() as sim:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", PROGRAM, sim.url, str(out),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            await eventually(lambda: has_segments(out), within=20, what="events on disk")
+            child.send_signal(signum)
+            _, err = await asyncio.wait_for(child.communicate(), 20 * TIME_FACTOR)
+        finally:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+    assert child.returncode == 1, err
+    assert err.decode().strip() == "stopped; the recording is complete"
     assert_closed_cleanly(out)
