@@ -30,6 +30,7 @@ from wsresearch import (
 from wsresearch.connection import CLIENT_CLOSE_REASONS
 from wsresearch.exchanges import binance, bybit
 from wsresearch.quality import quality_report
+from wsresearch.replay import replay
 from wsresearch.spec import FeedSpec
 
 from .conftest import FAST, RATES, SESSION, eventually
@@ -124,7 +125,12 @@ async def test_a_session_that_ends_disconnected_has_its_downtime_to_the_end(
     assert summary["downtime"] == f"{(stopped - closed) / NS:.2f} s"
     assert summary["uptime"] == f"{100 * (closed - opened) / (stopped - opened):.1f}%"
     assert summary["disconnects"] == "rate limited (4429), RATE_LIMITED: rate limited"
-    # The stale spells the live feed saw, still open when it stopped.
+    # The stale spells the live feed saw, still open when it stopped: replay finds them
+    # again (it checks health up to the stop event), ending where the live feed ended.
+    live_health = dict(events.filter(kind="health").select("stream", "healthy").rows())
+    replayed = dict((t.stream, t.healthy) for t in replay(tmp_path / "rec", spec)
+                    .health_transitions)
+    assert replayed == live_health == {"trade": False, "ticker": False}
     stale = report.silences.filter(kind="stale", recovered=False)
     assert sorted(stale["stream"]) == ["ticker", "trade"]
     assert stale["end_mono_ns"].to_list() == [stopped, stopped]
