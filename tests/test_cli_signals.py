@@ -158,8 +158,26 @@ async def test_a_stop_that_waits_for_the_closing_handshake_says_so(tmp_path: Pat
         assert await record.exit_status() == 143, "".join(record.err)
     lines = record.stdout.splitlines()
     note = lines.index("closing the connection (up to 5 s)\N{HORIZONTAL ELLIPSIS}")
-    assert lines[note - 1] == "SIGTERM received: stopping"
+    assert lines[note - 1] == "SIGTERM received: stopping (again to quit at once)"
     assert_closed_cleanly(out)
+
+
+async def test_a_second_signal_while_stopping_quits_at_once(tmp_path: Path) -> None:
+    async def ignores_the_close(ws: ServerConnection) -> None:
+        await ws.send('{"type":"trade","n":1}')
+        ws.transport.pause_reading()  # the close would be waited for, up to 5 s
+        await ws.wait_closed()
+
+    out = tmp_path / "rec"
+    async with loopback_server(ignores_the_close) as (_, url), running(
+        "record", url, "--out", str(out)
+    ) as record:
+        await eventually(lambda: has_segments(out), within=20, what="events on disk")
+        record.proc.send_signal(signal.SIGTERM)
+        await eventually(lambda: record.said("closing the connection"), within=4,
+                         what="the wait for the close")
+        record.proc.send_signal(signal.SIGTERM)  # impatient: the default action, at once
+        assert await record.exit_status(within=3) == -signal.SIGTERM
 
 
 # The recipe of docs/cli.md ("A program of your own that runs a Feed"), pointed at a

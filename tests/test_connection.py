@@ -611,3 +611,27 @@ async def test_disconnect_returns_when_an_on_connected_hook_swallows_its_cancell
         assert manager.state is ConnectionState.DISCONNECTED
         assert connections == 1
     assert other_tasks() == before
+
+
+async def test_a_reconnect_asked_while_the_peer_closes_keeps_the_peer_s_close() -> None:
+    # A resync found by the queue worker a moment after the frame was read, while the
+    # peer's close is already in: it must not turn the peer's 4429 into its own 1000.
+    async def last_frame_then_rate_limit(conn: ServerConnection) -> None:
+        await conn.send("last frame")
+        await conn.close(4429, "rate limited")
+
+    script = Script()
+    script.on_open = [last_frame_then_rate_limit]
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(config(url, reconnect=ReconnectConfig(backoff=FAST)))
+        closes: list[tuple[int | None, str, CloseCategory]] = []
+        ws.on_disconnected(lambda *a: closes.append(a))
+        await ws.connect()
+        # The socket is closing but still the current one (the manager's own state:
+        # the window is between the peer's close and the end of the connection).
+        await eventually(lambda: ws._ws is None or ws._ws.state.name != "OPEN",
+                         what="the peer's close")
+        ws.reconnect("resync: gap")
+        await eventually(lambda: bool(closes), what="the close")
+        await ws.disconnect()
+    assert closes[0] == (4429, "rate limited", CloseCategory.RATE_LIMITED)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
+import logging
 import os
 
+import pytest
 from websockets.asyncio.server import ServerConnection
 
 from wsresearch import ConnectionConfig, HeartbeatConfig, ReconnectConfig, WebSocketManager
@@ -107,3 +110,18 @@ async def test_a_ping_flood_with_data_pending_is_found_by_the_heartbeat() -> Non
         await manager.disconnect()
     assert closes[0][0] == 1006
     assert closes[0][1].startswith(("peer stopped reading", "no pong")), closes[0]
+
+
+async def test_a_disconnect_while_a_ping_waits_leaves_no_task_behind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="websockets.client")  # to see the ping go out
+    server = DeafServer()  # never reads: the ping is written but never answered
+    async with loopback_server(server.handler) as (_, url):
+        manager, _ = await watched(url, HeartbeatConfig(interval=0.05, timeout=30))
+        await eventually(lambda: any("> PING" in r.getMessage() for r in caplog.records),
+                         what="a ping waiting for its pong")
+        await manager.disconnect()
+    gc.collect()  # a task that ended with an exception nobody retrieved says so now
+    await asyncio.sleep(0)
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]

@@ -8,6 +8,7 @@ two exchanges' recordings could not be loaded (``SchemaError``), even filtered t
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import stat
 from pathlib import Path
@@ -106,7 +107,34 @@ def test_columns_whose_types_cannot_be_merged_are_refused_naming_the_files(
     assert load_dataset(dataset, "book").collect().height == 4279  # each alone is fine
     assert load_dataset(dataset, "orderbook").collect().height == 50
     with pytest.raises(ValueError, match=r"column '(bids|asks)' is .* in .*channel=.* but .* in "
-                                         r".*channel=.*load those channels one at a time"):
+                                         r".*channel=.*no type keeps both; load them apart"):
         load_dataset(dataset, ["book", "orderbook"])
-    with pytest.raises(ValueError, match="one at a time"):
+    with pytest.raises(ValueError, match="load them apart"):
         merge_events(dataset)
+
+
+def test_old_naive_datetimes_and_new_utc_ones_load_together(tmp_path: Path) -> None:
+    # Exports made before datetimes were stored in UTC hold naive ones (UTC all the same).
+    folder = tmp_path / "ds" / "channel=t" / "date=2024-01-01"
+    folder.mkdir(parents=True)
+    at = dt.datetime(2024, 1, 1, 12)
+    pl.DataFrame({"at": [at], "recv_wall_ns": [1]}).write_parquet(folder / "old.parquet")
+    pl.DataFrame({"at": [at.replace(tzinfo=dt.UTC)], "recv_wall_ns": [2]}).write_parquet(
+        folder / "new.parquet")
+    rows = load_dataset(tmp_path / "ds", "t").collect()
+    assert rows["at"].dtype == pl.Datetime("us", "UTC")
+    assert rows["at"].to_list() == [at.replace(tzinfo=dt.UTC)] * 2
+
+
+@pytest.mark.parametrize(("old", "new"), [(pl.Float64, pl.String), (pl.Int64, pl.UInt64)])
+def test_types_that_would_change_their_values_meaning_are_refused(
+    tmp_path: Path, old: pl.DataType, new: pl.DataType,
+) -> None:
+    folder = tmp_path / "ds" / "channel=t" / "date=2024-01-01"
+    folder.mkdir(parents=True)
+    pl.DataFrame({"v": pl.Series([1], dtype=old), "recv_wall_ns": [1]}).write_parquet(
+        folder / "a.parquet")
+    pl.DataFrame({"v": pl.Series(["1" if new == pl.String else 1], dtype=new),
+                  "recv_wall_ns": [2]}).write_parquet(folder / "b.parquet")
+    with pytest.raises(ValueError, match=r"column 'v' is .* no type keeps both"):
+        load_dataset(tmp_path / "ds", "t")

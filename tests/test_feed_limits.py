@@ -28,6 +28,7 @@ from wsresearch import (
     ReconnectConfig,
     Recording,
     Simulator,
+    quality_report,
     replay,
 )
 from wsresearch.exchanges import generic
@@ -105,6 +106,9 @@ async def test_a_ring_feed_keeps_the_newest_rows(tmp_path: Path) -> None:
     every = replay(tmp_path / "rec").frames["trade"]
     assert kept.height == 50
     assert kept.equals(every.tail(50))  # the newest, exactly as a replay gives them
+    # A live report of such a feed says its rows are not all there.
+    assert any("keeps only the newest 50 rows per channel" in warning
+               for warning in quality_report(feed).warnings)
 
 
 async def test_concurrent_starts_all_return_connected() -> None:
@@ -180,3 +184,28 @@ def test_an_offline_replay_never_warns_about_tls(tmp_path: Path) -> None:
     assert result.stats["ok"] == 1
     assert not [w for w in caught if "verification" in str(w.message)]
     assert isinstance(result.frames["trade"], pl.DataFrame)
+
+
+async def test_a_start_during_a_stop_waits_for_it_and_starts_again() -> None:
+    async with Simulator(rates=RATES) as sim:
+        feed = Feed(sim.spec(connection=quick(sim.url)))
+        await feed.start()
+        seen: list[ConnectionState] = []
+
+        async def start() -> None:
+            await feed.start()
+            seen.append(feed.state)
+
+        await asyncio.gather(feed.stop(), start())
+        assert seen == [ConnectionState.CONNECTED] and feed.running
+        await feed.stop()
+    assert not feed.running
+
+
+def test_rows_and_evicted_are_exact_before_a_frame_is_built() -> None:
+    store = FrameStore({"tick": Tick}, batch_rows=10, max_rows=15)
+    store.extend("tick", rows(0, 10))  # built: 10
+    store.extend("tick", rows(10, 9))  # pending: 9, so 19 held before the ring cuts
+    assert (store.rows("tick"), store.evicted("tick"), store.added("tick")) == (15, 4, 19)
+    assert store.frame("tick")["n"].to_list() == list(range(4, 19))
+    assert (store.rows("tick"), store.evicted("tick")) == (15, 4)

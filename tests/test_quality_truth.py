@@ -394,3 +394,17 @@ async def test_the_html_page_and_notebook_view_show_every_row(tmp_path: Path) ->
     [table] = tables_of(notebook)
     assert_rendered_in_full(table, report.summary())
 
+
+
+async def test_time_a_feed_was_stopped_between_two_runs_is_no_downtime() -> None:
+    async with Simulator(rates=RATES, seed=6) as sim:
+        feed = Feed(sim.spec(connection=ConnectionConfig(url=sim.url, heartbeat=HeartbeatConfig(
+            interval=0.1, timeout=0.5), reconnect=ReconnectConfig(backoff=FAST))))
+        for _ in range(2):  # run, stop, run again: a feed may be restarted
+            async with feed:
+                await eventually(lambda: feed.store.rows("trade") >= 20 * feed.generation,
+                                 what="trades")
+    report = quality_report(feed)
+    assert report.connections["reason"].to_list() == ["client disconnect"] * 2
+    assert report.connections["downtime_after_s"].to_list() == [None, None]
+    assert dict(report.summary().iter_rows())["uptime"] == "100.0%"

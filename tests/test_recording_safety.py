@@ -16,14 +16,17 @@ import os
 import shutil
 import stat
 import threading
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from wsresearch import (
+    Channel,
     Feed,
+    FeedSpec,
     HeartbeatConfig,
     Recorder,
     Recording,
@@ -37,6 +40,7 @@ from wsresearch import (
 from wsresearch.cli import main
 from wsresearch.exchanges import generic, raw
 from wsresearch.export import export_parquet, load_connections, load_dataset
+from wsresearch.parser import by_field
 
 from .conftest import RATES, SESSION, eventually, quick
 
@@ -249,3 +253,32 @@ def test_a_recording_whose_path_holds_glob_characters_reads_whole(tmp_path: Path
     export_parquet(recording, raw.spec("ws://127.0.0.1:1"), dataset)
     assert load_dataset(dataset, "message").collect().height == 2
     assert load_connections(dataset).height == 1
+
+
+async def test_an_interrupted_stop_does_not_leave_the_directory_claimed(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1")
+    await recorder.start()
+    recorder.record("mark", 0, data="before the interrupt")
+    stopping = asyncio.ensure_future(recorder.stop())
+    await asyncio.sleep(0)  # the stop is under way
+    stopping.cancel()
+    await asyncio.gather(stopping, return_exceptions=True)
+    assert not (tmp_path / "rec" / ".lock").exists()
+
+
+@pytest.mark.parametrize("value", ["12345678901.1234567890123456789",  # 30 digits: 19 places
+                                   "1" * 21, "0." + "0" * 18 + "1"])
+def test_a_decimal_of_many_digits_is_refused_not_a_crash(tmp_path: Path, value: str) -> None:
+    # More than 28 digits once made the check itself raise (decimal context arithmetic),
+    # losing the whole batch.
+    class Price(BaseModel):
+        type: str
+        p: Decimal
+
+    spec = FeedSpec(url="ws://127.0.0.1:1", type_of=by_field("type"),
+                    channels=[Channel(name="price", model=Price)])
+    frames = [json.dumps({"type": "price", "p": v}) for v in ("1.5", value, "2.5")]
+    result = replay(Recording.from_frames(tmp_path / "rec", frames), spec)
+    assert result.frames["price"]["p"].to_list() == [Decimal("1.5"), Decimal("2.5")]
+    assert result.stats["rejects"]["schema_error"] == 1
+    assert "does not fit Decimal(38, 18)" in result.rejects[0].detail

@@ -34,7 +34,8 @@ def edited(tmp_path: Path, **arguments: object) -> Path:
 
 
 @pytest.mark.parametrize("argument", [{"check_interval": 1e-9}, {"health": {}},
-                                      {"queue": {"max_size": 1}}, {"dedupe_ttl": 1e-9}])
+                                      {"queue": {"max_size": 1}}, {"dedupe_ttl": 1e-9},
+                                      {"api_key": "not from a manifest"}])
 def test_a_manifest_cannot_set_spec_fields_the_adapter_does_not_take(
     tmp_path: Path, argument: dict[str, object]
 ) -> None:

@@ -195,3 +195,19 @@ def test_an_auth_message_with_nothing_to_mask_is_warned_about() -> None:
     feed = Feed(spec)
     with pytest.warns(UserWarning, match="the auth message has no value under the spec's redact"):
         feed._on_connected()
+
+
+async def test_an_auth_message_that_is_not_json_is_secret_as_a_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = "AUTH sk_live_abcdef123456"
+    async with Simulator(seed=4) as sim:
+        spec = generic.spec(url=sim.url, connection=quick(sim.url)).replace(auth=token)
+        async with Feed(spec, record_to=tmp_path / "rec") as feed:
+            await eventually(lambda: feed.store.rows("trade") >= 1, what="a trade")
+        assert token in sim.received  # it was sent
+    sent = Recording.open(tmp_path / "rec").events().filter(kind="sent")["data"].to_list()
+    assert sent[0] == "***"
+    logs = "\n".join(r.getMessage() for r in caplog.records if r.name != "websockets.server")
+    assert "sk_live_abcdef123456" not in logs and "sk_live" not in repr(spec)

@@ -49,7 +49,7 @@ import sys
 import time
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -70,6 +70,7 @@ from .connection import (
     describe_close,
     redact_url,
 )
+from .console import FeedMonitor, printable
 from .errors import WsResearchError, first_error
 from .exchanges import raw
 from .feed import Feed
@@ -77,9 +78,6 @@ from .recording import Recording
 from .replay import ReplayServer, replay
 from .sim import PROFILES, Fault, Simulator
 from .spec import FeedSpec
-
-if TYPE_CHECKING:
-    from .console import FeedMonitor
 
 __all__ = ["EXCHANGES", "demo_faults", "main", "parse_fault"]
 
@@ -130,12 +128,7 @@ def parse_fault(text: str) -> Fault:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {_printable(message)} (see --help)\n")
-
-
-def _printable(text: str) -> str:
-    """``text`` with control characters escaped: an error stays one line on a terminal."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+        self.exit(2, f"{self.prog}: error: {printable(message)} (see --help)\n")
 
 
 def _add_type_field(command: argparse.ArgumentParser, default: str | None = "type") -> None:
@@ -319,8 +312,6 @@ def _demo_connection(url: str) -> ConnectionConfig:
 
 
 async def _demo(args: argparse.Namespace, console: Console) -> int:
-    from .console import FeedMonitor  # rich rendering is only needed here
-
     faults = args.fault or ([] if args.no_faults else demo_faults(args.seconds))
     profile = args.exchange or "generic"
     if profile != "generic":  # exchange feeds are public: no auth to reject
@@ -440,8 +431,6 @@ async def _simulate(args: argparse.Namespace, console: Console) -> int:
 
 
 async def _record(args: argparse.Namespace, console: Console) -> int:
-    from .console import FeedMonitor
-
     spec = _record_spec(args)
     # Rows on disk only: a recorder that runs for days must not grow with every row.
     feed = Feed(spec, record_to=args.out, max_rows=0)
@@ -552,7 +541,7 @@ async def _replay(args: argparse.Namespace, console: Console) -> int:
         counts = result.frames["message"].group_by(type_field).len().sort(
             "len", descending=True)
         for kind, n in counts.iter_rows():
-            table.add_row(Text(_printable(str(kind))), Text(str(n)))
+            table.add_row(Text(printable(str(kind))), Text(str(n)))
     console.print(table)
     stats = result.stats
     _say(console,
@@ -587,7 +576,7 @@ async def _report(args: argparse.Namespace, console: Console) -> int:
     table.add_column("metric")
     table.add_column("value")
     for metric, value in report.summary().iter_rows():
-        table.add_row(Text(str(metric)), Text(_printable(str(value))))
+        table.add_row(Text(str(metric)), Text(printable(str(value))))
     console.print(table)
     columns = ("generation", "code", "category", "reason", "connected_s", "downtime_after_s")
     closes = _table("connections")
@@ -595,7 +584,7 @@ async def _report(args: argparse.Namespace, console: Console) -> int:
         closes.add_column(column)
     for row in report.connections.iter_rows(named=True):
         closes.add_row(*(Text("" if row[c] is None else f"{row[c]:.2f}"
-                              if isinstance(row[c], float) else _printable(str(row[c])))
+                              if isinstance(row[c], float) else printable(str(row[c])))
                          for c in columns))
     console.print(closes)
     if args.html:
@@ -651,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _table(title: str) -> Table:
     """A table whose ``title`` (a path, say) is shown whole, not wrapped to the table's width."""
-    text = Text(_printable(title))
+    text = Text(printable(title))
     return Table(title=text, min_width=text.cell_len)
 
 
@@ -661,7 +650,7 @@ def _say(console: Console, text: str, style: str = "", rest: str = "") -> None:
     Control characters (in a path, a URL) are shown escaped: one cannot break the
     line or drive the terminal.
     """
-    console.print(Text.assemble((_printable(text), style), _printable(rest)), soft_wrap=True)
+    console.print(Text.assemble((printable(text), style), printable(rest)), soft_wrap=True)
 
 
 def _console() -> Console:
@@ -689,10 +678,10 @@ async def _until_signalled(command: Coroutine[Any, Any, int], console: Console) 
 
     The command's own cleanup (``finally``, ``async with``) runs as for Ctrl-C:
     the feed stops, its recording is flushed, closed and marked complete. The
-    first signal cancels; more while stopping are ignored, as the stop is
-    bounded (the closing handshake's timeout, then a flush). A signal the
-    process was started ignoring (``nohup``) stays ignored. The handlers are
-    removed when the command ends.
+    first signal cancels, and gives each signal its default action back: a second
+    one ends the process at once (a stop stuck on a disk that does not answer must
+    not need SIGKILL). A signal the process was started ignoring (``nohup``) stays
+    ignored. The handlers are removed when the command ends.
     """
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -703,7 +692,10 @@ async def _until_signalled(command: Coroutine[Any, Any, int], console: Console) 
         if caught:
             return
         caught.append(signum)
-        _say(console, f"{signum.name} received: stopping")
+        _say(console, f"{signum.name} received: stopping (again to quit at once)")
+        for installed_signal in installed:  # a second signal: its default action
+            loop.remove_signal_handler(installed_signal)
+        installed.clear()
         task.cancel()
 
     installed: list[signal.Signals] = []
@@ -730,7 +722,7 @@ async def _until_signalled(command: Coroutine[Any, Any, int], console: Console) 
 
 def _one_line(exc: BaseException) -> str:
     text = first_error(exc) if isinstance(exc, ValidationError) else str(exc)
-    return _printable(" ".join(text.split())) or type(exc).__name__
+    return printable(" ".join(text.split())) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ from .errors import (
     WebSocketAuthError,
     WebSocketError,
 )
+from .redaction import MIN_SECRET, SecretMask
 
 __all__ = [
     "CLIENT_CLOSE_REASONS",
@@ -127,9 +128,6 @@ class CloseCategory(StrEnum):
     NORMAL = "NORMAL"
     UNKNOWN = "UNKNOWN"
 
-
-# Shorter values are not masked in logs (a query's "x=1" is not a credential).
-_MIN_SECRET = 6
 
 END_OF_SESSION = "client disconnect"
 """The reason of the close that ends a session (:meth:`WebSocketManager.disconnect`)."""
@@ -235,7 +233,8 @@ def describe_close(code: int | None, category: CloseCategory | str | None = None
             name = "application code" if 3000 <= code <= 4999 else "unknown code"
         text = f"{name} ({code})"
     if category is not None:
-        text += f", {CloseCategory(category).name}"
+        known = category in CloseCategory.__members__.values()
+        text += f", {CloseCategory(category).name if known else category}"
     return text
 
 
@@ -256,6 +255,10 @@ def validate_ws_url(url: str) -> str:
         hint = " (expected ws:// or wss://)" if scheme not in ("ws", "wss") else ""
         raise InvalidURLError(f"invalid WebSocket URL{hint}: {redact_url(url)!r}") from None
     return url
+
+
+# A path segment that is a credential, not a name: long, of both letters and digits.
+_TOKEN_LIKE = re.compile(r"(?=[A-Za-z0-9_\-]*[0-9])(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{24,}")
 
 
 def redact_url(url: str) -> str:
@@ -286,10 +289,6 @@ def redact_url(url: str) -> str:
     path = "/".join("***" if _TOKEN_LIKE.fullmatch(part) else part
                     for part in parts.path.split("/"))
     return urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
-
-
-# A path segment that is a credential, not a name: long, of both letters and digits.
-_TOKEN_LIKE = re.compile(r"(?=[A-Za-z0-9_\-]*[0-9])(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{24,}")
 
 
 class ReconnectConfig(BaseModel):
@@ -430,7 +429,7 @@ def _tls_context(config: ConnectionConfig, safe_url: str) -> ssl.SSLContext | No
         return None
     message = (f"TLS certificate verification is off for {safe_url}: anyone on the path "
                "can read and alter this feed")
-    warnings.warn(message, stacklevel=2)
+    warnings.warn(message, stacklevel=1)  # raised on connecting, in the manager's task
     log.warning("%s", message)
     context = ssl.create_default_context()
     context.check_hostname = False
@@ -445,7 +444,7 @@ class _MaskingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     every frame (an auth request with its key): each secret value becomes ``***``.
     """
 
-    def __init__(self, logger: logging.Logger, secrets: set[str]) -> None:
+    def __init__(self, logger: logging.Logger, secrets: SecretMask) -> None:
         super().__init__(logger, {})
         self._secrets = secrets
 
@@ -453,10 +452,8 @@ class _MaskingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         if not self.isEnabledFor(level):
             return
         text = str(msg) % args if args else str(msg)
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
         kwargs.setdefault("stacklevel", 2)
-        self.logger.log(level, "%s", text, **kwargs)
+        self.logger.log(level, "%s", self._secrets.apply(text), **kwargs)
 
 
 def _url_secrets(url: str, headers: Mapping[str, str]) -> set[str]:
@@ -476,7 +473,15 @@ def _url_secrets(url: str, headers: Mapping[str, str]) -> set[str]:
         pair = f"{unquote(parts.username or '')}:{unquote(parts.password)}"
         values.add(base64.b64encode(pair.encode()).decode())
         values.add(unquote(parts.password))
-    return {value for value in values if len(value) >= _MIN_SECRET}
+    return {value for value in values if len(value) >= MIN_SECRET}
+
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\",;()<>]+")
+
+
+def _masked_urls(text: str) -> str:
+    """``text`` with every URL in it shown by :func:`redact_url` (an error may quote one)."""
+    return _URL.sub(lambda match: redact_url(match.group(0)), text)
 
 
 class WebSocketManager:
@@ -524,7 +529,8 @@ class WebSocketManager:
         # Made on the first connection attempt (with its warning), not here: a spec
         # replayed offline never connects.
         self._tls: dict[str, Any] | None = None
-        self._secrets = _url_secrets(config.url, config.headers)
+        self._secrets = SecretMask()
+        self._secrets.add(*_url_secrets(config.url, config.headers))
         self._ws_logger = _MaskingLogger(logging.getLogger("websockets.client"), self._secrets)
         self._clock = clock or SystemClock()
         self._rng = rng
@@ -644,7 +650,7 @@ class WebSocketManager:
         from the start; :class:`~wsresearch.feed.Feed` adds the values of its
         spec's ``redact`` keys in every auth message it sends.
         """
-        self._secrets.update(v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET)
+        self._secrets.add(*values)
 
     # -- control -------------------------------------------------------------------
 
@@ -704,8 +710,8 @@ class WebSocketManager:
         123 bytes a close frame holds). Does nothing when not connected.
         """
         ws = self._ws
-        if ws is None:
-            return
+        if ws is None or ws.state is not State.OPEN or self._drop_reason is not None:
+            return  # already closing: the peer's own close code must stay what it was
         if not reason.startswith(CLIENT_CLOSE_REASONS):
             reason = f"reconnect requested: {reason}"  # recognisably this side's close
         self._reconnect_now = True
@@ -790,10 +796,10 @@ class WebSocketManager:
                     delay = backoff_delay(self._attempt, reconnect.backoff, self._rng)
                 if requested:
                     log.warning(
-                        "a reconnect (%s) was requested within %g s of the last one: "
-                        "waiting %.2f s first (attempt %d), so repeated resyncs cannot "
-                        "become a reconnect storm", reason, reconnect.stable_after, delay,
-                        self._attempt)
+                        "a reconnect (%r) was requested less than stable_after (%g s) after "
+                        "the connection opened: waiting %.2f s first (attempt %d), so "
+                        "repeated resyncs cannot become a reconnect storm", reason,
+                        reconnect.stable_after, delay, self._attempt)
                 log.info(
                     "reconnecting to %s in %.2f s (attempt %d, %s)",
                     self._safe_url, delay, self._attempt, category.name,
@@ -849,6 +855,7 @@ class WebSocketManager:
         return await self._serve(ws)
 
     def _redirected(self, old: str, new: str, cross_origin: bool) -> None:
+        self._secrets.add(*_url_secrets(new, {}))  # the server's URL may carry a token too
         if cross_origin:
             log.warning("%s redirected to %s, another origin: the connection's headers "
                         "are not sent there", redact_url(old), redact_url(new))
@@ -1001,9 +1008,9 @@ class WebSocketManager:
                 elif not written.is_set():
                     unsent = ws.transport.get_write_buffer_size()
                     log.warning(
-                        "%s stopped reading: the ping could not be written within %g s "
-                        "(%d bytes unsent); dropping the connection",
-                        self._safe_url, config.timeout, unsent,
+                        "%s stopped reading: the ping could not be sent within %g s (the "
+                        "write buffer did not drain; %d bytes unsent); dropping the "
+                        "connection", self._safe_url, config.timeout, unsent,
                     )
                     self._drop(ws, f"peer stopped reading: {unsent} bytes unsent after "
                                f"{config.timeout:g} s", graceful=False)
@@ -1030,13 +1037,20 @@ class WebSocketManager:
         try:
             await asyncio.wait({pong, timer}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            # Neither is left behind: not on a timeout, nor when the heartbeat itself is
+            # cancelled (the connection closing), when the ping would end unobserved.
             timer.cancel()
-        if pong.done():
+            if not pong.done():
+                pong.cancel()
+            elif not pong.cancelled():
+                pong.exception()  # retrieved: raised below when it matters
+        if pong.done() and not pong.cancelled():
             return pong.result()
-        pong.cancel()
         return None
 
     def _drop(self, ws: ClientConnection, reason: str, *, graceful: bool) -> None:
+        if self._drop_reason is not None:
+            return  # the first reason stands
         self._drop_reason = reason
         if graceful:
             task = asyncio.get_running_loop().create_task(ws.close(1000, close_reason(reason)))
@@ -1078,6 +1092,8 @@ class WebSocketManager:
         self._emit(self._on_error, exc)
 
     def _report_open_failure(self, what: str) -> None:
+        # websockets' errors may quote a URL (a redirect's target) or a header value.
+        what = self._secrets.apply(_masked_urls(what))
         log.warning("could not connect to %s: %s", self._safe_url, what)
         self._emit(self._on_error, WebSocketError(f"could not connect to {self._safe_url}: {what}"))
 
@@ -1104,7 +1120,6 @@ def _sync_only(fn: F, name: str) -> F:
     if inspect.iscoroutinefunction(fn):
         raise TypeError(f"{name} handlers must be plain functions, not async def")
     return fn
-
 
 
 def close_reason(text: str) -> str:

@@ -23,7 +23,7 @@ from rich.text import Text
 from .connection import CloseCategory, ConnectionState, describe_close, redact_url
 from .feed import Feed
 
-__all__ = ["FeedMonitor"]
+__all__ = ["FeedMonitor", "printable"]
 
 _NS_PER_S = 1_000_000_000
 _STATE_STYLE = {
@@ -201,6 +201,15 @@ def _close_text(code: int | None, reason: str, category: CloseCategory) -> str:
     break the line or drive the terminal.
     """
     described = describe_close(code, category)
-    if not reason:
-        return described
-    return f"{described}: " + "".join(c if c.isprintable() else repr(c)[1:-1] for c in reason)
+    return f"{described}: {printable(reason)}" if reason else described
+
+
+def printable(text: str) -> str:
+    r"""``text`` with control characters escaped: one line, that cannot drive a terminal.
+
+    Examples
+    --------
+    >>> printable("maintenance\x1b[2J\nover")
+    'maintenance\\x1b[2J\\nover'
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -266,30 +266,61 @@ def load_dataset(
 def _union(parts: list[tuple[str, pl.LazyFrame]]) -> pl.LazyFrame:
     """The rows of every part in one frame, a column a part lacks null in its rows.
 
+    Types that differ but mean the same are reconciled: a wider number (``Int64`` with
+    ``Float64``), and datetimes written naive (exports made before datetimes were
+    stored in UTC) with UTC ones, taken as UTC as they always were.
+
     Raises
     ------
     ValueError
-        If a column's types in two parts have no common type (a list of structs and
-        a list of arrays): naming the column, both types and where each comes from.
+        If a column's types in two parts have no common type that keeps both (a list
+        of structs and a list of arrays; a number and text, which would make every
+        value text; signed and unsigned 64-bit ints): naming the column, both types
+        and where each comes from.
     """
     types: dict[str, tuple[pl.DataType, str]] = {}
+    schemas = []
     for where, lazy in parts:
-        for column, dtype in lazy.collect_schema().items():
+        schema = lazy.collect_schema()
+        schemas.append(schema)
+        for column, dtype in schema.items():
+            dtype = _utc(dtype)
             seen = types.get(column)
-            if seen is None:
-                types[column] = (dtype, where)
+            if seen is None or seen[0] == dtype:
+                types.setdefault(column, (dtype, where))
                 continue
-            try:
-                merged = pl.concat([pl.DataFrame(schema={column: seen[0]}),
-                                    pl.DataFrame(schema={column: dtype})],
-                                   how="vertical_relaxed").schema[column]
-            except pl.exceptions.PolarsError:
+            merged = _common(seen[0], dtype)
+            if merged is None:
                 raise ValueError(
-                    f"column {column!r} is {seen[0]} in {seen[1]} but {dtype} in {where}: "
-                    "they cannot share one frame; load those channels one at a time "
-                    "(load_dataset(path, 'channel'))") from None
+                    f"column {column!r} is {seen[0]} in {seen[1]} but {dtype} in {where}: no "
+                    "type keeps both; load them apart (one channel, or the recordings of "
+                    "one kind, at a time)")
             types[column] = (merged, seen[1])
-    return pl.concat([lazy for _, lazy in parts], how="diagonal_relaxed")
+    aligned = [lazy.with_columns(pl.col(column).dt.replace_time_zone("UTC") for column, dtype
+                                 in schema.items() if _utc(dtype) != dtype)
+               for (_, lazy), schema in zip(parts, schemas, strict=True)]
+    return pl.concat(aligned, how="diagonal_relaxed")
+
+
+def _utc(dtype: pl.DataType) -> pl.DataType:
+    """A naive datetime type as the UTC one it stands for; any other type as it is."""
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is None:
+        return pl.Datetime(dtype.time_unit, "UTC")
+    return dtype
+
+
+def _common(a: pl.DataType, b: pl.DataType) -> pl.DataType | None:
+    """The type both ``a`` and ``b`` values keep their meaning in, or ``None``."""
+    try:
+        merged = pl.concat([pl.DataFrame(schema={"c": a}), pl.DataFrame(schema={"c": b})],
+                           how="vertical_relaxed").schema["c"]
+    except pl.exceptions.PolarsError:
+        return None
+    if merged == pl.String and (a != pl.String or b != pl.String):
+        return None  # a number or a time would become text
+    if isinstance(merged, pl.Int128):
+        return None  # no Arrow type, no pandas type: not a column anyone could use
+    return merged
 
 
 def _day_overlaps(folder: str, low: int | None, high: int | None) -> bool:

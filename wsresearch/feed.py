@@ -31,11 +31,13 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from ._callbacks import register
+from ._limits import INT64_MAX, INT64_MIN
 from .clock import Clock, SystemClock
 from .connection import CloseCategory, CloseInfo, ConnectionState, WebSocketManager, redact_url
 from .errors import ExchangeError, QueueClosedError, RecordingError, WebSocketError
@@ -65,7 +67,7 @@ __all__ = ["Feed", "FeedStats"]
 log = logging.getLogger(__name__)
 
 _MESSAGE_TOO_BIG = 1009
-_MIN_NS, _MAX_NS = -(2**63), 2**63 - 1  # what an Int64 column of ns holds
+_first = itemgetter(0)
 
 # data, generation, recv_mono_ns, recv_wall_ns, seq in the recording (-1 when not recording)
 _Item = tuple[str | bytes, int, int, int, int]
@@ -298,6 +300,7 @@ class Feed:
         self._warned_auth = False
         self._started = False
         self._starting: asyncio.Future[None] | None = None
+        self._stopping: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_ns: int | None = None
         self.stopped_while: ConnectionState | None = None
@@ -351,6 +354,8 @@ class Feed:
             If the feed is running on another event loop.
         """
         self._check_loop("start")
+        if self._stopping is not None:  # a stop under way finishes first
+            await asyncio.shield(self._stopping)
         if self._starting is not None:
             await asyncio.shield(self._starting)
             return
@@ -406,6 +411,17 @@ class Feed:
             If called from another event loop than the one the feed runs on.
         """
         self._check_loop("stop")
+        if self._stopping is not None:  # one stop at a time: join the one under way
+            await asyncio.shield(self._stopping)
+            return
+        stopping = self._stopping = asyncio.get_running_loop().create_future()
+        try:
+            await self._stop()
+        finally:
+            stopping.set_result(None)
+            self._stopping = None
+
+    async def _stop(self) -> None:
         if self._started:
             self.stopped_while = self.manager.state
         await self.manager.disconnect()
@@ -573,7 +589,9 @@ class Feed:
         return self.manager.generation
 
     def frame(self, channel: str) -> pl.DataFrame:
-        """Every valid, new message of ``channel`` so far, one row each.
+        """The valid, new messages of ``channel`` so far, one row each.
+
+        Every one of them, or the newest ``max_rows`` (none with ``max_rows=0``).
 
         Columns are the model's fields plus ``recv_wall_ns``, ``recv_mono_ns``,
         ``generation``, ``exchange_ns`` (the channel's ``exchange_time``, null
@@ -672,8 +690,6 @@ class Feed:
         if len(fresh) != len(items):
             self._drop_old_generation([item for item in items if item[1] != current])
         outcomes = self._parse_batch([item[0] for item in fresh], [item[2] for item in fresh])
-        if self._column_checks:
-            self._refuse_misfits(fresh, outcomes)
         per_type, observe = self._per_type, self._observe
         rows: dict[str, list[Any]] = {}
         first: dict[str, int] = {}
@@ -692,7 +708,8 @@ class Feed:
                 if exchange_time is not None:
                     try:
                         exchange_ns = exchange_time(message)
-                        if exchange_ns is not None and not _MIN_NS <= exchange_ns <= _MAX_NS:
+                        if exchange_ns is not None and not (
+                                INT64_MIN <= exchange_ns <= INT64_MAX):
                             raise ValueError(f"{kind}: exchange time {exchange_ns} ns does not "
                                              "fit 64 bits; the row is kept without it")
                     except Exception as exc:  # the row is kept, without its exchange time
@@ -718,30 +735,38 @@ class Feed:
             if stream not in last:
                 first[stream] = mono
             last[stream] = mono
-        extend = self._extend
+        extend, checks = self._extend, self._column_checks
         for kind, bucket in rows.items():
+            if kind in checks:
+                bucket = self._refuse_misfits(kind, bucket, fresh, outcomes)
             extend(kind, bucket)
         if last:
             self._record_batch(first, last)
 
-    def _refuse_misfits(self, items: list[_Item], outcomes: list[ParseOutcome]) -> None:
-        """Reject the valid messages whose values their columns cannot hold exactly.
+    def _refuse_misfits(self, kind: str, bucket: list[Any], items: list[_Item],
+                        outcomes: list[ParseOutcome]) -> list[Any]:
+        """``bucket`` without the rows whose values their columns cannot hold exactly.
 
-        One check per channel and column over the batch (a ``min``/``max`` per int
-        column); a message that does not fit becomes a counted ``schema_error``
-        naming the field and value, where it would otherwise be a null in the frame.
+        One pass per column over the batch, in C on the common path (a ``min`` and a
+        ``max`` per int column). A row that does not fit becomes a counted
+        ``schema_error`` naming the field and value, where it would otherwise be a null
+        in the frame. Its frame was judged for health and sequence like any other: it
+        arrived, and it is valid JSON of its type.
         """
-        checks = self._column_checks
-        batches: dict[str, list[int]] = {}
-        for index, outcome in enumerate(outcomes):
-            if outcome[0] == OK and outcome[1] in checks:
-                batches.setdefault(outcome[1], []).append(index)
-        refuse = self.parser.refuse
-        for kind, indexes in batches.items():
-            bad = checks[kind].bad_rows([outcomes[i][2].__dict__ for i in indexes])
-            for position, detail in sorted(bad.items()):  # in the order received
-                index = indexes[position]
-                outcomes[index] = refuse(items[index][0], kind, detail, items[index][2])
+        try:
+            bad = self._column_checks[kind].bad_rows(list(map(_first, bucket)))
+        except Exception as exc:  # a check must never cost the batch: keep the rows
+            self._on_error(exc)
+            return bucket
+        if not bad:
+            return bucket
+        # The rare path: find each refused row's frame (its outcome holds the same dict).
+        frame_of = {id(outcome[2].__dict__): index for index, outcome in enumerate(outcomes)
+                    if outcome[0] == OK and outcome[1] == kind}
+        for position, detail in sorted(bad.items()):  # in the order received
+            index = frame_of[id(bucket[position][0])]
+            outcomes[index] = self.parser.refuse(items[index][0], kind, detail, items[index][2])
+        return [row for position, row in enumerate(bucket) if position not in bad]
 
     def _drop_old_generation(self, items: list[_Item]) -> None:
         self._old_generation += len(items)
@@ -894,7 +919,6 @@ class Feed:
             f"Feed(url={redact_url(self.spec.url)!r}, state={s.state}, generation={s.generation}, "
             f"ok={s.ok}, duplicates={s.duplicates}, invalid={s.invalid}, dropped={s.dropped})"
         )
-
 
 
 def _jsonable(key: Any) -> Any:

@@ -40,6 +40,7 @@ import decimal
 import types
 import typing
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 from typing import Any, Literal, Union, cast, get_args, get_origin
 
 import annotated_types
@@ -47,6 +48,7 @@ import polars as pl
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from ._limits import INT64_MAX, INT64_MIN, UINT64_MAX
 from .errors import UnknownChannelError
 
 __all__ = ["META_COLUMNS", "ColumnCheck", "FrameStore", "explode_fields", "polars_schema"]
@@ -82,7 +84,6 @@ _SIMPLE: dict[Any, pl.DataType] = {
     dt.date: pl.Date(),
 }
 
-_INT64_MIN, _INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 _DECIMAL_DIGITS, _DECIMAL_PLACES = 38, 18
 
 
@@ -217,7 +218,7 @@ class ColumnCheck:
         """Row index to what does not fit, for each row that has such a value."""
         bad: dict[int, str] = {}
         for name, dtype in self._checks:
-            values = [row[name] for row in rows]
+            values = list(map(itemgetter(name), rows))
             for index, detail in _misfits(values, dtype):
                 bad.setdefault(index, f"{name}{detail}")
         return bad
@@ -237,11 +238,15 @@ def _checked(dtype: pl.DataType) -> bool:
 def _misfits(values: list[Any], dtype: pl.DataType) -> list[tuple[int, str]]:
     """``(index, detail)`` of each value that ``dtype`` cannot hold exactly."""
     if isinstance(dtype, pl.Int64 | pl.UInt64):
-        low, high = (0, _UINT64_MAX) if isinstance(dtype, pl.UInt64) else (
-            _INT64_MIN, _INT64_MAX)
-        present = [v for v in values if v is not None]
-        if not present or (low <= min(present) and max(present) <= high):
-            return []
+        low, high = (0, UINT64_MAX) if isinstance(dtype, pl.UInt64) else (
+            INT64_MIN, INT64_MAX)
+        try:  # the common path: no None, so min and max run in C
+            if not values or (low <= min(values) and max(values) <= high):
+                return []
+        except TypeError:  # None among them
+            present = [v for v in values if v is not None]
+            if not present or (low <= min(present) and max(present) <= high):
+                return []
         kind = "an unsigned 64-bit" if low == 0 else "a 64-bit"
         return [(i, f": {v} does not fit {kind} int column") for i, v in enumerate(values)
                 if v is not None and not low <= v <= high]
@@ -273,15 +278,26 @@ def _member(value: Any, name: str) -> Any:
 
 
 def _decimal_fits(value: Any) -> bool:
-    if not isinstance(value, decimal.Decimal) or not value.is_finite():
-        return not isinstance(value, decimal.Decimal)  # NaN and infinity do not fit
-    if value.is_zero():
+    """Whether ``Decimal(38, 18)`` holds ``value`` exactly: 20 digits before the point, 18 after.
+
+    Judged on the digits alone (trailing zeros do not count), with no decimal context:
+    context arithmetic would round, or raise, on a value of more than 28 digits.
+    """
+    if not isinstance(value, decimal.Decimal):
         return True
-    exponent = value.as_tuple().exponent
+    if not value.is_finite():
+        return False  # NaN and infinity have no column value
+    _, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)  # finite
-    places_ok = exponent >= -_DECIMAL_PLACES or value == value.quantize(
-        decimal.Decimal(1).scaleb(-_DECIMAL_PLACES))
-    return places_ok and value.adjusted() < _DECIMAL_DIGITS - _DECIMAL_PLACES
+    if not any(digits):
+        return True  # zero, however it is written
+    significant = len(digits)
+    while significant > 1 and digits[significant - 1] == 0:
+        significant -= 1
+        exponent += 1
+    places = max(0, -exponent)
+    whole = max(0, significant + exponent)
+    return places <= _DECIMAL_PLACES and whole <= _DECIMAL_DIGITS - _DECIMAL_PLACES
 
 
 def _plain(value: Any) -> Any:
@@ -412,10 +428,9 @@ class FrameStore:
         self._pending: dict[str, list[_Row]] = {name: [] for name in self._schemas}
         self._built: dict[str, pl.DataFrame] = {}
         self._chunks: dict[str, int] = {}
-        # Rows added and let go, per channel. An exploded channel's rows are counted
-        # when built (a message's row count is only known then).
+        # Rows added per channel. An exploded channel's rows are counted when built
+        # (a message's row count is only known then).
         self._added = dict.fromkeys(self._schemas, 0)
-        self._evicted = dict.fromkeys(self._schemas, 0)
 
     @property
     def channels(self) -> list[str]:
@@ -446,7 +461,6 @@ class FrameStore:
         if channel not in self._explode:
             self._added[channel] += len(rows)
             if limit == 0:  # rows live on disk only: counted, not kept
-                self._evicted[channel] += len(rows)
                 return
         pending = self._pending[channel]
         pending.extend(rows)
@@ -466,7 +480,8 @@ class FrameStore:
         if channel in self._explode:
             return self.frame(channel).height
         built = self._built.get(channel)
-        return len(self._pending[channel]) + (0 if built is None else built.height)
+        held = len(self._pending[channel]) + (0 if built is None else built.height)
+        return held if self._max_rows is None else min(held, self._max_rows)
 
     def added(self, channel: str) -> int:
         """Rows added to ``channel`` since the store was made or cleared, those let go included."""
@@ -476,11 +491,8 @@ class FrameStore:
         return self._added[channel]
 
     def evicted(self, channel: str) -> int:
-        """Rows of ``channel`` let go to keep within ``max_rows``."""
-        self._check(channel)
-        if channel in self._explode:
-            self.frame(channel)
-        return self._evicted[channel]
+        """Rows of ``channel`` let go to keep within ``max_rows``: those added, less those held."""
+        return self.added(channel) - self.rows(channel)
 
     def frame(self, channel: str) -> pl.DataFrame:
         """The DataFrame of the rows of ``channel`` held now (all of them, or the newest).
@@ -509,7 +521,6 @@ class FrameStore:
                 frame, chunks = frame.rechunk(), 1
         limit = self._max_rows
         if limit is not None and frame.height > limit:
-            self._evicted[channel] += frame.height - limit
             # A slice shares the chunks it keeps; whole chunks before it are freed.
             frame = frame.tail(limit) if limit else frame.clear()
         self._built[channel], self._chunks[channel] = frame, chunks
@@ -523,16 +534,13 @@ class FrameStore:
         """Forget every row, and the counts of rows added and let go."""
         for name in self._schemas:
             self._pending[name] = []
-            self._added[name] = self._evicted[name] = 0
+            self._added[name] = 0
         self._built.clear()
         self._chunks.clear()
 
     def _evict_pending(self, channel: str, count: int) -> None:
         del self._pending[channel][:count]
-        self._evicted[channel] += count
-        built = self._built.pop(channel, None)
-        if built is not None:
-            self._evicted[channel] += built.height
+        if self._built.pop(channel, None) is not None:
             self._chunks.pop(channel, None)
 
     def _build(self, channel: str, rows: list[_Row]) -> pl.DataFrame:

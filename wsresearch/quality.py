@@ -22,7 +22,6 @@ import base64
 import datetime as dt
 import html
 import io
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,8 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .connection import END_OF_SESSION, CloseCategory, describe_close, redact_url
+from .connection import END_OF_SESSION, describe_close, redact_url
+from .errors import first_error
 from .feed import Feed
 from .health import HealthTransition
 from .recording import Recording
@@ -76,42 +77,31 @@ SILENCE_COLUMNS: dict[str, pl.DataType] = {
 }
 
 
-@dataclass(frozen=True)
-class _HoleRule:
+class _HoleRule(BaseModel):
     """When a gap between two messages of a stream is a hole (see :func:`quality_report`)."""
 
-    factor: float
-    window: int
-    min_gaps: int
-    min_s: float
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=True)
+
+    hole_factor: float = Field(ge=1)  # below 1, ordinary gaps would be holes
+    hole_window: int = Field(ge=2)
+    hole_min_gaps: int = Field(ge=1)
+    min_hole_s: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _gaps_fit_the_window(self) -> _HoleRule:
+        if self.hole_min_gaps > self.hole_window:
+            raise ValueError(f"hole_min_gaps must be at most hole_window ({self.hole_window}), "
+                             f"got {self.hole_min_gaps}")
+        return self
 
 
 def _hole_rule(factor: float, window: int, min_gaps: int, min_s: float) -> _HoleRule:
     """The rule from :func:`quality_report`'s arguments, or a ValueError naming the bad one."""
-
-    def number(name: str, value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name} must be a number, got {value!r}")
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value!r}")
-        return float(value)
-
-    def count(name: str, value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be an int, got {value!r}")
-        return value
-
-    if number("hole_factor", factor) < 1:
-        raise ValueError(f"hole_factor must be >= 1 (below 1, ordinary gaps would be holes), "
-                         f"got {factor!r}")
-    if count("hole_window", window) < 2:
-        raise ValueError(f"hole_window must be >= 2 gaps, got {window!r}")
-    if not 1 <= count("hole_min_gaps", min_gaps) <= window:
-        raise ValueError(f"hole_min_gaps must be between 1 and hole_window ({window}), "
-                         f"got {min_gaps!r}")
-    if number("min_hole_s", min_s) <= 0:
-        raise ValueError(f"min_hole_s must be > 0, got {min_s!r}")
-    return _HoleRule(float(factor), window, min_gaps, float(min_s))
+    try:
+        return _HoleRule(hole_factor=factor, hole_window=window, hole_min_gaps=min_gaps,
+                         min_hole_s=min_s)
+    except ValidationError as exc:
+        raise ValueError(first_error(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -469,10 +459,7 @@ def _html_cell(value: object, number: bool) -> str:
 
 def _describe(code: int | None, category: str | None, reason: str | None) -> str:
     """A close for the summary: its code named, its category, and the peer's reason."""
-    known = category in CloseCategory.__members__.values()
-    text = describe_close(code, category if known else None)
-    if category is not None and not known:
-        text += f", {category}"
+    text = describe_close(code, category)
     return f"{text}: {reason}" if reason else text
 
 
@@ -632,6 +619,7 @@ class _Session:
     transitions: list[HealthTransition] = field(default_factory=list)
     sequence_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     sequenced: dict[str, bool] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # warnings the source itself gives
 
 
 def _from_recording(
@@ -704,10 +692,17 @@ def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
     recording = "not recording" if recorder is None else (
         f"to {recorder.path}: {recorder.errors} failed write(s), {recorder.held} event(s) "
         f"held, {recorder.lost} lost")
+    notes = []
+    if feed.store.max_rows is not None:
+        notes.append(
+            f"The feed keeps only the newest {feed.store.max_rows} rows per channel "
+            "(max_rows): stream counts, rates, holes and latencies describe those rows, "
+            "while the outcomes count every frame. A report of its recording has them all.")
     return _report(_Session(
         redact_url(spec.url), start, _feed_end(timeline, now), timeline, seen, outcomes,
         recording, _stream_times(frames, spec), frames, _thresholds(spec),
-        list(feed.health.transitions), feed.sequences.by_channel, _sequenced(spec)), rule)
+        list(feed.health.transitions), feed.sequences.by_channel, _sequenced(spec), notes),
+        rule)
 
 
 def _feed_end(timeline: pl.DataFrame, now: int) -> int:
@@ -782,22 +777,36 @@ def _report(session: _Session, rule: _HoleRule) -> QualityReport:
         health=health,
         latencies=latencies,
         first_receive_wall_ns=first_wall,
-        warnings=_warnings(first_wall, latency, latencies),
+        warnings=[*s.notes, *_warnings(first_wall, latency, latencies)],
     )
 
 
 def _connections(timeline: pl.DataFrame, seen: pl.DataFrame, end: int) -> pl.DataFrame:
-    """One row per connection; the downtime after the last one runs to the session's end."""
+    """One row per connection, and the downtime after each.
+
+    Downtime runs from a close the peer or the network made to the next open, or to
+    the stop that ended the session while disconnected (a feed stopped, then started
+    again later, was not down meanwhile: it was stopped). After the client's own end
+    of the session (``client disconnect``) there is none.
+    """
     first_message = dict(seen.group_by("generation").agg(pl.col("recv_mono_ns").min())
                          .iter_rows())
     rows: list[dict[str, Any]] = []
+    stopped_at: int | None = None  # a stop after the last close
+
+    def close_downtime(until: int) -> None:
+        last = rows[-1] if rows else None
+        if (last is not None and last["closed_mono_ns"] is not None
+                and last["downtime_after_s"] is None
+                and not (last["reason"] or "").startswith(END_OF_SESSION)):
+            last["downtime_after_s"] = max(0, until - last["closed_mono_ns"]) / _NS
+
     for event in timeline.iter_rows(named=True):
         if event["kind"] == "open":
             if rows and rows[-1]["closed_mono_ns"] is None and rows[-1]["connected_s"] is None:
                 rows[-1]["connected_s"] = (event["mono_ns"] - rows[-1]["opened_mono_ns"]) / _NS
-            if rows and rows[-1]["closed_mono_ns"] is not None:
-                rows[-1]["downtime_after_s"] = (
-                    event["mono_ns"] - rows[-1]["closed_mono_ns"]) / _NS
+            close_downtime(event["mono_ns"] if stopped_at is None else stopped_at)
+            stopped_at = None
             first = first_message.get(event["generation"])
             rows.append({
                 "generation": event["generation"], "opened_mono_ns": event["mono_ns"],
@@ -811,14 +820,14 @@ def _connections(timeline: pl.DataFrame, seen: pl.DataFrame, end: int) -> pl.Dat
             row.update(closed_mono_ns=event["mono_ns"], code=event["code"],
                        reason=event["reason"], category=event["category"],
                        connected_s=(event["mono_ns"] - row["opened_mono_ns"]) / _NS)
+        elif event["kind"] == "stop" and stopped_at is None:
+            stopped_at = event["mono_ns"]
     if rows:
-        last = rows[-1]
-        if last["connected_s"] is None:  # still open at the end
-            last["connected_s"] = (end - last["opened_mono_ns"]) / _NS
-        elif not (last["reason"] or "").startswith(END_OF_SESSION):
-            # Closed by the peer or the network, and never reopened: the session
-            # ended disconnected, so the downtime runs to its end.
-            last["downtime_after_s"] = max(0, end - last["closed_mono_ns"]) / _NS
+        if rows[-1]["connected_s"] is None:  # still open at the end
+            rows[-1]["connected_s"] = (end - rows[-1]["opened_mono_ns"]) / _NS
+        # Closed by the peer or the network and never reopened: the session ended
+        # disconnected, so the downtime runs to its end.
+        close_downtime(end if stopped_at is None else stopped_at)
     return pl.DataFrame(rows, schema=CONNECTION_COLUMNS)
 
 
@@ -883,9 +892,9 @@ def _holes(
             continue
         cap = thresholds[stream][0] if stream in thresholds else None
         gap = (pl.col("end") - pl.col("start")) / _NS
-        usual = gap.shift(1).rolling_quantile(0.99, window_size=rule.window,
-                                              min_samples=rule.min_gaps)
-        threshold = pl.max_horizontal(pl.lit(rule.min_s), rule.factor * usual)
+        usual = gap.shift(1).rolling_quantile(0.99, window_size=rule.hole_window,
+                                              min_samples=rule.hole_min_gaps)
+        threshold = pl.max_horizontal(pl.lit(rule.min_hole_s), rule.hole_factor * usual)
         if cap is not None:
             threshold = threshold.clip(upper_bound=cap)
         parts.append(

@@ -35,7 +35,6 @@ import contextlib
 import functools
 import heapq
 import importlib
-import inspect
 import io
 import itertools
 import json
@@ -52,10 +51,11 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._files import make_private_dirs, write_private
+from ._limits import INT64_MAX, INT64_MIN
 from .clock import Clock, SystemClock, VirtualClock
 from .connection import redact_url
 from .errors import RecordingError, RecordingFormatError, first_error
-from .redaction import redact_text, secret_values
+from .redaction import SecretMask, redact_text, secret_values
 from .spec import FeedSpec, SpecOrigin
 
 __all__ = [
@@ -104,10 +104,7 @@ _Batch = tuple[_FrameColumns, set[int], list[tuple[Any, ...]]]
 _MANIFEST = "manifest.json"
 _SEGMENTS = "segments"
 _LOCK = ".lock"
-# Values shorter than this are not masked by value in sent messages: masking every
-# "1" would garble the text, and no credential is that short.
-_MIN_HIDDEN = 6
-_INT64 = range(-(2**63), 2**63)
+_INT64 = range(INT64_MIN, INT64_MAX + 1)
 # Longer flush intervals would let a crash lose more than anyone would expect.
 _MAX_FLUSH_INTERVAL = 3600.0
 
@@ -250,7 +247,7 @@ class Recorder:
         self._frames: _FrameColumns = ([], [], [], [], [])
         self._binary: set[int] = set()
         self._others: list[tuple[Any, ...]] = []
-        self._hidden: set[str] = set()
+        self._hidden = SecretMask()
         self._generation = 0  # of the last open: where the stop event belongs
         self._lock: int | None = None
         self._seq = 0
@@ -355,8 +352,15 @@ class Recorder:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        try:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await self._finish()
+        finally:  # even when the stop itself is interrupted: the directory is not left claimed
+            self._release()
+
+    async def _finish(self) -> None:
+        """Write the stop event and everything held, then the final manifest."""
         # The end of the session: time spent disconnected, or stale, up to here counts.
         self.record("stop", self._generation)
         await self.flush()
@@ -380,7 +384,6 @@ class Recorder:
             self._write_manifest()
         except OSError as exc:
             self._fail(f"cannot write the manifest: {exc}")
-        self._release()
 
     # -- the hot path and its friends ---------------------------------------------
 
@@ -452,17 +455,10 @@ class Recorder:
         message (``{"op": "auth", "args": [KEY, expires, SIGNATURE]}``). Values
         shorter than six characters are not masked by value.
         """
-        self._hidden.update(v for v in values if isinstance(v, str) and len(v) >= _MIN_HIDDEN)
+        self._hidden.add(*values)
 
     def _redacted(self, text: str) -> str:
-        text = redact_text(text, self._redact)
-        for value in self._hidden:
-            if value in text:
-                text = text.replace(value, "***")
-            escaped = json.dumps(value)[1:-1]  # as it appears inside JSON text
-            if escaped != value and escaped in text:
-                text = text.replace(escaped, "***")
-        return text
+        return self._hidden.apply(redact_text(text, self._redact))
 
     async def flush(self) -> None:
         """Write what is buffered now (in a worker thread) and wait for it.
@@ -736,9 +732,9 @@ class Recording:
         recorded URL. A spec built by hand, or changed in a way that decides rows,
         left no origin: pass it to :func:`~wsresearch.replay.replay` yourself.
 
-        Only the arguments the adapter's ``spec()`` declares by name are taken from
-        the manifest (symbols, channels, market options): a manifest is data, and
-        must not set health, queue or timing fields of the spec.
+        Only the arguments the adapter itself records in an origin are taken from the
+        manifest (symbols, channels, market options): a manifest is data, and must
+        not set health, queue or timing fields of the spec, nor messages it sends.
 
         Raises
         ------
@@ -757,7 +753,7 @@ class Recording:
                 f"{self.path} was recorded with the adapter {origin.adapter!r}, which this "
                 "wsresearch does not have; upgrade it, or pass the spec yourself"
             ) from None
-        declared = _declared_arguments(build)
+        declared = _recorded_arguments(build, self.manifest.source_url)
         unknown = sorted(set(origin.arguments) - declared)
         if unknown:
             raise RecordingFormatError(
@@ -834,14 +830,18 @@ class Recording:
         )
 
 
-def _declared_arguments(build: Callable[..., Any]) -> set[str]:
-    """The arguments an adapter's ``spec()`` names, but the URL and connection settings.
+def _recorded_arguments(build: Callable[..., Any], url: str) -> set[str]:
+    """The arguments an adapter records in a spec's origin: what a manifest may give it.
 
-    Its ``**overrides`` (any :class:`~wsresearch.spec.FeedSpec` field) are not among them.
+    Read off the adapter's own default spec, so they are exactly what it writes (symbols,
+    channels, market options), never its other parameters (an API key, messages to
+    send) nor its ``**overrides`` (any :class:`~wsresearch.spec.FeedSpec` field).
     """
-    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return {name for name, parameter in inspect.signature(build).parameters.items()
-            if parameter.kind in named and name not in ("url", "connection")}
+    try:
+        origin = build(url=url).origin
+    except Exception:  # an adapter that cannot build a default: take nothing from the manifest
+        return set()
+    return set() if origin is None else set(origin.arguments)
 
 
 def _segment_files(segments: Path) -> list[Path]:

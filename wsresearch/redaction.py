@@ -18,8 +18,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["DEFAULT_REDACT", "auth_secret_values", "mask", "mask_auth", "redact_text",
-           "secret_values"]
+__all__ = ["DEFAULT_REDACT", "MIN_SECRET", "SecretMask", "auth_secret_values", "mask",
+           "mask_auth", "redact_text", "secret_values"]
 
 DEFAULT_REDACT: tuple[str, ...] = (
     "key", "apiKey", "api_key", "secret", "secretKey", "secret_key", "api_secret",
@@ -30,6 +30,46 @@ DEFAULT_REDACT: tuple[str, ...] = (
 Binance, Bybit, OKX, Kraken, Coinbase and Deribit, and the common OAuth ones."""
 
 _MASK = "***"
+MIN_SECRET = 6
+"""Values shorter than this are not masked by value: masking every ``1`` of a query's
+``x=1`` would garble the text, and no credential is that short."""
+
+
+class SecretMask:
+    """Secret values, masked wherever they appear in a text (a log line, a sent message).
+
+    Values are replaced longest first (so a secret that contains another leaves no tail),
+    both as they are and as they appear inside JSON text (escaped).
+
+    Examples
+    --------
+    >>> secrets = SecretMask()
+    >>> secrets.add("KEY123456", "KEY123456-SIGNATURE", "x")
+    >>> secrets.apply('{"args":["KEY123456-SIGNATURE","KEY123456"],"x":1}')
+    '{"args":["***","***"],"x":1}'
+    """
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._order: list[str] = []
+
+    def add(self, *values: object) -> None:
+        """Mask ``values`` from now on (strings of at least :data:`MIN_SECRET` characters)."""
+        new = {v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET} - self._values
+        if new:
+            self._values |= new
+            forms = self._values | {json.dumps(v)[1:-1] for v in self._values}
+            self._order = sorted(forms, key=len, reverse=True)
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def apply(self, text: str) -> str:
+        """``text`` with every secret value replaced by ``***``."""
+        for value in self._order:
+            if value in text:
+                text = text.replace(value, _MASK)
+        return text
 
 
 def redact_text(text: str, keys: Sequence[str]) -> str:
@@ -69,13 +109,20 @@ def secret_values(message: Any, keys: Sequence[str]) -> list[str]:
 def auth_secret_values(message: Any, keys: Sequence[str]) -> list[str]:
     """The secrets of an auth message: the values of ``keys``, and every string in a list.
 
+    An auth message that is text but not JSON is secret as a whole.
+
     Examples
     --------
     >>> auth_secret_values({"op": "auth", "args": ["KEY123", 1700000000, "SIG456"]}, ["key"])
     ['KEY123', 'SIG456']
+    >>> auth_secret_values("AUTH sk_live_abcdef123456", [])
+    ['AUTH sk_live_abcdef123456']
     """
+    decoded = _decoded(message)
+    if isinstance(message, str) and decoded is message:
+        return [message]
     found: list[str] = []
-    _scrub(_decoded(message), _lower(keys), found, True)
+    _scrub(decoded, _lower(keys), found, True)
     return found
 
 

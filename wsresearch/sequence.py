@@ -41,6 +41,8 @@ from typing import NamedTuple
 
 import polars as pl
 
+from ._limits import INT64_MAX, INT64_MIN
+
 __all__ = ["GAP_SCHEMA", "SEQUENCE_OUTCOMES", "Seq", "SequenceGap", "SequenceTracker"]
 
 IN_ORDER = "in_order"
@@ -52,7 +54,6 @@ RESET = "reset"
 SEQUENCE_OUTCOMES: tuple[str, ...] = (IN_ORDER, GAP, REPEAT, OUT_OF_ORDER, RESET)
 """Every outcome :meth:`SequenceTracker.observe` can return."""
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # Open gaps remembered per key, to tell a late message from a repeat.
 _MAX_OPEN_GAPS = 64
 _IN_ORDER: tuple[str, None] = (IN_ORDER, None)
@@ -195,7 +196,7 @@ class SequenceTracker:
             raise TypeError(f"a sequence must be an int or a Seq, got {type(value).__name__}")
         if last < first:
             raise ValueError(f"a sequence range cannot end before it starts: {value!r}")
-        if first < _INT64_MIN or last > _INT64_MAX:
+        if first < INT64_MIN or last > INT64_MAX:
             # A mangled id: it would make a gap no table can hold, and poison the counts.
             raise ValueError(f"a sequence number must fit in 64 bits, got {value!r}; "
                              "the message is kept, its number not checked")

@@ -1,0 +1,14 @@
+"""The ranges of the 64-bit columns every timestamp, count and id is stored in.
+
+Python ints have no limit; polars columns and the recording's Parquet files do.
+Values are checked against these where they enter (a message's fields, an exchange
+time, a sequence number, a manifest), so none overflows into a null later.
+"""
+
+from __future__ import annotations
+
+__all__ = ["INT64_MAX", "INT64_MIN", "UINT64_MAX"]
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+UINT64_MAX = 2**64 - 1
