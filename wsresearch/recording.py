@@ -248,6 +248,7 @@ class Recorder:
         self._binary: set[int] = set()
         self._others: list[tuple[Any, ...]] = []
         self._hidden = SecretMask()
+        self._in_flight = 0  # events of the batch being written
         self._generation = 0  # of the last open: where the stop event belongs
         self._lock: int | None = None
         self._seq = 0
@@ -474,6 +475,7 @@ class Recorder:
             return
         writing = asyncio.ensure_future(asyncio.to_thread(self._write_segment, *batch))
         self._writing = writing
+        self._in_flight = len(batch[0][0]) + len(batch[2])
         writing.add_done_callback(functools.partial(self._written, batch))
         # If the caller is cancelled here, the write still finishes and is accounted
         # for by _written; the next flush waits for it.
@@ -481,6 +483,7 @@ class Recorder:
 
     def _written(self, batch: _Batch, writing: asyncio.Future[None]) -> None:
         self._writing = None
+        self._in_flight = 0
         exc = None if writing.cancelled() else writing.exception()
         if not writing.cancelled() and exc is None:
             if self._failing:
@@ -497,8 +500,12 @@ class Recorder:
 
     @property
     def held(self) -> int:
-        """Events in memory, not yet written (more than usual while writes fail)."""
-        return len(self._frames[0]) + len(self._others)
+        """Events in memory, not yet on disk (more than usual while writes fail).
+
+        The batch being written counts too, until its write has succeeded: a write to
+        a full disk takes its events back.
+        """
+        return len(self._frames[0]) + len(self._others) + self._in_flight
 
     def _hold(self, batch: _Batch) -> None:
         """Put a failed batch back in front of what came since, within ``max_backlog``.
