@@ -46,6 +46,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 import time
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -699,14 +700,14 @@ async def _until_signalled(command: Coroutine[Any, Any, int], console: Console) 
         task.cancel()
 
     installed: list[signal.Signals] = []
-    for name in _STOP_SIGNALS:
+    # The event loop's signal handlers exist on Unix only, and in the main thread only
+    # (main() run from a thread, as a library call: the caller owns the signals).
+    unix_main = sys.platform != "win32" and threading.current_thread() is threading.main_thread()
+    for name in _STOP_SIGNALS if unix_main else ():
         signum = getattr(signal, name, None)
         if signum is None or signal.getsignal(signum) is signal.SIG_IGN:
             continue
-        try:
-            loop.add_signal_handler(signum, stop, signum)
-        except (NotImplementedError, RuntimeError, ValueError):  # no such support here
-            continue
+        loop.add_signal_handler(signum, stop, signum)
         installed.append(signum)
     try:
         return await command
