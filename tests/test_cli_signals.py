@@ -139,14 +139,16 @@ async def test_sigterm_stops_the_demo_and_closes_its_recording(tmp_path: Path) -
     assert_closed_cleanly(out)
 
 
-async def test_a_stop_that_waits_for_the_closing_handshake_says_so(tmp_path: Path) -> None:
-    async def ignores_the_close(ws: ServerConnection) -> None:
-        for n in range(5):
-            await ws.send(f'{{"type":"trade","n":{n}}}')
-        ws.transport.pause_reading()  # the client's close frame is never read nor answered
-        await ws.wait_closed()
+async def ignores_the_close(ws: ServerConnection) -> None:
+    for n in range(5):
+        await ws.send(f'{{"type":"trade","n":{n}}}')
+    ws.transport.pause_reading()  # the client's close frame is never read nor answered
+    await ws.wait_closed()
 
-    out = tmp_path / "rec"
+
+@asynccontextmanager
+async def stopping_a_record_whose_peer_ignores_the_close(out: Path) -> AsyncIterator[Cli]:
+    """``record`` against a peer that never answers the close, once SIGTERM made it wait."""
     async with loopback_server(ignores_the_close) as (_, url), running(
         "record", url, "--out", str(out)
     ) as record:
@@ -154,6 +156,12 @@ async def test_a_stop_that_waits_for_the_closing_handshake_says_so(tmp_path: Pat
         record.proc.send_signal(signal.SIGTERM)
         await eventually(lambda: record.said("closing the connection (up to 5 s)"), within=4,
                          what="the note on the wait")
+        yield record
+
+
+async def test_a_stop_that_waits_for_the_closing_handshake_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "rec"
+    async with stopping_a_record_whose_peer_ignores_the_close(out) as record:
         assert record.proc.returncode is None  # said while waiting, not after
         assert await record.exit_status() == 143, "".join(record.err)
     lines = record.stdout.splitlines()
@@ -163,19 +171,7 @@ async def test_a_stop_that_waits_for_the_closing_handshake_says_so(tmp_path: Pat
 
 
 async def test_a_second_signal_while_stopping_quits_at_once(tmp_path: Path) -> None:
-    async def ignores_the_close(ws: ServerConnection) -> None:
-        await ws.send('{"type":"trade","n":1}')
-        ws.transport.pause_reading()  # the close would be waited for, up to 5 s
-        await ws.wait_closed()
-
-    out = tmp_path / "rec"
-    async with loopback_server(ignores_the_close) as (_, url), running(
-        "record", url, "--out", str(out)
-    ) as record:
-        await eventually(lambda: has_segments(out), within=20, what="events on disk")
-        record.proc.send_signal(signal.SIGTERM)
-        await eventually(lambda: record.said("closing the connection"), within=4,
-                         what="the wait for the close")
+    async with stopping_a_record_whose_peer_ignores_the_close(tmp_path / "rec") as record:
         record.proc.send_signal(signal.SIGTERM)  # impatient: the default action, at once
         assert await record.exit_status(within=3) == -signal.SIGTERM
 
