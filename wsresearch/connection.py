@@ -209,8 +209,10 @@ _CLOSE_NAMES: dict[int, str] = {
 }
 
 
-def describe_close(code: int | None, category: CloseCategory | str | None = None) -> str:
-    """A close code for people: its name, the code, and the category that decides the retry.
+def describe_close(
+    code: int | None, category: CloseCategory | str | None = None, reason: str | None = None
+) -> str:
+    """A close for people: the code named, its retry category, and the peer's reason.
 
     1006 is the code of a connection that ended without a closing handshake
     (a reset, a dead peer): it is named *abnormal closure* even though its
@@ -224,6 +226,8 @@ def describe_close(code: int | None, category: CloseCategory | str | None = None
     'application code (4000)'
     >>> describe_close(None)
     'no close code'
+    >>> describe_close(4429, "RATE_LIMITED", "slow down")
+    'rate limited (4429), RATE_LIMITED: slow down'
     """
     if code is None:
         text = "no close code"
@@ -235,7 +239,7 @@ def describe_close(code: int | None, category: CloseCategory | str | None = None
     if category is not None:
         known = category in CloseCategory.__members__.values()
         text += f", {CloseCategory(category).name if known else category}"
-    return text
+    return f"{text}: {reason}" if reason else text
 
 
 def validate_ws_url(url: str) -> str:

@@ -177,13 +177,15 @@ class FeedMonitor:
         for name in self.feed.spec.channel_names:
             table.add_row(Text(f"  rows: {name}"), Text(str(self.feed.store.added(name))))
         for at, code, reason, category in self.closes:
-            table.add_row(Text(f"  close at {at:.1f} s"), Text(_close_text(code, reason, category)))
+            table.add_row(Text(f"  close at {at:.1f} s"),
+                          Text(printable(describe_close(code, category, reason))))
         return table
 
     def _closed(self, code: int | None, reason: str, category: CloseCategory) -> None:
         at = self.elapsed()
         self.closes.append((at, code, reason, category))
-        self._events.append(_Event(at, f"closed: {_close_text(code, reason, category)}", "yellow"))
+        self._events.append(_Event(
+            at, f"closed: {printable(describe_close(code, category, reason))}", "yellow"))
 
     def _opened(self) -> None:
         generation = self.feed.manager.generation
@@ -192,16 +194,6 @@ class FeedMonitor:
     def _health(self, stream: str, healthy: bool) -> None:
         text, style = (f"{stream} recovered", "green") if healthy else (f"{stream} STALE", "red")
         self._events.append(_Event(self.elapsed(), text, style))
-
-
-def _close_text(code: int | None, reason: str, category: CloseCategory) -> str:
-    """``abnormal closure (1006), NORMAL: no pong within 1 s``, the reason shown as sent.
-
-    A reason is the peer's text: control characters are escaped, so one cannot
-    break the line or drive the terminal.
-    """
-    described = describe_close(code, category)
-    return f"{described}: {printable(reason)}" if reason else described
 
 
 def printable(text: str) -> str:

@@ -216,7 +216,7 @@ class QualityReport:
         rows += [
             ("duration", f"{self.duration_s:.1f} s"),
             ("connections", str(c.height)),
-            ("disconnects", "; ".join(_describe(code, category, reason) for code, category,
+            ("disconnects", "; ".join(describe_close(code, category, reason) for code, category,
                                       reason in closes.select("code", "category", "reason")
                                       .iter_rows()) or "none"),
             ("downtime", f"{down:.2f} s"),
@@ -455,12 +455,6 @@ def _html_cell(value: object, number: bool) -> str:
         text = str(value)
     return f"<td class='num'>{html.escape(text)}</td>" if number else (
         f"<td>{html.escape(text)}</td>")
-
-
-def _describe(code: int | None, category: str | None, reason: str | None) -> str:
-    """A close for the summary: its code named, its category, and the peer's reason."""
-    text = describe_close(code, category)
-    return f"{text}: {reason}" if reason else text
 
 
 def _span_ms(ms: float) -> str:
