@@ -38,7 +38,7 @@ async def test_the_dashboard_follows_a_live_feed_and_stops_with_it() -> None:
 
         await sim.disconnect(1001, "going away")
         await eventually(lambda: "generation <b>2</b>" in dash.header.value, what="reconnect")
-        assert "last close <b>1001 (NORMAL)</b>" in dash.header.value
+        assert "last close <b>going away (1001), NORMAL</b>" in dash.header.value
         assert "reconnects <b>1</b>" in dash.header.value
 
         await feed.stop()
@@ -97,3 +97,16 @@ def test_sparkline_scales_to_the_maximum() -> None:
     assert sparkline([0, 0]) == "▁▁"
     assert sparkline([0, 2, 14]) == "▁▂█"
     assert len(sparkline(list(range(100)), width=30)) == 30
+
+
+async def test_rates_count_rows_received_when_the_feed_keeps_none() -> None:
+    pytest.importorskip("ipywidgets", reason="the dashboard needs wsresearch[notebook]")
+    async with Simulator(rates=RATES, seed=2) as sim:
+        async with Feed(sim.spec(connection=quick(sim.url)), max_rows=0) as feed:
+            dash = feed.dashboard()
+            first = dash.refreshes
+            await eventually(lambda: dash.refreshes > first + 1, what="two refreshes")
+            rows = {row.stream: row for row in dash.rows}
+            assert feed.store.rows("trade") == 0
+            assert rows["trade"].rate > 0  # what arrived, though nothing is kept
+            dash.close()

@@ -29,7 +29,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .connection import redact_url
+from .connection import describe_close, redact_url
 
 if TYPE_CHECKING:
     from .feed import Feed, FeedStats
@@ -213,7 +213,7 @@ class Dashboard:
     def _stream_rows(self, now: int) -> list[StreamRow]:
         feed = self.feed
         store = feed.store
-        rows_now = {name: sum(store.rows(c) for c in channels)
+        rows_now = {name: sum(store.added(c) for c in channels)  # received, kept or not
                     for name, channels in self._channels_of.items()}
         elapsed = (now - self._last_ns) / 1e9
         status = feed.health.status()
@@ -243,10 +243,7 @@ class Dashboard:
         state = stats.state if feed.running else "STOPPED"
         colour = _STATE_COLOURS.get(state, "#57606a")
         close = stats.last_close
-        last_close = (
-            "none" if close is None
-            else f"{close.code if close.code is not None else 'no code'} ({close.category.name})"
-        )
+        last_close = "none" if close is None else describe_close(close.code, close.category)
         uptime = feed.uptime
         connected = feed.connected_for
         return (
