@@ -102,7 +102,8 @@ def test_sparkline_scales_to_the_maximum() -> None:
 async def test_rates_count_rows_received_when_the_feed_keeps_none() -> None:
     pytest.importorskip("ipywidgets", reason="the dashboard needs wsresearch[notebook]")
     async with Simulator(rates=RATES, seed=2) as sim:
-        async with Feed(sim.spec(connection=quick(sim.url)), max_rows=0) as feed:
+        feed = Feed(sim.spec(connection=quick(sim.url)), max_rows=0)
+        async with feed:
             dash = feed.dashboard()
             first = dash.refreshes
             await eventually(lambda: dash.refreshes > first + 1, what="two refreshes")
