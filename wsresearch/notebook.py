@@ -17,6 +17,9 @@ Synchronous code (a script, a library function, a cell that should not
   runs the coroutine on it;
 - called from inside a coroutine, it refuses with a message pointing to
   ``await``: blocking a running coroutine on another would stall every task.
+  It judges by its immediate caller: a synchronous helper called from a coroutine
+  is let through (a notebook cell without ``await`` is such a helper: ipykernel
+  runs every cell from a coroutine), and blocks that coroutine until done.
 """
 
 from __future__ import annotations
