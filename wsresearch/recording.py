@@ -250,7 +250,7 @@ class Recorder:
         self._hidden = SecretMask()
         self._in_flight = 0  # events of the batch being written
         self._generation = 0  # of the last open: where the stop event belongs
-        self._lock: int | None = None
+        self._locked = False  # this recorder made the lock file: creating it is the lock
         self._seq = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -325,7 +325,8 @@ class Recorder:
         if (path / _MANIFEST).exists():
             raise RecordingError(f"{path} already holds a recording; choose a new directory")
         try:
-            self._lock = os.open(path / _LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(os.open(path / _LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            self._locked = True
         except FileExistsError:
             raise RecordingError(
                 f"another recorder is writing to {path} (or one was killed there, leaving "
@@ -341,10 +342,9 @@ class Recorder:
 
     def _release(self) -> None:
         """Give the directory up: the lock file goes, so the recording reads as finished."""
-        if self._lock is None:
+        if not self._locked:
             return
-        os.close(self._lock)
-        self._lock = None
+        self._locked = False
         with contextlib.suppress(OSError):
             (self.path / _LOCK).unlink()
 
