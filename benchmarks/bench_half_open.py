@@ -39,10 +39,8 @@ async def one(seed: int, interval: float, pong_timeout: float) -> tuple[float, f
     """Seconds from the cut to the close, and to the next open."""
     async with Simulator(seed=seed) as sim, FaultProxy(sim.url) as proxy:
         connection = ConnectionConfig(
-            url=proxy.url,
-            reconnect=ReconnectConfig(backoff=BackoffConfig(initial_delay=0.01, jitter=0.0)),
-            heartbeat=HeartbeatConfig(interval=interval, timeout=pong_timeout),
-        )
+        reconnect=ReconnectConfig(backoff=BackoffConfig(initial_delay=0.01, jitter=0.0)),
+            heartbeat=HeartbeatConfig(interval=interval, timeout=pong_timeout))
         feed = Feed(sim.spec(url=proxy.url, connection=connection))
         async with feed:
             await _until(lambda: feed.store.rows("trade") >= 3, "trades")

@@ -61,8 +61,8 @@ async def bare_validate(url: str, n: int) -> float:
 
 
 async def full_feed(url: str, n: int, record: bool = False) -> float:
-    spec = generic.spec(url=url, connection=ConnectionConfig(
-        url=url, heartbeat=HeartbeatConfig(enabled=False)))
+    spec = generic.spec(url=url,
+                        connection=ConnectionConfig(heartbeat=HeartbeatConfig(enabled=False)))
     with tempfile.TemporaryDirectory(prefix="wsr-bench-") as folder:
         feed = Feed(spec, record_to=Path(folder) / "rec" if record else None)
         return await _measure_feed(feed, n)

@@ -90,9 +90,9 @@ async def bare(url: str, n: int) -> dict[str, float]:
 
 async def flood(url: str, n: int, policy: str) -> dict[str, float]:
     overflow = OverflowPolicy[policy.upper()]
-    spec = generic.spec(url=url, connection=ConnectionConfig(
-        url=url, heartbeat=HeartbeatConfig(enabled=False)),
-        queue=QueueConfig(max_size=10_000, overflow=overflow))
+    spec = generic.spec(url=url,
+                        connection=ConnectionConfig(heartbeat=HeartbeatConfig(enabled=False)),
+                        queue=QueueConfig(max_size=10_000, overflow=overflow))
     feed = SlowFeed(spec)
     done = asyncio.Event()
     feed.manager.on_disconnected(lambda *_: done.set())

@@ -57,10 +57,9 @@ FAST = BackoffConfig(initial_delay=0.01, max_delay=0.05, jitter=0.0)
 """A reconnect schedule fast enough for tests on real sockets."""
 
 
-def quick(url: str, heartbeat: HeartbeatConfig | None = None) -> ConnectionConfig:
+def quick(heartbeat: HeartbeatConfig | None = None) -> ConnectionConfig:
     """Connection settings for tests: fast retries, a quick heartbeat."""
     return ConnectionConfig(
-        url=url,
         reconnect=ReconnectConfig(backoff=FAST, rate_limit_backoff=FAST),
         heartbeat=heartbeat or HeartbeatConfig(interval=0.1, timeout=0.5),
     )

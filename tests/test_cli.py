@@ -274,7 +274,7 @@ async def make_markup_recording(folder: Path) -> None:
         await ws.close(1001, "[/bold] maintenance")
 
     async with loopback_server(handler) as (_, url):
-        feed = Feed(raw.spec(url, connection=quick(url)), record_to=folder)
+        feed = Feed(raw.spec(url, connection=quick()), record_to=folder)
         async with feed:
             await eventually(lambda: feed.stats.last_close is not None, what="the close")
 

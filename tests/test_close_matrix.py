@@ -87,7 +87,7 @@ async def test_close_code_matrix(code: int, tmp_path: Path) -> None:
     clock = VirtualClock()
     scheduled: list[tuple[int, float, CloseCategory]] = []
     async with loopback_server(handler) as (_, url):
-        connection = ConnectionConfig(url=url, reconnect=RECONNECT,
+        connection = ConnectionConfig(reconnect=RECONNECT,
                                       heartbeat=HeartbeatConfig(enabled=False))
         feed = Feed(generic.spec(url=url, connection=connection), record_to=tmp_path / "rec",
                     clock=clock, rng=random.Random(11))
@@ -142,8 +142,8 @@ async def test_a_server_that_closes_at_once_100_times_never_gets_an_early_reconn
     rng_seed = 5
     async with loopback_server(handler) as (_, url):
         manager = WebSocketManager(
-            ConnectionConfig(url=url, heartbeat=HeartbeatConfig(enabled=False),
-                             reconnect=ReconnectConfig(max_attempts=None, backoff=BACKOFF)),
+            url, ConnectionConfig(heartbeat=HeartbeatConfig(enabled=False),
+                                  reconnect=ReconnectConfig(max_attempts=None, backoff=BACKOFF)),
             clock=clock, rng=random.Random(rng_seed))
         manager.on_reconnect(lambda attempt, delay, category: delays.append(delay))
         await manager.connect()
@@ -174,8 +174,8 @@ async def test_a_message_over_max_message_size_closes_with_1009_and_is_recorded(
         await ws.wait_closed()
 
     async with loopback_server(handler) as (_, url):
-        manager = WebSocketManager(ConnectionConfig(
-            url=url, max_message_size=1024, heartbeat=HeartbeatConfig(enabled=False),
+        manager = WebSocketManager(url, ConnectionConfig(
+            max_message_size=1024, heartbeat=HeartbeatConfig(enabled=False),
             reconnect=ReconnectConfig(enabled=False)))
         await manager.connect()
         with pytest.raises(Exception, match="1009"):

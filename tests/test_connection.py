@@ -17,6 +17,7 @@ from wsresearch import (
     ConnectionConfig,
     ConnectionState,
     HeartbeatConfig,
+    InvalidURLError,
     MaxReconnectsExceededError,
     NotConnectedError,
     ReconnectConfig,
@@ -35,10 +36,10 @@ async def abort(conn: ServerConnection) -> None:
     conn.transport.abort()
 
 
-def config(url: str, **kw: object) -> ConnectionConfig:
+def config(**kw: object) -> ConnectionConfig:
     reconnect = kw.pop("reconnect", ReconnectConfig(backoff=FAST, rate_limit_backoff=FAST))
     heartbeat = kw.pop("heartbeat", HeartbeatConfig(enabled=False))
-    return ConnectionConfig(url=url, reconnect=reconnect, heartbeat=heartbeat, **kw)  # type: ignore[arg-type]
+    return ConnectionConfig(reconnect=reconnect, heartbeat=heartbeat, **kw)  # type: ignore[arg-type]
 
 
 class Script:
@@ -73,25 +74,25 @@ def test_close_codes_are_classified() -> None:
 
 
 def test_bad_urls_and_values_give_one_clear_error() -> None:
-    with pytest.raises(ValidationError, match=r"(?s)url.*expected ws:// or wss://"):
-        ConnectionConfig(url="http://example.com")
-    with pytest.raises(ValidationError, match="url"):
+    with pytest.raises(InvalidURLError, match=r"expected ws:// or wss://"):
+        WebSocketManager("http://example.com")
+    with pytest.raises(InvalidURLError):
         WebSocketManager("not a url")
-    with pytest.raises(ValidationError, match="ws://\\*\\*\\*:\\*\\*\\*@") as info:
-        ConnectionConfig(url="ws://user:secret@:nope")
+    with pytest.raises(InvalidURLError, match="ws://\\*\\*\\*:\\*\\*\\*@") as info:
+        WebSocketManager("ws://user:secret@:nope")
     assert "secret" not in str(info.value)
     with pytest.raises(ValidationError, match="max_attempts"):
         ReconnectConfig(max_attempts=0)
     with pytest.raises(ValidationError, match="timeout"):
         HeartbeatConfig(timeout=-1)
-    assert "secret" not in repr(ConnectionConfig(url="ws://h", headers={"X-Key": "secret"}))
+    assert "secret" not in repr(ConnectionConfig(headers={"X-Key": "secret"}))
 
 
 async def test_connect_and_state_transitions() -> None:
     script = Script()
     states: list[ConnectionState] = []
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url))
+        ws = WebSocketManager(url, config())
         ws.on_state_change(states.append)
         assert ws.state is ConnectionState.DISCONNECTED and ws.generation == 0
         await ws.connect()
@@ -106,7 +107,7 @@ async def test_connect_and_state_transitions() -> None:
 async def test_concurrent_connects_open_exactly_one_socket() -> None:
     script = Script()
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url))
+        ws = WebSocketManager(url, config())
         await asyncio.gather(*(ws.connect() for _ in range(10)))
         assert len(script.connections) == 1
         assert ws.generation == 1
@@ -125,7 +126,7 @@ async def test_reconnect_after_1006_reruns_on_connected_and_bumps_generation() -
 
     script.on_open = [talk_then_drop]
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url))
+        ws = WebSocketManager(url, config())
         closes: list[tuple[int | None, str, CloseCategory]] = []
         ws.on_disconnected(lambda code, reason, cat: closes.append((code, reason, cat)))
 
@@ -152,7 +153,7 @@ async def test_reconnect_after_1006_reruns_on_connected_and_bumps_generation() -
 async def test_on_connected_runs_before_queued_messages_are_flushed() -> None:
     script = Script()
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url))
+        ws = WebSocketManager(url, config())
         ws.send("queued before connect")
         ws.send({"n": 2})
         ws.on_connected(lambda: ws.send("auth"))
@@ -165,13 +166,13 @@ async def test_on_connected_runs_before_queued_messages_are_flushed() -> None:
 async def test_send_after_disconnect_is_a_clear_error() -> None:
     script = Script()
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url))
+        ws = WebSocketManager(url, config())
         await ws.connect()
         await ws.disconnect()
         with pytest.raises(NotConnectedError, match="call connect"):
             ws.send("late")
         with pytest.raises(TypeError):
-            WebSocketManager(config(url)).send({"not": object()})  # type: ignore[dict-item]
+            WebSocketManager(url, config()).send({"not": object()})  # type: ignore[dict-item]
 
 
 async def test_auth_rejected_three_times_halts_with_no_further_attempts() -> None:
@@ -184,7 +185,7 @@ async def test_auth_rejected_three_times_halts_with_no_further_attempts() -> Non
     script.on_open = [reject] * 10
     errors: list[BaseException] = []
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url))
+        ws = WebSocketManager(url, config())
         ws.on_connected(lambda: ws.send({"op": "auth", "key": "k"}))
         ws.on_error(errors.append)
         await ws.connect()  # the first open succeeds; auth fails after it
@@ -209,7 +210,7 @@ async def test_rate_limit_close_waits_longer_than_1006_at_the_same_attempt() -> 
         scheduled: list[tuple[int, float, CloseCategory]] = []
         async with loopback_server(script.handler) as (_, url):
             ws = WebSocketManager(
-                config(url, reconnect=ReconnectConfig()), clock=clock, rng=random.Random(1)
+                url, config(reconnect=ReconnectConfig()), clock=clock, rng=random.Random(1)
             )
             ws.on_reconnect(lambda *a: scheduled.append(a))
             await ws.connect()
@@ -240,9 +241,8 @@ async def test_backoff_sleeps_on_the_injected_clock() -> None:
     script.on_open = [abort]
     clock = VirtualClock()
     async with loopback_server(script.handler) as (_, url):
-        cfg = config(url, reconnect=ReconnectConfig(backoff=BackoffConfig(initial_delay=30,
-                                                                             jitter=0)))
-        ws = WebSocketManager(cfg, clock=clock)
+        cfg = config(reconnect=ReconnectConfig(backoff=BackoffConfig(initial_delay=30, jitter=0)))
+        ws = WebSocketManager(url, cfg, clock=clock)
         await ws.connect()
         await eventually(lambda: clock.sleepers == 1, what="the backoff sleep")
         assert clock.next_deadline() == 30.0
@@ -272,7 +272,7 @@ async def test_short_connections_walk_up_the_schedule_and_spend_the_budget(serve
     script.on_open = [server] * 20
     attempts: list[int] = []
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url, reconnect=ReconnectConfig(max_attempts=4, backoff=FAST)))
+        ws = WebSocketManager(url, config(reconnect=ReconnectConfig(max_attempts=4, backoff=FAST)))
         ws.on_reconnect(lambda attempt, delay, cat: attempts.append(attempt))
         await ws.connect()
         with pytest.raises(MaxReconnectsExceededError) as info:
@@ -296,7 +296,7 @@ async def test_attempts_reset_once_a_connection_stays_open_for_stable_after() ->
     scheduled: list[tuple[int, float]] = []
     backoff = BackoffConfig(initial_delay=1.0, max_delay=60.0, jitter=0.0)
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url, reconnect=ReconnectConfig(
+        ws = WebSocketManager(url, config(reconnect=ReconnectConfig(
             backoff=backoff, stable_after=10.0)), clock=clock)
         ws.on_reconnect(lambda attempt, delay, cat: scheduled.append((attempt, delay)))
         await ws.connect()
@@ -315,7 +315,7 @@ async def test_attempts_reset_once_a_connection_stays_open_for_stable_after() ->
 async def test_unreachable_server_exhausts_attempts() -> None:
     async with loopback_server(Script().handler) as (_, url):
         pass  # closed: the port is now refused
-    ws = WebSocketManager(config(url, reconnect=ReconnectConfig(max_attempts=2, backoff=FAST)))
+    ws = WebSocketManager(url, config(reconnect=ReconnectConfig(max_attempts=2, backoff=FAST)))
     errors: list[BaseException] = []
     ws.on_error(errors.append)
     with pytest.raises(MaxReconnectsExceededError, match=r"\(2\)"):
@@ -330,7 +330,7 @@ async def test_http_401_at_handshake_counts_as_auth_failure() -> None:
         return Response(401, "Unauthorized", Headers(), b"no")
 
     async with loopback_server(Script().handler, process_request=refuse) as (_, url):
-        ws = WebSocketManager(config(url))
+        ws = WebSocketManager(url, config())
         with pytest.raises(WebSocketAuthError):
             await ws.connect()
 
@@ -348,7 +348,7 @@ async def test_close_code_and_reason_reach_on_disconnected() -> None:
     script.on_open = [closer(c) for c in codes]
     closes: list[tuple[int | None, str, CloseCategory]] = []
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url))
+        ws = WebSocketManager(url, config())
         ws.on_disconnected(lambda *a: closes.append(a))
         await ws.connect()
         await eventually(lambda: len(closes) == len(codes), what="every close")
@@ -370,7 +370,7 @@ async def test_handler_errors_are_reported_and_never_kill_the_connection() -> No
     errors: list[BaseException] = []
     got: list[str] = []
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url))
+        ws = WebSocketManager(url, config())
 
         def fussy(data: str | bytes, gen: int) -> None:
             if data == "2":
@@ -400,7 +400,7 @@ async def test_unsubscribe_and_async_handler_refusal() -> None:
     script.on_open = [chatter]
     got: list[str] = []
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url))
+        ws = WebSocketManager(url, config())
         unsubscribe = ws.on_message(lambda d, g: got.append(str(d)))
         await ws.connect()
         await eventually(lambda: got == ["a"], what="the first message")
@@ -428,7 +428,7 @@ async def test_a_peer_that_stops_answering_pings_is_dropped_and_reconnected() ->
     pongs: list[float] = []
     closes: list[tuple[int | None, str, CloseCategory]] = []
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url, heartbeat=HeartbeatConfig(interval=0.05, timeout=0.2)))
+        ws = WebSocketManager(url, config(heartbeat=HeartbeatConfig(interval=0.05, timeout=0.2)))
         ws.on_pong(pongs.append)
         ws.on_disconnected(lambda *a: closes.append(a))
         await ws.connect()
@@ -443,7 +443,7 @@ async def test_a_peer_that_stops_answering_pings_is_dropped_and_reconnected() ->
 async def test_app_level_ping_message_is_sent_with_each_heartbeat() -> None:
     script = Script()
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url, heartbeat=HeartbeatConfig(
+        ws = WebSocketManager(url, config(heartbeat=HeartbeatConfig(
             interval=0.02, timeout=1, ping_message=lambda: {"op": "ping"})))
         await ws.connect()
         await eventually(lambda: len(script.received) >= 2, what="two app pings")
@@ -455,7 +455,7 @@ async def test_reconnect_now_skips_the_backoff_only_after_a_stable_connection() 
     script = Script()
     clock = VirtualClock()
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url, reconnect=ReconnectConfig(backoff=FAST, stable_after=10)),
+        ws = WebSocketManager(url, config(reconnect=ReconnectConfig(backoff=FAST, stable_after=10)),
                               clock=clock)
         closes: list[tuple[int | None, str, CloseCategory]] = []
         scheduled: list[tuple[int, float, CloseCategory]] = []
@@ -498,7 +498,7 @@ async def test_pause_reading_pushes_back_to_the_sender_over_tcp() -> None:
     got: list[int] = []
     # Uncompressed, so the bytes on the wire are as large as the messages.
     async with loopback_server(script.handler, compression=None) as (_, url):
-        ws = WebSocketManager(config(url))
+        ws = WebSocketManager(url, config())
         ws.on_message(lambda d, g: got.append(json.loads(d)["n"]))
         ws.pause_reading()
         await ws.connect()
@@ -519,7 +519,7 @@ async def test_disconnect_cancels_everything_and_leaves_no_task() -> None:
     script.on_open = [abort]
     clock = VirtualClock()
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url, reconnect=ReconnectConfig(),
+        ws = WebSocketManager(url, config(reconnect=ReconnectConfig(),
                                      heartbeat=HeartbeatConfig()), clock=clock)
         await ws.connect()
         await eventually(lambda: ws.state is ConnectionState.RECONNECTING and clock.sleepers >= 1,
@@ -536,7 +536,7 @@ async def test_disconnect_while_connecting_fails_the_waiter() -> None:
     clock = VirtualClock()
     async with loopback_server(Script().handler) as (_, url):
         pass
-    ws = WebSocketManager(config(url, reconnect=ReconnectConfig()), clock=clock)
+    ws = WebSocketManager(url, config(reconnect=ReconnectConfig()), clock=clock)
     attempt = asyncio.create_task(ws.connect())
     await eventually(lambda: clock.sleepers == 1, what="the first backoff")
     await ws.disconnect()
@@ -555,7 +555,7 @@ async def test_disconnect_drops_a_peer_that_never_answers_the_close() -> None:
 
     script.on_open = [deaf]
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url, close_timeout=0.2))
+        ws = WebSocketManager(url, config(close_timeout=0.2))
         await ws.connect()
         await ws.disconnect()
         # The TCP connection is gone, not left half alive: reading the server's end
@@ -597,8 +597,7 @@ async def test_disconnect_returns_when_an_on_connected_hook_swallows_its_cancell
 
     before = other_tasks()
     async with loopback_server(handler) as (_, url):
-        manager = WebSocketManager(ConnectionConfig(
-            url=url, heartbeat=HeartbeatConfig(enabled=False),
+        manager = WebSocketManager(url, ConnectionConfig(heartbeat=HeartbeatConfig(enabled=False),
             reconnect=ReconnectConfig(backoff=FAST)))
         manager.on_connected(stubborn_hook)
         connecting = asyncio.ensure_future(manager.connect())
@@ -623,7 +622,7 @@ async def test_a_reconnect_asked_while_the_peer_closes_keeps_the_peer_s_close() 
     script = Script()
     script.on_open = [last_frame_then_rate_limit]
     async with loopback_server(script.handler) as (_, url):
-        ws = WebSocketManager(config(url, reconnect=ReconnectConfig(backoff=FAST)))
+        ws = WebSocketManager(url, config(reconnect=ReconnectConfig(backoff=FAST)))
         closes: list[tuple[int | None, str, CloseCategory]] = []
         ws.on_disconnected(lambda *a: closes.append(a))
         await ws.connect()

@@ -30,7 +30,7 @@ async def test_the_views_mask_every_credential_of_the_url() -> None:
     async with Simulator(rates=RATES, seed=4) as sim:
         port = urlsplit(sim.url).port
         url = f"ws://user:PASSWORD123456@127.0.0.1:{port}/?token=SECRET123456&SECRETBARE123456"
-        feed = Feed(sim.spec(url=url, connection=quick(url)), max_rows=0)
+        feed = Feed(sim.spec(url=url, connection=quick()), max_rows=0)
         monitor = FeedMonitor(feed)
         async with feed:
             await eventually(lambda: feed.store.added("trade") >= 10, what="trades")
@@ -47,7 +47,7 @@ async def test_the_views_mask_every_credential_of_the_url() -> None:
 
 async def test_rows_are_rows_received_when_none_are_kept_in_memory() -> None:
     async with Simulator(rates=RATES, seed=5) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)), max_rows=0)
+        feed = Feed(sim.spec(connection=quick()), max_rows=0)
         monitor = FeedMonitor(feed)
         async with feed:
             await eventually(lambda: feed.store.added("trade") >= 20, what="trades")
@@ -66,7 +66,7 @@ async def test_server_text_is_shown_as_sent_never_as_markup() -> None:
         await ws.close(4000, reason)
 
     async with loopback_server(handler) as (_, url):
-        feed = Feed(raw.spec(url, connection=quick(url)))
+        feed = Feed(raw.spec(url, connection=quick()))
         monitor = FeedMonitor(feed)
         async with feed:
             await eventually(lambda: len(monitor.closes) >= 1, what="the server's close")

@@ -59,8 +59,8 @@ Closes = list[tuple[int | None, str]]
 
 async def watched(url: str, heartbeat: HeartbeatConfig) -> tuple[WebSocketManager, Closes]:
     """A connected manager, and the (code, reason) of every close it sees."""
-    manager = WebSocketManager(ConnectionConfig(
-        url=url, heartbeat=heartbeat, close_timeout=0.2, reconnect=ReconnectConfig(backoff=FAST)))
+    manager = WebSocketManager(url, ConnectionConfig(
+        heartbeat=heartbeat, close_timeout=0.2, reconnect=ReconnectConfig(backoff=FAST)))
     closes: Closes = []
     manager.on_disconnected(lambda code, reason, category: closes.append((code, reason)))
     await manager.connect()

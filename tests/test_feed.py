@@ -32,7 +32,7 @@ def rows(feed: Feed, channel: str) -> int:
 
 async def test_a_feed_turns_frames_into_validated_polars_rows() -> None:
     async with Simulator(rates=RATES, seed=3) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)))
+        feed = Feed(sim.spec(connection=quick()))
         await feed.start()
         assert feed.state is ConnectionState.CONNECTED and feed.generation == 1
         await eventually(lambda: rows(feed, "trade") >= 50 and rows(feed, "ticker") >= 20,
@@ -62,7 +62,7 @@ async def test_a_feed_turns_frames_into_validated_polars_rows() -> None:
 
 
 async def test_duplicates_and_malformed_frames_are_counted_not_fatal() -> None:
-    async with Simulator(rates=RATES) as sim, Feed(sim.spec(connection=quick(sim.url))) as feed:
+    async with Simulator(rates=RATES) as sim, Feed(sim.spec(connection=quick())) as feed:
         await eventually(lambda: rows(feed, "trade") >= 5, what="first trades")
         sim.duplicate(7)
         await sim.malformed(6)
@@ -81,7 +81,7 @@ async def test_duplicates_and_malformed_frames_are_counted_not_fatal() -> None:
 
 
 async def test_the_feed_survives_disconnects_and_keeps_collecting() -> None:
-    async with Simulator(rates=RATES) as sim, Feed(sim.spec(connection=quick(sim.url))) as feed:
+    async with Simulator(rates=RATES) as sim, Feed(sim.spec(connection=quick())) as feed:
         await eventually(lambda: rows(feed, "trade") >= 5, what="first trades")
         await sim.disconnect()  # abrupt
         await eventually(lambda: feed.generation == 2, what="reconnect after 1006")
@@ -101,7 +101,7 @@ async def test_the_feed_survives_disconnects_and_keeps_collecting() -> None:
 async def test_auth_rejection_surfaces_and_halts() -> None:
     async with Simulator(rates=RATES) as sim:
         sim.reject_auth(3)
-        feed = Feed(sim.spec(api_key="bad", connection=quick(sim.url)))
+        feed = Feed(sim.spec(api_key="bad", connection=quick()))
         with pytest.raises(WebSocketAuthError):
             await feed.run_for(30)
         assert sim.connections == 3
@@ -115,7 +115,7 @@ async def test_a_silent_stream_goes_stale_and_recovers() -> None:
         "order": StreamConfig(expected_interval=0.1, stale_threshold=0.3, allow_silence=True),
     }
     async with Simulator(rates=RATES) as sim:
-        spec = sim.spec(connection=quick(sim.url), health=fast_health, check_interval=0.05)
+        spec = sim.spec(connection=quick(), health=fast_health, check_interval=0.05)
         events: list[tuple[str, bool]] = []
         feed = Feed(spec)
         feed.on_health(lambda stream, healthy: events.append((stream, healthy)))
@@ -132,7 +132,7 @@ async def test_a_silent_stream_goes_stale_and_recovers() -> None:
 
 async def test_a_half_open_connection_is_detected_through_the_feed() -> None:
     async with Simulator(rates=RATES) as sim:
-        spec = sim.spec(connection=quick(sim.url, heartbeat=HeartbeatConfig(interval=0.05,
+        spec = sim.spec(connection=quick(heartbeat=HeartbeatConfig(interval=0.05,
                                                                              timeout=0.2)))
         async with Feed(spec) as feed:
             await eventually(lambda: feed.stats.pongs >= 1, what="a pong")
@@ -144,7 +144,7 @@ async def test_a_half_open_connection_is_detected_through_the_feed() -> None:
 
 
 async def test_stale_generation_frames_are_counted_and_never_parsed() -> None:
-    async with Simulator(rates=RATES) as sim, Feed(sim.spec(connection=quick(sim.url))) as feed:
+    async with Simulator(rates=RATES) as sim, Feed(sim.spec(connection=quick())) as feed:
         await eventually(lambda: rows(feed, "trade") >= 1, what="a trade")
         await sim.disconnect()
         await eventually(lambda: feed.generation == 2, what="the reconnect")
@@ -158,7 +158,7 @@ async def test_stale_generation_frames_are_counted_and_never_parsed() -> None:
 
 async def test_block_policy_drops_nothing_even_under_a_burst() -> None:
     async with Simulator(rates=RATES) as sim:
-        spec = sim.spec(connection=quick(sim.url),
+        spec = sim.spec(connection=quick(),
                         queue=QueueConfig(max_size=8, overflow=OverflowPolicy.BLOCK))
         async with Feed(spec) as feed:
             await eventually(lambda: rows(feed, "trade") >= 1, what="a trade")
@@ -170,7 +170,7 @@ async def test_block_policy_drops_nothing_even_under_a_burst() -> None:
 
 async def test_drop_oldest_under_a_burst_counts_what_it_drops() -> None:
     async with Simulator(rates=RATES) as sim:
-        spec = sim.spec(connection=quick(sim.url), queue=QueueConfig(max_size=1))
+        spec = sim.spec(connection=quick(), queue=QueueConfig(max_size=1))
         async with Feed(spec) as feed:
             await eventually(lambda: rows(feed, "trade") >= 1, what="the subscription")
             await sim.burst(2000)
@@ -185,7 +185,7 @@ async def test_drop_oldest_under_a_burst_counts_what_it_drops() -> None:
 async def test_stop_leaves_no_task_socket_or_timer_behind() -> None:
     before = other_tasks()
     async with Simulator(rates=RATES) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)))
+        feed = Feed(sim.spec(connection=quick()))
         await feed.start()
         await eventually(lambda: rows(feed, "trade") >= 1, what="a trade")
         await feed.stop()
@@ -198,7 +198,7 @@ async def test_stop_leaves_no_task_socket_or_timer_behind() -> None:
 
 async def test_run_for_runs_then_stops() -> None:
     async with Simulator(rates=RATES) as sim:
-        feed = await Feed(sim.spec(connection=quick(sim.url))).run_for(0.3)
+        feed = await Feed(sim.spec(connection=quick())).run_for(0.3)
         assert feed.state is ConnectionState.DISCONNECTED
         assert rows(feed, "trade") > 0
 
@@ -211,9 +211,8 @@ def test_feed_needs_a_spec() -> None:
 async def test_start_that_cannot_connect_cleans_up() -> None:
     before = other_tasks()
     async with Simulator() as sim:
-        url = sim.url
         spec = sim.spec(connection=ConnectionConfig(
-            url=url, reconnect=ReconnectConfig(max_attempts=1, backoff=FAST)))
+            reconnect=ReconnectConfig(max_attempts=1, backoff=FAST)))
     feed = Feed(spec)
     with pytest.raises(Exception, match="Max reconnection attempts"):
         await feed.start()
@@ -223,7 +222,7 @@ async def test_start_that_cannot_connect_cleans_up() -> None:
 
 async def test_a_stopped_feed_can_start_again_and_keeps_its_rows() -> None:
     async with Simulator(rates=RATES) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)))
+        feed = Feed(sim.spec(connection=quick()))
         await feed.start()
         await eventually(lambda: rows(feed, "trade") >= 3, what="trades")
         await feed.stop()
@@ -237,7 +236,7 @@ async def test_a_stopped_feed_can_start_again_and_keeps_its_rows() -> None:
 
 async def test_block_feed_restarts_after_stopping_under_pressure() -> None:
     async with Simulator(rates=RATES) as sim:
-        spec = sim.spec(connection=quick(sim.url),
+        spec = sim.spec(connection=quick(),
                         queue=QueueConfig(max_size=2, overflow=OverflowPolicy.BLOCK))
         feed = Feed(spec)
         await feed.start()
@@ -254,7 +253,7 @@ async def test_block_feed_restarts_after_stopping_under_pressure() -> None:
 
 async def test_an_exchange_time_that_fails_leaves_the_row_without_it() -> None:
     async with Simulator(rates=RATES, seed=2) as sim:
-        spec = sim.spec(channels=["trade"], connection=quick(sim.url))
+        spec = sim.spec(channels=["trade"], connection=quick())
         broken = spec.channel("trade").model_copy(update={"exchange_time": lambda t: 1 // 0})
         async with Feed(spec.replace(channels=[broken])) as feed:
             await eventually(lambda: rows(feed, "trade") >= 5, what="trades")
@@ -270,7 +269,7 @@ async def test_run_for_counts_connecting_and_ends_on_time_when_no_server_answers
         url = f"ws://127.0.0.1:{probe.getsockname()[1]}"
     clock = VirtualClock()
     before = other_tasks()
-    feed = Feed(generic.spec(url=url, connection=quick(url)), clock=clock)
+    feed = Feed(generic.spec(url=url, connection=quick()), clock=clock)
     run = asyncio.ensure_future(feed.run_for(5))
     await eventually(lambda: len(feed.errors) >= 1, what="a failed open")
     assert not run.done()

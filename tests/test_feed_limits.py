@@ -86,7 +86,7 @@ def test_max_rows_must_be_none_or_a_count(bad: object) -> None:
 
 async def test_a_recorder_that_keeps_rows_on_disk_only_loses_nothing(tmp_path: Path) -> None:
     async with Simulator(rates=RATES) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)), record_to=tmp_path / "rec",
+        feed = Feed(sim.spec(connection=quick()), record_to=tmp_path / "rec",
                     max_rows=0)
         async with feed:
             await eventually(lambda: feed.store.added("trade") >= 200, what="200 trades")
@@ -98,7 +98,7 @@ async def test_a_recorder_that_keeps_rows_on_disk_only_loses_nothing(tmp_path: P
 
 async def test_a_ring_feed_keeps_the_newest_rows(tmp_path: Path) -> None:
     async with Simulator(rates=RATES) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)), record_to=tmp_path / "rec",
+        feed = Feed(sim.spec(connection=quick()), record_to=tmp_path / "rec",
                     max_rows=50)
         async with feed:
             await eventually(lambda: feed.store.added("trade") >= 300, what="300 trades")
@@ -113,7 +113,7 @@ async def test_a_ring_feed_keeps_the_newest_rows(tmp_path: Path) -> None:
 
 async def test_concurrent_starts_all_return_connected() -> None:
     async with Simulator(rates=RATES) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)))
+        feed = Feed(sim.spec(connection=quick()))
         seen: list[ConnectionState] = []
 
         async def start() -> None:
@@ -126,7 +126,7 @@ async def test_concurrent_starts_all_return_connected() -> None:
 
 
 async def test_concurrent_starts_share_the_failure() -> None:
-    connection = ConnectionConfig(url="ws://127.0.0.1:1", heartbeat=HeartbeatConfig(enabled=False),
+    connection = ConnectionConfig(heartbeat=HeartbeatConfig(enabled=False),
                                   reconnect=ReconnectConfig(max_attempts=1, backoff=FAST))
     feed = Feed(generic.spec(url="ws://127.0.0.1:1", connection=connection))
     outcomes = await asyncio.gather(feed.start(), feed.start(), return_exceptions=True)
@@ -135,7 +135,7 @@ async def test_concurrent_starts_share_the_failure() -> None:
 
 async def test_stop_from_another_event_loop_is_a_clear_error() -> None:
     async with Simulator(rates=RATES) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)))
+        feed = Feed(sim.spec(connection=quick()))
         await feed.start()
         errors: list[BaseException] = []
 
@@ -159,7 +159,7 @@ async def test_stop_from_another_event_loop_is_a_clear_error() -> None:
 async def test_the_replay_server_leaves_a_resync_close_to_its_client(tmp_path: Path) -> None:
     server = GapServer()
     async with loopback_server(server.handler) as (_, url):
-        connection = ConnectionConfig(url=url, heartbeat=HeartbeatConfig(enabled=False),
+        connection = ConnectionConfig(heartbeat=HeartbeatConfig(enabled=False),
                                       reconnect=ReconnectConfig(backoff=FAST, stable_after=0))
         feed = Feed(generic.spec(url=url, connection=connection).with_resync("trade"),
                     record_to=tmp_path / "rec")
@@ -188,7 +188,7 @@ def test_an_offline_replay_never_warns_about_tls(tmp_path: Path) -> None:
 
 async def test_a_start_during_a_stop_waits_for_it_and_starts_again() -> None:
     async with Simulator(rates=RATES) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)))
+        feed = Feed(sim.spec(connection=quick()))
         await feed.start()
         seen: list[ConnectionState] = []
 

@@ -42,8 +42,7 @@ async def test_a_server_dropping_every_connection_leaves_tasks_sockets_and_memor
         ws.transport.abort()
 
     async with loopback_server(handler) as (_, url):
-        connection = ConnectionConfig(
-            url=url, heartbeat=HeartbeatConfig(enabled=False),
+        connection = ConnectionConfig(heartbeat=HeartbeatConfig(enabled=False),
             reconnect=ReconnectConfig(max_attempts=None, backoff=FAST))
         feed = Feed(generic.spec(symbols=["BTC-USD"], channels=["trade"], url=url,
                                  connection=connection))

@@ -27,10 +27,8 @@ BOMB = 64 * 1024 * 1024  # what the bomb inflates to: 64 times the limit
 
 
 def _config(url: str) -> ConnectionConfig:
-    return ConnectionConfig(
-        url=url, max_message_size=LIMIT, heartbeat=HeartbeatConfig(enabled=False),
-        reconnect={"backoff": FAST},
-    )
+    return ConnectionConfig(max_message_size=LIMIT, heartbeat=HeartbeatConfig(enabled=False),
+        reconnect={"backoff": FAST})
 
 
 async def _bomb() -> AsyncIterator[str]:

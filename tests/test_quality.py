@@ -74,7 +74,7 @@ def test_without_a_spec_the_figures_are_frame_level(tmp_path: Path) -> None:
 
 async def test_a_live_feed_and_its_recording_tell_the_same_story(tmp_path: Path) -> None:
     async with Simulator(rates=RATES, seed=9) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)), record_to=tmp_path / "rec",
+        feed = Feed(sim.spec(connection=quick()), record_to=tmp_path / "rec",
                     flush_interval=0.05)
         async with feed:
             # Every symbol has its first trade (a baseline) well before the gap.

@@ -79,14 +79,11 @@ async def test_a_session_that_ends_disconnected_has_its_downtime_to_the_end(
     async with Simulator(rates=RATES, seed=5) as sim:
         # Rate-limited, the feed waits a minute before it tries again: it is still
         # disconnected when it stops.
-        connection = ConnectionConfig(
-            url=sim.url,
-            reconnect=ReconnectConfig(
+        connection = ConnectionConfig(reconnect=ReconnectConfig(
                 backoff=FAST,
                 rate_limit_backoff=BackoffConfig(initial_delay=60.0, max_delay=60.0, jitter=0),
             ),
-            heartbeat=HeartbeatConfig(interval=0.1, timeout=0.5),
-        )
+            heartbeat=HeartbeatConfig(interval=0.1, timeout=0.5))
         spec = sim.spec(connection=connection, check_interval=0.05, health={
             "trade": StreamConfig(expected_interval=0.005, stale_threshold=0.3),
             "ticker": StreamConfig(expected_interval=0.01, stale_threshold=0.3),
@@ -353,8 +350,7 @@ async def test_the_html_page_and_notebook_view_show_every_row(tmp_path: Path) ->
     reason = "<img src=x onerror=alert(1)>"  # server text: must stay inert
     async with Simulator(rates=RATES, seed=11) as sim:
         # Twelve closes in a row: more than the default ten attempts allow.
-        connection = ConnectionConfig(
-            url=sim.url, heartbeat=HeartbeatConfig(interval=0.1, timeout=0.5),
+        connection = ConnectionConfig(heartbeat=HeartbeatConfig(interval=0.1, timeout=0.5),
             reconnect=ReconnectConfig(backoff=FAST, rate_limit_backoff=FAST, max_attempts=None))
         async with Feed(sim.spec(connection=connection)) as feed:
             for generation in range(1, 13):
@@ -398,7 +394,7 @@ async def test_the_html_page_and_notebook_view_show_every_row(tmp_path: Path) ->
 
 async def test_time_a_feed_was_stopped_between_two_runs_is_no_downtime() -> None:
     async with Simulator(rates=RATES, seed=6) as sim:
-        feed = Feed(sim.spec(connection=ConnectionConfig(url=sim.url, heartbeat=HeartbeatConfig(
+        feed = Feed(sim.spec(connection=ConnectionConfig(heartbeat=HeartbeatConfig(
             interval=0.1, timeout=0.5), reconnect=ReconnectConfig(backoff=FAST))))
         for _ in range(2):  # run, stop, run again: a feed may be restarted
             async with feed:

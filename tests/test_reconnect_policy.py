@@ -65,7 +65,7 @@ async def test_resyncs_that_fail_at_once_follow_the_backoff_and_spend_the_budget
     # 282 times a second, with no backoff and no end.
     server = GapServer()
     async with loopback_server(server.handler) as (_, url):
-        connection = ConnectionConfig(url=url, heartbeat=NO_HEARTBEAT, reconnect=ReconnectConfig(
+        connection = ConnectionConfig(heartbeat=NO_HEARTBEAT, reconnect=ReconnectConfig(
             max_attempts=4, backoff=DOUBLING))
         feed = Feed(generic.spec(url=url, connection=connection).with_resync("trade"))
         scheduled: list[tuple[int, float, CloseCategory]] = []
@@ -84,7 +84,7 @@ async def test_resyncs_that_fail_at_once_follow_the_backoff_and_spend_the_budget
 async def test_a_resync_after_a_stable_connection_reconnects_at_once() -> None:
     server = GapServer()
     async with loopback_server(server.handler) as (_, url):
-        connection = ConnectionConfig(url=url, heartbeat=NO_HEARTBEAT, reconnect=ReconnectConfig(
+        connection = ConnectionConfig(heartbeat=NO_HEARTBEAT, reconnect=ReconnectConfig(
             backoff=DOUBLING, stable_after=0.0))  # every connection counts as a good run
         feed = Feed(generic.spec(url=url, connection=connection).with_resync("trade"))
         scheduled: list[object] = []
@@ -100,7 +100,7 @@ async def test_a_resync_whose_reason_is_too_long_for_a_close_frame_still_resyncs
     # awaited, and the feed went on applying deltas after the gap.
     server = GapServer(symbol="S" * 200)
     async with loopback_server(server.handler) as (_, url):
-        connection = ConnectionConfig(url=url, heartbeat=NO_HEARTBEAT, reconnect=ReconnectConfig(
+        connection = ConnectionConfig(heartbeat=NO_HEARTBEAT, reconnect=ReconnectConfig(
             backoff=FAST, stable_after=0.0))
         feed = Feed(generic.spec(url=url, connection=connection).with_resync("trade"))
         async with feed:
@@ -131,7 +131,7 @@ async def test_a_redirect_to_a_page_that_is_not_a_websocket_is_retried_and_named
     async with loopback_server(lambda conn: conn.wait_closed(), process_request=counted) as (
         _, url
     ):
-        manager = WebSocketManager(ConnectionConfig(url=url, heartbeat=NO_HEARTBEAT,
+        manager = WebSocketManager(url, ConnectionConfig(heartbeat=NO_HEARTBEAT,
                                                     reconnect=ReconnectConfig(max_attempts=3,
                                                                               backoff=FAST)))
         errors: list[str] = []
@@ -164,7 +164,7 @@ async def test_a_redirect_to_another_origin_carries_no_header_and_is_logged_and_
     async with loopback_server(hello, process_request=note) as (_, other), loopback_server(
         hello, process_request=redirect_to(f"{other}/elsewhere")
     ) as (_, first):
-        connection = ConnectionConfig(url=first, heartbeat=NO_HEARTBEAT,
+        connection = ConnectionConfig(heartbeat=NO_HEARTBEAT,
                                       headers={"X-MBX-APIKEY": key})
         feed = Feed(generic.spec(url=first, connection=connection),
                     record_to=tmp_path / "rec")
@@ -193,7 +193,7 @@ async def test_a_redirect_within_the_origin_keeps_the_headers() -> None:
     async with loopback_server(lambda conn: conn.wait_closed(), process_request=route) as (
         _, url
     ):
-        manager = WebSocketManager(ConnectionConfig(url=f"{url}/old", heartbeat=NO_HEARTBEAT,
+        manager = WebSocketManager(f"{url}/old", ConnectionConfig(heartbeat=NO_HEARTBEAT,
                                                     headers={"X-Api-Key": "kept-for-its-host"}))
         await manager.connect()
         assert manager.connected_url == f"{url}/new"
@@ -224,7 +224,7 @@ async def test_rate_limit_closes_after_a_welcome_escalate_on_their_own_schedule_
 
     limited = BackoffConfig(initial_delay=0.02, multiplier=3.0, max_delay=5.0, jitter=0.0)
     async with loopback_server(handler) as (_, url):
-        manager = WebSocketManager(ConnectionConfig(url=url, heartbeat=NO_HEARTBEAT,
+        manager = WebSocketManager(url, ConnectionConfig(heartbeat=NO_HEARTBEAT,
                                                     reconnect=ReconnectConfig(
             max_attempts=4, backoff=FAST, rate_limit_backoff=limited)))
         scheduled: list[tuple[int, float, CloseCategory]] = []

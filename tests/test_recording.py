@@ -33,7 +33,7 @@ async def test_every_frame_sent_before_each_close_is_recorded_once_in_order(
 ) -> None:
     before = other_tasks()
     async with Simulator(rates=RATES, keep_sent=True) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)), record_to=tmp_path / "rec",
+        feed = Feed(sim.spec(connection=quick()), record_to=tmp_path / "rec",
                     flush_interval=0.05)
         async with feed:
             await eventually(lambda: feed.store.rows("trade") >= 20, what="trades")
@@ -82,7 +82,7 @@ async def test_every_frame_sent_before_each_close_is_recorded_once_in_order(
 
 async def test_a_dropping_queue_still_leaves_a_complete_recording(tmp_path: Path) -> None:
     async with Simulator(rates=RATES, keep_sent=True) as sim:
-        spec = sim.spec(connection=quick(sim.url), queue=QueueConfig(max_size=1))
+        spec = sim.spec(connection=quick(), queue=QueueConfig(max_size=1))
         async with Feed(spec, record_to=tmp_path / "rec") as feed:
             await eventually(lambda: feed.store.rows("trade") >= 1, what="a trade")
             await sim.burst(2000)
@@ -102,7 +102,7 @@ async def test_a_dropping_queue_still_leaves_a_complete_recording(tmp_path: Path
 async def test_secrets_never_reach_the_recording_directory(tmp_path: Path) -> None:
     async with Simulator(rates=RATES) as sim:
         url = sim.url.replace("ws://", f"ws://user:{SECRET}@") + f"/?token={SECRET}"
-        spec = sim.spec(api_key=SECRET, connection=quick(sim.url)).with_url(url)
+        spec = sim.spec(api_key=SECRET, connection=quick()).with_url(url)
         async with Feed(spec, record_to=tmp_path / "rec") as feed:
             await eventually(lambda: feed.store.rows("trade") >= 5, what="trades")
     for file in (tmp_path / "rec").rglob("*"):
@@ -167,7 +167,7 @@ async def test_a_recording_directory_is_never_overwritten(tmp_path: Path) -> Non
 
 async def test_disk_errors_are_reported_and_the_feed_keeps_running(tmp_path: Path) -> None:
     async with Simulator(rates=RATES) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)), record_to=tmp_path / "rec",
+        feed = Feed(sim.spec(connection=quick()), record_to=tmp_path / "rec",
                     flush_interval=0.05)
         async with feed:
             await eventually(lambda: feed.store.rows("trade") >= 5, what="trades")

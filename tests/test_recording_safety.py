@@ -51,7 +51,7 @@ async def test_a_note_that_utf8_cannot_encode_is_stored_escaped_and_blocks_nothi
     tmp_path: Path,
 ) -> None:
     async with Simulator(rates=RATES) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)), record_to=tmp_path / "rec",
+        feed = Feed(sim.spec(connection=quick()), record_to=tmp_path / "rec",
                     flush_interval=0.05)
         async with feed:
             await eventually(lambda: feed.store.rows("trade") >= 5, what="trades")
@@ -235,7 +235,7 @@ async def test_a_recording_that_ends_disconnected_reports_through_its_stop_event
     tmp_path: Path,
 ) -> None:
     async with Simulator(rates=RATES) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)), record_to=tmp_path / "rec")
+        feed = Feed(sim.spec(connection=quick()), record_to=tmp_path / "rec")
         async with feed:
             await eventually(lambda: feed.store.rows("trade") >= 5, what="trades")
     events = Recording.open(tmp_path / "rec").events()

@@ -38,7 +38,7 @@ def parquet_digests(frames: dict[str, pl.DataFrame]) -> dict[str, str]:
 
 async def record_session(path: Path, **spec_options: object) -> Feed:
     async with Simulator(rates=RATES, seed=4) as sim:
-        spec = sim.spec(connection=quick(sim.url), **spec_options)  # type: ignore[arg-type]
+        spec = sim.spec(connection=quick(), **spec_options)  # type: ignore[arg-type]
         async with Feed(spec, record_to=path, flush_interval=0.05) as feed:
             await eventually(lambda: feed.store.rows("trade") >= 20, what="trades")
             sim.duplicate(4)
@@ -100,7 +100,7 @@ async def test_two_replays_are_byte_identical_also_in_a_fresh_process(tmp_path: 
 
 async def test_faithful_replay_reproduces_a_live_run_that_dropped(tmp_path: Path) -> None:
     async with Simulator(rates=RATES, seed=2) as sim:
-        spec = sim.spec(connection=quick(sim.url), queue=QueueConfig(max_size=1))
+        spec = sim.spec(connection=quick(), queue=QueueConfig(max_size=1))
         async with Feed(spec, record_to=tmp_path / "rec", flush_interval=0.05) as live:
             await eventually(lambda: live.store.rows("trade") >= 1, what="a trade")
             await sim.burst(2000)
@@ -125,7 +125,7 @@ async def test_a_feed_recording_from_a_replay_server_gets_the_same_frames(
     tmp_path: Path,
 ) -> None:
     async with Simulator(rates=RATES, seed=6) as sim:
-        spec = sim.spec(connection=quick(sim.url))
+        spec = sim.spec(connection=quick())
         async with Feed(spec, record_to=tmp_path / "original", flush_interval=0.05) as feed:
             await eventually(lambda: feed.store.rows("trade") >= 20, what="trades")
             await sim.malformed(6)

@@ -75,7 +75,7 @@ def test_deleted_numbers_are_exactly_the_missing_ones(case: tuple[int, set[int]]
 async def test_a_feed_finds_an_injected_gap_records_it_and_calls_on_gap(tmp_path) -> None:
     found: list[SequenceGap] = []
     async with Simulator(rates={"trade": 200.0}, seed=2) as sim:
-        feed = Feed(sim.spec(channels=["trade"], connection=quick(sim.url)),
+        feed = Feed(sim.spec(channels=["trade"], connection=quick()),
                     record_to=tmp_path / "rec")
         feed.on_gap(found.append)
         async with feed:
@@ -96,7 +96,7 @@ async def test_a_feed_finds_an_injected_gap_records_it_and_calls_on_gap(tmp_path
 
 async def test_resync_on_gap_reconnects_and_the_new_generation_starts_afresh() -> None:
     async with Simulator(rates={"trade": 200.0}, seed=2) as sim:
-        spec = sim.spec(channels=["trade"], connection=quick(sim.url))
+        spec = sim.spec(channels=["trade"], connection=quick())
         spec = spec.replace(channels=[spec.channel("trade").model_copy(
             update={"resync_on_gap": True})])
         async with Feed(spec) as feed:
@@ -111,7 +111,7 @@ async def test_resync_on_gap_reconnects_and_the_new_generation_starts_afresh() -
 
 async def test_exchange_error_reports_reach_on_error_with_their_own_message() -> None:
     seen: list[BaseException] = []
-    async with Simulator(rates=RATES) as sim, Feed(sim.spec(connection=quick(sim.url))) as feed:
+    async with Simulator(rates=RATES) as sim, Feed(sim.spec(connection=quick())) as feed:
         feed.on_error(seen.append)
         feed.send({"op": "frobnicate"})
         await eventually(lambda: feed.stats.exchange_errors == 1, what="the error report")

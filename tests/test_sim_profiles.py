@@ -53,7 +53,7 @@ def fast(profile: str) -> dict[str, float]:
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_every_channel_arrives_valid_and_survives_a_disconnect(profile: str) -> None:
     async with Simulator(profile, seed=4, rates=fast(profile), keep_sent=True) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)))
+        feed = Feed(sim.spec(connection=quick()))
         channels = [c.name for c in feed.spec.channels if c.name not in MAY_BE_EMPTY]
         async with feed:
             await eventually(lambda: all(feed.store.rows(c) >= 1 for c in channels)
@@ -87,7 +87,7 @@ async def test_an_injected_sequence_gap_is_found(profile: str) -> None:
     dialect = DIALECTS[profile]
     async with Simulator(profile, seed=5, rates=fast(profile),
                          symbols=dialect.symbols[:1]) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)))
+        feed = Feed(sim.spec(connection=quick()))
         tracked = [c.name for c in feed.spec.channels if c.sequence is not None]
         async with feed:
             await eventually(lambda: feed.sequences.counts["in_order"] >= 5,
@@ -103,7 +103,7 @@ async def test_an_injected_sequence_gap_is_found(profile: str) -> None:
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_app_level_pings_are_answered(profile: str) -> None:
     async with Simulator(profile, rates=fast(profile)) as sim:
-        connection = quick(sim.url, HeartbeatConfig(interval=0.05, timeout=1.0))
+        connection = quick(HeartbeatConfig(interval=0.05, timeout=1.0))
         async with Feed(sim.spec(connection=connection)) as feed:
             await eventually(lambda: feed.stats.pongs >= 3, what="WebSocket pongs")
             if profile in APP_PING:
@@ -122,7 +122,7 @@ async def test_a_rejected_subscription_reaches_on_error_in_the_exchanges_words(
     request, words = BAD_SUBSCRIBE[profile]
     errors: list[ExchangeError] = []
     async with Simulator(profile, rates=fast(profile)) as sim, Feed(
-        sim.spec(connection=quick(sim.url))
+        sim.spec(connection=quick())
     ) as feed:
         feed.on_error(lambda e: errors.append(e) if isinstance(e, ExchangeError) else None)
         feed.send(request)
@@ -142,7 +142,7 @@ def test_unknown_profiles_and_streams_are_refused() -> None:
 async def test_a_book_snapshot_agrees_with_the_updates_before_it() -> None:
     async with Simulator("bybit", seed=6, rates={"book": 300.0, "trade": 0.1, "ticker": 0.1},
                          symbols=["BTCUSDT"]) as sim:
-        spec = sim.spec(channels=["orderbook"], connection=quick(sim.url))
+        spec = sim.spec(channels=["orderbook"], connection=quick())
         async with Feed(spec) as early:
             await eventually(lambda: early.store.rows("orderbook") >= 30, what="book updates")
             async with Feed(spec) as late:
@@ -170,7 +170,7 @@ async def test_a_book_snapshot_agrees_with_the_updates_before_it() -> None:
 async def test_resync_on_a_book_gap_reconnects_and_the_new_snapshot_restarts_the_count() -> None:
     async with Simulator("bybit", seed=8, rates={"book": 200.0, "trade": 1.0, "ticker": 1.0},
                          symbols=["BTCUSDT"]) as sim:
-        spec = sim.spec(channels=["orderbook"], connection=quick(sim.url)).with_resync()
+        spec = sim.spec(channels=["orderbook"], connection=quick()).with_resync()
         assert spec.channel("orderbook").resync_on_gap and spec.origin is not None
         async with Feed(spec) as feed:
             await eventually(lambda: feed.sequences.counts["in_order"] >= 10, what="deltas")

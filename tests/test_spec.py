@@ -29,14 +29,19 @@ def spec(**kw: object) -> FeedSpec:
     return FeedSpec(**(fields | kw))  # type: ignore[arg-type]
 
 
-def test_connection_follows_the_spec_url() -> None:
-    s = spec(connection=ConnectionConfig(url="ws://elsewhere:1",
-                                         heartbeat=HeartbeatConfig(interval=3)))
-    assert s.connection.url == "ws://127.0.0.1:9"
+def test_the_url_lives_on_the_spec_alone() -> None:
+    s = spec(connection=ConnectionConfig(heartbeat=HeartbeatConfig(interval=3)))
+    assert s.url == "ws://127.0.0.1:9" and "url" not in type(s.connection).model_fields
     assert s.connection.heartbeat.interval == 3
     moved = s.with_url("ws://127.0.0.1:10")
-    assert (moved.url, moved.connection.url) == ("ws://127.0.0.1:10", "ws://127.0.0.1:10")
+    assert moved.url == "ws://127.0.0.1:10"
     assert moved.connection.heartbeat.interval == 3
+    # The old place of the URL is ignored, with a warning that says where it went.
+    with pytest.warns(DeprecationWarning, match="FeedSpec.url"):
+        legacy = ConnectionConfig(url="ws://elsewhere:1")  # type: ignore[call-arg]
+    assert spec(connection=legacy).url == "ws://127.0.0.1:9"
+    with pytest.raises(ValidationError, match="expected ws:// or wss://"):
+        spec(url="http://127.0.0.1:9")
     assert s.replace(queue=QueueConfig(max_size=5)).queue.max_size == 5
 
 

@@ -41,10 +41,9 @@ async def hello(ws: ServerConnection) -> None:
     await ws.wait_closed()
 
 
-def config(url: str, **kw: object) -> ConnectionConfig:
-    return ConnectionConfig(
-        url=url, heartbeat=HeartbeatConfig(enabled=False),
-        reconnect=ReconnectConfig(max_attempts=1, backoff=FAST), **kw)  # type: ignore[arg-type]
+def config(**kw: object) -> ConnectionConfig:
+    return ConnectionConfig(heartbeat=HeartbeatConfig(enabled=False),
+                            reconnect=ReconnectConfig(max_attempts=1, backoff=FAST), **kw)  # type: ignore[arg-type]
 
 
 async def test_an_unverifiable_certificate_is_refused_by_default(
@@ -52,7 +51,7 @@ async def test_an_unverifiable_certificate_is_refused_by_default(
 ) -> None:
     errors: list[BaseException] = []
     async with loopback_server(hello, ssl=self_signed) as (_, url):
-        manager = WebSocketManager(config(url.replace("ws://", "wss://")))
+        manager = WebSocketManager(url.replace("ws://", "wss://"), config())
         manager.on_error(errors.append)
         with pytest.raises(MaxReconnectsExceededError):
             await manager.connect()
@@ -66,7 +65,7 @@ async def test_verification_is_off_only_when_asked_and_then_it_warns(
     got: list[str | bytes] = []
     async with loopback_server(hello, ssl=self_signed) as (_, url):
         secure = url.replace("ws://", "wss://")
-        manager = WebSocketManager(config(secure, verify_tls=False))
+        manager = WebSocketManager(secure, config(verify_tls=False))
         manager.on_message(lambda data, generation: got.append(data))
         with pytest.warns(UserWarning, match="verification is off"):  # when it connects
             await manager.connect()
@@ -75,6 +74,6 @@ async def test_verification_is_off_only_when_asked_and_then_it_warns(
 
 
 def test_plain_ws_and_the_default_never_warn(recwarn: pytest.WarningsRecorder) -> None:
-    WebSocketManager(config("ws://127.0.0.1:1", verify_tls=False))
-    WebSocketManager(config("wss://127.0.0.1:1"))
+    WebSocketManager("ws://127.0.0.1:1", config(verify_tls=False))
+    WebSocketManager("wss://127.0.0.1:1", config())
     assert not [w for w in recwarn if "verification" in str(w.message)]

@@ -20,7 +20,7 @@ def counter(dash: Dashboard, name: str) -> int:
 
 async def test_the_dashboard_follows_a_live_feed_and_stops_with_it() -> None:
     async with Simulator(rates={"trade": 200.0, "ticker": 100.0, "order": 1e-6}, seed=1) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)))
+        feed = Feed(sim.spec(connection=quick()))
         await feed.start()
         dash = feed.dashboard()
         assert dash.updating
@@ -53,7 +53,7 @@ async def test_the_dashboard_follows_a_live_feed_and_stops_with_it() -> None:
 
 async def test_closing_the_widget_ends_its_timer_and_leaves_the_feed_alone() -> None:
     async with Simulator(rates=RATES, seed=2) as sim, Feed(
-        sim.spec(connection=quick(sim.url))
+        sim.spec(connection=quick())
     ) as feed:
         dash = Dashboard(feed, max_hz=4)
         dash.close()
@@ -65,7 +65,7 @@ async def test_closing_the_widget_ends_its_timer_and_leaves_the_feed_alone() -> 
 
 async def test_a_dashboard_of_a_stopped_feed_shows_its_final_state() -> None:
     async with Simulator(rates=RATES, seed=3) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)))
+        feed = Feed(sim.spec(connection=quick()))
         await feed.run_for(0.3)
         dash = Dashboard(feed)
         assert "STOPPED" in dash.header.value
@@ -102,7 +102,7 @@ def test_sparkline_scales_to_the_maximum() -> None:
 async def test_rates_count_rows_received_when_the_feed_keeps_none() -> None:
     pytest.importorskip("ipywidgets", reason="the dashboard needs wsresearch[notebook]")
     async with Simulator(rates=RATES, seed=2) as sim:
-        feed = Feed(sim.spec(connection=quick(sim.url)), max_rows=0)
+        feed = Feed(sim.spec(connection=quick()), max_rows=0)
         async with feed:
             dash = feed.dashboard()
             first = dash.refreshes

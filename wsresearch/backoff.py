@@ -11,47 +11,9 @@ from __future__ import annotations
 
 import random
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from .config import DEFAULT_BACKOFF, RATE_LIMIT_BACKOFF, BackoffConfig
 
 __all__ = ["DEFAULT_BACKOFF", "RATE_LIMIT_BACKOFF", "BackoffConfig", "backoff_delay"]
-
-
-class BackoffConfig(BaseModel):
-    """Exponential backoff with jitter; delays in seconds.
-
-    Parameters
-    ----------
-    initial_delay
-        Delay before the first retry.
-    max_delay
-        Upper bound on any delay, jitter included.
-    multiplier
-        Growth factor per attempt (``>= 1``).
-    jitter
-        Relative spread in ``[0, 1]``: ``0.1`` gives delays within ±10 %.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-    initial_delay: float = Field(1.0, gt=0, le=86_400)
-    max_delay: float = Field(60.0, gt=0, le=86_400)
-    multiplier: float = Field(2.0, ge=1, le=1_000)
-    jitter: float = Field(0.1, ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _check_bounds(self) -> BackoffConfig:
-        if self.max_delay < self.initial_delay:
-            raise ValueError(
-                f"max_delay ({self.max_delay}) must be >= initial_delay ({self.initial_delay})"
-            )
-        return self
-
-
-DEFAULT_BACKOFF = BackoffConfig()
-"""Backoff for ordinary drops: 1 s doubling to 60 s, ±10 %."""
-
-RATE_LIMIT_BACKOFF = BackoffConfig(initial_delay=5.0, max_delay=300.0, multiplier=3.0, jitter=0.2)
-"""Backoff after a rate-limit close (4429, 1013): starts at 5 s, triples to 5 min, ±20 %."""
 
 
 def backoff_delay(

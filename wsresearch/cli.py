@@ -62,20 +62,15 @@ from rich.text import Text
 
 from . import __version__
 from ._ports import check_port
-from .backoff import BackoffConfig
-from .connection import (
-    ConnectionConfig,
-    ConnectionState,
-    HeartbeatConfig,
-    ReconnectConfig,
-    describe_close,
-    redact_url,
-)
+from .config import BackoffConfig, ConnectionConfig, HeartbeatConfig, ReconnectConfig
+from .connection import ConnectionState
 from .console import FeedMonitor, printable
 from .errors import WsResearchError, first_error
 from .exchanges import raw
 from .feed import Feed
+from .policy import describe_close
 from .recording import Recording
+from .redaction import redact_url
 from .replay import ReplayServer, replay
 from .sim import PROFILES, Fault, Simulator
 from .spec import FeedSpec
@@ -293,7 +288,7 @@ def _fault(text: str) -> Fault:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _demo_connection(url: str) -> ConnectionConfig:
+def _demo_connection() -> ConnectionConfig:
     """Quick schedules so a 20-second demo shows several reconnects.
 
     The tour packs a day's faults into seconds: a connection that lasted one
@@ -301,7 +296,6 @@ def _demo_connection(url: str) -> ConnectionConfig:
     backoff starts afresh after each fault instead of walking up across them.
     """
     return ConnectionConfig(
-        url=url,
         reconnect=ReconnectConfig(
             max_attempts=20,
             stable_after=1.0,
@@ -322,7 +316,7 @@ async def _demo(args: argparse.Namespace, console: Console) -> int:
         record_to = Path(args.record or f"recordings/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     async with Simulator(profile, faults=faults, seed=args.seed) as sim:
         options: dict[str, Any] = {"api_key": "demo-key"} if profile == "generic" else {}
-        spec = sim.spec(connection=_demo_connection(sim.url), **options)
+        spec = sim.spec(connection=_demo_connection(), **options)
         feed = Feed(spec, record_to=record_to)
         monitor = FeedMonitor(feed)
         _say(console, f"simulator ({profile}) at {sim.url}; running a feed for "

@@ -39,24 +39,20 @@ clock; only the TCP/TLS/HTTP handshake itself uses real time (``open_timeout``).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import functools
 import inspect
 import json
 import logging
 import random
-import re
 import ssl
 import warnings
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
@@ -65,16 +61,29 @@ from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from ._callbacks import register
-from .backoff import DEFAULT_BACKOFF, RATE_LIMIT_BACKOFF, BackoffConfig, backoff_delay
+from .backoff import backoff_delay
 from .clock import Clock, SystemClock
+from .config import (
+    CloseCategory,
+    ConnectionConfig,
+    HeartbeatConfig,
+    ReconnectConfig,
+    validate_ws_url,
+)
 from .errors import (
-    InvalidURLError,
     MaxReconnectsExceededError,
     NotConnectedError,
     WebSocketAuthError,
     WebSocketError,
 )
-from .redaction import MIN_SECRET, SecretMask
+from .policy import (
+    _ABNORMAL,
+    CLIENT_CLOSE_REASONS,
+    END_OF_SESSION,
+    classify_close_code,
+    describe_close,
+)
+from .redaction import MaskingLogger, SecretMask, masked_urls, redact_url, url_secrets
 
 __all__ = [
     "CLIENT_CLOSE_REASONS",
@@ -101,10 +110,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 # hands over already-buffered frames without suspending, and the parser's
 # worker must get a turn before a bounded queue overflows for no real reason.
 _READ_BURST = 64
-# Code and reason recorded when this side drops a peer that stopped answering pings.
-_ABNORMAL = 1006
 # The longest close reason a close frame holds (125 bytes of payload, 2 for the code).
 _MAX_CLOSE_REASON = 123
+# Codes this side sends when it fails a connection because of what the peer sent.
+_FAILED_BY_US = frozenset({1002, 1007, 1009})
+
 MAX_UNSENT = 8 * 1024 * 1024
 """Bytes this side may have waiting to be written to a peer. Only our own sends (which
 wait for the buffer to drain) and automatic pongs fill it; past this much, the peer has
@@ -120,299 +130,6 @@ class ConnectionState(StrEnum):
     RECONNECTING = "RECONNECTING"
 
 
-class CloseCategory(StrEnum):
-    """How a close code is handled by the reconnect policy."""
-
-    AUTH_FAILURE = "AUTH_FAILURE"
-    RATE_LIMITED = "RATE_LIMITED"
-    NORMAL = "NORMAL"
-    UNKNOWN = "UNKNOWN"
-
-
-END_OF_SESSION = "client disconnect"
-"""The reason of the close that ends a session (:meth:`WebSocketManager.disconnect`)."""
-
-CLIENT_CLOSE_REASONS: tuple[str, ...] = (
-    END_OF_SESSION, "no pong", "reconnect requested", "resync", "peer stopped reading",
-)
-"""How the reasons of the closes this side makes begin: the end of a session, a dead or
-stalled peer dropped by the heartbeat, a requested reconnect or resync. A replay server
-leaves these closes to its client, as the live server never made them."""
-
-# Codes this side sends when it fails a connection because of what the peer sent.
-_FAILED_BY_US = frozenset({1002, 1007, 1009})
-
-_CATEGORIES: dict[int, CloseCategory] = {
-    4401: CloseCategory.AUTH_FAILURE,
-    4403: CloseCategory.AUTH_FAILURE,
-    1008: CloseCategory.AUTH_FAILURE,  # policy violation: what servers send for bad keys
-    4429: CloseCategory.RATE_LIMITED,
-    1013: CloseCategory.RATE_LIMITED,  # try again later
-    1000: CloseCategory.NORMAL,
-    1001: CloseCategory.NORMAL,
-    1006: CloseCategory.NORMAL,  # abnormal closure: the network blip case
-}
-
-
-def classify_close_code(
-    code: int | None, overrides: Mapping[int, CloseCategory] | None = None
-) -> CloseCategory:
-    """Map a WebSocket close code to the category that decides the reconnect policy.
-
-    Parameters
-    ----------
-    code
-        The close code; ``None`` (no close frame at all) counts as 1006.
-    overrides
-        Exchange-specific codes, consulted first.
-
-    Returns
-    -------
-    CloseCategory
-        ``AUTH_FAILURE`` for 4401, 4403, 1008; ``RATE_LIMITED`` for 4429, 1013;
-        ``NORMAL`` for 1000, 1001, 1006; ``UNKNOWN`` otherwise.
-
-    Examples
-    --------
-    >>> classify_close_code(4429).name
-    'RATE_LIMITED'
-    >>> classify_close_code(4000, {4000: CloseCategory.AUTH_FAILURE}).name
-    'AUTH_FAILURE'
-    """
-    if code is None:
-        code = _ABNORMAL
-    if overrides and code in overrides:
-        return CloseCategory(overrides[code])
-    return _CATEGORIES.get(code, CloseCategory.UNKNOWN)
-
-
-_CLOSE_NAMES: dict[int, str] = {
-    1000: "normal closure",
-    1001: "going away",
-    1002: "protocol error",
-    1003: "unsupported data",
-    1005: "no status code",
-    1006: "abnormal closure",
-    1007: "invalid data",
-    1008: "policy violation",
-    1009: "message too big",
-    1010: "mandatory extension",
-    1011: "internal error",
-    1012: "service restart",
-    1013: "try again later",
-    1014: "bad gateway",
-    1015: "TLS handshake failure",
-    # What the manager records for a refused handshake (HTTP 401, 403, 429).
-    4401: "unauthorized",
-    4403: "forbidden",
-    4429: "rate limited",
-}
-
-
-def describe_close(
-    code: int | None, category: CloseCategory | str | None = None, reason: str | None = None
-) -> str:
-    """A close for people: the code named, its retry category, and the peer's reason.
-
-    1006 is the code of a connection that ended without a closing handshake
-    (a reset, a dead peer): it is named *abnormal closure* even though its
-    category, ``NORMAL``, retries it on the normal backoff like any network blip.
-
-    Examples
-    --------
-    >>> describe_close(1006, CloseCategory.NORMAL)
-    'abnormal closure (1006), NORMAL'
-    >>> describe_close(4000)
-    'application code (4000)'
-    >>> describe_close(None)
-    'no close code'
-    >>> describe_close(4429, "RATE_LIMITED", "slow down")
-    'rate limited (4429), RATE_LIMITED: slow down'
-    """
-    if code is None:
-        text = "no close code"
-    else:
-        name = _CLOSE_NAMES.get(code)
-        if name is None:
-            name = "application code" if 3000 <= code <= 4999 else "unknown code"
-        text = f"{name} ({code})"
-    if category is not None:
-        known = category in CloseCategory.__members__.values()
-        text += f", {CloseCategory(category).name if known else category}"
-    return f"{text}: {reason}" if reason else text
-
-
-def validate_ws_url(url: str) -> str:
-    """Return ``url`` if it is a valid ``ws://`` or ``wss://`` URL.
-
-    Raises
-    ------
-    InvalidURLError
-        Naming what is wrong with it (credentials are not echoed).
-    """
-    if not isinstance(url, str) or not url:
-        raise InvalidURLError(f"a WebSocket URL must be a non-empty string, got {url!r}")
-    try:
-        parse_uri(url)
-    except InvalidURI:
-        scheme = url.split(":", 1)[0] if ":" in url else ""
-        hint = " (expected ws:// or wss://)" if scheme not in ("ws", "wss") else ""
-        raise InvalidURLError(f"invalid WebSocket URL{hint}: {redact_url(url)!r}") from None
-    return url
-
-
-# A path segment that is a credential, not a name: long, of both letters and digits.
-_TOKEN_LIKE = re.compile(r"(?=[A-Za-z0-9_\-]*[0-9])(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{24,}")
-
-
-def redact_url(url: str) -> str:
-    """``url`` without credentials: user info, query values and token-like path parts masked.
-
-    A query item without ``=`` (``?TOKEN``) is masked whole. A path segment that
-    looks like a token (24 or more letters, digits, ``_`` or ``-``, with both
-    letters and digits: a Binance listen key, say) is masked; stream names such as
-    ``btcusdt@depth@100ms`` are not.
-
-    Examples
-    --------
-    >>> redact_url("wss://user:pw@example.com/ws?token=abc&x=1")
-    'wss://***:***@example.com/ws?token=***&x=***'
-    >>> redact_url("wss://example.com/ws/pqia91ma19a5s61cv6a81va65sdf19v8a65a1?BARETOKEN")
-    'wss://example.com/ws/***?***'
-    """
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        # Still a valid URL (websockets wants a password with a user): a recording's
-        # spec is rebuilt from its masked URL.
-        netloc = "***:***@" + netloc.rsplit("@", 1)[1]
-    query = "&".join(
-        f"{key}=***" if sep else "***"
-        for key, sep, _ in (item.partition("=") for item in parts.query.split("&") if item)
-    )
-    path = "/".join("***" if _TOKEN_LIKE.fullmatch(part) else part
-                    for part in parts.path.split("/"))
-    return urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
-
-
-class ReconnectConfig(BaseModel):
-    """When and how fast to reconnect.
-
-    Parameters
-    ----------
-    enabled
-        Reconnect after a close at all.
-    max_attempts
-        Consecutive failed attempts before giving up; ``None`` never gives up.
-    max_auth_failure_attempts
-        Auth-failure closes in a row before giving up.
-    backoff
-        Schedule after ``NORMAL`` and ``UNKNOWN`` closes and failed opens.
-    rate_limit_backoff
-        Schedule after ``RATE_LIMITED`` closes, with its own attempt count.
-    stable_after
-        Seconds a connection must stay open to count as a success: only then do
-        the attempt counts (and the auth-failure count) start again from zero, and
-        only then does a requested reconnect (a resync) go without a backoff. A
-        connection that delivers a welcome and closes, or that is resynced again
-        and again, keeps walking up the schedule and spends the budget.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-    enabled: bool = True
-    max_attempts: int | None = Field(10, ge=1)
-    max_auth_failure_attempts: int = Field(3, ge=1)
-    backoff: BackoffConfig = DEFAULT_BACKOFF
-    rate_limit_backoff: BackoffConfig = RATE_LIMIT_BACKOFF
-    stable_after: float = Field(10.0, ge=0, le=86_400)
-
-
-class HeartbeatConfig(BaseModel):
-    """Liveness checks; durations in seconds.
-
-    Parameters
-    ----------
-    enabled
-        Send pings at all.
-    interval
-        Seconds between pings.
-    timeout
-        Seconds to wait for the pong before declaring the peer gone.
-    ping_message
-        An app-level ping sent alongside each WebSocket ping, for exchanges
-        that want one: a string, a JSON-able dict, or a callable returning one.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True,
-                              allow_inf_nan=False)
-
-    enabled: bool = True
-    interval: float = Field(20.0, gt=0, le=3600)
-    timeout: float = Field(10.0, gt=0, le=3600)
-    ping_message: str | dict[str, Any] | Callable[[], str | dict[str, Any]] | None = None
-
-
-class ConnectionConfig(BaseModel):
-    """Everything needed to open and keep one WebSocket connection.
-
-    Parameters
-    ----------
-    url
-        ``ws://`` or ``wss://`` URL.
-    subprotocols
-        Subprotocols to offer.
-    headers
-        Extra HTTP headers for the handshake (hidden from ``repr``: they often
-        carry keys).
-    reconnect
-        Reconnect policy.
-    heartbeat
-        Ping policy.
-    max_message_size
-        Largest inbound message in bytes; larger ones close the connection
-        with 1009. ``None`` for no limit.
-    open_timeout
-        Seconds allowed for the TCP, TLS and HTTP handshake.
-    close_timeout
-        Seconds allowed for the closing handshake before the socket is dropped.
-    close_codes
-        Exchange-specific close codes and their categories.
-    verify_tls
-        Verify a ``wss://`` server's certificate and name (the default). Turning it
-        off lets anyone on the path read and alter the feed; it is allowed only
-        explicitly, and warns.
-    """
-
-    # Inputs are hidden from validation errors: URLs and headers may carry keys.
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True,
-                              allow_inf_nan=False)
-
-    url: str
-    subprotocols: tuple[str, ...] = ()
-    headers: dict[str, str] = Field(default_factory=dict, repr=False)
-    reconnect: ReconnectConfig = ReconnectConfig()
-    heartbeat: HeartbeatConfig = HeartbeatConfig()
-    max_message_size: int | None = Field(16 * 1024 * 1024, ge=1)
-    open_timeout: float = Field(10.0, gt=0, le=3600)
-    close_timeout: float = Field(5.0, gt=0, le=3600)
-    close_codes: dict[int, CloseCategory] = Field(default_factory=dict)
-    verify_tls: bool = True
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, url: str) -> str:
-        try:
-            return validate_ws_url(url)
-        except InvalidURLError as exc:
-            raise ValueError(str(exc)) from None
-
-    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        # The URL may carry a token in its query or credentials: shown masked.
-        for name, value in super().__repr_args__():
-            yield name, redact_url(value) if name == "url" else value
-
-
 @dataclass(frozen=True, slots=True)
 class CloseInfo:
     """One closed connection: its close ``code``, ``reason``, ``category``, and when."""
@@ -424,12 +141,12 @@ class CloseInfo:
     mono_ns: int
 
 
-def _tls_context(config: ConnectionConfig, safe_url: str) -> ssl.SSLContext | None:
+def _tls_context(url: str, config: ConnectionConfig, safe_url: str) -> ssl.SSLContext | None:
     """The TLS context to connect with: ``None`` keeps websockets' verified default.
 
     An unverifying context only when ``verify_tls=False`` was asked for, with a warning.
     """
-    if config.verify_tls or not config.url.startswith("wss://"):
+    if config.verify_tls or not url.startswith("wss://"):
         return None
     message = (f"TLS certificate verification is off for {safe_url}: anyone on the path "
                "can read and alter this feed")
@@ -441,60 +158,16 @@ def _tls_context(config: ConnectionConfig, safe_url: str) -> ssl.SSLContext | No
     return context
 
 
-class _MaskingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """websockets' logger for a manager's connections, with the manager's secrets masked.
-
-    At DEBUG, websockets logs the handshake (the URL with its query, every header) and
-    every frame (an auth request with its key): each secret value becomes ``***``.
-    """
-
-    def __init__(self, logger: logging.Logger, secrets: SecretMask) -> None:
-        super().__init__(logger, {})
-        self._secrets = secrets
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if not self.isEnabledFor(level):
-            return
-        text = str(msg) % args if args else str(msg)
-        kwargs.setdefault("stacklevel", 2)
-        self.logger.log(level, "%s", self._secrets.apply(text), **kwargs)
-
-
-def _url_secrets(url: str, headers: Mapping[str, str]) -> set[str]:
-    """The values in a URL and headers that must not be logged.
-
-    The URL's password (and the ``Basic`` credentials websockets makes of its user
-    and password), query values and bare query items, token-like path segments,
-    and every header value.
-    """
-    parts = urlsplit(url)
-    values = {value if sep else key
-              for key, sep, value in (item.partition("=") for item in parts.query.split("&"))}
-    values |= {part for part in parts.path.split("/") if _TOKEN_LIKE.fullmatch(part)}
-    values |= {parts.password or "", *headers.values()}
-    if parts.password:
-        # What websockets sends (and logs) for user:password in the URL.
-        pair = f"{unquote(parts.username or '')}:{unquote(parts.password)}"
-        values.add(base64.b64encode(pair.encode()).decode())
-        values.add(unquote(parts.password))
-    return {value for value in values if len(value) >= MIN_SECRET}
-
-
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\",;()<>]+")
-
-
-def _masked_urls(text: str) -> str:
-    """``text`` with every URL in it shown by :func:`redact_url` (an error may quote one)."""
-    return _URL.sub(lambda match: redact_url(match.group(0)), text)
-
-
 class WebSocketManager:
     """One logical connection to a feed, reopened per policy for as long as needed.
 
     Parameters
     ----------
+    url
+        The ``ws://`` or ``wss://`` URL (a spec's :attr:`~wsresearch.spec.FeedSpec.url`).
     config
-        A :class:`ConnectionConfig`, or just a URL.
+        How to connect: reconnect and heartbeat policy, limits, headers
+        (:class:`~wsresearch.config.ConnectionConfig`; its defaults when omitted).
     clock
         Time source for backoff sleeps, heartbeats and timestamps.
     rng
@@ -520,25 +193,29 @@ class WebSocketManager:
 
     def __init__(
         self,
-        config: ConnectionConfig | str,
+        url: str,
+        config: ConnectionConfig | None = None,
         clock: Clock | None = None,
         *,
         rng: random.Random | None = None,
     ) -> None:
-        if isinstance(config, str):
-            config = ConnectionConfig(url=config)
-        self.config = config
-        self._safe_url = redact_url(config.url)
+        if not isinstance(url, str):
+            raise TypeError(f"WebSocketManager(url, config, clock): the URL comes first, as a "
+                            f"string, got {type(url).__name__}")
+        self._url = validate_ws_url(url)
+        self.config = ConnectionConfig() if config is None else config
+        """How to connect (see :class:`~wsresearch.config.ConnectionConfig`)."""
+        self._safe_url = redact_url(url)
         # Only an explicit opt-out passes a TLS context: websockets' default verifies.
         # Made on the first connection attempt (with its warning), not here: a spec
         # replayed offline never connects.
         self._tls: dict[str, Any] | None = None
         self._secrets = SecretMask()
-        self._secrets.add(*_url_secrets(config.url, config.headers))
-        self._ws_logger = _MaskingLogger(logging.getLogger("websockets.client"), self._secrets)
+        self._secrets.add(*url_secrets(url, self.config.headers))
+        self._ws_logger = MaskingLogger(logging.getLogger("websockets.client"), self._secrets)
         self._clock = clock or SystemClock()
         self._rng = rng
-        self._connected_url = config.url
+        self._connected_url = url
         self._state = ConnectionState.DISCONNECTED
         self._generation = 0
         self._attempt = 0
@@ -577,7 +254,7 @@ class WebSocketManager:
     @property
     def url(self) -> str:
         """The URL this manager connects to."""
-        return self.config.url
+        return self._url
 
     @property
     def connected_url(self) -> str:
@@ -823,7 +500,7 @@ class WebSocketManager:
     async def _attempt_once(self) -> tuple[int | None, str, bool]:
         """Open one connection and serve it until it closes: ``(code, reason, stable)``."""
         if self._tls is None:  # decided on the first attempt: an offline replay never warns
-            context = _tls_context(self.config, self._safe_url)
+            context = _tls_context(self._url, self.config, self._safe_url)
             self._tls = {} if context is None else {"ssl": context}
         connector = _Connect(
             self.url,
@@ -859,7 +536,7 @@ class WebSocketManager:
         return await self._serve(ws)
 
     def _redirected(self, old: str, new: str, cross_origin: bool) -> None:
-        self._secrets.add(*_url_secrets(new, {}))  # the server's URL may carry a token too
+        self._secrets.add(*url_secrets(new, {}))  # the server's URL may carry a token too
         if cross_origin:
             log.warning("%s redirected to %s, another origin: the connection's headers "
                         "are not sent there", redact_url(old), redact_url(new))
@@ -1097,7 +774,7 @@ class WebSocketManager:
 
     def _report_open_failure(self, what: str) -> None:
         # websockets' errors may quote a URL (a redirect's target) or a header value.
-        what = self._secrets.apply(_masked_urls(what))
+        what = self._secrets.apply(masked_urls(what))
         log.warning("could not connect to %s: %s", self._safe_url, what)
         self._emit(self._on_error, WebSocketError(f"could not connect to {self._safe_url}: {what}"))
 

@@ -20,8 +20,11 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from .connection import CloseCategory, ConnectionState, describe_close, redact_url
+from .config import CloseCategory
+from .connection import ConnectionState
 from .feed import Feed
+from .policy import describe_close
+from .redaction import redact_url
 
 __all__ = ["FeedMonitor", "printable"]
 

@@ -39,7 +39,8 @@ import polars as pl
 from ._callbacks import register
 from ._limits import INT64_MAX, INT64_MIN
 from .clock import Clock, SystemClock
-from .connection import CloseCategory, CloseInfo, ConnectionState, WebSocketManager, redact_url
+from .config import CloseCategory
+from .connection import CloseInfo, ConnectionState, WebSocketManager
 from .errors import ExchangeError, QueueClosedError, RecordingError, WebSocketError
 from .frames import ColumnCheck, FrameStore, polars_schema
 from .health import HealthMonitor
@@ -55,7 +56,7 @@ from .parser import (
 )
 from .queue import MessageQueue, OverflowPolicy
 from .recording import Recorder
-from .redaction import auth_secret_values, secret_values
+from .redaction import auth_secret_values, redact_url, secret_values
 from .sequence import GAP, OUT_OF_ORDER, REPEAT, Seq, SequenceGap, SequenceTracker
 from .spec import Channel, FeedSpec, OutboundMessage
 
@@ -237,7 +238,7 @@ class Feed:
             raise TypeError(f"Feed needs a FeedSpec, got {type(spec).__name__}")
         self.spec = spec
         self._clock = clock or SystemClock()
-        self.manager = WebSocketManager(spec.connection, self._clock, rng=rng)
+        self.manager = WebSocketManager(spec.url, spec.connection, self._clock, rng=rng)
         self.parser = MessageParser(
             spec.type_of,
             max_dedupe_size=spec.max_dedupe_size,
@@ -542,7 +543,6 @@ class Feed:
         queue: MessageQueue[_Item] = MessageQueue(
             self._process,
             max_size=self.spec.queue.max_size,
-            concurrency=self.spec.queue.concurrency,
             overflow=self.spec.queue.overflow,
             on_error=self._on_error,
             on_pressure=self._on_pressure,

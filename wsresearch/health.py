@@ -24,51 +24,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from ._callbacks import report
 from .clock import Clock, SystemClock
+from .config import MAX_CHECK_INTERVAL, MIN_CHECK_INTERVAL, StreamConfig
 
 __all__ = ["HealthMonitor", "HealthTransition", "StreamConfig", "StreamStatus"]
 
 log = logging.getLogger(__name__)
 _NS_PER_S = 1_000_000_000
-_WEEK = 7 * 86_400.0
 _MAX_TRANSITIONS = 100_000
-MIN_CHECK_INTERVAL = 0.001
-"""The shortest ``check_interval``: a check costs microseconds, a thousand a second is plenty."""
-MAX_CHECK_INTERVAL = 3600.0
-"""The longest ``check_interval``."""
 
-
-class StreamConfig(BaseModel):
-    """What one stream is expected to do; durations in seconds.
-
-    Parameters
-    ----------
-    expected_interval
-        Typical gap between messages (used for display and rate baselines).
-    stale_threshold
-        Silence longer than this makes the stream stale; must be at least
-        ``expected_interval``.
-    allow_silence
-        Silence is normal for this stream: never report it stale.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-    expected_interval: float = Field(gt=0, le=_WEEK)
-    stale_threshold: float = Field(gt=0, le=_WEEK)
-    allow_silence: bool = False
-
-    @model_validator(mode="after")
-    def _check_threshold(self) -> StreamConfig:
-        if self.stale_threshold < self.expected_interval:
-            raise ValueError(
-                f"stale_threshold ({self.stale_threshold}) must be >= "
-                f"expected_interval ({self.expected_interval})"
-            )
-        return self
 
 
 @dataclass(frozen=True, slots=True)

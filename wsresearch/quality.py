@@ -31,11 +31,12 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .connection import END_OF_SESSION, describe_close, redact_url
 from .errors import first_error
 from .feed import Feed
 from .health import HealthTransition
+from .policy import END_OF_SESSION, describe_close
 from .recording import Recording
+from .redaction import redact_url
 from .replay import replay
 from .spec import FeedSpec
 

@@ -32,12 +32,10 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from enum import StrEnum
 from typing import Generic, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from ._callbacks import report
+from .config import OverflowPolicy, QueueConfig
 from .errors import QueueClosedError, QueueFullError
 
 __all__ = ["MessageQueue", "OverflowPolicy", "QueueConfig"]
@@ -48,34 +46,6 @@ log = logging.getLogger(__name__)
 # Messages a worker handles before yielding to the loop, so a long backlog
 # cannot starve the socket reader or a notebook cell.
 _YIELD_EVERY = 256
-
-
-class OverflowPolicy(StrEnum):
-    """What a full :class:`MessageQueue` does with one more message."""
-
-    DROP_OLDEST = "drop_oldest"
-    DROP_NEWEST = "drop_newest"
-    BLOCK = "block"
-
-
-class QueueConfig(BaseModel):
-    """Queue settings carried by a :class:`~wsresearch.spec.FeedSpec`.
-
-    Parameters
-    ----------
-    max_size
-        Capacity in messages.
-    concurrency
-        Handlers in flight at once (matters only for ``async`` handlers).
-    overflow
-        Policy when full.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-    max_size: int = Field(1000, ge=1)
-    concurrency: int = Field(1, ge=1)
-    overflow: OverflowPolicy = OverflowPolicy.DROP_OLDEST
 
 
 class MessageQueue(Generic[T]):
@@ -137,9 +107,9 @@ class MessageQueue(Generic[T]):
         on_dropped: Callable[[T], None] | None = None,
         batches: bool = False,
     ) -> None:
-        config = QueueConfig(
-            max_size=max_size, concurrency=concurrency, overflow=OverflowPolicy(overflow)
-        )
+        config = QueueConfig(max_size=max_size, overflow=OverflowPolicy(overflow))
+        if not (isinstance(concurrency, int) and concurrency >= 1):
+            raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
         self._handler = handler
         self._is_async = inspect.iscoroutinefunction(handler)
         if batches and self._is_async:
@@ -147,7 +117,7 @@ class MessageQueue(Generic[T]):
         self._batches = batches
         self._max = config.max_size
         self._low_water = max(0, config.max_size // 2)
-        self._concurrency = config.concurrency
+        self._concurrency = concurrency
         self._policy = config.overflow
         self._blocking = config.overflow is OverflowPolicy.BLOCK
         self._on_drop = on_drop

@@ -53,9 +53,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ._files import make_private_dirs, write_private
 from ._limits import INT64_MAX, INT64_MIN
 from .clock import Clock, SystemClock, VirtualClock
-from .connection import redact_url
 from .errors import RecordingError, RecordingFormatError, first_error
-from .redaction import SecretMask, redact_text, secret_values
+from .redaction import SecretMask, redact_text, redact_url, secret_values
 from .spec import FeedSpec, SpecOrigin
 
 __all__ = [

@@ -35,10 +35,10 @@ from websockets.exceptions import ConnectionClosed
 
 from ._ports import check_port, listening_url
 from .clock import VirtualClock
-from .connection import CLIENT_CLOSE_REASONS
 from .feed import Feed
 from .health import HealthMonitor, HealthTransition
 from .parser import CONTROL, DUPLICATE, OK, REJECT_REASONS, Reject
+from .policy import CLIENT_CLOSE_REASONS
 from .recording import Recording
 from .spec import FeedSpec
 

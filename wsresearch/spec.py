@@ -15,12 +15,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .connection import ConnectionConfig, redact_url
-from .errors import UnknownChannelError
+from .config import (
+    MAX_CHECK_INTERVAL,
+    MIN_CHECK_INTERVAL,
+    ConnectionConfig,
+    QueueConfig,
+    StreamConfig,
+    validate_ws_url,
+)
+from .errors import InvalidURLError, UnknownChannelError
 from .frames import META_COLUMNS, explode_fields
-from .health import MAX_CHECK_INTERVAL, MIN_CHECK_INTERVAL, StreamConfig
-from .queue import QueueConfig
-from .redaction import DEFAULT_REDACT, mask, mask_auth
+from .redaction import DEFAULT_REDACT, mask, mask_auth, redact_url
 from .sequence import Seq
 
 __all__ = ["CHANNEL_NAME", "Channel", "FeedSpec", "OutboundMessage", "SpecOrigin"]
@@ -159,7 +164,7 @@ class FeedSpec(BaseModel):
     queue
         Inbound queue policy.
     connection
-        Connection settings; its ``url`` is replaced by ``url``.
+        How to connect: reconnect, heartbeat, limits, headers (``None``: the defaults).
     redact
         JSON keys whose values are secrets, masked wherever sent messages are
         shown or stored.
@@ -210,7 +215,7 @@ class FeedSpec(BaseModel):
     auth: OutboundMessage | Callable[[], OutboundMessage] | None = None
     health: dict[str, StreamConfig] = Field(default_factory=dict)
     queue: QueueConfig = QueueConfig()
-    connection: ConnectionConfig
+    connection: ConnectionConfig = ConnectionConfig()
     redact: tuple[str, ...] = DEFAULT_REDACT
     control: frozenset[str] = frozenset()
     control_texts: frozenset[str] = frozenset()
@@ -222,20 +227,18 @@ class FeedSpec(BaseModel):
     check_interval: float = Field(1.0, ge=MIN_CHECK_INTERVAL, le=MAX_CHECK_INTERVAL)
     origin: SpecOrigin | None = None
 
-    @model_validator(mode="before")
+    @field_validator("url")
     @classmethod
-    def _connection_follows_url(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or "url" not in data:
-            return data
-        data = dict(data)
-        connection = data.get("connection")
-        if connection is None:
-            data["connection"] = {"url": data["url"]}
-        elif isinstance(connection, ConnectionConfig):
-            data["connection"] = connection.model_dump() | {"url": data["url"]}
-        elif isinstance(connection, dict):
-            data["connection"] = connection | {"url": data["url"]}
-        return data
+    def _check_url(cls, url: str) -> str:
+        try:
+            return validate_ws_url(url)
+        except InvalidURLError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("connection", mode="before")
+    @classmethod
+    def _default_connection(cls, connection: Any) -> Any:
+        return ConnectionConfig() if connection is None else connection
 
     @model_validator(mode="before")
     @classmethod

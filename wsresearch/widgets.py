@@ -29,7 +29,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .connection import describe_close, redact_url
+from .policy import describe_close
+from .redaction import redact_url
 
 if TYPE_CHECKING:
     from .feed import Feed, FeedStats

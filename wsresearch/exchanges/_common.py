@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from ..connection import ConnectionConfig, HeartbeatConfig
+from ..config import ConnectionConfig, HeartbeatConfig
 from ..spec import FeedSpec, OutboundMessage, SpecOrigin
 
 __all__ = [

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..connection import ConnectionConfig
+from ..config import ConnectionConfig
 from ..health import StreamConfig
 from ..sequence import Seq
 from ..spec import Channel, FeedSpec
@@ -296,7 +296,7 @@ def spec(
         type_of=type_of,
         subscribe=[{"method": "SUBSCRIBE", "params": streams, "id": 1}],
         health={name: _HEALTH[name] for name in chosen},
-        connection=connection or ConnectionConfig(url=url),
+        connection=connection,
         control=frozenset({"ack"}),
         errors=frozenset({"error"}),
         error_text=_error_text,

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..connection import ConnectionConfig
+from ..config import ConnectionConfig
 from ..health import StreamConfig
 from ..sequence import Seq
 from ..spec import Channel, FeedSpec
@@ -213,7 +213,7 @@ def spec(
              "orderbook": f"orderbook.{book_depth}.{{}}"}
     topics = [topic[channel].format(symbol) for channel in chosen for symbol in names]
     url = url or CATEGORIES[category]
-    connection = app_ping(connection or ConnectionConfig(url=url), {"op": "ping"}, 20.0)
+    connection = app_ping(connection or ConnectionConfig(), {"op": "ping"}, 20.0)
     arguments: dict[str, Any] = {"symbols": names, "channels": chosen, "category": category,
                                  "book_depth": book_depth}
     return assemble(

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from ..connection import ConnectionConfig
+from ..config import ConnectionConfig
 from ..health import StreamConfig
 from ..spec import Channel, FeedSpec
 from ._common import Flat, NsFromIso, assemble, check_channels, check_choice, check_symbols
@@ -391,7 +391,7 @@ def spec(
         type_of=type_of,
         subscribe=subscribe,
         health={name: _HEALTH[name] for name in streams},
-        connection=connection or ConnectionConfig(url=url),
+        connection=connection,
         control=control,
         errors=frozenset({"error"}),
         error_text=_error_text,

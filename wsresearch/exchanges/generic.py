@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from ..connection import ConnectionConfig, HeartbeatConfig
+from ..config import ConnectionConfig, HeartbeatConfig
 from ..health import StreamConfig
 from ..parser import by_field
 from ..spec import Channel, FeedSpec, SpecOrigin
@@ -152,7 +152,7 @@ def spec(
     if url is None:
         raise ValueError("the generic dialect has no public server: pass url=sim.url")
     if connection is None:
-        connection = ConnectionConfig(url=url)
+        connection = ConnectionConfig()
     if app_ping:
         heartbeat = connection.heartbeat.model_copy(update={"ping_message": {"op": "ping"}})
         connection = connection.model_copy(update={"heartbeat": HeartbeatConfig.model_validate(

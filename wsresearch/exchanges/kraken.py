@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..connection import ConnectionConfig
+from ..config import ConnectionConfig
 from ..health import StreamConfig
 from ..sequence import Seq
 from ..spec import Channel, FeedSpec
@@ -528,7 +528,7 @@ def spec(
     if book_depth not in _BOOK_DEPTHS:
         raise ValueError(f"unknown Kraken book depth {book_depth}; choose from {_BOOK_DEPTHS}")
     url = url or APIS[api]
-    connection = connection or ConnectionConfig(url=url)
+    connection = connection or ConnectionConfig()
     subscribe: list[dict[str, Any]]
     if api == "v2":
         spec_channels = [_V2_CHANNELS[name] for name in chosen]

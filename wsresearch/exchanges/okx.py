@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..connection import ConnectionConfig
+from ..config import ConnectionConfig
 from ..health import StreamConfig
 from ..sequence import Seq
 from ..spec import Channel, FeedSpec
@@ -216,7 +216,7 @@ def spec(
     names = check_symbols(symbols, r"[A-Z0-9]{1,12}-[A-Z0-9]{1,12}(-[A-Z0-9]+){0,2}",
                           "BTC-USDT", "OKX", upper=True)
     url = url or URL
-    connection = app_ping(connection or ConnectionConfig(url=url), "ping", 20.0)
+    connection = app_ping(connection or ConnectionConfig(), "ping", 20.0)
     args = [{"channel": channel, "instId": symbol} for channel in chosen for symbol in names]
     arguments: dict[str, Any] = {"symbols": names, "channels": chosen}
     return assemble(
