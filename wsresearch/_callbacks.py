@@ -1,9 +1,11 @@
-"""Registering and calling user callbacks: one way, everywhere.
+"""Registering and calling user callbacks, one way everywhere.
 
-Every component that calls code it does not own (handlers, alert sinks, drop
-counters) follows the same rules: a registration returns a callable that undoes
-it, and an exception raised by a callback goes to the component's ``on_error``
-(or the log) and never stops the component.
+Every component that calls code it does not own (listeners, alert sinks, drop
+counters) follows the same rules: a registration (:func:`register`) returns a
+callable that undoes it; listeners are called through :func:`notify`, in the order
+registered, on a copy of the list (a listener may unsubscribe itself); and an
+exception raised by a callback goes to the component's ``on_error`` (or the log,
+:func:`report`) and never stops the component or the other listeners.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["register", "report"]
+__all__ = ["notify", "register", "report"]
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -46,3 +48,22 @@ def report(
         on_error(exc)
     except Exception:
         logger.exception("on_error handler raised")
+
+
+def notify(
+    listeners: list[Callable[..., object]],
+    *args: object,
+    on_error: Callable[[BaseException], object] | None = None,
+    logger: logging.Logger | None = None,
+    what: str = "a listener",
+) -> None:
+    """Call every listener with ``args``; report what one raises and go on to the next.
+
+    Errors go to ``on_error`` (see :func:`report`; logged with ``logger`` when there
+    is none, or when ``on_error`` raises in turn).
+    """
+    for listener in list(listeners):
+        try:
+            listener(*args)
+        except Exception as exc:
+            report(exc, on_error, logger or logging.getLogger("wsresearch"), what)
