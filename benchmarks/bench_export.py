@@ -29,7 +29,7 @@ from wsresearch import (
     replay,
 )
 from wsresearch.exchanges import generic
-from wsresearch.sim import generic_frames
+from wsresearch.testing import generic_frames
 
 
 def main() -> None:

@@ -22,9 +22,10 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from wsresearch import Recorder, Recording, replay
+from wsresearch import Recording, replay
 from wsresearch.exchanges import generic
-from wsresearch.sim import generic_frames
+from wsresearch.lowlevel import Recorder
+from wsresearch.testing import generic_frames
 
 
 async def write_recording(path: Path, frames: list[str]) -> None:

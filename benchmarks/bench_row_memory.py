@@ -16,8 +16,8 @@ import json
 import sys
 import tracemalloc
 
-from wsresearch import FrameStore, MessageParser
 from wsresearch.exchanges import generic, raw
+from wsresearch.lowlevel import FrameStore, MessageParser
 
 
 def frames(n: int) -> list[str]:
@@ -42,7 +42,7 @@ def held(spec_name: str, n: int, max_rows: int | None) -> float:
         outcomes = parser.parse_batch(batch, [0] * len(batch))
         store.extend(channel.name, [(o.message.__dict__, 1, i, i, None, i)
                                     for i, o in enumerate(outcomes) if o.message is not None])
-    built = sum(chunk.estimated_size() for chunk in store._built.values())
+    built = store.frame(channel.name).estimated_size()  # the Arrow buffers the rows are in
     python = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     return (python + built) / n

@@ -2,8 +2,8 @@
 
 In the same run (best of ``--rounds``), for ``--messages`` in-order numbers over 3 keys:
 
-- ``SequenceTracker.observe`` (what the Feed calls for every message of a sequenced channel);
-- the Feed's whole check (extractors, key, tracker) on generic trade messages;
+- ``SequenceTracker.observe`` (what the pipeline calls for every message of a sequenced channel);
+- the pipeline's whole check (extractors, key, tracker) on generic trade messages;
 - the baseline: a bare ``dict`` compare-and-store per message, the least any check can do.
 
 Usage: python benchmarks/bench_sequence.py [--messages 300000] [--rounds 5]
@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from wsresearch import Feed, SequenceTracker
 from wsresearch.exchanges import generic
+from wsresearch.lowlevel import SequenceTracker
+from wsresearch.pipeline import Pipeline
 
 SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD")
 
@@ -47,14 +48,16 @@ def main() -> None:
         best["observe"] = min(best["observe"], time.perf_counter() - start)
         assert tracker.counts["gap"] == 0
 
-        feed = Feed(generic.spec(url="ws://127.0.0.1:1"))
-        value, key_of, group, _ = feed._sequenced["trade"]
-        observe = feed.sequences.observe
+        pipeline = Pipeline(generic.spec(url="ws://127.0.0.1:1"))
+        channel = pipeline.spec.channel("trade")
+        value, key_of, group = channel.sequence, channel.sequence_key, channel.sequence_group_name
+        assert value is not None
+        observe = pipeline.sequences.observe
         start = time.perf_counter()
-        for trade in trades:  # what the Feed's batch loop does per sequenced message
+        for trade in trades:  # what the pipeline's batch loop does per sequenced message
             observe(group, "trade", None if key_of is None else key_of(trade), value(trade), 1, 0)
         best["feed"] = min(best["feed"], time.perf_counter() - start)
-        assert feed.stats.sequence_gaps == 0
+        assert pipeline.counts.sequence_gaps == 0
     base = best["dict"]
     for name, label in (("dict", "bare dict check (baseline)"),
                         ("observe", "SequenceTracker.observe"),

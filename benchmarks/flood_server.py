@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame, Opcode
 
-from wsresearch.sim import generic_frames
+from wsresearch.testing import generic_frames
 
 _CHUNK = 256 * 1024
 

@@ -14,8 +14,8 @@ Figures:
   the ``Feed`` recording;
 - replay: ``replay()`` of a recording against ``TypeAdapter(list[Trade]).validate_json``
   in batches of 1,000;
-- stages of ``Feed._process`` (no network): pydantic's one-call validation alone, the
-  parser's ``parse_batch``, the whole ``_process``, and ``_process`` without each of its
+- stages of ``Pipeline.process`` (no network): the trade model's pydantic validation alone, the
+  parser's ``parse_batch``, the whole ``process``, and ``process`` without each of its
   stages in turn (the difference is that stage's cost).
 
 Usage: python benchmarks/instructions.py [--small 5000] [--large 25000]
@@ -69,7 +69,7 @@ def child(mode: str, n: int, path: str) -> None:
         from pydantic import TypeAdapter
 
         from wsresearch.exchanges import generic
-        from wsresearch.sim import generic_frames
+        from wsresearch.testing import generic_frames
 
         frames = list(generic_frames(int(path), seed=3))  # as many at both sizes
         adapter = TypeAdapter(list[generic.Trade])
@@ -81,38 +81,37 @@ def child(mode: str, n: int, path: str) -> None:
 
 def stage(mode: str, n: int, measure: bool) -> None:
     """``_WARM`` messages through one stage, then ``n`` more if ``measure``."""
-    from wsresearch import Feed
     from wsresearch.exchanges import generic
-    from wsresearch.sim import generic_frames
+    from wsresearch.pipeline import Pipeline
+    from wsresearch.testing import generic_frames
 
     frames = list(generic_frames(_WARM + n, seed=11))
     items = [(frame, 1, i, i, -1) for i, frame in enumerate(frames)]
-    feed = Feed(generic.spec(url="ws://127.0.0.1:1"))
-    feed._current_generation = 1
-    if mode == "process-nodedupe":
-        for route in feed.parser._routes.values():
-            route.cache = None
-    knocked = {"process-nosequence": 2, "process-noexchangetime": 1}.get(mode)
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    # A stage is knocked out through the spec, as a user would: the pipeline then
+    # skips it. The difference to "process" is that stage's cost.
+    knocked = {"process-nodedupe": "dedupe_key", "process-nosequence": "sequence",
+               "process-noexchangetime": "exchange_time"}.get(mode)
     if knocked is not None:
-        feed._per_type = {kind: tuple(None if i == knocked else part  # type: ignore[misc]
-                                      for i, part in enumerate(parts))
-                          for kind, parts in feed._per_type.items()}
-    if mode == "process-nostore":
-        feed._extend = lambda kind, rows: None  # type: ignore[method-assign]
-    tagged = feed.parser._tagged
-    assert tagged is not None
+        spec = spec.replace(channels=[c.model_copy(update={knocked: None})
+                                      for c in spec.channels])
+    # "process-nostore" keeps no rows (max_rows=0): the rows are still built and
+    # handed over, but never converted to columns.
+    pipeline = Pipeline(spec, max_rows=0 if mode == "process-nostore" else None)
+    pipeline.open_generation(1)
+    validate = generic.Trade.__pydantic_validator__.validate_json
 
     def run(part: list[tuple[str, int, int, int, int]]) -> None:
         for start in range(0, len(part), 64):  # the live reader's bursts
             batch = part[start:start + 64]
             if mode == "validate":
                 for item in batch:
-                    tagged(item[0])
+                    validate(item[0])
             elif mode == "parse_batch":
-                feed.parser.parse_batch([i[0] for i in batch], [i[2] for i in batch])
+                pipeline.parser.parse_batch([i[0] for i in batch], [i[2] for i in batch])
             else:
-                feed._process(batch)
-        feed.store.frames()
+                pipeline.process(batch)
+        pipeline.frames  # noqa: B018  (builds the frames: part of the cost)
 
     run(items[:_WARM])
     if measure:
@@ -150,7 +149,7 @@ def main() -> None:
         recording = str(Path(folder) / "rec")
         from bench_replay import write_recording
 
-        from wsresearch.sim import generic_frames
+        from wsresearch.testing import generic_frames
 
         asyncio.run(write_recording(Path(recording), list(generic_frames(large, seed=3))))
         jobs: dict[str, tuple[tuple[str, int, str], tuple[str, int, str], int]] = {

@@ -8,7 +8,7 @@ Each stage runs over the same ``--messages`` generic trade frames, alone, best o
 - the channel's exchange-time extractor and the sequence check;
 - ``HealthMonitor.record_message``;
 - the recorder's ``record_frame``;
-- the whole ``Feed._process`` per message, and the queue's ``put`` plus worker.
+- the whole ``Pipeline.process`` per message, and the queue's ``put`` plus worker.
 
 Usage: python benchmarks/profile_stages.py [--messages 200000] [--rounds 5]
 """
@@ -26,9 +26,10 @@ from pathlib import Path
 
 from pydantic_core import from_json
 
-from wsresearch import Feed, MessageQueue, Recorder
 from wsresearch.exchanges import generic
-from wsresearch.sim import generic_frames
+from wsresearch.lowlevel import MessageQueue, Recorder, SequenceTracker
+from wsresearch.pipeline import Pipeline
+from wsresearch.testing import generic_frames
 
 
 def best(rounds: int, run: Callable[[], object]) -> float:
@@ -48,8 +49,7 @@ def main() -> None:
     n, rounds = args.messages, args.rounds
     frames = list(generic_frames(n, seed=11))
     spec = generic.spec(url="ws://127.0.0.1:1")
-    feed = Feed(spec)
-    messages = [feed.parser.parse(f).message for f in frames]
+    messages = [Pipeline(spec).parser.parse(f).message for f in frames]
     items = [(f, 1, i, i, -1) for i, f in enumerate(frames)]
     # The inputs above are the harness's, not the pipeline's: keep the collector from
     # walking them (a live feed holds no 200,000 frames), and keep no stage's results.
@@ -63,18 +63,20 @@ def main() -> None:
     results["from_json (decode only)"] = best(rounds, decode)
 
     def parse() -> None:
-        parse_one = Feed(spec).parser.parse
+        parse_one = Pipeline(spec).parser.parse
         for f in frames:
             parse_one(f)
     results["MessageParser.parse (decode, route, validate, de-dup)"] = best(rounds, parse)
 
-    def append() -> None:
-        store = Feed(spec).store
-        add = store.append
-        for i, m in enumerate(messages):
-            add("trade", m, 1, i, i, i, i)  # type: ignore[arg-type]
+    rows = [(m.__dict__, 1, i, i, i, i) for i, m in enumerate(messages)]  # type: ignore[union-attr]
+
+    def extend() -> None:
+        store = Pipeline(spec).store
+        add = store.extend
+        for start in range(0, n, 256):  # the pipeline stores a batch's rows at once
+            add("trade", rows[start:start + 256])
         store.frame("trade")
-    results["FrameStore.append + polars build"] = best(rounds, append)
+    results["FrameStore.extend + polars build"] = best(rounds, extend)
 
     extractor = spec.channel("trade").exchange_time
     assert extractor is not None
@@ -84,15 +86,16 @@ def main() -> None:
     results["exchange-time extractor"] = best(rounds, extract)
 
     def sequence() -> None:
-        fresh = Feed(spec)
-        observe = fresh.sequences.observe
-        value, key, group, _ = fresh._sequenced["trade"]
+        channel = spec.channel("trade")
+        value, key, group = channel.sequence, channel.sequence_key, channel.sequence_group_name
+        assert value is not None
+        observe = SequenceTracker().observe
         for i, m in enumerate(messages):
             observe(group, "trade", None if key is None else key(m), value(m), 1, i)
     results["sequence check"] = best(rounds, sequence)
 
     def health() -> None:
-        record = Feed(spec).health.record_message
+        record = Pipeline(spec).health.record_message
         for i in range(n):
             record("trade", i)
     results["HealthMonitor.record_message"] = best(rounds, health)
@@ -100,20 +103,20 @@ def main() -> None:
     def recorder() -> None:
         with tempfile.TemporaryDirectory(prefix="wsr-profile-") as folder:
             rec = Recorder(Path(folder) / "r", source_url="ws://127.0.0.1:1")
-            record = rec.record_frame
+            record = rec.record_message
             for i, f in enumerate(frames):
                 record(f, 1, i, i)
-    results["Recorder.record_frame (buffering only)"] = best(rounds, recorder)
+    results["Recorder.record_message (buffering only)"] = best(rounds, recorder)
 
 
     def process() -> None:
-        fresh = Feed(spec)
-        fresh._current_generation = 1
-        step = fresh._process
+        fresh = Pipeline(spec)
+        fresh.open_generation(1)
+        step = fresh.process
         for start in range(0, n, 256):  # the queue hands over up to 256 at a time
             step(items[start:start + 256])
         fresh.store.frames()
-    results["Feed._process, all of the above but recording"] = best(rounds, process)
+    results["Pipeline.process, all of the above but recording"] = best(rounds, process)
 
     async def queue_round() -> None:
         queue: MessageQueue[str] = MessageQueue(lambda item: None, max_size=n + 1)

@@ -44,9 +44,10 @@ sys.path.insert(0, str(HERE))
 from bench_pipeline import bare, full_feed, recv_loop  # noqa: E402
 from flood_server import running  # noqa: E402
 
-from wsresearch import FrameStore, Recording, replay  # noqa: E402
+from wsresearch import Recording, replay  # noqa: E402
 from wsresearch.exchanges import generic  # noqa: E402
-from wsresearch.sim import generic_frames  # noqa: E402
+from wsresearch.lowlevel import FrameStore  # noqa: E402
+from wsresearch.testing import generic_frames  # noqa: E402
 
 
 @dataclass
@@ -114,13 +115,13 @@ def refresh(args: argparse.Namespace, figure: Figure) -> None:
     trade = generic.Trade(symbol="BTC-USD", seq=1, trade_id=1, price=1.0, size=1.0,
                           side="buy", ts=0)
 
+    fields = trade.__dict__
+
     def cost(total: int) -> float:
         store = FrameStore({"trade": generic.Trade}, batch_rows=10**9)
-        for i in range(total):
-            store.append("trade", trade, 1, i, i)
+        store.extend("trade", [(fields, 1, i, i, None, None) for i in range(total)])
         store.frame("trade")
-        for i in range(10_000):
-            store.append("trade", trade, 1, i, i)
+        store.extend("trade", [(fields, 1, i, i, None, None) for i in range(10_000)])
         start = time.perf_counter()
         store.frame("trade")
         return time.perf_counter() - start

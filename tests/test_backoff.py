@@ -3,7 +3,8 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from wsresearch import DEFAULT_BACKOFF, RATE_LIMIT_BACKOFF, BackoffConfig, backoff_delay
+from wsresearch import BackoffConfig
+from wsresearch.lowlevel import DEFAULT_BACKOFF, RATE_LIMIT_BACKOFF, backoff_delay
 
 
 def test_exponential_growth_without_jitter() -> None:

@@ -10,8 +10,9 @@ import pytest
 from websockets.asyncio.server import ServerConnection
 
 from wsresearch import Feed, Recording, Simulator
-from wsresearch.cli import demo_faults, main, parse_fault
+from wsresearch.cli import demo_faults, main
 from wsresearch.exchanges import raw
+from wsresearch.testing import parse_fault
 
 from .conftest import SESSION as DATA
 from .conftest import eventually, loopback_server, quick
@@ -141,7 +142,7 @@ async def test_record_then_replay_a_simulator_feed(tmp_path: Path) -> None:
     # The session summary, as demo prints it; rows are counted though none stay in memory.
     assert "session summary" in done.stdout
     assert int(summary_value(done.stdout, "rows: message")) == recording.frames().height
-    assert int(summary_value(done.stdout, "frames received")) == recording.frames().height
+    assert int(summary_value(done.stdout, "messages received")) == recording.frames().height
     result = run("replay", str(tmp_path / "rec"))
     assert result.returncode == 0, result.stderr
     assert "subscribed" in result.stdout and "trade" in result.stdout

@@ -2,7 +2,9 @@ import asyncio
 
 import pytest
 
-from wsresearch import Clock, SystemClock, VirtualClock
+from wsresearch import VirtualClock
+from wsresearch.clock import NS_PER_S
+from wsresearch.lowlevel import Clock, SystemClock
 
 
 def test_system_clock_reads_the_system() -> None:
@@ -66,3 +68,9 @@ async def test_cancelled_sleeper_is_forgotten() -> None:
     await asyncio.gather(task, return_exceptions=True)
     assert clock.sleepers == 0
     clock.advance(2.0)  # waking a cancelled future must not raise
+
+
+def test_ns_per_s_converts_the_clocks_seconds() -> None:
+    clock = VirtualClock(mono_ns=0)
+    clock.advance(2.5)
+    assert clock.monotonic_ns() == 2.5 * NS_PER_S

@@ -23,10 +23,9 @@ from wsresearch import (
     Recording,
     VirtualClock,
     WebSocketAuthError,
-    WebSocketManager,
-    backoff_delay,
 )
 from wsresearch.exchanges import generic
+from wsresearch.lowlevel import WebSocketManager, backoff_delay
 
 from .conftest import eventually, loopback_server
 
@@ -128,6 +127,12 @@ async def test_close_code_matrix(code: int, tmp_path: Path) -> None:
     on_disk = Recording.open(tmp_path / "rec").events().filter(kind="close")
     assert on_disk.select("code", "reason", "category").rows() == closes.select(
         "code", "reason", "category").rows()
+    # Who closed it: the server's close frame, no frame at all, or this side failing a
+    # connection whose peer sent a code no endpoint may send.
+    last = feed.manager.last_close
+    assert last is not None
+    assert last.initiator == ("client" if code in RESERVED else
+                              "network" if code == 1006 else "server")
 
 
 async def test_a_server_that_closes_at_once_100_times_never_gets_an_early_reconnect() -> None:

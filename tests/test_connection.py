@@ -15,7 +15,6 @@ from wsresearch import (
     BackoffConfig,
     CloseCategory,
     ConnectionConfig,
-    ConnectionState,
     HeartbeatConfig,
     InvalidURLError,
     MaxReconnectsExceededError,
@@ -24,9 +23,8 @@ from wsresearch import (
     VirtualClock,
     WebSocketAuthError,
     WebSocketError,
-    WebSocketManager,
-    classify_close_code,
 )
+from wsresearch.lowlevel import CloseInfo, ConnectionState, WebSocketManager, classify_close_code
 
 from .conftest import FAST, eventually, loopback_server, other_tasks
 
@@ -358,6 +356,101 @@ async def test_close_code_and_reason_reach_on_disconnected() -> None:
     ]
 
 
+def watch_closes(ws: WebSocketManager) -> tuple[list[CloseInfo], list[CloseInfo | None]]:
+    """What on_close hands over, and what last_close held when on_disconnected ran."""
+    infos: list[CloseInfo] = []
+    seen: list[CloseInfo | None] = []
+    ws.on_close(infos.append)
+    ws.on_disconnected(lambda code, reason, category: seen.append(ws.last_close))
+    return infos, seen
+
+
+async def deaf(conn: ServerConnection) -> None:
+    conn.transport.pause_reading()  # pings are never read, so never answered
+    await conn.wait_closed()
+
+
+async def too_big(conn: ServerConnection) -> None:
+    await conn.send("x" * 4096)
+    await conn.wait_closed()
+
+
+@pytest.mark.parametrize(("server", "settings", "ask", "code", "reason"), [
+    pytest.param(None, {}, "disconnect", 1000, "client disconnect",
+                 id="disconnect() ends the session"),
+    pytest.param(None, {}, "reconnect", 1000, "reconnect requested",
+                 id="a requested reconnect closes the connection to open another"),
+    pytest.param(deaf, {"heartbeat": HeartbeatConfig(interval=0.05, timeout=0.2)}, None, 1006,
+                 "no pong within 0.2 s", id="the heartbeat drops a peer that stopped answering"),
+    pytest.param(too_big, {"max_message_size": 1024}, None, 1009, "1024",
+                 id="a message over max_message_size makes this side fail the connection"),
+])
+async def test_a_close_this_side_makes_is_initiated_by_the_client(
+    server: object, settings: dict[str, object], ask: str | None, code: int, reason: str,
+) -> None:
+    script = Script()
+    script.on_open = [server]
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(url, config(**settings))
+        infos, seen = watch_closes(ws)
+        await ws.connect()
+        if ask == "disconnect":
+            await ws.disconnect()
+        elif ask == "reconnect":
+            ws.reconnect()
+        await eventually(lambda: bool(infos), what="the close")
+        await ws.disconnect()
+    first = infos[0]
+    assert (first.code, first.initiator, first.generation) == (code, "client", 1)
+    assert reason in first.reason
+    assert seen[0] is first  # last_close was set before on_disconnected ran
+    assert ws.last_close is infos[-1]
+
+
+async def test_a_close_frame_from_the_server_is_initiated_by_the_server() -> None:
+    async def goodbye(conn: ServerConnection) -> None:
+        await conn.send("last words")
+        await conn.close(4000, "maintenance")
+
+    script = Script()
+    script.on_open = [goodbye]
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(url, config())
+        infos, seen = watch_closes(ws)
+        await ws.connect()
+        await eventually(lambda: bool(infos), what="the server's close")
+        await ws.disconnect()
+    first = infos[0]
+    assert (first.code, first.reason, first.initiator) == (4000, "maintenance", "server")
+    assert seen[0] is first
+
+
+async def test_a_connection_reset_with_no_close_frame_is_initiated_by_the_network() -> None:
+    script = Script()
+    script.on_open = [abort]
+    async with loopback_server(script.handler) as (_, url):
+        ws = WebSocketManager(url, config())
+        infos, seen = watch_closes(ws)
+        await ws.connect()
+        await eventually(lambda: bool(infos), what="the reset")
+        await ws.disconnect()
+    first = infos[0]
+    assert (first.code, first.reason, first.initiator) == (1006, "", "network")
+    assert seen[0] is first
+
+
+async def test_a_refused_handshake_is_no_close() -> None:
+    def refuse(conn: ServerConnection, request: object) -> Response:
+        return Response(503, "Service Unavailable", Headers(), b"busy")
+
+    async with loopback_server(Script().handler, process_request=refuse) as (_, url):
+        ws = WebSocketManager(url, config(reconnect=ReconnectConfig(max_attempts=1, backoff=FAST)))
+        infos, _ = watch_closes(ws)
+        with pytest.raises(MaxReconnectsExceededError):
+            await ws.connect()
+    assert infos == [] and ws.last_close is None
+
+
 async def test_handler_errors_are_reported_and_never_kill_the_connection() -> None:
     script = Script()
 
@@ -576,6 +669,8 @@ async def test_disconnect_drops_a_peer_that_never_answers_the_close() -> None:
 
             await eventually(ended, what="the TCP connection to end")
         server_side[0].transport.abort()
+    last = ws.last_close
+    assert last is not None and last.initiator == "client"  # our close frame, never answered
 
 
 async def test_disconnect_returns_when_an_on_connected_hook_swallows_its_cancellation() -> None:

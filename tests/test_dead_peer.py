@@ -17,8 +17,9 @@ import os
 import pytest
 from websockets.asyncio.server import ServerConnection
 
-from wsresearch import ConnectionConfig, HeartbeatConfig, ReconnectConfig, WebSocketManager
+from wsresearch import ConnectionConfig, HeartbeatConfig, ReconnectConfig
 from wsresearch.connection import MAX_UNSENT
+from wsresearch.lowlevel import WebSocketManager
 
 from .conftest import FAST, eventually, loopback_server
 

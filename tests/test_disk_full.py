@@ -35,9 +35,9 @@ def _mend(segments: Path) -> None:
     segments.with_name("aside").rename(segments)
 
 
-def _frames(recorder: Recorder, start: int, count: int) -> None:
+def _messages(recorder: Recorder, start: int, count: int) -> None:
     for n in range(start, start + count):
-        recorder.record_frame(f'{{"n":{n}}}', 1, n, n)
+        recorder.record_message(f'{{"n":{n}}}', 1, n, n)
 
 
 async def test_a_failed_write_is_held_and_written_once_the_disk_recovers(tmp_path: Path) -> None:
@@ -45,13 +45,13 @@ async def test_a_failed_write_is_held_and_written_once_the_disk_recovers(tmp_pat
     recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1",
                         on_error=reported.append)
     await recorder.start()
-    _frames(recorder, 0, 10)
+    _messages(recorder, 0, 10)
     await recorder.flush()
     assert (recorder.flushed_seq, recorder.held) == (9, 0)
     _break(tmp_path / "rec" / "segments")
-    _frames(recorder, 10, 10)
+    _messages(recorder, 10, 10)
     await recorder.flush()
-    _frames(recorder, 20, 5)
+    _messages(recorder, 20, 5)
     await recorder.flush()
     assert (recorder.errors, recorder.held, recorder.lost, recorder.flushed_seq) == (2, 15, 0, 9)
     assert len(reported) == 2 and all(isinstance(e, RecordingError) for e in reported)
@@ -75,9 +75,9 @@ async def test_the_backlog_is_bounded_and_what_it_drops_is_counted_and_named(
                         max_buffer=5, max_backlog=8)
     await recorder.start()
     _break(tmp_path / "rec" / "segments")
-    _frames(recorder, 0, 6)
+    _messages(recorder, 0, 6)
     recorder.record("mark", 1, data="six in")
-    _frames(recorder, 7, 5)
+    _messages(recorder, 7, 5)
     await recorder.flush()
     # 12 events held, the bound is 8: the four oldest go, and an error event says so.
     assert (recorder.lost, recorder.held) == (4, 9)
@@ -108,7 +108,7 @@ async def test_a_backlog_that_overflows_on_a_later_failed_write_keeps_the_newest
         if seq == mark_at:
             recorder.record("mark", 1, data="here")
         else:
-            recorder.record_frame(f'{{"n":{seq}}}', 1, seq, seq)
+            recorder.record_message(f'{{"n":{seq}}}', 1, seq, seq)
         if seq == 3:
             await recorder.flush()  # fails: 4 held, within the bound
             assert (recorder.held, recorder.lost) == (4, 0)
@@ -126,10 +126,10 @@ async def test_a_backlog_that_overflows_on_a_later_failed_write_keeps_the_newest
 async def test_events_still_unwritten_at_stop_are_counted_lost(tmp_path: Path) -> None:
     recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1")
     await recorder.start()
-    _frames(recorder, 0, 3)
+    _messages(recorder, 0, 3)
     await recorder.flush()
     _break(tmp_path / "rec" / "segments")
-    _frames(recorder, 3, 7)
+    _messages(recorder, 3, 7)
     await recorder.stop()
     assert (recorder.lost, recorder.held, recorder.errors) == (8, 0, 1)  # 7 frames, the stop
     recording = Recording.open(tmp_path / "rec")

@@ -7,7 +7,6 @@ find nothing in the contiguous captures and exactly the gaps made by deleting fr
 from __future__ import annotations
 
 import gzip
-import importlib
 import itertools
 import json
 import random
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from wsresearch import Recording, replay
+from wsresearch.exchanges import adapter
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -112,15 +112,15 @@ def lines(capture: Capture) -> list[str]:
 
 
 def adapter_spec(capture: Capture) -> Any:
-    adapter = importlib.import_module(f"wsresearch.exchanges.{capture.adapter}")
+    found = adapter(capture.adapter)
     options = dict(capture.options)
-    channels = options.pop("channels", None) or list(adapter.CHANNELS)
+    channels = options.pop("channels", None) or list(found.channels(options))
     # The symbols only shape the subscribe messages; rows come from whatever arrives.
     symbols = {"binance": ["btcusdt"], "coinbase": ["BTC-USD"], "bybit": ["XRPUSDT"],
                "okx": ["BTC-USDT"]}.get(capture.adapter)
     if capture.adapter == "kraken":
         symbols = ["PI_XBTUSD"] if options.get("api") == "futures" else ["XBT/USD"]
-    return adapter.spec(symbols, channels, **options)
+    return found.spec(symbols, channels, **options)
 
 
 def replayed(capture: Capture, frames: list[str], tmp_path: Path) -> Any:

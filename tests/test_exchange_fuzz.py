@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wsresearch import Feed
 from wsresearch.exchanges import binance, bybit, coinbase, kraken, okx
 from wsresearch.parser import OUTCOMES
+from wsresearch.pipeline import Pipeline
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -51,19 +51,19 @@ def mangle(value: Any, rng: random.Random) -> Any:
     return rng.choice([None, 0, -1, "x", "", [], {}, [1, 2], {"a": 1}, 1.5, True, "1e999"])
 
 
-def check(feed: Feed, text: str) -> None:
-    """Parse, extract and sequence-check one frame as the live feed does: one outcome."""
-    before = sum(feed.parser.counts.values())
-    feed._current_generation = 1
-    feed._process([(text, 1, 0, 0, -1)])
-    assert sum(feed.parser.counts.values()) == before + 1
-    assert set(feed.parser.counts) == set(OUTCOMES)
+def check(pipeline: Pipeline, text: str) -> None:
+    """Parse, extract and sequence-check one message as the live feed does: one outcome."""
+    before = sum(pipeline.parser.counts.values())
+    pipeline.open_generation(1)
+    pipeline.process([(text, 1, 0, 0, -1)])
+    assert sum(pipeline.parser.counts.values()) == before + 1
+    assert set(pipeline.parser.counts) == set(OUTCOMES)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(value=json_values, name=st.sampled_from(sorted(SPECS)))
 def test_random_json_never_raises(value: Any, name: str) -> None:
-    check(Feed(SPECS[name]), json.dumps(value))
+    check(Pipeline(SPECS[name]), json.dumps(value))
 
 
 CAPTURES = [
@@ -84,10 +84,10 @@ def test_mangled_real_frames_are_counted_never_raised(name: str, capture: str) -
     raw = gzip.decompress((DATA / f"{capture}.jsonl.gz").read_bytes())
     lines = [line for line in raw.decode().splitlines() if not line.startswith('{"event"')]
     rng = random.Random(capture)
-    feed = Feed(SPECS[name])
+    pipeline = Pipeline(SPECS[name])
     for line in rng.sample(lines, min(300, len(lines))):
         for _ in range(3):
-            check(feed, json.dumps(mangle(json.loads(line), rng)))
-    counts = feed.parser.counts
+            check(pipeline, json.dumps(mangle(json.loads(line), rng)))
+    counts = pipeline.parser.counts
     assert counts["schema_error"] > 0  # the mangling did reach the models
     assert sum(counts.values()) == 3 * min(300, len(lines))

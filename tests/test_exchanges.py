@@ -1,19 +1,92 @@
-"""Exchange adapters: argument checks, rebuilding from a recording, error reports, exact times."""
+"""Exchange adapters: the registry, argument checks, rebuilding, error reports, exact times."""
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
-from wsresearch import Recording, replay
-from wsresearch.exchanges import binance, bybit, coinbase, kraken, okx
+from wsresearch import Recording, RecordingFormatError, replay
+from wsresearch.exchanges import (
+    ADAPTERS,
+    EXCHANGES,
+    adapter,
+    binance,
+    bybit,
+    coinbase,
+    kraken,
+    okx,
+    rebuild,
+)
 from wsresearch.exchanges._common import NsFromIso, NsFromMs, NsFromSeconds
+from wsresearch.spec import SpecOrigin
 
-ADAPTERS = ["binance", "coinbase", "kraken", "bybit", "okx"]
+URL = "ws://127.0.0.1:9/feed"
+
+
+def test_the_registry_imports_no_adapter_until_one_is_looked_up() -> None:
+    code = ("import sys, wsresearch.exchanges as e; "
+            "loaded = lambda: sorted(n for n in e.ADAPTERS if f'wsresearch.exchanges.{n}' in "
+            "sys.modules); print(loaded()); e.adapter('okx'); print(loaded())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    assert out[:2] == ["[]", "['okx']"]
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_each_record_states_what_its_spec_function_takes(name: str) -> None:
+    record = adapter(name)
+    assert record.spec is importlib.import_module(record.module).spec
+    parameters = inspect.signature(record.spec).parameters
+    named = [p.name for p in parameters.values() if p.default is not p.empty
+             and p.name not in ("symbols", "channels", "url", "connection")]
+    assert list(record.options) == named
+    if record.api_option is not None:
+        assert parameters[record.api_option].default == record.default_api
+        assert record.api_option in record.options
+    for api, found in record.apis.items():
+        options = {} if record.api_option is None else {record.api_option: api}
+        assert record.channels(options) == found.channels
+    default = record.api()
+    if name in EXCHANGES:  # every channel of the default API is accepted, at its own URL
+        built = record.spec(channels=list(default.channels))
+        assert built.url == default.url
+        assert built.origin is not None and built.origin.adapter == name
+    assert default is record.apis[record.default_api]
+
+
+def test_an_unknown_adapter_or_api_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"no adapter 'ftx'; wsresearch has \['binance'"):
+        adapter("ftx")
+    with pytest.raises(ValueError, match=r"unknown kraken api 'v9'; choose from \['v2'"):
+        adapter("kraken").channels({"api": "v9"})
+    assert EXCHANGES == ("binance", "coinbase", "kraken", "bybit", "okx")
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_rebuild_makes_the_same_spec_from_its_origin(name: str) -> None:
+    spec = adapter(name).spec(url=URL)
+    assert spec.origin is not None
+    rebuilt = rebuild(spec.origin, URL)
+    assert (rebuilt.url, rebuilt.channel_names, rebuilt.subscribe, rebuilt.description,
+            rebuilt.origin) == (spec.url, spec.channel_names, spec.subscribe, spec.description,
+                                spec.origin)
+
+
+def test_rebuild_refuses_what_a_manifest_must_not_decide() -> None:
+    with pytest.raises(RecordingFormatError, match="adapter 'nowhere', which this wsresearch"):
+        rebuild(SpecOrigin(adapter="nowhere"), URL, source="r1")
+    with pytest.raises(RecordingFormatError, match=r"r1: .* argument\(s\) \['health'\] it does"):
+        rebuild(SpecOrigin(adapter="okx", arguments={"health": {}}), URL, source="r1")
+    with pytest.raises(RecordingFormatError, match="cannot rebuild the 'okx' spec of r1: "
+                                                   "ValueError: unknown OKX channel"):
+        rebuild(SpecOrigin(adapter="okx", arguments={"channels": ["nope"]}), URL, source="r1")
 
 
 @pytest.mark.parametrize(
@@ -56,10 +129,9 @@ def test_bad_arguments_fail_at_spec_with_the_choices(build: Any, error: type, me
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("name", ADAPTERS)
+@pytest.mark.parametrize("name", EXCHANGES)
 def test_a_recording_rebuilds_the_adapters_spec(name: str, tmp_path: Path) -> None:
-    adapter = importlib.import_module(f"wsresearch.exchanges.{name}")
-    spec = adapter.spec(url="ws://127.0.0.1:9/feed")
+    spec = adapter(name).spec(url=URL)
     recording = Recording.from_frames(tmp_path / "r", [], spec=spec)
     rebuilt = recording.spec
     assert rebuilt is not None
@@ -70,7 +142,7 @@ def test_a_recording_rebuilds_the_adapters_spec(name: str, tmp_path: Path) -> No
 
 def test_every_model_documents_itself() -> None:
     for name in ADAPTERS:
-        module = importlib.import_module(f"wsresearch.exchanges.{name}")
+        module = importlib.import_module(adapter(name).module)
         assert module.__doc__ and module.spec.__doc__
         for obj in vars(module).values():
             if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == (

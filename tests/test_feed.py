@@ -7,7 +7,6 @@ import pytest
 
 from wsresearch import (
     ConnectionConfig,
-    ConnectionState,
     Feed,
     HeartbeatConfig,
     OverflowPolicy,
@@ -21,7 +20,8 @@ from wsresearch import (
     WebSocketError,
 )
 from wsresearch.exchanges import generic
-from wsresearch.sim import generic_frames
+from wsresearch.lowlevel import ConnectionState
+from wsresearch.testing import generic_frames
 
 from .conftest import FAST, RATES, eventually, other_tasks, quick
 

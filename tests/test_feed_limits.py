@@ -21,9 +21,7 @@ from pydantic import BaseModel
 
 from wsresearch import (
     ConnectionConfig,
-    ConnectionState,
     Feed,
-    FrameStore,
     HeartbeatConfig,
     ReconnectConfig,
     Recording,
@@ -32,6 +30,8 @@ from wsresearch import (
     replay,
 )
 from wsresearch.exchanges import generic
+from wsresearch.lowlevel import ConnectionState, FrameStore
+from wsresearch.recording import Recorder
 from wsresearch.replay import _sessions
 
 from .conftest import FAST, RATES, eventually, loopback_server, quick
@@ -172,9 +172,27 @@ async def test_the_replay_server_leaves_a_resync_close_to_its_client(tmp_path: P
     assert [s.server_closed for s in sessions] == [False] * len(sessions)
 
 
+async def test_the_replay_server_follows_who_closed_not_the_close_reason(
+    tmp_path: Path,
+) -> None:
+    # Format 2 stores who closed each connection: the replay server leaves this
+    # side's closes to its client whatever their reason says, and makes the others.
+    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1")
+    await recorder.start()
+    for generation, code, closed_by in ((1, 1000, "client"), (2, 1000, "server"),
+                                        (3, 1006, "network")):
+        recorder.record("open", generation, data="ws://127.0.0.1:1")
+        recorder.record_message('{"type": "ticker"}', generation, generation, generation)
+        recorder.record("close", generation, code=code, reason="goodbye", category="NORMAL",
+                        closed_by=closed_by)
+    await recorder.stop()
+    sessions = _sessions(Recording.open(tmp_path / "rec"))
+    assert [(s.server_closed, s.close_code) for s in sessions] == [
+        (False, 1000), (True, 1000), (True, 1006)]
+
+
 def test_an_offline_replay_never_warns_about_tls(tmp_path: Path) -> None:
-    spec = generic.spec(url="wss://127.0.0.1:1", connection={"url": "wss://127.0.0.1:1",
-                                                             "verify_tls": False})
+    spec = generic.spec(url="wss://127.0.0.1:1", connection={"verify_tls": False})
     frames = [json.dumps({"type": "trade", "symbol": "BTC-USD", "seq": 1, "trade_id": 1,
                           "price": "1", "size": "1", "side": "buy", "ts": 1})]
     recording = Recording.from_frames(tmp_path / "rec", frames)

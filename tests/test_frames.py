@@ -8,8 +8,23 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from pydantic import BaseModel
 
-from wsresearch import FrameStore, UnknownChannelError
-from wsresearch.frames import _plain, nested_series, polars_schema
+from wsresearch import UnknownChannelError
+from wsresearch.frames import (
+    META_COLUMNS,
+    ROW_LAYOUT,
+    _plain,
+    check_channel,
+    nested_series,
+    polars_schema,
+)
+from wsresearch.lowlevel import FrameStore
+
+
+def add(store: FrameStore, channel: str, message: BaseModel, generation: int, recv_mono_ns: int,
+        recv_wall_ns: int, exchange_ns: int | None = None, frame_seq: int | None = None) -> None:
+    """One validated message as a row, as the pipeline stores it."""
+    store.extend(channel, [(message.__dict__, generation, recv_mono_ns, recv_wall_ns,
+                            exchange_ns, frame_seq)])
 
 
 class Trade(BaseModel):
@@ -69,7 +84,7 @@ def test_an_empty_channel_has_the_full_schema() -> None:
 def test_rows_become_columns_with_receive_metadata() -> None:
     store = FrameStore({"trade": Trade})
     for n in range(3):
-        store.append("trade", trade(n), generation=1, recv_mono_ns=10 + n, recv_wall_ns=100 + n,
+        add(store, "trade", trade(n), generation=1, recv_mono_ns=10 + n, recv_wall_ns=100 + n,
                      exchange_ns=None if n == 1 else 90 + n, frame_seq=7 + n)
     expected = pl.DataFrame({
         "symbol": ["BTC"] * 3, "id": [0, 1, 2], "price": [0.5, 1.5, 2.5],
@@ -82,11 +97,11 @@ def test_rows_become_columns_with_receive_metadata() -> None:
 
 def test_frames_are_built_incrementally_and_cached() -> None:
     store = FrameStore({"trade": Trade})
-    store.append("trade", trade(0), 1, 0, 0)
+    add(store, "trade", trade(0), 1, 0, 0)
     first = store.frame("trade")
     assert store.frame("trade") is first  # nothing new: the same object
     for n in range(1, 100):
-        store.append("trade", trade(n), 2, n, n)
+        add(store, "trade", trade(n), 2, n, n)
         assert store.rows("trade") == n + 1
         frame = store.frame("trade")  # one small build per call, not a rebuild
     assert frame["id"].to_list() == list(range(100))
@@ -96,7 +111,7 @@ def test_frames_are_built_incrementally_and_cached() -> None:
 
 def test_nested_models_become_structs() -> None:
     store = FrameStore({"book": Book})
-    store.append("book", Book(symbol="X", bids=[Level(price=Decimal("1.5"), size=Decimal(2))]),
+    add(store, "book", Book(symbol="X", bids=[Level(price=Decimal("1.5"), size=Decimal(2))]),
                  1, 0, 0)
     frame = store.frame("book")
     assert frame["bids"].to_list() == [[{"price": Decimal("1.5"), "size": Decimal("2")}]]
@@ -110,13 +125,13 @@ def test_unknown_channel_and_metadata_clash_are_clear_errors() -> None:
     class Bad(BaseModel):
         generation: int
 
-    with pytest.raises(ValueError, match="clash"):
+    with pytest.raises(ValueError, match=r"channel 'bad'.*\['generation'\] that clash"):
         FrameStore({"bad": Bad})
 
 
 def test_clear_forgets_rows() -> None:
     store = FrameStore({"trade": Trade})
-    store.append("trade", trade(1), 1, 0, 0)
+    add(store, "trade", trade(1), 1, 0, 0)
     store.frame("trade")
     store.clear()
     assert store.frame("trade").height == 0
@@ -141,7 +156,7 @@ def test_an_exploded_channel_has_one_row_per_item() -> None:
                Batch(symbol="B", fills=[]),
                Batch(symbol="C", fills=[Fill(id=3, price=3.0)])]
     for n, batch in enumerate(batches):
-        store.append("fills", batch, generation=1, recv_mono_ns=n, recv_wall_ns=n)
+        add(store, "fills", batch, generation=1, recv_mono_ns=n, recv_wall_ns=n)
     frame = store.frame("fills")
     assert frame.select("symbol", "id", "recv_mono_ns").rows() == [
         ("A", 1, 0), ("A", 2, 0), ("C", 3, 2)]
@@ -150,13 +165,31 @@ def test_an_exploded_channel_has_one_row_per_item() -> None:
 def test_explode_needs_a_list_of_models_without_clashing_names() -> None:
     with pytest.raises(ValueError, match="list\\[<model>\\]"):
         FrameStore({"t": Trade}, explode={"t": "symbol"})
+    with pytest.raises(ValueError, match="list\\[<model>\\]"):
+        check_channel("t", Trade, "missing")
 
     class Clash(BaseModel):
         id: int
         fills: list[Fill]
 
-    with pytest.raises(ValueError, match="clash"):
+    class MetaItem(BaseModel):
+        frame_seq: int
+
+    class Batched(BaseModel):
+        items: list[MetaItem]
+
+    with pytest.raises(ValueError, match=r"\['id'\] of Fill clash"):
         FrameStore({"c": Clash}, explode={"c": "fills"})
+    with pytest.raises(ValueError, match=r"\['frame_seq'\] of MetaItem clash"):
+        check_channel("b", Batched, "items")
+    check_channel("fills", Batch, "fills")  # a good one passes
+    with pytest.raises(ValueError, match=r"unknown channel\(s\) \['fill'\]"):
+        FrameStore({"fills": Batch}, explode={"fill": "fills"})
+
+
+def test_the_row_layout_names_every_metadata_column() -> None:
+    assert ROW_LAYOUT[0] == "fields"
+    assert sorted(ROW_LAYOUT[1:]) == sorted(META_COLUMNS)
 
 
 class Quote(BaseModel):
@@ -190,8 +223,8 @@ def test_nested_columns_are_built_fast_and_the_same(data: st.DataObject, case: i
 
 def test_rows_of_an_exploded_channel_count_items_not_messages() -> None:
     store = FrameStore({"fills": Batch}, explode={"fills": "fills"})
-    store.append("fills", Batch(symbol="A", fills=[]), 1, 0, 0)
-    store.append("fills", Batch(symbol="B", fills=[Fill(id=1, price=1.0)] * 3), 1, 0, 0)
+    add(store, "fills", Batch(symbol="A", fills=[]), 1, 0, 0)
+    add(store, "fills", Batch(symbol="B", fills=[Fill(id=1, price=1.0)] * 3), 1, 0, 0)
     assert store.rows("fills") == 3
 
 
@@ -199,7 +232,7 @@ def test_extend_stores_rows_as_append_does_and_builds_at_the_batch_size() -> Non
     one, many = FrameStore({"trade": Trade}), FrameStore({"trade": Trade}, batch_rows=4)
     rows = [(trade(n).__dict__, 1, 10 + n, 100 + n, None, n) for n in range(6)]
     for row in rows:
-        one.append("trade", trade(row[5]), 1, row[2], row[3], None, row[5])
+        add(one, "trade", trade(row[5]), 1, row[2], row[3], None, row[5])
     many.extend("trade", rows[:5])
     assert many._built["trade"].height == 5  # the batch size was passed: built at once
     many.extend("trade", rows[5:])

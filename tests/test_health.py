@@ -3,7 +3,8 @@ import asyncio
 import pytest
 from pydantic import ValidationError
 
-from wsresearch import HealthMonitor, StreamConfig, VirtualClock
+from wsresearch import StreamConfig, UnknownChannelError, VirtualClock
+from wsresearch.lowlevel import HealthMonitor
 
 from .conftest import other_tasks
 
@@ -82,14 +83,14 @@ def test_allow_silence_stream_stays_healthy_through_10x_its_threshold() -> None:
     assert not m.status()["orders"].silent_ok
 
 
-def test_pongs_and_unknown_streams() -> None:
+def test_unknown_streams_are_remembered_never_judged_and_asking_about_one_fails() -> None:
     clock = VirtualClock(mono_ns=42)
     m, _, _ = monitor(clock)
-    m.record_pong()
-    assert m.last_pong_ns == 42
-    m.record_message("unmonitored")  # remembered, never judged
-    assert "unmonitored" not in m.status()
-    with pytest.raises(KeyError, match="unknown stream 'nope'"):
+    m.record_message("unmonitored")
+    assert "unmonitored" not in m.status() and m.last_seen("unmonitored") == 42
+    with pytest.raises(UnknownChannelError, match=r"unknown stream 'nope'.*\['orders', 'trade'\]"):
+        m.is_stream_healthy("nope")
+    with pytest.raises(KeyError):  # what code that catches the builtin expects
         m.is_stream_healthy("nope")
 
 

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, model_validator
 
-from wsresearch import MessageParser, Recording, VirtualClock, by_field
+from wsresearch import Channel, FeedSpec, Recording, VirtualClock, by_field
+from wsresearch.lowlevel import MessageParser
 from wsresearch.parser import OUTCOMES, REJECT_REASONS
 
 from .conftest import SESSION
@@ -30,48 +31,75 @@ def trade(n: int, symbol: str = "BTC") -> str:
 def make(clock: VirtualClock | None = None, **kw: object) -> MessageParser:
     parser = MessageParser(type_of, clock=clock or VirtualClock(), **kw)  # type: ignore[arg-type]
     parser.register("trade", Trade, dedupe_key=lambda t: (t.symbol, t.id))
-    parser.ignore(["pong"])
+    parser.count_as_control(["pong"])
     return parser
 
 
+def boom_key(trade: Trade) -> int:
+    if trade.id < 0:
+        raise RuntimeError("key broke")
+    return trade.id
+
+
 def test_every_outcome_is_counted_and_rejects_are_kept() -> None:
-    handled: list[Trade] = []
     parser = MessageParser(type_of, clock=VirtualClock())
-    parser.register("trade", Trade, handler=handled.append, dedupe_key=lambda t: t.id)
-    parser.register(
-        "boom", Trade, handler=lambda t: (_ for _ in ()).throw(RuntimeError("handler broke"))
-    )
-    parser.ignore(["pong"])
+    parser.register("trade", Trade, dedupe_key=lambda t: t.id)
+    parser.register("boom", Trade, dedupe_key=boom_key)
+    parser.count_as_control(["pong"])
+    parser.count_texts_as_control(["pong"])
+    parser.count_as_exchange_error(["error"])
     frames = {
         trade(1): "ok",
         trade(2).encode(): "ok",  # a binary frame holding UTF-8 JSON is parsed as text
         '{"type":"pong"}': "control",
+        "pong": "control",
+        '{"type":"error","msg":"no such symbol"}': "exchange_error",
         b"\xff\xfe": "invalid_utf8",
         "{nope": "invalid_json",
         '{"type":"mystery"}': "unknown_type",
         "[1,2]": "unknown_type",
         '{"type":"trade","symbol":"BTC","id":"x","price":1}': "schema_error",
-        '{"type":"boom","symbol":"B","id":1,"price":1}': "handler_error",
+        '{"type":"boom","symbol":"B","id":-1,"price":1}': "handler_error",
     }
     for raw, expected in frames.items():
         assert parser.parse(raw).status == expected, raw
     assert parser.parse(trade(1)).status == "duplicate"
-    assert [t.id for t in handled] == [1, 2]
-    assert parser.counts["ok"] == 2 and parser.counts["duplicate"] == 1
+    assert parser.counts == {"ok": 2, "duplicate": 1, "control": 2, "exchange_error": 1,
+                             "invalid_utf8": 1, "invalid_json": 1, "unknown_type": 2,
+                             "schema_error": 1, "handler_error": 1}
     assert parser.rejected == 6
     assert [r.reason for r in parser.rejects] == [
         "invalid_utf8", "invalid_json", "unknown_type", "unknown_type", "schema_error",
         "handler_error",
     ]
-    schema = parser.rejects[4]
+    schema, key = parser.rejects[4], parser.rejects[5]
     assert schema.raw.startswith('{"type":"trade"') and "id" in schema.detail
-    assert schema.type == "trade"
+    assert schema.channel == "trade"
+    assert (key.channel, key.detail) == ("boom", "dedupe_key raised RuntimeError: key broke")
 
 
-def test_ok_outcome_carries_the_validated_model() -> None:
-    outcome = make().parse(trade(7))
-    assert outcome.ok and outcome.type == "trade"
+def test_outcomes_carry_the_type_name_and_what_the_caller_needs() -> None:
+    parser = make()
+    parser.count_as_exchange_error(["error"])
+    outcome = parser.parse(trade(7))
+    assert outcome.ok and outcome.type_name == "trade"
     assert outcome.message == Trade(symbol="BTC", id=7, price=1.5)
+    assert tuple(parser.parse('{"type":"pong"}')) == ("control", "pong", None)
+    assert tuple(parser.parse('{"type":"error","msg":"x"}')) == (
+        "exchange_error", "error", {"type": "error", "msg": "x"})
+    assert tuple(parser.parse('{"type":"quote"}')) == ("unknown_type", None, None)
+    assert parser.channels == ["trade"]
+
+
+def test_a_schema_error_names_each_failing_field_in_one_line() -> None:
+    parser = make()
+    parser.parse('{"type":"trade","symbol":1,"id":"x","price":"y"}')
+    assert parser.rejects[-1].detail == (
+        "symbol: Input should be a valid string; id: Input should be a valid integer, unable "
+        "to parse string as an integer; price: Input should be a valid number, unable to "
+        "parse string as a number")
+    parser.parse('{"type":"trade"}')
+    assert parser.rejects[-1].detail.count("Field required") == 3
 
 
 def test_dedupe_entries_expire_after_the_ttl_on_the_injected_clock() -> None:
@@ -82,20 +110,18 @@ def test_dedupe_entries_expire_after_the_ttl_on_the_injected_clock() -> None:
     assert parser.parse(trade(1)).status == "duplicate"
     clock.advance(0.002)  # 10.001 s after the key was stored
     assert parser.parse(trade(1)).status == "ok"
-    stats = parser.dedupe_stats
-    assert (stats.hits, stats.misses, stats.size) == (1, 2, 1)
+    assert (parser.counts["ok"], parser.counts["duplicate"]) == (2, 1)
 
 
-def test_dedupe_cache_is_bounded_by_size() -> None:
+def test_dedupe_cache_is_bounded_by_size_per_channel() -> None:
     parser = make(max_dedupe_size=3)
+    parser.register("quote", Quote, dedupe_key=lambda q: q.symbol)
     for n in range(5):
         parser.parse(trade(n))
-    assert parser.dedupe_stats.size == 3
+    assert parser.parse(quote("A")).status == "ok"  # trades do not push out quote keys
     assert parser.parse(trade(0)).status == "ok"  # pushed out by newer keys
     assert parser.parse(trade(4)).status == "duplicate"
-    parser.clear_dedupe()
-    assert parser.dedupe_stats.size == 0
-    assert parser.parse(trade(4)).status == "ok"
+    assert parser.parse(quote("A")).status == "duplicate"
 
 
 def test_reject_buffer_is_bounded_and_raw_text_truncated() -> None:
@@ -125,7 +151,14 @@ def test_registration_mistakes_are_refused() -> None:
     with pytest.raises(TypeError, match="pydantic"):
         parser.register("x", dict)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="registered with a model"):
-        parser.ignore(["trade"])
+        parser.count_as_control(["trade"])
+    parser.count_as_exchange_error(["error"])
+    with pytest.raises(ValueError, match="already registered or control"):
+        parser.count_as_exchange_error(["pong"])
+    with pytest.raises(ValueError, match="registered with a model or as an error"):
+        parser.count_as_control(["error"])
+    with pytest.raises(ValueError, match="already registered"):
+        parser.register("error", Trade)
     with pytest.raises(ValueError, match="dedupe_ttl"):
         MessageParser(type_of, dedupe_ttl=0)
     with pytest.raises(ValueError, match="max_dedupe_size"):
@@ -168,6 +201,10 @@ class Quote(BaseModel):
     ask: float
 
 
+def quote(symbol: str) -> str:
+    return json.dumps({"type": "quote", "symbol": symbol, "bid": 1, "ask": 2})
+
+
 def both_routings() -> tuple[MessageParser, MessageParser]:
     """The same parser twice: routed by a plain function, and by ``by_field``."""
     parsers = []
@@ -175,7 +212,7 @@ def both_routings() -> tuple[MessageParser, MessageParser]:
         parser = MessageParser(route, clock=VirtualClock())
         parser.register("trade", Trade, dedupe_key=lambda t: (t.symbol, t.id))
         parser.register("quote", Quote)
-        parser.ignore(["pong"])
+        parser.count_as_control(["pong"])
         parsers.append(parser)
     assert not parsers[0].single_call and parsers[1].single_call
     return parsers[0], parsers[1]
@@ -203,8 +240,8 @@ def test_by_field_gives_the_outcomes_of_the_equivalent_function() -> None:
     for frame in [*edge_cases, *recorded.to_list()]:
         assert outcome_of(plain, frame) == outcome_of(fast, frame), frame
     assert plain.counts == fast.counts
-    assert [(r.reason, r.raw, r.detail, r.type) for r in plain.rejects] == [
-        (r.reason, r.raw, r.detail, r.type) for r in fast.rejects
+    assert [(r.reason, r.raw, r.detail, r.channel) for r in plain.rejects] == [
+        (r.reason, r.raw, r.detail, r.channel) for r in fast.rejects
     ]
 
 
@@ -231,7 +268,7 @@ def test_by_field_falls_back_when_models_are_shared_or_the_field_is_bad() -> Non
     assert parser.single_call
     parser.register("trade2", Trade)  # one model for two types: the class cannot name the route
     assert not parser.single_call
-    assert parser.parse(trade(1)).type == "trade"
+    assert parser.parse(trade(1)).type_name == "trade"
     with pytest.raises(ValueError, match="non-empty string"):
         by_field("")
     assert repr(by_field("e")) == "by_field('e')" and by_field("e") == by_field("e")
@@ -261,16 +298,16 @@ def test_a_model_validator_that_raises_is_a_schema_error_not_a_crash(type_of: An
 
 
 def batch_parsers() -> tuple[MessageParser, MessageParser]:
-    """Two identical by_field parsers with a handler route, an error type and a bad key."""
+    """Two identical by_field parsers with a route without de-dup, an error type and a bad key."""
     parsers = []
     for _ in range(2):
         parser = MessageParser(by_field("type"), clock=VirtualClock(), max_dedupe_size=3,
                                dedupe_ttl=1.0)
         parser.register("trade", Trade, dedupe_key=lambda t: (t.symbol, t.id))
-        parser.register("quote", Quote, handler=lambda q: 1 / (q.bid > 0))
+        parser.register("quote", Quote)
         parser.register("odd", Sparse, dedupe_key=lambda s: {"unhashable": s.id})
-        parser.ignore(["pong"])
-        parser.report_errors(["error"])
+        parser.count_as_control(["pong"])
+        parser.count_as_exchange_error(["error"])
         parsers.append(parser)
     return parsers[0], parsers[1]
 
@@ -283,7 +320,7 @@ BATCH_FRAMES: list[str | bytes] = [
     trade(1), trade(1), trade(2).encode(), trade(3), trade(4), trade(5), trade(1),
     '{"type":"pong"}', b"\xff", "{nope", '{"type":"error","msg":"bad"}',
     '{"type":"quote","symbol":"E","bid":"1.5","ask":2}',
-    '{"type":"quote","symbol":"E","bid":"-1","ask":2}',  # the handler raises
+    '{"type":"quote","symbol":"E","bid":"-1","ask":2}',
     '{"type":"odd","id":1}',  # the de-dup key cannot be hashed
     '{"type":"trade","symbol":"BTC","id":"x","price":1}', "[1]", "",
 ]
@@ -306,9 +343,8 @@ def test_parse_batch_gives_the_outcomes_of_parse_one_at_a_time(
         (s, k, None if m is None else repr(m)) for s, k, m in together
     ]
     assert one.counts == batch.counts
-    assert one.dedupe_stats == batch.dedupe_stats
-    assert [(r.reason, r.raw, r.detail, r.mono_ns, r.type) for r in one.rejects] == [
-        (r.reason, r.raw, r.detail, r.mono_ns, r.type) for r in batch.rejects
+    assert [(r.reason, r.raw, r.detail, r.mono_ns, r.channel) for r in one.rejects] == [
+        (r.reason, r.raw, r.detail, r.mono_ns, r.channel) for r in batch.rejects
     ]
 
 
@@ -325,3 +361,41 @@ def test_de_dup_times_are_the_frames_own_not_the_clock() -> None:
     assert parser.parse(trade(1), now_ns=second - 1).status == "duplicate"
     assert parser.parse(trade(1), now_ns=second).status == "ok"  # the clock never moved
     assert clock.monotonic_ns() == 0
+
+
+def test_refuse_moves_an_ok_frame_to_the_schema_errors() -> None:
+    parser = make()
+    outcome = parser.parse(trade(1), now_ns=5)
+    assert outcome.ok
+    refused = parser.refuse(trade(1), "trade", "id: 2**64 does not fit", now_ns=5)
+    assert tuple(refused) == ("schema_error", "trade", None)
+    assert (parser.counts["ok"], parser.counts["schema_error"]) == (0, 1)
+    [reject] = parser.rejects
+    assert (reject.reason, reject.channel, reject.detail, reject.mono_ns) == (
+        "schema_error", "trade", "id: 2**64 does not fit", 5)
+
+
+def test_from_spec_builds_the_parser_the_spec_describes() -> None:
+    spec = FeedSpec(
+        url="ws://127.0.0.1:9",
+        type_of=by_field("type"),
+        channels=[Channel(name="trade", model=Trade, dedupe_key=lambda t: t.id),
+                  Channel(name="quote", model=Quote)],
+        control=frozenset({"pong"}),
+        control_texts=frozenset({"ping"}),
+        errors=frozenset({"error"}),
+        dedupe_ttl=2.0,
+        max_dedupe_size=2,
+    )
+    clock = VirtualClock()
+    parser = MessageParser.from_spec(spec, clock)
+    assert parser.channels == ["trade", "quote"] and parser.single_call
+    frames = [trade(1), trade(1), quote("A"), quote("A"), '{"type":"pong"}', "ping",
+              '{"type":"error"}', trade(2), trade(3), trade(1)]
+    assert [parser.parse(f).status for f in frames] == [
+        "ok", "duplicate", "ok", "ok", "control", "control", "exchange_error",
+        "ok", "ok", "ok",  # two newer keys pushed the first out (max_dedupe_size=2)
+    ]
+    clock.advance(2.0)
+    assert parser.parse(trade(3)).status == "ok"  # the TTL is the spec's, on the given clock
+    assert parser.parse("pong").status == "invalid_json"  # only the declared text is control

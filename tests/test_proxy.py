@@ -16,7 +16,7 @@ async def test_half_open_is_found_within_ping_interval_and_timeout_and_the_feed_
     interval, timeout = 0.2, 0.3
     async with Simulator(seed=1) as sim, FaultProxy(sim.url) as proxy:
         heartbeat = HeartbeatConfig(interval=interval, timeout=timeout)
-        feed = Feed(sim.spec(url=proxy.url, connection=quick(proxy.url, heartbeat)))
+        feed = Feed(sim.spec(url=proxy.url, connection=quick(heartbeat)))
         async with feed:
             await eventually(lambda: feed.store.rows("trade") >= 3, what="trades")
             cut = feed.clock.monotonic_ns()
@@ -36,7 +36,7 @@ async def test_frames_split_into_one_byte_segments_parse_correctly() -> None:
     async with Simulator(seed=2, rates={"trade": 200.0, "ticker": 50.0}) as sim, \
             FaultProxy(sim.url) as proxy:
         proxy.split(1)
-        feed = Feed(sim.spec(url=proxy.url, connection=quick(proxy.url)))
+        feed = Feed(sim.spec(url=proxy.url, connection=quick()))
         async with feed:
             await eventually(lambda: feed.stats.ok >= 100, what="100 messages in pieces")
     stats = feed.stats
@@ -50,7 +50,7 @@ async def test_a_throttled_link_with_block_loses_nothing() -> None:
     async with Simulator(seed=3, rates={"trade": 500.0, "ticker": 50.0}) as sim, \
             FaultProxy(sim.url) as proxy:
         proxy.throttle(rate)
-        spec = sim.spec(url=proxy.url, connection=quick(proxy.url, HeartbeatConfig(
+        spec = sim.spec(url=proxy.url, connection=quick(HeartbeatConfig(
             interval=5.0, timeout=5.0)), queue=QueueConfig(max_size=20, overflow="block"))
         feed = Feed(spec)
         async with feed:
@@ -73,7 +73,7 @@ async def test_a_throttled_link_with_block_loses_nothing() -> None:
 
 async def test_latency_pause_and_reset() -> None:
     async with Simulator(seed=4, rates={"trade": 100.0}) as sim, FaultProxy(sim.url) as proxy:
-        feed = Feed(sim.spec(url=proxy.url, connection=quick(proxy.url)))
+        feed = Feed(sim.spec(url=proxy.url, connection=quick()))
         async with feed:
             await eventually(lambda: feed.store.rows("trade") >= 3, what="trades")
             proxy.latency(0.05)
@@ -98,7 +98,7 @@ async def test_the_proxy_stops_everything_it_started() -> None:
     async with Simulator(seed=5) as sim:
         proxy = FaultProxy(sim.url)
         await proxy.start()
-        async with Feed(sim.spec(url=proxy.url, connection=quick(proxy.url))) as feed:
+        async with Feed(sim.spec(url=proxy.url, connection=quick())) as feed:
             await eventually(lambda: feed.store.rows("trade") >= 1, what="a trade")
             proxy.half_open()
         assert proxy.open_connections == 1  # half-open: still open, as the peers think

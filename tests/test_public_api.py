@@ -1,32 +1,111 @@
+"""The three public namespaces: pinned, complete, documented, lazy; and the way out of old names."""
+
+from __future__ import annotations
+
 import importlib
+import importlib.util
 import inspect
+import pkgutil
+import subprocess
+import sys
+
+import pytest
 
 import wsresearch
+import wsresearch.errors
+import wsresearch.lowlevel
+import wsresearch.testing
+
+TOP_LEVEL = [
+    "BackoffConfig", "Channel", "CloseCategory", "ConnectionConfig", "ExchangeError",
+    "ExportSummary", "Fault", "FaultProxy", "Feed", "FeedSpec", "FeedStats", "HeartbeatConfig",
+    "InvalidURLError", "MaxReconnectsExceededError", "NotConnectedError", "OverflowPolicy",
+    "Pipeline", "QualityReport", "QueueClosedError", "QueueConfig", "QueueFullError",
+    "ReconnectConfig", "Recording", "RecordingError", "RecordingFormatError",
+    "RecordingManifest", "ReplayResult", "ReplayServer", "Seq", "SequenceGap", "Simulator",
+    "StreamConfig", "UnknownChannelError", "VirtualClock", "WebSocketAuthError",
+    "WebSocketError", "WsResearchError", "__version__", "by_field", "compare", "export_parquet",
+    "load_connections", "load_dataset", "merge_events", "quality_report", "replay",
+]
+LOWLEVEL = [
+    "CloseInfo", "Clock", "ConnectionState", "DEFAULT_BACKOFF", "FieldRouter", "FrameStore",
+    "HealthMonitor", "HealthTransition", "MessageParser", "MessageQueue", "ParseOutcome",
+    "RATE_LIMIT_BACKOFF", "Recorder", "Reject", "SequenceTracker", "SpecOrigin", "StreamStatus",
+    "SystemClock", "WebSocketManager", "backoff_delay", "classify_close_code",
+]
+TESTING = [
+    "DIALECTS", "Dialect", "Fault", "FaultKind", "FaultProxy", "GenericDialect", "Market",
+    "PROFILES", "Simulator", "Subscriber", "UPDATE_ENV", "assert_replay_matches",
+    "frame_differences", "generic_frames", "parse_fault",
+]
+NAMESPACES = {"wsresearch": (wsresearch, TOP_LEVEL), "wsresearch.lowlevel":
+              (wsresearch.lowlevel, LOWLEVEL), "wsresearch.testing": (wsresearch.testing, TESTING)}
 
 
-def test_all_is_sorted_complete_and_importable() -> None:
-    names = wsresearch.__all__
-    assert names == sorted(names)
-    assert len(set(names)) == len(names)
+@pytest.mark.parametrize("where", NAMESPACES)
+def test_all_is_pinned_sorted_and_every_name_importable(where: str) -> None:
+    namespace, expected = NAMESPACES[where]
+    names = namespace.__all__
+    assert names == sorted(names) == sorted(expected)
     for name in names:
-        assert hasattr(wsresearch, name), name
-    exported = {
-        name for name, obj in vars(wsresearch).items()
-        if not name.startswith("_") and not inspect.ismodule(obj) and name not in {"annotations"}
-        and getattr(obj, "__module__", "").startswith("wsresearch")
-    }
-    assert exported <= set(names), exported - set(names)
+        assert getattr(namespace, name) is not None, f"{where}.{name}"
+    assert set(names) <= set(dir(namespace))
+
+
+def test_the_top_level_has_every_error_and_nothing_that_moved() -> None:
+    assert set(wsresearch.errors.__all__) <= set(wsresearch.__all__)
+    assert not set(wsresearch.__all__) & set(wsresearch.lowlevel.__all__)
+    assert "DedupeStats" not in dir(wsresearch)
+    with pytest.raises(AttributeError, match="no attribute 'DedupeStats'"):
+        _ = wsresearch.DedupeStats
+
+
+def test_replay_is_the_function_even_once_its_module_is_imported() -> None:
+    import wsresearch.replay as module_or_name
+
+    assert inspect.isfunction(wsresearch.replay)
+    assert module_or_name is wsresearch.replay
+    assert sys.modules["wsresearch.replay"].replay is wsresearch.replay
+
+
+def test_a_name_that_moved_warns_and_names_its_new_home() -> None:
+    with pytest.warns(DeprecationWarning,
+                      match=r"wsresearch\.MessageParser has moved to "
+                            r"wsresearch\.lowlevel\.MessageParser"):
+        moved = wsresearch.MessageParser
+    assert moved is wsresearch.lowlevel.MessageParser
+    with pytest.warns(DeprecationWarning, match="wsresearch.lowlevel.backoff_delay"):
+        from wsresearch import backoff_delay  # noqa: F401
+
+
+def test_import_wsresearch_imports_nothing_heavy() -> None:
+    heavy = ["polars", "websockets", "rich", "pydantic", "wsresearch.testing.sim",
+             "wsresearch.feed", "wsresearch.exchanges", *(
+                 f"wsresearch.exchanges.{name}" for name in
+                 ("binance", "coinbase", "kraken", "bybit", "okx", "generic"))]
+    code = f"import sys, wsresearch; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_simulator_imports_only_the_dialect_it_speaks() -> None:
+    code = ("import sys; from wsresearch import Simulator; Simulator('okx'); "
+            "print(sorted(m for m in sys.modules if m.startswith('wsresearch.exchanges.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "['wsresearch.exchanges._common', 'wsresearch.exchanges.generic', " \
+                          "'wsresearch.exchanges.okx']"
 
 
 def test_every_public_name_is_documented() -> None:
-    modules = ["backoff", "clock", "connection", "errors", "feed", "frames", "health", "parser",
-               "queue", "sim", "spec", "cli", "console", "exchanges.generic", "exchanges.raw",
-               "sequence", "sim_dialects", "exchanges.binance", "exchanges.coinbase",
-               "exchanges.kraken", "exchanges.bybit", "exchanges.okx", "recording", "replay",
-               "testing", "pytest_plugin", "dedupe", "notebook", "widgets", "export",
-               "quality", "proxy", "redaction"]
-    for module_name in modules:
-        module = importlib.import_module(f"wsresearch.{module_name}")
+    # Every public module of the package, found rather than listed: a new one is covered.
+    modules = sorted(info.name.removeprefix("wsresearch.") for info in pkgutil.walk_packages(
+        wsresearch.__path__, "wsresearch.") if not any(
+            part.startswith("_") for part in info.name.split(".")))
+    assert {"pipeline", "events", "policy", "config", "recording.format"} <= set(modules)
+    for module_name in ["", *modules]:
+        module = importlib.import_module(f"wsresearch{'.' if module_name else ''}{module_name}")
         assert module.__doc__, module_name
         for name in getattr(module, "__all__", []):
             obj = getattr(module, name)

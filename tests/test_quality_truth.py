@@ -19,7 +19,6 @@ import pytest
 from wsresearch import (
     BackoffConfig,
     ConnectionConfig,
-    ConnectionState,
     Feed,
     HeartbeatConfig,
     ReconnectConfig,
@@ -29,6 +28,7 @@ from wsresearch import (
 )
 from wsresearch.connection import CLIENT_CLOSE_REASONS
 from wsresearch.exchanges import binance, bybit
+from wsresearch.lowlevel import ConnectionState
 from wsresearch.quality import quality_report
 from wsresearch.replay import replay
 from wsresearch.spec import FeedSpec

@@ -27,9 +27,9 @@ from wsresearch import (
     MaxReconnectsExceededError,
     ReconnectConfig,
     Recording,
-    WebSocketManager,
 )
 from wsresearch.exchanges import generic
+from wsresearch.lowlevel import WebSocketManager
 
 from .conftest import FAST, eventually, loopback_server
 

@@ -28,7 +28,6 @@ from wsresearch import (
     Feed,
     FeedSpec,
     HeartbeatConfig,
-    Recorder,
     Recording,
     RecordingError,
     RecordingFormatError,
@@ -41,6 +40,7 @@ from wsresearch.cli import main
 from wsresearch.exchanges import generic, raw
 from wsresearch.export import export_parquet, load_connections, load_dataset
 from wsresearch.parser import by_field
+from wsresearch.recording import FORMAT_VERSION, Recorder
 
 from .conftest import RATES, SESSION, eventually, quick
 
@@ -166,8 +166,10 @@ def test_a_version_that_is_not_an_integer_of_at_least_1_is_damage(
 
 
 def test_a_newer_version_asks_for_an_upgrade(tmp_path: Path) -> None:
-    with pytest.raises(RecordingFormatError, match="version 2, newer than this wsresearch reads"):
-        Recording.open(edit_manifest(tmp_path, version=2))
+    newer = FORMAT_VERSION + 1
+    with pytest.raises(RecordingFormatError,
+                       match=f"version {newer}, newer than this wsresearch reads"):
+        Recording.open(edit_manifest(tmp_path, version=newer))
 
 
 @pytest.mark.parametrize(("field", "value"), [

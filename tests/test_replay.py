@@ -243,7 +243,7 @@ def test_a_frame_whose_recorded_data_was_garbled_is_replayed_and_warned_about(
                                  .otherwise(pl.col("data")))
     events.write_parquet(segment)
     recording = Recording.open(tmp_path / "rec")
-    with pytest.warns(UserWarning, match="2 frame.s. whose recorded data a damaged segment"):
+    with pytest.warns(UserWarning, match="2 message.s. whose recorded data a damaged segment"):
         result = replay(recording, spec)
     assert result.stats["frames"] == result.stats["replayed"] == 3
     assert result.stats["ok"] == 1 and result.stats["invalid"] == 2  # one outcome each

@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsresearch import HealthMonitor, Recording, RecordingFormatError, StreamConfig, VirtualClock
+from wsresearch import Recording, RecordingFormatError, StreamConfig, VirtualClock
 from wsresearch.exchanges import generic
+from wsresearch.lowlevel import HealthMonitor
 from wsresearch.replay import _run_checks, replay
 
 from .conftest import SESSION

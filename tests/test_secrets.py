@@ -188,12 +188,13 @@ async def test_every_auth_shape_and_url_credential_stays_out_of_every_output(
     assert '{"op":"auth","key":"***","args":["***",1700000000,"***"]}' in sent
 
 
-def test_an_auth_message_with_nothing_to_mask_is_warned_about() -> None:
-    spec = generic.spec(url="ws://127.0.0.1:1").replace(
-        auth={"op": "login", "credential": "SOMESECRETVALUE"})
-    feed = Feed(spec)
-    with pytest.warns(UserWarning, match="the auth message has no value under the spec's redact"):
-        feed._on_connected()
+async def test_an_auth_message_with_nothing_to_mask_is_warned_about() -> None:
+    async with Simulator(seed=4) as sim:
+        spec = generic.spec(url=sim.url, connection=quick()).replace(
+            auth={"op": "login", "credential": "SOMESECRETVALUE"})
+        with pytest.warns(UserWarning, match="the auth message has no value under the spec's"):
+            async with Feed(spec):
+                pass
 
 
 async def test_an_auth_message_that_is_not_json_is_secret_as_a_whole(

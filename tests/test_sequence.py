@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wsresearch import ExchangeError, Feed, Recording, Seq, SequenceGap, SequenceTracker, Simulator
+from wsresearch import ExchangeError, Feed, Recording, Seq, SequenceGap, Simulator
+from wsresearch.lowlevel import SequenceTracker
 from wsresearch.sequence import GAP_SCHEMA
 
 from .conftest import RATES, eventually, quick
@@ -115,7 +116,7 @@ async def test_exchange_error_reports_reach_on_error_with_their_own_message() ->
         feed.on_error(seen.append)
         feed.send({"op": "frobnicate"})
         await eventually(lambda: feed.stats.exchange_errors == 1, what="the error report")
-    assert [(type(e), str(e), e.type) for e in seen if isinstance(e, ExchangeError)] == [
+    assert [(type(e), str(e), e.error_type) for e in seen if isinstance(e, ExchangeError)] == [
         (ExchangeError, "unknown request", "error")]
     stats = feed.stats
     assert stats.invalid == 0 and stats.handler_errors == 0

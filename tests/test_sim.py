@@ -10,7 +10,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from wsresearch import Fault, Simulator
-from wsresearch.sim import generic_frames
+from wsresearch.testing import generic_frames
 
 from .conftest import RATES, eventually, other_tasks
 

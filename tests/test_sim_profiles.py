@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 from typing import Any
 
 import polars as pl
 import pytest
 
 from wsresearch import ExchangeError, Feed, HeartbeatConfig, Simulator
-from wsresearch.sim_dialects import DIALECTS
+from wsresearch.testing import DIALECTS, Dialect, Market, Subscriber
 
 from .conftest import eventually, quick
 
-PROFILES = sorted(DIALECTS)
+PROFILES = sorted(p for p in DIALECTS if p != "generic")  # the exchanges' dialects
 
 # A subscription each exchange refuses, in its own request format, and a word of its reply.
 BAD_SUBSCRIBE: dict[str, tuple[Any, str]] = {
@@ -130,6 +132,31 @@ async def test_a_rejected_subscription_reaches_on_error_in_the_exchanges_words(
     assert len(errors) == 1 and words in str(errors[0]), errors
     assert feed.stats.invalid == 0
     assert feed.state.name == "DISCONNECTED" and feed.stats.generation == 1
+
+
+def played(profile: str, seed: int) -> list[str]:
+    """What one connection of ``profile`` gets for its subscription and 60 events, no socket."""
+    dialect = DIALECTS[profile]
+    ticks = itertools.count(1_700_000_000_000_000_000, 1_000_003)
+    market = Market(dialect.symbols, random.Random(seed), ticks.__next__)
+    client = Subscriber(0)
+    frames = []
+    for message in dialect.spec("ws://127.0.0.1:1", dialect.symbols).subscribe:
+        text = message if isinstance(message, str) else json.dumps(message)
+        frames += dialect.on_request(client, text, market)
+    streams = list(dialect.rates)
+    for i in range(60):
+        stream = streams[i % len(streams)]
+        frames += dialect.render(client, stream, *market.event(stream))
+    return frames
+
+
+@pytest.mark.parametrize("profile", list(DIALECTS))
+def test_every_dialect_is_sans_io_and_a_seed_gives_the_same_frames(profile: str) -> None:
+    assert isinstance(DIALECTS[profile], Dialect) and DIALECTS[profile].name == profile
+    first = played(profile, seed=1)
+    assert len(first) > 30
+    assert first == played(profile, seed=1) != played(profile, seed=2)
 
 
 def test_unknown_profiles_and_streams_are_refused() -> None:

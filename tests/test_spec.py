@@ -77,8 +77,21 @@ def test_channel_model_must_not_clash_with_metadata_columns() -> None:
     class Bad(BaseModel):
         recv_wall_ns: int
 
-    with pytest.raises(ValidationError, match="clash"):
+    with pytest.raises(ValidationError, match=r"channel 'bad'.*clash"):
         Channel(name="bad", model=Bad)
+
+
+def test_channel_explode_must_name_a_list_of_models() -> None:
+    class Fill(BaseModel):
+        price: float
+
+    class Fills(BaseModel):
+        symbol: str
+        fills: list[Fill]
+
+    assert Channel(name="fills", model=Fills, explode="fills").explode == "fills"
+    with pytest.raises(ValidationError, match=r"list\[<model>\]"):
+        Channel(name="fills", model=Fills, explode="symbol")
 
 
 def test_generic_adapter_builds_a_spec() -> None:

@@ -13,8 +13,8 @@ from wsresearch import (
     HeartbeatConfig,
     MaxReconnectsExceededError,
     ReconnectConfig,
-    WebSocketManager,
 )
+from wsresearch.lowlevel import WebSocketManager
 
 from .conftest import FAST, eventually, loopback_server
 

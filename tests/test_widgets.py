@@ -46,7 +46,7 @@ async def test_the_dashboard_follows_a_live_feed_and_stops_with_it() -> None:
         assert "STOPPED" in dash.header.value
         assert counter(dash, "ok") == feed.stats.ok  # the final state, drawn once more
         # Frames of a replaced connection are named so, not "stale" (a silent stream).
-        assert counter(dash, "old-generation frames") == feed.stats.old_generation
+        assert counter(dash, "old-generation messages") == feed.stats.old_generation
         assert "stale" not in dash.counters.value
     assert not other_tasks()
 

@@ -7,7 +7,8 @@ only once it is complete. A file is written to a new temporary name in its own
 folder (created exclusively, so a symlink or file planted at a predictable
 name is never followed or overwritten), flushed to disk, and renamed over the
 target. A crash leaves the old file or the new one, plus at most a ``*.tmp``
-that readers skip.
+that readers skip. Parquet tables, a recording's segments and an export's files
+alike, go through :func:`write_private_parquet`, so both get these guarantees.
 
 Directories that already exist are left as they are: wsresearch never changes
 the permissions of a folder it did not create.
@@ -16,11 +17,16 @@ the permissions of a folder it did not create.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["PRIVATE_DIR", "PRIVATE_FILE", "make_private_dirs", "write_private"]
+import polars as pl
+
+__all__ = [
+    "PRIVATE_DIR", "PRIVATE_FILE", "make_private_dirs", "write_private", "write_private_parquet",
+]
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
@@ -78,3 +84,34 @@ def write_private(path: Path, data: bytes | bytearray | memoryview) -> None:
         with contextlib.suppress(OSError):  # a torn file would only take space
             os.unlink(temporary)
         raise
+
+
+def write_private_parquet(
+    table: pl.DataFrame, path: Path, *, compression_level: int | None = None
+) -> None:
+    """Write ``table`` to ``path`` as zstd Parquet, atomically and privately.
+
+    Missing folders are made owner-only (:func:`make_private_dirs`). The file is
+    encoded in memory first, then written with :func:`write_private`: a failing
+    disk then surfaces as the operating system's error itself (``ENOSPC``,
+    ``EIO``), not as a polars "transport error", and never as a torn file.
+
+    Parameters
+    ----------
+    table
+        What to write.
+    path
+        The file; replaced whole if it exists.
+    compression_level
+        zstd's level; ``None``: polars' default.
+
+    Raises
+    ------
+    OSError
+        What the filesystem said.
+    """
+    make_private_dirs(path.parent)
+    encoded = io.BytesIO()
+    table.write_parquet(encoded, compression="zstd", compression_level=compression_level,
+                        statistics=True)
+    write_private(path, encoded.getbuffer())

@@ -40,8 +40,6 @@ import argparse
 import asyncio
 import contextlib
 import functools
-import importlib
-import inspect
 import json
 import logging
 import signal
@@ -66,19 +64,16 @@ from .config import BackoffConfig, ConnectionConfig, HeartbeatConfig, ReconnectC
 from .connection import ConnectionState
 from .console import FeedMonitor, printable
 from .errors import WsResearchError, first_error
-from .exchanges import raw
+from .exchanges import EXCHANGES, adapter, raw
 from .feed import Feed
 from .policy import describe_close
 from .recording import Recording
 from .redaction import redact_url
 from .replay import ReplayServer, replay
-from .sim import PROFILES, Fault, Simulator
 from .spec import FeedSpec
+from .testing.sim import PROFILES, Fault, Simulator, parse_fault
 
-__all__ = ["EXCHANGES", "demo_faults", "main", "parse_fault"]
-
-EXCHANGES: tuple[str, ...] = ("binance", "coinbase", "kraken", "bybit", "okx")
-"""Exchanges ``record`` knows by name (modules of :mod:`wsresearch.exchanges`)."""
+__all__ = ["demo_faults", "main"]
 
 _DEMO_SCRIPT: tuple[tuple[float, dict[str, Any]], ...] = (
     # (fraction of the run, fault): a tour of what exchanges do to connections.
@@ -98,28 +93,6 @@ _DEMO_SCRIPT: tuple[tuple[float, dict[str, Any]], ...] = (
 def demo_faults(seconds: float) -> list[Fault]:
     """The demo's fault script, spread over a run of ``seconds`` (durations stay as they are)."""
     return [Fault(at=fraction * seconds, **fields) for fraction, fields in _DEMO_SCRIPT]
-
-
-def parse_fault(text: str) -> Fault:
-    """Parse ``KIND@SECONDS[:key=value,...]``, e.g. ``silence@9:stream=ticker,duration=4``.
-
-    Raises
-    ------
-    ValueError
-        With a one-line reason.
-    """
-    head, _, options = text.partition(":")
-    kind, at_sep, at = head.partition("@")
-    fields: dict[str, Any] = {"kind": kind, "at": at if at_sep else 0.0}
-    for option in filter(None, options.split(",")):
-        key, eq, value = option.partition("=")
-        if not eq:
-            raise ValueError(f"fault option {option!r} is not key=value")
-        fields[key.strip()] = value.strip()
-    try:
-        return Fault.model_validate(fields)
-    except ValidationError as exc:
-        raise ValueError(f"bad fault {text!r}: {_one_line(exc)}") from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -478,24 +451,19 @@ def _adapter_spec(
     given (recording), every channel it has otherwise (exporting, where rows
     of any channel may be in the recording).
     """
-    adapter = importlib.import_module(f"wsresearch.exchanges.{name}")
-    parameters = inspect.signature(adapter.spec).parameters
-    accepted = [p.name for p in parameters.values()
-                if p.kind is p.KEYWORD_ONLY and p.name != "connection"]
+    found = adapter(name)
     options: dict[str, Any] = dict(args.option)
-    unknown = sorted(set(options) - set(accepted))
+    unknown = sorted(set(options) - set(found.options))
     if unknown:
-        raise ValueError(f"{name} has no option {unknown[0]!r}; its options: {accepted}")
+        raise ValueError(f"{name} has no option {unknown[0]!r}; its options: "
+                         f"{list(found.options)}")
     if args.channels:
         options["channels"] = [c.strip() for c in args.channels.split(",") if c.strip()]
-    elif symbols is None:
-        channels = adapter.CHANNELS
-        if isinstance(channels, dict):  # per API: the one chosen, or the default
-            channels = channels[options.get("api", parameters["api"].default)]
-        options["channels"] = list(channels)
+    elif symbols is None:  # every channel of the API the options choose
+        options["channels"] = list(found.channels(options))
     try:
-        spec: FeedSpec = adapter.spec(*([symbols] if symbols is not None else []), url=url,
-                                      **options)
+        spec: FeedSpec = found.spec(*([symbols] if symbols is not None else []), url=url,
+                                    **options)
     except TypeError as exc:  # an option value of the wrong kind
         raise ValueError(f"{name}: {exc}") from None
     return spec

@@ -6,7 +6,8 @@ moves when told to, so a backoff schedule, a staleness episode or a de-dup TTL
 can be checked exactly without sleeping.
 
 Timestamps are ``int`` nanoseconds. Durations passed to :meth:`Clock.sleep`
-are ``float`` seconds, as in :mod:`asyncio`.
+are ``float`` seconds, as in :mod:`asyncio`; :data:`NS_PER_S` converts between
+the two, so the factor is written once for the whole package.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import itertools
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "SystemClock", "VirtualClock"]
+__all__ = ["NS_PER_S", "Clock", "SystemClock", "VirtualClock"]
 
-_NS_PER_S = 1_000_000_000
+NS_PER_S = 1_000_000_000
+"""Nanoseconds per second: the one conversion between timestamps and durations."""
 
 
 @runtime_checkable
@@ -85,7 +87,7 @@ class VirtualClock:
     1500000000
     """
 
-    def __init__(self, mono_ns: int = 0, wall_ns: int = 1_700_000_000 * _NS_PER_S) -> None:
+    def __init__(self, mono_ns: int = 0, wall_ns: int = 1_700_000_000 * NS_PER_S) -> None:
         self._mono = int(mono_ns)
         self._wall = int(wall_ns)
         self._sleepers: list[tuple[int, int, asyncio.Future[None]]] = []
@@ -109,7 +111,7 @@ class VirtualClock:
         """
         if seconds < 0:
             raise ValueError(f"cannot advance a clock by a negative duration ({seconds} s)")
-        step = round(seconds * _NS_PER_S)
+        step = round(seconds * NS_PER_S)
         self._mono += step
         self._wall += step
         self._wake()
@@ -139,7 +141,7 @@ class VirtualClock:
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        deadline = self._mono + round(seconds * _NS_PER_S)
+        deadline = self._mono + round(seconds * NS_PER_S)
         heapq.heappush(self._sleepers, (deadline, next(self._order), future))
         await future
 
@@ -154,7 +156,7 @@ class VirtualClock:
         heapq.heapify(self._sleepers)
         if not self._sleepers:
             return None
-        return max(0.0, (self._sleepers[0][0] - self._mono) / _NS_PER_S)
+        return max(0.0, (self._sleepers[0][0] - self._mono) / NS_PER_S)
 
     def _wake(self) -> None:
         while self._sleepers and self._sleepers[0][0] <= self._mono:

@@ -8,11 +8,14 @@ work stays there) and adds the lifecycle a long-running feed needs:
 * **generations**: every successful open increments
   :attr:`~WebSocketManager.generation`, and each inbound message carries the
   generation it arrived on, so late events from an old socket are recognisable;
-* **close-code policy**: each close is classified (:func:`classify_close_code`)
-  and the category picks the policy: ``AUTH_FAILURE`` halts after
-  ``max_auth_failure_attempts`` with :class:`~wsresearch.errors.WebSocketAuthError`,
-  ``RATE_LIMITED`` waits on ``rate_limit_backoff``, ``NORMAL`` and ``UNKNOWN``
-  on ``backoff``; ``max_attempts`` consecutive failures halt with
+* **close-code policy**: after each close, or each failed open, the manager asks
+  its :class:`~wsresearch.policy.ReconnectPolicy` (pure, in :mod:`wsresearch.policy`)
+  what to do, and does it: wait the delay on its clock and reopen, or halt. In
+  short: each close is classified (:func:`classify_close_code`) and the category
+  picks the policy: ``AUTH_FAILURE`` halts after ``max_auth_failure_attempts``
+  with :class:`~wsresearch.errors.WebSocketAuthError`, ``RATE_LIMITED`` waits on
+  ``rate_limit_backoff``, ``NORMAL`` and ``UNKNOWN`` on ``backoff``;
+  ``max_attempts`` consecutive failures halt with
   :class:`~wsresearch.errors.MaxReconnectsExceededError`. The attempt counter
   resets only once a connection has stayed open for ``stable_after`` seconds
   (10 by default), so a server that accepts and closes at once, or sends one
@@ -20,6 +23,9 @@ work stays there) and adds the lifecycle a long-running feed needs:
   being hammered; rate-limit closes count their own attempts on their own
   schedule, and a requested reconnect (a resync) goes at once only after a
   stable connection;
+* **close records**: every closed connection becomes a :class:`CloseInfo` (code,
+  reason, category, and who closed it: this side, the server, or the network),
+  held in :attr:`~WebSocketManager.last_close` before the close listeners run;
 * **re-subscription**: ``on_connected`` hooks run on every open, before the
   messages queued by :meth:`~WebSocketManager.send` while disconnected;
 * **heartbeat**: a WebSocket ping every ``interval`` (plus an optional
@@ -51,7 +57,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
@@ -60,9 +66,8 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from ._callbacks import register
-from .backoff import backoff_delay
-from .clock import Clock, SystemClock
+from ._callbacks import notify, register
+from .clock import NS_PER_S, Clock, SystemClock
 from .config import (
     CloseCategory,
     ConnectionConfig,
@@ -70,16 +75,15 @@ from .config import (
     ReconnectConfig,
     validate_ws_url,
 )
-from .errors import (
-    MaxReconnectsExceededError,
-    NotConnectedError,
-    WebSocketAuthError,
-    WebSocketError,
-)
+from .errors import NotConnectedError, WebSocketError
 from .policy import (
     _ABNORMAL,
     CLIENT_CLOSE_REASONS,
     END_OF_SESSION,
+    Halt,
+    ReconnectPolicy,
+    Request,
+    Retry,
     classify_close_code,
     describe_close,
 )
@@ -91,6 +95,7 @@ __all__ = [
     "MAX_UNSENT",
     "CloseCategory",
     "CloseInfo",
+    "CloseInitiator",
     "ConnectionConfig",
     "ConnectionState",
     "HeartbeatConfig",
@@ -130,15 +135,41 @@ class ConnectionState(StrEnum):
     RECONNECTING = "RECONNECTING"
 
 
+CloseInitiator = Literal["client", "server", "network"]
+"""Who closed a connection: this side, the peer, or neither (see :class:`CloseInfo`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CloseInfo:
-    """One closed connection: its close ``code``, ``reason``, ``category``, and when."""
+    """One closed connection: how it ended, who ended it, and when.
+
+    Attributes
+    ----------
+    generation
+        The connection's generation (:attr:`WebSocketManager.generation`).
+    code
+        The close code recorded (``None``: the connection ended without one).
+    reason
+        The close reason recorded: the peer's text, or this side's.
+    category
+        What :func:`classify_close_code` made of ``code``; it picked the policy.
+    mono_ns
+        When the close was recorded, on the manager's monotonic clock.
+    initiator
+        ``"client"`` when this side closed it: :meth:`~WebSocketManager.disconnect`,
+        a heartbeat drop (``no pong``, ``peer stopped reading``), a requested
+        reconnect or resync, or a connection this side failed with 1002, 1007 or
+        1009 because of what the peer sent. ``"server"`` when the peer's close frame
+        came first. ``"network"`` when no close frame was exchanged at all (a reset,
+        an end of stream). A refused handshake never opened, so it is no close.
+    """
 
     generation: int
     code: int | None
     reason: str
     category: CloseCategory
     mono_ns: int
+    initiator: CloseInitiator
 
 
 def _tls_context(url: str, config: ConnectionConfig, safe_url: str) -> ssl.SSLContext | None:
@@ -214,12 +245,11 @@ class WebSocketManager:
         self._secrets.add(*url_secrets(url, self.config.headers))
         self._ws_logger = MaskingLogger(logging.getLogger("websockets.client"), self._secrets)
         self._clock = clock or SystemClock()
-        self._rng = rng
+        # The counts outlive every socket, so one policy serves the manager's whole life.
+        self._policy = ReconnectPolicy(self.config.reconnect, self.config.close_codes, rng=rng)
         self._connected_url = url
         self._state = ConnectionState.DISCONNECTED
         self._generation = 0
-        self._attempt = 0
-        self._rate_attempt = 0
         self._supervisor: asyncio.Task[None] | None = None
         self._connect_waiters: list[asyncio.Future[None]] = []
         self._ws: ClientConnection | None = None
@@ -233,7 +263,7 @@ class WebSocketManager:
         self._reconnect_now = False
         self._closing: set[asyncio.Task[None]] = set()
         self.last_close: CloseInfo | None = None
-        """The most recent close, or ``None``."""
+        """The most recent close, or ``None``; set before the close listeners run."""
         self.last_error: BaseException | None = None
         """The error that halted the manager, if it halted."""
         self.received = 0
@@ -242,6 +272,7 @@ class WebSocketManager:
         """Connections closed, by close code (``None``: closed without one)."""
         self._on_connected: list[Callable[[], Awaitable[None] | None]] = []
         self._on_disconnected: list[Callable[[int | None, str, CloseCategory], None]] = []
+        self._on_close: list[Callable[[CloseInfo], None]] = []
         self._on_message: list[Callable[[str | bytes, int], None]] = []
         self._on_state_change: list[Callable[[ConnectionState], None]] = []
         self._on_error: list[Callable[[BaseException], None]] = []
@@ -274,7 +305,7 @@ class WebSocketManager:
     @property
     def attempt(self) -> int:
         """Consecutive failures: failed opens, connections closed before ``stable_after``."""
-        return self._attempt
+        return self._policy.attempt
 
     @property
     def reading_paused(self) -> bool:
@@ -294,8 +325,21 @@ class WebSocketManager:
     def on_disconnected(
         self, fn: Callable[[int | None, str, CloseCategory], None]
     ) -> Callable[[], None]:
-        """Call ``fn(code, reason, category)`` whenever an open connection closes."""
+        """Call ``fn(code, reason, category)`` whenever an open connection closes.
+
+        By then :attr:`last_close` holds the same close as a :class:`CloseInfo`,
+        with who closed it; :meth:`on_close` hands that over directly.
+        """
         return register(self._on_disconnected, _sync_only(fn, "on_disconnected"))
+
+    def on_close(self, fn: Callable[[CloseInfo], None]) -> Callable[[], None]:
+        """Call ``fn(info)`` with the :class:`CloseInfo` of every connection that closes.
+
+        It runs at the same moment as :meth:`on_disconnected` (just before those
+        listeners), once :attr:`last_close` is ``info``. A failed open is no close.
+        Returns a callable that unregisters ``fn``.
+        """
+        return register(self._on_close, _sync_only(fn, "on_close"))
 
     def on_message(self, fn: Callable[[str | bytes, int], None]) -> Callable[[], None]:
         """Call ``fn(data, generation)`` for every inbound message, in order.
@@ -432,73 +476,59 @@ class WebSocketManager:
     # -- the supervisor --------------------------------------------------------------
 
     async def _supervise(self) -> None:
-        reconnect = self.config.reconnect
-        auth_failures = 0
-        first = True
-        try:
-            while True:
-                self._set_state(
-                    ConnectionState.CONNECTING if first else ConnectionState.RECONNECTING
-                )
-                first = False
-                code, reason, stable = await self._attempt_once()
+        """Open, serve, ask the policy, wait: until the policy halts or disconnect() ends it."""
+        self._policy.start_session()
+        state = ConnectionState.CONNECTING
+        while True:
+            self._set_state(state)
+            state = ConnectionState.RECONNECTING
+            decision = await self._attempt_once()
+            if isinstance(decision, Halt):
+                if decision.error is not None:
+                    self._halt(decision.error)
+                return
+            if decision.attempt:  # attempt 0 is a resync after a good run: it goes at once
+                self._announce(decision)
+                await self._clock.sleep(decision.delay)
                 if self._user_closed:
                     return  # disconnect() came and its cancellation was swallowed on the way
-                category = classify_close_code(code, self.config.close_codes)
-                if stable:
-                    self._attempt = self._rate_attempt = 0
-                if category is CloseCategory.AUTH_FAILURE:
-                    auth_failures += 1
-                    if auth_failures >= reconnect.max_auth_failure_attempts:
-                        raise WebSocketAuthError(
-                            f"authentication rejected {auth_failures} times in a row "
-                            f"(close {code}: {reason or 'no reason'}); not retrying",
-                            code,
-                        )
-                elif stable:
-                    auth_failures = 0
-                if not reconnect.enabled:
-                    raise WebSocketError(
-                        f"connection closed (code {code}: {reason or 'no reason'}) "
-                        "and reconnect is disabled",
-                        code,
-                    )
-                requested, self._reconnect_now = self._reconnect_now, False
-                if requested and stable:
-                    continue  # a resync after a good run: a fresh connection at once
-                self._attempt += 1
-                if reconnect.max_attempts is not None and self._attempt > reconnect.max_attempts:
-                    raise MaxReconnectsExceededError(reconnect.max_attempts, code)
-                if category is CloseCategory.RATE_LIMITED:
-                    self._rate_attempt += 1
-                    delay = backoff_delay(self._rate_attempt, reconnect.rate_limit_backoff,
-                                          self._rng)
-                else:
-                    delay = backoff_delay(self._attempt, reconnect.backoff, self._rng)
-                if requested:
-                    log.warning(
-                        "a reconnect (%r) was requested less than stable_after (%g s) after "
-                        "the connection opened: waiting %.2f s first (attempt %d), so "
-                        "repeated resyncs cannot become a reconnect storm", reason,
-                        reconnect.stable_after, delay, self._attempt)
-                log.info(
-                    "reconnecting to %s in %.2f s (attempt %d, %s)",
-                    self._safe_url, delay, self._attempt, category.name,
-                )
-                self._set_state(ConnectionState.RECONNECTING)
-                self._emit(self._on_reconnect, self._attempt, delay, category)
-                await self._clock.sleep(delay)
-                if self._user_closed:
-                    return
-        except WebSocketError as exc:
-            self.last_error = exc
-            log.error("%s", exc)
-            self._emit(self._on_error, exc)
-            self._fail_waiters(exc)
-            self._set_state(ConnectionState.DISCONNECTED)
 
-    async def _attempt_once(self) -> tuple[int | None, str, bool]:
-        """Open one connection and serve it until it closes: ``(code, reason, stable)``."""
+    def _requested(self) -> Request | None:
+        """Why this side closed the connection that just ended, if it did (for the policy)."""
+        if self._user_closed:
+            return "disconnect"
+        return "reconnect" if self._reconnect_now else None
+
+    def _after_close(self, close: CloseInfo, open_for: float) -> Retry | Halt:
+        requested, self._reconnect_now = self._requested(), False
+        decision = self._policy.after_close(
+            close.code, close.reason, open_for=open_for, requested=requested
+        )
+        if requested == "reconnect" and isinstance(decision, Retry) and decision.attempt:
+            log.warning(
+                "a reconnect (%r) was requested less than stable_after (%g s) after the "
+                "connection opened: waiting %.2f s first (attempt %d), so repeated resyncs "
+                "cannot become a reconnect storm", close.reason,
+                self.config.reconnect.stable_after, decision.delay, decision.attempt)
+        return decision
+
+    def _announce(self, retry: Retry) -> None:
+        log.info(
+            "reconnecting to %s in %.2f s (attempt %d, %s)",
+            self._safe_url, retry.delay, retry.attempt, retry.category.name,
+        )
+        self._set_state(ConnectionState.RECONNECTING)
+        self._emit(self._on_reconnect, retry.attempt, retry.delay, retry.category)
+
+    def _halt(self, exc: WebSocketError) -> None:
+        self.last_error = exc
+        log.error("%s", exc)
+        self._emit(self._on_error, exc)
+        self._fail_waiters(exc)
+        self._set_state(ConnectionState.DISCONNECTED)
+
+    async def _attempt_once(self) -> Retry | Halt:
+        """Open one connection, serve it until it closes, and ask the policy what next."""
         if self._tls is None:  # decided on the first attempt: an offline replay never warns
             context = _tls_context(self._url, self.config, self._safe_url)
             self._tls = {} if context is None else {"ssl": context}
@@ -520,12 +550,12 @@ class WebSocketManager:
             ws = await connector
         except InvalidStatus as exc:
             status = exc.response.status_code
-            code = {401: 4401, 403: 4403, 429: 4429}.get(status, _ABNORMAL)
             self._report_open_failure(f"server answered HTTP {status}")
-            return code, f"HTTP {status}", False
+            return self._policy.after_failed_open(
+                f"HTTP {status}", status=status, requested=self._requested())
         except Exception as exc:  # refused, DNS, TLS, timeout, bad redirect: all retryable
             self._report_open_failure(f"{type(exc).__name__}: {exc}")
-            return _ABNORMAL, str(exc), False
+            return self._policy.after_failed_open(str(exc), requested=self._requested())
         if self._user_closed:
             # disconnect() came while the handshake was finishing, and on Python 3.11
             # asyncio's timeout can swallow that cancellation: without this check the
@@ -533,7 +563,8 @@ class WebSocketManager:
             ws.transport.abort()
             raise asyncio.CancelledError
         self._connected_url = connector.uri
-        return await self._serve(ws)
+        close, open_for = await self._serve(ws)
+        return self._after_close(close, open_for)
 
     def _redirected(self, old: str, new: str, cross_origin: bool) -> None:
         self._secrets.add(*url_secrets(new, {}))  # the server's URL may carry a token too
@@ -543,12 +574,14 @@ class WebSocketManager:
         else:
             log.info("%s redirected to %s", redact_url(old), redact_url(new))
 
-    async def _serve(self, ws: ClientConnection) -> tuple[int | None, str, bool]:
+    async def _serve(self, ws: ClientConnection) -> tuple[CloseInfo, float]:
+        """Serve ``ws`` until it closes: its :class:`CloseInfo`, and the seconds it was open."""
         self._generation += 1
         generation = self._generation
         opened = self._clock.monotonic_ns()
         self._ws = ws
         self._drop_reason = None
+        self._reconnect_now = False  # a request made on an earlier connection is spent
         self._outbox_ready = asyncio.Event()
         queued, self._outbox = self._outbox, deque()  # hooks' sends go first
         loop = asyncio.get_running_loop()
@@ -594,38 +627,53 @@ class WebSocketManager:
             await asyncio.gather(*tasks, return_exceptions=True)
             self._ws = None
             self._outbox_ready = None
-            code, reason = self._close_status(ws)
-            self._record_close(generation, code, reason)
-        stable = self._clock.monotonic_ns() - opened >= self.config.reconnect.stable_after * 1e9
-        return code, reason, stable
+            close = self._record_close(generation, *self._close_status(ws))
+        return close, (self._clock.monotonic_ns() - opened) / NS_PER_S
 
-    def _close_status(self, ws: ClientConnection) -> tuple[int | None, str]:
+    def _close_status(self, ws: ClientConnection) -> tuple[int | None, str, CloseInitiator]:
+        """The close to record for ``ws``: code, reason, and who closed it."""
         stalled = getattr(ws, "stalled", None)
         if stalled is not None:
-            return _ABNORMAL, f"peer stopped reading: {stalled} bytes unsent (over {MAX_UNSENT})"
-        if self._drop_reason is None:
-            sent, rcvd = ws.protocol.close_sent, ws.protocol.close_rcvd
-            if rcvd is None and sent is not None and sent.code in _FAILED_BY_US:
-                # We failed the connection (a protocol error such as an invalid close
-                # code, bad UTF-8, a message over max_message_size): say so, not 1006.
-                return int(sent.code), sent.reason
-            code = ws.close_code  # websockets' CloseCode enum, or None
-            return (None if code is None else int(code)), ws.close_reason or ""
-        # We dropped it: a reconnect request closes cleanly, a dead peer is abnormal.
-        code = 1000 if self._reconnect_now else _ABNORMAL
-        return code, close_reason(self._drop_reason)
+            reason = f"peer stopped reading: {stalled} bytes unsent (over {MAX_UNSENT})"
+            return _ABNORMAL, reason, "client"
+        if self._drop_reason is not None:
+            # We dropped it: a reconnect request closes cleanly, a dead peer is abnormal.
+            dropped = 1000 if self._reconnect_now else _ABNORMAL
+            return dropped, close_reason(self._drop_reason), "client"
+        protocol = ws.protocol
+        sent, rcvd = protocol.close_sent, protocol.close_rcvd
+        if rcvd is None and sent is not None and sent.code in _FAILED_BY_US:
+            # We failed the connection (a protocol error such as an invalid close
+            # code, bad UTF-8, a message over max_message_size): say so, not 1006.
+            return int(sent.code), sent.reason, "client"
+        code = ws.close_code  # websockets' CloseCode enum, or None
+        if rcvd is not None and protocol.close_rcvd_then_sent is not False:
+            initiator: CloseInitiator = "server"  # the peer's close frame came first
+        elif sent is not None:
+            initiator = "client"  # ours came first: disconnect(), or a failed connection
+        else:
+            initiator = "network"  # no close frame either way: a reset, an end of stream
+        return (None if code is None else int(code)), ws.close_reason or "", initiator
 
-    def _record_close(self, generation: int, code: int | None, reason: str) -> None:
+    def _record_close(
+        self, generation: int, code: int | None, reason: str, initiator: CloseInitiator
+    ) -> CloseInfo:
         category = classify_close_code(code, self.config.close_codes)
         self.closes[code] += 1
-        self.last_close = CloseInfo(generation, code, reason, category, self._clock.monotonic_ns())
+        close = CloseInfo(
+            generation, code, reason, category, self._clock.monotonic_ns(), initiator
+        )
+        # Set before any listener runs, so an on_disconnected listener can read it.
+        self.last_close = close
         # A close we asked for is news; one the peer or the network imposed is a warning.
         level = logging.INFO if self._user_closed or self._reconnect_now else logging.WARNING
         log.log(  # the reason is the peer's text: quoted, so it cannot drive a terminal
             level, "connection to %s closed: code %s (%s) %r",
             self._safe_url, code, category.name, reason,
         )
+        self._emit(self._on_close, close)
         self._emit(self._on_disconnected, code, reason, category)
+        return close
 
     async def _read(self, ws: ClientConnection, generation: int) -> None:
         readable = self._readable
@@ -757,14 +805,9 @@ class WebSocketManager:
         self._emit(self._on_state_change, state)
 
     def _emit(self, handlers: list[Callable[..., Any]], *args: Any) -> None:
-        for handler in list(handlers):
-            try:
-                handler(*args)
-            except Exception as exc:
-                if handlers is self._on_error:
-                    log.exception("on_error handler raised")
-                else:
-                    self._report(exc)
+        # A failing on_error handler is only logged: reporting it there again could loop.
+        notify(handlers, *args, logger=log, what="an on_error handler",
+               on_error=None if handlers is self._on_error else self._report)
 
     def _report(self, exc: BaseException) -> None:
         log.debug("handler raised %s: %s", type(exc).__name__, exc)

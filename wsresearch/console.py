@@ -22,6 +22,7 @@ from rich.text import Text
 
 from .config import CloseCategory
 from .connection import ConnectionState
+from .events import Closed, Event, HealthChanged, Opened
 from .feed import Feed
 from .policy import describe_close
 from .redaction import redact_url
@@ -65,9 +66,7 @@ class FeedMonitor:
         self._prev_rows: dict[str, int] = {}
         self._prev_at = self._t0
         self._rates: dict[str, float] = {}
-        feed.manager.on_disconnected(self._closed)
-        feed.manager.on_connected(self._opened)
-        feed.on_health(self._health)
+        feed.on_event(self._on_event)
 
     def elapsed(self) -> float:
         """Seconds since the monitor was created."""
@@ -124,7 +123,7 @@ class FeedMonitor:
         last_close = "none" if close is None else describe_close(close.code, close.category)
         pipeline = Text(
             f"queue {stats.queue_size}/{stats.queue_max}  dropped {stats.dropped}  "
-            f"duplicates {stats.duplicates}  old-generation frames {stats.old_generation}  "
+            f"duplicates {stats.duplicates}  old-generation messages {stats.old_generation}  "
             f"rejects: {rejects}\n"
             f"last close: {last_close}  pongs {stats.pongs}"
             + ("" if stats.last_rtt is None else f" (rtt {stats.last_rtt * 1000:.1f} ms)")
@@ -155,13 +154,13 @@ class FeedMonitor:
             ("duration", f"{self.elapsed():.1f} s"),
             ("connections (generations)", stats.generation),
             ("reconnects", stats.reconnects),
-            ("frames received", stats.received),
+            ("messages received", stats.received),
             ("valid messages (rows)", stats.ok),
             ("duplicates removed", stats.duplicates),
-            ("control frames", stats.control),
-            ("rejected frames", stats.invalid),
+            ("control messages", stats.control),
+            ("rejected messages", stats.invalid),
             ("dropped by queue", stats.dropped),
-            ("old-generation frames", stats.old_generation),
+            ("old-generation messages", stats.old_generation),
             ("health transitions", len(self.feed.health.transitions)),
             ("sequence gaps (numbers missing)",
              f"{stats.sequence_gaps} ({stats.sequence_missing})"),
@@ -184,19 +183,21 @@ class FeedMonitor:
                           Text(printable(describe_close(code, category, reason))))
         return table
 
-    def _closed(self, code: int | None, reason: str, category: CloseCategory) -> None:
+    def _on_event(self, event: Event) -> None:
         at = self.elapsed()
-        self.closes.append((at, code, reason, category))
-        self._events.append(_Event(
-            at, f"closed: {printable(describe_close(code, category, reason))}", "yellow"))
-
-    def _opened(self) -> None:
-        generation = self.feed.manager.generation
-        self._events.append(_Event(self.elapsed(), f"connected (generation {generation})", "green"))
-
-    def _health(self, stream: str, healthy: bool) -> None:
-        text, style = (f"{stream} recovered", "green") if healthy else (f"{stream} STALE", "red")
-        self._events.append(_Event(self.elapsed(), text, style))
+        if isinstance(event, Closed):
+            category = CloseCategory(event.category)
+            self.closes.append((at, event.code, event.reason, category))
+            text = printable(describe_close(event.code, category, event.reason))
+            self._events.append(_Event(at, f"closed: {text}", "yellow"))
+        elif isinstance(event, Opened):
+            self._events.append(_Event(at, f"connected (generation {event.generation})",
+                                       "green"))
+        elif isinstance(event, HealthChanged):
+            stream = event.stream
+            text, style = ((f"{stream} recovered", "green") if event.healthy
+                           else (f"{stream} STALE", "red"))
+            self._events.append(_Event(at, text, style))
 
 
 def printable(text: str) -> str:

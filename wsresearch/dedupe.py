@@ -106,10 +106,5 @@ class DedupeCache:
         self._expire(self._timer())
         return len(self._expiry)
 
-    def clear(self) -> None:
-        """Forget every key."""
-        self._expiry.clear()
-        self._order.clear()
-
     def __repr__(self) -> str:
         return f"DedupeCache(size={len(self._expiry)}, maxsize={self._maxsize}, ttl={self._ttl})"

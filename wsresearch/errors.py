@@ -9,17 +9,22 @@ already catches ``ValueError`` or ``KeyError`` keeps working::
     ├── WebSocketError(message, code=None)      connection-level failures
     │   ├── WebSocketAuthError                  auth rejected too often: halted
     │   ├── MaxReconnectsExceededError(attempts) reconnect budget spent: halted
-    │   ├── ExchangeError(message, type)        an error report the exchange sent
     │   └── NotConnectedError (+ RuntimeError)  send() after disconnect()
+    ├── ExchangeError(message, error_type)      an error report the exchange sent
     ├── InvalidURLError (+ ValueError)          not a ws:// or wss:// URL
     ├── QueueFullError (+ RuntimeError)         put() on a full BLOCK queue
     ├── QueueClosedError (+ RuntimeError)       put() after close()
-    ├── UnknownChannelError (+ KeyError)        frame() for a channel the spec lacks
+    ├── UnknownChannelError (+ KeyError)        a channel or stream the spec lacks
     └── RecordingError (+ OSError)              a recording cannot be created or written
         └── RecordingFormatError (+ ValueError) not a recording, or a newer format version
 
+:class:`ExchangeError` is not a :class:`WebSocketError`: the connection is
+fine, and the exchange used it to say that a request of ours was wrong (a
+rejected subscription, an unknown symbol). It is an application-level report,
+so ``except WebSocketError`` catches only failures of the connection itself.
+
 Configuration mistakes surface as :class:`pydantic.ValidationError` from the
-config models, naming the field at fault.
+config models, naming the field at fault; :func:`first_error` puts one in a line.
 """
 
 from __future__ import annotations
@@ -66,20 +71,21 @@ class WebSocketError(WsResearchError):
         self.code = code
 
 
-class ExchangeError(WebSocketError):
+class ExchangeError(WsResearchError):
     """An error report the exchange sent on the connection (subscription rejected, bad symbol).
 
     Parameters
     ----------
     message
         The exchange's own message.
-    type
-        The type name the spec routed the report to.
+    error_type
+        The type name of the report: one of the spec's ``errors``.
     """
 
-    def __init__(self, message: str, type: str | None = None) -> None:
+    def __init__(self, message: str, error_type: str | None = None) -> None:
         super().__init__(message)
-        self.type = type
+        self.message = message
+        self.error_type = error_type
 
 
 class WebSocketAuthError(WebSocketError):
@@ -108,7 +114,7 @@ class InvalidURLError(WsResearchError, ValueError):
 
 
 class QueueFullError(WsResearchError, RuntimeError):
-    """``put()`` on a full queue whose policy is ``BLOCK``; await ``put_wait()`` instead."""
+    """``put()`` on a full queue whose policy is ``BLOCK``: the producer should have paused."""
 
 
 class QueueClosedError(WsResearchError, RuntimeError):
@@ -116,7 +122,7 @@ class QueueClosedError(WsResearchError, RuntimeError):
 
 
 class UnknownChannelError(WsResearchError, KeyError):
-    """A channel name that the spec does not define."""
+    """A channel or health stream name that the spec does not define."""
 
     def __str__(self) -> str:
         # KeyError repr-quotes its argument; keep the message readable.
@@ -131,12 +137,40 @@ class RecordingFormatError(RecordingError, ValueError):
     """Not a recording, a damaged manifest, or a format version newer than this one reads."""
 
 
-def first_error(exc: ValidationError) -> str:
-    """A :class:`pydantic.ValidationError` in one line: its first error and where it is.
+def first_error(exc: ValidationError, limit: int = 1) -> str:
+    """A :class:`pydantic.ValidationError` in one line: its first errors and where they are.
 
     ``count: Input should be greater than or equal to 1``; a model-level error
-    without a field gives its message alone.
+    without a field gives its message alone. Errors beyond ``limit`` are
+    counted (``and 2 more``), so the line stays short whatever the input, and
+    one line is what a terminal, a log and a reject record can show.
+
+    Parameters
+    ----------
+    exc
+        The validation error.
+    limit
+        How many of its errors to spell out (at least one is).
+
+    Examples
+    --------
+    >>> from pydantic import BaseModel, Field, ValidationError
+    >>> class Window(BaseModel):
+    ...     size: int = Field(ge=1)
+    ...     step: int = Field(ge=1)
+    ...     name: str
+    >>> try:
+    ...     Window(size=0, step=0)
+    ... except ValidationError as exc:
+    ...     print(first_error(exc))
+    size: Input should be greater than or equal to 1; and 2 more
     """
-    error = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in error["loc"])
-    return f"{where}: {error['msg']}" if where else str(error["msg"])
+    errors = exc.errors(include_url=False)[: max(1, limit)]
+    parts = []
+    for error in errors:
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
+    more = exc.error_count() - len(parts)
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)

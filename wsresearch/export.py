@@ -21,16 +21,16 @@ channel may differ in their columns (two exchanges' ``trade`` rows): each file i
 read with its own schema and a column a file lacks is null in its rows. Columns
 whose types cannot be reconciled are refused up front, naming the files.
 
-Exports are private, like recordings: folders wsresearch creates are ``0700``,
-files ``0600``, each written whole under a new temporary name and renamed (a
-symlink planted at a predictable name is never followed).
+Exports are private, like recordings, and written by the same helper
+(:func:`~wsresearch._files.write_private_parquet`): folders wsresearch creates are
+``0700``, files ``0600``, each written whole under a new temporary name, flushed to
+disk and renamed (a symlink planted at a predictable name is never followed).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -40,7 +40,7 @@ from typing import Literal
 
 import polars as pl
 
-from ._files import make_private_dirs, write_private
+from ._files import make_private_dirs, write_private_parquet
 from .recording import Recording
 from .replay import replay
 from .spec import CHANNEL_NAME, FeedSpec
@@ -172,9 +172,11 @@ def export_parquet(
         for (day,), part in dated.group_by("_date", maintain_order=True):
             assert isinstance(day, dt.date)
             path = root / f"channel={channel}" / f"date={day.isoformat()}" / f"{rid}.parquet"
-            files.append(_write(part.drop("_date"), path))
-    connections = _connections(recording, rid)
-    files.append(_write(connections, root / _CONNECTIONS / f"{rid}.parquet"))
+            write_private_parquet(part.drop("_date"), path)
+            files.append(path)
+    path = root / _CONNECTIONS / f"{rid}.parquet"
+    write_private_parquet(_connections(recording, rid), path)
+    files.append(path)
     return ExportSummary(recording=rid, rows=rows, files=files, replaced=len(old))
 
 
@@ -184,15 +186,6 @@ def _connections(recording: Recording, rid: str) -> pl.DataFrame:
         pl.lit(rid).alias("recording"), "generation", "kind", "mono_ns", "wall_ns", "code",
         "reason", "category",
     ).cast(CONNECTION_SCHEMA)  # type: ignore[arg-type]
-
-
-def _write(frame: pl.DataFrame, path: Path) -> Path:
-    """Write atomically and privately: a crash leaves the old file or the new one."""
-    make_private_dirs(path.parent)
-    encoded = io.BytesIO()
-    frame.write_parquet(encoded, compression="zstd", statistics=True)
-    write_private(path, encoded.getbuffer())
-    return path
 
 
 def _ns(bound: Time) -> int:

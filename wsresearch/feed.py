@@ -1,19 +1,21 @@
-"""The composed pipeline: connection → queue → parser → health and frames.
+"""A live feed: the socket, the queue, the pipeline, the health timer and the recorder, wired.
 
-:class:`Feed` wires the parts of DESIGN's data flow together for one
-:class:`~wsresearch.spec.FeedSpec`::
+:class:`Feed` is composition only. The work of turning received messages into rows,
+counts, gaps and health is the sans-I/O :class:`~wsresearch.pipeline.Pipeline`
+(which a replay runs too); the feed connects it to the world::
 
-    WebSocketManager ──(data, generation, recv times)──► MessageQueue
-                                                          │
-                               MessageParser ◄────────────┘
-                                 │          │
-                         HealthMonitor   FrameStore
+    WebSocketManager ──(data, generation)──► stamp recv times ──► Recorder (every message)
+                                                    │
+                                                    ▼
+                                              MessageQueue ──(batches)──► Pipeline
+                                          overflow, BLOCK pauses reading      │
+                                                                              ▼
+    Recorder, connection timeline, listeners ◄──────── session events (wsresearch.events)
 
-Receive times are taken when the frame leaves the socket, before the queue,
-so queueing delay never shows up as exchange latency. Frames that were
-received on a previous generation but are still queued when a new connection
-opens are *old-generation* frames: counted, never parsed (a fresh snapshot follows every
-reconnect, and applying old deltas after it would corrupt state).
+Receive times are taken when a message leaves the socket, before the queue, so
+queueing delay never shows up as exchange latency, and the recorder writes the
+message right there, before the queue can drop it. The health timer runs
+:meth:`Pipeline.check_health` every ``check_interval``.
 
 Everything runs on the event loop that calls :meth:`Feed.start`, the notebook
 kernel's included: ``start()`` returns once connected and the feed keeps
@@ -23,42 +25,43 @@ running in background tasks until :meth:`Feed.stop`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import random
 import warnings
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from ._callbacks import register
-from ._limits import INT64_MAX, INT64_MIN
-from .clock import Clock, SystemClock
-from .config import CloseCategory
+from .clock import NS_PER_S, Clock, SystemClock
 from .connection import CloseInfo, ConnectionState, WebSocketManager
-from .errors import ExchangeError, QueueClosedError, RecordingError, WebSocketError
-from .frames import ColumnCheck, FrameStore, polars_schema
-from .health import HealthMonitor
-from .parser import (
-    CONTROL,
-    DUPLICATE,
-    EXCHANGE_ERROR,
-    OK,
-    REJECT_REASONS,
-    MessageParser,
-    ParseOutcome,
-    Reject,
+from .errors import QueueClosedError, RecordingError, WebSocketError
+from .events import (
+    Closed,
+    Dropped,
+    ErrorRaised,
+    Event,
+    GapFound,
+    HealthChanged,
+    Mark,
+    Opened,
+    Pong,
+    Sent,
+    Stopped,
+    record_fields,
 )
+from .frames import FrameStore
+from .health import HealthMonitor
+from .parser import MessageParser, Reject
+from .pipeline import Pipeline, Received
 from .queue import MessageQueue, OverflowPolicy
 from .recording import Recorder
 from .redaction import auth_secret_values, redact_url, secret_values
-from .sequence import GAP, OUT_OF_ORDER, REPEAT, Seq, SequenceGap, SequenceTracker
-from .spec import Channel, FeedSpec, OutboundMessage
+from .sequence import SequenceGap, SequenceTracker
+from .spec import FeedSpec, OutboundMessage
 
 if TYPE_CHECKING:
     from .widgets import Dashboard
@@ -68,14 +71,9 @@ __all__ = ["Feed", "FeedStats"]
 log = logging.getLogger(__name__)
 
 _MESSAGE_TOO_BIG = 1009
-_first = itemgetter(0)
-
-# data, generation, recv_mono_ns, recv_wall_ns, seq in the recording (-1 when not recording)
-_Item = tuple[str | bytes, int, int, int, int]
-# A sequenced channel's extractor, key extractor, group, and the channel itself.
-_Sequenced = tuple[
-    Callable[[Any], "int | Seq | None"], Callable[[Any], Hashable] | None, str, Channel
-]
+_TIMELINE_SCHEMA = {"kind": pl.String, "generation": pl.Int64, "mono_ns": pl.Int64,
+                    "wall_ns": pl.Int64, "code": pl.Int64, "reason": pl.String,
+                    "category": pl.String, "closed_by": pl.String}
 
 
 @dataclass(frozen=True)
@@ -196,7 +194,7 @@ class Feed:
         What to connect to and how to turn frames into rows.
     record_to
         A new directory to record the session into (see :mod:`wsresearch.recording`):
-        every frame as received, before the queue, and every other event.
+        every message as received, before the queue, and every other event.
     clock
         Time source (a :class:`~wsresearch.clock.VirtualClock` in tests).
     rng
@@ -210,6 +208,7 @@ class Feed:
         (``wsresearch record``). Counters, health and the recording are the same
         either way; ``feed.store.added(channel)`` counts every row. A row costs
         about 80-140 bytes in memory (``docs/pipeline.md``).
+
 
     Examples
     --------
@@ -238,64 +237,32 @@ class Feed:
             raise TypeError(f"Feed needs a FeedSpec, got {type(spec).__name__}")
         self.spec = spec
         self._clock = clock or SystemClock()
+        self.pipeline = Pipeline(spec, self._clock, max_rows=max_rows)
+        """The processing: rows, counts, gaps, health (:class:`~wsresearch.pipeline.Pipeline`)."""
         self.manager = WebSocketManager(spec.url, spec.connection, self._clock, rng=rng)
-        self.parser = MessageParser(
-            spec.type_of,
-            max_dedupe_size=spec.max_dedupe_size,
-            dedupe_ttl=spec.dedupe_ttl,
-            clock=self._clock,
-        )
-        for channel in spec.channels:
-            self.parser.register(channel.name, channel.model, dedupe_key=channel.dedupe_key)
-        self.parser.ignore(spec.control)
-        self.parser.report_errors(spec.errors)
-        self.parser.ignore_texts(spec.control_texts)
-        self.sequences = SequenceTracker()
-        """Sequence expectations and counts (see :mod:`wsresearch.sequence`)."""
-        # Per sequenced channel, what its check needs, looked up once.
-        self._sequenced = {
-            c.name: (c.sequence, c.sequence_key, c.sequence_group_name, c)
-            for c in spec.channels if c.sequence is not None
-        }
-        # Per channel, everything the hot path needs after parsing, in one lookup:
-        # its health stream, its exchange-time extractor, its sequence check.
-        self._per_type: dict[str, tuple[str, Callable[[Any], int | None] | None,
-                                        _Sequenced | None]] = {
-            c.name: (c.stream_name, c.exchange_time, self._sequenced.get(c.name))
-            for c in spec.channels
-        }
-        self._observe = self.sequences.observe
-        self.health = HealthMonitor(
-            spec.health,
-            on_unhealthy=self._on_unhealthy,
-            on_recovered=self._on_recovered,
-            check_interval=spec.check_interval,
-            clock=self._clock,
-            on_error=self._on_error,
-        )
-        self.store = FrameStore(
-            {channel.name: channel.model for channel in spec.channels},
-            explode={c.name: c.explode for c in spec.channels if c.explode is not None},
-            max_rows=max_rows,
-        )
-        # Per channel whose columns can be out of range (ints, decimals): the check
-        # that turns a value they cannot hold into a counted reject, not a null.
-        self._column_checks = {
-            c.name: check for c in spec.channels
-            if (check := ColumnCheck(polars_schema(c.model)))}
+        """The connection (:class:`~wsresearch.connection.WebSocketManager`)."""
+        self.errors: deque[BaseException] = self.pipeline.errors
+        """The most recent errors from every stage (handlers, opens, the halting one)."""
+        self.recorder: Recorder | None = None
+        """The session's recorder, when ``record_to`` was given."""
+        if record_to is not None:
+            self.recorder = Recorder(
+                record_to,
+                source_url=spec.url,
+                description=spec.description,
+                channels=spec.channel_names,
+                redact=spec.redact,
+                origin=spec.origin,
+                flush_interval=flush_interval,
+                clock=self._clock,
+                on_error=self.pipeline.report,
+            )
+            self._record_message = self.recorder.record_message
         self.queue = self._new_queue()
         self._dropped_before = 0  # drops counted by queues of earlier runs
-        self.errors: deque[BaseException] = deque(maxlen=100)
-        """The most recent errors from every stage (handlers, opens, the halting one)."""
         # Bound once: these run for every message.
         self._mono_ns = self._clock.monotonic_ns
         self._wall_ns = self._clock.time_ns
-        self._parse_batch = self.parser.parse_batch
-        self._extend = self.store.extend
-        self._record_batch = self.health.record_batch
-        self._current_generation = 0
-        self._old_generation = 0
-        self._handler_errors = 0
         self._pongs = 0
         self._last_rtt: float | None = None
         self._warned_auth = False
@@ -309,34 +276,17 @@ class Feed:
         session ended on a live connection, ``RECONNECTING`` when it ended between
         connections (rate-limited, say). ``None`` before the first stop."""
         self._connected_ns: int | None = None
-        self._health_listeners: list[Callable[[str, bool], None]] = []
-        # Every open and close: (kind, generation, mono_ns, wall_ns, code, reason, category).
-        self._timeline: deque[tuple[str, int, int, int, int | None, str | None, str | None]] = (
-            deque(maxlen=100_000))
-        self._gap_listeners: list[Callable[[SequenceGap], None]] = []
-        self._error_listeners: list[Callable[[BaseException], None]] = []
-        self.recorder: Recorder | None = None
-        """The session's recorder, when ``record_to`` was given."""
-        if record_to is not None:
-            self.recorder = Recorder(
-                record_to,
-                source_url=spec.url,
-                description=spec.description,
-                channels=spec.channel_names,
-                redact=spec.redact,
-                origin=spec.origin,
-                flush_interval=flush_interval,
-                clock=self._clock,
-                on_error=self._on_error,
-            )
-            self._record_frame = self.recorder.record_frame
-        self.manager.on_message(self._on_frame)
+        # Every open, close and stop: the rows of ``connections``.
+        self._timeline: deque[tuple[Any, ...]] = deque(maxlen=100_000)
+        # The feed's own subscriber comes first: the recording and the timeline see
+        # every event before any user listener can raise.
+        self.pipeline.on_event(self._on_event)
+        self.manager.on_message(self._on_message)
         self.manager.on_connected(self._on_connected)
-        self.manager.on_error(self._on_error)
+        self.manager.on_error(self.pipeline.report)
         self.manager.on_pong(self._on_pong)
-        self.manager.on_disconnected(self._on_closed)
-        if self.recorder is not None:
-            self.manager.on_sent(self._record_sent)
+        self.manager.on_close(self._on_close)
+        self.manager.on_sent(self._on_sent)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -427,8 +377,8 @@ class Feed:
             self.stopped_while = self.manager.state
         await self.manager.disconnect()
         if self._started:  # the end of the session, after its last close
-            self._timeline.append(("stop", self.manager.generation, self._mono_ns(),
-                                   self._wall_ns(), None, None, None))
+            self.pipeline.emit(Stopped(self.manager.generation, self._mono_ns(),
+                                       self._wall_ns()))
         if not self.queue.closed:
             await self.queue.join()
             self.queue.close()
@@ -522,13 +472,28 @@ class Feed:
         """Send a message on the connection (queued while disconnected)."""
         self.manager.send(message)
 
+    def on_event(self, fn: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``fn(event)`` for every session event (:mod:`wsresearch.events`).
+
+        Opens and closes (with who closed), pongs, drops, gaps, health changes,
+        errors, sent messages and marks, in the order they happen. Returns an
+        unsubscriber. A listener that raises is reported through :meth:`on_error`.
+        """
+        return self.pipeline.on_event(fn)
+
     def on_health(self, fn: Callable[[str, bool], None]) -> Callable[[], None]:
         """Call ``fn(stream, healthy)`` on every health transition; returns an unsubscriber."""
-        return register(self._health_listeners, fn)
+        def listener(event: Event) -> None:
+            if isinstance(event, HealthChanged):
+                fn(event.stream, event.healthy)
+        return self.pipeline.on_event(listener)
 
     def on_gap(self, fn: Callable[[SequenceGap], None]) -> Callable[[], None]:
         """Call ``fn(gap)`` for every sequence gap found; returns an unsubscriber."""
-        return register(self._gap_listeners, fn)
+        def listener(event: Event) -> None:
+            if isinstance(event, GapFound):
+                fn(event.gap)
+        return self.pipeline.on_event(listener)
 
     def on_error(self, fn: Callable[[BaseException], None]) -> Callable[[], None]:
         """Call ``fn(exc)`` for every error of any stage; returns an unsubscriber.
@@ -537,17 +502,19 @@ class Feed:
         with the exchange's own message; failed opens as
         :class:`~wsresearch.errors.WebSocketError`; failing handlers as what they raised.
         """
-        return register(self._error_listeners, fn)
+        def listener(event: Event) -> None:
+            if isinstance(event, ErrorRaised):
+                fn(event.error)
+        return self.pipeline.on_event(listener)
 
-    def _new_queue(self) -> MessageQueue[_Item]:
-        queue: MessageQueue[_Item] = MessageQueue(
-            self._process,
+    def _new_queue(self) -> MessageQueue[Received]:
+        queue: MessageQueue[Received] = MessageQueue(
+            self.pipeline.process,
             max_size=self.spec.queue.max_size,
             overflow=self.spec.queue.overflow,
-            on_error=self._on_error,
+            on_error=self.pipeline.report,
             on_pressure=self._on_pressure,
             on_dropped=self._on_dropped,
-            batches=True,
         )
         self._put = queue.put
         return queue
@@ -569,14 +536,14 @@ class Feed:
         """Seconds since :meth:`start`, on the feed's clock; ``None`` when not running."""
         if self._started_ns is None:
             return None
-        return (self._mono_ns() - self._started_ns) / 1e9
+        return (self._mono_ns() - self._started_ns) / NS_PER_S
 
     @property
     def connected_for(self) -> float | None:
         """Seconds the current connection has been open; ``None`` when not connected."""
         if self._connected_ns is None or self.manager.state is not ConnectionState.CONNECTED:
             return None
-        return (self._mono_ns() - self._connected_ns) / 1e9
+        return (self._mono_ns() - self._connected_ns) / NS_PER_S
 
     @property
     def state(self) -> ConnectionState:
@@ -588,6 +555,26 @@ class Feed:
         """Connection generation (+1 per successful open)."""
         return self.manager.generation
 
+    @property
+    def parser(self) -> MessageParser:
+        """The pipeline's parser (outcome counts, rejects)."""
+        return self.pipeline.parser
+
+    @property
+    def sequences(self) -> SequenceTracker:
+        """Sequence expectations and counts (see :mod:`wsresearch.sequence`)."""
+        return self.pipeline.sequences
+
+    @property
+    def health(self) -> HealthMonitor:
+        """Per-stream health (see :mod:`wsresearch.health`)."""
+        return self.pipeline.health
+
+    @property
+    def store(self) -> FrameStore:
+        """The rows, one polars frame per channel (``store.rows(channel)`` counts them)."""
+        return self.pipeline.store
+
     def frame(self, channel: str) -> pl.DataFrame:
         """The valid, new messages of ``channel`` so far, one row each.
 
@@ -595,7 +582,7 @@ class Feed:
 
         Columns are the model's fields plus ``recv_wall_ns``, ``recv_mono_ns``,
         ``generation``, ``exchange_ns`` (the channel's ``exchange_time``, null
-        where it has none) and ``frame_seq`` (the frame's ``seq`` in the
+        where it has none) and ``frame_seq`` (the message's ``seq`` in the
         recording; null when not recording).
 
         Raises
@@ -603,12 +590,12 @@ class Feed:
         UnknownChannelError
             If the spec has no such channel.
         """
-        return self.store.frame(channel)
+        return self.pipeline.frame(channel)
 
     @property
     def frames(self) -> dict[str, pl.DataFrame]:
         """Every channel's frame."""
-        return self.store.frames()
+        return self.pipeline.frames
 
     @property
     def connections(self) -> pl.DataFrame:
@@ -616,206 +603,94 @@ class Feed:
 
         Columns: ``kind`` (``open``, ``close``, or ``stop`` where the feed was
         stopped), ``generation``, ``mono_ns``, ``wall_ns``, ``code``, ``reason``,
-        ``category``.
+        ``category``, ``closed_by`` (``client``, ``server`` or ``network``).
         """
-        return pl.DataFrame(
-            list(self._timeline), orient="row",
-            schema={"kind": pl.String, "generation": pl.Int64, "mono_ns": pl.Int64,
-                    "wall_ns": pl.Int64, "code": pl.Int64, "reason": pl.String,
-                    "category": pl.String},
-        )
+        return pl.DataFrame(list(self._timeline), orient="row", schema=_TIMELINE_SCHEMA)
 
     @property
     def gaps(self) -> pl.DataFrame:
         """The most recent sequence gaps, one row each (:data:`~wsresearch.sequence.GAP_SCHEMA`)."""
-        return self.sequences.frame()
+        return self.pipeline.gaps
 
     @property
     def rejects(self) -> list[Reject]:
-        """The most recent rejected frames, with raw text, reason and detail."""
-        return list(self.parser.rejects)
+        """The most recent rejected messages, with raw text, reason and detail."""
+        return self.pipeline.rejects
 
     @property
     def stats(self) -> FeedStats:
         """Counters of every stage, as of now."""
-        counts = self.parser.counts
-        rejects = {reason: counts[reason] for reason in REJECT_REASONS}
+        counts = self.pipeline.counts
         generation = self.manager.generation
+        recorder = self.recorder
         return FeedStats(
             state=self.manager.state.name,
             generation=generation,
             reconnects=max(0, generation - 1),
             received=self.manager.received,
-            processed=sum(counts.values()),
-            ok=counts[OK],
-            duplicates=counts[DUPLICATE],
-            control=counts[CONTROL],
-            invalid=sum(rejects.values()),
-            rejects=rejects,
+            processed=counts.processed,
+            ok=counts.ok,
+            duplicates=counts.duplicates,
+            control=counts.control,
+            invalid=counts.invalid,
+            rejects=counts.rejects,
             dropped=self._dropped_before + self.queue.dropped,
-            old_generation=self._old_generation,
+            old_generation=counts.old_generation,
             queue_size=self.queue.size,
             queue_max=self.queue.max_size,
-            handler_errors=self._handler_errors,
-            recorded=0 if self.recorder is None else self.recorder.events,
-            recording_errors=0 if self.recorder is None else self.recorder.errors,
-            recording_held=0 if self.recorder is None else self.recorder.held,
+            handler_errors=counts.handler_errors,
+            recorded=0 if recorder is None else recorder.events,
+            recording_errors=0 if recorder is None else recorder.errors,
+            recording_held=0 if recorder is None else recorder.held,
             pongs=self._pongs,
             last_rtt=self._last_rtt,
             last_close=self.manager.last_close,
-            exchange_errors=counts[EXCHANGE_ERROR],
-            sequence_gaps=self.sequences.counts[GAP],
-            sequence_missing=self.sequences.counts["missing"],
-            sequence_repeats=self.sequences.counts[REPEAT],
-            sequence_out_of_order=self.sequences.counts[OUT_OF_ORDER],
+            exchange_errors=counts.exchange_errors,
+            sequence_gaps=counts.sequence_gaps,
+            sequence_missing=counts.sequence_missing,
+            sequence_repeats=counts.sequence_repeats,
+            sequence_out_of_order=counts.sequence_out_of_order,
             oversized=self.manager.closes[_MESSAGE_TOO_BIG],
         )
 
-    # -- the pipeline --------------------------------------------------------------------
+    # -- wiring ------------------------------------------------------------------------
 
-    def _on_frame(self, data: str | bytes, generation: int) -> None:
+    def _on_message(self, data: str | bytes, generation: int) -> None:
         mono, wall = self._mono_ns(), self._wall_ns()
         # Recorded first, before the queue can drop it.
-        seq = -1 if self.recorder is None else self._record_frame(data, generation, mono, wall)
+        seq = -1 if self.recorder is None else self._record_message(data, generation, mono, wall)
         try:  # noqa: SIM105  (a try costs nothing here; contextlib.suppress would)
             self._put((data, generation, mono, wall, seq))
         except QueueClosedError:
             pass  # stopping: the socket is being closed too
 
-    def _process(self, items: list[_Item]) -> None:
-        # The hot path, once per batch the queue hands over (up to 256 frames, in
-        # order): the per-message steps are inline, their callables bound once.
-        current = self._current_generation
-        fresh = [item for item in items if item[1] == current]
-        if len(fresh) != len(items):
-            self._drop_old_generation([item for item in items if item[1] != current])
-        outcomes = self._parse_batch([item[0] for item in fresh], [item[2] for item in fresh])
-        per_type, observe = self._per_type, self._observe
-        rows: dict[str, list[Any]] = {}
-        first: dict[str, int] = {}
-        last: dict[str, int] = {}
-        for (data, generation, mono, wall, seq), (status, kind, message) in zip(
-            fresh, outcomes, strict=True
-        ):
-            if message is None or kind is None:
-                continue
-            if status == EXCHANGE_ERROR:
-                self._exchange_error(kind, message, data)
-                continue
-            stream, exchange_time, sequenced = per_type[kind]
-            if status == OK:
-                exchange_ns = None
-                if exchange_time is not None:
-                    try:
-                        exchange_ns = exchange_time(message)
-                        if exchange_ns is not None and not (
-                                INT64_MIN <= exchange_ns <= INT64_MAX):
-                            raise ValueError(f"{kind}: exchange time {exchange_ns} ns does not "
-                                             "fit 64 bits; the row is kept without it")
-                    except Exception as exc:  # the row is kept, without its exchange time
-                        exchange_ns = None
-                        self._on_error(exc)
-                bucket = rows.get(kind)
-                if bucket is None:
-                    bucket = rows[kind] = []
-                bucket.append((message.__dict__, generation, mono, wall, exchange_ns,
-                               None if seq < 0 else seq))
-                if sequenced is not None:
-                    sequence, sequence_key, group, channel = sequenced
-                    try:
-                        value = sequence(message)
-                        gap = None if value is None else observe(
-                            group, kind, None if sequence_key is None else sequence_key(message),
-                            value, generation, mono)[1]
-                    except Exception as exc:
-                        self._on_error(exc)
-                        gap = None
-                    if gap is not None:
-                        self._on_sequence_gap(gap, channel, generation, mono, seq)
-            if stream not in last:
-                first[stream] = mono
-            last[stream] = mono
-        extend, checks = self._extend, self._column_checks
-        for kind, bucket in rows.items():
-            if kind in checks:
-                bucket = self._refuse_misfits(kind, bucket, fresh, outcomes)
-            extend(kind, bucket)
-        if last:
-            self._record_batch(first, last)
-
-    def _refuse_misfits(self, kind: str, bucket: list[Any], items: list[_Item],
-                        outcomes: list[ParseOutcome]) -> list[Any]:
-        """``bucket`` without the rows whose values their columns cannot hold exactly.
-
-        One pass per column over the batch, in C on the common path (a ``min`` and a
-        ``max`` per int column). A row that does not fit becomes a counted
-        ``schema_error`` naming the field and value, where it would otherwise be a null
-        in the frame. Its frame was judged for health and sequence like any other: it
-        arrived, and it is valid JSON of its type.
-        """
-        try:
-            bad = self._column_checks[kind].bad_rows(list(map(_first, bucket)))
-        except Exception as exc:  # a check must never cost the batch: keep the rows
-            self._on_error(exc)
-            return bucket
-        if not bad:
-            return bucket
-        # The rare path: find each refused row's frame (its outcome holds the same dict).
-        frame_of = {id(outcome[2].__dict__): index for index, outcome in enumerate(outcomes)
-                    if outcome[0] == OK and outcome[1] == kind}
-        for position, detail in sorted(bad.items()):  # in the order received
-            index = frame_of[id(bucket[position][0])]
-            outcomes[index] = self.parser.refuse(items[index][0], kind, detail, items[index][2])
-        return [row for position, row in enumerate(bucket) if position not in bad]
-
-    def _drop_old_generation(self, items: list[_Item]) -> None:
-        self._old_generation += len(items)
-        if self.recorder is not None:  # so a faithful replay skips them too
-            for item in items:
-                # "stale" is the recording format's name for an old-generation drop.
-                self.recorder.record("drop", item[1], ref_seq=item[4], reason="stale")
-
-    def _on_sequence_gap(
-        self, gap: SequenceGap, channel: Channel, generation: int, mono: int, ref_seq: int
-    ) -> None:
-        log.warning("sequence gap on %s %r: expected %d, got %d (%d missing)",
-                    channel.name, gap.key, gap.expected, gap.first, gap.missing)
-        if self.recorder is not None:
-            self.recorder.record(
-                "gap", generation, mono_ns=mono, stream=channel.name,
-                ref_seq=None if ref_seq < 0 else ref_seq,
-                data=json.dumps({"group": gap.group, "key": _jsonable(gap.key),
-                                 "expected": gap.expected, "first": gap.first}),
-            )
-        for listener in list(self._gap_listeners):
-            try:
-                listener(gap)
-            except Exception as exc:
-                self._on_error(exc)
-        if channel.resync_on_gap and generation == self.manager.generation:
-            self.manager.reconnect(f"resync: sequence gap on {channel.name} {gap.key!r}")
-
-    def _exchange_error(self, kind: str, decoded: Any, data: str | bytes) -> None:
-        text = data if isinstance(data, str) else repr(data)
-        if self.spec.error_text is not None:
-            try:
-                text = self.spec.error_text(decoded)
-            except Exception as exc:  # keep the raw text; say why
-                self._on_error(exc)
-        log.warning("exchange error (%s): %s", kind, text)
-        self._on_error(ExchangeError(text, kind))
+    def _on_event(self, event: Event) -> None:
+        """The feed's own subscriber: the recording, the connection timeline, resyncs."""
+        recorder = self.recorder
+        if recorder is not None and not isinstance(event, Stopped) and not (
+                isinstance(event, ErrorRaised) and isinstance(event.error, RecordingError)):
+            # The recorder ends its session with its own stop event; a failed write is
+            # counted by the recorder, and recording it would only fail again.
+            kind, generation, columns = record_fields(event)
+            recorder.record(kind, generation, **columns)
+        if isinstance(event, Opened | Closed | Stopped):
+            kind, generation, columns = record_fields(event)
+            self._timeline.append((kind, generation, columns["mono_ns"], columns["wall_ns"],
+                                   columns.get("code"), columns.get("reason"),
+                                   columns.get("category"), columns.get("closed_by")))
+        elif isinstance(event, GapFound) and event.resync and (
+                event.generation == self.manager.generation):
+            self.manager.reconnect(f"resync: sequence gap on {event.channel} {event.gap.key!r}")
 
     def _on_connected(self) -> None:
         # Registered first, and a plain function, so this runs before the new
-        # socket's reader has delivered anything: no new frame is judged old.
-        self._current_generation = self.manager.generation
+        # socket's reader has delivered anything: no new message is judged old.
+        generation = self.manager.generation
+        self.pipeline.open_generation(generation)
         self._connected_ns = self._mono_ns()
-        self._timeline.append(("open", self._current_generation, self._connected_ns,
-                               self._wall_ns(), None, None, None))
-        if self.recorder is not None:
-            # Where it connected: after a redirect, not the spec's URL.
-            self.recorder.record("open", self._current_generation,
-                                 data=self.manager.connected_url)
+        # Where it connected: after a redirect, not the spec's URL.
+        self.pipeline.emit(Opened(generation, self.manager.connected_url, self._connected_ns,
+                                  self._wall_ns()))
         spec = self.spec
         if spec.auth is not None:
             auth = spec.auth() if callable(spec.auth) else spec.auth
@@ -851,67 +726,24 @@ class Feed:
             self.manager.resume_reading()
 
     def _on_pong(self, rtt: float) -> None:
-        if self.recorder is not None:
-            self.recorder.record("pong", self.manager.generation, rtt=rtt)
         self._pongs += 1
         self._last_rtt = rtt
-        self.health.record_pong()
+        self.pipeline.emit(Pong(self.manager.generation, rtt))
 
-    def _on_unhealthy(self, stream: str, last_ns: int | None) -> None:
-        self._notify_health(stream, False)
+    def _on_close(self, close: CloseInfo) -> None:
+        self.pipeline.emit(Closed(close.generation, close.code, close.reason,
+                                  close.category.name, close.initiator, self._mono_ns(),
+                                  self._wall_ns()))
 
-    def _on_recovered(self, stream: str) -> None:
-        log.info("stream %r recovered", stream)
-        self._notify_health(stream, True)
+    def _on_sent(self, text: str, generation: int) -> None:
+        self.pipeline.emit(Sent(generation, text))
 
-    def _notify_health(self, stream: str, healthy: bool) -> None:
-        if self.recorder is not None:
-            when = self.health.transitions[-1].mono_ns if self.health.transitions else None
-            self.recorder.record(
-                "health", self.manager.generation, mono_ns=when, stream=stream, healthy=healthy
-            )
-        for listener in list(self._health_listeners):
-            try:
-                listener(stream, healthy)
-            except Exception as exc:
-                self._on_error(exc)
-
-    def _on_closed(self, code: int | None, reason: str, category: CloseCategory) -> None:
-        generation = self.manager.generation
-        self._timeline.append(("close", generation, self._mono_ns(), self._wall_ns(), code,
-                               reason, category.name))
-        if self.recorder is not None:
-            self.recorder.record(
-                "close", generation, code=code, reason=reason, category=category.name
-            )
-
-    def _record_sent(self, text: str, generation: int) -> None:
-        assert self.recorder is not None
-        self.recorder.record("sent", generation, data=text)
-
-    def _on_dropped(self, item: _Item) -> None:
-        if self.recorder is not None:
-            self.recorder.record("drop", item[1], ref_seq=item[4], reason="overflow")
+    def _on_dropped(self, item: Received) -> None:
+        self.pipeline.emit(Dropped(item[1], "overflow", None if item[4] < 0 else item[4]))
 
     def mark(self, note: str) -> None:
-        """Add a note to the recorded timeline (does nothing when not recording)."""
-        if self.recorder is not None:
-            self.recorder.record("mark", self.manager.generation, data=str(note))
-
-    def _on_error(self, exc: BaseException) -> None:
-        if self.recorder is not None and not isinstance(exc, RecordingError):
-            self.recorder.record("error", self.manager.generation,
-                                 data=f"{type(exc).__name__}: {exc}")
-        # Connection reports (failed opens, the halting error) and recording write
-        # failures (counted by the recorder) are not handler errors.
-        self._handler_errors += not isinstance(exc, WebSocketError | RecordingError)
-        self.errors.append(exc)
-        for listener in list(self._error_listeners):
-            try:
-                listener(exc)
-            except Exception:  # reporting it through on_error again could loop
-                self._handler_errors += 1
-                log.exception("an on_error listener raised")
+        """Add a note to the session's events (recorded, when recording; seen by listeners)."""
+        self.pipeline.emit(Mark(self.manager.generation, str(note)))
 
     def __repr__(self) -> str:
         s = self.stats
@@ -919,12 +751,3 @@ class Feed:
             f"Feed(url={redact_url(self.spec.url)!r}, state={s.state}, generation={s.generation}, "
             f"ok={s.ok}, duplicates={s.duplicates}, invalid={s.invalid}, dropped={s.dropped})"
         )
-
-
-def _jsonable(key: Any) -> Any:
-    """A stream key as JSON: scalars as they are, anything else as text."""
-    if key is None or isinstance(key, str | int | float | bool):
-        return key
-    if isinstance(key, tuple):
-        return [_jsonable(part) for part in key]
-    return str(key)

@@ -1,8 +1,9 @@
 """Validated messages as one polars DataFrame per channel.
 
 Building a DataFrame per message would cost far more than validating it, so
-:class:`FrameStore` appends each message to a per-channel list (one tuple per
-row: the model and its receive metadata) and turns pending rows into a polars
+:class:`FrameStore` appends each message to a per-channel list (one plain tuple
+per row, laid out as :data:`Row` says: the model's fields and its receive
+metadata) and turns pending rows into a polars
 chunk when :meth:`FrameStore.frame` is asked for, or once ``batch_rows`` have
 piled up. Chunks are cached and extended, so calling ``frame()`` in a notebook
 loop pays only for the new rows, and a long session holds its rows in Arrow
@@ -28,9 +29,11 @@ A store may keep only each channel's newest rows (``max_rows``, a ring), or none
 (``max_rows=0``, for a recorder that keeps rows on disk only); :meth:`FrameStore.added`
 counts every row either way.
 
-A channel may *explode* one list-of-models field (:func:`explode_fields`): each
-item becomes a row, with the message's other fields repeated, for exchanges
-that batch several trades into one frame.
+A channel may *explode* one list-of-models field: each item becomes a row, with
+the message's other fields repeated, for exchanges that batch several trades
+into one frame. :func:`check_channel` says whether a model (and its exploded
+field) can be a channel at all; the spec asks it when a channel is declared, so
+a mistake surfaces there rather than when the first row arrives.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from operator import itemgetter
-from typing import Any, Literal, Union, cast, get_args, get_origin
+from typing import Any, Literal, TypeAlias, Union, cast, get_args, get_origin
 
 import annotated_types
 import polars as pl
@@ -51,7 +54,15 @@ from pydantic.fields import FieldInfo
 from ._limits import INT64_MAX, INT64_MIN, UINT64_MAX
 from .errors import UnknownChannelError
 
-__all__ = ["META_COLUMNS", "ColumnCheck", "FrameStore", "explode_fields", "polars_schema"]
+__all__ = [
+    "META_COLUMNS",
+    "ROW_LAYOUT",
+    "ColumnCheck",
+    "FrameStore",
+    "Row",
+    "check_channel",
+    "polars_schema",
+]
 
 META_COLUMNS: dict[str, pl.DataType] = {
     "recv_wall_ns": pl.Int64(),
@@ -64,10 +75,24 @@ META_COLUMNS: dict[str, pl.DataType] = {
 exchange's own time of the message in ns (null where the channel has none), and the
 ``seq`` of the frame in the session's recording (null when not recording)."""
 
-# A stored row: the model's dict, generation, receive mono and wall ns, exchange ns, seq.
-_Row = tuple[dict[str, Any], int, int, int, int | None, int | None]
-# Where each metadata column is in a stored row (the model's dict is at 0).
-_META_INDEX = (3, 2, 1, 4, 5)
+Row: TypeAlias = tuple[dict[str, Any], int, int, int, int | None, int | None]
+"""One message as :meth:`FrameStore.extend` takes it, positions named by :data:`ROW_LAYOUT`.
+
+``(fields, generation, recv_mono_ns, recv_wall_ns, exchange_ns, frame_seq)``:
+the validated model's ``__dict__`` (field name to value), the connection
+generation, the receive times in ns (monotonic, then wall), the exchange's own
+time in ns or ``None``, and the frame's recording ``seq`` or ``None``. A plain
+tuple rather than a named one: the pipeline builds one per message, and a
+literal tuple is the cheapest object Python makes."""
+
+ROW_LAYOUT: tuple[str, ...] = (
+    "fields", "generation", "recv_mono_ns", "recv_wall_ns", "exchange_ns", "frame_seq",
+)
+"""What each position of a :data:`Row` holds, in order (the names of the metadata columns
+they fill)."""
+
+# Where each metadata column sits in a Row, in META_COLUMNS order; the fields are at 0.
+_META_INDEX = tuple(ROW_LAYOUT.index(column) for column in META_COLUMNS)
 
 # Fold cached chunks into one after this many appends, so repeated frame()
 # calls on a live feed do not leave a DataFrame of thousands of tiny chunks.
@@ -145,32 +170,53 @@ def _dtype(annotation: Any, constraints: Iterable[Any] = ()) -> pl.DataType | No
     return None
 
 
-def explode_fields(model: type[BaseModel], field: str) -> dict[str, pl.DataType | None]:
-    """The columns the items of ``model.field`` give when a channel explodes it.
+def check_channel(name: str, model: type[BaseModel], explode: str | None = None) -> None:
+    """Refuse a model (and exploded field) that cannot be a channel's columns.
+
+    The one check behind both :class:`~wsresearch.spec.Channel` and
+    :class:`FrameStore`, so a spec that validates always builds a store.
+
+    Parameters
+    ----------
+    name
+        The channel's name, for the message.
+    model
+        The model whose fields become the columns.
+    explode
+        The list-of-models field whose items become the rows, if any.
 
     Raises
     ------
     ValueError
-        If ``field`` is not a ``list`` of a pydantic model, or an item field
-        clashes with one of the message's other fields or a metadata column.
+        If a model field is named like a metadata column, or ``explode`` is not
+        a ``list`` of a pydantic model, or one of that model's fields clashes
+        with another column of the channel.
     """
-    info = model.model_fields.get(field)
+    clash = sorted(set(model.model_fields) & set(META_COLUMNS))
+    if clash:
+        raise ValueError(
+            f"channel {name!r}: model {model.__name__} has field(s) {clash} that clash with "
+            f"the metadata columns {sorted(META_COLUMNS)}; rename them (a pydantic alias "
+            "keeps the JSON key)"
+        )
+    if explode is None:
+        return
+    info = model.model_fields.get(explode)
     args = get_args(info.annotation) if info is not None else ()
     item = args[0] if len(args) == 1 else None
     if (info is None or get_origin(info.annotation) is not list
             or not (isinstance(item, type) and issubclass(item, BaseModel))):
         raise ValueError(
-            f"explode={field!r}: {model.__name__} needs a field {field!r} of type list[<model>]"
+            f"channel {name!r}: explode={explode!r} needs a field {explode!r} of type "
+            f"list[<model>] in {model.__name__}"
         )
-    columns = polars_schema(item)
-    others = set(model.model_fields) - {field}
-    clash = sorted(set(columns) & (others | set(META_COLUMNS)))
+    others = set(model.model_fields) - {explode}
+    clash = sorted(set(item.model_fields) & (others | set(META_COLUMNS)))
     if clash:
         raise ValueError(
-            f"explode={field!r}: item field(s) {clash} of {item.__name__} clash with the "
-            f"other columns of {model.__name__}"
+            f"channel {name!r}: explode={explode!r}: item field(s) {clash} of "
+            f"{item.__name__} clash with the other columns of {model.__name__}"
         )
-    return columns
 
 
 def polars_schema(model: type[BaseModel]) -> dict[str, pl.DataType | None]:
@@ -392,7 +438,8 @@ class FrameStore:
     Raises
     ------
     ValueError
-        If a model has a field named like a metadata column, or ``max_rows`` is negative.
+        If a channel cannot be one (:func:`check_channel`), ``explode`` names a
+        channel not in ``channels``, or ``max_rows`` is negative.
     """
 
     def __init__(
@@ -409,23 +456,18 @@ class FrameStore:
             raise ValueError(f"max_rows must be None or an int >= 0, got {max_rows!r}")
         self._batch = batch_rows
         self._max_rows = max_rows
-        self._schemas: dict[str, dict[str, pl.DataType | None]] = {}
-        for name, model in channels.items():
-            schema = polars_schema(model)
-            clash = sorted(set(schema) & set(META_COLUMNS))
-            if clash:
-                raise ValueError(
-                    f"channel {name!r}: model field(s) {clash} clash with the metadata "
-                    f"columns {sorted(META_COLUMNS)}; rename them (pydantic alias)"
-                )
-            self._schemas[name] = schema
         self._explode = dict(explode or {})
-        for name, field in self._explode.items():
-            explode_fields(channels[name], field)  # raises on a bad field
+        unknown = sorted(set(self._explode) - set(channels))
+        if unknown:
+            raise ValueError(f"explode names unknown channel(s) {unknown}; "
+                             f"channels: {list(channels)}")
+        for name, model in channels.items():
+            check_channel(name, model, self._explode.get(name))
+        self._schemas = {name: polars_schema(model) for name, model in channels.items()}
         # Rows hold the model's __dict__, not the model: a dict of plain values is
         # invisible to the garbage collector, so thousands of pending rows cost
         # no collection time, and the model object itself is freed at once.
-        self._pending: dict[str, list[_Row]] = {name: [] for name in self._schemas}
+        self._pending: dict[str, list[Row]] = {name: [] for name in self._schemas}
         self._built: dict[str, pl.DataFrame] = {}
         self._chunks: dict[str, int] = {}
         # Rows added per channel. An exploded channel's rows are counted when built
@@ -442,20 +484,11 @@ class FrameStore:
         """Rows kept per channel (``None``: all of them; ``0``: none)."""
         return self._max_rows
 
-    def append(
-        self, channel: str, message: BaseModel, generation: int, recv_mono_ns: int,
-        recv_wall_ns: int, exchange_ns: int | None = None, frame_seq: int | None = None,
-    ) -> None:
-        """Add one validated message (:meth:`extend` adds a batch)."""
-        self.extend(channel, [
-            (message.__dict__, generation, recv_mono_ns, recv_wall_ns, exchange_ns, frame_seq)
-        ])
+    def extend(self, channel: str, rows: list[Row]) -> None:
+        """Add a batch of rows, each laid out as :data:`Row` says.
 
-    def extend(self, channel: str, rows: list[_Row]) -> None:
-        """Add a batch of stored rows (the feed's path; :meth:`append` makes one).
-
-        Each row is ``(model.__dict__, generation, recv_mono_ns, recv_wall_ns,
-        exchange_ns, frame_seq)``.
+        The rows are kept as given until the next build: nothing is copied or
+        converted per row here.
         """
         limit = self._max_rows
         if channel not in self._explode:
@@ -543,7 +576,7 @@ class FrameStore:
         if self._built.pop(channel, None) is not None:
             self._chunks.pop(channel, None)
 
-    def _build(self, channel: str, rows: list[_Row]) -> pl.DataFrame:
+    def _build(self, channel: str, rows: list[Row]) -> pl.DataFrame:
         columns = []
         for name, dtype in self._schemas[channel].items():
             values = [row[0][name] for row in rows]

@@ -25,15 +25,14 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ._callbacks import report
-from .clock import Clock, SystemClock
+from .clock import NS_PER_S, Clock, SystemClock
 from .config import MAX_CHECK_INTERVAL, MIN_CHECK_INTERVAL, StreamConfig
+from .errors import UnknownChannelError
 
 __all__ = ["HealthMonitor", "HealthTransition", "StreamConfig", "StreamStatus"]
 
 log = logging.getLogger(__name__)
-_NS_PER_S = 1_000_000_000
 _MAX_TRANSITIONS = 100_000
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +111,7 @@ class HealthMonitor:
             for name, cfg in streams.items()
         }
         self._thresholds = {
-            name: round(cfg.stale_threshold * _NS_PER_S) for name, cfg in self._configs.items()
+            name: round(cfg.stale_threshold * NS_PER_S) for name, cfg in self._configs.items()
         }
         self._on_unhealthy = on_unhealthy
         self._on_recovered = on_recovered
@@ -122,7 +121,6 @@ class HealthMonitor:
         self._last: dict[str, int] = {}
         self._stale: set[str] = set()
         self._silent: set[str] = set()
-        self._last_pong_ns: int | None = None
         self._task: asyncio.Task[None] | None = None
         self.transitions: deque[HealthTransition] = deque(maxlen=_MAX_TRANSITIONS)
         """Every health change, in order (the newest 100,000: a feed runs for days)."""
@@ -131,11 +129,6 @@ class HealthMonitor:
     def streams(self) -> dict[str, StreamConfig]:
         """The monitored streams and their configs."""
         return dict(self._configs)
-
-    @property
-    def last_pong_ns(self) -> int | None:
-        """Monotonic time of the last pong, or ``None``."""
-        return self._last_pong_ns
 
     @property
     def running(self) -> bool:
@@ -191,10 +184,6 @@ class HealthMonitor:
         """Monotonic time of ``stream``'s last message since the last reset, or ``None``."""
         return self._last.get(stream)
 
-    def record_pong(self) -> None:
-        """Note a WebSocket-level pong."""
-        self._last_pong_ns = self._clock.monotonic_ns()
-
     def reset(self) -> None:
         """Restart every silence count from now, as if freshly started; keep transitions."""
         self._since = self._clock.monotonic_ns()
@@ -218,7 +207,7 @@ class HealthMonitor:
                 self.transitions.append(HealthTransition(now, name, False))
                 log.warning(
                     "stream %r stale: silent for %.1f s (threshold %.1f s)",
-                    name, silent_for / _NS_PER_S, threshold / _NS_PER_S,
+                    name, silent_for / NS_PER_S, threshold / NS_PER_S,
                 )
                 self._call(self._on_unhealthy, name, last)
 
@@ -227,11 +216,13 @@ class HealthMonitor:
 
         Raises
         ------
-        KeyError
-            If ``stream`` is not monitored.
+        UnknownChannelError
+            If ``stream`` is not monitored (a :class:`KeyError`, as for an unknown
+            channel).
         """
         if stream not in self._configs:
-            raise KeyError(f"unknown stream {stream!r}; monitored: {sorted(self._configs)}")
+            raise UnknownChannelError(
+                f"unknown stream {stream!r}; monitored: {sorted(self._configs)}")
         return stream not in self._stale
 
     def is_healthy(self) -> bool:

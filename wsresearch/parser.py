@@ -5,7 +5,7 @@
 frame ends in exactly one status, and every status is counted:
 
 ==================  ==========================================================
-``ok``              valid, new, handed to the handler
+``ok``              valid and new
 ``duplicate``       valid, but its de-dup key was seen within the TTL
 ``control``         a type declared as control traffic (acks, pongs, heartbeats)
 ``exchange_error``  a type declared as the exchange's error report (the decoded
@@ -16,7 +16,8 @@ frame ends in exactly one status, and every status is counted:
 ``schema_error``    JSON of a registered type that fails its model (or makes one of
                     its validators raise), or holds a value its columns cannot
                     keep exactly (:meth:`MessageParser.refuse`)
-``handler_error``   the registered handler raised
+``handler_error``   a valid message made its channel's ``dedupe_key`` raise (the one
+                    user function the parser calls)
 ==================  ==========================================================
 
 Everything but ``ok``, ``duplicate``, ``control`` and ``exchange_error`` is a *reject*: the last
@@ -37,6 +38,12 @@ De-duplication uses a :class:`~wsresearch.dedupe.DedupeCache` (the semantics of
 injected clock, so an entry expires after ``dedupe_ttl`` seconds of *that*
 clock (a replay's virtual time included) or when ``max_dedupe_size`` newer keys
 push it out, whichever comes first.
+
+Names: ``type_of`` returns a frame's *type name*. A type name registered with a
+model is a *channel* (one per :class:`~wsresearch.spec.Channel` of the spec);
+the others a parser knows are declared as control traffic or as the exchange's
+error reports. :meth:`MessageParser.from_spec` sets all three up from a
+:class:`~wsresearch.spec.FeedSpec`.
 """
 
 from __future__ import annotations
@@ -46,19 +53,22 @@ import logging
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import SchemaError, SchemaValidator, from_json
 from pydantic_core import core_schema as cs
 
-from .clock import Clock, SystemClock
+from .clock import NS_PER_S, Clock, SystemClock
 from .dedupe import DedupeCache
+from .errors import first_error
+
+if TYPE_CHECKING:
+    from .spec import FeedSpec
 
 __all__ = [
     "OUTCOMES",
     "REJECT_REASONS",
-    "DedupeStats",
     "MessageParser",
     "FieldRouter",
     "ParseOutcome",
@@ -90,10 +100,11 @@ REJECT_REASONS: tuple[str, ...] = (
 OUTCOMES: tuple[str, ...] = (OK, DUPLICATE, CONTROL, EXCHANGE_ERROR, *REJECT_REASONS)
 """Every status :meth:`MessageParser.parse` can return."""
 
-_NS_PER_S = 1_000_000_000
 _MAX_TTL = 7 * 86_400.0  # a week: longer would only fill the cache
 # Raw text kept per reject: enough to see what went wrong, bounded in memory.
 _MAX_REJECT_TEXT = 4096
+# Failing fields named in a schema_error's detail; the rest are counted.
+_MAX_DETAIL_ERRORS = 5
 
 
 class ParseOutcome(NamedTuple):
@@ -103,20 +114,23 @@ class ParseOutcome(NamedTuple):
     ----------
     status
         One of :data:`OUTCOMES`.
-    type
-        The routed type, when ``type_of`` produced one.
+    type_name
+        The frame's type name, when it is one the parser knows: the channel
+        (``ok``, ``duplicate``, ``schema_error``, ``handler_error``), the declared
+        control type (``control``; for a non-JSON control frame, its text) or the
+        declared error type (``exchange_error``). ``None`` otherwise.
     message
         The validated model (for ``ok`` and ``duplicate``), the decoded JSON
         (for ``exchange_error``), else ``None``.
     """
 
     status: str
-    type: str | None = None
+    type_name: str | None = None
     message: Any = None
 
     @property
     def ok(self) -> bool:
-        """Whether the frame was valid, new and handled."""
+        """Whether the frame was valid and new."""
         return self.status == OK
 
 
@@ -132,27 +146,18 @@ class Reject:
         The frame as received (text; at most 4096 characters, binary frames
         shown with ``repr``).
     detail
-        What the decoder, router, model or handler said.
+        What the decoder, router, model or ``dedupe_key`` said.
     mono_ns
         When it was parsed, on the parser's clock.
-    type
-        The routed type, if routing got that far.
+    channel
+        The channel the frame was routed to, if routing got that far.
     """
 
     reason: str
     raw: str
     detail: str
     mono_ns: int
-    type: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DedupeStats:
-    """De-duplication cache figures: current ``size``, ``hits`` (duplicates), ``misses``."""
-
-    size: int
-    hits: int
-    misses: int
+    channel: str | None = None
 
 
 class FieldRouter:
@@ -211,19 +216,20 @@ _outcome = tuple.__new__
 
 @dataclass(slots=True)
 class _Route:
+    """What the parser needs to know about one channel."""
+
     model: type[BaseModel]
-    handler: Callable[[Any], object] | None
     dedupe_key: Callable[[Any], Hashable] | None
     # The model's compiled validator, called directly: model_validate() is a
     # Python wrapper around it that costs half a microsecond per message.
     validate: Callable[[Any], BaseModel]
-    # One cache per type: a chatty type cannot push out a quiet type's keys,
-    # and keys need not carry the type (cheaper to hash).
+    # One cache per channel: a chatty channel cannot push out a quiet one's keys,
+    # and keys need not carry the channel (cheaper to hash).
     cache: DedupeCache | None
 
 
 class MessageParser:
-    """Route raw frames to pydantic models by type, de-duplicate, and count outcomes.
+    """Route raw frames to pydantic models by type name, de-duplicate, and count outcomes.
 
     Parameters
     ----------
@@ -231,7 +237,7 @@ class MessageParser:
         Maps a decoded JSON value to its type name (``None`` when it has none).
         May raise on odd shapes; that is counted as ``unknown_type``.
     max_dedupe_size
-        De-dup cache capacity in keys, per type.
+        De-dup cache capacity in keys, per channel.
     dedupe_ttl
         Seconds a key is remembered.
     clock
@@ -279,32 +285,68 @@ class MessageParser:
         self._errors: set[str] = set()
         self._control_texts: frozenset[str] = frozenset()
         self._max_dedupe_size = max_dedupe_size
-        self._dedupe_ttl_ns = round(dedupe_ttl * _NS_PER_S)
-        self._hits = 0
-        self._misses = 0
+        self._dedupe_ttl_ns = round(dedupe_ttl * NS_PER_S)
         self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
         """Frames per status since creation."""
         self.rejects: deque[Reject] = deque(maxlen=max_rejects)
         """The most recent rejects, oldest first."""
 
-    def register(
-        self,
-        type: str,
-        model: type[BaseModel],
-        handler: Callable[[Any], object] | None = None,
-        dedupe_key: Callable[[Any], Hashable] | None = None,
-    ) -> None:
-        """Route frames whose ``type_of`` is ``type`` to ``model``.
+    @classmethod
+    def from_spec(cls, spec: FeedSpec, clock: Clock | None = None) -> MessageParser:
+        """The parser a :class:`~wsresearch.spec.FeedSpec` describes.
+
+        Its routing, de-dup settings, channels (each with its model and
+        ``dedupe_key``), control types and texts, and error types: what a live
+        feed and a replay of its recording both need, built one way.
 
         Parameters
         ----------
-        type
+        spec
+            The feed's description.
+        clock
+            Time source for de-dup and reject times (default: the system clock).
+
+        Examples
+        --------
+        >>> from pydantic import BaseModel
+        >>> from wsresearch import Channel, FeedSpec, by_field
+        >>> class Trade(BaseModel):
+        ...     id: int
+        >>> spec = FeedSpec(url="ws://127.0.0.1:9000", type_of=by_field("type"),
+        ...                 channels=[Channel(name="trade", model=Trade)],
+        ...                 control=frozenset({"pong"}))
+        >>> parser = MessageParser.from_spec(spec)
+        >>> [parser.parse(raw).status for raw in ['{"type":"trade","id":1}', '{"type":"pong"}']]
+        ['ok', 'control']
+        """
+        parser = cls(
+            spec.type_of,
+            max_dedupe_size=spec.max_dedupe_size,
+            dedupe_ttl=spec.dedupe_ttl,
+            clock=clock,
+        )
+        for channel in spec.channels:
+            parser.register(channel.name, channel.model, dedupe_key=channel.dedupe_key)
+        parser.count_as_control(spec.control)
+        parser.count_as_exchange_error(spec.errors)
+        parser.count_texts_as_control(spec.control_texts)
+        return parser
+
+    def register(
+        self,
+        channel: str,
+        model: type[BaseModel],
+        *,
+        dedupe_key: Callable[[Any], Hashable] | None = None,
+    ) -> None:
+        """Route frames whose ``type_of`` is ``channel`` to ``model``.
+
+        Parameters
+        ----------
+        channel
             The type name ``type_of`` returns for these frames.
         model
             The pydantic model that validates them.
-        handler
-            Called with each valid, new message. Optional: a caller can use the
-            returned :class:`ParseOutcome` instead.
         dedupe_key
             Maps a valid message to a hashable key; messages with a key seen
             within the TTL are ``duplicate``. ``None`` disables de-dup.
@@ -314,19 +356,19 @@ class MessageParser:
         TypeError
             If ``model`` is not a pydantic model class.
         ValueError
-            If ``type`` is already registered or declared as control.
+            If ``channel`` is already registered, or declared as control or error.
         """
         if not (inspect.isclass(model) and issubclass(model, BaseModel)):
-            raise TypeError(f"model for {type!r} must be a pydantic BaseModel subclass")
-        if type in self._routes or type in self._control or type in self._errors:
-            raise ValueError(f"type {type!r} is already registered")
+            raise TypeError(f"model for {channel!r} must be a pydantic BaseModel subclass")
+        if channel in self._routes or channel in self._control or channel in self._errors:
+            raise ValueError(f"type {channel!r} is already registered")
         cache = None
         if dedupe_key is not None:
             cache = DedupeCache(
                 self._max_dedupe_size, self._dedupe_ttl_ns, self._clock.monotonic_ns
             )
-        self._routes[type] = _Route(
-            model, handler, dedupe_key, model.__pydantic_validator__.validate_python, cache
+        self._routes[channel] = _Route(
+            model, dedupe_key, model.__pydantic_validator__.validate_python, cache
         )
         self._build_fast_path()
 
@@ -349,29 +391,46 @@ class MessageParser:
                 )
             )
         except (SchemaError, TypeError, KeyError) as exc:  # e.g. unusual model schemas
-            log.debug("no single-call validation for %s: %s", self.types, exc)
+            log.debug("no single-call validation for %s: %s", self.channels, exc)
             return
         self._tagged = validator.validate_json
         self._route_of = {route.model: (name, route) for name, route in self._routes.items()}
 
-    def ignore(self, types: Iterable[str]) -> None:
-        """Declare ``types`` as control traffic: counted as ``control``, never rejected."""
-        for name in types:
+    def count_as_control(self, type_names: Iterable[str]) -> None:
+        """Declare ``type_names`` as control traffic: counted as ``control``, never rejected.
+
+        Acks, pongs and heartbeats are expected and carry no data: they are
+        neither rows nor rejects, but they are counted, so every frame is.
+
+        Raises
+        ------
+        ValueError
+            If a name is already a channel or an error type.
+        """
+        for name in type_names:
             if name in self._routes or name in self._errors:
                 raise ValueError(f"type {name!r} is registered with a model or as an error")
             self._control.add(name)
 
-    def ignore_texts(self, texts: Iterable[str]) -> None:
-        """Declare non-JSON frames (e.g. OKX's ``pong``) as control traffic, by exact text."""
+    def count_texts_as_control(self, texts: Iterable[str]) -> None:
+        """Declare whole non-JSON frames (e.g. OKX's ``pong``) as control traffic, by exact text.
+
+        Without this they would be ``invalid_json`` rejects.
+        """
         self._control_texts = self._control_texts | frozenset(texts)
 
-    def report_errors(self, types: Iterable[str]) -> None:
-        """Declare ``types`` as the exchange's error reports: status ``exchange_error``.
+    def count_as_exchange_error(self, type_names: Iterable[str]) -> None:
+        """Declare ``type_names`` as the exchange's error reports: status ``exchange_error``.
 
         The outcome carries the decoded frame, so the caller can show the
         exchange's own message.
+
+        Raises
+        ------
+        ValueError
+            If a name is already a channel or a control type.
         """
-        for name in types:
+        for name in type_names:
             if name in self._routes or name in self._control:
                 raise ValueError(f"type {name!r} is already registered or control")
             self._errors.add(name)
@@ -380,14 +439,14 @@ class MessageParser:
     def single_call(self) -> bool:
         """Whether well-formed frames are decoded and validated in one call (:func:`by_field`).
 
-        True when ``type_of`` is a :class:`FieldRouter` and every registered
-        type has its own model class.
+        True when ``type_of`` is a :class:`FieldRouter` and every channel has
+        its own model class.
         """
         return self._tagged is not None
 
     @property
-    def types(self) -> list[str]:
-        """Registered types, in registration order."""
+    def channels(self) -> list[str]:
+        """Registered channels, in registration order."""
         return list(self._routes)
 
     def parse(
@@ -406,7 +465,7 @@ class MessageParser:
         Returns
         -------
         ParseOutcome
-            The status, routed type and validated message.
+            The status, type name and validated message.
         """
         if not isinstance(raw, str):
             try:
@@ -417,11 +476,11 @@ class MessageParser:
         if self._tagged is not None:
             try:
                 message = self._tagged(raw)
-                name, fast_route = self._route_of[message.__class__]
+                channel, fast_route = self._route_of[message.__class__]
             except Exception:
                 pass  # not a valid frame of a registered type: classified below
             else:
-                return self._accept(fast_route, name, message, raw, now_ns)
+                return self._accept(fast_route, channel, message, raw, now_ns)
         try:
             # pydantic-core's parser (jiter): about twice as fast as json.loads here.
             decoded = from_json(raw)
@@ -431,32 +490,34 @@ class MessageParser:
                 return _outcome(ParseOutcome, (CONTROL, raw, None))
             return self._reject(INVALID_JSON, raw, str(exc), now_ns=now_ns)
         try:
-            kind = self._type_of(decoded)
+            type_name = self._type_of(decoded)
         except Exception as exc:
             return self._reject(
                 UNKNOWN_TYPE, raw, f"type_of raised {type(exc).__name__}: {exc}", now_ns=now_ns
             )
         try:
-            route = self._routes[kind]  # type: ignore[index]  # misses handled below
+            route = self._routes[type_name]  # type: ignore[index]  # misses handled below
         except (KeyError, TypeError):  # TypeError: type_of returned something unhashable
-            if isinstance(kind, str) and kind in self._control:
+            if isinstance(type_name, str) and type_name in self._control:
                 self.counts[CONTROL] += 1
-                return _outcome(ParseOutcome, (CONTROL, kind, None))
-            if isinstance(kind, str) and kind in self._errors:
+                return _outcome(ParseOutcome, (CONTROL, type_name, None))
+            if isinstance(type_name, str) and type_name in self._errors:
                 self.counts[EXCHANGE_ERROR] += 1
-                return _outcome(ParseOutcome, (EXCHANGE_ERROR, kind, decoded))
-            return self._reject(UNKNOWN_TYPE, raw, f"no model registered for type {kind!r}",
-                                now_ns=now_ns)
+                return _outcome(ParseOutcome, (EXCHANGE_ERROR, type_name, decoded))
+            return self._reject(UNKNOWN_TYPE, raw,
+                                f"no model registered for type {type_name!r}", now_ns=now_ns)
+        # Routed: the type name is a channel from here on.
         try:
             message = route.validate(decoded)
         except ValidationError as exc:
-            return self._reject(SCHEMA_ERROR, raw, _summarise(exc), kind, now_ns)
+            return self._reject(SCHEMA_ERROR, raw, first_error(exc, _MAX_DETAIL_ERRORS),
+                                type_name, now_ns)
         except Exception as exc:  # a model's own validator failed on an odd shape
             return self._reject(
-                SCHEMA_ERROR, raw, f"model validator raised {type(exc).__name__}: {exc}", kind,
-                now_ns,
+                SCHEMA_ERROR, raw, f"model validator raised {type(exc).__name__}: {exc}",
+                type_name, now_ns,
             )
-        return self._accept(route, kind, message, raw, now_ns)
+        return self._accept(route, type_name, message, raw, now_ns)
 
     def parse_batch(
         self, raws: Sequence[str | bytes], times: Sequence[int]
@@ -485,97 +546,82 @@ class MessageParser:
             return [self.parse(raw, now) for raw, now in zip(raws, times, strict=True)]
         out: list[ParseOutcome] = []
         add = out.append
-        parse, accept = self.parse, self._accept
-        ok = hits = misses = 0
+        parse = self.parse
+        ok = duplicates = 0
         for raw, now in zip(raws, times, strict=True):
             if raw.__class__ is not str:
                 add(parse(raw, now))
                 continue
             try:
                 message = tagged(raw)  # str: checked above
-                name, route = route_of[message.__class__]
+                channel, route = route_of[message.__class__]
             except Exception:  # not a valid frame of a registered type
                 add(parse(raw, now))
-                continue
-            if route.handler is not None:
-                add(accept(route, name, message, raw, now))
                 continue
             cache = route.cache
             if cache is not None:
                 try:
                     seen = cache.seen(route.dedupe_key(message), now)  # type: ignore[misc]
                 except Exception as exc:
-                    add(self._key_failed(raw, exc, name, now))
+                    add(self._key_failed(raw, exc, channel, now))
                     continue
                 if seen:
-                    hits += 1
-                    add(_outcome(ParseOutcome, (DUPLICATE, name, message)))
+                    duplicates += 1
+                    add(_outcome(ParseOutcome, (DUPLICATE, channel, message)))
                     continue
-                misses += 1
             ok += 1
-            add(_outcome(ParseOutcome, (OK, name, message)))
+            add(_outcome(ParseOutcome, (OK, channel, message)))
         counts = self.counts
         counts[OK] += ok
-        counts[DUPLICATE] += hits
-        self._hits += hits
-        self._misses += misses
+        counts[DUPLICATE] += duplicates
         return out
 
     def _accept(
-        self, route: _Route, kind: str | None, message: BaseModel, raw: str,
+        self, route: _Route, channel: str | None, message: BaseModel, raw: str,
         now_ns: int | None = None,
     ) -> ParseOutcome:
-        """De-duplicate a valid message and hand it to its handler."""
+        """De-duplicate a valid message of ``channel``: ``ok`` or ``duplicate``."""
         if route.cache is not None:
             try:
                 if route.cache.seen(route.dedupe_key(message), now_ns):  # type: ignore[misc]
-                    self._hits += 1
                     self.counts[DUPLICATE] += 1
-                    return _outcome(ParseOutcome, (DUPLICATE, kind, message))
-                self._misses += 1
+                    return _outcome(ParseOutcome, (DUPLICATE, channel, message))
             except Exception as exc:
-                return self._key_failed(raw, exc, kind, now_ns)
-        if route.handler is not None:
-            try:
-                route.handler(message)
-            except Exception as exc:
-                return self._reject(
-                    HANDLER_ERROR, raw, f"handler raised {type(exc).__name__}: {exc}", kind,
-                    now_ns,
-                )
+                return self._key_failed(raw, exc, channel, now_ns)
         self.counts[OK] += 1
-        return _outcome(ParseOutcome, (OK, kind, message))
+        return _outcome(ParseOutcome, (OK, channel, message))
 
     def _key_failed(
-        self, raw: str, exc: Exception, kind: str | None, now_ns: int | None
+        self, raw: str, exc: Exception, channel: str | None, now_ns: int | None
     ) -> ParseOutcome:
+        """A channel's ``dedupe_key`` raised: a ``handler_error`` reject, not a crash."""
         return self._reject(
-            HANDLER_ERROR, raw, f"dedupe_key raised {type(exc).__name__}: {exc}", kind, now_ns
+            HANDLER_ERROR, raw, f"dedupe_key raised {type(exc).__name__}: {exc}", channel,
+            now_ns,
         )
 
     def refuse(
-        self, raw: str | bytes, kind: str | None, detail: str, now_ns: int | None = None
+        self, raw: str | bytes, channel: str | None, detail: str, now_ns: int | None = None
     ) -> ParseOutcome:
         """Turn an ``ok`` outcome into a ``schema_error``: the message cannot be stored.
 
         For a check after validation (a value its column cannot hold exactly): the
         frame moves from the ``ok`` count to the ``schema_error`` count and joins the
         reject log with ``detail``.
+
+        Parameters
+        ----------
+        raw
+            The frame as received.
+        channel
+            The channel its ``ok`` outcome named.
+        detail
+            Why it cannot be stored.
+        now_ns
+            Its time for the reject log (usually its receive time).
         """
         self.counts[OK] -= 1
-        return self._reject(SCHEMA_ERROR, raw, detail, kind, now_ns)
-
-    @property
-    def dedupe_stats(self) -> DedupeStats:
-        """Keys remembered now (all types), duplicates found, and new keys seen."""
-        size = sum(len(route.cache) for route in self._routes.values() if route.cache)
-        return DedupeStats(size=size, hits=self._hits, misses=self._misses)
-
-    def clear_dedupe(self) -> None:
-        """Forget every de-dup key (hit and miss counts are kept)."""
-        for route in self._routes.values():
-            if route.cache is not None:
-                route.cache.clear()
+        return self._reject(SCHEMA_ERROR, raw, detail, channel, now_ns)
 
     @property
     def rejected(self) -> int:
@@ -585,31 +631,20 @@ class MessageParser:
 
     def _reject(
         self, reason: str, raw: str | bytes | bytearray | memoryview, detail: str,
-        kind: str | None = None, now_ns: int | None = None,
+        channel: str | None = None, now_ns: int | None = None,
     ) -> ParseOutcome:
         self.counts[reason] += 1
         text = raw if isinstance(raw, str) else repr(bytes(raw))
         if len(text) > _MAX_REJECT_TEXT:
             text = text[:_MAX_REJECT_TEXT] + f"… ({len(text)} chars)"
         when = self._clock.monotonic_ns() if now_ns is None else now_ns
-        self.rejects.append(Reject(reason, text, detail, when, kind))
+        self.rejects.append(Reject(reason, text, detail, when, channel))
         log.debug("rejected frame (%s): %s", reason, detail)
-        return _outcome(ParseOutcome, (reason, kind, None))
+        return _outcome(ParseOutcome, (reason, channel, None))
 
     def __repr__(self) -> str:
         return (
-            f"MessageParser(types={self.types}, ok={self.counts[OK]}, "
+            f"MessageParser(channels={self.channels}, ok={self.counts[OK]}, "
             f"duplicates={self.counts[DUPLICATE]}, rejected={self.rejected})"
         )
 
-
-def _summarise(exc: ValidationError) -> str:
-    """One line naming each failing field, e.g. ``price: Input should be a valid number``."""
-    parts = []
-    for err in exc.errors(include_url=False)[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "<root>"
-        parts.append(f"{where}: {err['msg']}")
-    more = exc.error_count() - len(parts)
-    if more > 0:
-        parts.append(f"and {more} more")
-    return "; ".join(parts)

@@ -32,8 +32,8 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import first_error
-from .feed import Feed
 from .health import HealthTransition
+from .pipeline import Counts, Pipeline
 from .policy import END_OF_SESSION, describe_close
 from .recording import Recording
 from .redaction import redact_url
@@ -42,6 +42,8 @@ from .spec import FeedSpec
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from .feed import Feed
 
 __all__ = ["QualityReport", "compare", "quality_report"]
 
@@ -590,7 +592,10 @@ def quality_report(
     >>> folder.cleanup()
     """
     rule = _hole_rule(hole_factor, hole_window, hole_min_gaps, min_hole_s)
-    if isinstance(source, Feed):
+    if not isinstance(source, Recording | str | os.PathLike):
+        if not isinstance(getattr(source, "pipeline", None), Pipeline):
+            raise TypeError(f"quality_report() takes a Recording, its directory, or a live "
+                            f"Feed; got {type(source).__name__}")
         return _from_feed(source, rule)
     recording = source if isinstance(source, Recording) else Recording.open(source)
     return _from_recording(recording, spec if spec is not None else recording.spec, progress,
@@ -639,11 +644,8 @@ def _from_recording(
             {"received": frames_seen.height, **live}, whole,
             {"frames": frames_seen["recv_mono_ns"].sort()}), rule)
     result = replay(recording, spec, progress=progress)
-    stats = result.stats
-    outcomes = {"received": stats["frames"], "ok": stats["ok"],
-                "duplicates": stats["duplicates"], "control": stats["control"],
-                "exchange_errors": stats["exchange_errors"],
-                **{f"reject:{k}": v for k, v in stats["rejects"].items()}, **live}
+    assert result.counts is not None  # a replay always gives its counts
+    outcomes = _outcomes(result.stats["frames"], result.counts, live)
     return _report(_Session(
         str(recording.path), start, end, timeline, frames_seen, outcomes, whole,
         _stream_times(result.frames, spec), result.frames, _thresholds(spec),
@@ -669,34 +671,40 @@ def _completeness(recording: Recording, events: pl.DataFrame) -> str:
     return "incomplete: " + ("; ".join(reasons) or "marked so by its manifest")
 
 
+def _outcomes(received: int, counts: Counts, live: dict[str, int]) -> dict[str, int]:
+    """The outcome table's counts: every message received, and what became of it."""
+    return {"received": received, "ok": counts.ok, "duplicates": counts.duplicates,
+            "control": counts.control, "exchange_errors": counts.exchange_errors,
+            **{f"reject:{k}": v for k, v in counts.rejects.items()}, **live}
+
+
 def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
     spec = feed.spec
-    frames = feed.frames
+    pipeline = feed.pipeline
+    frames = pipeline.frames
     stats = feed.stats
-    timeline = feed.connections
+    timeline = feed.connections.drop("closed_by")
     columns = ("generation", "recv_mono_ns", "recv_wall_ns")
     seen = pl.concat([f.select(columns) for f in frames.values()]) if frames else (
         pl.DataFrame(schema=dict.fromkeys(columns, pl.Int64)))
     now = feed.clock.monotonic_ns()
     start = int(timeline["mono_ns"].min()) if timeline.height else now  # type: ignore[arg-type]
-    outcomes = {"received": stats.received, "ok": stats.ok, "duplicates": stats.duplicates,
-                "control": stats.control, "exchange_errors": stats.exchange_errors,
-                **{f"reject:{k}": v for k, v in stats.rejects.items()},
-                "dropped_live": stats.dropped, "old_generation_live": stats.old_generation}
+    outcomes = _outcomes(stats.received, pipeline.counts, {
+        "dropped_live": stats.dropped, "old_generation_live": stats.old_generation})
     recorder = feed.recorder
     recording = "not recording" if recorder is None else (
         f"to {recorder.path}: {recorder.errors} failed write(s), {recorder.held} event(s) "
         f"held, {recorder.lost} lost")
     notes = []
-    if feed.store.max_rows is not None:
+    if pipeline.store.max_rows is not None:
         notes.append(
-            f"The feed keeps only the newest {feed.store.max_rows} rows per channel "
+            f"The feed keeps only the newest {pipeline.store.max_rows} rows per channel "
             "(max_rows): stream counts, rates, holes and latencies describe those rows, "
             "while the outcomes count every frame. A report of its recording has them all.")
     return _report(_Session(
         redact_url(spec.url), start, _feed_end(timeline, now), timeline, seen, outcomes,
         recording, _stream_times(frames, spec), frames, _thresholds(spec),
-        list(feed.health.transitions), feed.sequences.by_channel, _sequenced(spec), notes),
+        pipeline.transitions, pipeline.sequences.by_channel, _sequenced(spec), notes),
         rule)
 
 

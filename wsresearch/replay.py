@@ -1,18 +1,18 @@
 """Deterministic replay of a recording through the live pipeline's own parts.
 
-:func:`replay` feeds a recording's frames, in ``seq`` order, through the same
-parser, health monitor and frame store a live :class:`~wsresearch.feed.Feed`
-uses, on a :class:`~wsresearch.clock.VirtualClock` set from the recorded
+:func:`replay` feeds a recording's messages, in ``seq`` order, through the same
+:class:`~wsresearch.pipeline.Pipeline` a live :class:`~wsresearch.feed.Feed`
+runs, on a :class:`~wsresearch.clock.VirtualClock` set from the recorded
 timestamps. Nothing reads the wall clock or draws unseeded randomness, and
 nothing depends on machine speed, so two replays of one recording with one spec
-give byte-identical frames, the same health transitions and the same counters.
+give byte-identical frames (DataFrames), the same health transitions and the same counters.
 
 Health is checked at the recorded timeline's check points: every
 ``spec.check_interval`` seconds from the session's first event, just as the live
-monitor's timer did, each check run before the first frame received after it.
+monitor's timer did, each check run before the first message received after it.
 
-``mode="complete"`` processes every recorded frame. ``mode="faithful"`` skips the
-frames the live session discarded (queue overflow, old generation), recorded
+``mode="complete"`` processes every recorded message. ``mode="faithful"`` skips the
+messages the live session discarded (queue overflow, old generation), recorded
 as ``drop`` events, so its frames equal the live feed's.
 """
 
@@ -34,18 +34,16 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from ._ports import check_port, listening_url
-from .clock import VirtualClock
-from .feed import Feed
+from .clock import NS_PER_S, VirtualClock
 from .health import HealthMonitor, HealthTransition
-from .parser import CONTROL, DUPLICATE, OK, REJECT_REASONS, Reject
-from .policy import CLIENT_CLOSE_REASONS
+from .parser import Reject
+from .pipeline import Counts, Pipeline, Received
 from .recording import Recording
 from .spec import FeedSpec
 
 __all__ = ["ReplayResult", "ReplayServer", "replay"]
 
-_NS_PER_S = 1_000_000_000
-_BATCH = 256  # frames per call into the pipeline: short-lived, so the GC has little to walk
+_BATCH = 256  # messages per call into the pipeline: short-lived, so the GC has little to walk
 _SEQUENCE_STATS = ("exchange_errors", "sequence_gaps", "sequence_missing", "sequence_repeats",
                    "sequence_out_of_order")
 
@@ -61,13 +59,14 @@ class ReplayResult:
     health_transitions
         Every health change, on the recorded timeline.
     stats
-        Counters: ``frames``, ``replayed``, ``skipped`` (faithful drops), ``ok``,
+        Counters: ``frames`` (messages recorded; the format's word), ``replayed``,
+        ``skipped`` (faithful drops), ``ok``,
         ``duplicates``, ``control``, ``invalid``, ``rejects`` (by reason),
-        ``old_generation`` (frames of a replaced connection), ``generations``,
+        ``old_generation`` (messages of a replaced connection), ``generations``,
         ``exchange_errors``, ``sequence_gaps``, ``sequence_missing``,
         ``sequence_repeats``, ``sequence_out_of_order``.
     rejects
-        The rejected frames, with raw text and reason.
+        The rejected messages, with raw text and reason.
     gaps
         Every sequence gap found, as ``Feed.gaps`` gives them.
     errors
@@ -76,6 +75,9 @@ class ReplayResult:
     sequence_by_channel
         Per sequenced channel that saw any: ``gap``, ``missing``, ``repeat`` and
         ``out_of_order`` counts.
+    counts
+        The pipeline's outcome counters (:class:`~wsresearch.pipeline.Counts`), which
+        ``stats`` is made from.
     """
 
     frames: dict[str, pl.DataFrame]
@@ -85,6 +87,7 @@ class ReplayResult:
     gaps: pl.DataFrame = field(default_factory=pl.DataFrame)
     errors: list[str] = field(default_factory=list)
     sequence_by_channel: dict[str, dict[str, int]] = field(default_factory=dict)
+    counts: Counts | None = None
 
 
 def replay(
@@ -101,11 +104,11 @@ def replay(
     recording
         A :class:`~wsresearch.recording.Recording` or its directory.
     spec
-        The spec that decides how frames become rows (usually the one recorded with).
+        The spec that decides how messages become rows (usually the one recorded with).
         ``None``: the recording's own (:attr:`Recording.spec`), for sessions
         recorded with an adapter's spec.
     mode
-        ``"complete"``: every frame; ``"faithful"``: skip what the live session dropped.
+        ``"complete"``: every message; ``"faithful"``: skip what the live session dropped.
     progress
         Called with ``(events done, events in all)`` every 10,000 events and at the end.
 
@@ -149,44 +152,43 @@ def replay(
         skip = set(drops.to_list())
 
     clock = VirtualClock(mono_ns=0, wall_ns=0)
-    feed = Feed(spec, clock=clock)
-    frames, skipped, generations = _drive(
-        events, feed, clock, round(spec.check_interval * _NS_PER_S), skip, progress,
+    pipeline = Pipeline(spec, clock)
+    messages, skipped, generations = _drive(
+        events, pipeline, clock, round(spec.check_interval * NS_PER_S), skip, progress,
         recording.path,
     )
-    replayed = frames - skipped
-    counts = feed.parser.counts
+    counts = pipeline.counts
     stats: dict[str, Any] = {
-        "frames": frames,
-        "replayed": replayed,
+        "frames": messages,
+        "replayed": messages - skipped,
         "skipped": skipped,
-        "ok": counts[OK],
-        "duplicates": counts[DUPLICATE],
-        "control": counts[CONTROL],
-        "invalid": sum(counts[r] for r in REJECT_REASONS),
-        "rejects": {r: counts[r] for r in REJECT_REASONS},
-        "old_generation": feed._old_generation,
+        "ok": counts.ok,
+        "duplicates": counts.duplicates,
+        "control": counts.control,
+        "invalid": counts.invalid,
+        "rejects": counts.rejects,
+        "old_generation": counts.old_generation,
         "generations": generations,
     }
-    live = feed.stats
-    stats.update({name: getattr(live, name) for name in _SEQUENCE_STATS})
+    stats.update({name: getattr(counts, name) for name in _SEQUENCE_STATS})
     return ReplayResult(
-        frames=feed.frames,
-        health_transitions=list(feed.health.transitions),
+        frames=pipeline.frames,
+        health_transitions=pipeline.transitions,
         stats=stats,
-        rejects=feed.rejects,
-        gaps=feed.gaps,
-        errors=[f"{type(exc).__name__}: {exc}" for exc in feed.errors],
-        sequence_by_channel={k: dict(v) for k, v in feed.sequences.by_channel.items()},
+        rejects=pipeline.rejects,
+        gaps=pipeline.gaps,
+        errors=[f"{type(exc).__name__}: {exc}" for exc in pipeline.errors],
+        sequence_by_channel={k: dict(v) for k, v in pipeline.sequences.by_channel.items()},
+        counts=counts,
     )
 
 
 def _payloads(texts: pl.Series, binary: pl.Series, source: object) -> list[str | bytes]:
-    """Each frame's payload as received: its text, or the bytes its base64 text holds.
+    """Each message's payload as received: its text, or the bytes its base64 text holds.
 
-    A damaged segment can garble a frame's data (a lost value, a binary frame whose
-    text is no longer base64). Such a frame is still replayed, as its text's bytes
-    (empty when lost), so it gets an outcome like every other frame, almost surely
+    A damaged segment can garble a message's data (a lost value, a binary message whose
+    text is no longer base64). Such a message is still replayed, as its text's bytes
+    (empty when lost), so it gets an outcome like every other message, almost surely
     a reject, and a warning says how many there were.
     """
     damaged = texts.null_count()
@@ -198,29 +200,29 @@ def _payloads(texts: pl.Series, binary: pl.Series, source: object) -> list[str |
             data[j] = data[j].encode()
             damaged += 1
     if damaged:
-        warnings.warn(f"{source}: {damaged} frame(s) whose recorded data a damaged segment "
+        warnings.warn(f"{source}: {damaged} message(s) whose recorded data a damaged segment "
                       "garbled; replayed as the bytes left", stacklevel=3)
     return data
 
 
 def _drive(
     events: pl.DataFrame,
-    feed: Feed,
+    pipeline: Pipeline,
     clock: VirtualClock,
     interval: int,
     skip: set[int],
     progress: Callable[[int, int], None] | None,
     source: object,
 ) -> tuple[int, int, int]:
-    """Put ``events`` through ``feed`` on ``clock``; return frames, skipped and generations.
+    """Put ``events`` through ``pipeline`` on ``clock``; return messages, skipped, generations.
 
-    Frames go through the feed in batches, as the live queue hands them over. A batch ends
-    before any other event and before each health check point, so every check sees
-    exactly the frames received before it: the checks the live timer made every
+    Messages go through the pipeline in batches, as the live queue hands them over. A
+    batch ends before any other event and before each health check point, so every check sees
+    exactly the messages received before it: the checks the live timer made every
     ``interval`` from the first event, each run before the first event whose receive time
     reaches it (recorded times can step back a little between events stamped in different
     places, so "reaches" is judged on the running maximum). Processing reads no clock:
-    de-dup, health and sequence times are the frames' recorded receive times. The frames
+    de-dup, health and sequence times are the messages' recorded receive times. They
     are gathered in columns, not one event at a time: a replay's cost is the pipeline's.
     """
     total = events.height
@@ -228,24 +230,25 @@ def _drive(
         if progress is not None:
             progress(0, 0)
         return 0, 0, 0
-    health, process, set_clock = feed.health, feed._process, clock.set
+    health, process, set_clock = pipeline.health, pipeline.process, clock.set
     first_mono, first_wall = events["mono_ns"][0], events["wall_ns"][0]
     set_clock(first_mono, first_wall)
     health.reset()
 
     indexed = events.with_row_index("index")
     is_frame = pl.col("kind") == "frame"
-    frames = int(events.select(is_frame.sum()).item())
+    messages = int(events.select(is_frame.sum()).item())
     skipped = pl.Series(sorted(skip), dtype=pl.Int64).implode()
     kept = indexed.filter(is_frame & ~pl.col("seq").is_in(skipped))
     data = _payloads(kept["data"], kept["binary"], source)
-    items = list(zip(data, *(kept[c].to_list() for c in ("generation", "mono_ns", "wall_ns",
-                                                           "seq")), strict=True))
+    items: list[Received] = list(zip(
+        data, *(kept[c].to_list() for c in ("generation", "mono_ns", "wall_ns", "seq")),
+        strict=True))
     at = kept["index"].to_list()  # the event index of each item
 
     # Stops, in event order: the health check points that fall before each event
     # (check k, at first_mono + k * interval, runs before the first event whose
-    # receive time reaches it), then each event that is not a frame. Only the check
+    # receive time reaches it), then each event that is not a message. Only the check
     # points that can change something run (see _run_checks), so a tiny interval
     # over a long recording costs nothing per check point it skips.
     # (position, order, (first and last check point) or event row)
@@ -279,10 +282,10 @@ def _drive(
             set_clock(mono if mono > now else now, wall)
             if kind == "open":
                 generations += 1
-                feed._current_generation = generation
+                pipeline.open_generation(generation)
     if progress is not None:
         progress(total, total)
-    return frames, frames - len(items), generations
+    return messages, messages - len(items), generations
 
 
 def _run_checks(
@@ -290,8 +293,8 @@ def _run_checks(
 ) -> None:
     """Run the health checks ``low + 1 .. high`` that can change something, in order.
 
-    With no frame between them, a check changes nothing until some stream's silence
-    passes its threshold (:meth:`HealthMonitor.due`): the first check runs (a frame
+    With no message between them, a check changes nothing until some stream's silence
+    passes its threshold (:meth:`HealthMonitor.due`): the first check runs (a message
     since the last one may end a silence), then only the check points at or after
     each such moment. The transitions are those of running every check, at the same
     times; at most one check per stream runs between two events.
@@ -313,7 +316,7 @@ def _run_checks(
 class _Session:
     generation: int
     waits_for_client: bool
-    frames: list[tuple[int, str | bytes]]  # (mono_ns, payload)
+    messages: list[tuple[int, str | bytes]]  # (mono_ns, payload)
     close_code: int | None
     close_reason: str
     server_closed: bool
@@ -328,7 +331,7 @@ def _sessions(recording: Recording) -> list[_Session]:
         kinds = part["kind"].to_list()
         first_frame = kinds.index("frame") if "frame" in kinds else len(kinds)
         recorded = part.filter(pl.col("kind") == "frame")
-        frames = list(zip(recorded["mono_ns"].to_list(),
+        messages = list(zip(recorded["mono_ns"].to_list(),
                           _payloads(recorded["data"], recorded["binary"], recording.path),
                           strict=True))
         closes = part.filter(pl.col("kind") == "close")
@@ -337,11 +340,11 @@ def _sessions(recording: Recording) -> list[_Session]:
         )
         # Closes this side caused are not the server's to reproduce: the end of the
         # session, a resync, a dropped half-open socket. The server then just waits.
-        client_side = closes.height == 0 or (reason or "").startswith(CLIENT_CLOSE_REASONS)
+        client_side = closes.height == 0 or closes["closed_by"][0] == "client"
         sessions.append(_Session(
             generation=int(str(generation)),
             waits_for_client="sent" in kinds[:first_frame],
-            frames=frames,
+            messages=messages,
             close_code=code,
             close_reason=reason or "",
             server_closed=not client_side,
@@ -352,7 +355,7 @@ def _sessions(recording: Recording) -> list[_Session]:
 class ReplayServer:
     """Serve a recording over a local WebSocket, one recorded connection per client connection.
 
-    The n-th connection a client opens receives generation n's frames, paced as
+    The n-th connection a client opens receives generation n's messages, paced as
     recorded (divided by ``speed``; ``None`` sends as fast as the client reads),
     then is closed the way the server closed it: with the recorded code and
     reason, or abruptly for 1006. Closes the client made (the end of the
@@ -370,6 +373,7 @@ class ReplayServer:
 
     Examples
     --------
+    >>> from wsresearch import Feed
     >>> from wsresearch.exchanges import generic
     >>> async def main():
     ...     async with ReplayServer("data/sessions/sim-faults", speed=None) as server:
@@ -451,10 +455,10 @@ class ReplayServer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ws.recv(), 5)
             start = loop.time()
-            first = session.frames[0][0] if session.frames else 0
-            for mono, payload in session.frames:
+            first = session.messages[0][0] if session.messages else 0
+            for mono, payload in session.messages:
                 if self.speed is not None:
-                    delay = start + (mono - first) / _NS_PER_S / self.speed - loop.time()
+                    delay = start + (mono - first) / NS_PER_S / self.speed - loop.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
                 await ws.send(payload)

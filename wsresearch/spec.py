@@ -3,9 +3,10 @@
 A :class:`FeedSpec` holds everything that decides how frames become rows:
 routing (``type_of``), models, de-dup keys, health expectations, queue policy,
 and what to send on every connect. The same spec drives a live
-:class:`~wsresearch.feed.Feed` and (later) a replay of its recording, which is
-why both give the same rows. Exchange adapters in :mod:`wsresearch.exchanges`
-build specs; :meth:`FeedSpec.with_url` points one at a simulator or a proxy.
+:class:`~wsresearch.feed.Feed` and a replay of its recording
+(:func:`~wsresearch.replay.replay`), which is why both give the same rows.
+Exchange adapters in :mod:`wsresearch.exchanges` build specs;
+:meth:`FeedSpec.with_url` points one at a simulator or a proxy.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .config import (
     validate_ws_url,
 )
 from .errors import InvalidURLError, UnknownChannelError
-from .frames import META_COLUMNS, explode_fields
+from .frames import check_channel
 from .redaction import DEFAULT_REDACT, mask, mask_auth, redact_url
 from .sequence import Seq
 
@@ -97,21 +98,10 @@ class Channel(BaseModel):
         """The group whose counter this channel's sequence numbers count in."""
         return self.sequence_group or self.name
 
-    @field_validator("model")
-    @classmethod
-    def _check_model(cls, model: type[BaseModel]) -> type[BaseModel]:
-        clash = sorted(set(model.model_fields) & set(META_COLUMNS))
-        if clash:
-            raise ValueError(
-                f"model {model.__name__} has field(s) {clash} that clash with the metadata "
-                f"columns {sorted(META_COLUMNS)}"
-            )
-        return model
-
     @model_validator(mode="after")
-    def _check_explode(self) -> Channel:
-        if self.explode is not None:
-            explode_fields(self.model, self.explode)  # raises on a bad field
+    def _check_columns(self) -> Channel:
+        # The store's own check, run here so a bad channel fails where it is declared.
+        check_channel(self.name, self.model, self.explode)
         return self
 
 

@@ -265,7 +265,7 @@ class Dashboard:
             f"queue <b>{stats.queue_size}</b>/{stats.queue_max} · "
             f"received <b>{stats.received}</b> · ok <b>{stats.ok}</b> · "
             f"dropped <b>{stats.dropped}</b> · duplicates <b>{stats.duplicates}</b> · "
-            f"old-generation frames <b>{stats.old_generation}</b> · "
+            f"old-generation messages <b>{stats.old_generation}</b> · "
             f"rejects <b>{stats.invalid}</b> ({rejects}) · "
             f"sequence gaps <b>{stats.sequence_gaps}</b> ({stats.sequence_missing} missing) · "
             f"exchange errors <b>{stats.exchange_errors}</b> · "

@@ -24,10 +24,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from ..config import ConnectionConfig, HeartbeatConfig
-from ..health import StreamConfig
+from ..config import ConnectionConfig, StreamConfig
 from ..parser import by_field
-from ..spec import Channel, FeedSpec, SpecOrigin
+from ..spec import Channel, FeedSpec
+from ._common import app_ping as with_app_ping
+from ._common import assemble, check_channels, check_symbols
 
 __all__ = ["CHANNELS", "SYMBOLS", "Order", "Ticker", "Trade", "spec", "type_of"]
 
@@ -143,33 +144,29 @@ def spec(
     ------
     ValueError
         For an unknown channel, no symbols, or no URL.
+    TypeError
+        For a string where a list of symbols or channels belongs.
     """
-    unknown = sorted(set(channels) - set(_CHANNELS))
-    if unknown:
-        raise ValueError(f"unknown generic channel(s) {unknown}; choose from {list(CHANNELS)}")
-    if not symbols or not channels:
-        raise ValueError("need at least one symbol and one channel")
+    chosen = check_channels(channels, CHANNELS, "generic")
+    names = check_symbols(symbols, r"\S+", "BTC-USD", "generic")
     if url is None:
         raise ValueError("the generic dialect has no public server: pass url=sim.url")
     if connection is None:
         connection = ConnectionConfig()
-    if app_ping:
-        heartbeat = connection.heartbeat.model_copy(update={"ping_message": {"op": "ping"}})
-        connection = connection.model_copy(update={"heartbeat": HeartbeatConfig.model_validate(
-            heartbeat.model_dump())})
-    fields: dict[str, Any] = {
-        "url": url,
-        "channels": [_CHANNELS[name] for name in channels],
-        "type_of": type_of,
-        "subscribe": [{"op": "subscribe", "channels": list(channels), "symbols": list(symbols)}],
-        "auth": None if api_key is None else {"op": "auth", "key": api_key},
-        "health": {name: _HEALTH[name] for name in channels},
-        "connection": connection,
-        "control": frozenset({"subscribed", "authenticated", "pong"}),
-        "errors": frozenset({"error"}),
-        "error_text": _error_text,
-        "description": f"simulator generic: {', '.join(channels)} on {', '.join(symbols)}",
-        "origin": SpecOrigin(adapter="generic", arguments={"symbols": list(symbols),
-                                                           "channels": list(channels)}),
-    }
-    return FeedSpec(**fields).replace(**overrides)
+    if app_ping:  # with every WebSocket ping, at the heartbeat's own interval
+        connection = with_app_ping(connection, {"op": "ping"}, connection.heartbeat.interval)
+    arguments: dict[str, Any] = {"symbols": names, "channels": chosen}
+    return assemble(
+        "generic", arguments, overrides,
+        url=url,
+        channels=[_CHANNELS[name] for name in chosen],
+        type_of=type_of,
+        subscribe=[{"op": "subscribe", "channels": list(chosen), "symbols": list(names)}],
+        auth=None if api_key is None else {"op": "auth", "key": api_key},
+        health={name: _HEALTH[name] for name in chosen},
+        connection=connection,
+        control=frozenset({"subscribed", "authenticated", "pong"}),
+        errors=frozenset({"error"}),
+        error_text=_error_text,
+        description=f"simulator generic: {', '.join(chosen)} on {', '.join(names)}",
+    )

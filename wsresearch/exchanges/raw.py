@@ -13,15 +13,30 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from ..spec import Channel, FeedSpec, OutboundMessage, SpecOrigin
+from ..spec import Channel, FeedSpec, OutboundMessage
+from ._common import assemble
 
-__all__ = ["spec"]
+__all__ = ["CHANNELS", "spec"]
+
+CHANNELS: tuple[str, ...] = ("message",)
+"""The one channel: every JSON object the feed sends."""
 
 
 def spec(
     url: str, type_field: str = "type", subscribe: Sequence[OutboundMessage] = (), **overrides: Any
 ) -> FeedSpec:
     """A :class:`~wsresearch.spec.FeedSpec` keeping every JSON object, by ``type_field``.
+
+    Parameters
+    ----------
+    url
+        The feed's ``ws://`` or ``wss://`` URL.
+    type_field
+        The field naming each message's type: the one declared column.
+    subscribe
+        Messages to send on every connect.
+    **overrides
+        Any other :class:`~wsresearch.spec.FeedSpec` field.
 
     Raises
     ------
@@ -35,15 +50,14 @@ def spec(
         __config__=ConfigDict(extra="ignore", coerce_numbers_to_str=True),
         **{type_field: (str | None, None)},
     )
-    fields: dict[str, Any] = {
-        "url": url,
-        "channels": [Channel(name="message", model=model)],
-        "type_of": _message_if_object,
-        "subscribe": list(subscribe),
-        "description": f"raw JSON feed at {url}, by {type_field!r}",
-        "origin": SpecOrigin(adapter="raw", arguments={"type_field": type_field}),
-    }
-    return FeedSpec(**fields).replace(**overrides)
+    return assemble(
+        "raw", {"type_field": type_field}, overrides,
+        url=url,
+        channels=[Channel(name="message", model=model)],
+        type_of=_message_if_object,
+        subscribe=list(subscribe),
+        description=f"raw JSON feed at {url}, by {type_field!r}",
+    )
 
 
 def _message_if_object(decoded: Any) -> str | None:

@@ -1,6 +1,8 @@
 """The pytest plugin installed with wsresearch: ``--update-snapshots`` and ``replay_snapshot``.
 
-See :mod:`wsresearch.testing`.
+Registered through the ``pytest11`` entry point, so a project that installs
+wsresearch gets the option and the fixture without a ``conftest.py`` line. The
+comparison itself is :func:`~wsresearch.testing.golden.assert_replay_matches`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .testing import UPDATE_ENV, assert_replay_matches
+from .golden import UPDATE_ENV, assert_replay_matches
 
 __all__ = ["pytest_addoption", "replay_snapshot"]
 

@@ -25,9 +25,9 @@ from typing import Any, Literal
 
 import polars as pl
 
-from .recording import Recording
-from .replay import ReplayResult, replay
-from .spec import FeedSpec
+from ..recording import Recording
+from ..replay import ReplayResult, replay
+from ..spec import FeedSpec
 
 __all__ = ["UPDATE_ENV", "assert_replay_matches", "frame_differences"]
 

@@ -1,8 +1,8 @@
 """An embedded exchange simulator: a real ``websockets`` server on 127.0.0.1.
 
 It speaks a dialect (``profile``: its own ``generic`` one, or Binance's,
-Coinbase's, Kraken's, Bybit's or OKX's, see :mod:`wsresearch.sim_dialects`),
-streams seeded market data, and injects the
+Coinbase's, Kraken's, Bybit's or OKX's, see :mod:`wsresearch.testing.sim.dialects`),
+streams seeded market data (:mod:`~wsresearch.testing.sim.market`), and injects the
 faults real exchanges inflict, either on a script (:class:`Fault` with an
 ``at`` time, for demos) or on demand from a test (``await sim.disconnect()``,
 ``sim.silence("trade", 5)``...), which keeps tests free of timing guesses.
@@ -27,6 +27,9 @@ Faults
                     a half-open connection
 ``malformed``       send ``count`` bad frames: broken JSON, binary, wrong
                     schema, unknown type, non-object JSON
+
+On the command line, and in :func:`parse_fault`, a fault is written
+``KIND@SECONDS[:key=value,...]``, e.g. ``silence@9:stream=ticker,duration=4``.
 """
 
 from __future__ import annotations
@@ -34,10 +37,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,24 +48,22 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from ._ports import check_port, listening_url
-from .clock import Clock, SystemClock
-from .errors import first_error
-from .exchanges import generic
-from .sim_dialects import DIALECTS, Subscriber
-from .spec import FeedSpec
+from ..._ports import check_port, listening_url
+from ...clock import Clock, SystemClock
+from ...errors import first_error
+from ...spec import FeedSpec
+from .dialects import PROFILES, Subscriber, dialect
+from .market import Market
 
-__all__ = ["PROFILES", "Fault", "Simulator", "generic_frames"]
+__all__ = ["PROFILES", "Fault", "FaultKind", "Simulator", "parse_fault"]
 
 log = logging.getLogger(__name__)
-
-PROFILES: tuple[str, ...] = ("generic", *DIALECTS)
-"""Dialects the simulator speaks: its own, and each exchange's (:mod:`wsresearch.sim_dialects`)."""
 
 FaultKind = Literal[
     "disconnect", "reject_auth", "rate_limit", "silence", "duplicate", "sequence_gap", "burst",
     "no_pong", "malformed",
 ]
+"""The kinds of :class:`Fault`, described in the module docs."""
 
 _MALFORMED: tuple[str | bytes, ...] = (
     "{not json",
@@ -74,8 +74,6 @@ _MALFORMED: tuple[str | bytes, ...] = (
     '{"type":"trade","symbol":"BTC-USD","seq":"x","trade_id":1,"price":"1","size":"1",'
     '"side":"hold","ts":0}',
 )
-_RATES = {"trade": 20.0, "ticker": 10.0, "order": 1 / 30}
-_START_PRICE = {"BTC": 30_000.0, "ETH": 2_000.0, "SOL": 25.0}
 
 
 class Fault(BaseModel):
@@ -117,138 +115,54 @@ class Fault(BaseModel):
         return self
 
 
-@dataclass(eq=False)
-class _Client:
-    ws: ServerConnection
-    index: int
-    channels: set[str] = field(default_factory=set)
-    symbols: set[str] = field(default_factory=set)
-    frozen: bool = False
-    sub: Subscriber = field(default_factory=lambda: Subscriber(0))
+def parse_fault(text: str) -> Fault:
+    """Parse ``KIND@SECONDS[:key=value,...]``, e.g. ``silence@9:stream=ticker,duration=4``.
 
+    The form the command line takes (``wsresearch simulate --fault``); ``@SECONDS``
+    may be left out (``at`` 0).
 
-def _text(body: dict[str, Any]) -> str:
-    return json.dumps(body, separators=(",", ":"))
+    Parameters
+    ----------
+    text
+        The fault, written as above.
 
+    Returns
+    -------
+    Fault
+        The fault, validated.
 
-class _Market:
-    """Seeded market state: prices random-walk, sequences count per (stream, symbol).
-
-    Events are plain dicts in the generic shape; each dialect renders them in
-    its exchange's. The order book is real state (levels change and vanish), so
-    a snapshot sent to a new subscriber agrees with the updates that follow it.
-    """
-
-    def __init__(
-        self, symbols: Sequence[str], rng: random.Random, time_ns: Callable[[], int]
-    ) -> None:
-        self.symbols = list(symbols)
-        self.rng = rng
-        self.time_ns = time_ns
-        self.price = {s: _start_price(s) for s in self.symbols}
-        self.seq: dict[tuple[str, str], int] = {}
-        self.trade_ids = itertools.count(1)
-        self.order_ids = itertools.count(1)
-        self.skip: dict[str | None, int] = {}
-        """Numbers to skip on the next event of a stream (``None``: of any stream)."""
-        self.books: dict[str, tuple[dict[float, float], dict[float, float]]] = {}
-
-    def _next_seq(self, stream: str, symbol: str) -> int:
-        skip = self.skip
-        n = self.seq.get((stream, symbol), 0) + 1
-        if skip:
-            n += skip.pop(stream, 0) + skip.pop(None, 0)
-        self.seq[(stream, symbol)] = n
-        return n
-
-    def _step(self, symbol: str) -> float:
-        return max(0.01, round(self.price[symbol] * 1e-4, 2))
-
-    def book(self, symbol: str) -> tuple[dict[float, float], dict[float, float]]:
-        """The (bids, asks) of ``symbol``: price to size, ten levels a side to start."""
-        book = self.books.get(symbol)
-        if book is None:
-            step, mid = self._step(symbol), self.price[symbol]
-            book = self.books[symbol] = (
-                {round(mid - i * step, 2): round(self.rng.uniform(0.1, 5), 3) for i in
-                 range(1, 11)},
-                {round(mid + i * step, 2): round(self.rng.uniform(0.1, 5), 3) for i in
-                 range(1, 11)},
-            )
-        return book
-
-    def snapshot(self, symbol: str) -> dict[str, Any]:
-        """The whole book of ``symbol`` now, with the sequence number of its last update."""
-        bids, asks = self.book(symbol)
-        return {"symbol": symbol, "seq": self.seq.get(("book", symbol), 0),
-                "bids": [[p, bids[p]] for p in sorted(bids, reverse=True)],
-                "asks": [[p, asks[p]] for p in sorted(asks)], "ts": self.time_ns()}
-
-    def event(self, stream: str) -> tuple[str, dict[str, Any]]:
-        """One event of ``stream``: ``(symbol, body)`` in the generic shape."""
-        rng = self.rng
-        if stream == "heartbeat":
-            return "", {"type": "heartbeat", "ts": self.time_ns()}
-        symbol = rng.choice(self.symbols)
-        price = self.price[symbol] = max(0.01, self.price[symbol] * (1 + rng.gauss(0, 2e-4)))
-        ts = self.time_ns()
-        body: dict[str, Any]
-        if stream == "trade":
-            body = {"type": "trade", "symbol": symbol, "seq": self._next_seq(stream, symbol),
-                    "trade_id": next(self.trade_ids), "price": f"{price:.2f}",
-                    "size": f"{rng.uniform(0.001, 2):.4f}", "side": rng.choice(("buy", "sell")),
-                    "ts": ts}
-        elif stream == "ticker":
-            half = price * 5e-5
-            body = {"type": "ticker", "symbol": symbol, "seq": self._next_seq(stream, symbol),
-                    "bid": f"{price - half:.2f}", "ask": f"{price + half:.2f}",
-                    "bid_size": f"{rng.uniform(0.1, 5):.3f}",
-                    "ask_size": f"{rng.uniform(0.1, 5):.3f}", "ts": ts}
-        elif stream == "book":
-            bids, asks = self.book(symbol)
-            side, levels = ("bids", bids) if rng.random() < 0.5 else ("asks", asks)
-            offset = rng.randint(1, 12) * self._step(symbol)
-            level = round(price - offset if side == "bids" else price + offset, 2)
-            size = 0.0 if level in levels and rng.random() < 0.3 else round(
-                rng.uniform(0.01, 5), 3)
-            if size:
-                levels[level] = size
-            else:
-                levels.pop(level, None)
-            body = {"type": "book", "symbol": symbol, "seq": self._next_seq(stream, symbol),
-                    "bids": [[level, size]] if side == "bids" else [],
-                    "asks": [[level, size]] if side == "asks" else [], "ts": ts}
-        else:
-            body = {"type": "order", "order_id": f"o-{next(self.order_ids)}", "symbol": symbol,
-                    "status": rng.choice(("new", "filled", "cancelled")),
-                    "price": f"{price:.2f}", "size": f"{rng.uniform(0.01, 1):.3f}", "ts": ts}
-        return symbol, body
-
-
-def _start_price(symbol: str) -> float:
-    """A plausible price for ``symbol`` in any exchange's spelling (``btcusdt``, ``XBT/USD``)."""
-    upper = symbol.upper().replace("XBT", "BTC")
-    for base, price in _START_PRICE.items():
-        if base in upper:
-            return price
-    return 100.0
-
-
-def generic_frames(
-    n: int, seed: int = 0, symbols: Sequence[str] = generic.SYMBOLS
-) -> Iterator[str]:
-    """Yield ``n`` generic trade frames (for benchmarks and fixtures), deterministically.
+    Raises
+    ------
+    ValueError
+        With a one-line reason.
 
     Examples
     --------
-    >>> frame = next(generic_frames(1))
-    >>> frame.startswith('{"type":"trade"')
-    True
+    >>> parse_fault("disconnect@5:code=1001")
+    Fault(kind='disconnect', at=5.0, code=1001, stream=None, duration=0.0, count=1)
     """
-    timestamps = itertools.count(1_700_000_000_000_000_000, 1_000_000)
-    market = _Market(symbols, random.Random(seed), timestamps.__next__)
-    for _ in range(n):
-        yield _text(market.event("trade")[1])
+    head, _, options = text.partition(":")
+    kind, at_sep, at = head.partition("@")
+    fields: dict[str, Any] = {"kind": kind, "at": at if at_sep else 0.0}
+    for option in filter(None, options.split(",")):
+        key, eq, value = option.partition("=")
+        if not eq:
+            raise ValueError(f"fault option {option!r} is not key=value")
+        fields[key.strip()] = value.strip()
+    try:
+        return Fault.model_validate(fields)
+    except ValidationError as exc:
+        raise ValueError(f"bad fault {text!r}: {' '.join(first_error(exc).split())}") from None
+
+
+@dataclass(eq=False)
+class _Client:
+    """One accepted connection: its socket, and its subscriptions in the dialect's terms."""
+
+    ws: ServerConnection
+    index: int
+    frozen: bool = False
+    sub: Subscriber = field(default_factory=lambda: Subscriber(0))
 
 
 class Simulator:
@@ -303,17 +217,15 @@ class Simulator:
         clock: Clock | None = None,
         keep_sent: bool = False,
     ) -> None:
-        if profile not in PROFILES:
-            raise ValueError(f"unknown simulator profile {profile!r}; choose from {list(PROFILES)}")
-        self._dialect = DIALECTS.get(profile)
-        streams = _RATES if self._dialect is None else self._dialect.rates
+        self._dialect = dialect(profile)
+        streams = self._dialect.rates
         rates = dict(streams if rates is None else rates)
         bad = {k: v for k, v in rates.items() if k not in streams or v <= 0}
         if bad:
             raise ValueError(f"rates must be positive, for the {profile} streams "
                              f"{list(streams)}; got {bad}")
         if symbols is None:
-            symbols = generic.SYMBOLS if self._dialect is None else self._dialect.symbols
+            symbols = self._dialect.symbols
         if not symbols or isinstance(symbols, str):
             raise ValueError("the simulator needs a list of at least one symbol")
         self.profile = profile
@@ -323,7 +235,7 @@ class Simulator:
         self.host = host
         self.port = check_port(port)
         self._clock = clock or SystemClock()
-        self._market = _Market(symbols, random.Random(seed), self._clock.time_ns)
+        self._market = Market(symbols, random.Random(seed), self._clock.time_ns)
         self._clients: set[_Client] = set()
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -393,11 +305,9 @@ class Simulator:
 
         ``options`` go to the adapter's ``spec()`` (``channels=``, ``connection=``...);
         the symbols are the simulator's unless given. ``url=`` points the spec
-        elsewhere, e.g. at a :class:`~wsresearch.proxy.FaultProxy` in front of it.
+        elsewhere, e.g. at a :class:`~wsresearch.testing.FaultProxy` in front of it.
         """
-        url = options.pop("url", self.url)
-        if self._dialect is None:
-            return generic.spec(url=url, **options)
+        url = options.pop("url") if "url" in options else self.url
         symbols = options.pop("symbols", self._market.symbols)
         return self._dialect.spec(url, symbols, **options)
 
@@ -441,13 +351,12 @@ class Simulator:
         Kraken v2, or every connection's ``sequence_num`` for Coinbase).
         """
         self._checked("sequence_gap", count=count, stream=stream)
-        dialect = self._dialect
-        if dialect is not None and dialect.connection_sequence and stream is None:
+        if stream is None and self._dialect.connection_sequence:
             for client in self._clients:
                 client.sub.skip += count
             return
-        if stream is None and dialect is not None:
-            stream = dialect.gap_stream
+        if stream is None:
+            stream = self._dialect.gap_stream
         self._market.skip[stream] = self._market.skip.get(stream, 0) + count
 
     async def burst(self, count: int) -> None:
@@ -536,30 +445,12 @@ class Simulator:
             self._clients.discard(client)
 
     async def _on_request(self, client: _Client, raw: str) -> None:
-        if self._dialect is not None:
-            for frame in self._dialect.on_request(client.sub, raw, self._market):
-                await self._send(client, frame)
+        if self._auth_rejections > 0 and self._dialect.is_auth_request(raw):
+            self._auth_rejections -= 1
+            await client.ws.close(4401, "invalid api key")
             return
-        try:
-            request = json.loads(raw)
-            op = request.get("op") if isinstance(request, dict) else None
-        except ValueError:
-            op = None
-        if op == "subscribe":
-            channels = [c for c in request.get("channels", []) if c in _RATES]
-            client.channels.update(channels)
-            client.symbols.update(request.get("symbols") or self._market.symbols)
-            await self._send(client, json.dumps({"type": "subscribed", "channels": channels}))
-        elif op == "auth":
-            if self._auth_rejections > 0:
-                self._auth_rejections -= 1
-                await client.ws.close(4401, "invalid api key")
-            else:
-                await self._send(client, '{"type":"authenticated"}')
-        elif op == "ping":
-            await self._send(client, '{"type":"pong"}')
-        else:
-            await self._send(client, json.dumps({"type": "error", "message": "unknown request"}))
+        for frame in self._dialect.on_request(client.sub, raw, self._market):
+            await self._send(client, frame)
 
     async def _send(self, client: _Client, frame: str | bytes) -> None:
         if client.frozen:
@@ -579,16 +470,9 @@ class Simulator:
         if stream == "trade" and self._duplicates:
             self._duplicates -= 1
             copies = 2
-        dialect = self._dialect
-        if dialect is None:
-            frame = _text(body)
-            for client in list(self._clients):
-                if stream in client.channels and symbol in client.symbols:
-                    for _ in range(copies):
-                        await self._send(client, frame)
-            return
+        render = self._dialect.render
         for client in list(self._clients):
-            for frame in dialect.render(client.sub, stream, symbol, body):
+            for frame in render(client.sub, stream, symbol, body):
                 for _ in range(copies):
                     await self._send(client, frame)
 

@@ -2,7 +2,7 @@
 
 :class:`FaultProxy` sits between a client and a real server and forwards bytes both ways
 until told to misbehave. The faults are the network's, not the server's (for those, see
-:class:`~wsresearch.sim.Simulator`):
+:class:`~wsresearch.testing.Simulator`):
 
 ==================  ===================================================================
 ``half_open()``     stop forwarding on every open connection, in both directions, and
@@ -44,7 +44,7 @@ import struct
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ._ports import check_port, listening_url
+from .._ports import check_port, listening_url
 
 __all__ = ["FaultProxy"]
 

@@ -1,0 +1,68 @@
+"""The building blocks a :class:`~wsresearch.Feed` is made of, for those who build new parts.
+
+A researcher rarely types these names: a :class:`~wsresearch.Feed` (or a
+:class:`~wsresearch.Pipeline`) wires them together from a
+:class:`~wsresearch.FeedSpec`. They are public, and kept stable, for code that
+composes them differently: a custom transport in front of
+:class:`MessageParser`, a health dashboard on :class:`HealthMonitor`, a
+recorder of another source with :class:`Recorder`. The values they hand back
+(:class:`ParseOutcome`, :class:`Reject`, :class:`HealthTransition`,
+:class:`CloseInfo`...) are here too, for annotating such code. Each part does
+one job and takes its clock (:class:`Clock`) as an argument, as ``trio.lowlevel``
+gathers trio's.
+
+==========================  =========================================================
+parsing                     :class:`MessageParser`, :class:`FieldRouter`,
+                            :class:`ParseOutcome`, :class:`Reject`
+queueing                    :class:`MessageQueue`
+rows                        :class:`FrameStore`
+sequence numbers            :class:`SequenceTracker`
+health                      :class:`HealthMonitor`, :class:`HealthTransition`,
+                            :class:`StreamStatus`
+the connection              :class:`WebSocketManager`, :class:`ConnectionState`,
+                            :class:`CloseInfo`, :func:`classify_close_code`,
+                            :func:`backoff_delay`, :data:`DEFAULT_BACKOFF`,
+                            :data:`RATE_LIMIT_BACKOFF`
+recording                   :class:`Recorder`, :class:`SpecOrigin`
+time                        :class:`Clock`, :class:`SystemClock`
+==========================  =========================================================
+"""
+
+from __future__ import annotations
+
+from .backoff import backoff_delay
+from .clock import Clock, SystemClock
+from .config import DEFAULT_BACKOFF, RATE_LIMIT_BACKOFF
+from .connection import CloseInfo, ConnectionState, WebSocketManager
+from .frames import FrameStore
+from .health import HealthMonitor, HealthTransition, StreamStatus
+from .parser import FieldRouter, MessageParser, ParseOutcome, Reject
+from .policy import classify_close_code
+from .queue import MessageQueue
+from .recording import Recorder
+from .sequence import SequenceTracker
+from .spec import SpecOrigin
+
+__all__ = [
+    "Clock",
+    "CloseInfo",
+    "ConnectionState",
+    "DEFAULT_BACKOFF",
+    "FieldRouter",
+    "FrameStore",
+    "HealthMonitor",
+    "HealthTransition",
+    "MessageParser",
+    "MessageQueue",
+    "ParseOutcome",
+    "RATE_LIMIT_BACKOFF",
+    "Recorder",
+    "Reject",
+    "SequenceTracker",
+    "SpecOrigin",
+    "StreamStatus",
+    "SystemClock",
+    "WebSocketManager",
+    "backoff_delay",
+    "classify_close_code",
+]

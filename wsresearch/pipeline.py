@@ -1,0 +1,465 @@
+"""Received messages become rows, counts, gaps and health: the feed's core, without I/O.
+
+:class:`Pipeline` is what a live :class:`~wsresearch.feed.Feed` and an offline
+:func:`~wsresearch.replay.replay` both run, so a replay is the live session's
+logic by construction, not a copy of it. It owns the parts and composes them::
+
+    batch of received messages ──► old generation? ──► MessageParser ──► outcome counts
+                                       │ (counted,         │ decode, route,      rejects
+                                       │  never parsed)    │ validate, de-dup
+                                       ▼                   ▼
+                                    Dropped     exchange time, SequenceTracker ──► GapFound
+                                                           │
+                                         FrameStore ◄──────┴──► HealthMonitor ──► HealthChanged
+
+It takes data and a clock and returns results: no event loop, socket or file. The
+wiring around it (the feed's socket, queue, health timer and recorder; a replay's
+recorded timeline) decides *when* to call :meth:`~Pipeline.open_generation`,
+:meth:`~Pipeline.process` and :meth:`~Pipeline.check_health`. What happens is told
+on one stream of :mod:`~wsresearch.events`, which the recorder, the feed's
+connection timeline and user listeners subscribe to (:meth:`~Pipeline.on_event`).
+
+A batch is a sequence of :data:`Received` tuples, in the order received: the
+unit the feed's queue hands over (up to a few hundred messages) and a replay
+builds from a recording's columns. Every per-message step runs inline in one loop,
+its callables bound once; per-batch steps (storing rows, health bookkeeping) run
+once per channel or stream. Later stages that need every accepted row (order books,
+normalized tables) plug in per batch, not per message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import asdict, dataclass
+from operator import itemgetter
+from typing import Any
+
+import polars as pl
+
+from ._callbacks import notify, register
+from ._limits import INT64_MAX, INT64_MIN
+from .clock import Clock, SystemClock
+from .errors import ExchangeError, RecordingError, WebSocketError
+from .events import Dropped, ErrorRaised, Event, GapFound, HealthChanged
+from .frames import ColumnCheck, FrameStore, polars_schema
+from .health import HealthMonitor, HealthTransition
+from .parser import (
+    CONTROL,
+    DUPLICATE,
+    EXCHANGE_ERROR,
+    OK,
+    REJECT_REASONS,
+    MessageParser,
+    ParseOutcome,
+    Reject,
+)
+from .sequence import GAP, OUT_OF_ORDER, REPEAT, Seq, SequenceGap, SequenceTracker
+from .spec import Channel, FeedSpec
+
+__all__ = ["Counts", "Pipeline", "Received"]
+
+log = logging.getLogger(__name__)
+_first = itemgetter(0)
+
+Received = tuple[str | bytes, int, int, int, int]
+"""One received message: ``(data, generation, recv_mono_ns, recv_wall_ns, seq)``.
+
+``data`` is the message as it came off the socket (text or bytes), ``generation``
+the connection it arrived on, the two times when it left the socket (before any
+queue), and ``seq`` its number in the recording (``-1`` when not recording)."""
+
+# A sequenced channel's extractor, key extractor, group, and the channel itself.
+_Sequenced = tuple[
+    Callable[[Any], "int | Seq | None"], Callable[[Any], Hashable] | None, str, Channel
+]
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Every outcome counter of a pipeline.
+
+    The one source of the feed's stats, a replay's stats and the quality report.
+
+    Attributes
+    ----------
+    processed
+        Messages that went through the parser (old-generation ones excluded).
+    ok
+        Valid, new messages stored as rows.
+    duplicates
+        Valid messages dropped by de-dup.
+    control
+        Protocol chatter (acks, pongs, heartbeats).
+    invalid
+        Rejected messages, all reasons.
+    rejects
+        Rejected messages by reason.
+    old_generation
+        Messages of a replaced connection, discarded unparsed.
+    exchange_errors
+        Error reports the exchange sent.
+    handler_errors
+        Exceptions raised by extractors, checks and listeners (not connection or
+        recording reports, not the exchange's error reports).
+    sequence_gaps, sequence_missing, sequence_repeats, sequence_out_of_order
+        Sequence outcomes (see :mod:`wsresearch.sequence`).
+    """
+
+    processed: int
+    ok: int
+    duplicates: int
+    control: int
+    invalid: int
+    rejects: dict[str, int]
+    old_generation: int
+    exchange_errors: int
+    handler_errors: int
+    sequence_gaps: int
+    sequence_missing: int
+    sequence_repeats: int
+    sequence_out_of_order: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counters as a plain dict."""
+        return asdict(self)
+
+
+class Pipeline:
+    r"""One feed's processing, sans I/O.
+
+    Batches of received messages in; frames, counts, gaps, health and events out.
+
+    Parameters
+    ----------
+    spec
+        How messages become rows: channels, routing, de-dup, sequences, health.
+    clock
+        Time source for de-dup ages and health checks (a
+        :class:`~wsresearch.clock.VirtualClock` in replays and tests).
+    max_rows
+        Rows kept in memory per channel: ``None`` every row, ``n`` the newest ``n``,
+        ``0`` none (counters, health and events are the same either way).
+
+    Attributes
+    ----------
+    spec
+        The spec it was built from.
+    parser
+        Decodes, routes, validates and de-duplicates (:class:`~wsresearch.parser.MessageParser`).
+    sequences
+        Sequence expectations and counts (:class:`~wsresearch.sequence.SequenceTracker`).
+    health
+        Per-stream staleness (:class:`~wsresearch.health.HealthMonitor`); its timer is
+        the wiring's business, :meth:`check_health` runs one check.
+    store
+        The rows, one polars frame per channel (:class:`~wsresearch.frames.FrameStore`).
+    errors
+        The most recent 100 errors of every stage.
+
+    Examples
+    --------
+    >>> from wsresearch import VirtualClock
+    >>> from wsresearch.exchanges import generic
+    >>> pipeline = Pipeline(generic.spec(url="ws://127.0.0.1:1"), VirtualClock())
+    >>> pipeline.open_generation(1)
+    >>> trade = ('{"type": "trade", "symbol": "BTC-USD", "seq": 1, "trade_id": 7, '
+    ...          '"price": 1.5, "size": 2.0, "side": "buy", "ts": 1}')
+    >>> pipeline.process([(trade, 1, 10, 20, -1), (trade, 1, 11, 21, -1), ("{", 1, 12, 22, -1)])
+    >>> c = pipeline.counts
+    >>> c.ok, c.duplicates, c.invalid
+    (1, 1, 1)
+    >>> pipeline.frame("trade")["trade_id"].to_list()
+    [7]
+    """
+
+    def __init__(
+        self, spec: FeedSpec, clock: Clock | None = None, *, max_rows: int | None = None
+    ) -> None:
+        if not isinstance(spec, FeedSpec):
+            raise TypeError(f"Pipeline needs a FeedSpec, got {type(spec).__name__}")
+        self.spec = spec
+        self.clock: Clock = clock or SystemClock()
+        self.parser = MessageParser.from_spec(spec, self.clock)
+        self.sequences = SequenceTracker()
+        self.health = HealthMonitor(
+            spec.health,
+            on_unhealthy=self._on_unhealthy,
+            on_recovered=self._on_recovered,
+            check_interval=spec.check_interval,
+            clock=self.clock,
+            on_error=self.report,
+        )
+        self.store = FrameStore(
+            {channel.name: channel.model for channel in spec.channels},
+            explode={c.name: c.explode for c in spec.channels if c.explode is not None},
+            max_rows=max_rows,
+        )
+        self.errors: deque[BaseException] = deque(maxlen=100)
+        # Per channel, everything the hot path needs after parsing, in one lookup:
+        # its health stream, its exchange-time extractor, its sequence check.
+        self._per_channel: dict[str, tuple[str, Callable[[Any], int | None] | None,
+                                           _Sequenced | None]] = {
+            c.name: (c.stream_name, c.exchange_time,
+                     None if c.sequence is None else (
+                         c.sequence, c.sequence_key, c.sequence_group_name, c))
+            for c in spec.channels
+        }
+        # Per channel whose columns can be out of range (ints, decimals): the check
+        # that turns a value they cannot hold into a counted reject, not a null.
+        self._column_checks = {
+            c.name: check for c in spec.channels
+            if (check := ColumnCheck(polars_schema(c.model)))}
+        self._listeners: list[Callable[..., object]] = []
+        self._generation = 0
+        self._old_generation = 0
+        self._handler_errors = 0
+        # Bound once: these run for every batch.
+        self._parse_batch = self.parser.parse_batch
+        self._observe = self.sequences.observe
+        self._extend = self.store.extend
+        self._record_batch = self.health.record_batch
+
+    # -- events ------------------------------------------------------------------------
+
+    def on_event(self, fn: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``fn(event)`` for every session event; returns an unsubscriber.
+
+        A listener that raises is reported as an :class:`~wsresearch.events.ErrorRaised`
+        (counted in ``handler_errors``); one that raises on an error event is only
+        counted and logged, so a failing error listener cannot loop.
+        """
+        return register(self._listeners, fn)
+
+    def emit(self, event: Event) -> None:
+        """Tell every listener about ``event`` (the wiring emits connection events here)."""
+        if isinstance(event, ErrorRaised):
+            notify(self._listeners, event, on_error=self._error_listener_failed)
+        else:
+            notify(self._listeners, event, on_error=self.report)
+
+    def report(self, exc: BaseException) -> None:
+        """Record an error of any stage: kept in :attr:`errors`, counted, and emitted.
+
+        Connection reports (:class:`~wsresearch.errors.WebSocketError`), recording
+        write failures (:class:`~wsresearch.errors.RecordingError`) and the exchange's
+        error reports (:class:`~wsresearch.errors.ExchangeError`) are not handler errors.
+        """
+        self._handler_errors += not isinstance(
+            exc, WebSocketError | RecordingError | ExchangeError)
+        self.errors.append(exc)
+        self.emit(ErrorRaised(self._generation, exc))
+
+    def _error_listener_failed(self, exc: BaseException) -> None:
+        self._handler_errors += 1
+        log.error("a listener of error events raised %s: %s", type(exc).__name__, exc)
+
+    # -- driving -----------------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        """The current connection generation: messages of any other are old."""
+        return self._generation
+
+    def open_generation(self, generation: int) -> None:
+        """A new connection opened: from now on, messages of earlier ones are old.
+
+        Messages received on a replaced connection but processed after this are
+        counted (``old_generation``) and never parsed: a fresh snapshot follows every
+        reconnect, and applying old deltas after it would corrupt state.
+        """
+        self._generation = generation
+
+    def check_health(self) -> None:
+        """Judge every stream once, now on the pipeline's clock (emits :class:`HealthChanged`)."""
+        self.health.check()
+
+    def process(self, batch: Sequence[Received]) -> None:
+        """Turn a batch of received messages, in order, into rows, counts, gaps and health.
+
+        Nothing a peer sends raises: every message gets one outcome (ok, duplicate,
+        control, exchange error, or a reject with its reason), and an extractor that
+        raises is reported and costs only its own value.
+        """
+        # The hot path, once per batch: the per-message steps are inline, their
+        # callables bound once.
+        current = self._generation
+        fresh = [item for item in batch if item[1] == current]
+        if len(fresh) != len(batch):
+            self._drop_old_generation([item for item in batch if item[1] != current])
+        outcomes = self._parse_batch([item[0] for item in fresh], [item[2] for item in fresh])
+        per_channel, observe = self._per_channel, self._observe
+        rows: dict[str, list[Any]] = {}
+        first: dict[str, int] = {}
+        last: dict[str, int] = {}
+        for (data, generation, mono, wall, seq), (status, channel, message) in zip(
+            fresh, outcomes, strict=True
+        ):
+            if message is None or channel is None:
+                continue
+            if status == EXCHANGE_ERROR:
+                self._exchange_error(channel, message, data)
+                continue
+            stream, exchange_time, sequenced = per_channel[channel]
+            if status == OK:
+                exchange_ns = None
+                if exchange_time is not None:
+                    try:
+                        exchange_ns = exchange_time(message)
+                        if exchange_ns is not None and not (
+                                INT64_MIN <= exchange_ns <= INT64_MAX):
+                            raise ValueError(f"{channel}: exchange time {exchange_ns} ns does "
+                                             "not fit 64 bits; the row is kept without it")
+                    except Exception as exc:  # the row is kept, without its exchange time
+                        exchange_ns = None
+                        self.report(exc)
+                bucket = rows.get(channel)
+                if bucket is None:
+                    bucket = rows[channel] = []
+                bucket.append((message.__dict__, generation, mono, wall, exchange_ns,
+                               None if seq < 0 else seq))
+                if sequenced is not None:
+                    sequence, sequence_key, group, spec_channel = sequenced
+                    try:
+                        value = sequence(message)
+                        gap = None if value is None else observe(
+                            group, channel,
+                            None if sequence_key is None else sequence_key(message),
+                            value, generation, mono)[1]
+                    except Exception as exc:
+                        self.report(exc)
+                        gap = None
+                    if gap is not None:
+                        self._gap(gap, spec_channel, seq)
+            if stream not in last:
+                first[stream] = mono
+            last[stream] = mono
+        extend, checks = self._extend, self._column_checks
+        for channel, bucket in rows.items():
+            if channel in checks:
+                bucket = self._refuse_misfits(channel, bucket, fresh, outcomes)
+            extend(channel, bucket)
+        if last:
+            self._record_batch(first, last)
+
+    def _refuse_misfits(self, channel: str, bucket: list[Any], items: Sequence[Received],
+                        outcomes: list[ParseOutcome]) -> list[Any]:
+        """``bucket`` without the rows whose values their columns cannot hold exactly.
+
+        One pass per column over the batch, in C on the common path (a ``min`` and a
+        ``max`` per int column). A row that does not fit becomes a counted
+        ``schema_error`` naming the field and value, where it would otherwise be a null
+        in the frame. Its message was judged for health and sequence like any other: it
+        arrived, and it is valid JSON of its type.
+        """
+        try:
+            bad = self._column_checks[channel].bad_rows(list(map(_first, bucket)))
+        except Exception as exc:  # a check must never cost the batch: keep the rows
+            self.report(exc)
+            return bucket
+        if not bad:
+            return bucket
+        # The rare path: find each refused row's message (its outcome holds the same dict).
+        message_of = {id(outcome[2].__dict__): index for index, outcome in enumerate(outcomes)
+                      if outcome[0] == OK and outcome[1] == channel}
+        for position, detail in sorted(bad.items()):  # in the order received
+            index = message_of[id(bucket[position][0])]
+            outcomes[index] = self.parser.refuse(items[index][0], channel, detail,
+                                                 items[index][2])
+        return [row for position, row in enumerate(bucket) if position not in bad]
+
+    def _drop_old_generation(self, items: list[Received]) -> None:
+        self._old_generation += len(items)
+        if self._listeners:  # so a recording says which ones: a faithful replay skips them
+            for item in items:
+                self.emit(Dropped(item[1], "old_generation", None if item[4] < 0 else item[4]))
+
+    def _gap(self, gap: SequenceGap, channel: Channel, seq: int) -> None:
+        log.warning("sequence gap on %s %r: expected %d, got %d (%d missing)",
+                    channel.name, gap.key, gap.expected, gap.first, gap.missing)
+        self.emit(GapFound(gap, channel.resync_on_gap, None if seq < 0 else seq))
+
+    def _exchange_error(self, channel: str, decoded: Any, data: str | bytes) -> None:
+        text = data if isinstance(data, str) else repr(data)
+        if self.spec.error_text is not None:
+            try:
+                text = self.spec.error_text(decoded)
+            except Exception as exc:  # keep the raw text; say why
+                self.report(exc)
+        log.warning("exchange error (%s): %s", channel, text)
+        self.report(ExchangeError(text, channel))
+
+    def _on_unhealthy(self, stream: str, last_ns: int | None) -> None:
+        self._health_changed(stream, False)
+
+    def _on_recovered(self, stream: str) -> None:
+        log.info("stream %r recovered", stream)
+        self._health_changed(stream, True)
+
+    def _health_changed(self, stream: str, healthy: bool) -> None:
+        transitions = self.health.transitions
+        when = transitions[-1].mono_ns if transitions else None
+        self.emit(HealthChanged(self._generation, stream, healthy, when))
+
+    # -- results -----------------------------------------------------------------------
+
+    @property
+    def counts(self) -> Counts:
+        """Every outcome counter, as of now."""
+        counts = self.parser.counts
+        rejects = {reason: counts[reason] for reason in REJECT_REASONS}
+        sequences = self.sequences.counts
+        return Counts(
+            processed=sum(counts.values()),
+            ok=counts[OK],
+            duplicates=counts[DUPLICATE],
+            control=counts[CONTROL],
+            invalid=sum(rejects.values()),
+            rejects=rejects,
+            old_generation=self._old_generation,
+            exchange_errors=counts[EXCHANGE_ERROR],
+            handler_errors=self._handler_errors,
+            sequence_gaps=sequences[GAP],
+            sequence_missing=sequences["missing"],
+            sequence_repeats=sequences[REPEAT],
+            sequence_out_of_order=sequences[OUT_OF_ORDER],
+        )
+
+    def frame(self, channel: str) -> pl.DataFrame:
+        """The valid, new messages of ``channel`` so far, one row each.
+
+        Columns are the model's fields plus ``recv_wall_ns``, ``recv_mono_ns``,
+        ``generation``, ``exchange_ns`` and ``frame_seq`` (see ``docs/pipeline.md``).
+
+        Raises
+        ------
+        UnknownChannelError
+            If the spec has no such channel.
+        """
+        return self.store.frame(channel)
+
+    @property
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """Every channel's frame."""
+        return self.store.frames()
+
+    @property
+    def gaps(self) -> pl.DataFrame:
+        """The most recent sequence gaps, one row each (:data:`~wsresearch.sequence.GAP_SCHEMA`)."""
+        return self.sequences.frame()
+
+    @property
+    def rejects(self) -> list[Reject]:
+        """The most recent rejected messages, with raw text, reason and detail."""
+        return list(self.parser.rejects)
+
+    @property
+    def transitions(self) -> list[HealthTransition]:
+        """Every health change so far (the newest 100,000)."""
+        return list(self.health.transitions)
+
+    def __repr__(self) -> str:
+        c = self.counts
+        return (f"Pipeline(channels={self.spec.channel_names}, generation={self._generation}, "
+                f"ok={c.ok}, duplicates={c.duplicates}, invalid={c.invalid})")

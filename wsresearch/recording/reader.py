@@ -1,0 +1,251 @@
+"""Reading a recording back: its manifest checked, its segments in ``seq`` order, damage skipped.
+
+A recording is data that may be damaged, edited or written by another version.
+:meth:`Recording.open` refuses what is not a recording or is newer than this
+wsresearch; a torn or unreadable segment is skipped with a warning, never raised,
+so the rest still reads, replays and reports. Segments of every version read as
+one table of the current :data:`~wsresearch.recording.format.EVENT_SCHEMA`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import polars as pl
+
+from ..errors import RecordingFormatError
+from ..exchanges import rebuild
+from ..spec import FeedSpec
+from .format import (
+    EVENT_SCHEMA,
+    MANIFEST,
+    SEGMENTS,
+    V1_COLUMNS,
+    RecordingManifest,
+    parse_manifest,
+    v1_closed_by,
+)
+from .writer import write_capture
+
+__all__ = ["Recording"]
+
+_V1_SCHEMA = {name: EVENT_SCHEMA[name] for name in V1_COLUMNS}
+_V2_COLUMNS = list(EVENT_SCHEMA)
+
+
+class Recording:
+    """A recording directory, opened for reading.
+
+    Use :meth:`open`. Segment files are read in ``seq`` order; a leftover
+    temporary file from a crash, or a file that cannot be read, is skipped with
+    a warning. Recordings of format version 1 read as version 2: their ``close``
+    events get the ``closed_by`` they did not store, from their reason.
+    """
+
+    def __init__(self, path: Path, manifest: RecordingManifest, files: list[Path]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.files = files
+        """The readable segment files, in ``seq`` order."""
+        self._events: pl.DataFrame | None = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Recording:
+        """Open the recording at ``path``.
+
+        Raises
+        ------
+        RecordingFormatError
+            If ``path`` is not a recording, or was written by a newer format version.
+        """
+        root = Path(path)
+        manifest_path = root / MANIFEST
+        if not manifest_path.is_file():
+            raise RecordingFormatError(f"{root} is not a recording: it has no {MANIFEST}")
+        try:
+            raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RecordingFormatError(f"cannot read {manifest_path}: {exc}") from None
+        return cls(root, parse_manifest(raw, root), _segment_files(root / SEGMENTS))
+
+    @classmethod
+    def from_frames(
+        cls,
+        path: str | os.PathLike[str],
+        frames: Iterable[str | bytes | tuple[int, str | bytes]],
+        *,
+        spec: FeedSpec | None = None,
+        source_url: str = "ws://127.0.0.1/",
+        description: str = "",
+    ) -> Recording:
+        """Write messages captured elsewhere as a one-connection recording, and open it.
+
+        For messages another tool captured (the JSON-lines files of other
+        recorders, an exchange's sample messages), so they can be replayed,
+        reported on and exported like any session. Written synchronously: it
+        needs no event loop, and runs inside one (a notebook's) as well.
+
+        Parameters
+        ----------
+        path
+            A new directory.
+        frames
+            Message texts (or bytes) in arrival order, or ``(wall_ns, text)`` pairs
+            where the receive times are known. Without times, messages are 1 ms
+            apart from the epoch, so health figures say nothing about the capture.
+        spec
+            The spec the messages belong to: its URL, channels and origin go into
+            the manifest, so :attr:`spec` rebuilds it for replay.
+        source_url
+            The URL to record when there is no ``spec``.
+        description
+            What the messages are and where they come from.
+
+        Returns
+        -------
+        Recording
+            The recording just written.
+
+        Raises
+        ------
+        RecordingError
+            If ``path`` already holds a recording or cannot be written.
+        TypeError, ValueError
+            For a message that is not text, bytes or a ``(wall_ns, text)`` pair with
+            a time that fits in 64 bits, or text UTF-8 cannot encode (the error
+            names its position); nothing is left behind at ``path``.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     recording = Recording.from_frames(f"{folder}/rec", ['{"p":1}', bytes([1])])
+        ...     recording.frames().select("seq", "data", "binary").rows()
+        [(1, '{"p":1}', False), (2, 'AQ==', True)]
+        """
+        if isinstance(frames, str | bytes):
+            raise TypeError("frames must be an iterable of frames, not one "
+                            f"{type(frames).__name__}: wrap it in a list")
+        write_capture(
+            Path(path),
+            frames,
+            source_url=spec.url if spec is not None else source_url,
+            description=description or (spec.description if spec is not None else ""),
+            channels=spec.channel_names if spec is not None else (),
+            redact=spec.redact if spec is not None else (),
+            origin=spec.origin if spec is not None else None,
+        )
+        return cls.open(path)
+
+    @property
+    def spec(self) -> FeedSpec | None:
+        """The spec that recorded this session, rebuilt; ``None`` where it cannot be.
+
+        Specs from the adapters in :mod:`wsresearch.exchanges` are rebuilt from the
+        manifest's ``spec_origin`` (adapter name and arguments), pointed at the
+        recorded URL. A spec built by hand, or changed in a way that decides rows,
+        left no origin: pass it to :func:`~wsresearch.replay.replay` yourself.
+
+        Only the arguments the adapter itself records in an origin are taken from the
+        manifest (symbols, channels, market options): a manifest is data, and must
+        not set health, queue or timing fields of the spec, nor messages it sends.
+
+        Raises
+        ------
+        RecordingFormatError
+            If the origin names an adapter this wsresearch does not have, or
+            arguments it does not declare or refuses.
+        """
+        origin = self.manifest.spec_origin
+        if origin is None:
+            return None
+        return rebuild(origin, self.manifest.source_url, source=str(self.path))
+
+    def events(self) -> pl.DataFrame:
+        """Every event, one row each, in ``seq`` order (:data:`EVENT_SCHEMA`).
+
+        Read once, then kept: later calls return the same frame.
+        """
+        if self._events is None:
+            tables = [t for t in (self._read(f) for f in self.files) if t is not None]
+            self._events = (
+                pl.concat(tables).sort("seq") if tables
+                else pl.DataFrame(schema=EVENT_SCHEMA)
+            )
+        return self._events
+
+    def frames(self) -> pl.DataFrame:
+        """Inbound messages only: ``seq, generation, recv_mono_ns, recv_wall_ns, data``.
+
+        A last column, ``binary``, says which messages were binary: their ``data``
+        holds the message's bytes in base64.
+        """
+        return (
+            self.events()
+            .filter(pl.col("kind") == "frame")
+            .select("seq", "generation", pl.col("mono_ns").alias("recv_mono_ns"),
+                    pl.col("wall_ns").alias("recv_wall_ns"), "data", "binary")
+        )
+
+    def _read(self, file: Path) -> pl.DataFrame | None:
+        """One segment file as a table of :data:`EVENT_SCHEMA`; ``None`` if it cannot be read.
+
+        An unreadable file is skipped with a warning. The file's own columns say its
+        version: version 1 lacks ``closed_by``, which is then derived from the close
+        reasons.
+        """
+        try:
+            table = pl.read_parquet(file, glob=False)  # a path, never a pattern
+            if table.columns == _V2_COLUMNS:
+                return table.cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+            # A damaged footer can rename a column.
+            if table.columns != list(V1_COLUMNS):
+                raise ValueError(f"its columns {table.columns} are not the event schema's")
+            table = table.cast(_V1_SCHEMA)  # type: ignore[arg-type]
+            return table.with_columns(v1_closed_by(pl.col("kind"), pl.col("reason")))
+        # A damaged file must not hide the others. polars' Parquet reader can also
+        # panic on one (a PanicException is a BaseException, not an Exception).
+        except (Exception, pl.exceptions.PanicException) as exc:
+            warnings.warn(f"skipping unreadable segment {file}: {exc}", stacklevel=3)
+            return None
+
+    def __repr__(self) -> str:
+        events = self.events()
+        if events.height == 0:
+            return f"Recording({str(self.path)!r}, empty)"
+        kinds = events["kind"]
+        messages = int((kinds == "frame").sum())
+        closes = events.filter(pl.col("kind") == "close")
+        codes = ", ".join(str(c) for c in closes["code"].to_list()) or "none"
+        duration = (int(events["mono_ns"].max()) - int(events["mono_ns"].min())) / 1e9  # type: ignore[arg-type]
+        state = "complete" if self.manifest.complete else "INCOMPLETE"
+        return (
+            f"Recording({str(self.path)!r}, {state}, {duration:.1f} s, {messages} frames, "
+            f"{events['generation'].n_unique()} generations, closes: {codes})"
+        )
+
+
+
+def _segment_files(segments: Path) -> list[Path]:
+    """The segment files to read, in ``seq`` order; anything else is skipped with a warning.
+
+    Only regular files are read: a FIFO, socket or device named like a segment
+    would block or mislead the reader. A leftover temporary file is the
+    unfinished write of a session that ended abruptly.
+    """
+    files = []
+    for file in sorted(segments.glob("*/*"), key=lambda p: p.name):
+        if file.name.endswith(".tmp"):
+            warnings.warn(f"skipping {file}: an unfinished write (the session ended abruptly)",
+                          stacklevel=3)
+        elif file.suffix != ".parquet":
+            continue
+        elif not file.is_file():  # follows a symlink: a link to a segment is read
+            warnings.warn(f"skipping {file}: not a regular file", stacklevel=3)
+        else:
+            files.append(file)
+    return files

@@ -1,0 +1,320 @@
+"""Writing a recording directory, synchronously: its claim, its segments and its manifest.
+
+The async :class:`~wsresearch.recording.recorder.Recorder` buffers a live session
+and hands batches to a :class:`SegmentWriter` in a worker thread;
+:func:`write_capture` (behind :meth:`Recording.from_frames
+<wsresearch.recording.reader.Recording.from_frames>`) uses the same writer
+directly, with no event loop, clock or timer, as messages captured elsewhere
+are all there already. Every file is written whole under a temporary name and
+renamed, owner-only (:func:`~wsresearch._files.write_private_parquet`, which
+exported datasets use too): a crash leaves the previous state or the new one,
+never a torn file where a reader looks.
+
+The directory claim lives here rather than in the recorder because both writers
+need it: a directory is new or empty, and a lock file created exclusively keeps
+a second writer out.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+import os
+import shutil
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from pathlib import Path
+
+from .._files import make_private_dirs, write_private, write_private_parquet
+from .._limits import INT64_MAX, INT64_MIN
+from ..errors import RecordingError
+from ..redaction import redact_url
+from ..spec import SpecOrigin
+from .format import (
+    LOCK,
+    MANIFEST,
+    SEGMENTS,
+    EventRow,
+    MessageColumns,
+    RecordingManifest,
+    clean_text,
+    event_table,
+    new_manifest,
+)
+
+__all__ = ["SegmentWriter", "capture_item", "write_capture"]
+
+# zstd level 1: as small as the default level 3 for message text here, and a third
+# less CPU, which is taken from the feed sharing this core.
+_SEGMENT_COMPRESSION_LEVEL = 1
+# Messages per segment file of a capture: bounds the memory one write takes.
+_CAPTURE_SEGMENT = 100_000
+# Messages of a capture without receive times are this far apart, from the epoch.
+_CAPTURE_SPACING_NS = 1_000_000
+
+
+class SegmentWriter:
+    """The files of one recording directory: its lock, its segment files, its manifest.
+
+    Synchronous and without a clock: callers say what to write and when. Segment
+    files go into a new folder every ``rotate_interval`` seconds of wall time after
+    the start, so no folder grows without bound.
+
+    Parameters
+    ----------
+    path
+        The recording directory.
+    rotate_interval
+        Seconds of wall time per segment folder.
+    """
+
+    def __init__(self, path: Path, *, rotate_interval: float = 3600.0) -> None:
+        self.path = path
+        self._rotate_ns = round(rotate_interval * 1e9)
+        self._started_wall_ns = 0
+        self._locked = False  # this writer made the lock file: creating it is the lock
+
+    @property
+    def locked(self) -> bool:
+        """Whether this writer holds the directory (between :meth:`open` and :meth:`release`)."""
+        return self._locked
+
+    def open(self, manifest: RecordingManifest) -> None:
+        """Claim the directory, make its segment folder and write the first ``manifest``.
+
+        Segment folders count from ``manifest.started_wall_ns``.
+
+        Raises
+        ------
+        RecordingError
+            If the directory holds a recording or anything else, another writer holds
+            it, or it cannot be created or written.
+        """
+        self._claim()
+        try:
+            make_private_dirs(self.path / SEGMENTS)
+            self._started_wall_ns = manifest.started_wall_ns
+            self.write_manifest(manifest)
+        except OSError as exc:
+            self.release()
+            raise RecordingError(
+                f"cannot create recording directory {self.path}: {exc}") from None
+
+    def _claim(self) -> None:
+        """Make :attr:`path` this writer's: new or empty, and locked against a second writer.
+
+        The directory is created if missing (owner-only). An existing one is never
+        changed: it must be empty, and the lock file is created exclusively, so of
+        two writers started at once on one directory, one is refused.
+        """
+        path = self.path
+        try:
+            make_private_dirs(path)
+        except OSError as exc:
+            raise RecordingError(f"cannot create recording directory {path}: {exc}") from None
+        if (path / MANIFEST).exists():
+            raise RecordingError(f"{path} already holds a recording; choose a new directory")
+        try:
+            os.close(os.open(path / LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            self._locked = True
+        except FileExistsError:
+            raise RecordingError(
+                f"another recorder is writing to {path} (or one was killed there, leaving "
+                f"{LOCK}); choose a new directory") from None
+        except OSError as exc:
+            raise RecordingError(f"cannot write to {path}: {exc}") from None
+        others = sorted(p.name for p in path.iterdir() if p.name != LOCK)
+        if others:
+            self.release()
+            raise RecordingError(
+                f"{path} is not empty ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}"
+                "); a recording goes into a new or empty directory")
+
+    def release(self) -> None:
+        """Give the directory up: the lock file goes, so the recording reads as finished."""
+        if not self._locked:
+            return
+        self._locked = False
+        with contextlib.suppress(OSError):
+            (self.path / LOCK).unlink()
+
+    def write_segment(
+        self, messages: MessageColumns, binary: Collection[int], others: Sequence[EventRow]
+    ) -> int:
+        """Write one batch of events as one segment file; return the last ``seq`` written.
+
+        The file is named by its first ``seq`` and goes into the folder of its first
+        event's wall time.
+
+        Parameters
+        ----------
+        messages
+            Inbound messages, column by column.
+        binary
+            The ``seq`` of every binary message (its ``data`` is base64).
+        others
+            Every other event, one row each.
+
+        Raises
+        ------
+        OSError
+            What the filesystem said (``ENOSPC``, a folder gone): nothing was written.
+        """
+        table = event_table(messages, binary, others)
+        first_seq = int(table["seq"][0])
+        first_wall = int(table["wall_ns"][0])
+        rotation = max(0, (first_wall - self._started_wall_ns) // self._rotate_ns)
+        file = self.path / SEGMENTS / f"{rotation:04d}" / f"events-{first_seq:012d}.parquet"
+        write_private_parquet(table, file, compression_level=_SEGMENT_COMPRESSION_LEVEL)
+        return int(table["seq"][-1])
+
+    def write_manifest(self, manifest: RecordingManifest) -> None:
+        """Write ``manifest.json``, replacing the previous one whole.
+
+        Raises
+        ------
+        OSError
+            What the filesystem said; the previous manifest is left as it was.
+        """
+        text = manifest.model_dump_json(indent=2) + "\n"
+        write_private(self.path / MANIFEST, text.encode("utf-8"))
+
+    def __repr__(self) -> str:
+        return f"SegmentWriter({str(self.path)!r}, locked={self._locked})"
+
+
+def write_capture(
+    path: Path,
+    messages: Iterable[str | bytes | tuple[int, str | bytes]],
+    *,
+    source_url: str,
+    description: str = "",
+    channels: Sequence[str] = (),
+    redact: Sequence[str] = (),
+    origin: SpecOrigin | None = None,
+) -> None:
+    """Write messages captured elsewhere as a complete one-connection recording at ``path``.
+
+    The recording is what a recorder would have written for a session that opened,
+    received ``messages`` and stopped: an ``open`` event at the first message, the
+    messages (``seq`` 1, 2 ...), and a ``stop`` at the last. Times given are kept
+    (the connection's monotonic clock starts at the first one); without them,
+    messages are 1 ms apart from the epoch.
+
+    Parameters
+    ----------
+    path
+        A new or empty directory.
+    messages
+        Texts or bytes, or ``(wall_ns, text or bytes)`` pairs, in arrival order.
+    source_url, description, channels, redact, origin
+        For the manifest, as a recorder takes them.
+
+    Raises
+    ------
+    RecordingError
+        If ``path`` cannot be claimed (it holds a recording), or a write fails.
+    TypeError, ValueError
+        For an item :func:`capture_item` refuses.
+
+    Anything raised once ``path`` was claimed removes it, so a retry is not refused.
+    """
+    items = iter(messages)
+    head = list(itertools.islice(items, 1))  # the first message, if there is one
+    # The session starts with its first message: times given are kept, the manifest's
+    # start and end follow them, and the connection opens at the first message.
+    first_wall = (capture_item(head[0], 1)[0] or 0) if head else 0
+    manifest = new_manifest(source_url=source_url, description=description, channels=channels,
+                            redact=redact, origin=origin, flush_interval=3600.0,
+                            rotate_interval=3600.0, started_wall_ns=first_wall)
+    writer = SegmentWriter(path, rotate_interval=manifest.rotate_interval)
+    writer.open(manifest)
+    try:
+        events, end_ns = _write_captured(writer, itertools.chain(head, items), first_wall,
+                                         manifest.source_url)
+        writer.write_manifest(manifest.model_copy(update={
+            "ended_wall_ns": first_wall + end_ns, "events": events, "complete": True}))
+    except BaseException as exc:
+        writer.release()
+        shutil.rmtree(path, ignore_errors=True)  # made here, from input that was refused
+        if isinstance(exc, OSError):
+            raise RecordingError(f"cannot write the recording {path}: {exc}; nothing was "
+                                 "kept") from None
+        raise
+    writer.release()
+
+
+def _write_captured(
+    writer: SegmentWriter, items: Iterator[object], first_wall: int, url: str
+) -> tuple[int, int]:
+    """Write the open, every item, and the stop; return (events, the stop's ``mono_ns``)."""
+    columns: MessageColumns = ([], [], [], [], [])
+    binary: set[int] = set()
+    # One connection, generation 1; its URL is masked as a recorder masks an open's.
+    others: list[EventRow] = [_row(0, "open", 0, first_wall, data=redact_url(clean_text(url)))]
+    seq = 1
+    mono = 0
+    for index, item in enumerate(items, 1):
+        wall, data = capture_item(item, index)
+        if wall is None:
+            wall = mono = index * _CAPTURE_SPACING_NS
+        else:
+            mono = wall - first_wall
+        if not isinstance(data, str):
+            binary.add(seq)
+            data = base64.b64encode(data).decode("ascii")
+        columns[0].append(seq)
+        columns[1].append(1)
+        columns[2].append(mono)
+        columns[3].append(wall)
+        columns[4].append(data)
+        seq += 1
+        if index % _CAPTURE_SEGMENT == 0:
+            writer.write_segment(columns, binary, others)
+            columns, binary, others = ([], [], [], [], []), set(), []
+    # The stop is at the last message; times that stepped back end it at the start.
+    end = max(mono, 0)
+    others.append(_row(seq, "stop", end, first_wall + end))
+    writer.write_segment(columns, binary, others)
+    return seq + 1, end
+
+
+def _row(seq: int, kind: str, mono_ns: int, wall_ns: int, *, data: str | None = None) -> EventRow:
+    """A generation-1 event of a capture, laid out as :data:`EVENT_SCHEMA` orders it."""
+    return (seq, 1, mono_ns, wall_ns, kind, data, None, None, None, None, None, None, None, None,
+            None)
+
+
+def capture_item(item: object, index: int) -> tuple[int | None, str | bytes]:
+    """``(wall_ns or None, data)`` of one captured message, or a clear error naming it.
+
+    ``index`` counts from 1, as the error messages do (``frame 3: ...``).
+
+    Raises
+    ------
+    TypeError
+        For an item that is neither text, bytes nor a pair.
+    ValueError
+        For a pair that is not ``(wall_ns, text)`` with a time of 64 bits, or text
+        UTF-8 cannot encode.
+    """
+    wall: int | None = None
+    data = item
+    if isinstance(item, tuple):
+        if len(item) != 2:
+            raise ValueError(f"frame {index}: a pair is (wall_ns, text), got {len(item)} items")
+        time, data = item
+        if isinstance(time, bool) or not isinstance(time, int) or not (
+                INT64_MIN <= time <= INT64_MAX):
+            raise ValueError(f"frame {index}: wall_ns must be an int of 64 bits "
+                             f"(ns since the epoch), got {time!r}")
+        wall = time
+    if isinstance(data, bytearray | memoryview):
+        data = bytes(data)
+    if not isinstance(data, str | bytes):
+        raise TypeError(f"frame {index}: a frame is text or bytes, got {type(data).__name__}")
+    if isinstance(data, str) and clean_text(data) is not data:
+        raise ValueError(f"frame {index}: its text holds a character UTF-8 cannot encode "
+                         "(a lone surrogate, as from decoding bytes with surrogateescape); "
+                         "a WebSocket text frame never does: pass the frame's bytes")
+    return wall, data

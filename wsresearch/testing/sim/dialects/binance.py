@@ -1,0 +1,102 @@
+"""The simulator speaking Binance's combined streams, spot and USD-M futures.
+
+Requests are ``SUBSCRIBE`` with stream names (``btcusdt@trade``); every frame
+names its stream (``{"stream": ..., "data": ...}``), as the combined-stream
+endpoint does. USD-M frames add transaction times and the ``pu`` link of depth
+updates. See :mod:`wsresearch.exchanges.binance` for the client side.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from ....exchanges import binance
+from ..market import Market
+from ._base import (
+    Dialect,
+    Subscriber,
+    to_json,
+    to_ms,
+    to_num,
+)
+
+__all__ = ["BinanceDialect", "BinanceUsdmDialect"]
+
+
+class BinanceDialect(Dialect):
+    """Binance spot combined streams: ``trade``, ``aggTrade``, ``bookTicker``, ``depth``."""
+
+    name = "binance"
+    symbols = ("btcusdt", "ethusdt")
+    adapter = binance.spec
+    fixed: ClassVar[dict[str, Any]] = {"market": "spot"}
+    defaults: ClassVar[dict[str, Any]] = {"channels": ("trade", "bookTicker", "depth"),
+                                          "depth_speed": "100ms"}
+    _STREAMS: ClassVar[dict[str, str]] = {
+        "trade": "trade", "aggTrade": "trade", "bookTicker": "ticker", "depth": "book"}
+
+    def on_request(self, client: Subscriber, text: str, market: Market) -> list[str]:
+        """``SUBSCRIBE`` with stream names; an unknown stream is error code 2."""
+        try:
+            request = json.loads(text)
+            method, params, ident = request["method"], request["params"], request.get("id")
+        except (ValueError, KeyError, TypeError):
+            return [to_json({"error": {"code": 3, "msg": "Invalid JSON: expected a request"}})]
+        if method != "SUBSCRIBE":
+            return [to_json({"result": None, "id": ident})]
+        for name in params:
+            symbol, _, rest = str(name).partition("@")
+            channel = rest.partition("@")[0]
+            if channel not in self._STREAMS or symbol not in market.symbols:
+                return [to_json({"error": {"code": 2, "msg": f"Invalid request: unknown stream "
+                                                           f"'{name}'"}, "id": ident})]
+            client.add(self._STREAMS[channel], symbol, f"{symbol}@{rest}")
+        return [to_json({"result": None, "id": ident})]
+
+    def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
+               ) -> list[str]:
+        """Combined-stream frames for each subscribed stream name."""
+        frames = []
+        ms = to_ms(body["ts"])
+        for name in sorted(self.channels_of(client, stream, symbol)):
+            kind = name.partition("@")[2].partition("@")[0]
+            upper = symbol.upper()
+            if kind == "trade":
+                data = {"e": "trade", "E": ms, "s": upper, "t": body["seq"], "p": body["price"],
+                        "q": body["size"], "T": ms, "m": body["side"] == "sell", "M": True}
+            elif kind == "aggTrade":
+                data = {"e": "aggTrade", "E": ms, "s": upper, "a": body["seq"],
+                        "p": body["price"], "q": body["size"], "f": body["trade_id"],
+                        "l": body["trade_id"], "T": ms, "m": body["side"] == "sell", "M": True}
+            elif kind == "bookTicker":
+                data = {"u": body["seq"], "s": upper, "b": body["bid"], "B": body["bid_size"],
+                        "a": body["ask"], "A": body["ask_size"]}
+            else:
+                data = {"e": "depthUpdate", "E": ms, "s": upper, "U": body["seq"],
+                        "u": body["seq"],
+                        "b": [[to_num(p), to_num(q)] for p, q in body["bids"]],
+                        "a": [[to_num(p), to_num(q)] for p, q in body["asks"]]}
+            if self.fixed["market"] == "usdm":  # futures add transaction times and links
+                data = self._usdm(kind, data, ms, body)
+            frames.append(to_json({"stream": name, "data": data}))
+        return frames
+
+    @staticmethod
+    def _usdm(kind: str, data: dict[str, Any], ms: int, body: dict[str, Any]) -> dict[str, Any]:
+        if kind == "trade":
+            data.pop("M")
+            return data | {"X": "MARKET"}
+        if kind == "bookTicker":
+            return {"e": "bookTicker"} | data | {"T": ms, "E": ms}
+        if kind == "depth":
+            return data | {"T": ms, "pu": body["seq"] - 1}
+        return data
+
+
+class BinanceUsdmDialect(BinanceDialect):
+    """Binance USD-M futures: as spot, plus ``pu`` links on depth and transaction times."""
+
+    name = "binance-usdm"
+    fixed: ClassVar[dict[str, Any]] = {"market": "usdm"}
+    defaults: ClassVar[dict[str, Any]] = BinanceDialect.defaults | {"depth_speed": "0ms"}
