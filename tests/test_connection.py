@@ -710,9 +710,12 @@ async def test_disconnect_returns_when_an_on_connected_hook_swallows_its_cancell
 async def test_a_reconnect_asked_while_the_peer_closes_keeps_the_peer_s_close() -> None:
     # A resync found by the queue worker a moment after the frame was read, while the
     # peer's close is already in: it must not turn the peer's 4429 into its own 1000.
+    closed = asyncio.Event()
+
     async def last_frame_then_rate_limit(conn: ServerConnection) -> None:
         await conn.send("last frame")
         await conn.close(4429, "rate limited")
+        closed.set()  # the closing handshake is over: the client has the peer's close
 
     script = Script()
     script.on_open = [last_frame_then_rate_limit]
@@ -721,10 +724,7 @@ async def test_a_reconnect_asked_while_the_peer_closes_keeps_the_peer_s_close() 
         closes: list[tuple[int | None, str, CloseCategory]] = []
         ws.on_disconnected(lambda *a: closes.append(a))
         await ws.connect()
-        # The socket is closing but still the current one (the manager's own state:
-        # the window is between the peer's close and the end of the connection).
-        await eventually(lambda: ws._ws is None or ws._ws.state.name != "OPEN",
-                         what="the peer's close")
+        await asyncio.wait_for(closed.wait(), 5)
         ws.reconnect("resync: gap")
         await eventually(lambda: bool(closes), what="the close")
         await ws.disconnect()

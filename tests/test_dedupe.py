@@ -67,4 +67,4 @@ def test_keys_remembered_afresh_leave_nothing_behind() -> None:
     for _ in range(1000):
         assert not cache.seen("k")  # expired each time: remembered afresh
         now[0] += 5
-    assert len(cache._order) <= 2
+    assert cache.entries <= 2

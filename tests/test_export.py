@@ -75,6 +75,19 @@ def test_exporting_again_replaces_and_recordings_share_a_dataset(tmp_path: Path)
     assert per == {first.recording: 6 + 6, other.recording: 1}  # 6 opens, 6 closes; 1 open
     closes = connections.filter(recording=first.recording, kind="close")
     assert sorted(closes["code"].to_list()) == [1000, 1001, 1006, 1006, 4401, 4429]
+    # Who closed each connection comes along (read off the reasons of this version-1 session).
+    assert dict(closes.select("code", "closed_by").filter(pl.col("code") != 1006).iter_rows()) == {
+        1000: "client", 1001: "server", 4401: "server", 4429: "server"}
+
+
+def test_connections_exported_before_closed_by_was_stored_still_load(tmp_path: Path) -> None:
+    summary = export_parquet(SESSION, None, tmp_path / "ds")
+    (table,) = (tmp_path / "ds" / "_connections").glob("*.parquet")
+    pl.read_parquet(table).drop("closed_by").write_parquet(table)  # as an older export wrote it
+    connections = load_connections(tmp_path / "ds")
+    assert connections.schema == pl.Schema(CONNECTION_SCHEMA)
+    assert connections.height == 12 and connections["closed_by"].null_count() == 12
+    assert connections["recording"].unique().to_list() == [summary.recording]
 
 
 def test_duckdb_reads_the_same_dataset_with_its_partitions(tmp_path: Path) -> None:

@@ -234,6 +234,6 @@ def test_extend_stores_rows_as_append_does_and_builds_at_the_batch_size() -> Non
     for row in rows:
         add(one, "trade", trade(row[5]), 1, row[2], row[3], None, row[5])
     many.extend("trade", rows[:5])
-    assert many._built["trade"].height == 5  # the batch size was passed: built at once
+    assert many.pending("trade") == 0  # the batch size was passed: built at once
     many.extend("trade", rows[5:])
     assert_frame_equal(one.frame("trade"), many.frame("trade"))

@@ -66,6 +66,7 @@ from .console import FeedMonitor, printable
 from .errors import WsResearchError, first_error
 from .exchanges import EXCHANGES, adapter, raw
 from .feed import Feed
+from .parser import describe_rejects
 from .policy import describe_close
 from .recording import Recording
 from .redaction import redact_url
@@ -510,7 +511,7 @@ async def _replay(args: argparse.Namespace, console: Console) -> int:
     _say(console,
          f"{stats['frames']} frames over {stats['generations']} connection(s); "
          f"{stats['ok']} valid, {stats['control']} control, {stats['invalid']} rejected "
-         f"({', '.join(f'{k} {v}' for k, v in stats['rejects'].items() if v) or 'none'}); "
+         f"({describe_rejects(stats['rejects'])}); "
          f"{stats['sequence_gaps']} sequence gap(s), {stats['exchange_errors']} exchange "
          "error(s)")
     return 0

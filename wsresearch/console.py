@@ -20,16 +20,25 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from .clock import NS_PER_S
 from .config import CloseCategory
 from .connection import ConnectionState
 from .events import Closed, Event, HealthChanged, Opened
 from .feed import Feed
+from .health import stream_label
+from .parser import describe_rejects
 from .policy import describe_close
 from .redaction import redact_url
 
 __all__ = ["FeedMonitor", "printable"]
 
-_NS_PER_S = 1_000_000_000
+_LABEL_STYLE = {  # health.stream_label's words, as the terminal shows them
+    "healthy": ("healthy", "green"),
+    "stale": ("STALE", "bold red"),
+    "silent (ok)": ("silent (ok)", "cyan"),
+    "waiting": ("waiting", "dim"),
+    "unmonitored": ("unmonitored", "dim"),
+}
 _STATE_STYLE = {
     ConnectionState.CONNECTED: "bold green",
     ConnectionState.CONNECTING: "yellow",
@@ -70,12 +79,12 @@ class FeedMonitor:
 
     def elapsed(self) -> float:
         """Seconds since the monitor was created."""
-        return (self._clock.monotonic_ns() - self._t0) / _NS_PER_S
+        return (self._clock.monotonic_ns() - self._t0) / NS_PER_S
 
     def sample(self) -> None:
         """Update per-channel row rates since the last sample."""
         now = self._clock.monotonic_ns()
-        span = (now - self._prev_at) / _NS_PER_S
+        span = (now - self._prev_at) / NS_PER_S
         for name in self.feed.spec.channel_names:
             rows = self.feed.store.added(name)
             if span > 0:
@@ -102,23 +111,16 @@ class FeedMonitor:
         for channel in feed.spec.channels:
             name = channel.name
             st = status.get(channel.stream_name)
-            if st is None:
-                health, age = Text("unmonitored", "dim"), "-"
-            else:
-                age = "-" if st.last_message_ns is None else (
-                    f"{(now - st.last_message_ns) / _NS_PER_S:.1f}s ago"
-                )
-                if st.silent_ok:
-                    health = Text("silent-ok", "cyan")
-                elif st.healthy:
-                    health = Text("healthy", "green")
-                else:
-                    health = Text("STALE", "bold red")
+            age = "-" if st is None or st.last_message_ns is None else (
+                f"{(now - st.last_message_ns) / NS_PER_S:.1f}s ago")
+            label = stream_label(st)
+            text, style = _LABEL_STYLE[label]
+            health = Text(text, style)
             streams.add_row(
                 Text(name), Text(str(feed.store.added(name))),
                 Text(f"{self._rates.get(name, 0.0):.1f}"), Text(age), health,
             )
-        rejects = ", ".join(f"{k} {v}" for k, v in stats.rejects.items() if v) or "none"
+        rejects = describe_rejects(stats.rejects)
         close = stats.last_close
         last_close = "none" if close is None else describe_close(close.code, close.category)
         pipeline = Text(

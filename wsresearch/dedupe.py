@@ -101,6 +101,15 @@ class DedupeCache:
                 del expiry[key]
                 return
 
+    @property
+    def entries(self) -> int:
+        """Entries held in memory: the keys remembered, and expired ones not yet dropped.
+
+        An expired entry is dropped once it reaches the front of the insertion order,
+        so this stays within a few of :func:`len` plus the keys that expired since.
+        """
+        return len(self._order)
+
     def __len__(self) -> int:
         """Keys remembered and not yet expired."""
         self._expire(self._timer())

@@ -42,6 +42,7 @@ import polars as pl
 
 from ._files import make_private_dirs, write_private_parquet
 from .recording import Recording
+from .recording.format import TIMELINE_SCHEMA
 from .replay import replay
 from .spec import CHANNEL_NAME, FeedSpec
 
@@ -58,17 +59,9 @@ __all__ = [
 _CONNECTIONS = "_connections"
 _NS_PER_DAY = 86_400 * 1_000_000_000
 
-CONNECTION_SCHEMA: dict[str, pl.DataType] = {
-    "recording": pl.String(),
-    "generation": pl.Int64(),
-    "kind": pl.String(),  # open or close
-    "mono_ns": pl.Int64(),
-    "wall_ns": pl.Int64(),
-    "code": pl.Int64(),
-    "reason": pl.String(),
-    "category": pl.String(),
-}
-"""Columns of the ``_connections`` table: every open and close of every recording."""
+CONNECTION_SCHEMA: dict[str, pl.DataType] = {"recording": pl.String(), **TIMELINE_SCHEMA}
+"""Columns of the ``_connections`` table: every open and close of every recording, and
+who closed it (``closed_by``; null in datasets exported before it was stored)."""
 
 Time = dt.datetime | dt.date | int
 """A bound: a datetime (naive means UTC), a date (its midnight, UTC) or ns since the epoch."""
@@ -182,10 +175,8 @@ def export_parquet(
 
 def _connections(recording: Recording, rid: str) -> pl.DataFrame:
     events = recording.events().filter(pl.col("kind").is_in(["open", "close"]))
-    return events.select(
-        pl.lit(rid).alias("recording"), "generation", "kind", "mono_ns", "wall_ns", "code",
-        "reason", "category",
-    ).cast(CONNECTION_SCHEMA)  # type: ignore[arg-type]
+    return events.select(pl.lit(rid).alias("recording"), *TIMELINE_SCHEMA).cast(
+        CONNECTION_SCHEMA)  # type: ignore[arg-type]
 
 
 def _ns(bound: Time) -> int:
@@ -327,7 +318,12 @@ def load_connections(path: str | os.PathLike[str]) -> pl.DataFrame:
     files = sorted((Path(path) / _CONNECTIONS).glob("*.parquet"))
     if not files:
         return pl.DataFrame(schema=CONNECTION_SCHEMA)
-    return pl.concat([pl.read_parquet(f, glob=False) for f in files]).sort("recording", "mono_ns")
+    # Files exported before a column was added lack it: null there, and in this order.
+    merged = pl.concat([pl.read_parquet(f, glob=False) for f in files], how="diagonal_relaxed")
+    return merged.select(
+        (pl.col(name) if name in merged.columns else pl.lit(None)).cast(dtype).alias(name)
+        for name, dtype in CONNECTION_SCHEMA.items()
+    ).sort("recording", "mono_ns")
 
 
 def merge_events(

@@ -59,6 +59,7 @@ from .parser import MessageParser, Reject
 from .pipeline import Pipeline, Received
 from .queue import MessageQueue, OverflowPolicy
 from .recording import Recorder
+from .recording.format import TIMELINE_SCHEMA
 from .redaction import auth_secret_values, redact_url, secret_values
 from .sequence import SequenceGap, SequenceTracker
 from .spec import FeedSpec, OutboundMessage
@@ -71,9 +72,6 @@ __all__ = ["Feed", "FeedStats"]
 log = logging.getLogger(__name__)
 
 _MESSAGE_TOO_BIG = 1009
-_TIMELINE_SCHEMA = {"kind": pl.String, "generation": pl.Int64, "mono_ns": pl.Int64,
-                    "wall_ns": pl.Int64, "code": pl.Int64, "reason": pl.String,
-                    "category": pl.String, "closed_by": pl.String}
 
 
 @dataclass(frozen=True)
@@ -605,7 +603,7 @@ class Feed:
         stopped), ``generation``, ``mono_ns``, ``wall_ns``, ``code``, ``reason``,
         ``category``, ``closed_by`` (``client``, ``server`` or ``network``).
         """
-        return pl.DataFrame(list(self._timeline), orient="row", schema=_TIMELINE_SCHEMA)
+        return pl.DataFrame(list(self._timeline), orient="row", schema=TIMELINE_SCHEMA)
 
     @property
     def gaps(self) -> pl.DataFrame:

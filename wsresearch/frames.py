@@ -516,6 +516,15 @@ class FrameStore:
         held = len(self._pending[channel]) + (0 if built is None else built.height)
         return held if self._max_rows is None else min(held, self._max_rows)
 
+    def pending(self, channel: str) -> int:
+        """Rows of ``channel`` held as Python tuples, not yet built into columns.
+
+        They are built every ``batch_rows`` rows and whenever the frame is asked for;
+        until then each costs Python memory (about a hundred bytes) rather than Arrow's.
+        """
+        self._check(channel)
+        return len(self._pending[channel])
+
     def added(self, channel: str) -> int:
         """Rows added to ``channel`` since the store was made or cleared, those let go included."""
         self._check(channel)

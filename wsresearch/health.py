@@ -29,7 +29,7 @@ from .clock import NS_PER_S, Clock, SystemClock
 from .config import MAX_CHECK_INTERVAL, MIN_CHECK_INTERVAL, StreamConfig
 from .errors import UnknownChannelError
 
-__all__ = ["HealthMonitor", "HealthTransition", "StreamConfig", "StreamStatus"]
+__all__ = ["HealthMonitor", "HealthTransition", "StreamConfig", "StreamStatus", "stream_label"]
 
 log = logging.getLogger(__name__)
 _MAX_TRANSITIONS = 100_000
@@ -52,6 +52,31 @@ class StreamStatus:
     healthy: bool
     last_message_ns: int | None
     silent_ok: bool
+
+
+def stream_label(status: StreamStatus | None) -> str:
+    """How a stream's health is shown, in one word every view uses.
+
+    ``unmonitored`` (no :class:`StreamConfig`, so never judged), ``stale`` (silent past
+    its threshold), ``silent (ok)`` (silent, and allowed to be), ``waiting`` (no
+    message yet, not yet stale) or ``healthy``.
+
+    Examples
+    --------
+    >>> stream_label(StreamStatus(healthy=False, last_message_ns=5, silent_ok=False))
+    'stale'
+    >>> stream_label(None)
+    'unmonitored'
+    """
+    if status is None:
+        return "unmonitored"
+    if not status.healthy:
+        return "stale"
+    if status.silent_ok:
+        return "silent (ok)"
+    if status.last_message_ns is None:
+        return "waiting"
+    return "healthy"
 
 
 class HealthTransition(NamedTuple):

@@ -51,7 +51,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -74,6 +74,7 @@ __all__ = [
     "ParseOutcome",
     "Reject",
     "by_field",
+    "describe_rejects",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,19 @@ REJECT_REASONS: tuple[str, ...] = (
     HANDLER_ERROR,
 )
 """Statuses that count as rejects and are kept in the reject buffer."""
+
+
+def describe_rejects(rejects: Mapping[str, int]) -> str:
+    """Rejects by reason on one line, for people: every view says them the same way.
+
+    Examples
+    --------
+    >>> describe_rejects({"invalid_json": 2, "schema_error": 0, "unknown_type": 1})
+    'invalid_json 2, unknown_type 1'
+    >>> describe_rejects({"invalid_json": 0})
+    'none'
+    """
+    return ", ".join(f"{reason} {n}" for reason, n in rejects.items() if n) or "none"
 
 OUTCOMES: tuple[str, ...] = (OK, DUPLICATE, CONTROL, EXCHANGE_ERROR, *REJECT_REASONS)
 """Every status :meth:`MessageParser.parse` can return."""

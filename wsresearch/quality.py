@@ -36,6 +36,7 @@ from .health import HealthTransition
 from .pipeline import Counts, Pipeline
 from .policy import END_OF_SESSION, describe_close
 from .recording import Recording
+from .recording.format import TIMELINE_SCHEMA
 from .redaction import redact_url
 from .replay import replay
 from .spec import FeedSpec
@@ -632,7 +633,7 @@ def _from_recording(
     # before there was one: with their last event).
     end = int(events["mono_ns"].max()) if events.height else 0  # type: ignore[arg-type]
     timeline = events.filter(pl.col("kind").is_in(["open", "close", "stop"])).select(
-        "kind", "generation", "mono_ns", "wall_ns", "code", "reason", "category")
+        *TIMELINE_SCHEMA)
     frames_seen = recording.frames().select("generation", "recv_mono_ns", "recv_wall_ns")
     drops = events.filter(kind="drop")
     live = {"dropped_live": drops.filter(reason="overflow").height,
@@ -683,7 +684,7 @@ def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
     pipeline = feed.pipeline
     frames = pipeline.frames
     stats = feed.stats
-    timeline = feed.connections.drop("closed_by")
+    timeline = feed.connections
     columns = ("generation", "recv_mono_ns", "recv_wall_ns")
     seen = pl.concat([f.select(columns) for f in frames.values()]) if frames else (
         pl.DataFrame(schema=dict.fromkeys(columns, pl.Int64)))

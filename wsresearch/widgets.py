@@ -29,6 +29,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .clock import NS_PER_S
+from .health import stream_label
+from .parser import describe_rejects
 from .policy import describe_close
 from .redaction import redact_url
 
@@ -216,7 +219,7 @@ class Dashboard:
         store = feed.store
         rows_now = {name: sum(store.added(c) for c in channels)  # received, kept or not
                     for name, channels in self._channels_of.items()}
-        elapsed = (now - self._last_ns) / 1e9
+        elapsed = (now - self._last_ns) / NS_PER_S
         status = feed.health.status()
         result = []
         for name in self._channels_of:
@@ -225,16 +228,8 @@ class Dashboard:
                 rate = (rows_now[name] - self._last_rows[name]) / elapsed
                 self._history[name].append(rate)
             last = feed.health.last_seen(name)
-            age = None if last is None else max(0.0, (now - last) / 1e9)
-            health = status.get(name)  # None: a stream without a health config
-            if last is None:
-                label = "waiting"
-            elif health is not None and not health.healthy:
-                label = "stale"
-            elif health is not None and health.silent_ok:
-                label = "silent (ok)"
-            else:
-                label = "healthy"
+            age = None if last is None else max(0.0, (now - last) / NS_PER_S)
+            label = stream_label(status.get(name))  # None: a stream without a health config
             result.append(StreamRow(name, rate, age, label, tuple(self._history[name])))
         self._last_rows, self._last_ns = rows_now, now
         return result
@@ -259,7 +254,7 @@ class Dashboard:
 
     @staticmethod
     def _counters_html(stats: FeedStats) -> str:
-        rejects = ", ".join(f"{k} {v}" for k, v in stats.rejects.items() if v) or "none"
+        rejects = describe_rejects(stats.rejects)
         return (
             f'<div style="font-family:sans-serif;padding-left:12px">'
             f"queue <b>{stats.queue_size}</b>/{stats.queue_max} · "

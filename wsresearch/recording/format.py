@@ -41,6 +41,7 @@ __all__ = [
     "SEGMENTS",
     "V1_COLUMNS",
     "ClosedBy",
+    "TIMELINE_SCHEMA",
     "EventRow",
     "MessageColumns",
     "RecordingManifest",
@@ -92,6 +93,15 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "closed_by": pl.String(),  # close: "client", "server" or "network" (version 2)
 }
 """Columns of every segment file, in order (version 2)."""
+
+TIMELINE_SCHEMA: dict[str, pl.DataType] = {
+    name: EVENT_SCHEMA[name]
+    for name in ("kind", "generation", "mono_ns", "wall_ns", "code", "reason", "category",
+                 "closed_by")
+}
+"""The columns of a session's timeline of opens, closes and its stop: the live feed's
+``connections``, a recording's, the quality report's and an export's all have them."""
+
 
 V1_COLUMNS: tuple[str, ...] = tuple(EVENT_SCHEMA)[:-1]
 """Columns of a version-1 segment file: version 2's without ``closed_by``."""
