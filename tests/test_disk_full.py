@@ -53,7 +53,8 @@ async def test_a_failed_write_is_held_and_written_once_the_disk_recovers(tmp_pat
     await recorder.flush()
     _messages(recorder, 20, 5)
     await recorder.flush()
-    assert (recorder.errors, recorder.held, recorder.lost, recorder.flushed_seq) == (2, 15, 0, 9)
+    assert (recorder.failed_writes, recorder.held, recorder.lost, recorder.flushed_seq) == (
+        2, 15, 0, 9)
     assert len(reported) == 2 and all(isinstance(e, RecordingError) for e in reported)
     assert "15 event(s) held" in str(reported[-1])
     _mend(tmp_path / "rec" / "segments")
@@ -131,7 +132,7 @@ async def test_events_still_unwritten_at_stop_are_counted_lost(tmp_path: Path) -
     _break(tmp_path / "rec" / "segments")
     _messages(recorder, 3, 7)
     await recorder.stop()
-    assert (recorder.lost, recorder.held, recorder.errors) == (8, 0, 1)  # 7 frames, the stop
+    assert (recorder.lost, recorder.held, recorder.failed_writes) == (8, 0, 1)  # 7 frames, the stop
     recording = Recording.open(tmp_path / "rec")
     assert recording.manifest.incomplete_reason == "1 write(s) failed; 8 event(s) lost"
     (written,) = (tmp_path / "rec" / "aside").rglob("*.parquet")  # out of the reader's way

@@ -383,7 +383,7 @@ def test_from_spec_builds_the_parser_the_spec_describes() -> None:
                   Channel(name="quote", model=Quote)],
         control=frozenset({"pong"}),
         control_texts=frozenset({"ping"}),
-        errors=frozenset({"error"}),
+        error_types=frozenset({"error"}),
         dedupe_ttl=2.0,
         max_dedupe_size=2,
     )

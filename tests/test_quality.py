@@ -25,13 +25,13 @@ def test_the_shipped_session_shows_exactly_its_fault_script() -> None:
     downtimes = report.connections["downtime_after_s"].to_list()
     assert downtimes[-1] is None and all(0 < d < 3 for d in downtimes[:-1])
     # One silence longer than a threshold: the ticker, silenced 3.5 s at 0.26 x 12 s.
-    silences = report.silences.filter(kind="stale")
+    silences = report.silences.filter(silence="stale")
     assert silences.select("stream", "recovered").rows() == [("ticker", True)]
     # Holes: the trade stream's silences across the three longest downtimes (the 1001
     # close then the 4401 rejection, the half-open socket, the rate limit); the 0.3 s
     # after the first 1006 is shorter than min_hole_s, and the ticker's 49 messages are
     # too few to judge its gaps by.
-    holes = report.silences.filter(kind="hole")
+    holes = report.silences.filter(silence="hole")
     assert holes["stream"].to_list() == ["trade"] * 3 and all(holes["recovered"])
     closes = report.connections["closed_mono_ns"].to_list()
     assert [sum(start <= c <= end for c in closes) for start, end in holes.select(

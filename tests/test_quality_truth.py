@@ -128,12 +128,12 @@ async def test_a_session_that_ends_disconnected_has_its_downtime_to_the_end(
     replayed = dict((t.stream, t.healthy) for t in replay(tmp_path / "rec", spec)
                     .health_transitions)
     assert replayed == live_health == {"trade": False, "ticker": False}
-    stale = report.silences.filter(kind="stale", recovered=False)
+    stale = report.silences.filter(silence="stale", recovered=False)
     assert sorted(stale["stream"]) == ["ticker", "trade"]
     assert stale["end_mono_ns"].to_list() == [stopped, stopped]
     # The trade stream's hole runs to the end; its threshold is the stream's stale
     # threshold, below min_hole_s (the cap).
-    hole = report.silences.filter(kind="hole", stream="trade").row(-1, named=True)
+    hole = report.silences.filter(silence="hole", stream="trade").row(-1, named=True)
     assert (hole["end_mono_ns"], hole["recovered"], hole["threshold_s"]) == (stopped, False, 0.3)
     assert hole["start_mono_ns"] <= closed
 
@@ -197,7 +197,7 @@ def test_a_ten_second_hole_is_found_though_the_stale_threshold_is_thirty(
     after = next(t for t, text in kept if t >= cut_to and stream_of(text) == "bookTicker")
     report = quality_report(Recording.from_frames(tmp_path / "cut", kept, spec=spot_spec()))
 
-    holes = report.silences.filter(kind="hole")
+    holes = report.silences.filter(silence="hole")
     ticker = holes.filter(stream="bookTicker").row(0, named=True)
     assert holes.filter(stream="bookTicker").height == 1
     assert (ticker["start_mono_ns"], ticker["end_mono_ns"]) == (before - first, after - first)
@@ -208,7 +208,7 @@ def test_a_ten_second_hole_is_found_though_the_stale_threshold_is_thirty(
     assert all(start < cut_from - first and end >= cut_to - first
                for start, end in holes.select("start_mono_ns", "end_mono_ns").iter_rows())
     assert sorted(holes["stream"]) == ["bookTicker", "depth", "trade"]
-    assert report.silences.filter(kind="stale").height == 0  # the monitor saw nothing
+    assert report.silences.filter(silence="stale").height == 0  # the monitor saw nothing
     streams = {r["stream"]: r for r in report.streams.iter_rows(named=True)}
     assert streams["bookTicker"]["holes"] == 1
     assert streams["bookTicker"]["hole_s"] == ticker["length_s"]
@@ -218,7 +218,7 @@ def test_a_ten_second_hole_is_found_though_the_stale_threshold_is_thirty(
 
     # The rule's settings are the caller's: a 20 s minimum finds no 10 s hole.
     lenient = quality_report(tmp_path / "cut", spot_spec(), min_hole_s=20.0)
-    assert lenient.silences.filter(kind="hole").height == 0
+    assert lenient.silences.filter(silence="hole").height == 0
 
 
 @pytest.mark.parametrize(("argument", "value"), [

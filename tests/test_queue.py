@@ -103,7 +103,7 @@ async def test_batches_hand_over_every_message_waiting_in_order() -> None:
     await q.join()
     assert [len(b) for b in batches] == [256, 256, 88]
     assert flat(batches) == list(range(600))
-    assert (q.processed, q.errors, [str(e) for e in errors]) == (600, 1, ["seven"])
+    assert (q.processed, q.failed_batches, [str(e) for e in errors]) == (600, 1, ["seven"])
     q.close()
     await q.wait_closed()
 

@@ -127,7 +127,7 @@ class FeedStats:
         Events the recorder holds in memory, not yet on disk: at most a flush
         interval's worth normally, growing while writes fail.
     exchange_errors
-        Error reports the exchange sent (see ``FeedSpec.errors``).
+        Error reports the exchange sent (see ``FeedSpec.error_types``).
     sequence_gaps
         Sequence gaps found (see :mod:`wsresearch.sequence`).
     sequence_missing
@@ -638,7 +638,7 @@ class Feed:
             queue_max=self.queue.max_size,
             handler_errors=counts.handler_errors,
             recorded=0 if recorder is None else recorder.events,
-            recording_errors=0 if recorder is None else recorder.errors,
+            recording_errors=0 if recorder is None else recorder.failed_writes,
             recording_held=0 if recorder is None else recorder.held,
             pongs=self._pongs,
             last_rtt=self._last_rtt,

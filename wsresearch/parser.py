@@ -342,7 +342,7 @@ class MessageParser:
         for channel in spec.channels:
             parser.register(channel.name, channel.model, dedupe_key=channel.dedupe_key)
         parser.count_as_control(spec.control)
-        parser.count_as_exchange_error(spec.errors)
+        parser.count_as_exchange_error(spec.error_types)
         parser.count_texts_as_control(spec.control_texts)
         return parser
 

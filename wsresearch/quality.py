@@ -69,9 +69,9 @@ CONNECTION_COLUMNS: dict[str, pl.DataType] = {
 }
 SILENCE_COLUMNS: dict[str, pl.DataType] = {
     "stream": pl.String(),
-    # stale (judged stale by the health monitor), silent_ok (an allow_silence stream's
-    # silence beyond its threshold) or hole (long for the stream's own rate)
-    "kind": pl.String(),
+    # What silence it is: stale (judged stale by the health monitor), silent_ok (an
+    # allow_silence stream's silence beyond its threshold) or hole (long for its own rate)
+    "silence": pl.String(),
     "start_mono_ns": pl.Int64(),
     "end_mono_ns": pl.Int64(),
     "length_s": pl.Float64(),
@@ -132,7 +132,7 @@ class QualityReport:
         windows), stale episodes and time, silent-ok time, holes and their
         time. Without a spec, one ``frames`` row for all frames.
     silences
-        Every silence worth a look, one row each, by ``kind``: ``stale``
+        Every silence worth a look, one row each, by what it is (``silence``): ``stale``
         episodes the health monitor saw, the silences of ``allow_silence``
         streams beyond their ``stale_threshold`` (``silent_ok``), and ``hole``:
         a gap between two messages far longer than the stream's own recent gaps
@@ -210,8 +210,8 @@ class QualityReport:
         c, o = self.connections, dict(self.outcomes.iter_rows())
         connected = float(c["connected_s"].sum() or 0.0)
         down = float(c["downtime_after_s"].sum() or 0.0)
-        stale = self.silences.filter(kind="stale")
-        holes = self.silences.filter(kind="hole")
+        stale = self.silences.filter(silence="stale")
+        holes = self.silences.filter(silence="hole")
         closes = c.filter(pl.col("closed_mono_ns").is_not_null()
                           & ~pl.col("reason").fill_null("").str.starts_with(END_OF_SESSION))
         rows: list[tuple[str, str]] = [("recording", self.recording)]
@@ -316,7 +316,7 @@ class QualityReport:
             rate_ax.plot([*rows["second"].to_list(), span], [*counts, counts[-1]],
                          label=stream, linewidth=1, drawstyle="steps-post")
         for kind, color, alpha in (("hole", "tab:orange", 0.2), ("stale", "red", 0.15)):
-            for start, end in self.silences.filter(kind=kind).select(
+            for start, end in self.silences.filter(silence=kind).select(
                     "start_mono_ns", "end_mono_ns").unique(maintain_order=True).iter_rows():
                 rate_ax.axvspan(seconds(start), seconds(end), color=color, alpha=alpha,
                                 label=f"_{kind}")
@@ -347,7 +347,7 @@ class QualityReport:
         for index, stream in enumerate(streams):
             health_ax.broken_barh([(0, span)], (index - 0.4, 0.8), color="tab:green")
             for kind, color in (("hole", "tab:orange"), ("stale", "tab:red")):
-                spells = self.silences.filter(stream=stream, kind=kind)
+                spells = self.silences.filter(stream=stream, silence=kind)
                 health_ax.broken_barh(
                     [(seconds(s), (e - s) / _NS) for s, e in spells.select(
                         "start_mono_ns", "end_mono_ns").iter_rows()],
@@ -586,7 +586,7 @@ def quality_report(
     ...                                   [(t, '{"type": "x"}') for t in times])
     >>> report = quality_report(recording)
     >>> hole = report.silences.row(0, named=True)
-    >>> hole["stream"], hole["kind"], round(hole["length_s"], 3), hole["threshold_s"]
+    >>> hole["stream"], hole["silence"], round(hole["length_s"], 3), hole["threshold_s"]
     ('frames', 'hole', 5.01, 1.0)
     >>> dict(report.summary().iter_rows())["holes"]
     '1 (5.0 s)'
@@ -694,7 +694,7 @@ def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
         "dropped_live": stats.dropped, "old_generation_live": stats.old_generation})
     recorder = feed.recorder
     recording = "not recording" if recorder is None else (
-        f"to {recorder.path}: {recorder.errors} failed write(s), {recorder.held} event(s) "
+        f"to {recorder.path}: {recorder.failed_writes} failed write(s), {recorder.held} event(s) "
         f"held, {recorder.lost} lost")
     notes = []
     if pipeline.store.max_rows is not None:
@@ -749,7 +749,7 @@ def _report(session: _Session, rule: _HoleRule) -> QualityReport:
     silences = pl.concat([
         _silences(s.stream_times, s.thresholds, s.transitions, s.end),
         _holes(s.stream_times, s.thresholds, s.end, rule),
-    ]).sort("start_mono_ns", "stream", "kind")
+    ]).sort("start_mono_ns", "stream", "silence")
     rates = _rates(s.stream_times, s.start, s.end)
     latencies = _latency_samples(s.frames)
     walls = s.frames_seen["recv_wall_ns"]
@@ -907,7 +907,7 @@ def _holes(
             .with_columns(length_s=gap, threshold_s=pl.when(usual.is_not_null()).then(threshold),
                           recovered=pl.int_range(pl.len()) < pl.len() - 1)
             .filter(pl.col("length_s") > pl.col("threshold_s"))
-            .select(pl.lit(stream).alias("stream"), pl.lit("hole").alias("kind"),
+            .select(pl.lit(stream).alias("stream"), pl.lit("hole").alias("silence"),
                     pl.col("start").alias("start_mono_ns"), pl.col("end").alias("end_mono_ns"),
                     "length_s", "threshold_s",
                     (pl.col("length_s") - pl.col("threshold_s")).alias("beyond_threshold_s"),
@@ -928,8 +928,8 @@ def _streams(
     for stream, received in times.items():
         full = rates.filter(stream=stream)["messages"]
         mine = silences.filter(stream=stream)
-        stale, allowed = mine.filter(kind="stale"), mine.filter(kind="silent_ok")
-        holes = mine.filter(kind="hole")
+        stale, allowed = mine.filter(silence="stale"), mine.filter(silence="silent_ok")
+        holes = mine.filter(silence="hole")
         threshold = thresholds.get(stream, (None, False))[0]
         rows.append((stream, received.len(), received.len() / (seconds or 1),
                      float(full.quantile(0.5) or 0.0), float(full.quantile(0.99) or 0.0),

@@ -128,7 +128,7 @@ class MessageQueue(Generic[T]):
         """Messages discarded by the overflow policy."""
         self.processed = 0
         """Messages the handler has been given (those of failed batches included)."""
-        self.errors = 0
+        self.failed_batches = 0
         """Batches whose handler raised."""
 
     @property
@@ -265,7 +265,7 @@ class MessageQueue(Generic[T]):
         try:
             self._handler(batch)
         except Exception as exc:  # a user handler must never kill the worker
-            self.errors += 1
+            self.failed_batches += 1
             self._report(exc)
         return n
 

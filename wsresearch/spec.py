@@ -11,6 +11,7 @@ Exchange adapters in :mod:`wsresearch.exchanges` build specs;
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
@@ -108,8 +109,8 @@ class Channel(BaseModel):
 # Fields that change how frames become rows: a spec whose origin is recorded
 # cannot keep it once one of these is changed by hand.
 _ROW_FIELDS = frozenset({"channels", "type_of", "health", "control", "control_texts",
-                         "errors", "dedupe_ttl",
-                         "max_dedupe_size", "check_interval"})
+                         "error_types", "errors", "dedupe_ttl", "max_dedupe_size",
+                         "check_interval"})
 
 
 class SpecOrigin(BaseModel):
@@ -164,13 +165,14 @@ class FeedSpec(BaseModel):
     control_texts
         Whole frames that are not JSON but protocol chatter (OKX answers a
         ``ping`` with the text ``pong``): counted as ``control``.
-    errors
+    error_types
         Type names of the exchange's error reports (subscription rejected,
         invalid symbol): each is counted as ``exchange_error`` and reported
         through ``Feed.on_error`` as an :class:`~wsresearch.errors.ExchangeError`.
+        (Called ``errors`` before; that name still works, with a warning.)
     error_text
         Maps a decoded error report to the exchange's own message (default:
-        the frame's text).
+        the message's text).
     description
         A line saying what this feed is.
     dedupe_ttl
@@ -209,7 +211,7 @@ class FeedSpec(BaseModel):
     redact: tuple[str, ...] = DEFAULT_REDACT
     control: frozenset[str] = frozenset()
     control_texts: frozenset[str] = frozenset()
-    errors: frozenset[str] = frozenset()
+    error_types: frozenset[str] = frozenset()
     error_text: Callable[[Any], str] | None = None
     description: str = ""
     dedupe_ttl: float = Field(60.0, gt=0, le=7 * 86_400)
@@ -229,6 +231,22 @@ class FeedSpec(BaseModel):
     @classmethod
     def _default_connection(cls, connection: Any) -> Any:
         return ConnectionConfig() if connection is None else connection
+
+    @model_validator(mode="before")
+    @classmethod
+    def _errors_renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "errors" in data:
+            warnings.warn("FeedSpec(errors=) is now FeedSpec(error_types=): the type names of "
+                          "the exchange's error reports", DeprecationWarning, stacklevel=2)
+            data = {("error_types" if k == "errors" else k): v for k, v in data.items()}
+        return data
+
+    @property
+    def errors(self) -> frozenset[str]:
+        """Deprecated name of :attr:`error_types`."""
+        warnings.warn("FeedSpec.errors is now FeedSpec.error_types", DeprecationWarning,
+                      stacklevel=2)
+        return self.error_types
 
     @model_validator(mode="before")
     @classmethod
@@ -254,13 +272,13 @@ class FeedSpec(BaseModel):
             raise ValueError(
                 f"health configured for unknown stream(s) {unknown}; streams: {sorted(streams)}"
             )
-        for label, declared in (("control", self.control), ("errors", self.errors)):
+        for label, declared in (("control", self.control), ("error_types", self.error_types)):
             overlap = sorted(declared & set(names))
             if overlap:
                 raise ValueError(f"type(s) {overlap} are both channels and {label}")
-        both = sorted(self.control & self.errors)
+        both = sorted(self.control & self.error_types)
         if both:
-            raise ValueError(f"type(s) {both} are both control and errors")
+            raise ValueError(f"type(s) {both} are both control and error_types")
         return self
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:

@@ -298,7 +298,7 @@ def spec(
         health={name: _HEALTH[name] for name in chosen},
         connection=connection,
         control=frozenset({"ack"}),
-        errors=frozenset({"error"}),
+        error_types=frozenset({"error"}),
         error_text=_error_text,
         description=f"Binance {market}: {', '.join(chosen)} on {', '.join(names)}",
     )

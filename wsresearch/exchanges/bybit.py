@@ -226,7 +226,7 @@ def spec(
         health={name: _HEALTH[name] for name in chosen},
         connection=connection,
         control=frozenset({"ack", "pong"}),
-        errors=frozenset({"error"}),
+        error_types=frozenset({"error"}),
         error_text=_error_text,
         description=f"Bybit {category}: {', '.join(chosen)} on {', '.join(names)}",
     )

@@ -166,7 +166,7 @@ def spec(
         health={name: _HEALTH[name] for name in chosen},
         connection=connection,
         control=frozenset({"subscribed", "authenticated", "pong"}),
-        errors=frozenset({"error"}),
+        error_types=frozenset({"error"}),
         error_text=_error_text,
         description=f"simulator generic: {', '.join(chosen)} on {', '.join(names)}",
     )

@@ -559,7 +559,7 @@ def spec(
         health={name: _HEALTH[name] for name in streams},
         connection=connection,
         control=control,
-        errors=frozenset({"error"}),
+        error_types=frozenset({"error"}),
         error_text=_error_text,
         description=f"Kraken {api}: {', '.join(chosen)} on {', '.join(names)}",
     )

@@ -229,7 +229,7 @@ def spec(
         connection=connection,
         control=frozenset({"ack"}),
         control_texts=frozenset({"pong"}),
-        errors=frozenset({"error"}),
+        error_types=frozenset({"error"}),
         error_text=_error_text,
         description=f"OKX: {', '.join(chosen)} on {', '.join(names)}",
     )

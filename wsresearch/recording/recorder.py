@@ -141,7 +141,7 @@ class Recorder:
         self._writing: asyncio.Future[None] | None = None
         self.flushed_seq = -1
         """Highest ``seq`` safely on disk."""
-        self.errors = 0
+        self.failed_writes = 0
         """Writes that failed (each is retried with the next flush)."""
         self.lost = 0
         """Events lost: dropped from the backlog, or still unwritten at :meth:`stop`."""
@@ -212,7 +212,7 @@ class Recorder:
         }
         if self.lost:
             update["incomplete_reason"] = (
-                f"{self.errors} write(s) failed; {self.lost} event(s) lost"
+                f"{self.failed_writes} write(s) failed; {self.lost} event(s) lost"
             )
         self.manifest = self.manifest.model_copy(update=update)
         try:
@@ -428,7 +428,7 @@ class Recorder:
             await self.flush()
 
     def _fail(self, message: str) -> None:
-        self.errors += 1
+        self.failed_writes += 1
         error = RecordingError(message)
         log.error("%s", message)
         if self._on_error is not None:
