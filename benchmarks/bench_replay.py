@@ -33,7 +33,7 @@ async def write_recording(path: Path, frames: list[str]) -> None:
     await recorder.start()
     recorder.record("open", 1, data="ws://127.0.0.1:1", mono_ns=0, wall_ns=0)
     for n, frame in enumerate(frames):
-        recorder.record_frame(frame, 1, 1_000_000 * (n + 1), 1_700_000_000_000_000_000 + n)
+        recorder.record_message(frame, 1, 1_000_000 * (n + 1), 1_700_000_000_000_000_000 + n)
         if n % 50_000 == 49_999:
             await recorder.flush()
     await recorder.stop()

@@ -173,8 +173,8 @@ def main() -> None:
         ("recording on / off", "feed-recording", "feed"),
         ("replay()", "replay", "batch-validation"),
         ("  TypeAdapter batch validation", "batch-validation", None),
-        ("Feed._process (no network)", "process", None),
-        ("  pydantic one-call validation", "validate", None),
+        ("Pipeline.process (no network)", "process", None),
+        ("  pydantic validation of the trade model", "validate", None),
         ("  MessageParser.parse_batch", "parse_batch", None),
     ]
     print(f"{'figure':<40} {'instr/msg':>10} {'ratio':>14}")

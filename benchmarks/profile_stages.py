@@ -4,10 +4,10 @@ Each stage runs over the same ``--messages`` generic trade frames, alone, best o
 ``--rounds``; the stages add up to the Feed's per-message work after the socket:
 
 - ``from_json`` alone, and the parser's full ``parse`` (decode, route, validate, de-dup);
-- ``FrameStore.append`` and the polars build of the rows;
+- ``FrameStore.extend`` and the polars build of the rows;
 - the channel's exchange-time extractor and the sequence check;
 - ``HealthMonitor.record_message``;
-- the recorder's ``record_frame``;
+- the recorder's ``record_message``;
 - the whole ``Pipeline.process`` per message, and the queue's ``put`` plus worker.
 
 Usage: python benchmarks/profile_stages.py [--messages 200000] [--rounds 5]

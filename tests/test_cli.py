@@ -113,7 +113,7 @@ def test_replay_summarises_the_shipped_session() -> None:
     result = run("replay", str(DATA))
     assert result.returncode == 0, result.stderr
     assert "6 generations" in result.stdout
-    assert "trade" in result.stdout and "2220 frames over 6 connection(s)" in result.stdout
+    assert "trade" in result.stdout and "2220 messages over 6 connection(s)" in result.stdout
 
 
 def test_replay_refuses_what_is_not_a_recording(tmp_path: Path) -> None:
@@ -315,7 +315,7 @@ def test_output_does_not_depend_on_the_terminal_width(command: list[str]) -> Non
     lines = [line.strip() for line in narrow.stdout.splitlines()]
     if command[0] == "replay":
         assert repr(Recording.open(DATA)) in lines
-        assert any(line.startswith("2220 frames over 6 connection(s);")
+        assert any(line.startswith("2220 messages over 6 connection(s);")
                    and line.endswith("0 exchange error(s)") for line in lines)
         assert f"replay of {DATA}" in lines
     else:

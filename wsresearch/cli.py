@@ -117,7 +117,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="run a feed against the embedded simulator with injected faults",
         description="Start the simulator with a fault script (disconnects, an auth rejection, "
-        "a rate-limit close, silence, duplicates, malformed frames, a burst, a half-open "
+        "a rate-limit close, silence, duplicates, malformed messages, a burst, a half-open "
         "socket), run a feed against it with a live view, and print a summary.",
     )
     demo.add_argument("--seconds", type=_positive, default=20.0, help="run time (default 20)")
@@ -137,7 +137,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     record = commands.add_parser(
         "record", help="record an exchange or any JSON WebSocket feed",
-        description="Record every frame and connection event to --out until --seconds pass "
+        description="Record every message and connection event to --out until --seconds pass "
         "or Ctrl-C. TARGET is EXCHANGE:SYMBOL[,SYMBOL...] (e.g. binance:btcusdt, "
         "coinbase:BTC-USD), recorded through that exchange's adapter, which subscribes to "
         "--channels on every connect; or a ws:// URL of any JSON feed, sent each --subscribe "
@@ -395,7 +395,7 @@ async def _simulate(args: argparse.Namespace, console: Console) -> int:
             await asyncio.Event().wait()
         else:
             await asyncio.sleep(args.seconds)
-        _say(console, f"served {sim.connections} connection(s), sent {sim.sent} frames")
+        _say(console, f"served {sim.connections} connection(s), sent {sim.sent} messages")
     return 0
 
 
@@ -509,7 +509,7 @@ async def _replay(args: argparse.Namespace, console: Console) -> int:
     console.print(table)
     stats = result.stats
     _say(console,
-         f"{stats['frames']} frames over {stats['generations']} connection(s); "
+         f"{stats['frames']} messages over {stats['generations']} connection(s); "
          f"{stats['ok']} valid, {stats['control']} control, {stats['invalid']} rejected "
          f"({describe_rejects(stats['rejects'])}); "
          f"{stats['sequence_gaps']} sequence gap(s), {stats['exchange_errors']} exchange "

@@ -97,9 +97,9 @@ class FeedStats:
     control
         Protocol chatter (acks, pongs, heartbeats).
     invalid
-        Rejected frames, all reasons.
+        Rejected messages, all reasons.
     rejects
-        Rejected frames by reason.
+        Rejected messages by reason.
     dropped
         Frames discarded by the queue's overflow policy.
     old_generation
@@ -177,19 +177,19 @@ class FeedStats:
     @property
     def stale(self) -> int:
         """Deprecated name of :attr:`old_generation`."""
-        warnings.warn("FeedStats.stale is now FeedStats.old_generation (frames of a replaced "
+        warnings.warn("FeedStats.stale is now FeedStats.old_generation (messages of a replaced "
                       "connection; a stale stream is another thing)", DeprecationWarning,
                       stacklevel=2)
         return self.old_generation
 
 
 class Feed:
-    """A live feed: connect, validate, de-duplicate, track health, keep frames.
+    """A live feed: connect, validate, de-duplicate, track health, keep rows as DataFrames.
 
     Parameters
     ----------
     spec
-        What to connect to and how to turn frames into rows.
+        What to connect to and how to turn messages into rows.
     record_to
         A new directory to record the session into (see :mod:`wsresearch.recording`):
         every message as received, before the queue, and every other event.
@@ -699,7 +699,7 @@ class Feed:
             self.manager.send(message)
 
     def _hide(self, secrets: list[str], auth: object = None) -> None:
-        """Keep ``secrets`` out of websockets' log of frames, and out of recorded ``sent`` events.
+        """Keep ``secrets`` out of websockets' log of frames and out of recorded ``sent`` events.
 
         An auth message with nothing to mask is warned about once: its secret may
         sit under a key the spec's ``redact`` does not name.

@@ -1,16 +1,16 @@
-"""Decode, route, validate and de-duplicate inbound frames.
+"""Decode, route, validate and de-duplicate received messages: one outcome for each.
 
-:meth:`MessageParser.parse` takes one raw frame and always returns a
+:meth:`MessageParser.parse` takes one raw message and always returns a
 :class:`ParseOutcome`; it never raises on anything a peer can send. Every
-frame ends in exactly one status, and every status is counted:
+message ends in exactly one status, and every status is counted:
 
 ==================  ==========================================================
 ``ok``              valid and new
 ``duplicate``       valid, but its de-dup key was seen within the TTL
 ``control``         a type declared as control traffic (acks, pongs, heartbeats)
 ``exchange_error``  a type declared as the exchange's error report (the decoded
-                    frame is the outcome's message)
-``invalid_utf8``    a binary frame that is not UTF-8 text
+                    message is the outcome's message)
+``invalid_utf8``    a binary message that is not UTF-8 text
 ``invalid_json``    not JSON
 ``unknown_type``    ``type_of`` returned no registered type, or raised
 ``schema_error``    JSON of a registered type that fails its model (or makes one of
@@ -25,10 +25,10 @@ Everything but ``ok``, ``duplicate``, ``control`` and ``exchange_error`` is a *r
 inspection in a notebook.
 
 When ``type_of`` is :func:`by_field` (the type is one key of a JSON object,
-as on most exchanges), decoding, routing and validation of a well-formed frame
+as on most exchanges), decoding, routing and validation of a well-formed message
 happen in one call into pydantic-core: a tagged union of the registered models,
 keyed on that field, parses the JSON straight into the model with no
-intermediate Python dict (a quarter less per frame). Any frame that path does
+intermediate Python dict (a quarter less per message). Any message that path does
 not accept (bad JSON, an unknown or control type, a schema error) goes through
 the general path, which classifies it as above, so the outcomes are the same
 either way.
@@ -39,7 +39,7 @@ injected clock, so an entry expires after ``dedupe_ttl`` seconds of *that*
 clock (a replay's virtual time included) or when ``max_dedupe_size`` newer keys
 push it out, whichever comes first.
 
-Names: ``type_of`` returns a frame's *type name*. A type name registered with a
+Names: ``type_of`` returns a message's *type name*. A type name registered with a
 model is a *channel* (one per :class:`~wsresearch.spec.Channel` of the spec);
 the others a parser knows are declared as control traffic or as the exchange's
 error reports. :meth:`MessageParser.from_spec` sets all three up from a
@@ -122,16 +122,16 @@ _MAX_DETAIL_ERRORS = 5
 
 
 class ParseOutcome(NamedTuple):
-    """The result of parsing one frame.
+    """The result of parsing one message.
 
     Attributes
     ----------
     status
         One of :data:`OUTCOMES`.
     type_name
-        The frame's type name, when it is one the parser knows: the channel
+        The message's type name, when it is one the parser knows: the channel
         (``ok``, ``duplicate``, ``schema_error``, ``handler_error``), the declared
-        control type (``control``; for a non-JSON control frame, its text) or the
+        control type (``control``; for a non-JSON control message, its text) or the
         declared error type (``exchange_error``). ``None`` otherwise.
     message
         The validated model (for ``ok`` and ``duplicate``), the decoded JSON
@@ -144,27 +144,27 @@ class ParseOutcome(NamedTuple):
 
     @property
     def ok(self) -> bool:
-        """Whether the frame was valid and new."""
+        """Whether the message was valid and new."""
         return self.status == OK
 
 
 @dataclass(frozen=True, slots=True)
 class Reject:
-    """A rejected frame kept for inspection.
+    """A rejected message kept for inspection.
 
     Attributes
     ----------
     reason
         One of :data:`REJECT_REASONS`.
     raw
-        The frame as received (text; at most 4096 characters, binary frames
+        The message as received (text; at most 4096 characters, binary messages
         shown with ``repr``).
     detail
         What the decoder, router, model or ``dedupe_key`` said.
     mono_ns
         When it was parsed, on the parser's clock.
     channel
-        The channel the frame was routed to, if routing got that far.
+        The channel the message was routed to, if routing got that far.
     """
 
     reason: str
@@ -180,7 +180,7 @@ class FieldRouter:
     Parameters
     ----------
     field
-        The key whose value is the frame's type name.
+        The key whose value is the message's type name.
     """
 
     __slots__ = ("field",)
@@ -208,7 +208,7 @@ def by_field(field: str) -> FieldRouter:
     """Route JSON objects by the value of ``field`` (e.g. ``"type"``, Binance's ``"e"``).
 
     Equivalent to ``lambda m: m.get(field) if isinstance(m, dict) else None``,
-    but it lets :class:`MessageParser` decode and validate well-formed frames
+    but it lets :class:`MessageParser` decode and validate well-formed messages
     in a single pydantic-core call, and it has a readable ``repr``.
 
     Raises
@@ -243,7 +243,7 @@ class _Route:
 
 
 class MessageParser:
-    """Route raw frames to pydantic models by type name, de-duplicate, and count outcomes.
+    """Route raw messages to pydantic models by type name, de-duplicate, and count outcomes.
 
     Parameters
     ----------
@@ -301,7 +301,7 @@ class MessageParser:
         self._max_dedupe_size = max_dedupe_size
         self._dedupe_ttl_ns = round(dedupe_ttl * NS_PER_S)
         self.counts: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
-        """Frames per status since creation."""
+        """Messages per status since creation."""
         self.rejects: deque[Reject] = deque(maxlen=max_rejects)
         """The most recent rejects, oldest first."""
 
@@ -353,12 +353,12 @@ class MessageParser:
         *,
         dedupe_key: Callable[[Any], Hashable] | None = None,
     ) -> None:
-        """Route frames whose ``type_of`` is ``channel`` to ``model``.
+        """Route messages whose ``type_of`` is ``channel`` to ``model``.
 
         Parameters
         ----------
         channel
-            The type name ``type_of`` returns for these frames.
+            The type name ``type_of`` returns for these messages.
         model
             The pydantic model that validates them.
         dedupe_key
@@ -414,7 +414,7 @@ class MessageParser:
         """Declare ``type_names`` as control traffic: counted as ``control``, never rejected.
 
         Acks, pongs and heartbeats are expected and carry no data: they are
-        neither rows nor rejects, but they are counted, so every frame is.
+        neither rows nor rejects, but they are counted, so every message is.
 
         Raises
         ------
@@ -427,7 +427,7 @@ class MessageParser:
             self._control.add(name)
 
     def count_texts_as_control(self, texts: Iterable[str]) -> None:
-        """Declare whole non-JSON frames (e.g. OKX's ``pong``) as control traffic, by exact text.
+        """Declare whole non-JSON messages (e.g. OKX's ``pong``) as control traffic, by exact text.
 
         Without this they would be ``invalid_json`` rejects.
         """
@@ -436,7 +436,7 @@ class MessageParser:
     def count_as_exchange_error(self, type_names: Iterable[str]) -> None:
         """Declare ``type_names`` as the exchange's error reports: status ``exchange_error``.
 
-        The outcome carries the decoded frame, so the caller can show the
+        The outcome carries the decoded message, so the caller can show the
         exchange's own message.
 
         Raises
@@ -451,7 +451,7 @@ class MessageParser:
 
     @property
     def single_call(self) -> bool:
-        """Whether well-formed frames are decoded and validated in one call (:func:`by_field`).
+        """Whether well-formed messages are decoded and validated in one call (:func:`by_field`).
 
         True when ``type_of`` is a :class:`FieldRouter` and every channel has
         its own model class.
@@ -466,14 +466,14 @@ class MessageParser:
     def parse(
         self, raw: str | bytes | bytearray | memoryview, now_ns: int | None = None
     ) -> ParseOutcome:
-        """Parse one raw frame; never raises on bad input.
+        """Parse one raw message; never raises on bad input.
 
         Parameters
         ----------
         raw
-            The frame as received: text, or bytes for a binary frame.
+            The message as received: text, or bytes for a binary message.
         now_ns
-            The frame's time for de-dup and the reject log (usually its receive
+            The message's time for de-dup and the reject log (usually its receive
             time), on the parser's clock; ``None`` reads the clock.
 
         Returns
@@ -485,14 +485,14 @@ class MessageParser:
             try:
                 raw = bytes(raw).decode("utf-8")
             except (UnicodeDecodeError, TypeError) as exc:
-                return self._reject(INVALID_UTF8, raw, f"binary frame is not UTF-8: {exc}",
+                return self._reject(INVALID_UTF8, raw, f"binary message is not UTF-8: {exc}",
                                     now_ns=now_ns)
         if self._tagged is not None:
             try:
                 message = self._tagged(raw)
                 channel, fast_route = self._route_of[message.__class__]
             except Exception:
-                pass  # not a valid frame of a registered type: classified below
+                pass  # not a valid message of a registered type: classified below
             else:
                 return self._accept(fast_route, channel, message, raw, now_ns)
         try:
@@ -536,19 +536,19 @@ class MessageParser:
     def parse_batch(
         self, raws: Sequence[str | bytes], times: Sequence[int]
     ) -> list[ParseOutcome]:
-        """Parse frames in order, with the outcomes :meth:`parse` would give one at a time.
+        """Parse messages in order, with the outcomes :meth:`parse` would give one at a time.
 
-        The live feed's path: the common case (a valid frame of a registered
+        The live feed's path: the common case (a valid message of a registered
         type, decoded and validated in one call by :func:`by_field` routing,
         then de-duplicated) runs inline, without a Python call per step; every
-        other frame goes through :meth:`parse`.
+        other message goes through :meth:`parse`.
 
         Parameters
         ----------
         raws
-            The frames as received.
+            The messages as received.
         times
-            Each frame's time for de-dup and the reject log (its receive time).
+            Each message's time for de-dup and the reject log (its receive time).
 
         Raises
         ------
@@ -569,7 +569,7 @@ class MessageParser:
             try:
                 message = tagged(raw)  # str: checked above
                 channel, route = route_of[message.__class__]
-            except Exception:  # not a valid frame of a registered type
+            except Exception:  # not a valid message of a registered type
                 add(parse(raw, now))
                 continue
             cache = route.cache
@@ -620,13 +620,13 @@ class MessageParser:
         """Turn an ``ok`` outcome into a ``schema_error``: the message cannot be stored.
 
         For a check after validation (a value its column cannot hold exactly): the
-        frame moves from the ``ok`` count to the ``schema_error`` count and joins the
+        message moves from the ``ok`` count to the ``schema_error`` count and joins the
         reject log with ``detail``.
 
         Parameters
         ----------
         raw
-            The frame as received.
+            The message as received.
         channel
             The channel its ``ok`` outcome named.
         detail
@@ -653,7 +653,7 @@ class MessageParser:
             text = text[:_MAX_REJECT_TEXT] + f"… ({len(text)} chars)"
         when = self._clock.monotonic_ns() if now_ns is None else now_ns
         self.rejects.append(Reject(reason, text, detail, when, channel))
-        log.debug("rejected frame (%s): %s", reason, detail)
+        log.debug("rejected message (%s): %s", reason, detail)
         return _outcome(ParseOutcome, (reason, channel, None))
 
     def __repr__(self) -> str:

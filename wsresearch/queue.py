@@ -1,4 +1,4 @@
-"""Bounded inbound queue between the socket reader and the parser.
+"""Bounded inbound queue between the socket reader and the pipeline.
 
 A socket reader must never wait on a slow parser (the exchange would see a
 slow consumer and the kernel buffers would fill), and a slow parser must never

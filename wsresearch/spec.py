@@ -1,6 +1,6 @@
 """What a feed is: the URL, the channels and their models, and how to talk to it.
 
-A :class:`FeedSpec` holds everything that decides how frames become rows:
+A :class:`FeedSpec` holds everything that decides how messages become rows:
 routing (``type_of``), models, de-dup keys, health expectations, queue policy,
 and what to send on every connect. The same spec drives a live
 :class:`~wsresearch.feed.Feed` and a replay of its recording
@@ -45,7 +45,7 @@ class Channel(BaseModel):
     Parameters
     ----------
     name
-        The type name ``type_of`` returns for its frames; also the frame name, and
+        The type name ``type_of`` returns for its messages; also the name of its DataFrame, and
         the name of its folder in an exported dataset: letters, digits and
         ``_ . @ : -``, starting with a letter, digit or ``_`` (so never a path).
     model
@@ -72,7 +72,7 @@ class Channel(BaseModel):
         Maps a message to its exchange timestamp in ns, where there is one.
     explode
         The name of a list-of-models field whose items become the rows (e.g. the
-        trades of a frame that batches several); the message's other fields are
+        trades of a message that batches several); the message's other fields are
         repeated on each. ``None``: one row per message.
     """
 
@@ -106,7 +106,7 @@ class Channel(BaseModel):
         return self
 
 
-# Fields that change how frames become rows: a spec whose origin is recorded
+# Fields that change how messages become rows: a spec whose origin is recorded
 # cannot keep it once one of these is changed by hand.
 _ROW_FIELDS = frozenset({"channels", "type_of", "health", "control", "control_texts",
                          "error_types", "errors", "dedupe_ttl", "max_dedupe_size",
@@ -135,7 +135,7 @@ class SpecOrigin(BaseModel):
 
 
 class FeedSpec(BaseModel):
-    """Everything that decides how a feed's frames become rows.
+    """Everything that decides how a feed's messages become rows.
 
     Parameters
     ----------
@@ -144,7 +144,7 @@ class FeedSpec(BaseModel):
     channels
         The channels to validate and keep.
     type_of
-        Maps a decoded frame to its type name (``None`` when it has none).
+        Maps a decoded message to its type name (``None`` when it has none).
     subscribe
         Messages sent, in order, on every connect (after ``auth``).
     auth
@@ -163,7 +163,7 @@ class FeedSpec(BaseModel):
         Type names that are protocol chatter (acks, pongs, heartbeats): counted
         as ``control``, never rejected.
     control_texts
-        Whole frames that are not JSON but protocol chatter (OKX answers a
+        Whole messages that are not JSON but protocol chatter (OKX answers a
         ``ping`` with the text ``pong``): counted as ``control``.
     error_types
         Type names of the exchange's error reports (subscription rejected,
@@ -324,7 +324,7 @@ class FeedSpec(BaseModel):
         """A copy that reconnects for a fresh snapshot on a sequence gap in ``channels``.
 
         Default: every channel with a ``sequence`` extractor. The origin is kept:
-        resyncing changes when connections are replaced, not how frames become rows.
+        resyncing changes when connections are replaced, not how messages become rows.
 
         Raises
         ------

@@ -2,8 +2,8 @@
 
 The client connects to ``/stream`` and subscribes with ``{"method":
 "SUBSCRIBE", "params": ["btcusdt@trade", ...], "id": 1}`` on every connect;
-each frame then names its stream: ``{"stream": "btcusdt@trade", "data":
-{...}}``. Routing reads the stream name (spot ``bookTicker`` frames carry no
+each message then names its stream: ``{"stream": "btcusdt@trade", "data":
+{...}}``. Routing reads the stream name (spot ``bookTicker`` messages carry no
 event type). Columns get readable names (``s`` → ``symbol``, ``T`` →
 ``trade_time_ns``...), times become ns, prices and sizes ``float64``. See
 ``docs/exchanges/binance.md``.
@@ -154,7 +154,7 @@ class Kline(_Stream):
 
 
 def type_of(message: Any) -> str | None:
-    """The channel of a frame, from its stream name; ``ack`` and ``error`` for replies."""
+    """The channel of a message, from its stream name; ``ack`` and ``error`` for replies."""
     if not isinstance(message, dict):
         return None
     stream = message.get("stream")

@@ -3,8 +3,8 @@
 One URL per product category (``wss://stream.bybit.com/v5/public/<category>``).
 The client subscribes with ``{"op": "subscribe", "args": ["publicTrade.BTCUSDT",
 ...]}`` (at most 10 topics per request on spot, so longer lists are split) and
-pings with ``{"op": "ping"}`` every 20 seconds, as Bybit asks. Frames name
-their ``topic``; book frames are a ``snapshot`` then ``delta``s whose update id
+pings with ``{"op": "ping"}`` every 20 seconds, as Bybit asks. Messages name
+their ``topic``; book messages are a ``snapshot`` then ``delta``s whose update id
 ``u`` counts up by one per symbol and depth (a snapshot with ``u`` = 1 means
 the service restarted: the count starts again). See ``docs/exchanges/bybit.md``.
 """
@@ -38,7 +38,7 @@ _MAX_ARGS = 10
 
 
 class Trade(Flat):
-    """One trade of a ``publicTrade`` frame."""
+    """One trade of a ``publicTrade`` message."""
 
     trade_time_ns: NsFromMs = Field(alias="T")
     symbol: str = Field(alias="s")
@@ -51,14 +51,14 @@ class Trade(Flat):
 
 
 class PublicTrades(Flat):
-    """A ``publicTrade.<symbol>`` frame: one row per trade."""
+    """A ``publicTrade.<symbol>`` message: one row per trade."""
 
     ts_ns: NsFromMs = Field(alias="ts")
     data: list[Trade]
 
 
 class Tickers(Flat):
-    """A ``tickers.<symbol>`` frame; derivatives send deltas, so absent fields are null."""
+    """A ``tickers.<symbol>`` message; derivatives send deltas, so absent fields are null."""
 
     type: Literal["snapshot", "delta"] = "snapshot"
     ts_ns: NsFromMs = Field(alias="ts")
@@ -88,7 +88,7 @@ class Tickers(Flat):
 
 
 class OrderBook(Flat):
-    """An ``orderbook.<depth>.<symbol>`` frame: levels as ``[price, size]``, size 0 = gone."""
+    """An ``orderbook.<depth>.<symbol>`` message: levels as ``[price, size]``, size 0 = gone."""
 
     type: Literal["snapshot", "delta"]
     depth: int
@@ -145,7 +145,7 @@ _CHANNELS = {
     ),
     "orderbook": Channel(
         name="orderbook", model=OrderBook,
-        # With the time: a snapshot re-sent after a reconnect is new, a repeated frame is not.
+        # With the time: a snapshot re-sent after a reconnect is new, a repeated message is not.
         dedupe_key=attrgetter("symbol", "depth", "type", "update_id", "ts_ns"),
         sequence=_book_seq, sequence_key=attrgetter("symbol", "depth"),
         exchange_time=attrgetter("ts_ns"),

@@ -2,14 +2,14 @@
 
 **Advanced Trade** (``wss://advanced-trade-ws.coinbase.com``) subscribes one
 channel per message (``{"type": "subscribe", "channel": "ticker",
-"product_ids": [...]}``). Every frame carries ``sequence_num``, counted per
+"product_ids": [...]}``). Every message carries ``sequence_num``, counted per
 *connection* over every channel, so all channels (the ``subscriptions`` acks
-included) share one sequence group. A frame batches ``events``, each a
+included) share one sequence group. A message batches ``events``, each a
 snapshot or an update of several items; the channels explode them into one
 row per item (trade, ticker, book level).
 
 **Exchange** (``wss://ws-feed.exchange.coinbase.com``) subscribes all
-channels in one message; frames are flat objects routed by ``type``. Matches
+channels in one message; messages are flat objects routed by ``type``. Matches
 carry a ``trade_id`` that counts up by one per product, which is what the
 ``matches`` channel tracks.
 
@@ -54,7 +54,7 @@ _SYMBOL = r"[A-Z0-9]{1,12}-[A-Z0-9]{1,12}"
 
 
 class _Envelope(Flat):
-    """Fields every Advanced Trade frame has."""
+    """Fields every Advanced Trade message has."""
 
     sequence_num: int
     timestamp_ns: NsFromIso = Field(alias="timestamp")
@@ -79,7 +79,7 @@ def _items(value: Any, key: str) -> Any:
 
 
 class AdvancedTrade(Flat):
-    """One trade of a ``market_trades`` frame."""
+    """One trade of a ``market_trades`` message."""
 
     event: str
     trade_id: str
@@ -91,7 +91,7 @@ class AdvancedTrade(Flat):
 
 
 class AdvancedTrades(_Envelope):
-    """A ``market_trades`` frame: one row per trade."""
+    """A ``market_trades`` message: one row per trade."""
 
     items: list[AdvancedTrade]
 
@@ -118,7 +118,7 @@ class AdvancedTickerItem(Flat):
 
 
 class AdvancedTicker(_Envelope):
-    """A ``ticker`` frame: one row per product."""
+    """A ``ticker`` message: one row per product."""
 
     items: list[AdvancedTickerItem]
 
@@ -140,7 +140,7 @@ class AdvancedLevel(Flat):
 
 
 class AdvancedLevel2(_Envelope):
-    """A ``level2`` frame (``l2_data`` on the wire): one row per level change."""
+    """A ``level2`` message (``l2_data`` on the wire): one row per level change."""
 
     items: list[AdvancedLevel]
 
@@ -151,7 +151,7 @@ class AdvancedLevel2(_Envelope):
 
 
 class AdvancedHeartbeat(_Envelope):
-    """A ``heartbeats`` frame: a counter the exchange bumps every second."""
+    """A ``heartbeats`` message: a counter the exchange bumps every second."""
 
     heartbeat_counter: int
 
@@ -193,7 +193,7 @@ def _advanced(name: str, model: type[BaseModel], explode: bool = True,
     return Channel(
         name=name, model=model, explode="items" if explode else None,
         # sequence_num restarts on every connection: with the exchange's timestamp it
-        # names one frame, so a new connection's frames are never taken for repeats.
+        # names one message, so a new connection's messages are never taken for repeats.
         dedupe_key=(attrgetter("sequence_num", "timestamp_ns")) if dedupe else None,
         sequence=_connection_seq, sequence_group="connection",
         exchange_time=attrgetter("timestamp_ns"),

@@ -1,6 +1,6 @@
 """The embedded simulator's own dialect: trades, tickers and a mostly silent order stream.
 
-Frames are JSON objects with a ``type`` field::
+Messages are JSON objects with a ``type`` field::
 
     {"type": "trade", "symbol": "BTC-USD", "seq": 17, "trade_id": 1042,
      "price": "30012.5", "size": "0.015", "side": "buy", "ts": 1700000000123456789}

@@ -4,7 +4,7 @@
   ``type`` (``snapshot``/``update``) and a ``data`` list, one row per item;
   acks and pongs answer ``{"method": ...}`` requests; a ``heartbeat`` comes
   every second once subscribed; clients ping with ``{"method": "ping"}``.
-* **v1** (``wss://ws.kraken.com``): data frames are JSON *arrays*
+* **v1** (``wss://ws.kraken.com``): data messages are JSON *arrays*
   ``[channelID, payload..., channelName, pair]``; events are objects with
   ``event``. Times are decimal seconds (converted exactly to ns).
 * **Futures v1** (``wss://futures.kraken.com/ws/v1``): objects with ``feed``;
@@ -67,7 +67,7 @@ _BOOK_DEPTHS = (10, 25, 100, 500, 1000)
 
 
 class _V2(Flat):
-    """Frame-level fields of a v2 data frame."""
+    """Message-level fields of a v2 data message."""
 
     type: Literal["snapshot", "update"]
 
@@ -85,7 +85,7 @@ class V2Trade(Flat):
 
 
 class V2Trades(_V2):
-    """A v2 ``trade`` frame: one row per trade."""
+    """A v2 ``trade`` message: one row per trade."""
 
     data: list[V2Trade]
 
@@ -108,7 +108,7 @@ class V2TickerItem(Flat):
 
 
 class V2Ticker(_V2):
-    """A v2 ``ticker`` frame: one row per symbol."""
+    """A v2 ``ticker`` message: one row per symbol."""
 
     data: list[V2TickerItem]
 
@@ -131,7 +131,7 @@ class V2BookItem(Flat):
 
 
 class V2Book(_V2):
-    """A v2 ``book`` frame: one row per symbol."""
+    """A v2 ``book`` message: one row per symbol."""
 
     data: list[V2BookItem]
 
@@ -150,18 +150,18 @@ def v2_type_of(message: Any) -> str | None:
     return "error" if "error" in message else None
 
 
-def _v2_trade_seq(frame: V2Trades) -> Seq | None:
-    if not frame.data:
+def _v2_trade_seq(message: V2Trades) -> Seq | None:
+    if not message.data:
         return None
-    ids = [t.trade_id for t in frame.data]
-    return Seq(min(ids), max(ids), reset=frame.type == "snapshot")
+    ids = [t.trade_id for t in message.data]
+    return Seq(min(ids), max(ids), reset=message.type == "snapshot")
 
 
 _V2_CHANNELS = {
     "trade": Channel(name="trade", model=V2Trades, explode="data",
                      # trade ids count per symbol: the symbol is part of the key.
                      dedupe_key=lambda f: tuple((t.symbol, t.trade_id) for t in f.data),
-                     # trade ids count per symbol; a frame holds one symbol's trades.
+                     # trade ids count per symbol; a message holds one symbol's trades.
                      sequence=_v2_trade_seq,
                      sequence_key=lambda f: f.data[0].symbol if f.data else None,
                      exchange_time=lambda f: f.data[0].timestamp_ns if f.data else None),
@@ -193,7 +193,7 @@ class V1Trade(Flat):
 
 
 class _V1Frame(Flat):
-    """A v1 data frame: ``[channelID, payload..., channelName, pair]`` on the wire."""
+    """A v1 data message: ``[channelID, payload..., channelName, pair]`` on the wire."""
 
     channel_id: int
     pair: str
@@ -212,12 +212,12 @@ class _V1Frame(Flat):
 
     @classmethod
     def _fields(cls, payload: list[Any], name: str) -> dict[str, Any] | None:
-        """The frame's own fields from its payload (``None``: not this frame's shape)."""
+        """The message's own fields from its payload (``None``: not this message's shape)."""
         raise ValueError(f"{cls.__name__} does not read v1 arrays")
 
 
 class V1Trades(_V1Frame):
-    """A v1 ``trade`` frame: one row per trade."""
+    """A v1 ``trade`` message: one row per trade."""
 
     trades: list[V1Trade]
 
@@ -231,7 +231,7 @@ class V1Trades(_V1Frame):
 
 
 class V1Ticker(_V1Frame):
-    """A v1 ``ticker`` frame: best bid and ask, last trade, today's and 24 h figures."""
+    """A v1 ``ticker`` message: best bid and ask, last trade, today's and 24 h figures."""
 
     ask: float
     ask_volume: float
@@ -293,7 +293,7 @@ class V1Level(Flat):
 
 
 class V1Book(_V1Frame):
-    """A v1 ``book-<depth>`` frame: a snapshot (``snapshot``) or an update, with its checksum."""
+    """A v1 ``book-<depth>`` message: a snapshot (``snapshot``) or an update, with its checksum."""
 
     depth: int
     snapshot: bool
@@ -386,7 +386,7 @@ class FuturesTrade(Flat):
 
 
 class FuturesSnapshotTrade(Flat):
-    """One trade of a ``trade_snapshot`` (the product is on the frame)."""
+    """One trade of a ``trade_snapshot`` (the product is on the message)."""
 
     uid: str
     side: Literal["buy", "sell"]
@@ -435,10 +435,10 @@ def futures_type_of(message: Any) -> str | None:
     return event if isinstance(event, str) else None
 
 
-def _snapshot_seq(frame: FuturesTradeSnapshot) -> Seq | None:
-    if not frame.trades:
+def _snapshot_seq(message: FuturesTradeSnapshot) -> Seq | None:
+    if not message.trades:
         return None
-    last = max(t.seq for t in frame.trades)
+    last = max(t.seq for t in message.trades)
     return Seq(last, last, reset=True)
 
 

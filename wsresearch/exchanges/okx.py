@@ -1,10 +1,10 @@
 """OKX v5 public channels: ``trades``, ``tickers``, ``books`` (400 levels) and ``books5``.
 
 The client subscribes with ``{"op": "subscribe", "args": [{"channel":
-"trades", "instId": "BTC-USDT"}, ...]}``; frames carry the ``arg`` they answer
+"trades", "instId": "BTC-USDT"}, ...]}``; messages carry the ``arg`` they answer
 and a ``data`` list. OKX closes a connection that hears nothing for 30
 seconds, so the spec sends the text ``ping`` every 20 seconds; the answer is
-the text ``pong`` (not JSON), counted as control. Book frames are a
+the text ``pong`` (not JSON), counted as control. Book messages are a
 ``snapshot`` then ``update``s linked by ``prevSeqId`` = the previous
 ``seqId``, with a CRC32 ``checksum`` of the top 25 levels. See
 ``docs/exchanges/okx.md``.
@@ -31,7 +31,7 @@ CHANNELS: tuple[str, ...] = ("trades", "tickers", "books", "books5")
 
 
 def _first(value: Any) -> Any:
-    """The frame's one ``data`` item, with the frame's ``action`` and ``instId``."""
+    """The message's one ``data`` item, with the message's ``action`` and ``instId``."""
     if not (isinstance(value, dict) and isinstance(value.get("data"), list)):
         return value
     if len(value["data"]) != 1:
@@ -58,13 +58,13 @@ class Trade(Flat):
 
 
 class Trades(Flat):
-    """A ``trades`` frame: one row per trade."""
+    """A ``trades`` message: one row per trade."""
 
     data: list[Trade]
 
 
 class Tickers(Flat):
-    """A ``tickers`` frame: last trade, best bid and ask, 24 h figures."""
+    """A ``tickers`` message: last trade, best bid and ask, 24 h figures."""
 
     inst_type: str | None = Field(None, alias="instType")
     inst_id: str = Field(alias="instId")
@@ -95,7 +95,7 @@ def _level(value: Any) -> Any:
 
 
 class Books(Flat):
-    """A ``books``/``books5`` frame: levels as ``[price, size, orders]``, size 0 = gone."""
+    """A ``books``/``books5`` message: levels as ``[price, size, orders]``, size 0 = gone."""
 
     inst_id: str = Field(alias="instId")
     action: Literal["snapshot", "update"] | None = None
@@ -119,7 +119,7 @@ class Books(Flat):
 
 
 def type_of(message: Any) -> str | None:
-    """The ``arg.channel`` of data frames; ``error`` for ``error`` events, else ``ack``."""
+    """The ``arg.channel`` of data messages; ``error`` for ``error`` events, else ``ack``."""
     if not isinstance(message, dict):
         return None
     event = message.get("event")

@@ -2,7 +2,7 @@
 
 Used by ``wsresearch record`` and ``wsresearch replay`` when no exchange adapter
 applies. Every JSON object becomes a row of the ``message`` channel, whose one
-declared column is the type field; other fields are accepted and ignored. Frames
+declared column is the type field; other fields are accepted and ignored. Messages
 are recorded whatever they contain.
 """
 
