@@ -24,8 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from ..config import ConnectionConfig
-from ..health import StreamConfig
+from ..config import ConnectionConfig, StreamConfig
 from ..spec import Channel, FeedSpec
 from ._common import Flat, NsFromIso, assemble, check_channels, check_choice, check_symbols
 

@@ -21,8 +21,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..config import ConnectionConfig
-from ..health import StreamConfig
+from ..config import ConnectionConfig, StreamConfig
 from ..sequence import Seq
 from ..spec import Channel, FeedSpec
 from ._common import (

@@ -18,8 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..config import ConnectionConfig
-from ..health import StreamConfig
+from ..config import ConnectionConfig, StreamConfig
 from ..sequence import Seq
 from ..spec import Channel, FeedSpec
 from ._common import Flat, NsFromMs, app_ping, assemble, check_channels, check_symbols
