@@ -3,6 +3,8 @@
 ``make bench`` runs it. Each benchmark repeats for ``--rounds``; the table shows the median
 and the min-max of the per-round ratios, and the target where there is one:
 
+- import cost: ``import wsresearch`` against ``import polars``, each in fresh
+  interpreters, interleaved (``benchmarks/bench_import.py``);
 - live ingest: the full Feed (recording on, and off) against a bare websockets recv loop
   over the same flood from a server in another process (``--messages`` frames);
 - recording on vs off;
@@ -19,7 +21,8 @@ and the min-max of the per-round ratios, and the target where there is one:
 - RSS growth over a run with a reconnect every 10 s (``--soak`` seconds, 300 by default).
 
 Usage: python benchmarks/suite.py [--rounds 3] [--messages 300000] [--rate 20000]
-       [--seconds 10] [--soak 300] [--flood 100000] [--only live,cpu,replay,refresh,memory,soak]
+       [--seconds 10] [--soak 300] [--flood 100000]
+       [--only imports,live,cpu,replay,refresh,memory,soak]
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from pydantic import TypeAdapter
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
+import bench_import  # noqa: E402
 from bench_pipeline import bare, full_feed, recv_loop  # noqa: E402
 from flood_server import running  # noqa: E402
 
@@ -155,6 +159,12 @@ def soak(args: argparse.Namespace, growth: Figure) -> None:
     growth.values.append(result["rss_end_mb"] - result["rss_early_mb"])
 
 
+def imports(args: argparse.Namespace, figure: Figure) -> None:
+    """``import wsresearch`` against ``import polars``, each in fresh interpreters."""
+    times = bench_import.measure(max(5, args.rounds))
+    figure.values.append(times["wsresearch"] / times["polars"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -164,7 +174,7 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=300.0)
     parser.add_argument("--flood", type=int, default=100_000,
                         help="messages of the memory probes' flood (1x; 3x is the other)")
-    parser.add_argument("--only", default="live,cpu,replay,refresh,memory,soak",
+    parser.add_argument("--only", default="imports,live,cpu,replay,refresh,memory,soak",
                         help="comma-separated steps to run (default: all)")
     args = parser.parse_args()
     on = Figure("live ingest, Feed recording", "bare websockets recv loop", ">= 0.5")
@@ -184,7 +194,10 @@ def main() -> None:
     }
     growth = Figure(f"RSS growth, {args.soak:g} s, reconnect every 10 s", "RSS after 1/5",
                     "~0 (no leak)", unit="MB")
+    imported = Figure("import wsresearch (fresh process)", "import polars (fresh process)",
+                      "<= 1.3")
     steps = {
+        "imports": ("import cost", lambda: imports(args, imported)),
         "live": ("live ingest", lambda: live(args, on, off, ratio)),
         "cpu": ("CPU at a fixed rate", lambda: cpu(args, cpu_ratio, cpu_us)),
         "replay": ("replay", lambda: replay_speed(args, replayed)),
@@ -203,7 +216,7 @@ def main() -> None:
     print(f"\nPython {sys.version.split()[0]}, {args.rounds} rounds; median and min-max of "
           "per-round ratios to the baseline measured in the same round")
     print(f"{'figure':<44} {'baseline':<34} {'median':>8} {'min-max':<15} {'unit':<5} target")
-    for figure in (on, off, ratio, cpu_ratio, cpu_us, replayed, refreshed,
+    for figure in (imported, on, off, ratio, cpu_ratio, cpu_us, replayed, refreshed,
                    *memory_figures.values(), growth):
         print(figure.row())
 

@@ -28,10 +28,11 @@ TOP_LEVEL = [
     "load_connections", "load_dataset", "merge_events", "quality_report", "replay",
 ]
 LOWLEVEL = [
-    "CloseInfo", "Clock", "ConnectionState", "DEFAULT_BACKOFF", "FieldRouter", "FrameStore",
-    "HealthMonitor", "HealthTransition", "MessageParser", "MessageQueue", "ParseOutcome",
-    "RATE_LIMIT_BACKOFF", "Recorder", "Reject", "SequenceTracker", "SpecOrigin", "StreamStatus",
-    "SystemClock", "WebSocketManager", "backoff_delay", "classify_close_code",
+    "Clock", "CloseInfo", "ConnectionState", "Counts", "DEFAULT_BACKOFF", "FieldRouter",
+    "FrameStore", "Halt", "HealthMonitor", "HealthTransition", "MessageParser", "MessageQueue",
+    "ParseOutcome", "RATE_LIMIT_BACKOFF", "Received", "ReconnectPolicy", "Recorder", "Reject",
+    "Retry", "SequenceTracker", "SpecOrigin", "StreamStatus", "SystemClock", "WebSocketManager",
+    "backoff_delay", "classify_close_code",
 ]
 TESTING = [
     "DIALECTS", "Dialect", "Fault", "FaultKind", "FaultProxy", "GenericDialect", "Market",

@@ -19,10 +19,12 @@ rows                        :class:`FrameStore`
 sequence numbers            :class:`SequenceTracker`
 health                      :class:`HealthMonitor`, :class:`HealthTransition`,
                             :class:`StreamStatus`
+the pipeline's values        :class:`Counts`, :data:`Received`
 the connection              :class:`WebSocketManager`, :class:`ConnectionState`,
                             :class:`CloseInfo`, :func:`classify_close_code`,
                             :func:`backoff_delay`, :data:`DEFAULT_BACKOFF`,
                             :data:`RATE_LIMIT_BACKOFF`
+reconnect decisions         :class:`ReconnectPolicy`, :class:`Retry`, :class:`Halt`
 recording                   :class:`Recorder`, :class:`SpecOrigin`
 time                        :class:`Clock`, :class:`SystemClock`
 ==========================  =========================================================
@@ -37,7 +39,8 @@ from .connection import CloseInfo, ConnectionState, WebSocketManager
 from .frames import FrameStore
 from .health import HealthMonitor, HealthTransition, StreamStatus
 from .parser import FieldRouter, MessageParser, ParseOutcome, Reject
-from .policy import classify_close_code
+from .pipeline import Counts, Received
+from .policy import Halt, ReconnectPolicy, Retry, classify_close_code
 from .queue import MessageQueue
 from .recording import Recorder
 from .sequence import SequenceTracker
@@ -47,17 +50,22 @@ __all__ = [
     "Clock",
     "CloseInfo",
     "ConnectionState",
+    "Counts",
     "DEFAULT_BACKOFF",
     "FieldRouter",
     "FrameStore",
+    "Halt",
     "HealthMonitor",
     "HealthTransition",
     "MessageParser",
     "MessageQueue",
     "ParseOutcome",
     "RATE_LIMIT_BACKOFF",
+    "Received",
+    "ReconnectPolicy",
     "Recorder",
     "Reject",
+    "Retry",
     "SequenceTracker",
     "SpecOrigin",
     "StreamStatus",

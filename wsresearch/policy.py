@@ -65,8 +65,9 @@ CLIENT_CLOSE_REASONS: tuple[str, ...] = (
     END_OF_SESSION, "no pong", "reconnect requested", "resync", "peer stopped reading",
 )
 """How the reasons of the closes this side makes begin: the end of a session, a dead or
-stalled peer dropped by the heartbeat, a requested reconnect or resync. A replay server
-leaves these closes to its client, as the live server never made them."""
+stalled peer dropped by the heartbeat, a requested reconnect or resync. Recordings store
+who closed each connection since format version 2; version-1 recordings are read with
+this rule instead (:func:`wsresearch.recording.format.closed_by_from_reason`)."""
 
 _CATEGORIES: dict[int, CloseCategory] = {
     4401: CloseCategory.AUTH_FAILURE,
