@@ -49,7 +49,11 @@ class Cli:
         return text in self.stdout
 
     async def exit_status(self, within: float = 20.0) -> int:
-        status = await asyncio.wait_for(self.proc.wait(), within * TIME_FACTOR)
+        try:
+            status = await asyncio.wait_for(self.proc.wait(), within * TIME_FACTOR)
+        except TimeoutError:  # say what the process had said, so a hang can be told apart
+            raise AssertionError(f"still running after {within:g} s\nstdout:\n{self.stdout}\n"
+                                 f"stderr:\n{''.join(self.err)}") from None
         await asyncio.gather(*self._readers)
         return status
 
