@@ -595,6 +595,20 @@ class Feed:
         """Every channel's frame."""
         return self.pipeline.frames
 
+    def normalized(self, kind: str) -> pl.DataFrame:
+        """The ``kind`` table of market data so far, the same columns on every exchange.
+
+        Kinds: ``trades``, ``quotes``, ``book_changes``, ``derivative_ticker``,
+        ``liquidations``, ``candles`` (:mod:`wsresearch.normalize`). Built from the
+        native frames when asked; they are not changed.
+
+        Raises
+        ------
+        ValueError
+            For a kind that is not one of :data:`~wsresearch.normalize.KINDS`.
+        """
+        return self.pipeline.normalized(kind)
+
     @property
     def connections(self) -> pl.DataFrame:
         """Every open and close so far, one row each, as the recording's events.

@@ -444,6 +444,19 @@ class Pipeline:
         """Every channel's frame."""
         return self.store.frames()
 
+    def normalized(self, kind: str) -> pl.DataFrame:
+        """The ``kind`` table of market data (``trades``, ``quotes``...) so far.
+
+        Built from the native frames when asked (see :mod:`wsresearch.normalize`): the
+        same columns on every exchange, the native rows unchanged.
+
+        Raises
+        ------
+        ValueError
+            For a kind that is not one of :data:`~wsresearch.normalize.KINDS`.
+        """
+        return self.spec.normalized(kind, self.store.frames())
+
     @property
     def gaps(self) -> pl.DataFrame:
         """The most recent sequence gaps, one row each (:data:`~wsresearch.sequence.GAP_SCHEMA`)."""

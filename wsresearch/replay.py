@@ -36,6 +36,7 @@ from websockets.exceptions import ConnectionClosed
 from ._ports import check_port, listening_url
 from .clock import NS_PER_S, VirtualClock
 from .health import HealthMonitor, HealthTransition
+from .normalize import normalize
 from .parser import Reject
 from .pipeline import Counts, Pipeline, Received
 from .recording import Recording
@@ -78,6 +79,8 @@ class ReplayResult:
     counts
         The pipeline's outcome counters (:class:`~wsresearch.pipeline.Counts`), which
         ``stats`` is made from.
+    spec
+        The spec the recording was replayed with.
     """
 
     frames: dict[str, pl.DataFrame]
@@ -88,6 +91,21 @@ class ReplayResult:
     errors: list[str] = field(default_factory=list)
     sequence_by_channel: dict[str, dict[str, int]] = field(default_factory=dict)
     counts: Counts | None = None
+    spec: FeedSpec | None = None
+
+    def normalized(self, kind: str) -> pl.DataFrame:
+        """The ``kind`` table of market data (``trades``, ``quotes``...) of this replay.
+
+        Built from :attr:`frames` with the spec replayed (see :mod:`wsresearch.normalize`).
+
+        Raises
+        ------
+        ValueError
+            For a kind that is not one of :data:`~wsresearch.normalize.KINDS`.
+        """
+        if self.spec is None:  # a result made by hand: no channel says what it holds
+            return normalize(kind, self.frames, {}, "")
+        return self.spec.normalized(kind, self.frames)
 
 
 def replay(
@@ -180,6 +198,7 @@ def replay(
         errors=[f"{type(exc).__name__}: {exc}" for exc in pipeline.errors],
         sequence_by_channel={k: dict(v) for k, v in pipeline.sequences.by_channel.items()},
         counts=counts,
+        spec=spec,
     )
 
 

@@ -12,9 +12,10 @@ Exchange adapters in :mod:`wsresearch.exchanges` build specs;
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any
 
+import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .config import (
@@ -27,6 +28,7 @@ from .config import (
 )
 from .errors import InvalidURLError, UnknownChannelError
 from .frames import check_channel
+from .normalize import KINDS, Normalizer, normalize
 from .redaction import DEFAULT_REDACT, mask, mask_auth, redact_url
 from .sequence import Seq
 
@@ -74,6 +76,10 @@ class Channel(BaseModel):
         The name of a list-of-models field whose items become the rows (e.g. the
         trades of a message that batches several); the message's other fields are
         repeated on each. ``None``: one row per message.
+    normalized
+        The market-data kinds this channel holds (``trades``, ``quotes``...), each with
+        the polars transformation that makes its native frame that kind's table (see
+        :mod:`wsresearch.normalize`). The native frame is not changed.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -88,6 +94,15 @@ class Channel(BaseModel):
     resync_on_gap: bool = False
     exchange_time: Callable[[Any], int | None] | None = None
     explode: str | None = None
+    normalized: dict[str, Normalizer] = Field(default_factory=dict)
+
+    @field_validator("normalized")
+    @classmethod
+    def _known_kinds(cls, normalized: dict[str, Normalizer]) -> dict[str, Normalizer]:
+        unknown = sorted(set(normalized) - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown kind(s) {unknown}; the kinds are {list(KINDS)}")
+        return normalized
 
     @property
     def stream_name(self) -> str:
@@ -181,6 +196,9 @@ class FeedSpec(BaseModel):
         De-dup cache capacity.
     check_interval
         Seconds between health checks.
+    exchange
+        The exchange's name in normalized tables (``binance``, ``binance-usdm``,
+        ``kraken-futures``...; set by the adapters). Default: the adapter's name.
     origin
         Set by exchange adapters: how to rebuild this spec from a recording.
         Dropped by :meth:`replace` when a field that decides rows changes.
@@ -217,6 +235,7 @@ class FeedSpec(BaseModel):
     dedupe_ttl: float = Field(60.0, gt=0, le=7 * 86_400)
     max_dedupe_size: int = Field(10_000, ge=1)
     check_interval: float = Field(1.0, ge=MIN_CHECK_INTERVAL, le=MAX_CHECK_INTERVAL)
+    exchange: str = ""
     origin: SpecOrigin | None = None
 
     @field_validator("url")
@@ -292,6 +311,22 @@ class FeedSpec(BaseModel):
             elif name == "subscribe":
                 value = tuple(mask(message, self.redact) for message in value)
             yield name, value
+
+    @property
+    def exchange_name(self) -> str:
+        """The ``exchange`` of normalized tables: :attr:`exchange`, or the adapter's name."""
+        return self.exchange or (self.origin.adapter if self.origin is not None else "")
+
+    def normalized(self, kind: str, frames: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
+        """The ``kind`` table (:mod:`wsresearch.normalize`) of this spec's native ``frames``.
+
+        Raises
+        ------
+        ValueError
+            For a kind that is not one of :data:`~wsresearch.normalize.KINDS`.
+        """
+        return normalize(kind, frames, {c.name: c.normalized for c in self.channels},
+                         self.exchange_name)
 
     @property
     def channel_names(self) -> list[str]:

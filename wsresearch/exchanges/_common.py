@@ -154,6 +154,7 @@ def assemble(
     decide rows (symbols, channels, options); :attr:`FeedSpec.origin` keeps them.
     """
     subscribe: Sequence[OutboundMessage] = fields.pop("subscribe", ())
+    fields.setdefault("exchange", adapter)  # the name normalized tables give the exchange
     spec = FeedSpec(
         subscribe=tuple(subscribe),
         origin=SpecOrigin(adapter=adapter, arguments=arguments),

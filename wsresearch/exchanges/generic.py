@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any, Literal
 
+import polars as pl
 from pydantic import BaseModel
 
 from ..config import ConnectionConfig, StreamConfig
@@ -75,6 +76,16 @@ type_of = by_field("type")
 """Route by the ``type`` field; anything but an object has no type."""
 
 
+def _trades(native: pl.LazyFrame) -> pl.LazyFrame:
+    # The simulator's side is the taker's, as the normalized tables want it.
+    return native.with_columns(pl.col("trade_id").cast(pl.String), amount=pl.col("size"))
+
+
+def _quotes(native: pl.LazyFrame) -> pl.LazyFrame:
+    return native.with_columns(bid_price="bid", bid_amount="bid_size", ask_price="ask",
+                               ask_amount="ask_size")
+
+
 _CHANNELS = {
     "trade": Channel(
         name="trade",
@@ -83,6 +94,7 @@ _CHANNELS = {
         sequence=attrgetter("seq"),
         sequence_key=attrgetter("symbol"),
         exchange_time=attrgetter("ts"),
+        normalized={"trades": _trades},
     ),
     "ticker": Channel(
         name="ticker",
@@ -91,6 +103,7 @@ _CHANNELS = {
         sequence=attrgetter("seq"),
         sequence_key=attrgetter("symbol"),
         exchange_time=attrgetter("ts"),
+        normalized={"quotes": _quotes},
     ),
     "order": Channel(
         name="order",
