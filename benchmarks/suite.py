@@ -12,6 +12,8 @@ and the min-max of the per-round ratios, and the target where there is one:
   of the full Feed (recording on) against the bare loop on the same paced stream;
 - replay of ``--messages`` recorded frames against pydantic batch validation of the same
   payloads (``TypeAdapter(list[Trade]).validate_json`` in batches of 1,000);
+- the normalized ``trades`` table of that replay against the replay itself (normalizing is
+  done when a table is asked for, column-wise, off the hot path), and per trade row;
 - ``Feed.frame()`` refresh after 10,000 new rows on a frame of 1M rows against the same on
   a frame of 10,000 rows (1.0 means the cost follows the new rows, not the total);
 - memory: peak RSS of a feed with a slow consumer under a flood, ``DROP_OLDEST`` and
@@ -22,7 +24,7 @@ and the min-max of the per-round ratios, and the target where there is one:
 
 Usage: python benchmarks/suite.py [--rounds 3] [--messages 300000] [--rate 20000]
        [--seconds 10] [--soak 300] [--flood 100000]
-       [--only imports,live,cpu,replay,refresh,memory,soak]
+       [--only imports,live,cpu,replay,normalize,refresh,memory,soak]
 """
 
 from __future__ import annotations
@@ -115,6 +117,23 @@ def replay_speed(args: argparse.Namespace, figure: Figure) -> None:
             figure.values.append(validated / replayed)
 
 
+def normalizing(args: argparse.Namespace, ratio: Figure, per_row: Figure) -> None:
+    """What the normalized trades table costs against the replay that made the native rows."""
+    frames = list(generic_frames(args.messages, seed=3))
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    with tempfile.TemporaryDirectory(prefix="wsr-bench-") as folder:
+        recording = Recording.from_frames(Path(folder) / "rec", frames, spec=spec)
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            result = replay(recording, spec)
+            replayed = time.perf_counter() - start
+            start = time.perf_counter()
+            table = result.normalized("trades")
+            normalized = time.perf_counter() - start
+            ratio.values.append(normalized / replayed)
+            per_row.values.append(normalized / table.height * 1e6)
+
+
 def refresh(args: argparse.Namespace, figure: Figure) -> None:
     trade = generic.Trade(symbol="BTC-USD", seq=1, trade_id=1, price=1.0, size=1.0,
                           side="buy", ts=0)
@@ -174,7 +193,7 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=300.0)
     parser.add_argument("--flood", type=int, default=100_000,
                         help="messages of the memory probes' flood (1x; 3x is the other)")
-    parser.add_argument("--only", default="imports,live,cpu,replay,refresh,memory,soak",
+    parser.add_argument("--only", default="imports,live,cpu,replay,normalize,refresh,memory,soak",
                         help="comma-separated steps to run (default: all)")
     args = parser.parse_args()
     on = Figure("live ingest, Feed recording", "bare websockets recv loop", ">= 0.5")
@@ -196,11 +215,14 @@ def main() -> None:
                     "~0 (no leak)", unit="MB")
     imported = Figure("import wsresearch (fresh process)", "import polars (fresh process)",
                       "<= 1.3")
+    normalized = Figure("normalized trades table", "the replay that made the rows")
+    normalized_us = Figure("  per trade row", "(absolute)", unit="us")
     steps = {
         "imports": ("import cost", lambda: imports(args, imported)),
         "live": ("live ingest", lambda: live(args, on, off, ratio)),
         "cpu": ("CPU at a fixed rate", lambda: cpu(args, cpu_ratio, cpu_us)),
         "replay": ("replay", lambda: replay_speed(args, replayed)),
+        "normalize": ("normalized tables", lambda: normalizing(args, normalized, normalized_us)),
         "refresh": ("frame refresh", lambda: refresh(args, refreshed)),
         "memory": ("memory under a flood", lambda: memory(args, memory_figures)),
         "soak": ("reconnect soak", lambda: soak(args, growth)),
@@ -216,7 +238,8 @@ def main() -> None:
     print(f"\nPython {sys.version.split()[0]}, {args.rounds} rounds; median and min-max of "
           "per-round ratios to the baseline measured in the same round")
     print(f"{'figure':<44} {'baseline':<34} {'median':>8} {'min-max':<15} {'unit':<5} target")
-    for figure in (imported, on, off, ratio, cpu_ratio, cpu_us, replayed, refreshed,
+    for figure in (imported, on, off, ratio, cpu_ratio, cpu_us, replayed, normalized,
+                   normalized_us, refreshed,
                    *memory_figures.values(), growth):
         print(figure.row())
 
