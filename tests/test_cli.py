@@ -213,7 +213,7 @@ def test_export_writes_a_dataset_and_replaces_on_a_second_run(tmp_path: Path) ->
     assert "trade 2150, ticker 49" in first.stdout
     again = run("export", str(DATA), "--out", str(out))
     assert again.returncode == 0 and "replacing 3 earlier file(s)" in again.stdout
-    assert len(list(out.glob("channel=*/date=*/*.parquet"))) == 2
+    assert len(list(out.glob("channel=*/exchange=*/date=*/*.parquet"))) == 2
 
 
 def test_export_needs_an_adapter_for_recordings_without_one(tmp_path: Path) -> None:

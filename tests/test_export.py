@@ -53,7 +53,8 @@ def test_export_then_load_round_trips_every_row(tmp_path: Path) -> None:
         loaded = load_dataset(tmp_path / "ds", [name]).collect()
         assert loaded["recording"].unique().to_list() == [rid]
         assert loaded["channel"].unique().to_list() == [name]
-        back = loaded.drop("channel", "date", "recording").sort("frame_seq")
+        assert loaded["exchange"].unique().to_list() == ["generic"]
+        back = loaded.drop("channel", "exchange", "date", "recording").sort("frame_seq")
         assert_frame_equal(back, frame.sort("frame_seq"), check_column_order=False)
     for path in summary.files:
         assert path.exists() and not path.name.endswith(".tmp")
@@ -94,7 +95,7 @@ def test_duckdb_reads_the_same_dataset_with_its_partitions(tmp_path: Path) -> No
     duckdb = pytest.importorskip("duckdb", reason="duckdb is a dev dependency")
     export_parquet(SESSION, None, tmp_path / "ds")
     export_parquet(binance_recording(tmp_path), None, tmp_path / "ds")
-    glob = str(tmp_path / "ds" / "channel=*" / "date=*" / "*.parquet")
+    glob = str(tmp_path / "ds" / "channel=*" / "exchange=*" / "date=*" / "*.parquet")
     counts = dict(duckdb.sql(
         f"select channel, count(*) from read_parquet('{glob}', hive_partitioning=true, "
         "union_by_name=true) group by channel").fetchall())

@@ -95,7 +95,7 @@ def test_a_normalizer_that_gives_several_rows_per_message_keeps_their_times() ->
     assert table.select("symbol", "price", "amount", "frame_seq").rows() == [
         ("A", 1.0, 2.0, 3), ("A", 0.5, 0.0, 3), ("B", 9.0, 1.0, 4)]
     assert table["exchange_time"].dt.epoch("ns").to_list() == [None, None, 15]
-    assert table["exchange"].to_list() == ["", "", ""]  # a hand-built spec names none
+    assert table["exchange"].to_list() == ["unknown"] * 3  # a hand-built spec names none
     assert normalize("book_changes", frames, {}, "x").height == 0
 
 

@@ -21,11 +21,11 @@ TOP_LEVEL = [
     "ExportSummary", "Fault", "FaultProxy", "Feed", "FeedSpec", "FeedStats", "HeartbeatConfig",
     "InvalidURLError", "MaxReconnectsExceededError", "NotConnectedError", "OverflowPolicy",
     "Pipeline", "QualityReport", "QueueClosedError", "QueueConfig", "QueueFullError",
-    "ReconnectConfig", "Recording", "RecordingError", "RecordingFormatError",
-    "RecordingManifest", "ReplayResult", "ReplayServer", "Seq", "SequenceGap", "Simulator",
-    "StreamConfig", "UnknownChannelError", "VirtualClock", "WebSocketAuthError",
-    "WebSocketError", "WsResearchError", "__version__", "by_field", "compare", "export_parquet",
-    "load_connections", "load_dataset", "merge_events", "quality_report", "replay",
+    "ReconnectConfig", "Recording", "RecordingError", "RecordingFormatError", "RecordingManifest",
+    "ReplayResult", "ReplayServer", "Seq", "SequenceGap", "Simulator", "StreamConfig",
+    "UnknownChannelError", "VirtualClock", "WebSocketAuthError", "WebSocketError",
+    "WsResearchError", "__version__", "by_field", "compare", "export_parquet", "load_connections",
+    "load_dataset", "load_normalized", "merge_events", "quality_report", "replay",
 ]
 LOWLEVEL = [
     "Clock", "CloseInfo", "ConnectionState", "Counts", "DEFAULT_BACKOFF", "FieldRouter",

@@ -58,7 +58,14 @@ if TYPE_CHECKING:
         WebSocketError,
         WsResearchError,
     )
-    from .export import ExportSummary, export_parquet, load_connections, load_dataset, merge_events
+    from .export import (
+        ExportSummary,
+        export_parquet,
+        load_connections,
+        load_dataset,
+        load_normalized,
+        merge_events,
+    )
     from .feed import Feed, FeedStats
     from .parser import by_field
     from .pipeline import Pipeline
@@ -97,6 +104,7 @@ _PUBLIC: dict[str, str] = {
     "export_parquet": ".export",
     "load_dataset": ".export",
     "load_connections": ".export",
+    "load_normalized": ".export",
     "merge_events": ".export",
     "ExportSummary": ".export",
     "BackoffConfig": ".config",
@@ -271,6 +279,7 @@ __all__ = [
     "export_parquet",
     "load_connections",
     "load_dataset",
+    "load_normalized",
     "merge_events",
     "quality_report",
     "replay",

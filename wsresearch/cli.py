@@ -195,6 +195,9 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="the adapter for recordings that do not name theirs")
     export.add_argument("--channels", default=None, metavar="A,B",
                         help="with --exchange: its channels (default: all of them)")
+    export.add_argument("--normalized", action="store_true",
+                        help="also write the normalized tables (trades, quotes, book_changes...) "
+                             "as kind=<kind>/exchange=<exchange>/date=<day>")
     export.add_argument("--option", action="append", default=[], type=_option,
                         metavar="KEY=VALUE", help="with --exchange: an adapter option")
 
@@ -571,7 +574,8 @@ async def _export(args: argparse.Namespace, console: Console) -> int:
             task = bar.add_task(f"exporting {escape(str(folder))}", total=None)
             advance = functools.partial(_advance, bar, task)
             summary = await asyncio.to_thread(
-                export_parquet, recording, spec, args.out, progress=advance)
+                export_parquet, recording, spec, args.out, normalized=args.normalized,
+                progress=advance)
         rows = ", ".join(f"{name} {n}" for name, n in summary.rows.items() if n) or "no rows"
         again = f", replacing {summary.replaced} earlier file(s)" if summary.replaced else ""
         _say(console, f"{folder}: {rows} -> {args.out} as {summary.recording}{again}")

@@ -4,14 +4,17 @@
 channel's rows into one Hive-partitioned dataset::
 
     out_dir/
-      channel=trade/date=2026-11-27/<recording id>.parquet
-      channel=ticker/date=2026-11-27/<recording id>.parquet
+      channel=trade/exchange=binance/date=2026-11-27/<recording id>.parquet
+      channel=depth/exchange=binance/date=2026-11-27/<recording id>.parquet
+      kind=trades/exchange=binance/date=2026-11-27/<recording id>.parquet    (normalized=True)
       _connections/<recording id>.parquet      opens and closes, to see the gaps
 
 Rows keep the model's fields and ``recv_wall_ns``, ``recv_mono_ns``,
 ``exchange_ns``, ``generation`` and ``frame_seq``, plus ``recording`` (the
-recording's id), so several recordings share one dataset. The date partition is
-the UTC date of ``recv_wall_ns``. A recording's files are named by its id:
+recording's id), so several recordings, of several exchanges, share one dataset.
+With ``normalized=True`` the normalized market-data tables (:mod:`wsresearch.normalize`)
+are written too, one folder per kind, the same columns for every exchange. The date
+partition is the UTC date of the receive time. A recording's files are named by its id:
 exporting it again replaces them, never duplicates them.
 
 Plain Parquet with Hive partitioning, so DuckDB, Spark or pyarrow read it as
@@ -41,6 +44,7 @@ from typing import Literal
 import polars as pl
 
 from ._files import make_private_dirs, write_private_parquet
+from .normalize import COMMON, KINDS
 from .recording import Recording
 from .recording.format import TIMELINE_SCHEMA
 from .replay import replay
@@ -52,6 +56,7 @@ __all__ = [
     "export_parquet",
     "load_connections",
     "load_dataset",
+    "load_normalized",
     "merge_events",
     "recording_id",
 ]
@@ -77,6 +82,8 @@ class ExportSummary:
         The recording's id (the files' name).
     rows
         Rows per channel.
+    normalized
+        Rows per normalized kind written (``normalized=True``).
     files
         Every file written, connections table included.
     replaced
@@ -87,6 +94,7 @@ class ExportSummary:
     rows: dict[str, int]
     files: list[Path] = field(default_factory=list)
     replaced: int = 0
+    normalized: dict[str, int] = field(default_factory=dict)
 
 
 def recording_id(recording: Recording) -> str:
@@ -111,6 +119,7 @@ def export_parquet(
     spec: FeedSpec | None,
     out_dir: str | os.PathLike[str],
     *,
+    normalized: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportSummary:
     """Replay ``recording`` through ``spec`` and write its rows into the dataset at ``out_dir``.
@@ -124,6 +133,9 @@ def export_parquet(
         (:attr:`Recording.spec`).
     out_dir
         The dataset's directory (created if needed; other recordings' files are kept).
+    normalized
+        Also write the normalized tables (``kind=<kind>/exchange=.../date=...``) of every
+        kind the spec's channels hold.
     progress
         Called with ``(events done, events in all)`` during the replay.
 
@@ -150,27 +162,44 @@ def export_parquet(
     if unsafe:  # a Channel refuses such names; a frames dict built by hand might not
         raise ValueError(f"channel name(s) {unsafe} cannot name a dataset folder")
     make_private_dirs(root)
-    old = sorted(root.glob(f"channel=*/date=*/{rid}.parquet"))
-    old += sorted((root / _CONNECTIONS).glob(f"{rid}.parquet"))
-    for path in old:  # an earlier export of this recording: replaced, never duplicated
+    # An earlier export of this recording, in this layout or the one before exchange
+    # partitions: replaced, never duplicated.
+    old = sorted(p for pattern in ("channel=*/**/", "kind=*/**/", f"{_CONNECTIONS}/")
+                 for p in root.glob(f"{pattern}{rid}.parquet"))
+    for path in old:
         path.unlink()
+    exchange = result.spec.exchange_name if result.spec is not None else "unknown"
+    if not re.fullmatch(CHANNEL_NAME, exchange):
+        raise ValueError(f"the spec's exchange {exchange!r} cannot name a dataset folder")
     files: list[Path] = []
     rows: dict[str, int] = {}
-    for channel, frame in result.frames.items():
-        rows[channel] = frame.height
+    kinds: dict[str, int] = {}
+    tables = {f"channel={channel}": frame for channel, frame in result.frames.items()}
+    if normalized and result.spec is not None:
+        held = {kind for channel in result.spec.channels for kind in channel.normalized}
+        tables |= {f"kind={kind}": result.normalized(kind) for kind in KINDS if kind in held}
+    for folder, frame in tables.items():
+        kind, _, name = folder.partition("=")
+        (rows if kind == "channel" else kinds)[name] = frame.height
+        if kind == "kind":  # the exchange is the partition's, as the channel and date are
+            frame = frame.drop("exchange")
+        time = "recv_wall_ns" if kind == "channel" else "local_time"
         dated = frame.with_columns(
             pl.lit(rid).alias("recording"),
-            pl.from_epoch("recv_wall_ns", time_unit="ns").dt.date().alias("_date"),
+            (pl.from_epoch(time, time_unit="ns") if time == "recv_wall_ns" else pl.col(time))
+            .dt.date().alias("_date"),
         )
         for (day,), part in dated.group_by("_date", maintain_order=True):
             assert isinstance(day, dt.date)
-            path = root / f"channel={channel}" / f"date={day.isoformat()}" / f"{rid}.parquet"
+            path = root / folder / f"exchange={exchange}" / f"date={day.isoformat()}" / (
+                f"{rid}.parquet")
             write_private_parquet(part.drop("_date"), path)
             files.append(path)
     path = root / _CONNECTIONS / f"{rid}.parquet"
     write_private_parquet(_connections(recording, rid), path)
     files.append(path)
-    return ExportSummary(recording=rid, rows=rows, files=files, replaced=len(old))
+    return ExportSummary(recording=rid, rows=rows, files=files, replaced=len(old),
+                         normalized=kinds)
 
 
 def _connections(recording: Recording, rid: str) -> pl.DataFrame:
@@ -199,13 +228,14 @@ def load_dataset(
     start: Time | None = None,
     end: Time | None = None,
 ) -> pl.LazyFrame:
-    """The dataset at ``path`` as one lazy frame, with ``channel`` and ``date`` columns.
+    """The dataset at ``path`` as one lazy frame, with ``channel``, ``exchange`` and ``date``.
 
     Channels keep their own columns (a column a channel lacks is null in its
-    rows). ``start`` (inclusive) and ``end`` (exclusive) bound ``recv_wall_ns``;
-    whole days outside them are never read (partition pruning), and polars
-    pushes other filters down into the Parquet scan. One channel may be given
-    by its name alone.
+    rows); any mix of exchanges, recordings and schemas loads (a column whose types
+    cannot be reconciled is a one-line error naming the files). ``start``
+    (inclusive) and ``end`` (exclusive) bound ``recv_wall_ns``; whole days outside
+    them are never read (partition pruning), and polars pushes other filters down
+    into the Parquet scan. One channel may be given by its name alone.
 
     Raises
     ------
@@ -228,22 +258,74 @@ def load_dataset(
     high = None if end is None else _ns(end)
     if low is not None and high is not None and low > high:
         raise ValueError(f"start ({start}) is after end ({end})")
+    return _scan(root, "channel", chosen, low, high)
+
+
+def load_normalized(
+    path: str | os.PathLike[str],
+    kind: str,
+    start: Time | None = None,
+    end: Time | None = None,
+) -> pl.LazyFrame:
+    """One normalized kind (``trades``, ``quotes``...) of every exchange in the dataset.
+
+    Written by ``export_parquet(..., normalized=True)``: the columns of
+    :mod:`wsresearch.normalize` (``exchange`` from the partition), plus ``recording``
+    and ``date``. ``start`` (inclusive) and ``end`` (exclusive) bound ``local_time``.
+
+    Raises
+    ------
+    ValueError
+        For a kind that is not one of :data:`~wsresearch.normalize.KINDS`, or
+        ``start`` after ``end``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; the kinds are {list(KINDS)}")
+    low = None if start is None else _ns(start)
+    high = None if end is None else _ns(end)
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"start ({start}) is after end ({end})")
+    lazy = _scan(Path(path), "kind", [kind], low, high)
+    columns = lazy.collect_schema().names()
+    if "local_time" not in columns:  # no file of this kind: the table's columns, empty
+        return pl.LazyFrame(schema=COMMON | KINDS[kind] | {"recording": pl.String(),
+                                                           "kind": pl.String(),
+                                                           "date": pl.Date()})
+    return lazy.select(*COMMON, *KINDS[kind], "recording", "kind", "date")
+
+
+_HIVE = {"exchange": pl.String(), "date": pl.Date()}
+
+
+def _scan(root: Path, level: str, names: Sequence[str], low: int | None,
+          high: int | None) -> pl.LazyFrame:
+    """The files of ``level=<name>`` folders as one frame, days outside ``[low, high)`` unread.
+
+    Both layouts read: ``<level>=X/exchange=E/date=D/`` and the one before exchange
+    partitions, ``<level>=X/date=D/`` (its rows have a null ``exchange``).
+    """
     files = []
-    for channel in chosen:
-        found = sorted((root / f"channel={channel}").glob("date=*/*.parquet"))
+    for name in names:
+        found = sorted((root / f"{level}={name}").glob("**/date=*/*.parquet"))
         files += [f for f in found if _day_overlaps(f.parent.name, low, high)]
+    hive = {level: pl.String()} | _HIVE
     if not files:
-        return pl.LazyFrame(schema={"channel": pl.String(), "date": pl.Date()})
+        return pl.LazyFrame(schema=hive)
     # One scan per file, each with its own columns: two recordings' rows of one
     # channel may have different fields (a scan of many files assumes the first's).
     lazy = _union([(str(file), pl.scan_parquet(
-        file, hive_partitioning=True, hive_schema={"channel": pl.String(), "date": pl.Date()},
-        glob=False,  # a path (which may hold "[" or "*"), never a pattern
+        file, hive_partitioning=True, glob=False,  # a path (which may hold "[" or "*")
+        hive_schema={k: v for k, v in hive.items()
+                     if k != "exchange" or file.parent.parent.name.startswith("exchange=")},
     )) for file in files])
+    if "exchange" not in lazy.collect_schema().names():
+        lazy = lazy.with_columns(pl.lit(None, pl.String()).alias("exchange"))
+    time = "recv_wall_ns" if level == "channel" else "local_time"
+    bound = pl.col(time) if level == "channel" else pl.col(time).dt.epoch("ns")
     if low is not None:
-        lazy = lazy.filter(pl.col("recv_wall_ns") >= low)
+        lazy = lazy.filter(bound >= low)
     if high is not None:
-        lazy = lazy.filter(pl.col("recv_wall_ns") < high)
+        lazy = lazy.filter(bound < high)
     return lazy
 
 

@@ -314,8 +314,11 @@ class FeedSpec(BaseModel):
 
     @property
     def exchange_name(self) -> str:
-        """The ``exchange`` of normalized tables: :attr:`exchange`, or the adapter's name."""
-        return self.exchange or (self.origin.adapter if self.origin is not None else "")
+        """The ``exchange`` of normalized tables: :attr:`exchange`, or the adapter's name.
+
+        ``unknown`` for a spec built by hand that names none.
+        """
+        return self.exchange or (self.origin.adapter if self.origin is not None else "unknown")
 
     def normalized(self, kind: str, frames: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
         """The ``kind`` table (:mod:`wsresearch.normalize`) of this spec's native ``frames``.

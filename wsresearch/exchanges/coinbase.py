@@ -6,12 +6,22 @@ channel per message (``{"type": "subscribe", "channel": "ticker",
 *connection* over every channel, so all channels (the ``subscriptions`` acks
 included) share one sequence group. A message batches ``events``, each a
 snapshot or an update of several items; the channels explode them into one
-row per item (trade, ticker, book level).
+row per item (trade, ticker, book level, candle, product).
+Messages of a channel the spec does not subscribe (or that this module does
+not know) still take a ``sequence_num``: they are routed to ``subscriptions``
+as a bare envelope, so the count goes on without a false gap.
 
 **Exchange** (``wss://ws-feed.exchange.coinbase.com``) subscribes all
 channels in one message; messages are flat objects routed by ``type``. Matches
 carry a ``trade_id`` that counts up by one per product, which is what the
 ``matches`` channel tracks.
+
+Every channel that holds market data also gives its normalized table
+(:mod:`wsresearch.normalize`): trades with the *taker's* side (both APIs send
+the maker's), quotes from the tickers, book changes one row per level, and
+candles. Prices and sizes are ``float64`` in the native rows too (see
+:mod:`wsresearch.exchanges._common`); only the ``status`` channel's increments
+are kept as text.
 
 See ``docs/exchanges/coinbase.md``.
 """
@@ -19,19 +29,31 @@ See ``docs/exchanges/coinbase.md``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from operator import attrgetter
 from typing import Any, Literal
 
+import polars as pl
 from pydantic import BaseModel, Field, model_validator
 
 from ..config import ConnectionConfig, StreamConfig
+from ..normalize import Normalizer
 from ..spec import Channel, FeedSpec
-from ._common import Flat, NsFromIso, assemble, check_channels, check_choice, check_symbols
+from ._common import (
+    Flat,
+    NsFromIso,
+    NsFromSeconds,
+    assemble,
+    check_channels,
+    check_choice,
+    check_symbols,
+)
 
 __all__ = [
-    "ADVANCED_CHANNELS", "APIS", "CHANNELS", "EXCHANGE_CHANNELS", "AdvancedHeartbeat",
-    "AdvancedLevel2", "AdvancedTicker", "AdvancedTrades", "ExchangeHeartbeat", "ExchangeL2Update",
-    "ExchangeMatch", "ExchangeSnapshot", "ExchangeTicker", "L2Change", "spec",
+    "ADVANCED_CHANNELS", "APIS", "CANDLE_INTERVAL", "CHANNELS", "EXCHANGE_CHANNELS",
+    "AdvancedCandles", "AdvancedHeartbeat", "AdvancedLevel2", "AdvancedStatus", "AdvancedTicker",
+    "AdvancedTrades", "ExchangeHeartbeat", "ExchangeL2Update", "ExchangeMatch",
+    "ExchangeSnapshot", "ExchangeTicker", "L2Change", "spec",
 ]
 
 APIS: dict[str, str] = {
@@ -40,11 +62,15 @@ APIS: dict[str, str] = {
 }
 """API name to its URL."""
 
-ADVANCED_CHANNELS: tuple[str, ...] = ("ticker", "market_trades", "level2", "heartbeats")
+ADVANCED_CHANNELS: tuple[str, ...] = ("ticker", "market_trades", "level2", "heartbeats",
+                                      "candles", "status")
 EXCHANGE_CHANNELS: tuple[str, ...] = ("ticker", "matches", "level2", "heartbeat")
 CHANNELS: dict[str, tuple[str, ...]] = {"advanced": ADVANCED_CHANNELS,
                                         "exchange": EXCHANGE_CHANNELS}
 """Channels each API offers."""
+
+CANDLE_INTERVAL = "FIVE_MINUTE"
+"""The Advanced Trade ``candles`` channel's one bucket size, by Coinbase's granularity name."""
 
 _SYMBOL = r"[A-Z0-9]{1,12}-[A-Z0-9]{1,12}"
 
@@ -164,13 +190,72 @@ class AdvancedHeartbeat(_Envelope):
         return value
 
 
+class AdvancedCandle(Flat):
+    """One product's five-minute candle, as it stands (updated every second)."""
+
+    event: str
+    product_id: str
+    start_ns: NsFromSeconds = Field(alias="start")
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class AdvancedCandles(_Envelope):
+    """A ``candles`` message: one row per candle."""
+
+    items: list[AdvancedCandle]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, value: Any) -> Any:
+        return _items(value, "candles")
+
+
+class AdvancedStatusProduct(Flat):
+    """One product's trading status; increments as text, exactly as sent."""
+
+    event: str
+    id: str
+    product_type: str | None = None
+    base_currency: str | None = None
+    quote_currency: str | None = None
+    base_increment: str | None = None
+    quote_increment: str | None = None
+    display_name: str | None = None
+    status: str | None = None
+    status_message: str | None = None
+    min_market_funds: str | None = None
+
+
+class AdvancedStatus(_Envelope):
+    """A ``status`` message: one row per product."""
+
+    items: list[AdvancedStatusProduct]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, value: Any) -> Any:
+        return _items(value, "products")
+
+
 class AdvancedSubscriptions(_Envelope):
-    """A ``subscriptions`` ack: kept as a channel because it takes a ``sequence_num``."""
+    """A ``subscriptions`` ack, or the envelope of a message of a channel not subscribed.
+
+    Kept as a channel because every message takes a ``sequence_num``: a message
+    of a channel the spec does not hold (or that this module does not know) must
+    still move the connection's count on, or the next one would look like a gap.
+    ``channel`` is the wire name (``subscriptions`` for the acks).
+    """
+
+    channel: str
 
 
 _ADVANCED_WIRE = {"l2_data": "level2", "market_trades": "market_trades", "ticker": "ticker",
-                  "ticker_batch": "ticker", "heartbeats": "heartbeats",
-                  "subscriptions": "subscriptions"}
+                  "ticker_batch": "ticker", "heartbeats": "heartbeats", "candles": "candles",
+                  "status": "status", "subscriptions": "subscriptions"}
 
 
 def advanced_type_of(message: Any) -> str | None:
@@ -183,14 +268,29 @@ def advanced_type_of(message: Any) -> str | None:
     return _ADVANCED_WIRE.get(channel) if isinstance(channel, str) else None
 
 
+def _advanced_route(chosen: frozenset[str], message: Any) -> str | None:
+    """:func:`advanced_type_of` within a spec: other channels' envelopes go to ``subscriptions``.
+
+    Only a message that carries ``sequence_num`` is redirected: it was counted by
+    the exchange, so it must be counted here. Anything else keeps its type.
+    """
+    name = advanced_type_of(message)
+    if name in chosen or name == "error" or not isinstance(message, dict):
+        return name
+    if isinstance(message.get("channel"), str) and "sequence_num" in message:
+        return "subscriptions"
+    return name
+
+
 def _connection_seq(message: _Envelope) -> int:
     return message.sequence_num
 
 
 def _advanced(name: str, model: type[BaseModel], explode: bool = True,
-              dedupe: bool = True) -> Channel:
+              dedupe: bool = True, normalized: dict[str, Normalizer] | None = None) -> Channel:
     return Channel(
         name=name, model=model, explode="items" if explode else None,
+        normalized=normalized or {},
         # sequence_num restarts on every connection: with the exchange's timestamp it
         # names one message, so a new connection's messages are never taken for repeats.
         dedupe_key=(attrgetter("sequence_num", "timestamp_ns")) if dedupe else None,
@@ -199,11 +299,65 @@ def _advanced(name: str, model: type[BaseModel], explode: bool = True,
     )
 
 
+# -- normalized tables ---------------------------------------------------------------
+#
+# Both APIs name the maker's side on a trade (Exchange ``match``: "the side field
+# indicates the maker order side"; Advanced Trade ``market_trades``: BUY/SELL from
+# the maker's perspective), so the taker's side is the other one.
+
+_TAKER = {"BUY": "sell", "SELL": "buy", "buy": "sell", "sell": "buy"}
+_BOOK_SIDE = {"bid": "bid", "offer": "ask", "buy": "bid", "sell": "ask"}
+
+
+def _taker_side(maker: pl.Expr) -> pl.Expr:
+    # A side that is neither buy nor sell becomes null, never a wrong side.
+    return maker.replace_strict(_TAKER, default=None, return_dtype=pl.String)
+
+
+def _book_side(side: pl.Expr) -> pl.Expr:
+    return side.replace_strict(_BOOK_SIDE, default=None, return_dtype=pl.String)
+
+
+def _advanced_trades(native: pl.LazyFrame) -> pl.LazyFrame:
+    return native.with_columns(
+        symbol="product_id", amount="size", side=_taker_side(pl.col("side")),
+        exchange_time="time_ns")
+
+
+def _advanced_quotes(native: pl.LazyFrame) -> pl.LazyFrame:
+    # ticker_batch rows (routed here too) carry no best bid or ask: not a quote.
+    return native.filter(
+        pl.col("best_bid").is_not_null() | pl.col("best_ask").is_not_null()
+    ).with_columns(
+        symbol="product_id", bid_price="best_bid", bid_amount="best_bid_quantity",
+        ask_price="best_ask", ask_amount="best_ask_quantity")
+
+
+def _advanced_book(native: pl.LazyFrame) -> pl.LazyFrame:
+    # A snapshot's levels carry event_time 1970-01-01T00:00:00Z: the message's
+    # timestamp is then the only exchange time there is.
+    return native.with_columns(
+        symbol="product_id", is_snapshot=pl.col("event") == "snapshot",
+        side=_book_side(pl.col("side")), price="price_level", amount="new_quantity",
+        exchange_time=pl.when(pl.col("event_time_ns") > 0).then("event_time_ns")
+        .otherwise("timestamp_ns"))
+
+
+def _advanced_candles(native: pl.LazyFrame) -> pl.LazyFrame:
+    # Coinbase updates the running candle every second and never says which update
+    # is a bucket's last: ``closed`` is left null.
+    return native.with_columns(
+        symbol="product_id", interval=pl.lit(CANDLE_INTERVAL), open_time="start_ns")
+
+
 _ADVANCED = {
-    "ticker": _advanced("ticker", AdvancedTicker),
-    "market_trades": _advanced("market_trades", AdvancedTrades),
-    "level2": _advanced("level2", AdvancedLevel2),
+    "ticker": _advanced("ticker", AdvancedTicker, normalized={"quotes": _advanced_quotes}),
+    "market_trades": _advanced("market_trades", AdvancedTrades,
+                               normalized={"trades": _advanced_trades}),
+    "level2": _advanced("level2", AdvancedLevel2, normalized={"book_changes": _advanced_book}),
     "heartbeats": _advanced("heartbeats", AdvancedHeartbeat, explode=False),
+    "candles": _advanced("candles", AdvancedCandles, normalized={"candles": _advanced_candles}),
+    "status": _advanced("status", AdvancedStatus),
     "subscriptions": _advanced("subscriptions", AdvancedSubscriptions, explode=False),
 }
 
@@ -218,7 +372,9 @@ class ExchangeTicker(Flat):
     sequence: int
     price: float
     best_bid: float | None = None
+    best_bid_size: float | None = None
     best_ask: float | None = None
+    best_ask_size: float | None = None
     side: str | None = None
     last_size: float | None = None
     trade_id: int | None = None
@@ -289,17 +445,59 @@ def exchange_type_of(message: Any) -> str | None:
     return "match" if kind == "last_match" else kind if isinstance(kind, str) else None
 
 
+def _exchange_trades(native: pl.LazyFrame) -> pl.LazyFrame:
+    # last_match too: it is a real trade (the last before subscribing).
+    return native.with_columns(
+        pl.col("trade_id").cast(pl.String), symbol="product_id", amount="size",
+        side=_taker_side(pl.col("side")))
+
+
+def _exchange_quotes(native: pl.LazyFrame) -> pl.LazyFrame:
+    return native.filter(
+        pl.col("best_bid").is_not_null() | pl.col("best_ask").is_not_null()
+    ).with_columns(
+        symbol="product_id", bid_price="best_bid", bid_amount="best_bid_size",
+        ask_price="best_ask", ask_amount="best_ask_size")
+
+
+def _exchange_snapshot(native: pl.LazyFrame) -> pl.LazyFrame:
+    # One row per level, the bids then the asks of each message, in the order sent.
+    # The snapshot carries no time: exchange_time stays null.
+    native = native.with_row_index("_message")
+
+    def levels(column: str, side: str) -> pl.LazyFrame:
+        return native.drop("bids" if column == "asks" else "asks").explode(column).filter(
+            pl.col(column).is_not_null()).with_columns(
+            symbol="product_id", side=pl.lit(side), is_snapshot=pl.lit(True),
+            price=pl.col(column).arr.get(0), amount=pl.col(column).arr.get(1),
+            _order=pl.lit(0 if side == "bid" else 1))
+
+    return pl.concat([levels("bids", "bid"), levels("asks", "ask")]).sort(
+        "_message", "_order", maintain_order=True)
+
+
+def _exchange_l2update(native: pl.LazyFrame) -> pl.LazyFrame:
+    change = pl.col("changes").struct.field
+    return native.explode("changes").filter(pl.col("changes").is_not_null()).with_columns(
+        symbol="product_id", is_snapshot=pl.lit(False), side=_book_side(change("side")),
+        price=change("price"), amount=change("size"))
+
+
 _EXCHANGE = {
     "ticker": [Channel(name="ticker", model=ExchangeTicker,
                        dedupe_key=attrgetter("product_id", "sequence"),
-                       exchange_time=attrgetter("time_ns"))],
+                       exchange_time=attrgetter("time_ns"),
+                       normalized={"quotes": _exchange_quotes})],
     "matches": [Channel(name="match", model=ExchangeMatch, stream="matches",
                         dedupe_key=attrgetter("product_id", "trade_id"),
                         sequence=attrgetter("trade_id"), sequence_key=attrgetter("product_id"),
-                        exchange_time=attrgetter("time_ns"))],
-    "level2": [Channel(name="snapshot", model=ExchangeSnapshot, stream="level2"),
+                        exchange_time=attrgetter("time_ns"),
+                        normalized={"trades": _exchange_trades})],
+    "level2": [Channel(name="snapshot", model=ExchangeSnapshot, stream="level2",
+                       normalized={"book_changes": _exchange_snapshot}),
                Channel(name="l2update", model=ExchangeL2Update, stream="level2",
-                       exchange_time=attrgetter("time_ns"))],
+                       exchange_time=attrgetter("time_ns"),
+                       normalized={"book_changes": _exchange_l2update})],
     "heartbeat": [Channel(name="heartbeat", model=ExchangeHeartbeat,
                           dedupe_key=attrgetter("product_id", "sequence"),
                           exchange_time=attrgetter("time_ns"))],
@@ -313,6 +511,8 @@ _HEALTH = {
     "level2": StreamConfig(expected_interval=0.5, stale_threshold=30.0),
     "heartbeats": StreamConfig(expected_interval=1.0, stale_threshold=5.0),
     "heartbeat": StreamConfig(expected_interval=1.0, stale_threshold=5.0),
+    "candles": StreamConfig(expected_interval=1.0, stale_threshold=60.0, allow_silence=True),
+    "status": StreamConfig(expected_interval=60.0, stale_threshold=300.0, allow_silence=True),
     "subscriptions": StreamConfig(expected_interval=60.0, stale_threshold=60.0,
                                   allow_silence=True),
 }
@@ -341,7 +541,7 @@ def spec(
         Product ids such as ``"BTC-USD"`` (any case).
     channels
         Advanced Trade: any of :data:`ADVANCED_CHANNELS` (default ``ticker``,
-        ``market_trades``, ``heartbeats``). Exchange: any of
+        ``market_trades``, ``heartbeats``); ``subscriptions`` is always added. Exchange: any of
         :data:`EXCHANGE_CHANNELS` (default ``ticker``, ``matches``, ``heartbeat``).
     url
         Where to connect instead of Coinbase.
@@ -374,7 +574,8 @@ def spec(
         subscribe: list[dict[str, Any]] = [
             {"type": "subscribe", "product_ids": names, "channel": name} for name in chosen
         ]
-        type_of, control = advanced_type_of, frozenset[str]()
+        type_of: Any = partial(_advanced_route, frozenset((*chosen, "subscriptions")))
+        control = frozenset[str]()
     else:
         chosen = check_channels(channels or ("ticker", "matches", "heartbeat"),
                                 EXCHANGE_CHANNELS, "Coinbase Exchange")
@@ -386,6 +587,7 @@ def spec(
     return assemble(
         "coinbase", arguments, overrides,
         url=url,
+        exchange="coinbase",
         channels=spec_channels,
         type_of=type_of,
         subscribe=subscribe,
