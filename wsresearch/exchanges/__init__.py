@@ -139,7 +139,8 @@ def _binance() -> Adapter:
 
     return Adapter(
         name="binance", spec=binance.spec,
-        apis={market: Api(url, binance.CHANNELS) for market, url in binance.MARKETS.items()},
+        apis={market: Api(url, binance.MARKET_CHANNELS[market])
+              for market, url in binance.MARKETS.items()},
         default_api="spot", api_option="market",
         options=("market", "depth_speed", "kline_interval"),
     )
@@ -170,8 +171,10 @@ def _bybit() -> Adapter:
 
     return Adapter(
         name="bybit", spec=bybit.spec,
-        apis={category: Api(url, bybit.CHANNELS) for category, url in bybit.CATEGORIES.items()},
-        default_api="linear", api_option="category", options=("category", "book_depth"),
+        apis={category: Api(url, bybit.CATEGORY_CHANNELS[category])
+              for category, url in bybit.CATEGORIES.items()},
+        default_api="linear", api_option="category",
+        options=("category", "book_depth", "kline_interval"),
     )
 
 

@@ -5,17 +5,30 @@ The client connects to ``/stream`` and subscribes with ``{"method":
 each message then names its stream: ``{"stream": "btcusdt@trade", "data":
 {...}}``. Routing reads the stream name (spot ``bookTicker`` messages carry no
 event type). Columns get readable names (``s`` → ``symbol``, ``T`` →
-``trade_time_ns``...), times become ns, prices and sizes ``float64``. See
+``trade_time_ns``...), times become ns, prices and sizes ``float64``.
+
+USD-M futures serve market data from two endpoints since 2026-04-23 (:data:`USDM_ENDPOINTS`):
+``/public`` carries ``trade``, ``depth`` and ``bookTicker``, ``/market`` everything else
+(``aggTrade``, ``kline``, ``markPrice``, ``forceOrder``). One connection reaches one of them,
+so a USD-M spec connects to the endpoint of its channels; a spec mixing both gets a warning
+(the other endpoint's channels stay silent: make one feed per endpoint).
+
+Every channel says which normalized tables it holds (``trade`` and ``aggTrade`` →
+``trades``, ``bookTicker`` → ``quotes``, ``depth`` → ``book_changes``, ``kline`` →
+``candles``, ``markPrice`` → ``derivative_ticker``, ``forceOrder`` → ``liquidations``); the
+tables name the exchange ``binance`` (spot) or ``binance-usdm``. See
 ``docs/exchanges/binance.md``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from operator import attrgetter
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import polars as pl
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from ..config import ConnectionConfig, StreamConfig
 from ..sequence import Seq
@@ -23,16 +36,34 @@ from ..spec import Channel, FeedSpec
 from ._common import NsFromMs, assemble, check_channels, check_choice, check_symbols
 
 __all__ = [
-    "CHANNELS", "MARKETS", "AggTrade", "BookTicker", "Depth", "Kline", "Trade", "spec",
-    "stream_names", "type_of",
+    "CHANNELS", "EXCHANGE_NAMES", "MARKETS", "MARKET_CHANNELS", "USDM_ENDPOINTS", "AggTrade",
+    "BookTicker", "Depth", "ForceOrder", "Kline", "MarkPrice", "Trade", "spec", "stream_names",
+    "type_of",
 ]
 
 CHANNELS: tuple[str, ...] = ("trade", "aggTrade", "bookTicker", "depth", "kline")
+"""The channels both markets have (all of spot's)."""
+MARKET_CHANNELS: dict[str, tuple[str, ...]] = {
+    "spot": CHANNELS,
+    "usdm": (*CHANNELS, "markPrice", "forceOrder"),
+}
+"""Each market's channels: USD-M adds mark price and funding, and liquidations."""
+USDM_ENDPOINTS: dict[str, str] = {
+    "public": "wss://fstream.binance.com/public/stream",
+    "market": "wss://fstream.binance.com/market/stream",
+}
+"""USD-M's two market-data endpoints (the unrouted ``/stream`` was retired on 2026-04-23)."""
+_USDM_ENDPOINT_OF = {"trade": "public", "bookTicker": "public", "depth": "public",
+                     "aggTrade": "market", "kline": "market", "markPrice": "market",
+                     "forceOrder": "market"}
 MARKETS: dict[str, str] = {
     "spot": "wss://stream.binance.com:9443/stream",
-    "usdm": "wss://fstream.binance.com/stream",
+    "usdm": USDM_ENDPOINTS["public"],
 }
-"""Market name to its combined-stream URL."""
+"""Market name to its combined-stream URL (USD-M: the endpoint of the default channels; a
+spec of ``/market`` channels connects to :data:`USDM_ENDPOINTS` ``["market"]``)."""
+EXCHANGE_NAMES: dict[str, str] = {"spot": "binance", "usdm": "binance-usdm"}
+"""The ``exchange`` of each market's normalized tables."""
 
 _DEPTH_SPEEDS = {"spot": ("100ms", "1000ms"), "usdm": ("0ms", "100ms", "250ms", "500ms")}
 _DEFAULT_SPEED = {"spot": "1000ms", "usdm": "250ms"}  # the ones without a suffix
@@ -152,6 +183,65 @@ class Kline(_Stream):
         }
 
 
+def _blank_is_none(value: Any) -> Any:
+    # Delivery contracts send "" for the funding rate and 0 for the next funding time.
+    return None if value in ("", 0) else value
+
+
+class MarkPrice(_Stream):
+    """Mark price, index price and funding (``<symbol>@markPrice@1s``, USD-M)."""
+
+    symbol: str = Field(alias="s")
+    mark_price: float = Field(alias="p")
+    index_price: float | None = Field(None, alias="i")
+    estimated_settle_price: float | None = Field(None, alias="P")
+    """Only meaningful in the last hour before a delivery contract settles."""
+    funding_rate: Annotated[float | None, BeforeValidator(_blank_is_none)] = Field(
+        None, alias="r")
+    """The rate of the funding interval under way (``""``, so null, for delivery contracts)."""
+    next_funding_time_ns: Annotated[NsFromMs | None, BeforeValidator(_blank_is_none)] = Field(
+        None, alias="T")
+    """When that rate is paid (``0``, so null, for delivery contracts)."""
+    event_time_ns: NsFromMs = Field(alias="E")
+
+
+class ForceOrder(_Stream):
+    """A liquidation order (``<symbol>@forceOrder``, USD-M).
+
+    Binance pushes at most one per symbol per second, the latest: a sample of the
+    liquidations, not all of them.
+    """
+
+    symbol: str
+    side: str
+    """The liquidation order's side: ``SELL`` closes a long, ``BUY`` a short."""
+    order_type: str
+    time_in_force: str
+    qty: float
+    price: float
+    avg_price: float
+    status: str
+    last_filled_qty: float
+    filled_qty: float
+    trade_time_ns: NsFromMs
+    event_time_ns: NsFromMs
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, value: Any) -> Any:
+        value = _unwrap(value)
+        if not (isinstance(value, dict) and isinstance(value.get("o"), dict)):
+            return value
+        o = value["o"]
+        return {
+            "symbol": o.get("s"), "side": o.get("S"), "order_type": o.get("o"),
+            "time_in_force": o.get("f"), "qty": o.get("q"), "price": o.get("p"),
+            "avg_price": o.get("ap"), "status": o.get("X"), "last_filled_qty": o.get("l"),
+            "filled_qty": o.get("z"), "trade_time_ns": o.get("T"),
+            "event_time_ns": value.get("E"),
+        }
+
+
 def type_of(message: Any) -> str | None:
     """The channel of a message, from its stream name; ``ack`` and ``error`` for replies."""
     if not isinstance(message, dict):
@@ -180,30 +270,92 @@ def _depth_seq(d: Depth) -> Seq:
     return Seq(first, max(first, d.final_update_id))
 
 
+_OFF_BOOK = ("INSURANCE_FUND", "ADL")  # USD-M trades not matched on the book: no taker
+
+
+def _taker_side() -> pl.Expr:
+    # ``m``: "is the buyer the market maker?" True: the seller took liquidity.
+    return pl.when(pl.col("buyer_is_maker")).then(pl.lit("sell")).otherwise(pl.lit("buy"))
+
+
+def _trades(native: pl.LazyFrame) -> pl.LazyFrame:
+    on_book = ~pl.col("order_type").is_in(_OFF_BOOK).fill_null(False)
+    return native.filter(on_book).with_columns(
+        pl.col("trade_id").cast(pl.String), amount="qty", side=_taker_side())
+
+
+def _agg_trades(native: pl.LazyFrame) -> pl.LazyFrame:
+    return native.with_columns(trade_id=pl.col("agg_id").cast(pl.String), amount="qty",
+                               side=_taker_side())
+
+
+def _quotes(native: pl.LazyFrame) -> pl.LazyFrame:
+    return native.with_columns(bid_price="bid", bid_amount="bid_qty", ask_price="ask",
+                               ask_amount="ask_qty")
+
+
+def _book_changes(native: pl.LazyFrame) -> pl.LazyFrame:
+    # One row per level, in message order, a message's bids before its asks.
+    numbered = native.with_row_index("_message")
+    keep = ("_message", "symbol", "recv_wall_ns", "generation", "frame_seq", "exchange_ns")
+    sides = [
+        numbered.select(*keep, pl.col(column).alias("_level")).explode("_level")
+        .drop_nulls("_level")
+        .with_columns(side=pl.lit(side), price=pl.col("_level").arr.get(0),
+                      amount=pl.col("_level").arr.get(1))
+        for column, side in (("bids", "bid"), ("asks", "ask"))
+    ]
+    return (pl.concat(sides).sort("_message", maintain_order=True)
+            .with_columns(is_snapshot=pl.lit(False)).drop("_message", "_level"))
+
+
+def _candles(native: pl.LazyFrame) -> pl.LazyFrame:
+    return native.with_columns(open_time="open_time_ns")
+
+
+def _derivative_ticker(native: pl.LazyFrame) -> pl.LazyFrame:
+    return native.with_columns(funding_time="next_funding_time_ns")
+
+
+def _liquidations(native: pl.LazyFrame) -> pl.LazyFrame:
+    # The average fill price and the filled quantity: what traded (as Tardis does).
+    return native.with_columns(price="avg_price", amount="filled_qty",
+                               side=pl.col("side").str.to_lowercase())
+
+
 _CHANNELS = {
     "trade": Channel(
         name="trade", model=Trade, dedupe_key=attrgetter("symbol", "trade_id"),
         sequence=attrgetter("trade_id"), sequence_key=attrgetter("symbol"),
-        exchange_time=attrgetter("trade_time_ns"),
+        exchange_time=attrgetter("trade_time_ns"), normalized={"trades": _trades},
     ),
     "aggTrade": Channel(
         name="aggTrade", model=AggTrade, dedupe_key=attrgetter("symbol", "agg_id"),
         sequence=attrgetter("agg_id"), sequence_key=attrgetter("symbol"),
-        exchange_time=attrgetter("trade_time_ns"),
+        exchange_time=attrgetter("trade_time_ns"), normalized={"trades": _agg_trades},
     ),
     "bookTicker": Channel(
         name="bookTicker", model=BookTicker, dedupe_key=attrgetter("symbol", "update_id"),
-        exchange_time=attrgetter("event_time_ns"),
+        exchange_time=attrgetter("event_time_ns"), normalized={"quotes": _quotes},
     ),
     "depth": Channel(
         name="depth", model=Depth, dedupe_key=attrgetter("symbol", "final_update_id"),
         sequence=_depth_seq, sequence_key=attrgetter("symbol"),
-        exchange_time=attrgetter("event_time_ns"),
+        exchange_time=attrgetter("event_time_ns"), normalized={"book_changes": _book_changes},
     ),
     "kline": Channel(
         name="kline", model=Kline,
         dedupe_key=attrgetter("symbol", "interval", "open_time_ns", "event_time_ns"),
+        exchange_time=attrgetter("event_time_ns"), normalized={"candles": _candles},
+    ),
+    "markPrice": Channel(
+        name="markPrice", model=MarkPrice, dedupe_key=attrgetter("symbol", "event_time_ns"),
         exchange_time=attrgetter("event_time_ns"),
+        normalized={"derivative_ticker": _derivative_ticker},
+    ),
+    "forceOrder": Channel(
+        name="forceOrder", model=ForceOrder, dedupe_key=attrgetter("symbol", "event_time_ns"),
+        exchange_time=attrgetter("trade_time_ns"), normalized={"liquidations": _liquidations},
     ),
 }
 
@@ -213,6 +365,9 @@ _HEALTH = {
     "bookTicker": StreamConfig(expected_interval=0.5, stale_threshold=30.0),
     "depth": StreamConfig(expected_interval=1.0, stale_threshold=30.0),
     "kline": StreamConfig(expected_interval=2.0, stale_threshold=30.0),
+    "markPrice": StreamConfig(expected_interval=1.0, stale_threshold=30.0),
+    "forceOrder": StreamConfig(expected_interval=60.0, stale_threshold=3600.0,
+                               allow_silence=True),
 }
 
 
@@ -225,9 +380,37 @@ def stream_names(
     suffix = {
         "trade": "@trade", "aggTrade": "@aggTrade", "bookTicker": "@bookTicker",
         "depth": "@depth" if speed == _DEFAULT_SPEED[market] else f"@depth@{speed}",
-        "kline": f"@kline_{kline_interval}",
+        "kline": f"@kline_{kline_interval}", "markPrice": "@markPrice@1s",
+        "forceOrder": "@forceOrder",
     }
     return [f"{symbol}{suffix[channel]}" for channel in channels for symbol in symbols]
+
+
+def _usdm_url(channels: Sequence[str]) -> str:
+    """The USD-M endpoint that serves ``channels``: ``/public`` when they need both."""
+    endpoints = sorted({_USDM_ENDPOINT_OF[name] for name in channels})
+    if len(endpoints) == 1:
+        return USDM_ENDPOINTS[endpoints[0]]
+    silent = [name for name in channels if _USDM_ENDPOINT_OF[name] == "market"]
+    warnings.warn(
+        f"Binance USD-M serves {silent} on {USDM_ENDPOINTS['market']} and the other channels "
+        f"on {USDM_ENDPOINTS['public']}; one connection reaches one of them, so this feed "
+        f"connects to /public and {silent} stay silent: make one feed per endpoint",
+        stacklevel=3)
+    return USDM_ENDPOINTS["public"]
+
+
+def _channels(chosen: Sequence[str]) -> list[Channel]:
+    """The chosen channels; with ``trade`` too, ``aggTrade`` gives no ``trades`` rows.
+
+    An aggregate repeats the fills ``trade`` already gives one by one: with both, the
+    trades table keeps the fills, so no trade is counted twice.
+    """
+    channels = [_CHANNELS[name] for name in chosen]
+    if "trade" in chosen and "aggTrade" in chosen:
+        channels = [c.model_copy(update={"normalized": {}}) if c.name == "aggTrade" else c
+                    for c in channels]
+    return channels
 
 
 def spec(
@@ -248,9 +431,12 @@ def spec(
     symbols
         Symbols such as ``"btcusdt"`` (any case).
     channels
-        Any of :data:`CHANNELS`.
+        Any of the market's :data:`MARKET_CHANNELS` (USD-M adds ``markPrice`` and
+        ``forceOrder``).
     url
         Where to connect instead of Binance (a simulator, a replay server, a proxy).
+        Default: the market's URL; for USD-M, the endpoint that serves the channels
+        (:data:`USDM_ENDPOINTS`).
     market
         ``"spot"`` or ``"usdm"`` (USD-M futures).
     depth_speed
@@ -266,8 +452,15 @@ def spec(
     Raises
     ------
     ValueError
-        For an unknown channel, market, speed or interval, a symbol not spelled
-        like Binance's, or more streams than one connection takes.
+        For an unknown channel, market, speed or interval, a USD-M channel on spot, a
+        symbol not spelled like Binance's, or more streams than one connection takes.
+
+    Warns
+    -----
+    UserWarning
+        For USD-M channels of both endpoints and no ``url``: one connection reaches one
+        endpoint (``/public``, where ``aggTrade``, ``kline``, ``markPrice`` and
+        ``forceOrder`` stay silent).
 
     Examples
     --------
@@ -276,7 +469,13 @@ def spec(
     ['btcusdt@trade', 'ethusdt@trade', 'btcusdt@depth@100ms', 'ethusdt@depth@100ms']
     """
     check_choice("market", market, MARKETS, "Binance")
-    chosen = check_channels(channels, CHANNELS, "Binance")
+    if market == "spot" and not isinstance(channels, str):
+        usdm_only = [name for name in channels if name not in CHANNELS
+                     and name in MARKET_CHANNELS["usdm"]]
+        if usdm_only:
+            raise ValueError(f"{usdm_only} are USD-M futures streams, not spot ones; pass "
+                             "market='usdm'")
+    chosen = check_channels(channels, MARKET_CHANNELS[market], "Binance")
     names = check_symbols(symbols, r"[a-z0-9]{2,30}", "btcusdt", "Binance", lower=True)
     if depth_speed is not None:
         check_choice(f"{market} depth speed", depth_speed, _DEPTH_SPEEDS[market], "Binance")
@@ -285,13 +484,15 @@ def spec(
     if len(streams) > _MAX_STREAMS[market]:
         raise ValueError(f"{len(streams)} streams: Binance {market} takes at most "
                          f"{_MAX_STREAMS[market]} per connection; split the symbols over feeds")
-    url = url or MARKETS[market]
+    if url is None:
+        url = MARKETS[market] if market == "spot" else _usdm_url(chosen)
     arguments: dict[str, Any] = {"symbols": names, "channels": chosen, "market": market,
                                  "depth_speed": depth_speed, "kline_interval": kline_interval}
     return assemble(
         "binance", arguments, overrides,
         url=url,
-        channels=[_CHANNELS[name] for name in chosen],
+        exchange=EXCHANGE_NAMES[market],
+        channels=_channels(chosen),
         type_of=type_of,
         subscribe=[{"method": "SUBSCRIBE", "params": streams, "id": 1}],
         health={name: _HEALTH[name] for name in chosen},
