@@ -21,7 +21,7 @@ Examples
 >>> kraken.api_option, kraken.default_api, list(kraken.apis)
 ('api', 'v2', ['v2', 'v1', 'futures'])
 >>> kraken.channels({"api": "futures"})
-('trade', 'book', 'ticker_lite')
+('trade', 'book', 'ticker_lite', 'ticker')
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def _kraken() -> Adapter:
     return Adapter(
         name="kraken", spec=kraken.spec,
         apis={api: Api(url, kraken.CHANNELS[api]) for api, url in kraken.APIS.items()},
-        default_api="v2", api_option="api", options=("api", "book_depth"),
+        default_api="v2", api_option="api", options=("api", "book_depth", "ohlc_interval"),
     )
 
 

@@ -10,7 +10,12 @@
 * **Futures v1** (``wss://futures.kraken.com/ws/v1``): objects with ``feed``;
   book updates carry ``seq`` per product, contiguous from the snapshot's.
 
-Prices and sizes become ``float64``. See ``docs/exchanges/kraken.md``.
+Prices and sizes become ``float64`` (v1 sends them as decimal text, v2 and Futures as JSON
+numbers); times are exact ns. Every channel declares its normalized tables
+(:mod:`wsresearch.normalize`): ``trades`` with the taker's side (each API documents its
+``side`` as the taker's), ``quotes``, ``book_changes``, ``candles`` (v2 ``ohlc``) and
+``derivative_ticker`` (Futures ``ticker``); the tables name the exchange ``kraken`` (spot)
+or ``kraken-futures``. See ``docs/exchanges/kraken.md``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any, Literal
 
+import polars as pl
 from pydantic import Field, model_validator
 
 from ..config import ConnectionConfig, StreamConfig
@@ -37,9 +43,9 @@ from ._common import (
 )
 
 __all__ = [
-    "APIS", "CHANNELS", "FuturesBook", "FuturesBookSnapshot", "FuturesTickerLite",
-    "FuturesTrade", "FuturesTradeSnapshot", "V1Book", "V1Ticker", "V1Trades", "V2Book",
-    "V2Ticker", "V2Trades", "spec",
+    "APIS", "CHANNELS", "OHLC_INTERVALS", "FuturesBook", "FuturesBookSnapshot",
+    "FuturesTicker", "FuturesTickerLite", "FuturesTrade", "FuturesTradeSnapshot", "V1Book",
+    "V1Ticker", "V1Trades", "V2Book", "V2Ohlc", "V2Ticker", "V2Trades", "spec",
 ]
 
 APIS: dict[str, str] = {
@@ -50,16 +56,47 @@ APIS: dict[str, str] = {
 """API name to its URL."""
 
 CHANNELS: dict[str, tuple[str, ...]] = {
-    "v2": ("trade", "ticker", "book"),
+    "v2": ("trade", "ticker", "book", "ohlc"),
     "v1": ("trade", "ticker", "book"),
-    "futures": ("trade", "book", "ticker_lite"),
+    "futures": ("trade", "book", "ticker_lite", "ticker"),
 }
 """Channels each API offers."""
+
+OHLC_INTERVALS: tuple[int, ...] = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)
+"""The v2 ``ohlc`` candle lengths Kraken offers, in minutes."""
 
 _SYMBOL = {"v2": (r"[A-Z0-9]{1,10}/[A-Z0-9]{1,10}", "BTC/USD"),
            "v1": (r"[A-Z0-9]{1,10}/[A-Z0-9]{1,10}", "XBT/USD"),
            "futures": (r"(PI|PF|FI|FF|IN|RR)_[A-Z0-9]{4,16}(_\d{6})?", "PI_XBTUSD")}
 _BOOK_DEPTHS = (10, 25, 100, 500, 1000)
+
+
+# -- normalized tables (shared) ----------------------------------------------------
+
+_KEEP = ("recv_wall_ns", "generation", "frame_seq")
+
+
+def _levels(native: pl.LazyFrame, amount: str, level_time: str | None = None) -> pl.LazyFrame:
+    """One row per level of the ``bids`` and ``asks`` lists: ``side``, ``price``, ``amount``.
+
+    ``amount`` names the level's size field; ``level_time`` its own time field (v1), which
+    becomes ``exchange_time``. A message's bids come first, then its asks, each in its order.
+    """
+    fields = [pl.element().struct.field("price"), pl.element().struct.field(amount).alias("amount")]
+    if level_time is not None:
+        fields.append(pl.element().struct.field(level_time).alias("exchange_time"))
+
+    def side(column: str, name: str) -> pl.Expr:
+        return pl.col(column).list.eval(pl.struct(*fields, pl.lit(name).alias("side")))
+
+    return (native.with_columns(level=pl.concat_list(side("bids", "bid"), side("asks", "ask")))
+            .explode("level").filter(pl.col("level").is_not_null()).unnest("level"))
+
+
+def _taker_side(side: pl.Expr) -> pl.Expr:
+    """``buy``/``sell`` from Kraken's ``buy``/``sell`` or v1's ``b``/``s`` (both the taker's)."""
+    return side.replace_strict({"b": "buy", "s": "sell", "buy": "buy", "sell": "sell"},
+                               return_dtype=pl.String)
 
 
 # -- v2 ----------------------------------------------------------------------------
@@ -135,6 +172,28 @@ class V2Book(_V2):
     data: list[V2BookItem]
 
 
+class V2Candle(Flat):
+    """One v2 candle: the running (or a recent) interval of one symbol."""
+
+    symbol: str
+    open: float
+    high: float
+    low: float
+    close: float
+    vwap: float
+    trades: int
+    volume: float
+    interval_begin_ns: NsFromIso = Field(alias="interval_begin")
+    interval: int
+
+
+class V2Ohlc(_V2):
+    """A v2 ``ohlc`` message: one row per candle; updates come on trades."""
+
+    timestamp_ns: NsFromIso | None = Field(None, alias="timestamp")
+    data: list[V2Candle]
+
+
 def v2_type_of(message: Any) -> str | None:
     """v2 routing: ``channel`` for data; ``ack``/``pong``/``error`` for method replies."""
     if not isinstance(message, dict):
@@ -156,6 +215,34 @@ def _v2_trade_seq(message: V2Trades) -> Seq | None:
     return Seq(min(ids), max(ids), reset=message.type == "snapshot")
 
 
+def _v2_trades(native: pl.LazyFrame) -> pl.LazyFrame:
+    # A snapshot re-sends the 50 trades before subscribing, again on every reconnect: they
+    # stay native rows, but counted as trades they would repeat. ``side`` is the taker's.
+    return native.filter(pl.col("type") == "update").with_columns(
+        pl.col("trade_id").cast(pl.String), amount="qty", side=_taker_side(pl.col("side")),
+        exchange_time="timestamp_ns")
+
+
+def _v2_quotes(native: pl.LazyFrame) -> pl.LazyFrame:
+    return native.with_columns(bid_price="bid", bid_amount="bid_qty", ask_price="ask",
+                               ask_amount="ask_qty")
+
+
+def _v2_book_changes(native: pl.LazyFrame) -> pl.LazyFrame:
+    return _levels(native.select("symbol", "bids", "asks", *_KEEP,
+                                 is_snapshot=pl.col("type") == "snapshot",
+                                 exchange_time="timestamp_ns"), "qty")
+
+
+def _v2_candles(native: pl.LazyFrame) -> pl.LazyFrame:
+    # Kraken sends no "closed" flag: a candle is closed once its interval has ended by the
+    # message's own time (the snapshot's earlier candles); the running one is not.
+    end = pl.col("interval_begin_ns") + pl.col("interval") * 60_000_000_000
+    return native.with_columns(
+        pl.col("interval").cast(pl.String), open_time="interval_begin_ns",
+        closed=end <= pl.col("timestamp_ns"), exchange_time="timestamp_ns")
+
+
 _V2_CHANNELS = {
     "trade": Channel(name="trade", model=V2Trades, explode="data",
                      # trade ids count per symbol: the symbol is part of the key.
@@ -163,9 +250,15 @@ _V2_CHANNELS = {
                      # trade ids count per symbol; a message holds one symbol's trades.
                      sequence=_v2_trade_seq,
                      sequence_key=lambda f: f.data[0].symbol if f.data else None,
-                     exchange_time=lambda f: f.data[0].timestamp_ns if f.data else None),
-    "ticker": Channel(name="ticker", model=V2Ticker, explode="data"),
-    "book": Channel(name="book", model=V2Book, explode="data"),
+                     exchange_time=lambda f: f.data[0].timestamp_ns if f.data else None,
+                     normalized={"trades": _v2_trades}),
+    "ticker": Channel(name="ticker", model=V2Ticker, explode="data",
+                      normalized={"quotes": _v2_quotes}),
+    "book": Channel(name="book", model=V2Book, explode="data",
+                    normalized={"book_changes": _v2_book_changes}),
+    "ohlc": Channel(name="ohlc", model=V2Ohlc, explode="data",
+                    exchange_time=attrgetter("timestamp_ns"),
+                    normalized={"candles": _v2_candles}),
 }
 
 
@@ -330,13 +423,31 @@ def v1_type_of(message: Any) -> str | None:
     return event if isinstance(event, str) else None
 
 
+def _v1_trades(native: pl.LazyFrame) -> pl.LazyFrame:
+    # v1 gives trades no id; ``b``/``s`` is the taker's side.
+    return native.with_columns(symbol="pair", amount="volume", side=_taker_side(pl.col("side")),
+                               exchange_time="time_ns")
+
+
+def _v1_quotes(native: pl.LazyFrame) -> pl.LazyFrame:
+    return native.with_columns(symbol="pair", bid_price="bid", bid_amount="bid_volume",
+                               ask_price="ask", ask_amount="ask_volume")
+
+
+def _v1_book_changes(native: pl.LazyFrame) -> pl.LazyFrame:
+    # Each v1 level carries its own update time: that is the row's exchange time.
+    return _levels(native.select("bids", "asks", *_KEEP, symbol="pair",
+                                 is_snapshot="snapshot"), "volume", level_time="timestamp_ns")
+
+
 _V1_CHANNELS = {
     "trade": Channel(name="trade", model=V1Trades, explode="trades",
                      dedupe_key=lambda f: (f.pair, tuple((t.time_ns, t.price, t.volume)
                                                          for t in f.trades)),
-                     exchange_time=lambda f: f.trades[0].time_ns if f.trades else None),
-    "ticker": Channel(name="ticker", model=V1Ticker),
-    "book": Channel(name="book", model=V1Book),
+                     exchange_time=lambda f: f.trades[0].time_ns if f.trades else None,
+                     normalized={"trades": _v1_trades}),
+    "ticker": Channel(name="ticker", model=V1Ticker, normalized={"quotes": _v1_quotes}),
+    "book": Channel(name="book", model=V1Book, normalized={"book_changes": _v1_book_changes}),
 }
 
 
@@ -418,6 +529,43 @@ class FuturesTickerLite(Flat):
     maturity_time_ns: NsFromMs | None = Field(None, alias="maturityTime")
 
 
+class FuturesTicker(Flat):
+    """The full ticker (every second): best prices with sizes, mark and index, funding, OI.
+
+    For perpetuals, ``funding_rate`` is an absolute amount per contract and
+    ``relative_funding_rate`` the rate as a fraction of the price; Kraken leaves out a
+    funding field whose value is zero. ``next_funding_rate_time_ns`` is when the next
+    funding is due (Kraken's text says "time until", but the value is an epoch time).
+    """
+
+    product_id: str
+    time_ns: NsFromMs = Field(alias="time")
+    bid: float | None = None
+    ask: float | None = None
+    bid_size: float | None = None
+    ask_size: float | None = None
+    last: float | None = None
+    index: float | None = None
+    mark_price: float | None = Field(None, alias="markPrice")
+    open_interest: float | None = Field(None, alias="openInterest")
+    volume: float | None = None
+    volume_quote: float | None = Field(None, alias="volumeQuote")
+    change: float | None = None
+    premium: float | None = None
+    funding_rate: float | None = None
+    funding_rate_prediction: float | None = None
+    relative_funding_rate: float | None = None
+    relative_funding_rate_prediction: float | None = None
+    next_funding_rate_time_ns: NsFromMs | None = Field(None, alias="next_funding_rate_time")
+    leverage: str | None = None
+    suspended: bool | None = None
+    post_only: bool | None = None
+    tag: str | None = None
+    pair: str | None = None
+    dtm: int | None = None
+    maturity_time_ns: NsFromMs | None = Field(None, alias="maturityTime")
+
+
 _FUTURES_EVENTS_OK = frozenset({"info", "subscribed", "unsubscribed", "heartbeat", "pong"})
 
 
@@ -441,26 +589,76 @@ def _snapshot_seq(message: FuturesTradeSnapshot) -> Seq | None:
     return Seq(last, last, reset=True)
 
 
+def _futures_trades(native: pl.LazyFrame) -> pl.LazyFrame:
+    # ``side`` is the taker's ("buy if the taker is a buyer"); liquidations are trades too.
+    return native.with_columns(symbol="product_id", trade_id="uid", amount="qty",
+                               side=_taker_side(pl.col("side")), exchange_time="time_ns")
+
+
+def _futures_book_snapshot(native: pl.LazyFrame) -> pl.LazyFrame:
+    return _levels(native.select("bids", "asks", *_KEEP, symbol="product_id",
+                                 is_snapshot=pl.lit(True), exchange_time="timestamp_ns"), "qty")
+
+
+def _futures_book(native: pl.LazyFrame) -> pl.LazyFrame:
+    return native.with_columns(
+        symbol="product_id", is_snapshot=pl.lit(False), amount="qty",
+        side=pl.col("side").replace_strict({"buy": "bid", "sell": "ask"}, return_dtype=pl.String),
+        exchange_time="timestamp_ns")
+
+
+def _futures_lite_quotes(native: pl.LazyFrame) -> pl.LazyFrame:
+    # The light ticker gives the best prices but not their sizes: the amounts are null.
+    return native.with_columns(symbol="product_id", bid_price="bid", ask_price="ask")
+
+
+def _futures_quotes(native: pl.LazyFrame) -> pl.LazyFrame:
+    return native.with_columns(symbol="product_id", bid_price="bid", bid_amount="bid_size",
+                               ask_price="ask", ask_amount="ask_size", exchange_time="time_ns")
+
+
+def _futures_derivative_ticker(native: pl.LazyFrame) -> pl.LazyFrame:
+    # The rate comparable with other exchanges is the relative one (a fraction of the
+    # price); a zero rate is left out by Kraken, so a perpetual's missing rate is 0.
+    perpetual = pl.col("next_funding_rate_time_ns").is_not_null()
+    return native.with_columns(
+        symbol="product_id", last_price="last", mark_price="mark_price", index_price="index",
+        funding_rate=pl.when(perpetual).then(pl.col("relative_funding_rate").fill_null(0.0)),
+        predicted_funding_rate=pl.when(perpetual).then(
+            pl.col("relative_funding_rate_prediction").fill_null(0.0)),
+        funding_time="next_funding_rate_time_ns", open_interest="open_interest",
+        exchange_time="time_ns")
+
+
 _FUTURES_CHANNELS = {
     "book": [
         Channel(name="book_snapshot", model=FuturesBookSnapshot, stream="book",
                 sequence=lambda b: Seq(b.seq, b.seq, reset=True),
                 sequence_key=attrgetter("product_id"), sequence_group="book",
-                exchange_time=attrgetter("timestamp_ns")),
+                exchange_time=attrgetter("timestamp_ns"),
+                normalized={"book_changes": _futures_book_snapshot}),
         Channel(name="book", model=FuturesBook,
                 dedupe_key=attrgetter("product_id", "seq"),
                 sequence=attrgetter("seq"), sequence_key=attrgetter("product_id"),
-                sequence_group="book", exchange_time=attrgetter("timestamp_ns")),
+                sequence_group="book", exchange_time=attrgetter("timestamp_ns"),
+                normalized={"book_changes": _futures_book}),
     ],
     "trade": [
         Channel(name="trade_snapshot", model=FuturesTradeSnapshot, stream="trade",
                 explode="trades", sequence=_snapshot_seq,
                 sequence_key=attrgetter("product_id"), sequence_group="trade"),
+        # The snapshot's trades (before subscribing, re-sent on every reconnect) stay
+        # native rows and are not counted in the trades table.
         Channel(name="trade", model=FuturesTrade, dedupe_key=attrgetter("uid"),
                 sequence=attrgetter("seq"), sequence_key=attrgetter("product_id"),
-                sequence_group="trade", exchange_time=attrgetter("time_ns")),
+                sequence_group="trade", exchange_time=attrgetter("time_ns"),
+                normalized={"trades": _futures_trades}),
     ],
-    "ticker_lite": [Channel(name="ticker_lite", model=FuturesTickerLite)],
+    "ticker_lite": [Channel(name="ticker_lite", model=FuturesTickerLite,
+                            normalized={"quotes": _futures_lite_quotes})],
+    "ticker": [Channel(name="ticker", model=FuturesTicker, exchange_time=attrgetter("time_ns"),
+                       normalized={"quotes": _futures_quotes,
+                                   "derivative_ticker": _futures_derivative_ticker})],
 }
 
 _HEALTH = {
@@ -469,6 +667,8 @@ _HEALTH = {
     "ticker_lite": StreamConfig(expected_interval=1.0, stale_threshold=60.0,
                                 allow_silence=True),
     "book": StreamConfig(expected_interval=1.0, stale_threshold=60.0),
+    # Candles update on trades only: a quiet market sends none.
+    "ohlc": StreamConfig(expected_interval=60.0, stale_threshold=600.0, allow_silence=True),
 }
 
 
@@ -487,6 +687,7 @@ def spec(
     *,
     api: str = "v2",
     book_depth: int = 10,
+    ohlc_interval: int = 1,
     connection: ConnectionConfig | None = None,
     **overrides: Any,
 ) -> FeedSpec:
@@ -505,6 +706,8 @@ def spec(
         ``"v2"``, ``"v1"`` or ``"futures"``.
     book_depth
         Spot book depth: 10, 25, 100, 500 or 1000.
+    ohlc_interval
+        The v2 ``ohlc`` candle length in minutes, one of :data:`OHLC_INTERVALS`.
     connection
         Connection settings.
     **overrides
@@ -513,12 +716,17 @@ def spec(
     Raises
     ------
     ValueError
-        For an unknown API, channel or depth, or a symbol not spelled like Kraken's.
+        For an unknown API, channel, depth or candle interval, or a symbol not spelled like
+        Kraken's.
 
     Examples
     --------
     >>> spec(["xbt/usd"], ["book"], api="v1").subscribe[0]
     {'event': 'subscribe', 'pair': ['XBT/USD'], 'subscription': {'name': 'book', 'depth': 10}}
+    >>> spec(["BTC/USD"], ["ohlc"], ohlc_interval=5).subscribe[0]["params"]
+    {'channel': 'ohlc', 'symbol': ['BTC/USD'], 'interval': 5}
+    >>> spec(["PI_XBTUSD"], ["ticker"], api="futures").exchange
+    'kraken-futures'
     """
     check_choice("API", api, APIS, "Kraken")
     pattern, example = _SYMBOL[api]
@@ -526,13 +734,17 @@ def spec(
     chosen = check_channels(channels, CHANNELS[api], f"Kraken {api}")
     if book_depth not in _BOOK_DEPTHS:
         raise ValueError(f"unknown Kraken book depth {book_depth}; choose from {_BOOK_DEPTHS}")
+    if ohlc_interval not in OHLC_INTERVALS:
+        raise ValueError(f"unknown Kraken ohlc interval {ohlc_interval}; choose from "
+                         f"{OHLC_INTERVALS} (minutes)")
     url = url or APIS[api]
     connection = connection or ConnectionConfig()
     subscribe: list[dict[str, Any]]
     if api == "v2":
         spec_channels = [_V2_CHANNELS[name] for name in chosen]
+        options = {"book": {"depth": book_depth}, "ohlc": {"interval": ohlc_interval}}
         subscribe = [{"method": "subscribe", "params": {"channel": name, "symbol": names}
-                      | ({"depth": book_depth} if name == "book" else {})} for name in chosen]
+                      | options.get(name, {})} for name in chosen]
         type_of, control = v2_type_of, frozenset({"ack", "pong", "heartbeat", "status"})
         connection = app_ping(connection, {"method": "ping"}, 30.0)
     elif api == "v1":
@@ -548,10 +760,11 @@ def spec(
         type_of, control = futures_type_of, _FUTURES_EVENTS_OK
     streams = list(dict.fromkeys(channel.stream_name for channel in spec_channels))
     arguments: dict[str, Any] = {"symbols": names, "channels": chosen, "api": api,
-                                 "book_depth": book_depth}
+                                 "book_depth": book_depth, "ohlc_interval": ohlc_interval}
     return assemble(
         "kraken", arguments, overrides,
         url=url,
+        exchange="kraken-futures" if api == "futures" else "kraken",
         channels=spec_channels,
         type_of=type_of,
         subscribe=subscribe,

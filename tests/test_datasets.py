@@ -1,0 +1,103 @@
+"""A dataset of several exchanges: exported, loaded and merged whole, read alike by every engine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from wsresearch import Recording, export_parquet, load_dataset, merge_events
+from wsresearch.exchanges import binance, coinbase, kraken
+from wsresearch.export import load_normalized
+from wsresearch.spec import FeedSpec
+
+from .conftest import SESSION
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+CAPTURES = {
+    "binance-usdm": ("binance/cryptofeed_2021-07-22_usdm_futures_combined.jsonl.gz",
+                     lambda: binance.spec(["BTCUSDT"], ["aggTrade"], market="usdm")),
+    "coinbase": ("coinbase/cryptofeed_2021-04-17_exchange_level2_ticker_matches.jsonl.gz",
+                 lambda: coinbase.spec(["BTC-USD"], ["matches", "ticker"], api="exchange")),
+    "kraken": ("kraken/cryptofeed_2021-04-17_v1_trade.jsonl.gz",
+               lambda: kraken.spec(["XBT/USD"], ["trade"], api="v1")),
+}
+
+
+def recording(tmp_path: Path, name: str, day: dt.datetime) -> tuple[Recording, FeedSpec]:
+    path, build = CAPTURES[name]
+    lines = gzip.decompress((DATA / path).read_bytes()).decode().splitlines()
+    start = int(day.timestamp()) * 10**9
+    spec = build()
+    return Recording.from_frames(tmp_path / name, [(start + i * 10**7, line)
+                                                   for i, line in enumerate(lines)],
+                                 spec=spec), spec
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    """The shipped simulator session and three exchanges' captures, in one dataset."""
+    root = tmp_path / "ds"
+    export_parquet(SESSION, None, root, normalized=True)
+    for name, day in (("binance-usdm", dt.datetime(2021, 7, 22, 22, tzinfo=dt.UTC)),
+                      ("coinbase", dt.datetime(2021, 4, 17, 12, tzinfo=dt.UTC)),
+                      ("kraken", dt.datetime(2021, 4, 17, 13, tzinfo=dt.UTC))):
+        made, spec = recording(tmp_path, name, day)
+        export_parquet(made, spec, root, normalized=True)
+    return root
+
+
+def test_every_exchange_s_rows_load_together_and_merge(dataset: Path) -> None:
+    rows = load_dataset(dataset).group_by("exchange").len().collect()
+    assert set(rows["exchange"]) == {"generic", "binance-usdm", "coinbase", "kraken"}
+    merged = merge_events(dataset).collect()
+    assert merged.height == rows["len"].sum()
+    assert merged["event_ns"].is_sorted()
+
+
+def test_normalized_trades_of_every_exchange_read_the_same_in_polars_duckdb_and_pandas(
+    dataset: Path,
+) -> None:
+    duckdb = pytest.importorskip("duckdb", reason="duckdb is a dev dependency")
+    pandas = pytest.importorskip("pandas", reason="pandas comes with wsresearch[dataset]")
+    key = ["exchange", "recording", "frame_seq", "trade_id"]
+    columns = [*key, "symbol", "price", "amount", "side", "local_time"]
+    # Every column sorts: a trade without an id (Kraken v1) ties on the key alone.
+    polars_rows = load_normalized(dataset, "trades").select(columns).sort(columns).collect()
+    assert set(polars_rows["exchange"]) == {"generic", "binance-usdm", "coinbase", "kraken"}
+    glob = dataset / "kind=trades" / "exchange=*" / "date=*" / "*.parquet"
+    duckdb_rows = pl.from_arrow(duckdb.sql(
+        f"select {', '.join(columns)} from read_parquet('{glob}', hive_partitioning=true, "
+        f"union_by_name=true) order by {', '.join(columns)} nulls last").arrow())
+    pandas_rows = pl.from_pandas(pandas.read_parquet(dataset / "kind=trades")
+                                 .astype({"exchange": str})[columns])
+    assert isinstance(duckdb_rows, pl.DataFrame)
+    for other in (duckdb_rows, pandas_rows.sort(columns)):
+        assert_frame_equal(other.with_columns(pl.col("local_time").dt.epoch("ns")),
+                           polars_rows.with_columns(pl.col("local_time").dt.epoch("ns")),
+                           check_dtypes=False)
+
+
+def test_a_dataset_exported_before_exchange_partitions_still_loads(dataset: Path) -> None:
+    # The layout before: channel=<name>/date=<day>/<recording>.parquet, no exchange level.
+    before = load_dataset(dataset, ["trade"]).collect()
+    for folder in (dataset / "channel=trade").glob("exchange=*"):
+        for day in folder.iterdir():
+            shutil.move(day, dataset / "channel=trade" / day.name)
+        folder.rmdir()
+    after = load_dataset(dataset, ["trade"]).collect()
+    assert after["exchange"].null_count() == after.height == before.height
+    assert_frame_equal(after.drop("exchange"), before.drop("exchange"),
+                       check_column_order=False, check_row_order=False)
+
+
+def test_a_kind_no_recording_holds_loads_empty_with_its_columns(dataset: Path) -> None:
+    candles = load_normalized(dataset, "liquidations").collect()
+    assert candles.height == 0 and {"exchange", "price", "side"} <= set(candles.columns)
+    with pytest.raises(ValueError, match="unknown kind"):
+        load_normalized(dataset, "trade")
