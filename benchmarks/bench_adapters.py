@@ -33,7 +33,8 @@ CAPTURES: list[tuple[str, str, Any]] = [
     ("binance spot", "binance/hftbacktest_2024-08-08_spot_btcusdt_depth100ms_bookTicker_trade"
      "_first6000.jsonl", binance.spec(channels=list(binance.CHANNELS))),
     ("binance usdm", "binance/hftbacktest_2024-08-08_usdm_btcusdt_depth0ms_bookTicker_trade"
-     "_first4000.jsonl.gz", binance.spec(channels=list(binance.CHANNELS), market="usdm")),
+     "_first4000.jsonl.gz", binance.spec(channels=list(binance.CHANNELS), market="usdm",
+                                               url="wss://fstream.binance.com/stream")),
     ("coinbase exchange", "coinbase/cryptofeed_2021-04-17_exchange_level2_ticker_matches"
      ".jsonl.gz", coinbase.spec(channels=["ticker", "matches", "level2"], api="exchange")),
     ("kraken v1 book", "kraken/cryptofeed_2021-04-17_v1_book1000.jsonl.gz",

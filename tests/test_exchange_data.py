@@ -31,6 +31,9 @@ def binance_spot_depth(m: Any) -> tuple[Any, int, int] | None:
     d = m.get("data", {}) if isinstance(m, dict) else {}
     return (d["s"], d["U"], d["u"]) if d.get("e") == "depthUpdate" else None
 
+USDM_COMBINED = "wss://fstream.binance.com/stream"
+"""Where the USD-M captures were made: the combined endpoint, before its 2026 split."""
+
 
 def binance_usdm_depth(m: Any) -> tuple[Any, int, int] | None:
     d = m.get("data", {}) if isinstance(m, dict) else {}
@@ -70,7 +73,7 @@ CAPTURES = [
             ".jsonl", "binance", {"market": "spot"},
             {"trade": 1123, "bookTicker": 4346, "depth": 530}, sequenced=binance_spot_depth),
     Capture("binance/hftbacktest_2024-08-08_usdm_btcusdt_depth0ms_bookTicker_trade_first4000"
-            ".jsonl.gz", "binance", {"market": "usdm"},
+            ".jsonl.gz", "binance", {"market": "usdm", "url": USDM_COMBINED},
             {"trade": 569, "bookTicker": 3117, "depth": 313}, sequenced=binance_usdm_depth),
     Capture("binance/cryptofeed_2021-10-12_spot_combined_depth_bookTicker_kline_aggTrade"
             ".jsonl.gz", "binance", {"market": "spot"},
@@ -80,7 +83,8 @@ CAPTURES = [
             {"market": "spot"}, {"depth": 336, "bookTicker": 128, "aggTrade": 11, "kline": 5},
             sequenced=binance_spot_depth),
     Capture("binance/cryptofeed_2021-07-22_usdm_futures_combined.jsonl.gz", "binance",
-            {"market": "usdm"}, {"depth": 764, "bookTicker": 613, "aggTrade": 91, "kline": 67},
+            {"market": "usdm", "url": USDM_COMBINED},
+            {"depth": 764, "bookTicker": 613, "aggTrade": 91, "kline": 67},
             sequenced=binance_usdm_depth),
     Capture("coinbase/cryptofeed_2021-04-17_exchange_level2_ticker_matches.jsonl.gz",
             "coinbase", {"api": "exchange", "channels": ["ticker", "matches", "level2"]},

@@ -20,7 +20,9 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 
 SPECS = {
     "binance-spot": binance.spec(channels=list(binance.CHANNELS)),
-    "binance-usdm": binance.spec(channels=list(binance.CHANNELS), market="usdm"),
+    "binance-usdm": binance.spec(channels=list(binance.CHANNELS), market="usdm",
+                                 # the endpoint the captures come from
+                                 url="wss://fstream.binance.com/stream"),
     "coinbase-advanced": coinbase.spec(channels=list(coinbase.ADVANCED_CHANNELS)),
     "coinbase-exchange": coinbase.spec(channels=list(coinbase.EXCHANGE_CHANNELS),
                                        api="exchange"),

@@ -29,7 +29,9 @@ BINANCE = DATA / "binance/cryptofeed_2021-07-22_usdm_futures_combined.jsonl.gz"
 
 def binance_recording(tmp_path: Path) -> Recording:
     lines = gzip.decompress(BINANCE.read_bytes()).decode().splitlines()
-    spec = binance.spec(channels=list(binance.CHANNELS), market="usdm")
+    # Captured in 2021 from the combined endpoint, which served every stream then.
+    spec = binance.spec(channels=list(binance.CHANNELS), market="usdm",
+                        url="wss://fstream.binance.com/stream")
     # Real receive times are unknown: 10 ms apart from 2021-07-22 22:25 UTC, across midnight
     # of no day, so one date partition.
     start = int(dt.datetime(2021, 7, 22, 22, 25, tzinfo=dt.UTC).timestamp()) * 10**9
