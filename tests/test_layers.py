@@ -24,7 +24,7 @@ FLOORS = [
     ("core", {"pipeline"}),
     ("I/O", {"connection", "recording"}),
     ("composition", {"feed", "replay"}),
-    ("tools", {"quality", "export", "widgets", "console"}),
+    ("tools", {"quality", "export", "widgets", "console", "importers"}),
     ("rigs", {"testing"}),
     ("command line", {"cli"}),  # its demo and simulate commands run the rigs
 ]

@@ -24,8 +24,9 @@ TOP_LEVEL = [
     "ReconnectConfig", "Recording", "RecordingError", "RecordingFormatError", "RecordingManifest",
     "ReplayResult", "ReplayServer", "Seq", "SequenceGap", "Simulator", "StreamConfig",
     "UnknownChannelError", "VirtualClock", "WebSocketAuthError", "WebSocketError",
-    "WsResearchError", "__version__", "by_field", "compare", "export_parquet", "load_connections",
-    "load_dataset", "load_normalized", "merge_events", "quality_report", "replay",
+    "WsResearchError", "__version__", "by_field", "compare", "export_parquet", "import_capture",
+    "load_connections", "load_dataset", "load_normalized", "merge_events", "quality_report",
+    "replay",
 ]
 LOWLEVEL = [
     "Clock", "CloseInfo", "ConnectionState", "Counts", "DEFAULT_BACKOFF", "FieldRouter",

@@ -67,6 +67,7 @@ if TYPE_CHECKING:
         merge_events,
     )
     from .feed import Feed, FeedStats
+    from .importers import import_capture
     from .parser import by_field
     from .pipeline import Pipeline
     from .quality import QualityReport, compare, quality_report
@@ -106,6 +107,7 @@ _PUBLIC: dict[str, str] = {
     "load_connections": ".export",
     "load_normalized": ".export",
     "merge_events": ".export",
+    "import_capture": ".importers",
     "ExportSummary": ".export",
     "BackoffConfig": ".config",
     "ConnectionConfig": ".config",
@@ -277,6 +279,7 @@ __all__ = [
     "by_field",
     "compare",
     "export_parquet",
+    "import_capture",
     "load_connections",
     "load_dataset",
     "load_normalized",

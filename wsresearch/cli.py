@@ -18,6 +18,9 @@ Commands:
     Print a recording's feed-quality summary, and write it as an HTML page.
 ``export``
     Write recordings' rows into one Hive-partitioned Parquet dataset.
+``import``
+    Import another tool's capture (hftbacktest, cryptofeed, tardis-machine, or
+    messages with side files) as a recording, with the receive times it took.
 
 Every error a user can cause ends in one line on stderr and a non-zero exit
 status (2 for bad arguments, 1 for anything else), never a traceback.
@@ -201,6 +204,31 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("--option", action="append", default=[], type=_option,
                         metavar="KEY=VALUE", help="with --exchange: an adapter option")
 
+    import_cmd = commands.add_parser(
+        "import", help="import another tool's capture as a recording",
+        description="Write the capture SOURCE (hftbacktest '<ns> <message>' lines, cryptofeed "
+        "JSON lines, tardis-machine /replay output, or X.jsonl with X.events.jsonl beside it) "
+        "as the recording --out, with the receive times the capturing tool took: connects "
+        "become connections, sent messages sent events, REST snapshots rest events.",
+    )
+    import_cmd.add_argument("source", metavar="SOURCE", help="the capture file")
+    import_cmd.add_argument("--out", required=True, metavar="DIR",
+                            help="a new recording directory")
+    import_cmd.add_argument("--format", choices=_import_formats(), default=None,
+                            help="the capture's format (default: found from the file; "
+                                 "'lines' imports messages without times)")
+    import_cmd.add_argument("--exchange", choices=EXCHANGES, default=None,
+                            help="the adapter the messages belong to, named in the manifest")
+    import_cmd.add_argument("--symbols", default=None, metavar="A,B",
+                            help="with --exchange: the symbols the capture subscribed to")
+    import_cmd.add_argument("--channels", default=None, metavar="A,B",
+                            help="with --exchange: its channels (default: all of them)")
+    import_cmd.add_argument("--option", action="append", default=[], type=_option,
+                            metavar="KEY=VALUE", help="with --exchange: an adapter option")
+    import_cmd.add_argument("--connection", default=None, metavar="ID",
+                            help="for a cryptofeed capture of several WebSocket "
+                                 "connections: the one to import")
+
     simulate = commands.add_parser(
         "simulate", help="serve the simulator on a local port",
         description="Serve the embedded exchange simulator until interrupted or --seconds "
@@ -217,6 +245,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="a scripted fault (repeatable)",
     )
     return parser
+
+
+def _import_formats() -> tuple[str, ...]:
+    from .importers import FORMATS
+
+    return FORMATS
 
 
 def _positive(text: str) -> float:
@@ -582,6 +616,44 @@ async def _export(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+async def _import(args: argparse.Namespace, console: Console) -> int:
+    from .importers import import_capture
+
+    spec = None
+    if args.exchange is not None:
+        symbols = None if args.symbols is None else [
+            s.strip() for s in args.symbols.split(",") if s.strip()]
+        if symbols is not None and not args.channels:  # every channel, as without symbols
+            args.channels = ",".join(adapter(args.exchange).channels(dict(args.option)))
+        spec = _adapter_spec(args.exchange, args, url=None, symbols=symbols)
+    elif args.channels or args.option or args.symbols:
+        raise ValueError("--symbols, --channels and --option go with --exchange")
+    recording = await asyncio.to_thread(
+        import_capture, args.source, args.out, format=args.format, spec=spec,
+        connection=args.connection)
+    manifest = recording.manifest
+    events = recording.events()
+    kinds = dict(events["kind"].value_counts().iter_rows())
+    start = _utc(manifest.started_wall_ns)
+    end = _utc(manifest.ended_wall_ns or manifest.started_wall_ns)
+    span = ((manifest.ended_wall_ns or manifest.started_wall_ns) - manifest.started_wall_ns) / 1e9
+    rest = f", {kinds['rest']} REST snapshot(s)" if kinds.get("rest") else ""
+    sent = f", {kinds['sent']} sent message(s)" if kinds.get("sent") else ""
+    _say(console, f"{args.source} -> {args.out}: {kinds.get('frame', 0)} messages over "
+         f"{kinds.get('open', 0)} connection(s){sent}{rest}")
+    times = {"imported": "imported from the capture (the capturing tool's clock)",
+             "invented": "invented (the capture has none: 1 ms apart from the epoch)",
+             "recorded": "recorded"}[manifest.receive_times]
+    _say(console, f"{span:.1f} s, {start} to {end}; receive times {times}")
+    return 0
+
+
+def _utc(wall_ns: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(wall_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _build_parser().parse_args(argv)
@@ -591,7 +663,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     console = _console()
     command = {"demo": _demo, "simulate": _simulate, "record": _record, "replay": _replay,
-               "report": _report, "export": _export}[args.command]
+               "report": _report, "export": _export, "import": _import}[args.command]
     running = command(args, console)
     # Commands that run until stopped stop cleanly on a signal; the others are
     # short and read-only (a signal ends them at once, as usual).

@@ -11,9 +11,11 @@ Times in the tables are ns on the session's monotonic clock (``*_mono_ns``)
 and seconds (``*_s``) for durations; latencies are in ms.
 
 The report says what it cannot measure rather than print an impossible number:
-receive times before 2000 (invented on import), latencies beyond an hour
-(clocks that cannot be compared) and negative latencies (clock skew) are flagged
-in :attr:`QualityReport.warnings` and in the summary.
+receive times invented on import (the recording's manifest says so, or they are
+before 2000), latencies beyond an hour (clocks that cannot be compared) and
+negative latencies (clock skew) are flagged in :attr:`QualityReport.warnings` and
+in the summary. Receive times imported from another tool's capture are real, but
+that tool's clock: the summary says so in its ``receive times`` row.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .health import HealthTransition
 from .pipeline import Counts, Pipeline
 from .policy import END_OF_SESSION, describe_close
 from .recording import Recording
-from .recording.format import TIMELINE_SCHEMA
+from .recording.format import TIMELINE_SCHEMA, ReceiveTimes
 from .redaction import redact_url
 from .replay import replay
 from .spec import FeedSpec
@@ -167,6 +169,10 @@ class QualityReport:
     warnings
         Each figure the report could not take as a measurement, in a sentence:
         receive times invented on import, latencies beyond an hour, clock skew.
+    receive_times
+        Where the receive times came from, as the recording's manifest says:
+        ``recorded`` (this wsresearch's clock; a live feed's too), ``imported``
+        (the clock of the tool that captured the messages) or ``invented``.
     """
 
     source: str
@@ -184,6 +190,7 @@ class QualityReport:
     recording: str = "not recording"
     first_receive_wall_ns: int | None = None
     warnings: list[str] = field(default_factory=list)
+    receive_times: ReceiveTimes = "recorded"
 
     @property
     def duration_s(self) -> float:
@@ -192,9 +199,13 @@ class QualityReport:
 
     @property
     def receive_times_invented(self) -> bool:
-        """Whether the receive times are before 2000, so not read from a clock."""
-        first = self.first_receive_wall_ns
-        return first is not None and first < _YEAR_2000_NS
+        """Whether the receive times were not read from a clock.
+
+        The manifest says so (``receive_times: "invented"``), or the times are
+        before 2000 (recordings made before the manifest said where its times
+        came from).
+        """
+        return _invented(self.receive_times, self.first_receive_wall_ns)
 
     def summary(self) -> pl.DataFrame:
         """The overview: one ``metric``/``value`` row per figure (values as text).
@@ -202,8 +213,9 @@ class QualityReport:
         Returns
         -------
         polars.DataFrame
-            Columns ``metric`` and ``value`` (both text): recording, warnings
-            (only when there are any), duration, connections, disconnects,
+            Columns ``metric`` and ``value`` (both text): recording, receive
+            times (only when not recorded by wsresearch: imported or invented),
+            warnings (only when there are any), duration, connections, disconnects,
             downtime, uptime, messages, duplicates, rejected, dropped, exchange
             errors, sequence gaps, stale episodes, holes, latency, clock skew.
         """
@@ -215,6 +227,11 @@ class QualityReport:
         closes = c.filter(pl.col("closed_mono_ns").is_not_null()
                           & ~pl.col("reason").fill_null("").str.starts_with(END_OF_SESSION))
         rows: list[tuple[str, str]] = [("recording", self.recording)]
+        if self.receive_times_invented:
+            rows.append(("receive times", "invented on import: not measured"))
+        elif self.receive_times == "imported":
+            rows.append(("receive times", "imported: the capturing tool's clock, "
+                                          "not this wsresearch's"))
         if self.warnings:
             rows.append(("warnings", " ".join(self.warnings)))
         rows += [
@@ -246,7 +263,9 @@ class QualityReport:
         if not lat.height:
             return "n/a"
         if self.receive_times_invented:
-            return "not measured: receive times are before 2000 (invented on import?)"
+            if _before_2000(self.first_receive_wall_ns):
+                return "not measured: receive times are before 2000 (invented on import?)"
+            return "not measured: receive times were invented on import"
         good, bad = lat.filter("plausible"), lat.filter(~pl.col("plausible"))
         implausible = "" if not bad.height else (
             f"implausible: p50 {_span_ms(float(bad['p50_ms'].median()))}"  # type: ignore[arg-type]
@@ -264,7 +283,9 @@ class QualityReport:
         if not lat.height:
             return "n/a"
         if self.receive_times_invented:
-            return "not measured: receive times are before 2000"
+            if _before_2000(self.first_receive_wall_ns):
+                return "not measured: receive times are before 2000"
+            return "not measured: receive times were invented on import"
         parts = [f"{channel} {share:.1%} negative (down to {_ms(low)})"
                  for channel, share, low in _skewed(lat, self.latencies)]
         bad = lat.filter(~pl.col("plausible"))["channel"].to_list()
@@ -486,14 +507,31 @@ def _skewed(latency: pl.DataFrame, samples: pl.DataFrame) -> list[tuple[str, flo
             .select("channel", "negative_share").iter_rows()]
 
 
-def _warnings(first_wall: int | None, latency: pl.DataFrame, samples: pl.DataFrame) -> list[str]:
+def _before_2000(first_wall: int | None) -> bool:
+    return first_wall is not None and first_wall < _YEAR_2000_NS
+
+
+def _invented(receive_times: ReceiveTimes, first_wall: int | None) -> bool:
+    """Whether receive times were invented: the manifest says so, or they are before 2000."""
+    return first_wall is not None and (receive_times == "invented" or _before_2000(first_wall))
+
+
+def _warnings(
+    first_wall: int | None, latency: pl.DataFrame, samples: pl.DataFrame,
+    receive_times: ReceiveTimes = "recorded",
+) -> list[str]:
     """Each figure that is not a measurement, in a sentence."""
-    if first_wall is not None and first_wall < _YEAR_2000_NS:
+    consequence = ("so latencies are not measured, and durations, rates, gaps and holes "
+                   "describe the import, not the capture.")
+    if _before_2000(first_wall):
+        assert first_wall is not None
         when = dt.datetime.fromtimestamp(first_wall / _NS, dt.UTC)
         return [f"Receive times start at {when:%Y-%m-%d %H:%M:%S} UTC, before 2000: they "
-                "were invented on import (Recording.from_frames without times?), so "
-                "latencies are not measured, and durations, rates, gaps and holes describe "
-                "the import, not the capture."]
+                "were invented on import (Recording.from_frames without times?), "
+                + consequence]
+    if _invented(receive_times, first_wall):
+        return ["Receive times were invented on import (the recording's manifest says so: "
+                "the capture had none), " + consequence]
     found = []
     farthest = dict(samples.group_by("channel").agg(
         pl.col("ms").get(pl.col("ms").abs().arg_max())).iter_rows())
@@ -621,6 +659,7 @@ class _Session:
     sequence_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     sequenced: dict[str, bool] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # warnings the source itself gives
+    receive_times: ReceiveTimes = "recorded"  # what the recording's manifest says
 
 
 def _from_recording(
@@ -639,18 +678,20 @@ def _from_recording(
     live = {"dropped_live": drops.filter(reason="overflow").height,
             "old_generation_live": drops.filter(reason="stale").height}
     whole = _completeness(recording, events)
+    times = recording.manifest.receive_times
     if spec is None:
         return _report(_Session(
             str(recording.path), start, end, timeline, frames_seen,
             {"received": frames_seen.height, **live}, whole,
-            {"frames": frames_seen["recv_mono_ns"].sort()}), rule)
+            {"frames": frames_seen["recv_mono_ns"].sort()}, receive_times=times), rule)
     result = replay(recording, spec, progress=progress)
     assert result.counts is not None  # a replay always gives its counts
     outcomes = _outcomes(result.stats["frames"], result.counts, live)
     return _report(_Session(
         str(recording.path), start, end, timeline, frames_seen, outcomes, whole,
         _stream_times(result.frames, spec), result.frames, _thresholds(spec),
-        result.health_transitions, result.sequence_by_channel, _sequenced(spec)), rule)
+        result.health_transitions, result.sequence_by_channel, _sequenced(spec),
+        receive_times=times), rule)
 
 
 def _completeness(recording: Recording, events: pl.DataFrame) -> str:
@@ -754,7 +795,7 @@ def _report(session: _Session, rule: _HoleRule) -> QualityReport:
     latencies = _latency_samples(s.frames)
     walls = s.frames_seen["recv_wall_ns"]
     first_wall = None if walls.is_empty() else int(walls.min())  # type: ignore[arg-type]
-    invented = first_wall is not None and first_wall < _YEAR_2000_NS
+    invented = _invented(s.receive_times, first_wall)
     latency = _latency(latencies, invented)
     empty: dict[str, int] = {}
     health = pl.DataFrame(
@@ -781,7 +822,8 @@ def _report(session: _Session, rule: _HoleRule) -> QualityReport:
         health=health,
         latencies=latencies,
         first_receive_wall_ns=first_wall,
-        warnings=[*s.notes, *_warnings(first_wall, latency, latencies)],
+        warnings=[*s.notes, *_warnings(first_wall, latency, latencies, s.receive_times)],
+        receive_times=s.receive_times,
     )
 
 

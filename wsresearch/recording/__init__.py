@@ -8,7 +8,7 @@ A recording is a directory::
     segments/0001/...
 
 Every event of the session (``open``, ``frame``, ``sent``, ``close``, ``error``,
-``pong``, ``drop``, ``health``, ``mark``, ``gap``, ``stop``) is one row of one
+``pong``, ``drop``, ``health``, ``mark``, ``gap``, ``stop``, ``rest``) is one row of one
 table (:data:`EVENT_SCHEMA`), numbered by ``seq``; an inbound message is an event
 of kind ``frame``. The :class:`Recorder` keeps new events in memory (a list append
 on the hot path) and writes them as one Parquet file per flush, at least every

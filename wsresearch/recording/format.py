@@ -6,6 +6,10 @@ it, and ``docs/recording-format.md`` documents the same names. The stored names 
 the format's own vocabulary and never change: an inbound WebSocket message is an
 event of kind ``"frame"``.
 
+The manifest says where the receive times came from (``receive_times``,
+:data:`RECEIVE_TIMES`): a recorder's clock, another tool's capture, or nowhere
+(invented on import). Manifests written before the field read as ``"recorded"``.
+
 Version 2 added one column, ``closed_by`` (who closed the connection, for ``close``
 events). Version-1 segments have the other columns in the same order;
 :func:`v1_closed_by` derives the missing column from the close reason, so readers
@@ -38,12 +42,14 @@ __all__ = [
     "LOCK",
     "MANIFEST",
     "MESSAGE_COLUMNS",
+    "RECEIVE_TIMES",
     "SEGMENTS",
     "V1_COLUMNS",
     "ClosedBy",
     "TIMELINE_SCHEMA",
     "EventRow",
     "MessageColumns",
+    "ReceiveTimes",
     "RecordingManifest",
     "clean_text",
     "closed_by_from_reason",
@@ -67,9 +73,20 @@ LOCK = ".lock"
 
 EVENT_KINDS: tuple[str, ...] = (
     "open", "frame", "sent", "close", "error", "pong", "drop", "health", "mark", "gap", "stop",
+    "rest",
 )
-"""Every event kind a recorder writes. Readers skip kinds they do not know, so a
-recording with a kind added later still reads, replays and reports."""
+"""Every event kind a recording holds. Readers skip kinds they do not know, so a
+recording with a kind added later still reads, replays and reports. ``rest`` is a
+REST response taken beside the feed (a depth snapshot): its body in ``data``, the
+request URL in ``stream``."""
+
+ReceiveTimes = Literal["recorded", "imported", "invented"]
+"""Where a recording's receive times came from (the manifest's ``receive_times``)."""
+
+RECEIVE_TIMES: tuple[ReceiveTimes, ...] = ("recorded", "imported", "invented")
+"""``recorded``: this wsresearch's clock, as each message arrived; ``imported``: the
+clock of the tool that captured the messages, read from its capture; ``invented``:
+none was known, so the messages were spaced 1 ms apart from the epoch on import."""
 
 CLOSED_BY: tuple[ClosedBy, ...] = ("client", "server", "network")
 """Who closed a connection: this side (the end of a session, a dropped peer, a
@@ -81,13 +98,14 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "mono_ns": pl.Int64(),  # monotonic receive/event time
     "wall_ns": pl.Int64(),  # wall-clock time, ns since the epoch
     "kind": pl.String(),
-    "data": pl.String(),  # message text (base64 when binary), sent text, note, error, URL
+    "data": pl.String(),  # message text (base64 when binary), sent text, note, error, URL,
+    # REST response body
     "binary": pl.Boolean(),  # frame: data is base64 of a binary message
     "code": pl.Int64(),  # close: close code
     "reason": pl.String(),  # close: reason
     "category": pl.String(),  # close: CloseCategory name
     "rtt": pl.Float64(),  # pong: round-trip time in seconds
-    "stream": pl.String(),  # health: stream name; gap: channel
+    "stream": pl.String(),  # health: stream name; gap: channel; rest: request URL
     "healthy": pl.Boolean(),  # health: new state
     "ref_seq": pl.Int64(),  # drop: seq of the message the queue dropped; gap: the revealing one
     "closed_by": pl.String(),  # close: "client", "server" or "network" (version 2)
@@ -123,7 +141,9 @@ class RecordingManifest(BaseModel):
 
     Every field is checked when a recording is opened (a manifest is data, perhaps
     edited or damaged): times are ints of ns that fit in 64 bits, counts are not
-    negative, intervals are finite and positive.
+    negative, intervals are finite and positive. ``receive_times`` says where the
+    receive times came from (:data:`RECEIVE_TIMES`); a manifest written before the
+    field existed reads as ``"recorded"``.
     """
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
@@ -141,6 +161,7 @@ class RecordingManifest(BaseModel):
     incomplete_reason: str | None = None
     events: int | None = Field(None, ge=0)
     spec_origin: SpecOrigin | None = None
+    receive_times: ReceiveTimes = "recorded"
     flush_interval: float = Field(gt=0)
     rotate_interval: float = Field(gt=0)
 
@@ -155,11 +176,13 @@ def new_manifest(
     flush_interval: float,
     rotate_interval: float,
     started_wall_ns: int = 0,
+    receive_times: ReceiveTimes = "recorded",
 ) -> RecordingManifest:
     """The manifest of a recording about to be written, its URL's credentials masked.
 
     The description is masked too where it repeats the URL: a spec's default
-    description names it.
+    description names it. ``receive_times`` is ``"recorded"`` for a recorder's
+    session, ``"imported"`` or ``"invented"`` for messages captured elsewhere.
     """
     from .. import __version__  # the package's __init__ imports this module first
 
@@ -172,6 +195,7 @@ def new_manifest(
         redacted_keys=list(redact),
         spec_origin=origin,
         started_wall_ns=started_wall_ns,
+        receive_times=receive_times,
         flush_interval=flush_interval,
         rotate_interval=rotate_interval,
     )

@@ -97,6 +97,10 @@ class Recording:
             Message texts (or bytes) in arrival order, or ``(wall_ns, text)`` pairs
             where the receive times are known. Without times, messages are 1 ms
             apart from the epoch, so health figures say nothing about the capture.
+            The manifest's ``receive_times`` says which: ``"imported"`` when every
+            message came with its time, ``"invented"`` otherwise (reports flag both).
+            :func:`wsresearch.importers.import_capture` reads other tools' capture
+            files with their times.
         spec
             The spec the messages belong to: its URL, channels and origin go into
             the manifest, so :attr:`spec` rebuilds it for replay.
@@ -191,6 +195,19 @@ class Recording:
                     pl.col("wall_ns").alias("recv_wall_ns"), "data", "binary")
         )
 
+    def rest(self) -> pl.DataFrame:
+        """REST responses taken beside the feed (depth snapshots): ``rest`` events.
+
+        Columns ``seq, generation, mono_ns, wall_ns, url, body``: the request URL
+        (null where the capture did not say) and the response body as text.
+        """
+        return (
+            self.events()
+            .filter(pl.col("kind") == "rest")
+            .select("seq", "generation", "mono_ns", "wall_ns", pl.col("stream").alias("url"),
+                    pl.col("data").alias("body"))
+        )
+
     def _read(self, file: Path) -> pl.DataFrame | None:
         """One segment file as a table of :data:`EVENT_SCHEMA`; ``None`` if it cannot be read.
 
@@ -223,9 +240,12 @@ class Recording:
         codes = ", ".join(str(c) for c in closes["code"].to_list()) or "none"
         duration = (int(events["mono_ns"].max()) - int(events["mono_ns"].min())) / 1e9  # type: ignore[arg-type]
         state = "complete" if self.manifest.complete else "INCOMPLETE"
+        times = self.manifest.receive_times
+        # Only what is not this wsresearch's own clock is said: it changes how to read it.
+        note = "" if times == "recorded" else f", receive times {times}"
         return (
             f"Recording({str(self.path)!r}, {state}, {duration:.1f} s, {messages} frames, "
-            f"{events['generation'].n_unique()} generations, closes: {codes})"
+            f"{events['generation'].n_unique()} generations, closes: {codes}{note})"
         )
 
 

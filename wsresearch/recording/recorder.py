@@ -153,6 +153,7 @@ class Recorder:
             origin=origin,
             flush_interval=flush_interval,
             rotate_interval=rotate_interval,
+            receive_times="recorded",  # every receive time is this clock's, taken on arrival
         )
 
     @property

@@ -2,9 +2,10 @@
 
 The async :class:`~wsresearch.recording.recorder.Recorder` buffers a live session
 and hands batches to a :class:`SegmentWriter` in a worker thread;
+:func:`write_events` (behind :func:`wsresearch.importers.import_capture`) and
 :func:`write_capture` (behind :meth:`Recording.from_frames
-<wsresearch.recording.reader.Recording.from_frames>`) uses the same writer
-directly, with no event loop, clock or timer, as messages captured elsewhere
+<wsresearch.recording.reader.Recording.from_frames>`) use the same writer
+directly, with no event loop, clock or timer, as events captured elsewhere
 are all there already. Every file is written whole under a temporary name and
 renamed, owner-only (:func:`~wsresearch._files.write_private_parquet`, which
 exported datasets use too): a crash leaves the previous state or the new one,
@@ -20,15 +21,25 @@ from __future__ import annotations
 import base64
 import contextlib
 import itertools
+import json
 import os
 import shutil
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from .._files import make_private_dirs, write_private, write_private_parquet
 from .._limits import INT64_MAX, INT64_MIN
 from ..errors import RecordingError
-from ..redaction import redact_url
+from ..redaction import (
+    DEFAULT_REDACT,
+    SecretMask,
+    auth_secret_values,
+    mask_auth,
+    redact_text,
+    redact_url,
+    secret_values,
+)
 from ..spec import SpecOrigin
 from .format import (
     LOCK,
@@ -42,12 +53,13 @@ from .format import (
     new_manifest,
 )
 
-__all__ = ["SegmentWriter", "capture_item", "write_capture"]
+__all__ = ["CAPTURED_KINDS", "Captured", "SegmentWriter", "capture_item", "write_capture",
+           "write_events"]
 
 # zstd level 1: as small as the default level 3 for message text here, and a third
 # less CPU, which is taken from the feed sharing this core.
 _SEGMENT_COMPRESSION_LEVEL = 1
-# Messages per segment file of a capture: bounds the memory one write takes.
+# Events per segment file of a capture: bounds the memory one write takes.
 _CAPTURE_SEGMENT = 100_000
 # Messages of a capture without receive times are this far apart, from the epoch.
 _CAPTURE_SPACING_NS = 1_000_000
@@ -183,6 +195,35 @@ class SegmentWriter:
         return f"SegmentWriter({str(self.path)!r}, locked={self._locked})"
 
 
+class Captured(NamedTuple):
+    """One event of a session captured elsewhere, as :func:`write_events` takes it.
+
+    A plain tuple: an import makes one per message.
+
+    Attributes
+    ----------
+    kind
+        ``"open"`` (a connection opened: ``data`` is its URL), ``"frame"`` (an
+        inbound message: text, or bytes for a binary one), ``"sent"`` (an outbound
+        message) or ``"rest"`` (a REST response: ``data`` is its body).
+    wall_ns
+        When it happened, ns since the epoch; ``None`` where the capture does not say.
+    data
+        As ``kind`` says.
+    url
+        For ``rest``: the request URL, where known.
+    """
+
+    kind: str
+    wall_ns: int | None
+    data: str | bytes | None = None
+    url: str | None = None
+
+
+CAPTURED_KINDS: tuple[str, ...] = ("open", "frame", "sent", "rest")
+"""The kinds of event a capture made elsewhere can hold."""
+
+
 def write_capture(
     path: Path,
     messages: Iterable[str | bytes | tuple[int, str | bytes]],
@@ -199,7 +240,9 @@ def write_capture(
     received ``messages`` and stopped: an ``open`` event at the first message, the
     messages (``seq`` 1, 2 ...), and a ``stop`` at the last. Times given are kept
     (the connection's monotonic clock starts at the first one); without them,
-    messages are 1 ms apart from the epoch.
+    messages are 1 ms apart from the epoch. The manifest's ``receive_times`` says
+    which: ``"imported"`` when every message came with its time, ``"invented"``
+    otherwise.
 
     Parameters
     ----------
@@ -219,21 +262,86 @@ def write_capture(
 
     Anything raised once ``path`` was claimed removes it, so a retry is not refused.
     """
-    items = iter(messages)
-    head = list(itertools.islice(items, 1))  # the first message, if there is one
-    # The session starts with its first message: times given are kept, the manifest's
-    # start and end follow them, and the connection opens at the first message.
-    first_wall = (capture_item(head[0], 1)[0] or 0) if head else 0
+    write_events(path, _as_frames(messages), source_url=source_url, description=description,
+                 channels=channels, redact=redact, origin=origin)
+
+
+def _as_frames(messages: Iterable[object]) -> Iterator[Captured]:
+    for index, item in enumerate(messages, 1):
+        wall, data = capture_item(item, index)
+        yield Captured("frame", wall, data)
+
+
+def write_events(
+    path: Path,
+    events: Iterable[Captured],
+    *,
+    source_url: str,
+    description: str = "",
+    channels: Sequence[str] = (),
+    redact: Sequence[str] = DEFAULT_REDACT,
+    origin: SpecOrigin | None = None,
+) -> int:
+    """Write a session captured elsewhere as a complete recording at ``path``.
+
+    Every ``open`` starts a new connection (generation 1, 2 ...); the events after
+    it belong to it. When the first event is not an ``open``, the session opens at
+    it, with ``source_url``. A ``stop`` ends the session at the last event. Times
+    given are kept, the monotonic clock starting at the first event; an event
+    without one is placed 1 ms after the event before it from the epoch, and the
+    manifest then says the receive times were ``"invented"`` (``"imported"``
+    otherwise). Nothing says how a connection ended, so no ``close`` is written:
+    a connection lasts until the next opens.
+
+    ``sent`` text is masked as a recorder masks it: the values of the ``redact``
+    keys, and for an auth message (``"op"``, ``"event"``, ``"method"`` or
+    ``"type"`` is ``auth`` or ``login``) every string in a list too, those values
+    masked wherever they appear later. URLs (``open``, and a ``rest`` request's)
+    lose their credentials.
+
+    Parameters
+    ----------
+    path
+        A new or empty directory.
+    events
+        :class:`Captured` events in the order they happened.
+    source_url, description, channels, redact, origin
+        For the manifest, as a recorder takes them.
+
+    Returns
+    -------
+    int
+        The number of events written, ``stop`` included.
+
+    Raises
+    ------
+    RecordingError
+        If ``path`` cannot be claimed (it holds a recording), or a write fails.
+    TypeError, ValueError
+        For an event of a kind not in :data:`CAPTURED_KINDS`, or data that is not
+        text (bytes for a frame).
+
+    Anything raised once ``path`` was claimed removes it, so a retry is not refused.
+    """
+    items = iter(events)
+    head = list(itertools.islice(items, 1))  # the first event, if there is one
+    # The session starts with its first event: times given are kept, the manifest's
+    # start and end follow them.
+    first_wall = (head[0].wall_ns or 0) if head else 0
+    known = not head or head[0].wall_ns is not None
     manifest = new_manifest(source_url=source_url, description=description, channels=channels,
                             redact=redact, origin=origin, flush_interval=3600.0,
-                            rotate_interval=3600.0, started_wall_ns=first_wall)
+                            rotate_interval=3600.0, started_wall_ns=first_wall,
+                            receive_times="imported" if known else "invented")
     writer = SegmentWriter(path, rotate_interval=manifest.rotate_interval)
     writer.open(manifest)
     try:
-        events, end_ns = _write_captured(writer, itertools.chain(head, items), first_wall,
-                                         manifest.source_url)
+        written = _write_events(writer, itertools.chain(head, items), first_wall,
+                                manifest.source_url, tuple(redact))
         writer.write_manifest(manifest.model_copy(update={
-            "ended_wall_ns": first_wall + end_ns, "events": events, "complete": True}))
+            "ended_wall_ns": first_wall + written.end_ns, "events": written.events,
+            "complete": True,
+            "receive_times": "imported" if written.all_timed else "invented"}))
     except BaseException as exc:
         writer.release()
         shutil.rmtree(path, ignore_errors=True)  # made here, from input that was refused
@@ -242,47 +350,112 @@ def write_capture(
                                  "kept") from None
         raise
     writer.release()
+    return written.events
 
 
-def _write_captured(
-    writer: SegmentWriter, items: Iterator[object], first_wall: int, url: str
-) -> tuple[int, int]:
-    """Write the open, every item, and the stop; return (events, the stop's ``mono_ns``)."""
+class _Written(NamedTuple):
+    events: int
+    end_ns: int  # the stop's mono_ns
+    all_timed: bool  # every event came with its time
+
+
+def _write_events(
+    writer: SegmentWriter, items: Iterator[Captured], first_wall: int, url: str,
+    redact: tuple[str, ...],
+) -> _Written:
+    """Write every item and the stop, opening the first connection if the items do not."""
     columns: MessageColumns = ([], [], [], [], [])
     binary: set[int] = set()
-    # One connection, generation 1; its URL is masked as a recorder masks an open's.
-    others: list[EventRow] = [_row(0, "open", 0, first_wall, data=redact_url(clean_text(url)))]
-    seq = 1
+    others: list[EventRow] = []
+    secrets = SecretMask()
+    seq = generation = 0
     mono = 0
+    all_timed = True
     for index, item in enumerate(items, 1):
-        wall, data = capture_item(item, index)
+        if not isinstance(item, Captured) or item.kind not in CAPTURED_KINDS:
+            raise TypeError(f"event {index}: not a Captured event of a kind in "
+                            f"{CAPTURED_KINDS}, got {item!r:.80}")
+        wall = item.wall_ns
         if wall is None:
+            all_timed = False
             wall = mono = index * _CAPTURE_SPACING_NS
         else:
             mono = wall - first_wall
-        if not isinstance(data, str):
-            binary.add(seq)
-            data = base64.b64encode(data).decode("ascii")
-        columns[0].append(seq)
-        columns[1].append(1)
-        columns[2].append(mono)
-        columns[3].append(wall)
-        columns[4].append(data)
+        if item.kind == "open":
+            generation += 1
+            opened = redact_url(clean_text(_text(item.data, index)))
+            others.append(_row(seq, generation, "open", mono, wall, data=opened))
+            seq += 1
+            continue
+        if generation == 0:  # the session opens with its first event (its time, or 0)
+            generation = 1
+            opened = redact_url(clean_text(url))
+            others.append(_row(seq, generation, "open", 0, first_wall, data=opened))
+            seq += 1
+        if item.kind == "frame":
+            data = item.data
+            if isinstance(data, bytes):
+                binary.add(seq)
+                data = base64.b64encode(data).decode("ascii")
+            columns[0].append(seq)
+            columns[1].append(generation)
+            columns[2].append(mono)
+            columns[3].append(wall)
+            columns[4].append(_text(data, index))
+        elif item.kind == "sent":
+            text = _sent(clean_text(_text(item.data, index)), redact, secrets)
+            others.append(_row(seq, generation, "sent", mono, wall, data=text))
+        else:  # rest
+            request = None if item.url is None else redact_url(clean_text(item.url))
+            others.append(_row(seq, generation, "rest", mono, wall,
+                               data=clean_text(_text(item.data, index)), stream=request))
         seq += 1
-        if index % _CAPTURE_SEGMENT == 0:
+        if len(columns[0]) + len(others) >= _CAPTURE_SEGMENT:
             writer.write_segment(columns, binary, others)
             columns, binary, others = ([], [], [], [], []), set(), []
-    # The stop is at the last message; times that stepped back end it at the start.
+    if generation == 0:  # nothing captured: the session opened and stopped at once
+        others.append(_row(seq, 1, "open", 0, first_wall, data=redact_url(clean_text(url))))
+        seq += 1
+    # The stop is at the last event; times that stepped back end it at the start.
     end = max(mono, 0)
-    others.append(_row(seq, "stop", end, first_wall + end))
+    others.append(_row(seq, max(generation, 1), "stop", end, first_wall + end))
     writer.write_segment(columns, binary, others)
-    return seq + 1, end
+    return _Written(seq + 1, end, all_timed)
 
 
-def _row(seq: int, kind: str, mono_ns: int, wall_ns: int, *, data: str | None = None) -> EventRow:
-    """A generation-1 event of a capture, laid out as :data:`EVENT_SCHEMA` orders it."""
-    return (seq, 1, mono_ns, wall_ns, kind, data, None, None, None, None, None, None, None, None,
-            None)
+def _text(data: object, index: int) -> str:
+    if not isinstance(data, str):
+        raise TypeError(f"event {index}: its data must be text, got {type(data).__name__}")
+    return data
+
+
+_AUTH_OPS = frozenset({"auth", "login", "authenticate"})
+
+
+def _sent(text: str, redact: tuple[str, ...], secrets: SecretMask) -> str:
+    """A sent message as a recorder stores it: secrets masked (see :func:`write_events`)."""
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict) and any(
+            isinstance(decoded.get(k), str) and decoded[k].lower() in _AUTH_OPS
+            for k in ("op", "event", "method", "type")):
+        secrets.add(*auth_secret_values(decoded, redact))
+        text = mask_auth(text, redact)
+    else:
+        secrets.add(*secret_values(decoded, redact) if decoded is not None else ())
+        text = redact_text(text, redact)
+    return secrets.apply(text)
+
+
+def _row(
+    seq: int, generation: int, kind: str, mono_ns: int, wall_ns: int, *,
+    data: str | None = None, stream: str | None = None,
+) -> EventRow:
+    """An event of a capture, laid out as :data:`EVENT_SCHEMA` orders it."""
+    return (seq, generation, mono_ns, wall_ns, kind, data, None, None, None, None, None,
+            stream, None, None, None)
 
 
 def capture_item(item: object, index: int) -> tuple[int | None, str | bytes]:
