@@ -67,11 +67,25 @@ class Cli:
         await asyncio.gather(*self._readers, return_exceptions=True)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 @asynccontextmanager
-async def running(*args: str) -> AsyncIterator[Cli]:
+async def running(*args: str, ignoring: tuple[signal.Signals, ...] = ()) -> AsyncIterator[Cli]:
+    """``wsresearch ARGS`` with the stop signals at their default, as from a terminal.
+
+    Whatever this suite was started with (under ``nohup``, SIGHUP is ignored, and a
+    child inherits that): each command starts as a user's shell would start it, or
+    ignoring the signals in ``ignoring``, as under ``nohup``.
+    """
+    def dispositions() -> None:  # in the child, before it runs Python
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN if signum in ignoring else signal.SIG_DFL)
+
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "wsresearch.cli", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=dispositions,
     )
     cli = Cli(proc)
     try:
@@ -108,8 +122,6 @@ CASES = [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)]
 async def test_a_signal_stops_record_and_simulate_cleanly(
     signum: signal.Signals, status: int, tmp_path: Path,
 ) -> None:
-    if signum is signal.SIGINT and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        pytest.skip("started with SIGINT ignored: the children inherit that (as with nohup)")
     out = tmp_path / "rec"
     async with running("simulate") as sim:
         await eventually(lambda: sim.said("listening at"), within=20, what="the simulator")
@@ -225,3 +237,15 @@ async def test_a_program_running_its_own_feed_stops_cleanly_with_the_documented_
     assert child.returncode == 1, err
     assert err.decode().strip() == "stopped; the recording is complete"
     assert_closed_cleanly(out)
+
+
+async def test_a_signal_ignored_at_start_stays_ignored_as_under_nohup(tmp_path: Path) -> None:
+    async with running("demo", "--seconds", "60", "--record", str(tmp_path / "demo"),
+                       ignoring=(signal.SIGHUP,)) as demo:
+        await eventually(lambda: has_segments(tmp_path / "demo"), within=20,
+                         what="events on disk")
+        demo.proc.send_signal(signal.SIGHUP)  # ignored: nohup's promise holds
+        demo.proc.send_signal(signal.SIGTERM)  # what stops it
+        assert await demo.exit_status() == 143, "".join(demo.err)
+    assert "SIGHUP received" not in demo.stdout and "SIGTERM received: stopping" in demo.stdout
+    assert_closed_cleanly(tmp_path / "demo")
