@@ -63,6 +63,7 @@ from rich.text import Text
 
 from . import __version__
 from ._ports import check_port
+from .clock import NS_PER_S
 from .config import BackoffConfig, ConnectionConfig, HeartbeatConfig, ReconnectConfig
 from .connection import ConnectionState
 from .console import FeedMonitor, printable
@@ -636,7 +637,8 @@ async def _import(args: argparse.Namespace, console: Console) -> int:
     kinds = dict(events["kind"].value_counts().iter_rows())
     start = _utc(manifest.started_wall_ns)
     end = _utc(manifest.ended_wall_ns or manifest.started_wall_ns)
-    span = ((manifest.ended_wall_ns or manifest.started_wall_ns) - manifest.started_wall_ns) / 1e9
+    span = ((manifest.ended_wall_ns or manifest.started_wall_ns)
+            - manifest.started_wall_ns) / NS_PER_S
     rest = f", {kinds['rest']} REST snapshot(s)" if kinds.get("rest") else ""
     sent = f", {kinds['sent']} sent message(s)" if kinds.get("sent") else ""
     _say(console, f"{args.source} -> {args.out}: {kinds.get('frame', 0)} messages over "
@@ -651,7 +653,8 @@ async def _import(args: argparse.Namespace, console: Console) -> int:
 def _utc(wall_ns: int) -> str:
     from datetime import UTC, datetime
 
-    return datetime.fromtimestamp(wall_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+    moment = datetime.fromtimestamp(wall_ns / NS_PER_S, UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

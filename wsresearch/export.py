@@ -44,6 +44,7 @@ from typing import Literal
 import polars as pl
 
 from ._files import make_private_dirs, write_private_parquet
+from .clock import NS_PER_S
 from .normalize import COMMON, KINDS
 from .recording import Recording
 from .recording.format import TIMELINE_SCHEMA
@@ -62,7 +63,7 @@ __all__ = [
 ]
 
 _CONNECTIONS = "_connections"
-_NS_PER_DAY = 86_400 * 1_000_000_000
+_NS_PER_DAY = 86_400 * NS_PER_S
 
 CONNECTION_SCHEMA: dict[str, pl.DataType] = {"recording": pl.String(), **TIMELINE_SCHEMA}
 """Columns of the ``_connections`` table: every open and close of every recording, and
@@ -110,7 +111,7 @@ def recording_id(recording: Recording) -> str:
     head = "\x1f".join(str(v) for v in events.head(16)["data"].to_list())
     basis = f"{manifest.source_url}|{manifest.started_wall_ns}|{events.height}|{head}"
     digest = hashlib.sha256(basis.encode()).hexdigest()[:12]
-    started = dt.datetime.fromtimestamp(manifest.started_wall_ns / 1e9, dt.UTC)
+    started = dt.datetime.fromtimestamp(manifest.started_wall_ns / NS_PER_S, dt.UTC)
     return f"{started:%Y%m%dT%H%M%S}-{digest}"
 
 
@@ -213,9 +214,9 @@ def _ns(bound: Time) -> int:
         return bound
     if isinstance(bound, dt.datetime):
         moment = bound if bound.tzinfo else bound.replace(tzinfo=dt.UTC)
-        return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+        return int(moment.timestamp()) * NS_PER_S + moment.microsecond * 1000
     return int(dt.datetime(bound.year, bound.month, bound.day, tzinfo=dt.UTC).timestamp()
-               ) * 1_000_000_000
+               ) * NS_PER_S
 
 
 def _channels_in(root: Path) -> list[str]:

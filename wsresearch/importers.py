@@ -54,6 +54,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any, Literal, get_args
 
+from .clock import NS_PER_S
 from .recording import Recording
 from .recording.writer import Captured, write_events
 from .redaction import DEFAULT_REDACT
@@ -69,7 +70,6 @@ FORMATS: tuple[ImportFormat, ...] = get_args(ImportFormat)
 and only when asked for)."""
 
 _DEFAULT_URL = "ws://127.0.0.1/"
-_NS = 1_000_000_000
 _GZIP = b"\x1f\x8b"
 _ZSTD = b"\x28\xb5\x2f\xfd"
 _HFT_LINE = re.compile(r"(\d{1,19}) (.*)", re.DOTALL)
@@ -493,7 +493,7 @@ def _seconds(value: object, path: Path, number: int) -> int:
         raise ValueError(f"{path} line {number}: 'ts' must be seconds since the epoch, "
                          f"got {value!r}")
     try:
-        ns = int(Decimal(value if not isinstance(value, float) else repr(value)) * _NS)
+        ns = int(Decimal(value if not isinstance(value, float) else repr(value)) * NS_PER_S)
     except (InvalidOperation, ValueError, OverflowError):
         raise ValueError(f"{path} line {number}: 'ts' {value!r} is not a time") from None
     if not 0 <= ns < 2**63:
@@ -516,7 +516,7 @@ def _iso_ns(match: re.Match[str]) -> int:
     year, month, day, hour, minute, second = (int(match[i]) for i in range(1, 7))
     fraction = (match[7] or "").ljust(9, "0")
     seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
-    return seconds * _NS + int(fraction)
+    return seconds * NS_PER_S + int(fraction)
 
 
 def _index(value: object, name: str, path: Path, number: int) -> int:

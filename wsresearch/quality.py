@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .clock import NS_PER_S
 from .errors import first_error
 from .health import HealthTransition
 from .pipeline import Counts, Pipeline
@@ -50,8 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["QualityReport", "compare", "quality_report"]
 
-_NS = 1_000_000_000
-_YEAR_2000_NS = 946_684_800 * _NS
+_YEAR_2000_NS = 946_684_800 * NS_PER_S
 """Receive times before 2000-01-01 UTC were not taken from a clock: they were invented."""
 _HOUR_MS = 3_600_000.0
 """No network delivers a message an hour late: a latency beyond it compares two clocks
@@ -195,7 +195,7 @@ class QualityReport:
     @property
     def duration_s(self) -> float:
         """Length of the session in seconds."""
-        return (self.end_mono_ns - self.start_mono_ns) / _NS
+        return (self.end_mono_ns - self.start_mono_ns) / NS_PER_S
 
     @property
     def receive_times_invented(self) -> bool:
@@ -328,7 +328,7 @@ class QualityReport:
         span = max(self.duration_s, 1e-9)
 
         def seconds(ns: Any) -> float:
-            return (float(ns) - zero) / _NS
+            return (float(ns) - zero) / NS_PER_S
 
         for stream in self.rates["stream"].unique(maintain_order=True):
             rows = self.rates.filter(stream=stream)
@@ -370,7 +370,7 @@ class QualityReport:
             for kind, color in (("hole", "tab:orange"), ("stale", "tab:red")):
                 spells = self.silences.filter(stream=stream, silence=kind)
                 health_ax.broken_barh(
-                    [(seconds(s), (e - s) / _NS) for s, e in spells.select(
+                    [(seconds(s), (e - s) / NS_PER_S) for s, e in spells.select(
                         "start_mono_ns", "end_mono_ns").iter_rows()],
                     (index - 0.4, 0.8), color=color)
         health_ax.broken_barh([(seconds(start), length) for start, length in down],
@@ -525,7 +525,7 @@ def _warnings(
                    "describe the import, not the capture.")
     if _before_2000(first_wall):
         assert first_wall is not None
-        when = dt.datetime.fromtimestamp(first_wall / _NS, dt.UTC)
+        when = dt.datetime.fromtimestamp(first_wall / NS_PER_S, dt.UTC)
         return [f"Receive times start at {when:%Y-%m-%d %H:%M:%S} UTC, before 2000: they "
                 "were invented on import (Recording.from_frames without times?), "
                 + consequence]
@@ -845,19 +845,19 @@ def _connections(timeline: pl.DataFrame, seen: pl.DataFrame, end: int) -> pl.Dat
         if (last is not None and last["closed_mono_ns"] is not None
                 and last["downtime_after_s"] is None
                 and not (last["reason"] or "").startswith(END_OF_SESSION)):
-            last["downtime_after_s"] = max(0, until - last["closed_mono_ns"]) / _NS
+            last["downtime_after_s"] = max(0, until - last["closed_mono_ns"]) / NS_PER_S
 
     for event in timeline.iter_rows(named=True):
         if event["kind"] == "open":
             if rows and rows[-1]["closed_mono_ns"] is None and rows[-1]["connected_s"] is None:
-                rows[-1]["connected_s"] = (event["mono_ns"] - rows[-1]["opened_mono_ns"]) / _NS
+                rows[-1]["connected_s"] = (event["mono_ns"] - rows[-1]["opened_mono_ns"]) / NS_PER_S
             close_downtime(event["mono_ns"] if stopped_at is None else stopped_at)
             stopped_at = None
             first = first_message.get(event["generation"])
             rows.append({
                 "generation": event["generation"], "opened_mono_ns": event["mono_ns"],
                 "opened_wall_ns": event["wall_ns"],
-                "first_message_s": None if first is None else (first - event["mono_ns"]) / _NS,
+                "first_message_s": None if first is None else (first - event["mono_ns"]) / NS_PER_S,
                 "closed_mono_ns": None, "code": None, "reason": None, "category": None,
                 "connected_s": None, "downtime_after_s": None,
             })
@@ -865,12 +865,12 @@ def _connections(timeline: pl.DataFrame, seen: pl.DataFrame, end: int) -> pl.Dat
             row = rows[-1]
             row.update(closed_mono_ns=event["mono_ns"], code=event["code"],
                        reason=event["reason"], category=event["category"],
-                       connected_s=(event["mono_ns"] - row["opened_mono_ns"]) / _NS)
+                       connected_s=(event["mono_ns"] - row["opened_mono_ns"]) / NS_PER_S)
         elif event["kind"] == "stop" and stopped_at is None:
             stopped_at = event["mono_ns"]
     if rows:
         if rows[-1]["connected_s"] is None:  # still open at the end
-            rows[-1]["connected_s"] = (end - rows[-1]["opened_mono_ns"]) / _NS
+            rows[-1]["connected_s"] = (end - rows[-1]["opened_mono_ns"]) / NS_PER_S
         # Closed by the peer or the network and never reopened: the session ended
         # disconnected, so the downtime runs to its end.
         close_downtime(end if stopped_at is None else stopped_at)
@@ -890,8 +890,8 @@ def _silences(
         if allowed:  # never judged: the gaps between messages beyond the threshold
             gaps = pl.DataFrame({"start": received.shift(1), "end": received}).drop_nulls()
             for start, stop in gaps.filter(
-                    (pl.col("end") - pl.col("start")) > threshold * _NS).iter_rows():
-                length = (stop - start) / _NS
+                    (pl.col("end") - pl.col("start")) > threshold * NS_PER_S).iter_rows():
+                length = (stop - start) / NS_PER_S
                 rows.append((stream, "silent_ok", start, stop, length, threshold,
                              length - threshold, True))
             continue
@@ -913,8 +913,8 @@ def _silences(
 def _episode(stream: str, received: pl.Series, detected: int, stop: int, threshold: float,
              recovered: bool) -> tuple[Any, ...]:
     before = received.filter(received <= detected)
-    start = int(before[-1]) if before.len() else int(detected - threshold * _NS)
-    length = (stop - start) / _NS
+    start = int(before[-1]) if before.len() else int(detected - threshold * NS_PER_S)
+    length = (stop - start) / NS_PER_S
     return (stream, "stale", start, stop, length, threshold, max(0.0, length - threshold),
             recovered)
 
@@ -937,7 +937,7 @@ def _holes(
         if received.is_empty():
             continue
         cap = thresholds[stream][0] if stream in thresholds else None
-        gap = (pl.col("end") - pl.col("start")) / _NS
+        gap = (pl.col("end") - pl.col("start")) / NS_PER_S
         usual = gap.shift(1).rolling_quantile(0.99, window_size=rule.hole_window,
                                               min_samples=rule.hole_min_gaps)
         threshold = pl.max_horizontal(pl.lit(rule.min_hole_s), rule.hole_factor * usual)
@@ -965,7 +965,7 @@ def _streams(
     start: int,
     end: int,
 ) -> pl.DataFrame:
-    seconds = max(1, (end - start + _NS - 1) // _NS)
+    seconds = max(1, (end - start + NS_PER_S - 1) // NS_PER_S)
     rows = []
     for stream, received in times.items():
         full = rates.filter(stream=stream)["messages"]
@@ -986,10 +986,10 @@ def _streams(
 
 
 def _rates(times: dict[str, pl.Series], start: int, end: int) -> pl.DataFrame:
-    seconds = max(1, (end - start + _NS - 1) // _NS)
+    seconds = max(1, (end - start + NS_PER_S - 1) // NS_PER_S)
     parts = []
     for stream, received in times.items():
-        counts = ((received - start) // _NS).value_counts()
+        counts = ((received - start) // NS_PER_S).value_counts()
         parts.append(pl.DataFrame({"second": pl.int_range(0, seconds, eager=True)}).join(
             counts.rename({counts.columns[0]: "second"}).cast({"second": pl.Int64}),
             on="second", how="left").fill_null(0).select(

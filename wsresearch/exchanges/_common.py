@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
+from ..clock import NS_PER_S
 from ..config import ConnectionConfig, HeartbeatConfig
 from ..spec import FeedSpec, OutboundMessage, SpecOrigin
 
@@ -34,7 +35,6 @@ __all__ = [
     "check_symbols",
 ]
 
-_NS = 1_000_000_000
 
 
 def _scaled(value: Any, factor: int) -> int:
@@ -66,7 +66,7 @@ def _iso_ns(value: Any) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     seconds = int(moment.timestamp())
-    return seconds * _NS + int((fraction or "").ljust(9, "0")[:9] or 0)
+    return seconds * NS_PER_S + int((fraction or "").ljust(9, "0")[:9] or 0)
 
 
 _ISO = re.compile(
@@ -77,7 +77,7 @@ NsFromMs = Annotated[int, BeforeValidator(lambda v: _scaled(v, 1_000_000))]
 """Milliseconds since the epoch (number or text) → ns."""
 NsFromUs = Annotated[int, BeforeValidator(lambda v: _scaled(v, 1_000))]
 """Microseconds since the epoch (number or text) → ns."""
-NsFromSeconds = Annotated[int, BeforeValidator(lambda v: _scaled(v, _NS))]
+NsFromSeconds = Annotated[int, BeforeValidator(lambda v: _scaled(v, NS_PER_S))]
 """Seconds since the epoch with a fraction (``"1618678123.481570"``) → ns."""
 NsFromIso = Annotated[int, BeforeValidator(_iso_ns)]
 """ISO 8601 UTC text (``"2021-04-17T16:43:30.244075Z"``) → ns."""

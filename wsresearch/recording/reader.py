@@ -17,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ..clock import NS_PER_S
 from ..errors import RecordingFormatError
 from ..exchanges import rebuild
 from ..spec import FeedSpec
@@ -238,7 +239,7 @@ class Recording:
         messages = int((kinds == "frame").sum())
         closes = events.filter(pl.col("kind") == "close")
         codes = ", ".join(str(c) for c in closes["code"].to_list()) or "none"
-        duration = (int(events["mono_ns"].max()) - int(events["mono_ns"].min())) / 1e9  # type: ignore[arg-type]
+        duration = (int(events["mono_ns"].max()) - int(events["mono_ns"].min())) / NS_PER_S  # type: ignore[arg-type]
         state = "complete" if self.manifest.complete else "INCOMPLETE"
         times = self.manifest.receive_times
         # Only what is not this wsresearch's own clock is said: it changes how to read it.

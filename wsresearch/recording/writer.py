@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 from .._files import make_private_dirs, write_private, write_private_parquet
 from .._limits import INT64_MAX, INT64_MIN
+from ..clock import NS_PER_S
 from ..errors import RecordingError
 from ..redaction import (
     DEFAULT_REDACT,
@@ -82,7 +83,7 @@ class SegmentWriter:
 
     def __init__(self, path: Path, *, rotate_interval: float = 3600.0) -> None:
         self.path = path
-        self._rotate_ns = round(rotate_interval * 1e9)
+        self._rotate_ns = round(rotate_interval * NS_PER_S)
         self._started_wall_ns = 0
         self._locked = False  # this writer made the lock file: creating it is the lock
 

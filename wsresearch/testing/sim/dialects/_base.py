@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ....clock import NS_PER_S
 from ....spec import FeedSpec
 from ..market import Market
 
@@ -51,14 +52,14 @@ def to_ms(ns: int) -> int:
 
 def to_iso(ns: int) -> str:
     """Ns since the epoch as ISO 8601 UTC text with nine fractional digits."""
-    whole, rest = divmod(ns, 1_000_000_000)
+    whole, rest = divmod(ns, NS_PER_S)
     moment = dt.datetime.fromtimestamp(whole, dt.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{rest:09d}Z"
 
 
 def to_seconds(ns: int) -> str:
     """Ns as Kraken v1's decimal seconds, e.g. ``"1618678142.557535"``."""
-    whole, rest = divmod(ns, 1_000_000_000)
+    whole, rest = divmod(ns, NS_PER_S)
     return f"{whole}.{rest // 1000:06d}"
 
 
