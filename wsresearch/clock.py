@@ -13,12 +13,15 @@ the two, so the factor is written once for the whole package.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import heapq
 import itertools
+import re
 import time
-from typing import Protocol, runtime_checkable
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["NS_PER_S", "Clock", "SystemClock", "VirtualClock"]
+__all__ = ["NS_PER_S", "Clock", "SystemClock", "VirtualClock", "iso_ns", "scaled_ns"]
 
 NS_PER_S = 1_000_000_000
 """Nanoseconds per second: the one conversion between timestamps and durations."""
@@ -166,3 +169,57 @@ class VirtualClock:
 
     def __repr__(self) -> str:
         return f"VirtualClock(mono_ns={self._mono}, wall_ns={self._wall})"
+
+
+def scaled_ns(value: Any, factor: int) -> int:
+    """``value`` (a number or numeric text) times ``factor``, exactly, as an int.
+
+    How timestamps in other units become ns without a float's rounding: milliseconds
+    (``factor=1_000_000``), or seconds with a fraction (``NS_PER_S``).
+
+    Examples
+    --------
+    >>> scaled_ns("1618678123.481570", NS_PER_S)
+    1618678123481570000
+    """
+    if isinstance(value, bool):
+        raise ValueError("a timestamp cannot be a boolean")
+    if isinstance(value, int):
+        return value * factor
+    try:
+        exact = Decimal(str(value)) * factor
+    except InvalidOperation:
+        raise ValueError(f"not a number: {value!r}") from None
+    if not exact.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return int(exact.to_integral_value())
+
+
+_ISO = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9})\d*)?(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def iso_ns(value: Any) -> int:
+    """ISO 8601 text (up to 9 fractional digits; no zone means UTC) as ns since the epoch.
+
+    Exact to the digit given: Python's own parser stops at microseconds.
+
+    Examples
+    --------
+    >>> iso_ns("2021-04-17T12:00:00.123456789Z")
+    1618660800123456789
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected an ISO 8601 timestamp, got {value!r}")
+    match = _ISO.match(value)
+    if match is None:
+        raise ValueError(f"not an ISO 8601 UTC timestamp: {value!r}")
+    whole, fraction, zone = match.groups()
+    moment = dt.datetime.fromisoformat(whole + (zone if zone not in ("Z", None) else "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    seconds = int(moment.timestamp())
+    return seconds * NS_PER_S + int((fraction or "").ljust(9, "0")[:9] or 0)

@@ -679,18 +679,20 @@ class Feed:
     def _on_event(self, event: Event) -> None:
         """The feed's own subscriber: the recording, the connection timeline, resyncs."""
         recorder = self.recorder
-        if recorder is not None and not isinstance(event, Stopped) and not (
-                isinstance(event, ErrorRaised) and isinstance(event.error, RecordingError)):
-            # The recorder ends its session with its own stop event; a failed write is
-            # counted by the recorder, and recording it would only fail again.
+        # The recorder ends its session with its own stop event; a failed write is
+        # counted by the recorder, and recording it would only fail again.
+        recorded = recorder is not None and not isinstance(event, Stopped) and not (
+            isinstance(event, ErrorRaised) and isinstance(event.error, RecordingError))
+        on_timeline = isinstance(event, Opened | Closed | Stopped)
+        if recorded or on_timeline:
             kind, generation, columns = record_fields(event)
-            recorder.record(kind, generation, **columns)
-        if isinstance(event, Opened | Closed | Stopped):
-            kind, generation, columns = record_fields(event)
-            self._timeline.append((kind, generation, columns["mono_ns"], columns["wall_ns"],
-                                   columns.get("code"), columns.get("reason"),
-                                   columns.get("category"), columns.get("closed_by")))
-        elif isinstance(event, GapFound) and event.resync and (
+            if recorded:
+                assert recorder is not None
+                recorder.record(kind, generation, **columns)
+            if on_timeline:
+                row = {"kind": kind, "generation": generation, **columns}
+                self._timeline.append(tuple(row.get(name) for name in TIMELINE_SCHEMA))
+        if isinstance(event, GapFound) and event.resync and (
                 event.generation == self.manager.generation):
             self.manager.reconnect(f"resync: sequence gap on {event.channel} {event.gap.key!r}")
 

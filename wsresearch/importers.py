@@ -43,18 +43,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import calendar
 import gzip
 import io
 import json
 import os
 import re
 from collections.abc import Callable, Iterator
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Literal, get_args
 
-from .clock import NS_PER_S
+from .clock import NS_PER_S, iso_ns, scaled_ns
 from .recording import Recording
 from .recording.writer import Captured, write_events
 from .redaction import DEFAULT_REDACT
@@ -311,7 +310,7 @@ def _tardis(path: Path, url: str) -> Iterator[Captured]:
             continue
         match = _TARDIS_LINE.fullmatch(line)
         if match is not None:
-            wall, text = _iso_ns(match), match[9]
+            wall, text = iso_ns(line.partition(" ")[0]), match[9]
             _check_json(text, path, number)
         else:
             wall, text = _tardis_replay_line(line, path, number)
@@ -336,9 +335,9 @@ def _tardis_replay_line(line: str, path: Path, number: int) -> tuple[int, str]:
     # tardis-machine writes the message as the exchange sent it: keep that text.
     head = f"{_TARDIS_HEAD}{stamp}{_TARDIS_MIDDLE}"
     if line.startswith(head) and line.rstrip().endswith("}"):
-        return _iso_ns(match), line.rstrip()[len(head):-1]
+        return iso_ns(stamp), line.rstrip()[len(head):-1]
     text = message if isinstance(message, str) else json.dumps(message, separators=(",", ":"))
-    return _iso_ns(match), text
+    return iso_ns(stamp), text
 
 
 def _side_files(path: Path) -> Iterator[Captured]:
@@ -493,8 +492,8 @@ def _seconds(value: object, path: Path, number: int) -> int:
         raise ValueError(f"{path} line {number}: 'ts' must be seconds since the epoch, "
                          f"got {value!r}")
     try:
-        ns = int(Decimal(value if not isinstance(value, float) else repr(value)) * NS_PER_S)
-    except (InvalidOperation, ValueError, OverflowError):
+        ns = scaled_ns(value, NS_PER_S)  # a float by its shortest text: the digits written
+    except (ValueError, OverflowError):
         raise ValueError(f"{path} line {number}: 'ts' {value!r} is not a time") from None
     if not 0 <= ns < 2**63:
         raise ValueError(f"{path} line {number}: 'ts' {value!r} is out of range")
@@ -510,13 +509,6 @@ def _side_time(record: dict[str, Any], path: Path, number: int) -> int:
         return value
     return _seconds(record.get("ts"), path, number)
 
-
-def _iso_ns(match: re.Match[str]) -> int:
-    """Nanoseconds since the epoch of a matched ISO 8601 UTC time, to the digit given."""
-    year, month, day, hour, minute, second = (int(match[i]) for i in range(1, 7))
-    fraction = (match[7] or "").ljust(9, "0")
-    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
-    return seconds * NS_PER_S + int(fraction)
 
 
 def _index(value: object, name: str, path: Path, number: int) -> int:

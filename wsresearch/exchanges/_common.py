@@ -10,15 +10,13 @@ listed market; arithmetic on them is float arithmetic.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from ..clock import NS_PER_S
+from ..clock import NS_PER_S, iso_ns, scaled_ns
 from ..config import ConnectionConfig, HeartbeatConfig
 from ..spec import FeedSpec, OutboundMessage, SpecOrigin
 
@@ -37,49 +35,13 @@ __all__ = [
 
 
 
-def _scaled(value: Any, factor: int) -> int:
-    """``value`` (a number or numeric text) times ``factor``, exactly, as an int."""
-    if isinstance(value, bool):
-        raise ValueError("a timestamp cannot be a boolean")
-    if isinstance(value, int):
-        return value * factor
-    try:
-        exact = Decimal(str(value)) * factor
-    except InvalidOperation:
-        raise ValueError(f"not a number: {value!r}") from None
-    if not exact.is_finite():
-        raise ValueError(f"not a finite number: {value!r}")
-    return int(exact.to_integral_value())
-
-
-def _iso_ns(value: Any) -> int:
-    """ISO 8601 UTC text (up to 9 fractional digits) as ns since the epoch, exactly."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if not isinstance(value, str):
-        raise ValueError(f"expected an ISO 8601 timestamp, got {value!r}")
-    match = _ISO.match(value)
-    if match is None:
-        raise ValueError(f"not an ISO 8601 UTC timestamp: {value!r}")
-    whole, fraction, zone = match.groups()
-    moment = dt.datetime.fromisoformat(whole + (zone if zone not in ("Z", None) else "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    seconds = int(moment.timestamp())
-    return seconds * NS_PER_S + int((fraction or "").ljust(9, "0")[:9] or 0)
-
-
-_ISO = re.compile(
-    r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9})\d*)?(Z|[+-]\d{2}:?\d{2})?$"
-)
-
-NsFromMs = Annotated[int, BeforeValidator(lambda v: _scaled(v, 1_000_000))]
+NsFromMs = Annotated[int, BeforeValidator(lambda v: scaled_ns(v, 1_000_000))]
 """Milliseconds since the epoch (number or text) → ns."""
-NsFromUs = Annotated[int, BeforeValidator(lambda v: _scaled(v, 1_000))]
+NsFromUs = Annotated[int, BeforeValidator(lambda v: scaled_ns(v, 1_000))]
 """Microseconds since the epoch (number or text) → ns."""
-NsFromSeconds = Annotated[int, BeforeValidator(lambda v: _scaled(v, NS_PER_S))]
+NsFromSeconds = Annotated[int, BeforeValidator(lambda v: scaled_ns(v, NS_PER_S))]
 """Seconds since the epoch with a fraction (``"1618678123.481570"``) → ns."""
-NsFromIso = Annotated[int, BeforeValidator(_iso_ns)]
+NsFromIso = Annotated[int, BeforeValidator(iso_ns)]
 """ISO 8601 UTC text (``"2021-04-17T16:43:30.244075Z"``) → ns."""
 
 
