@@ -19,7 +19,7 @@ FLOORS = [
     ("base", {"clock", "errors", "redaction", "dedupe", "notebook", "_callbacks", "_files",
               "_limits", "_ports"}),
     ("settings and rules", {"config", "backoff", "policy", "sequence"}),
-    ("parts", {"events", "parser", "health", "frames", "queue", "normalize"}),
+    ("parts", {"events", "parser", "health", "frames", "queue", "normalize", "exactness"}),
     ("description", {"spec", "exchanges"}),
     ("core", {"pipeline"}),
     ("I/O", {"connection", "recording"}),

@@ -136,6 +136,9 @@ class FeedStats:
         Messages whose numbers had already been seen.
     sequence_out_of_order
         Messages that arrived late, inside a gap found earlier.
+    inexact
+        Valid messages holding a decimal number their float columns keep only
+        approximately (see :mod:`wsresearch.exactness`).
     oversized
         Connections closed with 1009 (message too big), by either side: a message
         over ``ConnectionConfig.max_message_size``, or a compressed one that would
@@ -168,6 +171,7 @@ class FeedStats:
     sequence_missing: int = 0
     sequence_repeats: int = 0
     sequence_out_of_order: int = 0
+    inexact: int = 0
     oversized: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -662,6 +666,7 @@ class Feed:
             sequence_missing=counts.sequence_missing,
             sequence_repeats=counts.sequence_repeats,
             sequence_out_of_order=counts.sequence_out_of_order,
+            inexact=counts.inexact,
             oversized=self.manager.closes[_MESSAGE_TOO_BIG],
         )
 

@@ -24,8 +24,9 @@ Every kind has the columns of :data:`COMMON`; then its own (:data:`KINDS`):
                        ``volume``, ``closed``
 =====================  ==========================================================================
 
-Prices and amounts are ``Float64`` here, for arithmetic; the native frame keeps each value
-exactly as the exchange sent it (``docs/normalized.md`` says where).
+Prices and amounts are ``Float64`` here, for arithmetic. A number the float does not keep
+exactly is counted, never lost silently, and :func:`wsresearch.exactness.exact` adds the
+exact decimal form beside the floats (``docs/normalized.md``, "Exact values").
 """
 
 from __future__ import annotations

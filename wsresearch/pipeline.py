@@ -43,6 +43,7 @@ from ._limits import INT64_MAX, INT64_MIN
 from .clock import Clock, SystemClock
 from .errors import ExchangeError, RecordingError, WebSocketError
 from .events import Dropped, ErrorRaised, Event, GapFound, HealthChanged
+from .exactness import inexact_numbers, may_be_inexact
 from .frames import ColumnCheck, FrameStore, polars_schema
 from .health import HealthMonitor, HealthTransition
 from .parser import (
@@ -105,6 +106,11 @@ class Counts:
         recording reports, not the exchange's error reports).
     sequence_gaps, sequence_missing, sequence_repeats, sequence_out_of_order
         Sequence outcomes (see :mod:`wsresearch.sequence`).
+    inexact
+        Valid messages holding a decimal number that their float columns keep only
+        approximately (more than 15 significant digits, see
+        :mod:`wsresearch.exactness`): stored with the nearest float, and counted so the
+        loss is never silent.
     """
 
     processed: int
@@ -120,6 +126,7 @@ class Counts:
     sequence_missing: int
     sequence_repeats: int
     sequence_out_of_order: int
+    inexact: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The counters as a plain dict."""
@@ -215,6 +222,8 @@ class Pipeline:
         self._generation = 0
         self._old_generation = 0
         self._handler_errors = 0
+        self._inexact = 0
+        self._inexact_channels: set[str] = set()  # warned about once each
         # Bound once: these run for every batch.
         self._parse_batch = self.parser.parse_batch
         self._observe = self.sequences.observe
@@ -290,6 +299,7 @@ class Pipeline:
             self._drop_old_generation([item for item in batch if item[1] != current])
         outcomes = self._parse_batch([item[0] for item in fresh], [item[2] for item in fresh])
         per_channel, observe = self._per_channel, self._observe
+        has_long_number = may_be_inexact
         rows: dict[str, list[Any]] = {}
         first: dict[str, int] = {}
         last: dict[str, int] = {}
@@ -319,6 +329,8 @@ class Pipeline:
                     bucket = rows[channel] = []
                 bucket.append((message.__dict__, generation, mono, wall, exchange_ns,
                                None if seq < 0 else seq))
+                if has_long_number(data):
+                    self._check_exactness(channel, data, seq)
                 if sequenced is not None:
                     sequence, sequence_key, group, spec_channel = sequenced
                     try:
@@ -368,6 +380,20 @@ class Pipeline:
             outcomes[index] = self.parser.refuse(items[index][0], channel, detail,
                                                  items[index][2])
         return [row for position, row in enumerate(bucket) if position not in bad]
+
+    def _check_exactness(self, channel: str, data: str | bytes, seq: int) -> None:
+        """Count a message holding a number its float columns keep only approximately."""
+        numbers = inexact_numbers(data)
+        if not numbers:
+            return
+        self._inexact += 1
+        if channel not in self._inexact_channels:
+            self._inexact_channels.add(channel)
+            log.warning(
+                "%s: %s has more digits than a float64 keeps; the row holds the nearest "
+                "float, the recording the exact text (message seq %s; counted in "
+                "counts.inexact, warned once per channel)", channel, numbers[0],
+                None if seq < 0 else seq)
 
     def _drop_old_generation(self, items: list[Received]) -> None:
         self._old_generation += len(items)
@@ -424,6 +450,7 @@ class Pipeline:
             sequence_missing=sequences["missing"],
             sequence_repeats=sequences[REPEAT],
             sequence_out_of_order=sequences[OUT_OF_ORDER],
+            inexact=self._inexact,
         )
 
     def frame(self, channel: str) -> pl.DataFrame:

@@ -691,7 +691,7 @@ def _from_recording(
         str(recording.path), start, end, timeline, frames_seen, outcomes, whole,
         _stream_times(result.frames, spec), result.frames, _thresholds(spec),
         result.health_transitions, result.sequence_by_channel, _sequenced(spec),
-        receive_times=times), rule)
+        _exactness_notes(result.counts), receive_times=times), rule)
 
 
 def _completeness(recording: Recording, events: pl.DataFrame) -> str:
@@ -720,6 +720,15 @@ def _outcomes(received: int, counts: Counts, live: dict[str, int]) -> dict[str, 
             **{f"reject:{k}": v for k, v in counts.rejects.items()}, **live}
 
 
+def _exactness_notes(counts: Counts) -> list[str]:
+    """A warning when messages held numbers their float columns keep only approximately."""
+    if not counts.inexact:
+        return []
+    return [f"{counts.inexact} message(s) hold a decimal number with more significant digits "
+            "than a float64 keeps (wsresearch.exactness): their rows hold the nearest float; "
+            "the recording keeps the exact text."]
+
+
 def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
     spec = feed.spec
     pipeline = feed.pipeline
@@ -737,7 +746,7 @@ def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
     recording = "not recording" if recorder is None else (
         f"to {recorder.path}: {recorder.failed_writes} failed write(s), {recorder.held} event(s) "
         f"held, {recorder.lost} lost")
-    notes = []
+    notes = _exactness_notes(pipeline.counts)
     if pipeline.store.max_rows is not None:
         notes.append(
             f"The feed keeps only the newest {pipeline.store.max_rows} rows per channel "

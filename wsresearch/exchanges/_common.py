@@ -5,7 +5,8 @@ the exchange's text (no float on the way: ``"1618678123.481570"`` seconds is
 ``1618678123481570000``). Prices and sizes become ``float64``: every decimal of
 up to 15 significant digits survives the round trip (``repr`` of the float
 gives the exchange's number back), which covers the tick sizes of every
-listed market; arithmetic on them is float arithmetic.
+listed market; arithmetic on them is float arithmetic. A longer number (volumes, open
+interest) is counted by the pipeline (:mod:`wsresearch.exactness`), never lost silently.
 """
 
 from __future__ import annotations
