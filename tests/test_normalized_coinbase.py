@@ -324,18 +324,41 @@ def connection() -> list[str]:
     ]
 
 
-def test_messages_of_unsubscribed_channels_advance_the_sequence(tmp_path: Path) -> None:
+def test_messages_of_unsubscribed_channels_are_control_and_advance_the_sequence(
+    tmp_path: Path,
+) -> None:
     spec = coinbase.spec(["BTC-USD"], ["market_trades"])
     result = replayed(connection(), spec, tmp_path / "r")
     stats = result.stats
     assert stats["invalid"] == stats["exchange_errors"] == 0
     assert stats["sequence_gaps"] == stats["sequence_missing"] == stats["sequence_repeats"] == 0
     assert result.frames["market_trades"].height == 3
-    # Kept as bare envelopes, with their wire channel, beside the acks.
+    # Counted as control, not kept as rows: only the ack is a row.
+    assert stats["control"] == 4  # l2_data, candles, some_new_channel, heartbeats
+    assert stats["ok"] == 4
     assert result.frames["subscriptions"].select("sequence_num", "channel").rows() == [
-        (0, "subscriptions"), (2, "l2_data"), (3, "candles"), (4, "some_new_channel"),
-        (6, "heartbeats")]
+        (0, "subscriptions")]
     assert result.normalized("trades")["side"].to_list() == ["buy"] * 3
+
+
+def test_without_counting_control_numbers_each_one_would_look_like_a_gap(tmp_path: Path) -> None:
+    """The connection-wide count is what prevents the false gaps."""
+    spec = coinbase.spec(["BTC-USD"], ["market_trades"])
+    assert spec.control_sequence is not None
+    blind = spec.model_copy(update={"control_sequence": None})
+    result = replay(Recording.from_frames(tmp_path / "r", connection(), spec=spec), blind)
+    assert result.stats["control"] == 4
+    # The trades numbered 5 and 7 follow numbers the channels never saw.
+    assert result.stats["sequence_gaps"] == 2
+    assert result.gaps.select("expected", "first").rows() == [(2, 5), (6, 7)]
+
+
+def test_a_gap_found_on_an_unsubscribed_channels_message_is_counted(tmp_path: Path) -> None:
+    lines = connection()
+    del lines[2]  # sequence_num 2: the next message, of an unsubscribed channel, shows the gap
+    result = replayed(lines, coinbase.spec(["BTC-USD"], ["market_trades"]), tmp_path / "r")
+    assert result.stats["sequence_gaps"] == 1
+    assert result.gaps.select("channel", "expected", "first").rows() == [("unsubscribed", 2, 3)]
 
 
 def test_a_lost_message_is_still_a_gap(tmp_path: Path) -> None:
@@ -351,8 +374,8 @@ def test_a_subscribed_channel_still_gets_its_own_rows(tmp_path: Path) -> None:
     spec = coinbase.spec(["BTC-USD"], ["market_trades", "level2", "candles", "heartbeats"])
     result = replayed(connection(), spec, tmp_path / "r")
     assert result.stats["sequence_gaps"] == 0
-    assert result.frames["subscriptions"]["channel"].to_list() == [
-        "subscriptions", "some_new_channel"]
+    assert result.stats["control"] == 1  # some_new_channel
+    assert result.frames["subscriptions"]["channel"].to_list() == ["subscriptions"]
     assert result.frames["heartbeats"].height == 1
 
 

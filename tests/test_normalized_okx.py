@@ -20,7 +20,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from wsresearch import Recording, replay
-from wsresearch.exchanges import okx
+from wsresearch.exchanges import adapter, okx
 from wsresearch.normalize import COMMON, KINDS
 from wsresearch.pipeline import Pipeline
 
@@ -256,6 +256,22 @@ def test_candles_are_served_apart_from_the_public_channels() -> None:
         okx.spec(["BTC-USDT"], ["trades", "candle1m"])
     with pytest.raises(ValueError, match="candle<bar> for a bar in \\['1s', '1m'"):
         okx.spec(["BTC-USDT"], ["candle7m"])
+
+
+def test_the_registry_names_both_endpoints_and_the_api_option_picks_one() -> None:
+    record = adapter("okx")
+    assert record.channels({"api": "business"}) == okx.CANDLE_CHANNELS
+    assert "candle1Dutc" in record.channels({"api": "business"})
+    assert record.channels() == okx.CHANNELS
+    business = okx.spec(api="business")
+    assert (business.url, business.channel_names) == (okx.BUSINESS_URL, ["candle1m"])
+    assert okx.spec(["BTC-USDT"], ["candle1H"]).origin.arguments["api"] == "business"
+    every = record.spec(channels=list(record.channels({"api": "business"})), api="business")
+    assert len(every.channels) == len(okx.CANDLE_CHANNELS)
+    with pytest.raises(ValueError, match="OKX's business API does not serve \\['trades'\\]"):
+        okx.spec(["BTC-USDT"], ["trades"], api="business")
+    with pytest.raises(ValueError, match="unknown OKX API 'v9'"):
+        okx.spec(api="v9")
 
 
 def test_liquidations_are_subscribed_by_the_symbols_instrument_types() -> None:

@@ -135,7 +135,7 @@ class ParseOutcome(NamedTuple):
         declared error type (``exchange_error``). ``None`` otherwise.
     message
         The validated model (for ``ok`` and ``duplicate``), the decoded JSON
-        (for ``exchange_error``), else ``None``.
+        (for ``exchange_error``, and ``control`` of a declared type), else ``None``.
     """
 
     status: str
@@ -514,7 +514,7 @@ class MessageParser:
         except (KeyError, TypeError):  # TypeError: type_of returned something unhashable
             if isinstance(type_name, str) and type_name in self._control:
                 self.counts[CONTROL] += 1
-                return _outcome(ParseOutcome, (CONTROL, type_name, None))
+                return _outcome(ParseOutcome, (CONTROL, type_name, decoded))
             if isinstance(type_name, str) and type_name in self._errors:
                 self.counts[EXCHANGE_ERROR] += 1
                 return _outcome(ParseOutcome, (EXCHANGE_ERROR, type_name, decoded))

@@ -57,7 +57,7 @@ from .parser import (
     Reject,
 )
 from .sequence import GAP, OUT_OF_ORDER, REPEAT, Seq, SequenceGap, SequenceTracker
-from .spec import Channel, FeedSpec
+from .spec import CONNECTION_GROUP, Channel, FeedSpec
 
 __all__ = ["Counts", "Pipeline", "Received"]
 
@@ -300,6 +300,7 @@ class Pipeline:
         outcomes = self._parse_batch([item[0] for item in fresh], [item[2] for item in fresh])
         per_channel, observe = self._per_channel, self._observe
         has_long_number = may_be_inexact
+        control_sequence = self.spec.control_sequence
         rows: dict[str, list[Any]] = {}
         first: dict[str, int] = {}
         last: dict[str, int] = {}
@@ -310,6 +311,10 @@ class Pipeline:
                 continue
             if status == EXCHANGE_ERROR:
                 self._exchange_error(channel, message, data)
+                continue
+            if status == CONTROL:
+                if control_sequence is not None:
+                    self._control_sequence(channel, message, generation, mono, seq)
                 continue
             stream, exchange_time, sequenced = per_channel[channel]
             if status == OK:
@@ -343,7 +348,7 @@ class Pipeline:
                         self.report(exc)
                         gap = None
                     if gap is not None:
-                        self._gap(gap, spec_channel, seq)
+                        self._gap(gap, spec_channel.name, spec_channel.resync_on_gap, seq)
             if stream not in last:
                 first[stream] = mono
             last[stream] = mono
@@ -401,10 +406,25 @@ class Pipeline:
             for item in items:
                 self.emit(Dropped(item[1], "old_generation", None if item[4] < 0 else item[4]))
 
-    def _gap(self, gap: SequenceGap, channel: Channel, seq: int) -> None:
+    def _control_sequence(self, type_name: str, decoded: Any, generation: int, mono: int,
+                          seq: int) -> None:
+        """Count a control message's number in the connection's sequence group."""
+        assert self.spec.control_sequence is not None  # checked by the caller
+        try:
+            value = self.spec.control_sequence(decoded)
+            if value is None:
+                return
+            gap = self._observe(CONNECTION_GROUP, type_name, None, value, generation, mono)[1]
+        except Exception as exc:  # the message stays counted as control, its number unchecked
+            self.report(exc)
+            return
+        if gap is not None:
+            self._gap(gap, type_name, False, seq)
+
+    def _gap(self, gap: SequenceGap, channel: str, resync: bool, seq: int) -> None:
         log.warning("sequence gap on %s %r: expected %d, got %d (%d missing)",
-                    channel.name, gap.key, gap.expected, gap.first, gap.missing)
-        self.emit(GapFound(gap, channel.resync_on_gap, None if seq < 0 else seq))
+                    channel, gap.key, gap.expected, gap.first, gap.missing)
+        self.emit(GapFound(gap, resync, None if seq < 0 else seq))
 
     def _exchange_error(self, channel: str, decoded: Any, data: str | bytes) -> None:
         text = data if isinstance(data, str) else repr(data)

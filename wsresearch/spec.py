@@ -32,10 +32,15 @@ from .normalize import KINDS, Normalizer, normalize
 from .redaction import DEFAULT_REDACT, mask, mask_auth, redact_url
 from .sequence import Seq
 
-__all__ = ["CHANNEL_NAME", "Channel", "FeedSpec", "OutboundMessage", "SpecOrigin"]
+__all__ = ["CHANNEL_NAME", "CONNECTION_GROUP", "Channel", "FeedSpec", "OutboundMessage",
+           "SpecOrigin"]
 
 CHANNEL_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.@:-]*$"
 """What a channel name may be: one safe path component (it names an export folder)."""
+
+CONNECTION_GROUP = "connection"
+"""The sequence group of numbers counted per connection over every message
+(``FeedSpec.control_sequence``; channels join it with ``sequence_group``)."""
 
 OutboundMessage = str | dict[str, Any] | list[Any]
 """A message to send: text as is, anything else as compact JSON."""
@@ -180,6 +185,14 @@ class FeedSpec(BaseModel):
     control_texts
         Whole messages that are not JSON but protocol chatter (OKX answers a
         ``ping`` with the text ``pong``): counted as ``control``.
+    control_sequence
+        For an exchange that numbers every message of a connection, whatever its
+        channel (Coinbase Advanced Trade's ``sequence_num``): maps a decoded
+        ``control`` message (an ack, a message of a channel the spec does not
+        subscribe) to its number, or ``None``. The number counts in the sequence
+        group :data:`CONNECTION_GROUP` (key ``None``), where the channels count
+        theirs, so a message the spec does not keep still moves the count on and
+        the next one makes no false gap.
     error_types
         Type names of the exchange's error reports (subscription rejected,
         invalid symbol): each is counted as ``exchange_error`` and reported
@@ -229,6 +242,7 @@ class FeedSpec(BaseModel):
     redact: tuple[str, ...] = DEFAULT_REDACT
     control: frozenset[str] = frozenset()
     control_texts: frozenset[str] = frozenset()
+    control_sequence: Callable[[Any], int | None] | None = None
     error_types: frozenset[str] = frozenset()
     error_text: Callable[[Any], str] | None = None
     description: str = ""

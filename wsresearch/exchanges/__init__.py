@@ -181,8 +181,10 @@ def _bybit() -> Adapter:
 def _okx() -> Adapter:
     from . import okx
 
-    return Adapter(name="okx", spec=okx.spec, apis={"v5": Api(okx.URL, okx.CHANNELS)},
-                   default_api="v5")
+    return Adapter(name="okx", spec=okx.spec,
+                   apis={"public": Api(okx.URL, okx.CHANNELS),
+                         "business": Api(okx.BUSINESS_URL, okx.CANDLE_CHANNELS)},
+                   default_api="public", api_option="api", options=("api",))
 
 
 def _generic() -> Adapter:

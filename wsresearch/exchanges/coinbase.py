@@ -8,8 +8,9 @@ included) share one sequence group. A message batches ``events``, each a
 snapshot or an update of several items; the channels explode them into one
 row per item (trade, ticker, book level, candle, product).
 Messages of a channel the spec does not subscribe (or that this module does
-not know) still take a ``sequence_num``: they are routed to ``subscriptions``
-as a bare envelope, so the count goes on without a false gap.
+not know) still take a ``sequence_num``: they are counted as ``control``
+(type ``unsubscribed``), and their number counts in the connection's sequence
+(``FeedSpec.control_sequence``), so the count goes on without a false gap.
 
 **Exchange** (``wss://ws-feed.exchange.coinbase.com``) subscribes all
 channels in one message; messages are flat objects routed by ``type``. Matches
@@ -28,7 +29,7 @@ See ``docs/exchanges/coinbase.md``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from operator import attrgetter
 from typing import Any, Literal
@@ -38,7 +39,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from ..config import ConnectionConfig, StreamConfig
 from ..normalize import Normalizer
-from ..spec import Channel, FeedSpec
+from ..spec import CONNECTION_GROUP, Channel, FeedSpec
 from ._common import (
     Flat,
     NsFromIso,
@@ -242,13 +243,7 @@ class AdvancedStatus(_Envelope):
 
 
 class AdvancedSubscriptions(_Envelope):
-    """A ``subscriptions`` ack, or the envelope of a message of a channel not subscribed.
-
-    Kept as a channel because every message takes a ``sequence_num``: a message
-    of a channel the spec does not hold (or that this module does not know) must
-    still move the connection's count on, or the next one would look like a gap.
-    ``channel`` is the wire name (``subscriptions`` for the acks).
-    """
+    """A ``subscriptions`` ack: what the connection is subscribed to, with its ``sequence_num``."""
 
     channel: str
 
@@ -268,22 +263,32 @@ def advanced_type_of(message: Any) -> str | None:
     return _ADVANCED_WIRE.get(channel) if isinstance(channel, str) else None
 
 
-def _advanced_route(chosen: frozenset[str], message: Any) -> str | None:
-    """:func:`advanced_type_of` within a spec: other channels' envelopes go to ``subscriptions``.
+UNSUBSCRIBED = "unsubscribed"
+"""The control type of a message of a channel the spec does not subscribe."""
 
-    Only a message that carries ``sequence_num`` is redirected: it was counted by
-    the exchange, so it must be counted here. Anything else keeps its type.
+
+def _advanced_route(chosen: frozenset[str], message: Any) -> str | None:
+    """:func:`advanced_type_of` within a spec: other channels' messages are :data:`UNSUBSCRIBED`.
+
+    Only a message that carries ``sequence_num`` is taken for one: it was counted by
+    the exchange, so its number must be counted here. Anything else keeps its type.
     """
     name = advanced_type_of(message)
     if name in chosen or name == "error" or not isinstance(message, dict):
         return name
     if isinstance(message.get("channel"), str) and "sequence_num" in message:
-        return "subscriptions"
+        return UNSUBSCRIBED
     return name
 
 
 def _connection_seq(message: _Envelope) -> int:
     return message.sequence_num
+
+
+def _control_seq(message: Any) -> int | None:
+    """The ``sequence_num`` of a decoded control message, where it is a number."""
+    value = message.get("sequence_num") if isinstance(message, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _advanced(name: str, model: type[BaseModel], explode: bool = True,
@@ -294,7 +299,7 @@ def _advanced(name: str, model: type[BaseModel], explode: bool = True,
         # sequence_num restarts on every connection: with the exchange's timestamp it
         # names one message, so a new connection's messages are never taken for repeats.
         dedupe_key=(attrgetter("sequence_num", "timestamp_ns")) if dedupe else None,
-        sequence=_connection_seq, sequence_group="connection",
+        sequence=_connection_seq, sequence_group=CONNECTION_GROUP,
         exchange_time=attrgetter("timestamp_ns"),
     )
 
@@ -575,13 +580,15 @@ def spec(
             {"type": "subscribe", "product_ids": names, "channel": name} for name in chosen
         ]
         type_of: Any = partial(_advanced_route, frozenset((*chosen, "subscriptions")))
-        control = frozenset[str]()
+        control = frozenset({UNSUBSCRIBED})
+        control_sequence: Callable[[Any], int | None] | None = _control_seq
     else:
         chosen = check_channels(channels or ("ticker", "matches", "heartbeat"),
                                 EXCHANGE_CHANNELS, "Coinbase Exchange")
         spec_channels = [channel for name in chosen for channel in _EXCHANGE[name]]
         subscribe = [{"type": "subscribe", "product_ids": names, "channels": chosen}]
         type_of, control = exchange_type_of, frozenset({"subscriptions"})
+        control_sequence = None
     streams = {channel.stream_name for channel in spec_channels}
     arguments: dict[str, Any] = {"symbols": names, "channels": chosen, "api": api}
     return assemble(
@@ -594,6 +601,7 @@ def spec(
         health={name: _HEALTH[name] for name in streams},
         connection=connection,
         control=control,
+        control_sequence=control_sequence,
         error_types=frozenset({"error"}),
         error_text=_error_text,
         description=f"Coinbase {api}: {', '.join(chosen)} on {', '.join(names)}",

@@ -35,9 +35,18 @@ from ..config import ConnectionConfig, StreamConfig
 from ..normalize import Normalizer
 from ..sequence import Seq
 from ..spec import Channel, FeedSpec
-from ._common import Flat, NsFromMs, app_ping, assemble, check_channels, check_symbols
+from ._common import (
+    Flat,
+    NsFromMs,
+    app_ping,
+    assemble,
+    check_channels,
+    check_choice,
+    check_symbols,
+)
 
 __all__ = [
+    "APIS",
     "BUSINESS_URL",
     "CANDLE_BARS",
     "CANDLE_CHANNELS",
@@ -512,11 +521,18 @@ def _error_text(report: dict[str, Any]) -> str:
     return f"{report.get('msg', report)} (code {report.get('code')})"
 
 
+APIS: dict[str, str] = {"public": URL, "business": BUSINESS_URL}
+"""OKX's two endpoints by name: ``public`` (:data:`CHANNELS`), ``business`` (the candles)."""
+
+_DEFAULT_CHANNELS = {"public": ("trades", "books"), "business": ("candle1m",)}
+
+
 def spec(
     symbols: Sequence[str] = ("BTC-USDT",),
-    channels: Sequence[str] = ("trades", "books"),
+    channels: Sequence[str] | None = None,
     url: str | None = None,
     *,
+    api: str | None = None,
     connection: ConnectionConfig | None = None,
     **overrides: Any,
 ) -> FeedSpec:
@@ -532,9 +548,13 @@ def spec(
         brings every instrument of those types.
     channels
         Any of :data:`CHANNELS` (served at :data:`URL`), or any of
-        :data:`CANDLE_CHANNELS` (served at :data:`BUSINESS_URL`), not both.
+        :data:`CANDLE_CHANNELS` (served at :data:`BUSINESS_URL`), not both. Default:
+        ``trades`` and ``books``, or ``candle1m`` for the ``business`` API.
     url
         Where to connect instead of OKX.
+    api
+        ``"public"`` or ``"business"`` (:data:`APIS`); by default, the one that serves
+        ``channels``.
     connection
         Connection settings.
     **overrides
@@ -543,8 +563,8 @@ def spec(
     Raises
     ------
     ValueError
-        For an unknown channel, candles together with other channels, or an
-        instrument id not spelled like OKX's.
+        For an unknown channel or API, candles together with other channels, channels
+        the API does not serve, or an instrument id not spelled like OKX's.
 
     Examples
     --------
@@ -553,6 +573,10 @@ def spec(
     >>> spec(["BTC-USDT"], ["candle1m"]).url
     'wss://ws.okx.com:8443/ws/v5/business'
     """
+    if api is not None:
+        check_choice("API", api, APIS, "OKX")
+    if channels is None:
+        channels = _DEFAULT_CHANNELS[api or "public"]
     if not isinstance(channels, str):  # check_channels says what a string is
         unknown = [c for c in channels if c not in _CHANNELS]
         if unknown:
@@ -565,12 +589,16 @@ def spec(
     if candles and len(candles) < len(chosen):
         raise ValueError(f"OKX serves candles at {BUSINESS_URL} and the other channels at "
                          f"{URL}: make one feed for {candles} and one for the others")
+    serving = "business" if candles else "public"
+    if api is not None and api != serving:
+        raise ValueError(f"OKX's {api} API does not serve {chosen}; they are on its {serving} "
+                         f"API ({APIS[serving]})")
     names = check_symbols(symbols, r"[A-Z0-9]{1,12}-[A-Z0-9]{1,12}(-[A-Z0-9]+){0,2}",
                           "BTC-USDT", "OKX", upper=True)
-    url = url or (BUSINESS_URL if candles else URL)
+    url = url or APIS[serving]
     connection = app_ping(connection or ConnectionConfig(), "ping", 20.0)
     args = [arg for channel in chosen for arg in _args(channel, names)]
-    arguments: dict[str, Any] = {"symbols": names, "channels": chosen}
+    arguments: dict[str, Any] = {"symbols": names, "channels": chosen, "api": serving}
     return assemble(
         "okx", arguments, overrides,
         url=url,
