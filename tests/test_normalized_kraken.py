@@ -247,6 +247,30 @@ def test_futures_trades_book_and_light_quotes(results: dict[str, ReplayResult]) 
     assert (lite["bid_price"], lite["ask_price"], lite["bid_amount"]) == (439.3, 439.6, None)
 
 
+def futures_trade(seq: int, kind: str, side: str) -> str:
+    """A futures ``trade`` delta as Kraken documents it."""
+    return json.dumps({"feed": "trade", "product_id": "PF_XBTUSD", "uid": f"u{seq}",
+                       "side": side, "type": kind, "seq": seq, "time": 1612269825817 + seq,
+                       "qty": 0.25 * seq, "price": 34900.0 + seq})
+
+
+def test_futures_liquidation_trades_are_the_liquidations_table(tmp_path: Path) -> None:
+    spec = kraken.spec(["PF_XBTUSD"], ["trade"], api="futures")
+    messages = [futures_trade(1, "fill", "buy"), futures_trade(2, "liquidation", "sell"),
+                futures_trade(3, "termination", "buy"), futures_trade(4, "liquidation", "buy")]
+    result = replayed(tmp_path, messages, spec)
+    assert not result.rejects
+    liquidations = result.normalized("liquidations")
+    assert liquidations.schema == pl.Schema(COMMON | KINDS["liquidations"])
+    assert liquidations.select("exchange", "symbol", "liquidation_id", "price", "amount",
+                               "side").rows() == [
+        ("kraken-futures", "PF_XBTUSD", "u2", 34902.0, 0.5, None),
+        ("kraken-futures", "PF_XBTUSD", "u4", 34904.0, 1.0, None)]
+    assert epochs(liquidations, "exchange_time") == [1612269825819 * MS, 1612269825821 * MS]
+    # They stay trades too, with the taker's side.
+    assert result.normalized("trades")["side"].to_list() == ["buy", "sell", "buy", "buy"]
+
+
 # -- v2: messages shaped as Kraken documents them --------------------------------------
 
 

@@ -595,6 +595,15 @@ def _futures_trades(native: pl.LazyFrame) -> pl.LazyFrame:
                                side=_taker_side(pl.col("side")), exchange_time="time_ns")
 
 
+def _futures_liquidations(native: pl.LazyFrame) -> pl.LazyFrame:
+    # Kraken has no liquidation feed: a trade of ``type`` "liquidation" is "the result of a
+    # user being liquidated from their position". Which side was liquidated it does not
+    # say (``side`` is the taker's, in the trades table), so ``side`` is null.
+    return native.filter(pl.col("type") == "liquidation").with_columns(
+        symbol="product_id", liquidation_id="uid", amount="qty",
+        side=pl.lit(None, pl.String), exchange_time="time_ns")
+
+
 def _futures_book_snapshot(native: pl.LazyFrame) -> pl.LazyFrame:
     return _levels(native.select("bids", "asks", *_KEEP, symbol="product_id",
                                  is_snapshot=pl.lit(True), exchange_time="timestamp_ns"), "qty")
@@ -652,7 +661,8 @@ _FUTURES_CHANNELS = {
         Channel(name="trade", model=FuturesTrade, dedupe_key=attrgetter("uid"),
                 sequence=attrgetter("seq"), sequence_key=attrgetter("product_id"),
                 sequence_group="trade", exchange_time=attrgetter("time_ns"),
-                normalized={"trades": _futures_trades}),
+                normalized={"trades": _futures_trades,
+                            "liquidations": _futures_liquidations}),
     ],
     "ticker_lite": [Channel(name="ticker_lite", model=FuturesTickerLite,
                             normalized={"quotes": _futures_lite_quotes})],
