@@ -40,6 +40,7 @@ import polars as pl
 
 from ._callbacks import notify, register
 from ._limits import INT64_MAX, INT64_MIN
+from .book import Book, Books
 from .clock import Clock, SystemClock
 from .errors import ExchangeError, RecordingError, WebSocketError
 from .events import Dropped, ErrorRaised, Event, GapFound, HealthChanged
@@ -224,6 +225,10 @@ class Pipeline:
         self._handler_errors = 0
         self._inexact = 0
         self._inexact_channels: set[str] = set()  # warned about once each
+        sync = spec.book_sync
+        self.books: Books | None = None if sync is None else Books(sync)
+        self._book_channels: frozenset[str] = frozenset() if sync is None else frozenset(
+            sync.channels)
         # Bound once: these run for every batch.
         self._parse_batch = self.parser.parse_batch
         self._observe = self.sequences.observe
@@ -301,6 +306,7 @@ class Pipeline:
         per_channel, observe = self._per_channel, self._observe
         has_long_number = may_be_inexact
         control_sequence = self.spec.control_sequence
+        book_channels = self._book_channels
         rows: dict[str, list[Any]] = {}
         first: dict[str, int] = {}
         last: dict[str, int] = {}
@@ -336,6 +342,8 @@ class Pipeline:
                                None if seq < 0 else seq))
                 if has_long_number(data):
                     self._check_exactness(channel, data, seq)
+                if channel in book_channels:
+                    self._apply_book(channel, message, mono, wall)
                 if sequenced is not None:
                     sequence, sequence_key, group, spec_channel = sequenced
                     try:
@@ -385,6 +393,31 @@ class Pipeline:
             outcomes[index] = self.parser.refuse(items[index][0], channel, detail,
                                                  items[index][2])
         return [row for position, row in enumerate(bucket) if position not in bad]
+
+    def _apply_book(self, channel: str, message: Any, mono: int, wall: int) -> None:
+        """Hand a book channel's message to the order books; a rule that raises is reported."""
+        assert self.books is not None  # only book channels come here
+        try:
+            self.books.apply(channel, message, mono, wall)
+        except Exception as exc:  # the message stays a row; the books say nothing of it
+            self.report(exc)
+
+    def book(self, symbol: str) -> Book:
+        """The order book of ``symbol`` (see :mod:`wsresearch.book`).
+
+        Raises
+        ------
+        ValueError
+            If the spec keeps no books (no book channel, or an exchange without a rule),
+            or no message of ``symbol`` has reached them.
+        """
+        if self.books is None:
+            raise ValueError(f"this feed keeps no order books: subscribe a book channel of "
+                             f"an exchange adapter (channels: {self.spec.channel_names})")
+        found = self.books.books.get(symbol)
+        if found is None:
+            raise ValueError(f"no book of {symbol!r} yet; books: {sorted(self.books.books)}")
+        return found
 
     def _check_exactness(self, channel: str, data: str | bytes, seq: int) -> None:
         """Count a message holding a number its float columns keep only approximately."""

@@ -34,6 +34,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from ._ports import check_port, listening_url
+from .book import Book, Books
 from .clock import NS_PER_S, VirtualClock
 from .health import HealthMonitor, HealthTransition
 from .normalize import normalize
@@ -81,6 +82,9 @@ class ReplayResult:
         ``stats`` is made from.
     spec
         The spec the recording was replayed with.
+    books
+        The order books at the end of the replay (:class:`~wsresearch.book.Books`), where
+        the spec keeps them; ``books.frame()`` is a row per book with its integrity counts.
     """
 
     frames: dict[str, pl.DataFrame]
@@ -92,6 +96,23 @@ class ReplayResult:
     sequence_by_channel: dict[str, dict[str, int]] = field(default_factory=dict)
     counts: Counts | None = None
     spec: FeedSpec | None = None
+    books: Books | None = None
+
+    def book(self, symbol: str) -> Book:
+        """The order book of ``symbol`` at the end of the replay (see :mod:`wsresearch.book`).
+
+        Raises
+        ------
+        ValueError
+            If the spec keeps no books, or none of ``symbol``.
+        """
+        if self.books is None:
+            raise ValueError("this replay kept no order books: its spec subscribes no book "
+                             "channel of an exchange with a book rule")
+        found = self.books.books.get(symbol)
+        if found is None:
+            raise ValueError(f"no book of {symbol!r}; books: {sorted(self.books.books)}")
+        return found
 
     def normalized(self, kind: str) -> pl.DataFrame:
         """The ``kind`` table of market data (``trades``, ``quotes``...) of this replay.
@@ -199,6 +220,7 @@ def replay(
         sequence_by_channel={k: dict(v) for k, v in pipeline.sequences.by_channel.items()},
         counts=counts,
         spec=spec,
+        books=pipeline.books,
     )
 
 

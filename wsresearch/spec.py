@@ -193,6 +193,10 @@ class FeedSpec(BaseModel):
         group :data:`CONNECTION_GROUP` (key ``None``), where the channels count
         theirs, so a message the spec does not keep still moves the count on and
         the next one makes no false gap.
+    book_sync
+        The exchange's rule for keeping order books from its book channels (a
+        :class:`~wsresearch.book.BookSync`; adapters set it when a book channel is
+        subscribed): the pipeline then keeps one book per symbol (``Feed.book``).
     error_types
         Type names of the exchange's error reports (subscription rejected,
         invalid symbol): each is counted as ``exchange_error`` and reported
@@ -243,6 +247,7 @@ class FeedSpec(BaseModel):
     control: frozenset[str] = frozenset()
     control_texts: frozenset[str] = frozenset()
     control_sequence: Callable[[Any], int | None] | None = None
+    book_sync: Any = None
     error_types: frozenset[str] = frozenset()
     error_text: Callable[[Any], str] | None = None
     description: str = ""

@@ -27,6 +27,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import Field, model_validator
 
+from ..book import Books, apply_levels, kraken_checksum
 from ..config import ConnectionConfig, StreamConfig
 from ..sequence import Seq
 from ..spec import Channel, FeedSpec
@@ -368,20 +369,33 @@ class V1Ticker(_V1Frame):
 
 
 class V1Level(Flat):
-    """One v1 book level; ``volume`` 0 removes it; ``republish`` marks a re-sent level."""
+    """One v1 book level; ``volume`` 0 removes it; ``republish`` marks a re-sent level.
+
+    ``price_text`` and ``volume_text`` keep the decimal text as sent, trailing zeros
+    included: Kraken's book checksum is computed on it.
+    """
 
     price: float
     volume: float
     timestamp_ns: NsFromSeconds
     republish: bool = False
+    price_text: str
+    volume_text: str
 
     @model_validator(mode="before")
     @classmethod
     def _from_list(cls, value: Any) -> Any:
         if isinstance(value, list) and len(value) >= 3:
             return {"price": value[0], "volume": value[1], "timestamp_ns": value[2],
-                    "republish": len(value) > 3 and value[3] == "r"}
+                    "republish": len(value) > 3 and value[3] == "r",
+                    "price_text": _text(value[0]), "volume_text": _text(value[1])}
         return value
+
+
+def _text(value: Any) -> Any:
+    """A number's text as sent (a JSON number's shortest form); anything else as it is."""
+    return value if isinstance(value, str) else repr(value) if isinstance(value, float) \
+        else str(value) if isinstance(value, int) else value
 
 
 class V1Book(_V1Frame):
@@ -407,6 +421,44 @@ class V1Book(_V1Frame):
             "bids": merged.get("bs" if snapshot else "b", []),
             "checksum": merged.get("c"),
         }
+
+
+class V1BookSync:
+    """Kraken v1 books: a snapshot, then updates checked against their CRC32 checksum.
+
+    An update applies its asks and bids, drops levels beyond the subscribed depth (Kraken
+    sends no deletion for them), then its checksum (the best 10 levels of each side, as
+    text) must match the book's; a mismatch makes the book invalid until a snapshot.
+    Updates before the first snapshot are ignored.
+    """
+
+    channels = frozenset({"book"})
+
+    def __init__(self, depth: int) -> None:
+        self.max_depth = depth
+
+    def apply(self, books: Books, channel: str, message: V1Book, mono_ns: int,
+              wall_ns: int) -> None:
+        book = books.book(message.pair)
+        times = [level.timestamp_ns for level in (*message.asks, *message.bids)]
+        if message.snapshot:
+            book.clear()
+            apply_levels(book, "ask", message.asks, "volume", text=True)
+            apply_levels(book, "bid", message.bids, "volume", text=True)
+            book.truncate()
+            book.stats.snapshots += 1
+            book.mark_valid(mono_ns)
+        elif book.valid:
+            apply_levels(book, "ask", message.asks, "volume", text=True)
+            apply_levels(book, "bid", message.bids, "volume", text=True)
+            book.truncate()
+            if message.checksum is not None:
+                if kraken_checksum(book) == message.checksum:
+                    book.stats.checksums_ok += 1
+                else:
+                    book.stats.checksums_failed += 1
+                    book.mark_invalid("checksum mismatch", mono_ns)
+        book.touched(mono_ns, wall_ns, max(times) if times else None)
 
 
 def v1_type_of(message: Any) -> str | None:
@@ -752,6 +804,7 @@ def spec(
     subscribe: list[dict[str, Any]]
     if api == "v2":
         spec_channels = [_V2_CHANNELS[name] for name in chosen]
+        book_sync: Any = None
         options = {"book": {"depth": book_depth}, "ohlc": {"interval": ohlc_interval}}
         subscribe = [{"method": "subscribe", "params": {"channel": name, "symbol": names}
                       | options.get(name, {})} for name in chosen]
@@ -759,12 +812,14 @@ def spec(
         connection = app_ping(connection, {"method": "ping"}, 30.0)
     elif api == "v1":
         spec_channels = [_V1_CHANNELS[name] for name in chosen]
+        book_sync = V1BookSync(book_depth) if "book" in chosen else None
         subscribe = [{"event": "subscribe", "pair": names, "subscription": {"name": name}
                       | ({"depth": book_depth} if name == "book" else {})} for name in chosen]
         type_of = v1_type_of
         control = frozenset({"heartbeat", "systemStatus", "subscriptionStatus", "pong"})
     else:
         spec_channels = [c for name in chosen for c in _FUTURES_CHANNELS[name]]
+        book_sync = None
         subscribe = [{"event": "subscribe", "feed": name, "product_ids": names}
                      for name in chosen]
         type_of, control = futures_type_of, _FUTURES_EVENTS_OK
@@ -781,6 +836,7 @@ def spec(
         health={name: _HEALTH[name] for name in streams},
         connection=connection,
         control=control,
+        book_sync=book_sync,
         error_types=frozenset({"error"}),
         error_text=_error_text,
         description=f"Kraken {api}: {', '.join(chosen)} on {', '.join(names)}",

@@ -1,0 +1,328 @@
+"""Order books: one L2 book per symbol, kept in sync by the exchange's own rules.
+
+An adapter that subscribes a book channel gives its spec a :class:`BookSync`: the
+exchange's rule for turning that channel's messages into book changes (snapshot or
+delta, sequence continuity, checksums). The pipeline hands it every valid message of
+those channels, in order, live and in replay, so a replay rebuilds the same books.
+
+A book is *valid* from its first snapshot until its rule finds it wrong (a sequence gap,
+a failed checksum): then it says so (``valid`` false, and why) until the next snapshot
+makes it whole again. Every book's integrity is counted (:class:`BookStats`): updates,
+checksums verified and failed, messages that left it crossed, resyncs, and the time it
+spent without a valid book.
+
+The levels are kept in :class:`sortedcontainers.SortedDict` (price → amount), chosen on
+measurement (``docs/books.md``): a researcher's book is read at the top after every
+message (best bid and ask, crossed check, checksums), and a sorted container answers
+that in O(log n), where the ``order-book`` library's C dict re-sorts on every ordered
+read (1.5 µs against 25 µs per level when the top is read every 20 levels).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import polars as pl
+from sortedcontainers import SortedDict  # type: ignore[import-untyped]  # no stubs
+
+__all__ = ["BOOK_COLUMNS", "Book", "BookStats", "BookSync", "Books", "kraken_checksum"]
+
+Side = Literal["bid", "ask"]
+
+BOOK_COLUMNS: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "valid": pl.Boolean(),
+    "reason": pl.String(),
+    "best_bid": pl.Float64(),
+    "best_ask": pl.Float64(),
+    "bid_levels": pl.Int64(),
+    "ask_levels": pl.Int64(),
+    "updates": pl.Int64(),
+    "snapshots": pl.Int64(),
+    "checksums_ok": pl.Int64(),
+    "checksums_failed": pl.Int64(),
+    "gaps": pl.Int64(),
+    "crossed": pl.Int64(),
+    "resyncs": pl.Int64(),
+    "invalid_s": pl.Float64(),
+}
+"""The columns of :meth:`Books.frame`: a row per book."""
+
+
+@dataclass(slots=True)
+class BookStats:
+    """One book's integrity counts.
+
+    Attributes
+    ----------
+    updates
+        Messages applied (snapshots included).
+    snapshots
+        Snapshots applied: the first, and each that made the book whole again.
+    checksums_ok, checksums_failed
+        Checksums verified against the book, and those that did not match.
+    gaps
+        Sequence breaks that made the book invalid.
+    crossed
+        Messages after which the best bid was at or above the best ask.
+    resyncs
+        Times the book went invalid after having been valid (each needs a new snapshot).
+    invalid_ns
+        Receive time spent without a valid book, from the first message of the symbol
+        (ns, on the pipeline's monotonic clock; the time since the last change not included).
+    """
+
+    updates: int = 0
+    snapshots: int = 0
+    checksums_ok: int = 0
+    checksums_failed: int = 0
+    gaps: int = 0
+    crossed: int = 0
+    resyncs: int = 0
+    invalid_ns: int = 0
+
+
+class Book:
+    """One symbol's L2 book: bids and asks by price, with the text each level was sent as.
+
+    Parameters
+    ----------
+    symbol
+        The symbol, as the exchange spells it.
+    max_depth
+        Levels kept per side (the subscribed depth); ``None`` keeps all.
+    """
+
+    __slots__ = ("_since", "_texts", "asks", "bids", "exchange_ns", "max_depth", "reason",
+                 "recv_mono_ns", "recv_wall_ns", "stats", "symbol", "valid")
+
+    def __init__(self, symbol: str, max_depth: int | None = None) -> None:
+        self.symbol = symbol
+        self.max_depth = max_depth
+        self.bids: SortedDict = SortedDict()  # price → amount; best is the last
+        self.asks: SortedDict = SortedDict()  # price → amount; best is the first
+        self._texts: dict[Side, dict[float, tuple[str, str]]] = {"bid": {}, "ask": {}}
+        self.valid = False
+        self.reason = "no snapshot yet"
+        self.stats = BookStats()
+        self.exchange_ns: int | None = None
+        self.recv_mono_ns: int | None = None
+        self.recv_wall_ns: int | None = None
+        self._since: int | None = None  # when it last went invalid (mono ns), while invalid
+
+    # -- changes -----------------------------------------------------------------------
+
+    def clear(self) -> None:
+        """Remove every level (before a snapshot)."""
+        self.bids.clear()
+        self.asks.clear()
+        self._texts["bid"].clear()
+        self._texts["ask"].clear()
+
+    def set(self, side: Side, price: float, amount: float,
+            text: tuple[str, str] | None = None) -> None:
+        """Set one level; an ``amount`` of 0 removes it. ``text``: price and amount as sent."""
+        levels = self.bids if side == "bid" else self.asks
+        if amount == 0:
+            levels.pop(price, None)
+            if text is not None:
+                self._texts[side].pop(price, None)
+            return
+        levels[price] = amount
+        if text is not None:
+            self._texts[side][price] = text
+
+    def truncate(self) -> None:
+        """Keep ``max_depth`` levels per side: levels pushed out are not sent as deletions."""
+        depth = self.max_depth
+        if depth is None:
+            return
+        sides: tuple[tuple[Side, SortedDict, int], ...] = (
+            ("bid", self.bids, 0), ("ask", self.asks, -1))
+        for side, levels, worst in sides:
+            texts = self._texts[side]
+            while len(levels) > depth:
+                price, _ = levels.popitem(worst)
+                texts.pop(price, None)
+
+    # -- state -------------------------------------------------------------------------
+
+    def mark_valid(self, mono_ns: int) -> None:
+        """The book is whole (a snapshot was applied)."""
+        if not self.valid and self._since is not None:
+            self.stats.invalid_ns += mono_ns - self._since
+        self.valid, self.reason, self._since = True, "", None
+
+    def mark_invalid(self, reason: str, mono_ns: int) -> None:
+        """The book is wrong or incomplete until the next snapshot; ``reason`` says why."""
+        if self.valid:
+            self.stats.resyncs += 1
+            self._since = mono_ns
+        self.valid, self.reason = False, reason
+
+    def touched(self, mono_ns: int, wall_ns: int, exchange_ns: int | None) -> None:
+        """One message was applied at these times: counted, and checked for a crossed book."""
+        if self._since is None and not self.valid:
+            self._since = mono_ns  # the first message of a symbol starts its invalid time
+        self.stats.updates += 1
+        self.recv_mono_ns, self.recv_wall_ns = mono_ns, wall_ns
+        if exchange_ns is not None:
+            self.exchange_ns = exchange_ns
+        if self.valid and self.crossed:
+            self.stats.crossed += 1
+
+    def invalid_ns(self, now_mono_ns: int | None = None) -> int:
+        """Time without a valid book so far (up to ``now_mono_ns``, or the last message)."""
+        now = now_mono_ns if now_mono_ns is not None else self.recv_mono_ns
+        open_ = 0 if self._since is None or now is None else max(0, now - self._since)
+        return self.stats.invalid_ns + open_
+
+    # -- reading -----------------------------------------------------------------------
+
+    @property
+    def best_bid(self) -> tuple[float, float] | None:
+        """The highest bid: ``(price, amount)``, or ``None`` on an empty side."""
+        return self.bids.peekitem(-1) if self.bids else None
+
+    @property
+    def best_ask(self) -> tuple[float, float] | None:
+        """The lowest ask: ``(price, amount)``, or ``None`` on an empty side."""
+        return self.asks.peekitem(0) if self.asks else None
+
+    @property
+    def mid(self) -> float | None:
+        """The mean of the best bid and ask prices; ``None`` if a side is empty."""
+        bid, ask = self.best_bid, self.best_ask
+        return None if bid is None or ask is None else (bid[0] + ask[0]) / 2
+
+    @property
+    def spread(self) -> float | None:
+        """Best ask minus best bid; ``None`` if a side is empty."""
+        bid, ask = self.best_bid, self.best_ask
+        return None if bid is None or ask is None else ask[0] - bid[0]
+
+    @property
+    def crossed(self) -> bool:
+        """Whether the best bid is at or above the best ask."""
+        return bool(self.bids and self.asks and self.bids.peekitem(-1)[0]
+                    >= self.asks.peekitem(0)[0])
+
+    def side(self, side: Side, n: int | None = None) -> list[tuple[float, float]]:
+        """The best ``n`` levels of one side (all by default), best first."""
+        if side == "bid":
+            prices: Iterator[float] = reversed(self.bids.keys())
+            levels = self.bids
+        else:
+            prices, levels = iter(self.asks.keys()), self.asks
+        out: list[tuple[float, float]] = []
+        for price in prices:
+            if n is not None and len(out) >= n:
+                break
+            out.append((price, levels[price]))
+        return out
+
+    def texts(self, side: Side, n: int) -> list[tuple[str, str]]:
+        """The best ``n`` levels of one side as the exchange wrote them, best first."""
+        texts = self._texts[side]
+        return [texts[price] for price, _ in self.side(side, n)]
+
+    def top(self, n: int = 10) -> pl.DataFrame:
+        """The best ``n`` levels of each side, as a frame.
+
+        Columns ``side``, ``level`` (0 is the best), ``price``, ``amount``.
+        """
+        rows = [(side, level, price, amount)
+                for side in ("bid", "ask")
+                for level, (price, amount) in enumerate(self.side(side, n))]
+        return pl.DataFrame(rows, orient="row", schema={
+            "side": pl.String, "level": pl.Int64, "price": pl.Float64, "amount": pl.Float64})
+
+    def __repr__(self) -> str:
+        state = "valid" if self.valid else f"invalid: {self.reason}"
+        return (f"Book({self.symbol!r}, bid={self.best_bid}, ask={self.best_ask}, "
+                f"levels={len(self.bids)}/{len(self.asks)}, {state})")
+
+
+class BookSync(Protocol):
+    """An exchange's rule for keeping books: what its book messages do to them."""
+
+    channels: frozenset[str]
+    """The channels whose messages change books."""
+    max_depth: int | None
+    """Levels kept per side (the subscribed depth); ``None`` keeps all."""
+
+    def apply(self, books: Books, channel: str, message: Any, mono_ns: int,
+              wall_ns: int) -> None:
+        """Apply one valid message of ``channel`` (in receive order) to ``books``."""
+        ...
+
+
+@dataclass
+class Books:
+    """Every book of one feed or replay, and the rule that keeps them.
+
+    Parameters
+    ----------
+    sync
+        The exchange's rule (the spec's ``book_sync``); its ``max_depth`` is each
+        book's.
+    """
+
+    sync: BookSync
+    books: dict[str, Book] = field(default_factory=dict)
+
+    def book(self, symbol: str) -> Book:
+        """The book of ``symbol``, made empty (and invalid) on first use."""
+        found = self.books.get(symbol)
+        if found is None:
+            found = self.books[symbol] = Book(symbol, self.sync.max_depth)
+        return found
+
+    def apply(self, channel: str, message: Any, mono_ns: int, wall_ns: int) -> None:
+        """Hand one valid message of a book channel to the rule."""
+        self.sync.apply(self, channel, message, mono_ns, wall_ns)
+
+    def __iter__(self) -> Iterator[Book]:
+        return iter(self.books.values())
+
+    def __len__(self) -> int:
+        return len(self.books)
+
+    def frame(self, now_mono_ns: int | None = None) -> pl.DataFrame:
+        """A row per book: its state, top of book and integrity counts (:data:`BOOK_COLUMNS`)."""
+        rows = []
+        for book in self.books.values():
+            s = book.stats
+            bid, ask = book.best_bid, book.best_ask
+            rows.append((book.symbol, book.valid, book.reason or None,
+                         None if bid is None else bid[0], None if ask is None else ask[0],
+                         len(book.bids), len(book.asks), s.updates, s.snapshots,
+                         s.checksums_ok, s.checksums_failed, s.gaps, s.crossed, s.resyncs,
+                         book.invalid_ns(now_mono_ns) / 1e9))
+        return pl.DataFrame(rows, orient="row", schema=BOOK_COLUMNS)
+
+
+def apply_levels(book: Book, side: Side, levels: Iterable[Any], amount: str = "amount",
+                 text: bool = False) -> None:
+    """Set each level of ``levels`` (objects with ``price`` and ``amount``) on one side."""
+    for level in levels:
+        size = getattr(level, amount)
+        book.set(side, level.price, size,
+                 (level.price_text, getattr(level, amount + "_text")) if text else None)
+
+
+def kraken_checksum(book: Book) -> int:
+    """Kraken's CRC32 of a book (unsigned 32 bits).
+
+    Over the best 10 asks then the best 10 bids: each price and amount as sent, with its
+    point and leading zeros removed, concatenated.
+    """
+    parts = []
+    for side in ("ask", "bid"):
+        for price, amount in book.texts(side, 10):
+            parts.append(price.replace(".", "").lstrip("0"))
+            parts.append(amount.replace(".", "").lstrip("0"))
+    return zlib.crc32("".join(parts).encode())
