@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from polars.testing import assert_frame_equal
 
 from wsresearch import Recording, replay
 from wsresearch.book import Book, kraken_checksum
+from wsresearch.exchanges import bybit, coinbase
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "recordings"
 KRAKEN_BOOK = DATA / "kraken_cryptofeed_2021-04-17_v1_book1000"
@@ -112,3 +114,76 @@ def test_book_reading_and_its_errors() -> None:
     result = replay(Recording.open(KRAKEN_BOOK))
     with pytest.raises(ValueError, match="no book of 'BTC/USD'; books: \\['ADA/XBT'"):
         result.book("BTC/USD")
+
+
+# -- Bybit and Coinbase: snapshot then changes, never crossed ---------------------------
+
+BYBIT = (Path(__file__).resolve().parent.parent / "data" / "bybit"
+         / "nautilus_bybit-history_2024-12-01_XRPUSDT_orderbook500_linear.jsonl.gz")
+COINBASE = DATA / "coinbase_cryptofeed_2021-04-17_exchange_level2_ticker_matches"
+
+
+def bybit_messages() -> list[str]:
+    return gzip.decompress(BYBIT.read_bytes()).decode().splitlines()
+
+
+def bybit_replay(messages: list[str], tmp_path: Path) -> object:
+    spec = bybit.spec(["XRPUSDT"], ["orderbook"], book_depth=500)
+    return replay(Recording.from_frames(tmp_path / "bybit", messages, spec=spec))
+
+
+def test_the_bybit_book_never_crosses_and_follows_every_delta(tmp_path: Path) -> None:
+    messages = bybit_messages()
+    result = bybit_replay(messages, tmp_path)
+    book = result.book("XRPUSDT")  # type: ignore[attr-defined]
+    assert book.valid and book.stats.updates == len(messages)
+    assert book.stats.crossed == 0 and book.stats.gaps == 0
+    assert len(book.bids) == len(book.asks) == 500
+    # The last delta's own levels are in the book as sent.
+    last = json.loads(messages[-1])["data"]
+    assert last["b"]
+    for price, size in last["b"]:
+        assert book.bids.get(float(price), 0.0) == float(size)
+
+
+def test_a_lost_bybit_delta_invalidates_the_book_until_a_snapshot(tmp_path: Path) -> None:
+    messages = bybit_messages()
+    del messages[10]
+    # A snapshot Bybit sends later: after a service restart, with u = 1.
+    again = json.loads(messages[0])
+    again["ts"] += 60_000
+    again["data"]["u"] = 1
+    result = bybit_replay([*messages, json.dumps(again)], tmp_path)
+    book = result.book("XRPUSDT")  # type: ignore[attr-defined]
+    assert (book.stats.gaps, book.stats.resyncs, book.stats.snapshots) == (1, 1, 2)
+    assert book.valid  # the snapshot at the end made it whole
+
+
+def test_coinbase_exchange_books_never_cross_and_are_all_valid() -> None:
+    result = replay(Recording.open(COINBASE))
+    books = result.books.frame()  # type: ignore[union-attr]
+    assert books.height == 10 and books["valid"].all()
+    assert books["crossed"].sum() == 0 and books["snapshots"].to_list() == [1] * 10
+    l2updates = result.frames["l2update"].height
+    assert books["updates"].sum() == l2updates + 10
+
+
+def test_coinbase_advanced_level2_documented_example_builds_a_book(tmp_path: Path) -> None:
+    lines = (Path(__file__).resolve().parent.parent / "data" / "coinbase"
+             / "docs_examples_level2.jsonl").read_text().splitlines()
+    spec = coinbase.spec(["BTC-USD"], ["level2"])
+    result = replay(Recording.from_frames(tmp_path / "cb", lines, spec=spec))
+    assert result.rejects == []
+    book = result.book("BTC-USD")
+    assert book.valid and not book.crossed
+    items = [i for line in lines for e in json.loads(line)["events"] for i in e["updates"]]
+    assert len(book.bids) + len(book.asks) == len(
+        {(i["side"], i["price_level"]) for i in items if float(i["new_quantity"]) > 0})
+
+
+def test_a_feed_spec_without_book_channels_keeps_no_books() -> None:
+    assert coinbase.spec(["BTC-USD"], ["market_trades"]).book_sync is None
+    result = replay(Recording.open(DATA / "kraken_cryptofeed_2021-04-17_v1_trade"))
+    assert result.books is None
+    with pytest.raises(ValueError, match="kept no order books"):
+        result.book("XBT/USD")

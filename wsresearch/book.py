@@ -96,8 +96,8 @@ class Book:
         Levels kept per side (the subscribed depth); ``None`` keeps all.
     """
 
-    __slots__ = ("_since", "_texts", "asks", "bids", "exchange_ns", "max_depth", "reason",
-                 "recv_mono_ns", "recv_wall_ns", "stats", "symbol", "valid")
+    __slots__ = ("_since", "_texts", "asks", "bids", "exchange_ns", "last_id", "max_depth",
+                 "reason", "recv_mono_ns", "recv_wall_ns", "stats", "symbol", "valid")
 
     def __init__(self, symbol: str, max_depth: int | None = None) -> None:
         self.symbol = symbol
@@ -111,6 +111,7 @@ class Book:
         self.exchange_ns: int | None = None
         self.recv_mono_ns: int | None = None
         self.recv_wall_ns: int | None = None
+        self.last_id: int | None = None  # the exchange's last update id, for its rule
         self._since: int | None = None  # when it last went invalid (mono ns), while invalid
 
     # -- changes -----------------------------------------------------------------------
@@ -247,7 +248,11 @@ class Book:
 
 
 class BookSync(Protocol):
-    """An exchange's rule for keeping books: what its book messages do to them."""
+    """An exchange's rule for keeping books: what its book messages do to them.
+
+    A rule keeps no state of its own (a spec, and its rule, may drive many pipelines):
+    what it must remember per symbol lives on the :class:`Book` (``last_id``).
+    """
 
     channels: frozenset[str]
     """The channels whose messages change books."""
@@ -303,6 +308,12 @@ class Books:
                          s.checksums_ok, s.checksums_failed, s.gaps, s.crossed, s.resyncs,
                          book.invalid_ns(now_mono_ns) / 1e9))
         return pl.DataFrame(rows, orient="row", schema=BOOK_COLUMNS)
+
+
+def apply_pairs(book: Book, side: Side, levels: Iterable[tuple[float, float]]) -> None:
+    """Set each ``(price, amount)`` level on one side; an amount of 0 removes it."""
+    for price, amount in levels:
+        book.set(side, price, amount)
 
 
 def apply_levels(book: Book, side: Side, levels: Iterable[Any], amount: str = "amount",

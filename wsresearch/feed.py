@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from .book import BOOK_COLUMNS, Book
 from .clock import NS_PER_S, Clock, SystemClock
 from .connection import CloseInfo, ConnectionState, WebSocketManager
 from .errors import QueueClosedError, RecordingError, WebSocketError
@@ -612,6 +613,31 @@ class Feed:
             For a kind that is not one of :data:`~wsresearch.normalize.KINDS`.
         """
         return self.pipeline.normalized(kind)
+
+    def book(self, symbol: str) -> Book:
+        """The order book of ``symbol`` as of now (see :mod:`wsresearch.book`).
+
+        ``book.best_bid``, ``best_ask``, ``mid``, ``spread``, ``top(n)`` (a frame),
+        ``valid`` (and ``reason`` when not), ``stats`` (integrity counts) and the last
+        update's times.
+
+        Raises
+        ------
+        ValueError
+            If the spec keeps no books, or none of ``symbol`` yet.
+        """
+        return self.pipeline.book(symbol)
+
+    @property
+    def books(self) -> pl.DataFrame:
+        """A row per order book: its state, top of book and integrity counts.
+
+        Empty when the spec keeps no books; columns :data:`~wsresearch.book.BOOK_COLUMNS`.
+        """
+        books = self.pipeline.books
+        if books is None:
+            return pl.DataFrame(schema=BOOK_COLUMNS)
+        return books.frame(self.clock.monotonic_ns())
 
     @property
     def connections(self) -> pl.DataFrame:

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 import polars as pl
 from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 
+from ..book import Books, apply_pairs
 from ..config import ConnectionConfig, StreamConfig
 from ..normalize import Normalizer
 from ..sequence import Seq
@@ -234,6 +235,44 @@ def _book_seq(book: OrderBook) -> Seq:
     return Seq(book.update_id, book.update_id, reset=book.type == "snapshot")
 
 
+class BookSync:
+    """Bybit v5 books: a snapshot, then deltas whose ``u`` is the previous one's + 1.
+
+    A snapshot (the first message, one re-sent "if there is a problem on Bybit's end", and
+    ``u`` = 1 after a service restart) replaces the book; a delta with any other ``u``
+    than the next makes the book invalid until the next snapshot. Size 0 removes a level.
+    No checksum.
+    """
+
+    channels = frozenset({"orderbook"})
+
+    def __init__(self, depth: int) -> None:
+        self.max_depth = depth
+
+    def apply(self, books: Books, channel: str, message: OrderBook, mono_ns: int,
+              wall_ns: int) -> None:
+        book = books.book(message.symbol)
+        if message.type == "snapshot":
+            book.clear()
+            apply_pairs(book, "bid", message.bids)
+            apply_pairs(book, "ask", message.asks)
+            book.truncate()
+            book.stats.snapshots += 1
+            book.mark_valid(mono_ns)
+        elif book.valid:
+            expected = (book.last_id or 0) + 1
+            if message.update_id != expected:
+                book.stats.gaps += 1
+                book.mark_invalid(f"update id {message.update_id} after {expected - 1}",
+                                  mono_ns)
+            else:
+                apply_pairs(book, "bid", message.bids)
+                apply_pairs(book, "ask", message.asks)
+                book.truncate()
+        book.last_id = message.update_id
+        book.touched(mono_ns, wall_ns, message.ts_ns)
+
+
 # Normalizers: native frame → one kind's columns (wsresearch.normalize).
 
 def _trades(native: pl.LazyFrame) -> pl.LazyFrame:
@@ -441,6 +480,7 @@ def spec(
         health={name: _HEALTH[name] for name in chosen},
         connection=connection,
         control=frozenset({"ack", "pong"}),
+        book_sync=BookSync(book_depth) if "orderbook" in chosen else None,
         error_types=frozenset({"error"}),
         error_text=_error_text,
         description=f"Bybit {category}: {', '.join(chosen)} on {', '.join(names)}",

@@ -37,6 +37,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import BaseModel, Field, model_validator
 
+from ..book import Book, Books, apply_pairs
 from ..config import ConnectionConfig, StreamConfig
 from ..normalize import Normalizer
 from ..spec import CONNECTION_GROUP, Channel, FeedSpec
@@ -367,6 +368,64 @@ _ADVANCED = {
 }
 
 
+class AdvancedBookSync:
+    """Advanced Trade books from ``level2``: snapshot events replace, updates change.
+
+    An event of type ``snapshot`` replaces a product's book, ``update`` events change it;
+    ``new_quantity`` 0 removes a level. Coinbase "guarantees delivery of all updates" on
+    ``level2`` and sends no checksum; the connection's ``sequence_num`` is checked by the
+    pipeline. Updates before a product's snapshot are ignored.
+    """
+
+    channels = frozenset({"level2"})
+    max_depth = None
+
+    def apply(self, books: Books, channel: str, message: AdvancedLevel2, mono_ns: int,
+              wall_ns: int) -> None:
+        touched: dict[str, Book] = {}
+        for item in message.items:
+            book = touched.get(item.product_id)
+            if book is None:
+                book = touched[item.product_id] = books.book(item.product_id)
+                if item.event == "snapshot":
+                    book.clear()
+                    book.stats.snapshots += 1
+                    book.mark_valid(mono_ns)
+            if book.valid:
+                book.set("bid" if item.side == "bid" else "ask", item.price_level,
+                         item.new_quantity)
+        for book in touched.values():
+            book.touched(mono_ns, wall_ns, message.timestamp_ns)
+
+
+class ExchangeBookSync:
+    """Exchange ``level2`` books: a ``snapshot`` on subscribing, then ``l2update`` changes.
+
+    ``buy`` is a bid, ``sell`` an ask; size 0 removes a level. No sequence, no checksum.
+    """
+
+    channels = frozenset({"snapshot", "l2update"})
+    max_depth = None
+
+    def apply(self, books: Books, channel: str, message: Any, mono_ns: int,
+              wall_ns: int) -> None:
+        book = books.book(message.product_id)
+        if channel == "snapshot":
+            book.clear()
+            apply_pairs(book, "bid", message.bids)
+            apply_pairs(book, "ask", message.asks)
+            book.stats.snapshots += 1
+            book.mark_valid(mono_ns)
+            exchange_ns = None
+        else:
+            if book.valid:
+                for change in message.changes:
+                    book.set("bid" if change.side == "buy" else "ask", change.price,
+                             change.size)
+            exchange_ns = message.time_ns
+        book.touched(mono_ns, wall_ns, exchange_ns)
+
+
 # -- Exchange ------------------------------------------------------------------------
 
 
@@ -582,6 +641,7 @@ def spec(
         type_of: Any = partial(_advanced_route, frozenset((*chosen, "subscriptions")))
         control = frozenset({UNSUBSCRIBED})
         control_sequence: Callable[[Any], int | None] | None = _control_seq
+        book_sync: Any = AdvancedBookSync() if "level2" in chosen else None
     else:
         chosen = check_channels(channels or ("ticker", "matches", "heartbeat"),
                                 EXCHANGE_CHANNELS, "Coinbase Exchange")
@@ -589,6 +649,7 @@ def spec(
         subscribe = [{"type": "subscribe", "product_ids": names, "channels": chosen}]
         type_of, control = exchange_type_of, frozenset({"subscriptions"})
         control_sequence = None
+        book_sync = ExchangeBookSync() if "level2" in chosen else None
     streams = {channel.stream_name for channel in spec_channels}
     arguments: dict[str, Any] = {"symbols": names, "channels": chosen, "api": api}
     return assemble(
@@ -602,6 +663,7 @@ def spec(
         connection=connection,
         control=control,
         control_sequence=control_sequence,
+        book_sync=book_sync,
         error_types=frozenset({"error"}),
         error_text=_error_text,
         description=f"Coinbase {api}: {', '.join(chosen)} on {', '.join(names)}",
