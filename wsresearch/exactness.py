@@ -14,7 +14,8 @@ So that no precision is lost silently:
   nearest to it does not give back. The pipeline runs it on each valid message (a scan
   of its bytes, about 0.4 µs for a 240-byte message; the exact check runs only on the
   rare numbers of 17 characters or more) and counts the messages holding one
-  (``Counts.inexact``); the quality report flags them. Their rows keep the nearest float;
+  (``Counts.inexact``); the quality report flags them. Long integers (ids, times) are
+  passed over at the cost of a substring search. Their rows keep the nearest float;
   the exact text is in the recording, which keeps every message as it arrived.
 - :func:`exact` adds, beside the float columns of a table, their fixed-precision form:
   ``Decimal(38, scale)`` columns holding the exchange's decimal value, for tick
@@ -59,7 +60,15 @@ def may_be_inexact(text: str | bytes) -> bool:
     ``False`` for almost every message.
     """
     data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
-    return _RUN in data.translate(_DIGITS_AND_POINT)
+    runs = data.translate(_DIGITS_AND_POINT)
+    start = runs.find(_RUN)
+    while start >= 0:  # a long run of digits: a decimal only if it holds a point
+        end = runs.find(b" ", start)
+        end = len(runs) if end < 0 else end
+        if b"." in data[start:end]:
+            return True
+        start = runs.find(_RUN, end)
+    return False
 
 
 def inexact_numbers(text: str | bytes) -> list[str]:
@@ -92,7 +101,10 @@ def _kept(number: str) -> bool:
     """Whether the float nearest ``number`` prints back as the same decimal value."""
     if number == ".":
         return True
-    return Decimal(number) == Decimal(repr(float(number)))
+    shortest = repr(float(number))
+    # The common case: the number is written as its float's shortest text (as JSON
+    # encoders write floats). Otherwise compare values: trailing zeros do not count.
+    return shortest == number or Decimal(number) == Decimal(shortest)
 
 
 def exact(frame: pl.DataFrame, columns: Iterable[str] | None = None,
