@@ -151,6 +151,15 @@ class Book:
 
     # -- state -------------------------------------------------------------------------
 
+    def snapshot_done(self, mono_ns: int) -> None:
+        """A snapshot's levels are all set (after :meth:`clear`): the book is whole.
+
+        Keeps the subscribed depth, counts the snapshot and marks the book valid.
+        """
+        self.truncate()
+        self.stats.snapshots += 1
+        self.mark_valid(mono_ns)
+
     def mark_valid(self, mono_ns: int) -> None:
         """The book is whole (a snapshot was applied)."""
         if not self.valid and self._since is not None:

@@ -256,9 +256,7 @@ class BookSync:
             book.clear()
             apply_pairs(book, "bid", message.bids)
             apply_pairs(book, "ask", message.asks)
-            book.truncate()
-            book.stats.snapshots += 1
-            book.mark_valid(mono_ns)
+            book.snapshot_done(mono_ns)
         elif book.valid:
             expected = (book.last_id or 0) + 1
             if message.update_id != expected:

@@ -389,8 +389,7 @@ class AdvancedBookSync:
                 book = touched[item.product_id] = books.book(item.product_id)
                 if item.event == "snapshot":
                     book.clear()
-                    book.stats.snapshots += 1
-                    book.mark_valid(mono_ns)
+                    book.snapshot_done(mono_ns)
             if book.valid:
                 book.set("bid" if item.side == "bid" else "ask", item.price_level,
                          item.new_quantity)
@@ -414,8 +413,7 @@ class ExchangeBookSync:
             book.clear()
             apply_pairs(book, "bid", message.bids)
             apply_pairs(book, "ask", message.asks)
-            book.stats.snapshots += 1
-            book.mark_valid(mono_ns)
+            book.snapshot_done(mono_ns)
             exchange_ns = None
         else:
             if book.valid:

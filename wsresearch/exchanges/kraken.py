@@ -445,9 +445,7 @@ class V1BookSync:
             book.clear()
             apply_levels(book, "ask", message.asks, "volume", text=True)
             apply_levels(book, "bid", message.bids, "volume", text=True)
-            book.truncate()
-            book.stats.snapshots += 1
-            book.mark_valid(mono_ns)
+            book.snapshot_done(mono_ns)
         elif book.valid:
             apply_levels(book, "ask", message.asks, "volume", text=True)
             apply_levels(book, "bid", message.bids, "volume", text=True)
