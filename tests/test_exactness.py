@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from wsresearch import Recording, quality_report, replay
-from wsresearch.exactness import exact, inexact_numbers, may_be_inexact
+from wsresearch.exactness import exact, inexact_numbers, may_be_inexact, may_be_inexact_batch
 from wsresearch.exchanges import okx
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -142,3 +142,14 @@ def test_exact_refuses_what_it_cannot_convert_with_a_clear_error() -> None:
         exact(frame, ["bad"])
     with pytest.raises(ValueError, match="more than the 38"):
         exact(pl.DataFrame({"wide": [1e25, 1e-20]}))
+
+
+def test_a_batch_is_scanned_once_and_any_suspect_message_makes_it_worth_checking() -> None:
+    plain = '{"p": "64999.99000000", "E": 1723161255308123456}'
+    long_ = '{"oi": "2216113.01000000309"}'
+    assert not may_be_inexact_batch([plain, plain])
+    assert may_be_inexact_batch([plain, long_, plain])
+    assert may_be_inexact_batch([plain.encode(), long_.encode()])  # binary messages too
+    assert not may_be_inexact_batch([])
+    # Two numbers that only meet across a message boundary are not one number.
+    assert not may_be_inexact_batch(['{"a": 12345678.9', '12345678}'])

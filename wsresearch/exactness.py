@@ -29,12 +29,12 @@ to an integer column, which holds it exactly or refuses the message.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 import polars as pl
 
-__all__ = ["exact", "inexact_numbers", "may_be_inexact"]
+__all__ = ["exact", "inexact_numbers", "may_be_inexact", "may_be_inexact_batch"]
 
 _FLOAT_DIGITS = 15
 """Significant digits a float64 always gives back (DBL_DIG)."""
@@ -71,6 +71,17 @@ def may_be_inexact(text: str | bytes) -> bool:
     return False
 
 
+def may_be_inexact_batch(texts: Sequence[str | bytes]) -> bool:
+    """Whether any of ``texts`` may hold a number to check: one scan for a whole batch."""
+    if not texts:
+        return False
+    try:
+        joined = "\n".join(texts)  # type: ignore[arg-type]  # bytes fall to the loop below
+    except TypeError:
+        return any(may_be_inexact(text) for text in texts)
+    return may_be_inexact(joined)
+
+
 def inexact_numbers(text: str | bytes) -> list[str]:
     """The decimal numbers in ``text`` that the nearest float64 does not give back.
 
@@ -102,9 +113,18 @@ def _kept(number: str) -> bool:
     if number == ".":
         return True
     shortest = repr(float(number))
-    # The common case: the number is written as its float's shortest text (as JSON
-    # encoders write floats). Otherwise compare values: trailing zeros do not count.
-    return shortest == number or Decimal(number) == Decimal(shortest)
+    # The common cases: the number is written as its float's shortest text (as JSON
+    # encoders write floats), or that with trailing zeros ("1618678123.481570").
+    # Otherwise compare the values exactly.
+    if shortest == number or ("e" not in shortest
+                              and _plain(shortest) == _plain(number)):
+        return True
+    return Decimal(number) == Decimal(shortest)
+
+
+def _plain(number: str) -> str:
+    """A decimal text without trailing zeros after its point (``"1.50"`` → ``"1.5"``)."""
+    return number.rstrip("0").rstrip(".") if "." in number else number
 
 
 def exact(frame: pl.DataFrame, columns: Iterable[str] | None = None,

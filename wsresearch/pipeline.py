@@ -44,7 +44,7 @@ from .book import Book, Books
 from .clock import Clock, SystemClock
 from .errors import ExchangeError, RecordingError, WebSocketError
 from .events import Dropped, ErrorRaised, Event, GapFound, HealthChanged
-from .exactness import inexact_numbers, may_be_inexact
+from .exactness import inexact_numbers, may_be_inexact, may_be_inexact_batch
 from .frames import ColumnCheck, FrameStore, polars_schema
 from .health import HealthMonitor, HealthTransition
 from .parser import (
@@ -304,7 +304,8 @@ class Pipeline:
             self._drop_old_generation([item for item in batch if item[1] != current])
         outcomes = self._parse_batch([item[0] for item in fresh], [item[2] for item in fresh])
         per_channel, observe = self._per_channel, self._observe
-        has_long_number = may_be_inexact
+        # One scan of the whole batch first: most batches hold no long number at all.
+        check_exactness = may_be_inexact_batch([item[0] for item in fresh])
         control_sequence = self.spec.control_sequence
         book_channels = self._book_channels
         rows: dict[str, list[Any]] = {}
@@ -340,7 +341,7 @@ class Pipeline:
                     bucket = rows[channel] = []
                 bucket.append((message.__dict__, generation, mono, wall, exchange_ns,
                                None if seq < 0 else seq))
-                if has_long_number(data):
+                if check_exactness and may_be_inexact(data):
                     self._check_exactness(channel, data, seq)
                 if channel in book_channels:
                     self._apply_book(channel, message, mono, wall)
