@@ -12,7 +12,9 @@ from polars.testing import assert_frame_equal
 
 from wsresearch import Recording, replay
 from wsresearch.book import Book, kraken_checksum
+from wsresearch.clock import VirtualClock
 from wsresearch.exchanges import bybit, coinbase
+from wsresearch.pipeline import Pipeline
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "recordings"
 KRAKEN_BOOK = DATA / "kraken_cryptofeed_2021-04-17_v1_book1000"
@@ -187,3 +189,76 @@ def test_a_feed_spec_without_book_channels_keeps_no_books() -> None:
     assert result.books is None
     with pytest.raises(ValueError, match="kept no order books"):
         result.book("XBT/USD")
+
+
+# -- Binance: synced from the REST snapshot taken in the same session ------------------
+
+BINANCE = {market: DATA / f"binance_hftbacktest_2024-08-08_{market}_btcusdt"
+           for market in ("spot", "usdm")}
+
+
+def drive(recording: Recording, events: pl.DataFrame | None = None) -> tuple[
+        dict[int, tuple[object, object]], dict[int, tuple[object, object]], Pipeline]:
+    """Feed a recording's events one at a time; the book's top after each synced diff,
+    and each bookTicker's best bid and ask, by update id."""
+    pipeline = Pipeline(recording.spec, VirtualClock(0, 0))  # type: ignore[arg-type]
+    pipeline.open_generation(1)
+    books: dict[int, tuple[object, object]] = {}
+    tickers: dict[int, tuple[object, object]] = {}
+    rows = (events if events is not None else recording.events()).select(
+        "kind", "seq", "generation", "mono_ns", "wall_ns", "data", "stream").iter_rows()
+    for kind, seq, generation, mono, wall, data, url in rows:
+        if kind == "rest":
+            pipeline.rest(url, data, mono, wall)
+        if kind != "frame":
+            continue
+        pipeline.process([(data, generation, mono, wall, seq)])
+        message = json.loads(data)["data"]
+        if message.get("e") == "depthUpdate":
+            book = pipeline.book(message["s"])
+            if book.valid and book.last_id == message["u"]:
+                books[message["u"]] = (book.best_bid, book.best_ask)
+        elif "A" in message:  # bookTicker
+            tickers[message["u"]] = ((float(message["b"]), float(message["B"])),
+                                     (float(message["a"]), float(message["A"])))
+    return books, tickers, pipeline
+
+
+@pytest.mark.parametrize(("market", "aligned"), [("spot", 95), ("usdm", 29)])
+def test_binance_books_synced_from_the_snapshot_match_book_ticker(market: str,
+                                                                  aligned: int) -> None:
+    books, tickers, pipeline = drive(Recording.open(BINANCE[market]))
+    common = sorted(set(books) & set(tickers))
+    assert len(common) == aligned
+    assert [u for u in common if books[u] != tickers[u]] == []
+    book = pipeline.book("BTCUSDT")
+    assert book.valid and book.stats.gaps == 0 and book.stats.crossed == 0
+    assert book.stats.snapshots == 1
+
+
+@pytest.mark.parametrize("market", ["spot", "usdm"])
+def test_a_binance_book_is_not_valid_before_its_snapshot(market: str) -> None:
+    recording = Recording.open(BINANCE[market])
+    events = recording.events()
+    rest_at = events.filter(kind="rest")["seq"].item()
+    before = events.filter(pl.col("seq") < rest_at)
+    _, _, pipeline = drive(recording, before)
+    book = pipeline.book("BTCUSDT")
+    assert not book.valid and book.reason == "no snapshot yet"
+    assert len(book.bids) == 0 and len(book.pending) > 0  # held, not applied
+    # A recording without the snapshot replays with the book invalid throughout.
+    _, _, blind = drive(recording, events.filter(pl.col("kind") != "rest"))
+    assert not blind.book("BTCUSDT").valid
+
+
+def test_a_lost_binance_diff_invalidates_the_book(tmp_path: Path) -> None:
+    recording = Recording.open(BINANCE["spot"])
+    events = recording.events()
+    rest_at = events.filter(kind="rest")["seq"].item()
+    diffs = events.filter((pl.col("kind") == "frame") & (pl.col("seq") > rest_at + 50)
+                          & pl.col("data").str.contains("depthUpdate"))
+    lost = diffs["seq"][0]
+    _, _, pipeline = drive(recording, events.filter(pl.col("seq") != lost))
+    book = pipeline.book("BTCUSDT")
+    assert not book.valid and book.stats.gaps == 1 and book.stats.resyncs == 1
+    assert book.reason.startswith("update ids ")

@@ -1,6 +1,6 @@
 """Order books: one L2 book per symbol, kept in sync by the exchange's own rules.
 
-An adapter that subscribes a book channel gives its spec a :class:`BookSync`: the
+An adapter that subscribes a book channel gives its spec a :class:`BookRule`: the
 exchange's rule for turning that channel's messages into book changes (snapshot or
 delta, sequence continuity, checksums). The pipeline hands it every valid message of
 those channels, in order, live and in replay, so a replay rebuilds the same books.
@@ -21,16 +21,21 @@ read (1.5 µs against 25 µs per level when the top is read every 20 levels).
 from __future__ import annotations
 
 import zlib
+from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import polars as pl
 from sortedcontainers import SortedDict  # type: ignore[import-untyped]  # no stubs
 
-__all__ = ["BOOK_COLUMNS", "Book", "BookStats", "BookSync", "Books", "kraken_checksum"]
+__all__ = ["BOOK_COLUMNS", "Book", "BookStats", "BookRule", "Books", "kraken_checksum"]
 
 Side = Literal["bid", "ask"]
+
+MAX_PENDING = 10_000
+"""Messages a book holds while it waits for a snapshot (the oldest go first)."""
 
 BOOK_COLUMNS: dict[str, pl.DataType] = {
     "symbol": pl.String(),
@@ -96,8 +101,9 @@ class Book:
         Levels kept per side (the subscribed depth); ``None`` keeps all.
     """
 
-    __slots__ = ("_since", "_texts", "asks", "bids", "exchange_ns", "last_id", "max_depth",
-                 "reason", "recv_mono_ns", "recv_wall_ns", "stats", "symbol", "valid")
+    __slots__ = ("_since", "_texts", "asks", "bids", "bridged", "exchange_ns", "last_id",
+                 "max_depth", "pending", "reason", "recv_mono_ns", "recv_wall_ns", "stats",
+                 "symbol", "valid")
 
     def __init__(self, symbol: str, max_depth: int | None = None) -> None:
         self.symbol = symbol
@@ -112,6 +118,10 @@ class Book:
         self.recv_mono_ns: int | None = None
         self.recv_wall_ns: int | None = None
         self.last_id: int | None = None  # the exchange's last update id, for its rule
+        # For rules that sync from a snapshot taken beside the stream (Binance): whether
+        # the stream has joined the snapshot yet, and the messages held until it can.
+        self.bridged = False
+        self.pending: deque[Any] = deque(maxlen=MAX_PENDING)
         self._since: int | None = None  # when it last went invalid (mono ns), while invalid
 
     # -- changes -----------------------------------------------------------------------
@@ -256,22 +266,30 @@ class Book:
                 f"levels={len(self.bids)}/{len(self.asks)}, {state})")
 
 
-class BookSync(Protocol):
+class BookRule(ABC):
     """An exchange's rule for keeping books: what its book messages do to them.
 
     A rule keeps no state of its own (a spec, and its rule, may drive many pipelines):
-    what it must remember per symbol lives on the :class:`Book` (``last_id``).
+    what it must remember per symbol lives on the :class:`Book` (``last_id``,
+    ``bridged``, ``pending``).
     """
 
     channels: frozenset[str]
     """The channels whose messages change books."""
-    max_depth: int | None
+    max_depth: int | None = None
     """Levels kept per side (the subscribed depth); ``None`` keeps all."""
 
+    @abstractmethod
     def apply(self, books: Books, channel: str, message: Any, mono_ns: int,
               wall_ns: int) -> None:
         """Apply one valid message of ``channel`` (in receive order) to ``books``."""
-        ...
+
+    def on_rest(self, books: Books, url: str | None, body: str, mono_ns: int,  # noqa: B027
+                wall_ns: int) -> None:
+        """A REST response taken beside the stream (a book snapshot), in receive order.
+
+        Exchanges whose books need none ignore it.
+        """
 
 
 @dataclass
@@ -285,7 +303,7 @@ class Books:
         book's.
     """
 
-    sync: BookSync
+    sync: BookRule
     books: dict[str, Book] = field(default_factory=dict)
 
     def book(self, symbol: str) -> Book:
@@ -298,6 +316,10 @@ class Books:
     def apply(self, channel: str, message: Any, mono_ns: int, wall_ns: int) -> None:
         """Hand one valid message of a book channel to the rule."""
         self.sync.apply(self, channel, message, mono_ns, wall_ns)
+
+    def rest(self, url: str | None, body: str, mono_ns: int, wall_ns: int) -> None:
+        """Hand a REST response (a book snapshot) to the rule."""
+        self.sync.on_rest(self, url, body, mono_ns, wall_ns)
 
     def __iter__(self) -> Iterator[Book]:
         return iter(self.books.values())

@@ -403,6 +403,19 @@ class Pipeline:
         except Exception as exc:  # the message stays a row; the books say nothing of it
             self.report(exc)
 
+    def rest(self, url: str | None, body: str, mono_ns: int, wall_ns: int) -> None:
+        """A REST response taken beside the stream (a book snapshot), in receive order.
+
+        The order books' rule takes it (Binance syncs its books from one); without books
+        it is ignored. A response the rule cannot read is reported, never raised.
+        """
+        if self.books is None:
+            return
+        try:
+            self.books.rest(url, body, mono_ns, wall_ns)
+        except Exception as exc:
+            self.report(exc)
+
     def book(self, symbol: str) -> Book:
         """The order book of ``symbol`` (see :mod:`wsresearch.book`).
 

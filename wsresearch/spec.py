@@ -195,7 +195,7 @@ class FeedSpec(BaseModel):
         the next one makes no false gap.
     book_sync
         The exchange's rule for keeping order books from its book channels (a
-        :class:`~wsresearch.book.BookSync`; adapters set it when a book channel is
+        :class:`~wsresearch.book.BookRule`; adapters set it when a book channel is
         subscribed): the pipeline then keeps one book per symbol (``Feed.book``).
     error_types
         Type names of the exchange's error reports (subscription rejected,

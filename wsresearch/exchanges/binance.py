@@ -22,14 +22,17 @@ tables name the exchange ``binance`` (spot) or ``binance-usdm``. See
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Sequence
 from operator import attrgetter
 from typing import Annotated, Any
+from urllib.parse import parse_qs, urlsplit
 
 import polars as pl
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from ..book import Book, BookRule, Books, apply_pairs
 from ..config import ConnectionConfig, StreamConfig
 from ..sequence import Seq
 from ..spec import Channel, FeedSpec
@@ -400,6 +403,107 @@ def _usdm_url(channels: Sequence[str]) -> str:
     return USDM_ENDPOINTS["public"]
 
 
+REST_DEPTH: dict[str, str] = {
+    "spot": "https://api.binance.com/api/v3/depth",
+    "usdm": "https://fapi.binance.com/fapi/v1/depth",
+}
+"""Where each market serves its book snapshot (``?symbol=BTCUSDT&limit=1000``)."""
+
+
+class BookSync(BookRule):
+    """Binance books: a REST snapshot, joined by the ``depth`` diffs that follow it.
+
+    As Binance specifies ("How to manage a local order book correctly"): diffs are held
+    until a snapshot arrives; those it already holds (``u`` ≤ its ``lastUpdateId``) are
+    dropped; the first one applied must straddle it (spot: ``U`` ≤ lastUpdateId + 1 ≤
+    ``u``; USD-M: ``U`` ≤ lastUpdateId ≤ ``u``); each after that must follow the last
+    (spot: ``U`` = previous ``u`` + 1; USD-M: ``pu`` = previous ``u``). A diff that does
+    not makes the book invalid until the next snapshot. A snapshot older than the first
+    diff held (spot: lastUpdateId + 1 < ``U``) cannot be joined: the book waits for another.
+    """
+
+    channels = frozenset({"depth"})
+
+    def __init__(self, symbols: Sequence[str], futures: bool) -> None:
+        self.symbols = [s.upper() for s in symbols]
+        self.futures = futures
+
+    def apply(self, books: Books, channel: str, message: Depth, mono_ns: int,
+              wall_ns: int) -> None:
+        book = books.book(message.symbol)
+        if book.bridged:
+            self._follow(book, message, mono_ns)
+        else:
+            book.pending.append(message)  # until a snapshot it can join
+        book.touched(mono_ns, wall_ns, message.event_time_ns)
+
+    def on_rest(self, books: Books, url: str | None, body: str, mono_ns: int,
+                wall_ns: int) -> None:
+        snapshot = json.loads(body)
+        if not isinstance(snapshot, dict) or "lastUpdateId" not in snapshot:
+            raise ValueError(f"a Binance depth snapshot has a lastUpdateId: {body[:80]!r}")
+        book = books.book(self._symbol_of(url))
+        book.clear()
+        for side, key in (("bid", "bids"), ("ask", "asks")):
+            apply_pairs(book, side, ((float(p), float(q)) for p, q in snapshot[key]))  # type: ignore[arg-type]
+        last = int(snapshot["lastUpdateId"])
+        book.last_id, book.bridged = last, False
+        held = [m for m in book.pending if m.final_update_id >= last + (not self.futures)]
+        book.pending.clear()
+        if held and not self._joins(held[0], last):
+            book.mark_invalid(f"snapshot {last} older than the diffs held (U="
+                              f"{held[0].first_update_id})", mono_ns)
+            book.pending.extend(held)
+            return
+        book.snapshot_done(mono_ns)
+        for message in held:
+            if not book.valid:
+                book.pending.append(message)
+                continue
+            self._follow(book, message, mono_ns)
+
+    def _joins(self, message: Depth, last: int) -> bool:
+        """Whether ``message`` is the first diff after a snapshot at ``last``."""
+        if self.futures:
+            return message.first_update_id <= last <= message.final_update_id
+        return message.first_update_id <= last + 1 <= message.final_update_id
+
+    def _follow(self, book: Book, message: Depth, mono_ns: int) -> None:
+        """Apply a diff to a synced book, or mark the book invalid if one was missed."""
+        last = book.last_id
+        assert last is not None  # a synced book has one
+        if not book.bridged:
+            if message.final_update_id < last + (not self.futures):
+                return  # already in the snapshot
+            fits = self._joins(message, last)
+        elif message.final_update_id <= last:
+            return  # a repeat of one applied
+        elif self.futures and message.prev_final_update_id is not None:
+            fits = message.prev_final_update_id == last
+        else:
+            fits = message.first_update_id == last + 1
+        if not fits:
+            book.stats.gaps += 1
+            book.bridged = False
+            book.mark_invalid(f"update ids {message.first_update_id}..{message.final_update_id}"
+                              f" after {last}", mono_ns)
+            return
+        apply_pairs(book, "bid", message.bids)
+        apply_pairs(book, "ask", message.asks)
+        book.last_id, book.bridged = message.final_update_id, True
+
+    def _symbol_of(self, url: str | None) -> str:
+        """The snapshot's symbol: the URL's ``symbol=``, or the spec's only symbol."""
+        if url:
+            query = parse_qs(urlsplit(url).query)
+            if "symbol" in query:
+                return query["symbol"][0].upper()
+        if len(self.symbols) == 1:
+            return self.symbols[0]
+        raise ValueError(f"a depth snapshot without its URL's symbol= cannot be placed among "
+                         f"{self.symbols}")
+
+
 def _channels(chosen: Sequence[str]) -> list[Channel]:
     """The chosen channels; with ``trade`` too, ``aggTrade`` gives no ``trades`` rows.
 
@@ -498,6 +602,7 @@ def spec(
         health={name: _HEALTH[name] for name in chosen},
         connection=connection,
         control=frozenset({"ack"}),
+        book_sync=BookSync(names, market == "usdm") if "depth" in chosen else None,
         error_types=frozenset({"error"}),
         error_text=_error_text,
         description=f"Binance {market}: {', '.join(chosen)} on {', '.join(names)}",

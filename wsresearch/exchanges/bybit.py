@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 import polars as pl
 from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 
-from ..book import Books, apply_pairs
+from ..book import BookRule, Books, apply_pairs
 from ..config import ConnectionConfig, StreamConfig
 from ..normalize import Normalizer
 from ..sequence import Seq
@@ -235,7 +235,7 @@ def _book_seq(book: OrderBook) -> Seq:
     return Seq(book.update_id, book.update_id, reset=book.type == "snapshot")
 
 
-class BookSync:
+class BookSync(BookRule):
     """Bybit v5 books: a snapshot, then deltas whose ``u`` is the previous one's + 1.
 
     A snapshot (the first message, one re-sent "if there is a problem on Bybit's end", and

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import BaseModel, Field, model_validator
 
-from ..book import Book, Books, apply_pairs
+from ..book import Book, BookRule, Books, apply_pairs
 from ..config import ConnectionConfig, StreamConfig
 from ..normalize import Normalizer
 from ..spec import CONNECTION_GROUP, Channel, FeedSpec
@@ -368,7 +368,7 @@ _ADVANCED = {
 }
 
 
-class AdvancedBookSync:
+class AdvancedBookSync(BookRule):
     """Advanced Trade books from ``level2``: snapshot events replace, updates change.
 
     An event of type ``snapshot`` replaces a product's book, ``update`` events change it;
@@ -397,7 +397,7 @@ class AdvancedBookSync:
             book.touched(mono_ns, wall_ns, message.timestamp_ns)
 
 
-class ExchangeBookSync:
+class ExchangeBookSync(BookRule):
     """Exchange ``level2`` books: a ``snapshot`` on subscribing, then ``l2update`` changes.
 
     ``buy`` is a bid, ``sell`` an ask; size 0 removes a level. No sequence, no checksum.

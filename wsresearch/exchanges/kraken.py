@@ -27,7 +27,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import Field, model_validator
 
-from ..book import Books, apply_levels, kraken_checksum
+from ..book import BookRule, Books, apply_levels, kraken_checksum
 from ..config import ConnectionConfig, StreamConfig
 from ..sequence import Seq
 from ..spec import Channel, FeedSpec
@@ -423,7 +423,7 @@ class V1Book(_V1Frame):
         }
 
 
-class V1BookSync:
+class V1BookSync(BookRule):
     """Kraken v1 books: a snapshot, then updates checked against their CRC32 checksum.
 
     An update applies its asks and bids, drops levels beyond the subscribed depth (Kraken
