@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -13,7 +14,7 @@ from polars.testing import assert_frame_equal
 from wsresearch import Recording, replay
 from wsresearch.book import Book, kraken_checksum
 from wsresearch.clock import VirtualClock
-from wsresearch.exchanges import bybit, coinbase
+from wsresearch.exchanges import bybit, coinbase, okx
 from wsresearch.pipeline import Pipeline
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "recordings"
@@ -262,3 +263,95 @@ def test_a_lost_binance_diff_invalidates_the_book(tmp_path: Path) -> None:
     book = pipeline.book("BTCUSDT")
     assert not book.valid and book.stats.gaps == 1 and book.stats.resyncs == 1
     assert book.reason.startswith("update ids ")
+
+
+# -- OKX: snapshot and seqId links, checksums where sent ------------------------------
+
+OKX_CAPTURE = (Path(__file__).resolve().parent.parent / "data" / "okx"
+               / "cryptofeed_2022-05-13_v5_public_tickers_trades_books.jsonl.gz")
+
+
+def okx_replay(lines: list[str], tmp_path: Path, channels: tuple[str, ...] = ("books",),
+               name: str = "okx") -> Any:
+    spec = okx.spec(["BTC-USDT"], list(channels))
+    return replay(Recording.from_frames(tmp_path / name, lines, spec=spec))
+
+
+def test_every_okx_checksum_of_the_capture_verifies(tmp_path: Path) -> None:
+    lines = gzip.decompress(OKX_CAPTURE.read_bytes()).decode().splitlines()
+    result = okx_replay(lines, tmp_path, ("trades", "tickers", "books"))
+    books = result.books.frame()
+    updates = sum(1 for line in lines if '"channel":"books"' in line and '"data"' in line)
+    assert books.height == 3 and books["valid"].all()
+    assert books["checksums_ok"].sum() == updates == 290
+    assert books["checksums_failed"].sum() == 0 and books["crossed"].sum() == 0
+
+
+def test_a_wrong_okx_checksum_invalidates_that_instrument_only(tmp_path: Path) -> None:
+    lines = gzip.decompress(OKX_CAPTURE.read_bytes()).decode().splitlines()
+    index = next(i for i, line in enumerate(lines)
+                 if '"instId":"UNI-USD-SWAP"' in line and '"action":"update"' in line)
+    message = json.loads(lines[index])
+    message["data"][0]["checksum"] += 1
+    lines[index] = json.dumps(message)
+    books = okx_replay(lines, tmp_path).books.frame()
+    uni = books.filter(symbol="UNI-USD-SWAP").row(0, named=True)
+    assert (uni["valid"], uni["reason"], uni["checksums_failed"]) == (
+        False, "checksum mismatch", 1)
+    assert books.filter(pl.col("symbol") != "UNI-USD-SWAP")["valid"].all()
+
+
+def okx_book(action: str, seq: int, prev: int, bids: list[list[str]],
+             asks: list[list[str]], ts: int = 1700000000000) -> str:
+    """A ``books`` message shaped as OKX documents it (no checksum: OKX sends 0 now)."""
+    return json.dumps({"arg": {"channel": "books", "instId": "BTC-USDT"}, "action": action,
+                       "data": [{"asks": [[p, s, "0", "1"] for p, s in asks],
+                                 "bids": [[p, s, "0", "1"] for p, s in bids],
+                                 "ts": str(ts + seq), "checksum": 0, "prevSeqId": prev,
+                                 "seqId": seq}]})
+
+
+def test_okx_updates_follow_seq_ids_and_a_break_invalidates(tmp_path: Path) -> None:
+    lines = [okx_book("snapshot", 10, -1, [["100.0", "1"]], [["101.0", "2"]]),
+             okx_book("update", 12, 10, [["100.5", "3"]], []),
+             okx_book("update", 12, 12, [], []),            # a keep-alive: same ids
+             okx_book("update", 15, 12, [], [["101.0", "0"], ["102", "1"]])]
+    book = okx_replay(lines, tmp_path).book("BTC-USDT")
+    assert book.valid and book.last_id == 15
+    assert book.side("bid") == [(100.5, 3.0), (100.0, 1.0)]
+    assert book.side("ask") == [(102.0, 1.0)]
+    broken = [*lines[:2], okx_book("update", 20, 16, [["99", "1"]], [])]
+    book = okx_replay(broken, tmp_path, name="broken").book("BTC-USDT")
+    assert not book.valid and book.reason == "prevSeqId 16 after seqId 12"
+    assert book.stats.gaps == 1
+
+
+def test_okx_updates_join_a_rest_snapshot_when_none_is_sent_in_band() -> None:
+    spec = okx.spec(["BTC-USDT"], ["books"])
+    pipeline = Pipeline(spec, VirtualClock(0, 0))
+    pipeline.open_generation(1)
+    updates = [okx_book("update", 5, 3, [["100", "1"]], []),
+               okx_book("update", 8, 5, [["100", "2"]], []),
+               okx_book("update", 9, 8, [], [["101", "4"]])]
+    pipeline.process([(updates[0], 1, 1, 1, 1), (updates[1], 1, 2, 2, 2)])
+    book = pipeline.book("BTC-USDT")
+    assert not book.valid and len(book.pending) == 2
+    snapshot = {"code": "0", "data": [{"asks": [["101", "1", "0", "1"]],
+                                       "bids": [["100", "1", "0", "1"]], "seqId": 6,
+                                       "ts": "1700000000006"}]}
+    pipeline.rest("https://www.okx.com/api/v5/market/books?instId=BTC-USDT&source=0",
+                  json.dumps(snapshot), 3, 3)
+    # seqId 5 is in the snapshot; 8 joins it (prevSeqId 5 <= 6 < 8); 9 follows 8.
+    assert book.valid and book.last_id == 8 and book.side("bid") == [(100.0, 2.0)]
+    pipeline.process([(updates[2], 1, 4, 4, 3)])
+    assert book.last_id == 9 and book.side("ask") == [(101.0, 4.0)]
+
+
+def test_okx_books5_messages_are_whole_books(tmp_path: Path) -> None:
+    lines = (Path(__file__).resolve().parent.parent / "data" / "okx"
+             / "docs_examples_books5.jsonl").read_text().splitlines()
+    spec = okx.spec(["BCH-USDT-SWAP"], ["books5"])
+    result = replay(Recording.from_frames(tmp_path / "b5", lines, spec=spec))
+    book = result.book("BCH-USDT-SWAP")
+    assert book.valid and len(book.bids) == len(book.asks) == 5
+    assert book.best_ask == (111.06, 55154.0) and book.best_bid == (111.05, 57745.0)

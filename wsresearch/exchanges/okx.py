@@ -23,14 +23,19 @@ and candles. See ``docs/exchanges/okx.md``.
 
 from __future__ import annotations
 
+import json
 import re
+import zlib
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 import polars as pl
 from pydantic import BeforeValidator, Field, model_validator
 
+from ..book import Book, BookRule
+from ..book import Books as OrderBooks
 from ..config import ConnectionConfig, StreamConfig
 from ..normalize import Normalizer
 from ..sequence import Seq
@@ -167,7 +172,11 @@ def _level(value: Any) -> Any:
 
 
 class Books(Flat):
-    """A ``books``/``books5`` message: levels as ``[price, size, orders]``, size 0 = gone."""
+    """A ``books``/``books5`` message: levels as ``[price, size, orders]``, size 0 = gone.
+
+    ``asks_text`` and ``bids_text`` keep each level's price and size as sent: OKX's
+    checksum is computed on the text.
+    """
 
     inst_id: str = Field(alias="instId")
     action: Literal["snapshot", "update"] | None = None
@@ -178,6 +187,8 @@ class Books(Flat):
     checksum: int | None = None
     seq_id: int | None = Field(None, alias="seqId")
     prev_seq_id: int | None = Field(None, alias="prevSeqId")
+    asks_text: list[tuple[str, str]] = Field(default_factory=list)
+    bids_text: list[tuple[str, str]] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -186,8 +197,135 @@ class Books(Flat):
         if isinstance(value, dict):
             for side in ("asks", "bids"):
                 if isinstance(value.get(side), list):
+                    value[side + "_text"] = [_level_text(level) for level in value[side]]
                     value[side] = [_level(level) for level in value[side]]
         return value
+
+
+def _level_text(value: Any) -> Any:
+    """A level's price and size as sent (text), for the checksum."""
+    if isinstance(value, list) and len(value) >= 2:
+        return [v if isinstance(v, str) else repr(v) for v in value[:2]]
+    return value
+
+
+class BookSync(BookRule):
+    """OKX books: a snapshot (in-band, or the REST one), then updates linked by ``seqId``.
+
+    ``books`` sends a ``snapshot`` then ``update`` messages; each update's
+    ``prevSeqId`` must be the last ``seqId`` (equal ids: nothing changed), else the book
+    is invalid until the next snapshot. Where OKX no longer sends the in-band snapshot,
+    updates are held until a REST snapshot (``GET /api/v5/market/books?source=0``):
+    those it holds (``seqId`` ≤ its ``seqId``) are dropped, and the first applied has
+    ``prevSeqId`` ≤ its ``seqId`` < ``seqId``. The CRC32 checksum (the best 25 levels,
+    bid and ask interleaved, as text) is verified where it is not 0: OKX is retiring it.
+    ``books5`` sends whole books: each replaces the last.
+    """
+
+    channels = frozenset({"books", "books5"})
+
+    def apply(self, books: OrderBooks, channel: str, message: Books, mono_ns: int,
+              wall_ns: int) -> None:
+        book = books.book(message.inst_id)
+        if message.action != "update":  # a snapshot, or a books5 whole book
+            book.pending.clear()
+            self._replace(book, message.bids_text, message.asks_text, message.seq_id, mono_ns)
+            book.bridged = True
+            self._check(book, message, mono_ns)
+        elif book.valid:
+            self._follow(book, message, mono_ns)
+        else:
+            book.pending.append(message)  # until a snapshot
+        book.touched(mono_ns, wall_ns, message.ts_ns)
+
+    def on_rest(self, books: OrderBooks, url: str | None, body: str, mono_ns: int,
+                wall_ns: int) -> None:
+        reply = json.loads(body)
+        data = reply.get("data") if isinstance(reply, dict) else None
+        if not isinstance(data, list) or not data or not isinstance(data[0], dict):
+            raise ValueError(f"an OKX book snapshot has data: {body[:80]!r}")
+        snapshot = data[0]
+        symbol = _inst_id(url)
+        book = books.book(symbol)
+        seq_id = int(snapshot["seqId"]) if snapshot.get("seqId") is not None else None
+        self._replace(book, [_level_text(x) for x in snapshot.get("bids", [])],
+                      [_level_text(x) for x in snapshot.get("asks", [])], seq_id, mono_ns)
+        book.bridged = False  # the stream joins it with its next update
+        held = list(book.pending)
+        book.pending.clear()
+        for message in held:
+            if book.valid:
+                self._follow(book, message, mono_ns)
+            else:
+                book.pending.append(message)
+
+    @staticmethod
+    def _replace(book: Book, bids: list[Any], asks: list[Any], seq_id: int | None,
+                 mono_ns: int) -> None:
+        book.clear()
+        for side, levels in (("bid", bids), ("ask", asks)):
+            for price, size in levels:
+                book.set(side, float(price), float(size), (price, size))  # type: ignore[arg-type]
+        book.last_id = seq_id
+        book.snapshot_done(mono_ns)
+
+    def _follow(self, book: Book, message: Books, mono_ns: int) -> None:
+        """Apply an update to a valid book, or mark the book invalid if one was missed."""
+        last, prev, seq = book.last_id, message.prev_seq_id, message.seq_id
+        if prev is not None and seq is not None and last is not None:
+            if not book.bridged:  # the first update after a REST snapshot
+                if seq <= last:
+                    return  # in the snapshot already
+                fits = prev <= last < seq
+            else:
+                fits = prev == last  # equal ids: a keep-alive, nothing changed
+            if not fits:
+                book.stats.gaps += 1
+                book.bridged = False
+                book.mark_invalid(f"prevSeqId {prev} after seqId {last}", mono_ns)
+                return
+        book.bridged = True
+        for side, levels in (("bid", message.bids_text), ("ask", message.asks_text)):
+            for price, size in levels:
+                book.set(side, float(price), float(size), (price, size))  # type: ignore[arg-type]
+        book.last_id = message.seq_id
+        self._check(book, message, mono_ns)
+
+    @staticmethod
+    def _check(book: Book, message: Books, mono_ns: int) -> None:
+        if not message.checksum:  # 0 or absent: OKX sends none
+            return
+        if okx_checksum(book) == message.checksum:
+            book.stats.checksums_ok += 1
+        else:
+            book.stats.checksums_failed += 1
+            book.bridged = False
+            book.mark_invalid("checksum mismatch", mono_ns)
+
+
+def _inst_id(url: str | None) -> str:
+    """The instrument of a REST book snapshot: the URL's ``instId=``."""
+    query = parse_qs(urlsplit(url or "").query)
+    if "instId" not in query:
+        raise ValueError(f"an OKX book snapshot's URL names its instId: {url!r}")
+    return query["instId"][0].upper()
+
+
+def okx_checksum(book: Book) -> int:
+    """OKX's CRC32 of a book (signed 32 bits).
+
+    Over the best 25 levels, bid then ask at each depth, each price and size as sent,
+    joined by ``:``.
+    """
+    bids, asks = book.texts("bid", 25), book.texts("ask", 25)
+    parts: list[str] = []
+    for depth in range(max(len(bids), len(asks))):
+        if depth < len(bids):
+            parts.extend(bids[depth])
+        if depth < len(asks):
+            parts.extend(asks[depth])
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
 class FundingRate(_One):
@@ -609,6 +747,7 @@ def spec(
         connection=connection,
         control=frozenset({"ack"}),
         control_texts=frozenset({"pong"}),
+        book_sync=BookSync() if {"books", "books5"} & set(chosen) else None,
         error_types=frozenset({"error"}),
         error_text=_error_text,
         description=f"OKX: {', '.join(chosen)} on {', '.join(names)}",
