@@ -144,12 +144,20 @@ def test_exact_refuses_what_it_cannot_convert_with_a_clear_error() -> None:
         exact(pl.DataFrame({"wide": [1e25, 1e-20]}))
 
 
-def test_a_batch_is_scanned_once_and_any_suspect_message_makes_it_worth_checking() -> None:
-    plain = '{"p": "64999.99000000", "E": 1723161255308123456}'
+def test_a_batch_is_scanned_once_and_only_batches_that_may_hold_one_are_checked() -> None:
+    short = '{"p": "2000.52", "ts": 1700000000000000000}'  # a long integer: no point
     long_ = '{"oi": "2216113.01000000309"}'
-    assert not may_be_inexact_batch([plain, plain])
-    assert may_be_inexact_batch([plain, long_, plain])
-    assert may_be_inexact_batch([plain.encode(), long_.encode()])  # binary messages too
+    assert not may_be_inexact_batch([short, short])
+    assert may_be_inexact_batch([short, long_, short])
+    assert may_be_inexact_batch([short.encode(), long_.encode()])  # binary messages too
     assert not may_be_inexact_batch([])
-    # Two numbers that only meet across a message boundary are not one number.
-    assert not may_be_inexact_batch(['{"a": 12345678.9', '12345678}'])
+    # The batch scan only says where to look: a padded price passes it, and the
+    # message check then finds nothing.
+    padded = '{"p": "64999.99000000"}'
+    assert may_be_inexact_batch([padded]) and inexact_numbers(padded) == []
+
+
+@pytest.mark.parametrize("number", ["1234567.890123456", "12345678.90123456",
+                                    "0.1234567890123456", "123456789012345.6"])
+def test_every_decimal_of_16_digits_passes_the_batch_scan(number: str) -> None:
+    assert may_be_inexact_batch([f'{{"v": "{number}"}}'])

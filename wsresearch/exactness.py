@@ -47,6 +47,12 @@ _SUSPECT_LENGTH = _FLOAT_DIGITS + 2
 _DIGITS_AND_POINT = bytes(
     0x30 if (0x30 <= b <= 0x39 or b == 0x2E) else 0x20 for b in range(256))
 _RUN = b"0" * _SUSPECT_LENGTH
+# Digits become "0", the point stays, anything else a space: for the batch scan.
+_DIGITS_THEN_POINT = bytes(
+    0x30 if 0x30 <= b <= 0x39 else 0x2E if b == 0x2E else 0x20 for b in range(256))
+_HALF = (_FLOAT_DIGITS + 1) // 2
+_POINT_AFTER = b"." + b"0" * _HALF
+_POINT_BEFORE = b"0" * _HALF + b"."
 _NUMBER = re.compile(rf"[0-9.]{{{_SUSPECT_LENGTH},}}")
 
 _MAX_PRECISION = 38
@@ -72,14 +78,21 @@ def may_be_inexact(text: str | bytes) -> bool:
 
 
 def may_be_inexact_batch(texts: Sequence[str | bytes]) -> bool:
-    """Whether any of ``texts`` may hold a number to check: one scan for a whole batch."""
+    """Whether any of ``texts`` may hold a number to check: one scan for a whole batch.
+
+    A decimal of 16 or more digits has at least 8 of them on one side of its point, so a
+    batch with no point beside 8 digits holds none (long integers, such as times in ns,
+    do not count). ``False`` skips the batch; ``True`` asks :func:`may_be_inexact` of each
+    message.
+    """
     if not texts:
         return False
     try:
         joined = "\n".join(texts)  # type: ignore[arg-type]  # bytes fall to the loop below
     except TypeError:
         return any(may_be_inexact(text) for text in texts)
-    return may_be_inexact(joined)
+    marked = joined.encode("utf-8", "surrogatepass").translate(_DIGITS_THEN_POINT)
+    return _POINT_AFTER in marked or _POINT_BEFORE in marked
 
 
 def inexact_numbers(text: str | bytes) -> list[str]:
