@@ -23,7 +23,7 @@ FLOORS = [
                "book"}),
     ("description", {"spec", "exchanges"}),
     ("core", {"pipeline"}),
-    ("I/O", {"connection", "recording"}),
+    ("I/O", {"connection", "recording", "snapshots"}),
     ("composition", {"feed", "replay"}),
     ("tools", {"quality", "export", "widgets", "console", "importers"}),
     ("rigs", {"testing"}),

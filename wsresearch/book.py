@@ -23,7 +23,7 @@ from __future__ import annotations
 import zlib
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -102,11 +102,14 @@ class Book:
     """
 
     __slots__ = ("_since", "_texts", "asks", "bids", "bridged", "exchange_ns", "last_id",
-                 "max_depth", "pending", "reason", "recv_mono_ns", "recv_wall_ns", "stats",
-                 "symbol", "valid")
+                 "max_depth", "on_change", "pending", "reason", "recv_mono_ns", "recv_wall_ns",
+                 "stats", "symbol", "valid")
 
-    def __init__(self, symbol: str, max_depth: int | None = None) -> None:
+    def __init__(self, symbol: str, max_depth: int | None = None,
+                 on_change: Callable[[Book, int], None] | None = None) -> None:
         self.symbol = symbol
+        self.on_change = on_change
+        """Called with the book and the time (mono ns) when it turns valid or invalid."""
         self.max_depth = max_depth
         self.bids: SortedDict = SortedDict()  # price → amount; best is the last
         self.asks: SortedDict = SortedDict()  # price → amount; best is the first
@@ -172,16 +175,22 @@ class Book:
 
     def mark_valid(self, mono_ns: int) -> None:
         """The book is whole (a snapshot was applied)."""
+        was = self.valid
         if not self.valid and self._since is not None:
             self.stats.invalid_ns += mono_ns - self._since
         self.valid, self.reason, self._since = True, "", None
+        if not was and self.on_change is not None:
+            self.on_change(self, mono_ns)
 
     def mark_invalid(self, reason: str, mono_ns: int) -> None:
         """The book is wrong or incomplete until the next snapshot; ``reason`` says why."""
+        was = self.valid
         if self.valid:
             self.stats.resyncs += 1
             self._since = mono_ns
         self.valid, self.reason = False, reason
+        if was and self.on_change is not None:
+            self.on_change(self, mono_ns)
 
     def touched(self, mono_ns: int, wall_ns: int, exchange_ns: int | None) -> None:
         """One message was applied at these times: counted, and checked for a crossed book."""
@@ -291,6 +300,17 @@ class BookRule(ABC):
         Exchanges whose books need none ignore it.
         """
 
+    def snapshot_url(self, symbol: str, rest_url: str | None) -> str | None:
+        """Where to fetch a REST snapshot of ``symbol``; ``None`` where books need none.
+
+        ``rest_url`` is the REST API's base (a simulator's); ``None`` means the exchange's.
+        """
+        return None
+
+    def wants_snapshot(self, book: Book) -> bool:
+        """Whether ``book`` waits for a REST snapshot (the feed then fetches one)."""
+        return False
+
 
 @dataclass
 class Books:
@@ -304,13 +324,24 @@ class Books:
     """
 
     sync: BookRule
+    on_change: Callable[[Book, int], None] | None = None
     books: dict[str, Book] = field(default_factory=dict)
 
     def book(self, symbol: str) -> Book:
         """The book of ``symbol``, made empty (and invalid) on first use."""
         found = self.books.get(symbol)
         if found is None:
-            found = self.books[symbol] = Book(symbol, self.sync.max_depth)
+            found = self.books[symbol] = Book(symbol, self.sync.max_depth, self.on_change)
+        return found
+
+    def wanting(self, rest_url: str | None) -> list[tuple[str, str]]:
+        """``(symbol, URL)`` of each book waiting for a REST snapshot it should fetch."""
+        found = []
+        for book in self.books.values():
+            if self.sync.wants_snapshot(book):
+                url = self.sync.snapshot_url(book.symbol, rest_url)
+                if url is not None:
+                    found.append((book.symbol, url))
         return found
 
     def apply(self, channel: str, message: Any, mono_ns: int, wall_ns: int) -> None:

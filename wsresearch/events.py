@@ -24,6 +24,7 @@ from typing import Any, Literal
 from .sequence import SequenceGap
 
 __all__ = [
+    "BookChanged",
     "Closed",
     "Dropped",
     "ErrorRaised",
@@ -33,6 +34,7 @@ __all__ = [
     "Mark",
     "Opened",
     "Pong",
+    "RestReceived",
     "Sent",
     "Stopped",
     "record_fields",
@@ -162,8 +164,35 @@ class Mark:
     note: str
 
 
+@dataclass(frozen=True, slots=True)
+class RestReceived:
+    """A REST response taken beside the stream (a book snapshot): its URL, status and body.
+
+    Recorded (kind ``rest``) so a replay rebuilds the same books offline; a response
+    of status 200 (or of unknown status, imported) is handed to the order books.
+    """
+
+    generation: int
+    url: str
+    status: int | None
+    body: str
+    mono_ns: int | None = None
+    wall_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BookChanged:
+    """``symbol``'s order book became valid, or invalid and why (``reason``)."""
+
+    generation: int
+    symbol: str
+    valid: bool
+    reason: str
+    mono_ns: int | None = None
+
+
 Event = Opened | Closed | Stopped | Pong | Dropped | GapFound | HealthChanged | ErrorRaised | \
-    Sent | Mark
+    Sent | Mark | RestReceived | BookChanged
 """Any session event."""
 
 # The recording format's word for an old-generation drop (format version 1 onwards).
@@ -212,6 +241,12 @@ def record_fields(event: Event) -> tuple[str, int, dict[str, Any]]:
             return "sent", generation, {"data": text}
         case Mark(generation, note):
             return "mark", generation, {"data": note}
+        case RestReceived(generation, url, status, body, mono, wall):
+            return "rest", generation, {"stream": url, "code": status, "data": body,
+                                        "mono_ns": mono, "wall_ns": wall}
+        case BookChanged(generation, symbol, valid, reason, mono):
+            return "book", generation, {"stream": symbol, "healthy": valid,
+                                        "reason": reason or None, "mono_ns": mono}
     raise TypeError(f"not a session event: {event!r}")
 
 

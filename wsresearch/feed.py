@@ -41,6 +41,7 @@ from .clock import NS_PER_S, Clock, SystemClock
 from .connection import CloseInfo, ConnectionState, WebSocketManager
 from .errors import QueueClosedError, RecordingError, WebSocketError
 from .events import (
+    BookChanged,
     Closed,
     Dropped,
     ErrorRaised,
@@ -50,6 +51,7 @@ from .events import (
     Mark,
     Opened,
     Pong,
+    RestReceived,
     Sent,
     Stopped,
     record_fields,
@@ -61,8 +63,9 @@ from .pipeline import Pipeline, Received
 from .queue import MessageQueue, OverflowPolicy
 from .recording import Recorder
 from .recording.format import TIMELINE_SCHEMA
-from .redaction import auth_secret_values, redact_url, secret_values
+from .redaction import auth_secret_values, redact_request_url, redact_url, secret_values
 from .sequence import SequenceGap, SequenceTracker
+from .snapshots import SnapshotFetcher
 from .spec import FeedSpec, OutboundMessage
 
 if TYPE_CHECKING:
@@ -73,6 +76,15 @@ __all__ = ["Feed", "FeedStats"]
 log = logging.getLogger(__name__)
 
 _MESSAGE_TOO_BIG = 1009
+
+
+@dataclass(frozen=True, slots=True)
+class _RestResponse:
+    """A REST response on its way through the queue, to be applied in receive order."""
+
+    url: str
+    status: int
+    body: str
 
 
 @dataclass(frozen=True)
@@ -261,6 +273,16 @@ class Feed:
                 on_error=self.pipeline.report,
             )
             self._record_message = self.recorder.record_message
+        # Books that start from a REST snapshot: fetched on demand, applied in receive
+        # order (a response goes through the queue, between the messages around it).
+        self._fetcher: SnapshotFetcher | None = None
+        self._rest_queued = 0
+        if spec.book_sync is not None:
+            reconnect = spec.connection.reconnect
+            self._fetcher = SnapshotFetcher(
+                self._on_rest_response, timeout=spec.connection.open_timeout,
+                backoff=reconnect.backoff, rate_limit_backoff=reconnect.rate_limit_backoff,
+                rng=rng)
         self.queue = self._new_queue()
         self._dropped_before = 0  # drops counted by queues of earlier runs
         # Bound once: these run for every message.
@@ -386,6 +408,8 @@ class Feed:
             await self.queue.join()
             self.queue.close()
         await self.queue.wait_closed()
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
         await self.health.stop()
         if self.recorder is not None:
             await self.recorder.stop()
@@ -512,7 +536,7 @@ class Feed:
 
     def _new_queue(self) -> MessageQueue[Received]:
         queue: MessageQueue[Received] = MessageQueue(
-            self.pipeline.process,
+            self.pipeline.process if self.pipeline.books is None else self._process_with_books,
             max_size=self.spec.queue.max_size,
             overflow=self.spec.queue.overflow,
             on_error=self.pipeline.report,
@@ -707,6 +731,40 @@ class Feed:
         except QueueClosedError:
             pass  # stopping: the socket is being closed too
 
+    def _process_with_books(self, batch: list[Received]) -> None:
+        """Process a batch with REST responses in their place; then ask for snapshots."""
+        process = self.pipeline.process
+        if not self._rest_queued:
+            process(batch)
+        else:
+            start = 0
+            for index, item in enumerate(batch):
+                response: object = item[0]
+                if isinstance(response, _RestResponse):
+                    if start < index:
+                        process(batch[start:index])
+                    start = index + 1
+                    self._rest_queued -= 1
+                    if response.status == 200:
+                        self.pipeline.rest(response.url, response.body, item[2], item[3])
+            if start < len(batch):
+                process(batch[start:])
+        books, fetcher = self.pipeline.books, self._fetcher
+        if books is not None and fetcher is not None and self._started:
+            for symbol, url in books.wanting(self.spec.rest_url):
+                fetcher.want(symbol, url)
+
+    def _on_rest_response(self, symbol: str, url: str, status: int, body: str) -> None:
+        mono, wall = self._mono_ns(), self._wall_ns()
+        generation = self.manager.generation
+        self.pipeline.emit(RestReceived(generation, redact_request_url(url, self.spec.redact),
+                                        status, body, mono, wall))
+        try:
+            self._put((_RestResponse(url, status, body), generation, mono, wall, -1))  # type: ignore[arg-type]
+            self._rest_queued += 1
+        except QueueClosedError:
+            pass  # stopping
+
     def _on_event(self, event: Event) -> None:
         """The feed's own subscriber: the recording, the connection timeline, resyncs."""
         recorder = self.recorder
@@ -723,6 +781,8 @@ class Feed:
             if on_timeline:
                 row = {"kind": kind, "generation": generation, **columns}
                 self._timeline.append(tuple(row.get(name) for name in TIMELINE_SCHEMA))
+        if isinstance(event, BookChanged) and event.valid and self._fetcher is not None:
+            self._fetcher.settled(event.symbol)
         if isinstance(event, GapFound) and event.resync and (
                 event.generation == self.manager.generation):
             self.manager.reconnect(f"resync: sequence gap on {event.channel} {event.gap.key!r}")

@@ -43,7 +43,7 @@ from ._limits import INT64_MAX, INT64_MIN
 from .book import Book, Books
 from .clock import Clock, SystemClock
 from .errors import ExchangeError, RecordingError, WebSocketError
-from .events import Dropped, ErrorRaised, Event, GapFound, HealthChanged
+from .events import BookChanged, Dropped, ErrorRaised, Event, GapFound, HealthChanged
 from .exactness import inexact_numbers, may_be_inexact, may_be_inexact_batch
 from .frames import ColumnCheck, FrameStore, polars_schema
 from .health import HealthMonitor, HealthTransition
@@ -226,7 +226,7 @@ class Pipeline:
         self._inexact = 0
         self._inexact_channels: set[str] = set()  # warned about once each
         sync = spec.book_sync
-        self.books: Books | None = None if sync is None else Books(sync)
+        self.books: Books | None = None if sync is None else Books(sync, self._book_changed)
         self._book_channels: frozenset[str] = frozenset() if sync is None else frozenset(
             sync.channels)
         # Bound once: these run for every batch.
@@ -394,6 +394,9 @@ class Pipeline:
             outcomes[index] = self.parser.refuse(items[index][0], channel, detail,
                                                  items[index][2])
         return [row for position, row in enumerate(bucket) if position not in bad]
+
+    def _book_changed(self, book: Book, mono_ns: int) -> None:
+        self.emit(BookChanged(self._generation, book.symbol, book.valid, book.reason, mono_ns))
 
     def _apply_book(self, channel: str, message: Any, mono: int, wall: int) -> None:
         """Hand a book channel's message to the order books; a rule that raises is reported."""

@@ -23,12 +23,13 @@ import base64
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 __all__ = ["DEFAULT_REDACT", "MIN_SECRET", "MaskingLogger", "SecretMask", "auth_secret_values",
-           "mask", "mask_auth", "masked_urls", "redact_text", "redact_url", "secret_values",
+           "mask", "mask_auth", "masked_urls", "redact_request_url", "redact_text", "redact_url",
+           "secret_values",
            "url_secrets"]
 
 DEFAULT_REDACT: tuple[str, ...] = (
@@ -238,6 +239,31 @@ def redact_url(url: str) -> str:
     >>> redact_url("wss://example.com/ws/pqia91ma19a5s61cv6a81va65sdf19v8a65a1?BARETOKEN")
     'wss://example.com/ws/***?***'
     """
+    return _redacted(url, lambda key: True)
+
+
+def redact_request_url(url: str, keys: Sequence[str]) -> str:
+    """A REST request's ``url`` with only its secrets masked.
+
+    User info, the query values of ``keys`` (any case) and token-like path parts: what a
+    recording keeps of a request whose query says what was asked (a snapshot's
+    ``symbol``), where :func:`redact_url` would mask every value.
+
+    Examples
+    --------
+    >>> redact_request_url("https://api.x.com/depth?symbol=BTCUSDT&signature=abc", ["signature"])
+    'https://api.x.com/depth?symbol=BTCUSDT&signature=***'
+    """
+    secret = _lower(keys)
+    return _redacted(url, lambda key: key.lower() in secret)
+
+
+def _redacted(url: str, masked: Callable[[str], bool]) -> str:
+    """``url`` with its secrets masked.
+
+    User info, the values of the query keys ``masked`` says are secret, bare query items
+    and token-like path segments.
+    """
     parts = urlsplit(url)
     netloc = parts.netloc
     if "@" in netloc:
@@ -245,8 +271,8 @@ def redact_url(url: str) -> str:
         # spec is rebuilt from its masked URL.
         netloc = "***:***@" + netloc.rsplit("@", 1)[1]
     query = "&".join(
-        f"{key}=***" if sep else "***"
-        for key, sep, _ in (item.partition("=") for item in parts.query.split("&") if item)
+        (f"{key}=***" if masked(key) else f"{key}={value}") if sep else "***"
+        for key, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
     )
     path = "/".join("***" if _TOKEN_LIKE.fullmatch(part) else part
                     for part in parts.path.split("/"))

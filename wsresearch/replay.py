@@ -301,7 +301,7 @@ def _drive(
     stops: list[tuple[int, int, Any]] = [
         (position, 0, (low, high)) for position, low, high in reached.iter_rows()]
     others = indexed.filter(~is_frame).select("index", "generation", "mono_ns", "wall_ns", "kind",
-                                              "stream", "data")
+                                              "stream", "data", "code")
     stops.extend((row[0], 1, row) for row in others.iter_rows())
     stops.sort(key=lambda stop: (stop[0], stop[1]))
     stops.append((total, 2, None))
@@ -319,13 +319,13 @@ def _drive(
         if order == 0:  # check points (low, high]
             _run_checks(health, clock, first_mono, interval, *what)
         elif order == 1:  # another event: the clock follows it, never back
-            _, generation, mono, wall, kind, url, body = what
+            _, generation, mono, wall, kind, url, body, status = what
             now = clock.monotonic_ns()
             set_clock(mono if mono > now else now, wall)
             if kind == "open":
                 generations += 1
                 pipeline.open_generation(generation)
-            elif kind == "rest":  # a book snapshot taken beside the stream
+            elif kind == "rest" and status in (None, 200):  # a book snapshot
                 pipeline.rest(url, body or "", mono, wall)
     if progress is not None:
         progress(total, total)

@@ -197,6 +197,9 @@ class FeedSpec(BaseModel):
         The exchange's rule for keeping order books from its book channels (a
         :class:`~wsresearch.book.BookRule`; adapters set it when a book channel is
         subscribed): the pipeline then keeps one book per symbol (``Feed.book``).
+    rest_url
+        The base of the exchange's REST API, for book snapshots (``None``: the
+        exchange's own; a :class:`~wsresearch.testing.Simulator` sets its own port).
     error_types
         Type names of the exchange's error reports (subscription rejected,
         invalid symbol): each is counted as ``exchange_error`` and reported
@@ -248,6 +251,7 @@ class FeedSpec(BaseModel):
     control_texts: frozenset[str] = frozenset()
     control_sequence: Callable[[Any], int | None] | None = None
     book_sync: Any = None
+    rest_url: str | None = None
     error_types: frozenset[str] = frozenset()
     error_text: Callable[[Any], str] | None = None
     description: str = ""
@@ -264,6 +268,14 @@ class FeedSpec(BaseModel):
             return validate_ws_url(url)
         except InvalidURLError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("rest_url")
+    @classmethod
+    def _check_rest_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"rest_url must be an http:// or https:// URL, got "
+                             f"{redact_url(url)!r}")
+        return url
 
     @field_validator("connection", mode="before")
     @classmethod

@@ -403,11 +403,13 @@ def _usdm_url(channels: Sequence[str]) -> str:
     return USDM_ENDPOINTS["public"]
 
 
-REST_DEPTH: dict[str, str] = {
-    "spot": "https://api.binance.com/api/v3/depth",
-    "usdm": "https://fapi.binance.com/fapi/v1/depth",
-}
+REST_API: dict[str, str] = {"spot": "https://api.binance.com",
+                            "usdm": "https://fapi.binance.com"}
+"""Each market's REST API."""
+REST_DEPTH: dict[str, str] = {"spot": "/api/v3/depth", "usdm": "/fapi/v1/depth"}
 """Where each market serves its book snapshot (``?symbol=BTCUSDT&limit=1000``)."""
+SNAPSHOT_LIMIT = 1000
+"""Levels a side asked of a REST snapshot."""
 
 
 class BookSync(BookRule):
@@ -431,7 +433,7 @@ class BookSync(BookRule):
     def apply(self, books: Books, channel: str, message: Depth, mono_ns: int,
               wall_ns: int) -> None:
         book = books.book(message.symbol)
-        if book.bridged:
+        if book.valid:  # a snapshot is in place: join it, or follow the last diff
             self._follow(book, message, mono_ns)
         else:
             book.pending.append(message)  # until a snapshot it can join
@@ -461,6 +463,15 @@ class BookSync(BookRule):
                 book.pending.append(message)
                 continue
             self._follow(book, message, mono_ns)
+
+    def snapshot_url(self, symbol: str, rest_url: str | None) -> str:
+        market = "usdm" if self.futures else "spot"
+        base = (rest_url or REST_API[market]).rstrip("/")
+        return f"{base}{REST_DEPTH[market]}?symbol={symbol}&limit={SNAPSHOT_LIMIT}"
+
+    def wants_snapshot(self, book: Book) -> bool:
+        # Diffs are held for want of a snapshot: the first, or after a break.
+        return not book.valid and bool(book.pending)
 
     def _joins(self, message: Depth, last: int) -> bool:
         """Whether ``message`` is the first diff after a snapshot at ``last``."""

@@ -73,12 +73,14 @@ LOCK = ".lock"
 
 EVENT_KINDS: tuple[str, ...] = (
     "open", "frame", "sent", "close", "error", "pong", "drop", "health", "mark", "gap", "stop",
-    "rest",
+    "rest", "book",
 )
 """Every event kind a recording holds. Readers skip kinds they do not know, so a
 recording with a kind added later still reads, replays and reports. ``rest`` is a
 REST response taken beside the feed (a depth snapshot): its body in ``data``, the
-request URL in ``stream``."""
+request URL in ``stream``, its HTTP status in ``code`` (null when imported). ``book``:
+an order book became valid or invalid (``stream``: the symbol, ``healthy``: valid,
+``reason``: why not)."""
 
 ReceiveTimes = Literal["recorded", "imported", "invented"]
 """Where a recording's receive times came from (the manifest's ``receive_times``)."""
@@ -101,12 +103,12 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "data": pl.String(),  # message text (base64 when binary), sent text, note, error, URL,
     # REST response body
     "binary": pl.Boolean(),  # frame: data is base64 of a binary message
-    "code": pl.Int64(),  # close: close code
-    "reason": pl.String(),  # close: reason
+    "code": pl.Int64(),  # close: close code; rest: HTTP status
+    "reason": pl.String(),  # close: reason; book: why it is not valid
     "category": pl.String(),  # close: CloseCategory name
     "rtt": pl.Float64(),  # pong: round-trip time in seconds
-    "stream": pl.String(),  # health: stream name; gap: channel; rest: request URL
-    "healthy": pl.Boolean(),  # health: new state
+    "stream": pl.String(),  # health: stream name; gap: channel; rest: request URL; book: symbol
+    "healthy": pl.Boolean(),  # health: new state; book: valid
     "ref_seq": pl.Int64(),  # drop: seq of the message the queue dropped; gap: the revealing one
     "closed_by": pl.String(),  # close: "client", "server" or "network" (version 2)
 }

@@ -36,11 +36,17 @@ class Market:
         The source of every random choice: a seeded one gives the same market each run.
     time_ns
         The exchange's clock, for event timestamps.
+    consistent
+        Keep one book per symbol that never crosses, and make tickers its top of book
+        (the exchange dialects); ``False`` keeps the generic dialect's independent
+        ticker prices.
     """
 
     def __init__(
-        self, symbols: Sequence[str], rng: random.Random, time_ns: Callable[[], int]
+        self, symbols: Sequence[str], rng: random.Random, time_ns: Callable[[], int],
+        *, consistent: bool = False,
     ) -> None:
+        self.consistent = consistent
         self.symbols = list(symbols)
         self.rng = rng
         self.time_ns = time_ns
@@ -83,6 +89,12 @@ class Market:
                 "bids": [[p, bids[p]] for p in sorted(bids, reverse=True)],
                 "asks": [[p, asks[p]] for p in sorted(asks)], "ts": self.time_ns()}
 
+    def top(self, symbol: str, depth: int) -> dict[str, list[list[float]]]:
+        """The best ``depth`` levels of each side of ``symbol``'s book, best first."""
+        bids, asks = self.book(symbol)
+        return {"bids": [[p, bids[p]] for p in sorted(bids, reverse=True)[:depth]],
+                "asks": [[p, asks[p]] for p in sorted(asks)[:depth]]}
+
     def event(self, stream: str) -> tuple[str, dict[str, Any]]:
         """One event of ``stream``: ``(symbol, body)`` in the generic shape."""
         rng = self.rng
@@ -97,6 +109,13 @@ class Market:
                     "trade_id": next(self.trade_ids), "price": f"{price:.2f}",
                     "size": f"{rng.uniform(0.001, 2):.4f}", "side": rng.choice(("buy", "sell")),
                     "ts": ts}
+        elif stream == "ticker" and self.consistent:
+            bids, asks = self.book(symbol)
+            bid, ask = max(bids), min(asks)
+            body = {"type": "ticker", "symbol": symbol, "seq": self._next_seq(stream, symbol),
+                    "bid": f"{bid:.2f}", "ask": f"{ask:.2f}", "bid_size": f"{bids[bid]:.3f}",
+                    "ask_size": f"{asks[ask]:.3f}", "ts": ts,
+                    "book_seq": self.seq.get(("book", symbol), 0)}
         elif stream == "ticker":
             half = price * 5e-5
             body = {"type": "ticker", "symbol": symbol, "seq": self._next_seq(stream, symbol),
@@ -107,8 +126,11 @@ class Market:
             bids, asks = self.book(symbol)
             side, levels = ("bids", bids) if rng.random() < 0.5 else ("asks", asks)
             offset = rng.randint(1, 12) * self._step(symbol)
-            level = round(price - offset if side == "bids" else price + offset, 2)
-            size = 0.0 if level in levels and rng.random() < 0.3 else round(
+            if self.consistent:  # from the other side's best: the book never crosses
+                level = round(min(asks) - offset if side == "bids" else max(bids) + offset, 2)
+            else:
+                level = round(price - offset if side == "bids" else price + offset, 2)
+            size = 0.0 if level in levels and len(levels) > 1 and rng.random() < 0.3 else round(
                 rng.uniform(0.01, 5), 3)
             if size:
                 levels[level] = size
@@ -117,6 +139,8 @@ class Market:
             body = {"type": "book", "symbol": symbol, "seq": self._next_seq(stream, symbol),
                     "bids": [[level, size]] if side == "bids" else [],
                     "asks": [[level, size]] if side == "asks" else [], "ts": ts}
+            if self.consistent:  # the best levels after the change, for checksums
+                body["top"] = self.top(symbol, 25)
         else:
             body = {"type": "order", "order_id": f"o-{next(self.order_ids)}", "symbol": symbol,
                     "status": rng.choice(("new", "filled", "cancelled")),

@@ -54,6 +54,7 @@ from ...errors import first_error
 from ...spec import FeedSpec
 from .dialects import PROFILES, Subscriber, dialect
 from .market import Market
+from .rest import RestServer, SnapshotFault
 
 __all__ = ["PROFILES", "Fault", "FaultKind", "Simulator", "parse_fault"]
 
@@ -235,7 +236,10 @@ class Simulator:
         self.host = host
         self.port = check_port(port)
         self._clock = clock or SystemClock()
-        self._market = Market(symbols, random.Random(seed), self._clock.time_ns)
+        self._market = Market(symbols, random.Random(seed), self._clock.time_ns,
+                              consistent="book" in streams)
+        self._rest = (RestServer(self._dialect, self._market, host)
+                      if self._dialect.serves_rest else None)
         self._clients: set[_Client] = set()
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -263,6 +267,19 @@ class Simulator:
                              "the simulator is not running: use 'async with Simulator() as sim'")
 
     @property
+    def rest_url(self) -> str | None:
+        """``http://host:port`` of the simulator's REST API (book snapshots).
+
+        For dialects whose exchange serves one (Binance); ``None`` for the others.
+        """
+        return None if self._rest is None else self._rest.url
+
+    @property
+    def rest_requests(self) -> list[str]:
+        """Every REST request received (path and query), in order."""
+        return [] if self._rest is None else list(self._rest.requests)
+
+    @property
     def open_connections(self) -> int:
         """Client connections open right now."""
         return len(self._clients)
@@ -282,6 +299,8 @@ class Simulator:
             self._serve, self.host, self.port, ping_interval=None, close_timeout=1,
             max_size=None,
         )
+        if self._rest is not None:
+            await self._rest.start()
         self._spawn(self._generate())
         if self.faults:
             self._spawn(self._run_script())
@@ -299,6 +318,8 @@ class Simulator:
                     client.ws.transport.abort()
             server.close()
             await server.wait_closed()
+        if self._rest is not None:
+            await self._rest.stop()
 
     def spec(self, **options: Any) -> FeedSpec:
         """The :class:`~wsresearch.spec.FeedSpec` for this profile, pointed at :attr:`url`.
@@ -309,6 +330,8 @@ class Simulator:
         """
         url = options.pop("url") if "url" in options else self.url
         symbols = options.pop("symbols", self._market.symbols)
+        if self._rest is not None and "rest_url" not in options:
+            options["rest_url"] = self._rest.url
         return self._dialect.spec(url, symbols, **options)
 
     # -- faults on demand -------------------------------------------------------------
@@ -370,6 +393,22 @@ class Simulator:
             frame = next(self._malformed)
             for client in list(self._clients):
                 await self._send(client, frame)
+
+    def snapshot_fault(self, status: int | None = None, delay: float = 0.0, stale: int = 0,
+                       times: int = 1) -> None:
+        """Make the next ``times`` REST book snapshots misbehave.
+
+        They fail with HTTP ``status`` (429, 418, 5xx), answer after ``delay`` seconds,
+        or are ``stale`` updates old.
+
+        Raises
+        ------
+        ValueError
+            If this profile's exchange serves no REST snapshot, or for a bad value.
+        """
+        if self._rest is None:
+            raise ValueError(f"the {self.profile} profile serves no REST snapshots")
+        self._rest.fault(SnapshotFault(status, delay, stale, times))
 
     def stop_pongs(self, duration: float) -> None:
         """Make every current connection half-open for ``duration`` seconds."""

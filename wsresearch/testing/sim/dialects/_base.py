@@ -148,6 +148,17 @@ class Dialect(abc.ABC):
     """Adapter options that pick the API this dialect speaks (``api="v1"``...)."""
     defaults: ClassVar[dict[str, Any]] = {}
     """Adapter options used unless given: every channel the dialect serves."""
+    serves_rest: ClassVar[bool] = False
+    """The exchange's books start from a REST snapshot: the simulator serves one."""
+
+    def rest(self, path: str, query: dict[str, str], market: Market, stale: int = 0,
+             ) -> Any | None:
+        """The REST answer to ``path`` (a book snapshot), or ``None`` for no such path.
+
+        ``stale``: answer with an update id that many updates old. Dialects whose
+        exchange needs no REST snapshot serve nothing.
+        """
+        return None
 
     def spec(self, url: str, symbols: Sequence[str], **options: Any) -> FeedSpec:
         """The adapter's spec for this dialect, pointed at ``url``, subscribing to ``symbols``."""

@@ -35,6 +35,22 @@ class BinanceDialect(Dialect):
                                           "depth_speed": "100ms"}
     _STREAMS: ClassVar[dict[str, str]] = {
         "trade": "trade", "aggTrade": "trade", "bookTicker": "ticker", "depth": "book"}
+    serves_rest = True
+    rest_path: ClassVar[str] = "/api/v3/depth"
+
+    def rest(self, path: str, query: dict[str, str], market: Market, stale: int = 0,
+             ) -> Any | None:
+        """``GET /api/v3/depth?symbol=BTCUSDT`` (USD-M: ``/fapi/v1/depth``): the book now."""
+        symbol = query.get("symbol", "").lower()
+        if path != self.rest_path or symbol not in market.symbols:
+            return None
+        book = market.snapshot(symbol)
+        body: dict[str, Any] = {"lastUpdateId": book["seq"] - stale}
+        if self.fixed["market"] == "usdm":
+            ms = to_ms(book["ts"])
+            body |= {"E": ms, "T": ms}
+        return body | {side: [[to_num(p), to_num(q)] for p, q in book[side]]
+                       for side in ("bids", "asks")}
 
     def on_request(self, client: Subscriber, text: str, market: Market) -> list[str]:
         """``SUBSCRIBE`` with stream names; an unknown stream is error code 2."""
@@ -46,12 +62,12 @@ class BinanceDialect(Dialect):
         if method != "SUBSCRIBE":
             return [to_json({"result": None, "id": ident})]
         for name in params:
-            symbol, _, rest = str(name).partition("@")
-            channel = rest.partition("@")[0]
+            symbol, _, tail = str(name).partition("@")
+            channel = tail.partition("@")[0]
             if channel not in self._STREAMS or symbol not in market.symbols:
                 return [to_json({"error": {"code": 2, "msg": f"Invalid request: unknown stream "
                                                            f"'{name}'"}, "id": ident})]
-            client.add(self._STREAMS[channel], symbol, f"{symbol}@{rest}")
+            client.add(self._STREAMS[channel], symbol, f"{symbol}@{tail}")
         return [to_json({"result": None, "id": ident})]
 
     def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
@@ -69,8 +85,9 @@ class BinanceDialect(Dialect):
                 data = {"e": "aggTrade", "E": ms, "s": upper, "a": body["seq"],
                         "p": body["price"], "q": body["size"], "f": body["trade_id"],
                         "l": body["trade_id"], "T": ms, "m": body["side"] == "sell", "M": True}
-            elif kind == "bookTicker":
-                data = {"u": body["seq"], "s": upper, "b": body["bid"], "B": body["bid_size"],
+            elif kind == "bookTicker":  # u: the book's last update id, as Binance sends
+                data = {"u": body.get("book_seq", body["seq"]), "s": upper, "b": body["bid"],
+                        "B": body["bid_size"],
                         "a": body["ask"], "A": body["ask_size"]}
             else:
                 data = {"e": "depthUpdate", "E": ms, "s": upper, "U": body["seq"],
@@ -99,4 +116,5 @@ class BinanceUsdmDialect(BinanceDialect):
 
     name = "binance-usdm"
     fixed: ClassVar[dict[str, Any]] = {"market": "usdm"}
+    rest_path: ClassVar[str] = "/fapi/v1/depth"
     defaults: ClassVar[dict[str, Any]] = BinanceDialect.defaults | {"depth_speed": "0ms"}

@@ -1,0 +1,156 @@
+"""Order books live against the simulator: REST snapshots fetched, recorded, resynced per symbol.
+
+The simulator keeps one market-consistent book per symbol (never crossed, its ticker the
+top of the book) and serves Binance's REST snapshot on a port of its own, with faults on
+request. Waits are bounded polls of the feed's state, never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from wsresearch import BackoffConfig, ConnectionConfig, Feed, ReconnectConfig, Recording, replay
+from wsresearch.events import BookChanged, Event
+from wsresearch.testing import Simulator
+
+FAST = ConnectionConfig(reconnect=ReconnectConfig(
+    backoff=BackoffConfig(initial_delay=0.05, max_delay=0.2, jitter=0.0),
+    rate_limit_backoff=BackoffConfig(initial_delay=0.1, max_delay=0.3, jitter=0.0)))
+RATES = {"trade": 5.0, "ticker": 40.0, "book": 80.0}
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+
+
+async def until(condition: Callable[[], bool], what: str, within: float = 10.0) -> None:
+    """Poll ``condition`` every 20 ms until it holds; fail naming ``what`` after ``within`` s."""
+    for _ in range(int(within / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out after {within} s waiting for {what}")
+
+
+def all_valid(feed: Feed) -> bool:
+    books = feed.books
+    return books.height == len(SYMBOLS) and bool(books["valid"].all())
+
+
+def tops_by_update_id(recording: Recording) -> tuple[dict[int, object], dict[int, object]]:
+    """Replay ``recording`` one event at a time: the book's top after each synced diff, and
+    each bookTicker's best bid and ask, keyed by (symbol, update id)."""
+    from wsresearch.clock import VirtualClock
+    from wsresearch.pipeline import Pipeline
+
+    pipeline = Pipeline(recording.spec, VirtualClock(0, 0))  # type: ignore[arg-type]
+    books: dict[object, object] = {}
+    tickers: dict[object, object] = {}
+    for kind, seq, generation, mono, wall, data, url, code in recording.events().select(
+            "kind", "seq", "generation", "mono_ns", "wall_ns", "data", "stream",
+            "code").iter_rows():
+        if kind == "open":
+            pipeline.open_generation(generation)
+        elif kind == "rest" and code == 200:
+            pipeline.rest(url, data, mono, wall)
+        elif kind == "frame":
+            pipeline.process([(data, generation, mono, wall, seq)])
+            message = json.loads(data).get("data")
+            if message is None:  # the subscription's answer
+                continue
+            key = (message["s"], message["u"])
+            if message.get("e") == "depthUpdate":
+                book = pipeline.book(message["s"])
+                if book.valid and book.last_id == message["u"]:
+                    books[key] = (book.best_bid, book.best_ask)
+            elif "A" in message:
+                tickers[key] = ((float(message["b"]), float(message["B"])),
+                                (float(message["a"]), float(message["A"])))
+    return books, tickers  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("profile", ["binance", "binance-usdm"])
+async def test_binance_books_sync_from_the_simulators_rest_snapshot(profile: str,
+                                                                    tmp_path: Path) -> None:
+    async with Simulator(profile, seed=5, rates=RATES) as sim:
+        spec = sim.spec(channels=["bookTicker", "depth"], connection=FAST)
+        async with Feed(spec, record_to=tmp_path / "rec") as feed:
+            await until(lambda: all_valid(feed), "both books valid")
+            await until(lambda: feed.frame("bookTicker").height > 100, "100 tickers")
+            live = {s: (feed.book(s).best_bid, feed.book(s).best_ask) for s in SYMBOLS}
+            requests = sim.rest_requests
+        assert feed.generation == 1 and feed.stats.sequence_gaps == 0
+    assert sorted(r.split("symbol=")[1].split("&")[0] for r in requests) == list(SYMBOLS)
+    recording = Recording.open(tmp_path / "rec")
+    assert recording.rest().height == 2  # each snapshot recorded, with its URL
+    # Offline, the same books: at every update id both know, the top is the ticker's.
+    books, tickers = tops_by_update_id(recording)
+    common = set(books) & set(tickers)
+    assert len(common) > 50
+    assert [key for key in common if books[key] != tickers[key]] == []
+    replayed = replay(recording)
+    for symbol in SYMBOLS:
+        book = replayed.book(symbol)
+        assert book.valid and book.stats.crossed == 0
+        assert (book.best_bid, book.best_ask) != (None, None)
+    del live  # the live feed kept running after it was read: its end is later
+
+
+@pytest.mark.parametrize(("fault", "requests"), [
+    ({"status": 429}, 2), ({"status": 418}, 2), ({"status": 503}, 2), ({"delay": 0.5}, 1),
+    ({"stale": 1000}, 2),
+], ids=["429", "418", "503", "slow", "stale"])
+async def test_a_gap_on_one_symbol_resyncs_only_it_through_a_failing_snapshot(
+    fault: dict[str, object], requests: int,
+) -> None:
+    async with Simulator("binance", seed=9, rates=RATES) as sim:
+        spec = sim.spec(channels=["bookTicker", "depth"], connection=FAST)
+        async with Feed(spec) as feed:
+            changes: list[BookChanged] = []
+
+            def listen(event: Event) -> None:
+                if isinstance(event, BookChanged):
+                    changes.append(event)
+            feed.on_event(listen)
+            await until(lambda: all_valid(feed), "both books valid")
+            changes.clear()  # from here on
+            before = len(sim.rest_requests)
+            sim.snapshot_fault(times=1, **fault)  # type: ignore[arg-type]
+            sim.sequence_gap(count=3)  # the next book update of one symbol skips 3 ids
+            await until(lambda: any(not c.valid for c in changes), "a book to go invalid")
+            broken = next(c.symbol for c in changes if not c.valid)
+            await until(lambda: feed.book(broken).valid, f"{broken} valid again")
+            other = next(s for s in SYMBOLS if s != broken)
+            assert {c.symbol for c in changes} == {broken}  # the other never changed
+            assert feed.book(other).valid and feed.book(other).stats.resyncs == 0
+            book = feed.book(broken)
+            assert book.stats.gaps == 1 and book.stats.resyncs == 1
+            # The faulty answer, then (unless it was only slow) one that worked: all for
+            # the broken symbol.
+            after = sim.rest_requests[before:]
+            assert len(after) == requests and all(broken in r for r in after)
+            assert feed.generation == 1  # nothing reconnected
+            assert not book.crossed
+
+
+async def test_a_recording_of_the_live_books_replays_to_the_same_books(tmp_path: Path) -> None:
+    async with Simulator("binance-usdm", seed=11, rates=RATES) as sim:
+        spec = sim.spec(channels=["depth"], connection=FAST)
+        async with Feed(spec, record_to=tmp_path / "rec") as feed:
+            await until(lambda: all_valid(feed), "both books valid")
+            await until(lambda: feed.book("BTCUSDT").stats.updates > 50, "50 updates")
+        live = feed.pipeline.books
+        assert live is not None
+    replayed = replay(Recording.open(tmp_path / "rec"))
+    assert replayed.books is not None
+    for symbol in SYMBOLS:
+        ours, theirs = live.books[symbol], replayed.book(symbol)
+        assert list(ours.bids.items()) == list(theirs.bids.items())
+        assert list(ours.asks.items()) == list(theirs.asks.items())
+        assert ours.last_id == theirs.last_id
+    events = Recording.open(tmp_path / "rec").events().filter(kind="book")
+    assert set(events["stream"]) == set(SYMBOLS) and events["healthy"].all()
+    assert pl.Series(events["stream"]).n_unique() == 2
