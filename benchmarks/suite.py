@@ -14,6 +14,11 @@ and the min-max of the per-round ratios, and the target where there is one:
   payloads (``TypeAdapter(list[Trade]).validate_json`` in batches of 1,000);
 - the normalized ``trades`` table of that replay against the replay itself (normalizing is
   done when a table is asked for, column-wise, off the hot path), and per trade row;
+- order books: levels applied per second by ``wsresearch.book.Book`` (top of book read
+  after each message, as a researcher's book is) against the ``order-book`` library's loop
+  doing the same, and against its writes alone; replay of a real book recording (Kraken v1,
+  every checksum verified) with books against the same replay without
+  (``benchmarks/bench_books.py``);
 - ``Feed.frame()`` refresh after 10,000 new rows on a frame of 1M rows against the same on
   a frame of 10,000 rows (1.0 means the cost follows the new rows, not the total);
 - memory: peak RSS of a feed with a slow consumer under a flood, ``DROP_OLDEST`` and
@@ -24,7 +29,7 @@ and the min-max of the per-round ratios, and the target where there is one:
 
 Usage: python benchmarks/suite.py [--rounds 3] [--messages 300000] [--rate 20000]
        [--seconds 10] [--soak 300] [--flood 100000]
-       [--only imports,live,cpu,replay,normalize,refresh,memory,soak]
+       [--only imports,live,cpu,replay,normalize,books,refresh,memory,soak]
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from pydantic import TypeAdapter
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
+import bench_books  # noqa: E402
 import bench_import  # noqa: E402
 from bench_pipeline import bare, full_feed, recv_loop  # noqa: E402
 from flood_server import running  # noqa: E402
@@ -184,6 +190,18 @@ def imports(args: argparse.Namespace, figure: Figure) -> None:
     figure.values.append(times["wsresearch"] / times["polars"])
 
 
+def books(args: argparse.Namespace, figures: dict[str, Figure], per_second: Figure,
+          replayed: Figure) -> None:
+    """Book levels per second against order-book's loops; replay with books against without."""
+    found = bench_books.levels_per_second(args.rounds, 100_000)
+    ours = found.pop("wsresearch Book")
+    per_second.values.extend(v / 1e6 for v in ours)
+    for name, values in found.items():
+        figures[name].values.extend(a / b for a, b in zip(ours, values, strict=True))
+    on, off = bench_books.replay_books(args.rounds)
+    replayed.values.extend(b / a for a, b in zip(on, off, strict=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -193,7 +211,8 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=300.0)
     parser.add_argument("--flood", type=int, default=100_000,
                         help="messages of the memory probes' flood (1x; 3x is the other)")
-    parser.add_argument("--only", default="imports,live,cpu,replay,normalize,refresh,memory,soak",
+    parser.add_argument("--only",
+                        default="imports,live,cpu,replay,normalize,books,refresh,memory,soak",
                         help="comma-separated steps to run (default: all)")
     args = parser.parse_args()
     on = Figure("live ingest, Feed recording", "bare websockets recv loop", ">= 0.5")
@@ -217,12 +236,18 @@ def main() -> None:
                       "<= 1.3")
     normalized = Figure("normalized trades table", "the replay that made the rows")
     normalized_us = Figure("  per trade row", "(absolute)", unit="us")
+    book_figures = {
+        name: Figure("book levels per second", name)
+        for name in ("order-book, top read per message", "order-book, writes only")}
+    book_levels = Figure("  levels per second, wsresearch Book", "(absolute)", unit="M/s")
+    book_replay = Figure("replay with books (Kraken v1 book1000)", "the same replay, no books")
     steps = {
         "imports": ("import cost", lambda: imports(args, imported)),
         "live": ("live ingest", lambda: live(args, on, off, ratio)),
         "cpu": ("CPU at a fixed rate", lambda: cpu(args, cpu_ratio, cpu_us)),
         "replay": ("replay", lambda: replay_speed(args, replayed)),
         "normalize": ("normalized tables", lambda: normalizing(args, normalized, normalized_us)),
+        "books": ("order books", lambda: books(args, book_figures, book_levels, book_replay)),
         "refresh": ("frame refresh", lambda: refresh(args, refreshed)),
         "memory": ("memory under a flood", lambda: memory(args, memory_figures)),
         "soak": ("reconnect soak", lambda: soak(args, growth)),
@@ -239,7 +264,7 @@ def main() -> None:
           "per-round ratios to the baseline measured in the same round")
     print(f"{'figure':<44} {'baseline':<34} {'median':>8} {'min-max':<15} {'unit':<5} target")
     for figure in (imported, on, off, ratio, cpu_ratio, cpu_us, replayed, normalized,
-                   normalized_us, refreshed,
+                   normalized_us, *book_figures.values(), book_levels, book_replay, refreshed,
                    *memory_figures.values(), growth):
         print(figure.row())
 

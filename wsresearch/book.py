@@ -239,24 +239,27 @@ class Book:
         return bool(self.bids and self.asks and self.bids.peekitem(-1)[0]
                     >= self.asks.peekitem(0)[0])
 
+    def prices(self, side: Side, n: int | None = None) -> list[float]:
+        """The best ``n`` prices of one side (all by default), best first."""
+        found: list[float]
+        if side == "bid":  # the best bid is the last key
+            keys = self.bids.keys()
+            found = keys[::-1] if n is None else keys[:-n - 1:-1]
+        else:
+            keys = self.asks.keys()
+            found = keys[:] if n is None else keys[:n]
+        return found
+
     def side(self, side: Side, n: int | None = None) -> list[tuple[float, float]]:
         """The best ``n`` levels of one side (all by default), best first."""
-        if side == "bid":
-            prices: Iterator[float] = reversed(self.bids.keys())
-            levels = self.bids
-        else:
-            prices, levels = iter(self.asks.keys()), self.asks
-        out: list[tuple[float, float]] = []
-        for price in prices:
-            if n is not None and len(out) >= n:
-                break
-            out.append((price, levels[price]))
-        return out
+        levels = self.bids if side == "bid" else self.asks
+        get = dict.__getitem__
+        return [(price, get(levels, price)) for price in self.prices(side, n)]
 
     def texts(self, side: Side, n: int) -> list[tuple[str, str]]:
         """The best ``n`` levels of one side as the exchange wrote them, best first."""
         texts = self._texts[side]
-        return [texts[price] for price, _ in self.side(side, n)]
+        return [texts[price] for price in self.prices(side, n)]
 
     def top(self, n: int = 10) -> pl.DataFrame:
         """The best ``n`` levels of each side, as a frame.
@@ -393,9 +396,21 @@ def kraken_checksum(book: Book) -> int:
     Over the best 10 asks then the best 10 bids: each price and amount as sent, with its
     point and leading zeros removed, concatenated.
     """
+    digits = _KRAKEN_DIGITS
+    if len(digits) > _MAX_DIGITS_CACHED:
+        digits.clear()
     parts = []
     for side in ("ask", "bid"):
-        for price, amount in book.texts(side, 10):
-            parts.append(price.replace(".", "").lstrip("0"))
-            parts.append(amount.replace(".", "").lstrip("0"))
+        for level in book.texts(side, 10):
+            for text in level:
+                found = digits.get(text)
+                if found is None:
+                    found = digits[text] = text.replace(".", "").lstrip("0")
+                parts.append(found)
     return zlib.crc32("".join(parts).encode())
+
+
+# Each number's checksum form, by its text: the same prices and sizes come back again and
+# again, and the form costs more to make than to look up.
+_KRAKEN_DIGITS: dict[str, str] = {}
+_MAX_DIGITS_CACHED = 100_000

@@ -84,6 +84,9 @@ class Subscriber:
         The per-connection sequence number last sent, and how many the next one skips.
     last_ms
         The last ms stamped per ``(channel, symbol)``, see :meth:`distinct_ms`.
+    last_id
+        The last book update id sent per ``(channel, symbol)``: a top-of-book channel
+        that carries it (Binance's ``bookTicker``) is sent only when the book changed.
     channels, symbols
         The generic dialect's subscriptions: every channel asked for, of every
         symbol asked for, whichever request asked.
@@ -95,6 +98,7 @@ class Subscriber:
     seq: int = 0
     skip: int = 0
     last_ms: dict[tuple[str, str], int] = field(default_factory=dict)
+    last_id: dict[tuple[str, str], int] = field(default_factory=dict)
     channels: set[str] = field(default_factory=set)
     symbols: set[str] = field(default_factory=set)
 

@@ -86,7 +86,11 @@ class BinanceDialect(Dialect):
                         "p": body["price"], "q": body["size"], "f": body["trade_id"],
                         "l": body["trade_id"], "T": ms, "m": body["side"] == "sell", "M": True}
             elif kind == "bookTicker":  # u: the book's last update id, as Binance sends
-                data = {"u": body.get("book_seq", body["seq"]), "s": upper, "b": body["bid"],
+                update_id = body.get("book_seq", body["seq"])
+                if client.last_id.get((name, symbol)) == update_id:
+                    continue  # Binance pushes the top only when the book changed
+                client.last_id[(name, symbol)] = update_id
+                data = {"u": update_id, "s": upper, "b": body["bid"],
                         "B": body["bid_size"],
                         "a": body["ask"], "A": body["ask_size"]}
             else:

@@ -1,0 +1,145 @@
+"""Order books: levels applied per second, against the ``order-book`` library's own loop.
+
+The workload is a stream of book messages (each a few level changes around a moving price,
+a third of them removals), as an exchange sends them. After each message a researcher's
+book is read at the top (best bid and ask: the crossed check, a quote, a checksum), so
+every loop reads it too:
+
+- ``wsresearch.book.Book``: ``set()`` per level, ``best_bid``/``best_ask`` per message;
+- ``order-book`` (C, the library cryptofeed keeps its books in): item assignment and
+  deletion per level, ``bids.index(0)``/``asks.index(0)`` per message;
+- ``order-book`` writes alone, its fastest loop (no ordered read at all).
+
+Also: replay of a real book recording (Kraken v1 book1000, ten pairs, with every checksum
+verified) with its books kept, against the same replay with no books.
+
+Usage: python benchmarks/bench_books.py [--rounds 5] [--messages 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from wsresearch import Recording, replay
+from wsresearch.book import Book
+
+KRAKEN = Path(__file__).resolve().parent.parent / "data" / "recordings" / \
+    "kraken_cryptofeed_2021-04-17_v1_book1000"
+
+Message = list[tuple[bool, float, float]]  # (is_bid, price, size) per level
+
+
+def workload(messages: int, seed: int = 7) -> list[Message]:
+    """Book messages of 1 to 6 level changes near a random-walking mid, never crossing it."""
+    rng = random.Random(seed)
+    mid, out = 30_000.0, []
+    for _ in range(messages):
+        mid += rng.gauss(0, 0.5)
+        levels = []
+        for _ in range(rng.randint(1, 6)):
+            is_bid = rng.random() < 0.5
+            offset = round(rng.randint(1, 200) * 0.1, 1)
+            price = round(mid - offset if is_bid else mid + offset, 1)
+            size = 0.0 if rng.random() < 0.33 else round(rng.uniform(0.001, 5), 3)
+            levels.append((is_bid, price, size))
+        out.append(levels)
+    return out
+
+
+def ours(messages: list[Message]) -> None:
+    book = Book("BTCUSDT")
+    put = book.set
+    for message in messages:
+        for is_bid, price, size in message:
+            put("bid" if is_bid else "ask", price, size)
+        book.best_bid, book.best_ask  # noqa: B018
+
+
+def order_book_reading(messages: list[Message]) -> None:
+    from order_book import OrderBook
+
+    ob = OrderBook()
+    bids, asks = ob.bids, ob.asks
+    for message in messages:
+        for is_bid, price, size in message:
+            side = bids if is_bid else asks
+            if size:
+                side[price] = size
+            elif price in side:
+                del side[price]
+        if len(bids) and len(asks):
+            bids.index(0), asks.index(0)
+
+
+def order_book_writes(messages: list[Message]) -> None:
+    from order_book import OrderBook
+
+    ob = OrderBook()
+    bids, asks = ob.bids, ob.asks
+    for message in messages:
+        for is_bid, price, size in message:
+            side = bids if is_bid else asks
+            if size:
+                side[price] = size
+            elif price in side:
+                del side[price]
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def levels_per_second(rounds: int, messages: int) -> dict[str, list[float]]:
+    """Levels applied per second by each loop, per round (``order-book`` ones if installed)."""
+    work = workload(messages)
+    levels = sum(map(len, work))
+    loops: dict[str, Callable[[list[Message]], None]] = {"wsresearch Book": ours}
+    try:
+        import order_book  # noqa: F401
+    except ImportError:
+        print("order-book is not installed: no baseline (pip install order-book)")
+    else:
+        loops |= {"order-book, top read per message": order_book_reading,
+                  "order-book, writes only": order_book_writes}
+    found: dict[str, list[float]] = {name: [] for name in loops}
+    for _ in range(rounds):
+        for name, loop in loops.items():
+            found[name].append(levels / timed(lambda loop=loop: loop(work)))  # type: ignore[misc]
+    return found
+
+
+def replay_books(rounds: int) -> tuple[list[float], list[float]]:
+    """Seconds to replay the Kraken book recording with its books, and without."""
+    recording = Recording.open(KRAKEN)
+    spec = recording.spec
+    assert spec is not None
+    assert spec.book_sync is not None
+    bare = spec.model_copy(update={"book_sync": None})
+    on, off = [], []
+    for _ in range(rounds):
+        on.append(timed(lambda: replay(recording, spec)))
+        off.append(timed(lambda: replay(recording, bare)))
+    return on, off
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--messages", type=int, default=100_000)
+    args = parser.parse_args()
+    found = levels_per_second(args.rounds, args.messages)
+    for name, values in found.items():
+        print(f"{name:<36} {statistics.median(values) / 1e6:6.2f} M levels/s")
+    on, off = replay_books(args.rounds)
+    print(f"replay with books / without: {statistics.median(off) / statistics.median(on):.2f}")
+
+
+if __name__ == "__main__":
+    main()
