@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from wsresearch import Recording, replay
+from wsresearch import Recording, export_parquet, load_normalized, replay
 from wsresearch.book import Book, kraken_checksum
 from wsresearch.clock import VirtualClock
 from wsresearch.exchanges import bybit, coinbase, okx
@@ -355,3 +355,97 @@ def test_okx_books5_messages_are_whole_books(tmp_path: Path) -> None:
     book = result.book("BCH-USDT-SWAP")
     assert book.valid and len(book.bids) == len(book.asks) == 5
     assert book.best_ask == (111.06, 55154.0) and book.best_bid == (111.05, 57745.0)
+
+
+# -- What the books make: snapshots every interval, quotes where no channel gives them --
+
+
+def kraken_by_message() -> tuple[list[tuple[int, dict[str, object]]], list[tuple[object, ...]],
+                                 Pipeline]:
+    """The Kraken book recording, one message at a time: the state of every valid book
+    before each message (with the message's receive time), and each top-of-book change."""
+    recording = Recording.open(KRAKEN_BOOK)
+    pipeline = Pipeline(recording.spec, VirtualClock(0, 0))  # type: ignore[arg-type]
+    pipeline.open_generation(1)
+    before: list[tuple[int, dict[str, object]]] = []
+    tops: dict[str, object] = {}
+    changes: list[tuple[object, ...]] = []
+    frames = recording.frames()
+    for seq, generation, mono, wall, data in frames.select(
+            "seq", "generation", "recv_mono_ns", "recv_wall_ns", "data").iter_rows():
+        books = pipeline.books
+        assert books is not None
+        before.append((wall, {b.symbol: (b.side("bid", 10), b.side("ask", 10))
+                              for b in books if b.valid}))
+        pipeline.process([(data, generation, mono, wall, seq)])
+        for book in books:
+            top = (book.best_bid, book.best_ask)
+            if book.valid and tops.get(book.symbol) != top:
+                tops[book.symbol] = top
+                changes.append((book.symbol, *(book.best_bid or ()), *(book.best_ask or ())))
+            elif not book.valid:
+                tops.pop(book.symbol, None)
+    return before, changes, pipeline
+
+
+def test_book_snapshots_hold_every_message_received_before_each_second() -> None:
+    before, _, pipeline = kraken_by_message()
+    snapshots = pipeline.normalized("book_snapshots")
+    assert snapshots.height > 100
+    assert set(snapshots["symbol"]) == {b.symbol for b in pipeline.books}  # type: ignore[union-attr]
+    second = 1_000_000_000
+    expected = []
+    boundary = None
+    for wall, books in before:
+        if boundary is not None and wall >= boundary:
+            last = wall - (wall - boundary) % second
+            expected += [(symbol, last, bids, asks) for symbol, (bids, asks) in books.items()]
+        if boundary is None or wall >= boundary:
+            boundary = (wall // second + 1) * second
+    got = [(s, t, [(x["price"], x["amount"]) for x in b], [(x["price"], x["amount"]) for x in a])
+           for s, t, b, a in snapshots.select(
+               "symbol", pl.col("local_time").cast(pl.Int64), "bids", "asks").iter_rows()]
+    assert sorted(got, key=lambda r: (r[1], r[0])) == sorted(
+        expected, key=lambda r: (r[1], r[0]))
+
+
+def test_quotes_come_from_the_book_where_no_channel_gives_them() -> None:
+    _, changes, pipeline = kraken_by_message()
+    quotes = pipeline.normalized("quotes")
+    assert quotes.height == len(changes) > 100
+    assert quotes.select("symbol", "bid_price", "bid_amount", "ask_price",
+                         "ask_amount").rows() == changes
+    assert (quotes["bid_price"] < quotes["ask_price"]).all()
+
+
+def test_a_spec_with_a_quote_channel_keeps_its_quotes_and_snapshots_can_be_off(
+    tmp_path: Path,
+) -> None:
+    recording = Recording.open(BINANCE["spot"])
+    result = replay(recording)
+    ticker = result.frames["bookTicker"]
+    assert result.normalized("quotes").height == ticker.height  # bookTicker's, not the book's
+    spec = recording.spec.model_copy(update={"snapshot_interval": None})  # type: ignore[union-attr]
+    assert replay(recording, spec).normalized("book_snapshots").height == 0
+    assert result.normalized("book_snapshots").height > 10
+
+
+def test_book_snapshots_are_exported_and_join_trades_as_of_their_time(tmp_path: Path) -> None:
+    recording = Recording.open(BINANCE["spot"])
+    export_parquet(recording, None, tmp_path / "ds", normalized=True)
+    snapshots = load_normalized(tmp_path / "ds", "book_snapshots").collect()
+    expected = replay(recording).normalized("book_snapshots")
+    assert_frame_equal(snapshots.sort("local_time").select(expected.columns), expected)
+    trades = load_normalized(tmp_path / "ds", "trades").collect().sort("local_time")
+    joined = trades.join_asof(
+        snapshots.sort("local_time").select("symbol", "local_time", "bids",
+                                            book_time="local_time"),
+        on="local_time", by="symbol", check_sortedness=False)  # sorted above
+    # A trade sees a book of the past, never of its future: that of the last whole second
+    # before it, unless no book message came in that second (no snapshot is stamped then).
+    after = joined.filter(pl.col("bids").is_not_null())
+    assert after.height > 0.9 * trades.height
+    age = (after["local_time"] - after["book_time"]).dt.total_nanoseconds()
+    assert age.min() >= 0
+    same_second = after["book_time"] == after["local_time"].dt.truncate("1s")
+    assert same_second.mean() > 0.95  # type: ignore[operator]

@@ -102,14 +102,17 @@ class Book:
     """
 
     __slots__ = ("_since", "_texts", "asks", "bids", "bridged", "exchange_ns", "last_id",
-                 "max_depth", "on_change", "pending", "reason", "recv_mono_ns", "recv_wall_ns",
-                 "stats", "symbol", "valid")
+                 "max_depth", "on_change", "owner", "pending", "reason", "recv_mono_ns",
+                 "recv_wall_ns", "stats", "symbol", "valid")
 
     def __init__(self, symbol: str, max_depth: int | None = None,
-                 on_change: Callable[[Book, int], None] | None = None) -> None:
+                 on_change: Callable[[Book, int], None] | None = None,
+                 owner: Books | None = None) -> None:
         self.symbol = symbol
         self.on_change = on_change
         """Called with the book and the time (mono ns) when it turns valid or invalid."""
+        self.owner = owner
+        """The :class:`Books` it belongs to: told of each message applied (quotes)."""
         self.max_depth = max_depth
         self.bids: SortedDict = SortedDict()  # price → amount; best is the last
         self.asks: SortedDict = SortedDict()  # price → amount; best is the first
@@ -202,6 +205,8 @@ class Book:
             self.exchange_ns = exchange_ns
         if self.valid and self.crossed:
             self.stats.crossed += 1
+        if self.owner is not None:
+            self.owner.touched(self)
 
     def invalid_ns(self, now_mono_ns: int | None = None) -> int:
         """Time without a valid book so far (up to ``now_mono_ns``, or the last message)."""
@@ -317,25 +322,79 @@ class BookRule(ABC):
 
 @dataclass
 class Books:
-    """Every book of one feed or replay, and the rule that keeps them.
+    """Every book of one feed or replay, the rule that keeps them, and what they make.
+
+    Besides the books, it keeps two tables, both by receive time:
+
+    - *snapshots*: the best ``snapshot_depth`` levels of every valid book at each
+      multiple of ``snapshot_interval`` seconds of receive (wall) time. One is taken when
+      the first message past the boundary arrives, before it is applied, so it holds
+      exactly the messages received up to the boundary; a quiet stretch with no message
+      gives one snapshot at its last boundary, not one per boundary;
+    - *quotes*: the best bid and ask of a valid book after each message that changed them.
 
     Parameters
     ----------
     sync
         The exchange's rule (the spec's ``book_sync``); its ``max_depth`` is each
         book's.
+    on_change
+        Called with a book and the time (mono ns) when it turns valid or invalid.
+    snapshot_interval
+        Seconds of receive time between snapshots; ``None`` takes none.
+    snapshot_depth
+        Levels per side in a snapshot.
     """
 
     sync: BookRule
     on_change: Callable[[Book, int], None] | None = None
+    snapshot_interval: float | None = 1.0
+    snapshot_depth: int = 10
     books: dict[str, Book] = field(default_factory=dict)
+    generation: int = 0
+    """The connection generation of the messages being applied (set by the pipeline)."""
+    _next_snapshot_ns: int | None = None
+    _snapshots: list[tuple[Any, ...]] = field(default_factory=list)
+    _quotes: list[tuple[Any, ...]] = field(default_factory=list)
+    _tops: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
     def book(self, symbol: str) -> Book:
         """The book of ``symbol``, made empty (and invalid) on first use."""
         found = self.books.get(symbol)
         if found is None:
-            found = self.books[symbol] = Book(symbol, self.sync.max_depth, self.on_change)
+            found = self.books[symbol] = Book(symbol, self.sync.max_depth, self.on_change,
+                                              self)
         return found
+
+    def touched(self, book: Book) -> None:
+        """A message was applied to ``book``: a quote row if its top changed."""
+        if not book.valid:
+            self._tops.pop(book.symbol, None)
+            return
+        top = (book.best_bid, book.best_ask)
+        if self._tops.get(book.symbol) == top:
+            return
+        self._tops[book.symbol] = top
+        bid, ask = top
+        self._quotes.append((book.symbol, book.exchange_ns, book.recv_wall_ns, self.generation,
+                             *(bid or (None, None)), *(ask or (None, None))))
+
+    def _snapshot_due(self, wall_ns: int) -> None:
+        """Take the snapshots whose boundary ``wall_ns`` has passed (before applying it)."""
+        assert self.snapshot_interval is not None  # checked by the caller
+        step = max(1, round(self.snapshot_interval * 1e9))
+        boundary = self._next_snapshot_ns
+        if boundary is not None and wall_ns >= boundary:
+            last = wall_ns - (wall_ns - boundary) % step  # the last boundary passed
+            depth = self.snapshot_depth
+            for book in self.books.values():
+                if book.valid:
+                    self._snapshots.append((
+                        book.symbol, book.exchange_ns, last, self.generation,
+                        [{"price": p, "amount": a} for p, a in book.side("bid", depth)],
+                        [{"price": p, "amount": a} for p, a in book.side("ask", depth)]))
+        if boundary is None or wall_ns >= boundary:
+            self._next_snapshot_ns = (wall_ns // step + 1) * step
 
     def wanting(self, rest_url: str | None) -> list[tuple[str, str]]:
         """``(symbol, URL)`` of each book waiting for a REST snapshot it should fetch."""
@@ -348,8 +407,37 @@ class Books:
         return found
 
     def apply(self, channel: str, message: Any, mono_ns: int, wall_ns: int) -> None:
-        """Hand one valid message of a book channel to the rule."""
+        """Hand one valid message of a book channel to the rule (snapshots first, if due)."""
+        if self.snapshot_interval is not None and (
+                self._next_snapshot_ns is None or wall_ns >= self._next_snapshot_ns):
+            self._snapshot_due(wall_ns)
         self.sync.apply(self, channel, message, mono_ns, wall_ns)
+
+    def snapshots(self) -> pl.DataFrame:
+        """The snapshots so far, in native columns.
+
+        ``symbol``, ``exchange_ns``, ``recv_wall_ns`` (the boundary), ``generation``,
+        ``bids``, ``asks``, ``frame_seq``; ``normalized("book_snapshots")`` gives them in the
+        normalized columns.
+        """
+        level = pl.List(pl.Struct({"price": pl.Float64, "amount": pl.Float64}))
+        return pl.DataFrame(self._snapshots, orient="row", schema={
+            "symbol": pl.String, "exchange_ns": pl.Int64, "recv_wall_ns": pl.Int64,
+            "generation": pl.Int64, "bids": level, "asks": level,
+        }).with_columns(frame_seq=pl.lit(None, pl.Int64))
+
+    def quotes(self) -> pl.DataFrame:
+        """The books' quotes so far, in native columns.
+
+        ``symbol``, ``exchange_ns``, ``recv_wall_ns``, ``generation``, ``bid_price``,
+        ``bid_amount``, ``ask_price``, ``ask_amount``, ``frame_seq``;
+        ``normalized("quotes")`` of a spec with no quote channel gives them.
+        """
+        return pl.DataFrame(self._quotes, orient="row", schema={
+            "symbol": pl.String, "exchange_ns": pl.Int64, "recv_wall_ns": pl.Int64,
+            "generation": pl.Int64, "bid_price": pl.Float64, "bid_amount": pl.Float64,
+            "ask_price": pl.Float64, "ask_amount": pl.Float64,
+        }).with_columns(frame_seq=pl.lit(None, pl.Int64))
 
     def rest(self, url: str | None, body: str, mono_ns: int, wall_ns: int) -> None:
         """Hand a REST response (a book snapshot) to the rule."""

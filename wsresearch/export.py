@@ -178,6 +178,8 @@ def export_parquet(
     tables = {f"channel={channel}": frame for channel, frame in result.frames.items()}
     if normalized and result.spec is not None:
         held = {kind for channel in result.spec.channels for kind in channel.normalized}
+        if result.books is not None:  # the books make snapshots, and quotes where no BBO
+            held |= {"book_snapshots", "quotes"}
         tables |= {f"kind={kind}": result.normalized(kind) for kind in KINDS if kind in held}
     for folder, frame in tables.items():
         kind, _, name = folder.partition("=")

@@ -22,6 +22,8 @@ Every kind has the columns of :data:`COMMON`; then its own (:data:`KINDS`):
 ``liquidations``       ``liquidation_id``, ``price``, ``amount``, ``side`` (the liquidated order's)
 ``candles``            ``interval``, ``open_time``, ``open``, ``high``, ``low``, ``close``,
                        ``volume``, ``closed``
+``book_snapshots``     ``bids``, ``asks``: the best levels, best first, each ``{price, amount}``
+                       (made by the order books, :mod:`wsresearch.book`)
 =====================  ==========================================================================
 
 Prices and amounts are ``Float64`` here, for arithmetic. A number the float does not keep
@@ -67,6 +69,8 @@ KINDS: dict[str, dict[str, pl.DataType]] = {
                      "side": pl.String()},
     "candles": {"interval": pl.String(), "open_time": _TIME, "open": _PRICE, "high": _PRICE,
                 "low": _PRICE, "close": _PRICE, "volume": _PRICE, "closed": pl.Boolean()},
+    "book_snapshots": {"bids": pl.List(pl.Struct({"price": _PRICE, "amount": _PRICE})),
+                       "asks": pl.List(pl.Struct({"price": _PRICE, "amount": _PRICE}))},
 }
 """Each kind's own columns, after :data:`COMMON`."""
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from operator import itemgetter
 from typing import Any
@@ -47,6 +47,7 @@ from .events import BookChanged, Dropped, ErrorRaised, Event, GapFound, HealthCh
 from .exactness import inexact_numbers, may_be_inexact, may_be_inexact_batch
 from .frames import ColumnCheck, FrameStore, polars_schema
 from .health import HealthMonitor, HealthTransition
+from .normalize import normalize
 from .parser import (
     CONTROL,
     DUPLICATE,
@@ -60,7 +61,7 @@ from .parser import (
 from .sequence import GAP, OUT_OF_ORDER, REPEAT, Seq, SequenceGap, SequenceTracker
 from .spec import CONNECTION_GROUP, Channel, FeedSpec
 
-__all__ = ["Counts", "Pipeline", "Received"]
+__all__ = ["Counts", "Pipeline", "Received", "normalized_table"]
 
 log = logging.getLogger(__name__)
 _first = itemgetter(0)
@@ -226,7 +227,8 @@ class Pipeline:
         self._inexact = 0
         self._inexact_channels: set[str] = set()  # warned about once each
         sync = spec.book_sync
-        self.books: Books | None = None if sync is None else Books(sync, self._book_changed)
+        self.books: Books | None = None if sync is None else Books(
+            sync, self._book_changed, spec.snapshot_interval, spec.snapshot_depth)
         self._book_channels: frozenset[str] = frozenset() if sync is None else frozenset(
             sync.channels)
         # Bound once: these run for every batch.
@@ -284,6 +286,8 @@ class Pipeline:
         reconnect, and applying old deltas after it would corrupt state.
         """
         self._generation = generation
+        if self.books is not None:
+            self.books.generation = generation
 
     def check_health(self) -> None:
         """Judge every stream once, now on the pipeline's clock (emits :class:`HealthChanged`)."""
@@ -552,7 +556,7 @@ class Pipeline:
         ValueError
             For a kind that is not one of :data:`~wsresearch.normalize.KINDS`.
         """
-        return self.spec.normalized(kind, self.store.frames())
+        return normalized_table(kind, self.spec, self.store.frames(), self.books)
 
     @property
     def gaps(self) -> pl.DataFrame:
@@ -573,3 +577,27 @@ class Pipeline:
         c = self.counts
         return (f"Pipeline(channels={self.spec.channel_names}, generation={self._generation}, "
                 f"ok={c.ok}, duplicates={c.duplicates}, invalid={c.invalid})")
+
+
+def normalized_table(kind: str, spec: FeedSpec, frames: Mapping[str, pl.DataFrame],
+                     books: Books | None) -> pl.DataFrame:
+    """The ``kind`` table of a session: from its native frames, and from its order books.
+
+    ``book_snapshots`` come from the books; so do ``quotes`` where no channel of the spec
+    gives them (an exchange with no best-bid-and-offer channel, or none subscribed).
+
+    Raises
+    ------
+    ValueError
+        For a kind that is not one of :data:`~wsresearch.normalize.KINDS`.
+    """
+    if books is not None and (kind == "book_snapshots" or (kind == "quotes" and not any(
+            "quotes" in channel.normalized for channel in spec.channels))):
+        table = books.snapshots() if kind == "book_snapshots" else books.quotes()
+        return normalize(kind, {"books": table}, {"books": {kind: _as_is}}, spec.exchange_name)
+    return spec.normalized(kind, frames)
+
+
+def _as_is(native: pl.LazyFrame) -> pl.LazyFrame:
+    """The books' tables are made in the normalized columns already."""
+    return native

@@ -39,7 +39,7 @@ from .clock import NS_PER_S, VirtualClock
 from .health import HealthMonitor, HealthTransition
 from .normalize import normalize
 from .parser import Reject
-from .pipeline import Counts, Pipeline, Received
+from .pipeline import Counts, Pipeline, Received, normalized_table
 from .recording import Recording
 from .spec import FeedSpec
 
@@ -126,7 +126,7 @@ class ReplayResult:
         """
         if self.spec is None:  # a result made by hand: no channel says what it holds
             return normalize(kind, self.frames, {}, "")
-        return self.spec.normalized(kind, self.frames)
+        return normalized_table(kind, self.spec, self.frames, self.books)
 
 
 def replay(

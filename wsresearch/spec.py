@@ -197,6 +197,10 @@ class FeedSpec(BaseModel):
         The exchange's rule for keeping order books from its book channels (a
         :class:`~wsresearch.book.BookRule`; adapters set it when a book channel is
         subscribed): the pipeline then keeps one book per symbol (``Feed.book``).
+    snapshot_interval, snapshot_depth
+        The order books' snapshots (``normalized("book_snapshots")``): every
+        ``snapshot_interval`` seconds of receive time (``None``: none), the best
+        ``snapshot_depth`` levels a side.
     rest_url
         The base of the exchange's REST API, for book snapshots (``None``: the
         exchange's own; a :class:`~wsresearch.testing.Simulator` sets its own port).
@@ -251,6 +255,8 @@ class FeedSpec(BaseModel):
     control_texts: frozenset[str] = frozenset()
     control_sequence: Callable[[Any], int | None] | None = None
     book_sync: Any = None
+    snapshot_interval: float | None = Field(1.0, gt=0, le=86_400)
+    snapshot_depth: int = Field(10, ge=1, le=1_000)
     rest_url: str | None = None
     error_types: frozenset[str] = frozenset()
     error_text: Callable[[Any], str] | None = None
