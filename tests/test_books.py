@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from wsresearch import Recording, export_parquet, load_normalized, replay
+from wsresearch import Recording, export_parquet, load_normalized, quality_report, replay
 from wsresearch.book import Book, kraken_checksum
 from wsresearch.clock import VirtualClock
 from wsresearch.exchanges import bybit, coinbase, okx
@@ -75,6 +75,18 @@ def test_a_wrong_checksum_invalidates_that_symbol_only_until_its_next_snapshot(
     others = books.filter(pl.col("symbol") != "XMR/USD")
     assert others["valid"].all() and others["checksums_failed"].sum() == 0
     assert others["resyncs"].sum() == 0
+    # The quality report says so: its books table, its summary, and the book's spells.
+    recording = Recording.open(tmp_path / "rec")
+    report = quality_report(recording, recording.spec)
+    assert_frame_equal(report.books.drop("invalid_s"), books.drop("invalid_s"))
+    summary = dict(report.summary().iter_rows())["order books"]
+    ok = int(books["checksums_ok"].sum())  # XMR/USD's updates after the failure: unchecked
+    assert ok < 4269 - 1
+    assert summary.startswith(f"10 of 10 valid at the end; checksums {ok} ok, 1 failed; "
+                              "0 gap(s), 1 resync(s), 0 crossed;")
+    spells = report.book_changes.filter(symbol="XMR/USD")
+    assert spells.select("valid", "reason").rows() == [
+        (True, ""), (False, "checksum mismatch"), (True, "")]
 
 
 def test_a_book_without_its_snapshot_says_it_is_not_valid(tmp_path: Path) -> None:

@@ -15,7 +15,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from wsresearch import BackoffConfig, ConnectionConfig, Feed, ReconnectConfig, Recording, replay
+from wsresearch import (
+    BackoffConfig,
+    ConnectionConfig,
+    Feed,
+    ReconnectConfig,
+    Recording,
+    quality_report,
+    replay,
+)
 from wsresearch.events import BookChanged, Event
 from wsresearch.testing import Simulator
 
@@ -80,8 +88,10 @@ async def test_binance_books_sync_from_the_simulators_rest_snapshot(profile: str
         async with Feed(spec, record_to=tmp_path / "rec") as feed:
             await until(lambda: all_valid(feed), "both books valid")
             await until(lambda: feed.frame("bookTicker").height > 100, "100 tickers")
-            live = {s: (feed.book(s).best_bid, feed.book(s).best_ask) for s in SYMBOLS}
             requests = sim.rest_requests
+            report = quality_report(feed)
+            assert set(report.books["symbol"]) == set(SYMBOLS)
+            assert "2 of 2 valid" in dict(report.summary().iter_rows())["order books"]
         assert feed.generation == 1 and feed.stats.sequence_gaps == 0
     assert sorted(r.split("symbol=")[1].split("&")[0] for r in requests) == list(SYMBOLS)
     recording = Recording.open(tmp_path / "rec")
@@ -96,7 +106,6 @@ async def test_binance_books_sync_from_the_simulators_rest_snapshot(profile: str
         book = replayed.book(symbol)
         assert book.valid and book.stats.crossed == 0
         assert (book.best_bid, book.best_ask) != (None, None)
-    del live  # the live feed kept running after it was read: its end is later
 
 
 @pytest.mark.parametrize(("fault", "requests"), [

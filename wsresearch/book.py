@@ -102,17 +102,15 @@ class Book:
     """
 
     __slots__ = ("_since", "_texts", "asks", "bids", "bridged", "exchange_ns", "last_id",
-                 "max_depth", "on_change", "owner", "pending", "reason", "recv_mono_ns",
-                 "recv_wall_ns", "stats", "symbol", "valid")
+                 "max_depth", "owner", "pending", "reason", "recv_mono_ns", "recv_wall_ns",
+                 "stats", "symbol", "valid")
 
     def __init__(self, symbol: str, max_depth: int | None = None,
-                 on_change: Callable[[Book, int], None] | None = None,
                  owner: Books | None = None) -> None:
         self.symbol = symbol
-        self.on_change = on_change
-        """Called with the book and the time (mono ns) when it turns valid or invalid."""
         self.owner = owner
-        """The :class:`Books` it belongs to: told of each message applied (quotes)."""
+        """The :class:`Books` it belongs to: told when it turns valid or invalid, and of
+        each message applied (quotes)."""
         self.max_depth = max_depth
         self.bids: SortedDict = SortedDict()  # price → amount; best is the last
         self.asks: SortedDict = SortedDict()  # price → amount; best is the first
@@ -182,8 +180,8 @@ class Book:
         if not self.valid and self._since is not None:
             self.stats.invalid_ns += mono_ns - self._since
         self.valid, self.reason, self._since = True, "", None
-        if not was and self.on_change is not None:
-            self.on_change(self, mono_ns)
+        if not was and self.owner is not None:
+            self.owner.changed(self, mono_ns)
 
     def mark_invalid(self, reason: str, mono_ns: int) -> None:
         """The book is wrong or incomplete until the next snapshot; ``reason`` says why."""
@@ -192,8 +190,8 @@ class Book:
             self.stats.resyncs += 1
             self._since = mono_ns
         self.valid, self.reason = False, reason
-        if was and self.on_change is not None:
-            self.on_change(self, mono_ns)
+        if was and self.owner is not None:
+            self.owner.changed(self, mono_ns)
 
     def touched(self, mono_ns: int, wall_ns: int, exchange_ns: int | None) -> None:
         """One message was applied at these times: counted, and checked for a crossed book."""
@@ -353,6 +351,8 @@ class Books:
     books: dict[str, Book] = field(default_factory=dict)
     generation: int = 0
     """The connection generation of the messages being applied (set by the pipeline)."""
+    transitions: list[tuple[int, str, bool, str]] = field(default_factory=list)
+    """``(mono_ns, symbol, valid, reason)`` of every change of a book's validity."""
     _next_snapshot_ns: int | None = None
     _snapshots: list[tuple[Any, ...]] = field(default_factory=list)
     _quotes: list[tuple[Any, ...]] = field(default_factory=list)
@@ -362,9 +362,20 @@ class Books:
         """The book of ``symbol``, made empty (and invalid) on first use."""
         found = self.books.get(symbol)
         if found is None:
-            found = self.books[symbol] = Book(symbol, self.sync.max_depth, self.on_change,
-                                              self)
+            found = self.books[symbol] = Book(symbol, self.sync.max_depth, self)
         return found
+
+    def changed(self, book: Book, mono_ns: int) -> None:
+        """``book`` turned valid or invalid at ``mono_ns``: kept, and told to ``on_change``."""
+        self.transitions.append((mono_ns, book.symbol, book.valid, book.reason))
+        if self.on_change is not None:
+            self.on_change(book, mono_ns)
+
+    def transition_frame(self) -> pl.DataFrame:
+        """Every change of a book's validity: ``mono_ns``, ``symbol``, ``valid``, ``reason``."""
+        return pl.DataFrame(self.transitions, orient="row", schema={
+            "mono_ns": pl.Int64, "symbol": pl.String, "valid": pl.Boolean,
+            "reason": pl.String})
 
     def touched(self, book: Book) -> None:
         """A message was applied to ``book``: a quote row if its top changed."""

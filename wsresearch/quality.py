@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .book import BOOK_COLUMNS, Books
 from .clock import NS_PER_S
 from .errors import first_error
 from .health import HealthTransition
@@ -173,6 +174,12 @@ class QualityReport:
         Where the receive times came from, as the recording's manifest says:
         ``recorded`` (this wsresearch's clock; a live feed's too), ``imported``
         (the clock of the tool that captured the messages) or ``invented``.
+    books
+        One row per order book (:data:`~wsresearch.book.BOOK_COLUMNS`): valid at the end,
+        top of book, updates, snapshots, checksums verified and failed, gaps, crossed,
+        resyncs and the time without a valid book; empty when the spec keeps none.
+    book_changes
+        Every change of a book's validity: ``mono_ns``, ``symbol``, ``valid``, ``reason``.
     """
 
     source: str
@@ -191,6 +198,10 @@ class QualityReport:
     first_receive_wall_ns: int | None = None
     warnings: list[str] = field(default_factory=list)
     receive_times: ReceiveTimes = "recorded"
+    books: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=BOOK_COLUMNS))
+    book_changes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
+        schema={"mono_ns": pl.Int64, "symbol": pl.String, "valid": pl.Boolean,
+                "reason": pl.String}))
 
     @property
     def duration_s(self) -> float:
@@ -255,6 +266,14 @@ class QualityReport:
             ("latency p50 / p99", self._latency_text()),
             ("clock skew", self._skew_text()),
         ]
+        if self.books.height:
+            b = self.books
+            rows.append(("order books", (
+                f"{int(b['valid'].sum())} of {b.height} valid at the end; checksums "
+                f"{int(b['checksums_ok'].sum())} ok, {int(b['checksums_failed'].sum())} failed; "
+                f"{int(b['gaps'].sum())} gap(s), {int(b['resyncs'].sum())} resync(s), "
+                f"{int(b['crossed'].sum())} crossed; "
+                f"{float(b['invalid_s'].sum()):.1f} s without a valid book")))
         return pl.DataFrame(rows, schema={"metric": pl.String, "value": pl.String},
                             orient="row")
 
@@ -375,12 +394,32 @@ class QualityReport:
                     (index - 0.4, 0.8), color=color)
         health_ax.broken_barh([(seconds(start), length) for start, length in down],
                               (len(streams) - 0.4, 0.8), color="grey")
-        health_ax.set_yticks(range(len(streams) + 1), [*streams, "connection"])
+        symbols = self.books["symbol"].to_list()
+        for offset, symbol in enumerate(symbols, start=len(streams) + 1):
+            for start, end, valid in self._book_spells(symbol):
+                health_ax.broken_barh([(seconds(start), (end - start) / NS_PER_S)],
+                                      (offset - 0.4, 0.8),
+                                      color="tab:blue" if valid else "tab:purple")
+        health_ax.set_yticks(range(len(streams) + 1 + len(symbols)),
+                             [*streams, "connection", *(f"book {s}" for s in symbols)])
         health_ax.set_xlim(0, span)
-        health_ax.set_title("health (green: healthy, orange: hole, red: stale, "
-                            "grey: disconnected)")
+        health_ax.set_title("health (green: healthy, orange: hole, red: stale, grey: "
+                            "disconnected; books: blue valid, purple not)")
         health_ax.set_xlabel("seconds")
         return figure
+
+    def _book_spells(self, symbol: str) -> list[tuple[int, int, bool]]:
+        """``(start, end, valid)`` of ``symbol``'s book over the session, from its changes.
+
+        It starts invalid (no snapshot yet) at the session's start.
+        """
+        spells, start, valid = [], self.start_mono_ns, False
+        for mono, now_valid in self.book_changes.filter(symbol=symbol).select(
+                "mono_ns", "valid").iter_rows():
+            spells.append((start, mono, valid))
+            start, valid = mono, now_valid
+        spells.append((start, self.end_mono_ns, valid))
+        return [spell for spell in spells if spell[1] > spell[0]]
 
     def _downtimes(self) -> list[tuple[int, float]]:
         """``(closed_mono_ns, seconds)`` of every spell disconnected, the trailing one included."""
@@ -660,6 +699,7 @@ class _Session:
     sequenced: dict[str, bool] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # warnings the source itself gives
     receive_times: ReceiveTimes = "recorded"  # what the recording's manifest says
+    books: Books | None = None  # the session's order books, where its spec keeps them
 
 
 def _from_recording(
@@ -691,7 +731,7 @@ def _from_recording(
         str(recording.path), start, end, timeline, frames_seen, outcomes, whole,
         _stream_times(result.frames, spec), result.frames, _thresholds(spec),
         result.health_transitions, result.sequence_by_channel, _sequenced(spec),
-        _exactness_notes(result.counts), receive_times=times), rule)
+        _exactness_notes(result.counts), receive_times=times, books=result.books), rule)
 
 
 def _completeness(recording: Recording, events: pl.DataFrame) -> str:
@@ -755,8 +795,8 @@ def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
     return _report(_Session(
         redact_url(spec.url), start, _feed_end(timeline, now), timeline, seen, outcomes,
         recording, _stream_times(frames, spec), frames, _thresholds(spec),
-        pipeline.transitions, pipeline.sequences.by_channel, _sequenced(spec), notes),
-        rule)
+        pipeline.transitions, pipeline.sequences.by_channel, _sequenced(spec), notes,
+        books=pipeline.books), rule)
 
 
 def _feed_end(timeline: pl.DataFrame, now: int) -> int:
@@ -833,6 +873,8 @@ def _report(session: _Session, rule: _HoleRule) -> QualityReport:
         first_receive_wall_ns=first_wall,
         warnings=[*s.notes, *_warnings(first_wall, latency, latencies, s.receive_times)],
         receive_times=s.receive_times,
+        **({} if s.books is None else {"books": s.books.frame(s.end),
+                                       "book_changes": s.books.transition_frame()}),
     )
 
 
