@@ -8,6 +8,7 @@ request. Waits are bounded polls of the feed's state, never fixed sleeps.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -163,3 +164,34 @@ async def test_a_recording_of_the_live_books_replays_to_the_same_books(tmp_path:
     events = Recording.open(tmp_path / "rec").events().filter(kind="book")
     assert set(events["stream"]) == set(SYMBOLS) and events["healthy"].all()
     assert pl.Series(events["stream"]).n_unique() == 2
+
+
+async def test_the_dashboard_and_the_console_show_a_row_per_book() -> None:
+    pytest.importorskip("ipywidgets", reason="the dashboard needs ipywidgets")
+    from rich.console import Console
+
+    from wsresearch.console import FeedMonitor
+    from wsresearch.widgets import Dashboard
+
+    async with Simulator("binance", seed=13, rates=RATES) as sim:
+        feed = Feed(sim.spec(channels=["depth"], connection=FAST))
+        monitor = FeedMonitor(feed)
+        async with feed:
+            await until(lambda: all_valid(feed), "both books valid")
+            sim.sequence_gap(count=2)
+            await until(lambda: any(e.text.startswith("book") and "INVALID" in e.text
+                                    for e in monitor._events), "the console to see a gap")
+            await until(lambda: all_valid(feed), "both books valid again")
+            dashboard = Dashboard(feed)
+            dashboard.refresh()
+            html = dashboard.books_html.value
+            dashboard.close()
+            console = Console(record=True, width=200, file=io.StringIO())
+            console.print(monitor.render())
+            console.print(monitor.summary())
+            text = console.export_text()
+    assert html.count("<tr>") == 1 + len(SYMBOLS) and all(s in html for s in SYMBOLS)
+    assert html.count(">valid<") == len(SYMBOLS)
+    assert "order books valid at the end" in text and "book resyncs" in text
+    assert all(s in text for s in SYMBOLS)
+    assert "INVALID: update ids" in text  # the event line of the gap

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
+import polars as pl
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -23,7 +25,7 @@ from rich.text import Text
 from .clock import NS_PER_S
 from .config import CloseCategory
 from .connection import ConnectionState
-from .events import Closed, Event, HealthChanged, Opened
+from .events import BookChanged, Closed, Event, HealthChanged, Opened
 from .feed import Feed
 from .health import stream_label
 from .parser import describe_rejects
@@ -133,7 +135,11 @@ class FeedMonitor:
         events = Text()
         for event in self._events:
             events.append(f"  {event.at_s:6.1f}s  {event.text}\n", event.style)
-        return Group(head, streams, pipeline, Text("events:", "bold"), events)
+        parts: list[Any] = [head, streams, pipeline]
+        books = feed.books
+        if books.height:
+            parts.append(_books_table(books))
+        return Group(*parts, Text("events:", "bold"), events)
 
     def progress_line(self) -> str:
         """One line for logs that are not terminals."""
@@ -180,6 +186,16 @@ class FeedMonitor:
                 table.add_row(Text(f"  rejected: {reason}"), Text(str(n)))
         for name in self.feed.spec.channel_names:
             table.add_row(Text(f"  rows: {name}"), Text(str(self.feed.store.added(name))))
+        books = self.feed.books
+        if books.height:
+            table.add_row(Text("order books valid at the end"),
+                          Text(f"{int(books['valid'].sum())} of {books.height}"))
+            for label, column in (("book checksums ok", "checksums_ok"),
+                                  ("book checksums failed", "checksums_failed"),
+                                  ("book resyncs", "resyncs"), ("crossed books", "crossed")):
+                table.add_row(Text(label), Text(str(int(books[column].sum()))))
+            table.add_row(Text("time without a valid book"),
+                          Text(f"{float(books['invalid_s'].sum()):.1f} s"))
         for at, code, reason, category in self.closes:
             table.add_row(Text(f"  close at {at:.1f} s"),
                           Text(printable(describe_close(code, category, reason))))
@@ -195,11 +211,34 @@ class FeedMonitor:
         elif isinstance(event, Opened):
             self._events.append(_Event(at, f"connected (generation {event.generation})",
                                        "green"))
+        elif isinstance(event, BookChanged):
+            text, style = ((f"book {event.symbol} valid", "green") if event.valid
+                           else (f"book {event.symbol} INVALID: {event.reason}", "red"))
+            self._events.append(_Event(at, printable(text), style))
         elif isinstance(event, HealthChanged):
             stream = event.stream
             text, style = ((f"{stream} recovered", "green") if event.healthy
                            else (f"{stream} STALE", "red"))
             self._events.append(_Event(at, text, style))
+
+
+def _books_table(books: pl.DataFrame) -> Table:
+    """A row per order book: state, top of book, integrity counts."""
+    table = Table(title=None, expand=False, box=None, pad_edge=False)
+    for column in ("book", "state", "bid", "ask", "updates", "checksums", "resyncs"):
+        table.add_column(column, justify="left" if column in ("book", "state") else "right")
+    for b in books.iter_rows(named=True):
+        state = Text("valid", "green") if b["valid"] else Text(
+            printable(b["reason"] or "invalid"), "red")
+        table.add_row(Text(b["symbol"]), state, Text(_price(b["best_bid"])),
+                      Text(_price(b["best_ask"])), Text(str(b["updates"])),
+                      Text(f"{b['checksums_ok']} ok / {b['checksums_failed']} failed"),
+                      Text(str(b["resyncs"])))
+    return table
+
+
+def _price(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.10g}"
 
 
 def printable(text: str) -> str:

@@ -463,6 +463,7 @@ class QualityReport:
             ("Streams", self.streams), ("Silences", self.silences),
             ("Sequence", self.sequence), ("Latency", self.latency),
             ("Outcomes", self.outcomes),
+            *([("Order books", self.books)] if self.books.height else []),
         ]
         warnings = "" if not self.warnings else "<h2>Warnings</h2><ul>" + "".join(
             f"<li>{html.escape(w)}</li>" for w in self.warnings) + "</ul>"

@@ -36,6 +36,8 @@ from .policy import describe_close
 from .redaction import redact_url
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from .feed import Feed, FeedStats
 
 __all__ = ["Dashboard", "StreamRow", "sparkline"]
@@ -153,12 +155,14 @@ class Dashboard:
         self.header = widgets.HTML()
         self.counters = widgets.HTML()
         self.streams_html = widgets.HTML()
+        self.books_html = widgets.HTML()
         self.queue_bar = widgets.IntProgress(
             value=0, min=0, max=max(1, feed.spec.queue.max_size), description="queue",
             bar_style="info", layout=widgets.Layout(width="320px"),
         )
         self.widget = widgets.VBox(
-            [self.header, widgets.HBox([self.queue_bar, self.counters]), self.streams_html],
+            [self.header, widgets.HBox([self.queue_bar, self.counters]), self.streams_html,
+             self.books_html],
             layout=widgets.Layout(border="1px solid #d0d7de", padding="6px"),
         )
         self._task: asyncio.Task[None] | None = None
@@ -187,6 +191,7 @@ class Dashboard:
         self.queue_bar.bar_style = "danger" if stats.queue_size >= stats.queue_max else "info"
         self.counters.value = self._counters_html(stats)
         self.streams_html.value = self._streams_html(self.rows)
+        self.books_html.value = self._books_html(feed.books)
         self.refreshes += 1
 
     def close(self) -> None:
@@ -194,7 +199,8 @@ class Dashboard:
         if self._task is not None:
             self._task.cancel()
         self.widget.close()
-        for part in (self.header, self.counters, self.streams_html, self.queue_bar):
+        for part in (self.header, self.counters, self.streams_html, self.books_html,
+                     self.queue_bar):
             part.close()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
@@ -285,6 +291,38 @@ class Dashboard:
             "<tr><th>stream</th><th>rate</th><th>last message</th><th>health</th>"
             "<th>rate history</th></tr>" + "".join(cells) + "</table>"
         )
+
+
+    @staticmethod
+    def _books_html(books: pl.DataFrame) -> str:
+        """A row per order book: valid or why not, top of book, integrity counts."""
+        if not books.height:
+            return ""
+        cells = []
+        for b in books.iter_rows(named=True):
+            state = ('<span style="color:#1a7f37;font-weight:bold">valid</span>' if b["valid"]
+                     else f'<span style="color:#cf222e;font-weight:bold">'
+                          f'{html.escape(b["reason"] or "invalid")}</span>')
+            cells.append(
+                f"<tr><td>{html.escape(b['symbol'])}</td><td>{state}</td>"
+                f'<td style="text-align:right">{_price(b["best_bid"])}</td>'
+                f'<td style="text-align:right">{_price(b["best_ask"])}</td>'
+                f'<td style="text-align:right">{b["updates"]:,}</td>'
+                f'<td style="text-align:right">{b["checksums_ok"]:,} / '
+                f'{b["checksums_failed"]:,}</td>'
+                f'<td style="text-align:right">{b["resyncs"]}</td>'
+                f'<td style="text-align:right">{b["crossed"]}</td>'
+                f'<td style="text-align:right">{_seconds(b["invalid_s"])}</td></tr>')
+        return (
+            '<table style="font-family:sans-serif;border-collapse:collapse">'
+            "<tr><th>book</th><th>state</th><th>bid</th><th>ask</th><th>updates</th>"
+            "<th>checksums ok / failed</th><th>resyncs</th><th>crossed</th>"
+            "<th>time invalid</th></tr>" + "".join(cells) + "</table>"
+        )
+
+
+def _price(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.10g}"
 
 
 def _seconds(value: float | None) -> str:
