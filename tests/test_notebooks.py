@@ -13,8 +13,8 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 
 def test_there_are_example_notebooks() -> None:
-    assert {p.name for p in NOTEBOOKS} == WITH_DASHBOARD | {"04_backtest_import.ipynb",
-                                                          "06_markets.ipynb"}
+    assert {p.name for p in NOTEBOOKS} == WITH_DASHBOARD | {
+        "04_backtest_import.ipynb", "06_markets.ipynb", "07_order_books.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
