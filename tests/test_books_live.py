@@ -195,3 +195,35 @@ async def test_the_dashboard_and_the_console_show_a_row_per_book() -> None:
     assert "order books valid at the end" in text and "book resyncs" in text
     assert all(s in text for s in SYMBOLS)
     assert "INVALID: update ids" in text  # the event line of the gap
+
+
+async def test_a_wrong_kraken_checksum_resubscribes_that_pair_only() -> None:
+    """The simulator's Kraken v1 books carry real checksums; a wrong one resyncs one pair."""
+    rates = {"trade": 2.0, "ticker": 2.0, "book": 80.0, "heartbeat": 1.0}
+    async with Simulator("kraken-v1", seed=17, rates=rates) as sim:
+        feed = Feed(sim.spec(channels=["book"], connection=FAST))
+        changes: list[BookChanged] = []
+        feed.on_event(lambda e: changes.append(e) if isinstance(e, BookChanged) else None)
+        async with feed:
+            pairs = ("XBT/USD", "ETH/USD")
+            await until(lambda: feed.books.height == 2 and bool(feed.books["valid"].all())
+                        and int(feed.books["checksums_ok"].min()) >= 20,  # type: ignore[arg-type]
+                        "both books valid, 20 checksums each")
+            changes.clear()
+            before = len(sim.received)
+            sim.checksum_fault()
+            await until(lambda: any(not c.valid for c in changes), "a checksum to fail")
+            broken = next(c.symbol for c in changes if not c.valid)
+            await until(lambda: feed.book(broken).valid, f"{broken} valid again")
+            other = next(p for p in pairs if p != broken)
+            book = feed.book(broken)
+            assert (book.stats.checksums_failed, book.stats.resyncs, book.stats.snapshots) == (
+                1, 1, 2)
+            assert {c.symbol for c in changes} == {broken}
+            assert feed.book(other).stats.checksums_failed == 0
+            sent = [json.loads(m) for m in sim.received[before:]]
+            assert [(m["event"], m["pair"]) for m in sent] == [
+                ("unsubscribe", [broken]), ("subscribe", [broken])]
+            assert feed.generation == 1  # nothing reconnected
+            await until(lambda: book.stats.checksums_ok > 40, "checksums after the resync")
+            assert book.valid and book.stats.checksums_failed == 1

@@ -317,6 +317,14 @@ class BookRule(ABC):
         """Whether ``book`` waits for a REST snapshot (the feed then fetches one)."""
         return False
 
+    def resubscribe(self, symbol: str) -> list[Any]:
+        """The messages that make the exchange send ``symbol``'s book afresh.
+
+        For a book gone invalid: unsubscribe, then subscribe, that symbol alone. Empty
+        where the exchange has no such way (its feed then waits for a snapshot).
+        """
+        return []
+
 
 @dataclass
 class Books:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from .backoff import backoff_delay
 from .book import BOOK_COLUMNS, Book
 from .clock import NS_PER_S, Clock, SystemClock
 from .connection import CloseInfo, ConnectionState, WebSocketManager
@@ -277,6 +278,9 @@ class Feed:
         # order (a response goes through the queue, between the messages around it).
         self._fetcher: SnapshotFetcher | None = None
         self._rest_queued = 0
+        self._rng = rng or random.Random()
+        self._resyncs: dict[str, int] = {}  # symbol: resubscriptions since it was last valid
+        self._resyncing: dict[str, asyncio.Task[None]] = {}
         if spec.book_sync is not None:
             reconnect = spec.connection.reconnect
             self._fetcher = SnapshotFetcher(
@@ -408,6 +412,10 @@ class Feed:
             await self.queue.join()
             self.queue.close()
         await self.queue.wait_closed()
+        resyncing = list(self._resyncing.values())
+        for task in resyncing:
+            task.cancel()
+        await asyncio.gather(*resyncing, return_exceptions=True)
         if self._fetcher is not None:
             await self._fetcher.aclose()
         await self.health.stop()
@@ -754,6 +762,49 @@ class Feed:
             for symbol, url in books.wanting(self.spec.rest_url):
                 fetcher.want(symbol, url)
 
+    def _book_changed(self, event: BookChanged) -> None:
+        """A book turned valid (its resync is over), or invalid: resync it.
+
+        Only that symbol, and only where the exchange can send it afresh without a REST
+        snapshot (unsubscribe and subscribe it); REST snapshots are fetched elsewhere.
+        """
+        symbol = event.symbol
+        if event.valid:
+            self._resyncs.pop(symbol, None)
+            if self._fetcher is not None:
+                self._fetcher.settled(symbol)
+            return
+        rule = self.spec.book_sync
+        if (rule is None or not self._started or symbol in self._resyncing
+                or rule.snapshot_url(symbol, self.spec.rest_url) is not None
+                or not rule.resubscribe(symbol)):
+            return
+        task = asyncio.get_running_loop().create_task(self._resubscribe(symbol))
+        self._resyncing[symbol] = task
+        task.add_done_callback(lambda _: self._resyncing.pop(symbol, None))
+
+    async def _resubscribe(self, symbol: str) -> None:
+        """Ask again for ``symbol``'s book until it is valid, each try after a longer wait."""
+        books, rule = self.pipeline.books, self.spec.book_sync
+        assert books is not None  # only book feeds come here
+        assert rule is not None
+        backoff = self.spec.connection.reconnect.backoff
+        while self._started:
+            attempt = self._resyncs[symbol] = self._resyncs.get(symbol, 0) + 1
+            if attempt > 1:  # the first right away; then on the backoff: no storm
+                await asyncio.sleep(backoff_delay(attempt - 1, backoff, self._rng))
+            book = books.books.get(symbol)
+            if book is None or book.valid:
+                return
+            if self.manager.state is ConnectionState.CONNECTED:
+                log.info("resubscribing to the book of %s (%s)", symbol, book.reason)
+                for message in rule.resubscribe(symbol):
+                    self.manager.send(message)
+            # Give the snapshot the time a connection has to open before asking again.
+            await asyncio.sleep(self.spec.connection.open_timeout)
+            if book.valid:
+                return
+
     def _on_rest_response(self, symbol: str, url: str, status: int, body: str) -> None:
         mono, wall = self._mono_ns(), self._wall_ns()
         generation = self.manager.generation
@@ -781,8 +832,8 @@ class Feed:
             if on_timeline:
                 row = {"kind": kind, "generation": generation, **columns}
                 self._timeline.append(tuple(row.get(name) for name in TIMELINE_SCHEMA))
-        if isinstance(event, BookChanged) and event.valid and self._fetcher is not None:
-            self._fetcher.settled(event.symbol)
+        if isinstance(event, BookChanged):
+            self._book_changed(event)
         if isinstance(event, GapFound) and event.resync and (
                 event.generation == self.manager.generation):
             self.manager.reconnect(f"resync: sequence gap on {event.channel} {event.gap.key!r}")

@@ -437,6 +437,11 @@ class V1BookSync(BookRule):
     def __init__(self, depth: int) -> None:
         self.max_depth = depth
 
+    def resubscribe(self, symbol: str) -> list[Any]:
+        subscription = {"name": "book", "depth": self.max_depth}
+        return [{"event": event, "pair": [symbol], "subscription": subscription}
+                for event in ("unsubscribe", "subscribe")]
+
     def apply(self, books: Books, channel: str, message: V1Book, mono_ns: int,
               wall_ns: int) -> None:
         book = books.book(message.pair)

@@ -57,6 +57,8 @@ class Market:
         self.skip: dict[str | None, int] = {}
         """Numbers to skip on the next event of a stream (``None``: of any stream)."""
         self.books: dict[str, tuple[dict[float, float], dict[float, float]]] = {}
+        self.bad_checksums = 0
+        """Book updates still to send with a wrong checksum (the next ones, any symbol)."""
 
     def _next_seq(self, stream: str, symbol: str) -> int:
         skip = self.skip
@@ -141,6 +143,9 @@ class Market:
                     "asks": [[level, size]] if side == "asks" else [], "ts": ts}
             if self.consistent:  # the best levels after the change, for checksums
                 body["top"] = self.top(symbol, 25)
+                if self.bad_checksums:
+                    self.bad_checksums -= 1
+                    body["bad_checksum"] = True
         else:
             body = {"type": "order", "order_id": f"o-{next(self.order_ids)}", "symbol": symbol,
                     "status": rng.choice(("new", "filled", "cancelled")),

@@ -410,6 +410,12 @@ class Simulator:
             raise ValueError(f"the {self.profile} profile serves no REST snapshots")
         self._rest.fault(SnapshotFault(status, delay, stale, times))
 
+    def checksum_fault(self, times: int = 1) -> None:
+        """Send the next ``times`` book updates with a wrong checksum (Kraken v1)."""
+        if times < 1:
+            raise ValueError(f"checksum_fault: times must be >= 1, got {times}")
+        self._market.bad_checksums += times
+
     def stop_pongs(self, duration: float) -> None:
         """Make every current connection half-open for ``duration`` seconds."""
         self._checked("no_pong", duration=duration)

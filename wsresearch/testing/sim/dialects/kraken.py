@@ -8,6 +8,7 @@ once subscribed. See :mod:`wsresearch.exchanges.kraken` for the client side.
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any, ClassVar
 
 from ....exchanges import kraken
@@ -123,6 +124,8 @@ class KrakenV1Dialect(Dialect):
             return [to_json({"event": "pong", "reqid": request.get("reqid")})]
         subscription = request.get("subscription") or {}
         name, depth = subscription.get("name"), subscription.get("depth", 10)
+        if event == "unsubscribe":
+            return self._unsubscribe(client, request.get("pair") or [], subscription)
         frames = []
         for pair in request.get("pair") or []:
             if name not in self._STREAMS or pair not in market.symbols:
@@ -147,6 +150,18 @@ class KrakenV1Dialect(Dialect):
                     channel, pair]))
         return frames
 
+    def _unsubscribe(self, client: Subscriber, pairs: list[Any],
+                     subscription: dict[str, Any]) -> list[str]:
+        """``unsubscribe`` per pair: no more messages of it on this connection."""
+        name, frames = subscription.get("name"), []
+        for pair in pairs:
+            channels = client.subs.get((self._STREAMS.get(str(name), ""), pair), set())
+            channels.clear()
+            frames.append(to_json({"channelID": 100 + client.index, "event": "subscriptionStatus",
+                                   "pair": pair, "status": "unsubscribed",
+                                   "subscription": subscription}))
+        return frames
+
     def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
                ) -> list[str]:
         """v1 arrays per subscribed channel; ``{"event": "heartbeat"}`` each second."""
@@ -164,11 +179,29 @@ class KrakenV1Dialect(Dialect):
                            "c": [bid, "1"], "v": ["10", "20"], "p": [bid, bid], "t": [5, 9],
                            "l": [bid, bid], "h": [ask, ask], "o": [bid, bid]}
             else:
-                payload = {"b" if body["bids"] else "a": [
-                    [to_num(p), to_num(q), seconds] for p, q in body["bids"] or body["asks"]],
-                    "c": "0"}
+                payload = self._book_update(body, int(channel.partition("-")[2]), seconds)
             frames.append(to_json([channel_id, payload, channel, symbol]))
         return frames
+
+    @staticmethod
+    def _book_update(body: dict[str, Any], depth: int, seconds: str) -> dict[str, Any]:
+        """A book update: the changed level, the level now at the subscribed depth, the CRC32.
+
+        The level at the depth is republished (``"r"``), as Kraken sends a level coming
+        into scope; the checksum covers the best 10 levels a side.
+        """
+        side = "bids" if body["bids"] else "asks"
+        levels = [[to_num(p), to_num(q), seconds] for p, q in body[side]]
+        top = body.get("top")
+        checksum = 0
+        if top is not None:
+            if len(top[side]) >= depth:
+                price, size = top[side][depth - 1]
+                levels.append([to_num(price), to_num(size), seconds, "r"])
+            text = "".join(to_num(v).replace(".", "").lstrip("0")
+                           for s in ("asks", "bids") for level in top[s][:10] for v in level)
+            checksum = zlib.crc32(text.encode()) + bool(body.get("bad_checksum"))
+        return {side[0]: levels, "c": str(checksum % 2**32)}
 
 
 class KrakenFuturesDialect(Dialect):
