@@ -227,3 +227,34 @@ async def test_a_wrong_kraken_checksum_resubscribes_that_pair_only() -> None:
             assert feed.generation == 1  # nothing reconnected
             await until(lambda: book.stats.checksums_ok > 40, "checksums after the resync")
             assert book.valid and book.stats.checksums_failed == 1
+
+
+@pytest.mark.parametrize(("profile", "symbols"), [
+    ("bybit", ("BTCUSDT", "ETHUSDT")), ("okx", ("BTC-USDT", "ETH-USDT"))])
+async def test_a_sequence_gap_resubscribes_that_symbol_only(profile: str,
+                                                           symbols: tuple[str, str]) -> None:
+    rates = {"trade": 2.0, "ticker": 2.0, "book": 80.0}
+    async with Simulator(profile, seed=19, rates=rates) as sim:
+        channel = "orderbook" if profile == "bybit" else "books"
+        feed = Feed(sim.spec(channels=[channel], connection=FAST))
+        changes: list[BookChanged] = []
+        feed.on_event(lambda e: changes.append(e) if isinstance(e, BookChanged) else None)
+        async with feed:
+            await until(lambda: feed.books.height == 2 and bool(feed.books["valid"].all()),
+                        "both books valid")
+            changes.clear()
+            before = len(sim.received)
+            sim.sequence_gap(count=2)
+            await until(lambda: any(not c.valid for c in changes), "a gap")
+            broken = next(c.symbol for c in changes if not c.valid)
+            await until(lambda: feed.book(broken).valid, f"{broken} valid again")
+            book = feed.book(broken)
+            assert (book.stats.gaps, book.stats.resyncs, book.stats.snapshots) == (1, 1, 2)
+            assert {c.symbol for c in changes} == {broken}
+            other = feed.book(next(s for s in symbols if s != broken))
+            assert other.valid and other.stats.resyncs == 0
+            sent = [json.loads(m) for m in sim.received[before:] if m != "ping"]
+            ops = [(m["op"], json.dumps(m["args"])) for m in sent if m.get("op") != "ping"]
+            assert [op for op, _ in ops] == ["unsubscribe", "subscribe"]
+            assert all(broken in args for _, args in ops)
+            assert feed.generation == 1 and not book.crossed

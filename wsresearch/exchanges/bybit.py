@@ -249,6 +249,10 @@ class BookSync(BookRule):
     def __init__(self, depth: int) -> None:
         self.max_depth = depth
 
+    def resubscribe(self, symbol: str) -> list[Any]:
+        topic = f"orderbook.{self.max_depth}.{symbol}"
+        return [{"op": op, "args": [topic]} for op in ("unsubscribe", "subscribe")]
+
     def apply(self, books: Books, channel: str, message: OrderBook, mono_ns: int,
               wall_ns: int) -> None:
         book = books.book(message.symbol)

@@ -224,6 +224,14 @@ class BookSync(BookRule):
 
     channels = frozenset({"books", "books5"})
 
+    def __init__(self, channel: str = "books") -> None:
+        self.channel = channel
+        """The book channel subscribed: the one a resync subscribes again."""
+
+    def resubscribe(self, symbol: str) -> list[Any]:
+        arg = {"channel": self.channel, "instId": symbol}
+        return [{"op": op, "args": [arg]} for op in ("unsubscribe", "subscribe")]
+
     def apply(self, books: OrderBooks, channel: str, message: Books, mono_ns: int,
               wall_ns: int) -> None:
         book = books.book(message.inst_id)
@@ -747,7 +755,8 @@ def spec(
         connection=connection,
         control=frozenset({"ack"}),
         control_texts=frozenset({"pong"}),
-        book_sync=BookSync() if {"books", "books5"} & set(chosen) else None,
+        book_sync=(BookSync("books" if "books" in chosen else "books5")
+                   if {"books", "books5"} & set(chosen) else None),
         error_types=frozenset({"error"}),
         error_text=_error_text,
         description=f"OKX: {', '.join(chosen)} on {', '.join(names)}",

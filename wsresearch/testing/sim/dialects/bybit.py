@@ -45,6 +45,13 @@ class BybitDialect(Dialect):
         if op == "ping":
             return [to_json({"success": True, "ret_msg": "pong", "conn_id": conn, "op": "ping"})]
         topics = [str(t) for t in request.get("args") or []]
+        if op == "unsubscribe":
+            for topic in topics:
+                parts = topic.split(".")
+                client.subs.get((self._STREAMS.get(parts[0], ""), parts[-1]), set()).discard(
+                    topic)
+            return [to_json({"success": True, "ret_msg": "", "conn_id": conn, "req_id": "",
+                             "op": op})]
         for topic in topics:
             parts = topic.split(".")
             if parts[0] not in self._STREAMS or parts[-1] not in market.symbols:

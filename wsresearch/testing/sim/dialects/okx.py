@@ -43,6 +43,12 @@ class OkxDialect(Dialect):
         except (ValueError, KeyError, TypeError):
             return [to_json({"event": "error", "code": "60012",
                            "msg": f"Invalid request: {text[:100]}", "connId": conn})]
+        if request.get("op") == "unsubscribe":
+            for arg in args:
+                channel, symbol = str(arg.get("channel")), str(arg.get("instId"))
+                client.subs.get((self._STREAMS.get(channel, ""), symbol), set()).discard(channel)
+            return [to_json({"event": "unsubscribe", "arg": arg, "connId": conn})
+                    for arg in args]
         frames = []
         for arg in args:
             channel, symbol = str(arg.get("channel")), str(arg.get("instId"))
