@@ -25,6 +25,7 @@ from wsresearch import (
     quality_report,
     replay,
 )
+from wsresearch.book import NEW_CONNECTION
 from wsresearch.events import BookChanged, Event
 from wsresearch.testing import Simulator
 
@@ -258,3 +259,24 @@ async def test_a_sequence_gap_resubscribes_that_symbol_only(profile: str,
             assert [op for op, _ in ops] == ["unsubscribe", "subscribe"]
             assert all(broken in args for _, args in ops)
             assert feed.generation == 1 and not book.crossed
+
+
+async def test_after_a_reconnect_every_book_waits_for_the_new_connections_snapshot() -> None:
+    rates = {"trade": 2.0, "ticker": 2.0, "book": 60.0}
+    async with Simulator("bybit", seed=23, rates=rates) as sim:
+        feed = Feed(sim.spec(channels=["orderbook"], connection=FAST))
+        changes: list[BookChanged] = []
+        feed.on_event(lambda e: changes.append(e) if isinstance(e, BookChanged) else None)
+        async with feed:
+            await until(lambda: feed.books.height == 2 and bool(feed.books["valid"].all()),
+                        "both books valid")
+            changes.clear()
+            subscriptions = len(sim.received)
+            await sim.disconnect()
+            await until(lambda: feed.generation == 2 and bool(feed.books["valid"].all())
+                        and len(changes) == 4, "both books valid on the new connection")
+            assert [(c.valid, c.reason) for c in changes if not c.valid] == [
+                (False, NEW_CONNECTION)] * 2
+            # No resubscription: the new connection's own subscription brought the snapshots.
+            resent = [json.loads(m) for m in sim.received[subscriptions:]]
+            assert [m["op"] for m in resent if m["op"] != "ping"] == ["subscribe"]

@@ -161,9 +161,23 @@ def test_demo_speaks_an_exchange_dialect_through_its_adapter() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "simulator (okx)" in out and "feed survived every fault" in out
-    for shown in ("rows: trades", "rows: books", "going away (1001), NORMAL", "sequence gaps"):
+    for shown in ("rows: trades", "rows: books", "going away (1001), NORMAL", "sequence gaps",
+                  "order books valid at the end"):
         assert shown in out, shown
     assert result.stderr == ""
+
+
+def test_the_demo_script_adds_the_book_faults_each_exchange_has() -> None:
+    kinds = {profile: [f.kind for f in demo_faults(20, profile)]
+             for profile in ("generic", "binance", "kraken-v1", "okx")}
+    assert "bad_snapshot" not in kinds["generic"] and "bad_checksum" not in kinds["generic"]
+    assert "reject_auth" in kinds["generic"] and "reject_auth" not in kinds["okx"]
+    assert kinds["binance"].count("bad_snapshot") == 1 and "bad_checksum" not in kinds["binance"]
+    assert kinds["kraken-v1"].count("bad_checksum") == 1
+    assert "bad_snapshot" not in kinds["kraken-v1"]
+    assert all(k not in kinds["okx"] for k in ("bad_snapshot", "bad_checksum"))
+    ats = [f.at for f in demo_faults(20, "binance")]
+    assert ats == sorted(ats)
 
 
 async def test_record_an_exchange_by_name_against_its_simulator(tmp_path: Path) -> None:

@@ -30,9 +30,13 @@ from typing import Any, Literal
 import polars as pl
 from sortedcontainers import SortedDict  # type: ignore[import-untyped]  # no stubs
 
-__all__ = ["BOOK_COLUMNS", "Book", "BookStats", "BookRule", "Books", "kraken_checksum"]
+__all__ = ["BOOK_COLUMNS", "NEW_CONNECTION", "Book", "BookRule", "BookStats", "Books",
+           "kraken_checksum"]
 
 Side = Literal["bid", "ask"]
+
+NEW_CONNECTION = "new connection: waiting for a snapshot"
+"""Why every book is invalid after a reconnect: the updates missed while away."""
 
 MAX_PENDING = 10_000
 """Messages a book holds while it waits for a snapshot (the oldest go first)."""
@@ -372,6 +376,16 @@ class Books:
         if found is None:
             found = self.books[symbol] = Book(symbol, self.sync.max_depth, self)
         return found
+
+    def reset(self, mono_ns: int) -> None:
+        """A new connection: every book is invalid until the snapshot it brings.
+
+        Each missed the updates sent while away (:data:`NEW_CONNECTION`).
+        """
+        for book in self.books.values():
+            book.bridged = False
+            book.pending.clear()
+            book.mark_invalid(NEW_CONNECTION, mono_ns)
 
     def changed(self, book: Book, mono_ns: int) -> None:
         """``book`` turned valid or invalid at ``mono_ns``: kept, and told to ``on_change``."""

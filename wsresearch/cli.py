@@ -76,7 +76,7 @@ from .recording import Recording
 from .redaction import redact_url
 from .replay import ReplayServer, replay
 from .spec import FeedSpec
-from .testing.sim import PROFILES, Fault, Simulator, parse_fault
+from .testing.sim import DIALECTS, PROFILES, Fault, Simulator, parse_fault
 
 __all__ = ["demo_faults", "main"]
 
@@ -95,9 +95,30 @@ _DEMO_SCRIPT: tuple[tuple[float, dict[str, Any]], ...] = (
 )
 
 
-def demo_faults(seconds: float) -> list[Fault]:
-    """The demo's fault script, spread over a run of ``seconds`` (durations stay as they are)."""
-    return [Fault(at=fraction * seconds, **fields) for fraction, fields in _DEMO_SCRIPT]
+_BOOK_SCRIPT: tuple[tuple[float, dict[str, Any]], ...] = (
+    # For the exchanges' order books: a resync of one symbol through a failing snapshot
+    # (where the exchange serves one), and a wrong checksum (where it sends them).
+    (0.44, {"kind": "bad_snapshot", "status": 429}),
+    (0.45, {"kind": "sequence_gap", "count": 2}),
+    (0.50, {"kind": "bad_checksum"}),
+)
+
+
+def demo_faults(seconds: float, profile: str = "generic") -> list[Fault]:
+    """The demo's fault script, spread over a run of ``seconds`` (durations stay as they are).
+
+    An exchange profile drops ``reject_auth`` (its feeds are public) and adds the order
+    books' faults it has: a failing REST snapshot (Binance) and a wrong checksum (Kraken v1).
+    """
+    script = list(_DEMO_SCRIPT)
+    if profile != "generic":
+        script = [s for s in script if s[1]["kind"] != "reject_auth"]
+        book = DIALECTS[profile]
+        script += [s for s in _BOOK_SCRIPT
+                   if (s[1]["kind"] != "bad_snapshot" or book.serves_rest)
+                   and (s[1]["kind"] != "bad_checksum" or profile == "kraken-v1")]
+    return sorted((Fault(at=fraction * seconds, **fields) for fraction, fields in script),
+                  key=lambda fault: fault.at)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -319,8 +340,8 @@ def _demo_connection() -> ConnectionConfig:
 
 
 async def _demo(args: argparse.Namespace, console: Console) -> int:
-    faults = args.fault or ([] if args.no_faults else demo_faults(args.seconds))
     profile = args.exchange or "generic"
+    faults = args.fault or ([] if args.no_faults else demo_faults(args.seconds, profile))
     if profile != "generic":  # exchange feeds are public: no auth to reject
         faults = [fault for fault in faults if fault.kind != "reject_auth"]
     record_to = None

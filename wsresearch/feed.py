@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from .backoff import backoff_delay
-from .book import BOOK_COLUMNS, Book
+from .book import BOOK_COLUMNS, NEW_CONNECTION, Book
 from .clock import NS_PER_S, Clock, SystemClock
 from .connection import CloseInfo, ConnectionState, WebSocketManager
 from .errors import QueueClosedError, RecordingError, WebSocketError
@@ -776,6 +776,7 @@ class Feed:
             return
         rule = self.spec.book_sync
         if (rule is None or not self._started or symbol in self._resyncing
+                or event.reason == NEW_CONNECTION  # its subscription brings the snapshot
                 or rule.snapshot_url(symbol, self.spec.rest_url) is not None
                 or not rule.resubscribe(symbol)):
             return

@@ -285,9 +285,11 @@ class Pipeline:
         counted (``old_generation``) and never parsed: a fresh snapshot follows every
         reconnect, and applying old deltas after it would corrupt state.
         """
-        self._generation = generation
+        previous, self._generation = self._generation, generation
         if self.books is not None:
             self.books.generation = generation
+            if previous:  # a reconnect: what was missed while away is not in the books
+                self.books.reset(self.clock.monotonic_ns())
 
     def check_health(self) -> None:
         """Judge every stream once, now on the pipeline's clock (emits :class:`HealthChanged`)."""

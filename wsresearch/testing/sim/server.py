@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 
 FaultKind = Literal[
     "disconnect", "reject_auth", "rate_limit", "silence", "duplicate", "sequence_gap", "burst",
-    "no_pong", "malformed",
+    "no_pong", "malformed", "bad_snapshot", "bad_checksum",
 ]
 """The kinds of :class:`Fault`, described in the module docs."""
 
@@ -93,7 +93,11 @@ class Fault(BaseModel):
     duration
         Seconds for ``silence`` and ``no_pong``.
     count
-        How many, for ``reject_auth``, ``duplicate``, ``sequence_gap``, ``burst``, ``malformed``.
+        How many, for ``reject_auth``, ``duplicate``, ``sequence_gap``, ``burst``,
+        ``malformed``, ``bad_snapshot`` and ``bad_checksum``.
+    status
+        The HTTP status of a ``bad_snapshot`` (429, 418, 5xx); with none, the snapshots
+        answer ``duration`` seconds late.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -104,6 +108,7 @@ class Fault(BaseModel):
     stream: str | None = None
     duration: float = Field(0.0, ge=0)
     count: int = Field(1, ge=1)
+    status: int | None = Field(None, ge=400, le=599)
 
     @model_validator(mode="after")
     def _check(self) -> Fault:
@@ -113,6 +118,9 @@ class Fault(BaseModel):
             raise ValueError("a silence fault needs stream=")
         if self.kind in ("silence", "no_pong") and self.duration <= 0:
             raise ValueError(f"a {self.kind} fault needs duration > 0")
+        if self.kind == "bad_snapshot" and self.status is None and self.duration <= 0:
+            raise ValueError("a bad_snapshot fault needs status= (an HTTP error) or "
+                             "duration > 0 (a slow answer)")
         return self
 
 
@@ -140,7 +148,7 @@ def parse_fault(text: str) -> Fault:
     Examples
     --------
     >>> parse_fault("disconnect@5:code=1001")
-    Fault(kind='disconnect', at=5.0, code=1001, stream=None, duration=0.0, count=1)
+    Fault(kind='disconnect', at=5.0, code=1001, stream=None, duration=0.0, count=1, status=None)
     """
     head, _, options = text.partition(":")
     kind, at_sep, at = head.partition("@")
@@ -443,6 +451,10 @@ class Simulator:
             await self.burst(fault.count)
         elif kind == "no_pong":
             self.stop_pongs(fault.duration)
+        elif kind == "bad_snapshot":
+            self.snapshot_fault(fault.status, fault.duration, times=fault.count)
+        elif kind == "bad_checksum":
+            self.checksum_fault(fault.count)
         else:
             await self.malformed(fault.count)
 
