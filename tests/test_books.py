@@ -174,6 +174,16 @@ def test_a_lost_bybit_delta_invalidates_the_book_until_a_snapshot(tmp_path: Path
     assert book.valid  # the snapshot at the end made it whole
 
 
+def test_kraken_futures_books_follow_every_seq_and_never_cross() -> None:
+    futures = DATA / "kraken_cryptofeed_2021-07-22_futures_v1_book_trade_ticker"
+    result = replay(Recording.open(futures))
+    books = result.books.frame()  # type: ignore[union-attr]
+    assert books.height == 10 and books["valid"].all()
+    assert books["gaps"].sum() == books["crossed"].sum() == 0
+    updates = result.frames["book"].height + result.frames["book_snapshot"].height
+    assert books["updates"].sum() == updates
+
+
 def test_coinbase_exchange_books_never_cross_and_are_all_valid() -> None:
     result = replay(Recording.open(COINBASE))
     books = result.books.frame()  # type: ignore[union-attr]

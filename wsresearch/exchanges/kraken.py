@@ -637,6 +637,40 @@ def futures_type_of(message: Any) -> str | None:
     return event if isinstance(event, str) else None
 
 
+class FuturesBookSync(BookRule):
+    """Kraken Futures books: a ``book_snapshot``, then one level per ``book`` message.
+
+    Each ``seq`` is the previous one's + 1; a break makes the book invalid until a
+    snapshot. No checksum. A resync unsubscribes and subscribes the product's ``book`` feed.
+    """
+
+    channels = frozenset({"book_snapshot", "book"})
+
+    def resubscribe(self, symbol: str) -> list[Any]:
+        return [{"event": event, "feed": "book", "product_ids": [symbol]}
+                for event in ("unsubscribe", "subscribe")]
+
+    def apply(self, books: Books, channel: str, message: Any, mono_ns: int,
+              wall_ns: int) -> None:
+        book = books.book(message.product_id)
+        if channel == "book_snapshot":
+            book.clear()
+            apply_levels(book, "bid", message.bids, "qty")
+            apply_levels(book, "ask", message.asks, "qty")
+            book.last_id = message.seq
+            book.snapshot_done(mono_ns)
+        elif book.valid:
+            last = book.last_id
+            if last is not None and message.seq != last + 1:
+                book.stats.gaps += 1
+                book.mark_invalid(f"seq {message.seq} after {last}", mono_ns)
+            else:
+                book.set("bid" if message.side == "buy" else "ask", message.price,
+                         message.qty)
+                book.last_id = message.seq
+        book.touched(mono_ns, wall_ns, message.timestamp_ns)
+
+
 def _snapshot_seq(message: FuturesTradeSnapshot) -> Seq | None:
     if not message.trades:
         return None
@@ -822,7 +856,7 @@ def spec(
         control = frozenset({"heartbeat", "systemStatus", "subscriptionStatus", "pong"})
     else:
         spec_channels = [c for name in chosen for c in _FUTURES_CHANNELS[name]]
-        book_sync = None
+        book_sync = FuturesBookSync() if "book" in chosen else None
         subscribe = [{"event": "subscribe", "feed": name, "product_ids": names}
                      for name in chosen]
         type_of, control = futures_type_of, _FUTURES_EVENTS_OK

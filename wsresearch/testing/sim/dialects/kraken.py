@@ -230,6 +230,10 @@ class KrakenFuturesDialect(Dialect):
         unknown = [p for p in products if p not in market.symbols]
         if unknown:
             return [to_json({"event": "error", "message": "Invalid product id"})]
+        if request.get("event") == "unsubscribe":
+            for product in products:
+                client.subs.get((self._STREAMS[feed], product), set()).discard(feed)
+            return [to_json({"event": "unsubscribed", "feed": feed, "product_ids": products})]
         frames = [to_json({"event": "subscribed", "feed": feed, "product_ids": products})]
         for product in products:
             client.add(self._STREAMS[feed], product, feed)
