@@ -8,6 +8,7 @@ Books start with a snapshot and link each update to the previous one
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any, ClassVar
 
 from ....exchanges import okx
@@ -66,11 +67,14 @@ class OkxDialect(Dialect):
 
     @staticmethod
     def _book(symbol: str, action: str, body: dict[str, Any], prev: int) -> str:
+        # A snapshot is its own top; an update carries the book's top after it.
+        top = body.get("top", body)
         return to_json({"arg": {"channel": "books", "instId": symbol}, "action": action, "data": [{
             "asks": [[to_num(p), to_num(q), "0", "1"] for p, q in body["asks"]],
             "bids": [[to_num(p), to_num(q), "0", "1"] for p, q in body["bids"]],
-            "ts": str(to_ms(body["ts"])), "checksum": 0, "seqId": body["seq"],
-            "prevSeqId": prev}]})
+            "ts": str(to_ms(body["ts"])),
+            "checksum": _checksum(top) + bool(body.get("bad_checksum")),
+            "seqId": body["seq"], "prevSeqId": prev}]})
 
     def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
                ) -> list[str]:
@@ -90,3 +94,15 @@ class OkxDialect(Dialect):
                  "bidSz": body["bid_size"], "open24h": body["bid"], "high24h": body["ask"],
                  "low24h": body["bid"], "volCcy24h": "1000", "vol24h": "10", "ts": ts}]})]
         return [self._book(symbol, "update", body, body["seq"] - 1)]
+
+
+def _checksum(top: dict[str, Any]) -> int:
+    """OKX's CRC32 of a book: the best 25 levels, bid then ask at each depth, as text."""
+    bids, asks = top["bids"][:25], top["asks"][:25]
+    parts: list[str] = []
+    for depth in range(max(len(bids), len(asks))):
+        for side in (bids, asks):
+            if depth < len(side):
+                parts.extend(to_num(v) for v in side[depth])
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
