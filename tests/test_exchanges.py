@@ -109,7 +109,7 @@ def test_rebuild_refuses_what_a_manifest_must_not_decide() -> None:
         (lambda: coinbase.spec(["BTC-USD"], api="pro"), ValueError, "unknown Coinbase API"),
         (lambda: kraken.spec(["BTC/USD"], ["spread"]), ValueError,
          "unknown Kraken v2 channel(s) ['spread']; choose from ['trade', 'ticker', 'book', "
-         "'ohlc']"),
+         "'ohlc', 'instrument']"),
         (lambda: kraken.spec(["XBTUSD"], api="v1"), ValueError, "look like 'XBT/USD'"),
         (lambda: kraken.spec(["PI_XBTUSD"], ["book"], api="futures", book_depth=7), ValueError,
          "book depth 7"),

@@ -365,6 +365,8 @@ class Books:
     """The connection generation of the messages being applied (set by the pipeline)."""
     transitions: list[tuple[int, str, bool, str]] = field(default_factory=list)
     """``(mono_ns, symbol, valid, reason)`` of every change of a book's validity."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """What a rule learns of the market beside the books (Kraken v2: each pair's precision)."""
     _next_snapshot_ns: int | None = None
     _snapshots: list[tuple[Any, ...]] = field(default_factory=list)
     _quotes: list[tuple[Any, ...]] = field(default_factory=list)
@@ -511,12 +513,21 @@ def apply_levels(book: Book, side: Side, levels: Iterable[Any], amount: str = "a
                  (level.price_text, getattr(level, amount + "_text")) if text else None)
 
 
-def kraken_checksum(book: Book) -> int:
+def kraken_checksum(book: Book, precision: tuple[int, int] | None = None) -> int:
     """Kraken's CRC32 of a book (unsigned 32 bits).
 
     Over the best 10 asks then the best 10 bids: each price and amount as sent, with its
-    point and leading zeros removed, concatenated.
+    point and leading zeros removed, concatenated. With ``precision`` (the pair's price
+    and quantity decimals, Kraken v2, which sends numbers rather than text), each value is
+    written with that many decimals first.
     """
+    if precision is not None:
+        prices, amounts = precision
+        text = "".join(
+            f"{value:.{places}f}".replace(".", "").lstrip("0")
+            for side in ("ask", "bid") for level in book.side(side, 10)
+            for value, places in zip(level, (prices, amounts), strict=True))
+        return zlib.crc32(text.encode())
     digits = _KRAKEN_DIGITS
     if len(digits) > _MAX_DIGITS_CACHED:
         digits.clear()

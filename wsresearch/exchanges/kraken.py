@@ -57,7 +57,7 @@ APIS: dict[str, str] = {
 """API name to its URL."""
 
 CHANNELS: dict[str, tuple[str, ...]] = {
-    "v2": ("trade", "ticker", "book", "ohlc"),
+    "v2": ("trade", "ticker", "book", "ohlc", "instrument"),
     "v1": ("trade", "ticker", "book"),
     "futures": ("trade", "book", "ticker_lite", "ticker"),
 }
@@ -173,6 +173,28 @@ class V2Book(_V2):
     data: list[V2BookItem]
 
 
+class V2Pair(Flat):
+    """One pair of the ``instrument`` channel: its price and quantity precision (decimals)."""
+
+    symbol: str
+    price_precision: int
+    qty_precision: int
+    status: str | None = None
+
+
+class V2Instrument(_V2):
+    """An ``instrument`` message: one row per pair (the book checksum needs its precisions)."""
+
+    pairs: list[V2Pair]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("data"), dict):
+            return value | {"pairs": value["data"].get("pairs", [])}
+        return value
+
+
 class V2Candle(Flat):
     """One v2 candle: the running (or a recent) interval of one symbol."""
 
@@ -260,7 +282,58 @@ _V2_CHANNELS = {
     "ohlc": Channel(name="ohlc", model=V2Ohlc, explode="data",
                     exchange_time=attrgetter("timestamp_ns"),
                     normalized={"candles": _v2_candles}),
+    "instrument": Channel(name="instrument", model=V2Instrument, explode="pairs"),
 }
+
+
+class V2BookSync(BookRule):
+    """Kraken v2 books: a snapshot, then updates checked against their CRC32 checksum.
+
+    As v1 (levels beyond the subscribed depth are dropped), but v2 sends prices and
+    quantities as JSON numbers: the checksum formats each with its pair's precision, from
+    the ``instrument`` channel (subscribed with ``book``). Until those precisions arrive,
+    checksums are not checked (and not counted). v2 checks the snapshot's checksum too.
+    """
+
+    channels = frozenset({"book", "instrument"})
+
+    def __init__(self, depth: int) -> None:
+        self.max_depth = depth
+
+    def resubscribe(self, symbol: str) -> list[Any]:
+        return [{"method": method, "params": {"channel": "book", "symbol": [symbol],
+                                              "depth": self.max_depth}}
+                for method in ("unsubscribe", "subscribe")]
+
+    def apply(self, books: Books, channel: str, message: Any, mono_ns: int,
+              wall_ns: int) -> None:
+        precisions: dict[str, tuple[int, int]] = books.meta.setdefault("precision", {})
+        if channel == "instrument":
+            for pair in message.pairs:
+                precisions[pair.symbol] = (pair.price_precision, pair.qty_precision)
+            return
+        snapshot = message.type == "snapshot"
+        for item in message.data:
+            book = books.book(item.symbol)
+            if snapshot:
+                book.clear()
+            elif not book.valid:
+                book.touched(mono_ns, wall_ns, item.timestamp_ns)
+                continue
+            apply_levels(book, "bid", item.bids, "qty")
+            apply_levels(book, "ask", item.asks, "qty")
+            if snapshot:
+                book.snapshot_done(mono_ns)
+            else:
+                book.truncate()
+            precision = precisions.get(item.symbol)
+            if precision is not None:
+                if kraken_checksum(book, precision) == item.checksum:
+                    book.stats.checksums_ok += 1
+                else:
+                    book.stats.checksums_failed += 1
+                    book.mark_invalid("checksum mismatch", mono_ns)
+            book.touched(mono_ns, wall_ns, item.timestamp_ns)
 
 
 # -- v1 ----------------------------------------------------------------------------
@@ -768,6 +841,9 @@ _HEALTH = {
     "book": StreamConfig(expected_interval=1.0, stale_threshold=60.0),
     # Candles update on trades only: a quiet market sends none.
     "ohlc": StreamConfig(expected_interval=60.0, stale_threshold=600.0, allow_silence=True),
+    # A snapshot on subscribing, then an update only when a pair changes.
+    "instrument": StreamConfig(expected_interval=3600.0, stale_threshold=86_400.0,
+                               allow_silence=True),
 }
 
 
@@ -840,10 +916,14 @@ def spec(
     connection = connection or ConnectionConfig()
     subscribe: list[dict[str, Any]]
     if api == "v2":
-        spec_channels = [_V2_CHANNELS[name] for name in chosen]
         book_sync: Any = None
+        if "book" in chosen:  # its checksum needs the pairs' precisions: asked for first
+            book_sync = V2BookSync(book_depth)
+            chosen = list(dict.fromkeys(["instrument", *chosen]))
+        spec_channels = [_V2_CHANNELS[name] for name in chosen]
         options = {"book": {"depth": book_depth}, "ohlc": {"interval": ohlc_interval}}
-        subscribe = [{"method": "subscribe", "params": {"channel": name, "symbol": names}
+        subscribe = [{"method": "subscribe", "params": {"channel": name}
+                      | ({} if name == "instrument" else {"symbol": names})
                       | options.get(name, {})} for name in chosen]
         type_of, control = v2_type_of, frozenset({"ack", "pong", "heartbeat", "status"})
         connection = app_ping(connection, {"method": "ping"}, 30.0)

@@ -419,7 +419,7 @@ class Simulator:
         self._rest.fault(SnapshotFault(status, delay, stale, times))
 
     def checksum_fault(self, times: int = 1) -> None:
-        """Send the next ``times`` book updates with a wrong checksum (Kraken v1, OKX)."""
+        """Send the next ``times`` book updates with a wrong checksum (Kraken, OKX)."""
         if times < 1:
             raise ValueError(f"checksum_fault: times must be >= 1, got {times}")
         self._market.bad_checksums += times

@@ -38,9 +38,11 @@ class KrakenDialect(Dialect):
     gap_stream = "trade"
     rates = RATES_WITH_HEARTBEAT
     _STREAMS: ClassVar[dict[str, str]] = {"trade": "trade", "ticker": "ticker", "book": "book"}
+    PRECISION: ClassVar[tuple[int, int]] = (2, 8)
+    """Every pair's price and quantity decimals, as the ``instrument`` channel says."""
 
     def on_request(self, client: Subscriber, text: str, market: Market) -> list[str]:
-        """``subscribe`` per channel (book answers with a snapshot) and ``ping``."""
+        """``subscribe`` per channel (book answers with a snapshot), ``unsubscribe``, ``ping``."""
         ts = to_iso(market.time_ns())
         try:
             request = json.loads(text)
@@ -51,6 +53,22 @@ class KrakenDialect(Dialect):
             return [to_json({"method": "pong", "time_in": ts, "time_out": ts})]
         params = request.get("params") or {}
         channel, symbols = params.get("channel"), list(params.get("symbol") or [])
+        if method == "unsubscribe":
+            for symbol in symbols:
+                client.subs.get((self._STREAMS.get(str(channel), ""), symbol), set()).clear()
+            return [to_json({"method": "unsubscribe", "result": {"channel": channel,
+                                                                 "symbol": symbol},
+                             "success": True, "time_in": ts, "time_out": ts})
+                    for symbol in symbols]
+        if channel == "instrument":
+            price, qty = self.PRECISION
+            return [to_json({"method": "subscribe", "result": {"channel": "instrument"},
+                             "success": True, "time_in": ts, "time_out": ts}),
+                    to_json({"channel": "instrument", "type": "snapshot", "data": {
+                        "assets": [], "pairs": [
+                            {"symbol": s, "price_precision": price, "qty_precision": qty,
+                             "status": "online"} for s in market.symbols]}})]
+        depth = int(params.get("depth", 10))
         frames = []
         for symbol in symbols:
             if channel not in self._STREAMS or symbol not in market.symbols:
@@ -60,7 +78,8 @@ class KrakenDialect(Dialect):
                                      "method": "subscribe", "success": False,
                                      "symbol": symbol, "time_in": ts, "time_out": ts}))
                 continue
-            client.add(self._STREAMS[channel], symbol, channel)
+            client.add(self._STREAMS[channel], symbol,
+                       f"book-{depth}" if channel == "book" else channel)
             client.heartbeats = True
             frames.append(to_json({"method": "subscribe", "result": {"channel": channel,
                                                                    "symbol": symbol},
@@ -68,7 +87,7 @@ class KrakenDialect(Dialect):
             if channel == "book":
                 book = market.snapshot(symbol)
                 frames.append(to_json({"channel": "book", "type": "snapshot", "data": [
-                    {"symbol": symbol, "checksum": 0,
+                    {"symbol": symbol, "checksum": self._checksum(book),
                      "bids": [{"price": p, "qty": q} for p, q in book["bids"]],
                      "asks": [{"price": p, "qty": q} for p, q in book["asks"]]}]}))
         return frames
@@ -94,10 +113,28 @@ class KrakenDialect(Dialect):
                     "volume": 1000.0, "vwap": bid, "low": bid, "high": ask, "change": 0.0,
                     "change_pct": 0.0}
             return [to_json({"channel": "ticker", "type": "update", "data": [item]})]
-        item = {"symbol": symbol, "checksum": 0, "timestamp": to_iso(ts),
-                "bids": [{"price": p, "qty": q} for p, q in body["bids"]],
-                "asks": [{"price": p, "qty": q} for p, q in body["asks"]]}
+        depth = int(next(iter(self.channels_of(client, stream, symbol))).partition("-")[2])
+        side = "bids" if body["bids"] else "asks"
+        levels = [{"price": p, "qty": q} for p, q in body[side]]
+        top = body.get("top")
+        checksum = 0
+        if top is not None:  # the level now at the depth comes into scope, as Kraken sends
+            if len(top[side]) >= depth:
+                price, size = top[side][depth - 1]
+                levels.append({"price": price, "qty": size})
+            checksum = (self._checksum(top) + bool(body.get("bad_checksum"))) % 2**32
+        item = {"symbol": symbol, "checksum": checksum, "timestamp": to_iso(ts),
+                "bids": levels if side == "bids" else [], "asks": levels if side == "asks" else []}
         return [to_json({"channel": "book", "type": "update", "data": [item]})]
+
+    @classmethod
+    def _checksum(cls, top: dict[str, Any]) -> int:
+        """CRC32 of the best 10 levels a side, each value with the pair's precision."""
+        places = cls.PRECISION
+        text = "".join(f"{value:.{n}f}".replace(".", "").lstrip("0")
+                       for side in ("asks", "bids") for level in top[side][:10]
+                       for value, n in zip(level, places, strict=True))
+        return zlib.crc32(text.encode())
 
 
 
