@@ -290,3 +290,23 @@ async def test_after_a_reconnect_every_book_waits_for_the_new_connections_snapsh
             # No resubscription: the new connection's own subscription brought the snapshots.
             resent = [json.loads(m) for m in sim.received[subscriptions:]]
             assert [m["op"] for m in resent if m["op"] != "ping"] == ["subscribe"]
+
+
+async def test_a_coinbase_connection_gap_resubscribes_every_book() -> None:
+    """Coinbase numbers every message of a connection: a lost one may be any book's."""
+    rates = {"trade": 2.0, "ticker": 2.0, "book": 60.0, "heartbeat": 1.0}
+    async with Simulator("coinbase", seed=29, rates=rates) as sim:
+        feed = Feed(sim.spec(channels=["level2", "heartbeats"], connection=FAST))
+        async with feed:
+            await until(lambda: feed.books.height == 2 and bool(feed.books["valid"].all()),
+                        "both books valid")
+            before = len(sim.received)
+            sim.sequence_gap(count=1)
+            await until(lambda: int(feed.books["resyncs"].sum()) == 2,  # type: ignore[arg-type]
+                        "both books invalid")
+            await until(lambda: bool(feed.books["valid"].all()), "both books valid again")
+            sent = [json.loads(m) for m in sim.received[before:]]
+            assert sorted((m["type"], m["product_ids"][0]) for m in sent) == sorted(
+                (kind, product) for kind in ("unsubscribe", "subscribe")
+                for product in ("BTC-USD", "ETH-USD"))
+            assert feed.generation == 1 and feed.stats.sequence_gaps == 1

@@ -310,6 +310,14 @@ class BookRule(ABC):
         Exchanges whose books need none ignore it.
         """
 
+    def on_gap(self, books: Books, channel: str, mono_ns: int) -> None:  # noqa: B027
+        """The pipeline found a sequence gap on ``channel`` (any channel of the feed).
+
+        For exchanges whose numbers count more than one book's messages (Coinbase
+        Advanced Trade numbers every message of a connection): a lost message may have
+        been any book's. Exchanges whose books check their own numbers ignore it.
+        """
+
     def snapshot_url(self, symbol: str, rest_url: str | None) -> str | None:
         """Where to fetch a REST snapshot of ``symbol``; ``None`` where books need none.
 
@@ -473,6 +481,10 @@ class Books:
             "generation": pl.Int64, "bid_price": pl.Float64, "bid_amount": pl.Float64,
             "ask_price": pl.Float64, "ask_amount": pl.Float64,
         }).with_columns(frame_seq=pl.lit(None, pl.Int64))
+
+    def gap(self, channel: str, mono_ns: int) -> None:
+        """Tell the rule of a sequence gap the pipeline found on ``channel``."""
+        self.sync.on_gap(self, channel, mono_ns)
 
     def rest(self, url: str | None, body: str, mono_ns: int, wall_ns: int) -> None:
         """Hand a REST response (a book snapshot) to the rule."""

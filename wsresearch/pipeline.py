@@ -481,6 +481,11 @@ class Pipeline:
         log.warning("sequence gap on %s %r: expected %d, got %d (%d missing)",
                     channel, gap.key, gap.expected, gap.first, gap.missing)
         self.emit(GapFound(gap, resync, None if seq < 0 else seq))
+        if self.books is not None:
+            try:
+                self.books.gap(channel, gap.recv_mono_ns)
+            except Exception as exc:  # the gap stays counted; the books say nothing of it
+                self.report(exc)
 
     def _exchange_error(self, channel: str, decoded: Any, data: str | bytes) -> None:
         text = data if isinstance(data, str) else repr(data)

@@ -380,6 +380,17 @@ class AdvancedBookSync(BookRule):
     channels = frozenset({"level2"})
     max_depth = None
 
+    def on_gap(self, books: Books, channel: str, mono_ns: int) -> None:
+        # sequence_num counts every message of the connection: the one lost may have been
+        # any product's level2 update, so no book can be trusted until resubscribed.
+        for book in books:
+            book.stats.gaps += book.valid
+            book.mark_invalid("connection sequence gap", mono_ns)
+
+    def resubscribe(self, symbol: str) -> list[Any]:
+        return [{"type": kind, "product_ids": [symbol], "channel": "level2"}
+                for kind in ("unsubscribe", "subscribe")]
+
     def apply(self, books: Books, channel: str, message: AdvancedLevel2, mono_ns: int,
               wall_ns: int) -> None:
         touched: dict[str, Book] = {}

@@ -50,6 +50,12 @@ class CoinbaseDialect(Dialect):
             channel, products = request["channel"], list(request.get("product_ids", []))
         except (ValueError, KeyError, TypeError):
             return [to_json({"type": "error", "message": "Failed to parse the request"})]
+        if request.get("type") == "unsubscribe":
+            for product in products:
+                client.subs.get((self._STREAMS.get(channel, ""), product), set()).discard(
+                    channel)
+            return [self._frame(client, "subscriptions", market.time_ns(),
+                                [{"subscriptions": {}}])]
         unknown = [p for p in products if p not in market.symbols]
         if channel != "heartbeats" and channel not in self._STREAMS:
             return [to_json({"type": "error", "message": "Failed to subscribe",
