@@ -310,3 +310,20 @@ async def test_a_coinbase_connection_gap_resubscribes_every_book() -> None:
                 (kind, product) for kind in ("unsubscribe", "subscribe")
                 for product in ("BTC-USD", "ETH-USD"))
             assert feed.generation == 1 and feed.stats.sequence_gaps == 1
+
+
+async def test_okx_books_start_from_the_rest_snapshot_when_none_comes_in_band() -> None:
+    rates = {"trade": 2.0, "ticker": 2.0, "book": 80.0}
+    async with Simulator("okx", seed=31, rates=rates) as sim:
+        sim.withhold_book_snapshots()
+        feed = Feed(sim.spec(channels=["books"], connection=FAST))
+        async with feed:
+            await until(lambda: feed.books.height == 2 and bool(feed.books["valid"].all()),
+                        "both books valid from REST snapshots")
+            await until(lambda: int(feed.books["checksums_ok"].min()) >= 10,  # type: ignore[arg-type]
+                        "checksums after the join")
+            books = feed.books
+            assert sorted(r.split("instId=")[1].split("&")[0] for r in sim.rest_requests) == [
+                "BTC-USDT", "ETH-USDT"]
+            assert books["checksums_failed"].sum() == books["gaps"].sum() == 0
+            assert feed.generation == 1

@@ -765,8 +765,9 @@ class Feed:
     def _book_changed(self, event: BookChanged) -> None:
         """A book turned valid (its resync is over), or invalid: resync it.
 
-        Only that symbol, and only where the exchange can send it afresh without a REST
-        snapshot (unsubscribe and subscribe it); REST snapshots are fetched elsewhere.
+        Only that symbol, and only where the exchange sends a book afresh on subscribing
+        (unsubscribe and subscribe it); REST snapshots are fetched after each batch, for
+        the books that wait for one (:meth:`~wsresearch.book.Books.wanting`).
         """
         symbol = event.symbol
         if event.valid:
@@ -777,8 +778,7 @@ class Feed:
         rule = self.spec.book_sync
         if (rule is None or not self._started or symbol in self._resyncing
                 or event.reason == NEW_CONNECTION  # its subscription brings the snapshot
-                or rule.snapshot_url(symbol, self.spec.rest_url) is not None
-                or not rule.resubscribe(symbol)):
+                or not rule.resubscribe(symbol)):  # REST snapshots are fetched elsewhere
             return
         task = asyncio.get_running_loop().create_task(self._resubscribe(symbol))
         self._resyncing[symbol] = task

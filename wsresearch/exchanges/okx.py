@@ -232,6 +232,15 @@ class BookSync(BookRule):
         arg = {"channel": self.channel, "instId": symbol}
         return [{"op": op, "args": [arg]} for op in ("unsubscribe", "subscribe")]
 
+    def snapshot_url(self, symbol: str, rest_url: str | None) -> str:
+        base = (rest_url or REST_API).rstrip("/")
+        return f"{base}/api/v5/market/books?instId={symbol}&sz={SNAPSHOT_LEVELS}&source=0"
+
+    def wants_snapshot(self, book: Book) -> bool:
+        # Updates keep coming and no in-band snapshot came before them: OKX no longer
+        # sends it (its new procedure), so the book needs the REST one.
+        return not book.valid and len(book.pending) >= HELD_BEFORE_REST
+
     def apply(self, books: OrderBooks, channel: str, message: Books, mono_ns: int,
               wall_ns: int) -> None:
         book = books.book(message.inst_id)
@@ -666,6 +675,13 @@ def _args(channel: str, symbols: list[str]) -> list[dict[str, str]]:
 def _error_text(report: dict[str, Any]) -> str:
     return f"{report.get('msg', report)} (code {report.get('code')})"
 
+
+REST_API = "https://www.okx.com"
+"""OKX's REST API, for book snapshots where the stream sends none."""
+SNAPSHOT_LEVELS = 400
+"""Levels a side asked of a REST book snapshot (as many as ``books`` keeps)."""
+HELD_BEFORE_REST = 5
+"""Updates held without an in-band snapshot before the REST one is fetched."""
 
 APIS: dict[str, str] = {"public": URL, "business": BUSINESS_URL}
 """OKX's two endpoints by name: ``public`` (:data:`CHANNELS`), ``business`` (the candles)."""

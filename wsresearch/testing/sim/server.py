@@ -418,6 +418,20 @@ class Simulator:
             raise ValueError(f"the {self.profile} profile serves no REST snapshots")
         self._rest.fault(SnapshotFault(status, delay, stale, times))
 
+    def withhold_book_snapshots(self) -> None:
+        """Answer book subscriptions with no in-band snapshot from now on.
+
+        OKX's new procedure: the client fetches the REST one.
+
+        Raises
+        ------
+        ValueError
+            For a profile whose exchange always sends it.
+        """
+        if not hasattr(self._dialect, "in_band_snapshots"):
+            raise ValueError(f"the {self.profile} profile always sends its book snapshots")
+        self._dialect.in_band_snapshots = False
+
     def checksum_fault(self, times: int = 1) -> None:
         """Send the next ``times`` book updates with a wrong checksum (Kraken, OKX)."""
         if times < 1:

@@ -32,6 +32,22 @@ class OkxDialect(Dialect):
     defaults: ClassVar[dict[str, Any]] = {"channels": ("trades", "tickers", "books")}
     symbols = ("BTC-USDT", "ETH-USDT")
     _STREAMS: ClassVar[dict[str, str]] = {"trades": "trade", "tickers": "ticker", "books": "book"}
+    serves_rest = True
+    in_band_snapshots = True
+    """Answer a ``books`` subscription with a snapshot (``False``: OKX's new procedure, where
+    the book starts from ``GET /api/v5/market/books``)."""
+
+    def rest(self, path: str, query: dict[str, str], market: Market, stale: int = 0,
+             ) -> Any | None:
+        """``GET /api/v5/market/books?instId=BTC-USDT``: the book now, with its ``seqId``."""
+        symbol = query.get("instId", "")
+        if path != "/api/v5/market/books" or symbol not in market.symbols:
+            return None
+        book = market.snapshot(symbol)
+        return {"code": "0", "msg": "", "data": [{
+            "asks": [[to_num(p), to_num(q), "0", "1"] for p, q in book["asks"]],
+            "bids": [[to_num(p), to_num(q), "0", "1"] for p, q in book["bids"]],
+            "ts": str(to_ms(book["ts"])), "seqId": book["seq"] - stale}]}
 
     def on_request(self, client: Subscriber, text: str, market: Market) -> list[str]:
         """``subscribe`` with args (books answer with a snapshot); ``ping`` as text."""
@@ -60,7 +76,7 @@ class OkxDialect(Dialect):
                 continue
             client.add(self._STREAMS[channel], symbol, channel)
             frames.append(to_json({"event": "subscribe", "arg": arg, "connId": conn}))
-            if channel == "books":
+            if channel == "books" and self.in_band_snapshots:
                 book = market.snapshot(symbol)
                 frames.append(self._book(symbol, "snapshot", book, -1))
         return frames
