@@ -104,19 +104,25 @@ _BOOK_SCRIPT: tuple[tuple[float, dict[str, Any]], ...] = (
 )
 
 
+_CHECKSUMMED = frozenset({"kraken-v1", "kraken", "okx"})
+"""The simulator's profiles whose books carry checksums."""
+
+
 def demo_faults(seconds: float, profile: str = "generic") -> list[Fault]:
     """The demo's fault script, spread over a run of ``seconds`` (durations stay as they are).
 
     An exchange profile drops ``reject_auth`` (its feeds are public) and adds the order
-    books' faults it has: a failing REST snapshot (Binance) and a wrong checksum (Kraken v1).
+    books' faults it has: a failing REST snapshot where books start from one (Binance) and
+    a wrong checksum where books carry one (Kraken v1 and v2, OKX).
     """
     script = list(_DEMO_SCRIPT)
     if profile != "generic":
         script = [s for s in script if s[1]["kind"] != "reject_auth"]
         book = DIALECTS[profile]
+        from_rest = book.serves_rest and not getattr(book, "in_band_snapshots", False)
         script += [s for s in _BOOK_SCRIPT
-                   if (s[1]["kind"] != "bad_snapshot" or book.serves_rest)
-                   and (s[1]["kind"] != "bad_checksum" or profile == "kraken-v1")]
+                   if (s[1]["kind"] != "bad_snapshot" or from_rest)
+                   and (s[1]["kind"] != "bad_checksum" or profile in _CHECKSUMMED)]
     return sorted((Fault(at=fraction * seconds, **fields) for fraction, fields in script),
                   key=lambda fault: fault.at)
 
