@@ -23,6 +23,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from wsresearch import Recording, replay
@@ -60,7 +61,9 @@ def ours(messages: list[Message]) -> None:
         book.best_bid, book.best_ask  # noqa: B018
 
 
-def order_book_reading(messages: list[Message]) -> None:
+def order_book_loop(messages: list[Message], read: bool) -> None:
+    """``order-book``'s loop: item assignment and deletion, the top read per message if
+    ``read``."""
     from order_book import OrderBook
 
     ob = OrderBook()
@@ -72,22 +75,8 @@ def order_book_reading(messages: list[Message]) -> None:
                 side[price] = size
             elif price in side:
                 del side[price]
-        if len(bids) and len(asks):
+        if read and len(bids) and len(asks):
             bids.index(0), asks.index(0)
-
-
-def order_book_writes(messages: list[Message]) -> None:
-    from order_book import OrderBook
-
-    ob = OrderBook()
-    bids, asks = ob.bids, ob.asks
-    for message in messages:
-        for is_bid, price, size in message:
-            side = bids if is_bid else asks
-            if size:
-                side[price] = size
-            elif price in side:
-                del side[price]
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -106,8 +95,8 @@ def levels_per_second(rounds: int, messages: int) -> dict[str, list[float]]:
     except ImportError:
         print("order-book is not installed: no baseline (pip install order-book)")
     else:
-        loops |= {"order-book, top read per message": order_book_reading,
-                  "order-book, writes only": order_book_writes}
+        loops |= {"order-book, top read per message": partial(order_book_loop, read=True),
+                  "order-book, writes only": partial(order_book_loop, read=False)}
     found: dict[str, list[float]] = {name: [] for name in loops}
     for _ in range(rounds):
         for name, loop in loops.items():

@@ -26,7 +26,7 @@ from wsresearch import (
     replay,
 )
 from wsresearch.book import NEW_CONNECTION
-from wsresearch.events import BookChanged, Event
+from wsresearch.events import BookChanged
 from wsresearch.testing import Simulator
 
 FAST = ConnectionConfig(reconnect=ReconnectConfig(
@@ -45,9 +45,29 @@ async def until(condition: Callable[[], bool], what: str, within: float = 10.0) 
     raise AssertionError(f"timed out after {within} s waiting for {what}")
 
 
-def all_valid(feed: Feed) -> bool:
-    books = feed.books
-    return books.height == len(SYMBOLS) and bool(books["valid"].all())
+def all_valid(feed: Feed, books: int = len(SYMBOLS)) -> bool:
+    table = feed.books
+    return table.height == books and bool(table["valid"].all())
+
+
+def book_changes(feed: Feed) -> list[BookChanged]:
+    """Every ``BookChanged`` the feed emits from now on, as they come."""
+    changes: list[BookChanged] = []
+    feed.on_event(lambda e: changes.append(e) if isinstance(e, BookChanged) else None)
+    return changes
+
+
+def requests_sent(received: list[str]) -> list[tuple[str, str]]:
+    """``(operation, text)`` of each request a client sent, pings left out."""
+    found = []
+    for text in received:
+        message = None if text == "ping" else json.loads(text)
+        operation = None if message is None else (
+            message.get("op") or message.get("event") or message.get("method")
+            or message.get("type"))
+        if operation not in (None, "ping"):
+            found.append((operation, text))
+    return found
 
 
 def tops_by_update_id(recording: Recording) -> tuple[dict[int, object], dict[int, object]]:
@@ -120,12 +140,7 @@ async def test_a_gap_on_one_symbol_resyncs_only_it_through_a_failing_snapshot(
     async with Simulator("binance", seed=9, rates=RATES) as sim:
         spec = sim.spec(channels=["bookTicker", "depth"], connection=FAST)
         async with Feed(spec) as feed:
-            changes: list[BookChanged] = []
-
-            def listen(event: Event) -> None:
-                if isinstance(event, BookChanged):
-                    changes.append(event)
-            feed.on_event(listen)
+            changes = book_changes(feed)
             await until(lambda: all_valid(feed), "both books valid")
             changes.clear()  # from here on
             before = len(sim.rest_requests)
@@ -204,16 +219,14 @@ async def test_the_dashboard_and_the_console_show_a_row_per_book() -> None:
 async def test_a_wrong_checksum_resubscribes_that_symbol_only(
     profile: str, channel: str, pairs: tuple[str, str],
 ) -> None:
-    """The simulator's Kraken v1 and OKX books carry real checksums; a wrong one resyncs
-    one symbol."""
+    """Kraken's and OKX's books carry real checksums: a wrong one resyncs one symbol."""
     rates = {"trade": 2.0, "ticker": 2.0, "book": 80.0} | (
         {"heartbeat": 1.0} if profile.startswith("kraken") else {})
     async with Simulator(profile, seed=17, rates=rates) as sim:
         feed = Feed(sim.spec(channels=[channel], connection=FAST))
-        changes: list[BookChanged] = []
-        feed.on_event(lambda e: changes.append(e) if isinstance(e, BookChanged) else None)
+        changes = book_changes(feed)
         async with feed:
-            await until(lambda: feed.books.height == 2 and bool(feed.books["valid"].all())
+            await until(lambda: all_valid(feed)
                         and int(feed.books["checksums_ok"].min()) >= 20,  # type: ignore[arg-type]
                         "both books valid, 20 checksums each")
             changes.clear()
@@ -228,11 +241,9 @@ async def test_a_wrong_checksum_resubscribes_that_symbol_only(
                 1, 1, 2)
             assert {c.symbol for c in changes} == {broken}
             assert feed.book(other).stats.checksums_failed == 0
-            sent = [json.loads(m) for m in sim.received[before:] if m != "ping"]
-            sent = [m for m in sent if m.get("method") != "ping"]
-            assert [m.get("event") or m.get("op") or m.get("method") for m in sent] == [
-                "unsubscribe", "subscribe"]
-            assert all(broken in json.dumps(m) for m in sent)
+            ops = requests_sent(sim.received[before:])
+            assert [op for op, _ in ops] == ["unsubscribe", "subscribe"]
+            assert all(broken in text for _, text in ops)
             assert feed.generation == 1  # nothing reconnected
             await until(lambda: book.stats.checksums_ok > 40, "checksums after the resync")
             assert book.valid and book.stats.checksums_failed == 1
@@ -247,11 +258,9 @@ async def test_a_sequence_gap_resubscribes_that_symbol_only(profile: str,
     async with Simulator(profile, seed=19, rates=rates) as sim:
         channel = {"bybit": "orderbook", "okx": "books"}.get(profile, "book")
         feed = Feed(sim.spec(channels=[channel], connection=FAST))
-        changes: list[BookChanged] = []
-        feed.on_event(lambda e: changes.append(e) if isinstance(e, BookChanged) else None)
+        changes = book_changes(feed)
         async with feed:
-            await until(lambda: feed.books.height == 2 and bool(feed.books["valid"].all()),
-                        "both books valid")
+            await until(lambda: all_valid(feed), "both books valid")
             changes.clear()
             before = len(sim.received)
             sim.sequence_gap(count=2)
@@ -263,9 +272,7 @@ async def test_a_sequence_gap_resubscribes_that_symbol_only(profile: str,
             assert {c.symbol for c in changes} == {broken}
             other = feed.book(next(s for s in symbols if s != broken))
             assert other.valid and other.stats.resyncs == 0
-            sent = [json.loads(m) for m in sim.received[before:] if m != "ping"]
-            ops = [(m.get("op") or m.get("event"), json.dumps(m)) for m in sent
-                   if (m.get("op") or m.get("event")) != "ping"]
+            ops = requests_sent(sim.received[before:])
             assert [op for op, _ in ops] == ["unsubscribe", "subscribe"]
             assert all(broken in text for _, text in ops)
             assert feed.generation == 1 and not book.crossed
@@ -275,11 +282,9 @@ async def test_after_a_reconnect_every_book_waits_for_the_new_connections_snapsh
     rates = {"trade": 2.0, "ticker": 2.0, "book": 60.0}
     async with Simulator("bybit", seed=23, rates=rates) as sim:
         feed = Feed(sim.spec(channels=["orderbook"], connection=FAST))
-        changes: list[BookChanged] = []
-        feed.on_event(lambda e: changes.append(e) if isinstance(e, BookChanged) else None)
+        changes = book_changes(feed)
         async with feed:
-            await until(lambda: feed.books.height == 2 and bool(feed.books["valid"].all()),
-                        "both books valid")
+            await until(lambda: all_valid(feed), "both books valid")
             changes.clear()
             subscriptions = len(sim.received)
             await sim.disconnect()
@@ -288,8 +293,8 @@ async def test_after_a_reconnect_every_book_waits_for_the_new_connections_snapsh
             assert [(c.valid, c.reason) for c in changes if not c.valid] == [
                 (False, NEW_CONNECTION)] * 2
             # No resubscription: the new connection's own subscription brought the snapshots.
-            resent = [json.loads(m) for m in sim.received[subscriptions:]]
-            assert [m["op"] for m in resent if m["op"] != "ping"] == ["subscribe"]
+            assert [op for op, _ in requests_sent(sim.received[subscriptions:])] == [
+                "subscribe"]
 
 
 async def test_a_coinbase_connection_gap_resubscribes_every_book() -> None:
@@ -298,8 +303,7 @@ async def test_a_coinbase_connection_gap_resubscribes_every_book() -> None:
     async with Simulator("coinbase", seed=29, rates=rates) as sim:
         feed = Feed(sim.spec(channels=["level2", "heartbeats"], connection=FAST))
         async with feed:
-            await until(lambda: feed.books.height == 2 and bool(feed.books["valid"].all()),
-                        "both books valid")
+            await until(lambda: all_valid(feed), "both books valid")
             before = len(sim.received)
             sim.sequence_gap(count=1)
             await until(lambda: int(feed.books["resyncs"].sum()) == 2,  # type: ignore[arg-type]
@@ -318,8 +322,7 @@ async def test_okx_books_start_from_the_rest_snapshot_when_none_comes_in_band() 
         sim.withhold_book_snapshots()
         feed = Feed(sim.spec(channels=["books"], connection=FAST))
         async with feed:
-            await until(lambda: feed.books.height == 2 and bool(feed.books["valid"].all()),
-                        "both books valid from REST snapshots")
+            await until(lambda: all_valid(feed), "both books valid from REST snapshots")
             await until(lambda: int(feed.books["checksums_ok"].min()) >= 10,  # type: ignore[arg-type]
                         "checksums after the join")
             books = feed.books
@@ -327,3 +330,15 @@ async def test_okx_books_start_from_the_rest_snapshot_when_none_comes_in_band() 
                 "BTC-USDT", "ETH-USDT"]
             assert books["checksums_failed"].sum() == books["gaps"].sum() == 0
             assert feed.generation == 1
+
+
+async def test_withholding_snapshots_is_one_simulators_state_not_its_dialects() -> None:
+    async with Simulator("okx", seed=37) as withholding:
+        withholding.withhold_book_snapshots()
+        async with Simulator("okx", seed=37) as other:
+            feed = Feed(other.spec(channels=["books"], connection=FAST))
+            async with feed:
+                await until(lambda: all_valid(feed), "both books valid")
+                assert other.rest_requests == []  # the in-band snapshots came
+    with pytest.raises(ValueError, match="always sends its book snapshots"):
+        Simulator("bybit").withhold_book_snapshots()

@@ -119,7 +119,7 @@ def demo_faults(seconds: float, profile: str = "generic") -> list[Fault]:
     if profile != "generic":
         script = [s for s in script if s[1]["kind"] != "reject_auth"]
         book = DIALECTS[profile]
-        from_rest = book.serves_rest and not getattr(book, "in_band_snapshots", False)
+        from_rest = book.serves_rest and not book.snapshots_in_band
         script += [s for s in _BOOK_SCRIPT
                    if (s[1]["kind"] != "bad_snapshot" or from_rest)
                    and (s[1]["kind"] != "bad_checksum" or profile in _CHECKSUMMED)]

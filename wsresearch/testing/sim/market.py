@@ -57,6 +57,8 @@ class Market:
         self.skip: dict[str | None, int] = {}
         """Numbers to skip on the next event of a stream (``None``: of any stream)."""
         self.books: dict[str, tuple[dict[float, float], dict[float, float]]] = {}
+        self.withhold_snapshots = False
+        """Answer book subscriptions with no in-band snapshot (where the dialect can)."""
         self.bad_checksums = 0
         """Book updates still to send with a wrong checksum (the next ones, any symbol)."""
 

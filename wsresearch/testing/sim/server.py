@@ -428,9 +428,9 @@ class Simulator:
         ValueError
             For a profile whose exchange always sends it.
         """
-        if not hasattr(self._dialect, "in_band_snapshots"):
+        if not self._dialect.can_withhold_snapshots:
             raise ValueError(f"the {self.profile} profile always sends its book snapshots")
-        self._dialect.in_band_snapshots = False
+        self._market.withhold_snapshots = True
 
     def checksum_fault(self, times: int = 1) -> None:
         """Send the next ``times`` book updates with a wrong checksum (Kraken, OKX)."""

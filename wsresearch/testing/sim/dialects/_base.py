@@ -153,7 +153,13 @@ class Dialect(abc.ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     """Adapter options used unless given: every channel the dialect serves."""
     serves_rest: ClassVar[bool] = False
-    """The exchange's books start from a REST snapshot: the simulator serves one."""
+    """The simulator serves the exchange's REST book snapshot (:meth:`rest`)."""
+    snapshots_in_band: ClassVar[bool] = True
+    """A book subscription is answered with a snapshot (Binance's is not: its books
+    start from the REST one)."""
+    can_withhold_snapshots: ClassVar[bool] = False
+    """The in-band snapshot can be withheld (:attr:`Market.withhold_snapshots`), as OKX's
+    new procedure does."""
 
     def rest(self, path: str, query: dict[str, str], market: Market, stale: int = 0,
              ) -> Any | None:

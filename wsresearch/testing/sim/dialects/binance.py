@@ -36,6 +36,7 @@ class BinanceDialect(Dialect):
     _STREAMS: ClassVar[dict[str, str]] = {
         "trade": "trade", "aggTrade": "trade", "bookTicker": "ticker", "depth": "book"}
     serves_rest = True
+    snapshots_in_band = False
     rest_path: ClassVar[str] = "/api/v3/depth"
 
     def rest(self, path: str, query: dict[str, str], market: Market, stale: int = 0,

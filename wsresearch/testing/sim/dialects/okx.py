@@ -33,9 +33,7 @@ class OkxDialect(Dialect):
     symbols = ("BTC-USDT", "ETH-USDT")
     _STREAMS: ClassVar[dict[str, str]] = {"trades": "trade", "tickers": "ticker", "books": "book"}
     serves_rest = True
-    in_band_snapshots = True
-    """Answer a ``books`` subscription with a snapshot (``False``: OKX's new procedure, where
-    the book starts from ``GET /api/v5/market/books``)."""
+    can_withhold_snapshots = True
 
     def rest(self, path: str, query: dict[str, str], market: Market, stale: int = 0,
              ) -> Any | None:
@@ -76,7 +74,7 @@ class OkxDialect(Dialect):
                 continue
             client.add(self._STREAMS[channel], symbol, channel)
             frames.append(to_json({"event": "subscribe", "arg": arg, "connId": conn}))
-            if channel == "books" and self.in_band_snapshots:
+            if channel == "books" and not market.withhold_snapshots:
                 book = market.snapshot(symbol)
                 frames.append(self._book(symbol, "snapshot", book, -1))
         return frames
