@@ -72,7 +72,7 @@ OPTIONS: dict[str, dict[str, st.SearchStrategy[str] | None]] = {
     "replay": {"--serve": None, "--port": port, "--speed": number, **COMMON},
     "report": {"--html": path},
     "export": {"--out": path, "--exchange": st.sampled_from(["binance", "okx", "nope"]),
-               "--channels": odd_text, "--option": odd_text},
+               "--channels": odd_text, "--option": odd_text, "--report": path},
 }
 POSITIONAL = {"record": target, "replay": path, "report": path, "export": path}
 STRAY = st.one_of(

@@ -231,6 +231,9 @@ def _build_parser() -> argparse.ArgumentParser:
                              "as kind=<kind>/exchange=<exchange>/date=<day>")
     export.add_argument("--option", action="append", default=[], type=_option,
                         metavar="KEY=VALUE", help="with --exchange: an adapter option")
+    export.add_argument("--report", metavar="FOLDER", default=None,
+                        help="also write each recording's quality report (HTML, needs "
+                             "matplotlib) as FOLDER/<recording>.html, from the same replay")
 
     import_cmd = commands.add_parser(
         "import", help="import another tool's capture as a recording",
@@ -627,21 +630,41 @@ def _advance(bar: Progress, task: TaskID, done: int, total: int) -> None:
 
 
 async def _export(args: argparse.Namespace, console: Console) -> int:
-    from .export import export_parquet
+    from .export import export_parquet, export_with_report
 
+    reports = None if args.report is None else await asyncio.to_thread(
+        _report_folder, args.report)
     for folder in args.dirs:
         recording = Recording.open(folder)
         spec = _export_spec(args, recording)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(f"exporting {escape(str(folder))}", total=None)
             advance = functools.partial(_advance, bar, task)
-            summary = await asyncio.to_thread(
-                export_parquet, recording, spec, args.out, normalized=args.normalized,
-                progress=advance)
+            if reports is None:
+                summary = await asyncio.to_thread(
+                    export_parquet, recording, spec, args.out, normalized=args.normalized,
+                    progress=advance)
+            else:  # one replay for both
+                summary, report = await asyncio.to_thread(
+                    export_with_report, recording, spec, args.out,
+                    normalized=args.normalized, progress=advance)
         rows = ", ".join(f"{name} {n}" for name, n in summary.rows.items() if n) or "no rows"
         again = f", replacing {summary.replaced} earlier file(s)" if summary.replaced else ""
         _say(console, f"{folder}: {rows} -> {args.out} as {summary.recording}{again}")
+        if reports is not None:
+            written = await asyncio.to_thread(report.to_html,
+                                              reports / f"{summary.recording}.html")
+            _say(console, f"{folder}: quality report -> {written}")
     return 0
+
+
+def _report_folder(path: str) -> Path:
+    """The folder ``export --report`` writes into, made if needed; a file there is an error."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--report {path} is a file; it names a folder for the reports")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 async def _import(args: argparse.Namespace, console: Console) -> int:

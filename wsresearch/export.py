@@ -39,22 +39,24 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 
 from ._files import make_private_dirs, write_private_parquet
 from .clock import NS_PER_S
 from .normalize import COMMON, KINDS
+from .quality import QualityReport, quality_report
 from .recording import Recording
 from .recording.format import TIMELINE_SCHEMA
-from .replay import replay
+from .replay import ReplayResult, replay
 from .spec import CHANNEL_NAME, FeedSpec
 
 __all__ = [
     "CONNECTION_SCHEMA",
     "ExportSummary",
     "export_parquet",
+    "export_with_report",
     "load_connections",
     "load_dataset",
     "load_normalized",
@@ -122,6 +124,7 @@ def export_parquet(
     *,
     normalized: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    result: ReplayResult | None = None,
 ) -> ExportSummary:
     """Replay ``recording`` through ``spec`` and write its rows into the dataset at ``out_dir``.
 
@@ -139,6 +142,9 @@ def export_parquet(
         kind the spec's channels hold.
     progress
         Called with ``(events done, events in all)`` during the replay.
+    result
+        A replay of ``recording`` through ``spec`` already made: written as it is, with
+        no replay of its own (see :func:`export_with_report`).
 
     Returns
     -------
@@ -152,12 +158,11 @@ def export_parquet(
         If there is no ``spec`` and the recording cannot rebuild its own, or
         ``out_dir`` is a file.
     """
-    root = Path(out_dir)
-    if root.exists() and not root.is_dir():  # found before the replay, not after it
-        raise ValueError(f"out_dir {root} is a file; a dataset is a directory")
+    root = _dataset_dir(out_dir)
     if not isinstance(recording, Recording):
         recording = Recording.open(recording)
-    result = replay(recording, spec, progress=progress)
+    if result is None:
+        result = replay(recording, spec, progress=progress)
     rid = recording_id(recording)
     unsafe = sorted(name for name in result.frames if not re.fullmatch(CHANNEL_NAME, name))
     if unsafe:  # a Channel refuses such names; a frames dict built by hand might not
@@ -203,6 +208,58 @@ def export_parquet(
     files.append(path)
     return ExportSummary(recording=rid, rows=rows, files=files, replaced=len(old),
                          normalized=kinds)
+
+
+def export_with_report(
+    recording: Recording | str | os.PathLike[str],
+    spec: FeedSpec | None,
+    out_dir: str | os.PathLike[str],
+    *,
+    normalized: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    **report_options: Any,
+) -> tuple[ExportSummary, QualityReport]:
+    """Export ``recording`` and report on its quality from **one** replay.
+
+    :func:`export_parquet` and :func:`~wsresearch.quality.quality_report` each replay the
+    recording; together they would parse it twice. Here one replay makes the rows, the
+    normalized tables (with ``normalized``) and the report: the same dataset and the same
+    report as the two calls, for the cost of one.
+
+    Parameters
+    ----------
+    recording, spec, out_dir, normalized, progress
+        As for :func:`export_parquet`.
+    **report_options
+        The hole rule's options of :func:`~wsresearch.quality.quality_report`.
+
+    Returns
+    -------
+    tuple of ExportSummary and QualityReport
+
+    Raises
+    ------
+    RecordingFormatError
+        If ``recording`` is not a readable recording.
+    ValueError
+        As :func:`export_parquet` and :func:`~wsresearch.quality.quality_report` raise.
+    """
+    _dataset_dir(out_dir)  # found before the replay, not after it
+    if not isinstance(recording, Recording):
+        recording = Recording.open(recording)
+    spec = spec if spec is not None else recording.spec
+    result = replay(recording, spec, progress=progress)
+    summary = export_parquet(recording, spec, out_dir, normalized=normalized, result=result)
+    report = quality_report(recording, spec, result=result, **report_options)
+    return summary, report
+
+
+def _dataset_dir(out_dir: str | os.PathLike[str]) -> Path:
+    """``out_dir`` as a path, or a ValueError if it is a file (checked before any replay)."""
+    root = Path(out_dir)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"out_dir {root} is a file; a dataset is a directory")
+    return root
 
 
 def _connections(recording: Recording, rid: str) -> pl.DataFrame:

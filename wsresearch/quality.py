@@ -42,7 +42,7 @@ from .policy import END_OF_SESSION, describe_close
 from .recording import Recording
 from .recording.format import TIMELINE_SCHEMA, ReceiveTimes
 from .redaction import redact_url
-from .replay import replay
+from .replay import ReplayResult, replay
 from .spec import FeedSpec
 
 if TYPE_CHECKING:
@@ -597,6 +597,7 @@ def quality_report(
     hole_window: int = 1000,
     hole_min_gaps: int = 100,
     min_hole_s: float = 1.0,
+    result: ReplayResult | None = None,
 ) -> QualityReport:
     """Analyse a recording (replayed) or a live feed (so far).
 
@@ -637,6 +638,9 @@ def quality_report(
         How many preceding gaps a gap needs before it is judged (1 to ``hole_window``).
     min_hole_s
         The shortest hole, in seconds (> 0).
+    result
+        For a recording: its replay through ``spec``, already made, used instead of
+        replaying it again (:func:`~wsresearch.export.export_with_report`).
 
     Returns
     -------
@@ -678,7 +682,7 @@ def quality_report(
         return _from_feed(source, rule)
     recording = source if isinstance(source, Recording) else Recording.open(source)
     return _from_recording(recording, spec if spec is not None else recording.spec, progress,
-                           rule)
+                           rule, result)
 
 
 @dataclass(frozen=True)
@@ -705,7 +709,7 @@ class _Session:
 
 def _from_recording(
     recording: Recording, spec: FeedSpec | None, progress: Callable[[int, int], None] | None,
-    rule: _HoleRule,
+    rule: _HoleRule, result: ReplayResult | None = None,
 ) -> QualityReport:
     events = recording.events()
     start = int(events["mono_ns"].min()) if events.height else 0  # type: ignore[arg-type]
@@ -725,7 +729,8 @@ def _from_recording(
             str(recording.path), start, end, timeline, frames_seen,
             {"received": frames_seen.height, **live}, whole,
             {"frames": frames_seen["recv_mono_ns"].sort()}, receive_times=times), rule)
-    result = replay(recording, spec, progress=progress)
+    if result is None:
+        result = replay(recording, spec, progress=progress)
     assert result.counts is not None  # a replay always gives its counts
     outcomes = _outcomes(result.stats["frames"], result.counts, live)
     return _report(_Session(

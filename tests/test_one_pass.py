@@ -1,0 +1,78 @@
+"""One replay for the export, the normalized tables and the quality report together."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from polars.testing import assert_frame_equal
+
+from wsresearch import Recording, export_parquet, load_dataset, load_normalized, quality_report
+from wsresearch.export import export_with_report
+
+RECORDING = (Path(__file__).resolve().parent.parent / "data" / "recordings"
+             / "binance_hftbacktest_2024-08-08_spot_btcusdt")
+
+
+def replays(calls: list[tuple[int, int]]) -> int:
+    """How many replays a progress log shows: each ends with (total, total)."""
+    return sum(1 for done, total in calls if done == total)
+
+
+def test_one_replay_gives_the_same_dataset_and_report_as_two(tmp_path: Path) -> None:
+    recording = Recording.open(RECORDING)
+    one: list[tuple[int, int]] = []
+    summary, report = export_with_report(recording, None, tmp_path / "one", normalized=True,
+                                         progress=lambda d, t: one.append((d, t)))
+    two: list[tuple[int, int]] = []
+    separate = export_parquet(recording, None, tmp_path / "two", normalized=True,
+                              progress=lambda d, t: two.append((d, t)))
+    alone = quality_report(recording, progress=lambda d, t: two.append((d, t)))
+    assert (replays(one), replays(two)) == (1, 2)
+    assert summary.rows == separate.rows and summary.normalized == separate.normalized
+    for folder in ("one", "two"):
+        assert load_dataset(tmp_path / folder).collect().height == sum(summary.rows.values())
+    assert_frame_equal(load_dataset(tmp_path / "one").collect(),
+                       load_dataset(tmp_path / "two").collect())
+    assert_frame_equal(load_normalized(tmp_path / "one", "book_snapshots").collect(),
+                       load_normalized(tmp_path / "two", "book_snapshots").collect())
+    assert_frame_equal(report.summary(), alone.summary())
+    for table in ("connections", "streams", "silences", "sequence", "latency", "outcomes",
+                  "books"):
+        assert_frame_equal(getattr(report, table), getattr(alone, table))
+
+
+def test_a_file_where_the_dataset_goes_is_refused_before_any_replay(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    calls: list[tuple[int, int]] = []
+    with pytest.raises(ValueError, match="is a file; a dataset is a directory"):
+        export_with_report(RECORDING, None, tmp_path / "file",
+                           progress=lambda d, t: calls.append((d, t)))
+    assert calls == []
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wsresearch.cli", *args], capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_export_report_writes_the_dataset_and_a_report_per_recording(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="the HTML report's plots need matplotlib")
+    result = run("export", str(RECORDING), "--out", str(tmp_path / "ds"), "--normalized",
+                 "--report", str(tmp_path / "reports"))
+    assert result.returncode == 0, result.stderr
+    pages = list((tmp_path / "reports").glob("*.html"))
+    assert len(pages) == 1 and "quality report ->" in result.stdout
+    assert "Order books" in pages[0].read_text()
+    trades = load_normalized(tmp_path / "ds", "trades").collect()
+    assert trades.height > 1000 and trades["exchange"].unique().to_list() == ["binance"]
+    assert list((tmp_path / "ds").glob("kind=book_snapshots/*/*/*.parquet"))
+    (tmp_path / "afile").write_text("x")
+    refused = run("export", str(RECORDING), "--out", str(tmp_path / "ds"),
+                  "--report", str(tmp_path / "afile"))
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"wsresearch export: error: --report {tmp_path / 'afile'} is a file; it names a "
+        "folder for the reports"]
