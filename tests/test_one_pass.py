@@ -76,3 +76,27 @@ def test_export_report_writes_the_dataset_and_a_report_per_recording(tmp_path: P
     assert refused.stderr.strip().splitlines() == [
         f"wsresearch export: error: --report {tmp_path / 'afile'} is a file; it names a "
         "folder for the reports"]
+
+
+def test_export_with_workers_writes_the_same_dataset_as_one_at_a_time(tmp_path: Path) -> None:
+    folders = [str(p) for p in sorted(RECORDING.parent.iterdir())[:4]]
+    serial = run("export", *folders, "--out", str(tmp_path / "serial"), "--normalized")
+    parallel = run("export", *folders, "--out", str(tmp_path / "parallel"), "--normalized",
+                   "--workers", "2")
+    assert serial.returncode == parallel.returncode == 0, parallel.stderr
+    assert "exporting 4 recordings, 2 at a time" in parallel.stdout
+    said = [line for line in parallel.stdout.splitlines() if " -> " in line]
+    assert [line.split(":")[0] for line in said] == folders  # in the order given
+    for kind in ("trades", "quotes", "book_changes"):
+        one = load_normalized(tmp_path / "serial", kind).collect()
+        two = load_normalized(tmp_path / "parallel", kind).collect()
+        order = ["recording", "local_time", "frame_seq"]
+        assert_frame_equal(one.sort(order, maintain_order=True),
+                           two.sort(order, maintain_order=True))
+    order = ["recording", "channel", "recv_mono_ns"]
+    one, two = (load_dataset(tmp_path / name).collect().sort(order, maintain_order=True)
+                for name in ("serial", "parallel"))
+    assert one.height > 5_000
+    assert_frame_equal(one, two)
+    bad = run("export", *folders, "--out", str(tmp_path / "x"), "--workers", "0")
+    assert bad.returncode == 2 and "must be 1 to 64" in bad.stderr

@@ -51,7 +51,7 @@ import threading
 import time
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -77,6 +77,9 @@ from .redaction import redact_url
 from .replay import ReplayServer, replay
 from .spec import FeedSpec
 from .testing.sim import DIALECTS, PROFILES, Fault, Simulator, parse_fault
+
+if TYPE_CHECKING:
+    from .export import ExportSummary
 
 __all__ = ["demo_faults", "main"]
 
@@ -231,6 +234,9 @@ def _build_parser() -> argparse.ArgumentParser:
                              "as kind=<kind>/exchange=<exchange>/date=<day>")
     export.add_argument("--option", action="append", default=[], type=_option,
                         metavar="KEY=VALUE", help="with --exchange: an adapter option")
+    export.add_argument("--workers", type=_workers, default=1, metavar="N",
+                        help="export N recordings at a time, each in its own process "
+                             "(default 1; the dataset is the same)")
     export.add_argument("--report", metavar="FOLDER", default=None,
                         help="also write each recording's quality report (HTML, needs "
                              "matplotlib) as FOLDER/<recording>.html, from the same replay")
@@ -291,6 +297,16 @@ def _positive(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"must be 1 to 64, got {text}")
     return value
 
 
@@ -634,6 +650,8 @@ async def _export(args: argparse.Namespace, console: Console) -> int:
 
     reports = None if args.report is None else await asyncio.to_thread(
         _report_folder, args.report)
+    if args.workers > 1 and len(args.dirs) > 1:
+        return await _export_in_parallel(args, reports, console)
     for folder in args.dirs:
         recording = Recording.open(folder)
         spec = _export_spec(args, recording)
@@ -648,14 +666,60 @@ async def _export(args: argparse.Namespace, console: Console) -> int:
                 summary, report = await asyncio.to_thread(
                     export_with_report, recording, spec, args.out,
                     normalized=args.normalized, progress=advance)
-        rows = ", ".join(f"{name} {n}" for name, n in summary.rows.items() if n) or "no rows"
-        again = f", replacing {summary.replaced} earlier file(s)" if summary.replaced else ""
-        _say(console, f"{folder}: {rows} -> {args.out} as {summary.recording}{again}")
+        _say(console, _exported(folder, summary, args.out))
         if reports is not None:
             written = await asyncio.to_thread(report.to_html,
                                               reports / f"{summary.recording}.html")
             _say(console, f"{folder}: quality report -> {written}")
     return 0
+
+
+async def _export_in_parallel(args: argparse.Namespace, reports: Path | None,
+                              console: Console) -> int:
+    """``export --workers N``: a process per recording at a time, lines in the given order.
+
+    Each worker opens, replays and writes its recording alone (the dataset's files are
+    per recording, so none is written by two), and builds its spec from the arguments:
+    a spec holds functions, which do not cross processes.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    loop = asyncio.get_running_loop()
+    options = {key: value for key, value in vars(args).items() if key != "dirs"}
+    _say(console, f"exporting {len(args.dirs)} recordings, {args.workers} at a time")
+    # spawn: a fresh interpreter per worker, with none of this process's threads.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+        jobs = [loop.run_in_executor(pool, _export_job, folder, options, reports)
+                for folder in args.dirs]
+        for job in jobs:
+            for line in await job:
+                _say(console, line)
+    return 0
+
+
+def _export_job(folder: str, options: dict[str, Any], reports: Path | None) -> list[str]:
+    """Export one recording (in a worker process); the lines to say about it."""
+    from .export import export_parquet, export_with_report
+
+    args = argparse.Namespace(dirs=[folder], **options)
+    recording = Recording.open(folder)
+    spec = _export_spec(args, recording)
+    if reports is None:
+        summary = export_parquet(recording, spec, args.out, normalized=args.normalized)
+        return [_exported(folder, summary, args.out)]
+    summary, report = export_with_report(recording, spec, args.out,
+                                         normalized=args.normalized)
+    written = report.to_html(reports / f"{summary.recording}.html")
+    return [_exported(folder, summary, args.out), f"{folder}: quality report -> {written}"]
+
+
+def _exported(folder: str, summary: ExportSummary, out: str) -> str:
+    """What ``export`` says of one recording it wrote."""
+    rows = ", ".join(f"{name} {n}" for name, n in summary.rows.items() if n) or "no rows"
+    again = f", replacing {summary.replaced} earlier file(s)" if summary.replaced else ""
+    return f"{folder}: {rows} -> {out} as {summary.recording}{again}"
 
 
 def _report_folder(path: str) -> Path:
