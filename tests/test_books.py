@@ -471,3 +471,13 @@ def test_book_snapshots_are_exported_and_join_trades_as_of_their_time(tmp_path: 
     assert age.min() >= 0
     same_second = after["book_time"] == after["local_time"].dt.truncate("1s")
     assert same_second.mean() > 0.95  # type: ignore[operator]
+
+
+def test_quotes_kept_in_columnar_chunks_are_the_same_quotes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    whole = replay(Recording.open(KRAKEN_BOOK)).normalized("quotes")
+    monkeypatch.setattr("wsresearch.book._QUOTES_CHUNK", 7)  # many chunks, and a remainder
+    chunked = replay(Recording.open(KRAKEN_BOOK))
+    assert len(chunked.books._quote_chunks) == whole.height // 7  # type: ignore[union-attr]
+    assert_frame_equal(chunked.normalized("quotes"), whole)

@@ -38,6 +38,9 @@ Side = Literal["bid", "ask"]
 NEW_CONNECTION = "new connection: waiting for a snapshot"
 """Why every book is invalid after a reconnect: the updates missed while away."""
 
+_QUOTES_CHUNK = 65_536
+"""Quote rows kept as tuples before they become a polars chunk."""
+
 MAX_PENDING = 10_000
 """Messages a book holds while it waits for a snapshot (the oldest go first)."""
 
@@ -378,6 +381,7 @@ class Books:
     _next_snapshot_ns: int | None = None
     _snapshots: list[tuple[Any, ...]] = field(default_factory=list)
     _quotes: list[tuple[Any, ...]] = field(default_factory=list)
+    _quote_chunks: list[pl.DataFrame] = field(default_factory=list)  # columnar, in order
     _tops: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
     def book(self, symbol: str) -> Book:
@@ -419,8 +423,12 @@ class Books:
             return
         self._tops[book.symbol] = top
         bid, ask = top
-        self._quotes.append((book.symbol, book.exchange_ns, book.recv_wall_ns, self.generation,
-                             *(bid or (None, None)), *(ask or (None, None))))
+        quotes = self._quotes
+        quotes.append((book.symbol, book.exchange_ns, book.recv_wall_ns, self.generation,
+                       *(bid or (None, None)), *(ask or (None, None))))
+        if len(quotes) >= _QUOTES_CHUNK:  # kept as columns: a tenth of the memory of tuples
+            self._quote_chunks.append(self._quote_frame(quotes))
+            quotes.clear()
 
     def _snapshot_due(self, wall_ns: int) -> None:
         """Take the snapshots whose boundary ``wall_ns`` has passed (before applying it)."""
@@ -476,11 +484,15 @@ class Books:
         ``bid_amount``, ``ask_price``, ``ask_amount``, ``frame_seq``;
         ``normalized("quotes")`` of a spec with no quote channel gives them.
         """
-        return pl.DataFrame(self._quotes, orient="row", schema={
+        return pl.concat([*self._quote_chunks, self._quote_frame(self._quotes)]).with_columns(
+            frame_seq=pl.lit(None, pl.Int64))
+
+    @staticmethod
+    def _quote_frame(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
+        return pl.DataFrame(rows, orient="row", schema={
             "symbol": pl.String, "exchange_ns": pl.Int64, "recv_wall_ns": pl.Int64,
             "generation": pl.Int64, "bid_price": pl.Float64, "bid_amount": pl.Float64,
-            "ask_price": pl.Float64, "ask_amount": pl.Float64,
-        }).with_columns(frame_seq=pl.lit(None, pl.Int64))
+            "ask_price": pl.Float64, "ask_amount": pl.Float64})
 
     def gap(self, channel: str, mono_ns: int) -> None:
         """Tell the rule of a sequence gap the pipeline found on ``channel``."""
