@@ -19,6 +19,8 @@ and the min-max of the per-round ratios, and the target where there is one:
   doing the same, and against its writes alone; replay of a real book recording (Kraken v1,
   every checksum verified) with books against the same replay without
   (``benchmarks/bench_books.py``);
+- ``wsresearch export --workers 2`` against ``--workers 1`` on 4 recordings of
+  ``--messages / 2`` frames each (a process per recording at a time);
 - ``Feed.frame()`` refresh after 10,000 new rows on a frame of 1M rows against the same on
   a frame of 10,000 rows (1.0 means the cost follows the new rows, not the total);
 - memory: peak RSS of a feed with a slow consumer under a flood, ``DROP_OLDEST`` and
@@ -29,7 +31,7 @@ and the min-max of the per-round ratios, and the target where there is one:
 
 Usage: python benchmarks/suite.py [--rounds 3] [--messages 300000] [--rate 20000]
        [--seconds 10] [--soak 300] [--flood 100000]
-       [--only imports,live,cpu,replay,normalize,books,refresh,memory,soak]
+       [--only imports,live,cpu,replay,normalize,books,workers,refresh,memory,soak]
 """
 
 from __future__ import annotations
@@ -140,6 +142,29 @@ def normalizing(args: argparse.Namespace, ratio: Figure, per_row: Figure) -> Non
             per_row.values.append(normalized / table.height * 1e6)
 
 
+def workers(args: argparse.Namespace, figure: Figure) -> None:
+    """``wsresearch export --workers 2`` against ``--workers 1`` on 4 recordings."""
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    with tempfile.TemporaryDirectory(prefix="wsr-bench-") as folder:
+        root = Path(folder)
+        dirs = [str(root / f"r{i}") for i in range(4)]
+        for i, path in enumerate(dirs):
+            Recording.from_frames(path, list(generic_frames(args.messages // 2, seed=i)),
+                                  spec=spec)
+
+        def export(count: int, out: Path) -> float:
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "wsresearch.cli", "export", *dirs,
+                            "--out", str(out), "--workers", str(count)],
+                           check=True, capture_output=True)
+            return time.perf_counter() - start
+
+        for round_ in range(args.rounds):
+            one = export(1, root / f"one{round_}")
+            two = export(2, root / f"two{round_}")
+            figure.values.append(one / two)
+
+
 def refresh(args: argparse.Namespace, figure: Figure) -> None:
     trade = generic.Trade(symbol="BTC-USD", seq=1, trade_id=1, price=1.0, size=1.0,
                           side="buy", ts=0)
@@ -212,7 +237,8 @@ def main() -> None:
     parser.add_argument("--flood", type=int, default=100_000,
                         help="messages of the memory probes' flood (1x; 3x is the other)")
     parser.add_argument("--only",
-                        default="imports,live,cpu,replay,normalize,books,refresh,memory,soak",
+                        default="imports,live,cpu,replay,normalize,books,workers,refresh,"
+                                "memory,soak",
                         help="comma-separated steps to run (default: all)")
     args = parser.parse_args()
     on = Figure("live ingest, Feed recording", "bare websockets recv loop", ">= 0.5")
@@ -241,6 +267,8 @@ def main() -> None:
         for name in ("order-book, top read per message", "order-book, writes only")}
     book_levels = Figure("  levels per second, wsresearch Book", "(absolute)", unit="M/s")
     book_replay = Figure("replay with books (Kraken v1 book1000)", "the same replay, no books")
+    parallel = Figure("export --workers 2, 4 recordings", "the same with --workers 1",
+                      ">= 1.7")
     steps = {
         "imports": ("import cost", lambda: imports(args, imported)),
         "live": ("live ingest", lambda: live(args, on, off, ratio)),
@@ -248,6 +276,7 @@ def main() -> None:
         "replay": ("replay", lambda: replay_speed(args, replayed)),
         "normalize": ("normalized tables", lambda: normalizing(args, normalized, normalized_us)),
         "books": ("order books", lambda: books(args, book_figures, book_levels, book_replay)),
+        "workers": ("parallel export", lambda: workers(args, parallel)),
         "refresh": ("frame refresh", lambda: refresh(args, refreshed)),
         "memory": ("memory under a flood", lambda: memory(args, memory_figures)),
         "soak": ("reconnect soak", lambda: soak(args, growth)),
@@ -264,7 +293,8 @@ def main() -> None:
           "per-round ratios to the baseline measured in the same round")
     print(f"{'figure':<44} {'baseline':<34} {'median':>8} {'min-max':<15} {'unit':<5} target")
     for figure in (imported, on, off, ratio, cpu_ratio, cpu_us, replayed, normalized,
-                   normalized_us, *book_figures.values(), book_levels, book_replay, refreshed,
+                   normalized_us, *book_figures.values(), book_levels, book_replay, parallel,
+                   refreshed,
                    *memory_figures.values(), growth):
         print(figure.row())
 
