@@ -220,30 +220,40 @@ BINANCE = {market: DATA / f"binance_hftbacktest_2024-08-08_{market}_btcusdt"
            for market in ("spot", "usdm")}
 
 
+Top = dict[tuple[str, int], tuple[object, object]]
+
+
 def drive(recording: Recording, events: pl.DataFrame | None = None) -> tuple[
-        dict[int, tuple[object, object]], dict[int, tuple[object, object]], Pipeline]:
-    """Feed a recording's events one at a time; the book's top after each synced diff,
-    and each bookTicker's best bid and ask, by update id."""
+        Top, Top, Pipeline]:
+    """Feed a Binance recording's events one at a time, as a replay does.
+
+    Returns the book's best bid and ask after each diff that leaves it synced, and each
+    bookTicker's, both by ``(symbol, update id)``, and the pipeline.
+    """
     pipeline = Pipeline(recording.spec, VirtualClock(0, 0))  # type: ignore[arg-type]
-    pipeline.open_generation(1)
-    books: dict[int, tuple[object, object]] = {}
-    tickers: dict[int, tuple[object, object]] = {}
+    books: Top = {}
+    tickers: Top = {}
     rows = (events if events is not None else recording.events()).select(
-        "kind", "seq", "generation", "mono_ns", "wall_ns", "data", "stream").iter_rows()
-    for kind, seq, generation, mono, wall, data, url in rows:
-        if kind == "rest":
+        "kind", "seq", "generation", "mono_ns", "wall_ns", "data", "stream", "code")
+    for kind, seq, generation, mono, wall, data, url, code in rows.iter_rows():
+        if kind == "open":
+            pipeline.open_generation(generation)
+        elif kind == "rest" and code in (None, 200):
             pipeline.rest(url, data, mono, wall)
         if kind != "frame":
             continue
         pipeline.process([(data, generation, mono, wall, seq)])
-        message = json.loads(data)["data"]
+        message = json.loads(data).get("data")
+        if message is None:  # the subscription's answer
+            continue
         if message.get("e") == "depthUpdate":
             book = pipeline.book(message["s"])
             if book.valid and book.last_id == message["u"]:
-                books[message["u"]] = (book.best_bid, book.best_ask)
+                books[(message["s"], message["u"])] = (book.best_bid, book.best_ask)
         elif "A" in message:  # bookTicker
-            tickers[message["u"]] = ((float(message["b"]), float(message["B"])),
-                                     (float(message["a"]), float(message["A"])))
+            tickers[(message["s"], message["u"])] = (
+                (float(message["b"]), float(message["B"])),
+                (float(message["a"]), float(message["A"])))
     return books, tickers, pipeline
 
 

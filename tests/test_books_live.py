@@ -7,7 +7,6 @@ request. Waits are bounded polls of the feed's state, never fixed sleeps.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 from collections.abc import Callable
@@ -29,6 +28,9 @@ from wsresearch.book import NEW_CONNECTION
 from wsresearch.events import BookChanged
 from wsresearch.testing import Simulator
 
+from .conftest import eventually
+from .test_books import drive
+
 FAST = ConnectionConfig(reconnect=ReconnectConfig(
     backoff=BackoffConfig(initial_delay=0.05, max_delay=0.2, jitter=0.0),
     rate_limit_backoff=BackoffConfig(initial_delay=0.1, max_delay=0.3, jitter=0.0)))
@@ -36,13 +38,9 @@ RATES = {"trade": 5.0, "ticker": 40.0, "book": 80.0}
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-async def until(condition: Callable[[], bool], what: str, within: float = 10.0) -> None:
-    """Poll ``condition`` every 20 ms until it holds; fail naming ``what`` after ``within`` s."""
-    for _ in range(int(within / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out after {within} s waiting for {what}")
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """:func:`eventually`, with the time a resync through backoffs may take."""
+    await eventually(condition, within=10.0, what=what)
 
 
 def all_valid(feed: Feed, books: int = len(SYMBOLS)) -> bool:
@@ -70,38 +68,6 @@ def requests_sent(received: list[str]) -> list[tuple[str, str]]:
     return found
 
 
-def tops_by_update_id(recording: Recording) -> tuple[dict[int, object], dict[int, object]]:
-    """Replay ``recording`` one event at a time: the book's top after each synced diff, and
-    each bookTicker's best bid and ask, keyed by (symbol, update id)."""
-    from wsresearch.clock import VirtualClock
-    from wsresearch.pipeline import Pipeline
-
-    pipeline = Pipeline(recording.spec, VirtualClock(0, 0))  # type: ignore[arg-type]
-    books: dict[object, object] = {}
-    tickers: dict[object, object] = {}
-    for kind, seq, generation, mono, wall, data, url, code in recording.events().select(
-            "kind", "seq", "generation", "mono_ns", "wall_ns", "data", "stream",
-            "code").iter_rows():
-        if kind == "open":
-            pipeline.open_generation(generation)
-        elif kind == "rest" and code == 200:
-            pipeline.rest(url, data, mono, wall)
-        elif kind == "frame":
-            pipeline.process([(data, generation, mono, wall, seq)])
-            message = json.loads(data).get("data")
-            if message is None:  # the subscription's answer
-                continue
-            key = (message["s"], message["u"])
-            if message.get("e") == "depthUpdate":
-                book = pipeline.book(message["s"])
-                if book.valid and book.last_id == message["u"]:
-                    books[key] = (book.best_bid, book.best_ask)
-            elif "A" in message:
-                tickers[key] = ((float(message["b"]), float(message["B"])),
-                                (float(message["a"]), float(message["A"])))
-    return books, tickers  # type: ignore[return-value]
-
-
 @pytest.mark.parametrize("profile", ["binance", "binance-usdm"])
 async def test_binance_books_sync_from_the_simulators_rest_snapshot(profile: str,
                                                                     tmp_path: Path) -> None:
@@ -119,7 +85,7 @@ async def test_binance_books_sync_from_the_simulators_rest_snapshot(profile: str
     recording = Recording.open(tmp_path / "rec")
     assert recording.rest().height == 2  # each snapshot recorded, with its URL
     # Offline, the same books: at every update id both know, the top is the ticker's.
-    books, tickers = tops_by_update_id(recording)
+    books, tickers, _ = drive(recording)
     common = set(books) & set(tickers)
     assert len(common) > 50
     assert [key for key in common if books[key] != tickers[key]] == []

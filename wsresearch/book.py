@@ -211,7 +211,7 @@ class Book:
         if self.valid and self.crossed:
             self.stats.crossed += 1
         if self.owner is not None:
-            self.owner.touched(self)
+            self.owner.record_quote(self)
 
     def invalid_ns(self, now_mono_ns: int | None = None) -> int:
         """Time without a valid book so far (up to ``now_mono_ns``, or the last message)."""
@@ -413,7 +413,7 @@ class Books:
             "mono_ns": pl.Int64, "symbol": pl.String, "valid": pl.Boolean,
             "reason": pl.String})
 
-    def touched(self, book: Book) -> None:
+    def record_quote(self, book: Book) -> None:
         """A message was applied to ``book``: a quote row if its top changed."""
         if not book.valid:
             self._tops.pop(book.symbol, None)

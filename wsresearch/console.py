@@ -31,6 +31,7 @@ from .health import stream_label
 from .parser import describe_rejects
 from .policy import describe_close
 from .redaction import redact_url
+from .widgets import price_text
 
 __all__ = ["FeedMonitor", "printable"]
 
@@ -230,15 +231,11 @@ def _books_table(books: pl.DataFrame) -> Table:
     for b in books.iter_rows(named=True):
         state = Text("valid", "green") if b["valid"] else Text(
             printable(b["reason"] or "invalid"), "red")
-        table.add_row(Text(b["symbol"]), state, Text(_price(b["best_bid"])),
-                      Text(_price(b["best_ask"])), Text(str(b["updates"])),
+        table.add_row(Text(b["symbol"]), state, Text(price_text(b["best_bid"])),
+                      Text(price_text(b["best_ask"])), Text(str(b["updates"])),
                       Text(f"{b['checksums_ok']} ok / {b['checksums_failed']} failed"),
                       Text(str(b["resyncs"])))
     return table
-
-
-def _price(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.10g}"
 
 
 def printable(text: str) -> str:

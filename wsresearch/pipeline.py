@@ -308,10 +308,11 @@ class Pipeline:
         fresh = [item for item in batch if item[1] == current]
         if len(fresh) != len(batch):
             self._drop_old_generation([item for item in batch if item[1] != current])
-        outcomes = self._parse_batch([item[0] for item in fresh], [item[2] for item in fresh])
+        texts = [item[0] for item in fresh]
+        outcomes = self._parse_batch(texts, [item[2] for item in fresh])
         per_channel, observe = self._per_channel, self._observe
         # One scan of the whole batch first: most batches hold no long number at all.
-        check_exactness = may_be_inexact_batch([item[0] for item in fresh])
+        check_exactness = may_be_inexact_batch(texts)
         control_sequence = self.spec.control_sequence
         book_channels = self._book_channels
         rows: dict[str, list[Any]] = {}

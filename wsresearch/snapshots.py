@@ -65,10 +65,6 @@ class SnapshotFetcher:
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._failures: dict[str, int] = {}
         self._limited: set[str] = set()
-        self.requests = 0
-        """Requests sent so far."""
-        self.failures = 0
-        """Requests that failed (error status, timeout, refused) so far."""
 
     def want(self, symbol: str, url: str) -> None:
         """Fetch a snapshot of ``symbol`` from ``url``, unless one is on its way already."""
@@ -104,16 +100,13 @@ class SnapshotFetcher:
         self._failures[symbol] = failures + 1
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self._timeout)
-        self.requests += 1
         try:
             response = await self._client.get(url)
         except httpx.HTTPError as exc:
-            self.failures += 1
             log.warning("book snapshot of %s from %s failed: %s: %s", symbol, redact_url(url),
                         type(exc).__name__, exc)
             return
         if response.status_code != 200:
-            self.failures += 1
             if response.status_code in RATE_LIMITED:
                 self._limited.add(symbol)
             log.warning("book snapshot of %s from %s: HTTP %d", symbol, redact_url(url),

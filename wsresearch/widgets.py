@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from .feed import Feed, FeedStats
 
-__all__ = ["Dashboard", "StreamRow", "sparkline"]
+__all__ = ["Dashboard", "StreamRow", "price_text", "sparkline"]
 
 _INSTALL_HINT = (
     "the dashboard needs ipywidgets 8: pip install 'wsresearch[notebook]' "
@@ -305,8 +305,8 @@ class Dashboard:
                           f'{html.escape(b["reason"] or "invalid")}</span>')
             cells.append(
                 f"<tr><td>{html.escape(b['symbol'])}</td><td>{state}</td>"
-                f'<td style="text-align:right">{_price(b["best_bid"])}</td>'
-                f'<td style="text-align:right">{_price(b["best_ask"])}</td>'
+                f'<td style="text-align:right">{price_text(b["best_bid"])}</td>'
+                f'<td style="text-align:right">{price_text(b["best_ask"])}</td>'
                 f'<td style="text-align:right">{b["updates"]:,}</td>'
                 f'<td style="text-align:right">{b["checksums_ok"]:,} / '
                 f'{b["checksums_failed"]:,}</td>'
@@ -321,7 +321,8 @@ class Dashboard:
         )
 
 
-def _price(value: float | None) -> str:
+def price_text(value: float | None) -> str:
+    """A price as the views show it (``-`` for none)."""
     return "-" if value is None else f"{value:,.10g}"
 
 

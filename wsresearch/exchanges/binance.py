@@ -172,18 +172,36 @@ class Kline(_Stream):
     @classmethod
     def _flatten(cls, value: Any) -> Any:
         # Runs before the envelope is unwrapped (subclass validators run first).
-        value = _unwrap(value)
-        if not (isinstance(value, dict) and isinstance(value.get("k"), dict)):
-            return value
-        k = value["k"]
-        return {
-            "symbol": value.get("s"), "interval": k.get("i"), "open_time_ns": k.get("t"),
-            "close_time_ns": k.get("T"), "open": k.get("o"), "high": k.get("h"),
-            "low": k.get("l"), "close": k.get("c"), "volume": k.get("v"),
-            "quote_volume": k.get("q"), "trades": k.get("n"), "closed": k.get("x"),
-            "first_trade_id": k.get("f"), "last_trade_id": k.get("L"),
-            "event_time_ns": value.get("E"),
-        }
+        return _from_inner(value, "k", _KLINE_FIELDS, _SYMBOL_AND_TIME)
+
+
+_KLINE_FIELDS = {
+    "interval": "i", "open_time_ns": "t", "close_time_ns": "T", "open": "o", "high": "h",
+    "low": "l", "close": "c", "volume": "v", "quote_volume": "q", "trades": "n", "closed": "x",
+    "first_trade_id": "f", "last_trade_id": "L",
+}
+_FORCE_ORDER_FIELDS = {
+    "symbol": "s", "side": "S", "order_type": "o", "time_in_force": "f", "qty": "q",
+    "price": "p", "avg_price": "ap", "status": "X", "last_filled_qty": "l", "filled_qty": "z",
+    "trade_time_ns": "T",
+}
+_TIME = {"event_time_ns": "E"}
+_SYMBOL_AND_TIME = {"symbol": "s"} | _TIME
+
+
+def _from_inner(value: Any, inner: str, fields: dict[str, str],
+                outer: dict[str, str]) -> Any:
+    """An event whose data is one object inside it, as the model's fields.
+
+    The object is ``k`` of a kline, ``o`` of a liquidation: ``fields`` come from its keys,
+    ``outer`` from the event's own.
+    """
+    value = _unwrap(value)
+    if not (isinstance(value, dict) and isinstance(value.get(inner), dict)):
+        return value
+    data = value[inner]
+    return ({name: data.get(key) for name, key in fields.items()}
+            | {name: value.get(key) for name, key in outer.items()})
 
 
 def _blank_is_none(value: Any) -> Any:
@@ -232,17 +250,7 @@ class ForceOrder(_Stream):
     @model_validator(mode="before")
     @classmethod
     def _flatten(cls, value: Any) -> Any:
-        value = _unwrap(value)
-        if not (isinstance(value, dict) and isinstance(value.get("o"), dict)):
-            return value
-        o = value["o"]
-        return {
-            "symbol": o.get("s"), "side": o.get("S"), "order_type": o.get("o"),
-            "time_in_force": o.get("f"), "qty": o.get("q"), "price": o.get("p"),
-            "avg_price": o.get("ap"), "status": o.get("X"), "last_filled_qty": o.get("l"),
-            "filled_qty": o.get("z"), "trade_time_ns": o.get("T"),
-            "event_time_ns": value.get("E"),
-        }
+        return _from_inner(value, "o", _FORCE_ORDER_FIELDS, _TIME)
 
 
 def type_of(message: Any) -> str | None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import partial
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import polars as pl
 from pydantic import BaseModel, Field, model_validator
@@ -87,22 +87,31 @@ class _Envelope(Flat):
     timestamp_ns: NsFromIso = Field(alias="timestamp")
 
 
-def _items(value: Any, key: str) -> Any:
-    """Flatten ``events[*][key][*]`` into one ``items`` list, each with its event's type."""
-    if not isinstance(value, dict) or not isinstance(value.get("events"), list):
-        return value
-    items = []
-    for event in value["events"]:
-        if not isinstance(event, dict):
-            raise ValueError("an event is not an object")
-        for item in event.get(key) or ():
-            if not isinstance(item, dict):
-                raise ValueError(f"an item of {key!r} is not an object")
-            extra = {"event": event.get("type")}
-            if "product_id" in event:  # level2 names the product on the event
-                extra["product_id"] = event["product_id"]
-            items.append(item | extra)
-    return value | {"items": items}
+class _Items(_Envelope):
+    """An envelope whose ``events[*][<items_key>][*]`` are its rows (``items``)."""
+
+    items_key: ClassVar[str]
+    """Where each event keeps its items (``trades``, ``tickers``...)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, value: Any) -> Any:
+        """Flatten the items into one ``items`` list, each with its event's type."""
+        key = cls.items_key
+        if not isinstance(value, dict) or not isinstance(value.get("events"), list):
+            return value
+        items = []
+        for event in value["events"]:
+            if not isinstance(event, dict):
+                raise ValueError("an event is not an object")
+            for item in event.get(key) or ():
+                if not isinstance(item, dict):
+                    raise ValueError(f"an item of {key!r} is not an object")
+                extra = {"event": event.get("type")}
+                if "product_id" in event:  # level2 names the product on the event
+                    extra["product_id"] = event["product_id"]
+                items.append(item | extra)
+        return value | {"items": items}
 
 
 class AdvancedTrade(Flat):
@@ -117,15 +126,11 @@ class AdvancedTrade(Flat):
     time_ns: NsFromIso = Field(alias="time")
 
 
-class AdvancedTrades(_Envelope):
+class AdvancedTrades(_Items):
     """A ``market_trades`` message: one row per trade."""
 
+    items_key = "trades"
     items: list[AdvancedTrade]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _flatten(cls, value: Any) -> Any:
-        return _items(value, "trades")
 
 
 class AdvancedTickerItem(Flat):
@@ -144,15 +149,11 @@ class AdvancedTickerItem(Flat):
     best_ask_quantity: float | None = None
 
 
-class AdvancedTicker(_Envelope):
+class AdvancedTicker(_Items):
     """A ``ticker`` message: one row per product."""
 
+    items_key = "tickers"
     items: list[AdvancedTickerItem]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _flatten(cls, value: Any) -> Any:
-        return _items(value, "tickers")
 
 
 class AdvancedLevel(Flat):
@@ -166,15 +167,11 @@ class AdvancedLevel(Flat):
     event_time_ns: NsFromIso = Field(alias="event_time")
 
 
-class AdvancedLevel2(_Envelope):
+class AdvancedLevel2(_Items):
     """A ``level2`` message (``l2_data`` on the wire): one row per level change."""
 
+    items_key = "updates"
     items: list[AdvancedLevel]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _flatten(cls, value: Any) -> Any:
-        return _items(value, "updates")
 
 
 class AdvancedHeartbeat(_Envelope):
@@ -205,15 +202,11 @@ class AdvancedCandle(Flat):
     volume: float
 
 
-class AdvancedCandles(_Envelope):
+class AdvancedCandles(_Items):
     """A ``candles`` message: one row per candle."""
 
+    items_key = "candles"
     items: list[AdvancedCandle]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _flatten(cls, value: Any) -> Any:
-        return _items(value, "candles")
 
 
 class AdvancedStatusProduct(Flat):
@@ -232,15 +225,11 @@ class AdvancedStatusProduct(Flat):
     min_market_funds: str | None = None
 
 
-class AdvancedStatus(_Envelope):
+class AdvancedStatus(_Items):
     """A ``status`` message: one row per product."""
 
+    items_key = "products"
     items: list[AdvancedStatusProduct]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _flatten(cls, value: Any) -> Any:
-        return _items(value, "products")
 
 
 class AdvancedSubscriptions(_Envelope):
@@ -378,7 +367,6 @@ class AdvancedBookSync(BookRule):
     """
 
     channels = frozenset({"level2"})
-    max_depth = None
 
     def on_gap(self, books: Books, channel: str, mono_ns: int) -> None:
         # sequence_num counts every message of the connection: the one lost may have been
@@ -415,7 +403,6 @@ class ExchangeBookSync(BookRule):
     """
 
     channels = frozenset({"snapshot", "l2update"})
-    max_depth = None
 
     def apply(self, books: Books, channel: str, message: Any, mono_ns: int,
               wall_ns: int) -> None:

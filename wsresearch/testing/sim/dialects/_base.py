@@ -106,6 +106,18 @@ class Subscriber:
         """Subscribe to ``stream`` events of ``symbol``, rendered as ``channel``."""
         self.subs.setdefault((stream, symbol), set()).add(channel)
 
+    def remove(self, stream: str | None, symbol: str, channel: str | None = None) -> None:
+        """Unsubscribe from ``stream`` events of ``symbol``: as ``channel``, or as any.
+
+        An unknown stream (``None``) or a subscription that was never made is no error,
+        as exchanges answer such an ``unsubscribe`` with success.
+        """
+        channels = self.subs.get((stream or "", symbol), set())
+        if channel is None:
+            channels.clear()
+        else:
+            channels.discard(channel)
+
     def distinct_ms(self, channel: str, symbol: str, ns: int) -> int:
         """``ns`` in ms, bumped past the last one sent on ``channel`` for ``symbol``.
 

@@ -48,8 +48,7 @@ class BybitDialect(Dialect):
         if op == "unsubscribe":
             for topic in topics:
                 parts = topic.split(".")
-                client.subs.get((self._STREAMS.get(parts[0], ""), parts[-1]), set()).discard(
-                    topic)
+                client.remove(self._STREAMS.get(parts[0]), parts[-1], topic)
             return [to_json({"success": True, "ret_msg": "", "conn_id": conn, "req_id": "",
                              "op": op})]
         for topic in topics:

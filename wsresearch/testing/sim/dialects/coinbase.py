@@ -52,8 +52,7 @@ class CoinbaseDialect(Dialect):
             return [to_json({"type": "error", "message": "Failed to parse the request"})]
         if request.get("type") == "unsubscribe":
             for product in products:
-                client.subs.get((self._STREAMS.get(channel, ""), product), set()).discard(
-                    channel)
+                client.remove(self._STREAMS.get(channel), product, channel)
             return [self._frame(client, "subscriptions", market.time_ns(),
                                 [{"subscriptions": {}}])]
         unknown = [p for p in products if p not in market.symbols]

@@ -55,7 +55,7 @@ class KrakenDialect(Dialect):
         channel, symbols = params.get("channel"), list(params.get("symbol") or [])
         if method == "unsubscribe":
             for symbol in symbols:
-                client.subs.get((self._STREAMS.get(str(channel), ""), symbol), set()).clear()
+                client.remove(self._STREAMS.get(str(channel)), symbol)
             return [to_json({"method": "unsubscribe", "result": {"channel": channel,
                                                                  "symbol": symbol},
                              "success": True, "time_in": ts, "time_out": ts})
@@ -192,8 +192,7 @@ class KrakenV1Dialect(Dialect):
         """``unsubscribe`` per pair: no more messages of it on this connection."""
         name, frames = subscription.get("name"), []
         for pair in pairs:
-            channels = client.subs.get((self._STREAMS.get(str(name), ""), pair), set())
-            channels.clear()
+            client.remove(self._STREAMS.get(str(name)), pair)
             frames.append(to_json({"channelID": 100 + client.index, "event": "subscriptionStatus",
                                    "pair": pair, "status": "unsubscribed",
                                    "subscription": subscription}))
@@ -269,7 +268,7 @@ class KrakenFuturesDialect(Dialect):
             return [to_json({"event": "error", "message": "Invalid product id"})]
         if request.get("event") == "unsubscribe":
             for product in products:
-                client.subs.get((self._STREAMS[feed], product), set()).discard(feed)
+                client.remove(self._STREAMS[feed], product, feed)
             return [to_json({"event": "unsubscribed", "feed": feed, "product_ids": products})]
         frames = [to_json({"event": "subscribed", "feed": feed, "product_ids": products})]
         for product in products:

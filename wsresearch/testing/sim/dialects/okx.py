@@ -61,7 +61,7 @@ class OkxDialect(Dialect):
         if request.get("op") == "unsubscribe":
             for arg in args:
                 channel, symbol = str(arg.get("channel")), str(arg.get("instId"))
-                client.subs.get((self._STREAMS.get(channel, ""), symbol), set()).discard(channel)
+                client.remove(self._STREAMS.get(channel), symbol, channel)
             return [to_json({"event": "unsubscribe", "arg": arg, "connId": conn})
                     for arg in args]
         frames = []
