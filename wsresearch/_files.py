@@ -25,7 +25,8 @@ from pathlib import Path
 import polars as pl
 
 __all__ = [
-    "PRIVATE_DIR", "PRIVATE_FILE", "make_private_dirs", "write_private", "write_private_parquet",
+    "PRIVATE_DIR", "PRIVATE_FILE", "make_private_dirs", "sink_private_parquet", "write_private",
+    "write_private_parquet",
 ]
 
 PRIVATE_DIR = 0o700
@@ -115,3 +116,32 @@ def write_private_parquet(
     table.write_parquet(encoded, compression="zstd", compression_level=compression_level,
                         statistics=True)
     write_private(path, encoded.getbuffer())
+
+
+def sink_private_parquet(table: pl.LazyFrame, path: Path) -> None:
+    """Stream ``table`` into ``path`` as zstd Parquet, atomically and privately.
+
+    As :func:`write_private_parquet`, for a table too large to hold: polars' streaming
+    engine writes it a row group at a time into a new temporary file (``O_EXCL``,
+    ``0600``), which is synced and renamed over ``path``.
+
+    Raises
+    ------
+    OSError
+        What the filesystem said, or why polars could not write (as an ``OSError``).
+    """
+    make_private_dirs(path.parent)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, PRIVATE_FILE)
+        os.close(fd)
+        try:
+            table.sink_parquet(temporary, compression="zstd", statistics=True,
+                               sync_on_close="all")
+        except pl.exceptions.PolarsError as exc:
+            raise OSError(f"cannot write {path}: {exc}") from exc
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

@@ -487,6 +487,18 @@ class Books:
         return pl.concat([*self._quote_chunks, self._quote_frame(self._quotes)]).with_columns(
             frame_seq=pl.lit(None, pl.Int64))
 
+    def take(self) -> dict[str, pl.DataFrame]:
+        """The snapshots and quotes so far (``book_snapshots``, ``quotes``), handed over and let go.
+
+        For a consumer that writes them out as they come (an export), so a long session's
+        tables are not held to its end.
+        """
+        tables = {"book_snapshots": self.snapshots(), "quotes": self.quotes()}
+        self._snapshots.clear()
+        self._quotes.clear()
+        self._quote_chunks.clear()
+        return tables
+
     @staticmethod
     def _quote_frame(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
         return pl.DataFrame(rows, orient="row", schema={

@@ -53,6 +53,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import polars as pl
 from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
@@ -71,10 +72,12 @@ from .errors import WsResearchError, first_error
 from .exchanges import EXCHANGES, adapter, raw
 from .feed import Feed
 from .parser import describe_rejects
+from .pipeline import Pipeline
 from .policy import describe_close
 from .recording import Recording
+from .recording.reader import CHUNK_EVENTS
 from .redaction import redact_url
-from .replay import ReplayServer, replay
+from .replay import ReplayServer, replay_in_chunks
 from .spec import FeedSpec
 from .testing.sim import DIALECTS, PROFILES, Fault, Simulator, parse_fault
 
@@ -206,6 +209,7 @@ def _build_parser() -> argparse.ArgumentParser:
                             help="playback speed for --serve (default: as fast as possible)")
     replay_cmd.add_argument("--seconds", type=_positive, default=None,
                             help="stop serving after this long")
+    _add_chunk_events(replay_cmd)
 
     report = commands.add_parser(
         "report", help="summarise a recording's feed quality",
@@ -216,6 +220,7 @@ def _build_parser() -> argparse.ArgumentParser:
     report.add_argument("dir", help="a recording directory")
     report.add_argument("--html", metavar="FILE", default=None,
                         help="also write a self-contained HTML report (needs matplotlib)")
+    _add_chunk_events(report)
 
     export = commands.add_parser(
         "export", help="write recordings into a Parquet dataset",
@@ -240,6 +245,7 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("--report", metavar="FOLDER", default=None,
                         help="also write each recording's quality report (HTML, needs "
                              "matplotlib) as FOLDER/<recording>.html, from the same replay")
+    _add_chunk_events(export)
 
     import_cmd = commands.add_parser(
         "import", help="import another tool's capture as a recording",
@@ -297,6 +303,22 @@ def _positive(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _add_chunk_events(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--chunk-events", type=_chunk_events, default=CHUNK_EVENTS,
+                         metavar="N", help="events replayed at a time: what bounds the "
+                         f"memory a long recording needs (default {CHUNK_EVENTS:,})")
+
+
+def _chunk_events(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
 
 
@@ -573,21 +595,35 @@ async def _replay(args: argparse.Namespace, console: Console) -> int:
     if spec is None:
         spec = raw.spec(recording.manifest.source_url or "ws://127.0.0.1:1",
                         type_field=type_field)
+    by_channel = spec.origin is not None and spec.origin.adapter != "raw"
+    rows: dict[str, int] = dict.fromkeys(spec.channel_names, 0)
+    types: list[pl.DataFrame] = []
+
+    def count(pipeline: Pipeline, events: pl.DataFrame) -> None:
+        """Count each chunk's rows, and let them go: the memory stays one chunk's."""
+        for channel in pipeline.store.channels:
+            frame = pipeline.store.take(channel)
+            rows[channel] += frame.height
+            if not by_channel:
+                types.append(frame.group_by(type_field).len())
+
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("replaying", total=None)
-        result = replay(recording, spec, progress=lambda done, total: bar.update(
-            task, completed=done, total=total))
+        result = await asyncio.to_thread(
+            replay_in_chunks, recording, spec, "complete",
+            functools.partial(_advance, bar, task), args.chunk_events, count)
     table = _table(f"replay of {args.dir}")
-    if spec.origin is not None and spec.origin.adapter != "raw":
+    if by_channel:
         table.add_column("channel")
         table.add_column("rows", justify="right")
-        for channel, frame in result.frames.items():
-            table.add_row(Text(channel), Text(str(frame.height)))
+        for channel, n in rows.items():
+            table.add_row(Text(channel), Text(str(n)))
     else:
         table.add_column(Text(type_field))
         table.add_column("messages", justify="right")
-        counts = result.frames["message"].group_by(type_field).len().sort(
-            "len", descending=True)
+        counts = (pl.concat(types).group_by(type_field, maintain_order=True)
+                  .agg(pl.col("len").sum()).sort("len", descending=True, maintain_order=True)
+                  if types else pl.DataFrame())
         for kind, n in counts.iter_rows():
             table.add_row(Text(printable(str(kind))), Text(str(n)))
     console.print(table)
@@ -619,7 +655,8 @@ async def _report(args: argparse.Namespace, console: Console) -> int:
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"analysing {escape(str(args.dir))}", total=None)
         report = await asyncio.to_thread(
-            quality_report, args.dir, progress=functools.partial(_advance, bar, task))
+            quality_report, args.dir, progress=functools.partial(_advance, bar, task),
+            chunk_events=args.chunk_events)
     table = _table(f"feed quality: {args.dir}")
     table.add_column("metric")
     table.add_column("value")
@@ -661,11 +698,12 @@ async def _export(args: argparse.Namespace, console: Console) -> int:
             if reports is None:
                 summary = await asyncio.to_thread(
                     export_parquet, recording, spec, args.out, normalized=args.normalized,
-                    progress=advance)
+                    progress=advance, chunk_events=args.chunk_events)
             else:  # one replay for both
                 summary, report = await asyncio.to_thread(
                     export_with_report, recording, spec, args.out,
-                    normalized=args.normalized, progress=advance)
+                    normalized=args.normalized, progress=advance,
+                    chunk_events=args.chunk_events)
         _say(console, _exported(folder, summary, args.out))
         if reports is not None:
             written = await asyncio.to_thread(report.to_html,
@@ -707,10 +745,12 @@ def _export_job(folder: str, options: dict[str, Any], reports: Path | None) -> l
     recording = Recording.open(folder)
     spec = _export_spec(args, recording)
     if reports is None:
-        summary = export_parquet(recording, spec, args.out, normalized=args.normalized)
+        summary = export_parquet(recording, spec, args.out, normalized=args.normalized,
+                                 chunk_events=args.chunk_events)
         return [_exported(folder, summary, args.out)]
     summary, report = export_with_report(recording, spec, args.out,
-                                         normalized=args.normalized)
+                                         normalized=args.normalized,
+                                         chunk_events=args.chunk_events)
     written = report.to_html(reports / f"{summary.recording}.html")
     return [_exported(folder, summary, args.out), f"{folder}: quality report -> {written}"]
 

@@ -44,12 +44,16 @@ from typing import Any, Literal
 import polars as pl
 
 from ._files import make_private_dirs, write_private_parquet
+from ._staging import SOURCE, Staging
+from .book import Books
 from .clock import NS_PER_S
-from .normalize import COMMON, KINDS
-from .quality import QualityReport, quality_report
+from .normalize import COMMON, KINDS, is_stateful, normalize
+from .pipeline import Pipeline, normalized_books
+from .quality import QualityReport, ReportInputs, hole_rule
 from .recording import Recording
 from .recording.format import TIMELINE_SCHEMA
-from .replay import ReplayResult, replay
+from .recording.reader import CHUNK_EVENTS
+from .replay import ReplayResult, replay_in_chunks
 from .spec import CHANNEL_NAME, FeedSpec
 
 __all__ = [
@@ -108,10 +112,17 @@ def recording_id(recording: Recording) -> str:
     moved or copied keeps its id; two recordings started at the same instant
     (frames imported with :meth:`Recording.from_frames`) still differ.
     """
+    head = next(recording.chunks(_HEAD), pl.DataFrame(schema={"data": pl.String}))
+    return _recording_id(recording, recording.event_count, head["data"].to_list())
+
+
+_HEAD = 16  # the events whose data a recording's id hashes
+
+
+def _recording_id(recording: Recording, events: int, head: Sequence[str | None]) -> str:
     manifest = recording.manifest
-    events = recording.events()
-    head = "\x1f".join(str(v) for v in events.head(16)["data"].to_list())
-    basis = f"{manifest.source_url}|{manifest.started_wall_ns}|{events.height}|{head}"
+    basis = "|".join((manifest.source_url, str(manifest.started_wall_ns), str(events),
+                      "\x1f".join(str(v) for v in head[:_HEAD])))
     digest = hashlib.sha256(basis.encode()).hexdigest()[:12]
     started = dt.datetime.fromtimestamp(manifest.started_wall_ns / NS_PER_S, dt.UTC)
     return f"{started:%Y%m%dT%H%M%S}-{digest}"
@@ -125,8 +136,13 @@ def export_parquet(
     normalized: bool = False,
     progress: Callable[[int, int], None] | None = None,
     result: ReplayResult | None = None,
+    chunk_events: int = CHUNK_EVENTS,
 ) -> ExportSummary:
     """Replay ``recording`` through ``spec`` and write its rows into the dataset at ``out_dir``.
+
+    The replay streams: every ``chunk_events`` events, the rows made so far are written
+    out and let go (:mod:`wsresearch._staging`), so the memory an export needs does not
+    grow with the recording. The dataset is the same for every chunk size.
 
     Parameters
     ----------
@@ -144,7 +160,9 @@ def export_parquet(
         Called with ``(events done, events in all)`` during the replay.
     result
         A replay of ``recording`` through ``spec`` already made: written as it is, with
-        no replay of its own (see :func:`export_with_report`).
+        no replay of its own.
+    chunk_events
+        Events replayed between two writes: the working set's bound.
 
     Returns
     -------
@@ -155,59 +173,143 @@ def export_parquet(
     RecordingFormatError
         If ``recording`` is not a readable recording.
     ValueError
-        If there is no ``spec`` and the recording cannot rebuild its own, or
-        ``out_dir`` is a file.
+        If there is no ``spec`` and the recording cannot rebuild its own, ``out_dir``
+        is a file, or ``chunk_events`` is not a positive int.
     """
     root = _dataset_dir(out_dir)
     if not isinstance(recording, Recording):
         recording = Recording.open(recording)
-    if result is None:
-        result = replay(recording, spec, progress=progress)
-    rid = recording_id(recording)
-    unsafe = sorted(name for name in result.frames if not re.fullmatch(CHANNEL_NAME, name))
-    if unsafe:  # a Channel refuses such names; a frames dict built by hand might not
-        raise ValueError(f"channel name(s) {unsafe} cannot name a dataset folder")
-    make_private_dirs(root)
-    # An earlier export of this recording, in this layout or the one before exchange
-    # partitions: replaced, never duplicated.
-    old = sorted(p for pattern in ("channel=*/**/", "kind=*/**/", f"{_CONNECTIONS}/")
-                 for p in root.glob(f"{pattern}{rid}.parquet"))
-    for path in old:
-        path.unlink()
-    exchange = result.spec.exchange_name if result.spec is not None else "unknown"
-    if not re.fullmatch(CHANNEL_NAME, exchange):
-        raise ValueError(f"the spec's exchange {exchange!r} cannot name a dataset folder")
-    files: list[Path] = []
-    rows: dict[str, int] = {}
-    kinds: dict[str, int] = {}
-    tables = {f"channel={channel}": frame for channel, frame in result.frames.items()}
-    if normalized and result.spec is not None:
-        held = {kind for channel in result.spec.channels for kind in channel.normalized}
-        if result.books is not None:  # the books make snapshots, and quotes where no BBO
-            held |= {"book_snapshots", "quotes"}
-        tables |= {f"kind={kind}": result.normalized(kind) for kind in KINDS if kind in held}
-    for folder, frame in tables.items():
-        kind, _, name = folder.partition("=")
-        (rows if kind == "channel" else kinds)[name] = frame.height
-        if kind == "kind":  # the exchange is the partition's, as the channel and date are
-            frame = frame.drop("exchange")
-        time = "recv_wall_ns" if kind == "channel" else "local_time"
-        dated = frame.with_columns(
-            pl.lit(rid).alias("recording"),
-            (pl.from_epoch(time, time_unit="ns") if time == "recv_wall_ns" else pl.col(time))
-            .dt.date().alias("_date"),
-        )
-        for (day,), part in dated.group_by("_date", maintain_order=True):
-            assert isinstance(day, dt.date)
-            path = root / folder / f"exchange={exchange}" / f"date={day.isoformat()}" / (
-                f"{rid}.parquet")
-            write_private_parquet(part.drop("_date"), path)
-            files.append(path)
-    path = root / _CONNECTIONS / f"{rid}.parquet"
-    write_private_parquet(_connections(recording, rid), path)
-    files.append(path)
-    return ExportSummary(recording=rid, rows=rows, files=files, replaced=len(old),
-                         normalized=kinds)
+    if result is not None:
+        spec = result.spec
+    elif spec is None:
+        spec = recording.spec
+        if spec is None:
+            raise ValueError(
+                f"{recording.path} was recorded with a spec built by hand; pass it as spec=")
+    if result is not None:
+        unsafe = sorted(name for name in result.frames if not re.fullmatch(CHANNEL_NAME, name))
+        if unsafe:  # a Channel refuses such names; a frames dict built by hand might not
+            raise ValueError(f"channel name(s) {unsafe} cannot name a dataset folder")
+    export = _Export(root, recording, spec, normalized)
+    try:
+        if result is None:
+            assert spec is not None  # found above
+            kept = replay_in_chunks(recording, spec, "complete", progress, chunk_events,
+                                    export.take)
+            # Channels normalized from all their rows at once: in the store until now.
+            export.add({name: kept.frames[name] for name in export.whole}, None)
+        else:
+            export.add(result.frames, result.books)
+            for chunk in recording.chunks():
+                export.count(chunk)
+        return export.finish()
+    finally:
+        export.close()
+
+
+class _Export:
+    """One export in progress: the rows taken from the replay as it goes, staged, then named."""
+
+    def __init__(self, root: Path, recording: Recording, spec: FeedSpec | None,
+                 normalized: bool) -> None:
+        unsafe = [] if spec is None else sorted(
+            c.name for c in spec.channels if not re.fullmatch(CHANNEL_NAME, c.name))
+        if unsafe:  # a Channel refuses such names; a spec built by hand might not
+            raise ValueError(f"channel name(s) {unsafe} cannot name a dataset folder")
+        self.exchange = spec.exchange_name if spec is not None else "unknown"
+        if not re.fullmatch(CHANNEL_NAME, self.exchange):
+            raise ValueError(f"the spec's exchange {self.exchange!r} cannot name a dataset "
+                             "folder")
+        self.root, self.recording, self.spec = root, recording, spec
+        make_private_dirs(root)
+        self.staging = Staging(root, self.exchange)
+        self.rows: dict[str, int] = {} if spec is None else dict.fromkeys(spec.channel_names, 0)
+        self.kinds: dict[str, int] = {}
+        self.order = {} if spec is None else {c.name: i for i, c in enumerate(spec.channels)}
+        # The kinds to write, each with the channels that hold it; channels whose
+        # normalizer needs all their rows stay in the store until the end.
+        self.held: dict[str, list[str]] = {}
+        self.whole: set[str] = set()
+        self.book_kinds: set[str] = set()
+        if normalized and spec is not None:
+            for channel in spec.channels:
+                for kind, normalizer in channel.normalized.items():
+                    self.held.setdefault(kind, []).append(channel.name)
+                    if is_stateful(normalizer):
+                        self.whole.add(channel.name)
+            if spec.book_sync is not None:
+                self.book_kinds = {"book_snapshots"} | (set() if "quotes" in self.held
+                                                        else {"quotes"})
+            for kind in KINDS:
+                if kind in self.held or kind in self.book_kinds:
+                    self.kinds[kind] = 0
+        self.events = 0
+        self.head: list[str | None] = []
+        self.timeline: list[pl.DataFrame] = []
+
+    def count(self, events: pl.DataFrame) -> None:
+        """Note a chunk of the recording's events: its id and connections come from them."""
+        self.events += events.height
+        if len(self.head) < _HEAD:
+            self.head += events["data"].head(_HEAD - len(self.head)).to_list()
+        self.timeline.append(events.filter(pl.col("kind").is_in(["open", "close"]))
+                             .select(*TIMELINE_SCHEMA))
+
+    def take(self, pipeline: Pipeline, events: pl.DataFrame) -> None:
+        """After a chunk: write the rows it made and let them go."""
+        self.count(events)
+        store = pipeline.store
+        frames = {name: store.take(name) for name in store.channels if name not in self.whole}
+        tables = {} if pipeline.books is None else pipeline.books.take()
+        self.add(frames, tables)
+
+    def add(self, frames: Mapping[str, pl.DataFrame],
+            books: Books | Mapping[str, pl.DataFrame] | None) -> None:
+        """Stage native rows (by channel) and the normalized rows made from them."""
+        for channel, frame in frames.items():
+            self.rows[channel] = self.rows.get(channel, 0) + frame.height
+            self.staging.add(f"channel={channel}", frame)
+        if not self.kinds or self.spec is None:
+            return
+        if isinstance(books, Books):
+            books = {"book_snapshots": books.snapshots(), "quotes": books.quotes()}
+        for kind in self.kinds:
+            parts = []
+            for channel in self.held.get(kind, ()):
+                if channel in frames:
+                    table = normalize(kind, {channel: frames[channel]},
+                                      {channel: self.spec.channel(channel).normalized},
+                                      self.exchange)
+                    parts.append(table.with_columns(pl.lit(self.order[channel]).alias(SOURCE)))
+            if kind in self.book_kinds and books:
+                table = normalized_books(kind, books[kind], self.exchange)
+                parts.append(table.with_columns(pl.lit(len(self.order)).alias(SOURCE)))
+            for table in parts:
+                self.kinds[kind] += table.height
+            if parts:
+                self.staging.add(f"kind={kind}", pl.concat(parts))
+
+    def finish(self, pipeline_frames: Mapping[str, pl.DataFrame] | None = None) -> ExportSummary:
+        """Name and write every file; remove an earlier export's files of the recording."""
+        rid = _recording_id(self.recording, self.events, self.head)
+        # An earlier export of this recording, in this layout or the one before exchange
+        # partitions: replaced, never duplicated.
+        old = sorted(p for pattern in ("channel=*/**/", "kind=*/**/", f"{_CONNECTIONS}/")
+                     for p in self.root.glob(f"{pattern}{rid}.parquet"))
+        for path in old:
+            path.unlink()
+        files = list(self.staging.finish(rid))
+        path = self.root / _CONNECTIONS / f"{rid}.parquet"
+        timeline = pl.concat(self.timeline) if self.timeline else pl.DataFrame(
+            schema=TIMELINE_SCHEMA)
+        write_private_parquet(timeline.select(pl.lit(rid).alias("recording"), *TIMELINE_SCHEMA)
+                              .cast(CONNECTION_SCHEMA), path)  # type: ignore[arg-type]
+        files.append(path)
+        return ExportSummary(recording=rid, rows=self.rows, files=files, replaced=len(old),
+                             normalized=self.kinds)
+
+    def close(self) -> None:
+        self.staging.close()
 
 
 def export_with_report(
@@ -217,6 +319,7 @@ def export_with_report(
     *,
     normalized: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    chunk_events: int = CHUNK_EVENTS,
     **report_options: Any,
 ) -> tuple[ExportSummary, QualityReport]:
     """Export ``recording`` and report on its quality from **one** replay.
@@ -228,8 +331,9 @@ def export_with_report(
 
     Parameters
     ----------
-    recording, spec, out_dir, normalized, progress
-        As for :func:`export_parquet`.
+    recording, spec, out_dir, normalized, progress, chunk_events
+        As for :func:`export_parquet`: the replay streams, and what the report needs of
+        its rows is kept as they go (:class:`~wsresearch.quality.ReportInputs`).
     **report_options
         The hole rule's options of :func:`~wsresearch.quality.quality_report`.
 
@@ -244,14 +348,34 @@ def export_with_report(
     ValueError
         As :func:`export_parquet` and :func:`~wsresearch.quality.quality_report` raise.
     """
-    _dataset_dir(out_dir)  # found before the replay, not after it
+    root = _dataset_dir(out_dir)  # found before the replay, not after it
     if not isinstance(recording, Recording):
         recording = Recording.open(recording)
+    rule = hole_rule(**report_options)
     spec = spec if spec is not None else recording.spec
-    result = replay(recording, spec, progress=progress)
-    summary = export_parquet(recording, spec, out_dir, normalized=normalized, result=result)
-    report = quality_report(recording, spec, result=result, **report_options)
-    return summary, report
+    if spec is None:
+        raise ValueError(
+            f"{recording.path} was recorded with a spec built by hand; pass it as spec=")
+    export = _Export(root, recording, spec, normalized)
+    inputs = ReportInputs(spec)
+
+    def take(pipeline: Pipeline, events: pl.DataFrame) -> None:
+        export.count(events)
+        inputs.count(events)
+        store = pipeline.store
+        frames = {name: store.take(name) for name in store.channels if name not in export.whole}
+        export.add(frames, {} if pipeline.books is None else pipeline.books.take())
+        inputs.add(frames)
+
+    try:
+        result = replay_in_chunks(recording, spec, "complete", progress, chunk_events, take)
+        whole = {name: result.frames[name] for name in export.whole}
+        export.add(whole, None)
+        inputs.add(whole)
+        summary = export.finish()
+    finally:
+        export.close()
+    return summary, inputs.report(recording, spec, result, rule)
 
 
 def _dataset_dir(out_dir: str | os.PathLike[str]) -> Path:

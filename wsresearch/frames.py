@@ -572,6 +572,22 @@ class FrameStore:
         """Every channel's DataFrame."""
         return {name: self.frame(name) for name in self._schemas}
 
+    def take(self, channel: str) -> pl.DataFrame:
+        """The rows of ``channel`` held now, handed over and let go (counted as let go).
+
+        For a consumer that writes rows out as they come (an export): the store then
+        holds none of them, and :meth:`added` still counts them.
+
+        Raises
+        ------
+        UnknownChannelError
+            If ``channel`` is not one of :attr:`channels`.
+        """
+        frame = self.frame(channel)
+        self._built.pop(channel, None)
+        self._chunks.pop(channel, None)
+        return frame
+
     def clear(self) -> None:
         """Forget every row, and the counts of rows added and let go."""
         for name in self._schemas:

@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 
 import polars as pl
 
-__all__ = ["COMMON", "KINDS", "Normalizer", "normalize"]
+__all__ = ["COMMON", "KINDS", "Normalizer", "is_stateful", "normalize", "stateful"]
 
 _TIME = pl.Datetime("ns", "UTC")
 
@@ -83,7 +83,31 @@ kind's own columns, keeping ``recv_wall_ns``, ``generation`` and ``frame_seq`` (
 ``with_columns``, or an ``explode`` for a message that holds several rows, keeps them). It
 may give ``exchange_time`` in ns; otherwise the native ``exchange_ns`` is used. A kind's
 column it does not give is null; values are cast to the kind's types.
+
+A normalizer that looks only at each row (renames, casts, an ``explode``, a sort by the
+row's position) gives the same rows on any split of the native frame, so an export
+streams it chunk by chunk. One whose rows depend on earlier rows (a value carried
+forward from the last message that sent it) is marked :func:`stateful`: the export then
+normalizes that channel's rows whole.
 """
+
+_STATEFUL = "__wsresearch_stateful__"
+
+
+def stateful(normalizer: Normalizer) -> Normalizer:
+    """Mark ``normalizer`` as one whose rows depend on earlier rows of its channel.
+
+    Bybit's tickers send a snapshot, then only the fields that changed: their quotes carry
+    each field forward. Such a channel is normalized from all its rows at once, never
+    chunk by chunk (:func:`~wsresearch.export.export_parquet` keeps them until the end).
+    """
+    setattr(normalizer, _STATEFUL, True)
+    return normalizer
+
+
+def is_stateful(normalizer: Normalizer) -> bool:
+    """Whether ``normalizer`` was marked :func:`stateful`."""
+    return bool(getattr(normalizer, _STATEFUL, False))
 
 
 def normalize(

@@ -61,7 +61,7 @@ from .parser import (
 from .sequence import GAP, OUT_OF_ORDER, REPEAT, Seq, SequenceGap, SequenceTracker
 from .spec import CONNECTION_GROUP, Channel, FeedSpec
 
-__all__ = ["Counts", "Pipeline", "Received", "normalized_table"]
+__all__ = ["Counts", "Pipeline", "Received", "normalized_books", "normalized_table"]
 
 log = logging.getLogger(__name__)
 _first = itemgetter(0)
@@ -602,8 +602,13 @@ def normalized_table(kind: str, spec: FeedSpec, frames: Mapping[str, pl.DataFram
     if books is not None and (kind == "book_snapshots" or (kind == "quotes" and not any(
             "quotes" in channel.normalized for channel in spec.channels))):
         table = books.snapshots() if kind == "book_snapshots" else books.quotes()
-        return normalize(kind, {"books": table}, {"books": {kind: _as_is}}, spec.exchange_name)
+        return normalized_books(kind, table, spec.exchange_name)
     return spec.normalized(kind, frames)
+
+
+def normalized_books(kind: str, table: pl.DataFrame, exchange: str) -> pl.DataFrame:
+    """The books' ``book_snapshots`` or ``quotes`` (:meth:`Books.take`) as the ``kind`` table."""
+    return normalize(kind, {"books": table}, {"books": {kind: _as_is}}, exchange)
 
 
 def _as_is(native: pl.LazyFrame) -> pl.LazyFrame:

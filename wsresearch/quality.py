@@ -41,8 +41,9 @@ from .pipeline import Counts, Pipeline
 from .policy import END_OF_SESSION, describe_close
 from .recording import Recording
 from .recording.format import TIMELINE_SCHEMA, ReceiveTimes
+from .recording.reader import CHUNK_EVENTS
 from .redaction import redact_url
-from .replay import ReplayResult, replay
+from .replay import ReplayResult, replay_in_chunks
 from .spec import FeedSpec
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
     from .feed import Feed
 
-__all__ = ["QualityReport", "compare", "quality_report"]
+__all__ = ["QualityReport", "ReportInputs", "compare", "hole_rule", "quality_report"]
 
 _YEAR_2000_NS = 946_684_800 * NS_PER_S
 """Receive times before 2000-01-01 UTC were not taken from a clock: they were invented."""
@@ -100,6 +101,18 @@ class _HoleRule(BaseModel):
             raise ValueError(f"hole_min_gaps must be at most hole_window ({self.hole_window}), "
                              f"got {self.hole_min_gaps}")
         return self
+
+
+def hole_rule(*, hole_factor: float = 10.0, hole_window: int = 1000, hole_min_gaps: int = 100,
+              min_hole_s: float = 1.0) -> _HoleRule:
+    """The hole rule of :func:`quality_report`'s keyword arguments (the same defaults).
+
+    Raises
+    ------
+    ValueError
+        Naming the argument out of its range.
+    """
+    return _hole_rule(hole_factor, hole_window, hole_min_gaps, min_hole_s)
 
 
 def _hole_rule(factor: float, window: int, min_gaps: int, min_s: float) -> _HoleRule:
@@ -598,6 +611,7 @@ def quality_report(
     hole_min_gaps: int = 100,
     min_hole_s: float = 1.0,
     result: ReplayResult | None = None,
+    chunk_events: int = CHUNK_EVENTS,
 ) -> QualityReport:
     """Analyse a recording (replayed) or a live feed (so far).
 
@@ -640,7 +654,11 @@ def quality_report(
         The shortest hole, in seconds (> 0).
     result
         For a recording: its replay through ``spec``, already made, used instead of
-        replaying it again (:func:`~wsresearch.export.export_with_report`).
+        replaying it again.
+    chunk_events
+        For a recording: events replayed at a time. The replay's rows are let go after
+        each chunk, once their receive times and latencies are taken (about 30 bytes a
+        message), so a long recording's report does not hold its rows.
 
     Returns
     -------
@@ -682,7 +700,7 @@ def quality_report(
         return _from_feed(source, rule)
     recording = source if isinstance(source, Recording) else Recording.open(source)
     return _from_recording(recording, spec if spec is not None else recording.spec, progress,
-                           rule, result)
+                           rule, result, chunk_events)
 
 
 @dataclass(frozen=True)
@@ -693,11 +711,11 @@ class _Session:
     start: int
     end: int
     timeline: pl.DataFrame  # open, close and stop events
-    frames_seen: pl.DataFrame  # generation, recv_mono_ns, recv_wall_ns of every frame
+    # generation, recv_mono_ns, recv_wall_ns: at least each generation's first frame
+    frames_seen: pl.DataFrame
     outcomes: dict[str, int]
     recording: str
     stream_times: dict[str, pl.Series]
-    frames: dict[str, pl.DataFrame] = field(default_factory=dict)
     thresholds: dict[str, tuple[float, bool]] = field(default_factory=dict)
     transitions: list[HealthTransition] = field(default_factory=list)
     sequence_counts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -705,47 +723,136 @@ class _Session:
     notes: list[str] = field(default_factory=list)  # warnings the source itself gives
     receive_times: ReceiveTimes = "recorded"  # what the recording's manifest says
     books: Books | None = None  # the session's order books, where its spec keeps them
+    latencies: pl.DataFrame | None = None  # channel, ms: every exchange latency
 
 
 def _from_recording(
     recording: Recording, spec: FeedSpec | None, progress: Callable[[int, int], None] | None,
-    rule: _HoleRule, result: ReplayResult | None = None,
+    rule: _HoleRule, result: ReplayResult | None = None, chunk_events: int = CHUNK_EVENTS,
 ) -> QualityReport:
-    events = recording.events()
-    start = int(events["mono_ns"].min()) if events.height else 0  # type: ignore[arg-type]
-    # The session ends with its stop event, the last one written (recordings made
-    # before there was one: with their last event).
-    end = int(events["mono_ns"].max()) if events.height else 0  # type: ignore[arg-type]
-    timeline = events.filter(pl.col("kind").is_in(["open", "close", "stop"])).select(
-        *TIMELINE_SCHEMA)
-    frames_seen = recording.frames().select("generation", "recv_mono_ns", "recv_wall_ns")
-    drops = events.filter(kind="drop")
-    live = {"dropped_live": drops.filter(reason="overflow").height,
-            "old_generation_live": drops.filter(reason="stale").height}
-    whole = _completeness(recording, events)
-    times = recording.manifest.receive_times
+    collected = ReportInputs(spec)
     if spec is None:
+        for chunk in recording.chunks(chunk_events):
+            collected.count(chunk)
+    elif result is None:
+        result = replay_in_chunks(recording, spec, "complete", progress, chunk_events,
+                                  collected.take)
+    else:
+        collected.add(result.frames)
+        for chunk in recording.chunks(chunk_events):
+            collected.count(chunk)
+    return collected.report(recording, spec, result, rule)
+
+
+class ReportInputs:
+    """What a quality report needs of a replay, gathered chunk by chunk as it goes.
+
+    A report needs every message's receive time per stream (for holes, silences and
+    rates) and every exchange latency (for its percentiles and plot), but not the rows
+    themselves: :meth:`take` keeps those two columns of each chunk's rows and lets the
+    rows go, so a report of a long recording holds about 30 bytes per message, not the
+    rows. The recording's own events give the timeline, the drops and each connection's
+    first message.
+
+    Parameters
+    ----------
+    spec
+        The spec replayed; ``None`` for a report of frames only.
+    """
+
+    def __init__(self, spec: FeedSpec | None) -> None:
+        self.spec = spec
+        self.events = 0
+        self.received = 0
+        self.start: int | None = None
+        self.end: int | None = None
+        self.last_seq: int | None = None
+        self.drops = {"overflow": 0, "stale": 0}
+        self._timeline: list[pl.DataFrame] = []
+        self._first: list[pl.DataFrame] = []  # per chunk: each generation's first message
+        self._frames: list[pl.Series] = []  # without a spec: every frame's receive time
+        self._times: dict[str, list[pl.Series]] = {}
+        self._streams = {} if spec is None else {
+            c.name: (c.stream_name, c.explode is not None) for c in spec.channels}
+        self._latency: dict[str, list[pl.Series]] = {name: [] for name in self._streams}
+
+    def count(self, events: pl.DataFrame) -> None:
+        """Note a chunk of the recording's events, in ``seq`` order."""
+        if events.height == 0:
+            return
+        self.events += events.height
+        low, high, last = events.select(pl.col("mono_ns").min().alias("low"),
+                                        pl.col("mono_ns").max().alias("high"),
+                                        pl.col("seq").max()).row(0)
+        self.start = low if self.start is None else min(self.start, low)
+        self.end = high if self.end is None else max(self.end, high)
+        self.last_seq = last if self.last_seq is None else max(self.last_seq, last)
+        self._timeline.append(events.filter(pl.col("kind").is_in(["open", "close", "stop"]))
+                              .select(*TIMELINE_SCHEMA))
+        drops = events.filter(kind="drop")["reason"]
+        for reason in self.drops:
+            self.drops[reason] += int((drops == reason).sum())
+        frames = events.filter(kind="frame")
+        self.received += frames.height
+        self._first.append(frames.group_by("generation").agg(
+            pl.col("mono_ns").min().alias("recv_mono_ns"),
+            pl.col("wall_ns").min().alias("recv_wall_ns")))
+        if self.spec is None:
+            self._frames.append(frames["mono_ns"])
+
+    def take(self, pipeline: Pipeline, events: pl.DataFrame) -> None:
+        """After a chunk of a replay: keep what the report needs of its rows, let them go."""
+        self.count(events)
+        store = pipeline.store
+        self.add({name: store.take(name) for name in store.channels})
+        if pipeline.books is not None:
+            pipeline.books.take()  # the report reads the books' state, not their tables
+
+    def add(self, frames: dict[str, pl.DataFrame]) -> None:
+        """Keep each channel's receive times (once per message) and exchange latencies."""
+        for channel, frame in frames.items():
+            stream, exploded = self._streams.get(channel, (channel, False))
+            self._times.setdefault(stream, []).append(_message_times(frame, exploded))
+            self._latency.setdefault(channel, []).append(_latency_ms(frame))
+
+    def report(self, recording: Recording, spec: FeedSpec | None,
+               result: ReplayResult | None, rule: _HoleRule) -> QualityReport:
+        """The report of ``recording`` (replayed through ``spec`` as ``result``)."""
+        start = self.start if self.start is not None else 0
+        end = self.end if self.end is not None else 0
+        timeline = pl.concat(self._timeline) if self._timeline else pl.DataFrame(
+            schema=TIMELINE_SCHEMA)
+        first = pl.concat(self._first) if self._first else pl.DataFrame(
+            schema={"generation": pl.Int64, "recv_mono_ns": pl.Int64, "recv_wall_ns": pl.Int64})
+        live = {"dropped_live": self.drops["overflow"], "old_generation_live": self.drops["stale"]}
+        whole = _completeness(recording, self.events, self.last_seq)
+        times = recording.manifest.receive_times
+        if spec is None or result is None:
+            frames = pl.concat(self._frames) if self._frames else pl.Series(
+                "mono_ns", [], pl.Int64)
+            return _report(_Session(
+                str(recording.path), start, end, timeline, first,
+                {"received": self.received, **live}, whole,
+                {"frames": frames.sort().rename("recv_mono_ns")}, receive_times=times), rule)
+        assert result.counts is not None  # a replay always gives its counts
+        outcomes = _outcomes(result.stats["frames"], result.counts, live)
+        stream_times = {stream: pl.concat(parts).sort() for stream, parts in self._times.items()}
+        for channel in spec.channels:  # a stream with no message still has its (empty) times
+            stream_times.setdefault(channel.stream_name, pl.Series("recv_mono_ns", [], pl.Int64))
         return _report(_Session(
-            str(recording.path), start, end, timeline, frames_seen,
-            {"received": frames_seen.height, **live}, whole,
-            {"frames": frames_seen["recv_mono_ns"].sort()}, receive_times=times), rule)
-    if result is None:
-        result = replay(recording, spec, progress=progress)
-    assert result.counts is not None  # a replay always gives its counts
-    outcomes = _outcomes(result.stats["frames"], result.counts, live)
-    return _report(_Session(
-        str(recording.path), start, end, timeline, frames_seen, outcomes, whole,
-        _stream_times(result.frames, spec), result.frames, _thresholds(spec),
-        result.health_transitions, result.sequence_by_channel, _sequenced(spec),
-        _exactness_notes(result.counts), receive_times=times, books=result.books), rule)
+            str(recording.path), start, end, timeline, first, outcomes, whole,
+            stream_times, _thresholds(spec), result.health_transitions,
+            result.sequence_by_channel, _sequenced(spec), _exactness_notes(result.counts),
+            receive_times=times, books=result.books,
+            latencies=_samples(self._latency)), rule)
 
 
-def _completeness(recording: Recording, events: pl.DataFrame) -> str:
+def _completeness(recording: Recording, events: int, last_seq: int | None) -> str:
     """``complete``, or ``incomplete:`` with every reason the recording gives."""
     manifest = recording.manifest
     recorded = manifest.events if manifest.events is not None else (
-        int(events["seq"].max()) + 1 if events.height else 0)  # type: ignore[arg-type]
-    missing = recorded - events.height
+        last_seq + 1 if last_seq is not None else 0)
+    missing = recorded - events
     if manifest.complete and missing <= 0:
         return "complete"
     reasons = []
@@ -800,9 +907,9 @@ def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
             "while the outcomes count every frame. A report of its recording has them all.")
     return _report(_Session(
         redact_url(spec.url), start, _feed_end(timeline, now), timeline, seen, outcomes,
-        recording, _stream_times(frames, spec), frames, _thresholds(spec),
+        recording, _stream_times(frames, spec), _thresholds(spec),
         pipeline.transitions, pipeline.sequences.by_channel, _sequenced(spec), notes,
-        books=pipeline.books), rule)
+        books=pipeline.books, latencies=_latency_samples(frames)), rule)
 
 
 def _feed_end(timeline: pl.DataFrame, now: int) -> int:
@@ -833,11 +940,17 @@ def _stream_times(frames: dict[str, pl.DataFrame], spec: FeedSpec) -> dict[str, 
     """Receive times per health stream (a message counts once, however many rows it made)."""
     times: dict[str, list[pl.Series]] = {}
     for channel in spec.channels:
-        frame = frames[channel.name]
-        column = frame.select(pl.col("recv_mono_ns").unique(maintain_order=True)).to_series() \
-            if channel.explode else frame["recv_mono_ns"]
+        column = _message_times(frames[channel.name], channel.explode is not None)
         times.setdefault(channel.stream_name, []).append(column)
     return {stream: pl.concat(parts).sort() for stream, parts in times.items()}
+
+
+def _message_times(frame: pl.DataFrame, exploded: bool) -> pl.Series:
+    """Each message's receive time: an exploded message's rows are one run of one frame."""
+    if not exploded:
+        return frame["recv_mono_ns"]
+    key = pl.struct("frame_seq", "recv_mono_ns")
+    return frame.filter(key.ne_missing(key.shift(1)).fill_null(True))["recv_mono_ns"]
 
 
 def _report(session: _Session, rule: _HoleRule) -> QualityReport:
@@ -847,7 +960,7 @@ def _report(session: _Session, rule: _HoleRule) -> QualityReport:
         _holes(s.stream_times, s.thresholds, s.end, rule),
     ]).sort("start_mono_ns", "stream", "silence")
     rates = _rates(s.stream_times, s.start, s.end)
-    latencies = _latency_samples(s.frames)
+    latencies = s.latencies if s.latencies is not None else _latency_samples({})
     walls = s.frames_seen["recv_wall_ns"]
     first_wall = None if walls.is_empty() else int(walls.min())  # type: ignore[arg-type]
     invented = _invented(s.receive_times, first_wall)
@@ -1058,10 +1171,19 @@ def _rates(times: dict[str, pl.Series], start: int, end: int) -> pl.DataFrame:
 
 
 def _latency_samples(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    parts = [frame.filter(pl.col("exchange_ns").is_not_null()).select(
-        pl.lit(channel).alias("channel"),
-        ((pl.col("recv_wall_ns") - pl.col("exchange_ns")) / 1e6).alias("ms"))
-        for channel, frame in frames.items()]
+    return _samples({channel: [_latency_ms(frame)] for channel, frame in frames.items()})
+
+
+def _latency_ms(frame: pl.DataFrame) -> pl.Series:
+    """Each row's exchange latency in ms, where it has an exchange time."""
+    return frame.filter(pl.col("exchange_ns").is_not_null()).select(
+        ((pl.col("recv_wall_ns") - pl.col("exchange_ns")) / 1e6).alias("ms"))["ms"]
+
+
+def _samples(latencies: dict[str, list[pl.Series]]) -> pl.DataFrame:
+    """``channel, ms`` rows, the channels in their given order."""
+    parts = [pl.DataFrame({"ms": pl.concat(ms)}).select(
+        pl.lit(channel).alias("channel"), "ms") for channel, ms in latencies.items() if ms]
     if not parts:
         return pl.DataFrame(schema={"channel": pl.String, "ms": pl.Float64})
     return pl.concat(parts)

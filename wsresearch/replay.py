@@ -41,9 +41,10 @@ from .normalize import normalize
 from .parser import Reject
 from .pipeline import Counts, Pipeline, Received, normalized_table
 from .recording import Recording
+from .recording.reader import CHUNK_EVENTS
 from .spec import FeedSpec
 
-__all__ = ["ReplayResult", "ReplayServer", "replay"]
+__all__ = ["ReplayResult", "ReplayServer", "replay", "replay_in_chunks"]
 
 _BATCH = 256  # messages per call into the pipeline: short-lived, so the GC has little to walk
 _SEQUENCE_STATS = ("exchange_errors", "sequence_gaps", "sequence_missing", "sequence_repeats",
@@ -135,8 +136,13 @@ def replay(
     mode: Literal["complete", "faithful"] = "complete",
     *,
     progress: Callable[[int, int], None] | None = None,
+    chunk_events: int = CHUNK_EVENTS,
 ) -> ReplayResult:
     """Replay ``recording`` through ``spec``'s pipeline; a pure function of both.
+
+    The recording is read ``chunk_events`` events at a time (:meth:`Recording.chunks`):
+    the memory a replay needs is its output frames and one chunk, whatever the
+    recording's length, and the result is the same for every chunk size.
 
     Parameters
     ----------
@@ -150,6 +156,8 @@ def replay(
         ``"complete"``: every message; ``"faithful"``: skip what the live session dropped.
     progress
         Called with ``(events done, events in all)`` every 10,000 events and at the end.
+    chunk_events
+        Events read and processed at a time: the working set's bound.
 
     Returns
     -------
@@ -158,7 +166,8 @@ def replay(
     Raises
     ------
     ValueError
-        For an unknown ``mode``, or no ``spec`` for a recording that cannot rebuild its own.
+        For an unknown ``mode``, a ``chunk_events`` that is not a positive int, or no
+        ``spec`` for a recording that cannot rebuild its own.
     TypeError
         For a ``spec`` that is not a :class:`~wsresearch.spec.FeedSpec`.
     RecordingFormatError
@@ -184,18 +193,33 @@ def replay(
             raise ValueError(
                 f"{recording.path} was recorded with a spec built by hand; pass it as spec="
             )
-    events = recording.events()
-    skip: set[int] = set()
-    if mode == "faithful":
-        drops = events.filter(pl.col("kind") == "drop")["ref_seq"].drop_nulls()
-        skip = set(drops.to_list())
+    return replay_in_chunks(recording, spec, mode, progress, chunk_events, None)
 
+
+def replay_in_chunks(
+    recording: Recording,
+    spec: FeedSpec,
+    mode: Literal["complete", "faithful"],
+    progress: Callable[[int, int], None] | None,
+    chunk_events: int,
+    after_chunk: Callable[[Pipeline, pl.DataFrame], None] | None,
+) -> ReplayResult:
+    """:func:`replay`, calling ``after_chunk(pipeline, events)`` after each chunk of events.
+
+    For consumers that take the rows out as they come (the export writes them and clears
+    the store), so that what is held stays one chunk's worth.
+    """
+    chunks = recording.chunks(chunk_events)  # checks chunk_events before any work
+    skip = recording.dropped() if mode == "faithful" else set()
     clock = VirtualClock(mono_ns=0, wall_ns=0)
     pipeline = Pipeline(spec, clock)
-    messages, skipped, generations = _drive(
-        events, pipeline, clock, round(spec.check_interval * NS_PER_S), skip, progress,
-        recording.path,
-    )
+    driver = _Driver(pipeline, clock, round(spec.check_interval * NS_PER_S), skip, progress,
+                     recording.event_count, recording.path)
+    for chunk in chunks:
+        driver.feed(chunk)
+        if after_chunk is not None:
+            after_chunk(pipeline, chunk)
+    messages, skipped, generations = driver.finish()
     counts = pipeline.counts
     stats: dict[str, Any] = {
         "frames": messages,
@@ -246,16 +270,8 @@ def _payloads(texts: pl.Series, binary: pl.Series, source: object) -> list[str |
     return data
 
 
-def _drive(
-    events: pl.DataFrame,
-    pipeline: Pipeline,
-    clock: VirtualClock,
-    interval: int,
-    skip: set[int],
-    progress: Callable[[int, int], None] | None,
-    source: object,
-) -> tuple[int, int, int]:
-    """Put ``events`` through ``pipeline`` on ``clock``; return messages, skipped, generations.
+class _Driver:
+    """Puts a recording's events, chunk by chunk, through ``pipeline`` on ``clock``.
 
     Messages go through the pipeline in batches, as the live queue hands them over. A
     batch ends before any other event and before each health check point, so every check sees
@@ -265,71 +281,97 @@ def _drive(
     places, so "reaches" is judged on the running maximum). Processing reads no clock:
     de-dup, health and sequence times are the messages' recorded receive times. They
     are gathered in columns, not one event at a time: a replay's cost is the pipeline's.
+
+    What carries from one chunk to the next (the first times, the running maximum, the
+    last check point reached) is all the state there is, so any split of the events into
+    chunks gives the same outcomes as one table of them all: batches only end earlier, and
+    the pipeline's outcomes do not depend on where batches end.
     """
-    total = events.height
-    if total == 0:
-        if progress is not None:
-            progress(0, 0)
-        return 0, 0, 0
-    health, process, set_clock = pipeline.health, pipeline.process, clock.set
-    first_mono, first_wall = events["mono_ns"][0], events["wall_ns"][0]
-    set_clock(first_mono, first_wall)
-    health.reset()
 
-    indexed = events.with_row_index("index")
-    is_frame = pl.col("kind") == "frame"
-    messages = int(events.select(is_frame.sum()).item())
-    skipped = pl.Series(sorted(skip), dtype=pl.Int64).implode()
-    kept = indexed.filter(is_frame & ~pl.col("seq").is_in(skipped))
-    data = _payloads(kept["data"], kept["binary"], source)
-    items: list[Received] = list(zip(
-        data, *(kept[c].to_list() for c in ("generation", "mono_ns", "wall_ns", "seq")),
-        strict=True))
-    at = kept["index"].to_list()  # the event index of each item
+    def __init__(self, pipeline: Pipeline, clock: VirtualClock, interval: int, skip: set[int],
+                 progress: Callable[[int, int], None] | None, total: int,
+                 source: object) -> None:
+        self.pipeline, self.clock, self.interval = pipeline, clock, interval
+        self.skip = pl.Series(sorted(skip), dtype=pl.Int64).implode()
+        self.progress, self.total, self.source = progress, total, source
+        self.first_mono: int | None = None
+        self.reach = 0  # the running maximum of receive times so far
+        self.slot = 0  # the last check point reached
+        self.offset = 0  # events handed over before this chunk
+        self.next_report = 10_000
+        self.messages = self.kept = self.generations = 0
 
-    # Stops, in event order: the health check points that fall before each event
-    # (check k, at first_mono + k * interval, runs before the first event whose
-    # receive time reaches it), then each event that is not a message. Only the check
-    # points that can change something run (see _run_checks), so a tiny interval
-    # over a long recording costs nothing per check point it skips.
-    # (position, order, (first and last check point) or event row)
-    reach = events["mono_ns"].cum_max()
-    slot = (reach - first_mono) // interval
-    before = slot.shift(1, fill_value=0)
-    reached = pl.DataFrame({"position": pl.int_range(0, total, eager=True),
-                            "low": before, "high": slot}).filter(pl.col("high") > pl.col("low"))
-    stops: list[tuple[int, int, Any]] = [
-        (position, 0, (low, high)) for position, low, high in reached.iter_rows()]
-    others = indexed.filter(~is_frame).select("index", "generation", "mono_ns", "wall_ns", "kind",
-                                              "stream", "data", "code")
-    stops.extend((row[0], 1, row) for row in others.iter_rows())
-    stops.sort(key=lambda stop: (stop[0], stop[1]))
-    stops.append((total, 2, None))
+    def feed(self, events: pl.DataFrame) -> None:
+        """Put the next chunk of events (in ``seq`` order) through the pipeline."""
+        if events.height == 0:
+            return
+        clock, interval, pipeline = self.clock, self.interval, self.pipeline
+        process, health = pipeline.process, pipeline.health
+        if self.first_mono is None:
+            self.first_mono = self.reach = events["mono_ns"][0]
+            clock.set(self.first_mono, events["wall_ns"][0])
+            health.reset()
+        first_mono = self.first_mono
+        indexed = events.with_row_index("index")
+        is_frame = pl.col("kind") == "frame"
+        self.messages += int(events.select(is_frame.sum()).item())
+        kept = indexed.filter(is_frame & ~pl.col("seq").is_in(self.skip))
+        data = _payloads(kept["data"], kept["binary"], self.source)
+        items: list[Received] = list(zip(
+            data, *(kept[c].to_list() for c in ("generation", "mono_ns", "wall_ns", "seq")),
+            strict=True))
+        self.kept += len(items)
+        at = kept["index"].to_list()  # the event index of each item
 
-    done = generations = 0
-    next_report = 10_000
-    for position, order, what in stops:
-        end = bisect.bisect_left(at, position, lo=done)
-        for start in range(done, end, _BATCH):
-            process(items[start:min(start + _BATCH, end)])
-        done = end
-        while progress is not None and next_report <= position:
-            progress(next_report, total)
-            next_report += 10_000
-        if order == 0:  # check points (low, high]
-            _run_checks(health, clock, first_mono, interval, *what)
-        elif order == 1:  # another event: the clock follows it, never back
-            _, generation, mono, wall, kind, url, body, status = what
-            now = clock.monotonic_ns()
-            set_clock(mono if mono > now else now, wall)
-            if kind == "open":
-                generations += 1
-                pipeline.open_generation(generation)
-            elif kind == "rest" and status in (None, 200):  # a book snapshot
-                pipeline.rest(url, body or "", mono, wall)
-    if progress is not None:
-        progress(total, total)
-    return messages, messages - len(items), generations
+        # Stops, in event order: the health check points that fall before each event
+        # (check k, at first_mono + k * interval, runs before the first event whose
+        # receive time reaches it), then each event that is not a message. Only the check
+        # points that can change something run (see _run_checks), so a tiny interval
+        # over a long recording costs nothing per check point it skips.
+        # (position, order, (first and last check point) or event row)
+        reach = events["mono_ns"].cum_max().clip(lower_bound=self.reach)
+        slot = (reach - first_mono) // interval
+        before = slot.shift(1, fill_value=self.slot)
+        reached = pl.DataFrame({"position": pl.int_range(0, events.height, eager=True),
+                                "low": before, "high": slot}).filter(
+            pl.col("high") > pl.col("low"))
+        self.reach, self.slot = int(reach[-1]), int(slot[-1])
+        stops: list[tuple[int, int, Any]] = [
+            (position, 0, (low, high)) for position, low, high in reached.iter_rows()]
+        others = indexed.filter(~is_frame).select("index", "generation", "mono_ns", "wall_ns",
+                                                  "kind", "stream", "data", "code")
+        stops.extend((row[0], 1, row) for row in others.iter_rows())
+        stops.sort(key=lambda stop: (stop[0], stop[1]))
+        stops.append((events.height, 2, None))
+
+        done = 0
+        progress, offset = self.progress, self.offset
+        for position, order, what in stops:
+            end = bisect.bisect_left(at, position, lo=done)
+            for start in range(done, end, _BATCH):
+                process(items[start:min(start + _BATCH, end)])
+            done = end
+            while progress is not None and self.next_report <= offset + position:
+                progress(self.next_report, max(self.total, self.next_report))
+                self.next_report += 10_000
+            if order == 0:  # check points (low, high]
+                _run_checks(health, clock, first_mono, interval, *what)
+            elif order == 1:  # another event: the clock follows it, never back
+                _, generation, mono, wall, kind, url, body, status = what
+                now = clock.monotonic_ns()
+                clock.set(mono if mono > now else now, wall)
+                if kind == "open":
+                    self.generations += 1
+                    pipeline.open_generation(generation)
+                elif kind == "rest" and status in (None, 200):  # a book snapshot
+                    pipeline.rest(url, body or "", mono, wall)
+        self.offset += events.height
+
+    def finish(self) -> tuple[int, int, int]:
+        """Report the end; return messages, skipped and generations."""
+        if self.progress is not None:
+            self.progress(self.offset, self.offset)
+        return self.messages, self.messages - self.kept, self.generations
 
 
 def _run_checks(

@@ -27,7 +27,7 @@ from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 
 from ..book import BookRule, Books, apply_pairs
 from ..config import ConnectionConfig, StreamConfig
-from ..normalize import Normalizer
+from ..normalize import Normalizer, stateful
 from ..sequence import Seq
 from ..spec import Channel, FeedSpec
 from ._common import Flat, NsFromMs, app_ping, assemble, check_channels, check_choice, check_symbols
@@ -303,6 +303,7 @@ _QUOTE = {"bid_price": "bid1_price", "bid_amount": "bid1_size", "ask_price": "as
           "ask_amount": "ask1_size"}
 
 
+@stateful
 def _quotes(native: pl.LazyFrame) -> pl.LazyFrame:
     out = _state(native, _QUOTE)
     # Options send 0 and 0 for an empty side: no quote there.
@@ -316,6 +317,7 @@ _DERIVATIVE = {"last_price": "last_price", "mark_price": "mark_price",
                "funding_time": "next_funding_time_ns", "open_interest": "open_interest"}
 
 
+@stateful
 def _derivative_ticker(native: pl.LazyFrame) -> pl.LazyFrame:
     return _state(native, _DERIVATIVE)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -32,7 +32,10 @@ from .format import (
 )
 from .writer import write_capture
 
-__all__ = ["Recording"]
+__all__ = ["CHUNK_EVENTS", "Recording"]
+
+CHUNK_EVENTS = 100_000
+"""Events per table of :meth:`Recording.chunks` by default: a few tens of MB of working set."""
 
 _V1_SCHEMA = {name: EVENT_SCHEMA[name] for name in V1_COLUMNS}
 _V2_COLUMNS = list(EVENT_SCHEMA)
@@ -53,6 +56,7 @@ class Recording:
         self.files = files
         """The readable segment files, in ``seq`` order."""
         self._events: pl.DataFrame | None = None
+        self._surveyed: list[tuple[int | None, int]] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Recording:
@@ -178,10 +182,93 @@ class Recording:
         if self._events is None:
             tables = [t for t in (self._read(f) for f in self.files) if t is not None]
             self._events = (
-                pl.concat(tables).sort("seq") if tables
+                pl.concat(tables).sort("seq", maintain_order=True) if tables
                 else pl.DataFrame(schema=EVENT_SCHEMA)
             )
         return self._events
+
+    def chunks(self, events: int = CHUNK_EVENTS) -> Iterator[pl.DataFrame]:
+        """Every event in ``seq`` order, as tables of at most ``events`` rows.
+
+        What :meth:`events` holds, read segment by segment: the memory it needs is
+        one segment and one table, whatever the recording's length, so a day-long
+        recording streams through :func:`~wsresearch.replay.replay` and the export on
+        a small machine. Segments are read in the order of their first ``seq``; where
+        edited or damaged segments overlap, events are still handed out in ``seq``
+        order (each one once every segment that could hold an earlier one is read).
+        An unreadable segment is skipped with a warning, as :meth:`events` skips it.
+
+        Parameters
+        ----------
+        events
+            The most rows per table (at least 1).
+
+        Raises
+        ------
+        ValueError
+            If ``events`` is not a positive int.
+        """
+        if isinstance(events, bool) or not isinstance(events, int) or events < 1:
+            raise ValueError(f"events must be a positive int, got {events!r}")
+        return self._chunks(events)
+
+    def _chunks(self, events: int) -> Iterator[pl.DataFrame]:
+        if self._events is not None:
+            for start in range(0, self._events.height, events):
+                yield self._events.slice(start, events)
+            return
+        # The lowest seq of every later segment: what is below it is final.
+        later: list[int | None] = []
+        frontier: int | None = None
+        for lowest, _ in reversed(self._survey()):
+            later.append(frontier)
+            if lowest is not None and (frontier is None or lowest < frontier):
+                frontier = lowest
+        later.reverse()
+        held = pl.DataFrame(schema=EVENT_SCHEMA)
+        for file, frontier in zip(self.files, later, strict=True):
+            table = self._read(file)
+            if table is not None:
+                held = pl.concat([held, table]) if held.height else table
+            if frontier is None:
+                ready, held = held.sort("seq", maintain_order=True), held.clear()
+            else:
+                ready = held.filter(pl.col("seq") < frontier).sort("seq", maintain_order=True)
+                held = held.filter(pl.col("seq") >= frontier)
+            for start in range(0, ready.height, events):
+                yield ready.slice(start, events)
+
+    @property
+    def event_count(self) -> int:
+        """How many events the readable segments hold, from their metadata (nothing decoded)."""
+        if self._events is not None:
+            return self._events.height
+        return sum(rows for _, rows in self._survey())
+
+    def _survey(self) -> list[tuple[int | None, int]]:
+        """Each segment's lowest ``seq`` and row count, from two cheap reads; kept."""
+        if self._surveyed is None:
+            self._surveyed = [_survey(file) for file in self.files]
+        return self._surveyed
+
+    def dropped(self) -> set[int]:
+        """The ``seq`` of every message the live session's queue dropped (``drop`` events).
+
+        Read from two columns of each segment, not the whole recording: what a
+        faithful replay skips.
+        """
+        skipped: set[int] = set()
+        if self._events is not None:
+            drops = self._events.filter(pl.col("kind") == "drop")["ref_seq"]
+            return set(drops.drop_nulls().to_list())
+        for file in self.files:
+            try:
+                refs = (pl.scan_parquet(file, glob=False)
+                        .filter(pl.col("kind") == "drop").select("ref_seq").collect())
+            except (Exception, pl.exceptions.PanicException):
+                continue  # unreadable: skipped by the reader too, with its warning
+            skipped.update(refs["ref_seq"].drop_nulls().to_list())
+        return skipped
 
     def frames(self) -> pl.DataFrame:
         """Inbound messages only: ``seq, generation, recv_mono_ns, recv_wall_ns, data``.
@@ -232,23 +319,56 @@ class Recording:
             return None
 
     def __repr__(self) -> str:
-        events = self.events()
-        if events.height == 0:
+        messages, low, high, generations, codes = self._outline()
+        if low is None or high is None:
             return f"Recording({str(self.path)!r}, empty)"
-        kinds = events["kind"]
-        messages = int((kinds == "frame").sum())
-        closes = events.filter(pl.col("kind") == "close")
-        codes = ", ".join(str(c) for c in closes["code"].to_list()) or "none"
-        duration = (int(events["mono_ns"].max()) - int(events["mono_ns"].min())) / NS_PER_S  # type: ignore[arg-type]
+        duration = (high - low) / NS_PER_S
         state = "complete" if self.manifest.complete else "INCOMPLETE"
         times = self.manifest.receive_times
         # Only what is not this wsresearch's own clock is said: it changes how to read it.
         note = "" if times == "recorded" else f", receive times {times}"
         return (
             f"Recording({str(self.path)!r}, {state}, {duration:.1f} s, {messages} frames, "
-            f"{events['generation'].n_unique()} generations, closes: {codes}{note})"
+            f"{generations} generations, closes: {', '.join(map(str, codes)) or 'none'}{note})"
         )
 
+    def _outline(self) -> tuple[int, int | None, int | None, int, list[int | None]]:
+        """Messages, first and last time, generations and close codes (five columns read)."""
+        tables = [self._events] if self._events is not None else self.files
+        messages, times, generations = 0, [], set()
+        closes: list[tuple[int, int | None]] = []
+        for table in tables:
+            try:
+                part = table if isinstance(table, pl.DataFrame) else pl.read_parquet(
+                    table, columns=["seq", "kind", "mono_ns", "generation", "code"], glob=False)
+            except (Exception, pl.exceptions.PanicException):
+                continue  # unreadable: skipped, as the reader skips it
+            if part.height == 0:
+                continue
+            count, low, high = part.select((pl.col("kind") == "frame").sum(),
+                                           pl.col("mono_ns").min().alias("low"),
+                                           pl.col("mono_ns").max().alias("high")).row(0)
+            messages += count
+            times += [low, high]
+            generations.update(part["generation"].unique().to_list())
+            closes += part.filter(pl.col("kind") == "close").select("seq", "code").rows()
+        if not times:
+            return 0, None, None, 0, []
+        return (messages, min(times), max(times), len(generations),
+                [code for _, code in sorted(closes, key=lambda close: close[0])])
+
+
+def _survey(file: Path) -> tuple[int | None, int]:
+    """A segment file's lowest ``seq`` and its rows, from that column alone.
+
+    ``(None, 0)`` if it cannot be read: the reader skips it, with its warning.
+    """
+    try:
+        lowest, rows = pl.scan_parquet(file, glob=False).select(
+            pl.col("seq").min(), pl.len()).collect().row(0)
+    except (Exception, pl.exceptions.PanicException):
+        return None, 0
+    return (None if lowest is None else int(lowest)), int(rows)
 
 
 def _segment_files(segments: Path) -> list[Path]:

@@ -1,0 +1,210 @@
+"""Recordings read and replayed chunk by chunk: the same results as whole, in bounded memory."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from wsresearch import Recording, replay
+from wsresearch.exchanges import generic
+from wsresearch.recording.format import MANIFEST, SEGMENTS
+from wsresearch.replay import ReplayResult
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+RECORDINGS = sorted(p for p in (DATA / "recordings").iterdir() if p.is_dir())
+SESSION = DATA / "sessions" / "sim-faults"
+
+
+def assert_same_replay(a: ReplayResult, b: ReplayResult) -> None:
+    assert a.stats == b.stats
+    assert a.frames.keys() == b.frames.keys()
+    for channel in a.frames:
+        assert_frame_equal(a.frames[channel], b.frames[channel])
+    assert a.health_transitions == b.health_transitions
+    assert_frame_equal(a.gaps, b.gaps)
+    assert [(r.reason, r.raw, r.detail, r.channel) for r in a.rejects] == [
+        (r.reason, r.raw, r.detail, r.channel) for r in b.rejects]
+    assert a.errors == b.errors
+    assert a.sequence_by_channel == b.sequence_by_channel
+    assert (a.books is None) == (b.books is None)
+    if a.books is not None and b.books is not None:
+        assert_frame_equal(a.books.frame(), b.books.frame())
+        assert_frame_equal(a.books.snapshots(), b.books.snapshots())
+        assert_frame_equal(a.books.quotes(), b.books.quotes())
+
+
+@pytest.mark.parametrize("path", [*RECORDINGS, SESSION], ids=lambda p: p.name)
+def test_every_chunk_size_replays_every_recording_alike(path: Path) -> None:
+    spec = Recording.open(path).spec or generic.spec(url="ws://127.0.0.1:1")
+    whole = replay(Recording.open(path), spec, chunk_events=10**9)
+    for size in (1_000, 97):
+        assert_same_replay(whole, replay(Recording.open(path), spec, chunk_events=size))
+
+
+def test_the_faithful_mode_skips_the_same_messages_in_chunks() -> None:
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    whole = replay(SESSION, spec, "faithful", chunk_events=10**9)
+    assert_same_replay(whole, replay(SESSION, spec, "faithful", chunk_events=5))
+
+
+def resplit(source: Path, target: Path, owners: list[int]) -> pl.DataFrame:
+    """Copy ``source`` with its events spread over segment files by ``owners`` (one per event).
+
+    Segments may then overlap in ``seq`` and come in any order, as edited or damaged
+    ones can; each is named by its first row's seq, as the writer names them.
+    """
+    events = Recording.open(source).events()
+    target.mkdir()
+    shutil.copy(source / MANIFEST, target / MANIFEST)
+    folder = target / SEGMENTS / "0000"
+    folder.mkdir(parents=True)
+    tagged = events.with_columns(pl.Series("_owner", owners[:events.height]))
+    for (_,), part in tagged.group_by("_owner", maintain_order=True):
+        part = part.drop("_owner")
+        part.write_parquet(folder / f"events-{part['seq'][0]:012d}.parquet")
+    return events
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_overlapping_segments_still_stream_in_seq_order(
+        tmp_path_factory: pytest.TempPathFactory, data: st.DataObject) -> None:
+    count = Recording.open(SESSION).event_count
+    segments = data.draw(st.integers(1, 6))
+    shuffle = random.Random(data.draw(st.integers(0, 2**32)))
+    if data.draw(st.booleans()):  # contiguous runs, as a writer makes them, in any order
+        cuts = sorted(shuffle.sample(range(1, count), segments - 1))
+        runs = [b - a for a, b in zip([0, *cuts], [*cuts, count], strict=True)]
+        names = shuffle.sample(range(segments), segments)
+        owners = [name for name, run in zip(names, runs, strict=True) for _ in range(run)]
+    else:  # interleaved: every segment overlaps the others
+        owners = [shuffle.randrange(segments) for _ in range(count)]
+    size = data.draw(st.integers(1, 400))
+    path = tmp_path_factory.mktemp("resplit") / "recording"
+    events = resplit(SESSION, path, owners)
+    chunks = list(Recording.open(path).chunks(size))
+    assert all(0 < chunk.height <= size for chunk in chunks)
+    assert_frame_equal(pl.concat(chunks), events)
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    assert_same_replay(replay(SESSION, spec), replay(path, spec, chunk_events=size))
+
+
+def test_a_recording_counts_its_events_without_reading_them() -> None:
+    recording = Recording.open(SESSION)
+    count = recording.event_count
+    assert recording._events is None  # nothing was decoded
+    assert count == recording.events().height
+
+
+def test_an_unreadable_segment_is_skipped_alike_in_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "recording"
+    shutil.copytree(SESSION, path)
+    victim = sorted((path / SEGMENTS).glob("*/*.parquet"))[3]
+    victim.write_bytes(b"PAR1 not a segment")
+    with pytest.warns(UserWarning, match="skipping unreadable segment"):
+        whole = Recording.open(path).events()
+    with pytest.warns(UserWarning, match="skipping unreadable segment"):
+        chunked = pl.concat(list(Recording.open(path).chunks(50)))
+    assert_frame_equal(chunked, whole)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "9"])
+def test_a_chunk_size_that_is_not_a_positive_int_is_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="must be a positive int"):
+        Recording.open(SESSION).chunks(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="must be a positive int"):
+        replay(SESSION, generic.spec(url="ws://127.0.0.1:1"), chunk_events=bad)  # type: ignore[arg-type]
+
+
+def exported_equals_replay(dataset: Path, result: ReplayResult) -> None:
+    """The dataset holds exactly the replay's rows, in its order, native and normalized."""
+    from wsresearch import load_dataset, load_normalized
+    from wsresearch.normalize import COMMON, KINDS
+
+    for channel, frame in result.frames.items():
+        if frame.height == 0:
+            continue
+        loaded = load_dataset(dataset, channel).collect()
+        assert_frame_equal(loaded.select(frame.columns), frame, check_dtypes=False)
+    assert result.spec is not None
+    kinds = {kind for channel in result.spec.channels for kind in channel.normalized}
+    if result.books is not None:
+        kinds |= {"book_snapshots", "quotes"}
+    for kind in kinds:
+        table = result.normalized(kind)
+        loaded = load_normalized(dataset, kind).collect()
+        assert_frame_equal(loaded.select(*COMMON, *KINDS[kind]), table)
+
+
+@pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name)
+def test_a_streamed_export_holds_every_row_of_the_replay_in_order(
+        path: Path, tmp_path: Path) -> None:
+    from wsresearch import export_parquet
+
+    whole = replay(path)
+    summary = export_parquet(path, None, tmp_path / "small", normalized=True, chunk_events=500)
+    exported_equals_replay(tmp_path / "small", whole)
+    assert summary.rows == {name: frame.height for name, frame in whole.frames.items()}
+    one = export_parquet(path, None, tmp_path / "one", normalized=True, result=whole)
+    assert (one.recording, one.rows, one.normalized) == (
+        summary.recording, summary.rows, summary.normalized)
+    assert [f.relative_to(tmp_path / "one") for f in one.files] == [
+        f.relative_to(tmp_path / "small") for f in summary.files]
+    assert not list((tmp_path / "small").glob(".export-*")), "the staging folder is removed"
+
+
+BINANCE_TRADE = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":%d,"s":"BTCUSDT","t":%d,'
+                 '"p":"61837.63","q":"0.02","T":%d,"m":true,"M":true}}')
+BINANCE_AGG = ('{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":%d,"s":"BTCUSDT",'
+               '"a":%d,"p":"61837.6","q":"58.0","f":%d,"l":%d,"T":%d,"m":false,"M":true}}')
+
+
+def test_normalized_rows_keep_the_whole_order_when_the_clock_steps_back_between_chunks(
+        tmp_path: Path) -> None:
+    """Ties across channels and a receive clock stepping back fall on chunk boundaries."""
+    from wsresearch import export_parquet
+    from wsresearch.exchanges import binance
+
+    start = 1_723_161_255_000 * 10**6
+    spec = binance.spec(["btcusdt"], ["trade", "aggTrade"])
+    walls = [1, 5, 5, 3, 2, 10, 10, 10, 4, 12, 12, 12]  # ms after start
+    frames = []
+    for n, ms in enumerate(walls):
+        exchange_ms = 1_723_161_255_000 + n
+        text = (BINANCE_TRADE % (exchange_ms, n, exchange_ms) if n % 2 else
+                BINANCE_AGG % (exchange_ms, n, n, n, exchange_ms))
+        frames.append((start + ms * 10**6, text))
+    recording = Recording.from_frames(tmp_path / "rec", frames, spec=spec)
+    whole = replay(recording, spec)
+    assert whole.stats["ok"] == len(walls)
+    for size in (1, 2, 3, 4):
+        dataset = tmp_path / f"chunks-{size}"
+        export_parquet(recording, spec, dataset, normalized=True, chunk_events=size)
+        exported_equals_replay(dataset, whole)
+
+
+REPORT_TABLES = ("connections", "streams", "silences", "sequence", "latency", "latencies",
+                 "outcomes", "books")
+
+
+@pytest.mark.parametrize("path", [*RECORDINGS, SESSION], ids=lambda p: p.name)
+def test_a_report_is_the_same_for_every_chunk_size(path: Path) -> None:
+    from wsresearch import quality_report
+
+    spec = Recording.open(path).spec or generic.spec(url="ws://127.0.0.1:1")
+    whole = quality_report(path, spec, chunk_events=10**9)
+    small = quality_report(path, spec, chunk_events=211)
+    assert_frame_equal(whole.summary(), small.summary())
+    assert whole.warnings == small.warnings
+    for table in REPORT_TABLES:
+        assert_frame_equal(getattr(whole, table), getattr(small, table))
+    frames_only = quality_report(path, None, chunk_events=10**9)
+    assert_frame_equal(frames_only.summary(), quality_report(path, None, chunk_events=7).summary())

@@ -1,0 +1,125 @@
+"""An export's rows written as they come: part files staged, one file per partition at the end.
+
+An export of a long recording cannot hold its rows until the end. :class:`Staging` takes
+them a chunk at a time, writes each chunk's rows of each partition (a channel or kind,
+an exchange, a UTC date) as a part file into a private staging folder beside the dataset,
+and at :meth:`~Staging.finish` streams each partition's parts into its one final file
+(polars' streaming engine: a row group at a time), adding the columns only known then.
+What is held is one chunk and one row group, whatever the recording's length.
+
+Rows of a normalized kind come from several channels and must end in receive order, as
+one table of the whole recording would have them: sorted on ``local_time``, ties in the
+order of the spec's channels, then of arrival. Each part is sorted so, with a ``_source``
+column for the channel; when every part begins at or after the end of the one before (a
+clock that never steps back across a chunk: the common case), the parts joined are that
+order already. Otherwise the partition is sorted whole, which gives the same order,
+because a stable sort of the parts joined keeps arrival order among ties.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ._files import make_private_dirs, sink_private_parquet, write_private_parquet
+
+__all__ = ["SOURCE", "Staging"]
+
+SOURCE = "_source"
+"""The column that orders a normalized part's ties by channel; never in a final file."""
+
+_ORDER = ("local_time", SOURCE)
+
+
+@dataclass
+class _Partition:
+    folder: str  # "channel=trade" or "kind=trades"
+    day: dt.date
+    parts: list[Path] = field(default_factory=list)
+    # For ordered (normalized) partitions: each part's first and last (local_time, _source).
+    bounds: list[tuple[Any, Any]] = field(default_factory=list)
+
+    def in_order(self) -> bool:
+        """Whether the parts joined are sorted already (each starts where the last ended)."""
+        return all(after[0] >= before[1] for before, after in
+                   zip(self.bounds, self.bounds[1:], strict=False))
+
+
+class Staging:
+    """Part files of one export, staged in a private folder of the dataset's root.
+
+    Parameters
+    ----------
+    root
+        The dataset's directory (it exists).
+    exchange
+        The ``exchange`` partition of every file.
+    """
+
+    def __init__(self, root: Path, exchange: str) -> None:
+        self.root = root
+        self.exchange = exchange
+        self.folder = Path(tempfile.mkdtemp(prefix=".export-", dir=root))  # 0700
+        self._partitions: dict[tuple[str, dt.date], _Partition] = {}
+        self._written = 0
+
+    def add(self, folder: str, frame: pl.DataFrame) -> None:
+        """Stage ``frame``'s rows of ``folder`` (``channel=...``, or ``kind=...`` with ``_source``).
+
+        A ``channel`` frame's date is its ``recv_wall_ns``'s, a ``kind`` frame's its
+        ``local_time``'s. A ``kind`` frame is sorted into receive order here.
+        """
+        if frame.height == 0:
+            return
+        ordered = folder.startswith("kind=")
+        if ordered:
+            frame = frame.sort(*_ORDER, maintain_order=True)
+            day = pl.col("local_time").dt.date()
+        else:
+            day = pl.from_epoch("recv_wall_ns", time_unit="ns").dt.date()
+        dated = frame.with_columns(day.alias("_date"))
+        for (key,), part in dated.group_by("_date", maintain_order=True):
+            assert isinstance(key, dt.date)
+            partition = self._partitions.setdefault((folder, key), _Partition(folder, key))
+            self._written += 1
+            path = self.folder / f"part-{self._written:08d}.parquet"
+            write_private_parquet(part.drop("_date"), path, compression_level=1)
+            partition.parts.append(path)
+            if ordered:
+                partition.bounds.append((part.select(*_ORDER).row(0),
+                                         part.select(*_ORDER).row(-1)))
+
+    def finish(self, recording: str) -> Iterator[Path]:
+        """Write each partition's file, named ``<recording>.parquet``; yield each path.
+
+        Partitions go in the order of their folder names, then of their dates.
+
+        Every row gets the ``recording`` column; a normalized kind loses ``exchange``
+        (the partition's) and ``_source``.
+        """
+        for _, partition in sorted(self._partitions.items()):
+            path = (self.root / partition.folder / f"exchange={self.exchange}"
+                    / f"date={partition.day.isoformat()}" / f"{recording}.parquet")
+            parts = pl.concat([pl.scan_parquet(p, glob=False) for p in partition.parts],
+                              how="vertical_relaxed")
+            if partition.folder.startswith("kind="):
+                if not partition.in_order():  # a clock that stepped back across chunks
+                    parts = parts.sort(*_ORDER, maintain_order=True)
+                parts = parts.drop("exchange", SOURCE)
+            make_private_dirs(path.parent)
+            sink_private_parquet(parts.with_columns(pl.lit(recording).alias("recording")),
+                                 path)
+            yield path
+
+    def close(self) -> None:
+        """Remove the staging folder and what is left in it."""
+        with contextlib.suppress(OSError):
+            shutil.rmtree(self.folder)
