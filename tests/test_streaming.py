@@ -14,6 +14,7 @@ from polars.testing import assert_frame_equal
 
 from wsresearch import Recording, replay
 from wsresearch.exchanges import generic
+from wsresearch.recording import reader
 from wsresearch.recording.format import MANIFEST, SEGMENTS
 from wsresearch.replay import ReplayResult
 
@@ -76,7 +77,10 @@ def resplit(source: Path, target: Path, owners: list[int]) -> pl.DataFrame:
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_overlapping_segments_still_stream_in_seq_order(
-        tmp_path_factory: pytest.TempPathFactory, data: st.DataObject) -> None:
+        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+        data: st.DataObject) -> None:
+    # Segments are decoded a piece at a time: small pieces, so every segment has several.
+    monkeypatch.setattr(reader, "_PIECE", data.draw(st.integers(1, 60)))
     count = Recording.open(SESSION).event_count
     segments = data.draw(st.integers(1, 6))
     shuffle = random.Random(data.draw(st.integers(0, 2**32)))

@@ -34,8 +34,10 @@ from .writer import write_capture
 
 __all__ = ["CHUNK_EVENTS", "Recording"]
 
-CHUNK_EVENTS = 100_000
+CHUNK_EVENTS = 20_000
 """Events per table of :meth:`Recording.chunks` by default: a few tens of MB of working set."""
+
+_PIECE = 20_000  # rows of a segment decoded at a time, at least (a whole one costs more)
 
 _V1_SCHEMA = {name: EVENT_SCHEMA[name] for name in V1_COLUMNS}
 _V2_COLUMNS = list(EVENT_SCHEMA)
@@ -56,7 +58,7 @@ class Recording:
         self.files = files
         """The readable segment files, in ``seq`` order."""
         self._events: pl.DataFrame | None = None
-        self._surveyed: list[tuple[int | None, int]] | None = None
+        self._surveyed: list[tuple[int | None, int, bool]] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Recording:
@@ -220,33 +222,51 @@ class Recording:
         # The lowest seq of every later segment: what is below it is final.
         later: list[int | None] = []
         frontier: int | None = None
-        for lowest, _ in reversed(self._survey()):
+        surveyed = self._survey()
+        for lowest, _, _ in reversed(surveyed):
             later.append(frontier)
             if lowest is not None and (frontier is None or lowest < frontier):
                 frontier = lowest
         later.reverse()
         held = pl.DataFrame(schema=EVENT_SCHEMA)
-        for file, frontier in zip(self.files, later, strict=True):
-            table = self._read(file)
-            if table is not None:
+        for file, (_, rows, ordered), frontier in zip(self.files, surveyed, later, strict=True):
+            # A segment in seq order (as written) is read a piece at a time: decoding a
+            # whole one costs several times its size.
+            size = max(events, _PIECE)
+            pieces = range(0, rows, size) if ordered else [None]
+            for offset in pieces:
+                table = self._read(file, offset, size)
+                if table is None:
+                    break  # unreadable: skipped, with a warning
+                bound = frontier
+                if offset is not None and offset + size < rows and table.height:
+                    # The file's next piece starts at or after this one's last seq.
+                    last = int(table["seq"][-1]) + 1
+                    bound = last if bound is None else min(bound, last)
                 held = pl.concat([held, table]) if held.height else table
-            if frontier is None:
-                ready, held = held.sort("seq", maintain_order=True), held.clear()
-            else:
-                ready = held.filter(pl.col("seq") < frontier).sort("seq", maintain_order=True)
-                held = held.filter(pl.col("seq") >= frontier)
-            for start in range(0, ready.height, events):
-                yield ready.slice(start, events)
+                highest: int | None = held.select(pl.col("seq").max()).item()
+                if bound is None or highest is None or highest < bound:  # as written
+                    ready, held = held, held.clear()
+                else:
+                    ready = held.filter(pl.col("seq") < bound)
+                    held = held.filter(pl.col("seq") >= bound)
+                if not ready["seq"].is_sorted():  # a writer's segments always are: no copy
+                    ready = ready.sort("seq", maintain_order=True)
+                for start in range(0, ready.height, events):
+                    yield ready.slice(start, events)
+        if held.height:  # only where the last segment could not be read
+            yield from (held.sort("seq", maintain_order=True).slice(start, events)
+                        for start in range(0, held.height, events))
 
     @property
     def event_count(self) -> int:
         """How many events the readable segments hold, from their metadata (nothing decoded)."""
         if self._events is not None:
             return self._events.height
-        return sum(rows for _, rows in self._survey())
+        return sum(rows for _, rows, _ in self._survey())
 
-    def _survey(self) -> list[tuple[int | None, int]]:
-        """Each segment's lowest ``seq`` and row count, from two cheap reads; kept."""
+    def _survey(self) -> list[tuple[int | None, int, bool]]:
+        """Each segment's lowest ``seq``, row count and whether it is in ``seq`` order; kept."""
         if self._surveyed is None:
             self._surveyed = [_survey(file) for file in self.files]
         return self._surveyed
@@ -296,15 +316,19 @@ class Recording:
                     pl.col("data").alias("body"))
         )
 
-    def _read(self, file: Path) -> pl.DataFrame | None:
-        """One segment file as a table of :data:`EVENT_SCHEMA`; ``None`` if it cannot be read.
+    def _read(self, file: Path, offset: int | None = None,
+              length: int | None = None) -> pl.DataFrame | None:
+        """A segment file as a table of :data:`EVENT_SCHEMA`; ``None`` if it cannot be read.
 
-        An unreadable file is skipped with a warning. The file's own columns say its
-        version: version 1 lacks ``closed_by``, which is then derived from the close
-        reasons.
+        With ``offset``, only ``length`` of its rows from there. An unreadable file is
+        skipped with a warning. The file's own columns say its version: version 1 lacks
+        ``closed_by``, which is then derived from the close reasons.
         """
         try:
-            table = pl.read_parquet(file, glob=False)  # a path, never a pattern
+            if offset is None:
+                table = pl.read_parquet(file, glob=False)  # a path, never a pattern
+            else:
+                table = pl.scan_parquet(file, glob=False).slice(offset, length).collect()
             if table.columns == _V2_COLUMNS:
                 return table.cast(EVENT_SCHEMA)  # type: ignore[arg-type]
             # A damaged footer can rename a column.
@@ -358,17 +382,19 @@ class Recording:
                 [code for _, code in sorted(closes, key=lambda close: close[0])])
 
 
-def _survey(file: Path) -> tuple[int | None, int]:
-    """A segment file's lowest ``seq`` and its rows, from that column alone.
+def _survey(file: Path) -> tuple[int | None, int, bool]:
+    """A segment file's lowest ``seq``, its rows, and whether they are in ``seq`` order.
 
-    ``(None, 0)`` if it cannot be read: the reader skips it, with its warning.
+    From that one column. ``(None, 0, False)`` if it cannot be read: the reader skips it,
+    with its warning.
     """
     try:
-        lowest, rows = pl.scan_parquet(file, glob=False).select(
-            pl.col("seq").min(), pl.len()).collect().row(0)
+        lowest, rows, ordered = pl.scan_parquet(file, glob=False).select(
+            pl.col("seq").min(), pl.len(), (pl.col("seq").diff() >= 0).all().alias("ordered"),
+        ).collect().row(0)
     except (Exception, pl.exceptions.PanicException):
-        return None, 0
-    return (None if lowest is None else int(lowest)), int(rows)
+        return None, 0, False
+    return (None if lowest is None else int(lowest)), int(rows), bool(ordered)
 
 
 def _segment_files(segments: Path) -> list[Path]:

@@ -1,0 +1,112 @@
+"""Peak memory of export and report against the recording's size on disk, at two lengths.
+
+Builds recordings of ``--frames`` and three times as many simulator trade frames (1 ms
+apart; no network). Each job runs in a process of its own, which reports its peak RSS
+(``VmHWM``) and its RSS once wsresearch is imported and the recording opened (``rest``):
+
+- ``export``: ``export_parquet(normalized=True)``;
+- ``report``: ``quality_report()``;
+- ``export+report``: ``export_with_report(normalized=True)``;
+- ``replay``: ``replay()``, which holds its output frames (for comparison).
+
+Flat means the peak above rest is the same for both lengths: the memory is bounded by the
+chunk size, not by the recording.
+
+Usage: python benchmarks/bench_streaming.py [--frames 500000] [--jobs export,report]
+       python benchmarks/bench_streaming.py --child JOB RECORDING OUT
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).parent
+JOBS = ("export", "report", "export+report", "replay")
+
+
+def rss_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def child(job: str, path: str, out: str) -> None:
+    from wsresearch import Recording, export_parquet, quality_report, replay
+    from wsresearch.exchanges import generic
+    from wsresearch.export import export_with_report
+
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    recording = Recording.open(path)
+    rest = rss_mb("VmRSS")
+    if job == "export":
+        export_parquet(recording, spec, out, normalized=True)
+    elif job == "report":
+        quality_report(recording, spec)
+    elif job == "export+report":
+        export_with_report(recording, spec, out, normalized=True)
+    else:
+        replay(recording, spec)
+    print(json.dumps({"rest_mb": rest, "peak_mb": rss_mb("VmHWM")}))
+
+
+def disk_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def build(path: Path, frames: int) -> None:
+    from wsresearch import Recording
+    from wsresearch.exchanges import generic
+    from wsresearch.testing import generic_frames
+
+    start_ns = 1_700_000_000_000_000_000
+    Recording.from_frames(path, ((start_ns + i * 1_000_000, f) for i, f in
+                                 enumerate(generic_frames(frames, seed=5))),
+                          spec=generic.spec(url="ws://127.0.0.1:1"))
+
+
+def measure(frames: int, jobs: list[str]) -> dict[tuple[str, int], dict[str, float]]:
+    """Per job and length factor: disk MB, rest MB, peak MB."""
+    found: dict[tuple[str, int], dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="wsr-bench-") as folder:
+        root = Path(folder)
+        for factor in (1, 3):
+            recording = root / f"rec{factor}"
+            build(recording, frames * factor)
+            for job in jobs:
+                out = root / f"out-{job}-{factor}"
+                result = subprocess.run(
+                    [sys.executable, str(HERE / "bench_streaming.py"), "--child", job,
+                     str(recording), str(out)], capture_output=True, text=True, check=True)
+                figures = json.loads(result.stdout.strip().splitlines()[-1])
+                found[(job, factor)] = {"disk_mb": disk_mb(recording), **figures}
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=500_000)
+    parser.add_argument("--jobs", default=",".join(JOBS))
+    parser.add_argument("--child", nargs=3, metavar=("JOB", "RECORDING", "OUT"))
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    jobs = [job for job in args.jobs.split(",") if job]
+    found = measure(args.frames, jobs)
+    print(f"{'job':<14} {'frames':>10} {'disk MB':>8} {'rest MB':>8} {'peak MB':>8} "
+          f"{'peak-rest / disk':>17} {'peak / disk':>12}")
+    for (job, factor), f in found.items():
+        above = f["peak_mb"] - f["rest_mb"]
+        print(f"{job:<14} {args.frames * factor:>10,} {f['disk_mb']:>8.1f} {f['rest_mb']:>8.0f} "
+              f"{f['peak_mb']:>8.0f} {above / f['disk_mb']:>17.2f} "
+              f"{f['peak_mb'] / f['disk_mb']:>12.2f}")
+
+
+if __name__ == "__main__":
+    main()
