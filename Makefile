@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-instructions notebooks clean
+.PHONY: demo test lint typecheck pytest bench bench-peers bench-instructions notebooks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "wsresearch needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -33,11 +33,24 @@ pytest: $(STAMP)
 notebooks: $(STAMP)
 	cd notebooks && ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace *.ipynb
 
-bench: $(STAMP)
+# The peers wsresearch is measured against (cryptofeed 2.4.1, orjson), in a venv of their own.
+PEERS := benchmarks/.peers-venv
+PEERS_STAMP := $(PEERS)/.installed
+
+$(PEERS_STAMP): benchmarks/peers/requirements.txt
+	@test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS)/bin/python -m pip install --quiet -r benchmarks/peers/requirements.txt
+	@touch $(PEERS_STAMP)
+
+bench: $(STAMP) $(PEERS_STAMP)
 	$(PY) benchmarks/suite.py
+
+bench-peers: $(STAMP) $(PEERS_STAMP)
+	$(PY) benchmarks/bench_peers.py
 
 bench-instructions: $(STAMP)
 	$(PY) benchmarks/instructions.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS) .pytest_cache .mypy_cache .ruff_cache

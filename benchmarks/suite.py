@@ -21,6 +21,12 @@ and the min-max of the per-round ratios, and the target where there is one:
   (``benchmarks/bench_books.py``);
 - ``wsresearch export --workers 2`` against ``--workers 1`` on 4 recordings of
   ``--messages / 2`` frames each (a process per recording at a time);
+- replay of 299,950 real Binance frames against cryptofeed 2.4.1's Binance handler and a
+  plain read + ``orjson.loads`` of the same frames, each in a process of its own, the peers
+  in their own venv (``benchmarks/bench_peers.py``; ``make bench`` creates the venv);
+- peak RSS of ``export`` and ``report`` (each in a process of its own) against the
+  recording's size on disk, for a recording of ``--messages`` frames and one three times
+  as long: flat means the same peak for both (``benchmarks/bench_streaming.py``);
 - ``Feed.frame()`` refresh after 10,000 new rows on a frame of 1M rows against the same on
   a frame of 10,000 rows (1.0 means the cost follows the new rows, not the total);
 - memory: peak RSS of a feed with a slow consumer under a flood, ``DROP_OLDEST`` and
@@ -31,7 +37,8 @@ and the min-max of the per-round ratios, and the target where there is one:
 
 Usage: python benchmarks/suite.py [--rounds 3] [--messages 300000] [--rate 20000]
        [--seconds 10] [--soak 300] [--flood 100000]
-       [--only imports,live,cpu,replay,normalize,books,workers,refresh,memory,soak]
+       [--only imports,live,cpu,replay,peers,normalize,books,workers,streaming,refresh,memory,
+              soak]
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import TypeAdapter
 
@@ -55,6 +63,8 @@ sys.path.insert(0, str(HERE))
 
 import bench_books  # noqa: E402
 import bench_import  # noqa: E402
+import bench_peers  # noqa: E402
+import bench_streaming  # noqa: E402
 from bench_pipeline import bare, full_feed, recv_loop  # noqa: E402
 from flood_server import running  # noqa: E402
 
@@ -165,6 +175,22 @@ def workers(args: argparse.Namespace, figure: Figure) -> None:
             figure.values.append(one / two)
 
 
+def peers(args: argparse.Namespace, figures: dict[str, Figure]) -> None:
+    """Replay against cryptofeed's Binance handler and read + orjson, same frames."""
+    found = bench_peers.measure(max(5, args.rounds), 50, bench_peers.PEERS)
+    for name in ("cryptofeed", "orjson"):
+        figures[name].values.extend(found[name])
+    figures["rate"].values.extend(v / 1000 for v in found["wsresearch_rate"])
+
+
+def streaming(args: argparse.Namespace, figures: dict[tuple[str, int], Figure]) -> None:
+    """Peak RSS of export and report over the recording's size, at two lengths."""
+    found = bench_streaming.measure(args.messages, ["export", "report"])
+    for (job, factor), f in found.items():
+        figures[(job, factor)].values.append(f["peak_mb"] / f["disk_mb"])
+        figures[(job, factor, "above")].values.append(f["peak_mb"] - f["rest_mb"])  # type: ignore[index]
+
+
 def refresh(args: argparse.Namespace, figure: Figure) -> None:
     trade = generic.Trade(symbol="BTC-USD", seq=1, trade_id=1, price=1.0, size=1.0,
                           side="buy", ts=0)
@@ -237,8 +263,8 @@ def main() -> None:
     parser.add_argument("--flood", type=int, default=100_000,
                         help="messages of the memory probes' flood (1x; 3x is the other)")
     parser.add_argument("--only",
-                        default="imports,live,cpu,replay,normalize,books,workers,refresh,"
-                                "memory,soak",
+                        default="imports,live,cpu,replay,peers,normalize,books,workers,"
+                                "streaming,refresh,memory,soak",
                         help="comma-separated steps to run (default: all)")
     args = parser.parse_args()
     on = Figure("live ingest, Feed recording", "bare websockets recv loop", ">= 0.5")
@@ -269,6 +295,19 @@ def main() -> None:
     book_replay = Figure("replay with books (Kraken v1 book1000)", "the same replay, no books")
     parallel = Figure("export --workers 2, 4 recordings", "the same with --workers 1",
                       ">= 1.7")
+    peer_figures = {
+        "cryptofeed": Figure("replay(), 300k Binance frames", "cryptofeed 2.4.1 playback", ">= 3"),
+        "orjson": Figure("replay(), 300k Binance frames", "read + orjson.loads", ">= 0.4"),
+        "rate": Figure("  replay, Binance frames per second", "(absolute)", unit="k/s"),
+    }
+    stream_figures: dict[tuple[Any, ...], Figure] = {}
+    for job in ("export", "report"):
+        for factor in (1, 3):
+            stream_figures[(job, factor)] = Figure(
+                f"{job} peak RSS, {factor}x recording", "recording size on disk", "<= 5",
+                unit="x")
+            stream_figures[(job, factor, "above")] = Figure(
+                f"  {job} peak above rest, {factor}x", "(absolute)", "flat", unit="MB")
     steps = {
         "imports": ("import cost", lambda: imports(args, imported)),
         "live": ("live ingest", lambda: live(args, on, off, ratio)),
@@ -277,6 +316,9 @@ def main() -> None:
         "normalize": ("normalized tables", lambda: normalizing(args, normalized, normalized_us)),
         "books": ("order books", lambda: books(args, book_figures, book_levels, book_replay)),
         "workers": ("parallel export", lambda: workers(args, parallel)),
+        "peers": ("replay against peers", lambda: peers(args, peer_figures)),
+        "streaming": ("export and report memory",
+                      lambda: streaming(args, stream_figures)),  # type: ignore[arg-type]
         "refresh": ("frame refresh", lambda: refresh(args, refreshed)),
         "memory": ("memory under a flood", lambda: memory(args, memory_figures)),
         "soak": ("reconnect soak", lambda: soak(args, growth)),
@@ -292,9 +334,10 @@ def main() -> None:
     print(f"\nPython {sys.version.split()[0]}, {args.rounds} rounds; median and min-max of "
           "per-round ratios to the baseline measured in the same round")
     print(f"{'figure':<44} {'baseline':<34} {'median':>8} {'min-max':<15} {'unit':<5} target")
-    for figure in (imported, on, off, ratio, cpu_ratio, cpu_us, replayed, normalized,
+    for figure in (imported, on, off, ratio, cpu_ratio, cpu_us, replayed,
+                   *peer_figures.values(), normalized,
                    normalized_us, *book_figures.values(), book_levels, book_replay, parallel,
-                   refreshed,
+                   *stream_figures.values(), refreshed,
                    *memory_figures.values(), growth):
         print(figure.row())
 
