@@ -212,3 +212,28 @@ def test_a_report_is_the_same_for_every_chunk_size(path: Path) -> None:
         assert_frame_equal(getattr(whole, table), getattr(small, table))
     frames_only = quality_report(path, None, chunk_events=10**9)
     assert_frame_equal(frames_only.summary(), quality_report(path, None, chunk_events=7).summary())
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_collector_pauses_within_chunks_only_and_is_left_as_it_was(enabled: bool) -> None:
+    import gc
+
+    seen: list[bool] = []
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    trade = spec.channel("trade")
+
+    def exchange_time(message: generic.Trade) -> int:
+        seen.append(gc.isenabled())
+        return message.ts
+
+    channels = [trade.model_copy(update={"exchange_time": exchange_time}) if c.name == "trade"
+                else c for c in spec.channels]
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        replay(SESSION, spec.replace(channels=channels), chunk_events=500)
+        assert gc.isenabled() == enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen
+    assert not any(seen), "no collection is started inside a chunk"

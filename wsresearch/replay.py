@@ -23,9 +23,10 @@ import base64
 import binascii
 import bisect
 import contextlib
+import gc
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -216,7 +217,8 @@ def replay_in_chunks(
     driver = _Driver(pipeline, clock, round(spec.check_interval * NS_PER_S), skip, progress,
                      recording.event_count, recording.path)
     for chunk in chunks:
-        driver.feed(chunk)
+        with _collector_paused():
+            driver.feed(chunk)
         if after_chunk is not None:
             after_chunk(pipeline, chunk)
     messages, skipped, generations = driver.finish()
@@ -372,6 +374,25 @@ class _Driver:
         if self.progress is not None:
             self.progress(self.offset, self.offset)
         return self.messages, self.messages - self.kept, self.generations
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for one chunk of a replay.
+
+    A chunk allocates hundreds of thousands of short-lived objects (decoded messages,
+    models, rows) that hold no reference cycles; each collection the allocations
+    trigger would walk them all for nothing (a fifth of a replay's time). Reference
+    counting frees them as usual; the collector resumes after the chunk, so whatever
+    cycles a chunk made are collected then, and memory stays bounded by the chunk.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _run_checks(
