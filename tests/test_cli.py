@@ -254,6 +254,24 @@ def test_report_prints_the_summary_and_writes_html(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "is not a recording" in missing.stderr
 
 
+def test_report_of_several_recordings_in_parallel_prints_what_one_at_a_time_prints(
+    tmp_path: Path,
+) -> None:
+    kraken = str(DATA.parent.parent / "recordings" / "kraken_cryptofeed_2021-04-17_v1_trade")
+    serial = run("report", str(DATA), kraken, "--workers", "1")
+    parallel = run("report", str(DATA), kraken, "--workers", "2", "--html", str(tmp_path / "h"))
+    assert serial.returncode == 0, serial.stderr
+    assert parallel.returncode == 0, parallel.stderr
+    lines = [line for line in parallel.stdout.splitlines()
+             if not line.startswith(("reporting on", "report written"))]
+    assert lines == serial.stdout.splitlines()
+    assert serial.stdout.index(f"feed quality: {DATA}") < serial.stdout.index(
+        f"feed quality: {kraken}")
+    written = sorted((tmp_path / "h").glob("*.html"))
+    assert len(written) == 2
+    assert all(path.read_text().startswith("<!doctype html>") for path in written)
+
+
 def test_export_with_an_adapter_of_several_apis_takes_every_channel_of_the_chosen_one(
     tmp_path: Path,
 ) -> None:

@@ -49,7 +49,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -217,9 +217,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "feed was like: connections and closes, downtime, silences, duplicates, rejects, "
         "sequence gaps, latency. --html writes the full report with plots.",
     )
-    report.add_argument("dir", help="a recording directory")
+    report.add_argument("dirs", nargs="+", metavar="DIR", help="recording directories")
     report.add_argument("--html", metavar="FILE", default=None,
-                        help="also write a self-contained HTML report (needs matplotlib)")
+                        help="also write a self-contained HTML report (needs matplotlib); "
+                             "with several DIRs, a folder for <recording id>.html each")
+    report.add_argument("--workers", type=_workers, default=1, metavar="N",
+                        help="report on N recordings at a time, each in its own process "
+                             "(default 1; the same reports, printed in the order given)")
     _add_chunk_events(report)
 
     export = commands.add_parser(
@@ -650,14 +654,54 @@ def _export_spec(args: argparse.Namespace, recording: Recording) -> FeedSpec | N
 
 
 async def _report(args: argparse.Namespace, console: Console) -> int:
+    if len(args.dirs) == 1:  # one recording: with its progress bar, straight to the console
+        folder = args.dirs[0]
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"analysing {escape(str(folder))}", total=None)
+            await asyncio.to_thread(_print_report, console, folder, args.chunk_events,
+                                    args.html, functools.partial(_advance, bar, task))
+        return 0
+    html = None if args.html is None else await asyncio.to_thread(_report_folder, args.html)
+    jobs = [(folder, args.chunk_events, html, console.width) for folder in args.dirs]
+    if args.workers == 1:
+        for job in jobs:
+            console.print(await asyncio.to_thread(_report_job, *job), end="", markup=False,
+                          highlight=False)
+        return 0
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    loop = asyncio.get_running_loop()
+    _say(console, f"reporting on {len(jobs)} recordings, {args.workers} at a time")
+    context = multiprocessing.get_context("spawn")  # fresh interpreters, no threads copied
+    with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+        for done in [loop.run_in_executor(pool, _report_job, *job) for job in jobs]:
+            console.print(await done, end="", markup=False, highlight=False)
+    return 0
+
+
+def _report_job(folder: str, chunk_events: int, html: Path | None, width: int) -> str:
+    """One recording's report as the console would show it (in a worker process, or not)."""
+    import io
+
+    from .export import recording_id
+
+    out = Console(file=io.StringIO(), width=width, color_system=None, soft_wrap=True)
+    target = None
+    if html is not None:
+        target = str(html / f"{recording_id(Recording.open(folder))}.html")
+    _print_report(out, folder, chunk_events, target, None)
+    assert isinstance(out.file, io.StringIO)
+    return out.file.getvalue()
+
+
+def _print_report(console: Console, folder: str, chunk_events: int, html: str | None,
+                  progress: Callable[[int, int], None] | None) -> None:
+    """Replay ``folder`` for its report; print its summary and connections; write the HTML."""
     from .quality import quality_report
 
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task(f"analysing {escape(str(args.dir))}", total=None)
-        report = await asyncio.to_thread(
-            quality_report, args.dir, progress=functools.partial(_advance, bar, task),
-            chunk_events=args.chunk_events)
-    table = _table(f"feed quality: {args.dir}")
+    report = quality_report(folder, progress=progress, chunk_events=chunk_events)
+    table = _table(f"feed quality: {folder}")
     table.add_column("metric")
     table.add_column("value")
     for metric, value in report.summary().iter_rows():
@@ -672,10 +716,9 @@ async def _report(args: argparse.Namespace, console: Console) -> int:
                               if isinstance(row[c], float) else printable(str(row[c])))
                          for c in columns))
     console.print(closes)
-    if args.html:
-        path = await asyncio.to_thread(report.to_html, args.html)
+    if html:
+        path = report.to_html(html)
         _say(console, f"report written to {path}")
-    return 0
 
 
 def _advance(bar: Progress, task: TaskID, done: int, total: int) -> None:
