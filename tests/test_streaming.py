@@ -237,3 +237,15 @@ def test_the_collector_pauses_within_chunks_only_and_is_left_as_it_was(enabled: 
         (gc.enable if was else gc.disable)()
     assert seen
     assert not any(seen), "no collection is started inside a chunk"
+
+
+def test_a_spec_that_is_not_a_feedspec_is_refused_before_any_work(tmp_path: Path) -> None:
+    from wsresearch import export_parquet, quality_report
+    from wsresearch.export import export_with_report
+
+    for call in (lambda: export_parquet(SESSION, "generic", tmp_path / "a"),  # type: ignore[arg-type]
+                 lambda: export_with_report(SESSION, "generic", tmp_path / "b"),  # type: ignore[arg-type]
+                 lambda: quality_report(SESSION, "generic")):  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="spec must be a FeedSpec"):
+            call()
+    assert not list(tmp_path.iterdir()), "nothing was written"

@@ -179,13 +179,7 @@ def export_parquet(
     root = _dataset_dir(out_dir)
     if not isinstance(recording, Recording):
         recording = Recording.open(recording)
-    if result is not None:
-        spec = result.spec
-    elif spec is None:
-        spec = recording.spec
-        if spec is None:
-            raise ValueError(
-                f"{recording.path} was recorded with a spec built by hand; pass it as spec=")
+    spec = result.spec if result is not None else _spec_of(recording, spec)
     if result is not None:
         unsafe = sorted(name for name in result.frames if not re.fullmatch(CHANNEL_NAME, name))
         if unsafe:  # a Channel refuses such names; a frames dict built by hand might not
@@ -193,7 +187,7 @@ def export_parquet(
     export = _Export(root, recording, spec, normalized)
     try:
         if result is None:
-            assert spec is not None  # found above
+            assert spec is not None  # found by _spec_of
             kept = replay_in_chunks(recording, spec, "complete", progress, chunk_events,
                                     export.take)
             # Channels normalized from all their rows at once: in the store until now.
@@ -352,10 +346,7 @@ def export_with_report(
     if not isinstance(recording, Recording):
         recording = Recording.open(recording)
     rule = hole_rule(**report_options)
-    spec = spec if spec is not None else recording.spec
-    if spec is None:
-        raise ValueError(
-            f"{recording.path} was recorded with a spec built by hand; pass it as spec=")
+    spec = _spec_of(recording, spec)
     export = _Export(root, recording, spec, normalized)
     inputs = ReportInputs(spec)
 
@@ -378,18 +369,24 @@ def export_with_report(
     return summary, inputs.report(recording, spec, result, rule)
 
 
+def _spec_of(recording: Recording, spec: FeedSpec | None) -> FeedSpec:
+    """``spec``, or the recording's own; a TypeError or ValueError before any work."""
+    if spec is not None and not isinstance(spec, FeedSpec):
+        raise TypeError(f"spec must be a FeedSpec (or None: the recording's own), "
+                        f"got {type(spec).__name__}")
+    found = spec if spec is not None else recording.spec
+    if found is None:
+        raise ValueError(
+            f"{recording.path} was recorded with a spec built by hand; pass it as spec=")
+    return found
+
+
 def _dataset_dir(out_dir: str | os.PathLike[str]) -> Path:
     """``out_dir`` as a path, or a ValueError if it is a file (checked before any replay)."""
     root = Path(out_dir)
     if root.exists() and not root.is_dir():
         raise ValueError(f"out_dir {root} is a file; a dataset is a directory")
     return root
-
-
-def _connections(recording: Recording, rid: str) -> pl.DataFrame:
-    events = recording.events().filter(pl.col("kind").is_in(["open", "close"]))
-    return events.select(pl.lit(rid).alias("recording"), *TIMELINE_SCHEMA).cast(
-        CONNECTION_SCHEMA)  # type: ignore[arg-type]
 
 
 def _ns(bound: Time) -> int:

@@ -698,6 +698,9 @@ def quality_report(
             raise TypeError(f"quality_report() takes a Recording, its directory, or a live "
                             f"Feed; got {type(source).__name__}")
         return _from_feed(source, rule)
+    if spec is not None and not isinstance(spec, FeedSpec):
+        raise TypeError(f"spec must be a FeedSpec (or None: the recording's own), "
+                        f"got {type(spec).__name__}")
     recording = source if isinstance(source, Recording) else Recording.open(source)
     return _from_recording(recording, spec if spec is not None else recording.spec, progress,
                            rule, result, chunk_events)
