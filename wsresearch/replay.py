@@ -207,8 +207,24 @@ def replay_in_chunks(
 ) -> ReplayResult:
     """:func:`replay`, calling ``after_chunk(pipeline, events)`` after each chunk of events.
 
-    For consumers that take the rows out as they come (the export writes them and clears
-    the store), so that what is held stays one chunk's worth.
+    For consumers that take the rows out as they come, so that what is held stays one
+    chunk's worth: the export writes them (:func:`~wsresearch.export.export_parquet`), the
+    report keeps their receive times (:class:`~wsresearch.quality.ReportInputs`). Rows
+    taken with :meth:`FrameStore.take <wsresearch.frames.FrameStore.take>` are not in the
+    result's frames; everything else in it (counts, gaps, health, books) is the replay's.
+
+    Parameters
+    ----------
+    recording, spec, mode, progress, chunk_events
+        As for :func:`replay` (``spec`` is required here).
+    after_chunk
+        Called after each chunk with the pipeline and the chunk's events (the recording's
+        rows, ``seq`` order); ``None``: :func:`replay` itself.
+
+    Raises
+    ------
+    ValueError
+        For a ``chunk_events`` that is not a positive int.
     """
     chunks = recording.chunks(chunk_events)  # checks chunk_events before any work
     skip = recording.dropped() if mode == "faithful" else set()
