@@ -25,7 +25,7 @@ FLOORS = [
     ("core", {"pipeline"}),
     ("I/O", {"connection", "recording", "snapshots"}),
     ("composition", {"feed", "replay"}),
-    ("tools", {"quality", "export", "widgets", "console", "importers"}),
+    ("tools", {"quality", "export", "widgets", "console", "importers", "_split"}),
     ("rigs", {"testing"}),
     ("command line", {"cli"}),  # its demo and simulate commands run the rigs
 ]

@@ -64,12 +64,26 @@ class Staging:
         The ``exchange`` partition of every file.
     """
 
-    def __init__(self, root: Path, exchange: str) -> None:
+    def __init__(self, root: Path, exchange: str, folder: Path | None = None) -> None:
         self.root = root
         self.exchange = exchange
-        self.folder = Path(tempfile.mkdtemp(prefix=".export-", dir=root))  # 0700
+        # 0700; a part of a recording exported in parts stages into its own sub-folder
+        self.folder = Path(tempfile.mkdtemp(prefix=".export-", dir=folder or root))
         self._partitions: dict[tuple[str, dt.date], _Partition] = {}
         self._written = 0
+
+    @property
+    def partitions(self) -> list[_Partition]:
+        """The partitions staged so far, each with its part files in order."""
+        return list(self._partitions.values())
+
+    def adopt(self, partitions: list[_Partition]) -> None:
+        """Append another staging's parts (of a later part of the recording) to these."""
+        for other in partitions:
+            mine = self._partitions.setdefault((other.folder, other.day),
+                                               _Partition(other.folder, other.day))
+            mine.parts += other.parts
+            mine.bounds += other.bounds
 
     def add(self, folder: str, frame: pl.DataFrame) -> None:
         """Stage ``frame``'s rows of ``folder`` (``channel=...``, or ``kind=...`` with ``_source``).

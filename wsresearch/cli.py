@@ -244,8 +244,9 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("--option", action="append", default=[], type=_option,
                         metavar="KEY=VALUE", help="with --exchange: an adapter option")
     export.add_argument("--workers", type=_workers, default=1, metavar="N",
-                        help="export N recordings at a time, each in its own process "
-                             "(default 1; the dataset is the same)")
+                        help="export N recordings at a time, each in its own process; one "
+                             "recording is split where its connections begin (default 1; "
+                             "the dataset is the same)")
     export.add_argument("--report", metavar="FOLDER", default=None,
                         help="also write each recording's quality report (HTML, needs "
                              "matplotlib) as FOLDER/<recording>.html, from the same replay")
@@ -741,7 +742,8 @@ async def _export(args: argparse.Namespace, console: Console) -> int:
             if reports is None:
                 summary = await asyncio.to_thread(
                     export_parquet, recording, spec, args.out, normalized=args.normalized,
-                    progress=advance, chunk_events=args.chunk_events)
+                    progress=advance, chunk_events=args.chunk_events,
+                    workers=args.workers)  # one recording: split where connections begin
             else:  # one replay for both
                 summary, report = await asyncio.to_thread(
                     export_with_report, recording, spec, args.out,
@@ -802,7 +804,8 @@ def _exported(folder: str, summary: ExportSummary, out: str) -> str:
     """What ``export`` says of one recording it wrote."""
     rows = ", ".join(f"{name} {n}" for name, n in summary.rows.items() if n) or "no rows"
     again = f", replacing {summary.replaced} earlier file(s)" if summary.replaced else ""
-    return f"{folder}: {rows} -> {out} as {summary.recording}{again}"
+    parts = f", by {summary.parts} processes" if summary.parts > 1 else ""
+    return f"{folder}: {rows} -> {out} as {summary.recording}{again}{parts}"
 
 
 def _report_folder(path: str) -> Path:

@@ -101,6 +101,21 @@ class DedupeCache:
                 del expiry[key]
                 return
 
+    def state(self) -> list[tuple[Hashable, int | float]]:
+        """Every key remembered, with its expiry, in insertion order: all :meth:`seen` depends on.
+
+        Two caches of one ``maxsize`` and ``ttl`` with equal states answer every later
+        question alike: how a long recording exported in parts (each part warmed up on the
+        messages before it) is checked against the cache the part before handed over.
+        """
+        expiry = self._expiry
+        return [(key, until) for key, until in self._order if expiry.get(key) == until]
+
+    def load(self, state: list[tuple[Hashable, int | float]]) -> None:
+        """Remember exactly ``state`` (from :meth:`state`), forgetting everything else."""
+        self._expiry = dict(state)
+        self._order = deque(state)
+
     @property
     def entries(self) -> int:
         """Entries held in memory: the keys remembered, and expired ones not yet dropped.

@@ -32,8 +32,10 @@ disk and renamed (a symlink planted at a predictable name is never followed).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +45,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from . import _split
 from ._files import make_private_dirs, write_private_parquet
 from ._staging import SOURCE, Staging
 from .book import Books
@@ -67,6 +70,8 @@ __all__ = [
     "merge_events",
     "recording_id",
 ]
+
+log = logging.getLogger(__name__)
 
 _CONNECTIONS = "_connections"
 _NS_PER_DAY = 86_400 * NS_PER_S
@@ -95,6 +100,8 @@ class ExportSummary:
         Every file written, connections table included.
     replaced
         Files of an earlier export of the same recording that were removed.
+    parts
+        Processes the recording was exported by (``workers``; 1 when it was not split).
     """
 
     recording: str
@@ -102,6 +109,7 @@ class ExportSummary:
     files: list[Path] = field(default_factory=list)
     replaced: int = 0
     normalized: dict[str, int] = field(default_factory=dict)
+    parts: int = 1
 
 
 def recording_id(recording: Recording) -> str:
@@ -137,6 +145,7 @@ def export_parquet(
     progress: Callable[[int, int], None] | None = None,
     result: ReplayResult | None = None,
     chunk_events: int = CHUNK_EVENTS,
+    workers: int = 1,
 ) -> ExportSummary:
     """Replay ``recording`` through ``spec`` and write its rows into the dataset at ``out_dir``.
 
@@ -163,6 +172,12 @@ def export_parquet(
         no replay of its own.
     chunk_events
         Events replayed between two writes: the working set's bound.
+    workers
+        Processes to export the recording with: above 1, it is split where connections
+        begin into that many parts of about equal length, each replayed in a process of
+        its own (:mod:`wsresearch._split`); the dataset is the same. A recording with one
+        connection, a spec built by hand, or a stateful normalized table is exported by
+        one process (``ExportSummary.parts`` says how many there were).
 
     Returns
     -------
@@ -184,6 +199,13 @@ def export_parquet(
         unsafe = sorted(name for name in result.frames if not re.fullmatch(CHANNEL_NAME, name))
         if unsafe:  # a Channel refuses such names; a frames dict built by hand might not
             raise ValueError(f"channel name(s) {unsafe} cannot name a dataset folder")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    if result is None and workers > 1:
+        assert spec is not None  # found by _spec_of
+        split = _split_export(root, recording, spec, normalized, chunk_events, workers)
+        if split is not None:
+            return split
     export = _Export(root, recording, spec, normalized)
     try:
         if result is None:
@@ -201,11 +223,41 @@ def export_parquet(
         export.close()
 
 
+def _split_export(root: Path, recording: Recording, spec: FeedSpec, normalized: bool,
+                  chunk_events: int, workers: int) -> ExportSummary | None:
+    """The export made by ``workers`` processes, or ``None`` if it cannot be split."""
+    reason = _split.splittable(spec, normalized)
+    if reason is not None:
+        log.info("%s is exported by one process: %s", recording.path, reason)
+        return None
+    parts = _split.plan(recording, workers, spec.dedupe_ttl)
+    if len(parts) < 2:
+        log.info("%s is exported by one process: it has one connection", recording.path)
+        return None
+    export = _Export(root, recording, spec, normalized)
+    try:
+        done = _split.run_parts(str(recording.path), spec, normalized, chunk_events, parts,
+                                export.staging.folder, root, workers)
+        for part in done:
+            export.staging.adopt(part.partitions)
+            for name, count in part.rows.items():
+                export.rows[name] = export.rows.get(name, 0) + count
+            for kind, count in part.kinds.items():
+                export.kinds[kind] = export.kinds.get(kind, 0) + count
+            export.timeline.append(part.timeline)
+        export.events = recording.event_count
+        head = next(recording.chunks(_HEAD), pl.DataFrame(schema={"data": pl.String}))
+        export.head = head["data"].to_list()
+        return dataclasses.replace(export.finish(), parts=len(parts))
+    finally:
+        export.close()
+
+
 class _Export:
     """One export in progress: the rows taken from the replay as it goes, staged, then named."""
 
     def __init__(self, root: Path, recording: Recording, spec: FeedSpec | None,
-                 normalized: bool) -> None:
+                 normalized: bool, staging: Path | None = None) -> None:
         unsafe = [] if spec is None else sorted(
             c.name for c in spec.channels if not re.fullmatch(CHANNEL_NAME, c.name))
         if unsafe:  # a Channel refuses such names; a spec built by hand might not
@@ -216,7 +268,7 @@ class _Export:
                              "folder")
         self.root, self.recording, self.spec = root, recording, spec
         make_private_dirs(root)
-        self.staging = Staging(root, self.exchange)
+        self.staging = Staging(root, self.exchange, staging)
         self.rows: dict[str, int] = {} if spec is None else dict.fromkeys(spec.channel_names, 0)
         self.kinds: dict[str, int] = {}
         self.order = {} if spec is None else {c.name: i for i, c in enumerate(spec.channels)}

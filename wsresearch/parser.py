@@ -637,6 +637,17 @@ class MessageParser:
         self.counts[OK] -= 1
         return self._reject(SCHEMA_ERROR, raw, detail, channel, now_ns)
 
+    def dedupe_state(self) -> dict[str, list[tuple[Hashable, int | float]]]:
+        """Each de-duplicated channel's cache state (:meth:`DedupeCache.state`)."""
+        return {name: route.cache.state() for name, route in self._routes.items()
+                if route.cache is not None}
+
+    def load_dedupe_state(self, state: Mapping[str, list[tuple[Hashable, int | float]]]) -> None:
+        """Give each channel's cache the state :meth:`dedupe_state` took (others: empty)."""
+        for name, route in self._routes.items():
+            if route.cache is not None:
+                route.cache.load(list(state.get(name, ())))
+
     @property
     def rejected(self) -> int:
         """Total rejects since creation (all reasons)."""

@@ -26,7 +26,7 @@ import contextlib
 import gc
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -204,6 +204,9 @@ def replay_in_chunks(
     progress: Callable[[int, int], None] | None,
     chunk_events: int,
     after_chunk: Callable[[Pipeline, pl.DataFrame], None] | None,
+    *,
+    chunks: Iterable[pl.DataFrame] | None = None,
+    before: Callable[[Pipeline], None] | None = None,
 ) -> ReplayResult:
     """:func:`replay`, calling ``after_chunk(pipeline, events)`` after each chunk of events.
 
@@ -220,16 +223,25 @@ def replay_in_chunks(
     after_chunk
         Called after each chunk with the pipeline and the chunk's events (the recording's
         rows, ``seq`` order); ``None``: :func:`replay` itself.
+    chunks
+        The events to replay, in ``seq`` order (default: the whole recording, in chunks
+        of ``chunk_events``): a part of a recording exported in parts.
+    before
+        Called with the pipeline before the first event (to hand it state).
 
     Raises
     ------
     ValueError
         For a ``chunk_events`` that is not a positive int.
     """
-    chunks = recording.chunks(chunk_events)  # checks chunk_events before any work
+    read = recording.chunks(chunk_events)  # checks chunk_events before any work
+    if chunks is None:
+        chunks = read
     skip = recording.dropped() if mode == "faithful" else set()
     clock = VirtualClock(mono_ns=0, wall_ns=0)
     pipeline = Pipeline(spec, clock)
+    if before is not None:
+        before(pipeline)
     driver = _Driver(pipeline, clock, round(spec.check_interval * NS_PER_S), skip, progress,
                      recording.event_count, recording.path)
     for chunk in chunks:

@@ -1,0 +1,112 @@
+"""One recording exported by several processes, split where connections begin: the same dataset."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from wsresearch import Recording, export_parquet
+from wsresearch._split import plan
+from wsresearch.exchanges import bybit, generic
+from wsresearch.recording.writer import Captured, write_events
+
+START = 1_700_000_000 * 10**9
+S = 10**9
+
+
+def trade(n: int, trade_id: int, ms: int) -> str:
+    return json.dumps({"type": "trade", "symbol": "BTC-USD", "seq": n, "trade_id": trade_id,
+                       "price": "1.5", "size": "0.1", "side": "buy", "ts": START + ms * 10**6})
+
+
+def session(path: Path, connections: list[tuple[float, float]], chain: float | None) -> Recording:
+    """Connections ``(from_s, to_s)``, a trade each 0.5 s with fresh ids; the first seconds of
+    each connection repeat the last trades of the one before (duplicates across a reconnect).
+    ``chain``: also a trade id repeated every that many seconds all along, whose de-dup life
+    (60 s from when it was last new) depends on the whole history before any point."""
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    events = []
+    n = 0
+    last: list[tuple[int, int]] = []
+    for low, high in connections:
+        events.append(Captured("open", START + round(low * S), spec.url))
+        t = low
+        for trade_id, ms in last[-4:]:  # the reconnect overlap
+            n += 1
+            events.append(Captured("frame", START + round(t * S), trade(n, trade_id, ms)))
+        next_chain = low
+        while t < high:
+            n += 1
+            trade_id = 1_000_000 + n
+            events.append(Captured("frame", START + round(t * S), trade(n, trade_id, round(t * 1000))))
+            last.append((trade_id, round(t * 1000)))
+            if chain is not None and t >= next_chain:
+                n += 1
+                events.append(Captured("frame", START + round(t * S), trade(n, 7, 0)))
+                next_chain += chain
+            t += 0.5
+    write_events(path, events, source_url=spec.url, origin=spec.origin)
+    return Recording.open(path)
+
+
+def assert_same_dataset(a: Path, b: Path) -> None:
+    files = sorted(f.relative_to(a) for f in a.rglob("*.parquet"))
+    assert files == sorted(f.relative_to(b) for f in b.rglob("*.parquet"))
+    assert files
+    for file in files:
+        assert_frame_equal(pl.read_parquet(a / file), pl.read_parquet(b / file))
+
+
+def test_a_long_recording_split_over_processes_gives_the_serial_dataset(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Four connections of 150 s: each part after the first warms up on the 120 s before it.
+    recording = session(tmp_path / "rec", [(0, 150), (151, 300), (301, 450), (451, 600)],
+                        chain=None)
+    parts = plan(recording, 3, 60.0)
+    assert len(parts) == 3
+    assert all(0 < part.warm < part.start for part in parts[1:]), parts
+    serial = export_parquet(recording, None, tmp_path / "serial", normalized=True)
+    assert serial.rows["trade"] < recording.event_count - 8, "the overlaps are duplicates"
+    with caplog.at_level(logging.INFO, logger="wsresearch._split"):
+        split = export_parquet(recording, None, tmp_path / "split", normalized=True, workers=3)
+    assert split.parts == 3
+    assert (split.recording, split.rows, split.normalized) == (
+        serial.recording, serial.rows, serial.normalized)
+    assert_same_dataset(tmp_path / "serial", tmp_path / "split")
+    assert "replayed again" not in caplog.text, "every warm-up found the state handed over"
+
+
+def test_a_part_whose_warm_up_misses_the_caches_is_replayed_from_the_hand_over(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # A trade id repeated every 40 s: when it is new again depends on all that came before,
+    # and the warm-up (120 s) starts between two of its repeats.
+    recording = session(tmp_path / "rec", [(0, 200.5), (201, 400.5)], chain=40.0)
+    serial = export_parquet(recording, None, tmp_path / "serial")
+    with caplog.at_level(logging.INFO, logger="wsresearch._split"):
+        split = export_parquet(recording, None, tmp_path / "split", workers=2)
+    assert split.parts == 2
+    assert "replayed again" in caplog.text
+    assert_same_dataset(tmp_path / "serial", tmp_path / "split")
+
+
+def test_what_cannot_be_split_is_exported_by_one_process(tmp_path: Path) -> None:
+    one = session(tmp_path / "one", [(0, 30)], chain=None)
+    assert export_parquet(one, None, tmp_path / "a", workers=2).parts == 1
+    by_hand = generic.spec(url="ws://127.0.0.1:1").replace(dedupe_ttl=5.0)
+    many = session(tmp_path / "many", [(0, 30), (31, 60)], chain=None)
+    assert export_parquet(many, by_hand, tmp_path / "b", workers=2).parts == 1
+    stateful = bybit.spec(["BTCUSDT"], ["tickers"])
+    assert "carries state" in (__import__("wsresearch._split")._split.splittable(
+        stateful, normalized=True) or "")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_workers_must_be_a_positive_int(tmp_path: Path, bad: object) -> None:
+    with pytest.raises(ValueError, match="workers must be a positive int"):
+        export_parquet(Path(__file__).parent.parent / "data" / "sessions" / "sim-faults", None,
+                       tmp_path / "x", workers=bad)  # type: ignore[arg-type]

@@ -1,0 +1,214 @@
+"""One long recording exported by several processes, split where its connections begin.
+
+An export's rows after a new connection depend on what came before it through one thing
+only: the de-dup caches (a message repeated across a reconnect is a duplicate). Sequence
+expectations are forgotten at a new connection, and every order book waits for the new
+connection's snapshot. So a recording splits at ``open`` events into parts of about equal
+length, and each part is replayed in its own process:
+
+- first the messages of the ``2 * dedupe_ttl`` before its first ``open`` (a *warm-up*,
+  whose rows are let go), which fill the caches as the whole replay had them at that point
+  in all but contrived cases;
+- then its own events, whose rows are staged as a one-process export stages them.
+
+Whether the warm-up got the caches right is then checked, not assumed: each part reports
+its caches' state (:meth:`~wsresearch.dedupe.DedupeCache.state`) when its own events begin,
+and the part before it reports its state when they end. Where the two differ, the part is
+replayed again from the state handed over, one part after the other. The dataset is then
+the one a single process writes, file for file (``tests/test_split.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+from collections.abc import Hashable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from .clock import NS_PER_S
+from .exchanges import rebuild
+from .normalize import is_stateful
+from .pipeline import Pipeline
+from .recording import Recording
+from .recording.format import TIMELINE_SCHEMA
+from .replay import replay_in_chunks
+from .spec import FeedSpec, SpecOrigin
+
+__all__ = ["Part", "plan", "splittable"]
+
+log = logging.getLogger(__name__)
+
+State = dict[str, list[tuple[Hashable, int | float]]]
+
+
+@dataclass(frozen=True)
+class Part:
+    """A part of a recording: its own events ``[start, end)`` by ``seq``, replayed from ``warm``."""
+
+    warm: int
+    start: int
+    end: int | None  # None: to the end of the recording
+
+
+@dataclass
+class _Done:
+    """What a part's process hands back."""
+
+    rows: dict[str, int]
+    kinds: dict[str, int]
+    partitions: list[Any]
+    timeline: pl.DataFrame
+    state_at_start: State
+    state_at_end: State
+
+
+def splittable(spec: FeedSpec, normalized: bool) -> str | None:
+    """Why ``spec``'s export cannot be split, or ``None`` when it can.
+
+    A part's process rebuilds the spec from its origin (a spec holds functions, which do
+    not cross processes); a normalizer that carries state (:func:`~wsresearch.normalize.stateful`)
+    needs all its channel's rows in one process.
+    """
+    if spec.origin is None:
+        return "its spec was built or changed by hand (no adapter origin to rebuild it from)"
+    if normalized and any(is_stateful(n) for c in spec.channels for n in c.normalized.values()):
+        return "a normalized table of its spec carries state from row to row"
+    return None
+
+
+def plan(recording: Recording, parts: int, ttl_s: float) -> list[Part]:
+    """Split ``recording`` at ``open`` events into at most ``parts`` parts of about equal events.
+
+    Each part begins at the ``open`` nearest to its share of the events.
+
+    Two passes over the ``seq``, ``kind`` and ``mono_ns`` columns: the opens and the
+    count, then where each part's warm-up begins (the first event whose running maximum
+    receive time reaches ``2 * ttl_s`` before the part's first ``open``).
+    """
+    total = 0
+    opens: list[tuple[int, int, int]] = []  # (event index, seq, mono_ns)
+    for chunk in recording.chunks():
+        opened = chunk.with_row_index("i").filter(pl.col("kind") == "open")
+        opens += [(total + i, seq, mono) for i, seq, mono in
+                  opened.select("i", "seq", "mono_ns").iter_rows()]
+        total += chunk.height
+    chosen: list[tuple[int, int]] = []  # (seq, mono) of each part's first open
+    inner = [o for o in opens if o[0] > 0]
+    for k in range(1, parts):
+        target = total * k // parts
+        if not inner:
+            break
+        nearest = min(inner, key=lambda o: abs(o[0] - target))
+        if not chosen or nearest[1] > chosen[-1][0]:
+            chosen.append((nearest[1], nearest[2]))
+    if not chosen:
+        return [Part(warm=0, start=0, end=None)]
+    window = round(2 * ttl_s * NS_PER_S)
+    warm: list[int | None] = [None] * len(chosen)
+    reach: int | None = None
+    for chunk in recording.chunks():
+        maxima = chunk["mono_ns"].cum_max()
+        if reach is not None:
+            maxima = maxima.clip(lower_bound=reach)
+        reach = int(maxima[-1])
+        for k, (_, mono) in enumerate(chosen):
+            if warm[k] is None:
+                hits = chunk.filter(maxima >= mono - window)
+                if hits.height:
+                    warm[k] = int(hits["seq"][0])
+        if all(w is not None for w in warm):
+            break
+    starts = [seq for seq, _ in chosen]
+    found: list[Part] = [Part(warm=0, start=0, end=starts[0])]
+    for k, start in enumerate(starts):
+        begin = warm[k]
+        found.append(Part(warm=start if begin is None else min(begin, start), start=start,
+                          end=starts[k + 1] if k + 1 < len(starts) else None))
+    return found
+
+
+def _pieces(recording: Recording, part: Part, chunk_events: int) -> Iterator[pl.DataFrame]:
+    """The events of ``part`` from its warm-up on, each chunk cut at its ``start``."""
+    seq = pl.col("seq")
+    for chunk in recording.chunks(chunk_events):
+        if part.end is not None and chunk["seq"][0] >= part.end:
+            return  # in seq order: nothing later is this part's
+        if part.end is not None:
+            chunk = chunk.filter(seq < part.end)
+        chunk = chunk.filter(seq >= part.warm)
+        before, after = chunk.filter(seq < part.start), chunk.filter(seq >= part.start)
+        if before.height:
+            yield before
+        if after.height:
+            yield after
+
+
+def run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_events: int,
+             part: Part, state: State | None, staging: str, root: str) -> _Done:
+    """Replay and stage one part (in a process of its own); ``state``: caches handed over."""
+    from .export import _Export
+
+    recording = Recording.open(path)
+    spec = rebuild(origin, url, source=path)
+    export = _Export(Path(root), recording, spec, normalized, Path(staging))
+    start_state: State = {}
+    replayed: list[Pipeline] = []
+    pieces = _pieces(recording, part, chunk_events)
+    first = next(pieces, None)
+
+    def begin(pipeline: Pipeline) -> None:
+        nonlocal start_state
+        replayed.append(pipeline)
+        if first is not None and first["kind"][0] != "open":
+            # The warm-up starts inside a connection the whole replay opened earlier: its
+            # messages are that connection's, not old ones.
+            pipeline.open_generation(int(first["generation"][0]))
+        if state is not None:
+            pipeline.parser.load_dedupe_state(state)
+        start_state = pipeline.parser.dedupe_state()
+
+    def take(pipeline: Pipeline, events: pl.DataFrame) -> None:
+        nonlocal start_state
+        if int(events["seq"][-1]) < part.start:  # warm-up: its rows are the part before's
+            store = pipeline.store
+            for name in store.channels:
+                store.take(name)
+            if pipeline.books is not None:
+                pipeline.books.take()
+            start_state = pipeline.parser.dedupe_state()
+            return
+        export.take(pipeline, events)
+
+    replay_in_chunks(recording, spec, "complete", None, chunk_events, take,
+                     chunks=itertools.chain([] if first is None else [first], pieces),
+                     before=begin)
+    timeline = pl.concat(export.timeline) if export.timeline else pl.DataFrame(
+        schema=TIMELINE_SCHEMA)
+    return _Done(export.rows, export.kinds, export.staging.partitions, timeline,
+                 start_state, replayed[0].parser.dedupe_state())
+
+
+def run_parts(path: str, spec: FeedSpec, normalized: bool, chunk_events: int,
+              parts: list[Part], staging: Path, root: Path, workers: int) -> list[_Done]:
+    """Every part, ``workers`` at a time, then checked and mended in order."""
+    assert spec.origin is not None  # checked by splittable()
+    jobs = [(path, spec.origin, spec.url, normalized, chunk_events, part, None, str(staging),
+             str(root)) for part in parts]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        done = list(pool.map(run_part, *zip(*jobs, strict=True)))
+    for k in range(1, len(parts)):
+        handed = done[k - 1].state_at_end
+        if done[k].state_at_start != handed:  # the warm-up missed: again, from the hand-over
+            log.info("part %d of %s: its warm-up missed the de-dup state handed over; "
+                     "replayed again from it", k + 1, path)
+            redo = Part(warm=parts[k].start, start=parts[k].start, end=parts[k].end)
+            done[k] = run_part(path, spec.origin, spec.url, normalized, chunk_events, redo,
+                               handed, str(staging), str(root))
+    return done
