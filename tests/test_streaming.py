@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -260,3 +261,24 @@ def test_a_spec_that_is_not_a_feedspec_is_refused_before_any_work(tmp_path: Path
         with pytest.raises(TypeError, match="spec must be a FeedSpec"):
             call()
     assert not list(tmp_path.iterdir()), "nothing was written"
+
+
+def test_chunks_from_a_seq_read_no_segment_wholly_before_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recording = Recording.open(SESSION)
+    events = recording.events()
+    start = int(events["seq"][events.height // 2])
+    read: list[Path] = []
+    fresh = Recording.open(SESSION)
+    original = fresh._read
+
+    def spy(file: Path, offset: int | None = None, length: int | None = None) -> Any:
+        read.append(file)
+        return original(file, offset, length)
+
+    monkeypatch.setattr(fresh, "_read", spy)
+    chunks = list(fresh.chunks(100, start=start))
+    assert_frame_equal(pl.concat(chunks), events.filter(pl.col("seq") >= start))
+    skipped = [f for f in fresh.files if f not in read]
+    assert skipped, "segments before the start are not read"
+    assert all(pl.read_parquet(f)["seq"].max() < start for f in skipped)  # type: ignore[operator]

@@ -136,7 +136,7 @@ def plan(recording: Recording, parts: int, ttl_s: float) -> list[Part]:
 def _pieces(recording: Recording, part: Part, chunk_events: int) -> Iterator[pl.DataFrame]:
     """The events of ``part`` from its warm-up on, each chunk cut at its ``start``."""
     seq = pl.col("seq")
-    for chunk in recording.chunks(chunk_events):
+    for chunk in recording.chunks(chunk_events, start=part.warm):
         if part.end is not None and chunk["seq"][0] >= part.end:
             return  # in seq order: nothing later is this part's
         if part.end is not None:

@@ -58,7 +58,7 @@ class Recording:
         self.files = files
         """The readable segment files, in ``seq`` order."""
         self._events: pl.DataFrame | None = None
-        self._surveyed: list[tuple[int | None, int, bool]] | None = None
+        self._surveyed: list[_Surveyed] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Recording:
@@ -189,7 +189,8 @@ class Recording:
             )
         return self._events
 
-    def chunks(self, events: int = CHUNK_EVENTS) -> Iterator[pl.DataFrame]:
+    def chunks(self, events: int = CHUNK_EVENTS, start: int | None = None
+               ) -> Iterator[pl.DataFrame]:
         """Every event in ``seq`` order, as tables of at most ``events`` rows.
 
         What :meth:`events` holds, read segment by segment: the memory it needs is
@@ -204,6 +205,9 @@ class Recording:
         ----------
         events
             The most rows per table (at least 1).
+        start
+            The first ``seq`` wanted: earlier events are left out, and a segment that
+            holds none after it is not read at all.
 
         Raises
         ------
@@ -212,24 +216,31 @@ class Recording:
         """
         if isinstance(events, bool) or not isinstance(events, int) or events < 1:
             raise ValueError(f"events must be a positive int, got {events!r}")
-        return self._chunks(events)
+        chunks = self._chunks(events, start)
+        if start is None:
+            return chunks
+        return (chunk for chunk in (c.filter(pl.col("seq") >= start) for c in chunks)
+                if chunk.height)
 
-    def _chunks(self, events: int) -> Iterator[pl.DataFrame]:
+    def _chunks(self, events: int, start: int | None) -> Iterator[pl.DataFrame]:
         if self._events is not None:
-            for start in range(0, self._events.height, events):
-                yield self._events.slice(start, events)
+            for first in range(0, self._events.height, events):
+                yield self._events.slice(first, events)
             return
         # The lowest seq of every later segment: what is below it is final.
         later: list[int | None] = []
         frontier: int | None = None
         surveyed = self._survey()
-        for lowest, _, _ in reversed(surveyed):
+        for lowest, _, _, _ in reversed(surveyed):
             later.append(frontier)
             if lowest is not None and (frontier is None or lowest < frontier):
                 frontier = lowest
         later.reverse()
         held = pl.DataFrame(schema=EVENT_SCHEMA)
-        for file, (_, rows, ordered), frontier in zip(self.files, surveyed, later, strict=True):
+        for file, (_, rows, ordered, top), frontier in zip(self.files, surveyed, later,
+                                                         strict=True):
+            if start is not None and top is not None and top < start:
+                continue  # wholly before what is wanted
             # A segment in seq order (as written) is read a piece at a time: decoding a
             # whole one costs several times its size.
             size = max(events, _PIECE)
@@ -263,9 +274,9 @@ class Recording:
         """How many events the readable segments hold, from their metadata (nothing decoded)."""
         if self._events is not None:
             return self._events.height
-        return sum(rows for _, rows, _ in self._survey())
+        return sum(rows for _, rows, _, _ in self._survey())
 
-    def _survey(self) -> list[tuple[int | None, int, bool]]:
+    def _survey(self) -> list[_Surveyed]:
         """Each segment's lowest ``seq``, row count and whether it is in ``seq`` order; kept."""
         if self._surveyed is None:
             self._surveyed = [_survey(file) for file in self.files]
@@ -382,19 +393,25 @@ class Recording:
                 [code for _, code in sorted(closes, key=lambda close: close[0])])
 
 
-def _survey(file: Path) -> tuple[int | None, int, bool]:
-    """A segment file's lowest ``seq``, its rows, and whether they are in ``seq`` order.
+_Surveyed = tuple[int | None, int, bool, int | None]  # lowest seq, rows, in order, highest
 
-    From that one column. ``(None, 0, False)`` if it cannot be read: the reader skips it,
-    with its warning.
+
+def _survey(file: Path) -> _Surveyed:
+    """A segment file's lowest ``seq``, rows, whether they are in ``seq`` order, highest ``seq``.
+
+    From that one column. ``(None, 0, False, None)`` if it cannot be read: the reader skips
+    it, with its warning.
     """
     try:
-        lowest, rows, ordered = pl.scan_parquet(file, glob=False).select(
-            pl.col("seq").min(), pl.len(), (pl.col("seq").diff() >= 0).all().alias("ordered"),
+        lowest, rows, ordered, highest = pl.scan_parquet(file, glob=False).select(
+            pl.col("seq").min().alias("lowest"), pl.len(),
+            (pl.col("seq").diff() >= 0).all().alias("ordered"),
+            pl.col("seq").max().alias("highest"),
         ).collect().row(0)
     except (Exception, pl.exceptions.PanicException):
-        return None, 0, False
-    return (None if lowest is None else int(lowest)), int(rows), bool(ordered)
+        return None, 0, False, None
+    return ((None if lowest is None else int(lowest)), int(rows), bool(ordered),
+            (None if highest is None else int(highest)))
 
 
 def _segment_files(segments: Path) -> list[Path]:
