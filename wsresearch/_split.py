@@ -87,13 +87,13 @@ def plan(recording: Recording, parts: int, ttl_s: float) -> list[Part]:
 
     Each part begins at the ``open`` nearest to its share of the events.
 
-    Two passes over the ``seq``, ``kind`` and ``mono_ns`` columns: the opens and the
-    count, then where each part's warm-up begins (the first event whose running maximum
+    Two passes over the ``seq``, ``kind`` and ``mono_ns`` columns of each segment: the opens
+    and the count, then where each part's warm-up begins (the first event whose running maximum
     receive time reaches ``2 * ttl_s`` before the part's first ``open``).
     """
     total = 0
     opens: list[tuple[int, int, int]] = []  # (event index, seq, mono_ns)
-    for chunk in recording.chunks():
+    for chunk in _columns(recording):
         opened = chunk.with_row_index("i").filter(pl.col("kind") == "open")
         opens += [(total + i, seq, mono) for i, seq, mono in
                   opened.select("i", "seq", "mono_ns").iter_rows()]
@@ -112,7 +112,7 @@ def plan(recording: Recording, parts: int, ttl_s: float) -> list[Part]:
     window = round(2 * ttl_s * NS_PER_S)
     warm: list[int | None] = [None] * len(chosen)
     reach: int | None = None
-    for chunk in recording.chunks():
+    for chunk in _columns(recording):
         maxima = chunk["mono_ns"].cum_max()
         if reach is not None:
             maxima = maxima.clip(lower_bound=reach)
@@ -131,6 +131,21 @@ def plan(recording: Recording, parts: int, ttl_s: float) -> list[Part]:
         found.append(Part(warm=start if begin is None else min(begin, start), start=start,
                           end=starts[k + 1] if k + 1 < len(starts) else None))
     return found
+
+
+def _columns(recording: Recording) -> Iterator[pl.DataFrame]:
+    """Each readable segment's ``seq``, ``kind`` and ``mono_ns``, in ``seq`` order within it.
+
+    Three narrow columns, not the messages: a plan reads the recording twice. Segments come
+    in the reader's order; where edited ones overlap, a plan is only less even (every
+    ``open`` is still a place where the replay can be split).
+    """
+    for file in recording.files:
+        try:
+            yield pl.scan_parquet(file, glob=False).select("seq", "kind", "mono_ns").sort(
+                "seq", maintain_order=True).collect()
+        except (Exception, pl.exceptions.PanicException):
+            continue  # unreadable: the reader skips it too
 
 
 def _pieces(recording: Recording, part: Part, chunk_events: int) -> Iterator[pl.DataFrame]:
