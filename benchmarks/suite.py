@@ -20,7 +20,9 @@ and the min-max of the per-round ratios, and the target where there is one:
   every checksum verified) with books against the same replay without
   (``benchmarks/bench_books.py``);
 - ``wsresearch export --workers 2`` against ``--workers 1`` on 4 recordings of
-  ``--messages / 2`` frames each (a process per recording at a time);
+  ``--messages / 2`` frames each (a process per recording at a time), and one recording of
+  ``4 * --messages`` frames over four connections exported by 2 processes against by 1
+  (split where connections begin);
 - replay of 299,950 real Binance frames against cryptofeed 2.4.1's Binance handler and a
   plain read + ``orjson.loads`` of the same frames, each in a process of its own, the peers
   in their own venv (``benchmarks/bench_peers.py``; ``make bench`` creates the venv);
@@ -175,6 +177,32 @@ def workers(args: argparse.Namespace, figure: Figure) -> None:
             figure.values.append(one / two)
 
 
+def split(args: argparse.Namespace, figure: Figure) -> None:
+    """One recording of four connections exported by 2 processes against by 1."""
+    from wsresearch import export_parquet
+    from wsresearch.recording.writer import Captured, write_events
+
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    frames = args.messages * 4
+    start = 1_700_000_000 * 10**9
+    with tempfile.TemporaryDirectory(prefix="wsr-bench-") as folder:
+        root = Path(folder)
+        events = []
+        for i, text in enumerate(generic_frames(frames, seed=3)):
+            if i % (frames // 4) == 0:  # a reconnect every quarter, 10 ms between frames
+                events.append(Captured("open", start + i * 10**7, spec.url))
+            events.append(Captured("frame", start + i * 10**7, text))
+        write_events(root / "rec", events, source_url=spec.url, origin=spec.origin)
+        del events
+        for round_ in range(args.rounds):
+            began = time.perf_counter()
+            export_parquet(root / "rec", None, root / f"one{round_}", normalized=True)
+            one = time.perf_counter() - began
+            began = time.perf_counter()
+            export_parquet(root / "rec", None, root / f"two{round_}", normalized=True, workers=2)
+            figure.values.append(one / (time.perf_counter() - began))
+
+
 def peers(args: argparse.Namespace, figures: dict[str, Figure]) -> None:
     """Replay against cryptofeed's Binance handler and read + orjson, same frames."""
     found = bench_peers.measure(max(5, args.rounds), 50, bench_peers.PEERS)
@@ -295,6 +323,8 @@ def main() -> None:
     book_replay = Figure("replay with books (Kraken v1 book1000)", "the same replay, no books")
     parallel = Figure("export --workers 2, 4 recordings", "the same with --workers 1",
                       ">= 1.7")
+    split_figure = Figure("export --workers 2, one recording of 4 connections",
+                          "the same by one process")
     peer_figures = {
         "cryptofeed": Figure("replay(), 300k Binance frames", "cryptofeed 2.4.1 playback", ">= 3"),
         "orjson": Figure("replay(), 300k Binance frames", "read + orjson.loads", ">= 0.4"),
@@ -315,7 +345,8 @@ def main() -> None:
         "replay": ("replay", lambda: replay_speed(args, replayed)),
         "normalize": ("normalized tables", lambda: normalizing(args, normalized, normalized_us)),
         "books": ("order books", lambda: books(args, book_figures, book_levels, book_replay)),
-        "workers": ("parallel export", lambda: workers(args, parallel)),
+        "workers": ("parallel export", lambda: (workers(args, parallel),
+                                                split(args, split_figure))),
         "peers": ("replay against peers", lambda: peers(args, peer_figures)),
         "streaming": ("export and report memory",
                       lambda: streaming(args, stream_figures)),  # type: ignore[arg-type]
@@ -337,7 +368,7 @@ def main() -> None:
     for figure in (imported, on, off, ratio, cpu_ratio, cpu_us, replayed,
                    *peer_figures.values(), normalized,
                    normalized_us, *book_figures.values(), book_levels, book_replay, parallel,
-                   *stream_figures.values(), refreshed,
+                   split_figure, *stream_figures.values(), refreshed,
                    *memory_figures.values(), growth):
         print(figure.row())
 
