@@ -11,7 +11,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from wsresearch import Recording, export_parquet
-from wsresearch._split import plan
+from wsresearch._split import plan, splittable
 from wsresearch.exchanges import bybit, generic
 from wsresearch.recording.writer import Captured, write_events
 
@@ -43,7 +43,8 @@ def session(path: Path, connections: list[tuple[float, float]], chain: float | N
         while t < high:
             n += 1
             trade_id = 1_000_000 + n
-            events.append(Captured("frame", START + round(t * S), trade(n, trade_id, round(t * 1000))))
+            text = trade(n, trade_id, round(t * 1000))
+            events.append(Captured("frame", START + round(t * S), text))
             last.append((trade_id, round(t * 1000)))
             if chain is not None and t >= next_chain:
                 n += 1
@@ -90,6 +91,7 @@ def test_a_part_whose_warm_up_misses_the_caches_is_replayed_from_the_hand_over(
     with caplog.at_level(logging.INFO, logger="wsresearch._split"):
         split = export_parquet(recording, None, tmp_path / "split", workers=2)
     assert split.parts == 2
+    assert split.rows == serial.rows
     assert "replayed again" in caplog.text
     assert_same_dataset(tmp_path / "serial", tmp_path / "split")
 
@@ -101,8 +103,7 @@ def test_what_cannot_be_split_is_exported_by_one_process(tmp_path: Path) -> None
     many = session(tmp_path / "many", [(0, 30), (31, 60)], chain=None)
     assert export_parquet(many, by_hand, tmp_path / "b", workers=2).parts == 1
     stateful = bybit.spec(["BTCUSDT"], ["tickers"])
-    assert "carries state" in (__import__("wsresearch._split")._split.splittable(
-        stateful, normalized=True) or "")
+    assert "carries state" in (splittable(stateful, normalized=True) or "")
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])
