@@ -83,6 +83,17 @@ def test_normalized_trades_of_every_exchange_read_the_same_in_polars_duckdb_and_
                            check_dtypes=False)
 
 
+def test_polars_streaming_engine_aggregates_the_dataset_as_the_in_memory_one(
+    dataset: Path,
+) -> None:
+    query = (load_normalized(dataset, "trades").group_by("exchange", "symbol")
+             .agg(pl.len().alias("trades"), pl.col("amount").sum(), pl.col("price").max())
+             .sort("exchange", "symbol"))
+    streamed = query.collect(engine="streaming")
+    assert streamed.height >= 4
+    assert_frame_equal(streamed, query.collect(engine="in-memory"))
+
+
 def test_a_dataset_exported_before_exchange_partitions_still_loads(dataset: Path) -> None:
     # The layout before: channel=<name>/date=<day>/<recording>.parquet, no exchange level.
     before = load_dataset(dataset, ["trade"]).collect()
