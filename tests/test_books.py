@@ -491,3 +491,24 @@ def test_quotes_kept_in_columnar_chunks_are_the_same_quotes(
     chunked = replay(Recording.open(KRAKEN_BOOK))
     assert len(chunked.books._quote_chunks) == whole.height // 7  # type: ignore[union-attr]
     assert_frame_equal(chunked.normalized("quotes"), whole)
+
+
+def test_a_book_valid_again_after_a_reconnect_quotes_its_top_even_if_unchanged() -> None:
+    """In between, the top was unknown: the quote table says it again once known."""
+    recording = Recording.open(KRAKEN_BOOK)
+    pipeline = Pipeline(recording.spec, VirtualClock(0, 0))  # type: ignore[arg-type]
+    pipeline.open_generation(1)
+    frames = recording.frames()
+    snapshot = frames.filter(pl.col("data").str.contains('"as"')).row(0, named=True)
+    pipeline.process([(snapshot["data"], 1, snapshot["recv_mono_ns"],
+                       snapshot["recv_wall_ns"], 1)])
+    before = pipeline.normalized("quotes")
+    assert before.height == 1
+    pipeline.open_generation(2)  # a reconnect: every book waits for a snapshot
+    pipeline.process([(snapshot["data"], 2, snapshot["recv_mono_ns"] + 1,
+                       snapshot["recv_wall_ns"] + 1, 2)])
+    after = pipeline.normalized("quotes")
+    assert after.height == 2
+    columns = ["symbol", "bid_price", "bid_amount", "ask_price", "ask_amount"]
+    assert after.select(columns).row(0) == after.select(columns).row(1)
+    assert after["generation"].to_list() == [1, 2]

@@ -402,7 +402,13 @@ class Books:
             book.mark_invalid(NEW_CONNECTION, mono_ns)
 
     def changed(self, book: Book, mono_ns: int) -> None:
-        """``book`` turned valid or invalid at ``mono_ns``: kept, and told to ``on_change``."""
+        """``book`` turned valid or invalid at ``mono_ns``: kept, and told to ``on_change``.
+
+        A book that turns invalid forgets its last quote: the top it shows once valid again
+        is a new quote row even where it equals the old one, since in between it was unknown.
+        """
+        if not book.valid:
+            self._tops.pop(book.symbol, None)
         self.transitions.append((mono_ns, book.symbol, book.valid, book.reason))
         if self.on_change is not None:
             self.on_change(book, mono_ns)

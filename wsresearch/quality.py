@@ -657,7 +657,7 @@ def quality_report(
         replaying it again.
     chunk_events
         For a recording: events replayed at a time. The replay's rows are let go after
-        each chunk, once their receive times and latencies are taken (about 30 bytes a
+        each chunk, once their receive times and latencies are taken (16 bytes a
         message), so a long recording's report does not hold its rows.
 
     Returns
@@ -753,9 +753,9 @@ class ReportInputs:
     A report needs every message's receive time per stream (for holes, silences and
     rates) and every exchange latency (for its percentiles and plot), but not the rows
     themselves: :meth:`take` keeps those two columns of each chunk's rows and lets the
-    rows go, so a report of a long recording holds about 30 bytes per message, not the
-    rows. The recording's own events give the timeline, the drops and each connection's
-    first message.
+    rows go, so a report of a long recording holds 16 bytes a message, not the rows. The
+    recording's own events give the timeline, the drops and each connection's first
+    message.
 
     Parameters
     ----------
