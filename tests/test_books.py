@@ -512,3 +512,24 @@ def test_a_book_valid_again_after_a_reconnect_quotes_its_top_even_if_unchanged()
     columns = ["symbol", "bid_price", "bid_amount", "ask_price", "ask_amount"]
     assert after.select(columns).row(0) == after.select(columns).row(1)
     assert after["generation"].to_list() == [1, 2]
+
+
+def test_a_reconnect_leaves_a_book_nothing_of_the_old_connection_but_its_counts() -> None:
+    recording = Recording.open(KRAKEN_BOOK)
+    pipeline = Pipeline(recording.spec, VirtualClock(0, 0))  # type: ignore[arg-type]
+    pipeline.open_generation(1)
+    items = [(data, 1, mono, wall, seq) for seq, mono, wall, data in recording.frames().select(
+        "seq", "recv_mono_ns", "recv_wall_ns", "data").head(200).iter_rows()]
+    pipeline.process(items)
+    books = pipeline.books
+    assert books is not None
+    book = next(b for b in books if b.valid)
+    updates = book.stats.updates
+    assert book.bids
+    assert book.exchange_ns is not None
+    pipeline.open_generation(2)
+    assert not book.valid
+    assert book.reason == "new connection: waiting for a snapshot"
+    assert (len(book.bids), len(book.asks), book.best_bid, book.exchange_ns,
+            book.recv_wall_ns, book.last_id) == (0, 0, None, None, None, None)
+    assert book.stats.updates == updates  # the counts are the session's

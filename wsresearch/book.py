@@ -394,11 +394,17 @@ class Books:
     def reset(self, mono_ns: int) -> None:
         """A new connection: every book is invalid until the snapshot it brings.
 
-        Each missed the updates sent while away (:data:`NEW_CONNECTION`).
+        Each missed the updates sent while away (:data:`NEW_CONNECTION`), so it keeps
+        nothing of the old connection but its counts: no level, no update id, no times.
+        What it shows from then on depends on the new connection alone, which is also
+        what lets an export split a recording where connections begin.
         """
         for book in self.books.values():
             book.bridged = False
             book.pending.clear()
+            book.clear()
+            book.last_id = None
+            book.exchange_ns = book.recv_mono_ns = book.recv_wall_ns = None
             book.mark_invalid(NEW_CONNECTION, mono_ns)
 
     def changed(self, book: Book, mono_ns: int) -> None:
@@ -444,7 +450,9 @@ class Books:
         if boundary is not None and wall_ns >= boundary:
             last = wall_ns - (wall_ns - boundary) % step  # the last boundary passed
             depth = self.snapshot_depth
-            for book in self.books.values():
+            # By symbol: the same order however the session began (a part of a split
+            # export meets its symbols in another order).
+            for book in sorted(self.books.values(), key=_symbol):
                 if book.valid:
                     self._snapshots.append((
                         book.symbol, book.exchange_ns, last, self.generation,
@@ -538,6 +546,10 @@ class Books:
                          s.checksums_ok, s.checksums_failed, s.gaps, s.crossed, s.resyncs,
                          book.invalid_ns(now_mono_ns) / 1e9))
         return pl.DataFrame(rows, orient="row", schema=BOOK_COLUMNS)
+
+
+def _symbol(book: Book) -> str:
+    return book.symbol
 
 
 def apply_pairs(book: Book, side: Side, levels: Iterable[tuple[float, float]]) -> None:
