@@ -282,3 +282,34 @@ def test_chunks_from_a_seq_read_no_segment_wholly_before_it(
     skipped = [f for f in fresh.files if f not in read]
     assert skipped, "segments before the start are not read"
     assert all(pl.read_parquet(f)["seq"].max() < start for f in skipped)  # type: ignore[operator]
+
+
+def test_a_few_columns_read_alone_are_those_of_the_events() -> None:
+    recording = Recording.open(SESSION)
+    parts = list(recording.columns(["kind", "code"]))
+    assert len(parts) == len(recording.files)
+    assert recording._events is None  # nothing but those columns was read
+    assert_frame_equal(pl.concat(parts), recording.events().select("seq", "kind", "code"))
+    with pytest.raises(ValueError, match="unknown column"):
+        recording.columns(["kind", "nope"])
+
+
+async def test_the_replay_server_reads_a_connection_when_it_serves_it() -> None:
+    from websockets.asyncio.client import connect
+
+    from wsresearch import ReplayServer
+
+    recording = Recording.open(SESSION)
+    expected = recording.events().filter((pl.col("generation") == 2)
+                                         & (pl.col("kind") == "frame"))["data"].to_list()
+    fresh = Recording.open(SESSION)
+    server = ReplayServer(fresh, speed=None)
+    assert server.generations == 6
+    async with server:
+        async with connect(server.url) as first:  # the first connection: not listened to
+            await first.close()
+        async with connect(server.url) as ws:
+            await ws.send('{"op": "subscribe"}')  # it waits for one, as recorded
+            received = [await ws.recv() for _ in expected]
+    assert received == expected
+    assert fresh._events is None, "the recording was never loaded whole"

@@ -93,7 +93,7 @@ def plan(recording: Recording, parts: int, ttl_s: float) -> list[Part]:
     """
     total = 0
     opens: list[tuple[int, int, int]] = []  # (event index, seq, mono_ns)
-    for chunk in _columns(recording):
+    for chunk in recording.columns(["kind", "mono_ns"]):
         opened = chunk.with_row_index("i").filter(pl.col("kind") == "open")
         opens += [(total + i, seq, mono) for i, seq, mono in
                   opened.select("i", "seq", "mono_ns").iter_rows()]
@@ -112,7 +112,7 @@ def plan(recording: Recording, parts: int, ttl_s: float) -> list[Part]:
     window = round(2 * ttl_s * NS_PER_S)
     warm: list[int | None] = [None] * len(chosen)
     reach: int | None = None
-    for chunk in _columns(recording):
+    for chunk in recording.columns(["kind", "mono_ns"]):
         maxima = chunk["mono_ns"].cum_max()
         if reach is not None:
             maxima = maxima.clip(lower_bound=reach)
@@ -131,21 +131,6 @@ def plan(recording: Recording, parts: int, ttl_s: float) -> list[Part]:
         found.append(Part(warm=start if begin is None else min(begin, start), start=start,
                           end=starts[k + 1] if k + 1 < len(starts) else None))
     return found
-
-
-def _columns(recording: Recording) -> Iterator[pl.DataFrame]:
-    """Each readable segment's ``seq``, ``kind`` and ``mono_ns``, in ``seq`` order within it.
-
-    Three narrow columns, not the messages: a plan reads the recording twice. Segments come
-    in the reader's order; where edited ones overlap, a plan is only less even (every
-    ``open`` is still a place where the replay can be split).
-    """
-    for file in recording.files:
-        try:
-            yield pl.scan_parquet(file, glob=False).select("seq", "kind", "mono_ns").sort(
-                "seq", maintain_order=True).collect()
-        except (Exception, pl.exceptions.PanicException):
-            continue  # unreadable: the reader skips it too
 
 
 def _pieces(recording: Recording, part: Part, chunk_events: int) -> Iterator[pl.DataFrame]:

@@ -451,40 +451,67 @@ def _run_checks(
 class _Session:
     generation: int
     waits_for_client: bool
-    messages: list[tuple[int, str | bytes]]  # (mono_ns, payload)
+    first_seq: int  # of the connection's events: where its messages are read from
+    last_seq: int
     close_code: int | None
     close_reason: str
     server_closed: bool
 
 
 def _sessions(recording: Recording) -> list[_Session]:
-    events = recording.events()
+    """Each recorded connection, from five narrow columns: its messages are read when served."""
+    seen: dict[int, dict[str, Any]] = {}
+    kind, seq = pl.col("kind"), pl.col("seq")
+    for part in recording.columns(["generation", "kind", "code", "reason", "closed_by"]):
+        closes = part.filter(kind == "close")
+        found = part.filter(pl.col("generation") > 0).group_by(
+            "generation", maintain_order=True).agg(
+            seq.min().alias("first"), seq.max().alias("last"),
+            seq.filter(kind == "frame").min().alias("frame"),
+            seq.filter(kind == "sent").min().alias("sent"))
+        for generation, first, last, frame, sent in found.iter_rows():
+            now = seen.setdefault(generation, {"first": first, "last": last, "frame": None,
+                                               "sent": None, "close": None})
+            now["first"], now["last"] = min(now["first"], first), max(now["last"], last)
+            for key, value in (("frame", frame), ("sent", sent)):
+                if value is not None and (now[key] is None or value < now[key]):
+                    now[key] = value
+        for generation, at, code, reason, closed_by in closes.select(
+                "generation", "seq", "code", "reason", "closed_by").iter_rows():
+            known = seen.get(generation)
+            if known is not None and (known["close"] is None or at < known["close"][0]):
+                known["close"] = (at, code, reason, closed_by)
     sessions = []
-    for (generation,), part in events.filter(pl.col("generation") > 0).group_by(
-        "generation", maintain_order=True
-    ):
-        kinds = part["kind"].to_list()
-        first_frame = kinds.index("frame") if "frame" in kinds else len(kinds)
-        recorded = part.filter(pl.col("kind") == "frame")
-        messages = list(zip(recorded["mono_ns"].to_list(),
-                          _payloads(recorded["data"], recorded["binary"], recording.path),
-                          strict=True))
-        closes = part.filter(pl.col("kind") == "close")
-        code, reason = (
-            (None, "") if closes.height == 0 else closes.select("code", "reason").row(0)
-        )
+    for generation, now in seen.items():
+        close = now["close"]
         # Closes this side caused are not the server's to reproduce: the end of the
         # session, a resync, a dropped half-open socket. The server then just waits.
-        client_side = closes.height == 0 or closes["closed_by"][0] == "client"
+        client_side = close is None or close[3] == "client"
         sessions.append(_Session(
-            generation=int(str(generation)),
-            waits_for_client="sent" in kinds[:first_frame],
-            messages=messages,
-            close_code=code,
-            close_reason=reason or "",
+            generation=int(generation),
+            waits_for_client=now["sent"] is not None and (
+                now["frame"] is None or now["sent"] < now["frame"]),
+            first_seq=now["first"],
+            last_seq=now["last"],
+            close_code=None if close is None else close[1],
+            close_reason=(None if close is None else close[2]) or "",
             server_closed=not client_side,
         ))
     return sessions
+
+
+def _messages(recording: Recording, session: _Session) -> Iterator[
+        list[tuple[int, str | bytes]]]:
+    """The connection's messages, ``(mono_ns, payload)``, a chunk at a time, as recorded."""
+    for chunk in recording.chunks(start=session.first_seq):
+        if int(chunk["seq"][0]) > session.last_seq:
+            return
+        frames = chunk.filter((pl.col("generation") == session.generation)
+                              & (pl.col("kind") == "frame"))
+        if frames.height:
+            yield list(zip(frames["mono_ns"].to_list(),
+                           _payloads(frames["data"], frames["binary"], recording.path),
+                           strict=True))
 
 
 class ReplayServer:
@@ -590,13 +617,18 @@ class ReplayServer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ws.recv(), 5)
             start = loop.time()
-            first = session.messages[0][0] if session.messages else 0
-            for mono, payload in session.messages:
-                if self.speed is not None:
-                    delay = start + (mono - first) / NS_PER_S / self.speed - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                await ws.send(payload)
+            first: int | None = None
+            reading = _messages(self.recording, session)
+            # Read a chunk at a time, off the event loop: a long connection is never held.
+            while (batch := await asyncio.to_thread(next, reading, None)) is not None:
+                for mono, payload in batch:
+                    if first is None:
+                        first = mono
+                    if self.speed is not None:
+                        delay = start + (mono - first) / NS_PER_S / self.speed - loop.time()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    await ws.send(payload)
             if session.server_closed:
                 if session.close_code in (None, 1005, 1006, 1015):
                     ws.transport.abort()

@@ -269,6 +269,42 @@ class Recording:
             yield from (held.sort("seq", maintain_order=True).slice(start, events)
                         for start in range(0, held.height, events))
 
+    def columns(self, names: list[str]) -> Iterator[pl.DataFrame]:
+        """A few of the event columns, one readable segment at a time, each in ``seq`` order.
+
+        For a pass over a long recording that needs no message text (where its connections
+        begin, what each one's close was): reading ``data`` is most of a segment's cost.
+        Segments come in the reader's order; an unreadable one is skipped (:meth:`chunks`
+        warns of it).
+
+        Raises
+        ------
+        ValueError
+            For a name that is not a column of :data:`EVENT_SCHEMA`.
+        """
+        unknown = sorted(set(names) - set(EVENT_SCHEMA))
+        if unknown:
+            raise ValueError(f"unknown column(s) {unknown}; the columns are {list(EVENT_SCHEMA)}")
+        wanted = list(dict.fromkeys(["seq", *names]))
+        if self._events is not None:
+            return iter([self._events.select(wanted)])
+        return self._columns(wanted, names)
+
+    def _columns(self, wanted: list[str], names: list[str]) -> Iterator[pl.DataFrame]:
+        for file in self.files:
+            try:
+                if set(wanted) <= set(pl.read_parquet_schema(file)):
+                    table: pl.DataFrame | None = pl.read_parquet(file, columns=wanted,
+                                                                 glob=False)
+                else:  # a version-1 segment: its closed_by is derived
+                    table = self._read(file)
+            except (Exception, pl.exceptions.PanicException):
+                table = None
+            if table is None:
+                continue  # unreadable: skipped, as the reader skips it
+            yield table.select(wanted).cast(
+                {n: EVENT_SCHEMA[n] for n in wanted}).sort("seq", maintain_order=True)
+
     @property
     def event_count(self) -> int:
         """How many events the readable segments hold, from their metadata (nothing decoded)."""
