@@ -107,3 +107,44 @@ def test_generic_adapter_builds_a_spec() -> None:
         generic.spec(channels=["candles"], url="ws://127.0.0.1:1")
     with pytest.raises(ValueError, match="pass url="):
         generic.spec()
+
+
+def test_extractors_given_as_field_names_read_those_fields_and_say_so() -> None:
+    from operator import attrgetter
+
+    from wsresearch.exchanges import generic
+
+    named = Channel(name="trade", model=generic.Trade, dedupe_key=("symbol", "trade_id"),
+                    sequence="seq", sequence_key="symbol", exchange_time="ts")
+    assert named.field_names == {"dedupe_key": ("symbol", "trade_id"), "sequence": ("seq",),
+                                 "sequence_key": ("symbol",), "exchange_time": ("ts",)}
+    trade = generic.Trade(symbol="BTC-USD", seq=3, trade_id=7, price=1.0, size=1.0,
+                          side="buy", ts=11)
+    assert named.dedupe_key is not None and named.sequence is not None
+    assert named.dedupe_key(trade) == ("BTC-USD", 7)
+    assert named.sequence(trade) == 3
+    assert isinstance(named.exchange_time, attrgetter)  # no Python frame per message
+    by_hand = Channel(name="trade", model=generic.Trade, dedupe_key=lambda m: m.trade_id)
+    assert by_hand.field_names == {}  # a callable stays a callable
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ({"dedupe_key": ("symbol", "nope")}, r"dedupe_key names \['nope'\], not fields of Trade"),
+    ({"sequence": ()}, "field names must be non-empty strings"),
+    ({"exchange_time": ("ts", 3)}, "field names must be non-empty strings"),
+    ({"field_names": {"sequence": ("seq",)}}, "field_names is derived"),
+])
+def test_field_names_that_are_not_the_model_s_are_refused(given: dict[str, object],
+                                                          message: str) -> None:
+    from wsresearch.exchanges import generic
+
+    with pytest.raises(ValueError, match=message):
+        Channel(name="trade", model=generic.Trade, **given)  # type: ignore[arg-type]
+
+
+def test_every_adapter_declares_its_plain_keys_as_field_names() -> None:
+    from wsresearch.exchanges import binance
+
+    spec = binance.spec(["btcusdt"], ["trade", "depth"])
+    assert spec.channel("trade").field_names["dedupe_key"] == ("symbol", "trade_id")
+    assert "sequence" not in spec.channel("depth").field_names  # a range: a function

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Hashable, Iterator, Mapping
+from operator import attrgetter
 from typing import Any
 
 import polars as pl
@@ -42,6 +43,8 @@ CONNECTION_GROUP = "connection"
 """The sequence group of numbers counted per connection over every message
 (``FeedSpec.control_sequence``; channels join it with ``sequence_group``)."""
 
+_NAMED = ("dedupe_key", "sequence", "sequence_key", "exchange_time")
+
 OutboundMessage = str | dict[str, Any] | list[Any]
 """A message to send: text as is, anything else as compact JSON."""
 
@@ -58,7 +61,12 @@ class Channel(BaseModel):
     model
         The pydantic model that validates them; its fields become columns.
     dedupe_key
-        Maps a message to a key; repeats within the TTL are dropped as duplicates.
+        Maps a message to a key; repeats within the TTL are dropped as duplicates. This and
+        ``sequence``, ``sequence_key`` and ``exchange_time`` may be given as a field name
+        or a tuple of field names (``("symbol", "trade_id")``) where they read fields: the
+        names are kept in :attr:`field_names`, so what the channel reads is declared, not
+        hidden in a function (a columnar pass can read those columns), and the message is
+        read with :func:`operator.attrgetter`, as fast as a callable can be.
     stream
         The health stream it feeds (default: ``name``). Several channels may
         share one stream.
@@ -85,6 +93,12 @@ class Channel(BaseModel):
         The market-data kinds this channel holds (``trades``, ``quotes``...), each with
         the polars transformation that makes its native frame that kind's table (see
         :mod:`wsresearch.normalize`). The native frame is not changed.
+
+    Attributes
+    ----------
+    field_names
+        For each of ``dedupe_key``, ``sequence``, ``sequence_key`` and ``exchange_time``
+        given as field names, those names (derived: not given by hand).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -100,6 +114,31 @@ class Channel(BaseModel):
     exchange_time: Callable[[Any], int | None] | None = None
     explode: str | None = None
     normalized: dict[str, Normalizer] = Field(default_factory=dict)
+    field_names: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_as_getters(cls, data: Any) -> Any:
+        """Extractors given as field names become attribute getters; the names are kept."""
+        if not isinstance(data, dict):
+            return data
+        if "field_names" in data:
+            raise ValueError("field_names is derived: give the names as dedupe_key=..., "
+                             "sequence=..., sequence_key=... or exchange_time=...")
+        data = dict(data)
+        names: dict[str, tuple[str, ...]] = {}
+        for extractor in _NAMED:
+            value = data.get(extractor)
+            if isinstance(value, str):
+                value = (value,)
+            if isinstance(value, tuple):
+                if not value or not all(isinstance(n, str) and n for n in value):
+                    raise ValueError(f"{extractor}: field names must be non-empty strings, "
+                                     f"got {value!r}")
+                names[extractor] = value
+                data[extractor] = attrgetter(*value)
+        data["field_names"] = names
+        return data
 
     @field_validator("normalized")
     @classmethod
@@ -123,6 +162,11 @@ class Channel(BaseModel):
     def _check_columns(self) -> Channel:
         # The store's own check, run here so a bad channel fails where it is declared.
         check_channel(self.name, self.model, self.explode)
+        for extractor, names in self.field_names.items():
+            unknown = [n for n in names if n not in self.model.model_fields]
+            if unknown:
+                raise ValueError(f"{self.name}: {extractor} names {unknown}, not fields of "
+                                 f"{self.model.__name__} ({list(self.model.model_fields)})")
         return self
 
 

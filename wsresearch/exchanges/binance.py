@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
-from operator import attrgetter
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -336,37 +335,37 @@ def _liquidations(native: pl.LazyFrame) -> pl.LazyFrame:
 
 _CHANNELS = {
     "trade": Channel(
-        name="trade", model=Trade, dedupe_key=attrgetter("symbol", "trade_id"),
-        sequence=attrgetter("trade_id"), sequence_key=attrgetter("symbol"),
-        exchange_time=attrgetter("trade_time_ns"), normalized={"trades": _trades},
+        name="trade", model=Trade, dedupe_key=("symbol", "trade_id"),
+        sequence="trade_id", sequence_key="symbol",
+        exchange_time="trade_time_ns", normalized={"trades": _trades},
     ),
     "aggTrade": Channel(
-        name="aggTrade", model=AggTrade, dedupe_key=attrgetter("symbol", "agg_id"),
-        sequence=attrgetter("agg_id"), sequence_key=attrgetter("symbol"),
-        exchange_time=attrgetter("trade_time_ns"), normalized={"trades": _agg_trades},
+        name="aggTrade", model=AggTrade, dedupe_key=("symbol", "agg_id"),
+        sequence="agg_id", sequence_key="symbol",
+        exchange_time="trade_time_ns", normalized={"trades": _agg_trades},
     ),
     "bookTicker": Channel(
-        name="bookTicker", model=BookTicker, dedupe_key=attrgetter("symbol", "update_id"),
-        exchange_time=attrgetter("event_time_ns"), normalized={"quotes": _quotes},
+        name="bookTicker", model=BookTicker, dedupe_key=("symbol", "update_id"),
+        exchange_time="event_time_ns", normalized={"quotes": _quotes},
     ),
     "depth": Channel(
-        name="depth", model=Depth, dedupe_key=attrgetter("symbol", "final_update_id"),
-        sequence=_depth_seq, sequence_key=attrgetter("symbol"),
-        exchange_time=attrgetter("event_time_ns"), normalized={"book_changes": _book_changes},
+        name="depth", model=Depth, dedupe_key=("symbol", "final_update_id"),
+        sequence=_depth_seq, sequence_key="symbol",
+        exchange_time="event_time_ns", normalized={"book_changes": _book_changes},
     ),
     "kline": Channel(
         name="kline", model=Kline,
-        dedupe_key=attrgetter("symbol", "interval", "open_time_ns", "event_time_ns"),
-        exchange_time=attrgetter("event_time_ns"), normalized={"candles": _candles},
+        dedupe_key=("symbol", "interval", "open_time_ns", "event_time_ns"),
+        exchange_time="event_time_ns", normalized={"candles": _candles},
     ),
     "markPrice": Channel(
-        name="markPrice", model=MarkPrice, dedupe_key=attrgetter("symbol", "event_time_ns"),
-        exchange_time=attrgetter("event_time_ns"),
+        name="markPrice", model=MarkPrice, dedupe_key=("symbol", "event_time_ns"),
+        exchange_time="event_time_ns",
         normalized={"derivative_ticker": _derivative_ticker},
     ),
     "forceOrder": Channel(
-        name="forceOrder", model=ForceOrder, dedupe_key=attrgetter("symbol", "event_time_ns"),
-        exchange_time=attrgetter("trade_time_ns"), normalized={"liquidations": _liquidations},
+        name="forceOrder", model=ForceOrder, dedupe_key=("symbol", "event_time_ns"),
+        exchange_time="trade_time_ns", normalized={"liquidations": _liquidations},
     ),
 }
 

@@ -19,7 +19,6 @@ See ``docs/exchanges/bybit.md``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import attrgetter
 from typing import Annotated, Any, Literal
 
 import polars as pl
@@ -359,33 +358,33 @@ def _channels(category: str) -> dict[str, Channel]:
         "publicTrade": Channel(
             name="publicTrade", model=PublicTrades, explode="data",
             dedupe_key=lambda f: tuple(t.trade_id for t in f.data),
-            exchange_time=attrgetter("ts_ns"), normalized={"trades": _trades},
+            exchange_time="ts_ns", normalized={"trades": _trades},
         ),
         "tickers": Channel(
-            name="tickers", model=Tickers, dedupe_key=attrgetter("symbol", "ts_ns", "cross_seq"),
-            exchange_time=attrgetter("ts_ns"), normalized=tickers,
+            name="tickers", model=Tickers, dedupe_key=("symbol", "ts_ns", "cross_seq"),
+            exchange_time="ts_ns", normalized=tickers,
         ),
         "orderbook": Channel(
             name="orderbook", model=OrderBook,
             # With the time: a snapshot re-sent after a reconnect is new, a repeated message
             # is not.
-            dedupe_key=attrgetter("symbol", "depth", "type", "update_id", "ts_ns"),
-            sequence=_book_seq, sequence_key=attrgetter("symbol", "depth"),
-            exchange_time=attrgetter("ts_ns"), normalized={"book_changes": _book_changes},
+            dedupe_key=("symbol", "depth", "type", "update_id", "ts_ns"),
+            sequence=_book_seq, sequence_key=("symbol", "depth"),
+            exchange_time="ts_ns", normalized={"book_changes": _book_changes},
         ),
         "kline": Channel(
             name="kline", model=Kline, explode="data",
             # An open candle is pushed again and again: the same push time is a repeat.
             dedupe_key=lambda f: (f.symbol, f.ts_ns,
                                   tuple((c.interval, c.start_ns, c.confirm) for c in f.data)),
-            exchange_time=attrgetter("ts_ns"), normalized={"candles": _candles},
+            exchange_time="ts_ns", normalized={"candles": _candles},
         ),
         "allLiquidation": Channel(
             name="allLiquidation", model=AllLiquidation, explode="data",
             dedupe_key=lambda f: (f.ts_ns, tuple(
                 (x.symbol, x.time_ns, x.position_side, x.size, x.bankruptcy_price)
                 for x in f.data)),
-            exchange_time=attrgetter("ts_ns"), normalized={"liquidations": _liquidations},
+            exchange_time="ts_ns", normalized={"liquidations": _liquidations},
         ),
     }
     return {name: channels[name] for name in CATEGORY_CHANNELS[category]}

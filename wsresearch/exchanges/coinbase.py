@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from operator import attrgetter
 from typing import Any, ClassVar, Literal
 
 import polars as pl
@@ -288,9 +287,9 @@ def _advanced(name: str, model: type[BaseModel], explode: bool = True,
         normalized=normalized or {},
         # sequence_num restarts on every connection: with the exchange's timestamp it
         # names one message, so a new connection's messages are never taken for repeats.
-        dedupe_key=(attrgetter("sequence_num", "timestamp_ns")) if dedupe else None,
+        dedupe_key=("sequence_num", "timestamp_ns") if dedupe else None,
         sequence=_connection_seq, sequence_group=CONNECTION_GROUP,
-        exchange_time=attrgetter("timestamp_ns"),
+        exchange_time="timestamp_ns",
     )
 
 
@@ -545,22 +544,22 @@ def _exchange_l2update(native: pl.LazyFrame) -> pl.LazyFrame:
 
 _EXCHANGE = {
     "ticker": [Channel(name="ticker", model=ExchangeTicker,
-                       dedupe_key=attrgetter("product_id", "sequence"),
-                       exchange_time=attrgetter("time_ns"),
+                       dedupe_key=("product_id", "sequence"),
+                       exchange_time="time_ns",
                        normalized={"quotes": _exchange_quotes})],
     "matches": [Channel(name="match", model=ExchangeMatch, stream="matches",
-                        dedupe_key=attrgetter("product_id", "trade_id"),
-                        sequence=attrgetter("trade_id"), sequence_key=attrgetter("product_id"),
-                        exchange_time=attrgetter("time_ns"),
+                        dedupe_key=("product_id", "trade_id"),
+                        sequence="trade_id", sequence_key="product_id",
+                        exchange_time="time_ns",
                         normalized={"trades": _exchange_trades})],
     "level2": [Channel(name="snapshot", model=ExchangeSnapshot, stream="level2",
                        normalized={"book_changes": _exchange_snapshot}),
                Channel(name="l2update", model=ExchangeL2Update, stream="level2",
-                       exchange_time=attrgetter("time_ns"),
+                       exchange_time="time_ns",
                        normalized={"book_changes": _exchange_l2update})],
     "heartbeat": [Channel(name="heartbeat", model=ExchangeHeartbeat,
-                          dedupe_key=attrgetter("product_id", "sequence"),
-                          exchange_time=attrgetter("time_ns"))],
+                          dedupe_key=("product_id", "sequence"),
+                          exchange_time="time_ns")],
 }
 
 _HEALTH = {

@@ -19,7 +19,6 @@ with ``{"op": "auth", "key": ...}`` first, and may ping with ``{"op": "ping"}``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import attrgetter
 from typing import Any, Literal
 
 import polars as pl
@@ -90,26 +89,26 @@ _CHANNELS = {
     "trade": Channel(
         name="trade",
         model=Trade,
-        dedupe_key=attrgetter("symbol", "trade_id"),
-        sequence=attrgetter("seq"),
-        sequence_key=attrgetter("symbol"),
-        exchange_time=attrgetter("ts"),
+        dedupe_key=("symbol", "trade_id"),
+        sequence="seq",
+        sequence_key="symbol",
+        exchange_time="ts",
         normalized={"trades": _trades},
     ),
     "ticker": Channel(
         name="ticker",
         model=Ticker,
-        dedupe_key=attrgetter("symbol", "seq"),
-        sequence=attrgetter("seq"),
-        sequence_key=attrgetter("symbol"),
-        exchange_time=attrgetter("ts"),
+        dedupe_key=("symbol", "seq"),
+        sequence="seq",
+        sequence_key="symbol",
+        exchange_time="ts",
         normalized={"quotes": _quotes},
     ),
     "order": Channel(
         name="order",
         model=Order,
-        dedupe_key=attrgetter("order_id", "status"),
-        exchange_time=attrgetter("ts"),
+        dedupe_key=("order_id", "status"),
+        exchange_time="ts",
     ),
 }
 

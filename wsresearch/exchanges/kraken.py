@@ -21,7 +21,6 @@ or ``kraken-futures``. See ``docs/exchanges/kraken.md``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import attrgetter
 from typing import Any, Literal
 
 import polars as pl
@@ -280,7 +279,7 @@ _V2_CHANNELS = {
     "book": Channel(name="book", model=V2Book, explode="data",
                     normalized={"book_changes": _v2_book_changes}),
     "ohlc": Channel(name="ohlc", model=V2Ohlc, explode="data",
-                    exchange_time=attrgetter("timestamp_ns"),
+                    exchange_time="timestamp_ns",
                     normalized={"candles": _v2_candles}),
     "instrument": Channel(name="instrument", model=V2Instrument, explode="pairs"),
 }
@@ -805,30 +804,30 @@ _FUTURES_CHANNELS = {
     "book": [
         Channel(name="book_snapshot", model=FuturesBookSnapshot, stream="book",
                 sequence=lambda b: Seq(b.seq, b.seq, reset=True),
-                sequence_key=attrgetter("product_id"), sequence_group="book",
-                exchange_time=attrgetter("timestamp_ns"),
+                sequence_key="product_id", sequence_group="book",
+                exchange_time="timestamp_ns",
                 normalized={"book_changes": _futures_book_snapshot}),
         Channel(name="book", model=FuturesBook,
-                dedupe_key=attrgetter("product_id", "seq"),
-                sequence=attrgetter("seq"), sequence_key=attrgetter("product_id"),
-                sequence_group="book", exchange_time=attrgetter("timestamp_ns"),
+                dedupe_key=("product_id", "seq"),
+                sequence="seq", sequence_key="product_id",
+                sequence_group="book", exchange_time="timestamp_ns",
                 normalized={"book_changes": _futures_book}),
     ],
     "trade": [
         Channel(name="trade_snapshot", model=FuturesTradeSnapshot, stream="trade",
                 explode="trades", sequence=_snapshot_seq,
-                sequence_key=attrgetter("product_id"), sequence_group="trade"),
+                sequence_key="product_id", sequence_group="trade"),
         # The snapshot's trades (before subscribing, re-sent on every reconnect) stay
         # native rows and are not counted in the trades table.
-        Channel(name="trade", model=FuturesTrade, dedupe_key=attrgetter("uid"),
-                sequence=attrgetter("seq"), sequence_key=attrgetter("product_id"),
-                sequence_group="trade", exchange_time=attrgetter("time_ns"),
+        Channel(name="trade", model=FuturesTrade, dedupe_key="uid",
+                sequence="seq", sequence_key="product_id",
+                sequence_group="trade", exchange_time="time_ns",
                 normalized={"trades": _futures_trades,
                             "liquidations": _futures_liquidations}),
     ],
     "ticker_lite": [Channel(name="ticker_lite", model=FuturesTickerLite,
                             normalized={"quotes": _futures_lite_quotes})],
-    "ticker": [Channel(name="ticker", model=FuturesTicker, exchange_time=attrgetter("time_ns"),
+    "ticker": [Channel(name="ticker", model=FuturesTicker, exchange_time="time_ns",
                        normalized={"quotes": _futures_quotes,
                                    "derivative_ticker": _futures_derivative_ticker})],
 }

@@ -26,8 +26,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from collections.abc import Callable, Sequence
-from operator import attrgetter
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
@@ -582,17 +581,17 @@ def _candles(native: pl.LazyFrame) -> pl.LazyFrame:
 def _books(name: str) -> Channel:
     return Channel(
         name=name, model=Books,
-        dedupe_key=attrgetter("inst_id", "ts_ns", "seq_id", "checksum"),
+        dedupe_key=("inst_id", "ts_ns", "seq_id", "checksum"),
         sequence=_book_seq if name == "books" else None,
-        sequence_key=attrgetter("inst_id"), exchange_time=attrgetter("ts_ns"),
+        sequence_key="inst_id", exchange_time="ts_ns",
         normalized={"book_changes": _book_changes(whole_books=name == "books5")},
     )
 
 
 def _one(name: str, model: type[Flat], kind: str, normalizer: Normalizer,
-         key: Callable[[Any], Any]) -> Channel:
+         key: tuple[str, ...]) -> Channel:
     """A channel of one item per message, sending its time as ``ts``."""
-    return Channel(name=name, model=model, dedupe_key=key, exchange_time=attrgetter("ts_ns"),
+    return Channel(name=name, model=model, dedupe_key=key, exchange_time="ts_ns",
                    normalized={kind: normalizer})
 
 
@@ -615,20 +614,20 @@ _CHANNELS = {
         normalized={"trades": _trades},
     ),
     "tickers": Channel(
-        name="tickers", model=Tickers, dedupe_key=attrgetter("inst_id", "ts_ns"),
-        exchange_time=attrgetter("ts_ns"), normalized={"quotes": _quotes},
+        name="tickers", model=Tickers, dedupe_key=("inst_id", "ts_ns"),
+        exchange_time="ts_ns", normalized={"quotes": _quotes},
     ),
     "books": _books("books"),
     "books5": _books("books5"),
     "funding-rate": _one(
         "funding-rate", FundingRate, "derivative_ticker", _funding,
-        attrgetter("inst_id", "ts_ns", "funding_time_ns", "funding_rate")),
+        ("inst_id", "ts_ns", "funding_time_ns", "funding_rate")),
     "mark-price": _one("mark-price", MarkPrice, "derivative_ticker", _named_alike,
-                       attrgetter("inst_id", "ts_ns")),
+                       ("inst_id", "ts_ns")),
     "index-tickers": _one("index-tickers", IndexTicker, "derivative_ticker", _named_alike,
-                          attrgetter("inst_id", "ts_ns")),
+                          ("inst_id", "ts_ns")),
     "open-interest": _one("open-interest", OpenInterest, "derivative_ticker",
-                          _open_interest, attrgetter("inst_id", "ts_ns")),
+                          _open_interest, ("inst_id", "ts_ns")),
     "liquidation-orders": Channel(
         name="liquidation-orders", model=Liquidations, explode="data",
         dedupe_key=lambda m: tuple((r.inst_id, r.ts_ns, r.side, r.size, r.bankruptcy_price)
