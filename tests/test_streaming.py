@@ -74,7 +74,7 @@ def resplit(source: Path, target: Path, owners: list[int]) -> pl.DataFrame:
     return events
 
 
-@settings(max_examples=10, deadline=None,
+@settings(max_examples=6, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_overlapping_segments_still_stream_in_seq_order(
