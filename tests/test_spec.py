@@ -148,3 +148,11 @@ def test_every_adapter_declares_its_plain_keys_as_field_names() -> None:
     spec = binance.spec(["btcusdt"], ["trade", "depth"])
     assert spec.channel("trade").field_names["dedupe_key"] == ("symbol", "trade_id")
     assert "sequence" not in spec.channel("depth").field_names  # a range: a function
+
+
+def test_field_names_may_come_as_a_list() -> None:
+    from wsresearch.exchanges import generic
+
+    named = Channel(name="trade", model=generic.Trade,
+                    dedupe_key=["symbol", "trade_id"])  # type: ignore[arg-type]
+    assert named.field_names == {"dedupe_key": ("symbol", "trade_id")}

@@ -313,3 +313,14 @@ async def test_the_replay_server_reads_a_connection_when_it_serves_it() -> None:
             received = [await ws.recv() for _ in expected]
     assert received == expected
     assert fresh._events is None, "the recording was never loaded whole"
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda r: r.chunks(100, start="3"), "start must be a seq"),
+    (lambda r: r.chunks(100, start=True), "start must be a seq"),
+    (lambda r: r.columns("kind"), "names must be a list of column names"),
+    (lambda r: r.columns(["kind", 3]), "names must be a list of column names"),
+])
+def test_bad_reading_arguments_are_refused_in_one_line(call: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call(Recording.open(SESSION))

@@ -131,6 +131,8 @@ class Channel(BaseModel):
             value = data.get(extractor)
             if isinstance(value, str):
                 value = (value,)
+            elif isinstance(value, list):
+                value = tuple(value)
             if isinstance(value, tuple):
                 if not value or not all(isinstance(n, str) and n for n in value):
                     raise ValueError(f"{extractor}: field names must be non-empty strings, "

@@ -212,10 +212,12 @@ class Recording:
         Raises
         ------
         ValueError
-            If ``events`` is not a positive int.
+            If ``events`` is not a positive int, or ``start`` not an int.
         """
         if isinstance(events, bool) or not isinstance(events, int) or events < 1:
             raise ValueError(f"events must be a positive int, got {events!r}")
+        if start is not None and (isinstance(start, bool) or not isinstance(start, int)):
+            raise ValueError(f"start must be a seq (an int) or None, got {start!r}")
         chunks = self._chunks(events, start)
         if start is None:
             return chunks
@@ -280,8 +282,10 @@ class Recording:
         Raises
         ------
         ValueError
-            For a name that is not a column of :data:`EVENT_SCHEMA`.
+            For ``names`` that are not a list of columns of :data:`EVENT_SCHEMA`.
         """
+        if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+            raise ValueError(f"names must be a list of column names, got {names!r}")
         unknown = sorted(set(names) - set(EVENT_SCHEMA))
         if unknown:
             raise ValueError(f"unknown column(s) {unknown}; the columns are {list(EVENT_SCHEMA)}")
