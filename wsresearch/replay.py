@@ -459,7 +459,7 @@ class _Session:
 
 
 def _sessions(recording: Recording) -> list[_Session]:
-    """Each recorded connection, from five narrow columns: its messages are read when served."""
+    """Each recorded connection, from a few narrow columns: its messages are read when served."""
     seen: dict[int, dict[str, Any]] = {}
     kind, seq = pl.col("kind"), pl.col("seq")
     for part in recording.columns(["generation", "kind", "code", "reason", "closed_by"]):
