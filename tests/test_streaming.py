@@ -46,7 +46,7 @@ def assert_same_replay(a: ReplayResult, b: ReplayResult) -> None:
 def test_every_chunk_size_replays_every_recording_alike(path: Path) -> None:
     spec = Recording.open(path).spec or generic.spec(url="ws://127.0.0.1:1")
     whole = replay(Recording.open(path), spec, chunk_events=10**9)
-    for size in (1_000, 97):
+    for size in (97,):  # many chunks, and batches cut at every edge
         assert_same_replay(whole, replay(Recording.open(path), spec, chunk_events=size))
 
 
