@@ -176,11 +176,7 @@ def run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_ev
     def take(pipeline: Pipeline, events: pl.DataFrame) -> None:
         nonlocal start_state
         if int(events["seq"][-1]) < part.start:  # warm-up: its rows are the part before's
-            store = pipeline.store
-            for name in store.channels:
-                store.take(name)
-            if pipeline.books is not None:
-                pipeline.books.take()
+            pipeline.take()
             start_state = pipeline.parser.dedupe_state()
             return
         export.take(pipeline, events)
@@ -189,7 +185,7 @@ def run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_ev
                      chunks=itertools.chain([] if first is None else [first], pieces),
                      before=begin)
     timeline = pl.concat(export.timeline) if export.timeline else pl.DataFrame(
-        schema=TIMELINE_SCHEMA)
+        schema={"seq": pl.Int64, **TIMELINE_SCHEMA})
     return _Done(export.rows, export.kinds, export.staging.partitions, timeline,
                  start_state, replayed[0].parser.dedupe_state())
 

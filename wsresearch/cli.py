@@ -317,24 +317,23 @@ def _add_chunk_events(command: argparse.ArgumentParser) -> None:
                          f"memory a long recording needs (default {CHUNK_EVENTS:,})")
 
 
-def _chunk_events(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
+def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argument type: a whole number from ``low`` (to ``high``), or a one-line error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if high is None and value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
+        if high is not None and not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low} to {high}, got {text}")
+        return value
+    return parse
 
 
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"must be 1 to 64, got {text}")
-    return value
+_chunk_events = _whole_number(1)
+_workers = _whole_number(1, 64)
 
 
 def _port(text: str) -> int:
@@ -606,8 +605,7 @@ async def _replay(args: argparse.Namespace, console: Console) -> int:
 
     def count(pipeline: Pipeline, events: pl.DataFrame) -> None:
         """Count each chunk's rows, and let them go: the memory stays one chunk's."""
-        for channel in pipeline.store.channels:
-            frame = pipeline.store.take(channel)
+        for channel, frame in pipeline.take()[0].items():
             rows[channel] += frame.height
             if not by_channel:
                 types.append(frame.group_by(type_field).len())

@@ -55,7 +55,7 @@ from .pipeline import Pipeline, normalized_books
 from .quality import QualityReport, ReportInputs, hole_rule
 from .recording import Recording
 from .recording.format import TIMELINE_SCHEMA
-from .recording.reader import CHUNK_EVENTS
+from .recording.reader import CHUNK_EVENTS, check_chunk_events
 from .replay import ReplayResult, replay_in_chunks
 from .spec import CHANNEL_NAME, FeedSpec
 
@@ -199,6 +199,7 @@ def export_parquet(
         unsafe = sorted(name for name in result.frames if not re.fullmatch(CHANNEL_NAME, name))
         if unsafe:  # a Channel refuses such names; a frames dict built by hand might not
             raise ValueError(f"channel name(s) {unsafe} cannot name a dataset folder")
+    check_chunk_events(chunk_events)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     if result is None and workers > 1:
@@ -216,8 +217,9 @@ def export_parquet(
             export.add({name: kept.frames[name] for name in export.whole}, None)
         else:
             export.add(result.frames, result.books)
-            for chunk in recording.chunks():
-                export.count(chunk)
+            for part in recording.columns(list(TIMELINE_SCHEMA)):  # no message is read
+                export.note(part)
+            return export.finish(recording_id(recording))
         return export.finish()
     finally:
         export.close()
@@ -245,10 +247,7 @@ def _split_export(root: Path, recording: Recording, spec: FeedSpec, normalized: 
             for kind, count in part.kinds.items():
                 export.kinds[kind] = export.kinds.get(kind, 0) + count
             export.timeline.append(part.timeline)
-        export.events = recording.event_count
-        head = next(recording.chunks(_HEAD), pl.DataFrame(schema={"data": pl.String}))
-        export.head = head["data"].to_list()
-        return dataclasses.replace(export.finish(), parts=len(parts))
+        return dataclasses.replace(export.finish(recording_id(recording)), parts=len(parts))
     finally:
         export.close()
 
@@ -293,21 +292,26 @@ class _Export:
         self.head: list[str | None] = []
         self.timeline: list[pl.DataFrame] = []
 
-    def count(self, events: pl.DataFrame) -> None:
-        """Note a chunk of the recording's events: its id and connections come from them."""
+    def note(self, events: pl.DataFrame) -> None:
+        """Keep the opens and closes among ``events``: the connections table.
+
+        ``events`` need only ``seq`` and the :data:`TIMELINE_SCHEMA` columns.
+        """
+        self.timeline.append(events.filter(pl.col("kind").is_in(["open", "close"]))
+                             .select("seq", *TIMELINE_SCHEMA))
+
+    def take(self, pipeline: Pipeline, events: pl.DataFrame) -> dict[str, pl.DataFrame]:
+        """After a chunk of the replay: write the rows it made, let them go, return them.
+
+        The chunk's events are counted and their first data kept: the recording's id.
+        """
         self.events += events.height
         if len(self.head) < _HEAD:
             self.head += events["data"].head(_HEAD - len(self.head)).to_list()
-        self.timeline.append(events.filter(pl.col("kind").is_in(["open", "close"]))
-                             .select(*TIMELINE_SCHEMA))
-
-    def take(self, pipeline: Pipeline, events: pl.DataFrame) -> None:
-        """After a chunk: write the rows it made and let them go."""
-        self.count(events)
-        store = pipeline.store
-        frames = {name: store.take(name) for name in store.channels if name not in self.whole}
-        tables = {} if pipeline.books is None else pipeline.books.take()
+        self.note(events)
+        frames, tables = pipeline.take(keep=self.whole)
         self.add(frames, tables)
+        return frames
 
     def add(self, frames: Mapping[str, pl.DataFrame],
             books: Books | Mapping[str, pl.DataFrame] | None) -> None:
@@ -335,9 +339,12 @@ class _Export:
             if parts:
                 self.staging.add(f"kind={kind}", pl.concat(parts))
 
-    def finish(self, pipeline_frames: Mapping[str, pl.DataFrame] | None = None) -> ExportSummary:
-        """Name and write every file; remove an earlier export's files of the recording."""
-        rid = _recording_id(self.recording, self.events, self.head)
+    def finish(self, rid: str | None = None) -> ExportSummary:
+        """Name and write every file; remove an earlier export's files of the recording.
+
+        ``rid``: the recording's id, where its events were not counted as they were replayed.
+        """
+        rid = rid or _recording_id(self.recording, self.events, self.head)
         # An earlier export of this recording, in this layout or the one before exchange
         # partitions: replaced, never duplicated.
         old = sorted(p for pattern in ("channel=*/**/", "kind=*/**/", f"{_CONNECTIONS}/")
@@ -346,8 +353,8 @@ class _Export:
             path.unlink()
         files = list(self.staging.finish(rid))
         path = self.root / _CONNECTIONS / f"{rid}.parquet"
-        timeline = pl.concat(self.timeline) if self.timeline else pl.DataFrame(
-            schema=TIMELINE_SCHEMA)
+        timeline = pl.concat(self.timeline).sort("seq", maintain_order=True) if (
+            self.timeline) else pl.DataFrame(schema=TIMELINE_SCHEMA)
         write_private_parquet(timeline.select(pl.lit(rid).alias("recording"), *TIMELINE_SCHEMA)
                               .cast(CONNECTION_SCHEMA), path)  # type: ignore[arg-type]
         files.append(path)
@@ -403,12 +410,8 @@ def export_with_report(
     inputs = ReportInputs(spec)
 
     def take(pipeline: Pipeline, events: pl.DataFrame) -> None:
-        export.count(events)
         inputs.count(events)
-        store = pipeline.store
-        frames = {name: store.take(name) for name in store.channels if name not in export.whole}
-        export.add(frames, {} if pipeline.books is None else pipeline.books.take())
-        inputs.add(frames)
+        inputs.add(export.take(pipeline, events))
 
     try:
         result = replay_in_chunks(recording, spec, "complete", progress, chunk_events, take)

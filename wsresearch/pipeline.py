@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from operator import itemgetter
 from typing import Any
@@ -534,6 +534,17 @@ class Pipeline:
             sequence_out_of_order=sequences[OUT_OF_ORDER],
             inexact=self._inexact,
         )
+
+    def take(self, keep: Collection[str] = ()
+             ) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame]]:
+        """The rows made so far by channel (but those of ``keep``), and the books' tables.
+
+        Handed over and let go (:meth:`FrameStore.take`, :meth:`Books.take`): for a consumer
+        that writes them or keeps a few columns of them as a long replay goes.
+        """
+        store = self.store
+        frames = {name: store.take(name) for name in store.channels if name not in keep}
+        return frames, ({} if self.books is None else self.books.take())
 
     def frame(self, channel: str) -> pl.DataFrame:
         """The valid, new messages of ``channel`` so far, one row each.

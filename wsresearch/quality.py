@@ -41,7 +41,7 @@ from .pipeline import Counts, Pipeline
 from .policy import END_OF_SESSION, describe_close
 from .recording import Recording
 from .recording.format import TIMELINE_SCHEMA, ReceiveTimes
-from .recording.reader import CHUNK_EVENTS
+from .recording.reader import CHUNK_EVENTS, check_chunk_events
 from .redaction import redact_url
 from .replay import ReplayResult, replay_in_chunks
 from .spec import FeedSpec
@@ -733,17 +733,16 @@ def _from_recording(
     recording: Recording, spec: FeedSpec | None, progress: Callable[[int, int], None] | None,
     rule: _HoleRule, result: ReplayResult | None = None, chunk_events: int = CHUNK_EVENTS,
 ) -> QualityReport:
+    check_chunk_events(chunk_events)
     collected = ReportInputs(spec)
-    if spec is None:
-        for chunk in recording.chunks(chunk_events):
-            collected.count(chunk)
-    elif result is None:
+    if spec is not None and result is None:
         result = replay_in_chunks(recording, spec, "complete", progress, chunk_events,
                                   collected.take)
-    else:
-        collected.add(result.frames)
-        for chunk in recording.chunks(chunk_events):
-            collected.count(chunk)
+    else:  # nothing to replay: the events' times alone, no message read
+        if result is not None:
+            collected.add(result.frames)
+        for part in recording.columns(list(TIMELINE_SCHEMA)):
+            collected.count(part)
     return collected.report(recording, spec, result, rule)
 
 
@@ -780,7 +779,7 @@ class ReportInputs:
         self._latency: dict[str, list[pl.Series]] = {name: [] for name in self._streams}
 
     def count(self, events: pl.DataFrame) -> None:
-        """Note a chunk of the recording's events, in ``seq`` order."""
+        """Note some of the recording's events: ``seq`` and the :data:`TIMELINE_SCHEMA` columns."""
         if events.height == 0:
             return
         self.events += events.height
@@ -791,7 +790,7 @@ class ReportInputs:
         self.end = high if self.end is None else max(self.end, high)
         self.last_seq = last if self.last_seq is None else max(self.last_seq, last)
         self._timeline.append(events.filter(pl.col("kind").is_in(["open", "close", "stop"]))
-                              .select(*TIMELINE_SCHEMA))
+                              .select("seq", *TIMELINE_SCHEMA))
         drops = events.filter(kind="drop")["reason"]
         for reason in self.drops:
             self.drops[reason] += int((drops == reason).sum())
@@ -806,10 +805,8 @@ class ReportInputs:
     def take(self, pipeline: Pipeline, events: pl.DataFrame) -> None:
         """After a chunk of a replay: keep what the report needs of its rows, let them go."""
         self.count(events)
-        store = pipeline.store
-        self.add({name: store.take(name) for name in store.channels})
-        if pipeline.books is not None:
-            pipeline.books.take()  # the report reads the books' state, not their tables
+        frames, _ = pipeline.take()  # the report reads the books' state, not their tables
+        self.add(frames)
 
     def add(self, frames: dict[str, pl.DataFrame]) -> None:
         """Keep each channel's receive times (once per message) and exchange latencies."""
@@ -823,8 +820,8 @@ class ReportInputs:
         """The report of ``recording`` (replayed through ``spec`` as ``result``)."""
         start = self.start if self.start is not None else 0
         end = self.end if self.end is not None else 0
-        timeline = pl.concat(self._timeline) if self._timeline else pl.DataFrame(
-            schema=TIMELINE_SCHEMA)
+        timeline = pl.concat(self._timeline).sort("seq", maintain_order=True).drop("seq") if (
+            self._timeline) else pl.DataFrame(schema=TIMELINE_SCHEMA)
         first = pl.concat(self._first) if self._first else pl.DataFrame(
             schema={"generation": pl.Int64, "recv_mono_ns": pl.Int64, "recv_wall_ns": pl.Int64})
         live = {"dropped_live": self.drops["overflow"], "old_generation_live": self.drops["stale"]}

@@ -42,7 +42,7 @@ from .normalize import normalize
 from .parser import Reject
 from .pipeline import Counts, Pipeline, Received, normalized_table
 from .recording import Recording
-from .recording.reader import CHUNK_EVENTS
+from .recording.reader import CHUNK_EVENTS, check_chunk_events
 from .spec import FeedSpec
 
 __all__ = ["ReplayResult", "ReplayServer", "replay", "replay_in_chunks"]
@@ -203,7 +203,7 @@ def replay_in_chunks(
     mode: Literal["complete", "faithful"],
     progress: Callable[[int, int], None] | None,
     chunk_events: int,
-    after_chunk: Callable[[Pipeline, pl.DataFrame], None] | None,
+    after_chunk: Callable[[Pipeline, pl.DataFrame], object] | None,
     *,
     chunks: Iterable[pl.DataFrame] | None = None,
     before: Callable[[Pipeline], None] | None = None,
@@ -234,9 +234,9 @@ def replay_in_chunks(
     ValueError
         For a ``chunk_events`` that is not a positive int.
     """
-    read = recording.chunks(chunk_events)  # checks chunk_events before any work
+    check_chunk_events(chunk_events)  # before any work
     if chunks is None:
-        chunks = read
+        chunks = recording.chunks(chunk_events)
     skip = recording.dropped() if mode == "faithful" else set()
     clock = VirtualClock(mono_ns=0, wall_ns=0)
     pipeline = Pipeline(spec, clock)

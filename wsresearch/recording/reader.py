@@ -32,10 +32,17 @@ from .format import (
 )
 from .writer import write_capture
 
-__all__ = ["CHUNK_EVENTS", "Recording"]
+__all__ = ["CHUNK_EVENTS", "Recording", "check_chunk_events"]
 
 CHUNK_EVENTS = 20_000
 """Events per table of :meth:`Recording.chunks` by default: a few tens of MB of working set."""
+
+
+def check_chunk_events(events: object) -> None:
+    """Refuse a chunk size that is not a positive int, in one line (a ``ValueError``)."""
+    if isinstance(events, bool) or not isinstance(events, int) or events < 1:
+        raise ValueError(f"events must be a positive int, got {events!r}")
+
 
 _PIECE = 20_000  # rows of a segment decoded at a time, at least (a whole one costs more)
 
@@ -214,8 +221,7 @@ class Recording:
         ValueError
             If ``events`` is not a positive int, or ``start`` not an int.
         """
-        if isinstance(events, bool) or not isinstance(events, int) or events < 1:
-            raise ValueError(f"events must be a positive int, got {events!r}")
+        check_chunk_events(events)
         if start is not None and (isinstance(start, bool) or not isinstance(start, int)):
             raise ValueError(f"start must be a seq (an int) or None, got {start!r}")
         chunks = self._chunks(events, start)
@@ -328,18 +334,9 @@ class Recording:
         Read from two columns of each segment, not the whole recording: what a
         faithful replay skips.
         """
-        skipped: set[int] = set()
-        if self._events is not None:
-            drops = self._events.filter(pl.col("kind") == "drop")["ref_seq"]
-            return set(drops.drop_nulls().to_list())
-        for file in self.files:
-            try:
-                refs = (pl.scan_parquet(file, glob=False)
-                        .filter(pl.col("kind") == "drop").select("ref_seq").collect())
-            except (Exception, pl.exceptions.PanicException):
-                continue  # unreadable: skipped by the reader too, with its warning
-            skipped.update(refs["ref_seq"].drop_nulls().to_list())
-        return skipped
+        drops = (part.filter(pl.col("kind") == "drop")["ref_seq"]
+                 for part in self.columns(["kind", "ref_seq"]))
+        return {seq for refs in drops for seq in refs.drop_nulls().to_list()}
 
     def frames(self) -> pl.DataFrame:
         """Inbound messages only: ``seq, generation, recv_mono_ns, recv_wall_ns, data``.
@@ -409,15 +406,9 @@ class Recording:
 
     def _outline(self) -> tuple[int, int | None, int | None, int, list[int | None]]:
         """Messages, first and last time, generations and close codes (five columns read)."""
-        tables = [self._events] if self._events is not None else self.files
         messages, times, generations = 0, [], set()
         closes: list[tuple[int, int | None]] = []
-        for table in tables:
-            try:
-                part = table if isinstance(table, pl.DataFrame) else pl.read_parquet(
-                    table, columns=["seq", "kind", "mono_ns", "generation", "code"], glob=False)
-            except (Exception, pl.exceptions.PanicException):
-                continue  # unreadable: skipped, as the reader skips it
+        for part in self.columns(["kind", "mono_ns", "generation", "code"]):
             if part.height == 0:
                 continue
             count, low, high = part.select((pl.col("kind") == "frame").sum(),
