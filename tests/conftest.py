@@ -58,10 +58,14 @@ FAST = BackoffConfig(initial_delay=0.01, max_delay=0.05, jitter=0.0)
 
 
 def quick(heartbeat: HeartbeatConfig | None = None) -> ConnectionConfig:
-    """Connection settings for tests: fast retries, a quick heartbeat."""
+    """Connection settings for tests: fast retries, a quick heartbeat, a short wait for a close.
+
+    A peer that never answers a close frame (a half-open link) costs ``close_timeout``.
+    """
     return ConnectionConfig(
         reconnect=ReconnectConfig(backoff=FAST, rate_limit_backoff=FAST),
         heartbeat=heartbeat or HeartbeatConfig(interval=0.1, timeout=0.5),
+        close_timeout=TIME_FACTOR,
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 
 from wsresearch import (
@@ -671,6 +672,35 @@ async def test_disconnect_drops_a_peer_that_never_answers_the_close() -> None:
         server_side[0].transport.abort()
     last = ws.last_close
     assert last is not None and last.initiator == "client"  # our close frame, never answered
+
+
+async def test_disconnect_from_a_busy_peer_reads_to_its_close_frame_and_loses_nothing() -> None:
+    # A peer that sends as fast as it can: its frames fill websockets' buffer as soon as
+    # the client stops reading, and its answer to our close frame comes behind them.
+    sent = 0
+
+    async def flood(conn: ServerConnection) -> None:
+        nonlocal sent
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await conn.send(json.dumps({"n": sent, "pad": "x" * 200}))
+                sent += 1
+                if sent % 100 == 0:
+                    await asyncio.sleep(0)  # the client runs on this event loop too
+
+    got: list[int] = []
+    async with loopback_server(flood) as (_, url):
+        # A long close_timeout: waiting it out would end the close as an abnormal 1006.
+        ws = WebSocketManager(url, config(close_timeout=30))
+        ws.on_message(lambda data, generation: got.append(json.loads(data)["n"]))
+        await ws.connect()
+        await eventually(lambda: len(got) >= 1000, what="a busy stream")
+        await ws.disconnect()
+    last = ws.last_close
+    # The peer's close frame was read: a clean 1000 we began, not a 1006 after a timeout.
+    assert last is not None and (last.code, last.initiator) == (1000, "client"), last
+    # Every message the peer sent before answering our close was handed on, in order.
+    assert got == list(range(sent))
 
 
 async def test_disconnect_returns_when_an_on_connected_hook_swallows_its_cancellation() -> None:

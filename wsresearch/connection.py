@@ -408,7 +408,12 @@ class WebSocketManager:
         await waiter
 
     async def disconnect(self) -> None:
-        """Close the connection and cancel any pending reconnect; leave no task behind."""
+        """Close the connection and cancel any pending reconnect; leave no task behind.
+
+        The close frame goes out and reading goes on until the server answers it: the
+        messages it sent before are handed to the ``on_message`` handlers, in order. A
+        server that does not answer within ``close_timeout`` is dropped.
+        """
         self._user_closed = True
         task, self._supervisor = self._supervisor, None
         if task is not None and not task.done():
@@ -611,20 +616,29 @@ class WebSocketManager:
                          generation)
                 self._set_state(ConnectionState.CONNECTED)
                 self._resolve_waiters()
-            await reader
+            # Shielded: a disconnect() cancels this task, not the reader (see below).
+            await asyncio.shield(reader)
         finally:
-            tasks = [t for t in (reader, writer, heartbeat) if t is not None and not t.done()]
+            tasks = [t for t in (writer, heartbeat) if t is not None and not t.done()]
             for task in tasks:
                 task.cancel()
+            # The reader goes on while the connection closes. What the peer sent before
+            # its close frame is read and handed on like any message, and the close frame
+            # behind it is reached: a busy peer's frames fill websockets' buffer as soon
+            # as nobody reads, and the closing handshake would then wait out close_timeout
+            # and end as an abnormal 1006.
+            timeout = self.config.close_timeout
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    ws.close(1000, END_OF_SESSION), self.config.close_timeout
-                )
+                await asyncio.wait_for(ws.close(1000, END_OF_SESSION), timeout)
             if ws.state is not State.CLOSED:
                 # The closing handshake timed out (a peer that no longer reads, say):
                 # drop the TCP connection rather than leave it half alive.
                 ws.transport.abort()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # The messages read before the close are handed on; a reader paused for
+            # backpressure gets as long again to finish, then stops.
+            await asyncio.wait([reader], timeout=timeout)
+            reader.cancel()
+            await asyncio.gather(reader, *tasks, return_exceptions=True)
             self._ws = None
             self._outbox_ready = None
             close = self._record_close(generation, *self._close_status(ws))
