@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-peers bench-instructions notebooks clean
+.PHONY: demo test test-thorough lint typecheck pytest bench bench-peers bench-instructions notebooks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "wsresearch needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -24,10 +24,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-# On every core (pytest-xdist): the suite mostly waits on real sockets and subprocesses,
-# so two workers on two cores take about half the time of one.
+# Two workers per core (pytest-xdist): the suite mostly waits on real sockets, subprocesses
+# and kernels, so one worker per core leaves the cores idle a third of the time.
+JOBS = $(shell $(PYTHON) -c 'import os; print(2 * (os.cpu_count() or 1))')
+
 pytest: $(STAMP)
-	$(VENV)/bin/pytest -n auto
+	$(VENV)/bin/pytest -n $(JOBS)
+
+# The same suite with its fuzz and soak tests at full size (WSR_THOROUGH=1): more generated
+# inputs, more kills, more reconnect cycles. About twice as long as `make test`.
+test-thorough: $(STAMP) lint typecheck
+	WSR_THOROUGH=1 $(VENV)/bin/pytest -n $(JOBS)
 
 # Re-run the example notebooks top to bottom and save their outputs.
 notebooks: $(STAMP)

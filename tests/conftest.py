@@ -18,6 +18,17 @@ pytest_plugins = ["pytester"]
 # One factor scales every real-time wait in the suite (slow CI machines set it > 1).
 TIME_FACTOR = float(os.environ.get("WSR_TEST_TIME_FACTOR", "1"))
 
+THOROUGH = os.environ.get("WSR_THOROUGH", "") == "1"
+"""Set by ``make test-thorough``: the fuzz and soak tests run at their full size."""
+
+
+def sized(default: int, thorough: int) -> int:
+    """A fuzz or soak test's size: ``default`` in ``make test``, else ``thorough``.
+
+    ``thorough`` is for ``make test-thorough`` (``WSR_THOROUGH=1``).
+    """
+    return thorough if THOROUGH else default
+
 
 async def eventually(
     condition: Callable[[], bool], within: float = 5.0, what: str = "condition"

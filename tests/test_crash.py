@@ -11,6 +11,8 @@ import polars as pl
 
 from wsresearch import Recording, quality_report
 
+from .conftest import sized
+
 # A recording feed in a process of its own, printing each flushed seq as it is written.
 CHILD = """
 import asyncio, sys
@@ -31,7 +33,7 @@ async def main(folder):
 asyncio.run(main(sys.argv[1]))
 """
 
-KILLS = 20
+KILLS = sized(8, 20)
 
 
 async def record_and_kill(folder: Path, rng: random.Random) -> int:

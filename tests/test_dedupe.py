@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from wsresearch.dedupe import DedupeCache
 
+from .conftest import sized
+
 
 class Reference:
     """The semantics wanted, spelled with cachetools: contains, else insert."""
@@ -32,7 +34,7 @@ operations = st.lists(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=sized(150, 400), deadline=None)
 @given(maxsize=st.integers(1, 6), ttl=st.integers(1, 10), ops=operations)
 def test_same_answers_as_ttlcache(maxsize: int, ttl: int, ops: list[tuple[str, int]]) -> None:
     now = [0]
@@ -72,7 +74,7 @@ def test_keys_remembered_afresh_leave_nothing_behind() -> None:
     assert cache.entries <= 2
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=sized(100, 300), deadline=None)
 @given(st.data())
 def test_a_cache_loaded_with_another_s_state_answers_as_that_one_would(
         data: st.DataObject) -> None:

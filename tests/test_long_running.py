@@ -12,9 +12,9 @@ from websockets.asyncio.server import ServerConnection
 from wsresearch import ConnectionConfig, Feed, HeartbeatConfig, ReconnectConfig
 from wsresearch.exchanges import generic
 
-from .conftest import FAST, eventually, loopback_server, other_tasks
+from .conftest import FAST, eventually, loopback_server, other_tasks, sized
 
-CYCLES = 300
+CYCLES = sized(160, 300)
 WARM = 60  # cycles before the first measurement: caches and pools fill first
 
 

@@ -13,14 +13,14 @@ from hypothesis import strategies as st
 from wsresearch import Recording, RecordingFormatError, quality_report, replay
 from wsresearch.exchanges import generic
 
-from .conftest import SESSION
+from .conftest import SESSION, sized
 
 FILES = sorted(p.relative_to(SESSION) for p in SESSION.rglob("*") if p.is_file())
 EVENTS = Recording.open(SESSION).events().height
 SPEC = generic.spec(url="ws://127.0.0.1:1")  # the session's own adapter
 
 
-@settings(max_examples=120, deadline=None, derandomize=True,
+@settings(max_examples=sized(50, 120), deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(
     which=st.sampled_from(FILES),
