@@ -32,7 +32,7 @@ pytest: $(STAMP)
 	$(VENV)/bin/pytest -n $(JOBS)
 
 # The same suite with its fuzz and soak tests at full size (WSR_THOROUGH=1): more generated
-# inputs, more kills, more reconnect cycles. About twice as long as `make test`.
+# inputs, more kills, more reconnect cycles. About 20 s longer than `make test` on two cores.
 test-thorough: $(STAMP) lint typecheck
 	WSR_THOROUGH=1 $(VENV)/bin/pytest -n $(JOBS)
 
