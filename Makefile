@@ -51,7 +51,7 @@ $(PEERS_STAMP): benchmarks/peers/requirements.txt
 	@touch $(PEERS_STAMP)
 
 bench: $(STAMP) $(PEERS_STAMP)
-	$(PY) benchmarks/suite.py
+	$(PY) benchmarks/suite.py --rounds 5
 
 bench-peers: $(STAMP) $(PEERS_STAMP)
 	$(PY) benchmarks/bench_peers.py

@@ -1,9 +1,13 @@
 import asyncio
+import contextlib
 import socket
 import time
+from pathlib import Path
 
 import polars as pl
 import pytest
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 
 from wsresearch import (
     ConnectionConfig,
@@ -12,6 +16,7 @@ from wsresearch import (
     OverflowPolicy,
     QueueConfig,
     ReconnectConfig,
+    Recording,
     Simulator,
     StreamConfig,
     UnknownChannelError,
@@ -23,7 +28,7 @@ from wsresearch.exchanges import generic
 from wsresearch.lowlevel import ConnectionState
 from wsresearch.testing import generic_frames
 
-from .conftest import FAST, RATES, eventually, other_tasks, quick
+from .conftest import FAST, RATES, eventually, loopback_server, other_tasks, quick
 
 
 def rows(feed: Feed, channel: str) -> int:
@@ -249,6 +254,41 @@ async def test_block_feed_restarts_after_stopping_under_pressure() -> None:
         await eventually(lambda: rows(feed, "trade") > before + 3, what="trades after restart")
         await feed.stop()
     assert feed.stats.dropped == 0
+
+
+@pytest.mark.parametrize("overflow", [OverflowPolicy.BLOCK, OverflowPolicy.DROP_OLDEST])
+async def test_a_stop_during_a_flood_records_and_processes_every_message_sent(
+    overflow: OverflowPolicy, tmp_path: Path,
+) -> None:
+    # The server sends as fast as it can until it answers the close; the feed stops while
+    # its queue (BLOCK: with the socket paused) and websockets' buffer are full.
+    sent = 0
+
+    async def flood(conn: ServerConnection) -> None:
+        nonlocal sent
+        await conn.recv()  # the subscription
+        with contextlib.suppress(ConnectionClosed):
+            for frame in generic_frames(200_000, seed=7):
+                await conn.send(frame)
+                sent += 1
+                if sent % 100 == 0:
+                    await asyncio.sleep(0)  # the feed runs on this event loop too
+
+    async with loopback_server(flood) as (_, url):
+        spec = generic.spec(symbols=["BTC-USD"], channels=["trade"], url=url,
+                            connection=ConnectionConfig(
+                                heartbeat=HeartbeatConfig(enabled=False), close_timeout=30),
+                            queue=QueueConfig(max_size=64, overflow=overflow))
+        feed = Feed(spec, record_to=tmp_path / "rec")
+        async with feed:
+            await eventually(lambda: feed.stats.received >= 5_000, what="a flood")
+    close = feed.manager.last_close
+    assert close is not None and (close.code, close.initiator) == (1000, "client"), close
+    stats = feed.stats
+    assert stats.received == sent  # read up to the server's answer to the close
+    assert Recording.open(tmp_path / "rec").frames().height == sent  # and every one recorded
+    if overflow is OverflowPolicy.BLOCK:  # nothing dropped: every message is a row
+        assert stats.dropped == 0 and rows(feed, "trade") == sent
 
 
 async def test_an_exchange_time_that_fails_leaves_the_row_without_it() -> None:
