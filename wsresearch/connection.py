@@ -412,7 +412,9 @@ class WebSocketManager:
 
         The close frame goes out and reading goes on until the server answers it: the
         messages it sent before are handed to the ``on_message`` handlers, in order. A
-        server that does not answer within ``close_timeout`` is dropped.
+        server that does not answer within ``close_timeout`` is dropped; a reader paused for
+        backpressure (:meth:`pause_reading`) then has up to ``close_timeout`` more to hand on
+        what was read.
         """
         self._user_closed = True
         task, self._supervisor = self._supervisor, None
