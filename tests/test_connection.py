@@ -703,6 +703,31 @@ async def test_disconnect_from_a_busy_peer_reads_to_its_close_frame_and_loses_no
     assert got == list(range(sent))
 
 
+async def test_a_disconnect_its_caller_gives_up_on_drops_the_socket_and_hands_on_nothing_more(
+) -> None:
+    async def trickle(conn: ServerConnection) -> None:
+        conn.transport.pause_reading()  # never reads, so never answers, our close frame
+        with contextlib.suppress(ConnectionClosed):
+            for n in range(10_000):
+                await conn.send(str(n))
+                await asyncio.sleep(0.01)
+
+    got: list[str] = []
+    async with loopback_server(trickle) as (server, url):
+        ws = WebSocketManager(url, config(close_timeout=30))
+        ws.on_message(lambda data, generation: got.append(data))
+        await ws.connect()
+        await eventually(lambda: len(got) >= 5, what="a few messages")
+        with contextlib.suppress(TimeoutError):  # the caller gives up: a second cancel
+            await asyncio.wait_for(ws.disconnect(), 0.2)
+        ended = len(got)
+        await eventually(lambda: not [t for t in other_tasks()
+                                      if t.get_name() == "wsresearch-reader"],
+                         what="the reader to stop")
+        server.close(close_connections=True)
+    assert len(got) == ended, f"{len(got) - ended} messages handed on after disconnect()"
+
+
 async def test_disconnect_returns_when_an_on_connected_hook_swallows_its_cancellation() -> None:
     connections = 0
 

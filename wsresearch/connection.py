@@ -412,9 +412,10 @@ class WebSocketManager:
 
         The close frame goes out and reading goes on until the server answers it: the
         messages it sent before are handed to the ``on_message`` handlers, in order. A
-        server that does not answer within ``close_timeout`` is dropped; a reader paused for
-        backpressure (:meth:`pause_reading`) then has up to ``close_timeout`` more to hand on
-        what was read.
+        server that does not answer within ``close_timeout`` is dropped. Reading paused for
+        backpressure (:meth:`pause_reading`) and not resumed holds the stop up to
+        ``close_timeout`` too. If the caller gives up on ``disconnect()`` (a timeout around
+        it), the socket is dropped at once and nothing more is handed on.
         """
         self._user_closed = True
         task, self._supervisor = self._supervisor, None
@@ -630,17 +631,27 @@ class WebSocketManager:
             # as nobody reads, and the closing handshake would then wait out close_timeout
             # and end as an abnormal 1006.
             timeout = self.config.close_timeout
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(1000, END_OF_SESSION), timeout)
-            if ws.state is not State.CLOSED:
-                # The closing handshake timed out (a peer that no longer reads, say):
-                # drop the TCP connection rather than leave it half alive.
+            deadline = loop.time() + timeout
+            try:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.close(1000, END_OF_SESSION), timeout)
+                if ws.state is not State.CLOSED:
+                    # The closing handshake timed out (a peer that no longer reads, say):
+                    # drop the TCP connection rather than leave it half alive.
+                    ws.transport.abort()
+                # The messages read before the close are handed on: the reader ends once
+                # websockets' buffer is empty. One paused for backpressure may be resumed
+                # (a feed's queue drains) until close_timeout after the close began.
+                await asyncio.wait([reader], timeout=max(0.0, deadline - loop.time())
+                                   if self._paused else timeout)
+            except BaseException:
+                # Cancelled again (the caller of disconnect() gave up): the socket goes
+                # now, and the reader with it, so no message is handed on after.
                 ws.transport.abort()
-            # The messages read before the close are handed on; a reader paused for
-            # backpressure gets as long again to finish, then stops.
-            await asyncio.wait([reader], timeout=timeout)
-            reader.cancel()
-            await asyncio.gather(reader, *tasks, return_exceptions=True)
+                raise
+            finally:
+                reader.cancel()
+                await asyncio.gather(reader, *tasks, return_exceptions=True)
             self._ws = None
             self._outbox_ready = None
             close = self._record_close(generation, *self._close_status(ws))
