@@ -40,7 +40,7 @@ from .recording.format import TIMELINE_SCHEMA
 from .replay import replay_in_chunks
 from .spec import FeedSpec, SpecOrigin
 
-__all__ = ["Part", "plan", "splittable"]
+__all__ = ["Part", "plan", "process_pool", "run_part", "run_parts", "splittable"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,15 @@ class _Done:
     timeline: pl.DataFrame
     state_at_start: State
     state_at_end: State
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` fresh interpreters (``spawn``).
+
+    None of this process's threads, event loop or state is copied into them, so a job
+    rebuilds what it needs (a spec from its origin, say).
+    """
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def splittable(spec: FeedSpec, normalized: bool) -> str | None:
@@ -196,8 +205,7 @@ def run_parts(path: str, spec: FeedSpec, normalized: bool, chunk_events: int,
     assert spec.origin is not None  # checked by splittable()
     jobs = [(path, spec.origin, spec.url, normalized, chunk_events, part, None, str(staging),
              str(root)) for part in parts]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with process_pool(workers) as pool:
         done = list(pool.map(run_part, *zip(*jobs, strict=True)))
     for k in range(1, len(parts)):
         handed = done[k - 1].state_at_end

@@ -29,7 +29,7 @@ from typing import Any
 
 import polars as pl
 
-from ._files import make_private_dirs, sink_private_parquet, write_private_parquet
+from ._files import sink_private_parquet, write_private_parquet
 
 __all__ = ["SOURCE", "Staging"]
 
@@ -62,12 +62,15 @@ class Staging:
         The dataset's directory (it exists).
     exchange
         The ``exchange`` partition of every file.
+    folder
+        Where to make the staging folder (default ``root``): a part of a recording exported
+        in parts stages into the staging folder of the whole.
     """
 
     def __init__(self, root: Path, exchange: str, folder: Path | None = None) -> None:
         self.root = root
         self.exchange = exchange
-        # 0700; a part of a recording exported in parts stages into its own sub-folder
+        # 0700, and removed by close()
         self.folder = Path(tempfile.mkdtemp(prefix=".export-", dir=folder or root))
         self._partitions: dict[tuple[str, dt.date], _Partition] = {}
         self._written = 0
@@ -128,7 +131,6 @@ class Staging:
                 if not partition.in_order():  # a clock that stepped back across chunks
                     parts = parts.sort(*_ORDER, maintain_order=True)
                 parts = parts.drop("exchange", SOURCE)
-            make_private_dirs(path.parent)
             sink_private_parquet(parts.with_columns(pl.lit(recording).alias("recording")),
                                  path)
             yield path

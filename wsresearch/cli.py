@@ -49,9 +49,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import polars as pl
 from pydantic import ValidationError
@@ -85,6 +85,8 @@ if TYPE_CHECKING:
     from .export import ExportSummary
 
 __all__ = ["demo_faults", "main"]
+
+_T = TypeVar("_T")
 
 _DEMO_SCRIPT: tuple[tuple[float, dict[str, Any]], ...] = (
     # (fraction of the run, fault): a tour of what exchanges do to connections.
@@ -667,16 +669,25 @@ async def _report(args: argparse.Namespace, console: Console) -> int:
             console.print(await asyncio.to_thread(_report_job, *job), end="", markup=False,
                           highlight=False)
         return 0
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    _say(console, f"reporting on {len(jobs)} recordings, {args.workers} at a time")
+    async for text in _in_processes(args.workers, _report_job, jobs):
+        console.print(text, end="", markup=False, highlight=False)
+    return 0
+
+
+async def _in_processes(workers: int, job: Callable[..., _T],
+                        jobs: Sequence[tuple[Any, ...]]) -> AsyncIterator[_T]:
+    """``job(*arguments)`` for each of ``jobs``, ``workers`` processes at a time.
+
+    The results come in the order of ``jobs``, each as soon as it and those before it are
+    done. The processes are fresh interpreters (:func:`~wsresearch._split.process_pool`).
+    """
+    from ._split import process_pool
 
     loop = asyncio.get_running_loop()
-    _say(console, f"reporting on {len(jobs)} recordings, {args.workers} at a time")
-    context = multiprocessing.get_context("spawn")  # fresh interpreters, no threads copied
-    with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-        for done in [loop.run_in_executor(pool, _report_job, *job) for job in jobs]:
-            console.print(await done, end="", markup=False, highlight=False)
-    return 0
+    with process_pool(workers) as pool:
+        for future in [loop.run_in_executor(pool, job, *arguments) for arguments in jobs]:
+            yield await future
 
 
 def _report_job(folder: str, chunk_events: int, html: Path | None, width: int) -> str:
@@ -763,20 +774,12 @@ async def _export_in_parallel(args: argparse.Namespace, reports: Path | None,
     per recording, so none is written by two), and builds its spec from the arguments:
     a spec holds functions, which do not cross processes.
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    loop = asyncio.get_running_loop()
     options = {key: value for key, value in vars(args).items() if key != "dirs"}
     _say(console, f"exporting {len(args.dirs)} recordings, {args.workers} at a time")
-    # spawn: a fresh interpreter per worker, with none of this process's threads.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-        jobs = [loop.run_in_executor(pool, _export_job, folder, options, reports)
-                for folder in args.dirs]
-        for job in jobs:
-            for line in await job:
-                _say(console, line)
+    jobs = [(folder, options, reports) for folder in args.dirs]
+    async for lines in _in_processes(args.workers, _export_job, jobs):
+        for line in lines:
+            _say(console, line)
     return 0
 
 

@@ -56,7 +56,7 @@ from .quality import QualityReport, ReportInputs, hole_rule
 from .recording import Recording
 from .recording.format import TIMELINE_SCHEMA
 from .recording.reader import CHUNK_EVENTS, check_chunk_events
-from .replay import ReplayResult, replay_in_chunks
+from .replay import ReplayResult, replay_in_chunks, spec_for
 from .spec import CHANNEL_NAME, FeedSpec
 
 __all__ = [
@@ -194,7 +194,7 @@ def export_parquet(
     root = _dataset_dir(out_dir)
     if not isinstance(recording, Recording):
         recording = Recording.open(recording)
-    spec = result.spec if result is not None else _spec_of(recording, spec)
+    spec = result.spec if result is not None else spec_for(recording, spec)
     if result is not None:
         unsafe = sorted(name for name in result.frames if not re.fullmatch(CHANNEL_NAME, name))
         if unsafe:  # a Channel refuses such names; a frames dict built by hand might not
@@ -203,14 +203,14 @@ def export_parquet(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     if result is None and workers > 1:
-        assert spec is not None  # found by _spec_of
+        assert spec is not None  # found by spec_for
         split = _split_export(root, recording, spec, normalized, chunk_events, workers)
         if split is not None:
             return split
     export = _Export(root, recording, spec, normalized)
     try:
         if result is None:
-            assert spec is not None  # found by _spec_of
+            assert spec is not None  # found by spec_for
             kept = replay_in_chunks(recording, spec, "complete", progress, chunk_events,
                                     export.take)
             # Channels normalized from all their rows at once: in the store until now.
@@ -405,7 +405,7 @@ def export_with_report(
     if not isinstance(recording, Recording):
         recording = Recording.open(recording)
     rule = hole_rule(**report_options)
-    spec = _spec_of(recording, spec)
+    spec = spec_for(recording, spec)
     export = _Export(root, recording, spec, normalized)
     inputs = ReportInputs(spec)
 
@@ -422,18 +422,6 @@ def export_with_report(
     finally:
         export.close()
     return summary, inputs.report(recording, spec, result, rule)
-
-
-def _spec_of(recording: Recording, spec: FeedSpec | None) -> FeedSpec:
-    """``spec``, or the recording's own; a TypeError or ValueError before any work."""
-    if spec is not None and not isinstance(spec, FeedSpec):
-        raise TypeError(f"spec must be a FeedSpec (or None: the recording's own), "
-                        f"got {type(spec).__name__}")
-    found = spec if spec is not None else recording.spec
-    if found is None:
-        raise ValueError(
-            f"{recording.path} was recorded with a spec built by hand; pass it as spec=")
-    return found
 
 
 def _dataset_dir(out_dir: str | os.PathLike[str]) -> Path:

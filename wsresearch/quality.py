@@ -43,7 +43,7 @@ from .recording import Recording
 from .recording.format import TIMELINE_SCHEMA, ReceiveTimes
 from .recording.reader import CHUNK_EVENTS, check_chunk_events
 from .redaction import redact_url
-from .replay import ReplayResult, replay_in_chunks
+from .replay import ReplayResult, check_spec, replay_in_chunks
 from .spec import FeedSpec
 
 if TYPE_CHECKING:
@@ -698,9 +698,7 @@ def quality_report(
             raise TypeError(f"quality_report() takes a Recording, its directory, or a live "
                             f"Feed; got {type(source).__name__}")
         return _from_feed(source, rule)
-    if spec is not None and not isinstance(spec, FeedSpec):
-        raise TypeError(f"spec must be a FeedSpec (or None: the recording's own), "
-                        f"got {type(spec).__name__}")
+    check_spec(spec)
     recording = source if isinstance(source, Recording) else Recording.open(source)
     return _from_recording(recording, spec if spec is not None else recording.spec, progress,
                            rule, result, chunk_events)

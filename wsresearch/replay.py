@@ -183,18 +183,36 @@ def replay(
     """
     if mode not in ("complete", "faithful"):
         raise ValueError(f"mode must be 'complete' or 'faithful', got {mode!r}")
+    check_spec(spec)
+    if not isinstance(recording, Recording):
+        recording = Recording.open(recording)
+    return replay_in_chunks(recording, spec_for(recording, spec), mode, progress,
+                            chunk_events, None)
+
+
+def check_spec(spec: object) -> None:
+    """Refuse a ``spec`` that is neither a FeedSpec nor ``None``, with a TypeError."""
     if spec is not None and not isinstance(spec, FeedSpec):
         raise TypeError(f"spec must be a FeedSpec (or None: the recording's own), "
                         f"got {type(spec).__name__}")
-    if not isinstance(recording, Recording):
-        recording = Recording.open(recording)
-    if spec is None:
-        spec = recording.spec
-        if spec is None:
-            raise ValueError(
-                f"{recording.path} was recorded with a spec built by hand; pass it as spec="
-            )
-    return replay_in_chunks(recording, spec, mode, progress, chunk_events, None)
+
+
+def spec_for(recording: Recording, spec: FeedSpec | None) -> FeedSpec:
+    """``spec``, or else the one ``recording`` rebuilds; an error before any work.
+
+    Raises
+    ------
+    TypeError
+        For a ``spec`` that is not a :class:`~wsresearch.spec.FeedSpec`.
+    ValueError
+        If there is no ``spec`` and the recording was made with one built by hand.
+    """
+    check_spec(spec)
+    found = spec if spec is not None else recording.spec
+    if found is None:
+        raise ValueError(
+            f"{recording.path} was recorded with a spec built by hand; pass it as spec=")
+    return found
 
 
 def replay_in_chunks(

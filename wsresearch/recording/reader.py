@@ -271,11 +271,11 @@ class Recording:
                     held = held.filter(pl.col("seq") >= bound)
                 if not ready["seq"].is_sorted():  # a writer's segments always are: no copy
                     ready = ready.sort("seq", maintain_order=True)
-                for start in range(0, ready.height, events):
-                    yield ready.slice(start, events)
+                for row in range(0, ready.height, events):
+                    yield ready.slice(row, events)
         if held.height:  # only where the last segment could not be read
-            yield from (held.sort("seq", maintain_order=True).slice(start, events)
-                        for start in range(0, held.height, events))
+            yield from (held.sort("seq", maintain_order=True).slice(row, events)
+                        for row in range(0, held.height, events))
 
     def columns(self, names: list[str]) -> Iterator[pl.DataFrame]:
         """A few of the event columns, one readable segment at a time, each in ``seq`` order.
