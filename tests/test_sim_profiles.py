@@ -159,6 +159,36 @@ def test_every_dialect_is_sans_io_and_a_seed_gives_the_same_frames(profile: str)
     assert first == played(profile, seed=1) != played(profile, seed=2)
 
 
+@pytest.mark.parametrize("profile", ["binance", "binance-usdm"])
+def test_a_new_bookticker_subscriber_gets_the_top_once_the_book_changes(profile: str) -> None:
+    """Binance pushes ``bookTicker`` when the book changes: a connection made after the last
+    change gets nothing until the next one, so a reconnect never repeats an update id."""
+    dialect, symbol = DIALECTS[profile], DIALECTS[profile].symbols[0]
+    ticks = itertools.count(1_700_000_000_000_000_000, 1_000_003)
+    market = Market([symbol], random.Random(3), ticks.__next__, consistent=True)
+    request = json.dumps({"method": "SUBSCRIBE", "params": [f"{symbol}@bookTicker"], "id": 1})
+
+    def subscribed(index: int) -> Subscriber:
+        client = Subscriber(index)
+        assert dialect.on_request(client, request, market) == ['{"result":null,"id":1}']
+        return client
+
+    def update_ids(*clients: Subscriber) -> list[list[int]]:
+        """The ids of the tops each client is sent for three ticker events."""
+        events = [market.event("ticker") for _ in range(3)]
+        return [[json.loads(frame)["data"]["u"] for event in events
+                 for frame in dialect.render(client, "ticker", *event)] for client in clients]
+
+    first = subscribed(0)
+    assert update_ids(first) == [[]]  # no change yet
+    market.event("book")
+    assert update_ids(first) == [[1]]
+    second = subscribed(1)  # the reconnect, after the last change
+    assert update_ids(first, second) == [[], []]
+    market.event("book")
+    assert update_ids(first, second) == [[2], [2]]
+
+
 def test_unknown_profiles_and_streams_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown simulator profile 'ftx'"):
         Simulator("ftx")

@@ -69,6 +69,8 @@ class BinanceDialect(Dialect):
                 return [to_json({"error": {"code": 2, "msg": f"Invalid request: unknown stream "
                                                            f"'{name}'"}, "id": ident})]
             client.add(self._STREAMS[channel], symbol, f"{symbol}@{tail}")
+            if channel == "bookTicker":  # a new subscriber's first top is the next change
+                client.last_id[(f"{symbol}@{tail}", symbol)] = market.seq.get(("book", symbol), 0)
         return [to_json({"result": None, "id": ident})]
 
     def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
