@@ -101,6 +101,33 @@ async def test_a_ping_flood_from_a_peer_that_never_reads_is_dropped_with_bounded
     assert MAX_UNSENT < unsent < MAX_UNSENT + 1_000_000, unsent
 
 
+async def test_the_pongs_answering_a_burst_of_pings_go_out_together() -> None:
+    # One write per pong made the flood above quadratic on Python 3.12 and 3.13, whose
+    # asyncio sums every buffered piece at each write (CPython gh-146507): the cut-off
+    # came after 20 s of a busy loop. The count of the socket's writes shows it here.
+    async def burst(conn: ServerConnection) -> None:
+        await conn.recv()  # the client is watching its writes
+        conn.transport.write(PING * 500)  # raw frames, in one write
+        await conn.wait_closed()
+
+    async with loopback_server(burst) as (_, url):
+        manager, _ = await watched(url, HeartbeatConfig(enabled=False))
+        transport = manager._ws.transport  # type: ignore[union-attr]
+        writes: list[int] = []
+        write = transport.write
+
+        def counted(data: bytes) -> None:
+            writes.append(len(data))
+            write(data)
+
+        transport.write = counted  # type: ignore[method-assign]
+        manager.send("go")
+        pong = 2 + 4 + 125  # header, mask and the ping's payload
+        await eventually(lambda: sum(writes) >= len("go") + 6 + 500 * pong, what="500 pongs")
+        await manager.disconnect()
+    assert len(writes) <= 1 + 50, f"{len(writes)} writes for 500 pongs"
+
+
 async def test_a_ping_flood_with_data_pending_is_found_by_the_heartbeat() -> None:
     server = DeafServer(flood=True)
     async with loopback_server(server.handler) as (_, url):

@@ -948,3 +948,31 @@ class _GuardedConnection(ClientConnection):
         if unsent > MAX_UNSENT and self.stalled is None:
             self.stalled = unsent
             self.transport.abort()
+
+    def send_data(self) -> None:
+        """Write what the protocol has to send, each run of frames in one write.
+
+        The pongs answering a burst of pings go out together, not one write each.
+        On Python 3.12 and 3.13, asyncio sums every piece still in a socket's write
+        buffer at each write (CPython gh-146507): with a peer that stopped reading,
+        a write per pong made a ping flood quadratic, and the cut-off at
+        :data:`MAX_UNSENT` came only after many seconds of a busy loop.
+        """
+        run: list[bytes] = []
+        for data in self.protocol.data_to_send():
+            if data:
+                run.append(data)
+                continue
+            self._write(run)
+            run = []
+            # An empty chunk ends the stream: half-close, as websockets does.
+            if self.transport.can_write_eof():
+                with contextlib.suppress(Exception):  # write_eof() documents no exceptions
+                    self.transport.write_eof()
+            else:
+                self.transport.close()
+        self._write(run)
+
+    def _write(self, run: list[bytes]) -> None:
+        if run:
+            self.transport.write(run[0] if len(run) == 1 else b"".join(run))
