@@ -30,6 +30,7 @@ STATEMENTS = {
     "polars": "import polars",
     "wsresearch": "import wsresearch",
     "Feed": "from wsresearch import Feed",
+    "cli": "import wsresearch.cli",  # what every command, --help included, starts with
 }
 
 

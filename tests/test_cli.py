@@ -1,4 +1,5 @@
 import asyncio
+import json
 import os
 import re
 import socket
@@ -270,6 +271,38 @@ def test_report_of_several_recordings_in_parallel_prints_what_one_at_a_time_prin
     written = sorted((tmp_path / "h").glob("*.html"))
     assert len(written) == 2
     assert all(path.read_text().startswith("<!doctype html>") for path in written)
+
+
+LIBRARIES = ("polars", "pydantic", "websockets", "pyarrow", "numpy")
+"""What the data commands need, and the command line itself does not."""
+
+
+def libraries_after(*argv: str) -> list[str]:
+    """The :data:`LIBRARIES` a fresh process had imported once ``main(argv)`` returned."""
+    code = ("import json, sys\nfrom wsresearch.cli import main\n"
+            f"try:\n    main({list(argv)!r})\nexcept SystemExit:\n    pass\n"
+            f"print(json.dumps(sorted(name for name in {LIBRARIES!r} if name in sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    loaded: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return loaded
+
+
+def test_help_errors_and_a_parallel_export_leave_the_data_libraries_to_the_workers(
+    tmp_path: Path,
+) -> None:
+    # The parser and main import none of them (0.1 s for --help, not 0.5 s); the parent of
+    # a parallel export hands every recording to a process of its own without them, so
+    # the workers' start-up runs beside nothing but their own.
+    assert libraries_after("--help") == []
+    assert libraries_after("export", "--help") == []
+    assert libraries_after("export", str(DATA), "--out", "x", "--workers", "0") == []
+    kraken = str(DATA.parent.parent / "recordings" / "kraken_cryptofeed_2021-04-17_v1_trade")
+    out = tmp_path / "dataset"
+    assert libraries_after("export", str(DATA), kraken, "--out", str(out), "--workers", "2") == []
+    exported = {path.parent.parent.name for path in out.glob("channel=trade/*/*/*.parquet")}
+    assert exported == {"exchange=generic", "exchange=kraken"}  # both recordings
+    assert "polars" in libraries_after("export", str(DATA), "--out", str(tmp_path / "one"))
 
 
 def test_export_with_an_adapter_of_several_apis_takes_every_channel_of_the_chosen_one(

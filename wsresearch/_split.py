@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-import multiprocessing
 from collections.abc import Hashable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from ._catalog import process_pool
 from .clock import NS_PER_S
 from .exchanges import rebuild
 from .normalize import is_stateful
@@ -40,7 +39,7 @@ from .recording.format import TIMELINE_SCHEMA
 from .replay import replay_in_chunks
 from .spec import FeedSpec, SpecOrigin
 
-__all__ = ["Part", "plan", "process_pool", "run_part", "run_parts", "splittable"]
+__all__ = ["Part", "plan", "run_part", "run_parts", "splittable"]
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +65,6 @@ class _Done:
     timeline: pl.DataFrame
     state_at_start: State
     state_at_end: State
-
-
-def process_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of ``workers`` fresh interpreters (``spawn``).
-
-    None of this process's threads, event loop or state is copied into them, so a job
-    rebuilds what it needs (a spec from its origin, say).
-    """
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def splittable(spec: FeedSpec, normalized: bool) -> str | None:

@@ -53,8 +53,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import polars as pl
-from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
@@ -62,27 +60,27 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 from rich.text import Text
 
+# Only light modules here: the parser, --help and a bad argument's error need nothing
+# more, and a worker process of export or report imports this module before its job.
+# Each command imports what it runs.
 from . import __version__
+from ._catalog import CHUNK_EVENTS, EXCHANGES, FORMATS, PROFILES, process_pool
 from ._ports import check_port
+from ._text import printable
 from .clock import NS_PER_S
-from .config import BackoffConfig, ConnectionConfig, HeartbeatConfig, ReconnectConfig
-from .connection import ConnectionState
-from .console import FeedMonitor, printable
-from .errors import WsResearchError, first_error
-from .exchanges import EXCHANGES, adapter, raw
-from .feed import Feed
-from .parser import describe_rejects
-from .pipeline import Pipeline
-from .policy import describe_close
-from .recording import Recording
-from .recording.reader import CHUNK_EVENTS
-from .redaction import redact_url
-from .replay import ReplayServer, replay_in_chunks
-from .spec import FeedSpec
-from .testing.sim import DIALECTS, PROFILES, Fault, Simulator, parse_fault
+from .errors import WsResearchError
 
 if TYPE_CHECKING:
+    import polars as pl
+
+    from .config import ConnectionConfig
+    from .console import FeedMonitor
     from .export import ExportSummary
+    from .feed import Feed
+    from .pipeline import Pipeline
+    from .recording import Recording
+    from .spec import FeedSpec
+    from .testing.sim import Fault
 
 __all__ = ["demo_faults", "main"]
 
@@ -123,6 +121,8 @@ def demo_faults(seconds: float, profile: str = "generic") -> list[Fault]:
     books' faults it has: a failing REST snapshot where books start from one (Binance) and
     a wrong checksum where books carry one (Kraken v1 and v2, OKX).
     """
+    from .testing.sim import DIALECTS, Fault
+
     script = list(_DEMO_SCRIPT)
     if profile != "generic":
         script = [s for s in script if s[1]["kind"] != "reject_auth"]
@@ -264,7 +264,7 @@ def _build_parser() -> argparse.ArgumentParser:
     import_cmd.add_argument("source", metavar="SOURCE", help="the capture file")
     import_cmd.add_argument("--out", required=True, metavar="DIR",
                             help="a new recording directory")
-    import_cmd.add_argument("--format", choices=_import_formats(), default=None,
+    import_cmd.add_argument("--format", choices=FORMATS, default=None,
                             help="the capture's format (default: found from the file; "
                                  "'lines' imports messages without times)")
     import_cmd.add_argument("--exchange", choices=EXCHANGES, default=None,
@@ -295,12 +295,6 @@ def _build_parser() -> argparse.ArgumentParser:
         help="a scripted fault (repeatable)",
     )
     return parser
-
-
-def _import_formats() -> tuple[str, ...]:
-    from .importers import FORMATS
-
-    return FORMATS
 
 
 def _positive(text: str) -> float:
@@ -368,6 +362,8 @@ def _option(text: str) -> tuple[str, Any]:
 
 
 def _fault(text: str) -> Fault:
+    from .testing.sim import parse_fault
+
     try:
         return parse_fault(text)
     except ValueError as exc:
@@ -381,6 +377,8 @@ def _demo_connection() -> ConnectionConfig:
     second counts as stable here (``stable_after``, 10 s by default), so the
     backoff starts afresh after each fault instead of walking up across them.
     """
+    from .config import BackoffConfig, ConnectionConfig, HeartbeatConfig, ReconnectConfig
+
     return ConnectionConfig(
         reconnect=ReconnectConfig(
             max_attempts=20,
@@ -393,6 +391,10 @@ def _demo_connection() -> ConnectionConfig:
 
 
 async def _demo(args: argparse.Namespace, console: Console) -> int:
+    from .console import FeedMonitor
+    from .feed import Feed
+    from .testing.sim import Simulator
+
     profile = args.exchange or "generic"
     faults = args.fault or ([] if args.no_faults else demo_faults(args.seconds, profile))
     if profile != "generic":  # exchange feeds are public: no auth to reject
@@ -435,6 +437,9 @@ def _ending(feed: Feed) -> str:
     backoff, say); its streams then last looked healthy only because nothing was
     checked since. Say so, with the close that ended the last connection.
     """
+    from .connection import ConnectionState
+    from .policy import describe_close
+
     ended = feed.stopped_while
     if ended is not None and ended is not ConnectionState.CONNECTED:
         close = feed.stats.last_close
@@ -490,6 +495,8 @@ async def _stop_run(run: asyncio.Future[Feed], feed: Feed, console: Console) -> 
     A peer that ignores the close frame makes the closing handshake last up to
     ``close_timeout``: a line says so, so the wait does not look like a hang.
     """
+    from .connection import ConnectionState
+
     run.cancel()
     await asyncio.wait({run}, timeout=_CLOSE_NOTE_AFTER)
     if not run.done() and feed.state is ConnectionState.CONNECTED:
@@ -500,6 +507,8 @@ async def _stop_run(run: asyncio.Future[Feed], feed: Feed, console: Console) -> 
 
 
 async def _simulate(args: argparse.Namespace, console: Console) -> int:
+    from .testing.sim import Simulator
+
     async with Simulator(args.profile, faults=args.fault, seed=args.seed, port=args.port) as sim:
         _say(console, f"simulator ({args.profile}) listening at {sim.url} (Ctrl-C to stop)")
         console.file.flush()
@@ -512,6 +521,10 @@ async def _simulate(args: argparse.Namespace, console: Console) -> int:
 
 
 async def _record(args: argparse.Namespace, console: Console) -> int:
+    from .console import FeedMonitor
+    from .feed import Feed
+    from .redaction import redact_url
+
     spec = _record_spec(args)
     # Rows on disk only: a recorder that runs for days must not grow with every row.
     feed = Feed(spec, record_to=args.out, max_rows=0)
@@ -539,6 +552,8 @@ def _record_end(console: Console, monitor: FeedMonitor, feed: Feed, out: str) ->
 
 def _record_spec(args: argparse.Namespace) -> FeedSpec:
     """The spec for ``record``: an adapter's for ``EXCHANGE:SYMBOLS``, the raw one for a URL."""
+    from .exchanges import raw
+
     target: str = args.target
     if target.startswith(("ws://", "wss://")):
         if args.channels or args.option or args.url:
@@ -564,6 +579,8 @@ def _adapter_spec(
     given (recording), every channel it has otherwise (exporting, where rows
     of any channel may be in the recording).
     """
+    from .exchanges import adapter
+
     found = adapter(name)
     options: dict[str, Any] = dict(args.option)
     unknown = sorted(set(options) - set(found.options))
@@ -583,6 +600,13 @@ def _adapter_spec(
 
 
 async def _replay(args: argparse.Namespace, console: Console) -> int:
+    import polars as pl
+
+    from .exchanges import raw
+    from .parser import describe_rejects
+    from .recording import Recording
+    from .replay import ReplayServer, replay_in_chunks
+
     recording = Recording.open(args.dir)
     _say(console, repr(recording))
     if args.serve:
@@ -680,10 +704,9 @@ async def _in_processes(workers: int, job: Callable[..., _T],
     """``job(*arguments)`` for each of ``jobs``, ``workers`` processes at a time.
 
     The results come in the order of ``jobs``, each as soon as it and those before it are
-    done. The processes are fresh interpreters (:func:`~wsresearch._split.process_pool`).
+    done. The processes are fresh interpreters (:func:`~wsresearch._catalog.process_pool`),
+    each importing only what its job needs.
     """
-    from ._split import process_pool
-
     loop = asyncio.get_running_loop()
     with process_pool(workers) as pool:
         for future in [loop.run_in_executor(pool, job, *arguments) for arguments in jobs]:
@@ -695,6 +718,7 @@ def _report_job(folder: str, chunk_events: int, html: Path | None, width: int) -
     import io
 
     from .export import recording_id
+    from .recording import Recording
 
     out = Console(file=io.StringIO(), width=width, color_system=None, soft_wrap=True)
     target = None
@@ -736,12 +760,13 @@ def _advance(bar: Progress, task: TaskID, done: int, total: int) -> None:
 
 
 async def _export(args: argparse.Namespace, console: Console) -> int:
-    from .export import export_parquet, export_with_report
-
     reports = None if args.report is None else await asyncio.to_thread(
         _report_folder, args.report)
-    if args.workers > 1 and len(args.dirs) > 1:
+    if args.workers > 1 and len(args.dirs) > 1:  # the workers import what exports
         return await _export_in_parallel(args, reports, console)
+    from .export import export_parquet, export_with_report
+    from .recording import Recording
+
     for folder in args.dirs:
         recording = Recording.open(folder)
         spec = _export_spec(args, recording)
@@ -786,6 +811,7 @@ async def _export_in_parallel(args: argparse.Namespace, reports: Path | None,
 def _export_job(folder: str, options: dict[str, Any], reports: Path | None) -> list[str]:
     """Export one recording (in a worker process); the lines to say about it."""
     from .export import export_parquet, export_with_report
+    from .recording import Recording
 
     args = argparse.Namespace(dirs=[folder], **options)
     recording = Recording.open(folder)
@@ -819,6 +845,7 @@ def _report_folder(path: str) -> Path:
 
 
 async def _import(args: argparse.Namespace, console: Console) -> int:
+    from .exchanges import adapter
     from .importers import import_capture
 
     spec = None
@@ -877,7 +904,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(running)
     except KeyboardInterrupt:
         return 130
-    except (WsResearchError, ValidationError, OSError, ValueError, ImportError) as exc:
+    except (WsResearchError, OSError, ValueError, ImportError) as exc:  # and ValidationError
         print(f"wsresearch {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
 
@@ -965,6 +992,10 @@ async def _until_signalled(command: Coroutine[Any, Any, int], console: Console) 
 
 
 def _one_line(exc: BaseException) -> str:
+    from pydantic import ValidationError
+
+    from .errors import first_error
+
     text = first_error(exc) if isinstance(exc, ValidationError) else str(exc)
     return printable(" ".join(text.split())) or type(exc).__name__
 

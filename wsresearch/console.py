@@ -22,6 +22,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from ._text import printable
 from .clock import NS_PER_S
 from .config import CloseCategory
 from .connection import ConnectionState
@@ -238,12 +239,3 @@ def _books_table(books: pl.DataFrame) -> Table:
     return table
 
 
-def printable(text: str) -> str:
-    r"""``text`` with control characters escaped: one line, that cannot drive a terminal.
-
-    Examples
-    --------
-    >>> printable("maintenance\x1b[2J\nover")
-    'maintenance\\x1b[2J\\nover'
-    """
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

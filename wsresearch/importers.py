@@ -51,8 +51,9 @@ import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, Literal, get_args
+from typing import IO, Any
 
+from ._catalog import FORMATS, ImportFormat
 from .clock import NS_PER_S, iso_ns, scaled_ns
 from .recording import Recording
 from .recording.writer import Captured, write_events
@@ -61,12 +62,6 @@ from .spec import FeedSpec
 
 __all__ = ["FORMATS", "ImportFormat", "capture_events", "detect_format", "import_capture"]
 
-ImportFormat = Literal["hftbacktest", "cryptofeed", "tardis", "side-files", "lines"]
-"""The capture formats :func:`import_capture` reads."""
-
-FORMATS: tuple[ImportFormat, ...] = get_args(ImportFormat)
-"""Every format name, in the order :func:`detect_format` tries them (``lines`` last,
-and only when asked for)."""
 
 _DEFAULT_URL = "ws://127.0.0.1/"
 _GZIP = b"\x1f\x8b"

@@ -31,16 +31,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._catalog import ADAPTERS, EXCHANGES
 from ..errors import RecordingFormatError
 from ..spec import FeedSpec, SpecOrigin
 
 __all__ = ["ADAPTERS", "EXCHANGES", "Adapter", "Api", "adapter", "rebuild"]
 
-EXCHANGES: tuple[str, ...] = ("binance", "coinbase", "kraken", "bybit", "okx")
-"""The public exchanges, by adapter name: what ``wsresearch record EXCHANGE:SYMBOLS`` takes."""
-
-ADAPTERS: tuple[str, ...] = (*EXCHANGES, "generic", "raw")
-"""Every adapter: the exchanges, the simulator's ``generic`` dialect and ``raw`` JSON."""
 
 
 @dataclass(frozen=True, slots=True)

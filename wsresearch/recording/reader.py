@@ -17,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
+from .._catalog import CHUNK_EVENTS
 from ..clock import NS_PER_S
 from ..errors import RecordingFormatError
 from ..exchanges import rebuild
@@ -34,8 +35,6 @@ from .writer import write_capture
 
 __all__ = ["CHUNK_EVENTS", "Recording", "check_chunk_events"]
 
-CHUNK_EVENTS = 20_000
-"""Events per table of :meth:`Recording.chunks` by default: a few tens of MB of working set."""
 
 
 def check_chunk_events(events: object) -> None:

@@ -24,25 +24,12 @@ import functools
 import importlib
 from collections.abc import Iterator, Mapping
 
+from ...._catalog import DIALECT_CLASSES as _WHERE
+from ...._catalog import PROFILES
 from ._base import Dialect, Subscriber
 
 __all__ = ["DIALECTS", "PROFILES", "Dialect", "Subscriber", "dialect"]
 
-_WHERE: dict[str, tuple[str, str]] = {
-    "generic": ("generic", "GenericDialect"),
-    "binance": ("binance", "BinanceDialect"),
-    "binance-usdm": ("binance", "BinanceUsdmDialect"),
-    "coinbase": ("coinbase", "CoinbaseDialect"),
-    "coinbase-exchange": ("coinbase", "CoinbaseExchangeDialect"),
-    "kraken": ("kraken", "KrakenDialect"),
-    "kraken-v1": ("kraken", "KrakenV1Dialect"),
-    "kraken-futures": ("kraken", "KrakenFuturesDialect"),
-    "bybit": ("bybit", "BybitDialect"),
-    "okx": ("okx", "OkxDialect"),
-}
-
-PROFILES: tuple[str, ...] = tuple(_WHERE)
-"""Dialects the simulator speaks: its own (``generic``, first), then each exchange API's."""
 
 
 @functools.cache
