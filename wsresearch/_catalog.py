@@ -8,9 +8,10 @@ modules these names belong to import them from here, so each is stated once.
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 __all__ = ["ADAPTERS", "CHUNK_EVENTS", "DIALECT_CLASSES", "EXCHANGES", "FORMATS", "PROFILES",
            "ImportFormat", "process_pool"]
@@ -58,4 +59,7 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
     rebuilds what it needs (a spec from its origin, say). Each imports only the module
     its job is defined in and what the job imports.
     """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))

@@ -967,9 +967,13 @@ class _GuardedConnection(ClientConnection):
             run = []
             # An empty chunk ends the stream: half-close, as websockets does.
             if self.transport.can_write_eof():
+                if self.debug:
+                    self.logger.debug("x half-closing TCP connection")
                 with contextlib.suppress(Exception):  # write_eof() documents no exceptions
                     self.transport.write_eof()
-            else:
+            else:  # TLS: no half-close
+                if self.debug:
+                    self.logger.debug("x closing TCP connection")
                 self.transport.close()
         self._write(run)
 

@@ -237,5 +237,3 @@ def _books_table(books: pl.DataFrame) -> Table:
                       Text(f"{b['checksums_ok']} ok / {b['checksums_failed']} failed"),
                       Text(str(b["resyncs"])))
     return table
-
-

@@ -505,7 +505,6 @@ def _side_time(record: dict[str, Any], path: Path, number: int) -> int:
     return _seconds(record.get("ts"), path, number)
 
 
-
 def _index(value: object, name: str, path: Path, number: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{path} line {number}: {name!r} must be a line number (>= 0), "

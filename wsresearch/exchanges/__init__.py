@@ -38,7 +38,6 @@ from ..spec import FeedSpec, SpecOrigin
 __all__ = ["ADAPTERS", "EXCHANGES", "Adapter", "Api", "adapter", "rebuild"]
 
 
-
 @dataclass(frozen=True, slots=True)
 class Api:
     """One API of an exchange (or market, or product category): where it is and what it offers.

@@ -36,7 +36,6 @@ from .writer import write_capture
 __all__ = ["CHUNK_EVENTS", "Recording", "check_chunk_events"]
 
 
-
 def check_chunk_events(events: object) -> None:
     """Refuse a chunk size that is not a positive int, in one line (a ``ValueError``)."""
     if isinstance(events, bool) or not isinstance(events, int) or events < 1:

@@ -86,10 +86,14 @@ class Market:
             )
         return book
 
+    def book_seq(self, symbol: str) -> int:
+        """The sequence number of ``symbol``'s last book update (0 before the first)."""
+        return self.seq.get(("book", symbol), 0)
+
     def snapshot(self, symbol: str) -> dict[str, Any]:
         """The whole book of ``symbol`` now, with the sequence number of its last update."""
         bids, asks = self.book(symbol)
-        return {"symbol": symbol, "seq": self.seq.get(("book", symbol), 0),
+        return {"symbol": symbol, "seq": self.book_seq(symbol),
                 "bids": [[p, bids[p]] for p in sorted(bids, reverse=True)],
                 "asks": [[p, asks[p]] for p in sorted(asks)], "ts": self.time_ns()}
 
@@ -119,7 +123,7 @@ class Market:
             body = {"type": "ticker", "symbol": symbol, "seq": self._next_seq(stream, symbol),
                     "bid": f"{bid:.2f}", "ask": f"{ask:.2f}", "bid_size": f"{bids[bid]:.3f}",
                     "ask_size": f"{asks[ask]:.3f}", "ts": ts,
-                    "book_seq": self.seq.get(("book", symbol), 0)}
+                    "book_seq": self.book_seq(symbol)}
         elif stream == "ticker":
             half = price * 5e-5
             body = {"type": "ticker", "symbol": symbol, "seq": self._next_seq(stream, symbol),

@@ -31,7 +31,6 @@ from ._base import Dialect, Subscriber
 __all__ = ["DIALECTS", "PROFILES", "Dialect", "Subscriber", "dialect"]
 
 
-
 @functools.cache
 def dialect(profile: str) -> Dialect:
     """The dialect of ``profile``, its module imported on first use.

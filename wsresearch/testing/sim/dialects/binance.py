@@ -70,7 +70,7 @@ class BinanceDialect(Dialect):
                                                            f"'{name}'"}, "id": ident})]
             client.add(self._STREAMS[channel], symbol, f"{symbol}@{tail}")
             if channel == "bookTicker":  # a new subscriber's first top is the next change
-                client.last_id[(f"{symbol}@{tail}", symbol)] = market.seq.get(("book", symbol), 0)
+                client.last_id[(f"{symbol}@{tail}", symbol)] = market.book_seq(symbol)
         return [to_json({"result": None, "id": ident})]
 
     def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
