@@ -1,10 +1,13 @@
 import asyncio
 import json
 import os
+import pty
 import re
+import select
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from websockets.asyncio.server import ServerConnection
 from wsresearch import Feed, Recording, Simulator
 from wsresearch.cli import demo_faults, main
 from wsresearch.exchanges import raw
-from wsresearch.testing import parse_fault
+from wsresearch.testing import generic_frames, parse_fault
 
 from .conftest import SESSION as DATA
 from .conftest import eventually, loopback_server, quick
@@ -227,6 +230,7 @@ def test_export_writes_a_dataset_and_replaces_on_a_second_run(tmp_path: Path) ->
     first = run("export", str(DATA), "--out", str(out))
     assert first.returncode == 0, first.stderr
     assert "trade 2150, ticker 49" in first.stdout
+    assert first.stdout.splitlines()[0].startswith(str(DATA))  # no blank line for a log's bar
     again = run("export", str(DATA), "--out", str(out))
     assert again.returncode == 0 and "replacing 3 earlier file(s)" in again.stdout
     assert len(list(out.glob("channel=*/exchange=*/date=*/*.parquet"))) == 2
@@ -271,6 +275,46 @@ def test_report_of_several_recordings_in_parallel_prints_what_one_at_a_time_prin
     written = sorted((tmp_path / "h").glob("*.html"))
     assert len(written) == 2
     assert all(path.read_text().startswith("<!doctype html>") for path in written)
+
+
+def in_a_terminal(*args: str, cwd: Path, timeout: float = 120) -> str:
+    """What ``wsresearch ARGS`` writes to a terminal: a pseudo-terminal, 120 columns."""
+    main_end, child_end = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "wsresearch.cli", *args], cwd=cwd,
+                               stdin=child_end, stdout=child_end, stderr=child_end,
+                               env={**os.environ, "COLUMNS": "120", "TERM": "xterm"})
+    os.close(child_end)
+    deadline, chunks = time.monotonic() + timeout, []
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([main_end], [], [], 1.0)[0]:
+                continue
+            try:
+                data = os.read(main_end, 65536)
+            except OSError:  # EIO: the command ended and closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert process.wait(timeout=10) == 0, b"".join(chunks).decode(errors="replace")
+    finally:
+        process.kill()
+        os.close(main_end)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_parallel_export_and_report_show_each_recordings_progress_in_a_terminal(
+    tmp_path: Path,
+) -> None:
+    spec = raw.spec("ws://127.0.0.1:1")
+    for name, seed in (("a", 1), ("b", 2)):
+        Recording.from_frames(tmp_path / name, list(generic_frames(30_000, seed=seed)),
+                              spec=spec)
+    shown = in_a_terminal("export", "a", "b", "--out", "ds", "--workers", "2", cwd=tmp_path)
+    assert "exporting a" in shown and "exporting b" in shown, shown
+    assert "a: " in shown and "b: " in shown  # and the lines of what was written
+    shown = in_a_terminal("report", "a", "b", "--workers", "2", cwd=tmp_path)
+    assert "analysing a" in shown and "analysing b" in shown, shown
 
 
 LIBRARIES = ("polars", "pydantic", "websockets", "pyarrow", "numpy")

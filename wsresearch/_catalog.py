@@ -8,7 +8,8 @@ modules these names belong to import them from here, so each is stated once.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, get_args
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -52,14 +53,17 @@ CHUNK_EVENTS = 20_000
 of working set."""
 
 
-def process_pool(workers: int) -> ProcessPoolExecutor:
+def process_pool(workers: int, initializer: Callable[..., object] | None = None,
+                 initargs: tuple[Any, ...] = ()) -> ProcessPoolExecutor:
     """A pool of ``workers`` fresh interpreters (``spawn``).
 
     None of this process's threads, event loop or state is copied into them, so a job
     rebuilds what it needs (a spec from its origin, say). Each imports only the module
-    its job is defined in and what the job imports.
+    its job is defined in and what the job imports. ``initializer(*initargs)`` runs in
+    each as it starts (what can only be handed over then: a ``multiprocessing`` queue).
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=initializer, initargs=initargs)

@@ -636,7 +636,7 @@ async def _replay(args: argparse.Namespace, console: Console) -> int:
             if not by_channel:
                 types.append(frame.group_by(type_field).len())
 
-    with Progress(console=console, transient=True) as bar:
+    with _bars(console) as bar:
         task = bar.add_task("replaying", total=None)
         result = await asyncio.to_thread(
             replay_in_chunks, recording, spec, "complete",
@@ -681,7 +681,7 @@ def _export_spec(args: argparse.Namespace, recording: Recording) -> FeedSpec | N
 async def _report(args: argparse.Namespace, console: Console) -> int:
     if len(args.dirs) == 1:  # one recording: with its progress bar, straight to the console
         folder = args.dirs[0]
-        with Progress(console=console, transient=True) as bar:
+        with _bars(console) as bar:
             task = bar.add_task(f"analysing {escape(str(folder))}", total=None)
             await asyncio.to_thread(_print_report, console, folder, args.chunk_events,
                                     args.html, functools.partial(_advance, bar, task))
@@ -690,30 +690,91 @@ async def _report(args: argparse.Namespace, console: Console) -> int:
     jobs = [(folder, args.chunk_events, html, console.width) for folder in args.dirs]
     if args.workers == 1:
         for job in jobs:
-            console.print(await asyncio.to_thread(_report_job, *job), end="", markup=False,
-                          highlight=False)
+            with _bars(console) as bar:
+                task = bar.add_task(f"analysing {escape(str(job[0]))}", total=None)
+                text = await asyncio.to_thread(
+                    _report_job, *job, progress=functools.partial(_advance, bar, task))
+            console.print(text, end="", markup=False, highlight=False)
         return 0
     _say(console, f"reporting on {len(jobs)} recordings, {args.workers} at a time")
-    async for text in _in_processes(args.workers, _report_job, jobs):
+    labels = [f"analysing {escape(str(folder))}" for folder in args.dirs]
+    async for text in _in_processes(args.workers, _report_job, jobs, console, labels):
         console.print(text, end="", markup=False, highlight=False)
     return 0
 
 
-async def _in_processes(workers: int, job: Callable[..., _T],
-                        jobs: Sequence[tuple[Any, ...]]) -> AsyncIterator[_T]:
-    """``job(*arguments)`` for each of ``jobs``, ``workers`` processes at a time.
+async def _in_processes(workers: int, job: Callable[..., _T], jobs: Sequence[tuple[Any, ...]],
+                        console: Console, labels: Sequence[str]) -> AsyncIterator[_T]:
+    """``job(*arguments, progress=...)`` for each of ``jobs``, ``workers`` processes at a time.
 
     The results come in the order of ``jobs``, each as soon as it and those before it are
     done. The processes are fresh interpreters (:func:`~wsresearch._catalog.process_pool`),
-    each importing only what its job needs.
+    each importing only what its job needs. Meanwhile each running job has a progress bar,
+    labelled from ``labels``: the workers send ``(job, done, total)`` through a queue, which
+    a thread here puts on the bars (in a terminal; a log gets only the results).
     """
+    import multiprocessing
+
+    queue = multiprocessing.get_context("spawn").Queue()
+    shown: dict[int, TaskID] = {}
+    ended: set[int] = set()
+    lock = threading.Lock()
+
+    def show() -> None:
+        """The workers' progress onto the bars, until the ``None`` put at the end."""
+        while (item := queue.get()) is not None:
+            index, done, total = item
+            with lock:
+                if index in ended:  # its result is in: a late report is no news
+                    continue
+                if index not in shown:
+                    shown[index] = bar.add_task(labels[index], total=total)
+                bar.update(shown[index], completed=done, total=total)
+                bar.refresh()  # each report shown, however short the job
+
     loop = asyncio.get_running_loop()
-    with process_pool(workers) as pool:
-        for future in [loop.run_in_executor(pool, job, *arguments) for arguments in jobs]:
-            yield await future
+    with _bars(console) as bar, \
+            process_pool(workers, _keep_queue, (queue,)) as pool:
+        watcher = threading.Thread(target=show, name="wsresearch-progress", daemon=True)
+        watcher.start()
+        try:
+            futures = [loop.run_in_executor(pool, _run_job, job, index, *arguments)
+                       for index, arguments in enumerate(jobs)]
+            for index, future in enumerate(futures):
+                result = await future
+                with lock:
+                    ended.add(index)
+                    if index in shown:
+                        bar.remove_task(shown.pop(index))
+                yield result
+        finally:
+            queue.put(None)
+            watcher.join()
+            queue.close()
 
 
-def _report_job(folder: str, chunk_events: int, html: Path | None, width: int) -> str:
+_to_parent: Any = None
+"""In a worker process of :func:`_in_processes`: the queue its jobs' progress goes to."""
+
+
+def _keep_queue(queue: Any) -> None:
+    """A worker's initializer: keep the parent's progress queue (it can only come now)."""
+    global _to_parent
+    _to_parent = queue
+
+
+def _run_job(job: Callable[..., _T], index: int, *arguments: Any) -> _T:
+    """``job(*arguments)`` in a worker, its progress sent to the parent as ``(index, ...)``."""
+    queue = _to_parent
+
+    def progress(done: int, total: int) -> None:
+        queue.put((index, done, total))
+
+    return job(*arguments, progress=progress)
+
+
+def _report_job(folder: str, chunk_events: int, html: Path | None, width: int,
+                progress: Callable[[int, int], None] | None = None) -> str:
     """One recording's report as the console would show it (in a worker process, or not)."""
     import io
 
@@ -724,7 +785,7 @@ def _report_job(folder: str, chunk_events: int, html: Path | None, width: int) -
     target = None
     if html is not None:
         target = str(html / f"{recording_id(Recording.open(folder))}.html")
-    _print_report(out, folder, chunk_events, target, None)
+    _print_report(out, folder, chunk_events, target, progress)
     assert isinstance(out.file, io.StringIO)
     return out.file.getvalue()
 
@@ -755,6 +816,14 @@ def _print_report(console: Console, folder: str, chunk_events: int, html: str | 
         _say(console, f"report written to {path}")
 
 
+def _bars(console: Console) -> Progress:
+    """Progress bars that vanish when done, or none when the output is not a terminal.
+
+    A log would get nothing of them but the blank line rich leaves where they were.
+    """
+    return Progress(console=console, transient=True, disable=not console.is_terminal)
+
+
 def _advance(bar: Progress, task: TaskID, done: int, total: int) -> None:
     bar.update(task, completed=done, total=total)
 
@@ -770,7 +839,7 @@ async def _export(args: argparse.Namespace, console: Console) -> int:
     for folder in args.dirs:
         recording = Recording.open(folder)
         spec = _export_spec(args, recording)
-        with Progress(console=console, transient=True) as bar:
+        with _bars(console) as bar:
             task = bar.add_task(f"exporting {escape(str(folder))}", total=None)
             advance = functools.partial(_advance, bar, task)
             if reports is None:
@@ -802,13 +871,15 @@ async def _export_in_parallel(args: argparse.Namespace, reports: Path | None,
     options = {key: value for key, value in vars(args).items() if key != "dirs"}
     _say(console, f"exporting {len(args.dirs)} recordings, {args.workers} at a time")
     jobs = [(folder, options, reports) for folder in args.dirs]
-    async for lines in _in_processes(args.workers, _export_job, jobs):
+    labels = [f"exporting {escape(str(folder))}" for folder in args.dirs]
+    async for lines in _in_processes(args.workers, _export_job, jobs, console, labels):
         for line in lines:
             _say(console, line)
     return 0
 
 
-def _export_job(folder: str, options: dict[str, Any], reports: Path | None) -> list[str]:
+def _export_job(folder: str, options: dict[str, Any], reports: Path | None,
+                progress: Callable[[int, int], None] | None = None) -> list[str]:
     """Export one recording (in a worker process); the lines to say about it."""
     from .export import export_parquet, export_with_report
     from .recording import Recording
@@ -818,10 +889,10 @@ def _export_job(folder: str, options: dict[str, Any], reports: Path | None) -> l
     spec = _export_spec(args, recording)
     if reports is None:
         summary = export_parquet(recording, spec, args.out, normalized=args.normalized,
-                                 chunk_events=args.chunk_events)
+                                 progress=progress, chunk_events=args.chunk_events)
         return [_exported(folder, summary, args.out)]
     summary, report = export_with_report(recording, spec, args.out,
-                                         normalized=args.normalized,
+                                         normalized=args.normalized, progress=progress,
                                          chunk_events=args.chunk_events)
     written = report.to_html(reports / f"{summary.recording}.html")
     return [_exported(folder, summary, args.out), f"{folder}: quality report -> {written}"]
