@@ -1,9 +1,11 @@
 import asyncio
+import contextlib
 import json
 import os
 import pty
 import re
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +21,7 @@ from wsresearch.exchanges import raw
 from wsresearch.testing import generic_frames, parse_fault
 
 from .conftest import SESSION as DATA
-from .conftest import eventually, loopback_server, quick
+from .conftest import TIME_FACTOR, eventually, loopback_server, quick
 
 
 def run(
@@ -282,9 +284,10 @@ def in_a_terminal(*args: str, cwd: Path, timeout: float = 120) -> str:
     main_end, child_end = pty.openpty()
     process = subprocess.Popen([sys.executable, "-m", "wsresearch.cli", *args], cwd=cwd,
                                stdin=child_end, stdout=child_end, stderr=child_end,
-                               env={**os.environ, "COLUMNS": "120", "TERM": "xterm"})
+                               env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+                               start_new_session=True)  # its workers die with it
     os.close(child_end)
-    deadline, chunks = time.monotonic() + timeout, []
+    deadline, chunks = time.monotonic() + timeout * TIME_FACTOR, []
     try:
         while time.monotonic() < deadline:
             if not select.select([main_end], [], [], 1.0)[0]:
@@ -296,11 +299,14 @@ def in_a_terminal(*args: str, cwd: Path, timeout: float = 120) -> str:
             if not data:
                 break
             chunks.append(data)
-        assert process.wait(timeout=10) == 0, b"".join(chunks).decode(errors="replace")
+        shown = b"".join(chunks).decode(errors="replace")
+        assert process.wait(timeout=10 * TIME_FACTOR) == 0, shown
     finally:
-        process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
         os.close(main_end)
-    return b"".join(chunks).decode(errors="replace")
+    return shown
 
 
 def test_parallel_export_and_report_show_each_recordings_progress_in_a_terminal(
@@ -312,9 +318,35 @@ def test_parallel_export_and_report_show_each_recordings_progress_in_a_terminal(
                               spec=spec)
     shown = in_a_terminal("export", "a", "b", "--out", "ds", "--workers", "2", cwd=tmp_path)
     assert "exporting a" in shown and "exporting b" in shown, shown
-    assert "a: " in shown and "b: " in shown  # and the lines of what was written
+    assert "a: message 30000 -> ds" in shown and "b: message 30000 -> ds" in shown
     shown = in_a_terminal("report", "a", "b", "--workers", "2", cwd=tmp_path)
     assert "analysing a" in shown and "analysing b" in shown, shown
+
+
+def test_a_failed_job_beside_one_reporting_much_progress_ends_the_parallel_run(
+    tmp_path: Path,
+) -> None:
+    # The bars' thread stopped before the pool shut down: the other job's reports filled
+    # the queue's pipe, its worker could not exit, and the command hung for good.
+    code = (f"import asyncio, sys\nsys.path.insert(0, {str(Path(__file__).parent.parent)!r})\n"
+            "from rich.console import Console\n"
+            "from tests import _stand_in_jobs as jobs\n"
+            "from wsresearch.cli import _in_processes\n"
+            "async def run():\n"
+            "    jobs_ = [('fail',), ('report', 20_000)]\n"
+            "    async for _ in _in_processes(2, jobs.run, jobs_, Console(), ['a', 'b']):\n"
+            "        pass\n"
+            "try:\n    asyncio.run(run())\n"
+            "except RuntimeError as exc:\n    print('failed:', exc)\n")
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = process.communicate(timeout=30 * TIME_FACTOR)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise AssertionError("the parallel run did not end after its job failed") from None
+    assert process.returncode == 0 and "failed: this job fails" in out, out
 
 
 LIBRARIES = ("polars", "pydantic", "websockets", "pyarrow", "numpy")

@@ -711,65 +711,81 @@ async def _in_processes(workers: int, job: Callable[..., _T], jobs: Sequence[tup
     done. The processes are fresh interpreters (:func:`~wsresearch._catalog.process_pool`),
     each importing only what its job needs. Meanwhile each running job has a progress bar,
     labelled from ``labels``: the workers send ``(job, done, total)`` through a queue, which
-    a thread here puts on the bars (in a terminal; a log gets only the results).
+    a thread here puts on the bars (in a terminal; a log gets only the results) for as
+    long as any worker lives, so no worker ever waits on a full queue, even after a job
+    failed or the command was interrupted.
     """
     import multiprocessing
+    import queue as queues
 
-    queue = multiprocessing.get_context("spawn").Queue()
+    reports = multiprocessing.get_context("spawn").Queue()
     shown: dict[int, TaskID] = {}
     ended: set[int] = set()
     lock = threading.Lock()
+    stop = threading.Event()
 
     def show() -> None:
-        """The workers' progress onto the bars, until the ``None`` put at the end."""
-        while (item := queue.get()) is not None:
-            index, done, total = item
+        """The workers' progress onto the bars, until the workers are gone."""
+        while not stop.is_set():
+            try:
+                index, done, total = reports.get(timeout=0.1)
+            except queues.Empty:
+                continue
             with lock:
                 if index in ended:  # its result is in: a late report is no news
                     continue
                 if index not in shown:
                     shown[index] = bar.add_task(labels[index], total=total)
                 bar.update(shown[index], completed=done, total=total)
-                bar.refresh()  # each report shown, however short the job
+
+    def finished(index: int, _: object) -> None:
+        with lock:
+            ended.add(index)
+            if index in shown:
+                bar.remove_task(shown.pop(index))
 
     loop = asyncio.get_running_loop()
-    with _bars(console) as bar, \
-            process_pool(workers, _keep_queue, (queue,)) as pool:
+    with _bars(console) as bar:
         watcher = threading.Thread(target=show, name="wsresearch-progress", daemon=True)
         watcher.start()
         try:
-            futures = [loop.run_in_executor(pool, _run_job, job, index, *arguments)
-                       for index, arguments in enumerate(jobs)]
-            for index, future in enumerate(futures):
-                result = await future
-                with lock:
-                    ended.add(index)
-                    if index in shown:
-                        bar.remove_task(shown.pop(index))
-                yield result
-        finally:
-            queue.put(None)
+            with process_pool(workers, _keep_queue, (reports,)) as pool:
+                futures = [loop.run_in_executor(pool, _run_job, job, index, *arguments)
+                           for index, arguments in enumerate(jobs)]
+                for index, future in enumerate(futures):
+                    future.add_done_callback(functools.partial(finished, index))
+                for future in futures:
+                    yield await future
+        finally:  # the pool has shut down: its workers have exited, nothing more comes
+            stop.set()
             watcher.join()
-            queue.close()
+            reports.close()
 
 
 _to_parent: Any = None
 """In a worker process of :func:`_in_processes`: the queue its jobs' progress goes to."""
 
 
-def _keep_queue(queue: Any) -> None:
+def _keep_queue(reports: Any) -> None:
     """A worker's initializer: keep the parent's progress queue (it can only come now)."""
     global _to_parent
-    _to_parent = queue
+    _to_parent = reports
+    reports.cancel_join_thread()  # at exit, never wait for reports nobody will read
 
 
 def _run_job(job: Callable[..., _T], index: int, *arguments: Any) -> _T:
-    """``job(*arguments)`` in a worker, its progress sent to the parent as ``(index, ...)``."""
-    queue = _to_parent
+    """``job(*arguments)`` in a worker, its progress sent to the parent as ``(index, ...)``.
 
-    def progress(done: int, total: int) -> None:
-        queue.put((index, done, total))
+    A first report as it starts puts its bar up before any event is replayed.
+    """
+    reports = _to_parent
+    if reports is None:  # not in a worker of _in_processes
+        return job(*arguments)
 
+    def progress(done: int, total: int | None) -> None:
+        reports.put((index, done, total))
+
+    progress(0, None)
     return job(*arguments, progress=progress)
 
 
@@ -817,11 +833,12 @@ def _print_report(console: Console, folder: str, chunk_events: int, html: str | 
 
 
 def _bars(console: Console) -> Progress:
-    """Progress bars that vanish when done, or none when the output is not a terminal.
+    """Progress bars that vanish when done, or none where the output is not interactive.
 
-    A log would get nothing of them but the blank line rich leaves where they were.
+    A log (or a dumb terminal) would get nothing of them but the blank line rich leaves
+    where they were.
     """
-    return Progress(console=console, transient=True, disable=not console.is_terminal)
+    return Progress(console=console, transient=True, disable=not console.is_interactive)
 
 
 def _advance(bar: Progress, task: TaskID, done: int, total: int) -> None:
