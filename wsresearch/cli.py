@@ -754,8 +754,12 @@ async def _in_processes(workers: int, job: Callable[..., _T], jobs: Sequence[tup
                            for index, arguments in enumerate(jobs)]
                 for index, future in enumerate(futures):
                     future.add_done_callback(functools.partial(finished, index))
-                for future in futures:
-                    yield await future
+                try:
+                    for future in futures:
+                        yield await future
+                except BaseException:  # a job failed, or Ctrl-C: start no other job
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
         finally:  # the pool has shut down: its workers have exited, nothing more comes
             stop.set()
             watcher.join()
