@@ -49,7 +49,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -636,11 +636,9 @@ async def _replay(args: argparse.Namespace, console: Console) -> int:
             if not by_channel:
                 types.append(frame.group_by(type_field).len())
 
-    with _bars(console) as bar:
-        task = bar.add_task("replaying", total=None)
+    with _progress(console, "replaying") as advance:
         result = await asyncio.to_thread(
-            replay_in_chunks, recording, spec, "complete",
-            functools.partial(_advance, bar, task), args.chunk_events, count)
+            replay_in_chunks, recording, spec, "complete", advance, args.chunk_events, count)
     table = _table(f"replay of {args.dir}")
     if by_channel:
         table.add_column("channel")
@@ -681,19 +679,16 @@ def _export_spec(args: argparse.Namespace, recording: Recording) -> FeedSpec | N
 async def _report(args: argparse.Namespace, console: Console) -> int:
     if len(args.dirs) == 1:  # one recording: with its progress bar, straight to the console
         folder = args.dirs[0]
-        with _bars(console) as bar:
-            task = bar.add_task(f"analysing {escape(str(folder))}", total=None)
+        with _progress(console, f"analysing {escape(str(folder))}") as advance:
             await asyncio.to_thread(_print_report, console, folder, args.chunk_events,
-                                    args.html, functools.partial(_advance, bar, task))
+                                    args.html, advance)
         return 0
     html = None if args.html is None else await asyncio.to_thread(_report_folder, args.html)
     jobs = [(folder, args.chunk_events, html, console.width) for folder in args.dirs]
     if args.workers == 1:
         for job in jobs:
-            with _bars(console) as bar:
-                task = bar.add_task(f"analysing {escape(str(job[0]))}", total=None)
-                text = await asyncio.to_thread(
-                    _report_job, *job, progress=functools.partial(_advance, bar, task))
+            with _progress(console, f"analysing {escape(str(job[0]))}") as advance:
+                text = await asyncio.to_thread(_report_job, *job, progress=advance)
             console.print(text, end="", markup=False, highlight=False)
         return 0
     _say(console, f"reporting on {len(jobs)} recordings, {args.workers} at a time")
@@ -845,8 +840,12 @@ def _bars(console: Console) -> Progress:
     return Progress(console=console, transient=True, disable=not console.is_interactive)
 
 
-def _advance(bar: Progress, task: TaskID, done: int, total: int) -> None:
-    bar.update(task, completed=done, total=total)
+@contextlib.contextmanager
+def _progress(console: Console, label: str) -> Iterator[Callable[[int, int], None]]:
+    """One bar for one long step: yields the ``(done, total)`` callback that moves it."""
+    with _bars(console) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 async def _export(args: argparse.Namespace, console: Console) -> int:
@@ -860,9 +859,7 @@ async def _export(args: argparse.Namespace, console: Console) -> int:
     for folder in args.dirs:
         recording = Recording.open(folder)
         spec = _export_spec(args, recording)
-        with _bars(console) as bar:
-            task = bar.add_task(f"exporting {escape(str(folder))}", total=None)
-            advance = functools.partial(_advance, bar, task)
+        with _progress(console, f"exporting {escape(str(folder))}") as advance:
             if reports is None:
                 summary = await asyncio.to_thread(
                     export_parquet, recording, spec, args.out, normalized=args.normalized,
