@@ -20,7 +20,7 @@ sequences; ``docs/performance.md`` has the measurements.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 
 __all__ = ["DedupeCache"]
 
@@ -83,6 +83,35 @@ class DedupeCache:
         if len(expiry) > self._maxsize:
             self._evict()
         return False
+
+    def fresh(self, keys: Sequence[Hashable], first: int | float) -> bool:
+        """Whether :meth:`remember` may take ``keys``: all new, and not before the last key.
+
+        True when no key is remembered (expired or not), no key comes twice, and
+        ``first``, the earliest time they come at, is not before the last key remembered.
+        Then :meth:`seen` would answer ``False`` for each of them in turn.
+        """
+        order = self._order
+        if order and first < order[-1][1] - self._ttl:
+            return False
+        return len(set(keys)) == len(keys) and self._expiry.keys().isdisjoint(keys)
+
+    def remember(self, keys: Sequence[Hashable], times: Sequence[int | float]) -> None:
+        """Remember ``keys``, each at its time: what :meth:`seen` for each in turn does.
+
+        For keys :meth:`fresh` accepted, at times that never go back. The keys
+        remembered and their expiry afterwards are those of calling :meth:`seen` once
+        per key; the work is a few C-level passes, not a Python call per key.
+        """
+        if not keys:
+            return
+        ttl = self._ttl
+        entries = list(zip(keys, [time + ttl for time in times], strict=True))
+        self._expiry.update(entries)
+        self._order.extend(entries)
+        self._expire(times[-1])
+        while len(self._expiry) > self._maxsize:
+            self._evict()
 
     def _expire(self, now: int | float) -> None:
         """Forget every key whose time is up (the front of the deque)."""

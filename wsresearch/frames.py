@@ -503,6 +503,34 @@ class FrameStore:
             # Pending rows alone fill the ring: every built row is older than them.
             self._evict_pending(channel, len(pending) - limit)
 
+    def extend_frame(self, channel: str, rows: pl.DataFrame) -> None:
+        """Add rows already in columns: as :meth:`extend` of the same rows, built.
+
+        ``rows`` has the channel's columns (its fields, then :data:`META_COLUMNS`) with
+        their dtypes, as the columnar replay decodes them. Rows added before it are
+        built first, so the frame keeps the order rows were added in.
+
+        Raises
+        ------
+        ValueError
+            For an exploded channel (its rows are only known once built).
+        """
+        self._check(channel)
+        if channel in self._explode:
+            raise ValueError(f"channel {channel!r} is exploded: add its rows with extend()")
+        self._added[channel] += rows.height
+        limit = self._max_rows
+        if limit == 0 or not rows.height:
+            return
+        built = self.frame(channel)
+        frame = pl.concat([built, rows], how="vertical", rechunk=False)
+        chunks = self._chunks[channel] + 1
+        if chunks > _MAX_CHUNKS:
+            frame, chunks = frame.rechunk(), 1
+        if limit is not None and frame.height > limit:
+            frame = frame.tail(limit)
+        self._built[channel], self._chunks[channel] = frame, chunks
+
     def rows(self, channel: str) -> int:
         """Rows held for ``channel`` now, built and pending (at most ``max_rows``).
 

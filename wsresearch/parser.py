@@ -533,6 +533,32 @@ class MessageParser:
             )
         return self._accept(route, type_name, message, raw, now_ns)
 
+    def route(self, raw: str | bytes) -> str | None:
+        """The channel :meth:`parse` would give ``raw``'s outcome, counting nothing.
+
+        ``None`` for a message it would not tie to a channel (not UTF-8, not JSON, a
+        control or error type, or no type). A columnar replay asks this of the messages
+        its layouts do not match, to know which channels they belong to.
+        """
+        if not isinstance(raw, str):
+            try:
+                raw = bytes(raw).decode("utf-8")
+            except (UnicodeDecodeError, TypeError):
+                return None
+        if self._tagged is not None:
+            try:
+                return self._route_of[self._tagged(raw).__class__][0]
+            except Exception:
+                pass  # not a valid message of a registered type: routed below
+        try:
+            type_name = self._type_of(from_json(raw))
+        except Exception:
+            return None
+        try:
+            return type_name if type_name in self._routes else None
+        except TypeError:  # unhashable
+            return None
+
     def parse_batch(
         self, raws: Sequence[str | bytes], times: Sequence[int]
     ) -> list[ParseOutcome]:
@@ -636,6 +662,16 @@ class MessageParser:
         """
         self.counts[OK] -= 1
         return self._reject(SCHEMA_ERROR, raw, detail, channel, now_ns)
+
+    def cache(self, channel: str) -> DedupeCache | None:
+        """``channel``'s de-dup cache (``None`` for a channel without ``dedupe_key``).
+
+        Raises
+        ------
+        KeyError
+            For a channel that is not registered.
+        """
+        return self._routes[channel].cache
 
     def dedupe_state(self) -> dict[str, list[tuple[Hashable, int | float]]]:
         """Each de-duplicated channel's cache state (:meth:`DedupeCache.state`)."""

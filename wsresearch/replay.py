@@ -34,6 +34,7 @@ import polars as pl
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from ._columnar import Columnar, Taken
 from ._ports import check_port, listening_url
 from .book import Book, Books
 from .clock import NS_PER_S, VirtualClock
@@ -138,6 +139,7 @@ def replay(
     *,
     progress: Callable[[int, int], None] | None = None,
     chunk_events: int = CHUNK_EVENTS,
+    columnar: bool = True,
 ) -> ReplayResult:
     """Replay ``recording`` through ``spec``'s pipeline; a pure function of both.
 
@@ -159,6 +161,11 @@ def replay(
         Called with ``(events done, events in all)`` every 10,000 events and at the end.
     chunk_events
         Events read and processed at a time: the working set's bound.
+    columnar
+        Read the messages of channels with a :class:`~wsresearch.layout.Layout` straight
+        into columns where that gives the same outcome (see :mod:`wsresearch.layout`).
+        ``False`` puts every message through its model: the result is the same, slower;
+        for checking.
 
     Returns
     -------
@@ -187,7 +194,7 @@ def replay(
     if not isinstance(recording, Recording):
         recording = Recording.open(recording)
     return replay_in_chunks(recording, spec_for(recording, spec), mode, progress,
-                            chunk_events, None)
+                            chunk_events, None, columnar=columnar)
 
 
 def check_spec(spec: object) -> None:
@@ -225,6 +232,7 @@ def replay_in_chunks(
     *,
     chunks: Iterable[pl.DataFrame] | None = None,
     before: Callable[[Pipeline], None] | None = None,
+    columnar: bool = True,
 ) -> ReplayResult:
     """:func:`replay`, calling ``after_chunk(pipeline, events)`` after each chunk of events.
 
@@ -246,6 +254,8 @@ def replay_in_chunks(
         of ``chunk_events``): a part of a recording exported in parts.
     before
         Called with the pipeline before the first event (to hand it state).
+    columnar
+        As for :func:`replay`.
 
     Raises
     ------
@@ -261,7 +271,7 @@ def replay_in_chunks(
     if before is not None:
         before(pipeline)
     driver = _Driver(pipeline, clock, round(spec.check_interval * NS_PER_S), skip, progress,
-                     recording.event_count, recording.path)
+                     recording.event_count, recording.path, columnar)
     for chunk in chunks:
         with _collector_paused():
             driver.feed(chunk)
@@ -338,7 +348,7 @@ class _Driver:
 
     def __init__(self, pipeline: Pipeline, clock: VirtualClock, interval: int, skip: set[int],
                  progress: Callable[[int, int], None] | None, total: int,
-                 source: object) -> None:
+                 source: object, columnar: bool = True) -> None:
         self.pipeline, self.clock, self.interval = pipeline, clock, interval
         self.skip = pl.Series(sorted(skip), dtype=pl.Int64).implode()
         self.progress, self.total, self.source = progress, total, source
@@ -348,6 +358,7 @@ class _Driver:
         self.offset = 0  # events handed over before this chunk
         self.next_report = 10_000
         self.messages = self.kept = self.generations = 0
+        self.columnar = Columnar(pipeline) if columnar else None
 
     def feed(self, events: pl.DataFrame) -> None:
         """Put the next chunk of events (in ``seq`` order) through the pipeline."""
@@ -392,12 +403,23 @@ class _Driver:
         stops.sort(key=lambda stop: (stop[0], stop[1]))
         stops.append((events.height, 2, None))
 
+        taken = self.columnar.take(
+            kept.select("generation", "mono_ns", "wall_ns", "seq", "data", "binary"), data,
+            opens=bool(others.select((pl.col("kind") == "open").any()).item())
+        ) if self.columnar else {}
+        rest = _not_taken(len(items), taken)
+
         done = 0
         progress, offset = self.progress, self.offset
         for position, order, what in stops:
             end = bisect.bisect_left(at, position, lo=done)
-            for start in range(done, end, _BATCH):
-                process(items[start:min(start + _BATCH, end)])
+            if taken:
+                chosen = self._interval(taken, rest, done, end)
+                for start in range(0, len(chosen), _BATCH):
+                    process([items[i] for i in chosen[start:start + _BATCH]])
+            else:
+                for start in range(done, end, _BATCH):
+                    process(items[start:min(start + _BATCH, end)])
             done = end
             while progress is not None and self.next_report <= offset + position:
                 progress(self.next_report, max(self.total, self.next_report))
@@ -413,13 +435,57 @@ class _Driver:
                     pipeline.open_generation(generation)
                 elif kind == "rest" and status in (None, 200):  # a book snapshot
                     pipeline.rest(url, body or "", mono, wall)
+        for channel in taken.values():
+            channel.commit()
         self.offset += events.height
+
+    def _interval(self, taken: dict[str, Taken], rest: list[int], low: int,
+                  high: int) -> list[int]:
+        """The messages ``low..high-1`` of an interval between stops the per-message path takes.
+
+        The taken channels' messages in it are left to their commit, and health hears of
+        them now, before the stop: each stream's first and last message of the interval,
+        as :meth:`Pipeline.process` would tell it. A channel whose stream is stale takes
+        the per-message path for the interval instead, so that the stream recovers at the
+        point in the event order it always has (its earlier rows are committed first).
+        """
+        chosen = rest[bisect.bisect_left(rest, low):bisect.bisect_left(rest, high)]
+        health = self.pipeline.health
+        merged = False
+        for channel in taken.values():
+            positions = channel.positions
+            first = bisect.bisect_left(positions, low, lo=channel.due)
+            last = bisect.bisect_left(positions, high, lo=first)
+            if first == last:
+                continue
+            if health.is_stream_healthy(channel.stream):
+                times = channel.recv_mono
+                health.record_batch({channel.stream: times[first]},
+                                    {channel.stream: times[last - 1]})
+                channel.due = last
+            else:
+                channel.due = first
+                channel.commit()
+                channel.skip_to(last)
+                chosen = chosen + positions[first:last]
+                merged = True
+        return sorted(chosen) if merged else chosen
 
     def finish(self) -> tuple[int, int, int]:
         """Report the end; return messages, skipped and generations."""
         if self.progress is not None:
             self.progress(self.offset, self.offset)
         return self.messages, self.messages - self.kept, self.generations
+
+
+def _not_taken(count: int, taken: dict[str, Taken]) -> list[int]:
+    """The positions among ``count`` messages that no channel has taken, ascending."""
+    if not taken:
+        return list(range(count))
+    out = set(range(count))
+    for channel in taken.values():
+        out.difference_update(channel.positions)
+    return sorted(out)
 
 
 @contextlib.contextmanager

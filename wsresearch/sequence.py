@@ -35,7 +35,7 @@ Each message is then exactly one of:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -241,6 +241,52 @@ class SequenceTracker:
         counts[REPEAT] += 1
         self._channel_counts(channel)[REPEAT] += 1
         return REPEAT, None
+
+    @property
+    def generation(self) -> int | None:
+        """The generation of the last message judged; a message of another starts afresh."""
+        return self._generation
+
+    def expected(self, group: str, key: Hashable) -> int | None:
+        """The number ``key`` of ``group`` expects next; ``None`` before its first."""
+        state = self._state.get((group, key))
+        return None if state is None else state.expected
+
+    def observe_runs(self, group: str, runs: Mapping[Hashable, tuple[int, int]],
+                     generation: int) -> None:
+        """Judge, per key, the consecutive numbers ``first..last``: as :meth:`observe` would.
+
+        For runs known to be in order: each starts where its key expects, or its key
+        has no expectation yet (the first number is then a ``reset``, as the first of a
+        key always is), and each number is the one before plus one. The counts and
+        expectations afterwards are those of observing every number in turn; the
+        caller has checked the runs (the columnar replay does, on columns).
+
+        Raises
+        ------
+        ValueError
+            If ``generation`` is not the generation of the last message judged, or a run
+            does not start where its key expects.
+        """
+        if generation != self._generation:
+            raise ValueError(f"runs of generation {generation} after messages of "
+                             f"{self._generation}: observe() them")
+        resets = numbers = 0
+        state = self._state
+        for key, (first, last) in runs.items():
+            if last < first:
+                raise ValueError(f"a run cannot end before it starts: {first}..{last}")
+            found = state.get((group, key))
+            if found is None:
+                state[(group, key)] = _KeyState(last + 1)
+                resets += 1
+            elif found.expected != first:
+                raise ValueError(f"{group} {key!r} expects {found.expected}, not {first}")
+            else:
+                found.expected = last + 1
+            numbers += last - first + 1
+        self.counts[RESET] += resets
+        self.counts[IN_ORDER] += numbers - resets
 
     def _channel_counts(self, channel: str) -> dict[str, int]:
         mine = self.by_channel.get(channel)

@@ -33,13 +33,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from ..book import Book, BookRule, Books, apply_pairs
 from ..config import ConnectionConfig, StreamConfig
+from ..layout import Layout
 from ..sequence import Seq
 from ..spec import Channel, FeedSpec
 from ._common import NsFromMs, assemble, check_channels, check_choice, check_symbols
 
 __all__ = [
-    "CHANNELS", "EXCHANGE_NAMES", "MARKETS", "MARKET_CHANNELS", "USDM_ENDPOINTS", "AggTrade",
-    "BookTicker", "Depth", "ForceOrder", "Kline", "MarkPrice", "Trade", "spec", "stream_names",
+    "CHANNELS", "EXCHANGE_NAMES", "LAYOUTS", "MARKETS", "MARKET_CHANNELS", "USDM_ENDPOINTS",
+    "AggTrade", "BookTicker", "Depth", "ForceOrder", "Kline", "MarkPrice", "Trade", "spec",
+    "stream_names",
     "type_of",
 ]
 
@@ -522,13 +524,60 @@ class BookSync(BookRule):
                          f"{self.symbols}")
 
 
-def _channels(chosen: Sequence[str]) -> list[Channel]:
-    """The chosen channels; with ``trade`` too, ``aggTrade`` gives no ``trades`` rows.
+_PRICES = '"b":<bid:decimal>,"B":<bid_qty:decimal>,"a":<ask:decimal>,"A":<ask_qty:decimal>'
+LAYOUTS: dict[str, dict[str, Layout]] = {
+    "spot": {
+        "bookTicker": Layout(
+            '{"stream":"<_:name>@bookTicker","data":{"u":<update_id:int>,"s":<symbol:str>,'
+            f'{_PRICES}}}}}'),
+        "trade": Layout(
+            '{"stream":"<_:name>@trade","data":{"e":"trade","E":<event_time_ns:ms>,'
+            '"s":<symbol:str>,"t":<trade_id:int>,"p":<price:decimal>,"q":<qty:decimal>,'
+            '"T":<trade_time_ns:ms>,"m":<buyer_is_maker:bool>,"M":<_:bool>}}'),
+        "aggTrade": Layout(
+            '{"stream":"<_:name>@aggTrade","data":{"e":"aggTrade","E":<event_time_ns:ms>,'
+            '"s":<symbol:str>,"a":<agg_id:int>,"p":<price:decimal>,"q":<qty:decimal>,'
+            '"f":<first_trade_id:int>,"l":<last_trade_id:int>,"T":<trade_time_ns:ms>,'
+            '"m":<buyer_is_maker:bool>,"M":<_:bool>}}'),
+    },
+    "usdm": {
+        "bookTicker": Layout(
+            '{"stream":"<_:name>@bookTicker","data":{"e":"bookTicker","u":<update_id:int>,'
+            f'"s":<symbol:str>,{_PRICES},"T":<transaction_time_ns:ms>,'
+            '"E":<event_time_ns:ms>}}'),
+        "trade": Layout(
+            '{"stream":"<_:name>@trade","data":{"e":"trade","E":<event_time_ns:ms>,'
+            '"T":<trade_time_ns:ms>,"s":<symbol:str>,"t":<trade_id:int>,'
+            '"p":<price:decimal>,"q":<qty:decimal>,"X":<order_type:str>,'
+            '"m":<buyer_is_maker:bool>}}'),
+        "aggTrade": Layout(
+            '{"stream":"<_:name>@aggTrade","data":{"e":"aggTrade","E":<event_time_ns:ms>,'
+            '"a":<agg_id:int>,"s":<symbol:str>,"p":<price:decimal>,"q":<qty:decimal>,'
+            '"f":<first_trade_id:int>,"l":<last_trade_id:int>,"T":<trade_time_ns:ms>,'
+            '"m":<buyer_is_maker:bool>}}'),
+    },
+}
+"""Each market's channels as Binance writes them (:mod:`wsresearch.layout`), key order
+and all, as seen in the recordings in ``data/``: a replay reads the messages that match
+straight into columns."""
 
-    An aggregate repeats the fills ``trade`` already gives one by one: with both, the
-    trades table keeps the fills, so no trade is counted twice.
+
+for _market in LAYOUTS.values():
+    for _name, _layout in _market.items():
+        _layout.check_model(_CHANNELS[_name].model, _name)
+
+
+def _channels(chosen: Sequence[str], market: str) -> list[Channel]:
+    """The chosen channels, with the market's layouts.
+
+    With ``trade`` too, ``aggTrade`` gives no ``trades`` rows: an aggregate repeats the
+    fills ``trade`` already gives one by one, so with both the trades table keeps the
+    fills, and no trade is counted twice.
     """
-    channels = [_CHANNELS[name] for name in chosen]
+    layouts = LAYOUTS[market]
+    channels = [_CHANNELS[name] if name not in layouts
+                else _CHANNELS[name].model_copy(update={"layout": layouts[name]})
+                for name in chosen]
     if "trade" in chosen and "aggTrade" in chosen:
         channels = [c.model_copy(update={"normalized": {}}) if c.name == "aggTrade" else c
                     for c in channels]
@@ -614,7 +663,7 @@ def spec(
         "binance", arguments, overrides,
         url=url,
         exchange=EXCHANGE_NAMES[market],
-        channels=_channels(chosen),
+        channels=_channels(chosen, market),
         type_of=type_of,
         subscribe=[{"method": "SUBSCRIBE", "params": streams, "id": 1}],
         health={name: _HEALTH[name] for name in chosen},

@@ -1,0 +1,245 @@
+"""A replay's columnar path: the messages of channels with a layout, a chunk at a time.
+
+For each chunk of a recording, :meth:`Columnar.take` decodes the messages that match a
+channel's :class:`~wsresearch.layout.Layout` into that channel's columns, in native code,
+and takes the channel's messages out of the per-message path when it can prove the
+outcome is the same: every message of the channel in the chunk matches its layout (those
+that do not are routed as the parser would route them), no de-dup key repeats or is
+remembered, the sequence numbers run on from where each key expects, and no message
+holds a number long enough to be inexact. Those are the messages that would each be
+``ok``, without a gap, an error or an event. A channel that fails any of it keeps the
+per-message path for the chunk.
+
+What is taken is committed in order, per channel (:class:`Taken`): the de-dup keys at
+once (:meth:`DedupeCache.remember <wsresearch.dedupe.DedupeCache.remember>`), the
+sequence runs per key (:meth:`SequenceTracker.observe_runs
+<wsresearch.sequence.SequenceTracker.observe_runs>`), the rows as one column chunk
+(:meth:`FrameStore.extend_frame <wsresearch.frames.FrameStore.extend_frame>`). Health
+hears each interval between two stops of the replay as the per-message path would tell
+it. Only state no other channel reads is touched, so the order of commits among channels
+does not matter; only a channel's own per-message fall-back (its stream was stale) needs
+its commits before it, which :meth:`Taken.commit` gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import polars as pl
+
+from .frames import META_COLUMNS, polars_schema
+from .parser import OK
+from .pipeline import Pipeline
+from .spec import CONNECTION_GROUP, Channel, FeedSpec
+
+__all__ = ["Columnar", "Taken"]
+
+_SUSPECT = r"[0-9.]{17}"
+"""A run of digits and points the exactness check would look into (see exactness)."""
+
+
+class Taken:
+    """One channel's messages of one chunk, decoded, committed to the pipeline in order.
+
+    Attributes
+    ----------
+    channel
+        The channel.
+    positions
+        Each row's message: its index among the chunk's messages, ascending.
+    recv_mono
+        Each row's receive time (monotonic ns), for health.
+    """
+
+    def __init__(self, pipeline: Pipeline, channel: Channel, rows: pl.DataFrame,
+                 positions: list[int], keys: list[Hashable] | None) -> None:
+        self.pipeline = pipeline
+        self.channel = channel
+        self.stream = channel.stream_name
+        self.rows = rows
+        self.positions = positions
+        self.recv_mono: list[int] = rows["recv_mono_ns"].to_list()
+        self.keys = keys
+        self.done = 0  # rows committed, or handed to the per-message path
+        self.due = 0  # rows whose interval has passed: to commit before the channel is used
+
+    def commit(self) -> None:
+        """Commit the rows whose interval has passed and that are not committed yet."""
+        low, high = self.done, self.due
+        if high <= low:
+            return
+        pipeline, channel = self.pipeline, self.channel
+        if self.keys is not None:
+            cache = pipeline.parser.cache(channel.name)
+            assert cache is not None  # a channel with a dedupe_key has its cache
+            cache.remember(self.keys[low:high], self.recv_mono[low:high])
+        rows = self.rows.slice(low, high - low)
+        names = channel.field_names
+        if channel.sequence is not None:
+            key = names.get("sequence_key")
+            value = names["sequence"][0]
+            runs = (rows.group_by(key[0] if key else pl.lit(None).alias("_key"),
+                                  maintain_order=True)
+                    .agg(pl.col(value).first().alias("first"), pl.col(value).last().alias("last")))
+            pipeline.sequences.observe_runs(
+                channel.sequence_group_name,
+                {k: (first, last) for k, first, last in runs.iter_rows()},
+                pipeline.generation)
+        pipeline.parser.counts[OK] += high - low
+        pipeline.store.extend_frame(channel.name, rows)
+        self.done = high
+
+    def skip_to(self, row: int) -> None:
+        """Rows before ``row`` went through the per-message path: nothing to commit."""
+        self.done = self.due = row
+
+
+class Columnar:
+    """Which channels of a pipeline's spec a replay can take in columns, and taking them.
+
+    A channel qualifies when it has a layout, is no book channel, and reads only its own
+    state: every extractor it has is a field name (``sequence`` and ``exchange_time`` a
+    single one), and no other channel shares its health stream or sequence group.
+    """
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        spec = pipeline.spec
+        books = set() if spec.book_sync is None else set(spec.book_sync.channels)
+        self.channels = {c.name: c for c in spec.channels
+                         if c.name not in books and _own_state(c, spec)}
+        self._schemas = {name: polars_schema(c.model) for name, c in self.channels.items()}
+
+    def __bool__(self) -> bool:
+        return bool(self.channels)
+
+    def take(self, messages: pl.DataFrame, data: Sequence[str | bytes],
+             opens: bool) -> dict[str, Taken]:
+        """The channels taken in columns for one chunk, with their rows.
+
+        Parameters
+        ----------
+        messages
+            The chunk's messages to process, in order: ``generation``, ``mono_ns``,
+            ``wall_ns``, ``seq``, ``data`` (text) and ``binary``.
+        data
+            Each message's payload as the per-message path gets it.
+        opens
+            Whether a connection opens within the chunk (no channel is taken then: the
+            generation and every sequence expectation change there).
+        """
+        pipeline = self.pipeline
+        generation = pipeline.generation
+        if opens or not self.channels:
+            return {}
+        indexed = messages.select(
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("__position"),
+            pl.col("generation"), pl.col("mono_ns").alias("__mono"),
+            pl.col("wall_ns").alias("__wall"), pl.col("seq").alias("__seq"),
+            pl.col("data"), pl.col("binary"))
+        current = indexed.filter((pl.col("generation") == generation) & ~pl.col("binary")
+                                 & pl.col("data").is_not_null()
+                                 & ~pl.col("data").str.contains(_SUSPECT))
+        found: dict[str, pl.DataFrame] = {}
+        for name, channel in self.channels.items():
+            layout = channel.layout
+            assert layout is not None
+            decoded = pl.concat([current.select("__position", "__mono", "__wall", "__seq"),
+                                 layout.decode(current["data"])], how="horizontal")
+            found[name] = decoded.filter(pl.col(next(iter(layout.fields))).is_not_null())
+        matched = pl.concat([f.select("__position") for f in found.values()])["__position"]
+        unmatched = indexed.filter((pl.col("generation") == generation)
+                                   & ~pl.col("__position").is_in(matched.implode()))
+        route = pipeline.parser.route
+        elsewhere = {route(data[i]) for i in unmatched["__position"].to_list()}
+        taken = {}
+        for name, rows in found.items():
+            if name in elsewhere or rows.height == 0:
+                continue
+            made = self._taken(self.channels[name], rows)
+            if made is not None:
+                taken[name] = made
+        return taken
+
+    def _taken(self, channel: Channel, found: pl.DataFrame) -> Taken | None:
+        """``channel``'s rows as a :class:`Taken`, or ``None`` if any would not be ``ok``."""
+        pipeline = self.pipeline
+        names = channel.field_names
+        keys: list[Hashable] | None = None
+        mono = found["__mono"]
+        if channel.dedupe_key is not None:
+            cache = pipeline.parser.cache(channel.name)
+            if cache is None or not _ascending(mono):
+                return None
+            columns = [found[n].to_list() for n in names["dedupe_key"]]
+            keys = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+            if not cache.fresh(keys, mono[0]):
+                return None
+        if channel.sequence is not None and not self._runs_on(channel, found):
+            return None
+        time = names.get("exchange_time")
+        schema = self._schemas[channel.name]
+        found = found.with_columns(pl.lit(None, dtype=dtype).alias(name)  # left out: None
+                                   for name, dtype in schema.items()
+                                   if name not in found.columns)
+        meta = {
+            "recv_wall_ns": pl.col("__wall"),
+            "recv_mono_ns": pl.col("__mono"),
+            "generation": pl.lit(pipeline.generation),
+            "exchange_ns": pl.col(time[0]) if time else pl.lit(None),
+            "frame_seq": pl.when(pl.col("__seq") >= 0).then(pl.col("__seq")),
+        }
+        rows = found.select(*schema, *(meta[name].cast(dtype).alias(name)
+                                       for name, dtype in META_COLUMNS.items()))
+        return Taken(pipeline, channel, rows, found["__position"].to_list(), keys)
+
+    def _runs_on(self, channel: Channel, found: pl.DataFrame) -> bool:
+        """Whether every key's numbers run on by one from where the key expects."""
+        sequences = self.pipeline.sequences
+        if sequences.generation != self.pipeline.generation:
+            return False  # the next number judged starts every key afresh
+        names = channel.field_names
+        value = names["sequence"][0]
+        key = pl.col(names["sequence_key"][0]) if "sequence_key" in names else pl.lit(None)
+        runs = (found.select(key.alias("_key"), pl.col(value).alias("_value"))
+                .group_by("_key", maintain_order=True)
+                .agg(pl.col("_value").first().alias("first"),
+                     (pl.col("_value").diff().drop_nulls() == 1).all().alias("steady")))
+        group = channel.sequence_group_name
+        for key_value, first, steady in runs.iter_rows():
+            expected = sequences.expected(group, key_value)
+            if not steady or (expected is not None and expected != first):
+                return False
+        return True
+
+
+def _ascending(times: pl.Series) -> bool:
+    return bool((times.diff().drop_nulls() >= 0).all())
+
+
+def _own_state(channel: Channel, spec: FeedSpec) -> bool:
+    """Whether ``channel`` can be taken in columns: a layout, and state of its own."""
+    if channel.layout is None or channel.explode is not None:
+        return False
+    names = channel.field_names
+    if channel.sequence is not None and names.get("sequence", ("",))[0] not in (
+            channel.layout.fields):
+        return False  # left out, so always None: no number to judge
+    for extractor in ("dedupe_key", "sequence", "sequence_key", "exchange_time"):
+        if getattr(channel, extractor) is not None and extractor not in names:
+            return False  # a callable: it needs the message object
+    if len(names.get("sequence", ())) > 1 or len(names.get("exchange_time", ())) > 1:
+        return False  # several names make a tuple, which the per-message path refuses
+    if len(names.get("sequence_key", ())) > 1:
+        return False
+    others = [c for c in spec.channels if c.name != channel.name]
+    if any(c.stream_name == channel.stream_name for c in others):
+        return False
+    if channel.sequence is not None:
+        group = channel.sequence_group_name
+        if any(c.sequence is not None and c.sequence_group_name == group for c in others):
+            return False
+        if group == CONNECTION_GROUP and spec.control_sequence is not None:
+            return False
+    return True
+

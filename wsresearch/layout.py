@@ -1,0 +1,261 @@
+r"""Layouts: the exact text of a channel's messages, read into typed columns in one pass.
+
+A :class:`Layout` is a template of a channel's messages as the exchange writes them, key
+order and all, with a placeholder for each value::
+
+    Layout('{"stream":"<_:name>@bookTicker","data":{"u":<update_id:int>,"s":<symbol:str>,'
+           '"b":<bid:decimal>,"B":<bid_qty:decimal>,"a":<ask:decimal>,"A":<ask_qty:decimal>}}')
+
+It compiles to one regular expression that polars runs over a whole column of messages
+in native code (:meth:`Layout.decode`): a matching message's values become typed columns
+with no Python object per message. That is the columnar path a replay takes
+(:mod:`wsresearch.replay`); the pydantic model stays the contract. A message that does
+not match the template exactly (another key order, whitespace, an escape in a string, a
+number too long to be read the same two ways) is simply not decoded here, and goes
+through the model as before.
+
+Each kind of placeholder admits only text that JSON, the model and polars read alike:
+
+============  ======================================  =================================
+kind          matches                                 column
+============  ======================================  =================================
+``int``       an integer of up to 18 digits           ``Int64``
+``float``     a number without exponent, up to 16     ``Float64``
+              digits each side of the point
+``decimal``   a string holding such a number          ``Float64`` (the model reads the
+              (``"61837.63000000"``)                  text as a float)
+``str``       a string with no escape and no          ``String``
+              control character
+``bool``      ``true`` or ``false``                   ``Boolean``
+``ms``        an integer of milliseconds (at most     ``Int64`` of ns (the ``NsFromMs``
+              13 digits, within 64 bits as ns)        fields of the adapters)
+``name``      the characters of a string other than   not kept: routing text such as
+              ``"``, ``\``, ``@`` and controls        a stream name's symbol
+============  ======================================  =================================
+
+A placeholder is ``<field:kind>``, ``field`` being the model's field (not its alias), or
+``<_:kind>`` for text that must be there but is not kept. A model field the template
+leaves out must default to ``None`` (the optional fields of another market).
+
+A layout is a promise: every message it matches is a message of its channel that the
+model validates to exactly the decoded values. :func:`check_layout` tests that promise on
+given messages; the test suite holds every layout of the adapters to it, on the real
+frames in ``data/`` and on generated ones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import polars as pl
+from pydantic import BaseModel
+
+from .frames import polars_schema
+
+__all__ = ["KINDS", "Layout", "check_layout"]
+
+_INT = r"-?(?:0|[1-9][0-9]{0,17})"
+_NUMBER = r"-?(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,16})?"
+_MS = r"-?(?:0|[1-9][0-9]{0,12})"
+_TEXT = r'[^"\\\x00-\x1f]*'
+_NAME = r'[^"\\@\x00-\x1f]*'
+_MAX_MS = (2**63 - 1) // 1_000_000
+"""The most milliseconds whose ns an Int64 holds."""
+
+
+@dataclass(frozen=True)
+class _Kind:
+    token: str  # the JSON text it admits; the group captures the value's text
+    dtype: pl.DataType | None  # None: not kept
+
+
+KINDS: Mapping[str, _Kind] = {
+    "int": _Kind(f"({_INT})", pl.Int64()),
+    "float": _Kind(f"({_NUMBER})", pl.Float64()),
+    "decimal": _Kind(f'"({_NUMBER})"', pl.Float64()),
+    "str": _Kind(f'"({_TEXT})"', pl.String()),
+    "bool": _Kind("(true|false)", pl.Boolean()),
+    "ms": _Kind(f"({_MS})", pl.Int64()),
+    "name": _Kind(_NAME, None),
+}
+"""The placeholder kinds and the column each gives (see the module's table)."""
+
+_META = frozenset("\\.+*?()|[]{}^$#&-~")
+
+
+def _literal(text: str) -> str:
+    """``text`` as a regular expression that matches it alone (in the syntax polars uses)."""
+    return "".join("\\" + c if c in _META else c for c in text)
+
+
+_PLACEHOLDER = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*):([a-z]+)>")
+
+
+class Layout:
+    """A channel's messages as exact text, with placeholders for the values.
+
+    Parameters
+    ----------
+    template
+        The message as the exchange writes it, each value a ``<field:kind>`` placeholder
+        (kinds: :data:`KINDS`) or ``<_:kind>`` for text that is not kept.
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind, a field named twice, a kept ``name`` placeholder, or a
+        template with no placeholder.
+
+    Examples
+    --------
+    >>> layout = Layout('{"type":"trade","id":<trade_id:int>,"price":<price:decimal>}')
+    >>> layout.fields
+    {'trade_id': 'int', 'price': 'decimal'}
+    >>> texts = pl.Series(['{"type":"trade","id":7,"price":"1.50"}', '{"id": 7}'])
+    >>> layout.decode(texts).to_dicts()
+    [{'trade_id': 7, 'price': 1.5}, {'trade_id': None, 'price': None}]
+    """
+
+    def __init__(self, template: str) -> None:
+        if not isinstance(template, str):
+            raise TypeError(f"a layout's template is text, got {type(template).__name__}")
+        parts: list[str] = []
+        fields: dict[str, str] = {}
+        end = 0
+        for found in _PLACEHOLDER.finditer(template):
+            name, kind = found.groups()
+            if kind not in KINDS:
+                raise ValueError(f"unknown placeholder kind {kind!r} in <{name}:{kind}>; "
+                                 f"the kinds are {list(KINDS)}")
+            parts.append(_literal(template[end:found.start()]))
+            token = KINDS[kind].token
+            if name == "_":  # matched, not captured
+                parts.append(token.replace("(", "(?:", 1))
+            elif KINDS[kind].dtype is None:
+                raise ValueError(f"<{name}:{kind}>: a {kind} placeholder is not kept; "
+                                 f"write <_:{kind}>")
+            elif name in fields:
+                raise ValueError(f"field {name!r} appears twice in the layout")
+            else:
+                fields[name] = kind
+                parts.append(token.replace("(", f"(?P<{name}>", 1))
+            end = found.end()
+        if not fields and end == 0:
+            raise ValueError("a layout needs at least one <field:kind> placeholder")
+        parts.append(_literal(template[end:]))
+        self.template = template
+        self.fields = fields
+        """Each kept field and its kind, in template order."""
+        self.pattern = "^" + "".join(parts) + "$"
+        """The regular expression a message must match in full."""
+
+    def decode(self, texts: pl.Series) -> pl.DataFrame:
+        """Each message's values as typed columns; a row of nulls where it does not match.
+
+        A row matches only if the whole text matches and every value is in range (an
+        ``ms`` value whose ns would not fit 64 bits does not).
+        """
+        columns = []
+        matched = pl.col(next(iter(self.fields))).is_not_null()
+        for name, kind in self.fields.items():
+            text = pl.col(name)
+            if kind == "bool":
+                columns.append(text == "true")
+            elif kind == "ms":
+                ms = text.cast(pl.Int64)
+                matched = matched & (ms.abs() <= _MAX_MS).fill_null(False)
+                columns.append(ms * 1_000_000)
+            elif kind == "str":
+                columns.append(text)
+            else:
+                columns.append(text.cast(pl.Float64 if kind != "int" else pl.Int64))
+        return texts.str.extract_groups(self.pattern).struct.unnest().select(
+            pl.when(matched).then(column).alias(name)
+            for name, column in zip(self.fields, columns, strict=True))
+
+    def matches(self, texts: pl.Series) -> pl.Series:
+        """Whether each message matches and decodes (the rows :meth:`decode` fills)."""
+        decoded = self.decode(texts)
+        return decoded[next(iter(self.fields))].is_not_null().alias("matches")
+
+    def check_model(self, model: type[BaseModel], channel: str = "") -> None:
+        """Refuse a layout whose columns are not ``model``'s, or that leaves a required field out.
+
+        Raises
+        ------
+        ValueError
+            If a placeholder names no field of ``model``, its kind's dtype is not the
+            field's column dtype, or a field that does not default to ``None`` is left
+            out.
+        """
+        where = f"channel {channel!r}: " if channel else ""
+        schema = polars_schema(model)
+        for name, kind in self.fields.items():
+            if name not in schema:
+                raise ValueError(f"{where}layout field {name!r} is not a field of "
+                                 f"{model.__name__} ({list(schema)})")
+            if schema[name] != KINDS[kind].dtype:
+                raise ValueError(f"{where}layout field {name!r} is <{kind}>, a "
+                                 f"{KINDS[kind].dtype} column, but {model.__name__}.{name} "
+                                 f"is a {schema[name]} column")
+        for name, info in model.model_fields.items():
+            if name not in self.fields and (info.is_required() or info.default is not None):
+                raise ValueError(f"{where}the layout leaves out {model.__name__}.{name}, "
+                                 "which does not default to None")
+
+    def left_out(self, model: type[BaseModel]) -> list[str]:
+        """``model``'s fields the layout leaves out: ``None`` in every row it decodes."""
+        return [name for name in model.model_fields if name not in self.fields]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Layout) and other.template == self.template
+
+    def __hash__(self) -> int:
+        return hash(self.template)
+
+    def __repr__(self) -> str:
+        return f"Layout({self.template!r})"
+
+
+def check_layout(layout: Layout, model: type[BaseModel], texts: Iterable[str]) -> list[str]:
+    """Where ``layout`` and ``model`` disagree on ``texts``: an empty list when they agree.
+
+    For each text the layout matches, the model must validate it (as JSON) to exactly the
+    values the layout decodes, defaults included. The test suite runs this over every
+    adapter layout on real and generated messages; run it on a sample of your own
+    channel's messages before you give it a layout.
+
+    Parameters
+    ----------
+    layout
+        The layout to check.
+    model
+        The channel's model.
+    texts
+        Messages of the channel, as received.
+
+    Returns
+    -------
+    list[str]
+        One line per disagreement, naming the text and the field.
+    """
+    texts = list(texts)
+    decoded = layout.decode(pl.Series(texts, dtype=pl.String)).to_dicts()
+    defaults = dict.fromkeys(layout.left_out(model))
+    problems = []
+    for text, values in zip(texts, decoded, strict=True):
+        if values[next(iter(layout.fields))] is None:
+            continue
+        try:
+            found = model.model_validate_json(text).__dict__
+        except Exception as exc:  # the layout matched a message the model refuses
+            problems.append(f"{text[:120]!r}: the model refuses it: {exc}")
+            continue
+        expected = values | defaults
+        for name, value in found.items():
+            if expected.get(name) != value or type(expected.get(name)) is not type(value):
+                problems.append(f"{text[:120]!r}: {name} decodes to {expected.get(name)!r}, "
+                                f"the model gives {value!r}")
+    return problems
