@@ -19,8 +19,9 @@ import wsresearch.testing
 TOP_LEVEL = [
     "BackoffConfig", "Channel", "CloseCategory", "ConnectionConfig", "ExchangeError",
     "ExportSummary", "Fault", "FaultProxy", "Feed", "FeedSpec", "FeedStats", "HeartbeatConfig",
-    "InvalidURLError", "MaxReconnectsExceededError", "NotConnectedError", "OverflowPolicy",
-    "Pipeline", "QualityReport", "QueueClosedError", "QueueConfig", "QueueFullError",
+    "InvalidURLError", "Layout", "MaxReconnectsExceededError", "NotConnectedError",
+    "OverflowPolicy", "Pipeline", "QualityReport", "QueueClosedError", "QueueConfig",
+    "QueueFullError",
     "ReconnectConfig", "Recording", "RecordingError", "RecordingFormatError", "RecordingManifest",
     "ReplayResult", "ReplayServer", "Seq", "SequenceGap", "Simulator", "StreamConfig",
     "UnknownChannelError", "VirtualClock", "WebSocketAuthError", "WebSocketError",
@@ -33,7 +34,7 @@ LOWLEVEL = [
     "FrameStore", "Halt", "HealthMonitor", "HealthTransition", "MessageParser", "MessageQueue",
     "ParseOutcome", "RATE_LIMIT_BACKOFF", "Received", "ReconnectPolicy", "Recorder", "Reject",
     "Retry", "SequenceTracker", "SpecOrigin", "StreamStatus", "SystemClock", "WebSocketManager",
-    "backoff_delay", "classify_close_code",
+    "backoff_delay", "check_layout", "classify_close_code",
 ]
 TESTING = [
     "DIALECTS", "Dialect", "Fault", "FaultKind", "FaultProxy", "GenericDialect", "Market",

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     )
     from .feed import Feed, FeedStats
     from .importers import import_capture
+    from .layout import Layout
     from .parser import by_field
     from .pipeline import Pipeline
     from .quality import QualityReport, compare, quality_report
@@ -90,6 +91,7 @@ _PUBLIC: dict[str, str] = {
     "FeedStats": ".feed",
     "FeedSpec": ".spec",
     "Channel": ".spec",
+    "Layout": ".layout",
     "by_field": ".parser",
     "Seq": ".sequence",
     "SequenceGap": ".sequence",
@@ -251,6 +253,7 @@ __all__ = [
     "FeedStats",
     "HeartbeatConfig",
     "InvalidURLError",
+    "Layout",
     "MaxReconnectsExceededError",
     "NotConnectedError",
     "OverflowPolicy",

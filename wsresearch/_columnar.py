@@ -27,6 +27,7 @@ from collections.abc import Hashable, Sequence
 
 import polars as pl
 
+from .exactness import SUSPECT_PATTERN
 from .frames import META_COLUMNS, polars_schema
 from .parser import OK
 from .pipeline import Pipeline
@@ -34,8 +35,6 @@ from .spec import CONNECTION_GROUP, Channel, FeedSpec
 
 __all__ = ["Columnar", "Taken"]
 
-_SUSPECT = r"[0-9.]{17}"
-"""A run of digits and points the exactness check would look into (see exactness)."""
 
 
 class Taken:
@@ -139,13 +138,14 @@ class Columnar:
             pl.col("data"), pl.col("binary"))
         current = indexed.filter((pl.col("generation") == generation) & ~pl.col("binary")
                                  & pl.col("data").is_not_null()
-                                 & ~pl.col("data").str.contains(_SUSPECT))
+                                 & ~pl.col("data").str.contains(SUSPECT_PATTERN))
         found: dict[str, pl.DataFrame] = {}
         for name, channel in self.channels.items():
             layout = channel.layout
             assert layout is not None
-            decoded = pl.concat([current.select("__position", "__mono", "__wall", "__seq"),
-                                 layout.decode(current["data"])], how="horizontal")
+            mine = current.filter(pl.col("data").str.contains(layout.anchor, literal=True))
+            decoded = pl.concat([mine.select("__position", "__mono", "__wall", "__seq"),
+                                 layout.decode(mine["data"])], how="horizontal")
             found[name] = decoded.filter(pl.col(next(iter(layout.fields))).is_not_null())
         matched = pl.concat([f.select("__position") for f in found.values()])["__position"]
         unmatched = indexed.filter((pl.col("generation") == generation)

@@ -110,8 +110,14 @@ class DedupeCache:
         self._expiry.update(entries)
         self._order.extend(entries)
         self._expire(times[-1])
-        while len(self._expiry) > self._maxsize:
-            self._evict()
+        # _evict() as many times as needed, inline: a call per key would double the cost.
+        expiry, popleft = self._expiry, self._order.popleft
+        excess = len(expiry) - self._maxsize
+        while excess > 0:
+            key, until = popleft()
+            if expiry.get(key) == until:
+                del expiry[key]
+                excess -= 1
 
     def _expire(self, now: int | float) -> None:
         """Forget every key whose time is up (the front of the deque)."""

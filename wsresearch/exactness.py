@@ -34,7 +34,8 @@ from decimal import Decimal
 
 import polars as pl
 
-__all__ = ["exact", "inexact_numbers", "may_be_inexact", "may_be_inexact_batch"]
+__all__ = ["SUSPECT_PATTERN", "exact", "inexact_numbers", "may_be_inexact",
+           "may_be_inexact_batch"]
 
 _FLOAT_DIGITS = 15
 """Significant digits a float64 always gives back (DBL_DIG)."""
@@ -54,6 +55,11 @@ _HALF = (_FLOAT_DIGITS + 1) // 2
 _POINT_AFTER = b"." + b"0" * _HALF
 _POINT_BEFORE = b"0" * _HALF + b"."
 _NUMBER = re.compile(rf"[0-9.]{{{_SUSPECT_LENGTH},}}")
+
+SUSPECT_PATTERN = "|".join(rf"[0-9.]{{{before}}}\.[0-9.]{{{_SUSPECT_LENGTH - 1 - before}}}"
+                           for before in range(_SUSPECT_LENGTH))
+"""What :func:`may_be_inexact` looks for, as a regular expression polars runs over a column:
+a run of digits and points long enough to need checking, with a point in it."""
 
 _MAX_PRECISION = 38
 """Digits of polars' widest decimal."""

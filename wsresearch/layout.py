@@ -19,13 +19,14 @@ Each kind of placeholder admits only text that JSON, the model and polars read a
 ============  ======================================  =================================
 kind          matches                                 column
 ============  ======================================  =================================
-``int``       an integer of up to 18 digits           ``Int64``
+``int``       an integer an ``Int64`` holds           ``Int64``
 ``float``     a number without exponent, up to 16     ``Float64``
               digits each side of the point
 ``decimal``   a string holding such a number          ``Float64`` (the model reads the
               (``"61837.63000000"``)                  text as a float)
 ``str``       a string with no escape and no          ``String``
-              control character
+              control character; ``str(a|b)``: one
+              of the texts listed
 ``bool``      ``true`` or ``false``                   ``Boolean``
 ``ms``        an integer of milliseconds (at most     ``Int64`` of ns (the ``NsFromMs``
               13 digits, within 64 bits as ns)        fields of the adapters)
@@ -46,17 +47,19 @@ frames in ``data/`` and on generated ones.
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, Literal, Union, get_args, get_origin
 
 import polars as pl
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
 from .frames import polars_schema
 
 __all__ = ["KINDS", "Layout", "check_layout"]
 
-_INT = r"-?(?:0|[1-9][0-9]{0,17})"
+_INT = r"-?(?:0|[1-9][0-9]{0,18})"
 _NUMBER = r"-?(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,16})?"
 _MS = r"-?(?:0|[1-9][0-9]{0,12})"
 _TEXT = r'[^"\\\x00-\x1f]*'
@@ -72,7 +75,7 @@ class _Kind:
 
 
 KINDS: Mapping[str, _Kind] = {
-    "int": _Kind(f"({_INT})", pl.Int64()),
+    "int": _Kind(f"({_INT})", pl.Int64()),  # and within Int64's range
     "float": _Kind(f"({_NUMBER})", pl.Float64()),
     "decimal": _Kind(f'"({_NUMBER})"', pl.Float64()),
     "str": _Kind(f'"({_TEXT})"', pl.String()),
@@ -90,7 +93,17 @@ def _literal(text: str) -> str:
     return "".join("\\" + c if c in _META else c for c in text)
 
 
-_PLACEHOLDER = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*):([a-z]+)>")
+def _choice(placeholder: str, kind: str, options: str) -> str:
+    """The token of ``<field:str(a|b)>``: one of the texts listed, as a JSON string."""
+    texts = options.split("|")
+    if kind != "str" or not all(_OPTION.fullmatch(text) for text in texts):
+        raise ValueError(f"{placeholder}: only str takes a list of texts, each without "
+                         '", \\ or control characters')
+    return '"(' + "|".join(_literal(text) for text in texts) + ')"'
+
+
+_PLACEHOLDER = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*):([a-z]+)(?:\(([^()<>]*)\))?>")
+_OPTION = re.compile(r'[^"\\\x00-\x1f]+')
 
 
 class Layout:
@@ -122,19 +135,25 @@ class Layout:
         if not isinstance(template, str):
             raise TypeError(f"a layout's template is text, got {type(template).__name__}")
         parts: list[str] = []
+        literals: list[str] = []
         fields: dict[str, str] = {}
+        choices: dict[str, tuple[str, ...]] = {}
         end = 0
         for found in _PLACEHOLDER.finditer(template):
-            name, kind = found.groups()
+            name, kind, options = found.groups()
             if kind not in KINDS:
-                raise ValueError(f"unknown placeholder kind {kind!r} in <{name}:{kind}>; "
+                raise ValueError(f"unknown placeholder kind {kind!r} in {found[0]}; "
                                  f"the kinds are {list(KINDS)}")
             parts.append(_literal(template[end:found.start()]))
+            literals.append(template[end:found.start()])
             token = KINDS[kind].token
+            if options is not None:
+                token = _choice(found[0], kind, options)
+                choices[name] = tuple(options.split("|"))
             if name == "_":  # matched, not captured
                 parts.append(token.replace("(", "(?:", 1))
             elif KINDS[kind].dtype is None:
-                raise ValueError(f"<{name}:{kind}>: a {kind} placeholder is not kept; "
+                raise ValueError(f"{found[0]}: a {kind} placeholder is not kept; "
                                  f"write <_:{kind}>")
             elif name in fields:
                 raise ValueError(f"field {name!r} appears twice in the layout")
@@ -145,9 +164,14 @@ class Layout:
         if not fields and end == 0:
             raise ValueError("a layout needs at least one <field:kind> placeholder")
         parts.append(_literal(template[end:]))
+        literals.append(template[end:])
         self.template = template
+        self.anchor = max(literals, key=len)
+        """The longest text every matching message holds: a cheap first filter."""
         self.fields = fields
         """Each kept field and its kind, in template order."""
+        self.choices = choices
+        """The texts a ``<field:str(a|b)>`` placeholder admits, per field."""
         self.pattern = "^" + "".join(parts) + "$"
         """The regular expression a message must match in full."""
 
@@ -164,13 +188,17 @@ class Layout:
             if kind == "bool":
                 columns.append(text == "true")
             elif kind == "ms":
-                ms = text.cast(pl.Int64)
+                ms = text.cast(pl.Int64, strict=False)
                 matched = matched & (ms.abs() <= _MAX_MS).fill_null(False)
                 columns.append(ms * 1_000_000)
+            elif kind == "int":  # 19 digits may be more than an Int64 holds: no match
+                value = text.cast(pl.Int64, strict=False)
+                matched = matched & value.is_not_null()
+                columns.append(value)
             elif kind == "str":
                 columns.append(text)
             else:
-                columns.append(text.cast(pl.Float64 if kind != "int" else pl.Int64))
+                columns.append(text.cast(pl.Float64))
         return texts.str.extract_groups(self.pattern).struct.unnest().select(
             pl.when(matched).then(column).alias(name)
             for name, column in zip(self.fields, columns, strict=True))
@@ -187,11 +215,17 @@ class Layout:
         ------
         ValueError
             If a placeholder names no field of ``model``, its kind's dtype is not the
-            field's column dtype, or a field that does not default to ``None`` is left
-            out.
+            field's column dtype, the field has validators or constraints (an ``ms``
+            field: one before-validator, the adapters' ``NsFromMs``), a ``Literal`` field
+            is not given texts it admits (``<side:str(buy|sell)>``), or a field that does
+            not default to ``None`` is left out. A model's own ``model_validator`` is not
+            seen here: :func:`check_layout` on real messages is the proof.
         """
         where = f"channel {channel!r}: " if channel else ""
         schema = polars_schema(model)
+        validated = {name for decorator in
+                     model.__pydantic_decorators__.field_validators.values()
+                     for name in decorator.info.fields}
         for name, kind in self.fields.items():
             if name not in schema:
                 raise ValueError(f"{where}layout field {name!r} is not a field of "
@@ -200,6 +234,17 @@ class Layout:
                 raise ValueError(f"{where}layout field {name!r} is <{kind}>, a "
                                  f"{KINDS[kind].dtype} column, but {model.__name__}.{name} "
                                  f"is a {schema[name]} column")
+            info = model.model_fields[name]
+            steps = [m for m in info.metadata if not isinstance(m, BeforeValidator)]
+            before = len(info.metadata) - len(steps)
+            if name in validated or steps or before > (kind == "ms"):
+                raise ValueError(f"{where}{model.__name__}.{name} has validators or "
+                                 "constraints a layout cannot apply: leave it out of layouts")
+            admitted = _literal_texts(info.annotation)
+            if admitted is not None and not set(self.choices.get(name, ("",))) <= admitted:
+                raise ValueError(f"{where}{model.__name__}.{name} admits only "
+                                 f"{sorted(admitted)}: write <{name}:str(" +
+                                 "|".join(sorted(admitted)) + ")>")
         for name, info in model.model_fields.items():
             if name not in self.fields and (info.is_required() or info.default is not None):
                 raise ValueError(f"{where}the layout leaves out {model.__name__}.{name}, "
@@ -217,6 +262,16 @@ class Layout:
 
     def __repr__(self) -> str:
         return f"Layout({self.template!r})"
+
+
+def _literal_texts(annotation: Any) -> set[str] | None:
+    """The texts a ``Literal`` annotation (or an optional one) admits; ``None`` otherwise."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        annotation = members[0] if len(members) == 1 else annotation
+    if get_origin(annotation) is Literal:
+        return {value for value in get_args(annotation) if isinstance(value, str)}
+    return None
 
 
 def check_layout(layout: Layout, model: type[BaseModel], texts: Iterable[str]) -> list[str]:

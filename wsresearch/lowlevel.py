@@ -15,7 +15,8 @@ gathers trio's.
 parsing                     :class:`MessageParser`, :class:`FieldRouter`,
                             :class:`ParseOutcome`, :class:`Reject`
 queueing                    :class:`MessageQueue`
-rows                        :class:`FrameStore`
+rows                        :class:`FrameStore`, :func:`check_layout` (a channel's
+                            :class:`~wsresearch.Layout` held to its model)
 sequence numbers            :class:`SequenceTracker`
 health                      :class:`HealthMonitor`, :class:`HealthTransition`,
                             :class:`StreamStatus`
@@ -38,6 +39,7 @@ from .config import DEFAULT_BACKOFF, RATE_LIMIT_BACKOFF
 from .connection import CloseInfo, ConnectionState, WebSocketManager
 from .frames import FrameStore
 from .health import HealthMonitor, HealthTransition, StreamStatus
+from .layout import check_layout
 from .parser import FieldRouter, MessageParser, ParseOutcome, Reject
 from .pipeline import Counts, Received
 from .policy import Halt, ReconnectPolicy, Retry, classify_close_code
@@ -72,5 +74,6 @@ __all__ = [
     "SystemClock",
     "WebSocketManager",
     "backoff_delay",
+    "check_layout",
     "classify_close_code",
 ]

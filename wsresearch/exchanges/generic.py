@@ -25,6 +25,7 @@ import polars as pl
 from pydantic import BaseModel
 
 from ..config import ConnectionConfig, StreamConfig
+from ..layout import Layout
 from ..parser import by_field
 from ..spec import Channel, FeedSpec
 from ._common import app_ping as with_app_ping
@@ -94,6 +95,9 @@ _CHANNELS = {
         sequence_key="symbol",
         exchange_time="ts",
         normalized={"trades": _trades},
+        layout=Layout('{"type":"trade","symbol":<symbol:str>,"seq":<seq:int>,'
+                      '"trade_id":<trade_id:int>,"price":<price:decimal>,"size":<size:decimal>,'
+                      '"side":<side:str(buy|sell)>,"ts":<ts:int>}'),
     ),
     "ticker": Channel(
         name="ticker",
@@ -103,6 +107,9 @@ _CHANNELS = {
         sequence_key="symbol",
         exchange_time="ts",
         normalized={"quotes": _quotes},
+        layout=Layout('{"type":"ticker","symbol":<symbol:str>,"seq":<seq:int>,'
+                      '"bid":<bid:decimal>,"ask":<ask:decimal>,"bid_size":<bid_size:decimal>,'
+                      '"ask_size":<ask_size:decimal>,"ts":<ts:int>}'),
     ),
     "order": Channel(
         name="order",

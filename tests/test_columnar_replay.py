@@ -1,0 +1,232 @@
+"""The columnar replay gives exactly what the per-message replay gives, on real Binance data.
+
+Channels with a layout (Binance ``bookTicker``, ``trade``, ``aggTrade``) are read into
+columns a chunk at a time where the outcome is provably the per-message one; everything
+else goes through the models. These tests replay the same recordings both ways
+(``columnar=False`` puts every message through its model) and compare every output:
+frames (values and dtypes), counters, rejects, gaps, sequence counts, health transitions
+and the books. The recordings are real frames from ``data/``, and the same frames with
+what real sessions bring mixed in by hypothesis: duplicates, lost and swapped messages,
+reconnects, silences long enough to go stale, clocks that step back, binary, garbled and
+re-spaced messages, and numbers too long to be exact.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from wsresearch import Recording, replay
+from wsresearch.exchanges import binance
+from wsresearch.recording.writer import Captured, write_events
+from wsresearch.replay import ReplayResult
+
+from .conftest import THOROUGH
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "recordings"
+SPOT = DATA / "binance_hftbacktest_2024-08-08_spot_btcusdt"
+USDM = DATA / "binance_hftbacktest_2024-08-08_usdm_btcusdt"
+
+
+def assert_same(columns: ReplayResult, models: ReplayResult) -> None:
+    """Every output of the two replays is the same."""
+    assert columns.frames.keys() == models.frames.keys()
+    for name, frame in models.frames.items():
+        assert_frame_equal(columns.frames[name], frame)
+    assert columns.stats == models.stats
+    assert columns.counts == models.counts
+    assert columns.rejects == models.rejects
+    assert_frame_equal(columns.gaps, models.gaps)
+    assert columns.sequence_by_channel == models.sequence_by_channel
+    assert columns.health_transitions == models.health_transitions
+    assert columns.errors == models.errors
+    if models.books is not None:
+        assert columns.books is not None
+        assert_frame_equal(columns.books.frame(), models.books.frame())
+
+
+def both(path: Path, chunk_events: int, mode: Any = "complete") -> tuple[ReplayResult,
+                                                                        ReplayResult]:
+    recording = Recording.open(path)
+    return (replay(recording, chunk_events=chunk_events, mode=mode),
+            replay(recording, chunk_events=chunk_events, mode=mode, columnar=False))
+
+
+@pytest.mark.parametrize("path", sorted(DATA.glob("binance_*")), ids=lambda p: p.name)
+@pytest.mark.parametrize("chunk_events", [97, 1000, 20_000])
+def test_every_binance_recording_replays_alike_in_columns_and_through_models(
+        path: Path, chunk_events: int) -> None:
+    columns, models = both(path, chunk_events)
+    assert_same(columns, models)
+    assert models.read_in_columns == 0
+
+
+def test_the_real_spot_and_usdm_captures_are_mostly_read_in_columns() -> None:
+    # The first chunk holds the connection's opening, which no channel is taken across.
+    for path in (SPOT, USDM):
+        columns, models = both(path, 500)
+        assert_same(columns, models)
+        messages = columns.stats["frames"]
+        book = columns.frames["depth"].height
+        assert columns.read_in_columns >= 0.7 * (messages - book), path.name
+
+
+# -- the same frames with what real sessions bring ------------------------------------
+
+
+def _base() -> tuple[list[Captured], int]:
+    """The spot capture's first events as :class:`Captured`, and where the frames start."""
+    recording = Recording.open(SPOT)
+    events = recording.events().head(700)
+    captured: list[Captured] = []
+    rest = recording.rest()
+    for row in events.iter_rows(named=True):
+        if row["kind"] == "open":
+            captured.append(Captured("open", row["wall_ns"], row["data"]))
+        elif row["kind"] == "rest":
+            body = rest.filter(pl.col("seq") == row["seq"])
+            captured.append(Captured("rest", row["wall_ns"], body["body"][0], body["url"][0]))
+        elif row["kind"] == "frame":
+            captured.append(Captured("frame", row["wall_ns"], row["data"]))
+    first = next(i for i, event in enumerate(captured) if event.kind == "frame")
+    return captured, first
+
+
+BASE, FIRST = _base()
+
+OPERATIONS = ("duplicate", "drop", "swap", "spaces", "binary", "garble", "reconnect",
+              "silence", "step_back", "inexact", "jump")
+
+
+def mutate(events: list[Captured], operations: list[tuple[str, int, int]]) -> list[Captured]:
+    """``events`` with each operation applied at its place among the frames."""
+    events = list(events)
+    for name, where, amount in operations:
+        at = FIRST + where % (len(events) - FIRST)
+        event = events[at]
+        text = event.data if isinstance(event.data, str) else None
+        if name == "duplicate":
+            events.insert(min(len(events), at + 1 + amount % 7), event)
+        elif name == "drop" and len(events) - FIRST > 10:
+            del events[at]
+        elif name == "swap" and at + 1 < len(events):
+            events[at], events[at + 1] = events[at + 1]._replace(wall_ns=event.wall_ns), \
+                event._replace(wall_ns=events[at + 1].wall_ns)
+        elif name == "spaces" and text is not None and event.kind == "frame":
+            events[at] = event._replace(data=json.dumps(json.loads(text)))
+        elif name == "binary" and text is not None and event.kind == "frame":
+            events[at] = event._replace(data=text.encode())
+        elif name == "garble" and text is not None and event.kind == "frame":
+            events[at] = event._replace(data=text[: len(text) // 2])
+        elif name == "reconnect":
+            events.insert(at, Captured("open", event.wall_ns, "wss://stream.binance.com/stream"))
+        elif name == "silence":
+            gap = (1 + amount % 90) * 1_000_000_000
+            events[at:] = [e._replace(wall_ns=e.wall_ns + gap) if e.wall_ns is not None else e
+                           for e in events[at:]]
+        elif name == "step_back" and event.wall_ns is not None:
+            events[at] = event._replace(wall_ns=event.wall_ns - (1 + amount % 50) * 1_000_000)
+        elif name == "inexact" and text is not None and event.kind == "frame":
+            events[at] = event._replace(
+                data=re.sub(r'"([pbBaAq])":"(\d+)\.(\d+)"', r'"\1":"\2.\g<3>0000000000001"',
+                            text, count=1))
+        elif name == "jump":  # the next trade's id jumps: a gap, and ids run on from it
+            trade = next((i for i in range(at, len(events))
+                          if isinstance(events[i].data, str) and "@trade" in events[i].data),
+                         None)
+            if trade is not None:
+                step = 1 + amount
+                events[trade] = events[trade]._replace(data=re.sub(
+                    r'"t":(\d+)', lambda m, step=step: f'"t":{int(m[1]) + step}',
+                    str(events[trade].data), count=1))
+    return events
+
+
+@settings(max_examples=60 if THOROUGH else 15, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(operations=st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 10_000),
+                                     st.integers(0, 1_000)), max_size=12),
+       chunk_events=st.integers(40, 800), faithful=st.booleans())
+def test_a_session_with_faults_replays_alike_in_columns_and_through_models(
+        tmp_path_factory: pytest.TempPathFactory, operations: list[tuple[str, int, int]],
+        chunk_events: int, faithful: bool) -> None:
+    path = tmp_path_factory.mktemp("faults") / "recording"
+    spec = Recording.open(SPOT).spec
+    assert spec is not None
+    write_events(path, mutate(BASE, operations), source_url=spec.url, origin=spec.origin)
+    columns, models = both(path, chunk_events, "faithful" if faithful else "complete")
+    assert_same(columns, models)
+
+
+def test_each_kind_of_fault_keeps_its_outcome_and_the_rest_is_still_read_in_columns(
+        tmp_path: Path) -> None:
+    # One of each, spread over the session: every fault gets the outcome the models give
+    # it, and the channels go on being read in columns in the chunks without one.
+    spec = Recording.open(SPOT).spec
+    assert spec is not None
+    operations = [(name, 37 * (i + 1), 200 + i) for i, name in enumerate(OPERATIONS)]
+    write_events(tmp_path / "r", mutate(BASE, operations), source_url=spec.url,
+                 origin=spec.origin)
+    columns, models = both(tmp_path / "r", 60)
+    assert_same(columns, models)
+    assert models.stats["duplicates"] and models.stats["invalid"] and models.counts.inexact
+    assert models.stats["generations"] > 1 and models.stats["sequence_gaps"]
+    assert columns.read_in_columns > 100
+
+
+def test_a_stale_stream_recovers_at_the_same_moment_in_columns(tmp_path: Path) -> None:
+    # 40 s without bookTicker (its stale threshold is 30 s) while depth and trades go on:
+    # the stream goes stale at a check, and recovers at its next message.
+    spec = Recording.open(SPOT).spec
+    assert spec is not None
+    events, shift = [], 0
+    for i, event in enumerate(BASE):
+        text = event.data if isinstance(event.data, str) else ""
+        if i > FIRST + 200 and "@bookTicker" in text and i < FIRST + 400:
+            continue  # the silence
+        if i == FIRST + 400:
+            shift = 40_000_000_000
+        events.append(event._replace(wall_ns=event.wall_ns + shift)
+                      if event.wall_ns is not None else event)
+    write_events(tmp_path / "r", events, source_url=spec.url, origin=spec.origin)
+    columns, models = both(tmp_path / "r", 50)
+    assert_same(columns, models)
+    assert [t.stream for t in models.health_transitions].count("bookTicker") >= 2
+    assert columns.read_in_columns > 0
+
+
+def test_the_books_and_normalized_tables_are_those_of_the_models() -> None:
+    columns, models = both(SPOT, 300)
+    for kind in ("trades", "quotes", "book_changes"):
+        assert_frame_equal(columns.normalized(kind), models.normalized(kind))
+    assert columns.book("BTCUSDT").valid
+    assert columns.read_in_columns > 0
+
+
+def test_an_adapter_spec_without_layouts_is_replayed_through_its_models() -> None:
+    # A spec built by hand from the adapter's channels, layouts removed: nothing is
+    # read in columns, and the result is the same.
+    recording = Recording.open(SPOT)
+    spec = recording.spec
+    assert spec is not None
+    plain = spec.replace(channels=[c.model_copy(update={"layout": None})
+                                   for c in spec.channels])
+    without = replay(recording, plain, chunk_events=300)
+    assert without.read_in_columns == 0
+    assert_same(replay(recording, spec, chunk_events=300), without)
+
+
+def test_the_layouts_are_those_of_the_market() -> None:
+    spot = binance.spec(["btcusdt"], ["trade", "bookTicker"])
+    usdm = binance.spec(["btcusdt"], ["trade", "bookTicker"], market="usdm")
+    assert spot.channel("bookTicker").layout == binance.LAYOUTS["spot"]["bookTicker"]
+    assert usdm.channel("bookTicker").layout == binance.LAYOUTS["usdm"]["bookTicker"]
+    assert binance.spec(["btcusdt"], ["depth"]).channel("depth").layout is None
