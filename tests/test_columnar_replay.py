@@ -69,6 +69,17 @@ def test_every_binance_recording_replays_alike_in_columns_and_through_models(
     assert models.read_in_columns == 0
 
 
+@pytest.mark.parametrize("chunk_events", [50, 333, 20_000])
+def test_the_simulated_session_with_faults_replays_alike_in_columns(chunk_events: int) -> None:
+    # Generic trades and tickers, with duplicates, malformed messages, a gap, six
+    # connections and a stale spell: the golden-file session.
+    columns, models = both(DATA.parent / "sessions" / "sim-faults", chunk_events)
+    assert_same(columns, models)
+    assert models.stats["duplicates"] and models.stats["sequence_gaps"]
+    if chunk_events < 1000:  # most chunks hold no connection's opening
+        assert columns.read_in_columns > 1000
+
+
 def test_the_real_spot_and_usdm_captures_are_mostly_read_in_columns() -> None:
     # The first chunk holds the connection's opening, which no channel is taken across.
     for path in (SPOT, USDM):

@@ -19,6 +19,7 @@ sequences; ``docs/performance.md`` has the measurements.
 
 from __future__ import annotations
 
+import operator
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 
@@ -85,23 +86,30 @@ class DedupeCache:
         return False
 
     def fresh(self, keys: Sequence[Hashable], first: int | float) -> bool:
-        """Whether :meth:`remember` may take ``keys``: all new, and not before the last key.
+        """Whether :meth:`remember` may take ``keys``: all new, in time order with the rest.
 
-        True when no key is remembered (expired or not), no key comes twice, and
-        ``first``, the earliest time they come at, is not before the last key remembered.
-        Then :meth:`seen` would answer ``False`` for each of them in turn.
+        True when no key is remembered (expired or not), no key comes twice, ``first``
+        (the earliest time they come at) is not before the last key remembered, and the
+        keys held expire in the order they were remembered (no earlier time stepped
+        back). Then :meth:`seen` would answer ``False`` for each of them in turn, and
+        forgets keys in the same order :meth:`remember` does.
         """
         order = self._order
         if order and first < order[-1][1] - self._ttl:
             return False
-        return len(set(keys)) == len(keys) and self._expiry.keys().isdisjoint(keys)
+        if not (len(set(keys)) == len(keys) and self._expiry.keys().isdisjoint(keys)):
+            return False
+        untils = [until for _, until in order]
+        return all(map(operator.le, untils, untils[1:]))
 
     def remember(self, keys: Sequence[Hashable], times: Sequence[int | float]) -> None:
         """Remember ``keys``, each at its time: what :meth:`seen` for each in turn does.
 
         For keys :meth:`fresh` accepted, at times that never go back. The keys
         remembered and their expiry afterwards are those of calling :meth:`seen` once
-        per key; the work is a few C-level passes, not a Python call per key.
+        per key: with every expiry in order, the keys kept are the newest ``maxsize`` of
+        those not yet expired at the last time, whichever order the forgetting happens
+        in. The work is a few C-level passes, not a Python call per key.
         """
         if not keys:
             return

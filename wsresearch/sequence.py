@@ -266,22 +266,25 @@ class SequenceTracker:
         ------
         ValueError
             If ``generation`` is not the generation of the last message judged, or a run
-            does not start where its key expects.
+            does not start where its key expects or ends before it starts; nothing is
+            changed then.
         """
         if generation != self._generation:
             raise ValueError(f"runs of generation {generation} after messages of "
                              f"{self._generation}: observe() them")
-        resets = numbers = 0
         state = self._state
-        for key, (first, last) in runs.items():
+        for key, (first, last) in runs.items():  # all checked before any is applied
             if last < first:
                 raise ValueError(f"a run cannot end before it starts: {first}..{last}")
+            found = state.get((group, key))
+            if found is not None and found.expected != first:
+                raise ValueError(f"{group} {key!r} expects {found.expected}, not {first}")
+        resets = numbers = 0
+        for key, (first, last) in runs.items():
             found = state.get((group, key))
             if found is None:
                 state[(group, key)] = _KeyState(last + 1)
                 resets += 1
-            elif found.expected != first:
-                raise ValueError(f"{group} {key!r} expects {found.expected}, not {first}")
             else:
                 found.expected = last + 1
             numbers += last - first + 1

@@ -1,0 +1,414 @@
+"""The columnar replay's bulk commits leave exactly the state the per-message path leaves.
+
+Three methods commit many messages' state at once: ``DedupeCache.remember`` (after
+``fresh`` accepted the keys), ``SequenceTracker.observe_runs`` and
+``FrameStore.extend_frame``. Each is checked here against its one-at-a-time
+counterpart (``seen``, ``observe``, ``extend``) on the same input, and then on later
+calls, which must get the same answers from both.
+"""
+
+import itertools
+
+import polars as pl
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+from pydantic import BaseModel
+
+from wsresearch.dedupe import DedupeCache
+from wsresearch.errors import UnknownChannelError
+from wsresearch.frames import META_COLUMNS, ROW_LAYOUT, FrameStore, Row, polars_schema
+from wsresearch.sequence import SequenceTracker
+
+from .conftest import sized
+
+# --- DedupeCache.fresh / remember ------------------------------------------------------
+
+
+def _times(start: int, steps: list[int]) -> list[int]:
+    """Times from ``start`` moved by each step in turn (never below zero)."""
+    out, now = [], start
+    for step in steps:
+        now = max(0, now + step)
+        out.append(now)
+    return out
+
+
+def _warmed(maxsize: int, ttl: int, history: list[tuple[int, int]]) -> DedupeCache:
+    cache = DedupeCache(maxsize, ttl, lambda: 0)
+    for key, now in history:
+        cache.seen(key, now)
+    return cache
+
+
+def _history(data: st.DataObject, back: int) -> list[tuple[int, int]]:
+    """Prior ``seen`` calls: a small alphabet (repeats, expiry) at times stepping back by
+    at most ``back``."""
+    steps = data.draw(st.lists(st.tuples(st.integers(0, 7), st.integers(-back, 6)),
+                               max_size=40), label="history")
+    times = _times(0, [step for _, step in steps])
+    return [(key, now) for (key, _), now in zip(steps, times, strict=True)]
+
+
+def _batch(data: st.DataObject, start: int) -> tuple[list[int], list[int]]:
+    """Distinct keys (some of the history's alphabet, so ``fresh`` may refuse them) at
+    non-decreasing times from about ``start``."""
+    keys = data.draw(st.lists(st.integers(0, 15), min_size=1, max_size=8, unique=True),
+                     label="keys")
+    first = data.draw(st.integers(max(0, start - 3), start + 6), label="first")
+    steps = data.draw(st.lists(st.integers(0, 8), min_size=len(keys) - 1,
+                               max_size=len(keys) - 1), label="steps")
+    return keys, list(itertools.accumulate(steps, initial=first))
+
+
+@settings(max_examples=sized(300, 2000), deadline=None)
+@given(maxsize=st.integers(1, 6), ttl=st.integers(1, 20), data=st.data())
+def test_remember_leaves_the_state_seen_per_key_leaves_after_an_ordered_history(
+        maxsize: int, ttl: int, data: st.DataObject) -> None:
+    """The contract: keys ``fresh`` accepted, at times that never go back, remembered at
+    once give the ``state()`` of ``seen`` per key (each answering False), and both caches
+    answer every later ``seen`` alike, also at times stepping back a little."""
+    history = _history(data, back=0)
+    last = history[-1][1] if history else 0
+    keys, times = _batch(data, last)
+    one_by_one, at_once = _warmed(maxsize, ttl, history), _warmed(maxsize, ttl, history)
+    assume(at_once.fresh(keys, times[0]))
+    assert [one_by_one.seen(k, t) for k, t in zip(keys, times, strict=True)] == [False] * len(keys)
+    at_once.remember(keys, times)
+    assert at_once.state() == one_by_one.state()
+    later = data.draw(st.lists(st.tuples(st.integers(0, 15), st.integers(-2, 6)),
+                               max_size=40), label="later")
+    for key, now in zip([k for k, _ in later], _times(times[-1], [s for _, s in later]),
+                        strict=True):
+        assert at_once.seen(key, now) == one_by_one.seen(key, now), (key, now)
+        assert at_once.state() == one_by_one.state()
+
+
+@settings(max_examples=sized(300, 2000), deadline=None)
+@given(maxsize=st.integers(1, 6), ttl=st.integers(1, 20), data=st.data())
+def test_remember_leaves_the_state_seen_per_key_leaves_after_a_history_that_stepped_back(
+        maxsize: int, ttl: int, data: st.DataObject) -> None:
+    """Recorded receive times can step back. After such a history, what ``fresh`` accepts
+    is new to ``seen`` per key, leaves the same ``state()``, and later ``seen`` calls, at
+    times stepping back a little too, get the same answers and states."""
+    history = _history(data, back=4)
+    last = history[-1][1] if history else 0
+    keys, times = _batch(data, last)
+    one_by_one, at_once = _warmed(maxsize, ttl, history), _warmed(maxsize, ttl, history)
+    assume(at_once.fresh(keys, times[0]))
+    assert [one_by_one.seen(k, t) for k, t in zip(keys, times, strict=True)] == [False] * len(keys)
+    at_once.remember(keys, times)
+    assert at_once.state() == one_by_one.state()
+    later = data.draw(st.lists(st.tuples(st.integers(0, 15), st.integers(-2, 6)),
+                               max_size=40), label="later")
+    for key, now in zip([k for k, _ in later], _times(times[-1], [s for _, s in later]),
+                        strict=True):
+        assert at_once.seen(key, now) == one_by_one.seen(key, now), (key, now)
+        assert at_once.state() == one_by_one.state()
+
+
+def test_fresh_refuses_keys_after_a_history_that_stepped_back() -> None:
+    # With "b" remembered after "a" but expiring before it, seen() per key forgets in
+    # another order than remember() would: seen("c", 1) evicts "a", then seen("d", 5)
+    # expires "b" and "c"; remember() would expire nothing ("a" in front) and evict a, b,
+    # keeping "c". So fresh() refuses, and the keys go one at a time.
+    cache = DedupeCache(maxsize=2, ttl=3, timer=lambda: 0)
+    cache.seen("a", 4)
+    cache.seen("b", 1)  # a step back: "b" expires (at 4) before "a" (at 7)
+    assert not cache.fresh(["c", "d"], 1)
+    assert not cache.seen("c", 1) and not cache.seen("d", 5)
+    assert cache.state() == [("d", 8)]
+
+
+def test_fresh_refuses_a_key_that_comes_twice_in_the_batch() -> None:
+    cache = DedupeCache(10, 5, lambda: 0)
+    assert not cache.fresh(["a", "b", "a"], 0)
+    assert not cache.fresh([("s", 1), ("s", 1)], 0)  # tuple keys (several fields)
+
+
+def test_fresh_refuses_a_key_remembered_even_when_expired_but_still_held() -> None:
+    cache = DedupeCache(10, 5, lambda: 0)
+    cache.seen("a", 0)
+    assert not cache.fresh(["b", "a"], 2)  # live: seen() would say True
+    assert cache.state() == [("a", 5)]
+    assert not cache.fresh(["b", "a"], 9)  # expired at 5, but nothing has dropped it yet
+    assert cache.fresh(["b", "c"], 9)
+
+
+def test_fresh_refuses_a_first_time_before_the_last_key_was_remembered() -> None:
+    cache = DedupeCache(10, 5, lambda: 0)
+    cache.seen("a", 10)
+    assert not cache.fresh(["b"], 9)
+    assert cache.fresh(["b"], 10)
+    assert cache.seen("a", 12)  # a repeat is not remembered: the last key is still "a"@10
+    assert cache.fresh(["b"], 10)
+
+
+def test_fresh_accepts_new_keys_and_remember_then_knows_them() -> None:
+    cache = DedupeCache(10, 5, lambda: 0)
+    assert cache.fresh([], 0)
+    cache.remember([], [])
+    assert cache.state() == []
+    assert cache.fresh(["a", "b"], 0)
+    cache.remember(["a", "b"], [0, 2])
+    assert cache.state() == [("a", 5), ("b", 7)]
+    assert cache.seen("a", 4) and cache.seen("b", 6)
+    assert not cache.seen("a", 5)
+
+
+# --- SequenceTracker.observe_runs ------------------------------------------------------
+
+KEYS = [None, "A", "B", "C", 7]
+GROUP, OTHER = "g", "h"
+
+
+def _tracker_state(tracker: SequenceTracker) -> tuple[object, ...]:
+    expected = {(group, key): tracker.expected(group, key)
+                for group in (GROUP, OTHER) for key in KEYS}
+    return (dict(tracker.counts), expected, tracker.generation,
+            {c: dict(v) for c, v in tracker.by_channel.items()}, list(tracker.gaps))
+
+
+def _warm_tracker(observed: list[tuple[str, object, int]], generation: int) -> SequenceTracker:
+    tracker = SequenceTracker()
+    for mono, (group, key, value) in enumerate(observed):
+        tracker.observe(group, "c", key, value, generation, mono)
+    return tracker
+
+
+@settings(max_examples=sized(300, 2000), deadline=None)
+@given(generation=st.integers(0, 3), data=st.data())
+def test_observe_runs_leaves_the_state_of_observing_each_number(
+        generation: int, data: st.DataObject) -> None:
+    """Runs starting where each key expects (anywhere for a key with no state yet) count
+    as one ``reset`` for a new key and ``in_order`` for the rest; expectations, counts per
+    channel, gaps and later outcomes are those of ``observe`` per number."""
+    observed = data.draw(st.lists(st.tuples(st.sampled_from([GROUP, OTHER]),
+                                            st.sampled_from(KEYS), st.integers(0, 30)),
+                                  min_size=1, max_size=40), label="warm-up")
+    one_by_one = _warm_tracker(observed, generation)
+    at_once = _warm_tracker(observed, generation)
+    run_keys = data.draw(st.lists(st.sampled_from(KEYS), unique=True), label="run keys")
+    runs = {}
+    for key in run_keys:
+        expected = at_once.expected(GROUP, key)
+        first = data.draw(st.integers(-5, 40), label="first") if expected is None else expected
+        runs[key] = (first, first + data.draw(st.integers(0, 6), label="length") - 1)
+    runs = {k: (f, last) for k, (f, last) in runs.items() if last >= f}
+    mono = len(observed)
+    for key, (first, last) in runs.items():
+        for value in range(first, last + 1):
+            outcome = one_by_one.observe(GROUP, "c", key, value, generation, mono)[0]
+            assert outcome in ("reset", "in_order")
+            mono += 1
+    at_once.observe_runs(GROUP, runs, generation)
+    assert _tracker_state(at_once) == _tracker_state(one_by_one)
+    later = data.draw(st.lists(st.tuples(st.sampled_from([GROUP, OTHER]),
+                                         st.sampled_from(KEYS), st.integers(-5, 50)),
+                               max_size=30), label="later")
+    for group, key, value in later:
+        assert (at_once.observe(group, "c", key, value, generation, mono)
+                == one_by_one.observe(group, "c", key, value, generation, mono))
+        mono += 1
+    assert _tracker_state(at_once) == _tracker_state(one_by_one)
+
+
+def _two_keys() -> SequenceTracker:
+    tracker = SequenceTracker()
+    tracker.observe(GROUP, "c", "A", 1, 1, 0)
+    tracker.observe(GROUP, "c", "B", 5, 1, 1)
+    return tracker
+
+
+def test_observe_runs_refuses_a_generation_other_than_the_last_judged() -> None:
+    with pytest.raises(ValueError, match="generation 1 after messages of None"):
+        SequenceTracker().observe_runs(GROUP, {"A": (1, 3)}, 1)  # nothing judged yet
+    tracker = _two_keys()
+    before = _tracker_state(tracker)
+    with pytest.raises(ValueError, match="generation 2 after messages of 1"):
+        tracker.observe_runs(GROUP, {"A": (2, 3)}, 2)
+    assert _tracker_state(tracker) == before
+
+
+@pytest.mark.parametrize("run", [(3, 4), (1, 4), (0, 1)],
+                         ids=["later", "overlapping", "before"])
+def test_observe_runs_refuses_a_run_that_does_not_start_where_its_key_expects(
+        run: tuple[int, int]) -> None:
+    tracker = _two_keys()
+    before = _tracker_state(tracker)
+    with pytest.raises(ValueError, match="'A' expects 2, not"):
+        tracker.observe_runs(GROUP, {"A": run}, 1)
+    assert _tracker_state(tracker) == before
+
+
+@pytest.mark.parametrize("key", ["A", "new"])
+def test_observe_runs_refuses_a_run_that_ends_before_it_starts(key: str) -> None:
+    tracker = _two_keys()
+    before = _tracker_state(tracker)
+    with pytest.raises(ValueError, match=r"cannot end before it starts: 2\.\.1"):
+        tracker.observe_runs(GROUP, {key: (2, 1)}, 1)
+    assert _tracker_state(tracker) == before
+    assert tracker.expected(GROUP, "new") is None
+
+
+REFUSED_LAST = pytest.mark.parametrize(
+    ("bad", "why"), [((7, 9), "'B' expects 6, not 7"), ((9, 8), "end before it starts")],
+    ids=["elsewhere", "backwards"])
+
+
+@REFUSED_LAST
+def test_a_refused_observe_runs_leaves_the_counts_unchanged(
+        bad: tuple[int, int], why: str) -> None:
+    """The refused run comes last, after a run of a known key and one of a new key."""
+    tracker = _two_keys()
+    counts = dict(tracker.counts)
+    with pytest.raises(ValueError, match=why):
+        tracker.observe_runs(GROUP, {"A": (2, 4), "new": (1, 3), "B": bad}, 1)
+    assert tracker.counts == counts
+
+
+@REFUSED_LAST
+def test_a_refused_observe_runs_leaves_every_expectation_unchanged(
+        bad: tuple[int, int], why: str) -> None:
+    tracker = _two_keys()
+    with pytest.raises(ValueError, match=why):
+        tracker.observe_runs(GROUP, {"A": (2, 4), "new": (1, 3), "B": bad}, 1)
+    assert (tracker.expected(GROUP, "A"), tracker.expected(GROUP, "new")) == (2, None)
+
+
+# --- FrameStore.extend_frame -----------------------------------------------------------
+
+
+class Trade(BaseModel):
+    symbol: str
+    trade_id: int
+    price: float
+    side: str | None = None
+
+
+class Fill(BaseModel):
+    price: float
+
+
+class Fills(BaseModel):
+    symbol: str
+    fills: list[Fill]
+
+
+SCHEMA = {**polars_schema(Trade), **META_COLUMNS}
+INT64 = st.integers(-(2**63), 2**63 - 1)
+
+row_strategy = st.tuples(
+    st.builds(Trade, symbol=st.sampled_from(["BTC", "ETH", ""]), trade_id=INT64,
+              price=st.floats(allow_nan=False), side=st.none() | st.sampled_from(["buy", "sell"])
+              ).map(lambda trade: trade.__dict__),
+    st.integers(0, 3), INT64, INT64, st.none() | INT64, st.none() | st.integers(0, 2**40),
+)
+
+
+def as_frame(rows: list[Row]) -> pl.DataFrame:
+    """``rows`` in columns, as the columnar replay hands them to ``extend_frame``."""
+    columns = {name: [row[0][name] for row in rows] for name in polars_schema(Trade)}
+    for name in META_COLUMNS:
+        position = ROW_LAYOUT.index(name)
+        columns[name] = [row[position] for row in rows]
+    return pl.DataFrame(columns, schema=SCHEMA)
+
+
+def _assert_same_counts(mixed: FrameStore, plain: FrameStore) -> None:
+    assert (mixed.added("t"), mixed.rows("t"), mixed.evicted("t")) == (
+        plain.added("t"), plain.rows("t"), plain.evicted("t"))
+
+
+operation = st.one_of(  # mostly batches of rows, now and then an empty one
+    st.tuples(st.sampled_from(["extend", "extend_frame"]),
+              st.lists(row_strategy, min_size=1, max_size=6)),
+    st.tuples(st.sampled_from(["extend", "extend_frame"]), st.lists(row_strategy, max_size=6)),
+    st.tuples(st.sampled_from(["extend", "extend_frame", "frame", "take"]), st.just([])),
+)
+
+
+@pytest.mark.parametrize("max_rows", [None, 0, 1, 3], ids=lambda n: f"max_rows={n}")
+@settings(max_examples=sized(40, 300), deadline=None)
+@given(batch_rows=st.sampled_from([4096, 1, 2, 3, 5, 8]),
+       operations=st.lists(operation, min_size=2, max_size=12))
+def test_extend_frame_leaves_what_extend_of_the_same_rows_leaves(
+        max_rows: int | None, batch_rows: int,
+        operations: list[tuple[str, list[Row]]]) -> None:
+    """One store takes some batches in columns, the other every batch as tuples: the
+    frame (dtypes included), rows added, held and let go agree throughout, also across
+    ``take()`` and in a ring."""
+    mixed = FrameStore({"t": Trade}, batch_rows=batch_rows, max_rows=max_rows)
+    plain = FrameStore({"t": Trade}, batch_rows=batch_rows, max_rows=max_rows)
+    mono = itertools.count()
+    for name, drawn in operations:
+        # Receive times that rise, as a feed's do: no two rows alike, so order shows.
+        rows: list[Row] = [(f, g, next(mono), wall, ex, seq) for f, g, _, wall, ex, seq in drawn]
+        if name == "extend":
+            mixed.extend("t", rows)
+        elif name == "extend_frame":
+            frame = as_frame(rows)
+            assert frame.schema == SCHEMA
+            mixed.extend_frame("t", frame)
+        elif name == "frame":
+            assert_frame_equal(mixed.frame("t"), plain.frame("t"))
+        else:
+            assert_frame_equal(mixed.take("t"), plain.take("t"))
+        if name.startswith("extend"):
+            plain.extend("t", rows)
+        _assert_same_counts(mixed, plain)
+    frame = mixed.frame("t")
+    assert_frame_equal(frame, plain.frame("t"))
+    assert frame.schema == SCHEMA
+    _assert_same_counts(mixed, plain)
+
+
+def _trades(first: int, count: int) -> list[Row]:
+    return [(Trade(symbol="BTC", trade_id=n, price=n / 2, side=None if n % 3 else "buy").__dict__,
+             1, n, 10 * n, None if n % 2 else n, n) for n in range(first, first + count)]
+
+
+@pytest.mark.parametrize("max_rows", [None, 0, 2, 5], ids=lambda n: f"max_rows={n}")
+@pytest.mark.parametrize("batch_rows", [1, 3, 4096])
+def test_extend_frame_keeps_the_order_rows_came_in(
+        max_rows: int | None, batch_rows: int) -> None:
+    """Pending tuples are built before a column chunk, across ``take()`` and in a ring."""
+    mixed = FrameStore({"t": Trade}, batch_rows=batch_rows, max_rows=max_rows)
+    plain = FrameStore({"t": Trade}, batch_rows=batch_rows, max_rows=max_rows)
+    batches = [("extend", _trades(0, 2)), ("extend_frame", _trades(2, 3)),
+               ("extend", _trades(5, 1)), ("extend_frame", _trades(6, 4)), ("take", []),
+               ("extend_frame", _trades(10, 2)), ("extend", _trades(12, 2)),
+               ("extend_frame", _trades(14, 1)), ("extend_frame", [])]
+    for name, rows in batches:
+        if name == "take":
+            assert_frame_equal(mixed.take("t"), plain.take("t"))
+            continue
+        if name == "extend":
+            mixed.extend("t", rows)
+        else:
+            mixed.extend_frame("t", as_frame(rows))
+        plain.extend("t", rows)
+        _assert_same_counts(mixed, plain)
+    assert mixed.added("t") == 15
+    assert_frame_equal(mixed.frame("t"), plain.frame("t"))
+    kept = [10, 11, 12, 13, 14]  # added since take()
+    if max_rows is not None:
+        kept = kept[len(kept) - max_rows:] if max_rows else []
+    assert mixed.frame("t")["trade_id"].to_list() == kept
+
+
+def test_extend_frame_refuses_an_exploded_channel() -> None:
+    store = FrameStore({"fills": Fills}, explode={"fills": "fills"})
+    store.extend("fills", [({"symbol": "BTC", "fills": [Fill(price=1.0)]}, 1, 0, 0, None, None)])
+    with pytest.raises(ValueError, match="'fills' is exploded"):
+        store.extend_frame("fills", pl.DataFrame({"symbol": ["BTC"], "price": [2.0]}))
+    assert store.added("fills") == 1
+    assert store.frame("fills")["price"].to_list() == [1.0]
+
+
+def test_extend_frame_refuses_an_unknown_channel() -> None:
+    store = FrameStore({"t": Trade})
+    with pytest.raises(UnknownChannelError, match="unknown channel 'nope'"):
+        store.extend_frame("nope", as_frame([]))
+    assert store.added("t") == 0
