@@ -195,6 +195,20 @@ def scaled_ns(value: Any, factor: int) -> int:
     return int(exact.to_integral_value())
 
 
+def ns_from_ms(value: Any) -> int:
+    """Milliseconds since the epoch (a number or numeric text) as ns, exactly.
+
+    The validator of the adapters' ``NsFromMs`` fields, named so that a
+    :class:`~wsresearch.layout.Layout`'s ``ms`` placeholder can recognise it.
+
+    Examples
+    --------
+    >>> ns_from_ms(1723161255208)
+    1723161255208000000
+    """
+    return scaled_ns(value, 1_000_000)
+
+
 _ISO = re.compile(
     r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9})\d*)?(Z|[+-]\d{2}:?\d{2})?$"
 )

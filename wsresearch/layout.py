@@ -50,11 +50,13 @@ import re
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import polars as pl
 from pydantic import BaseModel, BeforeValidator
+from pydantic.fields import FieldInfo
 
+from .clock import ns_from_ms
 from .frames import polars_schema
 
 __all__ = ["KINDS", "Layout", "check_layout"]
@@ -103,6 +105,7 @@ def _choice(placeholder: str, kind: str, options: str) -> str:
 
 
 _PLACEHOLDER = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*):([a-z]+)(?:\(([^()<>]*)\))?>")
+_LOOKALIKE = re.compile(r"<[^<>\"]*:[^<>\"]*>")
 _OPTION = re.compile(r'[^"\\\x00-\x1f]+')
 
 
@@ -161,10 +164,15 @@ class Layout:
                 fields[name] = kind
                 parts.append(token.replace("(", f"(?P<{name}>", 1))
             end = found.end()
-        if not fields and end == 0:
-            raise ValueError("a layout needs at least one <field:kind> placeholder")
+        if not fields:
+            raise ValueError("a layout needs at least one <field:kind> placeholder that "
+                             "keeps a field")
         parts.append(_literal(template[end:]))
         literals.append(template[end:])
+        stray = next((m[0] for text in literals if (m := _LOOKALIKE.search(text))), None)
+        if stray is not None:
+            raise ValueError(f"{stray} is not a placeholder: write <field:kind> with a field "
+                             f"name and one of the kinds {list(KINDS)}")
         self.template = template
         self.anchor = max(literals, key=len)
         """The longest text every matching message holds: a cheap first filter."""
@@ -222,6 +230,10 @@ class Layout:
             seen here: :func:`check_layout` on real messages is the proof.
         """
         where = f"channel {channel!r}: " if channel else ""
+        reshaping = sorted(key for key in _RESHAPING if model.model_config.get(key))
+        if reshaping:
+            raise ValueError(f"{where}{model.__name__}'s model_config sets {reshaping}, "
+                             "which change values a layout reads as they are")
         schema = polars_schema(model)
         validated = {name for decorator in
                      model.__pydantic_decorators__.field_validators.values()
@@ -235,11 +247,12 @@ class Layout:
                                  f"{KINDS[kind].dtype} column, but {model.__name__}.{name} "
                                  f"is a {schema[name]} column")
             info = model.model_fields[name]
-            steps = [m for m in info.metadata if not isinstance(m, BeforeValidator)]
-            before = len(info.metadata) - len(steps)
-            if name in validated or steps or before > (kind == "ms"):
+            expected = [_NS_FROM_MS] if kind == "ms" else []
+            if name in validated or [_step(m) for m in _metadata(info)] != expected:
                 raise ValueError(f"{where}{model.__name__}.{name} has validators or "
-                                 "constraints a layout cannot apply: leave it out of layouts")
+                                 "constraints a layout cannot apply" + (
+                                     " (an ms field is the adapters' NsFromMs)"
+                                     if kind == "ms" else "") + ": leave it out of layouts")
             admitted = _literal_texts(info.annotation)
             if admitted is not None and not set(self.choices.get(name, ("",))) <= admitted:
                 raise ValueError(f"{where}{model.__name__}.{name} admits only "
@@ -262,6 +275,28 @@ class Layout:
 
     def __repr__(self) -> str:
         return f"Layout({self.template!r})"
+
+
+_RESHAPING = ("strict", "str_strip_whitespace", "str_to_lower", "str_to_upper",
+              "str_min_length", "str_max_length", "coerce_numbers_to_str")
+"""``model_config`` settings under which a model reads a value otherwise than its text."""
+
+_NS_FROM_MS = ns_from_ms
+
+
+def _metadata(info: FieldInfo) -> list[Any]:
+    """A field's validators and constraints, those inside an optional type's member too."""
+    found = list(info.metadata)
+    for member in get_args(info.annotation) if get_origin(info.annotation) in (
+            Union, types.UnionType) else ():
+        if get_origin(member) is Annotated:
+            found.extend(get_args(member)[1:])
+    return found
+
+
+def _step(metadata: Any) -> Any:
+    """A field's metadata item as compared: a before-validator by its function."""
+    return metadata.func if isinstance(metadata, BeforeValidator) else metadata
 
 
 def _literal_texts(annotation: Any) -> set[str] | None:

@@ -498,6 +498,9 @@ class MessageParser:
         try:
             # pydantic-core's parser (jiter): about twice as fast as json.loads here.
             decoded = from_json(raw)
+        except TypeError:  # a str holding a lone surrogate: not Unicode, so no UTF-8 either
+            return self._reject(INVALID_UTF8, raw, "text holds a lone surrogate, which is "
+                                "not Unicode", now_ns=now_ns)
         except ValueError as exc:
             if raw in self._control_texts:
                 self.counts[CONTROL] += 1

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from ..clock import NS_PER_S, iso_ns, scaled_ns
+from ..clock import NS_PER_S, iso_ns, ns_from_ms, scaled_ns
 from ..config import ConnectionConfig, HeartbeatConfig
 from ..spec import FeedSpec, OutboundMessage, SpecOrigin
 
@@ -36,7 +36,7 @@ __all__ = [
 
 
 
-NsFromMs = Annotated[int, BeforeValidator(lambda v: scaled_ns(v, 1_000_000))]
+NsFromMs = Annotated[int, BeforeValidator(ns_from_ms)]
 """Milliseconds since the epoch (number or text) → ns."""
 NsFromUs = Annotated[int, BeforeValidator(lambda v: scaled_ns(v, 1_000))]
 """Microseconds since the epoch (number or text) → ns."""

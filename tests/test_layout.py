@@ -1,0 +1,762 @@
+"""Layouts: exact message text read into typed columns, held to the channel's model.
+
+A layout promises that every message it matches is a message of its channel that the
+model validates to exactly the decoded values. These tests hold the template syntax, the
+regex it compiles to, the model checks, every Binance layout (on the real frames in
+``data/recordings`` and on generated ones) and :meth:`MessageParser.route` to that.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from wsresearch import Channel, FeedSpec, Recording, by_field
+from wsresearch.exchanges import binance
+from wsresearch.exchanges._common import NsFromMs
+from wsresearch.layout import KINDS, Layout, check_layout
+from wsresearch.lowlevel import MessageParser
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "recordings"
+BINANCE_RECORDINGS = sorted(DATA.glob("binance_*"))
+MAX_MS = (2**63 - 1) // 1_000_000  # the most ms whose ns an Int64 holds
+MAX_INT = 2**63 - 1
+# The documented syntax: <field:kind>, or <field:str(a|b)> for one of the texts listed.
+PLACEHOLDER = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*):([a-z]+)(?:\(([^()<>]*)\))?>")
+CONTROLS = "".join(map(chr, range(0x20)))
+ROUTED = {"ok", "duplicate", "schema_error", "handler_error"}  # outcomes naming a channel
+LAYOUT_CHANNELS = ["trade", "bookTicker", "aggTrade"]
+SPECS = {market: binance.spec(["btcusdt"], LAYOUT_CHANNELS, url="ws://127.0.0.1:9",
+                              market=market)
+         for market in binance.LAYOUTS}
+MODELS = {channel.name: channel.model for channel in SPECS["spot"].channels}
+
+
+class AllKinds(BaseModel):
+    """A model with a field of every kept kind."""
+
+    i: int
+    f: float
+    d: float
+    s: str
+    b: bool
+    t: NsFromMs
+    side: Literal["buy", "sell"]
+    note: str | None = None  # left out of the layout: defaults to None
+
+
+SPOT_TRADE = binance.LAYOUTS["spot"]["trade"].template
+ALL_KINDS = Layout('{"n":"<_:name>","i":<i:int>,"f":<f:float>,"d":<d:decimal>,"s":<s:str>,'
+                   '"b":<b:bool>,"t":<t:ms>,"side":<side:str(buy|sell)>,"x":<_:str(a|b.c)>}')
+ALL_KINDS_TEXT = ('{"n":"x","i":-12,"f":1.25,"d":"61837.63000000","s":"héllo wörld",'
+                  '"b":true,"t":1700000000123,"side":"sell","x":"b.c"}')
+
+
+def decode_one(layout: Layout, text: str | None) -> dict[str, Any]:
+    return layout.decode(pl.Series([text], dtype=pl.String)).row(0, named=True)
+
+
+# --- construction ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("template", "error", "match"), [
+    ('{"a":<a:integer>}', ValueError, r"unknown placeholder kind 'integer' in <a:integer>"),
+    ('{"a":<a:int>,"b":<a:str>}', ValueError, r"field 'a' appears twice"),
+    ('{"stream":"<sym:name>@trade","a":<a:int>}', ValueError,
+     r"<sym:name>: a name placeholder is not kept; write <_:name>"),
+    ('{"a":1,"b":"x"}', ValueError, r"at least one <field:kind> placeholder"),
+    ("", ValueError, r"at least one <field:kind> placeholder"),
+    (b'{"a":<a:int>}', TypeError, r"template is text, got bytes"),
+    (None, TypeError, r"template is text, got NoneType"),
+    ("<x:int(1|2)>", ValueError, r"<x:int\(1\|2\)>: only str takes a list of texts"),
+    ("<x:str()>", ValueError, r"only str takes a list of texts, each without"),
+    ("<x:str(a|)>", ValueError, r"only str takes a list of texts, each without"),
+    ('<x:str(a"b)>', ValueError, r"only str takes a list of texts, each without"),
+    ("<x:str(a\\b)>", ValueError, r"only str takes a list of texts, each without"),
+    ("<x:str(a|b)> <x:int>", ValueError, r"field 'x' appears twice"),
+    ("<x:name(a|b)>", ValueError, r"only str takes a list of texts"),
+])
+def test_a_malformed_template_is_refused_with_the_reason(
+        template: Any, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        Layout(template)
+
+
+def test_unkept_placeholders_may_repeat_and_only_kept_fields_are_listed_in_order() -> None:
+    layout = Layout('["<_:name>",<_:int>,<_:int>,<b:bool>,<a:int>]')
+    assert layout.fields == {"b": "bool", "a": "int"}
+    assert decode_one(layout, '["x",1,2,false,3]') == {"b": False, "a": 3}
+    assert layout == Layout(layout.template) and hash(layout) == hash(Layout(layout.template))
+    assert layout != Layout('["<_:name>",<_:int>,<b:bool>,<a:int>]')
+    assert layout.anchor == '["'  # the (first) longest literal text
+    assert Layout('{"a":<a:int>,"bbbb":<b:str(x|y)>,"c":<c:int>}').anchor == ',"bbbb":'
+
+
+def test_a_str_placeholder_with_texts_matches_only_those_texts_literally() -> None:
+    layout = Layout('{"side":<side:str(buy|sell|a.b+)>,"n":<n:int>}')
+    assert layout.fields == {"side": "str", "n": "int"}
+    assert layout.choices == {"side": ("buy", "sell", "a.b+")}
+    texts = ['{"side":"buy","n":1}', '{"side":"sell","n":2}', '{"side":"a.b+","n":3}',
+             '{"side":"hold","n":4}', '{"side":"buysell","n":5}', '{"side":"buy|sell","n":6}',
+             '{"side":"axbb","n":7}', '{"side":"","n":8}', '{"side":buy,"n":9}']
+    assert layout.decode(pl.Series(texts)).rows() == [
+        ("buy", 1), ("sell", 2), ("a.b+", 3), *[(None, None)] * 6]
+
+
+def test_a_template_keeping_no_field_is_refused() -> None:
+    with pytest.raises(ValueError, match="keeps a field"):
+        Layout('{"stream":"<_:name>","id":<_:int>}')
+
+
+@pytest.mark.parametrize("template", ['{"a":<a:int>,"b":<b:Int>}', '{"a":<a:int>,"b":<1b:int>}',
+                                      '{"a":<a:int>,"b":<b:str(x(y)>}'])
+def test_text_that_looks_like_a_placeholder_but_is_not_one_is_refused(template: str) -> None:
+    with pytest.raises(ValueError, match="is not a placeholder"):
+        Layout(template)
+
+
+# --- decode ---------------------------------------------------------------------------------
+
+def test_a_matching_text_decodes_to_typed_values_of_every_kind() -> None:
+    decoded = ALL_KINDS.decode(pl.Series([ALL_KINDS_TEXT,
+                                          ALL_KINDS_TEXT.replace("true", "false")]))
+    assert decoded.schema == pl.Schema({"i": pl.Int64, "f": pl.Float64, "d": pl.Float64,
+                                        "s": pl.String, "b": pl.Boolean, "t": pl.Int64,
+                                        "side": pl.String})
+    assert decoded.to_dicts() == [
+        {"i": -12, "f": 1.25, "d": 61837.63, "s": "héllo wörld", "b": True,
+         "t": 1_700_000_000_123_000_000, "side": "sell"},
+        {"i": -12, "f": 1.25, "d": 61837.63, "s": "héllo wörld", "b": False,
+         "t": 1_700_000_000_123_000_000, "side": "sell"},
+    ]
+    assert ALL_KINDS.matches(pl.Series([ALL_KINDS_TEXT, "{}"])).to_list() == [True, False]
+
+
+def test_the_widest_admitted_numbers_decode_exactly() -> None:
+    layout = Layout("<i:int> <f:float> <d:decimal> <t:ms>")
+    text = ('-9223372036854775808 -9999999999999999.9999999999999999 '
+            '"1234567890123456.0000000000000001" -9223372036854')
+    assert decode_one(layout, text) == {
+        "i": -(2**63), "f": -9999999999999999.9999999999999999,
+        "d": 1234567890123456.0, "t": -9_223_372_036_854_000_000}
+    text = '9223372036854775807 0.5 "-0.0000000000000001" 9223372036854'
+    assert decode_one(layout, text) == {
+        "i": MAX_INT, "f": 0.5, "d": -1e-16, "t": 9_223_372_036_854_000_000}
+    assert decode_one(layout, '-0 -0 "0.0" -0') == {"i": 0, "f": -0.0, "d": 0.0, "t": 0}
+
+
+@pytest.mark.parametrize("text", [
+    ALL_KINDS_TEXT.replace('"i":-12,', '"i": -12,'),  # whitespace
+    " " + ALL_KINDS_TEXT,
+    ALL_KINDS_TEXT.replace('"i":-12,"f":1.25', '"f":1.25,"i":-12'),  # another key order
+    ALL_KINDS_TEXT.replace("héllo", 'hé\\"llo'),  # escapes in a string
+    ALL_KINDS_TEXT.replace("héllo", "hé\\nllo"),
+    ALL_KINDS_TEXT.replace("héllo", "hé\\u0041llo"),
+    ALL_KINDS_TEXT.replace("héllo", "hé\nllo"),  # a raw control character
+    ALL_KINDS_TEXT.replace("héllo", "hé\tllo"),
+    ALL_KINDS_TEXT.replace('"n":"x"', '"n":"a\\\\b"'),
+    ALL_KINDS_TEXT.replace('"n":"x"', '"n":"a@b"'),  # a name holds no @
+    ALL_KINDS_TEXT.replace("1.25", "1.25e3"),  # exponents
+    ALL_KINDS_TEXT.replace("1.25", "1E5"),
+    ALL_KINDS_TEXT.replace("61837.63000000", "6.1e4"),
+    ALL_KINDS_TEXT.replace("-12", "9223372036854775808"),  # more than an Int64 holds
+    ALL_KINDS_TEXT.replace("-12", "-9223372036854775809"),
+    ALL_KINDS_TEXT.replace("-12", "9999999999999999999"),
+    ALL_KINDS_TEXT.replace("-12", "12345678901234567890"),  # 20 digits
+    ALL_KINDS_TEXT.replace("1700000000123", "17000000001230"),  # 14 digits of ms
+    ALL_KINDS_TEXT.replace("1.25", "12345678901234567.5"),  # 17 digits before the point
+    ALL_KINDS_TEXT.replace("1.25", "1.12345678901234567"),  # 17 after
+    ALL_KINDS_TEXT.replace("-12", "01"),  # leading zeros
+    ALL_KINDS_TEXT.replace("-12", "-012"),
+    ALL_KINDS_TEXT.replace("61837.63000000", "061837.63"),
+    ALL_KINDS_TEXT.replace("1700000000123", "01700000000123"),
+    ALL_KINDS_TEXT.replace("1.25", ".25"),  # numbers JSON does not write
+    ALL_KINDS_TEXT.replace("1.25", "1."),
+    ALL_KINDS_TEXT.replace("-12", "+12"),
+    ALL_KINDS_TEXT.replace("-12", "-12.0"),
+    ALL_KINDS_TEXT.replace("1.25", "NaN"),
+    ALL_KINDS_TEXT.replace('"61837.63000000"', "61837.63"),  # a decimal not in quotes
+    ALL_KINDS_TEXT.replace("1.25", '"1.25"'),  # a float in quotes
+    ALL_KINDS_TEXT.replace('"héllo wörld"', "null"),
+    ALL_KINDS_TEXT.replace("true", "True"),
+    ALL_KINDS_TEXT.replace("true", "1"),
+    ALL_KINDS_TEXT.replace('"sell"', '"hold"'),  # not one of the texts listed
+    ALL_KINDS_TEXT.replace('"b.c"', '"bxc"'),
+    ALL_KINDS_TEXT + "x",  # trailing garbage
+    ALL_KINDS_TEXT + "\n",
+    ALL_KINDS_TEXT + " ",
+    ALL_KINDS_TEXT[:-1],
+    "",
+    None,
+])
+def test_a_text_that_does_not_match_exactly_gives_a_row_of_nulls(text: str | None) -> None:
+    decoded = ALL_KINDS.decode(pl.Series([ALL_KINDS_TEXT, text], dtype=pl.String))
+    assert decoded.row(0)[0] == -12  # the exact text still decodes next to it
+    assert decoded.row(1, named=True) == dict.fromkeys(ALL_KINDS.fields)
+    assert ALL_KINDS.matches(pl.Series([text], dtype=pl.String)).to_list() == [False]
+
+
+@pytest.mark.parametrize("i", [MAX_INT + 1, -(2**63) - 1, 10**19])
+def test_an_int_beyond_64_bits_makes_the_whole_row_null_wherever_it_is(i: int) -> None:
+    layout = Layout('{"a":<a:int>,"b":<b:int>,"s":<s:str>}')
+    texts = [f'{{"a":{i},"b":1,"s":"x"}}', f'{{"a":1,"b":{i},"s":"x"}}',
+             f'{{"a":1,"b":{MAX_INT},"s":"x"}}']
+    assert layout.decode(pl.Series(texts)).rows() == [
+        (None, None, None), (None, None, None), (1, MAX_INT, "x")]
+
+
+@pytest.mark.parametrize(("ms", "ns"), [
+    (MAX_MS, MAX_MS * 1_000_000),
+    (-MAX_MS, -MAX_MS * 1_000_000),
+    (MAX_MS + 1, None),
+    (-MAX_MS - 1, None),
+    (9_999_999_999_999, None),
+])
+def test_ms_whose_ns_do_not_fit_64_bits_make_the_whole_row_null(ms: int, ns: int | None) -> None:
+    text = ALL_KINDS_TEXT.replace("1700000000123", str(ms))
+    row = decode_one(ALL_KINDS, text)
+    if ns is None:
+        assert row == dict.fromkeys(ALL_KINDS.fields)
+        assert decode_one(Layout(ALL_KINDS.template.replace("<t:ms>", "<_:ms>")), text)["i"] == -12
+    else:
+        assert row["t"] == ns and row["i"] == -12
+    # The model reads it either way: the layout only leaves it to the model.
+    assert AllKinds.model_validate_json(text).t == ms * 1_000_000
+    assert check_layout(ALL_KINDS, AllKinds, [text]) == []
+
+
+@pytest.mark.parametrize("char", list(".+*?()|[]{}^$#&-~ \\/%=\""))
+def test_regex_metacharacters_in_the_template_are_matched_literally(char: str) -> None:
+    layout = Layout(f"a{char}b<x:int>")
+    texts = [f"a{char}b7", "aXb7", "ab7", "aab7", "abb7", f"a{char}{char}b7", "b7", "a\nb7",
+             f"a{char}7", "7"]
+    assert layout.decode(pl.Series(texts))["x"].to_list() == [7] + [None] * (len(texts) - 1)
+
+
+literal_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=16)
+
+
+@settings(max_examples=200, deadline=None)
+@given(literal_text, literal_text)
+def test_any_literal_text_around_a_placeholder_matches_itself_only(
+        before: str, after: str) -> None:
+    template = f"{before}<x:int>{after}"
+    if [m.group() for m in PLACEHOLDER.finditer(template)] != ["<x:int>"]:
+        return  # the surrounding text holds placeholders of its own
+    layout = Layout(template)
+    texts = [f"{before}42{after}", f"{before}42{after}!", f"!{before}42{after}",
+             f"{before} 42{after}"]
+    assert layout.decode(pl.Series(texts))["x"].to_list() == [42, None, None, None]
+
+
+# --- check_model, check_layout and Channel --------------------------------------------------
+
+@pytest.mark.parametrize(("template", "match"), [
+    (SPOT_TRADE.replace("<trade_id:int>", "<trade_no:int>"),
+     r"channel 'trade': layout field 'trade_no' is not a field of Trade"),
+    (SPOT_TRADE.replace("<price:decimal>", "<price:int>"),
+     r"channel 'trade': layout field 'price' is <int>, a Int64 column, but Trade.price is a "
+     r"Float64 column"),
+    (SPOT_TRADE.replace("<symbol:str>", "<symbol:bool>"), r"Trade.symbol is a String column"),
+    (SPOT_TRADE.replace("<trade_time_ns:ms>", "<trade_time_ns:str>"),
+     r"'trade_time_ns' is <str>, a String column, but Trade.trade_time_ns is a Int64"),
+    (SPOT_TRADE.replace("<trade_id:int>", "<_:int>"),
+     r"channel 'trade': the layout leaves out Trade.trade_id, which does not default to None"),
+])
+def test_check_model_refuses_a_layout_that_does_not_fit_the_model(
+        template: str, match: str) -> None:
+    binance.LAYOUTS["spot"]["trade"].check_model(binance.Trade, "trade")
+    with pytest.raises(ValueError, match=match):
+        Layout(template).check_model(binance.Trade, "trade")
+    with pytest.raises(ValueError, match=match.removeprefix("channel 'trade': ")):
+        Channel(name="trade", model=binance.Trade, layout=Layout(template))
+
+
+def test_a_field_left_out_must_default_to_none_not_to_another_value() -> None:
+    class WithDefault(BaseModel):
+        a: int
+        b: int = 0
+        c: str | None = None
+
+    with pytest.raises(ValueError, match=r"leaves out WithDefault.b, which does not default"):
+        Layout('{"a":<a:int>}').check_model(WithDefault)
+    Layout('{"a":<a:int>,"b":<b:int>}').check_model(WithDefault)  # c may be left out
+    assert Layout('{"a":<a:int>,"b":<b:int>}').left_out(WithDefault) == ["c"]
+    assert binance.LAYOUTS["spot"]["bookTicker"].left_out(binance.BookTicker) == [
+        "event_time_ns", "transaction_time_ns"]
+
+
+class Guarded(BaseModel):
+    bounded: int = Field(le=1000)
+    checked: str
+    doubled: Annotated[int, BeforeValidator(lambda v: 2 * int(v))]
+    at: NsFromMs
+    side: Literal["buy", "sell"]
+    maybe_side: Literal["buy", "sell"] | None = None
+
+    @field_validator("checked")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+
+GUARDED = ('{"bounded":<bounded:int>,"checked":<checked:str>,"doubled":<doubled:int>,'
+           '"at":<at:ms>,"side":<side:str(buy|sell)>}')
+
+
+@pytest.mark.parametrize(("template", "match"), [
+    (GUARDED, r"Guarded.bounded has validators or constraints a layout cannot apply"),
+    (GUARDED.replace("<bounded:int>", "1"), r"Guarded.checked has validators or constraints"),
+    (GUARDED.replace("<bounded:int>", "1").replace("<checked:str>", '"x"'),
+     r"Guarded.doubled has validators or constraints"),
+    (GUARDED.replace("<bounded:int>", "1").replace("<checked:str>", '"x"')
+     .replace("<doubled:int>", "1").replace("<at:ms>", "<at:int>"),
+     r"Guarded.at has validators or constraints"),
+    (GUARDED.replace("<bounded:int>", "1").replace("<checked:str>", '"x"')
+     .replace("<doubled:int>", "1").replace("str(buy|sell)", "str"),
+     r"Guarded.side admits only \['buy', 'sell'\]: write <side:str\(buy\|sell\)>"),
+    (GUARDED.replace("<bounded:int>", "1").replace("<checked:str>", '"x"')
+     .replace("<doubled:int>", "1").replace("buy|sell", "buy|hold"),
+     r"Guarded.side admits only"),
+    (GUARDED.replace("<bounded:int>", "1").replace("<checked:str>", '"x"')
+     .replace("<doubled:int>", "1")[:-1] + ',"m":<maybe_side:str>}',
+     r"Guarded.maybe_side admits only"),
+])
+def test_check_model_refuses_fields_whose_validators_a_layout_cannot_apply(
+        template: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Layout(template).check_model(Guarded)
+
+
+def test_check_model_accepts_ms_fields_and_literal_fields_given_their_texts() -> None:
+    # An ms placeholder takes the one before-validator of NsFromMs; a Literal, its texts.
+    class Plain(BaseModel):
+        at: NsFromMs
+        side: Literal["buy", "sell"]
+        maybe_side: Literal["buy", "sell"] | None = None
+
+    Layout('{"at":<at:ms>,"side":<side:str(buy|sell)>}').check_model(Plain)
+    Layout('{"at":<at:ms>,"side":<side:str(sell)>,"m":<maybe_side:str(buy)>}').check_model(Plain)
+    layout = Layout('{"at":<at:ms>,"side":<side:str(buy|sell)>}')
+    assert check_layout(layout, Plain, ['{"at":5,"side":"buy"}', '{"at":5,"side":"x"}']) == []
+    ALL_KINDS.check_model(AllKinds)
+
+
+@pytest.mark.parametrize(("layout", "model", "text"), [
+    (Layout(SPOT_TRADE.replace("<trade_id:int>", "<trade_id:ms>")), binance.Trade,
+     '{"stream":"x@trade","data":{"e":"trade","E":1,"s":"B","t":5,"p":"1","q":"1","T":2,'
+     '"m":true,"M":true}}'),
+    (Layout('{"s":<symbol:str>,"p":<mark_price:decimal>,"T":<next_funding_time_ns:ms>,'
+            '"E":<event_time_ns:ms>}'), binance.MarkPrice, '{"s":"X","p":"1","T":0,"E":1}'),
+])
+def test_check_model_refuses_an_ms_placeholder_for_a_field_that_is_not_ns_from_ms(
+        layout: Layout, model: type[BaseModel], text: str) -> None:
+    assert check_layout(layout, model, [text]) != []  # the layout does break its promise
+    with pytest.raises(ValueError, match="validators"):
+        layout.check_model(model)
+
+
+class Fill(BaseModel):
+    price: float
+    qty: float
+
+
+class Batch(BaseModel):
+    symbol: str
+    fills: list[Fill]
+
+
+def test_a_channel_with_a_layout_cannot_explode() -> None:
+    Channel(name="batch", model=Batch, explode="fills")  # fine without a layout
+    layout = Layout('{"symbol":<symbol:str>}')
+    with pytest.raises(ValueError, match=r"batch: a layout gives one row per message; an "
+                                         r"exploded channel cannot have one"):
+        Channel(name="batch", model=Batch, layout=layout, explode="fills")
+
+
+def test_check_layout_names_each_field_the_model_reads_otherwise() -> None:
+    # Two placeholders of the same column dtype swapped pass check_model (it cannot know
+    # which key holds which field); check_layout compares with the model and names them.
+    swapped = Layout(SPOT_TRADE.replace("<price:decimal>", "<QTY:decimal>")
+                     .replace("<qty:decimal>", "<price:decimal>").replace("QTY", "qty"))
+    swapped.check_model(binance.Trade, "trade")
+    unit = Layout(SPOT_TRADE.replace("<trade_id:int>", "<trade_id:ms>"))  # the wrong unit
+    text = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":5,'
+            '"p":"100.5","q":"0.25","T":2,"m":true,"M":true}}')
+    assert check_layout(binance.LAYOUTS["spot"]["trade"], binance.Trade, [text]) == []
+    problems = check_layout(swapped, binance.Trade, [text])
+    assert len(problems) == 2
+    assert "price decodes to 0.25, the model gives 100.5" in problems[0]
+    assert "qty decodes to 100.5, the model gives 0.25" in problems[1]
+    assert check_layout(unit, binance.Trade, [text]) == [
+        f"{text[:120]!r}: trade_id decodes to 5000000, the model gives 5"]
+    # A layout matching text the model refuses, and texts it does not match (skipped).
+    refused = check_layout(Layout('{"i":<i:int>}'), AllKinds, ['{"i":1}', '{"i":"1"}'])
+    assert len(refused) == 1 and "the model refuses it" in refused[0]
+    assert check_layout(ALL_KINDS, AllKinds, ["{}", "nope"]) == []
+
+    # Equal values of another type are a disagreement too (check_layout does not rely on
+    # check_model, which would refuse these layouts).
+    class Floats(BaseModel):
+        x: float
+        flag: int
+
+    assert check_layout(Layout('{"x":<x:int>,"flag":<flag:bool>}'), Floats,
+                        ['{"x":1,"flag":true}']) == [
+        """'{"x":1,"flag":true}': x decodes to 1, the model gives 1.0""",
+        """'{"x":1,"flag":true}': flag decodes to True, the model gives 1"""]
+
+
+def test_a_stream_name_holding_an_at_sign_is_not_matched_as_it_routes_elsewhere() -> None:
+    layout = binance.LAYOUTS["spot"]["bookTicker"]
+    data = '"data":{"u":9,"s":"BTCUSDT","b":"1.5","B":"2","a":"1.6","A":"3"}}'
+    texts = ['{"stream":"btcusdt@bookTicker",' + data, '{"stream":"btc@trade@bookTicker",' + data]
+    parser = MessageParser.from_spec(SPECS["spot"])
+    assert [parser.route(text) for text in texts] == ["bookTicker", "trade"]
+    assert layout.matches(pl.Series(texts)).to_list() == [True, False]
+
+
+def test_binance_spec_attaches_each_market_layout_to_its_channel_only() -> None:
+    for market, layouts in binance.LAYOUTS.items():
+        assert set(layouts) == set(LAYOUT_CHANNELS)
+        spec = binance.spec(["btcusdt", "ethusdt"], ["depth", *LAYOUT_CHANNELS, "kline"],
+                            url="ws://127.0.0.1:9", market=market)
+        assert {c.name: c.layout for c in spec.channels} == {
+            "depth": None, "kline": None, **layouts}
+        for channel in spec.channels:
+            if channel.layout is not None:
+                channel.layout.check_model(channel.model, channel.name)
+    assert binance.LAYOUTS["spot"]["trade"] != binance.LAYOUTS["usdm"]["trade"]
+
+
+# --- every Binance layout on the real frames ------------------------------------------------
+
+@functools.cache
+def _recorded() -> list[tuple[str, Any, MessageParser, list[str], list[str | None]]]:
+    """Each Binance recording: its market, spec, a parser, its texts and their routes."""
+    out = []
+    for path in BINANCE_RECORDINGS:
+        recording = Recording.open(path)
+        frames = recording.frames().filter(~pl.col("binary"))
+        spec = recording.spec
+        parser = MessageParser.from_spec(spec)
+        texts = frames["data"].to_list()
+        out.append((spec.origin.arguments["market"], spec, parser, texts,
+                    [parser.route(text) for text in texts]))
+    return out
+
+
+def test_every_binance_layout_agrees_with_its_model_on_every_real_frame() -> None:
+    assert len(BINANCE_RECORDINGS) >= 5
+    recorded = _recorded()
+    decoded: dict[tuple[str, str], int] = {}
+    present: set[tuple[str, str]] = set()
+    for market, spec, _parser, texts, routes in recorded:
+        channels = {c.name: c for c in spec.channels}
+        for name, layout in binance.LAYOUTS[market].items():
+            if name in channels:  # the recording's spec attaches the market's layout
+                assert channels[name].layout == layout
+        for name in set(routes) - {None}:
+            if name in binance.LAYOUTS[market]:
+                present.add((market, name))
+        for layout_market, layouts in binance.LAYOUTS.items():
+            for name, layout in layouts.items():
+                own = [t for t, r in zip(texts, routes, strict=True) if r == name]
+                others = pl.Series([t for t, r in zip(texts, routes, strict=True)
+                                    if r != name], dtype=pl.String)
+                assert check_layout(layout, MODELS[name], own) == [], (spec.description, name)
+                # Never a message of another channel, or a control message.
+                assert layout.matches(others).sum() == 0, (spec.description, name)
+                if layout_market == market:
+                    hits = int(layout.matches(pl.Series(own, dtype=pl.String)).sum())
+                    decoded[market, name] = decoded.get((market, name), 0) + hits
+    # Not vacuous: the data holds every layout's channel, and each layout reads its frames.
+    assert present >= {(m, c) for m in ("spot", "usdm") for c in LAYOUT_CHANNELS}
+    assert {key: n for key, n in decoded.items() if key in present and n == 0} == {}
+    assert decoded["spot", "bookTicker"] > 1000 and decoded["usdm", "trade"] > 100
+
+
+def test_route_gives_the_channel_parse_gives_on_every_real_frame() -> None:
+    for _market, spec, router, texts, routes in _recorded():
+        parser = MessageParser.from_spec(spec)
+        before = dict(router.counts)
+        assert [router.route(t) for t in texts] == routes  # and routes count nothing
+        assert dict(router.counts) == before and sum(before.values()) == 0
+        for text, route in zip(texts, routes, strict=True):
+            outcome = parser.parse(text)
+            assert route == (outcome.type_name if outcome.status in ROUTED else None), text
+        assert parser.counts["ok"] > 0
+
+
+# --- generated messages for every Binance layout --------------------------------------------
+
+NUMBER = st.builds(lambda minus, whole, fraction: f"{minus}{whole}{fraction and '.' + fraction}",
+                   st.sampled_from(["", "-"]), st.integers(0, 10**16 - 1),
+                   st.text("0123456789", max_size=16))
+TEXTS: dict[str, st.SearchStrategy[str]] = {
+    "int": st.one_of(st.integers(-(2**63), MAX_INT), st.integers(MAX_INT - 3, 10**19 - 1),
+                     st.integers(-(10**19) + 1, -(2**63) + 3)).map(str) | st.just("-0"),
+    "float": NUMBER,
+    "decimal": NUMBER,
+    "str": st.text(st.characters(exclude_categories=("Cs",),
+                                 exclude_characters='"\\' + CONTROLS), max_size=24),
+    "bool": st.sampled_from(["true", "false"]),
+    "ms": st.one_of(st.integers(-MAX_MS, MAX_MS), st.integers(MAX_MS - 3, MAX_MS + 3),
+                    st.integers(-MAX_MS - 3, -MAX_MS + 3),
+                    st.integers(MAX_MS + 1, 10**13 - 1), st.integers(-(10**13 - 1), -MAX_MS),
+                    st.just(0)).map(str),
+    "name": st.text(st.characters(exclude_categories=("Cs",),
+                                  exclude_characters='"\\@' + CONTROLS), max_size=24),
+}
+
+
+def test_the_generated_texts_cover_every_kind() -> None:
+    assert set(TEXTS) == set(KINDS)
+
+
+def _value(kind: str, text: str) -> Any:
+    """What a placeholder's text decodes to, by the module's table."""
+    return {"int": int, "float": float, "decimal": float, "str": str,
+            "bool": lambda t: t == "true", "ms": lambda t: int(t) * 1_000_000}[kind](text)
+
+
+@st.composite
+def messages(draw: st.DrawFn, template: str) -> tuple[str, dict[str, Any], bool]:
+    """A message in ``template``'s shape, its kept values, and whether they fit 64 bits."""
+    text, values, fits, end = "", {}, True, 0
+    for found in PLACEHOLDER.finditer(template):
+        name, kind, options = found.groups()
+        strategy = TEXTS[kind] if options is None else st.sampled_from(options.split("|"))
+        value = draw(strategy, label=name)
+        text += template[end:found.start()]
+        text += f'"{value}"' if kind in ("decimal", "str") else value
+        end = found.end()
+        if name != "_":
+            values[name] = _value(kind, value)
+            fits = fits and (kind != "ms" or abs(int(value)) <= MAX_MS)
+            fits = fits and (kind != "int" or -(2**63) <= int(value) <= MAX_INT)
+    return text + template[end:], values, fits
+
+
+def _holds_its_promise(layout: Layout, model: type[BaseModel], spec: FeedSpec | None,
+                       channel: str, generated: tuple[str, dict[str, Any], bool]) -> None:
+    text, values, fits = generated
+    row = decode_one(layout, text)
+    assert row == (values if fits else dict.fromkeys(layout.fields)), text
+    assert layout.anchor in text
+    assert check_layout(layout, model, [text]) == []
+    found = model.model_validate_json(text).__dict__
+    if spec is not None:
+        parser = MessageParser.from_spec(spec)
+        assert parser.route(text) == channel
+        outcome = parser.parse(text)
+        if fits:
+            assert (outcome.status, outcome.type_name) == ("ok", channel)
+            assert outcome.message.__dict__ == found
+    if fits:
+        for name, value in found.items():
+            expected = row.get(name)  # None for a field the layout leaves out
+            assert (expected, type(expected)) == (value, type(value)), (name, text)
+
+
+@pytest.mark.parametrize(("market", "channel"), [
+    (market, channel) for market, layouts in binance.LAYOUTS.items() for channel in layouts])
+def test_every_binance_layout_decodes_generated_messages_as_its_model_does(
+        market: str, channel: str) -> None:
+    layout = binance.LAYOUTS[market][channel]
+    model = MODELS[channel]
+
+    @settings(max_examples=150, deadline=None)
+    @given(messages(layout.template))
+    def holds(generated: tuple[str, dict[str, Any], bool]) -> None:
+        _holds_its_promise(layout, model, SPECS[market], channel, generated)
+
+    holds()
+
+
+@settings(max_examples=200, deadline=None)
+@given(messages(ALL_KINDS.template))
+def test_a_layout_of_every_kind_decodes_generated_messages_as_its_model_does(
+        generated: tuple[str, dict[str, Any], bool]) -> None:
+    _holds_its_promise(ALL_KINDS, AllKinds, None, "", generated)
+
+
+NUMBERS = st.one_of(
+    st.integers(-(10**20), 10**20).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(json.dumps),  # 1e+16, 5e-324...
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),  # 1E+5, 0E-7...
+)
+ANY_TEXT = st.builds(  # any text, most often holding a character JSON or a kind treats apart
+    lambda before, special, after: before + special + after,
+    st.text(st.characters(exclude_categories=("Cs",)), max_size=6),
+    st.sampled_from(["", "@", '"', "\\", "\n", "\x00", "\x1f", "\x7f", "é", "\u2028"]),
+    st.text(st.characters(exclude_categories=("Cs",)), max_size=6))
+LOOSE: dict[str, st.SearchStrategy[str]] = {
+    "int": NUMBERS,
+    "float": NUMBERS,
+    "decimal": NUMBERS.map(lambda n: f'"{n}"'),
+    "str": st.builds(lambda text, ascii: json.dumps(text, ensure_ascii=ascii),
+                     ANY_TEXT, st.booleans()),  # escapes: \", \\, \n, \u00e9...
+    "bool": st.sampled_from(["true", "false"]),
+    "ms": NUMBERS,
+    "name": ANY_TEXT.map(lambda text: json.dumps(text)[1:-1]),
+}
+
+
+@st.composite
+def near_misses(draw: st.DrawFn, template: str) -> str:
+    """Valid JSON in the template's shape, one value (or none) any JSON of its type."""
+    found = list(PLACEHOLDER.finditer(template))
+    loose = draw(st.integers(-1, len(found) - 1))
+    text, end = "", 0
+    for i, placeholder in enumerate(found):
+        name, kind, options = placeholder.groups()
+        if i == loose:
+            value = draw(LOOSE[kind] if options is None else LOOSE["str"], label=name)
+        else:
+            value = draw(TEXTS[kind] if options is None
+                         else st.sampled_from(options.split("|")), label=name)
+            value = f'"{value}"' if kind in ("decimal", "str") else value
+        text += template[end:placeholder.start()] + value
+        end = placeholder.end()
+    return text + template[end:]
+
+
+@pytest.mark.parametrize(("market", "channel"), [
+    (market, channel) for market, layouts in binance.LAYOUTS.items() for channel in layouts])
+def test_whatever_a_binance_layout_matches_the_model_reads_alike_and_routes_to_it(
+        market: str, channel: str) -> None:
+    layout = binance.LAYOUTS[market][channel]
+
+    @settings(max_examples=80, deadline=None)
+    @given(near_misses(layout.template))
+    def holds(text: str) -> None:
+        assert check_layout(layout, MODELS[channel], [text]) == []
+        if layout.matches(pl.Series([text])).item():
+            parser = MessageParser.from_spec(SPECS[market])
+            assert parser.route(text) == channel
+            assert (parser.parse(text).status, parser.counts["ok"]) == ("ok", 1)
+
+    holds()
+
+
+@settings(max_examples=150, deadline=None)
+@given(near_misses(ALL_KINDS.template))
+def test_whatever_a_layout_of_every_kind_matches_the_model_reads_alike(text: str) -> None:
+    assert check_layout(ALL_KINDS, AllKinds, [text]) == []
+
+
+# --- route ----------------------------------------------------------------------------------
+
+SPOT_MESSAGES = {
+    "trade": ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":5,'
+              '"p":"100.5","q":"0.25","T":2,"m":true,"M":true}}'),
+    "bookTicker": ('{"stream":"btcusdt@bookTicker","data":{"u":9,"s":"BTCUSDT","b":"1.5",'
+                   '"B":"2","a":"1.6","A":"3"}}'),
+    "aggTrade": ('{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT",'
+                 '"a":7,"p":"100.5","q":"0.25","f":5,"l":6,"T":2,"m":false,"M":true}}'),
+}
+
+
+def _assert_route_agrees(parser: MessageParser,
+                         cases: list[tuple[Any, tuple[str, str | None]]]) -> None:
+    """``route`` counts nothing and gives the channel of ``parse``'s outcome for each case."""
+    for raw, (status, channel) in cases:
+        counts, rejects = dict(parser.counts), len(parser.rejects)
+        routed = parser.route(raw)
+        assert (dict(parser.counts), len(parser.rejects)) == (counts, rejects), raw
+        outcome = parser.parse(raw)
+        assert outcome.status == status, raw
+        assert routed == channel, raw
+        assert routed == (outcome.type_name if outcome.status in ROUTED else None), raw
+
+
+def test_route_agrees_with_parse_on_each_kind_of_binance_message() -> None:
+    parser = MessageParser.from_spec(SPECS["spot"])
+    assert not parser.single_call
+    trade = SPOT_MESSAGES["trade"]
+    _assert_route_agrees(parser, [
+        *[(text, ("ok", name)) for name, text in SPOT_MESSAGES.items()],
+        # The route before each parse left the de-dup cache alone: the second is a duplicate.
+        (trade, ("duplicate", "trade")),
+        (trade.replace('"t":5', '"t":6').encode(), ("ok", "trade")),  # UTF-8 bytes
+        (trade.replace('"t":5', '"t":"x"'), ("schema_error", "trade")),
+        ('{"stream":"btcusdt@trade","data":{}}', ("schema_error", "trade")),
+        (b"\xff\xfe{", ("invalid_utf8", None)),
+        ('{"stream":"btcusdt@trade"', ("invalid_json", None)),
+        ('{"result":null,"id":1}', ("control", None)),
+        ('{"error":{"code":2,"msg":"Invalid request"},"id":1}', ("exchange_error", None)),
+        ('{"stream":"btcusdt@depth","data":{}}', ("unknown_type", None)),  # not in the spec
+        ('{"stream":"btcusdt@nothing","data":{}}', ("unknown_type", None)),
+        ('{"stream":5,"data":{}}', ("unknown_type", None)),
+        ("[1,2]", ("unknown_type", None)),
+    ])
+
+
+def test_parse_and_route_agree_on_text_that_is_not_unicode() -> None:
+    parser = MessageParser.from_spec(SPECS["spot"])
+    assert parser.route("\ud800") is None
+    assert parser.parse("\ud800").status == "invalid_utf8"
+
+
+class Tick(BaseModel):
+    id: int
+    price: float
+
+
+class Quote(BaseModel):
+    bid: float = Field(alias="b")
+
+
+def test_route_agrees_with_parse_on_the_single_call_path() -> None:
+    spec = FeedSpec(url="ws://127.0.0.1:9", type_of=by_field("type"),
+                    channels=[Channel(name="tick", model=Tick, dedupe_key="id"),
+                              Channel(name="quote", model=Quote)],
+                    control=frozenset({"pong"}), error_types=frozenset({"error"}))
+    parser = MessageParser.from_spec(spec)
+    assert parser.single_call
+    tick = '{"type":"tick","id":1,"price":2.5}'
+    _assert_route_agrees(parser, [
+        (tick, ("ok", "tick")),
+        (tick, ("duplicate", "tick")),
+        (bytearray(tick.replace('"id":1', '"id":2').encode()), ("ok", "tick")),
+        ('{"type":"quote","b":1}', ("ok", "quote")),
+        ('{"type":"tick","id":"x","price":2.5}', ("schema_error", "tick")),
+        ('{"type":"pong"}', ("control", None)),
+        ('{"type":"error","msg":"no"}', ("exchange_error", None)),
+        ('{"type":"other"}', ("unknown_type", None)),
+        ('{"type":[1]}', ("unknown_type", None)),  # an unhashable type name
+        ("not json", ("invalid_json", None)),
+        (b"\x80", ("invalid_utf8", None)),
+    ])
+    assert parser.parse(tick).status == "duplicate"
+
+
+@pytest.mark.parametrize("setting", [{"strict": True}, {"str_strip_whitespace": True},
+                                     {"str_to_upper": True}, {"coerce_numbers_to_str": True}])
+def test_check_model_refuses_a_model_configured_to_read_values_otherwise(
+        setting: dict[str, bool]) -> None:
+    # Strict mode refuses "1.5" for a float; the string settings change the text: either
+    # way the model reads otherwise than the layout.
+    class Configured(BaseModel):
+        model_config = ConfigDict(**setting)  # type: ignore[typeddict-item]
+        s: str
+        price: float
+
+    layout = Layout('{"s":<s:str>,"p":<price:decimal>}')
+    with pytest.raises(ValueError, match="model_config sets"):
+        layout.check_model(Configured)
+
+    class Plain(BaseModel):
+        s: str
+        price: float
+
+    layout.check_model(Plain)
