@@ -13,8 +13,10 @@ re-spaced messages, and numbers too long to be exact.
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
+from pydantic import BaseModel
 
-from wsresearch import Recording, replay
+from wsresearch import Channel, FeedSpec, Layout, Recording, StreamConfig, by_field, replay
 from wsresearch.exchanges import binance
 from wsresearch.recording.writer import Captured, write_events
 from wsresearch.replay import ReplayResult
@@ -36,11 +39,19 @@ SPOT = DATA / "binance_hftbacktest_2024-08-08_spot_btcusdt"
 USDM = DATA / "binance_hftbacktest_2024-08-08_usdm_btcusdt"
 
 
+def ipc(frame: pl.DataFrame) -> bytes:
+    """The frame's bytes: equal only if every value is, to the bit (``-0.0`` is not 0.0)."""
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer, compression="uncompressed")
+    return buffer.getvalue()
+
+
 def assert_same(columns: ReplayResult, models: ReplayResult) -> None:
     """Every output of the two replays is the same."""
     assert columns.frames.keys() == models.frames.keys()
     for name, frame in models.frames.items():
-        assert_frame_equal(columns.frames[name], frame)
+        assert_frame_equal(columns.frames[name], frame, check_exact=True)
+        assert ipc(columns.frames[name]) == ipc(frame), name
     assert columns.stats == models.stats
     assert columns.counts == models.counts
     assert columns.rejects == models.rejects
@@ -241,3 +252,91 @@ def test_the_layouts_are_those_of_the_market() -> None:
     assert spot.channel("bookTicker").layout == binance.LAYOUTS["spot"]["bookTicker"]
     assert usdm.channel("bookTicker").layout == binance.LAYOUTS["usdm"]["bookTicker"]
     assert binance.spec(["btcusdt"], ["depth"]).channel("depth").layout is None
+
+
+# -- specs built by hand: each way a layout or a channel can differ from the adapters' ----
+
+
+class Tick(BaseModel):
+    venue: str | None = None
+    symbol: str
+    first: int
+    price: float
+    note: str
+    ts: int
+
+
+TICK = Layout('{"type":"tick","symbol":<symbol:str>,"first":<first:int>,'
+              '"price":<price:float>,"note":<note:str>,"ts":<ts:int>}')
+
+
+def ticks(count: int, *, price: str = "1.5") -> list[str]:
+    return [f'{{"type":"tick","symbol":"S{i % 2}","first":{i // 2 + 1},"price":{price},'
+            f'"note":"n","ts":{i}}}' for i in range(count)]
+
+
+def hand_built(tmp_path: Path, texts: list[str], health: bool = True,
+               **channel: Any) -> tuple[ReplayResult, ReplayResult]:
+    fields = {"name": "tick", "model": Tick, "layout": TICK} | channel
+    spec = FeedSpec(url="ws://127.0.0.1:9", type_of=by_field("type"),
+                    channels=[Channel(**fields),
+                              Channel(name="other", model=Tick, stream="other")],
+                    health={"tick": StreamConfig(expected_interval=1, stale_threshold=60)}
+                    if health else {})
+    recording = Recording.from_frames(tmp_path / "r", texts, spec=spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a layout not used says so; that is tested below
+        columns = replay(recording, spec, chunk_events=40)
+    models = replay(recording, spec, chunk_events=40, columnar=False)
+    assert_same(columns, models)
+    return columns, models
+
+
+def test_a_stream_without_health_settings_is_never_stale_in_columns(tmp_path: Path) -> None:
+    columns, _ = hand_built(tmp_path, ticks(300), health=False, dedupe_key=("symbol", "first"))
+    assert columns.read_in_columns > 200
+
+
+def test_keys_left_out_of_the_layout_are_none_in_columns_too(tmp_path: Path) -> None:
+    # venue is not in the layout: every key holds None, as the model gives it.
+    columns, models = hand_built(tmp_path, ticks(300), dedupe_key=("venue", "ts"),
+                                 sequence="ts", sequence_key="venue")
+    assert columns.read_in_columns > 200
+    assert models.frames["tick"]["venue"].null_count() == 300
+
+
+def test_a_sequence_key_named_like_an_aggregate_is_counted_in_columns(tmp_path: Path) -> None:
+    columns, models = hand_built(tmp_path, ticks(300), sequence="ts", sequence_key="first")
+    assert columns.read_in_columns > 200
+
+
+@pytest.mark.parametrize("channel", [{"exchange_time": "note"}, {"sequence": "price"},
+                                     {"sequence": "note"}])
+def test_extractors_on_fields_that_are_not_ints_keep_the_per_message_path(
+        tmp_path: Path, channel: dict[str, str]) -> None:
+    # The model path reports each such value; no column path could say the same.
+    columns, models = hand_built(tmp_path, ticks(120), **channel)
+    assert columns.read_in_columns == 0
+    assert models.counts.handler_errors > 0
+
+
+def test_a_float_written_as_minus_zero_is_the_models_zero(tmp_path: Path) -> None:
+    columns, models = hand_built(tmp_path, ticks(120, price="-0"))
+    assert models.frames["tick"]["price"].to_list()[0] == 0.0
+    assert ipc(columns.frames["tick"]) == ipc(models.frames["tick"])
+
+
+def test_a_layout_that_matches_another_channels_messages_is_not_used(tmp_path: Path) -> None:
+    # The type is a placeholder: "other" messages would match too.
+    loose = Layout('{"type":<_:str>,"symbol":<symbol:str>,"first":<first:int>,'
+                   '"price":<price:float>,"note":<note:str>,"ts":<ts:int>}')
+    texts = [t.replace('"tick"', '"other"') if i % 3 == 0 else t
+             for i, t in enumerate(ticks(120))]
+    with pytest.warns(UserWarning, match="'tick': its layout is not used .* routed to"):
+        replay(Recording.from_frames(tmp_path / "w", texts), FeedSpec(
+            url="ws://127.0.0.1:9", type_of=by_field("type"),
+            channels=[Channel(name="tick", model=Tick, layout=loose),
+                      Channel(name="other", model=Tick, stream="other")]), chunk_events=40)
+    columns, models = hand_built(tmp_path, texts, layout=loose)
+    assert columns.read_in_columns == 0
+    assert models.frames["other"].height == 40

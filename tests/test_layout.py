@@ -150,7 +150,10 @@ def test_the_widest_admitted_numbers_decode_exactly() -> None:
     text = '9223372036854775807 0.5 "-0.0000000000000001" 9223372036854'
     assert decode_one(layout, text) == {
         "i": MAX_INT, "f": 0.5, "d": -1e-16, "t": 9_223_372_036_854_000_000}
-    assert decode_one(layout, '-0 -0 "0.0" -0') == {"i": 0, "f": -0.0, "d": 0.0, "t": 0}
+    assert decode_one(layout, '-0 -0.0 "0.0" -0') == {"i": 0, "f": -0.0, "d": 0.0, "t": 0}
+    # JSON's -0 is the integer 0 to the model (0.0 in a float field) but -0.0 to polars:
+    # not admitted as a float.
+    assert decode_one(layout, '-0 -0 "0.0" -0') == dict.fromkeys(layout.fields)
 
 
 @pytest.mark.parametrize("text", [
@@ -543,6 +546,7 @@ def messages(draw: st.DrawFn, template: str) -> tuple[str, dict[str, Any], bool]
             values[name] = _value(kind, value)
             fits = fits and (kind != "ms" or abs(int(value)) <= MAX_MS)
             fits = fits and (kind != "int" or -(2**63) <= int(value) <= MAX_INT)
+            fits = fits and (kind != "float" or value != "-0")  # 0 to the model, -0.0 to polars
     return text + template[end:], values, fits
 
 

@@ -23,12 +23,14 @@ its commits before it, which :meth:`Taken.commit` gives.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Sequence
 
 import polars as pl
 
 from .exactness import SUSPECT_PATTERN
 from .frames import META_COLUMNS, polars_schema
+from .layout import check_layout
 from .parser import OK
 from .pipeline import Pipeline
 from .spec import CONNECTION_GROUP, Channel, FeedSpec
@@ -75,11 +77,11 @@ class Taken:
         rows = self.rows.slice(low, high - low)
         names = channel.field_names
         if channel.sequence is not None:
-            key = names.get("sequence_key")
-            value = names["sequence"][0]
-            runs = (rows.group_by(key[0] if key else pl.lit(None).alias("_key"),
-                                  maintain_order=True)
-                    .agg(pl.col(value).first().alias("first"), pl.col(value).last().alias("last")))
+            runs = (rows.select(_sequence_key(channel).alias("__key"),
+                                pl.col(names["sequence"][0]).alias("__value"))
+                    .group_by("__key", maintain_order=True)
+                    .agg(pl.col("__value").first().alias("__first"),
+                         pl.col("__value").last().alias("__last")))
             pipeline.sequences.observe_runs(
                 channel.sequence_group_name,
                 {k: (first, last) for k, first, last in runs.iter_rows()},
@@ -106,8 +108,15 @@ class Columnar:
         spec = pipeline.spec
         books = set() if spec.book_sync is None else set(spec.book_sync.channels)
         self.channels = {c.name: c for c in spec.channels
-                         if c.name not in books and _own_state(c, spec)}
+                         if c.name not in books and _own_state(c, spec)
+                         and _holds_its_promise(c, pipeline)}
         self._schemas = {name: polars_schema(c.model) for name, c in self.channels.items()}
+        self.monitored = frozenset(pipeline.health.streams)
+        """The health streams judged; a stream not among them is never stale."""
+
+    def stale(self, stream: str) -> bool:
+        """Whether ``stream`` is stale now (its next message makes it recover)."""
+        return stream in self.monitored and not self.pipeline.health.is_stream_healthy(stream)
 
     def __bool__(self) -> bool:
         return bool(self.channels)
@@ -126,37 +135,54 @@ class Columnar:
         opens
             Whether a connection opens within the chunk (no channel is taken then: the
             generation and every sequence expectation change there).
+
+        Returns
+        -------
+        dict[str, Taken]
+            Per channel taken, its rows; a channel not in it keeps the per-message path
+            for the chunk.
         """
         pipeline = self.pipeline
         generation = pipeline.generation
         if opens or not self.channels:
             return {}
-        indexed = messages.select(
+        # Masks over the chunk, not filtered copies: only each layout's own messages are
+        # copied out, to be decoded.
+        texts = messages["data"]
+        current = messages["generation"] == generation
+        plain = (current & ~messages["binary"] & texts.is_not_null()
+                 & ~texts.str.contains(SUSPECT_PATTERN))
+        meta = messages.select(
             pl.int_range(pl.len(), dtype=pl.Int64).alias("__position"),
-            pl.col("generation"), pl.col("mono_ns").alias("__mono"),
-            pl.col("wall_ns").alias("__wall"), pl.col("seq").alias("__seq"),
-            pl.col("data"), pl.col("binary"))
-        current = indexed.filter((pl.col("generation") == generation) & ~pl.col("binary")
-                                 & pl.col("data").is_not_null()
-                                 & ~pl.col("data").str.contains(SUSPECT_PATTERN))
+            pl.col("mono_ns").alias("__mono"), pl.col("wall_ns").alias("__wall"),
+            pl.col("seq").alias("__seq"))
         found: dict[str, pl.DataFrame] = {}
         for name, channel in self.channels.items():
             layout = channel.layout
             assert layout is not None
-            mine = current.filter(pl.col("data").str.contains(layout.anchor, literal=True))
-            decoded = pl.concat([mine.select("__position", "__mono", "__wall", "__seq"),
-                                 layout.decode(mine["data"])], how="horizontal")
+            mine = plain & texts.str.contains(layout.anchor, literal=True)
+            decoded = pl.concat([meta.filter(mine), layout.decode(texts.filter(mine))],
+                                how="horizontal")
             found[name] = decoded.filter(pl.col(next(iter(layout.fields))).is_not_null())
         matched = pl.concat([f.select("__position") for f in found.values()])["__position"]
-        unmatched = indexed.filter((pl.col("generation") == generation)
-                                   & ~pl.col("__position").is_in(matched.implode()))
+        twice = matched.filter(matched.is_duplicated()).unique().implode()
+        if len(twice[0]):  # two layouts match a message: the parser says whose it is
+            found = {name: rows.filter(~pl.col("__position").is_in(twice))
+                     for name, rows in found.items()}
+            matched = matched.filter(~matched.is_in(twice))
+        unmatched = meta["__position"].filter(
+            current & ~meta["__position"].is_in(matched.implode()))
+        # A channel any of whose messages the layout does not match keeps the per-message
+        # path: route the others until no channel is left to rule out.
+        candidates = {name for name, rows in found.items() if rows.height}
         route = pipeline.parser.route
-        elsewhere = {route(data[i]) for i in unmatched["__position"].to_list()}
+        for position in unmatched.to_list():
+            if not candidates:
+                break
+            candidates.discard(route(data[position]))
         taken = {}
-        for name, rows in found.items():
-            if name in elsewhere or rows.height == 0:
-                continue
-            made = self._taken(self.channels[name], rows)
+        for name in candidates:
+            made = self._taken(self.channels[name], found[name])
             if made is not None:
                 taken[name] = made
         return taken
@@ -165,6 +191,10 @@ class Columnar:
         """``channel``'s rows as a :class:`Taken`, or ``None`` if any would not be ``ok``."""
         pipeline = self.pipeline
         names = channel.field_names
+        schema = self._schemas[channel.name]
+        found = found.with_columns(pl.lit(None, dtype=dtype).alias(name)  # left out: None
+                                   for name, dtype in schema.items()
+                                   if name not in found.columns)
         keys: list[Hashable] | None = None
         mono = found["__mono"]
         if channel.dedupe_key is not None:
@@ -178,10 +208,6 @@ class Columnar:
         if channel.sequence is not None and not self._runs_on(channel, found):
             return None
         time = names.get("exchange_time")
-        schema = self._schemas[channel.name]
-        found = found.with_columns(pl.lit(None, dtype=dtype).alias(name)  # left out: None
-                                   for name, dtype in schema.items()
-                                   if name not in found.columns)
         meta = {
             "recv_wall_ns": pl.col("__wall"),
             "recv_mono_ns": pl.col("__mono"),
@@ -198,10 +224,8 @@ class Columnar:
         sequences = self.pipeline.sequences
         if sequences.generation != self.pipeline.generation:
             return False  # the next number judged starts every key afresh
-        names = channel.field_names
-        value = names["sequence"][0]
-        key = pl.col(names["sequence_key"][0]) if "sequence_key" in names else pl.lit(None)
-        runs = (found.select(key.alias("_key"), pl.col(value).alias("_value"))
+        value = channel.field_names["sequence"][0]
+        runs = (found.select(_sequence_key(channel).alias("_key"), pl.col(value).alias("_value"))
                 .group_by("_key", maintain_order=True)
                 .agg(pl.col("_value").first().alias("first"),
                      (pl.col("_value").diff().drop_nulls() == 1).all().alias("steady")))
@@ -214,7 +238,40 @@ class Columnar:
 
 
 def _ascending(times: pl.Series) -> bool:
+    """Whether ``times`` never go back."""
     return bool((times.diff().drop_nulls() >= 0).all())
+
+
+def _sequence_key(channel: Channel) -> pl.Expr:
+    """The column a channel's sequence numbers count under (``None``: one counter)."""
+    names = channel.field_names.get("sequence_key")
+    return pl.col(names[0]) if names else pl.lit(None)
+
+
+def _holds_its_promise(channel: Channel, pipeline: Pipeline) -> bool:
+    """Whether ``channel``'s layout checks out against its model and the feed's routing.
+
+    Its example messages, with every type name of the feed in its text placeholders, must
+    each be routed to the channel and read by the model as the layout reads them. A
+    layout that does not is not used (with a warning): its messages go through the model.
+    """
+    layout = channel.layout
+    assert layout is not None
+    spec = pipeline.spec
+    words = [*spec.channel_names, *spec.control, *spec.error_types, *spec.control_texts]
+    examples = layout.examples(words)
+    try:
+        layout.check_model(channel.model, channel.name)
+        problems = check_layout(layout, channel.model, examples)
+    except ValueError as exc:
+        problems = [str(exc)]
+    routed = {pipeline.parser.route(text) for text in examples}
+    if routed != {channel.name}:
+        problems.append(f"its messages are routed to {sorted(map(str, routed))}")
+    if problems:
+        warnings.warn(f"channel {channel.name!r}: its layout is not used ({problems[0]}); "
+                      "its messages go through the model", stacklevel=4)
+    return not problems
 
 
 def _own_state(channel: Channel, spec: FeedSpec) -> bool:
@@ -222,9 +279,11 @@ def _own_state(channel: Channel, spec: FeedSpec) -> bool:
     if channel.layout is None or channel.explode is not None:
         return False
     names = channel.field_names
-    if channel.sequence is not None and names.get("sequence", ("",))[0] not in (
-            channel.layout.fields):
-        return False  # left out, so always None: no number to judge
+    kinds = channel.layout.fields
+    if channel.sequence is not None and kinds.get(names.get("sequence", ("",))[0]) != "int":
+        return False  # left out (always None), or not an int: the model path judges it
+    if kinds.get(names.get("exchange_time", ("",))[0], "ms") not in ("int", "ms"):
+        return False  # not an int: the per-message path reports it
     for extractor in ("dedupe_key", "sequence", "sequence_key", "exchange_time"):
         if getattr(channel, extractor) is not None and extractor not in names:
             return False  # a callable: it needs the message object

@@ -47,9 +47,11 @@ frames in ``data/`` and on generated ones.
 from __future__ import annotations
 
 import re
+import struct
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import polars as pl
@@ -59,10 +61,13 @@ from pydantic.fields import FieldInfo
 from .clock import ns_from_ms
 from .frames import polars_schema
 
-__all__ = ["KINDS", "Layout", "check_layout"]
+__all__ = ["KINDS", "Kind", "Layout", "check_layout"]
 
 _INT = r"-?(?:0|[1-9][0-9]{0,18})"
 _NUMBER = r"-?(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,16})?"
+_BARE_NUMBER = r"0|-?0\.[0-9]{1,16}|-?[1-9][0-9]{0,15}(?:\.[0-9]{1,16})?"
+"""A JSON number the model and polars read alike: JSON's ``-0`` is the integer 0 to the
+model, but ``-0.0`` to polars, so it is left out (``-0.0`` itself reads alike)."""
 _MS = r"-?(?:0|[1-9][0-9]{0,12})"
 _TEXT = r'[^"\\\x00-\x1f]*'
 _NAME = r'[^"\\@\x00-\x1f]*'
@@ -71,19 +76,32 @@ _MAX_MS = (2**63 - 1) // 1_000_000
 
 
 @dataclass(frozen=True)
-class _Kind:
-    token: str  # the JSON text it admits; the group captures the value's text
-    dtype: pl.DataType | None  # None: not kept
+class Kind:
+    """A placeholder kind: the text it admits and the column it gives.
+
+    Attributes
+    ----------
+    token
+        The regular expression of the JSON text it admits; its group captures the value.
+    dtype
+        The column's dtype; ``None`` for text that is matched but not kept.
+    example
+        A text it admits, for the example messages of :meth:`Layout.examples`.
+    """
+
+    token: str
+    dtype: pl.DataType | None
+    example: str
 
 
-KINDS: Mapping[str, _Kind] = {
-    "int": _Kind(f"({_INT})", pl.Int64()),  # and within Int64's range
-    "float": _Kind(f"({_NUMBER})", pl.Float64()),
-    "decimal": _Kind(f'"({_NUMBER})"', pl.Float64()),
-    "str": _Kind(f'"({_TEXT})"', pl.String()),
-    "bool": _Kind("(true|false)", pl.Boolean()),
-    "ms": _Kind(f"({_MS})", pl.Int64()),
-    "name": _Kind(_NAME, None),
+KINDS: Mapping[str, Kind] = {
+    "int": Kind(f"({_INT})", pl.Int64(), "7"),  # and within Int64's range
+    "float": Kind(f"({_BARE_NUMBER})", pl.Float64(), "1.5"),
+    "decimal": Kind(f'"({_NUMBER})"', pl.Float64(), '"1.5"'),
+    "str": Kind(f'"({_TEXT})"', pl.String(), '"x"'),
+    "bool": Kind("(true|false)", pl.Boolean(), "true"),
+    "ms": Kind(f"({_MS})", pl.Int64(), "1700000000000"),
+    "name": Kind(_NAME, None, "x"),
 }
 """The placeholder kinds and the column each gives (see the module's table)."""
 
@@ -138,6 +156,7 @@ class Layout:
         if not isinstance(template, str):
             raise TypeError(f"a layout's template is text, got {type(template).__name__}")
         parts: list[str] = []
+        pieces: list[str | tuple[str, str, tuple[str, ...] | None]] = []
         literals: list[str] = []
         fields: dict[str, str] = {}
         choices: dict[str, tuple[str, ...]] = {}
@@ -149,10 +168,12 @@ class Layout:
                                  f"the kinds are {list(KINDS)}")
             parts.append(_literal(template[end:found.start()]))
             literals.append(template[end:found.start()])
+            pieces.append(template[end:found.start()])
             token = KINDS[kind].token
             if options is not None:
                 token = _choice(found[0], kind, options)
                 choices[name] = tuple(options.split("|"))
+            pieces.append((name, kind, None if options is None else tuple(options.split("|"))))
             if name == "_":  # matched, not captured
                 parts.append(token.replace("(", "(?:", 1))
             elif KINDS[kind].dtype is None:
@@ -173,15 +194,65 @@ class Layout:
         if stray is not None:
             raise ValueError(f"{stray} is not a placeholder: write <field:kind> with a field "
                              f"name and one of the kinds {list(KINDS)}")
-        self.template = template
-        self.anchor = max(literals, key=len)
+        pieces.append(template[end:])
+        self._template = template
+        self._anchor = max(literals, key=len)
+        self._fields = MappingProxyType(fields)
+        self._choices = MappingProxyType(choices)
+        self._pattern = "^" + "".join(parts) + "$"
+        self._pieces = tuple(pieces)
+
+    @property
+    def template(self) -> str:
+        """The template it was made from."""
+        return self._template
+
+    @property
+    def anchor(self) -> str:
         """The longest text every matching message holds: a cheap first filter."""
-        self.fields = fields
+        return self._anchor
+
+    @property
+    def fields(self) -> Mapping[str, str]:
         """Each kept field and its kind, in template order."""
-        self.choices = choices
+        return self._fields
+
+    @property
+    def choices(self) -> Mapping[str, tuple[str, ...]]:
         """The texts a ``<field:str(a|b)>`` placeholder admits, per field."""
-        self.pattern = "^" + "".join(parts) + "$"
+        return self._choices
+
+    @property
+    def pattern(self) -> str:
         """The regular expression a message must match in full."""
+        return self._pattern
+
+    def examples(self, words: Iterable[str] = ()) -> list[str]:
+        """Messages the layout matches: one of plain values, then one per other value.
+
+        The others are each listed text of a ``str(a|b)`` placeholder, and each of
+        ``words`` in every ``str`` and ``name`` placeholder (where the kind admits it). A
+        replay routes them, with ``words`` the feed's type names, to be sure that what the
+        layout matches is its channel's, whatever text its placeholders hold.
+        """
+        def value(kind: str, options: tuple[str, ...] | None) -> str:
+            return f'"{options[0]}"' if options else KINDS[kind].example
+
+        def render(changed: int, text: str) -> str:
+            return "".join(
+                piece if isinstance(piece, str) else text if index == changed
+                else value(piece[1], piece[2]) for index, piece in enumerate(self._pieces))
+
+        found = [render(-1, "")]
+        for index, piece in enumerate(self._pieces):
+            if isinstance(piece, str):
+                continue
+            _, kind, options = piece
+            others = [f'"{o}"' for o in options[1:]] if options else (
+                [f'"{w}"' for w in words if _OPTION.fullmatch(w)] if kind == "str" else
+                [w for w in words if re.fullmatch(_NAME, w)] if kind == "name" else [])
+            found.extend(render(index, other) for other in others)
+        return found
 
     def decode(self, texts: pl.Series) -> pl.DataFrame:
         """Each message's values as typed columns; a row of nulls where it does not match.
@@ -238,6 +309,8 @@ class Layout:
         validated = {name for decorator in
                      model.__pydantic_decorators__.field_validators.values()
                      for name in decorator.info.fields}
+        if "*" in validated:  # @field_validator("*") runs on every field
+            validated |= set(model.model_fields)
         for name, kind in self.fields.items():
             if name not in schema:
                 raise ValueError(f"{where}layout field {name!r} is not a field of "
@@ -247,7 +320,7 @@ class Layout:
                                  f"{KINDS[kind].dtype} column, but {model.__name__}.{name} "
                                  f"is a {schema[name]} column")
             info = model.model_fields[name]
-            expected = [_NS_FROM_MS] if kind == "ms" else []
+            expected = [ns_from_ms] if kind == "ms" else []
             if name in validated or [_step(m) for m in _metadata(info)] != expected:
                 raise ValueError(f"{where}{model.__name__}.{name} has validators or "
                                  "constraints a layout cannot apply" + (
@@ -267,6 +340,11 @@ class Layout:
         """``model``'s fields the layout leaves out: ``None`` in every row it decodes."""
         return [name for name in model.model_fields if name not in self.fields]
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if hasattr(self, "_pieces"):
+            raise AttributeError(f"a Layout is a value: {name!r} cannot be changed")
+        super().__setattr__(name, value)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Layout) and other.template == self.template
 
@@ -280,9 +358,6 @@ class Layout:
 _RESHAPING = ("strict", "str_strip_whitespace", "str_to_lower", "str_to_upper",
               "str_min_length", "str_max_length", "coerce_numbers_to_str")
 """``model_config`` settings under which a model reads a value otherwise than its text."""
-
-_NS_FROM_MS = ns_from_ms
-
 
 def _metadata(info: FieldInfo) -> list[Any]:
     """A field's validators and constraints, those inside an optional type's member too."""
@@ -307,6 +382,15 @@ def _literal_texts(annotation: Any) -> set[str] | None:
     if get_origin(annotation) is Literal:
         return {value for value in get_args(annotation) if isinstance(value, str)}
     return None
+
+
+def _same(decoded: Any, read: Any) -> bool:
+    """Whether two values are the same: of one type, and a float to the bit (``-0.0``)."""
+    if type(decoded) is not type(read):
+        return False
+    if isinstance(read, float):
+        return struct.pack("<d", decoded) == struct.pack("<d", read)
+    return bool(decoded == read)
 
 
 def check_layout(layout: Layout, model: type[BaseModel], texts: Iterable[str]) -> list[str]:
@@ -345,7 +429,7 @@ def check_layout(layout: Layout, model: type[BaseModel], texts: Iterable[str]) -
             continue
         expected = values | defaults
         for name, value in found.items():
-            if expected.get(name) != value or type(expected.get(name)) is not type(value):
+            if not _same(expected.get(name), value):
                 problems.append(f"{text[:120]!r}: {name} decodes to {expected.get(name)!r}, "
                                 f"the model gives {value!r}")
     return problems

@@ -276,7 +276,7 @@ def replay_in_chunks(
     if before is not None:
         before(pipeline)
     driver = _Driver(pipeline, clock, round(spec.check_interval * NS_PER_S), skip, progress,
-                     recording.event_count, recording.path, columnar)
+                     recording.event_count, recording.path, columnar=columnar)
     for chunk in chunks:
         with _collector_paused():
             driver.feed(chunk)
@@ -354,7 +354,7 @@ class _Driver:
 
     def __init__(self, pipeline: Pipeline, clock: VirtualClock, interval: int, skip: set[int],
                  progress: Callable[[int, int], None] | None, total: int,
-                 source: object, columnar: bool = True) -> None:
+                 source: object, *, columnar: bool = True) -> None:
         self.pipeline, self.clock, self.interval = pipeline, clock, interval
         self.skip = pl.Series(sorted(skip), dtype=pl.Int64).implode()
         self.progress, self.total, self.source = progress, total, source
@@ -453,12 +453,15 @@ class _Driver:
 
         The taken channels' messages in it are left to their commit, and health hears of
         them now, before the stop: each stream's first and last message of the interval,
-        as :meth:`Pipeline.process` would tell it. A channel whose stream is stale takes
-        the per-message path for the interval instead, so that the stream recovers at the
-        point in the event order it always has (its earlier rows are committed first).
+        as :meth:`Pipeline.process` would tell it (streams not judged included). A channel
+        whose stream is stale takes the per-message path for the interval instead, so that
+        the stream recovers at the point in the event order it always has (its earlier
+        rows are committed first).
         """
         chosen = rest[bisect.bisect_left(rest, low):bisect.bisect_left(rest, high)]
         health = self.pipeline.health
+        assert self.columnar is not None  # only a columnar replay takes channels
+        stale = self.columnar.stale
         merged = False
         for channel in taken.values():
             positions = channel.positions
@@ -466,7 +469,7 @@ class _Driver:
             last = bisect.bisect_left(positions, high, lo=first)
             if first == last:
                 continue
-            if health.is_stream_healthy(channel.stream):
+            if not stale(channel.stream):
                 times = channel.recv_mono
                 health.record_batch({channel.stream: times[first]},
                                     {channel.stream: times[last - 1]})
