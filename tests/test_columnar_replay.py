@@ -306,7 +306,7 @@ def test_keys_left_out_of_the_layout_are_none_in_columns_too(tmp_path: Path) -> 
 
 
 def test_a_sequence_key_named_like_an_aggregate_is_counted_in_columns(tmp_path: Path) -> None:
-    columns, models = hand_built(tmp_path, ticks(300), sequence="ts", sequence_key="first")
+    columns, _ = hand_built(tmp_path, ticks(300), sequence="ts", sequence_key="first")
     assert columns.read_in_columns > 200
 
 

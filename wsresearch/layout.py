@@ -145,7 +145,7 @@ class Layout:
     Examples
     --------
     >>> layout = Layout('{"type":"trade","id":<trade_id:int>,"price":<price:decimal>}')
-    >>> layout.fields
+    >>> dict(layout.fields)
     {'trade_id': 'int', 'price': 'decimal'}
     >>> texts = pl.Series(['{"type":"trade","id":7,"price":"1.50"}', '{"id": 7}'])
     >>> layout.decode(texts).to_dicts()
