@@ -62,37 +62,16 @@ def _batch(data: st.DataObject, start: int) -> tuple[list[int], list[int]]:
     return keys, list(itertools.accumulate(steps, initial=first))
 
 
+@pytest.mark.parametrize("back", [0, 4], ids=["ordered history", "history stepping back"])
 @settings(max_examples=sized(300, 2000), deadline=None)
 @given(maxsize=st.integers(1, 6), ttl=st.integers(1, 20), data=st.data())
-def test_remember_leaves_the_state_seen_per_key_leaves_after_an_ordered_history(
-        maxsize: int, ttl: int, data: st.DataObject) -> None:
+def test_remember_leaves_the_state_seen_per_key_leaves(
+        back: int, maxsize: int, ttl: int, data: st.DataObject) -> None:
     """The contract: keys ``fresh`` accepted, at times that never go back, remembered at
     once give the ``state()`` of ``seen`` per key (each answering False), and both caches
-    answer every later ``seen`` alike, also at times stepping back a little."""
-    history = _history(data, back=0)
-    last = history[-1][1] if history else 0
-    keys, times = _batch(data, last)
-    one_by_one, at_once = _warmed(maxsize, ttl, history), _warmed(maxsize, ttl, history)
-    assume(at_once.fresh(keys, times[0]))
-    assert [one_by_one.seen(k, t) for k, t in zip(keys, times, strict=True)] == [False] * len(keys)
-    at_once.remember(keys, times)
-    assert at_once.state() == one_by_one.state()
-    later = data.draw(st.lists(st.tuples(st.integers(0, 15), st.integers(-2, 6)),
-                               max_size=40), label="later")
-    for key, now in zip([k for k, _ in later], _times(times[-1], [s for _, s in later]),
-                        strict=True):
-        assert at_once.seen(key, now) == one_by_one.seen(key, now), (key, now)
-        assert at_once.state() == one_by_one.state()
-
-
-@settings(max_examples=sized(300, 2000), deadline=None)
-@given(maxsize=st.integers(1, 6), ttl=st.integers(1, 20), data=st.data())
-def test_remember_leaves_the_state_seen_per_key_leaves_after_a_history_that_stepped_back(
-        maxsize: int, ttl: int, data: st.DataObject) -> None:
-    """Recorded receive times can step back. After such a history, what ``fresh`` accepts
-    is new to ``seen`` per key, leaves the same ``state()``, and later ``seen`` calls, at
-    times stepping back a little too, get the same answers and states."""
-    history = _history(data, back=4)
+    answer every later ``seen`` alike, also at times stepping back a little. Recorded
+    receive times can step back, so the history before the keys may too (by ``back``)."""
+    history = _history(data, back=back)
     last = history[-1][1] if history else 0
     keys, times = _batch(data, last)
     one_by_one, at_once = _warmed(maxsize, ttl, history), _warmed(maxsize, ttl, history)
