@@ -38,7 +38,6 @@ from .spec import CONNECTION_GROUP, Channel, FeedSpec
 __all__ = ["Columnar", "Taken"]
 
 
-
 class Taken:
     """One channel's messages of one chunk, decoded, committed to the pipeline in order.
 
@@ -301,4 +300,3 @@ def _own_state(channel: Channel, spec: FeedSpec) -> bool:
         if group == CONNECTION_GROUP and spec.control_sequence is not None:
             return False
     return True
-
