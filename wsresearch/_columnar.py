@@ -121,7 +121,7 @@ class Columnar:
         return bool(self.channels)
 
     def take(self, messages: pl.DataFrame, data: Sequence[str | bytes],
-             opens: bool) -> dict[str, Taken]:
+             opens: bool, start: int = 0) -> dict[str, Taken]:
         """The channels taken in columns for one chunk, with their rows.
 
         Parameters
@@ -132,8 +132,11 @@ class Columnar:
         data
             Each message's payload as the per-message path gets it.
         opens
-            Whether a connection opens within the chunk (no channel is taken then: the
-            generation and every sequence expectation change there).
+            Whether a connection opens among the messages from ``start`` on (no channel
+            is taken then: the generation and every sequence expectation change there).
+        start
+            The first message to take: those before it have been processed (the rest of
+            a chunk after the last connection in it opened).
 
         Returns
         -------
@@ -149,6 +152,8 @@ class Columnar:
         # copied out, to be decoded.
         texts = messages["data"]
         current = messages["generation"] == generation
+        if start:
+            current = current & (pl.int_range(messages.height, eager=True) >= start)
         plain = (current & ~messages["binary"] & texts.is_not_null()
                  & ~texts.str.contains(SUSPECT_PATTERN))
         meta = messages.select(

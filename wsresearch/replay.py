@@ -410,10 +410,14 @@ class _Driver:
         stops.sort(key=lambda stop: (stop[0], stop[1]))
         stops.append((events.height, 2, None))
 
-        taken = self.columnar.take(
-            kept.select("generation", "mono_ns", "wall_ns", "seq", "data", "binary"), data,
-            opens=bool(others.select((pl.col("kind") == "open").any()).item())
-        ) if self.columnar else {}
+        # The columnar path takes the chunk's messages, or, where a connection opens in
+        # it, those after the last opening, once the replay is there.
+        messages = kept.select("generation", "mono_ns", "wall_ns", "seq", "data", "binary")
+        opened = others.filter(pl.col("kind") == "open")["index"]
+        last_open = int(opened.max()) if len(opened) else None  # type: ignore[arg-type]
+        taken: dict[str, Taken] = {}
+        if self.columnar and last_open is None:
+            taken = self.columnar.take(messages, data, opens=False)
         rest = _not_taken(len(items), taken)
         self.read_in_columns += len(items) - len(rest)
 
@@ -441,6 +445,10 @@ class _Driver:
                 if kind == "open":
                     self.generations += 1
                     pipeline.open_generation(generation)
+                    if self.columnar and what[0] == last_open:
+                        taken = self.columnar.take(messages, data, opens=False, start=end)
+                        rest = _not_taken(len(items), taken)
+                        self.read_in_columns += len(items) - len(rest)
                 elif kind == "rest" and status in (None, 200):  # a book snapshot
                     pipeline.rest(url, body or "", mono, wall)
         for channel in taken.values():
