@@ -8,6 +8,7 @@ calls, which must get the same answers from both.
 """
 
 import itertools
+from typing import Any
 
 import polars as pl
 import pytest
@@ -200,14 +201,20 @@ def _two_keys() -> SequenceTracker:
     return tracker
 
 
-def test_observe_runs_refuses_a_generation_other_than_the_last_judged() -> None:
-    with pytest.raises(ValueError, match="generation 1 after messages of None"):
-        SequenceTracker().observe_runs(GROUP, {"A": (1, 3)}, 1)  # nothing judged yet
-    tracker = _two_keys()
-    before = _tracker_state(tracker)
-    with pytest.raises(ValueError, match="generation 2 after messages of 1"):
-        tracker.observe_runs(GROUP, {"A": (2, 3)}, 2)
-    assert _tracker_state(tracker) == before
+@pytest.mark.parametrize("tracker", [SequenceTracker, _two_keys],
+                         ids=["nothing judged yet", "a connection before"])
+@pytest.mark.parametrize("runs", [{"A": (7, 9)}, {"A": (2, 3), "new": (1, 1)}, {}])
+def test_observe_runs_of_a_new_generation_start_afresh_as_observe_does(
+        tracker: Any, runs: dict[str, tuple[int, int]]) -> None:
+    # The first number of a connection clears what the last one left, every group's:
+    # each run's first number is a reset, wherever the key stood.
+    one_by_one, at_once = tracker(), tracker()
+    for key, (first, last) in runs.items():
+        for value in range(first, last + 1):
+            one_by_one.observe(GROUP, "c", key, value, 2, 0)
+    at_once.observe_runs(GROUP, runs, 2)
+    assert _tracker_state(at_once) == _tracker_state(one_by_one)
+    assert at_once.expected(GROUP, "B") == one_by_one.expected(GROUP, "B")
 
 
 @pytest.mark.parametrize("run", [(3, 4), (1, 4), (0, 1)],

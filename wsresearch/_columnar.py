@@ -226,8 +226,9 @@ class Columnar:
     def _runs_on(self, channel: Channel, found: pl.DataFrame) -> bool:
         """Whether every key's numbers run on by one from where the key expects."""
         sequences = self.pipeline.sequences
-        if sequences.generation != self.pipeline.generation:
-            return False  # the next number judged starts every key afresh
+        # Before the tracker has judged a number of this connection, every key starts
+        # afresh: the first number judged clears what the last connection left, whoever's.
+        afresh = sequences.generation != self.pipeline.generation
         value = channel.field_names["sequence"][0]
         runs = (found.select(_sequence_key(channel).alias("_key"), pl.col(value).alias("_value"))
                 .group_by("_key", maintain_order=True)
@@ -235,7 +236,7 @@ class Columnar:
                      (pl.col("_value").diff().drop_nulls() == 1).all().alias("steady")))
         group = channel.sequence_group_name
         for key_value, first, steady in runs.iter_rows():
-            expected = sequences.expected(group, key_value)
+            expected = None if afresh else sequences.expected(group, key_value)
             if not steady or (expected is not None and expected != first):
                 return False
         return True

@@ -258,27 +258,30 @@ class SequenceTracker:
 
         For runs known to be in order: each starts where its key expects, or its key
         has no expectation yet (the first number is then a ``reset``, as the first of a
-        key always is), and each number is the one before plus one. The counts and
-        expectations afterwards are those of observing every number in turn; the
-        caller has checked the runs (the columnar replay does, on columns).
+        key always is), and each number is the one before plus one. Runs of a
+        generation other than the last message's start every key afresh, as
+        :meth:`observe` does. The counts and expectations afterwards are those of
+        observing every number in turn; the caller has checked the runs (the columnar
+        replay does, on columns).
 
         Raises
         ------
         ValueError
-            If ``generation`` is not the generation of the last message judged, or a run
-            does not start where its key expects or ends before it starts; nothing is
-            changed then.
+            If a run does not start where its key expects or ends before it starts;
+            nothing is changed then.
         """
-        if generation != self._generation:
-            raise ValueError(f"runs of generation {generation} after messages of "
-                             f"{self._generation}: observe() them")
-        state = self._state
+        afresh = bool(runs) and generation != self._generation  # as observe() starts anew
+        state = {} if afresh else self._state
         for key, (first, last) in runs.items():  # all checked before any is applied
             if last < first:
                 raise ValueError(f"a run cannot end before it starts: {first}..{last}")
             found = state.get((group, key))
             if found is not None and found.expected != first:
                 raise ValueError(f"{group} {key!r} expects {found.expected}, not {first}")
+        if afresh:
+            self._state.clear()
+            self._generation = generation
+            state = self._state
         resets = numbers = 0
         for key, (first, last) in runs.items():
             found = state.get((group, key))
