@@ -19,6 +19,7 @@ sequences; ``docs/performance.md`` has the measurements.
 
 from __future__ import annotations
 
+import bisect
 import operator
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
@@ -115,6 +116,14 @@ class DedupeCache:
             return
         ttl = self._ttl
         entries = list(zip(keys, [time + ttl for time in times], strict=True))
+        if len(entries) >= self._maxsize:
+            # The newest maxsize keys are all new: those not yet expired are all that is
+            # kept (their expiry times ascend), so there is nothing to pop one by one.
+            newest = entries[-self._maxsize:]
+            kept = newest[bisect.bisect_right([until for _, until in newest], times[-1]):]
+            self._expiry = dict(kept)
+            self._order = deque(kept)
+            return
         self._expiry.update(entries)
         self._order.extend(entries)
         self._expire(times[-1])
