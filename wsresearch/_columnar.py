@@ -121,7 +121,7 @@ class Columnar:
         return bool(self.channels)
 
     def take(self, messages: pl.DataFrame, data: Sequence[str | bytes],
-             opens: bool, start: int = 0) -> dict[str, Taken]:
+             start: int = 0) -> dict[str, Taken]:
         """The channels taken in columns for one chunk, with their rows.
 
         Parameters
@@ -131,12 +131,11 @@ class Columnar:
             ``wall_ns``, ``seq``, ``data`` (text) and ``binary``.
         data
             Each message's payload as the per-message path gets it.
-        opens
-            Whether a connection opens among the messages from ``start`` on (no channel
-            is taken then: the generation and every sequence expectation change there).
         start
             The first message to take: those before it have been processed (the rest of
-            a chunk after the last connection in it opened).
+            a chunk after the last connection in it opened). No connection may open
+            among the messages taken: the generation and every sequence expectation
+            change there.
 
         Returns
         -------
@@ -146,7 +145,7 @@ class Columnar:
         """
         pipeline = self.pipeline
         generation = pipeline.generation
-        if opens or not self.channels:
+        if not self.channels:
             return {}
         # Masks over the chunk, not filtered copies: only each layout's own messages are
         # copied out, to be decoded.
@@ -228,6 +227,10 @@ class Columnar:
         sequences = self.pipeline.sequences
         # Before the tracker has judged a number of this connection, every key starts
         # afresh: the first number judged clears what the last connection left, whoever's.
+        # That holds because (1) observe() clears only once it has a number to judge, (2)
+        # old-generation messages are never judged, and (3) this channel's group is its
+        # own, not the connection group of control messages (_own_state): so nothing
+        # judged in this connection reads what the last one left, whichever comes first.
         afresh = sequences.generation != self.pipeline.generation
         value = channel.field_names["sequence"][0]
         runs = (found.select(_sequence_key(channel).alias("_key"), pl.col(value).alias("_value"))

@@ -417,7 +417,7 @@ class _Driver:
         last_open = int(opened.max()) if len(opened) else None  # type: ignore[arg-type]
         taken: dict[str, Taken] = {}
         if self.columnar and last_open is None:
-            taken = self.columnar.take(messages, data, opens=False)
+            taken = self.columnar.take(messages, data)
         rest = _not_taken(len(items), taken)
         self.read_in_columns += len(items) - len(rest)
 
@@ -446,7 +446,7 @@ class _Driver:
                     self.generations += 1
                     pipeline.open_generation(generation)
                     if self.columnar and what[0] == last_open:
-                        taken = self.columnar.take(messages, data, opens=False, start=end)
+                        taken = self.columnar.take(messages, data, start=end)
                         rest = _not_taken(len(items), taken)
                         self.read_in_columns += len(items) - len(rest)
                 elif kind == "rest" and status in (None, 200):  # a book snapshot
