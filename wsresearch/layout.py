@@ -21,7 +21,8 @@ kind          matches                                 column
 ============  ======================================  =================================
 ``int``       an integer an ``Int64`` holds           ``Int64``
 ``float``     a number without exponent, up to 16     ``Float64``
-              digits each side of the point
+              digits each side of the point (not a
+              bare ``-0``, the model's integer 0)
 ``decimal``   a string holding such a number          ``Float64`` (the model reads the
               (``"61837.63000000"``)                  text as a float)
 ``str``       a string with no escape and no          ``String``
@@ -41,7 +42,8 @@ leaves out must default to ``None`` (the optional fields of another market).
 A layout is a promise: every message it matches is a message of its channel that the
 model validates to exactly the decoded values. :func:`check_layout` tests that promise on
 given messages; the test suite holds every layout of the adapters to it, on the real
-frames in ``data/`` and on generated ones.
+frames in ``data/`` and on generated ones; and a replay tries each layout's
+:meth:`Layout.examples` before it uses it (see ``docs/layout.md``).
 """
 
 from __future__ import annotations
