@@ -385,6 +385,19 @@ def test_a_channel_with_a_layout_cannot_explode() -> None:
         Channel(name="batch", model=Batch, layout=layout, explode="fills")
 
 
+def test_with_layout_checks_the_layout_as_the_constructor_does() -> None:
+    plain = Channel(name="trade", model=binance.Trade, dedupe_key=("symbol", "trade_id"))
+    layout = binance.LAYOUTS["spot"]["trade"]
+    given = plain.with_layout(layout)
+    assert (given.layout, given.dedupe_key, plain.layout) == (layout, plain.dedupe_key, None)
+    assert given.with_layout(None).layout is None
+    with pytest.raises(ValueError, match="is <int>, a Int64 column"):
+        plain.with_layout(Layout(SPOT_TRADE.replace("<price:decimal>", "<price:int>")))
+    with pytest.raises(ValueError, match="an exploded channel cannot have one"):
+        Channel(name="batch", model=Batch, explode="fills").with_layout(
+            Layout('{"symbol":<symbol:str>}'))
+
+
 def test_check_layout_names_each_field_the_model_reads_otherwise() -> None:
     # Two placeholders of the same column dtype swapped pass check_model (it cannot know
     # which key holds which field); check_layout compares with the model and names them.

@@ -145,8 +145,6 @@ class Columnar:
         """
         pipeline = self.pipeline
         generation = pipeline.generation
-        if not self.channels:
-            return {}
         # Masks over the chunk, not filtered copies: only each layout's own messages are
         # copied out, to be decoded.
         texts = messages["data"]
@@ -287,18 +285,19 @@ def _own_state(channel: Channel, spec: FeedSpec) -> bool:
     if channel.layout is None or channel.explode is not None:
         return False
     names = channel.field_names
-    kinds = channel.layout.fields
-    if channel.sequence is not None and kinds.get(names.get("sequence", ("",))[0]) != "int":
-        return False  # left out (always None), or not an int: the model path judges it
-    if kinds.get(names.get("exchange_time", ("",))[0], "ms") not in ("int", "ms"):
-        return False  # not an int: the per-message path reports it
     for extractor in ("dedupe_key", "sequence", "sequence_key", "exchange_time"):
-        if getattr(channel, extractor) is not None and extractor not in names:
+        if getattr(channel, extractor) is None:
+            continue
+        if extractor not in names:
             return False  # a callable: it needs the message object
-    if len(names.get("sequence", ())) > 1 or len(names.get("exchange_time", ())) > 1:
-        return False  # several names make a tuple, which the per-message path refuses
-    if len(names.get("sequence_key", ())) > 1:
-        return False
+        if extractor != "dedupe_key" and len(names[extractor]) > 1:
+            return False  # a tuple, which the per-message path refuses or keys by
+    kinds = channel.layout.fields
+    if channel.sequence is not None and kinds.get(names["sequence"][0]) != "int":
+        return False  # left out (always None), or not an int: the model path judges it
+    if channel.exchange_time is not None and kinds.get(
+            names["exchange_time"][0], "ms") not in ("int", "ms"):
+        return False  # not an int: the per-message path reports it
     others = [c for c in spec.channels if c.name != channel.name]
     if any(c.stream_name == channel.stream_name for c in others):
         return False

@@ -519,17 +519,9 @@ class FrameStore:
         if channel in self._explode:
             raise ValueError(f"channel {channel!r} is exploded: add its rows with extend()")
         self._added[channel] += rows.height
-        limit = self._max_rows
-        if limit == 0 or not rows.height:
+        if self._max_rows == 0 or not rows.height:
             return
-        built = self.frame(channel)
-        frame = pl.concat([built, rows], how="vertical", rechunk=False)
-        chunks = self._chunks[channel] + 1
-        if chunks > _MAX_CHUNKS:
-            frame, chunks = frame.rechunk(), 1
-        if limit is not None and frame.height > limit:
-            frame = frame.tail(limit)
-        self._built[channel], self._chunks[channel] = frame, chunks
+        self._append(channel, self.frame(channel), rows, "vertical")
 
     def rows(self, channel: str) -> int:
         """Rows held for ``channel`` now, built and pending (at most ``max_rows``).
@@ -581,10 +573,15 @@ class FrameStore:
         self._pending[channel] = []
         if channel in self._explode:
             self._added[channel] += new.height
+        return self._append(channel, built, new, "vertical_relaxed")
+
+    def _append(self, channel: str, built: pl.DataFrame | None, new: pl.DataFrame,
+                how: Literal["vertical", "vertical_relaxed"]) -> pl.DataFrame:
+        """``new`` after ``built`` as ``channel``'s frame, within ``max_rows``; returned."""
         if built is None:
             frame, chunks = new, 1
         else:
-            frame, chunks = pl.concat([built, new], how="vertical_relaxed", rechunk=False), (
+            frame, chunks = pl.concat([built, new], how=how, rechunk=False), (
                 self._chunks[channel] + 1
             )
             if chunks > _MAX_CHUNKS:

@@ -159,23 +159,18 @@ class Layout:
             raise TypeError(f"a layout's template is text, got {type(template).__name__}")
         parts: list[str] = []
         pieces: list[str | tuple[str, str, tuple[str, ...] | None]] = []
-        literals: list[str] = []
         fields: dict[str, str] = {}
-        choices: dict[str, tuple[str, ...]] = {}
         end = 0
         for found in _PLACEHOLDER.finditer(template):
             name, kind, options = found.groups()
             if kind not in KINDS:
                 raise ValueError(f"unknown placeholder kind {kind!r} in {found[0]}; "
                                  f"the kinds are {list(KINDS)}")
-            parts.append(_literal(template[end:found.start()]))
-            literals.append(template[end:found.start()])
-            pieces.append(template[end:found.start()])
-            token = KINDS[kind].token
-            if options is not None:
-                token = _choice(found[0], kind, options)
-                choices[name] = tuple(options.split("|"))
-            pieces.append((name, kind, None if options is None else tuple(options.split("|"))))
+            literal = template[end:found.start()]
+            token = KINDS[kind].token if options is None else _choice(found[0], kind, options)
+            parts.append(_literal(literal))
+            pieces += [literal, (name, kind, None if options is None else
+                                 tuple(options.split("|")))]
             if name == "_":  # matched, not captured
                 parts.append(token.replace("(", "(?:", 1))
             elif KINDS[kind].dtype is None:
@@ -191,16 +186,18 @@ class Layout:
             raise ValueError("a layout needs at least one <field:kind> placeholder that "
                              "keeps a field")
         parts.append(_literal(template[end:]))
-        literals.append(template[end:])
+        pieces.append(template[end:])
+        literals = [piece for piece in pieces if isinstance(piece, str)]
         stray = next((m[0] for text in literals if (m := _LOOKALIKE.search(text))), None)
         if stray is not None:
             raise ValueError(f"{stray} is not a placeholder: write <field:kind> with a field "
                              f"name and one of the kinds {list(KINDS)}")
-        pieces.append(template[end:])
         self._template = template
         self._anchor = max(literals, key=len)
         self._fields = MappingProxyType(fields)
-        self._choices = MappingProxyType(choices)
+        self._choices = MappingProxyType({
+            piece[0]: piece[2] for piece in pieces
+            if not isinstance(piece, str) and piece[0] != "_" and piece[2] is not None})
         self._pattern = "^" + "".join(parts) + "$"
         self._pieces = tuple(pieces)
 
@@ -361,14 +358,19 @@ _RESHAPING = ("strict", "str_strip_whitespace", "str_to_lower", "str_to_upper",
               "str_min_length", "str_max_length", "coerce_numbers_to_str")
 """``model_config`` settings under which a model reads a value otherwise than its text."""
 
+
+def _unwrapped(annotation: Any) -> Any:
+    """The type an optional annotation (``X | None``) holds; any other annotation as is."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        return members[0] if len(members) == 1 else annotation
+    return annotation
+
+
 def _metadata(info: FieldInfo) -> list[Any]:
     """A field's validators and constraints, those inside an optional type's member too."""
-    found = list(info.metadata)
-    for member in get_args(info.annotation) if get_origin(info.annotation) in (
-            Union, types.UnionType) else ():
-        if get_origin(member) is Annotated:
-            found.extend(get_args(member)[1:])
-    return found
+    inner = _unwrapped(info.annotation)
+    return [*info.metadata, *(get_args(inner)[1:] if get_origin(inner) is Annotated else ())]
 
 
 def _step(metadata: Any) -> Any:
@@ -378,9 +380,7 @@ def _step(metadata: Any) -> Any:
 
 def _literal_texts(annotation: Any) -> set[str] | None:
     """The texts a ``Literal`` annotation (or an optional one) admits; ``None`` otherwise."""
-    if get_origin(annotation) in (Union, types.UnionType):
-        members = [a for a in get_args(annotation) if a is not type(None)]
-        annotation = members[0] if len(members) == 1 else annotation
+    annotation = _unwrapped(annotation)
     if get_origin(annotation) is Literal:
         return {value for value in get_args(annotation) if isinstance(value, str)}
     return None

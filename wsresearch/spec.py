@@ -167,15 +167,31 @@ class Channel(BaseModel):
         """The group whose counter this channel's sequence numbers count in."""
         return self.sequence_group or self.name
 
+    def with_layout(self, layout: Layout | None) -> Channel:
+        """A copy with ``layout`` (``None``: none), checked as the constructor checks it.
+
+        Raises
+        ------
+        ValueError
+            If the channel is exploded, or ``layout`` does not fit its model
+            (:meth:`Layout.check_model <wsresearch.layout.Layout.check_model>`).
+        """
+        if layout is not None:
+            self._check_layout(layout)
+        return self.model_copy(update={"layout": layout})
+
+    def _check_layout(self, layout: Layout) -> None:
+        if self.explode is not None:
+            raise ValueError(f"{self.name}: a layout gives one row per message; "
+                             "an exploded channel cannot have one")
+        layout.check_model(self.model, self.name)
+
     @model_validator(mode="after")
     def _check_columns(self) -> Channel:
         # The store's own check, run here so a bad channel fails where it is declared.
         check_channel(self.name, self.model, self.explode)
         if self.layout is not None:
-            if self.explode is not None:
-                raise ValueError(f"{self.name}: a layout gives one row per message; "
-                                 "an exploded channel cannot have one")
-            self.layout.check_model(self.model, self.name)
+            self._check_layout(self.layout)
         for extractor, names in self.field_names.items():
             unknown = [n for n in names if n not in self.model.model_fields]
             if unknown:

@@ -562,11 +562,6 @@ and all, as seen in the recordings in ``data/``: a replay reads the messages tha
 straight into columns."""
 
 
-for _market in LAYOUTS.values():
-    for _name, _layout in _market.items():
-        _layout.check_model(_CHANNELS[_name].model, _name)
-
-
 def _channels(chosen: Sequence[str], market: str) -> list[Channel]:
     """The chosen channels, with the market's layouts.
 
@@ -575,9 +570,7 @@ def _channels(chosen: Sequence[str], market: str) -> list[Channel]:
     fills, and no trade is counted twice.
     """
     layouts = LAYOUTS[market]
-    channels = [_CHANNELS[name] if name not in layouts
-                else _CHANNELS[name].model_copy(update={"layout": layouts[name]})
-                for name in chosen]
+    channels = [_CHANNELS[name].with_layout(layouts.get(name)) for name in chosen]
     if "trade" in chosen and "aggTrade" in chosen:
         channels = [c.model_copy(update={"normalized": {}}) if c.name == "aggTrade" else c
                     for c in channels]
