@@ -17,7 +17,7 @@ PACKAGE = Path(wsresearch.__file__).parent
 
 FLOORS = [
     ("base", {"clock", "errors", "redaction", "dedupe", "notebook", "_callbacks", "_files",
-              "_limits", "_ports", "_staging", "_catalog", "_text"}),
+              "_limits", "_ports", "_staging", "_catalog", "_text", "_spill"}),
     ("settings and rules", {"config", "backoff", "policy", "sequence"}),
     ("parts", {"events", "parser", "health", "frames", "queue", "normalize", "exactness",
                "book", "layout"}),
@@ -25,7 +25,8 @@ FLOORS = [
     ("core", {"pipeline", "_columnar"}),
     ("I/O", {"connection", "recording", "snapshots"}),
     ("composition", {"feed", "replay"}),
-    ("tools", {"quality", "export", "widgets", "console", "importers", "_split"}),
+    ("tools", {"quality", "export", "widgets", "console", "importers", "_split",
+               "_session_times"}),
     ("rigs", {"testing"}),
     ("command line", {"cli"}),  # its demo and simulate commands run the rigs
 ]

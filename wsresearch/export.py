@@ -407,7 +407,7 @@ def export_with_report(
     rule = hole_rule(**report_options)
     spec = spec_for(recording, spec)
     export = _Export(root, recording, spec, normalized)
-    inputs = ReportInputs(spec)
+    inputs = ReportInputs(spec, chunk_events)
 
     def take(pipeline: Pipeline, events: pl.DataFrame) -> None:
         inputs.count(events)

@@ -25,6 +25,7 @@ import datetime as dt
 import html
 import io
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ._session_times import LatencyFigures, Parts, SessionTimes
 from .book import BOOK_COLUMNS, Books
 from .clock import NS_PER_S
 from .errors import first_error
@@ -58,6 +60,10 @@ _YEAR_2000_NS = 946_684_800 * NS_PER_S
 _HOUR_MS = 3_600_000.0
 """No network delivers a message an hour late: a latency beyond it compares two clocks
 that cannot be compared (times shifted, data re-served later)."""
+_BYTES_PER_EVENT = 800
+"""A report's times and latencies held in memory per event of a chunk (16 MB for the
+default 20,000), before they go to temporary files."""
+_QUANTILES = (0.01, 0.5, 0.9, 0.99)
 
 CONNECTION_COLUMNS: dict[str, pl.DataType] = {
     "generation": pl.Int64(),
@@ -70,6 +76,17 @@ CONNECTION_COLUMNS: dict[str, pl.DataType] = {
     "category": pl.String(),
     "connected_s": pl.Float64(),
     "downtime_after_s": pl.Float64(),
+}
+LATENCY_COLUMNS: dict[str, pl.DataType] = {
+    "channel": pl.String(),
+    "messages": pl.Int64(),
+    "min_ms": pl.Float64(),
+    "p50_ms": pl.Float64(),
+    "p90_ms": pl.Float64(),
+    "p99_ms": pl.Float64(),
+    "max_ms": pl.Float64(),
+    "negative_share": pl.Float64(),
+    "plausible": pl.Boolean(),
 }
 SILENCE_COLUMNS: dict[str, pl.DataType] = {
     "stream": pl.String(),
@@ -158,7 +175,7 @@ class QualityReport:
         Per sequenced channel: gaps, numbers missing, repeats, late messages.
     latency
         Per channel with an exchange time: receive minus exchange time, in ms
-        (p50, p90, p99, max), the share of negative values (clock skew), and
+        (min, p50, p90, p99, max), the share of negative values (clock skew), and
         ``plausible``: false when the figures are not measurements (receive
         times before 2000, or the 1st or 99th percentile beyond an hour either way).
     outcomes
@@ -170,7 +187,10 @@ class QualityReport:
     health
         Every health transition.
     latencies
-        Every latency sample: ``channel``, ``ms`` (for the distribution plot).
+        Latency samples, ``channel``, ``ms``, for the distribution plot: every one, up
+        to :data:`~wsresearch._session_times.LATENCY_SAMPLES` (100,000) per channel;
+        beyond that an even sample of the channel's (every 2nd, 4th, 8th ..., in order),
+        so a long session's report stays small. The ``latency`` table is exact.
     recording
         Whether the recording holds the whole session: ``complete``, or
         ``incomplete:`` and why (the session did not stop cleanly, writes
@@ -319,7 +339,7 @@ class QualityReport:
                 return "not measured: receive times are before 2000"
             return "not measured: receive times were invented on import"
         parts = [f"{channel} {share:.1%} negative (down to {_ms(low)})"
-                 for channel, share, low in _skewed(lat, self.latencies)]
+                 for channel, share, low in _skewed(lat)]
         bad = lat.filter(~pl.col("plausible"))["channel"].to_list()
         if bad:
             parts.append(f"not judged on {', '.join(bad)} (implausible latencies)")
@@ -551,13 +571,10 @@ def _ms(ms: float) -> str:
     return f"{ms:.1f} ms" if abs(ms) >= 0.05 or ms == 0 else f"{ms:.2g} ms"
 
 
-def _skewed(latency: pl.DataFrame, samples: pl.DataFrame) -> list[tuple[str, float, float]]:
+def _skewed(latency: pl.DataFrame) -> list[tuple[str, float, float]]:
     """``(channel, negative share, lowest ms)`` of each plausible channel with negatives."""
-    lowest = dict(samples.group_by("channel").agg(pl.col("ms").min()).iter_rows())
-    return [(channel, share, float(lowest[channel]))
-            for channel, share in latency.filter(pl.col("plausible")
-                                                 & (pl.col("negative_share") > 0))
-            .select("channel", "negative_share").iter_rows()]
+    return list(latency.filter(pl.col("plausible") & (pl.col("negative_share") > 0))
+                .select("channel", "negative_share", "min_ms").iter_rows())
 
 
 def _before_2000(first_wall: int | None) -> bool:
@@ -570,7 +587,7 @@ def _invented(receive_times: ReceiveTimes, first_wall: int | None) -> bool:
 
 
 def _warnings(
-    first_wall: int | None, latency: pl.DataFrame, samples: pl.DataFrame,
+    first_wall: int | None, latency: pl.DataFrame, figures: dict[str, LatencyFigures],
     receive_times: ReceiveTimes = "recorded",
 ) -> list[str]:
     """Each figure that is not a measurement, in a sentence."""
@@ -586,15 +603,13 @@ def _warnings(
         return ["Receive times were invented on import (the recording's manifest says so: "
                 "the capture had none), " + consequence]
     found = []
-    farthest = dict(samples.group_by("channel").agg(
-        pl.col("ms").get(pl.col("ms").abs().arg_max())).iter_rows())
     for channel, p50 in latency.filter(~pl.col("plausible")).select(
             "channel", "p50_ms").iter_rows():
-        found.append(f"{channel}: latencies reach {_span_ms(farthest[channel])} (p50 "
+        found.append(f"{channel}: latencies reach {_span_ms(figures[channel].farthest)} (p50 "
                      f"{_span_ms(p50)}), beyond an hour: the receive and exchange clocks "
                      "cannot be compared (times shifted, or data re-served later), so these "
                      "are not measurements.")
-    for channel, share, low in _skewed(latency, samples):
+    for channel, share, low in _skewed(latency):
         found.append(f"{channel}: {share:.1%} of latencies are negative (down to {_ms(low)}): "
                      "the local clock is behind the exchange's (clock skew), so latencies "
                      "read low.")
@@ -658,7 +673,9 @@ def quality_report(
     chunk_events
         For a recording: events replayed at a time. The replay's rows are let go after
         each chunk, once their receive times and latencies are taken (16 bytes a
-        message), so a long recording's report does not hold its rows.
+        message); those are held in memory up to 800 bytes per chunk event (16 MB by
+        default) and in temporary files past it (see :class:`ReportInputs`), so the
+        report of a recording of any length takes the same memory.
 
     Returns
     -------
@@ -716,7 +733,7 @@ class _Session:
     frames_seen: pl.DataFrame
     outcomes: dict[str, int]
     recording: str
-    stream_times: dict[str, pl.Series]
+    times: SessionTimes  # receive times per stream, latencies per channel
     thresholds: dict[str, tuple[float, bool]] = field(default_factory=dict)
     transitions: list[HealthTransition] = field(default_factory=list)
     sequence_counts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -724,7 +741,6 @@ class _Session:
     notes: list[str] = field(default_factory=list)  # warnings the source itself gives
     receive_times: ReceiveTimes = "recorded"  # what the recording's manifest says
     books: Books | None = None  # the session's order books, where its spec keeps them
-    latencies: pl.DataFrame | None = None  # channel, ms: every exchange latency
 
 
 def _from_recording(
@@ -732,7 +748,7 @@ def _from_recording(
     rule: _HoleRule, result: ReplayResult | None = None, chunk_events: int = CHUNK_EVENTS,
 ) -> QualityReport:
     check_chunk_events(chunk_events)
-    collected = ReportInputs(spec)
+    collected = ReportInputs(spec, chunk_events)
     if spec is not None and result is None:
         result = replay_in_chunks(recording, spec, "complete", progress, chunk_events,
                                   collected.take)
@@ -748,19 +764,24 @@ class ReportInputs:
     """What a quality report needs of a replay, gathered chunk by chunk as it goes.
 
     A report needs every message's receive time per stream (for holes, silences and
-    rates) and every exchange latency (for its percentiles and plot), but not the rows
+    rates) and every exchange latency (for its percentiles), but not the rows
     themselves: :meth:`take` keeps those two columns of each chunk's rows and lets the
-    rows go, so a report of a long recording holds 16 bytes a message, not the rows. The
-    recording's own events give the timeline, the drops and each connection's first
-    message.
+    rows go. They are held in memory up to a budget set by ``chunk_events`` (800 bytes
+    an event: 16 MB for the default 20,000) and in temporary files after, which
+    :meth:`report` reads back a piece at a time and removes, so the report of a
+    recording of any length fits in the same memory. The recording's own events give the
+    timeline, the drops and each connection's first message.
 
     Parameters
     ----------
     spec
         The spec replayed; ``None`` for a report of frames only.
+    chunk_events
+        The replay's chunk size, which sets the memory budget.
     """
 
-    def __init__(self, spec: FeedSpec | None) -> None:
+    def __init__(self, spec: FeedSpec | None, chunk_events: int = CHUNK_EVENTS) -> None:
+        check_chunk_events(chunk_events)
         self.spec = spec
         self.events = 0
         self.received = 0
@@ -770,11 +791,11 @@ class ReportInputs:
         self.drops = {"overflow": 0, "stale": 0}
         self._timeline: list[pl.DataFrame] = []
         self._first: list[pl.DataFrame] = []  # per chunk: each generation's first message
-        self._frames: list[pl.Series] = []  # without a spec: every frame's receive time
-        self._times: dict[str, list[pl.Series]] = {}
+        self.times = SessionTimes(chunk_events * _BYTES_PER_EVENT)
         self._streams = {} if spec is None else {
             c.name: (c.stream_name, c.explode is not None) for c in spec.channels}
-        self._latency: dict[str, list[pl.Series]] = {name: [] for name in self._streams}
+        for channel in self._streams:  # the latency tables list channels in the spec's order
+            self.times.add_latencies(channel, _NO_LATENCY)
 
     def count(self, events: pl.DataFrame) -> None:
         """Note some of the recording's events: ``seq`` and the :data:`TIMELINE_SCHEMA` columns."""
@@ -798,7 +819,7 @@ class ReportInputs:
             pl.col("mono_ns").min().alias("recv_mono_ns"),
             pl.col("wall_ns").min().alias("recv_wall_ns")))
         if self.spec is None:
-            self._frames.append(frames["mono_ns"])
+            self.times.add_times(_FRAMES, frames["mono_ns"])
 
     def take(self, pipeline: Pipeline, events: pl.DataFrame) -> None:
         """After a chunk of a replay: keep what the report needs of its rows, let them go."""
@@ -810,12 +831,22 @@ class ReportInputs:
         """Keep each channel's receive times (once per message) and exchange latencies."""
         for channel, frame in frames.items():
             stream, exploded = self._streams.get(channel, (channel, False))
-            self._times.setdefault(stream, []).append(_message_times(frame, exploded))
-            self._latency.setdefault(channel, []).append(_latency_ms(frame))
+            self.times.add_times(stream, _message_times(frame, exploded))
+            self.times.add_latencies(channel, _latency_ms(frame))
 
     def report(self, recording: Recording, spec: FeedSpec | None,
                result: ReplayResult | None, rule: _HoleRule) -> QualityReport:
-        """The report of ``recording`` (replayed through ``spec`` as ``result``)."""
+        """The report of ``recording`` (replayed through ``spec`` as ``result``).
+
+        The temporary files, if any, are removed once it is built.
+        """
+        try:
+            return self._report(recording, spec, result, rule)
+        finally:
+            self.times.close()
+
+    def _report(self, recording: Recording, spec: FeedSpec | None,
+                result: ReplayResult | None, rule: _HoleRule) -> QualityReport:
         start = self.start if self.start is not None else 0
         end = self.end if self.end is not None else 0
         timeline = pl.concat(self._timeline).sort("seq", maintain_order=True).drop("seq") if (
@@ -826,23 +857,25 @@ class ReportInputs:
         whole = _completeness(recording, self.events, self.last_seq)
         times = recording.manifest.receive_times
         if spec is None or result is None:
-            frames = pl.concat(self._frames) if self._frames else pl.Series(
-                "mono_ns", [], pl.Int64)
+            self.times.add_times(_FRAMES, _NO_TIMES)  # a frames row even with no frame
             return _report(_Session(
                 str(recording.path), start, end, timeline, first,
-                {"received": self.received, **live}, whole,
-                {"frames": frames.sort().rename("recv_mono_ns")}, receive_times=times), rule)
+                {"received": self.received, **live}, whole, self.times,
+                receive_times=times), rule)
         assert result.counts is not None  # a replay always gives its counts
         outcomes = _outcomes(result.stats["frames"], result.counts, live)
-        stream_times = {stream: pl.concat(parts).sort() for stream, parts in self._times.items()}
         for channel in spec.channels:  # a stream with no message still has its (empty) times
-            stream_times.setdefault(channel.stream_name, pl.Series("recv_mono_ns", [], pl.Int64))
+            self.times.add_times(channel.stream_name, _NO_TIMES)
         return _report(_Session(
-            str(recording.path), start, end, timeline, first, outcomes, whole,
-            stream_times, _thresholds(spec), result.health_transitions,
-            result.sequence_by_channel, _sequenced(spec), _exactness_notes(result.counts),
-            receive_times=times, books=result.books,
-            latencies=_samples(self._latency)), rule)
+            str(recording.path), start, end, timeline, first, outcomes, whole, self.times,
+            _thresholds(spec), result.health_transitions, result.sequence_by_channel,
+            _sequenced(spec), _exactness_notes(result.counts), receive_times=times,
+            books=result.books), rule)
+
+
+_FRAMES = "frames"  # the one stream of a report without a spec
+_NO_TIMES = pl.Series("recv_mono_ns", [], pl.Int64)
+_NO_LATENCY = pl.Series("ms", [], pl.Float64)
 
 
 def _completeness(recording: Recording, events: int, last_seq: int | None) -> str:
@@ -905,9 +938,9 @@ def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
             "while the outcomes count every frame. A report of its recording has them all.")
     return _report(_Session(
         redact_url(spec.url), start, _feed_end(timeline, now), timeline, seen, outcomes,
-        recording, _stream_times(frames, spec), _thresholds(spec),
+        recording, _feed_times(frames, spec), _thresholds(spec),
         pipeline.transitions, pipeline.sequences.by_channel, _sequenced(spec), notes,
-        books=pipeline.books, latencies=_latency_samples(frames)), rule)
+        books=pipeline.books), rule)
 
 
 def _feed_end(timeline: pl.DataFrame, now: int) -> int:
@@ -934,13 +967,18 @@ def _sequenced(spec: FeedSpec) -> dict[str, bool]:
     return {c.name: c.sequence is not None for c in spec.channels}
 
 
-def _stream_times(frames: dict[str, pl.DataFrame], spec: FeedSpec) -> dict[str, pl.Series]:
-    """Receive times per health stream (a message counts once, however many rows it made)."""
-    times: dict[str, list[pl.Series]] = {}
+def _feed_times(frames: dict[str, pl.DataFrame], spec: FeedSpec) -> SessionTimes:
+    """A live feed's receive times per health stream and latencies per channel.
+
+    A message counts once, however many rows it made. The rows are in memory already,
+    so the times are never written to files.
+    """
+    times = SessionTimes(budget_bytes=sys.maxsize)
     for channel in spec.channels:
-        column = _message_times(frames[channel.name], channel.explode is not None)
-        times.setdefault(channel.stream_name, []).append(column)
-    return {stream: pl.concat(parts).sort() for stream, parts in times.items()}
+        frame = frames[channel.name]
+        times.add_times(channel.stream_name, _message_times(frame, channel.explode is not None))
+        times.add_latencies(channel.name, _latency_ms(frame))
+    return times
 
 
 def _message_times(frame: pl.DataFrame, exploded: bool) -> pl.Series:
@@ -954,15 +992,15 @@ def _message_times(frame: pl.DataFrame, exploded: bool) -> pl.Series:
 def _report(session: _Session, rule: _HoleRule) -> QualityReport:
     s = session
     silences = pl.concat([
-        _silences(s.stream_times, s.thresholds, s.transitions, s.end),
-        _holes(s.stream_times, s.thresholds, s.end, rule),
+        _silences(s.times, s.thresholds, s.transitions, s.end),
+        _holes(s.times, s.thresholds, s.end, rule),
     ]).sort("start_mono_ns", "stream", "silence")
-    rates = _rates(s.stream_times, s.start, s.end)
-    latencies = s.latencies if s.latencies is not None else _latency_samples({})
+    rates = _rates(s.times, s.start, s.end)
     walls = s.frames_seen["recv_wall_ns"]
     first_wall = None if walls.is_empty() else int(walls.min())  # type: ignore[arg-type]
     invented = _invented(s.receive_times, first_wall)
-    latency = _latency(latencies, invented)
+    figures = s.times.latency_figures(_QUANTILES)
+    latency = _latency(figures, invented)
     empty: dict[str, int] = {}
     health = pl.DataFrame(
         [(t.mono_ns, t.stream, t.healthy) for t in s.transitions], orient="row",
@@ -973,7 +1011,7 @@ def _report(session: _Session, rule: _HoleRule) -> QualityReport:
         start_mono_ns=s.start,
         end_mono_ns=s.end,
         connections=_connections(s.timeline, s.frames_seen, s.end),
-        streams=_streams(s.stream_times, rates, s.thresholds, silences, s.start, s.end),
+        streams=_streams(s.times, rates, s.thresholds, silences, s.start, s.end),
         silences=silences,
         sequence=pl.DataFrame(
             [(name, *(s.sequence_counts.get(name, empty).get(outcome, 0)
@@ -986,9 +1024,9 @@ def _report(session: _Session, rule: _HoleRule) -> QualityReport:
                               schema={"outcome": pl.String, "count": pl.Int64}),
         rates=rates,
         health=health,
-        latencies=latencies,
+        latencies=s.times.latency_samples(),
         first_receive_wall_ns=first_wall,
-        warnings=[*s.notes, *_warnings(first_wall, latency, latencies, s.receive_times)],
+        warnings=[*s.notes, *_warnings(first_wall, latency, figures, s.receive_times)],
         receive_times=s.receive_times,
         **({} if s.books is None else {"books": s.books.frame(s.end),
                                        "book_changes": s.books.transition_frame()}),
@@ -1046,7 +1084,7 @@ def _connections(timeline: pl.DataFrame, seen: pl.DataFrame, end: int) -> pl.Dat
 
 
 def _silences(
-    times: dict[str, pl.Series],
+    times: SessionTimes,
     thresholds: dict[str, tuple[float, bool]],
     transitions: list[HealthTransition],
     end: int,
@@ -1054,15 +1092,20 @@ def _silences(
     """Stale episodes (from the monitor's transitions) and ``allow_silence`` silences."""
     rows: list[tuple[Any, ...]] = []
     for stream, (threshold, allowed) in thresholds.items():
-        received = times.get(stream, pl.Series([], dtype=pl.Int64))
+        received = times.times(stream)
         if allowed:  # never judged: the gaps between messages beyond the threshold
-            gaps = pl.DataFrame({"start": received.shift(1), "end": received}).drop_nulls()
-            for start, stop in gaps.filter(
-                    (pl.col("end") - pl.col("start")) > threshold * NS_PER_S).iter_rows():
-                length = (stop - start) / NS_PER_S
-                rows.append((stream, "silent_ok", start, stop, length, threshold,
-                             length - threshold, True))
+            last = pl.Series([], dtype=pl.Int64)
+            for part in received():
+                gaps = pl.DataFrame({"start": pl.concat([last, part]).shift(1),
+                                     "end": pl.concat([last, part])}).drop_nulls()
+                last = part.tail(1)
+                for start, stop in gaps.filter(
+                        (pl.col("end") - pl.col("start")) > threshold * NS_PER_S).iter_rows():
+                    length = (stop - start) / NS_PER_S
+                    rows.append((stream, "silent_ok", start, stop, length, threshold,
+                                 length - threshold, True))
             continue
+        episodes: list[tuple[int, int, bool]] = []  # detected, stop, recovered
         stale_since: int | None = None
         for transition in transitions:
             if transition.stream != stream:
@@ -1070,25 +1113,40 @@ def _silences(
             if not transition.healthy:
                 stale_since = transition.mono_ns
             elif stale_since is not None:
-                rows.append(_episode(stream, received, stale_since, transition.mono_ns,
-                                     threshold, True))
+                episodes.append((stale_since, transition.mono_ns, True))
                 stale_since = None
         if stale_since is not None:
-            rows.append(_episode(stream, received, stale_since, end, threshold, False))
+            episodes.append((stale_since, end, False))
+        before = _last_at_or_before(received, [detected for detected, _, _ in episodes])
+        rows += [_episode(stream, last, detected, stop, threshold, recovered)
+                 for last, (detected, stop, recovered) in zip(before, episodes, strict=True)]
     return pl.DataFrame(rows, schema=SILENCE_COLUMNS, orient="row")
 
 
-def _episode(stream: str, received: pl.Series, detected: int, stop: int, threshold: float,
+def _last_at_or_before(received: Parts, moments: list[int]) -> list[int | None]:
+    """For each moment, the latest receive time at or before it (``None``: there is none)."""
+    found: list[int | None] = [None] * len(moments)
+    if not moments:
+        return found
+    wanted = pl.Series(moments, dtype=pl.Int64)
+    for part in received():  # ascending, so a later part's time is the later one
+        index = part.search_sorted(wanted, side="right").cast(pl.Int64) - 1
+        for n, at in enumerate(index):
+            if at >= 0:
+                found[n] = int(part[at])
+    return found
+
+
+def _episode(stream: str, before: int | None, detected: int, stop: int, threshold: float,
              recovered: bool) -> tuple[Any, ...]:
-    before = received.filter(received <= detected)
-    start = int(before[-1]) if before.len() else int(detected - threshold * NS_PER_S)
+    start = before if before is not None else int(detected - threshold * NS_PER_S)
     length = (stop - start) / NS_PER_S
     return (stream, "stale", start, stop, length, threshold, max(0.0, length - threshold),
             recovered)
 
 
 def _holes(
-    times: dict[str, pl.Series],
+    times: SessionTimes,
     thresholds: dict[str, tuple[float, bool]],
     end: int,
     rule: _HoleRule,
@@ -1097,36 +1155,57 @@ def _holes(
 
     Each gap is judged against the p99 of the gaps before it (a rolling quantile,
     so the rule adapts as the stream's rate changes, and no gap sees the future
-    or itself). The last row's gap is the silence from the last message to the
-    session's end.
+    or itself). The last message's gap is the silence from it to the session's end.
+    The times are read a piece at a time: each piece is judged after the last
+    ``hole_window + 1`` times before it, which are all its first gaps' windows see.
     """
-    parts = []
-    for stream, received in times.items():
-        if received.is_empty():
+    parts = [pl.DataFrame(schema=SILENCE_COLUMNS)]
+    for stream in times.streams:
+        if not times.messages(stream):
             continue
         cap = thresholds[stream][0] if stream in thresholds else None
-        gap = (pl.col("end") - pl.col("start")) / NS_PER_S
-        usual = gap.shift(1).rolling_quantile(0.99, window_size=rule.hole_window,
-                                              min_samples=rule.hole_min_gaps)
-        threshold = pl.max_horizontal(pl.lit(rule.min_hole_s), rule.hole_factor * usual)
-        if cap is not None:
-            threshold = threshold.clip(upper_bound=cap)
-        parts.append(
-            pl.DataFrame({"start": received})
-            .with_columns(end=pl.col("start").shift(-1).fill_null(max(end, int(received[-1]))))
-            .with_columns(length_s=gap, threshold_s=pl.when(usual.is_not_null()).then(threshold),
-                          recovered=pl.int_range(pl.len()) < pl.len() - 1)
-            .filter(pl.col("length_s") > pl.col("threshold_s"))
+        tail = pl.Series("start", [], pl.Int64)
+        for part in times.times(stream)():
+            starts = pl.concat([tail, part.rename("start")])
+            # The tail's last time is the one whose gap waited for this piece.
+            parts.append(_judge(stream, starts, max(tail.len() - 1, 0), None, cap, rule))
+            tail = starts.tail(rule.hole_window + 1)
+        last = int(tail[-1])
+        parts.append(_judge(stream, tail, tail.len() - 1, max(end, last), cap, rule))
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def _judge(stream: str, starts: pl.Series, first: int, end: int | None, cap: float | None,
+           rule: _HoleRule) -> pl.DataFrame:
+    """The holes among the gaps of ``starts`` from the ``first`` on.
+
+    Each gap runs to the next start; the last one's to ``end`` (an unrecovered hole), or,
+    without an ``end``, it is not judged yet.
+    """
+    gap = (pl.col("end") - pl.col("start")) / NS_PER_S
+    usual = gap.shift(1).rolling_quantile(0.99, window_size=rule.hole_window,
+                                          min_samples=rule.hole_min_gaps)
+    threshold = pl.max_horizontal(pl.lit(rule.min_hole_s), rule.hole_factor * usual)
+    if cap is not None:
+        threshold = threshold.clip(upper_bound=cap)
+    following = pl.col("start").shift(-1)
+    judged = (starts.to_frame("start")
+              .with_columns(end=following if end is None else following.fill_null(end))
+              .with_columns(length_s=gap, threshold_s=pl.when(usual.is_not_null()).then(threshold),
+                            recovered=pl.lit(end is None) | (pl.int_range(pl.len()) < pl.len() - 1))
+              .slice(first))
+    if end is None:
+        judged = judged.head(-1)
+    return (judged.filter(pl.col("length_s") > pl.col("threshold_s"))
             .select(pl.lit(stream).alias("stream"), pl.lit("hole").alias("silence"),
                     pl.col("start").alias("start_mono_ns"), pl.col("end").alias("end_mono_ns"),
                     "length_s", "threshold_s",
                     (pl.col("length_s") - pl.col("threshold_s")).alias("beyond_threshold_s"),
                     "recovered"))
-    return pl.concat([pl.DataFrame(schema=SILENCE_COLUMNS), *parts], how="vertical_relaxed")
 
 
 def _streams(
-    times: dict[str, pl.Series],
+    times: SessionTimes,
     rates: pl.DataFrame,
     thresholds: dict[str, tuple[float, bool]],
     silences: pl.DataFrame,
@@ -1135,13 +1214,14 @@ def _streams(
 ) -> pl.DataFrame:
     seconds = max(1, (end - start + NS_PER_S - 1) // NS_PER_S)
     rows = []
-    for stream, received in times.items():
+    for stream in times.streams:
+        messages = times.messages(stream)
         full = rates.filter(stream=stream)["messages"]
         mine = silences.filter(stream=stream)
         stale, allowed = mine.filter(silence="stale"), mine.filter(silence="silent_ok")
         holes = mine.filter(silence="hole")
         threshold = thresholds.get(stream, (None, False))[0]
-        rows.append((stream, received.len(), received.len() / (seconds or 1),
+        rows.append((stream, messages, messages / (seconds or 1),
                      float(full.quantile(0.5) or 0.0), float(full.quantile(0.99) or 0.0),
                      threshold, stale.height, float(stale["beyond_threshold_s"].sum() or 0.0),
                      float(allowed["beyond_threshold_s"].sum() or 0.0), holes.height,
@@ -1153,23 +1233,23 @@ def _streams(
         "holes": pl.Int64, "hole_s": pl.Float64})
 
 
-def _rates(times: dict[str, pl.Series], start: int, end: int) -> pl.DataFrame:
+def _rates(times: SessionTimes, start: int, end: int) -> pl.DataFrame:
     seconds = max(1, (end - start + NS_PER_S - 1) // NS_PER_S)
+    index = pl.get_index_type()  # a count's type, as value_counts gives it
     parts = []
-    for stream, received in times.items():
-        counts = ((received - start) // NS_PER_S).value_counts()
+    for stream in times.streams:
+        counts = [((part - start) // NS_PER_S).rename("second").value_counts()
+                  for part in times.times(stream)()]
+        per_second = pl.concat([pl.DataFrame(schema={"second": pl.Int64, "count": index}),
+                                *counts]).group_by("second").agg(pl.col("count").sum())
         parts.append(pl.DataFrame({"second": pl.int_range(0, seconds, eager=True)}).join(
-            counts.rename({counts.columns[0]: "second"}).cast({"second": pl.Int64}),
-            on="second", how="left").fill_null(0).select(
+            per_second.cast({"second": pl.Int64, "count": index}), on="second",
+            how="left").fill_null(0).select(
                 pl.lit(stream).alias("stream"), "second", pl.col("count").alias("messages")))
     if not parts:
         return pl.DataFrame(schema={"stream": pl.String, "second": pl.Int64,
-                                    "messages": pl.UInt32})
+                                    "messages": index})
     return pl.concat(parts)
-
-
-def _latency_samples(frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
-    return _samples({channel: [_latency_ms(frame)] for channel, frame in frames.items()})
 
 
 def _latency_ms(frame: pl.DataFrame) -> pl.Series:
@@ -1178,26 +1258,15 @@ def _latency_ms(frame: pl.DataFrame) -> pl.Series:
         ((pl.col("recv_wall_ns") - pl.col("exchange_ns")) / 1e6).alias("ms"))["ms"]
 
 
-def _samples(latencies: dict[str, list[pl.Series]]) -> pl.DataFrame:
-    """``channel, ms`` rows, the channels in their given order."""
-    parts = [pl.DataFrame({"ms": pl.concat(ms)}).select(
-        pl.lit(channel).alias("channel"), "ms") for channel, ms in latencies.items() if ms]
-    if not parts:
-        return pl.DataFrame(schema={"channel": pl.String, "ms": pl.Float64})
-    return pl.concat(parts)
-
-
-def _latency(samples: pl.DataFrame, invented: bool) -> pl.DataFrame:
+def _latency(figures: dict[str, LatencyFigures], invented: bool) -> pl.DataFrame:
     """Latency per channel; ``plausible`` unless times were invented or the bulk is > 1 h."""
-    ms = pl.col("ms")
-    return samples.group_by("channel", maintain_order=True).agg(
-        pl.len().cast(pl.Int64).alias("messages"), ms.quantile(0.5).alias("p50_ms"),
-        ms.quantile(0.9).alias("p90_ms"), ms.quantile(0.99).alias("p99_ms"),
-        ms.max().alias("max_ms"), (ms < 0).mean().alias("negative_share"),
+    return pl.DataFrame([(
+        channel, f.messages, f.minimum, f.quantiles[0.5], f.quantiles[0.9], f.quantiles[0.99],
+        f.maximum, f.negative / f.messages,
         # The bulk, not one odd timestamp: 98% of the latencies within an hour.
-        (pl.lit(not invented) & (ms.quantile(0.01).abs() <= _HOUR_MS)
-         & (ms.quantile(0.99).abs() <= _HOUR_MS)).alias("plausible"),
-    )
+        not invented and abs(f.quantiles[0.01]) <= _HOUR_MS
+        and abs(f.quantiles[0.99]) <= _HOUR_MS) for channel, f in figures.items()],
+        orient="row", schema=LATENCY_COLUMNS)
 
 
 def compare(a: QualityReport, b: QualityReport) -> pl.DataFrame:
