@@ -110,7 +110,7 @@ def test_the_latency_figures_are_polars_own_on_every_latency(recordings: dict[st
     assert checked == report.latency["channel"].to_list() == ["trade", "ticker"]
 
 
-def test_the_inputs_go_to_files_past_their_budget_and_the_files_go_after_the_report(
+def test_the_inputs_go_to_files_past_their_budget_and_the_files_go_when_closed(
         recordings: dict[str, Path]) -> None:
     recording = Recording.open(recordings["even"])
     assert recording.spec is not None
@@ -120,6 +120,7 @@ def test_the_inputs_go_to_files_past_their_budget_and_the_files_go_after_the_rep
     folder = inputs.times.folder
     assert folder is not None and any(folder.iterdir())
     inputs.report(recording, recording.spec, result, hole_rule())
+    inputs.close()
     assert not folder.exists()
     small = ReportInputs(recording.spec)  # the default budget holds this session
     result = replay_in_chunks(recording, recording.spec, "complete", None, 20_000, small.take)
@@ -218,7 +219,7 @@ def test_a_spill_reads_back_in_order_and_removes_its_files() -> None:
     spill.append("b", pl.Series([3], dtype=pl.Int64))  # 24: both go to files
     spill.append("a", pl.Series([4], dtype=pl.Int64))  # held
     spill.append("a", pl.Series([], dtype=pl.Int64))  # nothing
-    assert spill.spilled and spill.names() == ["a", "b"]
+    assert spill.spilled
     assert [p.to_list() for p in spill.parts("a")] == [[1, 2], [4]]
     assert [p.to_list() for p in spill.parts("b")] == [[3]]
     assert list(spill.parts("c")) == []
@@ -228,3 +229,92 @@ def test_a_spill_reads_back_in_order_and_removes_its_files() -> None:
     assert not folder.exists()
     with pytest.raises(ValueError, match="budget_bytes must be > 0"):
         Spill(budget_bytes=0)
+
+
+def shared_stream_spec() -> generic.FeedSpec:
+    """Trades and tickers judged as one health stream, as some adapters' channels are."""
+    from wsresearch.config import StreamConfig
+
+    spec = generic.spec(["trade", "ticker"], url="ws://127.0.0.1:1")
+    return spec.replace(channels=[c.model_copy(update={"stream": "md"}) for c in spec.channels],
+                        health={"md": StreamConfig(expected_interval=0.05, stale_threshold=0.5)})
+
+
+def test_a_stream_of_several_channels_is_merged_a_piece_at_a_time() -> None:
+    times = SessionTimes(budget_bytes=10**6)
+    times.add_times("s", pl.Series([9, 1, 5], dtype=pl.Int64), source="a")
+    times.add_times("s", pl.Series([2, 3], dtype=pl.Int64), source="b")
+    times.add_times("s", pl.Series([10, 12], dtype=pl.Int64), source="a")
+    times.add_times("s", pl.Series([4, 11], dtype=pl.Int64), source="b")
+    # Each round: everything up to the least of the sources' latest held times.
+    assert [p.to_list() for p in times.times("s")()] == [[1, 2, 3], [4, 5, 9], [10, 11], [12]]
+    assert times.messages("s") == 9
+
+
+def test_a_report_of_channels_sharing_a_stream_is_the_same_read_in_pieces(
+        recordings: dict[str, Path]) -> None:
+    spec = shared_stream_spec()
+    recording = Recording.open(recordings["even"])
+    held = quality_report(recording, spec, chunk_events=10**9, min_hole_s=0.001)
+    assert held.streams["stream"].to_list() == ["md"]
+    assert_same_reports(held, quality_report(recording, spec, chunk_events=40,
+                                             min_hole_s=0.001))
+    inputs = ReportInputs(spec, chunk_events=40)
+    replay_in_chunks(recording, spec, "complete", None, 40, inputs.take)
+    pieces = list(inputs.times.times("md")())
+    assert len(pieces) > 1, "read a piece at a time, not whole"
+    assert pl.concat(pieces).is_sorted()
+    inputs.close()
+
+
+def test_report_inputs_give_the_same_report_twice_and_none_once_closed(
+        recordings: dict[str, Path]) -> None:
+    recording = Recording.open(recordings["even"])
+    spec = recording.spec
+    assert spec is not None
+    inputs = ReportInputs(spec, chunk_events=40)
+    result = replay_in_chunks(recording, spec, "complete", None, 40, inputs.take)
+    first = inputs.report(recording, spec, result, hole_rule())
+    assert_same_reports(first, inputs.report(recording, spec, result, hole_rule()))
+    inputs.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        inputs.report(recording, spec, result, hole_rule())
+
+
+def test_a_report_that_fails_midway_leaves_no_temporary_files(
+        recordings: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(done)
+        if done >= total // 2:  # halfway: well past the first files
+            assert list(tmp_path.glob("wsresearch-spill-*/*.arrow"))
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        quality_report(recordings["even"], chunk_events=40, progress=progress)
+    assert seen
+    assert list(tmp_path.glob("wsresearch-spill-*")) == []
+    quality_report(recordings["even"], chunk_events=40)  # and none after a whole one
+    assert list(tmp_path.glob("wsresearch-spill-*")) == []
+
+
+def test_a_report_without_a_spec_given_a_replay_is_of_frames_alone(
+        recordings: dict[str, Path], tmp_path: Path) -> None:
+    frames = session(500, 4)
+    path = Recording.from_frames(tmp_path / "bare", frames).path  # no spec in it
+    spec = Recording.open(recordings["even"]).spec
+    report = quality_report(path, result=replay(path, spec))
+    assert report.streams["stream"].to_list() == ["frames"]
+    assert report.latency.height == 0 and report.latencies.height == 0
+    assert_same_reports(report, quality_report(path))
+
+
+def test_nearest_rank_rounds_half_away_from_zero_as_polars_does() -> None:
+    just_below_half = 0.49999999999999994
+    assert nearest_rank(2, just_below_half) == 0 == pl.Series([0.0, 1.0]).quantile(
+        just_below_half)
+    assert nearest_rank(2, 0.5) == 1 == pl.Series([0.0, 1.0]).quantile(0.5)

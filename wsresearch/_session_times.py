@@ -61,8 +61,10 @@ class SessionTimes:
         self._spill = Spill(budget_bytes)
         self._memory = max(1, budget_bytes // 16)  # values a percentile may sort at once
         self._streams: dict[str, int] = {}  # stream: messages
-        self._last: dict[str, int] = {}  # stream: its latest time so far
-        self._unordered: set[str] = set()
+        self._sources: dict[str, list[str]] = {}  # stream: its sources' columns
+        self._last: dict[str, int] = {}  # source column: its latest time so far
+        self._unordered: set[str] = set()  # streams with a source whose times went back
+        self._closed = False
         self._channels: dict[str, int] = {}  # channel: latencies
         self._samples: dict[str, _Sample] = {}
         self._sample_size = samples
@@ -86,34 +88,50 @@ class SessionTimes:
         """How many receive times ``stream`` has."""
         return self._streams.get(stream, 0)
 
-    def add_times(self, stream: str, times: pl.Series) -> None:
-        """Add receive times of ``stream`` (in any order within the piece)."""
+    def add_times(self, stream: str, times: pl.Series, source: str = "") -> None:
+        """Add receive times of ``stream`` (in any order within the piece).
+
+        ``source`` names where they come from (a channel): a stream fed by several
+        channels keeps each one's times apart, each in the order of the recording, and
+        merges them as it reads them back.
+        """
+        self._check_open()
         self._streams[stream] = self._streams.get(stream, 0) + times.len()
+        sources = self._sources.setdefault(stream, [])
         if times.is_empty():
             return
+        column = f"t{stream}\x00{source}"
+        if column not in sources:
+            sources.append(column)
         piece = times.sort().rename("recv_mono_ns")
         low, high = piece[0], piece[-1]
-        last = self._last.get(stream)
+        last = self._last.get(column)
         if last is not None and low < last:
             self._unordered.add(stream)  # read back whole and sorted: see times()
-        self._last[stream] = high if last is None else max(last, high)
-        self._spill.append(f"t{stream}", piece)
+        self._last[column] = high if last is None else max(last, high)
+        self._spill.append(column, piece)
 
     def times(self, stream: str) -> Parts:
         """``stream``'s receive times in ascending order, as pieces.
 
-        The pieces are sorted one after the other as they came, which is the order of a
-        recording's frames. When a piece began before the one before it ended (receive
-        times that went back, as in some imported captures), the stream is read whole and
+        Each source's pieces follow one another in ascending order, as a recording's
+        frames do; several sources are merged as they are read, a piece of each at a
+        time. When a source's piece began before its last piece ended (receive times
+        that went back, as in some imported captures), the stream is read whole and
         sorted, in memory.
         """
-        name = f"t{stream}"
-        if stream not in self._unordered:
-            return lambda: _sliced(self._spill.parts(name))
-        return lambda: _sliced([pl.concat(list(self._spill.parts(name))).sort()])
+        self._check_open()
+        columns = self._sources.get(stream, [])
+        if stream in self._unordered:
+            return lambda: _sliced([pl.concat([p for c in columns for p in self._spill.parts(c)])
+                                    .sort()])
+        if len(columns) == 1:
+            return lambda: _sliced(self._spill.parts(columns[0]))
+        return lambda: _sliced(_merged([self._spill.parts(c) for c in columns]))
 
     def add_latencies(self, channel: str, ms: pl.Series) -> None:
         """Add exchange latencies (ms) of ``channel``, in the order of its rows."""
+        self._check_open()
         self._channels[channel] = self._channels.get(channel, 0) + ms.len()
         if ms.is_empty():
             return
@@ -122,6 +140,7 @@ class SessionTimes:
 
     def latencies(self, channel: str) -> Parts:
         """``channel``'s latencies in the order they came, as pieces."""
+        self._check_open()
         name = f"l{channel}"
         return lambda: _sliced(self._spill.parts(name))
 
@@ -139,8 +158,39 @@ class SessionTimes:
                           *parts])
 
     def close(self) -> None:
-        """Remove the temporary files, if any."""
+        """Remove the temporary files, if any; the times cannot be read after."""
+        self._closed = True
         self._spill.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("these session times were closed: their files are removed")
+
+
+def _merged(sources: list[Iterator[pl.Series]]) -> Iterator[pl.Series]:
+    """Ascending pieces of several sources, each itself ascending piece after piece.
+
+    Holds one piece of each source: every round yields, sorted, all the values up to the
+    least of the sources' latest held values (no source can still bring one below it), so
+    the source that set it is used up and gives its next piece.
+    """
+    held: list[pl.Series | None] = [None] * len(sources)
+    while True:
+        for n, source in enumerate(sources):
+            if held[n] is None or not len(held[n]):  # type: ignore[arg-type]
+                held[n] = next(source, None)
+        live = [piece for piece in held if piece is not None]
+        if not live:
+            return
+        bound = min(piece[-1] for piece in live)
+        out = []
+        for n, piece in enumerate(held):
+            if piece is None:
+                continue
+            cut = piece.search_sorted(bound, side="right")
+            out.append(piece.slice(0, cut))
+            held[n] = piece.slice(cut)
+        yield pl.concat(out).sort()
 
 
 class _Sample:
@@ -176,8 +226,14 @@ def _sliced(pieces: Iterable[pl.Series]) -> Iterator[pl.Series]:
 
 
 def nearest_rank(n: int, q: float) -> int:
-    """The index in ``n`` sorted values that polars' ``quantile(q)`` ("nearest") takes."""
-    return math.floor((n - 1) * q + 0.5)
+    """The index in ``n`` sorted values that polars' ``quantile(q)`` ("nearest") takes.
+
+    ``(n - 1) * q`` rounded half away from zero, as Rust's ``f64::round`` does: adding
+    0.5 before the floor would round 0.49999999999999994 up.
+    """
+    position = (n - 1) * q
+    whole = math.floor(position)
+    return whole + (position - whole >= 0.5)
 
 
 def _figures(parts: Parts, count: int, quantiles: tuple[float, ...],
@@ -190,7 +246,7 @@ def _figures(parts: Parts, count: int, quantiles: tuple[float, ...],
         assert isinstance(high, float)
         minimum = low if math.isnan(minimum) else min(minimum, low)
         maximum = high if math.isnan(maximum) else max(maximum, high)
-        far = part[part.abs().arg_max() or 0]
+        far = part[part.abs().arg_max()]  # type: ignore[index]  # a piece is never empty
         if math.isnan(farthest) or abs(far) > abs(farthest):  # ties keep the first
             farthest = far
         negative += int((part < 0).sum())
@@ -211,8 +267,10 @@ def kth_smallest(parts: Parts, k: int, span: tuple[float, float, int], memory: i
     one more read, the values equal to each pivot and those between it and the next, and
     keeps only the bucket where the ``k``-th value lies (or answers with its pivot). Once
     at most ``memory`` values are left, they are read, sorted and indexed. Every round
-    leaves strictly fewer values, so it ends; with thousands of pivots a round leaves a
-    few thousandths of them, so a column of a billion values takes two or three rounds.
+    leaves strictly fewer values, so it ends; with thousands of pivots spread over the
+    values a round leaves a few thousandths of them, so a column of a billion values
+    takes two or three rounds (values repeating with the sampling's period are sampled
+    less evenly, and take more rounds). The values must be finite (no NaN).
 
     Parameters
     ----------
@@ -230,16 +288,13 @@ def kth_smallest(parts: Parts, k: int, span: tuple[float, float, int], memory: i
     low, high, count = span
     below = 0  # values below the range still in the running
     while True:
-        def inside(part: pl.Series, low: float = low, high: float = high) -> pl.Series:
-            return part.filter((part >= low) & (part <= high))
-
         if low == high:
             return low
         if count <= memory:
-            return float(pl.concat([inside(p) for p in parts()]).sort()[k - below])
-        chosen = _pivots((inside(p) for p in parts()), max(1, count // pivots))
+            return float(pl.concat(list(_inside(parts, low, high))).sort()[k - below])
+        chosen = _pivots(_inside(parts, low, high), max(1, count // pivots))
         for index, size, equal, bottom, top in _buckets(
-                (inside(p) for p in parts()), chosen).iter_rows():
+                _inside(parts, low, high), chosen).iter_rows():
             if k - below < size:
                 if k - below < equal:
                     return float(chosen[index])
@@ -249,6 +304,12 @@ def kth_smallest(parts: Parts, k: int, span: tuple[float, float, int], memory: i
             below += size
         else:  # pragma: no cover - the buckets hold every value in the running
             raise AssertionError("kth_smallest: the rank is beyond the values")
+
+
+def _inside(parts: Parts, low: float, high: float) -> Iterator[pl.Series]:
+    """The values from ``low`` to ``high`` (both in) of every piece, read again."""
+    for part in parts():
+        yield part.filter((part >= low) & (part <= high))
 
 
 def _pivots(pieces: Iterable[pl.Series], stride: int) -> pl.Series:
@@ -269,14 +330,16 @@ def _buckets(pieces: Iterable[pl.Series], pivots: pl.Series) -> pl.DataFrame:
     Columns ``b`` (the pivot's index; -1: below the first pivot), ``size``, ``equal``,
     ``bottom`` and ``top`` (the least and the most of the values not equal to the pivot).
     """
-    found = []
-    for piece in pieces:
+    total = pl.DataFrame(schema={"b": pl.Int64, "size": pl.Int64, "equal": pl.Int64,
+                                 "bottom": pl.Float64, "top": pl.Float64})
+    others = pl.col("v").filter(~pl.col("at"))
+    for piece in pieces:  # each piece's counts folded in at once: one row per pivot at most
         index = pivots.search_sorted(piece, side="right").cast(pl.Int64) - 1
         at = (pivots.gather(index.clip(0)) == piece) & (index >= 0)
-        others = pl.col("v").filter(~pl.col("at"))
-        found.append(pl.DataFrame({"v": piece, "b": index, "at": at}).group_by("b").agg(
-            pl.len().alias("size"), pl.col("at").sum().alias("equal"),
-            others.min().alias("bottom"), others.max().alias("top")))
-    return pl.concat(found).group_by("b").agg(
-        pl.col("size").sum(), pl.col("equal").sum(), pl.col("bottom").min(),
-        pl.col("top").max()).sort("b")
+        counted = pl.DataFrame({"v": piece, "b": index, "at": at}).group_by("b").agg(
+            pl.len().cast(pl.Int64).alias("size"), pl.col("at").sum().cast(pl.Int64)
+            .alias("equal"), others.min().alias("bottom"), others.max().alias("top"))
+        total = pl.concat([total, counted]).group_by("b").agg(
+            pl.col("size").sum(), pl.col("equal").sum(), pl.col("bottom").min(),
+            pl.col("top").max())
+    return total.sort("b")

@@ -5,7 +5,8 @@ order, more than once, but never all at once: :class:`Spill` keeps the pieces it
 in memory until they pass its budget, then writes them to Arrow IPC files in a temporary
 directory and lets them go. Reading a column back yields its pieces in the order they
 came, from the files and then from memory, so the memory a reader holds is one piece.
-A column that never passes the budget never touches the disk.
+The budget is shared: when the pieces held pass it, every column's go to files, so
+nothing touches the disk until the budget is passed once.
 """
 
 from __future__ import annotations
@@ -73,10 +74,6 @@ class Spill:
         self._held_bytes += int(values.estimated_size())
         if self._held_bytes > self.budget_bytes:
             self._write_held()
-
-    def names(self) -> list[str]:
-        """Every column given a piece, in the order they first came."""
-        return list(dict.fromkeys([*self._files, *self._held]))
 
     def parts(self, name: str) -> Iterator[pl.Series]:
         """Column ``name``'s pieces in order: those in files (read one at a time), then held."""

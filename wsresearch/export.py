@@ -419,9 +419,10 @@ def export_with_report(
         export.add(whole, None)
         inputs.add(whole)
         summary = export.finish()
+        return summary, inputs.report(recording, spec, result, rule)
     finally:
         export.close()
-    return summary, inputs.report(recording, spec, result, rule)
+        inputs.close()
 
 
 def _dataset_dir(out_dir: str | os.PathLike[str]) -> Path:

@@ -749,15 +749,18 @@ def _from_recording(
 ) -> QualityReport:
     check_chunk_events(chunk_events)
     collected = ReportInputs(spec, chunk_events)
-    if spec is not None and result is None:
-        result = replay_in_chunks(recording, spec, "complete", progress, chunk_events,
-                                  collected.take)
-    else:  # nothing to replay: the events' times alone, no message read
-        if result is not None:
-            collected.add(result.frames)
-        for part in recording.columns(list(TIMELINE_SCHEMA)):
-            collected.count(part)
-    return collected.report(recording, spec, result, rule)
+    try:
+        if spec is not None and result is None:
+            result = replay_in_chunks(recording, spec, "complete", progress, chunk_events,
+                                      collected.take)
+        else:  # nothing to replay: the events' times alone, no message read
+            if result is not None:
+                collected.add(result.frames)
+            for part in recording.columns(list(TIMELINE_SCHEMA)):
+                collected.count(part)
+        return collected.report(recording, spec, result, rule)
+    finally:
+        collected.close()
 
 
 class ReportInputs:
@@ -790,7 +793,8 @@ class ReportInputs:
         self.last_seq: int | None = None
         self.drops = {"overflow": 0, "stale": 0}
         self._timeline: list[pl.DataFrame] = []
-        self._first: list[pl.DataFrame] = []  # per chunk: each generation's first message
+        self._first = pl.DataFrame(  # each generation's first message
+            schema={"generation": pl.Int64, "recv_mono_ns": pl.Int64, "recv_wall_ns": pl.Int64})
         self.times = SessionTimes(chunk_events * _BYTES_PER_EVENT)
         self._streams = {} if spec is None else {
             c.name: (c.stream_name, c.explode is not None) for c in spec.channels}
@@ -808,16 +812,20 @@ class ReportInputs:
         self.start = low if self.start is None else min(self.start, low)
         self.end = high if self.end is None else max(self.end, high)
         self.last_seq = last if self.last_seq is None else max(self.last_seq, last)
-        self._timeline.append(events.filter(pl.col("kind").is_in(["open", "close", "stop"]))
-                              .select("seq", *TIMELINE_SCHEMA))
+        timeline = events.filter(pl.col("kind").is_in(["open", "close", "stop"]))
+        if timeline.height:
+            self._timeline.append(timeline.select("seq", *TIMELINE_SCHEMA))
         drops = events.filter(kind="drop")["reason"]
         for reason in self.drops:
             self.drops[reason] += int((drops == reason).sum())
         frames = events.filter(kind="frame")
         self.received += frames.height
-        self._first.append(frames.group_by("generation").agg(
+        first = frames.group_by("generation").agg(
             pl.col("mono_ns").min().alias("recv_mono_ns"),
-            pl.col("wall_ns").min().alias("recv_wall_ns")))
+            pl.col("wall_ns").min().alias("recv_wall_ns"))
+        # Folded in as they come: one row per connection, however many chunks.
+        self._first = pl.concat([self._first, first]).group_by("generation").agg(
+            pl.col("recv_mono_ns").min(), pl.col("recv_wall_ns").min())
         if self.spec is None:
             self.times.add_times(_FRAMES, frames["mono_ns"])
 
@@ -828,31 +836,40 @@ class ReportInputs:
         self.add(frames)
 
     def add(self, frames: dict[str, pl.DataFrame]) -> None:
-        """Keep each channel's receive times (once per message) and exchange latencies."""
+        """Keep each channel's receive times (once per message) and exchange latencies.
+
+        A report without a spec reads the recording's frames alone (:meth:`count`), so
+        it keeps nothing of rows.
+        """
+        if self.spec is None:
+            return
         for channel, frame in frames.items():
             stream, exploded = self._streams.get(channel, (channel, False))
-            self.times.add_times(stream, _message_times(frame, exploded))
+            self.times.add_times(stream, _message_times(frame, exploded), source=channel)
             self.times.add_latencies(channel, _latency_ms(frame))
+
+    def close(self) -> None:
+        """Remove the temporary files, if any (also done when the inputs are collected).
+
+        :func:`quality_report` and :func:`~wsresearch.export.export_with_report` close
+        theirs once the report is built, or the replay failed.
+        """
+        self.times.close()
 
     def report(self, recording: Recording, spec: FeedSpec | None,
                result: ReplayResult | None, rule: _HoleRule) -> QualityReport:
         """The report of ``recording`` (replayed through ``spec`` as ``result``).
 
-        The temporary files, if any, are removed once it is built.
+        Raises
+        ------
+        RuntimeError
+            If the inputs were closed.
         """
-        try:
-            return self._report(recording, spec, result, rule)
-        finally:
-            self.times.close()
-
-    def _report(self, recording: Recording, spec: FeedSpec | None,
-                result: ReplayResult | None, rule: _HoleRule) -> QualityReport:
         start = self.start if self.start is not None else 0
         end = self.end if self.end is not None else 0
         timeline = pl.concat(self._timeline).sort("seq", maintain_order=True).drop("seq") if (
             self._timeline) else pl.DataFrame(schema=TIMELINE_SCHEMA)
-        first = pl.concat(self._first) if self._first else pl.DataFrame(
-            schema={"generation": pl.Int64, "recv_mono_ns": pl.Int64, "recv_wall_ns": pl.Int64})
+        first = self._first
         live = {"dropped_live": self.drops["overflow"], "old_generation_live": self.drops["stale"]}
         whole = _completeness(recording, self.events, self.last_seq)
         times = recording.manifest.receive_times
@@ -976,7 +993,8 @@ def _feed_times(frames: dict[str, pl.DataFrame], spec: FeedSpec) -> SessionTimes
     times = SessionTimes(budget_bytes=sys.maxsize)
     for channel in spec.channels:
         frame = frames[channel.name]
-        times.add_times(channel.stream_name, _message_times(frame, channel.explode is not None))
+        times.add_times(channel.stream_name, _message_times(frame, channel.explode is not None),
+                        source=channel.name)
         times.add_latencies(channel.name, _latency_ms(frame))
     return times
 
@@ -1096,8 +1114,8 @@ def _silences(
         if allowed:  # never judged: the gaps between messages beyond the threshold
             last = pl.Series([], dtype=pl.Int64)
             for part in received():
-                gaps = pl.DataFrame({"start": pl.concat([last, part]).shift(1),
-                                     "end": pl.concat([last, part])}).drop_nulls()
+                ends = pl.concat([last, part])
+                gaps = pl.DataFrame({"start": ends.shift(1), "end": ends}).drop_nulls()
                 last = part.tail(1)
                 for start, stop in gaps.filter(
                         (pl.col("end") - pl.col("start")) > threshold * NS_PER_S).iter_rows():
