@@ -44,6 +44,7 @@ class _Partition:
     folder: str  # "channel=trade" or "kind=trades"
     day: dt.date
     parts: list[Path] = field(default_factory=list)
+    schemas: list[dict[str, pl.DataType]] = field(default_factory=list)  # each part's
     # For ordered (normalized) partitions: each part's first and last (local_time, _source).
     bounds: list[tuple[Any, Any]] = field(default_factory=list)
 
@@ -86,6 +87,7 @@ class Staging:
             mine = self._partitions.setdefault((other.folder, other.day),
                                                _Partition(other.folder, other.day))
             mine.parts += other.parts
+            mine.schemas += other.schemas
             mine.bounds += other.bounds
 
     def add(self, folder: str, frame: pl.DataFrame) -> None:
@@ -108,8 +110,10 @@ class Staging:
             partition = self._partitions.setdefault((folder, key), _Partition(folder, key))
             self._written += 1
             path = self.folder / f"part-{self._written:08d}.parquet"
-            write_private_parquet(part.drop("_date"), path, compression_level=1)
+            part = part.drop("_date")
+            write_private_parquet(part, path, compression_level=1)
             partition.parts.append(path)
+            partition.schemas.append(dict(part.schema))
             if ordered:
                 partition.bounds.append((part.select(*_ORDER).row(0),
                                          part.select(*_ORDER).row(-1)))
@@ -125,8 +129,7 @@ class Staging:
         for _, partition in sorted(self._partitions.items()):
             path = (self.root / partition.folder / f"exchange={self.exchange}"
                     / f"date={partition.day.isoformat()}" / f"{recording}.parquet")
-            parts = pl.concat([pl.scan_parquet(p, glob=False) for p in partition.parts],
-                              how="vertical_relaxed")
+            parts = _scan_parts(partition)
             if partition.folder.startswith("kind="):
                 if not partition.in_order():  # a clock that stepped back across chunks
                     parts = parts.sort(*_ORDER, maintain_order=True)
@@ -139,3 +142,23 @@ class Staging:
         """Remove the staging folder and what is left in it."""
         with contextlib.suppress(OSError):
             shutil.rmtree(self.folder)
+
+
+def _scan_parts(partition: _Partition) -> pl.LazyFrame:
+    """A partition's parts, in order, as one lazy frame to stream into its file.
+
+    Parts of one schema (as a channel's always are) are read by one scan of them all,
+    which reads a few files at a time: a scan per part, joined, held a little memory per
+    part (about 0.1 MB, so 450 parts took 88 MB above rest, one scan of them 50 MB), which
+    a day-long recording's thousands of chunks would have made large. Where a part's
+    schema differs from the one before (a normalized kind whose column was all null in a
+    chunk), the runs are joined with their types relaxed, as before.
+    """
+    runs: list[tuple[dict[str, pl.DataType], list[Path]]] = []
+    for path, schema in zip(partition.parts, partition.schemas, strict=True):
+        if runs and runs[-1][0] == schema:
+            runs[-1][1].append(path)
+        else:
+            runs.append((schema, [path]))
+    return pl.concat([pl.scan_parquet(paths, glob=False, hive_partitioning=False)
+                      for _, paths in runs], how="vertical_relaxed")
