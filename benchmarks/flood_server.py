@@ -73,7 +73,9 @@ async def main(n: int, rate: float | None = None) -> None:
 def running(messages: int, rate: float | None = None) -> Iterator[str]:
     """This server in its own process, pinned to another core than the caller; yields its URL.
 
-    One core each, so neither side migrates mid-round or steals the other's.
+    One core each, so neither side migrates mid-round or steals the other's. The caller
+    gets its cores back afterwards: a later step (and every process it starts, which
+    inherits the caller's cores) must not run on one core.
     """
     command = [sys.executable, __file__, str(messages)]
     if rate is not None:
@@ -89,6 +91,7 @@ def running(messages: int, rate: float | None = None) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(10)
+        os.sched_setaffinity(0, cores)
 
 
 if __name__ == "__main__":

@@ -210,6 +210,8 @@ class _Sample:
             taken = values.slice(offset).gather_every(self.stride)
             self.kept.append(taken)
             self.count += taken.len()
+            if len(self.kept) > 64:  # a few values a chunk once the stride is long: join them
+                self.kept = [pl.concat(self.kept)]
         while self.count > self.size:  # kept indices are multiples of stride: keep every 2nd
             whole = pl.concat(self.kept).gather_every(2)
             self.kept, self.count, self.stride = [whole], whole.len(), self.stride * 2
