@@ -240,6 +240,10 @@ def nearest_rank(n: int, q: float) -> int:
 
 def _figures(parts: Parts, count: int, quantiles: tuple[float, ...],
              memory: int) -> LatencyFigures:
+    sorted_at_once = count <= memory
+    if sorted_at_once:  # read once, held whole: the figures and the sort from it
+        whole = pl.concat(list(parts()))
+        parts = lambda: [whole]  # noqa: E731
     minimum = maximum = farthest = math.nan
     negative = 0
     for part in parts():
@@ -252,8 +256,8 @@ def _figures(parts: Parts, count: int, quantiles: tuple[float, ...],
         if math.isnan(farthest) or abs(far) > abs(farthest):  # ties keep the first
             farthest = far
         negative += int((part < 0).sum())
-    if count <= memory:  # all at once, sorted, as polars' quantile would
-        ordered = pl.concat(list(parts())).sort()
+    if sorted_at_once:  # sorted, and indexed as polars' quantile would
+        ordered = whole.sort()
         found = {q: float(ordered[nearest_rank(count, q)]) for q in quantiles}
     else:
         found = {q: kth_smallest(parts, nearest_rank(count, q), (minimum, maximum, count),

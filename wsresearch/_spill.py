@@ -31,8 +31,8 @@ class Spill:
     Parameters
     ----------
     budget_bytes
-        The most the held pieces take in memory together: past it, every held piece is
-        written to a file of its own and let go (> 0).
+        The most the held pieces take in memory together: past it, each column's held
+        pieces are written to a file of their own and let go (> 0).
 
     Examples
     --------

@@ -747,8 +747,7 @@ def _from_recording(
     recording: Recording, spec: FeedSpec | None, progress: Callable[[int, int], None] | None,
     rule: _HoleRule, result: ReplayResult | None = None, chunk_events: int = CHUNK_EVENTS,
 ) -> QualityReport:
-    check_chunk_events(chunk_events)
-    collected = ReportInputs(spec, chunk_events)
+    collected = ReportInputs(spec, chunk_events)  # which checks chunk_events
     try:
         if spec is not None and result is None:
             result = replay_in_chunks(recording, spec, "complete", progress, chunk_events,
@@ -771,8 +770,8 @@ class ReportInputs:
     themselves: :meth:`take` keeps those two columns of each chunk's rows and lets the
     rows go. They are held in memory up to a budget set by ``chunk_events`` (800 bytes
     an event: 16 MB for the default 20,000) and in temporary files after, which
-    :meth:`report` reads back a piece at a time and removes, so the report of a
-    recording of any length fits in the same memory. The recording's own events give the
+    :meth:`report` reads back a piece at a time and :meth:`close` removes, so the report
+    of a recording of any length fits in the same memory. The recording's own events give the
     timeline, the drops and each connection's first message.
 
     Parameters
