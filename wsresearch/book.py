@@ -11,11 +11,10 @@ makes it whole again. Every book's integrity is counted (:class:`BookStats`): up
 checksums verified and failed, messages that left it crossed, resyncs, and the time it
 spent without a valid book.
 
-The levels are kept in :class:`sortedcontainers.SortedDict` (price → amount), chosen on
+Each side's levels are a :class:`Levels` (price → amount, in price order), chosen on
 measurement (``docs/books.md``): a researcher's book is read at the top after every
-message (best bid and ask, crossed check, checksums), and a sorted container answers
-that in O(log n), where the ``order-book`` library's C dict re-sorts on every ordered
-read (1.5 µs against 25 µs per level when the top is read every 20 levels).
+message (best bid and ask, crossed check, checksums), which a sorted side answers at
+once, where the ``order-book`` library's C dict re-sorts on every ordered read.
 """
 
 from __future__ import annotations
@@ -28,10 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import polars as pl
-from sortedcontainers import SortedDict  # type: ignore[import-untyped]  # no stubs
+
+from ._levels import Levels
 
 __all__ = ["BOOK_COLUMNS", "NEW_CONNECTION", "Book", "BookRule", "BookStats", "Books",
-           "kraken_checksum"]
+           "Levels", "kraken_checksum"]
 
 Side = Literal["bid", "ask"]
 
@@ -119,8 +119,8 @@ class Book:
         """The :class:`Books` it belongs to: told when it turns valid or invalid, and of
         each message applied (quotes)."""
         self.max_depth = max_depth
-        self.bids: SortedDict = SortedDict()  # price → amount; best is the last
-        self.asks: SortedDict = SortedDict()  # price → amount; best is the first
+        self.bids = Levels("bid")  # price → amount, ascending; the best is the last
+        self.asks = Levels("ask")  # price → amount, ascending; the best is the first
         self._texts: dict[Side, dict[float, tuple[str, str]]] = {"bid": {}, "ask": {}}
         self.valid = False
         self.reason = "no snapshot yet"
@@ -149,7 +149,7 @@ class Book:
         """Set one level; an ``amount`` of 0 removes it. ``text``: price and amount as sent."""
         levels = self.bids if side == "bid" else self.asks
         if amount == 0:
-            levels.pop(price, None)
+            levels.pop(price)
             if text is not None:
                 self._texts[side].pop(price, None)
             return
@@ -162,12 +162,10 @@ class Book:
         depth = self.max_depth
         if depth is None:
             return
-        sides: tuple[tuple[Side, SortedDict, int], ...] = (
-            ("bid", self.bids, 0), ("ask", self.asks, -1))
-        for side, levels, worst in sides:
+        sides: tuple[tuple[Side, Levels], ...] = (("bid", self.bids), ("ask", self.asks))
+        for side, levels in sides:
             texts = self._texts[side]
-            while len(levels) > depth:
-                price, _ = levels.popitem(worst)
+            for price in levels.trim(depth):
                 texts.pop(price, None)
 
     # -- state -------------------------------------------------------------------------
@@ -224,12 +222,12 @@ class Book:
     @property
     def best_bid(self) -> tuple[float, float] | None:
         """The highest bid: ``(price, amount)``, or ``None`` on an empty side."""
-        return self.bids.peekitem(-1) if self.bids else None
+        return self.bids.best()
 
     @property
     def best_ask(self) -> tuple[float, float] | None:
         """The lowest ask: ``(price, amount)``, or ``None`` on an empty side."""
-        return self.asks.peekitem(0) if self.asks else None
+        return self.asks.best()
 
     @property
     def mid(self) -> float | None:
@@ -246,25 +244,18 @@ class Book:
     @property
     def crossed(self) -> bool:
         """Whether the best bid is at or above the best ask."""
-        return bool(self.bids and self.asks and self.bids.peekitem(-1)[0]
-                    >= self.asks.peekitem(0)[0])
+        bid, ask = self.bids.best_price(), self.asks.best_price()
+        return bid is not None and ask is not None and bid >= ask
 
     def prices(self, side: Side, n: int | None = None) -> list[float]:
         """The best ``n`` prices of one side (all by default), best first."""
-        found: list[float]
-        if side == "bid":  # the best bid is the last key
-            keys = self.bids.keys()
-            found = keys[::-1] if n is None else keys[:-n - 1:-1]
-        else:
-            keys = self.asks.keys()
-            found = keys[:] if n is None else keys[:n]
-        return found
+        return (self.bids if side == "bid" else self.asks).best_prices(n)
 
     def side(self, side: Side, n: int | None = None) -> list[tuple[float, float]]:
         """The best ``n`` levels of one side (all by default), best first."""
         levels = self.bids if side == "bid" else self.asks
-        get = dict.__getitem__
-        return [(price, get(levels, price)) for price in self.prices(side, n)]
+        amount = levels.amount
+        return [(price, amount(price)) for price in levels.best_prices(n)]
 
     def texts(self, side: Side, n: int) -> list[tuple[str, str]]:
         """The best ``n`` levels of one side as the exchange wrote them, best first."""
@@ -554,8 +545,7 @@ def _symbol(book: Book) -> str:
 
 def apply_pairs(book: Book, side: Side, levels: Iterable[tuple[float, float]]) -> None:
     """Set each ``(price, amount)`` level on one side; an amount of 0 removes it."""
-    for price, amount in levels:
-        book.set(side, price, amount)
+    (book.bids if side == "bid" else book.asks).apply(levels)
 
 
 def apply_levels(book: Book, side: Side, levels: Iterable[Any], amount: str = "amount",
