@@ -20,9 +20,10 @@ and the min-max of the per-round ratios, and the target where there is one:
   every checksum verified) with books against the same replay without
   (``benchmarks/bench_books.py``);
 - ``wsresearch export --workers 2`` against ``--workers 1`` on 4 recordings of
-  ``--messages / 2`` frames each (a process per recording at a time), and one recording of
-  ``4 * --messages`` frames over four connections exported by 2 processes against by 1
-  (split where connections begin);
+  ``--messages / 2`` frames each (a process per recording at a time), the same on 4
+  recordings of ``2 * --messages`` frames each (each worker's start, about half a second,
+  then weighs a quarter as much), and one recording of ``4 * --messages`` frames over four
+  connections exported by 2 processes against by 1 (split where connections begin);
 - replay of 299,950 real Binance frames against cryptofeed 2.4.1's Binance handler and a
   plain read + ``orjson.loads`` of the same frames, each in a process of its own, the peers
   in their own venv (``benchmarks/bench_peers.py``; ``make bench`` creates the venv);
@@ -154,15 +155,14 @@ def normalizing(args: argparse.Namespace, ratio: Figure, per_row: Figure) -> Non
             per_row.values.append(normalized / table.height * 1e6)
 
 
-def workers(args: argparse.Namespace, figure: Figure) -> None:
-    """``wsresearch export --workers 2`` against ``--workers 1`` on 4 recordings."""
+def workers(args: argparse.Namespace, figure: Figure, frames: int) -> None:
+    """``wsresearch export --workers 2`` against ``--workers 1`` on 4 recordings of ``frames``."""
     spec = generic.spec(url="ws://127.0.0.1:1")
     with tempfile.TemporaryDirectory(prefix="wsr-bench-") as folder:
         root = Path(folder)
         dirs = [str(root / f"r{i}") for i in range(4)]
         for i, path in enumerate(dirs):
-            Recording.from_frames(path, list(generic_frames(args.messages // 2, seed=i)),
-                                  spec=spec)
+            Recording.from_frames(path, list(generic_frames(frames, seed=i)), spec=spec)
 
         def export(count: int, out: Path) -> float:
             start = time.perf_counter()
@@ -323,6 +323,8 @@ def main() -> None:
     book_replay = Figure("replay with books (Kraken v1 book1000)", "the same replay, no books")
     parallel = Figure("export --workers 2, 4 recordings", "the same with --workers 1",
                       ">= 1.7")
+    parallel_long = Figure("export --workers 2, 4 recordings 4x as long",
+                           "the same with --workers 1", ">= 1.7")
     split_figure = Figure("export --workers 2, one recording of 4 connections",
                           "the same by one process")
     peer_figures = {
@@ -345,7 +347,8 @@ def main() -> None:
         "replay": ("replay", lambda: replay_speed(args, replayed)),
         "normalize": ("normalized tables", lambda: normalizing(args, normalized, normalized_us)),
         "books": ("order books", lambda: books(args, book_figures, book_levels, book_replay)),
-        "workers": ("parallel export", lambda: (workers(args, parallel),
+        "workers": ("parallel export", lambda: (workers(args, parallel, args.messages // 2),
+                                                workers(args, parallel_long, args.messages * 2),
                                                 split(args, split_figure))),
         "peers": ("replay against peers", lambda: peers(args, peer_figures)),
         "streaming": ("export and report memory",
@@ -368,6 +371,7 @@ def main() -> None:
     for figure in (imported, on, off, ratio, cpu_ratio, cpu_us, replayed,
                    *peer_figures.values(), normalized,
                    normalized_us, *book_figures.values(), book_levels, book_replay, parallel,
+                   parallel_long,
                    split_figure, *stream_figures.values(), refreshed,
                    *memory_figures.values(), growth):
         print(figure.row())
