@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from wsresearch.dedupe import DedupeCache
 from wsresearch.errors import UnknownChannelError
 from wsresearch.frames import META_COLUMNS, ROW_LAYOUT, FrameStore, Row, polars_schema
-from wsresearch.sequence import SequenceTracker
+from wsresearch.sequence import Seq, SequenceTracker
 
 from .conftest import sized
 
@@ -398,3 +398,30 @@ def test_extend_frame_refuses_an_unknown_channel() -> None:
     with pytest.raises(UnknownChannelError, match="unknown channel 'nope'"):
         store.extend_frame("nope", as_frame([]))
     assert store.added("t") == 0
+
+
+@settings(max_examples=sized(200, 1000), deadline=None)
+@given(generation=st.integers(0, 2), data=st.data())
+def test_observe_runs_of_ranges_leaves_the_state_of_observing_each_message(
+        generation: int, data: st.DataObject) -> None:
+    """Messages each carrying a range (a ``Seq``, each starting one past the last's end)
+    count one outcome each: ``messages`` says how many carried each key's run."""
+    observed = data.draw(st.lists(st.tuples(st.sampled_from([GROUP, OTHER]),
+                                            st.sampled_from(KEYS), st.integers(0, 30)),
+                                  max_size=20), label="warm-up")
+    one_by_one = _warm_tracker(observed, generation)
+    at_once = _warm_tracker(observed, generation)
+    runs, messages, mono = {}, {}, len(observed)
+    for key in data.draw(st.lists(st.sampled_from(KEYS), unique=True), label="run keys"):
+        expected = at_once.expected(GROUP, key)
+        start = data.draw(st.integers(-5, 40), label="first") if expected is None else expected
+        first = start
+        widths = data.draw(st.lists(st.integers(1, 5), min_size=1, max_size=6), label="widths")
+        for width in widths:
+            outcome = one_by_one.observe(GROUP, "c", key, Seq(first, first + width - 1),
+                                         generation, mono)[0]
+            assert outcome in ("reset", "in_order")
+            first, mono = first + width, mono + 1
+        runs[key], messages[key] = (start, first - 1), len(widths)
+    at_once.observe_runs(GROUP, runs, generation, messages)
+    assert _tracker_state(at_once) == _tracker_state(one_by_one)

@@ -51,14 +51,18 @@ class AllKinds(BaseModel):
     b: bool
     t: NsFromMs
     side: Literal["buy", "sell"]
+    levels: list[tuple[float, float]]
     note: str | None = None  # left out of the layout: defaults to None
 
 
 SPOT_TRADE = binance.LAYOUTS["spot"]["trade"].template
 ALL_KINDS = Layout('{"n":"<_:name>","i":<i:int>,"f":<f:float>,"d":<d:decimal>,"s":<s:str>,'
-                   '"b":<b:bool>,"t":<t:ms>,"side":<side:str(buy|sell)>,"x":<_:str(a|b.c)>}')
+                   '"b":<b:bool>,"t":<t:ms>,"side":<side:str(buy|sell)>,"x":<_:str(a|b.c)>,'
+                   '"levels":<levels:levels>}')
 ALL_KINDS_TEXT = ('{"n":"x","i":-12,"f":1.25,"d":"61837.63000000","s":"héllo wörld",'
-                  '"b":true,"t":1700000000123,"side":"sell","x":"b.c"}')
+                  '"b":true,"t":1700000000123,"side":"sell","x":"b.c",'
+                  '"levels":[["61837.63000000","0.00000000"],["-1","2.5"]]}')
+LEVELS = [[61837.63, 0.0], [-1.0, 2.5]]
 
 
 def decode_one(layout: Layout, text: str | None) -> dict[str, Any]:
@@ -130,12 +134,13 @@ def test_a_matching_text_decodes_to_typed_values_of_every_kind() -> None:
                                           ALL_KINDS_TEXT.replace("true", "false")]))
     assert decoded.schema == pl.Schema({"i": pl.Int64, "f": pl.Float64, "d": pl.Float64,
                                         "s": pl.String, "b": pl.Boolean, "t": pl.Int64,
-                                        "side": pl.String})
+                                        "side": pl.String,
+                                        "levels": pl.List(pl.Array(pl.Float64, 2))})
     assert decoded.to_dicts() == [
         {"i": -12, "f": 1.25, "d": 61837.63, "s": "héllo wörld", "b": True,
-         "t": 1_700_000_000_123_000_000, "side": "sell"},
+         "t": 1_700_000_000_123_000_000, "side": "sell", "levels": LEVELS},
         {"i": -12, "f": 1.25, "d": 61837.63, "s": "héllo wörld", "b": False,
-         "t": 1_700_000_000_123_000_000, "side": "sell"},
+         "t": 1_700_000_000_123_000_000, "side": "sell", "levels": LEVELS},
     ]
     assert ALL_KINDS.matches(pl.Series([ALL_KINDS_TEXT, "{}"])).to_list() == [True, False]
 
@@ -193,6 +198,15 @@ def test_the_widest_admitted_numbers_decode_exactly() -> None:
     ALL_KINDS_TEXT.replace("true", "1"),
     ALL_KINDS_TEXT.replace('"sell"', '"hold"'),  # not one of the texts listed
     ALL_KINDS_TEXT.replace('"b.c"', '"bxc"'),
+    ALL_KINDS_TEXT.replace('"0.00000000"]', '"0.00000000"],'),  # levels: a trailing comma
+    ALL_KINDS_TEXT.replace('["-1","2.5"]', '["-1","2.5","3"]'),  # three values
+    ALL_KINDS_TEXT.replace('["-1","2.5"]', '["-1"]'),  # one
+    ALL_KINDS_TEXT.replace('["-1","2.5"]', '[-1,2.5]'),  # numbers, not texts
+    ALL_KINDS_TEXT.replace('["-1","2.5"]', '["-1", "2.5"]'),  # whitespace
+    ALL_KINDS_TEXT.replace('["-1","2.5"]', '["-1","2.5e1"]'),  # an exponent
+    ALL_KINDS_TEXT.replace('["-1","2.5"]', '["-1",null]'),
+    ALL_KINDS_TEXT.replace('["-1","2.5"]', '{"p":"-1","q":"2.5"}'),
+    ALL_KINDS_TEXT.replace('[["61837.63000000","0.00000000"],["-1","2.5"]]', 'null'),
     ALL_KINDS_TEXT + "x",  # trailing garbage
     ALL_KINDS_TEXT + "\n",
     ALL_KINDS_TEXT + " ",
@@ -445,8 +459,9 @@ def test_binance_spec_attaches_each_market_layout_to_its_channel_only() -> None:
         assert set(layouts) == set(LAYOUT_CHANNELS)
         spec = binance.spec(["btcusdt", "ethusdt"], ["depth", *LAYOUT_CHANNELS, "kline"],
                             url="ws://127.0.0.1:9", market=market)
+        depth = binance.depth_layout("@depth") if market == "spot" else None
         assert {c.name: c.layout for c in spec.channels} == {
-            "depth": None, "kline": None, **layouts}
+            "depth": depth, "kline": None, **layouts}
         for channel in spec.channels:
             if channel.layout is not None:
                 channel.layout.check_model(channel.model, channel.name)
@@ -531,6 +546,8 @@ TEXTS: dict[str, st.SearchStrategy[str]] = {
                     st.just(0)).map(str),
     "name": st.text(st.characters(exclude_categories=("Cs",),
                                   exclude_characters='"\\@' + CONTROLS), max_size=24),
+    "levels": st.lists(st.tuples(NUMBER, NUMBER), max_size=6).map(
+        lambda pairs: "[" + ",".join(f'["{p}","{q}"]' for p, q in pairs) + "]"),
 }
 
 
@@ -541,7 +558,9 @@ def test_the_generated_texts_cover_every_kind() -> None:
 def _value(kind: str, text: str) -> Any:
     """What a placeholder's text decodes to, by the module's table."""
     return {"int": int, "float": float, "decimal": float, "str": str,
-            "bool": lambda t: t == "true", "ms": lambda t: int(t) * 1_000_000}[kind](text)
+            "bool": lambda t: t == "true", "ms": lambda t: int(t) * 1_000_000,
+            "levels": lambda t: [[float(p), float(q)] for p, q in json.loads(t)],
+            }[kind](text)
 
 
 @st.composite
@@ -581,7 +600,9 @@ def _holds_its_promise(layout: Layout, model: type[BaseModel], spec: FeedSpec | 
     if fits:
         for name, value in found.items():
             expected = row.get(name)  # None for a field the layout leaves out
-            assert (expected, type(expected)) == (value, type(value)), (name, text)
+            if isinstance(value, list):  # levels: the model's tuples, a column's arrays
+                value = [list(pair) for pair in value]
+            assert (repr(expected), type(expected)) == (repr(value), type(value)), (name, text)
 
 
 @pytest.mark.parametrize(("market", "channel"), [
@@ -625,6 +646,9 @@ LOOSE: dict[str, st.SearchStrategy[str]] = {
     "bool": st.sampled_from(["true", "false"]),
     "ms": NUMBERS,
     "name": ANY_TEXT.map(lambda text: json.dumps(text)[1:-1]),
+    "levels": st.lists(st.lists(NUMBERS.map(lambda n: f'"{n}"') | NUMBERS, max_size=3),
+                       max_size=3).map(  # numbers as texts or not, in lists of any length
+        lambda levels: "[" + ",".join("[" + ",".join(level) + "]" for level in levels) + "]"),
 }
 
 
@@ -669,6 +693,55 @@ def test_whatever_a_binance_layout_matches_the_model_reads_alike_and_routes_to_i
 @given(near_misses(ALL_KINDS.template))
 def test_whatever_a_layout_of_every_kind_matches_the_model_reads_alike(text: str) -> None:
     assert check_layout(ALL_KINDS, AllKinds, [text]) == []
+
+
+# --- the spot depth diffs' layouts ------------------------------------------------------------
+
+DEPTH_LAYOUTS = {suffix: binance.depth_layout(suffix) for suffix in ("@depth", "@depth@100ms")}
+DEPTH_SPECS = {suffix: binance.spec(["btcusdt"], ["depth", "trade"], url="ws://127.0.0.1:9",
+                                    depth_speed=None if suffix == "@depth" else "100ms")
+               for suffix in DEPTH_LAYOUTS}
+
+
+def test_the_depth_layouts_agree_with_the_model_on_every_real_frame() -> None:
+    matched = 0
+    for _market, spec, _parser, texts, routes in _recorded():
+        own = [t for t, r in zip(texts, routes, strict=True) if r == "depth"]
+        others = pl.Series([t for t, r in zip(texts, routes, strict=True) if r != "depth"],
+                           dtype=pl.String)
+        for layout in DEPTH_LAYOUTS.values():
+            assert check_layout(layout, binance.Depth, own) == [], spec.description
+            assert layout.matches(others).sum() == 0  # never another channel's message
+            matched += int(layout.matches(pl.Series(own, dtype=pl.String)).sum())
+    # Not vacuous: the spot captures' diffs (100 ms) are read; USD-M's (pu, T) are not.
+    assert matched > 1000
+
+
+@pytest.mark.parametrize("suffix", list(DEPTH_LAYOUTS))
+def test_the_depth_layouts_decode_generated_messages_as_the_model_does(suffix: str) -> None:
+    @settings(max_examples=150, deadline=None)
+    @given(messages(DEPTH_LAYOUTS[suffix].template))
+    def holds(generated: tuple[str, dict[str, Any], bool]) -> None:
+        _holds_its_promise(DEPTH_LAYOUTS[suffix], binance.Depth, DEPTH_SPECS[suffix], "depth",
+                           generated)
+
+    holds()
+
+
+@pytest.mark.parametrize("suffix", list(DEPTH_LAYOUTS))
+def test_whatever_a_depth_layout_matches_the_model_reads_alike(suffix: str) -> None:
+    layout = DEPTH_LAYOUTS[suffix]
+
+    @settings(max_examples=80, deadline=None)
+    @given(near_misses(layout.template))
+    def holds(text: str) -> None:
+        assert check_layout(layout, binance.Depth, [text]) == []
+        if layout.matches(pl.Series([text])).item():
+            parser = MessageParser.from_spec(DEPTH_SPECS[suffix])
+            assert parser.route(text) == "depth"
+            assert (parser.parse(text).status, parser.counts["ok"]) == ("ok", 1)
+
+    holds()
 
 
 # --- route ----------------------------------------------------------------------------------

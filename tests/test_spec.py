@@ -147,7 +147,23 @@ def test_every_adapter_declares_its_plain_keys_as_field_names() -> None:
 
     spec = binance.spec(["btcusdt"], ["trade", "depth"])
     assert spec.channel("trade").field_names["dedupe_key"] == ("symbol", "trade_id")
-    assert "sequence" not in spec.channel("depth").field_names  # a range: a function
+    assert spec.channel("depth").field_names["sequence"] == (  # spot: U..u, a range
+        "first_update_id", "final_update_id")
+    usdm = binance.spec(["btcusdt"], ["depth"], market="usdm")
+    assert "sequence" not in usdm.channel("depth").field_names  # pu: a function
+
+
+def test_a_sequence_given_as_two_field_names_is_a_range() -> None:
+    from wsresearch import Seq
+    from wsresearch.exchanges import generic
+
+    ranged = Channel(name="trade", model=generic.Trade, sequence=("seq", "trade_id"))
+    trade = generic.Trade(symbol="BTC-USD", seq=3, trade_id=7, price=1.0, size=1.0,
+                          side="buy", ts=11)
+    assert ranged.sequence is not None and ranged.sequence(trade) == Seq(3, 7)
+    assert ranged.field_names == {"sequence": ("seq", "trade_id")}
+    with pytest.raises(ValueError, match=r"one field name .* or two"):
+        Channel(name="trade", model=generic.Trade, sequence=("seq", "trade_id", "ts"))
 
 
 def test_field_names_may_come_as_a_list() -> None:

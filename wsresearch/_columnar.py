@@ -28,6 +28,7 @@ from collections.abc import Hashable, Sequence
 
 import polars as pl
 
+from .book import BookRule
 from .exactness import SUSPECT_PATTERN
 from .frames import META_COLUMNS, polars_schema
 from .layout import check_layout
@@ -52,9 +53,12 @@ class Taken:
     """
 
     def __init__(self, pipeline: Pipeline, channel: Channel, rows: pl.DataFrame,
-                 positions: list[int], keys: list[Hashable] | None) -> None:
+                 positions: list[int], keys: list[Hashable] | None,
+                 books: bool = False) -> None:
         self.pipeline = pipeline
         self.channel = channel
+        self.books = books
+        """Whether its rows change the order books (applied as they are committed)."""
         self.stream = channel.stream_name
         self.rows = rows
         self.positions = positions
@@ -76,17 +80,27 @@ class Taken:
         rows = self.rows.slice(low, high - low)
         names = channel.field_names
         if channel.sequence is not None:
+            first, last = _range(channel)
             runs = (rows.select(_sequence_key(channel).alias("__key"),
-                                pl.col(names["sequence"][0]).alias("__value"))
+                                pl.col(first).alias("__first"), pl.col(last).alias("__last"))
                     .group_by("__key", maintain_order=True)
-                    .agg(pl.col("__value").first().alias("__first"),
-                         pl.col("__value").last().alias("__last")))
+                    .agg(pl.col("__first").first(), pl.col("__last").last(),
+                         pl.len().alias("__messages")))
             pipeline.sequences.observe_runs(
                 channel.sequence_group_name,
-                {k: (first, last) for k, first, last in runs.iter_rows()},
-                pipeline.generation)
+                {k: (first, last) for k, first, last, _ in runs.iter_rows()},
+                pipeline.generation,
+                {k: n for k, _, _, n in runs.iter_rows()} if len(names["sequence"]) > 1
+                else None)
         pipeline.parser.counts[OK] += high - low
         pipeline.store.extend_frame(channel.name, rows)
+        if self.books:
+            books = pipeline.books
+            assert books is not None  # a book channel's pipeline keeps books
+            try:
+                books.apply_rows(channel.name, rows)
+            except Exception as exc:  # as Pipeline._apply_book: reported, the rows kept
+                pipeline.report(exc)
         self.done = high
 
     def skip_to(self, row: int) -> None:
@@ -97,18 +111,24 @@ class Taken:
 class Columnar:
     """Which channels of a pipeline's spec a replay can take in columns, and taking them.
 
-    A channel qualifies when it has a layout, is no book channel, and reads only its own
-    state: every extractor it has is a field name (``sequence`` and ``exchange_time`` a
-    single one), and no other channel shares its health stream or sequence group.
+    A channel qualifies when it has a layout and reads only its own state: every
+    extractor it has is a field name (``exchange_time`` a single one, ``sequence`` one
+    or a range's two), and no other channel shares its health stream or sequence group.
+    A book channel qualifies where its exchange's rule has a columnar path
+    (:meth:`BookRule.takes_rows <wsresearch.book.BookRule.takes_rows>`): its rows are
+    taken only where the rule accepts them, and applied to the books as they are
+    committed.
     """
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
         spec = pipeline.spec
-        books = set() if spec.book_sync is None else set(spec.book_sync.channels)
+        sync = spec.book_sync
+        self.book_channels = frozenset() if sync is None else frozenset(sync.channels)
+        columnar_books = sync is not None and type(sync).takes_rows is not BookRule.takes_rows
         self.channels = {c.name: c for c in spec.channels
-                         if c.name not in books and _own_state(c, spec)
-                         and _holds_its_promise(c, pipeline)}
+                         if (c.name not in self.book_channels or columnar_books)
+                         and _own_state(c, spec) and _holds_its_promise(c, pipeline)}
         self._schemas = {name: polars_schema(c.model) for name, c in self.channels.items()}
         self.monitored = frozenset(pipeline.health.streams)
         """The health streams judged; a stream not among them is never stale."""
@@ -121,7 +141,7 @@ class Columnar:
         return bool(self.channels)
 
     def take(self, messages: pl.DataFrame, data: Sequence[str | bytes],
-             start: int = 0) -> dict[str, Taken]:
+             start: int = 0, books: bool = True) -> dict[str, Taken]:
         """The channels taken in columns for one chunk, with their rows.
 
         Parameters
@@ -136,6 +156,10 @@ class Columnar:
             a chunk after the last connection in it opened). No connection may open
             among the messages taken: the generation and every sequence expectation
             change there.
+        books
+            Whether book channels may be taken: not where anything else changes the
+            books among the messages (a REST snapshot), since their rows are applied
+            to the books only as they are committed.
 
         Returns
         -------
@@ -161,6 +185,8 @@ class Columnar:
         for name, channel in self.channels.items():
             layout = channel.layout
             assert layout is not None
+            if not books and name in self.book_channels:
+                continue  # its messages are unmatched: the per-message path takes them
             mine = plain & texts.str.contains(layout.anchor, literal=True)
             decoded = pl.concat([meta.filter(mine), layout.decode(texts.filter(mine))],
                                 how="horizontal")
@@ -218,7 +244,12 @@ class Columnar:
         }
         rows = found.select(*schema, *(meta[name].cast(dtype).alias(name)
                                        for name, dtype in META_COLUMNS.items()))
-        return Taken(pipeline, channel, rows, found["__position"].to_list(), keys)
+        book = channel.name in self.book_channels
+        if book:
+            books = pipeline.books
+            if books is None or not books.sync.takes_rows(books, channel.name, rows):
+                return None
+        return Taken(pipeline, channel, rows, found["__position"].to_list(), keys, book)
 
     def _runs_on(self, channel: Channel, found: pl.DataFrame) -> bool:
         """Whether every key's numbers run on by one from where the key expects."""
@@ -230,11 +261,13 @@ class Columnar:
         # own, not the connection group of control messages (_own_state): so nothing
         # judged in this connection reads what the last one left, whichever comes first.
         afresh = sequences.generation != self.pipeline.generation
-        value = channel.field_names["sequence"][0]
-        runs = (found.select(_sequence_key(channel).alias("_key"), pl.col(value).alias("_value"))
+        first, last = _range(channel)  # the same field twice for single numbers
+        runs = (found.select(_sequence_key(channel).alias("_key"), pl.col(first).alias("_first"),
+                             pl.col(last).alias("_last"))
                 .group_by("_key", maintain_order=True)
-                .agg(pl.col("_value").first().alias("first"),
-                     (pl.col("_value").diff().drop_nulls() == 1).all().alias("steady")))
+                .agg(pl.col("_first").first().alias("first"),
+                     ((pl.col("_first") == pl.col("_last").shift(1) + 1).drop_nulls().all()
+                      & (pl.col("_last") >= pl.col("_first")).all()).alias("steady")))
         group = channel.sequence_group_name
         for key_value, first, steady in runs.iter_rows():
             expected = None if afresh else sequences.expected(group, key_value)
@@ -246,6 +279,12 @@ class Columnar:
 def _ascending(times: pl.Series) -> bool:
     """Whether ``times`` never go back."""
     return bool((times.diff().drop_nulls() >= 0).all())
+
+
+def _range(channel: Channel) -> tuple[str, str]:
+    """The fields of a message's first and last sequence number (one field: both)."""
+    names = channel.field_names["sequence"]
+    return names[0], names[-1]
 
 
 def _sequence_key(channel: Channel) -> pl.Expr:
@@ -290,10 +329,11 @@ def _own_state(channel: Channel, spec: FeedSpec) -> bool:
             continue
         if extractor not in names:
             return False  # a callable: it needs the message object
-        if extractor != "dedupe_key" and len(names[extractor]) > 1:
+        if extractor not in ("dedupe_key", "sequence") and len(names[extractor]) > 1:
             return False  # a tuple, which the per-message path refuses or keys by
     kinds = channel.layout.fields
-    if channel.sequence is not None and kinds.get(names["sequence"][0]) != "int":
+    if channel.sequence is not None and any(kinds.get(n) != "int"
+                                            for n in names["sequence"]):
         return False  # left out (always None), or not an int: the model path judges it
     if channel.exchange_time is not None and kinds.get(
             names["exchange_time"][0], "ms") not in ("int", "ms"):

@@ -297,6 +297,32 @@ class BookRule(ABC):
               wall_ns: int) -> None:
         """Apply one valid message of ``channel`` (in receive order) to ``books``."""
 
+    def takes_rows(self, books: Books, channel: str, rows: pl.DataFrame) -> bool:
+        """Whether :meth:`apply_rows` can apply ``rows`` as :meth:`apply` would each message.
+
+        ``rows`` are one channel's messages of a stretch of a replay, in receive order, as
+        the columnar replay decodes them (the model's columns and the frame's meta
+        columns), each a valid message that no other book change comes between. A rule
+        says yes only where it can prove that applying them changes no book's validity
+        (no gap, no checksum to fail, no snapshot to wait for); rules without a
+        columnar path say no, and their messages go through :meth:`apply` one by one.
+        """
+        return False
+
+    def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame) -> None:
+        """Apply ``rows``, which :meth:`takes_rows` accepted, as :meth:`apply` would each.
+
+        Each message's snapshots due come first (:meth:`Books.due`), as in
+        :meth:`Books.apply`.
+
+        Raises
+        ------
+        TypeError
+            For a rule without a columnar path (its :meth:`takes_rows` never says yes).
+        """
+        raise TypeError(f"{type(self).__name__} applies messages one by one: its "
+                        "takes_rows() never accepts rows")
+
     def on_rest(self, books: Books, url: str | None, body: str, mono_ns: int,  # noqa: B027
                 wall_ns: int) -> None:
         """A REST response taken beside the stream (a book snapshot), in receive order.
@@ -464,10 +490,21 @@ class Books:
 
     def apply(self, channel: str, message: Any, mono_ns: int, wall_ns: int) -> None:
         """Hand one valid message of a book channel to the rule (snapshots first, if due)."""
+        self.due(wall_ns)
+        self.sync.apply(self, channel, message, mono_ns, wall_ns)
+
+    def apply_rows(self, channel: str, rows: pl.DataFrame) -> None:
+        """Hand a book channel's messages, as rows the rule accepted, to the rule.
+
+        See :meth:`BookRule.takes_rows`: the columnar replay's path for book channels.
+        """
+        self.sync.apply_rows(self, channel, rows)
+
+    def due(self, wall_ns: int) -> None:
+        """Take the snapshots due before a book message received at ``wall_ns`` is applied."""
         if self.snapshot_interval is not None and (
                 self._next_snapshot_ns is None or wall_ns >= self._next_snapshot_ns):
             self._snapshot_due(wall_ns)
-        self.sync.apply(self, channel, message, mono_ns, wall_ns)
 
     def snapshots(self) -> pl.DataFrame:
         """The snapshots so far, in native columns.

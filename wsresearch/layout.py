@@ -33,6 +33,9 @@ kind          matches                                 column
               13 digits, within 64 bits as ns)        fields of the adapters)
 ``name``      the characters of a string other than   not kept: routing text such as
               ``"``, ``\``, ``@`` and controls        a stream name's symbol
+``levels``    an array of ``["price","amount"]``      ``List(Array(Float64, 2))`` (a
+              pairs, each a ``decimal`` text, or      book diff's levels: the model's
+              ``[]``                                  ``list[tuple[float, float]]``)
 ============  ======================================  =================================
 
 A placeholder is ``<field:kind>``, ``field`` being the model's field (not its alias), or
@@ -71,6 +74,10 @@ _BARE_NUMBER = r"0|-?0\.[0-9]{1,16}|-?[1-9][0-9]{0,15}(?:\.[0-9]{1,16})?"
 """A JSON number the model and polars read alike: JSON's ``-0`` is the integer 0 to the
 model, but ``-0.0`` to polars, so it is left out (``-0.0`` itself reads alike)."""
 _MS = r"-?(?:0|[1-9][0-9]{0,12})"
+_PAIR = rf'\["{_NUMBER}","{_NUMBER}"\]'
+_LEVELS = rf"\[(?:{_PAIR}(?:,{_PAIR})*)?\]"
+_LEVEL_NUMBER = r"-?[0-9]+(?:\.[0-9]+)?"
+"""A number inside a matched ``levels`` text: the text holds nothing else that is a digit."""
 _TEXT = r'[^"\\\x00-\x1f]*'
 _NAME = r'[^"\\@\x00-\x1f]*'
 _MAX_MS = (2**63 - 1) // 1_000_000
@@ -104,6 +111,7 @@ KINDS: Mapping[str, Kind] = {
     "bool": Kind("(true|false)", pl.Boolean(), "true"),
     "ms": Kind(f"({_MS})", pl.Int64(), "1700000000000"),
     "name": Kind(_NAME, None, "x"),
+    "levels": Kind(f"({_LEVELS})", pl.List(pl.Array(pl.Float64, 2)), '[["1.5","2"]]'),
 }
 """The placeholder kinds and the column each gives (see the module's table)."""
 
@@ -275,6 +283,9 @@ class Layout:
                 columns.append(value)
             elif kind == "str":
                 columns.append(text)
+            elif kind == "levels":  # every number, in order, then in pairs
+                columns.append(text.str.extract_all(_LEVEL_NUMBER).list.eval(
+                    pl.element().cast(pl.Float64).reshape((-1, 2))))
             else:
                 columns.append(text.cast(pl.Float64))
         return texts.str.extract_groups(self.pattern).struct.unnest().select(
@@ -387,7 +398,13 @@ def _literal_texts(annotation: Any) -> set[str] | None:
 
 
 def _same(decoded: Any, read: Any) -> bool:
-    """Whether two values are the same: of one type, and a float to the bit (``-0.0``)."""
+    """Whether two values are the same: of one type, and a float to the bit (``-0.0``).
+
+    Containers are compared item by item; a list read from a column and the model's
+    tuple are the same container (a column holds either as one array).
+    """
+    if isinstance(decoded, list | tuple) and isinstance(read, list | tuple):
+        return len(decoded) == len(read) and all(map(_same, decoded, read))
     if type(decoded) is not type(read):
         return False
     if isinstance(read, float):

@@ -415,9 +415,13 @@ class _Driver:
         messages = kept.select("generation", "mono_ns", "wall_ns", "seq", "data", "binary")
         opened = others.filter(pl.col("kind") == "open")["index"]
         last_open = int(opened.max()) if len(opened) else None  # type: ignore[arg-type]
+        # A REST snapshot changes the books among the messages: book channels, whose rows
+        # reach the books only as they are committed, are not taken where one comes.
+        rests = others.filter(pl.col("kind") == "rest")["index"]
+        last_rest = int(rests.max()) if len(rests) else -1  # type: ignore[arg-type]
         taken: dict[str, Taken] = {}
         if self.columnar and last_open is None:
-            taken = self.columnar.take(messages, data)
+            taken = self.columnar.take(messages, data, books=last_rest < 0)
         rest = _not_taken(len(items), taken)
         self.read_in_columns += len(items) - len(rest)
 
@@ -446,7 +450,8 @@ class _Driver:
                     self.generations += 1
                     pipeline.open_generation(generation)
                     if self.columnar and what[0] == last_open:
-                        taken = self.columnar.take(messages, data, start=end)
+                        taken = self.columnar.take(messages, data, start=end,
+                                                   books=last_rest < what[0])
                         rest = _not_taken(len(items), taken)
                         self.read_in_columns += len(items) - len(rest)
                 elif kind == "rest" and status in (None, 200):  # a book snapshot

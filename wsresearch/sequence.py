@@ -253,7 +253,7 @@ class SequenceTracker:
         return None if state is None else state.expected
 
     def observe_runs(self, group: str, runs: Mapping[Hashable, tuple[int, int]],
-                     generation: int) -> None:
+                     generation: int, messages: Mapping[Hashable, int] | None = None) -> None:
         """Judge, per key, the consecutive numbers ``first..last``: as :meth:`observe` would.
 
         For runs known to be in order: each starts where its key expects, or its key
@@ -263,6 +263,10 @@ class SequenceTracker:
         :meth:`observe` does. The counts and expectations afterwards are those of
         observing every number in turn; the caller has checked the runs (the columnar
         replay does, on columns).
+
+        ``messages`` gives, per key, the messages that carried the run where each carried
+        a range of numbers (a :class:`Seq`, each starting one past the last's end): each
+        message is one outcome. Without it, each number is one message.
 
         Raises
         ------
@@ -290,7 +294,7 @@ class SequenceTracker:
                 resets += 1
             else:
                 found.expected = last + 1
-            numbers += last - first + 1
+            numbers += last - first + 1 if messages is None else messages[key]
         self.counts[RESET] += resets
         self.counts[IN_ORDER] += numbers - resets
 

@@ -50,6 +50,22 @@ OutboundMessage = str | dict[str, Any] | list[Any]
 """A message to send: text as is, anything else as compact JSON."""
 
 
+class _Range:
+    """A message's range of sequence numbers, read from two fields: ``Seq(first, last)``."""
+
+    __slots__ = ("_first", "_last")
+
+    def __init__(self, first: str, last: str) -> None:
+        self._first, self._last = attrgetter(first), attrgetter(last)
+
+    def __call__(self, message: Any) -> Seq | None:
+        first, last = self._first(message), self._last(message)
+        return None if first is None or last is None else Seq(first, last)
+
+    def __repr__(self) -> str:
+        return "sequence range"
+
+
 class Channel(BaseModel):
     """One message type of a feed and how to handle it.
 
@@ -75,7 +91,10 @@ class Channel(BaseModel):
         Maps a message to the exchange sequence numbers it carries: an ``int``,
         a :class:`~wsresearch.sequence.Seq` range or snapshot, or ``None``
         (see :mod:`wsresearch.sequence`). The Feed counts gaps, repeats and
-        out-of-order messages with it.
+        out-of-order messages with it. As field names: one names the number; two name
+        the first and the last number of a range (``("first_update_id",
+        "final_update_id")``: the message covers ``Seq(first, last)``; one whose last is
+        below its first is reported and kept, its numbers not checked).
     sequence_key
         Maps a message to the key its numbers count under (e.g. the symbol);
         ``None``: one counter for the group.
@@ -145,7 +164,13 @@ class Channel(BaseModel):
                     raise ValueError(f"{extractor}: field names must be non-empty strings, "
                                      f"got {value!r}")
                 names[extractor] = value
-                data[extractor] = attrgetter(*value)
+                if extractor == "sequence" and len(value) == 2:
+                    data[extractor] = _Range(*value)
+                elif extractor == "sequence" and len(value) > 2:
+                    raise ValueError(f"sequence: one field name (the number) or two (the "
+                                     f"first and last of a range), got {value!r}")
+                else:
+                    data[extractor] = attrgetter(*value)
         data["field_names"] = names
         return data
 

@@ -40,9 +40,8 @@ from ._common import NsFromMs, assemble, check_channels, check_choice, check_sym
 
 __all__ = [
     "CHANNELS", "EXCHANGE_NAMES", "LAYOUTS", "MARKETS", "MARKET_CHANNELS", "USDM_ENDPOINTS",
-    "AggTrade", "BookTicker", "Depth", "ForceOrder", "Kline", "MarkPrice", "Trade", "spec",
-    "stream_names",
-    "type_of",
+    "AggTrade", "BookTicker", "Depth", "ForceOrder", "Kline", "MarkPrice", "Trade",
+    "depth_layout", "spec", "stream_names", "type_of",
 ]
 
 CHANNELS: tuple[str, ...] = ("trade", "aggTrade", "bookTicker", "depth", "kline")
@@ -335,6 +334,12 @@ def _liquidations(native: pl.LazyFrame) -> pl.LazyFrame:
                                side=pl.col("side").str.to_lowercase())
 
 
+def _depth(sequence: Any) -> Channel:
+    return Channel(name="depth", model=Depth, dedupe_key=("symbol", "final_update_id"),
+                   sequence=sequence, sequence_key="symbol", exchange_time="event_time_ns",
+                   normalized={"book_changes": _book_changes})
+
+
 _CHANNELS = {
     "trade": Channel(
         name="trade", model=Trade, dedupe_key=("symbol", "trade_id"),
@@ -350,11 +355,7 @@ _CHANNELS = {
         name="bookTicker", model=BookTicker, dedupe_key=("symbol", "update_id"),
         exchange_time="event_time_ns", normalized={"quotes": _quotes},
     ),
-    "depth": Channel(
-        name="depth", model=Depth, dedupe_key=("symbol", "final_update_id"),
-        sequence=_depth_seq, sequence_key="symbol",
-        exchange_time="event_time_ns", normalized={"book_changes": _book_changes},
-    ),
+    "depth": _depth(_depth_seq),
     "kline": Channel(
         name="kline", model=Kline,
         dedupe_key=("symbol", "interval", "open_time_ns", "event_time_ns"),
@@ -371,6 +372,10 @@ _CHANNELS = {
     ),
 }
 
+_SPOT_DEPTH = _depth(("first_update_id", "final_update_id"))
+"""Spot's ``depth``: ``U..u`` read as a range of field names, so the columnar replay can
+check it on columns (USD-M's ``pu`` takes the function)."""
+
 _HEALTH = {
     "trade": StreamConfig(expected_interval=1.0, stale_threshold=60.0, allow_silence=True),
     "aggTrade": StreamConfig(expected_interval=1.0, stale_threshold=60.0, allow_silence=True),
@@ -383,15 +388,20 @@ _HEALTH = {
 }
 
 
+def _depth_suffix(market: str, depth_speed: str | None) -> str:
+    """The depth stream's name after the symbol: ``@depth``, or with its speed."""
+    speed = depth_speed or _DEFAULT_SPEED[market]
+    return "@depth" if speed == _DEFAULT_SPEED[market] else f"@depth@{speed}"
+
+
 def stream_names(
     symbols: Sequence[str], channels: Sequence[str], market: str = "spot",
     depth_speed: str | None = None, kline_interval: str = "1m",
 ) -> list[str]:
     """The Binance stream names to subscribe to, e.g. ``["btcusdt@trade"]``."""
-    speed = depth_speed or _DEFAULT_SPEED[market]
     suffix = {
         "trade": "@trade", "aggTrade": "@aggTrade", "bookTicker": "@bookTicker",
-        "depth": "@depth" if speed == _DEFAULT_SPEED[market] else f"@depth@{speed}",
+        "depth": _depth_suffix(market, depth_speed),
         "kline": f"@kline_{kline_interval}", "markPrice": "@markPrice@1s",
         "forceOrder": "@forceOrder",
     }
@@ -447,6 +457,42 @@ class BookSync(BookRule):
         else:
             book.pending.append(message)  # until a snapshot it can join
         book.touched(mono_ns, wall_ns, message.event_time_ns)
+
+    def takes_rows(self, books: Books, channel: str, rows: pl.DataFrame) -> bool:
+        """Spot diffs that each follow the last of their symbol's synced book.
+
+        Each symbol's book is valid and joined to its snapshot, its first diff starts one
+        past the book's last update id, and each diff after starts one past the one
+        before and ends at or after its start: :meth:`apply` would apply every one, and
+        no book would change validity. USD-M (``pu``) keeps the per-message path.
+        """
+        if self.futures or not rows.height:
+            return False
+        runs = (rows.group_by("symbol", maintain_order=True)
+                .agg(pl.col("first_update_id").first().alias("first"),
+                     ((pl.col("first_update_id") == pl.col("final_update_id").shift(1) + 1)
+                      .drop_nulls().all()
+                      & (pl.col("final_update_id") >= pl.col("first_update_id")).all())
+                     .alias("steady")))
+        for symbol, first, steady in runs.iter_rows():
+            book = books.books.get(symbol)
+            if (not steady or book is None or not book.valid or not book.bridged
+                    or book.pending or book.last_id is None or first != book.last_id + 1):
+                return False
+        return True
+
+    def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame) -> None:
+        due, found = books.due, books.books
+        for symbol, final, bids, asks, mono, wall, exchange_ns in zip(
+                *(rows[name].to_list() for name in (
+                    "symbol", "final_update_id", "bids", "asks", "recv_mono_ns",
+                    "recv_wall_ns", "event_time_ns")), strict=True):
+            due(wall)
+            book = found[symbol]
+            book.bids.apply(bids)
+            book.asks.apply(asks)
+            book.last_id = final
+            book.touched(mono, wall, exchange_ns)
 
     def on_rest(self, books: Books, url: str | None, body: str, mono_ns: int,
                 wall_ns: int) -> None:
@@ -562,7 +608,18 @@ and all, as seen in the recordings in ``data/``: a replay reads the messages tha
 straight into columns."""
 
 
-def _channels(chosen: Sequence[str], market: str) -> list[Channel]:
+def depth_layout(stream_suffix: str) -> Layout:
+    """Spot ``depth`` diffs as Binance writes them, on the stream ``<symbol><stream_suffix>``.
+
+    ``stream_suffix`` is ``"@depth"`` (1000 ms) or ``"@depth@100ms"``: the stream name
+    is part of the text, so each update speed has its layout.
+    """
+    return Layout('{"stream":"<_:name>' + stream_suffix + '","data":{"e":"depthUpdate",'
+                  '"E":<event_time_ns:ms>,"s":<symbol:str>,"U":<first_update_id:int>,'
+                  '"u":<final_update_id:int>,"b":<bids:levels>,"a":<asks:levels>}}')
+
+
+def _channels(chosen: Sequence[str], market: str, depth_suffix: str) -> list[Channel]:
     """The chosen channels, with the market's layouts.
 
     With ``trade`` too, ``aggTrade`` gives no ``trades`` rows: an aggregate repeats the
@@ -571,6 +628,9 @@ def _channels(chosen: Sequence[str], market: str) -> list[Channel]:
     """
     layouts = LAYOUTS[market]
     channels = [_CHANNELS[name].with_layout(layouts.get(name)) for name in chosen]
+    if market == "spot":  # the depth diffs' range, and their layout, in columns
+        channels = [_SPOT_DEPTH.with_layout(depth_layout(depth_suffix))
+                    if c.name == "depth" else c for c in channels]
     if "trade" in chosen and "aggTrade" in chosen:
         channels = [c.model_copy(update={"normalized": {}}) if c.name == "aggTrade" else c
                     for c in channels]
@@ -656,7 +716,7 @@ def spec(
         "binance", arguments, overrides,
         url=url,
         exchange=EXCHANGE_NAMES[market],
-        channels=_channels(chosen, market),
+        channels=_channels(chosen, market, _depth_suffix(market, depth_speed)),
         type_of=type_of,
         subscribe=[{"method": "SUBSCRIBE", "params": streams, "id": 1}],
         health={name: _HEALTH[name] for name in chosen},
