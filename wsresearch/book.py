@@ -31,7 +31,7 @@ import polars as pl
 from ._levels import Levels
 
 __all__ = ["BOOK_COLUMNS", "NEW_CONNECTION", "Book", "BookRule", "BookStats", "Books",
-           "Levels", "kraken_checksum"]
+           "Levels", "apply_levels", "apply_pairs", "kraken_checksum", "level_stream"]
 
 Side = Literal["bid", "ask"]
 
@@ -583,6 +583,17 @@ def _symbol(book: Book) -> str:
 def apply_pairs(book: Book, side: Side, levels: Iterable[tuple[float, float]]) -> None:
     """Set each ``(price, amount)`` level on one side; an amount of 0 removes it."""
     (book.bids if side == "bid" else book.asks).apply(levels)
+
+
+def level_stream(column: pl.Series) -> tuple[Iterator[tuple[float, float]], list[int]]:
+    """A column of levels (``List(Array(Float64, 2))``) as one stream of ``(price, amount)``.
+
+    With each row's count of levels: row ``i`` is the next ``counts[i]`` items of the
+    stream (``itertools.islice``). Two flat float lists, not a Python list per level.
+    """
+    flat = column.explode().drop_nulls()  # an empty list explodes to one null
+    counts = column.list.len().fill_null(0).to_list()
+    return zip(flat.arr.get(0).to_list(), flat.arr.get(1).to_list(), strict=True), counts
 
 
 def apply_levels(book: Book, side: Side, levels: Iterable[Any], amount: str = "amount",

@@ -25,13 +25,14 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
+from itertools import islice
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
 import polars as pl
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from ..book import Book, BookRule, Books, apply_pairs
+from ..book import Book, BookRule, Books, apply_pairs, level_stream
 from ..config import ConnectionConfig, StreamConfig
 from ..layout import Layout
 from ..sequence import Seq
@@ -483,14 +484,17 @@ class BookSync(BookRule):
 
     def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame) -> None:
         due, found = books.due, books.books
-        for symbol, final, bids, asks, mono, wall, exchange_ns in zip(
-                *(rows[name].to_list() for name in (
-                    "symbol", "final_update_id", "bids", "asks", "recv_mono_ns",
-                    "recv_wall_ns", "event_time_ns")), strict=True):
+        # Each side's levels as one stream of (price, amount), each diff taking its count.
+        bids, bid_counts = level_stream(rows["bids"])
+        asks, ask_counts = level_stream(rows["asks"])
+        for symbol, final, bid_count, ask_count, mono, wall, exchange_ns in zip(
+                rows["symbol"].to_list(), rows["final_update_id"].to_list(), bid_counts,
+                ask_counts, *(rows[name].to_list() for name in (
+                    "recv_mono_ns", "recv_wall_ns", "event_time_ns")), strict=True):
             due(wall)
             book = found[symbol]
-            book.bids.apply(bids)
-            book.asks.apply(asks)
+            book.bids.apply(islice(bids, bid_count))
+            book.asks.apply(islice(asks, ask_count))
             book.last_id = final
             book.touched(mono, wall, exchange_ns)
 
