@@ -27,7 +27,7 @@ from polars.testing import assert_frame_equal
 from pydantic import BaseModel
 
 from wsresearch import Channel, FeedSpec, Layout, Recording, StreamConfig, by_field, replay
-from wsresearch.book import Book
+from wsresearch.book import Book, BookRule, Books, level_lists
 from wsresearch.exchanges import binance
 from wsresearch.recording.writer import Captured, write_events
 from wsresearch.replay import ReplayResult
@@ -457,3 +457,111 @@ def test_a_layout_that_matches_another_channels_messages_is_not_used(tmp_path: P
     columns, models = hand_built(tmp_path, texts, layout=loose)
     assert columns.read_in_columns == 0
     assert models.frames["other"].height == 40
+
+
+# -- a book rule of one's own, with a columnar path --------------------------------------
+
+
+class Diff(BaseModel):
+    symbol: str
+    seq: int
+    bids: list[tuple[float, float]]
+    ts: int
+
+
+DIFF = Layout('{"type":"diff","symbol":<symbol:str>,"seq":<seq:int>,"bids":<bids:levels>,'
+              '"ts":<ts:int>}')
+
+
+class Unlucky(BookRule):
+    """Every diff is applied to its symbol's book, valid from the first; a level priced
+    13 makes the rule raise, in both paths, after the levels before it are set."""
+
+    channels = frozenset({"diff"})
+
+    def apply(self, books: Books, channel: str, message: Any, mono_ns: int,
+              wall_ns: int) -> None:
+        book = books.book(message.symbol)
+        if not book.valid:
+            book.mark_valid(mono_ns)
+        self._levels(book, message.bids)
+        book.touched(mono_ns, wall_ns, message.ts)
+
+    def takes_rows(self, books: Books, channel: str, rows: pl.DataFrame) -> bool:
+        return all(symbol in books.books and books.books[symbol].valid
+                   for symbol in rows["symbol"].unique().to_list())
+
+    def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame,
+                   report: Any) -> None:
+        prices, amounts, ends = level_lists(rows["bids"])
+        start = 0
+        for symbol, end, mono, wall, ts in zip(
+                rows["symbol"].to_list(), ends, rows["recv_mono_ns"].to_list(),
+                rows["recv_wall_ns"].to_list(), rows["ts"].to_list(), strict=True):
+            try:
+                books.due(wall)
+                book = books.books[symbol]
+                self._levels(book, list(zip(prices[start:end], amounts[start:end],
+                                            strict=True)))
+                book.touched(mono, wall, ts)
+            except Exception as exc:
+                report(exc)
+            start = end
+
+    @staticmethod
+    def _levels(book: Book, levels: list[tuple[float, float]]) -> None:
+        for price, amount in levels:
+            if price == 13:
+                raise ValueError(f"{book.symbol}: unlucky level {price}")
+            book.set("bid", price, amount)
+
+
+def _diff_spec(rule: BookRule) -> FeedSpec:
+    return FeedSpec(url="ws://127.0.0.1:9", type_of=by_field("type"), book_sync=rule,
+                    snapshot_interval=0.05,
+                    channels=[Channel(name="diff", model=Diff, layout=DIFF, sequence="seq",
+                                      sequence_key="symbol", exchange_time="ts")])
+
+
+def _diffs(count: int) -> list[str]:
+    return [f'{{"type":"diff","symbol":"S{i % 2}","seq":{i // 2 + 1},'
+            f'"bids":[["{100 + i % 7}","{i % 3}"],["{200 + i % 5}","1.5"]],"ts":{i}}}'
+            for i in range(count)]
+
+
+def test_a_rule_of_ones_own_is_read_in_columns_and_its_errors_are_reported_per_row(
+        tmp_path: Path) -> None:
+    texts = _diffs(400)
+    texts[250] = texts[250].replace('"bids":[', '"bids":[["13","1"],')  # raises, in a chunk
+    recording = Recording.from_frames(tmp_path / "r", texts, spec=_diff_spec(Unlucky()))
+    spec = _diff_spec(Unlucky())
+    columns = replay(recording, spec, chunk_events=40)
+    models = replay(recording, spec, chunk_events=40, columnar=False)
+    assert_same(columns, models)
+    assert columns.read_in_columns > 300
+    assert models.errors == ["ValueError: S0: unlucky level 13.0"]
+    assert columns.books is not None and columns.books.snapshots().height > 10
+
+
+class HalfDone(Unlucky):
+    """A rule that says yes to rows but cannot apply them: never asked."""
+
+    apply_rows = BookRule.apply_rows  # type: ignore[assignment]
+
+
+class Gapped(Unlucky):
+    """A rule that reacts to other channels' gaps: its books may change among its rows."""
+
+    def on_gap(self, books: Books, channel: str, mono_ns: int) -> None:
+        for book in books:
+            book.mark_invalid("a gap", mono_ns)
+
+
+@pytest.mark.parametrize("rule", [HalfDone, Gapped])
+def test_a_rule_without_a_whole_columnar_path_keeps_the_per_message_path(
+        tmp_path: Path, rule: type[BookRule]) -> None:
+    recording = Recording.from_frames(tmp_path / "r", _diffs(200), spec=_diff_spec(rule()))
+    columns = replay(recording, _diff_spec(rule()), chunk_events=40)
+    assert columns.read_in_columns == 0
+    assert_same(columns, replay(recording, _diff_spec(rule()), chunk_events=40,
+                                columnar=False))

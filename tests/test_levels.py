@@ -7,6 +7,7 @@ back and forth within one example.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -120,3 +121,32 @@ def test_a_book_keeps_its_sides_in_levels() -> None:
 def test_a_side_is_bid_or_ask() -> None:
     with pytest.raises(ValueError, match="side must be 'bid' or 'ask'"):
         Levels("buy")  # type: ignore[arg-type]
+
+
+def test_a_price_of_nan_is_refused_and_the_side_stays_whole() -> None:
+    nan = float("nan")
+    levels = Levels("bid")
+    with pytest.raises(ValueError, match="priced nan has no place"):
+        levels.apply([(100.0, 1.0), (nan, 1.0), (101.0, 1.0)])
+    assert levels.items() == [(100.0, 1.0)]  # the level before it is set, none after
+    with pytest.raises(ValueError, match="priced nan"):
+        levels[nan] = 2.0
+    levels.apply([(100.0, 0.0)])
+    assert levels.keys() == [] and levels.best() is None
+
+
+def test_a_big_snapshot_best_first_switches_to_a_sorted_list_as_it_grows() -> None:
+    # Best first: each price lands at the flat list's far end, the costly place; past
+    # flat_max the rest goes into a sorted list, within the one apply().
+    levels = Levels("bid", flat_max=50)
+    seen = []
+
+    def snapshot() -> Iterator[tuple[float, float]]:
+        for p in range(400):
+            seen.append(type(levels._ranks).__name__)
+            yield float(1000 - p), 1.0
+
+    levels.apply(snapshot())
+    assert seen.index("SortedList") == 51  # from the level after the 51st
+    assert type(levels._ranks).__name__ == "SortedList"
+    assert levels.keys() == [float(p) for p in range(601, 1001)]

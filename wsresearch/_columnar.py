@@ -14,11 +14,15 @@ What is taken is committed in order, per channel (:class:`Taken`): the de-dup ke
 once (:meth:`DedupeCache.remember <wsresearch.dedupe.DedupeCache.remember>`), the
 sequence runs per key (:meth:`SequenceTracker.observe_runs
 <wsresearch.sequence.SequenceTracker.observe_runs>`), the rows as one column chunk
-(:meth:`FrameStore.extend_frame <wsresearch.frames.FrameStore.extend_frame>`). Health
-hears each interval between two stops of the replay as the per-message path would tell
-it. Only state no other channel reads is touched, so the order of commits among channels
-does not matter; only a channel's own per-message fall-back (its stream was stale) needs
-its commits before it, which :meth:`Taken.commit` gives.
+(:meth:`FrameStore.extend_frame <wsresearch.frames.FrameStore.extend_frame>`), and a book
+channel's rows to the books (:meth:`BookRule.apply_rows
+<wsresearch.book.BookRule.apply_rows>`). Health hears each interval between two stops of
+the replay as the per-message path would tell it. Only state no other channel reads is
+touched (the books too: a book channel is taken only where its rule keeps no other
+channel, reacts to no other channel's gap, and no REST response comes among its rows),
+so the order of commits among channels does not matter; only a channel's own
+per-message fall-back (its stream was stale) needs its commits before it, which
+:meth:`Taken.commit` gives.
 """
 
 from __future__ import annotations
@@ -97,10 +101,7 @@ class Taken:
         if self.books:
             books = pipeline.books
             assert books is not None  # a book channel's pipeline keeps books
-            try:
-                books.apply_rows(channel.name, rows)
-            except Exception as exc:  # as Pipeline._apply_book: reported, the rows kept
-                pipeline.report(exc)
+            books.apply_rows(channel.name, rows, pipeline.report)  # each row's error reported
         self.done = high
 
     def skip_to(self, row: int) -> None:
@@ -125,7 +126,13 @@ class Columnar:
         spec = pipeline.spec
         sync = spec.book_sync
         self.book_channels = frozenset() if sync is None else frozenset(sync.channels)
-        columnar_books = sync is not None and type(sync).takes_rows is not BookRule.takes_rows
+        # A rule's books may be changed at commit only where nothing else changes them
+        # among its rows: one book channel, no gap of another channel reaching them (REST
+        # responses and new connections, the driver keeps apart).
+        columnar_books = (sync is not None and len(sync.channels) == 1
+                          and type(sync).takes_rows is not BookRule.takes_rows
+                          and type(sync).apply_rows is not BookRule.apply_rows
+                          and type(sync).on_gap is BookRule.on_gap)
         self.channels = {c.name: c for c in spec.channels
                          if (c.name not in self.book_channels or columnar_books)
                          and _own_state(c, spec) and _holds_its_promise(c, pipeline)}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
-from typing import Literal
+from typing import Any, Literal
 
 from sortedcontainers import SortedList  # type: ignore[import-untyped]  # no stubs
 
@@ -56,32 +56,57 @@ class Levels:
     # -- changes -----------------------------------------------------------------------
 
     def apply(self, levels: Iterable[tuple[float, float]]) -> None:
-        """Set each ``(price, amount)``; an amount of 0 removes the price's level."""
-        amounts, ranks, sign = self._amounts, self._ranks, self._sign
+        """Set each ``(price, amount)``; an amount of 0 removes the price's level.
+
+        Raises
+        ------
+        ValueError
+            For a new level priced NaN, which has no place in the order (the levels
+            before it are set, it and those after it are not).
+        """
+        amounts, sign = self._amounts, self._sign
+        ranks: Any = self._ranks  # a list, or past flat_max a SortedList
+        pending = iter(levels)
         if isinstance(ranks, list):
-            for price, amount in levels:
+            limit = self._flat_max
+            for price, amount in pending:
                 if amount == 0:
                     if amounts.pop(price, None) is not None:
                         del ranks[bisect_left(ranks, sign * price)]
                     continue
                 if price not in amounts:
+                    if price != price:
+                        raise _nan(price)
                     insort(ranks, sign * price)
+                    if len(ranks) > limit:  # a big snapshot: the rest into a sorted list
+                        amounts[price] = amount
+                        self._ranks = ranks = SortedList(ranks)
+                        break
                 amounts[price] = amount
-        else:
-            for price, amount in levels:
-                if amount == 0:
-                    if amounts.pop(price, None) is not None:
-                        ranks.remove(sign * price)
-                    continue
-                if price not in amounts:
-                    ranks.add(sign * price)
-                amounts[price] = amount
+        for price, amount in pending:  # a sorted list (from the start, or since the break)
+            if amount == 0:
+                if amounts.pop(price, None) is not None:
+                    ranks.remove(sign * price)
+                continue
+            if price not in amounts:
+                if price != price:
+                    raise _nan(price)
+                ranks.add(sign * price)
+            amounts[price] = amount
         self._resized()
 
     def __setitem__(self, price: float, amount: float) -> None:
-        """Set one level (an amount of 0 is kept: :meth:`apply` is the one that removes)."""
+        """Set one level (an amount of 0 is kept: :meth:`apply` is the one that removes).
+
+        Raises
+        ------
+        ValueError
+            For a price of NaN.
+        """
         amounts = self._amounts
         if price not in amounts:
+            if price != price:
+                raise _nan(price)
             ranks = self._ranks
             if isinstance(ranks, list):
                 insort(ranks, self._sign * price)
@@ -245,3 +270,8 @@ class Levels:
                 self._ranks = SortedList(ranks)
         elif size <= self._flat_max // 2:
             self._ranks = list(ranks)
+
+
+def _nan(price: float) -> ValueError:
+    return ValueError(f"a book level priced {price!r} has no place among the prices: "
+                      "not applied")

@@ -31,7 +31,7 @@ import polars as pl
 from ._levels import Levels
 
 __all__ = ["BOOK_COLUMNS", "NEW_CONNECTION", "Book", "BookRule", "BookStats", "Books",
-           "Levels", "apply_levels", "apply_pairs", "kraken_checksum", "level_stream"]
+           "Levels", "apply_levels", "apply_pairs", "kraken_checksum", "level_lists"]
 
 Side = Literal["bid", "ask"]
 
@@ -302,18 +302,25 @@ class BookRule(ABC):
 
         ``rows`` are one channel's messages of a stretch of a replay, in receive order, as
         the columnar replay decodes them (the model's columns and the frame's meta
-        columns), each a valid message that no other book change comes between. A rule
-        says yes only where it can prove that applying them changes no book's validity
-        (no gap, no checksum to fail, no snapshot to wait for); rules without a
-        columnar path say no, and their messages go through :meth:`apply` one by one.
+        columns), each a valid message. It is asked before any of them is applied, with
+        the books as they are then; the rows are applied later, when they are committed.
+        The replay guarantees that nothing else changes the books in between: it asks
+        only a rule with one book channel and no :meth:`on_gap` of its own, and only for
+        a stretch with no REST response and no new connection in it. A rule says yes
+        only where it can prove that applying them changes no book's validity (no gap,
+        no checksum to fail, no snapshot to wait for); rules without a columnar path
+        say no, and their messages go through :meth:`apply` one by one.
         """
         return False
 
-    def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame) -> None:
+    def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame,
+                   report: Callable[[Exception], None]) -> None:
         """Apply ``rows``, which :meth:`takes_rows` accepted, as :meth:`apply` would each.
 
-        Each message's snapshots due come first (:meth:`Books.due`), as in
-        :meth:`Books.apply`.
+        Before each row the rule calls :meth:`Books.due` with the row's ``recv_wall_ns``
+        (the snapshots due before it, as :meth:`Books.apply` takes them). A row that
+        raises is given to ``report`` and the next row is applied, as the per-message path
+        reports a message's error and goes on.
 
         Raises
         ------
@@ -493,12 +500,14 @@ class Books:
         self.due(wall_ns)
         self.sync.apply(self, channel, message, mono_ns, wall_ns)
 
-    def apply_rows(self, channel: str, rows: pl.DataFrame) -> None:
+    def apply_rows(self, channel: str, rows: pl.DataFrame,
+                   report: Callable[[Exception], None]) -> None:
         """Hand a book channel's messages, as rows the rule accepted, to the rule.
 
         See :meth:`BookRule.takes_rows`: the columnar replay's path for book channels.
+        Each row's error goes to ``report``.
         """
-        self.sync.apply_rows(self, channel, rows)
+        self.sync.apply_rows(self, channel, rows, report)
 
     def due(self, wall_ns: int) -> None:
         """Take the snapshots due before a book message received at ``wall_ns`` is applied."""
@@ -585,15 +594,15 @@ def apply_pairs(book: Book, side: Side, levels: Iterable[tuple[float, float]]) -
     (book.bids if side == "bid" else book.asks).apply(levels)
 
 
-def level_stream(column: pl.Series) -> tuple[Iterator[tuple[float, float]], list[int]]:
-    """A column of levels (``List(Array(Float64, 2))``) as one stream of ``(price, amount)``.
+def level_lists(column: pl.Series) -> tuple[list[float], list[float], list[int]]:
+    """A column of levels (``List(Array(Float64, 2))``) as flat prices and amounts.
 
-    With each row's count of levels: row ``i`` is the next ``counts[i]`` items of the
-    stream (``itertools.islice``). Two flat float lists, not a Python list per level.
+    With where each row's levels end: row ``i``'s are ``prices[ends[i-1]:ends[i]]`` and the
+    same of ``amounts`` (from 0 for the first). Two float lists, not a Python list per level.
     """
     flat = column.explode().drop_nulls()  # an empty list explodes to one null
-    counts = column.list.len().fill_null(0).to_list()
-    return zip(flat.arr.get(0).to_list(), flat.arr.get(1).to_list(), strict=True), counts
+    ends = column.list.len().fill_null(0).cum_sum().to_list()
+    return flat.arr.get(0).to_list(), flat.arr.get(1).to_list(), ends
 
 
 def apply_levels(book: Book, side: Side, levels: Iterable[Any], amount: str = "amount",

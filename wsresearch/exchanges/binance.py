@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
-from itertools import islice
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
 import polars as pl
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from ..book import Book, BookRule, Books, apply_pairs, level_stream
+from ..book import Book, BookRule, Books, apply_pairs, level_lists
 from ..config import ConnectionConfig, StreamConfig
 from ..layout import Layout
 from ..sequence import Seq
@@ -482,21 +481,28 @@ class BookSync(BookRule):
                 return False
         return True
 
-    def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame) -> None:
+    def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame,
+                   report: Callable[[Exception], None]) -> None:
         due, found = books.due, books.books
-        # Each side's levels as one stream of (price, amount), each diff taking its count.
-        bids, bid_counts = level_stream(rows["bids"])
-        asks, ask_counts = level_stream(rows["asks"])
-        for symbol, final, bid_count, ask_count, mono, wall, exchange_ns in zip(
-                rows["symbol"].to_list(), rows["final_update_id"].to_list(), bid_counts,
-                ask_counts, *(rows[name].to_list() for name in (
+        bid_prices, bid_amounts, bid_ends = level_lists(rows["bids"])
+        ask_prices, ask_amounts, ask_ends = level_lists(rows["asks"])
+        bid = ask = 0  # where each diff's levels start
+        for symbol, final, bid_end, ask_end, mono, wall, exchange_ns in zip(
+                rows["symbol"].to_list(), rows["final_update_id"].to_list(), bid_ends,
+                ask_ends, *(rows[name].to_list() for name in (
                     "recv_mono_ns", "recv_wall_ns", "event_time_ns")), strict=True):
-            due(wall)
-            book = found[symbol]
-            book.bids.apply(islice(bids, bid_count))
-            book.asks.apply(islice(asks, ask_count))
-            book.last_id = final
-            book.touched(mono, wall, exchange_ns)
+            try:  # as Books.apply, then apply() of a diff that follows the last
+                due(wall)
+                book = found[symbol]
+                book.bids.apply(zip(bid_prices[bid:bid_end], bid_amounts[bid:bid_end],
+                                    strict=True))
+                book.asks.apply(zip(ask_prices[ask:ask_end], ask_amounts[ask:ask_end],
+                                    strict=True))
+                book.last_id = final
+                book.touched(mono, wall, exchange_ns)
+            except Exception as exc:  # as the per-message path: reported, the next applied
+                report(exc)
+            bid, ask = bid_end, ask_end
 
     def on_rest(self, books: Books, url: str | None, body: str, mono_ns: int,
                 wall_ns: int) -> None:
