@@ -143,24 +143,31 @@ def _depth_positions(events: list[Captured]) -> list[int]:
             if isinstance(e.data, str) and '@depth' in e.data[:40]]
 
 
+def _with_snapshot_before(events: list[Captured], n: int,
+                          bids: list[list[str]] | None = None) -> list[Captured]:
+    """``events`` with a REST snapshot just before the ``n``-th diff, which joins it.
+
+    The capture's own snapshot, its ``lastUpdateId`` moved (and its bids, if given).
+    """
+    at = _depth_positions(events)[n]
+    rest = next(e for e in events if e.kind == "rest")
+    body = json.loads(str(rest.data))
+    body["lastUpdateId"] = json.loads(str(events[at].data))["data"]["U"] - 1
+    if bids is not None:
+        body["bids"] = bids
+    snapshot = Captured("rest", events[at].wall_ns, json.dumps(body), rest.url)
+    return [*events[:at], snapshot, *events[at:]]
+
+
 def test_a_lost_diff_and_a_later_snapshot_keep_the_models_book(tmp_path: Path) -> None:
     # A diff lost mid-session makes the book invalid (a gap); the diffs after it wait
     # for a snapshot, which a later REST response brings; the book follows again. Every
     # step is the models' in columns too, at chunk sizes that put the loss, the
     # snapshot and the diffs after each in chunks of their own and together.
-    recording = Recording.open(SPOT)
-    spec = recording.spec
+    spec = Recording.open(SPOT).spec
     assert spec is not None
-    events = list(BASE)
-    depth = _depth_positions(events)
-    lost = depth[20]
-    joining = json.loads(str(events[depth[30]].data))["data"]
-    rest = next(e for e in events if e.kind == "rest")
-    body = json.loads(str(rest.data))
-    body["lastUpdateId"] = joining["U"] - 1  # the 31st diff joins it
-    resync = Captured("rest", events[depth[30]].wall_ns, json.dumps(body), rest.url)
-    changed = [*events[:depth[30]], resync, *events[depth[30]:]]
-    del changed[lost]
+    changed = _with_snapshot_before(list(BASE), 30)  # the 31st diff joins it
+    del changed[_depth_positions(changed)[20]]
     write_events(tmp_path / "r", changed, source_url=spec.url, origin=spec.origin)
     for chunk_events in (7, 60, 333, 20_000):
         columns, models = both(tmp_path / "r", chunk_events)
@@ -177,14 +184,7 @@ def test_a_snapshot_while_the_book_is_synced_comes_between_the_diffs(tmp_path: P
     # reloaded between two diffs, so a chunk holding it cannot apply its diffs at commit.
     spec = Recording.open(SPOT).spec
     assert spec is not None
-    events = list(BASE)
-    depth = _depth_positions(events)
-    rest = next(e for e in events if e.kind == "rest")
-    body = json.loads(str(rest.data))
-    body["lastUpdateId"] = json.loads(str(events[depth[30]].data))["data"]["U"] - 1
-    body["bids"] = [["1.5", "2"]]  # a book unlike the one the diffs made
-    events.insert(depth[30], Captured("rest", events[depth[30]].wall_ns, json.dumps(body),
-                                      rest.url))
+    events = _with_snapshot_before(list(BASE), 30, [["1.5", "2"]])  # unlike the diffs' book
     write_events(tmp_path / "r", events, source_url=spec.url, origin=spec.origin)
     for chunk_events in (60, 333, 20_000):
         columns, models = both(tmp_path / "r", chunk_events)
