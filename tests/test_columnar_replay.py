@@ -557,7 +557,13 @@ class Gapped(Unlucky):
             book.mark_invalid("a gap", mono_ns)
 
 
-@pytest.mark.parametrize("rule", [HalfDone, Gapped])
+class TwoChannels(Unlucky):
+    """A rule whose books another channel changes too: it may come among the rows."""
+
+    channels = frozenset({"diff", "snap"})
+
+
+@pytest.mark.parametrize("rule", [HalfDone, Gapped, TwoChannels])
 def test_a_rule_without_a_whole_columnar_path_keeps_the_per_message_path(
         tmp_path: Path, rule: type[BookRule]) -> None:
     recording = Recording.from_frames(tmp_path / "r", _diffs(200), spec=_diff_spec(rule()))
