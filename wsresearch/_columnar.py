@@ -38,6 +38,7 @@ from .frames import META_COLUMNS, polars_schema
 from .layout import check_layout
 from .parser import OK
 from .pipeline import Pipeline
+from .sequence import runs
 from .spec import CONNECTION_GROUP, Channel, FeedSpec
 
 __all__ = ["Columnar", "Taken"]
@@ -84,18 +85,11 @@ class Taken:
         rows = self.rows.slice(low, high - low)
         names = channel.field_names
         if channel.sequence is not None:
-            first, last = _range(channel)
-            runs = (rows.select(_sequence_key(channel).alias("__key"),
-                                pl.col(first).alias("__first"), pl.col(last).alias("__last"))
-                    .group_by("__key", maintain_order=True)
-                    .agg(pl.col("__first").first(), pl.col("__last").last(),
-                         pl.len().alias("__messages")))
+            found = list(runs(rows, _sequence_key(channel), *_range(channel)).iter_rows())
             pipeline.sequences.observe_runs(
-                channel.sequence_group_name,
-                {k: (first, last) for k, first, last, _ in runs.iter_rows()},
+                channel.sequence_group_name, {k: (first, last) for k, first, last, _, _ in found},
                 pipeline.generation,
-                {k: n for k, _, _, n in runs.iter_rows()} if len(names["sequence"]) > 1
-                else None)
+                {k: n for k, _, _, n, _ in found} if len(names["sequence"]) > 1 else None)
         pipeline.parser.counts[OK] += high - low
         pipeline.store.extend_frame(channel.name, rows)
         if self.books:
@@ -268,15 +262,9 @@ class Columnar:
         # own, not the connection group of control messages (_own_state): so nothing
         # judged in this connection reads what the last one left, whichever comes first.
         afresh = sequences.generation != self.pipeline.generation
-        first, last = _range(channel)  # the same field twice for single numbers
-        runs = (found.select(_sequence_key(channel).alias("_key"), pl.col(first).alias("_first"),
-                             pl.col(last).alias("_last"))
-                .group_by("_key", maintain_order=True)
-                .agg(pl.col("_first").first().alias("first"),
-                     ((pl.col("_first") == pl.col("_last").shift(1) + 1).drop_nulls().all()
-                      & (pl.col("_last") >= pl.col("_first")).all()).alias("steady")))
         group = channel.sequence_group_name
-        for key_value, first, steady in runs.iter_rows():
+        for key_value, first, _, _, steady in runs(found, _sequence_key(channel),
+                                                   *_range(channel)).iter_rows():
             expected = None if afresh else sequences.expected(group, key_value)
             if not steady or (expected is not None and expected != first):
                 return False

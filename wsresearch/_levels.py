@@ -107,13 +107,7 @@ class Levels:
         if price not in amounts:
             if price != price:
                 raise _nan(price)
-            ranks = self._ranks
-            if isinstance(ranks, list):
-                insort(ranks, self._sign * price)
-                if len(ranks) > self._flat_max:
-                    self._ranks = SortedList(ranks)
-            else:
-                ranks.add(self._sign * price)
+            self._add_rank(self._sign * price)
         amounts[price] = amount
 
     def pop(self, price: float, default: float | None = None) -> float | None:
@@ -250,6 +244,16 @@ class Levels:
             raise IndexError(f"level index {index} out of range for {size} levels")
         position = index if self._sign > 0 else -1 - index  # asks: ranks run descending
         return self._sign * ranks[position]
+
+    def _add_rank(self, rank: float) -> None:
+        """Add one rank; a flat list grown past ``flat_max`` becomes a sorted list."""
+        ranks = self._ranks
+        if isinstance(ranks, list):
+            insort(ranks, rank)
+            if len(ranks) > self._flat_max:
+                self._ranks = SortedList(ranks)
+        else:
+            ranks.add(rank)
 
     def _remove_rank(self, rank: float) -> None:
         """Remove one rank; a sorted list shrunk to half of ``flat_max`` turns flat again."""

@@ -43,7 +43,7 @@ import polars as pl
 
 from ._limits import INT64_MAX, INT64_MIN
 
-__all__ = ["GAP_SCHEMA", "SEQUENCE_OUTCOMES", "Seq", "SequenceGap", "SequenceTracker"]
+__all__ = ["GAP_SCHEMA", "SEQUENCE_OUTCOMES", "Seq", "SequenceGap", "SequenceTracker", "runs"]
 
 IN_ORDER = "in_order"
 GAP = "gap"
@@ -326,3 +326,21 @@ class SequenceTracker:
             },
             schema=GAP_SCHEMA,
         )
+
+
+def runs(rows: pl.DataFrame, key: pl.Expr, first: str, last: str) -> pl.DataFrame:
+    """Each key's run of numbers in ``rows`` (in order), judged on the columns.
+
+    ``first`` and ``last`` name the columns of each message's first and last number (the
+    same column twice for single numbers). A row per key, in order of first appearance:
+    ``key``, ``first`` (the first message's first number), ``last`` (the last message's
+    last number), ``messages``, and ``steady``: whether each message starts one past the
+    one before and ends at or after its start, so the run is consecutive.
+    """
+    return (rows.select(key.alias("key"), pl.col(first).alias("first"),
+                        pl.col(last).alias("last"))
+            .group_by("key", maintain_order=True)
+            .agg(pl.col("first").first(), pl.col("last").last(),
+                 pl.len().alias("messages"),
+                 ((pl.col("first") == pl.col("last").shift(1) + 1).drop_nulls().all()
+                  & (pl.col("last") >= pl.col("first")).all()).alias("steady")))

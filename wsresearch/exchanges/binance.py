@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,7 +34,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from ..book import Book, BookRule, Books, apply_pairs, level_lists
 from ..config import ConnectionConfig, StreamConfig
 from ..layout import Layout
-from ..sequence import Seq
+from ..sequence import Seq, runs
 from ..spec import Channel, FeedSpec
 from ._common import NsFromMs, assemble, check_channels, check_choice, check_symbols
 
@@ -468,13 +468,8 @@ class BookSync(BookRule):
         """
         if self.futures or not rows.height:
             return False
-        runs = (rows.group_by("symbol", maintain_order=True)
-                .agg(pl.col("first_update_id").first().alias("first"),
-                     ((pl.col("first_update_id") == pl.col("final_update_id").shift(1) + 1)
-                      .drop_nulls().all()
-                      & (pl.col("final_update_id") >= pl.col("first_update_id")).all())
-                     .alias("steady")))
-        for symbol, first, steady in runs.iter_rows():
+        for symbol, first, _, _, steady in runs(
+                rows, pl.col("symbol"), "first_update_id", "final_update_id").iter_rows():
             book = books.books.get(symbol)
             if (not steady or book is None or not book.valid or not book.bridged
                     or book.pending or book.last_id is None or first != book.last_id + 1):
@@ -494,11 +489,9 @@ class BookSync(BookRule):
             try:  # as Books.apply, then apply() of a diff that follows the last
                 due(wall)
                 book = found[symbol]
-                book.bids.apply(zip(bid_prices[bid:bid_end], bid_amounts[bid:bid_end],
-                                    strict=True))
-                book.asks.apply(zip(ask_prices[ask:ask_end], ask_amounts[ask:ask_end],
-                                    strict=True))
-                book.last_id = final
+                _step(book, zip(bid_prices[bid:bid_end], bid_amounts[bid:bid_end], strict=True),
+                      zip(ask_prices[ask:ask_end], ask_amounts[ask:ask_end], strict=True),
+                      final)
                 book.touched(mono, wall, exchange_ns)
             except Exception as exc:  # as the per-message path: reported, the next applied
                 report(exc)
@@ -564,9 +557,7 @@ class BookSync(BookRule):
             book.mark_invalid(f"update ids {message.first_update_id}..{message.final_update_id}"
                               f" after {last}", mono_ns)
             return
-        apply_pairs(book, "bid", message.bids)
-        apply_pairs(book, "ask", message.asks)
-        book.last_id, book.bridged = message.final_update_id, True
+        _step(book, message.bids, message.asks, message.final_update_id)
 
     def _symbol_of(self, url: str | None) -> str:
         """The snapshot's symbol: the URL's ``symbol=``, or the spec's only symbol."""
@@ -618,6 +609,14 @@ and all, as seen in the recordings in ``data/``: a replay reads the messages tha
 straight into columns."""
 
 
+def _step(book: Book, bids: Iterable[tuple[float, float]], asks: Iterable[tuple[float, float]],
+          final: int) -> None:
+    """Apply a diff that follows the book's last: its levels, then its last update id."""
+    book.bids.apply(bids)
+    book.asks.apply(asks)
+    book.last_id, book.bridged = final, True
+
+
 def depth_layout(stream_suffix: str) -> Layout:
     """Spot ``depth`` diffs as Binance writes them, on the stream ``<symbol><stream_suffix>``.
 
@@ -636,11 +635,11 @@ def _channels(chosen: Sequence[str], market: str, depth_suffix: str) -> list[Cha
     fills ``trade`` already gives one by one, so with both the trades table keeps the
     fills, and no trade is counted twice.
     """
-    layouts = LAYOUTS[market]
-    channels = [_CHANNELS[name].with_layout(layouts.get(name)) for name in chosen]
+    layouts = dict(LAYOUTS[market])
+    defined = dict(_CHANNELS)
     if market == "spot":  # the depth diffs' range, and their layout, in columns
-        channels = [_SPOT_DEPTH.with_layout(depth_layout(depth_suffix))
-                    if c.name == "depth" else c for c in channels]
+        defined["depth"], layouts["depth"] = _SPOT_DEPTH, depth_layout(depth_suffix)
+    channels = [defined[name].with_layout(layouts.get(name)) for name in chosen]
     if "trade" in chosen and "aggTrade" in chosen:
         channels = [c.model_copy(update={"normalized": {}}) if c.name == "aggTrade" else c
                     for c in channels]
