@@ -138,6 +138,19 @@ def test_the_spot_depth_diffs_are_read_in_columns_once_the_book_is_synced() -> N
     assert columns.books is not None and columns.books.quotes().height > 100
 
 
+@pytest.mark.parametrize("chunk_events", [97, 20_000])
+def test_a_spec_of_the_book_channel_alone_replays_alike_in_columns(chunk_events: int) -> None:
+    # Depth is the spec's only channel with a layout: a chunk holding the REST snapshot
+    # has no channel it may take (none at all, not an error); the chunks after it do.
+    recording = Recording.open(SPOT)
+    spec = binance.spec(["btcusdt"], ["depth"], depth_speed="100ms")
+    columns, models = (replay(recording, spec, chunk_events=chunk_events, columnar=columnar)
+                       for columnar in (True, False))
+    assert_same(columns, models)
+    assert models.book("BTCUSDT").valid and models.frames["depth"].height > 500
+    assert (columns.read_in_columns > 500) == (chunk_events < 1000)
+
+
 def _depth_positions(events: list[Captured]) -> list[int]:
     return [i for i, e in enumerate(events)
             if isinstance(e.data, str) and '@depth' in e.data[:40]]

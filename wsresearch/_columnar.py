@@ -141,15 +141,53 @@ class Columnar:
     def __bool__(self) -> bool:
         return bool(self.channels)
 
+    def decode(self, messages: pl.DataFrame) -> dict[str, pl.DataFrame]:
+        """Each channel's messages in a chunk that its layout matches, decoded.
+
+        Work on the chunk alone, in native code, that reads no state: it may run in
+        another thread while the chunk before is processed (see :func:`~wsresearch.replay.
+        replay_in_chunks`), and :meth:`take` picks from it what the state allows.
+
+        Parameters
+        ----------
+        messages
+            The chunk's messages, in order: ``generation``, ``mono_ns``, ``wall_ns``,
+            ``seq``, ``data`` (text) and ``binary``.
+
+        Returns
+        -------
+        dict[str, pl.DataFrame]
+            Per channel, a row per message its layout matches: ``__position`` (its index
+            among ``messages``), ``__generation``, ``__mono``, ``__wall``, ``__seq`` and
+            the layout's fields.
+        """
+        # Masks over the chunk, not filtered copies: only each layout's own messages are
+        # copied out, to be decoded.
+        texts = messages["data"]
+        plain = ~messages["binary"] & texts.is_not_null() & ~texts.str.contains(SUSPECT_PATTERN)
+        meta = messages.select(
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("__position"),
+            pl.col("generation").alias("__generation"), pl.col("mono_ns").alias("__mono"),
+            pl.col("wall_ns").alias("__wall"), pl.col("seq").alias("__seq"))
+        found: dict[str, pl.DataFrame] = {}
+        for name, channel in self.channels.items():
+            layout = channel.layout
+            assert layout is not None
+            mine = plain & texts.str.contains(layout.anchor, literal=True)
+            decoded = pl.concat([meta.filter(mine), layout.decode(texts.filter(mine))],
+                                how="horizontal")
+            found[name] = decoded.filter(pl.col(next(iter(layout.fields))).is_not_null())
+        return found
+
     def take(self, messages: pl.DataFrame, data: Sequence[str | bytes],
-             start: int = 0, books: bool = True) -> dict[str, Taken]:
+             start: int = 0, books: bool = True,
+             decoded: dict[str, pl.DataFrame] | None = None) -> dict[str, Taken]:
         """The channels taken in columns for one chunk, with their rows.
 
         Parameters
         ----------
         messages
-            The chunk's messages to process, in order: ``generation``, ``mono_ns``,
-            ``wall_ns``, ``seq``, ``data`` (text) and ``binary``.
+            The chunk's messages to process, in order, as for :meth:`decode`.
         data
             Each message's payload as the per-message path gets it.
         start
@@ -161,6 +199,8 @@ class Columnar:
             Whether book channels may be taken: not where anything else changes the
             books among the messages (a REST snapshot), since their rows are applied
             to the books only as they are committed.
+        decoded
+            :meth:`decode` of ``messages``, if done already.
 
         Returns
         -------
@@ -170,36 +210,23 @@ class Columnar:
         """
         pipeline = self.pipeline
         generation = pipeline.generation
-        # Masks over the chunk, not filtered copies: only each layout's own messages are
-        # copied out, to be decoded.
-        texts = messages["data"]
-        current = messages["generation"] == generation
-        if start:
-            current = current & (pl.int_range(messages.height, eager=True) >= start)
-        plain = (current & ~messages["binary"] & texts.is_not_null()
-                 & ~texts.str.contains(SUSPECT_PATTERN))
-        meta = messages.select(
-            pl.int_range(pl.len(), dtype=pl.Int64).alias("__position"),
-            pl.col("mono_ns").alias("__mono"), pl.col("wall_ns").alias("__wall"),
-            pl.col("seq").alias("__seq"))
-        found: dict[str, pl.DataFrame] = {}
-        for name, channel in self.channels.items():
-            layout = channel.layout
-            assert layout is not None
-            if not books and name in self.book_channels:
-                continue  # its messages are unmatched: the per-message path takes them
-            mine = plain & texts.str.contains(layout.anchor, literal=True)
-            decoded = pl.concat([meta.filter(mine), layout.decode(texts.filter(mine))],
-                                how="horizontal")
-            found[name] = decoded.filter(pl.col(next(iter(layout.fields))).is_not_null())
+        if decoded is None:
+            decoded = self.decode(messages)
+        positions = pl.int_range(messages.height, eager=True)
+        current = (messages["generation"] == generation) & (positions >= start)
+        mine = (pl.col("__generation") == generation) & (pl.col("__position") >= start)
+        found = {name: rows.filter(mine) for name, rows in decoded.items()
+                 if books or name not in self.book_channels}
+        if not found:  # only book channels, which may not be taken here
+            return {}
+        # A book channel left out: its messages are unmatched, the per-message path takes them.
         matched = pl.concat([f.select("__position") for f in found.values()])["__position"]
         twice = matched.filter(matched.is_duplicated()).unique().implode()
         if len(twice[0]):  # two layouts match a message: the parser says whose it is
             found = {name: rows.filter(~pl.col("__position").is_in(twice))
                      for name, rows in found.items()}
             matched = matched.filter(~matched.is_in(twice))
-        unmatched = meta["__position"].filter(
-            current & ~meta["__position"].is_in(matched.implode()))
+        unmatched = positions.filter(current & ~positions.is_in(matched.implode()))
         # A channel any of whose messages the layout does not match keeps the per-message
         # path: route the others until no channel is left to rule out.
         candidates = {name for name, rows in found.items() if rows.height}
