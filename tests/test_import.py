@@ -21,6 +21,7 @@ from wsresearch.exchanges import kraken
 from wsresearch.importers import FORMATS, capture_events, detect_format, import_capture
 from wsresearch.quality import quality_report
 from wsresearch.recording.format import EVENT_KINDS, RecordingManifest, parse_manifest
+from wsresearch.recording.writer import Captured, write_events
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 RECORDINGS = DATA / "recordings"
@@ -110,7 +111,7 @@ def test_a_cryptofeed_capture_imports_with_its_connects_sends_and_times(tmp_path
     assert events.filter(kind="sent")["data"].to_list() == [d for _, d in sent]
     rest = recording.rest()
     assert rest.select("url", "body").rows() == [
-        ("https://api.kraken.com/0/public/Depth?pair=***", "{}")]
+        ("https://api.kraken.com/0/public/Depth?pair=XBTUSD", "{}")]  # what was asked
     assert rest["wall_ns"][0] == frames[3][0] // 1000 * 1000  # microseconds, as written
     assert replay(recording).frames["trade"].height == 10
 
@@ -192,9 +193,10 @@ def test_side_files_give_connects_sends_messages_and_rest_snapshots(tmp_path: Pa
     assert detect_format(tmp_path / "x.jsonl") == "side-files"
     recording = import_capture(tmp_path / "x.jsonl", tmp_path / "rec")
     assert timed(recording) == [(1, t, d) for t, d in frames]
-    assert recording.rest().select("wall_ns", "body").rows() == [
-        (frames[3][0] + 1, '{"lastUpdateId":1}'),
-        (frames[-1][0] + NS, '{"lastUpdateId":2}')]  # placed by its own time: after the rest
+    assert recording.rest().select("wall_ns", "url", "body").rows() == [
+        (frames[3][0] + 1, "https://a/depth?symbol=A", '{"lastUpdateId":1}'),
+        (frames[-1][0] + NS, "https://a/depth?symbol=B",
+         '{"lastUpdateId":2}')]  # placed by its own time: after the rest
     assert recording.manifest.ended_wall_ns == frames[-1][0] + NS
     assert recording.events().filter(kind="sent")["data"].to_list() == [d for _, d in sent]
 
@@ -217,6 +219,17 @@ def test_sent_secrets_are_masked_as_a_recorder_masks_them(tmp_path: Path) -> Non
     assert key not in text and signature not in text and "abcdef123456" not in text
     assert events.filter(kind="sent")["data"].to_list() == [
         '{"op":"auth","args":["***",1,"***"]}', '{"op":"ping","note":"***","apiKey":"***"}']
+
+
+def test_a_rest_request_keeps_what_it_asked_and_loses_its_secrets(tmp_path: Path) -> None:
+    # A snapshot's symbol= says which book it is for: kept, as a recorder keeps it; a
+    # signature and user info are masked.
+    url = "https://user:pw@api.x.com/depth?symbol=ETHUSDT&limit=100&signature=SIG0987654321"
+    write_events(tmp_path / "rec", [Captured("frame", 1, "{}"),
+                                    Captured("rest", 2, '{"lastUpdateId":1}', url)],
+                 source_url="wss://x/ws")
+    assert Recording.open(tmp_path / "rec").rest()["url"].to_list() == [
+        "https://***:***@api.x.com/depth?symbol=ETHUSDT&limit=100&signature=***"]
 
 
 # -- refusals ----------------------------------------------------------------------------------
@@ -330,6 +343,20 @@ def test_the_shipped_recordings_hold_the_captures_with_their_times(name: str) ->
     assert received.min() > 1_600_000_000 * NS and received.is_sorted()  # type: ignore[operator]
     assert recording.rest().height == snapshots
     assert recording.spec is not None
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_, snapshots) in SHIPPED.items() if snapshots))
+def test_each_snapshot_of_a_shipped_recording_syncs_its_own_book(name: str) -> None:
+    # Every symbol's REST snapshot is placed by its URL's symbol= on that symbol's book,
+    # and every book comes out synced, with the depth diffs read at the speed recorded.
+    recording = Recording.open(RECORDINGS / name)
+    assert recording.spec is not None and recording.spec.origin is not None
+    symbols = [s.upper() for s in recording.spec.origin.arguments["symbols"]]
+    result = replay(recording)
+    assert result.books is not None
+    assert sorted(b.symbol for b in result.books) == sorted(symbols)
+    assert all(b.valid and b.stats.snapshots == 1 for b in result.books)
+    assert not result.rejects and not result.errors
 
 
 # -- the command line -------------------------------------------------------------------
