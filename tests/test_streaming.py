@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import shutil
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ from wsresearch import Recording, replay
 from wsresearch.exchanges import generic
 from wsresearch.recording import reader
 from wsresearch.recording.format import MANIFEST, SEGMENTS
-from wsresearch.replay import ReplayResult
+from wsresearch.replay import ReplayResult, replay_in_chunks
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 RECORDINGS = sorted(p for p in (DATA / "recordings").iterdir() if p.is_dir())
@@ -119,6 +122,64 @@ def test_an_unreadable_segment_is_skipped_alike_in_chunks(tmp_path: Path) -> Non
     with pytest.warns(UserWarning, match="skipping unreadable segment"):
         chunked = pl.concat(list(Recording.open(path).chunks(50)))
     assert_frame_equal(chunked, whole)
+
+
+def test_an_unreadable_segment_warns_in_a_replay_too(tmp_path: Path) -> None:
+    # The next chunk is read in another thread while one is replayed: its warning
+    # still reaches the caller, and the rest is replayed as when read in one piece.
+    path = tmp_path / "recording"
+    shutil.copytree(SESSION, path)
+    victim = sorted((path / SEGMENTS).glob("*/*.parquet"))[3]
+    victim.write_bytes(b"PAR1 not a segment")
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    with pytest.warns(UserWarning, match="skipping unreadable segment"):
+        chunked = replay(path, spec, chunk_events=50)
+    with pytest.warns(UserWarning, match="skipping unreadable segment"):
+        whole = replay(path, spec, chunk_events=1_000_000)
+    assert_same_replay(chunked, whole)
+
+
+def _read_ahead_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("wsresearch-read-ahead")]
+
+
+def test_a_failure_between_chunks_stops_the_reading_ahead() -> None:
+    # A consumer of the chunks fails on the second: the replay stops there, the chunk
+    # read ahead is the only one read beyond it, and no thread is left reading.
+    recording = Recording.open(SESSION)
+    read: list[int] = []
+
+    def chunks() -> Iterator[pl.DataFrame]:
+        for chunk in recording.chunks(100):
+            read.append(chunk.height)
+            yield chunk
+
+    def after_chunk(_: object, events: pl.DataFrame) -> None:
+        if len(seen) == 1:
+            raise RuntimeError("the consumer failed")
+        seen.append(events.height)
+
+    seen: list[int] = []
+    with pytest.raises(RuntimeError, match="the consumer failed"):
+        replay_in_chunks(recording, recording.spec, "complete", None, 100,  # type: ignore[arg-type]
+                         after_chunk, chunks=chunks())
+    assert not _read_ahead_threads()
+    assert len(read) == 3 and seen == read[:1]
+
+
+def test_a_chunk_that_cannot_be_read_fails_the_replay_after_those_before_it() -> None:
+    recording = Recording.open(SESSION)
+
+    def chunks() -> Iterator[pl.DataFrame]:
+        yield from itertools.islice(recording.chunks(100), 2)
+        raise OSError("the disk went away")
+
+    seen: list[int] = []
+    with pytest.raises(OSError, match="the disk went away"):
+        replay_in_chunks(recording, recording.spec, "complete", None, 100,  # type: ignore[arg-type]
+                         lambda _, events: seen.append(events.height), chunks=chunks())
+    assert seen == [chunk.height for chunk in itertools.islice(recording.chunks(100), 2)]
+    assert not _read_ahead_threads()
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "9"])

@@ -27,8 +27,9 @@ import gc
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import polars as pl
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -48,6 +49,7 @@ from .spec import FeedSpec
 
 __all__ = ["ReplayResult", "ReplayServer", "replay", "replay_in_chunks"]
 
+_T = TypeVar("_T")
 _BATCH = 256  # messages per call into the pipeline: short-lived, so the GC has little to walk
 _SEQUENCE_STATS = ("exchange_errors", "sequence_gaps", "sequence_missing", "sequence_repeats",
                    "sequence_out_of_order")
@@ -277,11 +279,12 @@ def replay_in_chunks(
         before(pipeline)
     driver = _Driver(pipeline, clock, round(spec.check_interval * NS_PER_S), skip, progress,
                      recording.event_count, recording.path, columnar=columnar)
-    for chunk in chunks:
-        with _collector_paused():
-            driver.feed(chunk)
-        if after_chunk is not None:
-            after_chunk(pipeline, chunk)
+    with _read_ahead(chunks, driver.prepare) as prepared:
+        for chunk in prepared:
+            with _collector_paused():
+                driver.feed(chunk)
+            if after_chunk is not None:
+                after_chunk(pipeline, chunk.events)
     messages, skipped, generations = driver.finish()
     counts = pipeline.counts
     stats: dict[str, Any] = {
@@ -334,6 +337,55 @@ def _payloads(texts: pl.Series, binary: pl.Series, source: object) -> list[str |
     return data
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    """A chunk of events, and what of it reads no replay state (:meth:`_Driver.prepare`)."""
+
+    events: pl.DataFrame
+    frames: int
+    """Its messages, those a faithful replay skips included."""
+    kept: pl.DataFrame
+    """The messages replayed, with their ``index`` among the events."""
+    others: pl.DataFrame
+    """The events that are not messages, with their ``index``."""
+    messages: pl.DataFrame
+    """The replayed messages' columns :meth:`Columnar.take` reads."""
+    decoded: dict[str, pl.DataFrame] | None
+    """:meth:`Columnar.decode` of ``messages`` (``None``: nothing is read in columns)."""
+
+
+@contextlib.contextmanager
+def _read_ahead(chunks: Iterable[pl.DataFrame],
+                prepare: Callable[[pl.DataFrame], _T]) -> Iterator[Iterator[_T]]:
+    """``prepare(chunk)`` for each of ``chunks``, the next one read and prepared meanwhile.
+
+    Reading a chunk and ``prepare`` (native work on the chunk alone that reads no
+    state: polars releases the GIL) run in one other thread, a chunk ahead of the one
+    in use, so a second core reads and decodes while this one feeds the pipeline. One
+    step at a time, in order, so the chunks are read as in a loop here, only earlier:
+    what either raises is raised here when that chunk is asked for, and two chunks are
+    held at most. On leaving, the other thread finishes its step and stops.
+    """
+    iterator = iter(chunks)
+
+    def step() -> tuple[_T] | None:
+        chunk = next(iterator, None)
+        return None if chunk is None else (prepare(chunk),)
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="wsresearch-read-ahead")
+
+    def results() -> Iterator[_T]:
+        upcoming = pool.submit(step)
+        while (done := upcoming.result()) is not None:
+            upcoming = pool.submit(step)
+            yield done[0]
+
+    try:
+        yield results()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 class _Driver:
     """Puts a recording's events, chunk by chunk, through ``pipeline`` on ``clock``.
 
@@ -367,8 +419,29 @@ class _Driver:
         self.columnar = Columnar(pipeline) if columnar else None
         self.read_in_columns = 0
 
-    def feed(self, events: pl.DataFrame) -> None:
-        """Put the next chunk of events (in ``seq`` order) through the pipeline."""
+    def prepare(self, events: pl.DataFrame) -> _Chunk:
+        """The next chunk of events (in ``seq`` order), with what of it reads no state.
+
+        The messages to replay and, where the replay reads columns, each layout's
+        decoded messages: native work on the chunk alone, which :func:`_read_ahead` does
+        in another thread while the chunk before is fed.
+        """
+        is_frame = pl.col("kind") == "frame"
+        indexed = events.with_row_index("index")
+        kept = indexed.filter(is_frame & ~pl.col("seq").is_in(self.skip))
+        messages = kept.select("generation", "mono_ns", "wall_ns", "seq", "data", "binary")
+        decoded = (self.columnar.decode(messages) if self.columnar and messages.height
+                   else None)
+        return _Chunk(
+            events=events, frames=int(events.select(is_frame.sum()).item()), kept=kept,
+            others=indexed.filter(~is_frame).select("index", "generation", "mono_ns",
+                                                    "wall_ns", "kind", "stream", "data",
+                                                    "code"),
+            messages=messages, decoded=decoded)
+
+    def feed(self, chunk: _Chunk) -> None:
+        """Put the next chunk of events through the pipeline."""
+        events = chunk.events
         if events.height == 0:
             return
         clock, interval, pipeline = self.clock, self.interval, self.pipeline
@@ -378,10 +451,8 @@ class _Driver:
             clock.set(self.first_mono, events["wall_ns"][0])
             health.reset()
         first_mono = self.first_mono
-        indexed = events.with_row_index("index")
-        is_frame = pl.col("kind") == "frame"
-        self.messages += int(events.select(is_frame.sum()).item())
-        kept = indexed.filter(is_frame & ~pl.col("seq").is_in(self.skip))
+        self.messages += chunk.frames
+        kept = chunk.kept
         data = _payloads(kept["data"], kept["binary"], self.source)
         items: list[Received] = list(zip(
             data, *(kept[c].to_list() for c in ("generation", "mono_ns", "wall_ns", "seq")),
@@ -404,15 +475,14 @@ class _Driver:
         self.reach, self.slot = int(reach[-1]), int(slot[-1])
         stops: list[tuple[int, int, Any]] = [
             (position, 0, (low, high)) for position, low, high in reached.iter_rows()]
-        others = indexed.filter(~is_frame).select("index", "generation", "mono_ns", "wall_ns",
-                                                  "kind", "stream", "data", "code")
+        others = chunk.others
         stops.extend((row[0], 1, row) for row in others.iter_rows())
         stops.sort(key=lambda stop: (stop[0], stop[1]))
         stops.append((events.height, 2, None))
 
         # The columnar path takes the chunk's messages, or, where a connection opens in
         # it, those after the last opening, once the replay is there.
-        messages = kept.select("generation", "mono_ns", "wall_ns", "seq", "data", "binary")
+        messages, decoded = chunk.messages, chunk.decoded
         opened = others.filter(pl.col("kind") == "open")["index"]
         last_open = int(opened.max()) if len(opened) else None  # type: ignore[arg-type]
         # A REST snapshot changes the books among the messages: book channels, whose rows
@@ -421,7 +491,7 @@ class _Driver:
         last_rest = int(rests.max()) if len(rests) else -1  # type: ignore[arg-type]
         taken: dict[str, Taken] = {}
         if self.columnar and last_open is None:
-            taken = self.columnar.take(messages, data, books=last_rest < 0)
+            taken = self.columnar.take(messages, data, books=last_rest < 0, decoded=decoded)
         rest = _not_taken(len(items), taken)
         self.read_in_columns += len(items) - len(rest)
 
@@ -451,7 +521,7 @@ class _Driver:
                     pipeline.open_generation(generation)
                     if self.columnar and what[0] == last_open:
                         taken = self.columnar.take(messages, data, start=end,
-                                                   books=last_rest < what[0])
+                                                   books=last_rest < what[0], decoded=decoded)
                         rest = _not_taken(len(items), taken)
                         self.read_in_columns += len(items) - len(rest)
                 elif kind == "rest" and status in (None, 200):  # a book snapshot
