@@ -228,13 +228,13 @@ def test_a_repeated_or_reordered_diff_keeps_the_models_book(tmp_path: Path) -> N
 # -- the same frames with what real sessions bring ------------------------------------
 
 
-def _base() -> tuple[list[Captured], int]:
-    """The spot capture's first events as :class:`Captured`, and where the frames start."""
-    recording = Recording.open(SPOT)
-    events = recording.events().head(700)
+def _base(path: Path = SPOT, events: int = 700) -> tuple[list[Captured], int]:
+    """A capture's first events as :class:`Captured`, and where the frames start."""
+    recording = Recording.open(path)
+    head = recording.events().head(events)
     captured: list[Captured] = []
     rest = recording.rest()
-    for row in events.iter_rows(named=True):
+    for row in head.iter_rows(named=True):
         if row["kind"] == "open":
             captured.append(Captured("open", row["wall_ns"], row["data"]))
         elif row["kind"] == "rest":
@@ -247,6 +247,41 @@ def _base() -> tuple[list[Captured], int]:
 
 
 BASE, FIRST = _base()
+
+
+@pytest.mark.parametrize("fault", ["none", "drop", "chain", "repeat"])
+def test_the_usdm_depth_diffs_follow_their_chain_in_columns_as_through_models(
+        tmp_path: Path, fault: str) -> None:
+    # USD-M diffs chain by pu (the last diff's u), not by U: a lost diff, one whose pu
+    # names another, and one sent twice each break or bend the chain, and the books,
+    # gaps and counts stay the models' at every chunk size; a whole chain is read in
+    # columns once the book is synced.
+    events, _ = _base(USDM, 2_000)
+    depth = _depth_positions(events)
+    target = depth[len(depth) // 2]
+    if fault == "drop":
+        del events[target]
+    elif fault == "chain":
+        message = json.loads(str(events[target].data))
+        message["data"]["pu"] += 1  # as if a diff between were lost: U and u say nothing
+        events[target] = Captured("frame", events[target].wall_ns,
+                                  json.dumps(message, separators=(",", ":")))
+    elif fault == "repeat":
+        events.insert(target + 1, events[target])
+    spec = Recording.open(USDM).spec
+    assert spec is not None
+    write_events(tmp_path / "r", events, source_url=spec.url, origin=spec.origin)
+    for chunk_events in (29, 97, 20_000):
+        columns, models = both(tmp_path / "r", chunk_events)
+        assert_same(columns, models)
+        book = models.book("BTCUSDT")
+        assert book.valid == (fault in ("none", "repeat"))
+        assert book.stats.gaps == models.stats["sequence_gaps"] == (fault in ("drop", "chain"))
+        assert models.stats["duplicates"] == (fault == "repeat")
+        if chunk_events == 97 and book.valid:  # all but the chunk of the snapshot, and a
+            # few where the repeat is (the diffs after a gap wait for a snapshot instead)
+            assert models.frames["depth"].height > 100
+            assert columns.read_in_columns > models.stats["frames"] - 97
 
 OPERATIONS = ("duplicate", "drop", "swap", "spaces", "binary", "garble", "reconnect",
               "silence", "step_back", "inexact", "jump")
@@ -375,13 +410,16 @@ def test_the_layouts_are_those_of_the_market() -> None:
     usdm = binance.spec(["btcusdt"], ["trade", "bookTicker"], market="usdm")
     assert spot.channel("bookTicker").layout == binance.LAYOUTS["spot"]["bookTicker"]
     assert usdm.channel("bookTicker").layout == binance.LAYOUTS["usdm"]["bookTicker"]
-    # Spot's depth diffs have a layout per update speed (the stream name is in the text);
-    # USD-M's keep the per-message path (their sequence reads pu).
+    # The depth diffs have a layout per market and update speed (the stream name is in
+    # the text; USD-M's also hold T and pu).
     assert binance.spec(["btcusdt"], ["depth"]).channel("depth").layout == \
         binance.depth_layout("@depth")
     assert binance.spec(["btcusdt"], ["depth"], depth_speed="100ms").channel(
         "depth").layout == binance.depth_layout("@depth@100ms")
-    assert binance.spec(["btcusdt"], ["depth"], market="usdm").channel("depth").layout is None
+    assert binance.spec(["btcusdt"], ["depth"], market="usdm", depth_speed="0ms").channel(
+        "depth").layout == binance.depth_layout("@depth@0ms", "usdm")
+    with pytest.raises(ValueError, match="market must be one of"):
+        binance.depth_layout("@depth", "coin-m")
 
 
 # -- specs built by hand: each way a layout or a channel can differ from the adapters' ----

@@ -459,7 +459,7 @@ def test_binance_spec_attaches_each_market_layout_to_its_channel_only() -> None:
         assert set(layouts) == set(LAYOUT_CHANNELS)
         spec = binance.spec(["btcusdt", "ethusdt"], ["depth", *LAYOUT_CHANNELS, "kline"],
                             url="ws://127.0.0.1:9", market=market)
-        depth = binance.depth_layout("@depth") if market == "spot" else None
+        depth = binance.depth_layout("@depth", market)
         assert {c.name: c.layout for c in spec.channels} == {
             "depth": depth, "kline": None, **layouts}
         for channel in spec.channels:
@@ -695,26 +695,33 @@ def test_whatever_a_layout_of_every_kind_matches_the_model_reads_alike(text: str
     assert check_layout(ALL_KINDS, AllKinds, [text]) == []
 
 
-# --- the spot depth diffs' layouts ------------------------------------------------------------
+# --- the depth diffs' layouts -----------------------------------------------------------------
 
-DEPTH_LAYOUTS = {suffix: binance.depth_layout(suffix) for suffix in ("@depth", "@depth@100ms")}
-DEPTH_SPECS = {suffix: binance.spec(["btcusdt"], ["depth", "trade"], url="ws://127.0.0.1:9",
-                                    depth_speed=None if suffix == "@depth" else "100ms")
-               for suffix in DEPTH_LAYOUTS}
+# (market, depth speed): the speeds of the captures in data/, and each market's default.
+DEPTH_SPEEDS = [("spot", None), ("spot", "100ms"), ("usdm", None), ("usdm", "100ms"),
+                ("usdm", "0ms")]
+DEPTH_LAYOUTS = {f"{market}{speed or ''}": binance.depth_layout(
+    "@depth" if speed is None else f"@depth@{speed}", market) for market, speed in DEPTH_SPEEDS}
+DEPTH_SPECS = {f"{market}{speed or ''}": binance.spec(
+    ["btcusdt"], ["depth", "trade"], url="ws://127.0.0.1:9", market=market, depth_speed=speed)
+    for market, speed in DEPTH_SPEEDS}
 
 
 def test_the_depth_layouts_agree_with_the_model_on_every_real_frame() -> None:
-    matched = 0
+    matched: dict[str, int] = dict.fromkeys(DEPTH_LAYOUTS, 0)
     for _market, spec, _parser, texts, routes in _recorded():
         own = [t for t, r in zip(texts, routes, strict=True) if r == "depth"]
         others = pl.Series([t for t, r in zip(texts, routes, strict=True) if r != "depth"],
                            dtype=pl.String)
-        for layout in DEPTH_LAYOUTS.values():
+        for name, layout in DEPTH_LAYOUTS.items():
             assert check_layout(layout, binance.Depth, own) == [], spec.description
             assert layout.matches(others).sum() == 0  # never another channel's message
-            matched += int(layout.matches(pl.Series(own, dtype=pl.String)).sum())
-    # Not vacuous: the spot captures' diffs (100 ms) are read; USD-M's (pu, T) are not.
-    assert matched > 1000
+            matched[name] += int(layout.matches(pl.Series(own, dtype=pl.String)).sum())
+    # Not vacuous: each market's diffs at the speeds captured are read, and only by the
+    # layout of their market and speed.
+    # data/'s spot diffs: 530 + 177 + 336; USD-M's: 764 (cryptofeed) and 313 (hftbacktest).
+    assert matched == {"spot": 0, "spot100ms": 1043, "usdm": 0, "usdm100ms": 764,
+                       "usdm0ms": 313}
 
 
 @pytest.mark.parametrize("suffix", list(DEPTH_LAYOUTS))

@@ -149,8 +149,10 @@ def test_every_adapter_declares_its_plain_keys_as_field_names() -> None:
     assert spec.channel("trade").field_names["dedupe_key"] == ("symbol", "trade_id")
     assert spec.channel("depth").field_names["sequence"] == (  # spot: U..u, a range
         "first_update_id", "final_update_id")
-    usdm = binance.spec(["btcusdt"], ["depth"], market="usdm")
-    assert "sequence" not in usdm.channel("depth").field_names  # pu: a function
+    usdm = binance.spec(["btcusdt"], ["depth"], market="usdm").channel("depth")
+    assert usdm.field_names["sequence"] == ("prev_final_update_id", "final_update_id")
+    assert usdm.sequence_chained  # pu..u: a chain
+    assert not spec.channel("depth").sequence_chained
 
 
 def test_a_sequence_given_as_two_field_names_is_a_range() -> None:
@@ -164,6 +166,25 @@ def test_a_sequence_given_as_two_field_names_is_a_range() -> None:
     assert ranged.field_names == {"sequence": ("seq", "trade_id")}
     with pytest.raises(ValueError, match=r"one field name .* or two"):
         Channel(name="trade", model=generic.Trade, sequence=("seq", "trade_id", "ts"))
+
+
+def test_a_sequence_given_as_a_chain_follows_the_last_number_named() -> None:
+    from wsresearch import Seq
+    from wsresearch.exchanges import generic
+    from wsresearch.sequence import Chain
+
+    chained = Channel(name="trade", model=generic.Trade, sequence=Chain("seq", "trade_id"))
+    trade = generic.Trade(symbol="BTC-USD", seq=3, trade_id=7, price=1.0, size=1.0,
+                          side="buy", ts=11)
+    assert chained.sequence is not None and chained.sequence(trade) == Seq(4, 7)
+    assert chained.field_names == {"sequence": ("seq", "trade_id")}
+    assert chained.sequence_chained and repr(chained.sequence) == "sequence chain"
+    no_number = generic.Trade.model_construct(seq=None, trade_id=7)  # no previous number
+    assert chained.sequence(no_number) is None
+    with pytest.raises(ValueError, match="a Chain names two fields"):
+        Channel(name="trade", model=generic.Trade, sequence=Chain("", "trade_id"))
+    with pytest.raises(ValueError, match=r"names \['nope'\], not fields of Trade"):
+        Channel(name="trade", model=generic.Trade, sequence=Chain("nope", "trade_id"))
 
 
 def test_field_names_may_come_as_a_list() -> None:

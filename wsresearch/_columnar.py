@@ -303,9 +303,11 @@ def _ascending(times: pl.Series) -> bool:
     return bool((times.diff().drop_nulls() >= 0).all())
 
 
-def _range(channel: Channel) -> tuple[str, str]:
-    """The fields of a message's first and last sequence number (one field: both)."""
+def _range(channel: Channel) -> tuple[str | pl.Expr, str]:
+    """A message's first and last sequence number: fields (one field: both), or a chain's."""
     names = channel.field_names["sequence"]
+    if channel.sequence_chained:
+        return pl.col(names[0]) + 1, names[1]
     return names[0], names[-1]
 
 

@@ -43,7 +43,8 @@ import polars as pl
 
 from ._limits import INT64_MAX, INT64_MIN
 
-__all__ = ["GAP_SCHEMA", "SEQUENCE_OUTCOMES", "Seq", "SequenceGap", "SequenceTracker", "runs"]
+__all__ = ["GAP_SCHEMA", "SEQUENCE_OUTCOMES", "Chain", "Seq", "SequenceGap", "SequenceTracker",
+           "runs"]
 
 IN_ORDER = "in_order"
 GAP = "gap"
@@ -75,6 +76,30 @@ class Seq(NamedTuple):
     first: int
     last: int
     reset: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """Sequence numbers declared as a chain: each message names the last number before it.
+
+    ``Channel(sequence=Chain("prev_final_update_id", "final_update_id"))``: a message
+    covers ``Seq(previous + 1, last)``, so it follows the one before when its
+    ``previous`` is that one's ``last``, whatever its own first number (Binance USD-M
+    depth diffs' ``pu`` and ``u``; OKX books' ``prevSeqId`` and ``seqId``). Declared
+    by field names, the chain is checked on columns too, as a range of two fields is.
+    A message without either number carries none; one whose ``last`` is not past its
+    ``previous`` is reported and kept, as a range that ends before it starts is.
+
+    Attributes
+    ----------
+    previous
+        The field holding the last number of the message before.
+    last
+        The field holding this message's last number.
+    """
+
+    previous: str
+    last: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,17 +353,19 @@ class SequenceTracker:
         )
 
 
-def runs(rows: pl.DataFrame, key: pl.Expr, first: str, last: str) -> pl.DataFrame:
+def runs(rows: pl.DataFrame, key: pl.Expr, first: str | pl.Expr,
+         last: str | pl.Expr) -> pl.DataFrame:
     """Each key's run of numbers in ``rows`` (in order), judged on the columns.
 
-    ``first`` and ``last`` name the columns of each message's first and last number (the
-    same column twice for single numbers). A row per key, in order of first appearance:
+    ``first`` and ``last`` are each message's first and last number: columns by name (the
+    same column twice for single numbers) or expressions (a :class:`Chain`'s first is its
+    ``previous`` plus one). A row per key, in order of first appearance:
     ``key``, ``first`` (the first message's first number), ``last`` (the last message's
     last number), ``messages``, and ``steady``: whether each message starts one past the
     one before and ends at or after its start, so the run is consecutive.
     """
-    return (rows.select(key.alias("key"), pl.col(first).alias("first"),
-                        pl.col(last).alias("last"))
+    first, last = (pl.col(c) if isinstance(c, str) else c for c in (first, last))
+    return (rows.select(key.alias("key"), first.alias("first"), last.alias("last"))
             .group_by("key", maintain_order=True)
             .agg(pl.col("first").first(), pl.col("last").last(),
                  pl.len().alias("messages"),

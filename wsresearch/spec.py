@@ -32,7 +32,7 @@ from .frames import check_channel
 from .layout import Layout
 from .normalize import KINDS, Normalizer, normalize
 from .redaction import DEFAULT_REDACT, mask, mask_auth, redact_url
-from .sequence import Seq
+from .sequence import Chain, Seq
 
 __all__ = ["CHANNEL_NAME", "CONNECTION_GROUP", "Channel", "FeedSpec", "OutboundMessage",
            "SpecOrigin"]
@@ -66,6 +66,22 @@ class _Range:
         return "sequence range"
 
 
+class _Chained:
+    """A message's numbers as a :class:`~wsresearch.sequence.Chain` says them."""
+
+    __slots__ = ("_last", "_previous")
+
+    def __init__(self, chain: Chain) -> None:
+        self._previous, self._last = attrgetter(chain.previous), attrgetter(chain.last)
+
+    def __call__(self, message: Any) -> Seq | None:
+        previous, last = self._previous(message), self._last(message)
+        return None if previous is None or last is None else Seq(previous + 1, last)
+
+    def __repr__(self) -> str:
+        return "sequence chain"
+
+
 class Channel(BaseModel):
     """One message type of a feed and how to handle it.
 
@@ -94,7 +110,9 @@ class Channel(BaseModel):
         out-of-order messages with it. As field names: one names the number; two name
         the first and the last number of a range (``("first_update_id",
         "final_update_id")``: the message covers ``Seq(first, last)``; one whose last is
-        below its first is reported and kept, its numbers not checked).
+        below its first is reported and kept, its numbers not checked). A
+        :class:`~wsresearch.sequence.Chain` of two field names: each message names the
+        last number of the one before (Binance USD-M's ``pu``).
     sequence_key
         Maps a message to the key its numbers count under (e.g. the symbol);
         ``None``: one counter for the group.
@@ -155,6 +173,12 @@ class Channel(BaseModel):
         names: dict[str, tuple[str, ...]] = {}
         for extractor in _NAMED:
             value = data.get(extractor)
+            if extractor == "sequence" and isinstance(value, Chain):
+                if not all(isinstance(n, str) and n for n in (value.previous, value.last)):
+                    raise ValueError(f"sequence: a Chain names two fields, got {value!r}")
+                names[extractor] = (value.previous, value.last)
+                data[extractor] = _Chained(value)
+                continue
             if isinstance(value, str):
                 value = (value,)
             elif isinstance(value, list):
@@ -186,6 +210,11 @@ class Channel(BaseModel):
     def stream_name(self) -> str:
         """The health stream this channel feeds."""
         return self.stream or self.name
+
+    @property
+    def sequence_chained(self) -> bool:
+        """Whether ``sequence`` was declared as a :class:`~wsresearch.sequence.Chain`."""
+        return isinstance(self.sequence, _Chained)
 
     @property
     def sequence_group_name(self) -> str:

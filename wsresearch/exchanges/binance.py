@@ -34,7 +34,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from ..book import Book, BookRule, Books, apply_pairs, level_lists
 from ..config import ConnectionConfig, StreamConfig
 from ..layout import Layout
-from ..sequence import Seq, runs
+from ..sequence import Chain, runs
 from ..spec import Channel, FeedSpec
 from ._common import NsFromMs, assemble, check_channels, check_choice, check_symbols
 
@@ -275,12 +275,6 @@ def _error_text(report: dict[str, Any]) -> str:
     return str(error)
 
 
-def _depth_seq(d: Depth) -> Seq:
-    # Spot: U..u, U = previous u + 1. USD-M: pu = previous u.
-    first = d.first_update_id if d.prev_final_update_id is None else d.prev_final_update_id + 1
-    return Seq(first, max(first, d.final_update_id))
-
-
 _OFF_BOOK = ("INSURANCE_FUND", "ADL")  # USD-M trades not matched on the book: no taker
 
 
@@ -355,7 +349,7 @@ _CHANNELS = {
         name="bookTicker", model=BookTicker, dedupe_key=("symbol", "update_id"),
         exchange_time="event_time_ns", normalized={"quotes": _quotes},
     ),
-    "depth": _depth(_depth_seq),
+    "depth": _depth(Chain("prev_final_update_id", "final_update_id")),
     "kline": Channel(
         name="kline", model=Kline,
         dedupe_key=("symbol", "interval", "open_time_ns", "event_time_ns"),
@@ -373,8 +367,8 @@ _CHANNELS = {
 }
 
 _SPOT_DEPTH = _depth(("first_update_id", "final_update_id"))
-"""Spot's ``depth``: ``U..u`` read as a range of field names, so the columnar replay can
-check it on columns (USD-M's ``pu`` takes the function)."""
+"""Spot's ``depth``: ``U..u``, a range of two fields (USD-M's is a chain: ``pu`` is the
+last diff's ``u``). Either is checked on columns by a replay."""
 
 _HEALTH = {
     "trade": StreamConfig(expected_interval=1.0, stale_threshold=60.0, allow_silence=True),
@@ -459,17 +453,20 @@ class BookSync(BookRule):
         book.touched(mono_ns, wall_ns, message.event_time_ns)
 
     def takes_rows(self, books: Books, channel: str, rows: pl.DataFrame) -> bool:
-        """Spot diffs that each follow the last of their symbol's synced book.
+        """Diffs that each follow the last of their symbol's synced book.
 
-        Each symbol's book is valid and joined to its snapshot, its first diff starts one
-        past the book's last update id, and each diff after starts one past the one
-        before and ends at or after its start: :meth:`apply` would apply every one, and
-        no book would change validity. USD-M (``pu``) keeps the per-message path.
+        Each symbol's book is valid and joined to its snapshot, its first diff follows the
+        book's last update id, and each diff after follows the one before (spot: ``U`` is
+        one past the last ``u``; USD-M: ``pu`` is the last ``u``) and ends past its
+        start: :meth:`apply` would apply every one, and no book would change validity.
         """
-        if self.futures or not rows.height:
+        if not rows.height:
             return False
+        # Each diff's first number: spot U; USD-M the one after pu, as its Chain says.
+        first_id = (pl.col("prev_final_update_id") + 1 if self.futures
+                    else pl.col("first_update_id"))
         for symbol, first, _, _, steady in runs(
-                rows, pl.col("symbol"), "first_update_id", "final_update_id").iter_rows():
+                rows, pl.col("symbol"), first_id, "final_update_id").iter_rows():
             book = books.books.get(symbol)
             if (not steady or book is None or not book.valid or not book.bridged
                     or book.pending or book.last_id is None or first != book.last_id + 1):
@@ -617,15 +614,26 @@ def _step(book: Book, bids: Iterable[tuple[float, float]], asks: Iterable[tuple[
     book.last_id, book.bridged = final, True
 
 
-def depth_layout(stream_suffix: str) -> Layout:
-    """Spot ``depth`` diffs as Binance writes them, on the stream ``<symbol><stream_suffix>``.
+def depth_layout(stream_suffix: str, market: str = "spot") -> Layout:
+    """``depth`` diffs as Binance writes them, on the stream ``<symbol><stream_suffix>``.
 
-    ``stream_suffix`` is ``"@depth"`` (1000 ms) or ``"@depth@100ms"``: the stream name
-    is part of the text, so each update speed has its layout.
+    ``stream_suffix`` is ``"@depth"`` or ``"@depth@<speed>"`` (``100ms``...): the
+    stream name is part of the text, so each update speed has its layout. USD-M diffs
+    also carry the transaction time ``T`` and ``pu``, the last diff's ``u``.
+
+    Raises
+    ------
+    ValueError
+        For a market other than ``"spot"`` and ``"usdm"``.
     """
+    if market not in LAYOUTS:
+        raise ValueError(f"market must be one of {sorted(LAYOUTS)}, not {market!r}")
+    ids = '"U":<first_update_id:int>,"u":<final_update_id:int>'
+    fields = (f'"E":<event_time_ns:ms>,"s":<symbol:str>,{ids}' if market == "spot" else
+              f'"E":<event_time_ns:ms>,"T":<transaction_time_ns:ms>,"s":<symbol:str>,{ids},'
+              '"pu":<prev_final_update_id:int>')
     return Layout('{"stream":"<_:name>' + stream_suffix + '","data":{"e":"depthUpdate",'
-                  '"E":<event_time_ns:ms>,"s":<symbol:str>,"U":<first_update_id:int>,'
-                  '"u":<final_update_id:int>,"b":<bids:levels>,"a":<asks:levels>}}')
+                  + fields + ',"b":<bids:levels>,"a":<asks:levels>}}')
 
 
 def _channels(chosen: Sequence[str], market: str, depth_suffix: str) -> list[Channel]:
@@ -637,8 +645,9 @@ def _channels(chosen: Sequence[str], market: str, depth_suffix: str) -> list[Cha
     """
     layouts = dict(LAYOUTS[market])
     defined = dict(_CHANNELS)
-    if market == "spot":  # the depth diffs' range, and their layout, in columns
-        defined["depth"], layouts["depth"] = _SPOT_DEPTH, depth_layout(depth_suffix)
+    if market == "spot":  # the depth diffs' range
+        defined["depth"] = _SPOT_DEPTH
+    layouts["depth"] = depth_layout(depth_suffix, market)
     channels = [defined[name].with_layout(layouts.get(name)) for name in chosen]
     if "trade" in chosen and "aggTrade" in chosen:
         channels = [c.model_copy(update={"normalized": {}}) if c.name == "aggTrade" else c
