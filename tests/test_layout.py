@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from wsresearch import Channel, FeedSpec, Recording, by_field
@@ -483,6 +484,23 @@ def _recorded() -> list[tuple[str, Any, MessageParser, list[str], list[str | Non
         out.append((spec.origin.arguments["market"], spec, parser, texts,
                     [parser.route(text) for text in texts]))
     return out
+
+
+def test_a_decode_as_a_query_is_the_decode_of_the_column() -> None:
+    # decode_lazy (what a replay runs, the layouts together) and decode give the same
+    # columns, the rows kept beside them, on every real Binance frame.
+    layouts = [*(layout for by_name in binance.LAYOUTS.values() for layout in by_name.values()),
+               *DEPTH_LAYOUTS.values()]
+    texts = pl.Series("data", [t for *_, found, _ in _recorded() for t in found],
+                      dtype=pl.String)
+    frame = pl.DataFrame({"row": pl.int_range(len(texts), eager=True), "data": texts})
+    matched = 0
+    for layout in layouts:
+        queried = layout.decode_lazy(frame.lazy(), "data", ["row"]).collect()
+        assert_frame_equal(queried, pl.concat([frame.select("row"), layout.decode(texts)],
+                                              how="horizontal"))
+        matched += len(texts) - queried[next(iter(layout.fields))].null_count()
+    assert matched > 0.9 * len(texts)  # not vacuous: most frames are some layout's
 
 
 def test_every_binance_layout_agrees_with_its_model_on_every_real_frame() -> None:

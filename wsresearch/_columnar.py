@@ -161,23 +161,24 @@ class Columnar:
             among ``messages``), ``__generation``, ``__mono``, ``__wall``, ``__seq`` and
             the layout's fields.
         """
-        # Masks over the chunk, not filtered copies: only each layout's own messages are
-        # copied out, to be decoded.
-        texts = messages["data"]
-        plain = ~messages["binary"] & texts.is_not_null() & ~texts.str.contains(SUSPECT_PATTERN)
-        meta = messages.select(
+        text = pl.col("data")
+        chunk = messages.select(
             pl.int_range(pl.len(), dtype=pl.Int64).alias("__position"),
             pl.col("generation").alias("__generation"), pl.col("mono_ns").alias("__mono"),
-            pl.col("wall_ns").alias("__wall"), pl.col("seq").alias("__seq"))
-        found: dict[str, pl.DataFrame] = {}
-        for name, channel in self.channels.items():
+            pl.col("wall_ns").alias("__wall"), pl.col("seq").alias("__seq"), text,
+            (~pl.col("binary") & text.is_not_null()
+             & ~text.str.contains(SUSPECT_PATTERN)).alias("__plain")).lazy()
+        keep = ("__position", "__generation", "__mono", "__wall", "__seq")
+        queries = []
+        for channel in self.channels.values():
             layout = channel.layout
             assert layout is not None
-            mine = plain & texts.str.contains(layout.anchor, literal=True)
-            decoded = pl.concat([meta.filter(mine), layout.decode(texts.filter(mine))],
-                                how="horizontal")
-            found[name] = decoded.filter(pl.col(next(iter(layout.fields))).is_not_null())
-        return found
+            mine = chunk.filter(pl.col("__plain") & text.str.contains(layout.anchor,
+                                                                     literal=True))
+            queries.append(layout.decode_lazy(mine, "data", keep).filter(
+                pl.col(next(iter(layout.fields))).is_not_null()))
+        # The layouts' regular expressions run together, a core each.
+        return dict(zip(self.channels, pl.collect_all(queries), strict=True))
 
     def take(self, messages: pl.DataFrame, data: Sequence[str | bytes],
              start: int = 0, books: bool = True,

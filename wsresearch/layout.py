@@ -54,7 +54,7 @@ from __future__ import annotations
 import re
 import struct
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -267,6 +267,21 @@ class Layout:
         A row matches only if the whole text matches and every value is in range (an
         ``ms`` value whose ns would not fit 64 bits does not).
         """
+        return texts.str.extract_groups(self.pattern).struct.unnest().select(self._typed())
+
+    def decode_lazy(self, frame: pl.LazyFrame, column: str,
+                    keep: Sequence[str] = ()) -> pl.LazyFrame:
+        """:meth:`decode` of ``frame``'s ``column``, beside its ``keep`` columns, as a query.
+
+        So that several layouts' decodes run together (``pl.collect_all``), each on
+        a core of its own.
+        """
+        return (frame.select(*keep, pl.col(column).str.extract_groups(self.pattern)
+                             .struct.unnest())
+                .select(*keep, *self._typed()))
+
+    def _typed(self) -> list[pl.Expr]:
+        """Each field's typed column, from the text column of its name that the pattern gave."""
         columns = []
         matched = pl.col(next(iter(self.fields))).is_not_null()
         for name, kind in self.fields.items():
@@ -288,9 +303,8 @@ class Layout:
                     pl.element().cast(pl.Float64).reshape((-1, 2))))
             else:
                 columns.append(text.cast(pl.Float64))
-        return texts.str.extract_groups(self.pattern).struct.unnest().select(
-            pl.when(matched).then(column).alias(name)
-            for name, column in zip(self.fields, columns, strict=True))
+        return [pl.when(matched).then(column).alias(name)
+                for name, column in zip(self.fields, columns, strict=True)]
 
     def matches(self, texts: pl.Series) -> pl.Series:
         """Whether each message matches and decodes (the rows :meth:`decode` fills)."""
