@@ -11,16 +11,22 @@ every loop reads it too:
 - ``order-book`` writes alone, its fastest loop (no ordered read at all).
 
 Also: replay of a real book recording (Kraken v1 book1000, ten pairs, with every checksum
-verified) with its books kept, against the same replay with no books.
+verified) with its books kept, against the same replay with no books; and replay of real
+Binance USD-M frames (the hftbacktest BTCUSDT capture in ``data/``, depth@0ms, bookTicker
+and trades, repeated ``--copies`` times with update and trade ids shifted so every copy
+follows the last: 199,950 frames), its book kept, in columns against through the models
+(``columnar=False``).
 
-Usage: python benchmarks/bench_books.py [--rounds 5] [--messages 100000]
+Usage: python benchmarks/bench_books.py [--rounds 5] [--messages 100000] [--copies 50]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -29,8 +35,9 @@ from pathlib import Path
 from wsresearch import Recording, replay
 from wsresearch.book import Book
 
-KRAKEN = Path(__file__).resolve().parent.parent / "data" / "recordings" / \
-    "kraken_cryptofeed_2021-04-17_v1_book1000"
+RECORDINGS = Path(__file__).resolve().parent.parent / "data" / "recordings"
+KRAKEN = RECORDINGS / "kraken_cryptofeed_2021-04-17_v1_book1000"
+USDM = RECORDINGS / "binance_hftbacktest_2024-08-08_usdm_btcusdt"
 
 Message = list[tuple[bool, float, float]]  # (is_bid, price, size) per level
 
@@ -118,16 +125,68 @@ def replay_books(rounds: int) -> tuple[list[float], list[float]]:
     return on, off
 
 
+def usdm_recording(folder: Path, copies: int) -> Recording:
+    """The USD-M capture ``copies`` times over, each copy's ids and times after the last's."""
+    from wsresearch.recording.writer import Captured, write_events
+
+    source = Recording.open(USDM)
+    frames, rest = source.frames(), source.rest()
+    walls = frames["recv_wall_ns"].to_list()
+    decoded = [json.loads(text) for text in frames["data"].to_list()]
+    depth = [d["data"] for d in decoded if "@depth" in d["stream"]]
+    trades = [d["data"] for d in decoded if d["stream"].endswith("@trade")]
+    id_span = depth[-1]["u"] - depth[0]["pu"]
+    trade_span = trades[-1]["t"] - trades[0]["t"] + 1
+    time_span = walls[-1] - walls[0] + 1_000_000
+    events = [Captured("rest", walls[0] - 1_000_000, rest["body"][0], rest["url"][0])]
+    for k in range(copies):
+        for message, wall in zip(decoded, walls, strict=True):
+            data = dict(message["data"])
+            if "@depth" in message["stream"]:
+                data.update(U=data["U"] + k * id_span, u=data["u"] + k * id_span,
+                            pu=data["pu"] + k * id_span)
+            elif message["stream"].endswith("@trade"):
+                data["t"] += k * trade_span
+            else:  # bookTicker
+                data["u"] += k * id_span
+            text = json.dumps({"stream": message["stream"], "data": data}, separators=(",", ":"))
+            events.append(Captured("frame", wall + k * time_span, text))
+    spec = source.spec
+    assert spec is not None
+    write_events(folder / "usdm", events, source_url=spec.url, origin=spec.origin)
+    return Recording.open(folder / "usdm")
+
+
+def usdm_replay(rounds: int, copies: int = 50) -> tuple[list[float], list[float], int]:
+    """Seconds to replay the USD-M frames in columns, and through the models; the frames."""
+    with tempfile.TemporaryDirectory(prefix="wsr-usdm-") as folder:
+        recording = usdm_recording(Path(folder), copies)
+        columns, models = [], []
+        for _ in range(rounds):
+            columns.append(timed(lambda: replay(recording)))
+            models.append(timed(lambda: replay(recording, columnar=False)))
+        result = replay(recording)
+        if (result.stats["sequence_gaps"] or result.stats["invalid"]
+                or not result.book("BTCUSDT").valid):
+            raise SystemExit(f"the USD-M replay did not go through cleanly: {result.stats}")
+        return columns, models, result.stats["frames"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--copies", type=int, default=50)
     args = parser.parse_args()
     found = levels_per_second(args.rounds, args.messages)
     for name, values in found.items():
         print(f"{name:<36} {statistics.median(values) / 1e6:6.2f} M levels/s")
     on, off = replay_books(args.rounds)
     print(f"replay with books / without: {statistics.median(off) / statistics.median(on):.2f}")
+    columns, models, frames = usdm_replay(args.rounds, args.copies)
+    print(f"USD-M replay, {frames:,} frames: in columns {frames / min(columns):,.0f}/s, "
+          f"through the models {frames / min(models):,.0f}/s; columns / models "
+          f"{statistics.median(r / c for c, r in zip(columns, models, strict=True)):.2f}")
 
 
 if __name__ == "__main__":

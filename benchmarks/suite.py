@@ -17,7 +17,8 @@ and the min-max of the per-round ratios, and the target where there is one:
 - order books: levels applied per second by ``wsresearch.book.Book`` (top of book read
   after each message, as a researcher's book is) against the ``order-book`` library's loop
   doing the same, and against its writes alone; replay of a real book recording (Kraken v1,
-  every checksum verified) with books against the same replay without
+  every checksum verified) with books against the same replay without; and replay of
+  199,950 real Binance USD-M frames (book kept) in columns against through the models
   (``benchmarks/bench_books.py``);
 - ``wsresearch export --workers 2`` against ``--workers 1`` on 4 recordings of
   ``--messages / 2`` frames each (a process per recording at a time), the same on 4
@@ -270,7 +271,7 @@ def imports(args: argparse.Namespace, figure: Figure) -> None:
 
 
 def books(args: argparse.Namespace, figures: dict[str, Figure], per_second: Figure,
-          replayed: Figure) -> None:
+          replayed: Figure, usdm: Figure, usdm_rate: Figure) -> None:
     """Book levels per second against order-book's loops; replay with books against without."""
     found = bench_books.levels_per_second(args.rounds, 100_000)
     ours = found.pop("wsresearch Book")
@@ -279,6 +280,9 @@ def books(args: argparse.Namespace, figures: dict[str, Figure], per_second: Figu
         figures[name].values.extend(a / b for a, b in zip(ours, values, strict=True))
     on, off = bench_books.replay_books(args.rounds)
     replayed.values.extend(b / a for a, b in zip(on, off, strict=True))
+    columns, models, frames = bench_books.usdm_replay(args.rounds)
+    usdm.values.extend(m / c for c, m in zip(columns, models, strict=True))
+    usdm_rate.values.extend(frames / c / 1000 for c in columns)
 
 
 def main() -> None:
@@ -321,6 +325,8 @@ def main() -> None:
         for name in ("order-book, top read per message", "order-book, writes only")}
     book_levels = Figure("  levels per second, wsresearch Book", "(absolute)", unit="M/s")
     book_replay = Figure("replay with books (Kraken v1 book1000)", "the same replay, no books")
+    usdm_columns = Figure("USD-M replay, book kept, in columns", "the same through the models")
+    usdm_rate = Figure("  USD-M frames replayed a second", "(absolute)", unit="k/s")
     parallel = Figure("export --workers 2, 4 recordings", "the same with --workers 1",
                       ">= 1.7")
     parallel_long = Figure("export --workers 2, 4 recordings 4x as long",
@@ -346,7 +352,8 @@ def main() -> None:
         "cpu": ("CPU at a fixed rate", lambda: cpu(args, cpu_ratio, cpu_us)),
         "replay": ("replay", lambda: replay_speed(args, replayed)),
         "normalize": ("normalized tables", lambda: normalizing(args, normalized, normalized_us)),
-        "books": ("order books", lambda: books(args, book_figures, book_levels, book_replay)),
+        "books": ("order books", lambda: books(args, book_figures, book_levels, book_replay,
+                                               usdm_columns, usdm_rate)),
         "workers": ("parallel export", lambda: (workers(args, parallel, args.messages // 2),
                                                 workers(args, parallel_long, args.messages * 2),
                                                 split(args, split_figure))),
@@ -370,7 +377,8 @@ def main() -> None:
     print(f"{'figure':<44} {'baseline':<34} {'median':>8} {'min-max':<15} {'unit':<5} target")
     for figure in (imported, on, off, ratio, cpu_ratio, cpu_us, replayed,
                    *peer_figures.values(), normalized,
-                   normalized_us, *book_figures.values(), book_levels, book_replay, parallel,
+                   normalized_us, *book_figures.values(), book_levels, book_replay,
+                   usdm_columns, usdm_rate, parallel,
                    parallel_long,
                    split_figure, *stream_figures.values(), refreshed,
                    *memory_figures.values(), growth):
