@@ -12,6 +12,7 @@ import gzip
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -388,6 +389,42 @@ def test_the_import_command_says_what_it_imported(tmp_path: Path) -> None:
     assert recording.spec is not None and recording.spec.channel_names == ["trade"]
     report = run("report", str(out))
     assert "imported: the capturing tool's clock" in report.stdout
+
+
+def _spot_capture(tmp_path: Path) -> Path:
+    """The Binance spot capture's messages (depth@100ms among them) as hftbacktest lines."""
+    frames = Recording.open(RECORDINGS / "binance_hftbacktest_2024-08-08_spot_btcusdt").frames()
+    file = tmp_path / "btcusdt.raw"
+    file.write_text("".join(f"{t} {d}\n" for t, d in frames.select("recv_wall_ns", "data")
+                            .head(600).iter_rows()))
+    return file
+
+
+def test_an_import_whose_spec_is_not_the_captures_says_so(tmp_path: Path) -> None:
+    # The capture's depth streams are @depth@100ms: a spec without that speed expects
+    # @depth, so the diffs would replay through the model; the import warns, once.
+    from wsresearch.exchanges import binance
+
+    capture = _spot_capture(tmp_path)
+    wrong = binance.spec(["btcusdt"], ["trade", "bookTicker", "depth"])
+    with pytest.warns(UserWarning, match=r"channel 'depth': none of its \d+ messages") as seen:
+        import_capture(capture, tmp_path / "wrong", spec=wrong)
+    assert len(seen) == 1 and "depth_speed" in str(seen[0].message)
+    right = binance.spec(["btcusdt"], ["trade", "bookTicker", "depth"], depth_speed="100ms")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        recording = import_capture(capture, tmp_path / "right", spec=right)
+    assert replay(recording).read_in_columns > 0
+
+
+def test_the_import_command_shows_a_warning_as_one_line_of_its_own(tmp_path: Path) -> None:
+    done = run("import", str(_spot_capture(tmp_path)), "--out", str(tmp_path / "rec"),
+               "--exchange", "binance", "--symbols", "btcusdt",
+               "--channels", "trade,bookTicker,depth")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()  # the warning alone: no file, line or source shown
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("wsresearch import: warning: channel 'depth': none of its")
 
 
 def test_the_import_command_refuses_in_one_line(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -990,7 +991,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("demo", "simulate", "record") or getattr(args, "serve", False):
         running = _until_signalled(running, console)
     try:
-        return asyncio.run(running)
+        with warnings.catch_warnings():  # a library's warning, as the command's own line
+            warnings.showwarning = functools.partial(_show_warning, args.command)
+            return asyncio.run(running)
     except KeyboardInterrupt:
         return 130
     except (WsResearchError, OSError, ValueError, ImportError) as exc:  # and ValidationError
@@ -1078,6 +1081,13 @@ async def _until_signalled(command: Coroutine[Any, Any, int], console: Console) 
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+
+
+def _show_warning(command: str, message: Warning | str, category: type[Warning],
+                  filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
+    """A warning on stderr as one line of the command's: what happened, not where in the code."""
+    text = printable(" ".join(str(message).split()))
+    print(f"wsresearch {command}: warning: {text}", file=sys.stderr)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -48,10 +48,13 @@ import io
 import json
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
+
+import polars as pl
 
 from ._catalog import FORMATS, ImportFormat
 from .clock import NS_PER_S, iso_ns, scaled_ns
@@ -153,7 +156,44 @@ def import_capture(
         redact=spec.redact if spec is not None else DEFAULT_REDACT,
         origin=spec.origin if spec is not None else None,
     )
-    return Recording.open(out_dir)
+    recording = Recording.open(out_dir)
+    if spec is not None:
+        for problem in _unmatched_layouts(recording, spec):
+            warnings.warn(problem, stacklevel=2)
+    return recording
+
+
+def _unmatched_layouts(recording: Recording, spec: FeedSpec, sample: int = 5_000) -> list[str]:
+    """A line for each channel with a layout that none of its messages in ``recording`` match.
+
+    Such a channel still replays, through its model, only slower; but its messages are
+    not what the spec says it subscribes to, which usually means an option given on
+    import is not the capture's (a Binance ``depth_speed``: the stream name, such as
+    ``btcusdt@depth@100ms``, is part of each message). The recording's first ``sample``
+    events are looked at.
+    """
+    from .parser import MessageParser
+
+    chunk = next(iter(recording.chunks(sample)), None)
+    if chunk is None:
+        return []
+    texts = chunk.filter((pl.col("kind") == "frame") & ~pl.col("binary"))["data"].to_list()
+    route = MessageParser.from_spec(spec).route
+    routes = [route(text) for text in texts]
+    problems = []
+    for channel in spec.channels:
+        if channel.layout is None:
+            continue
+        own = pl.Series([t for t, r in zip(texts, routes, strict=True) if r == channel.name],
+                        dtype=pl.String)
+        if len(own) and not channel.layout.matches(own).any():
+            problems.append(
+                f"channel {channel.name!r}: none of its {len(own)} messages in the capture's "
+                f"first {sample} events is in the shape its layout expects "
+                f"({channel.layout.anchor!r}): they replay through the model, slower, and "
+                "the spec may not be the capture's (a Binance depth: is depth_speed the "
+                "speed in the stream names?)")
+    return problems
 
 
 def detect_format(source: str | os.PathLike[str]) -> ImportFormat:
