@@ -279,6 +279,26 @@ def test_report_of_several_recordings_in_parallel_prints_what_one_at_a_time_prin
     assert all(path.read_text().startswith("<!doctype html>") for path in written)
 
 
+def test_a_workers_warning_shows_as_a_line_of_the_command(tmp_path: Path) -> None:
+    # A damaged segment is skipped with a warning in the worker that reads it: the
+    # parent's stderr has it as one line of the command's, not a Python source location.
+    import shutil
+
+    from wsresearch.recording.format import SEGMENTS
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(DATA, damaged)
+    victim = sorted((damaged / SEGMENTS).glob("*/*.parquet"))[3]
+    victim.write_bytes(b"PAR1 not a segment")
+    done = run("export", str(DATA), str(damaged), "--out", str(tmp_path / "ds"),
+               "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if "warning" in line]
+    assert warned and all(line.startswith("wsresearch export: warning: skipping unreadable "
+                                          f"segment {victim}") for line in warned), warned
+    assert ".py:" not in done.stderr
+
+
 def in_a_terminal(*args: str, cwd: Path, timeout: float = 120) -> str:
     """What ``wsresearch ARGS`` writes to a terminal: a pseudo-terminal, 120 columns."""
     main_end, child_end = pty.openpty()

@@ -694,13 +694,15 @@ async def _report(args: argparse.Namespace, console: Console) -> int:
         return 0
     _say(console, f"reporting on {len(jobs)} recordings, {args.workers} at a time")
     labels = [f"analysing {escape(str(folder))}" for folder in args.dirs]
-    async for text in _in_processes(args.workers, _report_job, jobs, console, labels):
+    async for text in _in_processes(args.workers, _report_job, jobs, console, labels,
+                                    "report"):
         console.print(text, end="", markup=False, highlight=False)
     return 0
 
 
 async def _in_processes(workers: int, job: Callable[..., _T], jobs: Sequence[tuple[Any, ...]],
-                        console: Console, labels: Sequence[str]) -> AsyncIterator[_T]:
+                        console: Console, labels: Sequence[str],
+                        command: str) -> AsyncIterator[_T]:
     """``job(*arguments, progress=...)`` for each of ``jobs``, ``workers`` processes at a time.
 
     The results come in the order of ``jobs``, each as soon as it and those before it are
@@ -709,7 +711,8 @@ async def _in_processes(workers: int, job: Callable[..., _T], jobs: Sequence[tup
     labelled from ``labels``: the workers send ``(job, done, total)`` through a queue, which
     a thread here puts on the bars (in a terminal; a log gets only the results) for as
     long as any worker lives, so no worker ever waits on a full queue, even after a job
-    failed or the command was interrupted.
+    failed or the command was interrupted. A worker's warnings show as ``wsresearch
+    <command>: warning: ...`` lines, as this process's do.
     """
     import multiprocessing
     import queue as queues
@@ -745,7 +748,7 @@ async def _in_processes(workers: int, job: Callable[..., _T], jobs: Sequence[tup
         watcher = threading.Thread(target=show, name="wsresearch-progress", daemon=True)
         watcher.start()
         try:
-            with process_pool(workers, _keep_queue, (reports,)) as pool:
+            with process_pool(workers, _start_worker, (reports, command)) as pool:
                 futures = [loop.run_in_executor(pool, _run_job, job, index, *arguments)
                            for index, arguments in enumerate(jobs)]
                 for index, future in enumerate(futures):
@@ -766,11 +769,15 @@ _to_parent: Any = None
 """In a worker process of :func:`_in_processes`: the queue its jobs' progress goes to."""
 
 
-def _keep_queue(reports: Any) -> None:
-    """A worker's initializer: keep the parent's progress queue (it can only come now)."""
+def _start_worker(reports: Any, command: str) -> None:
+    """A worker's initializer: keep the parent's progress queue (it can only come now).
+
+    Its warnings show as the command's own lines, as the parent's do.
+    """
     global _to_parent
     _to_parent = reports
     reports.cancel_join_thread()  # at exit, never wait for reports nobody will read
+    warnings.showwarning = functools.partial(_show_warning, command)
 
 
 def _run_job(job: Callable[..., _T], index: int, *arguments: Any) -> _T:
@@ -891,7 +898,8 @@ async def _export_in_parallel(args: argparse.Namespace, reports: Path | None,
     _say(console, f"exporting {len(args.dirs)} recordings, {args.workers} at a time")
     jobs = [(folder, options, reports) for folder in args.dirs]
     labels = [f"exporting {escape(str(folder))}" for folder in args.dirs]
-    async for lines in _in_processes(args.workers, _export_job, jobs, console, labels):
+    async for lines in _in_processes(args.workers, _export_job, jobs, console, labels,
+                                     "export"):
         for line in lines:
             _say(console, line)
     return 0
