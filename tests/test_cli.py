@@ -354,7 +354,8 @@ def test_a_failed_job_beside_one_reporting_much_progress_ends_the_parallel_run(
             "from wsresearch.cli import _in_processes\n"
             "async def run():\n"
             "    jobs_ = [('fail',), ('report', 20_000)]\n"
-            "    async for _ in _in_processes(2, jobs.run, jobs_, Console(), ['a', 'b']):\n"
+            "    async for _ in _in_processes(2, jobs.run, jobs_, Console(), ['a', 'b'],\n"
+            "                                 'export'):\n"
             "        pass\n"
             "try:\n    asyncio.run(run())\n"
             "except RuntimeError as exc:\n    print('failed:', exc)\n")
