@@ -31,6 +31,7 @@ from wsresearch.book import Book, BookRule, Books, level_lists
 from wsresearch.exchanges import binance
 from wsresearch.recording.writer import Captured, write_events
 from wsresearch.replay import ReplayResult
+from wsresearch.sequence import Chain
 
 from .conftest import THOROUGH
 
@@ -458,6 +459,18 @@ def hand_built(tmp_path: Path, texts: list[str], health: bool = True,
     models = replay(recording, spec, chunk_events=40, columnar=False)
     assert_same(columns, models)
     return columns, models
+
+
+def test_a_chain_of_numbers_is_followed_in_columns_to_the_last_int64(tmp_path: Path) -> None:
+    # Each tick names the last one's ts in first: a chain. The first tick's first is the
+    # largest Int64, so it covers a number past it, which the models report (nothing is
+    # expected yet, and no tick before it to compare with: only the wrap could hide it).
+    texts = [f'{{"type":"tick","symbol":"S","first":{i - 1},"price":1.5,"note":"n",'
+             f'"ts":{i}}}' for i in range(1, 300)]
+    texts[0] = texts[0].replace('"first":0', f'"first":{2**63 - 1}')
+    columns, models = hand_built(tmp_path, texts, sequence=Chain("first", "ts"))
+    assert models.errors and "cannot end before it starts" in models.errors[0]
+    assert models.stats["sequence_gaps"] == 0 and columns.read_in_columns > 200
 
 
 def test_a_stream_without_health_settings_is_never_stale_in_columns(tmp_path: Path) -> None:

@@ -231,6 +231,15 @@ def test_a_rest_request_keeps_what_it_asked_and_loses_its_secrets(tmp_path: Path
                  source_url="wss://x/ws")
     assert Recording.open(tmp_path / "rec").rest()["url"].to_list() == [
         "https://***:***@api.x.com/depth?symbol=ETHUSDT&limit=100&signature=***"]
+    # A secret an auth message sent before is masked in a request's URL too, whatever
+    # its key there.
+    token = "T0KEN1234567890abcdef"
+    write_events(tmp_path / "auth", [
+        Captured("sent", 1, json.dumps({"op": "auth", "args": [token]})),
+        Captured("rest", 2, "{}", f"https://api.x.com/depth?symbol=ETHUSDT&session={token}")],
+        source_url="wss://x/ws")
+    assert Recording.open(tmp_path / "auth").rest()["url"].to_list() == [
+        "https://api.x.com/depth?symbol=ETHUSDT&session=***"]
 
 
 # -- refusals ----------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import random
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,6 +182,55 @@ def test_a_chunk_that_cannot_be_read_fails_the_replay_after_those_before_it() ->
                          lambda _, events: seen.append(events.height), chunks=chunks())
     assert seen == [chunk.height for chunk in itertools.islice(recording.chunks(100), 2)]
     assert not _read_ahead_threads()
+
+
+def test_ctrl_c_stops_a_replay_at_once_while_the_next_chunk_is_being_read() -> None:
+    # The chunk after the first is slow to come (a source that blocks); Ctrl-C during the
+    # first chunk's consumer ends the replay without waiting for it. The read ahead
+    # ends on its own once the source gives its chunk.
+    recording = Recording.open(SESSION)
+    released = threading.Event()
+    safety = threading.Timer(30, released.set)  # never left blocked, whatever happens
+    safety.start()
+
+    def chunks() -> Iterator[pl.DataFrame]:
+        source = recording.chunks(100)
+        yield next(source)
+        released.wait()
+        yield from source
+
+    def interrupted(_: object, __: pl.DataFrame) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            replay_in_chunks(recording, recording.spec, "complete", None, 100,  # type: ignore[arg-type]
+                             interrupted, chunks=chunks())
+        assert not released.is_set(), "the replay waited for the blocked read"
+    finally:
+        released.set()
+        safety.cancel()
+    for thread in _read_ahead_threads():
+        thread.join(timeout=30)
+    assert not _read_ahead_threads()
+
+
+@pytest.mark.parametrize("where", ["atexit", "thread"])
+def test_a_replay_runs_while_the_interpreter_shuts_down(where: str) -> None:
+    # In an atexit handler, and in a thread still running when the main thread is done,
+    # no new thread may be starting for long: the replay still completes.
+    run = "atexit.register(go)" if where == "atexit" else (
+        "threading.Thread(target=go).start()")
+    script = (
+        "import atexit, threading\n"
+        "from wsresearch import replay\n"
+        "def go():\n"
+        f"    print('replayed', replay({str(SESSION)!r}).stats['frames'], flush=True)\n"
+        f"{run}\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.startswith("replayed "), done.stderr
+    assert int(done.stdout.split()[1]) == Recording.open(SESSION).frames().height
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "9"])

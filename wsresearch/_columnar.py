@@ -43,6 +43,8 @@ from .spec import CONNECTION_GROUP, Channel, FeedSpec
 
 __all__ = ["Columnar", "Taken"]
 
+_INT64_MAX = 2**63 - 1
+
 
 class Taken:
     """One channel's messages of one chunk, decoded, committed to the pipeline in order.
@@ -145,8 +147,9 @@ class Columnar:
         """Each channel's messages in a chunk that its layout matches, decoded.
 
         Work on the chunk alone, in native code, that reads no state: it may run in
-        another thread while the chunk before is processed (see :func:`~wsresearch.replay.
-        replay_in_chunks`), and :meth:`take` picks from it what the state allows.
+        another thread while the chunk before is processed
+        (:func:`~wsresearch.replay.replay_in_chunks`), and :meth:`take` picks from it what
+        the state allows.
 
         Parameters
         ----------
@@ -291,6 +294,9 @@ class Columnar:
         # judged in this connection reads what the last one left, whichever comes first.
         afresh = sequences.generation != self.pipeline.generation
         group = channel.sequence_group_name
+        if channel.sequence_chained and found[channel.field_names["sequence"][0]].max() == \
+                _INT64_MAX:
+            return False  # previous + 1 is past an Int64: the model path reports it
         for key_value, first, _, _, steady in runs(found, _sequence_key(channel),
                                                    *_range(channel)).iter_rows():
             expected = None if afresh else sequences.expected(group, key_value)

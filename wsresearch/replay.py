@@ -25,11 +25,11 @@ import bisect
 import contextlib
 import gc
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import polars as pl
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -354,36 +354,82 @@ class _Chunk:
     """:meth:`Columnar.decode` of ``messages`` (``None``: nothing is read in columns)."""
 
 
+class _Step(Generic[_T]):
+    """``work()`` in a daemon thread of its own, its result (or what it raised) kept.
+
+    Where no thread can start (the interpreter is shutting down: a replay in an
+    ``atexit`` handler), the work runs at once, here.
+    """
+
+    def __init__(self, work: Callable[[], _T]) -> None:
+        self._work = work
+        self._result: _T | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, name="wsresearch-read-ahead", daemon=True)
+        try:
+            self._thread.start()
+        except RuntimeError:  # "can't create new thread at interpreter shutdown"
+            self._thread = None
+            self._run()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._work()
+        except BaseException as exc:  # handed to result(), in the thread that asks
+            self._error = exc
+
+    def wait(self) -> None:
+        """Until the work is done."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def result(self) -> _T:
+        """What the work gave; what it raised is raised here."""
+        self.wait()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self._result  # type: ignore[return-value]  # set, as nothing was raised
+
+
 @contextlib.contextmanager
 def _read_ahead(chunks: Iterable[pl.DataFrame],
                 prepare: Callable[[pl.DataFrame], _T]) -> Iterator[Iterator[_T]]:
     """``prepare(chunk)`` for each of ``chunks``, the next one read and prepared meanwhile.
 
     Reading a chunk and ``prepare`` (native work on the chunk alone that reads no
-    state: polars releases the GIL) run in one other thread, a chunk ahead of the one
-    in use, so a second core reads and decodes while this one feeds the pipeline. One
+    state: polars releases the GIL) run in another thread, a chunk ahead of the one in
+    use, so a second core reads and decodes while this one feeds the pipeline. One
     step at a time, in order, so the chunks are read as in a loop here, only earlier:
     what either raises is raised here when that chunk is asked for, and two chunks are
-    held at most. On leaving, the other thread finishes its step and stops.
+    held at most. Leaving on an error waits for the step under way, so no thread is
+    left; leaving on Ctrl-C (or another exception that is not an ``Exception``) does
+    not: the step, a daemon thread, ends on its own, and a replay stops at once even
+    where a ``chunks`` source blocks.
     """
     iterator = iter(chunks)
+    under_way: list[_Step[tuple[_T] | None]] = []
 
     def step() -> tuple[_T] | None:
         chunk = next(iterator, None)
         return None if chunk is None else (prepare(chunk),)
 
-    pool = ThreadPoolExecutor(1, thread_name_prefix="wsresearch-read-ahead")
-
     def results() -> Iterator[_T]:
-        upcoming = pool.submit(step)
-        while (done := upcoming.result()) is not None:
-            upcoming = pool.submit(step)
+        under_way.append(_Step(step))
+        while (done := under_way.pop().result()) is not None:
+            under_way.append(_Step(step))
             yield done[0]
 
     try:
         yield results()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    except Exception:
+        for waiting in under_way:
+            waiting.wait()
+        raise
+    else:
+        for waiting in under_way:
+            waiting.wait()
 
 
 class _Driver:

@@ -85,10 +85,11 @@ class Chain:
     ``Channel(sequence=Chain("prev_final_update_id", "final_update_id"))``: a message
     covers ``Seq(previous + 1, last)``, so it follows the one before when its
     ``previous`` is that one's ``last``, whatever its own first number (Binance USD-M
-    depth diffs' ``pu`` and ``u``; OKX books' ``prevSeqId`` and ``seqId``). Declared
-    by field names, the chain is checked on columns too, as a range of two fields is.
-    A message without either number carries none; one whose ``last`` is not past its
-    ``previous`` is reported and kept, as a range that ends before it starts is.
+    depth diffs' ``pu`` and ``u``). Declared by field names, the chain is checked on
+    columns too, as a range of two fields is. A message missing either number carries
+    none; one whose ``last`` is not past its ``previous`` is reported and kept, as a
+    range that ends before it starts is. (A chain whose links may repeat a number, or
+    that marks a snapshot, such as OKX books' ``prevSeqId`` of ``-1``, needs a function.)
 
     Attributes
     ----------

@@ -457,8 +457,9 @@ class BookSync(BookRule):
 
         Each symbol's book is valid and joined to its snapshot, its first diff follows the
         book's last update id, and each diff after follows the one before (spot: ``U`` is
-        one past the last ``u``; USD-M: ``pu`` is the last ``u``) and ends past its
-        start: :meth:`apply` would apply every one, and no book would change validity.
+        one past the last ``u``, and ``u`` is at or after ``U``; USD-M: ``pu`` is the last
+        ``u``, and ``u`` is past ``pu``): :meth:`apply` would apply every one, and no book
+        would change validity.
         """
         if not rows.height:
             return False

@@ -298,9 +298,10 @@ def write_events(
     ``sent`` text is masked as a recorder masks it: the values of the ``redact``
     keys, and for an auth message (``"op"``, ``"event"``, ``"method"`` or
     ``"type"`` is ``auth`` or ``login``) every string in a list too, those values
-    masked wherever they appear later. URLs lose their credentials: an ``open``'s
-    every query value, a ``rest`` request's only those of the ``redact`` keys, since
-    its query says what was asked (a snapshot's ``symbol=``), as a recorder keeps it.
+    masked wherever they appear later (a ``rest`` request's URL included). URLs lose
+    their credentials: an ``open``'s every query value, a ``rest`` request's those of
+    the ``redact`` keys, since its query says what was asked (a snapshot's ``symbol=``),
+    as a recorder keeps it.
 
     Parameters
     ----------
@@ -409,8 +410,8 @@ def _write_events(
             text = _sent(clean_text(_text(item.data, index)), redact, secrets)
             others.append(_row(seq, generation, "sent", mono, wall, data=text))
         else:  # rest
-            request = (None if item.url is None
-                       else redact_request_url(clean_text(item.url), redact))
+            request = (None if item.url is None  # and the secrets sent before it
+                       else secrets.apply(redact_request_url(clean_text(item.url), redact)))
             others.append(_row(seq, generation, "rest", mono, wall,
                                data=clean_text(_text(item.data, index)), stream=request))
         seq += 1
