@@ -403,10 +403,10 @@ def _read_ahead(chunks: Iterable[pl.DataFrame],
     use, so a second core reads and decodes while this one feeds the pipeline. One
     step at a time, in order, so the chunks are read as in a loop here, only earlier:
     what either raises is raised here when that chunk is asked for, and two chunks are
-    held at most. Leaving on an error waits for the step under way, so no thread is
-    left; leaving on Ctrl-C (or another exception that is not an ``Exception``) does
-    not: the step, a daemon thread, ends on its own, and a replay stops at once even
-    where a ``chunks`` source blocks.
+    held at most. Leaving, for whatever reason, waits for the step under way, so no
+    thread is left working (one still in polars when the interpreter exits could take
+    the process down with it); after Ctrl-C that is at most one chunk's read and decode,
+    and a second Ctrl-C stops the wait (the step's thread is a daemon).
     """
     iterator = iter(chunks)
     under_way: list[_Step[tuple[_T] | None]] = []
@@ -423,11 +423,7 @@ def _read_ahead(chunks: Iterable[pl.DataFrame],
 
     try:
         yield results()
-    except Exception:
-        for waiting in under_way:
-            waiting.wait()
-        raise
-    else:
+    finally:
         for waiting in under_way:
             waiting.wait()
 
