@@ -187,6 +187,22 @@ def test_a_sequence_given_as_a_chain_follows_the_last_number_named() -> None:
         Channel(name="trade", model=generic.Trade, sequence=Chain("nope", "trade_id"))
 
 
+def test_each_declared_sequence_form_gives_its_bounds_over_columns() -> None:
+    import polars as pl
+
+    from wsresearch.exchanges import generic
+    from wsresearch.sequence import Chain
+
+    rows = pl.DataFrame({"seq": [3, 7], "trade_id": [7, 9]})
+    for sequence, bounds in (("seq", [(3, 3), (7, 7)]), (("seq", "trade_id"), [(3, 7), (7, 9)]),
+                             (Chain("seq", "trade_id"), [(4, 7), (8, 9)])):
+        channel = Channel(name="trade", model=generic.Trade, sequence=sequence)
+        first, last = channel.sequence_bounds()
+        assert rows.select(first.alias("f"), last.alias("l")).rows() == bounds
+    with pytest.raises(ValueError, match="not declared by field names"):
+        Channel(name="trade", model=generic.Trade, sequence=lambda m: m.seq).sequence_bounds()
+
+
 def test_field_names_may_come_as_a_list() -> None:
     from wsresearch.exchanges import generic
 

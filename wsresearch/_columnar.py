@@ -32,6 +32,7 @@ from collections.abc import Hashable, Sequence
 
 import polars as pl
 
+from ._limits import INT64_MAX
 from .book import BookRule
 from .exactness import SUSPECT_PATTERN
 from .frames import META_COLUMNS, polars_schema
@@ -42,8 +43,6 @@ from .sequence import runs
 from .spec import CONNECTION_GROUP, Channel, FeedSpec
 
 __all__ = ["Columnar", "Taken"]
-
-_INT64_MAX = 2**63 - 1
 
 
 class Taken:
@@ -87,7 +86,7 @@ class Taken:
         rows = self.rows.slice(low, high - low)
         names = channel.field_names
         if channel.sequence is not None:
-            found = list(runs(rows, _sequence_key(channel), *_range(channel)).iter_rows())
+            found = list(runs(rows, _sequence_key(channel), *channel.sequence_bounds()).iter_rows())
             pipeline.sequences.observe_runs(
                 channel.sequence_group_name, {k: (first, last) for k, first, last, _, _ in found},
                 pipeline.generation,
@@ -295,10 +294,10 @@ class Columnar:
         afresh = sequences.generation != self.pipeline.generation
         group = channel.sequence_group_name
         if channel.sequence_chained and found[channel.field_names["sequence"][0]].max() == \
-                _INT64_MAX:
+                INT64_MAX:
             return False  # previous + 1 is past an Int64: the model path reports it
         for key_value, first, _, _, steady in runs(found, _sequence_key(channel),
-                                                   *_range(channel)).iter_rows():
+                                                   *channel.sequence_bounds()).iter_rows():
             expected = None if afresh else sequences.expected(group, key_value)
             if not steady or (expected is not None and expected != first):
                 return False
@@ -308,14 +307,6 @@ class Columnar:
 def _ascending(times: pl.Series) -> bool:
     """Whether ``times`` never go back."""
     return bool((times.diff().drop_nulls() >= 0).all())
-
-
-def _range(channel: Channel) -> tuple[str | pl.Expr, str]:
-    """A message's first and last sequence number: fields (one field: both), or a chain's."""
-    names = channel.field_names["sequence"]
-    if channel.sequence_chained:
-        return pl.col(names[0]) + 1, names[1]
-    return names[0], names[-1]
 
 
 def _sequence_key(channel: Channel) -> pl.Expr:

@@ -216,6 +216,25 @@ class Channel(BaseModel):
         """Whether ``sequence`` was declared as a :class:`~wsresearch.sequence.Chain`."""
         return isinstance(self.sequence, _Chained)
 
+    def sequence_bounds(self) -> tuple[pl.Expr, pl.Expr]:
+        """Each message's first and last sequence number, over its columns.
+
+        As ``sequence`` was declared: one field (both), a range's two, or a chain's
+        previous number plus one and its last. For checks on columns
+        (:func:`~wsresearch.sequence.runs`).
+
+        Raises
+        ------
+        ValueError
+            If ``sequence`` is not declared by field names.
+        """
+        names = self.field_names.get("sequence")
+        if names is None:
+            raise ValueError(f"{self.name}: its sequence is not declared by field names")
+        if self.sequence_chained:
+            return pl.col(names[0]) + 1, pl.col(names[1])
+        return pl.col(names[0]), pl.col(names[-1])
+
     @property
     def sequence_group_name(self) -> str:
         """The group whose counter this channel's sequence numbers count in."""

@@ -463,11 +463,9 @@ class BookSync(BookRule):
         """
         if not rows.height:
             return False
-        # Each diff's first number: spot U; USD-M the one after pu, as its Chain says.
-        first_id = (pl.col("prev_final_update_id") + 1 if self.futures
-                    else pl.col("first_update_id"))
-        for symbol, first, _, _, steady in runs(
-                rows, pl.col("symbol"), first_id, "final_update_id").iter_rows():
+        # Each diff's numbers as its channel declares them (spot U..u; USD-M pu + 1..u).
+        bounds = (_CHANNELS["depth"] if self.futures else _SPOT_DEPTH).sequence_bounds()
+        for symbol, first, _, _, steady in runs(rows, pl.col("symbol"), *bounds).iter_rows():
             book = books.books.get(symbol)
             if (not steady or book is None or not book.valid or not book.bridged
                     or book.pending or book.last_id is None or first != book.last_id + 1):
