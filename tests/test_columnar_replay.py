@@ -621,13 +621,7 @@ class Gapped(Unlucky):
             book.mark_invalid("a gap", mono_ns)
 
 
-class TwoChannels(Unlucky):
-    """A rule whose books another channel changes too: it may come among the rows."""
-
-    channels = frozenset({"diff", "snap"})
-
-
-@pytest.mark.parametrize("rule", [HalfDone, Gapped, TwoChannels])
+@pytest.mark.parametrize("rule", [HalfDone, Gapped])
 def test_a_rule_without_a_whole_columnar_path_keeps_the_per_message_path(
         tmp_path: Path, rule: type[BookRule]) -> None:
     recording = Recording.from_frames(tmp_path / "r", _diffs(200), spec=_diff_spec(rule()))
@@ -635,3 +629,106 @@ def test_a_rule_without_a_whole_columnar_path_keeps_the_per_message_path(
     assert columns.read_in_columns == 0
     assert_same(columns, replay(recording, _diff_spec(rule()), chunk_events=40,
                                 columnar=False))
+
+
+class TwoChannels(Unlucky):
+    """A rule whose books another channel changes too: a snapshot clears its symbol's book."""
+
+    channels = frozenset({"diff", "snap"})
+
+    def apply(self, books: Books, channel: str, message: Any, mono_ns: int,
+              wall_ns: int) -> None:
+        if channel == "snap":
+            books.book(message.symbol).clear()
+        super().apply(books, channel, message, mono_ns, wall_ns)
+
+
+def test_a_rule_of_two_channels_is_read_in_columns_where_the_other_has_no_message(
+        tmp_path: Path) -> None:
+    # A snapshot (no layout: per message) among a chunk's diffs: the diffs before it must
+    # reach the book before it clears the book, as they do one by one.
+    texts = _diffs(200)
+    for at in (130, 46, 45):
+        snap = texts[at].replace('"type":"diff"', '"type":"snap"').replace(
+            '"bids":[', '"bids":[["999","1"],')
+        texts.insert(at, snap)
+    spec = _diff_spec(TwoChannels())
+    spec = spec.model_copy(update={"channels": (*spec.channels,
+                                                Channel(name="snap", model=Diff))})
+    recording = Recording.from_frames(tmp_path / "r", texts, spec=spec)
+    columns = replay(recording, spec, chunk_events=40)
+    models = replay(recording, spec, chunk_events=40, columnar=False)
+    assert_same(columns, models)
+    assert models.frames["snap"].height == 3
+    # Two of the five chunks of 40 hold a snapshot: their diffs go one by one.
+    assert 40 < columns.read_in_columns <= 200 - 2 * 38
+
+
+# -- Kraken Futures: a book of one level per message, its snapshots a sibling channel ------
+
+
+KRAKEN_FUTURES = DATA / "kraken_cryptofeed_2021-07-22_futures_v1_book_trade_ticker"
+
+
+@pytest.mark.parametrize("chunk_events", [97, 1000, 20_000])
+def test_the_kraken_futures_book_levels_are_read_in_columns_as_through_models(
+        chunk_events: int) -> None:
+    # Ten products' books: a snapshot each (book_snapshot, per message), then one level a
+    # message (book, with a layout). The chunks without a snapshot take the levels in
+    # columns and apply them to the books at commit.
+    columns, models = both(KRAKEN_FUTURES, chunk_events)
+    assert_same(columns, models)
+    assert models.read_in_columns == 0
+    levels = models.frames["book"].height
+    assert levels > 7000 and all(book.valid for book in models.books or ())
+    if chunk_events < 1000:
+        assert columns.read_in_columns > 0.95 * levels
+
+
+def _level_positions(events: list[Captured], product: str | None = None) -> list[int]:
+    return [i for i, e in enumerate(events) if isinstance(e.data, str)
+            and e.data.startswith('{"feed":"book",')
+            and (product is None or f'"product_id":"{product}"' in e.data)]
+
+
+@pytest.mark.parametrize("fault", ["drop", "repeat", "swap", "snapshot", "reconnect"])
+def test_a_kraken_futures_book_with_a_fault_keeps_the_models_book(
+        tmp_path: Path, fault: str) -> None:
+    # A lost level (a gap: the book waits for a snapshot), one sent twice (de-dup), two
+    # swapped (a gap, then old news), a snapshot again mid-stream (the levels before it in
+    # its chunk must reach the book before it reloads the book), a new connection.
+    events, _ = _base(KRAKEN_FUTURES, 8_000)
+    product = "PI_ETHUSD"
+    levels = _level_positions(events, product)
+    target = levels[len(levels) // 2]
+    if fault == "drop":
+        del events[target]
+    elif fault == "repeat":
+        events.insert(target + 1, events[target])
+    elif fault == "swap":
+        after = levels[len(levels) // 2 + 1]
+        events[target], events[after] = (events[after]._replace(wall_ns=events[target].wall_ns),
+                                         events[target]._replace(wall_ns=events[after].wall_ns))
+    elif fault == "snapshot":  # the first snapshot again, numbered to join the next level
+        first = next(e for e in events if isinstance(e.data, str)
+                     and e.data.startswith('{"feed":"book_snapshot"')
+                     and f'"product_id":"{product}"' in e.data)
+        snapshot = json.loads(str(first.data))
+        snapshot["seq"] = json.loads(str(events[target].data))["seq"] - 1
+        events.insert(target, Captured("frame", events[target].wall_ns,
+                                       json.dumps(snapshot, separators=(",", ":"))))
+    elif fault == "reconnect":
+        events.insert(target, Captured("open", events[target].wall_ns,
+                                       "wss://futures.kraken.com/ws/v1"))
+    spec = Recording.open(KRAKEN_FUTURES).spec
+    assert spec is not None
+    write_events(tmp_path / "r", events, source_url=spec.url, origin=spec.origin)
+    for chunk_events in (29, 97, 20_000):
+        columns, models = both(tmp_path / "r", chunk_events)
+        assert_same(columns, models)
+        book = models.book(product)
+        assert book.valid == (fault in ("repeat", "snapshot"))
+        assert book.stats.snapshots == 1 + (fault == "snapshot")
+        assert models.stats["duplicates"] == (fault == "repeat")
+        if chunk_events == 97:  # the other products' levels still go in columns
+            assert columns.read_in_columns > 0.5 * models.frames["book"].height

@@ -22,7 +22,7 @@ from polars.testing import assert_frame_equal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from wsresearch import Channel, FeedSpec, Recording, by_field
-from wsresearch.exchanges import binance
+from wsresearch.exchanges import binance, kraken
 from wsresearch.exchanges._common import NsFromMs
 from wsresearch.layout import KINDS, Layout, check_layout
 from wsresearch.lowlevel import MessageParser
@@ -875,3 +875,50 @@ def test_check_model_refuses_a_model_configured_to_read_values_otherwise(
         price: float
 
     layout.check_model(Plain)
+
+
+# -- Kraken Futures book levels -------------------------------------------------------------
+
+KRAKEN_FUTURES_SPEC = kraken.spec(["PI_XBTUSD"], ["book"], api="futures", url="ws://127.0.0.1:9")
+
+
+def test_the_kraken_futures_book_layout_agrees_with_its_model_on_every_real_frame() -> None:
+    recording = Recording.open(DATA / "kraken_cryptofeed_2021-07-22_futures_v1_book_trade_ticker")
+    spec = recording.spec
+    assert spec is not None
+    assert next(c for c in spec.channels if c.name == "book").layout == kraken.FUTURES_BOOK_LAYOUT
+    texts = recording.events().filter(pl.col("kind") == "frame")["data"].to_list()
+    router = MessageParser.from_spec(spec)
+    routes = [router.route(t) for t in texts]
+    own = [t for t, r in zip(texts, routes, strict=True) if r == "book"]
+    others = pl.Series([t for t, r in zip(texts, routes, strict=True) if r != "book"],
+                       dtype=pl.String)
+    layout = kraken.FUTURES_BOOK_LAYOUT
+    assert check_layout(layout, kraken.FuturesBook, own) == []
+    assert layout.matches(others).sum() == 0  # snapshots, trades, tickers, replies
+    assert int(layout.matches(pl.Series(own, dtype=pl.String)).sum()) == len(own) > 7000
+
+
+def test_the_kraken_futures_book_layout_decodes_generated_messages_as_its_model_does() -> None:
+    @settings(max_examples=150, deadline=None)
+    @given(messages(kraken.FUTURES_BOOK_LAYOUT.template))
+    def holds(generated: tuple[str, dict[str, Any], bool]) -> None:
+        _holds_its_promise(kraken.FUTURES_BOOK_LAYOUT, kraken.FuturesBook,
+                           KRAKEN_FUTURES_SPEC, "book", generated)
+
+    holds()
+
+
+def test_whatever_the_kraken_futures_book_layout_matches_the_model_reads_alike() -> None:
+    layout = kraken.FUTURES_BOOK_LAYOUT
+
+    @settings(max_examples=80, deadline=None)
+    @given(near_misses(layout.template))
+    def holds(text: str) -> None:
+        assert check_layout(layout, kraken.FuturesBook, [text]) == []
+        if layout.matches(pl.Series([text])).item():
+            parser = MessageParser.from_spec(KRAKEN_FUTURES_SPEC)
+            assert parser.route(text) == "book"
+            assert (parser.parse(text).status, parser.counts["ok"]) == ("ok", 1)
+
+    holds()

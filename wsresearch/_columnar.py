@@ -17,12 +17,14 @@ sequence runs per key (:meth:`SequenceTracker.observe_runs
 (:meth:`FrameStore.extend_frame <wsresearch.frames.FrameStore.extend_frame>`), and a book
 channel's rows to the books (:meth:`BookRule.apply_rows
 <wsresearch.book.BookRule.apply_rows>`). Health hears each interval between two stops of
-the replay as the per-message path would tell it. Only state no other channel reads is
-touched (the books too: a book channel is taken only where its rule keeps no other
-channel, reacts to no other channel's gap, and no REST response comes among its rows),
-so the order of commits among channels does not matter; only a channel's own
-per-message fall-back (its stream was stale) needs its commits before it, which
-:meth:`Taken.commit` gives.
+the replay as the per-message path would tell it. Only state no other message of the
+chunk reads is touched, so the order of commits among channels does not matter: a
+channel's health stream and sequence group are its own, or shared only with the other
+book channels of its rule (a Kraken Futures ``book_snapshot`` and its ``book`` levels
+share all three, and the books), and then it is taken only from a chunk that holds none
+of their messages; a book channel, only where its rule reacts to no other channel's gap
+and no REST response comes among its rows. Only a channel's own per-message fall-back
+(its stream was stale) needs its commits before it, which :meth:`Taken.commit` gives.
 """
 
 from __future__ import annotations
@@ -107,13 +109,15 @@ class Taken:
 class Columnar:
     """Which channels of a pipeline's spec a replay can take in columns, and taking them.
 
-    A channel qualifies when it has a layout and reads only its own state: every
-    extractor it has is a field name (``exchange_time`` a single one, ``sequence`` one
-    or a range's two), and no other channel shares its health stream or sequence group.
-    A book channel qualifies where its exchange's rule has a columnar path
-    (:meth:`BookRule.takes_rows <wsresearch.book.BookRule.takes_rows>`): its rows are
-    taken only where the rule accepts them, and applied to the books as they are
-    committed.
+    A channel qualifies when it has a layout, every extractor it has is a field name
+    (``exchange_time`` a single one, ``sequence`` one or a range's two), and no other
+    channel shares its health stream or sequence group. A book channel qualifies where
+    its exchange's rule has a columnar path (:meth:`BookRule.takes_rows
+    <wsresearch.book.BookRule.takes_rows>`): its rows are taken only where the rule
+    accepts them, and applied to the books as they are committed. It may share its
+    stream, sequence group and books with the rule's other channels (a Kraken Futures
+    ``book`` with its ``book_snapshot``): these are its *siblings*, and it is taken only
+    from a chunk with none of their messages.
     """
 
     def __init__(self, pipeline: Pipeline) -> None:
@@ -122,16 +126,28 @@ class Columnar:
         sync = spec.book_sync
         self.book_channels = frozenset() if sync is None else frozenset(sync.channels)
         # A rule's books may be changed at commit only where nothing else changes them
-        # among its rows: one book channel, no gap of another channel reaching them (REST
-        # responses and new connections, the driver keeps apart).
-        columnar_books = (sync is not None and len(sync.channels) == 1
+        # among its rows: no gap of another channel reaching them; its other channels are
+        # siblings (take() keeps them apart), REST responses and new connections the
+        # driver keeps apart.
+        columnar_books = (sync is not None
                           and type(sync).takes_rows is not BookRule.takes_rows
                           and type(sync).apply_rows is not BookRule.apply_rows
                           and type(sync).on_gap is BookRule.on_gap)
         self.channels = {c.name: c for c in spec.channels
                          if (c.name not in self.book_channels or columnar_books)
-                         and _own_state(c, spec) and _holds_its_promise(c, pipeline)}
+                         and _own_state(c, spec, self.book_channels)
+                         and _holds_its_promise(c, pipeline)}
         self._schemas = {name: polars_schema(c.model) for name, c in self.channels.items()}
+        siblings = {name: _siblings(c, spec, self.book_channels)
+                    for name, c in self.channels.items()}
+        self.siblings = siblings
+        """Per channel taken in columns, the channels whose messages keep it out of a chunk."""
+        # Per channel of the spec (and book channel of the rule), the channels its messages
+        # keep out of a chunk: itself (its messages the layout did not match) and those
+        # whose sibling it is.
+        self._ruled_out = {name: frozenset({name} | {taken for taken, theirs in siblings.items()
+                                                      if name in theirs})
+                           for name in {*spec.channel_names, *self.book_channels}}
         self.monitored = frozenset(pipeline.health.streams)
         """The health streams judged; a stream not among them is never stale."""
 
@@ -230,14 +246,18 @@ class Columnar:
                      for name, rows in found.items()}
             matched = matched.filter(~matched.is_in(twice))
         unmatched = positions.filter(current & ~positions.is_in(matched.implode()))
-        # A channel any of whose messages the layout does not match keeps the per-message
-        # path: route the others until no channel is left to rule out.
-        candidates = {name for name, rows in found.items() if rows.height}
-        route = pipeline.parser.route
+        # A channel any of whose messages the layout does not match, or with a message of
+        # a sibling, keeps the per-message path: route the others until no channel is
+        # left to rule out.
+        present = {name for name, rows in found.items() if rows.height}
+        candidates = {name for name in present if not self.siblings[name] & present}
+        route, ruled_out = pipeline.parser.route, self._ruled_out
         for position in unmatched.to_list():
             if not candidates:
                 break
-            candidates.discard(route(data[position]))
+            name = route(data[position])
+            if name is not None:
+                candidates -= ruled_out.get(name, {name})
         taken = {}
         for name in candidates:
             made = self._taken(self.channels[name], found[name])
@@ -341,8 +361,13 @@ def _holds_its_promise(channel: Channel, pipeline: Pipeline) -> bool:
     return not problems
 
 
-def _own_state(channel: Channel, spec: FeedSpec) -> bool:
-    """Whether ``channel`` can be taken in columns: a layout, and state of its own."""
+def _own_state(channel: Channel, spec: FeedSpec, book_channels: frozenset[str]) -> bool:
+    """Whether ``channel`` can be taken in columns: a layout, and state of its own.
+
+    Or state shared with its siblings (:func:`_siblings`) only where all of them are book
+    channels of one rule: the book's snapshots and its changes. Two channels of one health
+    stream both taken from a chunk would tell it their times out of order.
+    """
     if channel.layout is None or channel.explode is not None:
         return False
     names = channel.field_names
@@ -360,13 +385,26 @@ def _own_state(channel: Channel, spec: FeedSpec) -> bool:
     if channel.exchange_time is not None and kinds.get(
             names["exchange_time"][0], "ms") not in ("int", "ms"):
         return False  # not an int: the per-message path reports it
-    others = [c for c in spec.channels if c.name != channel.name]
-    if any(c.stream_name == channel.stream_name for c in others):
+    # Control messages count in the connection's sequence, and are no channel's.
+    if (channel.sequence is not None and spec.control_sequence is not None
+            and channel.sequence_group_name == CONNECTION_GROUP):
         return False
+    siblings = _siblings(channel, spec, book_channels)
+    return not siblings or (channel.name in book_channels and siblings <= book_channels)
+
+
+def _siblings(channel: Channel, spec: FeedSpec, book_channels: frozenset[str]) -> frozenset[str]:
+    """The channels that share state with ``channel``.
+
+    That is its health stream, its sequence group, or (a book channel) its rule's books.
+    Their messages among a chunk's would read or change that state between ``channel``'s
+    messages, which are committed together: a chunk with any of them is not taken.
+    """
+    found = {c.name for c in spec.channels if c.stream_name == channel.stream_name}
     if channel.sequence is not None:
         group = channel.sequence_group_name
-        if any(c.sequence is not None and c.sequence_group_name == group for c in others):
-            return False
-        if group == CONNECTION_GROUP and spec.control_sequence is not None:
-            return False
-    return True
+        found |= {c.name for c in spec.channels
+                  if c.sequence is not None and c.sequence_group_name == group}
+    if channel.name in book_channels:
+        found |= book_channels
+    return frozenset(found - {channel.name})

@@ -20,7 +20,7 @@ or ``kraken-futures``. See ``docs/exchanges/kraken.md``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import polars as pl
@@ -28,7 +28,8 @@ from pydantic import Field, model_validator
 
 from ..book import BookRule, Books, apply_levels, kraken_checksum
 from ..config import ConnectionConfig, StreamConfig
-from ..sequence import Seq
+from ..layout import Layout
+from ..sequence import Seq, runs
 from ..spec import Channel, FeedSpec
 from ._common import (
     Flat,
@@ -43,9 +44,10 @@ from ._common import (
 )
 
 __all__ = [
-    "APIS", "CHANNELS", "OHLC_INTERVALS", "FuturesBook", "FuturesBookSnapshot",
-    "FuturesTicker", "FuturesTickerLite", "FuturesTrade", "FuturesTradeSnapshot", "V1Book",
-    "V1Ticker", "V1Trades", "V2Book", "V2Ohlc", "V2Ticker", "V2Trades", "spec",
+    "APIS", "CHANNELS", "FUTURES_BOOK_LAYOUT", "OHLC_INTERVALS", "FuturesBook",
+    "FuturesBookSnapshot", "FuturesTicker", "FuturesTickerLite", "FuturesTrade",
+    "FuturesTradeSnapshot", "V1Book", "V1Ticker", "V1Trades", "V2Book", "V2Ohlc", "V2Ticker",
+    "V2Trades", "spec",
 ]
 
 APIS: dict[str, str] = {
@@ -742,6 +744,37 @@ class FuturesBookSync(BookRule):
                 book.last_id = message.seq
         book.touched(mono_ns, wall_ns, message.timestamp_ns)
 
+    def takes_rows(self, books: Books, channel: str, rows: pl.DataFrame) -> bool:
+        """Whether each product's ``book`` rows follow on by one from its valid book's last.
+
+        Then :meth:`apply` would set every level and mark no book invalid.
+        """
+        if channel != "book" or not rows.height:
+            return False
+        for symbol, first, _, _, steady in runs(rows, pl.col("product_id"), "seq",
+                                                 "seq").iter_rows():
+            book = books.books.get(symbol)
+            if (not steady or book is None or not book.valid or book.last_id is None
+                    or first != book.last_id + 1):
+                return False
+        return True
+
+    def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame,
+                   report: Callable[[Exception], None]) -> None:
+        due, found = books.due, books.books
+        for symbol, seq, side, price, qty, mono, wall, exchange_ns in zip(*(
+                rows[name].to_list() for name in (
+                    "product_id", "seq", "side", "price", "qty", "recv_mono_ns",
+                    "recv_wall_ns", "timestamp_ns")), strict=True):
+            try:  # as Books.apply, then apply() of a level that follows the book's last
+                due(wall)
+                book = found[symbol]
+                book.set("bid" if side == "buy" else "ask", price, qty)
+                book.last_id = seq
+                book.touched(mono, wall, exchange_ns)
+            except Exception as exc:  # as the per-message path: reported, the next applied
+                report(exc)
+
 
 def _snapshot_seq(message: FuturesTradeSnapshot) -> Seq | None:
     if not message.trades:
@@ -800,6 +833,13 @@ def _futures_derivative_ticker(native: pl.LazyFrame) -> pl.LazyFrame:
         exchange_time="time_ns")
 
 
+FUTURES_BOOK_LAYOUT = Layout(
+    '{"feed":"book","product_id":<product_id:str>,"side":<side:str(buy|sell)>,'
+    '"seq":<seq:int>,"price":<price:float>,"qty":<qty:float>,"timestamp":<timestamp_ns:ms>}')
+"""A futures ``book`` message as Kraken writes it (:mod:`wsresearch.layout`), key order and
+all, as seen in the recording in ``data/``: a replay reads the messages that match straight
+into columns, and applies them to the books from there."""
+
 _FUTURES_CHANNELS = {
     "book": [
         Channel(name="book_snapshot", model=FuturesBookSnapshot, stream="book",
@@ -807,7 +847,7 @@ _FUTURES_CHANNELS = {
                 sequence_key="product_id", sequence_group="book",
                 exchange_time="timestamp_ns",
                 normalized={"book_changes": _futures_book_snapshot}),
-        Channel(name="book", model=FuturesBook,
+        Channel(name="book", model=FuturesBook, layout=FUTURES_BOOK_LAYOUT,
                 dedupe_key=("product_id", "seq"),
                 sequence="seq", sequence_key="product_id",
                 sequence_group="book", exchange_time="timestamp_ns",
