@@ -15,7 +15,9 @@ verified) with its books kept, against the same replay with no books; and replay
 Binance USD-M frames (the hftbacktest BTCUSDT capture in ``data/``, depth@0ms, bookTicker
 and trades, repeated ``--copies`` times with update and trade ids shifted so every copy
 follows the last: 199,950 frames), its book kept, in columns against through the models
-(``columnar=False``).
+(``columnar=False``); and the same of the Kraken Futures capture (ten products' books, one
+level a message, with trades and tickers), 30 copies after one subscription, each
+product's ``seq`` running on from copy to copy.
 
 Usage: python benchmarks/bench_books.py [--rounds 5] [--messages 100000] [--copies 50]
 """
@@ -38,6 +40,7 @@ from wsresearch.book import Book
 RECORDINGS = Path(__file__).resolve().parent.parent / "data" / "recordings"
 KRAKEN = RECORDINGS / "kraken_cryptofeed_2021-04-17_v1_book1000"
 USDM = RECORDINGS / "binance_hftbacktest_2024-08-08_usdm_btcusdt"
+KRAKEN_FUTURES = RECORDINGS / "kraken_cryptofeed_2021-07-22_futures_v1_book_trade_ticker"
 
 Message = list[tuple[bool, float, float]]  # (is_bid, price, size) per level
 
@@ -160,16 +163,71 @@ def usdm_recording(folder: Path, copies: int) -> Recording:
 def usdm_replay(rounds: int, copies: int = 50) -> tuple[list[float], list[float], int]:
     """Seconds to replay the USD-M frames in columns, and through the models; the frames."""
     with tempfile.TemporaryDirectory(prefix="wsr-usdm-") as folder:
-        recording = usdm_recording(Path(folder), copies)
-        columns, models = [], []
-        for _ in range(rounds):
-            columns.append(timed(lambda: replay(recording)))
-            models.append(timed(lambda: replay(recording, columnar=False)))
-        result = replay(recording)
-        if (result.stats["sequence_gaps"] or result.stats["invalid"]
-                or not result.book("BTCUSDT").valid):
-            raise SystemExit(f"the USD-M replay did not go through cleanly: {result.stats}")
-        return columns, models, result.stats["frames"]
+        return columns_and_models(usdm_recording(Path(folder), copies), rounds, "USD-M")
+
+
+def kraken_futures_recording(folder: Path, copies: int) -> Recording:
+    """The Kraken Futures capture ``copies`` times over, each copy after the last.
+
+    One subscription: the snapshots (books and trades) are the first copy's only. In each
+    later copy every product's ``seq`` moves on by that product's count of messages in a
+    copy, so its levels and trades follow the copy before; each trade's ``uid`` gets the
+    copy's number, and the times move on by the capture's length.
+    """
+    from wsresearch.recording.writer import Captured, write_events
+
+    source = Recording.open(KRAKEN_FUTURES)
+    frames = source.frames()
+    walls = frames["recv_wall_ns"].to_list()
+    decoded = [json.loads(text) for text in frames["data"].to_list()]
+    per_copy: dict[tuple[str, str], int] = {}  # (feed, product): messages a copy
+    for message in decoded:
+        if message.get("feed") in ("book", "trade") and "event" not in message:
+            key = (message["feed"], message["product_id"])
+            per_copy[key] = per_copy.get(key, 0) + 1
+    time_span = walls[-1] - walls[0] + 1_000_000
+    events = []
+    for k in range(copies):
+        for message, wall in zip(decoded, walls, strict=True):
+            feed = message.get("feed")
+            if k and (feed in ("book_snapshot", "trade_snapshot") or "event" in message):
+                continue  # one subscription
+            data = dict(message)
+            if feed in ("book", "trade") and "event" not in data:
+                data["seq"] += k * per_copy[feed, data["product_id"]]
+            if feed == "trade" and "event" not in data:
+                data["uid"] = f"{data['uid']}-{k}"
+            text = json.dumps(data, separators=(",", ":"))
+            events.append(Captured("frame", wall + k * time_span, text))
+    spec = source.spec
+    assert spec is not None
+    write_events(folder / "kraken-futures", events, source_url=spec.url, origin=spec.origin)
+    return Recording.open(folder / "kraken-futures")
+
+
+def kraken_futures_replay(rounds: int, copies: int = 30) -> tuple[list[float], list[float], int]:
+    """Seconds to replay the Kraken Futures frames in columns, and through the models."""
+    with tempfile.TemporaryDirectory(prefix="wsr-kraken-futures-") as folder:
+        return columns_and_models(kraken_futures_recording(Path(folder), copies), rounds,
+                                  "Kraken Futures")
+
+
+def columns_and_models(recording: Recording, rounds: int,
+                       name: str) -> tuple[list[float], list[float], int]:
+    """Seconds to replay ``recording`` in columns, and through the models; its frames.
+
+    Refuses (exits) unless the replay goes through without a gap or an invalid message,
+    every book valid at the end.
+    """
+    columns, models = [], []
+    for _ in range(rounds):
+        columns.append(timed(lambda: replay(recording)))
+        models.append(timed(lambda: replay(recording, columnar=False)))
+    result = replay(recording)
+    if (result.stats["sequence_gaps"] or result.stats["invalid"] or result.books is None
+            or not all(book.valid for book in result.books)):
+        raise SystemExit(f"the {name} replay did not go through cleanly: {result.stats}")
+    return columns, models, result.stats["frames"]
 
 
 def main() -> None:
@@ -183,10 +241,12 @@ def main() -> None:
         print(f"{name:<36} {statistics.median(values) / 1e6:6.2f} M levels/s")
     on, off = replay_books(args.rounds)
     print(f"replay with books / without: {statistics.median(off) / statistics.median(on):.2f}")
-    columns, models, frames = usdm_replay(args.rounds, args.copies)
-    print(f"USD-M replay, {frames:,} frames: in columns {frames / min(columns):,.0f}/s, "
-          f"through the models {frames / min(models):,.0f}/s; columns / models "
-          f"{statistics.median(r / c for c, r in zip(columns, models, strict=True)):.2f}")
+    for name, (columns, models, frames) in (
+            ("USD-M", usdm_replay(args.rounds, args.copies)),
+            ("Kraken Futures", kraken_futures_replay(args.rounds))):
+        print(f"{name} replay, {frames:,} frames: in columns {frames / min(columns):,.0f}/s, "
+              f"through the models {frames / min(models):,.0f}/s; columns / models "
+              f"{statistics.median(r / c for c, r in zip(columns, models, strict=True)):.2f}")
 
 
 if __name__ == "__main__":

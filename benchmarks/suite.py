@@ -271,7 +271,8 @@ def imports(args: argparse.Namespace, figure: Figure) -> None:
 
 
 def books(args: argparse.Namespace, figures: dict[str, Figure], per_second: Figure,
-          replayed: Figure, usdm: Figure, usdm_rate: Figure) -> None:
+          replayed: Figure, usdm: Figure, usdm_rate: Figure, futures: Figure,
+          futures_rate: Figure) -> None:
     """Book levels per second against order-book's loops; replay with books against without."""
     found = bench_books.levels_per_second(args.rounds, 100_000)
     ours = found.pop("wsresearch Book")
@@ -280,9 +281,11 @@ def books(args: argparse.Namespace, figures: dict[str, Figure], per_second: Figu
         figures[name].values.extend(a / b for a, b in zip(ours, values, strict=True))
     on, off = bench_books.replay_books(args.rounds)
     replayed.values.extend(b / a for a, b in zip(on, off, strict=True))
-    columns, models, frames = bench_books.usdm_replay(args.rounds)
-    usdm.values.extend(m / c for c, m in zip(columns, models, strict=True))
-    usdm_rate.values.extend(frames / c / 1000 for c in columns)
+    for (columns, models, frames), ratio, rate in (
+            (bench_books.usdm_replay(args.rounds), usdm, usdm_rate),
+            (bench_books.kraken_futures_replay(args.rounds), futures, futures_rate)):
+        ratio.values.extend(m / c for c, m in zip(columns, models, strict=True))
+        rate.values.extend(frames / c / 1000 for c in columns)
 
 
 def main() -> None:
@@ -327,6 +330,9 @@ def main() -> None:
     book_replay = Figure("replay with books (Kraken v1 book1000)", "the same replay, no books")
     usdm_columns = Figure("USD-M replay, book kept, in columns", "the same through the models")
     usdm_rate = Figure("  USD-M frames replayed a second", "(absolute)", unit="k/s")
+    futures_columns = Figure("Kraken Futures replay, books, in columns",
+                             "the same through the models")
+    futures_rate = Figure("  Kraken Futures frames replayed a second", "(absolute)", unit="k/s")
     parallel = Figure("export --workers 2, 4 recordings", "the same with --workers 1",
                       ">= 1.7")
     parallel_long = Figure("export --workers 2, 4 recordings 4x as long",
@@ -353,7 +359,8 @@ def main() -> None:
         "replay": ("replay", lambda: replay_speed(args, replayed)),
         "normalize": ("normalized tables", lambda: normalizing(args, normalized, normalized_us)),
         "books": ("order books", lambda: books(args, book_figures, book_levels, book_replay,
-                                               usdm_columns, usdm_rate)),
+                                               usdm_columns, usdm_rate, futures_columns,
+                                               futures_rate)),
         "workers": ("parallel export", lambda: (workers(args, parallel, args.messages // 2),
                                                 workers(args, parallel_long, args.messages * 2),
                                                 split(args, split_figure))),
@@ -378,7 +385,7 @@ def main() -> None:
     for figure in (imported, on, off, ratio, cpu_ratio, cpu_us, replayed,
                    *peer_figures.values(), normalized,
                    normalized_us, *book_figures.values(), book_levels, book_replay,
-                   usdm_columns, usdm_rate, parallel,
+                   usdm_columns, usdm_rate, futures_columns, futures_rate, parallel,
                    parallel_long,
                    split_figure, *stream_figures.values(), refreshed,
                    *memory_figures.values(), growth):
