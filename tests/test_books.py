@@ -12,7 +12,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from wsresearch import Recording, export_parquet, load_normalized, quality_report, replay
-from wsresearch.book import Book, kraken_checksum
+from wsresearch.book import Book, Books, kraken_checksum
 from wsresearch.clock import VirtualClock
 from wsresearch.exchanges import bybit, coinbase, okx
 from wsresearch.pipeline import Pipeline
@@ -533,3 +533,19 @@ def test_a_reconnect_leaves_a_book_nothing_of_the_old_connection_but_its_counts(
     assert (len(book.bids), len(book.asks), book.best_bid, book.exchange_ns,
             book.recv_wall_ns, book.last_id) == (0, 0, None, None, None, None)
     assert book.stats.updates == updates  # the counts are the session's
+
+
+def test_a_touched_book_counts_a_crossed_top_and_quotes_each_new_top() -> None:
+    # A bid at the ask counts as crossed, as one above it does; one below does not. A
+    # message that leaves the top as it was gives no quote; an invalid book none at all.
+    books = Books(sync=okx.spec(["BTC-USDT"], ["books"]).book_sync)  # type: ignore[arg-type]
+    book = books.book("X")
+    book.touched(1, 1, None)  # invalid: neither counted nor quoted
+    book.mark_valid(2)
+    book.set("ask", 10.0, 1.0)
+    for price, amount in ((9.0, 1.0), (9.0, 2.0), (10.0, 1.0), (11.0, 1.0), (11.0, 1.0)):
+        book.set("bid", price, amount)
+        book.touched(3, 3, 7)
+    assert book.stats.crossed == 3 and book.stats.updates == 6
+    assert books.quotes().select("bid_price", "bid_amount", "ask_price").rows() == [
+        (9.0, 1.0, 10.0), (9.0, 2.0, 10.0), (10.0, 1.0, 10.0), (11.0, 1.0, 10.0)]

@@ -202,14 +202,22 @@ class Book:
         """One message was applied at these times: counted, and checked for a crossed book."""
         if self._since is None and not self.valid:
             self._since = mono_ns  # the first message of a symbol starts its invalid time
-        self.stats.updates += 1
+        stats = self.stats
+        stats.updates += 1
         self.recv_mono_ns, self.recv_wall_ns = mono_ns, wall_ns
         if exchange_ns is not None:
             self.exchange_ns = exchange_ns
-        if self.valid and self.crossed:
-            self.stats.crossed += 1
-        if self.owner is not None:
-            self.owner.record_quote(self)
+        owner = self.owner
+        if not self.valid:
+            if owner is not None:
+                owner.record_quote(self)
+            return
+        # The top, read once for the crossed check and the quote (this runs per message).
+        bid, ask = self.bids.best(), self.asks.best()
+        if bid is not None and ask is not None and bid[0] >= ask[0]:
+            stats.crossed += 1
+        if owner is not None:
+            owner.record_quote(self, (bid, ask))
 
     def invalid_ns(self, now_mono_ns: int | None = None) -> int:
         """Time without a valid book so far (up to ``now_mono_ns``, or the last message)."""
@@ -449,15 +457,22 @@ class Books:
             "mono_ns": pl.Int64, "symbol": pl.String, "valid": pl.Boolean,
             "reason": pl.String})
 
-    def record_quote(self, book: Book) -> None:
-        """A message was applied to ``book``: a quote row if its top changed."""
+    def record_quote(self, book: Book,
+                     top: tuple[tuple[float, float] | None,
+                                tuple[float, float] | None] | None = None) -> None:
+        """A message was applied to ``book``: a quote row if its top changed.
+
+        ``top``: its best bid and ask, where the caller has read them already.
+        """
         if not book.valid:
             self._tops.pop(book.symbol, None)
             return
-        top = (book.best_bid, book.best_ask)
-        if self._tops.get(book.symbol) == top:
+        if top is None:
+            top = (book.best_bid, book.best_ask)
+        tops = self._tops
+        if tops.get(book.symbol) == top:
             return
-        self._tops[book.symbol] = top
+        tops[book.symbol] = top
         bid, ask = top
         quotes = self._quotes
         quotes.append((book.symbol, book.exchange_ns, book.recv_wall_ns, self.generation,
