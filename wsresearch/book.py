@@ -313,8 +313,9 @@ class BookRule(ABC):
         columns), each a valid message. It is asked before any of them is applied, with
         the books as they are then; the rows are applied later, when they are committed.
         The replay guarantees that nothing else changes the books in between: it asks
-        only a rule with one book channel and no :meth:`on_gap` of its own, and only for
-        a stretch with no REST response and no new connection in it. A rule says yes
+        only a rule with no :meth:`on_gap` of its own, and only for a stretch with no
+        REST response, no new connection and no message of the rule's other channels (a
+        snapshot channel) in it. A rule says yes
         only where it can prove that applying them changes no book's validity (no gap,
         no checksum to fail, no snapshot to wait for); rules without a columnar path
         say no, and their messages go through :meth:`apply` one by one.
