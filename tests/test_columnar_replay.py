@@ -288,16 +288,17 @@ OPERATIONS = ("duplicate", "drop", "swap", "spaces", "binary", "garble", "reconn
               "silence", "step_back", "inexact", "jump")
 
 
-def mutate(events: list[Captured], operations: list[tuple[str, int, int]]) -> list[Captured]:
-    """``events`` with each operation applied at its place among the frames."""
+def mutate(events: list[Captured], operations: list[tuple[str, int, int]],
+           first: int = FIRST) -> list[Captured]:
+    """``events`` with each operation applied at its place among the frames (from ``first``)."""
     events = list(events)
     for name, where, amount in operations:
-        at = FIRST + where % (len(events) - FIRST)
+        at = first + where % (len(events) - first)
         event = events[at]
         text = event.data if isinstance(event.data, str) else None
         if name == "duplicate":
             events.insert(min(len(events), at + 1 + amount % 7), event)
-        elif name == "drop" and len(events) - FIRST > 10:
+        elif name == "drop" and len(events) - first > 10:
             del events[at]
         elif name == "swap" and at + 1 < len(events):
             events[at], events[at + 1] = events[at + 1]._replace(wall_ns=event.wall_ns), \
@@ -732,3 +733,45 @@ def test_a_kraken_futures_book_with_a_fault_keeps_the_models_book(
         assert models.stats["duplicates"] == (fault == "repeat")
         if chunk_events == 97:  # the other products' levels still go in columns
             assert columns.read_in_columns > 0.5 * models.frames["book"].height
+
+
+KRAKEN_BASE, KRAKEN_FIRST = _base(KRAKEN_FUTURES, 3_000)
+
+
+@settings(max_examples=40 if THOROUGH else 10, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(operations=st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 10_000),
+                                     st.integers(0, 1_000)), max_size=12),
+       snapshots=st.lists(st.integers(0, 10_000), max_size=3),
+       chunk_events=st.integers(20, 600))
+def test_a_kraken_futures_session_with_faults_replays_alike_in_columns(
+        tmp_path_factory: pytest.TempPathFactory, operations: list[tuple[str, int, int]],
+        snapshots: list[int], chunk_events: int) -> None:
+    # Snapshots again mid-stream (a resync's), levels lost, swapped and repeated,
+    # reconnects, silences: the books and every count stay the models'.
+    path = tmp_path_factory.mktemp("kraken-faults") / "recording"
+    spec = Recording.open(KRAKEN_FUTURES).spec
+    assert spec is not None
+    events = list(KRAKEN_BASE)
+    for where in snapshots:
+        events = _snapshot_again(events, where)
+    write_events(path, mutate(events, operations, KRAKEN_FIRST), source_url=spec.url,
+                 origin=spec.origin)
+    columns, models = both(path, chunk_events)
+    assert_same(columns, models)
+
+
+def _snapshot_again(events: list[Captured], where: int) -> list[Captured]:
+    """``events`` with a product's first snapshot sent again before one of its levels.
+
+    Numbered to join that level (as a resync's snapshot is), with the book as it was.
+    """
+    levels = _level_positions(events)
+    at = levels[where % len(levels)]
+    level = json.loads(str(events[at].data))
+    first = next(e for e in events if isinstance(e.data, str)
+                 and e.data.startswith('{"feed":"book_snapshot"')
+                 and f'"product_id":"{level["product_id"]}"' in e.data)
+    snapshot = json.loads(str(first.data)) | {"seq": level["seq"] - 1}
+    return [*events[:at], Captured("frame", events[at].wall_ns,
+                                   json.dumps(snapshot, separators=(",", ":"))), *events[at:]]
