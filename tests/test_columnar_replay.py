@@ -775,3 +775,69 @@ def _snapshot_again(events: list[Captured], where: int) -> list[Captured]:
     snapshot = json.loads(str(first.data)) | {"seq": level["seq"] - 1}
     return [*events[:at], Captured("frame", events[at].wall_ns,
                                    json.dumps(snapshot, separators=(",", ":"))), *events[at:]]
+
+
+# -- Coinbase Exchange: level changes tagged with their side, ISO times ---------------------
+
+
+COINBASE = DATA / "coinbase_cryptofeed_2021-04-17_exchange_level2_ticker_matches"
+
+
+@pytest.mark.parametrize("chunk_events", [97, 1000, 20_000])
+def test_the_coinbase_level2_updates_are_read_in_columns_as_through_models(
+        chunk_events: int) -> None:
+    # Ten products' books: a snapshot each (per message), then l2update changes (a layout
+    # of side-tagged changes and an ISO time), applied to the books at commit.
+    columns, models = both(COINBASE, chunk_events)
+    assert_same(columns, models)
+    updates = models.frames["l2update"].height
+    assert updates > 9000 and all(book.valid for book in models.books or ())
+    if chunk_events < 1000:
+        assert columns.read_in_columns > 0.95 * updates
+
+
+def _coinbase_snapshot_again(events: list[Captured], where: int) -> list[Captured]:
+    """``events`` with a product's snapshot sent again before one of its updates."""
+    updates = [i for i, e in enumerate(events) if isinstance(e.data, str)
+               and e.data.startswith('{"type":"l2update"')]
+    at = updates[where % len(updates)]
+    product = json.loads(str(events[at].data))["product_id"]
+    snapshot = next(e for e in events if isinstance(e.data, str)
+                    and e.data.startswith('{"type":"snapshot"')
+                    and f'"product_id":"{product}"' in e.data)
+    return [*events[:at], snapshot._replace(wall_ns=events[at].wall_ns), *events[at:]]
+
+
+COINBASE_BASE, COINBASE_FIRST = _base(COINBASE, 3_000)
+
+
+@settings(max_examples=40 if THOROUGH else 10, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(operations=st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 10_000),
+                                     st.integers(0, 1_000)), max_size=12),
+       snapshots=st.lists(st.integers(0, 10_000), max_size=3),
+       unknown=st.lists(st.integers(0, 10_000), max_size=2),
+       chunk_events=st.integers(20, 600))
+def test_a_coinbase_session_with_faults_replays_alike_in_columns(
+        tmp_path_factory: pytest.TempPathFactory, operations: list[tuple[str, int, int]],
+        snapshots: list[int], unknown: list[int], chunk_events: int) -> None:
+    # Snapshots again mid-stream (the updates before one, in its chunk, must reach the
+    # book before it reloads it), updates of a product with no book, updates lost, swapped,
+    # repeated and garbled, reconnects, silences: the books and every count stay the
+    # models'.
+    path = tmp_path_factory.mktemp("coinbase-faults") / "recording"
+    spec = Recording.open(COINBASE).spec
+    assert spec is not None
+    events = list(COINBASE_BASE)
+    for where in snapshots:
+        events = _coinbase_snapshot_again(events, where)
+    for where in unknown:
+        at = COINBASE_FIRST + where % (len(events) - COINBASE_FIRST)
+        text = events[at].data
+        if isinstance(text, str) and text.startswith('{"type":"l2update"'):
+            events[at] = events[at]._replace(
+                data=re.sub(r'"product_id":"[^"]*"', '"product_id":"NEW-USD"', text))
+    write_events(path, mutate(events, operations, COINBASE_FIRST), source_url=spec.url,
+                 origin=spec.origin)
+    columns, models = both(path, chunk_events)
+    assert_same(columns, models)

@@ -19,11 +19,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from wsresearch import Channel, FeedSpec, Recording, by_field
-from wsresearch.exchanges import binance, kraken
-from wsresearch.exchanges._common import NsFromMs
+from wsresearch.clock import iso_ns
+from wsresearch.exchanges import binance, coinbase, kraken
+from wsresearch.exchanges._common import NsFromIso, NsFromMs
+from wsresearch.frames import polars_schema
 from wsresearch.layout import KINDS, Layout, check_layout
 from wsresearch.lowlevel import MessageParser
 
@@ -53,17 +62,24 @@ class AllKinds(BaseModel):
     t: NsFromMs
     side: Literal["buy", "sell"]
     levels: list[tuple[float, float]]
+    changes: list[coinbase.L2Change]
+    at: NsFromIso
     note: str | None = None  # left out of the layout: defaults to None
 
 
 SPOT_TRADE = binance.LAYOUTS["spot"]["trade"].template
 ALL_KINDS = Layout('{"n":"<_:name>","i":<i:int>,"f":<f:float>,"d":<d:decimal>,"s":<s:str>,'
                    '"b":<b:bool>,"t":<t:ms>,"side":<side:str(buy|sell)>,"x":<_:str(a|b.c)>,'
-                   '"levels":<levels:levels>}')
+                   '"levels":<levels:levels>,"changes":<changes:changes>,"at":<at:iso>}')
 ALL_KINDS_TEXT = ('{"n":"x","i":-12,"f":1.25,"d":"61837.63000000","s":"héllo wörld",'
                   '"b":true,"t":1700000000123,"side":"sell","x":"b.c",'
-                  '"levels":[["61837.63000000","0.00000000"],["-1","2.5"]]}')
+                  '"levels":[["61837.63000000","0.00000000"],["-1","2.5"]],'
+                  '"changes":[["buy","0.00001306","660.5"],["sell","1","0.0"]],'
+                  '"at":"2021-04-17T16:43:37.075687Z"}')
 LEVELS = [[61837.63, 0.0], [-1.0, 2.5]]
+CHANGES = [{"side": "buy", "price": 1.306e-05, "size": 660.5},
+           {"side": "sell", "price": 1.0, "size": 0.0}]
+AT = 1_618_677_817_075_687_000
 
 
 def decode_one(layout: Layout, text: str | None) -> dict[str, Any]:
@@ -136,12 +152,16 @@ def test_a_matching_text_decodes_to_typed_values_of_every_kind() -> None:
     assert decoded.schema == pl.Schema({"i": pl.Int64, "f": pl.Float64, "d": pl.Float64,
                                         "s": pl.String, "b": pl.Boolean, "t": pl.Int64,
                                         "side": pl.String,
-                                        "levels": pl.List(pl.Array(pl.Float64, 2))})
+                                        "levels": pl.List(pl.Array(pl.Float64, 2)),
+                                        "changes": polars_schema(AllKinds)["changes"],
+                                        "at": pl.Int64})
     assert decoded.to_dicts() == [
         {"i": -12, "f": 1.25, "d": 61837.63, "s": "héllo wörld", "b": True,
-         "t": 1_700_000_000_123_000_000, "side": "sell", "levels": LEVELS},
+         "t": 1_700_000_000_123_000_000, "side": "sell", "levels": LEVELS, "changes": CHANGES,
+         "at": AT},
         {"i": -12, "f": 1.25, "d": 61837.63, "s": "héllo wörld", "b": False,
-         "t": 1_700_000_000_123_000_000, "side": "sell", "levels": LEVELS},
+         "t": 1_700_000_000_123_000_000, "side": "sell", "levels": LEVELS, "changes": CHANGES,
+         "at": AT},
     ]
     assert ALL_KINDS.matches(pl.Series([ALL_KINDS_TEXT, "{}"])).to_list() == [True, False]
 
@@ -382,6 +402,19 @@ def test_check_model_refuses_an_ms_placeholder_for_a_field_that_is_not_ns_from_m
         layout.check_model(model)
 
 
+def test_check_model_takes_an_iso_placeholder_for_ns_from_iso_fields_only() -> None:
+    class Stamped(BaseModel):
+        at: NsFromIso
+        ms: NsFromMs
+
+    Layout('{"at":<at:iso>,"ms":<ms:ms>}').check_model(Stamped)
+    for template in ('{"at":<at:ms>,"ms":<ms:ms>}', '{"at":<at:iso>,"ms":<ms:iso>}'):
+        with pytest.raises(ValueError, match="NsFromIso"):
+            Layout(template).check_model(Stamped)
+    text = '{"at":"2021-04-17T16:43:37.075687Z","ms":"2021-04-17T16:43:37Z"}'
+    assert check_layout(Layout('{"at":<at:iso>,"ms":<ms:iso>}'), Stamped, [text]) != []
+
+
 class Fill(BaseModel):
     price: float
     qty: float
@@ -566,7 +599,27 @@ TEXTS: dict[str, st.SearchStrategy[str]] = {
                                   exclude_characters='"\\@' + CONTROLS), max_size=24),
     "levels": st.lists(st.tuples(NUMBER, NUMBER), max_size=6).map(
         lambda pairs: "[" + ",".join(f'["{p}","{q}"]' for p, q in pairs) + "]"),
+    "changes": st.lists(st.tuples(st.sampled_from(["buy", "sell"]), NUMBER, NUMBER),
+                        max_size=6).map(
+        lambda triples: "[" + ",".join(f'["{s}","{p}","{q}"]' for s, p, q in triples) + "]"),
+    # Every day of the admitted years and a few past them, the 29th to the 31st of any
+    # month (not every one a day), any time of day, 0 to 9 fractional digits.
+    "iso": st.builds(
+        lambda year, month, day, h, m, sec, fraction: (
+            f'"{year:04d}-{month:02d}-{day:02d}T{h:02d}:{m:02d}:{sec:02d}'
+            f'{fraction and "." + fraction}Z"'),
+        st.integers(1965, 2265), st.integers(1, 12), st.integers(1, 31), st.integers(0, 23),
+        st.integers(0, 59), st.integers(0, 59), st.text("0123456789", max_size=9)),
 }
+
+
+def _iso(text: str) -> int | None:
+    """``iso_ns`` of a generated time (quoted), or ``None`` if it is no day or out of range."""
+    try:
+        ns = iso_ns(json.loads(text))
+    except ValueError:
+        return None
+    return ns if 1970 <= int(text[1:5]) <= 2259 else None
 
 
 def test_the_generated_texts_cover_every_kind() -> None:
@@ -578,6 +631,9 @@ def _value(kind: str, text: str) -> Any:
     return {"int": int, "float": float, "decimal": float, "str": str,
             "bool": lambda t: t == "true", "ms": lambda t: int(t) * 1_000_000,
             "levels": lambda t: [[float(p), float(q)] for p, q in json.loads(t)],
+            "changes": lambda t: [{"side": s, "price": float(p), "size": float(q)}
+                                  for s, p, q in json.loads(t)],
+            "iso": _iso,
             }[kind](text)
 
 
@@ -597,6 +653,7 @@ def messages(draw: st.DrawFn, template: str) -> tuple[str, dict[str, Any], bool]
             fits = fits and (kind != "ms" or abs(int(value)) <= MAX_MS)
             fits = fits and (kind != "int" or -(2**63) <= int(value) <= MAX_INT)
             fits = fits and (kind != "float" or value != "-0")  # 0 to the model, -0.0 to polars
+            fits = fits and (kind != "iso" or values[name] is not None)  # a day, in range
     return text + template[end:], values, fits
 
 
@@ -607,7 +664,11 @@ def _holds_its_promise(layout: Layout, model: type[BaseModel], spec: FeedSpec | 
     assert row == (values if fits else dict.fromkeys(layout.fields)), text
     assert layout.anchor in text
     assert check_layout(layout, model, [text]) == []
-    found = model.model_validate_json(text).__dict__
+    try:
+        found = model.model_validate_json(text).__dict__
+    except ValidationError:  # a time that is no day: not matched, and refused by the model
+        assert not fits and any(kind == "iso" for kind in layout.fields.values()), text
+        return
     if spec is not None:
         parser = MessageParser.from_spec(spec)
         assert parser.route(text) == channel
@@ -618,8 +679,10 @@ def _holds_its_promise(layout: Layout, model: type[BaseModel], spec: FeedSpec | 
     if fits:
         for name, value in found.items():
             expected = row.get(name)  # None for a field the layout leaves out
-            if isinstance(value, list):  # levels: the model's tuples, a column's arrays
-                value = [list(pair) for pair in value]
+            if isinstance(value, list):  # levels: the model's tuples, a column's arrays;
+                # changes: the model's models, a column's structs
+                value = [item.__dict__ if isinstance(item, BaseModel) else list(item)
+                         for item in value]
             assert (repr(expected), type(expected)) == (repr(value), type(value)), (name, text)
 
 
@@ -667,6 +730,15 @@ LOOSE: dict[str, st.SearchStrategy[str]] = {
     "levels": st.lists(st.lists(NUMBERS.map(lambda n: f'"{n}"') | NUMBERS, max_size=3),
                        max_size=3).map(  # numbers as texts or not, in lists of any length
         lambda levels: "[" + ",".join("[" + ",".join(level) + "]" for level in levels) + "]"),
+    "changes": st.lists(st.lists(st.sampled_from(['"buy"', '"sell"', '"bid"'])
+                                 | NUMBERS.map(lambda n: f'"{n}"') | NUMBERS, max_size=4),
+                        max_size=3).map(
+        lambda changes: "[" + ",".join("[" + ",".join(c) + "]" for c in changes) + "]"),
+    # Times in other shapes: a zone, a space, no seconds, a comma; any text too.
+    "iso": st.sampled_from(['"2021-04-17T16:43:37+00:00"', '"2021-04-17 16:43:37Z"',
+                            '"2021-04-17T16:43Z"', '"2021-04-17T16:43:37,5Z"',
+                            '"2021-04-17T16:43:37.1234567891Z"', '"2021-04-17T16:43:37"',
+                            '"2021-04-17t16:43:37z"']) | ANY_TEXT.map(json.dumps),
 }
 
 
@@ -919,6 +991,54 @@ def test_whatever_the_kraken_futures_book_layout_matches_the_model_reads_alike()
         if layout.matches(pl.Series([text])).item():
             parser = MessageParser.from_spec(KRAKEN_FUTURES_SPEC)
             assert parser.route(text) == "book"
+            assert (parser.parse(text).status, parser.counts["ok"]) == ("ok", 1)
+
+    holds()
+
+
+# -- Coinbase Exchange level changes --------------------------------------------------------
+
+COINBASE_SPEC = coinbase.spec(["BTC-USD"], ["level2"], api="exchange", url="ws://127.0.0.1:9")
+
+
+def test_the_coinbase_l2update_layout_agrees_with_its_model_on_every_real_frame() -> None:
+    recording = Recording.open(
+        DATA / "coinbase_cryptofeed_2021-04-17_exchange_level2_ticker_matches")
+    spec = recording.spec
+    assert spec is not None
+    layout = coinbase.EXCHANGE_L2UPDATE_LAYOUT
+    assert next(c for c in spec.channels if c.name == "l2update").layout == layout
+    texts = recording.events().filter(pl.col("kind") == "frame")["data"].to_list()
+    router = MessageParser.from_spec(spec)
+    routes = [router.route(t) for t in texts]
+    own = [t for t, r in zip(texts, routes, strict=True) if r == "l2update"]
+    others = pl.Series([t for t, r in zip(texts, routes, strict=True) if r != "l2update"],
+                       dtype=pl.String)
+    assert check_layout(layout, coinbase.ExchangeL2Update, own) == []
+    assert layout.matches(others).sum() == 0  # snapshots, tickers, matches, replies
+    assert int(layout.matches(pl.Series(own, dtype=pl.String)).sum()) == len(own) > 9000
+
+
+def test_the_coinbase_l2update_layout_decodes_generated_messages_as_its_model_does() -> None:
+    @settings(max_examples=150, deadline=None)
+    @given(messages(coinbase.EXCHANGE_L2UPDATE_LAYOUT.template))
+    def holds(generated: tuple[str, dict[str, Any], bool]) -> None:
+        _holds_its_promise(coinbase.EXCHANGE_L2UPDATE_LAYOUT, coinbase.ExchangeL2Update,
+                           COINBASE_SPEC, "l2update", generated)
+
+    holds()
+
+
+def test_whatever_the_coinbase_l2update_layout_matches_the_model_reads_alike() -> None:
+    layout = coinbase.EXCHANGE_L2UPDATE_LAYOUT
+
+    @settings(max_examples=80, deadline=None)
+    @given(near_misses(layout.template))
+    def holds(text: str) -> None:
+        assert check_layout(layout, coinbase.ExchangeL2Update, [text]) == []
+        if layout.matches(pl.Series([text])).item():
+            parser = MessageParser.from_spec(COINBASE_SPEC)
+            assert parser.route(text) == "l2update"
             assert (parser.parse(text).status, parser.counts["ok"]) == ("ok", 1)
 
     holds()

@@ -383,7 +383,7 @@ def _own_state(channel: Channel, spec: FeedSpec, book_channels: frozenset[str]) 
                                             for n in names["sequence"]):
         return False  # left out (always None), or not an int: the model path judges it
     if channel.exchange_time is not None and kinds.get(
-            names["exchange_time"][0], "ms") not in ("int", "ms"):
+            names["exchange_time"][0], "ms") not in ("int", "ms", "iso"):
         return False  # not an int: the per-message path reports it
     # Control messages count in the connection's sequence, and are no channel's.
     if (channel.sequence is not None and spec.control_sequence is not None

@@ -36,6 +36,12 @@ kind          matches                                 column
 ``levels``    an array of ``["price","amount"]``      ``List(Array(Float64, 2))`` (a
               pairs, each a ``decimal`` text, or      book diff's levels: the model's
               ``[]``                                  ``list[tuple[float, float]]``)
+``changes``   an array of ``["buy"|"sell","price",    ``List(Struct(side, price,
+              "size"]`` triples, the numbers          size))`` (Coinbase's level
+              ``decimal`` texts, or ``[]``            changes: a list of models)
+``iso``       a UTC time ``"YYYY-MM-DDTHH:MM:SS``     ``Int64`` of ns (the ``NsFromIso``
+              ``[.fraction]Z"``, 1970 to 2259, up     fields of the adapters)
+              to 9 fractional digits
 ============  ======================================  =================================
 
 A placeholder is ``<field:kind>``, ``field`` being the model's field (not its alias), or
@@ -63,7 +69,7 @@ import polars as pl
 from pydantic import BaseModel, BeforeValidator
 from pydantic.fields import FieldInfo
 
-from .clock import ns_from_ms
+from .clock import iso_ns, ns_from_ms
 from .frames import polars_schema
 
 __all__ = ["KINDS", "Kind", "Layout", "check_layout"]
@@ -76,6 +82,13 @@ model, but ``-0.0`` to polars, so it is left out (``-0.0`` itself reads alike)."
 _MS = r"-?(?:0|[1-9][0-9]{0,12})"
 _PAIR = rf'\["{_NUMBER}","{_NUMBER}"\]'
 _LEVELS = rf"\[(?:{_PAIR}(?:,{_PAIR})*)?\]"
+_CHANGE = rf'\["(?:buy|sell)","{_NUMBER}","{_NUMBER}"\]'
+_CHANGES = rf"\[(?:{_CHANGE}(?:,{_CHANGE})*)?\]"
+_ISO = (r"(?:19[7-9][0-9]|2[01][0-9][0-9]|22[0-5][0-9])-(?:0[1-9]|1[0-2])-"
+        r"(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+        r"(?:\.[0-9]{1,9})?")
+"""A UTC time whose ns an Int64 holds, to the second as ``datetime`` reads it (no leap
+second: a day's calendar is checked when it is read)."""
 _TEXT = r'[^"\\\x00-\x1f]*'
 _NAME = r'[^"\\@\x00-\x1f]*'
 _MAX_MS = (2**63 - 1) // 1_000_000
@@ -110,6 +123,9 @@ KINDS: Mapping[str, Kind] = {
     "ms": Kind(f"({_MS})", pl.Int64(), "1700000000000"),
     "name": Kind(_NAME, None, "x"),
     "levels": Kind(f"({_LEVELS})", pl.List(pl.Array(pl.Float64, 2)), '[["1.5","2"]]'),
+    "changes": Kind(f"({_CHANGES})", pl.List(pl.Struct({
+        "side": pl.String, "price": pl.Float64, "size": pl.Float64})), '[["buy","1.5","2"]]'),
+    "iso": Kind(f'"({_ISO})Z"', pl.Int64(), '"2021-04-17T16:43:37.075687Z"'),
 }
 """The placeholder kinds and the column each gives (see the module's table)."""
 
@@ -296,14 +312,20 @@ class Layout:
                 columns.append(value)
             elif kind == "str":
                 columns.append(text)
-            elif kind == "levels":
-                # The matched text is '[["p","a"],...]' and nothing else: its numbers are
-                # what lies between the quotes, split out in order (three times faster
-                # than searching for them), then paired. '[]' splits into one ''.
-                numbers = (text.str.replace_all('"],["', '","', literal=True)
-                           .str.strip_chars('[]"').str.split('","'))
-                columns.append(numbers.list.eval(
-                    pl.element().filter(pl.element() != "").cast(pl.Float64).reshape((-1, 2))))
+            elif kind == "levels":  # [["p","a"],...]: pairs of numbers
+                columns.append(_quoted(text).list.eval(
+                    _present.cast(pl.Float64).reshape((-1, 2))))
+            elif kind == "changes":  # [["side","p","a"],...]: triples, then structs
+                item = pl.element().arr.get
+                columns.append(_quoted(text).list.eval(_present.reshape((-1, 3))).list.eval(
+                    pl.struct(side=item(0), price=item(1).cast(pl.Float64),
+                              size=item(2).cast(pl.Float64))))
+            elif kind == "iso":  # the seconds as datetime reads them (a real day), then ns
+                seconds = (text.str.slice(0, 19).str.strptime(
+                    pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False).dt.epoch("s"))
+                matched = matched & seconds.is_not_null()
+                columns.append(seconds * 1_000_000_000
+                               + text.str.slice(20).str.pad_end(9, "0").cast(pl.Int64))
             else:
                 columns.append(text.cast(pl.Float64))
         return [pl.when(matched).then(column).alias(name)
@@ -347,12 +369,13 @@ class Layout:
                                  f"{KINDS[kind].dtype} column, but {model.__name__}.{name} "
                                  f"is a {schema[name]} column")
             info = model.model_fields[name]
-            expected = [ns_from_ms] if kind == "ms" else []
+            expected = [_PARSED[kind]] if kind in _PARSED else []
             if name in validated or [_step(m) for m in _metadata(info)] != expected:
                 raise ValueError(f"{where}{model.__name__}.{name} has validators or "
                                  "constraints a layout cannot apply" + (
-                                     " (an ms field is the adapters' NsFromMs)"
-                                     if kind == "ms" else "") + ": leave it out of layouts")
+                                     " (an ms field is the adapters' NsFromMs, an iso field "
+                                     "their NsFromIso)" if kind in _PARSED else "")
+                                 + ": leave it out of layouts")
             admitted = _literal_texts(info.annotation)
             if admitted is not None and not set(self.choices.get(name, ("",))) <= admitted:
                 raise ValueError(f"{where}{model.__name__}.{name} admits only "
@@ -380,6 +403,26 @@ class Layout:
 
     def __repr__(self) -> str:
         return f"Layout({self.template!r})"
+
+
+_PARSED = {"ms": ns_from_ms, "iso": iso_ns}
+"""The one before-validator a field of these kinds has: the adapters' ``NsFromMs`` and
+``NsFromIso``, which the kind's decode does."""
+
+
+def _quoted(text: pl.Expr) -> pl.Expr:
+    """The quoted texts of a matched array of arrays of them (``[["a","b"],...]``), in order.
+
+    The text was matched in full, so its values are what lies between the quotes: split
+    out (three times faster than searching for them). ``[]`` splits into one empty text,
+    which :data:`_present` drops.
+    """
+    return (text.str.replace_all('"],["', '","', literal=True)
+            .str.strip_chars('[]"').str.split('","'))
+
+
+_present = pl.element().filter(pl.element() != "")
+"""In a list of :func:`_quoted` texts, the values (none of which is empty)."""
 
 
 _RESHAPING = ("strict", "str_strip_whitespace", "str_to_lower", "str_to_upper",
@@ -422,6 +465,10 @@ def _same(decoded: Any, read: Any) -> bool:
     """
     if isinstance(decoded, list | tuple) and isinstance(read, list | tuple):
         return len(decoded) == len(read) and all(map(_same, decoded, read))
+    if isinstance(decoded, dict) and isinstance(read, BaseModel):  # a struct, a model
+        fields = read.__dict__
+        return decoded.keys() == fields.keys() and all(
+            _same(decoded[name], value) for name, value in fields.items())
     if type(decoded) is not type(read):
         return False
     if isinstance(read, float):

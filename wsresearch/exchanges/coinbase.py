@@ -38,6 +38,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from ..book import Book, BookRule, Books, apply_pairs
 from ..config import ConnectionConfig, StreamConfig
+from ..layout import Layout
 from ..normalize import Normalizer
 from ..spec import CONNECTION_GROUP, Channel, FeedSpec
 from ._common import (
@@ -52,6 +53,7 @@ from ._common import (
 
 __all__ = [
     "ADVANCED_CHANNELS", "APIS", "CANDLE_INTERVAL", "CHANNELS", "EXCHANGE_CHANNELS",
+    "EXCHANGE_L2UPDATE_LAYOUT",
     "AdvancedCandles", "AdvancedHeartbeat", "AdvancedLevel2", "AdvancedStatus", "AdvancedTicker",
     "AdvancedTrades", "ExchangeHeartbeat", "ExchangeL2Update", "ExchangeMatch",
     "ExchangeSnapshot", "ExchangeTicker", "L2Change", "spec",
@@ -420,6 +422,40 @@ class ExchangeBookSync(BookRule):
             exchange_ns = message.time_ns
         book.touched(mono_ns, wall_ns, exchange_ns)
 
+    def takes_rows(self, books: Books, channel: str, rows: pl.DataFrame) -> bool:
+        """Whether every product of these ``l2update`` rows has a valid book.
+
+        Then :meth:`apply` would set every change, and no book would change validity.
+        """
+        if channel != "l2update" or not rows.height:
+            return False
+        found = books.books
+        return all(symbol in found and found[symbol].valid
+                   for symbol in rows["product_id"].unique().to_list())
+
+    def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame,
+                   report: Callable[[Exception], None]) -> None:
+        due, found = books.due, books.books
+        changes = rows["changes"]
+        ends = changes.list.len().fill_null(0).cum_sum().to_list()
+        flat = changes.explode().drop_nulls().struct  # an empty list explodes to one null
+        sides, prices, sizes = (flat.field(name).to_list() for name in ("side", "price", "size"))
+        symbols, monos, walls, times = (rows[name].to_list() for name in (
+            "product_id", "recv_mono_ns", "recv_wall_ns", "time_ns"))
+        start = 0
+        for symbol, end, mono, wall, exchange_ns in zip(symbols, ends, monos, walls, times,
+                                                        strict=True):
+            try:  # as Books.apply, then apply() of an update to a valid book
+                due(wall)
+                book = found[symbol]
+                for side, price, size in zip(sides[start:end], prices[start:end],
+                                             sizes[start:end], strict=True):
+                    book.set("bid" if side == "buy" else "ask", price, size)
+                book.touched(mono, wall, exchange_ns)
+            except Exception as exc:  # as the per-message path: reported, the next applied
+                report(exc)
+            start = end
+
 
 # -- Exchange ------------------------------------------------------------------------
 
@@ -542,6 +578,13 @@ def _exchange_l2update(native: pl.LazyFrame) -> pl.LazyFrame:
         price=change("price"), amount=change("size"))
 
 
+EXCHANGE_L2UPDATE_LAYOUT = Layout(
+    '{"type":"l2update","product_id":<product_id:str>,"changes":<changes:changes>,'
+    '"time":<time_ns:iso>}')
+"""An Exchange ``l2update`` as Coinbase writes it (:mod:`wsresearch.layout`), key order and
+all, as seen in the recording in ``data/``: a replay reads the messages that match straight
+into columns, and applies them to the books from there."""
+
 _EXCHANGE = {
     "ticker": [Channel(name="ticker", model=ExchangeTicker,
                        dedupe_key=("product_id", "sequence"),
@@ -555,7 +598,7 @@ _EXCHANGE = {
     "level2": [Channel(name="snapshot", model=ExchangeSnapshot, stream="level2",
                        normalized={"book_changes": _exchange_snapshot}),
                Channel(name="l2update", model=ExchangeL2Update, stream="level2",
-                       exchange_time="time_ns",
+                       exchange_time="time_ns", layout=EXCHANGE_L2UPDATE_LAYOUT,
                        normalized={"book_changes": _exchange_l2update})],
     "heartbeat": [Channel(name="heartbeat", model=ExchangeHeartbeat,
                           dedupe_key=("product_id", "sequence"),
