@@ -17,7 +17,8 @@ and trades, repeated ``--copies`` times with update and trade ids shifted so eve
 follows the last: 199,950 frames), its book kept, in columns against through the models
 (``columnar=False``); and the same of the Kraken Futures capture (ten products' books, one
 level a message, with trades and tickers), 30 copies after one subscription, each
-product's ``seq`` running on from copy to copy.
+product's ``seq`` running on from copy to copy; and of the Coinbase Exchange capture (ten
+products' level2 books, tickers and matches), 20 copies after one subscription.
 
 Usage: python benchmarks/bench_books.py [--rounds 5] [--messages 100000] [--copies 50]
 """
@@ -41,6 +42,7 @@ RECORDINGS = Path(__file__).resolve().parent.parent / "data" / "recordings"
 KRAKEN = RECORDINGS / "kraken_cryptofeed_2021-04-17_v1_book1000"
 USDM = RECORDINGS / "binance_hftbacktest_2024-08-08_usdm_btcusdt"
 KRAKEN_FUTURES = RECORDINGS / "kraken_cryptofeed_2021-07-22_futures_v1_book_trade_ticker"
+COINBASE = RECORDINGS / "coinbase_cryptofeed_2021-04-17_exchange_level2_ticker_matches"
 
 Message = list[tuple[bool, float, float]]  # (is_bid, price, size) per level
 
@@ -212,6 +214,50 @@ def kraken_futures_replay(rounds: int, copies: int = 30) -> tuple[list[float], l
                                   "Kraken Futures")
 
 
+def coinbase_recording(folder: Path, copies: int) -> Recording:
+    """The Coinbase Exchange capture ``copies`` times over, each copy after the last.
+
+    One subscription: the snapshots, replies and ``last_match`` are the first copy's only.
+    In each later copy every product's match ``trade_id`` moves on by its count of matches
+    in a copy, so they follow the copy before, each ticker's ``sequence`` (its de-dup key)
+    moves past the last copy's, and the receive times move on by the capture's length.
+    """
+    from wsresearch.recording.writer import Captured, write_events
+
+    source = Recording.open(COINBASE)
+    frames = source.frames()
+    walls = frames["recv_wall_ns"].to_list()
+    decoded = [json.loads(text) for text in frames["data"].to_list()]
+    matches: dict[str, int] = {}  # product: matches a copy
+    for message in decoded:
+        if message["type"] == "match":
+            matches[message["product_id"]] = matches.get(message["product_id"], 0) + 1
+    time_span = walls[-1] - walls[0] + 1_000_000
+    events = []
+    for k in range(copies):
+        for message, wall in zip(decoded, walls, strict=True):
+            kind = message["type"]
+            if k and kind not in ("l2update", "ticker", "match"):
+                continue  # one subscription
+            data = dict(message)
+            if kind == "match":
+                data["trade_id"] += k * matches[data["product_id"]]
+            elif kind == "ticker":
+                data["sequence"] += k * 10**9
+            text = json.dumps(data, separators=(",", ":"))
+            events.append(Captured("frame", wall + k * time_span, text))
+    spec = source.spec
+    assert spec is not None
+    write_events(folder / "coinbase", events, source_url=spec.url, origin=spec.origin)
+    return Recording.open(folder / "coinbase")
+
+
+def coinbase_replay(rounds: int, copies: int = 20) -> tuple[list[float], list[float], int]:
+    """Seconds to replay the Coinbase Exchange frames in columns, and through the models."""
+    with tempfile.TemporaryDirectory(prefix="wsr-coinbase-") as folder:
+        return columns_and_models(coinbase_recording(Path(folder), copies), rounds, "Coinbase")
+
+
 def columns_and_models(recording: Recording, rounds: int,
                        name: str) -> tuple[list[float], list[float], int]:
     """Seconds to replay ``recording`` in columns, and through the models; its frames.
@@ -243,7 +289,8 @@ def main() -> None:
     print(f"replay with books / without: {statistics.median(off) / statistics.median(on):.2f}")
     for name, (columns, models, frames) in (
             ("USD-M", usdm_replay(args.rounds, args.copies)),
-            ("Kraken Futures", kraken_futures_replay(args.rounds))):
+            ("Kraken Futures", kraken_futures_replay(args.rounds)),
+            ("Coinbase Exchange", coinbase_replay(args.rounds))):
         print(f"{name} replay, {frames:,} frames: in columns {frames / min(columns):,.0f}/s, "
               f"through the models {frames / min(models):,.0f}/s; columns / models "
               f"{statistics.median(r / c for c, r in zip(columns, models, strict=True)):.2f}")

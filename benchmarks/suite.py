@@ -272,7 +272,7 @@ def imports(args: argparse.Namespace, figure: Figure) -> None:
 
 def books(args: argparse.Namespace, figures: dict[str, Figure], per_second: Figure,
           replayed: Figure, usdm: Figure, usdm_rate: Figure, futures: Figure,
-          futures_rate: Figure) -> None:
+          futures_rate: Figure, coinbase: Figure, coinbase_rate: Figure) -> None:
     """Book levels per second against order-book's loops; replay with books against without."""
     found = bench_books.levels_per_second(args.rounds, 100_000)
     ours = found.pop("wsresearch Book")
@@ -283,7 +283,8 @@ def books(args: argparse.Namespace, figures: dict[str, Figure], per_second: Figu
     replayed.values.extend(b / a for a, b in zip(on, off, strict=True))
     for (columns, models, frames), ratio, rate in (
             (bench_books.usdm_replay(args.rounds), usdm, usdm_rate),
-            (bench_books.kraken_futures_replay(args.rounds), futures, futures_rate)):
+            (bench_books.kraken_futures_replay(args.rounds), futures, futures_rate),
+            (bench_books.coinbase_replay(args.rounds), coinbase, coinbase_rate)):
         ratio.values.extend(m / c for c, m in zip(columns, models, strict=True))
         rate.values.extend(frames / c / 1000 for c in columns)
 
@@ -333,6 +334,9 @@ def main() -> None:
     futures_columns = Figure("Kraken Futures replay, books, in columns",
                              "the same through the models")
     futures_rate = Figure("  Kraken Futures frames replayed a second", "(absolute)", unit="k/s")
+    coinbase_columns = Figure("Coinbase Exchange replay, books, in columns",
+                              "the same through the models")
+    coinbase_rate = Figure("  Coinbase frames replayed a second", "(absolute)", unit="k/s")
     parallel = Figure("export --workers 2, 4 recordings", "the same with --workers 1",
                       ">= 1.7")
     parallel_long = Figure("export --workers 2, 4 recordings 4x as long",
@@ -360,7 +364,8 @@ def main() -> None:
         "normalize": ("normalized tables", lambda: normalizing(args, normalized, normalized_us)),
         "books": ("order books", lambda: books(args, book_figures, book_levels, book_replay,
                                                usdm_columns, usdm_rate, futures_columns,
-                                               futures_rate)),
+                                               futures_rate, coinbase_columns,
+                                               coinbase_rate)),
         "workers": ("parallel export", lambda: (workers(args, parallel, args.messages // 2),
                                                 workers(args, parallel_long, args.messages * 2),
                                                 split(args, split_figure))),
@@ -385,7 +390,8 @@ def main() -> None:
     for figure in (imported, on, off, ratio, cpu_ratio, cpu_us, replayed,
                    *peer_figures.values(), normalized,
                    normalized_us, *book_figures.values(), book_levels, book_replay,
-                   usdm_columns, usdm_rate, futures_columns, futures_rate, parallel,
+                   usdm_columns, usdm_rate, futures_columns, futures_rate,
+                   coinbase_columns, coinbase_rate, parallel,
                    parallel_long,
                    split_figure, *stream_figures.values(), refreshed,
                    *memory_figures.values(), growth):
