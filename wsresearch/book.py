@@ -329,7 +329,11 @@ class BookRule(ABC):
         Before each row the rule calls :meth:`Books.due` with the row's ``recv_wall_ns``
         (the snapshots due before it, as :meth:`Books.apply` takes them). A row that
         raises is given to ``report`` and the next row is applied, as the per-message path
-        reports a message's error and goes on.
+        reports a message's error and goes on. The rows are applied when they are
+        committed, at the end of their stretch of the replay: such an error is reported
+        after those of the stretch's other messages, where the per-message path reports it
+        among them. A rule whose rows cannot raise (the adapters': a layout reads no NaN
+        and ``takes_rows`` checks every book) keeps the errors in the same order.
 
         Raises
         ------
