@@ -996,49 +996,62 @@ def test_whatever_the_kraken_futures_book_layout_matches_the_model_reads_alike()
     holds()
 
 
-# -- Coinbase Exchange level changes --------------------------------------------------------
+# -- Coinbase Exchange: level changes, tickers and matches ---------------------------------
 
-COINBASE_SPEC = coinbase.spec(["BTC-USD"], ["level2"], api="exchange", url="ws://127.0.0.1:9")
+COINBASE_SPEC = coinbase.spec(["BTC-USD"], ["level2", "ticker", "matches"], api="exchange",
+                              url="ws://127.0.0.1:9")
+COINBASE_LAYOUTS = {
+    "l2update": (coinbase.EXCHANGE_L2UPDATE_LAYOUT, coinbase.ExchangeL2Update),
+    "ticker": (coinbase.EXCHANGE_TICKER_LAYOUT, coinbase.ExchangeTicker),
+    "match": (coinbase.EXCHANGE_MATCH_LAYOUT, coinbase.ExchangeMatch),
+}
 
 
-def test_the_coinbase_l2update_layout_agrees_with_its_model_on_every_real_frame() -> None:
+@pytest.mark.parametrize(("channel", "least"), [("l2update", 9000), ("ticker", 100),
+                                                ("match", 100)])
+def test_each_coinbase_layout_agrees_with_its_model_on_every_real_frame(
+        channel: str, least: int) -> None:
     recording = Recording.open(
         DATA / "coinbase_cryptofeed_2021-04-17_exchange_level2_ticker_matches")
     spec = recording.spec
     assert spec is not None
-    layout = coinbase.EXCHANGE_L2UPDATE_LAYOUT
-    assert next(c for c in spec.channels if c.name == "l2update").layout == layout
+    layout, model = COINBASE_LAYOUTS[channel]
+    assert next(c for c in spec.channels if c.name == channel).layout == layout
     texts = recording.events().filter(pl.col("kind") == "frame")["data"].to_list()
     router = MessageParser.from_spec(spec)
     routes = [router.route(t) for t in texts]
-    own = [t for t, r in zip(texts, routes, strict=True) if r == "l2update"]
-    others = pl.Series([t for t, r in zip(texts, routes, strict=True) if r != "l2update"],
+    own = [t for t, r in zip(texts, routes, strict=True) if r == channel]
+    others = pl.Series([t for t, r in zip(texts, routes, strict=True) if r != channel],
                        dtype=pl.String)
-    assert check_layout(layout, coinbase.ExchangeL2Update, own) == []
-    assert layout.matches(others).sum() == 0  # snapshots, tickers, matches, replies
-    assert int(layout.matches(pl.Series(own, dtype=pl.String)).sum()) == len(own) > 9000
+    assert check_layout(layout, model, own) == []
+    assert layout.matches(others).sum() == 0  # the other channels', and replies
+    assert int(layout.matches(pl.Series(own, dtype=pl.String)).sum()) == len(own) >= least
 
 
-def test_the_coinbase_l2update_layout_decodes_generated_messages_as_its_model_does() -> None:
+@pytest.mark.parametrize("channel", list(COINBASE_LAYOUTS))
+def test_each_coinbase_layout_decodes_generated_messages_as_its_model_does(
+        channel: str) -> None:
+    layout, model = COINBASE_LAYOUTS[channel]
+
     @settings(max_examples=150, deadline=None)
-    @given(messages(coinbase.EXCHANGE_L2UPDATE_LAYOUT.template))
+    @given(messages(layout.template))
     def holds(generated: tuple[str, dict[str, Any], bool]) -> None:
-        _holds_its_promise(coinbase.EXCHANGE_L2UPDATE_LAYOUT, coinbase.ExchangeL2Update,
-                           COINBASE_SPEC, "l2update", generated)
+        _holds_its_promise(layout, model, COINBASE_SPEC, channel, generated)
 
     holds()
 
 
-def test_whatever_the_coinbase_l2update_layout_matches_the_model_reads_alike() -> None:
-    layout = coinbase.EXCHANGE_L2UPDATE_LAYOUT
+@pytest.mark.parametrize("channel", list(COINBASE_LAYOUTS))
+def test_whatever_a_coinbase_layout_matches_the_model_reads_alike(channel: str) -> None:
+    layout, model = COINBASE_LAYOUTS[channel]
 
     @settings(max_examples=80, deadline=None)
     @given(near_misses(layout.template))
     def holds(text: str) -> None:
-        assert check_layout(layout, coinbase.ExchangeL2Update, [text]) == []
+        assert check_layout(layout, model, [text]) == []
         if layout.matches(pl.Series([text])).item():
             parser = MessageParser.from_spec(COINBASE_SPEC)
-            assert parser.route(text) == "l2update"
+            assert parser.route(text) == channel
             assert (parser.parse(text).status, parser.counts["ok"]) == ("ok", 1)
 
     holds()

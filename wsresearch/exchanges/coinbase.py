@@ -53,7 +53,7 @@ from ._common import (
 
 __all__ = [
     "ADVANCED_CHANNELS", "APIS", "CANDLE_INTERVAL", "CHANNELS", "EXCHANGE_CHANNELS",
-    "EXCHANGE_L2UPDATE_LAYOUT",
+    "EXCHANGE_L2UPDATE_LAYOUT", "EXCHANGE_MATCH_LAYOUT", "EXCHANGE_TICKER_LAYOUT",
     "AdvancedCandles", "AdvancedHeartbeat", "AdvancedLevel2", "AdvancedStatus", "AdvancedTicker",
     "AdvancedTrades", "ExchangeHeartbeat", "ExchangeL2Update", "ExchangeMatch",
     "ExchangeSnapshot", "ExchangeTicker", "L2Change", "spec",
@@ -578,6 +578,20 @@ def _exchange_l2update(native: pl.LazyFrame) -> pl.LazyFrame:
         price=change("price"), amount=change("size"))
 
 
+EXCHANGE_TICKER_LAYOUT = Layout(
+    '{"type":"ticker","sequence":<sequence:int>,"product_id":<product_id:str>,'
+    '"price":<price:decimal>,"open_24h":<_:decimal>,"volume_24h":<volume_24h:decimal>,'
+    '"low_24h":<_:decimal>,"high_24h":<_:decimal>,"volume_30d":<_:decimal>,'
+    '"best_bid":<best_bid:decimal>,"best_ask":<best_ask:decimal>,"side":<side:str>,'
+    '"time":<time_ns:iso>,"trade_id":<trade_id:int>,"last_size":<last_size:decimal>}')
+"""An Exchange ``ticker`` as the recording in ``data/`` has it (no best sizes: those are
+``None``); a ticker with them goes through the model."""
+EXCHANGE_MATCH_LAYOUT = Layout(
+    '{"type":<type:str(match|last_match)>,"trade_id":<trade_id:int>,'
+    '"maker_order_id":<maker_order_id:str>,"taker_order_id":<taker_order_id:str>,'
+    '"side":<side:str(buy|sell)>,"size":<size:decimal>,"price":<price:decimal>,'
+    '"product_id":<product_id:str>,"sequence":<sequence:int>,"time":<time_ns:iso>}')
+"""An Exchange ``match`` (or ``last_match``) as Coinbase writes it."""
 EXCHANGE_L2UPDATE_LAYOUT = Layout(
     '{"type":"l2update","product_id":<product_id:str>,"changes":<changes:changes>,'
     '"time":<time_ns:iso>}')
@@ -586,11 +600,12 @@ all, as seen in the recording in ``data/``: a replay reads the messages that mat
 into columns, and applies them to the books from there."""
 
 _EXCHANGE = {
-    "ticker": [Channel(name="ticker", model=ExchangeTicker,
+    "ticker": [Channel(name="ticker", model=ExchangeTicker, layout=EXCHANGE_TICKER_LAYOUT,
                        dedupe_key=("product_id", "sequence"),
                        exchange_time="time_ns",
                        normalized={"quotes": _exchange_quotes})],
     "matches": [Channel(name="match", model=ExchangeMatch, stream="matches",
+                        layout=EXCHANGE_MATCH_LAYOUT,
                         dedupe_key=("product_id", "trade_id"),
                         sequence="trade_id", sequence_key="product_id",
                         exchange_time="time_ns",
