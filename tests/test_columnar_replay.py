@@ -743,22 +743,36 @@ KRAKEN_BASE, KRAKEN_FIRST = _base(KRAKEN_FUTURES, 3_000)
 @given(operations=st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 10_000),
                                      st.integers(0, 1_000)), max_size=12),
        snapshots=st.lists(st.integers(0, 10_000), max_size=3),
+       inexact=st.lists(st.integers(0, 10_000), max_size=2),
        chunk_events=st.integers(20, 600))
 def test_a_kraken_futures_session_with_faults_replays_alike_in_columns(
         tmp_path_factory: pytest.TempPathFactory, operations: list[tuple[str, int, int]],
-        snapshots: list[int], chunk_events: int) -> None:
-    # Snapshots again mid-stream (a resync's), levels lost, swapped and repeated,
-    # reconnects, silences: the books and every count stay the models'.
+        snapshots: list[int], inexact: list[int], chunk_events: int) -> None:
+    # Snapshots again mid-stream (a resync's), prices too long to be exact, levels lost,
+    # swapped and repeated, reconnects, silences: the books and every count stay the
+    # models'.
     path = tmp_path_factory.mktemp("kraken-faults") / "recording"
     spec = Recording.open(KRAKEN_FUTURES).spec
     assert spec is not None
     events = list(KRAKEN_BASE)
     for where in snapshots:
         events = _snapshot_again(events, where)
+    levels = _level_positions(events)
+    for where in inexact:  # a price of 17 significant digits, which a float keeps inexactly
+        at = levels[where % len(levels)]
+        events[at] = events[at]._replace(data=re.sub(
+            r'"price":(\d+)(?:\.(\d+))?,', _seventeen_digits, str(events[at].data), count=1))
     write_events(path, mutate(events, operations, KRAKEN_FIRST), source_url=spec.url,
                  origin=spec.origin)
     columns, models = both(path, chunk_events)
     assert_same(columns, models)
+
+
+def _seventeen_digits(price: re.Match[str]) -> str:
+    """A ``"price":<number>,`` with its number made 17 significant digits long (a 1 last)."""
+    whole, fraction = price[1], price[2] or ""
+    fraction = fraction + "0" * max(0, 16 - len(whole) - len(fraction)) + "1"
+    return f'"price":{whole}.{fraction},'
 
 
 def _snapshot_again(events: list[Captured], where: int) -> list[Captured]:
