@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from wsresearch import Recording, replay
 from wsresearch.book import Book
@@ -130,36 +131,63 @@ def replay_books(rounds: int) -> tuple[list[float], list[float]]:
     return on, off
 
 
-def usdm_recording(folder: Path, copies: int) -> Recording:
-    """The USD-M capture ``copies`` times over, each copy's ids and times after the last's."""
+Decoded = dict[str, Any]
+"""A recorded frame's JSON."""
+
+
+def repeated(source: Path, folder: Path, copies: int,
+             moved: Callable[[Decoded, int], Decoded | None]) -> Recording:
+    """``source``'s frames ``copies`` times over, into ``folder``; its REST responses once.
+
+    ``moved(message, k)`` gives copy ``k``'s message (its ids moved past the copy before),
+    or ``None`` to leave it out of that copy; the receive times move on by the capture's
+    length from copy to copy.
+    """
     from wsresearch.recording.writer import Captured, write_events
 
-    source = Recording.open(USDM)
-    frames, rest = source.frames(), source.rest()
+    recording = Recording.open(source)
+    frames, rest = recording.frames(), recording.rest()
     walls = frames["recv_wall_ns"].to_list()
     decoded = [json.loads(text) for text in frames["data"].to_list()]
+    time_span = walls[-1] - walls[0] + 1_000_000
+    events = [Captured("rest", walls[0] - 1_000_000, body, url)
+              for body, url in zip(rest["body"].to_list(), rest["url"].to_list(), strict=True)]
+    for k in range(copies):
+        for message, wall in zip(decoded, walls, strict=True):
+            data = moved(dict(message), k)
+            if data is not None:
+                events.append(Captured("frame", wall + k * time_span,
+                                       json.dumps(data, separators=(",", ":"))))
+    spec = recording.spec
+    assert spec is not None
+    write_events(folder / source.name, events, source_url=spec.url, origin=spec.origin)
+    return Recording.open(folder / source.name)
+
+
+def _decoded(source: Path) -> list[Decoded]:
+    return [json.loads(text) for text in Recording.open(source).frames()["data"].to_list()]
+
+
+def usdm_recording(folder: Path, copies: int) -> Recording:
+    """The USD-M capture ``copies`` times over, each copy's ids and times after the last's."""
+    decoded = _decoded(USDM)
     depth = [d["data"] for d in decoded if "@depth" in d["stream"]]
     trades = [d["data"] for d in decoded if d["stream"].endswith("@trade")]
     id_span = depth[-1]["u"] - depth[0]["pu"]
     trade_span = trades[-1]["t"] - trades[0]["t"] + 1
-    time_span = walls[-1] - walls[0] + 1_000_000
-    events = [Captured("rest", walls[0] - 1_000_000, rest["body"][0], rest["url"][0])]
-    for k in range(copies):
-        for message, wall in zip(decoded, walls, strict=True):
-            data = dict(message["data"])
-            if "@depth" in message["stream"]:
-                data.update(U=data["U"] + k * id_span, u=data["u"] + k * id_span,
-                            pu=data["pu"] + k * id_span)
-            elif message["stream"].endswith("@trade"):
-                data["t"] += k * trade_span
-            else:  # bookTicker
-                data["u"] += k * id_span
-            text = json.dumps({"stream": message["stream"], "data": data}, separators=(",", ":"))
-            events.append(Captured("frame", wall + k * time_span, text))
-    spec = source.spec
-    assert spec is not None
-    write_events(folder / "usdm", events, source_url=spec.url, origin=spec.origin)
-    return Recording.open(folder / "usdm")
+
+    def moved(message: Decoded, k: int) -> Decoded:
+        data = dict(message["data"])
+        if "@depth" in message["stream"]:
+            data.update(U=data["U"] + k * id_span, u=data["u"] + k * id_span,
+                        pu=data["pu"] + k * id_span)
+        elif message["stream"].endswith("@trade"):
+            data["t"] += k * trade_span
+        else:  # bookTicker
+            data["u"] += k * id_span
+        return {"stream": message["stream"], "data": data}
+
+    return repeated(USDM, folder, copies, moved)
 
 
 def usdm_replay(rounds: int, copies: int = 50) -> tuple[list[float], list[float], int]:
@@ -171,40 +199,28 @@ def usdm_replay(rounds: int, copies: int = 50) -> tuple[list[float], list[float]
 def kraken_futures_recording(folder: Path, copies: int) -> Recording:
     """The Kraken Futures capture ``copies`` times over, each copy after the last.
 
-    One subscription: the snapshots (books and trades) are the first copy's only. In each
-    later copy every product's ``seq`` moves on by that product's count of messages in a
-    copy, so its levels and trades follow the copy before; each trade's ``uid`` gets the
-    copy's number, and the times move on by the capture's length.
+    One subscription: the snapshots (books and trades) and replies are the first copy's
+    only. In each later copy every product's ``seq`` moves on by that product's count of
+    messages in a copy, so its levels and trades follow the copy before; each trade's
+    ``uid`` gets the copy's number.
     """
-    from wsresearch.recording.writer import Captured, write_events
-
-    source = Recording.open(KRAKEN_FUTURES)
-    frames = source.frames()
-    walls = frames["recv_wall_ns"].to_list()
-    decoded = [json.loads(text) for text in frames["data"].to_list()]
     per_copy: dict[tuple[str, str], int] = {}  # (feed, product): messages a copy
-    for message in decoded:
+    for message in _decoded(KRAKEN_FUTURES):
         if message.get("feed") in ("book", "trade") and "event" not in message:
             key = (message["feed"], message["product_id"])
             per_copy[key] = per_copy.get(key, 0) + 1
-    time_span = walls[-1] - walls[0] + 1_000_000
-    events = []
-    for k in range(copies):
-        for message, wall in zip(decoded, walls, strict=True):
-            feed = message.get("feed")
-            if k and (feed in ("book_snapshot", "trade_snapshot") or "event" in message):
-                continue  # one subscription
-            data = dict(message)
-            if feed in ("book", "trade") and "event" not in data:
-                data["seq"] += k * per_copy[feed, data["product_id"]]
-            if feed == "trade" and "event" not in data:
-                data["uid"] = f"{data['uid']}-{k}"
-            text = json.dumps(data, separators=(",", ":"))
-            events.append(Captured("frame", wall + k * time_span, text))
-    spec = source.spec
-    assert spec is not None
-    write_events(folder / "kraken-futures", events, source_url=spec.url, origin=spec.origin)
-    return Recording.open(folder / "kraken-futures")
+
+    def moved(data: Decoded, k: int) -> Decoded | None:
+        feed = data.get("feed")
+        if "event" in data:
+            return None if k else data
+        if feed in ("book", "trade"):
+            data["seq"] += k * per_copy[feed, data["product_id"]]
+        if feed == "trade":
+            data["uid"] = f"{data['uid']}-{k}"
+        return None if k and feed in ("book_snapshot", "trade_snapshot") else data
+
+    return repeated(KRAKEN_FUTURES, folder, copies, moved)
 
 
 def kraken_futures_replay(rounds: int, copies: int = 30) -> tuple[list[float], list[float], int]:
@@ -219,37 +235,23 @@ def coinbase_recording(folder: Path, copies: int) -> Recording:
 
     One subscription: the snapshots, replies and ``last_match`` are the first copy's only.
     In each later copy every product's match ``trade_id`` moves on by its count of matches
-    in a copy, so they follow the copy before, each ticker's ``sequence`` (its de-dup key)
-    moves past the last copy's, and the receive times move on by the capture's length.
+    in a copy, so they follow the copy before, and each ticker's ``sequence`` (its de-dup
+    key) moves past the last copy's.
     """
-    from wsresearch.recording.writer import Captured, write_events
-
-    source = Recording.open(COINBASE)
-    frames = source.frames()
-    walls = frames["recv_wall_ns"].to_list()
-    decoded = [json.loads(text) for text in frames["data"].to_list()]
     matches: dict[str, int] = {}  # product: matches a copy
-    for message in decoded:
+    for message in _decoded(COINBASE):
         if message["type"] == "match":
             matches[message["product_id"]] = matches.get(message["product_id"], 0) + 1
-    time_span = walls[-1] - walls[0] + 1_000_000
-    events = []
-    for k in range(copies):
-        for message, wall in zip(decoded, walls, strict=True):
-            kind = message["type"]
-            if k and kind not in ("l2update", "ticker", "match"):
-                continue  # one subscription
-            data = dict(message)
-            if kind == "match":
-                data["trade_id"] += k * matches[data["product_id"]]
-            elif kind == "ticker":
-                data["sequence"] += k * 10**9
-            text = json.dumps(data, separators=(",", ":"))
-            events.append(Captured("frame", wall + k * time_span, text))
-    spec = source.spec
-    assert spec is not None
-    write_events(folder / "coinbase", events, source_url=spec.url, origin=spec.origin)
-    return Recording.open(folder / "coinbase")
+
+    def moved(data: Decoded, k: int) -> Decoded | None:
+        kind = data["type"]
+        if kind == "match":
+            data["trade_id"] += k * matches[data["product_id"]]
+        elif kind == "ticker":
+            data["sequence"] += k * 10**9
+        return None if k and kind not in ("l2update", "ticker", "match") else data
+
+    return repeated(COINBASE, folder, copies, moved)
 
 
 def coinbase_replay(rounds: int, copies: int = 20) -> tuple[list[float], list[float], int]:

@@ -736,14 +736,18 @@ def test_a_kraken_futures_book_with_a_fault_keeps_the_models_book(
 
 
 KRAKEN_BASE, KRAKEN_FIRST = _base(KRAKEN_FUTURES, 3_000)
+FAULTS = st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 10_000),
+                            st.integers(0, 1_000)), max_size=12)
+"""Operations of :func:`mutate`, for the other exchanges' sessions."""
+PLACES = st.lists(st.integers(0, 10_000), max_size=3)
+"""Where among a session's messages to change one (modulo their count)."""
+FUZZED = settings(max_examples=40 if THOROUGH else 10, deadline=None,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-@settings(max_examples=40 if THOROUGH else 10, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(operations=st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 10_000),
-                                     st.integers(0, 1_000)), max_size=12),
-       snapshots=st.lists(st.integers(0, 10_000), max_size=3),
-       inexact=st.lists(st.integers(0, 10_000), max_size=2),
+@FUZZED
+@given(operations=FAULTS, snapshots=PLACES,
+       inexact=PLACES,
        chunk_events=st.integers(20, 600))
 def test_a_kraken_futures_session_with_faults_replays_alike_in_columns(
         tmp_path_factory: pytest.TempPathFactory, operations: list[tuple[str, int, int]],
@@ -751,9 +755,6 @@ def test_a_kraken_futures_session_with_faults_replays_alike_in_columns(
     # Snapshots again mid-stream (a resync's), prices too long to be exact, levels lost,
     # swapped and repeated, reconnects, silences: the books and every count stay the
     # models'.
-    path = tmp_path_factory.mktemp("kraken-faults") / "recording"
-    spec = Recording.open(KRAKEN_FUTURES).spec
-    assert spec is not None
     events = list(KRAKEN_BASE)
     for where in snapshots:
         events = _snapshot_again(events, where)
@@ -762,10 +763,17 @@ def test_a_kraken_futures_session_with_faults_replays_alike_in_columns(
         at = levels[where % len(levels)]
         events[at] = events[at]._replace(data=re.sub(
             r'"price":(\d+)(?:\.(\d+))?,', _seventeen_digits, str(events[at].data), count=1))
-    write_events(path, mutate(events, operations, KRAKEN_FIRST), source_url=spec.url,
-                 origin=spec.origin)
-    columns, models = both(path, chunk_events)
-    assert_same(columns, models)
+    assert_alike_with_faults(tmp_path_factory.mktemp("kraken-faults"), KRAKEN_FUTURES,
+                             mutate(events, operations, KRAKEN_FIRST), chunk_events)
+
+
+def assert_alike_with_faults(folder: Path, source: Path, events: list[Captured],
+                             chunk_events: int) -> None:
+    """``events``, recorded as ``source`` was, replay alike in columns and through models."""
+    spec = Recording.open(source).spec
+    assert spec is not None
+    write_events(folder / "recording", events, source_url=spec.url, origin=spec.origin)
+    assert_same(*both(folder / "recording", chunk_events))
 
 
 def _seventeen_digits(price: re.Match[str]) -> str:
@@ -825,12 +833,9 @@ def _coinbase_snapshot_again(events: list[Captured], where: int) -> list[Capture
 COINBASE_BASE, COINBASE_FIRST = _base(COINBASE, 3_000)
 
 
-@settings(max_examples=40 if THOROUGH else 10, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(operations=st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 10_000),
-                                     st.integers(0, 1_000)), max_size=12),
-       snapshots=st.lists(st.integers(0, 10_000), max_size=3),
-       unknown=st.lists(st.integers(0, 10_000), max_size=2),
+@FUZZED
+@given(operations=FAULTS, snapshots=PLACES,
+       unknown=PLACES,
        chunk_events=st.integers(20, 600))
 def test_a_coinbase_session_with_faults_replays_alike_in_columns(
         tmp_path_factory: pytest.TempPathFactory, operations: list[tuple[str, int, int]],
@@ -839,9 +844,6 @@ def test_a_coinbase_session_with_faults_replays_alike_in_columns(
     # book before it reloads it), updates of a product with no book, updates lost, swapped,
     # repeated and garbled, reconnects, silences: the books and every count stay the
     # models'.
-    path = tmp_path_factory.mktemp("coinbase-faults") / "recording"
-    spec = Recording.open(COINBASE).spec
-    assert spec is not None
     events = list(COINBASE_BASE)
     for where in snapshots:
         events = _coinbase_snapshot_again(events, where)
@@ -851,7 +853,5 @@ def test_a_coinbase_session_with_faults_replays_alike_in_columns(
         if isinstance(text, str) and text.startswith('{"type":"l2update"'):
             events[at] = events[at]._replace(
                 data=re.sub(r'"product_id":"[^"]*"', '"product_id":"NEW-USD"', text))
-    write_events(path, mutate(events, operations, COINBASE_FIRST), source_url=spec.url,
-                 origin=spec.origin)
-    columns, models = both(path, chunk_events)
-    assert_same(columns, models)
+    assert_alike_with_faults(tmp_path_factory.mktemp("coinbase-faults"), COINBASE,
+                             mutate(events, operations, COINBASE_FIRST), chunk_events)
