@@ -402,6 +402,37 @@ def test_check_model_refuses_an_ms_placeholder_for_a_field_that_is_not_ns_from_m
         layout.check_model(model)
 
 
+@pytest.mark.parametrize("text", [
+    "2021-04-17T16:43:37.075687Z", "2021-04-17T16:43:37Z", "2021-04-17T16:43:37.1Z",
+    "2021-04-17T16:43:37.123456789Z", "2020-02-29T23:59:59.999999999Z", "1970-01-01T00:00:00Z",
+    "2259-12-31T23:59:59.999999999Z",
+    # Not matched: no such day or time (polars reads a leap second as the next second, and
+    # 24:00 as the next day), out of range, or another shape; the model refuses or reads
+    # each otherwise.
+    "2021-02-29T00:00:00Z", "2021-04-31T00:00:00Z", "2021-13-01T00:00:00Z",
+    "2021-00-10T00:00:00Z", "2021-01-00T00:00:00Z", "2016-12-31T23:59:60Z",
+    "2021-01-01T24:00:00Z", "2021-01-01T23:60:00Z", "1969-12-31T23:59:59Z",
+    "2260-01-01T00:00:00Z", "2021-04-17T16:43:37.1234567891Z", "2021-04-17T16:43:37.Z",
+    "2021-04-17T16:43:37+00:00", "2021-04-17 16:43:37Z", "2021-04-17T16:43Z",
+    "2021-4-7T1:2:3Z", " 2021-04-17T16:43:37Z", "2100-02-29T00:00:00Z",
+])
+def test_an_iso_time_decodes_to_the_models_ns_or_is_not_matched(text: str) -> None:
+    class Stamped(BaseModel):
+        at: NsFromIso
+
+    message = json.dumps({"at": text}, separators=(",", ":"))
+    decoded = decode_one(Layout('{"at":<at:iso>}'), message)["at"]
+    try:
+        expected: int | None = Stamped.model_validate_json(message).at
+    except ValidationError:
+        expected = None
+    shape = re.fullmatch(r"(\d{4})-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z", text)
+    if shape is not None and 1970 <= int(shape[1]) <= 2259 and expected is not None:
+        assert decoded == expected
+    else:  # the model refuses it, or reads a shape the kind leaves to it
+        assert decoded is None
+
+
 def test_check_model_takes_an_iso_placeholder_for_ns_from_iso_fields_only() -> None:
     class Stamped(BaseModel):
         at: NsFromIso
@@ -603,13 +634,14 @@ TEXTS: dict[str, st.SearchStrategy[str]] = {
                         max_size=6).map(
         lambda triples: "[" + ",".join(f'["{s}","{p}","{q}"]' for s, p, q in triples) + "]"),
     # Every day of the admitted years and a few past them, the 29th to the 31st of any
-    # month (not every one a day), any time of day, 0 to 9 fractional digits.
+    # month (not every one a day), any time of day, 0 to 9 fractional digits; and one past
+    # each field's end (month 13, day 32, 24:00, minute 60, the leap second 60), and 0.
     "iso": st.builds(
         lambda year, month, day, h, m, sec, fraction: (
             f'"{year:04d}-{month:02d}-{day:02d}T{h:02d}:{m:02d}:{sec:02d}'
             f'{fraction and "." + fraction}Z"'),
-        st.integers(1965, 2265), st.integers(1, 12), st.integers(1, 31), st.integers(0, 23),
-        st.integers(0, 59), st.integers(0, 59), st.text("0123456789", max_size=9)),
+        st.integers(1965, 2265), st.integers(0, 13), st.integers(0, 32), st.integers(0, 24),
+        st.integers(0, 60), st.integers(0, 60), st.text("0123456789", max_size=9)),
 }
 
 
@@ -738,7 +770,8 @@ LOOSE: dict[str, st.SearchStrategy[str]] = {
     "iso": st.sampled_from(['"2021-04-17T16:43:37+00:00"', '"2021-04-17 16:43:37Z"',
                             '"2021-04-17T16:43Z"', '"2021-04-17T16:43:37,5Z"',
                             '"2021-04-17T16:43:37.1234567891Z"', '"2021-04-17T16:43:37"',
-                            '"2021-04-17t16:43:37z"']) | ANY_TEXT.map(json.dumps),
+                            '"2021-04-17t16:43:37z"', '"2016-12-31T23:59:60Z"',
+                            '"2021-01-01T24:00:00Z"']) | ANY_TEXT.map(json.dumps),
 }
 
 
