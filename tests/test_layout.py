@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
 )
 
@@ -431,6 +432,49 @@ def test_an_iso_time_decodes_to_the_models_ns_or_is_not_matched(text: str) -> No
         assert decoded == expected
     else:  # the model refuses it, or reads a shape the kind leaves to it
         assert decoded is None
+
+
+class Positive(BaseModel):
+    side: Literal["buy", "sell"]
+    price: Annotated[float, Field(gt=0)]
+    size: float
+
+
+class BuysOnly(BaseModel):
+    side: Literal["buy"]
+    price: float
+    size: float
+
+
+class Rounded(BaseModel):
+    side: str
+    price: float
+    size: float
+
+    @field_validator("price")
+    @classmethod
+    def _rounded(cls, value: float) -> float:
+        return round(value, 2)
+
+
+@pytest.mark.parametrize(("items", "kind", "problem"), [
+    (list[Positive], "changes", "Positive.price has validators"),
+    (list[BuysOnly], "changes", "does not admit both buy and sell"),
+    (list[Rounded], "changes", "Rounded reshapes or validates"),
+    (list[tuple[Annotated[float, Field(gt=0)], float]], "levels", "is a None column"),
+])
+def test_check_model_refuses_changes_and_levels_whose_items_the_kind_cannot_read(
+        items: Any, kind: str, problem: str) -> None:
+    # The column's dtype is the same either way: only the items' own rules differ, and a
+    # layout would decode what the model refuses or reads otherwise.
+    model = create_model("Batch", product_id=(str, ...), changes=(items, ...))
+    layout = Layout(f'{{"p":<product_id:str>,"c":<changes:{kind}>}}')
+    with pytest.raises(ValueError, match=problem):
+        layout.check_model(model)
+    if kind == "changes":
+        text = '{"p":"X","c":[["sell","-1.234","2"]]}'
+        assert check_layout(layout, model, [text]) != []  # the promise does break
+    coinbase.EXCHANGE_L2UPDATE_LAYOUT.check_model(coinbase.ExchangeL2Update)  # plain items
 
 
 def test_check_model_takes_an_iso_placeholder_for_ns_from_iso_fields_only() -> None:

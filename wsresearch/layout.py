@@ -124,7 +124,8 @@ KINDS: Mapping[str, Kind] = {
     "name": Kind(_NAME, None, "x"),
     "levels": Kind(f"({_LEVELS})", pl.List(pl.Array(pl.Float64, 2)), '[["1.5","2"]]'),
     "changes": Kind(f"({_CHANGES})", pl.List(pl.Struct({
-        "side": pl.String, "price": pl.Float64, "size": pl.Float64})), '[["buy","1.5","2"]]'),
+        "side": pl.String, "price": pl.Float64, "size": pl.Float64})),
+        '[["buy","1.5","2"],["sell","1.6","0"]]'),
     "iso": Kind(f'"({_ISO})Z"', pl.Int64(), '"2021-04-17T16:43:37.075687Z"'),
 }
 """The placeholder kinds and the column each gives (see the module's table)."""
@@ -344,9 +345,11 @@ class Layout:
         ValueError
             If a placeholder names no field of ``model``, its kind's dtype is not the
             field's column dtype, the field has validators or constraints (an ``ms``
-            field: one before-validator, the adapters' ``NsFromMs``), a ``Literal`` field
-            is not given texts it admits (``<side:str(buy|sell)>``), or a field that does
-            not default to ``None`` is left out. A model's own ``model_validator`` is not
+            field: one before-validator, the adapters' ``NsFromMs``; an ``iso`` field,
+            ``NsFromIso``), a ``changes`` field's items are not plain (see
+            ``_items_problem``), a ``Literal`` field is not given texts it admits
+            (``<side:str(buy|sell)>``), or a field that does not default to ``None`` is
+            left out. A model's own ``model_validator`` is not
             seen here: :func:`check_layout` on real messages is the proof.
         """
         where = f"channel {channel!r}: " if channel else ""
@@ -376,6 +379,10 @@ class Layout:
                                      " (an ms field is the adapters' NsFromMs, an iso field "
                                      "their NsFromIso)" if kind in _PARSED else "")
                                  + ": leave it out of layouts")
+            problem = _items_problem(kind, info.annotation)
+            if problem:
+                raise ValueError(f"{where}{model.__name__}.{name}: {problem}: leave it out "
+                                 "of layouts")
             admitted = _literal_texts(info.annotation)
             if admitted is not None and not set(self.choices.get(name, ("",))) <= admitted:
                 raise ValueError(f"{where}{model.__name__}.{name} admits only "
@@ -403,6 +410,33 @@ class Layout:
 
     def __repr__(self) -> str:
         return f"Layout({self.template!r})"
+
+
+def _items_problem(kind: str, annotation: Any) -> str:
+    """What keeps a ``changes`` field's items from reading as the kind does.
+
+    The column's dtype says only that the items are structs of a side and two floats;
+    the kind needs a model of plain ``price`` and ``size`` and a ``side`` that admits both
+    ``buy`` and ``sell``, without validators of its fields or settings that reshape them.
+    (A ``levels`` field's pairs with a constraint have no column dtype: refused already.)
+    An empty text when there is nothing in the way (and for every other kind).
+    """
+    if kind != "changes":
+        return ""
+    items = _unwrapped(annotation)
+    item = get_args(items)[0] if get_origin(items) is list and get_args(items) else None
+    if not (isinstance(item, type) and issubclass(item, BaseModel)):
+        return "its items are not models"
+    if any(item.model_config.get(key) for key in _RESHAPING) or \
+            item.__pydantic_decorators__.field_validators:
+        return f"{item.__name__} reshapes or validates its fields"
+    for field, info in item.model_fields.items():
+        if _metadata(info):
+            return f"{item.__name__}.{field} has validators or constraints"
+    side = _literal_texts(item.model_fields["side"].annotation)
+    if side is not None and not {"buy", "sell"} <= side:
+        return f"{item.__name__}.side does not admit both buy and sell"
+    return ""
 
 
 _PARSED = {"ms": ns_from_ms, "iso": iso_ns}
