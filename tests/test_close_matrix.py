@@ -166,6 +166,8 @@ async def test_a_server_that_closes_at_once_100_times_never_gets_an_early_reconn
             clock.advance(wait * 0.001 + 1e-6)
             await eventually(lambda cycle=cycle: len(connections) == cycle + 1,
                              what=f"connection {cycle + 1}")
+        # The server has the last connection before the client has finished opening it.
+        await eventually(lambda: manager.generation == 101, what="the last connection open")
         await manager.disconnect()
     rng = random.Random(rng_seed)
     assert delays[:100] == [backoff_delay(n, BACKOFF, rng) for n in range(1, 101)]

@@ -669,6 +669,7 @@ def test_a_rule_of_two_channels_is_read_in_columns_where_the_other_has_no_messag
 
 
 KRAKEN_FUTURES = DATA / "kraken_cryptofeed_2021-07-22_futures_v1_book_trade_ticker"
+KRAKEN_BASE, KRAKEN_FIRST = _base(KRAKEN_FUTURES, 3_000)
 
 
 @pytest.mark.parametrize("chunk_events", [97, 1000, 20_000])
@@ -698,7 +699,7 @@ def test_a_kraken_futures_book_with_a_fault_keeps_the_models_book(
     # A lost level (a gap: the book waits for a snapshot), one sent twice (de-dup), two
     # swapped (a gap, then old news), a snapshot again mid-stream (the levels before it in
     # its chunk must reach the book before it reloads the book), a new connection.
-    events, _ = _base(KRAKEN_FUTURES, 8_000)
+    events = list(KRAKEN_BASE)
     product = "PI_ETHUSD"
     levels = _level_positions(events, product)
     target = levels[len(levels) // 2]
@@ -731,11 +732,12 @@ def test_a_kraken_futures_book_with_a_fault_keeps_the_models_book(
         assert book.valid == (fault in ("repeat", "snapshot"))
         assert book.stats.snapshots == 1 + (fault == "snapshot")
         assert models.stats["duplicates"] == (fault == "repeat")
-        if chunk_events == 97:  # the other products' levels still go in columns
-            assert columns.read_in_columns > 0.5 * models.frames["book"].height
+        if chunk_events == 97 and fault != "reconnect":  # the others' levels still go in
+            # columns (a new connection leaves every book waiting for a snapshot)
+            others = models.frames["book"].filter(pl.col("product_id") != product).height
+            assert columns.read_in_columns > 0.8 * others
 
 
-KRAKEN_BASE, KRAKEN_FIRST = _base(KRAKEN_FUTURES, 3_000)
 FAULTS = st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 10_000),
                             st.integers(0, 1_000)), max_size=12)
 """Operations of :func:`mutate`, for the other exchanges' sessions."""
