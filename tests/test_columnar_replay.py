@@ -559,19 +559,13 @@ class Unlucky(BookRule):
     def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame,
                    report: Any) -> None:
         prices, amounts, ends = level_lists(rows["bids"])
-        start = 0
-        for symbol, end, mono, wall, ts in zip(
-                rows["symbol"].to_list(), ends, rows["recv_mono_ns"].to_list(),
-                rows["recv_wall_ns"].to_list(), rows["ts"].to_list(), strict=True):
-            try:
-                books.due(wall)
-                book = books.books[symbol]
-                self._levels(book, list(zip(prices[start:end], amounts[start:end],
-                                            strict=True)))
-                book.touched(mono, wall, ts)
-            except Exception as exc:
-                report(exc)
-            start = end
+
+        def change(book: Book, i: int) -> None:
+            start = ends[i - 1] if i else 0
+            self._levels(book, list(zip(prices[start:ends[i]], amounts[start:ends[i]],
+                                        strict=True)))
+
+        books.apply_each(rows, "symbol", "ts", change, report)
 
     @staticmethod
     def _levels(book: Book, levels: list[tuple[float, float]]) -> None:

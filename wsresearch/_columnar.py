@@ -133,13 +133,13 @@ class Columnar:
                           and type(sync).takes_rows is not BookRule.takes_rows
                           and type(sync).apply_rows is not BookRule.apply_rows
                           and type(sync).on_gap is BookRule.on_gap)
+        every = {c.name: _siblings(c, spec, self.book_channels) for c in spec.channels}
         self.channels = {c.name: c for c in spec.channels
                          if (c.name not in self.book_channels or columnar_books)
-                         and _own_state(c, spec, self.book_channels)
+                         and _own_state(c, spec, self.book_channels, every[c.name])
                          and _holds_its_promise(c, pipeline)}
         self._schemas = {name: polars_schema(c.model) for name, c in self.channels.items()}
-        siblings = {name: _siblings(c, spec, self.book_channels)
-                    for name, c in self.channels.items()}
+        siblings = {name: every[name] for name in self.channels}
         self.siblings = siblings
         """Per channel taken in columns, the channels whose messages keep it out of a chunk."""
         # Per channel of the spec (and book channel of the rule), the channels its messages
@@ -361,11 +361,12 @@ def _holds_its_promise(channel: Channel, pipeline: Pipeline) -> bool:
     return not problems
 
 
-def _own_state(channel: Channel, spec: FeedSpec, book_channels: frozenset[str]) -> bool:
+def _own_state(channel: Channel, spec: FeedSpec, book_channels: frozenset[str],
+               siblings: frozenset[str]) -> bool:
     """Whether ``channel`` can be taken in columns: a layout, and state of its own.
 
-    Or state shared with its siblings (:func:`_siblings`) only where all of them are book
-    channels of one rule: the book's snapshots and its changes. Two channels of one health
+    Or state shared with its ``siblings`` (:func:`_siblings`) only where all of them are
+    book channels of one rule: the book's snapshots and its changes. Two channels of one health
     stream both taken from a chunk would tell it their times out of order.
     """
     if channel.layout is None or channel.explode is not None:
@@ -389,7 +390,6 @@ def _own_state(channel: Channel, spec: FeedSpec, book_channels: frozenset[str]) 
     if (channel.sequence is not None and spec.control_sequence is not None
             and channel.sequence_group_name == CONNECTION_GROUP):
         return False
-    siblings = _siblings(channel, spec, book_channels)
     return not siblings or (channel.name in book_channels and siblings <= book_channels)
 
 

@@ -31,7 +31,8 @@ import polars as pl
 from ._levels import Levels
 
 __all__ = ["BOOK_COLUMNS", "NEW_CONNECTION", "Book", "BookRule", "BookStats", "Books",
-           "Levels", "apply_levels", "apply_pairs", "kraken_checksum", "level_lists"]
+           "Levels", "apply_levels", "apply_pairs", "change_lists", "kraken_checksum",
+           "level_lists"]
 
 Side = Literal["bid", "ask"]
 
@@ -329,7 +330,8 @@ class BookRule(ABC):
         Before each row the rule calls :meth:`Books.due` with the row's ``recv_wall_ns``
         (the snapshots due before it, as :meth:`Books.apply` takes them). A row that
         raises is given to ``report`` and the next row is applied, as the per-message path
-        reports a message's error and goes on. The rows are applied when they are
+        reports a message's error and goes on. :meth:`Books.apply_each` does all of it,
+        given the change a row makes to its book. The rows are applied when they are
         committed, at the end of their stretch of the replay: such an error is reported
         after those of the stretch's other messages, where the per-message path reports it
         among them. A rule whose rows cannot raise (the adapters': a layout reads no NaN
@@ -529,6 +531,28 @@ class Books:
         """
         self.sync.apply_rows(self, channel, rows, report)
 
+    def apply_each(self, rows: pl.DataFrame, symbol: str, exchange_time: str,
+                   change: Callable[[Book, int], None],
+                   report: Callable[[Exception], None]) -> None:
+        """Apply a rule's accepted rows one by one, as :meth:`apply` applies each message.
+
+        For row ``i``, in order: the snapshots due before it (:meth:`due`), ``change(book,
+        i)`` on the book of its ``symbol`` column, then :meth:`Book.touched` with its
+        receive times and its ``exchange_time`` column. A row that raises is given to
+        ``report`` and the next is applied. The body of :meth:`BookRule.apply_rows`.
+        """
+        due, found = self.due, self.books
+        for index, (name, mono, wall, exchange_ns) in enumerate(zip(*(
+                rows[column].to_list() for column in (
+                    symbol, "recv_mono_ns", "recv_wall_ns", exchange_time)), strict=True)):
+            try:
+                due(wall)
+                book = found[name]
+                change(book, index)
+                book.touched(mono, wall, exchange_ns)
+            except Exception as exc:  # as the per-message path: reported, the next applied
+                report(exc)
+
     def due(self, wall_ns: int) -> None:
         """Take the snapshots due before a book message received at ``wall_ns`` is applied."""
         if self.snapshot_interval is not None and (
@@ -614,15 +638,31 @@ def apply_pairs(book: Book, side: Side, levels: Iterable[tuple[float, float]]) -
     (book.bids if side == "bid" else book.asks).apply(levels)
 
 
+def _flat(column: pl.Series) -> tuple[pl.Series, list[int]]:
+    """A list column's items, every row's in one series, and where each row's end."""
+    ends = column.list.len().fill_null(0).cum_sum().to_list()
+    return column.explode().drop_nulls(), ends  # an empty list explodes to one null
+
+
 def level_lists(column: pl.Series) -> tuple[list[float], list[float], list[int]]:
     """A column of levels (``List(Array(Float64, 2))``) as flat prices and amounts.
 
     With where each row's levels end: row ``i``'s are ``prices[ends[i-1]:ends[i]]`` and the
     same of ``amounts`` (from 0 for the first). Two float lists, not a Python list per level.
     """
-    flat = column.explode().drop_nulls()  # an empty list explodes to one null
-    ends = column.list.len().fill_null(0).cum_sum().to_list()
+    flat, ends = _flat(column)
     return flat.arr.get(0).to_list(), flat.arr.get(1).to_list(), ends
+
+
+def change_lists(column: pl.Series) -> tuple[list[str], list[float], list[float], list[int]]:
+    """A column of level changes (``List(Struct(side, price, size))``) as flat lists.
+
+    Sides, prices and sizes, with where each row's changes end, as :func:`level_lists`.
+    """
+    flat, ends = _flat(column)
+    items = flat.struct
+    return (items.field("side").to_list(), items.field("price").to_list(),
+            items.field("size").to_list(), ends)
 
 
 def apply_levels(book: Book, side: Side, levels: Iterable[Any], amount: str = "amount",

@@ -353,16 +353,12 @@ class Layout:
             seen here: :func:`check_layout` on real messages is the proof.
         """
         where = f"channel {channel!r}: " if channel else ""
-        reshaping = sorted(key for key in _RESHAPING if model.model_config.get(key))
+        reshaping = _reshaping(model)
         if reshaping:
             raise ValueError(f"{where}{model.__name__}'s model_config sets {reshaping}, "
                              "which change values a layout reads as they are")
         schema = polars_schema(model)
-        validated = {name for decorator in
-                     model.__pydantic_decorators__.field_validators.values()
-                     for name in decorator.info.fields}
-        if "*" in validated:  # @field_validator("*") runs on every field
-            validated |= set(model.model_fields)
+        validated = _validated(model)
         for name, kind in self.fields.items():
             if name not in schema:
                 raise ValueError(f"{where}layout field {name!r} is not a field of "
@@ -427,8 +423,7 @@ def _items_problem(kind: str, annotation: Any) -> str:
     item = get_args(items)[0] if get_origin(items) is list and get_args(items) else None
     if not (isinstance(item, type) and issubclass(item, BaseModel)):
         return "its items are not models"
-    if any(item.model_config.get(key) for key in _RESHAPING) or \
-            item.__pydantic_decorators__.field_validators:
+    if _reshaping(item) or _validated(item):
         return f"{item.__name__} reshapes or validates its fields"
     for field, info in item.model_fields.items():
         if _metadata(info):
@@ -437,6 +432,20 @@ def _items_problem(kind: str, annotation: Any) -> str:
     if side is not None and not {"buy", "sell"} <= side:
         return f"{item.__name__}.side does not admit both buy and sell"
     return ""
+
+
+def _reshaping(model: type[BaseModel]) -> list[str]:
+    """The :data:`_RESHAPING` settings ``model``'s ``model_config`` sets."""
+    return sorted(key for key in _RESHAPING if model.model_config.get(key))
+
+
+def _validated(model: type[BaseModel]) -> set[str]:
+    """The fields of ``model`` that a ``field_validator`` of its own runs on."""
+    validated = {name for decorator in model.__pydantic_decorators__.field_validators.values()
+                 for name in decorator.info.fields}
+    if "*" in validated:  # @field_validator("*") runs on every field
+        validated |= set(model.model_fields)
+    return validated
 
 
 _PARSED = {"ms": ns_from_ms, "iso": iso_ns}

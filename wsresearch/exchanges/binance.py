@@ -474,24 +474,18 @@ class BookSync(BookRule):
 
     def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame,
                    report: Callable[[Exception], None]) -> None:
-        due, found = books.due, books.books
         bid_prices, bid_amounts, bid_ends = level_lists(rows["bids"])
         ask_prices, ask_amounts, ask_ends = level_lists(rows["asks"])
-        bid = ask = 0  # where each diff's levels start
-        for symbol, final, bid_end, ask_end, mono, wall, exchange_ns in zip(
-                rows["symbol"].to_list(), rows["final_update_id"].to_list(), bid_ends,
-                ask_ends, *(rows[name].to_list() for name in (
-                    "recv_mono_ns", "recv_wall_ns", "event_time_ns")), strict=True):
-            try:  # as Books.apply, then apply() of a diff that follows the last
-                due(wall)
-                book = found[symbol]
-                _step(book, zip(bid_prices[bid:bid_end], bid_amounts[bid:bid_end], strict=True),
-                      zip(ask_prices[ask:ask_end], ask_amounts[ask:ask_end], strict=True),
-                      final)
-                book.touched(mono, wall, exchange_ns)
-            except Exception as exc:  # as the per-message path: reported, the next applied
-                report(exc)
-            bid, ask = bid_end, ask_end
+        finals = rows["final_update_id"].to_list()
+
+        def change(book: Book, i: int) -> None:  # apply() of a diff that follows the last
+            bid, ask = (bid_ends[i - 1], ask_ends[i - 1]) if i else (0, 0)
+            _step(book, zip(bid_prices[bid:bid_ends[i]], bid_amounts[bid:bid_ends[i]],
+                            strict=True),
+                  zip(ask_prices[ask:ask_ends[i]], ask_amounts[ask:ask_ends[i]], strict=True),
+                  finals[i])
+
+        books.apply_each(rows, "symbol", "event_time_ns", change, report)
 
     def on_rest(self, books: Books, url: str | None, body: str, mono_ns: int,
                 wall_ns: int) -> None:

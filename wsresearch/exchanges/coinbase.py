@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Literal
 import polars as pl
 from pydantic import BaseModel, Field, model_validator
 
-from ..book import Book, BookRule, Books, apply_pairs
+from ..book import Book, BookRule, Books, apply_pairs, change_lists
 from ..config import ConnectionConfig, StreamConfig
 from ..layout import Layout
 from ..normalize import Normalizer
@@ -435,26 +435,15 @@ class ExchangeBookSync(BookRule):
 
     def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame,
                    report: Callable[[Exception], None]) -> None:
-        due, found = books.due, books.books
-        changes = rows["changes"]
-        ends = changes.list.len().fill_null(0).cum_sum().to_list()
-        flat = changes.explode().drop_nulls().struct  # an empty list explodes to one null
-        sides, prices, sizes = (flat.field(name).to_list() for name in ("side", "price", "size"))
-        symbols, monos, walls, times = (rows[name].to_list() for name in (
-            "product_id", "recv_mono_ns", "recv_wall_ns", "time_ns"))
-        start = 0
-        for symbol, end, mono, wall, exchange_ns in zip(symbols, ends, monos, walls, times,
-                                                        strict=True):
-            try:  # as Books.apply, then apply() of an update to a valid book
-                due(wall)
-                book = found[symbol]
-                for side, price, size in zip(sides[start:end], prices[start:end],
-                                             sizes[start:end], strict=True):
-                    book.set("bid" if side == "buy" else "ask", price, size)
-                book.touched(mono, wall, exchange_ns)
-            except Exception as exc:  # as the per-message path: reported, the next applied
-                report(exc)
-            start = end
+        sides, prices, sizes, ends = change_lists(rows["changes"])
+
+        def change(book: Book, i: int) -> None:  # apply() of an update to a valid book
+            start = ends[i - 1] if i else 0
+            for side, price, size in zip(sides[start:ends[i]], prices[start:ends[i]],
+                                         sizes[start:ends[i]], strict=True):
+                book.set("bid" if side == "buy" else "ask", price, size)
+
+        books.apply_each(rows, "product_id", "time_ns", change, report)
 
 
 # -- Exchange ------------------------------------------------------------------------

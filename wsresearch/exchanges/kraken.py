@@ -26,7 +26,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import Field, model_validator
 
-from ..book import BookRule, Books, apply_levels, kraken_checksum
+from ..book import Book, BookRule, Books, apply_levels, kraken_checksum
 from ..config import ConnectionConfig, StreamConfig
 from ..layout import Layout
 from ..sequence import Seq, runs
@@ -761,19 +761,14 @@ class FuturesBookSync(BookRule):
 
     def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame,
                    report: Callable[[Exception], None]) -> None:
-        due, found = books.due, books.books
-        for symbol, seq, side, price, qty, mono, wall, exchange_ns in zip(*(
-                rows[name].to_list() for name in (
-                    "product_id", "seq", "side", "price", "qty", "recv_mono_ns",
-                    "recv_wall_ns", "timestamp_ns")), strict=True):
-            try:  # as Books.apply, then apply() of a level that follows the book's last
-                due(wall)
-                book = found[symbol]
-                book.set("bid" if side == "buy" else "ask", price, qty)
-                book.last_id = seq
-                book.touched(mono, wall, exchange_ns)
-            except Exception as exc:  # as the per-message path: reported, the next applied
-                report(exc)
+        seqs, sides, prices, quantities = (rows[name].to_list()
+                                           for name in ("seq", "side", "price", "qty"))
+
+        def change(book: Book, i: int) -> None:  # apply() of a level that follows the last
+            book.set("bid" if sides[i] == "buy" else "ask", prices[i], quantities[i])
+            book.last_id = seqs[i]
+
+        books.apply_each(rows, "product_id", "timestamp_ns", change, report)
 
 
 def _snapshot_seq(message: FuturesTradeSnapshot) -> Seq | None:
