@@ -8,7 +8,10 @@ that do not are routed as the parser would route them), no de-dup key repeats or
 remembered, the sequence numbers run on from where each key expects, and no message
 holds a number long enough to be inexact. Those are the messages that would each be
 ``ok``, without a gap, an error or an event. A channel that fails any of it keeps the
-per-message path for the chunk.
+per-message path for the chunk. A message that keeps a channel out of a chunk (one of its
+own that its layout does not match, or a sibling's: below) keeps it out only up to that
+message: the replay processes the chunk to there, and takes the channel's messages after
+its last such message from the state they left (:attr:`Taking.later`).
 
 What is taken is committed in order, per channel (:class:`Taken`): the de-dup keys at
 once (:meth:`DedupeCache.remember <wsresearch.dedupe.DedupeCache.remember>`), the
@@ -21,8 +24,8 @@ the replay as the per-message path would tell it. Only state no other message of
 chunk reads is touched, so the order of commits among channels does not matter: a
 channel's health stream and sequence group are its own, or shared only with the other
 book channels of its rule (a Kraken Futures ``book_snapshot`` and its ``book`` levels
-share all three, and the books), and then it is taken only from a chunk that holds none
-of their messages; a book channel, only where its rule reacts to no other channel's gap
+share all three, and the books), and then it is taken only after the last of their
+messages in the chunk; a book channel, only where its rule reacts to no other channel's gap
 and no REST response comes among its rows. Only a channel's own per-message fall-back
 (its stream was stale) needs its commits before it, which :meth:`Taken.commit` gives.
 """
@@ -30,7 +33,8 @@ and no REST response comes among its rows. Only a channel's own per-message fall
 from __future__ import annotations
 
 import warnings
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Sequence, Set
+from typing import NamedTuple
 
 import polars as pl
 
@@ -44,7 +48,7 @@ from .pipeline import Pipeline
 from .sequence import runs
 from .spec import CONNECTION_GROUP, Channel, FeedSpec
 
-__all__ = ["Columnar", "Taken"]
+__all__ = ["Columnar", "Taken", "Taking"]
 
 
 class Taken:
@@ -106,6 +110,17 @@ class Taken:
         self.done = self.due = row
 
 
+class Taking(NamedTuple):
+    """What :meth:`Columnar.take` took of a chunk, and what it may take later."""
+
+    taken: dict[str, Taken]
+    """Per channel taken, its rows."""
+    later: dict[int, set[str]]
+    """Per message position, the channels that may be taken from the message after it
+    (:meth:`Columnar.take` with ``start`` one past it and ``only`` them), once the
+    replay has processed it: the last message of the chunk that keeps them out."""
+
+
 class Columnar:
     """Which channels of a pipeline's spec a replay can take in columns, and taking them.
 
@@ -117,7 +132,7 @@ class Columnar:
     accepts them, and applied to the books as they are committed. It may share its
     stream, sequence group and books with the rule's other channels (a Kraken Futures
     ``book`` with its ``book_snapshot``): these are its *siblings*, and it is taken only
-    from a chunk with none of their messages.
+    after the last of their messages in a chunk.
     """
 
     def __init__(self, pipeline: Pipeline) -> None:
@@ -200,7 +215,8 @@ class Columnar:
 
     def take(self, messages: pl.DataFrame, data: Sequence[str | bytes],
              start: int = 0, books: bool = True,
-             decoded: dict[str, pl.DataFrame] | None = None) -> dict[str, Taken]:
+             decoded: dict[str, pl.DataFrame] | None = None,
+             only: Set[str] | None = None) -> Taking:
         """The channels taken in columns for one chunk, with their rows.
 
         Parameters
@@ -211,21 +227,24 @@ class Columnar:
             Each message's payload as the per-message path gets it.
         start
             The first message to take: those before it have been processed (the rest of
-            a chunk after the last connection in it opened). No connection may open
-            among the messages taken: the generation and every sequence expectation
-            change there.
+            a chunk after the last connection in it opened, or after the message
+            :attr:`Taking.later` named). No connection may open among the messages
+            taken: the generation and every sequence expectation change there.
         books
             Whether book channels may be taken: not where anything else changes the
             books among the messages (a REST snapshot), since their rows are applied
             to the books only as they are committed.
         decoded
             :meth:`decode` of ``messages``, if done already.
+        only
+            The channels to take (``None``: every channel that can be).
 
         Returns
         -------
-        dict[str, Taken]
-            Per channel taken, its rows; a channel not in it keeps the per-message path
-            for the chunk.
+        Taking
+            Per channel taken, its rows; and the channels that can be taken only after a
+            message that keeps them out (their sibling's, or one their layout did not
+            read). A channel in neither keeps the per-message path for the chunk.
         """
         pipeline = self.pipeline
         generation = pipeline.generation
@@ -237,7 +256,7 @@ class Columnar:
         found = {name: rows.filter(mine) for name, rows in decoded.items()
                  if books or name not in self.book_channels}
         if not found:  # only book channels, which may not be taken here
-            return {}
+            return Taking({}, {})
         # A book channel left out: its messages are unmatched, the per-message path takes them.
         matched = pl.concat([f.select("__position") for f in found.values()])["__position"]
         twice = matched.filter(matched.is_duplicated()).unique().implode()
@@ -246,24 +265,45 @@ class Columnar:
                      for name, rows in found.items()}
             matched = matched.filter(~matched.is_in(twice))
         unmatched = positions.filter(current & ~positions.is_in(matched.implode()))
-        # A channel any of whose messages the layout does not match, or with a message of
-        # a sibling, keeps the per-message path: route the others until no channel is
-        # left to rule out.
         present = {name for name, rows in found.items() if rows.height}
-        candidates = {name for name in present if not self.siblings[name] & present}
+        candidates = present if only is None else present & only
+        # A channel can be taken only after the last message that keeps it out of a chunk:
+        # a sibling's message its layout matches, or (routed, the last first) any message
+        # whose channel's state it shares, its own that its layout did not match included.
+        kept_out = {name: max(found[s]["__position"][-1] for s in self.siblings[name] & present)
+                    for name in candidates if self.siblings[name] & present}
+        last = dict(kept_out)
         route, ruled_out = pipeline.parser.route, self._ruled_out
-        for position in unmatched.to_list():
-            if not candidates:
+        waiting = set(candidates)  # no routed message found yet that keeps them out
+
+        def floor() -> int:  # below it, what a waiting channel is kept out by comes after
+            return min((kept_out.get(name, -1) for name in waiting), default=-1)
+
+        below = floor()
+        for position in reversed(unmatched.to_list()):
+            if not waiting or position < below:
                 break
             name = route(data[position])
-            if name is not None:
-                candidates -= ruled_out.get(name, {name})
+            if name is None:
+                continue
+            hit = ruled_out.get(name, {name}) & waiting
+            if hit:
+                for channel in hit:
+                    last[channel] = max(last.get(channel, -1), position)
+                waiting -= hit
+                below = floor()
         taken = {}
+        later: dict[int, set[str]] = {}
         for name in candidates:
-            made = self._taken(self.channels[name], found[name])
-            if made is not None:
-                taken[name] = made
-        return taken
+            rows = found[name]
+            after = last.get(name)
+            if after is None:
+                made = self._taken(self.channels[name], rows)
+                if made is not None:
+                    taken[name] = made
+            elif rows["__position"][-1] > after:
+                later.setdefault(after, set()).add(name)
+        return Taking(taken, later)
 
     def _taken(self, channel: Channel, found: pl.DataFrame) -> Taken | None:
         """``channel``'s rows as a :class:`Taken`, or ``None`` if any would not be ``ok``."""

@@ -519,11 +519,12 @@ class _Driver:
             (position, 0, (low, high)) for position, low, high in reached.iter_rows()]
         others = chunk.others
         stops.extend((row[0], 1, row) for row in others.iter_rows())
-        stops.sort(key=lambda stop: (stop[0], stop[1]))
+        stops.sort(key=_stop_order)
         stops.append((events.height, 2, None))
 
         # The columnar path takes the chunk's messages, or, where a connection opens in
-        # it, those after the last opening, once the replay is there.
+        # it, those after the last opening, once the replay is there; a channel kept out
+        # by a message (a sibling's), those after it, once the replay has processed it.
         messages, decoded = chunk.messages, chunk.decoded
         opened = others.filter(pl.col("kind") == "open")["index"]
         last_open = int(opened.max()) if len(opened) else None  # type: ignore[arg-type]
@@ -532,14 +533,31 @@ class _Driver:
         rests = others.filter(pl.col("kind") == "rest")["index"]
         last_rest = int(rests.max()) if len(rests) else -1  # type: ignore[arg-type]
         taken: dict[str, Taken] = {}
+        rest = list(range(len(items)))
+
+        def take(start: int, position: int, only: set[str] | None = None) -> None:
+            """Take what can be from message ``start`` on, before event ``position``."""
+            nonlocal taken, rest
+            assert self.columnar is not None  # only a columnar replay takes
+            found, later = self.columnar.take(messages, data, start=start,
+                                              books=last_rest < position, decoded=decoded,
+                                              only=only)
+            for after, names in later.items():  # a stop just after the message
+                bisect.insort(stops, (at[after] + 1, -1, names), key=_stop_order)
+            if found:
+                taken = {**taken, **found}
+                rest = _not_taken(len(items), taken)
+                self.read_in_columns += sum(len(t.positions) for t in found.values())
+
         if self.columnar and last_open is None:
-            taken = self.columnar.take(messages, data, books=last_rest < 0, decoded=decoded)
-        rest = _not_taken(len(items), taken)
-        self.read_in_columns += len(items) - len(rest)
+            take(0, 0)
 
         done = 0
         progress, offset = self.progress, self.offset
-        for position, order, what in stops:
+        index = 0
+        while index < len(stops):
+            position, order, what = stops[index]
+            index += 1
             end = bisect.bisect_left(at, position, lo=done)
             if taken:
                 chosen = self._interval(taken, rest, done, end)
@@ -552,7 +570,9 @@ class _Driver:
             while progress is not None and self.next_report <= offset + position:
                 progress(self.next_report, max(self.total, self.next_report))
                 self.next_report += 10_000
-            if order == 0:  # check points (low, high]
+            if order == -1:  # the messages kept some channels out until here
+                take(end, position, what)
+            elif order == 0:  # check points (low, high]
                 _run_checks(health, clock, first_mono, interval, *what)
             elif order == 1:  # another event: the clock follows it, never back
                 _, generation, mono, wall, kind, url, body, status = what
@@ -562,10 +582,7 @@ class _Driver:
                     self.generations += 1
                     pipeline.open_generation(generation)
                     if self.columnar and what[0] == last_open:
-                        taken = self.columnar.take(messages, data, start=end,
-                                                   books=last_rest < what[0], decoded=decoded)
-                        rest = _not_taken(len(items), taken)
-                        self.read_in_columns += len(items) - len(rest)
+                        take(end, what[0])
                 elif kind == "rest" and status in (None, 200):  # a book snapshot
                     pipeline.rest(url, body or "", mono, wall)
         for channel in taken.values():
@@ -613,6 +630,11 @@ class _Driver:
         if self.progress is not None:
             self.progress(self.offset, self.offset)
         return self.messages, self.messages - self.kept, self.generations
+
+
+def _stop_order(stop: tuple[int, int, Any]) -> tuple[int, int]:
+    """A stop's place: its event position, then its order among the stops there."""
+    return stop[0], stop[1]
 
 
 def _not_taken(count: int, taken: dict[str, Taken]) -> list[int]:
