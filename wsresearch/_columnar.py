@@ -33,7 +33,7 @@ and no REST response comes among its rows. Only a channel's own per-message fall
 from __future__ import annotations
 
 import warnings
-from collections.abc import Hashable, Sequence, Set
+from collections.abc import Callable, Hashable, Set
 from typing import NamedTuple
 
 import polars as pl
@@ -213,7 +213,7 @@ class Columnar:
         # The layouts' regular expressions run together, a core each.
         return dict(zip(self.channels, pl.collect_all(queries), strict=True))
 
-    def take(self, messages: pl.DataFrame, data: Sequence[str | bytes],
+    def take(self, messages: pl.DataFrame, payload: Callable[[int], str | bytes],
              start: int = 0, books: bool = True,
              decoded: dict[str, pl.DataFrame] | None = None,
              only: Set[str] | None = None) -> Taking:
@@ -223,8 +223,9 @@ class Columnar:
         ----------
         messages
             The chunk's messages to process, in order, as for :meth:`decode`.
-        data
-            Each message's payload as the per-message path gets it.
+        payload
+            The payload of the message at a position, as the per-message path gets it
+            (only those the layouts do not match are asked for, to route them).
         start
             The first message to take: those before it have been processed (the rest of
             a chunk after the last connection in it opened, or after the message
@@ -283,7 +284,7 @@ class Columnar:
         for position in reversed(unmatched.to_list()):
             if not waiting or position < below:
                 break
-            name = route(data[position])
+            name = route(payload(position))
             if name is None:
                 continue
             hit = ruled_out.get(name, {name}) & waiting

@@ -27,7 +27,7 @@ import gc
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -315,26 +315,74 @@ def replay_in_chunks(
     )
 
 
-def _payloads(texts: pl.Series, binary: pl.Series, source: object) -> list[str | bytes]:
-    """Each message's payload as received: its text, or the bytes its base64 text holds.
+class _Items:
+    """A chunk's messages as the pipeline takes them (:data:`Received`), made as needed.
+
+    Only the messages the pipeline takes one by one are made into Python objects: those
+    read in columns never are. A payload is its text, or the bytes its base64 text holds.
 
     A damaged segment can garble a message's data (a lost value, a binary message whose
     text is no longer base64). Such a message is still replayed, as its text's bytes
     (empty when lost), so it gets an outcome like every other message, almost surely
     a reject, and a warning says how many there were.
     """
-    damaged = texts.null_count()
-    data: list[Any] = texts.fill_null("").to_list()
-    for j in binary.fill_null(False).arg_true().to_list():
-        try:
-            data[j] = base64.b64decode(data[j], validate=True)
-        except binascii.Error:
-            data[j] = data[j].encode()
-            damaged += 1
-    if damaged:
-        warnings.warn(f"{source}: {damaged} message(s) whose recorded data a damaged segment "
-                      "garbled; replayed as the bytes left", stacklevel=3)
-    return data
+
+    def __init__(self, kept: pl.DataFrame, source: object) -> None:
+        texts = kept["data"]
+        damaged = texts.null_count()
+        self._texts = texts = texts.fill_null("")
+        self._bytes: dict[int, bytes] = {}  # the binary messages' payloads, by position
+        for j in kept["binary"].fill_null(False).arg_true().to_list():
+            text = texts[j]
+            try:
+                self._bytes[j] = base64.b64decode(text, validate=True)
+            except binascii.Error:
+                self._bytes[j] = text.encode()
+                damaged += 1
+        if damaged:
+            warnings.warn(f"{source}: {damaged} message(s) whose recorded data a damaged "
+                          "segment garbled; replayed as the bytes left", stacklevel=3)
+        self._columns = kept.select("generation", "mono_ns", "wall_ns", "seq")
+        self._made: list[Received | None] = [None] * kept.height
+
+    def __len__(self) -> int:
+        return len(self._made)
+
+    def payload(self, position: int) -> str | bytes:
+        """The payload of the message at ``position``."""
+        found = self._bytes.get(position)
+        return found if found is not None else self._texts[position]
+
+    def payloads(self) -> list[str | bytes]:
+        """Every message's payload, in order."""
+        data: list[str | bytes] = self._texts.to_list()
+        for position, found in self._bytes.items():
+            data[position] = found
+        return data
+
+    def make(self, positions: Sequence[int]) -> None:
+        """Make the messages at ``positions`` (ascending) that are not made yet, in one go."""
+        made = self._made
+        missing = [p for p in positions if made[p] is None]
+        if not missing:
+            return
+        whole = len(missing) == len(made)
+        rows = self._columns if whole else self._columns[missing]
+        texts: list[Any] = (self._texts if whole else self._texts.gather(missing)).to_list()
+        for j, position in enumerate(missing):
+            found = self._bytes.get(position)
+            if found is not None:
+                texts[j] = found
+        for position, item in zip(missing, zip(texts, *(rows[c].to_list() for c in (
+                "generation", "mono_ns", "wall_ns", "seq")), strict=True), strict=True):
+            made[position] = item
+
+    def made(self, positions: Sequence[int]) -> list[Received]:
+        """The messages at ``positions`` (ascending), made first where they are not yet."""
+        made = self._made
+        if any(made[p] is None for p in positions):
+            self.make(positions)
+        return [made[p] for p in positions]  # type: ignore[misc]  # all made now
 
 
 @dataclass(frozen=True)
@@ -495,10 +543,7 @@ class _Driver:
         first_mono = self.first_mono
         self.messages += chunk.frames
         kept = chunk.kept
-        data = _payloads(kept["data"], kept["binary"], self.source)
-        items: list[Received] = list(zip(
-            data, *(kept[c].to_list() for c in ("generation", "mono_ns", "wall_ns", "seq")),
-            strict=True))
+        items = _Items(kept, self.source)
         self.kept += len(items)
         at = kept["index"].to_list()  # the event index of each item
 
@@ -539,7 +584,7 @@ class _Driver:
             """Take what can be from message ``start`` on, before event ``position``."""
             nonlocal taken, rest
             assert self.columnar is not None  # only a columnar replay takes
-            found, later = self.columnar.take(messages, data, start=start,
+            found, later = self.columnar.take(messages, items.payload, start=start,
                                               books=last_rest < position, decoded=decoded,
                                               only=only)
             for after, names in later.items():  # a stop just after the message
@@ -551,6 +596,7 @@ class _Driver:
 
         if self.columnar and last_open is None:
             take(0, 0)
+        items.make(rest)  # in one go: those of stale streams' intervals come as needed
 
         done = 0
         progress, offset = self.progress, self.offset
@@ -559,13 +605,9 @@ class _Driver:
             position, order, what = stops[index]
             index += 1
             end = bisect.bisect_left(at, position, lo=done)
-            if taken:
-                chosen = self._interval(taken, rest, done, end)
-                for start in range(0, len(chosen), _BATCH):
-                    process([items[i] for i in chosen[start:start + _BATCH]])
-            else:
-                for start in range(done, end, _BATCH):
-                    process(items[start:min(start + _BATCH, end)])
+            chosen = self._interval(taken, rest, done, end) if taken else range(done, end)
+            for start in range(0, len(chosen), _BATCH):
+                process(items.made(chosen[start:start + _BATCH]))
             done = end
             while progress is not None and self.next_report <= offset + position:
                 progress(self.next_report, max(self.total, self.next_report))
@@ -753,7 +795,7 @@ def _messages(recording: Recording, session: _Session) -> Iterator[
                               & (pl.col("kind") == "frame"))
         if frames.height:
             yield list(zip(frames["mono_ns"].to_list(),
-                           _payloads(frames["data"], frames["binary"], recording.path),
+                           _Items(frames, recording.path).payloads(),
                            strict=True))
 
 
