@@ -13,7 +13,8 @@ from wsresearch import Recording, quality_report
 
 from .conftest import sized
 
-# A recording feed in a process of its own, printing each flushed seq as it is written.
+# A recording feed in a process of its own, printing each flushed seq as it is written, from
+# the first that holds a message (a slow start flushes the opening and the subscription alone).
 CHILD = """
 import asyncio, sys
 from wsresearch import Feed, Simulator
@@ -22,10 +23,12 @@ async def main(folder):
     async with Simulator(seed=1, rates={"trade": 500.0, "ticker": 100.0}) as sim:
         feed = Feed(sim.spec(), record_to=folder, flush_interval=0.02)
         await feed.start()
-        shown = -1
+        shown, first = -1, None
         while True:
+            if first is None and feed.stats.ok:  # a message is recorded, at this seq or before
+                first = feed.recorder.events - 1
             flushed = feed.recorder.flushed_seq
-            if flushed != shown:
+            if first is not None and flushed >= first and flushed != shown:
                 print(flushed, flush=True)
                 shown = flushed
             await asyncio.sleep(0.005)
