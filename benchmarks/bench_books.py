@@ -260,6 +260,23 @@ def coinbase_replay(rounds: int, copies: int = 20) -> tuple[list[float], list[fl
         return columns_and_models(coinbase_recording(Path(folder), copies), rounds, "Coinbase")
 
 
+def captures_replay(rounds: int) -> tuple[list[float], list[float], int]:
+    """Seconds to replay the Kraken Futures and Coinbase captures as recorded, both ways.
+
+    Each as it is in ``data/``: one connection, a snapshot per product after subscribing,
+    then the book's changes, all in one chunk of the replay. Per round, the best of
+    three replays of each, added.
+    """
+    recordings = [Recording.open(path) for path in (KRAKEN_FUTURES, COINBASE)]
+    columns, models = [], []
+    for _ in range(rounds):
+        columns.append(sum(min(timed(lambda r=r: replay(r)) for _ in range(3))
+                           for r in recordings))
+        models.append(sum(min(timed(lambda r=r: replay(r, columnar=False)) for _ in range(3))
+                          for r in recordings))
+    return columns, models, sum(replay(r).stats["frames"] for r in recordings)
+
+
 def columns_and_models(recording: Recording, rounds: int,
                        name: str) -> tuple[list[float], list[float], int]:
     """Seconds to replay ``recording`` in columns, and through the models; its frames.
@@ -292,7 +309,8 @@ def main() -> None:
     for name, (columns, models, frames) in (
             ("USD-M", usdm_replay(args.rounds, args.copies)),
             ("Kraken Futures", kraken_futures_replay(args.rounds)),
-            ("Coinbase Exchange", coinbase_replay(args.rounds))):
+            ("Coinbase Exchange", coinbase_replay(args.rounds)),
+            ("Kraken Futures and Coinbase as recorded", captures_replay(args.rounds))):
         print(f"{name} replay, {frames:,} frames: in columns {frames / min(columns):,.0f}/s, "
               f"through the models {frames / min(models):,.0f}/s; columns / models "
               f"{statistics.median(r / c for c, r in zip(columns, models, strict=True)):.2f}")

@@ -272,7 +272,8 @@ def imports(args: argparse.Namespace, figure: Figure) -> None:
 
 def books(args: argparse.Namespace, figures: dict[str, Figure], per_second: Figure,
           replayed: Figure, usdm: Figure, usdm_rate: Figure, futures: Figure,
-          futures_rate: Figure, coinbase: Figure, coinbase_rate: Figure) -> None:
+          futures_rate: Figure, coinbase: Figure, coinbase_rate: Figure,
+          captures: Figure, captures_rate: Figure) -> None:
     """Book levels per second against order-book's loops; replay with books against without."""
     found = bench_books.levels_per_second(args.rounds, 100_000)
     ours = found.pop("wsresearch Book")
@@ -284,7 +285,8 @@ def books(args: argparse.Namespace, figures: dict[str, Figure], per_second: Figu
     for (columns, models, frames), ratio, rate in (
             (bench_books.usdm_replay(args.rounds), usdm, usdm_rate),
             (bench_books.kraken_futures_replay(args.rounds), futures, futures_rate),
-            (bench_books.coinbase_replay(args.rounds), coinbase, coinbase_rate)):
+            (bench_books.coinbase_replay(args.rounds), coinbase, coinbase_rate),
+            (bench_books.captures_replay(args.rounds), captures, captures_rate)):
         ratio.values.extend(m / c for c, m in zip(columns, models, strict=True))
         rate.values.extend(frames / c / 1000 for c in columns)
 
@@ -337,6 +339,9 @@ def main() -> None:
     coinbase_columns = Figure("Coinbase Exchange replay, books, in columns",
                               "the same through the models")
     coinbase_rate = Figure("  Coinbase frames replayed a second", "(absolute)", unit="k/s")
+    captures_columns = Figure("Kraken Futures + Coinbase as recorded, cols",
+                              "the same through the models")
+    captures_rate = Figure("  frames of the two replayed a second", "(absolute)", unit="k/s")
     parallel = Figure("export --workers 2, 4 recordings", "the same with --workers 1",
                       ">= 1.7")
     parallel_long = Figure("export --workers 2, 4 recordings 4x as long",
@@ -365,7 +370,8 @@ def main() -> None:
         "books": ("order books", lambda: books(args, book_figures, book_levels, book_replay,
                                                usdm_columns, usdm_rate, futures_columns,
                                                futures_rate, coinbase_columns,
-                                               coinbase_rate)),
+                                               coinbase_rate, captures_columns,
+                                               captures_rate)),
         "workers": ("parallel export", lambda: (workers(args, parallel, args.messages // 2),
                                                 workers(args, parallel_long, args.messages * 2),
                                                 split(args, split_figure))),
@@ -391,7 +397,8 @@ def main() -> None:
                    *peer_figures.values(), normalized,
                    normalized_us, *book_figures.values(), book_levels, book_replay,
                    usdm_columns, usdm_rate, futures_columns, futures_rate,
-                   coinbase_columns, coinbase_rate, parallel,
+                   coinbase_columns, coinbase_rate, captures_columns, captures_rate,
+                   parallel,
                    parallel_long,
                    split_figure, *stream_figures.values(), refreshed,
                    *memory_figures.values(), growth):

@@ -645,7 +645,11 @@ def test_a_rule_without_a_whole_columnar_path_keeps_the_per_message_path(
 
 
 class TwoChannels(Unlucky):
-    """A rule whose books another channel changes too: a snapshot clears its symbol's book."""
+    """A rule whose books another channel changes too: a snapshot clears its symbol's book.
+
+    Its ``apply_rows`` (Unlucky's) reads every row as a diff: right only while ``snap`` has
+    no layout, so that its messages always go through ``apply``.
+    """
 
     channels = frozenset({"diff", "snap"})
 

@@ -156,10 +156,11 @@ class Columnar:
         self._schemas = {name: polars_schema(c.model) for name, c in self.channels.items()}
         siblings = {name: every[name] for name in self.channels}
         self.siblings = siblings
-        """Per channel taken in columns, the channels whose messages keep it out of a chunk."""
+        """Per channel taken in columns, the channels whose messages keep it out of a chunk
+        up to the last of them."""
         # Per channel of the spec (and book channel of the rule), the channels its messages
-        # keep out of a chunk: itself (its messages the layout did not match) and those
-        # whose sibling it is.
+        # keep out of a chunk up to the last of them: itself (its messages the layout did
+        # not match) and those whose sibling it is.
         self._ruled_out = {name: frozenset({name} | {taken for taken, theirs in siblings.items()
                                                       if name in theirs})
                            for name in {*spec.channel_names, *self.book_channels}}
@@ -277,7 +278,8 @@ class Columnar:
         route, ruled_out = pipeline.parser.route, self._ruled_out
         waiting = set(candidates)  # no routed message found yet that keeps them out
 
-        def floor() -> int:  # below it, what a waiting channel is kept out by comes after
+        def floor() -> int:  # the lowest position that can still raise a waiting channel's
+            # last: below it, each is kept out by a sibling's message later on, and the scan stops
             return min((kept_out.get(name, -1) for name in waiting), default=-1)
 
         below = floor()
@@ -439,7 +441,8 @@ def _siblings(channel: Channel, spec: FeedSpec, book_channels: frozenset[str]) -
 
     That is its health stream, its sequence group, or (a book channel) its rule's books.
     Their messages among a chunk's would read or change that state between ``channel``'s
-    messages, which are committed together: a chunk with any of them is not taken.
+    messages, which are committed together: ``channel`` is taken only after the last of
+    them in a chunk.
     """
     found = {c.name for c in spec.channels if c.stream_name == channel.stream_name}
     if channel.sequence is not None:

@@ -364,8 +364,11 @@ class _Items:
         """Make the messages at ``positions`` (ascending) that are not made yet, in one go."""
         made = self._made
         missing = [p for p in positions if made[p] is None]
-        if not missing:
-            return
+        if missing:
+            self._make(missing)
+
+    def _make(self, missing: list[int]) -> None:
+        made = self._made
         whole = len(missing) == len(made)
         rows = self._columns if whole else self._columns[missing]
         texts: list[Any] = (self._texts if whole else self._texts.gather(missing)).to_list()
@@ -380,9 +383,11 @@ class _Items:
     def made(self, positions: Sequence[int]) -> list[Received]:
         """The messages at ``positions`` (ascending), made first where they are not yet."""
         made = self._made
-        if any(made[p] is None for p in positions):
+        found = [made[p] for p in positions]
+        if None in found:  # only where a stale stream's messages go one by one after all
             self.make(positions)
-        return [made[p] for p in positions]  # type: ignore[misc]  # all made now
+            found = [made[p] for p in positions]
+        return found  # type: ignore[return-value]  # all made now
 
 
 @dataclass(frozen=True)
@@ -578,25 +583,33 @@ class _Driver:
         rests = others.filter(pl.col("kind") == "rest")["index"]
         last_rest = int(rests.max()) if len(rests) else -1  # type: ignore[arg-type]
         taken: dict[str, Taken] = {}
-        rest = list(range(len(items)))
+        singles = list(range(len(items)))  # the messages taken one by one, ascending
+        # The first message of each take to come, ascending: the messages taken one by one
+        # are made up to the next (made_to), since a take may leave fewer of them.
+        coming = ([bisect.bisect_left(at, last_open)]
+                  if self.columnar and last_open is not None else [])
+        made_to = 0
 
-        def take(start: int, position: int, only: set[str] | None = None) -> None:
-            """Take what can be from message ``start`` on, before event ``position``."""
-            nonlocal taken, rest
+        def take_from(start: int, position: int, only: set[str] | None = None) -> None:
+            """Take what can be from message ``start`` on.
+
+            Book channels only where no REST response comes at or after event ``position``.
+            """
+            nonlocal taken, singles
             assert self.columnar is not None  # only a columnar replay takes
             found, later = self.columnar.take(messages, items.payload, start=start,
                                               books=last_rest < position, decoded=decoded,
                                               only=only)
             for after, names in later.items():  # a stop just after the message
                 bisect.insort(stops, (at[after] + 1, -1, names), key=_stop_order)
+                bisect.insort(coming, after + 1)
             if found:
                 taken = {**taken, **found}
-                rest = _not_taken(len(items), taken)
+                singles = _not_taken(len(items), taken)
                 self.read_in_columns += sum(len(t.positions) for t in found.values())
 
         if self.columnar and last_open is None:
-            take(0, 0)
-        items.make(rest)  # in one go: those of stale streams' intervals come as needed
+            take_from(0, 0)
 
         done = 0
         progress, offset = self.progress, self.offset
@@ -605,7 +618,13 @@ class _Driver:
             position, order, what = stops[index]
             index += 1
             end = bisect.bisect_left(at, position, lo=done)
-            chosen = self._interval(taken, rest, done, end) if taken else range(done, end)
+            if end > made_to:  # in one go, up to the next take (no interval goes past it)
+                next_take = bisect.bisect_right(coming, done)
+                upto = coming[next_take] if next_take < len(coming) else len(items)
+                items.make(singles[bisect.bisect_left(singles, made_to):
+                                   bisect.bisect_left(singles, upto)])
+                made_to = upto
+            chosen = self._interval(taken, singles, done, end) if taken else range(done, end)
             for start in range(0, len(chosen), _BATCH):
                 process(items.made(chosen[start:start + _BATCH]))
             done = end
@@ -613,7 +632,7 @@ class _Driver:
                 progress(self.next_report, max(self.total, self.next_report))
                 self.next_report += 10_000
             if order == -1:  # the messages kept some channels out until here
-                take(end, position, what)
+                take_from(end, position, what)
             elif order == 0:  # check points (low, high]
                 _run_checks(health, clock, first_mono, interval, *what)
             elif order == 1:  # another event: the clock follows it, never back
@@ -624,14 +643,14 @@ class _Driver:
                     self.generations += 1
                     pipeline.open_generation(generation)
                     if self.columnar and what[0] == last_open:
-                        take(end, what[0])
+                        take_from(end, what[0])
                 elif kind == "rest" and status in (None, 200):  # a book snapshot
                     pipeline.rest(url, body or "", mono, wall)
         for channel in taken.values():
             channel.commit()
         self.offset += events.height
 
-    def _interval(self, taken: dict[str, Taken], rest: list[int], low: int,
+    def _interval(self, taken: dict[str, Taken], singles: list[int], low: int,
                   high: int) -> list[int]:
         """The messages ``low..high-1`` of an interval between stops the per-message path takes.
 
@@ -642,7 +661,7 @@ class _Driver:
         the stream recovers at the point in the event order it always has (its earlier
         rows are committed first).
         """
-        chosen = rest[bisect.bisect_left(rest, low):bisect.bisect_left(rest, high)]
+        chosen = singles[bisect.bisect_left(singles, low):bisect.bisect_left(singles, high)]
         health = self.pipeline.health
         assert self.columnar is not None  # only a columnar replay takes channels
         stale = self.columnar.stale
