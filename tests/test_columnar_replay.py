@@ -268,6 +268,21 @@ def test_a_message_its_layout_does_not_read_keeps_its_channel_out_only_until_it(
     assert columns.read_in_columns >= models.frames["trade"].height + tickers - 25 > 300
 
 
+def test_each_connection_of_a_chunk_is_read_in_columns(tmp_path: Path) -> None:
+    # Two reconnects in one chunk: the messages of each connection, the first's included,
+    # are read in columns, each from its opening to the next (what was taken before an
+    # opening committed before it), each key's first number starting afresh.
+    spec = Recording.open(SPOT).spec
+    assert spec is not None
+    events = mutate(BASE, [("reconnect", 150, 0), ("reconnect", 400, 0)])
+    write_events(tmp_path / "r", events, source_url=spec.url, origin=spec.origin)
+    columns, models = both(tmp_path / "r", 20_000)  # one chunk
+    assert_same(columns, models)
+    assert models.stats["generations"] == 3
+    taken = models.frames["trade"].height + models.frames["bookTicker"].height
+    assert columns.read_in_columns >= taken - 10 > 300
+
+
 @pytest.mark.parametrize("fault", ["none", "drop", "chain", "repeat"])
 def test_the_usdm_depth_diffs_follow_their_chain_in_columns_as_through_models(
         tmp_path: Path, fault: str) -> None:

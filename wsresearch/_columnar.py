@@ -217,7 +217,7 @@ class Columnar:
     def take(self, messages: pl.DataFrame, payload: Callable[[int], str | bytes],
              start: int = 0, books: bool = True,
              decoded: dict[str, pl.DataFrame] | None = None,
-             only: Set[str] | None = None) -> Taking:
+             only: Set[str] | None = None, end: int | None = None) -> Taking:
         """The channels taken in columns for one chunk, with their rows.
 
         Parameters
@@ -229,9 +229,12 @@ class Columnar:
             (only those the layouts do not match are asked for, to route them).
         start
             The first message to take: those before it have been processed (the rest of
-            a chunk after the last connection in it opened, or after the message
-            :attr:`Taking.later` named). No connection may open among the messages
-            taken: the generation and every sequence expectation change there.
+            a chunk after a connection in it opened, or after the message
+            :attr:`Taking.later` named).
+        end
+            One past the last message to take (``None``: the chunk's end). No connection
+            may open among the messages taken, ``start`` to ``end``: the generation and
+            every sequence expectation change there, so they end where the next opens.
         books
             Whether book channels may be taken: not where anything else changes the
             books among the messages (a REST snapshot), since their rows are applied
@@ -253,8 +256,11 @@ class Columnar:
         if decoded is None:
             decoded = self.decode(messages)
         positions = pl.int_range(messages.height, eager=True)
-        current = (messages["generation"] == generation) & (positions >= start)
-        mine = (pl.col("__generation") == generation) & (pl.col("__position") >= start)
+        end = messages.height if end is None else end
+        current = ((messages["generation"] == generation) & (positions >= start)
+                   & (positions < end))
+        mine = ((pl.col("__generation") == generation) & (pl.col("__position") >= start)
+                & (pl.col("__position") < end))
         found = {name: rows.filter(mine) for name, rows in decoded.items()
                  if books or name not in self.book_channels}
         if not found:  # only book channels, which may not be taken here

@@ -572,34 +572,38 @@ class _Driver:
         stops.sort(key=_stop_order)
         stops.append((events.height, 2, None))
 
-        # The columnar path takes the chunk's messages, or, where a connection opens in
-        # it, those after the last opening, once the replay is there; a channel kept out
-        # by a message (a sibling's), those after it, once the replay has processed it.
+        # The columnar path takes the chunk's messages up to the first connection that
+        # opens in it, then those of each connection from its opening to the next, once
+        # the replay is there (what was taken of the one before committed first); a
+        # channel kept out by a message (a sibling's), those after it, once the replay has
+        # processed it.
         messages, decoded = chunk.messages, chunk.decoded
-        opened = others.filter(pl.col("kind") == "open")["index"]
-        last_open = int(opened.max()) if len(opened) else None  # type: ignore[arg-type]
+        opens = sorted(others.filter(pl.col("kind") == "open")["index"].to_list())
         # A REST snapshot changes the books among the messages: book channels, whose rows
         # reach the books only as they are committed, are not taken where one comes.
-        rests = others.filter(pl.col("kind") == "rest")["index"]
-        last_rest = int(rests.max()) if len(rests) else -1  # type: ignore[arg-type]
+        rests = sorted(others.filter(pl.col("kind") == "rest")["index"].to_list())
         taken: dict[str, Taken] = {}
         singles = list(range(len(items)))  # the messages taken one by one, ascending
         # The first message of each take to come, ascending: the messages taken one by one
         # are made up to the next (made_to), since a take may leave fewer of them.
-        coming = ([bisect.bisect_left(at, last_open)]
-                  if self.columnar and last_open is not None else [])
+        coming = [bisect.bisect_left(at, o) for o in opens] if self.columnar else []
         made_to = 0
 
         def take_from(start: int, position: int, only: set[str] | None = None) -> None:
-            """Take what can be from message ``start`` on.
+            """Take what can be from message ``start``, before event ``position``, on.
 
-            Book channels only where no REST response comes at or after event ``position``.
+            Up to the next connection's opening; book channels only where no REST
+            response comes before it, at or after event ``position``.
             """
             nonlocal taken, singles
             assert self.columnar is not None  # only a columnar replay takes
-            found, later = self.columnar.take(messages, items.payload, start=start,
-                                              books=last_rest < position, decoded=decoded,
-                                              only=only)
+            following = bisect.bisect_left(opens, position)
+            until = opens[following] if following < len(opens) else events.height
+            rest = bisect.bisect_left(rests, position)
+            found, later = self.columnar.take(
+                messages, items.payload, start=start, end=bisect.bisect_left(at, until),
+                books=rest == len(rests) or rests[rest] >= until, decoded=decoded,
+                only=only)
             for after, names in later.items():  # a stop just after the message
                 bisect.insort(stops, (at[after] + 1, -1, names), key=_stop_order)
                 bisect.insort(coming, after + 1)
@@ -608,7 +612,7 @@ class _Driver:
                 singles = _not_taken(len(items), taken)
                 self.read_in_columns += sum(len(t.positions) for t in found.values())
 
-        if self.columnar and last_open is None:
+        if self.columnar:
             take_from(0, 0)
 
         done = 0
@@ -641,9 +645,12 @@ class _Driver:
                 clock.set(mono if mono > now else now, wall)
                 if kind == "open":
                     self.generations += 1
+                    for channel in taken.values():  # all of them due: none is past here
+                        channel.commit()
+                    taken, singles = {}, list(range(len(items)))
                     pipeline.open_generation(generation)
-                    if self.columnar and what[0] == last_open:
-                        take_from(end, what[0])
+                    if self.columnar:
+                        take_from(end, what[0] + 1)
                 elif kind == "rest" and status in (None, 200):  # a book snapshot
                     pipeline.rest(url, body or "", mono, wall)
         for channel in taken.values():
