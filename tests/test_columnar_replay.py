@@ -283,6 +283,37 @@ def test_each_connection_of_a_chunk_is_read_in_columns(tmp_path: Path) -> None:
     assert columns.read_in_columns >= taken - 10 > 300
 
 
+@pytest.mark.parametrize("fault", ["duplicate", "jump", "swap"])
+def test_a_duplicate_or_a_gap_keeps_only_itself_from_being_read_in_columns(
+        tmp_path: Path, fault: str) -> None:
+    # One chunk of the whole capture, early in it a bookTicker sent twice (a duplicate), a
+    # trade whose id jumps (a gap) or two trades swapped: the rows before the fault are
+    # read in columns and committed before it goes through the models, and those after it
+    # (more than a thousand) are read in columns from the state it left.
+    spec = Recording.open(SPOT).spec
+    assert spec is not None
+    events, _ = _base(SPOT, 6_000)
+    stream = "@bookTicker" if fault == "duplicate" else "@trade"
+    at = [i for i, e in enumerate(events) if isinstance(e.data, str)
+          and f'{stream}"' in e.data][20]
+    if fault == "duplicate":
+        events.insert(at + 1, events[at])
+    elif fault == "jump":
+        events = mutate(events, [("jump", at, 3)], 0)
+    else:
+        after = next(i for i in range(at + 1, len(events)) if isinstance(events[i].data, str)
+                     and '@trade"' in str(events[i].data))
+        events[at], events[after] = (events[at]._replace(data=events[after].data),
+                                     events[after]._replace(data=events[at].data))
+    write_events(tmp_path / "r", events, source_url=spec.url, origin=spec.origin)
+    columns, models = both(tmp_path / "r", 20_000)  # one chunk
+    assert_same(columns, models)
+    assert (models.stats["duplicates"] if fault == "duplicate"
+            else models.stats["sequence_gaps"]) == 1
+    taken = models.frames["trade"].height + models.frames["bookTicker"].height
+    assert columns.read_in_columns >= taken - 5 > 5000
+
+
 @pytest.mark.parametrize("fault", ["none", "drop", "chain", "repeat"])
 def test_the_usdm_depth_diffs_follow_their_chain_in_columns_as_through_models(
         tmp_path: Path, fault: str) -> None:

@@ -50,6 +50,10 @@ from .spec import CONNECTION_GROUP, Channel, FeedSpec
 
 __all__ = ["Columnar", "Taken", "Taking"]
 
+_SPLIT_MIN = 1_000
+"""Rows of a channel after its first faulty message in a chunk for the replay to take them
+after it (a take costs a few milliseconds; through the models, a message some µs)."""
+
 
 class Taken:
     """One channel's messages of one chunk, decoded, committed to the pipeline in order.
@@ -118,7 +122,12 @@ class Taking(NamedTuple):
     later: dict[int, set[str]]
     """Per message position, the channels that may be taken from the message after it
     (:meth:`Columnar.take` with ``start`` one past it and ``only`` them), once the
-    replay has processed it: the last message of the chunk that keeps them out."""
+    replay has processed it: the last message of the chunk that keeps them out, or the
+    first that would not be ``ok``."""
+    until: dict[str, int]
+    """Per channel taken up to a message that would not be ``ok`` (a duplicate, a
+    sequence gap), that message's position: the channel's rows are to be committed
+    before it, which goes through the per-message path."""
 
 
 class Columnar:
@@ -264,7 +273,7 @@ class Columnar:
         found = {name: rows.filter(mine) for name, rows in decoded.items()
                  if books or name not in self.book_channels}
         if not found:  # only book channels, which may not be taken here
-            return Taking({}, {})
+            return Taking({}, {}, {})
         # A book channel left out: its messages are unmatched, the per-message path takes them.
         matched = pl.concat([f.select("__position") for f in found.values()])["__position"]
         twice = matched.filter(matched.is_duplicated()).unique().implode()
@@ -303,16 +312,81 @@ class Columnar:
                 below = floor()
         taken = {}
         later: dict[int, set[str]] = {}
+        until: dict[str, int] = {}
         for name in candidates:
             rows = found[name]
             after = last.get(name)
             if after is None:
-                made = self._taken(self.channels[name], rows)
+                made, fault = self._taken_to_fault(self.channels[name], rows)
                 if made is not None:
                     taken[name] = made
+                if fault is not None:
+                    after = int(rows["__position"][fault])
+                    if made is not None:
+                        until[name] = after
+                    if rows.height - fault - 1 >= _SPLIT_MIN:
+                        later.setdefault(after, set()).add(name)
             elif rows["__position"][-1] > after:
                 later.setdefault(after, set()).add(name)
-        return Taking(taken, later)
+        return Taking(taken, later, until)
+
+    def _taken_to_fault(self, channel: Channel,
+                        found: pl.DataFrame) -> tuple[Taken | None, int | None]:
+        """``channel``'s rows as a :class:`Taken` up to the first that would not be ``ok``.
+
+        That row (``None``: all are ``ok``, or what fails is not a row's: the receive
+        times step back, the book rule refuses them) is a duplicate or breaks its key's
+        run of sequence numbers; the rows before it are taken, if they can be.
+        """
+        made = self._taken(channel, found)
+        if made is not None:
+            return made, None
+        fault = self._first_fault(channel, found)
+        if fault is None:
+            return None, None
+        return (self._taken(channel, found.head(fault)) if fault else None), fault
+
+    def _first_fault(self, channel: Channel, found: pl.DataFrame) -> int | None:
+        """The first of ``found``'s rows that is a duplicate or breaks its key's run."""
+        faults = []
+        names = channel.field_names
+        if channel.dedupe_key is not None:
+            cache = self.pipeline.parser.cache(channel.name)
+            if cache is None:
+                return None
+            columns = [found[n].to_list() for n in names["dedupe_key"]]
+            keys = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+            repeat = cache.first_known(keys)
+            if repeat is not None:
+                faults.append(repeat)
+        if channel.sequence is not None:
+            broken = self._first_break(channel, found)
+            if broken is not None:
+                faults.append(broken)
+        return min(faults) if faults else None
+
+    def _first_break(self, channel: Channel, found: pl.DataFrame) -> int | None:
+        """The first row whose numbers do not run on from where its key expects them."""
+        first, last = (pl.col(c) if isinstance(c, str) else c
+                       for c in channel.sequence_bounds())
+        numbers = found.select(_sequence_key(channel).alias("key"), first.alias("first"),
+                               last.alias("last")).with_row_index("row")
+        previous = pl.col("last").shift(1).over("key")
+        breaks = [int(row) for row in numbers.filter(
+            (pl.col("last") < pl.col("first"))
+            | (previous.is_not_null() & (pl.col("first") != previous + 1)))["row"].head(1)]
+        sequences = self.pipeline.sequences
+        if sequences.generation == self.pipeline.generation:  # not afresh (see _runs_on)
+            group = channel.sequence_group_name
+            for key_value, number, row in numbers.group_by("key", maintain_order=True).agg(
+                    pl.col("first").first(), pl.col("row").first()).iter_rows():
+                expected = sequences.expected(group, key_value)
+                if expected is not None and expected != number:
+                    breaks.append(int(row))
+        if channel.sequence_chained:  # previous + 1 past an Int64 (see _runs_on)
+            breaks.extend(int(row) for row in found.with_row_index("row").filter(
+                pl.col(channel.field_names["sequence"][0]) == INT64_MAX)["row"].head(1))
+        return min(breaks) if breaks else None
 
     def _taken(self, channel: Channel, found: pl.DataFrame) -> Taken | None:
         """``channel``'s rows as a :class:`Taken`, or ``None`` if any would not be ``ok``."""

@@ -103,6 +103,19 @@ class DedupeCache:
         untils = [until for _, until in order]
         return all(map(operator.le, untils, untils[1:]))
 
+    def first_known(self, keys: Sequence[Hashable]) -> int | None:
+        """The index of the first of ``keys`` remembered (expired or not) or already given.
+
+        The first that :meth:`fresh` refuses by its own; ``None`` if there is none.
+        """
+        expiry = self._expiry
+        given: set[Hashable] = set()
+        for index, key in enumerate(keys):
+            if key in expiry or key in given:
+                return index
+            given.add(key)
+        return None
+
     def remember(self, keys: Sequence[Hashable], times: Sequence[int | float]) -> None:
         """Remember ``keys``, each at its time: what :meth:`seen` for each in turn does.
 

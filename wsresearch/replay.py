@@ -600,13 +600,15 @@ class _Driver:
             following = bisect.bisect_left(opens, position)
             until = opens[following] if following < len(opens) else events.height
             rest = bisect.bisect_left(rests, position)
-            found, later = self.columnar.take(
+            found, later, until = self.columnar.take(
                 messages, items.payload, start=start, end=bisect.bisect_left(at, until),
                 books=rest == len(rests) or rests[rest] >= until, decoded=decoded,
                 only=only)
             for after, names in later.items():  # a stop just after the message
                 bisect.insort(stops, (at[after] + 1, -1, names), key=_stop_order)
                 bisect.insort(coming, after + 1)
+            for name, fault in until.items():  # a stop just before the message
+                bisect.insort(stops, (at[fault], -2, name), key=_stop_order)
             if found:
                 taken = {**taken, **found}
                 singles = _not_taken(len(items), taken)
@@ -635,7 +637,9 @@ class _Driver:
             while progress is not None and self.next_report <= offset + position:
                 progress(self.next_report, max(self.total, self.next_report))
                 self.next_report += 10_000
-            if order == -1:  # the messages kept some channels out until here
+            if order == -2:  # a channel's message that is not ok comes next, one by one
+                taken[what].commit()  # its rows before it first, as one by one
+            elif order == -1:  # the messages kept some channels out until here
                 take_from(end, position, what)
             elif order == 0:  # check points (low, high]
                 _run_checks(health, clock, first_mono, interval, *what)
