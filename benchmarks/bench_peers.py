@@ -11,13 +11,17 @@ subscribes. Each tool reads its own storage of the same frames:
   checks, the order book synced from the snapshot, rows as polars frames;
 - cryptofeed 2.4.1: its Binance handler on each line of a text file in its raw format
   (``<time>: <message>``), keeping its L2 book (``benchmarks/peers/cryptofeed_worker.py``);
-- read + ``orjson.loads`` of that text file, nothing kept.
+- read + ``orjson.loads`` of that text file, nothing kept;
+- wsresearch again, on the same recording with a bookTicker sent twice about every 5,000
+  frames: how much a few duplicates (each one a fault the replay keeps to its message)
+  cost against the clean replay.
 
 cryptofeed and orjson run in a venv of their own (``make bench-peers`` creates
 ``benchmarks/.peers-venv`` from ``benchmarks/peers/requirements.txt``), never in
 wsresearch's; nothing reaches the network. Each variant runs in a fresh process that times
 only its processing (imports and set-up excluded); the order rotates every round. Ratios
-are same-round: wsresearch's rate over the peer's.
+are same-round: wsresearch's rate over the peer's (and over its own, clean, for the
+duplicates).
 
 Usage: python benchmarks/bench_peers.py [--rounds 5] [--copies 50]
        [--python benchmarks/.peers-venv/bin/python]
@@ -86,6 +90,15 @@ def build(folder: Path, copies: int) -> tuple[Path, Path, Path, int]:
                 events.append(Captured("frame", at, frame))
                 out.write(f"{at / 1e9:.6f}: {frame}\n")
     write_events(recording, events, source_url=spec.url, origin=spec.origin)
+    # The same with a bookTicker sent twice every 5,000 frames or so: a duplicate each.
+    faulty: list[Captured] = []
+    due = 5_000
+    for n, event in enumerate(events):
+        faulty.append(event)
+        if n >= due and '@bookTicker"' in str(event.data):
+            faulty.append(event)
+            due += 5_000
+    write_events(folder / "faulty", faulty, source_url=spec.url, origin=spec.origin)
     return recording, text, snapshot_file, len(events) - 1
 
 
@@ -118,7 +131,7 @@ def measure(rounds: int, copies: int, python: Path) -> dict[str, list[float]]:
         raise SystemExit(f"{python} is missing: run `make bench-peers` (it creates the peers' "
                          "venv with cryptofeed 2.4.1 and orjson)")
     ratios: dict[str, list[float]] = {"cryptofeed": [], "orjson": [], "wsresearch_rate": [],
-                                      "cryptofeed_rate": []}
+                                      "cryptofeed_rate": [], "faulty": []}
     with tempfile.TemporaryDirectory(prefix="wsr-peers-") as folder:
         recording, text, snapshot, frames = build(Path(folder), copies)
         print(f"{frames:,} frames", file=sys.stderr)
@@ -129,10 +142,12 @@ def measure(rounds: int, copies: int, python: Path) -> dict[str, list[float]]:
                            str(snapshot), "cryptofeed"],
             "orjson": [str(python), str(HERE / "peers" / "cryptofeed_worker.py"), str(text),
                        str(snapshot), "orjson"],
+            "with duplicates": [sys.executable, str(Path(__file__).resolve()), "--child",
+                                str(Path(folder) / "faulty")],
         }
         names = list(variants)
         for round_ in range(rounds):
-            order = names[round_ % 3:] + names[:round_ % 3]
+            order = names[round_ % len(names):] + names[:round_ % len(names)]
             rates = {}
             for name in order:
                 found = run(variants[name])
@@ -141,6 +156,7 @@ def measure(rounds: int, copies: int, python: Path) -> dict[str, list[float]]:
             ratios["orjson"].append(rates["wsresearch"] / rates["orjson"])
             ratios["wsresearch_rate"].append(rates["wsresearch"])
             ratios["cryptofeed_rate"].append(rates["cryptofeed"])
+            ratios["faulty"].append(rates["with duplicates"] / rates["wsresearch"])
             print(f"round {round_ + 1}: " + ", ".join(
                 f"{name} {rate:,.0f}/s" for name, rate in rates.items()), file=sys.stderr)
     return ratios

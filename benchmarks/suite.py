@@ -207,7 +207,7 @@ def split(args: argparse.Namespace, figure: Figure) -> None:
 def peers(args: argparse.Namespace, figures: dict[str, Figure]) -> None:
     """Replay against cryptofeed's Binance handler and read + orjson, same frames."""
     found = bench_peers.measure(max(5, args.rounds), 50, bench_peers.PEERS)
-    for name in ("cryptofeed", "orjson"):
+    for name in ("cryptofeed", "orjson", "faulty"):
         figures[name].values.extend(found[name])
     figures["rate"].values.extend(v / 1000 for v in found["wsresearch_rate"])
 
@@ -352,6 +352,7 @@ def main() -> None:
         "cryptofeed": Figure("replay(), 300k Binance frames", "cryptofeed 2.4.1 playback", ">= 3"),
         "orjson": Figure("replay(), 300k Binance frames", "read + orjson.loads", ">= 0.4"),
         "rate": Figure("  replay, Binance frames per second", "(absolute)", unit="k/s"),
+        "faulty": Figure("replay, a duplicate every 5,000 frames", "the same replay without"),
     }
     stream_figures: dict[tuple[Any, ...], Figure] = {}
     for job in ("export", "report"):
