@@ -52,7 +52,8 @@ __all__ = ["Columnar", "Taken", "Taking"]
 
 _SPLIT_MIN = 1_000
 """Rows of a channel after its first faulty message in a chunk for the replay to take them
-after it (a take costs a few milliseconds; through the models, a message some µs)."""
+after it (a take costs a few milliseconds; through the models, a message some µs); and,
+in a take after such a message, rows before the next for it to do so again."""
 
 
 class Taken:
@@ -324,7 +325,10 @@ class Columnar:
                     after = int(rows["__position"][fault])
                     if made is not None:
                         until[name] = after
-                    if rows.height - fault - 1 >= _SPLIT_MIN:
+                    # Again after it, where enough follow; and after a retake's, only where
+                    # it took enough first (dense faults go one by one, not a take each).
+                    if rows.height - fault - 1 >= _SPLIT_MIN and (only is None
+                                                                  or fault >= _SPLIT_MIN):
                         later.setdefault(after, set()).add(name)
             elif rows["__position"][-1] > after:
                 later.setdefault(after, set()).add(name)

@@ -590,7 +590,7 @@ class _Driver:
         made_to = 0
 
         def take_from(start: int, position: int, only: set[str] | None = None) -> None:
-            """Take what can be from message ``start``, before event ``position``, on.
+            """Take what can be from message ``start`` on, the replay being at event ``position``.
 
             Up to the next connection's opening; book channels only where no REST
             response comes before it, at or after event ``position``.
@@ -598,12 +598,12 @@ class _Driver:
             nonlocal taken, singles
             assert self.columnar is not None  # only a columnar replay takes
             following = bisect.bisect_left(opens, position)
-            until = opens[following] if following < len(opens) else events.height
-            rest = bisect.bisect_left(rests, position)
+            next_open = opens[following] if following < len(opens) else events.height
+            next_rest = bisect.bisect_left(rests, position)
             found, later, until = self.columnar.take(
-                messages, items.payload, start=start, end=bisect.bisect_left(at, until),
-                books=rest == len(rests) or rests[rest] >= until, decoded=decoded,
-                only=only)
+                messages, items.payload, start=start, end=bisect.bisect_left(at, next_open),
+                books=next_rest == len(rests) or rests[next_rest] >= next_open,
+                decoded=decoded, only=only)
             for after, names in later.items():  # a stop just after the message
                 bisect.insort(stops, (at[after] + 1, -1, names), key=_stop_order)
                 bisect.insort(coming, after + 1)
