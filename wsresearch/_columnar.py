@@ -51,9 +51,12 @@ from .spec import CONNECTION_GROUP, Channel, FeedSpec
 __all__ = ["Columnar", "Taken", "Taking"]
 
 _SPLIT_MIN = 1_000
-"""Rows of a channel after its first faulty message in a chunk for the replay to take them
-after it (a take costs a few milliseconds; through the models, a message some µs); and,
-in a take after such a message, rows before the next for it to do so again."""
+"""Rows of a channel after a faulty message in a chunk for the replay to take them after it
+(a take costs a few milliseconds; through the models, a message some µs)."""
+
+_QUICK = 8
+"""Takes after a faulty message with fewer than :data:`_SPLIT_MIN` rows before it that a
+channel gets a chunk: a burst of faults then goes through the models."""
 
 
 class Taken:
@@ -176,6 +179,7 @@ class Columnar:
                            for name in {*spec.channel_names, *self.book_channels}}
         self.monitored = frozenset(pipeline.health.streams)
         """The health streams judged; a stream not among them is never stale."""
+        self._quick: dict[str, int] = {}  # per channel, this chunk's quick retakes
 
     def stale(self, stream: str) -> bool:
         """Whether ``stream`` is stale now (its next message makes it recover)."""
@@ -263,6 +267,8 @@ class Columnar:
         """
         pipeline = self.pipeline
         generation = pipeline.generation
+        if start == 0:  # a chunk's first take
+            self._quick.clear()
         if decoded is None:
             decoded = self.decode(messages)
         positions = pl.int_range(messages.height, eager=True)
@@ -325,10 +331,13 @@ class Columnar:
                     after = int(rows["__position"][fault])
                     if made is not None:
                         until[name] = after
-                    # Again after it, where enough follow; and after a retake's, only where
-                    # it took enough first (dense faults go one by one, not a take each).
-                    if rows.height - fault - 1 >= _SPLIT_MIN and (only is None
-                                                                  or fault >= _SPLIT_MIN):
+                    # Again after it, where enough follow, and either enough came before
+                    # or the chunk's few quick retakes are not spent: a burst of faults
+                    # goes one by one, not a take each.
+                    if rows.height - fault - 1 >= _SPLIT_MIN and (
+                            fault >= _SPLIT_MIN or self._quick.get(name, 0) < _QUICK):
+                        if fault < _SPLIT_MIN:
+                            self._quick[name] = self._quick.get(name, 0) + 1
                         later.setdefault(after, set()).add(name)
             elif rows["__position"][-1] > after:
                 later.setdefault(after, set()).add(name)
