@@ -314,6 +314,24 @@ def test_a_duplicate_or_a_gap_keeps_only_itself_from_being_read_in_columns(
     assert columns.read_in_columns >= taken - 5 > 5000
 
 
+def test_a_burst_of_duplicates_goes_through_the_models_after_a_few_retakes(
+        tmp_path: Path) -> None:
+    # Every other bookTicker sent twice for a stretch: a take after each would cost more
+    # than the models; after eight quick ones the channel goes one by one for the chunk.
+    spec = Recording.open(SPOT).spec
+    assert spec is not None
+    events, _ = _base(SPOT, 6_000)
+    tickers = [i for i, e in enumerate(events) if isinstance(e.data, str)
+               and '@bookTicker"' in e.data]
+    for at in reversed(tickers[10:3_000:2]):
+        events.insert(at + 1, events[at])
+    write_events(tmp_path / "r", events, source_url=spec.url, origin=spec.origin)
+    columns, models = both(tmp_path / "r", 20_000)  # one chunk
+    assert_same(columns, models)
+    assert models.stats["duplicates"] > 1_000
+    assert models.frames["trade"].height < columns.read_in_columns < 1_500
+
+
 @pytest.mark.parametrize("fault", ["none", "drop", "chain", "repeat"])
 def test_the_usdm_depth_diffs_follow_their_chain_in_columns_as_through_models(
         tmp_path: Path, fault: str) -> None:
