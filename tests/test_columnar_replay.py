@@ -569,6 +569,23 @@ def test_keys_left_out_of_the_layout_are_none_in_columns_too(tmp_path: Path) -> 
     assert models.frames["tick"]["venue"].null_count() == 300
 
 
+@pytest.mark.parametrize("fault", ["duplicate", "gap", "every key none"])
+def test_keys_left_out_of_the_layout_are_none_where_a_fault_is_looked_for(
+        tmp_path: Path, fault: str) -> None:
+    # The first faulty row is found on the same columns the rows are checked on, venue
+    # (left out) None in each: a duplicate, a gap, or a key of venue alone (None in every
+    # row: each row after the first a duplicate).
+    texts = ticks(300)
+    if fault == "duplicate":
+        texts.insert(101, texts[100])
+    elif fault == "gap":
+        del texts[100]
+    key: Any = "venue" if fault == "every key none" else ("venue", "ts")
+    _, models = hand_built(tmp_path, texts, dedupe_key=key, sequence="ts",
+                           sequence_key="venue")
+    assert models.stats["duplicates"] + models.stats["sequence_gaps"] > 0
+
+
 def test_a_sequence_key_named_like_an_aggregate_is_counted_in_columns(tmp_path: Path) -> None:
     columns, _ = hand_built(tmp_path, ticks(300), sequence="ts", sequence_key="first")
     assert columns.read_in_columns > 200

@@ -55,8 +55,10 @@ _SPLIT_MIN = 1_000
 (a take costs a few milliseconds; through the models, a message some µs)."""
 
 _QUICK = 8
-"""Takes after a faulty message with fewer than :data:`_SPLIT_MIN` rows before it that a
-channel gets a chunk: a burst of faults then goes through the models."""
+"""Takes after a faulty message a channel gets per chunk where fewer than
+:data:`_SPLIT_MIN` of its rows came before the message: past them, a burst of faults goes
+through the models (after one with :data:`_SPLIT_MIN` rows or more before it, a take
+always comes)."""
 
 
 class Taken:
@@ -261,9 +263,11 @@ class Columnar:
         Returns
         -------
         Taking
-            Per channel taken, its rows; and the channels that can be taken only after a
+            Per channel taken, its rows (up to its first faulty message, if it has one:
+            :attr:`Taking.until`); and the channels that can be taken only after a
             message that keeps them out (their sibling's, or one their layout did not
-            read). A channel in neither keeps the per-message path for the chunk.
+            read) or after a faulty one. A channel in none keeps the per-message path
+            from ``start`` to ``end``.
         """
         pipeline = self.pipeline
         generation = pipeline.generation
@@ -351,6 +355,7 @@ class Columnar:
         times step back, the book rule refuses them) is a duplicate or breaks its key's
         run of sequence numbers; the rows before it are taken, if they can be.
         """
+        found = _with_left_out(found, self._schemas[channel.name])
         made = self._taken(channel, found)
         if made is not None:
             return made, None
@@ -363,10 +368,8 @@ class Columnar:
         """The first of ``found``'s rows that is a duplicate or breaks its key's run."""
         faults = []
         names = channel.field_names
-        if channel.dedupe_key is not None:
-            cache = self.pipeline.parser.cache(channel.name)
-            if cache is None:
-                return None
+        cache = self.pipeline.parser.cache(channel.name)
+        if channel.dedupe_key is not None and cache is not None:
             columns = [found[n].to_list() for n in names["dedupe_key"]]
             keys = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
             repeat = cache.first_known(keys)
@@ -406,9 +409,7 @@ class Columnar:
         pipeline = self.pipeline
         names = channel.field_names
         schema = self._schemas[channel.name]
-        found = found.with_columns(pl.lit(None, dtype=dtype).alias(name)  # left out: None
-                                   for name, dtype in schema.items()
-                                   if name not in found.columns)
+        found = _with_left_out(found, schema)
         keys: list[Hashable] | None = None
         mono = found["__mono"]
         if channel.dedupe_key is not None:
@@ -458,6 +459,12 @@ class Columnar:
             if not steady or (expected is not None and expected != first):
                 return False
         return True
+
+
+def _with_left_out(found: pl.DataFrame, schema: dict[str, pl.DataType | None]) -> pl.DataFrame:
+    """``found`` with the model's fields its layout leaves out, as nulls (the model's None)."""
+    return found.with_columns(pl.lit(None, dtype=dtype).alias(name)
+                              for name, dtype in schema.items() if name not in found.columns)
 
 
 def _ascending(times: pl.Series) -> bool:

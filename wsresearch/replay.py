@@ -557,7 +557,8 @@ class _Driver:
         # receive time reaches it), then each event that is not a message. Only the check
         # points that can change something run (see _run_checks), so a tiny interval
         # over a long recording costs nothing per check point it skips.
-        # (position, order, (first and last check point) or event row)
+        # (position, order, (first and last check point) or event row); the columnar path
+        # adds (position, -2, channel) and (position, -1, channels) below
         reach = events["mono_ns"].cum_max().clip(lower_bound=self.reach)
         slot = (reach - first_mono) // interval
         before = slot.shift(1, fill_value=self.slot)
