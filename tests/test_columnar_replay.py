@@ -72,6 +72,14 @@ def assert_same(columns: ReplayResult, models: ReplayResult) -> None:
         assert [book_state(b) for b in columns.books] == [book_state(b) for b in models.books]
 
 
+def record_like(source: Path, path: Path, events: list[Captured]) -> Path:
+    """``events`` written to ``path`` as a recording made with ``source``'s spec."""
+    spec = Recording.open(source).spec
+    assert spec is not None
+    write_events(path, events, source_url=spec.url, origin=spec.origin)
+    return path
+
+
 def book_state(book: Book) -> tuple[Any, ...]:
     """Everything a book holds: its levels, their texts, its ids, times and counts."""
     return (book.symbol, repr(book.bids.items()), repr(book.asks.items()), book._texts,
@@ -178,11 +186,9 @@ def test_a_lost_diff_and_a_later_snapshot_keep_the_models_book(tmp_path: Path) -
     # for a snapshot, which a later REST response brings; the book follows again. Every
     # step is the models' in columns too, at chunk sizes that put the loss, the
     # snapshot and the diffs after each in chunks of their own and together.
-    spec = Recording.open(SPOT).spec
-    assert spec is not None
     changed = _with_snapshot_before(list(BASE), 30)  # the 31st diff joins it
     del changed[_depth_positions(changed)[20]]
-    write_events(tmp_path / "r", changed, source_url=spec.url, origin=spec.origin)
+    record_like(SPOT, tmp_path / "r", changed)
     for chunk_events in (7, 60, 333, 20_000):
         columns, models = both(tmp_path / "r", chunk_events)
         assert_same(columns, models)
@@ -196,10 +202,8 @@ def test_a_lost_diff_and_a_later_snapshot_keep_the_models_book(tmp_path: Path) -
 def test_a_snapshot_while_the_book_is_synced_comes_between_the_diffs(tmp_path: Path) -> None:
     # A REST snapshot taken while the book is whole (the 31st diff joins it): the book is
     # reloaded between two diffs, so a chunk holding it cannot apply its diffs at commit.
-    spec = Recording.open(SPOT).spec
-    assert spec is not None
     events = _with_snapshot_before(list(BASE), 30, [["1.5", "2"]])  # unlike the diffs' book
-    write_events(tmp_path / "r", events, source_url=spec.url, origin=spec.origin)
+    record_like(SPOT, tmp_path / "r", events)
     for chunk_events in (60, 333, 20_000):
         columns, models = both(tmp_path / "r", chunk_events)
         assert_same(columns, models)
@@ -211,15 +215,13 @@ def test_a_snapshot_while_the_book_is_synced_comes_between_the_diffs(tmp_path: P
 def test_a_repeated_or_reordered_diff_keeps_the_models_book(tmp_path: Path) -> None:
     # A diff sent twice (a duplicate, dropped by de-dup) and two diffs swapped (a gap,
     # then old news): the chunks holding them go through the models.
-    spec = Recording.open(SPOT).spec
-    assert spec is not None
     events = list(BASE)
     depth = _depth_positions(events)
     events.insert(depth[30] + 1, events[depth[30]])
     a, b = depth[45] + 1, depth[46] + 1
     events[a], events[b] = events[b]._replace(wall_ns=events[a].wall_ns), \
         events[a]._replace(wall_ns=events[b].wall_ns)
-    write_events(tmp_path / "r", events, source_url=spec.url, origin=spec.origin)
+    record_like(SPOT, tmp_path / "r", events)
     for chunk_events in (11, 97, 20_000):
         columns, models = both(tmp_path / "r", chunk_events)
         assert_same(columns, models)
@@ -259,9 +261,7 @@ def test_a_message_its_layout_does_not_read_keeps_its_channel_out_only_until_it(
     at = next(i for i in range(FIRST + 20, len(events)) if isinstance(events[i].data, str)
               and "@bookTicker" in events[i].data)
     events[at] = events[at]._replace(data=json.dumps(json.loads(str(events[at].data))))
-    spec = Recording.open(SPOT).spec
-    assert spec is not None
-    write_events(tmp_path / "r", events, source_url=spec.url, origin=spec.origin)
+    record_like(SPOT, tmp_path / "r", events)
     columns, models = both(tmp_path / "r", 20_000)  # one chunk
     assert_same(columns, models)
     tickers = models.frames["bookTicker"].height
@@ -272,10 +272,8 @@ def test_each_connection_of_a_chunk_is_read_in_columns(tmp_path: Path) -> None:
     # Two reconnects in one chunk: the messages of each connection, the first's included,
     # are read in columns, each from its opening to the next (what was taken before an
     # opening committed before it), each key's first number starting afresh.
-    spec = Recording.open(SPOT).spec
-    assert spec is not None
     events = mutate(BASE, [("reconnect", 150, 0), ("reconnect", 400, 0)])
-    write_events(tmp_path / "r", events, source_url=spec.url, origin=spec.origin)
+    record_like(SPOT, tmp_path / "r", events)
     columns, models = both(tmp_path / "r", 20_000)  # one chunk
     assert_same(columns, models)
     assert models.stats["generations"] == 3
@@ -290,8 +288,6 @@ def test_a_duplicate_or_a_gap_keeps_only_itself_from_being_read_in_columns(
     # trade whose id jumps (a gap) or two trades swapped: the rows before the fault are
     # read in columns and committed before it goes through the models, and those after it
     # (more than a thousand) are read in columns from the state it left.
-    spec = Recording.open(SPOT).spec
-    assert spec is not None
     events, _ = _base(SPOT, 6_000)
     stream = "@bookTicker" if fault == "duplicate" else "@trade"
     at = [i for i, e in enumerate(events) if isinstance(e.data, str)
@@ -305,7 +301,7 @@ def test_a_duplicate_or_a_gap_keeps_only_itself_from_being_read_in_columns(
                      and '@trade"' in str(events[i].data))
         events[at], events[after] = (events[at]._replace(data=events[after].data),
                                      events[after]._replace(data=events[at].data))
-    write_events(tmp_path / "r", events, source_url=spec.url, origin=spec.origin)
+    record_like(SPOT, tmp_path / "r", events)
     columns, models = both(tmp_path / "r", 20_000)  # one chunk
     assert_same(columns, models)
     assert (models.stats["duplicates"] if fault == "duplicate"
@@ -318,14 +314,12 @@ def test_a_burst_of_duplicates_goes_through_the_models_after_a_few_retakes(
         tmp_path: Path) -> None:
     # Every other bookTicker sent twice for a stretch: a take after each would cost more
     # than the models; after eight quick ones the channel goes one by one for the chunk.
-    spec = Recording.open(SPOT).spec
-    assert spec is not None
     events, _ = _base(SPOT, 6_000)
     tickers = [i for i, e in enumerate(events) if isinstance(e.data, str)
                and '@bookTicker"' in e.data]
     for at in reversed(tickers[10:3_000:2]):
         events.insert(at + 1, events[at])
-    write_events(tmp_path / "r", events, source_url=spec.url, origin=spec.origin)
+    record_like(SPOT, tmp_path / "r", events)
     columns, models = both(tmp_path / "r", 20_000)  # one chunk
     assert_same(columns, models)
     assert models.stats["duplicates"] > 1_000
@@ -351,9 +345,7 @@ def test_the_usdm_depth_diffs_follow_their_chain_in_columns_as_through_models(
                                   json.dumps(message, separators=(",", ":")))
     elif fault == "repeat":
         events.insert(target + 1, events[target])
-    spec = Recording.open(USDM).spec
-    assert spec is not None
-    write_events(tmp_path / "r", events, source_url=spec.url, origin=spec.origin)
+    record_like(USDM, tmp_path / "r", events)
     for chunk_events in (29, 97, 20_000):
         columns, models = both(tmp_path / "r", chunk_events)
         assert_same(columns, models)
@@ -424,9 +416,7 @@ def test_a_session_with_faults_replays_alike_in_columns_and_through_models(
         tmp_path_factory: pytest.TempPathFactory, operations: list[tuple[str, int, int]],
         chunk_events: int, faithful: bool) -> None:
     path = tmp_path_factory.mktemp("faults") / "recording"
-    spec = Recording.open(SPOT).spec
-    assert spec is not None
-    write_events(path, mutate(BASE, operations), source_url=spec.url, origin=spec.origin)
+    record_like(SPOT, path, mutate(BASE, operations))
     columns, models = both(path, chunk_events, "faithful" if faithful else "complete")
     assert_same(columns, models)
 
@@ -435,11 +425,8 @@ def test_each_kind_of_fault_keeps_its_outcome_and_the_rest_is_still_read_in_colu
         tmp_path: Path) -> None:
     # One of each, spread over the session: every fault gets the outcome the models give
     # it, and the channels go on being read in columns in the chunks without one.
-    spec = Recording.open(SPOT).spec
-    assert spec is not None
     operations = [(name, 37 * (i + 1), 200 + i) for i, name in enumerate(OPERATIONS)]
-    write_events(tmp_path / "r", mutate(BASE, operations), source_url=spec.url,
-                 origin=spec.origin)
+    record_like(SPOT, tmp_path / "r", mutate(BASE, operations))
     columns, models = both(tmp_path / "r", 60)
     assert_same(columns, models)
     assert models.stats["duplicates"] and models.stats["invalid"] and models.counts.inexact
@@ -450,8 +437,6 @@ def test_each_kind_of_fault_keeps_its_outcome_and_the_rest_is_still_read_in_colu
 def test_a_stale_stream_recovers_at_the_same_moment_in_columns(tmp_path: Path) -> None:
     # 40 s without bookTicker (its stale threshold is 30 s) while depth and trades go on:
     # the stream goes stale at a check, and recovers at its next message.
-    spec = Recording.open(SPOT).spec
-    assert spec is not None
     events, shift = [], 0
     for i, event in enumerate(BASE):
         text = event.data if isinstance(event.data, str) else ""
@@ -461,7 +446,7 @@ def test_a_stale_stream_recovers_at_the_same_moment_in_columns(tmp_path: Path) -
             shift = 40_000_000_000
         events.append(event._replace(wall_ns=event.wall_ns + shift)
                       if event.wall_ns is not None else event)
-    write_events(tmp_path / "r", events, source_url=spec.url, origin=spec.origin)
+    record_like(SPOT, tmp_path / "r", events)
     columns, models = both(tmp_path / "r", 50)
     assert_same(columns, models)
     assert [t.stream for t in models.health_transitions].count("bookTicker") >= 2
@@ -809,19 +794,11 @@ def test_a_kraken_futures_book_with_a_fault_keeps_the_models_book(
         events[target], events[after] = (events[after]._replace(wall_ns=events[target].wall_ns),
                                          events[target]._replace(wall_ns=events[after].wall_ns))
     elif fault == "snapshot":  # the first snapshot again, numbered to join the next level
-        first = next(e for e in events if isinstance(e.data, str)
-                     and e.data.startswith('{"feed":"book_snapshot"')
-                     and f'"product_id":"{product}"' in e.data)
-        snapshot = json.loads(str(first.data))
-        snapshot["seq"] = json.loads(str(events[target].data))["seq"] - 1
-        events.insert(target, Captured("frame", events[target].wall_ns,
-                                       json.dumps(snapshot, separators=(",", ":"))))
+        events = _snapshot_again(events, len(levels) // 2, product)
     elif fault == "reconnect":
         events.insert(target, Captured("open", events[target].wall_ns,
                                        "wss://futures.kraken.com/ws/v1"))
-    spec = Recording.open(KRAKEN_FUTURES).spec
-    assert spec is not None
-    write_events(tmp_path / "r", events, source_url=spec.url, origin=spec.origin)
+    record_like(KRAKEN_FUTURES, tmp_path / "r", events)
     for chunk_events in (29, 97, 20_000):
         columns, models = both(tmp_path / "r", chunk_events)
         assert_same(columns, models)
@@ -869,9 +846,7 @@ def test_a_kraken_futures_session_with_faults_replays_alike_in_columns(
 def assert_alike_with_faults(folder: Path, source: Path, events: list[Captured],
                              chunk_events: int) -> None:
     """``events``, recorded as ``source`` was, replay alike in columns and through models."""
-    spec = Recording.open(source).spec
-    assert spec is not None
-    write_events(folder / "recording", events, source_url=spec.url, origin=spec.origin)
+    record_like(source, folder / "recording", events)
     assert_same(*both(folder / "recording", chunk_events))
 
 
@@ -882,12 +857,14 @@ def _seventeen_digits(price: re.Match[str]) -> str:
     return f'"price":{whole}.{fraction},'
 
 
-def _snapshot_again(events: list[Captured], where: int) -> list[Captured]:
+def _snapshot_again(events: list[Captured], where: int,
+                    product: str | None = None) -> list[Captured]:
     """``events`` with a product's first snapshot sent again before one of its levels.
 
-    Numbered to join that level (as a resync's snapshot is), with the book as it was.
+    Numbered to join that level (as a resync's snapshot is), with the book as it was; the
+    level is the ``where``-th of all (modulo their count), or of ``product``'s.
     """
-    levels = _level_positions(events)
+    levels = _level_positions(events, product)
     at = levels[where % len(levels)]
     level = json.loads(str(events[at].data))
     first = next(e for e in events if isinstance(e.data, str)

@@ -367,12 +367,9 @@ class Columnar:
     def _first_fault(self, channel: Channel, found: pl.DataFrame) -> int | None:
         """The first of ``found``'s rows that is a duplicate or breaks its key's run."""
         faults = []
-        names = channel.field_names
         cache = self.pipeline.parser.cache(channel.name)
         if channel.dedupe_key is not None and cache is not None:
-            columns = [found[n].to_list() for n in names["dedupe_key"]]
-            keys = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
-            repeat = cache.first_known(keys)
+            repeat = cache.first_known(_keys(channel, found))
             if repeat is not None:
                 faults.append(repeat)
         if channel.sequence is not None:
@@ -382,7 +379,16 @@ class Columnar:
         return min(faults) if faults else None
 
     def _first_break(self, channel: Channel, found: pl.DataFrame) -> int | None:
-        """The first row whose numbers do not run on from where its key expects them."""
+        """The first row whose numbers do not run on from where its key expects them.
+
+        ``None``: every key's numbers run on by one, from where the key expects. Before
+        the tracker has judged a number of this connection, every key starts afresh: the
+        first number judged clears what the last connection left, whoever's. That holds
+        because (1) observe() clears only once it has a number to judge, (2)
+        old-generation messages are never judged, and (3) this channel's group is its
+        own, not the connection group of control messages (_own_state): so nothing
+        judged in this connection reads what the last one left, whichever comes first.
+        """
         first, last = (pl.col(c) if isinstance(c, str) else c
                        for c in channel.sequence_bounds())
         numbers = found.select(_sequence_key(channel).alias("key"), first.alias("first"),
@@ -392,35 +398,36 @@ class Columnar:
             (pl.col("last") < pl.col("first"))
             | (previous.is_not_null() & (pl.col("first") != previous + 1)))["row"].head(1)]
         sequences = self.pipeline.sequences
-        if sequences.generation == self.pipeline.generation:  # not afresh (see _runs_on)
+        if sequences.generation == self.pipeline.generation:  # not afresh
             group = channel.sequence_group_name
             for key_value, number, row in numbers.group_by("key", maintain_order=True).agg(
                     pl.col("first").first(), pl.col("row").first()).iter_rows():
                 expected = sequences.expected(group, key_value)
                 if expected is not None and expected != number:
                     breaks.append(int(row))
-        if channel.sequence_chained:  # previous + 1 past an Int64 (see _runs_on)
+        if channel.sequence_chained:  # previous + 1 past an Int64: the models report it
             breaks.extend(int(row) for row in found.with_row_index("row").filter(
                 pl.col(channel.field_names["sequence"][0]) == INT64_MAX)["row"].head(1))
         return min(breaks) if breaks else None
 
     def _taken(self, channel: Channel, found: pl.DataFrame) -> Taken | None:
-        """``channel``'s rows as a :class:`Taken`, or ``None`` if any would not be ``ok``."""
+        """``channel``'s rows as a :class:`Taken`, or ``None`` if any would not be ``ok``.
+
+        ``found`` holds every field of the model (:func:`_with_left_out`).
+        """
         pipeline = self.pipeline
         names = channel.field_names
         schema = self._schemas[channel.name]
-        found = _with_left_out(found, schema)
         keys: list[Hashable] | None = None
         mono = found["__mono"]
         if channel.dedupe_key is not None:
             cache = pipeline.parser.cache(channel.name)
             if cache is None or not _ascending(mono):
                 return None
-            columns = [found[n].to_list() for n in names["dedupe_key"]]
-            keys = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+            keys = _keys(channel, found)
             if not cache.fresh(keys, mono[0]):
                 return None
-        if channel.sequence is not None and not self._runs_on(channel, found):
+        if channel.sequence is not None and self._first_break(channel, found) is not None:
             return None
         time = names.get("exchange_time")
         meta = {
@@ -439,26 +446,11 @@ class Columnar:
                 return None
         return Taken(pipeline, channel, rows, found["__position"].to_list(), keys, book)
 
-    def _runs_on(self, channel: Channel, found: pl.DataFrame) -> bool:
-        """Whether every key's numbers run on by one from where the key expects."""
-        sequences = self.pipeline.sequences
-        # Before the tracker has judged a number of this connection, every key starts
-        # afresh: the first number judged clears what the last connection left, whoever's.
-        # That holds because (1) observe() clears only once it has a number to judge, (2)
-        # old-generation messages are never judged, and (3) this channel's group is its
-        # own, not the connection group of control messages (_own_state): so nothing
-        # judged in this connection reads what the last one left, whichever comes first.
-        afresh = sequences.generation != self.pipeline.generation
-        group = channel.sequence_group_name
-        if channel.sequence_chained and found[channel.field_names["sequence"][0]].max() == \
-                INT64_MAX:
-            return False  # previous + 1 is past an Int64: the model path reports it
-        for key_value, first, _, _, steady in runs(found, _sequence_key(channel),
-                                                   *channel.sequence_bounds()).iter_rows():
-            expected = None if afresh else sequences.expected(group, key_value)
-            if not steady or (expected is not None and expected != first):
-                return False
-        return True
+
+def _keys(channel: Channel, found: pl.DataFrame) -> list[Hashable]:
+    """Each row's de-dup key: its one field's value, or a tuple of its fields' values."""
+    columns = [found[n].to_list() for n in channel.field_names["dedupe_key"]]
+    return columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
 
 
 def _with_left_out(found: pl.DataFrame, schema: dict[str, pl.DataType | None]) -> pl.DataFrame:
