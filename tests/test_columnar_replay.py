@@ -134,7 +134,22 @@ def test_the_real_spot_and_usdm_captures_are_mostly_read_in_columns() -> None:
         assert columns.read_in_columns >= 0.7 * (messages - book), path.name
 
 
-def test_the_spot_depth_diffs_are_read_in_columns_once_the_book_is_synced() -> None:
+@pytest.fixture
+def at_once(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """What each :meth:`Books.apply_changes` answered: levels applied at once, or left."""
+    answers: list[bool] = []
+    real = Books.apply_changes
+
+    def spy(self: Books, *args: Any, **kwargs: Any) -> bool:
+        answers.append(real(self, *args, **kwargs))
+        return answers[-1]
+
+    monkeypatch.setattr(Books, "apply_changes", spy)
+    return answers
+
+
+def test_the_spot_depth_diffs_are_read_in_columns_once_the_book_is_synced(
+        at_once: list[bool]) -> None:
     # The chunk holding the REST snapshot goes through the models (the snapshot changes
     # the book among its messages); after it, each diff follows the last, so the diffs
     # are read in columns and applied to the book as they are committed.
@@ -145,6 +160,7 @@ def test_the_spot_depth_diffs_are_read_in_columns_once_the_book_is_synced() -> N
     book = columns.book("BTCUSDT")
     assert book.valid and book.stats.updates == depth and len(book.bids) > 100
     assert columns.books is not None and columns.books.quotes().height > 100
+    assert len(at_once) > 5 and all(at_once)  # the diffs' levels all at once
 
 
 @pytest.mark.parametrize("chunk_events", [97, 20_000])
@@ -757,7 +773,7 @@ KRAKEN_BASE, KRAKEN_FIRST = _base(KRAKEN_FUTURES, 3_000)
 
 @pytest.mark.parametrize("chunk_events", [97, 1000, 20_000])
 def test_the_kraken_futures_book_levels_are_read_in_columns_as_through_models(
-        chunk_events: int) -> None:
+        chunk_events: int, at_once: list[bool]) -> None:
     # Ten products' books: a snapshot each (book_snapshot, per message), then one level a
     # message (book, with a layout). The levels after a chunk's last snapshot are taken in
     # columns and applied to the books at commit.
@@ -767,6 +783,7 @@ def test_the_kraken_futures_book_levels_are_read_in_columns_as_through_models(
     levels = models.frames["book"].height
     assert levels > 7000 and all(book.valid for book in models.books or ())
     assert columns.read_in_columns > 0.95 * levels  # one chunk too: after the snapshots
+    assert at_once and all(at_once)  # the levels all at once
 
 
 def _level_positions(events: list[Captured], product: str | None = None) -> list[int]:
@@ -883,7 +900,7 @@ COINBASE = DATA / "coinbase_cryptofeed_2021-04-17_exchange_level2_ticker_matches
 
 @pytest.mark.parametrize("chunk_events", [97, 1000, 20_000])
 def test_the_coinbase_level2_updates_are_read_in_columns_as_through_models(
-        chunk_events: int) -> None:
+        chunk_events: int, at_once: list[bool]) -> None:
     # Ten products' books: a snapshot each (per message), then l2update changes (a layout
     # of side-tagged changes and an ISO time), applied to the books at commit.
     columns, models = both(COINBASE, chunk_events)
@@ -891,6 +908,7 @@ def test_the_coinbase_level2_updates_are_read_in_columns_as_through_models(
     updates = models.frames["l2update"].height
     assert updates > 9000 and all(book.valid for book in models.books or ())
     assert columns.read_in_columns > 0.95 * updates  # one chunk too: after the snapshots
+    assert at_once and all(at_once)  # the changes all at once
 
 
 def _coinbase_snapshot_again(events: list[Captured], where: int) -> list[Captured]:

@@ -145,6 +145,14 @@ class Levels:
         self._resized()
         return removed
 
+    def replace(self, prices: list[float], amounts: list[float]) -> None:
+        """Make the side exactly these levels, given from the worst price to the best."""
+        self._amounts = dict(zip(prices, amounts, strict=True))
+        ranks = prices if self._sign > 0 else [-price for price in prices]
+        # Sorted already; a sorted list stays one until it shrinks (as the changes leave it).
+        self._ranks = ranks if isinstance(self._ranks, list) else SortedList(ranks)
+        self._resized()
+
     def clear(self) -> None:
         """Remove every level."""
         self._amounts.clear()

@@ -26,13 +26,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from ._levels import Levels
+from ._sweep import Changes, Stretch, exact, side_arrays
 
 __all__ = ["BOOK_COLUMNS", "NEW_CONNECTION", "Book", "BookRule", "BookStats", "Books",
-           "Levels", "apply_levels", "apply_pairs", "change_lists", "kraken_checksum",
-           "level_lists"]
+           "Changes", "Levels", "apply_levels", "apply_pairs", "change_lists", "kraken_checksum",
+           "level_changes", "level_lists", "side_changes"]
 
 Side = Literal["bid", "ask"]
 
@@ -553,6 +556,115 @@ class Books:
             except Exception as exc:  # as the per-message path: reported, the next applied
                 report(exc)
 
+    def apply_changes(self, rows: pl.DataFrame, symbol: str, exchange_time: str,
+                      bids: Changes, asks: Changes,
+                      finish: Callable[[Book, int], None] | None = None) -> bool:
+        """Apply a rule's accepted rows whose changes are levels, the levels all at once.
+
+        What :meth:`apply_each` does row by row, in arrays (:mod:`wsresearch._sweep`): the
+        same levels, quotes, snapshots, counts and times, without a Python step per level.
+        For rows that follow on from valid books and leave them valid
+        (:meth:`BookRule.takes_rows`).
+
+        Parameters
+        ----------
+        rows
+            The rows, with their ``symbol`` and ``exchange_time`` columns and their receive
+            times.
+        bids, asks
+            Each side's level changes, row by row in the order applied.
+        finish
+            What else a row sets on its book (an update id), called with each book and its
+            last row once its levels are set.
+
+        Returns
+        -------
+        bool
+            False, having changed nothing, where at once would not be exact (a NaN, a
+            price of 0, a receive time that steps back): then :meth:`apply_each` applies
+            the rows.
+        """
+        walls = rows["recv_wall_ns"].to_numpy()
+        found = self.books
+        names = rows[symbol]
+        every = names.unique(maintain_order=True).to_list()
+        firsts = {name: (side_arrays(found[name].bids), side_arrays(found[name].asks))
+                  for name in every}
+        if not (exact(bids) and exact(asks)
+                and (walls.size < 2 or bool((walls[1:] >= walls[:-1]).all()))
+                and all(exact(side) for sides in firsts.values() for side in sides)):
+            return False
+        exchange = rows[exchange_time].cast(pl.Int64)
+        stretches = {name: Stretch(
+            found[name], firsts[name],
+            (names == name).arg_true().to_numpy() if len(every) > 1 else None,
+            bids, asks, exchange, walls, self._tops.get(name)) for name in every}
+        due = self._due_rows(walls)
+        if due:
+            self._snapshots_at(due, stretches)
+        if self._quotes:
+            self._quote_chunks.append(self._quote_frame(self._quotes))
+            self._quotes.clear()
+        quotes = pl.concat([stretch.quotes(self.generation) for stretch in stretches.values()])
+        self._quote_chunks.append(quotes.sort("_row").drop("_row"))
+        monos = rows["recv_mono_ns"]
+        for stretch in stretches.values():
+            book, last = stretch.book, stretch.last_row
+            stretch.settle()
+            book.stats.updates += stretch.count
+            book.recv_mono_ns, book.recv_wall_ns = monos[last], int(walls[last])
+            book.exchange_ns = stretch.last_exchange
+            self._tops[book.symbol] = stretch.last_top
+            if finish is not None:
+                finish(book, last)
+        return True
+
+    def _due_rows(self, walls: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
+        """``(row, boundary)`` of each snapshot due before a row of non-decreasing ``walls``.
+
+        As :meth:`due` before each row, which it leaves where the last row leaves it.
+        """
+        if self.snapshot_interval is None or not walls.size:
+            return []
+        step = max(1, round(self.snapshot_interval * 1e9))
+        boundary = self._next_snapshot_ns
+        if boundary is None:  # the first row sets the first boundary
+            boundary = (int(walls[0]) // step + 1) * step
+        first = int(np.searchsorted(walls, boundary, side="left"))
+        if first >= walls.size:
+            self._next_snapshot_ns = boundary
+            return []
+        # From the first, each row in a later step than the row before (boundaries being
+        # multiples of the step): the last boundary passed is the start of its step.
+        steps = walls[first:] // step
+        rows = first + np.flatnonzero(np.concatenate([[True], steps[1:] != steps[:-1]]))
+        wall = int(walls[first])
+        found = [(first, wall - (wall - boundary) % step)]
+        found += zip(rows[1:].tolist(), (steps[rows[1:] - first] * step).tolist(), strict=True)
+        self._next_snapshot_ns = (int(walls[rows[-1]]) // step + 1) * step
+        return found
+
+    def _snapshots_at(self, due: list[tuple[int, int]], stretches: dict[str, Stretch]) -> None:
+        """The snapshots ``due`` (:meth:`_due_rows`), books in a stretch as each row found them."""
+        depth = self.snapshot_depth
+        rows = np.array([row for row, _ in due], np.int64)
+        tops = {name: stretch.before(rows, depth) for name, stretch in stretches.items()}
+        for index, (_, boundary) in enumerate(due):
+            for book in sorted(self.books.values(), key=_symbol):
+                if not book.valid:
+                    continue
+                stretch = tops.get(book.symbol)
+                if stretch is None:
+                    exchange_ns, bids, asks = (book.exchange_ns, book.side("bid", depth),
+                                               book.side("ask", depth))
+                else:
+                    exchange_ns, bids, asks = (stretch[0][index], stretch[1][index],
+                                               stretch[2][index])
+                self._snapshots.append((
+                    book.symbol, exchange_ns, boundary, self.generation,
+                    [{"price": p, "amount": a} for p, a in bids],
+                    [{"price": p, "amount": a} for p, a in asks]))
+
     def due(self, wall_ns: int) -> None:
         """Take the snapshots due before a book message received at ``wall_ns`` is applied."""
         if self.snapshot_interval is not None and (
@@ -652,6 +764,33 @@ def level_lists(column: pl.Series) -> tuple[list[float], list[float], list[int]]
     """
     flat, ends = _flat(column)
     return flat.arr.get(0).to_list(), flat.arr.get(1).to_list(), ends
+
+
+def level_changes(column: pl.Series) -> Changes:
+    """A column of levels (``List(Array(Float64, 2))``) as one side's :class:`Changes`."""
+    rows, flat = _flat_rows(column)
+    levels = flat.to_numpy().reshape(-1, 2)
+    return Changes(rows, levels[:, 0], levels[:, 1])
+
+
+def side_changes(column: pl.Series, bid: str) -> tuple[Changes, Changes]:
+    """A column of level changes (``List(Struct(side, price, size))``) as bids' and asks'.
+
+    ``bid``: the ``side`` of a bid (``"buy"``); any other side is an ask's.
+    """
+    rows, flat = _flat_rows(column)
+    items = flat.struct
+    is_bid = (items.field("side") == bid).fill_null(False).to_numpy()
+    prices, sizes = items.field("price").to_numpy(), items.field("size").to_numpy()
+    return (Changes(rows[is_bid], prices[is_bid], sizes[is_bid]),
+            Changes(rows[~is_bid], prices[~is_bid], sizes[~is_bid]))
+
+
+def _flat_rows(column: pl.Series) -> tuple[npt.NDArray[np.int64], pl.Series]:
+    """A list column's items, every row's in one series, and the row of each."""
+    flat = pl.DataFrame({"row": np.arange(column.len(), dtype=np.int64), "item": column}
+                        ).explode("item").drop_nulls("item")  # no row for an empty list
+    return flat["row"].to_numpy(), flat["item"]
 
 
 def change_lists(column: pl.Series) -> tuple[list[str], list[float], list[float], list[int]]:

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 import polars as pl
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from ..book import Book, BookRule, Books, apply_pairs, level_lists
+from ..book import Book, BookRule, Books, apply_pairs, level_changes, level_lists
 from ..config import ConnectionConfig, StreamConfig
 from ..layout import Layout
 from ..sequence import Chain, runs
@@ -474,9 +474,16 @@ class BookSync(BookRule):
 
     def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame,
                    report: Callable[[Exception], None]) -> None:
+        finals = rows["final_update_id"].to_list()
+
+        def finish(book: Book, i: int) -> None:  # what the last diff leaves beside its levels
+            book.last_id, book.bridged = finals[i], True
+
+        if books.apply_changes(rows, "symbol", "event_time_ns", level_changes(rows["bids"]),
+                               level_changes(rows["asks"]), finish):
+            return
         bid_prices, bid_amounts, bid_ends = level_lists(rows["bids"])
         ask_prices, ask_amounts, ask_ends = level_lists(rows["asks"])
-        finals = rows["final_update_id"].to_list()
 
         def change(book: Book, i: int) -> None:  # apply() of a diff that follows the last
             bid, ask = (bid_ends[i - 1], ask_ends[i - 1]) if i else (0, 0)

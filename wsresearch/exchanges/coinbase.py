@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Literal
 import polars as pl
 from pydantic import BaseModel, Field, model_validator
 
-from ..book import Book, BookRule, Books, apply_pairs, change_lists
+from ..book import Book, BookRule, Books, apply_pairs, change_lists, side_changes
 from ..config import ConnectionConfig, StreamConfig
 from ..layout import Layout
 from ..normalize import Normalizer
@@ -435,6 +435,9 @@ class ExchangeBookSync(BookRule):
 
     def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame,
                    report: Callable[[Exception], None]) -> None:
+        bids, asks = side_changes(rows["changes"], "buy")
+        if books.apply_changes(rows, "product_id", "time_ns", bids, asks):
+            return
         sides, prices, sizes, ends = change_lists(rows["changes"])
 
         def change(book: Book, i: int) -> None:  # apply() of an update to a valid book

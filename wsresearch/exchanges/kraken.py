@@ -23,10 +23,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 from pydantic import Field, model_validator
 
-from ..book import Book, BookRule, Books, apply_levels, kraken_checksum
+from ..book import Book, BookRule, Books, Changes, apply_levels, kraken_checksum
 from ..config import ConnectionConfig, StreamConfig
 from ..layout import Layout
 from ..sequence import Seq, runs
@@ -761,8 +762,19 @@ class FuturesBookSync(BookRule):
 
     def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame,
                    report: Callable[[Exception], None]) -> None:
-        seqs, sides, prices, quantities = (rows[name].to_list()
-                                           for name in ("seq", "side", "price", "qty"))
+        seqs = rows["seq"].to_list()
+
+        def finish(book: Book, i: int) -> None:  # the last level's number
+            book.last_id = seqs[i]
+
+        is_bid = (rows["side"] == "buy").fill_null(False).to_numpy()
+        every = np.arange(rows.height, dtype=np.int64)
+        price, qty = rows["price"].to_numpy(), rows["qty"].to_numpy()
+        if books.apply_changes(rows, "product_id", "timestamp_ns",
+                               Changes(every[is_bid], price[is_bid], qty[is_bid]),
+                               Changes(every[~is_bid], price[~is_bid], qty[~is_bid]), finish):
+            return
+        sides, prices, quantities = (rows[name].to_list() for name in ("side", "price", "qty"))
 
         def change(book: Book, i: int) -> None:  # apply() of a level that follows the last
             book.set("bid" if sides[i] == "buy" else "ask", prices[i], quantities[i])
