@@ -36,6 +36,7 @@ import warnings
 from collections.abc import Callable, Hashable, Set
 from typing import NamedTuple
 
+import numpy as np
 import polars as pl
 
 from ._limits import INT64_MAX
@@ -45,7 +46,7 @@ from .frames import META_COLUMNS, polars_schema
 from .layout import check_layout
 from .parser import OK
 from .pipeline import Pipeline
-from .sequence import runs
+from .sequence import Numbers, runs
 from .spec import CONNECTION_GROUP, Channel, FeedSpec
 
 __all__ = ["Columnar", "Taken", "Taking"]
@@ -389,25 +390,20 @@ class Columnar:
         own, not the connection group of control messages (_own_state): so nothing
         judged in this connection reads what the last one left, whichever comes first.
         """
-        first, last = (pl.col(c) if isinstance(c, str) else c
-                       for c in channel.sequence_bounds())
-        numbers = found.select(_sequence_key(channel).alias("key"), first.alias("first"),
-                               last.alias("last")).with_row_index("row")
-        previous = pl.col("last").shift(1).over("key")
-        breaks = [int(row) for row in numbers.filter(
-            (pl.col("last") < pl.col("first"))
-            | (previous.is_not_null() & (pl.col("first") != previous + 1)))["row"].head(1)]
+        numbers = Numbers.of(found, _sequence_key(channel), *channel.sequence_bounds())
+        if numbers is None:  # a number left out (null): a break where it is
+            return 0
+        breaks = np.flatnonzero(numbers.breaks())[:1].tolist()
         sequences = self.pipeline.sequences
         if sequences.generation == self.pipeline.generation:  # not afresh
             group = channel.sequence_group_name
-            for key_value, number, row in numbers.group_by("key", maintain_order=True).agg(
-                    pl.col("first").first(), pl.col("row").first()).iter_rows():
+            for key_value, number, row in numbers.heads():
                 expected = sequences.expected(group, key_value)
                 if expected is not None and expected != number:
-                    breaks.append(int(row))
+                    breaks.append(row)
         if channel.sequence_chained:  # previous + 1 past an Int64: the models report it
-            breaks.extend(int(row) for row in found.with_row_index("row").filter(
-                pl.col(channel.field_names["sequence"][0]) == INT64_MAX)["row"].head(1))
+            previous = found[channel.field_names["sequence"][0]].to_numpy()
+            breaks.extend(np.flatnonzero(previous == INT64_MAX)[:1].tolist())
         return min(breaks) if breaks else None
 
     def _taken(self, channel: Channel, found: pl.DataFrame) -> Taken | None:
