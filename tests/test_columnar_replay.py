@@ -118,11 +118,17 @@ def test_the_simulated_session_with_faults_replays_alike_in_columns(chunk_events
 def test_a_short_recording_is_read_in_columns_from_its_connections_opening() -> None:
     # One chunk holds the whole session, opening included: what follows the opening is
     # taken, sequenced trades included (their first number starts afresh, as the first
-    # number of a connection always does); only the book's depth diffs are not.
+    # number of a connection always does), and the book's depth diffs from the REST
+    # snapshot on (those before it wait for it, one by one).
     columns, models = both(SPOT, 20_000)
     assert_same(columns, models)
+    events = Recording.open(SPOT).events()
+    rest = events["kind"].to_list().index("rest")
+    after = events.slice(rest).filter(pl.col("kind") == "frame")["data"].str.contains(
+        "@depth").sum()
+    assert 500 < after < models.frames["depth"].height
     assert columns.read_in_columns == (models.frames["bookTicker"].height
-                                       + models.frames["trade"].height) > 5000
+                                       + models.frames["trade"].height + after)
 
 
 def test_the_real_spot_and_usdm_captures_are_mostly_read_in_columns() -> None:
@@ -163,17 +169,72 @@ def test_the_spot_depth_diffs_are_read_in_columns_once_the_book_is_synced(
     assert len(at_once) > 5 and all(at_once)  # the diffs' levels all at once
 
 
+def _depth_diffs(ids: list[tuple[int, int]], futures: bool) -> tuple[pl.DataFrame, list[Any]]:
+    """Depth diffs of these ``(U, u)``, as the rows a replay takes and as the models."""
+    messages, previous = [], 0
+    for index, (first, final) in enumerate(ids):
+        messages.append(binance.Depth.model_validate({
+            "s": "BTCUSDT", "U": first, "u": final, "pu": previous if futures else None,
+            "b": [[100.0 - index, 1.0 + index]], "a": [[101.0 + index, 0.0 if index else 2.0]],
+            "E": 1_000 + index}))
+        previous = final
+    rows = pl.DataFrame([{**m.model_dump(), "recv_mono_ns": 10 * i, "recv_wall_ns": 10 * i}
+                         for i, m in enumerate(messages)],
+                        schema_overrides={"bids": pl.List(pl.Array(pl.Float64, 2)),
+                                          "asks": pl.List(pl.Array(pl.Float64, 2))})
+    return rows, messages
+
+
+def _joined(futures: bool) -> Books:
+    """A book whose snapshot (last update id 100) no diff has joined yet."""
+    books = Books(binance.BookSync(["BTCUSDT"], futures), snapshot_interval=None)
+    books.rest("https://x/depth?symbol=BTCUSDT",
+               json.dumps({"lastUpdateId": 100, "bids": [["99.5", "3"]], "asks": [["101", "1"]]}),
+               0, 0)
+    return books
+
+
+@pytest.mark.parametrize("futures", [False, True])
+@pytest.mark.parametrize(("ids", "taken"), [
+    ([(90, 95), (96, 101), (102, 105)], True),  # held by the snapshot, joins it, follows
+    ([(96, 101), (102, 105)], True),  # joins it at once
+    ([(90, 95), (92, 99)], False),  # all held: the book stays unjoined
+    ([(96, 101), (90, 95)], False),  # a diff the snapshot holds after the one that joins it
+    ([(102, 105)], False),  # past the snapshot: the book goes invalid
+])
+def test_diffs_that_join_a_snapshot_are_applied_in_columns_as_one_by_one(
+        futures: bool, ids: list[tuple[int, int]], taken: bool) -> None:
+    if futures:  # USD-M joins at U <= lastUpdateId <= u, and holds u < lastUpdateId
+        ids = [(first, final - 1) if final == 101 else (first, final) for first, final in ids]
+    rows, messages = _depth_diffs(ids, futures)
+    columns, models = _joined(futures), _joined(futures)
+    assert columns.sync.takes_rows(columns, "depth", rows) is taken
+    if not taken:
+        return
+    columns.apply_rows("depth", rows, _raise)
+    for index, message in enumerate(messages):
+        models.apply("depth", message, 10 * index, 10 * index)
+    assert book_state(columns.book("BTCUSDT")) == book_state(models.book("BTCUSDT"))
+    assert_frame_equal(columns.quotes(), models.quotes())
+    assert columns.book("BTCUSDT").bridged and columns.book("BTCUSDT").valid
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
 @pytest.mark.parametrize("chunk_events", [97, 20_000])
 def test_a_spec_of_the_book_channel_alone_replays_alike_in_columns(chunk_events: int) -> None:
     # Depth is the spec's only channel with a layout: a chunk holding the REST snapshot
-    # has no channel it may take (none at all, not an error); the chunks after it do.
+    # has no channel it may take before the snapshot (none at all, not an error); after
+    # it, the diffs are taken, the first joining the snapshot.
     recording = Recording.open(SPOT)
     spec = binance.spec(["btcusdt"], ["depth"], depth_speed="100ms")
     columns, models = (replay(recording, spec, chunk_events=chunk_events, columnar=columnar)
                        for columnar in (True, False))
     assert_same(columns, models)
     assert models.book("BTCUSDT").valid and models.frames["depth"].height > 500
-    assert (columns.read_in_columns > 500) == (chunk_events < 1000)
+    assert columns.read_in_columns > 500
 
 
 def _depth_positions(events: list[Captured]) -> list[int]:
@@ -339,7 +400,8 @@ def test_a_burst_of_duplicates_goes_through_the_models_after_a_few_retakes(
     columns, models = both(tmp_path / "r", 20_000)  # one chunk
     assert_same(columns, models)
     assert models.stats["duplicates"] > 1_000
-    assert models.frames["trade"].height < columns.read_in_columns < 1_500
+    taken = models.frames["trade"].height + models.frames["depth"].height  # all but tickers
+    assert models.frames["trade"].height < columns.read_in_columns < taken + 300
 
 
 @pytest.mark.parametrize("fault", ["none", "drop", "chain", "repeat"])

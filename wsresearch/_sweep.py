@@ -46,6 +46,11 @@ class Changes(NamedTuple):
     amounts: Floats
     """0 removes the price's level."""
 
+    def of_rows(self, rows: npt.NDArray[np.bool_]) -> Changes:
+        """The changes of the rows where ``rows`` (one per row) is true."""
+        keep = rows[self.rows]
+        return Changes(self.rows[keep], self.prices[keep], self.amounts[keep])
+
 _WINDOW = 32  # prices looked at first from a state's best down, for its best few levels
 
 

@@ -587,7 +587,8 @@ class _Driver:
         singles = list(range(len(items)))  # the messages taken one by one, ascending
         # The first message of each take to come, ascending: the messages taken one by one
         # are made up to the next (made_to), since a take may leave fewer of them.
-        coming = [bisect.bisect_left(at, o) for o in opens] if self.columnar else []
+        coming = (sorted(bisect.bisect_left(at, o) for o in (*opens, *rests))
+                  if self.columnar else [])
         made_to = 0
 
         def take_from(start: int, position: int, only: set[str] | None = None) -> None:
@@ -658,6 +659,8 @@ class _Driver:
                         take_from(end, what[0] + 1)
                 elif kind == "rest" and status in (None, 200):  # a book snapshot
                     pipeline.rest(url, body or "", mono, wall)
+                    if self.columnar:  # the book channels, from the books it left
+                        take_from(end, what[0] + 1, set(self.columnar.book_channels))
         for channel in taken.values():
             channel.commit()
         self.offset += events.height

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -455,37 +457,58 @@ class BookSync(BookRule):
     def takes_rows(self, books: Books, channel: str, rows: pl.DataFrame) -> bool:
         """Diffs that each follow the last of their symbol's synced book.
 
-        Each symbol's book is valid and joined to its snapshot, its first diff follows the
-        book's last update id, and each diff after follows the one before (spot: ``U`` is
-        one past the last ``u``, and ``u`` is at or after ``U``; USD-M: ``pu`` is the last
-        ``u``, and ``u`` is past ``pu``): :meth:`apply` would apply every one, and no book
-        would change validity.
+        Each symbol's book is valid, its first diff follows the book's last update id, and
+        each diff after follows the one before (spot: ``U`` is one past the last ``u``, and
+        ``u`` is at or after ``U``; USD-M: ``pu`` is the last ``u``, and ``u`` is past
+        ``pu``): :meth:`apply` would apply every one, and no book would change validity. A
+        book not yet joined to its snapshot is joined by its first diff that the snapshot
+        does not already hold (those before it, :meth:`apply` passes over).
         """
         if not rows.height:
             return False
+        held = self._held(books, rows)
+        judged = rows.filter(pl.Series(~held)) if held.any() else rows
+        if judged["symbol"].n_unique() != rows["symbol"].n_unique():
+            return False  # a symbol's diffs all held by its snapshot: left to apply()
         # Each diff's numbers as its channel declares them (spot U..u; USD-M pu + 1..u).
         bounds = (_CHANNELS["depth"] if self.futures else _SPOT_DEPTH).sequence_bounds()
-        for symbol, first, _, _, steady in runs(rows, pl.col("symbol"), *bounds).iter_rows():
+        for symbol, first, _, _, steady in runs(judged, pl.col("symbol"), *bounds).iter_rows():
             book = books.books.get(symbol)
-            if (not steady or book is None or not book.valid or not book.bridged
-                    or book.pending or book.last_id is None or first != book.last_id + 1):
+            if (not steady or book is None or not book.valid or book.pending
+                    or book.last_id is None):
+                return False
+            if book.bridged:
+                if first != book.last_id + 1:
+                    return False
+                continue
+            mine = (rows["symbol"] == symbol).to_numpy()
+            if np.flatnonzero(mine & held).max(initial=-1) > np.flatnonzero(mine & ~held)[0]:
+                return False  # a diff held by the snapshot after the one that joins it
+            head = judged.filter(pl.col("symbol") == symbol).row(0, named=True)
+            if not self._straddles(head["first_update_id"], head["final_update_id"],
+                                   book.last_id):
                 return False
         return True
 
     def apply_rows(self, books: Books, channel: str, rows: pl.DataFrame,
                    report: Callable[[Exception], None]) -> None:
         finals = rows["final_update_id"].to_list()
+        held = self._held(books, rows)
 
         def finish(book: Book, i: int) -> None:  # what the last diff leaves beside its levels
             book.last_id, book.bridged = finals[i], True
 
-        if books.apply_changes(rows, "symbol", "event_time_ns", level_changes(rows["bids"]),
-                               level_changes(rows["asks"]), finish):
+        bids, asks = level_changes(rows["bids"]), level_changes(rows["asks"])
+        if held.any():  # passed over: no levels of theirs
+            bids, asks = bids.of_rows(~held), asks.of_rows(~held)
+        if books.apply_changes(rows, "symbol", "event_time_ns", bids, asks, finish):
             return
         bid_prices, bid_amounts, bid_ends = level_lists(rows["bids"])
         ask_prices, ask_amounts, ask_ends = level_lists(rows["asks"])
 
         def change(book: Book, i: int) -> None:  # apply() of a diff that follows the last
+            if held[i]:
+                return
             bid, ask = (bid_ends[i - 1], ask_ends[i - 1]) if i else (0, 0)
             _step(book, zip(bid_prices[bid:bid_ends[i]], bid_amounts[bid:bid_ends[i]],
                             strict=True),
@@ -493,6 +516,21 @@ class BookSync(BookRule):
                   finals[i])
 
         books.apply_each(rows, "symbol", "event_time_ns", change, report)
+
+    def _held(self, books: Books, rows: pl.DataFrame) -> npt.NDArray[np.bool_]:
+        """The diffs a valid book's snapshot, not yet joined, already holds.
+
+        :meth:`apply` passes over them (spot: ``u`` ≤ lastUpdateId; USD-M: ``u`` <
+        lastUpdateId).
+        """
+        held = np.zeros(rows.height, np.bool_)
+        waiting = {symbol: book.last_id for symbol, book in books.books.items()
+                   if book.valid and not book.bridged and book.last_id is not None}
+        if waiting:
+            names, finals = rows["symbol"], rows["final_update_id"].to_numpy()
+            for symbol, last in waiting.items():
+                held |= (names == symbol).to_numpy() & (finals < last + (not self.futures))
+        return held
 
     def on_rest(self, books: Books, url: str | None, body: str, mono_ns: int,
                 wall_ns: int) -> None:
@@ -530,9 +568,13 @@ class BookSync(BookRule):
 
     def _joins(self, message: Depth, last: int) -> bool:
         """Whether ``message`` is the first diff after a snapshot at ``last``."""
+        return self._straddles(message.first_update_id, message.final_update_id, last)
+
+    def _straddles(self, first: int, final: int, last: int) -> bool:
+        """Whether a diff of ``first..final`` joins a snapshot at ``last``."""
         if self.futures:
-            return message.first_update_id <= last <= message.final_update_id
-        return message.first_update_id <= last + 1 <= message.final_update_id
+            return first <= last <= final
+        return first <= last + 1 <= final
 
     def _follow(self, book: Book, message: Depth, mono_ns: int) -> None:
         """Apply a diff to a synced book, or mark the book invalid if one was missed."""
