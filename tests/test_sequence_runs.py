@@ -39,14 +39,14 @@ def _reference(rows: pl.DataFrame, key: pl.Expr, first: Any, last: Any) -> pl.Da
 
 
 @given(rows=ROWS, declared=st.sampled_from(range(len(DECLARED))))
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_runs_in_arrays_are_the_polars_querys(rows: list[Any], declared: int) -> None:
     frame = _frame(rows)
     assert_frame_equal(runs(frame, *DECLARED[declared]), _reference(frame, *DECLARED[declared]))
 
 
 @given(rows=ROWS, keyed=st.booleans())
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_a_break_is_a_row_that_does_not_run_on_from_its_keys_last(
         rows: list[Any], keyed: bool) -> None:
     frame = _frame(rows)

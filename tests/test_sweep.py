@@ -36,7 +36,7 @@ def small_window(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @given(side=st.sampled_from(["bid", "ask"]), first=LEVELS,
        rows=st.lists(LEVELS, max_size=30), depth=st.integers(1, 8))
-@settings(max_examples=300, deadline=None,
+@settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_a_side_swept_is_the_side_changed_message_by_message(
         small_window: None, side: str, first: list[tuple[float, float]],
@@ -118,7 +118,7 @@ def _state(books: Books) -> list[Any]:
 
 
 @given(data=st.data(), symbols=st.integers(1, 3), interval=st.sampled_from([None, 1e-6, 2e-6]))
-@settings(max_examples=200, deadline=None,
+@settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_rows_applied_at_once_leave_what_one_at_a_time_leaves(
         small_window: None, data: st.DataObject, symbols: int, interval: float | None) -> None:
