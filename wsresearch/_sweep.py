@@ -51,6 +51,7 @@ class Changes(NamedTuple):
         keep = rows[self.rows]
         return Changes(self.rows[keep], self.prices[keep], self.amounts[keep])
 
+
 _WINDOW = 32  # prices looked at first from a state's best down, for its best few levels
 
 
@@ -91,7 +92,7 @@ class Sweep:
         return (np.where(present, self.prices[found], np.nan),
                 np.where(present, self.amounts[found], np.nan), present)
 
-    def top(self, states: Ints, depth: int) -> list[list[tuple[float, float]]]:
+    def top(self, states: Ints, depth: int) -> list[list[Level]]:
         """The best ``depth`` levels of each of ``states``, best first, as ``(price, amount)``."""
         found: list[list[Level]] = [[] for _ in range(states.size)]
         if depth <= 0 or not states.size or not self.prices.size:
