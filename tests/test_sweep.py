@@ -179,3 +179,21 @@ def test_changes_of_both_sides_in_one_column_split_by_side() -> None:
                                                                                   [2.0])
     assert (asks.rows.tolist(), asks.prices.tolist(), asks.amounts.tolist()) == (
         [0, 2], [3.0, 4.0], [0.0, 1.0])
+
+
+LEVEL_LISTS = st.lists(st.none() | st.lists(st.none() | st.tuples(PRICES, AMOUNTS), max_size=4),
+                       max_size=8)
+
+
+@given(column=LEVEL_LISTS)
+@settings(max_examples=200, deadline=None)
+def test_a_column_of_levels_gives_each_level_with_its_row(
+        column: list[list[tuple[float, float] | None] | None]) -> None:
+    # Empty and null lists give no level (polars explodes them to a null, or to nothing,
+    # by version); a null level among a list's is left out with its row kept in step.
+    changes = level_changes(pl.Series(column, dtype=pl.List(pl.Array(pl.Float64, 2))))
+    expected = [(row, level) for row, levels in enumerate(column) for level in levels or []
+                if level is not None]
+    assert list(zip(changes.rows.tolist(), zip(changes.prices.tolist(),
+                                               changes.amounts.tolist(), strict=True),
+                    strict=True)) == expected
