@@ -31,6 +31,7 @@ from pydantic import (
 
 from wsresearch import Channel, FeedSpec, Recording, by_field
 from wsresearch.clock import iso_ns
+from wsresearch.exactness import SUSPECT_PATTERN
 from wsresearch.exchanges import binance, coinbase, kraken
 from wsresearch.exchanges._common import NsFromIso, NsFromMs
 from wsresearch.frames import polars_schema
@@ -1130,5 +1131,55 @@ def test_whatever_a_coinbase_layout_matches_the_model_reads_alike(channel: str) 
             parser = MessageParser.from_spec(COINBASE_SPEC)
             assert parser.route(text) == channel
             assert (parser.parse(text).status, parser.counts["ok"]) == ("ok", 1)
+
+    holds()
+
+
+# --- numbers too long to be exact -----------------------------------------------------------
+
+DIGITS_AND_POINTS = st.text("0123456789.", min_size=15, max_size=24)
+EXACT_LAYOUTS = [
+    ALL_KINDS,
+    *(layout for layouts in binance.LAYOUTS.values() for layout in layouts.values()),
+    Layout('{"a":<a:int>.<_:int>,"f":<f:float>}'),  # a bare value beside a point
+    Layout('{"a":<a:int><_:name>}'),  # two values side by side
+    Layout('{"p":12345678.123456789,"a":<a:int>}'),  # a long number in the text
+    Layout('12345678.1<a:int>'),  # ... which a value extends
+]
+
+
+@st.composite
+def digit_heavy(draw: st.DrawFn, template: str) -> str:
+    """A message in ``template``'s shape, its texts and numbers often long runs of digits."""
+    text, end = "", 0
+    for found in PLACEHOLDER.finditer(template):
+        _, kind, options = found.groups()
+        if options is not None:
+            value = draw(st.sampled_from(options.split("|")))
+        elif kind in ("str", "name"):
+            value = draw(DIGITS_AND_POINTS | TEXTS[kind])
+        else:
+            value = draw(TEXTS[kind])
+        text += template[end:found.start()] + (f'"{value}"' if kind in ("decimal", "str")
+                                               else value)
+        end = found.end()
+    return text + template[end:]
+
+
+@pytest.mark.parametrize("layout", EXACT_LAYOUTS, ids=lambda layout: layout.template[:40])
+def test_an_exact_decode_leaves_out_the_messages_holding_an_inexact_number(
+        layout: Layout) -> None:
+    # Only messages with a long value are searched, where the template allows: the
+    # messages left out must be exactly those whose whole text holds such a number.
+    @settings(max_examples=150, deadline=None)
+    @given(digit_heavy(layout.template))
+    def holds(text: str) -> None:
+        frame = pl.LazyFrame({"data": [text]}, schema={"data": pl.String})
+        first = next(iter(layout.fields))  # not null in a row that matches
+        rows = [row for row in layout.decode_lazy(frame, "data", exact=True).collect().to_dicts()
+                if row[first] is not None]
+        inexact = re.search(SUSPECT_PATTERN, text) is not None
+        matched = decode_one(layout, text)
+        assert rows == ([] if inexact or matched[first] is None else [matched])
 
     holds()

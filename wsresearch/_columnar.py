@@ -41,7 +41,6 @@ import polars as pl
 
 from ._limits import INT64_MAX
 from .book import BookRule
-from .exactness import SUSPECT_PATTERN
 from .frames import META_COLUMNS, polars_schema
 from .layout import check_layout
 from .parser import OK
@@ -217,8 +216,7 @@ class Columnar:
             pl.int_range(pl.len(), dtype=pl.Int64).alias("__position"),
             pl.col("generation").alias("__generation"), pl.col("mono_ns").alias("__mono"),
             pl.col("wall_ns").alias("__wall"), pl.col("seq").alias("__seq"), text,
-            (~pl.col("binary") & text.is_not_null()
-             & ~text.str.contains(SUSPECT_PATTERN)).alias("__plain")).lazy()
+            (~pl.col("binary") & text.is_not_null()).alias("__plain")).lazy()
         keep = ("__position", "__generation", "__mono", "__wall", "__seq")
         queries = []
         for channel in self.channels.values():
@@ -226,7 +224,7 @@ class Columnar:
             assert layout is not None
             mine = chunk.filter(pl.col("__plain") & text.str.contains(layout.anchor,
                                                                      literal=True))
-            queries.append(layout.decode_lazy(mine, "data", keep).filter(
+            queries.append(layout.decode_lazy(mine, "data", keep, exact=True).filter(
                 pl.col(next(iter(layout.fields))).is_not_null()))
         # The layouts' regular expressions run together, a core each.
         return dict(zip(self.channels, pl.collect_all(queries), strict=True))

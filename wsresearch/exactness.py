@@ -34,7 +34,7 @@ from decimal import Decimal
 
 import polars as pl
 
-__all__ = ["SUSPECT_PATTERN", "exact", "inexact_numbers", "may_be_inexact",
+__all__ = ["SUSPECT_LENGTH", "SUSPECT_PATTERN", "exact", "inexact_numbers", "may_be_inexact",
            "may_be_inexact_batch"]
 
 _FLOAT_DIGITS = 15
@@ -55,6 +55,9 @@ _HALF = (_FLOAT_DIGITS + 1) // 2
 _POINT_AFTER = b"." + b"0" * _HALF
 _POINT_BEFORE = b"0" * _HALF + b"."
 _NUMBER = re.compile(rf"[0-9.]{{{_SUSPECT_LENGTH},}}")
+
+SUSPECT_LENGTH = _SUSPECT_LENGTH
+"""The fewest characters (digits and a point) of a number a float may not keep exactly."""
 
 SUSPECT_PATTERN = "|".join(rf"[0-9.]{{{before}}}\.[0-9.]{{{_SUSPECT_LENGTH - 1 - before}}}"
                            for before in range(_SUSPECT_LENGTH))

@@ -70,6 +70,7 @@ from pydantic import BaseModel, BeforeValidator
 from pydantic.fields import FieldInfo
 
 from .clock import iso_ns, ns_from_ms
+from .exactness import SUSPECT_LENGTH, SUSPECT_PATTERN
 from .frames import polars_schema
 
 __all__ = ["KINDS", "Kind", "Layout", "check_layout"]
@@ -183,6 +184,7 @@ class Layout:
         parts: list[str] = []
         pieces: list[str | tuple[str, str, tuple[str, ...] | None]] = []
         fields: dict[str, str] = {}
+        captured: list[tuple[str, str]] = []  # every placeholder's group, and its kind
         end = 0
         for found in _PLACEHOLDER.finditer(template):
             name, kind, options = found.groups()
@@ -194,8 +196,11 @@ class Layout:
             parts.append(_literal(literal))
             pieces += [literal, (name, kind, None if options is None else
                                  tuple(options.split("|")))]
-            if name == "_":  # matched, not captured
-                parts.append(token.replace("(", "(?:", 1))
+            if name == "_":  # matched, not kept: captured unnamed, for the inexact check
+                group = f"__{len(pieces) // 2}"
+                parts.append(token.replace("(", f"(?P<{group}>", 1) if "(" in token
+                             else f"(?P<{group}>{token})")
+                captured.append((group, kind))
             elif KINDS[kind].dtype is None:
                 raise ValueError(f"{found[0]}: a {kind} placeholder is not kept; "
                                  f"write <_:{kind}>")
@@ -204,6 +209,7 @@ class Layout:
             else:
                 fields[name] = kind
                 parts.append(token.replace("(", f"(?P<{name}>", 1))
+                captured.append((name, kind))
             end = found.end()
         if not fields:
             raise ValueError("a layout needs at least one <field:kind> placeholder that "
@@ -222,7 +228,9 @@ class Layout:
             piece[0]: piece[2] for piece in pieces
             if not isinstance(piece, str) and piece[0] != "_" and piece[2] is not None})
         self._pattern = "^" + "".join(parts) + "$"
-        self._pieces = tuple(pieces)
+        self._captured = tuple(captured)
+        self._bounded = _bounded(pieces)
+        self._pieces = tuple(pieces)  # the last: a Layout is a value from here on
 
     @property
     def template(self) -> str:
@@ -284,16 +292,46 @@ class Layout:
         """
         return texts.str.extract_groups(self.pattern).struct.unnest().select(self._typed())
 
-    def decode_lazy(self, frame: pl.LazyFrame, column: str,
-                    keep: Sequence[str] = ()) -> pl.LazyFrame:
+    def decode_lazy(self, frame: pl.LazyFrame, column: str, keep: Sequence[str] = (),
+                    *, exact: bool = False) -> pl.LazyFrame:
         """:meth:`decode` of ``frame``'s ``column``, beside its ``keep`` columns, as a query.
 
         So that several layouts' decodes run together (``pl.collect_all``), each on
-        a core of its own.
+        a core of its own. With ``exact``, a message holding a number a float may not keep
+        exactly (``exactness.SUSPECT_PATTERN``, which the per-message path counts as
+        inexact) has no row, so that it goes through the model. Only the messages with a
+        value long enough to hold one are searched for it, where the template shows that
+        no such number can lie outside the values (no long number in its text, no bare
+        value beside a digit or a point); otherwise every message is.
         """
-        return (frame.select(*keep, pl.col(column).str.extract_groups(self.pattern)
-                             .struct.unnest())
-                .select(*keep, *self._typed()))
+        values = pl.col(column).str.extract_groups(self.pattern).struct.unnest()
+        if not exact:
+            return frame.select(*keep, values).select(*keep, *self._typed())
+        text = pl.col("__text")
+        searched = (pl.when("__long").then(text).otherwise(pl.lit("")) if self._bounded
+                    else text)
+        # The values typed and their lengths in one query, which splits an array once.
+        return (frame.select(*keep, pl.col(column).alias("__text"), values)
+                .select(*keep, "__text", *self._typed(), self._long().alias("__long"))
+                .filter(~searched.str.contains(SUSPECT_PATTERN).fill_null(False))
+                .select(*keep, *self.fields))
+
+    def _long(self) -> pl.Expr:
+        """Whether a message has a value long enough to hold an inexact number.
+
+        A text or a number of :data:`SUSPECT_LENGTH` characters or more, or an item of an
+        array of levels or changes as long; integers, times and booleans hold no point
+        (an ``iso`` time's longest run of digits and a point is 12 characters).
+        """
+        checks = []
+        for group, kind in self._captured:
+            value = pl.col(group)
+            if kind in ("str", "name", "float", "decimal"):
+                checks.append(value.str.len_bytes() >= SUSPECT_LENGTH)
+            elif kind in ("levels", "changes"):
+                checks.append(_quoted(value).list.eval(
+                    pl.element().str.len_bytes() >= SUSPECT_LENGTH).list.any())
+        return pl.any_horizontal(checks).fill_null(False) if checks else pl.lit(False)
 
     def _typed(self) -> list[pl.Expr]:
         """Each field's typed column, from the text column of its name that the pattern gave."""
@@ -451,6 +489,36 @@ def _validated(model: type[BaseModel]) -> set[str]:
 _PARSED = {"ms": ns_from_ms, "iso": iso_ns}
 """The one before-validator a field of these kinds has: the adapters' ``NsFromMs`` and
 ``NsFromIso``, which the kind's decode does."""
+
+
+_BARE = frozenset({"int", "float", "ms", "bool", "name"})
+"""Kinds whose text is not quoted or bracketed: what is beside it could extend a number."""
+
+
+def _bounded(pieces: Sequence[str | tuple[str, str, tuple[str, ...] | None]]) -> bool:
+    """Whether a template keeps every inexact number of a matching message within a value.
+
+    Its text holds no such number, and each bare value has text beside it (or the
+    template's start or end) that is neither a digit nor a point.
+    """
+    last = len(pieces) - 1
+    for index, piece in enumerate(pieces):
+        if isinstance(piece, str):
+            if re.search(SUSPECT_PATTERN, piece):
+                return False
+            continue
+        if piece[1] not in _BARE:
+            continue
+        before, after = pieces[index - 1], pieces[index + 1]
+        assert isinstance(before, str)  # text and values alternate
+        assert isinstance(after, str)
+        if ((before and before[-1] in _DIGIT_OR_POINT) or (not before and index - 1 > 0)
+                or (after and after[0] in _DIGIT_OR_POINT) or (not after and index + 1 < last)):
+            return False
+    return True
+
+
+_DIGIT_OR_POINT = frozenset("0123456789.")
 
 
 def _quoted(text: pl.Expr) -> pl.Expr:
