@@ -284,6 +284,11 @@ class Columnar:
                  if books or name not in self.book_channels}
         if not found:  # only book channels, which may not be taken here
             return Taking({}, {}, {})
+        # The messages of a book channel left out are unmatched, but their channel is known:
+        # its layout matched them (as for the rows it takes), so they need no routing below.
+        known = {} if books else {
+            position: name for name, rows in decoded.items() if name in self.book_channels
+            for position in rows.filter(mine)["__position"].to_list()}
         # A book channel left out: its messages are unmatched, the per-message path takes them.
         matched = pl.concat([f.select("__position") for f in found.values()])["__position"]
         twice = matched.filter(matched.is_duplicated()).unique().implode()
@@ -311,7 +316,7 @@ class Columnar:
         for position in reversed(unmatched.to_list()):
             if not waiting or position < below:
                 break
-            name = route(payload(position))
+            name = known.get(position) or route(payload(position))
             if name is None:
                 continue
             hit = ruled_out.get(name, {name}) & waiting
