@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from pydantic import BaseModel
 
+import wsresearch.book as book_module
 from wsresearch import Channel, FeedSpec, Layout, Recording, StreamConfig, by_field, replay
-from wsresearch.book import Book, BookRule, Books, level_lists
+from wsresearch.book import AT_ONCE_ROWS, Book, BookRule, Books, level_lists
 from wsresearch.exchanges import binance
 from wsresearch.recording.writer import Captured, write_events
 from wsresearch.replay import ReplayResult
@@ -142,7 +143,12 @@ def test_the_real_spot_and_usdm_captures_are_mostly_read_in_columns() -> None:
 
 @pytest.fixture
 def at_once(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """What each :meth:`Books.apply_changes` answered: levels applied at once, or left."""
+    """What each :meth:`Books.apply_changes` answered: levels applied at once, or left.
+
+    Every stretch is applied at once, however few its rows (:data:`AT_ONCE_ROWS` 0): what
+    is checked is that path's outcome, not the choice of it.
+    """
+    monkeypatch.setattr(book_module, "AT_ONCE_ROWS", 0)
     answers: list[bool] = []
     real = Books.apply_changes
 
@@ -221,6 +227,42 @@ def test_diffs_that_join_a_snapshot_are_applied_in_columns_as_one_by_one(
 
 def _raise(error: Exception) -> None:
     raise error
+
+
+def test_a_commit_of_only_diffs_a_snapshot_holds_leaves_the_book_unjoined(
+        tmp_path: Path, at_once: list[bool]) -> None:
+    # A REST snapshot holds the next two diffs, the third joins it; the depth stream goes
+    # stale between the first two, so the take after the snapshot is committed in two
+    # parts, the first holding one diff the snapshot holds, which joins nothing.
+    events, _ = _base(SPOT, 700)
+    depth = [i for i, e in enumerate(events) if isinstance(e.data, str) and "@depth" in e.data[:40]]
+    diffs = [json.loads(str(events[depth[40 + k]].data))["data"] for k in range(3)]
+    assert diffs[1]["U"] == diffs[0]["u"] + 1 and diffs[2]["U"] == diffs[1]["u"] + 1
+    rest = next(e for e in events if e.kind == "rest")
+    body = {**json.loads(str(rest.data)), "lastUpdateId": diffs[1]["u"]}
+    at, silence = depth[40], 60 * 10**9  # past the depth stream's 30 s threshold
+    changed = [*events[:at], Captured("rest", events[at].wall_ns, json.dumps(body), rest.url),
+               events[at], *(e._replace(wall_ns=e.wall_ns + silence) for e in events[at + 1:])]
+    for chunk_events in (333, 20_000):
+        columns, models = both(record_like(SPOT, tmp_path / f"r{chunk_events}", changed),
+                               chunk_events)
+        assert_same(columns, models)
+        assert columns.read_in_columns > 500
+    assert all(at_once)
+
+
+def test_a_stretch_of_few_rows_a_book_is_applied_one_at_a_time(at_once: list[bool],
+                                                                monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    # Ten products' books: in chunks of 97 events a stretch is a few rows a book, which
+    # one at a time applies faster; one chunk is about a thousand rows a book.
+    monkeypatch.setattr(book_module, "AT_ONCE_ROWS", AT_ONCE_ROWS)
+    for chunk_events, applied in ((97, False), (20_000, True)):
+        at_once.clear()
+        assert_same(*both(COINBASE, chunk_events))
+        assert at_once and set(at_once) == {applied}
+
+
 
 
 @pytest.mark.parametrize("chunk_events", [97, 20_000])

@@ -77,3 +77,11 @@ def test_numbers_at_the_top_of_an_int64_break_as_the_polars_query_judges_them() 
     frame = pl.DataFrame({"key": ["A", "A"], "a": [top, top], "b": [top, top]})
     assert_frame_equal(runs(frame, pl.col("key"), "a", "b"),
                        _reference(frame, pl.col("key"), "a", "b"))
+
+
+def test_numbers_of_another_integer_type_are_left_to_the_polars_query() -> None:
+    frame = pl.DataFrame({"key": ["A", "A"], "a": [2**63, 2**63 + 1]}, schema={
+        "key": pl.String, "a": pl.UInt64})
+    assert Numbers.of(frame, pl.col("key"), "a", "a") is None
+    assert_frame_equal(runs(frame, pl.col("key"), "a", "a"),
+                       _reference(frame, pl.col("key"), "a", "a"))

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import wsresearch._sweep as sweep_module
+import wsresearch.book as book_module
 from wsresearch._sweep import Changes, side_arrays, sweep
 from wsresearch.book import Book, Books, Levels, level_changes, side_changes
 from wsresearch.exchanges.binance import BookSync
@@ -30,8 +31,12 @@ SYMBOLS = ("AAA", "BBB", "CCC")
 
 @pytest.fixture
 def small_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Look at two prices first for a state's best few: the window grows within an example."""
+    """Look at two prices first for a state's best few: the window grows within an example.
+
+    And apply every stretch at once, however few its rows (:data:`AT_ONCE_ROWS` 0).
+    """
     monkeypatch.setattr(sweep_module, "_WINDOW", 2)
+    monkeypatch.setattr(book_module, "AT_ONCE_ROWS", 0)
 
 
 @given(side=st.sampled_from(["bid", "ask"]), first=LEVELS,
@@ -141,7 +146,7 @@ def test_rows_applied_at_once_leave_what_one_at_a_time_leaves(
 
 
 @pytest.mark.parametrize("spoil", ["nan price", "nan amount", "zero price", "time back"])
-def test_rows_it_cannot_apply_exactly_are_left_alone(spoil: str) -> None:
+def test_rows_it_cannot_apply_exactly_are_left_alone(small_window: None, spoil: str) -> None:
     first = {"AAA": ([(1.0, 1.0)], [(2.0, 1.0)])}
     books = _books(first, 1e-6)
     rows = pl.DataFrame({
@@ -160,7 +165,8 @@ def test_rows_it_cannot_apply_exactly_are_left_alone(spoil: str) -> None:
     assert _state(books) == before
 
 
-def test_a_level_amount_of_nan_already_in_the_book_is_left_to_one_at_a_time() -> None:
+def test_a_level_amount_of_nan_already_in_the_book_is_left_to_one_at_a_time(
+        small_window: None) -> None:
     books = _books({"AAA": ([(1.0, float("nan"))], [(2.0, 1.0)])}, None)
     rows = pl.DataFrame({"symbol": ["AAA"], "recv_mono_ns": [1], "recv_wall_ns": [1],
                          "exchange_ns": [1], "bids": [[[1.5, 1.0]]], "asks": [[]]},

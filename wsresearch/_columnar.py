@@ -394,8 +394,8 @@ class Columnar:
         judged in this connection reads what the last one left, whichever comes first.
         """
         numbers = Numbers.of(found, _sequence_key(channel), *channel.sequence_bounds())
-        if numbers is None:  # a number left out (null): a break where it is
-            return 0
+        if numbers is None:  # a null number, or not an Int64 (no layout's int gives one):
+            return 0 if found.height else None  # the models judge the rows
         breaks = np.flatnonzero(numbers.breaks())[:1].tolist()
         sequences = self.pipeline.sequences
         if sequences.generation == self.pipeline.generation:  # not afresh

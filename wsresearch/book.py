@@ -33,9 +33,9 @@ import polars as pl
 from ._levels import Levels
 from ._sweep import Changes, Stretch, exact, side_arrays
 
-__all__ = ["BOOK_COLUMNS", "NEW_CONNECTION", "Book", "BookRule", "BookStats", "Books",
-           "Changes", "Levels", "apply_levels", "apply_pairs", "change_lists", "kraken_checksum",
-           "level_changes", "level_lists", "side_changes"]
+__all__ = ["AT_ONCE_ROWS", "BOOK_COLUMNS", "NEW_CONNECTION", "Book", "BookRule", "BookStats",
+           "Books", "Changes", "Levels", "apply_levels", "apply_pairs", "change_lists",
+           "kraken_checksum", "level_changes", "level_lists", "side_changes"]
 
 Side = Literal["bid", "ask"]
 
@@ -44,6 +44,12 @@ NEW_CONNECTION = "new connection: waiting for a snapshot"
 
 _QUOTES_CHUNK = 65_536
 """Quote rows kept as tuples before they become a polars chunk."""
+
+AT_ONCE_ROWS = 1_024
+"""Rows a book (a level counting as an eighth of a row) for :meth:`Books.apply_changes` to
+apply a stretch at once: a book's stretch costs about 2 ms whatever its size, a row one at
+a time about 4 µs and a level 0.4 µs (measured on the Coinbase and Kraken Futures captures
+in chunks of 100 to 20,000 events)."""
 
 MAX_PENDING = 10_000
 """Messages a book holds while it waits for a snapshot (the oldest go first)."""
@@ -340,6 +346,12 @@ class BookRule(ABC):
         among them. A rule whose rows cannot raise (the adapters': a layout reads no NaN
         and ``takes_rows`` checks every book) keeps the errors in the same order.
 
+        The rows accepted together may be applied in parts, in order: where a channel's
+        stream is stale, the replay applies the rows up to there, sends the stale stretch's
+        messages through :meth:`apply`, then applies the rest. Each part must do what
+        :meth:`apply` does from the state the one before left (the Binance rule: a part
+        holding only diffs a snapshot already holds joins nothing).
+
         Raises
         ------
         TypeError
@@ -581,13 +593,16 @@ class Books:
         -------
         bool
             False, having changed nothing, where at once would not be exact (a NaN, a
-            price of 0, a receive time that steps back): then :meth:`apply_each` applies
-            the rows.
+            price of 0, a receive time that steps back) or would not pay (fewer than
+            :data:`AT_ONCE_ROWS` rows a book, a level counting as an eighth of a row):
+            then :meth:`apply_each` applies the rows.
         """
-        walls = rows["recv_wall_ns"].to_numpy()
-        found = self.books
         names = rows[symbol]
         every = names.unique(maintain_order=True).to_list()
+        if rows.height + (bids.rows.size + asks.rows.size) / 8 < AT_ONCE_ROWS * len(every):
+            return False
+        walls = rows["recv_wall_ns"].to_numpy()
+        found = self.books
         firsts = {name: (side_arrays(found[name].bids), side_arrays(found[name].asks))
                   for name in every}
         if not (exact(bids) and exact(asks)

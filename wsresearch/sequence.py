@@ -405,16 +405,21 @@ class Numbers:
     @classmethod
     def of(cls, rows: pl.DataFrame, key: pl.Expr, first: str | pl.Expr,
            last: str | pl.Expr) -> Numbers | None:
-        """``rows``' numbers, as :func:`runs` takes them; ``None`` where a number is null."""
+        """``rows``' numbers, as :func:`runs` takes them.
+
+        ``None`` where a number is null or not an ``Int64`` (which the polars query judges
+        in its own type), and for no rows.
+        """
         bounds = [_column(rows, bound) for bound in (first, last)]
-        if any(bound.null_count() for bound in bounds) or not rows.height:
+        if (not rows.height
+                or any(bound.dtype != pl.Int64 or bound.null_count() for bound in bounds)):
             return None
         keys = _column(rows, key)
         if keys.len() != rows.height:  # a literal: one key for every row
             keys = keys.new_from_index(0, rows.height)
         groups = (None if keys.n_unique() <= 1
                   else keys.rank("dense").fill_null(0).cast(pl.Int64).to_numpy())
-        starts, ends = (bound.cast(pl.Int64).to_numpy() for bound in bounds)
+        starts, ends = (bound.to_numpy() for bound in bounds)
         return cls(keys, groups, starts, ends)
 
     def breaks(self) -> npt.NDArray[np.bool_]:

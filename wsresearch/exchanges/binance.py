@@ -496,7 +496,8 @@ class BookSync(BookRule):
         held = self._held(books, rows)
 
         def finish(book: Book, i: int) -> None:  # what the last diff leaves beside its levels
-            book.last_id, book.bridged = finals[i], True
+            if not held[i]:  # a commit of a take's first rows may hold only diffs passed over
+                book.last_id, book.bridged = finals[i], True
 
         bids, asks = level_changes(rows["bids"]), level_changes(rows["asks"])
         if held.any():  # passed over: no levels of theirs
