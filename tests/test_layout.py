@@ -1171,7 +1171,7 @@ def test_an_exact_decode_leaves_out_the_messages_holding_an_inexact_number(
         layout: Layout) -> None:
     # Only messages with a long value are searched, where the template allows: the
     # messages left out must be exactly those whose whole text holds such a number.
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=60, deadline=None)
     @given(digit_heavy(layout.template))
     def holds(text: str) -> None:
         frame = pl.LazyFrame({"data": [text]}, schema={"data": pl.String})
