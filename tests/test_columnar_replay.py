@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 import wsresearch.book as book_module
 from wsresearch import Channel, FeedSpec, Layout, Recording, StreamConfig, by_field, replay
-from wsresearch.book import AT_ONCE_ROWS, Book, BookRule, Books, level_lists
+from wsresearch.book import Book, BookRule, Books, level_lists
 from wsresearch.exchanges import binance
 from wsresearch.recording.writer import Captured, write_events
 from wsresearch.replay import ReplayResult
@@ -142,21 +142,26 @@ def test_the_real_spot_and_usdm_captures_are_mostly_read_in_columns() -> None:
 
 
 @pytest.fixture
-def at_once(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """What each :meth:`Books.apply_changes` answered: levels applied at once, or left.
-
-    Every stretch is applied at once, however few its rows (:data:`AT_ONCE_ROWS` 0): what
-    is checked is that path's outcome, not the choice of it.
-    """
-    monkeypatch.setattr(book_module, "AT_ONCE_ROWS", 0)
-    answers: list[bool] = []
+def answers(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """What each :meth:`Books.apply_changes` answered: levels applied at once, or left."""
+    found: list[bool] = []
     real = Books.apply_changes
 
     def spy(self: Books, *args: Any, **kwargs: Any) -> bool:
-        answers.append(real(self, *args, **kwargs))
-        return answers[-1]
+        found.append(real(self, *args, **kwargs))
+        return found[-1]
 
     monkeypatch.setattr(Books, "apply_changes", spy)
+    return found
+
+
+@pytest.fixture
+def at_once(answers: list[bool], monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """:func:`answers`, with every stretch applied at once however few its rows.
+
+    :data:`AT_ONCE_ROWS` is 0: what is checked is that path's outcome, not its choice.
+    """
+    monkeypatch.setattr(book_module, "AT_ONCE_ROWS", 0)
     return answers
 
 
@@ -251,16 +256,13 @@ def test_a_commit_of_only_diffs_a_snapshot_holds_leaves_the_book_unjoined(
     assert all(at_once)
 
 
-def test_a_stretch_of_few_rows_a_book_is_applied_one_at_a_time(at_once: list[bool],
-                                                                monkeypatch: pytest.MonkeyPatch
-                                                                ) -> None:
+def test_a_stretch_of_few_rows_a_book_is_applied_one_at_a_time(answers: list[bool]) -> None:
     # Ten products' books: in chunks of 97 events a stretch is a few rows a book, which
     # one at a time applies faster; one chunk is about a thousand rows a book.
-    monkeypatch.setattr(book_module, "AT_ONCE_ROWS", AT_ONCE_ROWS)
     for chunk_events, applied in ((97, False), (20_000, True)):
-        at_once.clear()
+        answers.clear()
         assert_same(*both(COINBASE, chunk_events))
-        assert at_once and set(at_once) == {applied}
+        assert answers and set(answers) == {applied}
 
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from wsresearch._levels import Levels
     from wsresearch.book import Book
 
-__all__ = ["Changes", "Stretch", "Sweep", "exact", "side_arrays", "sweep"]
+__all__ = ["Changes", "Stretch", "Sweep", "ends", "exact", "side_arrays", "sweep"]
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -45,6 +45,14 @@ class Changes(NamedTuple):
     prices: Floats
     amounts: Floats
     """0 removes the price's level."""
+
+    def per_row(self, count: int) -> tuple[list[float], list[float], list[int]]:
+        """Prices and amounts as lists, and where each of ``count`` rows' changes end.
+
+        Row ``i``'s are ``prices[ends[i-1]:ends[i]]`` (from 0 for the first): for applying
+        them one row at a time.
+        """
+        return self.prices.tolist(), self.amounts.tolist(), ends(self.rows, count)
 
     def of_rows(self, rows: npt.NDArray[np.bool_]) -> Changes:
         """The changes of the rows where ``rows`` (one per row) is true."""
@@ -134,6 +142,12 @@ class Sweep:
         """The side at the end: its prices and amounts, from the worst price to the best."""
         last = self.ends == self.best.size
         return self.prices[last].tolist(), self.amounts[last].tolist()
+
+
+def ends(rows: Ints, count: int) -> list[int]:
+    """Where each of ``count`` rows' items end, given each item's row (non-decreasing)."""
+    found: list[int] = np.searchsorted(rows, np.arange(1, count + 1), side="left").tolist()
+    return found
 
 
 def exact(changes: Changes) -> bool:

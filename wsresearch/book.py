@@ -31,7 +31,7 @@ import numpy.typing as npt
 import polars as pl
 
 from ._levels import Levels
-from ._sweep import Changes, Stretch, exact, side_arrays
+from ._sweep import Changes, Stretch, ends, exact, side_arrays
 
 __all__ = ["AT_ONCE_ROWS", "BOOK_COLUMNS", "NEW_CONNECTION", "Book", "BookRule", "BookStats",
            "Books", "Changes", "Levels", "apply_levels", "apply_pairs", "change_lists",
@@ -765,20 +765,13 @@ def apply_pairs(book: Book, side: Side, levels: Iterable[tuple[float, float]]) -
     (book.bids if side == "bid" else book.asks).apply(levels)
 
 
-def _flat(column: pl.Series) -> tuple[pl.Series, list[int]]:
-    """A list column's items, every row's in one series, and where each row's end."""
-    ends = column.list.len().fill_null(0).cum_sum().to_list()
-    return column.explode().drop_nulls(), ends  # an empty list explodes to one null
-
-
 def level_lists(column: pl.Series) -> tuple[list[float], list[float], list[int]]:
     """A column of levels (``List(Array(Float64, 2))``) as flat prices and amounts.
 
     With where each row's levels end: row ``i``'s are ``prices[ends[i-1]:ends[i]]`` and the
     same of ``amounts`` (from 0 for the first). Two float lists, not a Python list per level.
     """
-    flat, ends = _flat(column)
-    return flat.arr.get(0).to_list(), flat.arr.get(1).to_list(), ends
+    return level_changes(column).per_row(column.len())
 
 
 def level_changes(column: pl.Series) -> Changes:
@@ -817,10 +810,10 @@ def change_lists(column: pl.Series) -> tuple[list[str], list[float], list[float]
 
     Sides, prices and sizes, with where each row's changes end, as :func:`level_lists`.
     """
-    flat, ends = _flat(column)
+    rows, flat = _flat_rows(column)
     items = flat.struct
     return (items.field("side").to_list(), items.field("price").to_list(),
-            items.field("size").to_list(), ends)
+            items.field("size").to_list(), ends(rows, column.len()))
 
 
 def apply_levels(book: Book, side: Side, levels: Iterable[Any], amount: str = "amount",

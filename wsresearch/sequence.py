@@ -396,11 +396,13 @@ class Numbers:
         Each row's first and last number.
     """
 
-    __slots__ = ("first", "groups", "keys", "last")
+    __slots__ = ("_order", "first", "groups", "keys", "last")
 
     def __init__(self, keys: pl.Series, groups: npt.NDArray[np.int64] | None,
                  first: npt.NDArray[np.int64], last: npt.NDArray[np.int64]) -> None:
         self.keys, self.groups, self.first, self.last = keys, groups, first, last
+        # The rows by key, each key's in order (its runs side by side).
+        self._order = None if groups is None else np.argsort(groups, kind="stable")
 
     @classmethod
     def of(cls, rows: pl.DataFrame, key: pl.Expr, first: str | pl.Expr,
@@ -426,10 +428,10 @@ class Numbers:
         """Each row that ends before it starts, or does not start one past its key's last."""
         first, last, groups = self.first, self.last, self.groups
         broken = last < first
-        if groups is None:
+        order = self._order
+        if groups is None or order is None:
             broken[1:] |= first[1:] != last[:-1] + 1
             return broken
-        order = np.argsort(groups, kind="stable")
         same = groups[order[1:]] == groups[order[:-1]]
         later = order[1:][same]  # a row with one of its key's before it
         broken[later] |= first[later] != last[order[:-1][same]] + 1
@@ -444,13 +446,12 @@ class Numbers:
 
     def runs(self) -> pl.DataFrame:
         """:func:`runs` of the rows."""
-        groups, count = self.groups, self.first.size
+        groups, order, count = self.groups, self._order, self.first.size
         broken = self.breaks()
-        if groups is None:
+        if groups is None or order is None:
             heads, tails = np.array([0]), np.array([count - 1])
             steady = np.array([not broken.any()])
         else:
-            order = np.argsort(groups, kind="stable")
             starts = np.flatnonzero(np.concatenate([[True], groups[order[1:]]
                                                     != groups[order[:-1]]]))
             heads = order[starts]

@@ -33,7 +33,7 @@ import numpy.typing as npt
 import polars as pl
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from ..book import Book, BookRule, Books, apply_pairs, level_changes, level_lists
+from ..book import Book, BookRule, Books, apply_pairs, level_changes
 from ..config import ConnectionConfig, StreamConfig
 from ..layout import Layout
 from ..sequence import Chain, runs
@@ -504,8 +504,8 @@ class BookSync(BookRule):
             bids, asks = bids.of_rows(~held), asks.of_rows(~held)
         if books.apply_changes(rows, "symbol", "event_time_ns", bids, asks, finish):
             return
-        bid_prices, bid_amounts, bid_ends = level_lists(rows["bids"])
-        ask_prices, ask_amounts, ask_ends = level_lists(rows["asks"])
+        bid_prices, bid_amounts, bid_ends = bids.per_row(rows.height)
+        ask_prices, ask_amounts, ask_ends = asks.per_row(rows.height)
 
         def change(book: Book, i: int) -> None:  # apply() of a diff that follows the last
             if held[i]:
