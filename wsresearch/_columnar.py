@@ -37,6 +37,7 @@ from collections.abc import Callable, Hashable, Set
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from ._limits import INT64_MAX
@@ -48,7 +49,7 @@ from .pipeline import Pipeline
 from .sequence import Numbers, runs
 from .spec import CONNECTION_GROUP, Channel, FeedSpec
 
-__all__ = ["Columnar", "Taken", "Taking"]
+__all__ = ["Columnar", "Decoded", "Taken", "Taking"]
 
 _SPLIT_MIN = 1_000
 """Rows of a channel after a faulty message in a chunk for the replay to take them after it
@@ -59,6 +60,84 @@ _QUICK = 8
 :data:`_SPLIT_MIN` of its rows came before the message: past them, a burst of faults goes
 through the models (after one with :data:`_SPLIT_MIN` rows or more before it, a take
 always comes)."""
+
+
+class Decoded:
+    """One channel's messages of a chunk that its layout read, with what judging them needs.
+
+    All of it reads no replay state, so :meth:`Columnar.decode` makes it in the read-ahead
+    thread, beside the chunk before; a take picks the part it may take (:meth:`between`)
+    and judges it against the state, with a few array steps and no polars query.
+
+    Attributes
+    ----------
+    rows
+        A row per message as the channel's frames hold it: the model's fields (those the
+        layout leaves out null, as the model's default ``None``) and :data:`META_COLUMNS`.
+    positions
+        Each row's message: its index among the chunk's messages, ascending.
+    generations
+        Each message's connection.
+    mono
+        Each message's receive time (monotonic ns).
+    keys
+        Each row's de-dup key (``None``: the channel has none).
+    numbers
+        The rows' sequence numbers (``None``: the channel has none, or they are not
+        ``Int64``, which the models judge).
+    """
+
+    __slots__ = ("generations", "keys", "mono", "numbers", "positions", "rows")
+
+    def __init__(self, rows: pl.DataFrame, positions: npt.NDArray[np.int64],
+                 generations: npt.NDArray[np.int64], keys: list[Hashable] | None,
+                 numbers: Numbers | None) -> None:
+        self.rows, self.positions, self.generations = rows, positions, generations
+        self.mono: npt.NDArray[np.int64] = rows["recv_mono_ns"].to_numpy()
+        self.keys, self.numbers = keys, numbers
+
+    @classmethod
+    def of(cls, channel: Channel, frame: pl.DataFrame) -> Decoded:
+        """From the query :meth:`Columnar.decode` collects for ``channel``."""
+        rows = frame.drop("__position", "__generation")
+        return cls(rows, frame["__position"].to_numpy(), frame["__generation"].to_numpy(),
+                   _keys(channel, rows) if channel.dedupe_key is not None else None,
+                   None if channel.sequence is None else Numbers.of(
+                       rows, _sequence_key(channel), *channel.sequence_bounds()))
+
+    @property
+    def height(self) -> int:
+        """Its rows."""
+        return self.rows.height
+
+    def part(self, index: slice | npt.NDArray[np.intp]) -> Decoded:
+        """The rows at ``index``: a slice, or positions ascending."""
+        keys = self.keys
+        if isinstance(index, slice):
+            start, stop, _ = index.indices(self.height)
+            rows = self.rows.slice(start, max(stop - start, 0))
+            keys = None if keys is None else keys[index]
+        else:
+            rows = self.rows[pl.Series(index, dtype=pl.Int64)]
+            keys = None if keys is None else [keys[i] for i in index.tolist()]
+        return Decoded(rows, self.positions[index], self.generations[index], keys,
+                       None if self.numbers is None else self.numbers.part(index))
+
+    def between(self, start: int, end: int, generation: int) -> Decoded:
+        """The rows of messages ``start`` to ``end - 1`` of connection ``generation``."""
+        low, high = np.searchsorted(self.positions, (start, end)).tolist()
+        mine = self.generations[low:high] == generation
+        if mine.all():
+            return self.part(slice(low, high))
+        return self.part(low + np.flatnonzero(mine))
+
+    def head(self, count: int) -> Decoded:
+        """The first ``count`` rows."""
+        return self.part(slice(0, count))
+
+    def ascending(self) -> bool:
+        """Whether the receive times never go back."""
+        return bool((np.diff(self.mono) >= 0).all())
 
 
 class Taken:
@@ -74,18 +153,20 @@ class Taken:
         Each row's receive time (monotonic ns), for health.
     """
 
-    def __init__(self, pipeline: Pipeline, channel: Channel, rows: pl.DataFrame,
-                 positions: list[int], keys: list[Hashable] | None,
+    def __init__(self, pipeline: Pipeline, channel: Channel, found: Decoded,
                  books: bool = False) -> None:
         self.pipeline = pipeline
         self.channel = channel
         self.books = books
         """Whether its rows change the order books (applied as they are committed)."""
         self.stream = channel.stream_name
-        self.rows = rows
-        self.positions = positions
-        self.recv_mono: list[int] = rows["recv_mono_ns"].to_list()
-        self.keys = keys
+        self.rows = found.rows
+        self.positions: list[int] = found.positions.tolist()
+        self.at = found.positions
+        """:attr:`positions`, as an array."""
+        self.recv_mono: list[int] = found.mono.tolist()
+        self.keys = found.keys
+        self._numbers = found.numbers
         self.done = 0  # rows committed, or handed to the per-message path
         self.due = 0  # rows whose interval has passed: to commit before the channel is used
 
@@ -102,7 +183,9 @@ class Taken:
         rows = self.rows.slice(low, high - low)
         names = channel.field_names
         if channel.sequence is not None:
-            found = list(runs(rows, _sequence_key(channel), *channel.sequence_bounds()).iter_rows())
+            numbers = None if self._numbers is None else self._numbers.part(slice(low, high))
+            found = list((runs(rows, _sequence_key(channel), *channel.sequence_bounds())
+                          if numbers is None else numbers.runs()).iter_rows())
             pipeline.sequences.observe_runs(
                 channel.sequence_group_name, {k: (first, last) for k, first, last, _, _ in found},
                 pipeline.generation,
@@ -190,7 +273,7 @@ class Columnar:
     def __bool__(self) -> bool:
         return bool(self.channels)
 
-    def decode(self, messages: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    def decode(self, messages: pl.DataFrame) -> dict[str, Decoded]:
         """Each channel's messages in a chunk that its layout matches, decoded.
 
         Work on the chunk alone, in native code, that reads no state: it may run in
@@ -206,32 +289,51 @@ class Columnar:
 
         Returns
         -------
-        dict[str, pl.DataFrame]
-            Per channel, a row per message its layout matches: ``__position`` (its index
-            among ``messages``), ``__generation``, ``__mono``, ``__wall``, ``__seq`` and
-            the layout's fields.
+        dict[str, Decoded]
+            Per channel, its messages that its layout matches (those of a known
+            connection), as rows and what a take judges them by.
         """
         text = pl.col("data")
         chunk = messages.select(
             pl.int_range(pl.len(), dtype=pl.Int64).alias("__position"),
             pl.col("generation").alias("__generation"), pl.col("mono_ns").alias("__mono"),
             pl.col("wall_ns").alias("__wall"), pl.col("seq").alias("__seq"), text,
-            (~pl.col("binary") & text.is_not_null()).alias("__plain")).lazy()
+            (~pl.col("binary") & text.is_not_null()
+             & pl.col("generation").is_not_null()).alias("__plain")).lazy()
         keep = ("__position", "__generation", "__mono", "__wall", "__seq")
         queries = []
-        for channel in self.channels.values():
+        for name, channel in self.channels.items():
             layout = channel.layout
             assert layout is not None
             mine = chunk.filter(pl.col("__plain") & text.str.contains(layout.anchor,
                                                                      literal=True))
+            time = channel.field_names.get("exchange_time")
+            # The rows as the frames hold them: the model's fields (those the layout leaves
+            # out, the model's None) and the metadata; generation, the message's own (only
+            # messages of the pipeline's connection are taken).
+            meta = {
+                "recv_wall_ns": pl.col("__wall"),
+                "recv_mono_ns": pl.col("__mono"),
+                "generation": pl.col("__generation"),
+                "exchange_ns": (pl.col(time[0]) if time and time[0] in layout.fields
+                                else pl.lit(None)),
+                "frame_seq": pl.when(pl.col("__seq") >= 0).then(pl.col("__seq")),
+            }
             queries.append(layout.decode_lazy(mine, "data", keep, exact=True).filter(
-                pl.col(next(iter(layout.fields))).is_not_null()))
+                pl.col(next(iter(layout.fields))).is_not_null()).select(
+                "__position", "__generation",
+                *(pl.col(field) if field in layout.fields
+                  else pl.lit(None, dtype=dtype).alias(field)
+                  for field, dtype in self._schemas[name].items()),
+                *(meta[column].cast(dtype).alias(column)
+                  for column, dtype in META_COLUMNS.items())))
         # The layouts' regular expressions run together, a core each.
-        return dict(zip(self.channels, pl.collect_all(queries), strict=True))
+        return {name: Decoded.of(self.channels[name], frame)
+                for name, frame in zip(self.channels, pl.collect_all(queries), strict=True)}
 
     def take(self, messages: pl.DataFrame, payload: Callable[[int], str | bytes],
              start: int = 0, books: bool = True,
-             decoded: dict[str, pl.DataFrame] | None = None,
+             decoded: dict[str, Decoded] | None = None,
              only: Set[str] | None = None, end: int | None = None) -> Taking:
         """The channels taken in columns for one chunk, with their rows.
 
@@ -274,13 +376,9 @@ class Columnar:
             self._quick.clear()
         if decoded is None:
             decoded = self.decode(messages)
-        positions = pl.int_range(messages.height, eager=True)
-        end = messages.height if end is None else end
-        current = ((messages["generation"] == generation) & (positions >= start)
-                   & (positions < end))
-        mine = ((pl.col("__generation") == generation) & (pl.col("__position") >= start)
-                & (pl.col("__position") < end))
-        found = {name: rows.filter(mine) for name, rows in decoded.items()
+        count = messages.height
+        end = count if end is None else end
+        found = {name: rows.between(start, end, generation) for name, rows in decoded.items()
                  if books or name not in self.book_channels}
         if not found:  # only book channels, which may not be taken here
             return Taking({}, {}, {})
@@ -288,21 +386,23 @@ class Columnar:
         # its layout matched them (as for the rows it takes), so they need no routing below.
         known = {} if books else {
             position: name for name, rows in decoded.items() if name in self.book_channels
-            for position in rows.filter(mine)["__position"].to_list()}
+            for position in rows.between(start, end, generation).positions.tolist()}
         # A book channel left out: its messages are unmatched, the per-message path takes them.
-        matched = pl.concat([f.select("__position") for f in found.values()])["__position"]
-        twice = matched.filter(matched.is_duplicated()).unique().implode()
-        if len(twice[0]):  # two layouts match a message: the parser says whose it is
-            found = {name: rows.filter(~pl.col("__position").is_in(twice))
+        matches = np.bincount(np.concatenate([f.positions for f in found.values()]),
+                              minlength=count)
+        if (matches > 1).any():  # two layouts match a message: the parser says whose it is
+            found = {name: rows.part(np.flatnonzero(matches[rows.positions] == 1))
                      for name, rows in found.items()}
-            matched = matched.filter(~matched.is_in(twice))
-        unmatched = positions.filter(current & ~positions.is_in(matched.implode()))
+        current = np.zeros(count, dtype=bool)
+        current[start:end] = (messages["generation"].slice(start, end - start) == generation
+                              ).fill_null(False).to_numpy()
+        unmatched = np.flatnonzero(current & (matches != 1))  # matched twice: routed too
         present = {name for name, rows in found.items() if rows.height}
         candidates = present if only is None else present & only
         # A channel can be taken only after the last message that keeps it out of a chunk:
         # a sibling's message its layout matches, or (routed, the last first) any message
         # whose channel's state it shares, its own that its layout did not match included.
-        kept_out = {name: max(found[s]["__position"][-1] for s in self.siblings[name] & present)
+        kept_out = {name: max(int(found[s].positions[-1]) for s in self.siblings[name] & present)
                     for name in candidates if self.siblings[name] & present}
         last = dict(kept_out)
         route, ruled_out = pipeline.parser.route, self._ruled_out
@@ -313,7 +413,7 @@ class Columnar:
             return min((kept_out.get(name, -1) for name in waiting), default=-1)
 
         below = floor()
-        for position in reversed(unmatched.to_list()):
+        for position in reversed(unmatched.tolist()):
             if not waiting or position < below:
                 break
             name = known.get(position) or route(payload(position))
@@ -336,7 +436,7 @@ class Columnar:
                 if made is not None:
                     taken[name] = made
                 if fault is not None:
-                    after = int(rows["__position"][fault])
+                    after = int(rows.positions[fault])
                     if made is not None:
                         until[name] = after
                     # Again after it, where enough follow, and either enough came before
@@ -347,19 +447,18 @@ class Columnar:
                         if fault < _SPLIT_MIN:
                             self._quick[name] = self._quick.get(name, 0) + 1
                         later.setdefault(after, set()).add(name)
-            elif rows["__position"][-1] > after:
+            elif rows.positions[-1] > after:
                 later.setdefault(after, set()).add(name)
         return Taking(taken, later, until)
 
     def _taken_to_fault(self, channel: Channel,
-                        found: pl.DataFrame) -> tuple[Taken | None, int | None]:
+                        found: Decoded) -> tuple[Taken | None, int | None]:
         """``channel``'s rows as a :class:`Taken` up to the first that would not be ``ok``.
 
         That row (``None``: all are ``ok``, or what fails is not a row's: the receive
         times step back, the book rule refuses them) is a duplicate or breaks its key's
         run of sequence numbers; the rows before it are taken, if they can be.
         """
-        found = _with_left_out(found, self._schemas[channel.name])
         made = self._taken(channel, found)
         if made is not None:
             return made, None
@@ -368,12 +467,12 @@ class Columnar:
             return None, None
         return (self._taken(channel, found.head(fault)) if fault else None), fault
 
-    def _first_fault(self, channel: Channel, found: pl.DataFrame) -> int | None:
+    def _first_fault(self, channel: Channel, found: Decoded) -> int | None:
         """The first of ``found``'s rows that is a duplicate or breaks its key's run."""
         faults = []
         cache = self.pipeline.parser.cache(channel.name)
-        if channel.dedupe_key is not None and cache is not None:
-            repeat = cache.first_known(_keys(channel, found))
+        if found.keys is not None and cache is not None:
+            repeat = cache.first_known(found.keys)
             if repeat is not None:
                 faults.append(repeat)
         if channel.sequence is not None:
@@ -382,7 +481,7 @@ class Columnar:
                 faults.append(broken)
         return min(faults) if faults else None
 
-    def _first_break(self, channel: Channel, found: pl.DataFrame) -> int | None:
+    def _first_break(self, channel: Channel, found: Decoded) -> int | None:
         """The first row whose numbers do not run on from where its key expects them.
 
         ``None``: every key's numbers run on by one, from where the key expects. Before
@@ -393,7 +492,7 @@ class Columnar:
         own, not the connection group of control messages (_own_state): so nothing
         judged in this connection reads what the last one left, whichever comes first.
         """
-        numbers = Numbers.of(found, _sequence_key(channel), *channel.sequence_bounds())
+        numbers = found.numbers
         if numbers is None:  # a null number, or not an Int64 (no layout's int gives one):
             return 0 if found.height else None  # the models judge the rows
         breaks = np.flatnonzero(numbers.breaks())[:1].tolist()
@@ -405,62 +504,32 @@ class Columnar:
                 if expected is not None and expected != number:
                     breaks.append(row)
         if channel.sequence_chained:  # previous + 1 past an Int64: the models report it
-            previous = found[channel.field_names["sequence"][0]].to_numpy()
+            previous = found.rows[channel.field_names["sequence"][0]].to_numpy()
             breaks.extend(np.flatnonzero(previous == INT64_MAX)[:1].tolist())
         return min(breaks) if breaks else None
 
-    def _taken(self, channel: Channel, found: pl.DataFrame) -> Taken | None:
-        """``channel``'s rows as a :class:`Taken`, or ``None`` if any would not be ``ok``.
-
-        ``found`` holds every field of the model (:func:`_with_left_out`).
-        """
+    def _taken(self, channel: Channel, found: Decoded) -> Taken | None:
+        """``channel``'s rows as a :class:`Taken`, or ``None`` if any would not be ``ok``."""
         pipeline = self.pipeline
-        names = channel.field_names
-        schema = self._schemas[channel.name]
-        keys: list[Hashable] | None = None
-        mono = found["__mono"]
-        if channel.dedupe_key is not None:
+        if found.keys is not None:
             cache = pipeline.parser.cache(channel.name)
-            if cache is None or not _ascending(mono):
-                return None
-            keys = _keys(channel, found)
-            if not cache.fresh(keys, mono[0]):
+            if (cache is None or not found.ascending()
+                    or not cache.fresh(found.keys, int(found.mono[0]))):
                 return None
         if channel.sequence is not None and self._first_break(channel, found) is not None:
             return None
-        time = names.get("exchange_time")
-        meta = {
-            "recv_wall_ns": pl.col("__wall"),
-            "recv_mono_ns": pl.col("__mono"),
-            "generation": pl.lit(pipeline.generation),
-            "exchange_ns": pl.col(time[0]) if time else pl.lit(None),
-            "frame_seq": pl.when(pl.col("__seq") >= 0).then(pl.col("__seq")),
-        }
-        rows = found.select(*schema, *(meta[name].cast(dtype).alias(name)
-                                       for name, dtype in META_COLUMNS.items()))
         book = channel.name in self.book_channels
         if book:
             books = pipeline.books
-            if books is None or not books.sync.takes_rows(books, channel.name, rows):
+            if books is None or not books.sync.takes_rows(books, channel.name, found.rows):
                 return None
-        return Taken(pipeline, channel, rows, found["__position"].to_list(), keys, book)
+        return Taken(pipeline, channel, found, book)
 
 
 def _keys(channel: Channel, found: pl.DataFrame) -> list[Hashable]:
     """Each row's de-dup key: its one field's value, or a tuple of its fields' values."""
     columns = [found[n].to_list() for n in channel.field_names["dedupe_key"]]
     return columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
-
-
-def _with_left_out(found: pl.DataFrame, schema: dict[str, pl.DataType | None]) -> pl.DataFrame:
-    """``found`` with the model's fields its layout leaves out, as nulls (the model's None)."""
-    return found.with_columns(pl.lit(None, dtype=dtype).alias(name)
-                              for name, dtype in schema.items() if name not in found.columns)
-
-
-def _ascending(times: pl.Series) -> bool:
-    """Whether ``times`` never go back."""
-    return bool((times.diff().drop_nulls() >= 0).all())
 
 
 def _sequence_key(channel: Channel) -> pl.Expr:

@@ -22,6 +22,7 @@ import asyncio
 import base64
 import binascii
 import bisect
+import collections
 import contextlib
 import gc
 import os
@@ -31,11 +32,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
+import numpy as np
 import polars as pl
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from ._columnar import Columnar, Taken
+from ._columnar import Columnar, Decoded, Taken
 from ._ports import check_port, listening_url
 from .book import Book, Books
 from .clock import NS_PER_S, VirtualClock
@@ -403,7 +405,7 @@ class _Chunk:
     """The events that are not messages, with their ``index``."""
     messages: pl.DataFrame
     """The replayed messages' columns :meth:`Columnar.take` reads."""
-    decoded: dict[str, pl.DataFrame] | None
+    decoded: dict[str, Decoded] | None
     """:meth:`Columnar.decode` of ``messages`` (``None``: nothing is read in columns)."""
 
 
@@ -446,32 +448,53 @@ class _Step(Generic[_T]):
         return self._result  # type: ignore[return-value]  # set, as nothing was raised
 
 
+_AHEAD = 2
+"""Chunks read and prepared ahead of the one in use, each in a thread of its own: while
+one step is in work that keeps a single core busy (a read, its Python glue), the other's
+decode uses the second."""
+
+
 @contextlib.contextmanager
 def _read_ahead(chunks: Iterable[pl.DataFrame],
                 prepare: Callable[[pl.DataFrame], _T]) -> Iterator[Iterator[_T]]:
-    """``prepare(chunk)`` for each of ``chunks``, the next one read and prepared meanwhile.
+    """``prepare(chunk)`` for each of ``chunks``, the next ones read and prepared meanwhile.
 
     Reading a chunk and ``prepare`` (native work on the chunk alone that reads no
-    state: polars releases the GIL) run in another thread, a chunk ahead of the one in
-    use, so a second core reads and decodes while this one feeds the pipeline. One
-    step at a time, in order, so the chunks are read as in a loop here, only earlier:
-    what either raises is raised here when that chunk is asked for, and two chunks are
-    held at most. Leaving, for whatever reason, waits for the step under way, so no
-    thread is left working (one still in polars when the interpreter exits could take
-    the process down with it); after Ctrl-C that is at most one chunk's read and decode,
-    and a second Ctrl-C stops the wait (the step's thread is a daemon).
+    state: polars releases the GIL) run in other threads, up to :data:`_AHEAD` chunks
+    ahead of the one in use, so the second core reads and decodes while this one feeds
+    the pipeline. The chunks are read one after another, in order, as in a loop here,
+    only earlier: what either raises is raised here when that chunk is asked for, and
+    ``_AHEAD + 1`` chunks are held at most. Leaving, for whatever reason, waits for the
+    steps under way, so no thread is left working (one still in polars when the
+    interpreter exits could take the process down with it); after Ctrl-C that is at most
+    ``_AHEAD`` chunks' read and decode, and a second Ctrl-C stops the wait (the steps'
+    threads are daemons).
     """
     iterator = iter(chunks)
-    under_way: list[_Step[tuple[_T] | None]] = []
+    under_way: collections.deque[_Step[tuple[_T] | None]] = collections.deque()
+    read = threading.Event()  # the last step started has read its chunk
+    read.set()
 
-    def step() -> tuple[_T] | None:
-        chunk = next(iterator, None)
-        return None if chunk is None else (prepare(chunk),)
+    def start() -> None:
+        nonlocal read
+        before, mine = read, threading.Event()
+        read = mine
+
+        def step() -> tuple[_T] | None:
+            before.wait()  # the step before has read its chunk: this one reads the next
+            try:
+                chunk = next(iterator, None)
+            finally:
+                mine.set()
+            return None if chunk is None else (prepare(chunk),)
+
+        under_way.append(_Step(step))
 
     def results() -> Iterator[_T]:
-        under_way.append(_Step(step))
-        while (done := under_way.pop().result()) is not None:
-            under_way.append(_Step(step))
+        for _ in range(_AHEAD):
+            start()
+        while (done := under_way.popleft().result()) is not None:
+            start()
             yield done[0]
 
     try:
@@ -717,10 +740,10 @@ def _not_taken(count: int, taken: dict[str, Taken]) -> list[int]:
     """The positions among ``count`` messages that no channel has taken, ascending."""
     if not taken:
         return list(range(count))
-    out = set(range(count))
+    out = np.ones(count, dtype=bool)
     for channel in taken.values():
-        out.difference_update(channel.positions)
-    return sorted(out)
+        out[channel.at] = False
+    return np.flatnonzero(out).tolist()
 
 
 @contextlib.contextmanager

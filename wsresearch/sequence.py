@@ -424,6 +424,22 @@ class Numbers:
         starts, ends = (bound.to_numpy() for bound in bounds)
         return cls(keys, groups, starts, ends)
 
+    def part(self, index: slice | npt.NDArray[np.intp]) -> Numbers | None:
+        """The numbers of the rows at ``index`` (a slice, or positions ascending).
+
+        ``None`` for no rows, as :meth:`of` gives for none.
+        """
+        first = self.first[index]
+        if not first.size:
+            return None
+        if isinstance(index, slice):
+            start = index.indices(self.first.size)[0]
+            keys = self.keys.slice(start, first.size)
+        else:
+            keys = self.keys.gather(index)
+        groups = None if self.groups is None else self.groups[index]
+        return Numbers(keys, groups, first, self.last[index])
+
     def breaks(self) -> npt.NDArray[np.bool_]:
         """Each row that ends before it starts, or does not start one past its key's last."""
         first, last, groups = self.first, self.last, self.groups
