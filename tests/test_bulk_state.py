@@ -101,6 +101,26 @@ def test_fresh_refuses_keys_after_a_history_that_stepped_back() -> None:
     assert cache.state() == [("d", 8)]
 
 
+def test_an_entry_left_behind_in_front_is_passed_over_once_the_order_is_back() -> None:
+    # A key remembered afresh while its expired entry is held behind a later-expiring one
+    # leaves that entry behind. Once the one before it is evicted, the entries' expiry
+    # times ascend again, and runs of them expire at once; the entry left behind must
+    # still not take the key's new life with it.
+    caches = [DedupeCache(maxsize=3, ttl=10, timer=lambda: 0) for _ in range(2)]
+    for cache in caches:
+        cache.seen("e", 5)  # expires at 15
+        cache.seen("k", 0)  # a step back: expires at 10, behind "e"
+        cache.seen("x", 1)  # expires at 11
+        assert not cache.seen("k", 12)  # expired, but held behind "e": left behind
+        cache.seen("b", 12)  # a fourth key: "e" is evicted; k@10, x@11, k@22, b@22 ascend
+    at_once, one_by_one = caches
+    assert at_once.fresh(["c"], 13)
+    at_once.remember(["c"], [13])  # k@10 and x@11 expire: k@22 stays
+    assert not one_by_one.seen("c", 13)
+    assert at_once.state() == one_by_one.state() == [("k", 22), ("b", 22), ("c", 23)]
+    assert at_once.seen("k", 14)
+
+
 def test_fresh_refuses_a_key_that_comes_twice_in_the_batch() -> None:
     cache = DedupeCache(10, 5, lambda: 0)
     assert not cache.fresh(["a", "b", "a"], 0)
