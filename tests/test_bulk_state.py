@@ -104,18 +104,20 @@ def test_fresh_refuses_keys_after_a_history_that_stepped_back() -> None:
 def test_an_entry_left_behind_in_front_is_passed_over_once_the_order_is_back() -> None:
     # A key remembered afresh while its expired entry is held behind a later-expiring one
     # leaves that entry behind. Once the one before it is evicted, the entries' expiry
-    # times ascend again, and runs of them expire at once; the entry left behind must
-    # still not take the key's new life with it.
-    caches = [DedupeCache(maxsize=3, ttl=10, timer=lambda: 0) for _ in range(2)]
+    # times ascend again; the entry left behind must still not take the key's new life
+    # with it when it expires.
+    others = [f"x{i}" for i in range(10)]
+    caches = [DedupeCache(maxsize=len(others) + 2, ttl=10, timer=lambda: 0) for _ in range(2)]
     for cache in caches:
         cache.seen("e", 5)  # expires at 15
         cache.seen("k", 0)  # a step back: expires at 10, behind "e"
-        cache.seen("x", 1)  # expires at 11
+        for key in others:
+            cache.seen(key, 1)  # expire at 11
         assert not cache.seen("k", 12)  # expired, but held behind "e": left behind
-        cache.seen("b", 12)  # a fourth key: "e" is evicted; k@10, x@11, k@22, b@22 ascend
+        cache.seen("b", 12)  # one key too many: "e" is evicted; k@10, x@11..., k@22, b@22
     at_once, one_by_one = caches
     assert at_once.fresh(["c"], 13)
-    at_once.remember(["c"], [13])  # k@10 and x@11 expire: k@22 stays
+    at_once.remember(["c"], [13])  # k@10 and every x@11 expire: k@22 stays
     assert not one_by_one.seen("c", 13)
     assert at_once.state() == one_by_one.state() == [("k", 22), ("b", 22), ("c", 23)]
     assert at_once.seen("k", 14)

@@ -37,6 +37,10 @@ operations = st.lists(
 @settings(max_examples=sized(150, 400), deadline=None)
 @given(maxsize=st.integers(1, 6), ttl=st.integers(1, 10), ops=operations)
 def test_same_answers_as_ttlcache(maxsize: int, ttl: int, ops: list[tuple[str, int]]) -> None:
+    _same_answers(maxsize, ttl, ops)
+
+
+def _same_answers(maxsize: int, ttl: int, ops: list[tuple[str, int]]) -> None:
     now = [0]
     fast = DedupeCache(maxsize, ttl, lambda: now[0])
     reference = Reference(maxsize, ttl, lambda: now[0])
@@ -46,6 +50,17 @@ def test_same_answers_as_ttlcache(maxsize: int, ttl: int, ops: list[tuple[str, i
         else:
             assert fast.seen(value) == reference.seen(value), (op, value, now[0])
             assert len(fast) == len(reference.cache)
+
+
+@settings(max_examples=sized(100, 300), deadline=None)
+@given(maxsize=st.integers(1, 40), ttl=st.integers(1, 30), ops=st.lists(st.one_of(
+    st.tuples(st.just("key"), st.integers(0, 60)),
+    st.tuples(st.just("tick"), st.integers(0, 12)),
+), max_size=300))
+def test_same_answers_as_ttlcache_with_runs_of_keys_due_at_once(
+        maxsize: int, ttl: int, ops: list[tuple[str, int]]) -> None:
+    # Many keys, and time moving in larger steps: runs of keys expire at once.
+    _same_answers(maxsize, ttl, ops)
 
 
 def test_a_repeat_does_not_extend_a_keys_life() -> None:

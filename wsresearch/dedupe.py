@@ -11,11 +11,7 @@ order, which is also expiry order because keys are inserted at non-decreasing
 times: the oldest entry is always at the front, so both bounds are enforced
 by popping from the front, in O(1) per key. A key remembered afresh after it
 expired leaves its old entry behind in the deque; that entry is recognised by
-its stale expiry and skipped when it reaches the front. While no entry is left behind
-and the expiry times ascend (receive times that never stepped back), a run of entries
-goes at once: the last one due is found by bisection, and the run is taken off the
-front and its keys forgotten in a loop in C, not a Python step per key (the columnar
-replay forgets some 300,000 keys in a Binance recording of that many messages).
+its stale expiry and skipped when it reaches the front.
 
 ``tests/test_dedupe.py`` checks it against ``TTLCache`` on random operation
 sequences; ``docs/performance.md`` has the measurements.
@@ -26,13 +22,9 @@ from __future__ import annotations
 import bisect
 import operator
 from collections import deque
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from itertools import islice
+from collections.abc import Callable, Hashable, Sequence
 
 __all__ = ["DedupeCache"]
-
-_KEY = operator.itemgetter(0)
-_UNTIL = operator.itemgetter(1)
 
 
 class DedupeCache:
@@ -58,7 +50,7 @@ class DedupeCache:
     False
     """
 
-    __slots__ = ("_expiry", "_maxsize", "_order", "_ordered", "_stale", "_timer", "_ttl")
+    __slots__ = ("_expiry", "_maxsize", "_order", "_timer", "_ttl")
 
     def __init__(self, maxsize: int, ttl: int | float, timer: Callable[[], int | float]) -> None:
         if maxsize < 1:
@@ -70,10 +62,6 @@ class DedupeCache:
         self._timer = timer
         self._expiry: dict[Hashable, int | float] = {}
         self._order: deque[tuple[Hashable, int | float]] = deque()
-        # What lets whole runs of entries go at once, without a Python step each: no
-        # entry's expiry is before the one's in front of it, and no entry is left behind.
-        self._ordered = True  # False may be stale: fresh() finds out
-        self._stale = 0  # entries left behind by a key remembered afresh
 
     def seen(self, key: Hashable, now: int | float | None = None) -> bool:
         """Whether ``key`` was remembered and has not expired; remember it if not.
@@ -92,11 +80,7 @@ class DedupeCache:
         order = self._order
         if order and order[0][1] <= now:
             self._expire(now)
-        if key in expiry:  # expired, but its entry not dropped yet: left behind
-            self._stale += 1
         until = expiry[key] = now + self._ttl
-        if order and until < order[-1][1]:
-            self._ordered = False
         order.append((key, until))
         if len(expiry) > self._maxsize:
             self._evict()
@@ -116,10 +100,8 @@ class DedupeCache:
             return False
         if not (len(set(keys)) == len(keys) and self._expiry.keys().isdisjoint(keys)):
             return False
-        if not self._ordered:  # perhaps so again, now that entries have gone
-            untils = list(map(_UNTIL, order))
-            self._ordered = all(map(operator.le, untils, untils[1:]))
-        return self._ordered
+        untils = [until for _, until in order]
+        return all(map(operator.le, untils, untils[1:]))
 
     def first_known(self, keys: Sequence[Hashable]) -> int | None:
         """The index of the first of ``keys`` remembered (expired or not) or already given.
@@ -154,40 +136,26 @@ class DedupeCache:
             kept = newest[bisect.bisect_right([until for _, until in newest], times[-1]):]
             self._expiry = dict(kept)
             self._order = deque(kept)
-            self._ordered, self._stale = True, 0
             return
-        order = self._order
-        if order and entries[0][1] < order[-1][1]:
-            self._ordered = False
         self._expiry.update(entries)
-        order.extend(entries)
+        self._order.extend(entries)
         self._expire(times[-1])
         # _evict() as many times as needed, inline: a call per key would double the cost.
-        expiry = self._expiry
+        expiry, popleft = self._expiry, self._order.popleft
         excess = len(expiry) - self._maxsize
-        if excess > 0 and not self._stale:  # the oldest entries are the oldest keys
-            _drop(expiry, _front(order, excess))
-            return
         while excess > 0:
-            key, until = order.popleft()
+            key, until = popleft()
             if expiry.get(key) == until:
                 del expiry[key]
                 excess -= 1
-            else:
-                self._stale -= 1
 
     def _expire(self, now: int | float) -> None:
         """Forget every key whose time is up (the front of the deque)."""
         expiry, order = self._expiry, self._order
-        if self._ordered and not self._stale:  # the entries before the first live one, at once
-            _drop(expiry, _front(order, bisect.bisect_right(order, now, key=_UNTIL)))
-            return
         while order and order[0][1] <= now:
             key, until = order.popleft()
             if expiry.get(key) == until:  # not an entry left behind by a re-insert
                 del expiry[key]
-            else:
-                self._stale -= 1
 
     def _evict(self) -> None:
         """Forget the oldest live key."""
@@ -197,7 +165,6 @@ class DedupeCache:
             if expiry.get(key) == until:
                 del expiry[key]
                 return
-            self._stale -= 1
 
     def state(self) -> list[tuple[Hashable, int | float]]:
         """Every key remembered, with its expiry, in insertion order: all :meth:`seen` depends on.
@@ -213,9 +180,6 @@ class DedupeCache:
         """Remember exactly ``state`` (from :meth:`state`), forgetting everything else."""
         self._expiry = dict(state)
         self._order = deque(state)
-        self._stale = len(self._order) - len(self._expiry)
-        untils = list(map(_UNTIL, state))
-        self._ordered = all(map(operator.le, untils, untils[1:]))
 
     @property
     def entries(self) -> int:
@@ -233,15 +197,3 @@ class DedupeCache:
 
     def __repr__(self) -> str:
         return f"DedupeCache(size={len(self._expiry)}, maxsize={self._maxsize}, ttl={self._ttl})"
-
-
-def _front(order: deque[tuple[Hashable, int | float]],
-           count: int) -> Iterator[tuple[Hashable, int | float]]:
-    """The first ``count`` entries of ``order``, each taken off it as it is reached."""
-    return islice(iter(order.popleft, None), count)  # entries are tuples: never None
-
-
-def _drop(expiry: dict[Hashable, int | float],
-          entries: Iterator[tuple[Hashable, int | float]]) -> None:
-    """Forget each of ``entries``' keys: a loop in C, not a Python step per key."""
-    deque(map(expiry.__delitem__, map(_KEY, entries)), maxlen=0)
