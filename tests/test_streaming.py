@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import random
 import shutil
 import subprocess
 import sys
 import threading
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -216,6 +218,50 @@ def test_ctrl_c_waits_for_the_chunk_being_read_and_leaves_no_thread_working() ->
         replay_in_chunks(recording, recording.spec, "complete", None, 100,  # type: ignore[arg-type]
                          interrupted, chunks=chunks())
     assert read, "the replay returned while the next chunk was still being read"
+    assert not _read_ahead_threads()
+
+
+@pytest.mark.timeout(30)
+def test_ctrl_c_where_a_thread_could_not_start_leaves_the_next_read_in_its_turn(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first read-ahead thread starts, the next cannot (the process is out of threads),
+    # so that step runs here and waits for the first's read; Ctrl-C lands in that wait.
+    # The replay must still end (no later step waiting for ever for the one interrupted)
+    # with the KeyboardInterrupt, and leave no thread behind.
+    recording = Recording.open(SESSION)
+    released = threading.Event()
+    starting = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name.startswith("wsresearch-read-ahead") and _read_ahead_threads():
+            raise RuntimeError("can't start new thread")
+        starting(thread)
+
+    class CtrlC(threading.Event):
+        fired = False
+
+        def wait(self, timeout: float | None = None) -> bool:
+            if (not self.is_set() and not CtrlC.fired
+                    and threading.current_thread() is threading.main_thread()):
+                CtrlC.fired = True
+                released.set()  # the first read ends soon after
+                raise KeyboardInterrupt
+            return super().wait(timeout)
+
+    def chunks() -> Iterator[pl.DataFrame]:
+        source = recording.chunks(100)
+        released.wait(timeout=20)  # the first read lasts until Ctrl-C
+        yield from source
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    # The replay's events only: threading's own (a thread's start waits on one) stay.
+    module = importlib.import_module("wsresearch.replay")
+    monkeypatch.setattr(module, "threading", types.SimpleNamespace(**{
+        **vars(threading), "Event": CtrlC}))
+    with pytest.raises(KeyboardInterrupt):
+        replay_in_chunks(recording, recording.spec, "complete", None, 100,  # type: ignore[arg-type]
+                         None, chunks=chunks())
+    assert CtrlC.fired
     assert not _read_ahead_threads()
 
 

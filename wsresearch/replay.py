@@ -467,8 +467,9 @@ def _read_ahead(chunks: Iterable[pl.DataFrame],
     ``_AHEAD + 1`` chunks are held at most. Leaving, for whatever reason, waits for the
     steps under way, so no thread is left working (one still in polars when the
     interpreter exits could take the process down with it); after Ctrl-C that is at most
-    ``_AHEAD`` chunks' read and decode, and a second Ctrl-C stops the wait (the steps'
-    threads are daemons).
+    ``_AHEAD`` chunks' read and decode. A second Ctrl-C does not cut the wait short (with
+    polars imported, a signal does not wake a thread's join), so a ``chunks`` source that
+    blocks holds the replay until it gives its chunk.
     """
     iterator = iter(chunks)
     under_way: collections.deque[_Step[tuple[_T] | None]] = collections.deque()
@@ -481,10 +482,15 @@ def _read_ahead(chunks: Iterable[pl.DataFrame],
         read = mine
 
         def step() -> tuple[_T] | None:
-            before.wait()  # the step before has read its chunk: this one reads the next
             try:
+                before.wait()  # the step before has read its chunk: this one reads the next
                 chunk = next(iterator, None)
             finally:
+                # The next step reads once the one before has, even where this one stopped
+                # waiting: Ctrl-C, where no thread could start and this step runs here.
+                while not before.is_set():  # at most the step before's read
+                    with contextlib.suppress(KeyboardInterrupt):
+                        before.wait()
                 mine.set()
             return None if chunk is None else (prepare(chunk),)
 
