@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,11 +90,35 @@ def book_state(book: Book) -> tuple[Any, ...]:
             book.invalid_ns())
 
 
+_models: dict[tuple[str, str, tuple[tuple[str, int, int], ...]], ReplayResult] = {}
+
+
+@pytest.fixture(autouse=True)
+def _models_once_a_test() -> Iterator[None]:
+    """Each test replays a recording through the models once (see :func:`both`)."""
+    _models.clear()
+    yield
+    _models.clear()
+
+
 def both(path: Path, chunk_events: int, mode: Any = "complete") -> tuple[ReplayResult,
                                                                         ReplayResult]:
+    """``path`` replayed in columns, in chunks of ``chunk_events``, and through the models.
+
+    The replay through the models is made once a test per recording and mode, in one
+    chunk: what it gives does not depend on the chunks (``test_streaming`` holds every
+    recording's replays alike at every chunk size), so each chunk size in columns is
+    checked against the same one.
+    """
     recording = Recording.open(path)
-    return (replay(recording, chunk_events=chunk_events, mode=mode),
-            replay(recording, chunk_events=chunk_events, mode=mode, columnar=False))
+    key = (str(path), mode, tuple(sorted(
+        (str(file), file.stat().st_size, file.stat().st_mtime_ns)
+        for file in Path(path).rglob("*") if file.is_file())))
+    models = _models.get(key)
+    if models is None:
+        models = _models[key] = replay(recording, mode=mode, chunk_events=10**9,
+                                       columnar=False)
+    return replay(recording, chunk_events=chunk_events, mode=mode), models
 
 
 @pytest.mark.parametrize("path", sorted(DATA.glob("binance_*")), ids=lambda p: p.name)

@@ -203,7 +203,8 @@ async def test_stop_leaves_no_task_socket_or_timer_behind() -> None:
 
 async def test_run_for_runs_then_stops() -> None:
     async with Simulator(rates=RATES) as sim:
-        feed = await Feed(sim.spec(connection=quick())).run_for(0.3)
+        # Long enough to connect on a loaded machine (the suite runs on every core).
+        feed = await Feed(sim.spec(connection=quick())).run_for(1.5)
         assert feed.state is ConnectionState.DISCONNECTED
         assert rows(feed, "trade") > 0
 
