@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,22 +90,18 @@ def book_state(book: Book) -> tuple[Any, ...]:
 
 
 _models: dict[tuple[str, str, tuple[tuple[str, int, int], ...]], ReplayResult] = {}
-
-
-@pytest.fixture(autouse=True)
-def _models_once_a_test() -> Iterator[None]:
-    """Each test replays a recording through the models once (see :func:`both`)."""
-    _models.clear()
-    yield
-    _models.clear()
+"""Replays through the models, by recording (its files as they are) and mode: what the
+columnar replays are checked against (:func:`both`). Nothing a test here changes (the
+at-once path's switch, a spy on it) reaches the models' replay."""
+_MODELS_KEPT = 6
 
 
 def both(path: Path, chunk_events: int, mode: Any = "complete") -> tuple[ReplayResult,
                                                                         ReplayResult]:
     """``path`` replayed in columns, in chunks of ``chunk_events``, and through the models.
 
-    The replay through the models is made once a test per recording and mode, in one
-    chunk: what it gives does not depend on the chunks (``test_streaming`` holds every
+    The replay through the models is made once per recording and mode (a few kept), in
+    one chunk: what it gives does not depend on the chunks (``test_streaming`` holds every
     recording's replays alike at every chunk size), so each chunk size in columns is
     checked against the same one.
     """
@@ -114,10 +109,12 @@ def both(path: Path, chunk_events: int, mode: Any = "complete") -> tuple[ReplayR
     key = (str(path), mode, tuple(sorted(
         (str(file), file.stat().st_size, file.stat().st_mtime_ns)
         for file in Path(path).rglob("*") if file.is_file())))
-    models = _models.get(key)
+    models = _models.pop(key, None)
     if models is None:
-        models = _models[key] = replay(recording, mode=mode, chunk_events=10**9,
-                                       columnar=False)
+        models = replay(recording, mode=mode, chunk_events=10**9, columnar=False)
+    _models[key] = models  # the newest last
+    while len(_models) > _MODELS_KEPT:
+        del _models[next(iter(_models))]
     return replay(recording, chunk_events=chunk_events, mode=mode), models
 
 

@@ -60,9 +60,9 @@ def test_every_chunk_size_replays_every_recording_alike(path: Path) -> None:
 def test_the_faithful_mode_skips_the_same_messages_in_chunks() -> None:
     spec = generic.spec(url="ws://127.0.0.1:1")
     whole = replay(SESSION, spec, "faithful", chunk_events=10**9)
-    # Through the models in chunks of 5 (the columnar path's fixed cost, each chunk): the
+    # Through the models in chunks of 23 (the columnar path's fixed cost, each chunk): the
     # skipping is what is tested; test_columnar_replay holds the two paths alike, faithful too.
-    assert_same_replay(whole, replay(SESSION, spec, "faithful", chunk_events=5,
+    assert_same_replay(whole, replay(SESSION, spec, "faithful", chunk_events=23,
                                      columnar=False))
 
 
@@ -112,7 +112,7 @@ def test_overlapping_segments_still_stream_in_seq_order(
     # Through the models: the chunks are what is tested here, and a chunk of a few events
     # costs the columnar path its fixed cost each (test_columnar_replay holds the two alike).
     # Chunks of any size were checked above; a replay pays a few milliseconds a chunk, so
-    # it reads chunks of 20 events or more (tiny chunks replay alike: see above).
+    # it reads chunks of 20 events or more (small chunks replay alike: see above).
     assert_same_replay(replay(SESSION, spec), replay(
         path, spec, chunk_events=data.draw(st.integers(20, 400)), columnar=False))
 

@@ -407,6 +407,10 @@ class _Chunk:
     """The replayed messages' columns :meth:`Columnar.take` reads."""
     decoded: dict[str, Decoded] | None
     """:meth:`Columnar.decode` of ``messages`` (``None``: nothing is read in columns)."""
+    items: _Items
+    """The replayed messages as the pipeline takes them, made as needed."""
+    at: list[int]
+    """Each replayed message's index among the events."""
 
 
 class _Step(Generic[_T]):
@@ -546,9 +550,10 @@ class _Driver:
     def prepare(self, events: pl.DataFrame) -> _Chunk:
         """The next chunk of events (in ``seq`` order), with what of it reads no state.
 
-        The messages to replay and, where the replay reads columns, each layout's
-        decoded messages: native work on the chunk alone, which :func:`_read_ahead` does
-        in another thread while the chunk before is fed.
+        The messages to replay (:class:`_Items`: payloads made as the pipeline asks for
+        them) and, where the replay reads columns, each layout's decoded messages: work on
+        the chunk alone, most of it native, which :func:`_read_ahead` does in another
+        thread while the chunk before is fed.
         """
         is_frame = pl.col("kind") == "frame"
         indexed = events.with_row_index("index")
@@ -561,7 +566,8 @@ class _Driver:
             others=indexed.filter(~is_frame).select("index", "generation", "mono_ns",
                                                     "wall_ns", "kind", "stream", "data",
                                                     "code"),
-            messages=messages, decoded=decoded)
+            messages=messages, decoded=decoded,
+            items=_Items(kept, self.source), at=kept["index"].to_list())
 
     def feed(self, chunk: _Chunk) -> None:
         """Put the next chunk of events through the pipeline."""
@@ -576,10 +582,8 @@ class _Driver:
             health.reset()
         first_mono = self.first_mono
         self.messages += chunk.frames
-        kept = chunk.kept
-        items = _Items(kept, self.source)
+        items, at = chunk.items, chunk.at
         self.kept += len(items)
-        at = kept["index"].to_list()  # the event index of each item
 
         # Stops, in event order: the health check points that fall before each event
         # (check k, at first_mono + k * interval, runs before the first event whose
