@@ -13,6 +13,7 @@ re-spaced messages, and numbers too long to be exact.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import warnings
@@ -89,11 +90,13 @@ def book_state(book: Book) -> tuple[Any, ...]:
             book.invalid_ns())
 
 
-_models: dict[tuple[str, str, tuple[tuple[str, int, int], ...]], ReplayResult] = {}
-"""Replays through the models, by recording (its files as they are) and mode: what the
-columnar replays are checked against (:func:`both`). Nothing a test here changes (the
-at-once path's switch, a spy on it) reaches the models' replay."""
-_MODELS_KEPT = 6
+@functools.lru_cache(maxsize=6)
+def _through_models(path: str, mode: Any, files: tuple[tuple[str, int, int], ...]
+                    ) -> ReplayResult:
+    """The replay of ``path`` through the models, in one chunk, once per recording (its
+    ``files`` as they are) and mode. Nothing a test here changes (the at-once path's switch,
+    a spy on it) reaches the models' replay."""
+    return replay(Recording.open(path), mode=mode, chunk_events=10**9, columnar=False)
 
 
 def both(path: Path, chunk_events: int, mode: Any = "complete") -> tuple[ReplayResult,
@@ -105,17 +108,10 @@ def both(path: Path, chunk_events: int, mode: Any = "complete") -> tuple[ReplayR
     recording's replays alike at every chunk size), so each chunk size in columns is
     checked against the same one.
     """
-    recording = Recording.open(path)
-    key = (str(path), mode, tuple(sorted(
-        (str(file), file.stat().st_size, file.stat().st_mtime_ns)
-        for file in Path(path).rglob("*") if file.is_file())))
-    models = _models.pop(key, None)
-    if models is None:
-        models = replay(recording, mode=mode, chunk_events=10**9, columnar=False)
-    _models[key] = models  # the newest last
-    while len(_models) > _MODELS_KEPT:
-        del _models[next(iter(_models))]
-    return replay(recording, chunk_events=chunk_events, mode=mode), models
+    files = tuple(sorted((str(file), file.stat().st_size, file.stat().st_mtime_ns)
+                         for file in Path(path).rglob("*") if file.is_file()))
+    return (replay(Recording.open(path), chunk_events=chunk_events, mode=mode),
+            _through_models(str(path), mode, files))
 
 
 @pytest.mark.parametrize("path", sorted(DATA.glob("binance_*")), ids=lambda p: p.name)

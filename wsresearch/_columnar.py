@@ -162,8 +162,6 @@ class Taken:
         self.stream = channel.stream_name
         self.rows = found.rows
         self.positions: list[int] = found.positions.tolist()
-        self.at = found.positions
-        """:attr:`positions`, as an array."""
         self.recv_mono: list[int] = found.mono.tolist()
         self.keys = found.keys
         self._numbers = found.numbers

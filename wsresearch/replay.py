@@ -399,8 +399,6 @@ class _Chunk:
     events: pl.DataFrame
     frames: int
     """Its messages, those a faithful replay skips included."""
-    kept: pl.DataFrame
-    """The messages replayed, with their ``index`` among the events."""
     others: pl.DataFrame
     """The events that are not messages, with their ``index``."""
     messages: pl.DataFrame
@@ -562,7 +560,7 @@ class _Driver:
         decoded = (self.columnar.decode(messages) if self.columnar and messages.height
                    else None)
         return _Chunk(
-            events=events, frames=int(events.select(is_frame.sum()).item()), kept=kept,
+            events=events, frames=int(events.select(is_frame.sum()).item()),
             others=indexed.filter(~is_frame).select("index", "generation", "mono_ns",
                                                     "wall_ns", "kind", "stream", "data",
                                                     "code"),
@@ -752,7 +750,7 @@ def _not_taken(count: int, taken: dict[str, Taken]) -> list[int]:
         return list(range(count))
     out = np.ones(count, dtype=bool)
     for channel in taken.values():
-        out[channel.at] = False
+        out[channel.positions] = False
     return np.flatnonzero(out).tolist()
 
 
