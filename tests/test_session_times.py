@@ -62,7 +62,7 @@ def session(n: int, seed: int, backwards: bool = False) -> list[tuple[int, str]]
 def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("sessions")
     spec = generic.spec(["trade", "ticker"], url="ws://127.0.0.1:1")
-    return {name: Recording.from_frames(root / name, session(6_000, seed, backwards),
+    return {name: Recording.from_frames(root / name, session(3_000, seed, backwards),
                                         spec=spec).path
             for name, seed, backwards in (("even", 1, False), ("backwards", 2, True))}
 
