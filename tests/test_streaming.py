@@ -438,7 +438,14 @@ def test_chunks_from_a_seq_read_no_segment_wholly_before_it(
         read.append(file)
         return original(file, offset, length)
 
+    def spy_small(index: int, size: int) -> Any:
+        found = original_small(index, size)
+        read.extend(fresh.files[at] for at in found)
+        return found
+
+    original_small = fresh._read_small
     monkeypatch.setattr(fresh, "_read", spy)
+    monkeypatch.setattr(fresh, "_read_small", spy_small)
     chunks = list(fresh.chunks(100, start=start))
     assert_frame_equal(pl.concat(chunks), events.filter(pl.col("seq") >= start))
     skipped = [f for f in fresh.files if f not in read]
@@ -446,10 +453,67 @@ def test_chunks_from_a_seq_read_no_segment_wholly_before_it(
     assert all(pl.read_parquet(f)["seq"].max() < start for f in skipped)  # type: ignore[operator]
 
 
+def small_segments(path: Path, frames: int, per_segment: int,
+                   monkeypatch: pytest.MonkeyPatch) -> Recording:
+    """A recording of ``frames`` generic trades in segments of ``per_segment`` events, as a
+    live recorder leaves them (a segment a flush)."""
+    from wsresearch.recording import writer
+    from wsresearch.recording.writer import Captured, write_events
+    from wsresearch.testing import generic_frames
+
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    start = 1_700_000_000 * 10**9
+    events = [Captured("open", start, spec.url)] + [
+        Captured("frame", start + i * 10**7, text)
+        for i, text in enumerate(generic_frames(frames, seed=5))]
+    with monkeypatch.context() as patch:
+        patch.setattr(writer, "_CAPTURE_SEGMENT", per_segment)
+        write_events(path, events, source_url=spec.url, origin=spec.origin)
+    return Recording.open(path)
+
+
+def test_small_segments_come_in_chunks_of_the_size_asked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A live recording is a segment a flush (a second): a chunk a segment would make a
+    # replay pay a chunk's fixed cost for every second recorded.
+    recording = small_segments(tmp_path / "rec", 1_000, 7, monkeypatch)
+    assert len(recording.files) == 144  # 1,002 events: the open, the frames, the stop
+    events = recording.events()
+    chunks = list(Recording.open(recording.path).chunks(50))
+    assert [c.height for c in chunks] == [50] * 20 + [2]
+    assert_frame_equal(pl.concat(chunks), events)
+    parts = list(Recording.open(recording.path).columns(["kind", "mono_ns"]))
+    assert len(parts) == 1
+    assert_frame_equal(pl.concat(parts), events.select("seq", "kind", "mono_ns"))
+    spec = recording.spec
+    assert spec is not None
+    assert_same_replay(replay(recording, spec, chunk_events=10**9),
+                       replay(Recording.open(recording.path), spec, chunk_events=50))
+
+
+def test_a_damaged_small_segment_is_skipped_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Read together, a damaged one would fail the others' query: they are then read one by
+    # one, and only it is skipped, with its warning, as a whole read skips it.
+    recording = small_segments(tmp_path / "rec", 300, 10, monkeypatch)
+    damaged = recording.files[5]
+    damaged.write_bytes(damaged.read_bytes()[:-20])
+    with pytest.warns(UserWarning, match="skipping unreadable segment"):
+        whole = Recording.open(recording.path).events()
+    assert whole.height == 302 - 10  # the open, 300 frames and the stop, less a segment
+    assert Recording.open(recording.path).event_count == whole.height
+    with pytest.warns(UserWarning, match="skipping unreadable segment"):
+        chunks = list(Recording.open(recording.path).chunks(64))
+    assert_frame_equal(pl.concat(chunks), whole)
+    assert [c.height for c in chunks] == [64] * 4 + [36]
+    parts = list(Recording.open(recording.path).columns(["kind"]))
+    assert_frame_equal(pl.concat(parts), whole.select("seq", "kind"))
+
+
 def test_a_few_columns_read_alone_are_those_of_the_events() -> None:
     recording = Recording.open(SESSION)
     parts = list(recording.columns(["kind", "code"]))
-    assert len(parts) == len(recording.files)
+    assert len(parts) == 1 < len(recording.files)  # small segments in order: read together
     assert recording._events is None  # nothing but those columns was read
     assert_frame_equal(pl.concat(parts), recording.events().select("seq", "kind", "code"))
     with pytest.raises(ValueError, match="unknown column"):

@@ -14,6 +14,7 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -233,6 +234,15 @@ class Recording:
             for first in range(0, self._events.height, events):
                 yield self._events.slice(first, events)
             return
+        yield from _gathered(self._in_order(events, start), events)
+
+    def _in_order(self, events: int, start: int | None) -> Iterator[pl.DataFrame]:
+        """The segments' events in ``seq`` order, in tables as the segments give them.
+
+        Each table is read from one segment, or a piece of one (of at least ``events``
+        rows), and holds the events of it (and of those before) that no later segment
+        can hold an earlier one than.
+        """
         # The lowest seq of every later segment: what is below it is final.
         later: list[int | None] = []
         frontier: int | None = None
@@ -243,16 +253,22 @@ class Recording:
                 frontier = lowest
         later.reverse()
         held = pl.DataFrame(schema=EVENT_SCHEMA)
-        for file, (_, rows, ordered, top), frontier in zip(self.files, surveyed, later,
-                                                         strict=True):
+        # A segment in seq order (as written) is read a piece at a time: decoding a whole
+        # one costs several times its size. Small ones are read several at once.
+        size = max(events, _PIECE)
+        small: dict[int, pl.DataFrame] = {}
+        for index, (file, (_, rows, ordered, top), frontier) in enumerate(
+                zip(self.files, surveyed, later, strict=True)):
             if start is not None and top is not None and top < start:
                 continue  # wholly before what is wanted
-            # A segment in seq order (as written) is read a piece at a time: decoding a
-            # whole one costs several times its size.
-            size = max(events, _PIECE)
             pieces = range(0, rows, size) if ordered else [None]
             for offset in pieces:
-                table = self._read(file, offset, size)
+                table = small.pop(index, None)
+                if table is None and offset == 0 and rows <= size:
+                    small = self._read_small(index, size)
+                    table = small.pop(index, None)
+                if table is None:
+                    table = self._read(file, offset, size)
                 if table is None:
                     break  # unreadable: skipped, with a warning
                 bound = frontier
@@ -260,6 +276,10 @@ class Recording:
                     # The file's next piece starts at or after this one's last seq.
                     last = int(table["seq"][-1]) + 1
                     bound = last if bound is None else min(bound, last)
+                if (not held.height and offset == 0 and rows <= size and top is not None
+                        and (bound is None or top < bound)):
+                    yield table  # a whole segment, in order, before any later one: as written
+                    continue
                 held = pl.concat([held, table]) if held.height else table
                 highest: int | None = held.select(pl.col("seq").max()).item()
                 if bound is None or highest is None or highest < bound:  # as written
@@ -269,19 +289,64 @@ class Recording:
                     held = held.filter(pl.col("seq") >= bound)
                 if not ready["seq"].is_sorted():  # a writer's segments always are: no copy
                     ready = ready.sort("seq", maintain_order=True)
-                for row in range(0, ready.height, events):
-                    yield ready.slice(row, events)
+                yield ready
         if held.height:  # only where the last segment could not be read
-            yield from (held.sort("seq", maintain_order=True).slice(row, events)
-                        for row in range(0, held.height, events))
+            yield held.sort("seq", maintain_order=True)
+
+    def _small_run(self, index: int, size: int) -> list[int]:
+        """The segment at ``index`` and those after it that are small and follow on.
+
+        Each in ``seq`` order and after the one before (as surveyed), up to :data:`_GROUP`
+        files and ``size`` rows in all: read together, they are the events of reading
+        each in turn. Empty where the one at ``index`` is not such a segment.
+        """
+        surveyed = self._survey()
+        group: list[int] = []
+        total, top = 0, None
+        for at in range(index, min(index + _GROUP, len(self.files))):
+            lowest, rows, ordered, highest = surveyed[at]
+            if (not (ordered and rows) or total + rows > size or lowest is None
+                    or (top is not None and lowest <= top)):
+                break
+            group.append(at)
+            total, top = total + rows, highest
+        return group
+
+    def _read_small(self, index: int, size: int) -> dict[int, pl.DataFrame]:
+        """The segment at ``index`` and the small ones after it, read in one query.
+
+        Those in ``seq`` order (as surveyed), up to :data:`_GROUP` files and ``size`` rows in
+        all, by index; none where fewer than two are small, or the query fails or gives
+        other rows than surveyed: each is then read alone (and a damaged one skipped with
+        its warning).
+        """
+        surveyed, files = self._survey(), self.files
+        group = self._small_run(index, size)
+        total = sum(surveyed[at][1] for at in group)
+        if len(group) < 2:
+            return {}
+        try:
+            table = pl.read_parquet([files[at] for at in group], glob=False)
+        except (Exception, pl.exceptions.PanicException):
+            return {}
+        if table.columns != _V2_COLUMNS or table.height != total:
+            return {}  # a version-1 segment among them, or a file changed since surveyed
+        table = table.cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+        found, row = {}, 0
+        for at in group:
+            rows = surveyed[at][1]
+            found[at] = table.slice(row, rows)
+            row += rows
+        return found
 
     def columns(self, names: list[str]) -> Iterator[pl.DataFrame]:
-        """A few of the event columns, one readable segment at a time, each in ``seq`` order.
+        """A few of the event columns, a readable segment at a time, each in ``seq`` order.
 
         For a pass over a long recording that needs no message text (where its connections
         begin, what each one's close was): reading ``data`` is most of a segment's cost.
         Segments come in the reader's order; an unreadable one is skipped (:meth:`chunks`
-        warns of it).
+        warns of it). Small segments that follow on in ``seq`` order (a live recording's,
+        a flush each) come several to a table, read in one query.
 
         Raises
         ------
@@ -296,22 +361,41 @@ class Recording:
         wanted = list(dict.fromkeys(["seq", *names]))
         if self._events is not None:
             return iter([self._events.select(wanted)])
-        return self._columns(wanted, names)
+        return self._columns(wanted)
 
-    def _columns(self, wanted: list[str], names: list[str]) -> Iterator[pl.DataFrame]:
-        for file in self.files:
-            try:
-                if set(wanted) <= set(pl.read_parquet_schema(file)):
-                    table: pl.DataFrame | None = pl.read_parquet(file, columns=wanted,
-                                                                 glob=False)
-                else:  # a version-1 segment: its closed_by is derived
-                    table = self._read(file)
-            except (Exception, pl.exceptions.PanicException):
-                table = None
-            if table is None:
-                continue  # unreadable: skipped, as the reader skips it
-            yield table.select(wanted).cast(
-                {n: EVENT_SCHEMA[n] for n in wanted}).sort("seq", maintain_order=True)
+    def _columns(self, wanted: list[str]) -> Iterator[pl.DataFrame]:
+        at, files = 0, self.files
+        while at < len(files):
+            group = self._small_run(at, _PIECE)
+            if len(group) > 1:  # small segments in seq order: read in one query, as one table
+                try:
+                    table = pl.read_parquet([files[i] for i in group], columns=wanted,
+                                            glob=False)
+                except (Exception, pl.exceptions.PanicException):
+                    table = None  # one by one, as alone
+                if table is not None and table.height == sum(
+                        self._survey()[i][1] for i in group):
+                    yield table.cast({n: EVENT_SCHEMA[n] for n in wanted})
+                    at = group[-1] + 1
+                    continue
+            alone = self._columns_of(files[at], wanted)
+            if alone is not None:
+                yield alone
+            at += 1
+
+    def _columns_of(self, file: Path, wanted: list[str]) -> pl.DataFrame | None:
+        """:meth:`columns` of one segment file; ``None`` if it cannot be read."""
+        try:
+            if set(wanted) <= set(pl.read_parquet_schema(file)):
+                table: pl.DataFrame | None = pl.read_parquet(file, columns=wanted, glob=False)
+            else:  # a version-1 segment: its closed_by is derived
+                table = self._read(file)
+        except (Exception, pl.exceptions.PanicException):
+            return None  # unreadable: skipped, as the reader skips it
+        if table is None:
+            return None
+        return table.select(wanted).cast(
+            {n: EVENT_SCHEMA[n] for n in wanted}).sort("seq", maintain_order=True)
 
     @property
     def event_count(self) -> int:
@@ -323,7 +407,9 @@ class Recording:
     def _survey(self) -> list[_Surveyed]:
         """Each segment's lowest ``seq``, row count and whether it is in ``seq`` order; kept."""
         if self._surveyed is None:
-            self._surveyed = [_survey(file) for file in self.files]
+            files = self.files
+            self._surveyed = [found for first in range(0, len(files), _GROUP)
+                              for found in _survey_group(files[first:first + _GROUP])]
         return self._surveyed
 
     def dropped(self) -> set[int]:
@@ -422,7 +508,62 @@ class Recording:
                 [code for _, code in sorted(closes, key=lambda close: close[0])])
 
 
+def _gathered(tables: Iterable[pl.DataFrame], events: int) -> Iterator[pl.DataFrame]:
+    """``tables``, one after another, as tables of ``events`` rows (the last may hold fewer).
+
+    A live recording's segments are a flush each, about a second of events: handed out
+    one by one, each would be a chunk of its own, and a replay would pay a chunk's fixed
+    cost (a few ms) for every second recorded, a hundred times the events' own cost for a
+    quiet feed. Rows are copied only where small tables are joined.
+    """
+    pending: list[pl.DataFrame] = []
+    count = 0
+    for table in tables:
+        if not table.height:
+            continue
+        pending.append(table)
+        count += table.height
+        if count < events:
+            continue
+        whole = pending[0] if len(pending) == 1 else pl.concat(pending, rechunk=True)
+        cut = count - count % events
+        for row in range(0, cut, events):
+            yield whole.slice(row, events)
+        rest = whole.slice(cut)
+        pending, count = ([rest] if rest.height else []), rest.height
+    if pending:
+        yield pending[0] if len(pending) == 1 else pl.concat(pending, rechunk=True)
+
+
+_SURVEY = (pl.col("seq").min().alias("lowest"), pl.len(),
+           (pl.col("seq").diff() >= 0).all().alias("ordered"), pl.col("seq").max().alias("highest"))
+"""What a survey reads of a segment: its lowest ``seq``, rows, whether in order, highest."""
+
+_GROUP = 256
+"""Segment files surveyed, or read when small, in one query: a query costs about 2 ms however
+small its files, and a live recording is a file a flush (a second)."""
+
 _Surveyed = tuple[int | None, int, bool, int | None]  # lowest seq, rows, in order, highest
+
+
+def _survey_group(files: list[Path]) -> list[_Surveyed]:
+    """:func:`_survey` of each of ``files``, in one scan of them all.
+
+    A query costs about 2 ms however small its file, and a live recording is a file a
+    second: one scan of a few hundred files costs a tenth of that a file. Where the scan
+    fails (a damaged file among them) or leaves a file out (one without rows), those files
+    are surveyed one by one, as alone.
+    """
+    if len(files) < 2:
+        return [_survey(file) for file in files]
+    try:
+        found = pl.scan_parquet(files, glob=False, include_file_paths="__file").group_by(
+            "__file").agg(*_SURVEY).collect()
+    except (Exception, pl.exceptions.PanicException):
+        return [_survey(file) for file in files]
+    by_file = {row[0]: row[1:] for row in found.iter_rows()}
+    return [_surveyed(by_file[str(file)]) if str(file) in by_file else _survey(file)
+            for file in files]
 
 
 def _survey(file: Path) -> _Surveyed:
@@ -432,13 +573,15 @@ def _survey(file: Path) -> _Surveyed:
     it, with its warning.
     """
     try:
-        lowest, rows, ordered, highest = pl.scan_parquet(file, glob=False).select(
-            pl.col("seq").min().alias("lowest"), pl.len(),
-            (pl.col("seq").diff() >= 0).all().alias("ordered"),
-            pl.col("seq").max().alias("highest"),
-        ).collect().row(0)
+        found = pl.scan_parquet(file, glob=False).select(*_SURVEY).collect().row(0)
     except (Exception, pl.exceptions.PanicException):
         return None, 0, False, None
+    return _surveyed(found)
+
+
+def _surveyed(found: tuple[Any, ...]) -> _Surveyed:
+    """:data:`_SURVEY`'s values of a file, as :func:`_survey` gives them."""
+    lowest, rows, ordered, highest = found
     return ((None if lowest is None else int(lowest)), int(rows), bool(ordered),
             (None if highest is None else int(highest)))
 
