@@ -28,6 +28,8 @@ and the min-max of the per-round ratios, and the target where there is one:
 - replay of 299,950 real Binance frames against cryptofeed 2.4.1's Binance handler and a
   plain read + ``orjson.loads`` of the same frames, each in a process of its own, the peers
   in their own venv (``benchmarks/bench_peers.py``; ``make bench`` creates the venv);
+- replay of an hour of a live recording, 3,600 segments of 30 frames (a segment a flush, as
+  a recorder writes them), against the same events in one segment;
 - peak RSS of ``export`` and ``report`` (each in a process of its own) against the
   recording's size on disk, for a recording of ``--messages`` frames and one three times
   as long: flat means the same peak for both (``benchmarks/bench_streaming.py``);
@@ -41,8 +43,8 @@ and the min-max of the per-round ratios, and the target where there is one:
 
 Usage: python benchmarks/suite.py [--rounds 3] [--messages 300000] [--rate 20000]
        [--seconds 10] [--soak 300] [--flood 100000]
-       [--only imports,live,cpu,replay,peers,normalize,books,workers,streaming,refresh,memory,
-              soak]
+       [--only imports,live,cpu,replay,peers,normalize,books,workers,segments,streaming,
+              refresh,memory,soak]
 """
 
 from __future__ import annotations
@@ -204,6 +206,41 @@ def split(args: argparse.Namespace, figure: Figure) -> None:
             figure.values.append(one / (time.perf_counter() - began))
 
 
+def segments(args: argparse.Namespace, figure: Figure) -> None:
+    """Replay of an hour of a live recording's segments against the same events in one.
+
+    A recorder writes a segment a flush (a second): 3,600 segments of 30 generic trades (an
+    hour of a quiet feed), written as the recorder cuts them, against the same events in
+    one segment.
+    """
+    from wsresearch import Recording, replay
+    from wsresearch.recording import writer
+    from wsresearch.recording.writer import Captured, write_events
+
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    start = 1_700_000_000 * 10**9
+    events = [Captured("open", start, spec.url)] + [
+        Captured("frame", start + i * 33_333_333, text)
+        for i, text in enumerate(generic_frames(108_000, seed=4))]
+    with tempfile.TemporaryDirectory(prefix="wsr-bench-") as folder:
+        root = Path(folder)
+        cut = writer._CAPTURE_SEGMENT
+        try:
+            for name, size in (("hour", 30), ("one", len(events) + 1)):
+                writer._CAPTURE_SEGMENT = size  # as a recorder's flushes cut them
+                write_events(root / name, events, source_url=spec.url, origin=spec.origin)
+        finally:
+            writer._CAPTURE_SEGMENT = cut
+
+        def timed(name: str) -> float:
+            began = time.perf_counter()
+            replay(Recording.open(root / name), spec)
+            return time.perf_counter() - began
+
+        for _ in range(args.rounds):
+            figure.values.append(timed("one") / timed("hour"))
+
+
 def peers(args: argparse.Namespace, figures: dict[str, Figure]) -> None:
     """Replay against cryptofeed's Binance handler and read + orjson, same frames."""
     found = bench_peers.measure(max(5, args.rounds), 50, bench_peers.PEERS)
@@ -302,7 +339,7 @@ def main() -> None:
                         help="messages of the memory probes' flood (1x; 3x is the other)")
     parser.add_argument("--only",
                         default="imports,live,cpu,replay,peers,normalize,books,workers,"
-                                "streaming,refresh,memory,soak",
+                                "segments,streaming,refresh,memory,soak",
                         help="comma-separated steps to run (default: all)")
     args = parser.parse_args()
     on = Figure("live ingest, Feed recording", "bare websockets recv loop", ">= 0.5")
@@ -348,6 +385,7 @@ def main() -> None:
                            "the same with --workers 1", ">= 1.7")
     split_figure = Figure("export --workers 2, one recording of 4 connections",
                           "the same by one process")
+    segmented = Figure("replay, an hour in 3,600 segments (108k)", "the same events in one segment")
     peer_figures = {
         "cryptofeed": Figure("replay(), 300k Binance frames", "cryptofeed 2.4.1 playback", ">= 3"),
         "orjson": Figure("replay(), 300k Binance frames", "read + orjson.loads", ">= 0.4"),
@@ -376,6 +414,7 @@ def main() -> None:
         "workers": ("parallel export", lambda: (workers(args, parallel, args.messages // 2),
                                                 workers(args, parallel_long, args.messages * 2),
                                                 split(args, split_figure))),
+        "segments": ("a live recording's segments", lambda: segments(args, segmented)),
         "peers": ("replay against peers", lambda: peers(args, peer_figures)),
         "streaming": ("export and report memory",
                       lambda: streaming(args, stream_figures)),  # type: ignore[arg-type]
@@ -401,7 +440,7 @@ def main() -> None:
                    coinbase_columns, coinbase_rate, captures_columns, captures_rate,
                    parallel,
                    parallel_long,
-                   split_figure, *stream_figures.values(), refreshed,
+                   split_figure, segmented, *stream_figures.values(), refreshed,
                    *memory_figures.values(), growth):
         print(figure.row())
 

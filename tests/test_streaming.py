@@ -479,6 +479,7 @@ def test_small_segments_come_in_chunks_of_the_size_asked(
     recording = small_segments(tmp_path / "rec", 1_000, 7, monkeypatch)
     assert len(recording.files) == 144  # 1,002 events: the open, the frames, the stop
     events = recording.events()
+    assert_frame_equal(events, pl.concat(pl.read_parquet(f) for f in recording.files))
     chunks = list(Recording.open(recording.path).chunks(50))
     assert [c.height for c in chunks] == [50] * 20 + [2]
     assert_frame_equal(pl.concat(chunks), events)

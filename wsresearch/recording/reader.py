@@ -188,7 +188,7 @@ class Recording:
         Read once, then kept: later calls return the same frame.
         """
         if self._events is None:
-            tables = [t for t in (self._read(f) for f in self.files) if t is not None]
+            tables = list(self._in_order(_WHOLE, None))  # small segments read together
             self._events = (
                 pl.concat(tables).sort("seq", maintain_order=True) if tables
                 else pl.DataFrame(schema=EVENT_SCHEMA)
@@ -267,8 +267,8 @@ class Recording:
                 if table is None and offset == 0 and rows <= size:
                     small = self._read_small(index, size)
                     table = small.pop(index, None)
-                if table is None:
-                    table = self._read(file, offset, size)
+                if table is None:  # a segment in one piece is read whole
+                    table = self._read(file, offset if rows > size else None, size)
                 if table is None:
                     break  # unreadable: skipped, with a warning
                 bound = frontier
@@ -538,6 +538,9 @@ def _gathered(tables: Iterable[pl.DataFrame], events: int) -> Iterator[pl.DataFr
 _SURVEY = (pl.col("seq").min().alias("lowest"), pl.len(),
            (pl.col("seq").diff() >= 0).all().alias("ordered"), pl.col("seq").max().alias("highest"))
 """What a survey reads of a segment: its lowest ``seq``, rows, whether in order, highest."""
+
+_WHOLE = 1 << 62
+"""Rows of a piece that no segment reaches: :meth:`Recording.events` reads each whole."""
 
 _GROUP = 256
 """Segment files surveyed, or read when small, in one query: a query costs about 2 ms however
