@@ -20,7 +20,7 @@ EVENTS = Recording.open(SESSION).events().height
 SPEC = generic.spec(url="ws://127.0.0.1:1")  # the session's own adapter
 
 
-@settings(max_examples=sized(50, 120), deadline=None, derandomize=True,
+@settings(max_examples=sized(35, 120), deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(
     which=st.sampled_from(FILES),

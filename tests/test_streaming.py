@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import types
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -509,6 +510,88 @@ def test_a_damaged_small_segment_is_skipped_alone(
     assert [c.height for c in chunks] == [64] * 4 + [36]
     parts = list(Recording.open(recording.path).columns(["kind"]))
     assert_frame_equal(pl.concat(parts), whole.select("seq", "kind"))
+
+
+@pytest.mark.parametrize("which", [0, 4])  # the first of a run read together, or a later one
+def test_a_segment_with_its_columns_in_another_order_is_read_as_the_others(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: int) -> None:
+    # A run of segments read in one query takes a later file's columns by name: read alone,
+    # such a segment is read the same, so what is read never depends on how files group.
+    recording = small_segments(tmp_path / "rec", 300, 10, monkeypatch)
+    expected = recording.events()
+    table = pl.read_parquet(recording.files[which])
+    table.select(reversed(table.columns)).write_parquet(recording.files[which])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing skipped
+        assert_frame_equal(Recording.open(recording.path).events(), expected)
+        for size in (1, 64, 20_000):
+            assert_frame_equal(pl.concat(Recording.open(recording.path).chunks(size)), expected)
+        assert_frame_equal(pl.concat(Recording.open(recording.path).columns(["kind"])),
+                           expected.select("seq", "kind"))
+
+
+def test_a_segment_changed_after_the_survey_still_comes_out_in_seq_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Surveyed first, then a segment gains three of the next one's events: its run is no
+    # longer read together (its rows are not those surveyed), and what is read is bounded
+    # by the rows read, not by the survey.
+    recording = small_segments(tmp_path / "rec", 300, 10, monkeypatch)
+    assert recording.event_count == 302
+    first, second = (pl.read_parquet(recording.files[at]) for at in (20, 21))
+    pl.concat([first, second.head(3)]).write_parquet(recording.files[20])
+    for size in (50, 20_000):
+        chunks = pl.concat(recording.chunks(size))
+        assert chunks["seq"].is_sorted()
+        assert_frame_equal(chunks, Recording.open(recording.path).events())
+        assert chunks.height == 305
+
+
+def test_a_version_1_recordings_small_segments_are_read_once_each(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Version-1 segments lack closed_by: a run of them is read together and closed_by
+    # derived, as for one; where a run cannot be read together (the columns asked for
+    # include closed_by), its files are read one by one, not the run tried again at each.
+    path = tmp_path / "v1"
+    shutil.copytree(SESSION, path, ignore=shutil.ignore_patterns("segments"))
+    events = pl.concat(pl.read_parquet(f) for f in Recording.open(SESSION).files)
+    assert "closed_by" not in events.columns
+    folder = path / SEGMENTS / "0000"
+    folder.mkdir(parents=True)
+    for first in range(0, events.height, 9):
+        part = events.slice(first, 9)
+        part.write_parquet(folder / f"events-{part['seq'][0]:012d}.parquet")
+    expected = Recording.open(SESSION).events()
+    files_read = 0
+    read_parquet = pl.read_parquet
+
+    def counting(source: Any, *args: Any, **kwargs: Any) -> pl.DataFrame:
+        nonlocal files_read
+        table = read_parquet(source, *args, **kwargs)  # a query that fails reads no rows
+        files_read += len(source) if isinstance(source, list) else 1
+        return table
+
+    monkeypatch.setattr(pl, "read_parquet", counting)
+    recording = Recording.open(path)
+    count = len(recording.files)
+    assert count == -(-expected.height // 9)
+    assert_frame_equal(recording.events(), expected)
+    assert files_read == count
+    files_read = 0
+    assert_frame_equal(pl.concat(Recording.open(path).chunks(100)), expected)
+    assert files_read == count
+    files_read = 0
+    closes = pl.concat(Recording.open(path).columns(["kind", "closed_by"]))
+    assert_frame_equal(closes, expected.select("seq", "kind", "closed_by"))
+    assert files_read == count  # the runs' query fails (no closed_by): each file alone
+
+
+def test_a_few_columns_are_read_where_the_recordings_path_holds_glob_characters(
+        tmp_path: Path) -> None:
+    path = tmp_path / "a [x] *"
+    shutil.copytree(SESSION, path)
+    recording = Recording.open(path)
+    parts = list(recording.columns(["kind", "closed_by"]))
+    assert_frame_equal(pl.concat(parts), recording.events().select("seq", "kind", "closed_by"))
 
 
 def test_a_few_columns_read_alone_are_those_of_the_events() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +188,8 @@ class Recording:
         Read once, then kept: later calls return the same frame.
         """
         if self._events is None:
-            tables = list(self._in_order(_WHOLE, None))  # small segments read together
+            tables = list(self._by_runs(lambda group: self._read_group(group, None),
+                                        self._read))
             self._events = (
                 pl.concat(tables).sort("seq", maintain_order=True) if tables
                 else pl.DataFrame(schema=EVENT_SCHEMA)
@@ -239,9 +240,10 @@ class Recording:
     def _in_order(self, events: int, start: int | None) -> Iterator[pl.DataFrame]:
         """The segments' events in ``seq`` order, in tables as the segments give them.
 
-        Each table is read from one segment, or a piece of one (of at least ``events``
+        Each table is read from one segment, or a piece of one (``max(events, _PIECE)``
         rows), and holds the events of it (and of those before) that no later segment
-        can hold an earlier one than.
+        can hold an earlier one than. A run of small segments that follow on is read in
+        one query (:meth:`_read_group`), then taken a segment at a time.
         """
         # The lowest seq of every later segment: what is below it is final.
         later: list[int | None] = []
@@ -257,6 +259,7 @@ class Recording:
         # one costs several times its size. Small ones are read several at once.
         size = max(events, _PIECE)
         small: dict[int, pl.DataFrame] = {}
+        alone = -1  # the last of a run that could not be read together: read one by one
         for index, (file, (_, rows, ordered, top), frontier) in enumerate(
                 zip(self.files, surveyed, later, strict=True)):
             if start is not None and top is not None and top < start:
@@ -264,9 +267,12 @@ class Recording:
             pieces = range(0, rows, size) if ordered else [None]
             for offset in pieces:
                 table = small.pop(index, None)
-                if table is None and offset == 0 and rows <= size:
-                    small = self._read_small(index, size)
-                    table = small.pop(index, None)
+                if table is None and offset == 0 and rows <= size and index > alone:
+                    group = self._small_run(index, size)
+                    if len(group) > 1:
+                        small = self._split(group, self._read_group(group, None))
+                        alone = alone if small else group[-1]
+                        table = small.pop(index, None)
                 if table is None:  # a segment in one piece is read whole
                     table = self._read(file, offset if rows > size else None, size)
                 if table is None:
@@ -276,12 +282,8 @@ class Recording:
                     # The file's next piece starts at or after this one's last seq.
                     last = int(table["seq"][-1]) + 1
                     bound = last if bound is None else min(bound, last)
-                if (not held.height and offset == 0 and rows <= size and top is not None
-                        and (bound is None or top < bound)):
-                    yield table  # a whole segment, in order, before any later one: as written
-                    continue
                 held = pl.concat([held, table]) if held.height else table
-                highest: int | None = held.select(pl.col("seq").max()).item()
+                highest: int | None = held["seq"].max()  # type: ignore[assignment]
                 if bound is None or highest is None or highest < bound:  # as written
                     ready, held = held, held.clear()
                 else:
@@ -312,41 +314,66 @@ class Recording:
             total, top = total + rows, highest
         return group
 
-    def _read_small(self, index: int, size: int) -> dict[int, pl.DataFrame]:
-        """The segment at ``index`` and the small ones after it, read in one query.
-
-        Those in ``seq`` order (as surveyed), up to :data:`_GROUP` files and ``size`` rows in
-        all, by index; none where fewer than two are small, or the query fails or gives
-        other rows than surveyed: each is then read alone (and a damaged one skipped with
-        its warning).
-        """
-        surveyed, files = self._survey(), self.files
-        group = self._small_run(index, size)
-        total = sum(surveyed[at][1] for at in group)
-        if len(group) < 2:
+    def _split(self, group: list[int], table: pl.DataFrame | None) -> dict[int, pl.DataFrame]:
+        """``table`` of the segments at ``group`` (:meth:`_read_group`), by segment."""
+        if table is None:
             return {}
-        try:
-            table = pl.read_parquet([files[at] for at in group], glob=False)
-        except (Exception, pl.exceptions.PanicException):
-            return {}
-        if table.columns != _V2_COLUMNS or table.height != total:
-            return {}  # a version-1 segment among them, or a file changed since surveyed
-        table = table.cast(EVENT_SCHEMA)  # type: ignore[arg-type]
-        found, row = {}, 0
+        surveyed, found, row = self._survey(), {}, 0
         for at in group:
             rows = surveyed[at][1]
             found[at] = table.slice(row, rows)
             row += rows
         return found
 
+    def _read_group(self, group: list[int], columns: list[str] | None) -> pl.DataFrame | None:
+        """The segments at ``group`` (:meth:`_small_run`) in one query, one after another.
+
+        ``columns`` of them (``None``: every column, as :meth:`_read` gives them). ``None``
+        where the query fails (a damaged file among them, a version-1 segment's missing
+        column) or gives other rows than surveyed: each is then read alone, and a damaged
+        one skipped with its warning.
+        """
+        try:
+            table = pl.read_parquet([self.files[at] for at in group], columns=columns,
+                                    glob=False)
+            if table.height != sum(self._survey()[at][1] for at in group):
+                return None  # a file changed since it was surveyed
+            if columns is not None:
+                return table.cast({n: EVENT_SCHEMA[n] for n in columns})
+            return _as_events(table)
+        except (Exception, pl.exceptions.PanicException):
+            return None
+
+    def _by_runs(self, together: Callable[[list[int]], pl.DataFrame | None],
+                 alone: Callable[[Path], pl.DataFrame | None]) -> Iterator[pl.DataFrame]:
+        """Every readable segment's table, in the files' order.
+
+        A run of small segments that follow on (:meth:`_small_run`) is read ``together``,
+        as one table; any other segment, and each of a run that cannot be read together,
+        ``alone``.
+        """
+        at, files = 0, self.files
+        while at < len(files):
+            group = self._small_run(at, _PIECE)
+            table = together(group) if len(group) > 1 else None
+            if table is not None:
+                yield table
+            else:
+                for one in group if len(group) > 1 else [at]:
+                    found = alone(files[one])
+                    if found is not None:
+                        yield found
+            at = (group[-1] if len(group) > 1 else at) + 1
+
     def columns(self, names: list[str]) -> Iterator[pl.DataFrame]:
-        """A few of the event columns, a readable segment at a time, each in ``seq`` order.
+        """A few of the event columns, a readable segment (or run of small ones) at a time.
 
         For a pass over a long recording that needs no message text (where its connections
         begin, what each one's close was): reading ``data`` is most of a segment's cost.
         Segments come in the reader's order; an unreadable one is skipped (:meth:`chunks`
-        warns of it). Small segments that follow on in ``seq`` order (a live recording's,
-        a flush each) come several to a table, read in one query.
+        warns of it). Each table is in ``seq`` order: small segments that follow on in
+        ``seq`` order (a live recording's, a flush each) come several to a table, read in
+        one query.
 
         Raises
         ------
@@ -364,32 +391,15 @@ class Recording:
         return self._columns(wanted)
 
     def _columns(self, wanted: list[str]) -> Iterator[pl.DataFrame]:
-        at, files = 0, self.files
-        while at < len(files):
-            group = self._small_run(at, _PIECE)
-            if len(group) > 1:  # small segments in seq order: read in one query, as one table
-                try:
-                    table = pl.read_parquet([files[i] for i in group], columns=wanted,
-                                            glob=False)
-                except (Exception, pl.exceptions.PanicException):
-                    table = None  # one by one, as alone
-                if table is not None and table.height == sum(
-                        self._survey()[i][1] for i in group):
-                    yield table.cast({n: EVENT_SCHEMA[n] for n in wanted})
-                    at = group[-1] + 1
-                    continue
-            alone = self._columns_of(files[at], wanted)
-            if alone is not None:
-                yield alone
-            at += 1
+        return self._by_runs(lambda group: self._read_group(group, wanted),
+                             lambda file: self._columns_of(file, wanted))
 
     def _columns_of(self, file: Path, wanted: list[str]) -> pl.DataFrame | None:
         """:meth:`columns` of one segment file; ``None`` if it cannot be read."""
         try:
-            if set(wanted) <= set(pl.read_parquet_schema(file)):
-                table: pl.DataFrame | None = pl.read_parquet(file, columns=wanted, glob=False)
-            else:  # a version-1 segment: its closed_by is derived
-                table = self._read(file)
+            table: pl.DataFrame | None = pl.read_parquet(file, columns=wanted, glob=False)
+        except pl.exceptions.ColumnNotFoundError:  # a version-1 segment: closed_by is derived
+            table = self._read(file)
         except (Exception, pl.exceptions.PanicException):
             return None  # unreadable: skipped, as the reader skips it
         if table is None:
@@ -461,13 +471,7 @@ class Recording:
                 table = pl.read_parquet(file, glob=False)  # a path, never a pattern
             else:
                 table = pl.scan_parquet(file, glob=False).slice(offset, length).collect()
-            if table.columns == _V2_COLUMNS:
-                return table.cast(EVENT_SCHEMA)  # type: ignore[arg-type]
-            # A damaged footer can rename a column.
-            if table.columns != list(V1_COLUMNS):
-                raise ValueError(f"its columns {table.columns} are not the event schema's")
-            table = table.cast(_V1_SCHEMA)  # type: ignore[arg-type]
-            return table.with_columns(v1_closed_by(pl.col("kind"), pl.col("reason")))
+            return _as_events(table)
         # A damaged file must not hide the others. polars' Parquet reader can also
         # panic on one (a PanicException is a BaseException, not an Exception).
         except (Exception, pl.exceptions.PanicException) as exc:
@@ -508,6 +512,26 @@ class Recording:
                 [code for _, code in sorted(closes, key=lambda close: close[0])])
 
 
+def _as_events(table: pl.DataFrame) -> pl.DataFrame:
+    """A segment's table (or several's, one after another) as :data:`EVENT_SCHEMA` has it.
+
+    The columns say the version: version 1 lacks ``closed_by``, which is then derived from
+    the close reasons. Columns in another order are put in the schema's (a multi-file read
+    puts a later file's in the first's).
+
+    Raises
+    ------
+    ValueError
+        If the columns are neither version's (a damaged footer can rename one).
+    """
+    if sorted(table.columns) == sorted(_V2_COLUMNS):
+        return table.select(_V2_COLUMNS).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
+    if sorted(table.columns) != sorted(V1_COLUMNS):
+        raise ValueError(f"its columns {table.columns} are not the event schema's")
+    table = table.select(V1_COLUMNS).cast(_V1_SCHEMA)  # type: ignore[arg-type]
+    return table.with_columns(v1_closed_by(pl.col("kind"), pl.col("reason")))
+
+
 def _gathered(tables: Iterable[pl.DataFrame], events: int) -> Iterator[pl.DataFrame]:
     """``tables``, one after another, as tables of ``events`` rows (the last may hold fewer).
 
@@ -538,9 +562,6 @@ def _gathered(tables: Iterable[pl.DataFrame], events: int) -> Iterator[pl.DataFr
 _SURVEY = (pl.col("seq").min().alias("lowest"), pl.len(),
            (pl.col("seq").diff() >= 0).all().alias("ordered"), pl.col("seq").max().alias("highest"))
 """What a survey reads of a segment: its lowest ``seq``, rows, whether in order, highest."""
-
-_WHOLE = 1 << 62
-"""Rows of a piece that no segment reaches: :meth:`Recording.events` reads each whole."""
 
 _GROUP = 256
 """Segment files surveyed, or read when small, in one query: a query costs about 2 ms however
