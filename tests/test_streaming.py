@@ -439,14 +439,13 @@ def test_chunks_from_a_seq_read_no_segment_wholly_before_it(
         read.append(file)
         return original(file, offset, length)
 
-    def spy_small(index: int, size: int) -> Any:
-        found = original_small(index, size)
-        read.extend(fresh.files[at] for at in found)
-        return found
+    def spy_group(group: list[int], columns: list[str] | None) -> Any:
+        read.extend(fresh.files[at] for at in group)  # a run of small segments read together
+        return original_group(group, columns)
 
-    original_small = fresh._read_small
+    original_group = fresh._read_group
     monkeypatch.setattr(fresh, "_read", spy)
-    monkeypatch.setattr(fresh, "_read_small", spy_small)
+    monkeypatch.setattr(fresh, "_read_group", spy_group)
     chunks = list(fresh.chunks(100, start=start))
     assert_frame_equal(pl.concat(chunks), events.filter(pl.col("seq") >= start))
     skipped = [f for f in fresh.files if f not in read]
