@@ -584,6 +584,19 @@ def test_a_version_1_recordings_small_segments_are_read_once_each(
     assert files_read == count  # the runs' query fails (no closed_by): each file alone
 
 
+def test_a_segment_with_a_column_of_another_type_reads_alike_in_every_reader(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A struct where the text should be: cast to text by every reader, never raised.
+    recording = small_segments(tmp_path / "rec", 300, 10, monkeypatch)
+    damaged = recording.files[3]
+    pl.read_parquet(damaged).with_columns(data=pl.struct("data", "kind")).write_parquet(damaged)
+    whole = Recording.open(recording.path).events()
+    assert whole.height == 302
+    assert_frame_equal(pl.concat(Recording.open(recording.path).chunks(64)), whole)
+    parts = Recording.open(recording.path).columns(["data"])
+    assert_frame_equal(pl.concat(parts), whole.select("seq", "data"))
+
+
 def test_a_few_columns_are_read_where_the_recordings_path_holds_glob_characters(
         tmp_path: Path) -> None:
     path = tmp_path / "a [x] *"
