@@ -214,7 +214,6 @@ def segments(args: argparse.Namespace, figure: Figure) -> None:
     one segment.
     """
     from wsresearch import Recording, replay
-    from wsresearch.recording import writer
     from wsresearch.recording.writer import Captured, write_events
 
     spec = generic.spec(url="ws://127.0.0.1:1")
@@ -224,13 +223,9 @@ def segments(args: argparse.Namespace, figure: Figure) -> None:
         for i, text in enumerate(generic_frames(108_000, seed=4))]
     with tempfile.TemporaryDirectory(prefix="wsr-bench-") as folder:
         root = Path(folder)
-        cut = writer._CAPTURE_SEGMENT
-        try:
-            for name, size in (("hour", 30), ("one", len(events) + 1)):
-                writer._CAPTURE_SEGMENT = size  # as a recorder's flushes cut them
-                write_events(root / name, events, source_url=spec.url, origin=spec.origin)
-        finally:
-            writer._CAPTURE_SEGMENT = cut
+        for name, size in (("hour", 30), ("one", len(events) + 1)):  # a flush a second
+            write_events(root / name, events, source_url=spec.url, origin=spec.origin,
+                         segment_events=size)
 
         def timed(name: str) -> float:
             began = time.perf_counter()

@@ -25,7 +25,9 @@ from wsresearch import Recording, replay
 from wsresearch.exchanges import generic
 from wsresearch.recording import reader
 from wsresearch.recording.format import MANIFEST, SEGMENTS
+from wsresearch.recording.writer import Captured, write_events
 from wsresearch.replay import _AHEAD, ReplayResult, replay_in_chunks
+from wsresearch.testing import generic_frames
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 RECORDINGS = sorted(p for p in (DATA / "recordings").iterdir() if p.is_dir())
@@ -453,30 +455,33 @@ def test_chunks_from_a_seq_read_no_segment_wholly_before_it(
     assert all(pl.read_parquet(f)["seq"].max() < start for f in skipped)  # type: ignore[operator]
 
 
-def small_segments(path: Path, frames: int, per_segment: int,
-                   monkeypatch: pytest.MonkeyPatch) -> Recording:
+def small_segments(path: Path, frames: int, per_segment: int) -> Recording:
     """A recording of ``frames`` generic trades in segments of ``per_segment`` events, as a
     live recorder leaves them (a segment a flush)."""
-    from wsresearch.recording import writer
-    from wsresearch.recording.writer import Captured, write_events
-    from wsresearch.testing import generic_frames
-
     spec = generic.spec(url="ws://127.0.0.1:1")
     start = 1_700_000_000 * 10**9
     events = [Captured("open", start, spec.url)] + [
         Captured("frame", start + i * 10**7, text)
         for i, text in enumerate(generic_frames(frames, seed=5))]
-    with monkeypatch.context() as patch:
-        patch.setattr(writer, "_CAPTURE_SEGMENT", per_segment)
-        write_events(path, events, source_url=spec.url, origin=spec.origin)
+    write_events(path, events, source_url=spec.url, origin=spec.origin,
+                 segment_events=per_segment)
     return Recording.open(path)
 
 
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "7", None])
+def test_a_segment_size_that_is_not_a_positive_int_is_refused_before_any_write(
+        tmp_path: Path, bad: object) -> None:
+    with pytest.raises(ValueError, match="segment_events must be a positive int"):
+        write_events(tmp_path / "rec", [], source_url="ws://127.0.0.1:1",
+                     segment_events=bad)  # type: ignore[arg-type]
+    assert not (tmp_path / "rec").exists()
+
+
 def test_small_segments_come_in_chunks_of_the_size_asked(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path) -> None:
     # A live recording is a segment a flush (a second): a chunk a segment would make a
     # replay pay a chunk's fixed cost for every second recorded.
-    recording = small_segments(tmp_path / "rec", 1_000, 7, monkeypatch)
+    recording = small_segments(tmp_path / "rec", 1_000, 7)
     assert len(recording.files) == 144  # 1,002 events: the open, the frames, the stop
     events = recording.events()
     assert_frame_equal(events, pl.concat(pl.read_parquet(f) for f in recording.files))
@@ -493,10 +498,10 @@ def test_small_segments_come_in_chunks_of_the_size_asked(
 
 
 def test_a_damaged_small_segment_is_skipped_alone(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path) -> None:
     # Read together, a damaged one would fail the others' query: they are then read one by
     # one, and only it is skipped, with its warning, as a whole read skips it.
-    recording = small_segments(tmp_path / "rec", 300, 10, monkeypatch)
+    recording = small_segments(tmp_path / "rec", 300, 10)
     damaged = recording.files[5]
     damaged.write_bytes(damaged.read_bytes()[:-20])
     with pytest.warns(UserWarning, match="skipping unreadable segment"):
@@ -513,10 +518,10 @@ def test_a_damaged_small_segment_is_skipped_alone(
 
 @pytest.mark.parametrize("which", [0, 4])  # the first of a run read together, or a later one
 def test_a_segment_with_its_columns_in_another_order_is_read_as_the_others(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: int) -> None:
+        tmp_path: Path, which: int) -> None:
     # A run of segments read in one query takes a later file's columns by name: read alone,
     # such a segment is read the same, so what is read never depends on how files group.
-    recording = small_segments(tmp_path / "rec", 300, 10, monkeypatch)
+    recording = small_segments(tmp_path / "rec", 300, 10)
     expected = recording.events()
     table = pl.read_parquet(recording.files[which])
     table.select(reversed(table.columns)).write_parquet(recording.files[which])
@@ -530,11 +535,11 @@ def test_a_segment_with_its_columns_in_another_order_is_read_as_the_others(
 
 
 def test_a_segment_changed_after_the_survey_still_comes_out_in_seq_order(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path) -> None:
     # Surveyed first, then a segment gains three of the next one's events: its run is no
     # longer read together (its rows are not those surveyed), and what is read is bounded
     # by the rows read, not by the survey.
-    recording = small_segments(tmp_path / "rec", 300, 10, monkeypatch)
+    recording = small_segments(tmp_path / "rec", 300, 10)
     assert recording.event_count == 302
     first, second = (pl.read_parquet(recording.files[at]) for at in (20, 21))
     pl.concat([first, second.head(3)]).write_parquet(recording.files[20])
@@ -585,9 +590,9 @@ def test_a_version_1_recordings_small_segments_are_read_once_each(
 
 
 def test_a_segment_with_a_column_of_another_type_reads_alike_in_every_reader(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path) -> None:
     # A struct where the text should be: cast to text by every reader, never raised.
-    recording = small_segments(tmp_path / "rec", 300, 10, monkeypatch)
+    recording = small_segments(tmp_path / "rec", 300, 10)
     damaged = recording.files[3]
     pl.read_parquet(damaged).with_columns(data=pl.struct("data", "kind")).write_parquet(damaged)
     whole = Recording.open(recording.path).events()

@@ -46,7 +46,7 @@ from .frames import META_COLUMNS, polars_schema
 from .layout import check_layout
 from .parser import OK
 from .pipeline import Pipeline
-from .sequence import Numbers, runs
+from .sequence import Numbers
 from .spec import CONNECTION_GROUP, Channel, FeedSpec
 
 __all__ = ["Columnar", "Decoded", "Taken", "Taking"]
@@ -181,9 +181,11 @@ class Taken:
         rows = self.rows.slice(low, high - low)
         names = channel.field_names
         if channel.sequence is not None:
-            numbers = None if self._numbers is None else self._numbers.part(slice(low, high))
-            found = list((runs(rows, _sequence_key(channel), *channel.sequence_bounds())
-                          if numbers is None else numbers.runs()).iter_rows())
+            # A channel's rows are taken only where their numbers are (Columnar._first_break).
+            assert self._numbers is not None
+            numbers = self._numbers.part(slice(low, high))
+            assert numbers is not None  # some rows: high > low
+            found = list(numbers.runs().iter_rows())
             pipeline.sequences.observe_runs(
                 channel.sequence_group_name, {k: (first, last) for k, first, last, _, _ in found},
                 pipeline.generation,

@@ -254,6 +254,9 @@ def write_capture(
         Texts or bytes, or ``(wall_ns, text or bytes)`` pairs, in arrival order.
     source_url, description, channels, redact, origin
         For the manifest, as a recorder takes them.
+    segment_events
+        Events per segment file at most (it bounds the memory one write takes). A small
+        number writes what a live recorder leaves: a segment a flush.
 
     Raises
     ------
@@ -283,6 +286,7 @@ def write_events(
     channels: Sequence[str] = (),
     redact: Sequence[str] = DEFAULT_REDACT,
     origin: SpecOrigin | None = None,
+    segment_events: int = _CAPTURE_SEGMENT,
 ) -> int:
     """Write a session captured elsewhere as a complete recording at ``path``.
 
@@ -311,6 +315,9 @@ def write_events(
         :class:`Captured` events in the order they happened.
     source_url, description, channels, redact, origin
         For the manifest, as a recorder takes them.
+    segment_events
+        Events per segment file at most (it bounds the memory one write takes). A small
+        number writes what a live recorder leaves: a segment a flush.
 
     Returns
     -------
@@ -322,11 +329,14 @@ def write_events(
     RecordingError
         If ``path`` cannot be claimed (it holds a recording), or a write fails.
     TypeError, ValueError
-        For an event of a kind not in :data:`CAPTURED_KINDS`, or data that is not
-        text (bytes for a frame).
+        For an event of a kind not in :data:`CAPTURED_KINDS`, data that is not
+        text (bytes for a frame), or ``segment_events`` not a positive int.
 
     Anything raised once ``path`` was claimed removes it, so a retry is not refused.
     """
+    if (isinstance(segment_events, bool) or not isinstance(segment_events, int)
+            or segment_events < 1):
+        raise ValueError(f"segment_events must be a positive int, got {segment_events!r}")
     items = iter(events)
     head = list(itertools.islice(items, 1))  # the first event, if there is one
     # The session starts with its first event: times given are kept, the manifest's
@@ -341,7 +351,7 @@ def write_events(
     writer.open(manifest)
     try:
         written = _write_events(writer, itertools.chain(head, items), first_wall,
-                                manifest.source_url, tuple(redact))
+                                manifest.source_url, tuple(redact), segment_events)
         writer.write_manifest(manifest.model_copy(update={
             "ended_wall_ns": first_wall + written.end_ns, "events": written.events,
             "complete": True,
@@ -365,7 +375,7 @@ class _Written(NamedTuple):
 
 def _write_events(
     writer: SegmentWriter, items: Iterator[Captured], first_wall: int, url: str,
-    redact: tuple[str, ...],
+    redact: tuple[str, ...], segment_events: int,
 ) -> _Written:
     """Write every item and the stop, opening the first connection if the items do not."""
     columns: MessageColumns = ([], [], [], [], [])
@@ -415,7 +425,7 @@ def _write_events(
             others.append(_row(seq, generation, "rest", mono, wall,
                                data=clean_text(_text(item.data, index)), stream=request))
         seq += 1
-        if len(columns[0]) + len(others) >= _CAPTURE_SEGMENT:
+        if len(columns[0]) + len(others) >= segment_events:
             writer.write_segment(columns, binary, others)
             columns, binary, others = ([], [], [], [], []), set(), []
     if generation == 0:  # nothing captured: the session opened and stopped at once
