@@ -123,6 +123,42 @@ def test_an_entry_left_behind_in_front_is_passed_over_once_the_order_is_back() -
     assert at_once.seen("k", 14)
 
 
+@settings(max_examples=sized(300, 2000), deadline=None)
+@given(maxsize=st.integers(1, 12), ttl=st.integers(1, 20), data=st.data())
+def test_batches_and_single_keys_in_turn_leave_the_state_seen_per_key_leaves(
+        maxsize: int, ttl: int, data: st.DataObject) -> None:
+    """A replay's take alternates: a batch remembered at once, then messages one by one
+    where a fault sent them to the models, at receive times that may step back. The cache
+    keeps what it knows of its order (whether the expiry times ascend, whether an entry is
+    left behind) across both; it must agree with its entries after every step, and every
+    batch it takes must leave the state ``seen`` per key leaves."""
+    at_once, one_by_one = DedupeCache(maxsize, ttl, lambda: 0), DedupeCache(maxsize, ttl, int)
+    now = 0
+    for _ in range(data.draw(st.integers(1, 12), label="steps")):
+        if data.draw(st.booleans(), label="one key"):
+            key = data.draw(st.integers(0, 20), label="key")
+            now = max(0, now + data.draw(st.integers(-4, 6), label="step"))
+            assert at_once.seen(key, now) == one_by_one.seen(key, now), (key, now)
+        else:
+            keys = data.draw(st.lists(st.integers(0, 40), min_size=1, max_size=30,
+                                      unique=True), label="keys")
+            steps = data.draw(st.lists(st.integers(0, 5), min_size=len(keys),
+                                       max_size=len(keys)), label="times")
+            times = list(itertools.accumulate(steps, initial=max(0, now - 2)))[1:]
+            if not at_once.fresh(keys, times[0]):
+                continue
+            assert not any(one_by_one.seen(k, t) for k, t in zip(keys, times, strict=True))
+            at_once.remember(keys, times)
+            now = times[-1]
+        assert at_once.state() == one_by_one.state()
+        for cache in (at_once, one_by_one):
+            held = list(cache._order)
+            untils = [until for _, until in held]
+            assert cache._ascending() == all(a <= b for a, b in itertools.pairwise(untils))
+            if cache._popped >= cache._stale:  # nothing left behind: every entry is live
+                assert len(held) == len(cache.state())
+
+
 def test_fresh_refuses_a_key_that_comes_twice_in_the_batch() -> None:
     cache = DedupeCache(10, 5, lambda: 0)
     assert not cache.fresh(["a", "b", "a"], 0)

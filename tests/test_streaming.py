@@ -25,7 +25,7 @@ from wsresearch import Recording, replay
 from wsresearch.exchanges import generic
 from wsresearch.recording import reader
 from wsresearch.recording.format import MANIFEST, SEGMENTS
-from wsresearch.recording.writer import Captured, write_events
+from wsresearch.recording.writer import SEGMENT_ROW_GROUP, Captured, write_events
 from wsresearch.replay import _AHEAD, ReplayResult, replay_in_chunks
 from wsresearch.testing import generic_frames
 
@@ -466,6 +466,25 @@ def small_segments(path: Path, frames: int, per_segment: int) -> Recording:
     write_events(path, events, source_url=spec.url, origin=spec.origin,
                  segment_events=per_segment)
     return Recording.open(path)
+
+
+def test_a_large_segment_is_written_in_row_groups_and_read_in_pieces_of_whole_ones(
+        tmp_path: Path) -> None:
+    # A reader decodes whole row groups: a replay's piece of a large segment decodes only
+    # the row groups it spans, and a chunk size that is not a multiple of them still gives
+    # every event once, in order.
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow comes with the dataset extra")
+    recording = small_segments(tmp_path / "rec", 45_000, 100_000)
+    assert len(recording.files) == 1
+    metadata = pq.ParquetFile(recording.files[0]).metadata
+    assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [
+        SEGMENT_ROW_GROUP] * 4 + [45_002 - 4 * SEGMENT_ROW_GROUP]
+    events = recording.events()
+    assert events.height == 45_002
+    for size in (7_000, 25_000, 45_002):
+        chunks = list(Recording.open(recording.path).chunks(size))
+        assert [c.height for c in chunks[:-1]] == [size] * (len(chunks) - 1)
+        assert_frame_equal(pl.concat(chunks), events)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "7", None])

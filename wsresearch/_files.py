@@ -88,7 +88,8 @@ def write_private(path: Path, data: bytes | bytearray | memoryview) -> None:
 
 
 def write_private_parquet(
-    table: pl.DataFrame, path: Path, *, compression_level: int | None = None
+    table: pl.DataFrame, path: Path, *, compression_level: int | None = None,
+    row_group_size: int | None = None,
 ) -> None:
     """Write ``table`` to ``path`` as zstd Parquet, atomically and privately.
 
@@ -105,6 +106,8 @@ def write_private_parquet(
         The file; replaced whole if it exists.
     compression_level
         zstd's level; ``None``: polars' default.
+    row_group_size
+        Rows per row group; ``None``: polars' default.
 
     Raises
     ------
@@ -114,7 +117,7 @@ def write_private_parquet(
     make_private_dirs(path.parent)
     encoded = io.BytesIO()
     table.write_parquet(encoded, compression="zstd", compression_level=compression_level,
-                        statistics=True)
+                        statistics=True, row_group_size=row_group_size)
     write_private(path, encoded.getbuffer())
 
 

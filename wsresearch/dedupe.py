@@ -13,6 +13,12 @@ by popping from the front, in O(1) per key. A key remembered afresh after it
 expired leaves its old entry behind in the deque; that entry is recognised by
 its stale expiry and skipped when it reaches the front.
 
+A replay remembers thousands of keys at once (:meth:`DedupeCache.remember`) and forgets
+as many at once. So that neither costs a Python step per key, the cache knows, without
+looking, whether its entries' expiry times ascend and whether any entry is left behind
+(each is a position in the insertion order that the front must pass): while both hold,
+the keys due are found by bisection and forgotten in C-level passes.
+
 ``tests/test_dedupe.py`` checks it against ``TTLCache`` on random operation
 sequences; ``docs/performance.md`` has the measurements.
 """
@@ -20,6 +26,7 @@ sequences; ``docs/performance.md`` has the measurements.
 from __future__ import annotations
 
 import bisect
+import itertools
 import operator
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
@@ -50,7 +57,8 @@ class DedupeCache:
     False
     """
 
-    __slots__ = ("_expiry", "_maxsize", "_order", "_timer", "_ttl")
+    __slots__ = ("_descent", "_expiry", "_maxsize", "_order", "_popped", "_stale", "_timer",
+                 "_ttl")
 
     def __init__(self, maxsize: int, ttl: int | float, timer: Callable[[], int | float]) -> None:
         if maxsize < 1:
@@ -62,6 +70,13 @@ class DedupeCache:
         self._timer = timer
         self._expiry: dict[Hashable, int | float] = {}
         self._order: deque[tuple[Hashable, int | float]] = deque()
+        # Positions in the insertion order, counted from the first entry ever: entries
+        # before _popped are gone. The expiry times ascend once the front has passed
+        # _descent (the later entry of the last pair that steps back), and no entry is
+        # left behind by a re-insert once it has passed _stale.
+        self._popped = 0
+        self._descent = 0
+        self._stale = 0
 
     def seen(self, key: Hashable, now: int | float | None = None) -> bool:
         """Whether ``key`` was remembered and has not expired; remember it if not.
@@ -80,8 +95,13 @@ class DedupeCache:
         order = self._order
         if order and order[0][1] <= now:
             self._expire(now)
-        until = expiry[key] = now + self._ttl
-        order.append((key, until))
+            order = self._order
+        if until is not None and key in expiry:  # its entry waits behind one due later
+            self._stale = self._popped + len(order)
+        new = expiry[key] = now + self._ttl
+        if order and order[-1][1] > new:
+            self._descent = self._popped + len(order)
+        order.append((key, new))
         if len(expiry) > self._maxsize:
             self._evict()
         return False
@@ -96,12 +116,15 @@ class DedupeCache:
         forgets keys in the same order :meth:`remember` does.
         """
         order = self._order
-        if order and first < order[-1][1] - self._ttl:
+        if order and first + self._ttl < order[-1][1]:
             return False
         if not (len(set(keys)) == len(keys) and self._expiry.keys().isdisjoint(keys)):
             return False
-        untils = [until for _, until in order]
-        return all(map(operator.le, untils, untils[1:]))
+        return self._ascending()
+
+    def _ascending(self) -> bool:
+        """Whether the entries' expiry times never step back, front to back."""
+        return self._popped >= self._descent
 
     def first_known(self, keys: Sequence[Hashable]) -> int | None:
         """The index of the first of ``keys`` remembered (expired or not) or already given.
@@ -127,44 +150,77 @@ class DedupeCache:
         """
         if not keys:
             return
-        ttl = self._ttl
-        entries = list(zip(keys, [time + ttl for time in times], strict=True))
+        untils = list(map(operator.add, times, itertools.repeat(self._ttl)))
+        entries = list(zip(keys, untils, strict=True))
         if len(entries) >= self._maxsize:
             # The newest maxsize keys are all new: those not yet expired are all that is
             # kept (their expiry times ascend), so there is nothing to pop one by one.
-            newest = entries[-self._maxsize:]
-            kept = newest[bisect.bisect_right([until for _, until in newest], times[-1]):]
-            self._expiry = dict(kept)
-            self._order = deque(kept)
+            cut = len(entries) - self._maxsize
+            kept = entries[bisect.bisect_right(untils, times[-1], lo=cut):]
+            self._load(kept, ascending=True)
             return
+        # No step back where they join: fresh() held the first time to the last one's.
         self._expiry.update(entries)
         self._order.extend(entries)
-        self._expire(times[-1])
-        # _evict() as many times as needed, inline: a call per key would double the cost.
-        expiry, popleft = self._expiry, self._order.popleft
-        excess = len(expiry) - self._maxsize
-        while excess > 0:
+        self._expire_many(times[-1])
+        excess = len(self._expiry) - self._maxsize
+        if excess > 0:
+            self._forget_oldest(excess)
+
+    def _forget_oldest(self, count: int) -> None:
+        """Forget the ``count`` oldest live keys: :meth:`_evict` as many times, inline."""
+        expiry, order = self._expiry, self._order
+        if self._popped >= self._stale:  # every entry is live: the first count go
+            self._drop_front(count)
+            return
+        popleft, before = order.popleft, len(order)
+        while count > 0:
             key, until = popleft()
             if expiry.get(key) == until:
                 del expiry[key]
-                excess -= 1
+                count -= 1
+        self._popped += before - len(order)
+
+    def _drop_front(self, count: int) -> None:
+        """Forget the first ``count`` entries, all live, in C-level passes."""
+        order = self._order
+        deque(map(self._expiry.__delitem__,
+                  map(operator.itemgetter(0), itertools.islice(order, count))), maxlen=0)
+        if count * _REBUILD <= len(order):
+            popleft = order.popleft
+            for _ in range(count):
+                popleft()
+        else:
+            self._order = deque(itertools.islice(order, count, None))
+        self._popped += count
+
+    def _expire_many(self, now: int | float) -> None:
+        """:meth:`_expire`, for many keys due at once: without a Python step per key if it can."""
+        if self._ascending() and self._popped >= self._stale:
+            self._drop_front(_due(self._order, now))  # the first entries, all live
+        else:
+            self._expire(now)
 
     def _expire(self, now: int | float) -> None:
         """Forget every key whose time is up (the front of the deque)."""
         expiry, order = self._expiry, self._order
+        before = len(order)
         while order and order[0][1] <= now:
             key, until = order.popleft()
             if expiry.get(key) == until:  # not an entry left behind by a re-insert
                 del expiry[key]
+        self._popped += before - len(order)
 
     def _evict(self) -> None:
         """Forget the oldest live key."""
         expiry, order = self._expiry, self._order
+        before = len(order)
         while order:
             key, until = order.popleft()
             if expiry.get(key) == until:
                 del expiry[key]
-                return
+                break
+        self._popped += before - len(order)
 
     def state(self) -> list[tuple[Hashable, int | float]]:
         """Every key remembered, with its expiry, in insertion order: all :meth:`seen` depends on.
@@ -178,8 +234,16 @@ class DedupeCache:
 
     def load(self, state: list[tuple[Hashable, int | float]]) -> None:
         """Remember exactly ``state`` (from :meth:`state`), forgetting everything else."""
-        self._expiry = dict(state)
-        self._order = deque(state)
+        self._load(state, ascending=False)
+
+    def _load(self, entries: list[tuple[Hashable, int | float]], *, ascending: bool) -> None:
+        """Hold exactly ``entries``, each key once, in this order (``ascending``: by expiry)."""
+        self._expiry = dict(entries)
+        self._order = deque(entries)
+        self._popped = self._stale = 0
+        untils = [until for _, until in entries]
+        self._descent = 0 if ascending else next(
+            (j for j in range(len(untils) - 1, 0, -1) if untils[j - 1] > untils[j]), 0)
 
     @property
     def entries(self) -> int:
@@ -197,3 +261,21 @@ class DedupeCache:
 
     def __repr__(self) -> str:
         return f"DedupeCache(size={len(self._expiry)}, maxsize={self._maxsize}, ttl={self._ttl})"
+
+
+# Dropping the front of the order by copying the rest beats popping entry by entry once
+# the entries dropped are more than 1/_REBUILD of those held.
+_REBUILD = 16
+_until = operator.itemgetter(1)
+
+
+def _due(order: deque[tuple[Hashable, int | float]], now: int | float) -> int:
+    """How many entries of ``order`` (expiry times ascending) are due at ``now``.
+
+    Found by galloping from the front, then bisection: a deque's items cost more to reach
+    the farther they are from its ends, and the entries due are usually near the front.
+    """
+    size, high = len(order), 1
+    while high < size and order[high][1] <= now:
+        high *= 2
+    return bisect.bisect_right(order, now, lo=high // 2, hi=min(high, size), key=_until)

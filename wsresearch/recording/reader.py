@@ -32,7 +32,7 @@ from .format import (
     parse_manifest,
     v1_closed_by,
 )
-from .writer import write_capture
+from .writer import SEGMENT_ROW_GROUP, write_capture
 
 __all__ = ["CHUNK_EVENTS", "Recording", "check_chunk_events"]
 
@@ -43,7 +43,9 @@ def check_chunk_events(events: object) -> None:
         raise ValueError(f"events must be a positive int, got {events!r}")
 
 
-_PIECE = 20_000  # rows of a segment decoded at a time, at least (a whole one costs more)
+# Rows of a segment decoded at a time, at least (a whole one costs more): whole row groups
+# of the writer's, so that a piece decodes only its own.
+_PIECE = 2 * SEGMENT_ROW_GROUP
 
 _V1_SCHEMA = {name: EVENT_SCHEMA[name] for name in V1_COLUMNS}
 _V2_COLUMNS = list(EVENT_SCHEMA)
@@ -241,9 +243,10 @@ class Recording:
         """The segments' events in ``seq`` order, in tables as the segments give them.
 
         Each table is read from one segment, or a piece of one (``max(events, _PIECE)``
-        rows), and holds the events of it (and of those before) that no later segment
-        can hold an earlier one than. A run of small segments that follow on is read in
-        one query (:meth:`_read_group`), then taken a segment at a time.
+        rows, rounded up to whole row groups), and holds the events of it (and of those
+        before) that no later segment can hold an earlier one than. A run of small segments
+        that follow on is read in one query (:meth:`_read_group`), then taken a segment at
+        a time.
         """
         # The lowest seq of every later segment: what is below it is final.
         later: list[int | None] = []
@@ -257,7 +260,7 @@ class Recording:
         held = pl.DataFrame(schema=EVENT_SCHEMA)
         # A segment in seq order (as written) is read a piece at a time: decoding a whole
         # one costs several times its size. Small ones are read several at once.
-        size = max(events, _PIECE)
+        size = -(-max(events, _PIECE) // SEGMENT_ROW_GROUP) * SEGMENT_ROW_GROUP
         small: dict[int, pl.DataFrame] = {}
         alone = -1  # the last of a run that could not be read together: read one by one
         for index, (file, (_, rows, ordered, top), frontier) in enumerate(

@@ -61,6 +61,10 @@ __all__ = ["CAPTURED_KINDS", "Captured", "SegmentWriter", "capture_item", "write
 # zstd level 1: as small as the default level 3 for message text here, and a third
 # less CPU, which is taken from the feed sharing this core.
 _SEGMENT_COMPRESSION_LEVEL = 1
+# Rows per row group of a segment file. A reader decodes whole row groups: a replay's
+# piece of a large segment (reader._PIECE rows, a multiple of this) then decodes only its
+# own rows, and a whole segment's row groups are decoded on every core at once.
+SEGMENT_ROW_GROUP = 10_000
 # Events per segment file of a capture: bounds the memory one write takes.
 _CAPTURE_SEGMENT = 100_000
 # Messages of a capture without receive times are this far apart, from the epoch.
@@ -179,7 +183,8 @@ class SegmentWriter:
         first_wall = int(table["wall_ns"][0])
         rotation = max(0, (first_wall - self._started_wall_ns) // self._rotate_ns)
         file = self.path / SEGMENTS / f"{rotation:04d}" / f"events-{first_seq:012d}.parquet"
-        write_private_parquet(table, file, compression_level=_SEGMENT_COMPRESSION_LEVEL)
+        write_private_parquet(table, file, compression_level=_SEGMENT_COMPRESSION_LEVEL,
+                              row_group_size=SEGMENT_ROW_GROUP)
         return int(table["seq"][-1])
 
     def write_manifest(self, manifest: RecordingManifest) -> None:
