@@ -29,7 +29,8 @@ and the min-max of the per-round ratios, and the target where there is one:
   plain read + ``orjson.loads`` of the same frames, each in a process of its own, the peers
   in their own venv (``benchmarks/bench_peers.py``; ``make bench`` creates the venv);
 - replay of an hour of a live recording, 3,600 segments of 30 frames (a segment a flush, as
-  a recorder writes them), against the same events in one segment;
+  a recorder writes them), against the same events in one segment; the same hour compacted
+  (``compact_recording``), and the time compacting it takes over one replay of it;
 - peak RSS of ``export`` and ``report`` (each in a process of its own) against the
   recording's size on disk, for a recording of ``--messages`` frames and one three times
   as long: flat means the same peak for both (``benchmarks/bench_streaming.py``);
@@ -53,6 +54,7 @@ import argparse
 import asyncio
 import json
 import logging
+import shutil
 import statistics
 import subprocess
 import sys
@@ -206,14 +208,16 @@ def split(args: argparse.Namespace, figure: Figure) -> None:
             figure.values.append(one / (time.perf_counter() - began))
 
 
-def segments(args: argparse.Namespace, figure: Figure) -> None:
+def segments(args: argparse.Namespace, figure: Figure, compacted: Figure,
+             compacting: Figure) -> None:
     """Replay of an hour of a live recording's segments against the same events in one.
 
     A recorder writes a segment a flush (a second): 3,600 segments of 30 generic trades (an
     hour of a quiet feed), written as the recorder cuts them, against the same events in
-    one segment.
+    one segment; then the hour compacted (``compact_recording``), and what compacting it
+    costs against one replay of it as recorded.
     """
-    from wsresearch import Recording, replay
+    from wsresearch import Recording, compact_recording, replay
     from wsresearch.recording.writer import Captured, write_events
 
     spec = generic.spec(url="ws://127.0.0.1:1")
@@ -232,8 +236,14 @@ def segments(args: argparse.Namespace, figure: Figure) -> None:
             replay(Recording.open(root / name), spec)
             return time.perf_counter() - began
 
-        for _ in range(args.rounds):
-            figure.values.append(timed("one") / timed("hour"))
+        for round_ in range(args.rounds):
+            hour, one = timed("hour"), timed("one")
+            figure.values.append(one / hour)
+            shutil.copytree(root / "hour", root / f"compacted{round_}")
+            began = time.perf_counter()
+            compact_recording(root / f"compacted{round_}")
+            compacting.values.append((time.perf_counter() - began) / hour)
+            compacted.values.append(one / timed(f"compacted{round_}"))
 
 
 def peers(args: argparse.Namespace, figures: dict[str, Figure]) -> None:
@@ -381,6 +391,8 @@ def main() -> None:
     split_figure = Figure("export --workers 2, one recording of 4 connections",
                           "the same by one process")
     segmented = Figure("replay, an hour in 3,600 segments (108k)", "the same events in one segment")
+    compacted = Figure("replay, the hour compacted", "the same events in one segment")
+    compacting = Figure("  compacting the hour", "one replay of it as recorded", unit="x")
     peer_figures = {
         "cryptofeed": Figure("replay(), 300k Binance frames", "cryptofeed 2.4.1 playback", ">= 3"),
         "orjson": Figure("replay(), 300k Binance frames", "read + orjson.loads", ">= 0.4"),
@@ -409,7 +421,8 @@ def main() -> None:
         "workers": ("parallel export", lambda: (workers(args, parallel, args.messages // 2),
                                                 workers(args, parallel_long, args.messages * 2),
                                                 split(args, split_figure))),
-        "segments": ("a live recording's segments", lambda: segments(args, segmented)),
+        "segments": ("a live recording's segments",
+                     lambda: segments(args, segmented, compacted, compacting)),
         "peers": ("replay against peers", lambda: peers(args, peer_figures)),
         "streaming": ("export and report memory",
                       lambda: streaming(args, stream_figures)),  # type: ignore[arg-type]
@@ -435,7 +448,8 @@ def main() -> None:
                    coinbase_columns, coinbase_rate, captures_columns, captures_rate,
                    parallel,
                    parallel_long,
-                   split_figure, segmented, *stream_figures.values(), refreshed,
+                   split_figure, segmented, compacted, compacting, *stream_figures.values(),
+                   refreshed,
                    *memory_figures.values(), growth):
         print(figure.row())
 

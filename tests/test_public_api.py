@@ -17,7 +17,7 @@ import wsresearch.lowlevel
 import wsresearch.testing
 
 TOP_LEVEL = [
-    "BackoffConfig", "Channel", "CloseCategory", "ConnectionConfig", "ExchangeError",
+    "BackoffConfig", "Channel", "CloseCategory", "Compacted", "ConnectionConfig", "ExchangeError",
     "ExportSummary", "Fault", "FaultProxy", "Feed", "FeedSpec", "FeedStats", "HeartbeatConfig",
     "InvalidURLError", "Layout", "MaxReconnectsExceededError", "NotConnectedError",
     "OverflowPolicy", "Pipeline", "QualityReport", "QueueClosedError", "QueueConfig",
@@ -25,7 +25,8 @@ TOP_LEVEL = [
     "ReconnectConfig", "Recording", "RecordingError", "RecordingFormatError", "RecordingManifest",
     "ReplayResult", "ReplayServer", "Seq", "SequenceGap", "Simulator", "StreamConfig",
     "UnknownChannelError", "VirtualClock", "WebSocketAuthError", "WebSocketError",
-    "WsResearchError", "__version__", "by_field", "compare", "export_parquet", "import_capture",
+    "WsResearchError", "__version__", "by_field", "compact_recording", "compare", "export_parquet",
+    "import_capture",
     "load_connections", "load_dataset", "load_normalized", "merge_events", "quality_report",
     "replay",
 ]

@@ -72,7 +72,7 @@ if TYPE_CHECKING:
     from .parser import by_field
     from .pipeline import Pipeline
     from .quality import QualityReport, compare, quality_report
-    from .recording import Recording, RecordingManifest
+    from .recording import Compacted, Recording, RecordingManifest, compact_recording
     from .replay import ReplayResult, ReplayServer, replay
     from .sequence import Seq, SequenceGap
     from .spec import Channel, FeedSpec
@@ -101,6 +101,8 @@ _PUBLIC: dict[str, str] = {
     "ReplayServer": ".replay",
     "Recording": ".recording",
     "RecordingManifest": ".recording",
+    "compact_recording": ".recording",
+    "Compacted": ".recording",
     "quality_report": ".quality",
     "QualityReport": ".quality",
     "compare": ".quality",
@@ -243,6 +245,7 @@ __all__ = [
     "BackoffConfig",
     "Channel",
     "CloseCategory",
+    "Compacted",
     "ConnectionConfig",
     "ExchangeError",
     "ExportSummary",
@@ -280,6 +283,7 @@ __all__ = [
     "WsResearchError",
     "__version__",
     "by_field",
+    "compact_recording",
     "compare",
     "export_parquet",
     "import_capture",

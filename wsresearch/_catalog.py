@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
 __all__ = ["ADAPTERS", "CHUNK_EVENTS", "DIALECT_CLASSES", "EXCHANGES", "FORMATS", "PROFILES",
-           "ImportFormat", "process_pool"]
+           "SEGMENT_EVENTS", "ImportFormat", "process_pool"]
 
 EXCHANGES: tuple[str, ...] = ("binance", "coinbase", "kraken", "bybit", "okx")
 """The public exchanges, by adapter name: what ``wsresearch record EXCHANGE:SYMBOLS`` takes."""
@@ -51,6 +51,10 @@ FORMATS: tuple[ImportFormat, ...] = get_args(ImportFormat)
 CHUNK_EVENTS = 20_000
 """Events per table of :meth:`~wsresearch.Recording.chunks` by default: a few tens of MB
 of working set."""
+
+SEGMENT_EVENTS = 100_000
+"""Events per segment file of a capture, an import and a compacted recording, at most: it
+bounds the memory one write takes."""
 
 
 def process_pool(workers: int, initializer: Callable[..., object] | None = None,

@@ -65,7 +65,14 @@ from rich.text import Text
 # more, and a worker process of export or report imports this module before its job.
 # Each command imports what it runs.
 from . import __version__
-from ._catalog import CHUNK_EVENTS, EXCHANGES, FORMATS, PROFILES, process_pool
+from ._catalog import (
+    CHUNK_EVENTS,
+    EXCHANGES,
+    FORMATS,
+    PROFILES,
+    SEGMENT_EVENTS,
+    process_pool,
+)
 from ._ports import check_port
 from ._text import printable
 from .clock import NS_PER_S
@@ -254,6 +261,19 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="also write each recording's quality report (HTML, needs "
                              "matplotlib) as FOLDER/<recording>.html, from the same replay")
     _add_chunk_events(export)
+
+    compact = commands.add_parser(
+        "compact", help="rewrite finished recordings' small segments as a few large ones",
+        description="Rewrite each finished recording DIR's segments (a live recording has a "
+        "file a flush, a second by default) as files of up to --segment-events events: the "
+        "same events, read much faster. Each new file is read back and compared before the "
+        "old ones are replaced; a crash leaves the recording readable, and running the "
+        "command again finishes the compaction.",
+    )
+    compact.add_argument("dirs", nargs="+", metavar="DIR", help="recording directories")
+    compact.add_argument("--segment-events", type=_whole_number(1), default=SEGMENT_EVENTS,
+                         metavar="N", help="events per segment file at most (default "
+                         f"{SEGMENT_EVENTS:,})")
 
     import_cmd = commands.add_parser(
         "import", help="import another tool's capture as a recording",
@@ -942,6 +962,24 @@ def _report_folder(path: str) -> Path:
     return folder
 
 
+async def _compact(args: argparse.Namespace, console: Console) -> int:
+    from .recording import compact_recording
+
+    for folder in args.dirs:
+        with _progress(console, f"compacting {escape(str(folder))}") as advance:
+            done = await asyncio.to_thread(compact_recording, folder,
+                                           segment_events=args.segment_events,
+                                           progress=advance)
+        if done.folders_rewritten:
+            _say(console, f"{folder}: {done.files_before:,} segment files -> "
+                 f"{done.files_after:,} ({done.events:,} events), "
+                 f"{done.bytes_before / 1e6:,.1f} MB -> {done.bytes_after / 1e6:,.1f} MB")
+        else:
+            _say(console, f"{folder}: already compact ({done.files_before:,} segment files, "
+                 f"{done.events:,} events)")
+    return 0
+
+
 async def _import(args: argparse.Namespace, console: Console) -> int:
     from .exchanges import adapter
     from .importers import import_capture
@@ -992,7 +1030,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     console = _console()
     command = {"demo": _demo, "simulate": _simulate, "record": _record, "replay": _replay,
-               "report": _report, "export": _export, "import": _import}[args.command]
+               "report": _report, "export": _export, "compact": _compact,
+               "import": _import}[args.command]
     running = command(args, console)
     # Commands that run until stopped stop cleanly on a signal; the others are
     # short and read-only (a signal ends them at once, as usual).

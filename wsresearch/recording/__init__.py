@@ -27,12 +27,15 @@ Read it back with :class:`Recording`, or with polars alone::
 The package is split along its seams: :mod:`~wsresearch.recording.format` (the
 schema and manifest, no I/O), :mod:`~wsresearch.recording.writer` (synchronous
 files), :mod:`~wsresearch.recording.recorder` (the async buffering around the
-writer) and :mod:`~wsresearch.recording.reader`. ``docs/recording-format.md``
+writer), :mod:`~wsresearch.recording.reader` and
+:mod:`~wsresearch.recording.compact` (a finished recording's small segments rewritten as a
+few large ones). ``docs/recording-format.md``
 documents the format and the measurements behind it.
 """
 
 from __future__ import annotations
 
+from .compact import Compacted, compact_recording
 from .format import (
     EVENT_KINDS,
     EVENT_SCHEMA,
@@ -49,7 +52,9 @@ __all__ = [
     "EVENT_SCHEMA",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "Compacted",
     "Recorder",
     "Recording",
     "RecordingManifest",
+    "compact_recording",
 ]

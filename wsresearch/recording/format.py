@@ -66,10 +66,14 @@ FORMAT_VERSION = 2
 """The version this wsresearch writes, and the newest it reads."""
 
 # Names in a recording directory: the manifest, the parent of the segment folders, and
-# the lock file that says a writer holds the directory.
+# the lock file that says a writer holds the directory. While a recording is compacted,
+# its new segments are written under COMPACTING, and its old ones are kept as REPLACED
+# for the moment the new ones take their place (wsresearch.recording.compact).
 MANIFEST = "manifest.json"
 SEGMENTS = "segments"
 LOCK = ".lock"
+COMPACTING = "segments.compacting"
+REPLACED = "segments.replaced"
 
 EVENT_KINDS: tuple[str, ...] = (
     "open", "frame", "sent", "close", "error", "pong", "drop", "health", "mark", "gap", "stop",

@@ -26,6 +26,7 @@ from ..spec import FeedSpec
 from .format import (
     EVENT_SCHEMA,
     MANIFEST,
+    REPLACED,
     SEGMENTS,
     V1_COLUMNS,
     RecordingManifest,
@@ -85,7 +86,13 @@ class Recording:
             raw = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise RecordingFormatError(f"cannot read {manifest_path}: {exc}") from None
-        return cls(root, parse_manifest(raw, root), _segment_files(root / SEGMENTS))
+        segments = root / SEGMENTS
+        if not segments.exists() and (root / REPLACED).is_dir():
+            # A compaction stopped between its two renames: the old segments are whole.
+            warnings.warn(f"{root}: a compaction was interrupted; its segments are read from "
+                          f"{REPLACED} (compacting it again finishes it)", stacklevel=2)
+            segments = root / REPLACED
+        return cls(root, parse_manifest(raw, root), _segment_files(segments))
 
     @classmethod
     def from_frames(

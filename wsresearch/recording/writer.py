@@ -28,6 +28,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from .._catalog import SEGMENT_EVENTS
 from .._files import make_private_dirs, write_private, write_private_parquet
 from .._limits import INT64_MAX, INT64_MIN
 from ..clock import NS_PER_S
@@ -55,20 +56,26 @@ from .format import (
     new_manifest,
 )
 
-__all__ = ["CAPTURED_KINDS", "Captured", "SegmentWriter", "capture_item", "write_capture",
+__all__ = ["CAPTURED_KINDS", "SEGMENT_COMPRESSION_LEVEL", "SEGMENT_EVENTS", "SEGMENT_ROW_GROUP",
+           "Captured", "SegmentWriter", "capture_item", "check_segment_events", "write_capture",
            "write_events"]
 
 # zstd level 1: as small as the default level 3 for message text here, and a third
 # less CPU, which is taken from the feed sharing this core.
-_SEGMENT_COMPRESSION_LEVEL = 1
+SEGMENT_COMPRESSION_LEVEL = 1
 # Rows per row group of a segment file. A reader decodes whole row groups: a replay's
 # piece of a large segment (reader._PIECE rows, a multiple of this) then decodes only its
 # own rows, and a whole segment's row groups are decoded on every core at once.
 SEGMENT_ROW_GROUP = 10_000
-# Events per segment file of a capture: bounds the memory one write takes.
-_CAPTURE_SEGMENT = 100_000
 # Messages of a capture without receive times are this far apart, from the epoch.
 _CAPTURE_SPACING_NS = 1_000_000
+
+
+def check_segment_events(segment_events: object) -> None:
+    """Refuse a number of events per segment that is not a positive int (``ValueError``)."""
+    if (isinstance(segment_events, bool) or not isinstance(segment_events, int)
+            or segment_events < 1):
+        raise ValueError(f"segment_events must be a positive int, got {segment_events!r}")
 
 
 class SegmentWriter:
@@ -183,7 +190,7 @@ class SegmentWriter:
         first_wall = int(table["wall_ns"][0])
         rotation = max(0, (first_wall - self._started_wall_ns) // self._rotate_ns)
         file = self.path / SEGMENTS / f"{rotation:04d}" / f"events-{first_seq:012d}.parquet"
-        write_private_parquet(table, file, compression_level=_SEGMENT_COMPRESSION_LEVEL,
+        write_private_parquet(table, file, compression_level=SEGMENT_COMPRESSION_LEVEL,
                               row_group_size=SEGMENT_ROW_GROUP)
         return int(table["seq"][-1])
 
@@ -291,7 +298,7 @@ def write_events(
     channels: Sequence[str] = (),
     redact: Sequence[str] = DEFAULT_REDACT,
     origin: SpecOrigin | None = None,
-    segment_events: int = _CAPTURE_SEGMENT,
+    segment_events: int = SEGMENT_EVENTS,
 ) -> int:
     """Write a session captured elsewhere as a complete recording at ``path``.
 
@@ -339,9 +346,7 @@ def write_events(
 
     Anything raised once ``path`` was claimed removes it, so a retry is not refused.
     """
-    if (isinstance(segment_events, bool) or not isinstance(segment_events, int)
-            or segment_events < 1):
-        raise ValueError(f"segment_events must be a positive int, got {segment_events!r}")
+    check_segment_events(segment_events)
     items = iter(events)
     head = list(itertools.islice(items, 1))  # the first event, if there is one
     # The session starts with its first event: times given are kept, the manifest's

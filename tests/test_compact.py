@@ -1,0 +1,266 @@
+"""Compacting a finished recording: the same events in fewer files, or nothing touched."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from wsresearch import Recording, compact_recording, replay
+from wsresearch.cli import main
+from wsresearch.errors import RecordingError, RecordingFormatError
+from wsresearch.exchanges import generic
+from wsresearch.recording.format import COMPACTING, LOCK, REPLACED, SEGMENTS
+from wsresearch.recording.writer import SEGMENT_ROW_GROUP, Captured, write_events
+from wsresearch.testing import generic_frames
+
+from .test_streaming import RECORDINGS, SESSION, assert_same_replay, small_segments
+
+HOUR_NS = 3_600 * 10**9
+
+
+def snapshot(path: Path) -> dict[str, bytes]:
+    """Every file under ``path``, by its relative name: what "left as it was" compares."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
+            if p.is_file()}
+
+
+def test_small_segments_become_a_few_files_holding_the_same_events(tmp_path: Path) -> None:
+    recording = small_segments(tmp_path / "rec", 1_000, 7)
+    events, spec = recording.events(), recording.spec
+    assert spec is not None
+    before = replay(recording, spec)
+    steps: list[tuple[int, int]] = []
+    done = compact_recording(recording.path, segment_events=400,
+                             progress=lambda *step: steps.append(step))
+    assert (done.events, done.files_before, done.files_after, done.folders_rewritten) == (
+        1_002, 144, 3, 1)
+    assert done.bytes_after < done.bytes_before
+    assert steps == [(400, 1_002), (800, 1_002), (1_002, 1_002)]  # a step a file written
+    compacted = Recording.open(recording.path)
+    assert [f.name for f in compacted.files] == [
+        "events-000000000000.parquet", "events-000000000400.parquet",
+        "events-000000000800.parquet"]
+    assert_frame_equal(compacted.events(), events)
+    assert_same_replay(replay(compacted, spec), before)
+    assert not (recording.path / COMPACTING).exists()
+    assert not (recording.path / REPLACED).exists()
+    assert not (recording.path / LOCK).exists()
+    assert oct(compacted.files[0].stat().st_mode & 0o777) == "0o600"
+
+
+def test_compacting_a_compact_recording_changes_nothing(tmp_path: Path) -> None:
+    recording = small_segments(tmp_path / "rec", 1_000, 7)
+    compact_recording(recording.path)
+    files = snapshot(recording.path)
+    again = compact_recording(recording.path)
+    assert (again.files_before, again.files_after, again.folders_rewritten) == (1, 1, 0)
+    assert snapshot(recording.path) == files
+
+
+def test_new_segments_are_written_in_row_groups(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow comes with the dataset extra")
+    recording = small_segments(tmp_path / "rec", 25_000, 1_000)
+    compact_recording(recording.path)
+    (only,) = Recording.open(recording.path).files
+    metadata = pq.ParquetFile(only).metadata
+    assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [
+        SEGMENT_ROW_GROUP] * 2 + [25_002 - 2 * SEGMENT_ROW_GROUP]
+
+
+def test_each_segment_folder_is_compacted_on_its_own(tmp_path: Path) -> None:
+    # A folder is a rotate_interval (an hour) of the session: the folders keep their
+    # meaning, and one already in as few files as it can be is kept as it is.
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    start = 1_700_000_000 * 10**9
+    frames = list(generic_frames(40, seed=2))
+    # Segments of 2 events: hour 0, the open and 29 frames (15 segments); hour 1, 2 frames
+    # (1); hour 2, 9 frames and the stop (5).
+    times = [start + i * 10**9 for i in range(29)] + [
+        start + HOUR_NS + i * 10**9 for i in range(2)] + [
+        start + 2 * HOUR_NS + i * 10**9 for i in range(9)]
+    events = [Captured("open", start, spec.url)] + [
+        Captured("frame", at, text) for at, text in zip(times, frames, strict=True)]
+    write_events(tmp_path / "rec", events, source_url=spec.url, origin=spec.origin,
+                 segment_events=2)
+    path = tmp_path / "rec"
+    folders = sorted(p.name for p in (path / SEGMENTS).iterdir())
+    assert len(folders) == 3
+    single = snapshot(path / SEGMENTS / folders[1])
+    expected = Recording.open(path).events()
+    done = compact_recording(path, segment_events=20)
+    assert done.folders_rewritten == 2
+    assert sorted(p.name for p in (path / SEGMENTS).iterdir()) == folders
+    assert [len(list((path / SEGMENTS / f).iterdir())) for f in folders] == [2, 1, 1]
+    assert snapshot(path / SEGMENTS / folders[1]) == single
+    assert_frame_equal(Recording.open(path).events(), expected)
+
+
+@pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.name)
+def test_real_recordings_replay_alike_compacted(tmp_path: Path, path: Path) -> None:
+    # Segments of 50 events, rewritten as larger ones: every event and every
+    # outcome of the replay (books, gaps, health) stay as they were.
+    source = Recording.open(path)
+    spec = source.spec
+    assert spec is not None
+    events = source.events()
+    cut = tmp_path / "cut"
+    shutil.copytree(path, cut, ignore=shutil.ignore_patterns(SEGMENTS))
+    folder = cut / SEGMENTS / "0000"
+    folder.mkdir(parents=True)
+    for first in range(0, events.height, 50):
+        part = events.slice(first, 50)
+        part.write_parquet(folder / f"events-{part['seq'][0]:012d}.parquet")
+    before = replay(Recording.open(cut), spec)
+    done = compact_recording(cut, segment_events=2_000)
+    assert done.files_after == -(-events.height // 2_000) < done.files_before
+    compacted = Recording.open(cut)
+    assert_frame_equal(compacted.events(), events)
+    assert_same_replay(replay(compacted, spec), before)
+
+
+def test_a_version_1_recording_keeps_its_events(tmp_path: Path) -> None:
+    # Version-1 segments lack closed_by, which readers derive from the close reasons:
+    # compacted, the segments hold it, and the events read the same.
+    path = tmp_path / "v1"
+    shutil.copytree(SESSION, path, ignore=shutil.ignore_patterns(SEGMENTS))
+    events = pl.concat(pl.read_parquet(f) for f in Recording.open(SESSION).files)
+    assert "closed_by" not in events.columns
+    folder = path / SEGMENTS / "0000"
+    folder.mkdir(parents=True)
+    for first in range(0, events.height, 9):
+        part = events.slice(first, 9)
+        part.write_parquet(folder / f"events-{part['seq'][0]:012d}.parquet")
+    expected = Recording.open(path).events()
+    compact_recording(path)
+    assert len(Recording.open(path).files) == 1
+    assert_frame_equal(Recording.open(path).events(), expected)
+
+
+@pytest.mark.parametrize("damage", ["footer", "data"])
+def test_a_recording_with_a_damaged_segment_is_refused_and_left_as_it_was(
+        tmp_path: Path, damage: str) -> None:
+    # A reader skips a damaged segment with a warning; a compaction would lose its events
+    # for good. Whether the damage is in the footer (the file cannot be opened) or in the
+    # messages' pages (only reading them fails).
+    recording = small_segments(tmp_path / "rec", 300, 10)
+    damaged = recording.files[5]
+    raw = bytearray(damaged.read_bytes())
+    if damage == "footer":
+        del raw[-20:]
+    else:  # the first page header of the data column: the seq column still reads
+        pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow comes with the dataset "
+                                 "extra")
+        group = pq.ParquetFile(damaged).metadata.row_group(0)
+        (column,) = [group.column(i) for i in range(group.num_columns)
+                     if group.column(i).path_in_schema == "data"]
+        at = column.dictionary_page_offset or column.data_page_offset
+        raw[at:at + 8] = b"\xff" * 8
+    damaged.write_bytes(bytes(raw))
+    if damage == "data":
+        assert pl.read_parquet(damaged, columns=["seq"]).height == 10
+    files = snapshot(recording.path)
+    # Damage past the footer shows as the read goes: the reader's warning, then the refusal.
+    read = (pytest.warns(UserWarning, match="skipping unreadable segment")
+            if damage == "data" else contextlib.nullcontext())
+    with pytest.raises(RecordingError, match="compacting would lose"), read:
+        compact_recording(recording.path)
+    assert snapshot(recording.path) == files
+
+
+def test_a_locked_recording_is_refused_and_its_lock_kept(tmp_path: Path) -> None:
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    (recording.path / LOCK).touch()
+    files = snapshot(recording.path)
+    with pytest.raises(RecordingError, match="is locked"):
+        compact_recording(recording.path)
+    assert snapshot(recording.path) == files
+
+
+def test_anything_but_segments_in_the_segment_folders_is_refused(tmp_path: Path) -> None:
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    notes = recording.path / SEGMENTS / "0000" / "notes.txt"
+    notes.write_text("mine")
+    files = snapshot(recording.path)
+    with pytest.raises(RecordingError, match=r"notes\.txt is not a segment file"):
+        compact_recording(recording.path)
+    assert snapshot(recording.path) == files
+
+
+def test_the_leftover_of_an_unfinished_write_is_kept(tmp_path: Path) -> None:
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    leftover = recording.path / SEGMENTS / "0000" / "events-000000000099.parquet.x1.tmp"
+    leftover.write_bytes(b"torn")
+    with pytest.warns(UserWarning, match="an unfinished write"):
+        compact_recording(recording.path)
+    assert leftover.read_bytes() == b"torn"
+    with pytest.warns(UserWarning, match="an unfinished write"):
+        assert len(Recording.open(recording.path).files) == 1
+
+
+def test_a_compaction_stopped_before_the_swap_is_cleared(tmp_path: Path) -> None:
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    partial = recording.path / COMPACTING / "0000"
+    partial.mkdir(parents=True)
+    (partial / "events-000000000000.parquet").write_bytes(b"half")
+    expected = recording.events()
+    compact_recording(recording.path)
+    assert not (recording.path / COMPACTING).exists()
+    assert_frame_equal(Recording.open(recording.path).events(), expected)
+
+
+def test_a_compaction_stopped_between_its_renames_still_reads_and_is_undone(
+        tmp_path: Path) -> None:
+    # Between renaming segments/ away and the new ones into place, segments/ is missing:
+    # readers read the old ones, which are whole, and the next compaction starts again.
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    expected = recording.events()
+    os.rename(recording.path / SEGMENTS, recording.path / REPLACED)
+    (recording.path / COMPACTING / "0000").mkdir(parents=True)
+    with pytest.warns(UserWarning, match="a compaction was interrupted"):
+        assert_frame_equal(Recording.open(recording.path).events(), expected)
+    done = compact_recording(recording.path)
+    assert done.files_before == 11 and done.files_after == 1
+    assert sorted(p.name for p in recording.path.iterdir()) == ["manifest.json", SEGMENTS]
+    assert_frame_equal(Recording.open(recording.path).events(), expected)
+
+
+def test_a_compaction_stopped_after_its_renames_is_finished(tmp_path: Path) -> None:
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    expected = recording.events()
+    shutil.copytree(recording.path / SEGMENTS, recording.path / REPLACED)
+    compact_recording(recording.path)
+    assert not (recording.path / REPLACED).exists()
+    assert_frame_equal(Recording.open(recording.path).events(), expected)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "7", None])
+def test_a_segment_size_that_is_not_a_positive_int_is_refused_before_any_work(
+        tmp_path: Path, bad: object) -> None:
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    (recording.path / LOCK).touch()  # would be refused too, but later
+    with pytest.raises(ValueError, match="segment_events must be a positive int"):
+        compact_recording(recording.path, segment_events=bad)  # type: ignore[arg-type]
+
+
+def test_a_folder_that_is_not_a_recording_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(RecordingFormatError, match="is not a recording"):
+        compact_recording(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_line_compacts_each_recording_and_says_what_it_did(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = small_segments(tmp_path / "a", 100, 10).path
+    second = small_segments(tmp_path / "b", 100, 200).path
+    assert main(["compact", str(first), str(second), "--segment-events", "60"]) == 0
+    out = capsys.readouterr().out
+    assert f"{first}: 11 segment files -> 2 (102 events)" in out
+    assert f"{second}: already compact (1 segment files, 102 events)" in out
+    assert main(["compact", str(tmp_path / "none")]) == 1
+    assert "is not a recording" in capsys.readouterr().err
