@@ -10,6 +10,7 @@ calls, which must get the same answers from both.
 import itertools
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import assume, given, settings
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from pydantic import BaseModel
 
+from wsresearch._columnar import Decoded, _earlier
 from wsresearch.dedupe import DedupeCache
 from wsresearch.errors import UnknownChannelError
 from wsresearch.frames import META_COLUMNS, ROW_LAYOUT, FrameStore, Row, polars_schema
@@ -483,3 +485,60 @@ def test_observe_runs_of_ranges_leaves_the_state_of_observing_each_message(
         runs[key], messages[key] = (start, first - 1), len(widths)
     at_once.observe_runs(GROUP, runs, generation, messages)
     assert _tracker_state(at_once) == _tracker_state(one_by_one)
+
+
+# --- Decoded's de-dup twins -------------------------------------------------------------
+
+
+def _twins(keys: list[tuple[Any, ...]]) -> list[int]:
+    """For each key, the index of its last earlier equal key (-1: none), as a dict finds."""
+    last: dict[tuple[Any, ...], int] = {}
+    found = []
+    for index, key in enumerate(keys):
+        found.append(last.get(key, -1))
+        last[key] = index
+    return found
+
+
+@settings(max_examples=sized(200, 1000), deadline=None)
+@given(keys=st.lists(st.tuples(st.sampled_from(["A", "B", "", None]),
+                               st.one_of(st.none(), st.integers(-3, 3)), st.booleans()),
+                     max_size=40), data=st.data())
+def test_the_rows_twins_are_those_a_set_of_their_key_tuples_finds(
+        keys: list[tuple[Any, ...]], data: st.DataObject) -> None:
+    """The columnar replay judges a take's keys distinct from one sort in the read-ahead
+    (nulls equal, as None in a tuple), and a slice of the rows keeps only twins within it:
+    both must be what Python's sets find on the key tuples the cache holds."""
+    rows = pl.DataFrame(keys, schema={"s": pl.String, "i": pl.Int64, "b": pl.Boolean},
+                        orient="row").with_columns(recv_mono_ns=pl.int_range(pl.len()))
+    earlier = _earlier(rows, ("s", "i", "b"))
+    assert earlier is not None
+    assert earlier.tolist() == _twins(keys)
+    count = len(keys)
+    found = Decoded(rows, np.arange(count), np.ones(count, np.int64), list(keys), None,
+                    earlier)
+    start = data.draw(st.integers(0, count), label="start")
+    stop = data.draw(st.integers(start, count), label="stop")
+    part = found.part(slice(start, stop))
+    assert part.earlier is not None
+    assert part.earlier.tolist() == _twins(keys[start:stop])
+    assert part.distinct() == (len(set(keys[start:stop])) == stop - start)
+    cache = DedupeCache(100, 10, lambda: 0)
+    expected = cache.first_known(keys[start:stop])  # nothing remembered: the first twin
+    assert (None if part.distinct() else part.first_repeat()) == expected
+
+
+def test_a_key_with_a_float_field_is_left_to_python() -> None:
+    # -0.0 == 0.0 in a tuple; a sort may tell them apart.
+    rows = pl.DataFrame({"price": [0.0, -0.0], "recv_mono_ns": [0, 1]})
+    assert _earlier(rows, ("price",)) is None
+
+
+def test_first_remembered_names_the_first_key_held() -> None:
+    cache = DedupeCache(maxsize=10, ttl=5, timer=lambda: 0)
+    assert not cache.seen("a", 0) and not cache.seen("b", 3)
+    assert cache.first_remembered(["x", "y", "b", "a"]) == 2
+    assert not cache.seen("c", 9)  # "a" and "b" expired, and were forgotten on the way
+    assert cache.first_remembered(["a", "b", "c"]) == 2
+    assert cache.first_remembered(["x", "x"]) is None  # twins among the keys are not its
+    assert cache.first_remembered([]) is None

@@ -82,28 +82,35 @@ class Decoded:
         Each message's receive time (monotonic ns).
     keys
         Each row's de-dup key (``None``: the channel has none).
+    earlier
+        For each row, the last row before it among these with the same de-dup key (-1:
+        none); ``None`` where that is not known (no key, or a key with a field whose
+        equality polars and Python might judge otherwise, such as a float's -0.0).
     numbers
         The rows' sequence numbers (``None``: the channel has none, or they are not
         ``Int64``, which the models judge).
     """
 
-    __slots__ = ("generations", "keys", "mono", "numbers", "positions", "rows")
+    __slots__ = ("earlier", "generations", "keys", "mono", "numbers", "positions", "rows")
 
     def __init__(self, rows: pl.DataFrame, positions: npt.NDArray[np.int64],
                  generations: npt.NDArray[np.int64], keys: list[Hashable] | None,
-                 numbers: Numbers | None) -> None:
+                 numbers: Numbers | None,
+                 earlier: npt.NDArray[np.int64] | None = None) -> None:
         self.rows, self.positions, self.generations = rows, positions, generations
         self.mono: npt.NDArray[np.int64] = rows["recv_mono_ns"].to_numpy()
-        self.keys, self.numbers = keys, numbers
+        self.keys, self.numbers, self.earlier = keys, numbers, earlier
 
     @classmethod
     def of(cls, channel: Channel, frame: pl.DataFrame) -> Decoded:
         """From the query :meth:`Columnar.decode` collects for ``channel``."""
         rows = frame.drop("__position", "__generation")
+        keyed = channel.dedupe_key is not None
         return cls(rows, frame["__position"].to_numpy(), frame["__generation"].to_numpy(),
-                   _keys(channel, rows) if channel.dedupe_key is not None else None,
+                   _keys(channel, rows) if keyed else None,
                    None if channel.sequence is None else Numbers.of(
-                       rows, _sequence_key(channel), *channel.sequence_bounds()))
+                       rows, _sequence_key(channel), *channel.sequence_bounds()),
+                   _earlier(rows, channel.field_names["dedupe_key"]) if keyed else None)
 
     @property
     def height(self) -> int:
@@ -112,16 +119,30 @@ class Decoded:
 
     def part(self, index: slice | npt.NDArray[np.intp]) -> Decoded:
         """The rows at ``index``: a slice, or positions ascending."""
-        keys = self.keys
+        keys, earlier = self.keys, self.earlier
         if isinstance(index, slice):
             start, stop, _ = index.indices(self.height)
             rows = self.rows.slice(start, max(stop - start, 0))
             keys = None if keys is None else keys[index]
+            if earlier is not None:  # a row's earlier twin outside the slice is no twin
+                earlier = earlier[start:stop]
+                earlier = np.where(earlier >= start, earlier - start, -1)
         else:
             rows = self.rows[pl.Series(index, dtype=pl.Int64)]
             keys = None if keys is None else [keys[i] for i in index.tolist()]
+            earlier = None  # a twin left out may hide an earlier one kept: not known
         return Decoded(rows, self.positions[index], self.generations[index], keys,
-                       None if self.numbers is None else self.numbers.part(index))
+                       None if self.numbers is None else self.numbers.part(index), earlier)
+
+    def distinct(self) -> bool | None:
+        """Whether no two rows have the same de-dup key (``None``: not known)."""
+        return None if self.earlier is None else not bool((self.earlier >= 0).any())
+
+    def first_repeat(self) -> int | None:
+        """The first row whose de-dup key an earlier row has (:attr:`earlier` known)."""
+        assert self.earlier is not None
+        found = np.flatnonzero(self.earlier >= 0)[:1].tolist()
+        return found[0] if found else None
 
     def between(self, start: int, end: int, generation: int) -> Decoded:
         """The rows of messages ``start`` to ``end - 1`` of connection ``generation``."""
@@ -472,9 +493,13 @@ class Columnar:
         faults = []
         cache = self.pipeline.parser.cache(channel.name)
         if found.keys is not None and cache is not None:
-            repeat = cache.first_known(found.keys)
-            if repeat is not None:
-                faults.append(repeat)
+            if found.earlier is None:
+                repeat = cache.first_known(found.keys)
+                if repeat is not None:
+                    faults.append(repeat)
+            else:  # the rows' own repeats are known: the cache's keys looked up in C
+                faults += [row for row in (cache.first_remembered(found.keys),
+                                           found.first_repeat()) if row is not None]
         if channel.sequence is not None:
             broken = self._first_break(channel, found)
             if broken is not None:
@@ -514,7 +539,8 @@ class Columnar:
         if found.keys is not None:
             cache = pipeline.parser.cache(channel.name)
             if (cache is None or not found.ascending()
-                    or not cache.fresh(found.keys, int(found.mono[0]))):
+                    or not cache.fresh(found.keys, int(found.mono[0]),
+                                       distinct=found.distinct())):
                 return None
         if channel.sequence is not None and self._first_break(channel, found) is not None:
             return None
@@ -530,6 +556,27 @@ def _keys(channel: Channel, found: pl.DataFrame) -> list[Hashable]:
     """Each row's de-dup key: its one field's value, or a tuple of its fields' values."""
     columns = [found[n].to_list() for n in channel.field_names["dedupe_key"]]
     return columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+
+
+def _earlier(rows: pl.DataFrame, names: tuple[str, ...]) -> npt.NDArray[np.int64] | None:
+    """For each row, the last row before it with the same values of ``names`` (-1: none).
+
+    What a set of the rows' key tuples would find, from one sort: only for fields whose
+    values polars and Python compare alike (integers, text, booleans; a null equals a null,
+    as ``None`` does in a tuple). A float field is left to Python: -0.0 equals 0.0 there.
+    """
+    if not all(rows.schema[name].is_integer() or rows.schema[name] in (pl.String, pl.Boolean)
+               for name in names):
+        return None
+    order = rows.select(pl.arg_sort_by(list(names), maintain_order=True)).to_series()
+    same = rows.select(names)[order].select(pl.all_horizontal(
+        (pl.col(name) == pl.col(name).shift(1))
+        | (pl.col(name).is_null() & pl.col(name).shift(1).is_null())
+        for name in names).fill_null(False)).to_series().to_numpy()
+    ranked = order.cast(pl.Int64).to_numpy()
+    earlier = np.full(ranked.size, -1, np.int64)
+    earlier[ranked[same]] = np.roll(ranked, 1)[same]
+    return earlier
 
 
 def _sequence_key(channel: Channel) -> pl.Expr:

@@ -106,25 +106,39 @@ class DedupeCache:
             self._evict()
         return False
 
-    def fresh(self, keys: Sequence[Hashable], first: int | float) -> bool:
+    def fresh(self, keys: Sequence[Hashable], first: int | float, *,
+              distinct: bool | None = None) -> bool:
         """Whether :meth:`remember` may take ``keys``: all new, in time order with the rest.
 
         True when no key is remembered (expired or not), no key comes twice, ``first``
         (the earliest time they come at) is not before the last key remembered, and the
         keys held expire in the order they were remembered (no earlier time stepped
         back). Then :meth:`seen` would answer ``False`` for each of them in turn, and
-        forgets keys in the same order :meth:`remember` does.
+        forgets keys in the same order :meth:`remember` does. ``distinct`` says whether
+        no key comes twice, where the caller knows (``None``: found here).
         """
         order = self._order
         if order and first + self._ttl < order[-1][1]:
             return False
-        if not (len(set(keys)) == len(keys) and self._expiry.keys().isdisjoint(keys)):
+        if distinct is None:
+            distinct = len(set(keys)) == len(keys)
+        if not (distinct and self._expiry.keys().isdisjoint(keys)):
             return False
         return self._ascending()
 
     def _ascending(self) -> bool:
         """Whether the entries' expiry times never step back, front to back."""
         return self._popped >= self._descent
+
+    def first_remembered(self, keys: Sequence[Hashable]) -> int | None:
+        """The index of the first of ``keys`` remembered (expired or not); ``None``: none.
+
+        The keys are looked up in one C-level pass.
+        """
+        try:
+            return list(map(self._expiry.__contains__, keys)).index(True)
+        except ValueError:
+            return None
 
     def first_known(self, keys: Sequence[Hashable]) -> int | None:
         """The index of the first of ``keys`` remembered (expired or not) or already given.
