@@ -137,7 +137,12 @@ def test_batches_and_single_keys_in_turn_leave_the_state_seen_per_key_leaves(
     at_once, one_by_one = DedupeCache(maxsize, ttl, lambda: 0), DedupeCache(maxsize, ttl, int)
     now = 0
     for _ in range(data.draw(st.integers(1, 12), label="steps")):
-        if data.draw(st.booleans(), label="one key"):
+        if data.draw(st.integers(0, 9), label="hand over") == 0:
+            # A split export hands one part's cache to the next: both load the state.
+            state = one_by_one.state()
+            at_once.load(state)
+            one_by_one.load(state)
+        elif data.draw(st.booleans(), label="one key"):
             key = data.draw(st.integers(0, 20), label="key")
             now = max(0, now + data.draw(st.integers(-4, 6), label="step"))
             assert at_once.seen(key, now) == one_by_one.seen(key, now), (key, now)
@@ -159,6 +164,22 @@ def test_batches_and_single_keys_in_turn_leave_the_state_seen_per_key_leaves(
             assert cache._ascending() == all(a <= b for a, b in itertools.pairwise(untils))
             if cache._popped >= cache._stale:  # nothing left behind: every entry is live
                 assert len(held) == len(cache.state())
+
+
+def test_a_float_time_a_rounding_below_the_last_is_taken_as_seen_takes_it() -> None:
+    # 0.7999999999999998 is before 0.8, but expires with it (+ 7.25 rounds to 8.05 both
+    # ways): remember() keeps the order seen() keeps, so the batch may go at once.
+    at_once, one_by_one = (DedupeCache(10, 7.25, lambda: 0.0) for _ in range(2))
+    for cache in (at_once, one_by_one):
+        assert not cache.seen("a", 0.8)
+    assert at_once.fresh(["b"], 0.7999999999999998)
+    at_once.remember(["b"], [0.7999999999999998])
+    assert not one_by_one.seen("b", 0.7999999999999998)
+    assert at_once.state() == one_by_one.state() == [("a", 8.05), ("b", 8.05)]
+    assert at_once._ascending() and one_by_one._ascending()
+    for now in (8.0, 8.05):
+        assert at_once.seen("a", now) == one_by_one.seen("a", now)
+        assert at_once.state() == one_by_one.state()
 
 
 def test_fresh_refuses_a_key_that_comes_twice_in_the_batch() -> None:

@@ -5,12 +5,20 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+import wsresearch.recording.compact as compact_module
 from wsresearch import Recording, compact_recording, replay
 from wsresearch.cli import main
 from wsresearch.errors import RecordingError, RecordingFormatError
@@ -43,9 +51,9 @@ def test_small_segments_become_a_few_files_holding_the_same_events(tmp_path: Pat
     assert done.bytes_after < done.bytes_before
     assert steps == [(400, 1_002), (800, 1_002), (1_002, 1_002)]  # a step a file written
     compacted = Recording.open(recording.path)
-    assert [f.name for f in compacted.files] == [
-        "events-000000000000.parquet", "events-000000000400.parquet",
-        "events-000000000800.parquet"]
+    assert [f.name for f in compacted.files] == [  # named apart from the old ones
+        "events-000000000000.c1.parquet", "events-000000000400.c1.parquet",
+        "events-000000000800.c1.parquet"]
     assert_frame_equal(compacted.events(), events)
     assert_same_replay(replay(compacted, spec), before)
     assert not (recording.path / COMPACTING).exists()
@@ -177,7 +185,8 @@ def test_a_locked_recording_is_refused_and_its_lock_kept(tmp_path: Path) -> None
     recording = small_segments(tmp_path / "rec", 100, 10)
     (recording.path / LOCK).touch()
     files = snapshot(recording.path)
-    with pytest.raises(RecordingError, match="is locked"):
+    with pytest.raises(RecordingError, match=r"is locked \(\.lock\) by a recorder writing it, "
+                       r"or one that was killed there; .* \(remove \.lock if"):
         compact_recording(recording.path)
     assert snapshot(recording.path) == files
 
@@ -187,7 +196,7 @@ def test_anything_but_segments_in_the_segment_folders_is_refused(tmp_path: Path)
     notes = recording.path / SEGMENTS / "0000" / "notes.txt"
     notes.write_text("mine")
     files = snapshot(recording.path)
-    with pytest.raises(RecordingError, match=r"notes\.txt is not a segment file"):
+    with pytest.raises(RecordingError, match=r"notes\.txt \(not a segment\)"):
         compact_recording(recording.path)
     assert snapshot(recording.path) == files
 
@@ -207,10 +216,12 @@ def test_a_compaction_stopped_before_the_swap_is_cleared(tmp_path: Path) -> None
     recording = small_segments(tmp_path / "rec", 100, 10)
     partial = recording.path / COMPACTING / "0000"
     partial.mkdir(parents=True)
-    (partial / "events-000000000000.parquet").write_bytes(b"half")
+    (partial / "events-000000000050.c1.parquet").write_bytes(b"half")  # not a name it writes
     expected = recording.events()
     compact_recording(recording.path)
     assert not (recording.path / COMPACTING).exists()
+    assert [f.name for f in Recording.open(recording.path).files] == [
+        "events-000000000000.c1.parquet"]
     assert_frame_equal(Recording.open(recording.path).events(), expected)
 
 
@@ -261,6 +272,177 @@ def test_the_command_line_compacts_each_recording_and_says_what_it_did(
     assert main(["compact", str(first), str(second), "--segment-events", "60"]) == 0
     out = capsys.readouterr().out
     assert f"{first}: 11 segment files -> 2 (102 events)" in out
-    assert f"{second}: already compact (1 segment files, 102 events)" in out
+    assert f"{second}: already compact (1 segment file, 102 events)" in out
     assert main(["compact", str(tmp_path / "none")]) == 1
     assert "is not a recording" in capsys.readouterr().err
+
+
+# A compaction killed (SIGKILL: nothing of it runs after) at one of its steps, in a child
+# process: what it leaves is what a crash or a power cut there leaves, its lock included.
+KILLED = textwrap.dedent("""
+    import os, signal, sys
+    import wsresearch.recording.compact as compact
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    step = sys.argv[2]
+    if step == "writing":  # once the second new file is written
+        write, calls = compact.write_private_parquet, []
+        def writing(*args, **kwargs):
+            write(*args, **kwargs)
+            calls.append(1)
+            if len(calls) == 2:
+                die()
+        compact.write_private_parquet = writing
+    elif step == "exchanged":  # segments/ and segments.compacting/ have swapped names
+        exchange = compact.exchange_paths
+        def exchanged(first, second):
+            assert exchange(first, second)
+            die()
+        compact.exchange_paths = exchanged
+    elif step == "between renames":  # where names cannot be exchanged: after the first
+        compact.exchange_paths = lambda first, second: False
+        rename = os.rename
+        def renaming(source, target):
+            rename(source, target)
+            die()
+        compact.os.rename = renaming
+    compact.compact_recording(sys.argv[1], segment_events=40)
+    raise SystemExit("not killed")
+""")
+
+
+@pytest.mark.parametrize("step", ["writing", "exchanged", "between renames"])
+def test_a_killed_compaction_leaves_every_event_readable_and_is_finished_by_the_next(
+        tmp_path: Path, step: str) -> None:
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    expected = recording.events()
+    killed = subprocess.run([sys.executable, "-c", KILLED, str(recording.path), step],
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (recording.path / LOCK).read_text().startswith("compact ")  # left behind
+    if step == "between renames":  # segments/ is missing: the old ones are read
+        with pytest.warns(UserWarning, match="a compaction was interrupted"):
+            assert_frame_equal(Recording.open(recording.path).events(), expected)
+    else:  # segments/ is whole, the old segments or the new: read by polars alone too
+        assert_frame_equal(Recording.open(recording.path).events(), expected)
+        alone = pl.read_parquet(recording.path / SEGMENTS / "*" / "*.parquet").sort("seq")
+        assert_frame_equal(alone, expected)
+    done = compact_recording(recording.path, segment_events=40)  # the killed one's lock taken
+    assert done.files_after == 3
+    assert sorted(p.name for p in recording.path.iterdir()) == ["manifest.json", SEGMENTS]
+    assert_frame_equal(Recording.open(recording.path).events(), expected)
+
+
+def test_a_running_compactions_lock_is_not_taken(tmp_path: Path) -> None:
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    lock = f"compact {socket.gethostname()} {os.getpid()}\n"  # this process: running
+    (recording.path / LOCK).write_text(lock)
+    with pytest.raises(RecordingError, match=r"by a compaction running here \(process"):
+        compact_recording(recording.path)
+    assert (recording.path / LOCK).read_text() == lock
+    (recording.path / LOCK).write_text(f"compact elsewhere.example {os.getpid()}\n")
+    with pytest.raises(RecordingError, match=r"by a compaction on elsewhere\.example"):
+        compact_recording(recording.path)
+
+
+def test_a_version_1_recordings_files_stay_version_1(tmp_path: Path) -> None:
+    # Rewritten folders must keep the schema of the folders kept as they are: polars reads
+    # the recording's files in one glob only if they share one.
+    path = tmp_path / "v1"
+    shutil.copytree(SESSION, path, ignore=shutil.ignore_patterns(SEGMENTS))
+    events = pl.concat(pl.read_parquet(f) for f in Recording.open(SESSION).files)
+    for folder, part in (("0000", events.head(40)), ("0001", events.slice(40))):
+        (path / SEGMENTS / folder).mkdir(parents=True)
+        step = 9 if folder == "0001" else 40  # 0000 is compact already, 0001 is not
+        for first in range(0, part.height, step):
+            piece = part.slice(first, step)
+            piece.write_parquet(path / SEGMENTS / folder / f"events-{piece['seq'][0]:012d}.parquet")
+    expected = Recording.open(path).events()
+    done = compact_recording(path)
+    assert done.folders_rewritten == 1
+    files = Recording.open(path).files
+    assert all("closed_by" not in pl.read_parquet_schema(f) for f in files)
+    assert_frame_equal(pl.read_parquet(path / SEGMENTS / "*" / "*.parquet").sort("seq"), events)
+    assert_frame_equal(Recording.open(path).events(), expected)
+
+
+def test_files_and_folders_keep_their_permissions(tmp_path: Path) -> None:
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    segments = recording.path / SEGMENTS
+    for folder in (segments, *segments.iterdir()):
+        folder.chmod(0o750)
+    for file in segments.glob("*/*"):
+        file.chmod(0o640)
+    compact_recording(recording.path)
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (segments, *segments.rglob("*"))}
+    assert modes == {SEGMENTS: "0o750", "0000": "0o750", "events-000000000000.c1.parquet":
+                     "0o640"}
+
+
+def test_a_file_that_does_not_read_back_as_written_stops_the_compaction(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A disk or a library that loses a row: the check after each write is what catches it.
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    files = snapshot(recording.path)
+    write = compact_module.write_private_parquet
+
+    def losing_a_row(table: pl.DataFrame, *args: Any, **kwargs: Any) -> None:
+        write(table.head(-1), *args, **kwargs)
+
+    monkeypatch.setattr(compact_module, "write_private_parquet", losing_a_row)
+    with pytest.raises(RecordingError, match="does not read back as the events written"):
+        compact_recording(recording.path)
+    assert snapshot(recording.path) == files
+
+
+def test_a_recording_opened_before_a_compaction_fails_rather_than_reading_part(
+        tmp_path: Path) -> None:
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    opened = Recording.open(recording.path)
+    compact_recording(recording.path, segment_events=55)
+    with pytest.raises(RecordingError, match="is gone since the recording was opened"):
+        list(opened.chunks(20))
+    assert Recording.open(recording.path).events().height == 102  # opened again: whole
+
+
+def test_segments_behind_a_symbolic_link_are_refused(tmp_path: Path) -> None:
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    elsewhere = tmp_path / "elsewhere"
+    (recording.path / SEGMENTS).rename(elsewhere)
+    (recording.path / SEGMENTS).symlink_to(elsewhere)
+    with pytest.raises(RecordingError, match="is a symbolic link"):
+        compact_recording(recording.path)
+    assert len(list(elsewhere.glob("*/*.parquet"))) == 11
+
+
+def test_a_failing_disk_is_a_recording_error_and_leaves_the_recording_as_it_was(
+        tmp_path: Path) -> None:
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    (recording.path / COMPACTING).write_text("in the way")  # where the copy would go
+    files = snapshot(recording.path)
+    with pytest.raises(RecordingError, match="the recording is left as it was"):
+        compact_recording(recording.path)
+    assert snapshot(recording.path) == files
+
+
+def test_ctrl_c_stops_the_compaction_at_its_next_file(tmp_path: Path) -> None:
+    # The compaction runs in a thread of the command: Ctrl-C must stop it, not wait for it
+    # to finish, and leave the recording as it was.
+    recording = small_segments(tmp_path / "rec", 40_000, 10)
+    files = snapshot(recording.path)
+    command = subprocess.Popen([sys.executable, "-m", "wsresearch.cli", "compact",
+                                str(recording.path), "--segment-events", "100"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(6_000):  # until new files are being written (at most a minute)
+            if (recording.path / COMPACTING / "0000").is_dir() or command.poll() is not None:
+                break
+            time.sleep(0.01)
+        command.send_signal(signal.SIGINT)
+        assert command.wait(60) == 130, command.stderr.read() if command.stderr else ""
+    finally:
+        command.kill()
+        command.wait()
+    assert snapshot(recording.path) == files

@@ -17,16 +17,19 @@ the permissions of a folder it did not create.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import io
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 import polars as pl
 
 __all__ = [
-    "PRIVATE_DIR", "PRIVATE_FILE", "make_private_dirs", "sink_private_parquet", "write_private",
-    "write_private_parquet",
+    "PRIVATE_DIR", "PRIVATE_FILE", "exchange_paths", "make_private_dirs", "sink_private_parquet",
+    "sync_dir", "write_private", "write_private_parquet",
 ]
 
 PRIVATE_DIR = 0o700
@@ -148,3 +151,54 @@ def sink_private_parquet(table: pl.LazyFrame, path: Path) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def sync_dir(folder: Path) -> None:
+    """Flush ``folder``'s entries (names made, renamed or removed in it) to disk.
+
+    Raises
+    ------
+    OSError
+        What the filesystem said.
+    """
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM}
+
+
+def exchange_paths(first: Path, second: Path) -> bool:
+    """Swap the names of two paths in one atomic step; ``False`` where that cannot be done.
+
+    Linux's ``renameat2(RENAME_EXCHANGE)``: whoever looks finds each name always there,
+    holding one or the other. Elsewhere (another system, a C library without the call, a
+    filesystem that does not support it) nothing is changed and ``False`` is returned, for
+    the caller to do without.
+
+    Raises
+    ------
+    OSError
+        What the filesystem said, where it supports the call (a path missing, no room).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        call = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    call.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                     ctypes.c_uint]
+    call.restype = ctypes.c_int
+    if call(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second),
+            _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _UNSUPPORTED:
+        return False
+    raise OSError(code, os.strerror(code), str(first), None, str(second))

@@ -962,21 +962,37 @@ def _report_folder(path: str) -> Path:
     return folder
 
 
+class _Stopped(Exception):
+    """Raised in a compaction's thread, at its next file, once the command was stopped."""
+
+
 async def _compact(args: argparse.Namespace, console: Console) -> int:
     from .recording import compact_recording
 
+    stop = threading.Event()
     for folder in args.dirs:
         with _progress(console, f"compacting {escape(str(folder))}") as advance:
-            done = await asyncio.to_thread(compact_recording, folder,
-                                           segment_events=args.segment_events,
-                                           progress=advance)
+
+            def step(done: int, total: int, advance: Callable[[int, int], None] = advance
+                     ) -> None:
+                if stop.is_set():  # Ctrl-C: the compaction stops, the recording as it was
+                    raise _Stopped
+                advance(done, total)
+
+            try:
+                done = await asyncio.to_thread(compact_recording, folder,
+                                               segment_events=args.segment_events,
+                                               progress=step)
+            except asyncio.CancelledError:
+                stop.set()
+                raise
+        files = f"{done.files_before:,} segment file{'s' * (done.files_before != 1)}"
         if done.folders_rewritten:
-            _say(console, f"{folder}: {done.files_before:,} segment files -> "
-                 f"{done.files_after:,} ({done.events:,} events), "
-                 f"{done.bytes_before / 1e6:,.1f} MB -> {done.bytes_after / 1e6:,.1f} MB")
+            _say(console, f"{folder}: {files} -> {done.files_after:,} ({done.events:,} "
+                 f"events), {done.bytes_before / 1e6:,.1f} MB -> "
+                 f"{done.bytes_after / 1e6:,.1f} MB")
         else:
-            _say(console, f"{folder}: already compact ({done.files_before:,} segment files, "
-                 f"{done.events:,} events)")
+            _say(console, f"{folder}: already compact ({files}, {done.events:,} events)")
     return 0
 
 
@@ -1033,8 +1049,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                "report": _report, "export": _export, "compact": _compact,
                "import": _import}[args.command]
     running = command(args, console)
-    # Commands that run until stopped stop cleanly on a signal; the others are
-    # short and read-only (a signal ends them at once, as usual).
+    # Commands that run until stopped stop cleanly on a signal; the others end at once, as
+    # usual (a compaction in its thread stops at its next file, leaving the recording as
+    # it was: _compact).
     if args.command in ("demo", "simulate", "record") or getattr(args, "serve", False):
         running = _until_signalled(running, console)
     try:

@@ -116,6 +116,10 @@ class DedupeCache:
         back). Then :meth:`seen` would answer ``False`` for each of them in turn, and
         forgets keys in the same order :meth:`remember` does. ``distinct`` says whether
         no key comes twice, where the caller knows (``None``: found here).
+
+        "Not before" is judged on the expiry times, as :meth:`remember` keeps them
+        (``first + ttl`` against the last key's): with float times, a ``first`` a rounding
+        below the last time still expires with it, and is taken.
         """
         order = self._order
         if order and first + self._ttl < order[-1][1]:

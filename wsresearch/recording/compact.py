@@ -3,31 +3,39 @@
 A live recorder writes a segment file a flush, a second by default, so a day of a feed is
 86,400 files. Reading a file costs about 0.4 ms however small it is (its footer, its
 schema, a query), so a replay of that day spends half a minute on files alone, and every
-engine reading the recording (DuckDB, Spark, polars) pays the same. :func:`compact_recording`
-rewrites each segment folder's events as files of up to ``segment_events`` events, in row
-groups of :data:`~wsresearch.recording.writer.SEGMENT_ROW_GROUP`; a folder that is already
-in as few files as that allows is kept as it is (its files linked, not copied).
+engine reading the recording (DuckDB, Spark, polars) pays the same.
+:func:`compact_recording` rewrites each segment folder's events as files of up to
+``segment_events`` events, in row groups of
+:data:`~wsresearch.recording.writer.SEGMENT_ROW_GROUP`; a folder that is already in as few
+files as that allows is kept as it is (its files linked, not copied).
 
 Nothing about the events changes: every event keeps its ``seq`` and every column its value,
 and each new file is read back and compared with the events it was written from before
-anything is replaced. A recording with a segment that cannot be read is refused rather than
-compacted without it.
+anything is replaced. A version-1 recording's files stay version-1 files (its readers
+derive ``closed_by`` as before), and files and folders keep their permissions. A recording
+with a segment that cannot be read is refused rather than compacted without it.
 
 The swap is safe against a crash at any point:
 
 1. the new segments are written under ``segments.compacting/`` (readers never look there),
-   each file atomically; an interruption leaves the recording as it was, and the next
-   :func:`compact_recording` removes the partial copy;
-2. ``segments/`` is renamed ``segments.replaced/`` and ``segments.compacting/`` renamed
-   ``segments/``: two renames, between which readers read ``segments.replaced/``
-   (:meth:`Recording.open <wsresearch.recording.Recording.open>`, with a warning), so the
-   recording reads the same throughout;
-3. ``segments.replaced/`` is removed; if that is interrupted, the next :func:`compact_recording`
-   removes it.
+   each file atomically, and flushed to disk; an interruption leaves the recording as it
+   was, and the next compaction removes the partial copy;
+2. ``segments/`` and ``segments.compacting/`` exchange names in one atomic step (Linux's
+   ``renameat2``), so ``segments/`` always holds every event. Where that cannot be done,
+   two renames (``segments/`` to ``segments.replaced/``, then the new one into place),
+   between which :meth:`Recording.open <wsresearch.recording.Recording.open>` reads
+   ``segments.replaced/``, with a warning;
+3. the old segments are removed.
 
 A compaction holds the recording's lock file while it runs, as a recorder does, so two
 never run at once on one recording, and a recording still being written (or whose recorder
-was killed, leaving the lock) is refused.
+was killed, leaving its lock) is refused. The lock names the compaction's host and process:
+one left by a compaction that was killed is taken over, and what that one left is finished
+or undone first.
+
+New files are named apart from the old ones (``events-<seq>.c<n>.parquet``), so a
+:class:`~wsresearch.recording.Recording` opened before the compaction does not read a new
+file for an old one: it fails on the segment gone, and is opened again.
 """
 
 from __future__ import annotations
@@ -35,16 +43,28 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import shutil
+import socket
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from .._files import make_private_dirs, write_private_parquet
+from .._files import exchange_paths, make_private_dirs, sync_dir, write_private_parquet
 from ..errors import RecordingError, RecordingFormatError
-from .format import COMPACTING, LOCK, MANIFEST, REPLACED, SEGMENTS, RecordingManifest
+from .format import (
+    COMPACTING,
+    FORMAT_VERSION,
+    LOCK,
+    MANIFEST,
+    REPLACED,
+    SEGMENTS,
+    V1_COLUMNS,
+    RecordingManifest,
+)
 from .reader import Recording
 from .writer import (
     SEGMENT_COMPRESSION_LEVEL,
@@ -54,6 +74,9 @@ from .writer import (
 )
 
 __all__ = ["Compacted", "compact_recording"]
+
+_COMPACTED_NAME = re.compile(r"\.c(\d+)\.parquet$")
+"""How a compacted segment's name ends: ``.c<n>.parquet``, ``n`` one more each time."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +113,9 @@ def compact_recording(
 
     Each segment folder (a ``rotate_interval`` of the session) is compacted on its own, so
     the folders keep their meaning. Running it again on a compacted recording changes
-    nothing; running it after an interrupted compaction finishes or undoes that one first.
+    nothing; running it after a compaction that was interrupted (killed, a crash) finishes
+    or undoes that one first. Nothing else may read or write the recording meanwhile: a
+    :class:`~wsresearch.recording.Recording` opened before fails once its segments are gone.
 
     Parameters
     ----------
@@ -100,7 +125,8 @@ def compact_recording(
         Events per new segment file at most (a positive int); what one file's write holds
         in memory.
     progress
-        Called with ``(events done, events in all)`` as folders are compacted.
+        Called with ``(events done, events in all)`` after each file; what it raises stops
+        the compaction, leaving the recording as it was.
 
     Returns
     -------
@@ -113,8 +139,8 @@ def compact_recording(
         If ``path`` is not a recording.
     RecordingError
         If a recorder (or another compaction) holds the recording's lock, a segment cannot
-        be read, the segment folders hold something that is not a segment, or a write
-        fails; the recording is then left as it was.
+        be read, the segments are a symbolic link or hold something that is not a
+        segment, or the disk fails (full, gone); the recording is then left as it was.
     ValueError
         For a ``segment_events`` that is not a positive int.
     """
@@ -122,40 +148,94 @@ def compact_recording(
     root = Path(path)
     if not (root / MANIFEST).is_file():
         raise RecordingFormatError(f"{root} is not a recording: it has no {MANIFEST}")
-    with _locked(root):
-        _finish_interrupted(root)
-        return _compact(root, segment_events, progress)
+    linked = [root / name for name in (SEGMENTS, COMPACTING, REPLACED)
+              if (root / name).is_symlink()]
+    if linked:
+        raise RecordingError(f"cannot compact {root}: {linked[0]} is a symbolic link; "
+                             "compact the recording where its segments are")
+    try:
+        with _locked(root):
+            _finish_interrupted(root)
+            return _compact(root, segment_events, progress)
+    except OSError as exc:
+        if isinstance(exc, RecordingError):
+            raise
+        raise RecordingError(f"cannot compact {root}: {exc}; the recording is left as it "
+                             "was") from exc
 
 
 @contextlib.contextmanager
 def _locked(root: Path) -> Iterator[None]:
-    """Hold the recording's lock file, as a recorder does, for the duration."""
-    try:
-        os.close(os.open(root / LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        raise RecordingError(
-            f"{root} is locked ({LOCK}): a recorder is writing it, another compaction is "
-            f"running, or a recorder was killed there; compact it once no recorder runs "
-            f"(removing {LOCK} if one was killed)") from None
-    except OSError as exc:
-        raise RecordingError(f"cannot lock {root}: {exc}") from None
+    """Hold the recording's lock file for the duration, named as this compaction's.
+
+    A lock left by a compaction that is no longer running (on this host) is taken over;
+    any other (a recorder's, a running compaction's) refuses.
+    """
+    lock = root / LOCK
+    mine = f"compact {socket.gethostname()} {os.getpid()}\n"
+    for attempt in range(2):
+        try:
+            descriptor = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            holder = _holder(lock)
+            if attempt == 0 and holder == "a compaction that was killed":
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+                continue
+            raise RecordingError(
+                f"{root} is locked ({LOCK}) by {holder}; compact it once that is over"
+                + (f" (remove {LOCK} if its recorder was killed)" if holder.startswith(
+                    "a recorder") else "")) from None
+        try:
+            os.write(descriptor, mine.encode())
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        break
     try:
         yield
     finally:
         with contextlib.suppress(OSError):
-            (root / LOCK).unlink()
+            if lock.read_text() == mine:  # ours still: never another's
+                lock.unlink()
+
+
+def _holder(lock: Path) -> str:
+    """Who holds the lock file ``lock``, as a refusal names it."""
+    try:
+        words = lock.read_text().split()
+    except OSError:
+        return "a recorder"
+    if len(words) != 3 or words[0] != "compact" or not words[2].isdigit():
+        return "a recorder writing it, or one that was killed there"
+    host, pid = words[1], int(words[2])
+    if host != socket.gethostname():
+        return f"a compaction on {host} (process {pid})"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return "a compaction that was killed"
+    except PermissionError:
+        pass  # alive, another user's
+    return f"a compaction running here (process {pid})"
 
 
 def _finish_interrupted(root: Path) -> None:
-    """Finish or undo a compaction that was interrupted, leaving ``segments/`` complete."""
+    """Finish or undo a compaction that was interrupted, leaving ``segments/`` whole.
+
+    Whatever the step it stopped at, one of ``segments/`` and ``segments.replaced/`` holds
+    every event and ``segments.compacting/`` is not needed: a partial copy, or the old
+    segments after the exchange.
+    """
     segments, replaced, compacting = root / SEGMENTS, root / REPLACED, root / COMPACTING
     try:
         if replaced.is_dir():
-            if segments.is_dir():  # the swap was done: the new segments are complete
+            if segments.is_dir():  # the swap was done: the new segments are whole
                 shutil.rmtree(replaced)
-            else:  # stopped between the two renames: the old ones are complete
+            else:  # stopped between the two renames: the old ones are whole
                 os.rename(replaced, segments)
-        if compacting.is_dir():  # a copy never put in place
+                sync_dir(root)
+        if compacting.is_dir():
             shutil.rmtree(compacting)
     except OSError as exc:
         raise RecordingError(f"cannot finish the interrupted compaction of {root}: "
@@ -176,9 +256,15 @@ class _Folder:
         """Whether its segments would be fewer files compacted into files of ``size``."""
         return len(self.segments) > max(1, math.ceil(self.events / size))
 
+    def new_name(self, first_seq: int) -> str:
+        """A new segment's name, apart from every name the folder holds."""
+        taken = [int(found.group(1)) for file in self.segments
+                 if (found := _COMPACTED_NAME.search(file.name))]
+        return f"events-{first_seq:012d}.c{max(taken, default=0) + 1}.parquet"
+
 
 def _compact(root: Path, size: int, progress: Callable[[int, int], None] | None) -> Compacted:
-    compacting = root / COMPACTING
+    segments, compacting = root / SEGMENTS, root / COMPACTING
     manifest = Recording.open(root).manifest
     folders = _folders(root, manifest)
     files = [file for folder in folders for file in folder.segments]
@@ -195,12 +281,15 @@ def _compact(root: Path, size: int, progress: Callable[[int, int], None] | None)
             progress(done, total)
 
     try:
+        make_private_dirs(compacting)
+        _same_mode(segments, compacting)
         for folder in folders:
             target = compacting / folder.path.name
             make_private_dirs(target)
+            _same_mode(folder.path, target)
             if folder.worth_compacting(size):
-                _rewrite(Recording(root, manifest, folder.segments), folder.events, target,
-                         size, advance)
+                _rewrite(Recording(root, manifest, folder.segments), folder, target, size,
+                         advance, _v1_only(manifest, folder.segments))
                 rewritten += 1
             else:
                 for file in folder.segments:
@@ -208,19 +297,20 @@ def _compact(root: Path, size: int, progress: Callable[[int, int], None] | None)
                 advance(folder.events)
             for file in folder.others:
                 _link(file, target / file.name)
+            sync_dir(target)
+        sync_dir(compacting)
         after = list(compacting.glob("*/*.parquet"))
-        _sync_tree(compacting)
+        size_after = sum(file.stat().st_size for file in after)
     except BaseException:
         with contextlib.suppress(OSError):
             shutil.rmtree(compacting)
         raise
-    size_after = sum(file.stat().st_size for file in after)
     _swap(root)
     return Compacted(total, len(files), len(after), before, size_after, rewritten)
 
 
 def _folders(root: Path, manifest: RecordingManifest) -> list[_Folder]:
-    """Each segment folder, with its segments and the events they hold (from their footers).
+    """Each segment folder, with its segments and the events they hold.
 
     Raises
     ------
@@ -232,27 +322,30 @@ def _folders(root: Path, manifest: RecordingManifest) -> list[_Folder]:
     if not segments.is_dir():
         return []
     found: list[_Folder] = []
-    strange: list[Path] = []
+    strange: list[str] = []
     for folder in sorted(segments.iterdir()):
         if folder.is_symlink() or not folder.is_dir():
-            strange.append(folder)
+            strange.append(f"{folder} ({'a symbolic link' if folder.is_symlink() else 'a file'}"
+                           ", not a segment folder)")
             continue
         parquet, others = [], []
-        for file in sorted(folder.iterdir()):
-            if file.is_symlink() or not file.is_file():
-                strange.append(file)
+        for file in sorted(folder.iterdir(), key=lambda p: p.name):
+            if file.is_symlink():
+                strange.append(f"{file} (a symbolic link)")
+            elif not file.is_file():
+                strange.append(f"{file} (not a regular file)")
             elif file.suffix == ".parquet":
                 parquet.append(file)
             elif file.suffix == ".tmp":
                 others.append(file)
             else:
-                strange.append(file)
+                strange.append(f"{file} (not a segment)")
         found.append(_Folder(folder, parquet, others, _events(root, manifest, parquet)))
     if strange:
         raise RecordingError(
-            f"cannot compact {root}: {', '.join(map(str, strange[:3]))}"
-            f"{', ...' if len(strange) > 3 else ''} is not a segment file or folder, and "
-            "compacting would remove it")
+            f"cannot compact {root}: it holds {'; '.join(strange[:3])}"
+            f"{'; ...' if len(strange) > 3 else ''}, which a compaction would not keep "
+            "as it is")
     return found
 
 
@@ -278,17 +371,28 @@ def _rows(file: Path) -> int:
     try:
         rows: int = pl.scan_parquet(file, glob=False).select(pl.len()).collect().item()
     except (Exception, pl.exceptions.PanicException) as exc:
-        raise RecordingError(f"cannot compact the recording: its segment "
-                             f"{file} cannot be read ({exc}), and compacting would lose "
-                             "it") from None
+        raise RecordingError(f"cannot compact the recording: its segment {file} cannot be "
+                             f"read ({exc}), and compacting would lose it") from None
     return rows
 
 
-def _rewrite(part: Recording, events: int, target: Path, size: int,
-             advance: Callable[[int], None]) -> None:
-    """A folder's ``events`` as files of up to ``size`` events in ``target``, each checked.
+def _v1_only(manifest: RecordingManifest, files: list[Path]) -> bool:
+    """Whether a folder's segments are all version-1 files (no ``closed_by``).
 
-    ``advance`` is called with each file's events once it is written and checked.
+    Such a folder's new segments are version-1 files too, so that the recording's files
+    keep one schema: ``pl.read_parquet("DIR/segments/*/*.parquet")`` reads them all.
+    """
+    if manifest.version >= FORMAT_VERSION:
+        return False
+    return all("closed_by" not in pl.read_parquet_schema(file) for file in files)
+
+
+def _rewrite(part: Recording, folder: _Folder, target: Path, size: int,
+             advance: Callable[[int], None], v1: bool) -> None:
+    """A folder's events as files of up to ``size`` events in ``target``, each checked.
+
+    ``advance`` is called with each file's events once it is written and checked; ``v1``
+    writes version-1 files (readers derive ``closed_by`` again, as they did).
 
     Raises
     ------
@@ -297,52 +401,56 @@ def _rewrite(part: Recording, events: int, target: Path, size: int,
         a warning), or a file written does not read back as the events it holds.
     """
     written = 0
+    mode = stat.S_IMODE(folder.segments[0].stat().st_mode)
     for chunk in part.chunks(size):
-        file = target / f"events-{int(chunk['seq'][0]):012d}.parquet"
-        write_private_parquet(chunk, file, compression_level=SEGMENT_COMPRESSION_LEVEL,
+        file = target / folder.new_name(int(chunk["seq"][0]))
+        write_private_parquet(chunk.select(V1_COLUMNS) if v1 else chunk, file,
+                              compression_level=SEGMENT_COMPRESSION_LEVEL,
                               row_group_size=SEGMENT_ROW_GROUP)
+        os.chmod(file, mode)
         if not Recording(part.path, part.manifest, [file]).events().equals(chunk):
-            raise RecordingError(f"cannot compact {part.path}: {file} does not read back "
+            raise RecordingError(f"cannot compact {folder.path}: {file} does not read back "
                                  "as the events written")
         written += chunk.height
         advance(chunk.height)
-    if written != events:
-        raise RecordingError(f"cannot compact {part.path}: {events - written} of its "
-                             f"{events} events could not be read, and compacting would "
-                             "lose them")
+    if written != folder.events:
+        raise RecordingError(f"cannot compact {folder.path}: {folder.events - written} of "
+                             f"its {folder.events} events could not be read (see the "
+                             "warnings), and compacting would lose them")
+
+
+def _same_mode(source: Path, target: Path) -> None:
+    """Give ``target`` the permissions ``source`` has."""
+    os.chmod(target, stat.S_IMODE(source.stat().st_mode))
 
 
 def _link(source: Path, target: Path) -> None:
-    """``target`` as another name of ``source`` (a copy where links are not supported)."""
+    """``target`` as another name of ``source``; a copy, flushed to disk, without links."""
     try:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
-
-
-def _sync_tree(top: Path) -> None:
-    """Flush ``top``'s folders (the names in them) to disk, then ``top`` itself."""
-    for folder in [*sorted(p for p in top.iterdir() if p.is_dir()), top]:
-        _sync_dir(folder)
-
-
-def _sync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+        descriptor = os.open(target, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def _swap(root: Path) -> None:
-    """Put the compacted segments in place of the old ones (two renames), then drop those."""
+    """Put the compacted segments in place of the old ones, then remove those."""
     segments, replaced, compacting = root / SEGMENTS, root / REPLACED, root / COMPACTING
     try:
-        os.rename(segments, replaced)
-        os.rename(compacting, segments)
-        _sync_dir(root)
+        if exchange_paths(compacting, segments):  # segments/ is never missing
+            old = compacting
+        else:
+            os.rename(segments, replaced)
+            os.rename(compacting, segments)
+            old = replaced
+        sync_dir(root)
     except OSError as exc:
         raise RecordingError(f"cannot put the compacted segments of {root} in place: "
-                             f"{exc}; run the compaction again to finish it") from None
+                             f"{exc}; the next compaction puts the old ones back first"
+                             ) from None
     with contextlib.suppress(OSError):  # the next compaction removes what is left
-        shutil.rmtree(replaced)
+        shutil.rmtree(old)

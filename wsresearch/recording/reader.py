@@ -20,7 +20,7 @@ import polars as pl
 
 from .._catalog import CHUNK_EVENTS
 from ..clock import NS_PER_S
-from ..errors import RecordingFormatError
+from ..errors import RecordingError, RecordingFormatError
 from ..exchanges import rebuild
 from ..spec import FeedSpec
 from .format import (
@@ -90,7 +90,8 @@ class Recording:
         if not segments.exists() and (root / REPLACED).is_dir():
             # A compaction stopped between its two renames: the old segments are whole.
             warnings.warn(f"{root}: a compaction was interrupted; its segments are read from "
-                          f"{REPLACED} (compacting it again finishes it)", stacklevel=2)
+                          f"{REPLACED} (the next compaction puts them back first)",
+                          stacklevel=2)
             segments = root / REPLACED
         return cls(root, parse_manifest(raw, root), _segment_files(segments))
 
@@ -411,6 +412,7 @@ class Recording:
         except pl.exceptions.ColumnNotFoundError:  # a version-1 segment: closed_by is derived
             table = self._read(file)
         except (Exception, pl.exceptions.PanicException):
+            _check_still_there(file)
             return None  # unreadable: skipped, as the reader skips it
         if table is None:
             return None
@@ -485,6 +487,7 @@ class Recording:
         # A damaged file must not hide the others. polars' Parquet reader can also
         # panic on one (a PanicException is a BaseException, not an Exception).
         except (Exception, pl.exceptions.PanicException) as exc:
+            _check_still_there(file)
             warnings.warn(f"skipping unreadable segment {file}: {exc}", stacklevel=3)
             return None
 
@@ -609,8 +612,27 @@ def _survey(file: Path) -> _Surveyed:
     try:
         found = pl.scan_parquet(file, glob=False).select(*_SURVEY).collect().row(0)
     except (Exception, pl.exceptions.PanicException):
+        _check_still_there(file)
         return None, 0, False, None
     return _surveyed(found)
+
+
+def _check_still_there(file: Path) -> None:
+    """Raise where a segment that could not be read is gone since the recording was opened.
+
+    A damaged segment is skipped, with a warning; one that is gone means the recording
+    changed while it was read (a compaction put new segments in place), and what is read
+    would be part of it: the recording is opened again instead.
+
+    Raises
+    ------
+    RecordingError
+        If ``file`` no longer exists.
+    """
+    if not os.path.lexists(file):
+        raise RecordingError(f"the segment {file} is gone since the recording was opened: "
+                             "the recording changed while it was read (compacted?); open "
+                             "it again")
 
 
 def _surveyed(found: tuple[Any, ...]) -> _Surveyed:
