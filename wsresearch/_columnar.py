@@ -497,9 +497,14 @@ class Columnar:
                 repeat = cache.first_known(found.keys)
                 if repeat is not None:
                     faults.append(repeat)
-            else:  # the rows' own repeats are known: the cache's keys looked up in C
-                faults += [row for row in (cache.first_remembered(found.keys),
-                                           found.first_repeat()) if row is not None]
+            else:  # the rows' own repeats are known: the cache asked of the rows before
+                repeat = found.first_repeat()
+                if repeat is not None:
+                    faults.append(repeat)
+                remembered = cache.first_remembered(
+                    found.keys if repeat is None else found.keys[:repeat])
+                if remembered is not None:
+                    faults.append(remembered)
         if channel.sequence is not None:
             broken = self._first_break(channel, found)
             if broken is not None:

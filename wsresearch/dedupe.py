@@ -137,8 +137,10 @@ class DedupeCache:
     def first_remembered(self, keys: Sequence[Hashable]) -> int | None:
         """The index of the first of ``keys`` remembered (expired or not); ``None``: none.
 
-        The keys are looked up in one C-level pass.
+        The keys are looked up in C-level passes.
         """
+        if self._expiry.keys().isdisjoint(keys):
+            return None
         try:
             return list(map(self._expiry.__contains__, keys)).index(True)
         except ValueError:

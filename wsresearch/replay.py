@@ -317,6 +317,10 @@ def replay_in_chunks(
     )
 
 
+_FEW = 16
+"""Messages made one row at a time, below which a query of the columns costs more."""
+
+
 class _Items:
     """A chunk's messages as the pipeline takes them (:data:`Received`), made as needed.
 
@@ -371,6 +375,13 @@ class _Items:
 
     def _make(self, missing: list[int]) -> None:
         made = self._made
+        if len(missing) <= _FEW:  # a fault's message: a row each, not a query of columns
+            columns, text = self._columns, self._texts
+            for position in missing:
+                found = self._bytes.get(position)
+                made[position] = (text[position] if found is None else found,
+                                  *columns.row(position))
+            return
         whole = len(missing) == len(made)
         rows = self._columns if whole else self._columns[missing]
         texts: list[Any] = (self._texts if whole else self._texts.gather(missing)).to_list()
