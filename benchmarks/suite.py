@@ -347,9 +347,9 @@ def main() -> None:
                                 "segments,streaming,refresh,memory,soak",
                         help="comma-separated steps to run (default: all)")
     args = parser.parse_args()
-    on = Figure("live ingest, Feed recording", "bare websockets recv loop", ">= 0.5")
+    on = Figure("live ingest, Feed recording", "bare websockets recv loop", ">= 0.6")
     off = Figure("live ingest, Feed not recording", "bare websockets recv loop")
-    ratio = Figure("recording on / off", "the same Feed not recording", ">= 0.9")
+    ratio = Figure("recording on / off", "the same Feed not recording", ">= 0.95")
     cpu_ratio = Figure(f"CPU at {args.rate:,.0f} msgs/s, Feed recording",
                        "bare recv loop CPU, same stream")
     cpu_us = Figure("  CPU per message, Feed recording", "(absolute)", unit="us")
