@@ -122,6 +122,20 @@ def test_replay_summarises_the_shipped_session() -> None:
     assert "trade" in result.stdout and "2220 messages over 6 connection(s)" in result.stdout
 
 
+async def test_record_with_compact_leaves_one_segment_file(tmp_path: Path) -> None:
+    out = tmp_path / "r[" / "x]ec"  # glob characters: every path is read as a path
+    async with Simulator(rates={"trade": 100.0, "ticker": 50.0, "order": 0.1}) as sim:
+        done = await asyncio.to_thread(
+            run, "record", sim.url, "--out", str(out), "--seconds", "2.5", "--compact",
+            "--subscribe", '{"op":"subscribe","channels":["trade"]}',
+        )
+    assert done.returncode == 0, done.stderr
+    recording = Recording.open(out)
+    assert [f.name for f in recording.files] == ["events-000000000000.c1.parquet"]
+    assert recording.manifest.complete
+    assert f"-> 1 ({recording.events().height} events)" in done.stdout
+
+
 def test_replay_refuses_what_is_not_a_recording(tmp_path: Path) -> None:
     result = run("replay", str(tmp_path))
     assert result.returncode == 1

@@ -143,6 +143,29 @@ async def test_a_signal_stops_record_and_simulate_cleanly(
     assert summary_rows(record.stdout, "message") == recording.frames().height
 
 
+async def test_record_with_compact_compacts_the_recording_once_a_signal_stops_it(
+        tmp_path: Path) -> None:
+    out = tmp_path / "rec"
+    async with running("simulate") as sim:
+        await eventually(lambda: sim.said("listening at"), within=20, what="the simulator")
+        match = re.search(r"ws://127\.0\.0\.1:\d+", sim.stdout)
+        assert match, sim.stdout
+        async with running("record", match.group(0), "--out", str(out), "--subscribe",
+                           SUBSCRIBE, "--compact") as record:
+            await eventually(lambda: len(list(out.glob("segments/*/events-*.parquet"))) >= 3,
+                             within=30, what="three segments on disk (a flush a second)")
+            record.proc.send_signal(signal.SIGINT)
+            assert await record.exit_status() == 130, "".join(record.err)
+        sim.proc.send_signal(signal.SIGINT)
+        assert await sim.exit_status() == 130, "".join(sim.err)
+    match = re.search(r"(\d+) segment files -> 1 \((\d+) events\)", record.stdout)
+    assert match, record.stdout
+    recording = assert_closed_cleanly(out)
+    assert len(recording.files) == 1
+    assert int(match.group(2)) == recording.events().height
+    assert int(match.group(1)) >= 3
+
+
 async def test_sigterm_stops_the_demo_and_closes_its_recording(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     async with running("demo", "--seconds", "60", "--record", str(out)) as demo:

@@ -203,6 +203,10 @@ def _build_parser() -> argparse.ArgumentParser:
     record.add_argument("--subscribe", action="append", default=[], type=_json_message,
                         metavar="JSON", help="a message to send on connect, for a URL "
                         "(repeatable)")
+    record.add_argument("--compact", action="store_true",
+                        help="once stopped, compact the recording (its per-second files as a "
+                        "few large ones, as `wsresearch compact` does); a second Ctrl-C "
+                        "leaves it as recorded")
     _add_type_field(record)
 
     replay_cmd = commands.add_parser(
@@ -559,8 +563,12 @@ async def _record(args: argparse.Namespace, console: Console) -> int:
         await _run_feed(feed, args.seconds or float("inf"), monitor, console, live=False)
     except asyncio.CancelledError:  # a signal: the recording is closed; say what it holds
         _record_end(console, monitor, feed, args.out)
+        if args.compact:  # a second signal ends the process at once, leaving it whole
+            await _compact_one(args.out, SEGMENT_EVENTS, console)
         raise
     _record_end(console, monitor, feed, args.out)
+    if args.compact:
+        await _compact_one(args.out, SEGMENT_EVENTS, console)
     return 0
 
 
@@ -967,33 +975,35 @@ class _Stopped(Exception):
 
 
 async def _compact(args: argparse.Namespace, console: Console) -> int:
+    for folder in args.dirs:
+        await _compact_one(folder, args.segment_events, console)
+    return 0
+
+
+async def _compact_one(folder: str, segment_events: int, console: Console) -> None:
+    """Compact one recording, with its progress bar and a line saying what it did."""
     from .recording import compact_recording
 
     stop = threading.Event()
-    for folder in args.dirs:
-        with _progress(console, f"compacting {escape(str(folder))}") as advance:
+    with _progress(console, f"compacting {escape(str(folder))}") as advance:
 
-            def step(done: int, total: int, advance: Callable[[int, int], None] = advance
-                     ) -> None:
-                if stop.is_set():  # Ctrl-C: the compaction stops, the recording as it was
-                    raise _Stopped
-                advance(done, total)
+        def step(done: int, total: int) -> None:
+            if stop.is_set():  # Ctrl-C: the compaction stops, the recording as it was
+                raise _Stopped
+            advance(done, total)
 
-            try:
-                done = await asyncio.to_thread(compact_recording, folder,
-                                               segment_events=args.segment_events,
-                                               progress=step)
-            except asyncio.CancelledError:
-                stop.set()
-                raise
-        files = f"{done.files_before:,} segment file{'s' * (done.files_before != 1)}"
-        if done.folders_rewritten:
-            _say(console, f"{folder}: {files} -> {done.files_after:,} ({done.events:,} "
-                 f"events), {done.bytes_before / 1e6:,.1f} MB -> "
-                 f"{done.bytes_after / 1e6:,.1f} MB")
-        else:
-            _say(console, f"{folder}: already compact ({files}, {done.events:,} events)")
-    return 0
+        try:
+            done = await asyncio.to_thread(compact_recording, folder,
+                                           segment_events=segment_events, progress=step)
+        except asyncio.CancelledError:
+            stop.set()
+            raise
+    files = f"{done.files_before:,} segment file{'s' * (done.files_before != 1)}"
+    if done.folders_rewritten:
+        _say(console, f"{folder}: {files} -> {done.files_after:,} ({done.events:,} "
+             f"events), {done.bytes_before / 1e6:,.1f} MB -> {done.bytes_after / 1e6:,.1f} MB")
+    else:
+        _say(console, f"{folder}: already compact ({files}, {done.events:,} events)")
 
 
 async def _import(args: argparse.Namespace, console: Console) -> int:
