@@ -58,7 +58,10 @@ class Recording:
     Use :meth:`open`. Segment files are read in ``seq`` order; a leftover
     temporary file from a crash, or a file that cannot be read, is skipped with
     a warning. Recordings of format version 1 read as version 2: their ``close``
-    events get the ``closed_by`` they did not store, from their reason.
+    events get the ``closed_by`` they did not store, from their reason. The files are
+    listed when it is opened: one gone since (a compaction replaced the segments) raises
+    a :class:`~wsresearch.errors.RecordingError` rather than leave a part unread; open
+    the recording again.
     """
 
     def __init__(self, path: Path, manifest: RecordingManifest, files: list[Path]) -> None:
