@@ -523,7 +523,8 @@ def _twins(keys: list[tuple[Any, ...]]) -> list[int]:
 
 @settings(max_examples=sized(200, 1000), deadline=None)
 @given(keys=st.lists(st.tuples(st.sampled_from(["A", "B", "", None]),
-                               st.one_of(st.none(), st.integers(-3, 3)), st.booleans()),
+                               st.one_of(st.none(), st.integers(-3, 3)),
+                               st.one_of(st.none(), st.booleans())),
                      max_size=40), data=st.data())
 def test_the_rows_twins_are_those_a_set_of_their_key_tuples_finds(
         keys: list[tuple[Any, ...]], data: st.DataObject) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ from polars.testing import assert_frame_equal
 
 import wsresearch.recording.compact as compact_module
 from wsresearch import Recording, compact_recording, replay
+from wsresearch._files import exchange_paths
 from wsresearch.cli import main
 from wsresearch.errors import RecordingError, RecordingFormatError
 from wsresearch.exchanges import generic
@@ -186,7 +188,7 @@ def test_a_locked_recording_is_refused_and_its_lock_kept(tmp_path: Path) -> None
     (recording.path / LOCK).touch()
     files = snapshot(recording.path)
     with pytest.raises(RecordingError, match=r"is locked \(\.lock\) by a recorder writing it, "
-                       r"or one that was killed there; .* \(remove \.lock if"):
+                       r"or one that was killed there: .* \(remove \.lock if"):
         compact_recording(recording.path)
     assert snapshot(recording.path) == files
 
@@ -335,16 +337,98 @@ def test_a_killed_compaction_leaves_every_event_readable_and_is_finished_by_the_
     assert_frame_equal(Recording.open(recording.path).events(), expected)
 
 
-def test_a_running_compactions_lock_is_not_taken(tmp_path: Path) -> None:
+def test_a_held_lock_is_never_taken_and_a_stale_one_is(tmp_path: Path) -> None:
+    # A running compaction holds its lock (flock); the kernel lets go when it dies. So two
+    # can never both take a lock one of them judged stale.
     recording = small_segments(tmp_path / "rec", 100, 10)
-    lock = f"compact {socket.gethostname()} {os.getpid()}\n"  # this process: running
-    (recording.path / LOCK).write_text(lock)
-    with pytest.raises(RecordingError, match=r"by a compaction running here \(process"):
-        compact_recording(recording.path)
-    assert (recording.path / LOCK).read_text() == lock
-    (recording.path / LOCK).write_text(f"compact elsewhere.example {os.getpid()}\n")
-    with pytest.raises(RecordingError, match=r"by a compaction on elsewhere\.example"):
-        compact_recording(recording.path)
+    lock = recording.path / LOCK
+    lock.write_text(f"compact {socket.gethostname()} 1\n")
+    held = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(RecordingError, match=r"is being compacted \(\.lock is held\)"):
+            compact_recording(recording.path)
+        assert lock.read_text() == f"compact {socket.gethostname()} 1\n"
+    finally:
+        os.close(held)  # as the compaction holding it ends
+    assert compact_recording(recording.path).files_after == 1  # stale now: taken over
+    assert not lock.exists()
+
+
+def test_a_lock_put_in_place_of_the_compactions_is_left_alone(tmp_path: Path) -> None:
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    lock = recording.path / LOCK
+
+    def replacing(done: int, total: int) -> None:
+        if done == total:  # someone else's lock file, where the compaction's was
+            lock.unlink()
+            lock.write_text("another's")
+
+    compact_recording(recording.path, progress=replacing)
+    assert lock.read_text() == "another's"
+
+
+def test_a_folder_compacted_again_gets_new_names(tmp_path: Path) -> None:
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    compact_recording(recording.path, segment_events=40)
+    assert [f.name for f in Recording.open(recording.path).files] == [
+        "events-000000000000.c1.parquet", "events-000000000040.c1.parquet",
+        "events-000000000080.c1.parquet"]
+    compact_recording(recording.path, segment_events=100)
+    assert [f.name for f in Recording.open(recording.path).files] == [
+        "events-000000000000.c2.parquet", "events-000000000100.c2.parquet"]
+    assert Recording.open(recording.path).events().height == 102
+
+
+def test_a_seq_repeated_in_a_folder_gives_new_files_names_of_their_own(
+        tmp_path: Path) -> None:
+    # A copied segment (a sync tool's "conflicted copy") repeats seqs: two new files can
+    # begin on one seq, and neither may replace the other.
+    recording = small_segments(tmp_path / "rec", 100, 2)
+    first = recording.files[0]  # seq 0 and 1, then copied thrice: seq 0 four times
+    for copy in range(3):
+        shutil.copy(first, first.with_name(f"events-000000000000 (copy {copy}).parquet"))
+    expected = Recording.open(recording.path).events()
+    assert expected.height == 108
+    compact_recording(recording.path, segment_events=3)  # [0, 0, 0], [0, 1, 1], ...
+    names = [f.name for f in Recording.open(recording.path).files]
+    assert {"events-000000000000.c1.parquet", "events-000000000000.c1.1.parquet"} <= set(names)
+    assert_frame_equal(Recording.open(recording.path).events(), expected)
+
+
+def test_the_new_segments_are_counted_before_they_replace_the_old(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each file is checked as it is written; the count of them all catches what a file's
+    # own check cannot: one written over another.
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    files = snapshot(recording.path)
+    monkeypatch.setattr(compact_module._Folder, "new_name",
+                        lambda self, first_seq, target: "events-000000000000.c1.parquet")
+    with pytest.raises(RecordingError, match="the new segments do not hold its 102 events"):
+        compact_recording(recording.path, segment_events=40)
+    assert snapshot(recording.path) == files
+
+
+def test_exchanging_names_where_it_cannot_be_done_changes_nothing(tmp_path: Path) -> None:
+    outer = tmp_path / "outer"
+    (outer / "inner").mkdir(parents=True)
+    assert not exchange_paths(outer, outer / "inner")  # EINVAL: a folder and its own
+    assert (outer / "inner").is_dir()
+    with pytest.raises(FileNotFoundError):
+        exchange_paths(outer, tmp_path / "missing")
+
+
+def test_files_and_folders_keep_their_group(tmp_path: Path) -> None:
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    segments = recording.path / SEGMENTS
+    others = [*os.getgroups(), 1] if os.getuid() == 0 else os.getgroups()  # root: any group
+    group = next((g for g in others if g != os.getgid()), None)
+    if group is None:
+        pytest.skip("this user is in one group only: no other group to give the files")
+    for path in (segments, *segments.rglob("*")):
+        os.chown(path, -1, group)
+    compact_recording(recording.path)
+    assert {p.stat().st_gid for p in (segments, *segments.rglob("*"))} == {group}
 
 
 def test_a_version_1_recordings_files_stay_version_1(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from wsresearch import Recording, replay
+from wsresearch import Recording, RecordingError, replay
 from wsresearch.exchanges import generic
 from wsresearch.recording import reader
 from wsresearch.recording.format import MANIFEST, SEGMENTS
@@ -485,6 +485,24 @@ def test_a_large_segment_is_written_in_row_groups_and_read_in_pieces_of_whole_on
         chunks = list(Recording.open(recording.path).chunks(size))
         assert [c.height for c in chunks[:-1]] == [size] * (len(chunks) - 1)
         assert_frame_equal(pl.concat(chunks), events)
+
+
+def test_a_segment_gone_since_the_recording_was_opened_fails_every_reader(
+        tmp_path: Path) -> None:
+    # Gone, not damaged: the recording changed under the reader (a compaction), and what
+    # it would give is part of it. Damaged segments are still skipped with a warning.
+    recording = small_segments(tmp_path / "rec", 100, 10)
+    for read in (lambda r: list(r.chunks(20)), lambda r: list(r.columns(["kind"])),
+                 lambda r: r.events()):
+        opened = Recording.open(recording.path)
+        assert opened.event_count == 102  # surveyed while whole
+        gone = opened.files[3]
+        moved = gone.rename(tmp_path / "aside.parquet")
+        try:
+            with pytest.raises(RecordingError, match="is gone since the recording was opened"):
+                read(opened)
+        finally:
+            moved.rename(gone)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "7", None])

@@ -578,6 +578,8 @@ def _earlier(rows: pl.DataFrame, names: tuple[str, ...]) -> npt.NDArray[np.int64
         (pl.col(name) == pl.col(name).shift(1))
         | (pl.col(name).is_null() & pl.col(name).shift(1).is_null())
         for name in names).fill_null(False)).to_series().to_numpy()
+    if same.size:
+        same[0] = False  # the first in order has none before it (a null key's shift is null)
     ranked = order.cast(pl.Int64).to_numpy()
     earlier = np.full(ranked.size, -1, np.int64)
     earlier[ranked[same]] = np.roll(ranked, 1)[same]

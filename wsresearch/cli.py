@@ -206,7 +206,7 @@ def _build_parser() -> argparse.ArgumentParser:
     record.add_argument("--compact", action="store_true",
                         help="once stopped, compact the recording (its per-second files as a "
                         "few large ones, as `wsresearch compact` does); a second Ctrl-C "
-                        "leaves it as recorded")
+                        "stops that, leaving it as recorded")
     _add_type_field(record)
 
     replay_cmd = commands.add_parser(
@@ -563,7 +563,7 @@ async def _record(args: argparse.Namespace, console: Console) -> int:
         await _run_feed(feed, args.seconds or float("inf"), monitor, console, live=False)
     except asyncio.CancelledError:  # a signal: the recording is closed; say what it holds
         _record_end(console, monitor, feed, args.out)
-        if args.compact:  # a second signal ends the process at once, leaving it whole
+        if args.compact:  # a second Ctrl-C stops it; another signal kills: readable still
             await _compact_one(args.out, SEGMENT_EVENTS, console)
         raise
     _record_end(console, monitor, feed, args.out)

@@ -12,8 +12,8 @@ files as that allows is kept as it is (its files linked, not copied).
 Nothing about the events changes: every event keeps its ``seq`` and every column its value,
 and each new file is read back and compared with the events it was written from before
 anything is replaced. A version-1 recording's files stay version-1 files (its readers
-derive ``closed_by`` as before), and files and folders keep their permissions. A recording
-with a segment that cannot be read is refused rather than compacted without it.
+derive ``closed_by`` as before), and files and folders keep their permissions and group.
+A recording with a segment that cannot be read is refused rather than compacted without it.
 
 The swap is safe against a crash at any point:
 
@@ -27,11 +27,11 @@ The swap is safe against a crash at any point:
    ``segments.replaced/``, with a warning;
 3. the old segments are removed.
 
-A compaction holds the recording's lock file while it runs, as a recorder does, so two
-never run at once on one recording, and a recording still being written (or whose recorder
-was killed, leaving its lock) is refused. The lock names the compaction's host and process:
-one left by a compaction that was killed is taken over, and what that one left is finished
-or undone first.
+A compaction holds the recording's lock file while it runs (``flock``), as a recorder
+claims it, so two never run at once on one recording, and a recording still being written
+(or whose recorder was killed, leaving its lock) is refused. A compaction's lock file that
+nobody holds was left by one that was killed: it is taken over, and what that one left is
+finished or undone first.
 
 New files are named apart from the old ones (``events-<seq>.c<n>.parquet``), so a
 :class:`~wsresearch.recording.Recording` opened before the compaction does not read a new
@@ -47,6 +47,7 @@ import re
 import shutil
 import socket
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,8 +76,9 @@ from .writer import (
 
 __all__ = ["Compacted", "compact_recording"]
 
-_COMPACTED_NAME = re.compile(r"\.c(\d+)\.parquet$")
-"""How a compacted segment's name ends: ``.c<n>.parquet``, ``n`` one more each time."""
+_COMPACTED_NAME = re.compile(r"\.c(\d+)(?:\.\d+)?\.parquet$")
+"""How a compacted segment's name ends: ``.c<n>.parquet`` (or ``.c<n>.<k>.parquet``), ``n``
+one more each time the folder is compacted."""
 
 
 @dataclass(frozen=True)
@@ -166,58 +168,105 @@ def compact_recording(
 
 @contextlib.contextmanager
 def _locked(root: Path) -> Iterator[None]:
-    """Hold the recording's lock file for the duration, named as this compaction's.
+    """Hold the recording's lock file for the duration, marked as a compaction's.
 
-    A lock left by a compaction that is no longer running (on this host) is taken over;
-    any other (a recorder's, a running compaction's) refuses.
+    The lock file is held with ``flock`` while the compaction runs, and the kernel lets go
+    of it when the process ends, however it ends: a lock file marked as a compaction's that
+    nobody holds was left by one that was killed, and is taken over (held, not replaced,
+    so that two compactions can never both take it). Any other lock file (a recorder's,
+    which is empty) refuses.
     """
     lock = root / LOCK
-    mine = f"compact {socket.gethostname()} {os.getpid()}\n"
-    for attempt in range(2):
-        try:
-            descriptor = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            holder = _holder(lock)
-            if attempt == 0 and holder == "a compaction that was killed":
-                with contextlib.suppress(FileNotFoundError):
-                    lock.unlink()
-                continue
-            raise RecordingError(
-                f"{root} is locked ({LOCK}) by {holder}; compact it once that is over"
-                + (f" (remove {LOCK} if its recorder was killed)" if holder.startswith(
-                    "a recorder") else "")) from None
-        try:
-            os.write(descriptor, mine.encode())
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        break
+    mine = f"{_MARK} {socket.gethostname()} {os.getpid()}\n"
+    if _flock is None:
+        raise RecordingError("compacting a recording needs flock, which this system "
+                             "lacks (Windows); compact it on Linux or macOS")
+    descriptor = _created(lock, mine)
+    if descriptor is None:  # a lock file is there: a stale compaction's is taken over
+        descriptor = _taken_over(lock, mine)
     try:
         yield
     finally:
         with contextlib.suppress(OSError):
-            if lock.read_text() == mine:  # ours still: never another's
+            held, there = os.fstat(descriptor), os.stat(lock)
+            if (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino):  # ours still
                 lock.unlink()
+        os.close(descriptor)
 
 
-def _holder(lock: Path) -> str:
-    """Who holds the lock file ``lock``, as a refusal names it."""
+_MARK = "compact"
+"""How a compaction's lock file begins (a recorder's is empty)."""
+
+try:
+    from fcntl import LOCK_EX, LOCK_NB
+    from fcntl import flock as _flock
+except ImportError:  # Windows
+    _flock = None  # type: ignore[assignment]
+
+
+def _hold(descriptor: int) -> None:
+    """Hold the file ``descriptor`` is open on, or raise ``BlockingIOError`` if another does."""
+    assert _flock is not None  # _locked checked
+    _flock(descriptor, LOCK_EX | LOCK_NB)
+
+
+def _created(lock: Path, mine: str) -> int | None:
+    """A new lock file holding ``mine``, held; ``None`` if there is one already.
+
+    The text is written to a file of its own, which is held, then linked into place: the
+    lock file appears whole and held, or not at all (a full disk leaves no empty one).
+    """
+    descriptor, temporary = tempfile.mkstemp(dir=lock.parent, prefix=f"{lock.name}.",
+                                             suffix=".tmp")
     try:
-        words = lock.read_text().split()
-    except OSError:
-        return "a recorder"
-    if len(words) != 3 or words[0] != "compact" or not words[2].isdigit():
-        return "a recorder writing it, or one that was killed there"
-    host, pid = words[1], int(words[2])
-    if host != socket.gethostname():
-        return f"a compaction on {host} (process {pid})"
+        _hold(descriptor)  # nobody knows it yet
+        os.write(descriptor, mine.encode())
+        os.fsync(descriptor)
+        os.link(temporary, lock)
+    except FileExistsError:
+        os.close(descriptor)
+        return None
+    except BaseException:
+        os.close(descriptor)
+        raise
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+    return descriptor
+
+
+def _taken_over(lock: Path, mine: str) -> int:
+    """Hold the lock file a killed compaction left, marked now as this one's.
+
+    Raises
+    ------
+    RecordingError
+        If a compaction holds it, or it is not a compaction's (a recorder's).
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return "a compaction that was killed"
-    except PermissionError:
-        pass  # alive, another user's
-    return f"a compaction running here (process {pid})"
+        descriptor = os.open(lock, os.O_RDWR)
+    except OSError as exc:
+        raise RecordingError(f"{lock.parent} is locked ({LOCK}), and the lock cannot be "
+                             f"read: {exc}") from None
+    try:
+        try:
+            _hold(descriptor)
+        except BlockingIOError:
+            raise RecordingError(f"{lock.parent} is being compacted ({LOCK} is held): compact "
+                                 "it once that is over") from None
+        text = os.pread(descriptor, 200, 0).decode(errors="replace")
+        if not text.startswith(_MARK + " "):
+            raise RecordingError(
+                f"{lock.parent} is locked ({LOCK}) by a recorder writing it, or one that was "
+                f"killed there: compact it once no recorder runs (remove {LOCK} if one was "
+                "killed)")
+        os.ftruncate(descriptor, 0)  # held: the killed compaction's, now this one's
+        os.pwrite(descriptor, mine.encode(), 0)
+        os.fsync(descriptor)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
 
 
 def _finish_interrupted(root: Path) -> None:
@@ -256,11 +305,21 @@ class _Folder:
         """Whether its segments would be fewer files compacted into files of ``size``."""
         return len(self.segments) > max(1, math.ceil(self.events / size))
 
-    def new_name(self, first_seq: int) -> str:
-        """A new segment's name, apart from every name the folder holds."""
+    def new_name(self, first_seq: int, target: Path) -> str:
+        """A new segment's name, apart from every name the folder holds and ``target`` has.
+
+        ``events-<first seq>.c<n>.parquet``, ``n`` one more than the folder's old names
+        have; where a folder repeats a ``seq`` (a copied segment), two new files can begin
+        on one, and the later takes a number after ``n``: ``.c<n>.<k>.parquet``.
+        """
         taken = [int(found.group(1)) for file in self.segments
                  if (found := _COMPACTED_NAME.search(file.name))]
-        return f"events-{first_seq:012d}.c{max(taken, default=0) + 1}.parquet"
+        stem = f"events-{first_seq:012d}.c{max(taken, default=0) + 1}"
+        name, repeat = f"{stem}.parquet", 0
+        while (target / name).exists():
+            repeat += 1
+            name = f"{stem}.{repeat}.parquet"
+        return name
 
 
 def _compact(root: Path, size: int, progress: Callable[[int, int], None] | None) -> Compacted:
@@ -282,11 +341,9 @@ def _compact(root: Path, size: int, progress: Callable[[int, int], None] | None)
 
     try:
         make_private_dirs(compacting)
-        _same_mode(segments, compacting)
         for folder in folders:
             target = compacting / folder.path.name
             make_private_dirs(target)
-            _same_mode(folder.path, target)
             if folder.worth_compacting(size):
                 _rewrite(Recording(root, manifest, folder.segments), folder, target, size,
                          advance, _v1_only(manifest, folder.segments))
@@ -297,9 +354,14 @@ def _compact(root: Path, size: int, progress: Callable[[int, int], None] | None)
                 advance(folder.events)
             for file in folder.others:
                 _link(file, target / file.name)
+            _same_owner(folder.path, target)  # filled first: a read-only folder stays so
             sync_dir(target)
+        _same_owner(segments, compacting)
         sync_dir(compacting)
         after = list(compacting.glob("*/*.parquet"))
+        if _events(root, manifest, after) != total:  # what each check missed, if anything
+            raise RecordingError(f"cannot compact {root}: the new segments do not hold "
+                                 f"its {total} events")
         size_after = sum(file.stat().st_size for file in after)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -401,13 +463,12 @@ def _rewrite(part: Recording, folder: _Folder, target: Path, size: int,
         a warning), or a file written does not read back as the events it holds.
     """
     written = 0
-    mode = stat.S_IMODE(folder.segments[0].stat().st_mode)
     for chunk in part.chunks(size):
-        file = target / folder.new_name(int(chunk["seq"][0]))
+        file = target / folder.new_name(int(chunk["seq"][0]), target)
         write_private_parquet(chunk.select(V1_COLUMNS) if v1 else chunk, file,
                               compression_level=SEGMENT_COMPRESSION_LEVEL,
                               row_group_size=SEGMENT_ROW_GROUP)
-        os.chmod(file, mode)
+        _same_owner(folder.segments[0], file)
         if not Recording(part.path, part.manifest, [file]).events().equals(chunk):
             raise RecordingError(f"cannot compact {folder.path}: {file} does not read back "
                                  "as the events written")
@@ -419,9 +480,16 @@ def _rewrite(part: Recording, folder: _Folder, target: Path, size: int,
                              "warnings), and compacting would lose them")
 
 
-def _same_mode(source: Path, target: Path) -> None:
-    """Give ``target`` the permissions ``source`` has."""
-    os.chmod(target, stat.S_IMODE(source.stat().st_mode))
+def _same_owner(source: Path, target: Path) -> None:
+    """Give ``target`` the permissions and the group ``source`` has.
+
+    The group where this user may give it (a member of it, or root); otherwise the file
+    keeps this user's group, as any file this user writes does.
+    """
+    found = source.stat()
+    with contextlib.suppress(PermissionError):
+        os.chown(target, -1, found.st_gid)
+    os.chmod(target, stat.S_IMODE(found.st_mode))
 
 
 def _link(source: Path, target: Path) -> None:
