@@ -29,7 +29,13 @@ from wsresearch.recording.format import COMPACTING, LOCK, REPLACED, SEGMENTS
 from wsresearch.recording.writer import SEGMENT_ROW_GROUP, Captured, write_events
 from wsresearch.testing import generic_frames
 
-from .test_streaming import RECORDINGS, SESSION, assert_same_replay, small_segments
+from .test_streaming import (
+    RECORDINGS,
+    assert_same_replay,
+    cut_segments,
+    small_segments,
+    version_1_copy,
+)
 
 HOUR_NS = 3_600 * 10**9
 
@@ -121,11 +127,7 @@ def test_real_recordings_replay_alike_compacted(tmp_path: Path, path: Path) -> N
     events = source.events()
     cut = tmp_path / "cut"
     shutil.copytree(path, cut, ignore=shutil.ignore_patterns(SEGMENTS))
-    folder = cut / SEGMENTS / "0000"
-    folder.mkdir(parents=True)
-    for first in range(0, events.height, 50):
-        part = events.slice(first, 50)
-        part.write_parquet(folder / f"events-{part['seq'][0]:012d}.parquet")
+    cut_segments(cut / SEGMENTS / "0000", events, 50)
     before = replay(Recording.open(cut), spec)
     done = compact_recording(cut, segment_events=2_000)
     assert done.files_after == -(-events.height // 2_000) < done.files_before
@@ -138,14 +140,7 @@ def test_a_version_1_recording_keeps_its_events(tmp_path: Path) -> None:
     # Version-1 segments lack closed_by, which readers derive from the close reasons:
     # compacted, the segments hold it, and the events read the same.
     path = tmp_path / "v1"
-    shutil.copytree(SESSION, path, ignore=shutil.ignore_patterns(SEGMENTS))
-    events = pl.concat(pl.read_parquet(f) for f in Recording.open(SESSION).files)
-    assert "closed_by" not in events.columns
-    folder = path / SEGMENTS / "0000"
-    folder.mkdir(parents=True)
-    for first in range(0, events.height, 9):
-        part = events.slice(first, 9)
-        part.write_parquet(folder / f"events-{part['seq'][0]:012d}.parquet")
+    cut_segments(path / SEGMENTS / "0000", version_1_copy(path), 9)
     expected = Recording.open(path).events()
     compact_recording(path)
     assert len(Recording.open(path).files) == 1
@@ -435,14 +430,9 @@ def test_a_version_1_recordings_files_stay_version_1(tmp_path: Path) -> None:
     # Rewritten folders must keep the schema of the folders kept as they are: polars reads
     # the recording's files in one glob only if they share one.
     path = tmp_path / "v1"
-    shutil.copytree(SESSION, path, ignore=shutil.ignore_patterns(SEGMENTS))
-    events = pl.concat(pl.read_parquet(f) for f in Recording.open(SESSION).files)
-    for folder, part in (("0000", events.head(40)), ("0001", events.slice(40))):
-        (path / SEGMENTS / folder).mkdir(parents=True)
-        step = 9 if folder == "0001" else 40  # 0000 is compact already, 0001 is not
-        for first in range(0, part.height, step):
-            piece = part.slice(first, step)
-            piece.write_parquet(path / SEGMENTS / folder / f"events-{piece['seq'][0]:012d}.parquet")
+    events = version_1_copy(path)
+    cut_segments(path / SEGMENTS / "0000", events.head(40), 40)  # compact already
+    cut_segments(path / SEGMENTS / "0001", events.slice(40), 9)  # not
     expected = Recording.open(path).events()
     done = compact_recording(path)
     assert done.folders_rewritten == 1

@@ -455,6 +455,22 @@ def test_chunks_from_a_seq_read_no_segment_wholly_before_it(
     assert all(pl.read_parquet(f)["seq"].max() < start for f in skipped)  # type: ignore[operator]
 
 
+def cut_segments(folder: Path, rows: pl.DataFrame, per_segment: int) -> None:
+    """``rows`` as segment files of ``per_segment`` rows each in ``folder``, columns as given."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for first in range(0, rows.height, per_segment):
+        part = rows.slice(first, per_segment)
+        part.write_parquet(folder / f"events-{part['seq'][0]:012d}.parquet")
+
+
+def version_1_copy(path: Path) -> pl.DataFrame:
+    """The version-1 session's manifest at ``path``, without segments; its rows as stored."""
+    shutil.copytree(SESSION, path, ignore=shutil.ignore_patterns(SEGMENTS))
+    events = pl.concat(pl.read_parquet(f) for f in Recording.open(SESSION).files)
+    assert "closed_by" not in events.columns
+    return events
+
+
 def small_segments(path: Path, frames: int, per_segment: int) -> Recording:
     """A recording of ``frames`` generic trades in segments of ``per_segment`` events, as a
     live recorder leaves them (a segment a flush)."""
@@ -593,14 +609,8 @@ def test_a_version_1_recordings_small_segments_are_read_once_each(
     # derived, as for one; where a run cannot be read together (the columns asked for
     # include closed_by), its files are read one by one, not the run tried again at each.
     path = tmp_path / "v1"
-    shutil.copytree(SESSION, path, ignore=shutil.ignore_patterns("segments"))
-    events = pl.concat(pl.read_parquet(f) for f in Recording.open(SESSION).files)
-    assert "closed_by" not in events.columns
-    folder = path / SEGMENTS / "0000"
-    folder.mkdir(parents=True)
-    for first in range(0, events.height, 9):
-        part = events.slice(first, 9)
-        part.write_parquet(folder / f"events-{part['seq'][0]:012d}.parquet")
+    events = version_1_copy(path)
+    cut_segments(path / SEGMENTS / "0000", events, 9)
     expected = Recording.open(SESSION).events()
     files_read = 0
     read_parquet = pl.read_parquet
