@@ -274,6 +274,23 @@ def test_the_command_line_compacts_each_recording_and_says_what_it_did(
     assert "is not a recording" in capsys.readouterr().err
 
 
+def test_the_command_line_compacts_the_others_where_one_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `wsresearch compact recordings/*` while today's is still being recorded.
+    live = small_segments(tmp_path / "live", 100, 10).path
+    (live / LOCK).touch()
+    done = small_segments(tmp_path / "done", 100, 10).path
+    assert main(["compact", str(live), str(done)]) == 1
+    captured = capsys.readouterr()
+    assert f"{done}: 11 segment files -> 1 (102 events)" in captured.out
+    assert captured.err.splitlines() == [
+        f"wsresearch compact: error: {live} is locked (.lock) by a recorder writing it, or "
+        "one that was killed there: compact it once no recorder runs (remove .lock if one "
+        "was killed)",
+        "wsresearch compact: 1 of 2 recordings not compacted"]
+    assert len(Recording.open(live).files) == 11
+
+
 # A compaction killed (SIGKILL: nothing of it runs after) at one of its steps, in a child
 # process: what it leaves is what a crash or a power cut there leaves, its lock included.
 KILLED = textwrap.dedent("""

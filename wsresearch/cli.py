@@ -975,9 +975,18 @@ class _Stopped(Exception):
 
 
 async def _compact(args: argparse.Namespace, console: Console) -> int:
+    """Compact each DIR; the others still, where one is refused (being recorded, say)."""
+    refused = 0
     for folder in args.dirs:
-        await _compact_one(folder, args.segment_events, console)
-    return 0
+        try:
+            await _compact_one(folder, args.segment_events, console)
+        except WsResearchError as exc:
+            refused += 1
+            print(f"wsresearch compact: error: {_one_line(exc)}", file=sys.stderr)
+    if refused and len(args.dirs) > 1:
+        print(f"wsresearch compact: {refused} of {len(args.dirs)} recordings not compacted",
+              file=sys.stderr)
+    return 1 if refused else 0
 
 
 async def _compact_one(folder: str, segment_events: int, console: Console) -> None:
