@@ -29,7 +29,7 @@ import polars as pl
 
 __all__ = [
     "PRIVATE_DIR", "PRIVATE_FILE", "exchange_paths", "make_private_dirs", "sink_private_parquet",
-    "sync_dir", "write_private", "write_private_parquet",
+    "sync_path", "write_private", "write_private_parquet",
 ]
 
 PRIVATE_DIR = 0o700
@@ -153,15 +153,15 @@ def sink_private_parquet(table: pl.LazyFrame, path: Path) -> None:
         raise
 
 
-def sync_dir(folder: Path) -> None:
-    """Flush ``folder``'s entries (names made, renamed or removed in it) to disk.
+def sync_path(path: Path) -> None:
+    """Flush ``path`` to disk: a file's data, or a folder's names (made, renamed, removed).
 
     Raises
     ------
     OSError
         What the filesystem said.
     """
-    descriptor = os.open(folder, os.O_RDONLY)
+    descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:

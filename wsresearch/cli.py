@@ -562,21 +562,25 @@ async def _record(args: argparse.Namespace, console: Console) -> int:
     try:
         await _run_feed(feed, args.seconds or float("inf"), monitor, console, live=False)
     except asyncio.CancelledError:  # a signal: the recording is closed; say what it holds
-        _record_end(console, monitor, feed, args.out)
-        if args.compact:  # a second Ctrl-C stops it; another signal kills: readable still
-            await _compact_one(args.out, SEGMENT_EVENTS, console)
+        await _record_end(args, console, monitor, feed)
         raise
-    _record_end(console, monitor, feed, args.out)
-    if args.compact:
-        await _compact_one(args.out, SEGMENT_EVENTS, console)
+    await _record_end(args, console, monitor, feed)
     return 0
 
 
-def _record_end(console: Console, monitor: FeedMonitor, feed: Feed, out: str) -> None:
+async def _record_end(args: argparse.Namespace, console: Console, monitor: FeedMonitor,
+                      feed: Feed) -> None:
+    """What a stopped ``record`` says it holds; then, with ``--compact``, its compaction.
+
+    After a signal, a second Ctrl-C stops the compaction at its next file; another signal
+    ends the process at once: the recording is readable either way.
+    """
     console.print(monitor.summary())
     recorder = feed.recorder
     assert recorder is not None
-    _say(console, f"recorded {recorder.events} events to {out}")
+    _say(console, f"recorded {recorder.events} events to {args.out}")
+    if args.compact:
+        await _compact_one(args.out, SEGMENT_EVENTS, console)
 
 
 def _record_spec(args: argparse.Namespace) -> FeedSpec:

@@ -41,6 +41,7 @@ file for an old one: it fails on the segment gone, and is opened again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import re
@@ -54,7 +55,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .._files import exchange_paths, make_private_dirs, sync_dir, write_private_parquet
+from .._files import exchange_paths, make_private_dirs, sync_path, write_private_parquet
 from ..errors import RecordingError, RecordingFormatError
 from .format import (
     COMPACTING,
@@ -283,7 +284,7 @@ def _finish_interrupted(root: Path) -> None:
                 shutil.rmtree(replaced)
             else:  # stopped between the two renames: the old ones are whole
                 os.rename(replaced, segments)
-                sync_dir(root)
+                sync_path(root)
         if compacting.is_dir():
             shutil.rmtree(compacting)
     except OSError as exc:
@@ -305,16 +306,20 @@ class _Folder:
         """Whether its segments would be fewer files compacted into files of ``size``."""
         return len(self.segments) > max(1, math.ceil(self.events / size))
 
+    @functools.cached_property
+    def mark(self) -> int:
+        """The ``n`` of its new segments' names: one more than its old names have."""
+        return 1 + max((int(found.group(1)) for file in self.segments
+                        if (found := _COMPACTED_NAME.search(file.name))), default=0)
+
     def new_name(self, first_seq: int, target: Path) -> str:
         """A new segment's name, apart from every name the folder holds and ``target`` has.
 
-        ``events-<first seq>.c<n>.parquet``, ``n`` one more than the folder's old names
-        have; where a folder repeats a ``seq`` (a copied segment), two new files can begin
-        on one, and the later takes a number after ``n``: ``.c<n>.<k>.parquet``.
+        ``events-<first seq>.c<n>.parquet`` (:attr:`mark`); where a folder repeats a
+        ``seq`` (a copied segment), two new files can begin on one, and the later takes a
+        number after ``n``: ``.c<n>.<k>.parquet``.
         """
-        taken = [int(found.group(1)) for file in self.segments
-                 if (found := _COMPACTED_NAME.search(file.name))]
-        stem = f"events-{first_seq:012d}.c{max(taken, default=0) + 1}"
+        stem = f"events-{first_seq:012d}.c{self.mark}"
         name, repeat = f"{stem}.parquet", 0
         while (target / name).exists():
             repeat += 1
@@ -355,9 +360,9 @@ def _compact(root: Path, size: int, progress: Callable[[int, int], None] | None)
             for file in folder.others:
                 _link(file, target / file.name)
             _same_owner(folder.path, target)  # filled first: a read-only folder stays so
-            sync_dir(target)
+            sync_path(target)
         _same_owner(segments, compacting)
-        sync_dir(compacting)
+        sync_path(compacting)
         after = list(compacting.glob("*/*.parquet"))
         if _events(root, manifest, after) != total:  # what each check missed, if anything
             raise RecordingError(f"cannot compact {root}: the new segments do not hold "
@@ -498,11 +503,7 @@ def _link(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
-        descriptor = os.open(target, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        sync_path(target)
 
 
 def _swap(root: Path) -> None:
@@ -515,7 +516,7 @@ def _swap(root: Path) -> None:
             os.rename(segments, replaced)
             os.rename(compacting, segments)
             old = replaced
-        sync_dir(root)
+        sync_path(root)
     except OSError as exc:
         raise RecordingError(f"cannot put the compacted segments of {root} in place: "
                              f"{exc}; the next compaction puts the old ones back first"
