@@ -392,7 +392,7 @@ def test_a_report_of_frames_alone_is_the_same_for_every_chunk_size() -> None:
 
 
 @pytest.mark.parametrize("enabled", [True, False])
-def test_the_collector_pauses_within_chunks_only_and_is_left_as_it_was(enabled: bool) -> None:
+def test_the_collector_is_paused_for_a_replay_and_left_as_it_was(enabled: bool) -> None:
     import gc
 
     seen: list[bool] = []
@@ -414,6 +414,51 @@ def test_the_collector_pauses_within_chunks_only_and_is_left_as_it_was(enabled: 
         (gc.enable if was else gc.disable)()
     assert seen
     assert not any(seen), "no collection is started inside a chunk"
+
+
+class _Cycle:
+    """An object that refers to itself: only the cyclic collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.mark.parametrize(("enabled", "young"), [(True, 700), (False, 700), (True, 0)])
+def test_the_cycles_a_replay_makes_are_collected_between_its_chunks(enabled: bool,
+                                                                    young: int) -> None:
+    """Unless the collector was off: disabled, or its first threshold 0."""
+    import gc
+    import weakref
+
+    collected: list[int] = []
+    seen: list[int] = []  # at each message, how many cycles were collected by then
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    trade = spec.channel("trade")
+
+    def exchange_time(message: generic.Trade) -> int:
+        for _ in range(100):  # garbage the collector alone frees: the young generation fills
+            _Cycle()
+        weakref.finalize(_Cycle(), collected.append, 1)
+        seen.append(len(collected))
+        return message.ts
+
+    channels = [trade.model_copy(update={"exchange_time": exchange_time}) if c.name == "trade"
+                else c for c in spec.channels]
+    was, thresholds = gc.isenabled(), gc.get_threshold()
+    (gc.enable if enabled else gc.disable)()
+    gc.set_threshold(young, 10, 10)
+    try:
+        # Through the models: the extractor is called for every message.
+        replay(SESSION, spec.replace(channels=channels), chunk_events=500, columnar=False)
+    finally:
+        (gc.enable if was else gc.disable)()
+        gc.set_threshold(*thresholds)
+    assert len(seen) > 1_000
+    if not (enabled and young):
+        assert seen[-1] == 0
+        return
+    # Collected between chunks, not once the replay is over: the memory they hold is bounded.
+    assert 0 < seen[-1] < len(seen)
 
 
 def test_a_spec_that_is_not_a_feedspec_is_refused_before_any_work(tmp_path: Path) -> None:

@@ -281,12 +281,12 @@ def replay_in_chunks(
         before(pipeline)
     driver = _Driver(pipeline, clock, round(spec.check_interval * NS_PER_S), skip, progress,
                      recording.event_count, recording.path, columnar=columnar)
-    with _read_ahead(chunks, driver.prepare) as prepared:
+    with _Collector() as collector, _read_ahead(chunks, driver.prepare) as prepared:
         for chunk in prepared:
-            with _collector_paused():
-                driver.feed(chunk)
+            driver.feed(chunk)
             if after_chunk is not None:
                 after_chunk(pipeline, chunk.events)
+            collector.between_chunks()
     messages, skipped, generations = driver.finish()
     counts = pipeline.counts
     stats: dict[str, Any] = {
@@ -765,23 +765,43 @@ def _not_taken(count: int, taken: dict[str, Taken]) -> list[int]:
     return np.flatnonzero(out).tolist()
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one chunk of a replay.
+_YOUNG = 100_000
+"""New objects the collector tracks past which a replay runs it, between two chunks."""
+
+
+class _Collector:
+    """Python's cyclic garbage collector, paused for a replay and run between its chunks.
 
     A chunk allocates hundreds of thousands of short-lived objects (decoded messages,
-    models, rows) that hold no reference cycles; each collection the allocations
-    trigger would walk them all for nothing (a fifth of a replay's time). Reference
-    counting frees them as usual; the collector resumes after the chunk, so whatever
-    cycles a chunk made are collected then, and memory stays bounded by the chunk.
+    models, rows, de-dup keys) that hold no reference cycles, in this thread and in the
+    read-ahead's: each collection their allocations would trigger walks them for nothing,
+    and one that reaches the oldest generation walks every object the process holds. So
+    the collector is paused from the first chunk to the last, and run here between two
+    chunks once :data:`_YOUNG` new objects are tracked: the young generation, and an older
+    one where the collector's own thresholds would (``gc.get_threshold()``). Reference
+    counting frees objects as usual; whatever cycles the chunks made are collected then, so
+    memory stays bounded. The collector is left as it was found, and never run where it
+    was disabled.
     """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
+
+    def __init__(self) -> None:
+        self.enabled = gc.isenabled()
+
+    def __enter__(self) -> _Collector:
+        gc.disable()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.enabled:
             gc.enable()
+
+    def between_chunks(self) -> None:
+        """Run the collector if enough new objects are tracked (and it was enabled)."""
+        young, middle, old = gc.get_count()
+        young_after, middle_after, old_after = gc.get_threshold()
+        if not self.enabled or not young_after or young < _YOUNG:
+            return  # disabled, by gc.disable() or a threshold of 0, or not due
+        gc.collect(2 if old > old_after else 1 if middle > middle_after else 0)
 
 
 def _run_checks(
