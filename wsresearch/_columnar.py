@@ -62,6 +62,17 @@ through the models (after one with :data:`_SPLIT_MIN` rows or more before it, a 
 always comes)."""
 
 
+_CHUNK = (
+    pl.int_range(pl.len(), dtype=pl.Int64).alias("__position"),
+    pl.col("generation").alias("__generation"), pl.col("mono_ns").alias("__mono"),
+    pl.col("wall_ns").alias("__wall"), pl.col("seq").alias("__seq"), pl.col("data"),
+    (~pl.col("binary") & pl.col("data").is_not_null()
+     & pl.col("generation").is_not_null()).alias("__plain"))
+"""A chunk's messages as :meth:`Columnar.decode`'s queries read them."""
+_KEEP = ("__position", "__generation", "__mono", "__wall", "__seq")
+"""The columns of :data:`_CHUNK` a decoded row keeps beside its values."""
+
+
 class Decoded:
     """One channel's messages of a chunk that its layout read, with what judging them needs.
 
@@ -272,7 +283,7 @@ class Columnar:
                          if (c.name not in self.book_channels or columnar_books)
                          and _own_state(c, spec, self.book_channels, every[c.name])
                          and _holds_its_promise(c, pipeline)}
-        self._schemas = {name: polars_schema(c.model) for name, c in self.channels.items()}
+        self._queries = {name: self._query(c) for name, c in self.channels.items()}
         siblings = {name: every[name] for name in self.channels}
         self.siblings = siblings
         """Per channel taken in columns, the channels whose messages keep it out of a chunk
@@ -314,43 +325,43 @@ class Columnar:
             Per channel, its messages that its layout matches (those of a known
             connection), as rows and what a take judges them by.
         """
-        text = pl.col("data")
-        chunk = messages.select(
-            pl.int_range(pl.len(), dtype=pl.Int64).alias("__position"),
-            pl.col("generation").alias("__generation"), pl.col("mono_ns").alias("__mono"),
-            pl.col("wall_ns").alias("__wall"), pl.col("seq").alias("__seq"), text,
-            (~pl.col("binary") & text.is_not_null()
-             & pl.col("generation").is_not_null()).alias("__plain")).lazy()
-        keep = ("__position", "__generation", "__mono", "__wall", "__seq")
-        queries = []
-        for name, channel in self.channels.items():
-            layout = channel.layout
-            assert layout is not None
-            mine = chunk.filter(pl.col("__plain") & text.str.contains(layout.anchor,
-                                                                     literal=True))
-            time = channel.field_names.get("exchange_time")
-            # The rows as the frames hold them: the model's fields (those the layout leaves
-            # out, the model's None) and the metadata; generation, the message's own (only
-            # messages of the pipeline's connection are taken).
-            meta = {
-                "recv_wall_ns": pl.col("__wall"),
-                "recv_mono_ns": pl.col("__mono"),
-                "generation": pl.col("__generation"),
-                "exchange_ns": (pl.col(time[0]) if time and time[0] in layout.fields
-                                else pl.lit(None)),
-                "frame_seq": pl.when(pl.col("__seq") >= 0).then(pl.col("__seq")),
-            }
-            queries.append(layout.decode_lazy(mine, "data", keep, exact=True).filter(
-                pl.col(next(iter(layout.fields))).is_not_null()).select(
-                "__position", "__generation",
-                *(pl.col(field) if field in layout.fields
-                  else pl.lit(None, dtype=dtype).alias(field)
-                  for field, dtype in self._schemas[name].items()),
-                *(meta[column].cast(dtype).alias(column)
-                  for column, dtype in META_COLUMNS.items())))
+        chunk = messages.select(_CHUNK).lazy()
         # The layouts' regular expressions run together, a core each.
+        found = pl.collect_all([query(chunk) for query in self._queries.values()])
         return {name: Decoded.of(self.channels[name], frame)
-                for name, frame in zip(self.channels, pl.collect_all(queries), strict=True)}
+                for name, frame in zip(self._queries, found, strict=True)}
+
+    def _query(self, channel: Channel) -> Callable[[pl.LazyFrame], pl.LazyFrame]:
+        """How :meth:`decode` reads ``channel``'s messages of a chunk (:data:`_CHUNK`).
+
+        Its expressions are built once, here: a chunk's query costs less to plan than they
+        do to build.
+        """
+        layout = channel.layout
+        assert layout is not None
+        mine = pl.col("__plain") & pl.col("data").str.contains(layout.anchor, literal=True)
+        decode = layout._decoder("data", _KEEP, exact=True)
+        matched = pl.col(next(iter(layout.fields))).is_not_null()
+        time = channel.field_names.get("exchange_time")
+        # The rows as the frames hold them: the model's fields (those the layout leaves
+        # out, the model's None) and the metadata; generation, the message's own (only
+        # messages of the pipeline's connection are taken).
+        meta = {
+            "recv_wall_ns": pl.col("__wall"),
+            "recv_mono_ns": pl.col("__mono"),
+            "generation": pl.col("__generation"),
+            "exchange_ns": (pl.col(time[0]) if time and time[0] in layout.fields
+                            else pl.lit(None)),
+            "frame_seq": pl.when(pl.col("__seq") >= 0).then(pl.col("__seq")),
+        }
+        columns = [
+            "__position", "__generation",
+            *(pl.col(field) if field in layout.fields
+              else pl.lit(None, dtype=dtype).alias(field)
+              for field, dtype in polars_schema(channel.model).items()),
+            *(meta[column].cast(dtype).alias(column)
+              for column, dtype in META_COLUMNS.items())]
+        return lambda chunk: decode(chunk.filter(mine)).filter(matched).select(columns)
 
     def take(self, messages: pl.DataFrame, payload: Callable[[int], str | bytes],
              start: int = 0, books: bool = True,

@@ -60,7 +60,7 @@ from __future__ import annotations
 import re
 import struct
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -304,17 +304,28 @@ class Layout:
         no such number can lie outside the values (no long number in its text, no bare
         value beside a digit or a point); otherwise every message is.
         """
+        return self._decoder(column, tuple(keep), exact=exact)(frame)
+
+    def _decoder(self, column: str, keep: tuple[str, ...], *,
+                 exact: bool) -> Callable[[pl.LazyFrame], pl.LazyFrame]:
+        """:meth:`decode_lazy` of any frame, its expressions built once.
+
+        For a caller that decodes many frames alike (a replay's chunks): building the
+        expressions costs more than planning the query on a small chunk.
+        """
         values = pl.col(column).str.extract_groups(self.pattern).struct.unnest()
+        typed = self._typed()
         if not exact:
-            return frame.select(*keep, values).select(*keep, *self._typed())
+            return lambda frame: frame.select(*keep, values).select(*keep, *typed)
         text = pl.col("__text")
         searched = (pl.when("__long").then(text).otherwise(pl.lit("")) if self._bounded
                     else text)
         # The values typed and their lengths in one query, which splits an array once.
-        return (frame.select(*keep, pl.col(column).alias("__text"), values)
-                .select(*keep, "__text", *self._typed(), self._long().alias("__long"))
-                .filter(~searched.str.contains(SUSPECT_PATTERN).fill_null(False))
-                .select(*keep, *self.fields))
+        first = [*keep, pl.col(column).alias("__text"), values]
+        second = [*keep, "__text", *typed, self._long().alias("__long")]
+        plain = ~searched.str.contains(SUSPECT_PATTERN).fill_null(False)
+        last = [*keep, *self.fields]
+        return lambda frame: frame.select(first).select(second).filter(plain).select(last)
 
     def _long(self) -> pl.Expr:
         """Whether a message has a value long enough to hold an inexact number.
