@@ -95,6 +95,8 @@ def test_overlapping_segments_still_stream_in_seq_order(
         data: st.DataObject) -> None:
     # Segments are decoded a piece at a time: small pieces, so every segment has several.
     monkeypatch.setattr(reader, "_PIECE", data.draw(st.integers(40, 300)))
+    # Segments surveyed alone, together, or some of each (by their size).
+    monkeypatch.setattr(reader, "_ALONE", data.draw(st.integers(0, 60_000)))
     count = Recording.open(SESSION).event_count
     segments = data.draw(st.integers(1, 6))
     shuffle = random.Random(data.draw(st.integers(0, 2**32)))

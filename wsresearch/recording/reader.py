@@ -579,6 +579,10 @@ _SURVEY = (pl.col("seq").min().alias("lowest"), pl.len(),
            (pl.col("seq").diff() >= 0).all().alias("ordered"), pl.col("seq").max().alias("highest"))
 """What a survey reads of a segment: its lowest ``seq``, rows, whether in order, highest."""
 
+_ALONE = 1 << 20
+"""Bytes of a segment file from which it is surveyed alone (about 50,000 small events):
+grouping its rows by file costs more than a query of its own, about 2 ms."""
+
 _GROUP = 256
 """Segment files surveyed, or read when small, in one query: a query costs about 2 ms however
 small its files, and a live recording is a file a flush (a second)."""
@@ -587,23 +591,33 @@ _Surveyed = tuple[int | None, int, bool, int | None]  # lowest seq, rows, in ord
 
 
 def _survey_group(files: list[Path]) -> list[_Surveyed]:
-    """:func:`_survey` of each of ``files``, in one scan of them all.
+    """:func:`_survey` of each of ``files``, the small ones in one scan of them all.
 
     A query costs about 2 ms however small its file, and a live recording is a file a
-    second: one scan of a few hundred files costs a tenth of that a file. Where the scan
-    fails (a damaged file among them) or leaves a file out (one without rows), those files
-    are surveyed one by one, as alone.
+    second: one scan of a few hundred files costs a tenth of that a file. A file of
+    :data:`_ALONE` bytes or more is surveyed alone: grouping its rows by file would cost
+    more than its query does. Where the scan fails (a damaged file among them) or leaves a
+    file out (one without rows), those files are surveyed one by one, as alone.
     """
-    if len(files) < 2:
+    small = [file for file in files if _size(file) < _ALONE]
+    if len(small) < 2:
         return [_survey(file) for file in files]
     try:
-        found = pl.scan_parquet(files, glob=False, include_file_paths="__file").group_by(
+        found = pl.scan_parquet(small, glob=False, include_file_paths="__file").group_by(
             "__file").agg(*_SURVEY).collect()
     except (Exception, pl.exceptions.PanicException):
         return [_survey(file) for file in files]
     by_file = {row[0]: row[1:] for row in found.iter_rows()}
     return [_surveyed(by_file[str(file)]) if str(file) in by_file else _survey(file)
             for file in files]
+
+
+def _size(file: Path) -> int:
+    """A file's size in bytes; 0 where it cannot be found (its survey says why)."""
+    try:
+        return file.stat().st_size
+    except OSError:
+        return 0
 
 
 def _survey(file: Path) -> _Surveyed:
