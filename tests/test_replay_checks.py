@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from wsresearch import Recording, RecordingFormatError, StreamConfig, VirtualClock
 from wsresearch.exchanges import generic
 from wsresearch.lowlevel import HealthMonitor
-from wsresearch.replay import _run_checks, replay
+from wsresearch.recording.writer import Captured, write_events
+from wsresearch.replay import ReplayResult, _run_checks, replay, replay_in_chunks
 
 from .conftest import SESSION
 
@@ -107,3 +108,99 @@ def test_skipping_idle_check_points_gives_the_transitions_of_running_every_one(
             skipping.record_message(stream)
     assert skipping.transitions == every.transitions
     assert skipping.status() == every.status()
+
+
+def _quiet_feed(gaps: list[tuple[str, int]]) -> list[Captured]:
+    """A connection's events: a message of each ``(channel, gap in ms)``, after its gap."""
+    start = 1_700_000_000 * 10**9
+    events = [Captured("open", start, "ws://127.0.0.1:1")]
+    at, numbers = start, {"trade": 0, "ticker": 0, "order": 0}
+    for channel, gap in gaps:
+        at += gap * MS
+        numbers[channel] += 1
+        n = numbers[channel]
+        text = {
+            "trade": f'{{"type":"trade","symbol":"BTC-USD","seq":{n},"trade_id":{n},'
+                     f'"price":"100.5","size":"0.25","side":"buy","ts":{at}}}',
+            "ticker": f'{{"type":"ticker","symbol":"BTC-USD","seq":{n},"bid":"100.0",'
+                      f'"ask":"101.0","bid_size":"1.5","ask_size":"2.5","ts":{at}}}',
+            # No layout: taken one by one, among the others' columns.
+            "order": f'{{"type":"order","order_id":"o{n}","symbol":"BTC-USD",'
+                     f'"status":"new","price":"100.5","size":"0.25","ts":{at}}}',
+        }[channel]
+        events.append(Captured("frame", at, text))
+    return events
+
+
+@settings(max_examples=40, deadline=None)
+@given(gaps=st.lists(st.tuples(st.sampled_from(["trade", "trade", "ticker", "order"]),
+                               st.one_of(st.integers(0, 400), st.integers(400, 4_000))),
+                     min_size=1, max_size=120),
+       interval_ms=st.integers(50, 1_500), chunk_events=st.integers(7, 200),
+       silent=st.tuples(st.booleans(), st.booleans()))
+def test_passing_over_quiet_check_points_keeps_every_health_outcome(
+        tmp_path_factory: pytest.TempPathFactory, gaps: list[tuple[str, int]],
+        interval_ms: int, chunk_events: int, silent: tuple[bool, bool]) -> None:
+    # A quiet feed in columns passes over the check points that change nothing; through
+    # the models every one that can change something runs. Health must not tell them apart:
+    # the same transitions, and the same status after every chunk.
+    path = tmp_path_factory.mktemp("quiet") / "recording"
+    health = {"trade": StreamConfig(expected_interval=0.1, stale_threshold=1.0),
+              "ticker": StreamConfig(expected_interval=0.5, stale_threshold=2.5,
+                                     allow_silence=silent[0]),
+              "order": StreamConfig(expected_interval=1, stale_threshold=1.5,
+                                    allow_silence=silent[1])}
+    spec = generic.spec(url="ws://127.0.0.1:1", check_interval=interval_ms / 1000,
+                        health=health)
+    write_events(path, _quiet_feed(gaps), source_url=spec.url, origin=spec.origin)
+
+    def run(columnar: bool) -> tuple[ReplayResult, list[object]]:
+        statuses: list[object] = []
+        result = replay_in_chunks(
+            Recording.open(path), spec, "complete", None, chunk_events,
+            lambda pipeline, _: statuses.append(pipeline.health.status()), columnar=columnar)
+        return result, statuses
+
+    (columns, in_columns), (models, through_models) = run(True), run(False)
+    assert columns.health_transitions == models.health_transitions
+    assert in_columns == through_models
+    assert columns.stats == models.stats
+
+
+def test_a_quiet_feed_in_columns_passes_over_its_check_points_and_still_goes_stale(
+        tmp_path: Path) -> None:
+    # A trade every 0.9 s (threshold 1 s, a check point every 0.1 s), then one 1.5 s late:
+    # the stream goes stale at the check point past the threshold, and recovers at the
+    # late trade, as through the models.
+    gaps = [("trade", 900)] * 300 + [("trade", 1_500)] + [("trade", 900)] * 50
+    path = tmp_path / "recording"
+    health = {"trade": StreamConfig(expected_interval=0.1, stale_threshold=1.0)}
+    spec = generic.spec(url="ws://127.0.0.1:1", channels=["trade"], check_interval=0.1,
+                        health=health)
+    write_events(path, _quiet_feed(gaps), source_url=spec.url, origin=spec.origin)
+    columns, models = (replay(Recording.open(path), spec, chunk_events=100, columnar=c)
+                       for c in (True, False))
+    assert [(t.stream, t.healthy) for t in columns.health_transitions] == [
+        ("trade", False), ("trade", True)]
+    assert columns.health_transitions == models.health_transitions
+    assert columns.read_in_columns == 350  # the late trade, its stream stale: one by one
+
+
+def test_a_stream_that_recovers_among_quiet_check_points_goes_stale_again_on_time(
+        tmp_path: Path) -> None:
+    # Trades every 0.5 s throughout; one order, taken one by one, at 3 s: its stream, stale
+    # since 1.5 s, recovers then, and goes stale again at the check point 1.5 s later, which
+    # lies among check points the trades alone would let pass.
+    gaps = [("trade", 500)] * 6 + [("order", 0)] + [("trade", 500)] * 20
+    path = tmp_path / "recording"
+    health = {"trade": StreamConfig(expected_interval=0.1, stale_threshold=1.0),
+              "order": StreamConfig(expected_interval=1, stale_threshold=1.5)}
+    spec = generic.spec(url="ws://127.0.0.1:1", channels=["trade", "order"],
+                        check_interval=0.1, health=health)
+    write_events(path, _quiet_feed(gaps), source_url=spec.url, origin=spec.origin)
+    columns, models = (replay(Recording.open(path), spec, columnar=c) for c in (True, False))
+    start = Recording.open(path).events()["mono_ns"][0]
+    assert [(t.stream, t.healthy, (t.mono_ns - start) // 10**8)
+            for t in columns.health_transitions] == [
+        ("order", False, 16), ("order", True, 30), ("order", False, 46)]
+    assert columns.health_transitions == models.health_transitions

@@ -195,6 +195,8 @@ class Taken:
         self.rows = found.rows
         self.positions: list[int] = found.positions.tolist()
         self.recv_mono: list[int] = found.mono.tolist()
+        self.position_array, self.mono_array = found.positions, found.mono
+        """:attr:`positions` and :attr:`recv_mono` as arrays, for judging many at once."""
         self.keys = found.keys
         self._numbers = found.numbers
         self.done = 0  # rows committed, or handed to the per-message path

@@ -205,6 +205,21 @@ class HealthMonitor:
                  if name not in self._stale and name not in self._silent]
         return min(times) if times else None
 
+    def limits(self) -> dict[str, tuple[int, int]]:
+        """Each stream that can go stale: how long it has been silent, and may be, in ns.
+
+        ``(since, threshold)``: the stream's last message (or, if it has none, the start
+        of the count, :meth:`reset`) and its stale threshold. A :meth:`check` at ``now``
+        makes no stream stale while ``now - since <= threshold`` for each. A stream
+        allowed to fall silent (``allow_silence``) never goes stale, and one stale already
+        does not go stale again: neither is listed. For a caller that judges many checks
+        at once (a replay, over the check points between the messages of a quiet feed).
+        """
+        since, configs, stale = self._since, self._configs, self._stale
+        return {name: (self._last.get(name, since), limit)
+                for name, limit in self._thresholds.items()
+                if not configs[name].allow_silence and name not in stale}
+
     def last_seen(self, stream: str) -> int | None:
         """Monotonic time of ``stream``'s last message since the last reset, or ``None``."""
         return self._last.get(stream)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -664,7 +665,10 @@ class _Driver:
         done = 0
         progress, offset = self.progress, self.offset
         index = 0
+        places = np.asarray(at, dtype=np.int64)
         while index < len(stops):
+            if stops[index][1] == 0 and taken:  # check points: those that change nothing go
+                index += self._quiet(stops, index, places, done, taken, singles)
             position, order, what = stops[index]
             index += 1
             end = bisect.bisect_left(at, position, lo=done)
@@ -706,6 +710,54 @@ class _Driver:
         for channel in taken.values():
             channel.commit()
         self.offset += events.height
+
+    def _quiet(self, stops: list[tuple[int, int, Any]], index: int,
+               places: npt.NDArray[np.int64], done: int, taken: dict[str, Taken],
+               singles: list[int]) -> int:
+        """How many check-point stops from ``index`` on may be passed over, being quiet.
+
+        A stop is quiet where its check points make no stream stale: every stream that
+        can go stale has had a message within its threshold at the stop's last check
+        point (a stream stale already stays so, without a message). Such checks change
+        nothing but which streams allowed to fall silent are silent, and the next check
+        decides that afresh. So the stops passed over run no check, and the first stop
+        after them tells health of their messages with its own (the last message of each
+        stream, as stop by stop) and runs its checks, with the same outcome. Judged in
+        arrays over a run of check-point stops that only taken channels' messages come
+        between (each of its own stream, none stale): for a quiet feed, a check point a
+        second is most of a replay's Python steps.
+        """
+        health, first_mono, columnar = self.pipeline.health, self.first_mono, self.columnar
+        assert first_mono is not None  # set by the first chunk
+        assert columnar is not None  # only a columnar replay takes channels
+        streams = {channel.stream for channel in taken.values()}
+        if len(streams) < len(taken) or any(columnar.stale(stream) for stream in streams):
+            return 0  # one stream's messages told at once; a stale one's taken one by one
+        # The run: check-point stops, up to the next message taken one by one (exclusive).
+        following = bisect.bisect_left(singles, done)
+        bound = int(places[singles[following]]) if following < len(singles) else None
+        end = index
+        while (end < len(stops) and end - index < _QUIET_RUN and stops[end][1] == 0
+               and (bound is None or stops[end][0] <= bound)):
+            end += 1
+        if end - index < 2:  # the last stop of a run is not passed over: it tells health
+            return 0
+        run = stops[index:end]
+        messages = np.searchsorted(places, [stop[0] for stop in run], side="left")
+        latest = np.maximum(self.clock.monotonic_ns(), first_mono + np.array(
+            [stop[2][1] for stop in run], dtype=np.int64) * self.interval)
+        quiet = np.ones(len(run), dtype=np.bool_)
+        by_stream = {channel.stream: channel for channel in taken.values()}
+        for stream, (since, threshold) in health.limits().items():
+            channel = by_stream.get(stream)
+            if channel is None:  # no message of its in the run
+                last: Any = since
+            else:
+                told = np.searchsorted(channel.position_array, messages, side="left")
+                last = np.where(told > channel.due,
+                                channel.mono_array[np.maximum(told - 1, 0)], since)
+            quiet &= latest - last <= threshold
+        return int(np.argmin(quiet[:-1])) if not quiet[:-1].all() else len(run) - 1
 
     def _interval(self, taken: dict[str, Taken], singles: list[int], low: int,
                   high: int) -> list[int]:
@@ -764,6 +816,9 @@ def _not_taken(count: int, taken: dict[str, Taken]) -> list[int]:
         out[channel.positions] = False
     return np.flatnonzero(out).tolist()
 
+
+_QUIET_RUN = 4_096
+"""Check-point stops judged at once, at most (:meth:`_Driver._quiet`)."""
 
 _YOUNG = 100_000
 """New objects the collector tracks past which a replay runs it, between two chunks."""
