@@ -320,19 +320,24 @@ class Layout:
         text = pl.col("__text")
         searched = (pl.when("__long").then(text).otherwise(pl.lit("")) if self._bounded
                     else text)
-        # The values typed and their lengths in one query, which splits an array once.
         first = [*keep, pl.col(column).alias("__text"), values]
-        second = [*keep, "__text", *typed, self._long().alias("__long")]
+        # An array's items, split once for both its values and their lengths.
+        split = [_quoted(pl.col(group)).alias(_ITEMS + group)
+                 for group, kind in self._captured if kind in ("levels", "changes")]
+        second = [*keep, "__text", *self._typed(split=True),
+                  self._long(split=True).alias("__long")]
         plain = ~searched.str.contains(SUSPECT_PATTERN).fill_null(False)
         last = [*keep, *self.fields]
-        return lambda frame: frame.select(first).select(second).filter(plain).select(last)
+        return lambda frame: (frame.select(first).with_columns(split).select(second)
+                              .filter(plain).select(last))
 
-    def _long(self) -> pl.Expr:
+    def _long(self, *, split: bool = False) -> pl.Expr:
         """Whether a message has a value long enough to hold an inexact number.
 
         A text or a number of :data:`SUSPECT_LENGTH` characters or more, or an item of an
         array of levels or changes as long; integers, times and booleans hold no point
-        (an ``iso`` time's longest run of digits and a point is 12 characters).
+        (an ``iso`` time's longest run of digits and a point is 12 characters). With
+        ``split``, an array's items are read from their column (see :meth:`_typed`).
         """
         checks = []
         for group, kind in self._captured:
@@ -340,12 +345,18 @@ class Layout:
             if kind in ("str", "name", "float", "decimal"):
                 checks.append(value.str.len_bytes() >= SUSPECT_LENGTH)
             elif kind in ("levels", "changes"):
-                checks.append(_quoted(value).list.eval(
+                items = pl.col(_ITEMS + group) if split else _quoted(value)
+                checks.append(items.list.eval(
                     pl.element().str.len_bytes() >= SUSPECT_LENGTH).list.any())
         return pl.any_horizontal(checks).fill_null(False) if checks else pl.lit(False)
 
-    def _typed(self) -> list[pl.Expr]:
-        """Each field's typed column, from the text column of its name that the pattern gave."""
+    def _typed(self, *, split: bool = False) -> list[pl.Expr]:
+        """Each field's typed column, from the text column of its name that the pattern gave.
+
+        With ``split``, an array's items (:func:`_quoted`) are read from a column of their
+        own, ``__items_`` and its field's name, which the query made once for this and for
+        :meth:`_long`.
+        """
         columns = []
         matched = pl.col(next(iter(self.fields))).is_not_null()
         for name, kind in self.fields.items():
@@ -363,11 +374,12 @@ class Layout:
             elif kind == "str":
                 columns.append(text)
             elif kind == "levels":  # [["p","a"],...]: pairs of numbers
-                columns.append(_quoted(text).list.eval(
-                    _present.cast(pl.Float64).reshape((-1, 2))))
+                items = pl.col(_ITEMS + name) if split else _quoted(text)
+                columns.append(items.list.eval(_present.cast(pl.Float64).reshape((-1, 2))))
             elif kind == "changes":  # [["side","p","a"],...]: triples, then structs
+                items = pl.col(_ITEMS + name) if split else _quoted(text)
                 item = pl.element().arr.get
-                columns.append(_quoted(text).list.eval(_present.reshape((-1, 3))).list.eval(
+                columns.append(items.list.eval(_present.reshape((-1, 3))).list.eval(
                     pl.struct(side=item(0), price=item(1).cast(pl.Float64),
                               size=item(2).cast(pl.Float64))))
             elif kind == "iso":  # the seconds as datetime reads them (a real day), then ns
@@ -542,6 +554,9 @@ def _quoted(text: pl.Expr) -> pl.Expr:
     return (text.str.replace_all('"],["', '","', literal=True)
             .str.strip_chars('[]"').str.split('","'))
 
+
+_ITEMS = "__items_"
+"""Before a field's name, the column of its array's items (:func:`_quoted`) in a query."""
 
 _present = pl.element().filter(pl.element() != "")
 """In a list of :func:`_quoted` texts, the values (none of which is empty)."""
