@@ -586,6 +586,8 @@ def _earlier(rows: pl.DataFrame, names: tuple[str, ...]) -> npt.NDArray[np.int64
     if not all(rows.schema[name].is_integer() or rows.schema[name] in (pl.String, pl.Boolean)
                for name in names):
         return None
+    if rows.select(pl.struct(names).n_unique()).item() == rows.height:  # as almost always
+        return np.full(rows.height, -1, np.int64)
     order = rows.select(pl.arg_sort_by(list(names), maintain_order=True)).to_series()
     same = rows.select(names)[order].select(pl.all_horizontal(
         (pl.col(name) == pl.col(name).shift(1))
