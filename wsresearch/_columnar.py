@@ -32,9 +32,10 @@ and no REST response comes among its rows. Only a channel's own per-message fall
 
 from __future__ import annotations
 
+import itertools
 import warnings
-from collections.abc import Callable, Hashable, Set
-from typing import NamedTuple
+from collections.abc import Callable, Hashable, Iterable, Set
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -572,8 +573,16 @@ class Columnar:
 
 def _keys(channel: Channel, found: pl.DataFrame) -> list[Hashable]:
     """Each row's de-dup key: its one field's value, or a tuple of its fields' values."""
-    columns = [found[n].to_list() for n in channel.field_names["dedupe_key"]]
-    return columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+    columns = [_values(found[n]) for n in channel.field_names["dedupe_key"]]
+    return list(columns[0]) if len(columns) == 1 else list(zip(*columns, strict=True))
+
+
+def _values(column: pl.Series) -> Iterable[Any]:
+    """A column's values; one text throughout (a chunk's symbol, often) as one object."""
+    if (column.dtype == pl.String and column.len() > 1 and not column.null_count()
+            and column.n_unique() == 1):
+        return itertools.repeat(column[0], column.len())
+    return column.to_list()
 
 
 def _earlier(rows: pl.DataFrame, names: tuple[str, ...]) -> npt.NDArray[np.int64] | None:
