@@ -518,7 +518,11 @@ def mutate(events: list[Captured], operations: list[tuple[str, int, int]],
             events[at], events[at + 1] = events[at + 1]._replace(wall_ns=event.wall_ns), \
                 event._replace(wall_ns=events[at + 1].wall_ns)
         elif name == "spaces" and text is not None and event.kind == "frame":
-            events[at] = event._replace(data=json.dumps(json.loads(text)))
+            try:
+                decoded = json.loads(text)
+            except ValueError:  # garbled by an operation before: no JSON to respace
+                continue
+            events[at] = event._replace(data=json.dumps(decoded))
         elif name == "binary" and text is not None and event.kind == "frame":
             events[at] = event._replace(data=text.encode())
         elif name == "garble" and text is not None and event.kind == "frame":
