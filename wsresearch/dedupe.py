@@ -170,15 +170,18 @@ class DedupeCache:
         """
         if not keys:
             return
+        if len(keys) >= self._maxsize:
+            # The newest maxsize keys are all new: those not yet expired are all that is
+            # kept (their expiry times ascend), so there is nothing to pop one by one, and
+            # the older keys need no entry at all.
+            cut = len(keys) - self._maxsize
+            untils = list(map(operator.add, times[cut:], itertools.repeat(self._ttl)))
+            live = bisect.bisect_right(untils, times[-1])
+            self._load(list(zip(keys[cut + live:], untils[live:], strict=True)),
+                       ascending=True)
+            return
         untils = list(map(operator.add, times, itertools.repeat(self._ttl)))
         entries = list(zip(keys, untils, strict=True))
-        if len(entries) >= self._maxsize:
-            # The newest maxsize keys are all new: those not yet expired are all that is
-            # kept (their expiry times ascend), so there is nothing to pop one by one.
-            cut = len(entries) - self._maxsize
-            kept = entries[bisect.bisect_right(untils, times[-1], lo=cut):]
-            self._load(kept, ascending=True)
-            return
         # No step back where they join: fresh() held the first time to the last one's.
         self._expiry.update(entries)
         self._order.extend(entries)
