@@ -796,8 +796,9 @@ def side_changes(column: pl.Series, bid: str) -> tuple[Changes, Changes]:
 
 def _flat_rows(column: pl.Series) -> tuple[npt.NDArray[np.int64], pl.Series]:
     """A list column's items, every row's in one series, and the row of each."""
-    lengths = column.list.len().fill_null(0).to_numpy()
-    items = column.explode().drop_nulls()  # an empty list gives a null, or nothing
+    lengths = column.to_frame().select(pl.first().list.len().fill_null(0)).to_series().to_numpy()
+    # An empty list gives a null, or nothing.
+    items = column.to_frame().select(pl.first().explode().drop_nulls()).to_series()
     if items.len() == lengths.sum():  # no null among a list's items: each row's in order
         return np.repeat(np.arange(column.len(), dtype=np.int64), lengths), items
     flat = pl.DataFrame({"row": np.arange(column.len(), dtype=np.int64), "item": column}

@@ -602,17 +602,17 @@ class _Driver:
         # over a long recording costs nothing per check point it skips.
         # (position, order, (first and last check point) or event row); the columnar path
         # adds (position, -2, channel) and (position, -1, channels) below
-        reach = events["mono_ns"].cum_max().clip(lower_bound=self.reach)
-        slot = (reach - first_mono) // interval
-        before = slot.shift(1, fill_value=self.slot)
-        reached = pl.DataFrame({"position": pl.int_range(0, events.height, eager=True),
-                                "low": before, "high": slot}).filter(
-            pl.col("high") > pl.col("low"))
-        self.reach, self.slot = int(reach[-1]), int(slot[-1])
+        slots = events.lazy().select(
+            pl.col("mono_ns").cum_max().clip(lower_bound=self.reach).alias("reach")
+        ).with_columns(high=(pl.col("reach") - first_mono) // interval).with_columns(
+            low=pl.col("high").shift(1, fill_value=self.slot),
+            position=pl.int_range(pl.len())).collect()
+        self.reach, self.slot = int(slots["reach"][-1]), int(slots["high"][-1])
         stops: list[tuple[int, int, Any]] = [
-            (position, 0, (low, high)) for position, low, high in reached.iter_rows()]
-        others = chunk.others
-        stops.extend((row[0], 1, row) for row in others.iter_rows())
+            (position, 0, (low, high)) for position, low, high in slots.filter(
+                pl.col("high") > pl.col("low")).select("position", "low", "high").iter_rows()]
+        other_rows = chunk.others.rows()  # index, generation, mono_ns, wall_ns, kind, ...
+        stops.extend((row[0], 1, row) for row in other_rows)
         stops.sort(key=_stop_order)
         stops.append((events.height, 2, None))
 
@@ -622,10 +622,10 @@ class _Driver:
         # channel kept out by a message (a sibling's), those after it, once the replay has
         # processed it.
         messages, decoded = chunk.messages, chunk.decoded
-        opens = sorted(others.filter(pl.col("kind") == "open")["index"].to_list())
+        opens = sorted(row[0] for row in other_rows if row[4] == "open")
         # A REST snapshot changes the books among the messages: book channels, whose rows
         # reach the books only as they are committed, are not taken where one comes.
-        rests = sorted(others.filter(pl.col("kind") == "rest")["index"].to_list())
+        rests = sorted(row[0] for row in other_rows if row[4] == "rest")
         taken: dict[str, Taken] = {}
         singles = list(range(len(items)))  # the messages taken one by one, ascending
         # The first message of each take to come, ascending: the messages taken one by one
