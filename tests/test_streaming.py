@@ -745,3 +745,19 @@ async def test_the_replay_server_reads_a_connection_when_it_serves_it() -> None:
 def test_bad_reading_arguments_are_refused_in_one_line(call: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call(Recording.open(SESSION))
+
+
+def test_small_segments_are_surveyed_in_batches_of_bounded_bytes(tmp_path: Path) -> None:
+    # A grouped survey holds each row's file name: a batch of small files holds at most
+    # _ALONE bytes of them, in their order; a file that large is surveyed alone.
+    sizes = [0, 300, 500, 200, 100, 2_000, 900, 50, 1_000]  # 0: a file gone, as its size
+    files = []
+    for index, size in enumerate(sizes):
+        file = tmp_path / f"events-{index:012d}.parquet"
+        file.write_bytes(b"x" * size)
+        files.append(file)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reader, "_ALONE", 1_000)
+        batches = reader._batches(files)
+    assert [[files.index(f) for f in batch] for batch in batches] == [
+        [0, 1, 2, 3], [4, 6], [7]]

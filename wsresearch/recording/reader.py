@@ -581,7 +581,8 @@ _SURVEY = (pl.col("seq").min().alias("lowest"), pl.len(),
 
 _ALONE = 1 << 20
 """Bytes of a segment file from which it is surveyed alone (about 50,000 small events):
-grouping its rows by file costs more than a query of its own, about 2 ms."""
+grouping its rows by file costs more than a query of its own, about 2 ms. Smaller files are
+surveyed in batches of as many bytes at most."""
 
 _GROUP = 256
 """Segment files surveyed, or read when small, in one query: a query costs about 2 ms however
@@ -591,25 +592,46 @@ _Surveyed = tuple[int | None, int, bool, int | None]  # lowest seq, rows, in ord
 
 
 def _survey_group(files: list[Path]) -> list[_Surveyed]:
-    """:func:`_survey` of each of ``files``, the small ones in one scan of them all.
+    """:func:`_survey` of each of ``files``, the small ones a batch in one scan.
 
     A query costs about 2 ms however small its file, and a live recording is a file a
     second: one scan of a few hundred files costs a tenth of that a file. A file of
     :data:`_ALONE` bytes or more is surveyed alone: grouping its rows by file would cost
-    more than its query does. Where the scan fails (a damaged file among them) or leaves a
-    file out (one without rows), those files are surveyed one by one, as alone.
+    more than its query does, and the scan holds each row's file name, so a batch holds
+    :data:`_ALONE` bytes of files at most. Where a scan fails (a damaged file among them)
+    or leaves a file out (one without rows), those files are surveyed one by one, as alone.
     """
-    small = [file for file in files if _size(file) < _ALONE]
-    if len(small) < 2:
-        return [_survey(file) for file in files]
-    try:
-        found = pl.scan_parquet(small, glob=False, include_file_paths="__file").group_by(
-            "__file").agg(*_SURVEY).collect()
-    except (Exception, pl.exceptions.PanicException):
-        return [_survey(file) for file in files]
-    by_file = {row[0]: row[1:] for row in found.iter_rows()}
+    by_file: dict[str, tuple[Any, ...]] = {}
+    for batch in _batches(files):
+        if len(batch) < 2:
+            continue
+        try:
+            found = pl.scan_parquet(batch, glob=False, include_file_paths="__file").group_by(
+                "__file").agg(*_SURVEY).collect()
+        except (Exception, pl.exceptions.PanicException):
+            continue  # each surveyed alone
+        by_file.update((row[0], row[1:]) for row in found.iter_rows())
     return [_surveyed(by_file[str(file)]) if str(file) in by_file else _survey(file)
             for file in files]
+
+
+def _batches(files: list[Path]) -> list[list[Path]]:
+    """The small ones of ``files`` in batches of at most :data:`_ALONE` bytes in all.
+
+    A grouped scan holds each row's file name: a batch's bytes bound what it holds.
+    """
+    batches: list[list[Path]] = []
+    total = 0
+    for file in files:
+        size = _size(file)
+        if size >= _ALONE:
+            continue
+        if not batches or total + size > _ALONE:
+            batches.append([])
+            total = 0
+        batches[-1].append(file)
+        total += size
+    return batches
 
 
 def _size(file: Path) -> int:
