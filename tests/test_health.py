@@ -167,3 +167,22 @@ def test_record_batch_is_record_message_for_each_message_in_order() -> None:
                         [m.last_seen(s) for s in ("trade", "orders", "elsewhere")]))
     assert results[0] == results[1]
     assert results[0][1] == ["orders", "trade"]  # recovered in order of their first message
+
+
+def test_limits_give_each_stream_that_can_go_stale_its_silence_and_threshold() -> None:
+    clock = VirtualClock(mono_ns=1_000)
+    monitor = HealthMonitor(
+        {"a": StreamConfig(expected_interval=1, stale_threshold=2),
+         "b": StreamConfig(expected_interval=1, stale_threshold=3),
+         "quiet": StreamConfig(expected_interval=1, stale_threshold=1, allow_silence=True)},
+        clock=clock)
+    # No message yet: silent since the monitor started; a stream allowed silence is not listed.
+    assert monitor.limits() == {"a": (1_000, 2 * 10**9), "b": (1_000, 3 * 10**9)}
+    clock.set(5_000)
+    monitor.record_message("a")
+    assert monitor.limits()["a"] == (5_000, 2 * 10**9)
+    clock.set(5_000 + 3 * 10**9 + 1)
+    monitor.check()  # "b" goes stale (and "a" too): stale streams are not listed
+    assert monitor.limits() == {}
+    monitor.record_message("b")  # recovered: listed again, silent from its message
+    assert monitor.limits() == {"b": (5_000 + 3 * 10**9 + 1, 3 * 10**9)}
