@@ -595,7 +595,7 @@ def _earlier(rows: pl.DataFrame, names: tuple[str, ...]) -> npt.NDArray[np.int64
     if not all(rows.schema[name].is_integer() or rows.schema[name] in (pl.String, pl.Boolean)
                for name in names):
         return None
-    if rows.select(pl.struct(names).n_unique()).item() == rows.height:  # as almost always
+    if _distinct(rows, names):  # as almost always
         return np.full(rows.height, -1, np.int64)
     order = rows.select(pl.arg_sort_by(list(names), maintain_order=True)).to_series()
     same = rows.select(names)[order].select(pl.all_horizontal(
@@ -608,6 +608,23 @@ def _earlier(rows: pl.DataFrame, names: tuple[str, ...]) -> npt.NDArray[np.int64
     earlier = np.full(ranked.size, -1, np.int64)
     earlier[ranked[same]] = np.roll(ranked, 1)[same]
     return earlier
+
+
+def _distinct(rows: pl.DataFrame, names: tuple[str, ...]) -> bool:
+    """Whether no two rows have the same values of ``names`` (integers, texts, booleans).
+
+    At a glance where every text and boolean field holds one value throughout and the one
+    integer field left only rises (a channel's symbol and its update id); else counted.
+    """
+    varying = [name for name in names  # a null counts as a value of its own
+               if rows.schema[name].is_integer() or rows[name].n_unique() > 1]
+    if len(varying) == 1 and rows.schema[varying[0]].is_integer():
+        column = rows[varying[0]]
+        if not column.null_count():
+            values = column.to_numpy()
+            if bool((values[1:] > values[:-1]).all()):
+                return True
+    return bool(rows.select(pl.struct(names).n_unique()).item() == rows.height)
 
 
 def _sequence_key(channel: Channel) -> pl.Expr:
