@@ -761,3 +761,17 @@ def test_small_segments_are_surveyed_in_batches_of_bounded_bytes(tmp_path: Path)
         batches = reader._batches(files)
     assert [[files.index(f) for f in batch] for batch in batches] == [
         [0, 1, 2, 3], [4, 6], [7]]
+
+
+def test_a_segment_with_a_column_too_many_or_too_few_is_skipped_naming_it(
+        tmp_path: Path) -> None:
+    path = tmp_path / "recording"
+    shutil.copytree(SESSION, path)
+    files = sorted(path.glob("segments/*/*.parquet"))
+    pl.read_parquet(files[1]).with_columns(extra=pl.lit(1)).write_parquet(files[1])
+    pl.read_parquet(files[2]).drop("stream").write_parquet(files[2])
+    with pytest.warns(UserWarning) as caught:
+        Recording.open(path).events()
+    said = " ".join(str(w.message) for w in caught)
+    assert "it has ['extra'], which the schema has not" in said
+    assert "it lacks ['stream']" in said

@@ -543,7 +543,13 @@ def _as_events(table: pl.DataFrame) -> pl.DataFrame:
     if sorted(table.columns) == sorted(_V2_COLUMNS):
         return table.select(_V2_COLUMNS).cast(EVENT_SCHEMA)  # type: ignore[arg-type]
     if sorted(table.columns) != sorted(V1_COLUMNS):
-        raise ValueError(f"its columns {table.columns} are not the event schema's")
+        # Against the version its columns are nearer to, what is extra and what is missing.
+        columns = set(table.columns)
+        known = min((set(_V2_COLUMNS), set(V1_COLUMNS)), key=columns.symmetric_difference)
+        extra, missing = sorted(columns - known), sorted(known - columns)
+        raise ValueError("its columns are not the event schema's: " + "; ".join(
+            part for part in (f"it has {extra}, which the schema has not" if extra else "",
+                              f"it lacks {missing}" if missing else "") if part))
     table = table.select(V1_COLUMNS).cast(_V1_SCHEMA)  # type: ignore[arg-type]
     return table.with_columns(v1_closed_by(pl.col("kind"), pl.col("reason")))
 
