@@ -314,8 +314,8 @@ class Layout:
         expressions costs more than planning the query on a small chunk.
         """
         values = pl.col(column).str.extract_groups(self.pattern).struct.unnest()
-        typed = self._typed()
         if not exact:
+            typed = self._typed()
             return lambda frame: frame.select(*keep, values).select(*keep, *typed)
         text = pl.col("__text")
         searched = (pl.when("__long").then(text).otherwise(pl.lit("")) if self._bounded
