@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from pydantic import BaseModel
 
-from wsresearch._columnar import Decoded, _earlier
+from wsresearch._columnar import Decoded, _distinct, _earlier
 from wsresearch.dedupe import DedupeCache
 from wsresearch.errors import UnknownChannelError
 from wsresearch.frames import META_COLUMNS, ROW_LAYOUT, FrameStore, Row, polars_schema
@@ -548,6 +548,28 @@ def test_the_rows_twins_are_those_a_set_of_their_key_tuples_finds(
     cache = DedupeCache(100, 10, lambda: 0)
     expected = cache.first_known(keys[start:stop])  # nothing remembered: the first twin
     assert (None if part.distinct() else part.first_repeat()) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(symbols=st.one_of(st.just(["A"]), st.lists(st.sampled_from(["A", "B", None]),
+                                                  min_size=1, max_size=3)),
+       steps=st.one_of(st.lists(st.integers(0, 2), max_size=30),  # rising, or level
+                       st.lists(st.one_of(st.integers(-3, 5), st.none()), max_size=30)),
+       fields=st.sampled_from([("s", "i"), ("i",), ("s",), ("i", "s")]))
+def test_keys_seen_distinct_at_a_glance_are_distinct(
+        symbols: list[str | None], steps: list[int | None],
+        fields: tuple[str, ...]) -> None:
+    # Keys with an id that only rises are distinct at a glance; any other take's are
+    # counted: either way, what a set of the key tuples finds.
+    ids: list[int | None] = []
+    last = 0
+    for step in steps:
+        last = last + step if step is not None else last
+        ids.append(None if step is None else last)
+    rows = pl.DataFrame({"s": [symbols[i % len(symbols)] for i in range(len(ids))], "i": ids},
+                        schema={"s": pl.String, "i": pl.Int64})
+    keys = list(zip(*(rows[name].to_list() for name in fields), strict=True))
+    assert _distinct(rows, fields) == (len(set(keys)) == len(keys))
 
 
 def test_a_key_with_a_float_field_is_left_to_python() -> None:

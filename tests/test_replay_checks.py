@@ -111,12 +111,19 @@ def test_skipping_idle_check_points_gives_the_transitions_of_running_every_one(
 
 
 def _quiet_feed(gaps: list[tuple[str, int]]) -> list[Captured]:
-    """A connection's events: a message of each ``(channel, gap in ms)``, after its gap."""
+    """A connection's events: a message of each ``(channel, gap in ms)``, after its gap.
+
+    A gap may be negative (a receive time that steps back); ``"open"`` opens a new
+    connection there.
+    """
     start = 1_700_000_000 * 10**9
     events = [Captured("open", start, "ws://127.0.0.1:1")]
     at, numbers = start, {"trade": 0, "ticker": 0, "order": 0}
     for channel, gap in gaps:
         at += gap * MS
+        if channel == "open":
+            events.append(Captured("open", at, "ws://127.0.0.1:1"))
+            continue
         numbers[channel] += 1
         n = numbers[channel]
         text = {
@@ -132,24 +139,29 @@ def _quiet_feed(gaps: list[tuple[str, int]]) -> list[Captured]:
     return events
 
 
-@settings(max_examples=40, deadline=None)
-@given(gaps=st.lists(st.tuples(st.sampled_from(["trade", "trade", "ticker", "order"]),
-                               st.one_of(st.integers(0, 400), st.integers(400, 4_000))),
-                     min_size=1, max_size=120),
-       interval_ms=st.integers(50, 1_500), chunk_events=st.integers(7, 200),
-       silent=st.tuples(st.booleans(), st.booleans()))
+_CHANNELS = ["trade"] * 6 + ["ticker"] * 3 + ["order", "open"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(gaps=st.lists(st.tuples(st.sampled_from(_CHANNELS),
+                               st.one_of(st.integers(-300, 400), st.integers(400, 4_000))),
+                     min_size=1, max_size=150),
+       interval_ms=st.integers(1, 1_500), chunk_events=st.integers(3, 200),
+       thresholds_ms=st.tuples(*[st.integers(1, 3_000)] * 3),
+       silent=st.tuples(*[st.booleans()] * 3))
 def test_passing_over_quiet_check_points_keeps_every_health_outcome(
         tmp_path_factory: pytest.TempPathFactory, gaps: list[tuple[str, int]],
-        interval_ms: int, chunk_events: int, silent: tuple[bool, bool]) -> None:
+        interval_ms: int, chunk_events: int, thresholds_ms: tuple[int, int, int],
+        silent: tuple[bool, bool, bool]) -> None:
     # A quiet feed in columns passes over the check points that change nothing; through
     # the models every one that can change something runs. Health must not tell them apart:
-    # the same transitions, and the same status after every chunk.
+    # the same transitions, and the same status after every chunk. Receive times step back,
+    # connections open anew, any stream may be allowed silence.
     path = tmp_path_factory.mktemp("quiet") / "recording"
-    health = {"trade": StreamConfig(expected_interval=0.1, stale_threshold=1.0),
-              "ticker": StreamConfig(expected_interval=0.5, stale_threshold=2.5,
-                                     allow_silence=silent[0]),
-              "order": StreamConfig(expected_interval=1, stale_threshold=1.5,
-                                    allow_silence=silent[1])}
+    health = {name: StreamConfig(expected_interval=0.001, stale_threshold=ms / 1000,
+                                 allow_silence=quiet)
+              for name, ms, quiet in zip(("trade", "ticker", "order"), thresholds_ms, silent,
+                                         strict=True)}
     spec = generic.spec(url="ws://127.0.0.1:1", check_interval=interval_ms / 1000,
                         health=health)
     write_events(path, _quiet_feed(gaps), source_url=spec.url, origin=spec.origin)
@@ -165,6 +177,8 @@ def test_passing_over_quiet_check_points_keeps_every_health_outcome(
     assert columns.health_transitions == models.health_transitions
     assert in_columns == through_models
     assert columns.stats == models.stats
+    for name, frame in models.frames.items():
+        assert columns.frames[name].equals(frame), name
 
 
 def test_a_quiet_feed_in_columns_passes_over_its_check_points_and_still_goes_stale(

@@ -613,14 +613,12 @@ def _earlier(rows: pl.DataFrame, names: tuple[str, ...]) -> npt.NDArray[np.int64
 def _distinct(rows: pl.DataFrame, names: tuple[str, ...]) -> bool:
     """Whether no two rows have the same values of ``names`` (integers, texts, booleans).
 
-    At a glance where every text and boolean field holds one value throughout and the one
-    integer field left only rises (a channel's symbol and its update id); else counted.
+    At a glance where an integer field only rises (a channel's update id): no two keys can
+    then be equal; else counted.
     """
-    varying = [name for name in names  # a null counts as a value of its own
-               if rows.schema[name].is_integer() or rows[name].n_unique() > 1]
-    if len(varying) == 1 and rows.schema[varying[0]].is_integer():
-        column = rows[varying[0]]
-        if not column.null_count():
+    for name in names:
+        column = rows[name]
+        if column.dtype.is_integer() and not column.null_count():
             values = column.to_numpy()
             if bool((values[1:] > values[:-1]).all()):
                 return True

@@ -545,7 +545,8 @@ def _as_events(table: pl.DataFrame) -> pl.DataFrame:
     if sorted(table.columns) != sorted(V1_COLUMNS):
         # Against the version its columns are nearer to, what is extra and what is missing.
         columns = set(table.columns)
-        known = min((set(_V2_COLUMNS), set(V1_COLUMNS)), key=columns.symmetric_difference)
+        known = min((set(_V2_COLUMNS), set(V1_COLUMNS)),
+                    key=lambda names: len(columns.symmetric_difference(names)))
         extra, missing = sorted(columns - known), sorted(known - columns)
         raise ValueError("its columns are not the event schema's: " + "; ".join(
             part for part in (f"it has {extra}, which the schema has not" if extra else "",
