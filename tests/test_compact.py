@@ -138,7 +138,7 @@ def test_real_recordings_replay_alike_compacted(tmp_path: Path, path: Path) -> N
 
 def test_a_version_1_recording_keeps_its_events(tmp_path: Path) -> None:
     # Version-1 segments lack closed_by, which readers derive from the close reasons:
-    # compacted, the segments hold it, and the events read the same.
+    # compacted, they are version-1 files still, and the events read the same.
     path = tmp_path / "v1"
     cut_segments(path / SEGMENTS / "0000", version_1_copy(path), 9)
     expected = Recording.open(path).events()

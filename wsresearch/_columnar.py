@@ -509,16 +509,13 @@ class Columnar:
         if found.keys is not None and cache is not None:
             if found.earlier is None:
                 repeat = cache.first_known(found.keys)
-                if repeat is not None:
-                    faults.append(repeat)
             else:  # the rows' own repeats are known: the cache asked of the rows before
                 repeat = found.first_repeat()
-                if repeat is not None:
-                    faults.append(repeat)
-                remembered = cache.first_remembered(
-                    found.keys if repeat is None else found.keys[:repeat])
+                remembered = cache.first_remembered(found.keys[:repeat])
                 if remembered is not None:
                     faults.append(remembered)
+            if repeat is not None:
+                faults.append(repeat)
         if channel.sequence is not None:
             broken = self._first_break(channel, found)
             if broken is not None:

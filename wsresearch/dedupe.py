@@ -141,10 +141,7 @@ class DedupeCache:
         """
         if self._expiry.keys().isdisjoint(keys):
             return None
-        try:
-            return list(map(self._expiry.__contains__, keys)).index(True)
-        except ValueError:
-            return None
+        return list(map(self._expiry.__contains__, keys)).index(True)  # one is there
 
     def first_known(self, keys: Sequence[Hashable]) -> int | None:
         """The index of the first of ``keys`` remembered (expired or not) or already given.

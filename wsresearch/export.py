@@ -47,6 +47,7 @@ import polars as pl
 
 from . import _split
 from ._files import make_private_dirs, write_private_parquet
+from ._limits import check_count
 from ._staging import SOURCE, Staging
 from .book import Books
 from .clock import NS_PER_S
@@ -200,8 +201,7 @@ def export_parquet(
         if unsafe:  # a Channel refuses such names; a frames dict built by hand might not
             raise ValueError(f"channel name(s) {unsafe} cannot name a dataset folder")
     check_chunk_events(chunk_events)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    check_count(workers, "workers")
     if result is None and workers > 1:
         assert spec is not None  # found by spec_for
         split = _split_export(root, recording, spec, normalized, chunk_events, workers)

@@ -56,6 +56,7 @@ from pathlib import Path
 import polars as pl
 
 from .._files import exchange_paths, make_private_dirs, sync_path, write_private_parquet
+from .._limits import check_count
 from ..errors import RecordingError, RecordingFormatError
 from .format import (
     COMPACTING,
@@ -72,7 +73,6 @@ from .writer import (
     SEGMENT_COMPRESSION_LEVEL,
     SEGMENT_EVENTS,
     SEGMENT_ROW_GROUP,
-    check_segment_events,
 )
 
 __all__ = ["Compacted", "compact_recording"]
@@ -147,7 +147,7 @@ def compact_recording(
     ValueError
         For a ``segment_events`` that is not a positive int.
     """
-    check_segment_events(segment_events)
+    check_count(segment_events, "segment_events")
     root = Path(path)
     if not (root / MANIFEST).is_file():
         raise RecordingFormatError(f"{root} is not a recording: it has no {MANIFEST}")
@@ -294,13 +294,19 @@ def _finish_interrupted(root: Path) -> None:
 
 @dataclass(frozen=True)
 class _Folder:
-    """A segment folder: its segments, its other files, and the events they hold."""
+    """A segment folder: its segments (as a recording of them), its other files, its events."""
 
     path: Path
-    segments: list[Path]
+    part: Recording
+    """Its segments as a recording of their own: surveyed once, for the count and the copy."""
     others: list[Path]
     """Leftovers of unfinished writes (``*.tmp``): kept as they are."""
     events: int
+
+    @property
+    def segments(self) -> list[Path]:
+        """Its segment files, in name order."""
+        return self.part.files
 
     def worth_compacting(self, size: int) -> bool:
         """Whether its segments would be fewer files compacted into files of ``size``."""
@@ -350,8 +356,7 @@ def _compact(root: Path, size: int, progress: Callable[[int, int], None] | None)
             target = compacting / folder.path.name
             make_private_dirs(target)
             if folder.worth_compacting(size):
-                _rewrite(Recording(root, manifest, folder.segments), folder, target, size,
-                         advance, _v1_only(manifest, folder.segments))
+                _rewrite(folder, target, size, advance, _v1_only(manifest, folder.segments))
                 rewritten += 1
             else:
                 for file in folder.segments:
@@ -364,7 +369,7 @@ def _compact(root: Path, size: int, progress: Callable[[int, int], None] | None)
         _same_owner(segments, compacting)
         sync_path(compacting)
         after = list(compacting.glob("*/*.parquet"))
-        if _events(root, manifest, after) != total:  # what each check missed, if anything
+        if _events(Recording(root, manifest, after)) != total:  # what each check missed
             raise RecordingError(f"cannot compact {root}: the new segments do not hold "
                                  f"its {total} events")
         size_after = sum(file.stat().st_size for file in after)
@@ -407,7 +412,8 @@ def _folders(root: Path, manifest: RecordingManifest) -> list[_Folder]:
                 others.append(file)
             else:
                 strange.append(f"{file} (not a segment)")
-        found.append(_Folder(folder, parquet, others, _events(root, manifest, parquet)))
+        part = Recording(root, manifest, parquet)
+        found.append(_Folder(folder, part, others, _events(part)))
     if strange:
         raise RecordingError(
             f"cannot compact {root}: it holds {'; '.join(strange[:3])}"
@@ -416,15 +422,14 @@ def _folders(root: Path, manifest: RecordingManifest) -> list[_Folder]:
     return found
 
 
-def _events(root: Path, manifest: RecordingManifest, files: list[Path]) -> int:
-    """The events ``files`` hold: surveyed a few hundred files a query, as the reader does.
+def _events(part: Recording) -> int:
+    """The events ``part``'s files hold: from its survey, which its reading then uses too.
 
     A file the survey finds no rows in is asked its footer: one that cannot be read
     raises; one that holds no rows holds nothing to lose.
     """
-    surveyed = Recording(root, manifest, files)._survey()
     return sum(rows if rows else _rows(file)
-               for file, (_, rows, _, _) in zip(files, surveyed, strict=True))
+               for file, (_, rows, _, _) in zip(part.files, part._survey(), strict=True))
 
 
 def _rows(file: Path) -> int:
@@ -454,8 +459,8 @@ def _v1_only(manifest: RecordingManifest, files: list[Path]) -> bool:
     return all("closed_by" not in pl.read_parquet_schema(file) for file in files)
 
 
-def _rewrite(part: Recording, folder: _Folder, target: Path, size: int,
-             advance: Callable[[int], None], v1: bool) -> None:
+def _rewrite(folder: _Folder, target: Path, size: int, advance: Callable[[int], None],
+             v1: bool) -> None:
     """A folder's events as files of up to ``size`` events in ``target``, each checked.
 
     ``advance`` is called with each file's events once it is written and checked; ``v1``
@@ -467,7 +472,7 @@ def _rewrite(part: Recording, folder: _Folder, target: Path, size: int,
         If not every event could be read (a damaged segment, which the reader skips with
         a warning), or a file written does not read back as the events it holds.
     """
-    written = 0
+    written, part = 0, folder.part
     for chunk in part.chunks(size):
         file = target / folder.new_name(int(chunk["seq"][0]), target)
         write_private_parquet(chunk.select(V1_COLUMNS) if v1 else chunk, file,

@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from .._catalog import CHUNK_EVENTS
+from .._limits import check_count
 from ..clock import NS_PER_S
 from ..errors import RecordingError, RecordingFormatError
 from ..exchanges import rebuild
@@ -40,8 +41,7 @@ __all__ = ["CHUNK_EVENTS", "Recording", "check_chunk_events"]
 
 def check_chunk_events(events: object) -> None:
     """Refuse a chunk size that is not a positive int, in one line (a ``ValueError``)."""
-    if isinstance(events, bool) or not isinstance(events, int) or events < 1:
-        raise ValueError(f"events must be a positive int, got {events!r}")
+    check_count(events, "events")
 
 
 # Rows of a segment decoded at a time, at least (a whole one costs more): whole row groups

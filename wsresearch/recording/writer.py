@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from .._catalog import SEGMENT_EVENTS
 from .._files import make_private_dirs, write_private, write_private_parquet
-from .._limits import INT64_MAX, INT64_MIN
+from .._limits import INT64_MAX, INT64_MIN, check_count
 from ..clock import NS_PER_S
 from ..errors import RecordingError
 from ..redaction import (
@@ -57,7 +57,7 @@ from .format import (
 )
 
 __all__ = ["CAPTURED_KINDS", "SEGMENT_COMPRESSION_LEVEL", "SEGMENT_EVENTS", "SEGMENT_ROW_GROUP",
-           "Captured", "SegmentWriter", "capture_item", "check_segment_events", "write_capture",
+           "Captured", "SegmentWriter", "capture_item", "write_capture",
            "write_events"]
 
 # zstd level 1: as small as the default level 3 for message text here, and a third
@@ -69,13 +69,6 @@ SEGMENT_COMPRESSION_LEVEL = 1
 SEGMENT_ROW_GROUP = 10_000
 # Messages of a capture without receive times are this far apart, from the epoch.
 _CAPTURE_SPACING_NS = 1_000_000
-
-
-def check_segment_events(segment_events: object) -> None:
-    """Refuse a number of events per segment that is not a positive int (``ValueError``)."""
-    if (isinstance(segment_events, bool) or not isinstance(segment_events, int)
-            or segment_events < 1):
-        raise ValueError(f"segment_events must be a positive int, got {segment_events!r}")
 
 
 class SegmentWriter:
@@ -346,7 +339,7 @@ def write_events(
 
     Anything raised once ``path`` was claimed removes it, so a retry is not refused.
     """
-    check_segment_events(segment_events)
+    check_count(segment_events, "segment_events")
     items = iter(events)
     head = list(itertools.islice(items, 1))  # the first event, if there is one
     # The session starts with its first event: times given are kept, the manifest's
