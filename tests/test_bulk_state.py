@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from pydantic import BaseModel
 
 from wsresearch._columnar import Decoded, _distinct, _earlier
 from wsresearch.dedupe import DedupeCache
+from wsresearch.dedupe import _earlier as dedupe_earlier
 from wsresearch.errors import UnknownChannelError
 from wsresearch.frames import META_COLUMNS, ROW_LAYOUT, FrameStore, Row, polars_schema
 from wsresearch.sequence import Seq, SequenceTracker
@@ -216,6 +217,90 @@ def test_fresh_accepts_new_keys_and_remember_then_knows_them() -> None:
     assert cache.state() == [("a", 5), ("b", 7)]
     assert cache.seen("a", 4) and cache.seen("b", 6)
     assert not cache.seen("a", 5)
+
+
+# --- DedupeCache.repeats ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("back", [0, 4], ids=["ordered history", "history stepping back"])
+@settings(max_examples=sized(400, 3000), deadline=None)
+@given(maxsize=st.integers(1, 8), ttl=st.integers(1, 20), told=st.booleans(),
+       data=st.data())
+def test_repeats_are_those_seen_calls_repeats_up_to_the_limit(
+        back: int, maxsize: int, ttl: int, told: bool, data: st.DataObject) -> None:
+    """Keys from a small alphabet (repeats within the batch and of the history; expiry and
+    eviction for room both reached), at times that never go back: ``repeats`` flags each
+    key before its limit that ``seen`` in turn calls a repeat, and the limit is the first
+    key ``seen`` would remember afresh though it was given before. Remembering the others
+    then leaves the state ``seen`` of each leaves, and both answer later keys alike."""
+    history = _history(data, back=back)
+    last = history[-1][1] if history else 0
+    keys = data.draw(st.lists(st.integers(0, 9), min_size=1, max_size=30), label="keys")
+    first = data.draw(st.integers(max(0, last - 3), last + 6), label="first")
+    steps = data.draw(st.lists(st.integers(0, 4), min_size=len(keys) - 1,
+                               max_size=len(keys) - 1), label="steps")
+    times = list(itertools.accumulate(steps, initial=first))
+    one_by_one, at_once = _warmed(maxsize, ttl, history), _warmed(maxsize, ttl, history)
+    before = at_once.state()
+    repeats, limit = at_once.repeats(keys, np.array(times, np.int64),
+                                     _earlier_of(keys) if told else None)
+    assert at_once.state() == before  # asking changes nothing
+    seen = [one_by_one.seen(k, t) for k, t in zip(keys, times, strict=True)]
+    end = len(keys) if limit is None else limit
+    flags = [False] * end if repeats is None else repeats.tolist()
+    assert len(flags) == end
+    assert flags == seen[:end]
+    judged = at_once.takes(first) and at_once._popped >= at_once._stale
+    if limit is not None:  # given before or held; where judged, remembered afresh
+        assert keys[limit] in keys[:limit] or keys[limit] in at_once._expiry
+        assert not (judged and seen[limit])
+        event("a limit, judged" if judged else "a limit, not judged")
+    elif repeats is not None:
+        event("repeats, no limit")
+    if not at_once.takes(first):
+        return  # seen's answers are judged; remembering the rest at once is not allowed
+    kept = [i for i in range(end) if not flags[i]]
+    redo = _warmed(maxsize, ttl, history)
+    for k, t in zip(keys[:end], times[:end], strict=True):
+        redo.seen(k, t)
+    at_once.remember([keys[i] for i in kept], [times[i] for i in kept])
+    assert at_once.state() == redo.state()
+    later = data.draw(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 6)),
+                               max_size=20), label="later")
+    for key, now in zip([k for k, _ in later], _times(times[end - 1] if end else first,
+                                                      [s for _, s in later]), strict=True):
+        assert at_once.seen(key, now) == redo.seen(key, now), (key, now)
+
+
+def _earlier_of(keys: list[int]) -> np.ndarray:
+    """For each key, the index of the last one before it equal to it (-1: none)."""
+    return np.array([max((j for j in range(i) if keys[j] == key), default=-1)
+                     for i, key in enumerate(keys)], np.int64)
+
+
+def test_repeats_leaves_a_batch_without_any_alone() -> None:
+    cache = DedupeCache(10, 5, lambda: 0)
+    cache.seen("a", 0)
+    assert cache.repeats(["b", "c"], np.array([1, 2], np.int64)) == (None, None)
+
+
+def test_repeats_judges_a_key_forgotten_for_room_as_new() -> None:
+    # "a" held with room for three keys: two new keys leave it a repeat, and a third
+    # pushes it out, so "a" again is then remembered afresh (the limit).
+    cache = DedupeCache(3, 100, lambda: 0)
+    cache.seen("a", 0)
+    found, limit = cache.repeats(["b", "a", "c", "a"], np.arange(1, 5, dtype=np.int64))
+    assert limit is None and found is not None
+    assert found.tolist() == [False, True, False, True]
+    found, limit = cache.repeats(["b", "c", "d", "a"], np.arange(1, 5, dtype=np.int64))
+    assert (found, limit) == (None, 3)
+
+
+def test_repeats_judges_nothing_where_the_times_step_back() -> None:
+    cache = DedupeCache(10, 5, lambda: 0)
+    assert cache.repeats(["a", "b", "a"], np.array([3, 2, 4], np.int64)) == (None, 2)
+    cache.seen("z", 10)
+    assert cache.repeats(["y", "z"], np.array([4, 5], np.int64)) == (None, 1)  # before z's
 
 
 # --- SequenceTracker.observe_runs ------------------------------------------------------
@@ -528,9 +613,9 @@ def _twins(keys: list[tuple[Any, ...]]) -> list[int]:
                      max_size=40), data=st.data())
 def test_the_rows_twins_are_those_a_set_of_their_key_tuples_finds(
         keys: list[tuple[Any, ...]], data: st.DataObject) -> None:
-    """The columnar replay judges a take's keys distinct from one sort in the read-ahead
-    (nulls equal, as None in a tuple), and a slice of the rows keeps only twins within it:
-    both must be what Python's sets find on the key tuples the cache holds."""
+    """The columnar replay finds a take's twin keys from one sort in the read-ahead (nulls
+    equal, as None in a tuple), and a slice of the rows keeps only twins within it: both
+    must be what Python's dicts find on the key tuples the cache holds."""
     rows = pl.DataFrame(keys, schema={"s": pl.String, "i": pl.Int64, "b": pl.Boolean},
                         orient="row").with_columns(recv_mono_ns=pl.int_range(pl.len()))
     earlier = _earlier(rows, ("s", "i", "b"))
@@ -544,10 +629,8 @@ def test_the_rows_twins_are_those_a_set_of_their_key_tuples_finds(
     part = found.part(slice(start, stop))
     assert part.earlier is not None
     assert part.earlier.tolist() == _twins(keys[start:stop])
-    assert part.distinct() == (len(set(keys[start:stop])) == stop - start)
-    cache = DedupeCache(100, 10, lambda: 0)
-    expected = cache.first_known(keys[start:stop])  # nothing remembered: the first twin
-    assert (None if part.distinct() else part.first_repeat()) == expected
+    # The cache finds them itself where the rows' are not known (a float field).
+    assert dedupe_earlier(keys).tolist() == _twins(keys)
 
 
 @settings(max_examples=200, deadline=None)
@@ -576,13 +659,3 @@ def test_a_key_with_a_float_field_is_left_to_python() -> None:
     # -0.0 == 0.0 in a tuple; a sort may tell them apart.
     rows = pl.DataFrame({"price": [0.0, -0.0], "recv_mono_ns": [0, 1]})
     assert _earlier(rows, ("price",)) is None
-
-
-def test_first_remembered_names_the_first_key_held() -> None:
-    cache = DedupeCache(maxsize=10, ttl=5, timer=lambda: 0)
-    assert not cache.seen("a", 0) and not cache.seen("b", 3)
-    assert cache.first_remembered(["x", "y", "b", "a"]) == 2
-    assert not cache.seen("c", 9)  # "a" and "b" expired, and were forgotten on the way
-    assert cache.first_remembered(["a", "b", "c"]) == 2
-    assert cache.first_remembered(["x", "x"]) is None  # twins among the keys are not its
-    assert cache.first_remembered([]) is None

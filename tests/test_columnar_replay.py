@@ -35,7 +35,7 @@ from wsresearch.recording.writer import Captured, write_events
 from wsresearch.replay import ReplayResult
 from wsresearch.sequence import Chain
 
-from .conftest import THOROUGH
+from .conftest import THOROUGH, sized
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "recordings"
 SPOT = DATA / "binance_hftbacktest_2024-08-08_spot_btcusdt"
@@ -449,21 +449,49 @@ def test_a_duplicate_or_a_gap_keeps_only_itself_from_being_read_in_columns(
     assert columns.read_in_columns >= taken - 5 > 5000
 
 
-def test_a_burst_of_duplicates_goes_through_the_models_after_a_few_retakes(
-        tmp_path: Path) -> None:
-    # Every other bookTicker sent twice for a stretch: a take after each would cost more
-    # than the models; after eight quick ones the channel goes one by one for the chunk.
+def test_a_burst_of_duplicates_is_read_in_columns(tmp_path: Path) -> None:
+    # Every other bookTicker, depth diff and trade sent twice for a stretch (as a second
+    # connection's copy would come): each duplicate is counted and dropped in columns, and
+    # health hears it, as through the models; no message goes one by one.
     events, _ = _base(SPOT, 6_000)
-    tickers = [i for i, e in enumerate(events) if isinstance(e.data, str)
-               and '@bookTicker"' in e.data]
-    for at in reversed(tickers[10:3_000:2]):
+    frames = [i for i, e in enumerate(events) if isinstance(e.data, str) and e.kind == "frame"
+              and '"stream"' in e.data]
+    for at in reversed(frames[10:5_000:2]):
         events.insert(at + 1, events[at])
     record_like(SPOT, tmp_path / "r", events)
     columns, models = both(tmp_path / "r", 20_000)  # one chunk
     assert_same(columns, models)
-    assert models.stats["duplicates"] > 1_000
+    assert models.stats["duplicates"] > 2_000
+    ok = sum(frame.height for frame in models.frames.values())
+    # All but the depth diffs before the book's snapshot (the book rule's, one by one).
+    assert columns.read_in_columns > ok + models.stats["duplicates"] - 30
+
+
+def test_a_burst_of_keys_remembered_afresh_goes_through_the_models_after_a_few_retakes(
+        tmp_path: Path) -> None:
+    # The de-dup cache holds 50 keys; for a stretch, every other bookTicker is followed by
+    # a copy of the one 100 tickers back, forgotten for room: each copy is remembered
+    # afresh, an ok row. Where its first came in the same take, only the models judge it
+    # (a take's keys are judged in arrays only as repeats or new), so a take ends about
+    # every 100 tickers. After eight quick retakes the channel goes one by one for the
+    # chunk: without that limit, the stretch's 2,900 tickers would be taken too.
+    events, _ = _base(SPOT, 6_000)
+    tickers = [i for i, e in enumerate(events) if isinstance(e.data, str)
+               and '@bookTicker"' in e.data]
+    for at in reversed(tickers[110:3_000:2]):
+        events.insert(at + 1, events[at]._replace(data=events[tickers[tickers.index(at) - 100]]
+                                                  .data))
+    record_like(SPOT, tmp_path / "r", events)
+    recording = Recording.open(tmp_path / "r")
+    assert recording.spec is not None
+    spec = recording.spec.model_copy(update={"max_dedupe_size": 50})
+    columns, models = (replay(recording, spec, chunk_events=20_000, columnar=columnar)
+                       for columnar in (True, False))  # one chunk
+    assert_same(columns, models)
+    assert models.stats["duplicates"] == 0
+    assert models.frames["bookTicker"].height > len(tickers) + 1_000
     taken = models.frames["trade"].height + models.frames["depth"].height  # all but tickers
-    assert models.frames["trade"].height < columns.read_in_columns < taken + 300
+    assert taken + 500 < columns.read_in_columns < taken + 1_500
 
 
 @pytest.mark.parametrize("fault", ["none", "drop", "chain", "repeat"])
@@ -562,6 +590,36 @@ def test_a_session_with_faults_replays_alike_in_columns_and_through_models(
     path = tmp_path_factory.mktemp("faults") / "recording"
     record_like(SPOT, path, mutate(BASE, operations))
     columns, models = both(path, chunk_events, "faithful" if faithful else "complete")
+    assert_same(columns, models)
+
+
+@settings(max_examples=sized(15, 80), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(copies=st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 300)), max_size=60),
+       operations=st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 10_000),
+                                     st.integers(0, 1_000)), max_size=4),
+       size=st.integers(1, 200), ttl=st.sampled_from([0.05, 0.5, 5.0, 60.0]),
+       chunk_events=st.integers(40, 800))
+def test_copies_of_earlier_messages_replay_alike_in_columns_whatever_the_cache(
+        tmp_path_factory: pytest.TempPathFactory, copies: list[tuple[int, int]],
+        operations: list[tuple[str, int, int]], size: int, ttl: float,
+        chunk_events: int) -> None:
+    # Copies of messages from up to 300 frames back, with a de-dup cache small and short
+    # enough that some are repeats and some were forgotten for room or expired: each
+    # copy's outcome (duplicate, or ok remembered afresh) is the models'.
+    events = mutate(BASE, operations)
+    for where, back in copies:
+        at = FIRST + where % (len(events) - FIRST)
+        source = events[max(FIRST, at - back)]
+        if source.kind == "frame":
+            events.insert(at + 1, events[at]._replace(data=source.data))
+    path = tmp_path_factory.mktemp("copies") / "recording"
+    record_like(SPOT, path, events)
+    recording = Recording.open(path)
+    assert recording.spec is not None
+    spec = recording.spec.model_copy(update={"max_dedupe_size": size, "dedupe_ttl": ttl})
+    columns, models = (replay(recording, spec, chunk_events=chunk_events, columnar=columnar)
+                       for columnar in (True, False))
     assert_same(columns, models)
 
 

@@ -118,13 +118,3 @@ def test_a_cache_loaded_with_another_s_state_answers_as_that_one_would(
     loaded.load(handed)
     assert loaded.state() == handed
     assert [loaded.seen(k, t) for k, t in zip(keys[cut:], times[cut:], strict=True)] == after
-
-
-def test_first_known_names_the_first_key_remembered_or_given_twice() -> None:
-    cache = DedupeCache(maxsize=10, ttl=5.0, timer=lambda: 0.0)
-    assert not cache.seen("a", now=0.0)
-    assert cache.first_known(["b", "c", "a", "d"]) == 2  # remembered
-    assert cache.first_known(["b", "c", "b", "a"]) == 2  # given twice, before "a"
-    assert cache.first_known(["b", "c"]) is None
-    assert not cache.seen("e", now=10.0)  # "a" expired, and was forgotten on the way
-    assert cache.first_known(["a", "e"]) == 1

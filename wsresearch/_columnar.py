@@ -45,7 +45,7 @@ from ._limits import INT64_MAX
 from .book import BookRule
 from .frames import META_COLUMNS, polars_schema
 from .layout import check_layout
-from .parser import OK
+from .parser import DUPLICATE, OK
 from .pipeline import Pipeline
 from .sequence import Numbers
 from .spec import CONNECTION_GROUP, Channel, FeedSpec
@@ -146,16 +146,6 @@ class Decoded:
         return Decoded(rows, self.positions[index], self.generations[index], keys,
                        None if self.numbers is None else self.numbers.part(index), earlier)
 
-    def distinct(self) -> bool | None:
-        """Whether no two rows have the same de-dup key (``None``: not known)."""
-        return None if self.earlier is None else not bool((self.earlier >= 0).any())
-
-    def first_repeat(self) -> int | None:
-        """The first row whose de-dup key an earlier row has (:attr:`earlier` known)."""
-        assert self.earlier is not None
-        found = np.flatnonzero(self.earlier >= 0)[:1].tolist()
-        return found[0] if found else None
-
     def between(self, start: int, end: int, generation: int) -> Decoded:
         """The rows of messages ``start`` to ``end - 1`` of connection ``generation``."""
         low, high = np.searchsorted(self.positions, (start, end)).tolist()
@@ -187,33 +177,49 @@ class Taken:
     """
 
     def __init__(self, pipeline: Pipeline, channel: Channel, found: Decoded,
-                 books: bool = False) -> None:
+                 books: bool = False, repeats: npt.NDArray[np.bool_] | None = None) -> None:
         self.pipeline = pipeline
         self.channel = channel
         self.books = books
         """Whether its rows change the order books (applied as they are committed)."""
         self.stream = channel.stream_name
-        self.rows = found.rows
         self.positions: list[int] = found.positions.tolist()
         self.recv_mono: list[int] = found.mono.tolist()
         self.position_array, self.mono_array = found.positions, found.mono
         """:attr:`positions` and :attr:`recv_mono` as arrays, for judging many at once."""
-        self.keys = found.keys
-        self._numbers = found.numbers
+        # The messages that are ok, and where they are among all: health hears every
+        # message (a duplicate too), the rest only these.
+        self._ok: npt.NDArray[np.int64] | None = None
+        ok = found
+        if repeats is not None:
+            self._ok = np.flatnonzero(~repeats)
+            ok = found.part(self._ok)
+        self._rows, self._keys, self._numbers = ok.rows, ok.keys, ok.numbers
+        self._times = self.recv_mono if repeats is None else ok.mono.tolist()
         self.done = 0  # rows committed, or handed to the per-message path
         self.due = 0  # rows whose interval has passed: to commit before the channel is used
 
     def commit(self) -> None:
-        """Commit the rows whose interval has passed and that are not committed yet."""
+        """Commit the rows whose interval has passed and that are not committed yet.
+
+        A duplicate among them is counted; the others are ``ok``.
+        """
         low, high = self.done, self.due
         if high <= low:
             return
+        self.done = high
         pipeline, channel = self.pipeline, self.channel
-        if self.keys is not None:
+        if self._ok is not None:
+            ok_low, ok_high = np.searchsorted(self._ok, (low, high)).tolist()
+            pipeline.parser.counts[DUPLICATE] += (high - low) - (ok_high - ok_low)
+            low, high = ok_low, ok_high
+            if high == low:
+                return
+        if self._keys is not None:
             cache = pipeline.parser.cache(channel.name)
             assert cache is not None  # a channel with a dedupe_key has its cache
-            cache.remember(self.keys[low:high], self.recv_mono[low:high])
-        rows = self.rows.slice(low, high - low)
+            cache.remember(self._keys[low:high], self._times[low:high])
+        rows = self._rows.slice(low, high - low)
         names = channel.field_names
         if channel.sequence is not None:
             # A channel's rows are taken only where their numbers are (Columnar._first_break).
@@ -231,7 +237,6 @@ class Taken:
             books = pipeline.books
             assert books is not None  # a book channel's pipeline keeps books
             books.apply_rows(channel.name, rows, pipeline.report)  # each row's error reported
-        self.done = high
 
     def skip_to(self, row: int) -> None:
         """Rows before ``row`` went through the per-message path: nothing to commit."""
@@ -490,37 +495,45 @@ class Columnar:
                         found: Decoded) -> tuple[Taken | None, int | None]:
         """``channel``'s rows as a :class:`Taken` up to the first that would not be ``ok``.
 
-        That row (``None``: all are ``ok``, or what fails is not a row's: the receive
-        times step back, the book rule refuses them) is a duplicate or breaks its key's
-        run of sequence numbers; the rows before it are taken, if they can be.
+        Or a duplicate: those are taken too, judged in arrays (:meth:`_judge`). That row
+        (``None``: all are ``ok`` or duplicates, or what fails is not a row's: the receive
+        times step back, the book rule refuses them) is a key remembered afresh or breaks
+        its key's run of sequence numbers; the rows before it are taken, if they can be.
         """
-        made = self._taken(channel, found)
-        if made is not None:
-            return made, None
-        fault = self._first_fault(channel, found)
-        if fault is None:
-            return None, None
-        return (self._taken(channel, found.head(fault)) if fault else None), fault
+        repeats, fault = self._judge(channel, found)
+        if fault is not None:
+            found = found.head(fault)
+        return (self._taken(channel, found, repeats) if found.height else None), fault
 
-    def _first_fault(self, channel: Channel, found: Decoded) -> int | None:
-        """The first of ``found``'s rows that is a duplicate or breaks its key's run."""
-        faults = []
+    def _judge(self, channel: Channel,
+               found: Decoded) -> tuple[npt.NDArray[np.bool_] | None, int | None]:
+        """Which of ``found``'s rows are duplicates, up to the first that is neither one nor ``ok``.
+
+        That row is one whose key the cache would remember afresh though it came before
+        (it expired, or was forgotten for room: :meth:`DedupeCache.repeats
+        <wsresearch.dedupe.DedupeCache.repeats>`), or the first of the others that breaks
+        its key's run of sequence numbers (a duplicate is never a number's).
+
+        Returns
+        -------
+        tuple
+            A flag per row before that one, set for each duplicate (``None``: none is
+            one); and that row (``None``: there is none).
+        """
+        repeats, fault = None, None
         cache = self.pipeline.parser.cache(channel.name)
         if found.keys is not None and cache is not None:
-            if found.earlier is None:
-                repeat = cache.first_known(found.keys)
-            else:  # the rows' own repeats are known: the cache asked of the rows before
-                repeat = found.first_repeat()
-                remembered = cache.first_remembered(found.keys[:repeat])
-                if remembered is not None:
-                    faults.append(remembered)
-            if repeat is not None:
-                faults.append(repeat)
+            repeats, fault = cache.repeats(found.keys, found.mono, found.earlier)
         if channel.sequence is not None:
-            broken = self._first_break(channel, found)
+            kept = None if repeats is None else np.flatnonzero(~repeats)
+            broken = self._first_break(channel, found if kept is None else found.part(kept))
             if broken is not None:
-                faults.append(broken)
-        return min(faults) if faults else None
+                broken = broken if kept is None else int(kept[broken])
+                if fault is None or broken < fault:
+                    fault = broken
+                    if repeats is not None:
+                        repeats = repeats[:fault] if repeats[:fault].any() else None
+        return repeats, fault
 
     def _first_break(self, channel: Channel, found: Decoded) -> int | None:
         """The first row whose numbers do not run on from where its key expects them.
@@ -549,23 +562,29 @@ class Columnar:
             breaks.extend(np.flatnonzero(previous == INT64_MAX)[:1].tolist())
         return min(breaks) if breaks else None
 
-    def _taken(self, channel: Channel, found: Decoded) -> Taken | None:
-        """``channel``'s rows as a :class:`Taken`, or ``None`` if any would not be ``ok``."""
+    def _taken(self, channel: Channel, found: Decoded,
+               repeats: npt.NDArray[np.bool_] | None = None) -> Taken | None:
+        """``channel``'s rows as a :class:`Taken`, or ``None`` if they cannot be committed at once.
+
+        ``repeats`` flags the duplicates among them (:meth:`_judge`, which judged the
+        rest ``ok``). The others' keys are remembered at once where the times allow
+        (:meth:`DedupeCache.takes <wsresearch.dedupe.DedupeCache.takes>`), and a book
+        channel's go to the books where its rule takes them.
+        """
         pipeline = self.pipeline
         if found.keys is not None:
             cache = pipeline.parser.cache(channel.name)
             if (cache is None or not found.ascending()
-                    or not cache.fresh(found.keys, int(found.mono[0]),
-                                       distinct=found.distinct())):
+                    or not cache.takes(int(found.mono[0]))):
                 return None
-        if channel.sequence is not None and self._first_break(channel, found) is not None:
-            return None
         book = channel.name in self.book_channels
         if book:
             books = pipeline.books
-            if books is None or not books.sync.takes_rows(books, channel.name, found.rows):
+            rows = found.rows if repeats is None else found.rows.filter(~repeats)
+            if books is None or (rows.height and not books.sync.takes_rows(
+                    books, channel.name, rows)):
                 return None
-        return Taken(pipeline, channel, found, book)
+        return Taken(pipeline, channel, found, book, repeats)
 
 
 def _keys(channel: Channel, found: pl.DataFrame) -> list[Hashable]:

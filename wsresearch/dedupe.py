@@ -31,6 +31,11 @@ import operator
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 
+import numpy as np
+import numpy.typing as npt
+
+from ._limits import INT64_MAX
+
 __all__ = ["DedupeCache"]
 
 
@@ -121,40 +126,110 @@ class DedupeCache:
         (``first + ttl`` against the last key's): with float times, a ``first`` a rounding
         below the last time still expires with it, and is taken.
         """
-        order = self._order
-        if order and first + self._ttl < order[-1][1]:
+        if not self.takes(first):
             return False
         if distinct is None:
             distinct = len(set(keys)) == len(keys)
-        if not (distinct and self._expiry.keys().isdisjoint(keys)):
-            return False
-        return self._ascending()
+        return distinct and self._expiry.keys().isdisjoint(keys)
+
+    def takes(self, first: int | float) -> bool:
+        """Whether new keys from time ``first`` on may be remembered at once.
+
+        :meth:`fresh`'s rule on time: ``first`` is not before the last key remembered
+        (judged on expiry times), and the keys held expire in the order they were
+        remembered.
+        """
+        order = self._order
+        return not (order and first + self._ttl < order[-1][1]) and self._ascending()
 
     def _ascending(self) -> bool:
         """Whether the entries' expiry times never step back, front to back."""
         return self._popped >= self._descent
 
-    def first_remembered(self, keys: Sequence[Hashable]) -> int | None:
-        """The index of the first of ``keys`` remembered (expired or not); ``None``: none.
+    def repeats(self, keys: Sequence[Hashable], times: npt.NDArray[np.int64],
+                earlier: npt.NDArray[np.int64] | None = None
+                ) -> tuple[npt.NDArray[np.bool_] | None, int | None]:
+        """Which of ``keys`` :meth:`seen` would call repeats, asked of each in turn.
 
-        The keys are looked up in C-level passes.
+        Up to the first key it would remember afresh though it was given before (one
+        that expired or was forgotten for room, then came again), which is left to
+        :meth:`seen`: a few array steps judge many keys, where a repeat costs nothing in
+        the cache (:meth:`seen` leaves it as it was) and every other key is new. So
+        :meth:`remember` of the keys before that one that are not repeats leaves the
+        cache as :meth:`seen` of each of them in turn does.
+
+        Parameters
+        ----------
+        keys
+            The keys, in the order asked.
+        times
+            Each key's time: an int64 array (with an integer ``ttl``), never going back
+            and from a time :meth:`takes`, for any repeat to be judged.
+        earlier
+            For each key, the index of the last key before it equal to it (-1: none),
+            where the caller knows it (``None``: found here).
+
+        Returns
+        -------
+        tuple
+            A flag per key before the limit, set for each repeat (``None``: none of
+            them is one); and the limit: the first key whose outcome is not judged here
+            (``None``: all are). Where the rule on ``times`` does not hold, or the
+            cache holds an entry left behind or whose time steps back, no repeat is
+            judged: the limit is the first key held or given before. The keys before
+            the limit that are not repeats are all new: :meth:`takes` says whether they
+            may be remembered at once.
         """
-        if self._expiry.keys().isdisjoint(keys):
-            return None
-        return list(map(self._expiry.__contains__, keys)).index(True)  # one is there
-
-    def first_known(self, keys: Sequence[Hashable]) -> int | None:
-        """The index of the first of ``keys`` remembered (expired or not) or already given.
-
-        The first that :meth:`fresh` refuses by its own; ``None`` if there is none.
-        """
-        expiry = self._expiry
-        given: set[Hashable] = set()
-        for index, key in enumerate(keys):
-            if key in expiry or key in given:
-                return index
-            given.add(key)
-        return None
+        count = len(keys)
+        expiry, order, ttl = self._expiry, self._order, self._ttl
+        if earlier is None:
+            earlier = _earlier(keys)
+        held: npt.NDArray[np.bool_] | None = None
+        if not expiry.keys().isdisjoint(keys):
+            held = np.fromiter(map(expiry.__contains__, keys), np.bool_, count)
+        given = earlier >= 0
+        asked = given if held is None else given | held
+        if not asked.any():
+            return None, None
+        judged = (isinstance(ttl, int) and times.dtype == np.int64
+                  and int(times[-1]) <= INT64_MAX - ttl and self.takes(int(times[0]))
+                  and bool((times[1:] >= times[:-1]).all()) and self._popped >= self._stale)
+        if not judged:
+            return None, int(np.argmax(asked))
+        # Up to the first key that is not a repeat, every key asked before is one: the
+        # keys remembered before a key are all the others, so the count is known.
+        rows = np.flatnonzero(asked)
+        new_before = np.arange(count) - (np.cumsum(asked) - asked)
+        root = np.where(given, earlier, np.arange(count))  # each key's first among keys
+        while True:
+            deeper = root[root]
+            if (deeper == root).all():
+                break
+            root = deeper
+        origin = root[rows]
+        live = np.empty(rows.size, np.bool_)
+        if held is not None:
+            cached = held[origin]
+            ask = [keys[i] for i in origin[cached].tolist()]
+            until = np.fromiter(map(expiry.__getitem__, ask), np.int64, len(ask))
+            fits = np.ones(len(ask), np.bool_)
+            if len(order) + count > self._maxsize:  # some may be forgotten for room
+                place = dict(zip(map(_key, order), itertools.count()))
+                newer = len(order) - np.fromiter(map(place.__getitem__, ask), np.int64,
+                                                 len(ask))
+                fits = newer + new_before[rows[cached]] <= self._maxsize
+            live[cached] = (until > times[rows[cached]]) & fits
+        else:
+            cached = np.zeros(rows.size, np.bool_)
+        mine = ~cached
+        at = origin[mine]
+        live[mine] = ((times[at] + ttl > times[rows[mine]])
+                      & (new_before[rows[mine]] - new_before[at] <= self._maxsize))
+        if live.all():
+            return asked, None
+        limit = int(rows[np.argmin(live)])
+        repeats = asked[:limit]
+        return (repeats if repeats.any() else None), limit
 
     def remember(self, keys: Sequence[Hashable], times: Sequence[int | float]) -> None:
         """Remember ``keys``, each at its time: what :meth:`seen` for each in turn does.
@@ -286,7 +361,20 @@ class DedupeCache:
 # Dropping the front of the order by copying the rest beats popping entry by entry once
 # the entries dropped are more than 1/_REBUILD of those held.
 _REBUILD = 16
+_key = operator.itemgetter(0)
 _until = operator.itemgetter(1)
+
+
+def _earlier(keys: Sequence[Hashable]) -> npt.NDArray[np.int64]:
+    """For each key, the index of the last key before it equal to it (-1: none)."""
+    if len(set(keys)) == len(keys):
+        return np.full(len(keys), -1, np.int64)
+    last: dict[Hashable, int] = {}
+    found = []
+    for index, key in enumerate(keys):
+        found.append(last.get(key, -1))
+        last[key] = index
+    return np.array(found, np.int64)
 
 
 def _due(order: deque[tuple[Hashable, int | float]], now: int | float) -> int:
