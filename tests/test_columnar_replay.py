@@ -636,6 +636,19 @@ def test_each_kind_of_fault_keeps_its_outcome_and_the_rest_is_still_read_in_colu
     assert columns.read_in_columns > 100
 
 
+def test_a_message_without_a_receive_time_replays_alike_in_columns(tmp_path: Path) -> None:
+    # A damaged segment: one message's mono_ns is null. The check points go on from the
+    # time before it, and both paths give it the same outcome.
+    record_like(SPOT, tmp_path / "r", BASE)
+    segment = sorted((tmp_path / "r" / "segments").rglob("*.parquet"))[0]
+    table = pl.read_parquet(segment)
+    table.with_columns(mono_ns=pl.when(pl.int_range(pl.len()) == FIRST + 50)
+                       .then(None).otherwise(pl.col("mono_ns"))).write_parquet(segment)
+    columns, models = both(tmp_path / "r", 97)
+    assert_same(columns, models)
+    assert models.stats["ok"] == models.stats["frames"] > 600
+
+
 def test_a_stale_stream_recovers_at_the_same_moment_in_columns(tmp_path: Path) -> None:
     # 40 s without bookTicker (its stale threshold is 30 s) while depth and trades go on:
     # the stream goes stale at a check, and recovers at its next message.

@@ -602,15 +602,19 @@ class _Driver:
         # over a long recording costs nothing per check point it skips.
         # (position, order, (first and last check point) or event row); the columnar path
         # adds (position, -2, channel) and (position, -1, channels) below
-        slots = events.lazy().select(
-            pl.col("mono_ns").cum_max().clip(lower_bound=self.reach).alias("reach")
-        ).with_columns(high=(pl.col("reach") - first_mono) // interval).with_columns(
-            low=pl.col("high").shift(1, fill_value=self.slot),
-            position=pl.int_range(pl.len())).collect()
-        self.reach, self.slot = int(slots["reach"][-1]), int(slots["high"][-1])
+        monos = events["mono_ns"]
+        if monos.null_count():  # a damaged file's event without a time: the one before it
+            monos = monos.fill_null(strategy="forward").fill_null(self.reach)
+        # In arrays, not a polars query: on this thread, that waits for a polars worker the
+        # read-ahead keeps busy.
+        reach = np.maximum.accumulate(np.maximum(monos.to_numpy(), self.reach))
+        high = (reach - first_mono) // interval
+        low = np.concatenate(([self.slot], high[:-1]))
+        passed = np.flatnonzero(high > low)
+        self.reach, self.slot = int(reach[-1]), int(high[-1])
         stops: list[tuple[int, int, Any]] = [
-            (position, 0, (low, high)) for position, low, high in slots.filter(
-                pl.col("high") > pl.col("low")).select("position", "low", "high").iter_rows()]
+            (position, 0, (first, last)) for position, first, last in zip(
+                passed.tolist(), low[passed].tolist(), high[passed].tolist(), strict=True)]
         other_rows = chunk.others.rows()  # index, generation, mono_ns, wall_ns, kind, ...
         stops.extend((row[0], 1, row) for row in other_rows)
         stops.sort(key=_stop_order)
