@@ -13,8 +13,7 @@ subscribes. Each tool reads its own storage of the same frames:
   (``<time>: <message>``), keeping its L2 book (``benchmarks/peers/cryptofeed_worker.py``);
 - read + ``orjson.loads`` of that text file, nothing kept;
 - wsresearch again, on the same recording with a bookTicker sent twice about every 5,000
-  frames: how much a few duplicates (each one a fault the replay keeps to its message)
-  cost against the clean replay.
+  frames (``--duplicate-every``): how much duplicates cost against the clean replay.
 
 cryptofeed and orjson run in a venv of their own (``make bench-peers`` creates
 ``benchmarks/.peers-venv`` from ``benchmarks/peers/requirements.txt``), never in
@@ -23,7 +22,7 @@ only its processing (imports and set-up excluded); the order rotates every round
 are same-round: wsresearch's rate over the peer's (and over its own, clean, for the
 duplicates).
 
-Usage: python benchmarks/bench_peers.py [--rounds 5] [--copies 50]
+Usage: python benchmarks/bench_peers.py [--rounds 5] [--copies 50] [--duplicate-every 5000]
        [--python benchmarks/.peers-venv/bin/python]
 """
 
@@ -43,7 +42,7 @@ SOURCE = HERE.parent / "data" / "recordings" / "binance_hftbacktest_2024-08-08_s
 PEERS = HERE / ".peers-venv" / "bin" / "python"
 
 
-def build(folder: Path, copies: int) -> tuple[Path, Path, Path, int]:
+def build(folder: Path, copies: int, every: int = 5_000) -> tuple[Path, Path, Path, int]:
     """The recording, the text file, the snapshot file, and the number of frames."""
     from wsresearch import Recording
     from wsresearch.exchanges import binance
@@ -90,14 +89,14 @@ def build(folder: Path, copies: int) -> tuple[Path, Path, Path, int]:
                 events.append(Captured("frame", at, frame))
                 out.write(f"{at / 1e9:.6f}: {frame}\n")
     write_events(recording, events, source_url=spec.url, origin=spec.origin)
-    # The same with a bookTicker sent twice every 5,000 frames or so: a duplicate each.
+    # The same with a bookTicker sent twice every `every` frames or so: a duplicate each.
     faulty: list[Captured] = []
-    due = 5_000
+    due = every
     for n, event in enumerate(events):
         faulty.append(event)
         if n >= due and '@bookTicker"' in str(event.data):
             faulty.append(event)
-            due += 5_000
+            due += every
     write_events(folder / "faulty", faulty, source_url=spec.url, origin=spec.origin)
     return recording, text, snapshot_file, len(events) - 1
 
@@ -125,7 +124,8 @@ def run(command: list[str]) -> dict[str, Any]:
     return found
 
 
-def measure(rounds: int, copies: int, python: Path) -> dict[str, list[float]]:
+def measure(rounds: int, copies: int, python: Path,
+            every: int = 5_000) -> dict[str, list[float]]:
     """Per-round ratios: ``cryptofeed`` and ``orjson`` (wsresearch rate / theirs), and rates."""
     if not python.exists():
         raise SystemExit(f"{python} is missing: run `make bench-peers` (it creates the peers' "
@@ -133,7 +133,7 @@ def measure(rounds: int, copies: int, python: Path) -> dict[str, list[float]]:
     ratios: dict[str, list[float]] = {"cryptofeed": [], "orjson": [], "wsresearch_rate": [],
                                       "cryptofeed_rate": [], "faulty": []}
     with tempfile.TemporaryDirectory(prefix="wsr-peers-") as folder:
-        recording, text, snapshot, frames = build(Path(folder), copies)
+        recording, text, snapshot, frames = build(Path(folder), copies, every)
         print(f"{frames:,} frames", file=sys.stderr)
         variants = {
             "wsresearch": [sys.executable, str(Path(__file__).resolve()), "--child",
@@ -167,12 +167,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--copies", type=int, default=50)
     parser.add_argument("--python", type=Path, default=PEERS)
+    parser.add_argument("--duplicate-every", type=int, default=5_000,
+                        help="frames between two duplicates of the last variant")
     parser.add_argument("--child", default=None)
     args = parser.parse_args()
     if args.child:
         wsresearch_child(args.child)
         return
-    ratios = measure(args.rounds, args.copies, args.python)
+    ratios = measure(args.rounds, args.copies, args.python, args.duplicate_every)
     for name, values in ratios.items():
         print(f"{name:<16} median {statistics.median(values):>10.3f}  "
               f"min-max {min(values):.3f}-{max(values):.3f}")
