@@ -636,15 +636,20 @@ def test_each_kind_of_fault_keeps_its_outcome_and_the_rest_is_still_read_in_colu
     assert columns.read_in_columns > 100
 
 
-def test_a_message_without_a_receive_time_replays_alike_in_columns(tmp_path: Path) -> None:
-    # A damaged segment: one message's mono_ns is null. The check points go on from the
-    # time before it, and both paths give it the same outcome.
+@pytest.mark.parametrize("chunk_events", [3, 97])
+def test_a_message_without_a_receive_time_replays_alike_in_columns(
+        tmp_path: Path, chunk_events: int) -> None:
+    # A damaged segment: the first trade's and the first ticker's mono_ns are null. The
+    # check points go on from the time before each, both go through the models (alone in
+    # a take of their channel, too), and both paths give them the same outcome.
     record_like(SPOT, tmp_path / "r", BASE)
     segment = sorted((tmp_path / "r" / "segments").rglob("*.parquet"))[0]
-    table = pl.read_parquet(segment)
-    table.with_columns(mono_ns=pl.when(pl.int_range(pl.len()) == FIRST + 50)
-                       .then(None).otherwise(pl.col("mono_ns"))).write_parquet(segment)
-    columns, models = both(tmp_path / "r", 97)
+    table = pl.read_parquet(segment).with_row_index("i")
+    damaged = [table.filter(pl.col("data").str.contains(f'{stream}"', literal=True))["i"][0]
+               for stream in ("@trade", "@bookTicker")]
+    table.with_columns(mono_ns=pl.when(pl.col("i").is_in(damaged)).then(None)
+                       .otherwise(pl.col("mono_ns"))).drop("i").write_parquet(segment)
+    columns, models = both(tmp_path / "r", chunk_events)
     assert_same(columns, models)
     assert models.stats["ok"] == models.stats["frames"] > 600
 

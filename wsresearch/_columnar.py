@@ -67,9 +67,10 @@ _CHUNK = (
     pl.int_range(pl.len(), dtype=pl.Int64).alias("__position"),
     pl.col("generation").alias("__generation"), pl.col("mono_ns").alias("__mono"),
     pl.col("wall_ns").alias("__wall"), pl.col("seq").alias("__seq"), pl.col("data"),
-    (~pl.col("binary") & pl.col("data").is_not_null()
-     & pl.col("generation").is_not_null()).alias("__plain"))
-"""A chunk's messages as :meth:`Columnar.decode`'s queries read them."""
+    (~pl.col("binary") & pl.col("data").is_not_null() & pl.col("generation").is_not_null()
+     & pl.col("mono_ns").is_not_null()).alias("__plain"))
+"""A chunk's messages as :meth:`Columnar.decode`'s queries read them (those a damaged file
+left without a connection or a receive time are left to the models)."""
 _KEEP = ("__position", "__generation", "__mono", "__wall", "__seq")
 """The columns of :data:`_CHUNK` a decoded row keeps beside its values."""
 
