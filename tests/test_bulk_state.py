@@ -19,8 +19,7 @@ from polars.testing import assert_frame_equal
 from pydantic import BaseModel
 
 from wsresearch._columnar import Decoded, _distinct, _earlier
-from wsresearch.dedupe import DedupeCache
-from wsresearch.dedupe import _earlier as dedupe_earlier
+from wsresearch.dedupe import DedupeCache, _previous
 from wsresearch.errors import UnknownChannelError
 from wsresearch.frames import META_COLUMNS, ROW_LAYOUT, FrameStore, Row, polars_schema
 from wsresearch.sequence import Seq, SequenceTracker
@@ -630,7 +629,7 @@ def test_the_rows_twins_are_those_a_set_of_their_key_tuples_finds(
     assert part.earlier is not None
     assert part.earlier.tolist() == _twins(keys[start:stop])
     # The cache finds them itself where the rows' are not known (a float field).
-    assert dedupe_earlier(keys).tolist() == _twins(keys)
+    assert _previous(keys).tolist() == _twins(keys)
 
 
 @settings(max_examples=200, deadline=None)

@@ -4,14 +4,16 @@ For each chunk of a recording, :meth:`Columnar.take` decodes the messages that m
 channel's :class:`~wsresearch.layout.Layout` into that channel's columns, in native code,
 and takes the channel's messages out of the per-message path when it can prove the
 outcome is the same: every message of the channel in the chunk matches its layout (those
-that do not are routed as the parser would route them), no de-dup key repeats or is
-remembered, the sequence numbers run on from where each key expects, and no message
-holds a number long enough to be inexact. Those are the messages that would each be
-``ok``, without a gap, an error or an event. A channel that fails any of it keeps the
-per-message path for the chunk. A message that keeps a channel out of a chunk (one of its
-own that its layout does not match, or a sibling's: below) keeps it out only up to that
-message: the replay processes the chunk to there, and takes the channel's messages after
-its last such message from the state they left (:attr:`Taking.later`).
+that do not are routed as the parser would route them), each de-dup key is new or a
+duplicate the cache still remembers (:meth:`DedupeCache.repeats
+<wsresearch.dedupe.DedupeCache.repeats>`), the sequence numbers of the others run on from
+where each key expects, and no message holds a number long enough to be inexact. Those
+are the messages that would each be ``ok`` or a duplicate, without a gap, an error or an
+event. A channel that fails any of it keeps the per-message path for the chunk. A message
+that keeps a channel out of a chunk (one of its own that its layout does not match, or a
+sibling's: below) keeps it out only up to that message: the replay processes the chunk to
+there, and takes the channel's messages after its last such message from the state they
+left (:attr:`Taking.later`).
 
 What is taken is committed in order, per channel (:class:`Taken`): the de-dup keys at
 once (:meth:`DedupeCache.remember <wsresearch.dedupe.DedupeCache.remember>`), the
@@ -167,6 +169,9 @@ class Decoded:
 class Taken:
     """One channel's messages of one chunk, decoded, committed to the pipeline in order.
 
+    Each is ``ok`` or, where ``repeats`` flags it, a duplicate: counted at its commit and
+    heard by health, with no row, number or book change.
+
     Attributes
     ----------
     channel
@@ -178,7 +183,7 @@ class Taken:
     """
 
     def __init__(self, pipeline: Pipeline, channel: Channel, found: Decoded,
-                 books: bool = False, repeats: npt.NDArray[np.bool_] | None = None) -> None:
+                 books: bool, repeats: npt.NDArray[np.bool_] | None) -> None:
         self.pipeline = pipeline
         self.channel = channel
         self.books = books
@@ -188,15 +193,16 @@ class Taken:
         self.recv_mono: list[int] = found.mono.tolist()
         self.position_array, self.mono_array = found.positions, found.mono
         """:attr:`positions` and :attr:`recv_mono` as arrays, for judging many at once."""
-        # The messages that are ok, and where they are among all: health hears every
-        # message (a duplicate too), the rest only these.
-        self._ok: npt.NDArray[np.int64] | None = None
-        ok = found
+        # The rows that are not duplicates (None: all), by their place among all: health
+        # hears every message, a duplicate too; the cache, the numbers, the frames and the
+        # books only these.
+        self._kept: npt.NDArray[np.int64] | None = None
+        kept = found
         if repeats is not None:
-            self._ok = np.flatnonzero(~repeats)
-            ok = found.part(self._ok)
-        self._rows, self._keys, self._numbers = ok.rows, ok.keys, ok.numbers
-        self._times = self.recv_mono if repeats is None else ok.mono.tolist()
+            self._kept = np.flatnonzero(~repeats)
+            kept = found.part(self._kept)
+        self._rows, self._keys, self._numbers = kept.rows, kept.keys, kept.numbers
+        self._times = self.recv_mono if repeats is None else kept.mono.tolist()
         self.done = 0  # rows committed, or handed to the per-message path
         self.due = 0  # rows whose interval has passed: to commit before the channel is used
 
@@ -210,10 +216,10 @@ class Taken:
             return
         self.done = high
         pipeline, channel = self.pipeline, self.channel
-        if self._ok is not None:
-            ok_low, ok_high = np.searchsorted(self._ok, (low, high)).tolist()
-            pipeline.parser.counts[DUPLICATE] += (high - low) - (ok_high - ok_low)
-            low, high = ok_low, ok_high
+        if self._kept is not None:
+            kept_low, kept_high = np.searchsorted(self._kept, (low, high)).tolist()
+            pipeline.parser.counts[DUPLICATE] += (high - low) - (kept_high - kept_low)
+            low, high = kept_low, kept_high
             if high == low:
                 return
         if self._keys is not None:
@@ -255,9 +261,10 @@ class Taking(NamedTuple):
     replay has processed it: the last message of the chunk that keeps them out, or the
     first that would not be ``ok``."""
     until: dict[str, int]
-    """Per channel taken up to a message that would not be ``ok`` (a duplicate, a
-    sequence gap), that message's position: the channel's rows are to be committed
-    before it, which goes through the per-message path."""
+    """Per channel taken up to a message that would be neither ``ok`` nor a duplicate
+    judged in columns (a key remembered afresh, a sequence gap), that message's position:
+    the channel's rows are to be committed before it, which goes through the per-message
+    path."""
 
 
 class Columnar:
@@ -494,12 +501,12 @@ class Columnar:
 
     def _taken_to_fault(self, channel: Channel,
                         found: Decoded) -> tuple[Taken | None, int | None]:
-        """``channel``'s rows as a :class:`Taken` up to the first that would not be ``ok``.
+        """``channel``'s rows as a :class:`Taken`, up to the first that :meth:`_judge` leaves out.
 
-        Or a duplicate: those are taken too, judged in arrays (:meth:`_judge`). That row
-        (``None``: all are ``ok`` or duplicates, or what fails is not a row's: the receive
-        times step back, the book rule refuses them) is a key remembered afresh or breaks
-        its key's run of sequence numbers; the rows before it are taken, if they can be.
+        The rows before that one (all of them where there is none) are each ``ok`` or a
+        duplicate, and are taken if they can be committed at once (:meth:`_taken`: not
+        where their receive times step back, or the book rule refuses them). Returns the
+        :class:`Taken` (``None``: none) and that row (``None``: none).
         """
         repeats, fault = self._judge(channel, found)
         if fault is not None:
@@ -508,12 +515,14 @@ class Columnar:
 
     def _judge(self, channel: Channel,
                found: Decoded) -> tuple[npt.NDArray[np.bool_] | None, int | None]:
-        """Which of ``found``'s rows are duplicates, up to the first that is neither one nor ``ok``.
+        """Which of ``found``'s rows are duplicates, up to the first whose outcome is left out.
 
-        That row is one whose key the cache would remember afresh though it came before
-        (it expired, or was forgotten for room: :meth:`DedupeCache.repeats
-        <wsresearch.dedupe.DedupeCache.repeats>`), or the first of the others that breaks
-        its key's run of sequence numbers (a duplicate is never a number's).
+        That row is the first whose key :meth:`DedupeCache.repeats
+        <wsresearch.dedupe.DedupeCache.repeats>` does not judge (one the cache would
+        remember afresh though it came before, having expired or been forgotten for room;
+        or, where it judges none, as when the receive times step back, the first key held
+        or given before), or the first of the others that breaks its key's run of sequence
+        numbers (a duplicate is never a number's).
 
         Returns
         -------
@@ -564,11 +573,12 @@ class Columnar:
         return min(breaks) if breaks else None
 
     def _taken(self, channel: Channel, found: Decoded,
-               repeats: npt.NDArray[np.bool_] | None = None) -> Taken | None:
+               repeats: npt.NDArray[np.bool_] | None) -> Taken | None:
         """``channel``'s rows as a :class:`Taken`, or ``None`` if they cannot be committed at once.
 
-        ``repeats`` flags the duplicates among them (:meth:`_judge`, which judged the
-        rest ``ok``). The others' keys are remembered at once where the times allow
+        For rows :meth:`_judge` judged up to the first it leaves out: ``repeats`` flags
+        the duplicates among them (``None``: none), and the rest are ``ok``. The keys of
+        those are remembered at once where the times allow
         (:meth:`DedupeCache.takes <wsresearch.dedupe.DedupeCache.takes>`), and a book
         channel's go to the books where its rule takes them.
         """

@@ -111,26 +111,21 @@ class DedupeCache:
             self._evict()
         return False
 
-    def fresh(self, keys: Sequence[Hashable], first: int | float, *,
-              distinct: bool | None = None) -> bool:
+    def fresh(self, keys: Sequence[Hashable], first: int | float) -> bool:
         """Whether :meth:`remember` may take ``keys``: all new, in time order with the rest.
 
         True when no key is remembered (expired or not), no key comes twice, ``first``
         (the earliest time they come at) is not before the last key remembered, and the
         keys held expire in the order they were remembered (no earlier time stepped
         back). Then :meth:`seen` would answer ``False`` for each of them in turn, and
-        forgets keys in the same order :meth:`remember` does. ``distinct`` says whether
-        no key comes twice, where the caller knows (``None``: found here).
+        forgets keys in the same order :meth:`remember` does.
 
         "Not before" is judged on the expiry times, as :meth:`remember` keeps them
         (``first + ttl`` against the last key's): with float times, a ``first`` a rounding
         below the last time still expires with it, and is taken.
         """
-        if not self.takes(first):
-            return False
-        if distinct is None:
-            distinct = len(set(keys)) == len(keys)
-        return distinct and self._expiry.keys().isdisjoint(keys)
+        return (self.takes(first) and len(set(keys)) == len(keys)
+                and self._expiry.keys().isdisjoint(keys))
 
     def takes(self, first: int | float) -> bool:
         """Whether new keys from time ``first`` on may be remembered at once.
@@ -183,7 +178,7 @@ class DedupeCache:
         count = len(keys)
         expiry, order, ttl = self._expiry, self._order, self._ttl
         if earlier is None:
-            earlier = _earlier(keys)
+            earlier = _previous(keys)
         held: npt.NDArray[np.bool_] | None = None
         if not expiry.keys().isdisjoint(keys):
             held = np.fromiter(map(expiry.__contains__, keys), np.bool_, count)
@@ -196,11 +191,14 @@ class DedupeCache:
                   and bool((times[1:] >= times[:-1]).all()) and self._popped >= self._stale)
         if not judged:
             return None, int(np.argmax(asked))
-        # Up to the first key that is not a repeat, every key asked before is one: the
-        # keys remembered before a key are all the others, so the count is known.
+        # Judged as if every key asked (held, or given before) were a repeat: then the keys
+        # remembered before a key are the others before it (new_before counts them), and
+        # that holds up to the first key asked that is not a repeat, the limit.
         rows = np.flatnonzero(asked)
         new_before = np.arange(count) - (np.cumsum(asked) - asked)
-        root = np.where(given, earlier, np.arange(count))  # each key's first among keys
+        # Each key's first among the keys: its earlier twin's, followed to the first, by
+        # pointer doubling (a few steps for any run of twins).
+        root = np.where(given, earlier, np.arange(count))
         while True:
             deeper = root[root]
             if (deeper == root).all():
@@ -234,11 +232,11 @@ class DedupeCache:
     def remember(self, keys: Sequence[Hashable], times: Sequence[int | float]) -> None:
         """Remember ``keys``, each at its time: what :meth:`seen` for each in turn does.
 
-        For keys :meth:`fresh` accepted, at times that never go back. The keys
-        remembered and their expiry afterwards are those of calling :meth:`seen` once
-        per key: with every expiry in order, the keys kept are the newest ``maxsize`` of
-        those not yet expired at the last time, whichever order the forgetting happens
-        in. The work is a few C-level passes, not a Python call per key.
+        For keys :meth:`fresh` accepts (all new, from a time :meth:`takes`), at times
+        that never go back. The keys remembered and their expiry afterwards are those of
+        calling :meth:`seen` once per key: with every expiry in order, the keys kept are
+        the newest ``maxsize`` of those not yet expired at the last time, whichever order
+        the forgetting happens in. The work is a few C-level passes, not a Python call per key.
         """
         if not keys:
             return
@@ -254,7 +252,7 @@ class DedupeCache:
             return
         untils = list(map(operator.add, times, itertools.repeat(self._ttl)))
         entries = list(zip(keys, untils, strict=True))
-        # No step back where they join: fresh() held the first time to the last one's.
+        # No step back where they join: takes() held the first time to the last one's.
         self._expiry.update(entries)
         self._order.extend(entries)
         self._expire_many(times[-1])
@@ -365,7 +363,7 @@ _key = operator.itemgetter(0)
 _until = operator.itemgetter(1)
 
 
-def _earlier(keys: Sequence[Hashable]) -> npt.NDArray[np.int64]:
+def _previous(keys: Sequence[Hashable]) -> npt.NDArray[np.int64]:
     """For each key, the index of the last key before it equal to it (-1: none)."""
     if len(set(keys)) == len(keys):
         return np.full(len(keys), -1, np.int64)

@@ -603,7 +603,8 @@ class _Driver:
         # (position, order, (first and last check point) or event row); the columnar path
         # adds (position, -2, channel) and (position, -1, channels) below
         monos = events["mono_ns"]
-        if monos.null_count():  # a damaged file's event without a time: the one before it
+        if monos.null_count():  # a damaged file's event without a time: for the stops, the
+            # time before it (the message goes through its model as it is)
             monos = monos.fill_null(strategy="forward").fill_null(self.reach)
         # In arrays, not a polars query: on this thread, that waits for a polars worker the
         # read-ahead keeps busy.
@@ -613,7 +614,7 @@ class _Driver:
         passed = np.flatnonzero(high > low)
         self.reach, self.slot = int(reach[-1]), int(high[-1])
         stops: list[tuple[int, int, Any]] = [
-            (position, 0, (first, last)) for position, first, last in zip(
+            (position, 0, (low, high)) for position, low, high in zip(
                 passed.tolist(), low[passed].tolist(), high[passed].tolist(), strict=True)]
         other_rows = chunk.others.rows()  # index, generation, mono_ns, wall_ns, kind, ...
         stops.extend((row[0], 1, row) for row in other_rows)
