@@ -258,3 +258,20 @@ def test_from_frames_refuses_what_is_not_a_frame_and_leaves_nothing(
     # Bytes-like frames are frames.
     recording = Recording.from_frames(tmp_path / "rec", [(1, b"a"), (2, bytearray(b"b"))])
     assert recording.frames()["data"].to_list() == ["YQ==", "Yg=="]  # base64, as recorded
+
+
+def test_the_writers_take_a_path_as_text_and_write_capture_cuts_segments(
+        tmp_path: Path) -> None:
+    # write_capture and write_events take the folder as a str as well as a Path, and
+    # write_capture bounds its segments as its docstring says.
+    from wsresearch.recording.writer import Captured, write_capture, write_events
+
+    messages = [(1_000 + i, f'{{"i":{i}}}') for i in range(5)]
+    write_capture(str(tmp_path / "capture"), messages, source_url="ws://127.0.0.1/",
+                  segment_events=2)
+    capture = Recording.open(tmp_path / "capture")
+    assert capture.frames()["data"].to_list() == [text for _, text in messages]
+    assert len(list((tmp_path / "capture" / "segments").rglob("*.parquet"))) == 4  # 7 events
+    write_events(str(tmp_path / "events"), [Captured("frame", 1_000, '{"i":0}')],
+                 source_url="ws://127.0.0.1/")
+    assert Recording.open(tmp_path / "events").frames()["data"].to_list() == ['{"i":0}']

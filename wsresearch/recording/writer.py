@@ -86,8 +86,9 @@ class SegmentWriter:
         Seconds of wall time per segment folder.
     """
 
-    def __init__(self, path: Path, *, rotate_interval: float = 3600.0) -> None:
-        self.path = path
+    def __init__(self, path: str | os.PathLike[str], *,
+                 rotate_interval: float = 3600.0) -> None:
+        self.path = Path(path)
         self._rotate_ns = round(rotate_interval * NS_PER_S)
         self._started_wall_ns = 0
         self._locked = False  # this writer made the lock file: creating it is the lock
@@ -232,7 +233,7 @@ CAPTURED_KINDS: tuple[str, ...] = ("open", "frame", "sent", "rest")
 
 
 def write_capture(
-    path: Path,
+    path: str | os.PathLike[str],
     messages: Iterable[str | bytes | tuple[int, str | bytes]],
     *,
     source_url: str,
@@ -240,6 +241,7 @@ def write_capture(
     channels: Sequence[str] = (),
     redact: Sequence[str] = (),
     origin: SpecOrigin | None = None,
+    segment_events: int = SEGMENT_EVENTS,
 ) -> None:
     """Write messages captured elsewhere as a complete one-connection recording at ``path``.
 
@@ -273,7 +275,8 @@ def write_capture(
     Anything raised once ``path`` was claimed removes it, so a retry is not refused.
     """
     write_events(path, _as_frames(messages), source_url=source_url, description=description,
-                 channels=channels, redact=redact, origin=origin)
+                 channels=channels, redact=redact, origin=origin,
+                 segment_events=segment_events)
 
 
 def _as_frames(messages: Iterable[object]) -> Iterator[Captured]:
@@ -283,7 +286,7 @@ def _as_frames(messages: Iterable[object]) -> Iterator[Captured]:
 
 
 def write_events(
-    path: Path,
+    path: str | os.PathLike[str],
     events: Iterable[Captured],
     *,
     source_url: str,
