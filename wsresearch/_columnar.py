@@ -183,7 +183,8 @@ class Taken:
     """
 
     def __init__(self, pipeline: Pipeline, channel: Channel, found: Decoded,
-                 books: bool, repeats: npt.NDArray[np.bool_] | None) -> None:
+                 books: bool, repeats: npt.NDArray[np.bool_] | None,
+                 kept: Decoded | None) -> None:
         self.pipeline = pipeline
         self.channel = channel
         self.books = books
@@ -193,16 +194,13 @@ class Taken:
         self.recv_mono: list[int] = found.mono.tolist()
         self.position_array, self.mono_array = found.positions, found.mono
         """:attr:`positions` and :attr:`recv_mono` as arrays, for judging many at once."""
-        # The rows that are not duplicates (None: all), by their place among all: health
-        # hears every message, a duplicate too; the cache, the numbers, the frames and the
-        # books only these.
-        self._kept: npt.NDArray[np.int64] | None = None
-        kept = found
-        if repeats is not None:
-            self._kept = np.flatnonzero(~repeats)
-            kept = found.part(self._kept)
-        self._rows, self._keys, self._numbers = kept.rows, kept.keys, kept.numbers
-        self._times = self.recv_mono if repeats is None else kept.mono.tolist()
+        # The rows that are not duplicates (``kept``; None: all), and their places among
+        # all: health hears every message, a duplicate too; the cache, the numbers, the
+        # frames and the books only these.
+        self._kept = None if repeats is None else np.flatnonzero(~repeats)
+        ok = found if kept is None else kept
+        self._rows, self._keys, self._numbers = ok.rows, ok.keys, ok.numbers
+        self._times = self.recv_mono if kept is None else ok.mono.tolist()
         self.done = 0  # rows committed, or handed to the per-message path
         self.due = 0  # rows whose interval has passed: to commit before the channel is used
 
@@ -508,13 +506,13 @@ class Columnar:
         where their receive times step back, or the book rule refuses them). Returns the
         :class:`Taken` (``None``: none) and that row (``None``: none).
         """
-        repeats, fault = self._judge(channel, found)
+        repeats, kept, fault = self._judge(channel, found)
         if fault is not None:
             found = found.head(fault)
-        return (self._taken(channel, found, repeats) if found.height else None), fault
+        return (self._taken(channel, found, repeats, kept) if found.height else None), fault
 
-    def _judge(self, channel: Channel,
-               found: Decoded) -> tuple[npt.NDArray[np.bool_] | None, int | None]:
+    def _judge(self, channel: Channel, found: Decoded
+               ) -> tuple[npt.NDArray[np.bool_] | None, Decoded | None, int | None]:
         """Which of ``found``'s rows are duplicates, up to the first whose outcome is left out.
 
         That row is the first whose key :meth:`DedupeCache.repeats
@@ -528,22 +526,26 @@ class Columnar:
         -------
         tuple
             A flag per row before that one, set for each duplicate (``None``: none is
-            one); and that row (``None``: there is none).
+            one); the rows before it that are not duplicates (``None``: all of them); and
+            that row (``None``: there is none).
         """
-        repeats, fault = None, None
+        repeats, kept, fault = None, None, None
         cache = self.pipeline.parser.cache(channel.name)
         if found.keys is not None and cache is not None:
             repeats, fault = cache.repeats(found.keys, found.mono, found.earlier)
+            if repeats is not None:
+                kept = found.part(np.flatnonzero(~repeats))
         if channel.sequence is not None:
-            kept = None if repeats is None else np.flatnonzero(~repeats)
-            broken = self._first_break(channel, found if kept is None else found.part(kept))
-            if broken is not None:
-                broken = broken if kept is None else int(kept[broken])
-                if fault is None or broken < fault:
-                    fault = broken
-                    if repeats is not None:
-                        repeats = repeats[:fault] if repeats[:fault].any() else None
-        return repeats, fault
+            broken = self._first_break(channel, found if kept is None else kept)
+            if broken is not None and repeats is not None:  # among the kept: its place
+                broken, before = int(np.flatnonzero(~repeats)[broken]), broken
+                if fault is None or broken < fault:  # the kept rows before it stay
+                    assert kept is not None  # made with repeats
+                    repeats, kept = ((repeats[:broken], kept.head(before))
+                                     if repeats[:broken].any() else (None, None))
+            if broken is not None and (fault is None or broken < fault):
+                fault = broken
+        return repeats, kept, fault
 
     def _first_break(self, channel: Channel, found: Decoded) -> int | None:
         """The first row whose numbers do not run on from where its key expects them.
@@ -572,13 +574,13 @@ class Columnar:
             breaks.extend(np.flatnonzero(previous == INT64_MAX)[:1].tolist())
         return min(breaks) if breaks else None
 
-    def _taken(self, channel: Channel, found: Decoded,
-               repeats: npt.NDArray[np.bool_] | None) -> Taken | None:
+    def _taken(self, channel: Channel, found: Decoded, repeats: npt.NDArray[np.bool_] | None,
+               kept: Decoded | None) -> Taken | None:
         """``channel``'s rows as a :class:`Taken`, or ``None`` if they cannot be committed at once.
 
         For rows :meth:`_judge` judged up to the first it leaves out: ``repeats`` flags
-        the duplicates among them (``None``: none), and the rest are ``ok``. The keys of
-        those are remembered at once where the times allow
+        the duplicates among them (``None``: none), and the rest, ``kept``, are ``ok``.
+        The keys of those are remembered at once where the times allow
         (:meth:`DedupeCache.takes <wsresearch.dedupe.DedupeCache.takes>`), and a book
         channel's go to the books where its rule takes them.
         """
@@ -591,11 +593,11 @@ class Columnar:
         book = channel.name in self.book_channels
         if book:
             books = pipeline.books
-            rows = found.rows if repeats is None else found.rows.filter(~repeats)
+            rows = (found if kept is None else kept).rows
             if books is None or (rows.height and not books.sync.takes_rows(
                     books, channel.name, rows)):
                 return None
-        return Taken(pipeline, channel, found, book, repeats)
+        return Taken(pipeline, channel, found, book, repeats, kept)
 
 
 def _keys(channel: Channel, found: pl.DataFrame) -> list[Hashable]:
