@@ -19,7 +19,7 @@ from wsresearch import (
     RecordingFormatError,
     Simulator,
 )
-from wsresearch.recording import EVENT_SCHEMA, Recorder, Recording
+from wsresearch.recording import EVENT_SCHEMA, Recorder, Recording, compact_recording
 from wsresearch.redaction import redact_text
 from wsresearch.widgets import Dashboard
 
@@ -154,6 +154,38 @@ async def test_torn_and_damaged_segments_are_skipped_with_a_warning(tmp_path: Pa
     assert events["seq"].to_list() == list(range(16))  # 15: the session's stop
     assert events["kind"][-1] == "stop"
     assert events.schema == pl.Schema(EVENT_SCHEMA)
+
+
+@pytest.mark.parametrize("column", ["seq", "generation", "mono_ns", "wall_ns", "kind"])
+async def test_an_event_without_a_required_value_is_left_out_with_a_warning(
+    tmp_path: Path, column: str
+) -> None:
+    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1")
+    await recorder.start()
+    for flush in range(3):  # small segments, which are read together
+        for n in range(5):
+            recorder.record_message(f'{{"n":{n}}}', 1, flush * 5 + n, flush * 5 + n)
+        await recorder.flush()
+    await recorder.stop()
+    second = sorted((tmp_path / "rec" / "segments").rglob("*.parquet"))[1]
+    table = pl.read_parquet(second)
+    lost = table["seq"][2]
+    table.with_columns(pl.when(pl.col("seq") == lost).then(None).otherwise(pl.col(column))
+                       .alias(column)).write_parquet(second)
+    recording = Recording.open(tmp_path / "rec")
+    kept = [seq for seq in range(16) if seq != lost]  # 15: the session's stop
+    warned = f"{second.name}.*: skipping 1 event.s. without a value of {column}"
+    with pytest.warns(UserWarning, match=warned):
+        assert recording.events()["seq"].to_list() == kept
+    with pytest.warns(UserWarning, match=warned):
+        assert pl.concat(list(Recording.open(tmp_path / "rec").chunks(4)))["seq"].to_list() \
+            == kept
+    # A pass over a few columns leaves out the same events (the chunks warn of them).
+    assert pl.concat(list(Recording.open(tmp_path / "rec").columns(["data"])))[
+        "seq"].to_list() == kept
+    with pytest.warns(UserWarning, match=warned), pytest.raises(  # it would lose the event
+            RecordingError, match="1 of its 16 events could not be read"):
+        compact_recording(tmp_path / "rec")
 
 
 async def test_a_recording_directory_is_never_overwritten(tmp_path: Path) -> None:

@@ -258,6 +258,23 @@ def test_a_frame_whose_recorded_data_was_garbled_is_replayed_and_warned_about(
     assert served == [trade, b"eyJ0eX#", b""]  # served as they are
 
 
+def test_a_frame_whose_binary_flag_was_lost_is_replayed_as_text_and_warned_about(
+    tmp_path: Path,
+) -> None:
+    trade = ('{"type":"trade","symbol":"BTC-USD","seq":1,"trade_id":1,"price":1.0,'
+             '"size":1.0,"side":"buy","ts":1}')
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    Recording.from_frames(tmp_path / "rec", [trade], spec=spec)
+    (segment,) = (tmp_path / "rec").rglob("*.parquet")
+    events = pl.read_parquet(segment)
+    events.with_columns(binary=pl.when(pl.col("kind") == "frame").then(None)
+                        .otherwise(pl.col("binary"))).write_parquet(segment)
+    with pytest.warns(UserWarning, match="1 message.s. whose binary flag a damaged segment "
+                                         "lost; replayed as text"):
+        result = replay(Recording.open(tmp_path / "rec"), spec)
+    assert result.stats["ok"] == 1
+
+
 def test_a_spec_that_is_not_a_feedspec_is_refused_by_name() -> None:
     with pytest.raises(TypeError, match=r"spec must be a FeedSpec \(or None: the recording's "
                                         r"own\), got str"):

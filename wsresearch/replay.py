@@ -331,7 +331,8 @@ class _Items:
     A damaged segment can garble a message's data (a lost value, a binary message whose
     text is no longer base64). Such a message is still replayed, as its text's bytes
     (empty when lost), so it gets an outcome like every other message, almost surely
-    a reject, and a warning says how many there were.
+    a reject, and a warning says how many there were. One whose binary flag was lost is
+    replayed as its text, as a message without the flag is, with a warning too.
     """
 
     def __init__(self, kept: pl.DataFrame, source: object) -> None:
@@ -339,7 +340,11 @@ class _Items:
         damaged = texts.null_count()
         self._texts = texts = texts.fill_null("")
         self._bytes: dict[int, bytes] = {}  # the binary messages' payloads, by position
-        for j in kept["binary"].fill_null(False).arg_true().to_list():
+        flags = kept["binary"]
+        if flags.null_count():
+            warnings.warn(f"{source}: {flags.null_count()} message(s) whose binary flag a "
+                          "damaged segment lost; replayed as text", stacklevel=3)
+        for j in flags.fill_null(False).arg_true().to_list():
             text = texts[j]
             try:
                 self._bytes[j] = base64.b64decode(text, validate=True)

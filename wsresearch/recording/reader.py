@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from .._catalog import CHUNK_EVENTS
@@ -201,8 +202,8 @@ class Recording:
         Read once, then kept: later calls return the same frame.
         """
         if self._events is None:
-            tables = list(self._by_runs(lambda group: self._read_group(group, None),
-                                        self._read))
+            tables = [self._complete(table, files) for files, table in self._by_runs(
+                lambda group: self._read_group(group, None), self._read)]
             self._events = (
                 pl.concat(tables).sort("seq", maintain_order=True) if tables
                 else pl.DataFrame(schema=EVENT_SCHEMA)
@@ -291,6 +292,7 @@ class Recording:
                     table = self._read(file, offset if rows > size else None, size)
                 if table is None:
                     break  # unreadable: skipped, with a warning
+                table = self._complete(table, [file])
                 bound = frontier
                 if offset is not None and offset + size < rows and table.height:
                     # The file's next piece starts at or after this one's last seq.
@@ -359,24 +361,25 @@ class Recording:
             return None
 
     def _by_runs(self, together: Callable[[list[int]], pl.DataFrame | None],
-                 alone: Callable[[Path], pl.DataFrame | None]) -> Iterator[pl.DataFrame]:
-        """Every readable segment's table, in the files' order.
+                 alone: Callable[[Path], pl.DataFrame | None]
+                 ) -> Iterator[tuple[list[Path], pl.DataFrame]]:
+        """Every readable segment's table, in the files' order, with the files it is of.
 
         A run of small segments that follow on (:meth:`_small_run`) is read ``together``,
-        as one table; any other segment, and each of a run that cannot be read together,
-        ``alone``.
+        as one table, its files' rows one after another as surveyed; any other segment, and
+        each of a run that cannot be read together, ``alone``.
         """
         at, files = 0, self.files
         while at < len(files):
             group = self._small_run(at, _PIECE)
             table = together(group) if len(group) > 1 else None
             if table is not None:
-                yield table
+                yield [files[one] for one in group], table
             else:
                 for one in group if len(group) > 1 else [at]:
                     found = alone(files[one])
                     if found is not None:
-                        yield found
+                        yield [files[one]], found
             at = (group[-1] if len(group) > 1 else at) + 1
 
     def columns(self, names: list[str]) -> Iterator[pl.DataFrame]:
@@ -405,8 +408,37 @@ class Recording:
         return self._columns(wanted)
 
     def _columns(self, wanted: list[str]) -> Iterator[pl.DataFrame]:
-        return self._by_runs(lambda group: self._read_group(group, wanted),
-                             lambda file: self._columns_of(file, wanted))
+        # The required columns too, so that the events are those chunks() gives.
+        read = list(dict.fromkeys([*wanted, *_REQUIRED]))
+        for files, table in self._by_runs(lambda group: self._read_group(group, read),
+                                          lambda file: self._columns_of(file, read)):
+            yield self._complete(table, files, warn=False).select(wanted)
+
+    def _complete(self, table: pl.DataFrame, files: list[Path], *, warn: bool = True
+                  ) -> pl.DataFrame:
+        """``table`` without the events that lack a value of :data:`_REQUIRED`.
+
+        ``table`` holds the rows of ``files``, one after another, as surveyed. Only a
+        damaged or hand-edited file has such an event: the writers always fill them. It
+        cannot be put in order, in its connection or in time (nor, without its kind, told
+        from a message), so it is left out, as an unreadable segment is, with a warning
+        that names its file (``warn=False``: none, where the caller leaves out the same
+        events as :meth:`chunks` does, which warns). Counting the nulls reads no values: a
+        table without them costs nothing to check.
+        """
+        lacking = [name for name in _REQUIRED if table[name].null_count()]
+        if not lacking:
+            return table
+        incomplete = pl.any_horizontal(pl.col(name).is_null() for name in lacking)
+        if warn:
+            rows = np.cumsum([self._survey()[self.files.index(file)][1] for file in files])
+            where = np.searchsorted(rows, table.select(pl.arg_where(incomplete)).to_series()
+                                    .to_numpy(), side="right")
+            for place, count in zip(*np.unique(where, return_counts=True), strict=True):
+                warnings.warn(f"{files[min(place, len(files) - 1)]}: skipping {count} "
+                              f"event(s) without a value of {', '.join(lacking)} (a damaged "
+                              "segment)", stacklevel=4)
+        return table.filter(~incomplete)
 
     def _columns_of(self, file: Path, wanted: list[str]) -> pl.DataFrame | None:
         """:meth:`columns` of one segment file; ``None`` if it cannot be read."""
@@ -553,6 +585,10 @@ def _as_events(table: pl.DataFrame) -> pl.DataFrame:
                               f"it lacks {missing}" if missing else "") if part))
     table = table.select(V1_COLUMNS).cast(_V1_SCHEMA)  # type: ignore[arg-type]
     return table.with_columns(v1_closed_by(pl.col("kind"), pl.col("reason")))
+
+
+_REQUIRED = ("seq", "generation", "mono_ns", "wall_ns", "kind")
+"""The columns every event has a value in: its place, its connection, its times, its kind."""
 
 
 def _gathered(tables: Iterable[pl.DataFrame], events: int) -> Iterator[pl.DataFrame]:
