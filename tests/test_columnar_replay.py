@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from pydantic import BaseModel
 
+import wsresearch._columnar as columnar_module
 import wsresearch.book as book_module
 from wsresearch import Channel, FeedSpec, Layout, Recording, StreamConfig, by_field, replay
 from wsresearch.book import Book, BookRule, Books, level_lists
@@ -826,6 +827,39 @@ def test_a_layout_that_matches_another_channels_messages_is_not_used(tmp_path: P
     columns, models = hand_built(tmp_path, texts, layout=loose)
     assert columns.read_in_columns == 0
     assert models.frames["other"].height == 40
+
+
+def test_a_layout_is_checked_once_a_process_and_a_bad_one_warned_of_at_every_replay(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[Layout] = []  # each check of a layout against its model, as made
+    check_layout = columnar_module.check_layout
+
+    def counted(layout: Layout, model: type[BaseModel], texts: list[str]) -> list[str]:
+        checked.append(layout)
+        return check_layout(layout, model, texts)
+
+    monkeypatch.setattr(columnar_module, "_READ_ALIKE", {})  # none made before this test
+    monkeypatch.setattr(columnar_module, "check_layout", counted)
+    loose = Layout('{"type":<_:str>,"symbol":<symbol:str>,"first":<first:int>,'
+                   '"price":<price:float>,"note":<note:str>,"ts":<ts:int>}')
+    recording = Recording.from_frames(tmp_path / "w", ticks(120))
+
+    def spec(layout: Layout) -> FeedSpec:  # a new spec and channel, as each call builds
+        return FeedSpec(url="ws://127.0.0.1:9", type_of=by_field("type"), channels=[
+            Channel(name="tick", model=Tick, layout=Layout(layout.template)),
+            Channel(name="other", model=Tick, stream="other")])
+
+    for _ in range(3):
+        with pytest.warns(UserWarning, match="'tick': its layout is not used .* routed to"):
+            replay(recording, spec(loose), chunk_events=40)
+    assert len(checked) == 1  # its check against the model: once
+    # Another layout is another check; the good one is used.
+    good = Layout(loose.template.replace('"type":<_:str>', '"type":"tick"'))
+    for _ in range(2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert replay(recording, spec(good), chunk_events=40).read_in_columns == 120
+    assert [layout.template for layout in checked] == [loose.template, good.template]
 
 
 # -- a book rule of one's own, with a columnar path --------------------------------------

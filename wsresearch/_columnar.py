@@ -42,11 +42,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+from pydantic import BaseModel
 
 from ._limits import INT64_MAX
 from .book import BookRule
 from .frames import META_COLUMNS, polars_schema
-from .layout import check_layout
+from .layout import Layout, check_layout
 from .parser import DUPLICATE, OK
 from .pipeline import Pipeline
 from .sequence import Numbers
@@ -671,12 +672,8 @@ def _holds_its_promise(channel: Channel, pipeline: Pipeline) -> bool:
     assert layout is not None
     spec = pipeline.spec
     words = [*spec.channel_names, *spec.control, *spec.error_types, *spec.control_texts]
-    examples = layout.examples(words)
-    try:
-        layout.check_model(channel.model, channel.name)
-        problems = check_layout(layout, channel.model, examples)
-    except ValueError as exc:
-        problems = [str(exc)]
+    examples = tuple(layout.examples(words))
+    problems = list(_read_alike(layout, channel.model, channel.name, examples))
     routed = {pipeline.parser.route(text) for text in examples}
     if routed != {channel.name}:
         problems.append(f"its messages are routed to {sorted(map(str, routed))}")
@@ -684,6 +681,36 @@ def _holds_its_promise(channel: Channel, pipeline: Pipeline) -> bool:
         warnings.warn(f"channel {channel.name!r}: its layout is not used ({problems[0]}); "
                       "its messages go through the model", stacklevel=4)
     return not problems
+
+
+_READ_ALIKE: dict[tuple[str, type[BaseModel], str, tuple[str, ...]], tuple[str, ...]] = {}
+"""What :func:`_read_alike` found, by its arguments (a layout by its template)."""
+
+_READ_ALIKE_MOST = 1_024
+"""Entries :data:`_READ_ALIKE` holds at most: it starts afresh past them."""
+
+
+def _read_alike(layout: Layout, model: type[BaseModel], name: str,
+                examples: tuple[str, ...]) -> tuple[str, ...]:
+    """What keeps ``model`` from reading ``examples`` as ``layout`` does; empty if nothing.
+
+    Found once per layout, model, channel name and examples in a process, then kept: a
+    layout is a value (its template says all of it), and so is a model class. Checking
+    takes a few polars queries and model validations a channel, a millisecond or two, which
+    a replay of a small recording would otherwise pay for each channel every time.
+    """
+    key = (layout.template, model, name, examples)
+    found = _READ_ALIKE.get(key)
+    if found is None:
+        try:
+            layout.check_model(model, name)
+            found = tuple(check_layout(layout, model, list(examples)))
+        except ValueError as exc:
+            found = (str(exc),)
+        if len(_READ_ALIKE) >= _READ_ALIKE_MOST:
+            _READ_ALIKE.clear()
+        _READ_ALIKE[key] = found
+    return found
 
 
 def _own_state(channel: Channel, spec: FeedSpec, book_channels: frozenset[str],
