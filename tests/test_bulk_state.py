@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 from pydantic import BaseModel
 
+import wsresearch.dedupe as dedupe_module
 from wsresearch._columnar import Decoded, _distinct, _earlier
 from wsresearch.dedupe import DedupeCache, _previous
 from wsresearch.errors import UnknownChannelError
@@ -224,14 +225,25 @@ def test_fresh_accepts_new_keys_and_remember_then_knows_them() -> None:
 @pytest.mark.parametrize("back", [0, 4], ids=["ordered history", "history stepping back"])
 @settings(max_examples=sized(400, 3000), deadline=None)
 @given(maxsize=st.integers(1, 8), ttl=st.integers(1, 20), told=st.booleans(),
-       data=st.data())
+       scan=st.sampled_from([0, 1, 2, 64]), data=st.data())
 def test_repeats_are_those_seen_calls_repeats_up_to_the_limit(
-        back: int, maxsize: int, ttl: int, told: bool, data: st.DataObject) -> None:
+        back: int, maxsize: int, ttl: int, told: bool, scan: int, data: st.DataObject
+) -> None:
     """Keys from a small alphabet (repeats within the batch and of the history; expiry and
     eviction for room both reached), at times that never go back: ``repeats`` flags each
     key before its limit that ``seen`` in turn calls a repeat, and the limit is the first
     key ``seen`` would remember afresh though it was given before. Remembering the others
-    then leaves the state ``seen`` of each leaves, and both answer later keys alike."""
+    then leaves the state ``seen`` of each leaves, and both answer later keys alike. The
+    places of the keys held are found among the newest ``scan`` entries or in a map of
+    them all, alike."""
+    dedupe_module._SCAN, scanned = scan, dedupe_module._SCAN
+    try:
+        _check_repeats(back, maxsize, ttl, told, data)
+    finally:
+        dedupe_module._SCAN = scanned
+
+
+def _check_repeats(back: int, maxsize: int, ttl: int, told: bool, data: st.DataObject) -> None:
     history = _history(data, back=back)
     last = history[-1][1] if history else 0
     keys = data.draw(st.lists(st.integers(0, 9), min_size=1, max_size=30), label="keys")

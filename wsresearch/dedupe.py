@@ -212,9 +212,7 @@ class DedupeCache:
             until = np.fromiter(map(expiry.__getitem__, ask), np.int64, len(ask))
             fits = np.ones(len(ask), np.bool_)
             if len(order) + count > self._maxsize:  # some may be forgotten for room
-                place = dict(zip(map(_key, order), itertools.count()))
-                newer = len(order) - np.fromiter(map(place.__getitem__, ask), np.int64,
-                                                 len(ask))
+                newer = len(order) - np.array(_places(order, ask), np.int64)
                 fits = newer + new_before[rows[cached]] <= self._maxsize
             live[cached] = (until > times[rows[cached]]) & fits
         else:
@@ -360,6 +358,29 @@ class DedupeCache:
 # the entries dropped are more than 1/_REBUILD of those held.
 _REBUILD = 16
 _key = operator.itemgetter(0)
+
+_SCAN = 64
+"""Newest entries of the order searched for a few keys before a map of it all is made."""
+
+
+def _places(order: deque[tuple[Hashable, int | float]], keys: list[Hashable]) -> list[int]:
+    """Each of ``keys``' index in ``order``, its last (every key is there).
+
+    A duplicate mostly repeats a message just before it: the newest :data:`_SCAN` entries
+    are searched first, and only where that does not find every key is a map of the whole
+    order made (its size, ``max_dedupe_size``: about a millisecond at the default).
+    """
+    wanted = set(keys)
+    if len(wanted) <= _SCAN:
+        found: dict[Hashable, int] = {}
+        last = len(order) - 1
+        for back, (key, _) in enumerate(itertools.islice(reversed(order), _SCAN)):
+            if key in wanted and key not in found:
+                found[key] = last - back
+                if len(found) == len(wanted):
+                    return [found[key] for key in keys]
+    place = dict(zip(map(_key, order), itertools.count()))
+    return [place[key] for key in keys]
 _until = operator.itemgetter(1)
 
 
