@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import polars as pl
@@ -156,27 +157,41 @@ async def test_torn_and_damaged_segments_are_skipped_with_a_warning(tmp_path: Pa
     assert events.schema == pl.Schema(EVENT_SCHEMA)
 
 
-@pytest.mark.parametrize("column", ["seq", "generation", "mono_ns", "wall_ns", "kind"])
-async def test_an_event_without_a_required_value_is_left_out_with_a_warning(
-    tmp_path: Path, column: str
-) -> None:
-    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1")
+async def _three_small_segments(path: Path) -> list[Path]:
+    """A recording of 15 messages in three segments (small: read together), and a stop."""
+    recorder = Recorder(path, source_url="ws://127.0.0.1:1")
     await recorder.start()
-    for flush in range(3):  # small segments, which are read together
+    for flush in range(3):
         for n in range(5):
             recorder.record_message(f'{{"n":{n}}}', 1, flush * 5 + n, flush * 5 + n)
         await recorder.flush()
     await recorder.stop()
-    second = sorted((tmp_path / "rec" / "segments").rglob("*.parquet"))[1]
-    table = pl.read_parquet(second)
-    lost = table["seq"][2]
-    table.with_columns(pl.when(pl.col("seq") == lost).then(None).otherwise(pl.col(column))
-                       .alias(column)).write_parquet(second)
+    return sorted((path / "segments").rglob("*.parquet"))
+
+
+def _lose(file: Path, column: str, rows: list[int]) -> list[int]:
+    """Set ``column`` null at ``rows`` of a segment file; the ``seq`` of those events."""
+    table = pl.read_parquet(file)
+    lost = [table["seq"][row] for row in rows]
+    table.with_columns(pl.when(pl.col("seq").is_in(lost)).then(None).otherwise(pl.col(column))
+                       .alias(column)).write_parquet(file)
+    return lost
+
+
+@pytest.mark.parametrize("column", ["seq", "generation", "mono_ns", "kind"])
+async def test_an_event_without_a_required_value_is_left_out_with_a_warning(
+    tmp_path: Path, column: str
+) -> None:
+    files = await _three_small_segments(tmp_path / "rec")
+    # The first event of the second file: the warning names that file, not the one before.
+    (lost,) = _lose(files[1], column, [0])
     recording = Recording.open(tmp_path / "rec")
     kept = [seq for seq in range(16) if seq != lost]  # 15: the session's stop
-    warned = f"{second.name}.*: skipping 1 event.s. without a value of {column}"
-    with pytest.warns(UserWarning, match=warned):
+    warned = (f"{files[1].name}: skipping 1 event.s. without a value of {column} "
+              r"\(a damaged segment\)")
+    with pytest.warns(UserWarning, match=warned) as caught:
         assert recording.events()["seq"].to_list() == kept
+    assert len(caught) == 1
     with pytest.warns(UserWarning, match=warned):
         assert pl.concat(list(Recording.open(tmp_path / "rec").chunks(4)))["seq"].to_list() \
             == kept
@@ -186,6 +201,28 @@ async def test_an_event_without_a_required_value_is_left_out_with_a_warning(
     with pytest.warns(UserWarning, match=warned), pytest.raises(  # it would lose the event
             RecordingError, match="1 of its 16 events could not be read"):
         compact_recording(tmp_path / "rec")
+
+
+async def test_each_file_read_together_is_warned_of_its_own_lost_values(tmp_path: Path) -> None:
+    files = await _three_small_segments(tmp_path / "rec")
+    lost = _lose(files[0], "seq", [1]) + _lose(files[1], "kind", [3, 4])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        events = Recording.open(tmp_path / "rec").events()
+    assert sorted(str(w.message).split("/")[-1] for w in caught) == [
+        f"{files[0].name}: skipping 1 event(s) without a value of seq (a damaged segment)",
+        f"{files[1].name}: skipping 2 event(s) without a value of kind (a damaged segment)"]
+    assert not set(lost) & set(events["seq"].to_list())
+
+
+async def test_an_event_without_its_wall_time_is_kept_with_a_warning(tmp_path: Path) -> None:
+    files = await _three_small_segments(tmp_path / "rec")
+    (lost,) = _lose(files[1], "wall_ns", [2])
+    with pytest.warns(UserWarning, match=f"{files[1].name}: 1 event.s. without a value of "
+                                         "wall_ns .a damaged segment., kept with their wall"):
+        events = Recording.open(tmp_path / "rec").events()
+    assert events["seq"].to_list() == list(range(16))
+    assert events.filter(pl.col("wall_ns").is_null())["seq"].to_list() == [lost]
 
 
 async def test_a_recording_directory_is_never_overwritten(tmp_path: Path) -> None:

@@ -550,6 +550,41 @@ def test_a_large_segment_is_written_in_row_groups_and_read_in_pieces_of_whole_on
         assert_frame_equal(pl.concat(chunks), events)
 
 
+@pytest.mark.parametrize("step_back", [False, True], ids=["in order", "a step back"])
+def test_a_segment_read_in_pieces_leaves_out_lost_values_alike_and_warns_once(
+        tmp_path: Path, step_back: bool) -> None:
+    # A large segment in seq order is read a piece at a time: what its pieces leave out is
+    # warned of once, for the file. A seq lost between two events that step back must not
+    # hide the step from the survey: the segment is then read whole and sorted.
+    recording = small_segments(tmp_path / "rec", 45_000, 100_000)
+    (file,) = recording.files
+    table = pl.read_parquet(file)
+    seqs, kinds = table["seq"].to_list(), table["kind"].to_list()
+    lost = [5, 25_000, 44_000]  # one in each piece of 20,000 events
+    for row in lost:
+        kinds[row] = None
+    if step_back:
+        seqs[19_999], seqs[20_001], seqs[20_000] = seqs[20_001], seqs[19_999], None
+        lost.append(20_000)
+    table.with_columns(pl.Series("seq", seqs, pl.Int64), pl.Series("kind", kinds, pl.String)
+                       ).write_parquet(file, row_group_size=SEGMENT_ROW_GROUP)
+    assert Recording.open(recording.path)._survey()[0][2] is not step_back  # in order
+    expected = sorted(s for row, s in enumerate(seqs) if row not in lost)
+    message = (f"{file.name}: skipping {len(lost)} event(s) without a value of "
+               f"{'seq, kind' if step_back else 'kind'} (a damaged segment)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        events = Recording.open(recording.path).events()
+    assert [str(w.message).split("/")[-1] for w in caught] == [message]
+    assert events["seq"].to_list() == expected
+    for size in (7_000, 20_000, 45_002):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            chunks = pl.concat(list(Recording.open(recording.path).chunks(size)))
+        assert [str(w.message).split("/")[-1] for w in caught] == [message]
+        assert_frame_equal(chunks, events)
+
+
 def test_a_segment_gone_since_the_recording_was_opened_fails_every_reader(
         tmp_path: Path) -> None:
     # Gone, not damaged: the recording changed under the reader (a compaction), and what

@@ -358,6 +358,7 @@ class DedupeCache:
 # the entries dropped are more than 1/_REBUILD of those held.
 _REBUILD = 16
 _key = operator.itemgetter(0)
+_until = operator.itemgetter(1)
 
 _SCAN = 64
 """Newest entries of the order searched for a few keys before a map of it all is made."""
@@ -381,7 +382,6 @@ def _places(order: deque[tuple[Hashable, int | float]], keys: list[Hashable]) ->
                     return [found[key] for key in keys]
     place = dict(zip(map(_key, order), itertools.count()))
     return [place[key] for key in keys]
-_until = operator.itemgetter(1)
 
 
 def _previous(keys: Sequence[Hashable]) -> npt.NDArray[np.int64]:

@@ -13,6 +13,7 @@ import json
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,9 @@ class Recording:
 
     Use :meth:`open`. Segment files are read in ``seq`` order; a leftover
     temporary file from a crash, or a file that cannot be read, is skipped with
-    a warning. Recordings of format version 1 read as version 2: their ``close``
+    a warning, and so is an event a damaged file left without its ``seq``,
+    ``generation``, ``mono_ns`` or ``kind`` (one without its ``wall_ns`` is kept,
+    with a warning). Recordings of format version 1 read as version 2: their ``close``
     events get the ``closed_by`` they did not store, from their reason. The files are
     listed when it is opened: one gone since (a compaction replaced the segments) raises
     a :class:`~wsresearch.errors.RecordingError` rather than leave a part unread; open
@@ -199,11 +202,14 @@ class Recording:
     def events(self) -> pl.DataFrame:
         """Every event, one row each, in ``seq`` order (:data:`EVENT_SCHEMA`).
 
-        Read once, then kept: later calls return the same frame.
+        Read once, then kept: later calls return the same frame. What the reader
+        skips (see :class:`Recording`) is not in it, with a warning.
         """
         if self._events is None:
-            tables = [self._complete(table, files) for files, table in self._by_runs(
-                lambda group: self._read_group(group, None), self._read)]
+            tables = []
+            for files, table in self._by_runs(lambda group: self._read_group(group, None),
+                                              self._read):
+                tables.append(_complete(table, files, None))
             self._events = (
                 pl.concat(tables).sort("seq", maintain_order=True) if tables
                 else pl.DataFrame(schema=EVENT_SCHEMA)
@@ -280,6 +286,7 @@ class Recording:
             if start is not None and top is not None and top < start:
                 continue  # wholly before what is wanted
             pieces = range(0, rows, size) if ordered else [None]
+            damage: dict[Path, _Damage] = {}  # what its pieces had, warned of once
             for offset in pieces:
                 table = small.pop(index, None)
                 if table is None and offset == 0 and rows <= size and index > alone:
@@ -292,7 +299,7 @@ class Recording:
                     table = self._read(file, offset if rows > size else None, size)
                 if table is None:
                     break  # unreadable: skipped, with a warning
-                table = self._complete(table, [file])
+                table = _complete(table, [(file, table.height)], damage)
                 bound = frontier
                 if offset is not None and offset + size < rows and table.height:
                     # The file's next piece starts at or after this one's last seq.
@@ -308,6 +315,7 @@ class Recording:
                 if not ready["seq"].is_sorted():  # a writer's segments always are: no copy
                     ready = ready.sort("seq", maintain_order=True)
                 yield ready
+            _warn_of(damage)
         if held.height:  # only where the last segment could not be read
             yield held.sort("seq", maintain_order=True)
 
@@ -362,24 +370,25 @@ class Recording:
 
     def _by_runs(self, together: Callable[[list[int]], pl.DataFrame | None],
                  alone: Callable[[Path], pl.DataFrame | None]
-                 ) -> Iterator[tuple[list[Path], pl.DataFrame]]:
+                 ) -> Iterator[tuple[list[tuple[Path, int]], pl.DataFrame]]:
         """Every readable segment's table, in the files' order, with the files it is of.
 
         A run of small segments that follow on (:meth:`_small_run`) is read ``together``,
-        as one table, its files' rows one after another as surveyed; any other segment, and
-        each of a run that cannot be read together, ``alone``.
+        as one table, its files' rows one after another, as many as surveyed; any other
+        segment, and each of a run that cannot be read together, ``alone``. Each table
+        comes with its files and their rows in it.
         """
-        at, files = 0, self.files
+        at, files, surveyed = 0, self.files, self._survey()
         while at < len(files):
             group = self._small_run(at, _PIECE)
             table = together(group) if len(group) > 1 else None
             if table is not None:
-                yield [files[one] for one in group], table
+                yield [(files[one], surveyed[one][1]) for one in group], table
             else:
                 for one in group if len(group) > 1 else [at]:
                     found = alone(files[one])
                     if found is not None:
-                        yield [files[one]], found
+                        yield [(files[one], found.height)], found
             at = (group[-1] if len(group) > 1 else at) + 1
 
     def columns(self, names: list[str]) -> Iterator[pl.DataFrame]:
@@ -412,33 +421,7 @@ class Recording:
         read = list(dict.fromkeys([*wanted, *_REQUIRED]))
         for files, table in self._by_runs(lambda group: self._read_group(group, read),
                                           lambda file: self._columns_of(file, read)):
-            yield self._complete(table, files, warn=False).select(wanted)
-
-    def _complete(self, table: pl.DataFrame, files: list[Path], *, warn: bool = True
-                  ) -> pl.DataFrame:
-        """``table`` without the events that lack a value of :data:`_REQUIRED`.
-
-        ``table`` holds the rows of ``files``, one after another, as surveyed. Only a
-        damaged or hand-edited file has such an event: the writers always fill them. It
-        cannot be put in order, in its connection or in time (nor, without its kind, told
-        from a message), so it is left out, as an unreadable segment is, with a warning
-        that names its file (``warn=False``: none, where the caller leaves out the same
-        events as :meth:`chunks` does, which warns). Counting the nulls reads no values: a
-        table without them costs nothing to check.
-        """
-        lacking = [name for name in _REQUIRED if table[name].null_count()]
-        if not lacking:
-            return table
-        incomplete = pl.any_horizontal(pl.col(name).is_null() for name in lacking)
-        if warn:
-            rows = np.cumsum([self._survey()[self.files.index(file)][1] for file in files])
-            where = np.searchsorted(rows, table.select(pl.arg_where(incomplete)).to_series()
-                                    .to_numpy(), side="right")
-            for place, count in zip(*np.unique(where, return_counts=True), strict=True):
-                warnings.warn(f"{files[min(place, len(files) - 1)]}: skipping {count} "
-                              f"event(s) without a value of {', '.join(lacking)} (a damaged "
-                              "segment)", stacklevel=4)
-        return table.filter(~incomplete)
+            yield _complete(table, files, {}).select(wanted)
 
     def _columns_of(self, file: Path, wanted: list[str]) -> pl.DataFrame | None:
         """:meth:`columns` of one segment file; ``None`` if it cannot be read."""
@@ -456,7 +439,11 @@ class Recording:
 
     @property
     def event_count(self) -> int:
-        """How many events the readable segments hold, from their metadata (nothing decoded)."""
+        """How many events the readable segments hold, from their metadata (nothing decoded).
+
+        Events a damaged file left without a required value count too, though the reads
+        leave them out (see :class:`Recording`).
+        """
         if self._events is not None:
             return self._events.height
         return sum(rows for _, rows, _, _ in self._survey())
@@ -587,8 +574,74 @@ def _as_events(table: pl.DataFrame) -> pl.DataFrame:
     return table.with_columns(v1_closed_by(pl.col("kind"), pl.col("reason")))
 
 
-_REQUIRED = ("seq", "generation", "mono_ns", "wall_ns", "kind")
-"""The columns every event has a value in: its place, its connection, its times, its kind."""
+_REQUIRED = ("seq", "generation", "mono_ns", "kind")
+"""The columns an event is read only with a value in: its place in order, its connection,
+its time, its kind. (Its ``wall_ns`` is the time's date, for the reader of its rows.)"""
+
+@dataclass
+class _Damage:
+    """What a segment file had without values (see :func:`_complete`)."""
+
+    left_out: int = 0
+    """Events left out: without a value of :data:`_REQUIRED`."""
+    lacking: set[str] = field(default_factory=set)
+    """The columns of :data:`_REQUIRED` they lacked a value of."""
+    undated: int = 0
+    """Events kept without their ``wall_ns``."""
+
+
+def _complete(table: pl.DataFrame, files: list[tuple[Path, int]],
+              damage: dict[Path, _Damage] | None) -> pl.DataFrame:
+    """``table`` without the events that lack a value of :data:`_REQUIRED`.
+
+    ``table`` holds the rows of ``files``, one after another, as many as each says. Only a
+    damaged or hand-edited file has such an event: the writers always fill them. It cannot
+    be put in order, in its connection or in time (nor, without its kind, told from a
+    message), so it is left out, as an unreadable segment is. One without its ``wall_ns``
+    is kept: its place and time are known, only their date is not. What each file had is
+    added to ``damage`` (``None``: warned of here, :func:`_warn_of`; a caller that leaves
+    out what :meth:`Recording.chunks` does, which warns of it, passes ``{}``). Counting the
+    nulls reads no values: a table without them costs nothing to check.
+    """
+    lacking = [name for name in _REQUIRED if table[name].null_count()]
+    undated = "wall_ns" in table.columns and table["wall_ns"].null_count() > 0
+    if not lacking and not undated:
+        return table
+    ends = np.cumsum([rows for _, rows in files])
+    found: dict[Path, _Damage] = {} if damage is None else damage
+
+    def of_files(rows: pl.Expr) -> list[tuple[_Damage, int]]:
+        """Each file that holds some of ``rows`` (a condition), and how many it holds."""
+        at = table.select(pl.arg_where(rows)).to_series().to_numpy()
+        places, counts = np.unique(np.searchsorted(ends, at, side="right"),
+                                   return_counts=True)
+        return [(found.setdefault(files[place][0], _Damage()), many)
+                for place, many in zip(places.tolist(), counts.tolist(), strict=True)]
+
+    incomplete = (pl.any_horizontal(pl.col(name).is_null() for name in lacking) if lacking
+                  else pl.lit(False))
+    for name in lacking:
+        for file, _ in of_files(pl.col(name).is_null()):
+            file.lacking.add(name)
+    for file, many in of_files(incomplete) if lacking else ():
+        file.left_out += many
+    for file, many in of_files(pl.col("wall_ns").is_null() & ~incomplete) if undated else ():
+        file.undated += many
+    if damage is None:
+        _warn_of(found)
+    return table.filter(~incomplete) if lacking else table
+
+
+def _warn_of(damage: dict[Path, _Damage]) -> None:
+    """A warning for what each file of ``damage`` had without values."""
+    for file, found in damage.items():
+        if found.left_out:
+            names = ", ".join(name for name in _REQUIRED if name in found.lacking)
+            warnings.warn(f"{file}: skipping {found.left_out} event(s) without a value of "
+                          f"{names} (a damaged segment)", stacklevel=4)
+        if found.undated:
+            warnings.warn(f"{file}: {found.undated} event(s) without a value of wall_ns (a "
+                          "damaged segment), kept with their wall time null", stacklevel=4)
 
 
 def _gathered(tables: Iterable[pl.DataFrame], events: int) -> Iterator[pl.DataFrame]:
@@ -619,8 +672,10 @@ def _gathered(tables: Iterable[pl.DataFrame], events: int) -> Iterator[pl.DataFr
 
 
 _SURVEY = (pl.col("seq").min().alias("lowest"), pl.len(),
-           (pl.col("seq").diff() >= 0).all().alias("ordered"), pl.col("seq").max().alias("highest"))
-"""What a survey reads of a segment: its lowest ``seq``, rows, whether in order, highest."""
+           (pl.col("seq").drop_nulls().diff() >= 0).all().alias("ordered"),
+           pl.col("seq").max().alias("highest"))
+"""What a survey reads of a segment: its lowest ``seq``, rows, whether in order, highest.
+(In order over the values there are: a lost value between two must not hide a step back.)"""
 
 _ALONE = 1 << 20
 """Bytes of a segment file from which it is surveyed alone (about 50,000 small events):
