@@ -576,7 +576,8 @@ def _as_events(table: pl.DataFrame) -> pl.DataFrame:
 
 _REQUIRED = ("seq", "generation", "mono_ns", "kind")
 """The columns an event is read only with a value in: its place in order, its connection,
-its time, its kind. (Its ``wall_ns`` is the time's date, for the reader of its rows.)"""
+its time, its kind. (Without its ``wall_ns`` it is still placed: only its date is lost.)"""
+
 
 @dataclass
 class _Damage:
