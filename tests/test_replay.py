@@ -227,15 +227,23 @@ def test_replayed_rows_name_the_frame_they_came_from_and_its_exchange_time() -> 
         assert (frame["trade_id"], frame["ts"]) == (row["trade_id"], row["exchange_ns"])
 
 
+TRADE = ('{"type":"trade","symbol":"BTC-USD","seq":1,"trade_id":1,"price":1.0,'
+         '"size":1.0,"side":"buy","ts":1}')
+"""A generic trade, for a recording of a few frames."""
+
+
+def one_segment(path: Path, frames: list[str | bytes]) -> tuple[Path, pl.DataFrame]:
+    """A recording of ``frames`` (the generic adapter's) in one segment: its file, its events."""
+    Recording.from_frames(path, frames, spec=generic.spec(url="ws://127.0.0.1:1"))
+    (segment,) = path.rglob("*.parquet")
+    return segment, pl.read_parquet(segment)
+
+
 def test_a_frame_whose_recorded_data_was_garbled_is_replayed_and_warned_about(
     tmp_path: Path,
 ) -> None:
-    trade = ('{"type":"trade","symbol":"BTC-USD","seq":1,"trade_id":1,"price":1.0,'
-             '"size":1.0,"side":"buy","ts":1}')
-    spec = generic.spec(url="ws://127.0.0.1:1")
-    Recording.from_frames(tmp_path / "rec", [trade, trade.encode(), trade.encode()], spec=spec)
-    (segment,) = (tmp_path / "rec").rglob("*.parquet")
-    events = pl.read_parquet(segment)
+    trade, spec = TRADE, generic.spec(url="ws://127.0.0.1:1")
+    segment, events = one_segment(tmp_path / "rec", [trade, trade.encode(), trade.encode()])
     # What a damaged segment can leave: base64 that no longer decodes, and a lost value.
     first, second = events.filter(pl.col("binary"))["seq"].to_list()
     events = events.with_columns(data=pl.when(pl.col("seq") == first).then(pl.lit("eyJ0eX#"))
@@ -261,17 +269,12 @@ def test_a_frame_whose_recorded_data_was_garbled_is_replayed_and_warned_about(
 def test_a_frame_whose_binary_flag_was_lost_is_replayed_as_text_and_warned_about(
     tmp_path: Path,
 ) -> None:
-    trade = ('{"type":"trade","symbol":"BTC-USD","seq":1,"trade_id":1,"price":1.0,'
-             '"size":1.0,"side":"buy","ts":1}')
-    spec = generic.spec(url="ws://127.0.0.1:1")
-    Recording.from_frames(tmp_path / "rec", [trade], spec=spec)
-    (segment,) = (tmp_path / "rec").rglob("*.parquet")
-    events = pl.read_parquet(segment)
+    segment, events = one_segment(tmp_path / "rec", [TRADE])
     events.with_columns(binary=pl.when(pl.col("kind") == "frame").then(None)
                         .otherwise(pl.col("binary"))).write_parquet(segment)
     with pytest.warns(UserWarning, match="1 message.s. whose binary flag a damaged segment "
                                          "lost; replayed as text"):
-        result = replay(Recording.open(tmp_path / "rec"), spec)
+        result = replay(Recording.open(tmp_path / "rec"), generic.spec(url="ws://127.0.0.1:1"))
     assert result.stats["ok"] == 1
 
 
