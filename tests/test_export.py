@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from wsresearch import Recording, quality_report, replay
+from wsresearch import Recording, replay
 from wsresearch.exchanges import binance
 from wsresearch.export import (
     CONNECTION_SCHEMA,
@@ -61,33 +60,6 @@ def test_export_then_load_round_trips_every_row(tmp_path: Path) -> None:
         assert_frame_equal(back, frame.sort("frame_seq"), check_column_order=False)
     for path in summary.files:
         assert path.exists() and not path.name.endswith(".tmp")
-
-
-def test_a_row_without_its_wall_time_is_exported_in_its_neighbours_date(
-        tmp_path: Path) -> None:
-    # Only a damaged recording has one (its reader keeps the event, with a warning): its
-    # row is kept, dated as the row before it, and it has no latency in the report.
-    copy = tmp_path / "rec"
-    shutil.copytree(SESSION, copy)
-    first = sorted(copy.rglob("*.parquet"))[0]
-    table = pl.read_parquet(first)
-    undated = table.filter(pl.col("kind") == "frame")["seq"][3:6].to_list()
-    table.with_columns(wall_ns=pl.when(pl.col("seq").is_in(undated)).then(None)
-                       .otherwise(pl.col("wall_ns"))).write_parquet(first)
-    with pytest.warns(UserWarning, match="3 event.s. without a value of wall_ns"):
-        summary = export_parquet(copy, None, tmp_path / "ds")
-    assert summary.rows == export_parquet(SESSION, None, tmp_path / "whole").rows
-    with pytest.warns(UserWarning, match="without a value of wall_ns"):
-        frames = replay(Recording.open(copy)).frames
-    rows = pl.concat([load_dataset(tmp_path / "ds", [name]).collect().select(
-        "frame_seq", "recv_wall_ns", "date") for name, frame in frames.items() if frame.height])
-    kept = rows.filter(pl.col("frame_seq").is_in(undated))
-    assert kept["recv_wall_ns"].is_null().all() and kept.height >= 3
-    assert kept["date"].unique().to_list() == rows.sort("frame_seq")["date"][:1].to_list()
-    with pytest.warns(UserWarning, match="without a value of wall_ns"):
-        latency = quality_report(copy).latency
-    whole = quality_report(SESSION).latency
-    assert latency["messages"].sum() < whole["messages"].sum()
 
 
 def test_exporting_again_replaces_and_recordings_share_a_dataset(tmp_path: Path) -> None:

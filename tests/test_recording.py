@@ -178,7 +178,7 @@ def _lose(file: Path, column: str, rows: list[int]) -> list[int]:
     return lost
 
 
-@pytest.mark.parametrize("column", ["seq", "generation", "mono_ns", "kind"])
+@pytest.mark.parametrize("column", ["seq", "generation", "mono_ns", "wall_ns", "kind"])
 async def test_an_event_without_a_required_value_is_left_out_with_a_warning(
     tmp_path: Path, column: str
 ) -> None:
@@ -213,16 +213,6 @@ async def test_each_file_read_together_is_warned_of_its_own_lost_values(tmp_path
         f"{files[0].name}: skipping 1 event(s) without a value of seq (a damaged segment)",
         f"{files[1].name}: skipping 2 event(s) without a value of kind (a damaged segment)"]
     assert not set(lost) & set(events["seq"].to_list())
-
-
-async def test_an_event_without_its_wall_time_is_kept_with_a_warning(tmp_path: Path) -> None:
-    files = await _three_small_segments(tmp_path / "rec")
-    (lost,) = _lose(files[1], "wall_ns", [2])
-    with pytest.warns(UserWarning, match=f"{files[1].name}: 1 event.s. without a value of "
-                                         "wall_ns .a damaged segment., kept with their wall"):
-        events = Recording.open(tmp_path / "rec").events()
-    assert events["seq"].to_list() == list(range(16))
-    assert events.filter(pl.col("wall_ns").is_null())["seq"].to_list() == [lost]
 
 
 async def test_a_recording_directory_is_never_overwritten(tmp_path: Path) -> None:

@@ -60,8 +60,8 @@ def test_a_truncated_or_corrupted_file_is_refused_or_skipped_never_raised(
 
 
 SEGMENTS = [f for f in FILES if f.suffix == ".parquet"]
-REQUIRED = ("seq", "generation", "mono_ns", "kind")
-"""The columns an event is read only with a value in (its wall_ns may be lost)."""
+REQUIRED = ("seq", "generation", "mono_ns", "wall_ns", "kind")
+"""The columns an event is read only with a value in."""
 
 
 @settings(max_examples=sized(25, 120), deadline=None, derandomize=True,
@@ -74,8 +74,9 @@ def test_events_without_a_required_value_are_left_out_never_raised(
 ) -> None:
     """Values lost from any column (at a row, or all of a file's): each event that lost a
     required one is left out, each file is warned of with its count and columns, those
-    that lost only others are kept; and reading, replaying, reporting on and exporting
-    the rest never raise. (The session is of version 1: it has no closed_by to lose.)"""
+    that lost only others (data, binary, a close's code...) are kept; and reading,
+    replaying, reporting on and exporting the rest never raise. (The session is of
+    version 1: it has no closed_by to lose.)"""
     with tempfile.TemporaryDirectory(prefix="wsr-fuzz-") as folder:
         copy = Path(folder) / "rec"
         shutil.copytree(SESSION, copy)

@@ -278,27 +278,6 @@ def test_a_frame_whose_binary_flag_was_lost_is_replayed_as_text_and_warned_about
     assert result.stats["ok"] == 1
 
 
-def test_a_connection_whose_open_lost_its_wall_time_is_replayed_as_it_was(
-    tmp_path: Path,
-) -> None:
-    # An event is placed by its seq, connection and monotonic time: without its wall time
-    # it is kept (with a warning), and the connection it opens replays as before.
-    copy = tmp_path / "rec"
-    shutil.copytree(SESSION, copy)
-    spec = generic.spec(url="ws://127.0.0.1:1")
-    before = replay(Recording.open(SESSION), spec).stats
-    opens = Recording.open(copy).events().filter(pl.col("kind") == "open")["seq"].to_list()
-    assert len(opens) > 1
-    for file in sorted(copy.rglob("*.parquet")):
-        table = pl.read_parquet(file)
-        if opens[1] in table["seq"].to_list():
-            table.with_columns(wall_ns=pl.when(pl.col("seq") == opens[1]).then(None)
-                               .otherwise(pl.col("wall_ns"))).write_parquet(file)
-    with pytest.warns(UserWarning, match="1 event.s. without a value of wall_ns"):
-        after = replay(Recording.open(copy), spec).stats
-    assert after["ok"] == before["ok"] and after["old_generation"] == 0
-
-
 def test_a_spec_that_is_not_a_feedspec_is_refused_by_name() -> None:
     with pytest.raises(TypeError, match=r"spec must be a FeedSpec \(or None: the recording's "
                                         r"own\), got str"):

@@ -583,6 +583,14 @@ def test_a_segment_read_in_pieces_leaves_out_lost_values_alike_and_warns_once(
             chunks = pl.concat(list(Recording.open(recording.path).chunks(size)))
         assert [str(w.message).split("/")[-1] for w in caught] == [message]
         assert_frame_equal(chunks, events)
+    # A reader that stops in the segment's first piece is told of what that piece lacked.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reading = Recording.open(recording.path).chunks(7_000)
+        next(reading)
+        reading.close()
+    assert [str(w.message).split("/")[-1] for w in caught] == [
+        message if step_back else message.replace("skipping 3", "skipping 1")]
 
 
 def test_a_segment_gone_since_the_recording_was_opened_fails_every_reader(

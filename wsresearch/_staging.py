@@ -94,9 +94,7 @@ class Staging:
         """Stage ``frame``'s rows of ``folder`` (``channel=...``, or ``kind=...`` with ``_source``).
 
         A ``channel`` frame's date is its ``recv_wall_ns``'s, a ``kind`` frame's its
-        ``local_time``'s. A ``kind`` frame is sorted into receive order here. A row without
-        that time (only a damaged recording has one) takes the date of the row before it,
-        or after it, in the frame; where no row of the frame has one, 1970-01-01.
+        ``local_time``'s. A ``kind`` frame is sorted into receive order here.
         """
         if frame.height == 0:
             return
@@ -106,8 +104,6 @@ class Staging:
             day = pl.col("local_time").dt.date()
         else:
             day = pl.from_epoch("recv_wall_ns", time_unit="ns").dt.date()
-        day = (day.fill_null(strategy="forward").fill_null(strategy="backward")
-               .fill_null(dt.date(1970, 1, 1)))
         dated = frame.with_columns(day.alias("_date"))
         for (key,), part in dated.group_by("_date", maintain_order=True):
             assert isinstance(key, dt.date)

@@ -1270,12 +1270,8 @@ def _rates(times: SessionTimes, start: int, end: int) -> pl.DataFrame:
 
 
 def _latency_ms(frame: pl.DataFrame) -> pl.Series:
-    """Each row's exchange latency in ms, where it has an exchange time and a wall time.
-
-    (Only a damaged recording has a message without its wall time: it has no latency.)
-    """
-    return frame.filter(pl.col("exchange_ns").is_not_null()
-                        & pl.col("recv_wall_ns").is_not_null()).select(
+    """Each row's exchange latency in ms, where it has an exchange time."""
+    return frame.filter(pl.col("exchange_ns").is_not_null()).select(
         ((pl.col("recv_wall_ns") - pl.col("exchange_ns")) / 1e6).alias("ms"))["ms"]
 
 

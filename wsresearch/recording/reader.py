@@ -60,12 +60,12 @@ class Recording:
     Use :meth:`open`. Segment files are read in ``seq`` order; a leftover
     temporary file from a crash, or a file that cannot be read, is skipped with
     a warning, and so is an event a damaged file left without its ``seq``,
-    ``generation``, ``mono_ns`` or ``kind`` (one without its ``wall_ns`` is kept,
-    with a warning). Recordings of format version 1 read as version 2: their ``close``
-    events get the ``closed_by`` they did not store, from their reason. The files are
-    listed when it is opened: one gone since (a compaction replaced the segments) raises
-    a :class:`~wsresearch.errors.RecordingError` rather than leave a part unread; open
-    the recording again.
+    ``generation``, ``mono_ns``, ``wall_ns`` or ``kind``. Recordings of format
+    version 1 read as version 2: their ``close`` events get the ``closed_by`` they did
+    not store, from their reason. The files are listed when it is opened: one gone since
+    (a compaction replaced the segments) raises a
+    :class:`~wsresearch.errors.RecordingError` rather than leave a part unread; open the
+    recording again.
     """
 
     def __init__(self, path: Path, manifest: RecordingManifest, files: list[Path]) -> None:
@@ -286,36 +286,38 @@ class Recording:
             if start is not None and top is not None and top < start:
                 continue  # wholly before what is wanted
             pieces = range(0, rows, size) if ordered else [None]
-            damage: dict[Path, _Damage] = {}  # what its pieces had, warned of once
-            for offset in pieces:
-                table = small.pop(index, None)
-                if table is None and offset == 0 and rows <= size and index > alone:
-                    group = self._small_run(index, size)
-                    if len(group) > 1:
-                        small = self._split(group, self._read_group(group, None))
-                        alone = alone if small else group[-1]
-                        table = small.pop(index, None)
-                if table is None:  # a segment in one piece is read whole
-                    table = self._read(file, offset if rows > size else None, size)
-                if table is None:
-                    break  # unreadable: skipped, with a warning
-                table = _complete(table, [(file, table.height)], damage)
-                bound = frontier
-                if offset is not None and offset + size < rows and table.height:
-                    # The file's next piece starts at or after this one's last seq.
-                    last = int(table["seq"][-1]) + 1
-                    bound = last if bound is None else min(bound, last)
-                held = pl.concat([held, table]) if held.height else table
-                highest: int | None = held["seq"].max()  # type: ignore[assignment]
-                if bound is None or highest is None or highest < bound:  # as written
-                    ready, held = held, held.clear()
-                else:
-                    ready = held.filter(pl.col("seq") < bound)
-                    held = held.filter(pl.col("seq") >= bound)
-                if not ready["seq"].is_sorted():  # a writer's segments always are: no copy
-                    ready = ready.sort("seq", maintain_order=True)
-                yield ready
-            _warn_of(damage)
+            damage: dict[Path, _Damage] = {}  # what its pieces lacked: warned of once,
+            try:  # even where the reader stops before its last piece
+                for offset in pieces:
+                    table = small.pop(index, None)
+                    if table is None and offset == 0 and rows <= size and index > alone:
+                        group = self._small_run(index, size)
+                        if len(group) > 1:
+                            small = self._split(group, self._read_group(group, None))
+                            alone = alone if small else group[-1]
+                            table = small.pop(index, None)
+                    if table is None:  # a segment in one piece is read whole
+                        table = self._read(file, offset if rows > size else None, size)
+                    if table is None:
+                        break  # unreadable: skipped, with a warning
+                    table = _complete(table, [(file, table.height)], damage)
+                    bound = frontier
+                    if offset is not None and offset + size < rows and table.height:
+                        # The file's next piece starts at or after this one's last seq.
+                        last = int(table["seq"][-1]) + 1
+                        bound = last if bound is None else min(bound, last)
+                    held = pl.concat([held, table]) if held.height else table
+                    highest: int | None = held["seq"].max()  # type: ignore[assignment]
+                    if bound is None or highest is None or highest < bound:  # as written
+                        ready, held = held, held.clear()
+                    else:
+                        ready = held.filter(pl.col("seq") < bound)
+                        held = held.filter(pl.col("seq") >= bound)
+                    if not ready["seq"].is_sorted():  # a writer's segments always are: no copy
+                        ready = ready.sort("seq", maintain_order=True)
+                    yield ready
+            finally:
+                _warn_of(damage)
         if held.height:  # only where the last segment could not be read
             yield held.sort("seq", maintain_order=True)
 
@@ -419,9 +421,9 @@ class Recording:
     def _columns(self, wanted: list[str]) -> Iterator[pl.DataFrame]:
         # The required columns too, so that the events are those chunks() gives.
         read = list(dict.fromkeys([*wanted, *_REQUIRED]))
-        for files, table in self._by_runs(lambda group: self._read_group(group, read),
-                                          lambda file: self._columns_of(file, read)):
-            yield _complete(table, files, {}).select(wanted)
+        for _, table in self._by_runs(lambda group: self._read_group(group, read),
+                                      lambda file: self._columns_of(file, read)):
+            yield _placed(table).select(wanted)
 
     def _columns_of(self, file: Path, wanted: list[str]) -> pl.DataFrame | None:
         """:meth:`columns` of one segment file; ``None`` if it cannot be read."""
@@ -441,8 +443,9 @@ class Recording:
     def event_count(self) -> int:
         """How many events the readable segments hold, from their metadata (nothing decoded).
 
-        Events a damaged file left without a required value count too, though the reads
-        leave them out (see :class:`Recording`).
+        Until :meth:`events` is read, that counts the events a damaged file left without a
+        required value too, which every read leaves out (see :class:`Recording`); then, the
+        events it holds.
         """
         if self._events is not None:
             return self._events.height
@@ -574,39 +577,45 @@ def _as_events(table: pl.DataFrame) -> pl.DataFrame:
     return table.with_columns(v1_closed_by(pl.col("kind"), pl.col("reason")))
 
 
-_REQUIRED = ("seq", "generation", "mono_ns", "kind")
+_REQUIRED = ("seq", "generation", "mono_ns", "wall_ns", "kind")
 """The columns an event is read only with a value in: its place in order, its connection,
-its time, its kind. (Without its ``wall_ns`` it is still placed: only its date is lost.)"""
+its times, its kind. (Without its wall time, its rows would have no date, and the books
+no time for their snapshots.)"""
 
 
 @dataclass
 class _Damage:
-    """What a segment file had without values (see :func:`_complete`)."""
+    """What a segment file's events lacked (see :func:`_complete`)."""
 
     left_out: int = 0
     """Events left out: without a value of :data:`_REQUIRED`."""
     lacking: set[str] = field(default_factory=set)
     """The columns of :data:`_REQUIRED` they lacked a value of."""
-    undated: int = 0
-    """Events kept without their ``wall_ns``."""
+
+
+def _placed(table: pl.DataFrame) -> pl.DataFrame:
+    """``table`` without the events that lack a value of :data:`_REQUIRED`, silently.
+
+    Counting the nulls reads no values: a table without them costs nothing to check.
+    """
+    if any(table[name].null_count() for name in _REQUIRED):
+        return table.drop_nulls(list(_REQUIRED))
+    return table
 
 
 def _complete(table: pl.DataFrame, files: list[tuple[Path, int]],
               damage: dict[Path, _Damage] | None) -> pl.DataFrame:
-    """``table`` without the events that lack a value of :data:`_REQUIRED`.
+    """``table`` without the events that lack a value of :data:`_REQUIRED`, told of.
 
     ``table`` holds the rows of ``files``, one after another, as many as each says. Only a
     damaged or hand-edited file has such an event: the writers always fill them. It cannot
-    be put in order, in its connection or in time (nor, without its kind, told from a
-    message), so it is left out, as an unreadable segment is. One without its ``wall_ns``
-    is kept: its place and time are known, only their date is not. What each file had is
-    added to ``damage`` (``None``: warned of here, :func:`_warn_of`; a caller that leaves
-    out what :meth:`Recording.chunks` does, which warns of it, passes ``{}``). Counting the
-    nulls reads no values: a table without them costs nothing to check.
+    be put in order, in its connection or in time, nor (without its kind) told from a
+    message, so it is left out, as an unreadable segment is. What each file lacked is
+    added to ``damage``, for the caller to warn of once per file (:func:`_warn_of`);
+    ``None``: warned of here.
     """
     lacking = [name for name in _REQUIRED if table[name].null_count()]
-    undated = "wall_ns" in table.columns and table["wall_ns"].null_count() > 0
-    if not lacking and not undated:
+    if not lacking:
         return table
     ends = np.cumsum([rows for _, rows in files])
     found: dict[Path, _Damage] = {} if damage is None else damage
@@ -619,30 +628,23 @@ def _complete(table: pl.DataFrame, files: list[tuple[Path, int]],
         return [(found.setdefault(files[place][0], _Damage()), many)
                 for place, many in zip(places.tolist(), counts.tolist(), strict=True)]
 
-    incomplete = (pl.any_horizontal(pl.col(name).is_null() for name in lacking) if lacking
-                  else pl.lit(False))
     for name in lacking:
         for file, _ in of_files(pl.col(name).is_null()):
             file.lacking.add(name)
-    for file, many in of_files(incomplete) if lacking else ():
+    incomplete = pl.any_horizontal(pl.col(name).is_null() for name in lacking)
+    for file, many in of_files(incomplete):
         file.left_out += many
-    for file, many in of_files(pl.col("wall_ns").is_null() & ~incomplete) if undated else ():
-        file.undated += many
     if damage is None:
         _warn_of(found)
-    return table.filter(~incomplete) if lacking else table
+    return table.filter(~incomplete)
 
 
 def _warn_of(damage: dict[Path, _Damage]) -> None:
-    """A warning for what each file of ``damage`` had without values."""
+    """A warning for each file of ``damage``: how many events it lacked which values of."""
     for file, found in damage.items():
-        if found.left_out:
-            names = ", ".join(name for name in _REQUIRED if name in found.lacking)
-            warnings.warn(f"{file}: skipping {found.left_out} event(s) without a value of "
-                          f"{names} (a damaged segment)", stacklevel=4)
-        if found.undated:
-            warnings.warn(f"{file}: {found.undated} event(s) without a value of wall_ns (a "
-                          "damaged segment), kept with their wall time null", stacklevel=4)
+        names = ", ".join(name for name in _REQUIRED if name in found.lacking)
+        warnings.warn(f"{file}: skipping {found.left_out} event(s) without a value of "
+                      f"{names} (a damaged segment)", stacklevel=4)
 
 
 def _gathered(tables: Iterable[pl.DataFrame], events: int) -> Iterator[pl.DataFrame]:
