@@ -621,7 +621,7 @@ def _complete(table: pl.DataFrame, files: list[tuple[Path, int]],
     found: dict[Path, _Damage] = {} if damage is None else damage
 
     def of_files(rows: pl.Expr) -> list[tuple[_Damage, int]]:
-        """Each file that holds some of ``rows`` (a condition), and how many it holds."""
+        """The damage of each file that holds some of ``rows`` (a condition), and how many."""
         at = table.select(pl.arg_where(rows)).to_series().to_numpy()
         places, counts = np.unique(np.searchsorted(ends, at, side="right"),
                                    return_counts=True)
@@ -629,11 +629,11 @@ def _complete(table: pl.DataFrame, files: list[tuple[Path, int]],
                 for place, many in zip(places.tolist(), counts.tolist(), strict=True)]
 
     for name in lacking:
-        for file, _ in of_files(pl.col(name).is_null()):
-            file.lacking.add(name)
+        for its, _ in of_files(pl.col(name).is_null()):
+            its.lacking.add(name)
     incomplete = pl.any_horizontal(pl.col(name).is_null() for name in lacking)
-    for file, many in of_files(incomplete):
-        file.left_out += many
+    for its, many in of_files(incomplete):
+        its.left_out += many
     if damage is None:
         _warn_of(found)
     return table.filter(~incomplete)
