@@ -849,7 +849,7 @@ def test_a_layout_is_checked_once_a_process_and_a_bad_one_warned_of_at_every_rep
         checked.append(layout)
         return check_layout(layout, model, texts)
 
-    monkeypatch.setattr(columnar_module, "_READ_ALIKE", {})  # none made before this test
+    columnar_module._read_alike.cache_clear()  # none made before this test
     monkeypatch.setattr(columnar_module, "check_layout", counted)
     loose = Layout('{"type":<_:str>,"symbol":<symbol:str>,"first":<first:int>,'
                    '"price":<price:float>,"note":<note:str>,"ts":<ts:int>}')

@@ -34,6 +34,7 @@ and no REST response comes among its rows. Only a channel's own per-message fall
 
 from __future__ import annotations
 
+import functools
 import itertools
 import warnings
 from collections.abc import Callable, Hashable, Iterable, Set
@@ -673,7 +674,7 @@ def _holds_its_promise(channel: Channel, pipeline: Pipeline) -> bool:
     spec = pipeline.spec
     words = [*spec.channel_names, *spec.control, *spec.error_types, *spec.control_texts]
     examples = tuple(layout.examples(words))
-    problems = list(_read_alike(layout, channel.model, channel.name, examples))
+    problems = list(_read_alike(layout.template, channel.model, channel.name, examples))
     routed = {pipeline.parser.route(text) for text in examples}
     if routed != {channel.name}:
         problems.append(f"its messages are routed to {sorted(map(str, routed))}")
@@ -683,34 +684,23 @@ def _holds_its_promise(channel: Channel, pipeline: Pipeline) -> bool:
     return not problems
 
 
-_READ_ALIKE: dict[tuple[str, type[BaseModel], str, tuple[str, ...]], tuple[str, ...]] = {}
-"""What :func:`_read_alike` found, by its arguments (a layout by its template)."""
-
-_READ_ALIKE_MOST = 1_024
-"""Entries :data:`_READ_ALIKE` holds at most: it starts afresh past them."""
-
-
-def _read_alike(layout: Layout, model: type[BaseModel], name: str,
+@functools.lru_cache(maxsize=1_024)
+def _read_alike(template: str, model: type[BaseModel], name: str,
                 examples: tuple[str, ...]) -> tuple[str, ...]:
-    """What keeps ``model`` from reading ``examples`` as ``layout`` does; empty if nothing.
+    """What keeps ``model`` from reading ``examples`` as the layout ``template`` does.
 
-    Found once per layout, model, channel name and examples in a process, then kept: a
-    layout is a value (its template says all of it), and so is a model class. Checking
-    takes a few polars queries and model validations a channel, a millisecond or two, which
-    a replay of a small recording would otherwise pay for each channel every time.
+    Empty if nothing. Found once per template, model, channel name and examples in a
+    process, then kept: a layout is a value (its template says all of it), and so is a
+    model class. Checking takes a few polars queries and model validations a channel, a
+    millisecond or two, which a replay of a small recording would otherwise pay for each
+    channel every time.
     """
-    key = (layout.template, model, name, examples)
-    found = _READ_ALIKE.get(key)
-    if found is None:
-        try:
-            layout.check_model(model, name)
-            found = tuple(check_layout(layout, model, list(examples)))
-        except ValueError as exc:
-            found = (str(exc),)
-        if len(_READ_ALIKE) >= _READ_ALIKE_MOST:
-            _READ_ALIKE.clear()
-        _READ_ALIKE[key] = found
-    return found
+    layout = Layout(template)
+    try:
+        layout.check_model(model, name)
+        return tuple(check_layout(layout, model, list(examples)))
+    except ValueError as exc:
+        return (str(exc),)
 
 
 def _own_state(channel: Channel, spec: FeedSpec, book_channels: frozenset[str],

@@ -26,4 +26,3 @@ def check_count(value: object, name: str) -> None:
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
-

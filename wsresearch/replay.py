@@ -607,10 +607,9 @@ class _Driver:
         # over a long recording costs nothing per check point it skips.
         # (position, order, (first and last check point) or event row); the columnar path
         # adds (position, -2, channel) and (position, -1, channels) below
-        monos = events["mono_ns"]
-        if monos.null_count():  # a damaged file's event without a time: for the stops, the
-            # time before it (the message goes through its model as it is)
-            monos = monos.fill_null(strategy="forward").fill_null(self.reach)
+        # An event without a time (in chunks handed to replay_in_chunks) moves no check
+        # point: the reach so far stands in for it (the message goes through its model).
+        monos = events["mono_ns"].fill_null(self.reach)
         # In arrays, not a polars query: on this thread, that waits for a polars worker the
         # read-ahead keeps busy.
         reach = np.maximum.accumulate(np.maximum(monos.to_numpy(), self.reach))
