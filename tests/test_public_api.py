@@ -17,7 +17,8 @@ import wsresearch.lowlevel
 import wsresearch.testing
 
 TOP_LEVEL = [
-    "BackoffConfig", "Channel", "CloseCategory", "Compacted", "ConnectionConfig", "ExchangeError",
+    "BackoffConfig", "Channel", "CloseCategory", "Compacted", "ConnectionConfig",
+    "DamagedSegmentWarning", "ExchangeError",
     "ExportSummary", "Fault", "FaultProxy", "Feed", "FeedSpec", "FeedStats", "HeartbeatConfig",
     "InvalidURLError", "Layout", "MaxReconnectsExceededError", "NotConnectedError",
     "OverflowPolicy", "Pipeline", "QualityReport", "QueueClosedError", "QueueConfig",

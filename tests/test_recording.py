@@ -14,6 +14,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from wsresearch import (
+    DamagedSegmentWarning,
     Feed,
     QueueConfig,
     RecordingError,
@@ -192,9 +193,17 @@ async def test_an_event_without_a_required_value_is_left_out_with_a_warning(
     with pytest.warns(UserWarning, match=warned) as caught:
         assert recording.events()["seq"].to_list() == kept
     assert len(caught) == 1
-    with pytest.warns(UserWarning, match=warned):
-        assert pl.concat(list(Recording.open(tmp_path / "rec").chunks(4)))["seq"].to_list() \
-            == kept
+    # A class of its own, saying what and where, and the line it names is the caller's.
+    (found,) = [w.message for w in caught]
+    assert isinstance(found, DamagedSegmentWarning)
+    assert (found.file, found.left_out, found.lacking) == (files[1], 1, (column,))
+    assert caught[0].filename == __file__
+    with pytest.warns(DamagedSegmentWarning, match=warned) as caught:
+        chunks = []
+        for chunk in Recording.open(tmp_path / "rec").chunks(4):
+            chunks.append(chunk)
+    assert pl.concat(chunks)["seq"].to_list() == kept
+    assert caught[0].filename == __file__
     # A pass over a few columns leaves out the same events (the chunks warn of them).
     assert pl.concat(list(Recording.open(tmp_path / "rec").columns(["data"])))[
         "seq"].to_list() == kept

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from wsresearch import Recording, export_parquet
+from wsresearch import DamagedSegmentWarning, Recording, export_parquet
 from wsresearch._split import plan, splittable
+from wsresearch.export import recording_id
 from wsresearch.exchanges import bybit, generic
 from wsresearch.recording.writer import Captured, write_events
 
@@ -94,6 +96,42 @@ def test_a_part_whose_warm_up_misses_the_caches_is_replayed_from_the_hand_over(
     assert split.rows == serial.rows
     assert "replayed again" in caplog.text
     assert_same_dataset(tmp_path / "serial", tmp_path / "split")
+
+
+def test_a_damaged_segment_is_warned_of_once_by_the_parent_as_by_the_serial_export(
+        tmp_path: Path) -> None:
+    # One file of 80,000 events (read in pieces of 20,000), three connections: the first
+    # part (15,000 events) stops before the file's last piece, the others read all of it.
+    # An event in the first piece and one in the last lost their mono_ns.
+    recording = session(tmp_path / "rec", [(0, 7500), (7501, 20000), (20001, 40000)],
+                        chain=None)
+    (file,) = (tmp_path / "rec" / "segments").rglob("*.parquet")
+    table = pl.read_parquet(file)
+    assert table.height > 80_000
+    lost = pl.col("seq").is_in([5_000, 70_000])
+    table.with_columns(mono_ns=pl.when(lost).then(None).otherwise(pl.col("mono_ns"))
+                       ).write_parquet(file, row_group_size=10_000)
+    recording = Recording.open(tmp_path / "rec")
+    said = f"{file}: skipping 2 event(s) without a value of mono_ns (a damaged segment)"
+
+    def export(out: str, workers: int) -> tuple[object, list[warnings.WarningMessage]]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            done = export_parquet(recording, None, tmp_path / out, workers=workers)
+        return done, caught
+
+    serial, told = export("serial", 1)
+    assert [str(w.message) for w in told] == [said]
+    split, told = export("split", 3)
+    assert split.parts == 3  # type: ignore[attr-defined]
+    assert split.rows == serial.rows  # type: ignore[attr-defined]
+    assert [str(w.message) for w in told] == [said]
+    assert told[0].category is DamagedSegmentWarning
+    assert told[0].filename == __file__  # the caller's line, not a worker's
+    assert_same_dataset(tmp_path / "serial", tmp_path / "split")
+    # The id the files are named by is the recording's, counted as the export counts.
+    assert (tmp_path / "serial" / "_connections" / f"{recording_id(recording)}.parquet"
+            ).is_file()
 
 
 def test_what_cannot_be_split_is_exported_by_one_process(tmp_path: Path) -> None:

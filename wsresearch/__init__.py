@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         StreamConfig,
     )
     from .errors import (
+        DamagedSegmentWarning,
         ExchangeError,
         InvalidURLError,
         MaxReconnectsExceededError,
@@ -122,6 +123,7 @@ _PUBLIC: dict[str, str] = {
     "OverflowPolicy": ".config",
     "CloseCategory": ".config",
     "WsResearchError": ".errors",
+    "DamagedSegmentWarning": ".errors",
     "WebSocketError": ".errors",
     "WebSocketAuthError": ".errors",
     "MaxReconnectsExceededError": ".errors",
@@ -247,6 +249,7 @@ __all__ = [
     "CloseCategory",
     "Compacted",
     "ConnectionConfig",
+    "DamagedSegmentWarning",
     "ExchangeError",
     "ExportSummary",
     "Fault",

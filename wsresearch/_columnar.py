@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import warnings
 from collections.abc import Callable, Hashable, Iterable, Set
 from typing import Any, NamedTuple
 
@@ -46,6 +45,7 @@ import polars as pl
 from pydantic import BaseModel
 
 from ._limits import INT64_MAX
+from ._warn import warn
 from .book import BookRule
 from .frames import META_COLUMNS, polars_schema
 from .layout import Layout, check_layout
@@ -679,8 +679,8 @@ def _holds_its_promise(channel: Channel, pipeline: Pipeline) -> bool:
     if routed != {channel.name}:
         problems.append(f"its messages are routed to {sorted(map(str, routed))}")
     if problems:
-        warnings.warn(f"channel {channel.name!r}: its layout is not used ({problems[0]}); "
-                      "its messages go through the model", stacklevel=4)
+        warn(f"channel {channel.name!r}: its layout is not used ({problems[0]}); "
+             "its messages go through the model")
     return not problems
 
 

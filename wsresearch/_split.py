@@ -16,12 +16,17 @@ its caches' state (:meth:`~wsresearch.dedupe.DedupeCache.state`) when its own ev
 and the part before it reports its state when they end. Where the two differ, the part is
 replayed again from the state handed over, one part after the other. The dataset is then
 the one a single process writes, file for file (``tests/test_split.py``).
+
+So are its warnings. A part's process would print them to its own standard error, which a
+notebook never shows and the caller's filters never see: each part records them and hands
+them back, and the parent warns of each once (:func:`_told`), as the serial export does.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import warnings
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +35,9 @@ from typing import Any
 import polars as pl
 
 from ._catalog import process_pool
+from ._warn import warn
 from .clock import NS_PER_S
+from .errors import DamagedSegmentWarning
 from .exchanges import rebuild
 from .normalize import is_stateful
 from .pipeline import Pipeline
@@ -65,6 +72,11 @@ class _Done:
     timeline: pl.DataFrame
     state_at_start: State
     state_at_end: State
+    events: int
+    """Its own events, a damaged segment's incomplete ones left out (the warm-up's not)."""
+    head: list[str | None]
+    """Its first events' data: the first part's are the recording's (its id)."""
+    warnings: list[Warning]
 
 
 def splittable(spec: FeedSpec, normalized: bool) -> str | None:
@@ -150,7 +162,52 @@ def _pieces(recording: Recording, part: Part, chunk_events: int) -> Iterator[pl.
 
 def run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_events: int,
              part: Part, state: State | None, staging: str, root: str) -> _Done:
-    """Replay and stage one part (in a process of its own); ``state``: caches handed over."""
+    """Replay and stage one part (in a process of its own); ``state``: caches handed over.
+
+    Its warnings are not shown but handed back, every one, for the parent to show.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        done = _run_part(path, origin, url, normalized, chunk_events, part, state, staging,
+                         root)
+    done.warnings = [_portable(w.message, w.category) for w in caught]
+    return done
+
+
+def _portable(message: Warning | str, category: type[Warning]) -> Warning:
+    """A recorded warning that crosses to the parent process as it is, or as its text."""
+    if isinstance(message, DamagedSegmentWarning):
+        return message  # pickled by what it says, not its text
+    try:
+        return category(str(message))
+    except Exception:  # a category that takes no text: its text all the same
+        return UserWarning(str(message))
+
+
+def _told(found: list[Warning]) -> list[Warning]:
+    """The parts' warnings, each once, in the order first given.
+
+    Parts read the same segment file where it straddles their boundary or their warm-up
+    reaches back into it, and a part that stops inside a file has read only its first
+    pieces: of a damaged file's warnings, the one that counts the most left out is the
+    count of the whole file (the part that reads its last event reads all of it), which
+    is what the serial export says.
+    """
+    kept: dict[object, Warning] = {}
+    for message in found:
+        if isinstance(message, DamagedSegmentWarning):
+            before = kept.get(message.file)
+            if not isinstance(before, DamagedSegmentWarning) or (
+                    message.left_out > before.left_out):
+                kept[message.file] = message
+        else:
+            kept.setdefault((type(message), str(message)), message)
+    return list(kept.values())
+
+
+def _run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_events: int,
+              part: Part, state: State | None, staging: str, root: str) -> _Done:
+    """:func:`run_part`, its warnings shown."""
     from .export import _Export
 
     recording = Recording.open(path)
@@ -186,7 +243,8 @@ def run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_ev
     timeline = pl.concat(export.timeline) if export.timeline else pl.DataFrame(
         schema={"seq": pl.Int64, **TIMELINE_SCHEMA})
     return _Done(export.rows, export.kinds, export.staging.partitions, timeline,
-                 start_state, replayed[0].parser.dedupe_state())
+                 start_state, replayed[0].parser.dedupe_state(), export.events, export.head,
+                 [])
 
 
 def run_parts(path: str, spec: FeedSpec, normalized: bool, chunk_events: int,
@@ -205,4 +263,6 @@ def run_parts(path: str, spec: FeedSpec, normalized: bool, chunk_events: int,
             redo = Part(warm=parts[k].start, start=parts[k].start, end=parts[k].end)
             done[k] = run_part(path, spec.origin, spec.url, normalized, chunk_events, redo,
                                handed, str(staging), str(root))
+    for message in _told([w for part in done for w in part.warnings]):
+        warn(message)
     return done

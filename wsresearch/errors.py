@@ -18,6 +18,10 @@ already catches ``ValueError`` or ``KeyError`` keeps working::
     └── RecordingError (+ OSError)              a recording cannot be created or written
         └── RecordingFormatError (+ ValueError) not a recording, or a newer format version
 
+One warning has a class of its own, so that it can be filtered or caught by class:
+:class:`DamagedSegmentWarning` (a :class:`UserWarning`), for the events a damaged segment
+file left without a value they are read by.
+
 :class:`ExchangeError` is not a :class:`WebSocketError`: the connection is
 fine, and the exchange used it to say that a request of ours was wrong (a
 rejected subscription, an unknown symbol). It is an application-level report,
@@ -29,12 +33,14 @@ config models, naming the field at fault; :func:`first_error` puts one in a line
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
 __all__ = [
+    "DamagedSegmentWarning",
     "ExchangeError",
     "InvalidURLError",
     "MaxReconnectsExceededError",
@@ -135,6 +141,36 @@ class RecordingError(WsResearchError, OSError):
 
 class RecordingFormatError(RecordingError, ValueError):
     """Not a recording, a damaged manifest, or a format version newer than this one reads."""
+
+
+class DamagedSegmentWarning(UserWarning):
+    """Events of a damaged segment file that lack a value they are read by, left out.
+
+    Every event has a ``seq``, ``generation``, ``mono_ns``, ``wall_ns`` and ``kind``: the
+    writers always fill them. An event of a damaged or hand-edited file without one cannot
+    be placed, and every read of the recording leaves it out, with one of these warnings
+    per file. Being a class of its own, it can be filtered
+    (``warnings.filterwarnings("ignore", category=DamagedSegmentWarning)``) or caught and
+    read: its attributes say which file, how many events and which values.
+
+    Parameters
+    ----------
+    file
+        The segment file.
+    left_out
+        How many of its events were left out (of those read, where a reader stopped early).
+    lacking
+        The values they lacked, by column name.
+    """
+
+    def __init__(self, file: Path, left_out: int, lacking: tuple[str, ...]) -> None:
+        super().__init__(f"{file}: skipping {left_out} event(s) without a value of "
+                         f"{', '.join(lacking)} (a damaged segment)")
+        self.file, self.left_out, self.lacking = file, left_out, lacking
+
+    def __reduce__(self) -> tuple[type[DamagedSegmentWarning], tuple[Path, int, tuple[str, ...]]]:
+        # An export's worker process hands it to its parent: rebuilt from the three.
+        return type(self), (self.file, self.left_out, self.lacking)
 
 
 def first_error(exc: ValidationError, limit: int = 1) -> str:

@@ -38,6 +38,7 @@ import hashlib
 import logging
 import os
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,9 +121,17 @@ def recording_id(recording: Recording) -> str:
     start time, the number of events and the first events' data. A recording
     moved or copied keeps its id; two recordings started at the same instant
     (frames imported with :meth:`Recording.from_frames`) still differ.
+
+    The events are those every read gives, as an export counts them: a damaged segment's
+    events that lack a value they are read by are not (:class:`Recording`). So it takes a
+    pass over the few columns that tells, and reads the first events' data without a
+    warning: the reads of the whole recording tell what it lacks, once.
     """
-    head = next(recording.chunks(_HEAD), pl.DataFrame(schema={"data": pl.String}))
-    return _recording_id(recording, recording.event_count, head["data"].to_list())
+    events = sum(table.height for table in recording.columns(["seq"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        head = next(recording.chunks(_HEAD), pl.DataFrame(schema={"data": pl.String}))
+    return _recording_id(recording, events, head["data"].to_list())
 
 
 _HEAD = 16  # the events whose data a recording's id hashes
@@ -240,14 +249,16 @@ def _split_export(root: Path, recording: Recording, spec: FeedSpec, normalized: 
     try:
         done = _split.run_parts(str(recording.path), spec, normalized, chunk_events, parts,
                                 export.staging.folder, root, workers)
+        export.head = done[0].head  # the first part's first events are the recording's
         for part in done:
+            export.events += part.events
             export.staging.adopt(part.partitions)
             for name, count in part.rows.items():
                 export.rows[name] = export.rows.get(name, 0) + count
             for kind, count in part.kinds.items():
                 export.kinds[kind] = export.kinds.get(kind, 0) + count
             export.timeline.append(part.timeline)
-        return dataclasses.replace(export.finish(recording_id(recording)), parts=len(parts))
+        return dataclasses.replace(export.finish(), parts=len(parts))
     finally:
         export.close()
 

@@ -27,7 +27,6 @@ import contextlib
 import gc
 import os
 import threading
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
@@ -40,6 +39,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ._columnar import Columnar, Decoded, Taken
 from ._ports import check_port, listening_url
+from ._warn import warn
 from .book import Book, Books
 from .clock import NS_PER_S, VirtualClock
 from .health import HealthMonitor, HealthTransition
@@ -331,29 +331,24 @@ class _Items:
     A damaged segment can garble a message's data (a lost value, a binary message whose
     text is no longer base64). Such a message is still replayed, as its text's bytes
     (empty when lost), so it gets an outcome like every other message, almost surely
-    a reject, and a warning says how many there were. One whose binary flag was lost is
-    replayed as its text, as a message without the flag is, with a warning too.
+    a reject. One whose binary flag was lost is replayed as its text, as a message
+    without the flag is. Both are counted (:class:`_Garbled` tells of them).
     """
 
-    def __init__(self, kept: pl.DataFrame, source: object) -> None:
+    def __init__(self, kept: pl.DataFrame) -> None:
         texts = kept["data"]
-        damaged = texts.null_count()
+        self.garbled = texts.null_count()
         self._texts = texts = texts.fill_null("")
         self._bytes: dict[int, bytes] = {}  # the binary messages' payloads, by position
         flags = kept["binary"]
-        if flags.null_count():
-            warnings.warn(f"{source}: {flags.null_count()} message(s) whose binary flag a "
-                          "damaged segment lost; replayed as text", stacklevel=3)
+        self.flags_lost = flags.null_count()
         for j in flags.fill_null(False).arg_true().to_list():
             text = texts[j]
             try:
                 self._bytes[j] = base64.b64decode(text, validate=True)
             except binascii.Error:
                 self._bytes[j] = text.encode()
-                damaged += 1
-        if damaged:
-            warnings.warn(f"{source}: {damaged} message(s) whose recorded data a damaged "
-                          "segment garbled; replayed as the bytes left", stacklevel=3)
+                self.garbled += 1
         self._columns = kept.select("generation", "mono_ns", "wall_ns", "seq")
         self._made: list[Received | None] = [None] * kept.height
 
@@ -407,6 +402,32 @@ class _Items:
             self.make(positions)
             found = [made[p] for p in positions]
         return found  # type: ignore[return-value]  # all made now
+
+
+@dataclass
+class _Garbled:
+    """Messages a damaged segment garbled (see :class:`_Items`), told of once per replay.
+
+    A warning a chunk would repeat itself for every chunk of a badly damaged file: one
+    of each kind, with the counts of the whole replay, says it once.
+    """
+
+    flags_lost: int = 0
+    garbled: int = 0
+
+    def add(self, items: _Items) -> None:
+        """Count the garbled messages of a chunk's ``items``."""
+        self.flags_lost += items.flags_lost
+        self.garbled += items.garbled
+
+    def tell(self, source: object) -> None:
+        """A warning for each kind counted, naming the recording ``source``."""
+        if self.flags_lost:
+            warn(f"{source}: {self.flags_lost} message(s) whose binary flag a damaged "
+                 "segment lost; replayed as text")
+        if self.garbled:
+            warn(f"{source}: {self.garbled} message(s) whose recorded data a damaged "
+                 "segment garbled; replayed as the bytes left")
 
 
 @dataclass(frozen=True)
@@ -561,6 +582,7 @@ class _Driver:
         self.messages = self.kept = self.generations = 0
         self.columnar = Columnar(pipeline) if columnar else None
         self.read_in_columns = 0
+        self.garbled = _Garbled()
 
     def prepare(self, events: pl.DataFrame) -> _Chunk:
         """The next chunk of events (in ``seq`` order), with what of it reads no state.
@@ -582,7 +604,7 @@ class _Driver:
                                                     "wall_ns", "kind", "stream", "data",
                                                     "code"),
             messages=messages, decoded=decoded,
-            items=_Items(kept, self.source), at=kept["index"].to_list())
+            items=_Items(kept), at=kept["index"].to_list())
 
     def feed(self, chunk: _Chunk) -> None:
         """Put the next chunk of events through the pipeline."""
@@ -599,6 +621,7 @@ class _Driver:
         self.messages += chunk.frames
         items, at = chunk.items, chunk.at
         self.kept += len(items)
+        self.garbled.add(items)
 
         # Stops, in event order: the health check points that fall before each event
         # (check k, at first_mono + k * interval, runs before the first event whose
@@ -805,7 +828,8 @@ class _Driver:
         return sorted(chosen) if merged else chosen
 
     def finish(self) -> tuple[int, int, int]:
-        """Report the end; return messages, skipped and generations."""
+        """Report the end, and what was garbled; return messages, skipped and generations."""
+        self.garbled.tell(self.source)
         if self.progress is not None:
             self.progress(self.offset, self.offset)
         return self.messages, self.messages - self.kept, self.generations
@@ -948,15 +972,19 @@ def _sessions(recording: Recording) -> list[_Session]:
 def _messages(recording: Recording, session: _Session) -> Iterator[
         list[tuple[int, str | bytes]]]:
     """The connection's messages, ``(mono_ns, payload)``, a chunk at a time, as recorded."""
-    for chunk in recording.chunks(start=session.first_seq):
-        if int(chunk["seq"][0]) > session.last_seq:
-            return
-        frames = chunk.filter((pl.col("generation") == session.generation)
-                              & (pl.col("kind") == "frame"))
-        if frames.height:
-            yield list(zip(frames["mono_ns"].to_list(),
-                           _Items(frames, recording.path).payloads(),
-                           strict=True))
+    garbled = _Garbled()
+    try:
+        for chunk in recording.chunks(start=session.first_seq):
+            if int(chunk["seq"][0]) > session.last_seq:
+                return
+            frames = chunk.filter((pl.col("generation") == session.generation)
+                                  & (pl.col("kind") == "frame"))
+            if frames.height:
+                items = _Items(frames)
+                garbled.add(items)
+                yield list(zip(frames["mono_ns"].to_list(), items.payloads(), strict=True))
+    finally:
+        garbled.tell(recording.path)
 
 
 class ReplayServer:

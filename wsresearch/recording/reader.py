@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +21,9 @@ import polars as pl
 
 from .._catalog import CHUNK_EVENTS
 from .._limits import check_count
+from .._warn import warn
 from ..clock import NS_PER_S
-from ..errors import RecordingError, RecordingFormatError
+from ..errors import DamagedSegmentWarning, RecordingError, RecordingFormatError
 from ..exchanges import rebuild
 from ..spec import FeedSpec
 from .format import (
@@ -96,9 +96,8 @@ class Recording:
         segments = root / SEGMENTS
         if not segments.exists() and (root / REPLACED).is_dir():
             # A compaction stopped between its two renames: the old segments are whole.
-            warnings.warn(f"{root}: a compaction was interrupted; its segments are read from "
-                          f"{REPLACED} (the next compaction puts them back first)",
-                          stacklevel=2)
+            warn(f"{root}: a compaction was interrupted; its segments are read from "
+                 f"{REPLACED} (the next compaction puts them back first)")
             segments = root / REPLACED
         return cls(root, parse_manifest(raw, root), _segment_files(segments))
 
@@ -513,7 +512,7 @@ class Recording:
         # panic on one (a PanicException is a BaseException, not an Exception).
         except (Exception, pl.exceptions.PanicException) as exc:
             _check_still_there(file)
-            warnings.warn(f"skipping unreadable segment {file}: {exc}", stacklevel=3)
+            warn(f"skipping unreadable segment {file}: {exc}")
             return None
 
     def __repr__(self) -> str:
@@ -642,9 +641,8 @@ def _complete(table: pl.DataFrame, files: list[tuple[Path, int]],
 def _warn_of(damage: dict[Path, _Damage]) -> None:
     """A warning for each file of ``damage``: how many events it lacked which values of."""
     for file, found in damage.items():
-        names = ", ".join(name for name in _REQUIRED if name in found.lacking)
-        warnings.warn(f"{file}: skipping {found.left_out} event(s) without a value of "
-                      f"{names} (a damaged segment)", stacklevel=4)
+        names = tuple(name for name in _REQUIRED if name in found.lacking)
+        warn(DamagedSegmentWarning(file, found.left_out, names))
 
 
 def _gathered(tables: Iterable[pl.DataFrame], events: int) -> Iterator[pl.DataFrame]:
@@ -792,12 +790,11 @@ def _segment_files(segments: Path) -> list[Path]:
     files = []
     for file in sorted(segments.glob("*/*"), key=lambda p: p.name):
         if file.name.endswith(".tmp"):
-            warnings.warn(f"skipping {file}: an unfinished write (the session ended abruptly)",
-                          stacklevel=3)
+            warn(f"skipping {file}: an unfinished write (the session ended abruptly)")
         elif file.suffix != ".parquet":
             continue
         elif not file.is_file():  # follows a symlink: a link to a segment is read
-            warnings.warn(f"skipping {file}: not a regular file", stacklevel=3)
+            warn(f"skipping {file}: not a regular file")
         else:
             files.append(file)
     return files
