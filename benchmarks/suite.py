@@ -256,10 +256,13 @@ def peers(args: argparse.Namespace, figures: dict[str, Figure]) -> None:
 
 def streaming(args: argparse.Namespace, figures: dict[tuple[str, int], Figure]) -> None:
     """Peak RSS of export and report over the recording's size, at two lengths."""
-    found = bench_streaming.measure(args.messages, ["export", "report"])
+    found = bench_streaming.measure(args.messages, ["export", "report", "cli-export",
+                                                     "cli-report"])
     for (job, factor), f in found.items():
         figures[(job, factor)].values.append(f["peak_mb"] / f["disk_mb"])
-        figures[(job, factor, "above")].values.append(f["peak_mb"] - f["rest_mb"])  # type: ignore[index]
+        if f["rest_mb"] is not None:
+            figures[(job, factor, "above")].values.append(  # type: ignore[index]
+                f["peak_mb"] - f["rest_mb"])
 
 
 def refresh(args: argparse.Namespace, figure: Figure) -> None:
@@ -407,6 +410,9 @@ def main() -> None:
                 unit="x")
             stream_figures[(job, factor, "above")] = Figure(
                 f"  {job} peak above rest, {factor}x", "(absolute)", "flat", unit="MB")
+            stream_figures[(f"cli-{job}", factor)] = Figure(
+                f"wsresearch {job} peak RSS, {factor}x", "recording size on disk", "<= 5",
+                unit="x")
     steps = {
         "imports": ("import cost", lambda: imports(args, imported)),
         "live": ("live ingest", lambda: live(args, on, off, ratio)),

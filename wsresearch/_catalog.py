@@ -63,11 +63,23 @@ def process_pool(workers: int, initializer: Callable[..., object] | None = None,
 
     None of this process's threads, event loop or state is copied into them, so a job
     rebuilds what it needs (a spec from its origin, say). Each imports only the module
-    its job is defined in and what the job imports. ``initializer(*initargs)`` runs in
-    each as it starts (what can only be handed over then: a ``multiprocessing`` queue).
+    its job is defined in and what the job imports. Each, as it starts, sets polars'
+    allocator to one arena (:func:`~wsresearch._allocator.one_arena`: before its job
+    imports polars) and then runs ``initializer(*initargs)`` (what can only be handed
+    over then: a ``multiprocessing`` queue).
     """
+    import functools
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=initializer, initargs=initargs)
+                               initializer=functools.partial(_start, initializer, initargs))
+
+
+def _start(initializer: Callable[..., object] | None, initargs: tuple[Any, ...]) -> None:
+    """A pool worker's start: polars' allocator in one arena, then ``initializer``."""
+    from ._allocator import one_arena
+
+    one_arena()
+    if initializer is not None:
+        initializer(*initargs)

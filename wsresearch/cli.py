@@ -65,6 +65,7 @@ from rich.text import Text
 # more, and a worker process of export or report imports this module before its job.
 # Each command imports what it runs.
 from . import __version__
+from ._allocator import one_arena
 from ._catalog import (
     CHUNK_EVENTS,
     EXCHANGES,
@@ -1062,6 +1063,7 @@ def _utc(wall_ns: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
+    one_arena()  # before polars is imported (wsresearch._allocator)
     args = _build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.CRITICAL,
