@@ -29,8 +29,10 @@ and the min-max of the per-round ratios, and the target where there is one:
   plain read + ``orjson.loads`` of the same frames, each in a process of its own, the peers
   in their own venv (``benchmarks/bench_peers.py``; ``make bench`` creates the venv);
 - replay of an hour of a live recording, 3,600 segments of 30 frames (a segment a flush, as
-  a recorder writes them), against the same events in one segment; the same hour compacted
-  (``compact_recording``), and the time compacting it takes over one replay of it;
+  a recorder with ``segment_events=1`` writes them), and the same hour as a recorder writes
+  it by default (files grown to 9,990 events), against the same events in one segment; the
+  hour of 3,600 compacted (``compact_recording``), and the time compacting it takes over one
+  replay of it;
 - peak RSS of ``export`` and ``report`` (each in a process of its own) against the
   recording's size on disk, for a recording of ``--messages`` frames and one three times
   as long: flat means the same peak for both (``benchmarks/bench_streaming.py``);
@@ -208,14 +210,16 @@ def split(args: argparse.Namespace, figure: Figure) -> None:
             figure.values.append(one / (time.perf_counter() - began))
 
 
-def segments(args: argparse.Namespace, figure: Figure, compacted: Figure,
+def segments(args: argparse.Namespace, figure: Figure, grown: Figure, compacted: Figure,
              compacting: Figure) -> None:
     """Replay of an hour of a live recording's segments against the same events in one.
 
-    A recorder writes a segment a flush (a second): 3,600 segments of 30 generic trades (an
-    hour of a quiet feed), written as the recorder cuts them, against the same events in
-    one segment; then the hour compacted (``compact_recording``), and what compacting it
-    costs against one replay of it as recorded.
+    A recorder with ``segment_events=1`` writes a segment a flush (a second): 3,600 segments
+    of 30 generic trades (an hour of a quiet feed), written as it cuts them, against the
+    same events in one segment; the same hour as a recorder writes it by default, each
+    file grown flush by flush to 9,990 events (333 flushes of 30: the next would pass
+    10,000); then the hour of 3,600 compacted (``compact_recording``), and what compacting
+    it costs against one replay of it as recorded.
     """
     from wsresearch import Recording, compact_recording, replay
     from wsresearch.recording.writer import Captured, write_events
@@ -227,7 +231,7 @@ def segments(args: argparse.Namespace, figure: Figure, compacted: Figure,
         for i, text in enumerate(generic_frames(108_000, seed=4))]
     with tempfile.TemporaryDirectory(prefix="wsr-bench-") as folder:
         root = Path(folder)
-        for name, size in (("hour", 30), ("one", len(events) + 1)):  # a flush a second
+        for name, size in (("hour", 30), ("grown", 9_990), ("one", len(events) + 1)):
             write_events(root / name, events, source_url=spec.url, origin=spec.origin,
                          segment_events=size)
 
@@ -239,6 +243,7 @@ def segments(args: argparse.Namespace, figure: Figure, compacted: Figure,
         for round_ in range(args.rounds):
             hour, one = timed("hour"), timed("one")
             figure.values.append(one / hour)
+            grown.values.append(one / timed("grown"))
             shutil.copytree(root / "hour", root / f"compacted{round_}")
             began = time.perf_counter()
             compact_recording(root / f"compacted{round_}")
@@ -394,6 +399,7 @@ def main() -> None:
     split_figure = Figure("export --workers 2, one recording of 4 connections",
                           "the same by one process")
     segmented = Figure("replay, an hour in 3,600 segments (108k)", "the same events in one segment")
+    grown = Figure("replay, the hour as recorded (11 files)", "the same events in one segment")
     compacted = Figure("replay, the hour compacted", "the same events in one segment")
     compacting = Figure("  compacting the hour", "one replay of it as recorded", unit="x")
     peer_figures = {
@@ -428,7 +434,7 @@ def main() -> None:
                                                 workers(args, parallel_long, args.messages * 2),
                                                 split(args, split_figure))),
         "segments": ("a live recording's segments",
-                     lambda: segments(args, segmented, compacted, compacting)),
+                     lambda: segments(args, segmented, grown, compacted, compacting)),
         "peers": ("replay against peers", lambda: peers(args, peer_figures)),
         "streaming": ("export and report memory",
                       lambda: streaming(args, stream_figures)),  # type: ignore[arg-type]
@@ -454,7 +460,7 @@ def main() -> None:
                    coinbase_columns, coinbase_rate, captures_columns, captures_rate,
                    parallel,
                    parallel_long,
-                   split_figure, segmented, compacted, compacting, *stream_figures.values(),
+                   split_figure, segmented, grown, compacted, compacting, *stream_figures.values(),
                    refreshed,
                    *memory_figures.values(), growth):
         print(figure.row())

@@ -127,7 +127,7 @@ async def test_record_with_compact_leaves_one_segment_file(tmp_path: Path) -> No
     async with Simulator(rates={"trade": 100.0, "ticker": 50.0, "order": 0.1}) as sim:
         done = await asyncio.to_thread(
             run, "record", sim.url, "--out", str(out), "--seconds", "2.5", "--compact",
-            "--subscribe", '{"op":"subscribe","channels":["trade"]}',
+            "--subscribe", '{"op":"subscribe","channels":["trade"]}', "--segment-events", "1",
         )
     assert done.returncode == 0, done.stderr
     recording = Recording.open(out)

@@ -151,7 +151,7 @@ async def test_record_with_compact_compacts_the_recording_once_a_signal_stops_it
         match = re.search(r"ws://127\.0\.0\.1:\d+", sim.stdout)
         assert match, sim.stdout
         async with running("record", match.group(0), "--out", str(out), "--subscribe",
-                           SUBSCRIBE, "--compact") as record:
+                           SUBSCRIBE, "--compact", "--segment-events", "1") as record:
             await eventually(lambda: len(list(out.glob("segments/*/events-*.parquet"))) >= 3,
                              within=30, what="three segments on disk (a flush a second)")
             record.proc.send_signal(signal.SIGINT)

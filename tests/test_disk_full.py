@@ -69,6 +69,30 @@ async def test_a_failed_write_is_held_and_written_once_the_disk_recovers(tmp_pat
     assert not list((tmp_path / "rec").rglob("*.tmp"))
 
 
+async def test_a_growing_file_a_write_failed_to_grow_is_left_whole_and_grown_later(
+        tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1")
+    await recorder.start()
+    _messages(recorder, 0, 10)
+    await recorder.flush()
+    segments = tmp_path / "rec" / "segments"
+    (file,) = segments.rglob("*.parquet")
+    before = file.read_bytes()
+    _break(segments)
+    _messages(recorder, 10, 10)
+    await recorder.flush()  # fails: the file would have been written again, with 20 events
+    assert (recorder.failed_writes, recorder.held) == (1, 10)
+    assert (segments.with_name("aside") / file.relative_to(segments)).read_bytes() == before
+    _mend(segments)
+    _messages(recorder, 20, 5)
+    await recorder.flush()
+    await recorder.stop()
+    # Still one file, named by its first event, now with every event in order.
+    assert [f.relative_to(segments) for f in segments.rglob("*.parquet")] == [
+        file.relative_to(segments)]
+    assert pl.read_parquet(file)["seq"].to_list() == list(range(26))  # 25 and the stop
+
+
 async def test_the_backlog_is_bounded_and_what_it_drops_is_counted_and_named(
     tmp_path: Path,
 ) -> None:

@@ -160,7 +160,7 @@ async def test_torn_and_damaged_segments_are_skipped_with_a_warning(tmp_path: Pa
 
 async def _three_small_segments(path: Path) -> list[Path]:
     """A recording of 15 messages in three segments (small: read together), and a stop."""
-    recorder = Recorder(path, source_url="ws://127.0.0.1:1")
+    recorder = Recorder(path, source_url="ws://127.0.0.1:1", segment_events=1)
     await recorder.start()
     for flush in range(3):
         for n in range(5):
@@ -199,9 +199,7 @@ async def test_an_event_without_a_required_value_is_left_out_with_a_warning(
     assert (found.file, found.left_out, found.lacking) == (files[1], 1, (column,))
     assert caught[0].filename == __file__
     with pytest.warns(DamagedSegmentWarning, match=warned) as caught:
-        chunks = []
-        for chunk in Recording.open(tmp_path / "rec").chunks(4):
-            chunks.append(chunk)
+        chunks = list(Recording.open(tmp_path / "rec").chunks(4))
     assert pl.concat(chunks)["seq"].to_list() == kept
     assert caught[0].filename == __file__
     # A pass over a few columns leaves out the same events (the chunks warn of them).
@@ -222,6 +220,69 @@ async def test_each_file_read_together_is_warned_of_its_own_lost_values(tmp_path
         f"{files[0].name}: skipping 1 event(s) without a value of seq (a damaged segment)",
         f"{files[1].name}: skipping 2 event(s) without a value of kind (a damaged segment)"]
     assert not set(lost) & set(events["seq"].to_list())
+
+
+def _segments(path: Path) -> list[tuple[str, str, int]]:
+    """Each segment file of a recording: its folder, its name, its events."""
+    return [(f.parent.name, f.name, pl.read_parquet(f).height)
+            for f in sorted((path / "segments").rglob("*.parquet"))]
+
+
+async def test_a_quiet_feeds_flushes_grow_a_file_to_segment_events(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1", segment_events=6)
+    await recorder.start()
+    for flush in range(5):
+        for n in range(3):
+            seq = flush * 3 + n
+            recorder.record_message(f'{{"n":{seq}}}', 1, seq, seq)
+        await recorder.flush()
+        assert recorder.flushed_seq == seq  # each flush on disk as it returns
+    await recorder.stop()
+    # 3 + 3 fit in a file of 6; the next 3 begin another; the stop event joins the last.
+    assert _segments(tmp_path / "rec") == [
+        ("0000", "events-000000000000.parquet", 6), ("0000", "events-000000000006.parquet", 6),
+        ("0000", "events-000000000012.parquet", 4)]
+    events = Recording.open(tmp_path / "rec").events()
+    assert events["seq"].to_list() == list(range(16))
+    assert events["data"].to_list()[:15] == [f'{{"n":{n}}}' for n in range(15)]
+
+
+async def test_a_file_grows_only_within_its_folder(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1", rotate_interval=1.0)
+    await recorder.start()
+    start = recorder.manifest.started_wall_ns
+    for n, at in enumerate([0.2, 0.5, 1.2, 1.4]):  # flushed one by one: two folders
+        recorder.record_message(f'{{"n":{n}}}', 1, n, start + round(at * 1e9))
+        await recorder.flush()
+    assert _segments(tmp_path / "rec") == [
+        ("0000", "events-000000000000.parquet", 2), ("0001", "events-000000000002.parquet", 2)]
+    await recorder.stop()
+
+
+async def test_a_feed_records_a_file_a_flush_only_when_asked(tmp_path: Path) -> None:
+    async with Simulator(rates=RATES) as sim:
+        for name, segment_events in (("grown", 10_000), ("a flush each", 1)):
+            feed = Feed(sim.spec(connection=quick()), record_to=tmp_path / name,
+                        flush_interval=0.05, segment_events=segment_events)
+            async with feed:
+                assert feed.recorder is not None
+                recorder = feed.recorder
+                first = await _flushed(recorder)
+                await eventually(lambda: recorder.flushed_seq > first, what="a second flush")
+    assert len(_segments(tmp_path / "grown")) == 1
+    assert len(_segments(tmp_path / "a flush each")) >= 2
+
+
+async def _flushed(recorder: Recorder) -> int:
+    await eventually(lambda: recorder.flushed_seq >= 0, what="a first flush")
+    return recorder.flushed_seq
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_segment_events_must_be_a_positive_int(tmp_path: Path, bad: object) -> None:
+    with pytest.raises(ValueError, match="segment_events must be a positive int"):
+        Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1",
+                 segment_events=bad)  # type: ignore[arg-type]
 
 
 async def test_a_recording_directory_is_never_overwritten(tmp_path: Path) -> None:

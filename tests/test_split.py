@@ -13,8 +13,8 @@ from polars.testing import assert_frame_equal
 
 from wsresearch import DamagedSegmentWarning, Recording, export_parquet
 from wsresearch._split import plan, splittable
-from wsresearch.export import recording_id
 from wsresearch.exchanges import bybit, generic
+from wsresearch.export import recording_id
 from wsresearch.recording.writer import Captured, write_events
 
 START = 1_700_000_000 * 10**9

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
 __all__ = ["ADAPTERS", "CHUNK_EVENTS", "DIALECT_CLASSES", "EXCHANGES", "FORMATS", "PROFILES",
-           "SEGMENT_EVENTS", "ImportFormat", "process_pool"]
+           "RECORDED_SEGMENT_EVENTS", "SEGMENT_EVENTS", "ImportFormat", "process_pool"]
 
 EXCHANGES: tuple[str, ...] = ("binance", "coinbase", "kraken", "bybit", "okx")
 """The public exchanges, by adapter name: what ``wsresearch record EXCHANGE:SYMBOLS`` takes."""
@@ -55,6 +55,10 @@ of working set."""
 SEGMENT_EVENTS = 100_000
 """Events per segment file of a capture, an import and a compacted recording, at most: it
 bounds the memory one write takes."""
+
+RECORDED_SEGMENT_EVENTS = 10_000
+"""Events a live recording's segment file grows to, flush by flush, by default
+(``Recorder(segment_events=)``): a row group's worth, which one rewrite encodes in a few ms."""
 
 
 def process_pool(workers: int, initializer: Callable[..., object] | None = None,

@@ -71,6 +71,7 @@ from ._catalog import (
     EXCHANGES,
     FORMATS,
     PROFILES,
+    RECORDED_SEGMENT_EVENTS,
     SEGMENT_EVENTS,
     process_pool,
 )
@@ -204,10 +205,14 @@ def _build_parser() -> argparse.ArgumentParser:
     record.add_argument("--subscribe", action="append", default=[], type=_json_message,
                         metavar="JSON", help="a message to send on connect, for a URL "
                         "(repeatable)")
+    record.add_argument("--segment-events", type=_whole_number(1),
+                        default=RECORDED_SEGMENT_EVENTS, metavar="N",
+                        help="events a segment file grows to, flush by flush (default "
+                        f"{RECORDED_SEGMENT_EVENTS:,}; 1: a file a flush, a second)")
     record.add_argument("--compact", action="store_true",
-                        help="once stopped, compact the recording (its per-second files as a "
-                        "few large ones, as `wsresearch compact` does); a second Ctrl-C "
-                        "stops that, leaving it as recorded")
+                        help="once stopped, compact the recording (its files as a few large "
+                        "ones, as `wsresearch compact` does); a second Ctrl-C stops that, "
+                        "leaving it as recorded")
     _add_type_field(record)
 
     replay_cmd = commands.add_parser(
@@ -553,7 +558,7 @@ async def _record(args: argparse.Namespace, console: Console) -> int:
 
     spec = _record_spec(args)
     # Rows on disk only: a recorder that runs for days must not grow with every row.
-    feed = Feed(spec, record_to=args.out, max_rows=0)
+    feed = Feed(spec, record_to=args.out, max_rows=0, segment_events=args.segment_events)
     monitor = FeedMonitor(feed)
     source = redact_url(spec.url)
     if spec.origin is not None and spec.origin.adapter != "raw" and spec.description:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from ._catalog import RECORDED_SEGMENT_EVENTS
 from .backoff import backoff_delay
 from .book import BOOK_COLUMNS, NEW_CONNECTION, Book
 from .clock import NS_PER_S, Clock, SystemClock
@@ -217,6 +218,9 @@ class Feed:
         Backoff jitter source; seed it for a reproducible reconnect schedule.
     flush_interval
         Seconds between recording writes (what a crash can lose at most).
+    segment_events
+        Events a recording's segment file grows to, flush by flush (``1``: a file a
+        flush); see :class:`~wsresearch.recording.Recorder`.
     max_rows
         Rows kept in memory per channel: ``None`` keeps every row (a session in a
         notebook); ``n`` keeps the newest ``n`` (a ring, for a feed that runs for
@@ -247,6 +251,7 @@ class Feed:
         *,
         rng: random.Random | None = None,
         flush_interval: float = 1.0,
+        segment_events: int = RECORDED_SEGMENT_EVENTS,
         max_rows: int | None = None,
     ) -> None:
         if not isinstance(spec, FeedSpec):
@@ -270,6 +275,7 @@ class Feed:
                 redact=spec.redact,
                 origin=spec.origin,
                 flush_interval=flush_interval,
+                segment_events=segment_events,
                 clock=self._clock,
                 on_error=self.pipeline.report,
             )

@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._catalog import RECORDED_SEGMENT_EVENTS
+from .._limits import check_count
 from ..clock import Clock, SystemClock
 from ..errors import RecordingError
 from ..redaction import SecretMask, redact_text, redact_url
@@ -72,6 +74,14 @@ class Recorder:
         at most an hour.
     rotate_interval
         Seconds per segment folder; finite, at least a second.
+    segment_events
+        A segment file grows, flush by flush, to this many events: while a flush's
+        events fit, the current file is written again, whole and atomically, with them
+        after its own, so a crash still loses at most the last interval. A quiet feed's
+        hour is then a few dozen files rather than one a flush (3,600), which every read
+        of the recording opens one by one; a busy feed's flushes are a file each, as
+        before. ``1``: a new file every flush. The default is a row group's worth
+        (10,000 events).
     max_buffer
         Events held in memory before a write is started early.
     max_backlog
@@ -99,6 +109,7 @@ class Recorder:
         origin: SpecOrigin | None = None,
         flush_interval: float = 1.0,
         rotate_interval: float = 3600.0,
+        segment_events: int = RECORDED_SEGMENT_EVENTS,
         max_buffer: int = 100_000,
         max_backlog: int = 1_000_000,
         clock: Clock | None = None,
@@ -111,6 +122,7 @@ class Recorder:
         if not 1.0 <= rotate_interval < math.inf:
             raise ValueError(f"rotate_interval must be a finite number of seconds >= 1, "
                              f"got {rotate_interval}")
+        check_count(segment_events, "segment_events")
         if max_buffer < 1:
             raise ValueError(f"max_buffer must be >= 1, got {max_buffer}")
         if max_backlog < max_buffer:
@@ -118,7 +130,8 @@ class Recorder:
                 f"max_backlog must be >= max_buffer ({max_buffer}), got {max_backlog}"
             )
         self.path = Path(path)
-        self._writer = SegmentWriter(self.path, rotate_interval=rotate_interval)
+        self._writer = SegmentWriter(self.path, rotate_interval=rotate_interval,
+                                     grow_to=segment_events)
         self._clock = clock or SystemClock()
         self._redact = tuple(redact)
         self._flush_interval = flush_interval

@@ -28,6 +28,8 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+import polars as pl
+
 from .._catalog import SEGMENT_EVENTS
 from .._files import make_private_dirs, write_private, write_private_parquet
 from .._limits import INT64_MAX, INT64_MIN, check_count
@@ -84,14 +86,23 @@ class SegmentWriter:
         The recording directory.
     rotate_interval
         Seconds of wall time per segment folder.
+    grow_to
+        A segment file of fewer events than this takes the next batch too: the file is
+        written again, whole, with its events and the batch's (atomically, as every
+        file is), while they are at most this many and in the same folder. So a quiet
+        feed's recording is a file per ``grow_to`` events, not one per batch. ``1``
+        (the default): a file per batch.
     """
 
     def __init__(self, path: str | os.PathLike[str], *,
-                 rotate_interval: float = 3600.0) -> None:
+                 rotate_interval: float = 3600.0, grow_to: int = 1) -> None:
         self.path = Path(path)
         self._rotate_ns = round(rotate_interval * NS_PER_S)
         self._started_wall_ns = 0
         self._locked = False  # this writer made the lock file: creating it is the lock
+        self._grow_to = grow_to
+        # The last file written while it may grow: its folder, its path, its events.
+        self._growing: tuple[int, Path, pl.DataFrame] | None = None
 
     @property
     def locked(self) -> bool:
@@ -160,10 +171,12 @@ class SegmentWriter:
     def write_segment(
         self, messages: MessageColumns, binary: Collection[int], others: Sequence[EventRow]
     ) -> int:
-        """Write one batch of events as one segment file; return the last ``seq`` written.
+        """Write one batch of events to a segment file; return the last ``seq`` written.
 
-        The file is named by its first ``seq`` and goes into the folder of its first
-        event's wall time.
+        A new file is named by its first ``seq`` and goes into the folder of its first
+        event's wall time. Where the last file may grow (``grow_to``), it is written
+        again with the batch after its events instead; a write that fails leaves it as
+        it was, and the batch is the caller's to write again.
 
         Parameters
         ----------
@@ -180,12 +193,19 @@ class SegmentWriter:
             What the filesystem said (``ENOSPC``, a folder gone): nothing was written.
         """
         table = event_table(messages, binary, others)
-        first_seq = int(table["seq"][0])
         first_wall = int(table["wall_ns"][0])
         rotation = max(0, (first_wall - self._started_wall_ns) // self._rotate_ns)
-        file = self.path / SEGMENTS / f"{rotation:04d}" / f"events-{first_seq:012d}.parquet"
+        growing = self._growing
+        if (growing is not None and growing[0] == rotation
+                and growing[2].height + table.height <= self._grow_to):
+            file, table = growing[1], pl.concat([growing[2], table])
+        else:
+            first_seq = int(table["seq"][0])
+            file = (self.path / SEGMENTS / f"{rotation:04d}"
+                    / f"events-{first_seq:012d}.parquet")
         write_private_parquet(table, file, compression_level=SEGMENT_COMPRESSION_LEVEL,
                               row_group_size=SEGMENT_ROW_GROUP)
+        self._growing = (rotation, file, table) if table.height < self._grow_to else None
         return int(table["seq"][-1])
 
     def write_manifest(self, manifest: RecordingManifest) -> None:
