@@ -266,16 +266,16 @@ async def test_a_feed_records_a_file_a_flush_only_when_asked(tmp_path: Path) -> 
                         flush_interval=0.05, segment_events=segment_events)
             async with feed:
                 assert feed.recorder is not None
-                recorder = feed.recorder
-                first = await _flushed(recorder)
-                await eventually(lambda: recorder.flushed_seq > first, what="a second flush")
+                await _two_flushes(feed.recorder)
     assert len(_segments(tmp_path / "grown")) == 1
     assert len(_segments(tmp_path / "a flush each")) >= 2
 
 
-async def _flushed(recorder: Recorder) -> int:
+async def _two_flushes(recorder: Recorder) -> None:
+    """Wait until ``recorder`` has written events twice."""
     await eventually(lambda: recorder.flushed_seq >= 0, what="a first flush")
-    return recorder.flushed_seq
+    first = recorder.flushed_seq
+    await eventually(lambda: recorder.flushed_seq > first, what="a second flush")
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])
