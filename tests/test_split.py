@@ -134,6 +134,40 @@ def test_a_damaged_segment_is_warned_of_once_by_the_parent_as_by_the_serial_expo
             ).is_file()
 
 
+def test_garbled_messages_and_skipped_files_are_told_of_as_by_the_serial_export(
+        tmp_path: Path) -> None:
+    # Lost data at seq 281, in the second part's warm-up (the first part's own events),
+    # and at 404, in its own; and a torn write beside the segment, which each part's
+    # process finds again when it opens the recording.
+    recording = session(tmp_path / "rec", [(0, 150), (151, 300)], chain=None)
+    assert [part.start for part in plan(recording, 2, 60.0)] == [0, 301]
+    (file,) = (tmp_path / "rec" / "segments").rglob("*.parquet")
+    lost = pl.col("seq").is_in([281, 404])
+    pl.read_parquet(file).with_columns(data=pl.when(lost).then(None).otherwise(pl.col("data"))
+                                       ).write_parquet(file)
+    file.with_name(file.name + ".x1y2.tmp").write_bytes(b"torn")
+    told = []
+    for workers in (1, 2):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            export_parquet(Recording.open(tmp_path / "rec"), None, tmp_path / f"out{workers}",
+                           workers=workers)
+        told.append(sorted(str(w.message) for w in caught))
+    assert told[0] == told[1]
+    assert len(told[0]) == 2 and "2 message(s) whose recorded data" in told[0][0]
+    assert "an unfinished write" in told[0][1]
+
+
+def test_a_first_part_of_few_events_names_the_files_as_the_serial_export(
+        tmp_path: Path) -> None:
+    # The recording's id hashes its first 16 events: here 3 in the first part.
+    recording = session(tmp_path / "rec", [(0, 1), (1.5, 60)], chain=None)
+    assert plan(recording, 2, 60.0)[1].start == 3
+    export_parquet(recording, None, tmp_path / "serial")
+    assert export_parquet(recording, None, tmp_path / "split", workers=2).parts == 2
+    assert_same_dataset(tmp_path / "serial", tmp_path / "split")
+
+
 def test_what_cannot_be_split_is_exported_by_one_process(tmp_path: Path) -> None:
     one = session(tmp_path / "one", [(0, 30)], chain=None)
     assert export_parquet(one, None, tmp_path / "a", workers=2).parts == 1

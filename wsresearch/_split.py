@@ -43,7 +43,7 @@ from .normalize import is_stateful
 from .pipeline import Pipeline
 from .recording import Recording
 from .recording.format import TIMELINE_SCHEMA
-from .replay import replay_in_chunks
+from .replay import Garbled, replay_in_chunks
 from .spec import FeedSpec, SpecOrigin
 
 __all__ = ["Part", "plan", "run_part", "run_parts", "splittable"]
@@ -75,7 +75,9 @@ class _Done:
     events: int
     """Its own events, a damaged segment's incomplete ones left out (the warm-up's not)."""
     head: list[str | None]
-    """Its first events' data: the first part's are the recording's (its id)."""
+    """Its first events' data (up to 16): the parts' in order begin the recording's (its id)."""
+    garbled: Garbled
+    """Its own messages a damaged segment garbled (the warm-up's are the part before's)."""
     warnings: list[Warning]
 
 
@@ -210,7 +212,9 @@ def _run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_e
     """:func:`run_part`, its warnings shown."""
     from .export import _Export
 
-    recording = Recording.open(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # what the listing skips, the parent's open told of
+        recording = Recording.open(path)
     spec = rebuild(origin, url, source=path)
     export = _Export(Path(root), recording, spec, normalized, Path(staging))
     start_state: State = {}
@@ -237,14 +241,15 @@ def _run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_e
             return
         export.take(pipeline, events)
 
+    garbled = Garbled(since=part.start)
     replay_in_chunks(recording, spec, "complete", None, chunk_events, take,
                      chunks=itertools.chain([] if first is None else [first], pieces),
-                     before=begin)
+                     before=begin, garbled=garbled)
     timeline = pl.concat(export.timeline) if export.timeline else pl.DataFrame(
         schema={"seq": pl.Int64, **TIMELINE_SCHEMA})
     return _Done(export.rows, export.kinds, export.staging.partitions, timeline,
                  start_state, replayed[0].parser.dedupe_state(), export.events, export.head,
-                 [])
+                 garbled, [])
 
 
 def run_parts(path: str, spec: FeedSpec, normalized: bool, chunk_events: int,
@@ -265,4 +270,6 @@ def run_parts(path: str, spec: FeedSpec, normalized: bool, chunk_events: int,
                                handed, str(staging), str(root))
     for message in _told([w for part in done for w in part.warnings]):
         warn(message)
+    Garbled(flags_lost=sum(part.garbled.flags_lost for part in done),
+            garbled=sum(part.garbled.garbled for part in done)).tell(path)
     return done

@@ -249,7 +249,8 @@ def _split_export(root: Path, recording: Recording, spec: FeedSpec, normalized: 
     try:
         done = _split.run_parts(str(recording.path), spec, normalized, chunk_events, parts,
                                 export.staging.folder, root, workers)
-        export.head = done[0].head  # the first part's first events are the recording's
+        # The recording's first events: those of the first parts, however few each holds.
+        export.head = [data for part in done for data in part.head][:_HEAD]
         for part in done:
             export.events += part.events
             export.staging.adopt(part.partitions)

@@ -243,6 +243,7 @@ def replay_in_chunks(
     chunks: Iterable[pl.DataFrame] | None = None,
     before: Callable[[Pipeline], None] | None = None,
     columnar: bool = True,
+    garbled: Garbled | None = None,
 ) -> ReplayResult:
     """:func:`replay`, calling ``after_chunk(pipeline, events)`` after each chunk of events.
 
@@ -266,6 +267,9 @@ def replay_in_chunks(
         Called with the pipeline before the first event (to hand it state).
     columnar
         As for :func:`replay`.
+    garbled
+        Where to count the messages a damaged segment garbled, which the replay then
+        does not warn of (the caller does); ``None``: warned of at the end.
 
     Raises
     ------
@@ -281,7 +285,8 @@ def replay_in_chunks(
     if before is not None:
         before(pipeline)
     driver = _Driver(pipeline, clock, round(spec.check_interval * NS_PER_S), skip, progress,
-                     recording.event_count, recording.path, columnar=columnar)
+                     recording.event_count, recording.path, columnar=columnar,
+                     garbled=garbled)
     with _Collector() as collector, _read_ahead(chunks, driver.prepare) as prepared:
         for chunk in prepared:
             driver.feed(chunk)
@@ -332,23 +337,24 @@ class _Items:
     text is no longer base64). Such a message is still replayed, as its text's bytes
     (empty when lost), so it gets an outcome like every other message, almost surely
     a reject. One whose binary flag was lost is replayed as its text, as a message
-    without the flag is. Both are counted (:class:`_Garbled` tells of them).
+    without the flag is. The ``seq`` of both are kept (:class:`Garbled` tells of them).
     """
 
     def __init__(self, kept: pl.DataFrame) -> None:
         texts = kept["data"]
-        self.garbled = texts.null_count()
+        seqs = kept["seq"]
+        self.garbled: list[int] = seqs.filter(texts.is_null()).to_list()
         self._texts = texts = texts.fill_null("")
         self._bytes: dict[int, bytes] = {}  # the binary messages' payloads, by position
         flags = kept["binary"]
-        self.flags_lost = flags.null_count()
+        self.flags_lost: list[int] = seqs.filter(flags.is_null()).to_list()
         for j in flags.fill_null(False).arg_true().to_list():
             text = texts[j]
             try:
                 self._bytes[j] = base64.b64decode(text, validate=True)
             except binascii.Error:
                 self._bytes[j] = text.encode()
-                self.garbled += 1
+                self.garbled.append(seqs[j])
         self._columns = kept.select("generation", "mono_ns", "wall_ns", "seq")
         self._made: list[Received | None] = [None] * kept.height
 
@@ -405,20 +411,24 @@ class _Items:
 
 
 @dataclass
-class _Garbled:
+class Garbled:
     """Messages a damaged segment garbled (see :class:`_Items`), told of once per replay.
 
     A warning a chunk would repeat itself for every chunk of a badly damaged file: one
-    of each kind, with the counts of the whole replay, says it once.
+    of each kind, with the counts of the whole replay, says it once. Only the messages
+    from ``seq`` ``since`` on count: a part of a split export replays the events before
+    its own for their state alone, and the part before tells of those.
     """
 
+    since: int = 0
     flags_lost: int = 0
     garbled: int = 0
 
     def add(self, items: _Items) -> None:
         """Count the garbled messages of a chunk's ``items``."""
-        self.flags_lost += items.flags_lost
-        self.garbled += items.garbled
+        since = self.since
+        self.flags_lost += sum(1 for seq in items.flags_lost if seq >= since)
+        self.garbled += sum(1 for seq in items.garbled if seq >= since)
 
     def tell(self, source: object) -> None:
         """A warning for each kind counted, naming the recording ``source``."""
@@ -570,7 +580,8 @@ class _Driver:
 
     def __init__(self, pipeline: Pipeline, clock: VirtualClock, interval: int, skip: set[int],
                  progress: Callable[[int, int], None] | None, total: int,
-                 source: object, *, columnar: bool = True) -> None:
+                 source: object, *, columnar: bool = True,
+                 garbled: Garbled | None = None) -> None:
         self.pipeline, self.clock, self.interval = pipeline, clock, interval
         self.skip = pl.Series(sorted(skip), dtype=pl.Int64).implode()
         self.progress, self.total, self.source = progress, total, source
@@ -582,7 +593,8 @@ class _Driver:
         self.messages = self.kept = self.generations = 0
         self.columnar = Columnar(pipeline) if columnar else None
         self.read_in_columns = 0
-        self.garbled = _Garbled()
+        self.tells = garbled is None  # what was garbled: told here at the end, or counted
+        self.garbled = Garbled() if garbled is None else garbled
 
     def prepare(self, events: pl.DataFrame) -> _Chunk:
         """The next chunk of events (in ``seq`` order), with what of it reads no state.
@@ -829,7 +841,8 @@ class _Driver:
 
     def finish(self) -> tuple[int, int, int]:
         """Report the end, and what was garbled; return messages, skipped and generations."""
-        self.garbled.tell(self.source)
+        if self.tells:
+            self.garbled.tell(self.source)
         if self.progress is not None:
             self.progress(self.offset, self.offset)
         return self.messages, self.messages - self.kept, self.generations
@@ -972,7 +985,7 @@ def _sessions(recording: Recording) -> list[_Session]:
 def _messages(recording: Recording, session: _Session) -> Iterator[
         list[tuple[int, str | bytes]]]:
     """The connection's messages, ``(mono_ns, payload)``, a chunk at a time, as recorded."""
-    garbled = _Garbled()
+    garbled = Garbled()
     try:
         for chunk in recording.chunks(start=session.first_seq):
             if int(chunk["seq"][0]) > session.last_seq:

@@ -69,6 +69,10 @@ SEGMENT_COMPRESSION_LEVEL = 1
 # piece of a large segment (reader._PIECE rows, a multiple of this) then decodes only its
 # own rows, and a whole segment's row groups are decoded on every core at once.
 SEGMENT_ROW_GROUP = 10_000
+# A growing segment file is written again at every flush while it holds less than this
+# (polars' estimate of its events in memory): the events of big messages (a book's snapshot
+# a second) stop it long before grow_to does, so a rewrite costs a few ms, never more.
+_GROW_BYTES = 2 * 2**20
 # Messages of a capture without receive times are this far apart, from the epoch.
 _CAPTURE_SPACING_NS = 1_000_000
 
@@ -87,11 +91,12 @@ class SegmentWriter:
     rotate_interval
         Seconds of wall time per segment folder.
     grow_to
-        A segment file of fewer events than this takes the next batch too: the file is
-        written again, whole, with its events and the batch's (atomically, as every
-        file is), while they are at most this many and in the same folder. So a quiet
-        feed's recording is a file per ``grow_to`` events, not one per batch. ``1``
-        (the default): a file per batch.
+        A segment file of fewer events than this (and under 2 MB of them in memory) takes
+        the next batch too: the file is written again, whole, with its events and the
+        batch's (atomically, as every file is), while they are at most this many and in
+        the same folder. So a quiet feed's recording is a file per ``grow_to`` events,
+        not one per batch. A write that fails ends the file's growth: the next batch
+        begins a new one. ``1`` (the default): a file per batch.
     """
 
     def __init__(self, path: str | os.PathLike[str], *,
@@ -175,8 +180,9 @@ class SegmentWriter:
 
         A new file is named by its first ``seq`` and goes into the folder of its first
         event's wall time. Where the last file may grow (``grow_to``), it is written
-        again with the batch after its events instead; a write that fails leaves it as
-        it was, and the batch is the caller's to write again.
+        again with the batch after its events instead. A write that fails leaves the file
+        as it was, and the batch is the caller's to write again: into a new file, since a
+        failed write ends the last one's growth.
 
         Parameters
         ----------
@@ -195,7 +201,7 @@ class SegmentWriter:
         table = event_table(messages, binary, others)
         first_wall = int(table["wall_ns"][0])
         rotation = max(0, (first_wall - self._started_wall_ns) // self._rotate_ns)
-        growing = self._growing
+        growing, self._growing = self._growing, None
         if (growing is not None and growing[0] == rotation
                 and growing[2].height + table.height <= self._grow_to):
             file, table = growing[1], pl.concat([growing[2], table])
@@ -203,9 +209,13 @@ class SegmentWriter:
             first_seq = int(table["seq"][0])
             file = (self.path / SEGMENTS / f"{rotation:04d}"
                     / f"events-{first_seq:012d}.parquet")
+        # A write that fails leaves the file as it was, and the next batch begins a new
+        # one: on a nearly full disk, the batch alone may fit where the whole file again
+        # does not.
         write_private_parquet(table, file, compression_level=SEGMENT_COMPRESSION_LEVEL,
                               row_group_size=SEGMENT_ROW_GROUP)
-        self._growing = (rotation, file, table) if table.height < self._grow_to else None
+        if table.height < self._grow_to and table.estimated_size() < _GROW_BYTES:
+            self._growing = (rotation, file, table)
         return int(table["seq"][-1])
 
     def write_manifest(self, manifest: RecordingManifest) -> None:
