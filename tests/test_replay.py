@@ -14,6 +14,7 @@ from polars.testing import assert_frame_equal
 from websockets.asyncio.client import connect
 
 from wsresearch import (
+    DamagedSegmentWarning,
     Feed,
     QueueConfig,
     Recording,
@@ -281,6 +282,16 @@ def test_a_frame_whose_binary_flag_was_lost_is_replayed_as_text_and_warned_about
         "5 message(s) whose binary flag a damaged segment lost; replayed as text"]
     assert caught[0].filename == __file__
     assert result.stats["replayed"] == result.stats["ok"] + result.stats["duplicates"] == 5
+
+
+def test_a_damaged_segment_read_ahead_is_warned_of_at_the_callers_line(tmp_path: Path) -> None:
+    # The replay reads its chunks in threads of its own: the warning still names this line.
+    segment, events = one_segment(tmp_path / "rec", [TRADE] * 3)
+    events.with_columns(mono_ns=pl.when(pl.col("seq") == 2).then(None)
+                        .otherwise(pl.col("mono_ns"))).write_parquet(segment)
+    with pytest.warns(DamagedSegmentWarning) as caught:
+        replay(Recording.open(tmp_path / "rec"), generic.spec(url="ws://127.0.0.1:1"))
+    assert [(w.category, w.filename) for w in caught] == [(DamagedSegmentWarning, __file__)]
 
 
 def test_a_spec_that_is_not_a_feedspec_is_refused_by_name() -> None:

@@ -39,7 +39,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ._columnar import Columnar, Decoded, Taken
 from ._ports import check_port, listening_url
-from ._warn import warn
+from ._warn import held, warn
 from .book import Book, Books
 from .clock import NS_PER_S, VirtualClock
 from .health import HealthMonitor, HealthTransition
@@ -463,13 +463,16 @@ class _Step(Generic[_T]):
     """``work()`` in a daemon thread of its own, its result (or what it raised) kept.
 
     Where no thread can start (the interpreter is shutting down: a replay in an
-    ``atexit`` handler), the work runs at once, here.
+    ``atexit`` handler), the work runs at once, here. The package's warnings the work
+    gives (a damaged segment read) are held, and given where the result is taken, so
+    that they name the caller's line, not the thread's.
     """
 
     def __init__(self, work: Callable[[], _T]) -> None:
         self._work = work
         self._result: _T | None = None
         self._error: BaseException | None = None
+        self._warnings: list[Warning] = []
         self._thread: threading.Thread | None = threading.Thread(
             target=self._run, name="wsresearch-read-ahead", daemon=True)
         try:
@@ -479,10 +482,11 @@ class _Step(Generic[_T]):
             self._run()
 
     def _run(self) -> None:
-        try:
-            self._result = self._work()
-        except BaseException as exc:  # handed to result(), in the thread that asks
-            self._error = exc
+        with held() as self._warnings:
+            try:
+                self._result = self._work()
+            except BaseException as exc:  # handed to result(), in the thread that asks
+                self._error = exc
 
     def wait(self) -> None:
         """Until the work is done."""
@@ -490,8 +494,11 @@ class _Step(Generic[_T]):
             self._thread.join()
 
     def result(self) -> _T:
-        """What the work gave; what it raised is raised here."""
+        """What the work gave; what it raised is raised here, after its warnings."""
         self.wait()
+        found, self._warnings = self._warnings, []
+        for message in found:
+            warn(message)
         if self._error is not None:
             error, self._error = self._error, None
             raise error
