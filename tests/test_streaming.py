@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import itertools
 import random
@@ -818,3 +819,39 @@ def test_a_segment_with_a_column_too_many_or_too_few_is_skipped_naming_it(
     said = " ".join(str(w.message) for w in caught)
     assert "it has ['extra'], which the schema has not" in said
     assert "it lacks ['stream']" in said
+
+
+def test_a_read_across_a_rename_over_the_file_is_made_again(tmp_path: Path) -> None:
+    # A live recorder renames a grown segment over the old one at each flush; polars opens
+    # a file more than once in a read, so a read across the rename is made again.
+    from wsresearch.recording.reader import _steady
+
+    file, grown = tmp_path / "events.parquet", tmp_path / "grown.parquet"
+    pl.DataFrame({"seq": [0, 1]}).write_parquet(file)
+    heights: list[int] = []
+
+    def read(fails: bool) -> pl.DataFrame:
+        found = pl.read_parquet(file)
+        heights.append(found.height)
+        if len(heights) == 1:  # the recorder's rename, while this read was under way
+            pl.DataFrame({"seq": [0, 1, 2]}).write_parquet(grown)
+            grown.replace(file)
+            if fails:  # what polars says of a page it reads from the other file
+                raise pl.exceptions.ComputeError("the page header reported the wrong size")
+        return found
+
+    for fails in (False, True):
+        heights.clear()
+        pl.DataFrame({"seq": [0, 1]}).write_parquet(file)
+        assert _steady([file], functools.partial(read, fails)).height == 3
+        assert heights == [2, 3]
+    # A file that is damaged, not replaced, fails at once, as it did.
+    calls: list[int] = []
+
+    def damaged() -> pl.DataFrame:
+        calls.append(1)
+        raise pl.exceptions.ComputeError("damaged")
+
+    with pytest.raises(pl.exceptions.ComputeError):
+        _steady([file], damaged)
+    assert len(calls) == 1

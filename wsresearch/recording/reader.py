@@ -9,12 +9,13 @@ one table of the current :data:`~wsresearch.recording.format.EVENT_SCHEMA`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -358,9 +359,9 @@ class Recording:
         column) or gives other rows than surveyed: each is then read alone, and a damaged
         one skipped with its warning.
         """
+        files = [self.files[at] for at in group]
         try:
-            table = pl.read_parquet([self.files[at] for at in group], columns=columns,
-                                    glob=False)
+            table = _steady(files, lambda: pl.read_parquet(files, columns=columns, glob=False))
             if table.height != sum(self._survey()[at][1] for at in group):
                 return None  # a file changed since it was surveyed
             if columns is not None:
@@ -427,7 +428,8 @@ class Recording:
     def _columns_of(self, file: Path, wanted: list[str]) -> pl.DataFrame | None:
         """:meth:`columns` of one segment file; ``None`` if it cannot be read."""
         try:
-            table: pl.DataFrame | None = pl.read_parquet(file, columns=wanted, glob=False)
+            table: pl.DataFrame | None = _steady(
+                [file], lambda: pl.read_parquet(file, columns=wanted, glob=False))
         except pl.exceptions.ColumnNotFoundError:  # a version-1 segment: closed_by is derived
             table = self._read(file)
         except (Exception, pl.exceptions.PanicException):
@@ -503,10 +505,11 @@ class Recording:
         ``closed_by``, which is then derived from the close reasons.
         """
         try:
-            if offset is None:
-                table = pl.read_parquet(file, glob=False)  # a path, never a pattern
+            if offset is None:  # a path, never a pattern
+                table = _steady([file], lambda: pl.read_parquet(file, glob=False))
             else:
-                table = pl.scan_parquet(file, glob=False).slice(offset, length).collect()
+                table = _steady([file], lambda: pl.scan_parquet(file, glob=False).slice(
+                    offset, length).collect())
             return _as_events(table)
         # A damaged file must not hide the others. polars' Parquet reader can also
         # panic on one (a PanicException is a BaseException, not an Exception).
@@ -705,13 +708,18 @@ def _survey_group(files: list[Path]) -> list[_Surveyed]:
         if len(batch) < 2:
             continue
         try:
-            found = pl.scan_parquet(batch, glob=False, include_file_paths="__file").group_by(
-                "__file").agg(*_SURVEY).collect()
+            found = _steady(batch, functools.partial(_survey_batch, batch))
         except (Exception, pl.exceptions.PanicException):
             continue  # each surveyed alone
         by_file.update((row[0], row[1:]) for row in found.iter_rows())
     return [_surveyed(by_file[str(file)]) if str(file) in by_file else _survey(file)
             for file in files]
+
+
+def _survey_batch(files: list[Path]) -> pl.DataFrame:
+    """:data:`_SURVEY` of each of ``files``, by file, in one scan."""
+    return pl.scan_parquet(files, glob=False, include_file_paths="__file").group_by(
+        "__file").agg(*_SURVEY).collect()
 
 
 def _batches(files: list[Path]) -> list[list[Path]]:
@@ -748,11 +756,50 @@ def _survey(file: Path) -> _Surveyed:
     it, with its warning.
     """
     try:
-        found = pl.scan_parquet(file, glob=False).select(*_SURVEY).collect().row(0)
+        found = _steady([file], lambda: pl.scan_parquet(file, glob=False).select(
+            *_SURVEY).collect().row(0))
     except (Exception, pl.exceptions.PanicException):
         _check_still_there(file)
         return None, 0, False, None
     return _surveyed(found)
+
+
+_TRIES = 5
+"""Reads of files one of which was replaced while they were read, at most (:func:`_steady`)."""
+
+_T = TypeVar("_T")
+
+
+def _steady(files: list[Path], read: Callable[[], _T]) -> _T:
+    """``read()`` of ``files``, made again where one of them was replaced meanwhile.
+
+    A recorder writes its last segment again at each flush while it grows (up to
+    ``Recorder(segment_events=)``), renaming the new file over the old. polars opens a
+    file more than once in a read, and a read across such a rename can fail as if the
+    file were damaged (a wrong page size, a panic) or mix the two files. So a read counts
+    only where each file is the same (inode, size, time) before and after it; otherwise
+    it is made again, up to :data:`_TRIES` times in all, the last as it comes.
+    """
+    for _ in range(_TRIES - 1):
+        before = [_identity(file) for file in files]
+        try:
+            found = read()
+        except (Exception, pl.exceptions.PanicException):
+            if [_identity(file) for file in files] == before:
+                raise  # damaged, not replaced
+            continue
+        if [_identity(file) for file in files] == before:
+            return found
+    return read()
+
+
+def _identity(file: Path) -> tuple[int, int, int] | None:
+    """What tells a file from the one renamed over it; ``None`` where it is gone."""
+    try:
+        found = os.stat(file)
+    except OSError:
+        return None
+    return found.st_ino, found.st_size, found.st_mtime_ns
 
 
 def _check_still_there(file: Path) -> None:
