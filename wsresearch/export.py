@@ -122,10 +122,12 @@ def recording_id(recording: Recording) -> str:
     moved or copied keeps its id; two recordings started at the same instant
     (frames imported with :meth:`Recording.from_frames`) still differ.
 
-    The events are those every read gives, as an export counts them: a damaged segment's
-    events that lack a value they are read by are not (:class:`Recording`). So it takes a
-    pass over the few columns that tells, and reads the first events' data without a
-    warning: the reads of the whole recording tell what it lacks, once.
+    The events are counted as an export counts them where a damaged segment's events
+    lack a value they are read by: those are not (:class:`Recording`). So it takes a pass
+    over the few columns that tells, and reads the first events' data without a warning:
+    the reads of the whole recording tell what it lacks, once. A segment whose other
+    columns cannot be read (its ``data``, say) is still counted here, though a replay
+    skips it whole: the id of such a recording differs from its export's.
     """
     events = sum(table.height for table in recording.columns(["seq"]))
     with warnings.catch_warnings():

@@ -11,11 +11,12 @@ Every event of the session (``open``, ``frame``, ``sent``, ``close``, ``error``,
 ``pong``, ``drop``, ``health``, ``mark``, ``gap``, ``stop``, ``rest``) is one row of one
 table (:data:`EVENT_SCHEMA`), numbered by ``seq``; an inbound message is an event
 of kind ``frame``. The :class:`Recorder` keeps new events in memory (a list append
-on the hot path) and writes them as one Parquet file per flush, at least every
-``flush_interval`` seconds, from a worker thread. Each file is written under a
-temporary name and renamed when complete, so a crash loses at most the events of
-the last interval and never leaves a half-written file where a reader looks: a
-leftover ``.tmp`` is skipped with a warning. Files are grouped in segment folders,
+on the hot path) and writes them to a Parquet file at least every ``flush_interval``
+seconds, from a worker thread: the last file again, with them, while it holds fewer
+than ``segment_events`` (a quiet feed's flushes grow one file), else a new one. Each
+file is written under a temporary name and renamed when complete, so a crash loses at
+most the events of the last interval and never leaves a half-written file where a
+reader looks: a leftover ``.tmp`` is skipped with a warning. Files are grouped in segment folders,
 a new one every ``rotate_interval`` seconds, so no folder or file grows without
 bound. One writer writes a directory: it claims it with a lock file, and refuses a
 directory that is not new or empty.

@@ -400,8 +400,8 @@ class Recording:
         begin, what each one's close was): reading ``data`` is most of a segment's cost.
         Segments come in the reader's order; an unreadable one is skipped (:meth:`chunks`
         warns of it). Each table is in ``seq`` order: small segments that follow on in
-        ``seq`` order (a live recording's, a flush each) come several to a table, read in
-        one query.
+        ``seq`` order (a live recording's written a flush each) come several to a table,
+        read in one query.
 
         Raises
         ------
@@ -651,7 +651,7 @@ def _warn_of(damage: dict[Path, _Damage]) -> None:
 def _gathered(tables: Iterable[pl.DataFrame], events: int) -> Iterator[pl.DataFrame]:
     """``tables``, one after another, as tables of ``events`` rows (the last may hold fewer).
 
-    A live recording's segments are a flush each, about a second of events: handed out
+    A live recording's segments can be a flush each, about a second of events: handed out
     one by one, each would be a chunk of its own, and a replay would pay a chunk's fixed
     cost (a few ms) for every second recorded, a hundred times the events' own cost for a
     quiet feed. Rows are copied only where small tables are joined.
@@ -688,7 +688,7 @@ surveyed in batches of as many bytes at most."""
 
 _GROUP = 256
 """Segment files surveyed, or read when small, in one query: a query costs about 2 ms however
-small its files, and a live recording is a file a flush (a second)."""
+small its files, and a live recording can be a file a flush (a second)."""
 
 _Surveyed = tuple[int | None, int, bool, int | None]  # lowest seq, rows, in order, highest
 
@@ -696,7 +696,7 @@ _Surveyed = tuple[int | None, int, bool, int | None]  # lowest seq, rows, in ord
 def _survey_group(files: list[Path]) -> list[_Surveyed]:
     """:func:`_survey` of each of ``files``, the small ones a batch in one scan.
 
-    A query costs about 2 ms however small its file, and a live recording is a file a
+    A query costs about 2 ms however small its file, and a live recording can be a file a
     second: one scan of a few hundred files costs a tenth of that a file. A file of
     :data:`_ALONE` bytes or more is surveyed alone: grouping its rows by file would cost
     more than its query does, and the scan holds each row's file name, so a batch holds
