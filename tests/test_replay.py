@@ -24,6 +24,8 @@ from wsresearch import (
     replay,
 )
 from wsresearch.exchanges import generic
+from wsresearch.recording.writer import Captured, write_events
+from wsresearch.replay import replay_in_chunks
 
 from .conftest import RATES, SESSION, eventually, quick
 
@@ -291,6 +293,30 @@ def test_a_damaged_segment_read_ahead_is_warned_of_at_the_callers_line(tmp_path:
                         .otherwise(pl.col("mono_ns"))).write_parquet(segment)
     with pytest.warns(DamagedSegmentWarning) as caught:
         replay(Recording.open(tmp_path / "rec"), generic.spec(url="ws://127.0.0.1:1"))
+    assert [(w.category, w.filename) for w in caught] == [(DamagedSegmentWarning, __file__)]
+
+
+def test_a_replay_stopped_early_still_tells_of_the_damage_in_what_it_took(
+        tmp_path: Path) -> None:
+    # Segments of 30 events, the first with one event damaged: its warning comes once the
+    # reader reads past it, in a chunk read ahead that the replay, stopped after its first
+    # chunk (29 events, the segment's others), never takes.
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    write_events(tmp_path / "rec", [Captured("open", 1, spec.url)] + [
+        Captured("frame", 1 + n, TRADE) for n in range(89)], source_url=spec.url,
+        origin=spec.origin, segment_events=30)
+    first = min((tmp_path / "rec" / "segments").rglob("*.parquet"))
+    pl.read_parquet(first).with_columns(mono_ns=pl.when(pl.col("seq") == 5).then(None)
+                                        .otherwise(pl.col("mono_ns"))).write_parquet(first)
+    taken: list[int] = []
+
+    def stop(pipeline: object, events: pl.DataFrame) -> None:
+        taken.append(events.height)
+        raise KeyboardInterrupt
+
+    with pytest.warns(DamagedSegmentWarning) as caught, pytest.raises(KeyboardInterrupt):
+        replay_in_chunks(Recording.open(tmp_path / "rec"), spec, "complete", None, 29, stop)
+    assert taken == [29]
     assert [(w.category, w.filename) for w in caught] == [(DamagedSegmentWarning, __file__)]
 
 

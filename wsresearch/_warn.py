@@ -24,6 +24,8 @@ from types import FrameType
 __all__ = ["held", "warn"]
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# Passed over too: the package's own context managers leave through contextlib's frames.
+_CONTEXTLIB = contextlib.__file__
 _holding = threading.local()  # .found: the list this thread's warnings go to, if any
 
 
@@ -42,6 +44,9 @@ def held() -> Iterator[list[Warning]]:
 def warn(message: str | Warning, category: type[Warning] = UserWarning) -> None:
     """:func:`warnings.warn`, attributed to the nearest caller outside this package.
 
+    (And outside :mod:`contextlib`, whose frames a context manager of the package's
+    leaves through.)
+
     Where this thread holds its warnings (:func:`held`), it is kept there instead.
     """
     found = getattr(_holding, "found", None)
@@ -50,7 +55,8 @@ def warn(message: str | Warning, category: type[Warning] = UserWarning) -> None:
         return
     level = 2  # the caller of warn()
     frame: FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+    while frame is not None and (frame.f_code.co_filename.startswith(_PACKAGE)
+                                 or frame.f_code.co_filename == _CONTEXTLIB):
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)

@@ -493,12 +493,16 @@ class _Step(Generic[_T]):
         if self._thread is not None:
             self._thread.join()
 
-    def result(self) -> _T:
-        """What the work gave; what it raised is raised here, after its warnings."""
+    def tell(self) -> None:
+        """Give the warnings the work gave, here, once it is done (and not again)."""
         self.wait()
         found, self._warnings = self._warnings, []
         for message in found:
             warn(message)
+
+    def result(self) -> _T:
+        """What the work gave; what it raised is raised here, after its warnings."""
+        self.tell()
         if self._error is not None:
             error, self._error = self._error, None
             raise error
@@ -564,7 +568,10 @@ def _read_ahead(chunks: Iterable[pl.DataFrame],
         yield results()
     finally:
         for waiting in under_way:
-            waiting.wait()
+            # A chunk read ahead but never taken: what its read found (the damage of a
+            # segment whose events were taken, told once the reader read past it) is still
+            # the caller's to know.
+            waiting.tell()
 
 
 class _Driver:

@@ -69,9 +69,9 @@ SEGMENT_COMPRESSION_LEVEL = 1
 # piece of a large segment (reader._PIECE rows, a multiple of this) then decodes only its
 # own rows, and a whole segment's row groups are decoded on every core at once.
 SEGMENT_ROW_GROUP = 10_000
-# A growing segment file is written again at every flush while it holds less than this
-# (polars' estimate of its events in memory): the events of big messages (a book's snapshot
-# a second) stop it long before grow_to does, so a rewrite costs a few ms, never more.
+# A growing segment file is written again at every flush while its events' text is less
+# than this: the events of big messages (a book's snapshot a second) stop it long before
+# grow_to does, so a rewrite costs a few ms, never more.
 _GROW_BYTES = 2 * 2**20
 # Messages of a capture without receive times are this far apart, from the epoch.
 _CAPTURE_SPACING_NS = 1_000_000
@@ -91,7 +91,7 @@ class SegmentWriter:
     rotate_interval
         Seconds of wall time per segment folder.
     grow_to
-        A segment file of fewer events than this (and under 2 MB of them in memory) takes
+        A segment file of fewer events than this (and under 2 MB of their text) takes
         the next batch too: the file is written again, whole, with its events and the
         batch's (atomically, as every file is), while they are at most this many and in
         the same folder. So a quiet feed's recording is a file per ``grow_to`` events,
@@ -214,7 +214,7 @@ class SegmentWriter:
         # does not.
         write_private_parquet(table, file, compression_level=SEGMENT_COMPRESSION_LEVEL,
                               row_group_size=SEGMENT_ROW_GROUP)
-        if table.height < self._grow_to and table.estimated_size() < _GROW_BYTES:
+        if table.height < self._grow_to and _text_bytes(table) < _GROW_BYTES:
             self._growing = (rotation, file, table)
         return int(table["seq"][-1])
 
@@ -231,6 +231,16 @@ class SegmentWriter:
 
     def __repr__(self) -> str:
         return f"SegmentWriter({str(self.path)!r}, locked={self._locked})"
+
+
+def _text_bytes(table: pl.DataFrame) -> int:
+    """The bytes of ``table``'s event text (``data``), what its size is mostly made of.
+
+    Counted string by string: polars' ``estimated_size`` counts a text repeated in every
+    row once, and a feed that sends the same big message every second would grow a file
+    without bound.
+    """
+    return int(table["data"].str.len_bytes().sum() or 0)
 
 
 class Captured(NamedTuple):
