@@ -149,13 +149,27 @@ async def test_torn_and_damaged_segments_are_skipped_with_a_warning(tmp_path: Pa
     folder = tmp_path / "rec" / "segments" / "0000"
     (folder / "events-000000000015.parquet.tmp").write_bytes(b"PAR1 half written")
     (folder / "events-000000000020.parquet").write_bytes(b"garbage")
-    with pytest.warns(UserWarning, match="unfinished write"):
+    with pytest.warns(UserWarning, match=r"unfinished write \(the session ended abruptly\)"):
         recording = Recording.open(tmp_path / "rec")
     with pytest.warns(UserWarning, match="unreadable segment"):
         events = recording.events()
     assert events["seq"].to_list() == list(range(16))  # 15: the session's stop
     assert events["kind"][-1] == "stop"
     assert events.schema == pl.Schema(EVENT_SCHEMA)
+
+
+async def test_a_temporary_file_of_a_recording_being_written_may_be_a_write_under_way(
+        tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1")
+    await recorder.start()
+    recorder.record_message('{"n":0}', 1, 0, 0)
+    await recorder.flush()
+    (file,) = (tmp_path / "rec" / "segments").rglob("*.parquet")
+    file.with_name(file.name + ".x1y2.tmp").write_bytes(b"PAR1 being written")  # a flush's
+    with pytest.warns(UserWarning, match=r"unfinished write \(under way if its recorder is "
+                                         r"running, or left by one that was killed\)"):
+        assert Recording.open(tmp_path / "rec").events()["seq"].to_list() == [0]
+    await recorder.stop()
 
 
 async def _three_small_segments(path: Path) -> list[Path]:

@@ -29,6 +29,7 @@ from ..exchanges import rebuild
 from ..spec import FeedSpec
 from .format import (
     EVENT_SCHEMA,
+    LOCK,
     MANIFEST,
     REPLACED,
     SEGMENTS,
@@ -100,7 +101,8 @@ class Recording:
             warn(f"{root}: a compaction was interrupted; its segments are read from "
                  f"{REPLACED} (the next compaction puts them back first)")
             segments = root / REPLACED
-        return cls(root, parse_manifest(raw, root), _segment_files(segments))
+        return cls(root, parse_manifest(raw, root),
+                   _segment_files(segments, writing=(root / LOCK).exists()))
 
     @classmethod
     def from_frames(
@@ -827,17 +829,20 @@ def _surveyed(found: tuple[Any, ...]) -> _Surveyed:
             (None if highest is None else int(highest)))
 
 
-def _segment_files(segments: Path) -> list[Path]:
+def _segment_files(segments: Path, *, writing: bool = False) -> list[Path]:
     """The segment files to read, in ``seq`` order; anything else is skipped with a warning.
 
     Only regular files are read: a FIFO, socket or device named like a segment
     would block or mislead the reader. A leftover temporary file is the
-    unfinished write of a session that ended abruptly.
+    unfinished write of a session that ended abruptly; where the recording's lock is
+    there (``writing``), it is as likely a write under way, at a running recorder's flush.
     """
+    why = ("under way if its recorder is running, or left by one that was killed"
+           if writing else "the session ended abruptly")
     files = []
     for file in sorted(segments.glob("*/*"), key=lambda p: p.name):
         if file.name.endswith(".tmp"):
-            warn(f"skipping {file}: an unfinished write (the session ended abruptly)")
+            warn(f"skipping {file}: an unfinished write ({why})")
         elif file.suffix != ".parquet":
             continue
         elif not file.is_file():  # follows a symlink: a link to a segment is read
