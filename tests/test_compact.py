@@ -25,6 +25,7 @@ from wsresearch._files import exchange_paths
 from wsresearch.cli import main
 from wsresearch.errors import RecordingError, RecordingFormatError
 from wsresearch.exchanges import generic
+from wsresearch.recording import Recorder
 from wsresearch.recording.format import COMPACTING, LOCK, REPLACED, SEGMENTS
 from wsresearch.recording.writer import SEGMENT_ROW_GROUP, Captured, write_events
 from wsresearch.testing import generic_frames
@@ -186,6 +187,19 @@ def test_a_locked_recording_is_refused_and_its_lock_kept(tmp_path: Path) -> None
                        r"or one that was killed there: .* \(remove \.lock if"):
         compact_recording(recording.path)
     assert snapshot(recording.path) == files
+
+
+async def test_a_recording_its_recorder_is_writing_is_refused_as_such(tmp_path: Path) -> None:
+    # The running recorder holds its lock file: still a recorder's, not a compaction's.
+    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1")
+    await recorder.start()
+    recorder.record_message('{"n":0}', 1, 0, 0)
+    await recorder.flush()
+    try:
+        with pytest.raises(RecordingError, match=r"is locked \(\.lock\) by a recorder writing"):
+            compact_recording(tmp_path / "rec")
+    finally:
+        await recorder.stop()
 
 
 def test_anything_but_segments_in_the_segment_folders_is_refused(tmp_path: Path) -> None:

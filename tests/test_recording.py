@@ -22,6 +22,7 @@ from wsresearch import (
     Simulator,
 )
 from wsresearch.recording import EVENT_SCHEMA, Recorder, Recording, compact_recording
+from wsresearch.recording.writer import lock_held
 from wsresearch.redaction import redact_text
 from wsresearch.widgets import Dashboard
 
@@ -158,18 +159,27 @@ async def test_torn_and_damaged_segments_are_skipped_with_a_warning(tmp_path: Pa
     assert events.schema == pl.Schema(EVENT_SCHEMA)
 
 
-async def test_a_temporary_file_of_a_recording_being_written_may_be_a_write_under_way(
+async def test_a_running_recorders_write_under_way_is_skipped_without_a_word(
         tmp_path: Path) -> None:
     recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1")
     await recorder.start()
     recorder.record_message('{"n":0}', 1, 0, 0)
     await recorder.flush()
+    lock = tmp_path / "rec" / ".lock"
+    assert lock_held(lock) is True  # held while the recorder runs
     (file,) = (tmp_path / "rec" / "segments").rglob("*.parquet")
-    file.with_name(file.name + ".x1y2.tmp").write_bytes(b"PAR1 being written")  # a flush's
-    with pytest.warns(UserWarning, match=r"unfinished write \(under way if its recorder is "
-                                         r"running, or left by one that was killed\)"):
+    torn = file.with_name(file.name + ".x1y2.tmp")
+    torn.write_bytes(b"PAR1 being written")  # as at a flush, before its rename
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not a word
         assert Recording.open(tmp_path / "rec").events()["seq"].to_list() == [0]
     await recorder.stop()
+    assert not lock.exists()
+    # A recorder that was killed leaves its lock file, held by nobody: its torn write is one.
+    lock.write_bytes(b"")
+    assert lock_held(lock) is False
+    with pytest.warns(UserWarning, match=r"unfinished write \(the session ended abruptly\)"):
+        Recording.open(tmp_path / "rec")
 
 
 async def _three_small_segments(path: Path) -> list[Path]:

@@ -252,17 +252,17 @@ def _taken_over(lock: Path, mine: str) -> int:
         raise RecordingError(f"{lock.parent} is locked ({LOCK}), and the lock cannot be "
                              f"read: {exc}") from None
     try:
+        # A recorder's lock file is empty (and held while it runs): told apart first.
+        if not os.pread(descriptor, 200, 0).decode(errors="replace").startswith(_MARK + " "):
+            raise RecordingError(
+                f"{lock.parent} is locked ({LOCK}) by a recorder writing it, or one that was "
+                f"killed there: compact it once no recorder runs (remove {LOCK} if one was "
+                "killed)")
         try:
             _hold(descriptor)
         except BlockingIOError:
             raise RecordingError(f"{lock.parent} is being compacted ({LOCK} is held): compact "
                                  "it once that is over") from None
-        text = os.pread(descriptor, 200, 0).decode(errors="replace")
-        if not text.startswith(_MARK + " "):
-            raise RecordingError(
-                f"{lock.parent} is locked ({LOCK}) by a recorder writing it, or one that was "
-                f"killed there: compact it once no recorder runs (remove {LOCK} if one was "
-                "killed)")
         os.ftruncate(descriptor, 0)  # held: the killed compaction's, now this one's
         os.pwrite(descriptor, mine.encode(), 0)
         os.fsync(descriptor)

@@ -38,7 +38,7 @@ from .format import (
     parse_manifest,
     v1_closed_by,
 )
-from .writer import SEGMENT_ROW_GROUP, write_capture
+from .writer import SEGMENT_ROW_GROUP, lock_held, write_capture
 
 __all__ = ["CHUNK_EVENTS", "Recording", "check_chunk_events"]
 
@@ -101,8 +101,7 @@ class Recording:
             warn(f"{root}: a compaction was interrupted; its segments are read from "
                  f"{REPLACED} (the next compaction puts them back first)")
             segments = root / REPLACED
-        return cls(root, parse_manifest(raw, root),
-                   _segment_files(segments, writing=(root / LOCK).exists()))
+        return cls(root, parse_manifest(raw, root), _segment_files(segments, _writer(root)))
 
     @classmethod
     def from_frames(
@@ -829,20 +828,39 @@ def _surveyed(found: tuple[Any, ...]) -> _Surveyed:
             (None if highest is None else int(highest)))
 
 
-def _segment_files(segments: Path, *, writing: bool = False) -> list[Path]:
+def _writer(root: Path) -> bool | None:
+    """Whether a recorder is writing the recording at ``root``: ``None`` where unknown.
+
+    A recorder's lock file is there while it writes, held (:func:`lock_held`); one that
+    was killed leaves it, held by nobody. Where ``flock`` is not there to tell, a lock
+    file may be either. A compaction's lock file (marked) is not a recorder's.
+    """
+    lock = root / LOCK
+    try:
+        if lock.read_bytes():  # a compaction's: it writes no segment where readers look
+            return False
+    except OSError:  # no lock file: no recorder
+        return False
+    return lock_held(lock)
+
+
+def _segment_files(segments: Path, writing: bool | None = False) -> list[Path]:
     """The segment files to read, in ``seq`` order; anything else is skipped with a warning.
 
     Only regular files are read: a FIFO, socket or device named like a segment
     would block or mislead the reader. A leftover temporary file is the
-    unfinished write of a session that ended abruptly; where the recording's lock is
-    there (``writing``), it is as likely a write under way, at a running recorder's flush.
+    unfinished write of a session that ended abruptly. Where a recorder is writing the
+    recording (``writing``), a temporary file is its write under way, at a flush: skipped
+    without a word, its events in the file it becomes. Where that cannot be told
+    (``None``), the warning says it may be either.
     """
     why = ("under way if its recorder is running, or left by one that was killed"
-           if writing else "the session ended abruptly")
+           if writing is None else "the session ended abruptly")
     files = []
     for file in sorted(segments.glob("*/*"), key=lambda p: p.name):
         if file.name.endswith(".tmp"):
-            warn(f"skipping {file}: an unfinished write ({why})")
+            if not writing:
+                warn(f"skipping {file}: an unfinished write ({why})")
         elif file.suffix != ".parquet":
             continue
         elif not file.is_file():  # follows a symlink: a link to a segment is read

@@ -59,7 +59,7 @@ from .format import (
 )
 
 __all__ = ["CAPTURED_KINDS", "SEGMENT_COMPRESSION_LEVEL", "SEGMENT_EVENTS", "SEGMENT_ROW_GROUP",
-           "Captured", "SegmentWriter", "capture_item", "write_capture",
+           "Captured", "SegmentWriter", "capture_item", "lock_held", "write_capture",
            "write_events"]
 
 # zstd level 1: as small as the default level 3 for message text here, and a third
@@ -105,6 +105,7 @@ class SegmentWriter:
         self._rotate_ns = round(rotate_interval * NS_PER_S)
         self._started_wall_ns = 0
         self._locked = False  # this writer made the lock file: creating it is the lock
+        self._lock_descriptor: int | None = None  # open on it, and held (flock), meanwhile
         self._grow_to = grow_to
         # The last file written while it may grow: its folder, its path, its events.
         self._growing: tuple[int, Path, pl.DataFrame] | None = None
@@ -150,8 +151,11 @@ class SegmentWriter:
         if (path / MANIFEST).exists():
             raise RecordingError(f"{path} already holds a recording; choose a new directory")
         try:
-            os.close(os.open(path / LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            descriptor = os.open(path / LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             self._locked = True
+            if _flock is not None:  # held while this writer lives: see lock_held()
+                _flock(descriptor, LOCK_EX)  # at most a reader's look at it to wait for
+            self._lock_descriptor = descriptor
         except FileExistsError:
             raise RecordingError(
                 f"another recorder is writing to {path} (or one was killed there, leaving "
@@ -172,6 +176,9 @@ class SegmentWriter:
         self._locked = False
         with contextlib.suppress(OSError):
             (self.path / LOCK).unlink()
+        descriptor, self._lock_descriptor = self._lock_descriptor, None
+        if descriptor is not None:
+            os.close(descriptor)
 
     def write_segment(
         self, messages: MessageColumns, binary: Collection[int], others: Sequence[EventRow]
@@ -231,6 +238,38 @@ class SegmentWriter:
 
     def __repr__(self) -> str:
         return f"SegmentWriter({str(self.path)!r}, locked={self._locked})"
+
+
+try:
+    from fcntl import LOCK_EX, LOCK_NB, LOCK_SH
+    from fcntl import flock as _flock
+except ImportError:  # Windows
+    _flock = None  # type: ignore[assignment]
+
+
+def lock_held(lock: Path) -> bool | None:
+    """Whether a running writer holds the recording's lock file ``lock``.
+
+    A writer holds its lock file (``flock``) while it lives, and the kernel lets go of
+    it when its process ends, however it ends: a lock file nobody holds was left by a
+    writer that was killed (or by one of a wsresearch that did not hold it yet). ``None``
+    where that cannot be told: no ``flock`` (Windows), or no lock file to open.
+    """
+    if _flock is None:
+        return None
+    try:
+        descriptor = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        _flock(descriptor, LOCK_SH | LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)  # and with it the shared hold, at once
+    return False
 
 
 def _text_bytes(table: pl.DataFrame) -> int:
