@@ -28,12 +28,39 @@ from pathlib import Path
 import polars as pl
 
 __all__ = [
-    "PRIVATE_DIR", "PRIVATE_FILE", "exchange_paths", "make_private_dirs", "sink_private_parquet",
-    "sync_path", "write_private", "write_private_parquet",
+    "CAN_LOCK", "PRIVATE_DIR", "PRIVATE_FILE", "exchange_paths", "hold_file",
+    "make_private_dirs", "sink_private_parquet", "sync_path", "write_private",
+    "write_private_parquet",
 ]
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, and so no telling who holds a lock file
+    fcntl = None  # type: ignore[assignment]
+
+CAN_LOCK = fcntl is not None
+"""Whether :func:`hold_file` can hold a file here (``flock``: Linux, macOS)."""
+
+
+def hold_file(descriptor: int, *, shared: bool = False, wait: bool = True) -> None:
+    """Hold the file ``descriptor`` is open on (``flock``), until it is closed.
+
+    The kernel lets go of it when the process ends, however it ends: a recording's lock
+    file held by nobody was left by a writer that was killed. Only where
+    :data:`CAN_LOCK`.
+
+    Raises
+    ------
+    BlockingIOError
+        Without ``wait``, where another holds it (exclusively, or at all for an
+        exclusive hold).
+    """
+    assert fcntl is not None, "only where CAN_LOCK"
+    fcntl.flock(descriptor, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+                | (0 if wait else fcntl.LOCK_NB))
 
 
 def make_private_dirs(path: Path) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 import polars as pl
 
 from ._catalog import process_pool
-from ._warn import warn
+from ._warn import held, warn
 from .clock import NS_PER_S
 from .errors import DamagedSegmentWarning
 from .exchanges import rebuild
@@ -168,8 +168,7 @@ def run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_ev
 
     Its warnings are not shown but handed back, every one, for the parent to show.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings(record=True, action="always") as caught:
         done = _run_part(path, origin, url, normalized, chunk_events, part, state, staging,
                          root)
     done.warnings = [_portable(w.message, w.category) for w in caught]
@@ -212,8 +211,7 @@ def _run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_e
     """:func:`run_part`, its warnings shown."""
     from .export import _Export
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # what the listing skips, the parent's open told of
+    with held():  # let go: what the listing skips, the parent's open told of
         recording = Recording.open(path)
     spec = rebuild(origin, url, source=path)
     export = _Export(Path(root), recording, spec, normalized, Path(staging))

@@ -38,7 +38,6 @@ import hashlib
 import logging
 import os
 import re
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ from . import _split
 from ._files import make_private_dirs, write_private_parquet
 from ._limits import check_count
 from ._staging import SOURCE, Staging
+from ._warn import held
 from .book import Books
 from .clock import NS_PER_S
 from .normalize import COMMON, KINDS, is_stateful, normalize
@@ -130,8 +130,7 @@ def recording_id(recording: Recording) -> str:
     skips it whole: the id of such a recording differs from its export's.
     """
     events = sum(table.height for table in recording.columns(["seq"]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with held():  # let go
         head = next(recording.chunks(_HEAD), pl.DataFrame(schema={"data": pl.String}))
     return _recording_id(recording, events, head["data"].to_list())
 

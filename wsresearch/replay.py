@@ -284,9 +284,9 @@ def replay_in_chunks(
     pipeline = Pipeline(spec, clock)
     if before is not None:
         before(pipeline)
+    counted = Garbled() if garbled is None else garbled
     driver = _Driver(pipeline, clock, round(spec.check_interval * NS_PER_S), skip, progress,
-                     recording.event_count, recording.path, columnar=columnar,
-                     garbled=garbled)
+                     recording.event_count, counted, columnar=columnar)
     with _Collector() as collector, _read_ahead(chunks, driver.prepare) as prepared:
         for chunk in prepared:
             driver.feed(chunk)
@@ -294,6 +294,8 @@ def replay_in_chunks(
                 after_chunk(pipeline, chunk.events)
             collector.between_chunks()
     messages, skipped, generations = driver.finish()
+    if garbled is None:
+        counted.tell(recording.path)
     counts = pipeline.counts
     stats: dict[str, Any] = {
         "frames": messages,
@@ -594,11 +596,10 @@ class _Driver:
 
     def __init__(self, pipeline: Pipeline, clock: VirtualClock, interval: int, skip: set[int],
                  progress: Callable[[int, int], None] | None, total: int,
-                 source: object, *, columnar: bool = True,
-                 garbled: Garbled | None = None) -> None:
+                 garbled: Garbled, *, columnar: bool = True) -> None:
         self.pipeline, self.clock, self.interval = pipeline, clock, interval
         self.skip = pl.Series(sorted(skip), dtype=pl.Int64).implode()
-        self.progress, self.total, self.source = progress, total, source
+        self.progress, self.total = progress, total
         self.first_mono: int | None = None
         self.reach = 0  # the running maximum of receive times so far
         self.slot = 0  # the last check point reached
@@ -607,8 +608,7 @@ class _Driver:
         self.messages = self.kept = self.generations = 0
         self.columnar = Columnar(pipeline) if columnar else None
         self.read_in_columns = 0
-        self.tells = garbled is None  # what was garbled: told here at the end, or counted
-        self.garbled = Garbled() if garbled is None else garbled
+        self.garbled = garbled  # what a damaged segment garbled, counted
 
     def prepare(self, events: pl.DataFrame) -> _Chunk:
         """The next chunk of events (in ``seq`` order), with what of it reads no state.
@@ -854,9 +854,7 @@ class _Driver:
         return sorted(chosen) if merged else chosen
 
     def finish(self) -> tuple[int, int, int]:
-        """Report the end, and what was garbled; return messages, skipped and generations."""
-        if self.tells:
-            self.garbled.tell(self.source)
+        """Report the end; return messages, skipped and generations."""
         if self.progress is not None:
             self.progress(self.offset, self.offset)
         return self.messages, self.messages - self.kept, self.generations

@@ -57,7 +57,14 @@ from pathlib import Path
 
 import polars as pl
 
-from .._files import exchange_paths, make_private_dirs, sync_path, write_private_parquet
+from .._files import (
+    CAN_LOCK,
+    exchange_paths,
+    hold_file,
+    make_private_dirs,
+    sync_path,
+    write_private_parquet,
+)
 from .._limits import check_count
 from ..errors import RecordingError, RecordingFormatError
 from .format import (
@@ -181,7 +188,7 @@ def _locked(root: Path) -> Iterator[None]:
     """
     lock = root / LOCK
     mine = f"{_MARK} {socket.gethostname()} {os.getpid()}\n"
-    if _flock is None:
+    if not CAN_LOCK:
         raise RecordingError("compacting a recording needs flock, which this system "
                              "lacks (Windows); compact it on Linux or macOS")
     descriptor = _created(lock, mine)
@@ -200,17 +207,10 @@ def _locked(root: Path) -> Iterator[None]:
 _MARK = "compact"
 """How a compaction's lock file begins (a recorder's is empty)."""
 
-try:
-    from fcntl import LOCK_EX, LOCK_NB
-    from fcntl import flock as _flock
-except ImportError:  # Windows
-    _flock = None  # type: ignore[assignment]
-
 
 def _hold(descriptor: int) -> None:
     """Hold the file ``descriptor`` is open on, or raise ``BlockingIOError`` if another does."""
-    assert _flock is not None  # _locked checked
-    _flock(descriptor, LOCK_EX | LOCK_NB)
+    hold_file(descriptor, wait=False)  # CAN_LOCK: _locked checked
 
 
 def _created(lock: Path, mine: str) -> int | None:

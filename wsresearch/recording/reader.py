@@ -207,10 +207,8 @@ class Recording:
         skips (see :class:`Recording`) is not in it, with a warning.
         """
         if self._events is None:
-            tables = []
-            for files, table in self._by_runs(lambda group: self._read_group(group, None),
-                                              self._read):
-                tables.append(_complete(table, files, None))
+            tables = [_complete(table, files, None) for files, table in self._by_runs(
+                lambda group: self._read_group(group, None), self._read)]
             self._events = (
                 pl.concat(tables).sort("seq", maintain_order=True) if tables
                 else pl.DataFrame(schema=EVENT_SCHEMA)
@@ -422,9 +420,10 @@ class Recording:
     def _columns(self, wanted: list[str]) -> Iterator[pl.DataFrame]:
         # The required columns too, so that the events are those chunks() gives.
         read = list(dict.fromkeys([*wanted, *_REQUIRED]))
-        for _, table in self._by_runs(lambda group: self._read_group(group, read),
-                                      lambda file: self._columns_of(file, read)):
-            yield _placed(table).select(wanted)
+        for files, table in self._by_runs(lambda group: self._read_group(group, read),
+                                          lambda file: self._columns_of(file, read)):
+            # The same events left out, silently: chunks() tells of them.
+            yield _complete(table, files, {}).select(wanted)
 
     def _columns_of(self, file: Path, wanted: list[str]) -> pl.DataFrame | None:
         """:meth:`columns` of one segment file; ``None`` if it cannot be read."""
@@ -596,16 +595,6 @@ class _Damage:
     """The columns of :data:`_REQUIRED` they lacked a value of."""
 
 
-def _placed(table: pl.DataFrame) -> pl.DataFrame:
-    """``table`` without the events that lack a value of :data:`_REQUIRED`, silently.
-
-    Counting the nulls reads no values: a table without them costs nothing to check.
-    """
-    if any(table[name].null_count() for name in _REQUIRED):
-        return table.drop_nulls(list(_REQUIRED))
-    return table
-
-
 def _complete(table: pl.DataFrame, files: list[tuple[Path, int]],
               damage: dict[Path, _Damage] | None) -> pl.DataFrame:
     """``table`` without the events that lack a value of :data:`_REQUIRED`, told of.
@@ -615,7 +604,8 @@ def _complete(table: pl.DataFrame, files: list[tuple[Path, int]],
     be put in order, in its connection or in time, nor (without its kind) told from a
     message, so it is left out, as an unreadable segment is. What each file lacked is
     added to ``damage``, for the caller to warn of once per file (:func:`_warn_of`);
-    ``None``: warned of here.
+    ``None``: warned of here. Counting the nulls reads no values: a table without them
+    costs nothing to check.
     """
     lacking = [name for name in _REQUIRED if table[name].null_count()]
     if not lacking:

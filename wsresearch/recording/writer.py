@@ -31,7 +31,13 @@ from typing import NamedTuple
 import polars as pl
 
 from .._catalog import SEGMENT_EVENTS
-from .._files import make_private_dirs, write_private, write_private_parquet
+from .._files import (
+    CAN_LOCK,
+    hold_file,
+    make_private_dirs,
+    write_private,
+    write_private_parquet,
+)
 from .._limits import INT64_MAX, INT64_MIN, check_count
 from ..clock import NS_PER_S
 from ..errors import RecordingError
@@ -153,8 +159,8 @@ class SegmentWriter:
         try:
             descriptor = os.open(path / LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             self._locked = True
-            if _flock is not None:  # held while this writer lives: see lock_held()
-                _flock(descriptor, LOCK_EX)  # at most a reader's look at it to wait for
+            if CAN_LOCK:  # held while this writer lives: see lock_held()
+                hold_file(descriptor)  # at most a reader's look at it to wait for
             self._lock_descriptor = descriptor
         except FileExistsError:
             raise RecordingError(
@@ -240,13 +246,6 @@ class SegmentWriter:
         return f"SegmentWriter({str(self.path)!r}, locked={self._locked})"
 
 
-try:
-    from fcntl import LOCK_EX, LOCK_NB, LOCK_SH
-    from fcntl import flock as _flock
-except ImportError:  # Windows
-    _flock = None  # type: ignore[assignment]
-
-
 def lock_held(lock: Path) -> bool | None:
     """Whether a running writer holds the recording's lock file ``lock``.
 
@@ -255,14 +254,14 @@ def lock_held(lock: Path) -> bool | None:
     writer that was killed (or by one of a wsresearch that did not hold it yet). ``None``
     where that cannot be told: no ``flock`` (Windows), or no lock file to open.
     """
-    if _flock is None:
+    if not CAN_LOCK:
         return None
     try:
         descriptor = os.open(lock, os.O_RDONLY)
     except OSError:
         return None
     try:
-        _flock(descriptor, LOCK_SH | LOCK_NB)
+        hold_file(descriptor, shared=True, wait=False)
     except BlockingIOError:
         return True
     except OSError:
