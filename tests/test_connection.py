@@ -4,6 +4,7 @@ import json
 import os
 import random
 import socket
+from collections.abc import Callable
 
 import pytest
 from pydantic import ValidationError
@@ -33,6 +34,14 @@ from .conftest import FAST, eventually, loopback_server, other_tasks
 async def abort(conn: ServerConnection) -> None:
     """Drop the TCP connection without a close frame: the client sees 1006."""
     conn.transport.abort()
+
+
+def listen(ws: WebSocketManager, fn: Callable[[str | bytes], object], runs: bool) -> None:
+    """Hand every message to ``fn``: one by one (``on_message``), or in runs (``on_messages``)."""
+    if runs:
+        ws.on_messages(lambda run, generation: list(map(fn, run)))
+    else:
+        ws.on_message(lambda data, generation: fn(data))
 
 
 def config(**kw: object) -> ConnectionConfig:
@@ -572,7 +581,8 @@ async def test_reconnect_now_skips_the_backoff_only_after_a_stable_connection() 
     assert closes[0][:2] == (1000, "reconnect requested: sequence gap")
 
 
-async def test_pause_reading_pushes_back_to_the_sender_over_tcp() -> None:
+@pytest.mark.parametrize("runs", [False, True], ids=["one by one", "runs"])
+async def test_pause_reading_pushes_back_to_the_sender_over_tcp(runs: bool) -> None:
     script = Script()
     total = 20_000
     sent = 0
@@ -593,7 +603,7 @@ async def test_pause_reading_pushes_back_to_the_sender_over_tcp() -> None:
     # Uncompressed, so the bytes on the wire are as large as the messages.
     async with loopback_server(script.handler, compression=None) as (_, url):
         ws = WebSocketManager(url, config())
-        ws.on_message(lambda d, g: got.append(json.loads(d)["n"]))
+        listen(ws, lambda d: got.append(json.loads(d)["n"]), runs)
         ws.pause_reading()
         await ws.connect()
         await asyncio.wait_for(stalled.wait(), 10)
@@ -674,7 +684,10 @@ async def test_disconnect_drops_a_peer_that_never_answers_the_close() -> None:
     assert last is not None and last.initiator == "client"  # our close frame, never answered
 
 
-async def test_disconnect_from_a_busy_peer_reads_to_its_close_frame_and_loses_nothing() -> None:
+@pytest.mark.parametrize("runs", [False, True], ids=["one by one", "runs"])
+async def test_disconnect_from_a_busy_peer_reads_to_its_close_frame_and_loses_nothing(
+    runs: bool,
+) -> None:
     # A peer that sends as fast as it can: its frames fill websockets' buffer as soon as
     # the client stops reading, and its answer to our close frame comes behind them.
     sent = 0
@@ -692,7 +705,7 @@ async def test_disconnect_from_a_busy_peer_reads_to_its_close_frame_and_loses_no
     async with loopback_server(flood) as (_, url):
         # A long close_timeout: waiting it out would end the close as an abnormal 1006.
         ws = WebSocketManager(url, config(close_timeout=30))
-        ws.on_message(lambda data, generation: got.append(json.loads(data)["n"]))
+        listen(ws, lambda data: got.append(json.loads(data)["n"]), runs)
         await ws.connect()
         await eventually(lambda: len(got) >= 1000, what="a busy stream")
         await ws.disconnect()
@@ -703,7 +716,9 @@ async def test_disconnect_from_a_busy_peer_reads_to_its_close_frame_and_loses_no
     assert got == list(range(sent))
 
 
+@pytest.mark.parametrize("runs", [False, True], ids=["one by one", "runs"])
 async def test_a_disconnect_its_caller_gives_up_on_drops_the_socket_and_hands_on_nothing_more(
+    runs: bool,
 ) -> None:
     async def trickle(conn: ServerConnection) -> None:
         conn.transport.pause_reading()  # never reads, so never answers, our close frame
@@ -715,7 +730,7 @@ async def test_a_disconnect_its_caller_gives_up_on_drops_the_socket_and_hands_on
     got: list[str] = []
     async with loopback_server(trickle) as (server, url):
         ws = WebSocketManager(url, config(close_timeout=30))
-        ws.on_message(lambda data, generation: got.append(data))
+        listen(ws, got.append, runs)
         await ws.connect()
         await eventually(lambda: len(got) >= 5, what="a few messages")
         with contextlib.suppress(TimeoutError):  # the caller gives up: a second cancel

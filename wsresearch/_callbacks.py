@@ -17,10 +17,10 @@ from typing import TypeVar
 
 __all__ = ["notify", "register", "report"]
 
-F = TypeVar("F", bound=Callable[..., object])
+T = TypeVar("T")
 
 
-def register(handlers: list[F], fn: F) -> Callable[[], None]:
+def register(handlers: list[T], fn: T) -> Callable[[], None]:
     """Append ``fn`` to ``handlers``; return a callable that removes it (twice is harmless)."""
     handlers.append(fn)
 

@@ -35,7 +35,11 @@ work stays there) and adds the lifecycle a long-running feed needs:
   lets more than :data:`MAX_UNSENT` bytes pile up unread (a ping flood whose
   pongs it never reads) is dropped at once;
 * **flow control**: :meth:`~WebSocketManager.pause_reading` stops reading the
-  socket, so backpressure reaches TCP instead of memory.
+  socket, so backpressure reaches TCP instead of memory;
+* **runs**: handlers registered with :meth:`~WebSocketManager.on_messages` get the
+  messages one read of the socket brought as one list, taken from websockets as it
+  parses them, without an ``await`` per message (up to the room they say they have;
+  the rest wait in websockets' buffer, with its flow control, and come in order).
 
 Exceptions raised by user handlers are reported through ``on_error`` and never
 reach the connection. Backoff sleeps and pong timeouts run on the injected
@@ -62,6 +66,7 @@ from typing import Any, Literal, TypeVar
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+from websockets.frames import DATA_OPCODES, Frame, Opcode
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
@@ -115,6 +120,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 # hands over already-buffered frames without suspending, and the parser's
 # worker must get a turn before a bounded queue overflows for no real reason.
 _READ_BURST = 64
+# Room for a run when no run handler says how much it has.
+_NO_LIMIT = 1 << 62
 # The longest close reason a close frame holds (125 bytes of payload, 2 for the code).
 _MAX_CLOSE_REASON = 123
 # Codes this side sends when it fails a connection because of what the peer sent.
@@ -274,6 +281,7 @@ class WebSocketManager:
         self._on_disconnected: list[Callable[[int | None, str, CloseCategory], None]] = []
         self._on_close: list[Callable[[CloseInfo], None]] = []
         self._on_message: list[Callable[[str | bytes, int], None]] = []
+        self._on_messages: list[_RunHandler] = []
         self._on_state_change: list[Callable[[ConnectionState], None]] = []
         self._on_error: list[Callable[[BaseException], None]] = []
         self._on_pong: list[Callable[[float], None]] = []
@@ -347,6 +355,38 @@ class WebSocketManager:
         ``fn`` runs on the reader: keep it short (hand work to a queue).
         """
         return register(self._on_message, _sync_only(fn, "on_message"))
+
+    def on_messages(
+        self,
+        fn: Callable[[list[str | bytes], int], None],
+        *,
+        room: Callable[[], int] | None = None,
+    ) -> Callable[[], None]:
+        """Call ``fn(messages, generation)`` with each run of inbound messages, in order.
+
+        A run is the messages one read of the socket brought, taken as websockets parses
+        them: one call and no ``await`` per read, where a ``recv()`` per message costs
+        about a microsecond each. A message that cannot join the run comes alone, as a
+        list of one, after the run and in order: one of several frames (fragmented),
+        text that is not UTF-8 (websockets then closes the connection with 1007), one
+        read while :meth:`pause_reading` holds, or one past ``room``.
+
+        Parameters
+        ----------
+        fn
+            Called with the list of messages (text as ``str``, binary as ``bytes``)
+            and the connection's generation. It must not keep the list and change it.
+        room
+            How many messages ``fn`` can take now, asked at each read; what does not
+            fit stays in websockets' buffer (its flow control stops reading the socket
+            once a few messages wait there) and comes once ``fn`` has taken what it
+            holds. ``None``: as many as a read holds. With several handlers, the
+            smallest room counts.
+
+        The ``on_message`` handlers see each message of a run before the ``on_messages``
+        handlers see the run. Returns a callable that unregisters ``fn``.
+        """
+        return register(self._on_messages, _RunHandler(_sync_only(fn, "on_messages"), room))
 
     def on_state_change(self, fn: Callable[[ConnectionState], None]) -> Callable[[], None]:
         """Call ``fn(state)`` on every state change."""
@@ -571,6 +611,7 @@ class WebSocketManager:
             ws.transport.abort()
             raise asyncio.CancelledError
         self._connected_url = connector.uri
+        assert isinstance(ws, _GuardedConnection)  # made by create_connection
         close, open_for = await self._serve(ws)
         return self._after_close(close, open_for)
 
@@ -582,7 +623,7 @@ class WebSocketManager:
         else:
             log.info("%s redirected to %s", redact_url(old), redact_url(new))
 
-    async def _serve(self, ws: ClientConnection) -> tuple[CloseInfo, float]:
+    async def _serve(self, ws: _GuardedConnection) -> tuple[CloseInfo, float]:
         """Serve ``ws`` until it closes: its :class:`CloseInfo`, and the seconds it was open."""
         self._generation += 1
         generation = self._generation
@@ -594,6 +635,8 @@ class WebSocketManager:
         queued, self._outbox = self._outbox, deque()  # hooks' sends go first
         loop = asyncio.get_running_loop()
         reader = loop.create_task(self._read(ws, generation), name="wsresearch-reader")
+        ws.room = self._room
+        ws.hand = functools.partial(self._hand, generation=generation)
         writer = loop.create_task(self._write(ws), name="wsresearch-writer")
         heartbeat = (
             loop.create_task(self._heartbeat(ws), name="wsresearch-heartbeat")
@@ -650,6 +693,7 @@ class WebSocketManager:
                 ws.transport.abort()
                 raise
             finally:
+                ws.hand = None  # nothing is handed on from here
                 reader.cancel()
                 await asyncio.gather(reader, *tasks, return_exceptions=True)
             self._ws = None
@@ -702,9 +746,10 @@ class WebSocketManager:
         self._emit(self._on_disconnected, code, reason, category)
         return close
 
-    async def _read(self, ws: ClientConnection, generation: int) -> None:
+    async def _read(self, ws: _GuardedConnection, generation: int) -> None:
+        """Hand on the messages that wait in websockets' buffer (those no run took)."""
         readable = self._readable
-        handlers = self._on_message
+        hand = self._hand
         burst = 0
         try:
             while True:
@@ -712,19 +757,52 @@ class WebSocketManager:
                     # Paused for backpressure: websockets stops reading TCP once
                     # its own small buffer fills. Resume reads what it buffered.
                     await readable.wait()
-                data = await ws.recv()
-                self.received += 1
-                for handler in handlers:
+                run = [await ws.recv()]
+                ws.waiting -= 1
+                # Those waiting behind it join its run: buffered, each comes without a wait.
+                for _ in range(min(ws.waiting, self._room() - 1, _READ_BURST - 1 - burst)):
                     try:
-                        handler(data, generation)
-                    except Exception as exc:
-                        self._report(exc)
-                burst += 1
+                        run.append(await ws.recv())
+                    except ConnectionClosed:
+                        break  # the next recv() ends the reader, once this run is handed on
+                    ws.waiting -= 1
+                hand(run, generation)
+                burst += len(run)
                 if burst >= _READ_BURST:
                     burst = 0
                     await asyncio.sleep(0)
         except ConnectionClosed:
             return
+
+    def _room(self) -> int:
+        """How many messages a run may take now: none while paused or without run handlers."""
+        handlers = self._on_messages
+        if self._paused or not handlers:
+            return 0
+        room = _NO_LIMIT
+        for handler in handlers:
+            if handler.room is not None:
+                try:
+                    room = min(room, handler.room())
+                except Exception as exc:
+                    self._report(exc)
+                    return 0
+        return room
+
+    def _hand(self, messages: list[str | bytes], generation: int) -> None:
+        """Hand ``messages`` on, in order: each to the ``on_message`` handlers, then the run."""
+        self.received += len(messages)
+        for handler in self._on_message:
+            for data in messages:
+                try:
+                    handler(data, generation)
+                except Exception as exc:
+                    self._report(exc)
+        for run_handler in self._on_messages:
+            try:
+                run_handler.fn(messages, generation)
+            except Exception as exc:
+                self._report(exc)
 
     async def _write(self, ws: ClientConnection) -> None:
         ready = self._outbox_ready
@@ -931,23 +1009,93 @@ class _Connect(ws_connect):
         return new
 
 
-class _GuardedConnection(ClientConnection):
-    """A client connection that drops a peer letting unread data pile up.
+@dataclass(frozen=True, slots=True)
+class _RunHandler:
+    """An ``on_messages`` handler and the room it says it has."""
 
-    websockets answers every ping with a pong at once, and writes it whether or not
-    the peer reads: a server that floods pings and never reads would grow this
-    side's write buffer without bound. Past :data:`MAX_UNSENT` bytes the connection
-    is aborted (recorded as 1006, ``peer stopped reading``).
+    fn: Callable[[list[str | bytes], int], None]
+    room: Callable[[], int] | None
+
+
+class _GuardedConnection(ClientConnection):
+    """A client connection that hands on runs, and drops a peer letting unread data pile up.
+
+    **Runs.** websockets parses every frame one read of the socket brought and puts each
+    message in its buffer for ``recv()``, an ``await`` per message. While the manager
+    serves the connection (``hand`` set), each whole text or binary message of a read is
+    taken as it is parsed instead, up to ``room()`` of them, and the run is handed on
+    once the read is parsed. A message goes to websockets' buffer, and so to
+    ``recv()``, when the run cannot take it: a fragment, text that is not UTF-8 (whose
+    ``recv()`` fails the connection with 1007, as websockets does), no room left, or
+    messages already waiting there, which must come first. Those of a read that follow
+    its run are put there after the run is handed on.
+
+    **A peer that stops reading.** websockets answers every ping with a pong at once,
+    and writes it whether or not the peer reads: a server that floods pings and never
+    reads would grow this side's write buffer without bound. Past :data:`MAX_UNSENT`
+    bytes the connection is aborted (recorded as 1006, ``peer stopped reading``).
     """
 
     stalled: int | None = None
+    hand: Callable[[list[str | bytes]], None] | None = None
+    """Takes each run; set while the manager serves the connection."""
+    room: Callable[[], int] = staticmethod(lambda: 0)
+    """How many messages the next run may take."""
+    waiting = 0
+    """Whole messages in websockets' buffer, not yet taken by ``recv()``."""
+    _run: list[str | bytes] | None = None
+    _left = 0
+    _later: list[Frame]
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        hand = self.hand
+        left = 0 if hand is None else self.room()
+        if left <= 0:
+            super().data_received(data)
+        else:
+            run: list[str | bytes] = []
+            later: list[Frame] = []
+            self._run, self._left, self._later = run, left, later
+            try:
+                super().data_received(data)
+            finally:
+                self._run = None
+            try:
+                if run:
+                    hand(run)  # type: ignore[misc]  # not None: left > 0
+            finally:
+                for frame in later:  # woken after the run's taker, behind its messages
+                    super().process_event(frame)
         unsent = self.transport.get_write_buffer_size()
         if unsent > MAX_UNSENT and self.stalled is None:
             self.stalled = unsent
             self.transport.abort()
+
+    def process_event(self, event: Any) -> None:
+        """Take a whole message into the run, or pass ``event`` on to websockets."""
+        run = self._run
+        if type(event) is not Frame or event.opcode not in DATA_OPCODES:
+            super().process_event(event)  # the handshake's response, a control frame
+        elif run is None:
+            self.waiting += event.fin
+            super().process_event(event)
+        else:
+            if event.fin and self._left > 0 and not self.waiting and not self._later:
+                if event.opcode is Opcode.TEXT:
+                    try:
+                        run.append(str(event.data, "utf-8"))
+                    except UnicodeDecodeError:
+                        pass  # websockets' recv() fails the connection for it
+                    else:
+                        self._left -= 1
+                        return
+                elif event.opcode is Opcode.BINARY:
+                    data = event.data
+                    run.append(data if type(data) is bytes else bytes(data))
+                    self._left -= 1
+                    return
+            self.waiting += event.fin
+            self._later.append(event)
 
     def send_data(self) -> None:
         """Write what the protocol has to send, each run of frames in one write.

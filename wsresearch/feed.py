@@ -4,7 +4,7 @@
 counts, gaps and health is the sans-I/O :class:`~wsresearch.pipeline.Pipeline`
 (which a replay runs too); the feed connects it to the world::
 
-    WebSocketManager ──(data, generation)──► stamp recv times ──► Recorder (every message)
+    WebSocketManager ──(runs, generation)──► stamp recv times ──► Recorder (every message)
                                                     │
                                                     ▼
                                               MessageQueue ──(batches)──► Pipeline
@@ -14,7 +14,10 @@ counts, gaps and health is the sans-I/O :class:`~wsresearch.pipeline.Pipeline`
 
 Receive times are taken when a message leaves the socket, before the queue, so
 queueing delay never shows up as exchange latency, and the recorder writes the
-message right there, before the queue can drop it. The health timer runs
+message right there, before the queue can drop it. The messages one read of the
+socket brought come as one run (:meth:`WebSocketManager.on_messages`), so they share
+one receive time, the time of that read; a run takes no more than the queue has room
+for, so a burst is never dropped only because it came in one read. The health timer runs
 :meth:`Pipeline.check_health` every ``check_interval``.
 
 Everything runs on the event loop that calls :meth:`Feed.start`, the notebook
@@ -32,6 +35,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -279,7 +283,6 @@ class Feed:
                 clock=self._clock,
                 on_error=self.pipeline.report,
             )
-            self._record_message = self.recorder.record_message
         # Books that start from a REST snapshot: fetched on demand, applied in receive
         # order (a response goes through the queue, between the messages around it).
         self._fetcher: SnapshotFetcher | None = None
@@ -316,7 +319,7 @@ class Feed:
         # The feed's own subscriber comes first: the recording and the timeline see
         # every event before any user listener can raise.
         self.pipeline.on_event(self._on_event)
-        self.manager.on_message(self._on_message)
+        self.manager.on_messages(self._on_messages, room=self._room)
         self.manager.on_connected(self._on_connected)
         self.manager.on_error(self.pipeline.report)
         self.manager.on_pong(self._on_pong)
@@ -557,7 +560,7 @@ class Feed:
             on_pressure=self._on_pressure,
             on_dropped=self._on_dropped,
         )
-        self._put = queue.put
+        self._put, self._put_many = queue.put, queue.put_many
         return queue
 
     # -- views -------------------------------------------------------------------------
@@ -736,14 +739,21 @@ class Feed:
 
     # -- wiring ------------------------------------------------------------------------
 
-    def _on_message(self, data: str | bytes, generation: int) -> None:
+    def _on_messages(self, run: list[str | bytes], generation: int) -> None:
         mono, wall = self._mono_ns(), self._wall_ns()
-        # Recorded first, before the queue can drop it.
-        seq = -1 if self.recorder is None else self._record_message(data, generation, mono, wall)
+        # Recorded first, before the queue can drop any of them.
+        recorder = self.recorder
+        seqs = (repeat(-1) if recorder is None
+                else recorder.record_messages(run, generation, mono, wall))
         try:  # noqa: SIM105  (a try costs nothing here; contextlib.suppress would)
-            self._put((data, generation, mono, wall, seq))
+            self._put_many(list(zip(run, repeat(generation), repeat(mono), repeat(wall), seqs)))
         except QueueClosedError:
             pass  # stopping: the socket is being closed too
+
+    def _room(self) -> int:
+        """Messages the queue can take now: a run is never larger, so it drops none."""
+        queue = self.queue
+        return queue.max_size - queue.size
 
     def _process_with_books(self, batch: list[Received]) -> None:
         """Process a batch with REST responses in their place; then ask for snapshots."""

@@ -173,6 +173,32 @@ class MessageQueue(Generic[T]):
         if self._closed or len(items) >= self._max:
             return self._put_full(msg)
         items.append(msg)
+        self._queued()
+        return True
+
+    def put_many(self, msgs: list[T]) -> int:
+        """Enqueue ``msgs`` in order without waiting; return how many were queued.
+
+        The same as :meth:`put` for each in turn, in one step where they all fit.
+
+        Raises
+        ------
+        QueueFullError
+            With ``BLOCK``, at the first that does not fit (those before it are queued).
+        QueueClosedError
+            After :meth:`close`.
+        """
+        items = self._items
+        if self._closed or len(items) + len(msgs) > self._max:
+            return sum(self.put(msg) for msg in msgs)
+        if not msgs:
+            return 0
+        items.extend(msgs)
+        self._queued()
+        return len(msgs)
+
+    def _queued(self) -> None:
+        """Wake the worker (or start it) for what was just queued; under pressure if full."""
         waiting = self._waiting
         if waiting is not None:
             self._waiting = None
@@ -181,9 +207,8 @@ class MessageQueue(Generic[T]):
         elif self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(
                 self._work(), name="wsresearch-queue-worker")
-        if self._blocking and len(items) >= self._max and not self._pressured:
+        if self._blocking and len(self._items) >= self._max and not self._pressured:
             self._set_pressure(True)
-        return True
 
     def _put_full(self, msg: T) -> bool:
         if self._closed:

@@ -247,8 +247,7 @@ class Recorder:
         seq = self._seq
         self._seq = seq + 1
         if not isinstance(data, str):
-            self._binary.add(seq)
-            data = base64.b64encode(bytes(data)).decode("ascii")
+            data = self._binary_text(seq, data)
         seqs, generations, monos, walls, datas = self._messages
         seqs.append(seq)
         generations.append(generation)
@@ -258,6 +257,37 @@ class Recorder:
         if len(seqs) >= self._max_buffer:
             self._wake.set()
         return seq
+
+    def record_messages(
+        self, messages: list[str | bytes], generation: int, mono_ns: int, wall_ns: int
+    ) -> range:
+        """Record a run of inbound messages received together; return their ``seq`` values.
+
+        The same events as :meth:`record_message` for each in turn, one list operation
+        per column for a run of text.
+        """
+        first = self._seq
+        count = len(messages)
+        self._seq = first + count
+        seqs = range(first, first + count)
+        numbers, generations, monos, walls, datas = self._messages
+        numbers.extend(seqs)
+        generations.extend(itertools.repeat(generation, count))
+        monos.extend(itertools.repeat(mono_ns, count))
+        walls.extend(itertools.repeat(wall_ns, count))
+        if set(map(type, messages)) <= {str}:
+            datas.extend(messages)  # type: ignore[arg-type]  # all str: just checked
+        else:
+            for seq, data in zip(seqs, messages, strict=True):
+                datas.append(data if isinstance(data, str) else self._binary_text(seq, data))
+        if len(numbers) >= self._max_buffer:
+            self._wake.set()
+        return seqs
+
+    def _binary_text(self, seq: int, data: bytes) -> str:
+        """A binary message as the format stores it (base64), flagged ``binary``."""
+        self._binary.add(seq)
+        return base64.b64encode(bytes(data)).decode("ascii")
 
     record_frame = record_message
     """The former name of :meth:`record_message`."""
