@@ -66,12 +66,12 @@ from typing import Any, Literal, TypeVar
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
-from websockets.frames import DATA_OPCODES, Frame, Opcode
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from ._callbacks import notify, register
+from ._client import MAX_UNSENT, GuardedConnection
 from .clock import NS_PER_S, Clock, SystemClock
 from .config import (
     CloseCategory,
@@ -127,10 +127,6 @@ _MAX_CLOSE_REASON = 123
 # Codes this side sends when it fails a connection because of what the peer sent.
 _FAILED_BY_US = frozenset({1002, 1007, 1009})
 
-MAX_UNSENT = 8 * 1024 * 1024
-"""Bytes this side may have waiting to be written to a peer. Only our own sends (which
-wait for the buffer to drain) and automatic pongs fill it; past this much, the peer has
-stopped reading and the connection is dropped."""
 
 
 class ConnectionState(StrEnum):
@@ -591,7 +587,7 @@ class WebSocketManager:
             ping_interval=None,  # heartbeat is ours: on the injected clock, with on_pong
             compression="deflate",
             logger=self._ws_logger,
-            create_connection=_GuardedConnection,
+            create_connection=GuardedConnection,
             **self._tls,
         )
         try:
@@ -611,7 +607,7 @@ class WebSocketManager:
             ws.transport.abort()
             raise asyncio.CancelledError
         self._connected_url = connector.uri
-        assert isinstance(ws, _GuardedConnection)  # made by create_connection
+        assert isinstance(ws, GuardedConnection)  # made by create_connection
         close, open_for = await self._serve(ws)
         return self._after_close(close, open_for)
 
@@ -623,7 +619,7 @@ class WebSocketManager:
         else:
             log.info("%s redirected to %s", redact_url(old), redact_url(new))
 
-    async def _serve(self, ws: _GuardedConnection) -> tuple[CloseInfo, float]:
+    async def _serve(self, ws: GuardedConnection) -> tuple[CloseInfo, float]:
         """Serve ``ws`` until it closes: its :class:`CloseInfo`, and the seconds it was open."""
         self._generation += 1
         generation = self._generation
@@ -746,7 +742,7 @@ class WebSocketManager:
         self._emit(self._on_disconnected, code, reason, category)
         return close
 
-    async def _read(self, ws: _GuardedConnection, generation: int) -> None:
+    async def _read(self, ws: GuardedConnection, generation: int) -> None:
         """Hand on the messages that wait in websockets' buffer (those no run took)."""
         readable = self._readable
         hand = self._hand
@@ -1015,116 +1011,3 @@ class _RunHandler:
 
     fn: Callable[[list[str | bytes], int], None]
     room: Callable[[], int] | None
-
-
-class _GuardedConnection(ClientConnection):
-    """A client connection that hands on runs, and drops a peer letting unread data pile up.
-
-    **Runs.** websockets parses every frame one read of the socket brought and puts each
-    message in its buffer for ``recv()``, an ``await`` per message. While the manager
-    serves the connection (``hand`` set), each whole text or binary message of a read is
-    taken as it is parsed instead, up to ``room()`` of them, and the run is handed on
-    once the read is parsed. A message goes to websockets' buffer, and so to
-    ``recv()``, when the run cannot take it: a fragment, text that is not UTF-8 (whose
-    ``recv()`` fails the connection with 1007, as websockets does), no room left, or
-    messages already waiting there, which must come first. Those of a read that follow
-    its run are put there after the run is handed on.
-
-    **A peer that stops reading.** websockets answers every ping with a pong at once,
-    and writes it whether or not the peer reads: a server that floods pings and never
-    reads would grow this side's write buffer without bound. Past :data:`MAX_UNSENT`
-    bytes the connection is aborted (recorded as 1006, ``peer stopped reading``).
-    """
-
-    stalled: int | None = None
-    hand: Callable[[list[str | bytes]], None] | None = None
-    """Takes each run; set while the manager serves the connection."""
-    room: Callable[[], int] = staticmethod(lambda: 0)
-    """How many messages the next run may take."""
-    waiting = 0
-    """Whole messages in websockets' buffer, not yet taken by ``recv()``."""
-    _run: list[str | bytes] | None = None
-    _left = 0
-    _later: list[Frame]
-
-    def data_received(self, data: bytes) -> None:
-        hand = self.hand
-        left = 0 if hand is None else self.room()
-        if left <= 0:
-            super().data_received(data)
-        else:
-            run: list[str | bytes] = []
-            later: list[Frame] = []
-            self._run, self._left, self._later = run, left, later
-            try:
-                super().data_received(data)
-            finally:
-                self._run = None
-            try:
-                if run:
-                    hand(run)  # type: ignore[misc]  # not None: left > 0
-            finally:
-                for frame in later:  # woken after the run's taker, behind its messages
-                    super().process_event(frame)
-        unsent = self.transport.get_write_buffer_size()
-        if unsent > MAX_UNSENT and self.stalled is None:
-            self.stalled = unsent
-            self.transport.abort()
-
-    def process_event(self, event: Any) -> None:
-        """Take a whole message into the run, or pass ``event`` on to websockets."""
-        run = self._run
-        if type(event) is not Frame or event.opcode not in DATA_OPCODES:
-            super().process_event(event)  # the handshake's response, a control frame
-        elif run is None:
-            self.waiting += event.fin
-            super().process_event(event)
-        else:
-            if event.fin and self._left > 0 and not self.waiting and not self._later:
-                if event.opcode is Opcode.TEXT:
-                    try:
-                        run.append(str(event.data, "utf-8"))
-                    except UnicodeDecodeError:
-                        pass  # websockets' recv() fails the connection for it
-                    else:
-                        self._left -= 1
-                        return
-                elif event.opcode is Opcode.BINARY:
-                    data = event.data
-                    run.append(data if type(data) is bytes else bytes(data))
-                    self._left -= 1
-                    return
-            self.waiting += event.fin
-            self._later.append(event)
-
-    def send_data(self) -> None:
-        """Write what the protocol has to send, each run of frames in one write.
-
-        The pongs answering a burst of pings go out together, not one write each.
-        On Python 3.12 and 3.13, asyncio sums every piece still in a socket's write
-        buffer at each write (CPython gh-146507): with a peer that stopped reading,
-        a write per pong made a ping flood quadratic, and the cut-off at
-        :data:`MAX_UNSENT` came only after many seconds of a busy loop.
-        """
-        run: list[bytes] = []
-        for data in self.protocol.data_to_send():
-            if data:
-                run.append(data)
-                continue
-            self._write(run)
-            run = []
-            # An empty chunk ends the stream: half-close, as websockets does.
-            if self.transport.can_write_eof():
-                if self.debug:
-                    self.logger.debug("x half-closing TCP connection")
-                with contextlib.suppress(Exception):  # write_eof() documents no exceptions
-                    self.transport.write_eof()
-            else:  # TLS: no half-close
-                if self.debug:
-                    self.logger.debug("x closing TCP connection")
-                self.transport.close()
-        self._write(run)
-
-    def _write(self, run: list[bytes]) -> None:
-        if run:
-            self.transport.write(run[0] if len(run) == 1 else b"".join(run))
