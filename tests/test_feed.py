@@ -35,8 +35,9 @@ def rows(feed: Feed, channel: str) -> int:
     return feed.store.rows(channel)
 
 
-async def test_a_feed_turns_frames_into_validated_polars_rows() -> None:
-    async with Simulator(rates=RATES, seed=3) as sim:
+@pytest.mark.parametrize("compression", ["deflate", None])  # None: frames read ahead
+async def test_a_feed_turns_frames_into_validated_polars_rows(compression: str | None) -> None:
+    async with Simulator(rates=RATES, seed=3, compression=compression) as sim:
         feed = Feed(sim.spec(connection=quick()))
         await feed.start()
         assert feed.state is ConnectionState.CONNECTED and feed.generation == 1
@@ -66,8 +67,12 @@ async def test_a_feed_turns_frames_into_validated_polars_rows() -> None:
         feed.frame("trades")
 
 
-async def test_duplicates_and_malformed_frames_are_counted_not_fatal() -> None:
-    async with Simulator(rates=RATES) as sim, Feed(sim.spec(connection=quick())) as feed:
+@pytest.mark.parametrize("compression", ["deflate", None])  # None: frames read ahead
+async def test_duplicates_and_malformed_frames_are_counted_not_fatal(
+    compression: str | None,
+) -> None:
+    async with Simulator(rates=RATES, compression=compression) as sim, Feed(
+            sim.spec(connection=quick())) as feed:
         await eventually(lambda: rows(feed, "trade") >= 5, what="first trades")
         sim.duplicate(7)
         await sim.malformed(6)

@@ -32,11 +32,12 @@ SECRET = "SECRET-KEY-4f1b"
 
 
 
+@pytest.mark.parametrize("compression", ["deflate", None])  # None: frames read ahead
 async def test_every_frame_sent_before_each_close_is_recorded_once_in_order(
-    tmp_path: Path,
+    tmp_path: Path, compression: str | None,
 ) -> None:
     before = other_tasks()
-    async with Simulator(rates=RATES, keep_sent=True) as sim:
+    async with Simulator(rates=RATES, keep_sent=True, compression=compression) as sim:
         feed = Feed(sim.spec(connection=quick()), record_to=tmp_path / "rec",
                     flush_interval=0.05)
         async with feed:

@@ -113,6 +113,8 @@ def test_bad_simulator_settings_are_refused() -> None:
         Simulator(profile="nasdaq")
     with pytest.raises(ValueError, match="rates must be positive"):
         Simulator(rates={"trade": 0})
+    with pytest.raises(ValueError, match="compression is 'deflate' or None, got 'gzip'"):
+        Simulator(compression="gzip")
     with pytest.raises(ValidationError, match="stream="):
         Fault(kind="silence", duration=1)
     with pytest.raises(ValidationError, match="cannot be sent"):

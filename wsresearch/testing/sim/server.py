@@ -197,6 +197,10 @@ class Simulator:
         Source of exchange timestamps.
     keep_sent
         Keep every frame sent, per connection, in :attr:`sent_log` (for tests).
+    compression
+        ``"deflate"`` (websockets' default) compresses every message where the client
+        agrees to permessage-deflate; ``None`` sends them uncompressed, as many exchanges
+        do (a client then reads each whole message ahead of websockets' parser).
 
     Examples
     --------
@@ -225,7 +229,11 @@ class Simulator:
         port: int = 0,
         clock: Clock | None = None,
         keep_sent: bool = False,
+        compression: str | None = "deflate",
     ) -> None:
+        if compression not in ("deflate", None):
+            raise ValueError(f"compression is 'deflate' or None, got {compression!r}")
+        self._compression = compression
         self._dialect = dialect(profile)
         streams = self._dialect.rates
         rates = dict(streams if rates is None else rates)
@@ -305,7 +313,7 @@ class Simulator:
             return
         self._server = await serve(
             self._serve, self.host, self.port, ping_interval=None, close_timeout=1,
-            max_size=None,
+            max_size=None, compression=self._compression,
         )
         if self._rest is not None:
             await self._rest.start()
