@@ -229,3 +229,85 @@ async def test_a_handler_that_raises_is_reported_and_the_next_run_comes(run_hand
         await ws.disconnect()
     assert got == [str(n) for n in range(5)]
     assert errors and all(isinstance(e, RuntimeError) for e in errors)
+
+
+@pytest.mark.parametrize("bad", ["not UTF-8", "too many fragments"])
+async def test_nothing_behind_a_message_that_fails_the_connection_is_handed_on(bad: str) -> None:
+    # A fragmented message first: it waits in websockets' buffer, and those behind it too,
+    # so the reader takes them. websockets fails the connection at the bad one (1007, or
+    # 1009 for more than its 4,096 fragments); a plain recv() loop reads nothing after it.
+    failing = ([Frame(TEXT, b"\xff\xfe")] if bad == "not UTF-8" else
+               [Frame(TEXT, b"x", fin=False), *[Frame(CONT, b"x", fin=False)] * 4096,
+                Frame(CONT, b"x")])
+    data = wire(Frame(TEXT, b"p1", fin=False), Frame(CONT, b"p2"), *failing,
+                Frame(TEXT, b"after"))
+    got: list[str | bytes] = []
+    async with loopback_server(writes_at_once(data)) as (_, url):
+        ws = WebSocketManager(url, config())
+        ws.on_messages(lambda run, generation: got.extend(run))
+        await ws.connect()
+        ws.send("go")
+        await eventually(lambda: ws.generation == 2, what="a reconnect after the failure")
+        await ws.disconnect()
+    assert got[0] == "p1p2" and "after" not in got, got
+    first = ws.closes.most_common()
+    assert (1007 if bad == "not UTF-8" else 1009) in dict(first), first
+
+
+async def test_a_handler_that_unregisters_itself_mid_run_hears_no_more_and_the_rest_hear_all(
+) -> None:
+    data = wire(*(Frame(TEXT, f"m{n}".encode()) for n in range(5)))
+    once: list[str | bytes] = []
+    every: list[str | bytes] = []
+    async with loopback_server(writes_at_once(data)) as (_, url):
+        ws = WebSocketManager(url, config())
+
+        def first_only(message: str | bytes, generation: int) -> None:
+            once.append(message)
+            unregister()
+
+        unregister = ws.on_message(first_only)
+        ws.on_message(lambda message, generation: every.append(message))
+        ws.on_messages(lambda run, generation: None)  # runs on, as a feed reads
+        await ws.connect()
+        ws.send("go")
+        await eventually(lambda: len(every) == 5, what="every message")
+        await ws.disconnect()
+    assert once == ["m0"]
+    assert every == ["m0", "m1", "m2", "m3", "m4"]
+
+
+async def test_handlers_see_a_run_in_the_order_they_were_registered() -> None:
+    # A feed registers its run handler first: it records a run before a handler
+    # registered after it sees any of its messages.
+    data = wire(*(Frame(TEXT, f"m{n}".encode()) for n in range(3)))
+    seen: list[str] = []
+    async with loopback_server(writes_at_once(data)) as (_, url):
+        ws = WebSocketManager(url, config())
+        ws.on_messages(lambda run, generation: seen.extend(f"run {m!s}" for m in run))
+        ws.on_message(lambda message, generation: seen.append(f"one {message!s}"))
+        await ws.connect()
+        ws.send("go")
+        await eventually(lambda: len(seen) == 6, what="every message, twice")
+        await ws.disconnect()
+    assert seen == ["run m0", "run m1", "run m2", "one m0", "one m1", "one m2"]
+
+
+@pytest.mark.parametrize("room", [lambda: 2.5, lambda: "3", lambda: 1 // 0])
+async def test_a_room_that_is_not_an_int_is_reported_and_counts_as_none(room: object) -> None:
+    data = wire(*(Frame(TEXT, f"m{n}".encode()) for n in range(5)))
+    got: list[str | bytes] = []
+    errors: list[BaseException] = []
+    async with loopback_server(writes_at_once(data)) as (_, url):
+        ws = WebSocketManager(url, config())
+        ws.on_error(errors.append)
+        ws.on_messages(lambda run, generation: got.extend(run), room=room)  # type: ignore[arg-type]
+        await ws.connect()
+        ws.send("go")
+        await eventually(lambda: len(got) == 5, what="every message, one at a time")
+        assert ws.state.name == "CONNECTED"
+        await ws.disconnect()
+    assert got == ["m0", "m1", "m2", "m3", "m4"]
+    assert errors and all(isinstance(e, TypeError | ZeroDivisionError) for e in errors)
+    assert any("room() must return an int" in str(e) for e in errors) or isinstance(
+        errors[0], ZeroDivisionError)

@@ -276,8 +276,9 @@ class WebSocketManager:
         self._on_connected: list[Callable[[], Awaitable[None] | None]] = []
         self._on_disconnected: list[Callable[[int | None, str, CloseCategory], None]] = []
         self._on_close: list[Callable[[CloseInfo], None]] = []
-        self._on_message: list[Callable[[str | bytes, int], None]] = []
-        self._on_messages: list[_RunHandler] = []
+        # on_message and on_messages handlers, in the order registered: each sees a run in
+        # turn, so one registered first (a feed's recorder) has it before those after.
+        self._receivers: list[_Receiver] = []
         self._on_state_change: list[Callable[[ConnectionState], None]] = []
         self._on_error: list[Callable[[BaseException], None]] = []
         self._on_pong: list[Callable[[float], None]] = []
@@ -350,7 +351,7 @@ class WebSocketManager:
 
         ``fn`` runs on the reader: keep it short (hand work to a queue).
         """
-        return register(self._on_message, _sync_only(fn, "on_message"))
+        return self._receive(_Receiver(_sync_only(fn, "on_message"), None, runs=False))
 
     def on_messages(
         self,
@@ -379,10 +380,27 @@ class WebSocketManager:
             holds. ``None``: as many as a read holds. With several handlers, the
             smallest room counts.
 
-        The ``on_message`` handlers see each message of a run before the ``on_messages``
-        handlers see the run. Returns a callable that unregisters ``fn``.
+        The handlers, ``on_message`` and ``on_messages`` alike, see each run in the order
+        they were registered: an ``on_message`` handler sees each of its messages in turn.
+        Returns a callable that unregisters ``fn``.
+
+        Raises
+        ------
+        TypeError
+            If ``fn`` is an ``async def``. A ``room`` that raises, or returns anything
+            but an ``int``, is reported through ``on_error`` and counts as no room.
         """
-        return register(self._on_messages, _RunHandler(_sync_only(fn, "on_messages"), room))
+        return self._receive(_Receiver(_sync_only(fn, "on_messages"), room, runs=True))
+
+    def _receive(self, receiver: _Receiver) -> Callable[[], None]:
+        """Register ``receiver``; return a callable that unregisters it, even mid-run."""
+        remove = register(self._receivers, receiver)
+
+        def unregister() -> None:
+            receiver.active = False
+            remove()
+
+        return unregister
 
     def on_state_change(self, fn: Callable[[ConnectionState], None]) -> Callable[[], None]:
         """Call ``fn(state)`` on every state change."""
@@ -756,13 +774,19 @@ class WebSocketManager:
                 run = [await ws.recv()]
                 ws.waiting -= 1
                 # Those waiting behind it join its run: buffered, each comes without a wait.
+                closed = False
                 for _ in range(min(ws.waiting, self._room() - 1, _READ_BURST - 1 - burst)):
                     try:
                         run.append(await ws.recv())
-                    except ConnectionClosed:
-                        break  # the next recv() ends the reader, once this run is handed on
+                    except ConnectionClosed:  # websockets failed the connection for it
+                        closed = True
+                        break
                     ws.waiting -= 1
                 hand(run, generation)
+                if closed:
+                    # What is left in websockets' buffer came after: not handed on (and a
+                    # message cut short there, of too many fragments, cannot be read).
+                    return
                 burst += len(run)
                 if burst >= _READ_BURST:
                     burst = 0
@@ -772,33 +796,45 @@ class WebSocketManager:
 
     def _room(self) -> int:
         """How many messages a run may take now: none while paused or without run handlers."""
-        handlers = self._on_messages
-        if self._paused or not handlers:
+        if self._paused:
             return 0
-        room = _NO_LIMIT
-        for handler in handlers:
-            if handler.room is not None:
-                try:
-                    room = min(room, handler.room())
-                except Exception as exc:
-                    self._report(exc)
-                    return 0
-        return room
-
-    def _hand(self, messages: list[str | bytes], generation: int) -> None:
-        """Hand ``messages`` on, in order: each to the ``on_message`` handlers, then the run."""
-        self.received += len(messages)
-        for handler in self._on_message:
-            for data in messages:
-                try:
-                    handler(data, generation)
-                except Exception as exc:
-                    self._report(exc)
-        for run_handler in self._on_messages:
+        room = None
+        for receiver in self._receivers:
+            if not receiver.runs:
+                continue
+            if receiver.room is None:
+                room = _NO_LIMIT if room is None else room
+                continue
             try:
-                run_handler.fn(messages, generation)
+                value = receiver.room()
+                if type(value) is not int:
+                    raise TypeError(f"on_messages(room=): room() must return an int, "
+                                    f"got {type(value).__name__}")
             except Exception as exc:
                 self._report(exc)
+                return 0
+            room = value if room is None else min(room, value)
+        return 0 if room is None else room
+
+    def _hand(self, messages: list[str | bytes], generation: int) -> None:
+        """Hand ``messages`` on, in order, to each handler in the order registered."""
+        self.received += len(messages)
+        for receiver in list(self._receivers):  # one may unregister itself, or another
+            fn = receiver.fn
+            if receiver.runs:
+                if receiver.active:
+                    try:
+                        fn(messages, generation)
+                    except Exception as exc:
+                        self._report(exc)
+                continue
+            for data in messages:
+                if not receiver.active:
+                    break
+                try:
+                    fn(data, generation)
+                except Exception as exc:
+                    self._report(exc)
 
     async def _write(self, ws: ClientConnection) -> None:
         ready = self._outbox_ready
@@ -1005,9 +1041,11 @@ class _Connect(ws_connect):
         return new
 
 
-@dataclass(frozen=True, slots=True)
-class _RunHandler:
-    """An ``on_messages`` handler and the room it says it has."""
+@dataclass(slots=True)
+class _Receiver:
+    """An ``on_message`` or ``on_messages`` handler, and the room a run handler has."""
 
-    fn: Callable[[list[str | bytes], int], None]
+    fn: Callable[..., None]
     room: Callable[[], int] | None
+    runs: bool
+    active: bool = True

@@ -17,8 +17,8 @@ queueing delay never shows up as exchange latency, and the recorder writes the
 message right there, before the queue can drop it. The messages one read of the
 socket brought come as one run (:meth:`WebSocketManager.on_messages`), so they share
 one receive time, the time of that read; a run takes no more than the queue has room
-for, so a burst is never dropped only because it came in one read. The health timer runs
-:meth:`Pipeline.check_health` every ``check_interval``.
+for, so a queue of 64 messages or more drops nothing only because a burst came in one
+read. The health timer runs :meth:`Pipeline.check_health` every ``check_interval``.
 
 Everything runs on the event loop that calls :meth:`Feed.start`, the notebook
 kernel's included: ``start()`` returns once connected and the feed keeps
