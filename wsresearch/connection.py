@@ -37,9 +37,10 @@ work stays there) and adds the lifecycle a long-running feed needs:
 * **flow control**: :meth:`~WebSocketManager.pause_reading` stops reading the
   socket, so backpressure reaches TCP instead of memory;
 * **runs**: handlers registered with :meth:`~WebSocketManager.on_messages` get the
-  messages one read of the socket brought as one list, taken from websockets as it
-  parses them, without an ``await`` per message (up to the room they say they have;
-  the rest wait in websockets' buffer, with its flow control, and come in order).
+  messages one read of the socket brought as one list, without an ``await`` per
+  message, each whole frame read ahead of websockets' parser
+  (:mod:`wsresearch._client`); up to the room they say they have: the rest wait in
+  websockets' buffer, with its flow control, and come after, in order.
 
 Exceptions raised by user handlers are reported through ``on_error`` and never
 reach the connection. Backoff sleeps and pong timeouts run on the injected
@@ -126,7 +127,6 @@ _NO_LIMIT = 1 << 62
 _MAX_CLOSE_REASON = 123
 # Codes this side sends when it fails a connection because of what the peer sent.
 _FAILED_BY_US = frozenset({1002, 1007, 1009})
-
 
 
 class ConnectionState(StrEnum):
@@ -349,7 +349,7 @@ class WebSocketManager:
     def on_message(self, fn: Callable[[str | bytes, int], None]) -> Callable[[], None]:
         """Call ``fn(data, generation)`` for every inbound message, in order.
 
-        ``fn`` runs on the reader: keep it short (hand work to a queue).
+        ``fn`` runs as the socket is read: keep it short (hand work to a queue).
         """
         return self._receive(_Receiver(_sync_only(fn, "on_message"), None, runs=False))
 
@@ -361,12 +361,13 @@ class WebSocketManager:
     ) -> Callable[[], None]:
         """Call ``fn(messages, generation)`` with each run of inbound messages, in order.
 
-        A run is the messages one read of the socket brought, taken as websockets parses
-        them: one call and no ``await`` per read, where a ``recv()`` per message costs
-        about a microsecond each. A message that cannot join the run comes alone, as a
-        list of one, after the run and in order: one of several frames (fragmented),
-        text that is not UTF-8 (websockets then closes the connection with 1007), one
-        read while :meth:`pause_reading` holds, or one past ``room``.
+        A run is the messages one read of the socket brought, taken as the read is
+        parsed: one call and no ``await`` per read, where a ``recv()`` per message costs
+        about a microsecond each. What cannot join the run waits in websockets' buffer
+        and comes after it, in order, in runs of what waits there: a message of several
+        frames, text that is not UTF-8 (websockets then closes the connection with
+        1007, and nothing after it comes), what is read while :meth:`pause_reading`
+        holds, what exceeds ``room``, and what is read behind any of those.
 
         Parameters
         ----------
