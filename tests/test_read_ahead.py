@@ -12,6 +12,7 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
@@ -77,9 +78,9 @@ async def read(ws: GuardedConnection, chunks: list[bytes], room: int) -> tuple[
     got: list[str | bytes] = []
     ws.hand, ws.room = got.extend, lambda: room
     closed = False
-    for chunk in chunks:
-        if ws.protocol.state is not State.OPEN:
-            break
+    for chunk in chunks:  # what comes after a close or a failure too
+        if ws.protocol.reader.eof:
+            break  # the peer ended the stream: a transport hands on nothing after that
         ws.data_received(chunk)
         while ws.waiting and not closed:
             try:
@@ -140,6 +141,25 @@ def test_every_split_of_every_stream_gives_what_websockets_gives(
             return await read(ws, chunks, room)
 
     assert asyncio.run(main()) == reference(wire)
+
+
+@pytest.mark.parametrize("ending", ["close", "masked", "not UTF-8"])
+@pytest.mark.parametrize("split", [False, True], ids=["one read", "two reads"])
+async def test_nothing_after_websockets_stops_parsing_frames_is_read_ahead(
+        ending: str, split: bool) -> None:
+    # A close, or a frame websockets fails the connection for, then whole messages: in
+    # the same read as it (the hand-off), or in the next (between reads).
+    stop = {"close": Frame(Opcode.CLOSE, b"\x03\xe8").serialize(mask=False, extensions=[]),
+            "masked": Frame(TEXT, b"m").serialize(mask=True, extensions=[]),
+            "not UTF-8": Frame(TEXT, b"\xff").serialize(mask=False, extensions=[])}[ending]
+    before = Frame(TEXT, b"a").serialize(mask=False, extensions=[])
+    after = b"".join(Frame(TEXT, f"after {n}".encode()).serialize(mask=False, extensions=[])
+                     for n in range(3))
+    chunks = [before + stop, after] if split else [before + stop + after]
+    async with client() as ws:
+        got = await read(ws, chunks, room=1000)
+    assert got == reference(before + stop + after)
+    assert got[0] == ["a"]
 
 
 async def test_a_stream_whose_messages_are_compressed_and_not_keeps_their_order() -> None:

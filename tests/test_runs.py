@@ -206,15 +206,22 @@ def test_put_many_is_put_for_each_in_turn(max_size: int, policy: OverflowPolicy,
 
 @pytest.mark.parametrize("run_handler", [False, True])
 async def test_a_handler_that_raises_is_reported_and_the_next_run_comes(run_handler: bool) -> None:
-    data = wire(*(Frame(TEXT, str(n).encode()) for n in range(5)))
+    # Two reads, the second asked for once the first was handed on (and raised).
     got: list[str | bytes] = []
     errors: list[BaseException] = []
+
+    async def twice(conn: ServerConnection) -> None:
+        for batch in range(2):
+            await conn.recv()
+            conn.transport.write(wire(*(Frame(TEXT, f"{batch}.{n}".encode())
+                                        for n in range(5))))
+        await conn.wait_closed()
 
     def taker(run: list[str | bytes], generation: int) -> None:
         got.extend(run)
         raise RuntimeError("boom")
 
-    async with loopback_server(writes_at_once(data)) as (_, url):
+    async with loopback_server(twice) as (_, url):
         ws = WebSocketManager(url, config())
         ws.on_error(errors.append)
         if run_handler:
@@ -222,12 +229,13 @@ async def test_a_handler_that_raises_is_reported_and_the_next_run_comes(run_hand
         else:
             ws.on_message(lambda message, generation: taker([message], generation))
         await ws.connect()
-        ws.send("go")
-        await eventually(lambda: len(got) == 5, what="every message")
-        await asyncio.sleep(0)
-        assert ws.state.name == "CONNECTED"
+        ws.send("first")
+        await eventually(lambda: len(got) == 5, what="the first read's messages")
+        ws.send("second")
+        await eventually(lambda: len(got) == 10, what="the second read's messages")
+        assert ws.state.name == "CONNECTED" and ws.generation == 1
         await ws.disconnect()
-    assert got == [str(n) for n in range(5)]
+    assert got == [f"{batch}.{n}" for batch in range(2) for n in range(5)]
     assert errors and all(isinstance(e, RuntimeError) for e in errors)
 
 

@@ -178,7 +178,13 @@ class GuardedConnection(ClientConnection):
             limit = min(limit or protocol.max_fragment_size, protocol.max_fragment_size)
         end, pos = len(buffer), 0
         start = 0  # websockets is given [start, pos) before anything is taken
-        while end - pos >= 2:
+        # websockets' state changes only where it is given bytes (or between reads, where
+        # recv() fails the connection): read here, and again after each hand-off. Once it
+        # has stopped parsing frames (a close came, or it failed the connection), it is
+        # given the rest, which it discards.
+        stopped = protocol.parser is not self._parser
+        inside = protocol.current_size is not None  # a fragmented message under way
+        while not stopped and end - pos >= 2:
             first, second = buffer[pos], buffer[pos + 1]
             length, header = second & 0x7F, 2
             if length == 126:
@@ -202,12 +208,11 @@ class GuardedConnection(ClientConnection):
                 if start < pos:  # first, what websockets is to parse before it
                     super().data_received(bytes(buffer[start:pos]))
                     start = pos
-                if protocol.parser is not self._parser:
-                    # websockets stopped parsing frames (a close came, or it failed the
-                    # connection): it is given the rest, which it discards.
-                    self._ahead = False
-                    break
-                whole = protocol.current_size is None  # not inside a fragmented message
+                    stopped = protocol.parser is not self._parser
+                    inside = protocol.current_size is not None
+                    if stopped:
+                        break
+                whole = not inside
             if not whole:  # websockets parses it, in order with the rest
                 if stop > end:
                     self._owed = stop - end
@@ -219,7 +224,8 @@ class GuardedConnection(ClientConnection):
             if not self._take(opcode == _TEXT, payload):
                 self._buffer(Frame(_OPCODES[opcode], bytes(payload)))
             start = pos = stop
-        if not self._ahead:
+        if stopped:
+            self._ahead = False
             pos = end
         if start < pos:
             super().data_received(bytes(buffer[start:pos]))

@@ -208,11 +208,6 @@ _MARK = "compact"
 """How a compaction's lock file begins (a recorder's is empty)."""
 
 
-def _hold(descriptor: int) -> None:
-    """Hold the file ``descriptor`` is open on, or raise ``BlockingIOError`` if another does."""
-    hold_file(descriptor, wait=False)  # CAN_LOCK: _locked checked
-
-
 def _created(lock: Path, mine: str) -> int | None:
     """A new lock file holding ``mine``, held; ``None`` if there is one already.
 
@@ -222,7 +217,7 @@ def _created(lock: Path, mine: str) -> int | None:
     descriptor, temporary = tempfile.mkstemp(dir=lock.parent, prefix=f"{lock.name}.",
                                              suffix=".tmp")
     try:
-        _hold(descriptor)  # nobody knows it yet
+        hold_file(descriptor, wait=False)  # nobody knows it yet
         os.write(descriptor, mine.encode())
         os.fsync(descriptor)
         os.link(temporary, lock)
@@ -259,7 +254,7 @@ def _taken_over(lock: Path, mine: str) -> int:
                 f"killed there: compact it once no recorder runs (remove {LOCK} if one was "
                 "killed)")
         try:
-            _hold(descriptor)
+            hold_file(descriptor, wait=False)  # BlockingIOError where another holds it
         except BlockingIOError:
             raise RecordingError(f"{lock.parent} is being compacted ({LOCK} is held): compact "
                                  "it once that is over") from None
