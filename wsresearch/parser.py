@@ -49,7 +49,9 @@ error reports. :meth:`MessageParser.from_spec` sets all three up from a
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
+import operator
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -146,6 +148,36 @@ class ParseOutcome(NamedTuple):
     def ok(self) -> bool:
         """Whether the message was valid and new."""
         return self.status == OK
+
+
+class Grouped(NamedTuple):
+    """A batch's outcomes, and where its valid messages are: the pipeline's batch path.
+
+    Attributes
+    ----------
+    outcomes
+        One per message, in order: what :meth:`MessageParser.parse_batch` returns.
+    valid
+        Per channel, in order of first appearance, the positions of its ``ok`` and
+        ``duplicate`` messages, in order. With ``irregular`` set, a position may also
+        be a ``handler_error`` (a de-dup key that failed).
+    irregular
+        Whether any of ``valid`` is not ``ok``.
+    errors
+        Whether any outcome is an exchange's error (the pipeline reports each in its place).
+    controls
+        Whether any outcome is control of a declared type, with its decoded message
+        (which a spec's ``control_sequence`` numbers in its place).
+
+    A parser without single-call validation (:attr:`MessageParser.single_call`) groups
+    nothing: ``valid`` is empty and every flag is set.
+    """
+
+    outcomes: list[ParseOutcome]
+    valid: dict[str, list[int]]
+    irregular: bool
+    errors: bool
+    controls: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -584,40 +616,107 @@ class MessageParser:
         ValueError
             If ``raws`` and ``times`` differ in length.
         """
+        return self._parse_grouped(raws, times)[0]
+
+    def _parse_grouped(self, raws: Sequence[str | bytes], times: Sequence[int]) -> Grouped:
+        """:meth:`parse_batch`, with the outcomes grouped for the pipeline's batch path.
+
+        A channel's valid messages are de-duplicated together where its cache can
+        take them at once (:meth:`DedupeCache.fresh <wsresearch.dedupe.DedupeCache.fresh>`:
+        all new, in time order): one set operation for the batch, not a call per
+        message. Where it cannot (a repeat, a key that raises or cannot be hashed),
+        each message is asked in turn, in the batch's order, as :meth:`parse` does.
+        Messages :meth:`parse` handles whole come in their place: the keys before
+        them are settled first, so every cache and the reject log see the order
+        :meth:`parse` one at a time would.
+        """
         tagged, route_of = self._tagged, self._route_of
+        valid: dict[str, list[int]] = {}
+        out: list[Any] = []  # a valid message stands in for its outcome until its de-dup
         if tagged is None:
-            return [self.parse(raw, now) for raw, now in zip(raws, times, strict=True)]
-        out: list[ParseOutcome] = []
+            out.extend(itertools.starmap(self.parse, zip(raws, times, strict=True)))
+            return Grouped(out, valid, True, True, True)
         add = out.append
         parse = self.parse
-        ok = duplicates = 0
-        for raw, now in zip(raws, times, strict=True):
-            if raw.__class__ is not str:
-                add(parse(raw, now))
-                continue
-            try:
-                message = tagged(raw)  # str: checked above
-                channel, route = route_of[message.__class__]
-            except Exception:  # not a valid message of a registered type
-                add(parse(raw, now))
-                continue
-            cache = route.cache
-            if cache is not None:
+        pending: dict[str, list[int]] = {}  # positions waiting for de-dup, per channel
+        ok = 0
+        irregular = errors = controls = False
+        for index, (raw, now) in enumerate(zip(raws, times, strict=True)):
+            if raw.__class__ is str:
                 try:
-                    seen = cache.seen(route.dedupe_key(message), now)  # type: ignore[misc]
-                except Exception as exc:
-                    add(self._key_failed(raw, exc, channel, now))
+                    message = tagged(raw)  # str: checked above
+                    channel, route = route_of[message.__class__]
+                except Exception:  # not a valid message of a registered type
+                    pass
+                else:
+                    positions = valid.get(channel)
+                    if positions is None:
+                        positions = valid[channel] = []
+                    positions.append(index)
+                    if route.cache is None:
+                        ok += 1
+                        add(_outcome(ParseOutcome, (OK, channel, message)))
+                    else:
+                        waiting = pending.get(channel)
+                        if waiting is None:
+                            waiting = pending[channel] = []
+                        waiting.append(index)
+                        add(message)  # its outcome comes with the channel's de-dup
                     continue
-                if seen:
-                    duplicates += 1
-                    add(_outcome(ParseOutcome, (DUPLICATE, channel, message)))
-                    continue
-            ok += 1
-            add(_outcome(ParseOutcome, (OK, channel, message)))
-        counts = self.counts
-        counts[OK] += ok
-        counts[DUPLICATE] += duplicates
-        return out
+            if pending:  # settled before this message can touch a cache or the log
+                irregular |= self._dedupe(pending, out, raws, times)
+                pending = {}
+            outcome = parse(raw, now)
+            add(outcome)
+            status = outcome[0]
+            if status in (OK, DUPLICATE):
+                irregular |= status == DUPLICATE
+                valid.setdefault(outcome[1], []).append(index)  # type: ignore[arg-type]
+            elif status == EXCHANGE_ERROR:
+                errors = True
+            elif status == CONTROL and outcome[2] is not None:
+                controls = True
+        if pending:
+            irregular |= self._dedupe(pending, out, raws, times)
+        self.counts[OK] += ok
+        return Grouped(out, valid, irregular, errors, controls)
+
+    def _dedupe(self, pending: dict[str, list[int]], out: list[Any],
+                raws: Sequence[str | bytes], times: Sequence[int]) -> bool:
+        """Give each pending position (a valid message in ``out``) its de-dup outcome.
+
+        Returns whether any is not ``ok`` (a duplicate, or a key that failed).
+        """
+        alone: list[tuple[int, str]] = []
+        for channel, positions in pending.items():
+            route = self._routes[channel]
+            cache = route.cache
+            assert cache is not None  # only channels with a cache wait for de-dup
+            messages = [out[i] for i in positions]
+            stamps = [times[i] for i in positions]
+            try:
+                keys = list(map(route.dedupe_key, messages))  # type: ignore[arg-type]
+                together = (all(map(operator.le, stamps, itertools.islice(stamps, 1, None)))
+                            and cache.fresh(keys, stamps[0]))
+            except Exception:  # a key that raises or cannot be hashed: asked one by one
+                together = False
+            if not together:
+                alone.extend(zip(positions, itertools.repeat(channel)))
+                continue
+            cache.remember(keys, stamps)
+            for index, message in zip(positions, messages, strict=True):
+                out[index] = _outcome(ParseOutcome, (OK, channel, message))
+            self.counts[OK] += len(positions)
+        if not alone:
+            return False
+        alone.sort()  # the batch's order, across channels: the reject log keeps it
+        accept, routes = self._accept, self._routes
+        irregular = False
+        for index, channel in alone:
+            outcome = out[index] = accept(routes[channel], channel, out[index],
+                                          raws[index], times[index])  # type: ignore[arg-type]
+            irregular |= outcome[0] != OK
+        return irregular
 
     def _accept(
         self, route: _Route, channel: str | None, message: BaseModel, raw: str,

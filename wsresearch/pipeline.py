@@ -33,7 +33,8 @@ import logging
 from collections import deque
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from operator import itemgetter
+from itertools import repeat
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import polars as pl
@@ -54,6 +55,7 @@ from .parser import (
     EXCHANGE_ERROR,
     OK,
     REJECT_REASONS,
+    Grouped,
     MessageParser,
     ParseOutcome,
     Reject,
@@ -65,6 +67,10 @@ __all__ = ["Counts", "Pipeline", "Received", "normalized_books", "normalized_tab
 
 log = logging.getLogger(__name__)
 _first = itemgetter(0)
+_mono = itemgetter(2)
+_wall = itemgetter(3)
+_seq = itemgetter(4)
+_fields = attrgetter("__dict__")
 
 Received = tuple[str | bytes, int, int, int, int]
 """One received message: ``(data, generation, recv_mono_ns, recv_wall_ns, seq)``.
@@ -232,7 +238,7 @@ class Pipeline:
         self._book_channels: frozenset[str] = frozenset() if sync is None else frozenset(
             sync.channels)
         # Bound once: these run for every batch.
-        self._parse_batch = self.parser.parse_batch
+        self._parse_grouped = self.parser._parse_grouped
         self._observe = self.sequences.observe
         self._extend = self.store.extend
         self._record_batch = self.health.record_batch
@@ -302,17 +308,134 @@ class Pipeline:
         control, exchange error, or a reject with its reason), and an extractor that
         raises is reported and costs only its own value.
         """
-        # The hot path, once per batch: the per-message steps are inline, their
-        # callables bound once.
         current = self._generation
         fresh = [item for item in batch if item[1] == current]
         if len(fresh) != len(batch):
             self._drop_old_generation([item for item in batch if item[1] != current])
         texts = [item[0] for item in fresh]
-        outcomes = self._parse_batch(texts, [item[2] for item in fresh])
-        per_channel, observe = self._per_channel, self._observe
+        grouped = self._parse_grouped(texts, [item[2] for item in fresh])
         # One scan of the whole batch first: most batches hold no long number at all.
         check_exactness = may_be_inexact_batch(texts)
+        if (check_exactness or grouped.errors
+                or (grouped.controls and self.spec.control_sequence is not None)
+                or not self._take_grouped(fresh, grouped)):
+            self._take_each(fresh, grouped.outcomes, check_exactness)
+
+    def _take_grouped(self, fresh: list[Received], grouped: Grouped) -> bool:
+        """Take a parsed batch a channel at a time, if nothing in it needs the message order.
+
+        The common batch: valid messages of channels without a book, their exchange
+        times in range, each sequence key's numbers running on from where it stopped
+        (or starting it). Each channel's extractors then run as one ``map`` over its
+        messages, its rows are made in one ``zip``, its numbers are judged as runs
+        (:meth:`SequenceTracker.observe_runs`), and the health streams get their first
+        and last times: what :meth:`_take_each` does message by message, with the same
+        rows, counts and state, and no event to order. Anything else (a gap, an
+        extractor that raises or gives ``None``, a shared sequence group, a book
+        channel) is found before anything changes, and returns ``False``: the batch is
+        then taken message by message, which reports it in its place.
+        """
+        outcomes, valid, irregular = grouped.outcomes, grouped.valid, grouped.irregular
+        per_channel, generation = self._per_channel, self._generation
+        if not self._book_channels.isdisjoint(valid):
+            return False
+        taken = []
+        groups: set[str] = set()
+        for channel, positions in valid.items():
+            seen, oks = positions, positions
+            if irregular:  # duplicates count for health, not as rows; failed keys for neither
+                seen = [i for i in positions if outcomes[i][2] is not None]
+                oks = [i for i in seen if outcomes[i][0] == OK]
+            stream, exchange_time, sequenced = per_channel[channel]
+            messages = [outcomes[i][2] for i in oks]
+            try:
+                times = None if exchange_time is None else list(map(exchange_time, messages))
+                if times is not None and not _fits_int64(times):
+                    return False
+                runs = None
+                if sequenced is not None and messages:
+                    group = sequenced[2]
+                    if group in groups:  # two channels' numbers interleave: in turn
+                        return False
+                    groups.add(group)
+                    runs = self._runs(sequenced, messages, generation)
+                    if runs is None:
+                        return False
+            except Exception:  # reported in its place, message by message
+                return False
+            taken.append((channel, stream, seen, oks, messages, times, runs))
+        extend, checks = self._extend, self._column_checks
+        if irregular:  # rows are added in the order of each channel's first ok message
+            taken.sort(key=lambda plan: plan[3][0] if plan[3] else len(outcomes))
+        for channel, _, _, oks, messages, times, runs in taken:
+            if runs:
+                self.sequences.observe_runs(per_channel[channel][2][2],  # type: ignore[index]
+                                            runs, generation)
+            if oks:
+                items = [fresh[i] for i in oks]
+                numbers: list[int] = list(map(_seq, items))
+                seqs: list[int | None] | list[int] = numbers
+                if min(numbers) < 0:  # not recorded: no number in the row
+                    seqs = [None if seq < 0 else seq for seq in numbers]
+                bucket = list(zip(map(_fields, messages), repeat(generation),
+                                  map(_mono, items), map(_wall, items),
+                                  repeat(None) if times is None else times, seqs))
+                if channel in checks:
+                    bucket = self._refuse_misfits(channel, bucket, fresh, outcomes)
+                extend(channel, bucket)
+        # Each stream's first and last valid message, ok or duplicate: its health.
+        spans: dict[str, list[int]] = {}
+        for _, stream, seen, *_ in sorted(taken, key=lambda plan: plan[2][0] if plan[2] else -1):
+            if seen:
+                span = spans.get(stream)
+                if span is None:
+                    spans[stream] = [seen[0], seen[-1]]
+                elif seen[-1] > span[1]:
+                    span[1] = seen[-1]
+        if spans:
+            self._record_batch({stream: fresh[start][2] for stream, (start, _) in spans.items()},
+                               {stream: fresh[end][2] for stream, (_, end) in spans.items()})
+        return True
+
+    def _runs(self, sequenced: _Sequenced, messages: list[Any], generation: int
+              ) -> dict[Hashable, tuple[int, int]] | None:
+        """Each sequence key's numbers in ``messages`` as one run, if each runs on unbroken.
+
+        ``None`` where :meth:`SequenceTracker.observe` would find anything but the next
+        number (or a key's first): a gap, a repeat, a :class:`Seq`, no number.
+        """
+        sequence, sequence_key, group, _ = sequenced
+        values: list[Any] = list(map(sequence, messages))
+        if set(map(type, values)) != {int}:
+            return None
+        if sequence_key is None:
+            by_key: dict[Hashable, list[int]] = {None: values}
+        else:
+            by_key = {}
+            for key, value in zip(map(sequence_key, messages), values, strict=True):
+                numbers = by_key.get(key)
+                if numbers is None:
+                    by_key[key] = [value]
+                else:
+                    numbers.append(value)
+        tracker = self.sequences
+        afresh = generation != tracker.generation
+        runs: dict[Hashable, tuple[int, int]] = {}
+        for key, numbers in by_key.items():
+            start = numbers[0]
+            end = start + len(numbers) - 1
+            if (numbers[-1] != end or start < INT64_MIN or end > INT64_MAX
+                    or numbers != list(range(start, end + 1))):
+                return None
+            if not afresh and tracker.expected(group, key) not in (None, start):
+                return None
+            runs[key] = (start, end)
+        return runs
+
+    def _take_each(self, fresh: list[Received], outcomes: list[ParseOutcome],
+                   check_exactness: bool) -> None:
+        """Take a parsed batch message by message: every case, each event in its place."""
+        per_channel, observe = self._per_channel, self._observe
         control_sequence = self.spec.control_sequence
         book_channels = self._book_channels
         rows: dict[str, list[Any]] = {}
@@ -625,3 +748,9 @@ def normalized_books(kind: str, table: pl.DataFrame, exchange: str) -> pl.DataFr
 def _as_is(native: pl.LazyFrame) -> pl.LazyFrame:
     """The books' tables are made in the normalized columns already."""
     return native
+
+
+def _fits_int64(times: list[Any]) -> bool:
+    """Whether every exchange time given (``None``: none) fits a 64-bit column."""
+    given = [t for t in times if t is not None] if None in times else times
+    return not given or (min(given) >= INT64_MIN and max(given) <= INT64_MAX)
