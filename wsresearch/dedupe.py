@@ -278,9 +278,7 @@ class DedupeCache:
         deque(map(self._expiry.__delitem__,
                   map(operator.itemgetter(0), itertools.islice(order, count))), maxlen=0)
         if count * _REBUILD <= len(order):
-            popleft = order.popleft
-            for _ in range(count):
-                popleft()
+            deque(itertools.starmap(order.popleft, itertools.repeat((), count)), maxlen=0)
         else:
             self._order = deque(itertools.islice(order, count, None))
         self._popped += count

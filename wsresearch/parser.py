@@ -704,8 +704,9 @@ class MessageParser:
                 alone.extend(zip(positions, itertools.repeat(channel)))
                 continue
             cache.remember(keys, stamps)
-            for index, message in zip(positions, messages, strict=True):
-                out[index] = _outcome(ParseOutcome, (OK, channel, message))
+            outcomes = map(_outcome, itertools.repeat(ParseOutcome),
+                           zip(itertools.repeat(OK), itertools.repeat(channel), messages))
+            deque(map(out.__setitem__, positions, outcomes), maxlen=0)
             self.counts[OK] += len(positions)
         if not alone:
             return False
