@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from wsresearch import VirtualClock
-from wsresearch.events import Event
+from wsresearch.events import Event, HealthChanged
 from wsresearch.health import StreamConfig
 from wsresearch.parser import by_field
 from wsresearch.pipeline import Pipeline, Received
@@ -168,7 +168,10 @@ def run(p: Pipeline, batches: list[list[Received]], after: list[str],
 def state(p: Pipeline, events: list[Event]) -> dict[str, Any]:
     tracker = p.sequences
     return {
-        "events": [repr(event) for event in events],
+        # A batch tells a stale stream's recovery after its other events (at its end, with
+        # the time of the stream's first message); one message at a time, in its place.
+        "events": [repr(event) for event in events if not isinstance(event, HealthChanged)],
+        "health events": [repr(event) for event in events if isinstance(event, HealthChanged)],
         "counts": p.counts,
         "frames": {name: frame.rows() for name, frame in p.frames.items()},
         "gaps": p.gaps.rows(),

@@ -8,6 +8,7 @@ reference here is websockets' sans-I/O protocol fed the same bytes at once.
 """
 
 import asyncio
+import itertools
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -72,16 +73,30 @@ def reference(wire: bytes) -> tuple[list[str | bytes], int | None]:
     return messages, (None if sent is None else int(sent.code))
 
 
-async def read(ws: GuardedConnection, chunks: list[bytes], room: int) -> tuple[
+async def released(ws: GuardedConnection, turns: int = 10_000) -> None:
+    """Let the loop turn until the rest of the last read is no longer held."""
+    for _ in range(turns):
+        if not ws._holding:
+            return
+        await asyncio.sleep(0)  # each turn the rest's release takes what room there is
+    raise AssertionError(f"the rest of a read is still held after {turns} turns")
+
+
+async def read(ws: GuardedConnection, chunks: list[bytes], room: int | list[int]) -> tuple[
         list[str | bytes], int | None]:
-    """Feed ``chunks`` as reads, handing on as the manager does: each run, then what waits."""
+    """Feed ``chunks`` as reads, handing on as the manager does: each run, then what waits.
+
+    ``room`` is the room of every run, or the rooms of the runs in turn, round and round.
+    """
     got: list[str | bytes] = []
-    ws.hand, ws.room = got.extend, lambda: room
+    rooms = itertools.cycle([room] if isinstance(room, int) else room)
+    ws.hand, ws.room = got.extend, rooms.__next__
     closed = False
     for chunk in chunks:  # what comes after a close or a failure too
         if ws.protocol.reader.eof:
             break  # the peer ended the stream: a transport hands on nothing after that
         ws.data_received(chunk)
+        await released(ws)
         while ws.waiting and not closed:
             try:
                 got.append(await ws.recv())
@@ -116,10 +131,12 @@ ending = st.sampled_from([
 @settings(max_examples=80, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(frames=st.lists(frame, max_size=12), end=ending, tail=st.lists(frame, max_size=2),
-       seed=st.integers(0, 2**32), room=st.sampled_from([1, 3, 1000]))
+       seed=st.integers(0, 2**32),
+       room=st.sampled_from([1, 3, 1000]) | st.lists(st.sampled_from([0, 1, 3]), min_size=1,
+                                                    max_size=4))
 def test_every_split_of_every_stream_gives_what_websockets_gives(
         frames: list[list[Frame]], end: list[Frame] | str, tail: list[list[Frame]],
-        seed: int, room: int) -> None:
+        seed: int, room: int | list[int]) -> None:
     pieces = [f.serialize(mask=False, extensions=[]) for group in frames for f in group]
     if end == "masked":  # a server must not mask: websockets fails the connection (1002)
         pieces.append(Frame(TEXT, b"m").serialize(mask=True, extensions=[]))
@@ -254,3 +271,69 @@ async def test_a_response_whose_blank_line_is_split_between_reads_is_read_ahead_
         server.close()
         await server.wait_closed()
     assert got == sent
+
+
+# -- the rest of a read, held for room ------------------------------------------------------
+
+def texts(*names: str) -> bytes:
+    return b"".join(Frame(TEXT, name.encode()).serialize(mask=False, extensions=[])
+                    for name in names)
+
+
+async def test_the_rest_of_a_read_waits_a_turn_with_reading_paused() -> None:
+    async with client() as ws:
+        got: list[str | bytes] = []
+        ws.hand, ws.room = got.extend, lambda: 2
+        ws.data_received(texts("a", "b", "c", "d", "e"))
+        assert got == ["a", "b"]
+        assert ws._holding and not ws.transport.is_reading()  # type: ignore[attr-defined]
+        await asyncio.sleep(0)  # the taker's turn, then the rest's
+        assert got == ["a", "b", "c", "d"]
+        await asyncio.sleep(0)
+        assert got == ["a", "b", "c", "d", "e"]
+        assert not ws._holding and ws.transport.is_reading()  # type: ignore[attr-defined]
+        assert ws.waiting == 0
+
+
+async def test_with_no_room_on_the_next_turn_the_rest_goes_to_websockets_buffer() -> None:
+    async with client() as ws:
+        got: list[str | bytes] = []
+        rooms = iter([2, 0])
+        ws.hand, ws.room = got.extend, rooms.__next__
+        ws.data_received(texts("a", "b", "c", "d", "e"))
+        await asyncio.sleep(0)
+        assert got == ["a", "b"]
+        assert not ws._holding and ws.transport.is_reading()  # type: ignore[attr-defined]
+        assert ws.waiting == 3
+        assert [await ws.recv() for _ in range(3)] == ["c", "d", "e"]
+
+
+async def test_a_read_that_comes_while_the_rest_is_held_comes_after_it() -> None:
+    # websockets resumes reading when its own buffer drains, which may be while the rest
+    # of a read is held: what that read brings waits behind it.
+    async with client() as ws:
+        got: list[str | bytes] = []
+        ws.hand, ws.room = got.extend, lambda: 1
+        ws.data_received(texts("a", "b", "c"))
+        ws.data_received(texts("d", "e"))
+        assert got == ["a"]
+        await released(ws)
+        assert got == ["a", "b", "c", "d", "e"]
+
+
+async def test_the_rest_held_when_the_connection_is_lost_is_handed_on() -> None:
+    async with client() as ws:
+        got: list[str | bytes] = []
+
+        def take(run: list[str | bytes]) -> None:
+            got.extend(run)
+            ws.transport.abort()  # lost before the rest's turn comes
+
+        ws.hand, ws.room = take, lambda: 2
+        ws.data_received(texts("a", "b", "c", "d", "e"))
+        await eventually(lambda: ws.protocol.state is State.CLOSED)
+        rest = []
+        with pytest.raises(ConnectionClosed):
+            while True:
+                rest.append(await ws.recv())
+        assert got + rest == ["a", "b", "c", "d", "e"]

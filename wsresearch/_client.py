@@ -20,8 +20,17 @@ manager serves the connection (``hand`` set) and the run has room (``room()``); 
 handed on once the read is done, without a ``recv()`` per message. A message goes to
 websockets' buffer, and so to ``recv()``, when the run cannot take it: one of several
 frames, text that is not UTF-8 (whose ``recv()`` fails the connection with 1007, as
-websockets does), no room left, or messages already waiting there, which must come first.
-Those of a read that follow its run are put there after the run is handed on.
+websockets does), or messages already waiting there, which must come first. Those of a read
+that follow its run are put there after the run is handed on.
+
+**The rest of a read, held for room.** When a run has no room left, the rest of the read
+is kept as bytes, unparsed, and reading is paused until the loop's next turn, when the
+run's taker (a feed's queue worker) has had its turn: the rest then makes a run of the room
+there is then, and so on. If no room came in a turn, the rest goes to websockets' buffer
+as above, whose own flow control pauses reading when it fills, so a taker that never makes
+room cannot stall the connection. A read that comes while the rest is held (websockets
+resumes reading when its buffer drains) waits behind it; if the connection is lost while
+the rest is held, the rest is handed on first, as a read would be.
 
 **A peer that stops reading.** websockets answers every ping with a pong at once, and
 writes it whether or not the peer reads: a server that floods pings and never reads would
@@ -78,10 +87,51 @@ class GuardedConnection(ClientConnection):
     _held = bytearray()  # never changed in place while empty: the shared default stays so
     _owed = 0
     _head = b""
+    # The rest of a read waits for room (reading paused) until the loop's next turn;
+    # on that turn, with no room yet, it goes to websockets' buffer instead.
+    _holding = False
+    _no_hold = False
 
     def data_received(self, data: bytes) -> None:
+        if self._holding:  # websockets resumed reading meanwhile: after what is held
+            self._held += data  # not the shared default: it holds the rest of a read
+            return
+        try:
+            self._receive(data)
+        finally:
+            if self._holding:
+                self.transport.pause_reading()
+                self.loop.call_soon(self._release)
+
+    def _release(self) -> None:
+        """Read on from the held rest of a read, now that the run's taker has had a turn."""
+        if not self._holding:
+            return  # the connection was lost, and the rest handed on then
+        self._holding = False
+        try:
+            self._receive(b"", release=True)
+        finally:
+            if self._holding:  # there was room, and the rest fills it again
+                self.loop.call_soon(self._release)
+            elif not self.recv_messages.paused and not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._holding:  # nothing held is lost: the rest goes on as a read would take it
+            self._holding = False
+            self._no_hold = True
+            try:
+                self._receive(b"")
+            finally:
+                self._no_hold = False
+        super().connection_lost(exc)
+
+    def _receive(self, data: bytes, release: bool = False) -> None:
+        """Take a read: ahead of websockets' parser where it can, else through it."""
         hand = self.hand
         left = 0 if hand is None else self.room()
+        if release and left <= 0:
+            self._no_hold = True  # no room came: the rest goes to websockets' buffer
         run: list[str | bytes] = []
         later: list[Frame] = []
         self._run, self._left, self._later = run, left, later
@@ -93,7 +143,7 @@ class GuardedConnection(ClientConnection):
             else:
                 super().data_received(data)
         finally:
-            self._run = None
+            self._run, self._no_hold = None, False
             try:
                 if run:
                     hand(run)  # type: ignore[misc]  # not None: a run needs room
@@ -220,6 +270,10 @@ class GuardedConnection(ClientConnection):
                     break
                 pos = stop
                 continue
+            if (self._left <= 0 and self.hand is not None and not self._no_hold
+                    and not self.waiting and not self._later):
+                self._holding = True  # the rest waits for room, unparsed
+                break
             payload = buffer[pos + header:stop]
             if not self._take(opcode == _TEXT, payload):
                 self._buffer(Frame(_OPCODES[opcode], bytes(payload)))
