@@ -65,6 +65,8 @@ def a_sequence(message: A) -> int | bool | None:
 def a_time(message: A) -> int | None:
     if message.t == -1:
         raise ValueError("no time for -1")
+    if message.t == -3:
+        return float("nan")  # type: ignore[return-value]  # a float, and not a number
     return 2**70 if message.t == -2 else message.t
 
 
@@ -100,7 +102,7 @@ message_plans = st.tuples(
     st.sampled_from("xy"),
     st.sampled_from(STEPS),
     st.sampled_from(STEPS),
-    st.integers(0, 10**6) | st.sampled_from([None, -1, -2]),
+    st.integers(0, 10**6) | st.sampled_from([None, -1, -2, -3]),
     st.sampled_from(['{"type":"ping"}', '{"type":"ping","cs":3}', '{"type":"err","m":1}',
                      "{nope", '{"type":"a","k":"x"}', '{"type":"zzz"}',
                      a("x", 97, 1, 0), a("y", 98, 2, 0), a("x", 99, 3, 0), a("x", 5, 13, 0),
@@ -240,6 +242,8 @@ def at(texts: list[str], times: list[int]) -> list[Received]:
                  id="a key due at a time, and the next time a nanosecond before it"),
     pytest.param([at([a("x", 1, 21, 0), b("x", 7), a("x", 2, 33, 0)], [1, 2, 3])],
                  id="keys that fail in two channels, the later channel's first"),
+    pytest.param([at([a("x", 1, 21, 5), a("x", 2, 22, -3)], [1, 2])],
+                 id="an exchange time that is NaN, after one that is not"),
 ])
 def test_batches_at_the_edges_of_a_run_are_taken_as_message_by_message(
     batches: list[list[Received]],

@@ -349,6 +349,17 @@ def test_parse_batch_gives_the_outcomes_of_parse_one_at_a_time(
     ]
 
 
+def test_parse_batch_without_times_reads_the_clock_as_parse_does() -> None:
+    one, batch = batch_parsers()
+    frames = [trade(1), trade(2), trade(1)]
+    singles = [one.parse(frame, None) for frame in frames]
+    together = [*batch.parse_batch(frames[:1], [None]),  # type: ignore[list-item]
+                *batch.parse_batch(frames[1:], [None, None])]  # type: ignore[list-item]
+    assert [(s.status, s.type_name) for s in singles] == [
+        (s.status, s.type_name) for s in together]
+    assert one.counts == batch.counts
+
+
 def test_parse_batch_refuses_times_of_another_length() -> None:
     with pytest.raises(ValueError, match=r"shorter|longer"):
         make().parse_batch([trade(1), trade(2)], [0])

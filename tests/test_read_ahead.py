@@ -337,3 +337,27 @@ async def test_the_rest_held_when_the_connection_is_lost_is_handed_on() -> None:
             while True:
                 rest.append(await ws.recv())
         assert got + rest == ["a", "b", "c", "d", "e"]
+
+
+async def test_a_room_that_fails_on_the_rests_turn_ends_the_connection_and_loses_nothing() -> None:
+    # As when a read's handling fails: the transport is aborted; what was held goes to
+    # websockets' buffer first, where recv() still finds it.
+    async with client() as ws:
+        got: list[str | bytes] = []
+        rooms = iter([1])
+        ws.hand, ws.room = got.extend, rooms.__next__  # StopIteration on the rest's turn
+        ws.data_received(texts("a", "b", "c"))
+        await eventually(lambda: ws.protocol.state is State.CLOSED)
+        rest = []
+        with pytest.raises(ConnectionClosed):
+            for _ in range(10):
+                rest.append(await ws.recv())
+        assert got + rest == ["a", "b", "c"]
+
+
+async def test_a_read_that_starts_with_no_room_is_not_held() -> None:
+    async with client() as ws:
+        ws.hand, ws.room = [].extend, lambda: 0
+        ws.data_received(texts("a", "b"))
+        assert not ws._holding and ws.waiting == 2
+        assert [await ws.recv(), await ws.recv()] == ["a", "b"]

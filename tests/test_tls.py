@@ -1,5 +1,6 @@
 """TLS: verified by default for wss://; off only when asked for, and then with a warning."""
 
+import asyncio
 import shutil
 import ssl
 import subprocess
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from websockets.asyncio.server import ServerConnection
+from websockets.frames import Close, Frame, Opcode
 
 from wsresearch import (
     ConnectionConfig,
@@ -14,7 +16,7 @@ from wsresearch import (
     MaxReconnectsExceededError,
     ReconnectConfig,
 )
-from wsresearch.lowlevel import WebSocketManager
+from wsresearch.lowlevel import CloseInfo, WebSocketManager
 
 from .conftest import FAST, eventually, loopback_server
 
@@ -77,3 +79,43 @@ def test_plain_ws_and_the_default_never_warn(recwarn: pytest.WarningsRecorder) -
     WebSocketManager("ws://127.0.0.1:1", config(verify_tls=False))
     WebSocketManager("wss://127.0.0.1:1", config())
     assert not [w for w in recwarn if "verification" in str(w.message)]
+
+
+@pytest.mark.parametrize("runs", [False, True], ids=["on_message", "on_messages, room 1"])
+async def test_a_last_read_over_tls_loses_nothing_when_the_stream_ends_with_it(
+    self_signed: ssl.SSLContext, runs: bool,
+) -> None:
+    # The server writes its messages and a close frame, then ends the TLS stream: the
+    # client's last read brings them with the end. A TLS transport hands on the end in
+    # the same read, reading paused or not; the rest of a read held for room must reach
+    # websockets before it.
+    wire = b"".join(Frame(Opcode.TEXT, f"m{i}".encode()).serialize(mask=False, extensions=[])
+                    for i in range(5))
+    wire += Frame(Opcode.CLOSE, Close(1001, "bye").serialize()).serialize(
+        mask=False, extensions=[])
+    go = asyncio.Event()
+
+    async def burst(ws: ServerConnection) -> None:
+        await go.wait()
+        ws.transport.write(wire)
+        ws.transport.close()
+        await ws.wait_closed()
+
+    got: list[str | bytes] = []
+    closes: list[CloseInfo] = []
+    async with loopback_server(burst, ssl=self_signed) as (_, url):
+        manager = WebSocketManager(url.replace("ws://", "wss://"), config(verify_tls=False))
+        if runs:
+            manager.on_messages(lambda messages, generation: got.extend(messages),
+                                room=lambda: 1)
+        else:
+            manager.on_message(lambda data, generation: got.append(data))
+        manager.on_close(closes.append)
+        with pytest.warns(UserWarning, match="verification is off"):
+            await manager.connect()
+        go.set()
+        await eventually(lambda: bool(closes), what="the server's close")
+        await eventually(lambda: len(got) == 5, what="every message")
+        await manager.disconnect()
+    assert got == [f"m{i}" for i in range(5)]
+    assert closes[0].code == 1001

@@ -23,14 +23,15 @@ frames, text that is not UTF-8 (whose ``recv()`` fails the connection with 1007,
 websockets does), or messages already waiting there, which must come first. Those of a read
 that follow its run are put there after the run is handed on.
 
-**The rest of a read, held for room.** When a run has no room left, the rest of the read
-is kept as bytes, unparsed, and reading is paused until the loop's next turn, when the
+**The rest of a read, held for room.** When a run that had room runs out of it, the rest
+of the read is kept as bytes, unparsed, and reading is paused until the loop's next turn, when the
 run's taker (a feed's queue worker) has had its turn: the rest then makes a run of the room
 there is then, and so on. If no room came in a turn, the rest goes to websockets' buffer
 as above, whose own flow control pauses reading when it fills, so a taker that never makes
-room cannot stall the connection. A read that comes while the rest is held (websockets
-resumes reading when its buffer drains) waits behind it; if the connection is lost while
-the rest is held, the rest is handed on first, as a read would be.
+room cannot stall the connection; a read that starts with no room is not held at all. A
+read that comes while the rest is held (websockets resumes reading when its buffer drains,
+and a TLS transport reads on while paused) waits behind it; if the stream ends or the
+connection is lost while the rest is held, websockets' buffer gets the rest first.
 
 **A peer that stops reading.** websockets answers every ping with a pong at once, and
 writes it whether or not the peer reads: a server that floods pings and never reads would
@@ -93,7 +94,7 @@ class GuardedConnection(ClientConnection):
     _no_hold = False
 
     def data_received(self, data: bytes) -> None:
-        if self._holding:  # websockets resumed reading meanwhile: after what is held
+        if self._holding:  # a read while the rest of the last one is held: after it
             self._held += data  # not the shared default: it holds the rest of a read
             return
         try:
@@ -106,32 +107,50 @@ class GuardedConnection(ClientConnection):
     def _release(self) -> None:
         """Read on from the held rest of a read, now that the run's taker has had a turn."""
         if not self._holding:
-            return  # the connection was lost, and the rest handed on then
+            return  # the stream ended meanwhile, and the rest was handed on then
         self._holding = False
         try:
-            self._receive(b"", release=True)
+            self._receive(b"")
+        except BaseException:
+            # As when a read's handling fails: the transport is aborted, and websockets
+            # gets the rest first, so nothing held is lost (recv() still returns it).
+            self._holding = True
+            self._hand_over()
+            self.transport.abort()
+            raise
         finally:
             if self._holding:  # there was room, and the rest fills it again
                 self.loop.call_soon(self._release)
             elif not self.recv_messages.paused and not self.transport.is_closing():
                 self.transport.resume_reading()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._holding:  # nothing held is lost: the rest goes on as a read would take it
-            self._holding = False
-            self._no_hold = True
-            try:
-                self._receive(b"")
-            finally:
-                self._no_hold = False
-        super().connection_lost(exc)
+    def eof_received(self) -> None:
+        # A TLS transport reads on while paused, and may end the stream with the read:
+        # websockets must see what is held before the end.
+        self._hand_over()
+        super().eof_received()
 
-    def _receive(self, data: bytes, release: bool = False) -> None:
-        """Take a read: ahead of websockets' parser where it can, else through it."""
+    def connection_lost(self, exc: Exception | None) -> None:
+        try:
+            self._hand_over()
+        finally:
+            super().connection_lost(exc)
+
+    def _hand_over(self) -> None:
+        """Give the held rest of a read, if any, to websockets' buffer, as a read with no room."""
+        if self._holding:
+            self._holding = False
+            self._receive(b"", room=0)
+
+    def _receive(self, data: bytes, room: int | None = None) -> None:
+        """Take a read: ahead of websockets' parser where it can, else through it.
+
+        With no room for a run at its start (``room``, else :attr:`room`'s), nothing of
+        it is held: what a run cannot take goes to websockets' buffer.
+        """
         hand = self.hand
-        left = 0 if hand is None else self.room()
-        if release and left <= 0:
-            self._no_hold = True  # no room came: the rest goes to websockets' buffer
+        left = 0 if hand is None else self.room() if room is None else room
+        self._no_hold = left <= 0
         run: list[str | bytes] = []
         later: list[Frame] = []
         self._run, self._left, self._later = run, left, later
@@ -270,7 +289,7 @@ class GuardedConnection(ClientConnection):
                     break
                 pos = stop
                 continue
-            if (self._left <= 0 and self.hand is not None and not self._no_hold
+            if (self._left <= 0 and not self._no_hold
                     and not self.waiting and not self._later):
                 self._holding = True  # the rest waits for room, unparsed
                 break

@@ -696,7 +696,8 @@ class MessageParser:
             stamps = [times[i] for i in positions]
             try:
                 keys = list(map(route.dedupe_key, messages))  # type: ignore[arg-type]
-                together = (all(map(operator.le, stamps, itertools.islice(stamps, 1, None)))
+                together = (None not in stamps  # no time given: the clock's, one by one
+                            and all(map(operator.le, stamps, itertools.islice(stamps, 1, None)))
                             and cache.fresh(keys, stamps[0]))
             except Exception:  # a key that raises or cannot be hashed: asked one by one
                 together = False

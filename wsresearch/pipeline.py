@@ -751,6 +751,11 @@ def _as_is(native: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _fits_int64(times: list[Any]) -> bool:
-    """Whether every exchange time given (``None``: none) fits a 64-bit column."""
+    """Whether every exchange time given (``None``: none) is an int that fits 64 bits.
+
+    Anything else (a float, which may be NaN and compare false either way) is left to
+    the message-by-message path, which judges each value.
+    """
     given = [t for t in times if t is not None] if None in times else times
-    return not given or (min(given) >= INT64_MIN and max(given) <= INT64_MAX)
+    return not given or (set(map(type, given)) == {int}
+                         and min(given) >= INT64_MIN and max(given) <= INT64_MAX)
