@@ -325,7 +325,7 @@ class Pipeline:
         """Take a parsed batch a channel at a time, if nothing in it needs the message order.
 
         The common batch: valid messages of channels without a book, their exchange
-        times in range, each sequence key's numbers running on from where it stopped
+        times ints that fit 64 bits, each sequence key's numbers running on from where it stopped
         (or starting it). Each channel's extractors then run as one ``map`` over its
         messages, its rows are made in one ``zip``, its numbers are judged as runs
         (:meth:`SequenceTracker.observe_runs`), and the health streams get their first
