@@ -149,7 +149,9 @@ class GuardedConnection(ClientConnection):
         it is held: what a run cannot take goes to websockets' buffer.
         """
         hand = self.hand
-        left = 0 if hand is None else self.room() if room is None else room
+        if room is None:
+            room = 0 if hand is None else self.room()
+        left = room
         self._no_hold = left <= 0
         run: list[str | bytes] = []
         later: list[Frame] = []

@@ -48,6 +48,7 @@ error reports. :meth:`MessageParser.from_spec` sets all three up from a
 
 from __future__ import annotations
 
+import bisect
 import inspect
 import itertools
 import logging
@@ -638,7 +639,7 @@ class MessageParser:
             return Grouped(out, valid, True, True, True)
         add = out.append
         parse = self.parse
-        pending: dict[str, list[int]] = {}  # positions waiting for de-dup, per channel
+        since = 0  # the valid messages from here on wait for their channel's de-dup
         ok = 0
         irregular = errors = controls = False
         for index, (raw, now) in enumerate(zip(raws, times, strict=True)):
@@ -657,15 +658,11 @@ class MessageParser:
                         ok += 1
                         add(_outcome(ParseOutcome, (OK, channel, message)))
                     else:
-                        waiting = pending.get(channel)
-                        if waiting is None:
-                            waiting = pending[channel] = []
-                        waiting.append(index)
                         add(message)  # its outcome comes with the channel's de-dup
                     continue
-            if pending:  # settled before this message can touch a cache or the log
-                irregular |= self._dedupe(pending, out, raws, times)
-                pending = {}
+            if since < index:  # settled before this message can touch a cache or the log
+                irregular |= self._dedupe(valid, since, out, raws, times)
+            since = index + 1
             outcome = parse(raw, now)
             add(outcome)
             status = outcome[0]
@@ -676,22 +673,25 @@ class MessageParser:
                 errors = True
             elif status == CONTROL and outcome[2] is not None:
                 controls = True
-        if pending:
-            irregular |= self._dedupe(pending, out, raws, times)
+        if since < len(out):
+            irregular |= self._dedupe(valid, since, out, raws, times)
         self.counts[OK] += ok
         return Grouped(out, valid, irregular, errors, controls)
 
-    def _dedupe(self, pending: dict[str, list[int]], out: list[Any],
+    def _dedupe(self, valid: dict[str, list[int]], since: int, out: list[Any],
                 raws: Sequence[str | bytes], times: Sequence[int]) -> bool:
-        """Give each pending position (a valid message in ``out``) its de-dup outcome.
+        """Give the valid messages in ``out`` from ``since`` on their de-dup outcomes.
 
+        Those of channels with a de-dup cache stand there as their messages.
         Returns whether any is not ``ok`` (a duplicate, or a key that failed).
         """
         alone: list[tuple[int, str]] = []
-        for channel, positions in pending.items():
+        for channel, found in valid.items():
             route = self._routes[channel]
             cache = route.cache
-            assert cache is not None  # only channels with a cache wait for de-dup
+            positions = found[bisect.bisect_left(found, since):]
+            if cache is None or not positions:
+                continue
             messages = [out[i] for i in positions]
             stamps = [times[i] for i in positions]
             try:

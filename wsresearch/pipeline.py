@@ -352,7 +352,7 @@ class Pipeline:
                 times = None if exchange_time is None else list(map(exchange_time, messages))
                 if times is not None and not _fits_int64(times):
                     return False
-                runs = None
+                runs = group = None
                 if sequenced is not None and messages:
                     group = sequenced[2]
                     if group in groups:  # two channels' numbers interleave: in turn
@@ -363,14 +363,14 @@ class Pipeline:
                         return False
             except Exception:  # reported in its place, message by message
                 return False
-            taken.append((channel, stream, seen, oks, messages, times, runs))
+            taken.append((channel, stream, seen, oks, messages, times, group, runs))
         extend, checks = self._extend, self._column_checks
         if irregular:  # rows are added in the order of each channel's first ok message
             taken.sort(key=lambda plan: plan[3][0] if plan[3] else len(outcomes))
-        for channel, _, _, oks, messages, times, runs in taken:
+        for channel, _, _, oks, messages, times, group, runs in taken:
             if runs:
-                self.sequences.observe_runs(per_channel[channel][2][2],  # type: ignore[index]
-                                            runs, generation)
+                assert group is not None  # runs come with their group
+                self.sequences.observe_runs(group, runs, generation)
             if oks:
                 items = [fresh[i] for i in oks]
                 numbers: list[int] = list(map(_seq, items))
