@@ -1,7 +1,9 @@
 import asyncio
 import contextlib
+import gc
 import socket
 import time
+import weakref
 from pathlib import Path
 
 import polars as pl
@@ -307,6 +309,58 @@ async def test_an_exchange_time_that_fails_leaves_the_row_without_it() -> None:
     assert trades["exchange_ns"].null_count() == trades.height
     assert feed.stats.handler_errors >= trades.height
     assert isinstance(feed.errors[-1], ZeroDivisionError)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_the_collector_waits_for_the_end_of_each_batch_and_is_left_as_it_was(
+    enabled: bool,
+) -> None:
+    seen: list[bool] = []
+
+    def exchange_time(trade: generic.Trade) -> int:
+        seen.append(gc.isenabled())
+        return trade.ts
+
+    between: list[bool] = []
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        async with Simulator(rates=RATES, seed=2) as sim:
+            spec = sim.spec(channels=["trade"], connection=quick())
+            timed = spec.channel("trade").model_copy(update={"exchange_time": exchange_time})
+            async with Feed(spec.replace(channels=[timed])) as feed:
+                await eventually(lambda: rows(feed, "trade") >= 50, what="trades")
+                between.append(gc.isenabled())
+            between.append(gc.isenabled())
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert len(seen) >= 50
+    assert not any(seen), "no collection starts while a batch is taken"
+    assert between == [enabled, enabled]
+
+
+class _Cycle:
+    """An object that refers to itself: only the cyclic collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+async def test_cycles_made_while_a_batch_is_taken_are_collected_while_the_feed_runs() -> None:
+    collected: list[int] = []
+
+    def exchange_time(trade: generic.Trade) -> int:
+        for _ in range(100):  # garbage only the collector frees: its young generation fills
+            _Cycle()
+        weakref.finalize(_Cycle(), collected.append, 1)
+        return trade.ts
+
+    async with Simulator(rates=RATES, seed=2) as sim:
+        spec = sim.spec(channels=["trade"], connection=quick())
+        timed = spec.channel("trade").model_copy(update={"exchange_time": exchange_time})
+        async with Feed(spec.replace(channels=[timed])) as feed:
+            await eventually(lambda: len(collected) >= 10, what="cycles collected")
+            assert rows(feed, "trade") >= 10
 
 
 async def test_run_for_counts_connecting_and_ends_on_time_when_no_server_answers() -> None:

@@ -237,3 +237,32 @@ def test_extend_stores_rows_as_append_does_and_builds_at_the_batch_size() -> Non
     assert many.pending("trade") == 0  # the batch size was passed: built at once
     many.extend("trade", rows[5:])
     assert_frame_equal(one.frame("trade"), many.frame("trade"))
+
+
+def test_a_row_not_laid_out_as_row_says_is_refused_and_nothing_of_its_batch_added() -> None:
+    store = FrameStore({"trade": Trade})
+    add(store, "trade", trade(0), 1, 0, 0)
+    good = (trade(1).__dict__, 1, 1, 1, None, None)
+    lacking = ({"symbol": "BTC", "id": 2}, 1, 2, 2, None, None)  # no price, side, maker
+    short = (trade(3).__dict__, 1, 3)
+    for bad in (lacking, short):
+        with pytest.raises(ValueError, match=r"a row of channel 'trade' is not laid out as Row"):
+            store.extend("trade", [good, bad])
+        assert store.pending("trade") == 1 and store.added("trade") == 1
+    with pytest.raises(UnknownChannelError, match="unknown channel 'tarde'"):
+        store.extend("tarde", [good])
+    store.extend("trade", [good])
+    assert store.frame("trade")["id"].to_list() == [0, 1]
+
+
+def test_pending_rows_keep_their_values_not_the_row_tuples() -> None:
+    """A row tuple kept until the build would be one more object for every collection to walk."""
+    import sys
+
+    store = FrameStore({"trade": Trade}, batch_rows=10_000)
+    rows = [(trade(n).__dict__, 1, n, n, None, n) for n in range(1_000)]
+    held = [sys.getrefcount(row) for row in rows]
+    store.extend("trade", rows)
+    assert store.pending("trade") == 1_000
+    assert [sys.getrefcount(row) for row in rows] == held
+    assert store.frame("trade")["id"].to_list() == list(range(1_000))

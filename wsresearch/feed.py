@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from ._catalog import RECORDED_SEGMENT_EVENTS
+from ._collector import paused
 from .backoff import backoff_delay
 from .book import BOOK_COLUMNS, NEW_CONNECTION, Book
 from .clock import NS_PER_S, Clock, SystemClock
@@ -552,8 +553,10 @@ class Feed:
         return self.pipeline.on_event(listener)
 
     def _new_queue(self) -> MessageQueue[Received]:
+        # A batch's objects die with it: the collector waits for its end (_collector).
         queue: MessageQueue[Received] = MessageQueue(
-            self.pipeline.process if self.pipeline.books is None else self._process_with_books,
+            paused(self.pipeline.process if self.pipeline.books is None
+                   else self._process_with_books),
             max_size=self.spec.queue.max_size,
             overflow=self.spec.queue.overflow,
             on_error=self.pipeline.report,

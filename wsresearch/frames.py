@@ -1,14 +1,14 @@
 """Validated messages as one polars DataFrame per channel.
 
 Building a DataFrame per message would cost far more than validating it, so
-:class:`FrameStore` appends each message to a per-channel list (one plain tuple
-per row, laid out as :data:`Row` says: the model's fields and its receive
-metadata) and turns pending rows into a polars
-chunk when :meth:`FrameStore.frame` is asked for, or once ``batch_rows`` have
-piled up. Chunks are cached and extended, so calling ``frame()`` in a notebook
-loop pays only for the new rows, and a long session holds its rows in Arrow
-memory rather than as Python objects (a tenth of the size, and nothing for the
-garbage collector to walk).
+:class:`FrameStore` takes rows (one plain tuple per message, laid out as
+:data:`Row` says: the model's fields and its receive metadata), keeps them column
+by column in plain lists, and turns pending rows into a polars chunk when
+:meth:`FrameStore.frame` is asked for, or once ``batch_rows`` have piled up.
+Plain values in lists are nothing the garbage collector walks, where a row tuple
+per message would be, until the build. Chunks are cached and extended, so calling
+``frame()`` in a notebook loop pays only for the new rows, and a long session
+holds its rows in Arrow memory rather than as Python objects (a tenth of the size).
 
 Column types come from the model's annotations (``int`` → ``Int64``, or
 ``UInt64`` for a field constrained to ``ge=0``; ``float`` → ``Float64``, ``str`` →
@@ -95,6 +95,7 @@ they fill)."""
 
 # Where each metadata column sits in a Row, in META_COLUMNS order; the fields are at 0.
 _META_INDEX = tuple(ROW_LAYOUT.index(column) for column in META_COLUMNS)
+_first = itemgetter(0)
 
 # Fold cached chunks into one after this many appends, so repeated frame()
 # calls on a live feed do not leave a DataFrame of thousands of tiny chunks.
@@ -471,10 +472,14 @@ class FrameStore:
         for name, model in channels.items():
             check_channel(name, model, self._explode.get(name))
         self._schemas = {name: polars_schema(model) for name, model in channels.items()}
-        # Rows hold the model's __dict__, not the model: a dict of plain values is
-        # invisible to the garbage collector, so thousands of pending rows cost
-        # no collection time, and the model object itself is freed at once.
-        self._pending: dict[str, list[Row]] = {name: [] for name in self._schemas}
+        # Pending rows are kept column by column (the fields, then META_COLUMNS), as
+        # lists of plain values: a str, int or float is nothing the garbage collector
+        # tracks, where a row tuple per message is one more object for every collection
+        # to walk until the build. The models and their row tuples are freed at once.
+        self._fields = {name: tuple(map(itemgetter, schema))
+                        for name, schema in self._schemas.items()}
+        self._pending: dict[str, list[list[Any]]] = {
+            name: self._no_rows(name) for name in self._schemas}
         self._built: dict[str, pl.DataFrame] = {}
         self._chunks: dict[str, int] = {}
         # Rows added per channel. An exploded channel's rows are counted when built
@@ -494,21 +499,44 @@ class FrameStore:
     def extend(self, channel: str, rows: list[Row]) -> None:
         """Add a batch of rows, each laid out as :data:`Row` says.
 
-        The rows are kept as given until the next build: nothing is copied or
-        converted per row here.
+        The rows' values are appended to the channel's pending columns, a C-level pass
+        per column; nothing is converted until the next build.
+
+        Raises
+        ------
+        UnknownChannelError
+            If ``channel`` is not one of :attr:`channels`.
+        ValueError
+            For a row not laid out as :data:`Row` says (its fields without one of the
+            channel's columns); nothing of the batch is added.
         """
+        self._check(channel)
         limit = self._max_rows
+        if limit == 0 and channel not in self._explode:  # rows live on disk only
+            self._added[channel] += len(rows)
+            return
+        pending = self._pending[channel]
+        held = len(pending[-1])
+        fields = list(map(_first, rows))
+        try:
+            for column, value in zip(pending, self._fields[channel], strict=False):  # meta: below
+                column.extend(map(value, fields))
+            for column, index in zip(pending[-len(META_COLUMNS):], _META_INDEX, strict=True):
+                column.extend(map(itemgetter(index), rows))
+        except (KeyError, IndexError, TypeError) as exc:
+            for column in pending:
+                del column[held:]
+            raise ValueError(f"a row of channel {channel!r} is not laid out as Row says "
+                             f"(fields, generation, recv_mono_ns, recv_wall_ns, exchange_ns, "
+                             f"frame_seq): {type(exc).__name__}: {exc}") from None
         if channel not in self._explode:
             self._added[channel] += len(rows)
-            if limit == 0:  # rows live on disk only: counted, not kept
-                return
-        pending = self._pending[channel]
-        pending.extend(rows)
-        if len(pending) >= self._batch:
+        size = len(pending[-1])
+        if size >= self._batch:
             self.frame(channel)
-        elif limit is not None and len(pending) > limit and channel not in self._explode:
+        elif limit is not None and size > limit and channel not in self._explode:
             # Pending rows alone fill the ring: every built row is older than them.
-            self._evict_pending(channel, len(pending) - limit)
+            self._evict_pending(channel, size - limit)
 
     def extend_frame(self, channel: str, rows: pl.DataFrame) -> None:
         """Add rows already in columns: as :meth:`extend` of the same rows, built.
@@ -540,7 +568,7 @@ class FrameStore:
         if channel in self._explode:
             return self.frame(channel).height
         built = self._built.get(channel)
-        held = len(self._pending[channel]) + (0 if built is None else built.height)
+        held = len(self._pending[channel][-1]) + (0 if built is None else built.height)
         return held if self._max_rows is None else min(held, self._max_rows)
 
     def pending(self, channel: str) -> int:
@@ -550,7 +578,7 @@ class FrameStore:
         until then each costs Python memory (about a hundred bytes) rather than Arrow's.
         """
         self._check(channel)
-        return len(self._pending[channel])
+        return len(self._pending[channel][-1])
 
     def added(self, channel: str) -> int:
         """Rows added to ``channel`` since the store was made or cleared, those let go included."""
@@ -574,10 +602,10 @@ class FrameStore:
         self._check(channel)
         pending = self._pending[channel]
         built = self._built.get(channel)
-        if built is not None and not pending:
+        if built is not None and not pending[-1]:
             return built
         new = self._build(channel, pending)
-        self._pending[channel] = []
+        self._pending[channel] = self._no_rows(channel)
         if channel in self._explode:
             self._added[channel] += new.height
         return self._append(channel, built, new, "vertical_relaxed")
@@ -623,20 +651,25 @@ class FrameStore:
     def clear(self) -> None:
         """Forget every row, and the counts of rows added and let go."""
         for name in self._schemas:
-            self._pending[name] = []
+            self._pending[name] = self._no_rows(name)
             self._added[name] = 0
         self._built.clear()
         self._chunks.clear()
 
+    def _no_rows(self, channel: str) -> list[list[Any]]:
+        """Empty pending columns for ``channel``: one per field, then one per meta column."""
+        return [[] for _ in range(len(self._schemas[channel]) + len(META_COLUMNS))]
+
     def _evict_pending(self, channel: str, count: int) -> None:
-        del self._pending[channel][:count]
+        for column in self._pending[channel]:
+            del column[:count]
         if self._built.pop(channel, None) is not None:
             self._chunks.pop(channel, None)
 
-    def _build(self, channel: str, rows: list[Row]) -> pl.DataFrame:
+    def _build(self, channel: str, pending: list[list[Any]]) -> pl.DataFrame:
         columns = []
-        for name, dtype in self._schemas[channel].items():
-            values = [row[0][name] for row in rows]
+        schema = self._schemas[channel]
+        for (name, dtype), values in zip(schema.items(), pending, strict=False):  # meta: below
             if dtype is None:
                 # Nested models and containers of them: plain Python for polars to infer.
                 columns.append(pl.Series(name, [_plain(v) for v in values], strict=False))
@@ -646,9 +679,9 @@ class FrameStore:
                 if isinstance(dtype, pl.Datetime):
                     values = _utc(values)
                 columns.append(pl.Series(name, values, dtype=dtype, strict=False))
-        for index, (name, dtype) in zip(_META_INDEX, META_COLUMNS.items(), strict=True):
-            columns.append(pl.Series(name, [row[index] for row in rows], dtype=dtype,
-                                     strict=False))
+        for (name, dtype), values in zip(META_COLUMNS.items(), pending[len(schema):],
+                                         strict=True):
+            columns.append(pl.Series(name, values, dtype=dtype, strict=False))
         frame = pl.DataFrame(columns)
         field = self._explode.get(channel)
         if field is None:

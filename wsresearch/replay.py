@@ -24,7 +24,6 @@ import binascii
 import bisect
 import collections
 import contextlib
-import gc
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,6 +36,7 @@ import polars as pl
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from ._collector import Collector
 from ._columnar import Columnar, Decoded, Taken
 from ._ports import check_port, listening_url
 from ._warn import held, warn
@@ -287,7 +287,7 @@ def replay_in_chunks(
     counted = Garbled() if garbled is None else garbled
     driver = _Driver(pipeline, clock, round(spec.check_interval * NS_PER_S), skip, progress,
                      recording.event_count, counted, columnar=columnar)
-    with _Collector() as collector, _read_ahead(chunks, driver.prepare) as prepared:
+    with Collector() as collector, _read_ahead(chunks, driver.prepare) as prepared:
         for chunk in prepared:
             driver.feed(chunk)
             if after_chunk is not None:
@@ -877,45 +877,6 @@ def _not_taken(count: int, taken: dict[str, Taken]) -> list[int]:
 
 _QUIET_RUN = 4_096
 """Check-point stops judged at once, at most (:meth:`_Driver._quiet`)."""
-
-_YOUNG = 100_000
-"""New objects the collector tracks past which a replay runs it, between two chunks."""
-
-
-class _Collector:
-    """Python's cyclic garbage collector, paused for a replay and run between its chunks.
-
-    A chunk allocates hundreds of thousands of short-lived objects (decoded messages,
-    models, rows, de-dup keys) that hold no reference cycles, in this thread and in the
-    read-ahead's: each collection their allocations would trigger walks them for nothing,
-    and one that reaches the oldest generation walks every object the process holds. So
-    the collector is paused from the first chunk to the last, and run here between two
-    chunks once :data:`_YOUNG` new objects are tracked: the young generation, and an older
-    one where the collector's own thresholds would (``gc.get_threshold()``). Reference
-    counting frees objects as usual; whatever cycles the chunks made are collected then, so
-    memory stays bounded. The collector is left as it was found, and never run where it
-    was disabled.
-    """
-
-    def __init__(self) -> None:
-        self.enabled = gc.isenabled()
-
-    def __enter__(self) -> _Collector:
-        gc.disable()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.enabled:
-            gc.enable()
-
-    def between_chunks(self) -> None:
-        """Run the collector if enough new objects are tracked (and it was enabled)."""
-        young, middle, old = gc.get_count()
-        young_after, middle_after, old_after = gc.get_threshold()
-        if not self.enabled or not young_after or young < _YOUNG:
-            return  # disabled, by gc.disable() or a threshold of 0, or not due
-        gc.collect(2 if old > old_after else 1 if middle > middle_after else 0)
-
 
 def _run_checks(
     health: HealthMonitor, clock: VirtualClock, first: int, interval: int, low: int, high: int
