@@ -10,9 +10,12 @@ import asyncio
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from wsresearch import Recording, replay
@@ -161,3 +164,42 @@ def test_from_frames_needs_no_event_loop(
     assert recording.frames()["recv_wall_ns"].to_list() == [1_000_000, 2_000_000]
     assert (recording.manifest.started_wall_ns, recording.manifest.ended_wall_ns) == (0, 2_000_000)
     assert not (tmp_path / "rec" / ".lock").exists()  # released: the recording is complete
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_a_segments_table_is_its_events_row_by_row_in_seq_order(data: st.DataObject) -> None:
+    """Messages alone (laid out column by column), other events alone, or both interleaved."""
+    from wsresearch.recording.format import event_table
+
+    count = data.draw(st.integers(0, 30))
+    kinds = data.draw(st.lists(st.sampled_from(["frame", "frame", "pong", "close"]),
+                               min_size=count, max_size=count))
+    if not kinds:
+        kinds = ["frame"]
+    texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8)
+    messages: tuple[list[Any], ...] = ([], [], [], [], [])
+    binary: set[int] = set()
+    others = []
+    expected = []
+    for seq, kind in enumerate(kinds):
+        generation, mono, wall = data.draw(st.integers(1, 3)), seq * 10, 10**18 + seq
+        if kind == "frame":
+            text = data.draw(texts)
+            is_binary = data.draw(st.booleans())
+            if is_binary:
+                binary.add(seq)
+            for column, value in zip(messages, (seq, generation, mono, wall, text),
+                                     strict=True):
+                column.append(value)
+            expected.append((seq, generation, mono, wall, "frame", text, is_binary)
+                            + (None,) * 8)
+        else:
+            row = (seq, generation, mono, wall, kind, None, None,
+                   1000 if kind == "close" else None, None, None,
+                   0.5 if kind == "pong" else None, None, None, None,
+                   "client" if kind == "close" else None)
+            others.append(row)
+            expected.append(row)
+    table = event_table(messages, binary, others)  # type: ignore[arg-type]
+    assert_frame_equal(table, pl.DataFrame(expected, schema=EVENT_SCHEMA, orient="row"))
