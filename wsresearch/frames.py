@@ -572,10 +572,10 @@ class FrameStore:
         return held if self._max_rows is None else min(held, self._max_rows)
 
     def pending(self, channel: str) -> int:
-        """Rows of ``channel`` held as Python tuples, not yet built into columns.
+        """Rows of ``channel`` held as Python values in lists, not yet built into a chunk.
 
         They are built every ``batch_rows`` rows and whenever the frame is asked for;
-        until then each costs Python memory (about a hundred bytes) rather than Arrow's.
+        until then each costs Python memory (its field dict and values) rather than Arrow's.
         """
         self._check(channel)
         return len(self._pending[channel][-1])
