@@ -234,6 +234,12 @@ class Feed:
         either way; ``feed.store.added(channel)`` counts every row. A row costs
         about 80-140 bytes in memory (``docs/pipeline.md``).
 
+    Notes
+    -----
+    The queue's messages are taken in batches with Python's cyclic garbage collector
+    paused: a batch's objects die with it, and the collector runs after it, on what it
+    kept (``docs/pipeline.md``). Handlers run inside the batch, so cycles they make wait
+    for its end, a few milliseconds.
 
     Examples
     --------
