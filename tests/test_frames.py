@@ -1,3 +1,4 @@
+import sys
 from decimal import Decimal
 from typing import Literal
 
@@ -245,20 +246,20 @@ def test_a_row_not_laid_out_as_row_says_is_refused_and_nothing_of_its_batch_adde
     good = (trade(1).__dict__, 1, 1, 1, None, None)
     lacking = ({"symbol": "BTC", "id": 2}, 1, 2, 2, None, None)  # no price, side, maker
     short = (trade(3).__dict__, 1, 3)
-    for bad in (lacking, short):
+    no_seq = (trade(4).__dict__, 1, 4, 4, None)  # fails in the last column, after a good row
+    for bad in (lacking, short, no_seq, (), None):
         with pytest.raises(ValueError, match=r"a row of channel 'trade' is not laid out as Row"):
-            store.extend("trade", [good, bad])
+            store.extend("trade", [good, bad])  # type: ignore[list-item]
         assert store.pending("trade") == 1 and store.added("trade") == 1
+    store.extend("trade", (row for row in [good]))  # any iterable of rows
+    assert store.pending("trade") == 2 and store.added("trade") == 2
     with pytest.raises(UnknownChannelError, match="unknown channel 'tarde'"):
         store.extend("tarde", [good])
-    store.extend("trade", [good])
     assert store.frame("trade")["id"].to_list() == [0, 1]
 
 
 def test_pending_rows_keep_their_values_not_the_row_tuples() -> None:
     """A row tuple kept until the build would be one more object for every collection to walk."""
-    import sys
-
     store = FrameStore({"trade": Trade}, batch_rows=10_000)
     rows = [(trade(n).__dict__, 1, n, n, None, n) for n in range(1_000)]
     held = [sys.getrefcount(row) for row in rows]

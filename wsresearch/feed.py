@@ -239,7 +239,8 @@ class Feed:
     The queue's messages are taken in batches with Python's cyclic garbage collector
     paused: a batch's objects die with it, and the collector runs after it, on what it
     kept (``docs/pipeline.md``). Handlers run inside the batch, so cycles they make wait
-    for its end, a few milliseconds.
+    for its end, a few milliseconds. A collector turned off before the feed starts stays
+    off; one a handler turns off is turned back on at the batch's end.
 
     Examples
     --------

@@ -5,8 +5,9 @@ Building a DataFrame per message would cost far more than validating it, so
 :data:`Row` says: the model's fields and its receive metadata), keeps them column
 by column in plain lists, and turns pending rows into a polars chunk when
 :meth:`FrameStore.frame` is asked for, or once ``batch_rows`` have piled up.
-Plain values in lists are nothing the garbage collector walks, where a row tuple
-per message would be, until the build. Chunks are cached and extended, so calling
+A str, an int or a float in a list is nothing the garbage collector walks, where a
+row tuple per message would be, until the build (a list or nested-model field stays an
+object it tracks). Chunks are cached and extended, so calling
 ``frame()`` in a notebook loop pays only for the new rows, and a long session
 holds its rows in Arrow memory rather than as Python objects (a tenth of the size).
 
@@ -473,9 +474,10 @@ class FrameStore:
             check_channel(name, model, self._explode.get(name))
         self._schemas = {name: polars_schema(model) for name, model in channels.items()}
         # Pending rows are kept column by column (the fields, then META_COLUMNS), as
-        # lists of plain values: a str, int or float is nothing the garbage collector
-        # tracks, where a row tuple per message is one more object for every collection
-        # to walk until the build. The models and their row tuples are freed at once.
+        # lists of values: a str, int or float is nothing the garbage collector tracks
+        # (a list or nested-model field is), where a row tuple per message is one more
+        # object for every collection to walk until the build. The models and their row
+        # tuples are freed at once.
         self._fields = {name: tuple(map(itemgetter, schema))
                         for name, schema in self._schemas.items()}
         self._pending: dict[str, list[list[Any]]] = {
@@ -496,41 +498,44 @@ class FrameStore:
         """Rows kept per channel (``None``: all of them; ``0``: none)."""
         return self._max_rows
 
-    def extend(self, channel: str, rows: list[Row]) -> None:
+    def extend(self, channel: str, rows: Iterable[Row]) -> None:
         """Add a batch of rows, each laid out as :data:`Row` says.
 
         The rows' values are appended to the channel's pending columns, a C-level pass
-        per column; nothing is converted until the next build.
+        per column; nothing is converted until the next build. With ``max_rows=0`` the
+        rows are counted, not read.
 
         Raises
         ------
         UnknownChannelError
             If ``channel`` is not one of :attr:`channels`.
         ValueError
-            For a row not laid out as :data:`Row` says (its fields without one of the
-            channel's columns); nothing of the batch is added.
+            For a row not laid out as :data:`Row` says (not a tuple of its six values,
+            or its fields without one of the channel's columns); nothing of the batch
+            is added.
         """
         self._check(channel)
+        batch = rows if isinstance(rows, list) else list(rows)
         limit = self._max_rows
         if limit == 0 and channel not in self._explode:  # rows live on disk only
-            self._added[channel] += len(rows)
+            self._added[channel] += len(batch)
             return
         pending = self._pending[channel]
         held = len(pending[-1])
-        fields = list(map(_first, rows))
         try:
+            fields = list(map(_first, batch))
             for column, value in zip(pending, self._fields[channel], strict=False):  # meta: below
                 column.extend(map(value, fields))
             for column, index in zip(pending[-len(META_COLUMNS):], _META_INDEX, strict=True):
-                column.extend(map(itemgetter(index), rows))
+                column.extend(map(itemgetter(index), batch))
         except (KeyError, IndexError, TypeError) as exc:
-            for column in pending:
+            for column in pending:  # a failing pass may have appended part of the batch
                 del column[held:]
             raise ValueError(f"a row of channel {channel!r} is not laid out as Row says "
-                             f"(fields, generation, recv_mono_ns, recv_wall_ns, exchange_ns, "
-                             f"frame_seq): {type(exc).__name__}: {exc}") from None
+                             f"({', '.join(ROW_LAYOUT)}): {type(exc).__name__}: {exc}"
+                             ) from None
         if channel not in self._explode:
-            self._added[channel] += len(rows)
+            self._added[channel] += len(batch)
         size = len(pending[-1])
         if size >= self._batch:
             self.frame(channel)
@@ -575,7 +580,7 @@ class FrameStore:
         """Rows of ``channel`` held as Python values in lists, not yet built into a chunk.
 
         They are built every ``batch_rows`` rows and whenever the frame is asked for;
-        until then each costs Python memory (its field dict and values) rather than Arrow's.
+        until then each costs Python memory (its values, in lists) rather than Arrow's.
         """
         self._check(channel)
         return len(self._pending[channel][-1])

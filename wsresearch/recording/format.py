@@ -302,11 +302,6 @@ def event_table(
 ) -> pl.DataFrame:
     """One segment's events as a table of :data:`EVENT_SCHEMA`, in ``seq`` order.
 
-    A batch of messages alone (a busy feed's flush) is laid out column by column in
-    :data:`EVENT_SCHEMA` order, with no concatenation or sort: the recorder buffers
-    them in ``seq`` order. Built in the recorder's writer thread, whose conversions
-    from Python lists hold the interpreter's lock the feed needs.
-
     Parameters
     ----------
     messages
@@ -323,35 +318,24 @@ def event_table(
     """
     parts = []
     if messages[0]:
-        parts.append(_message_table(messages, binary))
+        columns = cast(tuple[list[Any], ...], messages)
+        part = pl.DataFrame([
+            _column(name, values) for name, values in zip(MESSAGE_COLUMNS, columns, strict=True)
+        ]).with_columns(kind=pl.lit("frame"))
+        if binary:
+            part = part.with_columns(binary=pl.col("seq").is_in(list(binary)))
+        else:
+            part = part.with_columns(binary=pl.lit(False))
+        parts.append(part)
     if others:
         parts.append(pl.DataFrame(others, schema=EVENT_SCHEMA, orient="row"))
     if not parts:
         raise ValueError("a segment holds at least one event")
-    table = pl.concat(parts) if len(parts) > 1 else parts[0]
-    return table if table["seq"].is_sorted() else table.sort("seq")
-
-
-def _message_table(messages: MessageColumns, binary: Collection[int]) -> pl.DataFrame:
-    """Inbound messages as a table of :data:`EVENT_SCHEMA`: ``kind`` ``frame``, the rest null."""
-    count = len(messages[0])
-    given = dict(zip(MESSAGE_COLUMNS, cast(tuple[list[Any], ...], messages), strict=True))
-    seq = _column("seq", given.pop("seq"))
-    columns = []
-    for name, dtype in EVENT_SCHEMA.items():
-        values = given.get(name)
-        if name == "seq":
-            columns.append(seq)
-        elif values is not None:
-            columns.append(_column(name, values))
-        elif name == "kind":
-            columns.append(pl.repeat("frame", count, dtype=dtype, eager=True).alias(name))
-        elif name == "binary" and binary:
-            columns.append(seq.is_in(list(binary)).alias(name))
-        else:
-            value = False if name == "binary" else None
-            columns.append(pl.repeat(value, count, dtype=dtype, eager=True).alias(name))
-    return pl.DataFrame(columns)
+    table = pl.concat(parts, how="diagonal_relaxed")
+    return table.select([
+        pl.col(c).cast(t) if c in table.columns else pl.lit(None, dtype=t).alias(c)
+        for c, t in EVENT_SCHEMA.items()
+    ]).sort("seq")
 
 
 def _column(name: str, values: list[Any]) -> pl.Series:
