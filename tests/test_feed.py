@@ -335,7 +335,7 @@ async def test_the_collector_waits_for_the_end_of_each_batch_and_is_left_as_it_w
     finally:
         (gc.enable if was else gc.disable)()
     assert len(seen) >= 50
-    assert not any(seen), "no collection starts while a batch is taken"
+    assert not any(seen), "the collector is off while a batch is taken"
     assert between == [enabled, enabled]
 
 
