@@ -1,4 +1,5 @@
 import json
+from collections.abc import Hashable
 from typing import Any
 
 import polars as pl
@@ -411,3 +412,38 @@ def test_from_spec_builds_the_parser_the_spec_describes() -> None:
     clock.advance(2.0)
     assert parser.parse(trade(3)).status == "ok"  # the TTL is the spec's, on the given clock
     assert parser.parse("pong").status == "invalid_json"  # only the declared text is control
+
+
+@pytest.mark.parametrize("case", ["duplicate", "time steps back", "key raises", "unhashable"])
+def test_parse_batch_asks_each_messages_de_dup_key_once(case: str) -> None:
+    """Also when the batch's keys are then asked one by one: a key function may count."""
+    asked: list[int] = []
+
+    def key(t: Trade) -> Hashable:
+        asked.append(t.id)
+        if case == "key raises" and t.id == 3:
+            raise LookupError("no key for 3")
+        return {"unhashable": t.id} if case == "unhashable" and t.id == 3 else (t.symbol, t.id)
+
+    parser = MessageParser(by_field("type"), clock=VirtualClock())
+    parser.register("trade", Trade, dedupe_key=key)
+    frames: list[str | bytes] = [trade(1), trade(2), trade(3), trade(4)]
+    times = [0, 10, 20, 30]
+    if case == "duplicate":
+        frames.append(trade(2))
+        times.append(40)
+    if case == "time steps back":
+        times[3] = 5
+    outcomes = parser.parse_batch(frames, times)
+    assert sorted(asked) == sorted(int(json.loads(f)["id"]) for f in frames)
+    statuses = [o.status for o in outcomes]
+    if case == "duplicate":
+        assert statuses == ["ok"] * 4 + ["duplicate"]
+    elif case in ("key raises", "unhashable"):
+        assert statuses == ["ok", "ok", "handler_error", "ok"]
+        assert parser.rejects[-1].reason == "handler_error"
+        assert parser.rejects[-1].detail.startswith(
+            "dedupe_key raised " + ("LookupError: no key for 3" if case == "key raises"
+                                    else "TypeError"))
+    else:
+        assert statuses == ["ok"] * 4

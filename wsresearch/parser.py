@@ -118,6 +118,15 @@ OUTCOMES: tuple[str, ...] = (OK, DUPLICATE, CONTROL, EXCHANGE_ERROR, *REJECT_REA
 """Every status :meth:`MessageParser.parse` can return."""
 
 _MAX_TTL = 7 * 86_400.0  # a week: longer would only fill the cache
+_ASK: Any = object()  # a message's de-dup key, not made yet: ask the channel's dedupe_key
+
+
+class _Raised(NamedTuple):
+    """What a channel's ``dedupe_key`` raised for a message, kept to be reported in its place."""
+
+    error: Exception
+
+_first = operator.itemgetter(0)
 # Raw text kept per reject: enough to see what went wrong, bounded in memory.
 _MAX_REJECT_TEXT = 4096
 # Failing fields named in a schema_error's detail; the rest are counted.
@@ -685,7 +694,7 @@ class MessageParser:
         Those of channels with a de-dup cache stand there as their messages.
         Returns whether any is not ``ok`` (a duplicate, or a key that failed).
         """
-        alone: list[tuple[int, str]] = []
+        alone: list[tuple[int, str, Any]] = []  # position, channel, key (or _ASK)
         for channel, found in valid.items():
             route = self._routes[channel]
             cache = route.cache
@@ -694,15 +703,19 @@ class MessageParser:
                 continue
             messages = [out[i] for i in positions]
             stamps = [times[i] for i in positions]
+            keys: list[Any] = []
             try:
-                keys = list(map(route.dedupe_key, messages))  # type: ignore[arg-type]
+                keys.extend(map(route.dedupe_key, messages))  # type: ignore[arg-type]
                 together = (None not in stamps  # no time given: the clock's, one by one
                             and all(map(operator.le, stamps, itertools.islice(stamps, 1, None)))
                             and cache.fresh(keys, stamps[0]))
-            except Exception:  # a key that raises or cannot be hashed: asked one by one
+            except Exception as exc:  # a key that raises or cannot be hashed: one by one
                 together = False
-            if not together:
-                alone.extend(zip(positions, itertools.repeat(channel)))
+                if len(keys) < len(messages):  # the key after the last one made raised
+                    keys.append(_Raised(exc))
+            if not together:  # each key is asked for once: those made are kept
+                alone.extend(zip(positions, itertools.repeat(channel),
+                                 itertools.chain(keys, itertools.repeat(_ASK))))
                 continue
             cache.remember(keys, stamps)
             outcomes = map(_outcome, itertools.repeat(ParseOutcome),
@@ -711,23 +724,31 @@ class MessageParser:
             self.counts[OK] += len(positions)
         if not alone:
             return False
-        alone.sort()  # the batch's order, across channels: the reject log keeps it
+        alone.sort(key=_first)  # the batch's order, across channels: the reject log keeps it
         accept, routes = self._accept, self._routes
         irregular = False
-        for index, channel in alone:
+        for index, channel, key in alone:
             outcome = out[index] = accept(routes[channel], channel, out[index],
-                                          raws[index], times[index])  # type: ignore[arg-type]
+                                          raws[index], times[index], key)  # type: ignore[arg-type]
             irregular |= outcome[0] != OK
         return irregular
 
     def _accept(
         self, route: _Route, channel: str | None, message: BaseModel, raw: str,
-        now_ns: int | None = None,
+        now_ns: int | None = None, key: Any = _ASK,
     ) -> ParseOutcome:
-        """De-duplicate a valid message of ``channel``: ``ok`` or ``duplicate``."""
+        """De-duplicate a valid message of ``channel``: ``ok`` or ``duplicate``.
+
+        ``key`` is the message's de-dup key where it was asked for already (``_ASK``: not
+        yet; a :class:`_Raised`: asking raised).
+        """
         if route.cache is not None:
             try:
-                if route.cache.seen(route.dedupe_key(message), now_ns):  # type: ignore[misc]
+                if key is _ASK:
+                    key = route.dedupe_key(message)  # type: ignore[misc]
+                elif isinstance(key, _Raised):
+                    raise key.error
+                if route.cache.seen(key, now_ns):
                     self.counts[DUPLICATE] += 1
                     return _outcome(ParseOutcome, (DUPLICATE, channel, message))
             except Exception as exc:
