@@ -119,6 +119,7 @@ OUTCOMES: tuple[str, ...] = (OK, DUPLICATE, CONTROL, EXCHANGE_ERROR, *REJECT_REA
 
 _MAX_TTL = 7 * 86_400.0  # a week: longer would only fill the cache
 _ASK: Any = object()  # a message's de-dup key, not made yet: ask the channel's dedupe_key
+_first = operator.itemgetter(0)
 
 
 class _Raised(NamedTuple):
@@ -126,7 +127,7 @@ class _Raised(NamedTuple):
 
     error: Exception
 
-_first = operator.itemgetter(0)
+
 # Raw text kept per reject: enough to see what went wrong, bounded in memory.
 _MAX_REJECT_TEXT = 4096
 # Failing fields named in a schema_error's detail; the rest are counted.
