@@ -267,3 +267,26 @@ def test_pending_rows_keep_their_values_not_the_row_tuples() -> None:
     assert store.pending("trade") == 1_000
     assert [sys.getrefcount(row) for row in rows] == held
     assert store.frame("trade")["id"].to_list() == list(range(1_000))
+
+
+def test_extend_columns_adds_what_extend_adds_of_the_same_rows() -> None:
+    rows = [(trade(n).__dict__, 2, 10 + n, 100 + n, None if n % 2 else n, n) for n in range(5)]
+    by_rows, by_columns = FrameStore({"trade": Trade}), FrameStore({"trade": Trade})
+    by_rows.extend("trade", rows)
+    by_columns.extend_columns("trade", [row[0] for row in rows], generation=2,
+                              recv_mono_ns=[row[2] for row in rows],
+                              recv_wall_ns=[row[3] for row in rows],
+                              exchange_ns=[row[4] for row in rows],
+                              frame_seq=[row[5] for row in rows])
+    assert_frame_equal(by_columns.frame("trade"), by_rows.frame("trade"))
+    unnumbered = FrameStore({"trade": Trade})
+    unnumbered.extend_columns("trade", [rows[0][0]], generation=1, recv_mono_ns=[1],
+                              recv_wall_ns=[2])
+    assert unnumbered.frame("trade").select("exchange_ns", "frame_seq").row(0) == (None, None)
+    with pytest.raises(ValueError, match=r"one value per row \(2 fields\), got lengths \[1, 2\]"):
+        by_columns.extend_columns("trade", [rows[0][0]] * 2, generation=1, recv_mono_ns=[1],
+                                  recv_wall_ns=[1, 2])
+    with pytest.raises(ValueError, match="not laid out as Row says"):
+        by_columns.extend_columns("trade", [rows[0][0], {"symbol": "X"}], generation=1,
+                                  recv_mono_ns=[1, 2], recv_wall_ns=[1, 2])
+    assert by_columns.added("trade") == 5 and by_columns.pending("trade") == 0

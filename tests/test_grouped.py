@@ -268,3 +268,20 @@ def test_a_plain_batch_is_taken_a_channel_at_a_time_and_a_gap_message_by_message
     assert taken == [True, True, False]
     assert p.counts.ok == 11
     assert p.sequences.counts["gap"] == 1
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+def test_a_channel_without_exchange_times_keeps_its_rows_with_null_columns(
+    recorded: bool,
+) -> None:
+    """No exchange time, and (not recording) no frame seq: both columns null, every row kept."""
+    plain_spec = spec(False, False)
+    untimed = plain_spec.channels[0].model_copy(update={"exchange_time": None})
+    p = Pipeline(plain_spec.replace(channels=[untimed, plain_spec.channels[1]]), VirtualClock())
+    p.open_generation(1)
+    batch = [(*item[:4], index if recorded else -1) for index, item in enumerate(plain(5))]
+    p.process(batch)
+    frame = p.store.frame("a")
+    assert frame["n"].to_list() == [1, 2, 3, 4, 5]
+    assert frame["exchange_ns"].null_count() == 5
+    assert frame["frame_seq"].to_list() == ([0, 1, 2, 3, 4] if recorded else [None] * 5)

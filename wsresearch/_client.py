@@ -114,8 +114,7 @@ class GuardedConnection(ClientConnection):
         except BaseException:
             # As when a read's handling fails: the transport is aborted, and websockets
             # gets the rest first, so nothing held is lost (recv() still returns it).
-            self._holding = True
-            self._hand_over()
+            self._receive(b"", room=0)
             self.transport.abort()
             raise
         finally:

@@ -43,9 +43,9 @@ import datetime as dt
 import decimal
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
-from itertools import chain
+from itertools import chain, repeat
 from operator import is_, itemgetter
 from typing import Any, Literal, TypeAlias, Union, cast, get_args, get_origin
 
@@ -514,20 +514,61 @@ class FrameStore:
             or its fields without one of the channel's columns); nothing of the batch
             is added.
         """
-        self._check(channel)
         batch = rows if isinstance(rows, list) else list(rows)
+        self._add(channel, map(_first, batch),
+                  [map(itemgetter(index), batch) for index in _META_INDEX], len(batch))
+
+    def extend_columns(
+        self, channel: str, fields: Sequence[Mapping[str, Any]], *, generation: int,
+        recv_mono_ns: Sequence[int], recv_wall_ns: Sequence[int],
+        exchange_ns: Sequence[int | None] | None = None,
+        frame_seq: Sequence[int | None] | None = None,
+    ) -> None:
+        """Add a batch of rows given column by column: :meth:`extend` without the row tuples.
+
+        For a caller that has the batch's values in lists already (the pipeline's batch
+        path): ``fields`` holds each row's field dict, the other arguments its
+        :data:`META_COLUMNS`, one value per row; ``exchange_ns`` and ``frame_seq`` of
+        ``None`` are null in every row.
+
+        Raises
+        ------
+        UnknownChannelError
+            If ``channel`` is not one of :attr:`channels`.
+        ValueError
+            For a column of another length than ``fields``, or fields without one of the
+            channel's columns; nothing of the batch is added.
+        """
+        count = len(fields)
+        lengths = {len(column) for column in (recv_mono_ns, recv_wall_ns, exchange_ns, frame_seq)
+                   if column is not None}
+        if lengths - {count}:
+            raise ValueError(f"channel {channel!r}: every column holds one value per row "
+                             f"({count} fields), got lengths {sorted(lengths)}")
+        self._add(channel, fields, [  # in META_COLUMNS order
+            recv_wall_ns, recv_mono_ns, repeat(generation, count),
+            repeat(None, count) if exchange_ns is None else exchange_ns,
+            repeat(None, count) if frame_seq is None else frame_seq,
+        ], count)
+
+    def _add(self, channel: str, fields: Iterable[Any], meta: Sequence[Iterable[Any]],
+             count: int) -> None:
+        """Append ``count`` rows to ``channel``'s pending columns, all of them or none."""
+        self._check(channel)
         limit = self._max_rows
         if limit == 0 and channel not in self._explode:  # rows live on disk only
-            self._added[channel] += len(batch)
+            self._added[channel] += count
             return
         pending = self._pending[channel]
         held = len(pending[-1])
         try:
-            fields = list(map(_first, batch))
+            dicts = list(fields)
             for column, value in zip(pending, self._fields[channel], strict=False):  # meta: below
-                column.extend(map(value, fields))
-            for column, index in zip(pending[-len(META_COLUMNS):], _META_INDEX, strict=True):
-                column.extend(map(itemgetter(index), batch))
+                column.extend(map(value, dicts))
+            for column, values in zip(pending[-len(META_COLUMNS):], meta, strict=True):
+                column.extend(values)
+            if len(set(map(len, pending))) > 1:  # a column short of values: none is kept
+                raise IndexError("the columns came out of different lengths")
         except (KeyError, IndexError, TypeError) as exc:
             for column in pending:  # a failing pass may have appended part of the batch
                 del column[held:]
@@ -535,7 +576,7 @@ class FrameStore:
                              f"({', '.join(ROW_LAYOUT)}): {type(exc).__name__}: {exc}"
                              ) from None
         if channel not in self._explode:
-            self._added[channel] += len(batch)
+            self._added[channel] += count
         size = len(pending[-1])
         if size >= self._batch:
             self.frame(channel)

@@ -33,7 +33,6 @@ import logging
 from collections import deque
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -364,25 +363,29 @@ class Pipeline:
             except Exception:  # reported in its place, message by message
                 return False
             taken.append((channel, stream, seen, oks, messages, times, group, runs))
-        extend, checks = self._extend, self._column_checks
+        extend, checks = self.store.extend_columns, self._column_checks
         if irregular:  # rows are added in the order of each channel's first ok message
             taken.sort(key=lambda plan: plan[3][0] if plan[3] else len(outcomes))
         for channel, _, _, oks, messages, times, group, runs in taken:
             if runs:
                 assert group is not None  # runs come with their group
                 self.sequences.observe_runs(group, runs, generation)
-            if oks:
-                items = [fresh[i] for i in oks]
-                numbers: list[int] = list(map(_seq, items))
-                seqs: list[int | None] | list[int] = numbers
-                if min(numbers) < 0:  # not recorded: no number in the row
-                    seqs = [None if seq < 0 else seq for seq in numbers]
-                bucket = list(zip(map(_fields, messages), repeat(generation),
-                                  map(_mono, items), map(_wall, items),
-                                  repeat(None) if times is None else times, seqs))
-                if channel in checks:
-                    bucket = self._refuse_misfits(channel, bucket, fresh, outcomes)
-                extend(channel, bucket)
+            if not oks:
+                continue
+            fields = list(map(_fields, messages))
+            bad = self._misfits(channel, fields) if channel in checks else None
+            if bad:  # the rare path: those rows go, their messages become rejects
+                self._refuse(channel, bad, oks.__getitem__, fresh, outcomes)
+                keep = [p for p in range(len(oks)) if p not in bad]
+                oks, fields = [oks[p] for p in keep], [fields[p] for p in keep]
+                times = None if times is None else [times[p] for p in keep]
+            items = [fresh[i] for i in oks]
+            numbers: list[int] = list(map(_seq, items))
+            seqs: list[int] | list[int | None] | None = numbers
+            if numbers and min(numbers) < 0:  # not recorded: no number in the row
+                seqs = None if max(numbers) < 0 else [None if n < 0 else n for n in numbers]
+            extend(channel, fields, generation=generation, recv_mono_ns=list(map(_mono, items)),
+                   recv_wall_ns=list(map(_wall, items)), exchange_ns=times, frame_seq=seqs)
         # Each stream's first and last valid message, ok or duplicate: its health.
         spans: dict[str, list[int]] = {}
         for _, stream, seen, *_ in sorted(taken, key=lambda plan: plan[2][0] if plan[2] else -1):
@@ -509,21 +512,31 @@ class Pipeline:
         in the frame. Its message was judged for health and sequence like any other: it
         arrived, and it is valid JSON of its type.
         """
-        try:
-            bad = self._column_checks[channel].bad_rows(list(map(_first, bucket)))
-        except Exception as exc:  # a check must never cost the batch: keep the rows
-            self.report(exc)
-            return bucket
+        bad = self._misfits(channel, list(map(_first, bucket)))
         if not bad:
             return bucket
         # The rare path: find each refused row's message (its outcome holds the same dict).
         message_of = {id(outcome[2].__dict__): index for index, outcome in enumerate(outcomes)
                       if outcome[0] == OK and outcome[1] == channel}
+        self._refuse(channel, bad, lambda position: message_of[id(bucket[position][0])],
+                     items, outcomes)
+        return [row for position, row in enumerate(bucket) if position not in bad]
+
+    def _misfits(self, channel: str, fields: list[dict[str, Any]]) -> dict[int, str]:
+        """The rows (by position in ``fields``) whose values their columns cannot hold."""
+        try:
+            return self._column_checks[channel].bad_rows(fields)
+        except Exception as exc:  # a check must never cost the batch: keep the rows
+            self.report(exc)
+            return {}
+
+    def _refuse(self, channel: str, bad: dict[int, str], index_of: Callable[[int], int],
+                items: Sequence[Received], outcomes: list[ParseOutcome]) -> None:
+        """Turn the ``bad`` rows' messages (``index_of`` a row: its message) into rejects."""
         for position, detail in sorted(bad.items()):  # in the order received
-            index = message_of[id(bucket[position][0])]
+            index = index_of(position)
             outcomes[index] = self.parser.refuse(items[index][0], channel, detail,
                                                  items[index][2])
-        return [row for position, row in enumerate(bucket) if position not in bad]
 
     def _book_changed(self, book: Book, mono_ns: int) -> None:
         self.emit(BookChanged(self._generation, book.symbol, book.valid, book.reason, mono_ns))
