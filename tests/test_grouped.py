@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from wsresearch import VirtualClock
-from wsresearch.events import Event, HealthChanged
+from wsresearch.events import Event
 from wsresearch.health import StreamConfig
 from wsresearch.parser import by_field
 from wsresearch.pipeline import Pipeline, Received
@@ -170,10 +170,8 @@ def run(p: Pipeline, batches: list[list[Received]], after: list[str],
 def state(p: Pipeline, events: list[Event]) -> dict[str, Any]:
     tracker = p.sequences
     return {
-        # A batch tells a stale stream's recovery after its other events (at its end, with
-        # the time of the stream's first message); one message at a time, in its place.
-        "events": [repr(event) for event in events if not isinstance(event, HealthChanged)],
-        "health events": [repr(event) for event in events if isinstance(event, HealthChanged)],
+        # A stale stream's recovery among them, in its place however the batch is taken.
+        "events": [repr(event) for event in events],
         "counts": p.counts,
         "frames": {name: frame.rows() for name, frame in p.frames.items()},
         "gaps": p.gaps.rows(),
@@ -249,6 +247,30 @@ def test_batches_at_the_edges_of_a_run_are_taken_as_message_by_message(
     batches: list[list[Received]],
 ) -> None:
     assert_alike(batches, [""] * len(batches))
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_a_stale_stream_recovers_in_its_place_however_the_batch_is_taken(
+    grouped: bool,
+) -> None:
+    """Its recovery comes after its first message's events and before the next message's."""
+    silent = [at([a("x", 1, 21, 0), '{"type":"zzz"}'], [SECOND, 3 * SECOND])]
+    then = [[at([a("x", 2, 25, 0), a("x", 4, 26, 0), a("y", 1, 27, 0)],
+                [4 * SECOND, 4 * SECOND + 1, 4 * SECOND + 2])],
+            [at([a("x", 2, 25, 0)], [4 * SECOND]), at([a("x", 4, 26, 0)], [4 * SECOND + 1]),
+             at([a("y", 1, 27, 0)], [4 * SECOND + 2])]]
+    orders = []
+    for batches in then:
+        clock = VirtualClock()
+        p = Pipeline(spec(False, False), clock)
+        if not grouped:
+            p._take_grouped = lambda *_: False  # type: ignore[method-assign]
+        events = run(p, silent + batches, ["check"] + [""] * len(batches), clock,
+                     one_by_one=False)
+        orders.append([type(event).__name__ for event in events])
+    assert orders[0] == orders[1] == ["HealthChanged", "HealthChanged", "GapFound"]
+    assert [t.healthy for t in p.health.transitions] == [False, True]
+    assert p.health.transitions[-1].mono_ns == 4 * SECOND
 
 
 def plain(count: int, start: int = 1) -> list[Received]:

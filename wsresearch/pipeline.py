@@ -437,10 +437,18 @@ class Pipeline:
 
     def _take_each(self, fresh: list[Received], outcomes: list[ParseOutcome],
                    check_exactness: bool) -> None:
-        """Take a parsed batch message by message: every case, each event in its place."""
+        """Take a parsed batch message by message: every case, each event in its place.
+
+        A stale stream's recovery too: at its first message, as if the batch were taken
+        one message at a time (health hears of the rest at the batch's end).
+        """
         per_channel, observe = self._per_channel, self._observe
         control_sequence = self.spec.control_sequence
         book_channels = self._book_channels
+        # A stale stream recovers at its first message, after that message's own events and
+        # before the next one's: where one message at a time puts it, however it is batched.
+        recovering = not self.health.is_healthy()
+        record_message = self.health.record_message
         rows: dict[str, list[Any]] = {}
         first: dict[str, int] = {}
         last: dict[str, int] = {}
@@ -493,6 +501,8 @@ class Pipeline:
                         self._gap(gap, spec_channel.name, spec_channel.resync_on_gap, seq)
             if stream not in last:
                 first[stream] = mono
+                if recovering:
+                    record_message(stream, mono)
             last[stream] = mono
         extend, checks = self._extend, self._column_checks
         for channel, bucket in rows.items():
