@@ -151,6 +151,36 @@ async def test_a_backlog_that_overflows_on_a_later_failed_write_keeps_the_newest
     assert "3 event(s) dropped, seq 0-2" in events.filter(kind="error")["data"][0]
 
 
+async def test_a_backlog_cut_inside_a_run_keeps_the_rest_of_the_run_with_its_times(
+    tmp_path: Path,
+) -> None:
+    """Messages received together share their times: the ones kept keep them, binary too."""
+    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1",
+                        max_buffer=10, max_backlog=11)
+    await recorder.start()
+    _break(tmp_path / "rec" / "segments")
+    recorder.record_messages(['{"n":0}', '{"n":1}', '{"n":2}'], 1, 100, 1_000)
+    recorder.record("mark", 1, data="between")
+    recorder.record_messages(['{"n":4}', b"\x00\x05", '{"n":6}', '{"n":7}'], 1, 200, 2_000)
+    await recorder.flush()  # fails: 8 held, within the bound
+    recorder.record_messages([f'{{"n":{n}}}' for n in range(8, 13)], 2, 300, 3_000)
+    await recorder.flush()  # fails: 13 held, 2 over: the cut is inside the first run
+    assert (recorder.lost, recorder.held) == (2, 12)  # with the error event that says so
+    _mend(tmp_path / "rec" / "segments")
+    await recorder.stop()
+    events = Recording.open(tmp_path / "rec").events()
+    frames = events.filter(kind="frame")
+    assert frames["seq"].to_list() == [2, *range(4, 13)]
+    assert frames["data"][0] == '{"n":2}'
+    assert frames["mono_ns"].to_list() == [100] + [200] * 4 + [300] * 5
+    assert frames["wall_ns"].to_list() == [1_000] + [2_000] * 4 + [3_000] * 5
+    assert frames["generation"].to_list() == [1] * 5 + [2] * 5
+    assert frames["binary"].to_list() == [False, False, True] + [False] * 7
+    assert frames["data"][2] == "AAU="  # b"\x00\x05", base64
+    assert events.filter(kind="mark")["data"].to_list() == ["between"]
+    assert "2 event(s) dropped, seq 0-1" in events.filter(kind="error")["data"][0]
+
+
 async def test_events_still_unwritten_at_stop_are_counted_lost(tmp_path: Path) -> None:
     recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1")
     await recorder.start()

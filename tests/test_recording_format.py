@@ -23,6 +23,7 @@ from wsresearch.clock import VirtualClock
 from wsresearch.exchanges import generic
 from wsresearch.policy import CLIENT_CLOSE_REASONS
 from wsresearch.recording import EVENT_SCHEMA, FORMAT_VERSION, Recorder
+from wsresearch.recording.format import MessageBuffer, clean_text, event_table
 
 from .conftest import SESSION, other_tasks
 
@@ -169,18 +170,18 @@ def test_from_frames_needs_no_event_loop(
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
 def test_a_segments_table_is_its_events_row_by_row_in_seq_order(data: st.DataObject) -> None:
-    """Messages alone (laid out column by column), other events alone, or both interleaved."""
-    from wsresearch.recording.format import clean_text, event_table
-
+    """Messages alone, other events alone, or both interleaved; messages laid out as a
+    recorder buffers them (in runs received together) and column by column alike."""
     count = data.draw(st.integers(0, 30))
-    kinds = data.draw(st.lists(st.sampled_from(["frame", "frame", "pong", "close"]),
+    kinds = data.draw(st.lists(st.sampled_from(["frame", "frame", "frame", "pong", "close"]),
                                min_size=count, max_size=count))
     if not kinds:
         kinds = ["frame"]
     # Lone surrogates too (text handed to the recorder directly): stored escaped.
     texts = st.text(alphabet=st.one_of(st.characters(), st.sampled_from(["\ud800", "\udfff"])),
                     max_size=8)
-    messages: tuple[list[Any], ...] = ([], [], [], [], [])
+    columns: tuple[list[Any], ...] = ([], [], [], [], [])
+    runs: list[tuple[int, list[str], int, int, int]] = []  # first seq, texts, their numbers
     binary: set[int] = set()
     others = []
     expected = []
@@ -191,7 +192,14 @@ def test_a_segments_table_is_its_events_row_by_row_in_seq_order(data: st.DataObj
             is_binary = data.draw(st.booleans())
             if is_binary:
                 binary.add(seq)
-            for column, value in zip(messages, (seq, generation, mono, wall, text),
+            run = runs[-1] if runs else None
+            if (run is not None and run[0] + len(run[1]) == seq  # the last event was its
+                    and data.draw(st.booleans())):  # received with it
+                _, run_texts, generation, mono, wall = run
+                run_texts.append(text)
+            else:
+                runs.append((seq, [text], generation, mono, wall))
+            for column, value in zip(columns, (seq, generation, mono, wall, text),
                                      strict=True):
                 column.append(value)
             expected.append((seq, generation, mono, wall, "frame", clean_text(text), is_binary)
@@ -203,5 +211,31 @@ def test_a_segments_table_is_its_events_row_by_row_in_seq_order(data: st.DataObj
                    "client" if kind == "close" else None)
             others.append(row)
             expected.append(row)
-    table = event_table(messages, binary, others)  # type: ignore[arg-type]
-    assert_frame_equal(table, pl.DataFrame(expected, schema=EVENT_SCHEMA, orient="row"))
+    buffered = MessageBuffer()
+    for first, run_texts, generation, mono, wall in runs:
+        buffered.add(first, run_texts, generation, mono, wall)
+    expected_table = pl.DataFrame(expected, schema=EVENT_SCHEMA, orient="row")
+    assert_frame_equal(event_table(columns, binary, others),  # type: ignore[arg-type]
+                       expected_table)
+    assert_frame_equal(event_table(buffered, binary, others), expected_table)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3)), max_size=8),
+       cut=st.integers(-1, 40))
+def test_a_message_buffer_forgets_what_comes_before_a_seq(
+    sizes: list[tuple[int, int]], cut: int,
+) -> None:
+    """Runs of messages, with other events' seqs between them; a cut anywhere, inside a run too."""
+    buffered, seq = MessageBuffer(), 0
+    for index, (size, skipped) in enumerate(sizes):
+        buffered.add(seq, [f"m{n}" for n in range(seq, seq + size)], index, 10 * index,
+                     10**18 + index)
+        seq += size + skipped
+    before = buffered.frame()
+    buffered.drop_before(cut)
+    kept = before.filter(pl.col("seq") >= cut)
+    assert list(buffered.seqs()) == kept["seq"].to_list()
+    assert buffered.texts == kept["data"].to_list()
+    assert len(buffered) == kept.height
+    assert_frame_equal(buffered.frame(), kept)

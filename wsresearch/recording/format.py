@@ -18,11 +18,13 @@ of either version see the same table (:data:`EVENT_SCHEMA`).
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -48,6 +50,7 @@ __all__ = [
     "ClosedBy",
     "TIMELINE_SCHEMA",
     "EventRow",
+    "MessageBuffer",
     "MessageColumns",
     "ReceiveTimes",
     "RecordingManifest",
@@ -138,6 +141,83 @@ MessageColumns = tuple[list[int], list[int], list[int], list[int], list[str]]
 
 EventRow = tuple[Any, ...]
 """Any other event: one value per :data:`EVENT_SCHEMA` column, in its order."""
+
+Run = tuple[int, int, int, int, int]
+"""Messages received together: first ``seq``, how many, ``generation``, ``mono_ns``, ``wall_ns``."""
+
+_RUN_SCHEMA = {"seq": pl.Int64(), "count": pl.Int64(), "generation": pl.Int64(),
+               "mono_ns": pl.Int64(), "wall_ns": pl.Int64()}
+
+
+class MessageBuffer:
+    """Inbound messages as a recorder holds them until a write: their texts, and runs.
+
+    A run is messages received together (one read of the socket): they share a
+    generation and receive times, and their ``seq`` values follow on. The recorder's
+    hot path then costs one ``list.extend`` of the texts and one tuple a run, not four
+    numbers a message; the columns of numbers are made in the writer's thread, from
+    the runs, in arrays (:meth:`frame`).
+    """
+
+    __slots__ = ("runs", "texts")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        """Every message's text (base64 for a binary one), in ``seq`` order."""
+        self.runs: list[Run] = []
+        """The runs the texts came in, in order."""
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def add(self, first_seq: int, texts: Sequence[str], generation: int, mono_ns: int,
+            wall_ns: int) -> None:
+        """Append a run: ``texts``, numbered on from ``first_seq``, received together."""
+        if texts:
+            self.texts.extend(texts)
+            self.runs.append((first_seq, len(texts), generation, mono_ns, wall_ns))
+
+    def extend(self, other: MessageBuffer) -> None:
+        """Append every message of ``other`` (later in ``seq``) after these."""
+        self.texts.extend(other.texts)
+        self.runs.extend(other.runs)
+
+    def seqs(self) -> Iterator[int]:
+        """Every message's ``seq``, in order."""
+        return itertools.chain.from_iterable(
+            range(first, first + count) for first, count, *_ in self.runs)
+
+    def drop_before(self, seq: int) -> None:
+        """Forget the messages before ``seq``."""
+        runs, dropped, whole = self.runs, 0, 0
+        for first, count, generation, mono, wall in runs:
+            if first + count <= seq:
+                dropped, whole = dropped + count, whole + 1
+                continue
+            if first < seq:  # the run goes on past seq: its front goes
+                dropped += seq - first
+                runs[whole] = (seq, first + count - seq, generation, mono, wall)
+            break
+        del runs[:whole], self.texts[:dropped]
+
+    def frame(self) -> pl.DataFrame:
+        """The messages as the columns of :data:`MESSAGE_COLUMNS`, in ``seq`` order.
+
+        Raises
+        ------
+        TypeError, OverflowError
+            If a run's numbers are not 64-bit ints.
+        """
+        runs = pl.DataFrame(self.runs, schema=_RUN_SCHEMA, orient="row")
+        counts = runs["count"].to_numpy()
+        starts = np.cumsum(counts) - counts  # each run's first position
+        return pl.DataFrame({
+            "seq": np.arange(len(self.texts), dtype=np.int64)
+            + np.repeat(runs["seq"].to_numpy() - starts, counts),
+            **{name: np.repeat(runs[name].to_numpy(), counts)
+               for name in ("generation", "mono_ns", "wall_ns")},
+            "data": _column("data", self.texts),
+        })
 
 _Ns = Annotated[int, Field(strict=True, ge=INT64_MIN, lt=INT64_MAX + 1)]
 
@@ -298,14 +378,15 @@ def v1_closed_by(kind: pl.Expr, reason: pl.Expr) -> pl.Expr:
 
 
 def event_table(
-    messages: MessageColumns, binary: Collection[int], others: Sequence[EventRow]
+    messages: MessageColumns | MessageBuffer, binary: Collection[int],
+    others: Sequence[EventRow],
 ) -> pl.DataFrame:
     """One segment's events as a table of :data:`EVENT_SCHEMA`, in ``seq`` order.
 
     Parameters
     ----------
     messages
-        Inbound messages, column by column, as the recorder buffers them.
+        Inbound messages: as the recorder buffers them, or column by column.
     binary
         The ``seq`` of every message whose ``data`` is the base64 of a binary message.
     others
@@ -317,16 +398,17 @@ def event_table(
         If there are no events at all.
     """
     parts = []
-    if messages[0]:
+    if isinstance(messages, MessageBuffer):
+        part = messages.frame() if messages else None
+    else:
         columns = cast(tuple[list[Any], ...], messages)
         part = pl.DataFrame([
             _column(name, values) for name, values in zip(MESSAGE_COLUMNS, columns, strict=True)
-        ]).with_columns(kind=pl.lit("frame"))
-        if binary:
-            part = part.with_columns(binary=pl.col("seq").is_in(list(binary)))
-        else:
-            part = part.with_columns(binary=pl.lit(False))
-        parts.append(part)
+        ]) if columns[0] else None
+    if part is not None:
+        parts.append(part.with_columns(
+            kind=pl.lit("frame"),
+            binary=pl.col("seq").is_in(list(binary)) if binary else pl.lit(False)))
     if others:
         parts.append(pl.DataFrame(others, schema=EVENT_SCHEMA, orient="row"))
     if not parts:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import bisect
 import functools
 import heapq
 import itertools
@@ -33,7 +32,7 @@ from .format import (
     CLOSED_BY,
     EVENT_KINDS,
     EventRow,
-    MessageColumns,
+    MessageBuffer,
     RecordingManifest,
     clean_text,
     closed_by_from_reason,
@@ -45,7 +44,7 @@ __all__ = ["Recorder"]
 
 log = logging.getLogger(__name__)
 
-_Batch = tuple[MessageColumns, set[int], list[EventRow]]
+_Batch = tuple[MessageBuffer, set[int], list[EventRow]]
 # Longer flush intervals would let a crash lose more than anyone would expect.
 _MAX_FLUSH_INTERVAL = 3600.0
 
@@ -139,10 +138,10 @@ class Recorder:
         self._max_backlog = max_backlog
         self._failing = False  # the last write failed: retry on the timer only
         self._on_error = on_error
-        # Messages are buffered column by column (seq, generation, mono_ns, wall_ns,
-        # data): five appends on the hot path cost less than transposing rows in
-        # the writer, which holds the GIL while it does.
-        self._messages: MessageColumns = ([], [], [], [], [])
+        # Messages are buffered as their texts and, per run received together, its numbers
+        # (MessageBuffer): the hot path makes no object a message, and the writer makes the
+        # columns of numbers in arrays, without the GIL for most of it.
+        self._messages = MessageBuffer()
         self._binary: set[int] = set()
         self._others: list[EventRow] = []
         self._hidden = SecretMask()
@@ -218,7 +217,7 @@ class Recorder:
             log.error("recording %s stopped with %d event(s) never written", self.path,
                       unwritten)
             self.lost += unwritten
-            self._messages, self._others, self._binary = ([], [], [], [], []), [], set()
+            self._messages, self._others, self._binary = MessageBuffer(), [], set()
         update: dict[str, Any] = {
             "ended_wall_ns": self._clock.time_ns(),
             "events": self._seq,
@@ -248,13 +247,9 @@ class Recorder:
         self._seq = seq + 1
         if not isinstance(data, str):
             data = self._binary_text(seq, data)
-        seqs, generations, monos, walls, datas = self._messages
-        seqs.append(seq)
-        generations.append(generation)
-        monos.append(mono_ns)
-        walls.append(wall_ns)
-        datas.append(data)
-        if len(seqs) >= self._max_buffer:
+        messages = self._messages
+        messages.add(seq, (data,), generation, mono_ns, wall_ns)
+        if len(messages) >= self._max_buffer:
             self._wake.set()
         return seq
 
@@ -263,24 +258,19 @@ class Recorder:
     ) -> range:
         """Record a run of inbound messages received together; return their ``seq`` values.
 
-        The same events as :meth:`record_message` for each in turn, one list operation
-        per column for a run of text.
+        The same events as :meth:`record_message` for each in turn: one list operation
+        for a run of text, and one tuple for the numbers the run's messages share.
         """
         first = self._seq
-        count = len(messages)
-        self._seq = first + count
-        seqs = range(first, first + count)
-        numbers, generations, monos, walls, datas = self._messages
-        numbers.extend(seqs)
-        generations.extend(itertools.repeat(generation, count))
-        monos.extend(itertools.repeat(mono_ns, count))
-        walls.extend(itertools.repeat(wall_ns, count))
-        if set(map(type, messages)) <= {str}:
-            datas.extend(messages)  # type: ignore[arg-type]  # all str: just checked
-        else:
-            for seq, data in zip(seqs, messages, strict=True):
-                datas.append(data if isinstance(data, str) else self._binary_text(seq, data))
-        if len(numbers) >= self._max_buffer:
+        self._seq = first + len(messages)
+        seqs = range(first, self._seq)
+        texts: list[str] = (
+            messages if set(map(type, messages)) <= {str}  # type: ignore[assignment]
+            else [data if isinstance(data, str) else self._binary_text(seq, data)
+                  for seq, data in zip(seqs, messages, strict=True)])
+        buffered = self._messages
+        buffered.add(first, texts, generation, mono_ns, wall_ns)
+        if len(buffered) >= self._max_buffer:
             self._wake.set()
         return seqs
 
@@ -379,18 +369,18 @@ class Recorder:
         while self._writing is not None:  # one write at a time, in seq order
             await asyncio.wait({self._writing})
         batch: _Batch = (self._messages, self._binary, self._others)
-        self._messages, self._binary, self._others = ([], [], [], [], []), set(), []
-        if not batch[0][0] and not batch[2]:
+        self._messages, self._binary, self._others = MessageBuffer(), set(), []
+        if not batch[0] and not batch[2]:
             return
         writing = asyncio.ensure_future(asyncio.to_thread(self._write, *batch))
         self._writing = writing
-        self._in_flight = len(batch[0][0]) + len(batch[2])
+        self._in_flight = len(batch[0]) + len(batch[2])
         writing.add_done_callback(functools.partial(self._written, batch))
         # If the caller is cancelled here, the write still finishes and is accounted
         # for by _written; the next flush waits for it.
         await asyncio.wait({writing})
 
-    def _write(self, messages: MessageColumns, binary: set[int], others: list[EventRow]) -> None:
+    def _write(self, messages: MessageBuffer, binary: set[int], others: list[EventRow]) -> None:
         """One batch to disk (in a worker thread)."""
         self.flushed_seq = self._writer.write_segment(messages, binary, others)
 
@@ -418,7 +408,7 @@ class Recorder:
         The batch being written counts too, until its write has succeeded: a write to
         a full disk takes its events back.
         """
-        return len(self._messages[0]) + len(self._others) + self._in_flight
+        return len(self._messages) + len(self._others) + self._in_flight
 
     def _hold(self, batch: _Batch) -> None:
         """Put a failed batch back in front of what came since, within ``max_backlog``.
@@ -428,30 +418,26 @@ class Recorder:
         lists are extended in place.
         """
         messages, binary, others = batch
-        columns: tuple[list[Any], ...] = messages
-        arrived: tuple[list[Any], ...] = self._messages
-        for held, new in zip(columns, arrived, strict=True):
-            held.extend(new)
+        messages.extend(self._messages)
         others.extend(self._others)
         binary |= self._binary
         self._messages, self._binary, self._others = messages, binary, others
         excess = self.held - self._max_backlog
         if excess <= 0:
             return
-        # Both lists are in seq order: the first seq kept is the excess-th of their merge.
-        seqs = heapq.merge(messages[0], (event[0] for event in others))
-        first = min(messages[0][:1] + [event[0] for event in others[:1]])
-        keep_from = next(itertools.islice(seqs, excess, None))
-        cut = bisect.bisect_left(messages[0], keep_from)
-        for column in columns:
-            del column[:cut]
+        # Both are in seq order: the first seq kept is the excess-th of their merge.
+        first = min([*itertools.islice(messages.seqs(), 1), *(event[0] for event in others[:1])])
+        keep_from = next(itertools.islice(heapq.merge(messages.seqs(),
+                                                      (event[0] for event in others)),
+                                          excess, None))
+        messages.drop_before(keep_from)
         self._binary = {seq for seq in binary if seq >= keep_from}
         self._others = [event for event in others if event[0] >= keep_from]
         self.lost += excess
         message = (f"recording backlog full ({self._max_backlog} events) while writes fail: "
                    f"{excess} event(s) dropped, seq {first}-{keep_from - 1}")
         log.error("%s", message)
-        generation = self._others[-1][1] if self._others else messages[1][-1]
+        generation = self._others[-1][1] if self._others else messages.runs[-1][2]
         self.record("error", generation, data=message)
 
     # -- internals ----------------------------------------------------------------

@@ -57,6 +57,7 @@ from .format import (
     MANIFEST,
     SEGMENTS,
     EventRow,
+    MessageBuffer,
     MessageColumns,
     RecordingManifest,
     clean_text,
@@ -187,7 +188,8 @@ class SegmentWriter:
             os.close(descriptor)
 
     def write_segment(
-        self, messages: MessageColumns, binary: Collection[int], others: Sequence[EventRow]
+        self, messages: MessageColumns | MessageBuffer, binary: Collection[int],
+        others: Sequence[EventRow],
     ) -> int:
         """Write one batch of events to a segment file; return the last ``seq`` written.
 
@@ -200,7 +202,7 @@ class SegmentWriter:
         Parameters
         ----------
         messages
-            Inbound messages, column by column.
+            Inbound messages: as a recorder buffers them, or column by column.
         binary
             The ``seq`` of every binary message (its ``data`` is base64).
         others
