@@ -35,6 +35,15 @@ def _mend(segments: Path) -> None:
     segments.with_name("aside").rename(segments)
 
 
+async def _failing(tmp_path: Path, *, max_buffer: int, max_backlog: int) -> Recorder:
+    """A started recorder at ``tmp_path / "rec"`` whose writes fail until :func:`_mend`."""
+    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1",
+                        max_buffer=max_buffer, max_backlog=max_backlog)
+    await recorder.start()
+    _break(tmp_path / "rec" / "segments")
+    return recorder
+
+
 def _messages(recorder: Recorder, start: int, count: int) -> None:
     for n in range(start, start + count):
         recorder.record_message(f'{{"n":{n}}}', 1, n, n)
@@ -99,10 +108,7 @@ async def test_a_growing_file_a_write_failed_to_grow_is_left_whole_and_the_rest_
 async def test_the_backlog_is_bounded_and_what_it_drops_is_counted_and_named(
     tmp_path: Path,
 ) -> None:
-    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1",
-                        max_buffer=5, max_backlog=8)
-    await recorder.start()
-    _break(tmp_path / "rec" / "segments")
+    recorder = await _failing(tmp_path, max_buffer=5, max_backlog=8)
     _messages(recorder, 0, 6)
     recorder.record("mark", 1, data="six in")
     _messages(recorder, 7, 5)
@@ -128,10 +134,7 @@ async def test_the_backlog_is_bounded_and_what_it_drops_is_counted_and_named(
 async def test_a_backlog_that_overflows_on_a_later_failed_write_keeps_the_newest_in_order(
     tmp_path: Path, mark_at: int,
 ) -> None:
-    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1",
-                        max_buffer=2, max_backlog=5)
-    await recorder.start()
-    _break(tmp_path / "rec" / "segments")
+    recorder = await _failing(tmp_path, max_buffer=2, max_backlog=5)
     for seq in range(8):  # seq 0-7: frames, and one mark
         if seq == mark_at:
             recorder.record("mark", 1, data="here")
@@ -155,10 +158,7 @@ async def test_a_backlog_cut_inside_a_run_keeps_the_rest_of_the_run_with_its_tim
     tmp_path: Path,
 ) -> None:
     """Messages received together share their times: the ones kept keep them, binary too."""
-    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1",
-                        max_buffer=10, max_backlog=11)
-    await recorder.start()
-    _break(tmp_path / "rec" / "segments")
+    recorder = await _failing(tmp_path, max_buffer=10, max_backlog=11)
     recorder.record_messages(['{"n":0}', '{"n":1}', '{"n":2}'], 1, 100, 1_000)
     recorder.record("mark", 1, data="between")
     recorder.record_messages(['{"n":4}', b"\x00\x05", '{"n":6}', '{"n":7}'], 1, 200, 2_000)
