@@ -178,7 +178,9 @@ async def test_a_backlog_cut_inside_a_run_keeps_the_rest_of_the_run_with_its_tim
     assert frames["binary"].to_list() == [False, False, True] + [False] * 7
     assert frames["data"][2] == "AAU="  # b"\x00\x05", base64
     assert events.filter(kind="mark")["data"].to_list() == ["between"]
-    assert "2 event(s) dropped, seq 0-1" in events.filter(kind="error")["data"][0]
+    (error,) = events.filter(kind="error").rows(named=True)
+    assert "2 event(s) dropped, seq 0-1" in error["data"]
+    assert error["generation"] == 2  # the newest event's held, not the last other event's
 
 
 async def test_events_still_unwritten_at_stop_are_counted_lost(tmp_path: Path) -> None:

@@ -253,24 +253,24 @@ def test_batches_at_the_edges_of_a_run_are_taken_as_message_by_message(
 def test_a_stale_stream_recovers_in_its_place_however_the_batch_is_taken(
     grouped: bool,
 ) -> None:
-    """Its recovery comes after its first message's events and before the next message's."""
+    """After its first message's own events (here a gap), before the next message's."""
     silent = [at([a("x", 1, 21, 0), '{"type":"zzz"}'], [SECOND, 3 * SECOND])]
-    then = [[at([a("x", 2, 25, 0), a("x", 4, 26, 0), a("y", 1, 27, 0)],
-                [4 * SECOND, 4 * SECOND + 1, 4 * SECOND + 2])],
-            [at([a("x", 2, 25, 0)], [4 * SECOND]), at([a("x", 4, 26, 0)], [4 * SECOND + 1]),
-             at([a("y", 1, 27, 0)], [4 * SECOND + 2])]]
+    texts = [a("x", 3, 25, 0), a("x", 5, 26, 0), a("y", 1, 27, 0)]  # a gap, a gap, none
+    times = [4 * SECOND, 4 * SECOND + 1, 4 * SECOND + 2]
     orders = []
-    for batches in then:
+    singly = [at([text], [time]) for text, time in zip(texts, times, strict=True)]
+    for batches in ([at(texts, times)], singly):
         clock = VirtualClock()
         p = Pipeline(spec(False, False), clock)
         if not grouped:
             p._take_grouped = lambda *_: False  # type: ignore[method-assign]
         events = run(p, silent + batches, ["check"] + [""] * len(batches), clock,
                      one_by_one=False)
-        orders.append([type(event).__name__ for event in events])
-    assert orders[0] == orders[1] == ["HealthChanged", "HealthChanged", "GapFound"]
-    assert [t.healthy for t in p.health.transitions] == [False, True]
-    assert p.health.transitions[-1].mono_ns == 4 * SECOND
+        orders.append([(type(event).__name__, getattr(event, "healthy", None)) for event in events])
+        assert [(t.healthy, t.mono_ns) for t in p.health.transitions] == [
+            (False, 3 * SECOND), (True, 4 * SECOND)]
+    assert orders[0] == orders[1] == [("HealthChanged", False), ("GapFound", None),
+                                      ("HealthChanged", True), ("GapFound", None)]
 
 
 def plain(count: int, start: int = 1) -> list[Received]:

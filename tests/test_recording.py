@@ -253,6 +253,26 @@ def _segments(path: Path) -> list[tuple[str, str, int]]:
             for f in sorted((path / "segments").rglob("*.parquet"))]
 
 
+async def test_a_message_neither_text_nor_bytes_is_refused_with_nothing_recorded(
+    tmp_path: Path,
+) -> None:
+    """Refused at the call, before its run takes a seq or flags one binary."""
+    recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1")
+    await recorder.start()
+    with pytest.raises(TypeError):
+        recorder.record_messages(["a", b"\x01", 3], 1, 10, 10)  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        recorder.record_message(None, 1, 10, 10)  # type: ignore[arg-type]
+    assert (recorder.events, recorder.held) == (0, 0)
+    assert recorder.record_messages(["b", "c"], 1, 20, 20) == range(0, 2)
+    assert recorder.record_message(b"\x02", 1, 30, 30) == 2
+    await recorder.stop()
+    frames = Recording.open(tmp_path / "rec").events().filter(kind="frame")
+    assert frames.select("seq", "data", "binary").rows() == [
+        (0, "b", False), (1, "c", False), (2, base64.b64encode(b"\x02").decode(), True)]
+    assert Recording.open(tmp_path / "rec").manifest.complete
+
+
 async def test_a_quiet_feeds_flushes_grow_a_file_to_segment_events(tmp_path: Path) -> None:
     recorder = Recorder(tmp_path / "rec", source_url="ws://127.0.0.1:1", segment_events=6)
     await recorder.start()

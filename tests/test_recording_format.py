@@ -220,6 +220,22 @@ def test_a_segments_table_is_its_events_row_by_row_in_seq_order(data: st.DataObj
     assert_frame_equal(event_table(buffered, binary, others), expected_table)
 
 
+@pytest.mark.parametrize("time", [5, None, True, 1.5, "5", 2**63, -(2**63) - 1])
+def test_a_message_buffer_takes_a_time_as_a_column_of_them_would(time: Any) -> None:
+    """A time that is not a 64-bit int fails the segment as the columns do; None is null."""
+    buffered = MessageBuffer()
+    buffered.add(0, ["x", "y"], 1, time, 7)
+    columns: tuple[list[Any], ...] = ([0, 1], [1, 1], [time, time], [7, 7], ["x", "y"])
+    outcomes = []
+    for messages in (buffered, columns):
+        try:
+            outcomes.append(event_table(messages, set(), []).rows())  # type: ignore[arg-type]
+        except TypeError as exc:
+            outcomes.append(type(exc))
+    assert outcomes[0] == outcomes[1]
+    assert (outcomes[0] is TypeError) is (time not in (5, None, True))
+
+
 @settings(max_examples=200, deadline=None)
 @given(sizes=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3)), max_size=8),
        cut=st.integers(-1, 40))

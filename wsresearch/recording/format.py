@@ -52,6 +52,7 @@ __all__ = [
     "EventRow",
     "MessageBuffer",
     "MessageColumns",
+    "MessageRun",
     "ReceiveTimes",
     "RecordingManifest",
     "clean_text",
@@ -142,11 +143,10 @@ MessageColumns = tuple[list[int], list[int], list[int], list[int], list[str]]
 EventRow = tuple[Any, ...]
 """Any other event: one value per :data:`EVENT_SCHEMA` column, in its order."""
 
-Run = tuple[int, int, int, int, int]
+MessageRun = tuple[int, int, int, int, int]
 """Messages received together: first ``seq``, how many, ``generation``, ``mono_ns``, ``wall_ns``."""
 
-_RUN_SCHEMA = {"seq": pl.Int64(), "count": pl.Int64(), "generation": pl.Int64(),
-               "mono_ns": pl.Int64(), "wall_ns": pl.Int64()}
+_RUN_COLUMNS = ("seq", "count", "generation", "mono_ns", "wall_ns")
 
 
 class MessageBuffer:
@@ -164,7 +164,7 @@ class MessageBuffer:
     def __init__(self) -> None:
         self.texts: list[str] = []
         """Every message's text (base64 for a binary one), in ``seq`` order."""
-        self.runs: list[Run] = []
+        self.runs: list[MessageRun] = []
         """The runs the texts came in, in order."""
 
     def __len__(self) -> int:
@@ -205,19 +205,22 @@ class MessageBuffer:
 
         Raises
         ------
-        TypeError, OverflowError
-            If a run's numbers are not 64-bit ints.
+        TypeError
+            If a run's numbers are not ints that fit 64 bits (a float, a string), as a
+            column of them would; ``None`` stands for a time not known, as in a column.
         """
-        runs = pl.DataFrame(self.runs, schema=_RUN_SCHEMA, orient="row")
+        values = list(zip(*self.runs, strict=True)) or [()] * len(_RUN_COLUMNS)
+        runs = pl.DataFrame([pl.Series(name, column, dtype=pl.Int64, strict=True)
+                             for name, column in zip(_RUN_COLUMNS, values, strict=True)])
         counts = runs["count"].to_numpy()
         starts = np.cumsum(counts) - counts  # each run's first position
-        return pl.DataFrame({
-            "seq": np.arange(len(self.texts), dtype=np.int64)
-            + np.repeat(runs["seq"].to_numpy() - starts, counts),
-            **{name: np.repeat(runs[name].to_numpy(), counts)
-               for name in ("generation", "mono_ns", "wall_ns")},
-            "data": _column("data", self.texts),
-        })
+        shared = runs.select("generation", "mono_ns", "wall_ns")  # a run's, for each message
+        return shared[np.repeat(np.arange(runs.height), counts)].select(
+            seq=pl.Series(np.arange(len(self.texts), dtype=np.int64)
+                          + np.repeat(runs["seq"].to_numpy() - starts, counts)),
+            generation="generation", mono_ns="mono_ns", wall_ns="wall_ns",
+            data=_column("data", self.texts))
+
 
 _Ns = Annotated[int, Field(strict=True, ge=INT64_MIN, lt=INT64_MAX + 1)]
 

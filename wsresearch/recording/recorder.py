@@ -139,8 +139,8 @@ class Recorder:
         self._failing = False  # the last write failed: retry on the timer only
         self._on_error = on_error
         # Messages are buffered as their texts and, per run received together, its numbers
-        # (MessageBuffer): the hot path makes no object a message, and the writer makes the
-        # columns of numbers in arrays, without the GIL for most of it.
+        # (MessageBuffer): the hot path makes no number object a message, and the writer
+        # makes the columns of numbers from the runs, in arrays.
         self._messages = MessageBuffer()
         self._binary: set[int] = set()
         self._others: list[EventRow] = []
@@ -242,16 +242,13 @@ class Recorder:
 
         Stored as an event of kind ``"frame"`` (the format's name for it); bytes
         (a binary message) are stored as base64 and flagged ``binary``.
+
+        Raises
+        ------
+        TypeError
+            If ``data`` is neither text nor bytes; nothing is recorded.
         """
-        seq = self._seq
-        self._seq = seq + 1
-        if not isinstance(data, str):
-            data = self._binary_text(seq, data)
-        messages = self._messages
-        messages.add(seq, (data,), generation, mono_ns, wall_ns)
-        if len(messages) >= self._max_buffer:
-            self._wake.set()
-        return seq
+        return self.record_messages([data], generation, mono_ns, wall_ns)[0]
 
     def record_messages(
         self, messages: list[str | bytes], generation: int, mono_ns: int, wall_ns: int
@@ -260,24 +257,26 @@ class Recorder:
 
         The same events as :meth:`record_message` for each in turn: one list operation
         for a run of text, and one tuple for the numbers the run's messages share.
+
+        Raises
+        ------
+        TypeError
+            If a message is neither text nor bytes; nothing of the run is recorded.
         """
         first = self._seq
+        texts: list[str]
+        if set(map(type, messages)) <= {str}:
+            texts = messages  # type: ignore[assignment]  # all str: just checked
+        else:  # binary messages as base64, each flagged, once every one is known to be
+            texts = [data if isinstance(data, str) else _base64(data) for data in messages]
+            self._binary.update(first + index for index, data in enumerate(messages)
+                                if not isinstance(data, str))
         self._seq = first + len(messages)
-        seqs = range(first, self._seq)
-        texts: list[str] = (
-            messages if set(map(type, messages)) <= {str}  # type: ignore[assignment]
-            else [data if isinstance(data, str) else self._binary_text(seq, data)
-                  for seq, data in zip(seqs, messages, strict=True)])
         buffered = self._messages
         buffered.add(first, texts, generation, mono_ns, wall_ns)
         if len(buffered) >= self._max_buffer:
             self._wake.set()
-        return seqs
-
-    def _binary_text(self, seq: int, data: bytes) -> str:
-        """A binary message as the format stores it (base64), flagged ``binary``."""
-        self._binary.add(seq)
-        return base64.b64encode(bytes(data)).decode("ascii")
+        return range(first, self._seq)
 
     record_frame = record_message
     """The former name of :meth:`record_message`."""
@@ -437,7 +436,10 @@ class Recorder:
         message = (f"recording backlog full ({self._max_backlog} events) while writes fail: "
                    f"{excess} event(s) dropped, seq {first}-{keep_from - 1}")
         log.error("%s", message)
-        generation = self._others[-1][1] if self._others else messages.runs[-1][2]
+        # The error belongs to the connection of the newest event held.
+        newest = [(event[0], event[1]) for event in self._others[-1:]]
+        newest += [(run[0] + run[1] - 1, run[2]) for run in messages.runs[-1:]]
+        generation = max(newest)[1]
         self.record("error", generation, data=message)
 
     # -- internals ----------------------------------------------------------------
@@ -466,6 +468,17 @@ class Recorder:
 
     def __repr__(self) -> str:
         return f"Recorder({str(self.path)!r}, events={self._seq}, flushed_seq={self.flushed_seq})"
+
+
+def _base64(data: bytes) -> str:
+    """A binary message as the format stores it.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is not bytes-like.
+    """
+    return base64.b64encode(data).decode("ascii")
 
 
 def _clean(value: str | None) -> str | None:
