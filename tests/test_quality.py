@@ -6,9 +6,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wsresearch import Feed, Recording, Simulator
-from wsresearch.quality import compare, quality_report
+from wsresearch.quality import _rate_quantile, _steps, compare, quality_report
 
 from .conftest import RATES, SESSION, eventually, quick
 
@@ -114,3 +116,40 @@ def test_a_recordings_report_shows_progress() -> None:
     calls: list[tuple[int, int]] = []
     quality_report(SESSION, progress=lambda done, total: calls.append((done, total)))
     assert calls and calls[-1][0] == calls[-1][1] > 0
+
+
+def test_a_report_holds_a_row_of_rates_a_second_with_messages_not_a_row_a_second(
+    tmp_path: Path,
+) -> None:
+    """Twelve messages over thirty days: the rates are six rows, not 2.6 million."""
+    day = 86_400 * NS
+    times = [0, NS // 2, NS, 2 * NS, 10 * day, 10 * day + 1, 20 * day, 30 * day - NS,
+             *(30 * day - NS // 10 * k for k in range(1, 5))]
+    recording = Recording.from_frames(tmp_path / "r", [(t, '{"type":"x"}') for t in
+                                                       sorted(times)])
+    report = quality_report(recording)
+    assert report.rates.rows() == [
+        ("frames", 0, 2), ("frames", 1, 1), ("frames", 2, 1), ("frames", 864_000, 2),
+        ("frames", 1_728_000, 1), ("frames", 2_591_999, 5)]
+    streams = report.streams.row(0, named=True)
+    assert (streams["messages"], streams["rate_p50"], streams["rate_p99"]) == (12, 0.0, 0.0)
+    assert streams["rate_mean"] == pytest.approx(12 / 2_592_000)
+
+
+@given(counts=st.lists(st.integers(1, 50), max_size=60), zeros=st.integers(0, 200),
+       quantile=st.sampled_from([0.0, 0.01, 0.25, 0.5, 0.9, 0.99, 1.0]) | st.floats(0, 1))
+def test_a_rate_quantile_from_the_busy_seconds_is_the_one_of_every_second(
+    counts: list[int], zeros: int, quantile: float,
+) -> None:
+    seconds = len(counts) + zeros
+    if not seconds:
+        return
+    every = pl.Series([0] * zeros + counts, dtype=pl.Int64)
+    assert _rate_quantile(pl.Series(counts, dtype=pl.Int64), seconds, quantile) == \
+        every.quantile(quantile, interpolation="nearest")
+
+
+def test_a_rates_steps_hold_each_count_for_its_second_and_0_between() -> None:
+    assert _steps([0, 1, 5], [3, 4, 2], 7.5) == ([0.0, 1, 2, 5, 6, 7.5], [3, 4, 0, 2, 0, 0])
+    assert _steps([2], [1], 1.5) == ([0.0, 2, 3, 3], [0, 1, 0, 0])
+    assert _steps([], [], 3.0) == ([0.0, 3.0], [0, 0])

@@ -24,6 +24,7 @@ import base64
 import datetime as dt
 import html
 import io
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -183,7 +184,9 @@ class QualityReport:
         each reject reason, and what the live pipeline dropped or discarded as
         frames of a replaced connection.
     rates
-        Messages per stream per second of the session (for plots).
+        Messages per stream per second of the session (for plots), for the seconds with
+        any: a second left out had none. So it holds at most a row a message, however
+        long the session.
     health
         Every health transition.
     latencies
@@ -382,11 +385,10 @@ class QualityReport:
         def seconds(ns: Any) -> float:
             return (float(ns) - zero) / NS_PER_S
 
-        for stream in self.rates["stream"].unique(maintain_order=True):
+        for stream in self.streams["stream"]:  # a stream without a message too: at 0
             rows = self.rates.filter(stream=stream)
-            counts = rows["messages"].to_list()
-            # Each count holds for its second: a step to the session's end.
-            rate_ax.plot([*rows["second"].to_list(), span], [*counts, counts[-1]],
+            # Each count holds for its second, and 0 for a second left out of the table.
+            rate_ax.plot(*_steps(rows["second"].to_list(), rows["messages"].to_list(), span),
                          label=stream, linewidth=1, drawstyle="steps-post")
         for kind, color, alpha in (("hole", "tab:orange", 0.2), ("stale", "red", 0.15)):
             for start, end in self.silences.filter(silence=kind).select(
@@ -403,7 +405,7 @@ class QualityReport:
         rate_ax.set_title("messages per second (grey, hatched: disconnected; orange: hole; "
                           "red: stale)")
         rate_ax.set_xlabel("seconds")
-        if self.rates.height:
+        if self.streams.height:
             rate_ax.legend(loc="upper right", fontsize="small")
         lat_ax.set_title("latency, exchange time to receive time (ms; box: p25-p75, "
                          "whiskers: p1-p99)")
@@ -1239,7 +1241,7 @@ def _streams(
         holes = mine.filter(silence="hole")
         threshold = thresholds.get(stream, (None, False))[0]
         rows.append((stream, messages, messages / (seconds or 1),
-                     float(full.quantile(0.5) or 0.0), float(full.quantile(0.99) or 0.0),
+                     _rate_quantile(full, seconds, 0.5), _rate_quantile(full, seconds, 0.99),
                      threshold, stale.height, float(stale["beyond_threshold_s"].sum() or 0.0),
                      float(allowed["beyond_threshold_s"].sum() or 0.0), holes.height,
                      float(holes["length_s"].sum() or 0.0)))
@@ -1251,6 +1253,12 @@ def _streams(
 
 
 def _rates(times: SessionTimes, start: int, end: int) -> pl.DataFrame:
+    """Each stream's messages in each second of the session that has any, by second.
+
+    Seconds without a message are left out (their rate is 0), so the table holds at most a
+    row a message, however long the session: a week of a quiet stream, or a receive time
+    far off, would be a row a second otherwise.
+    """
     seconds = max(1, (end - start + NS_PER_S - 1) // NS_PER_S)
     index = pl.get_index_type()  # a count's type, as value_counts gives it
     parts = []
@@ -1259,14 +1267,44 @@ def _rates(times: SessionTimes, start: int, end: int) -> pl.DataFrame:
                   for part in times.times(stream)()]
         per_second = pl.concat([pl.DataFrame(schema={"second": pl.Int64, "count": index}),
                                 *counts]).group_by("second").agg(pl.col("count").sum())
-        parts.append(pl.DataFrame({"second": pl.int_range(0, seconds, eager=True)}).join(
-            per_second.cast({"second": pl.Int64, "count": index}), on="second",
-            how="left").fill_null(0).select(
+        parts.append(per_second.cast({"second": pl.Int64, "count": index}).filter(
+            pl.col("second").is_between(0, seconds - 1)).sort("second").select(
                 pl.lit(stream).alias("stream"), "second", pl.col("count").alias("messages")))
     if not parts:
         return pl.DataFrame(schema={"stream": pl.String, "second": pl.Int64,
                                     "messages": index})
     return pl.concat(parts)
+
+
+def _rate_quantile(counts: pl.Series, seconds: int, quantile: float) -> float:
+    """A quantile of a stream's messages a second, over every one of the session's ``seconds``.
+
+    ``counts`` are those of the seconds with a message; the others count 0. The value
+    polars' ``quantile`` (``"nearest"``) gives on the whole series, from the counts alone.
+    """
+    rank = math.floor(quantile * (seconds - 1) + 0.5)
+    zeros = seconds - counts.len()
+    return 0.0 if rank < zeros else float(counts.sort()[rank - zeros])
+
+
+def _steps(seconds: list[int], counts: list[int], span: float) -> tuple[list[float], list[int]]:
+    """A stream's rate as the points of a ``steps-post`` line from 0 to ``span``.
+
+    Each count holds for its second, and 0 for each second ``seconds`` leaves out.
+    """
+    xs: list[float] = [0.0]
+    ys: list[int] = [0]
+    for second, count in zip(seconds, counts, strict=True):
+        if xs[-1] == second:  # the 0 after the second before, or the start: this count
+            ys[-1] = count
+        else:
+            xs.append(second)
+            ys.append(count)
+        xs.append(second + 1)
+        ys.append(0)
+    xs.append(max(span, xs[-1]))
+    ys.append(0)
+    return xs, ys
 
 
 def _latency_ms(frame: pl.DataFrame) -> pl.Series:
