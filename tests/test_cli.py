@@ -293,6 +293,32 @@ def test_report_of_several_recordings_in_parallel_prints_what_one_at_a_time_prin
     assert all(path.read_text().startswith("<!doctype html>") for path in written)
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_one_recording_that_cannot_be_read_stops_an_export_before_any_is_written(
+    tmp_path: Path, workers: str,
+) -> None:
+    """One process or several alike: the bad one is named, and the dataset is not begun."""
+    import shutil
+
+    kraken = str(DATA.parent.parent / "recordings" / "kraken_cryptofeed_2021-04-17_v1_trade")
+    newer = tmp_path / "newer"
+    shutil.copytree(DATA, newer)
+    manifest = json.loads((newer / "manifest.json").read_text())
+    (newer / "manifest.json").write_text(json.dumps({**manifest, "version": 99}))
+    unnamed = tmp_path / "unnamed"
+    Recording.from_frames(unnamed, ['{"type":"x"}'])
+    for bad, says in ((newer, "uses recording format version 99"),
+                      (unnamed, "does not name the adapter it was recorded with")):
+        for command in (["export", "--out", str(tmp_path / "ds")], ["report"]):
+            if command == ["report"] and bad == unnamed:
+                continue  # a report needs no adapter
+            result = run(*command, str(DATA), str(bad), kraken, "--workers", workers)
+            assert result.returncode == 1, result.stderr
+            assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
+            assert result.stdout == ""
+            assert not (tmp_path / "ds").exists()
+
+
 def test_a_workers_warning_shows_as_a_line_of_the_command(tmp_path: Path) -> None:
     # A damaged segment is skipped with a warning in the worker that reads it: the
     # parent's stderr has it as one line of the command's, not a Python source location.

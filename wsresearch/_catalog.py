@@ -8,14 +8,19 @@ modules these names belong to import them from here, so each is stated once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from .errors import RecordingFormatError
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["ADAPTERS", "CHUNK_EVENTS", "DIALECT_CLASSES", "EXCHANGES", "FORMATS", "PROFILES",
-           "RECORDED_SEGMENT_EVENTS", "SEGMENT_EVENTS", "ImportFormat", "process_pool"]
+__all__ = ["ADAPTERS", "CHUNK_EVENTS", "DIALECT_CLASSES", "EXCHANGES", "FORMATS",
+           "FORMAT_NAME", "FORMAT_VERSION", "MANIFEST", "PROFILES", "RECORDED_SEGMENT_EVENTS",
+           "SEGMENT_EVENTS", "ImportFormat", "check_format", "process_pool", "read_manifest"]
 
 EXCHANGES: tuple[str, ...] = ("binance", "coinbase", "kraken", "bybit", "okx")
 """The public exchanges, by adapter name: what ``wsresearch record EXCHANGE:SYMBOLS`` takes."""
@@ -87,3 +92,61 @@ def _start(initializer: Callable[..., object] | None, initargs: tuple[Any, ...])
     one_arena()
     if initializer is not None:
         initializer(*initargs)
+
+
+FORMAT_NAME = "wsresearch-recording"
+"""What a recording's manifest says it is (its ``format``)."""
+FORMAT_VERSION = 2
+"""The recording format version this wsresearch writes, and the newest it reads."""
+MANIFEST = "manifest.json"
+"""A recording's manifest, in its directory."""
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """The decoded ``manifest.json`` of the recording at ``root``, its format checked.
+
+    What opening a recording finds wrong before its fields are read, with nothing but
+    ``json``: so a command can refuse every recording it is given before it loads what
+    reads one.
+
+    Raises
+    ------
+    RecordingFormatError
+        If ``root`` has no manifest, it cannot be read as JSON, or it is not one this
+        version reads (:func:`check_format`).
+    """
+    path = root / MANIFEST
+    if not path.is_file():
+        raise RecordingFormatError(f"{root} is not a recording: it has no {MANIFEST}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RecordingFormatError(f"cannot read {path}: {exc}") from None
+    check_format(raw, root)
+    return raw  # type: ignore[no-any-return]  # a dict: just checked
+
+
+def check_format(raw: object, root: Path) -> None:
+    """Check that ``raw``, the decoded manifest of ``root``, is one this version reads.
+
+    The version is checked before any field, so a newer recording asks for an upgrade
+    rather than failing on a field this version does not know.
+
+    Raises
+    ------
+    RecordingFormatError
+        If ``raw`` is not a manifest of this format, or its version is newer than
+        :data:`FORMAT_VERSION` or not an integer of at least 1.
+    """
+    where = root / MANIFEST
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
+        raise RecordingFormatError(f"{where} is not a {FORMAT_NAME} manifest")
+    version = raw.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise RecordingFormatError(
+            f"{where} is damaged: its version must be an integer >= 1, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise RecordingFormatError(
+            f"{root} uses recording format version {version}, "
+            f"newer than this wsresearch reads (version {FORMAT_VERSION}); upgrade wsresearch"
+        )

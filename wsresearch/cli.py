@@ -74,6 +74,7 @@ from ._catalog import (
     RECORDED_SEGMENT_EVENTS,
     SEGMENT_EVENTS,
     process_pool,
+    read_manifest,
 )
 from ._ports import check_port
 from ._text import printable
@@ -709,8 +710,7 @@ def _export_spec(args: argparse.Namespace, recording: Recording) -> FeedSpec | N
         if args.channels or args.option:
             raise ValueError("--channels and --option go with --exchange")
         if recording.spec is None:
-            raise ValueError(f"{recording.path} does not name the adapter it was recorded "
-                             f"with; say which with --exchange ({', '.join(EXCHANGES)})")
+            raise ValueError(_no_adapter(recording.path))
         return None
     return _adapter_spec(args.exchange, args, url=recording.manifest.source_url or None)
 
@@ -723,6 +723,8 @@ async def _report(args: argparse.Namespace, console: Console) -> int:
                                     args.html, advance)
         return 0
     html = None if args.html is None else await asyncio.to_thread(_report_folder, args.html)
+    for folder in args.dirs:  # refuse them all before any is replayed (see _check_recordings)
+        await asyncio.to_thread(read_manifest, Path(folder))
     jobs = [(folder, args.chunk_events, html, console.width) for folder in args.dirs]
     if args.workers == 1:
         for job in jobs:
@@ -897,6 +899,7 @@ def _progress(console: Console, label: str) -> Iterator[Callable[[int, int], Non
 async def _export(args: argparse.Namespace, console: Console) -> int:
     reports = None if args.report is None else await asyncio.to_thread(
         _report_folder, args.report)
+    await asyncio.to_thread(_check_recordings, args)
     if args.workers > 1 and len(args.dirs) > 1:  # the workers import what exports
         return await _export_in_parallel(args, reports, console)
     from .export import export_parquet, export_with_report
@@ -922,6 +925,39 @@ async def _export(args: argparse.Namespace, console: Console) -> int:
                                               reports / f"{summary.recording}.html")
             _say(console, f"{folder}: quality report -> {written}")
     return 0
+
+
+def _check_recordings(args: argparse.Namespace) -> None:
+    """Refuse, before any recording is replayed, what would stop the command at one of them.
+
+    Each recording's manifest is read and checked (a newer format, not a recording at
+    all), and without ``--exchange`` each must name the adapter it was recorded with. So a
+    bad one in the list writes nothing, with one process or several alike. With data
+    libraries loaded already (one process), each is opened and its spec rebuilt too; a
+    parallel run's parent leaves that to the workers (:func:`_in_processes`), with
+    nothing but ``json``.
+
+    Raises
+    ------
+    RecordingFormatError, ValueError
+        What the first such recording's manifest or spec says.
+    """
+    if args.exchange is None and (args.channels or args.option):
+        raise ValueError("--channels and --option go with --exchange")
+    for folder in args.dirs:
+        raw = read_manifest(Path(folder))
+        if args.exchange is None and raw.get("spec_origin") is None:
+            raise ValueError(_no_adapter(folder))
+    if args.workers == 1 or len(args.dirs) == 1:
+        from .recording import Recording
+
+        for folder in args.dirs:
+            _export_spec(args, Recording.open(folder))
+
+
+def _no_adapter(folder: object) -> str:
+    return (f"{folder} does not name the adapter it was recorded with; say which with "
+            f"--exchange ({', '.join(EXCHANGES)})")
 
 
 async def _export_in_parallel(args: argparse.Namespace, reports: Path | None,

@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .._catalog import FORMAT_NAME, FORMAT_VERSION, MANIFEST, check_format
 from .._limits import INT64_MAX, INT64_MIN
 from ..errors import RecordingFormatError, first_error
 from ..events import ClosedBy
@@ -65,15 +66,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FORMAT_NAME = "wsresearch-recording"
-FORMAT_VERSION = 2
-"""The version this wsresearch writes, and the newest it reads."""
 
 # Names in a recording directory: the manifest, the parent of the segment folders, and
 # the lock file that says a writer holds the directory. While a recording is compacted,
 # its new segments are written under COMPACTING, and its old ones are kept as REPLACED
 # for the moment the new ones take their place (wsresearch.recording.compact).
-MANIFEST = "manifest.json"
 SEGMENTS = "segments"
 LOCK = ".lock"
 COMPACTING = "segments.compacting"
@@ -302,22 +299,11 @@ def parse_manifest(raw: object, root: Path) -> RecordingManifest:
         If ``raw`` is not a manifest of this format, its version is newer than
         :data:`FORMAT_VERSION` or not an integer of at least 1, or a field is damaged.
     """
-    where = root / MANIFEST
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
-        raise RecordingFormatError(f"{where} is not a {FORMAT_NAME} manifest")
-    version = raw.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise RecordingFormatError(
-            f"{where} is damaged: its version must be an integer >= 1, got {version!r}")
-    if version > FORMAT_VERSION:
-        raise RecordingFormatError(
-            f"{root} uses recording format version {version}, "
-            f"newer than this wsresearch reads (version {FORMAT_VERSION}); upgrade wsresearch"
-        )
+    check_format(raw, root)
     try:
         return RecordingManifest.model_validate(raw)
     except ValidationError as exc:
-        raise RecordingFormatError(f"{where} is damaged: {first_error(exc)}") from None
+        raise RecordingFormatError(f"{root / MANIFEST} is damaged: {first_error(exc)}") from None
 
 
 def clean_text(text: str) -> str:

@@ -10,7 +10,6 @@ one table of the current :data:`~wsresearch.recording.format.EVENT_SCHEMA`.
 from __future__ import annotations
 
 import functools
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,17 +19,16 @@ from typing import Any, TypeVar
 import numpy as np
 import polars as pl
 
-from .._catalog import CHUNK_EVENTS
+from .._catalog import CHUNK_EVENTS, read_manifest
 from .._limits import check_count
 from .._warn import warn
 from ..clock import NS_PER_S
-from ..errors import DamagedSegmentWarning, RecordingError, RecordingFormatError
+from ..errors import DamagedSegmentWarning, RecordingError
 from ..exchanges import rebuild
 from ..spec import FeedSpec
 from .format import (
     EVENT_SCHEMA,
     LOCK,
-    MANIFEST,
     REPLACED,
     SEGMENTS,
     V1_COLUMNS,
@@ -88,13 +86,7 @@ class Recording:
             If ``path`` is not a recording, or was written by a newer format version.
         """
         root = Path(path)
-        manifest_path = root / MANIFEST
-        if not manifest_path.is_file():
-            raise RecordingFormatError(f"{root} is not a recording: it has no {MANIFEST}")
-        try:
-            raw = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise RecordingFormatError(f"cannot read {manifest_path}: {exc}") from None
+        raw = read_manifest(root)
         segments = root / SEGMENTS
         if not segments.exists() and (root / REPLACED).is_dir():
             # A compaction stopped between its two renames: the old segments are whole.
