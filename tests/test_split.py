@@ -11,13 +11,21 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from wsresearch import DamagedSegmentWarning, Recording, export_parquet
+from wsresearch import DamagedSegmentWarning, Recording, _staging, export_parquet
 from wsresearch._split import plan, splittable
 from wsresearch.exchanges import bybit, generic
 from wsresearch.export import recording_id
 from wsresearch.recording.writer import Captured, write_events
 
 START = 1_700_000_000 * 10**9
+
+
+def pq_row_groups(path: Path) -> list[int]:
+    """The rows of each row group of a Parquet file."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(path).metadata
+    return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
 S = 10**9
 
 
@@ -58,11 +66,33 @@ def session(path: Path, connections: list[tuple[float, float]], chain: float | N
 
 
 def assert_same_dataset(a: Path, b: Path) -> None:
+    """The same files, byte for byte (so their rows, and row groups, are the same)."""
     files = sorted(f.relative_to(a) for f in a.rglob("*.parquet"))
     assert files == sorted(f.relative_to(b) for f in b.rglob("*.parquet"))
     assert files
     for file in files:
         assert_frame_equal(pl.read_parquet(a / file), pl.read_parquet(b / file))
+        assert (a / file).read_bytes() == (b / file).read_bytes(), file
+
+
+@pytest.fixture
+def small_row_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Final files in row groups of 100 rows, so that small recordings make several."""
+    monkeypatch.setattr(_staging, "ROW_GROUP", 100)
+
+
+@pytest.mark.usefixtures("small_row_groups")
+@pytest.mark.parametrize("chunk_events", [97, 1_000])
+def test_a_datasets_files_are_the_same_bytes_whatever_the_chunks_and_processes(
+    tmp_path: Path, chunk_events: int,
+) -> None:
+    recording = session(tmp_path / "rec", [(0, 150), (151, 300)], chain=None)
+    export_parquet(recording, None, tmp_path / "whole", normalized=True, chunk_events=20_000)
+    export_parquet(recording, None, tmp_path / "chunked", normalized=True,
+                   chunk_events=chunk_events, workers=2)
+    assert_same_dataset(tmp_path / "whole", tmp_path / "chunked")
+    groups = pq_row_groups(next((tmp_path / "whole").glob("channel=trade/*/*/*.parquet")))
+    assert groups[:-1] == [100] * (len(groups) - 1) and len(groups) > 3
 
 
 def test_a_long_recording_split_over_processes_gives_the_serial_dataset(

@@ -151,12 +151,14 @@ def write_private_parquet(
     write_private(path, encoded.getbuffer())
 
 
-def sink_private_parquet(table: pl.LazyFrame, path: Path) -> None:
+def sink_private_parquet(table: pl.LazyFrame, path: Path, *, row_group_size: int) -> None:
     """Stream ``table`` into ``path`` as zstd Parquet, atomically and privately.
 
     As :func:`write_private_parquet`, for a table too large to hold: polars' streaming
     engine writes it a row group at a time into a new temporary file (``O_EXCL``,
-    ``0600``), which is synced and renamed over ``path``.
+    ``0600``), which is synced and renamed over ``path``. Every row group but the last
+    holds ``row_group_size`` rows, however the rows come in: the same rows make the same
+    file.
 
     Raises
     ------
@@ -170,7 +172,7 @@ def sink_private_parquet(table: pl.LazyFrame, path: Path) -> None:
         os.close(fd)
         try:
             table.sink_parquet(temporary, compression="zstd", statistics=True,
-                               sync_on_close="all")
+                               row_group_size=row_group_size, sync_on_close="all")
         except pl.exceptions.PolarsError as exc:
             raise OSError(f"cannot write {path}: {exc}") from exc
         os.replace(temporary, path)

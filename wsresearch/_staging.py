@@ -31,12 +31,16 @@ import polars as pl
 
 from ._files import sink_private_parquet, write_private_parquet
 
-__all__ = ["SOURCE", "Staging"]
+__all__ = ["ROW_GROUP", "SOURCE", "Staging"]
 
 SOURCE = "_source"
 """The column that orders a normalized part's ties by channel; never in a final file."""
 
 _ORDER = ("local_time", SOURCE)
+
+ROW_GROUP = 100_000
+"""Rows in each row group of a final file but its last: fixed, so that the file is the same
+whatever chunks and processes its rows came from."""
 
 
 @dataclass
@@ -135,7 +139,7 @@ class Staging:
                     parts = parts.sort(*_ORDER, maintain_order=True)
                 parts = parts.drop("exchange", SOURCE)
             sink_private_parquet(parts.with_columns(pl.lit(recording).alias("recording")),
-                                 path)
+                                 path, row_group_size=ROW_GROUP)
             yield path
 
     def close(self) -> None:
