@@ -17,6 +17,7 @@ from wsresearch.export import (
     export_parquet,
     load_connections,
     load_dataset,
+    load_normalized,
     merge_events,
     recording_id,
 )
@@ -121,6 +122,10 @@ def test_time_bounds_prune_days_and_filter_rows(tmp_path: Path) -> None:
         load_dataset(tmp_path / "ds", ["trades"])
     with pytest.raises(FileNotFoundError, match="holds no exported dataset"):
         load_dataset(tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match="holds no exported dataset"):
+        load_normalized(tmp_path / "nothing", "trades")  # a mistyped path: not zero trades
+    # Exported without the normalized tables: the kind's columns, and no rows.
+    assert load_normalized(tmp_path / "ds", "trades").collect().height == 0
     with pytest.raises(ValueError, match="is after end"):
         load_dataset(tmp_path / "ds", ["depth"], start=middle + 1, end=middle)
     # One channel by its name alone, not read as a list of letters.

@@ -290,11 +290,20 @@ def test_a_replay_runs_while_the_interpreter_shuts_down(where: str) -> None:
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "9"])
-def test_a_chunk_size_that_is_not_a_positive_int_is_refused(bad: object) -> None:
-    with pytest.raises(ValueError, match="must be a positive int"):
+def test_a_chunk_size_that_is_not_a_positive_int_is_refused(bad: object, tmp_path: Path) -> None:
+    """Named as the call names it."""
+    from wsresearch import export_parquet, quality_report
+
+    with pytest.raises(ValueError, match=r"^events must be a positive int"):
         Recording.open(SESSION).chunks(bad)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="must be a positive int"):
-        replay(SESSION, generic.spec(url="ws://127.0.0.1:1"), chunk_events=bad)  # type: ignore[arg-type]
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    with pytest.raises(ValueError, match=r"^chunk_events must be a positive int"):
+        replay(SESSION, spec, chunk_events=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^chunk_events must be a positive int"):
+        quality_report(SESSION, chunk_events=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^chunk_events must be a positive int"):
+        export_parquet(SESSION, spec, tmp_path / "ds", chunk_events=bad)  # type: ignore[arg-type]
+    assert not (tmp_path / "ds").exists()
 
 
 def exported_equals_replay(dataset: Path, result: ReplayResult) -> None:

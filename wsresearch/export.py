@@ -511,19 +511,27 @@ def load_normalized(
     :mod:`wsresearch.normalize` (``exchange`` from the partition), plus ``recording``
     and ``date``. ``start`` (inclusive) and ``end`` (exclusive) bound ``local_time``.
 
+    A dataset exported without the normalized tables gives the kind's columns, empty.
+
     Raises
     ------
+    FileNotFoundError
+        If ``path`` holds no dataset at all (a mistyped path).
     ValueError
         For a kind that is not one of :data:`~wsresearch.normalize.KINDS`, or
         ``start`` after ``end``.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; the kinds are {list(KINDS)}")
+    root = Path(path)
+    if not _channels_in(root) and not any(p.is_dir() for p in root.glob("kind=*")):
+        raise FileNotFoundError(f"{root} holds no exported dataset (no channel=... or "
+                                "kind=... folders)")
     low = None if start is None else _ns(start)
     high = None if end is None else _ns(end)
     if low is not None and high is not None and low > high:
         raise ValueError(f"start ({start}) is after end ({end})")
-    lazy = _scan(Path(path), "kind", [kind], low, high)
+    lazy = _scan(root, "kind", [kind], low, high)
     columns = lazy.collect_schema().names()
     if "local_time" not in columns:  # no file of this kind: the table's columns, empty
         return pl.LazyFrame(schema=COMMON | KINDS[kind] | {"recording": pl.String(),

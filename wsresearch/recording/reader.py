@@ -41,9 +41,12 @@ from .writer import SEGMENT_ROW_GROUP, lock_held, write_capture
 __all__ = ["CHUNK_EVENTS", "Recording", "check_chunk_events"]
 
 
-def check_chunk_events(events: object) -> None:
-    """Refuse a chunk size that is not a positive int, in one line (a ``ValueError``)."""
-    check_count(events, "events")
+def check_chunk_events(events: object, name: str = "chunk_events") -> None:
+    """Refuse a chunk size that is not a positive int, in one line (a ``ValueError``).
+
+    The message names the parameter, ``name``, as the caller calls it.
+    """
+    check_count(events, name)
 
 
 # Rows of a segment decoded at a time, at least (a whole one costs more): whole row groups
@@ -232,7 +235,7 @@ class Recording:
         ValueError
             If ``events`` is not a positive int, or ``start`` not an int.
         """
-        check_chunk_events(events)
+        check_chunk_events(events, "events")
         if start is not None and (isinstance(start, bool) or not isinstance(start, int)):
             raise ValueError(f"start must be a seq (an int) or None, got {start!r}")
         chunks = self._chunks(events, start)
