@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wsresearch import Feed, Recording, Simulator
-from wsresearch.quality import _rate_quantile, _steps, compare, quality_report
+from wsresearch.quality import _html_table, _rate_quantile, _steps, compare, quality_report
 
 from .conftest import RATES, SESSION, eventually, quick
 
@@ -153,3 +153,10 @@ def test_a_rates_steps_hold_each_count_for_its_second_and_0_between() -> None:
     assert _steps([0, 1, 5], [3, 4, 2], 7.5) == ([0.0, 1, 2, 5, 6, 7.5], [3, 4, 0, 2, 0, 0])
     assert _steps([2], [1], 1.5) == ([0.0, 2, 3, 3], [0, 1, 0, 0])
     assert _steps([], [], 3.0) == ([0.0, 3.0], [0, 0])
+
+
+def test_an_html_table_shows_prices_whole_and_other_floats_to_6_digits() -> None:
+    """A bid and an ask a tick apart must not read as a locked book."""
+    table = _html_table(pl.DataFrame({"symbol": ["BTCUSDT"], "best_bid": [61843.24],
+                                      "best_ask": [61843.25], "invalid_s": [1.23456789]}))
+    assert ">61843.24<" in table and ">61843.25<" in table and ">1.23457<" in table

@@ -532,25 +532,32 @@ def _html_table(frame: pl.DataFrame) -> str:
 
     Unlike polars' own ``_repr_html_`` it never truncates, has no dtype row,
     shows text as it is (unquoted) and escapes every value. Numbers are
-    right-aligned, floats shown with 6 significant digits, nulls as ``null``.
+    right-aligned, floats shown with 6 significant digits (prices, of
+    :data:`_PRICES`, whole: a bid and an ask a tick apart must not look equal),
+    nulls as ``null``.
     """
     numeric = [dtype.is_numeric() for dtype in frame.dtypes]
+    whole = [name in _PRICES for name in frame.columns]
     head = "".join(f"<th>{html.escape(name)}</th>" for name in frame.columns)
     body = "".join(
-        "<tr>" + "".join(_html_cell(value, number) for value, number in zip(
-            row, numeric, strict=True)) + "</tr>"
+        "<tr>" + "".join(_html_cell(value, number, exact) for value, number, exact in zip(
+            row, numeric, whole, strict=True)) + "</tr>"
         for row in frame.iter_rows())
     return (f"<div class='wsr-table'><table><thead><tr>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table></div>")
 
 
-def _html_cell(value: object, number: bool) -> str:
+_PRICES = frozenset({"best_bid", "best_ask"})
+"""Columns of the report's tables shown whole in HTML: prices."""
+
+
+def _html_cell(value: object, number: bool, exact: bool = False) -> str:
     if value is None:
         return "<td class='null'>null</td>"
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, float):
-        text = f"{value:.6g}"
+        text = repr(value) if exact else f"{value:.6g}"
     else:
         text = str(value)
     return f"<td class='num'>{html.escape(text)}</td>" if number else (
