@@ -250,6 +250,10 @@ def test_export_writes_a_dataset_and_replaces_on_a_second_run(tmp_path: Path) ->
     again = run("export", str(DATA), "--out", str(out))
     assert again.returncode == 0 and "replacing 3 earlier file(s)" in again.stdout
     assert len(list(out.glob("channel=*/exchange=*/date=*/*.parquet"))) == 2
+    normalized = run("export", str(DATA), "--out", str(out), "--normalized")
+    assert normalized.returncode == 0, normalized.stderr
+    # What --normalized wrote too, so that the line shows it took effect.
+    assert "trade 2150, ticker 49; normalized trades 2150, " in normalized.stdout
 
 
 def test_export_needs_an_adapter_for_recordings_without_one(tmp_path: Path) -> None:

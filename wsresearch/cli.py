@@ -1002,6 +1002,9 @@ def _export_job(folder: str, options: dict[str, Any], reports: Path | None,
 def _exported(folder: str, summary: ExportSummary, out: str) -> str:
     """What ``export`` says of one recording it wrote."""
     rows = ", ".join(f"{name} {n}" for name, n in summary.rows.items() if n) or "no rows"
+    kinds = ", ".join(f"{kind} {n}" for kind, n in summary.normalized.items() if n)
+    if kinds:  # --normalized: the tables written too
+        rows = f"{rows}; normalized {kinds}"
     again = f", replacing {summary.replaced} earlier file(s)" if summary.replaced else ""
     parts = f", by {summary.parts} processes" if summary.parts > 1 else ""
     return f"{folder}: {rows} -> {out} as {summary.recording}{again}{parts}"
