@@ -311,16 +311,37 @@ def test_one_recording_that_cannot_be_read_stops_an_export_before_any_is_written
     (newer / "manifest.json").write_text(json.dumps({**manifest, "version": 99}))
     unnamed = tmp_path / "unnamed"
     Recording.from_frames(unnamed, ['{"type":"x"}'])
+    unknown = tmp_path / "unknown"
+    shutil.copytree(DATA, unknown)
+    (unknown / "manifest.json").write_text(json.dumps(
+        {**manifest, "spec_origin": {**manifest["spec_origin"], "adapter": "ftx"}}))
     for bad, says in ((newer, "uses recording format version 99"),
-                      (unnamed, "does not name the adapter it was recorded with")):
-        for command in (["export", "--out", str(tmp_path / "ds")], ["report"]):
-            if command == ["report"] and bad == unnamed:
+                      (unnamed, "does not name the adapter it was recorded with"),
+                      (unknown, "was recorded with the adapter 'ftx', which this wsresearch")):
+        for command in (["export", "--out", str(tmp_path / "ds"), "--report",
+                         str(tmp_path / "reports")], ["report", "--html", str(tmp_path / "h")]):
+            if command[0] == "report" and bad != newer:
                 continue  # a report needs no adapter
             result = run(*command, str(DATA), str(bad), kraken, "--workers", workers)
             assert result.returncode == 1, result.stderr
             assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
             assert result.stdout == ""
-            assert not (tmp_path / "ds").exists()
+            for written in ("ds", "reports", "h"):
+                assert not (tmp_path / written).exists(), written
+
+
+def test_a_recordings_warnings_are_told_once_by_a_serial_export(tmp_path: Path) -> None:
+    """Its recordings are opened once: checked before any is replayed, then exported."""
+    import shutil
+
+    copy = tmp_path / "rec"
+    shutil.copytree(DATA, copy)
+    (next((copy / "segments").iterdir()) / "odd.parquet").mkdir()  # skipped, with a warning
+    kraken = str(DATA.parent.parent / "recordings" / "kraken_cryptofeed_2021-04-17_v1_trade")
+    for command in (["export", "--out", str(tmp_path / "ds")], ["report"]):
+        result = run(*command, str(copy), kraken)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.count("odd.parquet") == 1, result.stderr
 
 
 def test_a_workers_warning_shows_as_a_line_of_the_command(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from wsresearch import Feed, Recording, Simulator
@@ -138,6 +138,8 @@ def test_a_report_holds_a_row_of_rates_a_second_with_messages_not_a_row_a_second
 
 @given(counts=st.lists(st.integers(1, 50), max_size=60), zeros=st.integers(0, 200),
        quantile=st.sampled_from([0.0, 0.01, 0.25, 0.5, 0.9, 0.99, 1.0]) | st.floats(0, 1))
+@example(counts=[5], zeros=1, quantile=0.5)  # a tie: half away from zero, not to even
+@example(counts=[44], zeros=1, quantile=0.49999999999999994)  # just below a tie
 def test_a_rate_quantile_from_the_busy_seconds_is_the_one_of_every_second(
     counts: list[int], zeros: int, quantile: float,
 ) -> None:
@@ -151,8 +153,19 @@ def test_a_rate_quantile_from_the_busy_seconds_is_the_one_of_every_second(
 
 def test_a_rates_steps_hold_each_count_for_its_second_and_0_between() -> None:
     assert _steps([0, 1, 5], [3, 4, 2], 7.5) == ([0.0, 1, 2, 5, 6, 7.5], [3, 4, 0, 2, 0, 0])
-    assert _steps([2], [1], 1.5) == ([0.0, 2, 3, 3], [0, 1, 0, 0])
+    assert _steps([1], [1], 1.5) == ([0.0, 1, 1.5], [0, 1, 1])
     assert _steps([], [], 3.0) == ([0.0, 3.0], [0, 0])
+    # Every second busy: no 0 anywhere (it would stretch a log axis), nothing past the end.
+    assert _steps([0, 1], [3, 4], 1.8) == ([0.0, 1, 1.8], [3, 4, 4])
+
+
+def test_a_message_at_the_sessions_very_end_counts_in_its_last_second(tmp_path: Path) -> None:
+    """A session of a whole number of seconds: its last message is not one second past it."""
+    recording = Recording.from_frames(tmp_path / "r", [(t, '{"type":"x"}') for t in
+                                                       (0, NS // 2, 2 * NS)])
+    report = quality_report(recording)
+    assert report.rates.rows() == [("frames", 0, 2), ("frames", 1, 1)]
+    assert report.rates["messages"].sum() == report.streams["messages"][0] == 3
 
 
 def test_an_html_table_shows_prices_whole_and_other_floats_to_6_digits() -> None:

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ADAPTERS", "CHUNK_EVENTS", "DIALECT_CLASSES", "EXCHANGES", "FORMATS",
            "FORMAT_NAME", "FORMAT_VERSION", "MANIFEST", "PROFILES", "RECORDED_SEGMENT_EVENTS",
-           "SEGMENT_EVENTS", "ImportFormat", "check_format", "process_pool", "read_manifest"]
+           "SEGMENT_EVENTS", "ImportFormat", "check_format", "process_pool", "read_manifest",
+           "unknown_adapter"]
 
 EXCHANGES: tuple[str, ...] = ("binance", "coinbase", "kraken", "bybit", "okx")
 """The public exchanges, by adapter name: what ``wsresearch record EXCHANGE:SYMBOLS`` takes."""
@@ -150,3 +151,9 @@ def check_format(raw: object, root: Path) -> None:
             f"{root} uses recording format version {version}, "
             f"newer than this wsresearch reads (version {FORMAT_VERSION}); upgrade wsresearch"
         )
+
+
+def unknown_adapter(source: object, name: object) -> str:
+    """What a recording made with an adapter this version does not have is told."""
+    return (f"{source} was recorded with the adapter {name!r}, which this wsresearch does not "
+            "have; upgrade it, or pass the spec yourself")

@@ -67,6 +67,7 @@ from rich.text import Text
 from . import __version__
 from ._allocator import one_arena
 from ._catalog import (
+    ADAPTERS,
     CHUNK_EVENTS,
     EXCHANGES,
     FORMATS,
@@ -75,11 +76,12 @@ from ._catalog import (
     SEGMENT_EVENTS,
     process_pool,
     read_manifest,
+    unknown_adapter,
 )
 from ._ports import check_port
 from ._text import printable
 from .clock import NS_PER_S
-from .errors import WsResearchError
+from .errors import RecordingFormatError, WsResearchError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -722,14 +724,15 @@ async def _report(args: argparse.Namespace, console: Console) -> int:
             await asyncio.to_thread(_print_report, console, folder, args.chunk_events,
                                     args.html, advance)
         return 0
+    # Every recording refused before any is replayed, as export does (_check_recordings).
+    opened = await asyncio.to_thread(_check_manifests, args)
     html = None if args.html is None else await asyncio.to_thread(_report_folder, args.html)
-    for folder in args.dirs:  # refuse them all before any is replayed (see _check_recordings)
-        await asyncio.to_thread(read_manifest, Path(folder))
     jobs = [(folder, args.chunk_events, html, console.width) for folder in args.dirs]
-    if args.workers == 1:
-        for job in jobs:
+    if opened is not None:
+        for job, recording in zip(jobs, opened, strict=True):
             with _progress(console, f"analysing {escape(str(job[0]))}") as advance:
-                text = await asyncio.to_thread(_report_job, *job, progress=advance)
+                text = await asyncio.to_thread(_report_job, *job, progress=advance,
+                                               recording=recording)
             console.print(text, end="", markup=False, highlight=False)
         return 0
     _say(console, f"reporting on {len(jobs)} recordings, {args.workers} at a time")
@@ -837,28 +840,37 @@ def _run_job(job: Callable[..., _T], index: int, *arguments: Any) -> _T:
 
 
 def _report_job(folder: str, chunk_events: int, html: Path | None, width: int,
-                progress: Callable[[int, int], None] | None = None) -> str:
-    """One recording's report as the console would show it (in a worker process, or not)."""
+                progress: Callable[[int, int], None] | None = None, *,
+                recording: Recording | None = None) -> str:
+    """One recording's report as the console would show it (in a worker process, or not).
+
+    ``recording``: ``folder`` opened already (its warnings told once).
+    """
     import io
 
     from .export import recording_id
     from .recording import Recording
 
+    if recording is None:
+        recording = Recording.open(folder)
     out = Console(file=io.StringIO(), width=width, color_system=None, soft_wrap=True)
-    target = None
-    if html is not None:
-        target = str(html / f"{recording_id(Recording.open(folder))}.html")
-    _print_report(out, folder, chunk_events, target, progress)
+    target = None if html is None else str(html / f"{recording_id(recording)}.html")
+    _print_report(out, folder, chunk_events, target, progress, recording)
     assert isinstance(out.file, io.StringIO)
     return out.file.getvalue()
 
 
 def _print_report(console: Console, folder: str, chunk_events: int, html: str | None,
-                  progress: Callable[[int, int], None] | None) -> None:
-    """Replay ``folder`` for its report; print its summary and connections; write the HTML."""
+                  progress: Callable[[int, int], None] | None,
+                  recording: Recording | None = None) -> None:
+    """Replay ``folder`` for its report; print its summary and connections; write the HTML.
+
+    ``recording``: ``folder`` opened already.
+    """
     from .quality import quality_report
 
-    report = quality_report(folder, progress=progress, chunk_events=chunk_events)
+    report = quality_report(folder if recording is None else recording, progress=progress,
+                            chunk_events=chunk_events)
     table = _table(f"feed quality: {folder}")
     table.add_column("metric")
     table.add_column("value")
@@ -897,16 +909,14 @@ def _progress(console: Console, label: str) -> Iterator[Callable[[int, int], Non
 
 
 async def _export(args: argparse.Namespace, console: Console) -> int:
+    opened = await asyncio.to_thread(_check_recordings, args)
     reports = None if args.report is None else await asyncio.to_thread(
         _report_folder, args.report)
-    await asyncio.to_thread(_check_recordings, args)
-    if args.workers > 1 and len(args.dirs) > 1:  # the workers import what exports
+    if opened is None:  # the workers import what exports
         return await _export_in_parallel(args, reports, console)
     from .export import export_parquet, export_with_report
-    from .recording import Recording
 
-    for folder in args.dirs:
-        recording = Recording.open(folder)
+    for folder, recording in zip(args.dirs, opened, strict=True):
         spec = _export_spec(args, recording)
         with _progress(console, f"exporting {escape(str(folder))}") as advance:
             if reports is None:
@@ -927,15 +937,16 @@ async def _export(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _check_recordings(args: argparse.Namespace) -> None:
-    """Refuse, before any recording is replayed, what would stop the command at one of them.
+def _check_recordings(args: argparse.Namespace) -> list[Recording] | None:
+    """Refuse, before any recording is replayed, what would stop ``export`` at one of them.
 
-    Each recording's manifest is read and checked (a newer format, not a recording at
-    all), and without ``--exchange`` each must name the adapter it was recorded with. So a
-    bad one in the list writes nothing, with one process or several alike. With data
-    libraries loaded already (one process), each is opened and its spec rebuilt too; a
-    parallel run's parent leaves that to the workers (:func:`_in_processes`), with
-    nothing but ``json``.
+    :func:`_check_manifests`, and without ``--exchange`` each recording must name the
+    adapter it was recorded with (one this version has), and its spec must be rebuilt.
+
+    Returns
+    -------
+    list of Recording or None
+        Each recording, opened, for a run in this process; ``None`` for a parallel run.
 
     Raises
     ------
@@ -944,15 +955,46 @@ def _check_recordings(args: argparse.Namespace) -> None:
     """
     if args.exchange is None and (args.channels or args.option):
         raise ValueError("--channels and --option go with --exchange")
+    opened = _check_manifests(args, adapters=args.exchange is None)
+    for recording in opened or ():
+        _export_spec(args, recording)
+    return opened
+
+
+def _check_manifests(args: argparse.Namespace, *,
+                     adapters: bool = False) -> list[Recording] | None:
+    """Refuse every DIR that would stop the command, before any is replayed.
+
+    Each manifest is read and checked with nothing but ``json`` (not a recording, a
+    newer format version; with ``adapters``, no adapter named, or one this version does
+    not have), so a bad one in the list writes nothing, with one process or several. A
+    run in this process, which loads the data libraries anyway, then opens each
+    recording too (every field of its manifest checked). A parallel run's parent leaves
+    that to the workers and loads none of them: a manifest damaged in another field
+    stops its own worker, and recordings already under way in others are still written.
+
+    Returns
+    -------
+    list of Recording or None
+        Each recording, opened, when ``--workers 1`` or one DIR; else ``None``.
+
+    Raises
+    ------
+    RecordingFormatError, ValueError
+        What the first recording refused says.
+    """
     for folder in args.dirs:
         raw = read_manifest(Path(folder))
-        if args.exchange is None and raw.get("spec_origin") is None:
+        origin = raw.get("spec_origin")
+        if adapters and origin is None:
             raise ValueError(_no_adapter(folder))
-    if args.workers == 1 or len(args.dirs) == 1:
-        from .recording import Recording
+        if adapters and isinstance(origin, dict) and origin.get("adapter") not in ADAPTERS:
+            raise RecordingFormatError(unknown_adapter(folder, origin.get("adapter")))
+    if args.workers > 1 and len(args.dirs) > 1:
+        return None
+    from .recording import Recording
 
-        for folder in args.dirs:
-            _export_spec(args, Recording.open(folder))
+    return [Recording.open(folder) for folder in args.dirs]
 
 
 def _no_adapter(folder: object) -> str:

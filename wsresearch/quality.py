@@ -1270,12 +1270,13 @@ def _rates(times: SessionTimes, start: int, end: int) -> pl.DataFrame:
     index = pl.get_index_type()  # a count's type, as value_counts gives it
     parts = []
     for stream in times.streams:
-        counts = [((part - start) // NS_PER_S).rename("second").value_counts()
-                  for part in times.times(stream)()]
+        # A message at the session's very end is in its last second, not one past it.
+        counts = [((part - start) // NS_PER_S).clip(upper_bound=seconds - 1).rename(
+            "second").value_counts() for part in times.times(stream)()]
         per_second = pl.concat([pl.DataFrame(schema={"second": pl.Int64, "count": index}),
                                 *counts]).group_by("second").agg(pl.col("count").sum())
         parts.append(per_second.cast({"second": pl.Int64, "count": index}).filter(
-            pl.col("second").is_between(0, seconds - 1)).sort("second").select(
+            pl.col("second") >= 0).sort("second").select(
                 pl.lit(stream).alias("stream"), "second", pl.col("count").alias("messages")))
     if not parts:
         return pl.DataFrame(schema={"stream": pl.String, "second": pl.Int64,
@@ -1289,7 +1290,9 @@ def _rate_quantile(counts: pl.Series, seconds: int, quantile: float) -> float:
     ``counts`` are those of the seconds with a message; the others count 0. The value
     polars' ``quantile`` (``"nearest"``) gives on the whole series, from the counts alone.
     """
-    rank = math.floor(quantile * (seconds - 1) + 0.5)
+    position = quantile * (seconds - 1)
+    rank = math.floor(position)
+    rank += position - rank >= 0.5  # half away from zero, as polars rounds
     zeros = seconds - counts.len()
     return 0.0 if rank < zeros else float(counts.sort()[rank - zeros])
 
@@ -1297,7 +1300,8 @@ def _rate_quantile(counts: pl.Series, seconds: int, quantile: float) -> float:
 def _steps(seconds: list[int], counts: list[int], span: float) -> tuple[list[float], list[int]]:
     """A stream's rate as the points of a ``steps-post`` line from 0 to ``span``.
 
-    Each count holds for its second, and 0 for each second ``seconds`` leaves out.
+    Each count holds for its second (the last to ``span``), and 0 for each second
+    ``seconds`` leaves out: no point lies past ``span``, where it would stretch the axes.
     """
     xs: list[float] = [0.0]
     ys: list[int] = [0]
@@ -1307,10 +1311,12 @@ def _steps(seconds: list[int], counts: list[int], span: float) -> tuple[list[flo
         else:
             xs.append(second)
             ys.append(count)
+        if second + 1 >= span:  # the session's last second: the count holds to its end
+            break
         xs.append(second + 1)
         ys.append(0)
     xs.append(max(span, xs[-1]))
-    ys.append(0)
+    ys.append(ys[-1])
     return xs, ys
 
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._catalog import ADAPTERS, EXCHANGES
+from .._catalog import ADAPTERS, EXCHANGES, unknown_adapter
 from ..errors import RecordingFormatError
 from ..spec import FeedSpec, SpecOrigin
 
@@ -267,9 +267,7 @@ def rebuild(origin: SpecOrigin, url: str | None, *, source: str = "the recording
     try:
         found = adapter(name)
     except ValueError:
-        raise RecordingFormatError(
-            f"{source} was recorded with the adapter {name!r}, which this wsresearch does not "
-            "have; upgrade it, or pass the spec yourself") from None
+        raise RecordingFormatError(unknown_adapter(source, name)) from None
     declared = found.recorded_arguments(url)
     unknown = sorted(set(origin.arguments) - declared)
     if unknown:
