@@ -23,6 +23,9 @@ from wsresearch.testing import generic_frames, parse_fault
 from .conftest import SESSION as DATA
 from .conftest import TIME_FACTOR, eventually, loopback_server, quick
 
+KRAKEN = DATA.parent.parent / "recordings" / "kraken_cryptofeed_2021-04-17_v1_trade"
+"""A second recording (Kraken's trades), for commands given several."""
+
 
 def run(
     *args: str, timeout: float = 60, env: dict[str, str] | None = None,
@@ -282,7 +285,7 @@ def test_report_prints_the_summary_and_writes_html(tmp_path: Path) -> None:
 def test_report_of_several_recordings_in_parallel_prints_what_one_at_a_time_prints(
     tmp_path: Path,
 ) -> None:
-    kraken = str(DATA.parent.parent / "recordings" / "kraken_cryptofeed_2021-04-17_v1_trade")
+    kraken = str(KRAKEN)
     serial = run("report", str(DATA), kraken, "--workers", "1")
     parallel = run("report", str(DATA), kraken, "--workers", "2", "--html", str(tmp_path / "h"))
     assert serial.returncode == 0, serial.stderr
@@ -304,7 +307,7 @@ def test_one_recording_that_cannot_be_read_stops_an_export_before_any_is_written
     """One process or several alike: the bad one is named, and the dataset is not begun."""
     import shutil
 
-    kraken = str(DATA.parent.parent / "recordings" / "kraken_cryptofeed_2021-04-17_v1_trade")
+    kraken = str(KRAKEN)
     newer = tmp_path / "newer"
     shutil.copytree(DATA, newer)
     manifest = json.loads((newer / "manifest.json").read_text())
@@ -337,7 +340,7 @@ def test_a_recordings_warnings_are_told_once_by_a_serial_export(tmp_path: Path) 
     copy = tmp_path / "rec"
     shutil.copytree(DATA, copy)
     (next((copy / "segments").iterdir()) / "odd.parquet").mkdir()  # skipped, with a warning
-    kraken = str(DATA.parent.parent / "recordings" / "kraken_cryptofeed_2021-04-17_v1_trade")
+    kraken = str(KRAKEN)
     for command in (["export", "--out", str(tmp_path / "ds")], ["report"]):
         result = run(*command, str(copy), kraken)
         assert result.returncode == 0, result.stderr
@@ -459,7 +462,7 @@ def test_help_errors_and_a_parallel_export_leave_the_data_libraries_to_the_worke
     assert libraries_after("--help") == []
     assert libraries_after("export", "--help") == []
     assert libraries_after("export", str(DATA), "--out", "x", "--workers", "0") == []
-    kraken = str(DATA.parent.parent / "recordings" / "kraken_cryptofeed_2021-04-17_v1_trade")
+    kraken = str(KRAKEN)
     out = tmp_path / "dataset"
     assert libraries_after("export", str(DATA), kraken, "--out", str(out), "--workers", "2") == []
     exported = {path.parent.parent.name for path in out.glob("channel=trade/*/*/*.parquet")}

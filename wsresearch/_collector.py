@@ -99,9 +99,6 @@ def paused(take: Callable[[_T], None]) -> Callable[[_T], None]:
     the call starts, it stays off.
     """
     def run(item: _T) -> None:
-        _pause()
-        try:
+        with Collector():
             take(item)
-        finally:
-            _resume()
     return run

@@ -561,8 +561,8 @@ class FrameStore:
             return
         pending = self._pending[channel]
         held = len(pending[-1])
-        try:
-            dicts = list(fields)
+        try:  # a list (extend_columns') is read as it is; extend's rows are read here
+            dicts = fields if isinstance(fields, list) else list(fields)
             for column, value in zip(pending, self._fields[channel], strict=False):  # meta: below
                 column.extend(map(value, dicts))
             for column, values in zip(pending[-len(META_COLUMNS):], meta, strict=True):
