@@ -1,7 +1,11 @@
 """Peak memory of export and report against the recording's size on disk, at two lengths.
 
-Builds recordings of ``--frames`` and three times as many simulator trade frames (1 ms
-apart; no network). Each job runs in a process of its own, which reports its peak RSS
+Builds recordings of ``--frames`` and three times as many frames (no network): with
+``--data generic``, simulator trades 1 ms apart; with ``--data book``, the real Binance spot
+capture of ``data/recordings`` (trade, bookTicker and depth, its order book synced from its
+REST snapshot) repeated, each copy a connection of its own, 10 minutes after the one
+before. Book rows are wide (a depth update's levels), which a row group bounded in rows
+alone let grow. Each job runs in a process of its own, which reports its peak RSS
 (``VmHWM``) and its RSS once wsresearch is imported and the recording opened (``rest``):
 
 - ``export``: ``export_parquet(normalized=True)``;
@@ -17,6 +21,7 @@ Flat means the peak above rest is the same for both lengths: the memory is bound
 chunk size, not by the recording.
 
 Usage: python benchmarks/bench_streaming.py [--frames 500000] [--jobs export,report]
+                                            [--data generic|book]
        python benchmarks/bench_streaming.py --child JOB RECORDING OUT
 """
 
@@ -32,6 +37,7 @@ from typing import Any
 
 HERE = Path(__file__).parent
 JOBS = ("export", "report", "export+report", "replay", "cli-export", "cli-report")
+BOOK_SOURCE = HERE.parent / "data" / "recordings" / "binance_hftbacktest_2024-08-08_spot_btcusdt"
 
 
 def rss_mb(field: str) -> float:
@@ -55,8 +61,9 @@ def child(job: str, path: str, out: str) -> None:
     from wsresearch.exchanges import generic
     from wsresearch.export import export_with_report
 
-    spec = generic.spec(url="ws://127.0.0.1:1")
     recording = Recording.open(path)
+    # A book recording rebuilds its own spec (the adapter's, from its manifest).
+    spec = generic.spec(url="ws://127.0.0.1:1") if recording.manifest.spec_origin is None else None
     rest = rss_mb("VmRSS")
     if job == "export":
         export_parquet(recording, spec, out, normalized=True)
@@ -84,14 +91,43 @@ def build(path: Path, frames: int) -> None:
                           spec=generic.spec(url="ws://127.0.0.1:1"))
 
 
-def measure(frames: int, jobs: list[str]) -> dict[tuple[str, int], dict[str, Any]]:
+def build_book(path: Path, frames: int) -> None:
+    """The Binance capture repeated to about ``frames`` frames, a connection per copy."""
+    import polars as pl
+
+    from wsresearch import Recording
+    from wsresearch.recording.writer import Captured, write_events
+
+    source = Recording.open(BOOK_SOURCE)
+    events = pl.concat(list(source.chunks(100_000))).filter(
+        pl.col("kind").is_in(["frame", "sent", "rest"]))
+    first = int(events["wall_ns"].min())
+    step = int(events["wall_ns"].max()) - first + 600 * 1_000_000_000
+    rows = events.select("kind", "wall_ns", "data", "stream").rows()
+    copies = max(1, round(frames / events.filter(pl.col("kind") == "frame").height))
+    url = source.manifest.source_url
+
+    def tiled() -> Any:
+        for copy in range(copies):
+            yield Captured("open", first + copy * step, url)
+            for kind, wall_ns, data, stream in rows:
+                yield Captured(kind, wall_ns + copy * step, data,
+                               stream if kind == "rest" else None)
+
+    manifest = source.manifest
+    write_events(path, tiled(), source_url=url, channels=manifest.channels,
+                 origin=manifest.spec_origin)
+
+
+def measure(frames: int, jobs: list[str], data: str = "generic"
+            ) -> dict[tuple[str, int], dict[str, Any]]:
     """Per job and length factor: disk MB, rest MB, peak MB."""
     found: dict[tuple[str, int], dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="wsr-bench-") as folder:
         root = Path(folder)
         for factor in (1, 3):
             recording = root / f"rec{factor}"
-            build(recording, frames * factor)
+            (build_book if data == "book" else build)(recording, frames * factor)
             for job in jobs:
                 out = root / f"out-{job}-{factor}"
                 result = subprocess.run(
@@ -106,13 +142,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=500_000)
     parser.add_argument("--jobs", default=",".join(JOBS))
+    parser.add_argument("--data", choices=("generic", "book"), default="generic")
     parser.add_argument("--child", nargs=3, metavar=("JOB", "RECORDING", "OUT"))
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
     jobs = [job for job in args.jobs.split(",") if job]
-    found = measure(args.frames, jobs)
+    found = measure(args.frames, jobs, args.data)
     print(f"{'job':<14} {'frames':>10} {'disk MB':>8} {'rest MB':>8} {'peak MB':>8} "
           f"{'peak-rest / disk':>17} {'peak / disk':>12}")
     for (job, factor), f in found.items():

@@ -35,7 +35,9 @@ and the min-max of the per-round ratios, and the target where there is one:
   replay of it;
 - peak RSS of ``export`` and ``report`` (each in a process of its own) against the
   recording's size on disk, for a recording of ``--messages`` frames and one three times
-  as long: flat means the same peak for both (``benchmarks/bench_streaming.py``);
+  as long: flat means the same peak for both (``benchmarks/bench_streaming.py``); and the
+  same, export and report by the command line, for the real Binance book capture repeated
+  to 300k and 900k frames (``--data book``: wide rows);
 - ``Feed.frame()`` refresh after 10,000 new rows on a frame of 1M rows against the same on
   a frame of 10,000 rows (1.0 means the cost follows the new rows, not the total);
 - memory: peak RSS of a feed with a slow consumer under a flood, ``DROP_OLDEST`` and
@@ -268,6 +270,10 @@ def streaming(args: argparse.Namespace, figures: dict[tuple[str, int], Figure]) 
         if f["rest_mb"] is not None:
             figures[(job, factor, "above")].values.append(  # type: ignore[index]
                 f["peak_mb"] - f["rest_mb"])
+    book = bench_streaming.measure(300_000, ["cli-export", "cli-report"], "book")
+    for (job, factor), f in book.items():
+        figures[("book", job, factor)].values.append(  # type: ignore[index]
+            f["peak_mb"])
 
 
 def refresh(args: argparse.Namespace, figure: Figure) -> None:
@@ -419,6 +425,11 @@ def main() -> None:
             stream_figures[(f"cli-{job}", factor)] = Figure(
                 f"wsresearch {job} peak RSS, {factor}x", "recording size on disk", "<= 5",
                 unit="x")
+    for job in ("export", "report"):
+        for factor in (1, 3):
+            stream_figures[("book", f"cli-{job}", factor)] = Figure(
+                f"wsresearch {job} peak, Binance book, {factor * 300}k", "(absolute)", "flat",
+                unit="MB")
     steps = {
         "imports": ("import cost", lambda: imports(args, imported)),
         "live": ("live ingest", lambda: live(args, on, off, ratio)),

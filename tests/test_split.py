@@ -26,6 +26,8 @@ def pq_row_groups(path: Path) -> list[int]:
 
     metadata = pq.ParquetFile(path).metadata
     return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+
+
 S = 10**9
 
 
@@ -75,24 +77,35 @@ def assert_same_dataset(a: Path, b: Path) -> None:
         assert (a / file).read_bytes() == (b / file).read_bytes(), file
 
 
-@pytest.fixture
-def small_row_groups(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Final files in row groups of 100 rows, so that small recordings make several."""
-    monkeypatch.setattr(_staging, "ROW_GROUP", 100)
+@pytest.fixture(params=["rows", "bytes"])
+def small_row_groups(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Final files in small row groups, so that small recordings make several: bounded by
+    100 rows, or by 8 KiB of rows (each file's own number of rows, found from its rows'
+    size). Returns the rows bound, or 0 for the bytes bound."""
+    if request.param == "rows":
+        monkeypatch.setattr(_staging, "ROW_GROUP", 100)
+        return 100
+    monkeypatch.setattr(_staging, "ROW_GROUP_BYTES", 8 * 1024)
+    monkeypatch.setattr(_staging, "MIN_ROW_GROUP", 1)
+    return 0
 
 
-@pytest.mark.usefixtures("small_row_groups")
 @pytest.mark.parametrize("chunk_events", [97, 1_000])
 def test_a_datasets_files_are_the_same_bytes_whatever_the_chunks_and_processes(
-    tmp_path: Path, chunk_events: int,
+    tmp_path: Path, chunk_events: int, small_row_groups: int,
 ) -> None:
     recording = session(tmp_path / "rec", [(0, 150), (151, 300)], chain=None)
     export_parquet(recording, None, tmp_path / "whole", normalized=True, chunk_events=20_000)
     export_parquet(recording, None, tmp_path / "chunked", normalized=True,
                    chunk_events=chunk_events, workers=2)
     assert_same_dataset(tmp_path / "whole", tmp_path / "chunked")
+    for file in (tmp_path / "whole").glob("[ck]*=*/*/*/*.parquet"):
+        groups = pq_row_groups(file)
+        assert len(set(groups[:-1])) <= 1 and groups[-1] <= groups[0], (file, groups)
+        if small_row_groups:
+            assert groups[0] == small_row_groups or len(groups) == 1, (file, groups)
     groups = pq_row_groups(next((tmp_path / "whole").glob("channel=trade/*/*/*.parquet")))
-    assert groups[:-1] == [100] * (len(groups) - 1) and len(groups) > 3
+    assert len(groups) > 3
 
 
 def test_a_long_recording_split_over_processes_gives_the_serial_dataset(

@@ -35,6 +35,7 @@ from typing import Any
 import polars as pl
 
 from ._catalog import process_pool
+from ._rows import HeldRows
 from ._warn import held, warn
 from .clock import NS_PER_S
 from .errors import DamagedSegmentWarning
@@ -42,7 +43,6 @@ from .exchanges import rebuild
 from .normalize import is_stateful
 from .pipeline import Pipeline
 from .recording import Recording
-from .recording.format import TIMELINE_SCHEMA
 from .replay import Garbled, replay_in_chunks
 from .spec import FeedSpec, SpecOrigin
 
@@ -69,7 +69,7 @@ class _Done:
     rows: dict[str, int]
     kinds: dict[str, int]
     partitions: list[Any]
-    timeline: pl.DataFrame
+    timeline: HeldRows
     state_at_start: State
     state_at_end: State
     events: int
@@ -243,9 +243,7 @@ def _run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_e
     replay_in_chunks(recording, spec, "complete", None, chunk_events, take,
                      chunks=itertools.chain([] if first is None else [first], pieces),
                      before=begin, garbled=garbled)
-    timeline = pl.concat(export.timeline) if export.timeline else pl.DataFrame(
-        schema={"seq": pl.Int64, **TIMELINE_SCHEMA})
-    return _Done(export.rows, export.kinds, export.staging.partitions, timeline,
+    return _Done(export.rows, export.kinds, export.staging.partitions, export.timeline,
                  start_state, replayed[0].parser.dedupe_state(), export.events, export.head,
                  garbled, [])
 

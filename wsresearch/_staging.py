@@ -5,7 +5,9 @@ them a chunk at a time, writes each chunk's rows of each partition (a channel or
 an exchange, a UTC date) as a part file into a private staging folder beside the dataset,
 and at :meth:`~Staging.finish` streams each partition's parts into its one final file
 (polars' streaming engine: a row group at a time), adding the columns only known then.
-What is held is one chunk and one row group, whatever the recording's length.
+What is held is one chunk and one row group, whatever the recording's length; a row group
+is bounded in bytes as well as rows (:data:`ROW_GROUP_BYTES`), so that a wide row (a book
+update's levels) does not make it large.
 
 Rows of a normalized kind come from several channels and must end in receive order, as
 one table of the whole recording would have them: sorted on ``local_time``, ties in the
@@ -31,7 +33,7 @@ import polars as pl
 
 from ._files import sink_private_parquet, write_private_parquet
 
-__all__ = ["ROW_GROUP", "SOURCE", "Staging"]
+__all__ = ["ROW_GROUP", "ROW_GROUP_BYTES", "SOURCE", "Staging", "row_bytes"]
 
 SOURCE = "_source"
 """The column that orders a normalized part's ties by channel; never in a final file."""
@@ -39,8 +41,25 @@ SOURCE = "_source"
 _ORDER = ("local_time", SOURCE)
 
 ROW_GROUP = 100_000
-"""Rows in each row group of a final file but its last: fixed, so that the file is the same
-whatever chunks and processes its rows came from."""
+"""Rows in each row group of a final file but its last, at most. The number is the same
+whatever chunks and processes its rows came from, so that the file is too."""
+
+ROW_GROUP_BYTES = 16 * 2**20
+"""The row groups' size, at most, in bytes of their rows in memory (:func:`row_bytes`).
+
+polars' sink holds a row group whole before it writes it: 100,000 rows of Binance depth
+updates are about 53 MB, and held 80 MB more at an export's end than 10,000 rows.
+A partition's row groups are made as long as its rows' average size lets them be within
+this, from :data:`ROW_GROUP` rows down to :data:`MIN_ROW_GROUP`."""
+
+MIN_ROW_GROUP = 1_000
+"""Rows in a row group, at least (a file's last aside): however wide its rows are."""
+
+_FIXED: dict[object, int] = {
+    pl.Boolean: 1, pl.Int8: 1, pl.UInt8: 1, pl.Int16: 2, pl.UInt16: 2, pl.Int32: 4,
+    pl.UInt32: 4, pl.Float32: 4, pl.Date: 4, pl.Int64: 8, pl.UInt64: 8, pl.Float64: 8,
+    pl.Datetime: 8, pl.Duration: 8, pl.Time: 8, pl.Int128: 16, pl.Decimal: 16}
+_VIEW = 16  # a string's or a list's own share of a row, besides its bytes or items
 
 
 @dataclass
@@ -51,6 +70,13 @@ class _Partition:
     schemas: list[dict[str, pl.DataType]] = field(default_factory=list)  # each part's
     # For ordered (normalized) partitions: each part's first and last (local_time, _source).
     bounds: list[tuple[Any, Any]] = field(default_factory=list)
+    rows: int = 0
+    bytes: int = 0  # the rows' size in memory (row_bytes): adds up the same however split
+
+    def row_group(self) -> int:
+        """Rows in each of the final file's row groups: within :data:`ROW_GROUP_BYTES`."""
+        fit = ROW_GROUP_BYTES * self.rows // max(self.bytes, 1)
+        return min(ROW_GROUP, max(MIN_ROW_GROUP, fit))
 
     def in_order(self) -> bool:
         """Whether the parts joined are sorted already (each starts where the last ended)."""
@@ -93,6 +119,8 @@ class Staging:
             mine.parts += other.parts
             mine.schemas += other.schemas
             mine.bounds += other.bounds
+            mine.rows += other.rows
+            mine.bytes += other.bytes
 
     def add(self, folder: str, frame: pl.DataFrame) -> None:
         """Stage ``frame``'s rows of ``folder`` (``channel=...``, or ``kind=...`` with ``_source``).
@@ -118,6 +146,8 @@ class Staging:
             write_private_parquet(part, path, compression_level=1)
             partition.parts.append(path)
             partition.schemas.append(dict(part.schema))
+            partition.rows += part.height
+            partition.bytes += row_bytes(part)
             if ordered:
                 partition.bounds.append((part.select(*_ORDER).row(0),
                                          part.select(*_ORDER).row(-1)))
@@ -139,13 +169,44 @@ class Staging:
                     parts = parts.sort(*_ORDER, maintain_order=True)
                 parts = parts.drop("exchange", SOURCE)
             sink_private_parquet(parts.with_columns(pl.lit(recording).alias("recording")),
-                                 path, row_group_size=ROW_GROUP)
+                                 path, row_group_size=partition.row_group())
             yield path
 
     def close(self) -> None:
         """Remove the staging folder and what is left in it."""
         with contextlib.suppress(OSError):
             shutil.rmtree(self.folder)
+
+
+def row_bytes(frame: pl.DataFrame) -> int:
+    """The size of ``frame``'s rows in memory, as a row group's bound counts it.
+
+    A fixed-width value counts its width; a string its bytes and 16 more; a list 16 and
+    each of its items, each as wide as the list's type says (a string item 16). A sum
+    over the rows, so a table's is the same however it is split into parts, and the final
+    file's row groups with it. An estimate of what polars holds, not an exact count.
+    """
+    counted: list[pl.Expr] = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.String):
+            counted.append(pl.col(name).str.len_bytes().sum().cast(pl.Int64))
+        elif isinstance(dtype, pl.List):
+            counted.append((pl.col(name).list.len().sum() * _width(dtype.inner)).cast(pl.Int64))
+    extra = sum(frame.select(counted).row(0)) if counted else 0
+    fixed: int = sum(_width(dtype) for dtype in frame.schema.values())
+    return fixed * frame.height + extra
+
+
+def _width(dtype: Any) -> int:
+    """A value's width in memory, by its polars type (or the type's class).
+
+    A string or a list counts :data:`_VIEW`; their bytes and items are counted apart.
+    """
+    if isinstance(dtype, pl.Array):
+        return _width(dtype.inner) * dtype.size
+    if isinstance(dtype, pl.Struct):
+        return sum(_width(f.dtype) for f in dtype.fields)
+    return _FIXED.get(dtype.base_type(), _VIEW)
 
 
 def _scan_parts(partition: _Partition) -> pl.LazyFrame:

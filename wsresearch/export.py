@@ -48,6 +48,7 @@ import polars as pl
 from . import _split
 from ._files import make_private_dirs, write_private_parquet
 from ._limits import check_count
+from ._rows import HeldRows
 from ._staging import SOURCE, Staging
 from ._warn import held
 from .book import Books
@@ -259,7 +260,7 @@ def _split_export(root: Path, recording: Recording, spec: FeedSpec, normalized: 
                 export.rows[name] = export.rows.get(name, 0) + count
             for kind, count in part.kinds.items():
                 export.kinds[kind] = export.kinds.get(kind, 0) + count
-            export.timeline.append(part.timeline)
+            export.timeline.extend(part.timeline)
         return dataclasses.replace(export.finish(), parts=len(parts))
     finally:
         export.close()
@@ -303,15 +304,16 @@ class _Export:
                     self.kinds[kind] = 0
         self.events = 0
         self.head: list[str | None] = []
-        self.timeline: list[pl.DataFrame] = []
+        # Opens and closes as Python rows: a small polars frame kept for the whole replay
+        # among each chunk's transient ones pins the allocator's pages (see HeldRows).
+        self.timeline = HeldRows({"seq": pl.Int64(), **TIMELINE_SCHEMA})
 
     def note(self, events: pl.DataFrame) -> None:
         """Keep the opens and closes among ``events``: the connections table.
 
         ``events`` need only ``seq`` and the :data:`TIMELINE_SCHEMA` columns.
         """
-        self.timeline.append(events.filter(pl.col("kind").is_in(["open", "close"]))
-                             .select("seq", *TIMELINE_SCHEMA))
+        self.timeline.add(events.filter(pl.col("kind").is_in(["open", "close"])))
 
     def take(self, pipeline: Pipeline, events: pl.DataFrame) -> dict[str, pl.DataFrame]:
         """After a chunk of the replay: write the rows it made, let them go, return them.
@@ -366,8 +368,7 @@ class _Export:
             path.unlink()
         files = list(self.staging.finish(rid))
         path = self.root / _CONNECTIONS / f"{rid}.parquet"
-        timeline = pl.concat(self.timeline).sort("seq", maintain_order=True) if (
-            self.timeline) else pl.DataFrame(schema=TIMELINE_SCHEMA)
+        timeline = self.timeline.frame().sort("seq", maintain_order=True)
         write_private_parquet(timeline.select(pl.lit(rid).alias("recording"), *TIMELINE_SCHEMA)
                               .cast(CONNECTION_SCHEMA), path)  # type: ignore[arg-type]
         files.append(path)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ._rows import HeldRows
 from ._session_times import LatencyFigures, Parts, SessionTimes
 from .book import BOOK_COLUMNS, Books
 from .clock import NS_PER_S
@@ -771,6 +772,9 @@ def _from_recording(
         collected.close()
 
 
+_FIRST_SCHEMA = {"generation": pl.Int64(), "recv_mono_ns": pl.Int64(), "recv_wall_ns": pl.Int64()}
+
+
 class ReportInputs:
     """What a quality report needs of a replay, gathered chunk by chunk as it goes.
 
@@ -800,9 +804,9 @@ class ReportInputs:
         self.end: int | None = None
         self.last_seq: int | None = None
         self.drops = {"overflow": 0, "stale": 0}
-        self._timeline: list[pl.DataFrame] = []
-        self._first = pl.DataFrame(  # each generation's first message
-            schema={"generation": pl.Int64, "recv_mono_ns": pl.Int64, "recv_wall_ns": pl.Int64})
+        # Kept as Python rows and numbers, not polars frames, across the replay (HeldRows).
+        self._timeline = HeldRows({"seq": pl.Int64(), **TIMELINE_SCHEMA})
+        self._first: dict[int, tuple[int, int]] = {}  # each generation's first mono, wall
         self.times = SessionTimes(chunk_events * _BYTES_PER_EVENT)
         self._streams = {} if spec is None else {
             c.name: (c.stream_name, c.explode is not None) for c in spec.channels}
@@ -820,9 +824,7 @@ class ReportInputs:
         self.start = low if self.start is None else min(self.start, low)
         self.end = high if self.end is None else max(self.end, high)
         self.last_seq = last if self.last_seq is None else max(self.last_seq, last)
-        timeline = events.filter(pl.col("kind").is_in(["open", "close", "stop"]))
-        if timeline.height:
-            self._timeline.append(timeline.select("seq", *TIMELINE_SCHEMA))
+        self._timeline.add(events.filter(pl.col("kind").is_in(["open", "close", "stop"])))
         drops = events.filter(kind="drop")["reason"]
         for reason in self.drops:
             self.drops[reason] += int((drops == reason).sum())
@@ -831,9 +833,11 @@ class ReportInputs:
         first = frames.group_by("generation").agg(
             pl.col("mono_ns").min().alias("recv_mono_ns"),
             pl.col("wall_ns").min().alias("recv_wall_ns"))
-        # Folded in as they come: one row per connection, however many chunks.
-        self._first = pl.concat([self._first, first]).group_by("generation").agg(
-            pl.col("recv_mono_ns").min(), pl.col("recv_wall_ns").min())
+        # Folded in as they come: one entry per connection, however many chunks.
+        for generation, mono, wall in first.iter_rows():
+            seen = self._first.get(generation)
+            self._first[generation] = (mono, wall) if seen is None else (
+                min(seen[0], mono), min(seen[1], wall))
         if self.spec is None:
             self.times.add_times(_FRAMES, frames["mono_ns"])
 
@@ -875,9 +879,9 @@ class ReportInputs:
         """
         start = self.start if self.start is not None else 0
         end = self.end if self.end is not None else 0
-        timeline = pl.concat(self._timeline).sort("seq", maintain_order=True).drop("seq") if (
-            self._timeline) else pl.DataFrame(schema=TIMELINE_SCHEMA)
-        first = self._first
+        timeline = self._timeline.frame().sort("seq", maintain_order=True).drop("seq")
+        first = pl.DataFrame([(g, *times) for g, times in self._first.items()], orient="row",
+                             schema=_FIRST_SCHEMA)
         live = {"dropped_live": self.drops["overflow"], "old_generation_live": self.drops["stale"]}
         whole = _completeness(recording, self.events, self.last_seq)
         times = recording.manifest.receive_times
