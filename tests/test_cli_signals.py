@@ -1,4 +1,4 @@
-"""Signals stop ``record``, ``demo`` and ``simulate`` cleanly, as Ctrl-C does.
+"""Signals stop ``record``, ``demo``, ``simulate`` and ``export`` cleanly, as Ctrl-C does.
 
 Each test runs the real command line as subprocesses on loopback, waits on what
 they print and write, sends a real signal, and kills whatever is left in
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -19,6 +20,8 @@ import pytest
 from websockets.asyncio.server import ServerConnection
 
 from wsresearch import Recording, Simulator
+from wsresearch.exchanges import generic
+from wsresearch.testing import generic_frames
 
 from .conftest import TIME_FACTOR, eventually, loopback_server
 
@@ -272,3 +275,51 @@ async def test_a_signal_ignored_at_start_stays_ignored_as_under_nohup(tmp_path: 
         assert await demo.exit_status() == 143, "".join(demo.err)
     assert "SIGHUP received" not in demo.stdout and "SIGTERM received: stopping" in demo.stdout
     assert_closed_cleanly(tmp_path / "demo")
+
+
+@pytest.fixture(scope="module")
+def long_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300,000 trades: an export of them in chunks of 1,000 takes seconds."""
+    path = tmp_path_factory.mktemp("long") / "rec"
+    start_ns = 1_700_000_000_000_000_000
+    Recording.from_frames(path, ((start_ns + i * 1_000_000, frame) for i, frame in
+                                 enumerate(generic_frames(300_000, seed=4))),
+                          spec=generic.spec(url="ws://127.0.0.1:1"))
+    return path
+
+
+def staged(out: Path) -> bool:
+    """Whether an export into ``out`` has written a part of its rows (it is replaying)."""
+    return any(out.glob(".export-*/**/part-*.parquet"))
+
+
+@pytest.mark.parametrize(("signum", "status"), CASES, ids=[s.name for s, _ in CASES])
+async def test_a_signal_stops_an_export_at_its_next_chunk_leaving_the_dataset_as_it_was(
+        signum: signal.Signals, status: int, tmp_path: Path, long_recording: Path) -> None:
+    out = tmp_path / "ds"
+    async with running("export", str(long_recording), "--out", str(out), "--normalized",
+                       "--chunk-events", "1000") as export:
+        await eventually(lambda: staged(out), within=30, what="a part of the export staged")
+        export.proc.send_signal(signum)
+        assert await export.exit_status() == status, "".join(export.err)
+    assert f"{signum.name} received: stopping" in export.stdout
+    assert export.err == []
+    # Stopped in the replay: nothing written, the staging folder removed.
+    assert not [p for p in out.rglob("*") if p.is_file()], sorted(out.rglob("*"))
+    assert not list(out.glob(".export-*"))
+
+
+async def test_a_signal_stops_the_workers_of_a_parallel_export(
+        tmp_path: Path, long_recording: Path) -> None:
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        shutil.copytree(long_recording, folder)
+    out = tmp_path / "ds"
+    async with running("export", *map(str, folders), "--out", str(out), "--workers", "2",
+                       "--normalized", "--chunk-events", "1000") as export:
+        await eventually(lambda: staged(out), within=60, what="a part of an export staged")
+        export.proc.send_signal(signal.SIGTERM)
+        assert await export.exit_status() == 143, "".join(export.err)
+    assert "SIGTERM received: stopping" in export.stdout
+    assert not list(out.glob(".export-*"))
+    assert not list(out.glob("[ck]*=*/**/*.parquet"))

@@ -4,7 +4,9 @@ An export of a long recording cannot hold its rows until the end. :class:`Stagin
 them a chunk at a time, writes each chunk's rows of each partition (a channel or kind,
 an exchange, a UTC date) as a part file into a private staging folder beside the dataset,
 and at :meth:`~Staging.finish` streams each partition's parts into its one final file
-(polars' streaming engine: a row group at a time), adding the columns only known then.
+(polars' streaming engine: a row group at a time), adding the columns only known then,
+into the staging folder too; :meth:`~Staging.place` renames them into the dataset once all
+are written, so an export stopped (or failed) before then leaves the dataset as it was.
 What is held is one chunk and one row group, whatever the recording's length; a row group
 is bounded in bytes as well as rows (:data:`ROW_GROUP_BYTES`), so that a wide row (a book
 update's levels) does not make it large.
@@ -22,16 +24,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from ._files import sink_private_parquet, write_private_parquet
+from ._files import make_private_dirs, sink_private_parquet, write_private_parquet
 
 __all__ = ["ROW_GROUP", "ROW_GROUP_BYTES", "SOURCE", "Staging", "row_bytes"]
 
@@ -152,25 +155,50 @@ class Staging:
                 partition.bounds.append((part.select(*_ORDER).row(0),
                                          part.select(*_ORDER).row(-1)))
 
-    def finish(self, recording: str) -> Iterator[Path]:
-        """Write each partition's file, named ``<recording>.parquet``; yield each path.
+    def finish(self, recording: str, written: Callable[[], object] | None = None
+               ) -> list[tuple[Path, Path]]:
+        """Write each partition's file, named ``<recording>.parquet``, into the staging folder.
 
-        Partitions go in the order of their folder names, then of their dates.
+        Partitions go in the order of their folder names, then of their dates; after each
+        file, ``written()`` is called (an exception it raises stops here: nothing of the
+        export is in the dataset yet). :meth:`place` then moves the files into the dataset.
 
         Every row gets the ``recording`` column; a normalized kind loses ``exchange``
         (the partition's) and ``_source``.
+
+        Returns
+        -------
+        list of tuple of Path
+            Each file written and where in the dataset it goes, in that order.
         """
-        for _, partition in sorted(self._partitions.items()):
-            path = (self.root / partition.folder / f"exchange={self.exchange}"
-                    / f"date={partition.day.isoformat()}" / f"{recording}.parquet")
+        staged = []
+        for number, (_, partition) in enumerate(sorted(self._partitions.items())):
+            final = (self.root / partition.folder / f"exchange={self.exchange}"
+                     / f"date={partition.day.isoformat()}" / f"{recording}.parquet")
             parts = _scan_parts(partition)
             if partition.folder.startswith("kind="):
                 if not partition.in_order():  # a clock that stepped back across chunks
                     parts = parts.sort(*_ORDER, maintain_order=True)
                 parts = parts.drop("exchange", SOURCE)
+            path = self.folder / f"final-{number:06d}.parquet"
             sink_private_parquet(parts.with_columns(pl.lit(recording).alias("recording")),
                                  path, row_group_size=partition.row_group())
-            yield path
+            staged.append((path, final))
+            if written is not None:
+                written()
+        return staged
+
+    @staticmethod
+    def place(staged: list[tuple[Path, Path]]) -> list[Path]:
+        """Move each file :meth:`finish` wrote to its place in the dataset; the places.
+
+        A rename each, so the dataset's files change in a moment at the end, not over the
+        time their writing takes.
+        """
+        for path, final in staged:
+            make_private_dirs(final.parent)
+            os.replace(path, final)
+        return [final for _, final in staged]
 
     def close(self) -> None:
         """Remove the staging folder and what is left in it."""

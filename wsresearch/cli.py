@@ -678,9 +678,8 @@ async def _replay(args: argparse.Namespace, console: Console) -> int:
             if not by_channel:
                 types.append(frame.group_by(type_field).len())
 
-    with _progress(console, "replaying") as advance:
-        result = await asyncio.to_thread(
-            replay_in_chunks, recording, spec, "complete", advance, args.chunk_events, count)
+    result = await _in_thread(console, "replaying", lambda step: replay_in_chunks(
+        recording, spec, "complete", step, args.chunk_events, count))
     table = _table(f"replay of {args.dir}")
     if by_channel:
         table.add_column("channel")
@@ -720,9 +719,8 @@ def _export_spec(args: argparse.Namespace, recording: Recording) -> FeedSpec | N
 async def _report(args: argparse.Namespace, console: Console) -> int:
     if len(args.dirs) == 1:  # one recording: with its progress bar, straight to the console
         folder = args.dirs[0]
-        with _progress(console, f"analysing {escape(str(folder))}") as advance:
-            await asyncio.to_thread(_print_report, console, folder, args.chunk_events,
-                                    args.html, advance)
+        await _in_thread(console, f"analysing {escape(str(folder))}", functools.partial(
+            _print_report, console, folder, args.chunk_events, args.html))
         return 0
     # Every recording refused before any is replayed, as export does (_check_recordings).
     opened = await asyncio.to_thread(_check_manifests, args)
@@ -730,9 +728,8 @@ async def _report(args: argparse.Namespace, console: Console) -> int:
     jobs = [(folder, args.chunk_events, html, console.width) for folder in args.dirs]
     if opened is not None:
         for job, recording in zip(jobs, opened, strict=True):
-            with _progress(console, f"analysing {escape(str(job[0]))}") as advance:
-                text = await asyncio.to_thread(_report_job, *job, progress=advance,
-                                               recording=recording)
+            text = await _in_thread(console, f"analysing {escape(str(job[0]))}",
+                                    functools.partial(_report_job, *job, recording=recording))
             console.print(text, end="", markup=False, highlight=False)
         return 0
     _say(console, f"reporting on {len(jobs)} recordings, {args.workers} at a time")
@@ -760,7 +757,9 @@ async def _in_processes(workers: int, job: Callable[..., _T], jobs: Sequence[tup
     import multiprocessing
     import queue as queues
 
-    reports = multiprocessing.get_context("spawn").Queue()
+    context = multiprocessing.get_context("spawn")
+    reports = context.Queue()
+    halt = context.Event()  # set when the command is stopped: each job stops at its next step
     shown: dict[int, TaskID] = {}
     ended: set[int] = set()
     lock = threading.Lock()
@@ -791,7 +790,7 @@ async def _in_processes(workers: int, job: Callable[..., _T], jobs: Sequence[tup
         watcher = threading.Thread(target=show, name="wsresearch-progress", daemon=True)
         watcher.start()
         try:
-            with process_pool(workers, _start_worker, (reports, command)) as pool:
+            with process_pool(workers, _start_worker, (reports, command, halt)) as pool:
                 futures = [loop.run_in_executor(pool, _run_job, job, index, *arguments)
                            for index, arguments in enumerate(jobs)]
                 for index, future in enumerate(futures):
@@ -799,7 +798,8 @@ async def _in_processes(workers: int, job: Callable[..., _T], jobs: Sequence[tup
                 try:
                     for future in futures:
                         yield await future
-                except BaseException:  # a job failed, or Ctrl-C: start no other job
+                except BaseException:  # a job failed, or a signal: start no other job,
+                    halt.set()  # and stop those running (the pool waits for them)
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise
         finally:  # the pool has shut down: its workers have exited, nothing more comes
@@ -810,15 +810,21 @@ async def _in_processes(workers: int, job: Callable[..., _T], jobs: Sequence[tup
 
 _to_parent: Any = None
 """In a worker process of :func:`_in_processes`: the queue its jobs' progress goes to."""
+_halted: Any = None
+"""In a worker process of :func:`_in_processes`: the event set when the command stops."""
 
 
-def _start_worker(reports: Any, command: str) -> None:
-    """A worker's initializer: keep the parent's progress queue (it can only come now).
+def _start_worker(reports: Any, command: str, halt: Any) -> None:
+    """A worker's initializer: keep the parent's progress queue and stop event.
 
-    Its warnings show as the command's own lines, as the parent's do.
+    They can only come now. Its warnings show as the command's own lines, as the
+    parent's do. It ignores SIGINT: Ctrl-C in a terminal reaches every process of the
+    group, and the parent stops its jobs (``halt``), each at its next step, cleaning up
+    as it goes.
     """
-    global _to_parent
-    _to_parent = reports
+    global _to_parent, _halted
+    _to_parent, _halted = reports, halt
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     reports.cancel_join_thread()  # at exit, never wait for reports nobody will read
     warnings.showwarning = functools.partial(_show_warning, command)
 
@@ -833,6 +839,8 @@ def _run_job(job: Callable[..., _T], index: int, *arguments: Any) -> _T:
         return job(*arguments)
 
     def progress(done: int, total: int | None) -> None:
+        if _halted.is_set():
+            raise _Stopped
         reports.put((index, done, total))
 
     progress(0, None)
@@ -908,6 +916,38 @@ def _progress(console: Console, label: str) -> Iterator[Callable[[int, int], Non
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
+async def _in_thread(console: Console, label: str,
+                     work: Callable[[Callable[[int, int], None]], _T]) -> _T:
+    """``work(progress)`` in a thread, under a progress bar labelled ``label``.
+
+    When the command is cancelled (a signal: :func:`_until_signalled`), the work's next
+    call of ``progress`` raises :class:`_Stopped`, and the cancellation waits for the
+    work to end, so that what it cleans up on the way out (an export's staging folder)
+    is gone before the process ends. A thread cannot be stopped otherwise: without this,
+    the interpreter would wait for the work to finish before exiting.
+    """
+    stop = threading.Event()
+    with _progress(console, label) as advance:
+
+        def step(done: int, total: int) -> None:
+            if stop.is_set():
+                raise _Stopped
+            advance(done, total)
+
+        running = asyncio.ensure_future(asyncio.to_thread(work, step))
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            stop.set()
+            try:
+                await running  # it stops at its next step (a chunk, a file)
+            except Exception:
+                pass
+            else:  # its last step was behind it: what it wrote is whole
+                _say(console, f"{label}: done before the stop reached it")
+            raise
+
+
 async def _export(args: argparse.Namespace, console: Console) -> int:
     opened = await asyncio.to_thread(_check_recordings, args)
     reports = None if args.report is None else await asyncio.to_thread(
@@ -918,23 +958,31 @@ async def _export(args: argparse.Namespace, console: Console) -> int:
 
     for folder, recording in zip(args.dirs, opened, strict=True):
         spec = _export_spec(args, recording)
-        with _progress(console, f"exporting {escape(str(folder))}") as advance:
-            if reports is None:
-                summary = await asyncio.to_thread(
-                    export_parquet, recording, spec, args.out, normalized=args.normalized,
-                    progress=advance, chunk_events=args.chunk_events,
-                    workers=args.workers)  # one recording: split where connections begin
-            else:  # one replay for both
-                summary, report = await asyncio.to_thread(
-                    export_with_report, recording, spec, args.out,
-                    normalized=args.normalized, progress=advance,
-                    chunk_events=args.chunk_events)
+        label = f"exporting {escape(str(folder))}"
+        if reports is None:
+            summary = await _in_thread(console, label, functools.partial(
+                _export_to, export_parquet, recording, spec, args,
+                workers=args.workers))  # one recording: split where connections begin
+        else:  # one replay for both
+            summary, report = await _in_thread(console, label, functools.partial(
+                _export_to, export_with_report, recording, spec, args))
         _say(console, _exported(folder, summary, args.out))
         if reports is not None:
             written = await asyncio.to_thread(report.to_html,
                                               reports / f"{summary.recording}.html")
             _say(console, f"{folder}: quality report -> {written}")
     return 0
+
+
+def _export_to(export: Callable[..., _T], recording: Recording, spec: FeedSpec | None,
+               args: argparse.Namespace, progress: Callable[[int, int], None],
+               **options: Any) -> _T:
+    """``export(recording, ...)`` into ``--out``, as the arguments say.
+
+    ``export``: :func:`export_parquet` or :func:`export_with_report`.
+    """
+    return export(recording, spec, args.out, normalized=args.normalized, progress=progress,
+                  chunk_events=args.chunk_events, **options)
 
 
 def _check_recordings(args: argparse.Namespace) -> list[Recording] | None:
@@ -1062,7 +1110,10 @@ def _report_folder(path: str) -> Path:
 
 
 class _Stopped(Exception):
-    """Raised in a compaction's thread, at its next file, once the command was stopped."""
+    """Raised in a command's work at its next step, once the command was stopped.
+
+    In a thread of :func:`_in_thread`, or a job of :func:`_in_processes`.
+    """
 
 
 async def _compact(args: argparse.Namespace, console: Console) -> int:
@@ -1084,20 +1135,9 @@ async def _compact_one(folder: str, segment_events: int, console: Console) -> No
     """Compact one recording, with its progress bar and a line saying what it did."""
     from .recording import compact_recording
 
-    stop = threading.Event()
-    with _progress(console, f"compacting {escape(str(folder))}") as advance:
-
-        def step(done: int, total: int) -> None:
-            if stop.is_set():  # Ctrl-C: the compaction stops, the recording as it was
-                raise _Stopped
-            advance(done, total)
-
-        try:
-            done = await asyncio.to_thread(compact_recording, folder,
-                                           segment_events=segment_events, progress=step)
-        except asyncio.CancelledError:
-            stop.set()
-            raise
+    # Stopped (Ctrl-C), the compaction stops at its next file, the recording as it was.
+    done = await _in_thread(console, f"compacting {escape(str(folder))}", lambda step: (
+        compact_recording(folder, segment_events=segment_events, progress=step)))
     files = f"{done.files_before:,} segment file{'s' * (done.files_before != 1)}"
     if done.folders_rewritten:
         _say(console, f"{folder}: {files} -> {done.files_after:,} ({done.events:,} "
@@ -1160,10 +1200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                "report": _report, "export": _export, "compact": _compact,
                "import": _import}[args.command]
     running = command(args, console)
-    # Commands that run until stopped stop cleanly on a signal; the others end at once, as
-    # usual (a compaction in its thread stops at its next file, leaving the recording as
-    # it was: _compact).
-    if args.command in ("demo", "simulate", "record") or getattr(args, "serve", False):
+    # A signal stops a command cleanly: a feed stops and closes its recording; a replay,
+    # report, export or compaction stops at its next chunk or file (_in_thread), leaving
+    # what it writes as it was. An import cannot be stopped so (it reports no progress):
+    # it ends as a signal ends a process.
+    if args.command != "import":
         running = _until_signalled(running, console)
     try:
         with warnings.catch_warnings():  # a library's warning, as the command's own line

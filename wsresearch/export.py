@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import logging
 import os
@@ -178,7 +179,11 @@ def export_parquet(
         Also write the normalized tables (``kind=<kind>/exchange=.../date=...``) of every
         kind the spec's channels hold.
     progress
-        Called with ``(events done, events in all)`` during the replay.
+        Called with ``(events done, events in all)`` during the replay, and with
+        ``(events in all, events in all)`` after each file written at the end. An
+        exception it raises stops the export: the dataset is left as it was (an earlier
+        export of the recording included), the staging folder removed. (Split over
+        ``workers``, the parts' processes are not called: it stops once they are done.)
     result
         A replay of ``recording`` through ``spec`` already made: written as it is, with
         no replay of its own.
@@ -215,10 +220,11 @@ def export_parquet(
     check_count(workers, "workers")
     if result is None and workers > 1:
         assert spec is not None  # found by spec_for
-        split = _split_export(root, recording, spec, normalized, chunk_events, workers)
+        split = _split_export(root, recording, spec, normalized, chunk_events, workers,
+                              progress)
         if split is not None:
             return split
-    export = _Export(root, recording, spec, normalized)
+    export = _Export(root, recording, spec, normalized, progress=progress)
     try:
         if result is None:
             assert spec is not None  # found by spec_for
@@ -237,7 +243,8 @@ def export_parquet(
 
 
 def _split_export(root: Path, recording: Recording, spec: FeedSpec, normalized: bool,
-                  chunk_events: int, workers: int) -> ExportSummary | None:
+                  chunk_events: int, workers: int,
+                  progress: Callable[[int, int], None] | None) -> ExportSummary | None:
     """The export made by ``workers`` processes, or ``None`` if it cannot be split."""
     reason = _split.splittable(spec, normalized)
     if reason is not None:
@@ -247,7 +254,7 @@ def _split_export(root: Path, recording: Recording, spec: FeedSpec, normalized: 
     if len(parts) < 2:
         log.info("%s is exported by one process: it has one connection", recording.path)
         return None
-    export = _Export(root, recording, spec, normalized)
+    export = _Export(root, recording, spec, normalized, progress=progress)
     try:
         done = _split.run_parts(str(recording.path), spec, normalized, chunk_events, parts,
                                 export.staging.folder, root, workers)
@@ -270,7 +277,8 @@ class _Export:
     """One export in progress: the rows taken from the replay as it goes, staged, then named."""
 
     def __init__(self, root: Path, recording: Recording, spec: FeedSpec | None,
-                 normalized: bool, staging: Path | None = None) -> None:
+                 normalized: bool, staging: Path | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
         unsafe = [] if spec is None else sorted(
             c.name for c in spec.channels if not re.fullmatch(CHANNEL_NAME, c.name))
         if unsafe:  # a Channel refuses such names; a spec built by hand might not
@@ -280,6 +288,7 @@ class _Export:
             raise ValueError(f"the spec's exchange {self.exchange!r} cannot name a dataset "
                              "folder")
         self.root, self.recording, self.spec = root, recording, spec
+        self.progress = progress
         make_private_dirs(root)
         self.staging = Staging(root, self.exchange, staging)
         self.rows: dict[str, int] = {} if spec is None else dict.fromkeys(spec.channel_names, 0)
@@ -360,13 +369,18 @@ class _Export:
         ``rid``: the recording's id, where its events were not counted as they were replayed.
         """
         rid = rid or _recording_id(self.recording, self.events, self.head)
+        written = None
+        if self.progress is not None:  # after each file, as after each chunk: may stop it
+            total = self.recording.event_count
+            written = functools.partial(self.progress, total, total)
+        staged = self.staging.finish(rid, written)
         # An earlier export of this recording, in this layout or the one before exchange
         # partitions: replaced, never duplicated.
         old = sorted(p for pattern in ("channel=*/**/", "kind=*/**/", f"{_CONNECTIONS}/")
                      for p in self.root.glob(f"{pattern}{rid}.parquet"))
         for path in old:
             path.unlink()
-        files = list(self.staging.finish(rid))
+        files = self.staging.place(staged)
         path = self.root / _CONNECTIONS / f"{rid}.parquet"
         timeline = self.timeline.frame().sort("seq", maintain_order=True)
         write_private_parquet(timeline.select(pl.lit(rid).alias("recording"), *TIMELINE_SCHEMA)
@@ -420,7 +434,7 @@ def export_with_report(
         recording = Recording.open(recording)
     rule = hole_rule(**report_options)
     spec = spec_for(recording, spec)
-    export = _Export(root, recording, spec, normalized)
+    export = _Export(root, recording, spec, normalized, progress=progress)
     inputs = ReportInputs(spec, chunk_events)
 
     def take(pipeline: Pipeline, events: pl.DataFrame) -> None:

@@ -1,0 +1,86 @@
+"""An export stopped on the way (its progress callback raised) leaves the dataset as it was.
+
+A stop in the replay, or while the final files are written: the earlier export of the
+recording is still whole, no file of the stopped one is in the dataset, and its staging
+folder is gone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wsresearch import Recording, export_parquet
+from wsresearch.exchanges import generic
+from wsresearch.export import export_with_report
+from wsresearch.testing import generic_frames
+
+DATA = Path(__file__).parent.parent / "data" / "recordings"
+SPOT = DATA / "binance_hftbacktest_2024-08-08_spot_btcusdt"
+
+
+class Stop(Exception):
+    pass
+
+
+def snapshot(root: Path) -> dict[Path, bytes]:
+    """Every file under ``root`` (hidden ones too) and its bytes."""
+    return {path.relative_to(root): path.read_bytes() for path in sorted(root.rglob("*"))
+            if path.is_file()}
+
+
+def calls(export: object, recording: Path, root: Path) -> list[tuple[int, int]]:
+    """The progress calls of a whole export of ``recording`` into ``root``."""
+    seen: list[tuple[int, int]] = []
+    run(export, recording, root, lambda done, total: seen.append((done, total)))
+    return seen
+
+
+def run(export: object, recording: Path, root: Path, progress: object) -> None:
+    assert export in (export_parquet, export_with_report)
+    export(recording, None, root, normalized=True, chunk_events=1_000,  # type: ignore[operator]
+           progress=progress)
+
+
+@pytest.fixture(scope="module")
+def trades(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40,000 trades: a replay's progress is told every 10,000 events."""
+    path = tmp_path_factory.mktemp("trades") / "rec"
+    start_ns = 1_700_000_000_000_000_000
+    Recording.from_frames(path, ((start_ns + i * 1_000_000, frame) for i, frame in
+                                 enumerate(generic_frames(40_000, seed=3))),
+                          spec=generic.spec(url="ws://127.0.0.1:1"))
+    return path
+
+
+@pytest.mark.parametrize("export", [export_parquet, export_with_report])
+@pytest.mark.parametrize("where", ["replay", "files"])
+def test_a_stopped_export_leaves_the_dataset_as_it_was(
+        tmp_path: Path, export: object, where: str, trades: Path) -> None:
+    recording = trades if where == "replay" else SPOT
+    seen = calls(export, recording, tmp_path / "scratch")
+    total = seen[-1][1]
+    ends = [i for i, (done, _) in enumerate(seen) if done == total]
+    if where == "replay":  # in the middle of the replay
+        stop_at = 1
+        assert seen[stop_at][0] < total, seen
+    else:  # a call after each final file, after the replay's own last one: before the last
+        assert len(ends) >= 6, seen
+        stop_at = ends[-2]
+
+    root = tmp_path / "ds"
+    export_parquet(recording, None, root)  # an earlier export: channels only
+    before = snapshot(root)
+    count = 0
+
+    def progress(done: int, total: int) -> None:
+        nonlocal count
+        if count == stop_at:
+            raise Stop
+        count += 1
+
+    with pytest.raises(Stop):
+        run(export, recording, root, progress)
+    assert snapshot(root) == before
+    assert not list(root.glob(".export-*"))
