@@ -112,3 +112,44 @@ def test_a_kind_no_recording_holds_loads_empty_with_its_columns(dataset: Path) -
     assert candles.height == 0 and {"exchange", "price", "side"} <= set(candles.columns)
     with pytest.raises(ValueError, match="unknown kind"):
         load_normalized(dataset, "trade")
+
+
+BOOKS = [DATA / "recordings" / "binance_hftbacktest_2024-08-08_spot_btcusdt",
+         DATA / "recordings" / "kraken_cryptofeed_2021-04-17_v1_book1000"]
+
+
+def test_two_exchanges_books_merge_as_their_normalized_kinds(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    for path in BOOKS:
+        export_parquet(path, None, root, normalized=True)
+    # Their native book channels' levels are of different types: one column cannot hold both.
+    with pytest.raises(ValueError, match=r"'bids'.*merge_events\(dataset, kinds="):
+        merge_events(root).collect()
+    kinds = ["trades", "quotes", "book_changes", "book_snapshots"]
+    merged = merge_events(root, kinds=kinds).collect()
+    tables = {kind: load_normalized(root, kind).collect() for kind in kinds}
+    assert merged.height == sum(table.height for table in tables.values())
+    assert set(merged["exchange"]) == {"binance", "kraken"}
+    assert set(merged["kind"]) == {"trades", "quotes", "book_changes", "book_snapshots"}
+    assert merged["event_ns"].to_list() == merged["local_time"].dt.epoch("ns").to_list()
+    assert merged["event_ns"].is_sorted()
+    # Each kind's rows are its table's, in its order (ties keep it).
+    for kind, table in tables.items():
+        mine = merged.filter(kind=kind).select(table.columns)
+        assert_frame_equal(mine.sort("local_time", maintain_order=True),
+                           table.sort("local_time", maintain_order=True))
+    by_exchange = merge_events(root, "exchange", kinds=["book_changes"]).collect()
+    assert by_exchange["event_ns"].to_list() == by_exchange.select(pl.coalesce(
+        "exchange_time", "local_time").dt.epoch("ns"))["exchange_time"].to_list()
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"kinds": ["nope"]}, "unknown kind 'nope'"),
+    ({"kinds": ["trades"], "channels": ["trade"]}, "not both"),
+])
+def test_merging_kinds_refuses_what_it_cannot_merge(
+        dataset: Path, arguments: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        merge_events(dataset, **arguments)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="dataset directory"):
+        merge_events({"trade": pl.DataFrame()}, kinds=["trades"])

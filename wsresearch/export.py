@@ -621,7 +621,8 @@ def _union(parts: list[tuple[str, pl.LazyFrame]]) -> pl.LazyFrame:
                 raise ValueError(
                     f"column {column!r} is {seen[0]} in {seen[1]} but {dtype} in {where}: no "
                     "type keeps both; load them apart (one channel, or the recordings of "
-                    "one kind, at a time)")
+                    "one kind, at a time), or across exchanges merge their normalized "
+                    "tables (merge_events(dataset, kinds=[...]))")
             types[column] = (merged, seen[1])
     aligned = [lazy.with_columns(pl.col(column).dt.replace_time_zone("UTC") for column, dtype
                                  in schema.items() if _utc(dtype) != dtype)
@@ -673,6 +674,8 @@ def merge_events(
     source: str | os.PathLike[str] | Mapping[str, pl.DataFrame | pl.LazyFrame],
     by: Literal["recv", "exchange"] = "recv",
     channels: Sequence[str] | None = None,
+    *,
+    kinds: Sequence[str] | None = None,
 ) -> pl.LazyFrame:
     """Every row of every channel as one stream in time order, for event-driven backtests.
 
@@ -687,6 +690,13 @@ def merge_events(
         receive time.
     channels
         Only these channels.
+    kinds
+        Instead of the channels' own rows, the normalized tables of these kinds
+        (``["trades", "quotes", "book_changes"]``; a dataset exported with
+        ``normalized=True``): the same columns for every exchange, so this is the
+        stream across exchanges. Ordered by ``local_time`` (``"recv"``) or
+        ``exchange_time`` (``"exchange"``, falling back to ``local_time``); a ``kind``
+        column says which table a row is from.
 
     Returns
     -------
@@ -700,20 +710,37 @@ def merge_events(
     Raises
     ------
     ValueError
-        For an unknown ``by``.
+        For an unknown ``by`` or kind, ``channels`` with ``kinds``, ``kinds`` of frames
+        rather than a dataset, or channels whose same-named columns have types that
+        cannot be one column (two exchanges' book levels): merge their normalized
+        ``kinds``, or fewer ``channels``.
     """
     if by not in ("recv", "exchange"):
         raise ValueError(f"by must be 'recv' or 'exchange', got {by!r}")
-    if isinstance(source, Mapping):
-        names = list(channels) if channels is not None else list(source)
-        frames = [(f"channel {name!r}", source[name].lazy().with_columns(
-            pl.lit(name).alias("channel"))) for name in names]
-        lazy = _union(frames) if frames else pl.LazyFrame()
+    if kinds is not None:
+        if channels is not None:
+            raise ValueError("give channels or kinds, not both")
+        if isinstance(source, Mapping):
+            raise ValueError("kinds are read from a dataset directory; frames are channels")
+        unknown = [kind for kind in kinds if kind not in KINDS]
+        if unknown:
+            raise ValueError(f"unknown kind {unknown[0]!r}; the kinds are {list(KINDS)}")
+        lazy = _union([(f"kind {kind!r}", load_normalized(source, kind)) for kind in kinds])
+        time = pl.col("local_time")
+        if by == "exchange":
+            time = pl.coalesce(pl.col("exchange_time"), time)
+        time = time.dt.epoch("ns")
     else:
-        lazy = load_dataset(source, channels)
-    time = pl.col("recv_wall_ns")
-    if by == "exchange":
-        time = pl.coalesce(pl.col("exchange_ns"), time)
+        if isinstance(source, Mapping):
+            names = list(channels) if channels is not None else list(source)
+            frames = [(f"channel {name!r}", source[name].lazy().with_columns(
+                pl.lit(name).alias("channel"))) for name in names]
+            lazy = _union(frames) if frames else pl.LazyFrame()
+        else:
+            lazy = load_dataset(source, channels)
+        time = pl.col("recv_wall_ns")
+        if by == "exchange":
+            time = pl.coalesce(pl.col("exchange_ns"), time)
     return (
         lazy.with_row_index("_order")
         .with_columns(time.alias("event_ns"))
