@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -257,3 +259,18 @@ def test_order_books_split_at_reconnects_give_the_serial_books_tables(tmp_path: 
     assert serial.normalized["quotes"] > 0
     assert (split.rows, split.normalized) == (serial.rows, serial.normalized)
     assert_same_dataset(tmp_path / "serial", tmp_path / "split")
+
+
+def test_a_script_without_a_main_guard_is_told_so_in_one_line(tmp_path: Path) -> None:
+    recording = session(tmp_path / "rec", [(0, 150), (151, 300)], chain=None)
+    script = tmp_path / "unguarded.py"
+    script.write_text("from wsresearch import export_parquet\n"
+                      f"export_parquet({str(recording.path)!r}, None, {str(tmp_path / 'ds')!r}, "
+                      "workers=2)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode != 0
+    told = [line for line in done.stderr.splitlines() if line.startswith("wsresearch: ")]
+    assert told and all('under `if __name__ == "__main__":`' in line for line in told), told
+    assert "bootstrapping phase" not in done.stderr  # multiprocessing's own long traceback
+    assert len(done.stderr.splitlines()) < 40, done.stderr

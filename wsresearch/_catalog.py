@@ -82,6 +82,14 @@ def process_pool(workers: int, initializer: Callable[..., object] | None = None,
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    # A worker of spawn imports the script that started its pool: one that starts a pool
+    # at its top level, with no `if __name__ == "__main__":`, starts it again in every
+    # worker, where multiprocessing refuses it with a long traceback each. One line here.
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise SystemExit(
+            "wsresearch: a worker process, importing the script that started it, was asked "
+            "for a process pool again: put the script's work (export_parquet(..., "
+            "workers=N), say) under `if __name__ == \"__main__\":`")
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=functools.partial(_start, initializer, initargs))
 
