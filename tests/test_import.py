@@ -449,3 +449,42 @@ def test_the_import_command_refuses_in_one_line(tmp_path: Path) -> None:
     assert wrong.returncode == 1 and "go with --exchange" in wrong.stderr
     bad = run("import", str(file), "--out", str(tmp_path / "r3"), "--format", "pcap")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def hftbacktest_capture(path: Path, lines: int, compress: bool = False) -> Path:
+    """``lines`` trades in hftbacktest's ``<local_ts_ns> <message>`` lines (gzip if asked)."""
+    text = "".join(f"{1_723_161_253_937_085_768 + i * NS} "
+                   f'{{"stream":"btcusdt@trade","data":{{"t":{i},"p":"{60_000 + i % 97}.5"}}}}\n'
+                   for i in range(lines)).encode()
+    path.write_bytes(gzip.compress(text) if compress else text)
+    return path
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_an_import_tells_the_bytes_it_has_read(tmp_path: Path, compress: bool) -> None:
+    source = hftbacktest_capture(tmp_path / "btcusdt.raw", 200_000, compress)
+    size = source.stat().st_size
+    told: list[tuple[int, int]] = []
+    recording = import_capture(source, tmp_path / "rec", format="hftbacktest",
+                               progress=lambda done, total: told.append((done, total)))
+    assert recording.frames().height == 200_000
+    assert len(told) >= (3 if not compress else 1)  # every 4 MB of the file, and its end
+    assert told[-1] == (size, size)
+    assert [done for done, _ in told] == sorted({done for done, _ in told})
+    assert {total for _, total in told} == {size}
+
+
+def test_an_import_stopped_by_its_progress_leaves_nothing(tmp_path: Path) -> None:
+    source = hftbacktest_capture(tmp_path / "btcusdt.raw", 200_000)
+
+    class Stop(Exception):
+        pass
+
+    def stop(done: int, total: int) -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        import_capture(source, tmp_path / "rec", format="hftbacktest", progress=stop)
+    assert not (tmp_path / "rec").exists()
+    # Nothing was held over: the same import without a stop goes through.
+    assert import_capture(source, tmp_path / "rec", format="hftbacktest").event_count > 0

@@ -1159,12 +1159,14 @@ async def _import(args: argparse.Namespace, console: Console) -> int:
         spec = _adapter_spec(args.exchange, args, url=None, symbols=symbols)
     elif args.channels or args.option or args.symbols:
         raise ValueError("--symbols, --channels and --option go with --exchange")
-    recording = await asyncio.to_thread(
-        import_capture, args.source, args.out, format=args.format, spec=spec,
-        connection=args.connection)
+    recording = await _in_thread(console, f"importing {escape(str(args.source))}", lambda step: (
+        import_capture(args.source, args.out, format=args.format, spec=spec,
+                       connection=args.connection, progress=step)))
     manifest = recording.manifest
-    events = recording.events()
-    kinds = dict(events["kind"].value_counts().iter_rows())
+    kinds: dict[str, int] = {}
+    for part in recording.columns(["kind"]):  # not the messages: one column, a file at a time
+        for kind, count in part["kind"].value_counts().iter_rows():
+            kinds[kind] = kinds.get(kind, 0) + count
     start = _utc(manifest.started_wall_ns)
     end = _utc(manifest.ended_wall_ns or manifest.started_wall_ns)
     span = ((manifest.ended_wall_ns or manifest.started_wall_ns)
@@ -1201,11 +1203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                "import": _import}[args.command]
     running = command(args, console)
     # A signal stops a command cleanly: a feed stops and closes its recording; a replay,
-    # report, export or compaction stops at its next chunk or file (_in_thread), leaving
-    # what it writes as it was. An import cannot be stopped so (it reports no progress):
-    # it ends as a signal ends a process.
-    if args.command != "import":
-        running = _until_signalled(running, console)
+    # report, export, import or compaction stops at its next step (_in_thread), leaving
+    # what it writes as it was.
+    running = _until_signalled(running, console)
     try:
         with warnings.catch_warnings():  # a library's warning, as the command's own line
             warnings.showwarning = functools.partial(_show_warning, args.command)

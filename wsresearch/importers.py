@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextvars
 import gzip
 import io
 import json
@@ -88,8 +89,12 @@ def import_capture(
     source_url: str | None = None,
     description: str = "",
     connection: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Recording:
     r"""Import another tool's capture as a recording, with the receive times it took.
+
+    The capture is read as it is written, a segment at a time: the memory an import
+    needs does not grow with the capture (side files aside, which are read whole).
 
     Parameters
     ----------
@@ -112,6 +117,10 @@ def import_capture(
     connection
         For a cryptofeed capture of several WebSocket connections: the one to
         import (its ``conn`` id, e.g. ``BINANCE.ws.1``).
+    progress
+        Called with ``(bytes of the file read, its size)`` as it is read (every 4 MB,
+        and at its end; compressed bytes for a compressed file). An exception it raises
+        stops the import: nothing is left at ``out_dir``.
 
     Returns
     -------
@@ -146,6 +155,21 @@ def import_capture(
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {found!r}")
     url = source_url or _first_url(path, found, connection) or (
         spec.url if spec is not None else _DEFAULT_URL)
+    meter = _METER.set(None if progress is None else _Meter(path, progress))
+    try:
+        _write(path, found, url, connection, out_dir, description, spec)
+    finally:
+        _METER.reset(meter)
+    recording = Recording.open(out_dir)
+    if spec is not None:
+        for problem in _unmatched_layouts(recording, spec):
+            warnings.warn(problem, stacklevel=2)
+    return recording
+
+
+def _write(path: Path, found: ImportFormat, url: str, connection: str | None,
+           out_dir: str | os.PathLike[str], description: str, spec: FeedSpec | None) -> None:
+    """The capture at ``path``, in format ``found``, written as a recording at ``out_dir``."""
     what = spec.description if spec is not None and spec.description else "messages"
     write_events(
         Path(out_dir),
@@ -156,11 +180,6 @@ def import_capture(
         redact=spec.redact if spec is not None else DEFAULT_REDACT,
         origin=spec.origin if spec is not None else None,
     )
-    recording = Recording.open(out_dir)
-    if spec is not None:
-        for problem in _unmatched_layouts(recording, spec):
-            warnings.warn(problem, stacklevel=2)
-    return recording
 
 
 def _unmatched_layouts(recording: Recording, spec: FeedSpec, sample: int = 5_000) -> list[str]:
@@ -465,6 +484,9 @@ def _open(path: Path) -> IO[bytes]:
     stream: IO[bytes] = open(path, "rb")  # noqa: SIM115 - handed to the caller
     magic = stream.read(4)
     stream.seek(0)
+    meter = _METER.get()
+    if meter is not None and meter.path == path:  # the capture itself, not a side file
+        stream = io.BufferedReader(_Counted(stream, meter))
     if magic.startswith(_GZIP):
         return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
     if magic == _ZSTD:
@@ -476,8 +498,49 @@ def _open(path: Path) -> IO[bytes]:
                 f"{path} is zstd-compressed: reading it needs pyarrow "
                 "(pip install 'wsresearch[dataset]'), or decompress it first (zstd -d)"
             ) from None
-        return io.BufferedReader(pa.input_stream(str(path), compression="zstd"))
+        return io.BufferedReader(pa.input_stream(stream, compression="zstd"))
     return stream
+
+
+class _Meter:
+    """The bytes of a capture read so far, told to a progress callback as they come."""
+
+    def __init__(self, path: Path, progress: Callable[[int, int], None]) -> None:
+        self.path, self.progress = path, progress
+        self.size = path.stat().st_size
+        self.read = self.told = 0
+
+    def add(self, count: int) -> None:
+        self.read += count
+        if self.read - self.told >= _TELL_EVERY or (count == 0 and self.read > self.told):
+            self.told = self.read
+            self.progress(min(self.read, self.size), self.size)
+
+
+_TELL_EVERY = 4 * 2**20
+_METER: contextvars.ContextVar[_Meter | None] = contextvars.ContextVar("import_meter",
+                                                                       default=None)
+"""The import in progress in this context, whose capture's reads are counted (a context
+variable: the readers are generators, run where :func:`import_capture` runs them)."""
+
+
+class _Counted(io.RawIOBase):
+    """A file read through, its bytes counted on a :class:`_Meter` (0 read: its end)."""
+
+    def __init__(self, raw: IO[bytes], meter: _Meter) -> None:
+        self._raw, self._meter = raw, meter
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        self._meter.add(count)
+        return int(count)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def _side_file(path: Path, kind: str) -> Path:
