@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .books_at import book_at, books_at
     from .clock import VirtualClock
     from .config import (
         BackoffConfig,
@@ -114,6 +115,8 @@ _PUBLIC: dict[str, str] = {
     "merge_events": ".export",
     "import_capture": ".importers",
     "ExportSummary": ".export",
+    "book_at": ".books_at",
+    "books_at": ".books_at",
     "BackoffConfig": ".config",
     "ConnectionConfig": ".config",
     "ReconnectConfig": ".config",
@@ -285,6 +288,8 @@ __all__ = [
     "WebSocketError",
     "WsResearchError",
     "__version__",
+    "book_at",
+    "books_at",
     "by_field",
     "compact_recording",
     "compare",

@@ -1,0 +1,282 @@
+"""The order book at any moment of a recording: at one time, or at many in one pass.
+
+A dataset's ``book_snapshots`` are the books on a grid (``snapshot_interval``, to
+``snapshot_depth`` levels); a backtest asks for the book as it was when a trade printed,
+between two points of the grid, or at full depth. :func:`books_at` replays the recording
+once and takes each book's state at each time asked: the book after every event received
+at or before that time (its receive time, ``wall_ns``), in the order the events were
+recorded, as a strategy running live had it then. :func:`book_at` is one time and one
+symbol, as a :class:`~wsresearch.book.Book`.
+
+The replay is cut at each time asked: the recording's events are read in chunks as any
+replay reads them, and a chunk holding some of the times is fed in pieces, each ending
+at the last event at or before one of them, the books read after each piece. The cut is
+where the receive times, taken as they run (their running maximum, so that a wall clock
+stepping back cannot move a cut earlier than an event already passed), first go past the
+time. Many times close together make many small pieces: a time a trade, over a long
+recording, costs more than the grid of snapshots an export writes.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import polars as pl
+
+from .book import Book
+from .clock import NS_PER_S
+from .pipeline import Pipeline
+from .recording import Recording
+from .recording.reader import CHUNK_EVENTS, check_chunk_events
+from .replay import replay_in_chunks, spec_for
+from .spec import FeedSpec
+
+__all__ = ["BOOKS_AT_SCHEMA", "book_at", "books_at"]
+
+_LEVELS = pl.List(pl.Struct({"price": pl.Float64, "amount": pl.Float64}))
+_TIME = pl.Datetime("ns", "UTC")
+
+BOOKS_AT_SCHEMA: dict[str, pl.DataType] = {
+    "time": _TIME, "symbol": pl.String(), "valid": pl.Boolean(), "exchange_time": _TIME,
+    "local_time": _TIME, "bids": _LEVELS, "asks": _LEVELS}
+"""The columns of :func:`books_at`: the time asked, the book's symbol, whether it was
+valid (synced, no gap since), the exchange's time and the receive time of the last
+message applied to it, and its best levels, best first."""
+
+Moment = dt.datetime | dt.date | int
+"""A time: a datetime (naive means UTC), a date (its midnight, UTC) or ns since the epoch."""
+
+
+def books_at(
+    recording: Recording | str | os.PathLike[str],
+    times: Iterable[Moment] | pl.Series,
+    spec: FeedSpec | None = None,
+    *,
+    symbols: Sequence[str] | None = None,
+    depth: int | None = 10,
+    chunk_events: int = CHUNK_EVENTS,
+    progress: Callable[[int, int], None] | None = None,
+) -> pl.DataFrame:
+    """Every book of ``recording`` as it was at each of ``times``: one replay for them all.
+
+    Parameters
+    ----------
+    recording
+        A :class:`~wsresearch.recording.Recording` or its directory.
+    times
+        When to read the books: datetimes (naive means UTC), dates or ns since the epoch,
+        or a polars Series of a datetime type or of ints (ns). Taken sorted, each once.
+    spec
+        The spec to replay with (``None``: the recording's own), one that keeps books.
+    symbols
+        Only these symbols' books (default: every book the replay keeps).
+    depth
+        Levels per side, best first; ``None``: every level the book holds.
+    chunk_events, progress
+        As for :func:`~wsresearch.replay.replay`.
+
+    Returns
+    -------
+    pl.DataFrame
+        :data:`BOOKS_AT_SCHEMA`: a row per time and per book that existed then (a
+        symbol's book exists from its first message or snapshot), in the order of the
+        times, then of the symbols. The book after every event received at or before the
+        time; an invalid book (no snapshot yet, a gap) has its levels as they were held,
+        and ``valid`` false.
+
+    Raises
+    ------
+    ValueError
+        If the spec keeps no order books, a time is not one, ``depth`` is not a
+        positive int or ``None``, or as :func:`~wsresearch.replay.replay` raises.
+    RecordingFormatError
+        If ``recording`` is not a readable recording.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> at = [datetime(2024, 8, 8, 23, 54, 30), datetime(2024, 8, 8, 23, 55)]
+    >>> found = books_at("data/recordings/binance_hftbacktest_2024-08-08_spot_btcusdt", at,
+    ...                  depth=1)
+    >>> found.select("symbol", "valid", pl.col("bids").list.len()).rows()
+    [('BTCUSDT', True, 1), ('BTCUSDT', True, 1)]
+    """
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int)
+                              or depth < 1):
+        raise ValueError(f"depth must be a positive int or None, got {depth!r}")
+    check_chunk_events(chunk_events)
+    moments = _moments(times)
+    if not isinstance(recording, Recording):
+        recording = Recording.open(recording)
+    spec = spec_for(recording, spec)
+    if spec.book_sync is None:
+        raise ValueError("this spec keeps no order books: it subscribes no book channel of "
+                         "an exchange with a book rule")
+    cuts: collections.deque[tuple[int, list[int]]] = collections.deque()
+    rows: list[tuple[Any, ...]] = []
+    wanted = None if symbols is None else set(symbols)
+
+    def read(pipeline: Pipeline, at: list[int]) -> None:
+        books = {} if pipeline.books is None else pipeline.books.books
+        for time in at:
+            for symbol in sorted(books):
+                if wanted is None or symbol in wanted:
+                    rows.append(_row(time, books[symbol], depth))
+
+    def after(pipeline: Pipeline, events: pl.DataFrame) -> None:
+        pipeline.take()  # the rows are not wanted: only the books
+        last = int(events["seq"][-1])
+        while cuts and cuts[0][0] <= last:
+            read(pipeline, cuts.popleft()[1])
+
+    replay_in_chunks(recording, spec, "complete", progress, chunk_events, after,
+                     chunks=_pieces(recording.chunks(chunk_events), moments, cuts))
+    return pl.DataFrame(rows, schema=BOOKS_AT_SCHEMA, orient="row")
+
+
+def book_at(
+    recording: Recording | str | os.PathLike[str],
+    time: Moment,
+    symbol: str,
+    spec: FeedSpec | None = None,
+    *,
+    chunk_events: int = CHUNK_EVENTS,
+) -> Book:
+    """``symbol``'s order book as it was at ``time``: after every event received by then.
+
+    A replay of the recording up to ``time`` (see :func:`books_at` for many times).
+
+    Returns
+    -------
+    Book
+        The whole book (:class:`~wsresearch.book.Book`: ``best_bid``, ``top(n)``,
+        ``valid``...).
+
+    Raises
+    ------
+    ValueError
+        If the spec keeps no order books, or no book of ``symbol`` existed by ``time``.
+    """
+    moment = _moments([time])[0]
+    if not isinstance(recording, Recording):
+        recording = Recording.open(recording)
+    spec = spec_for(recording, spec)
+    if spec.book_sync is None:
+        raise ValueError("this spec keeps no order books: it subscribes no book channel of "
+                         "an exchange with a book rule")
+    kept: list[Pipeline] = []
+    cut = _until(recording.chunks(chunk_events), moment)
+    replay_in_chunks(recording, spec, "complete", None, chunk_events, _take,
+                     chunks=cut, before=kept.append)
+    books = kept[0].books
+    found = None if books is None else books.books.get(symbol)
+    if found is None:
+        seen = [] if books is None else sorted(books.books)
+        raise ValueError(f"no book of {symbol!r} by {_utc(moment)}; books then: {seen}")
+    return found
+
+
+def _take(pipeline: Pipeline, events: pl.DataFrame) -> None:
+    pipeline.take()  # only the books are wanted
+
+
+def _moments(times: Iterable[Moment] | pl.Series) -> list[int]:
+    """``times`` as ns since the epoch, sorted, each once."""
+    if isinstance(times, pl.Series):
+        if isinstance(times.dtype, pl.Datetime):
+            series = times.dt.replace_time_zone(None).dt.cast_time_unit("ns").dt.epoch("ns")
+        elif times.dtype.is_integer():
+            series = times.cast(pl.Int64)
+        else:
+            raise ValueError(f"times must be datetimes or ints (ns), got a {times.dtype} Series")
+        if series.null_count():
+            raise ValueError("times hold a null")
+        return sorted(set(series.to_list()))
+    return sorted({_ns(time) for time in times})
+
+
+def _ns(time: object) -> int:
+    if isinstance(time, bool):
+        raise ValueError(f"not a time: {time!r}")
+    if isinstance(time, int):
+        return time
+    if isinstance(time, dt.datetime):
+        moment = time if time.tzinfo else time.replace(tzinfo=dt.UTC)
+        delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
+    if isinstance(time, dt.date):
+        return _ns(dt.datetime(time.year, time.month, time.day, tzinfo=dt.UTC))
+    raise ValueError(f"not a time (a datetime, a date or ns since the epoch): {time!r}")
+
+
+def _utc(ns: int) -> str:
+    return str(pl.Series([ns]).cast(_TIME)[0])
+
+
+def _row(time: int, book: Book, depth: int | None) -> tuple[Any, ...]:
+    return (time, book.symbol, book.valid, book.exchange_ns, book.recv_wall_ns,
+            [{"price": p, "amount": a} for p, a in book.side("bid", depth)],
+            [{"price": p, "amount": a} for p, a in book.side("ask", depth)])
+
+
+def _pieces(chunks: Iterable[pl.DataFrame], moments: list[int],
+            cuts: collections.deque[tuple[int, list[int]]]) -> Iterator[pl.DataFrame]:
+    """The events, cut after the last at or before each of ``moments``, noted in ``cuts``.
+
+    A cut is the last ``seq`` of a piece and the times read after it; a time before the
+    first event has none (no book existed yet). The pieces are read in the replay's
+    read-ahead thread: a cut is noted before the piece it follows is handed over, and read
+    by the replay's own thread once that piece is fed. The next chunk is read before a
+    chunk is cut, so that a time between two chunks ends the first.
+    """
+    pending = collections.deque(moments)
+    ahead = (chunk for chunk in chunks if chunk.height)
+    chunk = next(ahead, None)
+    if chunk is None:  # no event at all
+        return
+    running = chunk["wall_ns"].cum_max()
+    while pending and pending[0] < running[0]:
+        pending.popleft()
+    while chunk is not None:
+        following = next(ahead, None)
+        reach = int(running[-1])
+        start = 0
+        seqs = chunk["seq"]
+        ends = running.search_sorted(pl.Series(list(pending), dtype=pl.Int64), side="right")
+        for time, end in zip(list(pending), ends.to_list(), strict=True):
+            if end == chunk.height and following is not None and (
+                    time >= max(reach, int(following["wall_ns"][0]))):
+                break  # at or after the next chunk's first event: a cut there
+            pending.popleft()
+            if cuts and cuts[-1][0] == int(seqs[end - 1]):
+                cuts[-1][1].append(time)  # the same state as the time before it
+                continue
+            cuts.append((int(seqs[end - 1]), [time]))
+            if end > start:
+                yield chunk.slice(start, end - start)
+                start = end
+        if start < chunk.height:
+            yield chunk.slice(start)
+        chunk = following
+        if chunk is not None:
+            running = chunk["wall_ns"].cum_max().clip(lower_bound=reach)
+
+
+def _until(chunks: Iterable[pl.DataFrame], moment: int) -> Iterator[pl.DataFrame]:
+    """The events up to the last received at or before ``moment`` (its running maximum)."""
+    reach: int | None = None
+    for chunk in chunks:
+        running = chunk["wall_ns"].cum_max()
+        if reach is not None:
+            running = running.clip(lower_bound=reach)
+        end = int(running.search_sorted(moment, side="right"))
+        if end < chunk.height:
+            if end:
+                yield chunk.slice(0, end)
+            return
+        reach = int(running[-1]) if chunk.height else reach
+        yield chunk
