@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .books_at import book_at, books_at
+    from .book_times import book_at, books_at
     from .clock import VirtualClock
     from .config import (
         BackoffConfig,
@@ -115,8 +115,8 @@ _PUBLIC: dict[str, str] = {
     "merge_events": ".export",
     "import_capture": ".importers",
     "ExportSummary": ".export",
-    "book_at": ".books_at",
-    "books_at": ".books_at",
+    "book_at": ".book_times",
+    "books_at": ".book_times",
     "BackoffConfig": ".config",
     "ConnectionConfig": ".config",
     "ReconnectConfig": ".config",

@@ -14,7 +14,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from wsresearch import Recording, book_at, books_at, replay
-from wsresearch.books_at import BOOKS_AT_SCHEMA
+from wsresearch import book_times
+from wsresearch.book_times import BOOKS_AT_SCHEMA
 from wsresearch.exchanges import generic
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "data" / "recordings"
@@ -32,6 +33,14 @@ def grid(path: Path) -> pl.DataFrame:
         "bids", "asks").sort("time", "symbol")
 
 
+@pytest.fixture(params=["columnar", "per-message"])
+def path_taken(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The replay's columnar path for the cuts, or the per-message one (dense times)."""
+    monkeypatch.setattr(book_times, "_EVENTS_A_CUT", 0 if request.param == "columnar" else 10**9)
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("path_taken")
 @pytest.mark.parametrize("path", [SPOT, KRAKEN], ids=["binance-spot", "kraken-v1"])
 @pytest.mark.parametrize("chunk_events", [97, 20_000])
 def test_the_books_at_the_grids_times_are_its_snapshots(path: Path, chunk_events: int) -> None:
