@@ -13,8 +13,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from wsresearch import Recording, book_at, books_at, replay
-from wsresearch import book_times
+from wsresearch import Recording, book_at, book_times, books_at, replay
 from wsresearch.book_times import BOOKS_AT_SCHEMA
 from wsresearch.exchanges import generic
 

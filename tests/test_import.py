@@ -436,6 +436,23 @@ def test_the_import_command_shows_a_warning_as_one_line_of_its_own(tmp_path: Pat
     assert lines[0].startswith("wsresearch import: warning: channel 'depth': none of its")
 
 
+def test_the_documented_import_of_a_usdm_capture_warns_of_no_endpoint(tmp_path: Path) -> None:
+    # kline and aggTrade are served on another USD-M endpoint than depth and bookTicker: a
+    # live feed of all four would miss two; an import connects nowhere (data/SOURCES.md).
+    frames = Recording.open(RECORDINGS / "binance_cryptofeed_2021-07-22_usdm_futures_combined"
+                            ).frames()
+    capture = tmp_path / "usdm.raw"
+    capture.write_text("".join(f"{t} {d}\n" for t, d in
+                               frames.select("recv_wall_ns", "data").iter_rows()))
+    done = run("import", str(capture), "--out", str(tmp_path / "rec"),
+               "--exchange", "binance", "--symbols", "sushiusdt,akrousdt,keepusdt,ctkusdt",
+               "--channels", "depth,bookTicker,kline,aggTrade", "--option", "market=usdm",
+               "--option", "depth_speed=100ms")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "1535 messages" in done.stdout
+
+
 def test_the_import_command_refuses_in_one_line(tmp_path: Path) -> None:
     file = tmp_path / "plain.jsonl"
     file.write_text('{"type":"trade"}\n')
