@@ -575,13 +575,14 @@ def test_a_segment_read_in_pieces_leaves_out_lost_values_alike_and_warns_once(
         kinds[row] = None
     if step_back:
         seqs[19_999], seqs[20_001], seqs[20_000] = seqs[20_001], seqs[19_999], None
-        lost.append(20_000)
+        lost += [19_999, 20_000]  # the seq that steps back to 19,999 after 20,001 is kept
     table.with_columns(pl.Series("seq", seqs, pl.Int64), pl.Series("kind", kinds, pl.String)
                        ).write_parquet(file, row_group_size=SEGMENT_ROW_GROUP)
     assert Recording.open(recording.path)._survey()[0][2] is not step_back  # in order
     expected = sorted(s for row, s in enumerate(seqs) if row not in lost)
     message = (f"{file.name}: skipping {len(lost)} event(s) without a value of "
-               f"{'seq, kind' if step_back else 'kind'} (a damaged segment)")
+               f"{'seq, kind; with a seq that repeats or steps back' if step_back else 'kind'}"
+               " (a damaged segment)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         events = Recording.open(recording.path).events()

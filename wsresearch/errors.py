@@ -20,7 +20,7 @@ already catches ``ValueError`` or ``KeyError`` keeps working::
 
 One warning has a class of its own, so that it can be filtered or caught by class:
 :class:`DamagedSegmentWarning` (a :class:`UserWarning`), for the events a damaged segment
-file left without a value they are read by.
+file left without a value they are read by, or with one no writer gives.
 
 :class:`ExchangeError` is not a :class:`WebSocketError`: the connection is
 fine, and the exchange used it to say that a request of ours was wrong (a
@@ -144,14 +144,19 @@ class RecordingFormatError(RecordingError, ValueError):
 
 
 class DamagedSegmentWarning(UserWarning):
-    """Events of a damaged segment file that lack a value they are read by, left out.
+    """Events of a damaged segment file left out: a value lacking, or one no writer gives.
 
     Every event has a ``seq``, ``generation``, ``mono_ns``, ``wall_ns`` and ``kind``: the
     writers always fill them. An event of a damaged or hand-edited file without one cannot
     be placed, and every read of the recording leaves it out, with one of these warnings
-    per file. Being a class of its own, it can be filtered
+    per file. So is an event whose value no writer gives (Parquet keeps no checksums, so a
+    damaged page can still decode, to other numbers): a ``seq`` that repeats or steps back,
+    a recorded message's ``mono_ns`` more than a day out of step with its connection's
+    others (a monotonic clock does not step back), an imported event whose ``wall_ns``
+    and ``mono_ns`` are not apart by the import's offset (see
+    ``docs/recording-format.md``). Being a class of its own, it can be filtered
     (``warnings.filterwarnings("ignore", category=DamagedSegmentWarning)``) or caught and
-    read: its attributes say which file, how many events and which values.
+    read: its attributes say which file, how many events and what was wrong.
 
     Parameters
     ----------
@@ -161,16 +166,35 @@ class DamagedSegmentWarning(UserWarning):
         How many of its events were left out (of those read, where a reader stopped early).
     lacking
         The values they lacked, by column name.
+    impossible
+        The columns whose values were impossible: ``"seq"`` (repeats or steps back),
+        ``"mono_ns"`` (a message's steps more than a day back), or both ``"mono_ns"`` and
+        ``"wall_ns"`` (an imported event's two times disagree: which is wrong is not known).
     """
 
-    def __init__(self, file: Path, left_out: int, lacking: tuple[str, ...]) -> None:
-        super().__init__(f"{file}: skipping {left_out} event(s) without a value of "
-                         f"{', '.join(lacking)} (a damaged segment)")
+    def __init__(self, file: Path, left_out: int, lacking: tuple[str, ...],
+                 impossible: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{file}: skipping {left_out} event(s) "
+                         f"{_what_was_wrong(lacking, impossible)} (a damaged segment)")
         self.file, self.left_out, self.lacking = file, left_out, lacking
+        self.impossible = impossible
 
-    def __reduce__(self) -> tuple[type[DamagedSegmentWarning], tuple[Path, int, tuple[str, ...]]]:
-        # An export's worker process hands it to its parent: rebuilt from the three.
-        return type(self), (self.file, self.left_out, self.lacking)
+    def __reduce__(self) -> tuple[type[DamagedSegmentWarning],
+                                  tuple[Path, int, tuple[str, ...], tuple[str, ...]]]:
+        # An export's worker process hands it to its parent: rebuilt from the four.
+        return type(self), (self.file, self.left_out, self.lacking, self.impossible)
+
+
+def _what_was_wrong(lacking: tuple[str, ...], impossible: tuple[str, ...]) -> str:
+    """The faults of :class:`DamagedSegmentWarning`'s events, in words, ``; `` apart."""
+    said = [f"without a value of {', '.join(lacking)}"] if lacking else []
+    if "seq" in impossible:
+        said.append("with a seq that repeats or steps back")
+    if "wall_ns" in impossible:
+        said.append("with a wall_ns and mono_ns not apart by the import's offset")
+    elif "mono_ns" in impossible:
+        said.append("with a mono_ns that steps more than a day back from its connection's")
+    return "; ".join(said)
 
 
 def first_error(exc: ValidationError, limit: int = 1) -> str:

@@ -3,8 +3,10 @@
 A recording is data that may be damaged, edited or written by another version.
 :meth:`Recording.open` refuses what is not a recording or is newer than this
 wsresearch; a torn or unreadable segment is skipped with a warning, never raised,
-so the rest still reads, replays and reports. Segments of every version read as
-one table of the current :data:`~wsresearch.recording.format.EVENT_SCHEMA`.
+so the rest still reads, replays and reports. Parquet keeps no checksums: a damaged
+page can still decode, to other numbers, so an event whose ``seq`` or receive times no
+writer could have given is skipped with a warning too. Segments of every version read
+as one table of the current :data:`~wsresearch.recording.format.EVENT_SCHEMA`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ..clock import NS_PER_S
 from ..errors import DamagedSegmentWarning, RecordingError
 from ..exchanges import rebuild
 from ..spec import FeedSpec
+from .damage import Times, impossible, steady_times
 from .format import (
     EVENT_SCHEMA,
     LOCK,
@@ -63,7 +66,9 @@ class Recording:
     Use :meth:`open`. Segment files are read in ``seq`` order; a leftover
     temporary file from a crash, or a file that cannot be read, is skipped with
     a warning, and so is an event a damaged file left without its ``seq``,
-    ``generation``, ``mono_ns``, ``wall_ns`` or ``kind``. Recordings of format
+    ``generation``, ``mono_ns``, ``wall_ns`` or ``kind``, or with a value no writer
+    gives: a ``seq`` that repeats or steps back, receive times no clock gives (see
+    ``docs/recording-format.md``). Recordings of format
     version 1 read as version 2: their ``close`` events get the ``closed_by`` they did
     not store, from their reason. The files are listed when it is opened: one gone since
     (a compaction replaced the segments) raises a
@@ -78,6 +83,9 @@ class Recording:
         """The readable segment files, in ``seq`` order."""
         self._events: pl.DataFrame | None = None
         self._surveyed: list[_Surveyed] | None = None
+        self._times = Times(None if manifest.receive_times == "recorded"
+                             else manifest.started_wall_ns)
+        self._soundness: dict[Path, bool] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Recording:
@@ -202,8 +210,17 @@ class Recording:
         skips (see :class:`Recording`) is not in it, with a warning.
         """
         if self._events is None:
-            tables = [_complete(table, files, None) for files, table in self._by_runs(
-                lambda group: self._read_group(group, None), self._read)]
+            tables: list[pl.DataFrame] = []
+            damage: dict[Path, _Damage] = {}
+            seen = self._seen()
+            try:
+                for files, table, last in self._by_runs(
+                        lambda group: self._read_group(group, None), self._read):
+                    table = self._kept(table, files, damage, seen.events)
+                    seen.add(table, last)
+                    tables.append(table)
+            finally:  # once per file, whatever the tables it was read in
+                _warn_of(damage)
             self._events = (
                 pl.concat(tables).sort("seq", maintain_order=True) if tables
                 else pl.DataFrame(schema=EVENT_SCHEMA)
@@ -219,7 +236,9 @@ class Recording:
         recording streams through :func:`~wsresearch.replay.replay` and the export on
         a small machine. Segments are read in the order of their first ``seq``; where
         edited or damaged segments overlap, events are still handed out in ``seq``
-        order (each one once every segment that could hold an earlier one is read).
+        order (each one once every segment that could hold an earlier one is read), and
+        an event whose ``seq`` an earlier segment holds too is left out, with a warning
+        (a copy of that event, from a copied file, is read as it is).
         An unreadable segment is skipped with a warning, as :meth:`events` skips it.
 
         Parameters
@@ -260,26 +279,18 @@ class Recording:
         that follow on is read in one query (:meth:`_read_group`), then taken a segment at
         a time.
         """
-        # The lowest seq of every later segment: what is below it is final.
-        later: list[int | None] = []
-        frontier: int | None = None
-        surveyed = self._survey()
-        for lowest, _, _, _ in reversed(surveyed):
-            later.append(frontier)
-            if lowest is not None and (frontier is None or lowest < frontier):
-                frontier = lowest
-        later.reverse()
+        surveyed, later = self._survey(), self._later()
         held = pl.DataFrame(schema=EVENT_SCHEMA)
-        # A segment in seq order (as written) is read a piece at a time: decoding a whole
-        # one costs several times its size. Small ones are read several at once.
+        # A sound segment (as written) is read a piece at a time: decoding a whole one
+        # costs several times its size. Small ones are read several at once.
         size = -(-max(events, _PIECE) // SEGMENT_ROW_GROUP) * SEGMENT_ROW_GROUP
         small: dict[int, pl.DataFrame] = {}
         alone = -1  # the last of a run that could not be read together: read one by one
-        for index, (file, (_, rows, ordered, top), frontier) in enumerate(
+        for index, (file, (_, rows, sound, top), frontier) in enumerate(
                 zip(self.files, surveyed, later, strict=True)):
             if start is not None and top is not None and top < start:
                 continue  # wholly before what is wanted
-            pieces = range(0, rows, size) if ordered else [None]
+            pieces = range(0, rows, size) if sound else [None]
             damage: dict[Path, _Damage] = {}  # what its pieces lacked: warned of once,
             try:  # even where the reader stops before its last piece
                 for offset in pieces:
@@ -294,7 +305,10 @@ class Recording:
                         table = self._read(file, offset if rows > size else None, size)
                     if table is None:
                         break  # unreadable: skipped, with a warning
-                    table = _complete(table, [(file, table.height)], damage)
+                    # Only an earlier file's events not handed out yet can share a seq
+                    # with this one's: those below the bound went, and it has none.
+                    table = self._kept(table, [(file, table.height)], damage,
+                                       held.select(_REQUIRED) if held.height else None)
                     bound = frontier
                     if offset is not None and offset + size < rows and table.height:
                         # The file's next piece starts at or after this one's last seq.
@@ -318,7 +332,7 @@ class Recording:
     def _small_run(self, index: int, size: int) -> list[int]:
         """The segment at ``index`` and those after it that are small and follow on.
 
-        Each in ``seq`` order and after the one before (as surveyed), up to :data:`_GROUP`
+        Each sound and after the one before (as surveyed), up to :data:`_GROUP`
         files and ``size`` rows in all: read together, they are the events of reading
         each in turn. Empty where the one at ``index`` is not such a segment.
         """
@@ -326,8 +340,8 @@ class Recording:
         group: list[int] = []
         total, top = 0, None
         for at in range(index, min(index + _GROUP, len(self.files))):
-            lowest, rows, ordered, highest = surveyed[at]
-            if (not (ordered and rows) or total + rows > size or lowest is None
+            lowest, rows, sound, highest = surveyed[at]
+            if (not (sound and rows) or total + rows > size or lowest is None
                     or (top is not None and lowest <= top)):
                 break
             group.append(at)
@@ -366,25 +380,25 @@ class Recording:
 
     def _by_runs(self, together: Callable[[list[int]], pl.DataFrame | None],
                  alone: Callable[[Path], pl.DataFrame | None]
-                 ) -> Iterator[tuple[list[tuple[Path, int]], pl.DataFrame]]:
+                 ) -> Iterator[tuple[list[tuple[Path, int]], pl.DataFrame, int]]:
         """Every readable segment's table, in the files' order, with the files it is of.
 
         A run of small segments that follow on (:meth:`_small_run`) is read ``together``,
         as one table, its files' rows one after another, as many as surveyed; any other
         segment, and each of a run that cannot be read together, ``alone``. Each table
-        comes with its files and their rows in it.
+        comes with its files and their rows in it, and the index of its last file.
         """
         at, files, surveyed = 0, self.files, self._survey()
         while at < len(files):
             group = self._small_run(at, _PIECE)
             table = together(group) if len(group) > 1 else None
             if table is not None:
-                yield [(files[one], surveyed[one][1]) for one in group], table
+                yield [(files[one], surveyed[one][1]) for one in group], table, group[-1]
             else:
                 for one in group if len(group) > 1 else [at]:
                     found = alone(files[one])
                     if found is not None:
-                        yield [(files[one], found.height)], found
+                        yield [(files[one], found.height)], found, one
             at = (group[-1] if len(group) > 1 else at) + 1
 
     def columns(self, names: list[str]) -> Iterator[pl.DataFrame]:
@@ -415,10 +429,16 @@ class Recording:
     def _columns(self, wanted: list[str]) -> Iterator[pl.DataFrame]:
         # The required columns too, so that the events are those chunks() gives.
         read = list(dict.fromkeys([*wanted, *_REQUIRED]))
-        for files, table in self._by_runs(lambda group: self._read_group(group, read),
-                                          lambda file: self._columns_of(file, read)):
+        seen = self._seen()
+        for files, table, last in self._by_runs(
+                lambda group: self._read_group(group, read),
+                lambda file: self._columns_of(file, read)):
             # The same events left out, silently: chunks() tells of them.
-            yield _complete(table, files, {}).select(wanted)
+            table = self._kept(table, files, {}, seen.events)
+            seen.add(table, last)
+            if not table["seq"].is_sorted():  # only a file changed since it was surveyed
+                table = table.sort("seq", maintain_order=True)
+            yield table.select(wanted)
 
     def _columns_of(self, file: Path, wanted: list[str]) -> pl.DataFrame | None:
         """:meth:`columns` of one segment file; ``None`` if it cannot be read."""
@@ -432,8 +452,8 @@ class Recording:
             return None  # unreadable: skipped, as the reader skips it
         if table is None:
             return None
-        return table.select(wanted).cast(
-            {n: EVENT_SCHEMA[n] for n in wanted}).sort("seq", maintain_order=True)
+        # In the file's order: where it is not sound, that order tells its damaged events.
+        return table.select(wanted).cast({n: EVENT_SCHEMA[n] for n in wanted})
 
     @property
     def event_count(self) -> int:
@@ -448,12 +468,49 @@ class Recording:
         return sum(rows for _, rows, _, _ in self._survey())
 
     def _survey(self) -> list[_Surveyed]:
-        """Each segment's lowest ``seq``, row count and whether it is in ``seq`` order; kept."""
+        """Each segment's lowest ``seq``, row count, whether it is sound, highest; kept.
+
+        Sound (:func:`_survey_of`): its ``seq`` rise and its receive times hold together,
+        as a writer's always do. Only the others are read whole, their values checked.
+        """
         if self._surveyed is None:
             files = self.files
-            self._surveyed = [found for first in range(0, len(files), _GROUP)
-                              for found in _survey_group(files[first:first + _GROUP])]
+            self._surveyed = [
+                found for first in range(0, len(files), _GROUP)
+                for found in _survey_group(files[first:first + _GROUP], self._times)]
         return self._surveyed
+
+    def _later(self) -> list[int | None]:
+        """For each segment, the lowest ``seq`` of those after it: what is below is final."""
+        later: list[int | None] = []
+        frontier: int | None = None
+        for lowest, _, _, _ in reversed(self._survey()):
+            later.append(frontier)
+            if lowest is not None and (frontier is None or lowest < frontier):
+                frontier = lowest
+        later.reverse()
+        return later
+
+    def _seen(self) -> _Seen:
+        """An empty :class:`_Seen` for a read of the files in their order."""
+        return _Seen(self._later())
+
+    def _kept(self, table: pl.DataFrame, files: list[tuple[Path, int]],
+              damage: dict[Path, _Damage], earlier: pl.DataFrame | None) -> pl.DataFrame:
+        """``table`` without the events no read gives (:func:`_kept`), told of in ``damage``.
+
+        A file the survey found not sound is read whole and alone: its values are checked
+        (:func:`~.damage.impossible`) in the order the file holds them.
+        """
+        whole = len(files) == 1 and not self._sound(files[0][0])
+        return _kept(table, files, damage, earlier, self._times if whole else None)
+
+    def _sound(self, file: Path) -> bool:
+        """Whether the survey found ``file`` sound (:meth:`_survey`)."""
+        if self._soundness is None:
+            self._soundness = {one: found[2]
+                               for one, found in zip(self.files, self._survey(), strict=True)}
+        return self._soundness.get(file, False)
 
     def dropped(self) -> set[int]:
         """The ``seq`` of every message the live session's queue dropped (``drop`` events).
@@ -579,59 +636,138 @@ _REQUIRED = ("seq", "generation", "mono_ns", "wall_ns", "kind")
 its times, its kind. (Without its wall time, its rows would have no date, and the books
 no time for their snapshots.)"""
 
+_IMPOSSIBLE = ("seq", "mono_ns", "wall_ns")
+"""The columns whose values are checked (:func:`~.damage.impossible`), in the order
+warnings name them."""
 
 @dataclass
 class _Damage:
-    """What a segment file's events lacked (see :func:`_complete`)."""
+    """What a segment file's events lacked or held wrong (see :func:`_kept`)."""
 
     left_out: int = 0
-    """Events left out: without a value of :data:`_REQUIRED`."""
+    """Events left out: without a value of :data:`_REQUIRED`, or with an impossible one."""
     lacking: set[str] = field(default_factory=set)
     """The columns of :data:`_REQUIRED` they lacked a value of."""
+    impossible: set[str] = field(default_factory=set)
+    """The columns of :data:`_IMPOSSIBLE` they held an impossible value of."""
 
 
-def _complete(table: pl.DataFrame, files: list[tuple[Path, int]],
-              damage: dict[Path, _Damage] | None) -> pl.DataFrame:
-    """``table`` without the events that lack a value of :data:`_REQUIRED`, told of.
+class _Seen:
+    """The events read so far that a segment still to read could hold a ``seq`` of too.
+
+    A read in the files' order leaves out an event whose ``seq`` an earlier file gave,
+    unless it is a copy of that event (:func:`_kept`). Only a seq at or above the lowest of
+    the files after can come again: a writer's segments follow on and hold none such, so
+    nothing is kept nor looked up.
+    """
+
+    def __init__(self, later: list[int | None]) -> None:
+        self._later = later
+        self.events: pl.DataFrame | None = None
+        """The :data:`_REQUIRED` columns of those events; ``None``: none."""
+
+    def add(self, table: pl.DataFrame, last: int) -> None:
+        """Count in ``table``, the events kept of the files up to the one at ``last``."""
+        bound = self._later[last]
+        if bound is None:  # no file after it
+            self.events = None
+            return
+        found = self.events
+        if found is not None:
+            found = found.filter(pl.col("seq") >= bound)
+        top: int | None = table["seq"].max()  # type: ignore[assignment]  # an int column
+        if top is not None and top >= bound:
+            new = table.select(_REQUIRED).filter(pl.col("seq") >= bound)
+            found = new if found is None else pl.concat([found, new])
+        self.events = found if found is not None and found.height else None
+
+
+def _kept(table: pl.DataFrame, files: list[tuple[Path, int]], damage: dict[Path, _Damage],
+          earlier: pl.DataFrame | None, times: Times | None) -> pl.DataFrame:
+    """``table`` without the events no read gives, each file's told of in ``damage``.
 
     ``table`` holds the rows of ``files``, one after another, as many as each says. Only a
-    damaged or hand-edited file has such an event: the writers always fill them. It cannot
-    be put in order, in its connection or in time, nor (without its kind) told from a
-    message, so it is left out, as an unreadable segment is. What each file lacked is
-    added to ``damage``, for the caller to warn of once per file (:func:`_warn_of`);
-    ``None``: warned of here. Counting the nulls reads no values: a table without them
-    costs nothing to check.
+    damaged or hand-edited file has such an event, and it is left out, as an unreadable
+    segment is, and counted in ``damage`` for the caller to warn of once per file
+    (:func:`_warn_of`):
+
+    - an event without a value of :data:`_REQUIRED` (the writers always fill them): it
+      cannot be put in order, in its connection or in time, nor (without its kind) told
+      from a message;
+    - where ``times`` is given (one file, read whole, that its survey found not sound), an
+      event with an impossible value (:func:`~.damage.impossible`);
+    - an event whose ``seq`` an event of ``earlier`` (the :data:`_REQUIRED` columns of
+      earlier files' events) has, with another value of those: the first file's is read.
+      A copy of that event (a segment file copied, by a sync tool or by hand) is no
+      damaged value, and is read as before: the replay's de-dup counts it.
+
+    Counting the nulls reads no values, and the seqs' ``min`` and ``max`` say where they
+    cannot repeat: a writer's table costs nothing to check.
     """
     lacking = [name for name in _REQUIRED if table[name].null_count()]
-    if not lacking:
+    if earlier is not None:
+        lowest: int | None = table["seq"].min()  # type: ignore[assignment]  # an int column
+        top: int | None = earlier["seq"].max()  # type: ignore[assignment]
+        if lowest is None or top is None or lowest > top:
+            earlier = None  # every seq of the table is above them
+    if not (lacking or times is not None or earlier is not None):
         return table
     ends = np.cumsum([rows for _, rows in files])
-    found: dict[Path, _Damage] = {} if damage is None else damage
 
-    def of_files(rows: pl.Expr) -> list[tuple[_Damage, int]]:
-        """The damage of each file that holds some of ``rows`` (a condition), and how many."""
-        at = table.select(pl.arg_where(rows)).to_series().to_numpy()
-        places, counts = np.unique(np.searchsorted(ends, at, side="right"),
+    def blamed(rows: np.ndarray) -> list[tuple[_Damage, int]]:
+        """The damage of each file that holds some of ``rows`` (positions), and how many."""
+        places, counts = np.unique(np.searchsorted(ends, rows, side="right"),
                                    return_counts=True)
-        return [(found.setdefault(files[place][0], _Damage()), many)
+        return [(damage.setdefault(files[place][0], _Damage()), many)
                 for place, many in zip(places.tolist(), counts.tolist(), strict=True)]
 
+    out = np.zeros(table.height, dtype=bool)
     for name in lacking:
-        for its, _ in of_files(pl.col(name).is_null()):
+        lost = table[name].is_null().to_numpy()
+        for its, _ in blamed(np.flatnonzero(lost)):
             its.lacking.add(name)
-    incomplete = pl.any_horizontal(pl.col(name).is_null() for name in lacking)
-    for its, many in of_files(incomplete):
+        out |= lost
+    for its, many in blamed(np.flatnonzero(out)):
         its.left_out += many
-    if damage is None:
-        _warn_of(found)
-    return table.filter(~incomplete)
+    if times is not None:
+        rest = np.flatnonzero(~out)
+        for names, rows in impossible(table[rest] if out.any() else table, times, _REQUIRED):
+            for its, many in blamed(rest[rows]):
+                its.impossible.update(names)
+                its.left_out += many
+            out[rest[rows]] = True
+    if earlier is not None:
+        again = _repeats(table, earlier) & ~out
+        for its, many in blamed(np.flatnonzero(again)):
+            its.impossible.add("seq")
+            its.left_out += many
+        out |= again
+    return table.filter(pl.Series(~out)) if out.any() else table
+
+
+def _repeats(table: pl.DataFrame, earlier: pl.DataFrame) -> np.ndarray:
+    """Which events of ``table`` have the ``seq`` of one of ``earlier`` but are not it.
+
+    ``earlier`` holds the :data:`_REQUIRED` columns of events read before. An event with
+    the same values of all of them (the same seq, connection, times and kind) is a copy.
+    """
+    rows = table.select(_REQUIRED).with_row_index("row")
+    shared = rows.join(earlier.select("seq").unique(), on="seq", how="semi")
+    if not shared.height:
+        return np.zeros(table.height, dtype=bool)
+    copies = shared.join(earlier.unique(), on=list(_REQUIRED), how="semi")
+    found = np.zeros(table.height, dtype=bool)
+    found[shared["row"].to_numpy()] = True
+    found[copies["row"].to_numpy()] = False
+    return found
 
 
 def _warn_of(damage: dict[Path, _Damage]) -> None:
-    """A warning for each file of ``damage``: how many events it lacked which values of."""
+    """A warning for each file of ``damage``: how many events, which values lost or wrong."""
     for file, found in damage.items():
         names = tuple(name for name in _REQUIRED if name in found.lacking)
-        warn(DamagedSegmentWarning(file, found.left_out, names))
+        wrong = tuple(name for name in _IMPOSSIBLE if name in found.impossible)
+        warn(DamagedSegmentWarning(file, found.left_out, names, wrong))
 
 
 def _gathered(tables: Iterable[pl.DataFrame], events: int) -> Iterator[pl.DataFrame]:
@@ -661,11 +797,20 @@ def _gathered(tables: Iterable[pl.DataFrame], events: int) -> Iterator[pl.DataFr
         yield pending[0] if len(pending) == 1 else pl.concat(pending, rechunk=True)
 
 
-_SURVEY = (pl.col("seq").min().alias("lowest"), pl.len(),
-           (pl.col("seq").drop_nulls().diff() >= 0).all().alias("ordered"),
-           pl.col("seq").max().alias("highest"))
-"""What a survey reads of a segment: its lowest ``seq``, rows, whether in order, highest.
-(In order over the values there are: a lost value between two must not hide a step back.)"""
+def _survey_of(times: Times) -> tuple[pl.Expr, ...]:
+    """What a survey reads of a segment: its lowest ``seq``, rows, whether sound, highest.
+
+    Sound: its seqs rise (over the values there are: a lost value between two must not
+    hide a step back), and its receive times hold together as ``times`` says they do
+    (:func:`~.damage.steady_times`), as a writer's always do. Only a file that is not
+    is checked event by event (:func:`~.damage.impossible`): the rest read as they are,
+    a piece at a time.
+    """
+    rising = (pl.col("seq").drop_nulls().diff() > 0).all()
+    return (pl.col("seq").min().alias("lowest"), pl.len(),
+            (rising & steady_times(times)).alias("sound"),
+            pl.col("seq").max().alias("highest"))
+
 
 _ALONE = 1 << 20
 """Bytes of a segment file from which it is surveyed alone (about 50,000 small events):
@@ -676,10 +821,10 @@ _GROUP = 256
 """Segment files surveyed, or read when small, in one query: a query costs about 2 ms however
 small its files, and a live recording can be a file a flush (a second)."""
 
-_Surveyed = tuple[int | None, int, bool, int | None]  # lowest seq, rows, in order, highest
+_Surveyed = tuple[int | None, int, bool, int | None]  # lowest seq, rows, sound, highest
 
 
-def _survey_group(files: list[Path]) -> list[_Surveyed]:
+def _survey_group(files: list[Path], times: Times) -> list[_Surveyed]:
     """:func:`_survey` of each of ``files``, the small ones a batch in one scan.
 
     A query costs about 2 ms however small its file, and a live recording can be a file a
@@ -694,18 +839,18 @@ def _survey_group(files: list[Path]) -> list[_Surveyed]:
         if len(batch) < 2:
             continue
         try:
-            found = _steady(batch, functools.partial(_survey_batch, batch))
+            found = _steady(batch, functools.partial(_survey_batch, batch, times))
         except (Exception, pl.exceptions.PanicException):
             continue  # each surveyed alone
         by_file.update((row[0], row[1:]) for row in found.iter_rows())
-    return [_surveyed(by_file[str(file)]) if str(file) in by_file else _survey(file)
+    return [_surveyed(by_file[str(file)]) if str(file) in by_file else _survey(file, times)
             for file in files]
 
 
-def _survey_batch(files: list[Path]) -> pl.DataFrame:
-    """:data:`_SURVEY` of each of ``files``, by file, in one scan."""
+def _survey_batch(files: list[Path], times: Times) -> pl.DataFrame:
+    """:func:`_survey_of` each of ``files``, by file, in one scan."""
     return pl.scan_parquet(files, glob=False, include_file_paths="__file").group_by(
-        "__file").agg(*_SURVEY).collect()
+        "__file").agg(*_survey_of(times)).collect()
 
 
 def _batches(files: list[Path]) -> list[list[Path]]:
@@ -735,15 +880,15 @@ def _size(file: Path) -> int:
         return 0
 
 
-def _survey(file: Path) -> _Surveyed:
-    """A segment file's lowest ``seq``, rows, whether they are in ``seq`` order, highest ``seq``.
+def _survey(file: Path, times: Times) -> _Surveyed:
+    """A segment file's lowest ``seq``, rows, whether it is sound, highest ``seq``.
 
-    From that one column. ``(None, 0, False, None)`` if it cannot be read: the reader skips
-    it, with its warning.
+    From those columns (:func:`_survey_of`). ``(None, 0, False, None)`` if it cannot be
+    read: the reader skips it, with its warning.
     """
     try:
         found = _steady([file], lambda: pl.scan_parquet(file, glob=False).select(
-            *_SURVEY).collect().row(0))
+            *_survey_of(times)).collect().row(0))
     except (Exception, pl.exceptions.PanicException):
         _check_still_there(file)
         return None, 0, False, None
@@ -807,9 +952,9 @@ def _check_still_there(file: Path) -> None:
 
 
 def _surveyed(found: tuple[Any, ...]) -> _Surveyed:
-    """:data:`_SURVEY`'s values of a file, as :func:`_survey` gives them."""
-    lowest, rows, ordered, highest = found
-    return ((None if lowest is None else int(lowest)), int(rows), bool(ordered),
+    """:func:`_survey_of`'s values of a file, as :func:`_survey` gives them."""
+    lowest, rows, sound, highest = found
+    return ((None if lowest is None else int(lowest)), int(rows), bool(sound),
             (None if highest is None else int(highest)))
 
 
