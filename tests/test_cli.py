@@ -554,3 +554,28 @@ def test_output_does_not_depend_on_the_terminal_width(command: list[str]) -> Non
         assert any("abnormal closure (1006), NORMAL; going away (1001), NORMAL" in line
                    for line in lines)
         assert any(re.search(r"\b4429\b.*RATE_LIMITED.*rate limited", line) for line in lines)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_export_of_a_recording_none_of_whose_events_can_be_read_fails(
+        tmp_path: Path, workers: str) -> None:
+    # Every segment truncated: the manifest counts its events, the files give none. It
+    # used to export "no rows" and exit 0 beside a warning; its repr said "empty".
+    import shutil
+
+    from wsresearch.recording.format import SEGMENTS
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(DATA, damaged)
+    for segment in (damaged / SEGMENTS).glob("*/*.parquet"):
+        segment.write_bytes(segment.read_bytes()[:100])
+    promised = Recording.open(damaged).manifest.events
+    assert promised
+    assert repr(Recording.open(damaged)) == (f"Recording({str(damaged)!r}, none of its "
+                                             f"{promised} events readable)")
+    others = [str(DATA)] if workers == "2" else []
+    done = run("export", *others, str(damaged), "--out", str(tmp_path / "ds"),
+               "--workers", workers)
+    assert done.returncode == 1, done.stderr
+    assert (f"wsresearch export: error: {damaged}: none of its {promised} events can be "
+            "read") in done.stderr

@@ -1006,7 +1006,25 @@ def _check_recordings(args: argparse.Namespace) -> list[Recording] | None:
     opened = _check_manifests(args, adapters=args.exchange is None)
     for recording in opened or ():
         _export_spec(args, recording)
+        _check_readable(recording)
     return opened
+
+
+def _check_readable(recording: Recording) -> None:
+    """Refuse to export a recording none of whose events can be read (its files damaged).
+
+    Exported, it would write no rows and exit 0 beside a warning, easy to miss in a batch
+    job; a recording that held no events is exported as it is.
+
+    Raises
+    ------
+    ValueError
+        Naming the recording and how many events its manifest counts.
+    """
+    promised = recording.manifest.events
+    if promised and recording.event_count == 0:
+        raise ValueError(f"{recording.path}: none of its {promised} events can be read: its "
+                         "segment files are damaged or missing")
 
 
 def _check_manifests(args: argparse.Namespace, *,
@@ -1078,6 +1096,7 @@ def _export_job(folder: str, options: dict[str, Any], reports: Path | None,
     args = argparse.Namespace(dirs=[folder], **options)
     recording = Recording.open(folder)
     spec = _export_spec(args, recording)
+    _check_readable(recording)
     if reports is None:
         summary = export_parquet(recording, spec, args.out, normalized=args.normalized,
                                  progress=progress, chunk_events=args.chunk_events)

@@ -573,6 +573,10 @@ class Recording:
     def __repr__(self) -> str:
         messages, low, high, generations, codes = self._outline()
         if low is None or high is None:
+            promised = self.manifest.events
+            if promised:  # its files held events once: damaged, not empty
+                return (f"Recording({str(self.path)!r}, none of its {promised} events "
+                        "readable)")
             return f"Recording({str(self.path)!r}, empty)"
         duration = (high - low) / NS_PER_S
         state = "complete" if self.manifest.complete else "INCOMPLETE"
