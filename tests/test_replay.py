@@ -324,3 +324,27 @@ def test_a_spec_that_is_not_a_feedspec_is_refused_by_name() -> None:
     with pytest.raises(TypeError, match=r"spec must be a FeedSpec \(or None: the recording's "
                                         r"own\), got str"):
         replay(SESSION, "generic")  # type: ignore[arg-type]
+
+
+def test_a_replays_log_says_which_recording_and_when_in_it(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # -v output of a replay: without this, a stream gone stale in a recording of 2026-11-27
+    # read as if it went stale today, in a session no line named.
+    import datetime as dt
+    import logging
+
+    spec = generic.spec(url="ws://127.0.0.1:1")
+    with caplog.at_level(logging.INFO, logger="wsresearch"):
+        result = replay(SESSION, spec)
+    stale = [r for r in caplog.records if r.name == "wsresearch.health"]
+    assert stale and len(stale) == sum(not t.healthy for t in result.health_transitions)
+    assert any(r.name == "wsresearch.pipeline" for r in caplog.records)
+    for record in caplog.records:
+        if record.name in ("wsresearch.health", "wsresearch.pipeline"):
+            assert record.getMessage().startswith(f"replay of {SESSION}, at "), record
+    # The time is the replayed one: that of the health check that found the stream stale.
+    started = dt.datetime.fromtimestamp(Recording.open(SESSION).manifest.started_wall_ns / 1e9,
+                                        dt.UTC)
+    said = stale[0].getMessage().split(", at ")[1].split(" UTC:")[0]
+    when = dt.datetime.strptime(said, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=dt.UTC)
+    assert started < when < started + dt.timedelta(hours=1)

@@ -139,6 +139,8 @@ class HealthMonitor:
             name: round(cfg.stale_threshold * NS_PER_S) for name, cfg in self._configs.items()
         }
         self._on_unhealthy = on_unhealthy
+        self.log: logging.Logger | logging.LoggerAdapter[logging.Logger] = log
+        """Where it says a stream went stale (a replay's say where in the recording)."""
         self._on_recovered = on_recovered
         self._on_error = on_error
         self.check_interval = check_interval
@@ -245,7 +247,7 @@ class HealthMonitor:
             if name not in self._stale:
                 self._stale.add(name)
                 self.transitions.append(HealthTransition(now, name, False))
-                log.warning(
+                self.log.warning(
                     "stream %r stale: silent for %.1f s (threshold %.1f s)",
                     name, silent_for / NS_PER_S, threshold / NS_PER_S,
                 )

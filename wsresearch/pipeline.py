@@ -65,6 +65,9 @@ from .spec import CONNECTION_GROUP, Channel, FeedSpec
 __all__ = ["Counts", "Pipeline", "Received", "normalized_books", "normalized_table"]
 
 log = logging.getLogger(__name__)
+
+Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
+"""A logger, or an adapter of one that adds to its messages."""
 _first = itemgetter(0)
 _mono = itemgetter(2)
 _wall = itemgetter(3)
@@ -211,6 +214,8 @@ class Pipeline:
             max_rows=max_rows,
         )
         self.errors: deque[BaseException] = deque(maxlen=100)
+        self.log: Log = log
+        """Where its warnings go (a replay's say where in the recording they are from)."""
         # Per channel, everything the hot path needs after parsing, in one lookup:
         # its health stream, its exchange-time extractor, its sequence check.
         self._per_channel: dict[str, tuple[str, Callable[[Any], int | None] | None,
@@ -274,7 +279,7 @@ class Pipeline:
 
     def _error_listener_failed(self, exc: BaseException) -> None:
         self._handler_errors += 1
-        log.error("a listener of error events raised %s: %s", type(exc).__name__, exc)
+        self.log.error("a listener of error events raised %s: %s", type(exc).__name__, exc)
 
     # -- driving -----------------------------------------------------------------------
 
@@ -597,7 +602,7 @@ class Pipeline:
         self._inexact += 1
         if channel not in self._inexact_channels:
             self._inexact_channels.add(channel)
-            log.warning(
+            self.log.warning(
                 "%s: %s has more digits than a float64 keeps; the row holds the nearest "
                 "float, the recording the exact text (message seq %s; counted in "
                 "counts.inexact, warned once per channel)", channel, numbers[0],
@@ -625,7 +630,7 @@ class Pipeline:
             self._gap(gap, type_name, False, seq)
 
     def _gap(self, gap: SequenceGap, channel: str, resync: bool, seq: int) -> None:
-        log.warning("sequence gap on %s %r: expected %d, got %d (%d missing)",
+        self.log.warning("sequence gap on %s %r: expected %d, got %d (%d missing)",
                     channel, gap.key, gap.expected, gap.first, gap.missing)
         self.emit(GapFound(gap, resync, None if seq < 0 else seq))
         if self.books is not None:
@@ -641,14 +646,14 @@ class Pipeline:
                 text = self.spec.error_text(decoded)
             except Exception as exc:  # keep the raw text; say why
                 self.report(exc)
-        log.warning("exchange error (%s): %s", channel, text)
+        self.log.warning("exchange error (%s): %s", channel, text)
         self.report(ExchangeError(text, channel))
 
     def _on_unhealthy(self, stream: str, last_ns: int | None) -> None:
         self._health_changed(stream, False)
 
     def _on_recovered(self, stream: str) -> None:
-        log.info("stream %r recovered", stream)
+        self.log.info("stream %r recovered", stream)
         self._health_changed(stream, True)
 
     def _health_changed(self, stream: str, healthy: bool) -> None:

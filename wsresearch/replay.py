@@ -24,6 +24,8 @@ import binascii
 import bisect
 import collections
 import contextlib
+import datetime as dt
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -232,6 +234,35 @@ def spec_for(recording: Recording, spec: FeedSpec | None) -> FeedSpec:
     return found
 
 
+class _ReplayLog(logging.LoggerAdapter[logging.Logger]):
+    """A replay's pipeline's logger: its messages say which recording, and when in it.
+
+    A replayed session's warnings (a stream gone stale, a sequence gap) come with the
+    time the log is written, today's; this names the recording and the replayed receive
+    time they happened at, so that ``-v`` output reads as the session's.
+    """
+
+    def __init__(self, logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+                 path: os.PathLike[str], clock: VirtualClock) -> None:
+        base = logger.logger if isinstance(logger, logging.LoggerAdapter) else logger
+        super().__init__(base, {})
+        self._where = str(path).replace("%", "%%")
+        self._clock = clock
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        at = _utc(self._clock.time_ns())
+        return f"replay of {self._where}, at {at}: {msg}", kwargs
+
+
+def _utc(wall_ns: int) -> str:
+    """``wall_ns`` as a UTC time to the microsecond, for a log line."""
+    moment = _EPOCH + dt.timedelta(microseconds=wall_ns // 1000)
+    return f"{moment:%Y-%m-%d %H:%M:%S.%f} UTC"
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def replay_in_chunks(
     recording: Recording,
     spec: FeedSpec,
@@ -282,6 +313,8 @@ def replay_in_chunks(
     skip = recording.dropped() if mode == "faithful" else set()
     clock = VirtualClock(mono_ns=0, wall_ns=0)
     pipeline = Pipeline(spec, clock)
+    pipeline.log = _ReplayLog(pipeline.log, recording.path, clock)
+    pipeline.health.log = _ReplayLog(pipeline.health.log, recording.path, clock)
     if before is not None:
         before(pipeline)
     counted = Garbled() if garbled is None else garbled
