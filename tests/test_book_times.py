@@ -107,3 +107,38 @@ def test_what_is_not_a_time_or_a_depth_is_refused(arguments: dict[str, object],
 def test_a_spec_without_books_is_refused() -> None:
     with pytest.raises(ValueError, match="keeps no order books"):
         books_at(SESSION, [0], generic.spec(url="ws://127.0.0.1:1"))
+
+
+def test_two_times_between_the_same_two_events_get_the_same_book(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The pieces are cut in the replay's read-ahead thread, the books read in its own: a
+    # cut handed over and then added to could be read before the addition (the second time
+    # got the next time's book, or none). The pieces made slow to come widen that window.
+    import time as clock
+
+    walls = Recording.open(SPOT).frames()["recv_wall_ns"]
+    first, later = int(walls[1000]), int(walls[3000])
+    cut = book_times._pieces
+
+    def slow(*arguments: object) -> object:
+        for piece in cut(*arguments):  # type: ignore[arg-type]
+            yield piece
+            clock.sleep(0.2)
+
+    monkeypatch.setattr(book_times, "_pieces", slow)
+    found = books_at(SPOT, [first, first + 1, later], depth=5)
+    assert found["time"].dt.epoch("ns").to_list() == [first, first + 1, later]
+    one, two, three = found.iter_rows(named=True)
+    assert (one["bids"], one["asks"], one["local_time"]) == (
+        two["bids"], two["asks"], two["local_time"])
+    assert three["local_time"] > two["local_time"]
+
+
+def test_times_in_a_time_zone_are_the_instants_they_name() -> None:
+    utc = dt.datetime(2024, 8, 8, 23, 54, 30, tzinfo=dt.UTC)
+    zoned = pl.Series([utc]).dt.convert_time_zone("America/New_York")
+    assert zoned.dt.hour()[0] == 19
+    found = books_at(SPOT, zoned, depth=1)
+    assert found["time"].to_list() == [utc]
+    assert_frame_equal(found, books_at(SPOT, [utc], depth=1))
+    assert books_at(SPOT, [], depth=1).schema == pl.Schema(BOOKS_AT_SCHEMA)

@@ -468,17 +468,23 @@ def test_the_import_command_refuses_in_one_line(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 
-def hftbacktest_capture(path: Path, lines: int, compress: bool = False) -> Path:
-    """``lines`` trades in hftbacktest's ``<local_ts_ns> <message>`` lines (gzip if asked)."""
+def hftbacktest_capture(path: Path, lines: int, compress: str = "") -> Path:
+    """``lines`` trades in hftbacktest's ``<local_ts_ns> <message>`` lines (``gzip`` or
+    ``zstd`` if asked)."""
     text = "".join(f"{1_723_161_253_937_085_768 + i * NS} "
                    f'{{"stream":"btcusdt@trade","data":{{"t":{i},"p":"{60_000 + i % 97}.5"}}}}\n'
                    for i in range(lines)).encode()
-    path.write_bytes(gzip.compress(text) if compress else text)
+    if compress == "zstd":
+        pa = pytest.importorskip("pyarrow", reason="a zstd capture is read through pyarrow")
+        with pa.output_stream(str(path), compression="zstd") as out:
+            out.write(text)
+    else:
+        path.write_bytes(gzip.compress(text) if compress == "gzip" else text)
     return path
 
 
-@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
-def test_an_import_tells_the_bytes_it_has_read(tmp_path: Path, compress: bool) -> None:
+@pytest.mark.parametrize("compress", ["", "gzip", "zstd"], ids=["plain", "gzip", "zstd"])
+def test_an_import_tells_the_bytes_it_has_read(tmp_path: Path, compress: str) -> None:
     source = hftbacktest_capture(tmp_path / "btcusdt.raw", 200_000, compress)
     size = source.stat().st_size
     told: list[tuple[int, int]] = []

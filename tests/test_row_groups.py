@@ -97,3 +97,15 @@ def test_a_book_export_is_the_same_bytes_in_chunks_of_any_size(tmp_path: Path, b
     assert len(files) > 5
     for file in files:
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
+
+
+def test_a_size_past_four_gigabytes_is_counted_whole() -> None:
+    # List(Null) items hold no memory, and count as wide as a string each: 2^28 + 10 of
+    # them are past 2^32 bytes, where a sum in 32 bits wraps.
+    items = 2**28 + 10
+
+    def nulls(count: int) -> pl.DataFrame:
+        return pl.select(pl.repeat(None, count, dtype=pl.Null).implode().alias("x"))
+
+    assert row_bytes(nulls(items)) == 16 + items * 16
+    assert row_bytes(pl.concat([nulls(items // 2)] * 2)) == 2 * 16 + items * 16

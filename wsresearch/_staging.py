@@ -216,10 +216,11 @@ def row_bytes(frame: pl.DataFrame) -> int:
     """
     counted: list[pl.Expr] = []
     for name, dtype in frame.schema.items():
+        # In 64 bits before the sum: polars sums a 32-bit column in 32 bits, wrapping.
         if isinstance(dtype, pl.String):
-            counted.append(pl.col(name).str.len_bytes().sum().cast(pl.Int64))
+            counted.append(pl.col(name).str.len_bytes().cast(pl.Int64).sum())
         elif isinstance(dtype, pl.List):
-            counted.append((pl.col(name).list.len().sum() * _width(dtype.inner)).cast(pl.Int64))
+            counted.append(pl.col(name).list.len().cast(pl.Int64).sum() * _width(dtype.inner))
     extra = sum(frame.select(counted).row(0)) if counted else 0
     fixed: int = sum(_width(dtype) for dtype in frame.schema.values())
     return fixed * frame.height + extra

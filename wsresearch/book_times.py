@@ -20,8 +20,10 @@ time on two cores, on top of the replay; see :data:`_EVENTS_A_CUT`).
 
 from __future__ import annotations
 
+import bisect
 import collections
 import datetime as dt
+import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -123,6 +125,8 @@ def books_at(
     if spec.book_sync is None:
         raise ValueError("this spec keeps no order books: it subscribes no book channel of "
                          "an exchange with a book rule")
+    if not moments:  # nothing asked: no replay
+        return pl.DataFrame(schema=BOOKS_AT_SCHEMA)
     cuts: collections.deque[tuple[int, list[int]]] = collections.deque()
     rows: list[tuple[Any, ...]] = []
     wanted = None if symbols is None else set(symbols)
@@ -165,6 +169,19 @@ def book_at(
 
     A replay of the recording up to ``time`` (see :func:`books_at` for many times).
 
+    Parameters
+    ----------
+    recording
+        A :class:`~wsresearch.recording.Recording` or its directory.
+    time
+        A datetime (naive means UTC), a date (its midnight, UTC) or ns since the epoch.
+    symbol
+        The book's symbol, as the exchange spells it (``"BTCUSDT"``).
+    spec
+        The spec to replay with (``None``: the recording's own), one that keeps books.
+    chunk_events
+        As for :func:`~wsresearch.replay.replay`.
+
     Returns
     -------
     Book
@@ -175,6 +192,14 @@ def book_at(
     ------
     ValueError
         If the spec keeps no order books, or no book of ``symbol`` existed by ``time``.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> book = book_at("data/recordings/binance_hftbacktest_2024-08-08_spot_btcusdt",
+    ...                datetime(2024, 8, 8, 23, 55), "BTCUSDT")
+    >>> book.valid, book.best_bid
+    (True, (61831.99, 3.3161))
     """
     moment = _moments([time])[0]
     if not isinstance(recording, Recording):
@@ -202,8 +227,8 @@ def _take(pipeline: Pipeline, events: pl.DataFrame) -> None:
 def _moments(times: Iterable[Moment] | pl.Series) -> list[int]:
     """``times`` as ns since the epoch, sorted, each once."""
     if isinstance(times, pl.Series):
-        if isinstance(times.dtype, pl.Datetime):
-            series = times.dt.replace_time_zone(None).dt.cast_time_unit("ns").dt.epoch("ns")
+        if isinstance(times.dtype, pl.Datetime):  # naive means UTC; a zone, its instant
+            series = times.dt.cast_time_unit("ns").dt.epoch("ns")
         elif times.dtype.is_integer():
             series = times.cast(pl.Int64)
         else:
@@ -244,36 +269,35 @@ def _pieces(chunks: Iterable[pl.DataFrame], moments: list[int],
 
     A cut is the last ``seq`` of a piece and the times read after it; a time before the
     first event has none (no book existed yet). The pieces are read in the replay's
-    read-ahead thread: a cut is noted before the piece it follows is handed over, and read
-    by the replay's own thread once that piece is fed. The next chunk is read before a
-    chunk is cut, so that a time between two chunks ends the first.
+    read-ahead thread: each cut is noted, whole, before the piece it follows is handed
+    over, and never changed after (the replay's own thread may be reading it), so that
+    thread finds it once that piece is fed. The next chunk is read before a chunk is cut,
+    so that a time between two chunks ends the first.
     """
-    pending = collections.deque(moments)
+    pending = moments
     ahead = (chunk for chunk in chunks if chunk.height)
     chunk = next(ahead, None)
     if chunk is None:  # no event at all
         return
     running = chunk["wall_ns"].cum_max()
-    while pending and pending[0] < running[0]:
-        pending.popleft()
+    # The times handed to a cut so far; those before the first event get none.
+    taken = bisect.bisect_left(pending, int(running[0]))
     while chunk is not None:
         following = next(ahead, None)
         reach = int(running[-1])
-        start = 0
+        # This chunk's times: those before the next chunk's first event (its running
+        # maximum), or all that are left after the last chunk.
+        upto = len(pending) if following is None else bisect.bisect_left(
+            pending, max(reach, int(following["wall_ns"][0])))
+        mine = pending[taken:upto]
+        taken = upto
+        ends = running.search_sorted(pl.Series(mine, dtype=pl.Int64), side="right").to_list()
         seqs = chunk["seq"]
-        ends = running.search_sorted(pl.Series(list(pending), dtype=pl.Int64), side="right")
-        for time, end in zip(list(pending), ends.to_list(), strict=True):
-            if end == chunk.height and following is not None and (
-                    time >= max(reach, int(following["wall_ns"][0]))):
-                break  # at or after the next chunk's first event: a cut there
-            pending.popleft()
-            if cuts and cuts[-1][0] == int(seqs[end - 1]):
-                cuts[-1][1].append(time)  # the same state as the time before it
-                continue
-            cuts.append((int(seqs[end - 1]), [time]))
-            if end > start:
-                yield chunk.slice(start, end - start)
-                start = end
+        start = 0
+        for end, group in itertools.groupby(zip(ends, mine, strict=True), key=lambda p: p[0]):
+            cuts.append((int(seqs[end - 1]), [time for _, time in group]))  # end >= 1
+            yield chunk.slice(start, end - start)
+            start = end
         if start < chunk.height:
             yield chunk.slice(start)
         chunk = following

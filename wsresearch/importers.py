@@ -490,10 +490,10 @@ def _open(path: Path) -> IO[bytes]:
     if magic.startswith(_GZIP):
         return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
     if magic == _ZSTD:
-        stream.close()
         try:
             import pyarrow as pa  # type: ignore[import-untyped]
         except ModuleNotFoundError:
+            stream.close()
             raise ModuleNotFoundError(
                 f"{path} is zstd-compressed: reading it needs pyarrow "
                 "(pip install 'wsresearch[dataset]'), or decompress it first (zstd -d)"
