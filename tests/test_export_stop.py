@@ -7,6 +7,10 @@ folder is gone.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -84,3 +88,63 @@ def test_a_stopped_export_leaves_the_dataset_as_it_was(
         run(export, recording, root, progress)
     assert snapshot(root) == before
     assert not list(root.glob(".export-*"))
+
+
+def test_an_export_that_fails_while_placing_its_files_loses_no_earlier_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wsresearch import _staging
+
+    root = tmp_path / "ds"
+    export_parquet(SPOT, None, root)  # an earlier export: channels only
+    before = snapshot(root)
+    renames = []
+    real = _staging.os.replace
+
+    def failing(source: object, target: object) -> None:
+        into = Path(str(target))  # a file's rename into the dataset (not the staging)
+        if into.is_relative_to(root) and not into.relative_to(root).parts[0].startswith("."):
+            renames.append(into)
+            if len(renames) == 2:
+                raise OSError(28, "No space left on device")
+        real(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_staging.os, "replace", failing)
+    with pytest.raises(OSError, match="No space"):
+        export_parquet(SPOT, None, root, normalized=True)
+    after = snapshot(root)
+    # Every earlier file is still there (the one renamed over holds the same rows), and
+    # nothing written for the stopped export is left: no temporary file, no staging.
+    assert set(before) <= set(after)
+    changed = {path for path, data in after.items() if before.get(path) != data}
+    assert changed <= {Path(renames[0]).relative_to(root)}  # placed before the failure
+    assert not list(root.rglob("*.tmp")) and not list(root.glob(".export-*"))
+
+
+@pytest.fixture
+def other_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on another filesystem than ``tmp_path`` (the machine's shared memory)."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK) or (
+            shm.stat().st_dev == tmp_path.stat().st_dev):
+        pytest.skip("no writable filesystem other than the temporary folder's (/dev/shm)")
+    folder = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_partition_folder_on_another_filesystem_is_written_in_place(
+        tmp_path: Path, other_disk: Path) -> None:
+    # A partition folder linked to another disk: each file is written in its own folder
+    # and renamed there, never moved across (a rename between filesystems fails).
+    root = tmp_path / "ds"
+    export_parquet(SPOT, None, root)
+    elsewhere = other_disk / "depth"
+    shutil.move(root / "channel=depth", elsewhere)
+    (root / "channel=depth").symlink_to(elsewhere, target_is_directory=True)
+    before = snapshot(root)
+    export_parquet(SPOT, None, root, normalized=True)
+    assert set(before) < set(snapshot(root))
+    assert len(list(elsewhere.rglob("*.parquet"))) == 1
+    assert not list(elsewhere.rglob("*.tmp"))

@@ -151,19 +151,27 @@ def write_private_parquet(
     write_private(path, encoded.getbuffer())
 
 
-def sink_private_parquet(table: pl.LazyFrame, path: Path, *, row_group_size: int) -> None:
-    """Stream ``table`` into ``path`` as zstd Parquet, atomically and privately.
+def sink_private_parquet(table: pl.LazyFrame, path: Path, *, row_group_size: int) -> Path:
+    """Stream ``table`` into a new private file beside ``path``, to be renamed over it.
 
-    As :func:`write_private_parquet`, for a table too large to hold: polars' streaming
-    engine writes it a row group at a time into a new temporary file (``O_EXCL``,
-    ``0600``), which is synced and renamed over ``path``. Every row group but the last
-    holds ``row_group_size`` rows, however the rows come in: the same rows make the same
-    file.
+    As :func:`write_private_parquet`, for a table too large to hold, in two steps so that
+    several files can be written before any is put in place: polars' streaming engine
+    writes it a row group at a time into a new temporary file in ``path``'s folder
+    (``O_EXCL``, ``0600``, named ``<name>.<random>.tmp``), which is synced; the caller
+    renames it over ``path`` (``os.replace``: in one folder, so atomic and never across
+    filesystems) or removes it. Every row group but the last holds ``row_group_size`` rows,
+    however the rows come in: the same rows make the same file.
+
+    Returns
+    -------
+    Path
+        The temporary file written.
 
     Raises
     ------
     OSError
-        What the filesystem said, or why polars could not write (as an ``OSError``).
+        What the filesystem said, or why polars could not write (as an ``OSError``); the
+        temporary file is removed.
     """
     make_private_dirs(path.parent)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
@@ -175,11 +183,11 @@ def sink_private_parquet(table: pl.LazyFrame, path: Path, *, row_group_size: int
                                row_group_size=row_group_size, sync_on_close="all")
         except pl.exceptions.PolarsError as exc:
             raise OSError(f"cannot write {path}: {exc}") from exc
-        os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+    return Path(temporary)
 
 
 def sync_path(path: Path) -> None:

@@ -255,7 +255,12 @@ def run_parts(path: str, spec: FeedSpec, normalized: bool, chunk_events: int,
     jobs = [(path, spec.origin, spec.url, normalized, chunk_events, part, None, str(staging),
              str(root)) for part in parts]
     with process_pool(workers) as pool:
-        done = list(pool.map(run_part, *zip(*jobs, strict=True)))
+        futures = [pool.submit(run_part, *job) for job in jobs]
+        try:
+            done = [future.result() for future in futures]
+        except BaseException:  # a part failed, or Ctrl-C: start no other part
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     for k in range(1, len(parts)):
         handed = done[k - 1].state_at_end
         if done[k].state_at_start != handed:  # the warm-up missed: again, from the hand-over

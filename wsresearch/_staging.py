@@ -5,7 +5,7 @@ them a chunk at a time, writes each chunk's rows of each partition (a channel or
 an exchange, a UTC date) as a part file into a private staging folder beside the dataset,
 and at :meth:`~Staging.finish` streams each partition's parts into its one final file
 (polars' streaming engine: a row group at a time), adding the columns only known then,
-into the staging folder too; :meth:`~Staging.place` renames them into the dataset once all
+under a temporary name in its final folder; :meth:`~Staging.place` renames them once all
 are written, so an export stopped (or failed) before then leaves the dataset as it was.
 What is held is one chunk and one row group, whatever the recording's length; a row group
 is bounded in bytes as well as rows (:data:`ROW_GROUP_BYTES`), so that a wide row (a book
@@ -34,7 +34,7 @@ from typing import Any
 
 import polars as pl
 
-from ._files import make_private_dirs, sink_private_parquet, write_private_parquet
+from ._files import sink_private_parquet, write_private_parquet
 
 __all__ = ["ROW_GROUP", "ROW_GROUP_BYTES", "SOURCE", "Staging", "row_bytes"]
 
@@ -108,6 +108,7 @@ class Staging:
         self.folder = Path(tempfile.mkdtemp(prefix=".export-", dir=folder or root))
         self._partitions: dict[tuple[str, dt.date], _Partition] = {}
         self._written = 0
+        self._pending: list[tuple[Path, Path]] = []  # final files written, not yet placed
 
     @property
     def partitions(self) -> list[_Partition]:
@@ -157,11 +158,13 @@ class Staging:
 
     def finish(self, recording: str, written: Callable[[], object] | None = None
                ) -> list[tuple[Path, Path]]:
-        """Write each partition's file, named ``<recording>.parquet``, into the staging folder.
+        """Write each partition's file, named ``<recording>.parquet``, not yet in place.
 
-        Partitions go in the order of their folder names, then of their dates; after each
-        file, ``written()`` is called (an exception it raises stops here: nothing of the
-        export is in the dataset yet). :meth:`place` then moves the files into the dataset.
+        Each is written under a temporary name in its final folder; after each,
+        ``written()`` is called (an exception it raises stops here, the files written so
+        far removed by :meth:`close`: nothing of the export is in the dataset yet).
+        :meth:`place` then renames them into place. Partitions go in the order of their
+        folder names, then of their dates.
 
         Every row gets the ``recording`` column; a normalized kind loses ``exchange``
         (the partition's) and ``_source``.
@@ -169,10 +172,9 @@ class Staging:
         Returns
         -------
         list of tuple of Path
-            Each file written and where in the dataset it goes, in that order.
+            Each file written and the name it takes in the dataset.
         """
-        staged = []
-        for number, (_, partition) in enumerate(sorted(self._partitions.items())):
+        for _, partition in sorted(self._partitions.items()):
             final = (self.root / partition.folder / f"exchange={self.exchange}"
                      / f"date={partition.day.isoformat()}" / f"{recording}.parquet")
             parts = _scan_parts(partition)
@@ -180,30 +182,35 @@ class Staging:
                 if not partition.in_order():  # a clock that stepped back across chunks
                     parts = parts.sort(*_ORDER, maintain_order=True)
                 parts = parts.drop("exchange", SOURCE)
-            path = self.folder / f"final-{number:06d}.parquet"
-            sink_private_parquet(parts.with_columns(pl.lit(recording).alias("recording")),
-                                 path, row_group_size=partition.row_group())
-            staged.append((path, final))
+            written_to = sink_private_parquet(
+                parts.with_columns(pl.lit(recording).alias("recording")), final,
+                row_group_size=partition.row_group())
+            self._pending.append((written_to, final))
             if written is not None:
                 written()
-        return staged
+        return list(self._pending)
 
-    @staticmethod
-    def place(staged: list[tuple[Path, Path]]) -> list[Path]:
-        """Move each file :meth:`finish` wrote to its place in the dataset; the places.
+    def place(self, staged: list[tuple[Path, Path]]) -> list[Path]:
+        """Rename each file :meth:`finish` wrote to its name in the dataset; the names.
 
-        A rename each, so the dataset's files change in a moment at the end, not over the
-        time their writing takes.
+        A rename in its own folder each (atomic, and never across filesystems, where a
+        partition folder is a mount or a link to another disk), over the earlier file of
+        the same name, if any: the dataset's files change in a moment at the end, not over
+        the time their writing takes.
         """
         for path, final in staged:
-            make_private_dirs(final.parent)
             os.replace(path, final)
+            self._pending.remove((path, final))
         return [final for _, final in staged]
 
     def close(self) -> None:
-        """Remove the staging folder and what is left in it."""
+        """Remove the staging folder and what is left in it, and the files not placed."""
         with contextlib.suppress(OSError):
             shutil.rmtree(self.folder)
+        for path, _ in self._pending:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        self._pending.clear()
 
 
 def row_bytes(frame: pl.DataFrame) -> int:

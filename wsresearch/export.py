@@ -373,15 +373,15 @@ class _Export:
         if self.progress is not None:  # after each file, as after each chunk: may stop it
             total = self.recording.event_count
             written = functools.partial(self.progress, total, total)
-        staged = self.staging.finish(rid, written)
         # An earlier export of this recording, in this layout or the one before exchange
         # partitions: replaced, never duplicated.
         old = sorted(p for pattern in ("channel=*/**/", "kind=*/**/", f"{_CONNECTIONS}/")
                      for p in self.root.glob(f"{pattern}{rid}.parquet"))
-        for path in old:
-            path.unlink()
-        files = self.staging.place(staged)
-        path = self.root / _CONNECTIONS / f"{rid}.parquet"
+        staged = self.staging.finish(rid, written)
+        files = self.staging.place(staged)  # over the old files of the same names
+        path = self.root / _CONNECTIONS / f"{rid}.parquet"  # written over below
+        for gone in sorted(set(old) - set(files) - {path}):  # a day no longer in it, say
+            gone.unlink()
         timeline = self.timeline.frame().sort("seq", maintain_order=True)
         write_private_parquet(timeline.select(pl.lit(rid).alias("recording"), *TIMELINE_SCHEMA)
                               .cast(CONNECTION_SCHEMA), path)  # type: ignore[arg-type]
