@@ -8,11 +8,12 @@ they print and write, sends a real signal, and kills whatever is left in
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
@@ -323,3 +324,134 @@ async def test_a_signal_stops_the_workers_of_a_parallel_export(
     assert "SIGTERM received: stopping" in export.stdout
     assert not list(out.glob(".export-*"))
     assert not list(out.glob("[ck]*=*/**/*.parquet"))
+
+
+def spawned_workers(pid: int) -> list[int]:
+    """The worker processes ``pid`` has started (multiprocessing's ``spawn_main``)."""
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in children.read_text().split():
+            with suppress(OSError):
+                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
+    return found
+
+
+def sigint_disposition(pid: int) -> str | None:
+    """How process ``pid`` takes SIGINT (``/proc``): "ignored", "caught", or None (default)."""
+    bit = 1 << (signal.SIGINT - 1)
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, mask = line.partition(":\t")
+        if name == "SigIgn" and int(mask, 16) & bit:
+            return "ignored"
+        if name == "SigCgt" and int(mask, 16) & bit:
+            return "caught"
+    return None
+
+
+async def test_a_parallel_runs_workers_ignore_ctrl_c_from_their_start(
+        tmp_path: Path, long_recording: Path) -> None:
+    # A terminal's Ctrl-C reaches every process of the group: a worker that still caught
+    # SIGINT while it imported (before its initializer ignored it) printed a
+    # KeyboardInterrupt traceback. It is to ignore it from its first instruction.
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        shutil.copytree(long_recording, folder)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wsresearch.cli", "report", *map(str, folders), "--workers", "2",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        start_new_session=True)  # a group of its own: all of it is killed at the end
+    seen: list[str | None] = []
+    try:
+        await eventually(lambda: bool(spawned_workers(proc.pid)), within=30,
+                         what="a worker process started")
+        worker = spawned_workers(proc.pid)[0]
+
+        def settled() -> bool:
+            with suppress(OSError):  # it may have ended: then what was seen stands
+                seen.append(sigint_disposition(worker))
+                return seen[-1] is not None
+            return True
+
+        await eventually(settled, within=30, what="the worker's SIGINT disposition")
+        _, err = await asyncio.wait_for(proc.communicate(), 60 * TIME_FACTOR)
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+    assert "caught" not in seen, seen
+    assert seen[-1] == "ignored", seen
+    assert proc.returncode == 0, err.decode()
+
+
+def test_one_recording_failing_in_its_worker_leaves_the_others_running_to_the_end(
+        tmp_path: Path, long_recording: Path) -> None:
+    # Only a signal stops the recordings under way; one that fails stops itself (and
+    # starts no other), as docs/cli.md says.
+    import json
+    import subprocess
+
+    bad, good = tmp_path / "bad", tmp_path / "good"
+    shutil.copytree(long_recording, bad)
+    shutil.copytree(long_recording, good)
+    manifest = json.loads((bad / "manifest.json").read_text())
+    manifest["started_wall_ns"] = "oops"  # past the parent's JSON check: fails in its worker
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "ds"
+    done = subprocess.run([sys.executable, "-m", "wsresearch.cli", "export", str(bad),
+                           str(good), "--out", str(out), "--workers", "2"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 1
+    assert (f"wsresearch export: error: {bad}/manifest.json is damaged: started_wall_ns"
+            in done.stderr), done.stderr
+    written = list(out.glob("channel=*/*/*/*.parquet"))
+    assert written, done.stderr  # the good recording's rows
+    assert not list(out.glob(".export-*")) and not list(out.rglob("*.tmp"))
+
+
+@pytest.fixture(scope="module")
+def two_connections(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300,000 trades over two connections: an export splits it into two processes."""
+    from wsresearch.recording.writer import Captured, write_events
+
+    path = tmp_path_factory.mktemp("two") / "rec"
+    start_ns = 1_700_000_000_000_000_000
+    url = "ws://127.0.0.1:1"
+
+    def events() -> Iterator[Captured]:
+        for i, frame in enumerate(generic_frames(300_000, seed=6)):
+            if i % 150_000 == 0:
+                yield Captured("open", start_ns + i * 1_000_000, url)
+            yield Captured("frame", start_ns + i * 1_000_000, frame)
+
+    write_events(path, events(), source_url=url,
+                 origin=generic.spec(url=url).origin)
+    return path
+
+
+async def test_a_second_ctrl_c_quits_at_once_though_the_work_would_take_its_time(
+        tmp_path: Path, two_connections: Path) -> None:
+    # A split export stops once its parts end: the first Ctrl-C waits for them. The
+    # second ends the process at once, as the line says, where it used to wait too.
+    out = tmp_path / "ds"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wsresearch.cli", "export", str(two_connections), "--out",
+        str(out), "--workers", "2", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, start_new_session=True)
+    cli = Cli(proc)
+    try:
+        await eventually(lambda: any(out.glob(".export-*/*/part-*.parquet")), within=60,
+                         what="the parts under way")
+        proc.send_signal(signal.SIGINT)  # to the command alone: its parts are not told
+        await eventually(lambda: cli.said("SIGINT received: stopping (again to quit at once)"),
+                         within=10, what="the first stop")
+        proc.send_signal(signal.SIGINT)
+        # Its parts' processes still hold its output open: its own end is what is awaited.
+        await eventually(lambda: proc.returncode is not None, within=20,
+                         what="the command's end")
+        assert proc.returncode == -signal.SIGINT, "".join(cli.err)
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the parts' processes too
+        await asyncio.wait_for(proc.wait(), 30 * TIME_FACTOR)  # their pipes closed with them
+        await asyncio.wait_for(asyncio.gather(*cli._readers), 30 * TIME_FACTOR)

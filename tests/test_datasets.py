@@ -145,6 +145,7 @@ def test_two_exchanges_books_merge_as_their_normalized_kinds(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(("arguments", "message"), [
     ({"kinds": ["nope"]}, "unknown kind 'nope'"),
+    ({"kinds": "trades"}, r"a list of kinds \(kinds=\['trades'\]\)"),
     ({"kinds": ["trades"], "channels": ["trade"]}, "not both"),
 ])
 def test_merging_kinds_refuses_what_it_cannot_merge(
@@ -153,3 +154,10 @@ def test_merging_kinds_refuses_what_it_cannot_merge(
         merge_events(dataset, **arguments)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="dataset directory"):
         merge_events({"trade": pl.DataFrame()}, kinds=["trades"])
+
+
+def test_merging_no_kinds_is_empty_and_a_kind_twice_is_merged_once(dataset: Path) -> None:
+    assert merge_events(dataset, kinds=[]).collect().height == 0
+    once = merge_events(dataset, kinds=["trades"]).collect()
+    assert once.height == load_normalized(dataset, "trades").collect().height > 0
+    assert_frame_equal(merge_events(dataset, kinds=["trades", "trades"]).collect(), once)

@@ -25,11 +25,13 @@ Commands:
 Every error a user can cause ends in one line on stderr and a non-zero exit
 status (2 for bad arguments, 1 for anything else), never a traceback.
 
-``demo``, ``simulate``, ``record`` and ``replay --serve`` stop the same way on
-SIGINT (Ctrl-C), SIGTERM and SIGHUP: the running command is cancelled, the feed
-stops cleanly (its recording flushed and closed, the manifest complete), a line
-says which signal came, and the exit status is 128 + the signal's number (130,
-143, 129). A signal the process was started ignoring (``nohup``) stays ignored.
+Every command stops the same way on SIGINT (Ctrl-C), SIGTERM and SIGHUP: the
+running command is cancelled, a feed stops cleanly (its recording flushed and
+closed, the manifest complete), a replay, report, export, import or compaction at
+its next step (what it writes left as it was), a line says which signal came, and
+the exit status is 128 + the signal's number (130, 143, 129). A second signal ends
+the process at once. A signal the process was started ignoring (``nohup``) stays
+ignored.
 
 Output does not depend on the terminal's width when it is not a terminal: lines
 are never wrapped and tables are never squeezed, so logs and tests read the same
@@ -571,24 +573,28 @@ async def _record(args: argparse.Namespace, console: Console) -> int:
     try:
         await _run_feed(feed, args.seconds or float("inf"), monitor, console, live=False)
     except asyncio.CancelledError:  # a signal: the recording is closed; say what it holds
-        await _record_end(args, console, monitor, feed)
+        await _record_end(args, console, monitor, feed, signalled=True)
         raise
     await _record_end(args, console, monitor, feed)
     return 0
 
 
 async def _record_end(args: argparse.Namespace, console: Console, monitor: FeedMonitor,
-                      feed: Feed) -> None:
+                      feed: Feed, *, signalled: bool = False) -> None:
     """What a stopped ``record`` says it holds; then, with ``--compact``, its compaction.
 
-    After a signal, a second Ctrl-C stops the compaction at its next file; another signal
-    ends the process at once: the recording is readable either way.
+    After a signal (``signalled``), a second Ctrl-C stops the compaction at its next file;
+    another signal ends the process at once: the recording is readable either way.
     """
     console.print(monitor.summary())
     recorder = feed.recorder
     assert recorder is not None
     _say(console, f"recorded {recorder.events} events to {args.out}")
     if args.compact:
+        if signalled and threading.current_thread() is threading.main_thread():
+            # The first signal gave every stop signal its default action back; Ctrl-C's
+            # is Python's here, so that it stops the compaction at its next file.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         await _compact_one(args.out, SEGMENT_EVENTS, console)
 
 
@@ -791,21 +797,45 @@ async def _in_processes(workers: int, job: Callable[..., _T], jobs: Sequence[tup
         watcher.start()
         try:
             with process_pool(workers, _start_worker, (reports, command, halt)) as pool:
-                futures = [loop.run_in_executor(pool, _run_job, job, index, *arguments)
-                           for index, arguments in enumerate(jobs)]
+                with _workers_ignore_ctrl_c():
+                    futures = [loop.run_in_executor(pool, _run_job, job, index, *arguments)
+                               for index, arguments in enumerate(jobs)]
                 for index, future in enumerate(futures):
                     future.add_done_callback(functools.partial(finished, index))
                 try:
                     for future in futures:
                         yield await future
-                except BaseException:  # a job failed, or a signal: start no other job,
-                    halt.set()  # and stop those running (the pool waits for them)
+                except (asyncio.CancelledError, KeyboardInterrupt):  # a signal: start no
+                    halt.set()  # other job, and stop those running (the pool waits for them)
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+                except BaseException:  # a job failed: start no other; those running finish
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise
         finally:  # the pool has shut down: its workers have exited, nothing more comes
             stop.set()
             watcher.join()
             reports.close()
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start the processes made meanwhile ignoring SIGINT, from their first instruction.
+
+    Ctrl-C in a terminal reaches every process of the group; a worker still importing
+    (before :func:`_start_worker` runs) would print a ``KeyboardInterrupt`` traceback. A
+    signal ignored stays ignored across ``exec``, and Python leaves an ignored SIGINT as
+    it is; the parent ignores it only while it starts them (a Ctrl-C in that instant is
+    lost, the parent's own handler back right after).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 _to_parent: Any = None
@@ -941,7 +971,7 @@ async def _in_thread(console: Console, label: str,
             stop.set()
             try:
                 await running  # it stops at its next step (a chunk, a file)
-            except Exception:
+            except (_Stopped, KeyboardInterrupt):  # stopped (a split export's parts: Ctrl-C)
                 pass
             else:  # its last step was behind it: what it wrote is whole
                 _say(console, f"{label}: done before the stop reached it")
@@ -1294,12 +1324,14 @@ async def _until_signalled(command: Coroutine[Any, Any, int], console: Console) 
             return
         caught.append(signum)
         _say(console, f"{signum.name} received: stopping (again to quit at once)")
-        for installed_signal in installed:  # a second signal: its default action
-            loop.remove_signal_handler(installed_signal)
+        for installed_signal in installed:  # a second signal: its default action, which
+            loop.remove_signal_handler(installed_signal)  # for Ctrl-C is not Python's
+            signal.signal(installed_signal, signal.SIG_DFL)  # (that waits for threads)
         installed.clear()
         task.cancel()
 
     installed: list[signal.Signals] = []
+    previous: dict[signal.Signals, Any] = {}  # put back when the command ends
     # The event loop's signal handlers exist on Unix only, and in the main thread only
     # (main() run from a thread, as a library call: the caller owns the signals).
     unix_main = sys.platform != "win32" and threading.current_thread() is threading.main_thread()
@@ -1307,6 +1339,7 @@ async def _until_signalled(command: Coroutine[Any, Any, int], console: Console) 
         signum = getattr(signal, name, None)
         if signum is None or signal.getsignal(signum) is signal.SIG_IGN:
             continue
+        previous[signum] = signal.getsignal(signum)
         loop.add_signal_handler(signum, stop, signum)
         installed.append(signum)
     try:
@@ -1319,6 +1352,8 @@ async def _until_signalled(command: Coroutine[Any, Any, int], console: Console) 
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _show_warning(command: str, message: Warning | str, category: type[Warning],

@@ -722,10 +722,15 @@ def merge_events(
             raise ValueError("give channels or kinds, not both")
         if isinstance(source, Mapping):
             raise ValueError("kinds are read from a dataset directory; frames are channels")
+        if isinstance(kinds, str):
+            raise ValueError(f"kinds is a list of kinds (kinds=[{kinds!r}]), not a string")
         unknown = [kind for kind in kinds if kind not in KINDS]
         if unknown:
             raise ValueError(f"unknown kind {unknown[0]!r}; the kinds are {list(KINDS)}")
-        lazy = _union([(f"kind {kind!r}", load_normalized(source, kind)) for kind in kinds])
+        lazy = _union([(f"kind {kind!r}", load_normalized(source, kind))
+                       for kind in dict.fromkeys(kinds)]) if kinds else pl.LazyFrame(
+            schema=COMMON | {"recording": pl.String(), "kind": pl.String(),
+                             "date": pl.Date()})
         time = pl.col("local_time")
         if by == "exchange":
             time = pl.coalesce(pl.col("exchange_time"), time)
