@@ -97,6 +97,8 @@ def test_one_book_at_a_time_is_the_whole_book_books_at_gives_in_part() -> None:
     ({"times": pl.Series(["x"])}, "datetimes or ints"),
     ({"times": pl.Series([1, None])}, "null"),
     ({"times": [1], "depth": 0}, "depth must be"),
+    ({"times": dt.datetime(2024, 8, 8), "depth": 1}, "a list of times"),
+    ({"times": [1], "symbols": "BTCUSDT"}, r"a list of symbols \(symbols=\['BTCUSDT'\]\)"),
 ])
 def test_what_is_not_a_time_or_a_depth_is_refused(arguments: dict[str, object],
                                                    message: str) -> None:

@@ -118,6 +118,8 @@ def books_at(
                               or depth < 1):
         raise ValueError(f"depth must be a positive int or None, got {depth!r}")
     check_chunk_events(chunk_events)
+    if isinstance(symbols, str):
+        raise ValueError(f"symbols is a list of symbols (symbols=[{symbols!r}]), not a string")
     moments = _moments(times)
     if not isinstance(recording, Recording):
         recording = Recording.open(recording)
@@ -236,6 +238,9 @@ def _moments(times: Iterable[Moment] | pl.Series) -> list[int]:
         if series.null_count():
             raise ValueError("times hold a null")
         return sorted(set(series.to_list()))
+    if isinstance(times, dt.date | int | str):
+        raise ValueError(f"times is a list of times (for one: [{times!r}], or book_at), "
+                         f"not {type(times).__name__}")
     return sorted({_ns(time) for time in times})
 
 
