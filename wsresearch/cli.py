@@ -974,7 +974,8 @@ async def _in_thread(console: Console, label: str,
             except (_Stopped, KeyboardInterrupt):  # stopped (a split export's parts: Ctrl-C)
                 pass
             else:  # its last step was behind it: what it wrote is whole
-                _say(console, f"{label}: done before the stop reached it")
+                _say(console, f"{Text.from_markup(label).plain}: done before the stop "
+                     "reached it")
             raise
 
 
