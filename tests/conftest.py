@@ -1,4 +1,5 @@
-"""Shared test helpers: scaled waits on conditions, loopback servers, task-leak checks."""
+"""Shared test helpers: scaled waits on conditions, loopback servers, task-leak checks,
+simulator trades recorded."""
 
 from __future__ import annotations
 
@@ -89,3 +90,16 @@ def other_tasks() -> set[asyncio.Task[object]]:
 @pytest.fixture
 def time_factor() -> float:
     return TIME_FACTOR
+
+
+def trade_recording(path: Path, frames: int, seed: int) -> Path:
+    """``frames`` simulator trades recorded at ``path``, 1 ms apart, one connection."""
+    from wsresearch import Recording
+    from wsresearch.exchanges import generic
+    from wsresearch.testing import generic_frames
+
+    start_ns = 1_700_000_000_000_000_000
+    Recording.from_frames(path, ((start_ns + i * 1_000_000, frame) for i, frame in
+                                 enumerate(generic_frames(frames, seed=seed))),
+                          spec=generic.spec(url="ws://127.0.0.1:1"))
+    return path

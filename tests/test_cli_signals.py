@@ -24,7 +24,7 @@ from wsresearch import Recording, Simulator
 from wsresearch.exchanges import generic
 from wsresearch.testing import generic_frames
 
-from .conftest import TIME_FACTOR, eventually, loopback_server
+from .conftest import TIME_FACTOR, eventually, loopback_server, trade_recording
 
 SUBSCRIBE = '{"op":"subscribe","channels":["trade"]}'
 
@@ -281,12 +281,7 @@ async def test_a_signal_ignored_at_start_stays_ignored_as_under_nohup(tmp_path: 
 @pytest.fixture(scope="module")
 def long_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """300,000 trades: an export of them in chunks of 1,000 takes seconds."""
-    path = tmp_path_factory.mktemp("long") / "rec"
-    start_ns = 1_700_000_000_000_000_000
-    Recording.from_frames(path, ((start_ns + i * 1_000_000, frame) for i, frame in
-                                 enumerate(generic_frames(300_000, seed=4))),
-                          spec=generic.spec(url="ws://127.0.0.1:1"))
-    return path
+    return trade_recording(tmp_path_factory.mktemp("long") / "rec", 300_000, seed=4)
 
 
 def staged(out: Path) -> bool:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from wsresearch import Recording, export_parquet
-from wsresearch.exchanges import generic
+from wsresearch import export_parquet
 from wsresearch.export import export_with_report
-from wsresearch.testing import generic_frames
+
+from .conftest import trade_recording
 
 DATA = Path(__file__).parent.parent / "data" / "recordings"
 SPOT = DATA / "binance_hftbacktest_2024-08-08_spot_btcusdt"
@@ -50,12 +50,7 @@ def run(export: object, recording: Path, root: Path, progress: object) -> None:
 @pytest.fixture(scope="module")
 def trades(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """40,000 trades: a replay's progress is told every 10,000 events."""
-    path = tmp_path_factory.mktemp("trades") / "rec"
-    start_ns = 1_700_000_000_000_000_000
-    Recording.from_frames(path, ((start_ns + i * 1_000_000, frame) for i, frame in
-                                 enumerate(generic_frames(40_000, seed=3))),
-                          spec=generic.spec(url="ws://127.0.0.1:1"))
-    return path
+    return trade_recording(tmp_path_factory.mktemp("trades") / "rec", 40_000, seed=3)
 
 
 @pytest.mark.parametrize("export", [export_parquet, export_with_report])

@@ -121,12 +121,7 @@ def books_at(
     if isinstance(symbols, str):
         raise ValueError(f"symbols is a list of symbols (symbols=[{symbols!r}]), not a string")
     moments = _moments(times)
-    if not isinstance(recording, Recording):
-        recording = Recording.open(recording)
-    spec = spec_for(recording, spec)
-    if spec.book_sync is None:
-        raise ValueError("this spec keeps no order books: it subscribes no book channel of "
-                         "an exchange with a book rule")
+    recording, spec = _with_books(recording, spec)
     if not moments:  # nothing asked: no replay
         return pl.DataFrame(schema=BOOKS_AT_SCHEMA)
     cuts: collections.deque[tuple[int, list[int]]] = collections.deque()
@@ -204,12 +199,7 @@ def book_at(
     (True, (61831.99, 3.3161))
     """
     moment = _moments([time])[0]
-    if not isinstance(recording, Recording):
-        recording = Recording.open(recording)
-    spec = spec_for(recording, spec)
-    if spec.book_sync is None:
-        raise ValueError("this spec keeps no order books: it subscribes no book channel of "
-                         "an exchange with a book rule")
+    recording, spec = _with_books(recording, spec)
     kept: list[Pipeline] = []
     cut = _until(recording.chunks(chunk_events), moment)
     replay_in_chunks(recording, spec, "complete", None, chunk_events, _take,
@@ -220,6 +210,24 @@ def book_at(
         seen = [] if books is None else sorted(books.books)
         raise ValueError(f"no book of {symbol!r} by {_utc(moment)}; books then: {seen}")
     return found
+
+
+def _with_books(recording: Recording | str | os.PathLike[str], spec: FeedSpec | None
+                ) -> tuple[Recording, FeedSpec]:
+    """``recording``, opened, and the spec to replay it with, one that keeps books.
+
+    Raises
+    ------
+    ValueError
+        If the spec keeps no order books, or as :func:`~wsresearch.replay.spec_for` raises.
+    """
+    if not isinstance(recording, Recording):
+        recording = Recording.open(recording)
+    found = spec_for(recording, spec)
+    if found.book_sync is None:
+        raise ValueError("this spec keeps no order books: it subscribes no book channel of "
+                         "an exchange with a book rule")
+    return recording, found
 
 
 def _take(pipeline: Pipeline, events: pl.DataFrame) -> None:
