@@ -156,8 +156,7 @@ class Staging:
                 partition.bounds.append((part.select(*_ORDER).row(0),
                                          part.select(*_ORDER).row(-1)))
 
-    def finish(self, recording: str, written: Callable[[], object] | None = None
-               ) -> list[tuple[Path, Path]]:
+    def finish(self, recording: str, written: Callable[[], object] | None = None) -> None:
         """Write each partition's file, named ``<recording>.parquet``, not yet in place.
 
         Each is written under a temporary name in its final folder; after each,
@@ -168,11 +167,6 @@ class Staging:
 
         Every row gets the ``recording`` column; a normalized kind loses ``exchange``
         (the partition's) and ``_source``.
-
-        Returns
-        -------
-        list of tuple of Path
-            Each file written and the name it takes in the dataset.
         """
         for _, partition in sorted(self._partitions.items()):
             final = (self.root / partition.folder / f"exchange={self.exchange}"
@@ -188,9 +182,8 @@ class Staging:
             self._pending.append((written_to, final))
             if written is not None:
                 written()
-        return list(self._pending)
 
-    def place(self, staged: list[tuple[Path, Path]]) -> list[Path]:
+    def place(self) -> list[Path]:
         """Rename each file :meth:`finish` wrote to its name in the dataset; the names.
 
         A rename in its own folder each (atomic, and never across filesystems, where a
@@ -198,10 +191,13 @@ class Staging:
         the same name, if any: the dataset's files change in a moment at the end, not over
         the time their writing takes.
         """
-        for path, final in staged:
+        placed = []
+        while self._pending:
+            path, final = self._pending[0]
             os.replace(path, final)
-            self._pending.remove((path, final))
-        return [final for _, final in staged]
+            placed.append(final)
+            del self._pending[0]
+        return placed
 
     def close(self) -> None:
         """Remove the staging folder and what is left in it, and the files not placed."""

@@ -31,7 +31,7 @@ from typing import Any
 import polars as pl
 
 from .book import Book
-from .clock import NS_PER_S
+from .clock import Time, ns_since_epoch, utc_text
 from .pipeline import Pipeline
 from .recording import Recording
 from .recording.reader import CHUNK_EVENTS, check_chunk_events
@@ -56,13 +56,10 @@ costs the columnar path about 7.5 ms and the per-message path 2.4 ms, a message 
 17 µs (1,000 and 10,000 times over 300,000 Binance spot frames: 10.8 and 78.9 s columnar,
 6.9 and 29.3 s per message). Both give the same books."""
 
-Moment = dt.datetime | dt.date | int
-"""A time: a datetime (naive means UTC), a date (its midnight, UTC) or ns since the epoch."""
-
 
 def books_at(
     recording: Recording | str | os.PathLike[str],
-    times: Iterable[Moment] | pl.Series,
+    times: Iterable[Time] | pl.Series,
     spec: FeedSpec | None = None,
     *,
     symbols: Sequence[str] | None = None,
@@ -135,13 +132,14 @@ def books_at(
                 if wanted is None or symbol in wanted:
                     rows.append(_row(time, books[symbol], depth))
 
-    held = [0]  # events whose rows the pipeline holds
+    held = 0  # events whose rows the pipeline holds
 
     def after(pipeline: Pipeline, events: pl.DataFrame) -> None:
-        held[0] += events.height
-        if held[0] >= chunk_events:  # the rows are not wanted, only the books: let go
+        nonlocal held
+        held += events.height
+        if held >= chunk_events:  # the rows are not wanted, only the books: let go
             pipeline.take()
-            held[0] = 0
+            held = 0
         last = int(events["seq"][-1])
         while cuts and cuts[0][0] <= last:
             read(pipeline, cuts.popleft()[1])
@@ -156,7 +154,7 @@ def books_at(
 
 def book_at(
     recording: Recording | str | os.PathLike[str],
-    time: Moment,
+    time: Time,
     symbol: str,
     spec: FeedSpec | None = None,
     *,
@@ -208,7 +206,7 @@ def book_at(
     found = None if books is None else books.books.get(symbol)
     if found is None:
         seen = [] if books is None else sorted(books.books)
-        raise ValueError(f"no book of {symbol!r} by {_utc(moment)}; books then: {seen}")
+        raise ValueError(f"no book of {symbol!r} by {utc_text(moment)}; books then: {seen}")
     return found
 
 
@@ -234,7 +232,7 @@ def _take(pipeline: Pipeline, events: pl.DataFrame) -> None:
     pipeline.take()  # only the books are wanted
 
 
-def _moments(times: Iterable[Moment] | pl.Series) -> list[int]:
+def _moments(times: Iterable[Time] | pl.Series) -> list[int]:
     """``times`` as ns since the epoch, sorted, each once."""
     if isinstance(times, pl.Series):
         if isinstance(times.dtype, pl.Datetime):  # naive means UTC; a zone, its instant
@@ -253,21 +251,10 @@ def _moments(times: Iterable[Moment] | pl.Series) -> list[int]:
 
 
 def _ns(time: object) -> int:
+    """:func:`~wsresearch.clock.ns_since_epoch`, a bool refused (an int to Python)."""
     if isinstance(time, bool):
         raise ValueError(f"not a time: {time!r}")
-    if isinstance(time, int):
-        return time
-    if isinstance(time, dt.datetime):
-        moment = time if time.tzinfo else time.replace(tzinfo=dt.UTC)
-        delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-        return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
-    if isinstance(time, dt.date):
-        return _ns(dt.datetime(time.year, time.month, time.day, tzinfo=dt.UTC))
-    raise ValueError(f"not a time (a datetime, a date or ns since the epoch): {time!r}")
-
-
-def _utc(ns: int) -> str:
-    return str(pl.Series([ns]).cast(_TIME)[0])
+    return ns_since_epoch(time)  # type: ignore[arg-type]  # anything else it refuses
 
 
 def _row(time: int, book: Book, depth: int | None) -> tuple[Any, ...]:
@@ -292,7 +279,7 @@ def _pieces(chunks: Iterable[pl.DataFrame], moments: list[int],
     chunk = next(ahead, None)
     if chunk is None:  # no event at all
         return
-    running = chunk["wall_ns"].cum_max()
+    running = _running(chunk, None)
     # The times handed to a cut so far; those before the first event get none.
     taken = bisect.bisect_left(pending, int(running[0]))
     while chunk is not None:
@@ -315,16 +302,14 @@ def _pieces(chunks: Iterable[pl.DataFrame], moments: list[int],
             yield chunk.slice(start)
         chunk = following
         if chunk is not None:
-            running = chunk["wall_ns"].cum_max().clip(lower_bound=reach)
+            running = _running(chunk, reach)
 
 
 def _until(chunks: Iterable[pl.DataFrame], moment: int) -> Iterator[pl.DataFrame]:
     """The events up to the last received at or before ``moment`` (its running maximum)."""
     reach: int | None = None
     for chunk in chunks:
-        running = chunk["wall_ns"].cum_max()
-        if reach is not None:
-            running = running.clip(lower_bound=reach)
+        running = _running(chunk, reach)
         end = int(running.search_sorted(moment, side="right"))
         if end < chunk.height:
             if end:
@@ -332,3 +317,13 @@ def _until(chunks: Iterable[pl.DataFrame], moment: int) -> Iterator[pl.DataFrame
             return
         reach = int(running[-1]) if chunk.height else reach
         yield chunk
+
+
+def _running(chunk: pl.DataFrame, reach: int | None) -> pl.Series:
+    """``chunk``'s receive times as they run: their running maximum, from ``reach`` on.
+
+    Where a replay is cut for a time: a wall clock stepping back moves no cut before an
+    event already passed.
+    """
+    running = chunk["wall_ns"].cum_max()
+    return running if reach is None else running.clip(lower_bound=reach)

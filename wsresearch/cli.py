@@ -82,7 +82,7 @@ from ._catalog import (
 )
 from ._ports import check_port
 from ._text import printable
-from .clock import NS_PER_S
+from .clock import NS_PER_S, utc_text
 from .errors import RecordingFormatError, WsResearchError
 
 if TYPE_CHECKING:
@@ -1220,8 +1220,8 @@ async def _import(args: argparse.Namespace, console: Console) -> int:
     for part in recording.columns(["kind"]):  # not the messages: one column, a file at a time
         for kind, count in part["kind"].value_counts().iter_rows():
             kinds[kind] = kinds.get(kind, 0) + count
-    start = _utc(manifest.started_wall_ns)
-    end = _utc(manifest.ended_wall_ns or manifest.started_wall_ns)
+    start = utc_text(manifest.started_wall_ns, 3)
+    end = utc_text(manifest.ended_wall_ns or manifest.started_wall_ns, 3)
     span = ((manifest.ended_wall_ns or manifest.started_wall_ns)
             - manifest.started_wall_ns) / NS_PER_S
     rest = f", {kinds['rest']} REST snapshot(s)" if kinds.get("rest") else ""
@@ -1233,13 +1233,6 @@ async def _import(args: argparse.Namespace, console: Console) -> int:
              "recorded": "recorded"}[manifest.receive_times]
     _say(console, f"{span:.1f} s, {start} to {end}; receive times {times}")
     return 0
-
-
-def _utc(wall_ns: int) -> str:
-    from datetime import UTC, datetime
-
-    moment = datetime.fromtimestamp(wall_ns / NS_PER_S, UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

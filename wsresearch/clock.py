@@ -21,7 +21,8 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["NS_PER_S", "Clock", "SystemClock", "VirtualClock", "iso_ns", "scaled_ns"]
+__all__ = ["NS_PER_S", "Clock", "SystemClock", "Time", "VirtualClock", "iso_ns",
+           "ns_since_epoch", "scaled_ns", "utc_text"]
 
 NS_PER_S = 1_000_000_000
 """Nanoseconds per second: the one conversion between timestamps and durations."""
@@ -237,3 +238,46 @@ def iso_ns(value: Any) -> int:
         moment = moment.replace(tzinfo=dt.UTC)
     seconds = int(moment.timestamp())
     return seconds * NS_PER_S + int((fraction or "").ljust(9, "0")[:9] or 0)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+Time = dt.datetime | dt.date | int
+"""A time: a datetime (naive means UTC), a date (its midnight, UTC) or ns since the epoch."""
+
+
+def ns_since_epoch(time: Time) -> int:
+    """A :data:`Time` as ns since the epoch, exactly.
+
+    Raises
+    ------
+    ValueError
+        For anything else (text, a float).
+
+    Examples
+    --------
+    >>> ns_since_epoch(dt.date(2024, 8, 8)), ns_since_epoch(dt.datetime(1970, 1, 1, 0, 0, 1))
+    (1723075200000000000, 1000000000)
+    """
+    if isinstance(time, int):
+        return time
+    if isinstance(time, dt.datetime):
+        delta = (time if time.tzinfo else time.replace(tzinfo=dt.UTC)) - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
+    if isinstance(time, dt.date):
+        return ns_since_epoch(dt.datetime(time.year, time.month, time.day))
+    raise ValueError(f"not a time (a datetime, a date or ns since the epoch): {time!r}")
+
+
+def utc_text(ns: int, digits: int = 9) -> str:
+    """A time in ns since the epoch as UTC text for people, to ``digits`` fractional digits.
+
+    Examples
+    --------
+    >>> utc_text(1723161255208123456, 3)
+    '2024-08-08 23:54:15.208 UTC'
+    """
+    moment = _EPOCH + dt.timedelta(seconds=ns // NS_PER_S)
+    fraction = f"{ns % NS_PER_S:09d}"[:digits]
+    return f"{moment:%Y-%m-%d %H:%M:%S}{'.' + fraction if digits else ''} UTC"

@@ -53,7 +53,7 @@ from ._rows import HeldRows
 from ._staging import SOURCE, Staging
 from ._warn import held
 from .book import Books
-from .clock import NS_PER_S
+from .clock import NS_PER_S, Time, ns_since_epoch
 from .normalize import COMMON, KINDS, is_stateful, normalize
 from .pipeline import Pipeline, normalized_books
 from .quality import QualityReport, ReportInputs, hole_rule
@@ -84,8 +84,6 @@ CONNECTION_SCHEMA: dict[str, pl.DataType] = {"recording": pl.String(), **TIMELIN
 """Columns of the ``_connections`` table: every open and close of every recording, and
 who closed it (``closed_by``; null in datasets exported before it was stored)."""
 
-Time = dt.datetime | dt.date | int
-"""A bound: a datetime (naive means UTC), a date (its midnight, UTC) or ns since the epoch."""
 
 
 @dataclass(frozen=True)
@@ -377,8 +375,8 @@ class _Export:
         # partitions: replaced, never duplicated.
         old = sorted(p for pattern in ("channel=*/**/", "kind=*/**/", f"{_CONNECTIONS}/")
                      for p in self.root.glob(f"{pattern}{rid}.parquet"))
-        staged = self.staging.finish(rid, written)
-        files = self.staging.place(staged)  # over the old files of the same names
+        self.staging.finish(rid, written)
+        files = self.staging.place()  # over the old files of the same names
         path = self.root / _CONNECTIONS / f"{rid}.parquet"  # written over below
         for gone in sorted(set(old) - set(files) - {path}):  # a day no longer in it, say
             gone.unlink()
@@ -461,16 +459,6 @@ def _dataset_dir(out_dir: str | os.PathLike[str]) -> Path:
     return root
 
 
-def _ns(bound: Time) -> int:
-    if isinstance(bound, int):
-        return bound
-    if isinstance(bound, dt.datetime):
-        moment = bound if bound.tzinfo else bound.replace(tzinfo=dt.UTC)
-        return int(moment.timestamp()) * NS_PER_S + moment.microsecond * 1000
-    return int(dt.datetime(bound.year, bound.month, bound.day, tzinfo=dt.UTC).timestamp()
-               ) * NS_PER_S
-
-
 def _channels_in(root: Path) -> list[str]:
     return sorted(p.name.partition("=")[2] for p in root.glob("channel=*") if p.is_dir())
 
@@ -507,8 +495,8 @@ def load_dataset(
     missing = sorted(set(chosen) - set(present))
     if missing:
         raise ValueError(f"the dataset has no channel(s) {missing}; it has {present}")
-    low = None if start is None else _ns(start)
-    high = None if end is None else _ns(end)
+    low = None if start is None else ns_since_epoch(start)
+    high = None if end is None else ns_since_epoch(end)
     if low is not None and high is not None and low > high:
         raise ValueError(f"start ({start}) is after end ({end})")
     return _scan(root, "channel", chosen, low, high)
@@ -542,8 +530,8 @@ def load_normalized(
     if not _channels_in(root) and not any(p.is_dir() for p in root.glob("kind=*")):
         raise FileNotFoundError(f"{root} holds no exported dataset (no channel=... or "
                                 "kind=... folders)")
-    low = None if start is None else _ns(start)
-    high = None if end is None else _ns(end)
+    low = None if start is None else ns_since_epoch(start)
+    high = None if end is None else ns_since_epoch(end)
     if low is not None and high is not None and low > high:
         raise ValueError(f"start ({start}) is after end ({end})")
     lazy = _scan(root, "kind", [kind], low, high)
@@ -653,7 +641,7 @@ def _common(a: pl.DataType, b: pl.DataType) -> pl.DataType | None:
 
 def _day_overlaps(folder: str, low: int | None, high: int | None) -> bool:
     day = dt.date.fromisoformat(folder.partition("=")[2])
-    first = _ns(day)
+    first = ns_since_epoch(day)
     return (low is None or first + _NS_PER_DAY > low) and (high is None or first < high)
 
 

@@ -29,9 +29,13 @@ from .clock import NS_PER_S, Clock, SystemClock
 from .config import MAX_CHECK_INTERVAL, MIN_CHECK_INTERVAL, StreamConfig
 from .errors import UnknownChannelError
 
-__all__ = ["HealthMonitor", "HealthTransition", "StreamConfig", "StreamStatus", "stream_label"]
+__all__ = ["HealthMonitor", "HealthTransition", "Log", "StreamConfig", "StreamStatus",
+           "stream_label"]
 
 log = logging.getLogger(__name__)
+
+Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
+"""A logger, or an adapter of one that adds to its messages (a replay's)."""
 _MAX_TRANSITIONS = 100_000
 
 
@@ -139,7 +143,7 @@ class HealthMonitor:
             name: round(cfg.stale_threshold * NS_PER_S) for name, cfg in self._configs.items()
         }
         self._on_unhealthy = on_unhealthy
-        self.log: logging.Logger | logging.LoggerAdapter[logging.Logger] = log
+        self.log: Log = log
         """Where it says a stream went stale (a replay's say where in the recording)."""
         self._on_recovered = on_recovered
         self._on_error = on_error

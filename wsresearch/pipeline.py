@@ -46,7 +46,7 @@ from .errors import ExchangeError, RecordingError, WebSocketError
 from .events import BookChanged, Dropped, ErrorRaised, Event, GapFound, HealthChanged
 from .exactness import inexact_numbers, may_be_inexact, may_be_inexact_batch
 from .frames import ColumnCheck, FrameStore, polars_schema
-from .health import HealthMonitor, HealthTransition
+from .health import HealthMonitor, HealthTransition, Log
 from .normalize import normalize
 from .parser import (
     CONTROL,
@@ -65,9 +65,6 @@ from .spec import CONNECTION_GROUP, Channel, FeedSpec
 __all__ = ["Counts", "Pipeline", "Received", "normalized_books", "normalized_table"]
 
 log = logging.getLogger(__name__)
-
-Log = logging.Logger | logging.LoggerAdapter[logging.Logger]
-"""A logger, or an adapter of one that adds to its messages."""
 _first = itemgetter(0)
 _mono = itemgetter(2)
 _wall = itemgetter(3)
@@ -631,7 +628,7 @@ class Pipeline:
 
     def _gap(self, gap: SequenceGap, channel: str, resync: bool, seq: int) -> None:
         self.log.warning("sequence gap on %s %r: expected %d, got %d (%d missing)",
-                    channel, gap.key, gap.expected, gap.first, gap.missing)
+                         channel, gap.key, gap.expected, gap.first, gap.missing)
         self.emit(GapFound(gap, resync, None if seq < 0 else seq))
         if self.books is not None:
             try:

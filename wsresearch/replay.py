@@ -24,7 +24,6 @@ import binascii
 import bisect
 import collections
 import contextlib
-import datetime as dt
 import logging
 import os
 import threading
@@ -43,8 +42,8 @@ from ._columnar import Columnar, Decoded, Taken
 from ._ports import check_port, listening_url
 from ._warn import held, warn
 from .book import Book, Books
-from .clock import NS_PER_S, VirtualClock
-from .health import HealthMonitor, HealthTransition
+from .clock import NS_PER_S, VirtualClock, utc_text
+from .health import HealthMonitor, HealthTransition, Log
 from .normalize import normalize
 from .parser import Reject
 from .pipeline import Counts, Pipeline, Received, normalized_table
@@ -242,25 +241,15 @@ class _ReplayLog(logging.LoggerAdapter[logging.Logger]):
     time they happened at, so that ``-v`` output reads as the session's.
     """
 
-    def __init__(self, logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
-                 path: os.PathLike[str], clock: VirtualClock) -> None:
+    def __init__(self, logger: Log, path: os.PathLike[str], clock: VirtualClock) -> None:
         base = logger.logger if isinstance(logger, logging.LoggerAdapter) else logger
         super().__init__(base, {})
         self._where = str(path).replace("%", "%%")
         self._clock = clock
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        at = _utc(self._clock.time_ns())
+        at = utc_text(self._clock.time_ns(), 6)
         return f"replay of {self._where}, at {at}: {msg}", kwargs
-
-
-def _utc(wall_ns: int) -> str:
-    """``wall_ns`` as a UTC time to the microsecond, for a log line."""
-    moment = _EPOCH + dt.timedelta(microseconds=wall_ns // 1000)
-    return f"{moment:%Y-%m-%d %H:%M:%S.%f} UTC"
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def replay_in_chunks(
