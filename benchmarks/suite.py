@@ -20,6 +20,8 @@ and the min-max of the per-round ratios, and the target where there is one:
   every checksum verified) with books against the same replay without; and replay of
   199,950 real Binance USD-M frames (book kept) in columns against through the models
   (``benchmarks/bench_books.py``);
+- ``books_at`` at 1,000 and 10,000 times and at every trade of 299,950 real Binance frames
+  against the replay alone (``benchmarks/bench_books_at.py``);
 - ``wsresearch export --workers 2`` against ``--workers 1`` on 4 recordings of
   ``--messages / 2`` frames each (a process per recording at a time), the same on 4
   recordings of ``2 * --messages`` frames each (each worker's start, about half a second,
@@ -48,8 +50,8 @@ and the min-max of the per-round ratios, and the target where there is one:
 
 Usage: python benchmarks/suite.py [--rounds 3] [--messages 300000] [--rate 20000]
        [--seconds 10] [--soak 300] [--flood 100000]
-       [--only imports,live,cpu,replay,peers,normalize,books,workers,segments,streaming,
-              refresh,memory,soak]
+       [--only imports,live,cpu,replay,peers,normalize,books,booksat,workers,segments,
+              streaming,refresh,memory,soak]
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 import bench_books  # noqa: E402
+import bench_books_at  # noqa: E402
 import bench_import  # noqa: E402
 import bench_peers  # noqa: E402
 import bench_streaming  # noqa: E402
@@ -261,6 +264,14 @@ def peers(args: argparse.Namespace, figures: dict[str, Figure]) -> None:
     figures["rate"].values.extend(v / 1000 for v in found["wsresearch_rate"])
 
 
+def books_at_times(args: argparse.Namespace, figures: dict[str, Figure]) -> None:
+    """books_at at many times against the replay alone, same frames, same round."""
+    found = bench_books_at.measure(args.rounds, 50)
+    for name, values in found.items():
+        if not name.endswith(" s"):
+            figures[name.split(" (")[0]].values.extend(values)
+
+
 def streaming(args: argparse.Namespace, figures: dict[tuple[str, int], Figure]) -> None:
     """Peak RSS of export and report over the recording's size, at two lengths."""
     found = bench_streaming.measure(args.messages, ["export", "report", "cli-export",
@@ -357,7 +368,7 @@ def main() -> None:
     parser.add_argument("--flood", type=int, default=100_000,
                         help="messages of the memory probes' flood (1x; 3x is the other)")
     parser.add_argument("--only",
-                        default="imports,live,cpu,replay,peers,normalize,books,workers,"
+                        default="imports,live,cpu,replay,peers,normalize,books,booksat,workers,"
                                 "segments,streaming,refresh,memory,soak",
                         help="comma-separated steps to run (default: all)")
     args = parser.parse_args()
@@ -414,6 +425,9 @@ def main() -> None:
         "rate": Figure("  replay, Binance frames per second", "(absolute)", unit="k/s"),
         "faulty": Figure("replay, a duplicate every 5,000 frames", "the same replay without"),
     }
+    at_figures = {
+        name: Figure(f"books_at, {name}, 300k Binance frames", "the replay alone", unit="x")
+        for name in ("1,000 times", "10,000 times", "every trade")}
     stream_figures: dict[tuple[Any, ...], Figure] = {}
     for job in ("export", "report"):
         for factor in (1, 3):
@@ -441,6 +455,7 @@ def main() -> None:
                                                futures_rate, coinbase_columns,
                                                coinbase_rate, captures_columns,
                                                captures_rate)),
+        "booksat": ("the book at many times", lambda: books_at_times(args, at_figures)),
         "workers": ("parallel export", lambda: (workers(args, parallel, args.messages // 2),
                                                 workers(args, parallel_long, args.messages * 2),
                                                 split(args, split_figure))),
@@ -469,7 +484,7 @@ def main() -> None:
                    normalized_us, *book_figures.values(), book_levels, book_replay,
                    usdm_columns, usdm_rate, futures_columns, futures_rate,
                    coinbase_columns, coinbase_rate, captures_columns, captures_rate,
-                   parallel,
+                   *at_figures.values(), parallel,
                    parallel_long,
                    split_figure, segmented, grown, compacted, compacting, *stream_figures.values(),
                    refreshed,

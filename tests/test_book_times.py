@@ -1,26 +1,37 @@
 """The order book at any time of a recording (books_at, book_at), on real exchange data.
 
-The reference is the replay's own snapshot grid: a snapshot at a boundary holds every
-message received before it, which is the book at 1 ns before the boundary.
+Two references: the replay's own snapshot grid (a snapshot at a boundary holds every
+message received before it, which is the book at 1 ns before the boundary), and
+:func:`book_at`, a replay that stops at the time, so that nothing after it can reach the
+book: books_at reads the books inside one replay that goes on past every time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from wsresearch import Recording, book_at, book_times, books_at, replay
+from wsresearch import Recording, book_at, books_at, replay
+from wsresearch.book import Books
 from wsresearch.book_times import BOOKS_AT_SCHEMA
-from wsresearch.exchanges import generic
+from wsresearch.exchanges import coinbase, generic
+from wsresearch.recording.writer import Captured
 
-RECORDINGS = Path(__file__).resolve().parent.parent / "data" / "recordings"
+from .test_columnar_replay import BASE, _depth_positions, _with_snapshot_before, record_like
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+RECORDINGS = DATA / "recordings"
 SPOT = RECORDINGS / "binance_hftbacktest_2024-08-08_spot_btcusdt"
 KRAKEN = RECORDINGS / "kraken_cryptofeed_2021-04-17_v1_book1000"
-SESSION = Path(__file__).resolve().parent.parent / "data" / "sessions" / "sim-faults"
+COINBASE = RECORDINGS / "coinbase_cryptofeed_2021-04-17_exchange_level2_ticker_matches"
+FUTURES = RECORDINGS / "kraken_cryptofeed_2021-07-22_futures_v1_book_trade_ticker"
+SESSION = DATA / "sessions" / "sim-faults"
 
 
 def grid(path: Path) -> pl.DataFrame:
@@ -32,22 +43,39 @@ def grid(path: Path) -> pl.DataFrame:
         "bids", "asks").sort("time", "symbol")
 
 
-@pytest.fixture(params=["columnar", "per-message"])
-def path_taken(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The replay's columnar path for the cuts, or the per-message one (dense times)."""
-    monkeypatch.setattr(book_times, "_EVENTS_A_CUT", 0 if request.param == "columnar" else 10**9)
-    return str(request.param)
+def levels(row: dict[str, Any], side: str) -> list[tuple[float, float]]:
+    return [(level["price"], level["amount"]) for level in row[side]]
 
 
-@pytest.mark.usefixtures("path_taken")
+def assert_book_at(path: Path, row: dict[str, Any], ns: int) -> None:
+    """``row`` of books_at, at ``ns``, is the book a replay stopped at that time has.
+
+    (The row's ``time`` as Python reads it is to the microsecond.)
+    """
+    assert _utc(ns) == row["time"]
+    book = book_at(path, ns, row["symbol"])
+    depth = len(row["bids"]), len(row["asks"])
+    assert (row["valid"], levels(row, "bids"), levels(row, "asks")) == (
+        book.valid, book.side("bid", depth[0]), book.side("ask", depth[1])), row["time"]
+    assert row["local_time"] == _utc(book.recv_wall_ns)
+    assert row["exchange_time"] == _utc(book.exchange_ns)
+    assert depth[0] == min(5, len(book.bids)) and depth[1] == min(5, len(book.asks))
+
+
+def _utc(ns: int | None) -> dt.datetime | None:
+    return None if ns is None else pl.Series([ns]).cast(pl.Datetime("ns", "UTC")).item()
+
+
+@pytest.mark.parametrize("columnar", [True, False], ids=["columnar", "per-message"])
 @pytest.mark.parametrize("path", [SPOT, KRAKEN], ids=["binance-spot", "kraken-v1"])
 @pytest.mark.parametrize("chunk_events", [97, 20_000])
-def test_the_books_at_the_grids_times_are_its_snapshots(path: Path, chunk_events: int) -> None:
+def test_the_books_at_the_grids_times_are_its_snapshots(path: Path, chunk_events: int,
+                                                        columnar: bool) -> None:
     expected = grid(path)
     spec = Recording.open(path).spec
     assert spec is not None
     found = books_at(path, expected["time"], depth=spec.snapshot_depth,
-                     chunk_events=chunk_events)
+                     chunk_events=chunk_events, columnar=columnar)
     assert found.schema == pl.Schema(BOOKS_AT_SCHEMA)
     # Every snapshot is of a valid book; books_at also gives the invalid ones, flagged.
     valid = found.filter("valid").select("time", "symbol", "bids", "asks").sort("time", "symbol")
@@ -111,29 +139,108 @@ def test_a_spec_without_books_is_refused() -> None:
         books_at(SESSION, [0], generic.spec(url="ws://127.0.0.1:1"))
 
 
-def test_two_times_between_the_same_two_events_get_the_same_book(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # The pieces are cut in the replay's read-ahead thread, the books read in its own: a
-    # cut handed over and then added to could be read before the addition (the second time
-    # got the next time's book, or none). The pieces made slow to come widen that window.
-    import time as clock
-
+def test_two_times_between_the_same_two_events_get_the_same_book() -> None:
     walls = Recording.open(SPOT).frames()["recv_wall_ns"]
     first, later = int(walls[1000]), int(walls[3000])
-    cut = book_times._pieces
-
-    def slow(*arguments: object) -> object:
-        for piece in cut(*arguments):  # type: ignore[arg-type]
-            yield piece
-            clock.sleep(0.2)
-
-    monkeypatch.setattr(book_times, "_pieces", slow)
     found = books_at(SPOT, [first, first + 1, later], depth=5)
     assert found["time"].dt.epoch("ns").to_list() == [first, first + 1, later]
     one, two, three = found.iter_rows(named=True)
     assert (one["bids"], one["asks"], one["local_time"]) == (
         two["bids"], two["asks"], two["local_time"])
     assert three["local_time"] > two["local_time"]
+
+
+@pytest.mark.parametrize("path", [SPOT, KRAKEN, COINBASE, FUTURES],
+                         ids=["binance-spot", "kraken-v1", "coinbase", "kraken-futures"])
+@pytest.mark.parametrize("chunk_events", [500, 20_000])
+def test_a_time_at_every_message_reads_each_book_as_a_replay_stopped_there(
+        path: Path, chunk_events: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A time at, and 1 ns before, every message's receive time: many times between two
+    # book messages, and many inside the stretches the columnar replay applies at once
+    # (read from the stretch's arrays, not the books). Both paths give the same rows,
+    # and a sample of them is what a replay stopped at the time has.
+    at_once = []
+    taken = Books._readings_at
+
+    def counted(books: Books, *arguments: Any) -> None:
+        at_once.append(books.readings.done if books.readings else 0)
+        taken(books, *arguments)
+
+    monkeypatch.setattr(Books, "_readings_at", counted)
+    walls = Recording.open(path).frames()["recv_wall_ns"]
+    times = pl.concat([walls, walls - 1])
+    columns = books_at(path, times, depth=5, chunk_events=chunk_events)
+    models = books_at(path, times, depth=5, chunk_events=chunk_events, columnar=False)
+    assert_frame_equal(columns, models)
+    assert columns["time"].n_unique() > 0.9 * times.n_unique()
+    if path in (SPOT, COINBASE) and chunk_events == 20_000:
+        assert at_once  # the stretches applied at once were read from
+    rows = columns.filter(pl.col("symbol") == columns["symbol"][0])
+    for index in range(0, rows.height, max(1, rows.height // 6)):
+        assert_book_at(path, rows.row(index, named=True), rows["time"].dt.epoch("ns")[index])
+
+
+def test_a_time_before_a_reconnect_or_a_rest_snapshot_reads_the_book_before_it(
+        tmp_path: Path) -> None:
+    # Between a reconnect (every book reset) or a REST snapshot (a book reloaded) and
+    # the next diff, the time just before either gets the book as it was: read when
+    # they come, not when the next diff does.
+    events = _with_snapshot_before(list(BASE), 30, [["1.5", "2"]])
+    depth = _depth_positions(events)
+    rest = next(i for i in range(depth[25], depth[30]) if events[i].kind == "rest")
+    events[rest] = events[rest]._replace(wall_ns=int(events[rest].wall_ns or 0) - 1_000)
+    opened = depth[-5]
+    reconnect = int(events[opened].wall_ns or 0) - 1_000
+    events.insert(opened, Captured("open", reconnect, str(events[0].data)))
+    record_like(SPOT, tmp_path / "r", events)
+    path = tmp_path / "r"
+    snapshot = int(events[rest].wall_ns or 0)
+    times = [snapshot - 1, snapshot, reconnect - 1, reconnect]
+    for columnar in (True, False):
+        found = books_at(path, times, depth=5, columnar=columnar)
+        before_snapshot, after_snapshot, before_reconnect, after_reconnect = found.iter_rows(
+            named=True)
+        assert 1.5 not in [p for p, _ in levels(before_snapshot, "bids")]
+        assert 1.5 in [p for p, _ in levels(after_snapshot, "bids")]
+        assert before_reconnect["valid"] and before_reconnect["bids"]
+        assert not after_reconnect["valid"] and not after_reconnect["bids"]
+        for row, ns in zip(found.iter_rows(named=True), times, strict=True):
+            assert_book_at(path, row, ns)
+
+
+def test_a_time_before_a_gap_another_channel_shows_reads_the_book_before_it(
+        tmp_path: Path) -> None:
+    # Coinbase numbers every message of a connection: a heartbeat after a lost message
+    # makes every book invalid. A time between the heartbeat and the next book message
+    # reads the book before it, valid.
+    level2 = (DATA / "coinbase" / "docs_examples_level2.jsonl").read_text().splitlines()
+    heartbeat = json.loads((DATA / "coinbase" / "docs_examples_heartbeats.jsonl").read_text())
+    snapshot = json.loads(level2[0])
+    [event] = snapshot["events"]
+    update = {**snapshot, "events": [{**event, "type": "update", "updates": [
+        {**event["updates"][0], "price_level": "21921.5", "new_quantity": "1"}]}]}
+    start = 1_700_000_000 * 10**9
+    frames = [(start, snapshot), (start + 10**6, {**update, "sequence_num": 1}),
+              (start + 3 * 10**6, {**heartbeat, "sequence_num": 3}),  # 2 was lost
+              (start + 5 * 10**6, {**update, "sequence_num": 4})]
+    spec = coinbase.spec(["BTC-USD"], ["level2", "heartbeats"])
+    path = tmp_path / "cb"
+    Recording.from_frames(path, [(wall, json.dumps(frame)) for wall, frame in frames],
+                          spec=spec)
+    assert replay(path).gaps.height == 1
+    times = [start + 3 * 10**6 - 1, start + 3 * 10**6]
+    before, after = books_at(path, times, symbols=["BTC-USD"], depth=5).iter_rows(named=True)
+    assert before["valid"] and before["bids"]
+    assert not after["valid"]
+    for row, ns in zip((before, after), times, strict=True):
+        assert_book_at(path, row, ns)
+
+
+def test_every_level_of_a_book_at_every_message_is_the_same_either_path() -> None:
+    walls = Recording.open(SPOT).frames()["recv_wall_ns"]
+    columns = books_at(SPOT, walls, depth=None)
+    assert_frame_equal(columns, books_at(SPOT, walls, depth=None, columnar=False))
+    assert columns["bids"].list.len().max() > 100  # type: ignore[operator]
 
 
 def test_times_in_a_time_zone_are_the_instants_they_name() -> None:

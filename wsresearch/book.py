@@ -19,6 +19,7 @@ once, where the ``order-book`` library's C dict re-sorts on every ordered read.
 
 from __future__ import annotations
 
+import bisect
 import zlib
 from abc import ABC, abstractmethod
 from collections import deque
@@ -34,8 +35,8 @@ from ._levels import Levels
 from ._sweep import Changes, Stretch, ends, exact, side_arrays
 
 __all__ = ["AT_ONCE_ROWS", "BOOK_COLUMNS", "NEW_CONNECTION", "Book", "BookRule", "BookStats",
-           "Books", "Changes", "Levels", "apply_levels", "apply_pairs", "change_lists",
-           "kraken_checksum", "level_changes", "level_lists", "side_changes"]
+           "Books", "Changes", "Levels", "Readings", "apply_levels", "apply_pairs", "change_lists",
+           "kraken_checksum", "level_changes", "level_dicts", "level_lists", "side_changes"]
 
 Side = Literal["bid", "ask"]
 
@@ -297,6 +298,61 @@ class Book:
                 f"levels={len(self.bids)}/{len(self.asks)}, {state})")
 
 
+@dataclass
+class Readings:
+    """Times to read every book at, and what was read: :func:`~wsresearch.book_times.books_at`.
+
+    A book is read at time ``t`` once the first message that changes a book (a diff, a
+    snapshot, a reconnect, a gap) with a receive time past ``t`` comes, before it is applied:
+    so a reading holds every such message received at or before ``t``, as the snapshot
+    grid's snapshots do at their boundaries. Times after the last are read as the books
+    end (:meth:`Books.read_rest`).
+
+    Parameters
+    ----------
+    times
+        ns since the epoch, ascending, each once.
+    depth
+        Levels per side, best first; ``None``: all.
+    symbols
+        The books to read; ``None``: all.
+    """
+
+    times: list[int]
+    depth: int | None = 10
+    symbols: frozenset[str] | None = None
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    """``(time, symbol, valid, exchange_ns, recv_wall_ns, bids, asks)`` a book and time read,
+    in the order of the times, then of the symbols; the levels as ``{"price", "amount"}``."""
+    done: int = 0
+    """How many of ``times`` are read."""
+
+    def due(self, wall_ns: int) -> int:
+        """How many of ``times`` are read once a message received at ``wall_ns`` comes."""
+        return bisect.bisect_left(self.times, wall_ns, lo=self.done)
+
+    def wanted(self, book: Book) -> bool:
+        """Whether ``book`` is one of those read."""
+        return self.symbols is None or book.symbol in self.symbols
+
+    def next_time(self) -> int | None:
+        """The first time not read yet; ``None`` once all are."""
+        return self.times[self.done] if self.done < len(self.times) else None
+
+    def add(self, end: int, states: list[tuple[Any, ...]]) -> None:
+        """Read times ``done`` to ``end``, each finding ``states`` (a row per book, no time)."""
+        rows = self.rows
+        for time in self.times[self.done:end]:
+            rows.extend((time, *state) for state in states)
+        self.done = end
+
+    def state(self, book: Book) -> tuple[Any, ...]:
+        """``book`` as a row without its time, as it is now."""
+        depth = self.depth
+        return (book.symbol, book.valid, book.exchange_ns, book.recv_wall_ns,
+                level_dicts(book.side("bid", depth)), level_dicts(book.side("ask", depth)))
+
+
 class BookRule(ABC):
     """An exchange's rule for keeping books: what its book messages do to them.
 
@@ -432,7 +488,10 @@ class Books:
     """``(mono_ns, symbol, valid, reason)`` of every change of a book's validity."""
     meta: dict[str, Any] = field(default_factory=dict)
     """What a rule learns of the market beside the books (Kraken v2: each pair's precision)."""
+    readings: Readings | None = None
+    """The times to read every book at, and what was read (:meth:`read_at`)."""
     _next_snapshot_ns: int | None = None
+    _next_read_ns: int | None = None  # the next time to read at; None: none
     _snapshots: list[tuple[Any, ...]] = field(default_factory=list)
     _quotes: list[tuple[Any, ...]] = field(default_factory=list)
     _quote_chunks: list[pl.DataFrame] = field(default_factory=list)  # columnar, in order
@@ -445,14 +504,16 @@ class Books:
             found = self.books[symbol] = Book(symbol, self.sync.max_depth, self)
         return found
 
-    def reset(self, mono_ns: int) -> None:
+    def reset(self, mono_ns: int, wall_ns: int | None = None) -> None:
         """A new connection: every book is invalid until the snapshot it brings.
 
         Each missed the updates sent while away (:data:`NEW_CONNECTION`), so it keeps
         nothing of the old connection but its counts: no level, no update id, no times.
         What it shows from then on depends on the new connection alone, which is also
-        what lets an export split a recording where connections begin.
+        what lets an export split a recording where connections begin. ``wall_ns``, the
+        connection's receive time, takes the readings due before it (:meth:`read_at`).
         """
+        self._read_before(wall_ns)
         for book in self.books.values():
             book.bridged = False
             book.pending.clear()
@@ -517,8 +578,8 @@ class Books:
                 if book.valid:
                     self._snapshots.append((
                         book.symbol, book.exchange_ns, last, self.generation,
-                        [{"price": p, "amount": a} for p, a in book.side("bid", depth)],
-                        [{"price": p, "amount": a} for p, a in book.side("ask", depth)]))
+                        level_dicts(book.side("bid", depth)),
+                        level_dicts(book.side("ask", depth))))
         if boundary is None or wall_ns >= boundary:
             self._next_snapshot_ns = (wall_ns // step + 1) * step
 
@@ -609,6 +670,9 @@ class Books:
                 and (walls.size < 2 or bool((walls[1:] >= walls[:-1]).all()))
                 and all(exact(side) for sides in firsts.values() for side in sides)):
             return False
+        reading = self._next_read_ns is not None and int(walls[-1]) > self._next_read_ns
+        if reading and self.readings is not None and self.readings.depth is None:
+            return False  # every level of a book at many rows: one row at a time
         exchange = rows[exchange_time].cast(pl.Int64)
         stretches = {name: Stretch(
             found[name], firsts[name],
@@ -617,6 +681,8 @@ class Books:
         due = self._due_rows(walls)
         if due:
             self._snapshots_at(due, stretches)
+        if reading:
+            self._readings_at(walls, stretches)
         if self._quotes:
             self._quote_chunks.append(self._quote_frame(self._quotes))
             self._quotes.clear()
@@ -677,14 +743,77 @@ class Books:
                                                stretch[2][index])
                 self._snapshots.append((
                     book.symbol, exchange_ns, boundary, self.generation,
-                    [{"price": p, "amount": a} for p, a in bids],
-                    [{"price": p, "amount": a} for p, a in asks]))
+                    level_dicts(bids), level_dicts(asks)))
+
+    def _readings_at(self, walls: npt.NDArray[np.int64], stretches: dict[str, Stretch]) -> None:
+        """The readings due before the last of a stretch's rows (non-decreasing ``walls``).
+
+        Each time is read as the first row received past it found the books: those of the
+        stretch from their rows (:meth:`Stretch.before`), valid all along; the others as
+        they are, the stretch not changing them.
+        """
+        readings = self.readings
+        assert readings is not None  # the caller found a time to read at
+        assert readings.depth is not None  # checked by the caller
+        start, end = readings.done, readings.due(int(walls[-1]))
+        at = np.searchsorted(walls, np.array(readings.times[start:end], np.int64), side="right")
+        rows, firsts = np.unique(at, return_index=True)
+        counts = np.diff(np.append(firsts, end - start)).tolist()
+        books = [book for book in sorted(self.books.values(), key=_symbol)
+                 if readings.wanted(book)]
+        found = {book.symbol: (*stretches[book.symbol].before(rows, readings.depth),
+                               stretches[book.symbol].received_before(rows))
+                 for book in books if book.symbol in stretches}
+        still = {book.symbol: readings.state(book) for book in books
+                 if book.symbol not in stretches}
+        for index, count in enumerate(counts):
+            states = []
+            for book in books:
+                state = still.get(book.symbol)
+                if state is None:
+                    exchange, bids, asks, received = found[book.symbol]
+                    state = (book.symbol, True, exchange[index], received[index],
+                             level_dicts(bids[index]), level_dicts(asks[index]))
+                states.append(state)
+            readings.add(readings.done + count, states)
+        self._next_read_ns = readings.next_time()
+
+    def read_at(self, readings: Readings) -> None:
+        """Read every book at ``readings.times`` from now on, into ``readings.rows``.
+
+        Each time is read before the first message that changes a book with a receive
+        time past it is applied (:class:`Readings`); :meth:`read_rest` reads the rest at
+        the end.
+        """
+        self.readings = readings
+        self._next_read_ns = readings.next_time()
+
+    def read_rest(self) -> None:
+        """Read every time not read yet as the books are now: past every message applied."""
+        readings = self.readings
+        if readings is not None and readings.done < len(readings.times):
+            self._read_due(readings.times[-1] + 1)
+
+    def _read_before(self, wall_ns: int | None) -> None:
+        """Take the readings due before what came at ``wall_ns`` changes a book."""
+        if wall_ns is not None and self._next_read_ns is not None and wall_ns > self._next_read_ns:
+            self._read_due(wall_ns)
+
+    def _read_due(self, wall_ns: int) -> None:
+        readings = self.readings
+        assert readings is not None  # a time to read at comes from readings
+        readings.add(readings.due(wall_ns), [
+            readings.state(book) for book in sorted(self.books.values(), key=_symbol)
+            if readings.wanted(book)])
+        self._next_read_ns = readings.next_time()
 
     def due(self, wall_ns: int) -> None:
-        """Take the snapshots due before a book message received at ``wall_ns`` is applied."""
+        """Take the snapshots and readings due before a book message received at ``wall_ns``."""
         if self.snapshot_interval is not None and (
                 self._next_snapshot_ns is None or wall_ns >= self._next_snapshot_ns):
             self._snapshot_due(wall_ns)
+        if self._next_read_ns is not None and wall_ns > self._next_read_ns:
+            self._read_due(wall_ns)
 
     def snapshots(self) -> pl.DataFrame:
         """The snapshots so far, in native columns.
@@ -728,12 +857,18 @@ class Books:
             "generation": pl.Int64, "bid_price": pl.Float64, "bid_amount": pl.Float64,
             "ask_price": pl.Float64, "ask_amount": pl.Float64})
 
-    def gap(self, channel: str, mono_ns: int) -> None:
-        """Tell the rule of a sequence gap the pipeline found on ``channel``."""
+    def gap(self, channel: str, mono_ns: int, wall_ns: int | None = None) -> None:
+        """Tell the rule of a sequence gap the pipeline found on ``channel``.
+
+        ``wall_ns``, the receive time of the message that showed it, takes the readings
+        due before it (:meth:`read_at`).
+        """
+        self._read_before(wall_ns)
         self.sync.on_gap(self, channel, mono_ns)
 
     def rest(self, url: str | None, body: str, mono_ns: int, wall_ns: int) -> None:
-        """Hand a REST response (a book snapshot) to the rule."""
+        """Hand a REST response (a book snapshot) to the rule, the readings due before it taken."""
+        self._read_before(wall_ns)
         self.sync.on_rest(self, url, body, mono_ns, wall_ns)
 
     def __iter__(self) -> Iterator[Book]:
@@ -758,6 +893,11 @@ class Books:
 
 def _symbol(book: Book) -> str:
     return book.symbol
+
+
+def level_dicts(levels: Iterable[tuple[float, float]]) -> list[dict[str, float]]:
+    """Levels as a snapshot's list of ``{"price", "amount"}``."""
+    return [{"price": price, "amount": amount} for price, amount in levels]
 
 
 def apply_pairs(book: Book, side: Side, levels: Iterable[tuple[float, float]]) -> None:

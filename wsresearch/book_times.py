@@ -3,34 +3,23 @@
 A dataset's ``book_snapshots`` are the books on a grid (``snapshot_interval``, to
 ``snapshot_depth`` levels); a backtest asks for the book as it was when a trade printed,
 between two points of the grid, or at full depth. :func:`books_at` replays the recording
-once and takes each book's state at each time asked: the book after every event received
-at or before that time (its receive time, ``wall_ns``), in the order the events were
-recorded, as a strategy running live had it then. :func:`book_at` is one time and one
-symbol, as a :class:`~wsresearch.book.Book`.
-
-The replay is cut at each time asked: the recording's events are read in chunks as any
-replay reads them, and a chunk holding some of the times is fed in pieces, each ending
-at the last event at or before one of them, the books read after each piece. The cut is
-where the receive times, taken as they run (their running maximum, so that a wall clock
-stepping back cannot move a cut earlier than an event already passed), first go past the
-time. Many times close together make many small pieces: a time a trade, over a long
-recording, costs more than the grid of snapshots an export writes (about 2.5 to 8 ms a
-time on two cores, on top of the replay; see :data:`_EVENTS_A_CUT`).
+once and reads every book at each time asked, inside the replay, as the grid's snapshots
+are taken (:class:`~wsresearch.book.Readings`): the book after every message received at
+or before that time (its receive time, ``wall_ns``), in the order the events were
+recorded, as a strategy running live had it then. A time costs a row per book, not a
+step of the replay, so a time per trade of a long recording is cheap. :func:`book_at` is
+one time and one symbol, as a :class:`~wsresearch.book.Book`: a replay that stops there.
 """
 
 from __future__ import annotations
 
-import bisect
-import collections
 import datetime as dt
-import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
 
 import polars as pl
 
-from .book import Book
+from .book import Book, Readings
 from .clock import Time, ns_since_epoch, utc_text
 from .pipeline import Pipeline
 from .recording import Recording
@@ -50,13 +39,6 @@ BOOKS_AT_SCHEMA: dict[str, pl.DataType] = {
 valid (synced, no gap since), the exchange's time and the receive time of the last
 message applied to it, and its best levels, best first."""
 
-_EVENTS_A_CUT = 400
-"""Below this many events a time, the replay puts each message through its model: a piece
-costs the columnar path about 7.5 ms and the per-message path 2.4 ms, a message about 5 and
-17 µs (1,000 and 10,000 times over 300,000 Binance spot frames: 10.8 and 78.9 s columnar,
-6.9 and 29.3 s per message). Both give the same books."""
-
-
 def books_at(
     recording: Recording | str | os.PathLike[str],
     times: Iterable[Time] | pl.Series,
@@ -66,8 +48,13 @@ def books_at(
     depth: int | None = 10,
     chunk_events: int = CHUNK_EVENTS,
     progress: Callable[[int, int], None] | None = None,
+    columnar: bool = True,
 ) -> pl.DataFrame:
     """Every book of ``recording`` as it was at each of ``times``: one replay for them all.
+
+    The books are read inside the replay, as its snapshot grid is taken: a time costs a
+    row per book, so times as dense as the trades of a long recording cost little more
+    than the replay itself.
 
     Parameters
     ----------
@@ -82,17 +69,20 @@ def books_at(
         Only these symbols' books (default: every book the replay keeps).
     depth
         Levels per side, best first; ``None``: every level the book holds.
-    chunk_events, progress
-        As for :func:`~wsresearch.replay.replay`.
+    chunk_events, progress, columnar
+        As for :func:`~wsresearch.replay.replay` (the same books either way).
 
     Returns
     -------
     pl.DataFrame
         :data:`BOOKS_AT_SCHEMA`: a row per time and per book that existed then (a
         symbol's book exists from its first message or snapshot), in the order of the
-        times, then of the symbols. The book after every event received at or before the
-        time; an invalid book (no snapshot yet, a gap) has its levels as they were held,
-        and ``valid`` false.
+        times, then of the symbols. The book after every message received at or before
+        the time; an invalid book (no snapshot yet, a gap) has its levels as they were
+        held, and ``valid`` false. A time is judged on the receive times of what changes
+        a book (its messages, REST snapshots, reconnects and gaps) as they run: where the
+        clock stepped back, a message received at or before a time already passed is
+        applied after it, as live.
 
     Raises
     ------
@@ -121,16 +111,13 @@ def books_at(
     recording, spec = _with_books(recording, spec)
     if not moments:  # nothing asked: no replay
         return pl.DataFrame(schema=BOOKS_AT_SCHEMA)
-    cuts: collections.deque[tuple[int, list[int]]] = collections.deque()
-    rows: list[tuple[Any, ...]] = []
-    wanted = None if symbols is None else set(symbols)
+    readings = Readings(moments, depth, None if symbols is None else frozenset(symbols))
+    kept: list[Pipeline] = []
 
-    def read(pipeline: Pipeline, at: list[int]) -> None:
-        books = {} if pipeline.books is None else pipeline.books.books
-        for time in at:
-            for symbol in sorted(books):
-                if wanted is None or symbol in wanted:
-                    rows.append(_row(time, books[symbol], depth))
+    def begin(pipeline: Pipeline) -> None:
+        assert pipeline.books is not None  # the spec keeps books (_with_books)
+        pipeline.books.read_at(readings)
+        kept.append(pipeline)
 
     held = 0  # events whose rows the pipeline holds
 
@@ -140,16 +127,13 @@ def books_at(
         if held >= chunk_events:  # the rows are not wanted, only the books: let go
             pipeline.take()
             held = 0
-        last = int(events["seq"][-1])
-        while cuts and cuts[0][0] <= last:
-            read(pipeline, cuts.popleft()[1])
 
-    # Cut often, the replay's columnar path costs more a piece than it saves a message.
-    columnar = len(moments) * _EVENTS_A_CUT < recording.event_count
-    replay_in_chunks(recording, spec, "complete", progress, chunk_events, after,
-                     chunks=_pieces(recording.chunks(chunk_events), moments, cuts),
+    replay_in_chunks(recording, spec, "complete", progress, chunk_events, after, before=begin,
                      columnar=columnar)
-    return pl.DataFrame(rows, schema=BOOKS_AT_SCHEMA, orient="row")
+    books = kept[0].books
+    assert books is not None
+    books.read_rest()
+    return pl.DataFrame(readings.rows, schema=BOOKS_AT_SCHEMA, orient="row")
 
 
 def book_at(
@@ -255,54 +239,6 @@ def _ns(time: object) -> int:
     if isinstance(time, bool):
         raise ValueError(f"not a time: {time!r}")
     return ns_since_epoch(time)  # type: ignore[arg-type]  # anything else it refuses
-
-
-def _row(time: int, book: Book, depth: int | None) -> tuple[Any, ...]:
-    return (time, book.symbol, book.valid, book.exchange_ns, book.recv_wall_ns,
-            [{"price": p, "amount": a} for p, a in book.side("bid", depth)],
-            [{"price": p, "amount": a} for p, a in book.side("ask", depth)])
-
-
-def _pieces(chunks: Iterable[pl.DataFrame], moments: list[int],
-            cuts: collections.deque[tuple[int, list[int]]]) -> Iterator[pl.DataFrame]:
-    """The events, cut after the last at or before each of ``moments``, noted in ``cuts``.
-
-    A cut is the last ``seq`` of a piece and the times read after it; a time before the
-    first event has none (no book existed yet). The pieces are read in the replay's
-    read-ahead thread: each cut is noted, whole, before the piece it follows is handed
-    over, and never changed after (the replay's own thread may be reading it), so that
-    thread finds it once that piece is fed. The next chunk is read before a chunk is cut,
-    so that a time between two chunks ends the first.
-    """
-    pending = moments
-    ahead = (chunk for chunk in chunks if chunk.height)
-    chunk = next(ahead, None)
-    if chunk is None:  # no event at all
-        return
-    running = _running(chunk, None)
-    # The times handed to a cut so far; those before the first event get none.
-    taken = bisect.bisect_left(pending, int(running[0]))
-    while chunk is not None:
-        following = next(ahead, None)
-        reach = int(running[-1])
-        # This chunk's times: those before the next chunk's first event (its running
-        # maximum), or all that are left after the last chunk.
-        upto = len(pending) if following is None else bisect.bisect_left(
-            pending, max(reach, int(following["wall_ns"][0])))
-        mine = pending[taken:upto]
-        taken = upto
-        ends = running.search_sorted(pl.Series(mine, dtype=pl.Int64), side="right").to_list()
-        seqs = chunk["seq"]
-        start = 0
-        for end, group in itertools.groupby(zip(ends, mine, strict=True), key=lambda p: p[0]):
-            cuts.append((int(seqs[end - 1]), [time for _, time in group]))  # end >= 1
-            yield chunk.slice(start, end - start)
-            start = end
-        if start < chunk.height:
-            yield chunk.slice(start)
-        chunk = following
-        if chunk is not None:
-            running = _running(chunk, reach)
 
 
 def _until(chunks: Iterable[pl.DataFrame], moment: int) -> Iterator[pl.DataFrame]:

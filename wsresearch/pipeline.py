@@ -296,7 +296,7 @@ class Pipeline:
         if self.books is not None:
             self.books.generation = generation
             if previous:  # a reconnect: what was missed while away is not in the books
-                self.books.reset(self.clock.monotonic_ns())
+                self.books.reset(self.clock.monotonic_ns(), self.clock.time_ns())
 
     def check_health(self) -> None:
         """Judge every stream once, now on the pipeline's clock (emits :class:`HealthChanged`)."""
@@ -464,7 +464,7 @@ class Pipeline:
                 continue
             if status == CONTROL:
                 if control_sequence is not None:
-                    self._control_sequence(channel, message, generation, mono, seq)
+                    self._control_sequence(channel, message, generation, mono, wall, seq)
                 continue
             stream, exchange_time, sequenced = per_channel[channel]
             if status == OK:
@@ -500,7 +500,8 @@ class Pipeline:
                         self.report(exc)
                         gap = None
                     if gap is not None:
-                        self._gap(gap, spec_channel.name, spec_channel.resync_on_gap, seq)
+                        self._gap(gap, spec_channel.name, spec_channel.resync_on_gap, seq,
+                                  wall)
             if stream not in last:
                 first[stream] = mono
                 if recovering:
@@ -612,7 +613,7 @@ class Pipeline:
                 self.emit(Dropped(item[1], "old_generation", None if item[4] < 0 else item[4]))
 
     def _control_sequence(self, type_name: str, decoded: Any, generation: int, mono: int,
-                          seq: int) -> None:
+                          wall: int, seq: int) -> None:
         """Count a control message's number in the connection's sequence group."""
         assert self.spec.control_sequence is not None  # checked by the caller
         try:
@@ -624,15 +625,15 @@ class Pipeline:
             self.report(exc)
             return
         if gap is not None:
-            self._gap(gap, type_name, False, seq)
+            self._gap(gap, type_name, False, seq, wall)
 
-    def _gap(self, gap: SequenceGap, channel: str, resync: bool, seq: int) -> None:
+    def _gap(self, gap: SequenceGap, channel: str, resync: bool, seq: int, wall: int) -> None:
         self.log.warning("sequence gap on %s %r: expected %d, got %d (%d missing)",
                          channel, gap.key, gap.expected, gap.first, gap.missing)
         self.emit(GapFound(gap, resync, None if seq < 0 else seq))
         if self.books is not None:
             try:
-                self.books.gap(channel, gap.recv_mono_ns)
+                self.books.gap(channel, gap.recv_mono_ns, wall)
             except Exception as exc:  # the gap stays counted; the books say nothing of it
                 self.report(exc)
 
