@@ -169,10 +169,13 @@ def test_a_time_at_every_message_reads_each_book_as_a_replay_stopped_there(
     monkeypatch.setattr(Books, "_readings_at", counted)
     walls = Recording.open(path).frames()["recv_wall_ns"]
     times = pl.concat([walls, walls - 1])
-    columns = books_at(path, times, depth=5, chunk_events=chunk_events)
-    models = books_at(path, times, depth=5, chunk_events=chunk_events, columnar=False)
+    symbols = sorted(replay(path).books.books)[:2]  # type: ignore[union-attr]
+    columns = books_at(path, times, symbols=symbols, depth=5, chunk_events=chunk_events)
+    models = books_at(path, times, symbols=symbols, depth=5, chunk_events=chunk_events,
+                      columnar=False)
     assert_frame_equal(columns, models)
     assert columns["time"].n_unique() > 0.9 * times.n_unique()
+    assert set(columns["symbol"]) == set(symbols)
     if path in (SPOT, COINBASE) and chunk_events == 20_000:
         assert at_once  # the stretches applied at once were read from
     rows = columns.filter(pl.col("symbol") == columns["symbol"][0])
@@ -236,8 +239,8 @@ def test_a_time_before_a_gap_another_channel_shows_reads_the_book_before_it(
         assert_book_at(path, row, ns)
 
 
-def test_every_level_of_a_book_at_every_message_is_the_same_either_path() -> None:
-    walls = Recording.open(SPOT).frames()["recv_wall_ns"]
+def test_every_level_of_a_book_at_many_messages_is_the_same_either_path() -> None:
+    walls = Recording.open(SPOT).frames()["recv_wall_ns"].gather_every(7)
     columns = books_at(SPOT, walls, depth=None)
     assert_frame_equal(columns, books_at(SPOT, walls, depth=None, columnar=False))
     assert columns["bids"].list.len().max() > 100  # type: ignore[operator]
