@@ -23,7 +23,13 @@ from wsresearch.book_times import BOOKS_AT_SCHEMA
 from wsresearch.exchanges import coinbase, generic
 from wsresearch.recording.writer import Captured
 
-from .test_columnar_replay import BASE, _depth_positions, _with_snapshot_before, record_like
+from .test_columnar_replay import (
+    BASE,
+    _base,
+    _depth_positions,
+    _with_snapshot_before,
+    record_like,
+)
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 RECORDINGS = DATA / "recordings"
@@ -237,6 +243,31 @@ def test_a_time_before_a_gap_another_channel_shows_reads_the_book_before_it(
     assert not after["valid"]
     for row, ns in zip((before, after), times, strict=True):
         assert_book_at(path, row, ns)
+
+
+@pytest.mark.parametrize("path", [SPOT, COINBASE], ids=["binance-spot", "coinbase"])
+def test_a_lost_trade_changes_no_book_read(path: Path, tmp_path: Path) -> None:
+    # A trade lost is a gap on the trade channel, which the rule does not act on: the books
+    # read at every message around it are those a replay stopped there has. (On the
+    # columnar path the chunk's diffs are applied at the end of their stretch, after the
+    # trade that shows the gap: read at the gap, the books would be behind.)
+    events, _ = _base(path, 6_000)
+    trades = [i for i, event in enumerate(events) if isinstance(event.data, str)
+              and ('@trade"' in event.data[:40] or '"type":"match"' in event.data[:20])]
+    lost = trades[len(trades) // 2]
+    record_like(path, tmp_path / "r", events[:lost] + events[lost + 1:])
+    assert replay(tmp_path / "r").gaps.height == 1
+    walls = Recording.open(tmp_path / "r").frames()["recv_wall_ns"]
+    times = pl.concat([walls, walls - 1])
+    symbols = sorted(replay(tmp_path / "r").books.books)[:2]  # type: ignore[union-attr]
+    columns = books_at(tmp_path / "r", times, symbols=symbols, depth=5)
+    assert_frame_equal(columns, books_at(tmp_path / "r", times, symbols=symbols, depth=5,
+                                         columnar=False))
+    gap = int(events[lost + 1].wall_ns or 0)  # the next trade shows it... or later ones
+    near = columns.filter(pl.col("time").dt.epoch("ns").is_between(gap - 10**9, gap + 10**9))
+    for index in range(0, near.height, max(1, near.height // 5)):
+        assert_book_at(tmp_path / "r", near.row(index, named=True),
+                       near["time"].dt.epoch("ns")[index])
 
 
 def test_every_level_of_a_book_at_many_messages_is_the_same_either_path() -> None:

@@ -36,7 +36,7 @@ from ._sweep import Changes, Stretch, ends, exact, side_arrays
 
 __all__ = ["AT_ONCE_ROWS", "BOOK_COLUMNS", "NEW_CONNECTION", "Book", "BookRule", "BookStats",
            "Books", "Changes", "Levels", "Readings", "apply_levels", "apply_pairs", "change_lists",
-           "kraken_checksum", "level_changes", "level_dicts", "level_lists", "side_changes"]
+           "kraken_checksum", "level_changes", "level_lists", "side_changes"]
 
 Side = Literal["bid", "ask"]
 
@@ -302,8 +302,9 @@ class Book:
 class Readings:
     """Times to read every book at, and what was read: :func:`~wsresearch.book_times.books_at`.
 
-    A book is read at time ``t`` once the first message that changes a book (a diff, a
-    snapshot, a reconnect, a gap) with a receive time past ``t`` comes, before it is applied:
+    A book is read at time ``t`` once the first event that changes a book (a diff, a
+    snapshot, a reconnect, a gap where the rule acts on one) with a receive time past ``t``
+    comes, before it is applied:
     so a reading holds every such message received at or before ``t``, as the snapshot
     grid's snapshots do at their boundaries. Times after the last are read as the books
     end (:meth:`Books.read_rest`).
@@ -319,7 +320,7 @@ class Readings:
     """
 
     times: list[int]
-    depth: int | None = 10
+    depth: int | None
     symbols: frozenset[str] | None = None
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     """``(time, symbol, valid, exchange_ns, recv_wall_ns, bids, asks)`` a book and time read,
@@ -350,7 +351,7 @@ class Readings:
         """``book`` as a row without its time, as it is now."""
         depth = self.depth
         return (book.symbol, book.valid, book.exchange_ns, book.recv_wall_ns,
-                level_dicts(book.side("bid", depth)), level_dicts(book.side("ask", depth)))
+                _level_dicts(book.side("bid", depth)), _level_dicts(book.side("ask", depth)))
 
 
 class BookRule(ABC):
@@ -491,7 +492,8 @@ class Books:
     readings: Readings | None = None
     """The times to read every book at, and what was read (:meth:`read_at`)."""
     _next_snapshot_ns: int | None = None
-    _next_read_ns: int | None = None  # the next time to read at; None: none
+    # readings.next_time(), kept here for the check before every book message; None: none
+    _next_read_ns: int | None = None
     _snapshots: list[tuple[Any, ...]] = field(default_factory=list)
     _quotes: list[tuple[Any, ...]] = field(default_factory=list)
     _quote_chunks: list[pl.DataFrame] = field(default_factory=list)  # columnar, in order
@@ -504,14 +506,15 @@ class Books:
             found = self.books[symbol] = Book(symbol, self.sync.max_depth, self)
         return found
 
-    def reset(self, mono_ns: int, wall_ns: int | None = None) -> None:
+    def reset(self, mono_ns: int, wall_ns: int) -> None:
         """A new connection: every book is invalid until the snapshot it brings.
 
         Each missed the updates sent while away (:data:`NEW_CONNECTION`), so it keeps
         nothing of the old connection but its counts: no level, no update id, no times.
         What it shows from then on depends on the new connection alone, which is also
-        what lets an export split a recording where connections begin. ``wall_ns``, the
-        connection's receive time, takes the readings due before it (:meth:`read_at`).
+        what lets an export split a recording where connections begin. ``wall_ns`` is
+        when the connection opened: the readings due before it are taken first
+        (:meth:`read_at`).
         """
         self._read_before(wall_ns)
         for book in self.books.values():
@@ -578,8 +581,8 @@ class Books:
                 if book.valid:
                     self._snapshots.append((
                         book.symbol, book.exchange_ns, last, self.generation,
-                        level_dicts(book.side("bid", depth)),
-                        level_dicts(book.side("ask", depth))))
+                        _level_dicts(book.side("bid", depth)),
+                        _level_dicts(book.side("ask", depth))))
         if boundary is None or wall_ns >= boundary:
             self._next_snapshot_ns = (wall_ns // step + 1) * step
 
@@ -663,6 +666,9 @@ class Books:
         if rows.height + (bids.rows.size + asks.rows.size) / 8 < AT_ONCE_ROWS * len(every):
             return False
         walls = rows["recv_wall_ns"].to_numpy()
+        reading = self._next_read_ns is not None and int(walls.max()) > self._next_read_ns
+        if reading and self.readings is not None and self.readings.depth is None:
+            return False  # every level of a book at many rows: one row at a time
         found = self.books
         firsts = {name: (side_arrays(found[name].bids), side_arrays(found[name].asks))
                   for name in every}
@@ -670,9 +676,6 @@ class Books:
                 and (walls.size < 2 or bool((walls[1:] >= walls[:-1]).all()))
                 and all(exact(side) for sides in firsts.values() for side in sides)):
             return False
-        reading = self._next_read_ns is not None and int(walls[-1]) > self._next_read_ns
-        if reading and self.readings is not None and self.readings.depth is None:
-            return False  # every level of a book at many rows: one row at a time
         exchange = rows[exchange_time].cast(pl.Int64)
         stretches = {name: Stretch(
             found[name], firsts[name],
@@ -743,7 +746,7 @@ class Books:
                                                stretch[2][index])
                 self._snapshots.append((
                     book.symbol, exchange_ns, boundary, self.generation,
-                    level_dicts(bids), level_dicts(asks)))
+                    _level_dicts(bids), _level_dicts(asks)))
 
     def _readings_at(self, walls: npt.NDArray[np.int64], stretches: dict[str, Stretch]) -> None:
         """The readings due before the last of a stretch's rows (non-decreasing ``walls``).
@@ -773,7 +776,7 @@ class Books:
                 if state is None:
                     exchange, bids, asks, received = found[book.symbol]
                     state = (book.symbol, True, exchange[index], received[index],
-                             level_dicts(bids[index]), level_dicts(asks[index]))
+                             _level_dicts(bids[index]), _level_dicts(asks[index]))
                 states.append(state)
             readings.add(readings.done + count, states)
         self._next_read_ns = readings.next_time()
@@ -794,12 +797,13 @@ class Books:
         if readings is not None and readings.done < len(readings.times):
             self._read_due(readings.times[-1] + 1)
 
-    def _read_before(self, wall_ns: int | None) -> None:
+    def _read_before(self, wall_ns: int) -> None:
         """Take the readings due before what came at ``wall_ns`` changes a book."""
-        if wall_ns is not None and self._next_read_ns is not None and wall_ns > self._next_read_ns:
+        if self._next_read_ns is not None and wall_ns > self._next_read_ns:
             self._read_due(wall_ns)
 
     def _read_due(self, wall_ns: int) -> None:
+        """Read the books as they are now for every time not read yet before ``wall_ns``."""
         readings = self.readings
         assert readings is not None  # a time to read at comes from readings
         readings.add(readings.due(wall_ns), [
@@ -857,13 +861,17 @@ class Books:
             "generation": pl.Int64, "bid_price": pl.Float64, "bid_amount": pl.Float64,
             "ask_price": pl.Float64, "ask_amount": pl.Float64})
 
-    def gap(self, channel: str, mono_ns: int, wall_ns: int | None = None) -> None:
+    def gap(self, channel: str, mono_ns: int, wall_ns: int) -> None:
         """Tell the rule of a sequence gap the pipeline found on ``channel``.
 
-        ``wall_ns``, the receive time of the message that showed it, takes the readings
-        due before it (:meth:`read_at`).
+        ``wall_ns`` is the receive time of the message that showed it. A rule with an
+        ``on_gap`` of its own may change the books there: the readings due before it are
+        taken first (:meth:`read_at`). One without changes nothing, and its books may be
+        behind the message (the columnar replay applies a chunk's book rows at the end
+        of their stretch), so nothing is read there.
         """
-        self._read_before(wall_ns)
+        if type(self.sync).on_gap is not BookRule.on_gap:
+            self._read_before(wall_ns)
         self.sync.on_gap(self, channel, mono_ns)
 
     def rest(self, url: str | None, body: str, mono_ns: int, wall_ns: int) -> None:
@@ -895,7 +903,7 @@ def _symbol(book: Book) -> str:
     return book.symbol
 
 
-def level_dicts(levels: Iterable[tuple[float, float]]) -> list[dict[str, float]]:
+def _level_dicts(levels: Iterable[tuple[float, float]]) -> list[dict[str, float]]:
     """Levels as a snapshot's list of ``{"price", "amount"}``."""
     return [{"price": price, "amount": amount} for price, amount in levels]
 

@@ -39,6 +39,7 @@ BOOKS_AT_SCHEMA: dict[str, pl.DataType] = {
 valid (synced, no gap since), the exchange's time and the receive time of the last
 message applied to it, and its best levels, best first."""
 
+
 def books_at(
     recording: Recording | str | os.PathLike[str],
     times: Iterable[Time] | pl.Series,
