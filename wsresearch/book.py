@@ -304,10 +304,9 @@ class Readings:
 
     A book is read at time ``t`` once the first event that changes a book (a diff, a
     snapshot, a reconnect, a gap where the rule acts on one) with a receive time past ``t``
-    comes, before it is applied:
-    so a reading holds every such message received at or before ``t``, as the snapshot
-    grid's snapshots do at their boundaries. Times after the last are read as the books
-    end (:meth:`Books.read_rest`).
+    comes, before it is applied: so a reading holds every such event received at or
+    before ``t``, as the snapshot grid's snapshots do at their boundaries. Times after the
+    last are read as the books end (:meth:`Books.read_rest`).
 
     Parameters
     ----------

@@ -81,9 +81,9 @@ def books_at(
         times, then of the symbols. The book after every message received at or before
         the time; an invalid book (no snapshot yet, a gap) has its levels as they were
         held, and ``valid`` false. A time is judged on the receive times of what changes
-        a book (its messages, REST snapshots, reconnects and gaps) as they run: where the
-        clock stepped back, a message received at or before a time already passed is
-        applied after it, as live.
+        a book (its messages, REST snapshots, reconnects, gaps the rule acts on) as they
+        run: where the clock stepped back, a message received at or before a time already
+        passed is applied after it, as live.
 
     Raises
     ------
