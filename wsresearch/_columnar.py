@@ -293,7 +293,7 @@ class Columnar:
         columnar_books = (sync is not None
                           and type(sync).takes_rows is not BookRule.takes_rows
                           and type(sync).apply_rows is not BookRule.apply_rows
-                          and type(sync).on_gap is BookRule.on_gap)
+                          and not sync.acts_on_gaps())
         every = {c.name: _siblings(c, spec, self.book_channels) for c in spec.channels}
         self.channels = {c.name: c for c in spec.channels
                          if (c.name not in self.book_channels or columnar_books)

@@ -283,22 +283,19 @@ class Stretch:
         }, schema_overrides={"exchange_ns": pl.Int64}).fill_nan(None)
 
     def before(self, rows: Ints, depth: int) -> tuple[
-            list[int | None], list[list[Level]], list[list[Level]]]:
-        """The book before each of ``rows`` of the stretch: exchange time, best bids and asks."""
-        states = self._states(rows)
+            list[int | None], list[int | None], list[list[Level]], list[list[Level]]]:
+        """The book before each of ``rows`` of the stretch.
+
+        Its exchange time, its receive time (its last row's, or its own before the
+        stretch), and its best ``depth`` bids and asks.
+        """
+        # A state: how many of the book's rows come before.
+        states = rows if self.at is None else np.searchsorted(self.at, rows, side="left")
         exchange = self.exchange.gather(states).to_list()
-        return exchange, self.bids.top(states, depth), self.asks.top(states, depth)
-
-    def received_before(self, rows: Ints) -> list[int | None]:
-        """The book's receive time before each of ``rows``: its last row's, or its own."""
-        states = self._states(rows)
         walls = self.walls[np.maximum(states - 1, 0)].tolist()
-        return [self.book.recv_wall_ns if state == 0 else wall
-                for state, wall in zip(states.tolist(), walls, strict=True)]
-
-    def _states(self, rows: Ints) -> Ints:
-        """The book's state before each of ``rows``: how many of its rows come before."""
-        return rows if self.at is None else np.searchsorted(self.at, rows, side="left")
+        received = [self.book.recv_wall_ns if state == 0 else wall
+                    for state, wall in zip(states.tolist(), walls, strict=True)]
+        return exchange, received, self.bids.top(states, depth), self.asks.top(states, depth)
 
     def settle(self) -> None:
         """Leave the book's sides as its last row left them, and count its crossed rows."""

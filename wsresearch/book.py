@@ -431,6 +431,11 @@ class BookRule(ABC):
         been any book's. Exchanges whose books check their own numbers ignore it.
         """
 
+    @classmethod
+    def acts_on_gaps(cls) -> bool:
+        """Whether the rule has an :meth:`on_gap` of its own: a gap may change its books."""
+        return cls.on_gap is not BookRule.on_gap
+
     def snapshot_url(self, symbol: str, rest_url: str | None) -> str | None:
         """Where to fetch a REST snapshot of ``symbol``; ``None`` where books need none.
 
@@ -729,20 +734,11 @@ class Books:
 
     def _snapshots_at(self, due: list[tuple[int, int]], stretches: dict[str, Stretch]) -> None:
         """The snapshots ``due`` (:meth:`_due_rows`), books in a stretch as each row found them."""
-        depth = self.snapshot_depth
+        books = [book for book in sorted(self.books.values(), key=_symbol) if book.valid]
         rows = np.array([row for row, _ in due], np.int64)
-        tops = {name: stretch.before(rows, depth) for name, stretch in stretches.items()}
-        for index, (_, boundary) in enumerate(due):
-            for book in sorted(self.books.values(), key=_symbol):
-                if not book.valid:
-                    continue
-                stretch = tops.get(book.symbol)
-                if stretch is None:
-                    exchange_ns, bids, asks = (book.exchange_ns, book.side("bid", depth),
-                                               book.side("ask", depth))
-                else:
-                    exchange_ns, bids, asks = (stretch[0][index], stretch[1][index],
-                                               stretch[2][index])
+        found = _before_rows(rows, self.snapshot_depth, books, stretches)
+        for (_, boundary), states in zip(due, found, strict=True):
+            for book, (exchange_ns, _, bids, asks) in zip(books, states, strict=True):
                 self._snapshots.append((
                     book.symbol, exchange_ns, boundary, self.generation,
                     _level_dicts(bids), _level_dicts(asks)))
@@ -750,9 +746,8 @@ class Books:
     def _readings_at(self, walls: npt.NDArray[np.int64], stretches: dict[str, Stretch]) -> None:
         """The readings due before the last of a stretch's rows (non-decreasing ``walls``).
 
-        Each time is read as the first row received past it found the books: those of the
-        stretch from their rows (:meth:`Stretch.before`), valid all along; the others as
-        they are, the stretch not changing them.
+        Each time is read as the first row received past it found the books
+        (:func:`_before_rows`).
         """
         readings = self.readings
         assert readings is not None  # the caller found a time to read at
@@ -763,21 +758,12 @@ class Books:
         counts = np.diff(np.append(firsts, end - start)).tolist()
         books = [book for book in sorted(self.books.values(), key=_symbol)
                  if readings.wanted(book)]
-        found = {book.symbol: (*stretches[book.symbol].before(rows, readings.depth),
-                               stretches[book.symbol].received_before(rows))
-                 for book in books if book.symbol in stretches}
-        still = {book.symbol: readings.state(book) for book in books
-                 if book.symbol not in stretches}
-        for index, count in enumerate(counts):
-            states = []
-            for book in books:
-                state = still.get(book.symbol)
-                if state is None:
-                    exchange, bids, asks, received = found[book.symbol]
-                    state = (book.symbol, True, exchange[index], received[index],
-                             _level_dicts(bids[index]), _level_dicts(asks[index]))
-                states.append(state)
-            readings.add(readings.done + count, states)
+        found = _before_rows(rows, readings.depth, books, stretches)
+        for count, states in zip(counts, found, strict=True):
+            readings.add(readings.done + count, [
+                (book.symbol, book.valid, exchange_ns, received, _level_dicts(bids),
+                 _level_dicts(asks))
+                for book, (exchange_ns, received, bids, asks) in zip(books, states, strict=True)])
         self._next_read_ns = readings.next_time()
 
     def read_at(self, readings: Readings) -> None:
@@ -869,7 +855,7 @@ class Books:
         behind the message (the columnar replay applies a chunk's book rows at the end
         of their stretch), so nothing is read there.
         """
-        if type(self.sync).on_gap is not BookRule.on_gap:
+        if self.sync.acts_on_gaps():
             self._read_before(wall_ns)
         self.sync.on_gap(self, channel, mono_ns)
 
@@ -900,6 +886,23 @@ class Books:
 
 def _symbol(book: Book) -> str:
     return book.symbol
+
+
+def _before_rows(rows: npt.NDArray[np.int64], depth: int, books: list[Book],
+                 stretches: dict[str, Stretch]) -> list[list[tuple[Any, ...]]]:
+    """Each of ``books`` before each of a stretch's ``rows``, a list a row.
+
+    ``(exchange_ns, recv_wall_ns, bids, asks)``, ``depth`` levels a side: a book of the
+    stretch from its arrays (:meth:`Stretch.before`), the others as they are, the stretch
+    not changing them.
+    """
+    found = {book.symbol: stretches[book.symbol].before(rows, depth) for book in books
+             if book.symbol in stretches}
+    now = {book.symbol: (book.exchange_ns, book.recv_wall_ns, book.side("bid", depth),
+                         book.side("ask", depth)) for book in books if book.symbol not in found}
+    return [[now[book.symbol] if book.symbol in now
+             else tuple(part[index] for part in found[book.symbol]) for book in books]
+            for index in range(rows.size)]
 
 
 def _level_dicts(levels: Iterable[tuple[float, float]]) -> list[dict[str, float]]:
