@@ -7,13 +7,22 @@ snapshot. Each round, in turn, in one process: ``replay()`` of it, then ``books_
 trade (the book as each trade printed), 10 levels a side. The figure is each one's time
 over the replay's in the same round: what reading the books costs on top of the replay.
 
-Usage: python benchmarks/bench_books_at.py [--rounds 5] [--copies 50]
+Then every level (``depth=None``) of the Coinbase Exchange capture's deep books (about
+8,000 levels a book) at ``--deep`` times spread evenly over it, in a process of its own:
+its peak RSS over the size of the rows it returns (``DataFrame.estimated_size``), and its
+time over the replay's.
+
+Usage: python benchmarks/bench_books_at.py [--rounds 5] [--copies 50] [--deep 3000]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +34,8 @@ from wsresearch import Recording, books_at, replay
 from wsresearch.exchanges import binance
 
 SPEC = binance.spec(["btcusdt"], ["depth", "bookTicker", "aggTrade"], depth_speed="100ms")
+DEEP = (Path(__file__).resolve().parent.parent / "data" / "recordings"
+        / "coinbase_cryptofeed_2021-04-17_exchange_level2_ticker_matches")
 
 
 def measure(rounds: int, copies: int) -> dict[str, list[float]]:
@@ -58,13 +69,53 @@ def measure(rounds: int, copies: int) -> dict[str, list[float]]:
     return found
 
 
+def deep(count: int) -> dict[str, float]:
+    """Every level of the Coinbase books at ``count`` times, in this process (fresh)."""
+    recording = Recording.open(DEEP)
+    walls = recording.frames()["recv_wall_ns"]
+    first, last = int(walls.min()), int(walls.max())
+    at = pl.int_range(count, eager=True) * ((last - first) // count) + first
+    began = time.perf_counter()
+    replay(recording)
+    alone = time.perf_counter() - began
+    began = time.perf_counter()
+    rows = books_at(recording, at, depth=None)
+    seconds = time.perf_counter() - began
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"seconds": seconds, "replay": alone, "peak": peak,
+            "size": rows.estimated_size(), "levels": int(rows.select(
+                pl.col("bids").list.len().sum() + pl.col("asks").list.len().sum()).item())}
+
+
+def measure_deep(rounds: int, count: int) -> dict[str, list[float]]:
+    """Per round, in a fresh process: peak RSS over the rows' size, and time over the replay's."""
+    found: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        probe = subprocess.run([sys.executable, __file__, "--deep-probe", str(count)],
+                               check=True, capture_output=True, text=True)
+        one = json.loads(probe.stdout)
+        found.setdefault("every level, peak RSS / rows", []).append(one["peak"] / one["size"])
+        found.setdefault("every level", []).append(one["seconds"] / one["replay"])
+        found.setdefault("every level s", []).append(one["seconds"])
+        found.setdefault("every level, rows MB", []).append(one["size"] / 1e6)
+    print(f"every level at {count:,} times: {one['levels']:,} levels")
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--copies", type=int, default=50)
+    parser.add_argument("--deep", type=int, default=3_000)
+    parser.add_argument("--deep-probe", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    for name, values in measure(args.rounds, args.copies).items():
-        unit = "s" if name.endswith(" s") else "x the replay"
+    if args.deep_probe is not None:
+        print(json.dumps(deep(args.deep_probe)))
+        return
+    found = measure(args.rounds, args.copies) | measure_deep(args.rounds, args.deep)
+    for name, values in found.items():
+        unit = ("s" if name.endswith(" s") else "x" if "/" in name else "MB"
+                if name.endswith("MB") else "x the replay")
         print(f"{name:<32} median {statistics.median(values):8.2f} "
               f"({min(values):.2f}-{max(values):.2f}) {unit}")
 

@@ -21,7 +21,8 @@ and the min-max of the per-round ratios, and the target where there is one:
   199,950 real Binance USD-M frames (book kept) in columns against through the models
   (``benchmarks/bench_books.py``);
 - ``books_at`` at 1,000 and 10,000 times and at every trade of 299,950 real Binance frames
-  against the replay alone (``benchmarks/bench_books_at.py``);
+  against the replay alone, and every level of the Coinbase capture's deep books at 3,000
+  times: its peak RSS over the rows' size (``benchmarks/bench_books_at.py``);
 - ``wsresearch export --workers 2`` against ``--workers 1`` on 4 recordings of
   ``--messages / 2`` frames each (a process per recording at a time), the same on 4
   recordings of ``2 * --messages`` frames each (each worker's start, about half a second,
@@ -266,10 +267,12 @@ def peers(args: argparse.Namespace, figures: dict[str, Figure]) -> None:
 
 def books_at_times(args: argparse.Namespace, figures: dict[str, Figure]) -> None:
     """books_at at many times against the replay alone, same frames, same round."""
-    found = bench_books_at.measure(args.rounds, 50)
+    found = bench_books_at.measure(args.rounds, 50) | bench_books_at.measure_deep(args.rounds,
+                                                                                  3_000)
     for name, values in found.items():
-        if not name.endswith(" s"):
-            figures[name.split(" (")[0]].values.extend(values)
+        key = name.split(" (")[0]  # "every trade (56,150)": the figure "every trade"
+        if key in figures:
+            figures[key].values.extend(values)
 
 
 def streaming(args: argparse.Namespace, figures: dict[tuple[str, int], Figure]) -> None:
@@ -428,6 +431,10 @@ def main() -> None:
     at_figures = {
         name: Figure(f"books_at, {name}, 300k Binance frames", "the replay alone", unit="x")
         for name in ("1,000 times", "10,000 times", "every trade")}
+    at_figures["every level, peak RSS / rows"] = Figure(
+        "books_at, every level, 3,000 times, Coinbase", "the rows' size", unit="x")
+    at_figures["every level"] = Figure(
+        "  the same, its time", "the replay alone", unit="x")
     stream_figures: dict[tuple[Any, ...], Figure] = {}
     for job in ("export", "report"):
         for factor in (1, 3):

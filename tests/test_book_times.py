@@ -18,7 +18,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from wsresearch import Recording, book_at, books_at, replay
-from wsresearch.book import Books
+from wsresearch import book as book_module
+from wsresearch.book import LEVELS, Books, Readings, _level_column
 from wsresearch.book_times import BOOKS_AT_SCHEMA
 from wsresearch.exchanges import coinbase, generic
 from wsresearch.recording.writer import Captured
@@ -285,3 +286,47 @@ def test_times_in_a_time_zone_are_the_instants_they_name() -> None:
     assert found["time"].to_list() == [utc]
     assert_frame_equal(found, books_at(SPOT, [utc], depth=1))
     assert books_at(SPOT, [], depth=1).schema == pl.Schema(BOOKS_AT_SCHEMA)
+
+
+@pytest.mark.parametrize("rows", [
+    [],
+    [[]],
+    [[], []],
+    [[(1.5, 2.0)]],
+    [[(3.0, 1.0), (2.5, 0.25)], [], [(7.0, 0.5)], []],
+    [[(float(k), k / 2) for k in range(n)] for n in (0, 300, 1, 0, 17)],
+])
+def test_a_level_column_is_the_levels_of_each_row_best_first(
+        rows: list[list[tuple[float, float]]]) -> None:
+    column = _level_column("bids", rows)
+    expected = pl.Series("bids", [[{"price": p, "amount": a} for p, a in row] for row in rows],
+                         LEVELS)
+    assert column.dtype == LEVELS
+    assert column.to_list() == expected.to_list()
+
+
+def test_readings_held_as_chunks_give_the_same_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What was read becomes a polars chunk every so many levels: the rows, in order, the same.
+
+    Every level of the Coinbase books at 300 times is 2.5M levels: at 5,000 levels a
+    chunk, a chunk about every time.
+    """
+    walls = Recording.open(COINBASE).frames()["recv_wall_ns"]
+    first, last = int(walls.min()), int(walls.max())
+    times = [first - 1 + (last - first + 2) * k // 300 for k in range(301)]
+    whole = books_at(COINBASE, times, depth=None)
+    made: list[int] = []
+    chunk = Readings._chunk
+
+    def counted(self: Readings) -> pl.DataFrame:
+        frame = chunk(self)
+        made.append(frame.height)
+        return frame
+
+    monkeypatch.setattr(book_module, "_READ_LEVELS", 5_000)
+    monkeypatch.setattr(Readings, "_chunk", counted)
+    chunked = books_at(COINBASE, times, depth=None)
+    assert len(made) > 100 and 0 < made[0] < chunked.height / 100
+    assert sum(made) == chunked.height
+    assert_frame_equal(chunked, whole)
+    assert whole.select(pl.col("bids").list.len().sum()).item() > 1_000_000

@@ -37,8 +37,10 @@ def _check(levels: Levels, reference: dict[float, float], side: str) -> None:
     assert levels.values() == [reference[p] for p in ascending]
     assert len(levels) == len(reference) and bool(levels) == bool(reference)
     assert levels.best_prices() == best_first
+    assert levels.best_levels() == [(p, reference[p]) for p in best_first]
     for n in (0, 1, 3):
         assert levels.best_prices(n) == best_first[:n]
+        assert levels.best_levels(n) == [(p, reference[p]) for p in best_first[:n]]
     best = best_first[0] if best_first else None
     assert levels.best_price() == best
     assert levels.best() == (None if best is None else (best, reference[best]))

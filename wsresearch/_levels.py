@@ -179,6 +179,11 @@ class Levels:
         found = ranks[::-1] if n is None else ranks[:-n - 1:-1] if n > 0 else []
         return found if sign > 0 else [-rank for rank in found]
 
+    def best_levels(self, n: int | None = None) -> list[tuple[float, float]]:
+        """The best ``n`` levels (all by default) as ``(price, amount)``, best first."""
+        prices = self.best_prices(n)
+        return list(zip(prices, map(self._amounts.__getitem__, prices), strict=True))
+
     def amount(self, price: float) -> float:
         """The amount at ``price``.
 

@@ -23,8 +23,9 @@ import bisect
 import zlib
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Literal
 
 import numpy as np
@@ -34,9 +35,9 @@ import polars as pl
 from ._levels import Levels
 from ._sweep import Changes, Stretch, ends, exact, side_arrays
 
-__all__ = ["AT_ONCE_ROWS", "BOOK_COLUMNS", "NEW_CONNECTION", "Book", "BookRule", "BookStats",
-           "Books", "Changes", "Levels", "Readings", "apply_levels", "apply_pairs", "change_lists",
-           "kraken_checksum", "level_changes", "level_lists", "side_changes"]
+__all__ = ["AT_ONCE_ROWS", "BOOK_COLUMNS", "LEVELS", "NEW_CONNECTION", "Book", "BookRule",
+           "BookStats", "Books", "Changes", "Levels", "Readings", "apply_levels", "apply_pairs",
+           "change_lists", "kraken_checksum", "level_changes", "level_lists", "side_changes"]
 
 Side = Literal["bid", "ask"]
 
@@ -51,6 +52,13 @@ AT_ONCE_ROWS = 1_024
 apply a stretch at once: a book's stretch costs about 2 ms whatever its size, a row one at
 a time about 4 µs and a level 0.4 µs (measured on the Coinbase and Kraken Futures captures
 in chunks of 100 to 20,000 events)."""
+
+LEVELS = pl.List(pl.Struct({"price": pl.Float64, "amount": pl.Float64}))
+"""The type of a side's levels in the books' tables: ``{price, amount}`` a level, best first."""
+
+_READ_LEVELS = 1_000_000
+"""Levels the readings hold as Python objects before they become a polars chunk (about
+16 MB as columns, ten times that as tuples)."""
 
 MAX_PENDING = 10_000
 """Messages a book holds while it waits for a snapshot (the oldest go first)."""
@@ -272,9 +280,7 @@ class Book:
 
     def side(self, side: Side, n: int | None = None) -> list[tuple[float, float]]:
         """The best ``n`` levels of one side (all by default), best first."""
-        levels = self.bids if side == "bid" else self.asks
-        amount = levels.amount
-        return [(price, amount(price)) for price in levels.best_prices(n)]
+        return (self.bids if side == "bid" else self.asks).best_levels(n)
 
     def texts(self, side: Side, n: int) -> list[tuple[str, str]]:
         """The best ``n`` levels of one side as the exchange wrote them, best first."""
@@ -321,11 +327,11 @@ class Readings:
     times: list[int]
     depth: int | None
     symbols: frozenset[str] | None = None
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
-    """``(time, symbol, valid, exchange_ns, recv_wall_ns, bids, asks)`` a book and time read,
-    in the order of the times, then of the symbols; the levels as ``{"price", "amount"}``."""
     done: int = 0
     """How many of ``times`` are read."""
+    _rows: list[tuple[Any, ...]] = field(default_factory=list)
+    _levels: int = 0  # in _rows
+    _chunks: list[pl.DataFrame] = field(default_factory=list)
 
     def due(self, wall_ns: int) -> int:
         """How many of ``times`` are read once a message received at ``wall_ns`` comes."""
@@ -340,17 +346,48 @@ class Readings:
         return self.times[self.done] if self.done < len(self.times) else None
 
     def add(self, end: int, states: list[tuple[Any, ...]]) -> None:
-        """Read times ``done`` to ``end``, each finding ``states`` (a row per book, no time)."""
-        rows = self.rows
-        for time in self.times[self.done:end]:
+        """Read times ``done`` to ``end``, each finding ``states`` (a row per book, no time).
+
+        A state is ``(symbol, valid, exchange_ns, recv_wall_ns, bids, asks)``, the levels
+        as ``(price, amount)`` best first (:meth:`state`). What was read becomes a polars
+        chunk every :data:`_READ_LEVELS` levels, so a deep book read at many times is held
+        as columns, not as a Python object a level.
+        """
+        rows = self._rows
+        times = self.times[self.done:end]
+        for time in times:
             rows.extend((time, *state) for state in states)
+        self._levels += len(times) * sum(len(state[4]) + len(state[5]) for state in states)
         self.done = end
+        if self._levels >= _READ_LEVELS:
+            self._chunks.append(self._chunk())
 
     def state(self, book: Book) -> tuple[Any, ...]:
         """``book`` as a row without its time, as it is now."""
         depth = self.depth
         return (book.symbol, book.valid, book.exchange_ns, book.recv_wall_ns,
-                _level_dicts(book.side("bid", depth)), _level_dicts(book.side("ask", depth)))
+                book.side("bid", depth), book.side("ask", depth))
+
+    def frame(self) -> pl.DataFrame:
+        """What was read, a row a time and a book read.
+
+        ``time``, ``symbol``, ``valid``, ``exchange_ns``, ``recv_wall_ns``, ``bids``,
+        ``asks`` (:data:`LEVELS`), in the order of the times, then of the symbols.
+        """
+        return pl.concat([*self._chunks, self._chunk()], rechunk=False)
+
+    def _chunk(self) -> pl.DataFrame:
+        """The rows held as tuples, as a frame, and let go."""
+        rows, self._rows, self._levels = self._rows, [], 0
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+        return pl.DataFrame([
+            pl.Series("time", columns[0], pl.Int64),
+            pl.Series("symbol", columns[1], pl.String),
+            pl.Series("valid", columns[2], pl.Boolean),
+            pl.Series("exchange_ns", columns[3], pl.Int64),
+            pl.Series("recv_wall_ns", columns[4], pl.Int64),
+            _level_column("bids", columns[5]),
+            _level_column("asks", columns[6])])
 
 
 class BookRule(ABC):
@@ -585,8 +622,7 @@ class Books:
                 if book.valid:
                     self._snapshots.append((
                         book.symbol, book.exchange_ns, last, self.generation,
-                        _level_dicts(book.side("bid", depth)),
-                        _level_dicts(book.side("ask", depth))))
+                        book.side("bid", depth), book.side("ask", depth)))
         if boundary is None or wall_ns >= boundary:
             self._next_snapshot_ns = (wall_ns // step + 1) * step
 
@@ -740,8 +776,7 @@ class Books:
         for (_, boundary), states in zip(due, found, strict=True):
             for book, (exchange_ns, _, bids, asks) in zip(books, states, strict=True):
                 self._snapshots.append((
-                    book.symbol, exchange_ns, boundary, self.generation,
-                    _level_dicts(bids), _level_dicts(asks)))
+                    book.symbol, exchange_ns, boundary, self.generation, bids, asks))
 
     def _readings_at(self, walls: npt.NDArray[np.int64], stretches: dict[str, Stretch]) -> None:
         """The readings due before the last of a stretch's rows (non-decreasing ``walls``).
@@ -761,13 +796,12 @@ class Books:
         found = _before_rows(rows, readings.depth, books, stretches)
         for count, states in zip(counts, found, strict=True):
             readings.add(readings.done + count, [
-                (book.symbol, book.valid, exchange_ns, received, _level_dicts(bids),
-                 _level_dicts(asks))
+                (book.symbol, book.valid, exchange_ns, received, bids, asks)
                 for book, (exchange_ns, received, bids, asks) in zip(books, states, strict=True)])
         self._next_read_ns = readings.next_time()
 
     def read_at(self, readings: Readings) -> None:
-        """Read every book at ``readings.times`` from now on, into ``readings.rows``.
+        """Read every book at ``readings.times`` from now on (``readings.frame()`` then).
 
         Each time is read before the first message that changes a book with a receive
         time past it is applied (:class:`Readings`); :meth:`read_rest` reads the rest at
@@ -811,11 +845,16 @@ class Books:
         ``bids``, ``asks``, ``frame_seq``; ``normalized("book_snapshots")`` gives them in the
         normalized columns.
         """
-        level = pl.List(pl.Struct({"price": pl.Float64, "amount": pl.Float64}))
-        return pl.DataFrame(self._snapshots, orient="row", schema={
-            "symbol": pl.String, "exchange_ns": pl.Int64, "recv_wall_ns": pl.Int64,
-            "generation": pl.Int64, "bids": level, "asks": level,
-        }).with_columns(frame_seq=pl.lit(None, pl.Int64))
+        rows = self._snapshots
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 6
+        return pl.DataFrame([
+            pl.Series("symbol", columns[0], pl.String),
+            pl.Series("exchange_ns", columns[1], pl.Int64),
+            pl.Series("recv_wall_ns", columns[2], pl.Int64),
+            pl.Series("generation", columns[3], pl.Int64),
+            _level_column("bids", columns[4]),
+            _level_column("asks", columns[5]),
+            pl.Series("frame_seq", [None] * len(rows), pl.Int64)])
 
     def quotes(self) -> pl.DataFrame:
         """The books' quotes so far, in native columns.
@@ -905,9 +944,22 @@ def _before_rows(rows: npt.NDArray[np.int64], depth: int, books: list[Book],
             for index in range(rows.size)]
 
 
-def _level_dicts(levels: Iterable[tuple[float, float]]) -> list[dict[str, float]]:
-    """Levels as a snapshot's list of ``{"price", "amount"}``."""
-    return [{"price": price, "amount": amount} for price, amount in levels]
+def _level_column(name: str, rows: Sequence[Sequence[tuple[float, float]]]) -> pl.Series:
+    """Each row's levels (``(price, amount)``, best first) as a :data:`LEVELS` column.
+
+    Built from flat arrays, each row a slice of them: a level costs a few ns here, where a
+    ``{"price", "amount"}`` dict a level costs both its making and polars' reading of it.
+    """
+    if not rows:
+        return pl.Series(name, [], LEVELS)
+    lengths = np.fromiter(map(len, rows), np.int64, len(rows))
+    total = int(lengths.sum())
+    pairs = np.fromiter(chain.from_iterable(chain.from_iterable(rows)), np.float64,
+                        2 * total).reshape(total, 2)
+    flat = pl.DataFrame({"price": pairs[:, 0], "amount": pairs[:, 1]}).to_struct(name)
+    starts = np.cumsum(lengths) - lengths
+    return pl.select(pl.lit(flat.implode()).list.slice(pl.lit(pl.Series(starts)),
+                                                       pl.lit(pl.Series(lengths)))).to_series()
 
 
 def apply_pairs(book: Book, side: Side, levels: Iterable[tuple[float, float]]) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import polars as pl
 
-from .book import Book, Readings
+from .book import LEVELS, Book, Readings
 from .clock import Time, ns_since_epoch, utc_text
 from .pipeline import Pipeline
 from .recording import Recording
@@ -29,12 +29,11 @@ from .spec import FeedSpec
 
 __all__ = ["BOOKS_AT_SCHEMA", "book_at", "books_at"]
 
-_LEVELS = pl.List(pl.Struct({"price": pl.Float64, "amount": pl.Float64}))
 _TIME = pl.Datetime("ns", "UTC")
 
 BOOKS_AT_SCHEMA: dict[str, pl.DataType] = {
     "time": _TIME, "symbol": pl.String(), "valid": pl.Boolean(), "exchange_time": _TIME,
-    "local_time": _TIME, "bids": _LEVELS, "asks": _LEVELS}
+    "local_time": _TIME, "bids": LEVELS, "asks": LEVELS}
 """The columns of :func:`books_at`: the time asked, the book's symbol, whether it was
 valid (synced, no gap since), the exchange's time and the receive time of the last
 message applied to it, and its best levels, best first."""
@@ -134,7 +133,9 @@ def books_at(
     books = kept[0].books
     assert books is not None
     books.read_rest()
-    return pl.DataFrame(readings.rows, schema=BOOKS_AT_SCHEMA, orient="row")
+    return readings.frame().rename({"exchange_ns": "exchange_time",
+                                    "recv_wall_ns": "local_time"}).cast(
+                                        pl.Schema(BOOKS_AT_SCHEMA))
 
 
 def book_at(
