@@ -312,8 +312,9 @@ def test_times_invented_at_a_plausible_date_are_still_flagged(tmp_path: Path) ->
     (tmp_path / "rec/manifest.json").write_text(json.dumps(manifest))
     report = quality_report(tmp_path / "rec")
     assert report.receive_times_invented and report.receive_times == "invented"
-    assert report.warnings[0].startswith("Receive times were invented on import (the "
-                                         "recording's manifest says so")
+    assert report.warnings[0].startswith("Receive times start at 2023-11-14 22:13:20 UTC: "
+                                         "they were invented on import (the recording's "
+                                         "manifest says so")
     assert recording.manifest.receive_times == "imported"
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
 import polars as pl
 import pytest
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as serve_ws
 
 from wsresearch import (
     BackoffConfig,
@@ -27,9 +30,10 @@ from wsresearch import (
     StreamConfig,
 )
 from wsresearch.connection import CLIENT_CLOSE_REASONS
-from wsresearch.exchanges import binance, bybit
+from wsresearch.exchanges import binance, bybit, generic
 from wsresearch.lowlevel import ConnectionState
 from wsresearch.quality import quality_report
+from wsresearch.recording.writer import Captured, write_events
 from wsresearch.replay import replay
 from wsresearch.spec import FeedSpec
 
@@ -247,12 +251,14 @@ def test_receive_times_invented_on_import_give_no_latency(capture: str, tmp_path
     assert not report.latency["plausible"].any()
     assert report.receive_times_invented
     summary = dict(report.summary().iter_rows())
-    assert summary["latency p50 / p99"] == (
-        "not measured: receive times are before 2000 (invented on import?)")
-    assert summary["clock skew"] == "not measured: receive times are before 2000"
+    # The manifest says where the times came from: no guess (before 2000, so invented?).
+    assert report.receive_times == "invented"
+    assert summary["latency p50 / p99"] == "not measured: receive times were invented on import"
+    assert summary["clock skew"] == "not measured: receive times were invented on import"
     assert len(report.warnings) == 1
-    assert report.warnings[0].startswith("Receive times start at 1970-01-01 00:00:00 UTC, "
-                                         "before 2000: they were invented on import")
+    assert report.warnings[0].startswith("Receive times start at 1970-01-01 00:00:00 UTC: "
+                                         "they were invented on import (the recording's "
+                                         "manifest says so: the capture had none)")
     assert summary["warnings"] == report.warnings[0]
 
 
@@ -404,3 +410,102 @@ async def test_time_a_feed_was_stopped_between_two_runs_is_no_downtime() -> None
     assert report.connections["reason"].to_list() == ["client disconnect"] * 2
     assert report.connections["downtime_after_s"].to_list() == [None, None]
     assert dict(report.summary().iter_rows())["uptime"] == "100.0%"
+
+
+# -- the past sent on subscribing is not a latency ------------------------------------------
+
+
+def _generic_trade(seq: int, ts: int) -> str:
+    return json.dumps({"type": "trade", "symbol": "BTC-USD", "seq": seq, "trade_id": seq,
+                       "price": "100.5", "size": "1", "side": "buy", "ts": ts})
+
+
+def test_rows_stamped_before_their_connection_opened_are_history_not_latency(
+        tmp_path: Path) -> None:
+    """Each connection opens, then its first trade tells of one made 30 s before it: an
+    exchange's last trade on subscribing. It is counted as history, not as a 30 s latency;
+    a row stamped within the second before its open (an imported recording's open is its
+    first message) stays a latency."""
+    t0 = 1_700_000_000 * NS
+    events = []
+    for k, opened in enumerate((t0, t0 + 60 * NS)):  # two connections
+        seq = 10 * k
+        events += [Captured("open", opened, "wss://example.test/ws"),
+                   Captured("frame", opened + NS // 10, _generic_trade(seq + 1, opened - 30 * NS)),
+                   Captured("frame", opened + NS // 5, _generic_trade(seq + 2, opened - NS // 2)),
+                   *(Captured("frame", opened + j * NS,
+                              _generic_trade(seq + 2 + j, opened + j * NS - 5_000_000))
+                     for j in range(1, 6))]
+    spec = generic.spec(["BTC-USD"], ["trade"], url="wss://example.test/ws")
+    write_events(tmp_path / "rec", events, source_url=spec.url, origin=spec.origin)
+    report = quality_report(tmp_path / "rec")
+    row = report.latency.row(0, named=True)
+    assert (row["channel"], row["messages"], row["history"]) == ("trade", 12, 2)
+    assert row["max_ms"] == pytest.approx(700.0)  # the row stamped 0.5 s before its open
+    assert row["p50_ms"] == pytest.approx(5.0)
+    latency = dict(report.summary().iter_rows())["latency p50 / p99"]
+    assert latency.endswith("; 2 message(s) stamped over 1 s before their connection opened "
+                            "left out (the past, sent on subscribing)")
+
+
+def test_a_channel_of_history_alone_has_a_row_and_no_figures(tmp_path: Path) -> None:
+    t0 = 1_700_000_000 * NS
+    events = [Captured("open", t0, "wss://example.test/ws"),
+              Captured("frame", t0 + NS, _generic_trade(1, t0 - 30 * NS))]
+    spec = generic.spec(["BTC-USD"], ["trade"], url="wss://example.test/ws")
+    write_events(tmp_path / "rec", events, source_url=spec.url, origin=spec.origin)
+    report = quality_report(tmp_path / "rec")
+    assert report.latency.select("channel", "messages", "p50_ms", "history").rows() == [
+        ("trade", 0, None, 1)]
+    assert dict(report.summary().iter_rows())["latency p50 / p99"] == (
+        "1 message(s) stamped over 1 s before their connection opened left out (the past, "
+        "sent on subscribing)")
+    report.plot()  # no latencies to draw: no error
+
+
+def test_coinbase_last_matches_are_history_in_the_report() -> None:
+    """The Coinbase capture's last_match and first ticker tell of trades up to 107 s old."""
+    report = quality_report(DATA / "recordings"
+                            / "coinbase_cryptofeed_2021-04-17_exchange_level2_ticker_matches")
+    figures = {row["channel"]: row for row in report.latency.iter_rows(named=True)}
+    assert figures["match"]["history"] > 0 and figures["ticker"]["history"] > 0
+    assert all(row["max_ms"] < 2_000 for row in figures.values())
+
+
+async def test_a_live_feed_counts_the_past_sent_on_subscribing_as_history() -> None:
+    """A server that sends, on connecting, a trade made a minute before, then live ones."""
+    async def serve(websocket: ServerConnection) -> None:
+        now = time.time_ns()
+        await websocket.send(_generic_trade(1, now - 60 * NS))
+        for seq in range(2, 6):
+            await websocket.send(_generic_trade(seq, time.time_ns()))
+        await websocket.wait_closed()
+
+    async with serve_ws(serve, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        spec = generic.spec(["BTC-USD"], ["trade"], url=f"ws://127.0.0.1:{port}")
+        async with Feed(spec) as feed:
+            await eventually(lambda: feed.store.rows("trade") == 5, what="the trades")
+            report = quality_report(feed)
+    row = report.latency.row(0, named=True)
+    assert (row["messages"], row["history"]) == (4, 1)
+    assert row["max_ms"] < 10_000
+
+
+def test_times_before_2000_in_an_older_manifest_are_taken_as_invented(tmp_path: Path) -> None:
+    """A manifest from before ``receive_times`` existed reads as recorded: the report
+    guesses from the times themselves, and says it guesses."""
+    Recording.from_frames(tmp_path / "rec", SPOT.read_text().splitlines()[:50],
+                          spec=spot_spec())
+    manifest = json.loads((tmp_path / "rec/manifest.json").read_text())
+    del manifest["receive_times"]
+    (tmp_path / "rec/manifest.json").write_text(json.dumps(manifest))
+    report = quality_report(tmp_path / "rec")
+    assert report.receive_times == "recorded" and report.receive_times_invented
+    summary = dict(report.summary().iter_rows())
+    assert summary["latency p50 / p99"] == (
+        "not measured: receive times are before 2000 (invented on import?)")
+    assert summary["clock skew"] == "not measured: receive times are before 2000"
+    assert report.warnings[0].startswith("Receive times start at 1970-01-01 00:00:00 UTC: "
+                                         "they were invented on import (before 2000: "
+                                         "Recording.from_frames without times?)")

@@ -66,6 +66,7 @@ class SessionTimes:
         self._unordered: set[str] = set()  # streams with a source whose times went back
         self._closed = False
         self._channels: dict[str, int] = {}  # channel: latencies
+        self._history: dict[str, int] = {}  # channel: rows left out as history
         self._samples: dict[str, _Sample] = {}
         self._sample_size = samples
 
@@ -129,14 +130,24 @@ class SessionTimes:
             return lambda: _sliced(self._spill.parts(columns[0]))
         return lambda: _sliced(_merged([self._spill.parts(c) for c in columns]))
 
-    def add_latencies(self, channel: str, ms: pl.Series) -> None:
-        """Add exchange latencies (ms) of ``channel``, in the order of its rows."""
+    def add_latencies(self, channel: str, ms: pl.Series, history: int = 0) -> None:
+        """Add exchange latencies (ms) of ``channel``, in the order of its rows.
+
+        ``history``: how many of its rows were left out, stamped before their connection
+        opened (:meth:`history`).
+        """
         self._check_open()
         self._channels[channel] = self._channels.get(channel, 0) + ms.len()
+        if history:
+            self._history[channel] = self._history.get(channel, 0) + history
         if ms.is_empty():
             return
         self._spill.append(f"l{channel}", ms.rename("ms"))
         self._samples.setdefault(channel, _Sample(self._sample_size)).add(ms)
+
+    def history(self) -> dict[str, int]:
+        """Each channel's rows left out of its latencies: what happened before its connection."""
+        return dict(self._history)
 
     def latencies(self, channel: str) -> Parts:
         """``channel``'s latencies in the order they came, as pieces."""

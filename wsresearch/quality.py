@@ -62,6 +62,11 @@ _YEAR_2000_NS = 946_684_800 * NS_PER_S
 _HOUR_MS = 3_600_000.0
 """No network delivers a message an hour late: a latency beyond it compares two clocks
 that cannot be compared (times shifted, data re-served later)."""
+_HISTORY_NS = NS_PER_S
+"""A row stamped more than this (and less than an hour) before its connection opened is
+history, not a latency: what an exchange sends of the past on subscribing (the last trade,
+a ticker, the time of a book's last change). The margin keeps the first live messages of
+an imported recording, whose connections open at their first message's receive time."""
 _BYTES_PER_EVENT = 800
 """A report's times and latencies held in memory per event of a chunk (16 MB for the
 default 20,000), before they go to temporary files."""
@@ -89,6 +94,7 @@ LATENCY_COLUMNS: dict[str, pl.DataType] = {
     "max_ms": pl.Float64(),
     "negative_share": pl.Float64(),
     "plausible": pl.Boolean(),
+    "history": pl.Int64(),
 }
 SILENCE_COLUMNS: dict[str, pl.DataType] = {
     "stream": pl.String(),
@@ -319,19 +325,26 @@ class QualityReport:
         if not lat.height:
             return "n/a"
         if self.receive_times_invented:
-            if _before_2000(self.first_receive_wall_ns):
+            if self.receive_times != "invented":
                 return "not measured: receive times are before 2000 (invented on import?)"
             return "not measured: receive times were invented on import"
-        good, bad = lat.filter("plausible"), lat.filter(~pl.col("plausible"))
+        good = lat.filter(pl.col("plausible") & (pl.col("messages") > 0))
+        bad = lat.filter(~pl.col("plausible"))
         implausible = "" if not bad.height else (
             f"implausible: p50 {_span_ms(float(bad['p50_ms'].median()))}"  # type: ignore[arg-type]
             " (clocks not comparable)")
+        history = int(lat["history"].sum())
+        past = "" if not history else (
+            f"{history} message(s) stamped over {_HISTORY_NS / NS_PER_S:.0f} s before their "
+            "connection opened left out (the past, sent on subscribing)")
         if not good.height:
-            return implausible
+            return "; ".join(part for part in (implausible, past) if part) or "n/a"
         text = (f"{float(good['p50_ms'].median()):.1f} / "  # type: ignore[arg-type]
                 f"{float(good['p99_ms'].max()):.1f} ms")  # type: ignore[arg-type]
         if bad.height:
             text += f"; {', '.join(bad['channel'])}: {implausible}"
+        if past:
+            text += f"; {past}"
         return text
 
     def _skew_text(self) -> str:
@@ -339,7 +352,7 @@ class QualityReport:
         if not lat.height:
             return "n/a"
         if self.receive_times_invented:
-            if _before_2000(self.first_receive_wall_ns):
+            if self.receive_times != "invented":
                 return "not measured: receive times are before 2000"
             return "not measured: receive times were invented on import"
         parts = [f"{channel} {share:.1%} negative (down to {_ms(low)})"
@@ -410,7 +423,8 @@ class QualityReport:
             rate_ax.legend(loc="upper right", fontsize="small")
         lat_ax.set_title("latency, exchange time to receive time (ms; box: p25-p75, "
                          "whiskers: p1-p99)")
-        plausible = self.latency.filter("plausible")["channel"].to_list()
+        plausible = self.latency.filter(pl.col("plausible") & (pl.col("messages") > 0))[
+            "channel"].to_list()
         if plausible:
             lat_ax.boxplot([self.latencies.filter(channel=n)["ms"].to_numpy()
                             for n in plausible],
@@ -603,15 +617,14 @@ def _warnings(
     """Each figure that is not a measurement, in a sentence."""
     consequence = ("so latencies are not measured, and durations, rates, gaps and holes "
                    "describe the import, not the capture.")
-    if _before_2000(first_wall):
+    if _invented(receive_times, first_wall):
         assert first_wall is not None
         when = dt.datetime.fromtimestamp(first_wall / NS_PER_S, dt.UTC)
-        return [f"Receive times start at {when:%Y-%m-%d %H:%M:%S} UTC, before 2000: they "
-                "were invented on import (Recording.from_frames without times?), "
-                + consequence]
-    if _invented(receive_times, first_wall):
-        return ["Receive times were invented on import (the recording's manifest says so: "
-                "the capture had none), " + consequence]
+        why = ("the recording's manifest says so: the capture had none"
+               if receive_times == "invented" else
+               "before 2000: Recording.from_frames without times?")
+        return [f"Receive times start at {when:%Y-%m-%d %H:%M:%S} UTC: they were invented on "
+                f"import ({why}), " + consequence]
     found = []
     for channel, p50 in latency.filter(~pl.col("plausible")).select(
             "channel", "p50_ms").iter_rows():
@@ -807,6 +820,7 @@ class ReportInputs:
         # Kept as Python rows and numbers, not polars frames, across the replay (HeldRows).
         self._timeline = HeldRows({"seq": pl.Int64(), **TIMELINE_SCHEMA})
         self._first: dict[int, tuple[int, int]] = {}  # each generation's first mono, wall
+        self._opened: dict[int, int] = {}  # each generation's open, wall
         self.times = SessionTimes(chunk_events * _BYTES_PER_EVENT)
         self._streams = {} if spec is None else {
             c.name: (c.stream_name, c.explode is not None) for c in spec.channels}
@@ -825,6 +839,7 @@ class ReportInputs:
         self.end = high if self.end is None else max(self.end, high)
         self.last_seq = last if self.last_seq is None else max(self.last_seq, last)
         self._timeline.add(events.filter(pl.col("kind").is_in(["open", "close", "stop"])))
+        self._opened.update(events.filter(kind="open").select("generation", "wall_ns").iter_rows())
         drops = events.filter(kind="drop")["reason"]
         for reason in self.drops:
             self.drops[reason] += int((drops == reason).sum())
@@ -858,7 +873,7 @@ class ReportInputs:
         for channel, frame in frames.items():
             stream, exploded = self._streams.get(channel, (channel, False))
             self.times.add_times(stream, _message_times(frame, exploded), source=channel)
-            self.times.add_latencies(channel, _latency_ms(frame))
+            self.times.add_latencies(channel, *_latency_ms(frame, self._opened))
 
     def close(self) -> None:
         """Remove the temporary files, if any (also done when the inputs are collected).
@@ -967,7 +982,7 @@ def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
             "while the outcomes count every frame. A report of its recording has them all.")
     return _report(_Session(
         redact_url(spec.url), start, _feed_end(timeline, now), timeline, seen, outcomes,
-        recording, _feed_times(frames, spec), _thresholds(spec),
+        recording, _feed_times(frames, spec, _opens(timeline)), _thresholds(spec),
         pipeline.transitions, pipeline.sequences.by_channel, _sequenced(spec), notes,
         books=pipeline.books), rule)
 
@@ -996,7 +1011,13 @@ def _sequenced(spec: FeedSpec) -> dict[str, bool]:
     return {c.name: c.sequence is not None for c in spec.channels}
 
 
-def _feed_times(frames: dict[str, pl.DataFrame], spec: FeedSpec) -> SessionTimes:
+def _opens(timeline: pl.DataFrame) -> dict[int, int]:
+    """Each connection's open: generation → wall ns."""
+    return dict(timeline.filter(kind="open").select("generation", "wall_ns").iter_rows())
+
+
+def _feed_times(frames: dict[str, pl.DataFrame], spec: FeedSpec,
+                opened: dict[int, int]) -> SessionTimes:
     """A live feed's receive times per health stream and latencies per channel.
 
     A message counts once, however many rows it made. The rows are in memory already,
@@ -1007,7 +1028,7 @@ def _feed_times(frames: dict[str, pl.DataFrame], spec: FeedSpec) -> SessionTimes
         frame = frames[channel.name]
         times.add_times(channel.stream_name, _message_times(frame, channel.explode is not None),
                         source=channel.name)
-        times.add_latencies(channel.name, _latency_ms(frame))
+        times.add_latencies(channel.name, *_latency_ms(frame, opened))
     return times
 
 
@@ -1030,7 +1051,7 @@ def _report(session: _Session, rule: _HoleRule) -> QualityReport:
     first_wall = None if walls.is_empty() else int(walls.min())  # type: ignore[arg-type]
     invented = _invented(s.receive_times, first_wall)
     figures = s.times.latency_figures(_QUANTILES)
-    latency = _latency(figures, invented)
+    latency = _latency(figures, invented, s.times.history())
     empty: dict[str, int] = {}
     health = pl.DataFrame(
         [(t.mono_ns, t.stream, t.healthy) for t in s.transitions], orient="row",
@@ -1324,21 +1345,44 @@ def _steps(seconds: list[int], counts: list[int], span: float) -> tuple[list[flo
     return xs, ys
 
 
-def _latency_ms(frame: pl.DataFrame) -> pl.Series:
-    """Each row's exchange latency in ms, where it has an exchange time."""
-    return frame.filter(pl.col("exchange_ns").is_not_null()).select(
-        ((pl.col("recv_wall_ns") - pl.col("exchange_ns")) / 1e6).alias("ms"))["ms"]
+def _latency_ms(frame: pl.DataFrame, opened: dict[int, int]) -> tuple[pl.Series, int]:
+    """Each row's exchange latency in ms, where it has one, and how many rows are history.
+
+    A row stamped more than :data:`_HISTORY_NS` before its connection opened (``opened``:
+    generation → wall ns) tells of the past; it is left out and counted. Up to an hour
+    before: beyond, the two clocks cannot be compared (:data:`_HOUR_MS`), which the
+    channel's ``plausible`` then says of all its rows.
+    """
+    timed = frame.filter(pl.col("exchange_ns").is_not_null())
+    history = pl.lit(False)
+    if opened and timed.height:
+        began = pl.col("generation").replace_strict(
+            list(opened), list(opened.values()), default=None, return_dtype=pl.Int64)
+        stamped = pl.col("exchange_ns")
+        history = ((stamped < began - _HISTORY_NS)
+                   & (stamped >= began - round(_HOUR_MS * 1e6))).fill_null(False)
+    flagged = timed.select(history.alias("history"),
+                           ((pl.col("recv_wall_ns") - pl.col("exchange_ns")) / 1e6).alias("ms"))
+    past = flagged["history"]
+    return flagged.filter(~past)["ms"], int(past.sum())
 
 
-def _latency(figures: dict[str, LatencyFigures], invented: bool) -> pl.DataFrame:
-    """Latency per channel; ``plausible`` unless times were invented or the bulk is > 1 h."""
-    return pl.DataFrame([(
+def _latency(figures: dict[str, LatencyFigures], invented: bool,
+             history: dict[str, int]) -> pl.DataFrame:
+    """Latency per channel; ``plausible`` unless times were invented or the bulk is > 1 h.
+
+    A channel whose every timed row is history has a row with no figures.
+    """
+    rows: list[tuple[Any, ...]] = [(
         channel, f.messages, f.minimum, f.quantiles[0.5], f.quantiles[0.9], f.quantiles[0.99],
         f.maximum, f.negative / f.messages,
         # The bulk, not one odd timestamp: 98% of the latencies within an hour.
         not invented and abs(f.quantiles[0.01]) <= _HOUR_MS
-        and abs(f.quantiles[0.99]) <= _HOUR_MS) for channel, f in figures.items()],
-        orient="row", schema=LATENCY_COLUMNS)
+        and abs(f.quantiles[0.99]) <= _HOUR_MS, history.get(channel, 0))
+        for channel, f in figures.items()]
+    rows += [(channel, 0, None, None, None, None, None, None, not invented, count)
+             for channel, count in history.items() if channel not in figures]
+    return pl.DataFrame(rows, orient="row", schema=LATENCY_COLUMNS)
 
 
 def compare(a: QualityReport, b: QualityReport) -> pl.DataFrame:
