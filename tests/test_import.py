@@ -512,3 +512,35 @@ def test_an_import_stopped_by_its_progress_leaves_nothing(tmp_path: Path) -> Non
     assert not (tmp_path / "rec").exists()
     # Nothing was held over: the same import without a stop goes through.
     assert import_capture(source, tmp_path / "rec", format="hftbacktest").event_count > 0
+
+
+def _damaged(tmp_path: Path, how: str) -> Path:
+    """The Kraken trade capture, gzipped, cut short or with a byte of it changed."""
+    data = (DATA / "kraken/cryptofeed_2021-04-17_v1_trade.jsonl.gz").read_bytes()
+    if how == "cut short":
+        data = data[:len(data) // 2]
+    elif how == "a byte changed":  # inside the compressed blocks
+        middle = len(data) // 2
+        data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+    else:  # the checksum at its end
+        data = data[:-8] + bytes([data[-8] ^ 0x01]) + data[-7:]
+    file = tmp_path / "capture.jsonl.gz"
+    file.write_bytes(data)
+    return file
+
+
+@pytest.mark.parametrize("how", ["cut short", "a byte changed", "its checksum wrong"])
+def test_a_damaged_gzip_capture_is_refused_in_one_line_naming_it(tmp_path: Path,
+                                                                  how: str) -> None:
+    file = _damaged(tmp_path, how)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no unclosed file left behind
+        with pytest.raises(ValueError, match=r"capture\.jsonl\.gz after line \d+: cannot be "
+                                             r"read: .* \(a compressed file damaged or cut "
+                                             r"short\?\)"):
+            import_capture(file, tmp_path / "rec", format="lines")
+    assert not (tmp_path / "rec").exists()
+    result = run("import", str(file), "--out", str(tmp_path / "rec"), "--format", "lines")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "cannot be read" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import contextvars
 import gzip
 import io
@@ -50,6 +51,7 @@ import json
 import os
 import re
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -469,7 +471,16 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     Only ``\n`` ends a line: a message may hold other line separators (U+2028).
     """
     with _open(path) as stream:
-        for number, raw in enumerate(stream, 1):
+        lines = enumerate(stream, 1)
+        number = 0
+        while True:
+            try:
+                number, raw = next(lines)
+            except StopIteration:
+                return
+            except (OSError, EOFError, zlib.error) as exc:  # gzip's, zstd's or the disk's
+                raise ValueError(f"{path} after line {number}: cannot be read: {exc} (a "
+                                 "compressed file damaged or cut short?)") from None
             if raw.endswith(b"\n"):
                 raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
             try:
@@ -479,27 +490,30 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                                  f"byte {exc.start})") from None
 
 
-def _open(path: Path) -> IO[bytes]:
-    """``path`` for reading, decompressed: gzip, or zstd through pyarrow."""
-    stream: IO[bytes] = open(path, "rb")  # noqa: SIM115 - handed to the caller
-    magic = stream.read(4)
-    stream.seek(0)
-    meter = _METER.get()
-    if meter is not None and meter.path == path:  # the capture itself, not a side file
-        stream = io.BufferedReader(_Counted(stream, meter))
-    if magic.startswith(_GZIP):
-        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
-    if magic == _ZSTD:
-        try:
-            import pyarrow as pa  # type: ignore[import-untyped]
-        except ModuleNotFoundError:
-            stream.close()
-            raise ModuleNotFoundError(
-                f"{path} is zstd-compressed: reading it needs pyarrow "
-                "(pip install 'wsresearch[dataset]'), or decompress it first (zstd -d)"
-            ) from None
-        return io.BufferedReader(pa.input_stream(stream, compression="zstd"))
-    return stream
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[IO[bytes]]:
+    """``path`` for reading, decompressed: gzip, or zstd through pyarrow; closed after."""
+    with contextlib.ExitStack() as held:
+        stream: IO[bytes] = held.enter_context(open(path, "rb"))
+        magic = stream.read(4)
+        stream.seek(0)
+        meter = _METER.get()
+        if meter is not None and meter.path == path:  # the capture itself, not a side file
+            stream = io.BufferedReader(_Counted(stream, meter))
+        if magic.startswith(_GZIP):
+            unpacked = gzip.GzipFile(fileobj=stream, mode="rb")
+            stream = held.enter_context(unpacked)  # type: ignore[arg-type]
+        elif magic == _ZSTD:
+            try:
+                import pyarrow as pa  # type: ignore[import-untyped]
+            except ModuleNotFoundError:
+                raise ModuleNotFoundError(
+                    f"{path} is zstd-compressed: reading it needs pyarrow "
+                    "(pip install 'wsresearch[dataset]'), or decompress it first (zstd -d)"
+                ) from None
+            stream = held.enter_context(io.BufferedReader(pa.input_stream(stream,
+                                                                          compression="zstd")))
+        yield stream
 
 
 class _Meter:
