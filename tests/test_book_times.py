@@ -50,6 +50,11 @@ def grid(path: Path) -> pl.DataFrame:
         "bids", "asks").sort("time", "symbol")
 
 
+def within(path: Path, times: pl.Series) -> pl.Series:
+    """Those of ``times`` from the recording's first event on (earlier ones are warned of)."""
+    return times.filter(times >= Recording.open(path).events()["wall_ns"].min())
+
+
 def levels(row: dict[str, Any], side: str) -> list[tuple[float, float]]:
     return [(level["price"], level["amount"]) for level in row[side]]
 
@@ -90,7 +95,15 @@ def test_the_books_at_the_grids_times_are_its_snapshots(path: Path, chunk_events
 
 
 def test_a_time_past_the_end_gives_the_books_the_replay_ends_with() -> None:
-    found = books_at(KRAKEN, [dt.datetime(2030, 1, 1)], depth=None)
+    # Right, and what a local time taken for UTC gives too: told of.
+    with pytest.warns(UserWarning, match=r"^the time is after the recording's last event "
+                                         r"\(2021-04-17 16:49:\d\d\.\d{3} UTC\): the books "
+                                         r"as it ended are given"):
+        found = books_at(KRAKEN, [dt.datetime(2030, 1, 1)], depth=None)
+    with pytest.warns(UserWarning, match="^the time is after the recording's last event"):
+        whole = book_at(KRAKEN, dt.datetime(2030, 1, 1), found["symbol"][0])
+    assert whole.side("bid", 3) == [(level["price"], level["amount"])
+                                    for level in found["bids"][0][:3]]
     result = replay(KRAKEN)
     assert found["symbol"].to_list() == sorted(result.books.books)  # type: ignore[union-attr]
     for row in found.iter_rows(named=True):
@@ -104,7 +117,10 @@ def test_times_are_taken_sorted_once_and_those_before_any_book_give_no_row() -> 
     first = Recording.open(SPOT).events()["wall_ns"].min()
     assert isinstance(first, int)
     late, early = first + 30 * 10**9, first + 10 * 10**9
-    found = books_at(SPOT, [late, first - 1, early, late], depth=3)
+    with pytest.warns(UserWarning, match=r"^1 of the 3 times is before the recording's first "
+                                         r"event \(2024-08-08 23:54:\d\d\.\d{3} UTC\): no "
+                                         r"book existed then \(an int is ns since the epoch"):
+        found = books_at(SPOT, [late, first - 1, early, late], depth=3)
     assert found["time"].dt.epoch("ns").to_list() == [early, late]
     assert found["bids"].list.len().to_list() == [3, 3]
     # The same as datetimes, and as a Series of either.
@@ -175,7 +191,7 @@ def test_a_time_at_every_message_reads_each_book_as_a_replay_stopped_there(
 
     monkeypatch.setattr(Books, "_readings_at", counted)
     walls = Recording.open(path).frames()["recv_wall_ns"]
-    times = pl.concat([walls, walls - 1])
+    times = within(path, pl.concat([walls, walls - 1]))
     symbols = sorted(replay(path).books.books)[:2]  # type: ignore[union-attr]
     columns = books_at(path, times, symbols=symbols, depth=5, chunk_events=chunk_events)
     models = books_at(path, times, symbols=symbols, depth=5, chunk_events=chunk_events,
@@ -259,7 +275,7 @@ def test_a_lost_trade_changes_no_book_read(path: Path, tmp_path: Path) -> None:
     record_like(path, tmp_path / "r", events[:lost] + events[lost + 1:])
     assert replay(tmp_path / "r").gaps.height == 1
     walls = Recording.open(tmp_path / "r").frames()["recv_wall_ns"]
-    times = pl.concat([walls, walls - 1])
+    times = within(tmp_path / "r", pl.concat([walls, walls - 1]))
     symbols = sorted(replay(tmp_path / "r").books.books)[:2]  # type: ignore[union-attr]
     columns = books_at(tmp_path / "r", times, symbols=symbols, depth=5)
     assert_frame_equal(columns, books_at(tmp_path / "r", times, symbols=symbols, depth=5,
@@ -313,7 +329,7 @@ def test_readings_held_as_chunks_give_the_same_frame(monkeypatch: pytest.MonkeyP
     """
     walls = Recording.open(COINBASE).frames()["recv_wall_ns"]
     first, last = int(walls.min()), int(walls.max())
-    times = [first - 1 + (last - first + 2) * k // 300 for k in range(301)]
+    times = [first + (last - first) * k // 300 for k in range(301)]
     whole = books_at(COINBASE, times, depth=None)
     made: list[int] = []
     chunk = Readings._chunk
@@ -330,3 +346,17 @@ def test_readings_held_as_chunks_give_the_same_frame(monkeypatch: pytest.MonkeyP
     assert sum(made) == chunked.height
     assert_frame_equal(chunked, whole)
     assert whole.select(pl.col("bids").list.len().sum()).item() > 1_000_000
+
+
+@pytest.mark.parametrize("symbols", [["btcusdt"], ["BTCUSDT", "ETHUSDT"]])
+def test_a_symbol_with_no_book_is_refused_naming_the_books(symbols: list[str]) -> None:
+    # As the spec is given it (lower case) or not in the recording: an error, not an
+    # empty table that a join would turn into null books.
+    with pytest.raises(ValueError, match=r"^no book of '(btcusdt|ETHUSDT)' in the "
+                                         r"recording; its books: \['BTCUSDT'\]$"):
+        books_at(SPOT, [dt.datetime(2024, 8, 8, 23, 55)], symbols=symbols)
+
+
+def test_times_in_seconds_read_as_ns_are_told_of() -> None:
+    with pytest.warns(UserWarning, match="^the time is before the recording's first event"):
+        assert books_at(SPOT, [1_723_161_300]).is_empty()  # seconds: 1970, as ns

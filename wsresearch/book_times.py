@@ -13,12 +13,14 @@ one time and one symbol, as a :class:`~wsresearch.book.Book`: a replay that stop
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import polars as pl
 
+from ._warn import warn
 from .book import LEVELS, Book, Readings
 from .clock import Time, ns_since_epoch, utc_text
 from .pipeline import Pipeline
@@ -88,7 +90,14 @@ def books_at(
     ------
     ValueError
         If the spec keeps no order books, a time is not one, ``depth`` is not a
-        positive int or ``None``, or as :func:`~wsresearch.replay.replay` raises.
+        positive int or ``None``, a symbol of ``symbols`` has no book in the recording,
+        or as :func:`~wsresearch.replay.replay` raises.
+
+    Warns
+    -----
+    UserWarning
+        Of times before the recording's first event (no book then) or after its last
+        (the books as it ended): right, but what a mistaken time gives too.
     RecordingFormatError
         If ``recording`` is not a readable recording.
 
@@ -120,9 +129,11 @@ def books_at(
         kept.append(pipeline)
 
     held = 0  # events whose rows the pipeline holds
+    span = _Span()
 
     def after(pipeline: Pipeline, events: pl.DataFrame) -> None:
         nonlocal held
+        span.add(events)
         held += events.height
         if held >= chunk_events:  # the rows are not wanted, only the books: let go
             pipeline.take()
@@ -132,6 +143,11 @@ def books_at(
                      columnar=columnar)
     books = kept[0].books
     assert books is not None
+    missing = [symbol for symbol in symbols or () if symbol not in books.books]
+    if missing:
+        raise ValueError(f"no book of {', '.join(map(repr, missing))} in the recording; its "
+                         f"books: {sorted(books.books)}")
+    span.tell(moments)
     books.read_rest()
     return readings.frame().rename({"exchange_ns": "exchange_time",
                                     "recv_wall_ns": "local_time"}).cast(
@@ -174,6 +190,11 @@ def book_at(
     ValueError
         If the spec keeps no order books, or no book of ``symbol`` existed by ``time``.
 
+    Warns
+    -----
+    UserWarning
+        Of a time after the recording's last event: the book as it ended is given.
+
     Examples
     --------
     >>> from datetime import datetime
@@ -185,7 +206,8 @@ def book_at(
     moment = _moments([time])[0]
     recording, spec = _with_books(recording, spec)
     kept: list[Pipeline] = []
-    cut = _until(recording.chunks(chunk_events), moment)
+    span = _Span()
+    cut = _until(recording.chunks(chunk_events), moment, span)
     replay_in_chunks(recording, spec, "complete", None, chunk_events, _take,
                      chunks=cut, before=kept.append)
     books = kept[0].books
@@ -193,7 +215,51 @@ def book_at(
     if found is None:
         seen = [] if books is None else sorted(books.books)
         raise ValueError(f"no book of {symbol!r} by {utc_text(moment)}; books then: {seen}")
+    span.tell([moment])
     return found
+
+
+class _Span:
+    """The receive times of a recording's first and last events, to tell of times past them.
+
+    A time after the last event gets the books as the recording ended, and one before the
+    first gets none: right, and what a mistake gives too (a local time taken for UTC, ns
+    taken for seconds), so each is told of in a warning.
+    """
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.last: int | None = None
+
+    def add(self, events: pl.DataFrame) -> None:
+        """Events replayed, in ``seq`` order."""
+        if events.height:
+            walls = events["wall_ns"]
+            low, high = int(walls.min()), int(walls.max())  # type: ignore[arg-type]
+            self.first = low if self.first is None else min(self.first, low)
+            self.last = high if self.last is None else max(self.last, high)
+
+    def tell(self, moments: list[int]) -> None:
+        """Warn of the ``moments`` (sorted) before the first event or after the last."""
+        if self.first is None or self.last is None:
+            return
+        before = bisect.bisect_left(moments, self.first)
+        after = len(moments) - bisect.bisect_right(moments, self.last)
+        if before:
+            warn(f"{_times(before, len(moments))} before the recording's first event "
+                 f"({utc_text(self.first, 3)}): no book existed then (an int is ns since the "
+                 "epoch; a naive datetime is UTC)")
+        if after:
+            warn(f"{_times(after, len(moments))} after the recording's last event "
+                 f"({utc_text(self.last, 3)}): the books as it ended are given (a naive "
+                 "datetime is UTC)")
+
+
+def _times(count: int, total: int) -> str:
+    """``"the time is"``, ``"3 of the 10 times are"``: the subject of a warning."""
+    if total == 1:
+        return "the time is"
+    return f"{count} of the {total} times {'is' if count == 1 else 'are'}"
 
 
 def _with_books(recording: Recording | str | os.PathLike[str], spec: FeedSpec | None
@@ -243,12 +309,17 @@ def _ns(time: object) -> int:
     return ns_since_epoch(time)  # type: ignore[arg-type]  # anything else it refuses
 
 
-def _until(chunks: Iterable[pl.DataFrame], moment: int) -> Iterator[pl.DataFrame]:
-    """The events up to the last received at or before ``moment`` (its running maximum)."""
+def _until(chunks: Iterable[pl.DataFrame], moment: int, span: _Span
+           ) -> Iterator[pl.DataFrame]:
+    """The events up to the last received at or before ``moment`` (its running maximum).
+
+    ``span`` is told of the events read, the first after ``moment`` included.
+    """
     reach: int | None = None
     for chunk in chunks:
         running = _running(chunk, reach)
         end = int(running.search_sorted(moment, side="right"))
+        span.add(chunk.slice(0, end + 1))
         if end < chunk.height:
             if end:
                 yield chunk.slice(0, end)
