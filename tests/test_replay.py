@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import polars as pl
@@ -348,3 +349,25 @@ def test_a_replays_log_says_which_recording_and_when_in_it(
     said = stale[0].getMessage().split(", at ")[1].split(" UTC:")[0]
     when = dt.datetime.strptime(said, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=dt.UTC)
     assert started < when < started + dt.timedelta(hours=1)
+
+
+def test_a_replay_with_another_exchanges_spec_warns_that_it_kept_nothing() -> None:
+    from wsresearch.exchanges import kraken
+
+    recording = (Path(__file__).resolve().parent.parent
+                 / "data/recordings/binance_hftbacktest_2024-08-08_spot_btcusdt")
+    with pytest.warns(UserWarning, match=r"binance_hftbacktest_2024-08-08_spot_btcusdt: all "
+                                         r"5,999 messages were rejected \(unknown_type "
+                                         r"5,999\) and no row was kept: is the kraken spec the "
+                                         r"recording's \(it was recorded with the binance "
+                                         r"adapter's\)\?$"):
+        result = replay(recording, kraken.spec(["XBT/USD"], ["trade"]))
+    assert result.stats["ok"] == 0
+
+
+def test_a_replay_that_keeps_some_rows_does_not_warn() -> None:
+    # The shipped session rejects a few messages on purpose and keeps the rest.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats = replay(SESSION).stats
+    assert stats["invalid"] > 0 and stats["ok"] > 0

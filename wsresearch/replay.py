@@ -233,6 +233,25 @@ def spec_for(recording: Recording, spec: FeedSpec | None) -> FeedSpec:
     return found
 
 
+def _tell_nothing_kept(recording: Recording, spec: FeedSpec, counts: Counts) -> None:
+    """Warn when every message the spec judged was rejected: the wrong spec, most likely.
+
+    Each reject is counted, but a replay that keeps no row at all is a mistake to be told
+    of where it is made (a spec of another exchange, another market), not found later in
+    the counts. The recording's own adapter is named where it is not the spec's.
+    """
+    if counts.ok or counts.duplicates or not counts.invalid:
+        return
+    reasons = ", ".join(f"{reason} {count:,}" for reason, count in
+                        sorted(counts.rejects.items(), key=lambda item: -item[1])[:3]
+                        if count)
+    origin = recording.manifest.spec_origin
+    made = ("" if origin is None or origin.adapter == spec.exchange
+            else f" (it was recorded with the {origin.adapter} adapter's)")
+    warn(f"{recording.path}: all {counts.invalid:,} messages were rejected ({reasons}) and no "
+         f"row was kept: is the {spec.exchange or 'given'} spec the recording's{made}?")
+
+
 class _ReplayLog(logging.LoggerAdapter[logging.Logger]):
     """A replay's pipeline's logger: its messages say which recording, and when in it.
 
@@ -319,6 +338,7 @@ def replay_in_chunks(
     if garbled is None:
         counted.tell(recording.path)
     counts = pipeline.counts
+    _tell_nothing_kept(recording, spec, counts)
     stats: dict[str, Any] = {
         "frames": messages,
         "replayed": messages - skipped,
