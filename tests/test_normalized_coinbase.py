@@ -2,7 +2,8 @@
 
 Row counts are derived from the native rows: one trade per ``match``/``last_match`` row
 (Exchange) or per exploded ``market_trades`` row (Advanced Trade); one quote per ticker row
-that carries a best bid or ask; one book change per level (every ``[price, size]`` of a
+that carries a best bid or ask (where the spec keeps no book: with one, the book's quotes);
+one book change per level (every ``[price, size]`` of a
 snapshot's ``bids`` and ``asks``, every ``changes`` entry of an ``l2update``, every exploded
 ``level2`` row). Sides follow Coinbase's documented conventions: both APIs send the maker's
 side, so the taker's is the other one.
@@ -22,6 +23,7 @@ from polars.testing import assert_frame_equal
 from wsresearch import Recording, replay
 from wsresearch.exchanges import coinbase
 from wsresearch.normalize import COMMON, KINDS
+from wsresearch.pipeline import normalized_books
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "coinbase"
 CAPTURE = DATA / "cryptofeed_2021-04-17_exchange_level2_ticker_matches.jsonl.gz"
@@ -104,7 +106,23 @@ def test_exchange_taker_side_agrees_with_the_ticker_of_the_same_trade(capture: A
     assert (joined["side"] == joined["ticker_side"]).all()
 
 
-def test_exchange_quotes_come_from_the_ticker(capture: Any) -> None:
+def test_exchange_quotes_come_from_the_book_where_level2_is_kept(capture: Any) -> None:
+    # A ticker tells the top when a trade prints; the book, every change of it.
+    quotes = capture.normalized("quotes")
+    assert quotes.schema == pl.Schema(COMMON | KINDS["quotes"])  # a book's: no frame_seq
+    assert_frame_equal(quotes, normalized_books("quotes", capture.books.quotes(), "coinbase"))
+    ticker = capture.frames["ticker"]
+    assert quotes.height > 5 * ticker.height
+    assert quotes["bid_amount"].null_count() == 0  # the book knows its sizes
+    assert (quotes["bid_price"] < quotes["ask_price"]).all()
+    skl = quotes.filter(pl.col("symbol") == "SKL-USD")
+    assert skl.height > 300 and ticker.filter(pl.col("product_id") == "SKL-USD").height < 60
+
+
+def test_exchange_quotes_come_from_the_ticker_without_the_book(tmp_path: Path) -> None:
+    lines = gzip.decompress(CAPTURE.read_bytes()).decode("utf-8").splitlines()
+    capture = replayed(lines, coinbase.spec(["BTC-USD"], ["ticker", "matches"],
+                                            api="exchange"), tmp_path / "r")
     native = capture.frames["ticker"]
     quotes = capture.normalized("quotes")
     check_common(quotes, "quotes")

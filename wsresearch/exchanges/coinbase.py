@@ -19,8 +19,8 @@ carry a ``trade_id`` that counts up by one per product, which is what the
 
 Every channel that holds market data also gives its normalized table
 (:mod:`wsresearch.normalize`): trades with the *taker's* side (both APIs send
-the maker's), quotes from the tickers, book changes one row per level, and
-candles. Prices and sizes are ``float64`` in the native rows too (see
+the maker's), quotes from the tickers (from the book where level2 is kept), book
+changes one row per level, and candles. Prices and sizes are ``float64`` in the native rows too (see
 :mod:`wsresearch.exchanges._common`); only the ``status`` channel's increments
 are kept as text.
 
@@ -627,6 +627,20 @@ _HEALTH = {
 }
 
 
+def _without_quotes(channel: Channel) -> Channel:
+    """``channel`` giving no ``quotes``: a ticker, where the spec keeps the level2 book.
+
+    A ticker tells the best bid and ask when a trade prints (the Exchange's on every
+    match); the book gives every change of them, so a spec that keeps it takes its quotes
+    from it (:meth:`~wsresearch.book.Books.quotes`). On the Exchange capture in ``data/``
+    the ticker's 53 quotes of SKL-USD in 31 s put its mean spread 14% below the book's.
+    """
+    if "quotes" not in channel.normalized:
+        return channel
+    kept = {kind: made for kind, made in channel.normalized.items() if kind != "quotes"}
+    return channel.model_copy(update={"normalized": kept})
+
+
 def _error_text(report: dict[str, Any]) -> str:
     message = str(report.get("message", report))
     reason = report.get("reason")
@@ -695,6 +709,8 @@ def spec(
         type_of, control = exchange_type_of, frozenset({"subscriptions"})
         control_sequence = None
         book_sync = ExchangeBookSync() if "level2" in chosen else None
+    if book_sync is not None:  # quotes from the book: every change of its top
+        spec_channels = [_without_quotes(channel) for channel in spec_channels]
     streams = {channel.stream_name for channel in spec_channels}
     arguments: dict[str, Any] = {"symbols": names, "channels": chosen, "api": api}
     return assemble(
