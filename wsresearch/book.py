@@ -57,8 +57,8 @@ LEVELS = pl.List(pl.Struct({"price": pl.Float64, "amount": pl.Float64}))
 """The type of a side's levels in the books' tables: ``{price, amount}`` a level, best first."""
 
 _READ_LEVELS = 1_000_000
-"""Levels the readings hold as Python objects before they become a polars chunk (about
-16 MB as columns, ten times that as tuples)."""
+"""Levels the readings hold as Python objects before they become a polars chunk (16 MB
+as columns, several times that as tuples of floats)."""
 
 MAX_PENDING = 10_000
 """Messages a book holds while it waits for a snapshot (the oldest go first)."""
@@ -958,8 +958,8 @@ def _level_column(name: str, rows: Sequence[Sequence[tuple[float, float]]]) -> p
                         2 * total).reshape(total, 2)
     flat = pl.DataFrame({"price": pairs[:, 0], "amount": pairs[:, 1]}).to_struct(name)
     starts = np.cumsum(lengths) - lengths
-    return pl.select(pl.lit(flat.implode()).list.slice(pl.lit(pl.Series(starts)),
-                                                       pl.lit(pl.Series(lengths)))).to_series()
+    return pl.select(pl.lit(flat.implode()).list.slice(
+        pl.lit(pl.Series(starts)), pl.lit(pl.Series(lengths)))).to_series().rename(name)
 
 
 def apply_pairs(book: Book, side: Side, levels: Iterable[tuple[float, float]]) -> None:
