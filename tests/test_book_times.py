@@ -360,3 +360,13 @@ def test_a_symbol_with_no_book_is_refused_naming_the_books(symbols: list[str]) -
 def test_times_in_seconds_read_as_ns_are_told_of() -> None:
     with pytest.warns(UserWarning, match="^the time is before the recording's first event"):
         assert books_at(SPOT, [1_723_161_300]).is_empty()  # seconds: 1970, as ns
+
+
+def test_readings_give_the_same_frame_when_asked_again() -> None:
+    readings = Readings([1, 2, 3], None)
+    readings.add(2, [("A", True, 5, 6, [(1.0, 2.0)], [])])
+    first = readings.frame()
+    assert first.height == 2
+    assert_frame_equal(readings.frame(), first)
+    readings.add(3, [("A", False, 7, 8, [], [(3.0, 1.0)])])
+    assert readings.frame()["valid"].to_list() == [True, True, False]

@@ -544,3 +544,18 @@ def test_a_damaged_gzip_capture_is_refused_in_one_line_naming_it(tmp_path: Path,
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "cannot be read" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_progress_callbacks_error_is_its_own_not_a_damaged_file(tmp_path: Path,
+                                                                  compressed: bool) -> None:
+    # A TimeoutError is an OSError, as gzip's damage is: it passes through as raised.
+    lines = "".join(f'{{"n":{n}}}\n' for n in range(200_000)).encode()
+    file = tmp_path / ("c.jsonl.gz" if compressed else "c.jsonl")
+    file.write_bytes(gzip.compress(lines) if compressed else lines)
+
+    def give_up(done: int, total: int) -> None:
+        raise TimeoutError("gave up")
+
+    with pytest.raises(TimeoutError, match=r"^gave up$"):
+        import_capture(file, tmp_path / "rec", format="lines", progress=give_up)

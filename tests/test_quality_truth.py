@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as serve_ws
 
@@ -444,23 +445,30 @@ def test_rows_stamped_before_their_connection_opened_are_history_not_latency(
     assert row["max_ms"] == pytest.approx(700.0)  # the row stamped 0.5 s before its open
     assert row["p50_ms"] == pytest.approx(5.0)
     latency = dict(report.summary().iter_rows())["latency p50 / p99"]
-    assert latency.endswith("; 2 message(s) stamped over 1 s before their connection opened "
+    assert latency.endswith("; 2 row(s) stamped over 1 s before their connection opened "
                             "left out (the past, sent on subscribing)")
 
 
-def test_a_channel_of_history_alone_has_a_row_and_no_figures(tmp_path: Path) -> None:
+def test_a_steady_lag_over_a_second_is_latency_not_history(tmp_path: Path) -> None:
+    """Every trade stamped 1.5 s before it arrives (a clock set off, or a slow route): the
+    first ones are stamped before their connection opened, but no later than the rest."""
     t0 = 1_700_000_000 * NS
     events = [Captured("open", t0, "wss://example.test/ws"),
-              Captured("frame", t0 + NS, _generic_trade(1, t0 - 30 * NS))]
+              *(Captured("frame", t0 + k * NS // 10,
+                         _generic_trade(k + 1, t0 + k * NS // 10 - 3 * NS // 2))
+                for k in range(50))]
     spec = generic.spec(["BTC-USD"], ["trade"], url="wss://example.test/ws")
     write_events(tmp_path / "rec", events, source_url=spec.url, origin=spec.origin)
-    report = quality_report(tmp_path / "rec")
-    assert report.latency.select("channel", "messages", "p50_ms", "history").rows() == [
-        ("trade", 0, None, 1)]
-    assert dict(report.summary().iter_rows())["latency p50 / p99"] == (
-        "1 message(s) stamped over 1 s before their connection opened left out (the past, "
-        "sent on subscribing)")
-    report.plot()  # no latencies to draw: no error
+    row = quality_report(tmp_path / "rec").latency.row(0, named=True)
+    assert (row["messages"], row["history"]) == (50, 0)
+    assert row["min_ms"] == row["max_ms"] == pytest.approx(1500.0)
+
+
+def test_a_report_of_a_replay_given_judges_history_as_its_own_replay() -> None:
+    path = DATA / "recordings" / "coinbase_cryptofeed_2021-04-17_exchange_level2_ticker_matches"
+    alone = quality_report(path)
+    assert alone.latency["history"].sum() > 0
+    assert_frame_equal(quality_report(path, result=replay(path)).latency, alone.latency)
 
 
 def test_coinbase_last_matches_are_history_in_the_report() -> None:

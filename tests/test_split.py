@@ -15,7 +15,7 @@ from polars.testing import assert_frame_equal
 
 from wsresearch import DamagedSegmentWarning, Recording, _staging, export_parquet
 from wsresearch._split import plan, splittable
-from wsresearch.exchanges import bybit, generic
+from wsresearch.exchanges import bybit, generic, kraken
 from wsresearch.export import recording_id
 from wsresearch.recording.writer import Captured, write_events
 
@@ -274,3 +274,37 @@ def test_a_script_without_a_main_guard_is_told_so_in_one_line(tmp_path: Path) ->
     assert told and all('under `if __name__ == "__main__":`' in line for line in told), told
     assert "bootstrapping phase" not in done.stderr  # multiprocessing's own long traceback
     assert len(done.stderr.splitlines()) < 40, done.stderr
+
+
+def _unknown_then_trades(path: Path) -> None:
+    """Two connections: the first sends only messages of no known type, the second trades."""
+    t0 = 1_700_000_000 * 10**9
+    events = []
+    for k, opened in enumerate((t0, t0 + 600 * 10**9)):
+        events.append(Captured("open", opened, "wss://example.test/ws"))
+        for j in range(1, 50):
+            text = json.dumps({"type": "mystery", "n": j}) if k == 0 else json.dumps(
+                {"type": "trade", "symbol": "BTC-USD", "seq": j, "trade_id": 100 + j,
+                 "price": "100.5", "size": "1", "side": "buy", "ts": opened + j * 10**9})
+            events.append(Captured("frame", opened + j * 10**9, text))
+    spec = generic.spec(["BTC-USD"], ["trade"], url="wss://example.test/ws")
+    write_events(path, events, source_url=spec.url, origin=spec.origin)
+
+
+def test_a_part_that_keeps_nothing_is_not_told_of_as_the_whole(tmp_path: Path) -> None:
+    # Its first part rejects every message, the second keeps them: the export kept rows,
+    # so no warning, as the serial export gives none. With another exchange's spec every
+    # message of both parts is rejected: one warning of them all, as the serial one.
+    _unknown_then_trades(tmp_path / "rec")
+    assert len(plan(Recording.open(tmp_path / "rec"), 2, 60.0)) == 2
+    kraken_spec = kraken.spec(["XBT/USD"], ["trade"])
+    for name, spec, expected in (("own", None, []), ("kraken", kraken_spec, [
+            f"{tmp_path / 'rec'}: all 98 messages were rejected (unknown_type 98) and no row "
+            "was kept: is the kraken spec the recording's (it was recorded with the generic "
+            "adapter's)?"])):
+        for workers in (1, 2):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                export_parquet(tmp_path / "rec", spec, tmp_path / f"out-{name}-{workers}",
+                               workers=workers)
+            assert [str(w.message) for w in caught] == expected, workers

@@ -43,7 +43,7 @@ from .exchanges import rebuild
 from .normalize import is_stateful
 from .pipeline import Pipeline
 from .recording import Recording
-from .replay import Garbled, replay_in_chunks
+from .replay import Garbled, Kept, replay_in_chunks
 from .spec import FeedSpec, SpecOrigin
 
 __all__ = ["Part", "plan", "run_part", "run_parts", "splittable"]
@@ -76,6 +76,9 @@ class _Done:
     """Its own events, a damaged segment's incomplete ones left out (the warm-up's not)."""
     head: list[str | None]
     """Its first events' data (up to 16): the parts' in order begin the recording's (its id)."""
+    kept: Kept
+    """What its own events kept and rejected (the warm-up's not): the parts' sum is the
+    serial replay's."""
     garbled: Garbled
     """Its own messages a damaged segment garbled (the warm-up's are the part before's)."""
     warnings: list[Warning]
@@ -216,6 +219,7 @@ def _run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_e
     spec = rebuild(origin, url, source=path)
     export = _Export(Path(root), recording, spec, normalized, Path(staging))
     start_state: State = {}
+    kept_before = Kept()  # what the warm-up kept
     replayed: list[Pipeline] = []
     pieces = _pieces(recording, part, chunk_events)
     first = next(pieces, None)
@@ -232,20 +236,22 @@ def _run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_e
         start_state = pipeline.parser.dedupe_state()
 
     def take(pipeline: Pipeline, events: pl.DataFrame) -> None:
-        nonlocal start_state
+        nonlocal start_state, kept_before
         if int(events["seq"][-1]) < part.start:  # warm-up: its rows are the part before's
             pipeline.take()
             start_state = pipeline.parser.dedupe_state()
+            kept_before = Kept.of(pipeline.counts)
             return
         export.take(pipeline, events)
 
     garbled = Garbled(since=part.start)
     replay_in_chunks(recording, spec, "complete", None, chunk_events, take,
                      chunks=itertools.chain([] if first is None else [first], pieces),
-                     before=begin, garbled=garbled)
+                     before=begin, garbled=garbled, tell_kept=False)
+    pipeline = replayed[0]
     return _Done(export.rows, export.kinds, export.staging.partitions, export.timeline,
-                 start_state, replayed[0].parser.dedupe_state(), export.events, export.head,
-                 garbled, [])
+                 start_state, pipeline.parser.dedupe_state(), export.events, export.head,
+                 Kept.of(pipeline.counts).since(kept_before), garbled, [])
 
 
 def run_parts(path: str, spec: FeedSpec, normalized: bool, chunk_events: int,
@@ -273,4 +279,7 @@ def run_parts(path: str, spec: FeedSpec, normalized: bool, chunk_events: int,
         warn(message)
     Garbled(flags_lost=sum(part.garbled.flags_lost for part in done),
             garbled=sum(part.garbled.garbled for part in done)).tell(path)
+    with held():  # let go: the parent's open told of what the listing skips
+        recording = Recording.open(path)
+    sum((part.kept for part in done), Kept()).tell(recording, spec)
     return done

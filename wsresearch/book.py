@@ -329,9 +329,11 @@ class Readings:
     symbols: frozenset[str] | None = None
     done: int = 0
     """How many of ``times`` are read."""
-    _rows: list[tuple[Any, ...]] = field(default_factory=list)
-    _levels: int = 0  # in _rows
-    _chunks: list[pl.DataFrame] = field(default_factory=list)
+    _rows: list[tuple[Any, ...]] = field(default_factory=list, init=False, repr=False,
+                                         compare=False)
+    _levels: int = field(default=0, init=False, repr=False, compare=False)  # in _rows, + rows
+    _chunks: list[pl.DataFrame] = field(default_factory=list, init=False, repr=False,
+                                        compare=False)
 
     def due(self, wall_ns: int) -> int:
         """How many of ``times`` are read once a message received at ``wall_ns`` comes."""
@@ -350,14 +352,14 @@ class Readings:
 
         A state is ``(symbol, valid, exchange_ns, recv_wall_ns, bids, asks)``, the levels
         as ``(price, amount)`` best first (:meth:`state`). What was read becomes a polars
-        chunk every :data:`_READ_LEVELS` levels, so a deep book read at many times is held
-        as columns, not as a Python object a level.
+        chunk every :data:`_READ_LEVELS` levels (a row counting as one), so a deep book
+        read at many times is held as columns, not as a Python object a level.
         """
         rows = self._rows
         times = self.times[self.done:end]
         for time in times:
             rows.extend((time, *state) for state in states)
-        self._levels += len(times) * sum(len(state[4]) + len(state[5]) for state in states)
+        self._levels += len(times) * sum(1 + len(state[4]) + len(state[5]) for state in states)
         self.done = end
         if self._levels >= _READ_LEVELS:
             self._chunks.append(self._chunk())
@@ -374,7 +376,9 @@ class Readings:
         ``time``, ``symbol``, ``valid``, ``exchange_ns``, ``recv_wall_ns``, ``bids``,
         ``asks`` (:data:`LEVELS`), in the order of the times, then of the symbols.
         """
-        return pl.concat([*self._chunks, self._chunk()], rechunk=False)
+        if self._rows or not self._chunks:
+            self._chunks.append(self._chunk())
+        return pl.concat(self._chunks, rechunk=False)
 
     def _chunk(self) -> pl.DataFrame:
         """The rows held as tuples, as a frame, and let go."""

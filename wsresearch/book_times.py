@@ -92,14 +92,14 @@ def books_at(
         If the spec keeps no order books, a time is not one, ``depth`` is not a
         positive int or ``None``, a symbol of ``symbols`` has no book in the recording,
         or as :func:`~wsresearch.replay.replay` raises.
+    RecordingFormatError
+        If ``recording`` is not a readable recording.
 
     Warns
     -----
     UserWarning
         Of times before the recording's first event (no book then) or after its last
         (the books as it ended): right, but what a mistaken time gives too.
-    RecordingFormatError
-        If ``recording`` is not a readable recording.
 
     Examples
     --------

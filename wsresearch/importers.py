@@ -470,7 +470,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
     Only ``\n`` ends a line: a message may hold other line separators (U+2028).
     """
-    with _open(path) as stream:
+    with _open(path) as (stream, damaged):
         lines = enumerate(stream, 1)
         number = 0
         while True:
@@ -478,7 +478,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                 number, raw = next(lines)
             except StopIteration:
                 return
-            except (OSError, EOFError, zlib.error) as exc:  # gzip's, zstd's or the disk's
+            except damaged as exc:  # the decompressor's: not a progress callback's
                 raise ValueError(f"{path} after line {number}: cannot be read: {exc} (a "
                                  "compressed file damaged or cut short?)") from None
             if raw.endswith(b"\n"):
@@ -490,9 +490,19 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                                  f"byte {exc.start})") from None
 
 
+_NOT_COMPRESSED: tuple[type[BaseException], ...] = ()
+_GZIP_DAMAGED = (gzip.BadGzipFile, EOFError, zlib.error)
+_ZSTD_DAMAGED = (OSError,)  # pyarrow's decompression errors are OSErrors
+
+
 @contextlib.contextmanager
-def _open(path: Path) -> Iterator[IO[bytes]]:
-    """``path`` for reading, decompressed: gzip, or zstd through pyarrow; closed after."""
+def _open(path: Path) -> Iterator[tuple[IO[bytes], tuple[type[BaseException], ...]]]:
+    """``path`` for reading, decompressed (gzip, or zstd through pyarrow), closed after.
+
+    With the stream, the errors that reading it raises when the compressed data is
+    damaged or cut short (none for a file that is not compressed).
+    """
+    damaged = _NOT_COMPRESSED
     with contextlib.ExitStack() as held:
         stream: IO[bytes] = held.enter_context(open(path, "rb"))
         magic = stream.read(4)
@@ -503,6 +513,7 @@ def _open(path: Path) -> Iterator[IO[bytes]]:
         if magic.startswith(_GZIP):
             unpacked = gzip.GzipFile(fileobj=stream, mode="rb")
             stream = held.enter_context(unpacked)  # type: ignore[arg-type]
+            damaged = _GZIP_DAMAGED
         elif magic == _ZSTD:
             try:
                 import pyarrow as pa  # type: ignore[import-untyped]
@@ -513,7 +524,8 @@ def _open(path: Path) -> Iterator[IO[bytes]]:
                 ) from None
             stream = held.enter_context(io.BufferedReader(pa.input_stream(stream,
                                                                           compression="zstd")))
-        yield stream
+            damaged = _ZSTD_DAMAGED
+        yield stream, damaged
 
 
 class _Meter:

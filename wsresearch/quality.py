@@ -328,17 +328,16 @@ class QualityReport:
             if self.receive_times != "invented":
                 return "not measured: receive times are before 2000 (invented on import?)"
             return "not measured: receive times were invented on import"
-        good = lat.filter(pl.col("plausible") & (pl.col("messages") > 0))
-        bad = lat.filter(~pl.col("plausible"))
+        good, bad = lat.filter("plausible"), lat.filter(~pl.col("plausible"))
         implausible = "" if not bad.height else (
             f"implausible: p50 {_span_ms(float(bad['p50_ms'].median()))}"  # type: ignore[arg-type]
             " (clocks not comparable)")
         history = int(lat["history"].sum())
         past = "" if not history else (
-            f"{history} message(s) stamped over {_HISTORY_NS / NS_PER_S:.0f} s before their "
+            f"{history} row(s) stamped over {_HISTORY_NS / NS_PER_S:.0f} s before their "
             "connection opened left out (the past, sent on subscribing)")
         if not good.height:
-            return "; ".join(part for part in (implausible, past) if part) or "n/a"
+            return "; ".join(part for part in (implausible, past) if part)
         text = (f"{float(good['p50_ms'].median()):.1f} / "  # type: ignore[arg-type]
                 f"{float(good['p99_ms'].max()):.1f} ms")  # type: ignore[arg-type]
         if bad.height:
@@ -423,8 +422,7 @@ class QualityReport:
             rate_ax.legend(loc="upper right", fontsize="small")
         lat_ax.set_title("latency, exchange time to receive time (ms; box: p25-p75, "
                          "whiskers: p1-p99)")
-        plausible = self.latency.filter(pl.col("plausible") & (pl.col("messages") > 0))[
-            "channel"].to_list()
+        plausible = self.latency.filter("plausible")["channel"].to_list()
         if plausible:
             lat_ax.boxplot([self.latencies.filter(channel=n)["ms"].to_numpy()
                             for n in plausible],
@@ -776,10 +774,10 @@ def _from_recording(
             result = replay_in_chunks(recording, spec, "complete", progress, chunk_events,
                                       collected.take)
         else:  # nothing to replay: the events' times alone, no message read
-            if result is not None:
-                collected.add(result.frames)
             for part in recording.columns(list(TIMELINE_SCHEMA)):
                 collected.count(part)
+            if result is not None:  # after the events: the rows are judged by their opens
+                collected.add(result.frames)
         return collected.report(recording, spec, result, rule)
     finally:
         collected.close()
@@ -1349,20 +1347,24 @@ def _latency_ms(frame: pl.DataFrame, opened: dict[int, int]) -> tuple[pl.Series,
     """Each row's exchange latency in ms, where it has one, and how many rows are history.
 
     A row stamped more than :data:`_HISTORY_NS` before its connection opened (``opened``:
-    generation → wall ns) tells of the past; it is left out and counted. Up to an hour
+    generation → wall ns), and that much later than its connection's median latency
+    among ``frame``'s rows, tells of the past; it is left out and counted. Up to an hour
     before: beyond, the two clocks cannot be compared (:data:`_HOUR_MS`), which the
     channel's ``plausible`` then says of all its rows.
     """
     timed = frame.filter(pl.col("exchange_ns").is_not_null())
+    lag = pl.col("recv_wall_ns") - pl.col("exchange_ns")
     history = pl.lit(False)
     if opened and timed.height:
         began = pl.col("generation").replace_strict(
             list(opened), list(opened.values()), default=None, return_dtype=pl.Int64)
         stamped = pl.col("exchange_ns")
         history = ((stamped < began - _HISTORY_NS)
-                   & (stamped >= began - round(_HOUR_MS * 1e6))).fill_null(False)
-    flagged = timed.select(history.alias("history"),
-                           ((pl.col("recv_wall_ns") - pl.col("exchange_ns")) / 1e6).alias("ms"))
+                   & (stamped >= began - round(_HOUR_MS * 1e6))
+                   # and late for its connection: a clock set a few seconds off, or a
+                   # steady lag, puts its first live rows before the open too
+                   & (lag > lag.median().over("generation") + _HISTORY_NS)).fill_null(False)
+    flagged = timed.select(history.alias("history"), (lag / 1e6).alias("ms"))
     past = flagged["history"]
     return flagged.filter(~past)["ms"], int(past.sum())
 
@@ -1371,18 +1373,15 @@ def _latency(figures: dict[str, LatencyFigures], invented: bool,
              history: dict[str, int]) -> pl.DataFrame:
     """Latency per channel; ``plausible`` unless times were invented or the bulk is > 1 h.
 
-    A channel whose every timed row is history has a row with no figures.
+    ``history``: each channel's rows left out, stamped before their connection opened.
     """
-    rows: list[tuple[Any, ...]] = [(
+    return pl.DataFrame([(
         channel, f.messages, f.minimum, f.quantiles[0.5], f.quantiles[0.9], f.quantiles[0.99],
         f.maximum, f.negative / f.messages,
         # The bulk, not one odd timestamp: 98% of the latencies within an hour.
         not invented and abs(f.quantiles[0.01]) <= _HOUR_MS
         and abs(f.quantiles[0.99]) <= _HOUR_MS, history.get(channel, 0))
-        for channel, f in figures.items()]
-    rows += [(channel, 0, None, None, None, None, None, None, not invented, count)
-             for channel, count in history.items() if channel not in figures]
-    return pl.DataFrame(rows, orient="row", schema=LATENCY_COLUMNS)
+        for channel, f in figures.items()], orient="row", schema=LATENCY_COLUMNS)
 
 
 def compare(a: QualityReport, b: QualityReport) -> pl.DataFrame:

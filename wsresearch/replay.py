@@ -233,23 +233,56 @@ def spec_for(recording: Recording, spec: FeedSpec | None) -> FeedSpec:
     return found
 
 
-def _tell_nothing_kept(recording: Recording, spec: FeedSpec, counts: Counts) -> None:
-    """Warn when every message the spec judged was rejected: the wrong spec, most likely.
+@dataclass(frozen=True)
+class Kept:
+    """What a replay kept and rejected: enough to tell that it kept nothing (:meth:`tell`)."""
 
-    Each reject is counted, but a replay that keeps no row at all is a mistake to be told
-    of where it is made (a spec of another exchange, another market), not found later in
-    the counts. The recording's own adapter is named where it is not the spec's.
-    """
-    if counts.ok or counts.duplicates or not counts.invalid:
-        return
-    reasons = ", ".join(f"{reason} {count:,}" for reason, count in
-                        sorted(counts.rejects.items(), key=lambda item: -item[1])[:3]
-                        if count)
-    origin = recording.manifest.spec_origin
-    made = ("" if origin is None or origin.adapter == spec.exchange
-            else f" (it was recorded with the {origin.adapter} adapter's)")
-    warn(f"{recording.path}: all {counts.invalid:,} messages were rejected ({reasons}) and no "
-         f"row was kept: is the {spec.exchange or 'given'} spec the recording's{made}?")
+    ok: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    rejects: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, counts: Counts) -> Kept:
+        """A pipeline's counts so far."""
+        return cls(counts.ok, counts.duplicates, counts.invalid, dict(counts.rejects))
+
+    def since(self, before: Kept) -> Kept:
+        """What was counted after ``before`` (the part of a replay after its warm-up)."""
+        return Kept(self.ok - before.ok, self.duplicates - before.duplicates,
+                    self.invalid - before.invalid,
+                    {reason: count - before.rejects.get(reason, 0)
+                     for reason, count in self.rejects.items()})
+
+    def __add__(self, other: Kept) -> Kept:
+        rejects = dict(self.rejects)
+        for reason, count in other.rejects.items():
+            rejects[reason] = rejects.get(reason, 0) + count
+        return Kept(self.ok + other.ok, self.duplicates + other.duplicates,
+                    self.invalid + other.invalid, rejects)
+
+    def tell(self, recording: Recording, spec: FeedSpec) -> None:
+        """Warn when every message the spec judged was rejected: the wrong spec, most likely.
+
+        Each reject is counted, but a replay that keeps no row at all is a mistake to be
+        told of where it is made (a spec of another exchange, another market), not found
+        later in the counts. The recording's own adapter is named where it is not the
+        spec's.
+        """
+        if self.ok or self.duplicates or not self.invalid:
+            return
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in
+                            sorted(self.rejects.items(), key=lambda item: -item[1])[:3]
+                            if count)
+        recorded = recording.manifest.spec_origin
+        given = spec.origin
+        made = ("" if recorded is None or (given is not None
+                                           and given.adapter == recorded.adapter)
+                else f" (it was recorded with the {recorded.adapter} adapter's)")
+        every = (f"all {self.invalid:,} messages were" if self.invalid > 1
+                 else "its one message was")
+        warn(f"{recording.path}: {every} rejected ({reasons}) and no row was kept: is the "
+             f"{spec.exchange or 'given'} spec the recording's{made}?")
 
 
 class _ReplayLog(logging.LoggerAdapter[logging.Logger]):
@@ -283,6 +316,7 @@ def replay_in_chunks(
     before: Callable[[Pipeline], None] | None = None,
     columnar: bool = True,
     garbled: Garbled | None = None,
+    tell_kept: bool = True,
 ) -> ReplayResult:
     """:func:`replay`, calling ``after_chunk(pipeline, events)`` after each chunk of events.
 
@@ -309,6 +343,9 @@ def replay_in_chunks(
     garbled
         Where to count the messages a damaged segment garbled, which the replay then
         does not warn of (the caller does); ``None``: warned of at the end.
+    tell_kept
+        Warn at the end if every message was rejected (:meth:`Kept.tell`); ``False``
+        where the caller tells of the whole (a part of a split export).
 
     Raises
     ------
@@ -338,7 +375,8 @@ def replay_in_chunks(
     if garbled is None:
         counted.tell(recording.path)
     counts = pipeline.counts
-    _tell_nothing_kept(recording, spec, counts)
+    if tell_kept:
+        Kept.of(counts).tell(recording, spec)
     stats: dict[str, Any] = {
         "frames": messages,
         "replayed": messages - skipped,

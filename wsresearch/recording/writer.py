@@ -436,7 +436,7 @@ def write_events(
     writer = SegmentWriter(path, rotate_interval=manifest.rotate_interval)
     writer.open(manifest)
     try:
-        written = _write_events(writer, itertools.chain(head, items), first_wall,
+        written = _write_events(writer, _read(itertools.chain(head, items)), first_wall,
                                 manifest.source_url, tuple(redact), segment_events)
         writer.write_manifest(manifest.model_copy(update={
             "ended_wall_ns": first_wall + written.end_ns, "events": written.events,
@@ -445,12 +445,38 @@ def write_events(
     except BaseException as exc:
         writer.release()
         shutil.rmtree(path, ignore_errors=True)  # made here, from input that was refused
+        if isinstance(exc, _InputFailed):  # the input's own error, whatever its type
+            raise exc.error.with_traceback(exc.error.__traceback__) from None
         if isinstance(exc, OSError):
             raise RecordingError(f"cannot write the recording {path}: {exc}; nothing was "
                                  "kept") from None
         raise
     writer.release()
     return written.events
+
+
+class _InputFailed(Exception):
+    """An error raised by the events given, not by the writing: passed on as it is."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _read(events: Iterator[Captured]) -> Iterator[Captured]:
+    """``events``, an error raised in taking one marked as the input's.
+
+    A file read or a progress callback may raise an ``OSError`` (a ``TimeoutError`` to
+    stop): it is passed on as raised, not told as a failed write.
+    """
+    while True:
+        try:
+            event = next(events)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise _InputFailed(exc) from exc
+        yield event
 
 
 class _Written(NamedTuple):
