@@ -383,15 +383,10 @@ class Readings:
     def _chunk(self) -> pl.DataFrame:
         """The rows held as tuples, as a frame, and let go."""
         rows, self._rows, self._levels = self._rows, [], 0
-        columns = list(zip(*rows, strict=True)) if rows else [()] * 7
-        return pl.DataFrame([
-            pl.Series("time", columns[0], pl.Int64),
-            pl.Series("symbol", columns[1], pl.String),
-            pl.Series("valid", columns[2], pl.Boolean),
-            pl.Series("exchange_ns", columns[3], pl.Int64),
-            pl.Series("recv_wall_ns", columns[4], pl.Int64),
-            _level_column("bids", columns[5]),
-            _level_column("asks", columns[6])])
+        return _level_frame(rows, {
+            "time": pl.Int64(), "symbol": pl.String(), "valid": pl.Boolean(),
+            "exchange_ns": pl.Int64(), "recv_wall_ns": pl.Int64(), "bids": LEVELS,
+            "asks": LEVELS})
 
 
 class BookRule(ABC):
@@ -849,16 +844,10 @@ class Books:
         ``bids``, ``asks``, ``frame_seq``; ``normalized("book_snapshots")`` gives them in the
         normalized columns.
         """
-        rows = self._snapshots
-        columns = list(zip(*rows, strict=True)) if rows else [()] * 6
-        return pl.DataFrame([
-            pl.Series("symbol", columns[0], pl.String),
-            pl.Series("exchange_ns", columns[1], pl.Int64),
-            pl.Series("recv_wall_ns", columns[2], pl.Int64),
-            pl.Series("generation", columns[3], pl.Int64),
-            _level_column("bids", columns[4]),
-            _level_column("asks", columns[5]),
-            pl.Series("frame_seq", [None] * len(rows), pl.Int64)])
+        return _level_frame(self._snapshots, {
+            "symbol": pl.String(), "exchange_ns": pl.Int64(), "recv_wall_ns": pl.Int64(),
+            "generation": pl.Int64(), "bids": LEVELS, "asks": LEVELS,
+        }).with_columns(frame_seq=pl.lit(None, pl.Int64))
 
     def quotes(self) -> pl.DataFrame:
         """The books' quotes so far, in native columns.
@@ -946,6 +935,14 @@ def _before_rows(rows: npt.NDArray[np.int64], depth: int, books: list[Book],
     return [[now[book.symbol] if book.symbol in now
              else tuple(part[index] for part in found[book.symbol]) for book in books]
             for index in range(rows.size)]
+
+
+def _level_frame(rows: list[tuple[Any, ...]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Rows of tuples as a frame of ``schema``, its :data:`LEVELS` columns made flat first."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    return pl.DataFrame([
+        _level_column(name, values) if dtype == LEVELS else pl.Series(name, values, dtype)
+        for (name, dtype), values in zip(schema.items(), columns, strict=True)])
 
 
 def _level_column(name: str, rows: Sequence[Sequence[tuple[float, float]]]) -> pl.Series:
