@@ -254,10 +254,11 @@ def _run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_e
                  Kept.of(pipeline.counts).since(kept_before), garbled, [])
 
 
-def run_parts(path: str, spec: FeedSpec, normalized: bool, chunk_events: int,
+def run_parts(recording: Recording, spec: FeedSpec, normalized: bool, chunk_events: int,
               parts: list[Part], staging: Path, root: Path, workers: int) -> list[_Done]:
     """Every part, ``workers`` at a time, then checked and mended in order."""
     assert spec.origin is not None  # checked by splittable()
+    path = str(recording.path)
     jobs = [(path, spec.origin, spec.url, normalized, chunk_events, part, None, str(staging),
              str(root)) for part in parts]
     with process_pool(workers) as pool:
@@ -279,7 +280,5 @@ def run_parts(path: str, spec: FeedSpec, normalized: bool, chunk_events: int,
         warn(message)
     Garbled(flags_lost=sum(part.garbled.flags_lost for part in done),
             garbled=sum(part.garbled.garbled for part in done)).tell(path)
-    with held():  # let go: the parent's open told of what the listing skips
-        recording = Recording.open(path)
     sum((part.kept for part in done), Kept()).tell(recording, spec)
     return done

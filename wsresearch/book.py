@@ -790,8 +790,7 @@ class Books:
         at = np.searchsorted(walls, np.array(readings.times[start:end], np.int64), side="right")
         rows, firsts = np.unique(at, return_index=True)
         counts = np.diff(np.append(firsts, end - start)).tolist()
-        books = [book for book in sorted(self.books.values(), key=_symbol)
-                 if readings.wanted(book)]
+        books = self._read_books(readings)
         found = _before_rows(rows, readings.depth, books, stretches)
         for count, states in zip(counts, found, strict=True):
             readings.add(readings.done + count, [
@@ -824,18 +823,22 @@ class Books:
         """Read the books as they are now for every time not read yet before ``wall_ns``."""
         readings = self.readings
         assert readings is not None  # a time to read at comes from readings
-        readings.add(readings.due(wall_ns), [
-            readings.state(book) for book in sorted(self.books.values(), key=_symbol)
-            if readings.wanted(book)])
+        readings.add(readings.due(wall_ns), [readings.state(book)
+                                             for book in self._read_books(readings)])
         self._next_read_ns = readings.next_time()
+
+    def _read_books(self, readings: Readings) -> list[Book]:
+        """The books ``readings`` reads, in symbol order."""
+        return [book for book in sorted(self.books.values(), key=_symbol)
+                if readings.wanted(book)]
 
     def due(self, wall_ns: int) -> None:
         """Take the snapshots and readings due before a book message received at ``wall_ns``."""
         if self.snapshot_interval is not None and (
                 self._next_snapshot_ns is None or wall_ns >= self._next_snapshot_ns):
             self._snapshot_due(wall_ns)
-        if self._next_read_ns is not None and wall_ns > self._next_read_ns:
-            self._read_due(wall_ns)
+        if self._next_read_ns is not None and wall_ns > self._next_read_ns:  # _read_before,
+            self._read_due(wall_ns)  # inline: this runs before every book message
 
     def snapshots(self) -> pl.DataFrame:
         """The snapshots so far, in native columns.

@@ -128,16 +128,11 @@ def books_at(
         pipeline.books.read_at(readings)
         kept.append(pipeline)
 
-    held = 0  # events whose rows the pipeline holds
     span = _Span()
 
     def after(pipeline: Pipeline, events: pl.DataFrame) -> None:
-        nonlocal held
         span.add(events)
-        held += events.height
-        if held >= chunk_events:  # the rows are not wanted, only the books: let go
-            pipeline.take()
-            held = 0
+        _take(pipeline, events)
 
     replay_in_chunks(recording, spec, "complete", progress, chunk_events, after, before=begin,
                      columnar=columnar)

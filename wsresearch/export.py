@@ -254,7 +254,7 @@ def _split_export(root: Path, recording: Recording, spec: FeedSpec, normalized: 
         return None
     export = _Export(root, recording, spec, normalized, progress=progress)
     try:
-        done = _split.run_parts(str(recording.path), spec, normalized, chunk_events, parts,
+        done = _split.run_parts(recording, spec, normalized, chunk_events, parts,
                                 export.staging.folder, root, workers)
         # The recording's first events: those of the first parts, however few each holds.
         export.head = [data for part in done for data in part.head][:_HEAD]

@@ -837,7 +837,7 @@ class ReportInputs:
         self.end = high if self.end is None else max(self.end, high)
         self.last_seq = last if self.last_seq is None else max(self.last_seq, last)
         self._timeline.add(events.filter(pl.col("kind").is_in(["open", "close", "stop"])))
-        self._opened.update(events.filter(kind="open").select("generation", "wall_ns").iter_rows())
+        self._opened.update(_opens(events))
         drops = events.filter(kind="drop")["reason"]
         for reason in self.drops:
             self.drops[reason] += int((drops == reason).sum())
@@ -1010,7 +1010,7 @@ def _sequenced(spec: FeedSpec) -> dict[str, bool]:
 
 
 def _opens(timeline: pl.DataFrame) -> dict[int, int]:
-    """Each connection's open: generation → wall ns."""
+    """Each connection's open among ``timeline``'s events: generation → wall ns."""
     return dict(timeline.filter(kind="open").select("generation", "wall_ns").iter_rows())
 
 
