@@ -382,7 +382,8 @@ async def test_the_html_page_and_notebook_view_show_every_row(tmp_path: Path) ->
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "overflow-x:auto" in page  # wide tables scroll inside their box
     sections = [report.summary(), report.connections, report.streams, report.silences,
-                report.sequence, report.latency, report.outcomes]
+                report.sequence, report.latency, report.outcomes, report.symbols]
+    assert report.symbols.height  # the simulator's spec names the symbols it subscribes
     tables = tables_of(page)
     assert len(tables) == len(sections)
     assert report.summary().height > 10 and report.outcomes.height > 10

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ._coverage import COVERAGE_SCHEMA, SymbolCoverage, without_rows
 from ._rows import HeldRows
 from ._session_times import LatencyFigures, Parts, SessionTimes
 from .book import BOOK_COLUMNS, Books
@@ -223,6 +224,14 @@ class QualityReport:
         resyncs and the time without a valid book; empty when the spec keeps none.
     book_changes
         Every change of a book's validity: ``mono_ns``, ``symbol``, ``valid``, ``reason``.
+    symbols
+        Per normalized kind the spec's channels make (``kind``) and per ``symbol``:
+        ``rows``, the ``first`` and ``last`` row's receive time, and
+        ``longest_gap_s`` between two of its rows.
+        Every symbol the spec subscribed has a row per kind (``subscribed`` true), with
+        ``rows`` 0 where it has none: a symbol that never traded, or whose book never
+        came. Symbols with rows but not subscribed by name (``subscribed`` false; null
+        where the spec does not say what it subscribed) follow. Empty without a spec.
     """
 
     source: str
@@ -245,6 +254,7 @@ class QualityReport:
     book_changes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
         schema={"mono_ns": pl.Int64, "symbol": pl.String, "valid": pl.Boolean,
                 "reason": pl.String}))
+    symbols: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=COVERAGE_SCHEMA))
 
     @property
     def duration_s(self) -> float:
@@ -271,7 +281,9 @@ class QualityReport:
             times (only when not recorded by wsresearch: imported or invented),
             warnings (only when there are any), duration, connections, disconnects,
             downtime, uptime, messages, duplicates, rejected, dropped, exchange
-            errors, sequence gaps, stale episodes, holes, latency, clock skew.
+            errors, sequence gaps, stale episodes, holes, latency, clock skew; order
+            books (only where the spec keeps them); symbols without rows (only where
+            the spec says which it subscribed): per kind, those with none of it.
         """
         c, o = self.connections, dict(self.outcomes.iter_rows())
         connected = float(c["connected_s"].sum() or 0.0)
@@ -317,6 +329,9 @@ class QualityReport:
                 f"{int(b['gaps'].sum())} gap(s), {int(b['resyncs'].sum())} resync(s), "
                 f"{int(b['crossed'].sum())} crossed; "
                 f"{float(b['invalid_s'].sum()):.1f} s without a valid book")))
+        missing = without_rows(self.symbols)
+        if missing is not None:
+            rows.append(("symbols without rows", missing))
         return pl.DataFrame(rows, schema={"metric": pl.String, "value": pl.String},
                             orient="row")
 
@@ -512,6 +527,7 @@ class QualityReport:
             ("Sequence", self.sequence), ("Latency", self.latency),
             ("Outcomes", self.outcomes),
             *([("Order books", self.books)] if self.books.height else []),
+            *([("Symbols", self.symbols)] if self.symbols.height else []),
         ]
         warnings = "" if not self.warnings else "<h2>Warnings</h2><ul>" + "".join(
             f"<li>{html.escape(w)}</li>" for w in self.warnings) + "</ul>"
@@ -762,6 +778,7 @@ class _Session:
     notes: list[str] = field(default_factory=list)  # warnings the source itself gives
     receive_times: ReceiveTimes = "recorded"  # what the recording's manifest says
     books: Books | None = None  # the session's order books, where its spec keeps them
+    symbols: SymbolCoverage | None = None  # rows per kind and symbol, where there is a spec
 
 
 def _from_recording(
@@ -824,6 +841,7 @@ class ReportInputs:
             c.name: (c.stream_name, c.explode is not None) for c in spec.channels}
         for channel in self._streams:  # the latency tables list channels in the spec's order
             self.times.add_latencies(channel, _NO_LATENCY)
+        self.symbols = SymbolCoverage(spec)
 
     def count(self, events: pl.DataFrame) -> None:
         """Note some of the recording's events: ``seq`` and the :data:`TIMELINE_SCHEMA` columns."""
@@ -872,6 +890,7 @@ class ReportInputs:
             stream, exploded = self._streams.get(channel, (channel, False))
             self.times.add_times(stream, _message_times(frame, exploded), source=channel)
             self.times.add_latencies(channel, *_latency_ms(frame, self._opened))
+        self.symbols.add(frames)
 
     def close(self) -> None:
         """Remove the temporary files, if any (also done when the inputs are collected).
@@ -912,7 +931,7 @@ class ReportInputs:
             str(recording.path), start, end, timeline, first, outcomes, whole, self.times,
             _thresholds(spec), result.health_transitions, result.sequence_by_channel,
             _sequenced(spec), _exactness_notes(result.counts), receive_times=times,
-            books=result.books), rule)
+            books=result.books, symbols=self.symbols), rule)
 
 
 _FRAMES = "frames"  # the one stream of a report without a spec
@@ -978,11 +997,13 @@ def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
             f"The feed keeps only the newest {pipeline.store.max_rows} rows per channel "
             "(max_rows): stream counts, rates, holes and latencies describe those rows, "
             "while the outcomes count every frame. A report of its recording has them all.")
+    symbols = SymbolCoverage(spec)
+    symbols.add(frames)
     return _report(_Session(
         redact_url(spec.url), start, _feed_end(timeline, now), timeline, seen, outcomes,
         recording, _feed_times(frames, spec, _opens(timeline)), _thresholds(spec),
         pipeline.transitions, pipeline.sequences.by_channel, _sequenced(spec), notes,
-        books=pipeline.books), rule)
+        books=pipeline.books, symbols=symbols), rule)
 
 
 def _feed_end(timeline: pl.DataFrame, now: int) -> int:
@@ -1079,6 +1100,7 @@ def _report(session: _Session, rule: _HoleRule) -> QualityReport:
         receive_times=s.receive_times,
         **({} if s.books is None else {"books": s.books.frame(s.end),
                                        "book_changes": s.books.transition_frame()}),
+        **({} if s.symbols is None else {"symbols": s.symbols.frame()}),
     )
 
 
