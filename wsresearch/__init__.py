@@ -69,6 +69,7 @@ if TYPE_CHECKING:
         merge_events,
     )
     from .feed import Feed, FeedStats
+    from .grid import on_grid
     from .importers import import_capture
     from .layout import Layout
     from .parser import by_field
@@ -117,6 +118,7 @@ _PUBLIC: dict[str, str] = {
     "ExportSummary": ".export",
     "book_at": ".book_times",
     "books_at": ".book_times",
+    "on_grid": ".grid",
     "BackoffConfig": ".config",
     "ConnectionConfig": ".config",
     "ReconnectConfig": ".config",
@@ -299,6 +301,7 @@ __all__ = [
     "load_dataset",
     "load_normalized",
     "merge_events",
+    "on_grid",
     "quality_report",
     "replay",
 ]

@@ -1,0 +1,150 @@
+"""on_grid: several exchanges' series sampled on one time grid, checked row by row.
+
+The reference is a plain loop: for each grid time and series, the last row whose time is
+at or before it, found by bisection over that series' own rows.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from wsresearch import on_grid
+from wsresearch.export import export_parquet, load_normalized
+from wsresearch.grid import MAX_GRID_ROWS
+from wsresearch.replay import replay
+
+RECORDINGS = Path(__file__).resolve().parent.parent / "data" / "recordings"
+SPOT = RECORDINGS / "binance_hftbacktest_2024-08-08_spot_btcusdt"
+USDM = RECORDINGS / "binance_hftbacktest_2024-08-08_usdm_btcusdt"
+UTC = dt.UTC
+
+
+@pytest.fixture(scope="module")
+def quotes() -> pl.DataFrame:
+    """The spot and USD-M BTCUSDT quotes, one table (the trial's basis question)."""
+    return pl.concat([replay(SPOT).normalized("quotes"), replay(USDM).normalized("quotes")])
+
+
+def _reference(table: pl.DataFrame, times: pl.Series, keys: list[str], values: list[str],
+               time: str = "local_time", max_age: dt.timedelta | None = None) -> pl.DataFrame:
+    """For each time and series, its last row at or before the time, in whole ns."""
+    grid = times.dt.epoch("ns").to_list()
+    limit = None if max_age is None else max_age // dt.timedelta(microseconds=1) * 1000
+    parts = []
+    timed = table.filter(pl.col(time).is_not_null())  # a row with no time is no sample
+    for key, rows in timed.partition_by(keys, as_dict=True, maintain_order=True).items():
+        stamps = rows[time].dt.epoch("ns").to_list()
+        picked = []
+        for t in grid:
+            at = bisect.bisect_right(stamps, t) - 1
+            fresh = at >= 0 and (limit is None or t - stamps[at] <= limit)
+            picked.append(at if fresh else None)
+        index = pl.DataFrame({"time": times, "_i": pl.Series(picked, dtype=pl.UInt32)})
+        found = index.join(rows.select(values).with_row_index("_i"), on="_i", how="left")
+        parts.append(found.select("time", *(pl.lit(k, table.schema[n]).alias(n)
+                                            for n, k in zip(keys, key, strict=True)), *values))
+    return pl.concat(parts).sort(["time", *keys], maintain_order=True)
+
+
+def _sorted(grid: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    return grid.sort(["time", *keys], maintain_order=True)
+
+
+def test_two_markets_on_a_second_grid_are_each_ones_last_quote(quotes: pl.DataFrame) -> None:
+    values = ["bid_price", "ask_price", "local_time"]
+    grid = on_grid(quotes, "1s", columns=values)
+    # Where both are quoted: from the later first quote to the earlier last one.
+    spans = quotes.group_by("exchange").agg(pl.col("local_time").min().alias("a"),
+                                            pl.col("local_time").max().alias("b"))
+    low, high = spans["a"].max(), spans["b"].min()
+    times = grid["time"].unique(maintain_order=True)
+    assert times[0] >= low > times[0] - dt.timedelta(seconds=1)
+    assert times[-1] <= high < times[-1] + dt.timedelta(seconds=1)
+    assert (times.dt.epoch("ns") % 10**9 == 0).all() and times.dtype == quotes["local_time"].dtype
+    assert len(times) > 10 and grid.height == 2 * len(times)
+    expected = _reference(quotes, times, ["exchange", "symbol"], values)
+    assert_frame_equal(_sorted(grid, ["exchange", "symbol"]), expected)
+    assert grid.null_count().sum_horizontal().item() == 0  # every series quoted throughout
+    basis = grid.with_columns(mid=(pl.col("bid_price") + pl.col("ask_price")) / 2).pivot(
+        on="exchange", index="time", values="mid")
+    assert set(basis.columns) == {"time", "binance", "binance-usdm"}
+
+
+def test_a_span_given_before_the_first_row_is_null_there_and_max_age_drops_old_values(
+        quotes: pl.DataFrame) -> None:
+    first = quotes["local_time"].min()
+    start = first - dt.timedelta(seconds=2)  # type: ignore[operator]
+    end = first + dt.timedelta(seconds=5)  # type: ignore[operator]
+    grid = on_grid(quotes, "250ms", columns=["bid_price", "local_time"], start=start, end=end,
+                   max_age="100ms")
+    times = grid["time"].unique(maintain_order=True)
+    assert times[0] >= start and times[-1] <= end
+    expected = _reference(quotes, times, ["exchange", "symbol"], ["bid_price", "local_time"],
+                          max_age=dt.timedelta(milliseconds=100))
+    assert_frame_equal(_sorted(grid, ["exchange", "symbol"]), expected)
+    assert 0 < grid["bid_price"].null_count() < grid.height  # some quotes were too old
+    before = grid.filter(pl.col("time") < first)
+    assert before.height and before["bid_price"].null_count() == before.height
+    # int ns since the epoch and a timedelta give the same grid
+    same = on_grid(quotes, dt.timedelta(milliseconds=250), columns=["bid_price", "local_time"],
+                   start=int(start.timestamp()) * 10**9 + start.microsecond * 1000,
+                   end=end, max_age=dt.timedelta(milliseconds=100))
+    assert_frame_equal(same, grid)
+
+
+def test_exchange_time_and_a_dataset_read_lazily(quotes: pl.DataFrame, tmp_path: Path) -> None:
+    export_parquet(SPOT, None, tmp_path / "ds", normalized=True)
+    export_parquet(USDM, None, tmp_path / "ds", normalized=True)
+    lazy = load_normalized(tmp_path / "ds", "quotes")
+    grid = on_grid(lazy, "2s", columns=["bid_price"], time="exchange_time")
+    loaded = lazy.collect().sort("exchange_time", maintain_order=True)
+    times = grid["time"].unique(maintain_order=True)
+    assert_frame_equal(_sorted(grid, ["exchange", "symbol"]),
+                       _reference(loaded, times, ["exchange", "symbol"], ["bid_price"],
+                                  time="exchange_time"))
+
+
+def test_one_series_without_exchange_or_symbol_columns() -> None:
+    t0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    table = pl.DataFrame({"local_time": [t0, t0 + dt.timedelta(seconds=3)], "x": [1, 2]})
+    grid = on_grid(table, "1s")  # each row also tells when its value was received
+    assert grid.columns == ["time", "local_time", "x"]
+    assert grid.rows() == [(t0 + dt.timedelta(seconds=s), t0 + dt.timedelta(seconds=r), x)
+                           for s, r, x in ((0, 0, 1), (1, 0, 1), (2, 0, 1), (3, 3, 2))]
+
+
+def test_bad_input_is_refused_in_one_line(quotes: pl.DataFrame) -> None:
+    first = quotes["local_time"].min()
+    cases = [
+        (dict(every="1s", columns=["bid"]), "no column(s) ['bid']"),
+        (dict(every="1s", by=["venue"]), "no column(s) ['venue']"),
+        (dict(every="1s", time="bid_price"), "not a Datetime column"),
+        (dict(every="1x"), "every '1x' is not a duration"),
+        (dict(every="0s"), "every must be a positive duration"),
+        (dict(every=5), "every must be a duration"),
+        (dict(every="1s", max_age="-1s"), "max_age must be a positive duration"),
+        (dict(every="1s", start=first, end=first - dt.timedelta(seconds=1)),  # type: ignore[operator]
+         "is after end"),
+        (dict(every="1ns"), f"over {MAX_GRID_ROWS:,}"),
+    ]
+    for options, message in cases:
+        with pytest.raises(ValueError, match=r"^.*" + pl.escape_regex(message)):
+            on_grid(quotes, **options)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="nothing to sample"):
+        on_grid(quotes.clear(), "1s")
+    t0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    apart = pl.DataFrame({"exchange": ["a", "b"], "local_time": [t0, t0 + dt.timedelta(hours=1)],
+                          "x": [1, 2]})
+    with pytest.raises(ValueError, match=r"do not overlap.*give start= and end="):
+        on_grid(apart, "1s")
+    assert on_grid(apart, "30m", start=t0, end=t0 + dt.timedelta(hours=1),
+                   columns=["x"]).rows() == [
+        (t0, "a", 1), (t0, "b", None), (t0 + dt.timedelta(minutes=30), "a", 1),
+        (t0 + dt.timedelta(minutes=30), "b", None), (t0 + dt.timedelta(hours=1), "a", 1),
+        (t0 + dt.timedelta(hours=1), "b", 2)]
