@@ -271,6 +271,22 @@ def test_export_needs_an_adapter_for_recordings_without_one(tmp_path: Path) -> N
     assert "no rows" in chosen.stdout  # generic frames are not OKX's
 
 
+KRAKEN_FUTURES = (Path(__file__).resolve().parent.parent / "data" / "recordings"
+                  / "kraken_cryptofeed_2021-07-22_futures_v1_book_trade_ticker")
+
+
+def test_export_with_the_exchange_named_takes_the_recording_s_symbols(tmp_path: Path) -> None:
+    # An API whose symbols the adapter's spot default does not fit, with no --symbols.
+    export = run("export", str(KRAKEN_FUTURES), "--out", str(tmp_path / "ds"),
+                 "--exchange", "kraken", "--option", "api=futures", "--report",
+                 str(tmp_path / "reports"))
+    assert export.returncode == 0, export.stderr
+    # The report names the recording's ten products, not the adapter's default one.
+    [page] = (tmp_path / "reports").glob("*.html")
+    text = page.read_text()
+    assert "trades 7 of 10 (FI_ETHUSD_211231, PI_XRPUSD" in text and "PI_XBTUSD" not in text
+
+
 def test_report_prints_the_summary_and_writes_html(tmp_path: Path) -> None:
     result = run("report", str(DATA), "--html", str(tmp_path / "r.html"))
     assert result.returncode == 0, result.stderr

@@ -620,12 +620,14 @@ def _record_spec(args: argparse.Namespace) -> FeedSpec:
 
 def _adapter_spec(
     name: str, args: argparse.Namespace, *, url: str | None, symbols: list[str] | None = None,
+    every_channel: bool | None = None,
 ) -> FeedSpec:
     """The ``name`` adapter's spec from ``--option`` and ``--channels``.
 
     Without ``--channels``: the adapter's default channels when ``symbols`` are
     given (recording), every channel it has otherwise (exporting, where rows
-    of any channel may be in the recording).
+    of any channel may be in the recording); ``every_channel`` says which, where
+    the symbols do not.
     """
     from .exchanges import adapter
 
@@ -637,7 +639,8 @@ def _adapter_spec(
                          f"{list(found.options)}")
     if args.channels:
         options["channels"] = [c.strip() for c in args.channels.split(",") if c.strip()]
-    elif symbols is None:  # every channel of the API the options choose
+    elif every_channel if every_channel is not None else symbols is None:
+        # every channel of the API the options choose
         options["channels"] = list(found.channels(options))
     try:
         spec: FeedSpec = found.spec(*([symbols] if symbols is not None else []), url=url,
@@ -719,7 +722,14 @@ def _export_spec(args: argparse.Namespace, recording: Recording) -> FeedSpec | N
         if recording.spec is None:
             raise ValueError(_no_adapter(recording.path))
         return None
-    return _adapter_spec(args.exchange, args, url=recording.manifest.source_url or None)
+    # The symbols the recording subscribed, where it was made by the same adapter: so the
+    # spec (and a report's symbols table) names them, not the adapter's default symbol.
+    origin = recording.manifest.spec_origin
+    symbols = origin.arguments.get("symbols") if origin is not None and (
+        origin.adapter == args.exchange) else None
+    return _adapter_spec(args.exchange, args, url=recording.manifest.source_url or None,
+                         symbols=symbols if isinstance(symbols, list) else None,
+                         every_channel=True)
 
 
 async def _report(args: argparse.Namespace, console: Console) -> int:

@@ -411,7 +411,7 @@ def spec(
     url: str | None = None,
     *,
     category: str = "linear",
-    book_depth: int = 50,
+    book_depth: int | None = None,
     kline_interval: str = "1",
     connection: ConnectionConfig | None = None,
     **overrides: Any,
@@ -430,7 +430,7 @@ def spec(
         ``"spot"``, ``"linear"``, ``"inverse"`` or ``"option"``.
     book_depth
         Order book depth (1, 50, 200, 1000; 500 on linear and inverse; options 25, 100);
-        checked only when ``orderbook`` is one of the channels.
+        checked only when ``orderbook`` is one of the channels. Default: 50; options 25.
     kline_interval
         The ``kline`` channel's interval, as Bybit names it (:data:`KLINE_INTERVALS`:
         ``"1"`` minute ... ``"720"``, ``"D"``, ``"W"``, ``"M"``).
@@ -460,6 +460,8 @@ def spec(
                          f"{list(CATEGORY_CHANNELS[category])}")
     names = check_symbols(symbols, r"[A-Z0-9]{2,30}(-[A-Z0-9-]+)?", "BTCUSDT", "Bybit",
                           upper=True)
+    if book_depth is None:
+        book_depth = 25 if category == "option" else 50
     if "orderbook" in chosen and book_depth not in _DEPTHS[category]:
         raise ValueError(f"unknown Bybit {category} book depth {book_depth}; "
                          f"choose from {_DEPTHS[category]}")
