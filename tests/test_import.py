@@ -427,6 +427,23 @@ def test_an_import_whose_spec_is_not_the_captures_says_so(tmp_path: Path) -> Non
     assert replay(recording).read_in_columns > 0
 
 
+def test_an_import_with_another_exchange_s_spec_says_so(tmp_path: Path) -> None:
+    # An OKX capture with a Binance spec: no message is of any of its channels.
+    from wsresearch.exchanges import binance, okx
+
+    capture = DATA / "okx" / "cryptofeed_2022-05-13_v5_public_tickers_trades_books.jsonl.gz"
+    wrong = binance.spec(["btcusdt"], ["trade"])
+    with pytest.warns(UserWarning, match=r"none of the capture's first [\d,]+ messages is of "
+                      r"a channel of the binance spec \(trade\): they would all be rejected"
+                      ) as seen:
+        import_capture(capture, tmp_path / "wrong", format="lines", spec=wrong)
+    assert len(seen) == 1
+    right = okx.spec(["BTC-USDT"], ["trades", "tickers", "books"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        import_capture(capture, tmp_path / "right", format="lines", spec=right)
+
+
 def test_the_import_command_shows_a_warning_as_one_line_of_its_own(tmp_path: Path) -> None:
     done = run("import", str(_spot_capture(tmp_path)), "--out", str(tmp_path / "rec"),
                "--exchange", "binance", "--symbols", "btcusdt",

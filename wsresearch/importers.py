@@ -164,7 +164,7 @@ def import_capture(
         _METER.reset(meter)
     recording = Recording.open(out_dir)
     if spec is not None:
-        for problem in _unmatched_layouts(recording, spec):
+        for problem in _not_the_spec(recording, spec):
             warnings.warn(problem, stacklevel=2)
     return recording
 
@@ -184,14 +184,16 @@ def _write(path: Path, found: ImportFormat, url: str, connection: str | None,
     )
 
 
-def _unmatched_layouts(recording: Recording, spec: FeedSpec, sample: int = 5_000) -> list[str]:
-    """A line for each channel with a layout that none of its messages in ``recording`` match.
+def _not_the_spec(recording: Recording, spec: FeedSpec, sample: int = 5_000) -> list[str]:
+    """Lines saying where ``recording``'s first messages are not what ``spec`` subscribes to.
 
-    Such a channel still replays, through its model, only slower; but its messages are
-    not what the spec says it subscribes to, which usually means an option given on
-    import is not the capture's (a Binance ``depth_speed``: the stream name, such as
-    ``btcusdt@depth@100ms``, is part of each message). The recording's first ``sample``
-    events are looked at.
+    One when none of them is of any of the spec's channels (another exchange's capture,
+    say: every message would be rejected). Otherwise one for each channel with a layout
+    that none of its messages match: such a channel still replays, through its model,
+    only slower; but its messages are not what the spec says it subscribes to, which
+    usually means an option given on import is not the capture's (a Binance
+    ``depth_speed``: the stream name, such as ``btcusdt@depth@100ms``, is part of each
+    message). The recording's first ``sample`` events are looked at.
     """
     from .parser import MessageParser
 
@@ -201,6 +203,12 @@ def _unmatched_layouts(recording: Recording, spec: FeedSpec, sample: int = 5_000
     texts = chunk.filter((pl.col("kind") == "frame") & ~pl.col("binary"))["data"].to_list()
     route = MessageParser.from_spec(spec).route
     routes = [route(text) for text in texts]
+    names = set(spec.channel_names)
+    if texts and not names.intersection(routes):
+        adapter = f"the {spec.origin.adapter} spec" if spec.origin is not None else "the spec"
+        return [f"none of the capture's first {len(texts):,} messages is of a channel of "
+                f"{adapter} ({', '.join(spec.channel_names)}): they would all be rejected; "
+                "is the spec (--exchange, --option) the capture's?"]
     problems = []
     for channel in spec.channels:
         if channel.layout is None:
