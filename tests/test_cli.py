@@ -285,6 +285,12 @@ def test_export_with_the_exchange_named_takes_the_recording_s_symbols(tmp_path: 
     [page] = (tmp_path / "reports").glob("*.html")
     text = page.read_text()
     assert "trades 7 of 10 (FI_ETHUSD_211231, PI_XRPUSD" in text and "PI_XBTUSD" not in text
+    # Another API than the recording's: its symbols are not taken (they need not be
+    # spelled as that API's); the default is, and the rejections are said.
+    other = run("export", str(KRAKEN_FUTURES), "--out", str(tmp_path / "ds2"),
+                "--exchange", "kraken")
+    assert other.returncode == 0, other.stderr
+    assert "all 7,175 messages were rejected" in other.stderr
 
 
 def test_report_prints_the_summary_and_writes_html(tmp_path: Path) -> None:

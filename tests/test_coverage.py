@@ -6,6 +6,7 @@ not chunk by chunk), on the real recordings in ``data/recordings`` and on a live
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 from pathlib import Path
 
@@ -35,11 +36,11 @@ def _expected(result: ReplayResult, spec: FeedSpec) -> pl.DataFrame:
     parts = []
     for kind in KINDS:
         table = normalize(kind, result.frames, normalizers, spec.exchange or "")
-        if table.height:
-            parts.append(table.group_by("symbol").agg(
-                pl.len().cast(pl.Int64).alias("rows"), pl.col("local_time").min().alias("first"),
-                pl.col("local_time").max().alias("last"),
-                (pl.col("local_time").sort().diff().dt.total_nanoseconds().max() / 1e9)
+        if table.height:  # in receive order: the recording's seq
+            parts.append(table.sort("frame_seq", maintain_order=True).group_by("symbol").agg(
+                pl.len().cast(pl.Int64).alias("rows"), pl.col("local_time").first().alias("first"),
+                pl.col("local_time").last().alias("last"),
+                (pl.col("local_time").diff().dt.total_nanoseconds().max() / 1e9)
                 .alias("longest_gap_s")).with_columns(kind=pl.lit(kind)))
     return pl.concat(parts).select("kind", "symbol", "rows", "first", "last", "longest_gap_s")
 
@@ -115,6 +116,57 @@ def test_rows_of_symbols_not_subscribed_follow_and_an_unsaid_subscription_is_nul
         report.symbols.height)
     assert report.symbols.filter(rows=0).height == 0
     assert "symbols without rows" not in dict(report.summary().iter_rows())
+
+
+def test_a_clock_that_steps_back_gives_the_same_table_for_every_chunk_size(
+        tmp_path: Path) -> None:
+    # The Kraken trades, one of them received 20 s "before" the one ahead of it.
+    source = Recording.open(KRAKEN_TRADES)
+    frames = source.frames().select("recv_wall_ns", "data").rows()
+    trades = [i for i, (_, text) in enumerate(frames) if '"XMR/USD"' in text and "[[" in text]
+    moved = trades[2]
+    frames[moved] = (frames[moved][0] - 20 * 10**9, frames[moved][1])
+    recording = Recording.from_frames(tmp_path / "rec", frames, spec=source.spec)
+    tables = [_quietly(quality_report, recording, chunk_events=n).symbols for n in (1, 3, 7, 1000)]
+    for table in tables[1:]:
+        assert_frame_equal(table, tables[0])
+    xmr = tables[0].filter(kind="trades", symbol="XMR/USD")
+    rows = _quietly(replay, recording).normalized("trades").filter(symbol="XMR/USD").sort(
+        "frame_seq", maintain_order=True)  # receive order
+    assert rows["local_time"].diff().min() < dt.timedelta(0)  # type: ignore[operator]
+    assert_frame_equal(xmr.drop("subscribed"), _expected(_quietly(replay, recording),
+                                                         source.spec).filter(  # type: ignore[arg-type]
+        kind="trades", symbol="XMR/USD"))
+
+
+def test_a_normalizer_without_a_symbol_leaves_its_kind_out_with_a_warning() -> None:
+    recording = Recording.open(KRAKEN_TRADES)
+    spec = recording.spec
+    assert spec is not None
+    [trade] = [c for c in spec.channels if c.name == "trade"]
+    broken = trade.model_copy(update={"normalized": {
+        "trades": lambda native: trade.normalized["trades"](native).drop("symbol")}})
+    odd = spec.model_copy(update={"channels": [broken]})
+    with pytest.warns(UserWarning, match="leaves out the trades of channel 'trade': its "
+                                         "normalizer failed") as seen:
+        report = quality_report(recording, odd, chunk_events=10)
+    assert len(seen) == 1  # once, however many chunks
+    assert report.symbols.filter(pl.col("rows") > 0).height == 0
+    assert report.outcomes.height  # the rest of the report is there
+
+
+def test_a_symbol_spelled_two_ways_keeps_each_spelling_s_rows() -> None:
+    from wsresearch._coverage import SymbolCoverage
+
+    recording = Recording.open(KRAKEN_TRADES)
+    coverage = SymbolCoverage(recording.spec)
+    frame = replay(recording).frames["trade"]
+    lower = frame.with_columns(pl.col("pair").str.to_lowercase())
+    coverage.add({"trade": frame})
+    coverage.add({"trade": lower})
+    xmr = coverage.frame().filter(pl.col("symbol").str.to_uppercase() == "XMR/USD")
+    assert xmr.select("symbol", "subscribed", "rows").rows() == [
+        ("XMR/USD", True, 4), ("xmr/usd", True, 4)]
 
 
 def test_without_a_spec_the_table_is_empty(tmp_path: Path) -> None:

@@ -148,3 +148,47 @@ def test_bad_input_is_refused_in_one_line(quotes: pl.DataFrame) -> None:
         (t0, "a", 1), (t0, "b", None), (t0 + dt.timedelta(minutes=30), "a", 1),
         (t0 + dt.timedelta(minutes=30), "b", None), (t0 + dt.timedelta(hours=1), "a", 1),
         (t0 + dt.timedelta(hours=1), "b", 2)]
+
+
+def test_span_ends_are_exact_to_the_nanosecond() -> None:
+    base = 1_700_000_000 * 10**9
+    ns = pl.Datetime("ns", "UTC")
+    table = pl.DataFrame({"exchange": ["a", "b", "a", "b"],
+                          "local_time": pl.Series([base, base + 1_000_000_500, base + 3 * 10**9,
+                                                   base + 3 * 10**9]).cast(ns),
+                          "x": [1, 2, 3, 4]})
+    # b begins 500 ns after a whole second: that second is before it, so not on the grid.
+    grid = on_grid(table, "1s", columns=["x"])
+    assert grid["time"].dt.epoch("ns").unique().to_list() == [base + 2 * 10**9, base + 3 * 10**9]
+    assert grid["x"].null_count() == 0
+    # start and end inclusive, to the ns, on a ns grid
+    tight = on_grid(table, "100ns", columns=["x"], start=base + 250, end=base + 650)
+    assert tight["time"].dt.epoch("ns").unique().to_list() == [base + 300, base + 400,
+                                                                base + 500, base + 600]
+
+
+def test_other_time_units_and_zones() -> None:
+    t0 = dt.datetime(2024, 1, 1, 9, 30)
+    table = pl.DataFrame({"symbol": ["X", "X"], "local_time": [t0, t0 + dt.timedelta(seconds=2)],
+                          "x": [1, 2]}).with_columns(pl.col("local_time").cast(pl.Datetime("ms"))
+                                                     .dt.replace_time_zone("Asia/Kolkata"))
+    grid = on_grid(table, "1s", columns=["x"])
+    assert grid.schema["time"] == pl.Datetime("ms", "Asia/Kolkata")
+    assert grid["x"].to_list() == [1, 1, 2]
+    with pytest.raises(ValueError, match=r"every '1500us' is not a whole number of ms"):
+        on_grid(table, "1500us")
+    naive = table.with_columns(pl.col("local_time").dt.replace_time_zone(None))
+    assert on_grid(naive, "1s", columns=["x"], start=t0, end=t0 + dt.timedelta(seconds=1))[
+        "x"].to_list() == [1, 1]  # naive times are read as UTC, like start and end
+
+
+def test_what_is_not_a_series_or_collides_is_refused(quotes: pl.DataFrame) -> None:
+    with pytest.raises(ValueError, match=r"1 row\(s\) have a null exchange or symbol"):
+        on_grid(quotes.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(None)
+                                    .otherwise(pl.col("symbol")).alias("symbol")), "1s")
+    with pytest.raises(ValueError, match="a column 'time'"):
+        on_grid(quotes.with_columns(time=pl.col("local_time")), "1s")
+    # one name, not a list of names, is taken as one column
+    one = on_grid(quotes, "1s", by="exchange", columns="bid_price")
+    assert one.columns == ["time", "exchange", "bid_price"]
+

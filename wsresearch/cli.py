@@ -722,14 +722,29 @@ def _export_spec(args: argparse.Namespace, recording: Recording) -> FeedSpec | N
         if recording.spec is None:
             raise ValueError(_no_adapter(recording.path))
         return None
-    # The symbols the recording subscribed, where it was made by the same adapter: so the
-    # spec (and a report's symbols table) names them, not the adapter's default symbol.
-    origin = recording.manifest.spec_origin
-    symbols = origin.arguments.get("symbols") if origin is not None and (
-        origin.adapter == args.exchange) else None
     return _adapter_spec(args.exchange, args, url=recording.manifest.source_url or None,
-                         symbols=symbols if isinstance(symbols, list) else None,
-                         every_channel=True)
+                         symbols=_recorded_symbols(args, recording), every_channel=True)
+
+
+def _recorded_symbols(args: argparse.Namespace, recording: Recording) -> list[str] | None:
+    """The symbols ``recording`` subscribed, where ``--exchange`` and its API made it.
+
+    So the spec (and a report's symbols table) names them, not the adapter's default
+    symbol; ``None`` (the default) for a recording of another adapter or API, whose
+    symbols need not be spelled as this one's.
+    """
+    from .exchanges import adapter
+
+    origin = recording.manifest.spec_origin
+    if origin is None or origin.adapter != args.exchange:
+        return None
+    found = adapter(args.exchange)
+    if found.api_option is not None:
+        chosen = dict(args.option).get(found.api_option, found.default_api)
+        if origin.arguments.get(found.api_option, found.default_api) != chosen:
+            return None
+    symbols = origin.arguments.get("symbols")
+    return symbols if isinstance(symbols, list) else None
 
 
 async def _report(args: argparse.Namespace, console: Console) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from .clock import Time, ns_since_epoch
+from .clock import Time, ns_since_epoch, utc_text
 
 __all__ = ["MAX_GRID_ROWS", "on_grid"]
 
@@ -28,8 +28,8 @@ def on_grid(
     table: pl.DataFrame | pl.LazyFrame,
     every: str | dt.timedelta,
     *,
-    by: Sequence[str] | None = None,
-    columns: Sequence[str] | None = None,
+    by: str | Sequence[str] | None = None,
+    columns: str | Sequence[str] | None = None,
     time: str = "local_time",
     start: Time | None = None,
     end: Time | None = None,
@@ -46,11 +46,12 @@ def on_grid(
         The grid's step: a polars duration (``"1s"``, ``"100ms"``, ``"5m"``) or a
         ``timedelta``. Grid times fall on multiples of it (whole seconds for ``"1s"``).
     by
-        The columns that tell the series apart. Default: ``exchange`` and ``symbol``,
-        those of them ``table`` has.
+        The columns that tell the series apart (a name, or several). Default:
+        ``exchange`` and ``symbol``, those of them ``table`` has.
     columns
-        The columns to sample. Default: all but ``by`` (``time`` included, so each row
-        tells when the value it holds was received).
+        The columns to sample (a name, or several). Default: all but ``by`` (``time``
+        included, so each row tells when the value it holds was received). A lazy
+        frame is read for these columns only.
     time
         The column the rows are ordered and sampled by: ``local_time`` (the receive
         time, what a strategy could have known) or ``exchange_time``.
@@ -60,7 +61,9 @@ def on_grid(
         series ends (the earliest last row), so every series has a value at every time.
     max_age
         A value older than this at a grid time is null, not carried forward (a quote
-        from an hour ago is not the quote now). Default: carried forward without limit.
+        from an hour ago is not the quote now); one exactly this old is kept. A calendar
+        duration (``"1mo"``) counts as its length from 2000-01-01. Default: carried
+        forward without limit.
 
     Returns
     -------
@@ -73,10 +76,13 @@ def on_grid(
     Raises
     ------
     ValueError
-        If a named column is missing, ``time`` is not a Datetime column, ``every`` or
-        ``max_age`` is not a positive duration, the table is empty, the series do not
-        overlap (and no ``start`` and ``end`` are given), ``start`` is after ``end``, or
-        the grid would exceed :data:`MAX_GRID_ROWS` rows.
+        If a named column is missing, the table has a column ``time`` among those
+        sampled (the grid's times take that name), ``time`` is not a Datetime column,
+        ``every`` or ``max_age`` is not a positive duration, ``every`` is finer than the
+        time column's unit, a row's ``by`` value is null (it names no series), the table
+        has no row with a time, the series do not overlap (and no ``start`` and ``end``
+        are given), ``start`` is after ``end``, or the grid would exceed
+        :data:`MAX_GRID_ROWS` rows.
 
     Examples
     --------
@@ -96,55 +102,84 @@ def on_grid(
     >>> grid.select(pl.col("time").dt.strftime("%S"), "exchange", "bid_price").rows()
     [('01', 'a', 100.0), ('01', 'b', 101.0), ('02', 'a', 102.0), ('02', 'b', 103.0)]
     """
-    frame = table.collect() if isinstance(table, pl.LazyFrame) else table
-    keys = [k for k in _DEFAULT_BY if k in frame.columns] if by is None else list(by)
-    missing = [c for c in (time, *keys, *(columns or ())) if c not in frame.columns]
+    keys = [by] if isinstance(by, str) else None if by is None else list(by)
+    wanted = [columns] if isinstance(columns, str) else None if columns is None else list(
+        columns)
+    names = table.collect_schema().names() if isinstance(table, pl.LazyFrame) else table.columns
+    if keys is None:
+        keys = [k for k in _DEFAULT_BY if k in names]
+    missing = [c for c in (time, *keys, *(wanted or ())) if c not in names]
     if missing:
-        raise ValueError(f"no column(s) {missing} in the table; its columns: {frame.columns}")
-    dtype = frame.schema[time]
+        raise ValueError(f"no column(s) {missing} in the table; its columns: {names}")
+    values = [c for c in (names if wanted is None else wanted) if c not in keys]
+    if "time" in keys or "time" in values:
+        raise ValueError("the table has a column 'time', the name the grid's times take: "
+                         "rename it, or leave it out of by= and columns=")
+    # Only what is sampled is read, a lazy frame's included (a dataset of book changes).
+    frame = table.lazy().select(*keys, pl.col(time).alias("_row_time"), *values).filter(
+        pl.col("_row_time").is_not_null()).collect()
+    dtype = frame.schema["_row_time"]
     if not isinstance(dtype, pl.Datetime):
         raise ValueError(f"{time!r} is {dtype}, not a Datetime column: give time= a column "
                          "of times (local_time, exchange_time)")
     step = _ns(every, "every")
-    if max_age is not None:
-        _ns(max_age, "max_age")
-    values = [c for c in frame.columns if c not in keys] if columns is None else [
-        c for c in columns if c not in keys]
-    rows = frame.select(*keys, pl.col(time).alias("_row_time"), *values).filter(
-        pl.col("_row_time").is_not_null()).sort("_row_time", maintain_order=True)
-    if rows.height == 0:
+    unit = _UNIT_NS[dtype.time_unit]
+    if step % unit:
+        raise ValueError(f"every {every!r} is not a whole number of {dtype.time_unit}, the "
+                         f"unit of {time!r}")
+    age = None if max_age is None else _ns(max_age, "max_age")
+    unnamed = frame.select(pl.any_horizontal(pl.col(keys).is_null()).sum()).item() if keys else 0
+    if unnamed:
+        raise ValueError(f"{unnamed:,} row(s) have a null {' or '.join(keys)}, which names no "
+                         "series: drop or fill them first")
+    if frame.height == 0:
         raise ValueError("the table has no row with a time: there is nothing to sample")
-    series = rows.group_by(keys, maintain_order=True).agg(
-        pl.col("_row_time").min().alias("_first"), pl.col("_row_time").max().alias("_last")) \
-        if keys else rows.select(pl.col("_row_time").min().alias("_first"),
-                                 pl.col("_row_time").max().alias("_last"))
-    low = _as(start, dtype) if start is not None else series["_first"].max()
-    high = _as(end, dtype) if end is not None else series["_last"].min()
-    if low > high:  # type: ignore[operator]
+    # Every time as ns since the epoch, exactly: a datetime object would stop at the us.
+    rows = frame.with_columns(_row_ns=pl.col("_row_time").dt.epoch("ns")).sort(
+        "_row_ns", maintain_order=True)
+    spans = rows.group_by(keys, maintain_order=True) if keys else None
+    series = (spans.agg(pl.col("_row_ns").min().alias("_first"),
+                        pl.col("_row_ns").max().alias("_last")) if spans is not None else
+              rows.select(pl.col("_row_ns").min().alias("_first"),
+                          pl.col("_row_ns").max().alias("_last")))
+    low = ns_since_epoch(start) if start is not None else int(series["_first"].max())  # type: ignore[arg-type]
+    high = ns_since_epoch(end) if end is not None else int(series["_last"].min())  # type: ignore[arg-type]
+    if low > high:
         if start is None and end is None:
             raise ValueError(
-                f"the series do not overlap: the last to begin begins at {low}, after the "
-                f"first to end ends at {high}; give start= and end= to sample them anyway")
-        raise ValueError(f"start {low} is after end {high}")
-    first, last = pl.select(pl.lit(low, dtype).dt.truncate(every).alias("first"),
-                            pl.lit(high, dtype).alias("last")).row(0)
-    span_ns = pl.select((pl.lit(last, dtype) - pl.lit(first, dtype)).dt.total_nanoseconds()
-                        ).item()
-    count = (span_ns // step + 1) * max(series.height, 1)  # before the grid is made
+                f"the series do not overlap: the last to begin begins at {utc_text(low)}, "
+                f"after the first to end ends at {utc_text(high)}; give start= and end= to "
+                "sample them anyway")
+        raise ValueError(f"start {utc_text(low)} is after end {utc_text(high)}")
+    bounds = pl.select(_in(low, dtype).dt.truncate(every).alias("first"),
+                       _in(high, dtype).alias("last"))
+    first_ns = bounds.select(pl.col("first").dt.epoch("ns")).item()
+    count = ((high - first_ns) // step + 1) * max(series.height, 1)  # before the grid is made
     if count > MAX_GRID_ROWS:
-        raise ValueError(f"the grid would have {count:,} rows ({span_ns // step + 1:,} times, "
-                         f"{series.height:,} series), over {MAX_GRID_ROWS:,}: choose a "
+        raise ValueError(f"the grid would have {count:,} rows ({(high - first_ns) // step + 1:,} "
+                         f"times, {series.height:,} series), over {MAX_GRID_ROWS:,}: choose a "
                          "longer every, a shorter span, or fewer series")
-    times = pl.datetime_range(first, last, every, eager=True, time_unit=dtype.time_unit,
-                              time_zone=dtype.time_zone).alias("time")
-    times = times.filter(times >= low)
-    grid = times.to_frame()
+    grid = bounds.select(pl.datetime_range(pl.col("first").first(), pl.col("last").first(), every,
+                                           time_unit=dtype.time_unit, time_zone=dtype.time_zone)
+                         .alias("time"))
+    grid = grid.with_columns(_grid_ns=pl.col("time").dt.epoch("ns")).filter(
+        pl.col("_grid_ns").is_between(low, high))
     if keys:
         grid = grid.join(series.select(keys), how="cross")
     # Both sides are sorted by time above; polars cannot check it per series.
-    sampled = grid.join_asof(rows, left_on="time", right_on="_row_time", by=keys or None,
-                             strategy="backward", tolerance=max_age, check_sortedness=False)
+    sampled = grid.join_asof(rows, left_on="_grid_ns", right_on="_row_ns", by=keys or None,
+                             strategy="backward", tolerance=age, check_sortedness=False)
     return sampled.select("time", *keys, *values)
+
+
+_UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000}
+
+
+def _in(ns: int, dtype: pl.Datetime) -> pl.Expr:
+    """``ns`` since the epoch as a time of ``dtype`` (its unit, floored; its zone)."""
+    utc = pl.lit(ns).cast(pl.Datetime("ns", "UTC")).cast(pl.Datetime(dtype.time_unit, "UTC"))
+    return utc.dt.convert_time_zone(dtype.time_zone) if dtype.time_zone else (
+        utc.dt.replace_time_zone(None))
 
 
 def _ns(value: str | dt.timedelta, name: str) -> int:
@@ -166,12 +201,3 @@ def _ns(value: str | dt.timedelta, name: str) -> int:
     if length <= 0:
         raise ValueError(f"{name} must be a positive duration, got {value!r}")
     return length
-
-
-def _as(value: Time, dtype: pl.Datetime) -> object:
-    """``value`` in the table's time type (its unit and zone)."""
-    utc = pl.lit(ns_since_epoch(value)).cast(pl.Datetime("ns", "UTC")).cast(
-        pl.Datetime(dtype.time_unit, "UTC"))
-    local = utc.dt.convert_time_zone(dtype.time_zone) if dtype.time_zone else (
-        utc.dt.replace_time_zone(None))
-    return pl.select(local).item()

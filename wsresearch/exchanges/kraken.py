@@ -72,7 +72,6 @@ _SYMBOL = {"v2": (r"[A-Z0-9]{1,10}/[A-Z0-9]{1,10}", "BTC/USD"),
            "v1": (r"[A-Z0-9]{1,10}/[A-Z0-9]{1,10}", "XBT/USD"),
            "futures": (r"(PI|PF|FI|FF|IN|RR)_[A-Z0-9]{4,16}(_\d{6})?", "PI_XBTUSD")}
 _BOOK_DEPTHS = (10, 25, 100, 500, 1000)
-_DEFAULT_SYMBOL = {"futures": "PI_XBTUSD"}  # spot's: BTC/USD, on v1 and v2 alike
 
 
 # -- normalized tables (shared) ----------------------------------------------------
@@ -919,8 +918,8 @@ def spec(
     ----------
     symbols
         Spot pairs such as ``"BTC/USD"`` (v1 spells bitcoin ``XBT``), or futures
-        products such as ``"PI_XBTUSD"``. Default: ``BTC/USD`` on spot, ``PI_XBTUSD``
-        on futures.
+        products such as ``"PI_XBTUSD"``. Default: ``BTC/USD`` on v2, ``XBT/USD`` on
+        v1, ``PI_XBTUSD`` on futures.
     channels
         Any of ``CHANNELS[api]``.
     url
@@ -953,8 +952,8 @@ def spec(
     """
     check_choice("API", api, APIS, "Kraken")
     pattern, example = _SYMBOL[api]
-    if symbols is None:
-        symbols = [_DEFAULT_SYMBOL.get(api, "BTC/USD")]
+    if symbols is None:  # the API's own spelling of bitcoin against the dollar
+        symbols = [example]
     names = check_symbols(symbols, pattern, example, f"Kraken {api}", upper=True)
     chosen = check_channels(channels, CHANNELS[api], f"Kraken {api}")
     if book_depth not in _BOOK_DEPTHS:
