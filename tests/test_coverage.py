@@ -183,7 +183,7 @@ def test_without_a_spec_the_table_is_empty(tmp_path: Path) -> None:
 
 def test_one_pass_export_gives_the_same_table(tmp_path: Path) -> None:
     _, report = _quietly(export_with_report, BINANCE_SPOT, None, tmp_path / "ds",
-                         chunk_events=500)
+                         normalized=True, chunk_events=500)
     assert_frame_equal(report.symbols, _quietly(quality_report, BINANCE_SPOT).symbols)
 
 
