@@ -27,7 +27,7 @@ FLOORS = [
     ("I/O", {"_client", "connection", "recording", "snapshots"}),
     ("composition", {"feed", "replay"}),
     ("tools", {"quality", "export", "widgets", "console", "importers", "_split",
-               "_session_times", "book_times"}),
+               "_session_times", "book_times", "_coverage", "grid"}),
     ("rigs", {"testing"}),
     ("command line", {"cli"}),  # its demo and simulate commands run the rigs
 ]
