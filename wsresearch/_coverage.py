@@ -20,6 +20,7 @@ from typing import Any
 
 import polars as pl
 
+from ._text import first_line
 from ._warn import warn
 from .clock import NS_PER_S
 from .normalize import KINDS, Normalizer
@@ -154,10 +155,8 @@ class SymbolCoverage:
     def _give_up(self, channel: str, kind: str, build: Normalizer, error: Exception) -> None:
         """Count ``kind`` of ``channel`` no more, and say why, once."""
         self._builds[channel].remove((kind, build))
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(
-            error).__name__
         warn(f"the symbols table leaves out the {kind} of channel {channel!r}: its "
-             f"normalizer failed ({message})")
+             f"normalizer failed ({first_line(error)})")
 
     def frame(self) -> pl.DataFrame:
         """One row per kind and symbol: the kinds in :data:`KINDS`' order, subscribed first.

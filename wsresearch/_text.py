@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["printable"]
+__all__ = ["first_line", "printable"]
 
 
 def printable(text: str) -> str:
@@ -14,3 +14,17 @@ def printable(text: str) -> str:
     'maintenance\\x1b[2J\\nover'
     """
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def first_line(error: BaseException) -> str:
+    r"""The first line of ``error``'s message (a polars error runs on for several), or its type.
+
+    Examples
+    --------
+    >>> first_line(ValueError("cannot use month offset\n\nresolved plan: ..."))
+    'cannot use month offset'
+    >>> first_line(KeyError())
+    'KeyError'
+    """
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -615,19 +615,18 @@ def _record_spec(args: argparse.Namespace) -> FeedSpec:
     if args.subscribe:
         raise ValueError("--subscribe goes with a URL; an exchange's adapter subscribes itself")
     return _adapter_spec(name, args, url=args.url,
-                         symbols=[s for s in symbols.split(",") if s])
+                         symbols=[s for s in symbols.split(",") if s], every_channel=False)
 
 
 def _adapter_spec(
     name: str, args: argparse.Namespace, *, url: str | None, symbols: list[str] | None = None,
-    every_channel: bool | None = None,
+    every_channel: bool = True,
 ) -> FeedSpec:
     """The ``name`` adapter's spec from ``--option`` and ``--channels``.
 
-    Without ``--channels``: the adapter's default channels when ``symbols`` are
-    given (recording), every channel it has otherwise (exporting, where rows
-    of any channel may be in the recording); ``every_channel`` says which, where
-    the symbols do not.
+    Without ``--channels``: every channel of the API the options choose
+    (``every_channel``: exporting and importing, where rows of any channel may be
+    in the recording), or the adapter's default channels (recording a feed).
     """
     from .exchanges import adapter
 
@@ -639,8 +638,7 @@ def _adapter_spec(
                          f"{list(found.options)}")
     if args.channels:
         options["channels"] = [c.strip() for c in args.channels.split(",") if c.strip()]
-    elif every_channel if every_channel is not None else symbols is None:
-        # every channel of the API the options choose
+    elif every_channel:
         options["channels"] = list(found.channels(options))
     try:
         spec: FeedSpec = found.spec(*([symbols] if symbols is not None else []), url=url,
@@ -723,7 +721,7 @@ def _export_spec(args: argparse.Namespace, recording: Recording) -> FeedSpec | N
             raise ValueError(_no_adapter(recording.path))
         return None
     return _adapter_spec(args.exchange, args, url=recording.manifest.source_url or None,
-                         symbols=_recorded_symbols(args, recording), every_channel=True)
+                         symbols=_recorded_symbols(args, recording))
 
 
 def _recorded_symbols(args: argparse.Namespace, recording: Recording) -> list[str] | None:
@@ -1222,15 +1220,12 @@ async def _compact_one(folder: str, segment_events: int, console: Console) -> No
 
 
 async def _import(args: argparse.Namespace, console: Console) -> int:
-    from .exchanges import adapter
     from .importers import import_capture
 
     spec = None
     if args.exchange is not None:
         symbols = None if args.symbols is None else [
             s.strip() for s in args.symbols.split(",") if s.strip()]
-        if symbols is not None and not args.channels:  # every channel, as without symbols
-            args.channels = ",".join(adapter(args.exchange).channels(dict(args.option)))
         with warnings.catch_warnings():  # an import connects nowhere: which endpoint a
             # live feed of these channels would reach (Binance USD-M) is not its concern
             warnings.filterwarnings("ignore", message=".*one connection reaches one of them")

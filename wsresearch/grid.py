@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from ._text import first_line
 from .clock import Time, ns_since_epoch, utc_text
 
 __all__ = ["MAX_GRID_ROWS", "on_grid"]
@@ -195,9 +196,8 @@ def _ns(value: str | dt.timedelta, name: str) -> int:
     try:
         length: int = pl.select((moved - origin).dt.total_nanoseconds()).item()
     except pl.exceptions.PolarsError as error:
-        message = str(error).strip().splitlines()[0]
         raise ValueError(f"{name} {value!r} is not a duration such as '1s', '100ms' or "
-                         f"'5m': {message}") from None
+                         f"'5m': {first_line(error)}") from None
     if length <= 0:
         raise ValueError(f"{name} must be a positive duration, got {value!r}")
     return length
