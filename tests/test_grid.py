@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import warnings
 from pathlib import Path
 
 import polars as pl
@@ -102,12 +103,35 @@ def test_exchange_time_and_a_dataset_read_lazily(quotes: pl.DataFrame, tmp_path:
     export_parquet(SPOT, None, tmp_path / "ds", normalized=True)
     export_parquet(USDM, None, tmp_path / "ds", normalized=True)
     lazy = load_normalized(tmp_path / "ds", "quotes")
-    grid = on_grid(lazy, "2s", columns=["bid_price"], time="exchange_time")
+    with pytest.warns(UserWarning, match="BTCUSDT"):  # spot's bookTicker has no exchange time
+        grid = on_grid(lazy, "2s", columns=["bid_price"], time="exchange_time")
     loaded = lazy.collect().sort("exchange_time", maintain_order=True)
     times = grid["time"].unique(maintain_order=True)
     assert_frame_equal(_sorted(grid, ["exchange", "symbol"]),
                        _reference(loaded, times, ["exchange", "symbol"], ["bid_price"],
                                   time="exchange_time"))
+
+
+def test_a_series_with_no_time_in_any_row_is_named_in_a_warning(quotes: pl.DataFrame) -> None:
+    """Binance spot quotes have no exchange time: left out, and said so, naming the venue."""
+    with pytest.warns(UserWarning, match="left out of the grid") as caught:
+        grid = on_grid(quotes, "1s", columns=["bid_price"], time="exchange_time")
+    assert [str(w.message) for w in caught] == [
+        "1 series have no exchange_time in any row and are left out of the grid: binance "
+        "BTCUSDT; sample them by time='local_time', or fill their exchange_time"]
+    assert grid["exchange"].unique().to_list() == ["binance-usdm"]
+    # A series with some times keeps them, quietly; one that lacks them everywhere is named.
+    t0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    table = pl.DataFrame({"exchange": ["a", "a", "b"] + [f"c{i}" for i in range(7)],
+                          "exchange_time": [t0, None, t0] + [None] * 7, "x": list(range(10))})
+    with pytest.warns(UserWarning, match=r"^7 series .*: c0, c1, c2, c3, c4, and 2 more;"):
+        assert on_grid(table, "1s", columns=["x"], time="exchange_time").rows() == [
+            (t0, "a", 0), (t0, "b", 2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert on_grid(table.head(3), "1s", columns=["x"], time="exchange_time").height == 2
+    with pytest.raises(ValueError, match="no row with a time in 'exchange_time'"):
+        on_grid(table.tail(7), "1s", time="exchange_time")
 
 
 def test_one_series_without_exchange_or_symbol_columns() -> None:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from ._text import first_line
+from ._warn import warn
 from .clock import Time, ns_since_epoch, utc_text
 
 __all__ = ["MAX_GRID_ROWS", "on_grid"]
@@ -72,7 +73,8 @@ def on_grid(
         ``time`` (the grid time, in ``time``'s type), the ``by`` columns, then
         ``columns``: one row per grid time and series, ordered by time then series. A
         series with no row yet at a time (before its first, with ``start`` given) has
-        nulls there.
+        nulls there. Rows with no ``time`` are left out; a series with none in any row
+        (Binance spot quotes on ``exchange_time``) is left out with a warning naming it.
 
     Raises
     ------
@@ -117,12 +119,13 @@ def on_grid(
         raise ValueError("the table has a column 'time', the name the grid's times take: "
                          "rename it, or leave it out of by= and columns=")
     # Only what is sampled is read, a lazy frame's included (a dataset of book changes).
-    frame = table.lazy().select(*keys, pl.col(time).alias("_row_time"), *values).filter(
-        pl.col("_row_time").is_not_null()).collect()
+    frame = table.lazy().select(*keys, pl.col(time).alias("_row_time"), *values).collect()
     dtype = frame.schema["_row_time"]
     if not isinstance(dtype, pl.Datetime):
         raise ValueError(f"{time!r} is {dtype}, not a Datetime column: give time= a column "
                          "of times (local_time, exchange_time)")
+    _warn_timeless(frame, keys, time)
+    frame = frame.filter(pl.col("_row_time").is_not_null())
     step = _ns(every, "every")
     unit = _UNIT_NS[dtype.time_unit]
     if step % unit:
@@ -134,7 +137,8 @@ def on_grid(
         raise ValueError(f"{unnamed:,} row(s) have a null {' or '.join(keys)}, which names no "
                          "series: drop or fill them first")
     if frame.height == 0:
-        raise ValueError("the table has no row with a time: there is nothing to sample")
+        raise ValueError(f"the table has no row with a time in {time!r}: there is nothing "
+                         "to sample")
     # Every time as ns since the epoch, exactly: a datetime object would stop at the us.
     rows = frame.with_columns(_row_ns=pl.col("_row_time").dt.epoch("ns")).sort(
         "_row_ns", maintain_order=True)
@@ -174,6 +178,32 @@ def on_grid(
 
 
 _UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000}
+
+
+def _warn_timeless(frame: pl.DataFrame, keys: list[str], time: str) -> None:
+    """Warn of the series whose every row lacks ``time``: the grid cannot hold them.
+
+    Binance spot's ``bookTicker`` carries no exchange time, so on ``exchange_time`` its
+    quotes have none: left out in silence, a venue would be missing from a comparison
+    of venues with nothing to say so. Rows of a series that has some times are left
+    out as documented, without a warning.
+    """
+    if not keys or frame.height == 0:
+        return
+    timeless = frame.group_by(keys, maintain_order=True).agg(
+        pl.col("_row_time").is_not_null().any().alias("_timed")).filter(~pl.col("_timed"))
+    if timeless.height == 0 or timeless.height == frame.select(keys).n_unique():
+        return  # every series has a time, or none has (refused below, in one line)
+    names = [" ".join("null" if v is None else str(v) for v in row)
+             for row in timeless.select(keys).head(_NAMED).rows()]
+    more = f", and {timeless.height - _NAMED:,} more" if timeless.height > _NAMED else ""
+    other = "exchange_time" if time == "local_time" else "local_time"
+    warn(f"{timeless.height:,} series have no {time} in any row and are left out of the "
+         f"grid: {', '.join(names)}{more}; sample them by time={other!r}, or fill their "
+         f"{time}")
+
+
+_NAMED = 5  # the series a warning names
 
 
 def _in(ns: int, dtype: pl.Datetime) -> pl.Expr:
