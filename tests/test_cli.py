@@ -601,3 +601,24 @@ def test_an_export_of_a_recording_none_of_whose_events_can_be_read_fails(
     assert done.returncode == 1, done.stderr
     assert (f"wsresearch export: error: {damaged}: none of its {promised} events can be "
             "read") in done.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_export_that_keeps_no_row_of_a_recording_fails_and_writes_nothing_of_it(
+        tmp_path: Path, workers: str) -> None:
+    # The Kraken recording through a Binance spec: every message rejected. It used to be
+    # written (its connections, no rows) with a warning and exit 0: a batch saw success.
+    from wsresearch.export import recording_id
+
+    binance = DATA.parent.parent / "recordings" / "binance_hftbacktest_2024-08-08_spot_btcusdt"
+    out = tmp_path / "ds"
+    done = run("export", str(binance), str(KRAKEN), "--exchange", "binance", "--out", str(out),
+               "--workers", workers)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.endswith(
+        f"wsresearch export: error: {KRAKEN}: all 49 messages were rejected (unknown_type 49) "
+        "and no row was kept: is the binance spec the recording's (it was recorded with the "
+        "kraken adapter's)? Nothing of it was written.\n"), done.stderr
+    written = {path.stem for path in out.rglob("*.parquet")}
+    assert recording_id(Recording.open(binance)) in written  # exported before, or beside it
+    assert recording_id(Recording.open(KRAKEN)) not in written

@@ -21,6 +21,7 @@ TOP_LEVEL = [
     "DamagedSegmentWarning", "ExchangeError",
     "ExportSummary", "Fault", "FaultProxy", "Feed", "FeedSpec", "FeedStats", "HeartbeatConfig",
     "InvalidURLError", "Layout", "MaxReconnectsExceededError", "NotConnectedError",
+    "NothingKeptWarning",
     "OverflowPolicy", "Pipeline", "QualityReport", "QueueClosedError", "QueueConfig",
     "QueueFullError",
     "ReconnectConfig", "Recording", "RecordingError", "RecordingFormatError", "RecordingManifest",

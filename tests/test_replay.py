@@ -2,6 +2,7 @@ import asyncio
 import hashlib
 import io
 import json
+import pickle
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from websockets.asyncio.client import connect
 from wsresearch import (
     DamagedSegmentWarning,
     Feed,
+    NothingKeptWarning,
     QueueConfig,
     Recording,
     RecordingFormatError,
@@ -356,13 +358,19 @@ def test_a_replay_with_another_exchanges_spec_warns_that_it_kept_nothing() -> No
 
     recording = (Path(__file__).resolve().parent.parent
                  / "data/recordings/binance_hftbacktest_2024-08-08_spot_btcusdt")
-    with pytest.warns(UserWarning, match=r"binance_hftbacktest_2024-08-08_spot_btcusdt: all "
+    with pytest.warns(NothingKeptWarning, match=r"binance_hftbacktest_2024-08-08_spot_btcusdt: all "
                                          r"5,999 messages were rejected \(unknown_type "
                                          r"5,999\) and no row was kept: is the kraken spec the "
                                          r"recording's \(it was recorded with the binance "
-                                         r"adapter's\)\?$"):
+                                         r"adapter's\)\?$") as caught:
         result = replay(recording, kraken.spec(["XBT/USD"], ["trade"]))
     assert result.stats["ok"] == 0
+    told = caught[0].message
+    assert isinstance(told, NothingKeptWarning)
+    assert (told.recording, told.rejected) == (recording, 5_999)
+    again = pickle.loads(pickle.dumps(told))  # as a worker process hands it over
+    assert (type(again), str(again), again.recording, again.rejected) == (
+        NothingKeptWarning, str(told), recording, 5_999)
 
 
 def test_a_replay_that_keeps_some_rows_does_not_warn() -> None:

@@ -83,7 +83,7 @@ from ._catalog import (
 from ._ports import check_port
 from ._text import printable
 from .clock import NS_PER_S, utc_text
-from .errors import RecordingFormatError, WsResearchError
+from .errors import NothingKeptWarning, RecordingFormatError, WsResearchError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -879,7 +879,7 @@ def _start_worker(reports: Any, command: str, halt: Any) -> None:
     _to_parent, _halted = reports, halt
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     reports.cancel_join_thread()  # at exit, never wait for reports nobody will read
-    warnings.showwarning = functools.partial(_show_warning, command)
+    _warn_as(command)
 
 
 def _run_job(job: Callable[..., _T], index: int, *arguments: Any) -> _T:
@@ -1274,13 +1274,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     running = _until_signalled(running, console)
     try:
         with warnings.catch_warnings():  # a library's warning, as the command's own line
-            warnings.showwarning = functools.partial(_show_warning, args.command)
+            _warn_as(args.command)
             return asyncio.run(running)
     except KeyboardInterrupt:
         return 130
-    except (WsResearchError, OSError, ValueError, ImportError) as exc:  # and ValidationError
-        print(f"wsresearch {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+    except (WsResearchError, OSError, ValueError, ImportError,  # and ValidationError
+            NothingKeptWarning) as exc:
+        unwritten = " Nothing of it was written." if isinstance(exc, NothingKeptWarning) else ""
+        print(f"wsresearch {args.command}: error: {_one_line(exc)}{unwritten}", file=sys.stderr)
         return 1
+
+
+def _warn_as(command: str) -> None:
+    """Show warnings as ``command``'s lines; ``export`` stops at a replay that kept nothing.
+
+    An export through the wrong spec rejects every message: its dataset would gain a
+    recording with no rows, and a batch job would see success. Raised as an error, it
+    stops the export before anything of that recording is written (and the command exits
+    1); ``replay`` and ``report`` show what was rejected, as a warning.
+    """
+    warnings.showwarning = functools.partial(_show_warning, command)
+    if command == "export":
+        warnings.simplefilter("error", NothingKeptWarning)
 
 
 def _table(title: str) -> Table:

@@ -18,9 +18,11 @@ already catches ``ValueError`` or ``KeyError`` keeps working::
     └── RecordingError (+ OSError)              a recording cannot be created or written
         └── RecordingFormatError (+ ValueError) not a recording, or a newer format version
 
-One warning has a class of its own, so that it can be filtered or caught by class:
-:class:`DamagedSegmentWarning` (a :class:`UserWarning`), for the events a damaged segment
-file left without a value they are read by, or with one no writer gives.
+Two warnings have a class of their own, so that they can be filtered or caught by class
+(each a :class:`UserWarning`): :class:`DamagedSegmentWarning`, for the events a damaged
+segment file left without a value they are read by, or with one no writer gives; and
+:class:`NothingKeptWarning`, for a replay that rejected every message (the wrong spec,
+most likely), which ``wsresearch export`` turns into an error.
 
 :class:`ExchangeError` is not a :class:`WebSocketError`: the connection is
 fine, and the exchange used it to say that a request of ours was wrong (a
@@ -45,6 +47,7 @@ __all__ = [
     "InvalidURLError",
     "MaxReconnectsExceededError",
     "NotConnectedError",
+    "NothingKeptWarning",
     "QueueClosedError",
     "QueueFullError",
     "RecordingError",
@@ -183,6 +186,34 @@ class DamagedSegmentWarning(UserWarning):
                                   tuple[Path, int, tuple[str, ...], tuple[str, ...]]]:
         # An export's worker process hands it to its parent: rebuilt from the four.
         return type(self), (self.file, self.left_out, self.lacking, self.impossible)
+
+
+class NothingKeptWarning(UserWarning):
+    """A replay rejected every message it judged and kept no row: the wrong spec, most likely.
+
+    A spec of another exchange or market rejects each message with a reason, and each is
+    counted; but a replay, report or export that keeps nothing is a mistake to be told
+    of where it is made. In a script, ``warnings.filterwarnings("error",
+    category=NothingKeptWarning)`` makes it an exception; ``wsresearch export`` does so,
+    and exits 1 with the dataset as it was.
+
+    Parameters
+    ----------
+    recording
+        The recording's directory.
+    rejected
+        How many messages were rejected.
+    message
+        What happened, in a line.
+    """
+
+    def __init__(self, recording: Path, rejected: int, message: str) -> None:
+        super().__init__(message)
+        self.recording, self.rejected = recording, rejected
+
+    def __reduce__(self) -> tuple[type[NothingKeptWarning], tuple[Path, int, str]]:
+        # An export's worker process hands it to its parent: rebuilt from the three.
+        return type(self), (self.recording, self.rejected, str(self))
 
 
 def _what_was_wrong(lacking: tuple[str, ...], impossible: tuple[str, ...]) -> str:

@@ -29,6 +29,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
@@ -43,6 +44,7 @@ from ._ports import check_port, listening_url
 from ._warn import held, warn
 from .book import Book, Books
 from .clock import NS_PER_S, VirtualClock, utc_text
+from .errors import NothingKeptWarning
 from .health import HealthMonitor, HealthTransition, Log
 from .normalize import normalize
 from .parser import Reject
@@ -281,8 +283,10 @@ class Kept:
                 else f" (it was recorded with the {recorded.adapter} adapter's)")
         every = (f"all {self.invalid:,} messages were" if self.invalid > 1
                  else "its one message was")
-        warn(f"{recording.path}: {every} rejected ({reasons}) and no row was kept: is the "
-             f"{spec.exchange or 'given'} spec the recording's{made}?")
+        warn(NothingKeptWarning(
+            Path(recording.path), self.invalid,
+            f"{recording.path}: {every} rejected ({reasons}) and no row was kept: is the "
+            f"{spec.exchange or 'given'} spec the recording's{made}?"))
 
 
 class _ReplayLog(logging.LoggerAdapter[logging.Logger]):
