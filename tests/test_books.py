@@ -549,3 +549,49 @@ def test_a_touched_book_counts_a_crossed_top_and_quotes_each_new_top() -> None:
     assert book.stats.crossed == 3 and book.stats.updates == 6
     assert books.quotes().select("bid_price", "bid_amount", "ask_price").rows() == [
         (9.0, 1.0, 10.0), (9.0, 2.0, 10.0), (10.0, 1.0, 10.0), (11.0, 1.0, 10.0)]
+
+
+# -- Quotes from the books where a ticker is subscribed too --------------------------------
+
+OKX_RECORDING = DATA / "okx_cryptofeed_2022-05-13_v5_public_tickers_trades_books"
+
+
+def test_quotes_from_the_books_beside_a_ticker_are_each_books_top_as_books_at_reads_it() -> None:
+    """OKX's ticker gives 28 quotes; its books change top 204 times: source="book" has them."""
+    from wsresearch import books_at
+
+    result = replay(OKX_RECORDING)
+    assert_frame_equal(result.normalized("quotes", source="channel"),
+                       result.normalized("quotes"))  # the ticker's, as by default
+    ticker = result.normalized("quotes")
+    booked = result.normalized("quotes", source="book")
+    assert (ticker.height, booked.height) == (28, 204)
+    assert booked.columns == ticker.columns
+    assert booked.filter(pl.col("bid_price") >= pl.col("ask_price")).is_empty()
+    # Each quote is its book's top after the message it follows: read independently, by
+    # books_at at that receive time (the last of a symbol's quotes at one time, as it reads
+    # past every message received then).
+    last = booked.unique(["symbol", "local_time"], keep="last", maintain_order=True)
+    read = books_at(OKX_RECORDING, last["local_time"], depth=1)
+    tops = read.join(last.select("symbol", time="local_time"), on=["symbol", "time"]).select(
+        "symbol", local_time="time", bid_price=pl.col("bids").list.first().struct["price"],
+        bid_amount=pl.col("bids").list.first().struct["amount"],
+        ask_price=pl.col("asks").list.first().struct["price"],
+        ask_amount=pl.col("asks").list.first().struct["amount"])
+    assert_frame_equal(last.select(tops.columns).sort("symbol", "local_time"),
+                       tops.sort("symbol", "local_time"))
+
+
+def test_quotes_source_is_checked_in_one_line() -> None:
+    kraken_ticker = replay(DATA / "kraken_cryptofeed_2021-04-17_v1_ticker")
+    with pytest.raises(ValueError, match=r"^no order books to take quotes from: the spec"):
+        kraken_ticker.normalized("quotes", source="book")
+    with pytest.raises(ValueError, match=r"^source must be one of \['channel', 'book'\], not 'x'"):
+        kraken_ticker.normalized("quotes", source="x")
+    with pytest.raises(ValueError, match=r"^source= chooses where quotes come from; 'trades'"):
+        kraken_ticker.normalized("trades", source="book")
+    # A book and no ticker: the books' quotes by default, none from the channels.
+    book1000 = replay(DATA / "kraken_cryptofeed_2021-04-17_v1_book1000")
+    assert_frame_equal(book1000.normalized("quotes"), book1000.normalized("quotes", source="book"))
+    assert book1000.normalized("quotes").height > 0
+    assert book1000.normalized("quotes", source="channel").is_empty()

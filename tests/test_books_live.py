@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from wsresearch import (
     BackoffConfig,
@@ -136,8 +137,11 @@ async def test_a_recording_of_the_live_books_replays_to_the_same_books(tmp_path:
             await until(lambda: feed.book("BTCUSDT").stats.updates > 50, "50 updates")
         live = feed.pipeline.books
         assert live is not None
+        quoted = feed.normalized("quotes", source="book")
     replayed = replay(Recording.open(tmp_path / "rec"))
     assert replayed.books is not None
+    assert quoted.height > 1  # a row per change of a book's top, live and replayed alike
+    assert_frame_equal(quoted, replayed.normalized("quotes", source="book"))
     for symbol in SYMBOLS:
         ours, theirs = live.books[symbol], replayed.book(symbol)
         assert list(ours.bids.items()) == list(theirs.bids.items())

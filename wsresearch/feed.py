@@ -651,19 +651,29 @@ class Feed:
         """Every channel's frame."""
         return self.pipeline.frames
 
-    def normalized(self, kind: str) -> pl.DataFrame:
+    def normalized(self, kind: str, *, source: str | None = None) -> pl.DataFrame:
         """The ``kind`` table of market data so far, the same columns on every exchange.
 
         Kinds: ``trades``, ``quotes``, ``book_changes``, ``derivative_ticker``,
-        ``liquidations``, ``candles`` (:mod:`wsresearch.normalize`). Built from the
-        native frames when asked; they are not changed.
+        ``liquidations``, ``candles``, ``book_snapshots`` (:mod:`wsresearch.normalize`).
+        Built from the native frames when asked; they are not changed.
+
+        Parameters
+        ----------
+        kind
+            The table.
+        source
+            For ``quotes``: ``"book"``, a row each time a valid order book's best bid or
+            ask changes; ``"channel"``, the rows of the channels that give quotes (a
+            ticker). Default: the channels' where the spec has one, else the books'.
 
         Raises
         ------
         ValueError
-            For a kind that is not one of :data:`~wsresearch.normalize.KINDS`.
+            For a kind that is not one of :data:`~wsresearch.normalize.KINDS`, a bad
+            ``source``, one given for another kind, or ``"book"`` without books.
         """
-        return self.pipeline.normalized(kind)
+        return self.pipeline.normalized(kind, source=source)
 
     def book(self, symbol: str) -> Book:
         """The order book of ``symbol`` as of now (see :mod:`wsresearch.book`).

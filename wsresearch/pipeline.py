@@ -713,18 +713,19 @@ class Pipeline:
         """Every channel's frame."""
         return self.store.frames()
 
-    def normalized(self, kind: str) -> pl.DataFrame:
+    def normalized(self, kind: str, *, source: str | None = None) -> pl.DataFrame:
         """The ``kind`` table of market data (``trades``, ``quotes``...) so far.
 
         Built from the native frames when asked (see :mod:`wsresearch.normalize`): the
-        same columns on every exchange, the native rows unchanged.
+        same columns on every exchange, the native rows unchanged. ``source``: for
+        ``quotes``, as :func:`normalized_table` says.
 
         Raises
         ------
         ValueError
-            For a kind that is not one of :data:`~wsresearch.normalize.KINDS`.
+            As :func:`normalized_table` says.
         """
-        return normalized_table(kind, self.spec, self.store.frames(), self.books)
+        return normalized_table(kind, self.spec, self.store.frames(), self.books, source)
 
     @property
     def gaps(self) -> pl.DataFrame:
@@ -747,20 +748,41 @@ class Pipeline:
                 f"ok={c.ok}, duplicates={c.duplicates}, invalid={c.invalid})")
 
 
+QUOTE_SOURCES = ("channel", "book")
+"""Where ``normalized("quotes", source=...)`` takes the quotes from: the spec's channels that
+give them (a ticker), or the order books (a row each time a valid book's top changes)."""
+
+
 def normalized_table(kind: str, spec: FeedSpec, frames: Mapping[str, pl.DataFrame],
-                     books: Books | None) -> pl.DataFrame:
+                     books: Books | None, source: str | None = None) -> pl.DataFrame:
     """The ``kind`` table of a session: from its native frames, and from its order books.
 
     ``book_snapshots`` come from the books; so do ``quotes`` where no channel of the spec
-    gives them (an exchange with no best-bid-and-offer channel, or none subscribed).
+    gives them (an exchange with no best-bid-and-offer channel, or none subscribed), or
+    where ``source`` is ``"book"``: a ticker may be pushed far less often than the book
+    changes (OKX's, 28 rows beside 290 book updates on the shipped capture), and lag it.
+    ``source="channel"`` takes them from the channels alone (no rows where none gives
+    them).
 
     Raises
     ------
     ValueError
-        For a kind that is not one of :data:`~wsresearch.normalize.KINDS`.
+        For a kind that is not one of :data:`~wsresearch.normalize.KINDS`, a ``source``
+        other than those of :data:`QUOTE_SOURCES`, one given for another kind than
+        ``quotes``, or ``"book"`` where the spec keeps no books.
     """
-    if books is not None and (kind == "book_snapshots" or (kind == "quotes" and not any(
-            "quotes" in channel.normalized for channel in spec.channels))):
+    if source is not None:
+        if source not in QUOTE_SOURCES:
+            raise ValueError(f"source must be one of {list(QUOTE_SOURCES)}, not {source!r}")
+        if kind != "quotes":
+            raise ValueError(f"source= chooses where quotes come from; {kind!r} has one "
+                             "source only")
+        if source == "book" and books is None:
+            raise ValueError("no order books to take quotes from: the spec subscribes no book "
+                             "channel of an exchange with a book rule")
+    by_books = kind == "book_snapshots" or (kind == "quotes" and (source == "book" or (
+        source is None and not any("quotes" in c.normalized for c in spec.channels))))
+    if books is not None and by_books:
         table = books.snapshots() if kind == "book_snapshots" else books.quotes()
         return normalized_books(kind, table, spec.exchange_name)
     return spec.normalized(kind, frames)

@@ -130,19 +130,31 @@ class ReplayResult:
             raise ValueError(f"no book of {symbol!r}; books: {sorted(self.books.books)}")
         return found
 
-    def normalized(self, kind: str) -> pl.DataFrame:
+    def normalized(self, kind: str, *, source: str | None = None) -> pl.DataFrame:
         """The ``kind`` table of market data (``trades``, ``quotes``...) of this replay.
 
         Built from :attr:`frames` with the spec replayed (see :mod:`wsresearch.normalize`).
 
+        Parameters
+        ----------
+        kind
+            The table.
+        source
+            For ``quotes``: ``"book"``, a row each time a valid order book's best bid or
+            ask changes; ``"channel"``, the rows of the channels that give quotes (a
+            ticker). Default: the channels' where the spec has one, else the books'.
+
         Raises
         ------
         ValueError
-            For a kind that is not one of :data:`~wsresearch.normalize.KINDS`.
+            For a kind that is not one of :data:`~wsresearch.normalize.KINDS`, a bad
+            ``source``, one given for another kind, or ``"book"`` without books.
         """
         if self.spec is None:  # a result made by hand: no channel says what it holds
+            if source is not None:
+                raise ValueError("source= needs the spec this result was replayed with")
             return normalize(kind, self.frames, {}, "")
-        return normalized_table(kind, self.spec, self.frames, self.books)
+        return normalized_table(kind, self.spec, self.frames, self.books, source)
 
 
 def replay(
