@@ -1,7 +1,9 @@
 """Coinbase normalized tables: the real Exchange capture, the documented Advanced Trade messages.
 
-Row counts are derived from the native rows: one trade per ``match``/``last_match`` row
-(Exchange) or per exploded ``market_trades`` row (Advanced Trade); one quote per ticker row
+Row counts are derived from the native rows: one trade per ``match`` row (Exchange; a
+``last_match``, the last trade before subscribing, is of the past) or per exploded
+``market_trades`` row of an ``update`` (Advanced Trade; a ``snapshot`` re-sends trades made
+before subscribing); one quote per ticker row
 that carries a best bid or ask (where the spec keeps no book: with one, the book's quotes);
 one book change per level (every ``[price, size]`` of a
 snapshot's ``bids`` and ``asks``, every ``changes`` entry of an ``l2update``, every exploded
@@ -60,10 +62,13 @@ def check_common(table: pl.DataFrame, kind: str) -> None:
 
 
 def test_exchange_trades_are_one_per_match_with_the_takers_side(capture: Any) -> None:
-    native = capture.frames["match"]
+    every = capture.frames["match"]
+    native = every.filter(pl.col("type") == "match")
     trades = capture.normalized("trades")
     check_common(trades, "trades")
-    assert trades.height == native.height == 107  # 97 match + 10 last_match
+    # The 10 last_match rows, one per product on subscribing, are trades of up to 107 s
+    # before it: native rows, not trades of the session (as Kraken's snapshot trades).
+    assert (every.height, trades.height, native.height) == (107, 97, 97)
     assert set(trades["side"]) == {"buy", "sell"}
     # Coinbase: "the side field indicates the maker order side"; the taker is the other one.
     by_id = native.select(pl.col("trade_id").cast(pl.String), "side", "price", "size",
@@ -82,11 +87,11 @@ def test_exchange_trades_are_one_per_match_with_the_takers_side(capture: Any) ->
 
 def test_exchange_trade_sides_checked_by_hand(capture: Any) -> None:
     trades = capture.normalized("trades")
-    # {"type":"last_match","trade_id":881613,...,"side":"sell","size":"0.04",
-    #  "price":"14.7775","product_id":"BAND-GBP",...}: a sell maker, so a buying taker.
-    first = trades.filter(pl.col("trade_id") == "881613").row(0, named=True)
-    assert (first["symbol"], first["price"], first["amount"], first["side"]) == (
-        "BAND-GBP", 14.7775, 0.04, "buy")
+    # {"type":"last_match","trade_id":881613,...,"product_id":"BAND-GBP",...}: made before
+    # subscribing, a native row only.
+    assert capture.frames["match"].filter(pl.col("trade_id") == 881613)["type"].to_list() == [
+        "last_match"]
+    assert trades.filter(pl.col("trade_id") == "881613").is_empty()
     # {"type":"match","trade_id":280232,...,"side":"sell","size":"985",
     #  "price":"0.00001305","product_id":"SKL-BTC","time":"2021-04-17T16:43:37.089723Z"}
     match = trades.filter(pl.col("trade_id") == "280232").row(0, named=True)
@@ -102,7 +107,7 @@ def test_exchange_taker_side_agrees_with_the_ticker_of_the_same_trade(capture: A
         pl.col("product_id").alias("symbol"), pl.col("trade_id").cast(pl.String),
         pl.col("side").alias("ticker_side"))
     joined = capture.normalized("trades").join(tickers, on=["symbol", "trade_id"])
-    assert joined.height == 107
+    assert joined.height == 97
     assert (joined["side"] == joined["ticker_side"]).all()
 
 
@@ -227,7 +232,15 @@ def advanced(channel: str, tmp_path: Path) -> Any:
 
 
 def test_advanced_trades_flip_the_makers_side(tmp_path: Path) -> None:
-    result = advanced("market_trades", tmp_path)
+    # Coinbase's example is the snapshot sent on subscribing: trades made before it, a
+    # native row only. The same trade in an update is a trade of the session.
+    snapshot = advanced("market_trades", tmp_path / "snapshot")
+    assert snapshot.frames["market_trades"]["event"].to_list() == ["snapshot"]
+    assert snapshot.normalized("trades").is_empty()
+    lines = [line.replace('"type":"snapshot"', '"type":"update"')
+             for line in example("market_trades")]
+    assert lines != example("market_trades")
+    result = replayed(lines, coinbase.spec(["BTC-USD"], ["market_trades"]), tmp_path / "r")
     native, trades = result.frames["market_trades"], result.normalized("trades")
     check_common(trades, "trades")
     assert trades.height == native.height == 1

@@ -95,6 +95,22 @@ def test_trades_one_row_per_trade_with_the_takers_side(capture: Any) -> None:
         "12883020", "sell", 5.123, 100.0)
 
 
+def test_the_first_trades_okx_pushes_are_older_and_the_documented_filter_drops_them() -> None:
+    """OKX marks no trade as of the past; docs/normalized.md shows how to leave them out."""
+    recording = (Path(__file__).resolve().parent.parent / "data" / "recordings"
+                 / "okx_cryptofeed_2022-05-13_v5_public_tickers_trades_books")
+    trades = replay(recording).normalized("trades")  # with its receive times
+    first = trades.sort("exchange_time").row(0, named=True)
+    assert first["symbol"] == "BTC-USD-220527"
+    assert round((first["local_time"] - first["exchange_time"]).total_seconds(), 1) == 25.5
+    opened = trades.group_by("generation").agg(pl.col("local_time").min().alias("opened"))
+    live = trades.join(opened, on="generation").filter(
+        pl.col("exchange_time") >= pl.col("opened") - pl.duration(seconds=1)).drop("opened")
+    assert live.height == 72
+    gone = trades.join(live, on="trade_id", how="anti")
+    assert sorted(gone["symbol"]) == ["BTC-USD-220527", "UNI-USD-SWAP"]
+
+
 def test_quotes_one_row_per_ticker_with_best_bid_and_ask(capture: Any) -> None:
     tickers = [m["data"][0] for m in data_messages(capture_lines(), "tickers")]
     table = capture.normalized("quotes")

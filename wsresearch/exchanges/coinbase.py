@@ -315,7 +315,9 @@ def _book_side(side: pl.Expr) -> pl.Expr:
 
 
 def _advanced_trades(native: pl.LazyFrame) -> pl.LazyFrame:
-    return native.with_columns(
+    # A snapshot re-sends recent trades, made before subscribing, on every (re)subscribe:
+    # they stay native rows, but as trades they would be counted again (as Kraken's).
+    return native.filter(pl.col("event") != "snapshot").with_columns(
         symbol="product_id", amount="size", side=_taker_side(pl.col("side")),
         exchange_time="time_ns")
 
@@ -533,8 +535,9 @@ def exchange_type_of(message: Any) -> str | None:
 
 
 def _exchange_trades(native: pl.LazyFrame) -> pl.LazyFrame:
-    # last_match too: it is a real trade (the last before subscribing).
-    return native.with_columns(
+    # A last_match is the last trade before subscribing, sent on every (re)subscribe: it
+    # stays a native row, but as a trade it is of the past (as Kraken's snapshot trades).
+    return native.filter(pl.col("type") == "match").with_columns(
         pl.col("trade_id").cast(pl.String), symbol="product_id", amount="size",
         side=_taker_side(pl.col("side")))
 
