@@ -370,3 +370,15 @@ def test_readings_give_the_same_frame_when_asked_again() -> None:
     assert_frame_equal(readings.frame(), first)
     readings.add(3, [("A", False, 7, 8, [], [(3.0, 1.0)])])
     assert readings.frame()["valid"].to_list() == [True, True, False]
+
+
+def test_a_time_taken_as_a_series_keeps_its_nanoseconds_a_python_datetime_does_not() -> None:
+    """docs/books.md: a quote's time as one element stops at the us, 100 ns before it."""
+    quotes = replay(KRAKEN).normalized("quotes").sort("local_time", maintain_order=True)
+    quote = quotes.row(405, named=True)
+    nanos = quotes["local_time"].dt.nanosecond()[405] % 1000
+    assert (quote["symbol"], quote["ask_price"], nanos) == ("XMR/USD", 354.34, 100)
+    kept = books_at(KRAKEN, quotes["local_time"][405:406], symbols=["XMR/USD"], depth=1)
+    cut = books_at(KRAKEN, [quotes["local_time"][405]], symbols=["XMR/USD"], depth=1)
+    assert kept["asks"][0][0]["price"] == 354.34  # the book the quote was made from
+    assert cut["asks"][0][0]["price"] == 354.37  # the one before it
