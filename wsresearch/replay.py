@@ -135,20 +135,14 @@ class ReplayResult:
 
         Built from :attr:`frames` with the spec replayed (see :mod:`wsresearch.normalize`).
 
-        Parameters
-        ----------
-        kind
-            The table.
-        source
-            For ``quotes``: ``"book"``, a row each time a valid order book's best bid or
-            ask changes; ``"channel"``, the rows of the channels that give quotes (a
-            ticker). Default: the channels' where the spec has one, else the books'.
+        ``source``: for ``quotes``, the books' or the channels', as for
+        :meth:`Feed.normalized <wsresearch.feed.Feed.normalized>`.
 
         Raises
         ------
         ValueError
-            For a kind that is not one of :data:`~wsresearch.normalize.KINDS`, a bad
-            ``source``, one given for another kind, or ``"book"`` without books.
+            As :meth:`Feed.normalized <wsresearch.feed.Feed.normalized>` says, and for a
+            ``source`` given to a result made by hand (no spec).
         """
         if self.spec is None:  # a result made by hand: no channel says what it holds
             if source is not None:
