@@ -590,6 +590,8 @@ def test_quotes_source_is_checked_in_one_line() -> None:
         kraken_ticker.normalized("quotes", source="x")
     with pytest.raises(ValueError, match=r"^source= chooses where quotes come from; 'trades'"):
         kraken_ticker.normalized("trades", source="book")
+    with pytest.raises(ValueError, match=r"^unknown kind 'quote'; the kinds are \['trades'"):
+        kraken_ticker.normalized("quote", source="book")  # the kind is what is wrong
     # A book and no ticker: the books' quotes by default, none from the channels.
     book1000 = replay(DATA / "kraken_cryptofeed_2021-04-17_v1_book1000")
     assert_frame_equal(book1000.normalized("quotes"), book1000.normalized("quotes", source="book"))

@@ -629,3 +629,16 @@ def test_an_export_that_keeps_no_row_of_a_recording_fails_and_writes_nothing_of_
     written = {path.stem for path in out.rglob("*.parquet")}
     assert recording_id(Recording.open(binance)) in written  # exported before, or beside it
     assert recording_id(Recording.open(KRAKEN)) not in written
+
+
+def test_a_split_export_that_keeps_no_row_fails_and_writes_nothing(tmp_path: Path) -> None:
+    # One DIR of six connections, --workers 2: split into parts, each in a process; the
+    # parent tells of the whole once the parts are done, before anything is written.
+    out = tmp_path / "ds"
+    done = run("-v", "export", str(DATA), "--exchange", "okx", "--channels", "trades",
+               "--workers", "2", "--out", str(out))
+    assert done.returncode == 1, done.stderr
+    assert "exported by one process" not in done.stderr  # it was split
+    assert done.stderr.endswith("is the okx spec the recording's (it was recorded with the "
+                                "generic adapter's)? Nothing of it was written.\n"), done.stderr
+    assert not [path for path in out.rglob("*") if path.is_file()]  # nor any staging left

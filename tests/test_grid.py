@@ -117,14 +117,14 @@ def test_a_series_with_no_time_in_any_row_is_named_in_a_warning(quotes: pl.DataF
     with pytest.warns(UserWarning, match="left out of the grid") as caught:
         grid = on_grid(quotes, "1s", columns=["bid_price"], time="exchange_time")
     assert [str(w.message) for w in caught] == [
-        "1 series have no exchange_time in any row and are left out of the grid: binance "
-        "BTCUSDT; sample them by time='local_time', or fill their exchange_time"]
+        "1 series has no exchange_time in any row and is left out of the grid: binance "
+        "BTCUSDT; sample it by time='local_time', or fill its exchange_time"]
     assert grid["exchange"].unique().to_list() == ["binance-usdm"]
     # A series with some times keeps them, quietly; one that lacks them everywhere is named.
     t0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
     table = pl.DataFrame({"exchange": ["a", "a", "b"] + [f"c{i}" for i in range(7)],
                           "exchange_time": [t0, None, t0] + [None] * 7, "x": list(range(10))})
-    with pytest.warns(UserWarning, match=r"^7 series .*: c0, c1, c2, c3, c4, and 2 more;"):
+    with pytest.warns(UserWarning, match=r"^7 series have .*: c0, c1, c2, c3, c4, and 2 more;"):
         assert on_grid(table, "1s", columns=["x"], time="exchange_time").rows() == [
             (t0, "a", 0), (t0, "b", 2)]
     with warnings.catch_warnings():
@@ -132,6 +132,17 @@ def test_a_series_with_no_time_in_any_row_is_named_in_a_warning(quotes: pl.DataF
         assert on_grid(table.head(3), "1s", columns=["x"], time="exchange_time").height == 2
     with pytest.raises(ValueError, match="no row with a time in 'exchange_time'"):
         on_grid(table.tail(7), "1s", time="exchange_time")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # Bad input is refused as such, before any warning; a row with neither a key nor
+        # a time names no series and is left out unsaid, as any row with no time.
+        coarse = table.with_columns(pl.col("exchange_time").dt.cast_time_unit("ms"))
+        with pytest.raises(ValueError, match="not a whole number of ms"):
+            on_grid(coarse, "500us", time="exchange_time")
+        keyless = pl.DataFrame({"exchange": [None], "exchange_time": [None], "x": [10]},
+                               schema=table.schema)
+        assert on_grid(pl.concat([table.head(3), keyless]), "1s", columns=["x"],
+                       time="exchange_time").height == 2
 
 
 def test_one_series_without_exchange_or_symbol_columns() -> None:

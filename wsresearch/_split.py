@@ -38,7 +38,7 @@ from ._catalog import process_pool
 from ._rows import HeldRows
 from ._warn import held, warn
 from .clock import NS_PER_S
-from .errors import DamagedSegmentWarning
+from .errors import DamagedSegmentWarning, NothingKeptWarning
 from .exchanges import rebuild
 from .normalize import is_stateful
 from .pipeline import Pipeline
@@ -180,7 +180,7 @@ def run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_ev
 
 def _portable(message: Warning | str, category: type[Warning]) -> Warning:
     """A recorded warning that crosses to the parent process as it is, or as its text."""
-    if isinstance(message, DamagedSegmentWarning):
+    if isinstance(message, DamagedSegmentWarning | NothingKeptWarning):
         return message  # pickled by what it says, not its text
     try:
         return category(str(message))

@@ -1280,7 +1280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except (WsResearchError, OSError, ValueError, ImportError,  # and ValidationError
             NothingKeptWarning) as exc:
-        unwritten = " Nothing of it was written." if isinstance(exc, NothingKeptWarning) else ""
+        unwritten = (" Nothing of it was written." if isinstance(exc, NothingKeptWarning)
+                     and args.command == "export" else "")
         print(f"wsresearch {args.command}: error: {_one_line(exc)}{unwritten}", file=sys.stderr)
         return 1
 

@@ -195,7 +195,7 @@ class NothingKeptWarning(UserWarning):
     counted; but a replay, report or export that keeps nothing is a mistake to be told
     of where it is made. In a script, ``warnings.filterwarnings("error",
     category=NothingKeptWarning)`` makes it an exception; ``wsresearch export`` does so,
-    and exits 1 with the dataset as it was.
+    and exits 1 with nothing of that recording written.
 
     Parameters
     ----------

@@ -66,7 +66,7 @@ from .events import (
 from .frames import FrameStore
 from .health import HealthMonitor
 from .parser import MessageParser, Reject
-from .pipeline import Pipeline, Received
+from .pipeline import Pipeline, QuoteSource, Received
 from .queue import MessageQueue, OverflowPolicy
 from .recording import Recorder
 from .recording.format import TIMELINE_SCHEMA
@@ -651,7 +651,7 @@ class Feed:
         """Every channel's frame."""
         return self.pipeline.frames
 
-    def normalized(self, kind: str, *, source: str | None = None) -> pl.DataFrame:
+    def normalized(self, kind: str, *, source: QuoteSource | None = None) -> pl.DataFrame:
         """The ``kind`` table of market data so far, the same columns on every exchange.
 
         Kinds: ``trades``, ``quotes``, ``book_changes``, ``derivative_ticker``,
@@ -665,7 +665,8 @@ class Feed:
         source
             For ``quotes``: ``"book"``, a row each time a valid order book's best bid or
             ask changes; ``"channel"``, the rows of the channels that give quotes (a
-            ticker). Default: the channels' where the spec has one, else the books'.
+            ticker; none on Coinbase where the spec keeps the level2 book). Default: the
+            channels' where the spec has one, else the books'.
 
         Raises
         ------

@@ -118,14 +118,17 @@ def on_grid(
     if "time" in keys or "time" in values:
         raise ValueError("the table has a column 'time', the name the grid's times take: "
                          "rename it, or leave it out of by= and columns=")
-    # Only what is sampled is read, a lazy frame's included (a dataset of book changes).
-    frame = table.lazy().select(*keys, pl.col(time).alias("_row_time"), *values).collect()
-    dtype = frame.schema["_row_time"]
+    # Only what is sampled is read, a lazy frame's included (a dataset of book changes);
+    # of the rows with no time, only which series have any with one.
+    picked = table.lazy().select(*keys, pl.col(time).alias("_row_time"), *values)
+    dtype = picked.collect_schema()["_row_time"]
     if not isinstance(dtype, pl.Datetime):
         raise ValueError(f"{time!r} is {dtype}, not a Datetime column: give time= a column "
                          "of times (local_time, exchange_time)")
-    _warn_timeless(frame, keys, time)
-    frame = frame.filter(pl.col("_row_time").is_not_null())
+    frame, timed = pl.collect_all([
+        picked.filter(pl.col("_row_time").is_not_null()),
+        picked.group_by(keys).agg(pl.col("_row_time").is_not_null().any().alias("_timed"))
+        if keys else pl.LazyFrame()])
     step = _ns(every, "every")
     unit = _UNIT_NS[dtype.time_unit]
     if step % unit:
@@ -139,6 +142,7 @@ def on_grid(
     if frame.height == 0:
         raise ValueError(f"the table has no row with a time in {time!r}: there is nothing "
                          "to sample")
+    _warn_timeless(timed, keys, time)  # the input is good: what it lacks is worth a word
     # Every time as ns since the epoch, exactly: a datetime object would stop at the us.
     rows = frame.with_columns(_row_ns=pl.col("_row_time").dt.epoch("ns")).sort(
         "_row_ns", maintain_order=True)
@@ -180,26 +184,27 @@ def on_grid(
 _UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000}
 
 
-def _warn_timeless(frame: pl.DataFrame, keys: list[str], time: str) -> None:
+def _warn_timeless(timed: pl.DataFrame, keys: list[str], time: str) -> None:
     """Warn of the series whose every row lacks ``time``: the grid cannot hold them.
 
-    Binance spot's ``bookTicker`` carries no exchange time, so on ``exchange_time`` its
-    quotes have none: left out in silence, a venue would be missing from a comparison
-    of venues with nothing to say so. Rows of a series that has some times are left
-    out as documented, without a warning.
+    ``timed``: a row per series (its ``keys``), ``_timed`` whether any of its rows has a
+    time. Binance spot's ``bookTicker`` carries no exchange time, so on ``exchange_time``
+    its quotes have none: left out in silence, a venue would be missing from a comparison
+    of venues with nothing to say so. Rows of a series that has some times are left out
+    as documented, without a warning; so are rows with a null key, which name no series.
     """
-    if not keys or frame.height == 0:
+    if not keys:
         return
-    timeless = frame.group_by(keys, maintain_order=True).agg(
-        pl.col("_row_time").is_not_null().any().alias("_timed")).filter(~pl.col("_timed"))
-    if timeless.height == 0 or timeless.height == frame.select(keys).n_unique():
-        return  # every series has a time, or none has (refused below, in one line)
-    names = [" ".join("null" if v is None else str(v) for v in row)
-             for row in timeless.select(keys).head(_NAMED).rows()]
+    timeless = timed.filter(~pl.col("_timed")).drop_nulls(keys).sort(keys)
+    if timeless.height == 0:
+        return
+    names = [" ".join(str(v) for v in row) for row in timeless.select(keys).head(_NAMED).rows()]
     more = f", and {timeless.height - _NAMED:,} more" if timeless.height > _NAMED else ""
     other = "exchange_time" if time == "local_time" else "local_time"
-    warn(f"{timeless.height:,} series have no {time} in any row and are left out of the "
-         f"grid: {', '.join(names)}{more}; sample them by time={other!r}, or fill their "
+    one = timeless.height == 1
+    warn(f"{timeless.height:,} series {'has' if one else 'have'} no {time} in any row and "
+         f"{'is' if one else 'are'} left out of the grid: {', '.join(names)}{more}; sample "
+         f"{'it' if one else 'them'} by time={other!r}, or fill {'its' if one else 'their'} "
          f"{time}")
 
 

@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -47,7 +47,7 @@ from .events import BookChanged, Dropped, ErrorRaised, Event, GapFound, HealthCh
 from .exactness import inexact_numbers, may_be_inexact, may_be_inexact_batch
 from .frames import ColumnCheck, FrameStore, polars_schema
 from .health import HealthMonitor, HealthTransition, Log
-from .normalize import normalize
+from .normalize import KINDS, normalize
 from .parser import (
     CONTROL,
     DUPLICATE,
@@ -62,7 +62,8 @@ from .parser import (
 from .sequence import GAP, OUT_OF_ORDER, REPEAT, Seq, SequenceGap, SequenceTracker
 from .spec import CONNECTION_GROUP, Channel, FeedSpec
 
-__all__ = ["Counts", "Pipeline", "Received", "normalized_books", "normalized_table"]
+__all__ = ["QUOTE_SOURCES", "Counts", "Pipeline", "QuoteSource", "Received", "normalized_books",
+           "normalized_table"]
 
 log = logging.getLogger(__name__)
 _first = itemgetter(0)
@@ -713,12 +714,18 @@ class Pipeline:
         """Every channel's frame."""
         return self.store.frames()
 
-    def normalized(self, kind: str, *, source: str | None = None) -> pl.DataFrame:
+    def normalized(self, kind: str, *, source: QuoteSource | None = None) -> pl.DataFrame:
         """The ``kind`` table of market data (``trades``, ``quotes``...) so far.
 
         Built from the native frames when asked (see :mod:`wsresearch.normalize`): the
-        same columns on every exchange, the native rows unchanged. ``source``: for
-        ``quotes``, as :func:`normalized_table` says.
+        same columns on every exchange, the native rows unchanged.
+
+        Parameters
+        ----------
+        kind
+            The table.
+        source
+            For ``quotes``: where from, as :func:`normalized_table` says.
 
         Raises
         ------
@@ -748,13 +755,14 @@ class Pipeline:
                 f"ok={c.ok}, duplicates={c.duplicates}, invalid={c.invalid})")
 
 
-QUOTE_SOURCES = ("channel", "book")
+QuoteSource = Literal["channel", "book"]
+QUOTE_SOURCES: tuple[QuoteSource, ...] = ("channel", "book")
 """Where ``normalized("quotes", source=...)`` takes the quotes from: the spec's channels that
 give them (a ticker), or the order books (a row each time a valid book's top changes)."""
 
 
 def normalized_table(kind: str, spec: FeedSpec, frames: Mapping[str, pl.DataFrame],
-                     books: Books | None, source: str | None = None) -> pl.DataFrame:
+                     books: Books | None, source: QuoteSource | None = None) -> pl.DataFrame:
     """The ``kind`` table of a session: from its native frames, and from its order books.
 
     ``book_snapshots`` come from the books; so do ``quotes`` where no channel of the spec
@@ -762,7 +770,8 @@ def normalized_table(kind: str, spec: FeedSpec, frames: Mapping[str, pl.DataFram
     where ``source`` is ``"book"``: a ticker may be pushed far less often than the book
     changes (OKX's, 28 rows beside 290 book updates on the shipped capture), and lag it.
     ``source="channel"`` takes them from the channels alone (no rows where none gives
-    them).
+    them: Coinbase's ticker gives none where the spec keeps the level2 book, whose
+    quotes it prefers, :func:`wsresearch.exchanges.coinbase.spec`).
 
     Raises
     ------
@@ -771,7 +780,7 @@ def normalized_table(kind: str, spec: FeedSpec, frames: Mapping[str, pl.DataFram
         other than those of :data:`QUOTE_SOURCES`, one given for another kind than
         ``quotes``, or ``"book"`` where the spec keeps no books.
     """
-    if source is not None:
+    if source is not None and kind in KINDS:  # an unknown kind: refused below, as such
         if source not in QUOTE_SOURCES:
             raise ValueError(f"source must be one of {list(QUOTE_SOURCES)}, not {source!r}")
         if kind != "quotes":

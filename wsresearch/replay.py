@@ -48,7 +48,7 @@ from .errors import NothingKeptWarning
 from .health import HealthMonitor, HealthTransition, Log
 from .normalize import normalize
 from .parser import Reject
-from .pipeline import Counts, Pipeline, Received, normalized_table
+from .pipeline import Counts, Pipeline, QuoteSource, Received, normalized_table
 from .recording import Recording
 from .recording.reader import CHUNK_EVENTS, check_chunk_events
 from .spec import FeedSpec
@@ -130,7 +130,7 @@ class ReplayResult:
             raise ValueError(f"no book of {symbol!r}; books: {sorted(self.books.books)}")
         return found
 
-    def normalized(self, kind: str, *, source: str | None = None) -> pl.DataFrame:
+    def normalized(self, kind: str, *, source: QuoteSource | None = None) -> pl.DataFrame:
         """The ``kind`` table of market data (``trades``, ``quotes``...) of this replay.
 
         Built from :attr:`frames` with the spec replayed (see :mod:`wsresearch.normalize`).
