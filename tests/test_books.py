@@ -11,7 +11,14 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from wsresearch import Recording, export_parquet, load_normalized, quality_report, replay
+from wsresearch import (
+    Recording,
+    books_at,
+    export_parquet,
+    load_normalized,
+    quality_report,
+    replay,
+)
 from wsresearch.book import Book, Books, kraken_checksum
 from wsresearch.clock import VirtualClock
 from wsresearch.exchanges import bybit, coinbase, okx
@@ -558,8 +565,6 @@ OKX_RECORDING = DATA / "okx_cryptofeed_2022-05-13_v5_public_tickers_trades_books
 
 def test_quotes_from_the_books_beside_a_ticker_are_each_books_top_as_books_at_reads_it() -> None:
     """OKX's ticker gives 28 quotes; its books change top 204 times: source="book" has them."""
-    from wsresearch import books_at
-
     result = replay(OKX_RECORDING)
     assert_frame_equal(result.normalized("quotes", source="channel"),
                        result.normalized("quotes"))  # the ticker's, as by default

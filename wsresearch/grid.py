@@ -125,10 +125,11 @@ def on_grid(
     if not isinstance(dtype, pl.Datetime):
         raise ValueError(f"{time!r} is {dtype}, not a Datetime column: give time= a column "
                          "of times (local_time, exchange_time)")
-    frame, timed = pl.collect_all([
-        picked.filter(pl.col("_row_time").is_not_null()),
-        picked.group_by(keys).agg(pl.col("_row_time").is_not_null().any().alias("_timed"))
-        if keys else pl.LazyFrame()])
+    queries = [picked.filter(pl.col("_row_time").is_not_null())]
+    if keys:  # series to tell apart: which have a time, read in the same pass
+        queries.append(picked.group_by(keys).agg(
+            pl.col("_row_time").is_not_null().any().alias("_timed")))
+    frame, *timed = pl.collect_all(queries)
     step = _ns(every, "every")
     unit = _UNIT_NS[dtype.time_unit]
     if step % unit:
@@ -142,7 +143,8 @@ def on_grid(
     if frame.height == 0:
         raise ValueError(f"the table has no row with a time in {time!r}: there is nothing "
                          "to sample")
-    _warn_timeless(timed, keys, time)  # the input is good: what it lacks is worth a word
+    for series in timed:  # the input is good: what it lacks is worth a word
+        _warn_timeless(series, keys, time)
     # Every time as ns since the epoch, exactly: a datetime object would stop at the us.
     rows = frame.with_columns(_row_ns=pl.col("_row_time").dt.epoch("ns")).sort(
         "_row_ns", maintain_order=True)
@@ -187,14 +189,12 @@ _UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000}
 def _warn_timeless(timed: pl.DataFrame, keys: list[str], time: str) -> None:
     """Warn of the series whose every row lacks ``time``: the grid cannot hold them.
 
-    ``timed``: a row per series (its ``keys``), ``_timed`` whether any of its rows has a
-    time. Binance spot's ``bookTicker`` carries no exchange time, so on ``exchange_time``
+    ``timed``: a row per series (its ``keys``, not empty), ``_timed`` whether any of its
+    rows has a time. Binance spot's ``bookTicker`` carries no exchange time, so on ``exchange_time``
     its quotes have none: left out in silence, a venue would be missing from a comparison
     of venues with nothing to say so. Rows of a series that has some times are left out
     as documented, without a warning; so are rows with a null key, which name no series.
     """
-    if not keys:
-        return
     timeless = timed.filter(~pl.col("_timed")).drop_nulls(keys).sort(keys)
     if timeless.height == 0:
         return

@@ -789,8 +789,9 @@ def normalized_table(kind: str, spec: FeedSpec, frames: Mapping[str, pl.DataFram
         if source == "book" and books is None:
             raise ValueError("no order books to take quotes from: the spec subscribes no book "
                              "channel of an exchange with a book rule")
-    by_books = kind == "book_snapshots" or (kind == "quotes" and (source == "book" or (
-        source is None and not any("quotes" in c.normalized for c in spec.channels))))
+    if kind == "quotes" and source is None:  # the channels', where any gives them
+        source = "channel" if any("quotes" in c.normalized for c in spec.channels) else "book"
+    by_books = kind == "book_snapshots" or (kind == "quotes" and source == "book")
     if books is not None and by_books:
         table = books.snapshots() if kind == "book_snapshots" else books.quotes()
         return normalized_books(kind, table, spec.exchange_name)

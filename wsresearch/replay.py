@@ -29,7 +29,6 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
@@ -290,7 +289,7 @@ class Kept:
         every = (f"all {self.invalid:,} messages were" if self.invalid > 1
                  else "its one message was")
         warn(NothingKeptWarning(
-            Path(recording.path), self.invalid,
+            recording.path, self.invalid,
             f"{recording.path}: {every} rejected ({reasons}) and no row was kept: is the "
             f"{spec.exchange or 'given'} spec the recording's{made}?"))
 
