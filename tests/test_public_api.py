@@ -30,8 +30,8 @@ TOP_LEVEL = [
     "WsResearchError", "__version__", "book_at", "books_at", "by_field", "compact_recording",
     "compare", "export_parquet",
     "import_capture",
-    "load_connections", "load_dataset", "load_normalized", "merge_events", "on_grid",
-    "quality_report", "replay",
+    "load_connections", "load_dataset", "load_normalized", "mark_outages", "merge_events",
+    "on_grid", "quality_report", "replay",
 ]
 LOWLEVEL = [
     "Clock", "CloseInfo", "ConnectionState", "Counts", "DEFAULT_BACKOFF", "FieldRouter",

@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from .grid import on_grid
     from .importers import import_capture
     from .layout import Layout
+    from .outages import mark_outages
     from .parser import by_field
     from .pipeline import Pipeline
     from .quality import QualityReport, compare, quality_report
@@ -120,6 +121,7 @@ _PUBLIC: dict[str, str] = {
     "book_at": ".book_times",
     "books_at": ".book_times",
     "on_grid": ".grid",
+    "mark_outages": ".outages",
     "BackoffConfig": ".config",
     "ConnectionConfig": ".config",
     "ReconnectConfig": ".config",
@@ -303,6 +305,7 @@ __all__ = [
     "load_connections",
     "load_dataset",
     "load_normalized",
+    "mark_outages",
     "merge_events",
     "on_grid",
     "quality_report",

@@ -7,8 +7,11 @@ on a live :class:`~wsresearch.feed.Feed` (so far). Every table is a polars frame
 draws it (matplotlib, the ``report`` extra) and :meth:`QualityReport.to_html`
 writes a self-contained page. :func:`compare` puts two sessions side by side.
 
-Times in the tables are ns on the session's monotonic clock (``*_mono_ns``)
-and seconds (``*_s``) for durations; latencies are in ms.
+Times in the tables are ns on the session's monotonic clock (``*_mono_ns``), on which
+every figure is judged, with the same moments on the wall clock of the rows' ``local_time``
+beside them (``opened``, ``start``, ``time``: UTC datetimes); durations are seconds
+(``*_s``), latencies ms. :attr:`QualityReport.outages` lists the spells the feed did not
+show the market, for a backtest to leave out (:func:`~wsresearch.outages.mark_outages`).
 
 The report says what it cannot measure rather than print an impossible number:
 receive times invented on import (the recording's manifest says so, or they are
@@ -27,7 +30,7 @@ import io
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,10 +41,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ._coverage import COVERAGE_SCHEMA, SymbolCoverage, without_rows
 from ._rows import HeldRows
 from ._session_times import LatencyFigures, Parts, SessionTimes
+from ._wall_clock import TIME, told, wall_clock
 from .book import BOOK_COLUMNS, Books
 from .clock import NS_PER_S
 from .errors import first_error
 from .health import HealthTransition
+from .outages import OUTAGE_COLUMNS, on_wall_clock, outage_spans
 from .pipeline import Counts, Pipeline
 from .policy import END_OF_SESSION, describe_close
 from .recording import Recording
@@ -73,7 +78,7 @@ _BYTES_PER_EVENT = 800
 default 20,000), before they go to temporary files."""
 _QUANTILES = (0.01, 0.5, 0.9, 0.99)
 
-CONNECTION_COLUMNS: dict[str, pl.DataType] = {
+_CONNECTION_NUMBERS: dict[str, pl.DataType] = {
     "generation": pl.Int64(),
     "opened_mono_ns": pl.Int64(),
     "opened_wall_ns": pl.Int64(),
@@ -85,6 +90,9 @@ CONNECTION_COLUMNS: dict[str, pl.DataType] = {
     "connected_s": pl.Float64(),
     "downtime_after_s": pl.Float64(),
 }
+CONNECTION_COLUMNS = {**_CONNECTION_NUMBERS, "opened": TIME, "closed": TIME}
+"""The ``connections`` table: the figures on the monotonic clock, then the open and close
+on the wall clock (the rows' ``local_time``)."""
 LATENCY_COLUMNS: dict[str, pl.DataType] = {
     "channel": pl.String(),
     "messages": pl.Int64(),
@@ -97,7 +105,7 @@ LATENCY_COLUMNS: dict[str, pl.DataType] = {
     "plausible": pl.Boolean(),
     "history": pl.Int64(),
 }
-SILENCE_COLUMNS: dict[str, pl.DataType] = {
+_SILENCE_NUMBERS: dict[str, pl.DataType] = {
     "stream": pl.String(),
     # What silence it is: stale (judged stale by the health monitor), silent_ok (an
     # allow_silence stream's silence beyond its threshold) or hole (long for its own rate)
@@ -109,6 +117,13 @@ SILENCE_COLUMNS: dict[str, pl.DataType] = {
     "beyond_threshold_s": pl.Float64(),
     "recovered": pl.Boolean(),
 }
+SILENCE_COLUMNS = {**_SILENCE_NUMBERS, "start": TIME, "end": TIME}
+"""The ``silences`` table: as judged on the monotonic clock, then its start and end on the
+wall clock (the rows' ``local_time``)."""
+
+
+_NO_BOOK_CHANGES = pl.DataFrame(schema={"mono_ns": pl.Int64, "symbol": pl.String,
+                                        "valid": pl.Boolean, "reason": pl.String})
 
 
 class _HoleRule(BaseModel):
@@ -168,7 +183,8 @@ class QualityReport:
         reason, category), time connected, downtime until the next open, or
         until the end of the session when it ended while disconnected. The
         client's own end-of-session close (reason ``client disconnect``) is
-        followed by no downtime (``null``).
+        followed by no downtime (``null``). ``opened`` and ``closed``: the same
+        moments on the rows' wall clock.
     streams
         One row per health stream: messages, rate (mean, p50, p99 over 1 s
         windows), stale episodes and time, silent-ok time, holes and their
@@ -179,7 +195,8 @@ class QualityReport:
         streams beyond their ``stale_threshold`` (``silent_ok``), and ``hole``:
         a gap between two messages far longer than the stream's own recent gaps
         (the rule is in :func:`quality_report`). ``threshold_s`` is the
-        threshold the silence was judged against.
+        threshold the silence was judged against. ``start`` and ``end``: the
+        silence on the rows' wall clock.
     sequence
         Per sequenced channel: gaps, numbers missing, repeats, late messages.
     latency
@@ -196,7 +213,8 @@ class QualityReport:
         any: a second left out had none. So it holds at most a row a message, however
         long the session.
     health
-        Every health transition.
+        Every health transition: ``mono_ns``, ``stream``, ``healthy``, and ``time``
+        on the rows' wall clock.
     latencies
         Latency samples, ``channel``, ``ms``, for the distribution plot: every one, up
         to :data:`~wsresearch._session_times.LATENCY_SAMPLES` (100,000) per channel;
@@ -223,7 +241,8 @@ class QualityReport:
         top of book, updates, snapshots, checksums verified and failed, gaps, crossed,
         resyncs and the time without a valid book; empty when the spec keeps none.
     book_changes
-        Every change of a book's validity: ``mono_ns``, ``symbol``, ``valid``, ``reason``.
+        Every change of a book's validity: ``mono_ns``, ``symbol``, ``valid``, ``reason``,
+        and ``time`` on the rows' wall clock.
     symbols
         Per normalized kind the spec's channels make (``kind``) and per ``symbol``:
         ``rows``, the ``first`` and ``last`` row's receive time, and
@@ -232,6 +251,12 @@ class QualityReport:
         ``rows`` 0 where it has none: a symbol that never traded, or whose book never
         came. Symbols with rows but not subscribed by name (``subscribed`` false; null
         where the spec does not say what it subscribed) follow. Empty without a spec.
+    outages
+        The spells the feed did not show the market (:mod:`wsresearch.outages`), for a
+        backtest to leave out with :func:`~wsresearch.outages.mark_outages`: each time
+        disconnected, each ``stale`` and ``hole`` silence, each spell of an order book
+        not valid; ``start`` and ``end`` on the rows' wall clock
+        (:data:`~wsresearch.outages.OUTAGE_COLUMNS`), in order of their start.
     """
 
     source: str
@@ -252,9 +277,9 @@ class QualityReport:
     receive_times: ReceiveTimes = "recorded"
     books: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=BOOK_COLUMNS))
     book_changes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
-        schema={"mono_ns": pl.Int64, "symbol": pl.String, "valid": pl.Boolean,
-                "reason": pl.String}))
+        schema={**_NO_BOOK_CHANGES.schema, "time": TIME}))
     symbols: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=COVERAGE_SCHEMA))
+    outages: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=OUTAGE_COLUMNS))
 
     @property
     def duration_s(self) -> float:
@@ -528,6 +553,7 @@ class QualityReport:
             ("Outcomes", self.outcomes),
             *([("Order books", self.books)] if self.books.height else []),
             *([("Symbols", self.symbols)] if self.symbols.height else []),
+            *([("Outages", self.outages)] if self.outages.height else []),
         ]
         warnings = "" if not self.warnings else "<h2>Warnings</h2><ul>" + "".join(
             f"<li>{html.escape(w)}</li>" for w in self.warnings) + "</ul>"
@@ -779,6 +805,9 @@ class _Session:
     receive_times: ReceiveTimes = "recorded"  # what the recording's manifest says
     books: Books | None = None  # the session's order books, where its spec keeps them
     symbols: SymbolCoverage | None = None  # rows per kind and symbol, where there is a spec
+    exchange: str | None = None  # the spec's, in normalized tables
+    # The session's events with both clocks' readings (mono_ns, wall_ns), read once.
+    anchors: Callable[[], Iterable[pl.DataFrame]] = lambda: ()
 
 
 def _from_recording(
@@ -922,7 +951,7 @@ class ReportInputs:
             return _report(_Session(
                 str(recording.path), start, end, timeline, first,
                 {"received": self.received, **live}, whole, self.times,
-                receive_times=times), rule)
+                receive_times=times, anchors=_recorded(recording)), rule)
         assert result.counts is not None  # a replay always gives its counts
         outcomes = _outcomes(result.stats["frames"], result.counts, live)
         for channel in spec.channels:  # a stream with no message still has its (empty) times
@@ -931,7 +960,13 @@ class ReportInputs:
             str(recording.path), start, end, timeline, first, outcomes, whole, self.times,
             _thresholds(spec), result.health_transitions, result.sequence_by_channel,
             _sequenced(spec), _exactness_notes(result.counts), receive_times=times,
-            books=result.books, symbols=self.symbols), rule)
+            books=result.books, symbols=self.symbols, exchange=spec.exchange_name,
+            anchors=_recorded(recording)), rule)
+
+
+def _recorded(recording: Recording) -> Callable[[], Iterable[pl.DataFrame]]:
+    """A recording's events with both clocks' readings, read when asked for."""
+    return lambda: recording.columns(["mono_ns", "wall_ns"])
 
 
 _FRAMES = "frames"  # the one stream of a report without a spec
@@ -1003,7 +1038,11 @@ def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
         redact_url(spec.url), start, _feed_end(timeline, now), timeline, seen, outcomes,
         recording, _feed_times(frames, spec, _opens(timeline)), _thresholds(spec),
         pipeline.transitions, pipeline.sequences.by_channel, _sequenced(spec), notes,
-        books=pipeline.books, symbols=symbols), rule)
+        books=pipeline.books, symbols=symbols, exchange=spec.exchange_name,
+        anchors=lambda: [timeline.select("mono_ns", "wall_ns"), *(
+            frame.select(pl.col("recv_mono_ns").alias("mono_ns"),
+                         pl.col("recv_wall_ns").alias("wall_ns")) for frame in frames.values())]),
+        rule)
 
 
 def _feed_end(timeline: pl.DataFrame, now: int) -> int:
@@ -1075,14 +1114,25 @@ def _report(session: _Session, rule: _HoleRule) -> QualityReport:
     health = pl.DataFrame(
         [(t.mono_ns, t.stream, t.healthy) for t in s.transitions], orient="row",
         schema={"mono_ns": pl.Int64, "stream": pl.String, "healthy": pl.Boolean})
+    connections, downtimes = _connections(s.timeline, s.frames_seen, s.end)
+    books = {} if s.books is None else {"books": s.books.frame(s.end),
+                                        "book_changes": s.books.transition_frame()}
+    book_changes = books.get("book_changes", _NO_BOOK_CHANGES)
+    spans = outage_spans(downtimes, silences, book_changes, s.end)
+    wall_of = wall_clock(pl.concat([
+        silences["start_mono_ns"], silences["end_mono_ns"], health["mono_ns"],
+        book_changes["mono_ns"], spans["start_mono_ns"], spans["end_mono_ns"]]), s.anchors())
+    if "book_changes" in books:
+        books["book_changes"] = book_changes.with_columns(told(wall_of, "mono_ns").alias("time"))
     return QualityReport(
         recording=s.recording,
         source=s.source,
         start_mono_ns=s.start,
         end_mono_ns=s.end,
-        connections=_connections(s.timeline, s.frames_seen, s.end),
+        connections=connections,
         streams=_streams(s.times, rates, s.thresholds, silences, s.start, s.end),
-        silences=silences,
+        silences=silences.with_columns(told(wall_of, "start_mono_ns").alias("start"),
+                                       told(wall_of, "end_mono_ns").alias("end")),
         sequence=pl.DataFrame(
             [(name, *(s.sequence_counts.get(name, empty).get(outcome, 0)
                       for outcome in ("gap", "missing", "repeat", "out_of_order")))
@@ -1093,19 +1143,20 @@ def _report(session: _Session, rule: _HoleRule) -> QualityReport:
         outcomes=pl.DataFrame(list(s.outcomes.items()), orient="row",
                               schema={"outcome": pl.String, "count": pl.Int64}),
         rates=rates,
-        health=health,
+        health=health.with_columns(told(wall_of, "mono_ns").alias("time")),
         latencies=s.times.latency_samples(),
         first_receive_wall_ns=first_wall,
         warnings=[*s.notes, *_warnings(first_wall, latency, figures, s.receive_times)],
         receive_times=s.receive_times,
-        **({} if s.books is None else {"books": s.books.frame(s.end),
-                                       "book_changes": s.books.transition_frame()}),
+        **books,
         **({} if s.symbols is None else {"symbols": s.symbols.frame()}),
+        outages=on_wall_clock(spans, wall_of, s.exchange),
     )
 
 
-def _connections(timeline: pl.DataFrame, seen: pl.DataFrame, end: int) -> pl.DataFrame:
-    """One row per connection, and the downtime after each.
+def _connections(timeline: pl.DataFrame, seen: pl.DataFrame,
+                 end: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One row per connection, and the downtime after each; and each downtime's span.
 
     Downtime runs from a close the peer or the network made to the next open, or to
     the stop that ended the session while disconnected (a feed stopped, then started
@@ -1115,6 +1166,7 @@ def _connections(timeline: pl.DataFrame, seen: pl.DataFrame, end: int) -> pl.Dat
     first_message = dict(seen.group_by("generation").agg(pl.col("recv_mono_ns").min())
                          .iter_rows())
     rows: list[dict[str, Any]] = []
+    downtimes: list[tuple[int, int, str]] = []
     stopped_at: int | None = None  # a stop after the last close
 
     def close_downtime(until: int) -> None:
@@ -1122,7 +1174,10 @@ def _connections(timeline: pl.DataFrame, seen: pl.DataFrame, end: int) -> pl.Dat
         if (last is not None and last["closed_mono_ns"] is not None
                 and last["downtime_after_s"] is None
                 and not (last["reason"] or "").startswith(END_OF_SESSION)):
-            last["downtime_after_s"] = max(0, until - last["closed_mono_ns"]) / NS_PER_S
+            closed = last["closed_mono_ns"]
+            last["downtime_after_s"] = max(0, until - closed) / NS_PER_S
+            downtimes.append((closed, max(closed, until),
+                              describe_close(last["code"], last["category"], last["reason"])))
 
     for event in timeline.iter_rows(named=True):
         if event["kind"] == "open":
@@ -1136,11 +1191,12 @@ def _connections(timeline: pl.DataFrame, seen: pl.DataFrame, end: int) -> pl.Dat
                 "opened_wall_ns": event["wall_ns"],
                 "first_message_s": None if first is None else (first - event["mono_ns"]) / NS_PER_S,
                 "closed_mono_ns": None, "code": None, "reason": None, "category": None,
-                "connected_s": None, "downtime_after_s": None,
+                "connected_s": None, "downtime_after_s": None, "closed_wall_ns": None,
             })
         elif event["kind"] == "close" and rows and rows[-1]["closed_mono_ns"] is None:
             row = rows[-1]
-            row.update(closed_mono_ns=event["mono_ns"], code=event["code"],
+            row.update(closed_mono_ns=event["mono_ns"], closed_wall_ns=event["wall_ns"],
+                       code=event["code"],
                        reason=event["reason"], category=event["category"],
                        connected_s=(event["mono_ns"] - row["opened_mono_ns"]) / NS_PER_S)
         elif event["kind"] == "stop" and stopped_at is None:
@@ -1151,7 +1207,12 @@ def _connections(timeline: pl.DataFrame, seen: pl.DataFrame, end: int) -> pl.Dat
         # Closed by the peer or the network and never reopened: the session ended
         # disconnected, so the downtime runs to its end.
         close_downtime(end if stopped_at is None else stopped_at)
-    return pl.DataFrame(rows, schema=CONNECTION_COLUMNS)
+    table = pl.DataFrame(rows, schema={**_CONNECTION_NUMBERS, "closed_wall_ns": pl.Int64})
+    return table.with_columns(
+        pl.col("opened_wall_ns").cast(TIME).alias("opened"),
+        pl.col("closed_wall_ns").cast(TIME).alias("closed")).drop("closed_wall_ns"), (
+        pl.DataFrame(downtimes, orient="row", schema={
+            "start_mono_ns": pl.Int64, "end_mono_ns": pl.Int64, "detail": pl.String}))
 
 
 def _silences(
@@ -1191,7 +1252,7 @@ def _silences(
         before = _last_at_or_before(received, [detected for detected, _, _ in episodes])
         rows += [_episode(stream, last, detected, stop, threshold, recovered)
                  for last, (detected, stop, recovered) in zip(before, episodes, strict=True)]
-    return pl.DataFrame(rows, schema=SILENCE_COLUMNS, orient="row")
+    return pl.DataFrame(rows, schema=_SILENCE_NUMBERS, orient="row")
 
 
 def _last_at_or_before(received: Parts, moments: list[int]) -> list[int | None]:
@@ -1230,7 +1291,7 @@ def _holes(
     The times are read a piece at a time: each piece is judged after the last
     ``hole_window + 1`` times before it, which are all its first gaps' windows see.
     """
-    parts = [pl.DataFrame(schema=SILENCE_COLUMNS)]
+    parts = [pl.DataFrame(schema=_SILENCE_NUMBERS)]
     for stream in times.streams:
         if not times.messages(stream):
             continue

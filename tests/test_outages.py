@@ -1,0 +1,210 @@
+"""Outages: the spells a feed did not show the market, on the rows' clock, and the rows in them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from wsresearch import Recording, mark_outages, quality_report, replay
+from wsresearch._wall_clock import wall_clock
+from wsresearch.outages import OUTAGE_COLUMNS
+
+ROOT = Path(__file__).resolve().parent.parent / "data"
+KRAKEN_BOOK = ROOT / "recordings" / "kraken_cryptofeed_2021-04-17_v1_book1000"
+SIM_FAULTS = ROOT / "sessions" / "sim-faults"
+
+
+def at(second: float) -> datetime:
+    return datetime.fromtimestamp(1_767_225_600 + second, UTC)
+
+
+def outages(*rows: tuple[object, ...]) -> pl.DataFrame:
+    return pl.DataFrame(list(rows), schema=OUTAGE_COLUMNS, orient="row")
+
+
+def epoch_ns(series: pl.Series) -> list[int]:
+    return series.dt.epoch("ns").to_list()
+
+
+# -- the wall clock of a monotonic moment ---------------------------------------------------
+
+
+def test_a_moment_at_an_event_reads_that_events_wall_time_and_between_events_the_time_since(
+) -> None:
+    events = pl.DataFrame({"mono_ns": [100, 200, 300], "wall_ns": [5_000, 5_107, 5_199]})
+    walls = wall_clock(pl.Series([200, 250, 300, 50, None], dtype=pl.Int64), [events])
+    got = dict(zip(walls["mono_ns"], epoch_ns(walls["wall"]), strict=True))
+    # Each event's own reading, though the two clocks drift apart (7 ns, then -8 ns);
+    # between events, the last one's plus the time since; before them, the first's less.
+    assert got == {50: 4_950, 200: 5_107, 250: 5_157, 300: 5_199}
+
+
+def test_a_stepped_wall_clock_reads_as_it_read_then_and_tables_in_any_order_agree() -> None:
+    # The wall clock stepped back an hour between the 2nd and 3rd event.
+    hour = 3_600 * 10**9
+    events = pl.DataFrame({"mono_ns": [10, 20, 30, 40],
+                           "wall_ns": [hour + 10, hour + 20, 30, 40]})
+    moments = pl.Series([15, 20, 25, 35], dtype=pl.Int64)
+    whole = wall_clock(moments, [events])
+    assert epoch_ns(whole["wall"]) == [hour + 15, hour + 20, hour + 25, 35]
+    parts = [events.slice(2), events.slice(0, 1), events.slice(1, 1)]  # any order
+    assert_frame_equal(wall_clock(moments, parts), whole)
+
+
+def test_without_events_no_moment_has_a_wall_time() -> None:
+    walls = wall_clock(pl.Series([1, 2], dtype=pl.Int64), [])
+    assert walls["wall"].null_count() == 2
+
+
+# -- a report's outages, on real and simulated sessions -------------------------------------
+
+
+def test_a_broken_kraken_book_is_an_outage_of_its_symbol_from_the_bad_message_to_the_snapshot(
+    tmp_path: Path,
+) -> None:
+    spec = Recording.open(KRAKEN_BOOK).spec
+    frames = Recording.open(KRAKEN_BOOK).frames()
+    messages = frames["data"].to_list()
+    bad = next(i for i, m in enumerate(messages)
+               if m.startswith("[") and m.endswith('"XMR/USD"]') and '"c":"' in m)
+    decoded = json.loads(messages[bad])
+    decoded[1]["c"] = str((int(decoded[1]["c"]) + 1) % 2**32)
+    messages[bad] = json.dumps(decoded, separators=(",", ":"))
+    snapshot = next(m for m in messages if m.startswith("[") and '"as":[' in m
+                    and m.endswith('"XMR/USD"]'))
+    times = frames["recv_wall_ns"].to_list()
+    recording = Recording.from_frames(
+        tmp_path / "rec", list(zip([*times, times[-1] + 10**9],
+                                   [*messages, snapshot], strict=True)), spec=spec)
+    report = quality_report(recording)
+    found = report.outages
+    assert found.select("exchange", "reason", "stream", "symbol", "detail").rows() == [
+        ("kraken", "book_invalid", None, "XMR/USD", "checksum mismatch")]
+    # From the message that broke the book to the snapshot that mended it, to the ns.
+    assert epoch_ns(found["start"]) == [times[bad]]
+    assert epoch_ns(found["end"]) == [times[-1] + 10**9]
+    assert found["length_s"].item() == pytest.approx((times[-1] + 10**9 - times[bad]) / 1e9)
+    # The book's changes carry the same times on the wall clock.
+    spells = report.book_changes.filter(symbol="XMR/USD")
+    assert epoch_ns(spells["time"])[1:] == [times[bad], times[-1] + 10**9]
+
+    changes = replay(recording).normalized("book_changes")
+    marked = mark_outages(changes, found)
+    inside = (pl.col("local_time").dt.epoch("ns") >= times[bad]) & (
+        pl.col("local_time").dt.epoch("ns") < times[-1] + 10**9)
+    expected = changes.select((inside & (pl.col("symbol") == "XMR/USD")).alias("outage"))
+    assert marked["outage"].sum() > 0
+    assert marked["outage"].to_list() == expected["outage"].to_list()
+    assert_frame_equal(marked.drop("outage"), changes)  # the rows as they were, in order
+
+
+def test_the_simulated_sessions_outages_are_its_downtimes_and_silences_on_its_wall_clock(
+) -> None:
+    recording = Recording.open(SIM_FAULTS)
+    report = quality_report(recording)
+    found = report.outages
+    assert set(found["reason"]) == {"disconnected", "stale", "hole"}
+    assert found["exchange"].unique().to_list() == ["generic"]
+    events = recording.events()
+    wall_at = dict(zip(events["mono_ns"], events["wall_ns"], strict=False))
+
+    # Each downtime, from its close to the next open, read off the events themselves.
+    closes = events.filter(kind="close").select("mono_ns", "wall_ns").rows()
+    opens = events.filter(kind="open").select("mono_ns", "wall_ns").rows()
+    downs = found.filter(reason="disconnected")
+    assert downs.height == report.connections["downtime_after_s"].drop_nulls().len() > 0
+    for start, end in zip(epoch_ns(downs["start"]), epoch_ns(downs["end"]), strict=True):
+        closed = next(mono for mono, wall in closes if wall == start)
+        assert end == next(wall for mono, wall in opens if mono > closed)
+
+    # Each stale and hole silence, with the wall time of the messages that bound it.
+    silences = report.silences.filter(pl.col("silence").is_in(["stale", "hole"]))
+    assert silences.height == found.filter(pl.col("reason") != "disconnected").height
+    bounds = silences.select("start_mono_ns", pl.col("start").dt.epoch("ns"), "end_mono_ns",
+                             pl.col("end").dt.epoch("ns"), "recovered")
+    for start_mono, start, end_mono, end, recovered in bounds.rows():
+        assert wall_at[start_mono] == start
+        if recovered:  # else the session's end, which is no message
+            assert wall_at[end_mono] == end
+    assert found["start"].is_sorted()
+
+
+def test_a_report_on_the_same_session_live_and_replayed_has_the_same_outages() -> None:
+    recording = Recording.open(SIM_FAULTS)
+    result = replay(recording)
+    one_pass = quality_report(recording, recording.spec, result=result)
+    assert_frame_equal(one_pass.outages, quality_report(recording).outages)
+
+
+def test_every_shipped_recording_has_no_outage_but_a_table_with_every_column() -> None:
+    for folder in sorted((ROOT / "recordings").iterdir()):
+        report = quality_report(folder)
+        assert report.outages.schema == pl.Schema(OUTAGE_COLUMNS), folder.name
+        assert report.outages.height == 0, folder.name
+
+
+# -- marking rows ---------------------------------------------------------------------------
+
+
+def test_rows_are_marked_inside_start_and_before_end_for_every_reason_that_applies() -> None:
+    table = outages(
+        ("binance", "disconnected", None, None, at(10), at(12), 2.0, "going away (1001)"),
+        ("binance", "hole", "bookTicker", None, at(20), at(22), 2.0, None),
+        ("binance", "stale", "trade", None, at(30), at(32), 2.0, None),
+        ("binance", "book_invalid", None, "ETHUSDT", at(40), at(42), 2.0, "gap"),
+        ("kraken", "disconnected", None, None, at(50), at(52), 2.0, None),
+    )
+    rows = pl.DataFrame({
+        "exchange": ["binance"] * 9 + ["kraken", "binance"],
+        "symbol": ["BTCUSDT", "BTCUSDT", "BTCUSDT", "BTCUSDT", "BTCUSDT", "BTCUSDT",
+                   "BTCUSDT", "ETHUSDT", "ETHUSDT", "XBT/USD", "BTCUSDT"],
+        "local_time": [at(9), at(10), at(12), at(21), at(22), at(31), at(41), at(41), None,
+                       at(51), at(51)],
+    })
+    assert mark_outages(rows, table)["outage"].to_list() == [
+        False, True, False, True, False, True, False, True, False, True, False]
+    # Only the quote stream's silences: the trade stream's stale spell is left out.
+    only = mark_outages(rows, table, streams=["bookTicker"], name="blind")
+    assert only["blind"].to_list() == [
+        False, True, False, True, False, False, False, True, False, True, False]
+    # Rows without exchange and symbol columns: every outage applies to them.
+    times = rows.select("local_time")
+    assert mark_outages(times, table)["outage"].to_list() == [
+        False, True, False, True, False, True, True, True, False, True, True]
+
+
+def test_a_lazy_dataset_is_marked_lazily_and_ns_times_as_datetimes() -> None:
+    table = outages(("generic", "hole", "trade", None, at(1), at(2), 1.0, None))
+    rows = pl.DataFrame({"recv_wall_ns": [int(at(s).timestamp()) * 10**9 for s in (0, 1, 2)],
+                         "price": [1.0, 2.0, 3.0]})
+    lazy = mark_outages(rows.lazy(), table, time="recv_wall_ns")
+    assert isinstance(lazy, pl.LazyFrame)
+    assert lazy.collect()["outage"].to_list() == [False, True, False]
+    naive = pl.DataFrame({"t": [at(1).replace(tzinfo=None)]})  # naive: UTC
+    assert mark_outages(naive, table, time="t")["outage"].to_list() == [True]
+
+
+@pytest.mark.parametrize(("call", "error", "words"), [
+    (lambda t: mark_outages({"local_time": []}, t), TypeError, "polars DataFrame or LazyFrame"),  # type: ignore[type-var]
+    (lambda t: mark_outages(pl.DataFrame({"x": [1]}), t), ValueError, "no column 'local_time'"),
+    (lambda t: mark_outages(pl.DataFrame({"local_time": [at(0)], "outage": [1]}), t),
+     ValueError, "have a column 'outage' already"),
+    (lambda t: mark_outages(pl.DataFrame({"local_time": ["x"]}), t), ValueError,
+     "give a Datetime column"),
+    (lambda t: mark_outages(pl.DataFrame({"local_time": [at(0)]}), t.drop("end")),
+     ValueError, "lack the column(s) ['end']"),
+    (lambda t: mark_outages(pl.DataFrame({"local_time": [at(0)]}), t.lazy()), TypeError,
+     "outages must be a polars DataFrame"),
+    (lambda t: mark_outages(pl.DataFrame({"local_time": [at(0)]}), t, streams="trade"),
+     TypeError, "not the string 'trade'"),
+])
+def test_bad_input_is_refused_in_one_line(call, error, words) -> None:  # type: ignore[no-untyped-def]
+    table = outages(("generic", "hole", "trade", None, at(1), at(2), 1.0, None))
+    with pytest.raises(error) as caught:
+        call(table)
+    assert words in str(caught.value)

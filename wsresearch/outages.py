@@ -1,0 +1,236 @@
+"""When a feed did not show the market, as spans of time a backtest can leave out.
+
+A backtest that reads a recording believes every quiet moment: a quote held for a minute
+is taken as the market for that minute, though the connection may have been down, the
+quote stream silent, or the order book broken while it waited for a snapshot. A quality
+report finds those spells (:attr:`QualityReport.outages
+<wsresearch.quality.QualityReport>`); :func:`mark_outages` marks the rows that fall in
+them, so a backtest drops or flags them with one filter.
+
+The spells, by ``reason``:
+
+``disconnected``
+    From a connection's close to the next open (or to the session's end, when it ended
+    disconnected): nothing came at all. Not after the client's own end of the session.
+``stale``
+    A stream the health monitor judged stale, from its last message before it to the
+    message that brought it back (or the session's end): the spell the monitor saw.
+``hole``
+    A gap far longer than the stream's own recent gaps (the report's ``silences``).
+``book_invalid``
+    An order book not valid (a sequence gap, a failed checksum, a crossed book, a
+    disconnect), from the message that broke it to the one that made it valid again.
+
+Times are on the wall clock of the rows (``local_time``, ``recv_wall_ns``), each span
+``start <= time < end``: a stale or hole spell begins at the stream's last message before
+it, so that message's own rows are in it, the conservative side for a mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypeVar
+
+import polars as pl
+
+from ._wall_clock import TIME, told
+from .clock import NS_PER_S
+
+__all__ = ["OUTAGE_COLUMNS", "OUTAGE_REASONS", "mark_outages", "on_wall_clock", "outage_spans"]
+
+OUTAGE_COLUMNS: dict[str, pl.DataType] = {
+    "exchange": pl.String(),
+    "reason": pl.String(),
+    "stream": pl.String(),
+    "symbol": pl.String(),
+    "start": TIME,
+    "end": TIME,
+    "length_s": pl.Float64(),
+    "detail": pl.String(),
+}
+"""The columns of an outages table: ``exchange`` (the spec's; null without a spec),
+``reason`` (one of :data:`OUTAGE_REASONS`), ``stream`` (for ``stale`` and ``hole``),
+``symbol`` (for ``book_invalid``), ``start`` and ``end`` on the rows' wall clock,
+``length_s`` (on the monotonic clock) and ``detail`` (the close, or why the book broke)."""
+
+OUTAGE_REASONS = ("disconnected", "stale", "hole", "book_invalid")
+"""What an outage can be, in the order :func:`mark_outages` documents them."""
+
+_SPAN_COLUMNS: dict[str, pl.DataType] = {
+    "reason": pl.String(), "stream": pl.String(), "symbol": pl.String(),
+    "start_mono_ns": pl.Int64(), "end_mono_ns": pl.Int64(), "detail": pl.String()}
+
+Rows = TypeVar("Rows", pl.DataFrame, pl.LazyFrame)
+
+
+def outage_spans(downtimes: pl.DataFrame, silences: pl.DataFrame, book_changes: pl.DataFrame,
+                 end: int) -> pl.DataFrame:
+    """A session's outages on its monotonic clock, in order of their start.
+
+    Parameters
+    ----------
+    downtimes
+        ``start_mono_ns``, ``end_mono_ns`` and ``detail`` of each time disconnected.
+    silences
+        The report's ``silences``: its ``stale`` and ``hole`` rows are outages
+        (``silent_ok``, a silence the spec allows, is not).
+    book_changes
+        The report's ``book_changes`` (``mono_ns``, ``symbol``, ``valid``, ``reason``),
+        in order.
+    end
+        The session's end, where a spell still open at the end stops.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``reason``, ``stream``, ``symbol``, ``start_mono_ns``, ``end_mono_ns``, ``detail``.
+    """
+    parts = [
+        downtimes.select(pl.lit("disconnected").alias("reason"),
+                         pl.lit(None, pl.String).alias("stream"),
+                         pl.lit(None, pl.String).alias("symbol"),
+                         "start_mono_ns", "end_mono_ns", "detail"),
+        silences.filter(pl.col("silence").is_in(["stale", "hole"])).select(
+            pl.col("silence").alias("reason"), "stream", pl.lit(None, pl.String).alias("symbol"),
+            "start_mono_ns", "end_mono_ns", pl.lit(None, pl.String).alias("detail")),
+        _broken_books(book_changes, end),
+    ]
+    return pl.concat([part.cast(_SPAN_COLUMNS) for part in parts]).sort(  # type: ignore[arg-type]
+        "start_mono_ns", "reason", "stream", "symbol", nulls_last=True, maintain_order=True)
+
+
+def _broken_books(changes: pl.DataFrame, end: int) -> pl.DataFrame:
+    """Each book's spells without validity: from a change to invalid to the next to valid."""
+    rows: list[tuple[str, int, int, str | None]] = []
+    broken: dict[str, tuple[int, str | None]] = {}  # symbol → since, why
+    for mono, symbol, valid, reason in changes.select(
+            "mono_ns", "symbol", "valid", "reason").iter_rows():
+        if not valid:
+            broken.setdefault(symbol, (mono, reason or None))
+        elif symbol in broken:
+            since, why = broken.pop(symbol)
+            rows.append((symbol, since, mono, why))
+    rows += [(symbol, since, max(end, since), why) for symbol, (since, why) in broken.items()]
+    return pl.DataFrame(rows, orient="row", schema={
+        "symbol": pl.String, "start_mono_ns": pl.Int64, "end_mono_ns": pl.Int64,
+        "detail": pl.String}).select(
+            pl.lit("book_invalid").alias("reason"), pl.lit(None, pl.String).alias("stream"),
+            "symbol", "start_mono_ns", "end_mono_ns", "detail")
+
+
+def on_wall_clock(spans: pl.DataFrame, walls: pl.DataFrame, exchange: str | None) -> pl.DataFrame:
+    """``spans`` (of :func:`outage_spans`) as an outages table (:data:`OUTAGE_COLUMNS`).
+
+    ``walls`` tells each start and end on the wall clock (``mono_ns``, ``wall``).
+    """
+    return spans.select(
+        pl.lit(exchange, pl.String).alias("exchange"), "reason", "stream", "symbol",
+        told(walls, "start_mono_ns").alias("start"), told(walls, "end_mono_ns").alias("end"),
+        ((pl.col("end_mono_ns") - pl.col("start_mono_ns")) / NS_PER_S).alias("length_s"),
+        "detail")
+
+
+def mark_outages(rows: Rows, outages: pl.DataFrame, *, time: str = "local_time",
+                 streams: Iterable[str] | None = None, name: str = "outage") -> Rows:
+    """``rows`` with a column that says which of them fell in an outage.
+
+    A row is in an outage when its ``time`` lies in one (``start <= time < end``) that
+    applies to it:
+
+    - ``disconnected``: every row;
+    - ``stale`` and ``hole``: every row, for the outages of ``streams`` (default: every
+      stream's). A quote stream silent for a minute makes every trade of that minute
+      one whose quote is a minute old;
+    - ``book_invalid``: the rows of that symbol (every row where ``rows`` has no
+      ``symbol`` column).
+
+    An outage with an ``exchange`` applies only to rows of that exchange, where
+    ``rows`` has an ``exchange`` column (the normalized tables do), so the outages of
+    several reports, concatenated, mark the rows of several exchanges at once.
+
+    Parameters
+    ----------
+    rows
+        A table of rows (a ``DataFrame`` or ``LazyFrame``): normalized rows, a channel's
+        frame, a dataset loaded lazily.
+    outages
+        An outages table: :attr:`QualityReport.outages
+        <wsresearch.quality.QualityReport>`, or several concatenated.
+    time
+        The rows' receive time: a ``Datetime`` column (naive means UTC), or ns since
+        the epoch (``recv_wall_ns``).
+    streams
+        The streams whose ``stale`` and ``hole`` outages apply (default: all).
+    name
+        The new Boolean column's name.
+
+    Returns
+    -------
+    polars.DataFrame or polars.LazyFrame
+        ``rows``, in their order, with ``name`` added: true in an outage, else false
+        (also where ``time`` is null).
+
+    Raises
+    ------
+    TypeError
+        If ``rows`` is not a polars table, ``outages`` not a ``DataFrame``, or
+        ``streams`` a string rather than several.
+    ValueError
+        If ``rows`` lacks ``time`` or already has ``name``, ``time`` is not a time,
+        or ``outages`` lacks a column of :data:`OUTAGE_COLUMNS`.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> at = lambda s: datetime(2026, 1, 1, 0, 0, s, tzinfo=timezone.utc)
+    >>> outages = pl.DataFrame([("binance", "hole", "bookTicker", None, at(10), at(20), 10.0,
+    ...                          None)], schema=OUTAGE_COLUMNS, orient="row")
+    >>> trades = pl.DataFrame({"local_time": [at(5), at(10), at(19), at(20)]})
+    >>> mark_outages(trades, outages)["outage"].to_list()
+    [False, True, True, False]
+    """
+    if not isinstance(rows, pl.DataFrame | pl.LazyFrame):
+        raise TypeError(f"rows must be a polars DataFrame or LazyFrame, not "
+                        f"{type(rows).__name__}")
+    if not isinstance(outages, pl.DataFrame):
+        raise TypeError(f"outages must be a polars DataFrame (a report's outages), not "
+                        f"{type(outages).__name__}")
+    if isinstance(streams, str):
+        raise TypeError(f"streams must be a list of stream names, not the string {streams!r}")
+    missing = [column for column in OUTAGE_COLUMNS if column not in outages.columns]
+    if missing:
+        raise ValueError(f"outages lack the column(s) {missing}: pass a report's outages "
+                         f"(QualityReport.outages)")
+    schema = rows.collect_schema()
+    if time not in schema:
+        raise ValueError(f"rows have no column {time!r}; their columns: {list(schema)}")
+    if name in schema:
+        raise ValueError(f"rows have a column {name!r} already; give another name=")
+    ns = _as_ns(time, schema[time])
+    keys = [key for key in ("exchange", "symbol") if key in schema]
+    spans = outages.lazy().filter(
+        pl.col("reason").is_in(["disconnected", "book_invalid"])
+        | (pl.col("reason").is_in(["stale", "hole"])
+           & (pl.lit(True) if streams is None else pl.col("stream").is_in(list(streams))))
+    ).select(pl.col("start").cast(TIME).dt.epoch("ns").alias("_start"),
+             pl.col("end").cast(TIME).dt.epoch("ns").alias("_end"),
+             *(pl.col(key).alias(f"_{key}") for key in keys))
+    numbered = rows.lazy().with_row_index("_row")
+    hits = numbered.select("_row", ns.alias("_t"), *keys).join_where(
+        spans, pl.col("_t") >= pl.col("_start"), pl.col("_t") < pl.col("_end"))
+    for key in keys:  # an outage's exchange and symbol apply where it has them
+        hits = hits.filter(pl.col(f"_{key}").is_null() | (pl.col(f"_{key}") == pl.col(key)))
+    marked = numbered.join(hits.select("_row").unique().with_columns(pl.lit(True).alias(name)),
+                           on="_row", how="left", maintain_order="left").with_columns(
+        pl.col(name).fill_null(False)).drop("_row")
+    return marked if isinstance(rows, pl.LazyFrame) else marked.collect()
+
+
+def _as_ns(time: str, dtype: pl.DataType) -> pl.Expr:
+    """The rows' ``time`` column as ns since the epoch, whatever its unit."""
+    if isinstance(dtype, pl.Datetime):
+        return pl.col(time).dt.epoch("ns")
+    if dtype.is_integer():
+        return pl.col(time).cast(pl.Int64)
+    raise ValueError(f"rows' {time!r} is {dtype}: give a Datetime column, or ns since the "
+                     f"epoch (recv_wall_ns)")
