@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
 
 from wsresearch import Feed, Recording, Simulator
 from wsresearch.quality import _html_table, _rate_quantile, _steps, compare, quality_report
@@ -94,6 +95,15 @@ async def test_a_live_feed_and_its_recording_tell_the_same_story(tmp_path: Path)
         assert report.connections["category"][0] == "RATE_LIMITED"
         assert dict(report.outcomes.iter_rows())["duplicates"] == 2
         assert report.sequence.filter(pl.col("gaps") > 0)["missing"].to_list() == [2]
+        # The time disconnected is an outage, from the close to the next open, on the
+        # rows' wall clock, live as replayed.
+        down = report.outages.filter(reason="disconnected")
+        ns = report.connections.select(pl.col("opened", "closed").dt.epoch("ns"))
+        assert down.select(pl.col("start", "end").dt.epoch("ns")).rows() == [
+            (ns["closed"][0], ns["opened"][1])]
+        assert down["detail"].to_list() == ["rate limited (4429), RATE_LIMITED: slow down"]
+    assert_frame_equal(live.outages.filter(reason="disconnected"),
+                       recorded.outages.filter(reason="disconnected"))
     side = compare(live, recorded)
     assert side.columns == ["metric", "a", "b"]
     assert dict(side.select("metric", "a").iter_rows())["sequence gaps"] == "1 (2 missing)"
@@ -108,6 +118,7 @@ def test_plots_and_a_self_contained_html_page(tmp_path: Path) -> None:
     page = report.to_html(tmp_path / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 1
     assert "Feed quality:" in page and "RATE_LIMITED" in page and "<h2>Silences</h2>" in page
+    assert "<h2>Outages</h2>" in page
     assert "http" not in page.replace(str(SESSION), "")  # nothing to fetch: self-contained
     assert "<table" in report._repr_html_()
 
