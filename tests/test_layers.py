@@ -18,7 +18,7 @@ PACKAGE = Path(wsresearch.__file__).parent
 FLOORS = [
     ("base", {"clock", "errors", "redaction", "dedupe", "notebook", "_callbacks", "_files",
               "_limits", "_ports", "_staging", "_catalog", "_text", "_spill", "_levels",
-              "_sweep", "_warn", "_allocator", "_collector", "_rows"}),
+              "_sweep", "_warn", "_allocator", "_collector", "_rows", "_wall_clock"}),
     ("settings and rules", {"config", "backoff", "policy", "sequence"}),
     ("parts", {"events", "parser", "health", "frames", "queue", "normalize", "exactness",
                "book", "layout"}),
@@ -27,7 +27,7 @@ FLOORS = [
     ("I/O", {"_client", "connection", "recording", "snapshots"}),
     ("composition", {"feed", "replay"}),
     ("tools", {"quality", "export", "widgets", "console", "importers", "_split",
-               "_session_times", "book_times", "_coverage", "grid"}),
+               "_session_times", "book_times", "_coverage", "grid", "outages"}),
     ("rigs", {"testing"}),
     ("command line", {"cli"}),  # its demo and simulate commands run the rigs
 ]

@@ -343,6 +343,7 @@ def assert_rendered_in_full(table: list[list[tuple[str, str]]], frame: pl.DataFr
     header, *rows = table
     assert header == [("th", name) for name in frame.columns]  # one header row, no dtypes
     assert len(rows) == frame.height
+    frame = frame.with_columns(pl.col(pl.Datetime).cast(pl.String))  # to the ns
     for cells, values in zip(rows, frame.iter_rows(), strict=True):
         assert all(tag == "td" for tag, _ in cells)
         for (_, text), value in zip(cells, values, strict=True):
@@ -382,8 +383,10 @@ async def test_the_html_page_and_notebook_view_show_every_row(tmp_path: Path) ->
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "overflow-x:auto" in page  # wide tables scroll inside their box
     sections = [report.summary(), report.connections, report.streams, report.silences,
-                report.sequence, report.latency, report.outcomes, report.symbols]
+                report.sequence, report.latency, report.outcomes, report.symbols,
+                report.outages]
     assert report.symbols.height  # the simulator's spec names the symbols it subscribes
+    assert report.outages.filter(reason="disconnected").height == 12
     tables = tables_of(page)
     assert len(tables) == len(sections)
     assert report.summary().height > 10 and report.outcomes.height > 10

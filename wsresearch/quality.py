@@ -589,8 +589,10 @@ def _html_table(frame: pl.DataFrame) -> str:
     shows text as it is (unquoted) and escapes every value. Numbers are
     right-aligned, floats shown with 6 significant digits (prices, of
     :data:`_PRICES`, whole: a bid and an ask a tick apart must not look equal),
-    nulls as ``null``.
+    times to the ns, nulls as ``null``.
     """
+    # Times in full, to the ns, as polars prints them (a Python datetime stops at the µs).
+    frame = frame.with_columns(pl.col(pl.Datetime).cast(pl.String))
     numeric = [dtype.is_numeric() for dtype in frame.dtypes]
     whole = [name in _PRICES for name in frame.columns]
     head = "".join(f"<th>{html.escape(name)}</th>" for name in frame.columns)
