@@ -8,11 +8,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from wsresearch import Recording, mark_outages, quality_report, replay
 from wsresearch._wall_clock import wall_clock
-from wsresearch.outages import OUTAGE_COLUMNS
+from wsresearch.outages import OUTAGE_COLUMNS, on_wall_clock, outage_spans
 
 ROOT = Path(__file__).resolve().parent.parent / "data"
 KRAKEN_BOOK = ROOT / "recordings" / "kraken_cryptofeed_2021-04-17_v1_book1000"
@@ -113,14 +115,17 @@ def test_the_simulated_sessions_outages_are_its_downtimes_and_silences_on_its_wa
     events = recording.events()
     wall_at = dict(zip(events["mono_ns"], events["wall_ns"], strict=False))
 
-    # Each downtime, from its close to the next open, read off the events themselves.
+    # Each downtime, from its close to the next connection's first message (nothing came
+    # before it), read off the events themselves.
     closes = events.filter(kind="close").select("mono_ns", "wall_ns").rows()
-    opens = events.filter(kind="open").select("mono_ns", "wall_ns").rows()
+    opens = events.filter(kind="open").select("mono_ns", "generation").rows()
+    frames = events.filter(kind="frame").select("mono_ns", "generation", "wall_ns").rows()
     downs = found.filter(reason="disconnected")
     assert downs.height == report.connections["downtime_after_s"].drop_nulls().len() > 0
     for start, end in zip(epoch_ns(downs["start"]), epoch_ns(downs["end"]), strict=True):
         closed = next(mono for mono, wall in closes if wall == start)
-        assert end == next(wall for mono, wall in opens if mono > closed)
+        reopened = next(mono for mono, _ in opens if mono > closed)
+        assert end == next(wall for mono, _, wall in frames if mono >= reopened)
 
     # Each stale and hole silence, with the wall time of the messages that bound it.
     silences = report.silences.filter(pl.col("silence").is_in(["stale", "hole"]))
@@ -134,7 +139,7 @@ def test_the_simulated_sessions_outages_are_its_downtimes_and_silences_on_its_wa
     assert found["start"].is_sorted()
 
 
-def test_a_report_on_the_same_session_live_and_replayed_has_the_same_outages() -> None:
+def test_a_report_from_a_replay_already_made_has_the_same_outages() -> None:
     recording = Recording.open(SIM_FAULTS)
     result = replay(recording)
     one_pass = quality_report(recording, recording.spec, result=result)
@@ -208,3 +213,75 @@ def test_bad_input_is_refused_in_one_line(call, error, words) -> None:  # type: 
     with pytest.raises(error) as caught:
         call(table)
     assert words in str(caught.value)
+
+
+def test_a_spell_open_at_the_end_holds_the_last_rows_and_one_never_ends_before_it_began(
+) -> None:
+    changes = pl.DataFrame(
+        [(10, "A", True, ""), (20, "A", False, "gap"), (25, "A", False, "crossed"),
+         (30, "A", True, ""), (40, "B", True, ""), (50, "B", False, "gap"), (45, "B", True, ""),
+         (60, "B", False, "checksum mismatch")],
+        schema={"mono_ns": pl.Int64, "symbol": pl.String, "valid": pl.Boolean,
+                "reason": pl.String}, orient="row")
+    none = pl.DataFrame(schema={"start_mono_ns": pl.Int64, "end_mono_ns": pl.Int64,
+                                "detail": pl.String, "recovered": pl.Boolean})
+    silences = quality_report(SIM_FAULTS).silences.clear()
+    spans = outage_spans(none, silences, changes, end=70)
+    # One spell while broken twice over; a time that stepped back ends a spell where it
+    # began; a spell open at the end runs to it.
+    assert spans.select("symbol", "start_mono_ns", "end_mono_ns", "detail", "recovered").rows(
+    ) == [("A", 20, 30, "gap", True), ("B", 50, 50, "gap", True),
+          ("B", 60, 70, "checksum mismatch", False)]
+    events = pl.DataFrame({"mono_ns": [0], "wall_ns": [1_000]})
+    walls = wall_clock(pl.concat([spans["start_mono_ns"], spans["end_mono_ns"]]), [events])
+    table = on_wall_clock(spans, walls, "kraken")
+    # The last spell ends 1 ns past the session's end, so a row at the end is in it.
+    assert epoch_ns(table["end"]) == [1_030, 1_050, 1_071]
+    rows = pl.DataFrame({"symbol": ["B", "B"], "t": [1_069, 1_070]})
+    assert mark_outages(rows, table, time="t")["outage"].to_list() == [True, True]
+
+
+KEYS = st.sampled_from(["a", "b", None])
+
+
+@settings(max_examples=60, deadline=None)
+@given(spans=st.lists(st.tuples(KEYS, st.sampled_from(["disconnected", "stale", "hole",
+                                                       "book_invalid"]),
+                                st.sampled_from(["s1", "s2"]), KEYS, st.integers(0, 30),
+                                st.integers(0, 10)), max_size=8),
+       rows=st.lists(st.tuples(KEYS, KEYS, st.none() | st.integers(0, 40)), max_size=20),
+       streams=st.none() | st.sampled_from([["s1"], ["s2"], []]),
+       lazy=st.booleans())
+def test_marking_agrees_with_a_row_by_row_reading_of_the_rule(
+    spans: list[tuple[str | None, str, str, str | None, int, int]],
+    rows: list[tuple[str | None, str | None, int | None]],
+    streams: list[str] | None, lazy: bool,
+) -> None:
+    table = outages(*((exchange, reason, stream if reason in ("stale", "hole") else None,
+                       symbol if reason == "book_invalid" else None,
+                       at(start), at(start + length), float(length), None)
+                      for exchange, reason, stream, symbol, start, length in spans))
+    frame = pl.DataFrame(
+        [(e, s, None if t is None else at(t)) for e, s, t in rows], orient="row",
+        schema={"exchange": pl.String, "symbol": pl.String,
+                "local_time": pl.Datetime("ns", "UTC")})
+
+    def inside(exchange: str | None, symbol: str | None, t: int | None) -> bool:
+        if t is None:
+            return False
+        for o in table.iter_rows(named=True):
+            if o["reason"] in ("stale", "hole") and streams is not None and (
+                    o["stream"] not in streams):
+                continue
+            if o["exchange"] is not None and o["exchange"] != exchange:
+                continue
+            if o["symbol"] is not None and o["symbol"] != symbol:
+                continue
+            if o["start"] <= at(t) < o["end"]:
+                return True
+        return False
+
+    marked = mark_outages(frame.lazy() if lazy else frame, table, streams=streams)
+    got = marked.collect() if isinstance(marked, pl.LazyFrame) else marked
+    assert got["outage"].to_list() == [inside(*row) for row in rows]
+    assert_frame_equal(got.drop("outage"), frame)

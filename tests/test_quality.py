@@ -88,6 +88,8 @@ async def test_a_live_feed_and_its_recording_tell_the_same_story(tmp_path: Path)
                              == 1, what="the duplicates and the gap")
             await sim.disconnect(4429, "slow down")
             await eventually(lambda: feed.generation == 2, what="the reconnect")
+            await eventually(lambda: (feed.frame("trade")["generation"] == 2).any(),
+                             what="a trade of the new connection")
             live = quality_report(feed)
     recorded = quality_report(tmp_path / "rec")
     for report in (live, recorded):
@@ -95,15 +97,19 @@ async def test_a_live_feed_and_its_recording_tell_the_same_story(tmp_path: Path)
         assert report.connections["category"][0] == "RATE_LIMITED"
         assert dict(report.outcomes.iter_rows())["duplicates"] == 2
         assert report.sequence.filter(pl.col("gaps") > 0)["missing"].to_list() == [2]
-        # The time disconnected is an outage, from the close to the next open, on the
-        # rows' wall clock, live as replayed.
+        # The time disconnected is an outage, from the close to the next connection's
+        # first message, on the rows' wall clock, live as replayed.
         down = report.outages.filter(reason="disconnected")
         ns = report.connections.select(pl.col("opened", "closed").dt.epoch("ns"))
-        assert down.select(pl.col("start", "end").dt.epoch("ns")).rows() == [
-            (ns["closed"][0], ns["opened"][1])]
+        [(start, end)] = down.select(pl.col("start", "end").dt.epoch("ns")).rows()
+        # (first_message_s is on the monotonic clock, which runs µs apart from the wall's)
+        assert start == ns["closed"][0] and end - ns["opened"][1] == pytest.approx(
+            report.connections["first_message_s"][1] * 1e9, abs=1e6)
         assert down["detail"].to_list() == ["rate limited (4429), RATE_LIMITED: slow down"]
-    assert_frame_equal(live.outages.filter(reason="disconnected"),
-                       recorded.outages.filter(reason="disconnected"))
+    # Both begin at the same close (each ends at its report's first message, which a live
+    # feed counts among its rows and a recording among all its frames).
+    assert_frame_equal(live.outages.filter(reason="disconnected").select("start", "detail"),
+                       recorded.outages.filter(reason="disconnected").select("start", "detail"))
     side = compare(live, recorded)
     assert side.columns == ["metric", "a", "b"]
     assert dict(side.select("metric", "a").iter_rows())["sequence gaps"] == "1 (2 missing)"

@@ -35,7 +35,8 @@ def wall_clock(moments: pl.Series, anchors: Iterable[pl.DataFrame]) -> pl.DataFr
     anchors
         The session's events, a table at a time, each with ``mono_ns`` and ``wall_ns``
         (a recording's :meth:`~wsresearch.recording.Recording.columns`, or a live feed's
-        rows and timeline). Read once, a table at a time, in any order.
+        rows and timeline). Read once, a table at a time, in any order; of two events
+        at the same moment with different wall times, the one read first counts.
 
     Returns
     -------

@@ -10,8 +10,9 @@ them, so a backtest drops or flags them with one filter.
 The spells, by ``reason``:
 
 ``disconnected``
-    From a connection's close to the next open (or to the session's end, when it ended
-    disconnected): nothing came at all. Not after the client's own end of the session.
+    From a connection's close to the first message after it (or to the session's end):
+    nothing came at all, though a connection may have opened. Not after the client's own
+    end of the session; one ended by the feed's stop ends there.
 ``stale``
     A stream the health monitor judged stale, from its last message before it to the
     message that brought it back (or the session's end): the spell the monitor saw.
@@ -58,7 +59,8 @@ OUTAGE_REASONS = ("disconnected", "stale", "hole", "book_invalid")
 
 _SPAN_COLUMNS: dict[str, pl.DataType] = {
     "reason": pl.String(), "stream": pl.String(), "symbol": pl.String(),
-    "start_mono_ns": pl.Int64(), "end_mono_ns": pl.Int64(), "detail": pl.String()}
+    "start_mono_ns": pl.Int64(), "end_mono_ns": pl.Int64(), "detail": pl.String(),
+    "recovered": pl.Boolean()}
 
 Rows = TypeVar("Rows", pl.DataFrame, pl.LazyFrame)
 
@@ -70,7 +72,8 @@ def outage_spans(downtimes: pl.DataFrame, silences: pl.DataFrame, book_changes: 
     Parameters
     ----------
     downtimes
-        ``start_mono_ns``, ``end_mono_ns`` and ``detail`` of each time disconnected.
+        ``start_mono_ns``, ``end_mono_ns``, ``detail`` and ``recovered`` of each time
+        disconnected.
     silences
         The report's ``silences``: its ``stale`` and ``hole`` rows are outages
         (``silent_ok``, a silence the spec allows, is not).
@@ -83,16 +86,18 @@ def outage_spans(downtimes: pl.DataFrame, silences: pl.DataFrame, book_changes: 
     Returns
     -------
     polars.DataFrame
-        ``reason``, ``stream``, ``symbol``, ``start_mono_ns``, ``end_mono_ns``, ``detail``.
+        ``reason``, ``stream``, ``symbol``, ``start_mono_ns``, ``end_mono_ns``, ``detail``,
+        ``recovered`` (false: still open when the session ended).
     """
     parts = [
         downtimes.select(pl.lit("disconnected").alias("reason"),
                          pl.lit(None, pl.String).alias("stream"),
                          pl.lit(None, pl.String).alias("symbol"),
-                         "start_mono_ns", "end_mono_ns", "detail"),
+                         "start_mono_ns", "end_mono_ns", "detail", "recovered"),
         silences.filter(pl.col("silence").is_in(["stale", "hole"])).select(
             pl.col("silence").alias("reason"), "stream", pl.lit(None, pl.String).alias("symbol"),
-            "start_mono_ns", "end_mono_ns", pl.lit(None, pl.String).alias("detail")),
+            "start_mono_ns", "end_mono_ns", pl.lit(None, pl.String).alias("detail"),
+            "recovered"),
         _broken_books(book_changes, end),
     ]
     return pl.concat([part.cast(_SPAN_COLUMNS) for part in parts]).sort(  # type: ignore[arg-type]
@@ -100,8 +105,12 @@ def outage_spans(downtimes: pl.DataFrame, silences: pl.DataFrame, book_changes: 
 
 
 def _broken_books(changes: pl.DataFrame, end: int) -> pl.DataFrame:
-    """Each book's spells without validity: from a change to invalid to the next to valid."""
-    rows: list[tuple[str, int, int, str | None]] = []
+    """Each book's spells without validity: from a change to invalid to the next to valid.
+
+    A spell never ends before it began: receive times that step back (an imported
+    capture's) end it where it began.
+    """
+    rows: list[tuple[str, int, int, str | None, bool]] = []
     broken: dict[str, tuple[int, str | None]] = {}  # symbol → since, why
     for mono, symbol, valid, reason in changes.select(
             "mono_ns", "symbol", "valid", "reason").iter_rows():
@@ -109,23 +118,40 @@ def _broken_books(changes: pl.DataFrame, end: int) -> pl.DataFrame:
             broken.setdefault(symbol, (mono, reason or None))
         elif symbol in broken:
             since, why = broken.pop(symbol)
-            rows.append((symbol, since, mono, why))
-    rows += [(symbol, since, max(end, since), why) for symbol, (since, why) in broken.items()]
+            rows.append((symbol, since, max(mono, since), why, True))
+    rows += [(symbol, since, max(end, since), why, False)
+             for symbol, (since, why) in broken.items()]
     return pl.DataFrame(rows, orient="row", schema={
         "symbol": pl.String, "start_mono_ns": pl.Int64, "end_mono_ns": pl.Int64,
-        "detail": pl.String}).select(
+        "detail": pl.String, "recovered": pl.Boolean}).select(
             pl.lit("book_invalid").alias("reason"), pl.lit(None, pl.String).alias("stream"),
-            "symbol", "start_mono_ns", "end_mono_ns", "detail")
+            "symbol", "start_mono_ns", "end_mono_ns", "detail", "recovered")
 
 
 def on_wall_clock(spans: pl.DataFrame, walls: pl.DataFrame, exchange: str | None) -> pl.DataFrame:
-    """``spans`` (of :func:`outage_spans`) as an outages table (:data:`OUTAGE_COLUMNS`).
+    """``spans`` as an outages table (:data:`OUTAGE_COLUMNS`).
 
-    ``walls`` tells each start and end on the wall clock (``mono_ns``, ``wall``).
+    Parameters
+    ----------
+    spans
+        Of :func:`outage_spans`.
+    walls
+        Each start and end on the wall clock (``mono_ns``, ``wall``: of
+        :func:`~wsresearch._wall_clock.wall_clock`).
+    exchange
+        The spec's exchange, or ``None`` without a spec.
+
+    Returns
+    -------
+    polars.DataFrame
+        The outages. A spell still open when the session ended ends 1 ns after the
+        session's end, so that the rows of its last moment are in it (``time < end``).
     """
+    still_open = pl.when(pl.col("recovered")).then(0).otherwise(1)
     return spans.select(
         pl.lit(exchange, pl.String).alias("exchange"), "reason", "stream", "symbol",
-        told(walls, "start_mono_ns").alias("start"), told(walls, "end_mono_ns").alias("end"),
+        told(walls, "start_mono_ns").alias("start"),
+        (told(walls, "end_mono_ns") + pl.duration(nanoseconds=still_open)).alias("end"),
         ((pl.col("end_mono_ns") - pl.col("start_mono_ns")) / NS_PER_S).alias("length_s"),
         "detail")
 
@@ -146,7 +172,10 @@ def mark_outages(rows: Rows, outages: pl.DataFrame, *, time: str = "local_time",
 
     An outage with an ``exchange`` applies only to rows of that exchange, where
     ``rows`` has an ``exchange`` column (the normalized tables do), so the outages of
-    several reports, concatenated, mark the rows of several exchanges at once.
+    several reports, concatenated, mark the rows of several exchanges at once. A row
+    whose ``exchange`` or ``symbol`` is null is marked only by outages without one.
+    The outages are merged per key first, so overlapping ones (every book broken by one
+    disconnect) cost no more than one.
 
     Parameters
     ----------
@@ -208,22 +237,45 @@ def mark_outages(rows: Rows, outages: pl.DataFrame, *, time: str = "local_time",
         raise ValueError(f"rows have a column {name!r} already; give another name=")
     ns = _as_ns(time, schema[time])
     keys = [key for key in ("exchange", "symbol") if key in schema]
-    spans = outages.lazy().filter(
+    spans = outages.filter(
         pl.col("reason").is_in(["disconnected", "book_invalid"])
         | (pl.col("reason").is_in(["stale", "hole"])
            & (pl.lit(True) if streams is None else pl.col("stream").is_in(list(streams))))
     ).select(pl.col("start").cast(TIME).dt.epoch("ns").alias("_start"),
-             pl.col("end").cast(TIME).dt.epoch("ns").alias("_end"),
-             *(pl.col(key).alias(f"_{key}") for key in keys))
-    numbered = rows.lazy().with_row_index("_row")
-    hits = numbered.select("_row", ns.alias("_t"), *keys).join_where(
-        spans, pl.col("_t") >= pl.col("_start"), pl.col("_t") < pl.col("_end"))
-    for key in keys:  # an outage's exchange and symbol apply where it has them
-        hits = hits.filter(pl.col(f"_{key}").is_null() | (pl.col(f"_{key}") == pl.col(key)))
-    marked = numbered.join(hits.select("_row").unique().with_columns(pl.lit(True).alias(name)),
-                           on="_row", how="left", maintain_order="left").with_columns(
-        pl.col(name).fill_null(False)).drop("_row")
+             pl.col("end").cast(TIME).dt.epoch("ns").alias("_end"), *keys)
+    numbered = rows.lazy().with_row_index(_ROW)
+    times = numbered.select(_ROW, ns.alias(_TIME), *keys).drop_nulls(_TIME).sort(_TIME)
+    inside = pl.lit(False)
+    # An outage applies by the keys it has (exchange, symbol), to any row where it has
+    # none: one as-of join per set of keys, over the outages merged per key.
+    for n, by in enumerate(_key_sets(keys)):
+        group = spans.filter(*(pl.col(key).is_not_null() == (key in by) for key in keys))
+        if not group.height:
+            continue
+        reach = pl.col("_end").cum_max()
+        merged = group.sort(*by, "_start").with_columns(
+            (reach.over(by) if by else reach).alias(f"_reach{n}")).sort(
+            "_start", maintain_order=True).select(*by, pl.col("_start").alias(f"_start{n}"),
+                                                 f"_reach{n}")
+        times = times.join_asof(merged.lazy(), left_on=_TIME, right_on=f"_start{n}",
+                                by=by or None, strategy="backward", check_sortedness=False)
+        inside = inside | (pl.col(f"_reach{n}") > pl.col(_TIME)).fill_null(False)
+    marked = numbered.join(times.select(_ROW, inside.alias(name)), on=_ROW, how="left",
+                           maintain_order="left").with_columns(
+        pl.col(name).fill_null(False)).drop(_ROW)
     return marked if isinstance(rows, pl.LazyFrame) else marked.collect()
+
+
+_ROW = "__wsresearch_row"
+_TIME = "__wsresearch_time"
+
+
+def _key_sets(keys: list[str]) -> list[list[str]]:
+    """Every subset of ``keys``, in their order: the keys an outage may have."""
+    sets: list[list[str]] = [[]]
+    for key in keys:
+        sets += [[*subset, key] for subset in sets]
+    return sets
 
 
 def _as_ns(time: str, dtype: pl.DataType) -> pl.Expr:

@@ -1168,10 +1168,12 @@ def _connections(timeline: pl.DataFrame, seen: pl.DataFrame,
     first_message = dict(seen.group_by("generation").agg(pl.col("recv_mono_ns").min())
                          .iter_rows())
     rows: list[dict[str, Any]] = []
-    downtimes: list[tuple[int, int, str]] = []
+    # Each downtime (its close, until, the close in words, whether it ran on into the next
+    # connection, its generation): :func:`_downtime_spans` makes them outages.
+    downtimes: list[tuple[int, int, str, bool, int]] = []
     stopped_at: int | None = None  # a stop after the last close
 
-    def close_downtime(until: int) -> None:
+    def close_downtime(until: int, runs_on: bool = True) -> None:
         last = rows[-1] if rows else None
         if (last is not None and last["closed_mono_ns"] is not None
                 and last["downtime_after_s"] is None
@@ -1179,13 +1181,15 @@ def _connections(timeline: pl.DataFrame, seen: pl.DataFrame,
             closed = last["closed_mono_ns"]
             last["downtime_after_s"] = max(0, until - closed) / NS_PER_S
             downtimes.append((closed, max(closed, until),
-                              describe_close(last["code"], last["category"], last["reason"])))
+                              describe_close(last["code"], last["category"], last["reason"]),
+                              runs_on, last["generation"]))
 
     for event in timeline.iter_rows(named=True):
         if event["kind"] == "open":
             if rows and rows[-1]["closed_mono_ns"] is None and rows[-1]["connected_s"] is None:
                 rows[-1]["connected_s"] = (event["mono_ns"] - rows[-1]["opened_mono_ns"]) / NS_PER_S
-            close_downtime(event["mono_ns"] if stopped_at is None else stopped_at)
+            close_downtime(event["mono_ns"] if stopped_at is None else stopped_at,
+                           runs_on=stopped_at is None)
             stopped_at = None
             first = first_message.get(event["generation"])
             rows.append({
@@ -1208,13 +1212,33 @@ def _connections(timeline: pl.DataFrame, seen: pl.DataFrame,
             rows[-1]["connected_s"] = (end - rows[-1]["opened_mono_ns"]) / NS_PER_S
         # Closed by the peer or the network and never reopened: the session ended
         # disconnected, so the downtime runs to its end.
-        close_downtime(end if stopped_at is None else stopped_at)
+        close_downtime(end if stopped_at is None else stopped_at, runs_on=False)
     table = pl.DataFrame(rows, schema={**_CONNECTION_NUMBERS, "closed_wall_ns": pl.Int64})
     return table.with_columns(
         pl.col("opened_wall_ns").cast(TIME).alias("opened"),
         pl.col("closed_wall_ns").cast(TIME).alias("closed")).drop("closed_wall_ns"), (
-        pl.DataFrame(downtimes, orient="row", schema={
-            "start_mono_ns": pl.Int64, "end_mono_ns": pl.Int64, "detail": pl.String}))
+        _downtime_spans(downtimes, first_message, end))
+
+
+def _downtime_spans(downtimes: list[tuple[int, int, str, bool, int]],
+                    first_message: dict[int, int], end: int) -> pl.DataFrame:
+    """Each downtime as an outage: from its close to the first message after it.
+
+    Nothing came before that message, though a connection opened (and maybe closed
+    again, silent, as one refused at login does); with none after, to the session's end.
+    A downtime ended by a stop (the feed stopped, then started again) ends there.
+    """
+    heard = sorted(first_message.items())
+    spans = []
+    for closed, until, detail, runs_on, generation in downtimes:
+        if not runs_on:  # to a stop, or the session's end
+            spans.append((closed, until, detail, until < end))
+            continue
+        later = [mono for g, mono in heard if g > generation and mono >= until]
+        spans.append((closed, max(until, min(later, default=end)), detail, bool(later)))
+    return pl.DataFrame(spans, orient="row", schema={
+        "start_mono_ns": pl.Int64, "end_mono_ns": pl.Int64, "detail": pl.String,
+        "recovered": pl.Boolean})
 
 
 def _silences(
