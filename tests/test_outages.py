@@ -15,6 +15,7 @@ from polars.testing import assert_frame_equal
 from wsresearch import Recording, mark_outages, quality_report, replay
 from wsresearch._wall_clock import wall_clock
 from wsresearch.outages import OUTAGE_COLUMNS, on_wall_clock, outage_spans
+from wsresearch.quality import SILENCE_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent / "data"
 KRAKEN_BOOK = ROOT / "recordings" / "kraken_cryptofeed_2021-04-17_v1_book1000"
@@ -113,7 +114,7 @@ def test_the_simulated_sessions_outages_are_its_downtimes_and_silences_on_its_wa
     assert set(found["reason"]) == {"disconnected", "stale", "hole"}
     assert found["exchange"].unique().to_list() == ["generic"]
     events = recording.events()
-    wall_at = dict(zip(events["mono_ns"], events["wall_ns"], strict=False))
+    wall_at = dict(zip(events["mono_ns"], events["wall_ns"], strict=True))
 
     # Each downtime, from its close to the next connection's first message (nothing came
     # before it), read off the events themselves.
@@ -225,8 +226,7 @@ def test_a_spell_open_at_the_end_holds_the_last_rows_and_one_never_ends_before_i
                 "reason": pl.String}, orient="row")
     none = pl.DataFrame(schema={"start_mono_ns": pl.Int64, "end_mono_ns": pl.Int64,
                                 "detail": pl.String, "recovered": pl.Boolean})
-    silences = quality_report(SIM_FAULTS).silences.clear()
-    spans = outage_spans(none, silences, changes, end=70)
+    spans = outage_spans(none, pl.DataFrame(schema=SILENCE_COLUMNS), changes, end=70)
     # One spell while broken twice over; a time that stepped back ends a spell where it
     # began; a spell open at the end runs to it.
     assert spans.select("symbol", "start_mono_ns", "end_mono_ns", "detail", "recovered").rows(

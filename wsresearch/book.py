@@ -35,9 +35,10 @@ import polars as pl
 from ._levels import Levels
 from ._sweep import Changes, Stretch, ends, exact, side_arrays
 
-__all__ = ["AT_ONCE_ROWS", "BOOK_COLUMNS", "LEVELS", "NEW_CONNECTION", "Book", "BookRule",
-           "BookStats", "Books", "Changes", "Levels", "Readings", "apply_levels", "apply_pairs",
-           "change_lists", "kraken_checksum", "level_changes", "level_lists", "side_changes"]
+__all__ = ["AT_ONCE_ROWS", "BOOK_CHANGE_COLUMNS", "BOOK_COLUMNS", "LEVELS", "NEW_CONNECTION",
+           "Book", "BookRule", "BookStats", "Books", "Changes", "Levels", "Readings",
+           "apply_levels", "apply_pairs", "change_lists", "kraken_checksum", "level_changes",
+           "level_lists", "side_changes"]
 
 Side = Literal["bid", "ask"]
 
@@ -81,6 +82,10 @@ BOOK_COLUMNS: dict[str, pl.DataType] = {
     "invalid_s": pl.Float64(),
 }
 """The columns of :meth:`Books.frame`: a row per book."""
+
+BOOK_CHANGE_COLUMNS: dict[str, pl.DataType] = {
+    "mono_ns": pl.Int64(), "symbol": pl.String(), "valid": pl.Boolean(), "reason": pl.String()}
+"""The columns of :meth:`Books.transition_frame`: a row per change of a book's validity."""
 
 
 @dataclass(slots=True)
@@ -578,10 +583,8 @@ class Books:
             self.on_change(book, mono_ns)
 
     def transition_frame(self) -> pl.DataFrame:
-        """Every change of a book's validity: ``mono_ns``, ``symbol``, ``valid``, ``reason``."""
-        return pl.DataFrame(self.transitions, orient="row", schema={
-            "mono_ns": pl.Int64, "symbol": pl.String, "valid": pl.Boolean,
-            "reason": pl.String})
+        """Every change of a book's validity (:data:`BOOK_CHANGE_COLUMNS`)."""
+        return pl.DataFrame(self.transitions, orient="row", schema=BOOK_CHANGE_COLUMNS)
 
     def record_quote(self, book: Book,
                      top: tuple[tuple[float, float] | None,

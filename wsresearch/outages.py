@@ -37,7 +37,7 @@ import polars as pl
 from ._wall_clock import TIME, told
 from .clock import NS_PER_S
 
-__all__ = ["OUTAGE_COLUMNS", "OUTAGE_REASONS", "mark_outages", "on_wall_clock", "outage_spans"]
+__all__ = ["OUTAGE_COLUMNS", "mark_outages", "on_wall_clock", "outage_spans"]
 
 OUTAGE_COLUMNS: dict[str, pl.DataType] = {
     "exchange": pl.String(),
@@ -50,12 +50,10 @@ OUTAGE_COLUMNS: dict[str, pl.DataType] = {
     "detail": pl.String(),
 }
 """The columns of an outages table: ``exchange`` (the spec's; null without a spec),
-``reason`` (one of :data:`OUTAGE_REASONS`), ``stream`` (for ``stale`` and ``hole``),
-``symbol`` (for ``book_invalid``), ``start`` and ``end`` on the rows' wall clock,
-``length_s`` (on the monotonic clock) and ``detail`` (the close, or why the book broke)."""
-
-OUTAGE_REASONS = ("disconnected", "stale", "hole", "book_invalid")
-"""What an outage can be, in the order :func:`mark_outages` documents them."""
+``reason`` (``disconnected``, ``stale``, ``hole`` or ``book_invalid``), ``stream`` (for
+``stale`` and ``hole``), ``symbol`` (for ``book_invalid``), ``start`` and ``end`` on the
+rows' wall clock, ``length_s`` (on the monotonic clock) and ``detail`` (the close, or why
+the book broke)."""
 
 _SPAN_COLUMNS: dict[str, pl.DataType] = {
     "reason": pl.String(), "stream": pl.String(), "symbol": pl.String(),

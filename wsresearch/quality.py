@@ -24,6 +24,7 @@ that tool's clock: the summary says so in its ``receive times`` row.
 from __future__ import annotations
 
 import base64
+import bisect
 import datetime as dt
 import html
 import io
@@ -42,7 +43,7 @@ from ._coverage import COVERAGE_SCHEMA, SymbolCoverage, without_rows
 from ._rows import HeldRows
 from ._session_times import LatencyFigures, Parts, SessionTimes
 from ._wall_clock import TIME, told, wall_clock
-from .book import BOOK_COLUMNS, Books
+from .book import BOOK_CHANGE_COLUMNS, BOOK_COLUMNS, Books
 from .clock import NS_PER_S
 from .errors import first_error
 from .health import HealthTransition
@@ -78,7 +79,7 @@ _BYTES_PER_EVENT = 800
 default 20,000), before they go to temporary files."""
 _QUANTILES = (0.01, 0.5, 0.9, 0.99)
 
-_CONNECTION_NUMBERS: dict[str, pl.DataType] = {
+CONNECTION_COLUMNS: dict[str, pl.DataType] = {
     "generation": pl.Int64(),
     "opened_mono_ns": pl.Int64(),
     "opened_wall_ns": pl.Int64(),
@@ -90,9 +91,8 @@ _CONNECTION_NUMBERS: dict[str, pl.DataType] = {
     "connected_s": pl.Float64(),
     "downtime_after_s": pl.Float64(),
 }
-CONNECTION_COLUMNS = {**_CONNECTION_NUMBERS, "opened": TIME, "closed": TIME}
-"""The ``connections`` table: the figures on the monotonic clock, then the open and close
-on the wall clock (the rows' ``local_time``)."""
+"""The ``connections`` table's figures, on the monotonic clock; ``opened`` and ``closed``,
+on the wall clock, follow them."""
 LATENCY_COLUMNS: dict[str, pl.DataType] = {
     "channel": pl.String(),
     "messages": pl.Int64(),
@@ -105,7 +105,7 @@ LATENCY_COLUMNS: dict[str, pl.DataType] = {
     "plausible": pl.Boolean(),
     "history": pl.Int64(),
 }
-_SILENCE_NUMBERS: dict[str, pl.DataType] = {
+SILENCE_COLUMNS: dict[str, pl.DataType] = {
     "stream": pl.String(),
     # What silence it is: stale (judged stale by the health monitor), silent_ok (an
     # allow_silence stream's silence beyond its threshold) or hole (long for its own rate)
@@ -117,13 +117,8 @@ _SILENCE_NUMBERS: dict[str, pl.DataType] = {
     "beyond_threshold_s": pl.Float64(),
     "recovered": pl.Boolean(),
 }
-SILENCE_COLUMNS = {**_SILENCE_NUMBERS, "start": TIME, "end": TIME}
-"""The ``silences`` table: as judged on the monotonic clock, then its start and end on the
-wall clock (the rows' ``local_time``)."""
-
-
-_NO_BOOK_CHANGES = pl.DataFrame(schema={"mono_ns": pl.Int64, "symbol": pl.String,
-                                        "valid": pl.Boolean, "reason": pl.String})
+"""The ``silences`` table, as judged on the monotonic clock; ``start`` and ``end``, on the
+wall clock, follow them."""
 
 
 class _HoleRule(BaseModel):
@@ -277,7 +272,7 @@ class QualityReport:
     receive_times: ReceiveTimes = "recorded"
     books: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=BOOK_COLUMNS))
     book_changes: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
-        schema={**_NO_BOOK_CHANGES.schema, "time": TIME}))
+        schema={**BOOK_CHANGE_COLUMNS, "time": TIME}))
     symbols: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=COVERAGE_SCHEMA))
     outages: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=OUTAGE_COLUMNS))
 
@@ -1117,15 +1112,15 @@ def _report(session: _Session, rule: _HoleRule) -> QualityReport:
         [(t.mono_ns, t.stream, t.healthy) for t in s.transitions], orient="row",
         schema={"mono_ns": pl.Int64, "stream": pl.String, "healthy": pl.Boolean})
     connections, downtimes = _connections(s.timeline, s.frames_seen, s.end)
-    books = {} if s.books is None else {"books": s.books.frame(s.end),
-                                        "book_changes": s.books.transition_frame()}
-    book_changes = books.get("book_changes", _NO_BOOK_CHANGES)
+    book_changes = (pl.DataFrame(schema=BOOK_CHANGE_COLUMNS) if s.books is None
+                    else s.books.transition_frame())
     spans = outage_spans(downtimes, silences, book_changes, s.end)
     wall_of = wall_clock(pl.concat([
         silences["start_mono_ns"], silences["end_mono_ns"], health["mono_ns"],
         book_changes["mono_ns"], spans["start_mono_ns"], spans["end_mono_ns"]]), s.anchors())
-    if "book_changes" in books:
-        books["book_changes"] = book_changes.with_columns(told(wall_of, "mono_ns").alias("time"))
+    books = {} if s.books is None else {
+        "books": s.books.frame(s.end),
+        "book_changes": book_changes.with_columns(told(wall_of, "mono_ns").alias("time"))}
     return QualityReport(
         recording=s.recording,
         source=s.source,
@@ -1213,7 +1208,7 @@ def _connections(timeline: pl.DataFrame, seen: pl.DataFrame,
         # Closed by the peer or the network and never reopened: the session ended
         # disconnected, so the downtime runs to its end.
         close_downtime(end if stopped_at is None else stopped_at, runs_on=False)
-    table = pl.DataFrame(rows, schema={**_CONNECTION_NUMBERS, "closed_wall_ns": pl.Int64})
+    table = pl.DataFrame(rows, schema={**CONNECTION_COLUMNS, "closed_wall_ns": pl.Int64})
     return table.with_columns(
         pl.col("opened_wall_ns").cast(TIME).alias("opened"),
         pl.col("closed_wall_ns").cast(TIME).alias("closed")).drop("closed_wall_ns"), (
@@ -1228,14 +1223,24 @@ def _downtime_spans(downtimes: list[tuple[int, int, str, bool, int]],
     again, silent, as one refused at login does); with none after, to the session's end.
     A downtime ended by a stop (the feed stopped, then started again) ends there.
     """
-    heard = sorted(first_message.items())
+    # From the last downtime back, the first messages of the connections after each,
+    # kept sorted: the first one at or after a downtime's end is found by bisection.
+    heard = sorted(first_message.items(), reverse=True)
+    taken = 0
+    later: list[int] = []
     spans = []
-    for closed, until, detail, runs_on, generation in downtimes:
+    for closed, until, detail, runs_on, generation in reversed(downtimes):
+        while taken < len(heard) and heard[taken][0] > generation:
+            bisect.insort(later, heard[taken][1])
+            taken += 1
         if not runs_on:  # to a stop, or the session's end
             spans.append((closed, until, detail, until < end))
             continue
-        later = [mono for g, mono in heard if g > generation and mono >= until]
-        spans.append((closed, max(until, min(later, default=end)), detail, bool(later)))
+        at = bisect.bisect_left(later, until)
+        heard_again = later[at] if at < len(later) else None
+        spans.append((closed, end if heard_again is None else heard_again, detail,
+                      heard_again is not None))
+    spans.reverse()
     return pl.DataFrame(spans, orient="row", schema={
         "start_mono_ns": pl.Int64, "end_mono_ns": pl.Int64, "detail": pl.String,
         "recovered": pl.Boolean})
@@ -1278,7 +1283,7 @@ def _silences(
         before = _last_at_or_before(received, [detected for detected, _, _ in episodes])
         rows += [_episode(stream, last, detected, stop, threshold, recovered)
                  for last, (detected, stop, recovered) in zip(before, episodes, strict=True)]
-    return pl.DataFrame(rows, schema=_SILENCE_NUMBERS, orient="row")
+    return pl.DataFrame(rows, schema=SILENCE_COLUMNS, orient="row")
 
 
 def _last_at_or_before(received: Parts, moments: list[int]) -> list[int | None]:
@@ -1317,7 +1322,7 @@ def _holes(
     The times are read a piece at a time: each piece is judged after the last
     ``hole_window + 1`` times before it, which are all its first gaps' windows see.
     """
-    parts = [pl.DataFrame(schema=_SILENCE_NUMBERS)]
+    parts = [pl.DataFrame(schema=SILENCE_COLUMNS)]
     for stream in times.streams:
         if not times.messages(stream):
             continue
