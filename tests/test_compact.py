@@ -535,7 +535,7 @@ def test_a_failing_disk_is_a_recording_error_and_leaves_the_recording_as_it_was(
 def test_ctrl_c_stops_the_compaction_at_its_next_file(tmp_path: Path) -> None:
     # The compaction runs in a thread of the command: Ctrl-C must stop it, not wait for it
     # to finish, and leave the recording as it was.
-    recording = small_segments(tmp_path / "rec", 40_000, 10)
+    recording = small_segments(tmp_path / "rec", 10_000, 10)
     files = snapshot(recording.path)
     command = subprocess.Popen([sys.executable, "-m", "wsresearch.cli", "compact",
                                 str(recording.path), "--segment-events", "100"],

@@ -83,6 +83,7 @@ __all__ = ["Feed", "FeedStats"]
 log = logging.getLogger(__name__)
 
 _MESSAGE_TOO_BIG = 1009
+_MAX_TIMELINE = 100_000  # opens, closes and stops kept for ``connections``
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +324,11 @@ class Feed:
         connections (rate-limited, say). ``None`` before the first stop."""
         self._connected_ns: int | None = None
         # Every open, close and stop: the rows of ``connections``.
-        self._timeline: deque[tuple[Any, ...]] = deque(maxlen=100_000)
+        self._timeline: deque[tuple[Any, ...]] = deque(maxlen=_MAX_TIMELINE)
+        # Each connection's first frame (generation → mono, wall ns), whatever became of
+        # it, as a recording of the session has it: a quality report's first message.
+        self._first_frames: dict[int, tuple[int, int]] = {}
+        self._heard = 0  # the generation whose first frame is in _first_frames
         # The feed's own subscriber comes first: the recording and the timeline see
         # every event before any user listener can raise.
         self.pipeline.on_event(self._on_event)
@@ -762,6 +767,8 @@ class Feed:
 
     def _on_messages(self, run: list[str | bytes], generation: int) -> None:
         mono, wall = self._mono_ns(), self._wall_ns()
+        if generation != self._heard:
+            self._first_heard(generation, mono, wall)
         # Recorded first, before the queue can drop any of them.
         recorder = self.recorder
         seqs = (repeat(-1) if recorder is None
@@ -770,6 +777,14 @@ class Feed:
             self._put_many(list(zip(run, repeat(generation), repeat(mono), repeat(wall), seqs)))
         except QueueClosedError:
             pass  # stopping: the socket is being closed too
+
+    def _first_heard(self, generation: int, mono: int, wall: int) -> None:
+        """Note a connection's first frame, keeping as many connections as the timeline."""
+        self._heard = generation
+        first = self._first_frames
+        first.setdefault(generation, (mono, wall))
+        if len(first) > _MAX_TIMELINE:
+            del first[next(iter(first))]
 
     def _room(self) -> int:
         """Messages the queue can take now: a run is never larger, so it drops none."""

@@ -1012,9 +1012,10 @@ def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
     frames = pipeline.frames
     stats = feed.stats
     timeline = feed.connections
-    columns = ("generation", "recv_mono_ns", "recv_wall_ns")
-    seen = pl.concat([f.select(columns) for f in frames.values()]) if frames else (
-        pl.DataFrame(schema=dict.fromkeys(columns, pl.Int64)))
+    # Each connection's first frame, as the session's recording has it (a subscription's
+    # acknowledgement, say), not its first row: the two reports' first messages agree.
+    seen = pl.DataFrame([(g, *times) for g, times in feed._first_frames.items()],
+                        orient="row", schema=_FIRST_SCHEMA)
     now = feed.clock.monotonic_ns()
     start = int(timeline["mono_ns"].min()) if timeline.height else now  # type: ignore[arg-type]
     outcomes = _outcomes(stats.received, pipeline.counts, {
@@ -1038,7 +1039,8 @@ def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
         books=pipeline.books, symbols=symbols, exchange=spec.exchange_name,
         anchors=lambda: [timeline.select("mono_ns", "wall_ns"), *(
             frame.select(pl.col("recv_mono_ns").alias("mono_ns"),
-                         pl.col("recv_wall_ns").alias("wall_ns")) for frame in frames.values())]),
+                         pl.col("recv_wall_ns").alias("wall_ns"))
+            for frame in (seen, *frames.values()))]),
         rule)
 
 
