@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from polars.testing import assert_frame_equal
 
-from wsresearch import Recording, export_parquet, load_dataset, load_normalized, quality_report
+from wsresearch import (
+    Recording,
+    export_parquet,
+    load_dataset,
+    load_normalized,
+    load_outages,
+    quality_report,
+)
 from wsresearch.export import export_with_report
 
 RECORDING = (Path(__file__).resolve().parent.parent / "data" / "recordings"
@@ -31,8 +38,11 @@ def test_one_replay_gives_the_same_dataset_and_report_as_two(tmp_path: Path) -> 
     separate = export_parquet(recording, None, tmp_path / "two", normalized=True,
                               progress=lambda d, t: two.append((d, t)))
     alone = quality_report(recording, progress=lambda d, t: two.append((d, t)))
-    written = len(summary.files) - 1  # a call after each file but the connections table
+    # A call after each file but the connections table (and, with the report, its outages).
+    written = len(summary.files) - 2
     assert written == len(separate.files) - 1 > 1
+    assert_frame_equal(load_outages(tmp_path / "one").drop("recording"), report.outages)
+    assert load_outages(tmp_path / "two").height == 0  # exported without its report
     assert (replays(one, written), replays(two, written)) == (1, 2)
     assert summary.rows == separate.rows and summary.normalized == separate.normalized
     for folder in ("one", "two"):
@@ -72,6 +82,8 @@ def test_export_report_writes_the_dataset_and_a_report_per_recording(tmp_path: P
     trades = load_normalized(tmp_path / "ds", "trades").collect()
     assert trades.height > 1000 and trades["exchange"].unique().to_list() == ["binance"]
     assert list((tmp_path / "ds").glob("kind=book_snapshots/*/*/*.parquet"))
+    assert load_outages(tmp_path / "ds")["recording"].to_list() == []  # a table, of no outage
+    assert len(list((tmp_path / "ds" / "_outages").glob("*.parquet"))) == 1
     (tmp_path / "afile").write_text("x")
     refused = run("export", str(RECORDING), "--out", str(tmp_path / "ds"),
                   "--report", str(tmp_path / "afile"))

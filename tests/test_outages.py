@@ -8,12 +8,22 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from wsresearch import Recording, mark_outages, quality_report, replay
+from wsresearch import (
+    Recording,
+    export_parquet,
+    load_dataset,
+    load_normalized,
+    load_outages,
+    mark_outages,
+    quality_report,
+    replay,
+)
 from wsresearch._wall_clock import wall_clock
+from wsresearch.export import OUTAGE_SCHEMA, export_with_report, recording_id
 from wsresearch.outages import OUTAGE_COLUMNS, on_wall_clock, outage_spans
 from wsresearch.quality import SILENCE_COLUMNS
 
@@ -147,6 +157,49 @@ def test_a_report_from_a_replay_already_made_has_the_same_outages() -> None:
     assert_frame_equal(one_pass.outages, quality_report(recording).outages)
 
 
+def test_a_dataset_exported_with_its_report_carries_its_outages_each_by_its_recording(
+    tmp_path: Path,
+) -> None:
+    # Two recordings of one exchange over the same minutes: the simulated session, and
+    # its messages but the tickers as one connection (its own outages: no disconnect, no
+    # stale ticker).
+    first = Recording.open(SIM_FAULTS)
+    frames = first.frames().filter(~pl.col("data").str.starts_with('{"type":"ticker"'))
+    second = Recording.from_frames(
+        tmp_path / "again", list(zip(frames["recv_wall_ns"], frames["data"], strict=True)),
+        spec=first.spec)
+    dataset = tmp_path / "ds"
+    reports = {}
+    for recording in (first, second):
+        summary, reports[summary.recording] = export_with_report(recording, None, dataset,
+                                                                 normalized=True)
+        assert dataset / "_outages" / f"{summary.recording}.parquet" in summary.files
+    found = load_outages(dataset)
+    assert found.schema == pl.Schema(OUTAGE_SCHEMA)
+    for rid, report in reports.items():
+        assert_frame_equal(found.filter(recording=rid).drop("recording"), report.outages)
+    assert found.filter(recording=recording_id(first))["reason"].unique().sort().to_list() == [
+        "disconnected", "hole", "stale"]
+
+    # One call marks every recording's rows by that recording's own outages.
+    trades = load_normalized(dataset, "trades").collect().sort("recording", "local_time")
+    marked = mark_outages(trades, found)
+    each = pl.concat([mark_outages(trades.filter(recording=rid), report.outages)
+                      for rid, report in sorted(reports.items())])
+    assert_frame_equal(marked, each)
+    assert marked["outage"].sum() > 0
+    # Not keyed by recording, the other recording's outages would mark rows too.
+    assert not mark_outages(trades.drop("recording"), found)["outage"].equals(marked["outage"])
+    # The native rows, lazily, on their ns receive times: the same marks.
+    native = mark_outages(load_dataset(dataset, "trade"), found, time="recv_wall_ns").collect()
+    assert native["outage"].sum() == marked["outage"].sum()
+
+    # Exported again without its report, a recording's outages are gone with its old files.
+    again = export_parquet(first, None, dataset)
+    assert again.replaced > 0
+    assert load_outages(dataset)["recording"].unique().to_list() == [recording_id(second)]
+
+
 def test_every_shipped_recording_has_no_outage_but_a_table_with_every_column() -> None:
     for folder in sorted((ROOT / "recordings").iterdir()):
         report = quality_report(folder)
@@ -245,37 +298,44 @@ KEYS = st.sampled_from(["a", "b", None])
 
 
 @settings(max_examples=60, deadline=None)
-@given(spans=st.lists(st.tuples(KEYS, st.sampled_from(["disconnected", "stale", "hole",
-                                                       "book_invalid"]),
+@given(spans=st.lists(st.tuples(KEYS, KEYS, st.sampled_from(["disconnected", "stale", "hole",
+                                                             "book_invalid"]),
                                 st.sampled_from(["s1", "s2"]), KEYS, st.integers(0, 30),
                                 st.integers(0, 10)), max_size=8),
-       rows=st.lists(st.tuples(KEYS, KEYS, st.none() | st.integers(0, 40)), max_size=20),
+       rows=st.lists(st.tuples(KEYS, KEYS, KEYS, st.none() | st.integers(0, 40)),
+                     max_size=20),
        streams=st.none() | st.sampled_from([["s1"], ["s2"], []]),
        lazy=st.booleans())
+@example(spans=[("a", None, "disconnected", "s1", None, 0, 5)],  # another recording's
+         rows=[("b", None, None, 1), ("a", None, None, 1)], streams=None, lazy=False)
 def test_marking_agrees_with_a_row_by_row_reading_of_the_rule(
-    spans: list[tuple[str | None, str, str, str | None, int, int]],
-    rows: list[tuple[str | None, str | None, int | None]],
+    spans: list[tuple[str | None, str | None, str, str, str | None, int, int]],
+    rows: list[tuple[str | None, str | None, str | None, int | None]],
     streams: list[str] | None, lazy: bool,
 ) -> None:
-    table = outages(*((exchange, reason, stream if reason in ("stale", "hole") else None,
-                       symbol if reason == "book_invalid" else None,
-                       at(start), at(start + length), float(length), None)
-                      for exchange, reason, stream, symbol, start, length in spans))
+    # Keyed by recording (as a dataset's outages are), exchange and symbol.
+    table = pl.DataFrame(
+        [(recording, exchange, reason, stream if reason in ("stale", "hole") else None,
+          symbol if reason == "book_invalid" else None, at(start), at(start + length),
+          float(length), None)
+         for recording, exchange, reason, stream, symbol, start, length in spans],
+        schema=OUTAGE_SCHEMA, orient="row")
     frame = pl.DataFrame(
-        [(e, s, None if t is None else at(t)) for e, s, t in rows], orient="row",
-        schema={"exchange": pl.String, "symbol": pl.String,
+        [(r, e, s, None if t is None else at(t)) for r, e, s, t in rows], orient="row",
+        schema={"recording": pl.String, "exchange": pl.String, "symbol": pl.String,
                 "local_time": pl.Datetime("ns", "UTC")})
 
-    def inside(exchange: str | None, symbol: str | None, t: int | None) -> bool:
+    def inside(recording: str | None, exchange: str | None, symbol: str | None,
+               t: int | None, keys: tuple[str, ...] = ("recording", "exchange", "symbol"),
+               ) -> bool:
         if t is None:
             return False
+        row = {"recording": recording, "exchange": exchange, "symbol": symbol}
         for o in table.iter_rows(named=True):
             if o["reason"] in ("stale", "hole") and streams is not None and (
                     o["stream"] not in streams):
                 continue
-            if o["exchange"] is not None and o["exchange"] != exchange:
-                continue
-            if o["symbol"] is not None and o["symbol"] != symbol:
+            if any(o[key] is not None and o[key] != row[key] for key in keys):
                 continue
             if o["start"] <= at(t) < o["end"]:
                 return True
@@ -285,3 +345,8 @@ def test_marking_agrees_with_a_row_by_row_reading_of_the_rule(
     got = marked.collect() if isinstance(marked, pl.LazyFrame) else marked
     assert got["outage"].to_list() == [inside(*row) for row in rows]
     assert_frame_equal(got.drop("outage"), frame)
+    # Without the recording in either table, an outage applies to every recording's rows.
+    unkeyed = [inside(*row, keys=("exchange", "symbol")) for row in rows]
+    for rows_of, outages_of in ((frame.drop("recording"), table),
+                                (frame, table.drop("recording"))):
+        assert mark_outages(rows_of, outages_of, streams=streams)["outage"].to_list() == unkeyed

@@ -30,7 +30,8 @@ TOP_LEVEL = [
     "WsResearchError", "__version__", "book_at", "books_at", "by_field", "compact_recording",
     "compare", "export_parquet",
     "import_capture",
-    "load_connections", "load_dataset", "load_normalized", "mark_outages", "merge_events",
+    "load_connections", "load_dataset", "load_normalized", "load_outages", "mark_outages",
+    "merge_events",
     "on_grid", "quality_report", "replay",
 ]
 LOWLEVEL = [

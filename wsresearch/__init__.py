@@ -67,6 +67,7 @@ if TYPE_CHECKING:
         load_connections,
         load_dataset,
         load_normalized,
+        load_outages,
         merge_events,
     )
     from .feed import Feed, FeedStats
@@ -115,6 +116,7 @@ _PUBLIC: dict[str, str] = {
     "load_dataset": ".export",
     "load_connections": ".export",
     "load_normalized": ".export",
+    "load_outages": ".export",
     "merge_events": ".export",
     "import_capture": ".importers",
     "ExportSummary": ".export",
@@ -305,6 +307,7 @@ __all__ = [
     "load_connections",
     "load_dataset",
     "load_normalized",
+    "load_outages",
     "mark_outages",
     "merge_events",
     "on_grid",

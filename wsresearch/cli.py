@@ -274,7 +274,8 @@ def _build_parser() -> argparse.ArgumentParser:
                              "the dataset is the same)")
     export.add_argument("--report", metavar="FOLDER", default=None,
                         help="also write each recording's quality report (HTML, needs "
-                             "matplotlib) as FOLDER/<recording>.html, from the same replay")
+                             "matplotlib) as FOLDER/<recording>.html, and its outages into "
+                             "the dataset, from the same replay")
     _add_chunk_events(export)
 
     compact = commands.add_parser(

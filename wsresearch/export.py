@@ -55,6 +55,7 @@ from ._warn import held
 from .book import Books
 from .clock import NS_PER_S, Time, ns_since_epoch
 from .normalize import COMMON, KINDS, is_stateful, normalize
+from .outages import OUTAGE_COLUMNS
 from .pipeline import Pipeline, normalized_books
 from .quality import QualityReport, ReportInputs, hole_rule
 from .recording import Recording
@@ -65,12 +66,14 @@ from .spec import CHANNEL_NAME, FeedSpec
 
 __all__ = [
     "CONNECTION_SCHEMA",
+    "OUTAGE_SCHEMA",
     "ExportSummary",
     "export_parquet",
     "export_with_report",
     "load_connections",
     "load_dataset",
     "load_normalized",
+    "load_outages",
     "merge_events",
     "recording_id",
 ]
@@ -78,11 +81,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _CONNECTIONS = "_connections"
+_OUTAGES = "_outages"
 _NS_PER_DAY = 86_400 * NS_PER_S
 
 CONNECTION_SCHEMA: dict[str, pl.DataType] = {"recording": pl.String(), **TIMELINE_SCHEMA}
 """Columns of the ``_connections`` table: every open and close of every recording, and
 who closed it (``closed_by``; null in datasets exported before it was stored)."""
+
+OUTAGE_SCHEMA: dict[str, pl.DataType] = {"recording": pl.String(), **OUTAGE_COLUMNS}
+"""Columns of the ``_outages`` table: each exported recording's outages
+(:data:`~wsresearch.outages.OUTAGE_COLUMNS`), with the recording's id."""
 
 
 
@@ -361,10 +369,12 @@ class _Export:
             if parts:
                 self.staging.add(f"kind={kind}", pl.concat(parts))
 
-    def finish(self, rid: str | None = None) -> ExportSummary:
+    def finish(self, rid: str | None = None,
+               outages: pl.DataFrame | None = None) -> ExportSummary:
         """Name and write every file; remove an earlier export's files of the recording.
 
-        ``rid``: the recording's id, where its events were not counted as they were replayed.
+        ``rid``: the recording's id, where its events were not counted as they were
+        replayed; ``outages``: the recording's outages (of its report), written too.
         """
         rid = rid or _recording_id(self.recording, self.events, self.head)
         written = None
@@ -373,17 +383,22 @@ class _Export:
             written = functools.partial(self.progress, total, total)
         # An earlier export of this recording, in this layout or the one before exchange
         # partitions: replaced, never duplicated.
-        old = sorted(p for pattern in ("channel=*/**/", "kind=*/**/", f"{_CONNECTIONS}/")
+        old = sorted(p for pattern in ("channel=*/**/", "kind=*/**/", f"{_CONNECTIONS}/",
+                                       f"{_OUTAGES}/")
                      for p in self.root.glob(f"{pattern}{rid}.parquet"))
         self.staging.finish(rid, written)
         files = self.staging.place()  # over the old files of the same names
-        path = self.root / _CONNECTIONS / f"{rid}.parquet"  # written over below
-        for gone in sorted(set(old) - set(files) - {path}):  # a day no longer in it, say
+        # Written over below: the connections, and the outages where there are some.
+        tables = {self.root / _CONNECTIONS / f"{rid}.parquet": (
+            self.timeline.frame().sort("seq", maintain_order=True), CONNECTION_SCHEMA)}
+        if outages is not None:
+            tables[self.root / _OUTAGES / f"{rid}.parquet"] = (outages, OUTAGE_SCHEMA)
+        for gone in sorted(set(old) - set(files) - set(tables)):  # a day no longer in it, say
             gone.unlink()
-        timeline = self.timeline.frame().sort("seq", maintain_order=True)
-        write_private_parquet(timeline.select(pl.lit(rid).alias("recording"), *TIMELINE_SCHEMA)
-                              .cast(CONNECTION_SCHEMA), path)  # type: ignore[arg-type]
-        files.append(path)
+        for path, (table, schema) in tables.items():
+            write_private_parquet(table.with_columns(pl.lit(rid).alias("recording")).select(
+                *schema).cast(schema), path)  # type: ignore[arg-type]
+            files.append(path)
         return ExportSummary(recording=rid, rows=self.rows, files=files, replaced=len(old),
                              normalized=self.kinds)
 
@@ -406,7 +421,9 @@ def export_with_report(
     :func:`export_parquet` and :func:`~wsresearch.quality.quality_report` each replay the
     recording; together they would parse it twice. Here one replay makes the rows, the
     normalized tables (with ``normalized``) and the report: the same dataset and the same
-    report as the two calls, for the cost of one.
+    report as the two calls, for the cost of one. The dataset also gets the report's
+    outages (``_outages/<recording id>.parquet``, :func:`load_outages`), so that it
+    carries the spells a backtest leaves out.
 
     Parameters
     ----------
@@ -444,8 +461,8 @@ def export_with_report(
         whole = {name: result.frames[name] for name in export.whole}
         export.add(whole, None)
         inputs.add(whole)
-        summary = export.finish()
-        return summary, inputs.report(recording, spec, result, rule)
+        report = inputs.report(recording, spec, result, rule)
+        return export.finish(outages=report.outages), report
     finally:
         export.close()
         inputs.close()
@@ -656,6 +673,37 @@ def load_connections(path: str | os.PathLike[str]) -> pl.DataFrame:
         (pl.col(name) if name in merged.columns else pl.lit(None)).cast(dtype).alias(name)
         for name, dtype in CONNECTION_SCHEMA.items()
     ).sort("recording", "mono_ns")
+
+
+def load_outages(path: str | os.PathLike[str]) -> pl.DataFrame:
+    """The outages of every recording exported with its report (:data:`OUTAGE_SCHEMA`).
+
+    :func:`export_with_report` (``wsresearch export --report``) writes each recording's
+    outages beside its rows; :func:`~wsresearch.outages.mark_outages` then marks the
+    dataset's rows with them, each recording's rows by its own outages (both tables have
+    the ``recording`` column). A recording exported without its report has none here.
+
+    Parameters
+    ----------
+    path
+        The dataset's directory.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per outage, by recording and start.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> load_outages(tempfile.mkdtemp()).columns
+    ['recording', 'exchange', 'reason', 'stream', 'symbol', 'start', 'end', 'length_s', 'detail']
+    """
+    files = sorted((Path(path) / _OUTAGES).glob("*.parquet"))
+    if not files:
+        return pl.DataFrame(schema=OUTAGE_SCHEMA)
+    return pl.concat([pl.read_parquet(f, glob=False).cast(OUTAGE_SCHEMA)  # type: ignore[arg-type]
+                      for f in files]).sort("recording", "start", maintain_order=True)
 
 
 def merge_events(

@@ -170,8 +170,12 @@ def mark_outages(rows: Rows, outages: pl.DataFrame, *, time: str = "local_time",
 
     An outage with an ``exchange`` applies only to rows of that exchange, where
     ``rows`` has an ``exchange`` column (the normalized tables do), so the outages of
-    several reports, concatenated, mark the rows of several exchanges at once. A row
-    whose ``exchange`` or ``symbol`` is null is marked only by outages without one.
+    several reports, concatenated, mark the rows of several exchanges at once. Likewise
+    an outage with a ``recording`` (a dataset's, of :func:`~wsresearch.export.load_outages`)
+    applies only to that recording's rows, where ``rows`` has a ``recording`` column (an
+    exported dataset's rows do): a dataset of many recordings is marked in one call. A
+    row whose ``recording``, ``exchange`` or ``symbol`` is null is marked only by outages
+    without one.
     The outages are merged per key first, so overlapping ones (every book broken by one
     disconnect) cost no more than one.
 
@@ -182,7 +186,8 @@ def mark_outages(rows: Rows, outages: pl.DataFrame, *, time: str = "local_time",
         frame, a dataset loaded lazily.
     outages
         An outages table: :attr:`QualityReport.outages
-        <wsresearch.quality.QualityReport>`, or several concatenated.
+        <wsresearch.quality.QualityReport>`, several concatenated, or a dataset's
+        (:func:`~wsresearch.export.load_outages`, which adds ``recording``).
     time
         The rows' receive time: a ``Datetime`` column (naive means UTC), or ns since
         the epoch (``recv_wall_ns``).
@@ -234,7 +239,8 @@ def mark_outages(rows: Rows, outages: pl.DataFrame, *, time: str = "local_time",
     if name in schema:
         raise ValueError(f"rows have a column {name!r} already; give another name=")
     ns = _as_ns(time, schema[time])
-    keys = [key for key in ("exchange", "symbol") if key in schema]
+    keys = [key for key in ("recording", "exchange", "symbol")
+            if key in schema and key in outages.columns]
     spans = outages.filter(
         pl.col("reason").is_in(["disconnected", "book_invalid"])
         | (pl.col("reason").is_in(["stale", "hole"])
@@ -244,8 +250,8 @@ def mark_outages(rows: Rows, outages: pl.DataFrame, *, time: str = "local_time",
     numbered = rows.lazy().with_row_index(_ROW)
     times = numbered.select(_ROW, ns.alias(_TIME), *keys).drop_nulls(_TIME).sort(_TIME)
     inside = pl.lit(False)
-    # An outage applies by the keys it has (exchange, symbol), to any row where it has
-    # none: one as-of join per set of keys, over the outages merged per key.
+    # An outage applies by the keys it has (recording, exchange, symbol), to any row where
+    # it has none: one as-of join per set of keys, over the outages merged per key.
     for n, by in enumerate(_key_sets(keys)):
         group = spans.filter(*(pl.col(key).is_not_null() == (key in by) for key in keys))
         if not group.height:
