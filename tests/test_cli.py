@@ -179,6 +179,37 @@ def test_record_refuses_bad_json_and_urls(tmp_path: Path) -> None:
     assert len(url.stderr.strip().splitlines()) == 1
 
 
+def test_a_record_that_never_connects_leaves_no_recording_behind(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as bound:  # bound, not listening: every connection is refused
+        bound.bind(("127.0.0.1", 0))
+        url = f"ws://127.0.0.1:{bound.getsockname()[1]}"
+
+        def record(out: Path) -> tuple[int, str, str]:
+            code = main(["record", url, "--out", str(out), "--seconds", "0.5"])
+            said = capsys.readouterr()
+            return code, said.out, said.err
+
+        out = tmp_path / "rec"
+        for _ in range(2):  # the same --out again is not refused as holding a recording
+            code, said, err = record(out)
+            assert code == 1 and f"no connection to {url} opened within 0.5 s" in err
+            assert f"no connection opened: nothing recorded, {out} removed" in said
+            assert not out.exists()
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        code, said, _ = record(empty)
+        assert code == 1 and f"nothing recorded, {empty} emptied" in said
+        assert empty.is_dir() and not any(empty.iterdir())
+        # A folder the recorder refused is not its own: left as it was.
+        held = tmp_path / "held"
+        Recording.from_frames(held, [(0, '{"type":"x"}')])
+        before = sorted(held.rglob("*"))
+        code, said, err = record(held)
+        assert code == 1 and "already holds a recording" in err
+        assert "nothing recorded" not in said and sorted(held.rglob("*")) == before
+
+
 def test_demo_speaks_an_exchange_dialect_through_its_adapter() -> None:
     result = run("demo", "--exchange", "okx", "--seconds", "8", "--no-record")
     assert result.returncode == 0, result.stderr

@@ -47,6 +47,7 @@ import contextlib
 import functools
 import json
 import logging
+import shutil
 import signal
 import sys
 import threading
@@ -563,8 +564,10 @@ async def _record(args: argparse.Namespace, console: Console) -> int:
     from .redaction import redact_url
 
     spec = _record_spec(args)
+    out = Path(args.out)
+    existed = await asyncio.to_thread(out.exists)  # then empty, or the recorder refuses it
     # Rows on disk only: a recorder that runs for days must not grow with every row.
-    feed = Feed(spec, record_to=args.out, max_rows=0, segment_events=args.segment_events)
+    feed = Feed(spec, record_to=out, max_rows=0, segment_events=args.segment_events)
     monitor = FeedMonitor(feed)
     source = redact_url(spec.url)
     if spec.origin is not None and spec.origin.adapter != "raw" and spec.description:
@@ -574,14 +577,17 @@ async def _record(args: argparse.Namespace, console: Console) -> int:
     try:
         await _run_feed(feed, args.seconds or float("inf"), monitor, console, live=False)
     except asyncio.CancelledError:  # a signal: the recording is closed; say what it holds
-        await _record_end(args, console, monitor, feed, signalled=True)
+        await _record_end(args, console, monitor, feed, existed, signalled=True)
         raise
-    await _record_end(args, console, monitor, feed)
+    except WsResearchError:  # no connection opened in time, or the connection halted
+        await asyncio.to_thread(_forget_if_never_connected, feed, existed, console)
+        raise
+    await _record_end(args, console, monitor, feed, existed)
     return 0
 
 
 async def _record_end(args: argparse.Namespace, console: Console, monitor: FeedMonitor,
-                      feed: Feed, *, signalled: bool = False) -> None:
+                      feed: Feed, existed: bool, *, signalled: bool = False) -> None:
     """What a stopped ``record`` says it holds; then, with ``--compact``, its compaction.
 
     After a signal (``signalled``), a second Ctrl-C stops the compaction at its next file;
@@ -590,6 +596,8 @@ async def _record_end(args: argparse.Namespace, console: Console, monitor: FeedM
     console.print(monitor.summary())
     recorder = feed.recorder
     assert recorder is not None
+    if await asyncio.to_thread(_forget_if_never_connected, feed, existed, console):
+        return
     _say(console, f"recorded {recorder.events} events to {args.out}")
     if args.compact:
         if signalled and threading.current_thread() is threading.main_thread():
@@ -597,6 +605,29 @@ async def _record_end(args: argparse.Namespace, console: Console, monitor: FeedM
             # is Python's here, so that it stops the compaction at its next file.
             signal.signal(signal.SIGINT, signal.default_int_handler)
         await _compact_one(args.out, SEGMENT_EVENTS, console)
+
+
+def _forget_if_never_connected(feed: Feed, existed: bool, console: Console) -> bool:
+    """Remove a stopped feed's recording if no connection ever opened; whether it did.
+
+    Such a recording holds nothing of the feed, only the failed attempts (said on the
+    terminal already), and would make the same ``--out`` refused on the next try. A
+    folder that existed before (empty, as a recording needs) is left empty.
+    """
+    recorder = feed.recorder
+    if recorder is None or not recorder.started or feed.generation > 0:
+        return False  # (not started: it refused the folder, which is then not its own)
+    path = recorder.path
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    if not existed:
+        path.rmdir()
+    _say(console, f"no connection opened: nothing recorded, {path} "
+         f"{'emptied' if existed else 'removed'}")
+    return True
 
 
 def _record_spec(args: argparse.Namespace) -> FeedSpec:

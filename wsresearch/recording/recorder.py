@@ -149,6 +149,7 @@ class Recorder:
         self._generation = 0  # of the last open: where the stop event belongs
         self._seq = 0
         self._task: asyncio.Task[None] | None = None
+        self._started = False
         self._wake = asyncio.Event()
         self._writing: asyncio.Future[None] | None = None
         self.flushed_seq = -1
@@ -178,6 +179,15 @@ class Recorder:
         """Whether the flush timer runs."""
         return self._task is not None and not self._task.done()
 
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` made the directory this recording's (stopped since or not).
+
+        False where it refused the directory (one holding a recording, say): what is
+        there is not this recorder's.
+        """
+        return self._started
+
     async def start(self) -> None:
         """Create the directory and manifest and start the flush timer.
 
@@ -190,6 +200,7 @@ class Recorder:
             return
         manifest = self.manifest.model_copy(update={"started_wall_ns": self._clock.time_ns()})
         self._writer.open(manifest)
+        self._started = True
         self.manifest = manifest
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name="wsresearch-recorder"
