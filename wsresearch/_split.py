@@ -41,7 +41,7 @@ from .clock import NS_PER_S
 from .errors import DamagedSegmentWarning, NothingKeptWarning
 from .exchanges import rebuild
 from .normalize import is_stateful
-from .pipeline import Pipeline
+from .pipeline import Pipeline, QuoteSource
 from .recording import Recording
 from .replay import Garbled, Kept, replay_in_chunks
 from .spec import FeedSpec, SpecOrigin
@@ -166,14 +166,15 @@ def _pieces(recording: Recording, part: Part, chunk_events: int) -> Iterator[pl.
 
 
 def run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_events: int,
-             part: Part, state: State | None, staging: str, root: str) -> _Done:
+             part: Part, state: State | None, staging: str, root: str,
+             quotes: QuoteSource | None) -> _Done:
     """Replay and stage one part (in a process of its own); ``state``: caches handed over.
 
     Its warnings are not shown but handed back, every one, for the parent to show.
     """
     with warnings.catch_warnings(record=True, action="always") as caught:
         done = _run_part(path, origin, url, normalized, chunk_events, part, state, staging,
-                         root)
+                         root, quotes)
     done.warnings = [_portable(w.message, w.category) for w in caught]
     return done
 
@@ -210,14 +211,15 @@ def _told(found: list[Warning]) -> list[Warning]:
 
 
 def _run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_events: int,
-              part: Part, state: State | None, staging: str, root: str) -> _Done:
+              part: Part, state: State | None, staging: str, root: str,
+              quotes: QuoteSource | None) -> _Done:
     """:func:`run_part`, its warnings shown."""
     from .export import _Export
 
     with held():  # let go: what the listing skips, the parent's open told of
         recording = Recording.open(path)
     spec = rebuild(origin, url, source=path)
-    export = _Export(Path(root), recording, spec, normalized, Path(staging))
+    export = _Export(Path(root), recording, spec, normalized, Path(staging), quotes=quotes)
     start_state: State = {}
     kept_before = Kept()  # what the warm-up kept
     replayed: list[Pipeline] = []
@@ -255,12 +257,13 @@ def _run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_e
 
 
 def run_parts(recording: Recording, spec: FeedSpec, normalized: bool, chunk_events: int,
-              parts: list[Part], staging: Path, root: Path, workers: int) -> list[_Done]:
+              parts: list[Part], staging: Path, root: Path, workers: int,
+              quotes: QuoteSource | None) -> list[_Done]:
     """Every part, ``workers`` at a time, then checked and mended in order."""
     assert spec.origin is not None  # checked by splittable()
     path = str(recording.path)
     jobs = [(path, spec.origin, spec.url, normalized, chunk_events, part, None, str(staging),
-             str(root)) for part in parts]
+             str(root), quotes) for part in parts]
     with process_pool(workers) as pool:
         futures = [pool.submit(run_part, *job) for job in jobs]
         try:
@@ -275,7 +278,7 @@ def run_parts(recording: Recording, spec: FeedSpec, normalized: bool, chunk_even
                      "replayed again from it", k + 1, path)
             redo = Part(warm=parts[k].start, start=parts[k].start, end=parts[k].end)
             done[k] = run_part(path, spec.origin, spec.url, normalized, chunk_events, redo,
-                               handed, str(staging), str(root))
+                               handed, str(staging), str(root), quotes)
     for message in _told([w for part in done for w in part.warnings]):
         warn(message)
     Garbled(flags_lost=sum(part.garbled.flags_lost for part in done),

@@ -267,6 +267,11 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("--normalized", action="store_true",
                         help="also write the normalized tables (trades, quotes, book_changes...) "
                              "as kind=<kind>/exchange=<exchange>/date=<day>")
+    export.add_argument("--quotes", choices=("channel", "book"), default=None,
+                        help="with --normalized: take the quotes from the order books (a row "
+                             "each time a book's top changes), though a channel gives quotes "
+                             "(a ticker), or from the channels only (default: the channels', "
+                             "where one gives quotes, else the books')")
     export.add_argument("--option", action="append", default=[], type=_option,
                         metavar="KEY=VALUE", help="with --exchange: an adapter option")
     export.add_argument("--workers", type=_workers, default=1, metavar="N",
@@ -1061,14 +1066,14 @@ async def _export(args: argparse.Namespace, console: Console) -> int:
 
 
 def _export_to(export: Callable[..., _T], recording: Recording, spec: FeedSpec | None,
-               args: argparse.Namespace, progress: Callable[[int, int], None],
+               args: argparse.Namespace, progress: Callable[[int, int], None] | None,
                **options: Any) -> _T:
     """``export(recording, ...)`` into ``--out``, as the arguments say.
 
     ``export``: :func:`export_parquet` or :func:`export_with_report`.
     """
     return export(recording, spec, args.out, normalized=args.normalized, progress=progress,
-                  chunk_events=args.chunk_events, **options)
+                  chunk_events=args.chunk_events, quotes=args.quotes, **options)
 
 
 def _check_recordings(args: argparse.Namespace) -> list[Recording] | None:
@@ -1089,9 +1094,14 @@ def _check_recordings(args: argparse.Namespace) -> list[Recording] | None:
     """
     if args.exchange is None and (args.channels or args.option):
         raise ValueError("--channels and --option go with --exchange")
+    if args.quotes is not None and not args.normalized:
+        raise ValueError("--quotes goes with --normalized")
     opened = _check_manifests(args, adapters=args.exchange is None)
     for recording in opened or ():
-        _export_spec(args, recording)
+        spec = _export_spec(args, recording) or recording.spec
+        if args.quotes == "book" and spec is not None and spec.book_sync is None:
+            raise ValueError(f"{recording.path}: --quotes book, but its spec keeps no order "
+                             "books to take quotes from")
         _check_readable(recording)
     return opened
 
@@ -1184,12 +1194,9 @@ def _export_job(folder: str, options: dict[str, Any], reports: Path | None,
     spec = _export_spec(args, recording)
     _check_readable(recording)
     if reports is None:
-        summary = export_parquet(recording, spec, args.out, normalized=args.normalized,
-                                 progress=progress, chunk_events=args.chunk_events)
+        summary = _export_to(export_parquet, recording, spec, args, progress)
         return [_exported(folder, summary, args.out)]
-    summary, report = export_with_report(recording, spec, args.out,
-                                         normalized=args.normalized, progress=progress,
-                                         chunk_events=args.chunk_events)
+    summary, report = _export_to(export_with_report, recording, spec, args, progress)
     written = report.to_html(reports / f"{summary.recording}.html")
     return [_exported(folder, summary, args.out), f"{folder}: quality report -> {written}"]
 

@@ -56,7 +56,7 @@ from .book import Books
 from .clock import NS_PER_S, Time, ns_since_epoch
 from .normalize import COMMON, KINDS, is_stateful, normalize
 from .outages import OUTAGE_COLUMNS
-from .pipeline import Pipeline, normalized_books
+from .pipeline import QUOTE_SOURCES, Pipeline, QuoteSource, normalized_books
 from .quality import QualityReport, ReportInputs, hole_rule
 from .recording import Recording
 from .recording.format import TIMELINE_SCHEMA
@@ -165,6 +165,7 @@ def export_parquet(
     result: ReplayResult | None = None,
     chunk_events: int = CHUNK_EVENTS,
     workers: int = 1,
+    quotes: QuoteSource | None = None,
 ) -> ExportSummary:
     """Replay ``recording`` through ``spec`` and write its rows into the dataset at ``out_dir``.
 
@@ -201,6 +202,11 @@ def export_parquet(
         its own (:mod:`wsresearch._split`); the dataset is the same. A recording with one
         connection, a spec built by hand, or a stateful normalized table is exported by
         one process (``ExportSummary.parts`` says how many there were).
+    quotes
+        Where the normalized ``quotes`` come from: ``"book"``, the order books (a row each
+        time a valid book's top changes), even where a channel gives quotes (a ticker
+        may be far sparser than the book, and lag it); ``"channel"``, the channels that
+        give them only. Default: the channels', where one gives quotes, else the books'.
 
     Returns
     -------
@@ -212,7 +218,9 @@ def export_parquet(
         If ``recording`` is not a readable recording.
     ValueError
         If there is no ``spec`` and the recording cannot rebuild its own, ``out_dir``
-        is a file, or ``chunk_events`` is not a positive int.
+        is a file, ``chunk_events`` is not a positive int, or ``quotes`` is not
+        ``"channel"`` or ``"book"``, is given without ``normalized``, or is ``"book"``
+        where the spec keeps no order books.
     """
     root = _dataset_dir(out_dir)
     if not isinstance(recording, Recording):
@@ -227,10 +235,10 @@ def export_parquet(
     if result is None and workers > 1:
         assert spec is not None  # found by spec_for
         split = _split_export(root, recording, spec, normalized, chunk_events, workers,
-                              progress)
+                              progress, quotes)
         if split is not None:
             return split
-    export = _Export(root, recording, spec, normalized, progress=progress)
+    export = _Export(root, recording, spec, normalized, progress=progress, quotes=quotes)
     try:
         if result is None:
             assert spec is not None  # found by spec_for
@@ -250,7 +258,8 @@ def export_parquet(
 
 def _split_export(root: Path, recording: Recording, spec: FeedSpec, normalized: bool,
                   chunk_events: int, workers: int,
-                  progress: Callable[[int, int], None] | None) -> ExportSummary | None:
+                  progress: Callable[[int, int], None] | None,
+                  quotes: QuoteSource | None) -> ExportSummary | None:
     """The export made by ``workers`` processes, or ``None`` if it cannot be split."""
     reason = _split.splittable(spec, normalized)
     if reason is not None:
@@ -260,10 +269,10 @@ def _split_export(root: Path, recording: Recording, spec: FeedSpec, normalized: 
     if len(parts) < 2:
         log.info("%s is exported by one process: it has one connection", recording.path)
         return None
-    export = _Export(root, recording, spec, normalized, progress=progress)
+    export = _Export(root, recording, spec, normalized, progress=progress, quotes=quotes)
     try:
         done = _split.run_parts(recording, spec, normalized, chunk_events, parts,
-                                export.staging.folder, root, workers)
+                                export.staging.folder, root, workers, quotes)
         # The recording's first events: those of the first parts, however few each holds.
         export.head = [data for part in done for data in part.head][:_HEAD]
         for part in done:
@@ -284,7 +293,9 @@ class _Export:
 
     def __init__(self, root: Path, recording: Recording, spec: FeedSpec | None,
                  normalized: bool, staging: Path | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None,
+                 quotes: QuoteSource | None = None) -> None:
+        quotes = _quote_source(spec, normalized, quotes)  # refused before anything is made
         unsafe = [] if spec is None else sorted(
             c.name for c in spec.channels if not re.fullmatch(CHANNEL_NAME, c.name))
         if unsafe:  # a Channel refuses such names; a spec built by hand might not
@@ -308,12 +319,14 @@ class _Export:
         if normalized and spec is not None:
             for channel in spec.channels:
                 for kind, normalizer in channel.normalized.items():
+                    if kind == "quotes" and quotes == "book":
+                        continue  # the books' quotes instead
                     self.held.setdefault(kind, []).append(channel.name)
                     if is_stateful(normalizer):
                         self.whole.add(channel.name)
             if spec.book_sync is not None:
-                self.book_kinds = {"book_snapshots"} | (set() if "quotes" in self.held
-                                                        else {"quotes"})
+                self.book_kinds = {"book_snapshots"} | (
+                    {"quotes"} if quotes == "book" else set())
             for kind in KINDS:
                 if kind in self.held or kind in self.book_kinds:
                     self.kinds[kind] = 0
@@ -406,6 +419,36 @@ class _Export:
         self.staging.close()
 
 
+def _quote_source(spec: FeedSpec | None, normalized: bool,
+                  quotes: QuoteSource | None) -> QuoteSource | None:
+    """Where an export's ``quotes`` come from (``None``: there are none to write).
+
+    By default the channels', where one gives quotes, else the order books' (as
+    :meth:`Pipeline.normalized <wsresearch.Pipeline.normalized>` has it).
+
+    Raises
+    ------
+    ValueError
+        For a ``quotes`` not of :data:`~wsresearch.pipeline.QUOTE_SOURCES`, one given
+        without ``normalized``, or ``"book"`` where the spec keeps no order books.
+    """
+    if quotes is not None:
+        if quotes not in QUOTE_SOURCES:
+            raise ValueError(f"quotes must be one of {list(QUOTE_SOURCES)}, not {quotes!r}")
+        if not normalized:
+            raise ValueError("quotes= chooses the source of the normalized quotes: "
+                             "export with normalized=True")
+        if quotes == "book" and (spec is None or spec.book_sync is None):
+            raise ValueError("no order books to take quotes from: the spec subscribes no book "
+                             "channel of an exchange with a book rule")
+        return quotes
+    if spec is None:
+        return None
+    if any("quotes" in c.normalized for c in spec.channels):
+        return "channel"
+    return "book" if spec.book_sync is not None else None
+
+
 def export_with_report(
     recording: Recording | str | os.PathLike[str],
     spec: FeedSpec | None,
@@ -414,6 +457,7 @@ def export_with_report(
     normalized: bool = False,
     progress: Callable[[int, int], None] | None = None,
     chunk_events: int = CHUNK_EVENTS,
+    quotes: QuoteSource | None = None,
     **report_options: Any,
 ) -> tuple[ExportSummary, QualityReport]:
     """Export ``recording`` and report on its quality from **one** replay.
@@ -427,7 +471,7 @@ def export_with_report(
 
     Parameters
     ----------
-    recording, spec, out_dir, normalized, progress, chunk_events
+    recording, spec, out_dir, normalized, progress, chunk_events, quotes
         As for :func:`export_parquet`: the replay streams, and what the report needs of
         its rows is kept as they go (:class:`~wsresearch.quality.ReportInputs`).
     **report_options
@@ -449,7 +493,7 @@ def export_with_report(
         recording = Recording.open(recording)
     rule = hole_rule(**report_options)
     spec = spec_for(recording, spec)
-    export = _Export(root, recording, spec, normalized, progress=progress)
+    export = _Export(root, recording, spec, normalized, progress=progress, quotes=quotes)
     inputs = ReportInputs(spec, chunk_events)
 
     def take(pipeline: Pipeline, events: pl.DataFrame) -> None:

@@ -1,0 +1,110 @@
+"""Exported quotes from the order books, though a channel gives quotes (``quotes="book"``)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from wsresearch import Recording, export_parquet, load_normalized, replay
+from wsresearch.export import export_with_report
+from wsresearch.recording.writer import Captured, write_events
+
+RECORDINGS = Path(__file__).resolve().parent.parent / "data" / "recordings"
+OKX = RECORDINGS / "okx_cryptofeed_2022-05-13_v5_public_tickers_trades_books"
+KRAKEN_TRADES = RECORDINGS / "kraken_cryptofeed_2021-04-17_v1_trade"
+S = 10**9
+
+
+def exported_quotes(dataset: Path) -> pl.DataFrame:
+    """A dataset's quotes as a replay gives them: without the dataset's own column."""
+    return load_normalized(dataset, "quotes").collect().drop("recording", "kind", "date")
+
+
+def test_quotes_from_the_books_are_exported_beside_the_ticker_channels_rows(
+        tmp_path: Path) -> None:
+    # The shipped OKX capture: its ticker gives 28 quotes, its books change their top 204 times.
+    result = replay(OKX)
+    default = export_parquet(OKX, None, tmp_path / "default", normalized=True)
+    booked = export_parquet(OKX, None, tmp_path / "book", normalized=True, quotes="book")
+    channel = export_parquet(OKX, None, tmp_path / "channel", normalized=True,
+                             quotes="channel")
+    assert (default.normalized["quotes"], channel.normalized["quotes"],
+            booked.normalized["quotes"]) == (28, 28, 204)
+    assert_frame_equal(exported_quotes(tmp_path / "book"),
+                       result.normalized("quotes", source="book"))
+    assert_frame_equal(exported_quotes(tmp_path / "default"), result.normalized("quotes"))
+    # Every other table is the default export's.
+    for kind in ("trades", "book_snapshots", "book_changes"):
+        assert_frame_equal(load_normalized(tmp_path / "book", kind).collect(),
+                           load_normalized(tmp_path / "default", kind).collect())
+    # With the report, from the same replay.
+    summary, _ = export_with_report(OKX, None, tmp_path / "report", normalized=True,
+                                    quotes="book")
+    assert summary.normalized == booked.normalized
+    assert_frame_equal(exported_quotes(tmp_path / "report"), exported_quotes(tmp_path / "book"))
+
+
+def test_quotes_from_the_books_split_at_reconnects_are_the_serial_ones(tmp_path: Path) -> None:
+    """The OKX capture played as three connections, each rebuilding its books."""
+    source = Recording.open(OKX)
+    spec = source.spec
+    assert spec is not None
+    # Stretched to 3 minutes a connection: a copy of a message within the de-dup TTL
+    # (60 s) of the last would be a duplicate.
+    rows = source.frames().select("recv_wall_ns", "data").rows()
+    first = rows[0][0]
+    rows = [(first + (wall - first) * 18, data) for wall, data in rows]
+    span = rows[-1][0] - rows[0][0] + S
+    events = []
+    for k in range(3):
+        events.append(Captured("open", rows[0][0] + k * span, spec.url))
+        events += [Captured("frame", wall + k * span, data) for wall, data in rows]
+    write_events(tmp_path / "rec", events, source_url=spec.url, origin=spec.origin)
+    serial = export_parquet(tmp_path / "rec", None, tmp_path / "serial", normalized=True,
+                            quotes="book")
+    split = export_parquet(tmp_path / "rec", None, tmp_path / "split", normalized=True,
+                           quotes="book", workers=3)
+    assert split.parts == 3
+    assert serial.normalized["quotes"] == split.normalized["quotes"] == 3 * 204
+    assert_frame_equal(exported_quotes(tmp_path / "split"), exported_quotes(tmp_path / "serial"))
+
+
+@pytest.mark.parametrize(("recording", "options", "words"), [
+    (OKX, {"normalized": True, "quotes": "ticker"}, "quotes must be one of ['channel', 'book']"),
+    (OKX, {"quotes": "book"}, "export with normalized=True"),
+    (KRAKEN_TRADES, {"normalized": True, "quotes": "book"}, "no order books to take quotes"),
+])
+def test_a_quote_source_that_cannot_be_is_refused_before_anything_is_written(
+        tmp_path: Path, recording: Path, options: dict[str, object], words: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
+        export_parquet(recording, None, tmp_path / "ds", **options)  # type: ignore[arg-type]
+    assert not (tmp_path / "ds").exists()
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wsresearch.cli", *args], capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_export_takes_its_quotes_from_the_books_when_asked(tmp_path: Path) -> None:
+    done = run("export", str(OKX), "--out", str(tmp_path / "ds"), "--normalized",
+               "--quotes", "book")
+    assert done.returncode == 0, done.stderr
+    assert "quotes 204" in done.stdout
+    alone = run("export", str(OKX), "--out", str(tmp_path / "x"), "--quotes", "book")
+    assert alone.returncode == 1
+    assert alone.stderr.strip().splitlines() == [
+        "wsresearch export: error: --quotes goes with --normalized"]
+    # Refused before any recording is exported: the OKX one, given first, is not written.
+    bookless = run("export", str(OKX), str(KRAKEN_TRADES), "--out", str(tmp_path / "y"),
+                   "--normalized", "--quotes", "book")
+    assert bookless.returncode == 1 and not (tmp_path / "y").exists()
+    assert bookless.stderr.strip().splitlines() == [
+        f"wsresearch export: error: {KRAKEN_TRADES}: --quotes book, but its spec keeps no "
+        "order books to take quotes from"]
