@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -12,6 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from wsresearch import Recording, export_parquet, load_normalized, replay
+from wsresearch.cli import main
 from wsresearch.export import export_with_report
 from wsresearch.recording.writer import Captured, write_events
 
@@ -87,24 +86,21 @@ def test_a_quote_source_that_cannot_be_is_refused_before_anything_is_written(
     assert not (tmp_path / "ds").exists()
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "wsresearch.cli", *args], capture_output=True,
-                          text=True, timeout=120, check=False)
+def test_export_takes_its_quotes_from_the_books_when_asked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def export(*args: str) -> tuple[int, str, list[str]]:
+        code = main(["export", *args])
+        said = capsys.readouterr()
+        return code, said.out, said.err.strip().splitlines()
 
-
-def test_export_takes_its_quotes_from_the_books_when_asked(tmp_path: Path) -> None:
-    done = run("export", str(OKX), "--out", str(tmp_path / "ds"), "--normalized",
-               "--quotes", "book")
-    assert done.returncode == 0, done.stderr
-    assert "quotes 204" in done.stdout
-    alone = run("export", str(OKX), "--out", str(tmp_path / "x"), "--quotes", "book")
-    assert alone.returncode == 1
-    assert alone.stderr.strip().splitlines() == [
-        "wsresearch export: error: --quotes goes with --normalized"]
+    code, said, _ = export(str(OKX), "--out", str(tmp_path / "ds"), "--normalized",
+                           "--quotes", "book")
+    assert code == 0 and "quotes 204" in said
+    code, _, err = export(str(OKX), "--out", str(tmp_path / "x"), "--quotes", "book")
+    assert (code, err) == (1, ["wsresearch export: error: --quotes goes with --normalized"])
     # Refused before any recording is exported: the OKX one, given first, is not written.
-    bookless = run("export", str(OKX), str(KRAKEN_TRADES), "--out", str(tmp_path / "y"),
-                   "--normalized", "--quotes", "book")
-    assert bookless.returncode == 1 and not (tmp_path / "y").exists()
-    assert bookless.stderr.strip().splitlines() == [
-        f"wsresearch export: error: {KRAKEN_TRADES}: --quotes book, but its spec keeps no "
-        "order books to take quotes from"]
+    code, _, err = export(str(OKX), str(KRAKEN_TRADES), "--out", str(tmp_path / "y"),
+                          "--normalized", "--quotes", "book")
+    assert code == 1 and not (tmp_path / "y").exists()
+    assert err == [f"wsresearch export: error: {KRAKEN_TRADES}: --quotes book, but its spec "
+                   "keeps no order books to take quotes from"]
