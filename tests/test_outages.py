@@ -194,6 +194,8 @@ def test_a_dataset_exported_with_its_report_carries_its_outages_each_by_its_reco
     native = mark_outages(load_dataset(dataset, "trade"), found, time="recv_wall_ns").collect()
     assert native["outage"].sum() == marked["outage"].sum()
 
+    with pytest.raises(FileNotFoundError, match="holds no outages to read"):
+        load_outages(tmp_path / "no-such-dataset")  # not read as "no outages"
     # Exported again without its report, a recording's outages are gone with its old files.
     again = export_parquet(first, None, dataset)
     assert again.replaced > 0

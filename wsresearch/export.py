@@ -735,14 +735,23 @@ def load_outages(path: str | os.PathLike[str]) -> pl.DataFrame:
     Returns
     -------
     polars.DataFrame
-        One row per outage, by recording and start.
+        One row per outage, by recording and start (none where no recording was exported
+        with its report).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is not a directory: a mistyped path must not read as "no outages".
 
     Examples
     --------
     >>> import tempfile
-    >>> load_outages(tempfile.mkdtemp()).columns
+    >>> with tempfile.TemporaryDirectory() as dataset:
+    ...     load_outages(dataset).columns
     ['recording', 'exchange', 'reason', 'stream', 'symbol', 'start', 'end', 'length_s', 'detail']
     """
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"{path} is no dataset directory: it holds no outages to read")
     files = sorted((Path(path) / _OUTAGES).glob("*.parquet"))
     if not files:
         return pl.DataFrame(schema=OUTAGE_SCHEMA)
