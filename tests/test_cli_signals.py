@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
@@ -145,6 +146,22 @@ async def test_a_signal_stops_record_and_simulate_cleanly(
     # The session summary, with the rows it counted: every recorded frame is one.
     assert "session summary" in record.stdout
     assert summary_rows(record.stdout, "message") == recording.frames().height
+
+
+async def test_a_record_stopped_before_it_ever_connected_leaves_no_folder_behind(
+        tmp_path: Path) -> None:
+    out = tmp_path / "made" / "by" / "record"
+    with socket.socket() as bound:  # bound, not listening: every connection is refused
+        bound.bind(("127.0.0.1", 0))
+        url = f"ws://127.0.0.1:{bound.getsockname()[1]}"
+        async with running("record", url, "--out", str(out)) as record:
+            await eventually(lambda: (out / "manifest.json").is_file(), within=20,
+                             what="the recording begun")
+            record.proc.send_signal(signal.SIGTERM)
+            assert await record.exit_status() == 143, "".join(record.err)
+    assert f"no connection opened: nothing recorded, {out} removed" in record.stdout
+    assert record.err == []
+    assert not (tmp_path / "made").exists()  # the folders it made, gone with it
 
 
 async def test_record_with_compact_compacts_the_recording_once_a_signal_stops_it(

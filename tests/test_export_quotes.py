@@ -17,6 +17,7 @@ from wsresearch.recording.writer import Captured, write_events
 RECORDINGS = Path(__file__).resolve().parent.parent / "data" / "recordings"
 OKX = RECORDINGS / "okx_cryptofeed_2022-05-13_v5_public_tickers_trades_books"
 KRAKEN_TRADES = RECORDINGS / "kraken_cryptofeed_2021-04-17_v1_trade"
+COINBASE = RECORDINGS / "coinbase_cryptofeed_2021-04-17_exchange_level2_ticker_matches"
 S = 10**9
 
 
@@ -72,6 +73,17 @@ def test_quotes_from_the_books_split_at_reconnects_are_the_serial_ones(tmp_path:
     assert split.parts == 3
     assert serial.normalized["quotes"] == split.normalized["quotes"] == 3 * 204
     assert_frame_equal(exported_quotes(tmp_path / "split"), exported_quotes(tmp_path / "serial"))
+
+
+def test_quotes_from_the_channels_only_are_none_where_no_channel_gives_them(
+        tmp_path: Path) -> None:
+    # Coinbase's ticker gives no quotes where the spec keeps the level2 book.
+    default = export_parquet(COINBASE, None, tmp_path / "default", normalized=True)
+    channel = export_parquet(COINBASE, None, tmp_path / "channel", normalized=True,
+                             quotes="channel")
+    assert default.normalized["quotes"] == 1778
+    assert "quotes" not in channel.normalized
+    assert channel.normalized == {k: n for k, n in default.normalized.items() if k != "quotes"}
 
 
 @pytest.mark.parametrize(("recording", "options", "words"), [

@@ -192,14 +192,20 @@ def test_a_dataset_exported_with_its_report_carries_its_outages_each_by_its_reco
     assert not mark_outages(trades.drop("recording"), found)["outage"].equals(marked["outage"])
     # The native rows, lazily, on their ns receive times: the same marks.
     native = mark_outages(load_dataset(dataset, "trade"), found, time="recv_wall_ns").collect()
-    assert native["outage"].sum() == marked["outage"].sum()
+    by_frame = ["recording", "frame_seq", "outage"]
+    assert_frame_equal(native.select(by_frame).sort(by_frame),
+                       marked.select(by_frame).sort(by_frame))
 
     with pytest.raises(FileNotFoundError, match="holds no outages to read"):
         load_outages(tmp_path / "no-such-dataset")  # not read as "no outages"
-    # Exported again without its report, a recording's outages are gone with its old files.
+    # Exported again without its report, a recording's outages are gone with its old files,
+    # and the dataset says that they are not known.
     again = export_parquet(first, None, dataset)
     assert again.replaced > 0
-    assert load_outages(dataset)["recording"].unique().to_list() == [recording_id(second)]
+    with pytest.warns(UserWarning, match=rf"1 recording\(s\) of .* were exported without their "
+                      rf"report, so their outages are not known: {again.recording} \("):
+        found = load_outages(dataset)
+    assert found["recording"].unique().to_list() == [recording_id(second)]
 
 
 def test_every_shipped_recording_has_no_outage_but_a_table_with_every_column() -> None:
@@ -248,6 +254,22 @@ def test_a_lazy_dataset_is_marked_lazily_and_ns_times_as_datetimes() -> None:
     assert lazy.collect()["outage"].to_list() == [False, True, False]
     naive = pl.DataFrame({"t": [at(1).replace(tzinfo=None)]})  # naive: UTC
     assert mark_outages(naive, table, time="t")["outage"].to_list() == [True]
+
+
+def test_keys_of_any_string_type_match_and_an_all_null_key_is_no_key() -> None:
+    table = pl.DataFrame([("a", "generic", "disconnected", None, None, at(1), at(2), 1.0, None)],
+                         schema=OUTAGE_SCHEMA, orient="row")
+    rows = pl.DataFrame({"recording": ["a", "b"], "local_time": [at(1), at(1)]})
+    expected = [True, False]
+    for dtype in (pl.Categorical(), pl.Enum(["a", "b"])):
+        keyed = rows.with_columns(pl.col("recording").cast(dtype))
+        assert mark_outages(keyed, table)["outage"].to_list() == expected
+        assert mark_outages(keyed.lazy(), table.with_columns(pl.col("recording").cast(
+            pl.Categorical()))).collect()["outage"].to_list() == expected
+    unknown = rows.with_columns(pl.lit(None).alias("recording"))  # dtype Null
+    assert mark_outages(unknown, table)["outage"].to_list() == [False, False]
+    assert mark_outages(rows, table.with_columns(pl.lit(None).alias("recording")))[
+        "outage"].to_list() == [True, True]
 
 
 @pytest.mark.parametrize(("call", "error", "words"), [

@@ -74,6 +74,7 @@ from ._catalog import (
     CHUNK_EVENTS,
     EXCHANGES,
     FORMATS,
+    MANIFEST,
     PROFILES,
     RECORDED_SEGMENT_EVENTS,
     SEGMENT_EVENTS,
@@ -569,10 +570,10 @@ async def _record(args: argparse.Namespace, console: Console) -> int:
     from .redaction import redact_url
 
     spec = _record_spec(args)
-    out = Path(args.out)
-    existed = await asyncio.to_thread(out.exists)  # then empty, or the recorder refuses it
+    # The folders the recorder will make (it needs a new or empty one), innermost first.
+    made = await asyncio.to_thread(_missing_folders, Path(args.out))
     # Rows on disk only: a recorder that runs for days must not grow with every row.
-    feed = Feed(spec, record_to=out, max_rows=0, segment_events=args.segment_events)
+    feed = Feed(spec, record_to=args.out, max_rows=0, segment_events=args.segment_events)
     monitor = FeedMonitor(feed)
     source = redact_url(spec.url)
     if spec.origin is not None and spec.origin.adapter != "raw" and spec.description:
@@ -582,17 +583,17 @@ async def _record(args: argparse.Namespace, console: Console) -> int:
     try:
         await _run_feed(feed, args.seconds or float("inf"), monitor, console, live=False)
     except asyncio.CancelledError:  # a signal: the recording is closed; say what it holds
-        await _record_end(args, console, monitor, feed, existed, signalled=True)
+        await _record_end(args, console, monitor, feed, made, signalled=True)
         raise
     except WsResearchError:  # no connection opened in time, or the connection halted
-        await asyncio.to_thread(_forget_if_never_connected, feed, existed, console)
+        await asyncio.to_thread(_forget_if_never_connected, feed, made, console)
         raise
-    await _record_end(args, console, monitor, feed, existed)
+    await _record_end(args, console, monitor, feed, made)
     return 0
 
 
 async def _record_end(args: argparse.Namespace, console: Console, monitor: FeedMonitor,
-                      feed: Feed, existed: bool, *, signalled: bool = False) -> None:
+                      feed: Feed, made: list[Path], *, signalled: bool = False) -> None:
     """What a stopped ``record`` says it holds; then, with ``--compact``, its compaction.
 
     After a signal (``signalled``), a second Ctrl-C stops the compaction at its next file;
@@ -601,7 +602,7 @@ async def _record_end(args: argparse.Namespace, console: Console, monitor: FeedM
     console.print(monitor.summary())
     recorder = feed.recorder
     assert recorder is not None
-    if await asyncio.to_thread(_forget_if_never_connected, feed, existed, console):
+    if await asyncio.to_thread(_forget_if_never_connected, feed, made, console):
         return
     _say(console, f"recorded {recorder.events} events to {args.out}")
     if args.compact:
@@ -612,27 +613,48 @@ async def _record_end(args: argparse.Namespace, console: Console, monitor: FeedM
         await _compact_one(args.out, SEGMENT_EVENTS, console)
 
 
-def _forget_if_never_connected(feed: Feed, existed: bool, console: Console) -> bool:
+def _forget_if_never_connected(feed: Feed, made: list[Path], console: Console) -> bool:
     """Remove a stopped feed's recording if no connection ever opened; whether it did.
 
     Such a recording holds nothing of the feed, only the failed attempts (said on the
-    terminal already), and would make the same ``--out`` refused on the next try. A
-    folder that existed before (empty, as a recording needs) is left empty.
+    terminal already), and would make the same ``--out`` refused on the next try. Only
+    the recorder's own files go, its segments first and its manifest last (cut short,
+    what is left still reads as a recording), then the folders ``record`` made
+    (``made``, innermost first) where they are empty. A removal that fails is said, not
+    raised: the error that ended the session is the one to tell.
     """
+    from .recording.format import LOCK, SEGMENTS
+
     recorder = feed.recorder
     if recorder is None or not recorder.started or feed.generation > 0:
         return False  # (not started: it refused the folder, which is then not its own)
     path = recorder.path
-    for entry in path.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-    if not existed:
-        path.rmdir()
+    try:
+        if (path / SEGMENTS).is_dir() and not (path / SEGMENTS).is_symlink():
+            shutil.rmtree(path / SEGMENTS)
+        for name in (LOCK, MANIFEST):
+            (path / name).unlink(missing_ok=True)
+        for folder in made:
+            if any(folder.iterdir()):
+                break
+            folder.rmdir()
+    except OSError as exc:
+        _say(console, f"no connection opened: nothing recorded, but {path} could not be "
+             f"removed ({exc})")
+        return True
+    gone = bool(made) and not path.exists()
     _say(console, f"no connection opened: nothing recorded, {path} "
-         f"{'emptied' if existed else 'removed'}")
+         f"{'removed' if gone else 'emptied'}")
     return True
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and its parents that do not exist yet, innermost first."""
+    missing = []
+    while not path.exists() and not path.is_symlink() and path.parent != path:
+        missing.append(path)
+        path = path.parent
+    return missing
 
 
 def _record_spec(args: argparse.Namespace) -> FeedSpec:

@@ -8,6 +8,7 @@ channel's rows into one Hive-partitioned dataset::
       channel=depth/exchange=binance/date=2026-11-27/<recording id>.parquet
       kind=trades/exchange=binance/date=2026-11-27/<recording id>.parquet    (normalized=True)
       _connections/<recording id>.parquet      opens and closes, to see the gaps
+      _outages/<recording id>.parquet          its report's outages (export_with_report)
 
 Rows keep the model's fields and ``recv_wall_ns``, ``recv_mono_ns``,
 ``exchange_ns``, ``generation`` and ``frame_seq``, plus ``recording`` (the
@@ -51,7 +52,7 @@ from ._files import make_private_dirs, write_private_parquet
 from ._limits import check_count
 from ._rows import HeldRows
 from ._staging import SOURCE, Staging
-from ._warn import held
+from ._warn import held, warn
 from .book import Books
 from .clock import NS_PER_S, Time, ns_since_epoch
 from .normalize import COMMON, KINDS, is_stateful, normalize
@@ -206,7 +207,9 @@ def export_parquet(
         Where the normalized ``quotes`` come from: ``"book"``, the order books (a row each
         time a valid book's top changes), even where a channel gives quotes (a ticker
         may be far sparser than the book, and lag it); ``"channel"``, the channels that
-        give them only. Default: the channels', where one gives quotes, else the books'.
+        give them only (none where no channel does: Coinbase's ticker gives none where
+        the spec keeps the level2 book). Default: the channels', where one gives quotes,
+        else the books'.
 
     Returns
     -------
@@ -295,7 +298,10 @@ class _Export:
                  normalized: bool, staging: Path | None = None,
                  progress: Callable[[int, int], None] | None = None,
                  quotes: QuoteSource | None = None) -> None:
-        quotes = _quote_source(spec, normalized, quotes)  # refused before anything is made
+        try:  # refused before anything is made
+            quotes = _quote_source(spec, normalized, quotes)
+        except ValueError as exc:
+            raise ValueError(f"{recording.path}: {exc}") from None
         unsafe = [] if spec is None else sorted(
             c.name for c in spec.channels if not re.fullmatch(CHANNEL_NAME, c.name))
         if unsafe:  # a Channel refuses such names; a spec built by hand might not
@@ -723,9 +729,11 @@ def load_outages(path: str | os.PathLike[str]) -> pl.DataFrame:
     """The outages of every recording exported with its report (:data:`OUTAGE_SCHEMA`).
 
     :func:`export_with_report` (``wsresearch export --report``) writes each recording's
-    outages beside its rows; :func:`~wsresearch.outages.mark_outages` then marks the
-    dataset's rows with them, each recording's rows by its own outages (both tables have
-    the ``recording`` column). A recording exported without its report has none here.
+    outages beside its rows (an empty table where it had none);
+    :func:`~wsresearch.outages.mark_outages` then marks the dataset's rows with them,
+    each recording's rows by its own outages (both tables have the ``recording``
+    column). A recording exported without its report has none here, and a
+    ``UserWarning`` names it: its rows would read as never out.
 
     Parameters
     ----------
@@ -753,6 +761,13 @@ def load_outages(path: str | os.PathLike[str]) -> pl.DataFrame:
     if not Path(path).is_dir():
         raise FileNotFoundError(f"{path} is no dataset directory: it holds no outages to read")
     files = sorted((Path(path) / _OUTAGES).glob("*.parquet"))
+    unknown = sorted({f.stem for f in (Path(path) / _CONNECTIONS).glob("*.parquet")}
+                     - {f.stem for f in files})
+    if unknown:
+        warn(f"{len(unknown)} recording(s) of {path} were exported without their report, so "
+             f"their outages are not known: {', '.join(unknown[:3])}"
+             f"{', ...' if len(unknown) > 3 else ''} (export them with --report, or "
+             "export_with_report)")
     if not files:
         return pl.DataFrame(schema=OUTAGE_SCHEMA)
     return pl.concat([pl.read_parquet(f, glob=False).cast(OUTAGE_SCHEMA)  # type: ignore[arg-type]

@@ -779,7 +779,7 @@ class Feed:
             pass  # stopping: the socket is being closed too
 
     def _first_heard(self, generation: int, mono: int, wall: int) -> None:
-        """Note a connection's first frame, keeping as many connections as the timeline."""
+        """Note a connection's first frame, keeping at most as many as the timeline's events."""
         self._heard = generation
         first = self._first_frames
         first.setdefault(generation, (mono, wall))

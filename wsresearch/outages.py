@@ -246,9 +246,9 @@ def mark_outages(rows: Rows, outages: pl.DataFrame, *, time: str = "local_time",
         | (pl.col("reason").is_in(["stale", "hole"])
            & (pl.lit(True) if streams is None else pl.col("stream").is_in(list(streams))))
     ).select(pl.col("start").cast(TIME).dt.epoch("ns").alias("_start"),
-             pl.col("end").cast(TIME).dt.epoch("ns").alias("_end"), *keys)
+             pl.col("end").cast(TIME).dt.epoch("ns").alias("_end"), *_as_text(keys))
     numbered = rows.lazy().with_row_index(_ROW)
-    times = numbered.select(_ROW, ns.alias(_TIME), *keys).drop_nulls(_TIME).sort(_TIME)
+    times = numbered.select(_ROW, ns.alias(_TIME), *_as_text(keys)).drop_nulls(_TIME).sort(_TIME)
     inside = pl.lit(False)
     # An outage applies by the keys it has (recording, exchange, symbol), to any row where
     # it has none: one as-of join per set of keys, over the outages merged per key.
@@ -272,6 +272,11 @@ def mark_outages(rows: Rows, outages: pl.DataFrame, *, time: str = "local_time",
 
 _ROW = "__wsresearch_row"
 _TIME = "__wsresearch_time"
+
+
+def _as_text(keys: list[str]) -> list[pl.Expr]:
+    """The key columns as strings: a Categorical, an Enum or an all-null column matches too."""
+    return [pl.col(key).cast(pl.String) for key in keys]
 
 
 def _key_sets(keys: list[str]) -> list[list[str]]:
