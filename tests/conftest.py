@@ -103,3 +103,25 @@ def trade_recording(path: Path, frames: int, seed: int) -> Path:
                                  enumerate(generic_frames(frames, seed=seed))),
                           spec=generic.spec(url="ws://127.0.0.1:1"))
     return path
+
+
+def as_connections(source: Path, path: Path, connections: int, stretch: int) -> Path:
+    """The recording at ``source`` played ``connections`` times over, one connection each,
+    its times stretched ``stretch`` times (so that a copy of a message comes after the
+    de-dup TTL of the last, not as a duplicate), written at ``path``."""
+    from wsresearch import Recording
+    from wsresearch.recording.writer import Captured, write_events
+
+    recording = Recording.open(source)
+    spec = recording.spec
+    assert spec is not None
+    rows = recording.frames().select("recv_wall_ns", "data").rows()
+    first = rows[0][0]
+    frames = [(first + (wall - first) * stretch, data) for wall, data in rows]
+    span = frames[-1][0] - frames[0][0] + 1_000_000_000
+    events = []
+    for k in range(connections):
+        events.append(Captured("open", frames[0][0] + k * span, spec.url))
+        events += [Captured("frame", wall + k * span, data) for wall, data in frames]
+    write_events(path, events, source_url=spec.url, origin=spec.origin)
+    return path

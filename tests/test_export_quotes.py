@@ -9,16 +9,16 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from wsresearch import Recording, export_parquet, load_normalized, replay
+from wsresearch import export_parquet, load_normalized, replay
 from wsresearch.cli import main
 from wsresearch.export import export_with_report
-from wsresearch.recording.writer import Captured, write_events
+
+from .conftest import as_connections
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "data" / "recordings"
 OKX = RECORDINGS / "okx_cryptofeed_2022-05-13_v5_public_tickers_trades_books"
 KRAKEN_TRADES = RECORDINGS / "kraken_cryptofeed_2021-04-17_v1_trade"
 COINBASE = RECORDINGS / "coinbase_cryptofeed_2021-04-17_exchange_level2_ticker_matches"
-S = 10**9
 
 
 def exported_quotes(dataset: Path) -> pl.DataFrame:
@@ -51,21 +51,9 @@ def test_quotes_from_the_books_are_exported_beside_the_ticker_channels_rows(
 
 
 def test_quotes_from_the_books_split_at_reconnects_are_the_serial_ones(tmp_path: Path) -> None:
-    """The OKX capture played as three connections, each rebuilding its books."""
-    source = Recording.open(OKX)
-    spec = source.spec
-    assert spec is not None
-    # Stretched to 3 minutes a connection: a copy of a message within the de-dup TTL
-    # (60 s) of the last would be a duplicate.
-    rows = source.frames().select("recv_wall_ns", "data").rows()
-    first = rows[0][0]
-    rows = [(first + (wall - first) * 18, data) for wall, data in rows]
-    span = rows[-1][0] - rows[0][0] + S
-    events = []
-    for k in range(3):
-        events.append(Captured("open", rows[0][0] + k * span, spec.url))
-        events += [Captured("frame", wall + k * span, data) for wall, data in rows]
-    write_events(tmp_path / "rec", events, source_url=spec.url, origin=spec.origin)
+    """The OKX capture played as three connections, each rebuilding its books (3 minutes a
+    connection: a copy within the de-dup TTL of the last would be a duplicate)."""
+    as_connections(OKX, tmp_path / "rec", 3, stretch=18)
     serial = export_parquet(tmp_path / "rec", None, tmp_path / "serial", normalized=True,
                             quotes="book")
     split = export_parquet(tmp_path / "rec", None, tmp_path / "split", normalized=True,

@@ -19,6 +19,8 @@ from wsresearch.exchanges import bybit, generic, kraken
 from wsresearch.export import recording_id
 from wsresearch.recording.writer import Captured, write_events
 
+from .conftest import as_connections
+
 START = 1_700_000_000 * 10**9
 
 
@@ -233,22 +235,11 @@ def test_workers_must_be_a_positive_int(tmp_path: Path, bad: object) -> None:
 def test_order_books_split_at_reconnects_give_the_serial_books_tables(tmp_path: Path) -> None:
     """Kraken's book capture played as three connections: books, their snapshots and
     quotes, exported in parts, are the serial ones (each connection rebuilds its books)."""
-    source = Recording.open(Path(__file__).parent.parent / "data" / "recordings"
-                            / "kraken_cryptofeed_2021-04-17_v1_book1000")
-    spec = source.spec
-    assert spec is not None
     # Stretched to 5 minutes a connection, so each part's warm-up (2 minutes) starts inside
     # the connection before it, where the books were never whole and their symbols come in
     # another order.
-    rows = source.frames().select("recv_wall_ns", "data").rows()
-    first = rows[0][0]
-    frames = [(first + (wall - first) * 10, data) for wall, data in rows]
-    span = frames[-1][0] - frames[0][0] + S
-    events = []
-    for k in range(3):
-        events.append(Captured("open", frames[0][0] + k * span, spec.url))
-        events += [Captured("frame", wall + k * span, data) for wall, data in frames]
-    write_events(tmp_path / "rec", events, source_url=spec.url, origin=spec.origin)
+    as_connections(Path(__file__).parent.parent / "data" / "recordings"
+                   / "kraken_cryptofeed_2021-04-17_v1_book1000", tmp_path / "rec", 3, stretch=10)
     serial = export_parquet(tmp_path / "rec", None, tmp_path / "serial", normalized=True)
     split = export_parquet(tmp_path / "rec", None, tmp_path / "split", normalized=True,
                            workers=3)
