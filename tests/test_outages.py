@@ -27,9 +27,10 @@ from wsresearch.export import OUTAGE_SCHEMA, export_with_report, recording_id
 from wsresearch.outages import OUTAGE_COLUMNS, on_wall_clock, outage_spans
 from wsresearch.quality import SILENCE_COLUMNS
 
-ROOT = Path(__file__).resolve().parent.parent / "data"
+from .conftest import SESSION as SIM_FAULTS
+
+ROOT = SIM_FAULTS.parent.parent
 KRAKEN_BOOK = ROOT / "recordings" / "kraken_cryptofeed_2021-04-17_v1_book1000"
-SIM_FAULTS = ROOT / "sessions" / "sim-faults"
 
 
 def at(second: float) -> datetime:

@@ -57,7 +57,7 @@ from .book import Books
 from .clock import NS_PER_S, Time, ns_since_epoch
 from .normalize import COMMON, KINDS, is_stateful, normalize
 from .outages import OUTAGE_COLUMNS
-from .pipeline import QUOTE_SOURCES, Pipeline, QuoteSource, normalized_books
+from .pipeline import Pipeline, QuoteSource, normalized_books, quote_source
 from .quality import QualityReport, ReportInputs, hole_rule
 from .recording import Recording
 from .recording.format import TIMELINE_SCHEMA
@@ -426,33 +426,19 @@ class _Export:
 
 
 def _quote_source(spec: FeedSpec | None, normalized: bool,
-                  quotes: QuoteSource | None) -> QuoteSource | None:
-    """Where an export's ``quotes`` come from (``None``: there are none to write).
-
-    By default the channels', where one gives quotes, else the order books' (as
-    :meth:`Pipeline.normalized <wsresearch.Pipeline.normalized>` has it).
+                  quotes: QuoteSource | None) -> QuoteSource:
+    """Where an export's ``quotes`` come from (:func:`~wsresearch.pipeline.quote_source`).
 
     Raises
     ------
     ValueError
-        For a ``quotes`` not of :data:`~wsresearch.pipeline.QUOTE_SOURCES`, one given
-        without ``normalized``, or ``"book"`` where the spec keeps no order books.
+        As :func:`~wsresearch.pipeline.quote_source` raises, and for ``quotes`` given
+        without ``normalized``.
     """
-    if quotes is not None:
-        if quotes not in QUOTE_SOURCES:
-            raise ValueError(f"quotes must be one of {list(QUOTE_SOURCES)}, not {quotes!r}")
-        if not normalized:
-            raise ValueError("quotes= chooses the source of the normalized quotes: "
-                             "export with normalized=True")
-        if quotes == "book" and (spec is None or spec.book_sync is None):
-            raise ValueError("no order books to take quotes from: the spec subscribes no book "
-                             "channel of an exchange with a book rule")
-        return quotes
-    if spec is None:
-        return None
-    if any("quotes" in c.normalized for c in spec.channels):
-        return "channel"
-    return "book" if spec.book_sync is not None else None
+    if quotes is not None and not normalized:
+        raise ValueError("quotes= chooses the source of the normalized quotes: "
+                         "export with normalized=True")
+    return quote_source(spec, quotes, spec is not None and spec.book_sync is not None, "quotes")
 
 
 def export_with_report(

@@ -63,7 +63,7 @@ from .sequence import GAP, OUT_OF_ORDER, REPEAT, Seq, SequenceGap, SequenceTrack
 from .spec import CONNECTION_GROUP, Channel, FeedSpec
 
 __all__ = ["QUOTE_SOURCES", "Counts", "Pipeline", "QuoteSource", "Received", "normalized_books",
-           "normalized_table"]
+           "normalized_table", "quote_source"]
 
 log = logging.getLogger(__name__)
 _first = itemgetter(0)
@@ -761,6 +761,41 @@ QUOTE_SOURCES: tuple[QuoteSource, ...] = ("channel", "book")
 give them (a ticker), or the order books (a row each time a valid book's top changes)."""
 
 
+def quote_source(spec: FeedSpec | None, source: QuoteSource | None, has_books: bool,
+                 name: str = "source") -> QuoteSource:
+    """Where a session's ``quotes`` come from.
+
+    ``source`` where given; by default the channels', where one of the spec's gives
+    quotes, else the order books'.
+
+    Parameters
+    ----------
+    spec
+        The session's spec (``None``: no channel gives quotes).
+    source
+        The source asked for, or ``None``.
+    has_books
+        Whether the session keeps order books.
+    name
+        The argument ``source`` was given as, for the error.
+
+    Raises
+    ------
+    ValueError
+        For a ``source`` other than those of :data:`QUOTE_SOURCES`, or ``"book"``
+        without order books.
+    """
+    if source is None:
+        return "channel" if spec is not None and any(
+            "quotes" in c.normalized for c in spec.channels) else "book"
+    if source not in QUOTE_SOURCES:
+        raise ValueError(f"{name} must be one of {list(QUOTE_SOURCES)}, not {source!r}")
+    if source == "book" and not has_books:
+        raise ValueError("no order books to take quotes from: the spec subscribes no book "
+                         "channel of an exchange with a book rule")
+    return source
+
+
 def normalized_table(kind: str, spec: FeedSpec, frames: Mapping[str, pl.DataFrame],
                      books: Books | None, source: QuoteSource | None = None) -> pl.DataFrame:
     """The ``kind`` table of a session: from its native frames, and from its order books.
@@ -780,17 +815,12 @@ def normalized_table(kind: str, spec: FeedSpec, frames: Mapping[str, pl.DataFram
         other than those of :data:`QUOTE_SOURCES`, one given for another kind than
         ``quotes``, or ``"book"`` where the spec keeps no books.
     """
-    if source is not None and kind in KINDS:  # an unknown kind: refused below, as such
-        if source not in QUOTE_SOURCES:
-            raise ValueError(f"source must be one of {list(QUOTE_SOURCES)}, not {source!r}")
-        if kind != "quotes":
-            raise ValueError(f"source= chooses where quotes come from; {kind!r} has one "
-                             "source only")
-        if source == "book" and books is None:
-            raise ValueError("no order books to take quotes from: the spec subscribes no book "
-                             "channel of an exchange with a book rule")
-    if kind == "quotes" and source is None:  # the channels', where any gives them
-        source = "channel" if any("quotes" in c.normalized for c in spec.channels) else "book"
+    if source is not None and kind in KINDS and kind != "quotes":  # unknown kinds: below
+        quote_source(spec, source, has_books=True)  # a bad value is refused first
+        raise ValueError(f"source= chooses where quotes come from; {kind!r} has one "
+                         "source only")
+    if kind == "quotes":
+        source = quote_source(spec, source, books is not None)
     by_books = kind == "book_snapshots" or (kind == "quotes" and source == "book")
     if books is not None and by_books:
         table = books.snapshots() if kind == "book_snapshots" else books.quotes()

@@ -789,8 +789,8 @@ class _Session:
     start: int
     end: int
     timeline: pl.DataFrame  # open, close and stop events
-    # generation, recv_mono_ns, recv_wall_ns: at least each generation's first frame
-    frames_seen: pl.DataFrame
+    # generation, recv_mono_ns, recv_wall_ns: each generation's first frame, once
+    first_frames: pl.DataFrame
     outcomes: dict[str, int]
     recording: str
     times: SessionTimes  # receive times per stream, latencies per channel
@@ -1014,7 +1014,7 @@ def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
     timeline = feed.connections
     # Each connection's first frame, as the session's recording has it (a subscription's
     # acknowledgement, say), not its first row: the two reports' first messages agree.
-    seen = pl.DataFrame([(g, *times) for g, times in feed._first_frames.items()],
+    first = pl.DataFrame([(g, *times) for g, times in feed._first_frames.items()],
                         orient="row", schema=_FIRST_SCHEMA)
     now = feed.clock.monotonic_ns()
     start = int(timeline["mono_ns"].min()) if timeline.height else now  # type: ignore[arg-type]
@@ -1033,14 +1033,14 @@ def _from_feed(feed: Feed, rule: _HoleRule) -> QualityReport:
     symbols = SymbolCoverage(spec)
     symbols.add(frames)
     return _report(_Session(
-        redact_url(spec.url), start, _feed_end(timeline, now), timeline, seen, outcomes,
+        redact_url(spec.url), start, _feed_end(timeline, now), timeline, first, outcomes,
         recording, _feed_times(frames, spec, _opens(timeline)), _thresholds(spec),
         pipeline.transitions, pipeline.sequences.by_channel, _sequenced(spec), notes,
         books=pipeline.books, symbols=symbols, exchange=spec.exchange_name,
         anchors=lambda: [timeline.select("mono_ns", "wall_ns"), *(
             frame.select(pl.col("recv_mono_ns").alias("mono_ns"),
                          pl.col("recv_wall_ns").alias("wall_ns"))
-            for frame in (seen, *frames.values()))]),
+            for frame in (first, *frames.values()))]),
         rule)
 
 
@@ -1104,7 +1104,7 @@ def _report(session: _Session, rule: _HoleRule) -> QualityReport:
         _holes(s.times, s.thresholds, s.end, rule),
     ]).sort("start_mono_ns", "stream", "silence")
     rates = _rates(s.times, s.start, s.end)
-    walls = s.frames_seen["recv_wall_ns"]
+    walls = s.first_frames["recv_wall_ns"]
     first_wall = None if walls.is_empty() else int(walls.min())  # type: ignore[arg-type]
     invented = _invented(s.receive_times, first_wall)
     figures = s.times.latency_figures(_QUANTILES)
@@ -1113,7 +1113,7 @@ def _report(session: _Session, rule: _HoleRule) -> QualityReport:
     health = pl.DataFrame(
         [(t.mono_ns, t.stream, t.healthy) for t in s.transitions], orient="row",
         schema={"mono_ns": pl.Int64, "stream": pl.String, "healthy": pl.Boolean})
-    connections, downtimes = _connections(s.timeline, s.frames_seen, s.end)
+    connections, downtimes = _connections(s.timeline, s.first_frames, s.end)
     book_changes = (pl.DataFrame(schema=BOOK_CHANGE_COLUMNS) if s.books is None
                     else s.books.transition_frame())
     spans = outage_spans(downtimes, silences, book_changes, s.end)
@@ -1153,7 +1153,7 @@ def _report(session: _Session, rule: _HoleRule) -> QualityReport:
     )
 
 
-def _connections(timeline: pl.DataFrame, seen: pl.DataFrame,
+def _connections(timeline: pl.DataFrame, first_frames: pl.DataFrame,
                  end: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One row per connection, and the downtime after each; and each downtime's span.
 
@@ -1162,8 +1162,7 @@ def _connections(timeline: pl.DataFrame, seen: pl.DataFrame,
     again later, was not down meanwhile: it was stopped). After the client's own end
     of the session (``client disconnect``) there is none.
     """
-    first_message = dict(seen.group_by("generation").agg(pl.col("recv_mono_ns").min())
-                         .iter_rows())
+    first_message = dict(first_frames.select("generation", "recv_mono_ns").iter_rows())
     rows: list[dict[str, Any]] = []
     # Each downtime (its close, until, the close in words, whether it ran on into the next
     # connection, its generation): :func:`_downtime_spans` makes them outages.
