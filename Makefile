@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-thorough lint typecheck pytest bench bench-peers bench-instructions notebooks clean
+.PHONY: demo test test-thorough lint typecheck bytecode pytest bench bench-peers bench-instructions notebooks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "wsresearch needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -30,12 +30,20 @@ typecheck: $(STAMP)
 # with a queue of long tests at the end.
 JOBS = $(shell $(PYTHON) -c 'import os; print(2 * (os.cpu_count() or 1))')
 
-pytest: $(STAMP)
+# The package's bytecode is compiled first, as an installed package has it: an editable
+# install writes it on first import, unless PYTHONDONTWRITEBYTECODE is set, and then every
+# process compiles the package from source again. The suite starts hundreds of them (the
+# command line's tests, kernels, a parallel export's workers), each about 0.2 s of CPU the
+# poorer; the command line's tests take a tenth less CPU compiled.
+bytecode: $(STAMP)
+	@$(PY) -m compileall -q wsresearch
+
+pytest: bytecode
 	$(VENV)/bin/pytest -n $(JOBS) --dist worksteal
 
 # The same suite with its fuzz and soak tests at full size (WSR_THOROUGH=1): more generated
 # inputs, more kills, more reconnect cycles. About 20 s longer than `make test` on two cores.
-test-thorough: $(STAMP) lint typecheck
+test-thorough: bytecode lint typecheck
 	WSR_THOROUGH=1 $(VENV)/bin/pytest -n $(JOBS) --dist worksteal
 
 # Re-run the example notebooks top to bottom and save their outputs.
@@ -52,12 +60,9 @@ $(PEERS_STAMP): benchmarks/peers/requirements.txt
 	$(PEERS)/bin/python -m pip install --quiet -r benchmarks/peers/requirements.txt
 	@touch $(PEERS_STAMP)
 
-# The package's bytecode is compiled first, as an installed package has it (an editable
-# install writes it on first import, unless PYTHONDONTWRITEBYTECODE is set): the parallel
-# export's worker processes each import wsresearch, and compiling it from source costs
-# each of them about 0.15 s.
-bench: $(STAMP) $(PEERS_STAMP)
-	$(PY) -m compileall -q wsresearch
+# Compiled first as for the suite: the parallel export's worker processes each import
+# wsresearch, and compiling it from source costs each of them about 0.15 s.
+bench: bytecode $(PEERS_STAMP)
 	$(PY) benchmarks/suite.py --rounds 5
 
 bench-peers: $(STAMP) $(PEERS_STAMP)

@@ -94,6 +94,15 @@ def test_connections_exported_before_closed_by_was_stored_still_load(tmp_path: P
     assert connections["recording"].unique().to_list() == [summary.recording]
 
 
+def test_a_path_that_is_no_dataset_is_refused_not_read_as_never_connected(
+        tmp_path: Path) -> None:
+    for path in (tmp_path / "no-such-dataset", SESSION / "manifest.json"):
+        with pytest.raises(FileNotFoundError, match="holds no connections to read"):
+            load_connections(path)
+    # A folder with no recording exported into it yet has no connections: that is no error.
+    assert load_connections(tmp_path).is_empty()
+
+
 def test_duckdb_reads_the_same_dataset_with_its_partitions(tmp_path: Path) -> None:
     duckdb = pytest.importorskip("duckdb", reason="duckdb is a dev dependency")
     export_parquet(SESSION, None, tmp_path / "ds")

@@ -699,8 +699,26 @@ def _day_overlaps(folder: str, low: int | None, high: int | None) -> bool:
 
 
 def load_connections(path: str | os.PathLike[str]) -> pl.DataFrame:
-    """Every open and close of every recording in the dataset (:data:`CONNECTION_SCHEMA`)."""
-    files = sorted((Path(path) / _CONNECTIONS).glob("*.parquet"))
+    """Every open and close of every recording in the dataset (:data:`CONNECTION_SCHEMA`).
+
+    Parameters
+    ----------
+    path
+        The dataset's directory.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per ``open`` and ``close``, by recording and monotonic time (none for a
+        dataset of no recording).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is not a directory: a mistyped path must not read as "never
+        connected".
+    """
+    files = sorted((_existing_dataset(path, "connections") / _CONNECTIONS).glob("*.parquet"))
     if not files:
         return pl.DataFrame(schema=CONNECTION_SCHEMA)
     # Files exported before a column was added lack it: null there, and in this order.
@@ -744,10 +762,9 @@ def load_outages(path: str | os.PathLike[str]) -> pl.DataFrame:
     ...     load_outages(dataset).columns
     ['recording', 'exchange', 'reason', 'stream', 'symbol', 'start', 'end', 'length_s', 'detail']
     """
-    if not Path(path).is_dir():
-        raise FileNotFoundError(f"{path} is no dataset directory: it holds no outages to read")
-    files = sorted((Path(path) / _OUTAGES).glob("*.parquet"))
-    unknown = sorted({f.stem for f in (Path(path) / _CONNECTIONS).glob("*.parquet")}
+    root = _existing_dataset(path, "outages")
+    files = sorted((root / _OUTAGES).glob("*.parquet"))
+    unknown = sorted({f.stem for f in (root / _CONNECTIONS).glob("*.parquet")}
                      - {f.stem for f in files})
     if unknown:
         warn(f"{len(unknown)} recording(s) of {path} were exported without their report, so "
@@ -758,6 +775,14 @@ def load_outages(path: str | os.PathLike[str]) -> pl.DataFrame:
         return pl.DataFrame(schema=OUTAGE_SCHEMA)
     return pl.concat([pl.read_parquet(f, glob=False).cast(OUTAGE_SCHEMA)  # type: ignore[arg-type]
                       for f in files]).sort("recording", "start", maintain_order=True)
+
+
+def _existing_dataset(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a path, or a FileNotFoundError naming ``what`` if it is no directory."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{path} is no dataset directory: it holds no {what} to read")
+    return root
 
 
 def merge_events(
