@@ -32,7 +32,7 @@ JOBS = $(shell $(PYTHON) -c 'import os; print(2 * (os.cpu_count() or 1))')
 
 # The package's bytecode is compiled first, as an installed package has it: an editable
 # install writes it on first import, unless PYTHONDONTWRITEBYTECODE is set, and then every
-# process compiles the package from source again. The suite starts hundreds of them (the
+# process compiles the package from source again. The suite starts about 240 of them (the
 # command line's tests, kernels, a parallel export's workers), each about 0.2 s of CPU the
 # poorer; the command line's tests take a tenth less CPU compiled.
 bytecode: $(STAMP)
