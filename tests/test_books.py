@@ -21,8 +21,9 @@ from wsresearch import (
 )
 from wsresearch.book import Book, Books, kraken_checksum
 from wsresearch.clock import VirtualClock
-from wsresearch.exchanges import bybit, coinbase, okx
+from wsresearch.exchanges import binance, bybit, coinbase, kraken, okx
 from wsresearch.pipeline import Pipeline
+from wsresearch.spec import FeedSpec
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "recordings"
 KRAKEN_BOOK = DATA / "kraken_cryptofeed_2021-04-17_v1_book1000"
@@ -564,12 +565,12 @@ OKX_RECORDING = DATA / "okx_cryptofeed_2022-05-13_v5_public_tickers_trades_books
 
 
 def test_quotes_from_the_books_beside_a_ticker_are_each_books_top_as_books_at_reads_it() -> None:
-    """OKX's ticker gives 28 quotes; its books change top 204 times: source="book" has them."""
+    """OKX's ticker gives 28 quotes; its books change top 204 times: the spec takes those."""
     result = replay(OKX_RECORDING)
-    assert_frame_equal(result.normalized("quotes", source="channel"),
-                       result.normalized("quotes"))  # the ticker's, as by default
-    ticker = result.normalized("quotes")
-    booked = result.normalized("quotes", source="book")
+    assert result.spec.quotes == "book"  # the adapter's choice, where it keeps books
+    assert_frame_equal(result.normalized("quotes", source="book"), result.normalized("quotes"))
+    ticker = result.normalized("quotes", source="channel")
+    booked = result.normalized("quotes")
     assert (ticker.height, booked.height) == (28, 204)
     assert booked.columns == ticker.columns
     assert booked.filter(pl.col("bid_price") >= pl.col("ask_price")).is_empty()
@@ -585,6 +586,49 @@ def test_quotes_from_the_books_beside_a_ticker_are_each_books_top_as_books_at_re
         ask_amount=pl.col("asks").list.first().struct["amount"])
     assert_frame_equal(last.select(tops.columns).sort("symbol", "local_time"),
                        tops.sort("symbol", "local_time"))
+
+
+@pytest.mark.parametrize(("spec", "quotes"), [
+    (okx.spec(["BTC-USDT"], ["tickers", "books"]), "book"),
+    (okx.spec(["BTC-USDT"], ["tickers", "books5"]), "book"),
+    (okx.spec(["BTC-USDT"], ["tickers"]), None),
+    (kraken.spec(["XBT/USD"], ["ticker", "book"]), "book"),
+    (kraken.spec(["XBT/USD"], ["ticker", "book"], api="v1"), "book"),
+    (kraken.spec(["PI_XBTUSD"], ["ticker_lite", "book"], api="futures"), "book"),
+    (bybit.spec(["BTCUSDT"], ["tickers", "orderbook"]), "book"),
+    (coinbase.spec(["BTC-USD"], ["ticker", "level2"], api="exchange"), "book"),
+    (coinbase.spec(["BTC-USD"], ["ticker", "level2"]), "book"),
+    (coinbase.spec(["BTC-USD"], ["ticker"]), None),
+    # bookTicker tells each change of the top before the 100 ms diffs do: its own.
+    (binance.spec(["BTCUSDT"], ["bookTicker", "depth"]), None),
+    (binance.spec(["BTCUSDT"], ["bookTicker", "depth"], market="usdm"), None),
+])
+def test_adapters_that_keep_books_take_their_quotes_from_them(spec: FeedSpec,
+                                                              quotes: str | None) -> None:
+    assert spec.quotes == quotes
+    assert spec.origin is not None  # the choice is the adapter's: a recording rebuilds it
+
+
+def test_a_spec_chooses_where_its_quotes_come_from_and_source_overrides_it(
+        tmp_path: Path) -> None:
+    # The OKX capture replayed through its adapter's spec told otherwise: the ticker's.
+    made = Recording.open(OKX_RECORDING).spec
+    assert made is not None and made.quotes == "book"
+    ticker = replay(OKX_RECORDING, made.replace(quotes="channel"))
+    assert ticker.normalized("quotes").height == 28
+    assert_frame_equal(ticker.normalized("quotes"),
+                       replay(OKX_RECORDING).normalized("quotes", source="channel"))
+    assert ticker.normalized("quotes", source="book").height == 204  # still there, asked for
+    exported = export_parquet(OKX_RECORDING, made.replace(quotes="channel"), tmp_path / "ds",
+                              normalized=True)
+    assert exported.normalized["quotes"] == 28
+    # "book" needs books; and the choice is one of the two.
+    with pytest.raises(ValueError, match=r"quotes='book' takes the quotes from the order "
+                                         r"books, but the spec keeps none"):
+        okx.spec(["BTC-USDT"], ["tickers"], quotes="book")
+    with pytest.raises(ValueError, match="quotes"):
+        made.replace(quotes="ticker")
+    assert okx.spec(["BTC-USDT"], ["tickers", "books"], quotes=None).quotes is None
 
 
 def test_quotes_source_is_checked_in_one_line() -> None:

@@ -152,6 +152,25 @@ async def test_a_recording_of_the_live_books_replays_to_the_same_books(tmp_path:
     assert pl.Series(events["stream"]).n_unique() == 2
 
 
+async def test_a_live_feed_takes_its_quotes_where_its_spec_says_as_its_replay_does(
+        tmp_path: Path) -> None:
+    # OKX keeps books beside its ticker: the feed's quotes are the books' tops by default,
+    # the ticker's when asked, and the recording replays to the same two tables.
+    async with Simulator("okx", seed=7, rates=RATES) as sim:
+        spec = sim.spec(channels=["tickers", "books"], connection=FAST)
+        assert spec.quotes == "book"
+        async with Feed(spec, record_to=tmp_path / "rec") as feed:
+            await until(lambda: all_valid(feed), "both books valid")
+            await until(lambda: feed.frame("tickers").height > 20, "20 tickers")
+        quoted, ticker = feed.normalized("quotes"), feed.normalized("quotes", source="channel")
+    assert_frame_equal(quoted, feed.normalized("quotes", source="book"))
+    assert ticker.height == feed.frame("tickers").height
+    assert quoted.height > 1 and not quoted.equals(ticker)
+    replayed = replay(Recording.open(tmp_path / "rec"))
+    assert_frame_equal(quoted, replayed.normalized("quotes"))
+    assert_frame_equal(ticker, replayed.normalized("quotes", source="channel"))
+
+
 async def test_the_dashboard_and_the_console_show_a_row_per_book() -> None:
     pytest.importorskip("ipywidgets", reason="the dashboard needs ipywidgets")
     from rich.console import Console

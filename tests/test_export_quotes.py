@@ -1,4 +1,4 @@
-"""Exported quotes from the order books, though a channel gives quotes (``quotes="book"``)."""
+"""Where exported quotes come from: the spec's choice, or ``quotes="book"`` / ``"channel"``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ RECORDINGS = Path(__file__).resolve().parent.parent / "data" / "recordings"
 OKX = RECORDINGS / "okx_cryptofeed_2022-05-13_v5_public_tickers_trades_books"
 KRAKEN_TRADES = RECORDINGS / "kraken_cryptofeed_2021-04-17_v1_trade"
 COINBASE = RECORDINGS / "coinbase_cryptofeed_2021-04-17_exchange_level2_ticker_matches"
+KRAKEN_BOOK = RECORDINGS / "kraken_cryptofeed_2021-04-17_v1_book1000"
 
 
 def exported_quotes(dataset: Path) -> pl.DataFrame:
@@ -28,26 +29,30 @@ def exported_quotes(dataset: Path) -> pl.DataFrame:
 
 def test_quotes_from_the_books_are_exported_beside_the_ticker_channels_rows(
         tmp_path: Path) -> None:
-    # The shipped OKX capture: its ticker gives 28 quotes, its books change their top 204 times.
+    # The shipped OKX capture: its ticker gives 28 quotes, its books change their top 204
+    # times; the spec takes the books' (FeedSpec.quotes), so an export does too.
     result = replay(OKX)
     default = export_parquet(OKX, None, tmp_path / "default", normalized=True)
     booked = export_parquet(OKX, None, tmp_path / "book", normalized=True, quotes="book")
     channel = export_parquet(OKX, None, tmp_path / "channel", normalized=True,
                              quotes="channel")
     assert (default.normalized["quotes"], channel.normalized["quotes"],
-            booked.normalized["quotes"]) == (28, 28, 204)
+            booked.normalized["quotes"]) == (204, 28, 204)
     assert_frame_equal(exported_quotes(tmp_path / "book"),
                        result.normalized("quotes", source="book"))
     assert_frame_equal(exported_quotes(tmp_path / "default"), result.normalized("quotes"))
+    assert_frame_equal(exported_quotes(tmp_path / "channel"),
+                       result.normalized("quotes", source="channel"))
     # Every other table is the default export's.
     for kind in ("trades", "book_snapshots", "book_changes"):
-        assert_frame_equal(load_normalized(tmp_path / "book", kind).collect(),
+        assert_frame_equal(load_normalized(tmp_path / "channel", kind).collect(),
                            load_normalized(tmp_path / "default", kind).collect())
     # With the report, from the same replay.
     summary, _ = export_with_report(OKX, None, tmp_path / "report", normalized=True,
-                                    quotes="book")
-    assert summary.normalized == booked.normalized
-    assert_frame_equal(exported_quotes(tmp_path / "report"), exported_quotes(tmp_path / "book"))
+                                    quotes="channel")
+    assert summary.normalized == channel.normalized
+    assert_frame_equal(exported_quotes(tmp_path / "report"),
+                       exported_quotes(tmp_path / "channel"))
 
 
 def test_quotes_from_the_books_split_at_reconnects_are_the_serial_ones(tmp_path: Path) -> None:
@@ -63,15 +68,22 @@ def test_quotes_from_the_books_split_at_reconnects_are_the_serial_ones(tmp_path:
     assert_frame_equal(exported_quotes(tmp_path / "split"), exported_quotes(tmp_path / "serial"))
 
 
-def test_quotes_from_the_channels_only_are_none_where_no_channel_gives_them(
+def test_quotes_from_the_channels_are_the_tickers_and_none_where_no_channel_gives_them(
         tmp_path: Path) -> None:
-    # Coinbase's ticker gives no quotes where the spec keeps the level2 book.
+    # Coinbase's spec keeps the level2 book and takes its quotes from it; its ticker's
+    # own 107 are there for the asking.
     default = export_parquet(COINBASE, None, tmp_path / "default", normalized=True)
     channel = export_parquet(COINBASE, None, tmp_path / "channel", normalized=True,
                              quotes="channel")
-    assert default.normalized["quotes"] == 1778
-    assert "quotes" not in channel.normalized
-    assert channel.normalized == {k: n for k, n in default.normalized.items() if k != "quotes"}
+    assert (default.normalized["quotes"], channel.normalized["quotes"]) == (1778, 107)
+    assert_frame_equal(exported_quotes(tmp_path / "channel"),
+                       replay(COINBASE).normalized("quotes", source="channel"))
+    # Kraken's book1000 capture has no ticker: no channel gives quotes, so none.
+    books = export_parquet(KRAKEN_BOOK, None, tmp_path / "kraken", normalized=True)
+    none = export_parquet(KRAKEN_BOOK, None, tmp_path / "kraken-channel", normalized=True,
+                          quotes="channel")
+    assert books.normalized["quotes"] == 810 and "quotes" not in none.normalized
+    assert none.normalized == {k: n for k, n in books.normalized.items() if k != "quotes"}
 
 
 @pytest.mark.parametrize(("recording", "options", "words"), [

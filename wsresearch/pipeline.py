@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from operator import attrgetter, itemgetter
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 
@@ -60,7 +60,7 @@ from .parser import (
     Reject,
 )
 from .sequence import GAP, OUT_OF_ORDER, REPEAT, Seq, SequenceGap, SequenceTracker
-from .spec import CONNECTION_GROUP, Channel, FeedSpec
+from .spec import CONNECTION_GROUP, QUOTE_SOURCES, Channel, FeedSpec, QuoteSource
 
 __all__ = ["QUOTE_SOURCES", "Counts", "Pipeline", "QuoteSource", "Received", "normalized_books",
            "normalized_table", "quote_source"]
@@ -755,17 +755,13 @@ class Pipeline:
                 f"ok={c.ok}, duplicates={c.duplicates}, invalid={c.invalid})")
 
 
-QuoteSource = Literal["channel", "book"]
-QUOTE_SOURCES: tuple[QuoteSource, ...] = ("channel", "book")
-"""Where ``normalized("quotes", source=...)`` takes the quotes from: the spec's channels that
-give them (a ticker), or the order books (a row each time a valid book's top changes)."""
-
 
 def quote_source(spec: FeedSpec | None, source: QuoteSource | None, has_books: bool,
                  name: str = "source") -> QuoteSource:
     """Where a session's ``quotes`` come from.
 
-    ``source`` where given; by default the channels', where one of the spec's gives
+    ``source`` where given; else the spec's choice (:attr:`FeedSpec.quotes
+    <wsresearch.spec.FeedSpec>`); else the channels', where one of the spec's gives
     quotes, else the order books'.
 
     Parameters
@@ -786,6 +782,9 @@ def quote_source(spec: FeedSpec | None, source: QuoteSource | None, has_books: b
         without order books.
     """
     if source is None:
+        if spec is not None and spec.quotes is not None and (spec.quotes == "channel"
+                                                             or has_books):
+            return spec.quotes
         return "channel" if spec is not None and any(
             "quotes" in c.normalized for c in spec.channels) else "book"
     if source not in QUOTE_SOURCES:
@@ -800,13 +799,13 @@ def normalized_table(kind: str, spec: FeedSpec, frames: Mapping[str, pl.DataFram
                      books: Books | None, source: QuoteSource | None = None) -> pl.DataFrame:
     """The ``kind`` table of a session: from its native frames, and from its order books.
 
-    ``book_snapshots`` come from the books; so do ``quotes`` where no channel of the spec
-    gives them (an exchange with no best-bid-and-offer channel, or none subscribed), or
-    where ``source`` is ``"book"``: a ticker may be pushed far less often than the book
-    changes (OKX's, 28 rows beside 290 book updates on the shipped capture), and lag it.
-    ``source="channel"`` takes them from the channels alone (no rows where none gives
-    them: Coinbase's ticker gives none where the spec keeps the level2 book, whose
-    quotes it prefers, :func:`wsresearch.exchanges.coinbase.spec`).
+    ``book_snapshots`` come from the books; so do ``quotes`` where ``source`` is
+    ``"book"``, or where it is not given and the spec chooses the books
+    (:attr:`FeedSpec.quotes <wsresearch.spec.FeedSpec>`, set by the adapters that keep
+    a book: a ticker may be pushed far less often than the book changes, OKX's 28 rows
+    beside 290 book updates on the shipped capture, and lag it) or no channel of the
+    spec gives them. ``source="channel"`` takes them from the channels alone (no rows
+    where none gives them).
 
     Raises
     ------

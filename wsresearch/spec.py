@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from operator import attrgetter
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -34,8 +34,8 @@ from .normalize import KINDS, Normalizer, normalize
 from .redaction import DEFAULT_REDACT, mask, mask_auth, redact_url
 from .sequence import Chain, Seq
 
-__all__ = ["CHANNEL_NAME", "CONNECTION_GROUP", "Channel", "FeedSpec", "OutboundMessage",
-           "SpecOrigin"]
+__all__ = ["CHANNEL_NAME", "CONNECTION_GROUP", "QUOTE_SOURCES", "Channel", "FeedSpec",
+           "OutboundMessage", "QuoteSource", "SpecOrigin"]
 
 CHANNEL_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.@:-]*$"
 """What a channel name may be: one safe path component (it names an export folder)."""
@@ -275,6 +275,11 @@ class Channel(BaseModel):
 
 # Fields that change how messages become rows: a spec whose origin is recorded
 # cannot keep it once one of these is changed by hand.
+QuoteSource = Literal["channel", "book"]
+QUOTE_SOURCES: tuple[QuoteSource, ...] = ("channel", "book")
+"""Where ``normalized("quotes")`` takes the quotes from: the spec's channels that give them
+(a ticker), or the order books (a row each time a valid book's top changes)."""
+
 _ROW_FIELDS = frozenset({"channels", "type_of", "health", "control", "control_texts",
                          "error_types", "errors", "dedupe_ttl", "max_dedupe_size",
                          "check_interval"})
@@ -348,6 +353,14 @@ class FeedSpec(BaseModel):
         The order books' snapshots (``normalized("book_snapshots")``): every
         ``snapshot_interval`` seconds of receive time (``None``: none), the best
         ``snapshot_depth`` levels a side.
+    quotes
+        Where ``normalized("quotes")`` takes its rows when not told (``source=``): the
+        channels that give quotes (``"channel"``: a ticker), or the order books
+        (``"book"``: a row each time a book's top changes; needs ``book_sync``). ``None``:
+        the channels', where one gives quotes, else the books'. Adapters choose the books
+        wherever they keep them and the exchange's ticker tells the top less often than
+        the book changes (every exchange's but Binance's, whose ``bookTicker`` tells each
+        change of it): a live feed, a replay and an export then all follow that choice.
     rest_url
         The base of the exchange's REST API, for book snapshots (``None``: the
         exchange's own; a :class:`~wsresearch.testing.Simulator` sets its own port).
@@ -404,6 +417,7 @@ class FeedSpec(BaseModel):
     book_sync: Any = None
     snapshot_interval: float | None = Field(1.0, gt=0, le=86_400)
     snapshot_depth: int = Field(10, ge=1, le=1_000)
+    quotes: QuoteSource | None = None
     rest_url: str | None = None
     error_types: frozenset[str] = frozenset()
     error_text: Callable[[Any], str] | None = None
@@ -462,6 +476,13 @@ class FeedSpec(BaseModel):
             url = data["url"]
             data = data | {"description": data["description"].replace(url, redact_url(url))}
         return data
+
+    @model_validator(mode="after")
+    def _check_quotes(self) -> FeedSpec:
+        if self.quotes == "book" and self.book_sync is None:
+            raise ValueError("quotes='book' takes the quotes from the order books, but the "
+                             "spec keeps none (book_sync is None)")
+        return self
 
     @model_validator(mode="after")
     def _check_names(self) -> FeedSpec:

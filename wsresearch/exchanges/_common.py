@@ -115,9 +115,15 @@ def assemble(
 
     ``arguments`` are the JSON arguments of the adapter's ``spec()`` that
     decide rows (symbols, channels, options); :attr:`FeedSpec.origin` keeps them.
+
+    A spec that keeps order books takes its quotes from them (``quotes="book"``) unless
+    the adapter says otherwise: an exchange's ticker tells the top when a trade prints
+    (Coinbase, Kraken spot), every second (Kraken Futures) or at most every 100 ms
+    (Bybit, OKX), and the book tells every change of it.
     """
     subscribe: Sequence[OutboundMessage] = fields.pop("subscribe", ())
     fields.setdefault("exchange", adapter)  # the name normalized tables give the exchange
+    fields.setdefault("quotes", None if fields.get("book_sync") is None else "book")
     spec = FeedSpec(
         subscribe=tuple(subscribe),
         origin=SpecOrigin(adapter=adapter, arguments=arguments),

@@ -630,20 +630,6 @@ _HEALTH = {
 }
 
 
-def _without_quotes(channel: Channel) -> Channel:
-    """``channel`` giving no ``quotes``: a ticker, where the spec keeps the level2 book.
-
-    A ticker tells the best bid and ask when a trade prints (the Exchange's on every
-    match); the book gives every change of them, so a spec that keeps it takes its quotes
-    from it (:meth:`~wsresearch.book.Books.quotes`). On the Exchange capture in ``data/``
-    the ticker's 53 quotes of SKL-USD in 31 s put its mean spread 14% below the book's.
-    """
-    if "quotes" not in channel.normalized:
-        return channel
-    kept = {kind: made for kind, made in channel.normalized.items() if kind != "quotes"}
-    return channel.model_copy(update={"normalized": kept})
-
-
 def _error_text(report: dict[str, Any]) -> str:
     message = str(report.get("message", report))
     reason = report.get("reason")
@@ -712,8 +698,6 @@ def spec(
         type_of, control = exchange_type_of, frozenset({"subscriptions"})
         control_sequence = None
         book_sync = ExchangeBookSync() if "level2" in chosen else None
-    if book_sync is not None:  # quotes from the book: every change of its top
-        spec_channels = [_without_quotes(channel) for channel in spec_channels]
     streams = {channel.stream_name for channel in spec_channels}
     arguments: dict[str, Any] = {"symbols": names, "channels": chosen, "api": api}
     return assemble(
