@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from wsresearch import BackoffConfig, ConnectionConfig, HeartbeatConfig, ReconnectConfig
+from wsresearch import BackoffConfig, ConnectionConfig, HeartbeatConfig, ReconnectConfig, cli
 
 pytest_plugins = ["pytester"]
 
@@ -125,3 +125,19 @@ def as_connections(source: Path, path: Path, connections: int, stretch: int) -> 
         events += [Captured("frame", wall + k * span, data) for wall, data in frames]
     write_events(path, events, source_url=spec.url, origin=spec.origin)
     return path
+
+
+def run_here(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """A command run in this process: ``(exit status, stdout, stderr)``.
+
+    For the checks of arguments and the errors that need no interpreter of their own (each
+    costs about half a second of CPU to start); the tests where the process is the point
+    start one.
+    """
+    capsys.readouterr()  # what came before is not the command's
+    try:
+        code = cli.main(list(args))
+    except SystemExit as exc:  # argparse refuses a bad argument by exiting
+        code = int(exc.code or 0)
+    said = capsys.readouterr()
+    return code, said.out, said.err

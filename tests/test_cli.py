@@ -21,7 +21,7 @@ from wsresearch.exchanges import raw
 from wsresearch.testing import generic_frames, parse_fault
 
 from .conftest import SESSION as DATA
-from .conftest import TIME_FACTOR, eventually, loopback_server, quick
+from .conftest import TIME_FACTOR, eventually, loopback_server, quick, run_here
 
 KRAKEN = DATA.parent.parent / "recordings" / "kraken_cryptofeed_2021-04-17_v1_trade"
 """A second recording (Kraken's trades), for commands given several."""
@@ -78,13 +78,20 @@ def test_simulate_serves_then_stops() -> None:
         ([], "required"),
     ],
 )
-def test_bad_arguments_give_one_line_and_exit_2(args: list[str], message: str) -> None:
-    result = run(*args)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+def test_bad_arguments_give_one_line_and_exit_2(
+        args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_here(capsys, *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
     assert message in lines[0]
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in err
+
+
+def test_a_bad_argument_ends_the_interpreter_with_status_2_and_one_line() -> None:
+    result = run("demo", "--seconds", "soon")  # the process itself, as a shell sees it
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "not a number" in result.stderr
 
 
 def test_runtime_errors_give_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
@@ -139,10 +146,11 @@ async def test_record_with_compact_leaves_one_segment_file(tmp_path: Path) -> No
     assert f"-> 1 ({recording.events().height} events)" in done.stdout
 
 
-def test_replay_refuses_what_is_not_a_recording(tmp_path: Path) -> None:
-    result = run("replay", str(tmp_path))
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
+def test_replay_refuses_what_is_not_a_recording(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_here(capsys, "replay", str(tmp_path))
+    assert code == 1
+    assert err.strip().splitlines() == [
         f"wsresearch replay: error: {tmp_path} is not a recording: it has no manifest.json"
     ]
 
@@ -171,12 +179,14 @@ async def test_record_then_replay_a_simulator_feed(tmp_path: Path) -> None:
     assert "subscribed" in result.stdout and "trade" in result.stdout
 
 
-def test_record_refuses_bad_json_and_urls(tmp_path: Path) -> None:
-    bad = run("record", "ws://127.0.0.1:1", "--out", str(tmp_path / "r"), "--subscribe", "{x")
-    assert bad.returncode == 2 and "not JSON" in bad.stderr
-    url = run("record", "http://example.com", "--out", str(tmp_path / "r"))
-    assert url.returncode == 1 and "ws:// or wss://" in url.stderr
-    assert len(url.stderr.strip().splitlines()) == 1
+def test_record_refuses_bad_json_and_urls(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_here(capsys, "record", "ws://127.0.0.1:1", "--out", str(tmp_path / "r"),
+                            "--subscribe", "{x")
+    assert code == 2 and "not JSON" in err
+    code, _, err = run_here(capsys, "record", "http://example.com", "--out", str(tmp_path / "r"))
+    assert code == 1 and "ws:// or wss://" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_a_record_that_never_connects_leaves_no_recording_behind(
@@ -267,11 +277,12 @@ async def test_record_an_exchange_by_name_against_its_simulator(tmp_path: Path) 
 )
 def test_record_refuses_bad_targets_in_one_line(
     target: str, extra: list[str], message: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    result = run("record", target, "--out", str(tmp_path / "r"), *extra)
-    assert result.returncode == 1, result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], result.stderr
+    code, out, err = run_here(capsys, "record", target, "--out", str(tmp_path / "r"), *extra)
+    assert code == 1, out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], err
     assert not (tmp_path / "r").exists()
 
 
@@ -290,17 +301,20 @@ def test_export_writes_a_dataset_and_replaces_on_a_second_run(tmp_path: Path) ->
     assert "trade 2150, ticker 49; normalized trades 2150, " in normalized.stdout
 
 
-def test_export_needs_an_adapter_for_recordings_without_one(tmp_path: Path) -> None:
+def test_export_needs_an_adapter_for_recordings_without_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     Recording.from_frames(tmp_path / "rec", ['{"type":"trade"}'])  # no spec: no adapter named
-    plain = run("export", str(tmp_path / "rec"), "--out", str(tmp_path / "ds"))
-    assert plain.returncode == 1 and "say which with --exchange" in plain.stderr
-    bad = run("export", str(DATA), "--out", str(tmp_path / "ds"), "--channels", "trade")
-    assert bad.returncode == 1 and "go with --exchange" in bad.stderr
-    chosen = run("export", str(DATA), "--out", str(tmp_path / "ds2"), "--exchange", "okx",
-                 "--channels", "trades")
+    code, _, err = run_here(capsys, "export", str(tmp_path / "rec"), "--out",
+                            str(tmp_path / "ds"))
+    assert code == 1 and "say which with --exchange" in err
+    code, _, err = run_here(capsys, "export", str(DATA), "--out", str(tmp_path / "ds"),
+                            "--channels", "trade")
+    assert code == 1 and "go with --exchange" in err
+    code, _, err = run_here(capsys, "export", str(DATA), "--out", str(tmp_path / "ds2"),
+                            "--exchange", "okx", "--channels", "trades")
     # Taken: the OKX spec is built, and rejects every generic frame (nothing written).
-    assert chosen.returncode == 1
-    assert "is the okx spec the recording's" in chosen.stderr, chosen.stderr
+    assert code == 1
+    assert "is the okx spec the recording's" in err, err
 
 
 KRAKEN_FUTURES = (Path(__file__).resolve().parent.parent / "data" / "recordings"
@@ -552,9 +566,9 @@ def test_the_demo_says_when_it_ended_disconnected() -> None:
     assert "rate limited (4429), RATE_LIMITED: rate limited" in summary_value(out, "close at")
 
 
-def test_demo_refuses_faults_with_no_faults() -> None:
-    result = run("demo", "--no-faults", "--fault", "disconnect@1")
-    assert result.returncode == 2 and "not allowed with argument" in result.stderr
+def test_demo_refuses_faults_with_no_faults(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_here(capsys, "demo", "--no-faults", "--fault", "disconnect@1")
+    assert code == 2 and "not allowed with argument" in err
 
 
 async def make_markup_recording(folder: Path) -> None:

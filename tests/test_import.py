@@ -24,6 +24,8 @@ from wsresearch.quality import quality_report
 from wsresearch.recording.format import EVENT_KINDS, RecordingManifest, parse_manifest
 from wsresearch.recording.writer import Captured, write_events
 
+from .conftest import run_here
+
 DATA = Path(__file__).resolve().parent.parent / "data"
 RECORDINGS = DATA / "recordings"
 TRADE = RECORDINGS / "kraken_cryptofeed_2021-04-17_v1_trade"
@@ -471,19 +473,23 @@ def test_the_documented_import_of_a_usdm_capture_warns_of_no_endpoint(tmp_path: 
     assert "1535 messages" in done.stdout
 
 
-def test_the_import_command_refuses_in_one_line(tmp_path: Path) -> None:
+def test_the_import_command_refuses_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     file = tmp_path / "plain.jsonl"
     file.write_text('{"type":"trade"}\n')
-    result = run("import", str(file), "--out", str(tmp_path / "rec"))
-    assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and "line 1: not a capture" in result.stderr
-    again = run("import", str(file), "--out", str(tmp_path / "rec"), "--format", "lines")
-    assert again.returncode == 0, again.stderr
-    assert "receive times invented" in again.stdout
-    wrong = run("import", str(file), "--out", str(tmp_path / "r2"), "--channels", "trade")
-    assert wrong.returncode == 1 and "go with --exchange" in wrong.stderr
-    bad = run("import", str(file), "--out", str(tmp_path / "r3"), "--format", "pcap")
-    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    code, _, err = run_here(capsys, "import", str(file), "--out", str(tmp_path / "rec"))
+    assert code == 1
+    assert err.count("\n") == 1 and "line 1: not a capture" in err
+    code, out, err = run_here(capsys, "import", str(file), "--out", str(tmp_path / "rec"),
+                              "--format", "lines")
+    assert code == 0, err
+    assert "receive times invented" in out
+    code, _, err = run_here(capsys, "import", str(file), "--out", str(tmp_path / "r2"),
+                            "--channels", "trade")
+    assert code == 1 and "go with --exchange" in err
+    code, _, err = run_here(capsys, "import", str(file), "--out", str(tmp_path / "r3"),
+                            "--format", "pcap")
+    assert code == 2 and "invalid choice" in err
 
 
 def hftbacktest_capture(path: Path, lines: int, compress: str = "") -> Path:
