@@ -629,6 +629,11 @@ def test_a_spec_chooses_where_its_quotes_come_from_and_source_overrides_it(
     with pytest.raises(ValueError, match="quotes"):
         made.replace(quotes="ticker")
     assert okx.spec(["BTC-USDT"], ["tickers", "books"], quotes=None).quotes is None
+    # Books taken away take their quotes with them.
+    assert made.replace(book_sync=None).quotes is None
+    assert okx.spec(["BTC-USDT"], ["tickers", "books"], book_sync=None).quotes is None
+    with pytest.raises(ValueError, match="quotes='book' takes the quotes"):
+        made.replace(book_sync=None, quotes="book")
 
 
 def test_quotes_source_is_checked_in_one_line() -> None:

@@ -9,11 +9,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from wsresearch import export_parquet, load_normalized, replay
+from wsresearch import Recording, export_parquet, load_normalized, replay
 from wsresearch.cli import main
 from wsresearch.export import export_with_report
 
 from .conftest import as_connections
+from .test_split import assert_same_dataset
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "data" / "recordings"
 OKX = RECORDINGS / "okx_cryptofeed_2022-05-13_v5_public_tickers_trades_books"
@@ -66,6 +67,25 @@ def test_quotes_from_the_books_split_at_reconnects_are_the_serial_ones(tmp_path:
     assert split.parts == 3
     assert serial.normalized["quotes"] == split.normalized["quotes"] == 3 * 204
     assert_frame_equal(exported_quotes(tmp_path / "split"), exported_quotes(tmp_path / "serial"))
+
+
+def test_a_split_export_follows_the_spec_it_is_given_as_one_process_does(
+        tmp_path: Path) -> None:
+    # Parts rebuild the spec from its origin: what the caller's replace() changed without
+    # dropping it (the quotes' source, the snapshot grid) must reach them too.
+    as_connections(OKX, tmp_path / "rec", 3, stretch=18)
+    made = Recording.open(tmp_path / "rec").spec
+    assert made is not None
+    spec = made.replace(quotes="channel", snapshot_interval=0.25, snapshot_depth=3)
+    serial = export_parquet(tmp_path / "rec", spec, tmp_path / "serial", normalized=True)
+    split = export_parquet(tmp_path / "rec", spec, tmp_path / "split", normalized=True,
+                           workers=3)
+    assert split.parts == 3
+    assert serial.normalized["quotes"] == 3 * 28  # the ticker's, not the books' 3 * 204
+    assert split.normalized == serial.normalized
+    assert_same_dataset(tmp_path / "serial", tmp_path / "split")
+    snapshots = load_normalized(tmp_path / "split", "book_snapshots").collect()
+    assert snapshots["bids"].list.len().max() == 3
 
 
 def test_quotes_from_the_channels_are_the_tickers_and_none_where_no_channel_gives_them(

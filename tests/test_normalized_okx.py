@@ -113,7 +113,7 @@ def test_the_first_trades_okx_pushes_are_older_and_the_documented_filter_drops_t
 
 def test_quotes_one_row_per_ticker_with_best_bid_and_ask(capture: Any) -> None:
     tickers = [m["data"][0] for m in data_messages(capture_lines(), "tickers")]
-    table = capture.normalized("quotes", source="channel")  # the spec's own: the books'
+    table = capture.normalized("quotes", source="channel")  # the ticker's, not the books'
     check_common(table, "quotes")
     assert table.height == len(tickers) == 28
     assert table.null_count().row(0) == (0,) * table.width

@@ -270,9 +270,9 @@ def _build_parser() -> argparse.ArgumentParser:
                              "as kind=<kind>/exchange=<exchange>/date=<day>")
     export.add_argument("--quotes", choices=("channel", "book"), default=None,
                         help="with --normalized: take the quotes from the order books (a row "
-                             "each time a book's top changes), though a channel gives quotes "
-                             "(a ticker), or from the channels only (default: the channels', "
-                             "where one gives quotes, else the books')")
+                             "each time a book's top changes), or from the channels (a ticker) "
+                             "only (default: the spec's choice, the books' where it keeps "
+                             "them, but on Binance, whose bookTicker tells every change)")
     export.add_argument("--option", action="append", default=[], type=_option,
                         metavar="KEY=VALUE", help="with --exchange: an adapter option")
     export.add_argument("--workers", type=_workers, default=1, metavar="N",

@@ -200,16 +200,19 @@ def export_parquet(
     workers
         Processes to export the recording with: above 1, it is split where connections
         begin into that many parts of about equal length, each replayed in a process of
-        its own (:mod:`wsresearch._split`); the dataset is the same. A recording with one
+        its own (:mod:`wsresearch._split`, which sets the fields of
+        :data:`wsresearch._split.CARRIED` on each part's spec as ``spec`` has them); the
+        dataset is the same. A recording with one
         connection, a spec built by hand, or a stateful normalized table is exported by
         one process (``ExportSummary.parts`` says how many there were).
     quotes
         Where the normalized ``quotes`` come from: ``"book"``, the order books (a row each
         time a valid book's top changes), even where a channel gives quotes (a ticker
         may be far sparser than the book, and lag it); ``"channel"``, the channels that
-        give them only (none where no channel does: Coinbase's ticker gives none where
-        the spec keeps the level2 book). Default: the channels', where one gives quotes,
-        else the books'.
+        give them only (none where no channel does). Default: the spec's choice
+        (:attr:`FeedSpec.quotes <wsresearch.spec.FeedSpec>`: the adapters take the books'
+        where they keep them, but on Binance); with none, the channels', where one gives
+        quotes, else the books'.
 
     Returns
     -------

@@ -670,8 +670,10 @@ class Feed:
         source
             For ``quotes``: ``"book"``, a row each time a valid order book's best bid or
             ask changes; ``"channel"``, the rows of the channels that give quotes (a
-            ticker; none on Coinbase where the spec keeps the level2 book). Default: the
-            channels' where the spec has one, else the books'.
+            ticker). Default: the spec's choice (:attr:`FeedSpec.quotes
+            <wsresearch.spec.FeedSpec>`: the adapters take the books' where they keep
+            them, but on Binance); with none, the channels' where the spec has one, else
+            the books'.
 
         Raises
         ------

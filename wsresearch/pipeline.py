@@ -755,14 +755,14 @@ class Pipeline:
                 f"ok={c.ok}, duplicates={c.duplicates}, invalid={c.invalid})")
 
 
-
 def quote_source(spec: FeedSpec | None, source: QuoteSource | None, has_books: bool,
                  name: str = "source") -> QuoteSource:
     """Where a session's ``quotes`` come from.
 
     ``source`` where given; else the spec's choice (:attr:`FeedSpec.quotes
-    <wsresearch.spec.FeedSpec>`); else the channels', where one of the spec's gives
-    quotes, else the order books'.
+    <wsresearch.spec.FeedSpec>`), where the session can follow it (a spec copied with
+    ``model_copy``, which skips validation, may choose the books and keep none); else the
+    channels', where one of the spec's gives quotes, else the order books'.
 
     Parameters
     ----------

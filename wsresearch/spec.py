@@ -273,13 +273,13 @@ class Channel(BaseModel):
         return self
 
 
-# Fields that change how messages become rows: a spec whose origin is recorded
-# cannot keep it once one of these is changed by hand.
 QuoteSource = Literal["channel", "book"]
 QUOTE_SOURCES: tuple[QuoteSource, ...] = ("channel", "book")
 """Where ``normalized("quotes")`` takes the quotes from: the spec's channels that give them
 (a ticker), or the order books (a row each time a valid book's top changes)."""
 
+# Fields that change how messages become rows: a spec whose origin is recorded
+# cannot keep it once one of these is changed by hand.
 _ROW_FIELDS = frozenset({"channels", "type_of", "health", "control", "control_texts",
                          "error_types", "errors", "dedupe_ttl", "max_dedupe_size",
                          "check_interval"})
@@ -590,10 +590,15 @@ class FeedSpec(BaseModel):
         """A validated copy with ``changes`` applied (e.g. ``queue=QueueConfig(...)``).
 
         Changing a field that decides rows (channels, routing, health, de-dup)
-        drops :attr:`origin`, as the adapter would no longer rebuild this spec.
+        drops :attr:`origin`, as the adapter would no longer rebuild this spec. Taking the
+        books away (``book_sync=None``) takes their quotes with them: ``quotes="book"``
+        becomes ``None``, unless ``quotes`` is given too.
         """
         if _ROW_FIELDS & set(changes) and "origin" not in changes:
             changes = changes | {"origin": None}
+        if ("book_sync" in changes and changes["book_sync"] is None and "quotes" not in changes
+                and self.quotes == "book"):
+            changes = changes | {"quotes": None}
         return FeedSpec.model_validate(self._fields() | changes)
 
     def _fields(self) -> dict[str, Any]:

@@ -784,8 +784,8 @@ def spec(
         connection=connection,
         control=frozenset({"ack"}),
         book_sync=BookSync(names, market == "usdm") if "depth" in chosen else None,
-        # bookTicker tells each change of the top as it happens, ahead of the book's
-        # 100 ms diffs: the quotes are its own, where it is subscribed.
+        # bookTicker tells each change of the top as it happens, ahead of the depth diffs
+        # (every 100 ms to 1 s): the quotes are its own, where it is subscribed.
         quotes=None,
         error_types=frozenset({"error"}),
         error_text=_error_text,
