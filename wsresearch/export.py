@@ -704,22 +704,13 @@ def _day_overlaps(folder: str, low: int | None, high: int | None) -> bool:
 def load_connections(path: str | os.PathLike[str]) -> pl.DataFrame:
     """Every open and close of every recording in the dataset (:data:`CONNECTION_SCHEMA`).
 
-    Parameters
-    ----------
-    path
-        The dataset's directory.
-
-    Returns
-    -------
-    polars.DataFrame
-        One row per ``open`` and ``close``, by recording and monotonic time (none for a
-        dataset of no recording).
+    One row per ``open`` and ``close`` in the dataset directory ``path``, by recording and
+    monotonic time; none before a recording is exported into it.
 
     Raises
     ------
     FileNotFoundError
-        If ``path`` is not a directory: a mistyped path must not read as "never
-        connected".
+        If ``path`` is not a directory: a mistyped path must not read as "never connected".
     """
     files = sorted((_existing_dataset(path, "connections") / _CONNECTIONS).glob("*.parquet"))
     if not files:
