@@ -16,7 +16,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection
 
 from wsresearch import Feed, Recording, Simulator
-from wsresearch.cli import demo_faults, main
+from wsresearch.cli import demo_faults
 from wsresearch.exchanges import raw
 from wsresearch.testing import generic_frames, parse_fault
 
@@ -99,8 +99,9 @@ def test_runtime_errors_give_one_line_and_exit_1(capsys: pytest.CaptureFixture[s
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert main(["simulate", "--port", str(port), "--seconds", "0.1"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
+        code, _, said = run_here(capsys, "simulate", "--port", str(port), "--seconds", "0.1")
+    assert code == 1
+    err = said.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("wsresearch simulate: error:")
 
 
@@ -196,9 +197,7 @@ def test_a_record_that_never_connects_leaves_no_recording_behind(
         url = f"ws://127.0.0.1:{bound.getsockname()[1]}"
 
         def record(out: Path) -> tuple[int, str, str]:
-            code = main(["record", url, "--out", str(out), "--seconds", "0.5"])
-            said = capsys.readouterr()
-            return code, said.out, said.err
+            return run_here(capsys, "record", url, "--out", str(out), "--seconds", "0.5")
 
         out = tmp_path / "new" / "rec"
         for _ in range(2):  # the same --out again is not refused as holding a recording

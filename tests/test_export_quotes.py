@@ -10,10 +10,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from wsresearch import Recording, export_parquet, load_normalized, replay
-from wsresearch.cli import main
 from wsresearch.export import export_with_report
 
-from .conftest import as_connections
+from .conftest import as_connections, run_here
 from .test_split import assert_same_dataset
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "data" / "recordings"
@@ -121,9 +120,8 @@ def test_a_quote_source_that_cannot_be_is_refused_before_anything_is_written(
 def test_export_takes_its_quotes_from_the_books_when_asked(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     def export(*args: str) -> tuple[int, str, list[str]]:
-        code = main(["export", *args])
-        said = capsys.readouterr()
-        return code, said.out, said.err.strip().splitlines()
+        code, out, err = run_here(capsys, "export", *args)
+        return code, out, err.strip().splitlines()
 
     code, said, _ = export(str(OKX), "--out", str(tmp_path / "ds"), "--normalized",
                            "--quotes", "book")
