@@ -4,7 +4,9 @@ simulator trades recorded."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -90,6 +92,31 @@ def other_tasks() -> set[asyncio.Task[object]]:
 @pytest.fixture
 def time_factor() -> float:
     return TIME_FACTOR
+
+
+def built_once(factory: pytest.TempPathFactory, name: str,
+               build: Callable[[Path], object]) -> Path:
+    """``build(path)`` run once a test run, whichever of the suite's workers asks first.
+
+    For the large recordings several tests read and none change: each of the
+    pytest-xdist workers that runs one of them would otherwise write it again (seconds of
+    CPU each). The workers of a run share the folder above their own temporary folders;
+    the first to ask builds there under a lock, the others wait on the lock and take it.
+    Run without workers, it is built in the run's own temporary folder.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        path = factory.mktemp(name) / name
+        build(path)
+        return path
+    root = factory.getbasetemp().parent  # this run's, shared by its workers
+    path, done = root / name, root / f"{name}.built"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(path, ignore_errors=True)  # a build that failed part way
+            build(path)
+            done.touch()
+    return path
 
 
 def trade_recording(path: Path, frames: int, seed: int) -> Path:

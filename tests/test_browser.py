@@ -17,7 +17,6 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import nbformat
 import pytest
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "notebooks" / "01_quickstart.ipynb"
@@ -40,6 +39,8 @@ def free_port() -> int:
 @pytest.fixture
 def jupyterlab(tmp_path: Path) -> Iterator[str]:
     """A JupyterLab server on 127.0.0.1 serving a clean copy of the quick start."""
+    import nbformat  # here, not with the module: it takes a second of CPU to import
+
     notebook = nbformat.read(QUICKSTART, as_version=4)
     for cell in notebook.cells:
         if cell.cell_type == "code":

@@ -67,7 +67,7 @@ def _batch(data: st.DataObject, start: int) -> tuple[list[int], list[int]]:
 
 
 @pytest.mark.parametrize("back", [0, 4], ids=["ordered history", "history stepping back"])
-@settings(max_examples=sized(300, 2000), deadline=None)
+@settings(max_examples=sized(120, 2000), deadline=None)
 @given(maxsize=st.integers(1, 6), ttl=st.integers(1, 20), data=st.data())
 def test_remember_leaves_the_state_seen_per_key_leaves(
         back: int, maxsize: int, ttl: int, data: st.DataObject) -> None:
@@ -126,7 +126,7 @@ def test_an_entry_left_behind_in_front_is_passed_over_once_the_order_is_back() -
     assert at_once.seen("k", 14)
 
 
-@settings(max_examples=sized(300, 2000), deadline=None)
+@settings(max_examples=sized(120, 2000), deadline=None)
 @given(maxsize=st.integers(1, 12), ttl=st.integers(1, 20), data=st.data())
 def test_batches_and_single_keys_in_turn_leave_the_state_seen_per_key_leaves(
         maxsize: int, ttl: int, data: st.DataObject) -> None:
@@ -223,7 +223,7 @@ def test_fresh_accepts_new_keys_and_remember_then_knows_them() -> None:
 
 
 @pytest.mark.parametrize("back", [0, 4], ids=["ordered history", "history stepping back"])
-@settings(max_examples=sized(400, 3000), deadline=None)
+@settings(max_examples=sized(150, 3000), deadline=None)
 @given(maxsize=st.integers(1, 8), ttl=st.integers(1, 20), told=st.booleans(),
        scan=st.sampled_from([0, 1, 2, 64]), data=st.data())
 def test_repeats_are_those_seen_calls_repeats_up_to_the_limit(
@@ -334,7 +334,7 @@ def _warm_tracker(observed: list[tuple[str, object, int]], generation: int) -> S
     return tracker
 
 
-@settings(max_examples=sized(300, 2000), deadline=None)
+@settings(max_examples=sized(120, 2000), deadline=None)
 @given(generation=st.integers(0, 3), data=st.data())
 def test_observe_runs_leaves_the_state_of_observing_each_number(
         generation: int, data: st.DataObject) -> None:
@@ -493,7 +493,7 @@ operation = st.one_of(  # mostly batches of rows, now and then an empty one
 
 
 @pytest.mark.parametrize("max_rows", [None, 0, 1, 3], ids=lambda n: f"max_rows={n}")
-@settings(max_examples=sized(40, 300), deadline=None)
+@settings(max_examples=sized(20, 300), deadline=None)
 @given(batch_rows=st.sampled_from([4096, 1, 2, 3, 5, 8]),
        operations=st.lists(operation, min_size=2, max_size=12))
 def test_extend_frame_leaves_what_extend_of_the_same_rows_leaves(
@@ -577,7 +577,7 @@ def test_extend_frame_refuses_an_unknown_channel() -> None:
     assert store.added("t") == 0
 
 
-@settings(max_examples=sized(200, 1000), deadline=None)
+@settings(max_examples=sized(80, 1000), deadline=None)
 @given(generation=st.integers(0, 2), data=st.data())
 def test_observe_runs_of_ranges_leaves_the_state_of_observing_each_message(
         generation: int, data: st.DataObject) -> None:
@@ -617,7 +617,7 @@ def _twins(keys: list[tuple[Any, ...]]) -> list[int]:
     return found
 
 
-@settings(max_examples=sized(200, 1000), deadline=None)
+@settings(max_examples=sized(80, 1000), deadline=None)
 @given(keys=st.lists(st.tuples(st.sampled_from(["A", "B", "", None]),
                                st.one_of(st.none(), st.integers(-3, 3)),
                                st.one_of(st.none(), st.booleans())),
@@ -644,7 +644,7 @@ def test_the_rows_twins_are_those_a_set_of_their_key_tuples_finds(
     assert _previous(keys).tolist() == _twins(keys)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=sized(80, 200), deadline=None)
 @given(symbols=st.one_of(st.just(["A"]), st.lists(st.sampled_from(["A", "B", None]),
                                                   min_size=1, max_size=3)),
        steps=st.one_of(st.lists(st.integers(0, 2), max_size=30),  # rising, or level

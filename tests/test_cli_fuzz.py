@@ -110,7 +110,7 @@ def argv(draw: st.DrawFn) -> list[str]:
     return args
 
 
-@settings(max_examples=sized(150, 400), deadline=None, derandomize=True,
+@settings(max_examples=sized(60, 400), deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(args=argv())
 def test_any_arguments_end_in_a_documented_exit(

@@ -25,7 +25,7 @@ from wsresearch import Recording, Simulator
 from wsresearch.exchanges import generic
 from wsresearch.testing import generic_frames
 
-from .conftest import TIME_FACTOR, eventually, loopback_server, trade_recording
+from .conftest import TIME_FACTOR, built_once, eventually, loopback_server, trade_recording
 
 SUBSCRIBE = '{"op":"subscribe","channels":["trade"]}'
 
@@ -298,7 +298,8 @@ async def test_a_signal_ignored_at_start_stays_ignored_as_under_nohup(tmp_path: 
 @pytest.fixture(scope="module")
 def long_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """300,000 trades: an export of them in chunks of 1,000 takes seconds."""
-    return trade_recording(tmp_path_factory.mktemp("long") / "rec", 300_000, seed=4)
+    return built_once(tmp_path_factory, "long-300000-trades",
+                      lambda path: trade_recording(path, 300_000, seed=4))
 
 
 def staged(out: Path) -> bool:
@@ -426,7 +427,6 @@ def two_connections(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """300,000 trades over two connections: an export splits it into two processes."""
     from wsresearch.recording.writer import Captured, write_events
 
-    path = tmp_path_factory.mktemp("two") / "rec"
     start_ns = 1_700_000_000_000_000_000
     url = "ws://127.0.0.1:1"
 
@@ -436,9 +436,9 @@ def two_connections(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 yield Captured("open", start_ns + i * 1_000_000, url)
             yield Captured("frame", start_ns + i * 1_000_000, frame)
 
-    write_events(path, events(), source_url=url,
-                 origin=generic.spec(url=url).origin)
-    return path
+    return built_once(tmp_path_factory, "two-connections-300000-trades",
+                      lambda path: write_events(path, events(), source_url=url,
+                                                origin=generic.spec(url=url).origin))
 
 
 async def test_a_second_ctrl_c_quits_at_once_though_the_work_would_take_its_time(

@@ -36,7 +36,7 @@ from wsresearch.recording.writer import Captured, write_events
 from wsresearch.replay import ReplayResult, replay_in_chunks, spec_for
 from wsresearch.sequence import Chain
 
-from .conftest import THOROUGH, sized
+from .conftest import sized
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "recordings"
 SPOT = DATA / "binance_hftbacktest_2024-08-08_spot_btcusdt"
@@ -580,7 +580,7 @@ def mutate(events: list[Captured], operations: list[tuple[str, int, int]],
     return events
 
 
-@settings(max_examples=60 if THOROUGH else 15, deadline=None,
+@settings(max_examples=sized(8, 60), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(operations=st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 10_000),
                                      st.integers(0, 1_000)), max_size=12),
@@ -594,7 +594,7 @@ def test_a_session_with_faults_replays_alike_in_columns_and_through_models(
     assert_same(columns, models)
 
 
-@settings(max_examples=sized(15, 80), deadline=None,
+@settings(max_examples=sized(8, 80), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(copies=st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 300)), max_size=60),
        operations=st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 10_000),
@@ -1083,7 +1083,7 @@ FAULTS = st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 10_000),
 """Operations of :func:`mutate`, for the other exchanges' sessions."""
 PLACES = st.lists(st.integers(0, 10_000), max_size=3)
 """Where among a session's messages to change one (modulo their count)."""
-FUZZED = settings(max_examples=40 if THOROUGH else 6, deadline=None,
+FUZZED = settings(max_examples=sized(3, 40), deadline=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

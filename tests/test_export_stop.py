@@ -18,7 +18,7 @@ import pytest
 from wsresearch import export_parquet
 from wsresearch.export import export_with_report
 
-from .conftest import trade_recording
+from .conftest import built_once, trade_recording
 
 DATA = Path(__file__).parent.parent / "data" / "recordings"
 SPOT = DATA / "binance_hftbacktest_2024-08-08_spot_btcusdt"
@@ -50,7 +50,8 @@ def run(export: object, recording: Path, root: Path, progress: object) -> None:
 @pytest.fixture(scope="module")
 def trades(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """40,000 trades: a replay's progress is told every 10,000 events."""
-    return trade_recording(tmp_path_factory.mktemp("trades") / "rec", 40_000, seed=3)
+    return built_once(tmp_path_factory, "stop-40000-trades",
+                      lambda path: trade_recording(path, 40_000, seed=3))
 
 
 @pytest.mark.parametrize("export", [export_parquet, export_with_report])

@@ -23,6 +23,8 @@ from wsresearch.parser import by_field
 from wsresearch.pipeline import Pipeline, Received
 from wsresearch.spec import Channel, FeedSpec
 
+from .conftest import sized
+
 URL = "ws://127.0.0.1:1"
 SECOND = 1_000_000_000
 
@@ -186,7 +188,7 @@ def state(p: Pipeline, events: list[Event]) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=sized(100, 300), deadline=None)
 @given(plan=steps, shared_group=st.booleans(), control_sequence=st.booleans(),
        recorded=st.booleans())
 def test_a_batch_taken_a_channel_at_a_time_leaves_what_it_does_message_by_message(

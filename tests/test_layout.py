@@ -38,6 +38,8 @@ from wsresearch.frames import polars_schema
 from wsresearch.layout import KINDS, Layout, check_layout
 from wsresearch.lowlevel import MessageParser
 
+from .conftest import sized
+
 DATA = Path(__file__).resolve().parent.parent / "data" / "recordings"
 BINANCE_RECORDINGS = sorted(DATA.glob("binance_*"))
 MAX_MS = (2**63 - 1) // 1_000_000  # the most ms whose ns an Int64 holds
@@ -778,7 +780,7 @@ def test_every_binance_layout_decodes_generated_messages_as_its_model_does(
     holds()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=sized(80, 200), deadline=None)
 @given(messages(ALL_KINDS.template))
 def test_a_layout_of_every_kind_decodes_generated_messages_as_its_model_does(
         generated: tuple[str, dict[str, Any], bool]) -> None:

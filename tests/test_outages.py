@@ -28,6 +28,7 @@ from wsresearch.outages import OUTAGE_COLUMNS, on_wall_clock, outage_spans
 from wsresearch.quality import SILENCE_COLUMNS
 
 from .conftest import SESSION as SIM_FAULTS
+from .conftest import sized
 
 ROOT = SIM_FAULTS.parent.parent
 KRAKEN_BOOK = ROOT / "recordings" / "kraken_cryptofeed_2021-04-17_v1_book1000"
@@ -322,7 +323,7 @@ def test_a_spell_open_at_the_end_holds_the_last_rows_and_one_never_ends_before_i
 KEYS = st.sampled_from(["a", "b", None])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=sized(25, 60), deadline=None)
 @given(spans=st.lists(st.tuples(KEYS, KEYS, st.sampled_from(["disconnected", "stale", "hole",
                                                              "book_invalid"]),
                                 st.sampled_from(["s1", "s2"]), KEYS, st.integers(0, 30),

@@ -12,7 +12,7 @@ from wsresearch import Channel, FeedSpec, Recording, VirtualClock, by_field
 from wsresearch.lowlevel import MessageParser
 from wsresearch.parser import OUTCOMES, REJECT_REASONS
 
-from .conftest import SESSION
+from .conftest import SESSION, sized
 
 
 class Trade(BaseModel):
@@ -175,7 +175,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=sized(120, 300), deadline=None)
 @given(
     frame=st.one_of(
         st.text(),

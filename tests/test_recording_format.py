@@ -25,7 +25,7 @@ from wsresearch.policy import CLIENT_CLOSE_REASONS
 from wsresearch.recording import EVENT_SCHEMA, FORMAT_VERSION, Recorder
 from wsresearch.recording.format import MessageBuffer, clean_text, event_table
 
-from .conftest import SESSION, other_tasks
+from .conftest import SESSION, other_tasks, sized
 
 WALL = 1_700_000_000_000_000_000
 
@@ -167,7 +167,7 @@ def test_from_frames_needs_no_event_loop(
     assert not (tmp_path / "rec" / ".lock").exists()  # released: the recording is complete
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=sized(60, 150), deadline=None)
 @given(data=st.data())
 def test_a_segments_table_is_its_events_row_by_row_in_seq_order(data: st.DataObject) -> None:
     """Messages alone, other events alone, or both interleaved; messages laid out as a
@@ -236,7 +236,7 @@ def test_a_message_buffer_takes_a_time_as_a_column_of_them_would(time: Any) -> N
     assert (outcomes[0] is TypeError) is (time not in (5, None, True))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=sized(80, 200), deadline=None)
 @given(sizes=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3)), max_size=8),
        cut=st.integers(-1, 40))
 def test_a_message_buffer_forgets_what_comes_before_a_seq(

@@ -22,7 +22,7 @@ EVENTS = Recording.open(SESSION).events().height
 SPEC = generic.spec(url="ws://127.0.0.1:1")  # the session's own adapter
 
 
-@settings(max_examples=sized(35, 120), deadline=None, derandomize=True,
+@settings(max_examples=sized(15, 120), deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(
     which=st.sampled_from(FILES),
@@ -64,7 +64,7 @@ REQUIRED = ("seq", "generation", "mono_ns", "wall_ns", "kind")
 """The columns an event is read only with a value in."""
 
 
-@settings(max_examples=sized(25, 120), deadline=None, derandomize=True,
+@settings(max_examples=sized(10, 120), deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(holes=st.lists(st.tuples(st.sampled_from(SEGMENTS), st.floats(0, 1),
                                 st.sampled_from(list(EVENT_SCHEMA)), st.booleans()),

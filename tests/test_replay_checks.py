@@ -21,7 +21,7 @@ from wsresearch.lowlevel import HealthMonitor
 from wsresearch.recording.writer import Captured, write_events
 from wsresearch.replay import ReplayResult, _run_checks, replay, replay_in_chunks
 
-from .conftest import SESSION
+from .conftest import SESSION, sized
 
 MS = 1_000_000
 
@@ -142,7 +142,7 @@ def _quiet_feed(gaps: list[tuple[str, int]]) -> list[Captured]:
 _CHANNELS = ["trade"] * 6 + ["ticker"] * 3 + ["order", "open"]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=sized(40, 100), deadline=None)
 @given(gaps=st.lists(st.tuples(st.sampled_from(_CHANNELS),
                                st.one_of(st.integers(-300, 400), st.integers(400, 4_000))),
                      min_size=1, max_size=150),

@@ -18,6 +18,8 @@ from polars.testing import assert_frame_equal
 
 from wsresearch.sequence import Numbers, runs
 
+from .conftest import sized
+
 ROWS = st.lists(st.tuples(st.sampled_from(["A", "B", "C", None]), st.integers(0, 12),
                           st.sampled_from([0, 0, 0, 1, 2, -1])), min_size=1, max_size=30)
 DECLARED = [(pl.col("key"), "a", "b"), (pl.lit(None), "a", "b"),
@@ -39,7 +41,7 @@ def _reference(rows: pl.DataFrame, key: pl.Expr, first: Any, last: Any) -> pl.Da
 
 
 @given(rows=ROWS, declared=st.sampled_from(range(len(DECLARED))))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=sized(80, 200), deadline=None)
 def test_runs_in_arrays_are_the_polars_querys(rows: list[Any], declared: int) -> None:
     frame = _frame(rows)
     assert_frame_equal(runs(frame, *DECLARED[declared]), _reference(frame, *DECLARED[declared]))

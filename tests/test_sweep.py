@@ -23,6 +23,8 @@ from wsresearch._sweep import Changes, side_arrays, sweep
 from wsresearch.book import Book, Books, Levels, level_changes, side_changes
 from wsresearch.exchanges.binance import BookSync
 
+from .conftest import sized
+
 PRICES = st.sampled_from([0.5, 1.0, 1.25, 2.0, 3.5, 10.0, 99.99, 100.0, 1e9])
 AMOUNTS = st.sampled_from([0.0, 0.0, 0.1, 1.0, 2.5])
 LEVELS = st.lists(st.tuples(PRICES, AMOUNTS), max_size=6)
@@ -123,7 +125,7 @@ def _state(books: Books) -> list[Any]:
 
 
 @given(data=st.data(), symbols=st.integers(1, 3), interval=st.sampled_from([None, 1e-6, 2e-6]))
-@settings(max_examples=100, deadline=None,
+@settings(max_examples=sized(40, 100), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_rows_applied_at_once_leave_what_one_at_a_time_leaves(
         small_window: None, data: st.DataObject, symbols: int, interval: float | None) -> None:
