@@ -171,6 +171,28 @@ async def test_a_live_feed_takes_its_quotes_where_its_spec_says_as_its_replay_do
     assert_frame_equal(ticker, replayed.normalized("quotes", source="channel"))
 
 
+async def test_a_recording_keeps_the_quote_source_its_spec_was_given_by_replace(
+        tmp_path: Path) -> None:
+    # The feed's spec told to take the ticker's quotes: its recording replays to the
+    # feed's own quotes, the ticker's, with no spec given to the replay.
+    async with Simulator("okx", seed=7, rates=RATES) as sim:
+        spec = sim.spec(channels=["tickers", "books"], connection=FAST).replace(
+            quotes="channel", snapshot_depth=3)
+        async with Feed(spec, record_to=tmp_path / "rec") as feed:
+            await until(lambda: all_valid(feed), "both books valid")
+            await until(lambda: feed.frame("tickers").height > 20, "20 tickers")
+        quoted = feed.normalized("quotes")
+    assert_frame_equal(quoted, feed.normalized("quotes", source="channel"))
+    recorded = Recording.open(tmp_path / "rec").spec
+    assert recorded is not None
+    assert (recorded.quotes, recorded.snapshot_depth) == ("channel", 3)
+    replayed = replay(tmp_path / "rec")
+    assert_frame_equal(quoted, replayed.normalized("quotes"))
+    assert replayed.books is not None
+    assert_frame_equal(feed.normalized("book_snapshots"),
+                       replayed.normalized("book_snapshots"))
+
+
 async def test_the_dashboard_and_the_console_show_a_row_per_book() -> None:
     pytest.importorskip("ipywidgets", reason="the dashboard needs ipywidgets")
     from rich.console import Console

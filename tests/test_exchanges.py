@@ -88,6 +88,50 @@ def test_rebuild_makes_the_same_spec_from_its_origin(name: str) -> None:
                                 spec.origin)
 
 
+def test_fields_replaced_on_an_adapters_spec_are_kept_in_its_origin_and_rebuilt() -> None:
+    made = adapter("okx").spec(url=URL, symbols=["BTC-USDT"], channels=["tickers", "books"])
+    assert made.origin is not None and made.origin.replaced == {}
+    assert "replaced" not in made.origin.model_dump_json()  # manifests as they were
+    changed = made.replace(quotes="channel", snapshot_interval=None, exchange="okx-eu")
+    changed = changed.replace(snapshot_depth=3)  # kept beside the others
+    assert changed.origin is not None and changed.origin.replaced == {
+        "quotes": "channel", "snapshot_interval": None, "exchange": "okx-eu",
+        "snapshot_depth": 3}
+    assert changed.origin.arguments == made.origin.arguments
+    rebuilt = rebuild(changed.origin, URL)
+    assert rebuilt.origin == changed.origin
+    assert [(s.quotes, s.snapshot_interval, s.snapshot_depth, s.exchange)
+            for s in (rebuilt, changed)] == [("channel", None, 3, "okx-eu")] * 2
+    # An adapter's keyword overrides are kept the same way.
+    told = adapter("okx").spec(url=URL, symbols=["BTC-USDT"], channels=["tickers", "books"],
+                               quotes="channel")
+    assert told.origin is not None and told.origin.replaced == {"quotes": "channel"}
+    # Books taken away: kept as none, with their quotes.
+    bookless = made.replace(book_sync=None)
+    assert bookless.origin is not None
+    assert bookless.origin.replaced == {"quotes": None, "book_sync": None}
+    assert rebuild(bookless.origin, URL).book_sync is None
+    # A book rule or a function of one's own cannot be rebuilt: the origin goes.
+    assert made.replace(book_sync=made.book_sync).origin is None
+    assert made.replace(control_sequence=lambda message: None).origin is None
+    assert made.replace(error_text=str).origin is None
+    assert made.replace(description="mine").origin == made.origin  # not of the rows
+
+
+def test_an_origins_replaced_fields_are_checked_as_data() -> None:
+    arguments = {"symbols": ["BTC-USDT"], "channels": ["tickers"], "api": "public"}
+    with pytest.raises(ValueError, match=r"an origin keeps only the fields \['quotes'.*"
+                                         r"not \['channels'\]"):
+        SpecOrigin(adapter="okx", arguments=arguments, replaced={"channels": ["trades"]})
+    with pytest.raises(ValueError, match="keeps book_sync only as None"):
+        SpecOrigin(adapter="okx", arguments=arguments, replaced={"book_sync": "mine"})
+    for replaced in ({"quotes": "book"}, {"quotes": "ticker"}, {"snapshot_depth": 0}):
+        with pytest.raises(RecordingFormatError, match=r"^r1: cannot set \{'(quotes|snapshot_"
+                                                       r"depth)'.* on the 'okx' spec"):
+            rebuild(SpecOrigin(adapter="okx", arguments=arguments, replaced=replaced), URL,
+                    source="r1")
+
+
 def test_rebuild_refuses_what_a_manifest_must_not_decide() -> None:
     with pytest.raises(RecordingFormatError, match="adapter 'nowhere', which this wsresearch"):
         rebuild(SpecOrigin(adapter="nowhere"), URL, source="r1")

@@ -199,6 +199,37 @@ def test_a_spec_origin_the_adapter_refuses_is_a_format_error_not_a_traceback(
     assert "cannot rebuild the 'raw' spec" in capsys.readouterr().err
 
 
+GENERIC = {"symbols": ["BTC-USD", "ETH-USD", "SOL-USD"], "channels": ["trade", "ticker", "order"]}
+
+
+@pytest.mark.parametrize(("replaced", "said"), [
+    ({"quotes": "book"}, "quotes='book' takes the quotes from the order books"),
+    ({"snapshot_depth": -1}, "snapshot_depth: Input should be greater than or equal to 1"),
+])
+def test_replaced_fields_a_spec_cannot_take_are_a_format_error_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], replaced: dict[str, object], said: str,
+) -> None:
+    copy = edit_manifest(tmp_path, spec_origin={"adapter": "generic", "arguments": GENERIC,
+                                                "replaced": replaced})
+    with pytest.raises(RecordingFormatError, match=r"cannot set .* on the 'generic' spec"):
+        replay(copy)
+    assert main(["export", str(copy), "--out", str(tmp_path / "ds")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err, err
+
+
+def test_a_replaced_field_an_origin_cannot_keep_is_damage(tmp_path: Path) -> None:
+    copy = edit_manifest(tmp_path, spec_origin={"adapter": "generic", "arguments": GENERIC,
+                                                "replaced": {"dedupe_ttl": 1e-9}})
+    with pytest.raises(RecordingFormatError, match="an origin keeps only the fields"):
+        Recording.open(copy)
+    # One it can keep is taken, and replays.
+    copy = edit_manifest(tmp_path / "kept", spec_origin={
+        "adapter": "generic", "arguments": GENERIC, "replaced": {"exchange": "mine"}})
+    trades = replay(copy).normalized("trades")
+    assert trades.height > 0 and set(trades["exchange"]) == {"mine"}
+
+
 @pytest.mark.parametrize("interval", [math.nan, math.inf, 0.0, -1.0, 7200.0])
 def test_a_flush_interval_that_is_not_a_sane_number_of_seconds_is_refused(
     tmp_path: Path, interval: float

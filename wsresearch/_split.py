@@ -84,18 +84,6 @@ class _Done:
     warnings: list[Warning]
 
 
-CARRIED = ("quotes", "snapshot_interval", "snapshot_depth", "exchange")
-"""The fields of plain values that shape an export's tables and that
-:meth:`FeedSpec.replace <wsresearch.spec.FeedSpec.replace>` changes without dropping the
-spec's origin: a part's process rebuilds the spec from its origin, then sets these as the
-parent's spec has them, so that every part exports as one process would."""
-
-
-def carried(spec: FeedSpec) -> dict[str, Any]:
-    """The fields of :data:`CARRIED` as ``spec`` has them, for a part's process."""
-    return {name: getattr(spec, name) for name in CARRIED}
-
-
 def splittable(spec: FeedSpec, normalized: bool) -> str | None:
     """Why ``spec``'s export cannot be split, or ``None`` when it can.
 
@@ -177,17 +165,18 @@ def _pieces(recording: Recording, part: Part, chunk_events: int) -> Iterator[pl.
             yield after
 
 
-def run_part(path: str, origin: SpecOrigin, url: str, fields: dict[str, Any], normalized: bool,
-             chunk_events: int, part: Part, state: State | None, staging: str, root: str,
+def run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_events: int,
+             part: Part, state: State | None, staging: str, root: str,
              quotes: QuoteSource | None) -> _Done:
     """Replay and stage one part (in a process of its own); ``state``: caches handed over.
 
-    The spec is its ``origin``'s, pointed at ``url``, with ``fields`` (:func:`carried`).
-    Its warnings are not shown but handed back, every one, for the parent to show.
+    The spec is its ``origin``'s, pointed at ``url``, with the fields the origin keeps as
+    replaced (:attr:`~wsresearch.spec.SpecOrigin.replaced`). Its warnings are not shown
+    but handed back, every one, for the parent to show.
     """
     with warnings.catch_warnings(record=True, action="always") as caught:
-        done = _run_part(path, origin, url, fields, normalized, chunk_events, part, state,
-                         staging, root, quotes)
+        done = _run_part(path, origin, url, normalized, chunk_events, part, state, staging,
+                         root, quotes)
     done.warnings = [_portable(w.message, w.category) for w in caught]
     return done
 
@@ -223,15 +212,15 @@ def _told(found: list[Warning]) -> list[Warning]:
     return list(kept.values())
 
 
-def _run_part(path: str, origin: SpecOrigin, url: str, fields: dict[str, Any],
-              normalized: bool, chunk_events: int, part: Part, state: State | None,
-              staging: str, root: str, quotes: QuoteSource | None) -> _Done:
+def _run_part(path: str, origin: SpecOrigin, url: str, normalized: bool, chunk_events: int,
+              part: Part, state: State | None, staging: str, root: str,
+              quotes: QuoteSource | None) -> _Done:
     """:func:`run_part`, its warnings shown."""
     from .export import _Export
 
     with held():  # let go: what the listing skips, the parent's open told of
         recording = Recording.open(path)
-    spec = rebuild(origin, url, source=path).replace(**fields)
+    spec = rebuild(origin, url, source=path)
     export = _Export(Path(root), recording, spec, normalized, Path(staging), quotes=quotes)
     start_state: State = {}
     kept_before = Kept()  # what the warm-up kept
@@ -275,9 +264,8 @@ def run_parts(recording: Recording, spec: FeedSpec, normalized: bool, chunk_even
     """Every part, ``workers`` at a time, then checked and mended in order."""
     assert spec.origin is not None  # checked by splittable()
     path = str(recording.path)
-    fields = carried(spec)
-    jobs = [(path, spec.origin, spec.url, fields, normalized, chunk_events, part, None,
-             str(staging), str(root), quotes) for part in parts]
+    jobs = [(path, spec.origin, spec.url, normalized, chunk_events, part, None, str(staging),
+             str(root), quotes) for part in parts]
     with process_pool(workers) as pool:
         futures = [pool.submit(run_part, *job) for job in jobs]
         try:
@@ -291,8 +279,8 @@ def run_parts(recording: Recording, spec: FeedSpec, normalized: bool, chunk_even
             log.info("part %d of %s: its warm-up missed the de-dup state handed over; "
                      "replayed again from it", k + 1, path)
             redo = Part(warm=parts[k].start, start=parts[k].start, end=parts[k].end)
-            done[k] = run_part(path, spec.origin, spec.url, fields, normalized, chunk_events,
-                               redo, handed, str(staging), str(root), quotes)
+            done[k] = run_part(path, spec.origin, spec.url, normalized, chunk_events, redo,
+                               handed, str(staging), str(root), quotes)
     for message in _told([w for part in done for w in part.warnings]):
         warn(message)
     Garbled(flags_lost=sum(part.garbled.flags_lost for part in done),

@@ -200,9 +200,9 @@ def export_parquet(
     workers
         Processes to export the recording with: above 1, it is split where connections
         begin into that many parts of about equal length, each replayed in a process of
-        its own (:mod:`wsresearch._split`: each rebuilds ``spec`` from its adapter origin,
-        with the quote source, snapshot grid and exchange name ``spec`` has); the dataset
-        is the same. A recording with one
+        its own (each rebuilds ``spec`` from its adapter origin, which keeps the fields
+        ``spec.replace`` set: :data:`~wsresearch.spec.KEPT_FIELDS`); the dataset is the
+        same. A recording with one
         connection, a spec built by hand, or a stateful normalized table is exported by
         one process (``ExportSummary.parts`` says how many there were).
     quotes

@@ -17,7 +17,15 @@ from operator import attrgetter
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from .config import (
     MAX_CHECK_INTERVAL,
@@ -34,8 +42,8 @@ from .normalize import KINDS, Normalizer, normalize
 from .redaction import DEFAULT_REDACT, mask, mask_auth, redact_url
 from .sequence import Chain, Seq
 
-__all__ = ["CHANNEL_NAME", "CONNECTION_GROUP", "QUOTE_SOURCES", "Channel", "FeedSpec",
-           "OutboundMessage", "QuoteSource", "SpecOrigin"]
+__all__ = ["CHANNEL_NAME", "CONNECTION_GROUP", "KEPT_FIELDS", "QUOTE_SOURCES", "Channel",
+           "FeedSpec", "OutboundMessage", "QuoteSource", "SpecOrigin"]
 
 CHANNEL_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.@:-]*$"
 """What a channel name may be: one safe path component (it names an export folder)."""
@@ -281,8 +289,14 @@ QUOTE_SOURCES: tuple[QuoteSource, ...] = ("channel", "book")
 # Fields that change how messages become rows: a spec whose origin is recorded
 # cannot keep it once one of these is changed by hand.
 _ROW_FIELDS = frozenset({"channels", "type_of", "health", "control", "control_texts",
-                         "error_types", "errors", "dedupe_ttl", "max_dedupe_size",
-                         "check_interval"})
+                         "control_sequence", "error_types", "error_text", "errors",
+                         "dedupe_ttl", "max_dedupe_size", "check_interval"})
+
+KEPT_FIELDS = ("quotes", "snapshot_interval", "snapshot_depth", "exchange", "book_sync")
+"""The fields of plain values that shape the tables and that :meth:`FeedSpec.replace` sets
+without dropping the spec's origin: the origin keeps them (:attr:`SpecOrigin.replaced`),
+so a recording, or a parallel export's part, rebuilds the spec as replaced. ``book_sync``
+is kept only as ``None`` (no books); another object drops the origin."""
 
 
 class SpecOrigin(BaseModel):
@@ -298,12 +312,35 @@ class SpecOrigin(BaseModel):
         The adapter module's name in :mod:`wsresearch.exchanges` (e.g. ``"generic"``).
     arguments
         Keyword arguments for its ``spec()``, besides ``url``.
+    replaced
+        Fields of :data:`KEPT_FIELDS` set after the adapter built the spec (by
+        :meth:`FeedSpec.replace`, or an adapter's keyword overrides): the rebuilt spec
+        gets them too. Left out of a manifest when empty.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     adapter: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     arguments: dict[str, Any] = Field(default_factory=dict)
+    replaced: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("replaced")
+    @classmethod
+    def _check_replaced(cls, replaced: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(replaced) - set(KEPT_FIELDS))
+        if unknown:
+            raise ValueError(f"an origin keeps only the fields {list(KEPT_FIELDS)}, "
+                             f"not {unknown}")
+        if replaced.get("book_sync") is not None:
+            raise ValueError("an origin keeps book_sync only as None (no books)")
+        return replaced
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not self.replaced:  # a manifest as written before the field existed
+            data.pop("replaced", None)
+        return data
 
 
 class FeedSpec(BaseModel):
@@ -589,17 +626,29 @@ class FeedSpec(BaseModel):
     def replace(self, **changes: Any) -> FeedSpec:
         """A validated copy with ``changes`` applied (e.g. ``queue=QueueConfig(...)``).
 
-        Changing a field that decides rows (channels, routing, health, de-dup)
-        drops :attr:`origin`, as the adapter would no longer rebuild this spec. Taking the
-        books away (``book_sync=None``) takes their quotes with them: ``quotes="book"``
-        becomes ``None``, unless ``quotes`` is given too.
+        Changing a field that decides rows (channels, routing, health, de-dup, the
+        functions that read sequences and errors) drops :attr:`origin`, as the adapter
+        would no longer rebuild this spec. The fields of :data:`KEPT_FIELDS` (where quotes
+        come from, the snapshot grid, the exchange's name, books taken away) are kept in
+        the origin instead (:attr:`SpecOrigin.replaced`), so that a recording of the spec
+        replays as replaced; a ``book_sync`` of one's own drops it. Taking the books away
+        (``book_sync=None``) takes their quotes with them: ``quotes="book"`` becomes
+        ``None``, unless ``quotes`` is given too.
         """
-        if _ROW_FIELDS & set(changes) and "origin" not in changes:
+        if "origin" not in changes and (
+                _ROW_FIELDS & set(changes)
+                or changes.get("book_sync") is not None):
             changes = changes | {"origin": None}
         if ("book_sync" in changes and changes["book_sync"] is None and "quotes" not in changes
                 and self.quotes == "book"):
             changes = changes | {"quotes": None}
-        return FeedSpec.model_validate(self._fields() | changes)
+        spec = FeedSpec.model_validate(self._fields() | changes)
+        kept = [name for name in KEPT_FIELDS if name in changes]
+        if spec.origin is None or "origin" in changes or not kept:
+            return spec
+        replaced = spec.origin.replaced | {name: getattr(spec, name) for name in kept}
+        origin = spec.origin.model_copy(update={"replaced": replaced})
+        return FeedSpec.model_validate(spec._fields() | {"origin": origin})
 
     def _fields(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in type(self).model_fields}

@@ -31,8 +31,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from .._catalog import ADAPTERS, EXCHANGES, unknown_adapter
-from ..errors import RecordingFormatError
+from ..errors import RecordingFormatError, first_error
 from ..spec import FeedSpec, SpecOrigin
 
 __all__ = ["ADAPTERS", "EXCHANGES", "Adapter", "Api", "adapter", "rebuild"]
@@ -235,7 +237,9 @@ def rebuild(origin: SpecOrigin, url: str | None, *, source: str = "the recording
     Only the arguments the adapter itself records in an origin are taken
     (symbols, channels, market options): an origin read from a manifest is data,
     and must not set health, queue or timing fields of the spec, nor messages it
-    sends.
+    sends. The fields the spec had replaced after the adapter built it
+    (:attr:`~wsresearch.spec.SpecOrigin.replaced`: where quotes come from, the snapshot
+    grid, the exchange's name, no books) are set again.
 
     Parameters
     ----------
@@ -282,4 +286,11 @@ def rebuild(origin: SpecOrigin, url: str | None, *, source: str = "the recording
         ) from None
     if not isinstance(spec, FeedSpec):
         raise RecordingFormatError(f"the {name!r} adapter did not build a FeedSpec for {source}")
-    return spec
+    if not origin.replaced:
+        return spec
+    try:
+        return spec.replace(**origin.replaced)
+    except ValidationError as exc:
+        raise RecordingFormatError(
+            f"{source}: cannot set {origin.replaced} on the {name!r} spec rebuilt from its "
+            f"spec_origin: {first_error(exc)}") from None
