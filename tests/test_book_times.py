@@ -9,6 +9,7 @@ book: books_at reads the books inside one replay that goes on past every time.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,13 @@ FUTURES = RECORDINGS / "kraken_cryptofeed_2021-07-22_futures_v1_book_trade_ticke
 SESSION = DATA / "sessions" / "sim-faults"
 
 
+@functools.cache
 def grid(path: Path) -> pl.DataFrame:
-    """The replay's snapshots: ``time`` 1 ns before each boundary, the levels there."""
+    """The replay's snapshots: ``time`` 1 ns before each boundary, the levels there.
+
+    Made once per recording (a shipped one, which no test changes): each chunk size and
+    path of ``books_at`` is checked against the same replay.
+    """
     snapshots = replay(path).normalized("book_snapshots")
     assert snapshots.height > 20
     return snapshots.select(

@@ -772,7 +772,7 @@ def test_every_binance_layout_decodes_generated_messages_as_its_model_does(
     layout = binance.LAYOUTS[market][channel]
     model = MODELS[channel]
 
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=sized(60, 150), deadline=None)
     @given(messages(layout.template))
     def holds(generated: tuple[str, dict[str, Any], bool]) -> None:
         _holds_its_promise(layout, model, SPECS[market], channel, generated)
@@ -847,7 +847,7 @@ def test_whatever_a_binance_layout_matches_the_model_reads_alike_and_routes_to_i
         market: str, channel: str) -> None:
     layout = binance.LAYOUTS[market][channel]
 
-    @settings(max_examples=80, deadline=None)
+    @settings(max_examples=sized(40, 80), deadline=None)
     @given(near_misses(layout.template))
     def holds(text: str) -> None:
         assert check_layout(layout, MODELS[channel], [text]) == []
@@ -859,7 +859,7 @@ def test_whatever_a_binance_layout_matches_the_model_reads_alike_and_routes_to_i
     holds()
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=sized(60, 150), deadline=None)
 @given(near_misses(ALL_KINDS.template))
 def test_whatever_a_layout_of_every_kind_matches_the_model_reads_alike(text: str) -> None:
     assert check_layout(ALL_KINDS, AllKinds, [text]) == []
@@ -896,7 +896,7 @@ def test_the_depth_layouts_agree_with_the_model_on_every_real_frame() -> None:
 
 @pytest.mark.parametrize("suffix", list(DEPTH_LAYOUTS))
 def test_the_depth_layouts_decode_generated_messages_as_the_model_does(suffix: str) -> None:
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=sized(60, 150), deadline=None)
     @given(messages(DEPTH_LAYOUTS[suffix].template))
     def holds(generated: tuple[str, dict[str, Any], bool]) -> None:
         _holds_its_promise(DEPTH_LAYOUTS[suffix], binance.Depth, DEPTH_SPECS[suffix], "depth",
@@ -909,7 +909,7 @@ def test_the_depth_layouts_decode_generated_messages_as_the_model_does(suffix: s
 def test_whatever_a_depth_layout_matches_the_model_reads_alike(suffix: str) -> None:
     layout = DEPTH_LAYOUTS[suffix]
 
-    @settings(max_examples=80, deadline=None)
+    @settings(max_examples=sized(40, 80), deadline=None)
     @given(near_misses(layout.template))
     def holds(text: str) -> None:
         assert check_layout(layout, binance.Depth, [text]) == []
@@ -1052,7 +1052,7 @@ def test_the_kraken_futures_book_layout_agrees_with_its_model_on_every_real_fram
 
 
 def test_the_kraken_futures_book_layout_decodes_generated_messages_as_its_model_does() -> None:
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=sized(60, 150), deadline=None)
     @given(messages(kraken.FUTURES_BOOK_LAYOUT.template))
     def holds(generated: tuple[str, dict[str, Any], bool]) -> None:
         _holds_its_promise(kraken.FUTURES_BOOK_LAYOUT, kraken.FuturesBook,
@@ -1064,7 +1064,7 @@ def test_the_kraken_futures_book_layout_decodes_generated_messages_as_its_model_
 def test_whatever_the_kraken_futures_book_layout_matches_the_model_reads_alike() -> None:
     layout = kraken.FUTURES_BOOK_LAYOUT
 
-    @settings(max_examples=80, deadline=None)
+    @settings(max_examples=sized(40, 80), deadline=None)
     @given(near_misses(layout.template))
     def holds(text: str) -> None:
         assert check_layout(layout, kraken.FuturesBook, [text]) == []
@@ -1113,7 +1113,7 @@ def test_each_coinbase_layout_decodes_generated_messages_as_its_model_does(
         channel: str) -> None:
     layout, model = COINBASE_LAYOUTS[channel]
 
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=sized(60, 150), deadline=None)
     @given(messages(layout.template))
     def holds(generated: tuple[str, dict[str, Any], bool]) -> None:
         _holds_its_promise(layout, model, COINBASE_SPEC, channel, generated)
@@ -1125,7 +1125,7 @@ def test_each_coinbase_layout_decodes_generated_messages_as_its_model_does(
 def test_whatever_a_coinbase_layout_matches_the_model_reads_alike(channel: str) -> None:
     layout, model = COINBASE_LAYOUTS[channel]
 
-    @settings(max_examples=80, deadline=None)
+    @settings(max_examples=sized(40, 80), deadline=None)
     @given(near_misses(layout.template))
     def holds(text: str) -> None:
         assert check_layout(layout, model, [text]) == []
@@ -1173,7 +1173,7 @@ def test_an_exact_decode_leaves_out_the_messages_holding_an_inexact_number(
         layout: Layout) -> None:
     # Only messages with a long value are searched, where the template allows: the
     # messages left out must be exactly those whose whole text holds such a number.
-    @settings(max_examples=60, deadline=None)
+    @settings(max_examples=sized(30, 60), deadline=None)
     @given(digit_heavy(layout.template))
     def holds(text: str) -> None:
         frame = pl.LazyFrame({"data": [text]}, schema={"data": pl.String})
