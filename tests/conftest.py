@@ -4,7 +4,6 @@ simulator trades recorded."""
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -104,6 +103,8 @@ def built_once(factory: pytest.TempPathFactory, name: str,
     the first to ask builds there under a lock, the others wait on the lock and take it.
     Run without workers, it is built in the run's own temporary folder.
     """
+    import fcntl  # POSIX, as the workers' shared folder is; here, not at the top
+
     if os.environ.get("PYTEST_XDIST_WORKER") is None:
         path = factory.mktemp(name) / name
         build(path)

@@ -187,7 +187,8 @@ def test_a_time_at_every_message_reads_each_book_as_a_replay_stopped_there(
     # book messages, and many inside the stretches the columnar replay applies at once
     # (read from the stretch's arrays, not the books). Both paths give the same rows, in
     # small chunks and in large, and a sample of them is what a replay stopped at the
-    # time has. (The per-message path reads the same at any chunk size: test_streaming.)
+    # time has. (The per-message path at other chunk sizes:
+    # test_the_books_at_the_grids_times_are_its_snapshots.)
     at_once: list[object] = []
     taken = Books._readings_at
 

@@ -186,6 +186,10 @@ async def test_a_recording_keeps_the_quote_source_its_spec_was_given_by_replace(
     recorded = Recording.open(tmp_path / "rec").spec
     assert recorded is not None
     assert (recorded.quotes, recorded.snapshot_depth) == ("channel", 3)
+    # Beside the origin, where a wsresearch older than the field does not look.
+    manifest = json.loads((tmp_path / "rec" / "manifest.json").read_text())
+    assert manifest["spec_replaced"] == {"quotes": "channel", "snapshot_depth": 3}
+    assert set(manifest["spec_origin"]) == {"adapter", "arguments"}
     replayed = replay(tmp_path / "rec")
     assert_frame_equal(quoted, replayed.normalized("quotes"))
     assert replayed.books is not None

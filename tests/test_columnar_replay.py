@@ -1083,7 +1083,7 @@ FAULTS = st.lists(st.tuples(st.sampled_from(OPERATIONS), st.integers(0, 10_000),
 """Operations of :func:`mutate`, for the other exchanges' sessions."""
 PLACES = st.lists(st.integers(0, 10_000), max_size=3)
 """Where among a session's messages to change one (modulo their count)."""
-FUZZED = settings(max_examples=sized(3, 40), deadline=None,
+FUZZED = settings(max_examples=sized(4, 40), deadline=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

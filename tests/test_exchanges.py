@@ -116,6 +116,7 @@ def test_fields_replaced_on_an_adapters_spec_are_kept_in_its_origin_and_rebuilt(
     assert made.replace(control_sequence=lambda message: None).origin is None
     assert made.replace(error_text=str).origin is None
     assert made.replace(description="mine").origin == made.origin  # not of the rows
+    assert made.replace(quotes="book", exchange="okx").origin == made.origin  # as they were
 
 
 def test_an_origins_replaced_fields_are_checked_as_data() -> None:

@@ -70,14 +70,17 @@ def test_quotes_from_the_books_split_at_reconnects_are_the_serial_ones(tmp_path:
 
 def test_a_split_export_follows_the_spec_it_is_given_as_one_process_does(
         tmp_path: Path) -> None:
-    # Parts rebuild the spec from its origin: what the caller's replace() changed without
-    # dropping it (the quotes' source, the snapshot grid) must reach them too.
+    # Parts rebuild the spec from its origin: the fields changed without dropping it (the
+    # quotes' source, the snapshot grid) must reach them too, by replace() (which the
+    # origin keeps) or by pydantic's model_copy (which it does not).
     as_connections(OKX, tmp_path / "rec", 3, stretch=18)
     made = Recording.open(tmp_path / "rec").spec
     assert made is not None
-    spec = made.replace(quotes="channel", snapshot_interval=0.25, snapshot_depth=3)
+    fields = {"quotes": "channel", "snapshot_interval": 0.25, "snapshot_depth": 3}
+    spec, copied = made.replace(**fields), made.model_copy(update=fields)
+    assert copied.origin == made.origin
     serial = export_parquet(tmp_path / "rec", spec, tmp_path / "serial", normalized=True)
-    split = export_parquet(tmp_path / "rec", spec, tmp_path / "split", normalized=True,
+    split = export_parquet(tmp_path / "rec", copied, tmp_path / "split", normalized=True,
                            workers=3)
     assert split.parts == 3
     assert serial.normalized["quotes"] == 3 * 28  # the ticker's, not the books' 3 * 204

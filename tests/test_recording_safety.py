@@ -209,8 +209,8 @@ GENERIC = {"symbols": ["BTC-USD", "ETH-USD", "SOL-USD"], "channels": ["trade", "
 def test_replaced_fields_a_spec_cannot_take_are_a_format_error_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], replaced: dict[str, object], said: str,
 ) -> None:
-    copy = edit_manifest(tmp_path, spec_origin={"adapter": "generic", "arguments": GENERIC,
-                                                "replaced": replaced})
+    copy = edit_manifest(tmp_path, spec_origin={"adapter": "generic", "arguments": GENERIC},
+                         spec_replaced=replaced)
     with pytest.raises(RecordingFormatError, match=r"cannot set .* on the 'generic' spec"):
         replay(copy)
     assert main(["export", str(copy), "--out", str(tmp_path / "ds")]) == 1
@@ -218,14 +218,18 @@ def test_replaced_fields_a_spec_cannot_take_are_a_format_error_in_one_line(
     assert err.count("\n") == 1 and said in err, err
 
 
-def test_a_replaced_field_an_origin_cannot_keep_is_damage(tmp_path: Path) -> None:
-    copy = edit_manifest(tmp_path, spec_origin={"adapter": "generic", "arguments": GENERIC,
-                                                "replaced": {"dedupe_ttl": 1e-9}})
+@pytest.mark.parametrize("where", ["spec_replaced", "spec_origin"])
+def test_a_replaced_field_an_origin_cannot_keep_is_damage(tmp_path: Path, where: str) -> None:
+    origin: dict[str, object] = {"adapter": "generic", "arguments": GENERIC}
+    bad = {"dedupe_ttl": 1e-9}
+    copy = edit_manifest(tmp_path, **({"spec_origin": origin | {"replaced": bad}}
+                                      if where == "spec_origin"
+                                      else {"spec_origin": origin, "spec_replaced": bad}))
     with pytest.raises(RecordingFormatError, match="an origin keeps only the fields"):
         Recording.open(copy)
     # One it can keep is taken, and replays.
-    copy = edit_manifest(tmp_path / "kept", spec_origin={
-        "adapter": "generic", "arguments": GENERIC, "replaced": {"exchange": "mine"}})
+    copy = edit_manifest(tmp_path / "kept", spec_origin=origin,
+                         spec_replaced={"exchange": "mine"})
     trades = replay(copy).normalized("trades")
     assert trades.height > 0 and set(trades["exchange"]) == {"mine"}
 

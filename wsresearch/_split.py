@@ -44,7 +44,7 @@ from .normalize import is_stateful
 from .pipeline import Pipeline, QuoteSource
 from .recording import Recording
 from .replay import Garbled, Kept, replay_in_chunks
-from .spec import FeedSpec, SpecOrigin
+from .spec import KEPT_FIELDS, FeedSpec, SpecOrigin
 
 __all__ = ["Part", "plan", "run_part", "run_parts", "splittable"]
 
@@ -82,6 +82,20 @@ class _Done:
     garbled: Garbled
     """Its own messages a damaged segment garbled (the warm-up's are the part before's)."""
     warnings: list[Warning]
+
+
+def whole_origin(spec: FeedSpec) -> SpecOrigin:
+    """``spec``'s origin, with every kept field as ``spec`` has it (``KEPT_FIELDS``).
+
+    A part rebuilds from it exactly the spec the parent exports, whichever way those fields
+    were set: by ``replace`` (which the origin keeps already), by pydantic's ``model_copy``
+    or by the constructor (which it does not).
+    """
+    assert spec.origin is not None  # checked by splittable()
+    fields = {name: getattr(spec, name) for name in KEPT_FIELDS if name != "book_sync"}
+    if spec.book_sync is None:
+        fields["book_sync"] = None
+    return spec.origin.model_copy(update={"replaced": spec.origin.replaced | fields})
 
 
 def splittable(spec: FeedSpec, normalized: bool) -> str | None:
@@ -262,9 +276,9 @@ def run_parts(recording: Recording, spec: FeedSpec, normalized: bool, chunk_even
               parts: list[Part], staging: Path, root: Path, workers: int,
               quotes: QuoteSource | None) -> list[_Done]:
     """Every part, ``workers`` at a time, then checked and mended in order."""
-    assert spec.origin is not None  # checked by splittable()
     path = str(recording.path)
-    jobs = [(path, spec.origin, spec.url, normalized, chunk_events, part, None, str(staging),
+    origin = whole_origin(spec)
+    jobs = [(path, origin, spec.url, normalized, chunk_events, part, None, str(staging),
              str(root), quotes) for part in parts]
     with process_pool(workers) as pool:
         futures = [pool.submit(run_part, *job) for job in jobs]
@@ -279,7 +293,7 @@ def run_parts(recording: Recording, spec: FeedSpec, normalized: bool, chunk_even
             log.info("part %d of %s: its warm-up missed the de-dup state handed over; "
                      "replayed again from it", k + 1, path)
             redo = Part(warm=parts[k].start, start=parts[k].start, end=parts[k].end)
-            done[k] = run_part(path, spec.origin, spec.url, normalized, chunk_events, redo,
+            done[k] = run_part(path, origin, spec.url, normalized, chunk_events, redo,
                                handed, str(staging), str(root), quotes)
     for message in _told([w for part in done for w in part.warnings]):
         warn(message)

@@ -43,7 +43,7 @@ from .redaction import DEFAULT_REDACT, mask, mask_auth, redact_url
 from .sequence import Chain, Seq
 
 __all__ = ["CHANNEL_NAME", "CONNECTION_GROUP", "KEPT_FIELDS", "QUOTE_SOURCES", "Channel",
-           "FeedSpec", "OutboundMessage", "QuoteSource", "SpecOrigin"]
+           "FeedSpec", "OutboundMessage", "QuoteSource", "SpecOrigin", "check_replaced"]
 
 CHANNEL_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.@:-]*$"
 """What a channel name may be: one safe path component (it names an export folder)."""
@@ -299,6 +299,22 @@ so a recording, or a parallel export's part, rebuilds the spec as replaced. ``bo
 is kept only as ``None`` (no books); another object drops the origin."""
 
 
+def check_replaced(replaced: dict[str, Any]) -> dict[str, Any]:
+    """``replaced`` if an origin can keep it (:attr:`SpecOrigin.replaced`).
+
+    Raises
+    ------
+    ValueError
+        For a field not of :data:`KEPT_FIELDS`, or a ``book_sync`` that is not ``None``.
+    """
+    unknown = sorted(set(replaced) - set(KEPT_FIELDS))
+    if unknown:
+        raise ValueError(f"an origin keeps only the fields {list(KEPT_FIELDS)}, not {unknown}")
+    if replaced.get("book_sync") is not None:
+        raise ValueError("an origin keeps book_sync only as None (no books)")
+    return replaced
+
+
 class SpecOrigin(BaseModel):
     """How an adapter built a spec, so a recording can rebuild it (:attr:`Recording.spec`).
 
@@ -315,7 +331,8 @@ class SpecOrigin(BaseModel):
     replaced
         Fields of :data:`KEPT_FIELDS` set after the adapter built the spec (by
         :meth:`FeedSpec.replace`, or an adapter's keyword overrides): the rebuilt spec
-        gets them too. Left out of a manifest when empty.
+        gets them too. A manifest keeps them beside ``spec_origin``, as
+        ``spec_replaced``, where a wsresearch older than the field does not look.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -327,13 +344,7 @@ class SpecOrigin(BaseModel):
     @field_validator("replaced")
     @classmethod
     def _check_replaced(cls, replaced: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(replaced) - set(KEPT_FIELDS))
-        if unknown:
-            raise ValueError(f"an origin keeps only the fields {list(KEPT_FIELDS)}, "
-                             f"not {unknown}")
-        if replaced.get("book_sync") is not None:
-            raise ValueError("an origin keeps book_sync only as None (no books)")
-        return replaced
+        return check_replaced(replaced)
 
     @model_serializer(mode="wrap")
     def _serialize(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -643,7 +654,8 @@ class FeedSpec(BaseModel):
                 and self.quotes == "book"):
             changes = changes | {"quotes": None}
         spec = FeedSpec.model_validate(self._fields() | changes)
-        kept = [name for name in KEPT_FIELDS if name in changes]
+        kept = [name for name in KEPT_FIELDS
+                if name in changes and getattr(spec, name) != getattr(self, name)]
         if spec.origin is None or "origin" in changes or not kept:
             return spec
         replaced = spec.origin.replaced | {name: getattr(spec, name) for name in kept}

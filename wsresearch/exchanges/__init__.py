@@ -236,10 +236,10 @@ def rebuild(origin: SpecOrigin, url: str | None, *, source: str = "the recording
 
     Only the arguments the adapter itself records in an origin are taken
     (symbols, channels, market options): an origin read from a manifest is data,
-    and must not set health, queue or timing fields of the spec, nor messages it
-    sends. The fields the spec had replaced after the adapter built it
+    and must not set health, queue, de-dup or check timing fields of the spec, nor
+    messages it sends. The fields the spec had replaced after the adapter built it
     (:attr:`~wsresearch.spec.SpecOrigin.replaced`: where quotes come from, the snapshot
-    grid, the exchange's name, no books) are set again.
+    grid, the exchange's name, no books) are set again, within the spec's own bounds.
 
     Parameters
     ----------
@@ -258,8 +258,9 @@ def rebuild(origin: SpecOrigin, url: str | None, *, source: str = "the recording
     Raises
     ------
     RecordingFormatError
-        If the origin names an adapter this wsresearch does not have, or gives
-        arguments the adapter does not record or refuses.
+        If the origin names an adapter this wsresearch does not have, gives
+        arguments the adapter does not record or refuses, or replaced fields the
+        rebuilt spec refuses.
 
     Examples
     --------

@@ -26,7 +26,15 @@ from typing import Annotated, Any, Literal, cast
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from .._catalog import FORMAT_NAME, FORMAT_VERSION, MANIFEST, check_format
 from .._limits import INT64_MAX, INT64_MIN
@@ -34,7 +42,7 @@ from ..errors import RecordingFormatError, first_error
 from ..events import ClosedBy
 from ..policy import CLIENT_CLOSE_REASONS
 from ..redaction import redact_url
-from ..spec import SpecOrigin
+from ..spec import SpecOrigin, check_replaced
 
 __all__ = [
     "CLOSED_BY",
@@ -229,7 +237,9 @@ class RecordingManifest(BaseModel):
     edited or damaged): times are ints of ns that fit in 64 bits, counts are not
     negative, intervals are finite and positive. ``receive_times`` says where the
     receive times came from (:data:`RECEIVE_TIMES`); a manifest written before the
-    field existed reads as ``"recorded"``.
+    field existed reads as ``"recorded"``. ``spec_replaced`` holds the fields the spec
+    had replaced on its adapter's (:attr:`~wsresearch.spec.SpecOrigin.replaced`), left
+    out when there are none; :attr:`origin` puts the two together.
     """
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
@@ -247,9 +257,30 @@ class RecordingManifest(BaseModel):
     incomplete_reason: str | None = None
     events: int | None = Field(None, ge=0)
     spec_origin: SpecOrigin | None = None
+    spec_replaced: dict[str, Any] = Field(default_factory=dict)
     receive_times: ReceiveTimes = "recorded"
     flush_interval: float = Field(gt=0)
     rotate_interval: float = Field(gt=0)
+
+    @field_validator("spec_replaced")
+    @classmethod
+    def _check_replaced(cls, replaced: dict[str, Any]) -> dict[str, Any]:
+        return check_replaced(replaced)
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not self.spec_replaced:  # a manifest as written before the field existed
+            data.pop("spec_replaced", None)
+        return data
+
+    @property
+    def origin(self) -> SpecOrigin | None:
+        """The spec's origin with the fields it had replaced (``spec_replaced``)."""
+        if self.spec_origin is None or not self.spec_replaced:
+            return self.spec_origin
+        return self.spec_origin.model_copy(
+            update={"replaced": self.spec_origin.replaced | self.spec_replaced})
 
 
 def new_manifest(
@@ -279,7 +310,10 @@ def new_manifest(
         description=description.replace(source_url, masked),
         channels=list(channels),
         redacted_keys=list(redact),
-        spec_origin=origin,
+        # The replaced fields beside the origin, not in it: a wsresearch older than them
+        # ignores a manifest's field it does not know, but refuses one in spec_origin.
+        spec_origin=None if origin is None else origin.model_copy(update={"replaced": {}}),
+        spec_replaced={} if origin is None else dict(origin.replaced),
         started_wall_ns=started_wall_ns,
         receive_times=receive_times,
         flush_interval=flush_interval,

@@ -184,21 +184,24 @@ class Recording:
         """The spec that recorded this session, rebuilt; ``None`` where it cannot be.
 
         Specs from the adapters in :mod:`wsresearch.exchanges` are rebuilt from the
-        manifest's ``spec_origin`` (adapter name and arguments), pointed at the
-        recorded URL. A spec built by hand, or changed in a way that decides rows,
-        left no origin: pass it to :func:`~wsresearch.replay.replay` yourself.
+        manifest's ``spec_origin`` (adapter name and arguments, and the fields
+        :meth:`FeedSpec.replace <wsresearch.spec.FeedSpec.replace>` set on the adapter's
+        spec: :data:`~wsresearch.spec.KEPT_FIELDS`), pointed at the recorded URL. A spec
+        built by hand, or changed in a way that decides rows, left no origin: pass it to
+        :func:`~wsresearch.replay.replay` yourself.
 
         Only the arguments the adapter itself records in an origin are taken from the
         manifest (symbols, channels, market options): a manifest is data, and must
-        not set health, queue or timing fields of the spec, nor messages it sends.
+        not set health, queue, de-dup or check timing fields of the spec, nor messages
+        it sends.
 
         Raises
         ------
         RecordingFormatError
-            If the origin names an adapter this wsresearch does not have, or
-            arguments it does not declare or refuses.
+            If the origin names an adapter this wsresearch does not have, arguments it
+            does not declare or refuses, or replaced fields the rebuilt spec refuses.
         """
-        origin = self.manifest.spec_origin
+        origin = self.manifest.origin
         if origin is None:
             return None
         return rebuild(origin, self.manifest.source_url, source=str(self.path))
