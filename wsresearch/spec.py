@@ -14,18 +14,10 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import polars as pl
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    field_validator,
-    model_serializer,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .config import (
     MAX_CHECK_INTERVAL,
@@ -43,7 +35,7 @@ from .redaction import DEFAULT_REDACT, mask, mask_auth, redact_url
 from .sequence import Chain, Seq
 
 __all__ = ["CHANNEL_NAME", "CONNECTION_GROUP", "KEPT_FIELDS", "QUOTE_SOURCES", "Channel",
-           "FeedSpec", "OutboundMessage", "QuoteSource", "SpecOrigin", "check_replaced"]
+           "FeedSpec", "OutboundMessage", "QuoteSource", "Replaced", "SpecOrigin", "check_replaced"]
 
 CHANNEL_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.@:-]*$"
 """What a channel name may be: one safe path component (it names an export folder)."""
@@ -315,6 +307,12 @@ def check_replaced(replaced: dict[str, Any]) -> dict[str, Any]:
     return replaced
 
 
+Replaced = Annotated[dict[str, Any], AfterValidator(check_replaced)]
+"""Fields of :data:`KEPT_FIELDS` an origin keeps (:func:`check_replaced`). Where a model
+holds them, an empty one is left out of its dump (``exclude_if``): a manifest is then as
+it was before they were kept."""
+
+
 class SpecOrigin(BaseModel):
     """How an adapter built a spec, so a recording can rebuild it (:attr:`Recording.spec`).
 
@@ -339,19 +337,7 @@ class SpecOrigin(BaseModel):
 
     adapter: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     arguments: dict[str, Any] = Field(default_factory=dict)
-    replaced: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("replaced")
-    @classmethod
-    def _check_replaced(cls, replaced: dict[str, Any]) -> dict[str, Any]:
-        return check_replaced(replaced)
-
-    @model_serializer(mode="wrap")
-    def _serialize(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if not self.replaced:  # a manifest as written before the field existed
-            data.pop("replaced", None)
-        return data
+    replaced: Replaced = Field(default_factory=dict, exclude_if=lambda replaced: not replaced)
 
 
 class FeedSpec(BaseModel):

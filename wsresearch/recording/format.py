@@ -26,15 +26,7 @@ from typing import Annotated, Any, Literal, cast
 
 import numpy as np
 import polars as pl
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    ValidationError,
-    field_validator,
-    model_serializer,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._catalog import FORMAT_NAME, FORMAT_VERSION, MANIFEST, check_format
 from .._limits import INT64_MAX, INT64_MIN
@@ -42,7 +34,7 @@ from ..errors import RecordingFormatError, first_error
 from ..events import ClosedBy
 from ..policy import CLIENT_CLOSE_REASONS
 from ..redaction import redact_url
-from ..spec import SpecOrigin, check_replaced
+from ..spec import Replaced, SpecOrigin
 
 __all__ = [
     "CLOSED_BY",
@@ -257,22 +249,11 @@ class RecordingManifest(BaseModel):
     incomplete_reason: str | None = None
     events: int | None = Field(None, ge=0)
     spec_origin: SpecOrigin | None = None
-    spec_replaced: dict[str, Any] = Field(default_factory=dict)
+    spec_replaced: Replaced = Field(default_factory=dict,
+                                    exclude_if=lambda replaced: not replaced)
     receive_times: ReceiveTimes = "recorded"
     flush_interval: float = Field(gt=0)
     rotate_interval: float = Field(gt=0)
-
-    @field_validator("spec_replaced")
-    @classmethod
-    def _check_replaced(cls, replaced: dict[str, Any]) -> dict[str, Any]:
-        return check_replaced(replaced)
-
-    @model_serializer(mode="wrap")
-    def _serialize(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if not self.spec_replaced:  # a manifest as written before the field existed
-            data.pop("spec_replaced", None)
-        return data
 
     @property
     def origin(self) -> SpecOrigin | None:
