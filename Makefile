@@ -30,27 +30,21 @@ typecheck: $(STAMP)
 # with a queue of long tests at the end.
 JOBS = $(shell $(PYTHON) -c 'import os; print(2 * (os.cpu_count() or 1))')
 
-# The package's bytecode is compiled first, as an installed package has it: an editable
-# install writes it on first import, unless PYTHONDONTWRITEBYTECODE is set, and then every
-# process compiles the package from source again. The suite starts about 240 of them (the
-# command line's tests, kernels, a parallel export's workers), each about 0.2 s of CPU the
-# poorer; the command line's tests take a tenth less CPU compiled.
-bytecode: $(STAMP)
-	@$(PY) -m compileall -q wsresearch
-
-# The suite runs with PYTHONDONTWRITEBYTECODE unset (empty), as Python runs by default:
-# pytest keeps the test modules it rewrites for their asserts only where bytecode may be
-# written, and without that each worker rewrites all of them again at every run, about
-# 10 s of CPU each.
+# The suite runs with PYTHONDONTWRITEBYTECODE unset (empty), as Python runs by default, so
+# that bytecode is written once and read after. Without it, every process the suite starts
+# (about 240: the command line's tests, kernels, a parallel export's workers) compiles the
+# package from source again, about 0.2 s of CPU each; and pytest cannot keep the test
+# modules it rewrites for their asserts, so each worker rewrites all of them again at every
+# run, about 10 s of CPU each.
 WRITE_BYTECODE := PYTHONDONTWRITEBYTECODE=
 
-pytest: bytecode
+pytest: $(STAMP)
 	$(WRITE_BYTECODE) $(VENV)/bin/pytest -n $(JOBS) --dist worksteal
 
 # The same suite with its fuzz and soak tests at full size (WSR_THOROUGH=1): more generated
 # inputs, more kills, more reconnect cycles, and a test may take 10 minutes, not 1. About
 # 1.5 times as long as `make test` on two cores.
-test-thorough: bytecode lint typecheck
+test-thorough: $(STAMP) lint typecheck
 	$(WRITE_BYTECODE) WSR_THOROUGH=1 $(VENV)/bin/pytest -n $(JOBS) --dist worksteal --timeout 600
 
 # Re-run the example notebooks top to bottom and save their outputs.
@@ -67,8 +61,12 @@ $(PEERS_STAMP): benchmarks/peers/requirements.txt
 	$(PEERS)/bin/python -m pip install --quiet -r benchmarks/peers/requirements.txt
 	@touch $(PEERS_STAMP)
 
-# Compiled first as for the suite: the parallel export's worker processes each import
-# wsresearch, and compiling it from source costs each of them about 0.15 s.
+# The package's bytecode compiled first, as an installed package has it: the parallel
+# export's worker processes each import wsresearch, and compiling it from source costs each
+# of them about 0.15 s.
+bytecode: $(STAMP)
+	@$(PY) -m compileall -q wsresearch
+
 bench: bytecode $(PEERS_STAMP)
 	$(PY) benchmarks/suite.py --rounds 5
 

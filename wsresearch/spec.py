@@ -645,8 +645,9 @@ class FeedSpec(BaseModel):
         if spec.origin is None or "origin" in changes or not kept:
             return spec
         replaced = spec.origin.replaced | {name: getattr(spec, name) for name in kept}
-        origin = spec.origin.model_copy(update={"replaced": replaced})
-        return FeedSpec.model_validate(spec._fields() | {"origin": origin})
+        # Validated above: the fields as the new spec has them, book_sync only as None.
+        return spec.model_copy(
+            update={"origin": spec.origin.model_copy(update={"replaced": replaced})})
 
     def _fields(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in type(self).model_fields}
