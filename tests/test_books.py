@@ -19,7 +19,7 @@ from wsresearch import (
     quality_report,
     replay,
 )
-from wsresearch.book import Book, Books, kraken_checksum
+from wsresearch.book import DISCONNECTED, Book, Books, kraken_checksum
 from wsresearch.clock import VirtualClock
 from wsresearch.exchanges import binance, bybit, coinbase, kraken, okx
 from wsresearch.pipeline import Pipeline
@@ -651,3 +651,47 @@ def test_quotes_source_is_checked_in_one_line() -> None:
     assert_frame_equal(book1000.normalized("quotes"), book1000.normalized("quotes", source="book"))
     assert book1000.normalized("quotes").height > 0
     assert book1000.normalized("quotes", source="channel").is_empty()
+
+
+def test_a_rest_snapshot_that_comes_while_disconnected_is_left_for_the_next_connection() -> None:
+    # The capture's REST snapshot syncs its book; the same response after a close does
+    # not: the next connection starts every book afresh, and its diffs would not follow.
+    recording = Recording.open(BINANCE["spot"])
+    events = recording.events()
+    at = events["kind"].to_list().index("rest")
+    generation, mono, wall, url, body = events.select(
+        "generation", "mono_ns", "wall_ns", "stream", "data").row(at)
+    for closed in (False, True):
+        _, _, pipeline = drive(recording, events.head(at))
+        books = pipeline.books
+        assert books is not None
+        book = pipeline.book("BTCUSDT")
+        assert not book.valid and [s for s, _ in books.wanting(None)] == ["BTCUSDT"]
+        if closed:
+            pipeline.closed(generation, "going away", mono, wall)
+            assert books.wanting(None) == []  # nothing fetched for a connection gone
+        pipeline.rest(url, body, mono, wall)
+        assert book.valid is not closed
+        assert book.stats.snapshots == (0 if closed else 1)
+
+
+def test_only_a_close_of_the_current_connection_that_does_not_end_the_session_breaks_books(
+) -> None:
+    recording = Recording.open(KRAKEN_BOOK)
+    pipeline = Pipeline(recording.spec, VirtualClock(0, 0))  # type: ignore[arg-type]
+    pipeline.open_generation(1)
+    pipeline.process([(data, 1, mono, wall, seq) for seq, mono, wall, data in
+                      recording.frames().select("seq", "recv_mono_ns", "recv_wall_ns", "data")
+                      .head(200).iter_rows()])
+    books = pipeline.books
+    assert books is not None
+    valid = [b for b in books if b.valid]
+    assert valid
+    levels = [(list(b.bids.items()), list(b.asks.items())) for b in valid]
+    pipeline.closed(1, "client disconnect", 10, 10)  # the session's end
+    pipeline.closed(0, "an older connection's", 10, 10)
+    assert all(b.valid for b in valid)
+    pipeline.closed(1, "", 10, 10)
+    assert [(b.valid, b.reason) for b in valid] == [(False, DISCONNECTED)] * len(valid)
+    assert [(list(b.bids.items()), list(b.asks.items())) for b in valid] == levels
+    assert [b.stats.resyncs for b in valid] == [1] * len(valid)

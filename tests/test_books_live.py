@@ -22,11 +22,13 @@ from wsresearch import (
     Feed,
     ReconnectConfig,
     Recording,
+    books_at,
     quality_report,
     replay,
 )
-from wsresearch.book import NEW_CONNECTION
+from wsresearch.book import DISCONNECTED
 from wsresearch.events import BookChanged
+from wsresearch.lowlevel import ConnectionState
 from wsresearch.testing import Simulator
 
 from .conftest import eventually
@@ -305,11 +307,65 @@ async def test_after_a_reconnect_every_book_waits_for_the_new_connections_snapsh
             await sim.disconnect()
             await until(lambda: feed.generation == 2 and bool(feed.books["valid"].all())
                         and len(changes) == 4, "both books valid on the new connection")
-            assert [(c.valid, c.reason) for c in changes if not c.valid] == [
-                (False, NEW_CONNECTION)] * 2
+            # Invalid at the close, on the old connection (the queue hands the close over
+            # on the loop's next step; the reconnect waits its backoff first), valid again
+            # on the new connection's snapshot.
+            assert [(c.generation, c.valid, c.reason) for c in changes] == [
+                (1, False, DISCONNECTED)] * 2 + [(2, True, "")] * 2
             # No resubscription: the new connection's own subscription brought the snapshots.
             assert [op for op, _ in requests_sent(sim.received[subscriptions:])] == [
                 "subscribe"]
+
+
+HELD = ConnectionConfig(reconnect=ReconnectConfig(
+    rate_limit_backoff=BackoffConfig(initial_delay=60.0, max_delay=60.0, jitter=0.0)))
+"""A rate-limit close keeps the feed disconnected for a minute: longer than any test."""
+
+
+@pytest.mark.parametrize(("profile", "channels"), [
+    ("binance", ["bookTicker", "depth"]), ("okx", ["books"]), ("kraken", ["book"])])
+async def test_books_are_invalid_while_disconnected_live_and_in_their_replay(
+    profile: str, channels: list[str], tmp_path: Path,
+) -> None:
+    """A book shows the market at the close, not valid, until a new connection's snapshot."""
+    async with Simulator(profile, seed=31, rates=RATES) as sim:
+        spec = sim.spec(channels=channels, connection=HELD)
+        async with Feed(spec, record_to=tmp_path / "rec") as feed:
+            changes = book_changes(feed)
+            await until(lambda: all_valid(feed), "both books valid")
+            changes.clear()
+            await sim.rate_limit()
+            await until(lambda: sum(not c.valid for c in changes) == 2, "both books invalid")
+            assert feed.state is ConnectionState.RECONNECTING
+            assert [(c.generation, c.valid, c.reason) for c in changes] == [
+                (1, False, DISCONNECTED)] * 2
+            assert feed.books["valid"].to_list() == [False, False]
+            held = {symbol: feed.book(symbol).side("bid", 5) for symbol in feed.books["symbol"]}
+            assert all(len(bids) == 5 for bids in held.values())  # its levels at the close
+            summary = dict(quality_report(feed).summary().iter_rows())["order books"]
+            assert summary.startswith("0 of 2 valid at the end")
+    recording = Recording.open(tmp_path / "rec")
+    closed = recording.events().filter(kind="close")
+    assert closed.height == 1  # the rate limit's: the session ended disconnected
+    closed_at = closed["wall_ns"][0]
+    # Recorded live as the replay finds them: the close is where the books broke.
+    live = recording.events().filter(kind="book").select(
+        "mono_ns", "stream", "healthy", pl.col("reason").fill_null(""))
+    replayed = replay(recording)
+    assert replayed.books is not None
+    assert_frame_equal(replayed.books.transition_frame().select(
+        "mono_ns", pl.col("symbol").alias("stream"), pl.col("valid").alias("healthy"),
+        "reason"), live, check_dtypes=False)
+    # Read after the close: the levels held then, not valid.
+    after = books_at(recording, [closed_at + 1], depth=5)
+    assert after["valid"].to_list() == [False, False]
+    for symbol, bids in held.items():
+        row = after.filter(symbol=symbol)
+        assert [(level["price"], level["amount"]) for level in row["bids"][0]] == bids
+    outages = quality_report(recording).outages
+    broken = outages.filter(reason="book_invalid")
+    assert broken["detail"].to_list() == [DISCONNECTED] * 2
+    assert broken["start"].to_list() == outages.filter(reason="disconnected")["start"].to_list() * 2
 
 
 async def test_a_coinbase_connection_gap_resubscribes_every_book() -> None:

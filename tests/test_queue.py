@@ -178,3 +178,38 @@ def test_bad_configuration_is_refused() -> None:
         MessageQueue(handler)
     q: MessageQueue[int] = MessageQueue(print, max_size=7, overflow="block")
     assert (q.max_size, q.overflow, q.size, q.closed) == (7, OverflowPolicy.BLOCK, 0, False)
+
+
+@pytest.mark.parametrize("policy", ["drop_newest", "block"])
+async def test_a_control_item_is_queued_in_its_place_even_when_the_queue_is_full(
+        policy: str) -> None:
+    batches: list[list[int]] = []
+    dropped: list[int] = []
+    q: MessageQueue[int] = MessageQueue(batches.append, max_size=3, overflow=policy,
+                                        on_dropped=dropped.append)
+    for n in range(3):
+        q.put(n)
+    q.put_control(-1)  # a full queue of either policy takes it, after what it holds
+    assert q.size == 4
+    await q.join()
+    assert flat(batches) == [0, 1, 2, -1]
+    assert dropped == [] and q.dropped == 0
+    q.close()
+    await q.wait_closed()
+    with pytest.raises(QueueClosedError):
+        q.put_control(-2)
+
+
+async def test_drop_oldest_drops_a_control_item_only_as_the_oldest() -> None:
+    batches: list[list[int]] = []
+    dropped: list[int] = []
+    q: MessageQueue[int] = MessageQueue(batches.append, max_size=2, on_dropped=dropped.append)
+    q.put(0)
+    q.put_control(-1)
+    q.put(1)  # over the bound: the oldest, 0, goes
+    q.put(2)  # and then the control item, everything before it gone
+    await q.join()
+    assert dropped == [0, -1]
+    assert flat(batches) == [1, 2]
+    q.close()
+    await q.wait_closed()

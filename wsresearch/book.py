@@ -35,15 +35,19 @@ import polars as pl
 from ._levels import Levels
 from ._sweep import Changes, Stretch, ends, exact, side_arrays
 
-__all__ = ["AT_ONCE_ROWS", "BOOK_CHANGE_COLUMNS", "BOOK_COLUMNS", "LEVELS", "NEW_CONNECTION",
-           "Book", "BookRule", "BookStats", "Books", "Changes", "Levels", "Readings",
-           "apply_levels", "apply_pairs", "change_lists", "kraken_checksum", "level_changes",
-           "level_lists", "side_changes"]
+__all__ = ["AT_ONCE_ROWS", "BOOK_CHANGE_COLUMNS", "BOOK_COLUMNS", "DISCONNECTED", "LEVELS",
+           "NEW_CONNECTION", "Book", "BookRule", "BookStats", "Books", "Changes", "Levels",
+           "Readings", "apply_levels", "apply_pairs", "change_lists", "kraken_checksum",
+           "level_changes", "level_lists", "side_changes"]
 
 Side = Literal["bid", "ask"]
 
 NEW_CONNECTION = "new connection: waiting for a snapshot"
 """Why every book is invalid after a reconnect: the updates missed while away."""
+
+DISCONNECTED = "disconnected: waiting for a new connection"
+"""Why every book is invalid from a connection's close to the next connection: what it
+holds is the market when the connection closed, and nothing tells how it has moved since."""
 
 _QUOTES_CHUNK = 65_536
 """Quote rows kept as tuples before they become a polars chunk."""
@@ -536,6 +540,8 @@ class Books:
     """What a rule learns of the market beside the books (Kraken v2: each pair's precision)."""
     readings: Readings | None = None
     """The times to read every book at, and what was read (:meth:`read_at`)."""
+    connected: bool = True
+    """False from a connection's close (:meth:`closed`) to the next one (:meth:`reset`)."""
     _next_snapshot_ns: int | None = None
     # readings.next_time(), kept here for the check before every book message; None: none
     _next_read_ns: int | None = None
@@ -562,6 +568,7 @@ class Books:
         (:meth:`read_at`).
         """
         self._read_before(wall_ns)
+        self.connected = True
         for book in self.books.values():
             book.bridged = False
             book.pending.clear()
@@ -569,6 +576,22 @@ class Books:
             book.last_id = None
             book.exchange_ns = book.recv_mono_ns = book.recv_wall_ns = None
             book.mark_invalid(NEW_CONNECTION, mono_ns)
+
+    def closed(self, mono_ns: int, wall_ns: int) -> None:
+        """The connection closed, the session going on: every book is invalid until the next.
+
+        Each keeps its levels (what :meth:`read_at` and ``book_at`` show of it, with
+        ``valid`` false, :data:`DISCONNECTED`) until the next connection starts it afresh
+        (:meth:`reset`). Until then nothing makes a book valid: a REST snapshot that comes
+        in between is left, since the next connection's messages would not follow on from
+        it. ``wall_ns`` is when the connection closed: the readings due before it are taken
+        first.
+        """
+        self._read_before(wall_ns)
+        self.connected = False
+        for book in self.books.values():
+            if book.valid:
+                book.mark_invalid(DISCONNECTED, mono_ns)
 
     def changed(self, book: Book, mono_ns: int) -> None:
         """``book`` turned valid or invalid at ``mono_ns``: kept, and told to ``on_change``.
@@ -629,7 +652,12 @@ class Books:
             self._next_snapshot_ns = (wall_ns // step + 1) * step
 
     def wanting(self, rest_url: str | None) -> list[tuple[str, str]]:
-        """``(symbol, URL)`` of each book waiting for a REST snapshot it should fetch."""
+        """``(symbol, URL)`` of each book waiting for a REST snapshot it should fetch.
+
+        None while disconnected: the next connection starts every book afresh.
+        """
+        if not self.connected:
+            return []
         found = []
         for book in self.books.values():
             if self.sync.wants_snapshot(book):
@@ -898,7 +926,12 @@ class Books:
         self.sync.on_gap(self, channel, mono_ns)
 
     def rest(self, url: str | None, body: str, mono_ns: int, wall_ns: int) -> None:
-        """Hand a REST response (a book snapshot) to the rule, the readings due before it taken."""
+        """Hand a REST response (a book snapshot) to the rule, the readings due before it taken.
+
+        One that comes while disconnected is left (:meth:`closed`).
+        """
+        if not self.connected:
+            return
         self._read_before(wall_ns)
         self.sync.on_rest(self, url, body, mono_ns, wall_ns)
 

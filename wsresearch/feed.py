@@ -43,7 +43,7 @@ import polars as pl
 from ._catalog import RECORDED_SEGMENT_EVENTS
 from ._collector import paused
 from .backoff import backoff_delay
-from .book import BOOK_COLUMNS, NEW_CONNECTION, Book
+from .book import BOOK_COLUMNS, DISCONNECTED, NEW_CONNECTION, Book
 from .clock import NS_PER_S, Clock, SystemClock
 from .connection import CloseInfo, ConnectionState, WebSocketManager
 from .errors import QueueClosedError, RecordingError, WebSocketError
@@ -93,6 +93,13 @@ class _RestResponse:
     url: str
     status: int
     body: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Closed:
+    """A connection's close on its way through the queue: after the messages before it."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -295,7 +302,8 @@ class Feed:
         # Books that start from a REST snapshot: fetched on demand, applied in receive
         # order (a response goes through the queue, between the messages around it).
         self._fetcher: SnapshotFetcher | None = None
-        self._rest_queued = 0
+        self._marks_queued = 0  # REST responses and closes in the queue
+        self._marks_dropped = 0  # of them, dropped by the queue as its oldest (and applied)
         self._rng = rng or random.Random()
         self._resyncs: dict[str, int] = {}  # symbol: resubscriptions since it was last valid
         self._resyncing: dict[str, asyncio.Task[None]] = {}
@@ -381,7 +389,8 @@ class Feed:
         self._loop = asyncio.get_running_loop()
         self._started_ns = self._mono_ns()
         if self.queue.closed:  # started again after stop(): rows and counters carry on
-            self._dropped_before += self.queue.dropped
+            self._dropped_before += self.queue.dropped - self._marks_dropped
+            self._marks_queued = self._marks_dropped = 0  # the old queue's went with it
             self.queue = self._new_queue()
         self.health.reset()
         self.health.start()
@@ -745,7 +754,7 @@ class Feed:
             control=counts.control,
             invalid=counts.invalid,
             rejects=counts.rejects,
-            dropped=self._dropped_before + self.queue.dropped,
+            dropped=self._dropped_before + self.queue.dropped - self._marks_dropped,
             old_generation=counts.old_generation,
             queue_size=self.queue.size,
             queue_max=self.queue.max_size,
@@ -794,21 +803,18 @@ class Feed:
         return queue.max_size - queue.size
 
     def _process_with_books(self, batch: list[Received]) -> None:
-        """Process a batch with REST responses in their place; then ask for snapshots."""
+        """Process a batch with REST responses and closes in their place; then ask for snapshots."""
         process = self.pipeline.process
-        if not self._rest_queued:
+        if not self._marks_queued:
             process(batch)
         else:
             start = 0
             for index, item in enumerate(batch):
-                response: object = item[0]
-                if isinstance(response, _RestResponse):
+                if isinstance(item[0], _RestResponse | _Closed):
                     if start < index:
                         process(batch[start:index])
                     start = index + 1
-                    self._rest_queued -= 1
-                    if response.status == 200:
-                        self.pipeline.rest(response.url, response.body, item[2], item[3])
+                    self._apply_mark(item)
             if start < len(batch):
                 process(batch[start:])
         books, fetcher = self.pipeline.books, self._fetcher
@@ -831,7 +837,8 @@ class Feed:
             return
         rule = self.spec.book_sync
         if (rule is None or not self._started or symbol in self._resyncing
-                or event.reason == NEW_CONNECTION  # its subscription brings the snapshot
+                or event.reason in (NEW_CONNECTION, DISCONNECTED)  # the next subscription
+                # brings the snapshot
                 or not rule.resubscribe(symbol)):  # REST snapshots are fetched elsewhere
             return
         task = asyncio.get_running_loop().create_task(self._resubscribe(symbol))
@@ -865,11 +872,7 @@ class Feed:
         generation = self.manager.generation
         self.pipeline.emit(RestReceived(generation, redact_request_url(url, self.spec.redact),
                                         status, body, mono, wall))
-        try:
-            self._put((_RestResponse(url, status, body), generation, mono, wall, -1))  # type: ignore[arg-type]
-            self._rest_queued += 1
-        except QueueClosedError:
-            pass  # stopping
+        self._put_mark(_RestResponse(url, status, body), generation, mono, wall)
 
     def _on_event(self, event: Event) -> None:
         """The feed's own subscriber: the recording, the connection timeline, resyncs."""
@@ -942,14 +945,38 @@ class Feed:
         self.pipeline.emit(Pong(self.manager.generation, rtt))
 
     def _on_close(self, close: CloseInfo) -> None:
+        mono, wall = self._mono_ns(), self._wall_ns()
         self.pipeline.emit(Closed(close.generation, close.code, close.reason,
-                                  close.category.name, close.initiator, self._mono_ns(),
-                                  self._wall_ns()))
+                                  close.category.name, close.initiator, mono, wall))
+        if self.pipeline.books is not None:  # the books go invalid after what came before
+            self._put_mark(_Closed(close.reason), close.generation, mono, wall)
+
+    def _put_mark(self, mark: _RestResponse | _Closed, generation: int, mono: int,
+                  wall: int) -> None:
+        """Queue a REST response or a close, to reach the books after the messages before it."""
+        try:
+            self.queue.put_control((mark, generation, mono, wall, -1))  # type: ignore[arg-type]
+        except QueueClosedError:
+            return  # stopping
+        self._marks_queued += 1
+
+    def _apply_mark(self, item: Received) -> None:
+        """Hand a queued REST response or close to the pipeline."""
+        self._marks_queued -= 1
+        mark: object = item[0]
+        if isinstance(mark, _Closed):
+            self.pipeline.closed(item[1], mark.reason, item[2], item[3])
+        elif isinstance(mark, _RestResponse) and mark.status == 200:
+            self.pipeline.rest(mark.url, mark.body, item[2], item[3])
 
     def _on_sent(self, text: str, generation: int) -> None:
         self.pipeline.emit(Sent(generation, text))
 
     def _on_dropped(self, item: Received) -> None:
+        if isinstance(item[0], _RestResponse | _Closed):  # the oldest: all before it are gone
+            self._marks_dropped += 1
+            self._apply_mark(item)
+            return
         self.pipeline.emit(Dropped(item[1], "overflow", None if item[4] < 0 else item[4]))
 
     def mark(self, note: str) -> None:

@@ -20,7 +20,8 @@ The spells, by ``reason``:
     A gap far longer than the stream's own recent gaps (the report's ``silences``).
 ``book_invalid``
     An order book not valid (a sequence gap, a failed checksum, a crossed book, a
-    disconnect), from the message that broke it to the one that made it valid again.
+    closed connection), from the message (or the close) that broke it to the one that
+    made it valid again.
 
 Times are on the wall clock of the rows (``local_time``, ``recv_wall_ns``), each span
 ``start <= time < end``: a stale or hole spell begins at the stream's last message before

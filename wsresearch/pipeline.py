@@ -59,6 +59,7 @@ from .parser import (
     ParseOutcome,
     Reject,
 )
+from .policy import ends_session
 from .sequence import GAP, OUT_OF_ORDER, REPEAT, Seq, SequenceGap, SequenceTracker
 from .spec import CONNECTION_GROUP, QUOTE_SOURCES, Channel, FeedSpec, QuoteSource
 
@@ -298,6 +299,20 @@ class Pipeline:
             self.books.generation = generation
             if previous:  # a reconnect: what was missed while away is not in the books
                 self.books.reset(self.clock.monotonic_ns(), self.clock.time_ns())
+
+    def closed(self, generation: int, reason: str, mono_ns: int, wall_ns: int) -> None:
+        """Connection ``generation`` closed (``reason``): its order books are invalid.
+
+        From here to the next connection's snapshots they show the market as it was at
+        the close (:meth:`~wsresearch.book.Books.closed`). The close that ends the session
+        (:func:`~wsresearch.policy.ends_session`) leaves them as they are, as does the
+        close of a connection already replaced. The live feed calls it in receive order,
+        after the messages received before the close; a replay, at the recorded close.
+        """
+        if (self.books is None or generation != self._generation
+                or ends_session(reason)):
+            return
+        self.books.closed(mono_ns, wall_ns)
 
     def check_health(self) -> None:
         """Judge every stream once, now on the pipeline's clock (emits :class:`HealthChanged`)."""

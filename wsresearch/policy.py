@@ -52,6 +52,7 @@ __all__ = [
     "Retry",
     "classify_close_code",
     "describe_close",
+    "ends_session",
 ]
 
 # The code of a connection that ended without a closing handshake (a reset, a dead
@@ -60,6 +61,15 @@ _ABNORMAL = 1006
 
 END_OF_SESSION = "client disconnect"
 """The reason of the close that ends a session (:meth:`WebSocketManager.disconnect`)."""
+
+
+def ends_session(reason: str | None) -> bool:
+    """Whether a close of this ``reason`` is the one that ended its session.
+
+    >>> ends_session("client disconnect"), ends_session("no pong"), ends_session(None)
+    (True, False, False)
+    """
+    return (reason or "").startswith(END_OF_SESSION)
 
 CLIENT_CLOSE_REASONS: tuple[str, ...] = (
     END_OF_SESSION, "no pong", "reconnect requested", "resync", "peer stopped reading",

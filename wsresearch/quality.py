@@ -49,7 +49,7 @@ from .errors import first_error
 from .health import HealthTransition
 from .outages import OUTAGE_COLUMNS, on_wall_clock, outage_spans
 from .pipeline import Counts, Pipeline
-from .policy import END_OF_SESSION, describe_close
+from .policy import END_OF_SESSION, describe_close, ends_session
 from .recording import Recording
 from .recording.format import TIMELINE_SCHEMA, ReceiveTimes
 from .recording.reader import CHUNK_EVENTS, check_chunk_events
@@ -1054,7 +1054,7 @@ def _feed_end(timeline: pl.DataFrame, now: int) -> int:
     if not timeline.height:
         return now
     kind, mono, reason = timeline.select("kind", "mono_ns", "reason").row(-1)
-    if kind == "stop" or (kind == "close" and (reason or "").startswith(END_OF_SESSION)):
+    if kind == "stop" or (kind == "close" and ends_session(reason)):
         return min(int(mono), now)
     return now
 
@@ -1173,7 +1173,7 @@ def _connections(timeline: pl.DataFrame, first_frames: pl.DataFrame,
         last = rows[-1] if rows else None
         if (last is not None and last["closed_mono_ns"] is not None
                 and last["downtime_after_s"] is None
-                and not (last["reason"] or "").startswith(END_OF_SESSION)):
+                and not ends_session(last["reason"])):
             closed = last["closed_mono_ns"]
             last["downtime_after_s"] = max(0, until - closed) / NS_PER_S
             downtimes.append((closed, max(closed, until),

@@ -197,6 +197,24 @@ class MessageQueue(Generic[T]):
         self._queued()
         return len(msgs)
 
+    def put_control(self, msg: T) -> None:
+        """Enqueue ``msg`` whatever the bound and the policy: an item that orders the rest.
+
+        For the rare items that must reach the handler in their place among the messages
+        (the feed's REST responses and closes): none is refused when the queue is full,
+        and none makes the queue drop a message. ``DROP_OLDEST`` may still drop it as the
+        oldest item, everything before it being dropped already (``on_dropped`` is told).
+
+        Raises
+        ------
+        QueueClosedError
+            After :meth:`close`.
+        """
+        if self._closed:
+            raise QueueClosedError("put_control() on a closed MessageQueue")
+        self._items.append(msg)
+        self._queued()
+
     def _queued(self) -> None:
         """Wake the worker (or start it) for what was just queued; under pressure if full."""
         waiting = self._waiting

@@ -48,6 +48,7 @@ from .health import HealthMonitor, HealthTransition, Log
 from .normalize import normalize
 from .parser import Reject
 from .pipeline import Counts, Pipeline, QuoteSource, Received, normalized_table
+from .policy import ends_session
 from .recording import Recording
 from .recording.reader import CHUNK_EVENTS, check_chunk_events
 from .spec import FeedSpec
@@ -717,7 +718,7 @@ class _Driver:
             events=events, frames=int(events.select(is_frame.sum()).item()),
             others=indexed.filter(~is_frame).select("index", "generation", "mono_ns",
                                                     "wall_ns", "kind", "stream", "data",
-                                                    "code"),
+                                                    "code", "reason"),
             messages=messages, decoded=decoded,
             items=_Items(kept), at=kept["index"].to_list())
 
@@ -770,9 +771,12 @@ class _Driver:
         # processed it.
         messages, decoded = chunk.messages, chunk.decoded
         opens = sorted(row[0] for row in other_rows if row[4] == "open")
-        # A REST snapshot changes the books among the messages: book channels, whose rows
-        # reach the books only as they are committed, are not taken where one comes.
-        rests = sorted(row[0] for row in other_rows if row[4] == "rest")
+        # A REST snapshot changes the books among the messages, and so does a close (they
+        # go invalid): book channels, whose rows reach the books only as they are
+        # committed, are not taken where one comes.
+        closes_books = pipeline.books is not None
+        rests = sorted(row[0] for row in other_rows if row[4] == "rest" or (
+            closes_books and row[4] == "close" and not ends_session(row[8])))
         taken: dict[str, Taken] = {}
         singles = list(range(len(items)))  # the messages taken one by one, ascending
         # The first message of each take to come, ascending: the messages taken one by one
@@ -839,7 +843,7 @@ class _Driver:
             elif order == 0:  # check points (low, high]
                 _run_checks(health, clock, first_mono, interval, *what)
             elif order == 1:  # another event: the clock follows it, never back
-                _, generation, mono, wall, kind, url, body, status = what
+                _, generation, mono, wall, kind, url, body, status, reason = what
                 now = clock.monotonic_ns()
                 clock.set(mono if mono > now else now, wall)
                 if kind == "open":
@@ -852,6 +856,10 @@ class _Driver:
                         take_from(end, what[0] + 1)
                 elif kind == "rest" and status in (None, 200):  # a book snapshot
                     pipeline.rest(url, body or "", mono, wall)
+                    if self.columnar:  # the book channels, from the books it left
+                        take_from(end, what[0] + 1, set(self.columnar.book_channels))
+                elif kind == "close" and closes_books and not ends_session(reason):
+                    pipeline.closed(generation, reason or "", mono, wall)
                     if self.columnar:  # the book channels, from the books it left
                         take_from(end, what[0] + 1, set(self.columnar.book_channels))
         for channel in taken.values():
