@@ -390,3 +390,13 @@ def test_a_time_taken_as_a_series_keeps_its_nanoseconds_a_python_datetime_does_n
     cut = books_at(KRAKEN, [quotes["local_time"][405]], symbols=["XMR/USD"], depth=1)
     assert kept["asks"][0][0]["price"] == 354.34  # the book the quote was made from
     assert cut["asks"][0][0]["price"] == 354.37  # the one before it
+
+
+@pytest.mark.parametrize("time", [1_723_161_300, dt.datetime(2024, 8, 8, 20)])
+def test_one_book_asked_before_the_recording_says_so(time: object) -> None:
+    # Seconds read as ns (1970), or an hour before the capture began: the error says why
+    # there is no book, not only that there is none.
+    with pytest.raises(ValueError, match=r"^no book of 'BTCUSDT' by .*: that is before the "
+                                         r"recording's first event \(2024-08-08 .*\); an int "
+                                         r"is ns since the epoch; a naive datetime is UTC$"):
+        book_at(SPOT, time, "BTCUSDT")  # type: ignore[arg-type]

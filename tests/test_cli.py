@@ -349,6 +349,21 @@ def test_report_prints_the_summary_and_writes_html(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "is not a recording" in missing.stderr
 
 
+def test_reports_html_file_is_checked_before_the_work_and_its_folder_made(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("")
+    for html, said in ((tmp_path, "is a folder; with one recording it names the HTML file"),
+                       (tmp_path / "file" / "r.html", f"{tmp_path / 'file'} is a file, not a "
+                                                     "folder")):
+        code, out, err = run_here(capsys, "report", str(DATA), "--html", str(html))
+        assert (code, out) == (1, "")  # refused before the recording was read
+        assert err.startswith(f"wsresearch report: error: --html {html}") and said in err
+        assert err.count("\n") == 1
+    made = tmp_path / "new" / "folder" / "r.html"
+    code, out, err = run_here(capsys, "report", str(DATA), "--html", str(made))
+    assert code == 0 and made.read_text().startswith("<!doctype html>")
+
+
 def test_report_of_several_recordings_in_parallel_prints_what_one_at_a_time_prints(
     tmp_path: Path,
 ) -> None:

@@ -173,6 +173,9 @@ def test_bad_input_is_refused_in_one_line(quotes: pl.DataFrame) -> None:
             on_grid(quotes, **options)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="nothing to sample"):
         on_grid(quotes.clear(), "1s")
+    with pytest.raises(TypeError, match=r"^on_grid takes a polars DataFrame or LazyFrame, got "
+                                        r"builtins.dict$"):
+        on_grid(quotes.to_dict(), "1s")  # type: ignore[arg-type]
     t0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
     apart = pl.DataFrame({"exchange": ["a", "b"], "local_time": [t0, t0 + dt.timedelta(hours=1)],
                           "x": [1, 2]})
@@ -227,3 +230,11 @@ def test_what_is_not_a_series_or_collides_is_refused(quotes: pl.DataFrame) -> No
     one = on_grid(quotes, "1s", by="exchange", columns="bid_price")
     assert one.columns == ["time", "exchange", "bid_price"]
 
+
+
+def test_a_pandas_table_is_refused_with_the_way_to_convert_it(quotes: pl.DataFrame) -> None:
+    pandas = pytest.importorskip("pandas", reason="pandas is not installed")
+    table = pandas.DataFrame({"local_time": quotes["local_time"].to_list()})
+    with pytest.raises(TypeError, match=r"got pandas\..*DataFrame \(polars.from_pandas\(table\) "
+                                        r"converts it\)$"):
+        on_grid(table, "1s")

@@ -192,3 +192,14 @@ def test_an_html_table_shows_prices_whole_and_other_floats_to_6_digits() -> None
     table = _html_table(pl.DataFrame({"symbol": ["BTCUSDT"], "best_bid": [61843.24],
                                       "best_ask": [61843.25], "invalid_s": [1.23456789]}))
     assert ">61843.24<" in table and ">61843.25<" in table and ">1.23457<" in table
+
+
+def test_a_streams_mean_rate_is_its_messages_over_the_sessions_length(tmp_path: Path) -> None:
+    # 25 messages over 2.5 s: 10 a second, where three 1 s windows would say 8.33.
+    recording = Recording.from_frames(tmp_path / "r", [
+        (k * NS // 10, '{"type":"x"}') for k in range(26) if k != 13])
+    streams = quality_report(recording).streams.row(0, named=True)
+    assert streams["messages"] == 25
+    assert streams["rate_mean"] == pytest.approx(10.0)
+    one = Recording.from_frames(tmp_path / "one", [(NS, '{"type":"x"}')])
+    assert quality_report(one).streams["rate_mean"].to_list() == [None]  # no length

@@ -21,6 +21,7 @@ from wsresearch import (
     RecordingFormatError,
     Simulator,
 )
+from wsresearch.clock import utc_text
 from wsresearch.recording import EVENT_SCHEMA, Recorder, Recording, compact_recording
 from wsresearch.recording.writer import lock_held
 from wsresearch.redaction import redact_text
@@ -84,6 +85,7 @@ async def test_every_frame_sent_before_each_close_is_recorded_once_in_order(
     assert recording.manifest.complete and recording.manifest.events == events.height
     text = repr(recording)
     assert "complete" in text and "3 generations" in text and "1001, 4429, 1000" in text
+    assert f" s from {utc_text(events['wall_ns'][0], 3)}, " in text  # when it began
 
 
 async def test_a_dropping_queue_still_leaves_a_complete_recording(tmp_path: Path) -> None:
@@ -129,6 +131,13 @@ def test_redact_text_masks_nested_keys_and_leaves_other_text() -> None:
 def test_newer_versions_and_non_recordings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(RecordingFormatError, match=r"no manifest\.json"):
         Recording.open(tmp_path)
+    with pytest.raises(RecordingFormatError, match=r"^\S+/typo is not a recording: it does "
+                                                   r"not exist$"):
+        Recording.open(tmp_path / "typo")
+    (tmp_path / "file.parquet").write_bytes(b"PAR1")
+    with pytest.raises(RecordingFormatError, match=r"it is a file, not a recording's folder$"):
+        Recording.open(tmp_path / "file.parquet")
+    (tmp_path / "file.parquet").unlink()
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(RecordingFormatError, match="not a wsresearch-recording"):
         Recording.open(tmp_path)

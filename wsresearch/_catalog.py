@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ADAPTERS", "CHUNK_EVENTS", "DIALECT_CLASSES", "EXCHANGES", "FORMATS",
            "FORMAT_NAME", "FORMAT_VERSION", "MANIFEST", "PROFILES", "RECORDED_SEGMENT_EVENTS",
-           "SEGMENT_EVENTS", "ImportFormat", "check_format", "process_pool", "read_manifest",
-           "unknown_adapter"]
+           "SEGMENT_EVENTS", "ImportFormat", "check_format", "not_a_recording", "process_pool",
+           "read_manifest", "unknown_adapter"]
 
 EXCHANGES: tuple[str, ...] = ("binance", "coinbase", "kraken", "bybit", "okx")
 """The public exchanges, by adapter name: what ``wsresearch record EXCHANGE:SYMBOLS`` takes."""
@@ -111,6 +111,17 @@ MANIFEST = "manifest.json"
 """A recording's manifest, in its directory."""
 
 
+def not_a_recording(root: Path) -> RecordingFormatError:
+    """The error for a path without a manifest: what is there instead, in its words."""
+    if not root.exists():
+        why = "it does not exist"
+    elif not root.is_dir():
+        why = "it is a file, not a recording's folder"
+    else:
+        why = f"it has no {MANIFEST}"
+    return RecordingFormatError(f"{root} is not a recording: {why}")
+
+
 def read_manifest(root: Path) -> dict[str, Any]:
     """The decoded ``manifest.json`` of the recording at ``root``, its format checked.
 
@@ -126,7 +137,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
     """
     path = root / MANIFEST
     if not path.is_file():
-        raise RecordingFormatError(f"{root} is not a recording: it has no {MANIFEST}")
+        raise not_a_recording(root)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

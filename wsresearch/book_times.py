@@ -208,10 +208,17 @@ def book_at(
     books = kept[0].books
     found = None if books is None else books.books.get(symbol)
     if found is None:
+        if span.first is not None and moment < span.first:
+            raise ValueError(f"no book of {symbol!r} by {utc_text(moment)}: that is before "
+                             f"the recording's first event ({utc_text(span.first, 3)}); "
+                             f"{_TIME_HINT}")
         seen = [] if books is None else sorted(books.books)
         raise ValueError(f"no book of {symbol!r} by {utc_text(moment)}; books then: {seen}")
     span.tell([moment])
     return found
+
+
+_TIME_HINT = "an int is ns since the epoch; a naive datetime is UTC"
 
 
 class _Span:
@@ -242,8 +249,7 @@ class _Span:
         after = len(moments) - bisect.bisect_right(moments, self.last)
         if before:
             warn(f"{_times(before, len(moments))} before the recording's first event "
-                 f"({utc_text(self.first, 3)}): no book existed then (an int is ns since the "
-                 "epoch; a naive datetime is UTC)")
+                 f"({utc_text(self.first, 3)}): no book existed then ({_TIME_HINT})")
         if after:
             warn(f"{_times(after, len(moments))} after the recording's last event "
                  f"({utc_text(self.last, 3)}): the books as it ended are given (a naive "

@@ -807,6 +807,8 @@ def _recorded_symbols(args: argparse.Namespace, recording: Recording) -> list[st
 async def _report(args: argparse.Namespace, console: Console) -> int:
     if len(args.dirs) == 1:  # one recording: with its progress bar, straight to the console
         folder = args.dirs[0]
+        if args.html is not None:  # refused before the work, not after it
+            await asyncio.to_thread(_html_file, args.html)
         await _in_thread(console, f"analysing {escape(str(folder))}", functools.partial(
             _print_report, console, folder, args.chunk_events, args.html))
         return 0
@@ -1232,6 +1234,16 @@ def _exported(folder: str, summary: ExportSummary, out: str) -> str:
     again = f", replacing {summary.replaced} earlier file(s)" if summary.replaced else ""
     parts = f", by {summary.parts} processes" if summary.parts > 1 else ""
     return f"{folder}: {rows} -> {out} as {summary.recording}{again}{parts}"
+
+
+def _html_file(path: str) -> None:
+    """Make sure ``report --html FILE`` can be written: its folder made if needed."""
+    file = Path(path)
+    if file.is_dir():
+        raise ValueError(f"--html {path} is a folder; with one recording it names the HTML file")
+    if file.parent.exists() and not file.parent.is_dir():
+        raise ValueError(f"--html {path}: {file.parent} is a file, not a folder")
+    file.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _report_folder(path: str) -> Path:

@@ -78,6 +78,8 @@ def on_grid(
 
     Raises
     ------
+    TypeError
+        If ``table`` is not a polars DataFrame or LazyFrame (a pandas one, say).
     ValueError
         If a named column is missing, the table has a column ``time`` among those
         sampled (the grid's times take that name), ``time`` is not a Datetime column,
@@ -105,6 +107,12 @@ def on_grid(
     >>> grid.select(pl.col("time").dt.strftime("%S"), "exchange", "bid_price").rows()
     [('01', 'a', 100.0), ('01', 'b', 101.0), ('02', 'a', 102.0), ('02', 'b', 103.0)]
     """
+    if not isinstance(table, pl.DataFrame | pl.LazyFrame):
+        kind = type(table)
+        hint = (" (polars.from_pandas(table) converts it)" if kind.__module__.startswith("pandas")
+                else "")
+        raise TypeError(f"on_grid takes a polars DataFrame or LazyFrame, got "
+                        f"{kind.__module__}.{kind.__qualname__}{hint}")
     keys = [by] if isinstance(by, str) else None if by is None else list(by)
     wanted = [columns] if isinstance(columns, str) else None if columns is None else list(
         columns)

@@ -181,9 +181,9 @@ class QualityReport:
         followed by no downtime (``null``). ``opened`` and ``closed``: the same
         moments on the rows' wall clock.
     streams
-        One row per health stream: messages, rate (mean, p50, p99 over 1 s
-        windows), stale episodes and time, silent-ok time, holes and their
-        time. Without a spec, one ``frames`` row for all frames.
+        One row per health stream: messages, rate (the mean over the session's
+        length; p50 and p99 over 1 s windows), stale episodes and time, silent-ok
+        time, holes and their time. Without a spec, one ``frames`` row for all frames.
     silences
         Every silence worth a look, one row each, by what it is (``silence``): ``stale``
         episodes the health monitor saw, the silences of ``allow_silence``
@@ -1377,6 +1377,7 @@ def _streams(
     end: int,
 ) -> pl.DataFrame:
     seconds = max(1, (end - start + NS_PER_S - 1) // NS_PER_S)
+    length = (end - start) / NS_PER_S  # the mean is over the session's length, not its windows
     rows = []
     for stream in times.streams:
         messages = times.messages(stream)
@@ -1385,7 +1386,7 @@ def _streams(
         stale, allowed = mine.filter(silence="stale"), mine.filter(silence="silent_ok")
         holes = mine.filter(silence="hole")
         threshold = thresholds.get(stream, (None, False))[0]
-        rows.append((stream, messages, messages / (seconds or 1),
+        rows.append((stream, messages, messages / length if length > 0 else None,
                      _rate_quantile(full, seconds, 0.5), _rate_quantile(full, seconds, 0.99),
                      threshold, stale.height, float(stale["beyond_threshold_s"].sum() or 0.0),
                      float(allowed["beyond_threshold_s"].sum() or 0.0), holes.height,

@@ -57,6 +57,7 @@ from pathlib import Path
 
 import polars as pl
 
+from .._catalog import not_a_recording
 from .._files import (
     CAN_LOCK,
     exchange_paths,
@@ -66,7 +67,7 @@ from .._files import (
     write_private_parquet,
 )
 from .._limits import check_count
-from ..errors import RecordingError, RecordingFormatError
+from ..errors import RecordingError
 from .format import (
     COMPACTING,
     FORMAT_VERSION,
@@ -159,7 +160,7 @@ def compact_recording(
     check_count(segment_events, "segment_events")
     root = Path(path)
     if not (root / MANIFEST).is_file():
-        raise RecordingFormatError(f"{root} is not a recording: it has no {MANIFEST}")
+        raise not_a_recording(root)
     linked = [root / name for name in (SEGMENTS, COMPACTING, REPLACED)
               if (root / name).is_symlink()]
     if linked:

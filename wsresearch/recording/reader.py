@@ -24,7 +24,7 @@ import polars as pl
 from .._catalog import CHUNK_EVENTS, read_manifest
 from .._limits import check_count
 from .._warn import warn
-from ..clock import NS_PER_S
+from ..clock import NS_PER_S, utc_text
 from ..errors import DamagedSegmentWarning, RecordingError
 from ..exchanges import rebuild
 from ..spec import FeedSpec
@@ -574,8 +574,8 @@ class Recording:
             return None
 
     def __repr__(self) -> str:
-        messages, low, high, generations, codes = self._outline()
-        if low is None or high is None:
+        messages, low, high, generations, codes, first = self._outline()
+        if low is None or high is None or first is None:
             promised = self.manifest.events
             if promised:  # its files held events once: damaged, not empty
                 return (f"Recording({str(self.path)!r}, none of its {promised} events "
@@ -587,28 +587,39 @@ class Recording:
         # Only what is not this wsresearch's own clock is said: it changes how to read it.
         note = "" if times == "recorded" else f", receive times {times}"
         return (
-            f"Recording({str(self.path)!r}, {state}, {duration:.1f} s, {messages} frames, "
+            f"Recording({str(self.path)!r}, {state}, {duration:.1f} s from "
+            f"{utc_text(first, 3)}, {messages} frames, "
             f"{generations} generations, closes: {', '.join(map(str, codes)) or 'none'}{note})"
         )
 
-    def _outline(self) -> tuple[int, int | None, int | None, int, list[int | None]]:
-        """Messages, first and last time, generations and close codes (five columns read)."""
+    def _outline(self) -> tuple[int, int | None, int | None, int, list[int | None],
+                                int | None]:
+        """What the repr says: messages, time span, generations, closes and the start.
+
+        Messages, first and last time (mono ns), generations, close codes and the first
+        event's receive time on the wall clock (six columns read).
+        """
         messages, times, generations = 0, [], set()
         closes: list[tuple[int, int | None]] = []
-        for part in self.columns(["kind", "mono_ns", "generation", "code"]):
+        first: tuple[int, int] | None = None  # (seq, wall ns) of the first event
+        for part in self.columns(["kind", "mono_ns", "generation", "code", "wall_ns"]):
             if part.height == 0:
                 continue
-            count, low, high = part.select((pl.col("kind") == "frame").sum(),
-                                           pl.col("mono_ns").min().alias("low"),
-                                           pl.col("mono_ns").max().alias("high")).row(0)
+            count, low, high, seq = part.select((pl.col("kind") == "frame").sum(),
+                                                pl.col("mono_ns").min().alias("low"),
+                                                pl.col("mono_ns").max().alias("high"),
+                                                pl.col("seq").min()).row(0)
             messages += count
             times += [low, high]
             generations.update(part["generation"].unique().to_list())
             closes += part.filter(pl.col("kind") == "close").select("seq", "code").rows()
+            if first is None or seq < first[0]:
+                first = (seq, int(part.filter(pl.col("seq") == seq)["wall_ns"][0]))
         if not times:
-            return 0, None, None, 0, []
+            return 0, None, None, 0, [], None
         return (messages, min(times), max(times), len(generations),
-                [code for _, code in sorted(closes, key=lambda close: close[0])])
+                [code for _, code in sorted(closes, key=lambda close: close[0])],
+                None if first is None else first[1])
 
 
 def _as_events(table: pl.DataFrame) -> pl.DataFrame:
