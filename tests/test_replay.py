@@ -10,6 +10,7 @@ import textwrap
 import warnings
 from pathlib import Path
 
+import httpx
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -379,3 +380,70 @@ def test_a_replay_that_keeps_some_rows_does_not_warn() -> None:
         warnings.simplefilter("error")
         stats = replay(SESSION).stats
     assert stats["invalid"] > 0 and stats["ok"] > 0
+
+
+async def test_a_replay_server_plays_every_connection_of_a_session_with_a_dropped_peer() -> None:
+    # The shipped session's third connection ended with the client's "no pong" close: this
+    # server answers pings, so it drops that connection after its messages itself, and the
+    # feed goes on to the next; before, the feed waited there for ever.
+    recording = Recording.open(SESSION)
+    closes = recording.events().filter(kind="close")
+    assert closes.filter(pl.col("reason").str.starts_with("no pong")).height == 1
+    assert recording.spec is not None
+    spec = recording.spec.replace(connection=quick())
+    async with ReplayServer(recording, speed=None) as server, Feed(server.spec(spec)) as feed:
+        await eventually(lambda: feed.generation == server.generations == 6
+                         and feed.stats.received == recording.frames().height,
+                         what="every recorded frame, over six connections")
+
+
+async def test_a_replay_server_answers_a_books_rest_request_with_the_recorded_snapshot(
+) -> None:
+    # The real Binance capture: its depth diffs join the REST snapshot recorded with them,
+    # served by the replay server, so the live book is the replay's, and nothing is asked
+    # of the exchange.
+    path = SESSION.parent.parent / "recordings" / "binance_hftbacktest_2024-08-08_spot_btcusdt"
+    recording = Recording.open(path)
+    offline = replay(recording).book("BTCUSDT")
+    assert offline.valid
+    async with ReplayServer(recording, speed=None) as server:
+        spec = server.spec()
+        assert spec.rest_url == server.rest_url and spec.origin == recording.spec.origin
+        async with Feed(spec) as feed:
+            await eventually(lambda: feed.stats.received == recording.frames().height
+                             and feed.stats.processed == feed.stats.received,
+                             what="every recorded frame")
+            book = feed.book("BTCUSDT")
+            assert book.valid and book.stats.snapshots == 1
+            assert (book.bids.items(), book.asks.items(), book.last_id) == (
+                offline.bids.items(), offline.asks.items(), offline.last_id)
+        assert server.rest_requests == ["/api/v3/depth?symbol=BTCUSDT&limit=1000"]
+
+
+async def test_a_replay_servers_rest_answers_each_request_with_the_next_recorded_response(
+        tmp_path: Path) -> None:
+    base = "https://api.example.com/api/v3/depth"
+    write_events(tmp_path / "r", [
+        Captured("open", 1, "wss://example.com/ws"),
+        Captured("rest", 2, '"x1"', f"{base}?symbol=X"),
+        Captured("rest", 3, '"y1"', f"{base}?symbol=Y"),
+        Captured("rest", 4, '"x2"', f"{base}?symbol=X"),
+        Captured("rest", 5, '"unasked"'),  # a capture that did not say what was asked
+        Captured("frame", 6, '{"type":"x"}'),
+    ], source_url="wss://example.com/ws")
+    async with ReplayServer(tmp_path / "r", speed=None) as server, httpx.AsyncClient(
+            base_url=server.rest_url) as client:
+        answers = []
+        for target in ("/api/v3/depth?symbol=Y", "/api/v3/depth?symbol=Z",
+                       "/api/v3/depth?symbol=X", "/api/v3/depth?symbol=X", "/other",
+                       "/other"):
+            response = await client.get(target)
+            answers.append((response.status_code, response.text))
+        assert server.rest_requests[0] == "/api/v3/depth?symbol=Y"
+    assert answers == [
+        (200, '"y1"'),  # the same request's
+        (200, '"x1"'),  # none for Z: the next of the same path
+        (200, '"x2"'),  # X's first went to Z
+        (200, '"unasked"'),  # X's used up: the one recorded without its request
+        (404, '{"msg":"the recording holds no more responses to this request"}'),
+        (404, '{"msg":"the recording holds no more responses to this request"}')]

@@ -45,6 +45,7 @@ from .errors import MaxReconnectsExceededError, WebSocketAuthError, WebSocketErr
 __all__ = [
     "CLIENT_CLOSE_REASONS",
     "END_OF_SESSION",
+    "PEER_GONE_REASONS",
     "CloseCategory",
     "Halt",
     "ReconnectPolicy",
@@ -71,8 +72,13 @@ def ends_session(reason: str | None) -> bool:
     """
     return (reason or "").startswith(END_OF_SESSION)
 
+
+PEER_GONE_REASONS: tuple[str, ...] = ("no pong", "peer stopped reading")
+"""How the reasons begin of the closes this side makes for a peer gone silent: one that
+stopped answering pings, or stopped reading what this side sends."""
+
 CLIENT_CLOSE_REASONS: tuple[str, ...] = (
-    END_OF_SESSION, "no pong", "reconnect requested", "resync", "peer stopped reading",
+    END_OF_SESSION, *PEER_GONE_REASONS, "reconnect requested", "resync",
 )
 """How the reasons of the closes this side makes begin: the end of a session, a dead or
 stalled peer dropped by the heartbeat, a requested reconnect or resync. Recordings store

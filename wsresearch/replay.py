@@ -40,6 +40,7 @@ from websockets.exceptions import ConnectionClosed
 from ._collector import Collector
 from ._columnar import Columnar, Decoded, Taken
 from ._ports import check_port, listening_url
+from ._replay_rest import RecordedRest
 from ._warn import held, warn
 from .book import Book, Books
 from .clock import NS_PER_S, VirtualClock, utc_text
@@ -48,7 +49,7 @@ from .health import HealthMonitor, HealthTransition, Log
 from .normalize import normalize
 from .parser import Reject
 from .pipeline import Counts, Pipeline, QuoteSource, Received, normalized_table
-from .policy import ends_session
+from .policy import PEER_GONE_REASONS, ends_session
 from .recording import Recording
 from .recording.reader import CHUNK_EVENTS, check_chunk_events
 from .spec import FeedSpec
@@ -1037,8 +1038,10 @@ def _sessions(recording: Recording) -> list[_Session]:
     for generation, now in seen.items():
         close = now["close"]
         # Closes this side caused are not the server's to reproduce: the end of the
-        # session, a resync, a dropped half-open socket. The server then just waits.
-        client_side = close is None or close[3] == "client"
+        # session, a resync. The server then just waits. A peer this side dropped for not
+        # answering is dropped by the server, which does answer (its pongs, its reads).
+        client_side = close is None or (close[3] == "client"
+                                        and not (close[2] or "").startswith(PEER_GONE_REASONS))
         sessions.append(_Session(
             generation=int(generation),
             waits_for_client=now["sent"] is not None and (
@@ -1077,8 +1080,16 @@ class ReplayServer:
     recorded (divided by ``speed``; ``None`` sends as fast as the client reads),
     then is closed the way the server closed it: with the recorded code and
     reason, or abruptly for 1006. Closes the client made (the end of the
-    session, a resync) are left to the client again. So the whole live stack,
-    reconnects and ``on_connected`` hooks included, can run against a recording.
+    session, a resync) are left to the client again, except where it dropped a peer
+    that had stopped answering (``no pong``, ``peer stopped reading``): this server
+    answers, so the connection is dropped after its last message instead. So the whole
+    live stack, reconnects and ``on_connected`` hooks included, can run against a
+    recording.
+
+    The recorded REST responses (the book snapshots a Binance or OKX feed fetches) are
+    served too, on a port of their own (:attr:`rest_url`): each request gets the next
+    recorded response to the same request, so a feed made by :meth:`spec` syncs its books
+    from the snapshots recorded with the stream and never asks the exchange.
 
     Parameters
     ----------
@@ -1121,6 +1132,7 @@ class ReplayServer:
         self.port = check_port(port)
         self._sessions = _sessions(recording)
         self._server: Server | None = None
+        self._rest = RecordedRest(recording, host)
         self.connections = 0
         """Client connections accepted so far."""
 
@@ -1133,13 +1145,39 @@ class ReplayServer:
         )
 
     @property
+    def rest_url(self) -> str:
+        """``http://host:port`` of the recorded REST responses (see the class docs)."""
+        return self._rest.url
+
+    @property
+    def rest_requests(self) -> list[str]:
+        """Every REST request received (path and query), in order."""
+        return list(self._rest.requests)
+
+    @property
     def generations(self) -> int:
         """Recorded connections this server will play."""
         return len(self._sessions)
 
+    def spec(self, spec: FeedSpec | None = None) -> FeedSpec:
+        """A spec pointed at this server: its WebSocket and its REST responses.
+
+        ``spec``: the spec to point (default: the recording's own,
+        :attr:`Recording.spec <wsresearch.recording.Recording.spec>`).
+
+        Raises
+        ------
+        RuntimeError
+            If the server is not running.
+        ValueError
+            Where the recording has no spec of its own and none is given.
+        """
+        return spec_for(self.recording, spec).replace(url=self.url, rest_url=self.rest_url)
+
     async def start(self) -> None:
         """Listen on ``host:port`` (for notebooks; ``async with`` does the same)."""
         if self._server is None:
+            await self._rest.start()
             self._server = await serve(
                 self._serve, self.host, self.port, ping_interval=None, close_timeout=1,
                 max_size=None, compression=None,
@@ -1151,6 +1189,7 @@ class ReplayServer:
         if server is not None:
             server.close()
             await server.wait_closed()
+        await self._rest.stop()
 
     async def __aenter__(self) -> ReplayServer:
         await self.start()

@@ -1,0 +1,131 @@
+"""A recording's REST responses served again, for a feed that plays a recording live.
+
+A book that starts from a REST snapshot (Binance, OKX) asks for one beside the stream. A
+feed connected to a :class:`~wsresearch.replay.ReplayServer` must get the snapshot that
+was recorded with the stream, not a fresh one from the exchange, which would not join the
+recorded updates (and would leave the machine). :class:`RecordedRest` answers each
+request with the next recorded response to the same request, with its recorded status.
+
+It is a ``websockets`` server that never upgrades: ``process_request`` answers every
+request with an HTTP response, so no other server library is needed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import polars as pl
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from ._ports import listening_url
+
+if TYPE_CHECKING:
+    from .recording import Recording
+
+__all__ = ["RecordedRest", "request_target"]
+
+
+def request_target(url: str) -> str:
+    """The part of a request URL a server sees: path and query (``/api/v3/depth?symbol=X``).
+
+    >>> request_target("https://api.binance.com/api/v3/depth?symbol=BTCUSDT&limit=1000")
+    '/api/v3/depth?symbol=BTCUSDT&limit=1000'
+    """
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+class RecordedRest:
+    """Answer requests with a recording's REST responses, each once, in recorded order.
+
+    A request gets the next recorded response whose request had the same path and query;
+    where none did, the next with the same path; where none did either, the next recorded
+    without its request (an imported capture's: it did not say what was asked). When those
+    are used up it gets a 404 saying so: the recording holds nothing more to answer it with.
+
+    Parameters
+    ----------
+    recording
+        The recording whose ``rest`` events are served.
+    host
+        Where to listen (a free port is chosen).
+    """
+
+    def __init__(self, recording: Recording, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self._by_target: dict[str, deque[tuple[int, str]]] = {}
+        self._by_path: dict[str, deque[tuple[str, int, str]]] = {}
+        self._unasked: deque[tuple[int, str]] = deque()  # recorded without their request
+        self.responses = 0
+        """Responses the recording holds."""
+        kind = pl.col("kind")
+        for part in recording.columns(["kind", "stream", "code", "data"]):
+            for url, code, body in part.filter(kind == "rest").select(
+                    "stream", "code", "data").iter_rows():
+                answer = (200 if code is None else int(code), body or "")
+                self.responses += 1
+                if url is None:
+                    self._unasked.append(answer)
+                    continue
+                target = request_target(url)
+                self._by_target.setdefault(target, deque()).append(answer)
+                self._by_path.setdefault(urlsplit(target).path, deque()).append(
+                    (target, *answer))
+        self.requests: list[str] = []
+        """Every request target received, in order."""
+        self._server: Server | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the running server."""
+        ws_url = listening_url(self._server, self.host, "the REST server is not running")
+        return "http" + ws_url.removeprefix("ws")
+
+    async def start(self) -> None:
+        """Start listening."""
+        if self._server is None:
+            self._server = await serve(self._refuse, self.host, 0,
+                                       process_request=self._answer)
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+
+    def _answer(self, connection: ServerConnection, request: Request) -> Response:
+        self.requests.append(request.path)
+        found = self._take(request.path)
+        if found is None:
+            response = connection.respond(
+                HTTPStatus.NOT_FOUND, '{"msg":"the recording holds no more responses to '
+                                      'this request"}')
+        else:
+            response = connection.respond(*found)
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+    def _take(self, target: str) -> tuple[int, str] | None:
+        """The next recorded response to ``target`` (to its path, to no request), used up."""
+        same = self._by_target.get(target)
+        if same:
+            answer = same.popleft()
+            path = self._by_path[urlsplit(target).path]
+            path.remove((target, *answer))
+            return answer
+        by_path = self._by_path.get(urlsplit(target).path)
+        if not by_path:
+            return self._unasked.popleft() if self._unasked else None
+        other, status, body = by_path.popleft()
+        self._by_target[other].remove((status, body))
+        return status, body
+
+    @staticmethod
+    async def _refuse(connection: ServerConnection) -> None:
+        """Never reached: every request is answered before any upgrade."""
+        await connection.close()
