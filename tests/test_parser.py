@@ -73,6 +73,9 @@ def test_every_outcome_is_counted_and_rejects_are_kept() -> None:
         "invalid_utf8", "invalid_json", "unknown_type", "unknown_type", "schema_error",
         "handler_error",
     ]
+    unknown, shapeless = parser.rejects[2], parser.rejects[3]
+    assert unknown.detail == "no model registered for type 'mystery'"
+    assert shapeless.detail.startswith("the spec's type_of finds no type in it")  # "[1,2]"
     schema, key = parser.rejects[4], parser.rejects[5]
     assert schema.raw.startswith('{"type":"trade"') and "id" in schema.detail
     assert schema.channel == "trade"

@@ -564,8 +564,11 @@ class MessageParser:
             if isinstance(type_name, str) and type_name in self._errors:
                 self.counts[EXCHANGE_ERROR] += 1
                 return _outcome(ParseOutcome, (EXCHANGE_ERROR, type_name, decoded))
-            return self._reject(UNKNOWN_TYPE, raw,
-                                f"no model registered for type {type_name!r}", now_ns=now_ns)
+            detail = (f"no model registered for type {type_name!r}" if type_name is not None
+                      else "the spec's type_of finds no type in it: a message of another "
+                           "shape than this feed's (a bare payload where it sends them "
+                           "wrapped, say)")
+            return self._reject(UNKNOWN_TYPE, raw, detail, now_ns=now_ns)
         # Routed: the type name is a channel from here on.
         try:
             message = route.validate(decoded)
