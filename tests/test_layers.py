@@ -24,7 +24,7 @@ FLOORS = [
                "book", "layout"}),
     ("description", {"spec", "exchanges"}),
     ("core", {"pipeline", "_columnar"}),
-    ("I/O", {"_client", "connection", "recording", "snapshots"}),
+    ("I/O", {"_client", "connection", "recording", "snapshots", "_replay_rest"}),
     ("composition", {"feed", "replay"}),
     ("tools", {"quality", "export", "widgets", "console", "importers", "_split",
                "_session_times", "book_times", "_coverage", "grid", "outages"}),
