@@ -360,6 +360,9 @@ def test_reports_html_file_is_checked_before_the_work_and_its_folder_made(
         assert err.startswith(f"wsresearch report: error: --html {html}") and said in err
         assert err.count("\n") == 1
     made = tmp_path / "new" / "folder" / "r.html"
+    code, _, err = run_here(capsys, "report", str(tmp_path / "typo"), "--html", str(made))
+    assert code == 1 and "typo is not a recording: it does not exist" in err
+    assert not (tmp_path / "new").exists()  # nothing made for a recording that is not there
     code, out, err = run_here(capsys, "report", str(DATA), "--html", str(made))
     assert code == 0 and made.read_text().startswith("<!doctype html>")
 

@@ -12,6 +12,7 @@ request with an HTTP response, so no other server library is needed.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from http import HTTPStatus
 from typing import TYPE_CHECKING
@@ -57,13 +58,24 @@ class RecordedRest:
 
     def __init__(self, recording: Recording, host: str = "127.0.0.1") -> None:
         self.host = host
+        self._recording = recording
+        self._loaded = False
         self._by_target: dict[str, deque[tuple[int, str]]] = {}
         self._by_path: dict[str, deque[tuple[str, int, str]]] = {}
         self._unasked: deque[tuple[int, str]] = deque()  # recorded without their request
         self.responses = 0
-        """Responses the recording holds."""
+        """Responses the recording holds (known once started)."""
+        self.requests: list[str] = []
+        """Every request target received, in order."""
+        self._server: Server | None = None
+
+    def _load(self) -> None:
+        """Index the recorded responses: the kinds read first, the bodies only if any."""
         kind = pl.col("kind")
-        for part in recording.columns(["kind", "stream", "code", "data"]):
+        if not any(part.filter(kind == "rest").height
+                   for part in self._recording.columns(["kind"])):
+            return
+        for part in self._recording.columns(["kind", "stream", "code", "data"]):
             for url, code, body in part.filter(kind == "rest").select(
                     "stream", "code", "data").iter_rows():
                 answer = (200 if code is None else int(code), body or "")
@@ -75,9 +87,6 @@ class RecordedRest:
                 self._by_target.setdefault(target, deque()).append(answer)
                 self._by_path.setdefault(urlsplit(target).path, deque()).append(
                     (target, *answer))
-        self.requests: list[str] = []
-        """Every request target received, in order."""
-        self._server: Server | None = None
 
     @property
     def url(self) -> str:
@@ -86,8 +95,11 @@ class RecordedRest:
         return "http" + ws_url.removeprefix("ws")
 
     async def start(self) -> None:
-        """Start listening."""
+        """Read the recorded responses (off the event loop, once), then start listening."""
         if self._server is None:
+            if not self._loaded:
+                await asyncio.to_thread(self._load)
+                self._loaded = True
             self._server = await serve(self._refuse, self.host, 0,
                                        process_request=self._answer)
 

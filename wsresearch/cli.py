@@ -807,7 +807,8 @@ def _recorded_symbols(args: argparse.Namespace, recording: Recording) -> list[st
 async def _report(args: argparse.Namespace, console: Console) -> int:
     if len(args.dirs) == 1:  # one recording: with its progress bar, straight to the console
         folder = args.dirs[0]
-        if args.html is not None:  # refused before the work, not after it
+        if args.html is not None:  # refused before the work, not after it, and made
+            await asyncio.to_thread(read_manifest, Path(folder))  # for a recording only
             await asyncio.to_thread(_html_file, args.html)
         await _in_thread(console, f"analysing {escape(str(folder))}", functools.partial(
             _print_report, console, folder, args.chunk_events, args.html))

@@ -304,6 +304,9 @@ class Feed:
         self._fetcher: SnapshotFetcher | None = None
         self._marks_queued = 0  # REST responses and closes in the queue
         self._marks_dropped = 0  # of them, dropped by the queue as its oldest (and applied)
+        # The last close while its marker waits in the queue: a new connection that opens
+        # first applies it (the messages before it are old by then, never applied).
+        self._closing: tuple[int, str, int, int] | None = None
         self._rng = rng or random.Random()
         self._resyncs: dict[str, int] = {}  # symbol: resubscriptions since it was last valid
         self._resyncing: dict[str, asyncio.Task[None]] = {}
@@ -391,6 +394,7 @@ class Feed:
         if self.queue.closed:  # started again after stop(): rows and counters carry on
             self._dropped_before += self.queue.dropped - self._marks_dropped
             self._marks_queued = self._marks_dropped = 0  # the old queue's went with it
+            self._closing = None
             self.queue = self._new_queue()
         self.health.reset()
         self.health.start()
@@ -900,6 +904,9 @@ class Feed:
         # Registered first, and a plain function, so this runs before the new
         # socket's reader has delivered anything: no new message is judged old.
         generation = self.manager.generation
+        closing, self._closing = self._closing, None
+        if closing is not None:  # its close still queued behind old messages: they are
+            self.pipeline.closed(*closing)  # old now, so the books close before they open
         self.pipeline.open_generation(generation)
         self._connected_ns = self._mono_ns()
         # Where it connected: after a redirect, not the spec's URL.
@@ -949,6 +956,7 @@ class Feed:
         self.pipeline.emit(Closed(close.generation, close.code, close.reason,
                                   close.category.name, close.initiator, mono, wall))
         if self.pipeline.books is not None:  # the books go invalid after what came before
+            self._closing = (close.generation, close.reason, mono, wall)
             self._put_mark(_Closed(close.reason), close.generation, mono, wall)
 
     def _put_mark(self, mark: _RestResponse | _Closed, generation: int, mono: int,
@@ -964,10 +972,13 @@ class Feed:
         """Hand a queued REST response or close to the pipeline."""
         self._marks_queued -= 1
         mark: object = item[0]
+        pipeline = self.pipeline
         if isinstance(mark, _Closed):
-            self.pipeline.closed(item[1], mark.reason, item[2], item[3])
-        elif isinstance(mark, _RestResponse) and mark.status == 200:
-            self.pipeline.rest(mark.url, mark.body, item[2], item[3])
+            self._closing = None
+            pipeline.closed(item[1], mark.reason, item[2], item[3])
+        elif (isinstance(mark, _RestResponse) and mark.status == 200
+              and item[1] == pipeline.generation):  # not one of a connection gone since
+            pipeline.rest(mark.url, mark.body, item[2], item[3])
 
     def _on_sent(self, text: str, generation: int) -> None:
         self.pipeline.emit(Sent(generation, text))

@@ -771,13 +771,14 @@ class _Driver:
         # channel kept out by a message (a sibling's), those after it, once the replay has
         # processed it.
         messages, decoded = chunk.messages, chunk.decoded
-        opens = sorted(row[0] for row in other_rows if row[4] == "open")
-        # A REST snapshot changes the books among the messages, and so does a close (they
-        # go invalid): book channels, whose rows reach the books only as they are
-        # committed, are not taken where one comes.
+        # A close that makes the books invalid ends a take as an opening does: what was
+        # taken is committed before it, and the books close after every message before it.
         closes_books = pipeline.books is not None
-        rests = sorted(row[0] for row in other_rows if row[4] == "rest" or (
+        opens = sorted(row[0] for row in other_rows if row[4] == "open" or (
             closes_books and row[4] == "close" and not ends_session(row[8])))
+        # A REST snapshot changes the books among the messages: book channels, whose rows
+        # reach the books only as they are committed, are not taken where one comes.
+        rests = sorted(row[0] for row in other_rows if row[4] == "rest")
         taken: dict[str, Taken] = {}
         singles = list(range(len(items)))  # the messages taken one by one, ascending
         # The first message of each take to come, ascending: the messages taken one by one
@@ -789,8 +790,9 @@ class _Driver:
         def take_from(start: int, position: int, only: set[str] | None = None) -> None:
             """Take what can be from message ``start`` on, the replay being at event ``position``.
 
-            Up to the next connection's opening; book channels only where no REST
-            response comes before it, at or after event ``position``.
+            Up to the next connection's opening (or a close that makes the books
+            invalid); book channels only where no REST response comes before it, at or
+            after event ``position``.
             """
             nonlocal taken, singles
             assert self.columnar is not None  # only a columnar replay takes
@@ -860,9 +862,12 @@ class _Driver:
                     if self.columnar:  # the book channels, from the books it left
                         take_from(end, what[0] + 1, set(self.columnar.book_channels))
                 elif kind == "close" and closes_books and not ends_session(reason):
+                    for channel in taken.values():  # all of them due: none is past here
+                        channel.commit()
+                    taken, singles = {}, list(range(len(items)))
                     pipeline.closed(generation, reason or "", mono, wall)
-                    if self.columnar:  # the book channels, from the books it left
-                        take_from(end, what[0] + 1, set(self.columnar.book_channels))
+                    if self.columnar:  # what comes before the next opening, if anything
+                        take_from(end, what[0] + 1)
         for channel in taken.values():
             channel.commit()
         self.offset += events.height
@@ -1178,10 +1183,14 @@ class ReplayServer:
         """Listen on ``host:port`` (for notebooks; ``async with`` does the same)."""
         if self._server is None:
             await self._rest.start()
-            self._server = await serve(
-                self._serve, self.host, self.port, ping_interval=None, close_timeout=1,
-                max_size=None, compression=None,
-            )
+            try:
+                self._server = await serve(
+                    self._serve, self.host, self.port, ping_interval=None, close_timeout=1,
+                    max_size=None, compression=None,
+                )
+            except BaseException:  # a port taken, say: the REST port is not left open
+                await self._rest.stop()
+                raise
 
     async def stop(self) -> None:
         """Close every connection and stop listening."""
