@@ -18,7 +18,7 @@ PACKAGE = Path(wsresearch.__file__).parent
 FLOORS = [
     ("base", {"clock", "errors", "redaction", "dedupe", "notebook", "_callbacks", "_files",
               "_limits", "_ports", "_staging", "_catalog", "_text", "_spill", "_levels",
-              "_sweep", "_warn", "_allocator", "_collector", "_rows", "_wall_clock"}),
+              "_sweep", "_warn", "_allocator", "_collector", "_rows", "_wall_clock", "_http"}),
     ("settings and rules", {"config", "backoff", "policy", "sequence"}),
     ("parts", {"events", "parser", "health", "frames", "queue", "normalize", "exactness",
                "book", "layout"}),

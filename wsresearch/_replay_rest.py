@@ -6,8 +6,7 @@ was recorded with the stream, not a fresh one from the exchange, which would not
 recorded updates (and would leave the machine). :class:`RecordedRest` answers each
 request with the next recorded response to the same request, with its recorded status.
 
-It is a ``websockets`` server that never upgrades: ``process_request`` answers every
-request with an HTTP response, so no other server library is needed.
+It is an :class:`~wsresearch._http.HttpServer`: no server library beside ``websockets``.
 """
 
 from __future__ import annotations
@@ -19,10 +18,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import polars as pl
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from ._ports import listening_url
+from ._http import HttpServer, json_response
 
 if TYPE_CHECKING:
     from .recording import Recording
@@ -40,7 +39,7 @@ def request_target(url: str) -> str:
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
-class RecordedRest:
+class RecordedRest(HttpServer):
     """Answer requests with a recording's REST responses, each once, in recorded order.
 
     A request gets the next recorded response whose request had the same path and query;
@@ -57,7 +56,7 @@ class RecordedRest:
     """
 
     def __init__(self, recording: Recording, host: str = "127.0.0.1") -> None:
-        self.host = host
+        super().__init__(host)
         self._recording = recording
         self._loaded = False
         self._by_target: dict[str, deque[tuple[int, str]]] = {}
@@ -67,7 +66,6 @@ class RecordedRest:
         """Responses the recording holds (known once started)."""
         self.requests: list[str] = []
         """Every request target received, in order."""
-        self._server: Server | None = None
 
     def _load(self) -> None:
         """Index the recorded responses: the kinds read first, the bodies only if any."""
@@ -88,39 +86,20 @@ class RecordedRest:
                 self._by_path.setdefault(urlsplit(target).path, deque()).append(
                     (target, *answer))
 
-    @property
-    def url(self) -> str:
-        """``http://host:port`` of the running server."""
-        ws_url = listening_url(self._server, self.host, "the REST server is not running")
-        return "http" + ws_url.removeprefix("ws")
+    async def prepare(self) -> None:
+        """Read the recorded responses, off the event loop, once."""
+        if not self._loaded:
+            await asyncio.to_thread(self._load)
+            self._loaded = True
 
-    async def start(self) -> None:
-        """Read the recorded responses (off the event loop, once), then start listening."""
-        if self._server is None:
-            if not self._loaded:
-                await asyncio.to_thread(self._load)
-                self._loaded = True
-            self._server = await serve(self._refuse, self.host, 0,
-                                       process_request=self._answer)
-
-    async def stop(self) -> None:
-        """Stop listening."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-            await server.wait_closed()
-
-    def _answer(self, connection: ServerConnection, request: Request) -> Response:
+    def answer(self, connection: ServerConnection, request: Request) -> Response:
+        """The next recorded response to ``request``, or a 404 saying there is none."""
         self.requests.append(request.path)
         found = self._take(request.path)
         if found is None:
-            response = connection.respond(
-                HTTPStatus.NOT_FOUND, '{"msg":"the recording holds no more responses to '
-                                      'this request"}')
-        else:
-            response = connection.respond(*found)
-        response.headers["Content-Type"] = "application/json"
-        return response
+            return json_response(connection, HTTPStatus.NOT_FOUND, '{"msg":"the recording '
+                                 'holds no more responses to this request"}')
+        return json_response(connection, *found)
 
     def _take(self, target: str) -> tuple[int, str] | None:
         """The next recorded response to ``target`` (to its path, to no request), used up."""
@@ -136,8 +115,3 @@ class RecordedRest:
         other, status, body = by_path.popleft()
         self._by_target[other].remove((status, body))
         return status, body
-
-    @staticmethod
-    async def _refuse(connection: ServerConnection) -> None:
-        """Never reached: every request is answered before any upgrade."""
-        await connection.close()

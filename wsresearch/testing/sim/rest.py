@@ -6,8 +6,8 @@ snapshot agrees with the updates before and after it, and misbehaves on request
 (:class:`SnapshotFault`): an error status (429 and 418 as Binance rate-limits, or 5xx), a
 slow answer, or a stale snapshot (an update id older than the stream's).
 
-It is a ``websockets`` server that never upgrades: ``process_request`` answers every
-request with an HTTP response, so the simulator needs no other server library.
+It is an :class:`~wsresearch._http.HttpServer`: the simulator needs no server library
+beside ``websockets``.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from ..._ports import listening_url
+from ..._http import HttpServer, json_response
 
 if TYPE_CHECKING:
     from .dialects import Dialect
@@ -53,7 +53,7 @@ class SnapshotFault:
     times: int = 1
 
 
-class RestServer:
+class RestServer(HttpServer):
     """Book snapshots over HTTP for one simulator (see the module docs).
 
     Parameters
@@ -67,32 +67,12 @@ class RestServer:
     """
 
     def __init__(self, dialect: Dialect, market: Market, host: str = "127.0.0.1") -> None:
+        super().__init__(host)
         self._dialect = dialect
         self._market = market
-        self.host = host
-        self._server: Server | None = None
         self._faults: list[SnapshotFault] = []
         self.requests: list[str] = []
         """Every request target (path and query) received, in order."""
-
-    @property
-    def url(self) -> str:
-        """``http://host:port`` of the running server."""
-        ws_url = listening_url(self._server, self.host, "the REST server is not running")
-        return "http" + ws_url.removeprefix("ws")
-
-    async def start(self) -> None:
-        """Start listening."""
-        if self._server is None:
-            self._server = await serve(self._refuse, self.host, 0,
-                                       process_request=self._answer)
-
-    async def stop(self) -> None:
-        """Stop listening."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-            await server.wait_closed()
 
     def fault(self, fault: SnapshotFault) -> None:
         """Make the next ``fault.times`` snapshot requests misbehave as ``fault`` says."""
@@ -104,7 +84,8 @@ class RestServer:
                              f"{fault.status}")
         self._faults.append(fault)
 
-    async def _answer(self, connection: ServerConnection, request: Request) -> Response:
+    async def answer(self, connection: ServerConnection, request: Request) -> Response:
+        """A snapshot of the market, or the fault asked for."""
         self.requests.append(request.path)
         parts = urlsplit(request.path)
         query = {key: values[0] for key, values in parse_qs(parts.query).items()}
@@ -128,13 +109,6 @@ class RestServer:
             self._faults.pop(0)
         return fault
 
-    @staticmethod
-    async def _refuse(connection: ServerConnection) -> None:
-        """Never reached: every request is answered before any upgrade."""
-        await connection.close()
-
 
 def _json(connection: ServerConnection, status: int, body: Any) -> Response:
-    response = connection.respond(status, json.dumps(body, separators=(",", ":")))
-    response.headers["Content-Type"] = "application/json"
-    return response
+    return json_response(connection, status, json.dumps(body, separators=(",", ":")))
