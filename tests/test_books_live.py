@@ -307,9 +307,9 @@ async def test_after_a_reconnect_every_book_waits_for_the_new_connections_snapsh
             await sim.disconnect()
             await until(lambda: feed.generation == 2 and bool(feed.books["valid"].all())
                         and len(changes) == 4, "both books valid on the new connection")
-            # Invalid at the close, on the old connection (the queue hands the close over
-            # on the loop's next step; the reconnect waits its backoff first), valid again
-            # on the new connection's snapshot.
+            # Invalid at the close, on the old connection (through the queue, or at the
+            # new connection's opening where the queue had not reached it yet), valid
+            # again on the new connection's snapshot.
             assert [(c.generation, c.valid, c.reason) for c in changes] == [
                 (1, False, DISCONNECTED)] * 2 + [(2, True, "")] * 2
             # No resubscription: the new connection's own subscription brought the snapshots.

@@ -8,7 +8,6 @@ responses played again) with no other server library.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -21,6 +20,8 @@ __all__ = ["HttpServer", "json_response"]
 class HttpServer(ABC):
     """An HTTP server on a free loopback port: :meth:`answer` makes each response.
 
+    :attr:`requests` lists what was asked, in order.
+
     Parameters
     ----------
     host
@@ -30,6 +31,8 @@ class HttpServer(ABC):
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self._server: Server | None = None
+        self.requests: list[str] = []
+        """Every request target (path and query) received, in order."""
 
     @property
     def url(self) -> str:
@@ -41,7 +44,7 @@ class HttpServer(ABC):
         """Start listening (once :meth:`prepare` is done)."""
         if self._server is None:
             await self.prepare()
-            self._server = await serve(_refuse, self.host, 0, process_request=self.answer)
+            self._server = await serve(_refuse, self.host, 0, process_request=self._respond)
 
     async def stop(self) -> None:
         """Stop listening."""
@@ -53,9 +56,12 @@ class HttpServer(ABC):
     async def prepare(self) -> None:  # noqa: B027  (a hook: most servers need nothing)
         """What to do before the first start: nothing unless a server says otherwise."""
 
+    async def _respond(self, connection: ServerConnection, request: Request) -> Response:
+        self.requests.append(request.path)
+        return await self.answer(connection, request)
+
     @abstractmethod
-    def answer(self, connection: ServerConnection,
-               request: Request) -> Response | Awaitable[Response]:
+    async def answer(self, connection: ServerConnection, request: Request) -> Response:
         """The response to ``request``."""
 
 

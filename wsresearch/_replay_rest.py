@@ -12,7 +12,6 @@ It is an :class:`~wsresearch._http.HttpServer`: no server library beside ``webso
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -59,32 +58,21 @@ class RecordedRest(HttpServer):
         super().__init__(host)
         self._recording = recording
         self._loaded = False
-        self._by_target: dict[str, deque[tuple[int, str]]] = {}
-        self._by_path: dict[str, deque[tuple[str, int, str]]] = {}
-        self._unasked: deque[tuple[int, str]] = deque()  # recorded without their request
-        self.responses = 0
-        """Responses the recording holds (known once started)."""
-        self.requests: list[str] = []
-        """Every request target received, in order."""
+        # The responses not served yet, in recorded order: (request target or None, status,
+        # body). A recording holds a few (a snapshot a book sync), so a request scans them.
+        self._left: list[tuple[str | None, int, str]] = []
 
     def _load(self) -> None:
-        """Index the recorded responses: the kinds read first, the bodies only if any."""
+        """Read the recorded responses: the kinds first, the bodies only if there are any."""
         kind = pl.col("kind")
         if not any(part.filter(kind == "rest").height
                    for part in self._recording.columns(["kind"])):
             return
         for part in self._recording.columns(["kind", "stream", "code", "data"]):
-            for url, code, body in part.filter(kind == "rest").select(
-                    "stream", "code", "data").iter_rows():
-                answer = (200 if code is None else int(code), body or "")
-                self.responses += 1
-                if url is None:
-                    self._unasked.append(answer)
-                    continue
-                target = request_target(url)
-                self._by_target.setdefault(target, deque()).append(answer)
-                self._by_path.setdefault(urlsplit(target).path, deque()).append(
-                    (target, *answer))
+            self._left += [(None if url is None else request_target(url),
+                            200 if code is None else int(code), body or "")
+                           for url, code, body in part.filter(kind == "rest").select(
+                               "stream", "code", "data").iter_rows()]
 
     async def prepare(self) -> None:
         """Read the recorded responses, off the event loop, once."""
@@ -92,9 +80,8 @@ class RecordedRest(HttpServer):
             await asyncio.to_thread(self._load)
             self._loaded = True
 
-    def answer(self, connection: ServerConnection, request: Request) -> Response:
+    async def answer(self, connection: ServerConnection, request: Request) -> Response:
         """The next recorded response to ``request``, or a 404 saying there is none."""
-        self.requests.append(request.path)
         found = self._take(request.path)
         if found is None:
             return json_response(connection, HTTPStatus.NOT_FOUND, '{"msg":"the recording '
@@ -103,15 +90,12 @@ class RecordedRest(HttpServer):
 
     def _take(self, target: str) -> tuple[int, str] | None:
         """The next recorded response to ``target`` (to its path, to no request), used up."""
-        same = self._by_target.get(target)
-        if same:
-            answer = same.popleft()
-            path = self._by_path[urlsplit(target).path]
-            path.remove((target, *answer))
-            return answer
-        by_path = self._by_path.get(urlsplit(target).path)
-        if not by_path:
-            return self._unasked.popleft() if self._unasked else None
-        other, status, body = by_path.popleft()
-        self._by_target[other].remove((status, body))
-        return status, body
+        path = urlsplit(target).path
+        for fits in (lambda asked: asked == target,
+                     lambda asked: asked is not None and urlsplit(asked).path == path,
+                     lambda asked: asked is None):
+            for index, (asked, status, body) in enumerate(self._left):
+                if fits(asked):
+                    del self._left[index]
+                    return status, body
+        return None

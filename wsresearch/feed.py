@@ -102,6 +102,10 @@ class _Closed:
     reason: str
 
 
+_MARKS = (_RestResponse, _Closed)
+"""What the feed queues beside messages, to reach the books in receive order."""
+
+
 @dataclass(frozen=True)
 class FeedStats:
     """A snapshot of every stage's counters.
@@ -814,7 +818,7 @@ class Feed:
         else:
             start = 0
             for index, item in enumerate(batch):
-                if isinstance(item[0], _RestResponse | _Closed):
+                if isinstance(item[0], _MARKS):
                     if start < index:
                         process(batch[start:index])
                     start = index + 1
@@ -984,7 +988,7 @@ class Feed:
         self.pipeline.emit(Sent(generation, text))
 
     def _on_dropped(self, item: Received) -> None:
-        if isinstance(item[0], _RestResponse | _Closed):  # the oldest: all before it are gone
+        if isinstance(item[0], _MARKS):  # the oldest: all before it are gone
             self._marks_dropped += 1
             self._apply_mark(item)
             return

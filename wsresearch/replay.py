@@ -774,8 +774,13 @@ class _Driver:
         # A close that makes the books invalid ends a take as an opening does: what was
         # taken is committed before it, and the books close after every message before it.
         closes_books = pipeline.books is not None
-        opens = sorted(row[0] for row in other_rows if row[4] == "open" or (
-            closes_books and row[4] == "close" and not ends_session(row[8])))
+
+        def cuts(kind: str, reason: str | None) -> bool:
+            """Whether an event of this kind (and close reason) ends the takes before it."""
+            return kind == "open" or (closes_books and kind == "close"
+                                      and not ends_session(reason))
+
+        opens = sorted(row[0] for row in other_rows if cuts(row[4], row[8]))
         # A REST snapshot changes the books among the messages: book channels, whose rows
         # reach the books only as they are committed, are not taken where one comes.
         rests = sorted(row[0] for row in other_rows if row[4] == "rest")
@@ -849,25 +854,21 @@ class _Driver:
                 _, generation, mono, wall, kind, url, body, status, reason = what
                 now = clock.monotonic_ns()
                 clock.set(mono if mono > now else now, wall)
-                if kind == "open":
-                    self.generations += 1
+                if cuts(kind, reason):  # an opening, or a close that breaks the books
                     for channel in taken.values():  # all of them due: none is past here
                         channel.commit()
                     taken, singles = {}, list(range(len(items)))
-                    pipeline.open_generation(generation)
+                    if kind == "open":
+                        self.generations += 1
+                        pipeline.open_generation(generation)
+                    else:
+                        pipeline.closed(generation, reason or "", mono, wall)
                     if self.columnar:
                         take_from(end, what[0] + 1)
                 elif kind == "rest" and status in (None, 200):  # a book snapshot
                     pipeline.rest(url, body or "", mono, wall)
                     if self.columnar:  # the book channels, from the books it left
                         take_from(end, what[0] + 1, set(self.columnar.book_channels))
-                elif kind == "close" and closes_books and not ends_session(reason):
-                    for channel in taken.values():  # all of them due: none is past here
-                        channel.commit()
-                    taken, singles = {}, list(range(len(items)))
-                    pipeline.closed(generation, reason or "", mono, wall)
-                    if self.columnar:  # what comes before the next opening, if anything
-                        take_from(end, what[0] + 1)
         for channel in taken.values():
             channel.commit()
         self.offset += events.height

@@ -605,16 +605,16 @@ class Recording:
         for part in self.columns(["kind", "mono_ns", "generation", "code", "wall_ns"]):
             if part.height == 0:
                 continue
-            count, low, high, seq = part.select((pl.col("kind") == "frame").sum(),
-                                                pl.col("mono_ns").min().alias("low"),
-                                                pl.col("mono_ns").max().alias("high"),
-                                                pl.col("seq").min()).row(0)
+            count, low, high, seq, wall = part.select(
+                (pl.col("kind") == "frame").sum(), pl.col("mono_ns").min().alias("low"),
+                pl.col("mono_ns").max().alias("high"), pl.col("seq").min(),
+                pl.col("wall_ns").get(pl.col("seq").arg_min())).row(0)
             messages += count
             times += [low, high]
             generations.update(part["generation"].unique().to_list())
             closes += part.filter(pl.col("kind") == "close").select("seq", "code").rows()
             if first is None or seq < first[0]:
-                first = (seq, int(part.filter(pl.col("seq") == seq)["wall_ns"][0]))
+                first = (seq, wall)
         if not times:
             return 0, None, None, 0, [], None
         return (messages, min(times), max(times), len(generations),

@@ -71,8 +71,6 @@ class RestServer(HttpServer):
         self._dialect = dialect
         self._market = market
         self._faults: list[SnapshotFault] = []
-        self.requests: list[str] = []
-        """Every request target (path and query) received, in order."""
 
     def fault(self, fault: SnapshotFault) -> None:
         """Make the next ``fault.times`` snapshot requests misbehave as ``fault`` says."""
@@ -86,7 +84,6 @@ class RestServer(HttpServer):
 
     async def answer(self, connection: ServerConnection, request: Request) -> Response:
         """A snapshot of the market, or the fault asked for."""
-        self.requests.append(request.path)
         parts = urlsplit(request.path)
         query = {key: values[0] for key, values in parse_qs(parts.query).items()}
         fault = self._take_fault()
