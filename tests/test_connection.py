@@ -27,6 +27,7 @@ from wsresearch import (
     WebSocketError,
 )
 from wsresearch.lowlevel import CloseInfo, ConnectionState, WebSocketManager, classify_close_code
+from wsresearch.policy import ends_session
 
 from .conftest import FAST, eventually, loopback_server, other_tasks
 
@@ -682,6 +683,10 @@ async def test_disconnect_drops_a_peer_that_never_answers_the_close() -> None:
         server_side[0].transport.abort()
     last = ws.last_close
     assert last is not None and last.initiator == "client"  # our close frame, never answered
+    # Still the end of the session, which this side made: a recording's books stay valid
+    # at its end and its report counts no downtime after it (policy.ends_session).
+    assert (last.code, last.reason) == (1006, "client disconnect: the peer did not answer the close")
+    assert ends_session(last.reason)
 
 
 @pytest.mark.parametrize("runs", [False, True], ids=["one by one", "runs"])

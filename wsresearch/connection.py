@@ -732,6 +732,11 @@ class WebSocketManager:
             # We failed the connection (a protocol error such as an invalid close
             # code, bad UTF-8, a message over max_message_size): say so, not 1006.
             return int(sent.code), sent.reason, "client"
+        if self._user_closed and rcvd is None and sent is not None:
+            # disconnect()'s close frame went unanswered (a peer that no longer reads, a
+            # network gone): the handshake is abnormal, but it is still this side that
+            # ended the session, and the reason says so (policy.ends_session).
+            return _ABNORMAL, f"{END_OF_SESSION}: the peer did not answer the close", "client"
         code = ws.close_code  # websockets' CloseCode enum, or None
         if rcvd is not None and protocol.close_rcvd_then_sent is not False:
             initiator: CloseInitiator = "server"  # the peer's close frame came first
