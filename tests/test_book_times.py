@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +107,13 @@ def test_a_time_past_the_end_gives_the_books_the_replay_ends_with() -> None:
                                          r"\(2021-04-17 16:49:\d\d\.\d{3} UTC\): the books "
                                          r"as it ended are given"):
         found = books_at(KRAKEN, [dt.datetime(2030, 1, 1)], depth=None)
-    with pytest.warns(UserWarning, match="^the time is after the recording's last event"):
+    with pytest.warns(UserWarning, match=r"^the time is after the recording's last event .*"
+                                         r"given \(a naive datetime is UTC\)$"):
         whole = book_at(KRAKEN, dt.datetime(2030, 1, 1), found["symbol"][0])
+    # A time in a zone is what it says: nothing is added of how it was read.
+    with pytest.warns(UserWarning, match="^2 of the 2 times are after .* are given$"):
+        books_at(KRAKEN, pl.Series([dt.datetime(2030, 1, 1), dt.datetime(2030, 1, 2)],
+                                   dtype=pl.Datetime("us", "UTC")), depth=1)
     assert whole.side("bid", 3) == [(level["price"], level["amount"])
                                     for level in found["bids"][0][:3]]
     result = replay(KRAKEN)
@@ -392,11 +398,17 @@ def test_a_time_taken_as_a_series_keeps_its_nanoseconds_a_python_datetime_does_n
     assert cut["asks"][0][0]["price"] == 354.37  # the one before it
 
 
-@pytest.mark.parametrize("time", [1_723_161_300, dt.datetime(2024, 8, 8, 20)])
-def test_one_book_asked_before_the_recording_says_so(time: object) -> None:
+@pytest.mark.parametrize(("time", "hint"), [
+    (1_723_161_300, "; an int is ns since the epoch"),
+    (dt.datetime(2024, 8, 8, 20), "; a naive datetime is UTC"),
+    (dt.date(2024, 8, 8), "; a date is its midnight UTC"),
+    (dt.datetime(2024, 8, 8, 20, tzinfo=dt.UTC), ""),
+])
+def test_one_book_asked_before_the_recording_says_so(time: object, hint: str) -> None:
     # Seconds read as ns (1970), or an hour before the capture began: the error says why
-    # there is no book, not only that there is none.
+    # there is no book, not only that there is none, and how the time given was read
+    # (nothing to say of one in a zone).
     with pytest.raises(ValueError, match=r"^no book of 'BTCUSDT' by .*: that is before the "
-                                         r"recording's first event \(2024-08-08 .*\); an int "
-                                         r"is ns since the epoch; a naive datetime is UTC$"):
+                                         r"recording's first event \(2024-08-08 .*\)"
+                                         + re.escape(hint) + "$"):
         book_at(SPOT, time, "BTCUSDT")  # type: ignore[arg-type]

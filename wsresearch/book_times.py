@@ -116,7 +116,7 @@ def books_at(
     check_chunk_events(chunk_events)
     if isinstance(symbols, str):
         raise ValueError(f"symbols is a list of symbols (symbols=[{symbols!r}]), not a string")
-    moments = _moments(times)
+    moments, hint = _moments(times)
     recording, spec = _with_books(recording, spec)
     if not moments:  # nothing asked: no replay
         return pl.DataFrame(schema=BOOKS_AT_SCHEMA)
@@ -128,7 +128,7 @@ def books_at(
         pipeline.books.read_at(readings)
         kept.append(pipeline)
 
-    span = _Span()
+    span = _Span(hint)
 
     def after(pipeline: Pipeline, events: pl.DataFrame) -> None:
         span.add(events)
@@ -198,10 +198,10 @@ def book_at(
     >>> book.valid, book.best_bid
     (True, (61831.99, 3.3161))
     """
-    moment = _moments([time])[0]
+    (moment,), hint = _moments([time])
     recording, spec = _with_books(recording, spec)
     kept: list[Pipeline] = []
-    span = _Span()
+    span = _Span(hint)
     cut = _until(recording.chunks(chunk_events), moment, span)
     replay_in_chunks(recording, spec, "complete", None, chunk_events, _take,
                      chunks=cut, before=kept.append)
@@ -210,15 +210,12 @@ def book_at(
     if found is None:
         if span.first is not None and moment < span.first:
             raise ValueError(f"no book of {symbol!r} by {utc_text(moment)}: that is before "
-                             f"the recording's first event ({utc_text(span.first, 3)}); "
-                             f"{_TIME_HINT}")
+                             f"the recording's first event ({utc_text(span.first, 3)})"
+                             + (f"; {hint}" if hint else ""))
         seen = [] if books is None else sorted(books.books)
         raise ValueError(f"no book of {symbol!r} by {utc_text(moment)}; books then: {seen}")
     span.tell([moment])
     return found
-
-
-_TIME_HINT = "an int is ns since the epoch; a naive datetime is UTC"
 
 
 class _Span:
@@ -229,7 +226,9 @@ class _Span:
     taken for seconds), so each is told of in a warning.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, hint: str) -> None:
+        self.hint = f" ({hint})" if hint else ""
+        """How the times asked were read, where a mistake could hide (:func:`_moments`)."""
         self.first: int | None = None
         self.last: int | None = None
 
@@ -249,11 +248,10 @@ class _Span:
         after = len(moments) - bisect.bisect_right(moments, self.last)
         if before:
             warn(f"{_times(before, len(moments))} before the recording's first event "
-                 f"({utc_text(self.first, 3)}): no book existed then ({_TIME_HINT})")
+                 f"({utc_text(self.first, 3)}): no book existed then{self.hint}")
         if after:
             warn(f"{_times(after, len(moments))} after the recording's last event "
-                 f"({utc_text(self.last, 3)}): the books as it ended are given (a naive "
-                 "datetime is UTC)")
+                 f"({utc_text(self.last, 3)}): the books as it ended are given{self.hint}")
 
 
 def _times(count: int, total: int) -> str:
@@ -285,22 +283,47 @@ def _take(pipeline: Pipeline, events: pl.DataFrame) -> None:
     pipeline.take()  # only the books are wanted
 
 
-def _moments(times: Iterable[Time] | pl.Series) -> list[int]:
-    """``times`` as ns since the epoch, sorted, each once."""
+def _moments(times: Iterable[Time] | pl.Series) -> tuple[list[int], str]:
+    """``times`` as ns since the epoch, sorted, each once; and how they were read.
+
+    The second is for messages about times outside a recording: what a mistake could
+    hide behind (``"an int is ns since the epoch; a naive datetime is UTC"``), said only
+    of the kinds of time given, and empty for times in a zone, which are what they say.
+    """
     if isinstance(times, pl.Series):
         if isinstance(times.dtype, pl.Datetime):  # naive means UTC; a zone, its instant
             series = times.dt.cast_time_unit("ns").dt.epoch("ns")
+            read = {"naive" if times.dtype.time_zone is None else "zoned"}
         elif times.dtype.is_integer():
             series = times.cast(pl.Int64)
+            read = {"int"}
         else:
             raise ValueError(f"times must be datetimes or ints (ns), got a {times.dtype} Series")
         if series.null_count():
             raise ValueError("times hold a null")
-        return sorted(set(series.to_list()))
+        return sorted(set(series.to_list())), _read_as(read)
     if isinstance(times, dt.date | int | str):
         raise ValueError(f"times is a list of times (for one: [{times!r}], or book_at), "
                          f"not {type(times).__name__}")
-    return sorted({_ns(time) for time in times})
+    given = list(times)
+    moments = sorted({_ns(time) for time in given})
+    return moments, _read_as({_kind_of_time(time) for time in given})
+
+
+_READ_AS = {"int": "an int is ns since the epoch", "naive": "a naive datetime is UTC",
+            "date": "a date is its midnight UTC"}
+
+
+def _kind_of_time(time: object) -> str:
+    """``"int"``, ``"naive"``, ``"date"`` or ``"zoned"``: what :data:`_READ_AS` tells of."""
+    if isinstance(time, dt.datetime):
+        return "zoned" if time.tzinfo else "naive"
+    return "date" if isinstance(time, dt.date) else "int"
+
+
+def _read_as(kinds: set[str]) -> str:
+    """How times of these kinds are read, in :data:`_READ_AS`'s order; "" for none."""
+    return "; ".join(text for kind, text in _READ_AS.items() if kind in kinds)
 
 
 def _ns(time: object) -> int:
