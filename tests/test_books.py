@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from wsresearch import (
@@ -129,6 +132,12 @@ def test_book_reading_and_its_errors() -> None:
     assert book.side("bid") == [(3.0, 1.0), (2.0, 1.0)]
     assert book.side("ask") == [(11.0, 2.0), (12.0, 2.0)]
     assert (book.mid, book.spread, book.crossed) == (7.0, 8.0, False)
+    # In the decimals sent, not the floats': one tick, not a tick plus noise.
+    ticked = Book("BTCUSDT")
+    ticked.set("bid", 61831.99, 1.0)
+    ticked.set("ask", 61832.0, 1.0)
+    assert 61832.0 - 61831.99 != 0.01
+    assert (ticked.spread, ticked.mid) == (0.01, 61831.995)
     book.set("bid", 11.0, 1.0)
     assert book.crossed
     book.set("bid", 11.0, 0)
@@ -695,3 +704,15 @@ def test_only_a_close_of_the_current_connection_that_does_not_end_the_session_br
     assert [(b.valid, b.reason) for b in valid] == [(False, DISCONNECTED)] * len(valid)
     assert [(list(b.bids.items()), list(b.asks.items())) for b in valid] == levels
     assert [b.stats.resyncs for b in valid] == [1] * len(valid)
+
+
+@given(st.decimals(min_value=0, max_value=10**7, places=8, allow_nan=False),
+       st.decimals(min_value=0, max_value=10**7, places=8, allow_nan=False))
+def test_spread_and_mid_are_worked_in_the_decimals_the_prices_were_sent_as(
+    bid: Decimal, ask: Decimal,
+) -> None:
+    book = Book("X")
+    book.set("bid", float(str(bid)), 1.0)
+    book.set("ask", float(str(ask)), 1.0)
+    assert book.spread == float(ask - bid)
+    assert book.mid == float((ask + bid) / 2)

@@ -25,6 +25,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from itertools import chain
 from typing import Any, Literal
 
@@ -90,6 +91,16 @@ BOOK_COLUMNS: dict[str, pl.DataType] = {
 BOOK_CHANGE_COLUMNS: dict[str, pl.DataType] = {
     "mono_ns": pl.Int64(), "symbol": pl.String(), "valid": pl.Boolean(), "reason": pl.String()}
 """The columns of :meth:`Books.transition_frame`: a row per change of a book's validity."""
+
+
+def _decimal(price: float) -> Decimal:
+    """The shortest decimal that reads back as ``price``: the text an exchange sent it as.
+
+    A price parsed from text of up to 15 significant digits (every exchange's) prints
+    back as that text, so arithmetic on these decimals is the exchange's, not the
+    float's.
+    """
+    return Decimal(repr(price))
 
 
 @dataclass(slots=True)
@@ -267,15 +278,27 @@ class Book:
 
     @property
     def mid(self) -> float | None:
-        """The mean of the best bid and ask prices; ``None`` if a side is empty."""
+        """The mean of the best bid and ask prices; ``None`` if a side is empty.
+
+        Worked in decimals, as :attr:`spread` is: ``(0.1 + 0.2) / 2`` is 0.15, not
+        0.15000000000000002.
+        """
         bid, ask = self.best_bid, self.best_ask
-        return None if bid is None or ask is None else (bid[0] + ask[0]) / 2
+        if bid is None or ask is None:
+            return None
+        return float((_decimal(bid[0]) + _decimal(ask[0])) / 2)
 
     @property
     def spread(self) -> float | None:
-        """Best ask minus best bid; ``None`` if a side is empty."""
+        """Best ask minus best bid; ``None`` if a side is empty.
+
+        Worked in the decimals the prices were sent as: a float difference of 61832.0
+        and 61831.99 is 0.010000000002037268, one tick plus noise; this is 0.01.
+        """
         bid, ask = self.best_bid, self.best_ask
-        return None if bid is None or ask is None else ask[0] - bid[0]
+        if bid is None or ask is None:
+            return None
+        return float(_decimal(ask[0]) - _decimal(bid[0]))
 
     @property
     def crossed(self) -> bool:
