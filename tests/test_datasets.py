@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import shutil
+import warnings
 from pathlib import Path
 
 import polars as pl
@@ -114,6 +115,7 @@ def test_a_kind_no_recording_holds_loads_empty_with_its_columns(dataset: Path) -
         load_normalized(dataset, "trade")
 
 
+OKX = DATA / "recordings" / "okx_cryptofeed_2022-05-13_v5_public_tickers_trades_books"
 BOOKS = [DATA / "recordings" / "binance_hftbacktest_2024-08-08_spot_btcusdt",
          DATA / "recordings" / "kraken_cryptofeed_2021-04-17_v1_book1000"]
 
@@ -161,3 +163,26 @@ def test_merging_no_kinds_is_empty_and_a_kind_twice_is_merged_once(dataset: Path
     once = merge_events(dataset, kinds=["trades"]).collect()
     assert once.height == load_normalized(dataset, "trades").collect().height > 0
     assert_frame_equal(merge_events(dataset, kinds=["trades", "trades"]).collect(), once)
+
+
+def test_a_channel_named_as_a_normalized_kind_is_told_apart_from_it(tmp_path: Path) -> None:
+    # OKX calls its trades channel "trades", the name of the normalized kind: a researcher
+    # asking load_dataset for "trades" of a dataset with Binance too gets OKX's frames only.
+    root = tmp_path / "ds"
+    export_parquet(SESSION, None, root, normalized=True)
+    export_parquet(OKX, None, root, normalized=True)
+    with pytest.warns(UserWarning, match=r"^'trades': the exchange's own channel of that name "
+                                         r"is read, its native frames; the normalized kind of "
+                                         r"every exchange is load_normalized\(path, 'trades'\)$"):
+        native = load_dataset(root, "trades").collect()
+    assert set(native["exchange"]) == {"okx"}
+    assert set(load_normalized(root, "trades").collect()["exchange"]) == {"generic", "okx"}
+    # A kind no exchange names a channel after is refused, with where it is.
+    with pytest.raises(ValueError, match=r"has no channel\(s\) \['quotes'\]; it has \[.*\]; the "
+                                         r"normalized kind of every exchange is "
+                                         r"load_normalized\(path, 'quotes'\)$"):
+        load_dataset(root, ["trade", "quotes"])
+    with warnings.catch_warnings():  # the whole dataset, or other channels: nothing to tell
+        warnings.simplefilter("error")
+        load_dataset(root)
+        load_dataset(root, "trade")

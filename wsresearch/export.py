@@ -534,6 +534,10 @@ def load_dataset(
     them are never read (partition pruning), and polars pushes other filters down
     into the Parquet scan. One channel may be given by its name alone.
 
+    Channels are what exchanges sent, under their own names; the normalized tables are
+    :func:`load_normalized`'s. Where a channel's name is also a normalized kind's (OKX's
+    ``trades``) and the dataset holds that kind, naming it here warns which is read.
+
     Raises
     ------
     FileNotFoundError
@@ -550,12 +554,26 @@ def load_dataset(
     chosen = list(channels) if channels is not None else present
     missing = sorted(set(chosen) - set(present))
     if missing:
-        raise ValueError(f"the dataset has no channel(s) {missing}; it has {present}")
+        raise ValueError(f"the dataset has no channel(s) {missing}; it has {present}"
+                         f"{_kind_hint([name for name in missing if name in KINDS])}")
     low = None if start is None else ns_since_epoch(start)
     high = None if end is None else ns_since_epoch(end)
     if low is not None and high is not None and low > high:
         raise ValueError(f"start ({start}) is after end ({end})")
+    if channels is not None:
+        both = [name for name in chosen if name in KINDS and (root / f"kind={name}").is_dir()]
+        if both:  # OKX's channel "trades" beside the normalized trades of every exchange
+            warn(f"{', '.join(map(repr, both))}: the exchange's own channel of that name is "
+                 f"read, its native frames{_kind_hint(both)}")
     return _scan(root, "channel", chosen, low, high)
+
+
+def _kind_hint(kinds: Sequence[str]) -> str:
+    """What to call for normalized kinds asked of :func:`load_dataset` as channels."""
+    if not kinds:
+        return ""
+    calls = ", ".join(f"load_normalized(path, {kind!r})" for kind in kinds)
+    return f"; the normalized kind of every exchange is {calls}"
 
 
 def load_normalized(
