@@ -139,7 +139,8 @@ class FeedStats:
         discarded unparsed (a fresh snapshot follows every reconnect). Not to be
         confused with a *stale stream*, one silent beyond its threshold.
     queue_size
-        Frames waiting now.
+        Frames waiting now, with the feed's own marks among them (a REST response, a
+        close), which may take it past ``queue_max`` while they wait.
     queue_max
         Queue capacity.
     handler_errors

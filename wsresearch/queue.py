@@ -143,7 +143,11 @@ class MessageQueue(Generic[T]):
 
     @property
     def size(self) -> int:
-        """Messages waiting (not counting those being handled)."""
+        """Items waiting (not counting those being handled).
+
+        The few items of :meth:`put_control` count too, and may take it past
+        :attr:`max_size` while they wait.
+        """
         return len(self._items)
 
     @property
