@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -15,10 +16,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from wsresearch import (
     DamagedSegmentWarning,
     Feed,
+    HeartbeatConfig,
     NothingKeptWarning,
     QueueConfig,
     Recording,
@@ -447,3 +450,37 @@ async def test_a_replay_servers_rest_answers_each_request_with_the_next_recorded
         (200, '"unasked"'),  # X's used up: the one recorded without its request
         (404, '{"msg":"the recording holds no more responses to this request"}'),
         (404, '{"msg":"the recording holds no more responses to this request"}')]
+
+
+async def test_a_paced_replay_keeps_the_silence_before_a_peer_was_dropped(tmp_path: Path) -> None:
+    # A peer that went silent and was dropped for it ("no pong"): the replay server drops
+    # the connection itself, at the close's recorded time, not at once after the last
+    # message, so a paced replay keeps the silence a health monitor would see.
+    path = tmp_path / "silent"
+    async with Simulator(rates=RATES, seed=4) as sim:
+        spec = sim.spec(connection=quick(HeartbeatConfig(interval=0.1, timeout=0.5)))
+        async with Feed(spec, record_to=path, flush_interval=0.05) as feed:
+            await eventually(lambda: feed.stats.received >= 5, what="a few frames")
+            sim.stop_pongs(30)
+            await eventually(lambda: feed.generation == 2, what="the silent peer dropped")
+    events = Recording.open(path).events().filter(generation=1)
+    close = events.filter(kind="close").row(0, named=True)
+    assert close["reason"].startswith("no pong") and close["closed_by"] == "client"
+    frames = events.filter(kind="frame")["mono_ns"]
+    silence = (close["mono_ns"] - frames.max()) / 1e9
+    played = (close["mono_ns"] - frames.min()) / 1e9
+    assert silence >= 0.5  # the heartbeat's timeout at least
+    speed = 2.0
+    async with ReplayServer(path, speed=speed) as server:
+        loop = asyncio.get_running_loop()
+        began = loop.time()  # before the server's first message: its times count from later
+        got = 0
+        async with connect(server.url) as ws:
+            await ws.send("{}")  # the recorded client spoke first: the server waits for it
+            with contextlib.suppress(ConnectionClosed):
+                async for _ in ws:
+                    got += 1
+            ended = loop.time()
+    assert got == frames.len()
+    # The close came no sooner than recorded (paced), which is after the silence.
+    assert ended - began >= played / speed

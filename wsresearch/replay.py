@@ -1015,13 +1015,15 @@ class _Session:
     close_code: int | None
     close_reason: str
     server_closed: bool
+    close_mono_ns: int | None  # when the close was recorded, to pace it as the messages are
 
 
 def _sessions(recording: Recording) -> list[_Session]:
     """Each recorded connection, from a few narrow columns: its messages are read when served."""
     seen: dict[int, dict[str, Any]] = {}
     kind, seq = pl.col("kind"), pl.col("seq")
-    for part in recording.columns(["generation", "kind", "code", "reason", "closed_by"]):
+    for part in recording.columns(["generation", "kind", "mono_ns", "code", "reason",
+                                   "closed_by"]):
         closes = part.filter(kind == "close")
         found = part.filter(pl.col("generation") > 0).group_by(
             "generation", maintain_order=True).agg(
@@ -1035,11 +1037,11 @@ def _sessions(recording: Recording) -> list[_Session]:
             for key, value in (("frame", frame), ("sent", sent)):
                 if value is not None and (now[key] is None or value < now[key]):
                     now[key] = value
-        for generation, at, code, reason, closed_by in closes.select(
-                "generation", "seq", "code", "reason", "closed_by").iter_rows():
+        for generation, at, code, reason, closed_by, mono in closes.select(
+                "generation", "seq", "code", "reason", "closed_by", "mono_ns").iter_rows():
             known = seen.get(generation)
             if known is not None and (known["close"] is None or at < known["close"][0]):
-                known["close"] = (at, code, reason, closed_by)
+                known["close"] = (at, code, reason, closed_by, mono)
     sessions = []
     for generation, now in seen.items():
         close = now["close"]
@@ -1057,6 +1059,7 @@ def _sessions(recording: Recording) -> list[_Session]:
             close_code=None if close is None else close[1],
             close_reason=(None if close is None else close[2]) or "",
             server_closed=not client_side,
+            close_mono_ns=None if close is None else close[4],
         ))
     return sessions
 
@@ -1084,11 +1087,12 @@ class ReplayServer:
 
     The n-th connection a client opens receives generation n's messages, paced as
     recorded (divided by ``speed``; ``None`` sends as fast as the client reads),
-    then is closed the way the server closed it: with the recorded code and
-    reason, or abruptly for 1006. Closes the client made (the end of the
-    session, a resync) are left to the client again, except where it dropped a peer
-    that had stopped answering (``no pong``, ``peer stopped reading``): this server
-    answers, so the connection is dropped after its last message instead. So the whole
+    then is closed the way the server closed it, at the close's recorded time (paced
+    as the messages are): with the recorded code and reason, or abruptly for 1006.
+    Closes the client made (the end of the session, a resync) are left to the client
+    again, except where it dropped a peer that had stopped answering (``no pong``,
+    ``peer stopped reading``): this server answers, so it drops the connection itself
+    when the client did, after the recorded silence. So the whole
     live stack, reconnects and ``on_connected`` hooks included, can run against a
     recording.
 
@@ -1223,18 +1227,26 @@ class ReplayServer:
                     await asyncio.wait_for(ws.recv(), 5)
             start = loop.time()
             first: int | None = None
+
+            async def until(mono: int) -> None:
+                """Wait for ``mono``'s time as recorded, from the first message's, paced."""
+                if self.speed is not None and first is not None:
+                    delay = start + (mono - first) / NS_PER_S / self.speed - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+
             reading = _messages(self.recording, session)
             # Read a chunk at a time, off the event loop: a long connection is never held.
             while (batch := await asyncio.to_thread(next, reading, None)) is not None:
                 for mono, payload in batch:
                     if first is None:
                         first = mono
-                    if self.speed is not None:
-                        delay = start + (mono - first) / NS_PER_S / self.speed - loop.time()
-                        if delay > 0:
-                            await asyncio.sleep(delay)
+                    await until(mono)
                     await ws.send(payload)
             if session.server_closed:
+                if session.close_mono_ns is not None:
+                    # As recorded: a silence before a peer was dropped, say, is kept.
+                    await until(session.close_mono_ns)
                 if session.close_code in (None, 1005, 1006, 1015):
                     ws.transport.abort()
                 else:
