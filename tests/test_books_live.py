@@ -127,6 +127,16 @@ async def test_a_gap_on_one_symbol_resyncs_only_it_through_a_failing_snapshot(
             # the broken symbol.
             after = sim.rest_requests[before:]
             assert len(after) == requests and all(broken in r for r in after)
+            # A failed request is counted, the last one told with its URL (its symbol and
+            # limit masked); a slow one that answered is no failure.
+            stats = feed.stats
+            if "status" in fault:
+                assert stats.snapshot_failures == 1
+                assert stats.last_snapshot_failure == (
+                    f"HTTP {fault['status']} ({broken} from {sim.rest_url}"
+                    "/api/v3/depth?symbol=***&limit=***)")
+            else:
+                assert (stats.snapshot_failures, stats.last_snapshot_failure) == (0, None)
             assert feed.generation == 1  # nothing reconnected
             assert not book.crossed
 

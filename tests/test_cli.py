@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.server import ServerConnection
 
-from wsresearch import Feed, Recording, Simulator
+from wsresearch import Feed, Recording, Simulator, cli
 from wsresearch.cli import demo_faults
 from wsresearch.exchanges import raw
 from wsresearch.testing import generic_frames, parse_fault
@@ -261,6 +261,50 @@ async def test_record_an_exchange_by_name_against_its_simulator(tmp_path: Path) 
     assert "bookTicker" in result.stdout and "0 rejected" in result.stdout
 
 
+async def test_record_of_books_against_a_simulator_asks_its_rest_port_for_snapshots(
+    tmp_path: Path,
+) -> None:
+    # --url points the WebSocket at the simulator; its snapshots are on a port of their
+    # own, which simulate prints and --rest-url names. Without it they went to Binance.
+    async with Simulator("binance", rates={"trade": 10.0, "ticker": 10.0, "book": 50.0}) as sim:
+        assert sim.rest_url is not None
+        done = await asyncio.to_thread(
+            run, "record", "binance:btcusdt", "--channels", "depth", "--url", sim.url,
+            "--rest-url", sim.rest_url, "--out", str(tmp_path / "rec"), "--seconds", "1",
+        )
+        assert done.returncode == 0, done.stderr
+        assert sim.rest_requests == ["/api/v3/depth?symbol=BTCUSDT&limit=1000"]
+    assert "note:" not in done.stdout
+    assert re.search(r"order books valid at the end\W+1 of 1", done.stdout), done.stdout
+    assert Recording.open(tmp_path / "rec").events().filter(kind="rest").height == 1
+
+
+@pytest.mark.parametrize(("extra", "told"), [
+    (["--url", "ws://127.0.0.1:9"], "https://api.binance.com"),
+    (["--url", "ws://127.0.0.1:9", "--rest-url", "http://127.0.0.1:9"], None),
+    ([], None),
+])
+def test_where_record_asks_for_snapshots_when_its_url_is_elsewhere(
+    extra: list[str], told: str | None,
+) -> None:
+    args = cli._build_parser().parse_args(
+        ["record", "binance:btcusdt", "--channels", "depth", "--out", "x", *extra])
+    assert cli._rest_elsewhere(args, cli._record_spec(args)) == told
+    # Channels without books need no snapshot.
+    args = cli._build_parser().parse_args(["record", "binance:btcusdt", "--channels", "trade",
+                                           "--out", "x", *extra])
+    assert cli._rest_elsewhere(args, cli._record_spec(args)) is None
+
+
+def test_simulate_prints_where_its_rest_snapshots_are(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_here(capsys, "simulate", "--profile", "binance", "--seconds", "0.1")
+    assert code == 0
+    assert re.search(r"REST book snapshots at http://127\.0\.0\.1:\d+ \(record --rest-url\)",
+                     out), out
+    code, out, _ = run_here(capsys, "simulate", "--profile", "kraken-v1", "--seconds", "0.1")
+    assert code == 0 and "REST" not in out
+
+
 @pytest.mark.parametrize(
     ("target", "extra", "message"),
     [
@@ -271,6 +315,8 @@ async def test_record_an_exchange_by_name_against_its_simulator(tmp_path: Path) 
         ("binance:btcusdt", ["--option", "colour=blue"],
          "binance has no option 'colour'; its options: ['market'"),
         ("ws://127.0.0.1:1", ["--channels", "trade"], "go with EXCHANGE:SYMBOLS"),
+        ("ws://127.0.0.1:1", ["--rest-url", "http://127.0.0.1:1"], "go with EXCHANGE:SYMBOLS"),
+        ("binance:btcusdt", ["--rest-url", "ftp://x"], "rest_url must be an http:// or https://"),
         ("okx:BTC-USDT", ["--subscribe", "{}"], "--subscribe goes with a URL"),
     ],
 )

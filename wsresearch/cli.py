@@ -56,6 +56,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.live import Live
@@ -206,6 +207,9 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="exchange channels (default: the adapter's)")
     record.add_argument("--url", default=None,
                         help="connect here instead of the exchange (a simulator, a proxy)")
+    record.add_argument("--rest-url", default=None, metavar="URL",
+                        help="fetch order book snapshots here instead of the exchange's REST "
+                        "API (the one `wsresearch simulate` prints)")
     record.add_argument("--option", action="append", default=[], type=_option,
                         metavar="KEY=VALUE",
                         help="an adapter option, e.g. market=usdm or api=exchange (repeatable)")
@@ -555,6 +559,8 @@ async def _simulate(args: argparse.Namespace, console: Console) -> int:
 
     async with Simulator(args.profile, faults=args.fault, seed=args.seed, port=args.port) as sim:
         _say(console, f"simulator ({args.profile}) listening at {sim.url} (Ctrl-C to stop)")
+        if sim.rest_url is not None:
+            _say(console, f"its REST book snapshots at {sim.rest_url} (record --rest-url)")
         console.file.flush()
         if args.seconds is None:
             await asyncio.Event().wait()
@@ -579,6 +585,11 @@ async def _record(args: argparse.Namespace, console: Console) -> int:
     if spec.origin is not None and spec.origin.adapter != "raw" and spec.description:
         source = f"{spec.description} from {source}"
     _say(console, f"recording {source} to {args.out} (Ctrl-C to stop)")
+    rest = _rest_elsewhere(args, spec)
+    if rest is not None:
+        _say(console, f"note: the order books' REST snapshots are asked of {rest}, not of "
+             "--url; --rest-url points them elsewhere (a "
+             "simulator's or replay server's, as it prints)")
     console.file.flush()
     try:
         await _run_feed(feed, args.seconds or float("inf"), monitor, console, live=False)
@@ -663,8 +674,9 @@ def _record_spec(args: argparse.Namespace) -> FeedSpec:
 
     target: str = args.target
     if target.startswith(("ws://", "wss://")):
-        if args.channels or args.option or args.url:
-            raise ValueError("--channels, --option and --url go with EXCHANGE:SYMBOLS, not a URL")
+        if args.channels or args.option or args.url or args.rest_url:
+            raise ValueError("--channels, --option, --url and --rest-url go with "
+                             "EXCHANGE:SYMBOLS, not a URL")
         return raw.spec(target, type_field=args.type_field, subscribe=args.subscribe)
     name, colon, symbols = target.partition(":")
     if not colon or name not in EXCHANGES or not symbols:
@@ -673,8 +685,23 @@ def _record_spec(args: argparse.Namespace) -> FeedSpec:
                          f"with EXCHANGE one of {list(EXCHANGES)}")
     if args.subscribe:
         raise ValueError("--subscribe goes with a URL; an exchange's adapter subscribes itself")
-    return _adapter_spec(name, args, url=args.url,
+    spec = _adapter_spec(name, args, url=args.url,
                          symbols=[s for s in symbols.split(",") if s], every_channel=False)
+    return spec if args.rest_url is None else spec.replace(rest_url=args.rest_url)
+
+
+def _rest_elsewhere(args: argparse.Namespace, spec: FeedSpec) -> str | None:
+    """Where the books' REST snapshots go when ``--url`` points the feed elsewhere alone.
+
+    A simulator or a replay server serves its snapshots on a port of its own, which
+    ``--url`` does not name: without ``--rest-url`` they are asked of the exchange.
+    """
+    rule = spec.book_sync
+    if args.url is None or args.rest_url is not None or rule is None:
+        return None
+    symbol = str(args.target).partition(":")[2].split(",")[0]
+    url = rule.snapshot_url(symbol, spec.rest_url)
+    return None if url is None else "{0.scheme}://{0.netloc}".format(urlsplit(url))
 
 
 def _adapter_spec(
@@ -721,6 +748,8 @@ async def _replay(args: argparse.Namespace, console: Console) -> int:
         async with ReplayServer(recording, speed=args.speed, port=args.port) as server:
             _say(console, f"serving {server.generations} recorded connection(s) at "
                  f"{server.url} (Ctrl-C to stop)")
+            _say(console, f"its recorded REST responses at {server.rest_url} "
+                 "(record --rest-url)")
             console.file.flush()
             if args.seconds is None:
                 await asyncio.Event().wait()

@@ -198,6 +198,10 @@ class FeedMonitor:
                 table.add_row(Text(label), Text(str(int(books[column].sum()))))
             table.add_row(Text("time without a valid book"),
                           Text(f"{float(books['invalid_s'].sum()):.1f} s"))
+        if stats.snapshot_failures:
+            table.add_row(Text("book snapshot requests failed"),
+                          Text(str(stats.snapshot_failures)))
+            table.add_row(Text("  last"), Text(printable(stats.last_snapshot_failure or "")))
         for at, code, reason, category in self.closes:
             table.add_row(Text(f"  close at {at:.1f} s"),
                           Text(printable(describe_close(code, category, reason))))

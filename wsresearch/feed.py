@@ -176,6 +176,12 @@ class FeedStats:
         Connections closed with 1009 (message too big), by either side: a message
         over ``ConnectionConfig.max_message_size``, or a compressed one that would
         inflate past it, fails the connection before it is held in memory.
+    snapshot_failures
+        REST book snapshot requests that failed (an error, a status other than 200);
+        each is retried after a backoff (:mod:`wsresearch.snapshots`).
+    last_snapshot_failure
+        The last of them, for people: what went wrong, the symbol and the URL (secrets
+        masked). A book that never turns valid often has its reason here.
     """
 
     state: str
@@ -206,6 +212,8 @@ class FeedStats:
     sequence_out_of_order: int = 0
     inexact: int = 0
     oversized: int = 0
+    snapshot_failures: int = 0
+    last_snapshot_failure: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The counters as a plain dict."""
@@ -751,7 +759,7 @@ class Feed:
         """Counters of every stage, as of now."""
         counts = self.pipeline.counts
         generation = self.manager.generation
-        recorder = self.recorder
+        recorder, fetcher = self.recorder, self._fetcher
         return FeedStats(
             state=self.manager.state.name,
             generation=generation,
@@ -781,6 +789,8 @@ class Feed:
             sequence_out_of_order=counts.sequence_out_of_order,
             inexact=counts.inexact,
             oversized=self.manager.closes[_MESSAGE_TOO_BIG],
+            snapshot_failures=0 if fetcher is None else fetcher.failed,
+            last_snapshot_failure=None if fetcher is None else fetcher.last_failure,
         )
 
     # -- wiring ------------------------------------------------------------------------

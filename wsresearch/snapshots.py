@@ -65,6 +65,10 @@ class SnapshotFetcher:
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._failures: dict[str, int] = {}
         self._limited: set[str] = set()
+        self.failed = 0
+        """Requests that failed: an error, or a status other than 200."""
+        self.last_failure: str | None = None
+        """The last failure, for people: what went wrong and the URL (secrets masked)."""
 
     def want(self, symbol: str, url: str) -> None:
         """Fetch a snapshot of ``symbol`` from ``url``, unless one is on its way already."""
@@ -89,6 +93,11 @@ class SnapshotFetcher:
         if client is not None:
             await client.aclose()
 
+    def _failed(self, what: str, symbol: str, url: str) -> None:
+        self.failed += 1
+        self.last_failure = f"{what} ({symbol} from {redact_url(url)})"
+        log.warning("book snapshot of %s from %s failed: %s", symbol, redact_url(url), what)
+
     async def _fetch(self, symbol: str, url: str) -> None:
         failures = self._failures.get(symbol, 0)
         if failures:  # after a failure, or a snapshot the book could not use
@@ -103,12 +112,10 @@ class SnapshotFetcher:
         try:
             response = await self._client.get(url)
         except httpx.HTTPError as exc:
-            log.warning("book snapshot of %s from %s failed: %s: %s", symbol, redact_url(url),
-                        type(exc).__name__, exc)
+            self._failed(f"{type(exc).__name__}: {exc}", symbol, url)
             return
         if response.status_code != 200:
             if response.status_code in RATE_LIMITED:
                 self._limited.add(symbol)
-            log.warning("book snapshot of %s from %s: HTTP %d", symbol, redact_url(url),
-                        response.status_code)
+            self._failed(f"HTTP {response.status_code}", symbol, url)
         self._on_response(symbol, url, response.status_code, response.text)
