@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -241,6 +242,17 @@ def test_rows_are_marked_inside_start_and_before_end_for_every_reason_that_appli
     only = mark_outages(rows, table, streams=["bookTicker"], name="blind")
     assert only["blind"].to_list() == [
         False, True, False, True, False, False, False, True, False, True, False]
+    # A near miss of a stream the outages name marks nothing, and is told of; a stream
+    # with no outage at all is no mistake (a quiet stream), and is not.
+    with pytest.warns(UserWarning, match=r"^no outage of stream 'bookTickr', so it marks "
+                                         r"nothing; did you mean 'bookTicker'\? The outages' "
+                                         r"streams: \['bookTicker', 'trade'\]$"):
+        missed = mark_outages(rows, table, streams=["bookTickr"], name="blind")
+    assert missed["blind"].to_list() == [
+        False, True, False, False, False, False, False, True, False, True, False]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mark_outages(rows, table, streams=["depth"], name="blind")
     # Rows without exchange and symbol columns: every outage applies to them.
     times = rows.select("local_time")
     assert mark_outages(times, table)["outage"].to_list() == [

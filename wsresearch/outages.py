@@ -30,12 +30,14 @@ it, so that message's own rows are in it, the conservative side for a mask.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from typing import TypeVar
 
 import polars as pl
 
 from ._wall_clock import TIME, told
+from ._warn import warn
 from .clock import NS_PER_S
 
 __all__ = ["OUTAGE_COLUMNS", "mark_outages", "on_wall_clock", "outage_spans"]
@@ -193,7 +195,8 @@ def mark_outages(rows: Rows, outages: pl.DataFrame, *, time: str = "local_time",
         The rows' receive time: a ``Datetime`` column (naive means UTC), or ns since
         the epoch (``recv_wall_ns``).
     streams
-        The streams whose ``stale`` and ``hole`` outages apply (default: all).
+        The streams whose ``stale`` and ``hole`` outages apply (default: all). A name
+        with no outage that is close to one with some is warned of (a misspelling).
     name
         The new Boolean column's name.
 
@@ -240,6 +243,9 @@ def mark_outages(rows: Rows, outages: pl.DataFrame, *, time: str = "local_time",
     if name in schema:
         raise ValueError(f"rows have a column {name!r} already; give another name=")
     ns = _as_ns(time, schema[time])
+    if streams is not None:
+        streams = list(streams)
+        _tell_of_misspelt(streams, outages)
     keys = [key for key in ("recording", "exchange", "symbol")
             if key in schema and key in outages.columns]
     spans = outages.filter(
@@ -269,6 +275,21 @@ def mark_outages(rows: Rows, outages: pl.DataFrame, *, time: str = "local_time",
                            maintain_order="left").with_columns(
         pl.col(name).fill_null(False)).drop(_ROW)
     return marked if isinstance(rows, pl.LazyFrame) else marked.collect()
+
+
+def _tell_of_misspelt(streams: list[str], outages: pl.DataFrame) -> None:
+    """Warn of a stream with no outage whose name is close to one that has some.
+
+    A stream with no outage is no error (a quiet session), so only a near miss of a
+    name the outages use (``tickr`` for ``ticker``) is told of: it would mark nothing.
+    """
+    named = sorted(set(outages.filter(pl.col("stream").is_not_null())["stream"].to_list()))
+    for stream in streams:
+        if stream not in named:
+            close = difflib.get_close_matches(stream, named, n=1)
+            if close:
+                warn(f"no outage of stream {stream!r}, so it marks nothing; did you mean "
+                     f"{close[0]!r}? The outages' streams: {named}")
 
 
 _ROW = "__wsresearch_row"
