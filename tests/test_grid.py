@@ -7,6 +7,7 @@ at or before it, found by bisection over that series' own rows.
 from __future__ import annotations
 
 import bisect
+import re
 import datetime as dt
 import warnings
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from wsresearch import on_grid
-from wsresearch.export import export_parquet, load_normalized
+from wsresearch.export import export_parquet, load_dataset, load_normalized
 from wsresearch.grid import MAX_GRID_ROWS
 from wsresearch.replay import replay
 
@@ -238,3 +239,32 @@ def test_a_pandas_table_is_refused_with_the_way_to_convert_it(quotes: pl.DataFra
     with pytest.raises(TypeError, match=r"got pandas\..*DataFrame \(polars.from_pandas\(table\) "
                                         r"converts it\)$"):
         on_grid(table, "1s")
+
+
+@pytest.mark.parametrize(("given", "unit"), [
+    (1_723_161_260, r"seconds \(times 10\*\*9 for ns\)"),
+    (1_723_161_260_000, r"milliseconds \(times 10\*\*6 for ns\)"),
+    (1_723_161_260_000_000, r"microseconds \(times 10\*\*3 for ns\)"),
+])
+def test_an_int_time_in_another_unit_than_ns_is_told_of(
+    quotes: pl.DataFrame, tmp_path: Path, given: int, unit: str,
+) -> None:
+    # Seconds for ns read as January 1970: the grid, the dataset's filters find nothing or
+    # everything, silently; each says what it read and what the number looks like.
+    told = rf"^start={given} is read as ns since the epoch \(1970-01-.*\); it looks like {unit}$"
+    with pytest.warns(UserWarning) as caught:
+        on_grid(quotes, "1s", columns=["bid_price"], start=given, end=given + 5)
+    assert [str(w.message).partition("=")[0] for w in caught] == ["start", "end"]
+    assert re.match(told, str(caught[0].message))
+    export_parquet(SPOT, None, tmp_path / "ds", normalized=True)
+    with pytest.warns(UserWarning, match=told):
+        load_normalized(tmp_path / "ds", "trades", start=given)
+    with pytest.warns(UserWarning, match=told):
+        load_dataset(tmp_path / "ds", "trade", start=given)
+    with pytest.warns(UserWarning, match=rf"^end={given} is read as ns"):
+        load_dataset(tmp_path / "ds", "trade", end=given)
+    # ns, datetimes, and 0 (the epoch, as "from the beginning"): nothing to tell.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_dataset(tmp_path / "ds", "trade", start=0, end=1_723_161_260 * 10**9)
+        load_normalized(tmp_path / "ds", "trades", start=dt.datetime(2024, 8, 8))

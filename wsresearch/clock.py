@@ -21,7 +21,9 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["NS_PER_S", "Clock", "SystemClock", "Time", "VirtualClock", "iso_ns",
+from ._warn import warn
+
+__all__ = ["NS_PER_S", "Clock", "SystemClock", "Time", "VirtualClock", "given_ns", "iso_ns",
            "ns_since_epoch", "scaled_ns", "utc_text"]
 
 NS_PER_S = 1_000_000_000
@@ -268,6 +270,34 @@ def ns_since_epoch(time: Time) -> int:
     if isinstance(time, dt.date):
         return ns_since_epoch(dt.datetime(time.year, time.month, time.day))
     raise ValueError(f"not a time (a datetime, a date or ns since the epoch): {time!r}")
+
+
+_PLAUSIBLE_NS = 10**17
+"""1973-03-03 in ns: a positive int below it is seconds, ms or us far more often than ns."""
+
+_UNITS = ((10**11, "seconds", "10**9"), (10**14, "milliseconds", "10**6"),
+          (_PLAUSIBLE_NS, "microseconds", "10**3"))
+
+
+def given_ns(time: Time, name: str) -> int:
+    """:func:`ns_since_epoch` of a time a caller gave as ``name``, told of if it looks wrong.
+
+    An int is ns since the epoch, so seconds given for ns (``start=1723161260``) read as
+    a time in January 1970, and a filter or a grid of market data then silently finds
+    nothing, or everything. A positive int before 1973 is warned of in a ``UserWarning``
+    naming the unit it looks like; it is still read as ns.
+
+    Examples
+    --------
+    >>> given_ns(1_723_161_260_000_000_000, "start")
+    1723161260000000000
+    """
+    ns = ns_since_epoch(time)
+    if isinstance(time, int) and 0 < time < _PLAUSIBLE_NS:
+        unit, factor = next((unit, factor) for bound, unit, factor in _UNITS if time < bound)
+        warn(f"{name}={time} is read as ns since the epoch ({utc_text(ns, 3)}); it looks "
+             f"like {unit} (times {factor} for ns)")
+    return ns
 
 
 def utc_text(ns: int, digits: int = 9) -> str:

@@ -54,7 +54,7 @@ from ._rows import HeldRows
 from ._staging import SOURCE, Staging
 from ._warn import held, warn
 from .book import Books
-from .clock import NS_PER_S, Time, ns_since_epoch
+from .clock import NS_PER_S, Time, given_ns, ns_since_epoch
 from .normalize import COMMON, KINDS, is_stateful, normalize
 from .outages import OUTAGE_COLUMNS
 from .pipeline import Pipeline, QuoteSource, normalized_books, quote_source
@@ -556,8 +556,8 @@ def load_dataset(
     if missing:
         raise ValueError(f"the dataset has no channel(s) {missing}; it has {present}"
                          f"{_kind_hint([name for name in missing if name in KINDS])}")
-    low = None if start is None else ns_since_epoch(start)
-    high = None if end is None else ns_since_epoch(end)
+    low = None if start is None else given_ns(start, "start")
+    high = None if end is None else given_ns(end, "end")
     if low is not None and high is not None and low > high:
         raise ValueError(f"start ({start}) is after end ({end})")
     if channels is not None:
@@ -604,8 +604,8 @@ def load_normalized(
     if not _channels_in(root) and not any(p.is_dir() for p in root.glob("kind=*")):
         raise FileNotFoundError(f"{root} holds no exported dataset (no channel=... or "
                                 "kind=... folders)")
-    low = None if start is None else ns_since_epoch(start)
-    high = None if end is None else ns_since_epoch(end)
+    low = None if start is None else given_ns(start, "start")
+    high = None if end is None else given_ns(end, "end")
     if low is not None and high is not None and low > high:
         raise ValueError(f"start ({start}) is after end ({end})")
     lazy = _scan(root, "kind", [kind], low, high)

@@ -16,7 +16,7 @@ import polars as pl
 
 from ._text import first_line
 from ._warn import warn
-from .clock import Time, ns_since_epoch, utc_text
+from .clock import Time, given_ns, utc_text
 
 __all__ = ["MAX_GRID_ROWS", "on_grid"]
 
@@ -161,8 +161,8 @@ def on_grid(
                         pl.col("_row_ns").max().alias("_last")) if spans is not None else
               rows.select(pl.col("_row_ns").min().alias("_first"),
                           pl.col("_row_ns").max().alias("_last")))
-    low = ns_since_epoch(start) if start is not None else int(series["_first"].max())  # type: ignore[arg-type]
-    high = ns_since_epoch(end) if end is not None else int(series["_last"].min())  # type: ignore[arg-type]
+    low = given_ns(start, "start") if start is not None else int(series["_first"].max())  # type: ignore[arg-type]
+    high = given_ns(end, "end") if end is not None else int(series["_last"].min())  # type: ignore[arg-type]
     if low > high:
         if start is None and end is None:
             raise ValueError(
