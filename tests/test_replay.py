@@ -28,6 +28,7 @@ from wsresearch import (
     RecordingFormatError,
     ReplayServer,
     Simulator,
+    UnknownChannelError,
     replay,
 )
 from wsresearch.exchanges import generic
@@ -484,3 +485,19 @@ async def test_a_paced_replay_keeps_the_silence_before_a_peer_was_dropped(tmp_pa
     assert got == frames.len()
     # The close came no sooner than recorded (paced), which is after the silence.
     assert ended - began >= played / speed
+
+
+def test_a_replays_repr_is_a_few_lines_and_its_frames_are_read_by_channel() -> None:
+    # A notebook cell ending with the result showed every frame and the whole spec.
+    result = replay(SESSION)
+    assert repr(result) == (
+        "ReplayResult(2,220 messages replayed over 6 connection(s)\n"
+        "  rows: trade 2,150, ticker 49, order 0\n"
+        "  duplicates 5, rejected 6, sequence gaps 1, exchange errors 0)")
+    assert result.frame("trade") is result.frames["trade"]
+    with pytest.raises(UnknownChannelError, match=r"^unknown channel 'trades'; this replay has "
+                                                  r"\['trade', 'ticker', 'order'\]$"):
+        result.frame("trades")
+    books = replay(SESSION.parent.parent / "recordings"
+                   / "binance_hftbacktest_2024-08-08_spot_btcusdt")
+    assert repr(books).endswith("\n  books: 1 (1 valid at the end))")

@@ -44,7 +44,7 @@ from ._replay_rest import RecordedRest
 from ._warn import held, warn
 from .book import Book, Books
 from .clock import NS_PER_S, VirtualClock, utc_text
-from .errors import NothingKeptWarning
+from .errors import NothingKeptWarning, UnknownChannelError
 from .health import HealthMonitor, HealthTransition, Log
 from .normalize import normalize
 from .parser import Reject
@@ -114,6 +114,40 @@ class ReplayResult:
     spec: FeedSpec | None = None
     books: Books | None = None
     read_in_columns: int = 0
+
+    def __repr__(self) -> str:
+        """A few lines a notebook cell can show: rows per channel, what was left, books.
+
+        The frames themselves are :attr:`frames` (or :meth:`frame`); the dataclass's own
+        repr printed every one of them and the whole spec.
+        """
+        stats = self.stats
+        rows = ", ".join(f"{name} {frame.height:,}" for name, frame in self.frames.items())
+        lines = [f"ReplayResult({stats.get('replayed', 0):,} messages replayed over "
+                 f"{stats.get('generations', 0)} connection(s)",
+                 f"  rows: {rows or 'none'}",
+                 f"  duplicates {stats.get('duplicates', 0):,}, rejected "
+                 f"{stats.get('invalid', 0):,}, sequence gaps {stats.get('sequence_gaps', 0):,}"
+                 f", exchange errors {stats.get('exchange_errors', 0):,}"]
+        if self.books is not None:
+            books = self.books.books.values()
+            lines.append(f"  books: {len(books)} ({sum(book.valid for book in books)} valid "
+                         "at the end)")
+        return "\n".join(lines) + ")"
+
+    def frame(self, channel: str) -> pl.DataFrame:
+        """The rows of ``channel``, as :meth:`Feed.frame <wsresearch.feed.Feed.frame>` gives.
+
+        Raises
+        ------
+        UnknownChannelError
+            If the replay has no such channel.
+        """
+        found = self.frames.get(channel)
+        if found is None:
+            raise UnknownChannelError(f"unknown channel {channel!r}; this replay has "
+                                      f"{list(self.frames)}")
+        return found
 
     def book(self, symbol: str) -> Book:
         """The order book of ``symbol`` at the end of the replay (see :mod:`wsresearch.book`).
