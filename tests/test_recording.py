@@ -135,7 +135,9 @@ def test_newer_versions_and_non_recordings_are_refused(tmp_path: Path) -> None:
                                                    r"not exist$"):
         Recording.open(tmp_path / "typo")
     (tmp_path / "file.parquet").write_bytes(b"PAR1")
-    with pytest.raises(RecordingFormatError, match=r"it is a file, not a recording's folder$"):
+    with pytest.raises(RecordingFormatError, match=r"it is a file, not a recording's folder \(a "
+                                                   r"capture of frames\? `wsresearch import` "
+                                                   r"makes a recording of it\)$"):
         Recording.open(tmp_path / "file.parquet")
     (tmp_path / "file.parquet").unlink()
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "other"}))

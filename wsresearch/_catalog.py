@@ -116,7 +116,8 @@ def not_a_recording(root: Path) -> RecordingFormatError:
     if not root.exists():
         why = "it does not exist"
     elif not root.is_dir():
-        why = "it is a file, not a recording's folder"
+        why = ("it is a file, not a recording's folder (a capture of frames? `wsresearch "
+               "import` makes a recording of it)")
     else:
         why = f"it has no {MANIFEST}"
     return RecordingFormatError(f"{root} is not a recording: {why}")
