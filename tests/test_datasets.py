@@ -171,11 +171,17 @@ def test_a_channel_named_as_a_normalized_kind_is_told_apart_from_it(tmp_path: Pa
     root = tmp_path / "ds"
     export_parquet(SESSION, None, root, normalized=True)
     export_parquet(OKX, None, root, normalized=True)
-    with pytest.warns(UserWarning, match=r"^'trades': the exchange's own channel of that name "
-                                         r"is read, its native frames; the normalized kind of "
+    with pytest.warns(UserWarning, match=r"^'trades' is read as the channel of that name, the "
+                                         r"native frames of \['okx'\] only; the normalized "
+                                         r"kind holds \['generic'\] too; the normalized kind of "
                                          r"every exchange is load_normalized\(path, 'trades'\)$"):
         native = load_dataset(root, "trades").collect()
     assert set(native["exchange"]) == {"okx"}
+    alone = tmp_path / "okx"
+    export_parquet(OKX, None, alone, normalized=True)
+    with warnings.catch_warnings():  # OKX's alone: its channel holds every exchange's trades
+        warnings.simplefilter("error")
+        assert load_dataset(alone, "trades").collect().height == native.height
     assert set(load_normalized(root, "trades").collect()["exchange"]) == {"generic", "okx"}
     # A kind no exchange names a channel after is refused, with where it is.
     with pytest.raises(ValueError, match=r"has no channel\(s\) \['quotes'\]; it has \[.*\]; the "

@@ -536,7 +536,8 @@ def load_dataset(
 
     Channels are what exchanges sent, under their own names; the normalized tables are
     :func:`load_normalized`'s. Where a channel's name is also a normalized kind's (OKX's
-    ``trades``) and the dataset holds that kind, naming it here warns which is read.
+    ``trades``) and the dataset holds that kind of other exchanges too, naming it here
+    warns that their rows are not among those read.
 
     Raises
     ------
@@ -560,12 +561,20 @@ def load_dataset(
     high = None if end is None else given_ns(end, "end")
     if low is not None and high is not None and low > high:
         raise ValueError(f"start ({start}) is after end ({end})")
-    if channels is not None:
-        both = [name for name in chosen if name in KINDS and (root / f"kind={name}").is_dir()]
-        if both:  # OKX's channel "trades" beside the normalized trades of every exchange
-            warn(f"{', '.join(map(repr, both))}: the exchange's own channel of that name is "
-                 f"read, its native frames{_kind_hint(both)}")
+    for name in chosen if channels is not None else ():
+        # OKX's channel "trades" beside the normalized trades of other exchanges: the
+        # native rows are those of fewer exchanges than the name suggests.
+        others = _exchanges(root / f"kind={name}") - _exchanges(root / f"channel={name}")
+        if name in KINDS and others:
+            warn(f"{name!r} is read as the channel of that name, the native frames of "
+                 f"{sorted(_exchanges(root / f'channel={name}'))} only; the normalized kind "
+                 f"holds {sorted(others)} too{_kind_hint([name])}")
     return _scan(root, "channel", chosen, low, high)
+
+
+def _exchanges(folder: Path) -> set[str]:
+    """The exchanges a dataset's ``channel=`` or ``kind=`` folder holds rows of."""
+    return {path.name.partition("=")[2] for path in folder.glob("exchange=*") if path.is_dir()}
 
 
 def _kind_hint(kinds: Sequence[str]) -> str:
