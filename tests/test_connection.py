@@ -685,7 +685,8 @@ async def test_disconnect_drops_a_peer_that_never_answers_the_close() -> None:
     assert last is not None and last.initiator == "client"  # our close frame, never answered
     # Still the end of the session, which this side made: a recording's books stay valid
     # at its end and its report counts no downtime after it (policy.ends_session).
-    assert (last.code, last.reason) == (1006, "client disconnect: the peer did not answer the close")
+    assert (last.code, last.reason) == (
+        1006, "client disconnect: the peer did not answer the close")
     assert ends_session(last.reason)
 
 

@@ -7,8 +7,8 @@ at or before it, found by bisection over that series' own rows.
 from __future__ import annotations
 
 import bisect
-import re
 import datetime as dt
+import re
 import warnings
 from pathlib import Path
 
@@ -252,7 +252,7 @@ def test_an_int_time_in_another_unit_than_ns_is_told_of(
     # Seconds for ns read as January 1970: the grid, the dataset's filters find nothing or
     # everything, silently; each says what it read and what the number looks like.
     told = rf"^start={given} is read as ns since the epoch \(1970-01-.*\); it looks like {unit}$"
-    with pytest.warns(UserWarning) as caught:
+    with pytest.warns(UserWarning, match="is read as ns since the epoch") as caught:
         on_grid(quotes, "1s", columns=["bid_price"], start=given, end=given + 5)
     assert [str(w.message).partition("=")[0] for w in caught] == ["start", "end"]
     assert re.match(told, str(caught[0].message))
