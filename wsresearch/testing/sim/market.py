@@ -6,6 +6,11 @@ in that connection's dialect. Keeping it apart from the dialects is what makes
 a seeded run give the same market whatever exchange is spoken, and keeping it
 apart from the server is what lets :func:`~wsresearch.testing.generic_frames`
 make frames with no socket at all.
+
+Derivative events (``mark``: mark and index price, funding, open interest;
+``liquidation``) draw from a random source of their own, derived from the
+market's: a seeded market gives the same trades, tickers and books whether or
+not anyone asks for derivatives, and the same derivatives each run.
 """
 
 from __future__ import annotations
@@ -13,12 +18,34 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["START_PRICES", "Market", "start_price"]
+from ...clock import NS_PER_S
+
+__all__ = [
+    "DERIVATIVE_STREAMS", "FUNDING_INTERVAL_NS", "MAX_FUNDING_RATE", "START_PRICES", "Market",
+    "next_funding_ns", "start_price",
+]
 
 START_PRICES: dict[str, float] = {"BTC": 30_000.0, "ETH": 2_000.0, "SOL": 25.0}
 """Opening prices by base currency; any other symbol opens at 100."""
+
+DERIVATIVE_STREAMS: tuple[str, ...] = ("mark", "liquidation")
+"""The market streams of perpetual contracts: marks with funding, and liquidations."""
+FUNDING_INTERVAL_NS = 8 * 3600 * NS_PER_S
+"""Funding is paid every 8 hours, at 00:00, 08:00 and 16:00 UTC."""
+MAX_FUNDING_RATE = 0.00375
+"""The bound of a funding rate, either way (OKX's ``maxFundingRate`` for BTC-USDT-SWAP)."""
+
+
+@dataclass(slots=True)
+class _Perpetual:
+    """The slow state of one perpetual contract: what a mark event walks."""
+
+    funding_rate: float
+    open_interest: float
+    """In the base currency."""
 
 
 class Market:
@@ -27,6 +54,8 @@ class Market:
     Events are plain dicts in the generic shape; each dialect renders them in
     its exchange's. The order book is real state (levels change and vanish), so
     a snapshot sent to a new subscriber agrees with the updates that follow it.
+    Perpetuals' events (``mark``, ``liquidation``) read the prices and draw from
+    :attr:`derivative_rng`, never from ``rng``.
 
     Parameters
     ----------
@@ -61,6 +90,11 @@ class Market:
         """Answer book subscriptions with no in-band snapshot (where the dialect can)."""
         self.bad_checksums = 0
         """Book updates still to send with a wrong checksum (the next ones, any symbol)."""
+        # Seeded from rng's state, not from a draw of it: rng's sequence is left as it was.
+        self.derivative_rng = random.Random(repr(rng.getstate()))
+        """The source of every derivative value (:data:`DERIVATIVE_STREAMS`)."""
+        self.perpetuals: dict[str, _Perpetual] = {}
+        """Each symbol's funding rate and open interest, from its first mark event."""
 
     def _next_seq(self, stream: str, symbol: str) -> int:
         skip = self.skip
@@ -108,6 +142,10 @@ class Market:
         rng = self.rng
         if stream == "heartbeat":
             return "", {"type": "heartbeat", "ts": self.time_ns()}
+        if stream == "mark":
+            return self._mark()
+        if stream == "liquidation":
+            return self._liquidation()
         symbol = rng.choice(self.symbols)
         price = self.price[symbol] = max(0.01, self.price[symbol] * (1 + rng.gauss(0, 2e-4)))
         ts = self.time_ns()
@@ -157,6 +195,64 @@ class Market:
                     "status": rng.choice(("new", "filled", "cancelled")),
                     "price": f"{price:.2f}", "size": f"{rng.uniform(0.01, 1):.3f}", "ts": ts}
         return symbol, body
+
+    def _perpetual(self, symbol: str) -> _Perpetual:
+        perpetual = self.perpetuals.get(symbol)
+        if perpetual is None:
+            rng = self.derivative_rng
+            perpetual = self.perpetuals[symbol] = _Perpetual(
+                funding_rate=rng.uniform(-1e-4, 1e-4),
+                open_interest=rng.uniform(2e8, 2e9) / self.price[symbol])  # $0.2-2 bn
+        return perpetual
+
+    def _mark(self) -> tuple[str, dict[str, Any]]:
+        """A mark event: mark and index price near the last price, funding, open interest.
+
+        The funding rate and the open interest walk slowly; the next funding time is the
+        next 8-hour mark of the market's clock.
+        """
+        rng = self.derivative_rng
+        symbol = rng.choice(self.symbols)
+        perpetual = self._perpetual(symbol)
+        rate = perpetual.funding_rate + rng.gauss(0, 2e-6)
+        perpetual.funding_rate = min(MAX_FUNDING_RATE, max(-MAX_FUNDING_RATE, rate))
+        perpetual.open_interest *= 1 + rng.gauss(0, 1e-4)
+        index = self.price[symbol] * (1 + rng.gauss(0, 1e-4))
+        ts = self.time_ns()
+        return symbol, {
+            "type": "mark", "symbol": symbol, "mark": round(index * (1 + rng.gauss(0, 1e-4)), 2),
+            "index": index, "funding_rate": perpetual.funding_rate,
+            "funding_time": next_funding_ns(ts), "open_interest": perpetual.open_interest,
+            "ticker_seq": self.seq.get(("ticker", symbol), 0), "ts": ts}
+
+    def _liquidation(self) -> tuple[str, dict[str, Any]]:
+        """A liquidation: its order's side, fill and bankruptcy prices near the last price.
+
+        A ``sell`` closes a long position, below the market; a ``buy`` a short, above it.
+        The order fills between the market and the bankruptcy price.
+        """
+        rng = self.derivative_rng
+        symbol = rng.choice(self.symbols)
+        side = rng.choice(("buy", "sell"))
+        sign = 1 if side == "buy" else -1
+        price = self.price[symbol]
+        return symbol, {
+            "type": "liquidation", "symbol": symbol, "side": side,
+            "price": round(price * (1 + sign * rng.uniform(0, 5e-4)), 2),
+            "bankruptcy_price": round(price * (1 + sign * rng.uniform(1e-3, 5e-3)), 2),
+            "size": round(rng.uniform(0.001, 2), 3), "ts": self.time_ns()}
+
+
+def next_funding_ns(ns: int) -> int:
+    """The first funding time after ``ns`` (ns since the epoch): the next 00:00, 08:00, 16:00 UTC.
+
+    Examples
+    --------
+    >>> hour = 3600 * 10**9
+    >>> next_funding_ns(7 * hour) // hour, next_funding_ns(8 * hour) // hour
+    (8, 16)
+    """
+    return (ns // FUNDING_INTERVAL_NS + 1) * FUNDING_INTERVAL_NS
 
 
 def start_price(symbol: str) -> float:

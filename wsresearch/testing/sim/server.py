@@ -190,7 +190,8 @@ class Simulator:
     rates
         Events per second per market stream. Generic: ``trade`` 20, ``ticker`` 10,
         ``order`` 1/30. Exchange profiles: ``trade`` 20, ``ticker`` 10, ``book``
-        20, and ``heartbeat`` 1 where the exchange sends heartbeats.
+        20, ``heartbeat`` 1 where the exchange sends heartbeats, and ``mark`` 2 and
+        ``liquidation`` 1/20 where it has perpetuals (Binance USD-M, Bybit, OKX swaps).
     host, port
         Where to listen: loopback, and a free port by default.
     clock

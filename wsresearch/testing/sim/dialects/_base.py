@@ -23,7 +23,9 @@ from ....spec import FeedSpec
 from ..market import Market
 
 __all__ = [
+    "DERIVATIVE_RATES",
     "RATES",
+    "RATES_WITH_DERIVATIVES",
     "RATES_WITH_HEARTBEAT",
     "Dialect",
     "Subscriber",
@@ -38,6 +40,11 @@ RATES: dict[str, float] = {"trade": 20.0, "ticker": 10.0, "book": 20.0}
 """Default events per second of an exchange dialect's market streams."""
 RATES_WITH_HEARTBEAT: dict[str, float] = RATES | {"heartbeat": 1.0}
 """The same, for exchanges that also send a heartbeat every second."""
+DERIVATIVE_RATES: dict[str, float] = {"mark": 2.0, "liquidation": 0.05}
+"""Default events per second of the derivative streams: a mark about every second per
+symbol (two symbols), a liquidation about every 20 seconds."""
+RATES_WITH_DERIVATIVES: dict[str, float] = RATES | DERIVATIVE_RATES
+"""The market streams of the dialects that serve perpetual contracts."""
 
 
 def to_json(body: Any) -> str:

@@ -3,7 +3,8 @@
 Requests are ``SUBSCRIBE`` with stream names (``btcusdt@trade``); every frame
 names its stream (``{"stream": ..., "data": ...}``), as the combined-stream
 endpoint does. USD-M frames add transaction times and the ``pu`` link of depth
-updates. See :mod:`wsresearch.exchanges.binance` for the client side.
+updates, and serve perpetuals' ``markPrice`` (mark, index, funding) and ``forceOrder``
+(liquidations). See :mod:`wsresearch.exchanges.binance` for the client side.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, ClassVar
 from ....exchanges import binance
 from ..market import Market
 from ._base import (
+    RATES_WITH_DERIVATIVES,
     Dialect,
     Subscriber,
     to_json,
@@ -119,9 +121,45 @@ class BinanceDialect(Dialect):
 
 
 class BinanceUsdmDialect(BinanceDialect):
-    """Binance USD-M futures: as spot, plus ``pu`` links on depth and transaction times."""
+    """Binance USD-M futures: as spot, plus ``pu`` links on depth and transaction times.
+
+    And the perpetuals' streams: ``<symbol>@markPrice`` (or ``@markPrice@1s``), mark and
+    index price with the funding rate and next funding time, and ``<symbol>@forceOrder``,
+    liquidation orders.
+    """
 
     name = "binance-usdm"
     fixed: ClassVar[dict[str, Any]] = {"market": "usdm"}
     rest_path: ClassVar[str] = "/fapi/v1/depth"
     defaults: ClassVar[dict[str, Any]] = BinanceDialect.defaults | {"depth_speed": "0ms"}
+    rates = RATES_WITH_DERIVATIVES
+    _STREAMS: ClassVar[dict[str, str]] = BinanceDialect._STREAMS | {
+        "markPrice": "mark", "forceOrder": "liquidation"}
+
+    def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
+               ) -> list[str]:
+        """Combined-stream frames for each subscribed stream name, derivatives' too."""
+        if stream not in ("mark", "liquidation"):
+            return super().render(client, stream, symbol, body)
+        payload = _mark_price if stream == "mark" else _force_order
+        # Each push its own ms: a stream's messages are told apart by their event time.
+        return [to_json({"stream": name, "data": payload(
+                    symbol.upper(), body, client.distinct_ms(name, symbol, body["ts"]))})
+                for name in sorted(self.channels_of(client, stream, symbol))]
+
+
+def _mark_price(symbol: str, body: dict[str, Any], ms: int) -> dict[str, Any]:
+    """A ``markPriceUpdate``: the estimated settle price of a perpetual is its index."""
+    index = f"{body['index']:.8f}"
+    return {"e": "markPriceUpdate", "E": ms, "s": symbol, "p": f"{body['mark']:.8f}",
+            "i": index, "P": index, "r": f"{body['funding_rate']:.8f}",
+            "T": to_ms(body["funding_time"])}
+
+
+def _force_order(symbol: str, body: dict[str, Any], ms: int) -> dict[str, Any]:
+    """A ``forceOrder``: an IOC limit order at the bankruptcy price, filled whole."""
+    size = to_num(body["size"])
+    return {"e": "forceOrder", "E": ms, "o": {
+        "s": symbol, "S": body["side"].upper(), "o": "LIMIT", "f": "IOC", "q": size,
+        "p": to_num(body["bankruptcy_price"]), "ap": to_num(body["price"]), "X": "FILLED",
+        "l": size, "z": size, "T": ms}}
