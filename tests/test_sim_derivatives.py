@@ -236,3 +236,12 @@ def test_bybit_marks_are_ticker_deltas_of_the_documented_fields() -> None:
         shape(delta["data"]))
     assert set(delta["data"]) == {"symbol", "markPrice", "indexPrice", "openInterest",
                                   "openInterestValue", "nextFundingTime", "fundingRate"}
+
+
+def test_okx_swaps_trade_and_liquidate_in_whole_contracts() -> None:
+    # OKX sends a swap's sizes in contracts (BTC-USDT-SWAP: 0.01 BTC each), not in BTC.
+    sizes = [item["sz"] if "sz" in item else detail["sz"]
+             for stream, frames in play("okx", 1, MIXED) if stream in ("trade", "liquidation")
+             for frame in frames for item in json.loads(frame)["data"]
+             for detail in item.get("details", [item])]
+    assert len(sizes) >= 30 and all(size.isdigit() and int(size) >= 1 for size in sizes)

@@ -145,7 +145,8 @@ class OkxDialect(Dialect):
         if stream == "trade":
             return [to_json({"arg": {"channel": "trades", "instId": symbol}, "data": [
                 {"instId": symbol, "tradeId": str(body["trade_id"]), "px": body["price"],
-                 "sz": body["size"], "side": body["side"], "ts": ts}]})]
+                 "sz": _contracts(float(body["size"])) if symbol.endswith(_SWAP)
+                 else body["size"], "side": body["side"], "ts": ts}]})]
         if stream == "ticker":
             ts = str(client.distinct_ms("tickers", symbol, body["ts"]))
             kind = "SWAP" if symbol.endswith(_SWAP) else "SPOT"
@@ -207,7 +208,12 @@ def _liquidation(body: dict[str, Any], ts: str) -> dict[str, Any]:
     """One ``details`` item: a ``buy`` closes a short position, a ``sell`` a long one."""
     return {"bkLoss": "0", "bkPx": to_num(body["bankruptcy_price"]), "ccy": "",
             "posSide": "short" if body["side"] == "buy" else "long", "side": body["side"],
-            "sz": str(max(1, round(body["size"] / CONTRACT_SIZE))), "ts": ts}
+            "sz": _contracts(body["size"]), "ts": ts}
+
+
+def _contracts(base: float) -> str:
+    """A size in the base currency as OKX sends a swap's: whole contracts, one at least."""
+    return str(max(1, round(base / CONTRACT_SIZE)))
 
 
 def _checksum(top: dict[str, Any]) -> int:
