@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import decimal
 import gzip
 import json
+import math
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -138,6 +140,11 @@ def test_book_reading_and_its_errors() -> None:
     ticked.set("ask", 61832.0, 1.0)
     assert 61832.0 - 61831.99 != 0.01
     assert (ticked.spread, ticked.mid) == (0.01, 61831.995)
+    with decimal.localcontext(prec=4):  # a caller's own decimal settings change nothing
+        assert (ticked.spread, ticked.mid) == (0.01, 61831.995)
+    ticked.set("ask", math.inf, 1.0)  # no decimal form: the float's answer, not an error
+    ticked.set("ask", 61832.0, 0)
+    assert (ticked.spread, ticked.mid) == (math.inf, math.inf)
     book.set("bid", 11.0, 1.0)
     assert book.crossed
     book.set("bid", 11.0, 0)

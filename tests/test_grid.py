@@ -263,6 +263,8 @@ def test_an_int_time_in_another_unit_than_ns_is_told_of(
         load_dataset(tmp_path / "ds", "trade", start=given)
     with pytest.warns(UserWarning, match=rf"^end={given} is read as ns"):
         load_dataset(tmp_path / "ds", "trade", end=given)
+    with pytest.raises(ValueError, match=r"^not a time .*: True$"):  # an int to Python
+        load_dataset(tmp_path / "ds", "trade", start=True)
     # ns, datetimes, and 0 (the epoch, as "from the beginning"): nothing to tell.
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -20,12 +20,13 @@ once, where the ``order-book`` library's C dict re-sorts on every ordered read.
 from __future__ import annotations
 
 import bisect
+import math
 import zlib
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal
 from itertools import chain
 from typing import Any, Literal
 
@@ -93,14 +94,25 @@ BOOK_CHANGE_COLUMNS: dict[str, pl.DataType] = {
 """The columns of :meth:`Books.transition_frame`: a row per change of a book's validity."""
 
 
-def _decimal(price: float) -> Decimal:
-    """The shortest decimal that reads back as ``price``: the text an exchange sent it as.
+_EXACT = Context(prec=60)
+"""Decimal arithmetic of the book's own, whatever a caller set their thread's context to:
+60 digits hold any two float prices' sum exactly."""
 
-    A price parsed from text of up to 15 significant digits (every exchange's) prints
-    back as that text, so arithmetic on these decimals is the exchange's, not the
-    float's.
+
+def _in_decimals(bid: float, ask: float, mean: bool) -> float:
+    """``ask - bid``, or their mean, worked on the decimals the prices print as.
+
+    A price parsed from an exchange's text (up to 15 significant digits, as nearly all
+    are) prints back as that text, so this is the exchange's arithmetic, not the
+    float's: 61832.0 - 61831.99 is 0.01, not 0.010000000002037268. An infinite price
+    has no decimal form, and keeps the float's answer.
     """
-    return Decimal(repr(price))
+    if not (math.isfinite(bid) and math.isfinite(ask)):
+        return (bid + ask) / 2 if mean else ask - bid
+    low, high = Decimal(repr(bid)), Decimal(repr(ask))
+    if mean:
+        return float(_EXACT.divide(_EXACT.add(low, high), 2))
+    return float(_EXACT.subtract(high, low))
 
 
 @dataclass(slots=True)
@@ -284,9 +296,7 @@ class Book:
         0.15000000000000002.
         """
         bid, ask = self.best_bid, self.best_ask
-        if bid is None or ask is None:
-            return None
-        return float((_decimal(bid[0]) + _decimal(ask[0])) / 2)
+        return None if bid is None or ask is None else _in_decimals(bid[0], ask[0], mean=True)
 
     @property
     def spread(self) -> float | None:
@@ -296,9 +306,7 @@ class Book:
         and 61831.99 is 0.010000000002037268, one tick plus noise; this is 0.01.
         """
         bid, ask = self.best_bid, self.best_ask
-        if bid is None or ask is None:
-            return None
-        return float(_decimal(ask[0]) - _decimal(bid[0]))
+        return None if bid is None or ask is None else _in_decimals(bid[0], ask[0], mean=False)
 
     @property
     def crossed(self) -> bool:

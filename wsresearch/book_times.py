@@ -306,7 +306,7 @@ def _moments(times: Iterable[Time] | pl.Series) -> tuple[list[int], str]:
         raise ValueError(f"times is a list of times (for one: [{times!r}], or book_at), "
                          f"not {type(times).__name__}")
     given = list(times)
-    moments = sorted({_ns(time) for time in given})
+    moments = sorted({ns_since_epoch(time) for time in given})
     return moments, _read_as({_kind_of_time(time) for time in given})
 
 
@@ -324,13 +324,6 @@ def _kind_of_time(time: object) -> str:
 def _read_as(kinds: set[str]) -> str:
     """How times of these kinds are read, in :data:`_READ_AS`'s order; "" for none."""
     return "; ".join(text for kind, text in _READ_AS.items() if kind in kinds)
-
-
-def _ns(time: object) -> int:
-    """:func:`~wsresearch.clock.ns_since_epoch`, a bool refused (an int to Python)."""
-    if isinstance(time, bool):
-        raise ValueError(f"not a time: {time!r}")
-    return ns_since_epoch(time)  # type: ignore[arg-type]  # anything else it refuses
 
 
 def _until(chunks: Iterable[pl.DataFrame], moment: int, span: _Span

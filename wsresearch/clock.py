@@ -255,14 +255,14 @@ def ns_since_epoch(time: Time) -> int:
     Raises
     ------
     ValueError
-        For anything else (text, a float).
+        For anything else (text, a float, a bool: an int to Python, never a time).
 
     Examples
     --------
     >>> ns_since_epoch(dt.date(2024, 8, 8)), ns_since_epoch(dt.datetime(1970, 1, 1, 0, 0, 1))
     (1723075200000000000, 1000000000)
     """
-    if isinstance(time, int):
+    if isinstance(time, int) and not isinstance(time, bool):
         return time
     if isinstance(time, dt.datetime):
         delta = (time if time.tzinfo else time.replace(tzinfo=dt.UTC)) - _EPOCH
