@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from wsresearch import (
@@ -31,11 +32,11 @@ from wsresearch import (
     UnknownChannelError,
     replay,
 )
-from wsresearch.exchanges import generic
+from wsresearch.exchanges import generic, raw
 from wsresearch.recording.writer import Captured, write_events
 from wsresearch.replay import replay_in_chunks
 
-from .conftest import RATES, SESSION, eventually, quick
+from .conftest import RATES, SESSION, eventually, loopback_server, quick
 
 
 def parquet_digests(frames: dict[str, pl.DataFrame]) -> dict[str, str]:
@@ -471,7 +472,7 @@ async def test_a_paced_replay_keeps_the_silence_before_a_peer_was_dropped(tmp_pa
     silence = (close["mono_ns"] - frames.max()) / 1e9
     played = (close["mono_ns"] - frames.min()) / 1e9
     assert silence >= 0.5  # the heartbeat's timeout at least
-    speed = 2.0
+    speed = 1.0
     async with ReplayServer(path, speed=speed) as server:
         loop = asyncio.get_running_loop()
         began = loop.time()  # before the server's first message: its times count from later
@@ -501,3 +502,37 @@ def test_a_replays_repr_is_a_few_lines_and_its_frames_are_read_by_channel() -> N
     books = replay(SESSION.parent.parent / "recordings"
                    / "binance_hftbacktest_2024-08-08_spot_btcusdt")
     assert repr(books).endswith("\n  books: 1 (1 valid at the end))")
+
+
+async def test_a_paced_replay_keeps_the_silence_of_a_peer_dropped_before_any_message(
+        tmp_path: Path) -> None:
+    # A peer silent from its opening: nothing to pace from but the opening itself.
+    opened = 0
+
+    async def deaf(conn: ServerConnection) -> None:
+        nonlocal opened
+        opened += 1
+        if opened == 1:
+            conn.transport.pause_reading()  # pings never read, never answered
+        await conn.wait_closed()
+
+    path = tmp_path / "deaf"
+    async with loopback_server(deaf) as (_, url):
+        spec = raw.spec(url).replace(connection=quick(HeartbeatConfig(interval=0.1, timeout=0.4)))
+        async with Feed(spec, record_to=path, flush_interval=0.05) as feed:
+            await eventually(lambda: feed.generation == 2, what="the deaf peer dropped")
+    events = Recording.open(path).events().filter(generation=1)
+    assert events.filter(kind="frame").is_empty()
+    close = events.filter(kind="close").row(0, named=True)
+    assert close["reason"].startswith("no pong")
+    silence = (close["mono_ns"] - events["mono_ns"].min()) / 1e9
+    assert silence >= 0.4
+    async with ReplayServer(path, speed=1.0) as server:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        async with connect(server.url) as ws:
+            with contextlib.suppress(ConnectionClosed):
+                async for _ in ws:
+                    pass
+            ended = loop.time()
+    assert ended - began >= silence

@@ -1050,6 +1050,7 @@ class _Session:
     close_reason: str
     server_closed: bool
     close_mono_ns: int | None  # when the close was recorded, to pace it as the messages are
+    begun_mono_ns: int  # its first event's time: what a close is paced from without messages
 
 
 def _sessions(recording: Recording) -> list[_Session]:
@@ -1063,11 +1064,13 @@ def _sessions(recording: Recording) -> list[_Session]:
             "generation", maintain_order=True).agg(
             seq.min().alias("first"), seq.max().alias("last"),
             seq.filter(kind == "frame").min().alias("frame"),
-            seq.filter(kind == "sent").min().alias("sent"))
-        for generation, first, last, frame, sent in found.iter_rows():
+            seq.filter(kind == "sent").min().alias("sent"),
+            pl.col("mono_ns").min().alias("begun"))
+        for generation, first, last, frame, sent, begun in found.iter_rows():
             now = seen.setdefault(generation, {"first": first, "last": last, "frame": None,
-                                               "sent": None, "close": None})
+                                               "sent": None, "close": None, "begun": begun})
             now["first"], now["last"] = min(now["first"], first), max(now["last"], last)
+            now["begun"] = min(now["begun"], begun)
             for key, value in (("frame", frame), ("sent", sent)):
                 if value is not None and (now[key] is None or value < now[key]):
                     now[key] = value
@@ -1094,6 +1097,7 @@ def _sessions(recording: Recording) -> list[_Session]:
             close_reason=(None if close is None else close[2]) or "",
             server_closed=not client_side,
             close_mono_ns=None if close is None else close[4],
+            begun_mono_ns=now["begun"],
         ))
     return sessions
 
@@ -1263,9 +1267,13 @@ class ReplayServer:
             first: int | None = None
 
             async def until(mono: int) -> None:
-                """Wait for ``mono``'s time as recorded, from the first message's, paced."""
-                if self.speed is not None and first is not None:
-                    delay = start + (mono - first) / NS_PER_S / self.speed - loop.time()
+                """Wait for ``mono``'s time as recorded, from the first message's, paced.
+
+                A connection without messages is paced from its first event (its opening).
+                """
+                if self.speed is not None:
+                    zero = session.begun_mono_ns if first is None else first
+                    delay = start + (mono - zero) / NS_PER_S / self.speed - loop.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
 
