@@ -173,8 +173,9 @@ def test_a_channel_named_as_a_normalized_kind_is_told_apart_from_it(tmp_path: Pa
     export_parquet(OKX, None, root, normalized=True)
     with pytest.warns(UserWarning, match=r"^'trades' is read as the channel of that name, the "
                                          r"native frames of \['okx'\] only; the normalized "
-                                         r"kind holds \['generic'\] too; the normalized kind of "
-                                         r"every exchange is load_normalized\(path, 'trades'\)$"):
+                                         r"'trades' also holds rows of \['generic'\]; the "
+                                         r"normalized kind of every exchange is "
+                                         r"load_normalized\(path, 'trades'\)$"):
         native = load_dataset(root, "trades").collect()
     assert set(native["exchange"]) == {"okx"}
     alone = tmp_path / "okx"
@@ -182,6 +183,14 @@ def test_a_channel_named_as_a_normalized_kind_is_told_apart_from_it(tmp_path: Pa
     with warnings.catch_warnings():  # OKX's alone: its channel holds every exchange's trades
         warnings.simplefilter("error")
         assert load_dataset(alone, "trades").collect().height == native.height
+    # The layout before exchange partitions does not say whose rows a folder holds.
+    for folder in (alone / "kind=trades").iterdir():
+        for day in folder.iterdir():
+            day.rename(alone / "kind=trades" / day.name)
+        folder.rmdir()
+    with pytest.warns(UserWarning, match=r"^'trades' is read as the channel of that name, an "
+                                         r"exchange's native frames; the normalized kind"):
+        load_dataset(alone, "trades")
     assert set(load_normalized(root, "trades").collect()["exchange"]) == {"generic", "okx"}
     # A kind no exchange names a channel after is refused, with where it is.
     with pytest.raises(ValueError, match=r"has no channel\(s\) \['quotes'\]; it has \[.*\]; the "

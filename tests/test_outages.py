@@ -253,6 +253,10 @@ def test_rows_are_marked_inside_start_and_before_end_for_every_reason_that_appli
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mark_outages(rows, table, streams=["depth"], name="blind")
+        # Names that are others', not misspellings: a part of one, or another symbol's.
+        for other in ("Ticker", "book", "ethusdt@trade"):
+            mark_outages(rows, table.with_columns(stream=pl.col("stream").replace(
+                "trade", "btcusdt@trade")), streams=[other], name="blind")
     # Rows without exchange and symbol columns: every outage applies to them.
     times = rows.select("local_time")
     assert mark_outages(times, table)["outage"].to_list() == [

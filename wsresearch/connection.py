@@ -732,7 +732,8 @@ class WebSocketManager:
             # We failed the connection (a protocol error such as an invalid close
             # code, bad UTF-8, a message over max_message_size): say so, not 1006.
             return int(sent.code), sent.reason, "client"
-        if self._user_closed and rcvd is None and sent is not None:
+        if (self._user_closed and rcvd is None and sent is not None
+                and (int(sent.code), sent.reason) == (1000, END_OF_SESSION)):
             # disconnect()'s close frame went unanswered (a peer that no longer reads, a
             # network gone): the handshake is abnormal, but it is still this side that
             # ended the session, and the reason says so (policy.ends_session).

@@ -562,18 +562,36 @@ def load_dataset(
     if low is not None and high is not None and low > high:
         raise ValueError(f"start ({start}) is after end ({end})")
     for name in chosen if channels is not None else ():
-        # OKX's channel "trades" beside the normalized trades of other exchanges: the
-        # native rows are those of fewer exchanges than the name suggests.
-        others = _exchanges(root / f"kind={name}") - _exchanges(root / f"channel={name}")
-        if name in KINDS and others:
-            warn(f"{name!r} is read as the channel of that name, the native frames of "
-                 f"{sorted(_exchanges(root / f'channel={name}'))} only; the normalized kind "
-                 f"holds {sorted(others)} too{_kind_hint([name])}")
+        if name in KINDS:
+            _tell_of_a_kinds_name(root, name)
     return _scan(root, "channel", chosen, low, high)
 
 
-def _exchanges(folder: Path) -> set[str]:
-    """The exchanges a dataset's ``channel=`` or ``kind=`` folder holds rows of."""
+def _tell_of_a_kinds_name(root: Path, name: str) -> None:
+    """Warn where channel ``name`` is also a normalized kind that holds other exchanges.
+
+    OKX's channel ``trades`` beside the normalized trades of Binance: the native rows read
+    are those of fewer exchanges than the name suggests. A folder of the layout before
+    exchange partitions (``date=`` right under it) does not say whose rows it holds, so
+    there the warning names none.
+    """
+    native, kind = _exchanges(root / f"channel={name}"), _exchanges(root / f"kind={name}")
+    if native is None or kind is None:
+        warn(f"{name!r} is read as the channel of that name, an exchange's native frames"
+             f"{_kind_hint([name])}")
+    elif kind - native:
+        warn(f"{name!r} is read as the channel of that name, the native frames of "
+             f"{sorted(native)} only; the normalized {name!r} also holds rows of "
+             f"{sorted(kind - native)}{_kind_hint([name])}")
+
+
+def _exchanges(folder: Path) -> set[str] | None:
+    """The exchanges a dataset's ``channel=`` or ``kind=`` folder holds rows of.
+
+    ``None`` where some of its rows are in the layout before exchange partitions.
+    """
+    if any(path.is_dir() for path in folder.glob("date=*")):
+        return None
     return {path.name.partition("=")[2] for path in folder.glob("exchange=*") if path.is_dir()}
 
 

@@ -286,7 +286,9 @@ def _tell_of_misspelt(streams: list[str], outages: pl.DataFrame) -> None:
     named = sorted(set(outages.filter(pl.col("stream").is_not_null())["stream"].to_list()))
     for stream in streams:
         if stream not in named:
-            close = difflib.get_close_matches(stream, named, n=1)
+            # Close, and neither inside the other: "trade" is no misspelling of "aggTrade".
+            close = [name for name in difflib.get_close_matches(stream, named, n=1, cutoff=0.85)
+                     if stream.lower() not in name.lower() and name.lower() not in stream.lower()]
             if close:
                 warn(f"no outage of stream {stream!r}, so it marks nothing; did you mean "
                      f"{close[0]!r}? The outages' streams: {named}")
