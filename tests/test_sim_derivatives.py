@@ -246,3 +246,20 @@ def test_okx_swaps_trade_and_liquidate_in_whole_contracts() -> None:
              for frame in frames for item in json.loads(frame)["data"]
              for detail in item.get("details", [item])]
     assert len(sizes) >= 30 and all(size.isdigit() and int(size) >= 1 for size in sizes)
+
+
+async def test_a_bybit_ticker_silence_quiets_its_channel_marks_and_all() -> None:
+    # Bybit sends its marks as deltas on the tickers channel: a silence of the ticker
+    # stream must quiet them too, or the channel a health monitor watches never goes quiet.
+    rates = {"trade": 100.0, "ticker": 20.0, "book": 1.0, "mark": 20.0, "liquidation": 0.01}
+    async with Simulator("bybit", seed=2, rates=rates) as sim:
+        spec = sim.spec(channels=["publicTrade", "tickers"], connection=quick())
+        async with Feed(spec) as feed:
+            await eventually(lambda: feed.store.rows("tickers") >= 10, what="tickers")
+            sim.silence("ticker", 3.0)
+            await eventually(lambda: feed.store.rows("publicTrade") >= 1, what="a trade")
+            quiet, trades = feed.store.rows("tickers"), feed.store.rows("publicTrade")
+            # Well inside the silence: 30 more trades at 100 a second.
+            await eventually(lambda: feed.store.rows("publicTrade") >= trades + 30,
+                             what="30 more trades")
+            assert feed.store.rows("tickers") == quiet

@@ -375,9 +375,15 @@ class Simulator:
         self._auth_rejections += self._checked("reject_auth", count=times).count
 
     def silence(self, stream: str, duration: float) -> None:
-        """Send nothing on ``stream`` for ``duration`` seconds."""
+        """Send nothing on ``stream`` for ``duration`` seconds.
+
+        Nor on the streams the dialect sends on its channel (Bybit's marks go with its
+        tickers), so that the channel goes quiet.
+        """
         self._checked("silence", stream=stream, duration=duration)
-        self._silenced[stream] = asyncio.get_running_loop().time() + duration
+        until = asyncio.get_running_loop().time() + duration
+        for name in (stream, *self._dialect.sent_with.get(stream, ())):
+            self._silenced[name] = until
 
     def duplicate(self, count: int = 1) -> None:
         """Send each of the next ``count`` trades twice."""

@@ -179,6 +179,9 @@ class Dialect(abc.ABC):
     can_withhold_snapshots: ClassVar[bool] = False
     """The in-band snapshot can be withheld (:attr:`Market.withhold_snapshots`), as OKX's
     new procedure does."""
+    sent_with: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Market streams sent on another's channel (Bybit's marks on ``tickers``): silencing
+    that one silences them too, so that its channel goes quiet."""
 
     def rest(self, path: str, query: dict[str, str], market: Market, stale: int = 0,
              ) -> Any | None:

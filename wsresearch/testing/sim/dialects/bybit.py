@@ -41,6 +41,7 @@ class BybitDialect(Dialect):
         "publicTrade": ("trade",), "tickers": ("ticker", "mark"), "orderbook": ("book",),
         "allLiquidation": ("liquidation",)}
     """Each channel's market streams: a linear ticker tells the quotes and the marks."""
+    sent_with: ClassVar[dict[str, tuple[str, ...]]] = {"ticker": ("mark",)}
 
     def on_request(self, client: Subscriber, text: str, market: Market) -> list[str]:
         """``subscribe`` with topics (books answer with a snapshot) and ``ping``."""
