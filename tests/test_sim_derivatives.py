@@ -263,3 +263,27 @@ async def test_a_bybit_ticker_silence_quiets_its_channel_marks_and_all() -> None
             await eventually(lambda: feed.store.rows("publicTrade") >= trades + 30,
                              what="30 more trades")
             assert feed.store.rows("tickers") == quiet
+
+
+async def test_okx_swap_books_and_quotes_are_in_whole_contracts_and_check_out() -> None:
+    # The levels, the checksum over them and the ticker's sizes are all in contracts.
+    async with Simulator("okx", seed=4, rates=RATES | {"book": 100.0},
+                         symbols=OKX_SWAPS) as sim:
+        spec = sim.spec(channels=["tickers", "books"], connection=quick())
+        async with Feed(spec) as feed:
+            def checked() -> bool:
+                books = feed.pipeline.books
+                return books is not None and all(
+                    s in books.books and books.books[s].valid
+                    and books.books[s].stats.checksums_ok >= 5 for s in OKX_SWAPS)
+
+            await eventually(checked, what="checked swap books")
+            books = {s: feed.book(s) for s in OKX_SWAPS}
+            tickers = feed.frame("tickers")
+    assert feed.stats.invalid == 0
+    for book in books.values():
+        assert book.stats.checksums_failed == 0
+        sizes = [amount for side in ("bid", "ask") for _, amount in book.side(side)]
+        assert sizes and all(amount >= 1 and amount.is_integer() for amount in sizes)
+    quoted = tickers["ask_size"].append(tickers["bid_size"])
+    assert quoted.len() and (quoted >= 1).all() and (quoted == quoted.round()).all()

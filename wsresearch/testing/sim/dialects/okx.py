@@ -62,9 +62,8 @@ class OkxDialect(Dialect):
             return None
         book = market.snapshot(symbol)
         return {"code": "0", "msg": "", "data": [{
-            "asks": [[to_num(p), to_num(q), "0", "1"] for p, q in book["asks"]],
-            "bids": [[to_num(p), to_num(q), "0", "1"] for p, q in book["bids"]],
-            "ts": str(to_ms(book["ts"])), "seqId": book["seq"] - stale}]}
+            **_levels(symbol, book), "ts": str(to_ms(book["ts"])),
+            "seqId": book["seq"] - stale}]}
 
     def on_request(self, client: Subscriber, text: str, market: Market) -> list[str]:
         """``subscribe`` with args (books answer with a snapshot); ``ping`` as text.
@@ -125,10 +124,8 @@ class OkxDialect(Dialect):
         # A snapshot is its own top; an update carries the book's top after it.
         top = body.get("top", body)
         return to_json({"arg": {"channel": "books", "instId": symbol}, "action": action, "data": [{
-            "asks": [[to_num(p), to_num(q), "0", "1"] for p, q in body["asks"]],
-            "bids": [[to_num(p), to_num(q), "0", "1"] for p, q in body["bids"]],
-            "ts": str(to_ms(body["ts"])),
-            "checksum": _checksum(top) + bool(body.get("bad_checksum")),
+            **_levels(symbol, body), "ts": str(to_ms(body["ts"])),
+            "checksum": _checksum(_levels(symbol, top)) + bool(body.get("bad_checksum")),
             "seqId": body["seq"], "prevSeqId": prev}]})
 
     def render(self, client: Subscriber, stream: str, symbol: str, body: dict[str, Any],
@@ -149,11 +146,13 @@ class OkxDialect(Dialect):
                  else body["size"], "side": body["side"], "ts": ts}]})]
         if stream == "ticker":
             ts = str(client.distinct_ms("tickers", symbol, body["ts"]))
-            kind = "SWAP" if symbol.endswith(_SWAP) else "SPOT"
+            swap = symbol.endswith(_SWAP)
+            ask, bid = (_contracts(float(body[key])) if swap else body[key]
+                        for key in ("ask_size", "bid_size"))
             return [to_json({"arg": {"channel": "tickers", "instId": symbol}, "data": [
-                {"instType": kind, "instId": symbol, "last": body["bid"], "lastSz": "1",
-                 "askPx": body["ask"], "askSz": body["ask_size"], "bidPx": body["bid"],
-                 "bidSz": body["bid_size"], "open24h": body["bid"], "high24h": body["ask"],
+                {"instType": "SWAP" if swap else "SPOT", "instId": symbol, "last": body["bid"],
+                 "lastSz": "1", "askPx": body["ask"], "askSz": ask, "bidPx": body["bid"],
+                 "bidSz": bid, "open24h": body["bid"], "high24h": body["ask"],
                  "low24h": body["bid"], "volCcy24h": "1000", "vol24h": "10", "ts": ts}]})]
         return [self._book(symbol, "update", body, body["seq"] - 1)]
 
@@ -216,13 +215,26 @@ def _contracts(base: float) -> str:
     return str(max(1, round(base / CONTRACT_SIZE)))
 
 
-def _checksum(top: dict[str, Any]) -> int:
-    """OKX's CRC32 of a book: the best 25 levels, bid then ask at each depth, as text."""
-    bids, asks = top["bids"][:25], top["asks"][:25]
+def _size(symbol: str, base: float) -> str:
+    """A level's or a quote's size as OKX sends it: a swap's in whole contracts (0: gone)."""
+    if not symbol.endswith(_SWAP):
+        return to_num(base)
+    return "0" if base == 0 else _contracts(base)
+
+
+def _levels(symbol: str, book: dict[str, Any]) -> dict[str, list[list[str]]]:
+    """A book's ``asks`` and ``bids`` as OKX sends them: price, size, ``"0"``, orders."""
+    return {side: [[to_num(p), _size(symbol, q), "0", "1"] for p, q in book[side]]
+            for side in ("asks", "bids")}
+
+
+def _checksum(levels: dict[str, list[list[str]]]) -> int:
+    """OKX's CRC32 of a book: the best 25 levels, bid then ask at each depth, as sent."""
+    bids, asks = levels["bids"][:25], levels["asks"][:25]
     parts: list[str] = []
     for depth in range(max(len(bids), len(asks))):
         for side in (bids, asks):
             if depth < len(side):
-                parts.extend(to_num(v) for v in side[depth])
+                parts.extend(side[depth][:2])
     crc = zlib.crc32(":".join(parts).encode())
     return crc - (1 << 32) if crc >= 1 << 31 else crc
