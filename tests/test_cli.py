@@ -296,6 +296,20 @@ def test_where_record_asks_for_snapshots_when_its_url_is_elsewhere(
     assert cli._rest_elsewhere(args, cli._record_spec(args)) is None
 
 
+@pytest.mark.parametrize(("recording", "rest"), [
+    (DATA.parent.parent / "recordings" / "binance_hftbacktest_2024-08-08_spot_btcusdt", 1),
+    (DATA, 0),
+])
+def test_replay_serve_prints_where_its_recorded_rest_responses_are(
+    recording: Path, rest: int, capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run_here(capsys, "replay", str(recording), "--serve", "--seconds", "0.1")
+    assert code == 0
+    told = re.findall(r"its (\d+) recorded REST response\(s\) at http://127\.0\.0\.1:\d+ "
+                      r"\(record --rest-url\)", out)
+    assert told == ([str(rest)] if rest else []), out
+
+
 def test_simulate_prints_where_its_rest_snapshots_are(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_here(capsys, "simulate", "--profile", "binance", "--seconds", "0.1")
     assert code == 0

@@ -423,6 +423,7 @@ async def test_a_replay_server_answers_a_books_rest_request_with_the_recorded_sn
             assert (book.bids.items(), book.asks.items(), book.last_id) == (
                 offline.bids.items(), offline.asks.items(), offline.last_id)
         assert server.rest_requests == ["/api/v3/depth?symbol=BTCUSDT&limit=1000"]
+        assert server.rest_responses == 0  # the one recorded, served
 
 
 async def test_a_replay_servers_rest_answers_each_request_with_the_next_recorded_response(

@@ -74,6 +74,11 @@ class RecordedRest(HttpServer):
                            for url, code, body in part.filter(kind == "rest").select(
                                "stream", "code", "data").iter_rows()]
 
+    @property
+    def left(self) -> int:
+        """Recorded responses not served yet (all of them until the server starts: 0)."""
+        return len(self._left)
+
     async def prepare(self) -> None:
         """Read the recorded responses, off the event loop, once."""
         if not self._loaded:

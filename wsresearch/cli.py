@@ -587,8 +587,8 @@ async def _record(args: argparse.Namespace, console: Console) -> int:
     _say(console, f"recording {source} to {args.out} (Ctrl-C to stop)")
     rest = _rest_elsewhere(args, spec)
     if rest is not None:
-        _say(console, f"note: the order books' REST snapshots are asked of {rest}, not of "
-             "--url; --rest-url points them elsewhere (a "
+        _say(console, f"note: the order books' REST snapshots, where they need one, are asked "
+             f"of {rest}, not of --url; --rest-url points them elsewhere (a "
              "simulator's or replay server's, as it prints)")
     console.file.flush()
     try:
@@ -748,8 +748,9 @@ async def _replay(args: argparse.Namespace, console: Console) -> int:
         async with ReplayServer(recording, speed=args.speed, port=args.port) as server:
             _say(console, f"serving {server.generations} recorded connection(s) at "
                  f"{server.url} (Ctrl-C to stop)")
-            _say(console, f"its recorded REST responses at {server.rest_url} "
-                 "(record --rest-url)")
+            if server.rest_responses:
+                _say(console, f"its {server.rest_responses} recorded REST response(s) at "
+                     f"{server.rest_url} (record --rest-url)")
             console.file.flush()
             if args.seconds is None:
                 await asyncio.Event().wait()

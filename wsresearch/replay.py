@@ -1203,6 +1203,11 @@ class ReplayServer:
         return list(self._rest.requests)
 
     @property
+    def rest_responses(self) -> int:
+        """Recorded REST responses not served yet (read when the server starts)."""
+        return self._rest.left
+
+    @property
     def generations(self) -> int:
         """Recorded connections this server will play."""
         return len(self._sessions)
