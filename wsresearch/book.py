@@ -96,7 +96,7 @@ BOOK_CHANGE_COLUMNS: dict[str, pl.DataType] = {
 
 _EXACT = Context(prec=60)
 """Decimal arithmetic of the book's own, whatever a caller set their thread's context to:
-60 digits hold any two float prices' sum exactly."""
+60 digits keep the sum of two prices exact unless they are 40 orders of magnitude apart."""
 
 
 def _in_decimals(bid: float, ask: float, mean: bool) -> float:

@@ -94,6 +94,7 @@ class SnapshotFetcher:
             await client.aclose()
 
     def _failed(self, what: str, symbol: str, url: str) -> None:
+        """Count a failed request and keep it in words, the URL's secrets masked."""
         self.failed += 1
         self.last_failure = f"{what} ({symbol} from {redact_url(url)})"
         log.warning("book snapshot of %s from %s failed: %s", symbol, redact_url(url), what)

@@ -197,6 +197,7 @@ class Market:
         return symbol, body
 
     def _perpetual(self, symbol: str) -> _Perpetual:
+        """``symbol``'s contract state, drawn on its first mark event."""
         perpetual = self.perpetuals.get(symbol)
         if perpetual is None:
             rng = self.derivative_rng
