@@ -182,8 +182,19 @@ def test_bad_input_is_refused_in_one_line(quotes: pl.DataFrame) -> None:
                           "x": [1, 2]})
     with pytest.raises(ValueError, match=r"do not overlap.*give start= and end="):
         on_grid(apart, "1s")
-    assert on_grid(apart, "30m", start=t0, end=t0 + dt.timedelta(hours=1),
-                   columns=["x"]).rows() == [
+    # a's only row carried an hour past it: right, and what a span past the data gives.
+    with pytest.warns(UserWarning, match=r"^1 series \(a\) ends before end 2024-01-01 "
+                                         r"01:00:00\.000 UTC \(the first at 2024-01-01 "
+                                         r"00:00:00\.000 UTC\): past its last row the grid "
+                                         r"carries its last value forward; max_age= leaves "
+                                         r"values that old null$"):
+        spanned = on_grid(apart, "30m", start=t0, end=t0 + dt.timedelta(hours=1), columns=["x"])
+    with warnings.catch_warnings():  # with max_age, nothing is carried past it: no warning
+        warnings.simplefilter("error")
+        aged = on_grid(apart, "30m", start=t0, end=t0 + dt.timedelta(hours=1), columns=["x"],
+                       max_age="40m")
+    assert aged["x"].to_list() == [1, None, 1, None, None, 2]
+    assert spanned.rows() == [
         (t0, "a", 1), (t0, "b", None), (t0 + dt.timedelta(minutes=30), "a", 1),
         (t0 + dt.timedelta(minutes=30), "b", None), (t0 + dt.timedelta(hours=1), "a", 1),
         (t0 + dt.timedelta(hours=1), "b", 2)]

@@ -65,7 +65,8 @@ def on_grid(
         A value older than this at a grid time is null, not carried forward (a quote
         from an hour ago is not the quote now); one exactly this old is kept. A calendar
         duration (``"1mo"``) counts as its length from 2000-01-01. Default: carried
-        forward without limit.
+        forward without limit; an ``end`` given past a series'
+        last row is then warned of, since its values there are that row's.
 
     Returns
     -------
@@ -163,6 +164,8 @@ def on_grid(
                           pl.col("_row_ns").max().alias("_last")))
     low = given_ns(start, "start") if start is not None else int(series["_first"].max())  # type: ignore[arg-type]
     high = given_ns(end, "end") if end is not None else int(series["_last"].min())  # type: ignore[arg-type]
+    if end is not None and age is None:
+        _warn_carried(series, keys, high)
     if low > high:
         if start is None and end is None:
             raise ValueError(
@@ -214,6 +217,27 @@ def _warn_timeless(timed: pl.DataFrame, keys: list[str], time: str) -> None:
          f"{'is' if one else 'are'} left out of the grid: {', '.join(names)}{more}; sample "
          f"{'it' if one else 'them'} by time={other!r}, or fill {'its' if one else 'their'} "
          f"{time}")
+
+
+def _warn_carried(series: pl.DataFrame, keys: list[str], high: int) -> None:
+    """Warn of the series whose last row is before the ``end`` given (``high``).
+
+    Past its last row a series' value is that row's, carried forward without limit
+    (unless ``max_age``): right for a quote that did not change, and also what a span
+    past the data gives, a recording that ended or a venue gone quiet. So it is told of.
+    """
+    ended = series.filter(pl.col("_last") < high).sort("_last")
+    if ended.height == 0:
+        return
+    names = [" ".join(str(v) for v in row) for row in ended.select(keys).head(_NAMED).rows()]
+    more = f", and {ended.height - _NAMED:,} more" if ended.height > _NAMED else ""
+    which = f" ({', '.join(names)}{more})" if keys else ""
+    last = utc_text(int(ended["_last"][0]), 3)
+    one = ended.height == 1
+    warn(f"{ended.height:,} series{which} {'ends' if one else 'end'} before end "
+         f"{utc_text(high, 3)} (the first at {last}): past {'its' if one else 'their'} last "
+         f"row the grid carries {'its' if one else 'their'} last value forward; max_age= "
+         "leaves values that old null")
 
 
 _NAMED = 5  # the series a warning names
