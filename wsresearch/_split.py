@@ -95,7 +95,7 @@ def whole_origin(spec: FeedSpec) -> SpecOrigin:
     fields = {name: getattr(spec, name) for name in KEPT_FIELDS if name != "book_sync"}
     if spec.book_sync is None:
         fields["book_sync"] = None
-    return spec.origin.model_copy(update={"replaced": spec.origin.replaced | fields})
+    return spec.origin.with_replaced(fields)
 
 
 def splittable(spec: FeedSpec, normalized: bool) -> str | None:

@@ -96,8 +96,9 @@ class SnapshotFetcher:
     def _failed(self, what: str, symbol: str, url: str) -> None:
         """Count a failed request and keep it in words, the URL's secrets masked."""
         self.failed += 1
-        self.last_failure = f"{what} ({symbol} from {redact_url(url)})"
-        log.warning("book snapshot of %s from %s failed: %s", symbol, redact_url(url), what)
+        masked = redact_url(url)
+        self.last_failure = f"{what} ({symbol} from {masked})"
+        log.warning("book snapshot of %s from %s failed: %s", symbol, masked, what)
 
     async def _fetch(self, symbol: str, url: str) -> None:
         failures = self._failures.get(symbol, 0)

@@ -339,6 +339,10 @@ class SpecOrigin(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
     replaced: Replaced = Field(default_factory=dict, exclude_if=lambda replaced: not replaced)
 
+    def with_replaced(self, fields: Mapping[str, Any]) -> SpecOrigin:
+        """A copy that keeps ``fields`` as replaced too, over those it keeps already."""
+        return self.model_copy(update={"replaced": self.replaced | dict(fields)})
+
 
 class FeedSpec(BaseModel):
     """Everything that decides how a feed's messages become rows.
@@ -644,10 +648,9 @@ class FeedSpec(BaseModel):
                 if name in changes and getattr(spec, name) != getattr(self, name)]
         if spec.origin is None or "origin" in changes or not kept:
             return spec
-        replaced = spec.origin.replaced | {name: getattr(spec, name) for name in kept}
         # Validated above: the fields as the new spec has them, book_sync only as None.
-        return spec.model_copy(
-            update={"origin": spec.origin.model_copy(update={"replaced": replaced})})
+        return spec.model_copy(update={"origin": spec.origin.with_replaced(
+            {name: getattr(spec, name) for name in kept})})
 
     def _fields(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in type(self).model_fields}

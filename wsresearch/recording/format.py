@@ -260,8 +260,7 @@ class RecordingManifest(BaseModel):
         """The spec's origin with the fields it had replaced (``spec_replaced``)."""
         if self.spec_origin is None or not self.spec_replaced:
             return self.spec_origin
-        return self.spec_origin.model_copy(
-            update={"replaced": self.spec_origin.replaced | self.spec_replaced})
+        return self.spec_origin.with_replaced(self.spec_replaced)
 
 
 def new_manifest(

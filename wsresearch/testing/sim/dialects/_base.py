@@ -132,8 +132,12 @@ class Subscriber:
         own ms (OKX's tickers); a fast simulated market must not send two in one ms.
         """
         stamp = max(to_ms(ns), self.last_ms.get((channel, symbol), -1) + 1)
-        self.last_ms[(channel, symbol)] = stamp
+        self.sent_at(channel, symbol, stamp)
         return stamp
+
+    def sent_at(self, channel: str, symbol: str, ms: int) -> None:
+        """Note a push on ``channel`` for ``symbol`` stamped ``ms``: later ones go after it."""
+        self.last_ms[(channel, symbol)] = max(ms, self.last_ms.get((channel, symbol), ms))
 
     def next_seq(self) -> int:
         """The next per-connection sequence number (a pending gap skips some)."""

@@ -100,7 +100,7 @@ class BybitDialect(Dialect):
                      "i": f"t-{body['trade_id']}", "BT": False}]}))
             elif stream == "ticker":
                 # Kept, so that a mark's delta is sent in a later ms (see _marks).
-                client.last_ms[(topic, symbol)] = max(ms, client.last_ms.get((topic, symbol), ms))
+                client.sent_at(topic, symbol, ms)
                 frames.append(to_json({"topic": topic, "type": "snapshot", "cs": body["seq"],
                                      "ts": ms, "data": {
                                          "symbol": symbol, "lastPrice": body["bid"],
